@@ -1,0 +1,173 @@
+import struct
+
+import msgpack
+import pytest
+
+from protocol import (
+    CLOSED,
+    NEED_DATA,
+    PROTOCOL_VERSION,
+    Ack,
+    Applied,
+    Batch,
+    Connection,
+    ErrorCode,
+    Hello,
+    JoinRoom,
+    LocalProtocolError,
+    Ping,
+    Presence,
+    RemoteProtocolError,
+    Role,
+    Set,
+    Welcome,
+    encode_frame,
+)
+
+
+def handshake() -> tuple[Connection, Connection]:
+    client, server = Connection(Role.CLIENT), Connection(Role.SERVER)
+    server.receive_data(client.send(Hello(protocol=PROTOCOL_VERSION, client_name="ana")))
+    assert isinstance(server.next_event(), Hello)
+    client.receive_data(
+        server.send(
+            Welcome(protocol=PROTOCOL_VERSION, server_version="t", session="s" * 8, client_id="s" * 8)
+        )
+    )
+    assert isinstance(client.next_event(), Welcome)
+    return client, server
+
+
+def feed(conn: Connection, body: dict) -> object:
+    conn.receive_data(encode_frame(body))
+    return conn.next_event()
+
+
+def test_round_trip_of_every_operation_kind():
+    client, server = handshake()
+    for event in [
+        Set(op_id=1, key="obj/1/transform", value=b"\x00\xff"),
+        Batch(op_id=2, ops=[["set", "a", b"1"], ["delete", "b"]]),
+        JoinRoom(room="shot", since=41, ref=3),
+        Presence(state={"name": "ana", "frame": 12, "view_matrix": [1.0] * 16}),
+    ]:
+        server.receive_data(client.send(event))
+        assert server.next_event() == event
+    assert server.next_event() is NEED_DATA
+
+
+def test_server_events_reach_the_client():
+    client, server = handshake()
+    applied = Applied(room="r", seq=5, client_id="x" * 8, op_id=9, ops=[["set", "k", b"v"]])
+    client.receive_data(server.send(applied) + server.send(Ack(op_id=1, seq=6)))
+    assert client.next_event() == applied
+    assert client.next_event() == Ack(op_id=1, seq=6)
+
+
+def test_nothing_before_hello():
+    server = Connection(Role.SERVER)
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(server, {"type": "list_rooms"})
+    assert info.value.code is ErrorCode.PROTOCOL_STATE
+
+
+def test_second_hello_is_refused():
+    _, server = handshake()
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(server, {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "again"})
+    assert info.value.code is ErrorCode.PROTOCOL_STATE
+
+
+def test_incompatible_version_is_a_clear_fatal_error():
+    server = Connection(Role.SERVER)
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(server, {"type": "hello", "protocol": PROTOCOL_VERSION + 1, "client_name": "future"})
+    assert info.value.code is ErrorCode.VERSION_MISMATCH
+    assert info.value.fatal
+    assert "protocol" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"nonce": 1}, ErrorCode.BAD_MESSAGE),  # no type
+        ({"type": "teleport"}, ErrorCode.UNKNOWN_TYPE),
+        ({"type": "set", "op_id": "1", "key": "k", "value": b"v"}, ErrorCode.BAD_MESSAGE),
+        ({"type": "set", "op_id": 1, "key": "k", "value": "not bytes"}, ErrorCode.BAD_MESSAGE),
+        ({"type": "set", "op_id": True, "key": "k", "value": b"v"}, ErrorCode.BAD_MESSAGE),  # bool is not int
+        ({"type": "set", "op_id": 1, "key": "", "value": b"v"}, ErrorCode.BAD_MESSAGE),
+        ({"type": "set", "op_id": 1, "key": "k" * 1025, "value": b"v"}, ErrorCode.BAD_MESSAGE),
+        ({"type": "set", "op_id": 1, "key": "k"}, ErrorCode.BAD_MESSAGE),  # missing value
+        ({"type": "set", "op_id": 1, "key": "k", "value": b"", "extra": 1}, ErrorCode.BAD_MESSAGE),
+        ({"type": "batch", "op_id": 1, "ops": []}, ErrorCode.BAD_MESSAGE),
+        ({"type": "batch", "op_id": 1, "ops": [["set", "k"]]}, ErrorCode.BAD_MESSAGE),
+        ({"type": "batch", "op_id": 1, "ops": [["rename", "k", b""]]}, ErrorCode.BAD_MESSAGE),
+        ({"type": "presence", "state": {"frame": "12"}}, ErrorCode.BAD_MESSAGE),
+        ({"type": "presence", "state": {"password": "x"}}, ErrorCode.BAD_MESSAGE),
+        ({"type": "join_room", "room": ""}, ErrorCode.BAD_MESSAGE),
+        (
+            {"type": "welcome", "protocol": 1, "server_version": "", "session": "", "client_id": ""},
+            ErrorCode.PROTOCOL_STATE,
+        ),  # a server-only message from a client
+    ],
+)
+def test_bad_messages_are_refused_without_breaking_the_stream(body, code):
+    _, server = handshake()
+    body.setdefault("ref", 77) if body.get("type") in ("join_room",) else None
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(server, body)
+    assert info.value.code is code
+    assert not info.value.fatal
+    # The stream goes on: the next well-formed frame is read normally.
+    assert feed(server, {"type": "ping", "nonce": 3}) == Ping(nonce=3)
+
+
+def test_error_names_the_offending_request():
+    _, server = handshake()
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(server, {"type": "set", "op_id": 41, "key": "", "value": b""})
+    assert info.value.ref == 41
+
+
+def test_garbage_body_is_fatal():
+    _, server = handshake()
+    server.receive_data(struct.pack(">I", 3) + b"\xc1\xc1\xc1")  # 0xc1 is never valid msgpack
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert info.value.code is ErrorCode.BAD_FRAME and info.value.fatal
+    with pytest.raises(LocalProtocolError):
+        server.next_event()
+
+
+def test_non_map_body_is_fatal():
+    _, server = handshake()
+    body = msgpack.packb([1, 2, 3])
+    server.receive_data(struct.pack(">I", len(body)) + body)
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert info.value.code is ErrorCode.BAD_FRAME
+
+
+def test_truncated_frame_at_end_of_stream():
+    _, server = handshake()
+    frame = encode_frame({"type": "ping", "nonce": 1})
+    server.receive_data(frame[:-2])
+    assert server.next_event() is NEED_DATA
+    server.receive_data(b"")
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert info.value.code is ErrorCode.BAD_FRAME and info.value.fatal
+
+
+def test_clean_end_of_stream():
+    _, server = handshake()
+    server.receive_data(b"")
+    assert server.next_event() is CLOSED
+
+
+def test_our_own_misuse_is_a_local_error():
+    client = Connection(Role.CLIENT)
+    with pytest.raises(LocalProtocolError):
+        client.send(Set(op_id=1, key="k", value=b""))  # before hello
+    with pytest.raises(LocalProtocolError):
+        client.send(Ack(op_id=1, seq=1))  # a server message
