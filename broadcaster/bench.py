@@ -1,0 +1,325 @@
+"""``blendsync bench``: measure a running broadcaster against a bare trio relay started in the same run.
+
+Figures are whole-system (server process + this client process on one machine); read them as ratios to the
+baseline, which has the same clients, framing and decoding but no rooms, ordering or persistence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from functools import partial
+from typing import Any
+
+import trio
+
+from protocol import Applied, SnapshotChunk, encode_frame
+from protocol.framing import FrameReader, unpack_body
+
+from .client import Client, connect
+
+_STAMP = struct.Struct("<d")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    kinds = parser.add_subparsers(dest="bench", required=True)
+    fanout = kinds.add_parser("fanout", help="one sender, N receivers in one room")
+    fanout.add_argument("--host", default="127.0.0.1")
+    fanout.add_argument("--port", type=int, default=12800)
+    fanout.add_argument("--clients", type=int, default=10, help="receivers")
+    fanout.add_argument("--messages", type=int, default=2000)
+    fanout.add_argument("--size", type=int, default=256, help="value bytes per operation")
+    fanout.add_argument(
+        "--rate", type=float, default=0.0, help="messages per second (0: as fast as possible)"
+    )
+    fanout.add_argument("--no-baseline", action="store_true")
+    fanout.add_argument("--json", action="store_true")
+
+    join = kinds.add_parser("join", help="a late joiner into a room with a long history")
+    join.add_argument("--host", default="127.0.0.1")
+    join.add_argument("--port", type=int, default=12800)
+    join.add_argument("--history", type=int, default=100_000, help="operations written before the join")
+    join.add_argument("--keys", type=int, default=1000, help="distinct keys they write")
+    join.add_argument("--size", type=int, default=256)
+    join.add_argument("--no-baseline", action="store_true")
+    join.add_argument("--json", action="store_true")
+
+    relay = kinds.add_parser("relay", help="(baseline) a bare trio relay: every frame to every other peer")
+    relay.add_argument("--host", default="127.0.0.1")
+    relay.add_argument("--port", type=int, default=0)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.bench == "relay":
+        trio.run(run_relay, args.host, args.port)
+        return 0
+    result = trio.run(_run_bench, args)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        for key, value in result.items():
+            print(f"{key:>28}: {value}")
+    return 0
+
+
+async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    if args.bench == "fanout":
+        result = await fanout(args.host, args.port, args.clients, args.messages, args.size, args.rate)
+        if not args.no_baseline:
+            with baseline_relay() as (host, port):
+                base = await relay_fanout(host, port, args.clients, args.messages, args.size, args.rate)
+            result["baseline"] = base
+            result["ratio_deliveries"] = round(result["deliveries_per_s"] / base["deliveries_per_s"], 3)
+            result["ratio_p99"] = round(result["p99_ms"] / max(base["p99_ms"], 1e-6), 3)
+        return result
+    result = await late_join(args.host, args.port, args.history, args.keys, args.size)
+    if not args.no_baseline:
+        with baseline_relay() as (host, port):
+            base = await relay_transfer(host, port, args.keys, args.size)
+        result["baseline"] = base
+        result["ratio_join"] = round(result["join_seconds"] / max(base["transfer_seconds"], 1e-9), 3)
+    return result
+
+
+def _summary(latencies: list[float], deliveries: int, elapsed: float) -> dict[str, Any]:
+    latencies.sort()
+    return {
+        "deliveries": deliveries,
+        "seconds": round(elapsed, 4),
+        "deliveries_per_s": round(deliveries / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3),
+    }
+
+
+async def _pace(rate: float, index: int, start: float) -> None:
+    if rate > 0:
+        await trio.sleep_until(start + index / rate)
+
+
+# ---- blendsync ---------------------------------------------------------------------------------------------
+
+
+async def fanout(host: str, port: int, clients: int, messages: int, size: int, rate: float) -> dict[str, Any]:
+    room = f"bench-{secrets.token_hex(4)}"
+    latencies: list[float] = []
+    done = trio.Event()
+    remaining = clients
+
+    async def receiver(client: Client) -> None:
+        nonlocal remaining
+        count = 0
+        while count < messages:
+            event = await client.receive()
+            if isinstance(event, Applied):
+                now = time.perf_counter()
+                for op in event.ops:
+                    latencies.append(now - _STAMP.unpack_from(op[2])[0])
+                    count += 1
+        remaining -= 1
+        if remaining == 0:
+            done.set()
+
+    async with connect(host, port, name="sender", kind="bench") as sender, trio.open_nursery() as nursery:
+        await sender.create_room(room)
+        await sender.join(room)
+        receivers = []
+        for i in range(clients):
+            client = await nursery.start(_connected_client, host, port, f"receiver-{i}")
+            await client.join(room)
+            receivers.append(client)
+            nursery.start_soon(receiver, client)
+        padding = b"\0" * max(0, size - _STAMP.size)
+        start = time.perf_counter()
+        for i in range(messages):
+            await _pace(rate, i, start)
+            await sender.send_ops([["set", f"k{i % 100}", _STAMP.pack(time.perf_counter()) + padding]])
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        await sender.leave()  # the room goes with its last member
+        nursery.cancel_scope.cancel()
+    return {
+        "bench": "fanout",
+        "clients": clients,
+        "messages": messages,
+        "size": size,
+        "rate": rate,
+        **_summary(latencies, clients * messages, elapsed),
+    }
+
+
+async def _connected_client(host: str, port: int, name: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async with connect(host, port, name=name, kind="bench") as client:
+        task_status.started(client)
+        await trio.sleep_forever()
+
+
+async def late_join(host: str, port: int, history: int, keys: int, size: int) -> dict[str, Any]:
+    room = f"bench-join-{secrets.token_hex(4)}"
+    value = os.urandom(size)
+    async with connect(host, port, name="writer", kind="bench") as writer:
+        await writer.create_room(room)
+        await writer.join(room)
+        setup_start = time.perf_counter()
+        waiter = None
+        for i in range(history):
+            _, waiter = await writer.send_ops([["set", f"obj/{i % keys}/transform", value]])
+        if waiter is not None:
+            await waiter.wait()
+        setup_seconds = time.perf_counter() - setup_start
+        async with connect(host, port, name="late", kind="bench") as late:
+            start = time.perf_counter()
+            joined = await late.join(room)
+            join_seconds = time.perf_counter() - start
+            received = len(late.state)
+        await writer.leave()
+    return {
+        "bench": "join",
+        "history": history,
+        "keys": keys,
+        "size": size,
+        "seq": joined.seq,
+        "join_seconds": round(join_seconds, 4),
+        "ops_received": received,
+        "setup_writes_per_s": round(history / setup_seconds, 1),
+    }
+
+
+# ---- baseline: a bare relay ------------------------------------------------------------------------
+
+
+class baseline_relay:
+    """Start ``blendsync bench relay`` as a child process for the length of a block."""
+
+    def __enter__(self) -> tuple[str, int]:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broadcaster.cli", "bench", "relay", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        host, port = self.proc.stdout.readline().split()
+        return host, int(port)
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+async def run_relay(host: str, port: int) -> None:
+    peers: set[trio.SocketStream] = set()
+
+    async def handle(stream: trio.SocketStream) -> None:
+        peers.add(stream)
+        reader = FrameReader()
+        try:
+            while data := await stream.receive_some(65536):
+                reader.feed(data)
+                while (payload := reader.next_payload()) is not None:
+                    frame = struct.pack(">I", len(payload)) + payload
+                    for peer in list(peers):
+                        if peer is not stream:
+                            try:
+                                await peer.send_all(frame)
+                            except trio.BrokenResourceError:
+                                peers.discard(peer)
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            peers.discard(stream)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handle, port, host=host))
+        print(*listeners[0].socket.getsockname()[:2], flush=True)
+
+
+async def _relay_frames(stream: trio.SocketStream):
+    reader = FrameReader()
+    while data := await stream.receive_some(1 << 20):
+        reader.feed(data)
+        while (payload := reader.next_payload()) is not None:
+            yield unpack_body(payload)
+
+
+async def relay_fanout(
+    host: str, port: int, clients: int, messages: int, size: int, rate: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    async with trio.open_nursery() as nursery:
+        receivers = [await trio.open_tcp_stream(host, port) for _ in range(clients)]
+        sender = await trio.open_tcp_stream(host, port)
+        await trio.sleep(0.2)  # let the relay register everyone
+        finished = trio.CapacityLimiter(clients)
+        done = trio.Event()
+        remaining = clients
+
+        async def receive(stream: trio.SocketStream) -> None:
+            nonlocal remaining
+            count = 0
+            async for body in _relay_frames(stream):
+                latencies.append(time.perf_counter() - _STAMP.unpack_from(body["value"])[0])
+                count += 1
+                if count == messages:
+                    break
+            remaining -= 1
+            if remaining == 0:
+                done.set()
+
+        for stream in receivers:
+            nursery.start_soon(receive, stream)
+        del finished
+        padding = b"\0" * max(0, size - _STAMP.size)
+        start = time.perf_counter()
+        for i in range(messages):
+            await _pace(rate, i, start)
+            await sender.send_all(
+                encode_frame(
+                    {
+                        "type": "set",
+                        "op_id": i + 1,
+                        "key": f"k{i % 100}",
+                        "value": _STAMP.pack(time.perf_counter()) + padding,
+                    }
+                )
+            )
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        for stream in [sender, *receivers]:
+            await stream.aclose()
+    return _summary(latencies, clients * messages, elapsed)
+
+
+async def relay_transfer(host: str, port: int, keys: int, size: int) -> dict[str, Any]:
+    """The same bytes a late joiner receives (keys x size), sent through the bare relay."""
+    receiver = await trio.open_tcp_stream(host, port)
+    sender = await trio.open_tcp_stream(host, port)
+    await trio.sleep(0.2)
+    value = os.urandom(size)
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            sender.send_all,
+            b"".join(
+                encode_frame({"type": "set", "key": f"obj/{i}/transform", "value": value})
+                for i in range(keys)
+            ),
+        )
+        count = 0
+        async for _ in _relay_frames(receiver):
+            count += 1
+            if count == keys:
+                break
+    elapsed = time.perf_counter() - start
+    await sender.aclose()
+    await receiver.aclose()
+    return {"transfer_seconds": round(elapsed, 4), "frames": keys}
+
+
+_ = SnapshotChunk  # the join bench's snapshot arrives as these frames

@@ -1,0 +1,353 @@
+"""A small trio client for the broadcaster, on top of the sans-IO protocol.
+
+Used by the tests, the benchmarks and operators' tools. It mirrors the joined room's key map in server
+order (``client.state`` at ``client.seq``): others' operations are applied when they arrive, the client's own
+when their ack arrives, which the server places at the op's position in the stream.
+
+    async with connect("127.0.0.1", 12800, name="ana") as client:
+        await client.create_room("shot-010")
+        await client.join("shot-010")
+        seq = await client.set("obj/1/transform", b"...")
+        event = await client.receive()
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from protocol import (
+    CLOSED,
+    NEED_DATA,
+    PROTOCOL_VERSION,
+    Ack,
+    Applied,
+    Batch,
+    Connection,
+    CreateRoom,
+    Delete,
+    DeleteRoom,
+    Error,
+    Event,
+    Hello,
+    Joined,
+    JoinRoom,
+    LeaveRoom,
+    ListRooms,
+    Ping,
+    Pong,
+    Presence,
+    RemoteProtocolError,
+    Role,
+    RoomDeleted,
+    RoomEvent,
+    Set,
+    SnapshotChunk,
+    SnapshotEnd,
+    Welcome,
+)
+
+
+class ServerError(Exception):
+    def __init__(self, code: str, message: str, fatal: bool = False):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+@dataclass
+class JoinResult:
+    room: str
+    seq: int
+    mode: str
+    clients: list[dict[str, Any]]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    done: trio.Event = field(default_factory=trio.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.value, self.error = value, error
+            self.done.set()
+
+    async def wait(self) -> Any:
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Client:
+    def __init__(self, stream: trio.abc.Stream, *, max_frame_size: int = 64 * 1024 * 1024):
+        self.stream = stream
+        self.conn = Connection(Role.CLIENT, max_frame_size=max_frame_size)
+        self.welcome: Welcome | None = None
+        self.room: str | None = None
+        self.seq = 0  # the room's seq that ``state`` reflects
+        self.state: dict[str, bytes] = {}
+        self.joining = False
+        self._send_lock = trio.StrictFIFOLock()
+        self._refs = itertools.count(1)
+        self._last_op_id = 0  # op ids increase per session; the server dedupes retries by them
+        self._waiters: dict[int, _Waiter] = {}  # ref -> waiter
+        self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
+        self._pending_ops: dict[int, list[list[Any]]] = {}  # own ops not yet acked
+        self._snapshot_done: _Waiter | None = None
+        self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
+        self._closed_error: BaseException | None = None
+
+    @property
+    def client_id(self) -> str:
+        assert self.welcome is not None
+        return self.welcome.client_id
+
+    # ---- plumbing -----------------------------------------------------------------------------------
+
+    async def send(self, event: Event) -> None:
+        data = self.conn.send(event)
+        async with self._send_lock:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ConnectionLost(str(exc)) from None
+
+    async def _request(self, event: Event, ref: int) -> Any:
+        waiter = self._waiters[ref] = _Waiter()
+        self._check_open()
+        await self.send(event)
+        return await waiter.wait()
+
+    def _check_open(self) -> None:
+        if self._closed_error is not None:
+            raise self._closed_error
+
+    async def _reader(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        try:
+            while True:
+                try:
+                    data = await self.stream.receive_some(1 << 20)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                self.conn.receive_data(data)
+                while True:
+                    event = self.conn.next_event()
+                    if event is NEED_DATA:
+                        break
+                    if event is CLOSED:
+                        raise ConnectionLost("server closed the connection")
+                    assert isinstance(event, Event)
+                    await self._on_event(event)
+                    if not started and self.welcome is not None:
+                        started = True
+                        task_status.started()
+        except (ConnectionLost, RemoteProtocolError, ServerError) as exc:
+            self._fail_all(exc if not isinstance(exc, RemoteProtocolError) else ConnectionLost(str(exc)))
+            if not started:
+                raise
+        finally:
+            self._events_send.close()
+
+    def _fail_all(self, error: BaseException) -> None:
+        self._closed_error = error
+        for waiter in [*self._waiters.values(), *self._op_waiters.values()]:
+            waiter.resolve(error=error)
+        if self._snapshot_done is not None:
+            self._snapshot_done.resolve(error=error)
+
+    async def _on_event(self, event: Event) -> None:
+        match event:
+            case Welcome():
+                self.welcome = event
+            case Ping(nonce=nonce):
+                await self.send(Pong(nonce=nonce))
+            case Pong():
+                pass
+            case Ack(op_id=op_id, seq=seq):
+                ops = self._pending_ops.pop(op_id, None)
+                if ops is not None:
+                    self._apply(seq, ops)
+                waiter = self._op_waiters.pop(op_id, None)
+                if waiter is not None:
+                    waiter.resolve(seq)
+            case Applied(seq=seq, ops=ops):
+                self._apply(seq, ops)
+                self._events_send.send_nowait(event)
+            case SnapshotChunk(items=items):
+                for key, value in items:
+                    self.state[key] = value
+            case SnapshotEnd(seq=seq):
+                self.seq = seq
+                if self._snapshot_done is not None:
+                    self._snapshot_done.resolve(seq)
+            case Error(ref=ref, fatal=fatal):
+                error = ServerError(event.code, event.message, fatal)
+                waiter = None
+                if ref is not None:
+                    waiter = self._waiters.pop(ref, None) or self._op_waiters.pop(ref, None)
+                    self._pending_ops.pop(ref, None)
+                if waiter is not None:
+                    waiter.resolve(error=error)
+                else:
+                    self._events_send.send_nowait(event)
+                if fatal:
+                    raise error
+            case Joined(mode=mode, seq=seq, ref=ref):
+                # Reset here, in stream order: the snapshot chunks behind it may arrive before join() resumes.
+                self.state = {} if mode == "snapshot" else self.state
+                self.seq = seq
+                waiter = self._waiters.pop(ref, None) if ref is not None else None
+                if waiter is not None:
+                    waiter.resolve(event)
+            case RoomDeleted(room=room, ref=None) if room == self.room:
+                self.room = None
+                self._events_send.send_nowait(event)
+            case _:
+                ref = getattr(event, "ref", None)
+                waiter = self._waiters.pop(ref, None) if ref is not None else None
+                if waiter is not None:
+                    waiter.resolve(event)
+                else:
+                    self._events_send.send_nowait(event)
+
+    def _apply(self, seq: int, ops: list[list[Any]]) -> None:
+        for op in ops:
+            if op[0] == "set":
+                self.state[op[1]] = op[2]
+            else:
+                self.state.pop(op[1], None)
+        self.seq = max(self.seq, seq)
+
+    # ---- requests -----------------------------------------------------------------------------------
+
+    async def list_rooms(self, subscribe: bool = False) -> list[dict[str, Any]]:
+        ref = next(self._refs)
+        reply = await self._request(ListRooms(subscribe=subscribe, ref=ref), ref)
+        return reply.rooms
+
+    async def create_room(self, room: str, *, keep_open: bool = False, password: str | None = None) -> None:
+        ref = next(self._refs)
+        await self._request(CreateRoom(room=room, keep_open=keep_open, password=password, ref=ref), ref)
+
+    async def join(self, room: str, *, password: str | None = None, since: int | None = None) -> JoinResult:
+        """Join a room; returns once the snapshot (or the resumed tail's start) is in ``state``."""
+        ref = next(self._refs)
+        self._snapshot_done = _Waiter()
+        joined: Joined = await self._request(
+            JoinRoom(room=room, password=password, since=since, ref=ref), ref
+        )
+        self.room = room
+        if joined.mode == "snapshot":
+            await self._snapshot_done.wait()
+        return JoinResult(room=room, seq=joined.seq, mode=joined.mode, clients=joined.clients)
+
+    async def leave(self) -> None:
+        ref = next(self._refs)
+        await self._request(LeaveRoom(ref=ref), ref)
+        self.room = None
+
+    async def delete_room(self, room: str) -> None:
+        ref = next(self._refs)
+        await self._request(DeleteRoom(room=room, ref=ref), ref)
+
+    def next_op_id(self) -> int:
+        self._last_op_id += 1
+        return self._last_op_id
+
+    async def send_ops(self, ops: list[list[Any]], *, op_id: int | None = None) -> tuple[int, _Waiter]:
+        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq)."""
+        if op_id is None:
+            op_id = self.next_op_id()
+        self._last_op_id = max(self._last_op_id, op_id)
+        waiter = self._op_waiters[op_id] = _Waiter()
+        self._pending_ops[op_id] = ops
+        self._check_open()
+        if len(ops) == 1 and ops[0][0] == "set":
+            await self.send(Set(op_id=op_id, key=ops[0][1], value=ops[0][2]))
+        elif len(ops) == 1:
+            await self.send(Delete(op_id=op_id, key=ops[0][1]))
+        else:
+            await self.send(Batch(op_id=op_id, ops=ops))
+        return op_id, waiter
+
+    async def set(self, key: str, value: bytes) -> int:
+        _, waiter = await self.send_ops([["set", key, value]])
+        return await waiter.wait()
+
+    async def delete(self, key: str) -> int:
+        _, waiter = await self.send_ops([["delete", key]])
+        return await waiter.wait()
+
+    async def batch(self, ops: list[list[Any]]) -> int:
+        _, waiter = await self.send_ops(ops)
+        return await waiter.wait()
+
+    async def event(self, value: bytes) -> int:
+        op_id = self.next_op_id()
+        waiter = self._op_waiters[op_id] = _Waiter()
+        await self.send(RoomEvent(op_id=op_id, value=value))
+        return await waiter.wait()
+
+    async def presence(self, **state: Any) -> None:
+        await self.send(Presence(state=state))
+
+    async def receive(self) -> Event:
+        try:
+            return await self.events.receive()
+        except trio.EndOfChannel:
+            raise self._closed_error or ConnectionLost("connection closed") from None
+
+
+@asynccontextmanager
+async def connect(
+    host: str,
+    port: int,
+    *,
+    name: str = "client",
+    kind: str = "tool",
+    session: str | None = None,
+    token: str | None = None,
+) -> AsyncIterator[Client]:
+    stream = await trio.open_tcp_stream(host, port)
+    client = Client(stream)
+    try:
+        async with trio.open_nursery() as nursery:
+            await client.send(
+                Hello(
+                    protocol=PROTOCOL_VERSION,
+                    client_name=name,
+                    client_kind=kind,
+                    client_version="blendsync-client",
+                    session=session or secrets.token_hex(16),
+                    token=token,
+                )
+            )
+            await nursery.start(client._reader)
+            try:
+                yield client
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The reader task never raises once started, so a lone exception is the caller's own: unwrap it.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
