@@ -1,0 +1,55 @@
+"""Scene <-> key/value layer of the blendsync add-on.
+
+A room holds a map ``key -> value``.  This package turns the Blender scene
+into such a map (:func:`serialise_scene`), finds which keys changed
+(:class:`ChangeTracker`), applies remote set/delete operations
+(:func:`apply_ops`, :class:`Applier`) and computes a canonical scene hash
+(:func:`scene_hash`) to check that two replicas agree.
+
+It imports only ``bpy``/``mathutils``, the standard library and ``msgpack``,
+and must run on Blender's main thread.  Key formats: docs/addon.md.
+"""
+
+from .apply import Applier, apply_ops, clear_scene
+from .canonical import scene_description, scene_hash
+from .codec import (
+    KINDS,
+    PARTS,
+    decode_value,
+    encode_value,
+    make_key,
+    pack_f32,
+    pack_i32,
+    parse_key,
+    unpack_f32,
+    unpack_i32,
+)
+from .ids import UUID_PROP, get_uuid, index_all, peek_uuid
+from .serialise import serialise_datablock, serialise_scene
+from .tracker import ChangeTracker, ids_from_depsgraph
+
+__all__ = [
+    "KINDS",
+    "PARTS",
+    "UUID_PROP",
+    "Applier",
+    "ChangeTracker",
+    "apply_ops",
+    "clear_scene",
+    "decode_value",
+    "encode_value",
+    "get_uuid",
+    "ids_from_depsgraph",
+    "index_all",
+    "make_key",
+    "pack_f32",
+    "pack_i32",
+    "parse_key",
+    "peek_uuid",
+    "scene_description",
+    "scene_hash",
+    "serialise_datablock",
+    "serialise_scene",
+    "unpack_f32",
+    "unpack_i32",
+]

@@ -1,0 +1,893 @@
+"""Applying remote set/delete operations to the scene.
+
+Operations are ``(key, value)`` pairs; ``value`` None deletes the key.
+The :class:`Applier` sorts what it is fed so that datablocks are created
+before the datablocks that link to them, applies in slices, and remembers
+links whose target has not arrived yet: the operation holding the link is
+applied again when the target is created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterable
+
+import bpy
+from mathutils import Matrix
+
+from . import ids, rna
+from .codec import PARTS, PRIMARY_PART, decode_value, op_order, parse_key, unpack_f32, unpack_i32
+from .serialise import ATTRIBUTE_LAYOUT, SPLINE_FLAGS, curve_type, image_content
+from .tracker import ADOPT_PROP, ChangeTracker
+
+Op = tuple[str, bytes | None]
+SLOTS_PREFIX = "slots:"  # pending-link token: an object waits for its data's material slots
+
+
+# ---------------------------------------------------------------- batch context
+
+
+class _Context:
+    """Lookups for one applied operation; collects uuids that could not be resolved."""
+
+    def __init__(self, applier: Applier) -> None:
+        self.applier = applier
+        self.missing: set[str] = set()
+        self.created: list[str] = []  # uuids of stub datablocks made while applying
+
+    def resolve(self, uuid: str | None) -> bpy.types.ID | None:
+        if not uuid:
+            return None
+        found = self.applier._index.get(uuid)
+        if found is None:
+            self.missing.add(uuid)
+            return None
+        return found[1]
+
+    def resolve_collection(self, uuid: str) -> bpy.types.Collection | None:
+        target = self.resolve(uuid)
+        if target is None:
+            return None
+        return target.collection if isinstance(target, bpy.types.Scene) else target
+
+    def stub(self, kind: str, uuid: str, object_type: str) -> bpy.types.ID:
+        """Create empty data for an object whose data has not arrived; the data's keys fill it in."""
+        name = f"pending-{uuid[:8]}"
+        if kind == "mesh":
+            data = bpy.data.meshes.new(name)
+        elif kind == "curve":
+            curve_kind = object_type if object_type in ("SURFACE", "FONT") else "CURVE"
+            data = bpy.data.curves.new(name, type=curve_kind)
+        elif kind == "light":
+            data = bpy.data.lights.new(name, type="POINT")
+        else:
+            data = bpy.data.cameras.new(name)
+        self.applier._register(kind, uuid, data)
+        self.created.append(uuid)
+        return data
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _set(struct, attr: str, value) -> None:
+    """Assign only when different (avoids needless depsgraph tags)."""
+    try:
+        current = getattr(struct, attr)
+        if hasattr(current, "__len__") and not isinstance(current, str):
+            if [float(x) for x in current] == [float(x) for x in value]:
+                return
+        elif current == value:
+            return
+        setattr(struct, attr, value)
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        pass
+
+
+def _rename(id_data: bpy.types.ID, name: str) -> None:
+    if id_data.name != name:
+        id_data.name = name
+
+
+def _fset(coll, attr: str, data: bytes) -> None:
+    values = unpack_f32(data)
+    if len(values):
+        coll.foreach_set(attr, values)
+
+
+def _iset(coll, attr: str, data: bytes) -> None:
+    values = unpack_i32(data)
+    if len(values):
+        coll.foreach_set(attr, values)
+
+
+def _set_materials(materials, wanted: list[bpy.types.Material | None]) -> None:
+    """Set a data material list in place (clearing it would reset the objects' slot links)."""
+    while len(materials) > len(wanted):
+        materials.pop()
+    for i, mat in enumerate(wanted):
+        if i >= len(materials):
+            materials.append(mat)
+        elif materials[i] != mat:
+            materials[i] = mat
+
+
+# ---------------------------------------------------------------- creators
+
+Creator = Callable[[str, dict, _Context], bpy.types.ID]
+
+
+def _create_scene(uuid: str, doc: dict, ctx: _Context) -> bpy.types.ID:
+    for scene in bpy.data.scenes:
+        if ids.peek_uuid(scene) is None or ADOPT_PROP in scene:
+            if ADOPT_PROP in scene:
+                del scene[ADOPT_PROP]
+            old = ids.peek_uuid(scene)
+            if old is not None:
+                ctx.applier._index.pop(old, None)
+            return scene
+    return bpy.data.scenes.new(doc["name"])
+
+
+def _create_obj(uuid: str, doc: dict, ctx: _Context) -> bpy.types.ID:
+    data = None
+    if doc.get("data_kind") and doc.get("data"):
+        data = ctx.applier._index.get(doc["data"], (None, None))[1]
+        if data is None:
+            data = ctx.stub(doc["data_kind"], doc["data"], doc["type"])
+    return bpy.data.objects.new(doc["name"], data)
+
+
+def _create_img(uuid: str, doc: dict, ctx: _Context) -> bpy.types.ID:
+    gen = doc["generated"]
+    if gen is None:  # the encoded file arrives in the data part
+        return bpy.data.images.new(doc["name"], 1, 1, alpha=True)
+    return bpy.data.images.new(
+        doc["name"], gen["width"], gen["height"], alpha=True, float_buffer=gen["float"]
+    )
+
+
+CREATORS: dict[str, Creator] = {
+    "text": lambda u, d, c: bpy.data.texts.new(d["name"]),
+    "img": _create_img,
+    "action": lambda u, d, c: bpy.data.actions.new(d["name"]),
+    "mat": lambda u, d, c: bpy.data.materials.new(d["name"]),
+    "world": lambda u, d, c: bpy.data.worlds.new(d["name"]),
+    "mesh": lambda u, d, c: bpy.data.meshes.new(d["name"]),
+    "curve": lambda u, d, c: bpy.data.curves.new(d["name"], type=d["curve_type"]),
+    "light": lambda u, d, c: bpy.data.lights.new(d["name"], type=d["type"]),
+    "cam": lambda u, d, c: bpy.data.cameras.new(d["name"]),
+    "coll": lambda u, d, c: bpy.data.collections.new(d["name"]),
+    "obj": _create_obj,
+    "scene": _create_scene,
+}
+
+
+# ---------------------------------------------------------------- objects
+
+
+def _apply_obj_meta(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(ob, doc["name"])
+    if doc.get("data_kind") and doc.get("data"):
+        data = ctx.applier._index.get(doc["data"], (None, None))[1]
+        if data is None:
+            data = ctx.stub(doc["data_kind"], doc["data"], doc["type"])
+        if ob.data != data:
+            ob.data = data
+    parent = ctx.resolve(doc["parent"])
+    if ob.parent != parent and parent is not ob:
+        ob.parent = parent
+    _set(ob, "parent_type", doc["parent_type"])
+    for attr in ("hide_viewport", "hide_render", "hide_select", "empty_display_type",
+                 "empty_display_size", "display_type"):
+        _set(ob, attr, doc[attr])
+    wanted = {}
+    for ref in doc["collections"]:
+        coll = ctx.resolve_collection(ref)
+        if coll is not None:
+            wanted[coll.as_pointer()] = coll
+    synced = {scene.collection.as_pointer() for scene in bpy.data.scenes if ids.peek_uuid(scene)}
+    for coll in list(ob.users_collection):
+        ptr = coll.as_pointer()
+        if ptr not in wanted and (ptr in synced or ids.peek_uuid(coll) is not None):
+            coll.objects.unlink(ob)
+    present = {c.as_pointer() for c in ob.users_collection}
+    for ptr, coll in wanted.items():
+        if ptr not in present:
+            coll.objects.link(ob)
+    view_layer = bpy.context.view_layer
+    try:
+        if bool(ob.hide_get(view_layer=view_layer)) != doc["hide"]:
+            ob.hide_set(doc["hide"], view_layer=view_layer)
+    except RuntimeError:
+        pass
+    if len(ob.material_slots) < len(doc["material_slots"]) and doc.get("data"):
+        # The data's material list has not arrived yet: apply again once it has.
+        ctx.missing.add(SLOTS_PREFIX + doc["data"])
+    for slot, (link, mat_uuid) in zip(ob.material_slots, doc["material_slots"], strict=False):
+        _set(slot, "link", link)
+        if link == "OBJECT":
+            mat = ctx.resolve(mat_uuid)
+            if slot.material != mat:
+                slot.material = mat
+    return ob
+
+
+def _apply_obj_transform(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _set(ob, "rotation_mode", doc["rotation_mode"])
+    for attr in ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale",
+                 "delta_location", "delta_rotation_euler", "delta_scale"):
+        _set(ob, attr, doc[attr])
+    flat = doc["parent_inverse"]
+    matrix = Matrix([flat[0:4], flat[4:8], flat[8:12], flat[12:16]])
+    if ob.matrix_parent_inverse != matrix:
+        ob.matrix_parent_inverse = matrix
+    return ob
+
+
+def _apply_obj_modifiers(ob: bpy.types.Object, doc: list, ctx: _Context) -> bpy.types.ID:
+    if [(m.name, m.type) for m in ob.modifiers] != [(d["name"], d["type"]) for d in doc]:
+        ob.modifiers.clear()
+        for d in doc:
+            try:
+                ob.modifiers.new(d["name"], d["type"])
+            except (TypeError, RuntimeError):
+                continue
+    by_name = {m.name: m for m in ob.modifiers}
+    for d in doc:
+        mod = by_name.get(d["name"])
+        if mod is None:
+            continue
+        _set(mod, "show_viewport", d["show_viewport"])
+        _set(mod, "show_render", d["show_render"])
+        rna.write_props(mod, d["props"], ctx.resolve)
+    return ob
+
+
+def _apply_obj_anim(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types.ID:
+    action = ctx.resolve(doc["action"])
+    if action is None:
+        if ob.animation_data is not None and ob.animation_data.action is not None:
+            ob.animation_data.action = None
+        return ob
+    ad = ob.animation_data or ob.animation_data_create()
+    if ad.action != action:
+        ad.action = action
+    slot = next((s for s in action.slots if s.identifier == doc["slot"]), None)
+    if slot is not None and ad.action_slot != slot:
+        ad.action_slot = slot
+    return ob
+
+
+# ---------------------------------------------------------------- meshes
+
+
+def _apply_mesh_meta(me: bpy.types.Mesh, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(me, doc["name"])
+    _set_materials(me.materials, [ctx.resolve(u) for u in doc["materials"]])
+    return me
+
+
+def write_attribute(attr, data: bytes) -> None:
+    _width, key, code = ATTRIBUTE_LAYOUT[attr.data_type]
+    if not len(attr.data):
+        return
+    if code == "f":
+        values = unpack_f32(data)
+    elif code == "b":
+        values = [bool(b) for b in data]
+    else:
+        values = unpack_i32(data)
+        if code == "l":
+            values = list(values)
+    attr.data.foreach_set(key, values)
+
+
+def _apply_mesh_geometry(me: bpy.types.Mesh, doc: dict, ctx: _Context) -> bpy.types.ID:
+    me.clear_geometry()
+    nv = len(doc["vertices"]) // 12
+    ne = len(doc["edges"]) // 8
+    npoly = len(doc["face_starts"]) // 4
+    nl = len(doc["corner_verts"]) // 4
+    me.vertices.add(nv)
+    _fset(me.vertices, "co", doc["vertices"])
+    me.edges.add(ne)
+    _iset(me.edges, "vertices", doc["edges"])
+    me.loops.add(nl)
+    _iset(me.loops, "vertex_index", doc["corner_verts"])
+    _iset(me.loops, "edge_index", doc["corner_edges"])
+    me.polygons.add(npoly)
+    _iset(me.polygons, "loop_start", doc["face_starts"])
+    wanted = {a["name"] for a in doc["attributes"]}
+    for attr in list(me.attributes):
+        if not attr.name.startswith(".") and attr.name != "position" and attr.name not in wanted:
+            me.attributes.remove(attr)
+    for spec in doc["attributes"]:
+        attr = me.attributes.get(spec["name"])
+        if attr is not None and (attr.domain != spec["domain"] or attr.data_type != spec["type"]):
+            me.attributes.remove(attr)
+            attr = None
+        if attr is None:
+            try:
+                attr = me.attributes.new(spec["name"], spec["type"], spec["domain"])
+            except (TypeError, RuntimeError):
+                continue
+        write_attribute(attr, spec["data"])
+    uv = me.uv_layers
+    if doc["active_uv"] and doc["active_uv"] in uv:
+        uv.active = uv[doc["active_uv"]]
+    if doc["render_uv"] and doc["render_uv"] in uv:
+        uv[doc["render_uv"]].active_render = True
+    colors = me.color_attributes
+    if doc["active_color"] and doc["active_color"] in colors:
+        colors.active_color_name = doc["active_color"]
+    if doc["default_color"] and doc["default_color"] in colors:
+        colors.default_color_name = doc["default_color"]
+    me.update()
+    return me
+
+
+# ---------------------------------------------------------------- node trees
+
+
+def _find_socket(sockets, identifier: str):
+    return next((s for s in sockets if s.identifier == identifier), None)
+
+
+def _set_socket_values(sockets, values: list, ctx: _Context) -> None:
+    for identifier, value in values:
+        sock = _find_socket(sockets, identifier)
+        if sock is None or not hasattr(sock, "default_value"):
+            continue
+        if isinstance(sock.default_value, bpy.types.ID) or (value is not None and _is_id_socket(sock)):
+            value = ctx.resolve(value)
+        try:
+            sock.default_value = value
+        except (TypeError, ValueError, AttributeError):
+            continue
+
+
+def _is_id_socket(sock) -> bool:
+    return sock.bl_idname in {"NodeSocketObject", "NodeSocketImage", "NodeSocketMaterial",
+                              "NodeSocketCollection"}
+
+
+def _apply_color_ramp(ramp, doc: dict) -> None:
+    ramp.color_mode = doc["color_mode"]
+    ramp.interpolation = doc["interpolation"]
+    ramp.hue_interpolation = doc["hue_interpolation"]
+    elements = ramp.elements
+    wanted = doc["elements"]
+    while len(elements) > max(1, len(wanted)):
+        elements.remove(elements[-1])
+    while len(elements) < len(wanted):
+        elements.new(1.0)
+    for element, (position, color) in zip(elements, wanted, strict=False):
+        element.position = position
+        element.color = color
+
+
+def apply_node_tree(tree: bpy.types.NodeTree | None, doc: dict | None, ctx: _Context) -> None:
+    """Rebuild a node tree from its document (nodes, settings, socket values, links)."""
+    if tree is None or doc is None:
+        return
+    tree.links.clear()
+    tree.nodes.clear()
+    made = {}
+    for nd in doc["nodes"]:
+        try:
+            node = tree.nodes.new(nd["type"])
+        except RuntimeError:
+            continue
+        node.name = nd["name"]
+        made[nd["name"]] = node
+    for nd in doc["nodes"]:
+        node = made.get(nd["name"])
+        if node is None:
+            continue
+        if nd["parent"] in made:
+            node.parent = made[nd["parent"]]
+        node.label = nd["label"]
+        node.location = nd["location"]
+        node.width = nd["width"]
+        node.hide = nd["hide"]
+        node.mute = nd["mute"]
+        rna.write_props(node, nd["props"], ctx.resolve, first=("data_type", "operation", "blend_type"))
+        if "color_ramp" in nd and getattr(node, "color_ramp", None) is not None:
+            _apply_color_ramp(node.color_ramp, nd["color_ramp"])
+        _set_socket_values(node.inputs, nd["inputs"], ctx)
+        _set_socket_values(node.outputs, nd["outputs"], ctx)
+    for from_node, from_id, to_node, to_id, muted in doc["links"]:
+        if from_node not in made or to_node not in made:
+            continue
+        out = _find_socket(made[from_node].outputs, from_id)
+        inp = _find_socket(made[to_node].inputs, to_id)
+        if out is None or inp is None:
+            continue
+        link = tree.links.new(out, inp)
+        link.is_muted = muted
+
+
+# ---------------------------------------------------------------- shading, lights, cameras
+
+
+def _apply_mat_meta(mat: bpy.types.Material, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(mat, doc["name"])
+    rna.write_props(mat, doc["props"], ctx.resolve)
+    return mat
+
+
+def _apply_mat_nodes(mat: bpy.types.Material, doc: dict | None, ctx: _Context) -> bpy.types.ID:
+    apply_node_tree(mat.node_tree, doc, ctx)
+    return mat
+
+
+def _apply_world_meta(world: bpy.types.World, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(world, doc["name"])
+    _set(world, "color", doc["color"])
+    rna.write_props(world, doc["props"], ctx.resolve)
+    return world
+
+
+def _apply_light_meta(light: bpy.types.Light, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(light, doc["name"])
+    if light.type != doc["type"]:
+        light.type = doc["type"]
+        light = bpy.data.lights[doc["name"]]  # the struct changed class; fetch it again
+    rna.write_props(light, doc["props"], ctx.resolve)
+    return light
+
+
+def _apply_cam_meta(cam: bpy.types.Camera, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(cam, doc["name"])
+    rna.write_props(cam, doc["props"], ctx.resolve, first=("sensor_fit", "sensor_width", "sensor_height"))
+    return cam
+
+
+# ---------------------------------------------------------------- collections, scenes
+
+
+def _apply_coll_meta(coll: bpy.types.Collection, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(coll, doc["name"])
+    for attr in ("hide_viewport", "hide_render", "hide_select", "color_tag"):
+        _set(coll, attr, doc[attr])
+    wanted = {}
+    for ref in doc["parents"]:
+        parent = ctx.resolve_collection(ref)
+        if parent is not None:
+            wanted[parent.as_pointer()] = parent
+    ptr = coll.as_pointer()
+    current = {}
+    for scene in bpy.data.scenes:
+        if ids.peek_uuid(scene) is not None:
+            current[scene.collection.as_pointer()] = scene.collection
+    for other in bpy.data.collections:
+        if ids.peek_uuid(other) is not None:
+            current[other.as_pointer()] = other
+    for parent_ptr, parent in current.items():
+        linked = any(c.as_pointer() == ptr for c in parent.children)
+        if linked and parent_ptr not in wanted:
+            parent.children.unlink(coll)
+        elif not linked and parent_ptr in wanted:
+            with contextlib.suppress(RuntimeError):  # RuntimeError: the link would make a cycle
+                parent.children.link(coll)
+    return coll
+
+
+def _apply_scene_meta(scene: bpy.types.Scene, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(scene, doc["name"])
+    for attr in ("frame_start", "frame_end", "frame_step"):
+        _set(scene, attr, doc[attr])
+    render = scene.render
+    _set(render, "fps", doc["fps"])
+    _set(render, "fps_base", doc["fps_base"])
+    rx, ry, rp = doc["resolution"]
+    _set(render, "resolution_x", rx)
+    _set(render, "resolution_y", ry)
+    _set(render, "resolution_percentage", rp)
+    camera = ctx.resolve(doc["camera"])
+    if scene.camera != camera:
+        scene.camera = camera
+    world = ctx.resolve(doc["world"])
+    if scene.world != world:
+        scene.world = world
+    return scene
+
+
+def _apply_scene_frame(scene: bpy.types.Scene, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _set(scene, "frame_current", doc["current"])
+    return scene
+
+
+# ---------------------------------------------------------------- images, texts
+
+
+def _apply_img_meta(img: bpy.types.Image, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(img, doc["name"])
+    gen = doc["generated"]
+    if gen is not None:
+        _set(img, "source", "GENERATED")
+        _set(img, "generated_type", gen["type"])
+        _set(img, "generated_width", gen["width"])
+        _set(img, "generated_height", gen["height"])
+        _set(img, "generated_color", gen["color"])
+        _set(img, "use_generated_float", gen["float"])
+    _set(img.colorspace_settings, "name", doc["colorspace"])
+    _set(img, "alpha_mode", doc["alpha_mode"])
+    return img
+
+
+def _apply_img_data(img: bpy.types.Image, doc: dict, ctx: _Context) -> bpy.types.ID:
+    content = image_content(img)
+    data = doc["bytes"]
+    if content is not None and hashlib.sha256(content).hexdigest() == doc["sha256"]:
+        return img
+    had_file = img.packed_file is not None
+    img.pack(data=data, data_len=len(data))
+    img.source = "FILE"
+    if had_file:
+        img.reload()
+    return img
+
+
+def _apply_text_meta(text: bpy.types.Text, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(text, doc["name"])
+    return text
+
+
+def _apply_text_body(text: bpy.types.Text, doc: dict, ctx: _Context) -> bpy.types.ID:
+    if text.as_string() != doc["content"]:
+        text.from_string(doc["content"])
+    return text
+
+
+# ---------------------------------------------------------------- actions
+
+
+def _apply_action_meta(action: bpy.types.Action, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(action, doc["name"])
+    wanted = {identifier for identifier, _ in doc["slots"]}
+    for slot in list(action.slots):
+        if slot.identifier not in wanted:
+            action.slots.remove(slot)
+    present = {slot.identifier for slot in action.slots}
+    for identifier, id_type in doc["slots"]:
+        if identifier not in present:
+            action.slots.new(id_type=id_type, name=identifier[2:])
+    _set(action, "use_frame_range", doc["use_frame_range"])
+    if doc["frame_range"] is not None:
+        _set(action, "frame_range", doc["frame_range"])
+    return action
+
+
+def _apply_action_curves(action: bpy.types.Action, doc: dict, ctx: _Context) -> bpy.types.ID:
+    if not action.layers:
+        action.layers.new("Layer")
+    layer = action.layers[0]
+    if not layer.strips:
+        layer.strips.new(type="KEYFRAME")
+    strip = layer.strips[0]
+    slots = {slot.identifier: slot for slot in action.slots}
+    wanted = {bag["slot"] for bag in doc["channelbags"]}
+    for bag in list(strip.channelbags):
+        if bag.slot is None or bag.slot.identifier not in wanted:
+            strip.channelbags.remove(bag)
+    for bag_doc in doc["channelbags"]:
+        slot = slots.get(bag_doc["slot"])
+        if slot is None:
+            continue
+        bag = strip.channelbag(slot, ensure=True)
+        bag.fcurves.clear()
+        for fdoc in bag_doc["fcurves"]:
+            fc = bag.fcurves.new(fdoc["data_path"], index=fdoc["index"], group_name=fdoc["group"] or "")
+            fc.extrapolation = fdoc["extrapolation"]
+            fc.mute = fdoc["mute"]
+            keys = fdoc["keys"]
+            n = len(keys["interpolation"])
+            points = fc.keyframe_points
+            points.add(n)
+            _fset(points, "co", keys["co"])
+            for i, point in enumerate(points):
+                point.interpolation = keys["interpolation"][i]
+                point.easing = keys["easing"][i]
+                point.handle_left_type = keys["handle_left_type"][i]
+                point.handle_right_type = keys["handle_right_type"][i]
+            _fset(points, "handle_left", keys["handle_left"])
+            _fset(points, "handle_right", keys["handle_right"])
+    return action
+
+
+# ---------------------------------------------------------------- curves
+
+
+def _apply_curve_meta(curve: bpy.types.Curve, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(curve, doc["name"])
+    _set_materials(curve.materials, [ctx.resolve(u) for u in doc["materials"]])
+    rna.write_props(curve, doc["props"], ctx.resolve, first=("dimensions",))
+    return curve
+
+
+def _apply_curve_splines(curve: bpy.types.Curve, doc: list, ctx: _Context) -> bpy.types.ID:
+    curve.splines.clear()
+    for sdoc in doc:
+        spline = curve.splines.new(sdoc["type"])
+        if "bezier" in sdoc:
+            bez = sdoc["bezier"]
+            n = len(bez["handle_left_type"])
+            points = spline.bezier_points
+            points.add(n - len(points))
+            for i, point in enumerate(points):
+                point.handle_left_type = bez["handle_left_type"][i]
+                point.handle_right_type = bez["handle_right_type"][i]
+            for attr in ("co", "handle_left", "handle_right", "radius", "tilt"):
+                _fset(points, attr, bez[attr])
+        else:
+            pdoc = sdoc["points"]
+            n = len(pdoc["co"]) // 16
+            points = spline.points
+            points.add(n - len(points))
+            for attr in ("co", "radius", "tilt", "weight"):
+                _fset(points, attr, pdoc[attr])
+        for flag in SPLINE_FLAGS:
+            if flag != "type" and flag in sdoc:
+                _set(spline, flag, sdoc[flag])
+    return curve
+
+
+def _apply_curve_text(curve: bpy.types.Curve, doc: dict, ctx: _Context) -> bpy.types.ID:
+    if curve_type(curve) == "FONT" and curve.body != doc["body"]:
+        curve.body = doc["body"]
+    return curve
+
+
+# ---------------------------------------------------------------- tables
+
+PartApplier = Callable[[bpy.types.ID, object, _Context], bpy.types.ID]
+
+APPLIERS: dict[str, dict[str, PartApplier]] = {
+    "text": {"meta": _apply_text_meta, "body": _apply_text_body},
+    "img": {"meta": _apply_img_meta, "data": _apply_img_data},
+    "action": {"meta": _apply_action_meta, "curves": _apply_action_curves},
+    "mat": {"meta": _apply_mat_meta, "nodes": _apply_mat_nodes},
+    "world": {
+        "meta": _apply_world_meta,
+        "nodes": lambda w, d, c: (apply_node_tree(w.node_tree, d, c), w)[1],
+    },
+    "mesh": {"meta": _apply_mesh_meta, "geometry": _apply_mesh_geometry},
+    "curve": {"meta": _apply_curve_meta, "splines": _apply_curve_splines, "text": _apply_curve_text},
+    "light": {"meta": _apply_light_meta},
+    "cam": {"meta": _apply_cam_meta},
+    "coll": {"meta": _apply_coll_meta},
+    "obj": {
+        "meta": _apply_obj_meta,
+        "transform": _apply_obj_transform,
+        "modifiers": _apply_obj_modifiers,
+        "anim": _apply_obj_anim,
+    },
+    "scene": {"meta": _apply_scene_meta, "frame": _apply_scene_frame},
+}
+assert all(set(APPLIERS[k]) == set(PARTS[k]) for k in PARTS)
+
+
+def _remove(kind: str, id_data: bpy.types.ID) -> None:
+    if kind == "scene" and len(bpy.data.scenes) <= 1:
+        # Blender needs one scene: keep it, empty of room identity, ready to be taken over.
+        del id_data[ids.UUID_PROP]
+        id_data[ADOPT_PROP] = True
+        return
+    getattr(bpy.data, ids.DATA_COLLECTIONS[kind]).remove(id_data)
+
+
+# ---------------------------------------------------------------- applier
+
+
+def _sort_ops(ops: Iterable[Op]) -> list[Op]:
+    """Collapse to the last operation per key and order them for application.
+
+    Sets come first, datablocks before those that link to them and each
+    datablock's primary part before its other parts; then deletes, linking
+    datablocks first.  A part set for a datablock whose primary key is
+    deleted in the same batch is dropped.
+    """
+    last: dict[str, bytes | None] = {}
+    for key, value in ops:
+        last.pop(key, None)
+        last[key] = value
+    gone = set()
+    for key, value in last.items():
+        parsed = parse_key(key)
+        if value is None and parsed is not None and parsed[2] == PRIMARY_PART:
+            gone.add((parsed[0], parsed[1]))
+    sets, deletes = [], []
+    for key, value in last.items():
+        if value is None:
+            deletes.append((key, value))
+            continue
+        parsed = parse_key(key)
+        if parsed is not None and (parsed[0], parsed[1]) in gone:
+            continue
+        sets.append((key, value))
+    sets.sort(key=lambda op: op_order(op[0]))
+    deletes.sort(key=lambda op: tuple(-x for x in op_order(op[0])))
+    return sets + deletes
+
+
+class Applier:
+    """Applies remote operations, optionally in slices.
+
+    ``feed(ops)`` queues operations; ``step(max_ops)`` applies up to
+    ``max_ops`` of them and returns the fraction of everything fed so far
+    that is done (1.0 when the queue is empty).  ``apply(ops)`` does both at
+    once.  Links to datablocks that have not arrived are remembered and
+    resolved when the datablock is created.  With a ``tracker``, every
+    applied value is recorded there so that it is not reported back.
+    """
+
+    def __init__(self, tracker: ChangeTracker | None = None) -> None:
+        self.tracker = tracker
+        self._queue: list[Op] = []
+        self._total = 0
+        self._done = 0
+        self._index: dict[str, tuple[str, bpy.types.ID]] = {}
+        self._waiting_parts: dict[str, dict[str, bytes]] = {}  # uuid not created yet -> its part ops
+        self._pending: dict[str, set[str]] = {}  # missing uuid -> keys that link to it
+        self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
+        self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
+
+    # ------------------------------------------------------------ queue
+
+    def feed(self, ops: Iterable[Op]) -> None:
+        ops = list(ops)
+        self._queue = _sort_ops(self._queue + ops)
+        self._total = self._done + len(self._queue)
+
+    @property
+    def progress(self) -> float:
+        return 1.0 if self._total == 0 else self._done / self._total
+
+    @property
+    def pending_links(self) -> dict[str, set[str]]:
+        """Missing uuid -> keys waiting for it (for diagnostics)."""
+        return {k: set(v) for k, v in self._pending.items() if v}
+
+    def step(self, max_ops: int | None = None) -> float:
+        count = len(self._queue) if max_ops is None else max(0, min(max_ops, len(self._queue)))
+        batch, self._queue = self._queue[:count], self._queue[count:]
+        self._begin()
+        for key, value in batch:
+            self._apply_one(key, value)
+            self._done += 1
+        self._end()
+        if not self._queue:
+            self._total = self._done = 0
+            return 1.0
+        return self.progress
+
+    def apply(self, ops: Iterable[Op]) -> None:
+        self.feed(ops)
+        self.step()
+
+    # ------------------------------------------------------------ internals
+
+    def _begin(self) -> None:
+        for scene in bpy.data.scenes:
+            if ids.peek_uuid(scene) is None:
+                scene[ADOPT_PROP] = True
+        self._index = ids.index_all(assign=False)
+        self._touched: dict[str, bpy.types.ID] = {}
+
+    def _end(self) -> None:
+        if self.tracker is not None and self._touched:
+            alive = [id_data for uuid, id_data in self._touched.items() if uuid in self._index]
+            self.tracker.note_datablocks(alive)
+        self._touched = {}
+
+    def _register(self, kind: str, uuid: str, id_data: bpy.types.ID) -> None:
+        ids.set_uuid(id_data, uuid)
+        self._index[uuid] = (kind, id_data)
+        self._touched[uuid] = id_data
+
+    def _apply_one(self, key: str, value: bytes | None) -> None:
+        parsed = parse_key(key)
+        if parsed is None:
+            return
+        kind, uuid, part = parsed
+        if self.tracker is not None:
+            self.tracker.note_applied(key, value)
+        if value is None:
+            self._pending_values.pop(key, None)
+            if part != PRIMARY_PART:
+                return
+            self._waiting_parts.pop(uuid, None)
+            found = self._index.pop(uuid, None)
+            self._touched.pop(uuid, None)
+            if found is not None:
+                _remove(kind, found[1])
+            if self.tracker is not None:
+                self.tracker.forget_uuid(uuid)
+            return
+        found = self._index.get(uuid)
+        if found is None and part != PRIMARY_PART:
+            self._waiting_parts.setdefault(uuid, {})[key] = value
+            return
+        try:
+            doc = decode_value(value)
+            ctx = _Context(self)
+            created = False
+            if found is None:
+                id_data = CREATORS[kind](uuid, doc, ctx)
+                self._register(kind, uuid, id_data)
+                created = True
+            else:
+                id_data = found[1]
+            id_data = APPLIERS[kind][part](id_data, doc, ctx)
+        except Exception as exc:  # a bad value must not stop the rest of the batch
+            self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            return
+        self._index[uuid] = (kind, id_data)
+        self._touched[uuid] = id_data
+        for missing in ctx.missing:
+            self._pending.setdefault(missing, set()).add(key)
+        if ctx.missing:
+            self._pending_values[key] = value
+        else:
+            self._pending_values.pop(key, None)
+        for stub_uuid in ctx.created:
+            self._on_created(stub_uuid)
+        if created:
+            self._on_created(uuid)
+        if part == PRIMARY_PART and kind in ("mesh", "curve"):
+            self._resolve_pending(SLOTS_PREFIX + uuid)
+
+    def _on_created(self, uuid: str) -> None:
+        for key, value in sorted(self._waiting_parts.pop(uuid, {}).items(), key=lambda kv: op_order(kv[0])):
+            self._apply_one(key, value)
+        self._resolve_pending(uuid)
+
+    def _resolve_pending(self, uuid: str) -> None:
+        for key in sorted(self._pending.pop(uuid, set()), key=op_order):
+            value = self._pending_values.get(key)
+            if value is not None:
+                self._apply_one(key, value)
+
+    def reset(self) -> None:
+        """Drop the queue and every remembered pending link (e.g. after leaving a room)."""
+        self._queue = []
+        self._total = self._done = 0
+        self._waiting_parts.clear()
+        self._pending.clear()
+        self._pending_values.clear()
+
+
+def apply_ops(ops: Iterable[Op], tracker: ChangeTracker | None = None,
+              applier: Applier | None = None) -> Applier:
+    """Apply remote operations in an order that works; return the applier used.
+
+    Pass the same ``applier`` across calls to keep links that wait for a
+    datablock that has not arrived yet.
+    """
+    applier = applier or Applier(tracker)
+    if tracker is not None and applier.tracker is None:
+        applier.tracker = tracker
+    applier.apply(ops)
+    return applier
+
+
+def clear_scene() -> None:
+    """Remove every synchronised datablock; keep one empty scene that the room's scene will take over.
+
+    Meant for joining a room that already has content.
+    """
+    keep = bpy.context.window.scene if bpy.context.window is not None else bpy.data.scenes[0]
+    for kind, attr in ids.DATA_COLLECTIONS.items():
+        coll = getattr(bpy.data, attr)
+        for id_data in list(coll):
+            if not ids.is_synced(id_data):
+                continue
+            if kind == "scene" and id_data == keep:
+                continue
+            coll.remove(id_data)
+    if ids.UUID_PROP in keep:
+        del keep[ids.UUID_PROP]
+    keep[ADOPT_PROP] = True

@@ -1,0 +1,165 @@
+"""Persistent identity of datablocks.
+
+Every synchronised datablock carries a uuid in the custom property
+``ID["blendsync_uuid"]``.  It is assigned the first time the layer sees the
+datablock and survives renames, file saves and reloads.  Duplicating a
+datablock in Blender copies its custom properties, so :func:`index_all`
+detects duplicated uuids and gives the copy a fresh one.
+"""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Iterator
+
+import bpy
+
+UUID_PROP = "blendsync_uuid"
+
+# kind -> name of the bpy.data collection holding it
+DATA_COLLECTIONS: dict[str, str] = {
+    "text": "texts",
+    "img": "images",
+    "action": "actions",
+    "mat": "materials",
+    "world": "worlds",
+    "mesh": "meshes",
+    "curve": "curves",
+    "light": "lights",
+    "cam": "cameras",
+    "coll": "collections",
+    "obj": "objects",
+    "scene": "scenes",
+}
+
+# bl_rna identifier of the ID type -> kind
+_TYPE_KIND: dict[str, str] = {
+    "Text": "text",
+    "Image": "img",
+    "Action": "action",
+    "Material": "mat",
+    "World": "world",
+    "Mesh": "mesh",
+    "Curve": "curve",
+    "SurfaceCurve": "curve",
+    "TextCurve": "curve",
+    "PointLight": "light",
+    "SunLight": "light",
+    "SpotLight": "light",
+    "AreaLight": "light",
+    "Light": "light",
+    "Camera": "cam",
+    "Collection": "coll",
+    "Object": "obj",
+    "Scene": "scene",
+}
+
+# Object types whose data kind is synchronised (EMPTY has no data).
+OBJECT_DATA_KIND: dict[str, str | None] = {
+    "MESH": "mesh",
+    "CURVE": "curve",
+    "SURFACE": "curve",
+    "FONT": "curve",
+    "LIGHT": "light",
+    "CAMERA": "cam",
+    "EMPTY": None,
+}
+
+# Which uuid owns which datablock (session_uid), used to settle duplicated uuids.
+_owner: dict[str, int] = {}
+
+
+def new_uuid() -> str:
+    return _uuid.uuid4().hex
+
+
+def kind_of(id_data: bpy.types.ID) -> str | None:
+    return _TYPE_KIND.get(id_data.bl_rna.identifier)
+
+
+def is_synced(id_data: bpy.types.ID) -> bool:
+    """Whether a datablock belongs to the synchronised set."""
+    if id_data is None or getattr(id_data, "library", None) is not None:
+        return False
+    if getattr(id_data, "is_embedded_data", False):
+        return False
+    kind = kind_of(id_data)
+    if kind is None:
+        return False
+    if kind == "obj":
+        return id_data.type in OBJECT_DATA_KIND
+    if kind == "img":
+        return id_data.type in {"IMAGE", "UV_TEST"} and id_data.source in {"FILE", "GENERATED"}
+    return True
+
+
+def peek_uuid(id_data: bpy.types.ID | None) -> str | None:
+    """The datablock's uuid, or None if it has none yet (never assigns)."""
+    if id_data is None:
+        return None
+    value = id_data.get(UUID_PROP)
+    return value if isinstance(value, str) and value else None
+
+
+def set_uuid(id_data: bpy.types.ID, value: str) -> None:
+    id_data[UUID_PROP] = value
+    _owner[value] = id_data.session_uid
+
+
+def get_uuid(id_data: bpy.types.ID) -> str:
+    """The datablock's uuid, assigning one on first sight."""
+    value = peek_uuid(id_data)
+    if value is None:
+        value = new_uuid()
+        set_uuid(id_data, value)
+    return value
+
+
+def iter_synced() -> Iterator[tuple[str, bpy.types.ID]]:
+    """Every synchronised datablock with its kind, in a fixed order."""
+    for kind, attr in DATA_COLLECTIONS.items():
+        for id_data in getattr(bpy.data, attr):
+            if is_synced(id_data):
+                yield kind, id_data
+
+
+def index_all(assign: bool = True) -> dict[str, tuple[str, bpy.types.ID]]:
+    """Map uuid -> (kind, datablock) for every synchronised datablock.
+
+    With ``assign`` (the default) datablocks without a uuid get one, and a
+    datablock whose uuid is already held by another one (a duplicate made by
+    copying) gets a fresh uuid.  The datablock that owned the uuid before
+    keeps it.
+    """
+    found: dict[str, list[tuple[str, bpy.types.ID]]] = {}
+    fresh: list[tuple[str, bpy.types.ID]] = []
+    for kind, id_data in iter_synced():
+        value = peek_uuid(id_data)
+        if value is None:
+            fresh.append((kind, id_data))
+        else:
+            found.setdefault(value, []).append((kind, id_data))
+    index: dict[str, tuple[str, bpy.types.ID]] = {}
+    for value, holders in found.items():
+        if len(holders) == 1:
+            index[value] = holders[0]
+            continue
+        owner_uid = _owner.get(value)
+        keeper = next((h for h in holders if h[1].session_uid == owner_uid), holders[0])
+        index[value] = keeper
+        fresh.extend(h for h in holders if h is not keeper)
+    for kind, id_data in fresh:
+        if not assign:
+            continue
+        value = new_uuid()
+        set_uuid(id_data, value)
+        index[value] = (kind, id_data)
+    return index
+
+
+def find(kind: str, value: str) -> bpy.types.ID | None:
+    """Find a datablock of ``kind`` by uuid (linear scan of one collection)."""
+    for id_data in getattr(bpy.data, DATA_COLLECTIONS[kind]):
+        if peek_uuid(id_data) == value and is_synced(id_data):
+            return id_data
+    return None

@@ -1,0 +1,173 @@
+"""Generic reading and writing of RNA properties.
+
+Used for the flat settings of lights, cameras, materials, worlds, curves,
+modifiers and shader nodes.  Only writable properties are read.  Pointers to
+synchronised datablocks become their uuid; pointers to plain structs listed in
+``nested`` are read recursively; everything else (collections, pointers to
+kinds that are not synchronised) is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import bpy
+
+from . import ids
+
+# Properties never worth sending, whatever the struct.
+COMMON_SKIP = frozenset(
+    {
+        "rna_type",
+        "name",
+        "name_full",
+        "session_uid",
+        "is_evaluated",
+        "original",
+        "users",
+        "use_fake_user",
+        "use_extra_user",
+        "is_embedded_data",
+        "is_missing",
+        "is_runtime_data",
+        "is_editmode",
+        "is_library_indirect",
+        "library",
+        "library_weak_reference",
+        "asset_data",
+        "override_library",
+        "preview",
+        "tag",
+        "is_dirty",
+        "use_nodes",
+        "show_expanded",
+        "show_viewport_expanded",
+        "is_active",
+        "is_override_data",
+        "persistent_uid",
+        "select",
+        "id_type",
+    }
+)
+
+_ID_TYPES: dict[str, bool] = {}
+
+Resolver = Callable[[str], "bpy.types.ID | None"]
+
+
+def _is_synced_id_type(identifier: str) -> bool:
+    """Whether a pointer to this RNA type is a pointer to a synchronised datablock kind."""
+    cached = _ID_TYPES.get(identifier)
+    if cached is None:
+        cls = getattr(bpy.types, identifier, None)
+        cached = bool(
+            cls is not None and issubclass(cls, bpy.types.ID) and identifier in _ID_KINDS
+        )
+        _ID_TYPES[identifier] = cached
+    return cached
+
+
+_ID_KINDS = frozenset(
+    {"Text", "Image", "Action", "Material", "World", "Mesh", "Curve", "Light", "Camera", "Collection",
+     "Object", "Scene"}
+)
+
+
+def plain(value: object) -> object:
+    """Turn a bpy property value into msgpack-able Python data."""
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if hasattr(value, "__len__") and hasattr(value, "__getitem__"):
+        flat: list[object] = []
+        for item in value:
+            if hasattr(item, "__len__") and not isinstance(item, str):
+                flat.extend(plain(x) for x in item)  # matrices come as rows
+            else:
+                flat.append(plain(item))
+        return flat
+    return str(value)
+
+
+def read_props(
+    struct: bpy.types.bpy_struct,
+    skip: Iterable[str] = (),
+    nested: Iterable[str] = (),
+) -> dict[str, object]:
+    """Writable properties of ``struct`` as a dict sorted by name."""
+    skip = COMMON_SKIP.union(skip)
+    nested = set(nested)
+    out: dict[str, object] = {}
+    for prop in struct.bl_rna.properties:
+        ident = prop.identifier
+        if ident in skip or ident.startswith("bl_"):
+            continue
+        if prop.type == "POINTER":
+            if ident in nested:
+                sub = getattr(struct, ident)
+                if sub is not None:
+                    out[ident] = read_props(sub)
+                continue
+            if prop.is_readonly or not _is_synced_id_type(prop.fixed_type.identifier):
+                continue
+            target = getattr(struct, ident)
+            out[ident] = ids.get_uuid(target) if target is not None and ids.is_synced(target) else None
+            continue
+        if prop.type == "COLLECTION" or prop.is_readonly:
+            continue
+        try:
+            value = getattr(struct, ident)
+        except (AttributeError, RuntimeError):  # pragma: no cover - context-dependent properties
+            continue
+        out[ident] = plain(value)
+    return dict(sorted(out.items()))
+
+
+def _shape(value: list, dims: tuple[int, ...]) -> object:
+    dims = tuple(d for d in dims if d)
+    if len(dims) <= 1:
+        return value
+    step = len(value) // dims[0]
+    return [value[i * step:(i + 1) * step] for i in range(dims[0])]
+
+
+def write_props(
+    struct: bpy.types.bpy_struct,
+    values: dict[str, object],
+    resolve: Resolver,
+    first: Iterable[str] = (),
+) -> None:
+    """Write properties read by :func:`read_props`.
+
+    ``resolve`` maps a uuid to a datablock (or None, recording that the link
+    is pending).  Properties named in ``first`` are written before the rest,
+    for those that change which other properties exist (e.g. a light's type).
+    Values Blender refuses are skipped: a value from a newer Blender version
+    must not stop the rest of the datablock from being applied.
+    """
+    order = [k for k in first if k in values] + [k for k in values if k not in set(first)]
+    rna_props = struct.bl_rna.properties
+    for ident in order:
+        prop = rna_props.get(ident)
+        if prop is None:
+            continue
+        value = values[ident]
+        try:
+            if prop.type == "POINTER":
+                if isinstance(value, dict):
+                    sub = getattr(struct, ident)
+                    if sub is not None:
+                        write_props(sub, value, resolve)
+                    continue
+                target = resolve(value) if isinstance(value, str) else None
+                if getattr(struct, ident) != target:
+                    setattr(struct, ident, target)
+                continue
+            if prop.type == "ENUM" and prop.is_enum_flag:
+                value = set(value)
+            elif isinstance(value, list):
+                value = _shape(value, tuple(getattr(prop, "array_dimensions", ()) or ()))
+            setattr(struct, ident, value)
+        except (AttributeError, TypeError, ValueError, RuntimeError):
+            continue

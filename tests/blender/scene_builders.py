@@ -1,0 +1,240 @@
+"""Scene builders for the real-Blender tests: one per synchronised datablock kind."""
+
+from __future__ import annotations
+
+import bpy
+
+
+def reset_scene() -> None:
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+
+def link(ob: bpy.types.Object, coll: bpy.types.Collection | None = None) -> bpy.types.Object:
+    (coll or bpy.context.scene.collection).objects.link(ob)
+    return ob
+
+
+def triangle_mesh(name: str = "Tri") -> bpy.types.Mesh:
+    me = bpy.data.meshes.new(name)
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0.5)], [], [(0, 1, 2), (1, 3, 2)])
+    return me
+
+
+def build_object() -> None:
+    """Empties with transforms, parenting, visibility and collection links."""
+    root = link(bpy.data.objects.new("Root", None))
+    root.location = (1.5, -2.0, 3.25)
+    root.rotation_euler = (0.1, 0.2, 0.3)
+    root.scale = (1.0, 2.0, 0.5)
+    root.empty_display_type = "CUBE"
+    child = link(bpy.data.objects.new("Child", None))
+    child.parent = root
+    child.location = (0.0, 1.0, 0.0)
+    child.rotation_mode = "QUATERNION"
+    child.rotation_quaternion = (0.7071068, 0.7071068, 0.0, 0.0)
+    hidden = link(bpy.data.objects.new("Hidden", None))
+    hidden.hide_viewport = True
+    hidden.hide_render = True
+    hidden.hide_set(True)
+
+
+def build_mesh() -> None:
+    """A primitive and a data-API mesh with UVs, a colour attribute and face flags."""
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=12, ring_count=6, location=(0, 0, 1))
+    me = triangle_mesh()
+    uv = me.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    col = me.color_attributes.new("Col", "FLOAT_COLOR", "POINT")
+    col.data.foreach_set("color", [0.1, 0.2, 0.3, 1.0] * 4)
+    me.polygons[1].use_smooth = True
+    ob = link(bpy.data.objects.new("Tri", me))
+    ob.location = (3, 0, 0)
+
+
+def build_modifiers() -> None:
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    target = link(bpy.data.objects.new("MirrorTarget", None))
+    sub = cube.modifiers.new("Smooth", "SUBSURF")
+    sub.levels = 2
+    mirror = cube.modifiers.new("Mirror", "MIRROR")
+    mirror.mirror_object = target
+    mirror.use_axis = (True, True, False)
+
+
+def build_material() -> None:
+    """A material with a small node graph (texture, colour ramp, mix) assigned to a mesh."""
+    img = bpy.data.images.new("Checker", 8, 8)
+    img.generated_type = "UV_GRID"
+    mat = bpy.data.materials.new("Shiny")
+    mat.diffuse_color = (0.2, 0.4, 0.6, 1.0)
+    mat.roughness = 0.25
+    tree = mat.node_tree
+    bsdf = tree.nodes["Principled BSDF"]
+    bsdf.inputs["Metallic"].default_value = 0.75
+    tex = tree.nodes.new("ShaderNodeTexImage")
+    tex.image = img
+    tex.location = (-600, 200)
+    ramp = tree.nodes.new("ShaderNodeValToRGB")
+    ramp.location = (-300, 200)
+    ramp.color_ramp.elements.new(0.5).color = (1.0, 0.0, 0.0, 1.0)
+    mix = tree.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.blend_type = "MULTIPLY"
+    tree.links.new(tex.outputs["Color"], ramp.inputs["Fac"])
+    tree.links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+    me = triangle_mesh("Shaded")
+    me.materials.append(mat)
+    link(bpy.data.objects.new("Shaded", me))
+    second = bpy.data.materials.new("Override")
+    ob = link(bpy.data.objects.new("ObjectSlot", me))
+    ob.material_slots[0].link = "OBJECT"
+    ob.material_slots[0].material = second
+
+
+def build_light() -> None:
+    for kind, energy in (("POINT", 100.0), ("SUN", 3.0), ("SPOT", 500.0), ("AREA", 50.0)):
+        light = bpy.data.lights.new(f"L-{kind}", type=kind)
+        light.energy = energy
+        light.color = (1.0, 0.9, 0.8)
+        if kind == "SPOT":
+            light.spot_size = 0.5
+        if kind == "AREA":
+            light.shape = "RECTANGLE"
+            light.size_y = 2.0
+        ob = link(bpy.data.objects.new(f"L-{kind}", light))
+        ob.location = (energy / 100.0, 0, 2)
+
+
+def build_camera() -> None:
+    cam = bpy.data.cameras.new("Cam")
+    cam.lens = 35.0
+    cam.sensor_width = 24.0
+    cam.dof.use_dof = True
+    cam.dof.aperture_fstop = 1.8
+    ortho = bpy.data.cameras.new("Ortho")
+    ortho.type = "ORTHO"
+    ortho.ortho_scale = 12.0
+    target = link(bpy.data.objects.new("Focus", None))
+    cam.dof.focus_object = target
+    ob = link(bpy.data.objects.new("Cam", cam))
+    ob.location = (0, -10, 2)
+    link(bpy.data.objects.new("Ortho", ortho))
+    bpy.context.scene.camera = ob
+
+
+def build_collection() -> None:
+    outer = bpy.data.collections.new("Outer")
+    inner = bpy.data.collections.new("Inner")
+    shared = bpy.data.collections.new("Shared")
+    bpy.context.scene.collection.children.link(outer)
+    outer.children.link(inner)
+    outer.children.link(shared)
+    bpy.context.scene.collection.children.link(shared)
+    inner.hide_render = True
+    a = link(bpy.data.objects.new("A", None), inner)
+    shared.objects.link(a)
+    link(bpy.data.objects.new("B", None), outer)
+
+
+def build_scene() -> None:
+    scene = bpy.context.scene
+    scene.name = "Shot010"
+    scene.frame_start = 10
+    scene.frame_end = 250
+    scene.frame_current = 42
+    scene.render.fps = 30
+    scene.render.resolution_x = 1280
+    scene.render.resolution_y = 720
+    cam = link(bpy.data.objects.new("ShotCam", bpy.data.cameras.new("ShotCam")))
+    scene.camera = cam
+    other = bpy.data.scenes.new("Other")
+    other.frame_end = 99
+    other.collection.objects.link(bpy.data.objects.new("OnlyInOther", None))
+
+
+def build_world() -> None:
+    world = bpy.data.worlds.new("Sky")
+    world.color = (0.05, 0.1, 0.2)
+    tree = world.node_tree
+    bg = tree.nodes["Background"]
+    bg.inputs["Strength"].default_value = 2.5
+    sky = tree.nodes.new("ShaderNodeTexSky")
+    tree.links.new(sky.outputs["Color"], bg.inputs["Color"])
+    bpy.context.scene.world = world
+
+
+def build_image() -> None:
+    img = bpy.data.images.new("Painted", 4, 4)
+    img.pixels.foreach_set([0.25, 0.5, 0.75, 1.0] * 16)
+    img.pack()
+    gen = bpy.data.images.new("Grid", 16, 8)
+    gen.generated_type = "COLOR_GRID"
+
+
+def build_action() -> None:
+    ob = link(bpy.data.objects.new("Animated", None))
+    ob.location = (0, 0, 0)
+    ob.keyframe_insert("location", frame=1)
+    ob.location = (4, 2, 0)
+    ob.keyframe_insert("location", frame=24)
+    ob.rotation_euler = (0, 0, 1.5)
+    ob.keyframe_insert("rotation_euler", index=2, frame=12)
+    fc = next(f for f in ob.animation_data.action.layers[0].strips[0].channelbags[0].fcurves
+              if f.data_path == "location" and f.array_index == 0)
+    fc.keyframe_points[0].interpolation = "LINEAR"
+    bpy.data.actions.new("Unused")
+
+
+def build_curve() -> None:
+    bpy.ops.curve.primitive_bezier_circle_add(radius=2.0)
+    curve = bpy.data.curves.new("Path", type="CURVE")
+    curve.dimensions = "3D"
+    curve.bevel_depth = 0.1
+    poly = curve.splines.new("POLY")
+    poly.points.add(2)
+    poly.points.foreach_set("co", [0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1])
+    nurbs = curve.splines.new("NURBS")
+    nurbs.points.add(3)
+    nurbs.points.foreach_set("co", [0, 0, 0, 1, 1, 2, 0, 1, 2, 0, 1, 1, 3, 1, 0, 1])
+    nurbs.order_u = 3
+    nurbs.use_endpoint_u = True
+    link(bpy.data.objects.new("Path", curve))
+
+
+def build_font() -> None:
+    bpy.ops.object.text_add(location=(0, 0, 1))
+    ob = bpy.context.active_object
+    ob.data.body = "blendsync"
+    ob.data.size = 1.5
+    ob.data.extrude = 0.1
+    ob.data.align_x = "CENTER"
+
+
+def build_text() -> None:
+    text = bpy.data.texts.new("notes.py")
+    text.from_string("import bpy\n\nprint('shared notes')\n")
+    bpy.data.texts.new("empty.txt")
+
+
+BUILDERS = {
+    "object": (build_object, "obj"),
+    "mesh": (build_mesh, "mesh"),
+    "modifiers": (build_modifiers, "obj"),
+    "material": (build_material, "mat"),
+    "light": (build_light, "light"),
+    "camera": (build_camera, "cam"),
+    "collection": (build_collection, "coll"),
+    "scene": (build_scene, "scene"),
+    "world": (build_world, "world"),
+    "image": (build_image, "img"),
+    "action": (build_action, "action"),
+    "curve": (build_curve, "curve"),
+    "font": (build_font, "curve"),
+    "text": (build_text, "text"),
+}
+
+
+def build_everything() -> None:
+    for build, _kind in BUILDERS.values():
+        build()

@@ -1,0 +1,71 @@
+"""Applying a large room snapshot in slices, with progress."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from scene_builders import link, reset_scene  # noqa: E402
+
+from blender_addon import sync  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def test_hundred_objects_in_slices_of_ten():
+    mat = bpy.data.materials.new("Shared")
+    coll = bpy.data.collections.new("Crowd")
+    bpy.context.scene.collection.children.link(coll)
+    for i in range(100):
+        me = bpy.data.meshes.new(f"M{i}")
+        me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, i * 0.01)], [], [(0, 1, 2)])
+        me.materials.append(mat)
+        ob = link(bpy.data.objects.new(f"O{i}", me), coll)
+        ob.location = (i * 0.5, i % 7, -i * 0.25)
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    assert len(ops) >= 100
+    reset_scene()
+
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    applier.feed(ops)
+    progress = [applier.progress]
+    while True:
+        fraction = applier.step(max_ops=10)
+        progress.append(fraction)
+        if fraction >= 1.0:
+            break
+    assert progress[0] == 0.0 and progress[-1] == 1.0
+    assert all(a < b for a, b in itertools.pairwise(progress))
+    assert len(progress) - 1 == -(-len(ops) // 10)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert len(bpy.data.objects) == 100
+    assert sync.scene_hash() == before
+    assert tracker.scan() == ({}, [])
+
+
+def test_feeding_more_while_applying_keeps_last_writer():
+    ob = link(bpy.data.objects.new("Moving", None))
+    ops = list(sync.serialise_scene().items())
+    key = sync.make_key("obj", sync.get_uuid(ob), "transform")
+    reset_scene()
+    applier = sync.Applier()
+    applier.feed(ops)
+    applier.step(max_ops=1)
+    doc = sync.decode_value(dict(ops)[key])
+    doc["location"] = [1.0, 2.0, 3.0]
+    applier.feed([(key, sync.encode_value(doc))])
+    while applier.step(max_ops=1) < 1.0:
+        pass
+    assert tuple(bpy.data.objects["Moving"].location) == (1.0, 2.0, 3.0)
+
+
+def test_bad_value_is_reported_not_raised():
+    applier = sync.Applier()
+    applier.apply([("obj/abc/meta", b"\xc1 not msgpack"), ("not/a/key/at/all", b"")])
+    assert [k for k, _ in applier.errors] == ["obj/abc/meta"]
+    assert len(bpy.data.objects) == 0
