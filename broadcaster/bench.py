@@ -20,10 +20,22 @@ from typing import Any
 
 import trio
 
-from protocol import Applied, SnapshotChunk, encode_frame
+from protocol import (
+    NEED_DATA,
+    PROTOCOL_VERSION,
+    Applied,
+    Connection,
+    Hello,
+    JoinRoom,
+    Ping,
+    Pong,
+    Role,
+    SnapshotEnd,
+    encode_frame,
+)
 from protocol.framing import FrameReader, unpack_body
 
-from .client import Client, connect
+from .client import connect
 
 _STAMP = struct.Struct("<d")
 
@@ -100,6 +112,7 @@ def _summary(latencies: list[float], deliveries: int, elapsed: float) -> dict[st
 
 
 async def _pace(rate: float, index: int, start: float) -> None:
+    """Sleep until message ``index`` is due; ``start`` is on trio's clock."""
     if rate > 0:
         await trio.sleep_until(start + index / rate)
 
@@ -110,55 +123,52 @@ async def _pace(rate: float, index: int, start: float) -> None:
 async def fanout(host: str, port: int, clients: int, messages: int, size: int, rate: float) -> dict[str, Any]:
     room = f"bench-{secrets.token_hex(4)}"
     latencies: list[float] = []
-    done = trio.Event()
-    remaining = clients
-
-    async def receiver(client: Client) -> None:
-        nonlocal remaining
-        count = 0
-        while count < messages:
-            event = await client.receive()
-            if isinstance(event, Applied):
-                now = time.perf_counter()
-                for op in event.ops:
-                    latencies.append(now - _STAMP.unpack_from(op[2])[0])
-                    count += 1
-        remaining -= 1
-        if remaining == 0:
-            done.set()
-
-    async with connect(host, port, name="sender", kind="bench") as sender, trio.open_nursery() as nursery:
+    async with connect(host, port, name="sender", kind="bench") as sender:
         await sender.create_room(room)
         await sender.join(room)
-        receivers = []
-        for i in range(clients):
-            client = await nursery.start(_connected_client, host, port, f"receiver-{i}")
-            await client.join(room)
-            receivers.append(client)
-            nursery.start_soon(receiver, client)
-        padding = b"\0" * max(0, size - _STAMP.size)
-        start = time.perf_counter()
-        for i in range(messages):
-            await _pace(rate, i, start)
-            await sender.send_ops([["set", f"k{i % 100}", _STAMP.pack(time.perf_counter()) + padding]])
-        await done.wait()
+        async with trio.open_nursery() as nursery:
+            for i in range(clients):
+                await nursery.start(_lean_receiver, host, port, room, f"r{i}", messages, latencies)
+            padding = b"\0" * max(0, size - _STAMP.size)
+            start, paced_from = time.perf_counter(), trio.current_time()
+            for i in range(messages):
+                await _pace(rate, i, paced_from)
+                await sender.send_ops([["set", f"k{i % 100}", _STAMP.pack(time.perf_counter()) + padding]])
         elapsed = time.perf_counter() - start
         await sender.leave()  # the room goes with its last member
-        nursery.cancel_scope.cancel()
-    return {
-        "bench": "fanout",
-        "clients": clients,
-        "messages": messages,
-        "size": size,
-        "rate": rate,
-        **_summary(latencies, clients * messages, elapsed),
-    }
+    return {"bench": "fanout", "clients": clients, "messages": messages, "size": size, "rate": rate,
+            **_summary(latencies, clients * messages, elapsed)}
 
 
-async def _connected_client(host: str, port: int, name: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    async with connect(host, port, name=name, kind="bench") as client:
-        task_status.started(client)
-        await trio.sleep_forever()
+async def _lean_receiver(
+    host: str, port: int, room: str, name: str, messages: int, latencies: list[float],
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A receiving client reduced to the protocol object (full decoding and checks, no client library)."""
+    conn = Connection(Role.CLIENT)
+    async with await trio.open_tcp_stream(host, port) as stream:
+        await stream.send_all(
+            conn.send(Hello(protocol=PROTOCOL_VERSION, client_name=name, client_kind="bench"))
+            + encode_frame(JoinRoom(room=room, ref=1).to_body())
+        )
+        count = 0
+        started = False
+        while count < messages:
+            data = await stream.receive_some(1 << 20)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            conn.receive_data(data)
+            now = time.perf_counter()
+            while (event := conn.next_event()) is not NEED_DATA:
+                if isinstance(event, Applied):
+                    for op in event.ops:
+                        latencies.append(now - _STAMP.unpack_from(op[2])[0])
+                        count += 1
+                elif isinstance(event, SnapshotEnd) and not started:
+                    started = True
+                    task_status.started()
+                elif isinstance(event, Ping):
+                    await stream.send_all(conn.send(Pong(nonce=event.nonce)))
 
 
 async def late_join(host: str, port: int, history: int, keys: int, size: int) -> dict[str, Any]:
@@ -276,9 +286,9 @@ async def relay_fanout(
             nursery.start_soon(receive, stream)
         del finished
         padding = b"\0" * max(0, size - _STAMP.size)
-        start = time.perf_counter()
+        start, paced_from = time.perf_counter(), trio.current_time()
         for i in range(messages):
-            await _pace(rate, i, start)
+            await _pace(rate, i, paced_from)
             await sender.send_all(
                 encode_frame(
                     {
@@ -321,5 +331,3 @@ async def relay_transfer(host: str, port: int, keys: int, size: int) -> dict[str
     await receiver.aclose()
     return {"transfer_seconds": round(elapsed, 4), "frames": keys}
 
-
-_ = SnapshotChunk  # the join bench's snapshot arrives as these frames

@@ -312,12 +312,12 @@ class Broadcaster:
         except TreeError as exc:
             raise RequestError(ErrorCode.LIMIT_EXCEEDED, str(exc)) from None
 
-    async def finish_write(self, session: Session, proposal: Proposal, op_id: int) -> RequestError | None:
-        """Wait for a write to commit. Its ack travels with the fan-out; only failures are reported here."""
-        try:
-            result = await proposal.wait()
-        except ReplicationError as exc:
-            return RequestError(ErrorCode.UNAVAILABLE, str(exc))
+    def write_outcome(self, session: Session, proposal: Proposal, op_id: int) -> RequestError | None:
+        """A committed (or failed) write. Its ack travels with the fan-out; only failures are reported here."""
+        if proposal.error is not None:
+            return RequestError(ErrorCode.UNAVAILABLE, str(proposal.error))
+        result = proposal.result
+        assert result is not None
         if proposal.duplicate:
             # A retry of an op that already committed: no fan-out happened this time, so ack it here.
             seq = appended_seq(result)

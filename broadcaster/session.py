@@ -241,14 +241,11 @@ class Session:
         except BaseException:
             self._inflight.release()
             raise
-        assert self._nursery is not None
-        self._nursery.start_soon(self._finish_write, proposal, op_id)
+        proposal.add_done_callback(lambda done: self._write_done(done, op_id))
 
-    async def _finish_write(self, proposal: Any, op_id: int) -> None:
-        try:
-            error = await self.broadcaster.finish_write(self, proposal, op_id)
-        finally:
-            self._inflight.release()
+    def _write_done(self, proposal: Any, op_id: int) -> None:
+        self._inflight.release()
+        error = self.broadcaster.write_outcome(self, proposal, op_id)
         if error is not None:
             self.send(Error(code=error.code.value, message=error.message, ref=op_id))
 

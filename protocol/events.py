@@ -32,6 +32,8 @@ class Event:
     TYPE: ClassVar[str]
     SENDER: ClassVar[Sender]
     _fields: ClassVar[tuple[tuple[str, Any, bool], ...]]  # (name, type, required)
+    _checks: ClassVar[dict[str, typing.Callable[[Any], bool]]]
+    _names: ClassVar[frozenset[str]]
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.TYPE}
@@ -56,34 +58,43 @@ def _event(type_name: str, sender: Sender):
             (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
             for f in fields(cls)
         )
+        cls._checks = {name: _compile_type(tp) for name, tp, _ in cls._fields}
+        cls._names = frozenset(name for name, _, _ in cls._fields) | {"type"}
         EVENT_TYPES[type_name] = cls
         return cls
 
     return register
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
+Check = typing.Callable[[Any], bool]
+
+
+def _compile_type(tp: Any) -> Check:
+    """A fast predicate for one declared field type (built once per field, used on every decode)."""
     if tp is Any:
-        return True
+        return lambda value: True
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda value: type(value) is int
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return lambda value: type(value) is float or type(value) is int
     if tp in (str, bool, bytes):
-        return isinstance(value, tp)
+        return lambda value: type(value) is tp
+    if tp is type(None):
+        return lambda value: value is None
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in get_args(tp))
+        options = [_compile_type(arg) for arg in get_args(tp)]
+        return lambda value: any(check(value) for check in options)
     if origin is list:
-        (item,) = get_args(tp)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+        (item_tp,) = get_args(tp)
+        if item_tp is Any:
+            return lambda value: type(value) is list
+        item = _compile_type(item_tp)
+        return lambda value: type(value) is list and all(item(v) for v in value)
     if origin is dict:
         key_tp, val_tp = get_args(tp)
-        return isinstance(value, dict) and all(
-            _type_ok(k, key_tp) and _type_ok(v, val_tp) for k, v in value.items()
-        )
-    if tp is type(None):
-        return value is None
+        key, val = _compile_type(key_tp), _compile_type(val_tp)
+        return lambda value: type(value) is dict and all(key(k) and val(v) for k, v in value.items())
     raise TypeError(f"unsupported field type {tp!r}")
 
 
@@ -106,10 +117,11 @@ def event_from_body(body: dict[str, Any], *, from_role: Sender) -> Event:
             ErrorCode.PROTOCOL_STATE, f"{type_name!r} may not be sent by this side", ref=ref
         )
     kwargs: dict[str, Any] = {}
+    checks = cls._checks
     for name, tp, required in cls._fields:
         if name in body:
             value = body[name]
-            if not _type_ok(value, tp):
+            if not checks[name](value):
                 raise RemoteProtocolError(
                     ErrorCode.BAD_MESSAGE,
                     f"{type_name}.{name} must be {_type_name(tp)}, got {type(value).__name__}",
@@ -118,10 +130,10 @@ def event_from_body(body: dict[str, Any], *, from_role: Sender) -> Event:
             kwargs[name] = value
         elif required:
             raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"{type_name}.{name} is missing", ref=ref)
-    unknown = set(body) - {"type"} - {name for name, _, _ in cls._fields}
-    if unknown:
+    if not cls._names.issuperset(body):
+        unknown = set(body) - cls._names
         raise RemoteProtocolError(
-            ErrorCode.BAD_MESSAGE, f"{type_name} has unknown fields {sorted(unknown)}", ref=ref
+            ErrorCode.BAD_MESSAGE, f"{type_name} has unknown fields {sorted(map(str, unknown))}", ref=ref
         )
     event = cls(**kwargs)
     try:
@@ -270,6 +282,8 @@ PRESENCE_FIELDS: dict[str, Any] = {
     "selection": list[str],
 }
 
+_PRESENCE_CHECKS = {name: _compile_type(tp) for name, tp in PRESENCE_FIELDS.items()}
+
 
 @_event("presence", Sender.CLIENT)
 class Presence(Event):
@@ -277,11 +291,11 @@ class Presence(Event):
 
     def check(self) -> None:
         for name, value in self.state.items():
-            tp = PRESENCE_FIELDS.get(name)
-            if tp is None:
+            check = _PRESENCE_CHECKS.get(name)
+            if check is None:
                 raise ValueError(f"unknown presence field {name!r}")
-            if not _type_ok(value, tp):
-                raise ValueError(f"presence field {name!r} must be {_type_name(tp)}")
+            if not check(value):
+                raise ValueError(f"presence field {name!r} must be {_type_name(PRESENCE_FIELDS[name])}")
         if len(self.state.get("selection", ())) > 4096:
             raise ValueError("selection is limited to 4096 entries")
 

@@ -675,16 +675,26 @@ def _check_client(client: object, seq: object) -> None:
         raise TreeError(E_ENVELOPE, "seq must be a non-negative integer")
 
 
+# Commands this process encoded, by their entry bytes, so that applying them locally does not compile them
+# a second time. Compiling is a pure function of the bytes, so a hit gives exactly what a miss would.
+_precompiled: OrderedDict[bytes, _Command] = OrderedDict()
+_PRECOMPILED_MAX = 65536
+
+
 def encode_envelope(cmd: object, client: str | None = None, seq: int | None = None) -> bytes:
     """Validate ``cmd`` and pack it (with an optional client session id and seq) as log entry data."""
-    validate_command(cmd)
+    command = _compile_command(cmd)
     env: dict[str, Any] = {}
     if client is not None or seq is not None:
         _check_client(client, seq)
         env["client"] = client
         env["seq"] = seq
     env["cmd"] = cmd
-    return msgpack.packb(env, use_bin_type=True)
+    data = msgpack.packb(env, use_bin_type=True)
+    _precompiled[data] = command
+    if len(_precompiled) > _PRECOMPILED_MAX:
+        _precompiled.popitem(last=False)
+    return data
 
 
 def _unpack(data: object) -> Any:
@@ -978,7 +988,9 @@ class Tree:
                     message = f"seq {seq} is older than the last applied {session.seq}"
                     return _error(E_STALE, message, index), []
         try:
-            cmd = _compile_command(raw)
+            cmd = _precompiled.pop(entry_data, None) if type(entry_data) is bytes else None
+            if cmd is None:
+                cmd = _compile_command(raw)
         except TreeError as e:
             result, events = _error(e.code, e.message, index), []
         else:
