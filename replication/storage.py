@@ -132,7 +132,7 @@ class Storage:
         size = 0
         with self._env.begin(db=self._log) as txn:
             cursor = txn.cursor()
-            if not cursor.set_key(_key(lo)):
+            if not cursor.set_range(_key(lo)):
                 return out
             for raw_key, raw in cursor:
                 index = _INDEX.unpack(raw_key)[0]
