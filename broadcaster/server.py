@@ -313,7 +313,7 @@ class Broadcaster:
             raise RequestError(ErrorCode.LIMIT_EXCEEDED, str(exc)) from None
 
     def write_outcome(self, session: Session, proposal: Proposal, op_id: int) -> RequestError | None:
-        """A committed (or failed) write. Its ack travels with the fan-out; only failures are reported here."""
+        """A committed or failed write. Its ack goes with the fan-out; only failures are reported here."""
         if proposal.error is not None:
             return RequestError(ErrorCode.UNAVAILABLE, str(proposal.error))
         result = proposal.result

@@ -68,7 +68,7 @@ class Proposal:
     callbacks: list[Callable[[Proposal], None]] = field(default_factory=list)
 
     def add_done_callback(self, callback: Callable[[Proposal], None]) -> None:
-        """Run ``callback(self)`` synchronously when the proposal completes (cheaper than a task per write)."""
+        """Run ``callback(self)`` when the proposal completes (cheaper than a task per write)."""
         if self.done.is_set():
             callback(self)
         else:

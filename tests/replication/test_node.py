@@ -132,7 +132,10 @@ def test_killed_at_a_random_instant_reopens_consistent(tmp_path: Path, seed: int
     flush_every = rng.choice([1, 7, 1024])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path), str(flush_every)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", CHILD, str(tmp_path), str(flush_every)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert child.stdout is not None
     deadline = time.monotonic() + rng.uniform(0.3, 1.2)
