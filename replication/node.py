@@ -3,18 +3,28 @@
     async with open_node(NodeConfig(data_dir=...)) as node:
         result = await node.propose({"then": [{"op": "put", "path": ["a"], "payload": 1}]})
         props, payload = node.read_local(("a",))
+        found = await node.read(("a",), consistency="linearizable")
         async with node.watch(("rooms", "r1", "**")) as events:
             async for event in events: ...
 
-This module currently drives the embedded single-node configuration: a proposal is committed once it is
-fsync'd in the log (a 1-node quorum). Proposals are batched (group commit): while one batch is being written,
-the next accumulates.
+The node joins the pure Raft core (replication.core), the tree state machine (replication.tree), lmdb
+storage (replication.storage) and the peer transport (replication.transport). A single node is simply a
+one-voter cluster on the same code path: it elects itself at start and commits what it has fsync'd.
+
+Each turn of the driver loop follows the core's contract: persist the Ready (one lmdb transaction, fsync'd,
+on a worker thread so the event loop keeps serving), then send its messages, then apply its committed
+entries, then advance. Proposals queued while a write is in flight form the next batch (group commit).
+A proposal made on a follower is forwarded to the leader, in order, over the peer connection.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import random
+import secrets
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -24,11 +34,30 @@ from typing import Any
 
 import trio
 
+from .core import (
+    CompactedError,
+    ConfChange,
+    ConfChangeType,
+    Config,
+    Entry,
+    EntryKind,
+    HardState,
+    NotLeaderError,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    Role,
+    Snapshot,
+    SnapshotMeta,
+    UnavailableError,
+    message_from_wire,
+    message_to_wire,
+)
 from .storage import LogRecord, Storage, WriteBatch
+from .transport import Transport
 from .tree import NodeProps, Tree, TreeError, WatchEvent, encode_envelope
 
 Path_ = tuple[str, ...]
-ENTRY_NORMAL = 0
 log = logging.getLogger("blendsync.replication")
 
 
@@ -42,13 +71,26 @@ class NotLeader(ReplicationError):
         self.leader = leader
 
 
+class OutcomeUnknown(ReplicationError):
+    """The proposal was sent but no answer came in time: it may or may not commit (retry with its seq)."""
+
+
 @dataclass
 class NodeConfig:
     data_dir: Path
     node_id: int = 1
+    peers: dict[int, str] = field(default_factory=dict)  # other initial voters: id -> "host:port"
+    raft_listen: str | None = None  # "host:port" for peers; needed with peers or join
+    join: bool = False  # start as a non-voter waiting to be added (see add_member)
+    cluster_secret: bytes | None = None
+    server_ssl: ssl.SSLContext | None = None
+    client_ssl: ssl.SSLContext | None = None
+    tick_interval: float = 0.05
+    election_ticks: int = 10  # 0.5 s to 1 s with the default tick
+    heartbeat_ticks: int = 1
     fsync: bool = True
+    request_timeout: float = 5.0  # forwarded proposals and reads give up after this
     max_batch_entries: int = 4096
-    max_batch_bytes: int = 64 * 1024 * 1024
     max_entry_bytes: int = 64 * 1024 * 1024 + 4096
     log_retain: int = 8192  # entries kept behind the applied index (for lagging followers)
     # The tree is persisted every this many applied entries, or after tree_flush_idle seconds without
@@ -56,6 +98,7 @@ class NodeConfig:
     tree_flush_entries: int = 1024
     tree_flush_idle: float = 1.0
     watch_backlog: int = 65536  # recent events kept so watch(after_index=...) can start in the past
+    seed: int | None = None  # for the election timer; random when None
 
 
 @dataclass(eq=False)
@@ -65,7 +108,13 @@ class Proposal:
     result: dict[str, Any] | None = None
     error: BaseException | None = None
     index: int = 0  # the log index it was committed at
+    submitted_at: float = field(default_factory=trio.current_time)
     callbacks: list[Callable[[Proposal], None]] = field(default_factory=list)
+
+    @property
+    def duplicate(self) -> bool:
+        """True when this was a retry: the result is the one cached from the first commit."""
+        return self.result is not None and self.result.get("index") != self.index
 
     def add_done_callback(self, callback: Callable[[Proposal], None]) -> None:
         """Run ``callback(self)`` when the proposal completes (cheaper than a task per write)."""
@@ -75,15 +124,12 @@ class Proposal:
             self.callbacks.append(callback)
 
     def finish(self, result: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
+        if self.done.is_set():
+            return
         self.result, self.error = result, error
         self.done.set()
         for callback in self.callbacks:
             callback(self)
-
-    @property
-    def duplicate(self) -> bool:
-        """True when this was a retry: the result is the one cached from the first commit."""
-        return self.result is not None and self.result.get("index") != self.index
 
     async def wait(self) -> dict[str, Any]:
         await self.done.wait()
@@ -91,6 +137,14 @@ class Proposal:
             raise self.error
         assert self.result is not None
         return self.result
+
+
+@dataclass(eq=False)
+class _RemoteProposal:
+    """A proposal forwarded to us (the leader) by a follower: answered over the transport."""
+
+    peer: int
+    request: int
 
 
 class Subscription:
@@ -129,24 +183,162 @@ def pattern_matches(pattern: Path_, path: Path_) -> bool:
     return False
 
 
+class RaftLogStorage:
+    """The core's read view of the durable log (``LogStorage``), over lmdb with a cache of recent terms."""
+
+    def __init__(self, storage: Storage, bootstrap_voters: frozenset[int], snapshot: Callable[[], Snapshot]):
+        self._storage = storage
+        self._bootstrap_voters = bootstrap_voters
+        self._snapshot = snapshot
+        self._terms: dict[int, int] = {}
+        self._last_index = storage.last_index()
+        self.snap_index, self.snap_term, _ = storage.snapshot_meta()
+
+    def initial_state(self) -> tuple[HardState, frozenset[int]]:
+        term, vote, commit = self._storage.hard_state()
+        voters = self._storage.voters()
+        return HardState(term, vote, commit), frozenset(
+            voters if voters is not None else self._bootstrap_voters
+        )
+
+    def first_index(self) -> int:
+        return self.snap_index + 1
+
+    def last_index(self) -> int:
+        return self._last_index
+
+    def term(self, index: int) -> int:
+        if index == self.snap_index:
+            return self.snap_term
+        if index < self.snap_index:
+            raise CompactedError(f"entry {index} is compacted")
+        if index > self._last_index:
+            raise UnavailableError(f"entry {index} is not in the log yet")
+        term = self._terms.get(index)
+        if term is None:
+            record = self._storage.entry(index)
+            if record is None:
+                raise UnavailableError(f"entry {index} is missing")
+            term = record.term
+        return term
+
+    def entries(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
+        if lo <= self.snap_index:
+            raise CompactedError(f"entry {lo} is compacted")
+        if hi > self._last_index + 1:
+            raise UnavailableError(f"entries up to {hi - 1} are not in the log")
+        return [
+            Entry(r.term, r.index, EntryKind(r.kind), r.data)
+            for r in self._storage.entries(lo, hi, max_bytes)
+        ]
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot()
+
+    # The driver tells the cache what it persisted.
+    def note_appended(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        first = entries[0].index
+        if first <= self._last_index:
+            for index in [i for i in self._terms if i >= first]:
+                del self._terms[index]
+        for entry in entries:
+            self._terms[entry.index] = entry.term
+        self._last_index = entries[-1].index
+        if len(self._terms) > 65536:
+            for index in sorted(self._terms)[: len(self._terms) - 32768]:
+                del self._terms[index]
+
+    def note_compacted(self, index: int, term: int) -> None:
+        self.snap_index, self.snap_term = index, term
+        for i in [i for i in self._terms if i <= index]:
+            del self._terms[i]
+        self._last_index = max(self._last_index, index)
+
+    def note_snapshot_installed(self, index: int, term: int) -> None:
+        self._terms.clear()
+        self.snap_index, self.snap_term = index, term
+        self._last_index = index
+
+
 class Node:
     def __init__(self, config: NodeConfig, storage: Storage, tree: Tree):
         self.config = config
         self._storage = storage
         self.tree = tree
-        self._term = 1
-        self._last_index = max(storage.last_index(), tree.applied_index)
-        self._persisted_applied = storage.applied()
-        self._queue: deque[Proposal] = deque()
-        self._wakeup = trio.Event()
         self._closed = False
         self._disk = trio.CapacityLimiter(1)
+        self._wakeup = trio.Event()
+        self._queue: deque[Proposal] = deque()  # submitted, not yet handed to the core or forwarded
+        self._pending: dict[int, tuple[int, Proposal | _RemoteProposal]] = {}  # index -> (term, proposal)
+        self._forwarded: dict[
+            int, tuple[Proposal, float, int]
+        ] = {}  # request -> (proposal, deadline, leader)
+        self._request_ids = itertools.count(1)
+        self._reads: dict[bytes, tuple[trio.Event, list[int]]] = {}
         self._subscriptions: dict[Path_, list[Subscription]] = {}
         self._backlog: deque[WatchEvent] = deque(maxlen=config.watch_backlog)
         self._applied_changed = trio.Event()
-        self.stats = {"proposals": 0, "batches": 0, "fsync_seconds": 0.0}
+        self._persisted_applied = storage.applied()
+        self._snapshot_cache: Snapshot | None = None
+        self.stats: dict[str, Any] = {"proposals": 0, "batches": 0, "fsync_seconds": 0.0, "fsyncs": 0}
+        self.fsync_histogram = [0] * len(FSYNC_BUCKETS)
+
+        self.addresses: dict[int, str] = {**storage.addresses()}
+        if not self.addresses and not config.join:
+            self.addresses = {**config.peers}
+            if config.raft_listen:
+                self.addresses[config.node_id] = config.raft_listen
+        bootstrap = frozenset() if config.join else frozenset({config.node_id, *config.peers})
+        self._log = RaftLogStorage(storage, bootstrap, self._make_snapshot)
+        _, voters = self._log.initial_state()
+        self.voters = voters
+        applied = max(tree.applied_index, self._log.snap_index)
+        seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**63)
+        self._raw = RawNode(
+            Config(
+                node_id=config.node_id,
+                election_tick=config.election_ticks,
+                heartbeat_tick=config.heartbeat_ticks,
+                seed=seed,
+                applied=applied,
+            ),
+            self._log,
+        )
+        self._role = Role.FOLLOWER
+        self._leader: int | None = None
+        self._transport: Transport | None = None
+        if config.peers or config.join or len(voters) > 1:
+            if not config.cluster_secret:
+                raise ValueError("a node with peers needs a cluster secret")
+            if not config.raft_listen:
+                raise ValueError("a node with peers needs raft_listen")
+            self._transport = Transport(
+                config.node_id,
+                config.cluster_secret,
+                self._on_frame,
+                self._on_unreachable,
+                server_ssl=config.server_ssl,
+                client_ssl=config.client_ssl,
+            )
+            for peer_id, address in self.addresses.items():
+                if peer_id != config.node_id:
+                    self._transport.set_peer(peer_id, address)
+        self._first_write = WriteBatch(
+            voters=sorted(voters) if storage.voters() is None else None,
+            addresses=dict(self.addresses) if self.addresses != storage.addresses() else None,
+        )
 
     # ---- public API ---------------------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        return self.config.node_id
+
+    @property
+    def raft_address(self) -> str | None:
+        return self._transport.listen_address if self._transport else None
 
     async def propose(
         self, command: dict[str, Any], *, client: str | None = None, seq: int | None = None
@@ -181,19 +373,45 @@ class Node:
         return self.tree.match(tuple(pattern))
 
     async def read(self, path: Path_, consistency: str = "local") -> tuple[NodeProps, Any] | None:
-        await self._barrier(consistency)
+        await self.barrier(consistency)
         return self.read_local(path)
 
     async def read_many(
         self, pattern: Path_, consistency: str = "local"
     ) -> list[tuple[Path_, NodeProps, Any]]:
-        await self._barrier(consistency)
+        await self.barrier(consistency)
         return list(self.match_local(pattern))
 
-    async def _barrier(self, consistency: str) -> None:
-        if consistency not in ("local", "fence", "linearizable"):
+    async def barrier(self, consistency: str) -> None:
+        """Wait until a read at ``consistency`` may be served from the local tree.
+
+        local: at once (possibly stale). fence and linearizable: a ReadIndex round confirms the leader
+        still leads and gives the commit index at that moment; we then wait until it is applied here.
+        Both give read-your-writes and never return state older than the read's start.
+        """
+        if consistency == "local":
+            return
+        if consistency not in ("fence", "linearizable"):
             raise ValueError(f"unknown consistency {consistency!r}")
-        # A single node is always the leader and applies before it acknowledges: local is already fresh.
+        context = secrets.token_bytes(16)
+        answered = trio.Event()
+        box: list[int] = []
+        self._reads[context] = (answered, box)
+        try:
+            with trio.move_on_after(self.config.request_timeout) as scope:
+                while True:
+                    try:
+                        self._raw.read_index(context)
+                        break
+                    except NotLeaderError:
+                        await trio.sleep(self.config.tick_interval)  # no leader known yet
+                self._wakeup.set()
+                await answered.wait()
+                await self.wait_applied(box[0])
+            if scope.cancelled_caught:
+                raise ReplicationError("read timed out (no quorum?)")
+        finally:
+            self._reads.pop(context, None)
 
     def subscribe(self, pattern: Path_, callback: Callable[[WatchEvent], None]) -> Subscription:
         """Call ``callback`` synchronously, in commit order, for each applied event under ``pattern``.
@@ -215,14 +433,13 @@ class Node:
     @asynccontextmanager
     async def watch(
         self, pattern: Path_, *, after_index: int | None = None, buffer: int = 4096
-    ) -> AsyncIterator[trio.MemoryReceiveChannel[WatchEvent]]:
+    ) -> AsyncIterator[AsyncIterator[WatchEvent]]:
         """Events under ``pattern`` in commit order, starting after ``after_index`` (default: now).
 
         A watcher that falls more than ``buffer`` events behind is closed with ReplicationError.
         """
         pattern = tuple(pattern)
         send, receive = trio.open_memory_channel[WatchEvent](math.inf)
-        pending = 0
         overflow = False
 
         if after_index is not None and after_index < self.tree.applied_index:
@@ -232,7 +449,6 @@ class Node:
             for event in self._backlog:
                 if event.index > after_index and pattern_matches(pattern, event.path):
                     send.send_nowait(event)
-                    pending += 1
 
         def deliver(event: WatchEvent) -> None:
             nonlocal overflow
@@ -251,94 +467,280 @@ class Node:
             send.close()
 
     def status(self) -> dict[str, Any]:
-        return {
-            "id": self.config.node_id,
-            "role": "leader",
-            "term": self._term,
-            "leader": self.config.node_id,
-            "commit": self._last_index,
+        raw = self._raw.status()
+        status = {
+            "id": self.node_id,
+            "role": raw["role"].value if isinstance(raw["role"], Role) else str(raw["role"]),
+            "term": raw["term"],
+            "leader": raw["leader"] or None,
+            "commit": raw["commit"],
             "applied": self.tree.applied_index,
-            "members": [self.config.node_id],
+            "last_index": raw.get("last_index", self._log.last_index()),
+            "members": sorted(raw["voters"]),
+            "addresses": {str(k): v for k, v in sorted(self.addresses.items())},
             "lag": {},
             "queued": len(self._queue),
             **self.stats,
         }
+        for peer, progress in (raw.get("progress") or {}).items():
+            if peer != self.node_id:
+                status["lag"][str(peer)] = max(0, raw.get("last_index", 0) - progress["match"])
+        if self._transport is not None:
+            status["connected"] = {str(p): self._transport.is_connected(p) for p in self._transport.peers()}
+            status["rejected_connections"] = self._transport.rejected_connections
+        return status
 
     async def wait_applied(self, index: int) -> None:
         while self.tree.applied_index < index:
             await self._applied_changed.wait()
 
+    async def wait_for_leader(self, timeout: float = 10.0) -> int:
+        with trio.fail_after(timeout):
+            while self._leader is None:
+                await trio.sleep(self.config.tick_interval)
+        assert self._leader is not None
+        return self._leader
+
+    async def add_member(self, node_id: int, address: str) -> None:
+        """Add a voter (one at a time). Start the new node with join=True first."""
+        await self._change_membership(ConfChange(ConfChangeType.ADD_NODE, node_id, address.encode()))
+
+    async def remove_member(self, node_id: int) -> None:
+        await self._change_membership(ConfChange(ConfChangeType.REMOVE_NODE, node_id))
+
+    async def transfer_leadership(self, to: int) -> None:
+        try:
+            self._raw.transfer_leader(to)
+        except (NotLeaderError, ProposalDroppedError) as exc:
+            raise ReplicationError(str(exc)) from None
+        self._wakeup.set()
+
+    async def _change_membership(self, change: ConfChange) -> None:
+        with trio.move_on_after(self.config.request_timeout) as scope:
+            while True:
+                try:
+                    index = self._raw.propose_conf_change(change)
+                    break
+                except NotLeaderError as exc:
+                    raise NotLeader(exc.leader) from None
+                except ProposalDroppedError:
+                    await trio.sleep(self.config.tick_interval)  # e.g. a change still pending
+            self._wakeup.set()
+            await self.wait_applied(index)
+        if scope.cancelled_caught:
+            raise ReplicationError("membership change timed out")
+
     # ---- driver -------------------------------------------------------------------------------------
 
     async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
         try:
-            while True:
-                with trio.move_on_after(self.config.tree_flush_idle) as idle:
-                    await self._wakeup.wait()
-                if idle.cancelled_caught:
-                    await self.flush()
-                    continue
-                self._wakeup = trio.Event()
-                while self._queue:
-                    await self._commit_batch()
+            async with trio.open_nursery() as nursery:
+                if self._transport is not None:
+                    assert self.config.raft_listen is not None
+                    await nursery.start(self._transport.run, self.config.raft_listen)
+                if self._first_write:
+                    await self._write(self._first_write)
+                if self.voters == {self.node_id}:
+                    self._raw.campaign()  # a single voter leads at once
+                # Catch up before serving: re-apply what the log holds beyond the persisted tree, so a
+                # reader right after a restart sees every write that was acknowledged before it.
+                while self._raw.has_ready():
+                    await self._handle_ready(self._raw.ready())
+                nursery.start_soon(self._ticker)
+                task_status.started()
+                await self._loop()
         finally:
             self._closed = True
+            error = ReplicationError("node is shutting down")
             for proposal in self._queue:
-                proposal.finish(error=ReplicationError("node is shutting down"))
-            self._queue.clear()
+                proposal.finish(error=error)
+            for _, waiter in self._pending.values():
+                if isinstance(waiter, Proposal):
+                    waiter.finish(error=OutcomeUnknown("node shut down before the outcome was known"))
+            for proposal, _, _ in self._forwarded.values():
+                proposal.finish(error=OutcomeUnknown("node shut down before the outcome was known"))
 
-    def _take_batch(self) -> list[Proposal]:
-        batch: list[Proposal] = []
-        size = 0
-        while self._queue and len(batch) < self.config.max_batch_entries:
-            size += len(self._queue[0].data)
-            if batch and size > self.config.max_batch_bytes:
-                break
-            batch.append(self._queue.popleft())
-        return batch
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.config.tick_interval)
+            self._raw.tick()
+            self._expire_forwarded()
+            self._wakeup.set()
 
-    async def _commit_batch(self) -> None:
-        proposals = self._take_batch()
-        records = []
-        for proposal in proposals:
-            self._last_index += 1
-            records.append(LogRecord(self._last_index, self._term, ENTRY_NORMAL, proposal.data))
-        write = WriteBatch(entries=records, hard_state=(self._term, self.config.node_id, self._last_index))
-        if self.tree.applied_index - self._persisted_applied >= self.config.tree_flush_entries:
-            self._add_tree_state(write)
-        with trio.CancelScope(shield=True):  # a half-observed commit would leave futures unresolved
+    async def _loop(self) -> None:
+        idle_since = trio.current_time()
+        while True:
+            with trio.move_on_after(self.config.tree_flush_idle):
+                await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            self._hand_proposals_to_core()
+            worked = False
+            while self._raw.has_ready():
+                await self._handle_ready(self._raw.ready())
+                self._hand_proposals_to_core()
+                worked = True
+            if worked:
+                idle_since = trio.current_time()
+            elif trio.current_time() - idle_since >= self.config.tree_flush_idle:
+                await self.flush()
+                idle_since = trio.current_time()
+
+    def _hand_proposals_to_core(self) -> None:
+        """Proposals go to the core on the leader, to the leader elsewhere; in submission order."""
+        count = 0
+        while self._queue and count < self.config.max_batch_entries:
+            proposal = self._queue[0]
+            if self._role is Role.LEADER:
+                try:
+                    term = self._raw.raft.term
+                    index = self._raw.propose(proposal.data)
+                except ProposalDroppedError:
+                    return  # e.g. a leadership transfer: keep it queued, try again next turn
+                except NotLeaderError:
+                    return
+                self._pending[index] = (term, proposal)
+            elif self._leader is not None and self._transport is not None:
+                request = next(self._request_ids)
+                deadline = trio.current_time() + self.config.request_timeout
+                self._forwarded[request] = (proposal, deadline, self._leader)
+                self._transport.send(self._leader, ["fwd", request, proposal.data])
+            else:
+                return  # no leader yet: wait (the ticker expires what waits too long)
+            self._queue.popleft()
+            count += 1
+        self.stats["proposals"] += count
+
+    def _expire_forwarded(self) -> None:
+        now = trio.current_time()
+        for request, (proposal, deadline, _) in list(self._forwarded.items()):
+            if now >= deadline:
+                del self._forwarded[request]
+                proposal.finish(error=OutcomeUnknown("no answer from the leader in time"))
+        # Waiting for a leader is bounded too: nothing was sent yet, so these surely did not commit.
+        while self._queue and now - self._queue[0].submitted_at >= self.config.request_timeout:
+            self._queue.popleft().finish(
+                error=ReplicationError("no leader to take the proposal (no quorum?)")
+            )
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.role, rd.soft_state.leader)
+        write = WriteBatch()
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            self._restore_snapshot(rd.snapshot, write)
+        if rd.entries:
+            write.entries = [LogRecord(e.index, e.term, int(e.kind), e.data) for e in rd.entries]
+        if rd.hard_state is not None:
+            hs = rd.hard_state
+            write.hard_state = (hs.term, hs.vote, hs.commit)
+        if write:
+            if self.tree.applied_index - self._persisted_applied >= self.config.tree_flush_entries:
+                self._add_tree_state(write)
+            await self._write(write)
+            self._log.note_appended(list(rd.entries))
+        if self._transport is not None:
+            for message in rd.messages:
+                self._transport.send(message.dst, ["r", message_to_wire(message)])
+        for entry in rd.committed_entries:
+            self._apply_entry(entry)
+        for read_state in rd.read_states:
+            waiter = self._reads.get(read_state.ctx)
+            if waiter is not None:
+                waiter[1].append(read_state.index)
+                waiter[0].set()
+        self._raw.advance(rd)
+
+    async def _write(self, write: WriteBatch) -> None:
+        with trio.CancelScope(shield=True):  # a half-observed commit would leave the core confused
             started = trio.current_time()
             await trio.to_thread.run_sync(self._storage.commit, write, limiter=self._disk)
-            self.stats["fsync_seconds"] += trio.current_time() - started
+            elapsed = trio.current_time() - started
+        self.stats["fsync_seconds"] += elapsed
+        self.stats["fsyncs"] += 1
         self.stats["batches"] += 1
-        self.stats["proposals"] += len(proposals)
-        for proposal, record in zip(proposals, records, strict=True):
-            proposal.index = record.index
-            proposal.finish(self._apply(record.index, record.data))
+        for i, bound in enumerate(FSYNC_BUCKETS):
+            if elapsed <= bound:
+                self.fsync_histogram[i] += 1
+                break
 
-    def _add_tree_state(self, write: WriteBatch) -> None:
-        """Persist the tree as of the last apply alongside the next write (the log covers the gap)."""
-        write.tree_records = self.tree.take_dirty()
-        if write.tree_records or self.tree.applied_index != self._persisted_applied:
-            write.applied = self.tree.applied_index
-            self._persisted_applied = self.tree.applied_index
-            compact_to = self.tree.applied_index - self.config.log_retain
-            if compact_to > self._storage.first_index() + 1024:
-                # The persisted tree covers everything up to the applied index: older entries can go.
-                record = self._storage.entry(compact_to)
-                if record is not None:
-                    write.compact_to = compact_to
-                    write.snapshot_meta = (compact_to, record.term, [self.config.node_id])
+    def _on_soft_state(self, role: Role, leader: int) -> None:
+        # A deposed leader's uncommitted entries may still commit under the next leader or be overwritten:
+        # their waiters stay pending and learn which when that index is applied (the term tells).
+        previous_leader = self._leader
+        self._role, self._leader = role, (leader or None)
+        log.info("node %d is %s (leader %s)", self.node_id, role.value, self._leader)
+        if previous_leader is not None and self._leader != previous_leader:
+            # Whatever we forwarded to the old leader may never be answered: let callers retry now
+            # rather than at their timeout (a retry with the same session seq applies at most once).
+            for request, (proposal, _, sent_to) in list(self._forwarded.items()):
+                if sent_to == previous_leader:
+                    del self._forwarded[request]
+                    proposal.finish(
+                        error=OutcomeUnknown(f"leader {previous_leader} changed before answering")
+                    )
+        self._wakeup.set()
+
+    def _apply_entry(self, entry: Entry) -> None:
+        index = entry.index
+        if index <= self.tree.applied_index:
+            return  # already in the tree (replayed after a restart)
+        result: dict[str, Any] | None = None
+        if entry.kind is EntryKind.CONF_CHANGE:
+            self._apply_conf_change(ConfChange.from_bytes(entry.data))
+            self.tree.advance(index)
+        elif not entry.data:
+            self.tree.advance(index)  # a new leader's empty entry
+        else:
+            result = self._apply(index, entry.data)
+        pending = self._pending.pop(index, None)
+        if pending is not None:
+            term, waiter = pending
+            if term != entry.term:
+                error = ReplicationError("leadership changed before the proposal committed; retry")
+                self._answer(waiter, index, None, error)
+            else:
+                self._answer(
+                    waiter, index, result if result is not None else {"ok": True, "index": index}, None
+                )
+        self._applied_changed.set()
+        self._applied_changed = trio.Event()
+
+    def _answer(
+        self,
+        waiter: Proposal | _RemoteProposal,
+        index: int,
+        result: dict[str, Any] | None,
+        error: Exception | None,
+    ) -> None:
+        if isinstance(waiter, Proposal):
+            waiter.index = index
+            waiter.finish(result, error)
+        elif self._transport is not None:
+            if error is None:
+                self._transport.send(waiter.peer, ["fwd_ok", waiter.request, result, index])
+            else:
+                self._transport.send(waiter.peer, ["fwd_err", waiter.request, str(error)])
 
     def _apply(self, index: int, data: bytes) -> dict[str, Any]:
         result, events = self.tree.apply(index, data)
         for event in events:
             self._backlog.append(event)
             self._dispatch(event)
-        self._applied_changed.set()
-        self._applied_changed = trio.Event()
         return result
+
+    def _apply_conf_change(self, change: ConfChange) -> None:
+        self.voters = self._raw.apply_conf_change(change)
+        if change.type is ConfChangeType.ADD_NODE and change.context:
+            self.addresses[change.node_id] = change.context.decode()
+            if self._transport is not None and change.node_id != self.node_id:
+                self._transport.set_peer(change.node_id, self.addresses[change.node_id])
+        elif change.type is ConfChangeType.REMOVE_NODE:
+            self.addresses.pop(change.node_id, None)
+            if self._transport is not None:
+                self._transport.remove_peer(change.node_id)
+        # Rare, so a blocking commit on the loop is fine; replaying the entry after a restart is harmless.
+        self._storage.commit(WriteBatch(voters=sorted(self.voters), addresses=dict(self.addresses)))
+        log.info("node %d: voters are now %s", self.node_id, sorted(self.voters))
 
     def _dispatch(self, event: WatchEvent) -> None:
         path = event.path
@@ -354,19 +756,109 @@ class Node:
                             log.exception("watch callback for %s failed; unsubscribed", subscription.pattern)
                             subscription.close()
 
-    def _replay_log(self) -> None:
-        """Apply what the log holds beyond the persisted tree (the tail written after the last flush)."""
-        for record in self._storage.entries(self.tree.applied_index + 1, self._last_index + 1):
-            if record.data:
-                self.tree.apply(record.index, record.data)
+    # ---- snapshots and compaction -------------------------------------------------------------------
+
+    def _make_snapshot(self) -> Snapshot:
+        """The tree as applied now: what a follower that fell behind the compacted log receives."""
+        index = self.tree.applied_index
+        cached = self._snapshot_cache
+        if cached is not None and cached.meta.index == index:
+            return cached
+        term = self._log.term(index) if index else 0
+        snapshot = Snapshot(SnapshotMeta(index, term, frozenset(self.voters)), self.tree.dump())
+        self._snapshot_cache = snapshot
+        return snapshot
+
+    def _restore_snapshot(self, snapshot: Snapshot, write: WriteBatch) -> None:
+        tree = Tree.load(snapshot.data)
+        self.tree = tree
+        self._backlog.clear()
+        meta = snapshot.meta
+        self.voters = frozenset(meta.voters)
+        write.tree_reset = True
+        write.tree_records = tree.records()
+        tree.take_dirty()
+        write.applied = meta.index
+        write.compact_to = max(self._log.last_index(), meta.index)
+        write.snapshot_meta = (meta.index, meta.term, sorted(meta.voters))
+        write.voters = sorted(meta.voters)
+        self._persisted_applied = meta.index
+        self._log.note_snapshot_installed(meta.index, meta.term)
+        log.info("node %d installed a snapshot at index %d", self.node_id, meta.index)
+
+    def _add_tree_state(self, write: WriteBatch) -> None:
+        """Persist the tree as of the last apply alongside the next write (the log covers the gap)."""
+        write.tree_records = self.tree.take_dirty()
+        if write.tree_records or self.tree.applied_index != self._persisted_applied:
+            write.applied = self.tree.applied_index
+            self._persisted_applied = self.tree.applied_index
+            compact_to = self.tree.applied_index - self.config.log_retain
+            if compact_to > self._log.first_index() + 1024 and write.compact_to is None:
+                # The persisted tree covers everything up to the applied index: older entries can go.
+                term = self._log.term(compact_to)
+                write.compact_to = compact_to
+                write.snapshot_meta = (compact_to, term, sorted(self.voters))
+                self._log.note_compacted(compact_to, term)
 
     async def flush(self) -> None:
-        """Persist the tree as applied so far (a restart then has no log to replay)."""
+        """Persist the tree as applied so far (a restart then has less log to replay)."""
         write = WriteBatch()
         self._add_tree_state(write)
         if write:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._storage.commit, write, limiter=self._disk)
+            await self._write(write)
+
+    # ---- transport ----------------------------------------------------------------------------------
+
+    def _on_frame(self, peer: int, frame: Any) -> None:
+        try:
+            kind = frame[0]
+            if kind == "r":
+                message = message_from_wire(frame[1])
+                if message.src != peer or message.dst != self.node_id:
+                    raise ValueError(f"message from {message.src} to {message.dst} on node {peer}'s link")
+                self._raw.step(message)
+            elif kind == "fwd":
+                self._on_forwarded(peer, int(frame[1]), bytes(frame[2]))
+            elif kind == "fwd_ok":
+                entry = self._forwarded.pop(int(frame[1]), None)
+                if entry is not None:
+                    proposal = entry[0]
+                    if not isinstance(frame[2], dict):
+                        raise ValueError("malformed result")
+                    proposal.index = int(frame[3])
+                    proposal.finish(frame[2])
+            elif kind == "fwd_err":
+                entry = self._forwarded.pop(int(frame[1]), None)
+                if entry is not None:
+                    entry[0].finish(error=ReplicationError(str(frame[2])))
+            else:
+                raise ValueError(f"unknown frame kind {kind!r}")
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            log.warning("dropped a malformed frame from node %d: %s", peer, exc)
+            return
+        self._wakeup.set()
+
+    def _on_forwarded(self, peer: int, request: int, data: bytes) -> None:
+        assert self._transport is not None
+        if self._role is not Role.LEADER:
+            self._transport.send(peer, ["fwd_err", request, f"not the leader (leader: {self._leader})"])
+            return
+        try:
+            term = self._raw.raft.term
+            index = self._raw.propose(data)
+        except (NotLeaderError, ProposalDroppedError) as exc:
+            self._transport.send(peer, ["fwd_err", request, f"not accepted: {exc}"])
+            return
+        self._pending[index] = (term, _RemoteProposal(peer, request))
+
+    def _on_unreachable(self, peer: int) -> None:
+        try:
+            self._raw.report_unreachable(peer)
+        except Exception:  # an unknown peer: nothing to report
+            pass
+
+
+FSYNC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, math.inf)
 
 
 class _OverflowAware:
@@ -394,7 +886,6 @@ async def open_node(config: NodeConfig) -> AsyncIterator[Node]:
     try:
         tree = Tree.from_records(storage.tree_records(), storage.applied())
         node = Node(config, storage, tree)
-        node._replay_log()
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             try:

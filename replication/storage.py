@@ -57,6 +57,7 @@ class WriteBatch:
     applied: int | None = None
     compact_to: int | None = None  # drop log entries <= this index
     snapshot_meta: tuple[int, int, list[int]] | None = None
+    addresses: dict[int, str] | None = None  # every member's address for peers
 
     def __bool__(self) -> bool:
         return bool(
@@ -68,6 +69,7 @@ class WriteBatch:
             or self.applied is not None
             or self.compact_to is not None
             or self.snapshot_meta is not None
+            or self.addresses is not None
         )
 
 
@@ -100,6 +102,9 @@ class Storage:
 
     def voters(self) -> list[int] | None:
         return self._get_meta(b"voters")
+
+    def addresses(self) -> dict[int, str]:
+        return {int(k): v for k, v in (self._get_meta(b"addresses") or {}).items()}
 
     def applied(self) -> int:
         return self._get_meta(b"applied") or 0
@@ -183,6 +188,9 @@ class Storage:
                     txn.put(encode_path(path), record, db=self._tree)
             if batch.applied is not None:
                 txn.put(b"applied", msgpack.packb(batch.applied), db=self._meta)
+            if batch.addresses is not None:
+                addresses = {str(k): v for k, v in batch.addresses.items()}
+                txn.put(b"addresses", msgpack.packb(addresses), db=self._meta)
 
     def _delete_log_range(self, txn: lmdb.Transaction, lo: int, hi: int | None) -> None:
         cursor = txn.cursor(db=self._log)

@@ -1345,6 +1345,13 @@ class Tree:
         self._dirty = set()
         return out
 
+    def records(self) -> list[tuple[Path, bytes]]:
+        """Every record of the current state: what from_records needs to rebuild it (snapshot install)."""
+        out: list[tuple[Path, bytes]] = [(path, _pack(node.fields())) for path, node in self._walk()]
+        sessions = self._sessions.items()
+        out.extend(((SESSION_KEY, client), _pack([s.seq, s.last_used, s.result])) for client, s in sessions)
+        return out
+
     @classmethod
     def from_records(
         cls,

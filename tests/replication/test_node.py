@@ -27,7 +27,8 @@ async def test_propose_read_and_restart(tmp_path: Path):
     config = NodeConfig(data_dir=tmp_path)
     async with open_node(config) as node:
         result = await node.propose(put(["a", "b"], b"\x00\xffbytes"))
-        assert result["ok"] and result["index"] == 1
+        assert result["ok"] and result["index"] >= 1
+        first_index = result["index"]
         await node.propose(put(["a", "ü"], "héllo wörld ✓"))
         props, payload = node.read_local(("a", "b"))
         assert payload == b"\x00\xffbytes" and props.payload_version == 1
@@ -35,19 +36,21 @@ async def test_propose_read_and_restart(tmp_path: Path):
             ("a", "b"),
             ("a", "ü"),
         ]
-        state = node.tree.state_hash()
+        state = list(node.match_local(("**",)))
     async with open_node(config) as node:
-        assert node.tree.state_hash() == state
+        # the same nodes (the restarted leader's opening empty entry only moves the applied index)
+        assert list(node.match_local(("**",))) == state
         assert node.read_local(("a", "ü"))[1] == "héllo wörld ✓"
-        assert (await node.propose(put(["c"], 1)))["index"] == 3
+        assert (await node.propose(put(["c"], 1)))["index"] > first_index + 1
 
 
 async def test_bad_commands_are_refused_before_proposing(tmp_path: Path):
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        applied = node.tree.applied_index
         for bad in [{"then": [{"op": "explode"}]}, {"then": [{"op": "put", "path": [""], "payload": 1}]}, []]:
             with pytest.raises(TreeError):
                 await node.propose(bad)  # type: ignore[arg-type]
-        assert node.tree.applied_index == 0
+        assert node.tree.applied_index == applied  # nothing reached the log
         with pytest.raises(ValueError):
             await node.read(("a",), consistency="sometimes")
 
@@ -64,17 +67,17 @@ async def test_retried_proposal_applies_once(tmp_path: Path):
 
 async def test_watch_in_commit_order_with_backlog_and_overflow(tmp_path: Path):
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
-        for i in range(5):
-            await node.propose(put(["rooms", "r", str(i)], i))
-        async with node.watch(("rooms", "r", "*"), after_index=2) as events:
+        indexes = [(await node.propose(put(["rooms", "r", str(i)], i)))["index"] for i in range(5)]
+        async with node.watch(("rooms", "r", "*"), after_index=indexes[1]) as events:
             await node.propose(put(["rooms", "other"], 0))  # not under the pattern
-            await node.propose(put(["rooms", "r", "5"], 5))
+            last = (await node.propose(put(["rooms", "r", "5"], 5)))["index"]
             seen = []
-            async for event in events:
-                seen.append((event.index, event.path[-1]))
-                if event.index == 7:
-                    break
-        assert seen == [(3, "2"), (4, "3"), (5, "4"), (7, "5")]
+            with trio.fail_after(5):
+                async for event in events:
+                    seen.append((event.index, event.path[-1]))
+                    if event.index == last:
+                        break
+        assert seen == [(indexes[2], "2"), (indexes[3], "3"), (indexes[4], "4"), (last, "5")]
         with pytest.raises(ReplicationError):
             async with node.watch(("rooms", "**"), buffer=3) as events:
                 for i in range(10):
@@ -90,15 +93,15 @@ async def test_compaction_keeps_the_log_bounded_and_restart_works(tmp_path: Path
             node.submit(put(["k", str(i % 50)], i))
         await node.propose(put(["done"], True))
         await node.flush()
-        state = node.tree.state_hash()
+        state = list(node.match_local(("**",)))
     storage = Storage(tmp_path)
     try:
         assert storage.first_index() > 2000
-        assert storage.last_index() == 3001
+        assert storage.last_index() == 3002  # 3001 writes and the leader's opening empty entry
     finally:
         storage.close()
     async with open_node(config) as node:
-        assert node.tree.state_hash() == state
+        assert list(node.match_local(("**",))) == state
 
 
 CHILD = textwrap.dedent(
@@ -115,9 +118,9 @@ CHILD = textwrap.dedent(
                 i += 1
                 batch = [node.submit({"then": [{"op": "put", "path": ["k", str(i * 10 + j)],
                                                 "payload": b"v" * (i % 300)}]}) for j in range(10)]
-                for proposal in batch:
-                    result = await proposal.wait()
-                    print(result["index"], flush=True)
+                for j, proposal in enumerate(batch):
+                    await proposal.wait()
+                    print(i * 10 + j, flush=True)
 
     trio.run(main)
     """
@@ -139,28 +142,29 @@ def test_killed_at_a_random_instant_reopens_consistent(tmp_path: Path, seed: int
     )
     assert child.stdout is not None
     deadline = time.monotonic() + rng.uniform(0.3, 1.2)
-    acked = 0
+    acked: list[int] = []
     while time.monotonic() < deadline:
         line = child.stdout.readline()
         if line:
-            acked = max(acked, int(line))
+            acked.append(int(line))
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert acked > 0
+    assert acked
 
     async def check():
         async with open_node(NodeConfig(data_dir=tmp_path, log_retain=10**9)) as node:
-            assert node.tree.applied_index >= acked
-            for index in range(1, acked + 1):
-                i, j = divmod(index - 1, 10)
-                assert node.read_local(("k", str((i + 1) * 10 + j))) is not None
+            for key in acked:
+                assert node.read_local(("k", str(key))) is not None, f"acknowledged write {key} was lost"
             recovered = node.tree.state_hash()
             applied = node.tree.applied_index
         storage = Storage(tmp_path)
         try:
             fresh = Tree()
             for record in storage.entries(1, applied + 1):
-                fresh.apply(record.index, record.data)
+                if record.data and record.kind == 0:
+                    fresh.apply(record.index, record.data)
+                else:
+                    fresh.advance(record.index)
         finally:
             storage.close()
         assert fresh.state_hash() == recovered
