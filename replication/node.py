@@ -79,7 +79,8 @@ class OutcomeUnknown(ReplicationError):
 class NodeConfig:
     data_dir: Path
     node_id: int = 1
-    peers: dict[int, str] = field(default_factory=dict)  # other initial voters: id -> "host:port"
+    # Other initial voters: id -> "host:port". With join, the current members (addresses only).
+    peers: dict[int, str] = field(default_factory=dict)
     raft_listen: str | None = None  # "host:port" for peers; needed with peers or join
     join: bool = False  # start as a non-voter waiting to be added (see add_member)
     cluster_secret: bytes | None = None
@@ -271,7 +272,8 @@ class Node:
         self._disk = trio.CapacityLimiter(1)
         self._wakeup = trio.Event()
         self._queue: deque[Proposal] = deque()  # submitted, not yet handed to the core or forwarded
-        self._pending: dict[int, tuple[int, Proposal | _RemoteProposal]] = {}  # index -> (term, proposal)
+        # index -> (term, proposal, deadline); in index order, which is also deadline order
+        self._pending: dict[int, tuple[int, Proposal | _RemoteProposal, float]] = {}
         self._forwarded: dict[
             int, tuple[Proposal, float, int]
         ] = {}  # request -> (proposal, deadline, leader)
@@ -286,7 +288,8 @@ class Node:
         self.fsync_histogram = [0] * len(FSYNC_BUCKETS)
 
         self.addresses: dict[int, str] = {**storage.addresses()}
-        if not self.addresses and not config.join:
+        if not self.addresses:
+            # With join, the peers are only where to reach the cluster: they do not make us a voter.
             self.addresses = {**config.peers}
             if config.raft_listen:
                 self.addresses[config.node_id] = config.raft_listen
@@ -554,7 +557,7 @@ class Node:
             error = ReplicationError("node is shutting down")
             for proposal in self._queue:
                 proposal.finish(error=error)
-            for _, waiter in self._pending.values():
+            for _, waiter, _ in self._pending.values():
                 if isinstance(waiter, Proposal):
                     waiter.finish(error=OutcomeUnknown("node shut down before the outcome was known"))
             for proposal, _, _ in self._forwarded.values():
@@ -598,7 +601,7 @@ class Node:
                     return  # e.g. a leadership transfer: keep it queued, try again next turn
                 except NotLeaderError:
                     return
-                self._pending[index] = (term, proposal)
+                self._pending[index] = (term, proposal, trio.current_time() + self.config.request_timeout)
             elif self._leader is not None and self._transport is not None:
                 request = next(self._request_ids)
                 deadline = trio.current_time() + self.config.request_timeout
@@ -616,6 +619,15 @@ class Node:
             if now >= deadline:
                 del self._forwarded[request]
                 proposal.finish(error=OutcomeUnknown("no answer from the leader in time"))
+        # Entries in our log that did not commit in time (e.g. we lost the quorum): the outcome is unknown.
+        while self._pending:
+            index = next(iter(self._pending))
+            _, waiter, deadline = self._pending[index]
+            if now < deadline:
+                break
+            del self._pending[index]
+            if isinstance(waiter, Proposal):
+                waiter.finish(error=OutcomeUnknown("not committed in time (no quorum?)"))
         # Waiting for a leader is bounded too: nothing was sent yet, so these surely did not commit.
         while self._queue and now - self._queue[0].submitted_at >= self.config.request_timeout:
             self._queue.popleft().finish(
@@ -694,7 +706,7 @@ class Node:
             result = self._apply(index, entry.data)
         pending = self._pending.pop(index, None)
         if pending is not None:
-            term, waiter = pending
+            term, waiter, _ = pending
             if term != entry.term:
                 error = ReplicationError("leadership changed before the proposal committed; retry")
                 self._answer(waiter, index, None, error)
@@ -849,7 +861,8 @@ class Node:
         except (NotLeaderError, ProposalDroppedError) as exc:
             self._transport.send(peer, ["fwd_err", request, f"not accepted: {exc}"])
             return
-        self._pending[index] = (term, _RemoteProposal(peer, request))
+        deadline = trio.current_time() + self.config.request_timeout
+        self._pending[index] = (term, _RemoteProposal(peer, request), deadline)
 
     def _on_unreachable(self, peer: int) -> None:
         try:
