@@ -35,6 +35,7 @@ from protocol import (
 )
 from protocol.framing import FrameReader, unpack_body
 
+from . import bench_raft
 from .client import connect
 
 _STAMP = struct.Struct("<d")
@@ -63,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     join.add_argument("--no-baseline", action="store_true")
     join.add_argument("--json", action="store_true")
 
+    bench_raft.add_arguments(kinds)
+
     relay = kinds.add_parser("relay", help="(baseline) a bare trio relay: every frame to every other peer")
     relay.add_argument("--host", default="127.0.0.1")
     relay.add_argument("--port", type=int, default=0)
@@ -82,6 +85,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    if args.bench in ("raft", "failover"):
+        return await bench_raft.run(args)
     if args.bench == "fanout":
         result = await fanout(args.host, args.port, args.clients, args.messages, args.size, args.rate)
         if not args.no_baseline:

@@ -284,7 +284,16 @@ class Node:
         self._applied_changed = trio.Event()
         self._persisted_applied = storage.applied()
         self._snapshot_cache: Snapshot | None = None
-        self.stats: dict[str, Any] = {"proposals": 0, "batches": 0, "fsync_seconds": 0.0, "fsyncs": 0}
+        self.stats: dict[str, Any] = {
+            "proposals": 0,
+            "batches": 0,
+            "fsync_seconds": 0.0,
+            "fsyncs": 0,
+            "readies": 0,
+            "entries_persisted": 0,
+            "messages_sent": 0,
+            "messages_received": 0,
+        }
         self.fsync_histogram = [0] * len(FSYNC_BUCKETS)
 
         self.addresses: dict[int, str] = {**storage.addresses()}
@@ -338,6 +347,11 @@ class Node:
     @property
     def node_id(self) -> int:
         return self.config.node_id
+
+    @property
+    def leader(self) -> int | None:
+        """The leader this node knows of (None during an election)."""
+        return self._leader
 
     @property
     def raft_address(self) -> str | None:
@@ -589,29 +603,39 @@ class Node:
                 idle_since = trio.current_time()
 
     def _hand_proposals_to_core(self) -> None:
-        """Proposals go to the core on the leader, to the leader elsewhere; in submission order."""
-        count = 0
-        while self._queue and count < self.config.max_batch_entries:
-            proposal = self._queue[0]
-            if self._role is Role.LEADER:
-                try:
-                    term = self._raw.raft.term
-                    index = self._raw.propose(proposal.data)
-                except ProposalDroppedError:
-                    return  # e.g. a leadership transfer: keep it queued, try again next turn
-                except NotLeaderError:
-                    return
-                self._pending[index] = (term, proposal, trio.current_time() + self.config.request_timeout)
-            elif self._leader is not None and self._transport is not None:
+        """Proposals go to the core on the leader, to the leader elsewhere; in submission order.
+
+        On the leader the whole queue goes in one call, so followers get one append for the batch.
+        """
+        if not self._queue:
+            return
+        if self._role is Role.LEADER:
+            batch = [
+                self._queue.popleft() for _ in range(min(len(self._queue), self.config.max_batch_entries))
+            ]
+            try:
+                term = self._raw.raft.term
+                last = self._raw.propose_many([proposal.data for proposal in batch])
+            except (ProposalDroppedError, NotLeaderError):
+                self._queue.extendleft(reversed(batch))  # e.g. a leadership transfer: try again next turn
+                return
+            deadline = trio.current_time() + self.config.request_timeout
+            first = last - len(batch) + 1
+            for offset, proposal in enumerate(batch):
+                self._pending[first + offset] = (term, proposal, deadline)
+            self.stats["proposals"] += len(batch)
+        elif self._leader is not None and self._transport is not None:
+            deadline = trio.current_time() + self.config.request_timeout
+            frames = []
+            while self._queue:
+                proposal = self._queue.popleft()
                 request = next(self._request_ids)
-                deadline = trio.current_time() + self.config.request_timeout
                 self._forwarded[request] = (proposal, deadline, self._leader)
-                self._transport.send(self._leader, ["fwd", request, proposal.data])
-            else:
-                return  # no leader yet: wait (the ticker expires what waits too long)
-            self._queue.popleft()
-            count += 1
-        self.stats["proposals"] += count
+                frames.append([request, proposal.data])
+            # One frame for the lot: they stay in order and cost one message.
+            self._transport.send(self._leader, ["fwd", frames])
+            self.stats["proposals"] += len(frames)
+        # else: no leader yet; the ticker fails what waits past the request timeout
 
     def _expire_forwarded(self) -> None:
         now = trio.current_time()
@@ -635,6 +659,9 @@ class Node:
             )
 
     async def _handle_ready(self, rd: Ready) -> None:
+        self.stats["readies"] += 1
+        self.stats["entries_persisted"] += len(rd.entries)
+        self.stats["messages_sent"] += len(rd.messages)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader)
         write = WriteBatch()
@@ -825,12 +852,13 @@ class Node:
         try:
             kind = frame[0]
             if kind == "r":
+                self.stats["messages_received"] += 1
                 message = message_from_wire(frame[1])
                 if message.src != peer or message.dst != self.node_id:
                     raise ValueError(f"message from {message.src} to {message.dst} on node {peer}'s link")
                 self._raw.step(message)
             elif kind == "fwd":
-                self._on_forwarded(peer, int(frame[1]), bytes(frame[2]))
+                self._on_forwarded(peer, [(int(request), bytes(data)) for request, data in frame[1]])
             elif kind == "fwd_ok":
                 entry = self._forwarded.pop(int(frame[1]), None)
                 if entry is not None:
@@ -850,19 +878,23 @@ class Node:
             return
         self._wakeup.set()
 
-    def _on_forwarded(self, peer: int, request: int, data: bytes) -> None:
+    def _on_forwarded(self, peer: int, requests: list[tuple[int, bytes]]) -> None:
         assert self._transport is not None
-        if self._role is not Role.LEADER:
-            self._transport.send(peer, ["fwd_err", request, f"not the leader (leader: {self._leader})"])
+        if not requests:
             return
         try:
+            if self._role is not Role.LEADER:
+                raise NotLeaderError(self._leader)
             term = self._raw.raft.term
-            index = self._raw.propose(data)
+            last = self._raw.propose_many([data for _, data in requests])
         except (NotLeaderError, ProposalDroppedError) as exc:
-            self._transport.send(peer, ["fwd_err", request, f"not accepted: {exc}"])
+            for request, _ in requests:
+                self._transport.send(peer, ["fwd_err", request, f"not accepted: {exc}"])
             return
         deadline = trio.current_time() + self.config.request_timeout
-        self._pending[index] = (term, _RemoteProposal(peer, request), deadline)
+        first = last - len(requests) + 1
+        for offset, (request, _) in enumerate(requests):
+            self._pending[first + offset] = (term, _RemoteProposal(peer, request), deadline)
 
     def _on_unreachable(self, peer: int) -> None:
         try:

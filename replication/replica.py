@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from .node import Node, NodeConfig, OutcomeUnknown, ReplicationError, open_node
+from .node import Node, NodeConfig, OutcomeUnknown, Proposal, ReplicationError, open_node
 from .transport import FrameStream, TransportError, parse_address
 from .tree import TreeError
 
@@ -48,7 +48,16 @@ def _command(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def handle_request(node: Node, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+def start_request(node: Node, request: dict[str, Any]) -> Proposal | None:
+    """Submit a write at once, in arrival order (a session's writes must reach the log in seq order)."""
+    if request.get("op") not in ("put", "delete", "cas"):
+        return None
+    return node.submit(_command(request), client=request.get("client"), seq=request.get("seq"))
+
+
+async def handle_request(
+    node: Node, request: dict[str, Any], timeout: float, proposal: Proposal | None = None
+) -> dict[str, Any]:
     reply: dict[str, Any] = {"id": request.get("id"), "ok": False, "error": None, "value": None}
     op = request.get("op")
     try:
@@ -61,9 +70,10 @@ async def handle_request(node: Node, request: dict[str, Any], timeout: float) ->
                     ok=True, value=None if found is None else found[1], index=node.tree.applied_index
                 )
             elif op in ("put", "delete", "cas"):
-                result = await node.propose(
-                    _command(request), client=request.get("client"), seq=request.get("seq")
-                )
+                if proposal is None:
+                    proposal = start_request(node, request)
+                assert proposal is not None
+                result = await proposal.wait()
                 if not result.get("ok"):
                     reply.update(error=result.get("error"), message=result.get("message"))
                 else:
@@ -82,8 +92,7 @@ async def handle_request(node: Node, request: dict[str, Any], timeout: float) ->
         reply.update(error="timeout", message=str(exc))
     except ReplicationError as exc:
         reply.update(error="unavailable", message=str(exc))
-    leader = node.status()["leader"]
-    reply["leader"] = leader
+    reply["leader"] = node.leader
     return reply
 
 
@@ -92,8 +101,8 @@ async def serve_kv(node: Node, listen: str, timeout: float, task_status=trio.TAS
         frames = FrameStream(stream, max_frame=64 * 1024 * 1024)
         send_lock = trio.Lock()
 
-        async def answer(request: dict[str, Any]) -> None:
-            reply = await handle_request(node, request, timeout)
+        async def answer(request: dict[str, Any], proposal: Proposal | None) -> None:
+            reply = await handle_request(node, request, timeout, proposal)
             async with send_lock:
                 try:
                     await frames.send(reply)
@@ -108,7 +117,11 @@ async def serve_kv(node: Node, listen: str, timeout: float, task_status=trio.TAS
                     break  # the client went away; its requests in flight still finish
                 if not isinstance(request, dict):
                     break
-                nursery.start_soon(answer, request)
+                try:
+                    proposal = start_request(node, request)
+                except (KeyError, TypeError, TreeError, ReplicationError):
+                    proposal = None  # answer() reports it
+                nursery.start_soon(answer, request, proposal)
 
     host, port = parse_address(listen)
     async with trio.open_nursery() as nursery:

@@ -60,23 +60,28 @@ class FrameStream:
         self.stream = stream
         self.max_frame = max_frame
         self._buffer = bytearray()
+        self._start = 0  # consumed prefix; compacted lazily so many small frames stay linear
 
     async def send(self, obj: Any) -> None:
         await self.stream.send_all(encode(obj))
 
     async def receive(self) -> Any:
         while True:
-            if len(self._buffer) >= 4:
-                (length,) = _HEADER.unpack_from(self._buffer)
+            available = len(self._buffer) - self._start
+            if available >= 4:
+                (length,) = _HEADER.unpack_from(self._buffer, self._start)
                 if length > self.max_frame:
                     raise TransportError(f"frame of {length} bytes over the limit")
-                if len(self._buffer) >= 4 + length:
-                    body = bytes(self._buffer[4 : 4 + length])
-                    del self._buffer[: 4 + length]
+                if available >= 4 + length:
+                    begin = self._start + 4
+                    self._start = begin + length
                     try:
-                        return msgpack.unpackb(body, raw=False, use_list=True)
+                        return msgpack.unpackb(memoryview(self._buffer)[begin : self._start], raw=False)
                     except Exception as exc:
                         raise TransportError(f"frame is not msgpack: {exc}") from None
+            if self._start:
+                del self._buffer[: self._start]
+                self._start = 0
             data = await self.stream.receive_some(1 << 20)
             if not data:
                 raise TransportError("connection closed")

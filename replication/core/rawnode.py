@@ -57,6 +57,13 @@ class RawNode:
         """
         return self.raft.propose_entries([data])
 
+    def propose_many(self, payloads: list[bytes]) -> int:
+        """Append several NORMAL entries with one broadcast; returns the index of the last one.
+
+        The i-th payload gets index ``last - len(payloads) + 1 + i``.
+        """
+        return self.raft.propose_entries(payloads)
+
     def propose_conf_change(self, cc: ConfChange) -> int:
         """Propose a single-server change; returns the index of its entry."""
         return self.raft.propose_conf_change(cc)
