@@ -492,6 +492,7 @@ class Node:
             "leader": raw["leader"] or None,
             "commit": raw["commit"],
             "applied": self.tree.applied_index,
+            "persisted_applied": self._persisted_applied,  # the tree on disk is this recent
             "last_index": raw.get("last_index", self._log.last_index()),
             "members": sorted(raw["voters"]),
             "addresses": {str(k): v for k, v in sorted(self.addresses.items())},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import trio
 
 from broadcaster.app import open_broadcaster
 from broadcaster.config import ServerConfig
+from replication.node import Node, NodeConfig, open_node
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,3 +76,80 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> 
     with trio.fail_after(timeout):
         while not predicate():
             await trio.sleep(interval)
+
+
+# ---- replication clusters in one process --------------------------------------------------------------
+
+SECRET = b"test-cluster-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalCluster:
+    """Nodes as tasks: stop() cancels one (its store is closed as after a clean stop), start() reopens it."""
+
+    def __init__(self, nursery: trio.Nursery, tmp_path: Path, size: int, **settings):
+        self.nursery = nursery
+        self.tmp_path = tmp_path
+        self.addresses = {i: f"127.0.0.1:{free_port()}" for i in range(1, size + 1)}
+        self.settings = {"tick_interval": 0.02, "election_ticks": 10, **settings}
+        self.nodes: dict[int, Node] = {}
+        self.scopes: dict[int, trio.CancelScope] = {}
+        self.poll = self.settings["tick_interval"]  # poll at the cluster's own pace (virtual time too)
+
+    def config(self, node_id: int, join: bool = False, peers: dict[int, str] | None = None) -> NodeConfig:
+        if peers is None:
+            peers = {i: a for i, a in self.addresses.items() if i != node_id}
+        return NodeConfig(
+            data_dir=self.tmp_path / f"n{node_id}",
+            node_id=node_id,
+            peers=peers,
+            raft_listen=self.addresses[node_id],
+            cluster_secret=SECRET,
+            join=join,
+            seed=node_id,
+            **self.settings,
+        )
+
+    async def start(self, node_id: int, **kwargs) -> Node:
+        async def run(task_status=trio.TASK_STATUS_IGNORED):
+            with trio.CancelScope() as scope:
+                self.scopes[node_id] = scope
+                async with open_node(self.config(node_id, **kwargs)) as node:
+                    self.nodes[node_id] = node
+                    task_status.started(node)
+                    await trio.sleep_forever()
+            self.nodes.pop(node_id, None)
+
+        return await self.nursery.start(run)
+
+    async def stop(self, node_id: int) -> None:
+        self.scopes[node_id].cancel()
+        with trio.fail_after(10 * self.poll):
+            while node_id in self.nodes:
+                await trio.sleep(self.poll)
+
+    async def leader(self, timeout: float = 10.0) -> Node:
+        with trio.fail_after(timeout):
+            while True:
+                leaders = [n for n in self.nodes.values() if n.status()["role"] == "leader"]
+                terms = {n.status()["term"] for n in leaders}
+                if len(leaders) == 1 or (leaders and len(terms) > 1):
+                    return max(leaders, key=lambda n: n.status()["term"])
+                await trio.sleep(self.poll)
+
+
+@asynccontextmanager
+async def cluster(tmp_path: Path, size: int = 3, **settings):
+    async with trio.open_nursery() as nursery:
+        local = LocalCluster(nursery, tmp_path, size, **settings)
+        for node_id in local.addresses:
+            await local.start(node_id)
+        try:
+            yield local
+        finally:
+            nursery.cancel_scope.cancel()

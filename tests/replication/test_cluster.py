@@ -2,92 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-from contextlib import asynccontextmanager
-from pathlib import Path
-
 import pytest
 import trio
+from support import SECRET, LocalCluster, cluster, free_port
 
-from replication.node import Node, NodeConfig, ReplicationError, open_node
+from replication.node import ReplicationError
 from replication.transport import Transport
-
-SECRET = b"test-cluster-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def put(key: str, value) -> dict:
     return {"then": [{"op": "put", "path": ["kv", key], "payload": value}]}
-
-
-class LocalCluster:
-    """Nodes as tasks: stop() cancels one (its store is closed as after a clean stop), start() reopens it."""
-
-    def __init__(self, nursery: trio.Nursery, tmp_path: Path, size: int, **settings):
-        self.nursery = nursery
-        self.tmp_path = tmp_path
-        self.addresses = {i: f"127.0.0.1:{free_port()}" for i in range(1, size + 1)}
-        self.settings = {"tick_interval": 0.02, "election_ticks": 10, **settings}
-        self.nodes: dict[int, Node] = {}
-        self.scopes: dict[int, trio.CancelScope] = {}
-
-    def config(self, node_id: int, join: bool = False, peers: dict[int, str] | None = None) -> NodeConfig:
-        if peers is None:
-            peers = {i: a for i, a in self.addresses.items() if i != node_id}
-        return NodeConfig(
-            data_dir=self.tmp_path / f"n{node_id}",
-            node_id=node_id,
-            peers=peers,
-            raft_listen=self.addresses[node_id],
-            cluster_secret=SECRET,
-            join=join,
-            seed=node_id,
-            **self.settings,
-        )
-
-    async def start(self, node_id: int, **kwargs) -> Node:
-        async def run(task_status=trio.TASK_STATUS_IGNORED):
-            with trio.CancelScope() as scope:
-                self.scopes[node_id] = scope
-                async with open_node(self.config(node_id, **kwargs)) as node:
-                    self.nodes[node_id] = node
-                    task_status.started(node)
-                    await trio.sleep_forever()
-            self.nodes.pop(node_id, None)
-
-        return await self.nursery.start(run)
-
-    async def stop(self, node_id: int) -> None:
-        self.scopes[node_id].cancel()
-        with trio.fail_after(10):
-            while node_id in self.nodes:
-                await trio.sleep(0.01)
-
-    async def leader(self, timeout: float = 10.0) -> Node:
-        with trio.fail_after(timeout):
-            while True:
-                leaders = [n for n in self.nodes.values() if n.status()["role"] == "leader"]
-                terms = {n.status()["term"] for n in leaders}
-                if len(leaders) == 1 or (leaders and len(terms) > 1):
-                    return max(leaders, key=lambda n: n.status()["term"])
-                await trio.sleep(0.02)
-
-
-@asynccontextmanager
-async def cluster(tmp_path: Path, size: int = 3, **settings):
-    async with trio.open_nursery() as nursery:
-        local = LocalCluster(nursery, tmp_path, size, **settings)
-        for node_id in local.addresses:
-            await local.start(node_id)
-        try:
-            yield local
-        finally:
-            nursery.cancel_scope.cancel()
 
 
 async def test_three_nodes_elect_one_leader_and_replicate(tmp_path):
@@ -189,7 +113,9 @@ async def test_a_process_without_the_secret_cannot_disturb_the_group(tmp_path):
         leader = await c.leader()
         term = leader.status()["term"]
         received = []
-        intruder = Transport(9, b"wrong secret", lambda peer, frame: received.append(frame), lambda peer: None)
+        intruder = Transport(
+            9, b"wrong secret", lambda peer, frame: received.append(frame), lambda peer: None
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(intruder.run, f"127.0.0.1:{free_port()}")
             for node_id, address in c.addresses.items():
