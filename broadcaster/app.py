@@ -24,6 +24,10 @@ async def open_broadcaster(config: ServerConfig) -> AsyncIterator[Broadcaster]:
     async with open_node(node_config) as node, trio.open_nursery() as nursery:
         broadcaster = Broadcaster(config, node)
         await nursery.start(broadcaster.serve)
+        if config.http_port is not None:
+            from .http import serve_http
+
+            await nursery.start(serve_http, broadcaster, config.http_host, config.http_port)
         try:
             yield broadcaster
         finally:
@@ -39,6 +43,8 @@ async def serve_forever(config: ServerConfig) -> None:
                 f" (data in {config.data_dir})",
                 flush=True,
             )
+            if broadcaster.http_addresses:
+                print(f"HTTP admin port on {', '.join(broadcaster.http_addresses)}", flush=True)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import trio
@@ -13,12 +12,30 @@ from .config import DEFAULT_PORT, load_config
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import serve_forever
+    from .auth import TokensFileError
+    from .config import ConfigError
 
-    config = load_config(args.config, {"host": args.host, "port": args.port, "data_dir": args.data_dir})
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "tokens_file": args.tokens_file,
+        "allow_no_auth": args.allow_no_auth or None,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "tls_client_ca": args.tls_client_ca,
+        "http_host": args.http_host,
+        "http_port": args.http_port,
+    }
     try:
+        config = load_config(args.config, overrides)
+        config.check()
         trio.run(serve_forever, config)
     except KeyboardInterrupt:
         pass
+    except (ConfigError, TokensFileError, OSError) as exc:
+        print(f"blendsync: refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -31,6 +48,9 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blendsync", description="Collaborative Blender broadcaster")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="json: one object a line"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a broadcaster")
@@ -38,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
     serve.add_argument("--data-dir", help="where rooms are stored (default ./data)")
     serve.add_argument("--config", help="a TOML file with a [server] table")
+    serve.add_argument("--tokens-file", help="users and their token hashes (enables auth; see token add)")
+    serve.add_argument(
+        "--allow-no-auth", action="store_true", help="listen on a non-loopback address without auth"
+    )
+    serve.add_argument("--tls-cert", help="PEM certificate chain: the client port then speaks TLS only")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
+    serve.add_argument("--http-host", help="address of the HTTP admin port (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="serve metrics, /status and a status page on this port")
     serve.set_defaults(func=_serve)
 
     bench = commands.add_parser("bench", help="measure a running broadcaster")
@@ -45,16 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_module.add_arguments(bench)
     bench.set_defaults(func=_bench)
+
+    from . import admin_cli
+
+    admin_cli.add_commands(commands)
+
+    addon = commands.add_parser("addon", help="the Blender add-on")
+    addon_commands = addon.add_subparsers(dest="addon_command", required=True)
+    addon_build = addon_commands.add_parser("build", help="write the installable extension zip")
+    from . import addon_build as addon_build_module
+
+    addon_build_module.add_arguments(addon_build)
+    addon_build.set_defaults(func=addon_build_module.main)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from .logs import configure
+
+    configure(args.log_level, args.log_format)
     return args.func(args)
 
 

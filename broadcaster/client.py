@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
     Ack,
+    Admin,
+    AdminResult,
     Applied,
     Batch,
     Connection,
@@ -36,11 +39,15 @@ from protocol import (
     DeleteRoom,
     Error,
     Event,
+    ExportItems,
     Hello,
     Joined,
     JoinRoom,
     LeaveRoom,
     ListRooms,
+    Lock,
+    LockGranted,
+    LocksChanged,
     Ping,
     Pong,
     Presence,
@@ -51,8 +58,12 @@ from protocol import (
     Set,
     SnapshotChunk,
     SnapshotEnd,
+    Unlock,
+    Unlocked,
     Welcome,
 )
+
+IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class ServerError(Exception):
@@ -109,6 +120,8 @@ class Client:
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
         self._pending_ops: dict[int, list[list[Any]]] = {}  # own ops not yet acked
         self._snapshot_done: _Waiter | None = None
+        self.locks: dict[str, str] = {}  # key -> owner client_id, in the joined room
+        self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
         self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
         self._closed_error: BaseException | None = None
 
@@ -215,6 +228,14 @@ class Client:
                 waiter = self._waiters.pop(ref, None) if ref is not None else None
                 if waiter is not None:
                     waiter.resolve(event)
+            case ExportItems(ref=ref, items=items) if ref in self._exports:
+                self._exports[ref].extend(items)
+            case LocksChanged(room=room, locked=locked, unlocked=unlocked):
+                if room == self.room:
+                    for key in unlocked:
+                        self.locks.pop(key, None)
+                    self.locks.update(locked)
+                self._events_send.send_nowait(event)
             case RoomDeleted(room=room, ref=None) if room == self.room:
                 self.room = None
                 self._events_send.send_nowait(event)
@@ -253,6 +274,7 @@ class Client:
             JoinRoom(room=room, password=password, since=since, ref=ref), ref
         )
         self.room = room
+        self.locks = {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
         return JoinResult(room=room, seq=joined.seq, mode=joined.mode, clients=joined.clients)
@@ -307,6 +329,66 @@ class Client:
     async def presence(self, **state: Any) -> None:
         await self.send(Presence(state=state))
 
+    async def lock(self, keys: list[str]) -> list[str]:
+        """Lock keys of the joined room (all or none: ServerError ``locked``); returns the keys."""
+        ref = next(self._refs)
+        reply: LockGranted = await self._request(Lock(keys=list(keys), ref=ref), ref)
+        return reply.keys
+
+    async def unlock(self, keys: list[str] | None = None) -> list[str]:
+        """Release some (default: all) of this client's locks; returns the keys released."""
+        ref = next(self._refs)
+        reply: Unlocked = await self._request(Unlock(keys=list(keys or []), ref=ref), ref)
+        return reply.keys
+
+    async def admin(self, action: str, **args: Any) -> Any:
+        """An admin request (needs the admin role); returns its result."""
+        ref = next(self._refs)
+        reply: AdminResult = await self._request(Admin(action=action, args=args, ref=ref), ref)
+        return reply.result
+
+    async def export_room(self, room: str) -> dict[str, Any]:
+        """A room's state as an export document (see broadcaster/roomfile.py for the file format)."""
+        from .roomfile import make_document
+
+        ref = next(self._refs)
+        self._exports[ref] = []
+        try:
+            reply: AdminResult = await self._request(
+                Admin(action="export", args={"room": room}, ref=ref), ref
+            )
+            items = self._exports[ref]
+        finally:
+            self._exports.pop(ref, None)
+        result = reply.result
+        return make_document(result["room"], result["meta"], result["seq"], items)
+
+    async def import_room(
+        self, document: dict[str, Any], *, name: str | None = None, chunk_bytes: int = IMPORT_CHUNK_BYTES
+    ) -> dict[str, Any]:
+        """Create a room from an export document, in parts of about ``chunk_bytes`` (one transaction each;
+        the room becomes visible, complete, when the last part commits)."""
+        room = name or document["room"]
+        if self.welcome is not None and self.welcome.max_frame_size:
+            chunk_bytes = min(chunk_bytes, self.welcome.max_frame_size // 2)
+        parts: list[list[list[Any]]] = [[]]
+        size = 0
+        for key, value in document["items"]:
+            item_size = len(key) + len(value) + 16
+            if parts[-1] and size + item_size > chunk_bytes:
+                parts.append([])
+                size = 0
+            parts[-1].append([key, value])
+            size += item_size
+        result: dict[str, Any] = {}
+        for i, part in enumerate(parts):
+            args: dict[str, Any] = {"room": room, "items": part, "more": i < len(parts) - 1}
+            if i == 0:
+                args["meta"] = document["meta"]
+                args["seq"] = document["seq"]
+            result = await self.admin("import", **args)
+        return result
+
     async def receive(self) -> Event:
         try:
             return await self.events.receive()
@@ -323,8 +405,20 @@ async def connect(
     kind: str = "tool",
     session: str | None = None,
     token: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Client]:
-    stream = await trio.open_tcp_stream(host, port)
+    """A connected client (hello answered). With ``ssl_context``, over TLS (see broadcaster/tls.py)."""
+    stream: trio.abc.Stream
+    if ssl_context is not None:
+        stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context)
+        try:
+            await stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await stream.aclose()
+            cause = exc.__cause__ or exc
+            raise ConnectionLost(f"TLS handshake with {host}:{port} failed: {cause}") from None
+    else:
+        stream = await trio.open_tcp_stream(host, port)
     client = Client(stream)
     try:
         async with trio.open_nursery() as nursery:

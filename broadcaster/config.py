@@ -1,8 +1,14 @@
-"""Server settings: defaults, a TOML file, then command-line overrides."""
+"""Server settings: defaults, a TOML file, then command-line overrides.
+
+Every setting is documented in docs/operations.md. In a TOML file, settings go in a ``[server]`` table;
+the limits may also go in a ``[limits]`` table (same names).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,17 +34,98 @@ class ServerConfig:
     max_inflight_ops: int = 1024  # per client, before the server stops reading from it
     room_list_interval: float = 0.25  # room-list updates are coalesced over this period
     fsync: bool = True
+    # Access. With a tokens file every client must present a token (docs/security.md).
+    tokens_file: Path | None = None
+    allow_no_auth: bool = False  # listen on a non-loopback address without auth (a trusted network)
+    # TLS for client connections: with a certificate and key, the client port speaks TLS only.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # also require client certificates signed by this CA
+    # The HTTP admin port (metrics, /status, status page); off unless a port is given.
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    # Limits (0 = no limit). A client past one gets limit_exceeded or rate_limited naming it.
+    max_rooms: int = 10_000
+    max_clients: int = 1_000
+    max_room_keys: int = 1_000_000
+    max_room_bytes: int = 16 * 1024**3
+    max_ops_per_second: float = 0.0  # set/delete/batch/event per client, burst of one second's worth
+    max_presence_per_second: float = 120.0  # presence messages accepted per client
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
+        hints = typing.get_type_hints(type(self))
         for name, value in values.items():
             if value is None:
                 continue
             if name not in known:
                 raise ValueError(f"unknown setting {name!r}")
-            if name == "data_dir":
-                value = Path(value)
-            setattr(self, name, value)
+            setattr(self, name, _coerce(name, hints[name], value))
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.tokens_file is not None
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert is not None
+
+    def check(self) -> None:
+        """Refuse settings that are unsafe or incomplete, saying why (raises ConfigError)."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("tls_client_ca needs tls_cert and tls_key")
+        if not self.auth_enabled and not self.allow_no_auth:
+            exposed = [h for h in [self.host] if not is_loopback(h)]
+            if self.http_port is not None and not is_loopback(self.http_host):
+                exposed.append(self.http_host)
+            if exposed:
+                raise ConfigError(
+                    f"refusing to listen on {exposed[0]!r} without authentication: anyone who can reach it"
+                    " could read and change every room. Set tokens_file (blendsync token add NAME creates"
+                    " one), or pass --allow-no-auth (allow_no_auth = true) on a trusted network."
+                )
+        for name in ("max_rooms", "max_clients", "max_room_keys", "max_room_bytes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 (no limit) or more")
+
+
+class ConfigError(ValueError):
+    """Settings the server refuses to start with; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # "", "0.0.0.0"-like names and host names: treat as exposed
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    options = [t for t in typing.get_args(tp) if t is not type(None)] or [tp]
+    target = options[0]
+    if target is Path:
+        if not isinstance(value, str | Path):
+            raise ValueError(f"setting {name!r} must be a path")
+        return Path(value)
+    if target is bool:
+        if type(value) is not bool:
+            raise ValueError(f"setting {name!r} must be true or false")
+        return value
+    if target is int:
+        if type(value) is not int:
+            raise ValueError(f"setting {name!r} must be an integer")
+        return value
+    if target is float:
+        if type(value) not in (int, float):
+            raise ValueError(f"setting {name!r} must be a number")
+        return float(value)
+    if target is str and not isinstance(value, str):
+        raise ValueError(f"setting {name!r} must be a string")
+    return value
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
@@ -46,7 +133,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is not None:
         with open(path, "rb") as f:
             document = tomllib.load(f)
+        unknown = set(document) - {"server", "limits"}
+        if unknown:
+            raise ValueError(f"unknown table(s) {sorted(unknown)} in {path} (expected [server], [limits])")
         config.update(document.get("server", {}))
+        config.update(document.get("limits", {}))
     if overrides:
         config.update(overrides)
     return config

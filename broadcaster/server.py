@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -11,6 +12,7 @@ import trio
 
 from protocol import (
     Ack,
+    AdminResult,
     Applied,
     ClientJoined,
     ClientLeft,
@@ -19,21 +21,30 @@ from protocol import (
     DeleteRoom,
     ErrorCode,
     EventRelayed,
+    ExportItems,
     Joined,
     JoinRoom,
     Left,
+    Lock,
+    LockGranted,
+    LocksChanged,
     RoomCreated,
     RoomDeleted,
     RoomList,
     RoomsChanged,
     SnapshotChunk,
     SnapshotEnd,
+    Unlock,
+    Unlocked,
 )
+from protocol.events import check_key, check_room_name
 from replication.node import Node, Proposal, ReplicationError
 from replication.tree import TreeError, WatchEvent
 
-from . import __version__, passwords
-from .config import ServerConfig
+from . import __version__, passwords, tls
+from .auth import ANONYMOUS_ADMIN, TokenStore, User
+from .config import ServerConfig, is_loopback
+from .metrics import Metrics
 from .rooms import (
     ROOMS,
     Room,
@@ -41,12 +52,19 @@ from .rooms import (
     create_room_command,
     delete_room_command,
     encode_frame,
+    import_command,
     keys_path,
+    lock_path,
+    locks_path,
     log_path,
     meta_path,
     write_command,
 )
 from .session import RequestError, Session
+
+EXPORT_CHUNK_BYTES = 1024 * 1024
+MAX_REMEMBERED_SESSIONS = 100_000
+ROOM_META_FIELDS = ("keep_open", "password", "created_by")
 
 log = logging.getLogger("blendsync.server")
 
@@ -63,27 +81,96 @@ class Broadcaster:
         self._deleted_rooms: set[str] = set()
         self._list_dirty = trio.Event()
         self.listen_addresses: list[str] = []
+        self.http_addresses: list[str] = []
+        self.metrics = Metrics()
+        self.started = time.time()
+        self.connections = 0  # open client connections, with or without a completed hello
+        config.check()
+        self.tokens = TokenStore(config.tokens_file) if config.tokens_file is not None else None
+        self.ssl_context = (
+            tls.server_context(config.tls_cert, config.tls_key, client_ca=config.tls_client_ca)
+            if config.tls_cert is not None and config.tls_key is not None
+            else None
+        )
+        self._session_owners: dict[str, str] = {}  # session id -> user name (with auth)
+        self._lock_changes: dict[str, tuple[dict[str, str], set[str]]] = {}
+        self._locks_dirty = trio.Event()
         self._load_rooms()
         self._subscription = node.subscribe((ROOMS, "**"), self._on_tree_event)
 
     # ---- serving ------------------------------------------------------------------------------------
 
     async def serve(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._release_stale_locks()
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(
-                partial(trio.serve_tcp, self._handle_connection, self.config.port, host=self.config.host)
-            )
-            self.listen_addresses = [_format_address(listener.socket.getsockname()) for listener in listeners]
+            if self.ssl_context is not None:
+                serve = partial(
+                    trio.serve_ssl_over_tcp,
+                    self._handle_connection,
+                    self.config.port,
+                    self.ssl_context,
+                    host=self.config.host,
+                )
+            else:
+                serve = partial(
+                    trio.serve_tcp, self._handle_connection, self.config.port, host=self.config.host
+                )
+            listeners = await nursery.start(serve)
+            self.listen_addresses = [
+                _format_address(_socket(listener).getsockname()) for listener in listeners
+            ]
             nursery.start_soon(self._room_list_pump)
-            log.info("listening on %s", ", ".join(self.listen_addresses))
+            nursery.start_soon(self._locks_pump)
+            nursery.start_soon(self._metrics_sampler)
+            log.info(
+                "listening on %s (%s, %s)",
+                ", ".join(self.listen_addresses),
+                "TLS" if self.ssl_context is not None else "plain TCP",
+                f"{len(self.tokens)} users" if self.tokens is not None else "no auth",
+            )
+            if self.tokens is not None and self.ssl_context is None and not is_loopback(self.config.host):
+                log.warning("tokens and scenes cross the network in clear: configure tls_cert and tls_key")
             task_status.started(listeners)
 
-    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+    async def _handle_connection(self, stream: trio.abc.Stream) -> None:
         try:
-            peer = _format_address(stream.socket.getpeername())
+            peer = _format_address(_socket(stream).getpeername())
         except OSError:
             peer = "?"
-        await Session(self, stream, peer).run()
+        self.connections += 1
+        self.metrics.connections_total += 1
+        try:
+            await Session(self, stream, peer).run()
+        finally:
+            self.connections -= 1
+
+    async def _metrics_sampler(self) -> None:
+        while True:
+            self.metrics.sample(trio.current_time())
+            await trio.sleep(1.0)
+
+    def claim_session(self, client_id: str, user: User) -> bool:
+        """With auth, a session id stays with the first user that used it (while this process runs)."""
+        if self.tokens is None:
+            return True
+        owner = self._session_owners.get(client_id)
+        if owner is not None:
+            return owner == user.name
+        if len(self._session_owners) >= MAX_REMEMBERED_SESSIONS:
+            for stale in list(self._session_owners)[: MAX_REMEMBERED_SESSIONS // 10]:
+                if stale not in self.sessions:
+                    del self._session_owners[stale]
+        self._session_owners[client_id] = user.name
+        return True
+
+    def authenticate(self, token: str | None) -> User | None:
+        """The user a hello's token names; without auth configured, everyone is a trusted admin."""
+        if self.tokens is None:
+            return ANONYMOUS_ADMIN
+        user = self.tokens.authenticate(token)
+        if user is None:
+            self.metrics.auth_failures += 1
+        return user
 
     def client_addresses(self) -> list[str]:
         return list(self.listen_addresses)
@@ -100,7 +187,10 @@ class Broadcaster:
         """Take a session out of its room and every registry (it is closing)."""
         self.list_subscribers.discard(session)
         if session.room is not None:
+            self._release_locks(session, session.room)
             self._remove_member(session)
+        for room in list(session.imports):
+            self._abandon_import(session, room)
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
 
@@ -114,6 +204,8 @@ class Broadcaster:
         if found is None:
             return None
         meta = found[1]
+        if meta.get("importing"):
+            return None
         room = self.rooms.get(name) or Room(name)
         keys = self.node.read_local(keys_path(name))
         return {
@@ -161,6 +253,7 @@ class Broadcaster:
             raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
 
     async def create_room(self, session: Session, request: CreateRoom) -> None:
+        self._check_room_count()
         password = None
         if request.password is not None:
             password = await passwords.hash_password(request.password)
@@ -214,6 +307,8 @@ class Broadcaster:
                 )
             )
             session.out.put_stream(self._snapshot_frames(room.name, seq, items))
+        if room.locks:
+            session.send(LocksChanged(room=room.name, locked=dict(room.locks)))
         room.members[session.client_id] = session
         session.room = room
         joined = encode_frame(ClientJoined(room=room.name, client=session.info()))
@@ -249,10 +344,12 @@ class Broadcaster:
         """The held log entries after ``since``, or None if some of them are gone (then: snapshot)."""
         if since < 0 or since > seq:
             return None
+        runtime = self.rooms.get(room)
+        base = runtime.seq_base if runtime is not None else 0
         entries = [
-            (int(path[-1]), payload)
+            (int(path[-1]) + base, payload)
             for path, _, payload in self.node.match_local((*log_path(room), "*"))
-            if int(path[-1]) > since
+            if int(path[-1]) + base > since
         ]
         if since < seq and (not entries or entries[0][0] != since + 1):
             return None
@@ -262,6 +359,7 @@ class Broadcaster:
         room = session.room
         if room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "not in a room")
+        self._release_locks(session, room)
         self._remove_member(session)
         session.send(Left(room=room.name, ref=ref))
         found = self.node.read_local(meta_path(room.name))
@@ -271,7 +369,11 @@ class Broadcaster:
             await self._propose(delete_room_command(room.name))
 
     async def delete_room(self, session: Session, request: DeleteRoom) -> None:
-        self._meta(request.room)
+        meta = self._meta(request.room)
+        if not session.user.is_admin and meta.get("created_by") != session.user.name:
+            raise RequestError(
+                ErrorCode.FORBIDDEN, f"only its creator or an admin may delete room {request.room!r}"
+            )
         room = self.rooms.get(request.room)
         if room is not None and room.members:
             raise RequestError(
@@ -284,9 +386,15 @@ class Broadcaster:
 
     def _meta(self, room: str) -> dict[str, Any]:
         found = self.node.read_local(meta_path(room))
-        if found is None:
+        if found is None or found[1].get("importing"):
             raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {room!r}")
         return found[1]
+
+    def _check_room_count(self) -> None:
+        limit = self.config.max_rooms
+        if limit and len(self.rooms) >= limit:
+            self.metrics.limit("max_rooms")
+            raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_rooms ({limit}) reached: no new rooms")
 
     def _remove_member(self, session: Session) -> None:
         room = session.room
@@ -298,22 +406,76 @@ class Broadcaster:
 
     def current_seq(self, room: str) -> int:
         found = self.node.read_local(log_path(room))
-        return found[0].next_seq - 1 if found is not None else 0
+        runtime = self.rooms.get(room)
+        base = runtime.seq_base if runtime is not None else 0
+        return base + (found[0].next_seq - 1 if found is not None else 0)
 
     # ---- operations ---------------------------------------------------------------------------------
 
+    def check_write(self, session: Session, ops: list[list[Any]]) -> tuple[int, int] | None:
+        """Refuse a write that touches another session's locked key or would pass a room limit.
+
+        Returns the (keys, bytes) the write adds, to be counted as pending until it completes, or None when
+        no room limit is configured. Costs nothing for rooms without locks and servers without limits.
+        """
+        room = session.room
+        assert room is not None
+        if room.locks:
+            for op in ops:
+                owner = room.locks.get(op[1])
+                if owner is not None and owner != session.client_id:
+                    raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {owner}")
+        max_keys, max_bytes = self.config.max_room_keys, self.config.max_room_bytes
+        if not max_keys and not max_bytes:
+            return None
+        sizes = room.key_sizes
+        add_keys = add_bytes = 0
+        for op in ops:
+            old = sizes.get(op[1])
+            if op[0] == "set":
+                if old is None:
+                    add_keys += 1
+                add_bytes += len(op[2]) - (old or 0)
+            elif old is not None:
+                add_keys -= 1
+                add_bytes -= old
+        if max_keys and add_keys > 0 and len(sizes) + room.pending_keys + add_keys > max_keys:
+            self.metrics.limit("max_room_keys")
+            raise RequestError(
+                ErrorCode.LIMIT_EXCEEDED, f"max_room_keys ({max_keys}) reached in room {room.name!r}"
+            )
+        if max_bytes and add_bytes > 0 and room.total_bytes + room.pending_bytes + add_bytes > max_bytes:
+            self.metrics.limit("max_room_bytes")
+            raise RequestError(
+                ErrorCode.LIMIT_EXCEEDED, f"max_room_bytes ({max_bytes}) reached in room {room.name!r}"
+            )
+        add_keys, add_bytes = max(add_keys, 0), max(add_bytes, 0)
+        room.pending_keys += add_keys
+        room.pending_bytes += add_bytes
+        return add_keys, add_bytes
+
     def submit_write(self, session: Session, op_id: int, ops: list[list[Any]]) -> Proposal:
-        assert session.room is not None
-        command = write_command(session.room.name, session.client_id, op_id, ops, self.config.room_tail)
+        room = session.room
+        assert room is not None
+        guard = self._lock_guard(room, session) if room.locks or room.locks_pending else None
+        command = write_command(room.name, session.client_id, op_id, ops, self.config.room_tail, guard)
         try:
-            return self.node.submit(command, client=session.client_id, seq=op_id)
+            proposal = self.node.submit(command, client=session.client_id, seq=op_id)
         except ReplicationError as exc:
             raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
         except TreeError as exc:
-            raise RequestError(ErrorCode.LIMIT_EXCEEDED, str(exc)) from None
+            if exc.code == "too_large":
+                self.metrics.limit("max_entry_bytes")
+                raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_entry_bytes: {exc}") from None
+            raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
+        self.metrics.operations += 1
+        return proposal
 
-    def write_outcome(self, session: Session, proposal: Proposal, op_id: int) -> RequestError | None:
+    def write_outcome(
+        self, session: Session, proposal: Proposal, op_id: int, room: Room
+    ) -> RequestError | None:
         """A committed or failed write. Its ack goes with the fan-out; only failures are reported here."""
+        self.metrics.note_storage(getattr(self.node, "stats", None))
         if proposal.error is not None:
             return RequestError(ErrorCode.UNAVAILABLE, str(proposal.error))
         result = proposal.result
@@ -322,11 +484,13 @@ class Broadcaster:
             # A retry of an op that already committed: no fan-out happened this time, so ack it here.
             seq = appended_seq(result)
             if seq is not None:
-                session.send(Ack(op_id=op_id, seq=seq))
+                session.send(Ack(op_id=op_id, seq=seq + room.seq_base))
                 return None
         if not result.get("ok"):
             return RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "operation refused"))
         if appended_seq(result) is None:
+            if self.rooms.get(room.name) is room:
+                return RequestError(ErrorCode.LOCKED, "a key of this operation was locked by another client")
             return RequestError(ErrorCode.NO_SUCH_ROOM, "the room no longer exists")
         return None
 
@@ -349,13 +513,294 @@ class Broadcaster:
             if member is not exclude and not member.out.put(frame):
                 member.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
 
+    # ---- locks --------------------------------------------------------------------------------------------
+    # A lock is /rooms/<room>/locks/<key> = {"owner": client_id, "user": name, "node": node id}. Writes by
+    # others are refused at submit (from the local copy) and, while a room has locks, also by a condition in
+    # the write's own transaction, so a write can never land after a lock on its key was granted.
+
+    def _lock_payload(self, session: Session) -> dict[str, Any]:
+        return {"owner": session.client_id, "user": session.name, "node": self._node_id()}
+
+    def _node_id(self) -> Any:
+        node_id = getattr(self.node, "node_id", None)
+        return node_id if node_id is not None else self.node.status().get("id")
+
+    def _lock_guard(self, room: Room, session: Session) -> Any:
+        """A transaction condition: no key of the write is locked by anyone but this session."""
+        return (room.name, self._lock_payload(session))
+
+    async def lock(self, session: Session, request: Lock) -> None:
+        room = session.room
+        if room is None:
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before locking keys")
+        keys = sorted(set(request.keys))
+        for key in keys:
+            owner = room.locks.get(key)
+            if owner is not None and owner != session.client_id:
+                raise RequestError(ErrorCode.LOCKED, f"key {key!r} is locked by {owner}")
+        payload = self._lock_payload(session)
+        compare: list[dict[str, Any]] = [{"exists": list(meta_path(room.name))}]
+        then = []
+        for key in keys:
+            path = list(lock_path(room.name, key))
+            compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, payload]}]})
+            then.append({"op": "put", "path": path, "payload": payload})
+        room.locks_pending += 1
+        try:
+            result = await self._propose({"compare": compare, "then": then})
+        finally:
+            room.locks_pending -= 1
+        if not result.get("ok"):
+            raise RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "lock refused"))
+        if not result.get("succeeded"):
+            if self.rooms.get(room.name) is not room:
+                raise RequestError(ErrorCode.NO_SUCH_ROOM, "the room no longer exists")
+            taken = [k for k in keys if room.locks.get(k) not in (None, session.client_id)]
+            raise RequestError(ErrorCode.LOCKED, f"locked by another client: {', '.join(taken) or keys[0]}")
+        session.send(LockGranted(room=room.name, keys=keys, ref=request.ref))
+
+    async def unlock(self, session: Session, request: Unlock) -> None:
+        room = session.room
+        if room is None:
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "not in a room")
+        mine = {k for k, owner in room.locks.items() if owner == session.client_id}
+        keys = sorted(mine & set(request.keys)) if request.keys else sorted(mine)
+        proposals = self._submit_unlocks(room.name, keys, self._lock_payload(session))
+        for proposal in proposals:
+            try:
+                await proposal.wait()
+            except ReplicationError as exc:
+                raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
+        session.send(Unlocked(room=room.name, keys=keys, ref=request.ref))
+
+    def _submit_unlocks(self, room: str, keys: list[str], payload: dict[str, Any]) -> list[Proposal]:
+        """Delete each key's lock if it is still this owner's (one small command per key)."""
+        proposals = []
+        for key in keys:
+            path = list(lock_path(room, key))
+            command = {
+                "compare": [{"payload_equals": [path, payload]}],
+                "then": [{"op": "delete", "path": path}],
+            }
+            try:
+                proposals.append(self.node.submit(command))
+            except (ReplicationError, TreeError) as exc:
+                log.warning("could not release the lock on %r in %s: %s", key, room, exc)
+        return proposals
+
+    def _release_locks(self, session: Session, room: Room) -> None:
+        """Release a departing session's locks (it left, was closed or its connection dropped)."""
+        keys = sorted(k for k, owner in room.locks.items() if owner == session.client_id)
+        if keys:
+            self._submit_unlocks(room.name, keys, self._lock_payload(session))
+
+    def _release_stale_locks(self) -> None:
+        """Locks held by this node's sessions before a restart: those sessions are gone."""
+        node_id = self._node_id()
+        then = [
+            {"op": "delete", "path": list(path)}
+            for path, _, payload in self.node.match_local((ROOMS, "*", "locks", "*"))
+            if isinstance(payload, dict) and payload.get("node") == node_id
+        ]
+        if then:
+            log.info("releasing %d locks held by sessions from before a restart", len(then))
+            try:
+                self.node.submit({"then": then})
+            except (ReplicationError, TreeError) as exc:
+                log.warning("could not release stale locks: %s", exc)
+
+    def _lock_event(self, room: Room, key: str, payload: Any) -> None:
+        locked, unlocked = self._lock_changes.setdefault(room.name, ({}, set()))
+        if payload is None:
+            room.locks.pop(key, None)
+            locked.pop(key, None)
+            unlocked.add(key)
+        else:
+            room.locks[key] = payload["owner"]
+            locked[key] = payload["owner"]
+            unlocked.discard(key)
+        self._locks_dirty.set()
+
+    async def _locks_pump(self) -> None:
+        """Tell each room's members about lock changes, coalesced per scheduling round."""
+        while True:
+            await self._locks_dirty.wait()
+            self._locks_dirty = trio.Event()
+            await trio.sleep(0)  # let the rest of a committed batch apply first
+            changes, self._lock_changes = self._lock_changes, {}
+            for name, (locked, unlocked) in sorted(changes.items()):
+                room = self.rooms.get(name)
+                if room is not None and room.members:
+                    message = LocksChanged(room=name, locked=locked, unlocked=sorted(unlocked))
+                    self._send_to_room(room, encode_frame(message))
+
+    # ---- admin ----------------------------------------------------------------------------------------
+
+    async def admin(self, session: Session, request: Any) -> None:
+        if not session.user.is_admin:
+            raise RequestError(ErrorCode.FORBIDDEN, f"{request.action} needs the admin role")
+        args = request.args
+        handler = getattr(self, f"_admin_{request.action}")
+        result = await handler(session, args, request.ref)
+        if result is not None:
+            session.send(AdminResult(action=request.action, result=result, ref=request.ref))
+
+    async def _admin_rooms(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        rooms = []
+        for name in sorted(self.rooms):
+            info = self.room_info(name)
+            if info is not None:
+                room = self.rooms[name]
+                info["clients"] = [member.name for member in room.members.values()]
+                info["locks"] = len(room.locks)
+                rooms.append(info)
+        return rooms
+
+    async def _admin_clients(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        return [s.describe() for _, s in sorted(self.sessions.items())]
+
+    async def _admin_kick(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        client_id = _arg(args, "client_id", str)
+        target = self.sessions.get(client_id)
+        if target is None:
+            raise RequestError(ErrorCode.NO_SUCH_CLIENT, f"no client {client_id!r} on this node")
+        reason = _arg(args, "reason", str, required=False) or "disconnected by an admin"
+        log.info("admin %s kicks %s (%s): %s", session.name, client_id, target.name, reason)
+        target.fail(ErrorCode.KICKED, reason)
+        return {"client_id": client_id, "name": target.name}
+
+    async def _admin_delete_room(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        name = _room_arg(args)
+        found = self.node.read_local(meta_path(name))
+        if found is None:
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {name!r}")
+        room = self.rooms.get(name)
+        members = len(room.members) if room is not None else 0
+        result = await self._propose(delete_room_command(name))
+        if not result.get("succeeded"):
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {name!r}")
+        log.info("admin %s deleted room %s (%d clients were in it)", session.name, name, members)
+        return {"room": name, "clients": members}
+
+    async def _admin_break_lock(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        name = _room_arg(args)
+        self._meta(name)
+        keys = _arg(args, "keys", list)
+        if not keys or not all(isinstance(k, str) for k in keys):
+            raise RequestError(ErrorCode.BAD_MESSAGE, "args.keys must be a non-empty list of keys")
+        room = self.rooms.get(name)
+        held = sorted(k for k in set(keys) if room is not None and k in room.locks)
+        if held:
+            await self._propose({"then": [{"op": "delete", "path": list(lock_path(name, k))} for k in held]})
+        return {"room": name, "released": held}
+
+    async def _admin_export(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """Stream the room's keys as export_items, then its meta and seq in admin_result (one snapshot)."""
+        name = _room_arg(args)
+        meta = self._meta(name)
+        # No await from here on: the items and the seq are one consistent state.
+        seq = self.current_seq(name)
+        items = [(path[-1], value) for path, _, value in self.node.match_local((*keys_path(name), "*"))]
+
+        def frames() -> Iterator[bytes]:
+            chunk: list[list[Any]] = []
+            size = 0
+            for key, value in items:
+                chunk.append([key, value])
+                size += len(key) + len(value) + 16
+                if size >= EXPORT_CHUNK_BYTES:
+                    yield encode_frame(ExportItems(room=name, items=chunk, ref=ref))
+                    chunk, size = [], 0
+            if chunk:
+                yield encode_frame(ExportItems(room=name, items=chunk, ref=ref))
+            result = {
+                "room": name,
+                "meta": {k: meta.get(k) for k in ROOM_META_FIELDS},
+                "seq": seq,
+                "key_count": len(items),
+            }
+            yield encode_frame(AdminResult(action="export", result=result, ref=ref))
+
+        session.out.put_stream(frames())
+        return None
+
+    async def _admin_import(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """Create a room from exported state. A large import comes in parts (``more``): the room stays
+        hidden until the last part commits, so it appears complete or not at all."""
+        name = _room_arg(args)
+        items = _arg(args, "items", list)
+        more = _arg(args, "more", bool, required=False) or False
+        for item in items:
+            if not (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and isinstance(item[1], bytes)
+            ):
+                raise RequestError(ErrorCode.BAD_MESSAGE, "args.items must be [key: str, value: bin] pairs")
+            try:
+                check_key(item[0])
+            except ValueError as exc:
+                raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
+        staged = session.imports.get(name)
+        if staged is None:
+            if self.node.read_local(meta_path(name)) is not None:
+                raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
+            self._check_room_count()
+            meta_in = _arg(args, "meta", dict, required=False) or {}
+            seq = _arg(args, "seq", int, required=False) or 0
+            password = meta_in.get("password")
+            if password is not None and not (isinstance(password, dict) and password.get("kdf") == "scrypt"):
+                raise RequestError(ErrorCode.BAD_MESSAGE, "meta.password must be a stored scrypt hash or nil")
+            final = {
+                "keep_open": bool(meta_in.get("keep_open", False)),
+                "password": password,
+                "created_by": str(meta_in.get("created_by") or session.name),
+                "seq_base": max(0, seq),
+            }
+            previous = None
+        else:
+            final, previous = staged
+        current = {**final, "importing": session.client_id} if more else final
+        command = import_command(name, items, previous, current)
+        result = await self._propose(command)
+        if not result.get("ok"):
+            self._abandon_import(session, name)
+            raise RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "import refused"))
+        if not result.get("succeeded"):
+            session.imports.pop(name, None)
+            raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
+        if more:
+            session.imports[name] = (final, current)
+        else:
+            session.imports.pop(name, None)
+            log.info("admin %s imported room %s", session.name, name)
+        keys = self.node.read_local(keys_path(name))
+        return {"room": name, "keys": keys[0].child_count if keys else 0, "done": not more}
+
+    def _abandon_import(self, session: Session, name: str) -> None:
+        staged = session.imports.pop(name, None)
+        if staged is None:
+            return
+        command = {
+            "compare": [{"payload_equals": [list(meta_path(name)), staged[1]]}],
+            "then": [{"op": "delete", "path": list(meta_path(name))[:-1]}],
+        }
+        try:
+            self.node.submit(command)
+        except (ReplicationError, TreeError) as exc:
+            log.warning("could not remove the unfinished import of %s: %s", name, exc)
+
     # ---- replicated state -> this node ------------------------------------------------------------------
 
     def _load_rooms(self) -> None:
-        for path, _, _ in self.node.match_local((ROOMS, "*", "meta")):
+        for path, _, meta in self.node.match_local((ROOMS, "*", "meta")):
             room = self.rooms.setdefault(path[1], Room(path[1]))
+            room.seq_base = meta.get("seq_base", 0) if isinstance(meta, dict) else 0
             for key_path, _, value in self.node.match_local((*keys_path(room.name), "*")):
                 room.note_key(key_path[-1], len(value))
+            for lock, _, payload in self.node.match_local((*locks_path(room.name), "*")):
+                room.locks[lock[-1]] = payload["owner"]
 
     def _on_tree_event(self, event: WatchEvent) -> None:
         """Called in commit order for every change under /rooms (on every node of a cluster)."""
@@ -367,7 +812,9 @@ class Broadcaster:
             if event.action == "delete":
                 self._room_gone(name)
             elif len(path) == 3:
-                self.rooms.setdefault(name, Room(name))
+                room = self.rooms.setdefault(name, Room(name))
+                if isinstance(event.payload, dict):
+                    room.seq_base = event.payload.get("seq_base", 0)
                 self._room_changed(name)
             return
         room = self.rooms.get(name)
@@ -377,7 +824,9 @@ class Broadcaster:
             room.note_key(path[3], None if event.action == "delete" else len(event.payload))
             self._room_changed(name)
         elif path[2] == "log" and event.action == "create":
-            room.fan_out(int(path[3]), event.payload, self._overflowed)
+            room.fan_out(int(path[3]) + room.seq_base, event.payload, self._overflowed)
+        elif path[2] == "locks":
+            self._lock_event(room, path[3], None if event.action == "delete" else event.payload)
 
     def _overflowed(self, session: Session) -> None:
         session.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
@@ -392,9 +841,37 @@ class Broadcaster:
             if not member.out.put(frame):
                 member.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
         room.members.clear()
+        self._lock_changes.pop(name, None)
         self._changed_rooms.discard(name)
         self._deleted_rooms.add(name)
         self._list_dirty.set()
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = args.get(name)
+    if value is None:
+        if required:
+            raise RequestError(ErrorCode.BAD_MESSAGE, f"args.{name} is missing")
+        return None
+    if type(value) is not kind:
+        raise RequestError(ErrorCode.BAD_MESSAGE, f"args.{name} must be {kind.__name__}")
+    return value
+
+
+def _room_arg(args: dict[str, Any]) -> str:
+    name = _arg(args, "room", str)
+    try:
+        check_room_name(name)
+    except ValueError as exc:
+        raise RequestError(ErrorCode.BAD_MESSAGE, str(exc)) from None
+    return name
+
+
+def _socket(thing: Any) -> Any:
+    """The socket under a listener or stream, plain or TLS."""
+    while not hasattr(thing, "socket"):
+        thing = thing.transport_listener if hasattr(thing, "transport_listener") else thing.transport_stream
+    return thing.socket
 
 
 def _format_address(sockname: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -13,6 +14,7 @@ from protocol import (
     CLOSED,
     NEED_DATA,
     PROTOCOL_VERSION,
+    Admin,
     Batch,
     Connection,
     CreateRoom,
@@ -25,6 +27,7 @@ from protocol import (
     JoinRoom,
     LeaveRoom,
     ListRooms,
+    Lock,
     Ping,
     Pong,
     Presence,
@@ -32,9 +35,11 @@ from protocol import (
     Role,
     RoomEvent,
     Set,
+    Unlock,
     Welcome,
 )
 
+from .auth import ANONYMOUS_ADMIN, User
 from .outqueue import OutQueue
 from .rooms import Room, encode_frame
 
@@ -56,6 +61,28 @@ class RequestError(Exception):
         self.message = message
 
 
+class RateLimit:
+    """A token bucket: ``rate`` per second, bursts of up to one second's worth."""
+
+    __slots__ = ("capacity", "last", "rate", "tokens", "warned_at")
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.capacity = max(rate, 1.0)
+        self.tokens = self.capacity
+        self.last = trio.current_time()
+        self.warned_at = -math.inf
+
+    def take(self) -> bool:
+        now = trio.current_time()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 class Session:
     def __init__(self, broadcaster: Broadcaster, stream: trio.abc.Stream, peer: str):
         self.broadcaster = broadcaster
@@ -68,6 +95,14 @@ class Session:
         self.client_id = ""
         self.name = ""
         self.kind = ""
+        self.user: User = ANONYMOUS_ADMIN
+        self.connected_at = time.time()
+        self.operations = 0
+        self.imports: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # room -> (final, current) meta
+        self._ops_limit = RateLimit(config.max_ops_per_second) if config.max_ops_per_second > 0 else None
+        self._presence_limit = (
+            RateLimit(config.max_presence_per_second) if config.max_presence_per_second > 0 else None
+        )
         self.presence: dict[str, Any] = {}
         self.room: Room | None = None
         self.last_op_id = 0
@@ -79,6 +114,21 @@ class Session:
 
     def info(self) -> dict[str, Any]:
         return {"id": self.client_id, "name": self.name, "kind": self.kind, **self.presence}
+
+    def describe(self) -> dict[str, Any]:
+        """What an admin sees of this client."""
+        return {
+            "id": self.client_id,
+            "name": self.name,
+            "user": self.user.name or None,
+            "role": self.user.role,
+            "kind": self.kind,
+            "peer": self.peer,
+            "room": self.room.name if self.room is not None else None,
+            "connected_seconds": round(time.time() - self.connected_at, 1),
+            "operations": self.operations,
+            "queued_bytes": self.out.queued_bytes,
+        }
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
@@ -106,7 +156,15 @@ class Session:
         if self.closing:
             return
         self.closing = True
-        log.info("closing %s (%s): %s: %s", self.client_id or self.peer, self.name, code, message)
+        self.broadcaster.metrics.error(code.value)
+        log.info(
+            "closing %s (%s): %s: %s",
+            self.client_id or self.peer,
+            self.name,
+            code,
+            message,
+            extra={"client_id": self.client_id, "peer": self.peer, "code": code.value},
+        )
         self.out.replace_with(encode_frame(Error(code=code.value, message=message, ref=ref, fatal=True)))
         if self._nursery is not None:
             self._nursery.cancel_scope.deadline = min(
@@ -125,10 +183,12 @@ class Session:
                 batch = [encode_frame(Ping(nonce=ping_nonce))] if self.client_id else []
                 if not batch:
                     continue
+            data = b"".join(batch)
             try:
-                await self.stream.send_all(b"".join(batch))
+                await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 break
+            self.broadcaster.metrics.sent_bytes += len(data)
             if self.out.closed and not len(self.out):
                 break
         assert self._nursery is not None
@@ -145,6 +205,7 @@ class Session:
             if scope.cancelled_caught:
                 self.fail(ErrorCode.TIMEOUT, f"nothing received for {timeout:g} s")
                 return
+            self.broadcaster.metrics.received_bytes += len(data)
             self.conn.receive_data(data)
             while not self.closing:
                 try:
@@ -153,7 +214,7 @@ class Session:
                     if exc.fatal:
                         self.fail(exc.code, exc.message, exc.ref)
                         return
-                    self.send(Error(code=exc.code.value, message=exc.message, ref=exc.ref))
+                    self.reply_error(exc.code, exc.message, exc.ref)
                     continue
                 if event is NEED_DATA:
                     break
@@ -173,7 +234,15 @@ class Session:
         try:
             await self._dispatch(event)
         except RequestError as exc:
-            self.send(Error(code=exc.code.value, message=exc.message, ref=ref))
+            self.reply_error(exc.code, exc.message, ref)
+        except Exception:
+            # A server bug must cost this request, not the server: every other client goes on.
+            log.exception("request %s from %s failed", event.TYPE, self.client_id or self.peer)
+            self.reply_error(ErrorCode.INTERNAL, f"the server failed to handle {event.TYPE}", ref)
+
+    def reply_error(self, code: ErrorCode, message: str, ref: int | None) -> None:
+        self.broadcaster.metrics.error(code.value)
+        self.send(Error(code=code.value, message=message, ref=ref))
 
     async def _dispatch(self, event: Event) -> None:
         b = self.broadcaster
@@ -201,19 +270,51 @@ class Session:
             case Batch(op_id=op_id, ops=ops):
                 await self._write(op_id, ops)
             case RoomEvent(op_id=op_id, value=value):
+                self._check_op_rate()
+                b.metrics.events += 1
                 b.relay_event(self, op_id, value)
             case Presence(state=state):
+                b.metrics.presence += 1
+                limit = self._presence_limit
+                if limit is not None and not limit.take():
+                    self._rate_limited(limit, "max_presence_per_second")
+                    return
                 self.presence.update(state)
                 self._presence_dirty.update(state)
                 self._presence_wakeup.set()
+            case Lock():
+                await b.lock(self, event)
+            case Unlock():
+                await b.unlock(self, event)
+            case Admin():
+                await b.admin(self, event)
             case _:
                 raise RequestError(ErrorCode.UNKNOWN_TYPE, f"{event.TYPE} is not a request")
 
     async def _hello(self, hello: Hello) -> None:
-        self.client_id = hello.session or secrets.token_hex(16)
-        self.name = hello.client_name
+        b = self.broadcaster
+        user = b.authenticate(hello.token)
+        if user is None:
+            self.fail(
+                ErrorCode.AUTH_FAILED, "missing or unknown token" if hello.token else "a token is required"
+            )
+            return
+        client_id = hello.session or secrets.token_hex(16)
+        if not b.claim_session(client_id, user):
+            # Session ids are visible to other members; one user must not take over another's session.
+            self.fail(ErrorCode.FORBIDDEN, "this session id belongs to another user")
+            return
+        limit = self.config.max_clients
+        if limit and len(b.sessions) >= limit and client_id not in b.sessions:
+            b.metrics.limit("max_clients")
+            self.fail(ErrorCode.LIMIT_EXCEEDED, f"max_clients ({limit}) reached: try again later")
+            return
+        self.user = user
+        self.client_id = client_id
+        # With auth, others see the authenticated user, not a name the client chose.
+        self.name = user.name or hello.client_name
         self.kind = hello.client_kind
-        self.broadcaster.register(self)
+        b.register(self)
         self.send(
             Welcome(
                 protocol=PROTOCOL_VERSION,
@@ -223,8 +324,28 @@ class Session:
                 nodes=self.broadcaster.client_addresses(),
                 max_frame_size=self.config.max_frame_size,
                 heartbeat_interval=self.config.heartbeat_interval,
+                user=user.name or None,
+                role=user.role if b.tokens is not None else None,
             )
         )
+
+    def _check_op_rate(self) -> None:
+        limit = self._ops_limit
+        if limit is not None and not limit.take():
+            self.broadcaster.metrics.limit("max_ops_per_second")
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, f"max_ops_per_second ({limit.rate:g}) exceeded: operation dropped"
+            )
+
+    def _rate_limited(self, limit: RateLimit, name: str) -> None:
+        """A dropped presence update: say so at most once a second (presence is lossy by design)."""
+        self.broadcaster.metrics.limit(name)
+        now = trio.current_time()
+        if now - limit.warned_at >= 1.0:
+            limit.warned_at = now
+            self.reply_error(
+                ErrorCode.RATE_LIMITED, f"{name} ({limit.rate:g}) exceeded: update dropped", None
+            )
 
     async def _write(self, op_id: int, ops: list[list[Any]]) -> None:
         if self.room is None:
@@ -233,21 +354,39 @@ class Session:
             raise RequestError(
                 ErrorCode.BAD_MESSAGE, f"op_id {op_id} is not above the last one ({self.last_op_id})"
             )
-        self.last_op_id = op_id
+        # Refusals before this point have no effect at all: the client may retry with the same op_id.
+        self._check_op_rate()
         # Backpressure: with too many writes in flight, stop reading from this client until some commit.
         await self._inflight.acquire()
+        room = self.room
+        if room is None:  # the room went while this client was held back
+            self._inflight.release()
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "the room no longer exists")
+        try:
+            pending = self.broadcaster.check_write(self, ops)
+        except BaseException:
+            self._inflight.release()
+            raise
+        self.last_op_id = op_id
         try:
             proposal = self.broadcaster.submit_write(self, op_id, ops)
         except BaseException:
             self._inflight.release()
+            if pending is not None:
+                room.pending_keys -= pending[0]
+                room.pending_bytes -= pending[1]
             raise
-        proposal.add_done_callback(lambda done: self._write_done(done, op_id))
+        self.operations += 1
+        proposal.add_done_callback(lambda done: self._write_done(done, op_id, room, pending))
 
-    def _write_done(self, proposal: Any, op_id: int) -> None:
+    def _write_done(self, proposal: Any, op_id: int, room: Room, pending: tuple[int, int] | None) -> None:
         self._inflight.release()
-        error = self.broadcaster.write_outcome(self, proposal, op_id)
+        if pending is not None:
+            room.pending_keys -= pending[0]
+            room.pending_bytes -= pending[1]
+        error = self.broadcaster.write_outcome(self, proposal, op_id, room)
         if error is not None:
-            self.send(Error(code=error.code.value, message=error.message, ref=op_id))
+            self.reply_error(error.code, error.message, op_id)
 
     async def _presence_pump(self) -> None:
         """Relay presence at most ``presence_rate`` times a second; updates in between are merged."""

@@ -6,12 +6,16 @@ See docs/protocol.md for the byte-level specification.
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
+    ADMIN_ACTIONS,
     EVENT_TYPES,
     MAX_KEY_BYTES,
+    MAX_LOCK_KEYS,
     MAX_ROOM_NAME_BYTES,
     PRESENCE_FIELDS,
     PROTOCOL_VERSION,
     Ack,
+    Admin,
+    AdminResult,
     Applied,
     Batch,
     ClientJoined,
@@ -23,12 +27,16 @@ from .events import (
     Error,
     Event,
     EventRelayed,
+    ExportItems,
     Hello,
     Joined,
     JoinRoom,
     LeaveRoom,
     Left,
     ListRooms,
+    Lock,
+    LockGranted,
+    LocksChanged,
     Ping,
     Pong,
     Presence,
@@ -40,6 +48,8 @@ from .events import (
     Set,
     SnapshotChunk,
     SnapshotEnd,
+    Unlock,
+    Unlocked,
     Welcome,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_bytes, pack_body

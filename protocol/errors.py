@@ -19,12 +19,14 @@ class ErrorCode(StrEnum):
     AUTH_FAILED = "auth_failed"
     WRONG_PASSWORD = "wrong_password"
     FORBIDDEN = "forbidden"
+    KICKED = "kicked"  # an admin closed this connection
     # Rooms.
     NO_SUCH_ROOM = "no_such_room"
     ROOM_EXISTS = "room_exists"
     ROOM_IN_USE = "room_in_use"
     NOT_IN_ROOM = "not_in_room"
     ALREADY_IN_ROOM = "already_in_room"
+    NO_SUCH_CLIENT = "no_such_client"
     INVALID_KEY = "invalid_key"
     LOCKED = "locked"
     # Flow control and limits.

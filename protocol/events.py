@@ -18,6 +18,8 @@ PROTOCOL_VERSION = 1
 
 MAX_KEY_BYTES = 1024
 MAX_ROOM_NAME_BYTES = 256
+MAX_LOCK_KEYS = 1024  # keys in one lock/unlock request
+ADMIN_ACTIONS = frozenset({"rooms", "clients", "kick", "delete_room", "break_lock", "export", "import"})
 
 
 class Sender(Flag):
@@ -166,6 +168,15 @@ def check_ops(ops: list[list[Any]]) -> None:
             raise ValueError('each operation must be ["set", key:str, value:bin] or ["delete", key:str]')
 
 
+def check_lock_keys(keys: list[str], *, allow_empty: bool) -> None:
+    if not keys and not allow_empty:
+        raise ValueError("lock needs at least one key")
+    if len(keys) > MAX_LOCK_KEYS:
+        raise ValueError(f"at most {MAX_LOCK_KEYS} keys per request")
+    for key in keys:
+        check_key(key)
+
+
 class _RoomNamed:
     def check(self) -> None:
         check_room_name(self.room)  # type: ignore[attr-defined]
@@ -300,6 +311,41 @@ class Presence(Event):
             raise ValueError("selection is limited to 4096 entries")
 
 
+@_event("lock", Sender.CLIENT)
+class Lock(Event):
+    """Lock keys of the joined room for this session: all of them or none (error ``locked``)."""
+
+    keys: list[str]
+    ref: int | None = None
+
+    def check(self) -> None:
+        check_lock_keys(self.keys, allow_empty=False)
+
+
+@_event("unlock", Sender.CLIENT)
+class Unlock(Event):
+    """Release locks this session holds in the joined room; an empty list releases all of them."""
+
+    keys: list[str] = field(default_factory=list)
+    ref: int | None = None
+
+    def check(self) -> None:
+        check_lock_keys(self.keys, allow_empty=True)
+
+
+@_event("admin", Sender.CLIENT)
+class Admin(Event):
+    """An operator request (role admin): see docs/protocol.md for each action's args and result."""
+
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+    ref: int | None = None
+
+    def check(self) -> None:
+        if self.action not in ADMIN_ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(sorted(ADMIN_ACTIONS))}")
+
+
 # ---- server to client ------------------------------------------------------------------------------------
 
 
@@ -312,6 +358,8 @@ class Welcome(Event):
     nodes: list[str] = field(default_factory=list)
     max_frame_size: int = 0
     heartbeat_interval: float = 5.0
+    user: str | None = None  # the authenticated user (None when the server has no auth)
+    role: str | None = None  # "user" or "admin"
 
 
 @_event("room_list", Sender.SERVER)
@@ -414,3 +462,42 @@ class Error(Event):
     message: str
     ref: int | None = None
     fatal: bool = False
+
+
+@_event("lock_granted", Sender.SERVER)
+class LockGranted(Event):
+    room: str
+    keys: list[str]
+    ref: int | None = None
+
+
+@_event("unlocked", Sender.SERVER)
+class Unlocked(Event):
+    room: str
+    keys: list[str]
+    ref: int | None = None
+
+
+@_event("locks_changed", Sender.SERVER)
+class LocksChanged(Event):
+    """Locks taken (key -> owner client_id) and released in the room, coalesced."""
+
+    room: str
+    locked: dict[str, str] = field(default_factory=dict)
+    unlocked: list[str] = field(default_factory=list)
+
+
+@_event("admin_result", Sender.SERVER)
+class AdminResult(Event):
+    action: str
+    result: Any = None
+    ref: int | None = None
+
+
+@_event("export_items", Sender.SERVER)
+class ExportItems(Event):
+    """A chunk of an exported room's keys; the export's admin_result follows the last one."""
+
+    room: str
+    items: list[list[Any]]
+    ref: int | None = None

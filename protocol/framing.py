@@ -72,7 +72,7 @@ class FrameReader:
                 self._start = 0
                 raise RemoteProtocolError(
                     ErrorCode.FRAME_TOO_LARGE,
-                    f"frame of {length} bytes exceeds the limit of {self.max_frame_size}",
+                    f"frame of {length} bytes exceeds max_frame_size ({self.max_frame_size})",
                     fatal=True,
                 )
             self._start += HEADER.size

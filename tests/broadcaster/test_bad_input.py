@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
@@ -197,8 +198,13 @@ def fuzz_target(tmp_path_factory):
     process.kill()
 
 
+# Longer runs: BLENDSYNC_FUZZ_EXAMPLES=100000 pytest tests/broadcaster/test_bad_input.py -k fuzz
+FUZZ_EXAMPLES = int(os.environ.get("BLENDSYNC_FUZZ_EXAMPLES", "150"))
+
 frame_bodies = st.dictionaries(
-    st.sampled_from(["type", "op_id", "key", "value", "room", "ref", "ops", "state", "since"]),
+    st.sampled_from(
+        ["type", "op_id", "key", "value", "room", "ref", "ops", "state", "since", "keys", "action", "args"]
+    ),
     st.none()
     | st.integers(-5, 2**40)
     | st.text(max_size=8)
@@ -206,12 +212,34 @@ frame_bodies = st.dictionaries(
     | st.lists(
         st.lists(st.sampled_from(["set", "delete", "k"]) | st.binary(max_size=4), max_size=3), max_size=3
     )
-    | st.sampled_from(["set", "batch", "join_room", "create_room", "presence", "hello", "ping", "r"]),
+    | st.sampled_from(
+        [
+            "set",
+            "batch",
+            "join_room",
+            "create_room",
+            "presence",
+            "hello",
+            "ping",
+            "r",
+            "lock",
+            "unlock",
+            "admin",
+        ]
+    )
+    | st.sampled_from(["rooms", "clients", "kick", "delete_room", "break_lock", "export", "import"])
+    | st.dictionaries(
+        st.sampled_from(["room", "keys", "items", "more", "client_id", "meta", "seq"]),
+        st.none() | st.text(max_size=4) | st.booleans() | st.integers(-1, 9) | st.lists(st.text(max_size=3)),
+        max_size=4,
+    ),
     max_size=5,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(chunks=st.lists(st.binary(max_size=64) | frame_bodies, max_size=8))
 def test_fuzz_server_frame_handling(fuzz_target, chunks):
     """Random frames and bytes after a valid hello, over a real socket, to a real server process."""

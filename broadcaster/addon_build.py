@@ -1,0 +1,218 @@
+"""``blendsync addon build``: the Blender extension zip, installable offline with "Install from Disk".
+
+The zip holds, at its root:
+
+* the add-on (``blender_addon/`` of the source tree: ``__init__.py``, ``sync/``...);
+* ``_vendor/protocol/``: a copy of the top-level ``protocol`` package, which
+  the add-on finds through ``protocol_shim.py`` (the repository keeps one copy);
+* ``wheels/``: msgpack wheels for Blender's Python 3.11 on linux x86_64,
+  windows amd64, macOS arm64 and macOS x86_64;
+* ``blender_manifest.toml``, the repository's with ``wheels = [...]`` and
+  ``platforms = [...]`` filled in.
+
+Wheels come from ``--wheels-dir`` when it holds one for a platform; the
+others are fetched with ``pip download`` (into ``--wheels-dir`` when given,
+so it works as a cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+ADDON_DIR = "blender_addon"
+PROTOCOL_DIR = "protocol"
+VENDOR = "_vendor"
+PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same zip
+
+# Blender platform name -> (pip --platform tag, predicate over a wheel's platform tags)
+PLATFORMS: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "linux-x64": ("manylinux_2_28_x86_64", lambda tag: "linux" in tag and tag.endswith("x86_64")),
+    "windows-x64": ("win_amd64", lambda tag: tag == "win_amd64"),
+    "macos-arm64": (
+        "macosx_11_0_arm64",
+        lambda tag: tag.startswith("macosx") and tag.endswith(("arm64", "universal2")),
+    ),
+    "macos-x64": (
+        "macosx_10_13_x86_64",
+        lambda tag: tag.startswith("macosx") and tag.endswith(("x86_64", "universal2")),
+    ),
+}
+
+_EXCLUDED_DIRS = {"__pycache__", "tests", ".git", VENDOR, "wheels"}
+_EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".zip", ".blend1")
+
+
+class BuildError(Exception):
+    pass
+
+
+def wheel_tags(filename: str) -> tuple[str, str, str, list[str]] | None:
+    """``msgpack-1.2.4-cp311-cp311-win_amd64.whl`` -> ("msgpack", "cp311", "cp311", ["win_amd64"])."""
+    if not filename.endswith(".whl"):
+        return None
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6):
+        return None
+    name, python, abi, platform = parts[0], parts[-3], parts[-2], parts[-1]
+    return name.lower().replace("_", "-"), python, abi, platform.split(".")
+
+
+def pick_wheel(directory: Path, platform: str, package: str = "msgpack") -> Path | None:
+    """The newest-named wheel of ``package`` in ``directory`` for Blender's Python on ``platform``."""
+    _, matches = PLATFORMS[platform]
+    found = []
+    for path in directory.glob("*.whl"):
+        tags = wheel_tags(path.name)
+        if tags is None or tags[0] != package:
+            continue
+        _, python, abi, platforms = tags
+        python_ok = "cp311" in python.split(".") or (abi == "abi3" and python.startswith("cp3"))
+        if python_ok and any(matches(tag) for tag in platforms):
+            found.append(path)
+    return max(found, key=lambda p: p.name) if found else None
+
+
+def download_wheel(directory: Path, platform: str, package: str = "msgpack") -> Path:
+    pip_platform, _ = PLATFORMS[platform]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        package,
+        "--only-binary=:all:",
+        "--platform",
+        pip_platform,
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(directory),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheel = pick_wheel(directory, platform, package)
+    if result.returncode != 0 or wheel is None:
+        raise BuildError(f"pip could not download a {package} wheel for {platform}: {result.stderr.strip()}")
+    return wheel
+
+
+def collect_wheels(wheels_dir: Path | None, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """One msgpack wheel per platform, from ``wheels_dir`` or downloaded."""
+    scratch = None
+    if wheels_dir is None:
+        scratch = tempfile.mkdtemp(prefix="blendsync-wheels-")
+        wheels_dir = Path(scratch)
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    wheels = {}
+    for platform in PLATFORMS:
+        wheel = pick_wheel(wheels_dir, platform)
+        if wheel is None:
+            log(f"downloading msgpack for {platform}")
+            wheel = download_wheel(wheels_dir, platform)
+        wheels[platform] = wheel
+    return wheels
+
+
+def _files(root: Path) -> list[Path]:
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in _EXCLUDED_DIRS for part in rel.parts[:-1]) or rel.parts[0] in _EXCLUDED_DIRS:
+            continue
+        if path.is_file() and not path.name.endswith(_EXCLUDED_SUFFIXES):
+            out.append(path)
+    return out
+
+
+def toml_list(values: list[str]) -> str:
+    if not values:
+        return "[]"
+    return "[\n" + "".join(f'  "{v}",\n' for v in values) + "]"
+
+
+def manifest_with(text: str, *, wheels: list[str], platforms: list[str]) -> str:
+    """The manifest text with its top-level ``wheels`` (and ``platforms``) lists replaced."""
+    for name, values in (("wheels", wheels), ("platforms", platforms)):
+        pattern = re.compile(rf"^{name}\s*=\s*\[.*?\]", re.MULTILINE | re.DOTALL)
+        line = f"{name} = {toml_list(values)}"
+        if pattern.search(text):
+            text = pattern.sub(lambda _m, line=line: line, text, count=1)
+        else:
+            # Before the first table, so that it stays a top-level key.
+            table = re.search(r"^\[", text, re.MULTILINE)
+            at = table.start() if table else len(text)
+            text = text[:at] + line + "\n\n" + text[at:]
+    return text
+
+
+def build(
+    output: Path,
+    wheels_dir: Path | None = None,
+    source: Path = SOURCE_ROOT,
+    log: Callable[[str], None] = print,
+) -> Path:
+    addon = source / ADDON_DIR
+    protocol = source / PROTOCOL_DIR
+    manifest_path = addon / "blender_manifest.toml"
+    if not manifest_path.is_file() or not (protocol / "__init__.py").is_file():
+        raise BuildError(f"{source} is not a blendsync source tree (needs {ADDON_DIR}/ and {PROTOCOL_DIR}/)")
+    manifest_text = manifest_path.read_text(encoding="utf-8")
+    manifest = tomllib.loads(manifest_text)
+    wheels = collect_wheels(wheels_dir, log)
+    wheel_paths = [f"./wheels/{wheels[p].name}" for p in PLATFORMS]
+    manifest_text = manifest_with(manifest_text, wheels=sorted(set(wheel_paths)), platforms=list(PLATFORMS))
+    tomllib.loads(manifest_text)  # still valid TOML
+
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / f"{manifest['id']}-{manifest['version']}.zip"
+    partial = target.with_suffix(".zip.part")
+
+    def write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+        info = zipfile.ZipInfo(name, ZIP_DATE)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, data)
+
+    with zipfile.ZipFile(partial, "w") as zf:
+        write(zf, "blender_manifest.toml", manifest_text.encode("utf-8"))
+        for path in _files(addon):
+            rel = path.relative_to(addon).as_posix()
+            if rel != "blender_manifest.toml":
+                write(zf, rel, path.read_bytes())
+        for path in _files(protocol):
+            write(zf, f"{VENDOR}/{PROTOCOL_DIR}/{path.relative_to(protocol).as_posix()}", path.read_bytes())
+        write(zf, f"{VENDOR}/__init__.py", b'"""Third-party code shipped inside the add-on."""\n')
+        for wheel in sorted(set(wheels.values())):
+            write(zf, f"wheels/{wheel.name}", wheel.read_bytes())
+    partial.replace(target)
+    log(f"wrote {target}")
+    return target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", default="dist", help="directory for the zip (default ./dist)")
+    parser.add_argument("--wheels-dir", help="msgpack wheels to use; missing ones are downloaded into it")
+    parser.add_argument("--source", default=str(SOURCE_ROOT), help="the blendsync source tree")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        build(Path(args.output), Path(args.wheels_dir) if args.wheels_dir else None, Path(args.source))
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

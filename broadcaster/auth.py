@@ -1,0 +1,164 @@
+"""Per-user tokens: a TOML file of users, each with a role and the SHA-256 of its token.
+
+    [[users]]
+    name = "ana"
+    role = "admin"            # or "user"
+    token_sha256 = "9f86d0..."
+
+Tokens are 256 random bits, so a fast hash is enough to store them (docs/security.md says why passwords,
+which people choose, need a KDF and tokens do not). The file is re-read when it changes, so adding or
+removing a user takes effect for the next connection without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROLES = ("user", "admin")
+TOKEN_PREFIX = "bst_"
+MAX_NAME_CHARS = 128
+
+
+class TokensFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+# The identity every client has on a server without auth: it trusts whoever can reach it.
+ANONYMOUS_ADMIN = User(name="", role="admin")
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_user_name(name: str) -> None:
+    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable() or name != name.strip():
+        raise TokensFileError(f"a user name is 1 to {MAX_NAME_CHARS} printable characters, no outer spaces")
+
+
+def read_users(path: Path) -> list[dict[str, str]]:
+    """The users in a tokens file, checked (a missing file has none)."""
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        return []
+    except tomllib.TOMLDecodeError as exc:
+        raise TokensFileError(f"{path}: {exc}") from None
+    users = document.get("users", [])
+    if not isinstance(users, list):
+        raise TokensFileError(f"{path}: 'users' must be an array of tables ([[users]])")
+    seen: set[str] = set()
+    for user in users:
+        if not isinstance(user, dict) or set(user) != {"name", "role", "token_sha256"}:
+            raise TokensFileError(f"{path}: each [[users]] has exactly name, role and token_sha256")
+        check_user_name(user["name"])
+        if user["role"] not in ROLES:
+            raise TokensFileError(f"{path}: role of {user['name']!r} must be one of {ROLES}")
+        digest = user["token_sha256"]
+        if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+            raise TokensFileError(f"{path}: token_sha256 of {user['name']!r} is not a SHA-256 hex digest")
+        if user["name"] in seen:
+            raise TokensFileError(f"{path}: user {user['name']!r} appears twice")
+        seen.add(user["name"])
+    return users
+
+
+def write_users(path: Path, users: list[dict[str, str]]) -> None:
+    """Replace the tokens file atomically, readable by its owner only."""
+    lines = [
+        "# blendsync users. Only a SHA-256 of each token is stored: a lost token cannot be recovered,",
+        "# make a new one with `blendsync token add NAME`.",
+    ]
+    for user in users:
+        lines += ["", "[[users]]"]
+        lines += [f"{field} = {json.dumps(user[field])}" for field in ("name", "role", "token_sha256")]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def add_user(path: Path, name: str, role: str = "user") -> str:
+    """Add ``name`` (or give it a new token if it exists); return the token, which is stored only hashed."""
+    check_user_name(name)
+    if role not in ROLES:
+        raise TokensFileError(f"role must be one of {ROLES}")
+    users = [u for u in read_users(path) if u["name"] != name]
+    token = new_token()
+    users.append({"name": name, "role": role, "token_sha256": hash_token(token)})
+    write_users(path, users)
+    return token
+
+
+def remove_user(path: Path, name: str) -> bool:
+    users = read_users(path)
+    kept = [u for u in users if u["name"] != name]
+    if len(kept) == len(users):
+        return False
+    write_users(path, kept)
+    return True
+
+
+class TokenStore:
+    """Looks tokens up by their hash; reloads the file when its modification time or size changes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._by_hash: dict[str, User] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            raise TokensFileError(
+                f"tokens file {self.path} does not exist (create it with `blendsync token add NAME"
+                f" --tokens-file {self.path}`)"
+            ) from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return
+        users = read_users(self.path)
+        self._by_hash = {u["token_sha256"]: User(u["name"], u["role"]) for u in users}
+        self._stamp = stamp
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def authenticate(self, token: str | None) -> User | None:
+        if not token:
+            return None
+        try:
+            self.reload()
+        except (OSError, TokensFileError):
+            pass  # keep serving with the users loaded last; a broken edit does not lock everyone out
+        # The lookup key is a hash of the presented token, so lookup timing tells nothing about stored
+        # tokens (an attacker controls the input, not the hash's bits).
+        return self._by_hash.get(hash_token(token))

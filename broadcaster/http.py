@@ -1,0 +1,375 @@
+"""The HTTP admin port: Prometheus metrics, a /status JSON document and a live status page.
+
+HTTP/1.1 is parsed by h11 (sans-IO, like protocol/), driven here by trio; docs/decisions/0003 says why.
+
+    GET /          the status page (HTML + a little JS polling /status every second)
+    GET /status    JSON: version, listeners, rooms, clients, this node's replication status, cluster nodes
+    GET /metrics   Prometheus text format
+    GET /healthz   "ok" (never needs a token)
+
+With auth configured, every path but /healthz needs an admin token: ``Authorization: Bearer <token>`` or
+``?token=<token>`` (the page passes its own query string on to /status).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+import trio
+
+from . import __version__
+from .metrics import Exposition
+
+if TYPE_CHECKING:
+    from .server import Broadcaster
+
+log = logging.getLogger("blendsync.http")
+
+MAX_REQUEST_BYTES = 16 * 1024
+REQUEST_TIMEOUT = 30.0
+MAX_CONNECTIONS = 64
+
+
+async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status=trio.TASK_STATUS_IGNORED):
+    limiter = trio.CapacityLimiter(MAX_CONNECTIONS)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        if limiter.available_tokens == 0:
+            await stream.aclose()  # too many open admin connections: refuse rather than queue
+            return
+        async with limiter:
+            await _serve_connection(broadcaster, stream)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, port, host=host))
+        addresses = [listener.socket.getsockname() for listener in listeners]
+        broadcaster.http_addresses = [f"{a[0]}:{a[1]}" for a in addresses]
+        log.info("HTTP admin port on %s", ", ".join(broadcaster.http_addresses))
+        task_status.started(listeners)
+
+
+async def _serve_connection(broadcaster: Broadcaster, stream: trio.SocketStream) -> None:
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+    try:
+        while True:
+            request = await _next_request(conn, stream)
+            if request is None:
+                return
+            try:
+                status, content_type, body = _respond(broadcaster, request)
+            except Exception:
+                log.exception("HTTP %s failed", request.target)
+                status, content_type, body = 500, "text/plain; charset=utf-8", b"internal error\n"
+            headers = [
+                ("content-type", content_type),
+                ("content-length", str(len(body))),
+                ("cache-control", "no-store"),
+                ("x-content-type-options", "nosniff"),
+            ]
+            if status == 401:
+                headers.append(("www-authenticate", 'Bearer realm="blendsync"'))
+            await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)))
+            if request.method != b"HEAD":
+                await stream.send_all(conn.send(h11.Data(data=body)))
+            await stream.send_all(conn.send(h11.EndOfMessage()))
+            if conn.our_state is h11.MUST_CLOSE:
+                return
+            conn.start_next_cycle()
+    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+    finally:
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            await stream.aclose()
+
+
+async def _next_request(conn: h11.Connection, stream: trio.SocketStream) -> h11.Request | None:
+    """The next complete request (its body, if any, is read and ignored); None when the peer is done."""
+    request = None
+    with trio.move_on_after(REQUEST_TIMEOUT):
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.EndOfMessage):
+                return request
+            elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None
+    return None
+
+
+def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, bytes]:
+    if request.method not in (b"GET", b"HEAD"):
+        return 405, "text/plain; charset=utf-8", b"only GET\n"
+    url = urlsplit(request.target.decode("ascii", "replace"))
+    path = url.path
+    if path == "/healthz":
+        return 200, "text/plain; charset=utf-8", b"ok\n"
+    if path not in ("/", "/status", "/metrics"):
+        return 404, "text/plain; charset=utf-8", b"not found\n"
+    if broadcaster.tokens is not None and not _authorised(broadcaster, request, url.query):
+        return 401, "text/plain; charset=utf-8", b"an admin token is required\n"
+    if path == "/status":
+        document = status_document(broadcaster)
+        return 200, "application/json", json.dumps(document, default=_plain).encode()
+    if path == "/metrics":
+        return 200, "text/plain; version=0.0.4; charset=utf-8", metrics_text(broadcaster).encode()
+    return 200, "text/html; charset=utf-8", STATUS_PAGE.encode()
+
+
+def _authorised(broadcaster: Broadcaster, request: h11.Request, query: str) -> bool:
+    token = None
+    for name, value in request.headers:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            token = value[7:].decode("ascii", "replace").strip()
+    if token is None:
+        token = (parse_qs(query).get("token") or [None])[0]
+    user = broadcaster.authenticate(token)
+    return user is not None and user.is_admin
+
+
+def _plain(value: Any) -> Any:
+    return value.hex() if isinstance(value, bytes) else str(value)
+
+
+# ---- documents ---------------------------------------------------------------------------------------
+
+
+def status_document(b: Broadcaster) -> dict[str, Any]:
+    node = b.node.status()
+    rooms = []
+    for name in sorted(b.rooms):
+        info = b.room_info(name)
+        if info is not None:
+            info["locks"] = len(b.rooms[name].locks)
+            rooms.append(info)
+    clients = [s.describe() for _, s in sorted(b.sessions.items())]
+    return {
+        "version": __version__,
+        "uptime_seconds": round(time.time() - b.started, 1),
+        "listen": b.listen_addresses,
+        "tls": b.ssl_context is not None,
+        "auth": b.tokens is not None,
+        "connections": b.connections,
+        "room_count": len(rooms),
+        "client_count": len(clients),
+        "rooms": rooms,
+        "clients": clients,
+        "rates": b.metrics.rates(),
+        "node": node,
+        "cluster": cluster_nodes(node),
+    }
+
+
+def cluster_nodes(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every member as this node sees it: role (its own, or leader/follower) and replication lag."""
+    me, leader = status.get("id"), status.get("leader")
+    addresses = status.get("addresses") or {}
+    lag = status.get("lag") or {}
+    connected = status.get("connected") or {}
+    nodes = []
+    for member in status.get("members") or [me]:
+        role = status.get("role") if member == me else "leader" if member == leader else "follower"
+        nodes.append(
+            {
+                "id": member,
+                "self": member == me,
+                "role": role,
+                "address": addresses.get(str(member)),
+                "lag": lag.get(str(member), lag.get(member, 0)) if member != me else 0,
+                "connected": connected.get(str(member), True) if member != me else True,
+            }
+        )
+    return nodes
+
+
+def metrics_text(b: Broadcaster) -> str:
+    m = b.metrics
+    out = Exposition()
+    out.one("blendsync_up", "gauge", "1 while the broadcaster serves.", 1)
+    out.one("blendsync_connections", "gauge", "Open client connections.", b.connections)
+    out.one("blendsync_connections_total", "counter", "Client connections accepted.", m.connections_total)
+    out.one("blendsync_clients", "gauge", "Clients past hello on this node.", len(b.sessions))
+    rooms = [info for name in sorted(b.rooms) if (info := b.room_info(name)) is not None]
+    out.one("blendsync_rooms", "gauge", "Rooms.", len(rooms))
+    out.one("blendsync_room_keys", "gauge", "Live keys over all rooms.", sum(r["keys"] for r in rooms))
+    out.one(
+        "blendsync_room_bytes", "gauge", "Bytes of values over all rooms.", sum(r["bytes"] for r in rooms)
+    )
+    out.one("blendsync_locks", "gauge", "Key locks held.", sum(len(r.locks) for r in b.rooms.values()))
+    out.one(
+        "blendsync_operations_total",
+        "counter",
+        "Writes accepted from clients (rate() = ops/s).",
+        m.operations,
+    )
+    out.one("blendsync_events_total", "counter", "Room events relayed.", m.events)
+    out.one("blendsync_presence_updates_total", "counter", "Presence messages received.", m.presence)
+    out.one("blendsync_received_bytes_total", "counter", "Bytes received from clients.", m.received_bytes)
+    out.one("blendsync_sent_bytes_total", "counter", "Bytes sent to clients.", m.sent_bytes)
+    queued = [s.out.queued_bytes for s in b.sessions.values()]
+    out.one("blendsync_send_queue_bytes", "gauge", "Bytes queued to clients, all together.", sum(queued))
+    out.one(
+        "blendsync_send_queue_bytes_max",
+        "gauge",
+        "Bytes queued to the most behind client.",
+        max(queued, default=0),
+    )
+    out.one(
+        "blendsync_auth_failures_total",
+        "counter",
+        "Hellos refused for a missing or unknown token.",
+        m.auth_failures,
+    )
+    out.family(
+        "blendsync_errors_total",
+        "counter",
+        "Error frames sent, by code.",
+        [({"code": code}, n) for code, n in sorted(m.errors.items())],
+    )
+    out.family(
+        "blendsync_limit_refusals_total",
+        "counter",
+        "Requests refused by a configured limit.",
+        [({"limit": name}, n) for name, n in sorted(m.limits.items())],
+    )
+    out.histogram("blendsync_fsync_seconds", "Time to write and fsync one batch of the log.", m.fsync)
+    _node_metrics(out, b.node.status())
+    return out.text()
+
+
+def _node_metrics(out: Exposition, status: dict[str, Any]) -> None:
+    """Everything node.status() offers: numbers as gauges, the role as a labelled 1, maps by peer."""
+    role = status.get("role")
+    if role is not None:
+        out.family(
+            "blendsync_node_role",
+            "gauge",
+            "This node's Raft role (1 for the current one).",
+            [({"role": r}, int(r == role)) for r in ("leader", "follower", "candidate", "pre_candidate")],
+        )
+    commit, applied = status.get("commit"), status.get("applied")
+    if isinstance(commit, int) and isinstance(applied, int):
+        out.one(
+            "blendsync_node_apply_lag", "gauge", "Committed entries not yet applied here.", commit - applied
+        )
+    for name, value in sorted(status.items()):
+        metric = "blendsync_node_" + "".join(c if c.isalnum() else "_" for c in name)
+        if isinstance(value, bool):
+            out.one(metric, "gauge", f"node.status()['{name}'].", int(value))
+        elif isinstance(value, int | float) and name != "id":
+            kind = "counter" if name in ("proposals", "batches", "fsyncs", "fsync_seconds") else "gauge"
+            out.one(
+                metric + ("_total" if kind == "counter" else ""), kind, f"node.status()['{name}'].", value
+            )
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, int | float | bool) for v in value.values())
+        ):
+            out.family(
+                metric,
+                "gauge",
+                f"node.status()['{name}'] by peer.",
+                [({"peer": k}, v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))],
+            )
+        elif isinstance(value, list) and name == "members":
+            out.one("blendsync_node_members", "gauge", "Voting members of the cluster.", len(value))
+    if "leader" in status:
+        leader = status.get("leader")
+        out.one(
+            "blendsync_node_has_leader", "gauge", "1 when this node knows a leader.", int(leader is not None)
+        )
+
+
+STATUS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>blendsync broadcaster</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+  h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin-top: 1.5em; }
+  table { border-collapse: collapse; }
+  td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; text-align: left; }
+  .num { text-align: right; font-variant-numeric: tabular-nums; }
+  #state { color: #777; } .stale { color: #b00 !important; }
+  .cards span { display: inline-block; margin-right: 2em; } .cards b { font-size: 1.4em; }
+</style>
+</head>
+<body>
+<h1>blendsync broadcaster <small id="version"></small></h1>
+<p id="state">loading...</p>
+<p class="cards">
+  <span>rooms <b id="room-count">-</b></span>
+  <span>clients <b id="client-count">-</b></span>
+  <span>connections <b id="connection-count">-</b></span>
+  <span>ops/s <b id="ops-rate">-</b></span>
+</p>
+<h2>Rooms</h2>
+<table><thead><tr><th>room</th><th class="num">clients</th><th class="num">keys</th><th class="num">bytes</th>
+<th class="num">seq</th><th class="num">locks</th><th>password</th></tr></thead>
+<tbody id="rooms"></tbody></table>
+<h2>Clients</h2>
+<table><thead><tr><th>name</th><th>role</th><th>room</th><th>peer</th><th class="num">ops</th>
+<th class="num">queued</th></tr></thead><tbody id="clients"></tbody></table>
+<h2>Cluster nodes</h2>
+<table><thead><tr><th>node</th><th>address</th><th>role</th><th class="num">lag</th><th>connected</th>
+</tr></thead>
+<tbody id="nodes"></tbody></table>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const [value, numeric] of cells) {
+    const td = document.createElement("td");
+    td.textContent = value === null || value === undefined ? "-" : String(value);
+    if (numeric) td.className = "num";
+    tr.appendChild(td);
+  }
+  return tr;
+}
+function fill(id, rows) { $(id).replaceChildren(...rows.map(row)); }
+function render(s) {
+  $("version").textContent = s.version;
+  $("room-count").textContent = s.room_count;
+  $("client-count").textContent = s.client_count;
+  $("connection-count").textContent = s.connections;
+  $("ops-rate").textContent = s.rates.ops_per_second;
+  fill("rooms", s.rooms.map(r => [[r.name], [r.users, 1], [r.keys, 1], [r.bytes, 1], [r.seq, 1], [r.locks, 1],
+                                  [r.locked ? "yes" : "no"]]));
+  fill("clients", s.clients.map(c => [[c.name], [c.role], [c.room], [c.peer], [c.operations, 1],
+                                      [c.queued_bytes, 1]]));
+  fill("nodes", s.cluster.map(n => [[n.id + (n.self ? " (this)" : "")], [n.address], [n.role], [n.lag, 1],
+                                    [n.connected ? "yes" : "no"]]));
+  $("state").textContent = "updated " + new Date().toLocaleTimeString() + " (every second)";
+  $("state").classList.remove("stale");
+}
+async function refresh() {
+  try {
+    const response = await fetch("status" + location.search, {cache: "no-store"});
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    render(await response.json());
+  } catch (error) {
+    $("state").textContent = "cannot reach the broadcaster: " + error.message;
+    $("state").classList.add("stale");
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,177 @@
+"""Per-user tokens: refused without one, identity from the token, roles, and the start-up refusal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import trio
+from support import REPO, ServerProcess, running_broadcaster
+
+from broadcaster.auth import add_user, hash_token, read_users, remove_user
+from broadcaster.client import ServerError, connect
+from broadcaster.config import ConfigError, ServerConfig
+from protocol import ClientJoined
+
+
+@pytest.fixture
+def tokens(tmp_path):
+    path = tmp_path / "tokens.toml"
+    return path, {
+        "admin": add_user(path, "root", "admin"),
+        "ana": add_user(path, "ana"),
+        "ben": add_user(path, "ben"),
+    }
+
+
+@pytest.fixture
+async def auth_server(tmp_path, tokens):
+    path, issued = tokens
+    async with running_broadcaster(tmp_path / "data", tokens_file=path) as address:
+        yield address, issued
+
+
+@pytest.mark.parametrize("token", [None, "", "bst_not-a-real-token"])
+async def test_missing_or_wrong_token_is_refused(auth_server, token):
+    (host, port), _ = auth_server
+    with pytest.raises(ServerError) as info:
+        async with connect(host, port, name="mallory", token=token):
+            pass
+    assert info.value.code == "auth_failed" and info.value.fatal
+
+
+async def test_the_displayed_name_is_the_authenticated_user(auth_server):
+    (host, port), issued = auth_server
+    async with (
+        connect(host, port, name="I am root", token=issued["ana"]) as ana,
+        connect(host, port, name="x", token=issued["ben"]) as ben,
+    ):
+        assert (ana.welcome.user, ana.welcome.role) == ("ana", "user")
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        joined = await ben.join("r")
+        assert [c["name"] for c in joined.clients] == ["ana"]
+        event = await ana.receive()
+        while not isinstance(event, ClientJoined):
+            event = await ana.receive()
+        assert event.client["name"] == "ben"
+
+
+@pytest.mark.parametrize(
+    ("action", "args"),
+    [
+        ("rooms", {}),
+        ("clients", {}),
+        ("kick", {"client_id": "someone-else-0001"}),
+        ("delete_room", {"room": "r"}),
+        ("break_lock", {"room": "r", "keys": ["k"]}),
+        ("export", {"room": "r"}),
+        ("import", {"room": "new", "items": []}),
+    ],
+)
+async def test_admin_requests_are_refused_to_users(auth_server, action, args):
+    (host, port), issued = auth_server
+    async with connect(host, port, token=issued["ana"]) as ana:
+        await ana.create_room("r", keep_open=True)
+        with pytest.raises(ServerError) as info:
+            await ana.admin(action, **args)
+        assert info.value.code == "forbidden" and not info.value.fatal
+        assert [r["name"] for r in await ana.list_rooms()] == ["r"]  # not fatal, and no effect
+    async with connect(host, port, token=issued["admin"]) as root:
+        assert [r["name"] for r in await root.admin("rooms")] == ["r"]
+
+
+async def test_only_the_creator_or_an_admin_deletes_a_room(auth_server):
+    (host, port), issued = auth_server
+    async with (
+        connect(host, port, token=issued["ana"]) as ana,
+        connect(host, port, token=issued["ben"]) as ben,
+    ):
+        await ana.create_room("anas", keep_open=True)
+        await ana.create_room("second", keep_open=True)
+        with pytest.raises(ServerError) as info:
+            await ben.delete_room("anas")
+        assert info.value.code == "forbidden"
+        await ana.delete_room("anas")
+    async with connect(host, port, token=issued["admin"]) as root:
+        await root.delete_room("second")
+        assert await root.list_rooms() == []
+
+
+async def test_tokens_are_stored_hashed_and_removal_takes_effect_without_restart(auth_server, tokens):
+    (host, port), issued = auth_server
+    path, _ = tokens
+    text = path.read_text()
+    assert issued["ana"] not in text and hash_token(issued["ana"]) in text
+    assert {u["name"]: u["role"] for u in read_users(path)} == {"root": "admin", "ana": "user", "ben": "user"}
+    async with connect(host, port, token=issued["ben"]):
+        pass
+    assert remove_user(path, "ben")
+    with pytest.raises(ServerError) as info:
+        async with connect(host, port, token=issued["ben"]):
+            pass
+    assert info.value.code == "auth_failed"
+    new = add_user(path, "cleo", "admin")
+    async with connect(host, port, token=new) as cleo:
+        assert cleo.welcome.role == "admin"
+
+
+def test_token_add_prints_the_token_once(tmp_path):
+    path = tmp_path / "t.toml"
+    command = [
+        sys.executable,
+        "-m",
+        "broadcaster.cli",
+        "token",
+        "add",
+        "dora",
+        "--admin",
+        "--tokens-file",
+        str(path),
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=30, check=True)
+    token = done.stdout.strip()
+    assert token.startswith("bst_") and len(token) > 40
+    assert read_users(path) == [{"name": "dora", "role": "admin", "token_sha256": hash_token(token)}]
+    assert token not in path.read_text()
+    assert (path.stat().st_mode & 0o077) == 0  # readable by its owner only
+
+
+def test_a_non_loopback_listener_refuses_to_start_without_auth(tmp_path):
+    command = [sys.executable, "-m", "broadcaster.cli", "serve", "--host", "0.0.0.0", "--port", "0"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path / "d")], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "without authentication" in done.stderr and "--allow-no-auth" in done.stderr
+    config = ServerConfig(host="127.0.0.1", http_port=9, http_host="0.0.0.0")
+    with pytest.raises(ConfigError):
+        config.check()
+    config.tokens_file = tmp_path / "t.toml"
+    config.check()
+
+
+async def test_allow_no_auth_starts_on_all_interfaces(tmp_path):
+    process = ServerProcess(tmp_path / "d", extra=["--host", "0.0.0.0", "--allow-no-auth"])
+    try:
+        _, port = process.start()
+        async with connect("127.0.0.1", port, name="lan") as client:
+            assert client.welcome.user is None
+            assert await client.list_rooms() == []
+    finally:
+        process.kill()
+    await trio.sleep(0)
+
+
+async def test_a_user_cannot_take_over_another_users_session(auth_server):
+    (host, port), issued = auth_server
+    session = "ana-session-0001"
+    async with connect(host, port, token=issued["ana"], session=session) as ana:
+        with pytest.raises(ServerError) as info:
+            async with connect(host, port, token=issued["ben"], session=session):
+                pass
+        assert info.value.code == "forbidden" and info.value.fatal
+        assert await ana.list_rooms() == []  # untouched
+    async with connect(host, port, token=issued["ana"], session=session) as again:
+        assert again.client_id == session  # its own user resumes it

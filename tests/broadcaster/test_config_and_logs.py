@@ -1,0 +1,62 @@
+"""Settings from TOML ([server] and [limits]) with type checks, and the two log formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from broadcaster.config import ConfigError, ServerConfig, is_loopback, load_config
+from broadcaster.logs import configure
+
+
+def test_limits_table_and_types(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text(
+        '[server]\nport = 1\ndata_dir = "x"\ntokens_file = "t.toml"\n\n[limits]\nmax_rooms = 5\n'
+        "max_ops_per_second = 100\n"
+    )
+    config = load_config(path, {"port": 2})
+    assert (config.port, config.max_rooms, config.max_ops_per_second) == (2, 5, 100.0)
+    assert config.data_dir == Path("x") and config.tokens_file == Path("t.toml")
+    path.write_text("[limits]\nmax_rooms = 'many'\n")
+    with pytest.raises(ValueError, match="max_rooms"):
+        load_config(path)
+    path.write_text("[limit]\nmax_rooms = 1\n")
+    with pytest.raises(ValueError, match="unknown table"):
+        load_config(path)
+    with pytest.raises(ValueError, match="unknown setting"):
+        ServerConfig().update({"max_romos": 1})
+
+
+def test_unsafe_or_incomplete_settings_are_refused():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("studio.lan")
+    with pytest.raises(ConfigError, match="without authentication"):
+        ServerConfig(host="::").check()
+    ServerConfig(host="::", allow_no_auth=True).check()
+    with pytest.raises(ConfigError, match="tls_cert and tls_key"):
+        ServerConfig(tls_cert=Path("c.pem")).check()
+
+
+def test_json_log_lines(capsys):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure("info", "json")
+        logging.getLogger("blendsync.session").info(
+            "closing %s", "abc", extra={"client_id": "abc", "code": "x"}
+        )
+        logging.getLogger("blendsync.session").debug("not shown at info")
+        configure("warning", "text")
+        logging.getLogger("blendsync").warning("plain %d", 1)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = capsys.readouterr().err.strip().splitlines()
+    entry = json.loads(lines[0])
+    assert entry["level"] == "info" and entry["logger"] == "blendsync.session"
+    assert entry["message"] == "closing abc" and entry["client_id"] == "abc" and entry["ts"].endswith("Z")
+    assert len(lines) == 2 and lines[1].endswith("WARNING blendsync: plain 1")
