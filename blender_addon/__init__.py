@@ -1,0 +1,62 @@
+"""blendsync: edit one Blender scene together with other artists, through a broadcaster.
+
+Layout of the add-on:
+
+* ``sync/``          the scene <-> key/value layer (serialise, track changes, apply, hash);
+* ``net.py``         the network thread (socket + sans-IO protocol, no bpy);
+* ``session.py``     the sync loop run by a timer on the main thread (``pump()``);
+* ``ui.py``          preferences, sidebar panels, lists and operators;
+* ``overlay.py``     other artists' viewports and selections drawn in the 3D view;
+* ``protocol_shim``  finds the wire protocol (vendored in the zip, or the repository's).
+
+See docs/addon.md.
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import overlay, session, ui
+from .sync.tracker import ids_from_depsgraph
+
+pump = session.pump
+
+
+@persistent
+def _on_depsgraph_update(scene, depsgraph) -> None:
+    current = session.current()
+    if current is None or current.room is None:
+        return
+    session.note_dirty(ids_from_depsgraph(depsgraph))
+
+
+@persistent
+def _on_load_post(*_args) -> None:
+    # Another file replaced the scene: it is not the room's any more.
+    current = session.current()
+    if current is not None and current.room is not None:
+        current.leave_room()
+
+
+_HANDLERS = (
+    (bpy.app.handlers.depsgraph_update_post, _on_depsgraph_update),
+    (bpy.app.handlers.load_post, _on_load_post),
+)
+
+
+def register() -> None:
+    ui.register()
+    for handlers, handler in _HANDLERS:
+        if handler not in handlers:
+            handlers.append(handler)
+    overlay.register()
+
+
+def unregister() -> None:
+    session.stop()
+    overlay.unregister()
+    for handlers, handler in _HANDLERS:
+        while handler in handlers:
+            handlers.remove(handler)
+    ui.unregister()

@@ -1,0 +1,328 @@
+"""The add-on's network thread: one socket, the sans-IO protocol, two queues.
+
+Blender's main thread must never wait on the network, and trio does not run
+inside Blender, so the connection lives on a plain :class:`threading.Thread`:
+
+* it connects (trying each address in turn), sends ``hello`` and waits for
+  ``welcome``; the ``nodes`` list of the welcome is added to the addresses
+  it fails over to;
+* it answers ``ping`` itself, pings a quiet server every
+  ``heartbeat_interval`` seconds and treats a server silent for three
+  intervals as dead;
+* every other event goes to :attr:`NetThread.inbox` (a :class:`queue.Queue`)
+  as ``("event", generation, event)``; connection changes go there as
+  ``("connecting", generation, address)``, ``("connected", generation,
+  welcome)`` and ``("disconnected", generation, reason)``;
+* the main thread calls :meth:`NetThread.send` with the generation of the
+  connection it means; events for an older connection are dropped, so
+  nothing written for a lost connection reaches its successor before the
+  session has re-joined its room;
+* after a loss it reconnects with the same session id, with a growing
+  pause, until :meth:`NetThread.stop`.
+
+No bpy here: this module is pure Python and is tested as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .protocol_shim import protocol
+
+DEFAULT_PORT = 12800
+CONNECT_TIMEOUT = 5.0
+RECV_SIZE = 1 << 20
+BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def parse_addresses(text: str, default_port: int = DEFAULT_PORT) -> list[tuple[str, int]]:
+    """``"a:1, b , [::1]:3"`` -> ``[("a", 1), ("b", 12800), ("::1", 3)]``; bad entries are skipped."""
+    out: list[tuple[str, int]] = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        host, port = part, default_port
+        if part.startswith("["):
+            end = part.find("]")
+            if end < 0:
+                continue
+            host, rest = part[1:end], part[end + 1 :]
+            if rest.startswith(":"):
+                try:
+                    port = int(rest[1:])
+                except ValueError:
+                    continue
+        elif part.count(":") == 1:
+            host, _, port_text = part.partition(":")
+            try:
+                port = int(port_text)
+            except ValueError:
+                continue
+        if host and 0 < port < 65536 and (host, port) not in out:
+            out.append((host, port))
+    return out
+
+
+@dataclass
+class HelloInfo:
+    name: str
+    session: str
+    token: str | None = None
+    version: str = ""
+
+
+@dataclass
+class _Link:
+    """One live socket and its protocol state (owned by the thread)."""
+
+    sock: socket.socket
+    conn: object
+    generation: int
+    heartbeat: float = 5.0
+    last_received: float = field(default_factory=time.monotonic)
+    last_sent: float = field(default_factory=time.monotonic)
+    out: bytearray = field(default_factory=bytearray)
+
+
+class NetThread:
+    """The connection to a broadcaster, run on its own thread (see the module docstring)."""
+
+    def __init__(self, addresses: list[tuple[str, int]], hello: HelloInfo, *, name: str = "blendsync-net"):
+        if not addresses:
+            raise ValueError("no server address")
+        self.addresses = list(addresses)
+        self.hello = hello
+        self.inbox: queue.Queue = queue.Queue()
+        self._outbox: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._drop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._generation = 0
+        self._address_index = 0
+        self._nonces = itertools.count(1)
+        self.connected_address: tuple[str, int] | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # ---- main-thread API ------------------------------------------------------------------------------
+
+    def start(self) -> NetThread:
+        self._thread.start()
+        return self
+
+    def send(self, generation: int, event) -> None:
+        """Queue an event for the connection ``generation`` (dropped if that connection is gone)."""
+        self._outbox.put((generation, event))
+        self._wake()
+
+    def drop_connection(self) -> None:
+        """Close the socket as if the network failed; the thread reconnects and the session resumes."""
+        self._drop.set()
+        self._wake()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        for sock in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    # ---- thread ---------------------------------------------------------------------------------------
+
+    def _post(self, kind: str, generation: int, payload) -> None:
+        self.inbox.put((kind, generation, payload))
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            address = self.addresses[self._address_index % len(self.addresses)]
+            self._generation += 1
+            generation = self._generation
+            self._post("connecting", generation, f"{address[0]}:{address[1]}")
+            reason = "closed"
+            welcomed = False
+            try:
+                link = self._open(address, generation)
+                try:
+                    welcomed = self._serve(link)
+                finally:
+                    with contextlib.suppress(OSError):
+                        link.sock.close()
+            except _Lost as exc:
+                reason = str(exc)
+                welcomed = exc.welcomed
+            except OSError as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            self.connected_address = None
+            self._post("disconnected", generation, reason)
+            if self._stop.is_set():
+                break
+            if welcomed:
+                failures = 0
+            else:
+                failures += 1
+            self._address_index += 1
+            # Once every address failed once, pause; a quick first retry covers a dropped socket.
+            pause = (
+                0.05 if welcomed else BACKOFF[min(failures // max(1, len(self.addresses)), len(BACKOFF) - 1)]
+            )
+            self._stop.wait(pause)
+
+    def _open(self, address: tuple[str, int], generation: int) -> _Link:
+        sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        conn = protocol.Connection(protocol.Role.CLIENT)
+        link = _Link(sock=sock, conn=conn, generation=generation)
+        hello = protocol.Hello(
+            protocol=protocol.PROTOCOL_VERSION,
+            client_name=self.hello.name[:128],
+            client_kind="blender",
+            client_version=self.hello.version,
+            session=self.hello.session,
+            token=self.hello.token or None,
+        )
+        link.out += conn.send(hello)
+        # Anything the main thread queued for an older connection is stale.
+        self._discard_stale(generation)
+        self._drop.clear()
+        return link
+
+    def _discard_stale(self, generation: int) -> None:
+        kept = []
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == generation:
+                kept.append(item)
+        for item in kept:
+            self._outbox.put(item)
+
+    def _serve(self, link: _Link) -> bool:
+        """Run one connection until it is lost; returns whether it got as far as ``welcome``."""
+        welcomed = False
+        handshake_deadline = time.monotonic() + CONNECT_TIMEOUT * 2
+        while True:
+            if self._stop.is_set():
+                with contextlib.suppress(OSError, _Lost):
+                    if welcomed:
+                        self._take_outgoing(link)
+                    self._flush(link)
+                return welcomed
+            if self._drop.is_set():
+                self._drop.clear()
+                raise _Lost("connection dropped on request", welcomed)
+            if welcomed:
+                self._take_outgoing(link)
+            now = time.monotonic()
+            if not welcomed and now > handshake_deadline:
+                raise _Lost("no welcome from the server", welcomed)
+            if welcomed and now - link.last_received > 3 * link.heartbeat:
+                raise _Lost("server silent for three heartbeat intervals", welcomed)
+            if welcomed and now - link.last_sent > link.heartbeat and not link.out:
+                link.out += link.conn.send(protocol.Ping(nonce=next(self._nonces)))
+            timeout = min(0.5, link.heartbeat / 2)
+            writers = [link.sock] if link.out else []
+            readable, writable, _ = select.select([link.sock, self._wake_r], writers, [], timeout)
+            if self._wake_r in readable:
+                with contextlib.suppress(OSError):
+                    while self._wake_r.recv(4096):
+                        pass
+            if link.sock in writable:
+                self._flush(link)
+            if link.sock in readable:
+                try:
+                    data = link.sock.recv(RECV_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    raise _Lost(f"{type(exc).__name__}: {exc}", welcomed) from None
+                link.last_received = time.monotonic()
+                link.conn.receive_data(data)
+                welcomed = self._drain(link, welcomed)
+                if not data:
+                    raise _Lost("the server closed the connection", welcomed)
+
+    def _drain(self, link: _Link, welcomed: bool) -> bool:
+        while True:
+            try:
+                event = link.conn.next_event()
+            except protocol.RemoteProtocolError as exc:
+                if exc.fatal:
+                    raise _Lost(f"bad data from the server: {exc}", welcomed) from None
+                continue
+            if event is protocol.NEED_DATA or event is protocol.CLOSED:
+                return welcomed
+            if isinstance(event, protocol.Ping):
+                link.out += link.conn.send(protocol.Pong(nonce=event.nonce))
+                continue
+            if isinstance(event, protocol.Pong):
+                continue
+            if isinstance(event, protocol.Welcome):
+                welcomed = True
+                link.heartbeat = max(0.5, float(event.heartbeat_interval or 5.0))
+                self._learn_nodes(event.nodes)
+                self.connected_address = self.addresses[self._address_index % len(self.addresses)]
+                self._post("connected", link.generation, event)
+                continue
+            self._post("event", link.generation, event)
+            if isinstance(event, protocol.Error) and event.fatal:
+                raise _Lost(f"{event.code}: {event.message}", welcomed)
+
+    def _learn_nodes(self, nodes: list[str]) -> None:
+        current = self.addresses[self._address_index % len(self.addresses)]
+        for address in parse_addresses(",".join(nodes)):
+            if address not in self.addresses:
+                self.addresses.append(address)
+        self._address_index = self.addresses.index(current)
+
+    def _take_outgoing(self, link: _Link) -> None:
+        while True:
+            try:
+                generation, event = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if generation != link.generation:
+                continue
+            try:
+                link.out += link.conn.send(event)
+            except protocol.LocalProtocolError as exc:
+                self._post("send_failed", link.generation, (event, str(exc)))
+
+    def _flush(self, link: _Link) -> None:
+        while link.out:
+            try:
+                sent = link.sock.send(link.out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                raise _Lost(f"{type(exc).__name__}: {exc}", True) from None
+            del link.out[:sent]
+            link.last_sent = time.monotonic()
+
+
+class _Lost(Exception):
+    def __init__(self, reason: str, welcomed: bool):
+        super().__init__(reason)
+        self.welcomed = welcomed

@@ -1,0 +1,504 @@
+"""The sync loop in-process, with a fake network: joining, sending, the convergence rule, resuming.
+
+The network thread is replaced by :class:`FakeNet`, which records what the
+session sends and lets the test deliver server events; ``pump()`` is called
+by hand, as the timer would.
+"""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+import addon_utils  # noqa: E402
+from scene_builders import link  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+CLIENT = "c" * 32
+OTHER = "d" * 32
+
+
+class FakeNet:
+    """Stands in for NetThread: ``sent`` collects events, ``deliver`` feeds the inbox."""
+
+    instances: list[FakeNet] = []
+
+    def __init__(self, addresses, hello):
+        self.addresses = addresses
+        self.hello = hello
+        self.inbox: queue.Queue = queue.Queue()
+        self.sent: list = []
+        self.generation = 0
+        self.connected_address = addresses[0]
+        self.dropped = 0
+        self.stopped = False
+        FakeNet.instances.append(self)
+
+    def start(self):
+        return self
+
+    def send(self, generation, event):
+        if generation == self.generation:
+            self.sent.append(event)
+
+    def stop(self):
+        self.stopped = True
+
+    def drop_connection(self):
+        self.dropped += 1
+
+    @property
+    def alive(self):
+        return not self.stopped
+
+    # test side
+    def connect(self):
+        from blender_addon.protocol_shim import protocol
+
+        self.generation += 1
+        welcome = protocol.Welcome(
+            protocol=1,
+            server_version="t",
+            session=self.hello.session,
+            client_id=CLIENT,
+            nodes=["127.0.0.1:1"],
+            heartbeat_interval=5.0,
+        )
+        self.inbox.put(("connected", self.generation, welcome))
+
+    def lose(self, reason="test"):
+        self.inbox.put(("disconnected", self.generation, reason))
+
+    def deliver(self, *events):
+        for event in events:
+            self.inbox.put(("event", self.generation, event))
+
+    def take(self, kind=None):
+        out = [e for e in self.sent if kind is None or isinstance(e, kind)]
+        self.sent = [e for e in self.sent if not (kind is None or isinstance(e, kind))]
+        return out
+
+
+@pytest.fixture(scope="module")
+def addon():
+    module = addon_utils.enable("blender_addon", default_set=True, handle_error=_raise)
+    assert module is not None
+    yield module
+    addon_utils.disable("blender_addon", default_set=True)
+
+
+def _raise(exc):
+    raise exc
+
+
+@pytest.fixture
+def P(addon):
+    from blender_addon.protocol_shim import protocol
+
+    return protocol
+
+
+@pytest.fixture
+def live(addon, P):
+    """A session connected to a fake server and joined to an empty room "r"."""
+    from blender_addon import session as session_module
+
+    session = session_module.start("127.0.0.1:1", name="me", net_factory=FakeNet)
+    net = session.net
+    net.connect()
+    session_module.pump()
+    assert session.connected
+    net.take()
+    session.join_room("r")
+    (join,) = net.take(P.JoinRoom)
+    net.deliver(
+        P.Joined(room="r", seq=0, mode="snapshot", key_count=0, clients=[], ref=join.ref),
+        P.SnapshotEnd(room="r", seq=0),
+    )
+    session_module.pump()
+    assert session.room == "r" and session.live and not session.busy
+    yield session, net
+    session_module.stop()
+
+
+def pump_full(session):
+    """One pump with a full scan due (the periodic scan is every 2 s)."""
+    from blender_addon import session as session_module
+
+    bpy.context.view_layer.update()
+    session._next_full_scan = 0.0
+    session_module.pump()
+
+
+def transform_key(ob):
+    from blender_addon import sync
+
+    return sync.make_key("obj", sync.get_uuid(ob), "transform")
+
+
+def with_location(session, key, location):
+    from blender_addon import sync
+
+    doc = sync.decode_value(session.tracker.values[key])
+    doc["location"] = list(location)
+    return sync.encode_value(doc)
+
+
+def test_local_edit_is_sent_as_one_batch_with_increasing_op_ids(live, P):
+    session, net = live
+    ob = link(bpy.data.objects.new("Thing", None))
+    pump_full(session)
+    (first,) = net.take(P.Batch)
+    keys = {op[1] for op in first.ops}
+    assert transform_key(ob) in keys and all(op[0] == "set" for op in first.ops)
+    ob.location.x = 3.0
+    bpy.context.view_layer.update()  # the depsgraph handler reports the object: no full scan needed
+    from blender_addon import session as session_module
+
+    session_module.pump()
+    (second,) = net.take(P.Batch)
+    assert second.op_id > first.op_id
+    assert [op[1] for op in second.ops] == [transform_key(ob)]
+    assert set(session.unacked) == {first.op_id, second.op_id}
+
+
+def test_own_unacked_edit_shields_the_key_until_its_ack(live, P):
+    session, net = live
+    ob = link(bpy.data.objects.new("Thing", None))
+    pump_full(session)
+    net.take(P.Batch)
+    ob.location = (1.0, 0.0, 0.0)
+    pump_full(session)
+    (batch,) = net.take(P.Batch)
+    key = transform_key(ob)
+    assert session.pending[key] == batch.op_id
+
+    # Someone else's value for the key, ordered before our edit: ignored.
+    net.deliver(
+        P.Applied(
+            room="r",
+            seq=1,
+            client_id=OTHER,
+            op_id=1,
+            ops=[["set", key, with_location(session, key, (5, 5, 5))]],
+        )
+    )
+    pump_full(session)
+    assert tuple(ob.location) == (1.0, 0.0, 0.0)
+    assert key in session.pending
+
+    # Our ack: the key is ours at seq 2; the held-back older value stays ignored.
+    net.deliver(P.Ack(op_id=1, seq=1), P.Ack(op_id=batch.op_id, seq=2))
+    pump_full(session)
+    assert key not in session.pending and not session.unacked
+    assert tuple(ob.location) == (1.0, 0.0, 0.0)
+
+    # A later remote value applies, and is not echoed back.
+    net.deliver(
+        P.Applied(
+            room="r",
+            seq=3,
+            client_id=OTHER,
+            op_id=2,
+            ops=[["set", key, with_location(session, key, (7, 7, 7))]],
+        )
+    )
+    pump_full(session)
+    assert tuple(ob.location) == (7.0, 7.0, 7.0)
+    assert net.take(P.Batch) == []
+    assert session.last_seq == 3
+
+
+def test_remote_delete_and_unrelated_keys_apply_while_another_key_is_pending(live, P):
+    from blender_addon import sync
+
+    session, net = live
+    a = link(bpy.data.objects.new("A", None))
+    b = link(bpy.data.objects.new("B", None))
+    pump_full(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_full(session)
+    a.location.x = 2.0
+    pump_full(session)
+    assert transform_key(a) in session.pending
+    b_keys = [k for k in session.tracker.values if sync.get_uuid(b) in k]
+    meta = next(k for k in b_keys if k.endswith("/meta"))
+    net.deliver(
+        P.Applied(
+            room="r",
+            seq=2,
+            client_id=OTHER,
+            op_id=9,
+            ops=[["delete", k] for k in b_keys if k != meta] + [["delete", meta]],
+        )
+    )
+    pump_full(session)
+    assert "B" not in bpy.data.objects and a.location.x == 2.0
+    assert net.take(P.Batch)[-1].ops == [["set", transform_key(a), session.tracker.values[transform_key(a)]]]
+
+
+def test_resume_rejoins_since_last_seq_and_resends_unacked_with_original_op_ids(live, P):
+    from blender_addon import session as session_module
+
+    session, net = live
+    ob = link(bpy.data.objects.new("Thing", None))
+    pump_full(session)
+    (first,) = net.take(P.Batch)
+    net.deliver(P.Ack(op_id=first.op_id, seq=4))
+    pump_full(session)
+    ob.location.z = 9.0
+    pump_full(session)
+    (unacked,) = net.take(P.Batch)
+
+    net.lose()
+    session_module.pump()
+    assert session.state == session_module.DISCONNECTED and not session.live
+    ob.location.y = 1.0  # edited while offline: queued, not sent
+    pump_full(session)
+    assert net.take(P.Batch) == [] and len(session.unacked) == 2
+
+    net.connect()
+    session_module.pump()
+    (join,) = net.take(P.JoinRoom)
+    assert join.room == "r" and join.since == 4
+    resent = net.take(P.Batch)
+    assert [b.op_id for b in resent] == sorted(session.unacked) and resent[0].op_id == unacked.op_id
+    assert resent[0].ops == unacked.ops
+    net.deliver(
+        P.Joined(room="r", seq=4, mode="resume", key_count=3, clients=[], ref=join.ref),
+        P.Ack(op_id=resent[0].op_id, seq=5),
+        P.Ack(op_id=resent[1].op_id, seq=6),
+    )
+    pump_full(session)
+    assert not session.unacked and not session.pending and session.last_seq == 6
+    assert any("resumed" in m for m in session.messages)
+
+
+def test_resume_that_becomes_a_snapshot_settles_held_back_keys_by_seq(live, P):
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    ob = link(bpy.data.objects.new("Thing", None))
+    gone = link(bpy.data.objects.new("Gone", None))
+    pump_full(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_full(session)
+    snapshot = dict(session.tracker.values)
+    ob.location.x = 1.0
+    pump_full(session)
+    (pending,) = net.take(P.Batch)
+    key = transform_key(ob)
+
+    net.lose()
+    net.connect()
+    session_module.pump()
+    (join,) = net.take(P.JoinRoom)
+    assert [b.op_id for b in net.take(P.Batch)] == [pending.op_id]
+    # The server no longer holds the log after seq 1: a snapshot at seq 10, in which our edit
+    # (seq 3) was later overwritten by someone else and "Gone" was deleted.
+    snapshot[key] = with_location(session, key, (4, 4, 4))
+    for k in [k for k in snapshot if sync.get_uuid(gone) in k]:
+        del snapshot[k]
+    net.deliver(
+        P.Joined(room="r", seq=10, mode="snapshot", key_count=len(snapshot), clients=[], ref=join.ref),
+        P.SnapshotChunk(room="r", items=[[k, v] for k, v in snapshot.items()]),
+        P.SnapshotEnd(room="r", seq=10),
+    )
+    pump_full(session)
+    assert ob.location.x == 1.0  # still shielded: we do not know our seq yet
+    assert "Gone" not in bpy.data.objects
+    net.deliver(P.Ack(op_id=pending.op_id, seq=3))
+    pump_full(session)
+    assert tuple(ob.location) == (4.0, 4.0, 4.0)
+    assert net.take(P.Batch) == []
+
+
+def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    for i in range(150):
+        link(bpy.data.objects.new(f"O{i}", None)).location = (i, 0, 0)
+    items = sync.serialise_scene()
+    expected = sync.scene_hash()
+    session_module.stop()
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    net = session.net
+    net.connect()
+    session_module.pump()
+    session.join_room("big")
+    (join,) = net.take(P.JoinRoom)
+    net.deliver(
+        P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
+        P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
+        P.SnapshotEnd(room="big", seq=7),
+    )
+    progress = []
+    for _ in range(1000):
+        session_module.pump(budget=0.0)  # one slice per pump
+        progress.append(session.progress)
+        assert net.take(P.Batch) == []  # never scan a half-built scene
+        if not session.busy:
+            break
+    assert len(progress) > 2 and 0.0 < progress[0] < 1.0 and progress[-1] == 1.0
+    assert sync.scene_hash() == expected
+    pump_full(session)
+    assert net.take(P.Batch) == []  # nothing to echo back
+    assert session.last_seq == 7
+
+
+def test_create_room_with_send_scene_uploads_the_local_scene(addon, P):
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    link(bpy.data.objects.new("Mine", None))
+    session = session_module.start("127.0.0.1:1", name="me", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        session_module.pump()
+        session.create_room("new", keep_open=True, send_scene=True)
+        (create,) = net.take(P.CreateRoom)
+        assert create.keep_open is True
+        net.deliver(P.RoomCreated(room="new", ref=create.ref))
+        session_module.pump()
+        (join,) = net.take(P.JoinRoom)
+        net.deliver(
+            P.Joined(room="new", seq=0, mode="snapshot", key_count=0, clients=[], ref=join.ref),
+            P.SnapshotEnd(room="new", seq=0),
+        )
+        session_module.pump()
+        session_module.pump()
+        (batch,) = net.take(P.Batch)
+        assert "Mine" in bpy.data.objects
+        assert {op[1] for op in batch.ops} == set(sync.serialise_scene())
+    finally:
+        session_module.stop()
+
+
+def test_joining_a_room_with_content_clears_the_local_scene(addon, P):
+    from blender_addon import session as session_module
+
+    link(bpy.data.objects.new("LocalOnly", None))
+    session = session_module.start("127.0.0.1:1", name="me", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        session_module.pump()
+        session.join_room("full")
+        (join,) = net.take(P.JoinRoom)
+        net.deliver(
+            P.Joined(room="full", seq=3, mode="snapshot", key_count=0, clients=[], ref=join.ref),
+            P.SnapshotEnd(room="full", seq=3),
+        )
+        session_module.pump()
+        assert "LocalOnly" not in bpy.data.objects
+    finally:
+        session_module.stop()
+
+
+def test_presence_is_sent_when_it_changes(live, P):
+    from blender_addon import session as session_module
+
+    session, net = live
+    ob = link(bpy.data.objects.new("Picked", None))
+    pump_full(session)
+    net.take()
+    ob.select_set(True)
+    bpy.context.scene.frame_set(12)
+    session._next_presence = 0.0
+    session_module.pump()
+    (presence,) = net.take(P.Presence)
+    assert presence.state["frame"] == 12
+    from blender_addon import sync
+
+    assert presence.state["selection"] == [sync.get_uuid(ob)]
+    session._next_presence = 0.0
+    session_module.pump()
+    assert net.take(P.Presence) == []  # nothing changed, nothing sent
+
+
+def test_users_follow_join_update_and_leave_events(live, P):
+    from blender_addon import session as session_module
+
+    session, net = live
+    net.deliver(
+        P.ClientJoined(room="r", client={"id": OTHER, "name": "ana", "kind": "blender"}),
+        P.ClientUpdated(room="r", client_id=OTHER, state={"frame": 5, "color": [1.0, 0.0, 0.0]}),
+    )
+    session_module.pump()
+    assert session.users[OTHER]["name"] == "ana" and session.users[OTHER]["frame"] == 5
+    net.deliver(P.ClientLeft(room="r", client_id=OTHER))
+    session_module.pump()
+    assert OTHER not in session.users
+
+
+def test_room_deleted_under_us_leaves_the_room(live, P):
+    from blender_addon import session as session_module
+
+    session, net = live
+    net.deliver(P.RoomDeleted(room="r"))
+    session_module.pump()
+    assert session.room is None and not session.unacked
+
+
+def test_refused_batches_are_retried_or_dropped_by_error_code(live, P):
+    import time
+
+    from blender_addon import session as session_module
+
+    session, net = live
+    a = link(bpy.data.objects.new("A", None))
+    b = link(bpy.data.objects.new("B", None))
+    pump_full(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_full(session)
+    a.location.x = 1.0
+    pump_full(session)
+    (first,) = net.take(P.Batch)
+    b.location.x = 2.0
+    pump_full(session)
+    (second,) = net.take(P.Batch)
+
+    # No quorum right now: the batch had no effect; it goes out again under a new op_id.
+    net.deliver(P.Error(code="unavailable", message="no quorum", ref=first.op_id))
+    session_module.pump()
+    assert transform_key(a) in session.pending and not session.idle
+    session._retry_at = time.monotonic()
+    session_module.pump()
+    (retried,) = net.take(P.Batch)
+    assert retried.op_id > second.op_id and retried.ops == first.ops
+    assert session.pending[transform_key(a)] == retried.op_id
+
+    # Refused for good: the key is no longer shielded (the next remote value applies).
+    net.deliver(P.Error(code="locked", message="locked by ana", ref=second.op_id))
+    session_module.pump()
+    assert transform_key(b) not in session.pending and second.op_id not in session.unacked
+
+
+def test_auth_failure_stops_reconnecting(addon, P):
+    from blender_addon import session as session_module
+
+    session = session_module.start("127.0.0.1:1", name="me", token="bad", net_factory=FakeNet)
+    try:
+        net = session.net
+        assert net.hello.token == "bad"
+        net.connect()
+        net.deliver(P.Error(code="auth_failed", message="token refused", fatal=True))
+        net.lose()
+        session_module.pump()
+        assert net.stopped and session.state == session_module.STOPPED
+        assert "auth_failed" in session.status
+    finally:
+        session_module.stop()

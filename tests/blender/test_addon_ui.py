@@ -1,0 +1,344 @@
+"""Panels, lists and operators of the sidebar tab, and the overlay geometry.
+
+Blender as a Python module has no regions, so panels cannot draw for real.
+Their draw functions run here against :class:`FakeLayout`, which accepts
+only what Blender's ``UILayout`` accepts: existing methods and keyword
+arguments (read from RNA), existing icons, properties and operators. A typo
+in draw code fails these tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+import addon_utils  # noqa: E402
+from scene_builders import link  # noqa: E402
+from test_addon_session import OTHER, FakeNet  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+_FUNCTIONS = bpy.types.UILayout.bl_rna.functions
+ICONS = set(_FUNCTIONS["label"].parameters["icon"].enum_items.keys())
+_CONTAINERS = {"row", "column", "box", "split", "column_flow", "grid_flow"}
+
+
+class FakeLayout:
+    """Records UI calls and checks them against UILayout's RNA description."""
+
+    def __init__(self, calls: list):
+        object.__setattr__(self, "calls", calls)
+
+    def __setattr__(self, name, value):
+        if name not in bpy.types.UILayout.bl_rna.properties:
+            raise AttributeError(f"UILayout has no property {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        function = _FUNCTIONS.get(name)
+        if function is None:
+            raise AttributeError(f"UILayout has no function {name!r}")
+        params = [p.identifier for p in function.parameters if not p.is_output]
+
+        def call(*args, **kwargs):
+            if len(args) > len(params):
+                raise TypeError(f"{name}() takes {len(params)} positional arguments")
+            bound = dict(zip(params, args, strict=False))
+            for key, value in kwargs.items():
+                if key not in params:
+                    raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+                if key in bound:
+                    raise TypeError(f"{name}() got multiple values for {key!r}")
+                bound[key] = value
+            self._check(name, bound)
+            self.calls.append((name, bound))
+            if name in _CONTAINERS:
+                return FakeLayout(self.calls)
+            if name == "operator":
+                return _OperatorProps(bound["operator"])
+            return None
+
+        return call
+
+    @staticmethod
+    def _check(name: str, bound: dict) -> None:
+        icon = bound.get("icon", "NONE")
+        assert icon in ICONS, f"unknown icon {icon!r}"
+        if name == "prop":
+            data, prop = bound["data"], bound["property"]
+            assert prop in data.bl_rna.properties, f"{data!r} has no property {prop!r}"
+        if name == "operator":
+            module, _, op = bound["operator"].partition(".")
+            getattr(getattr(bpy.ops, module), op).get_rna_type()  # raises for an unknown operator
+        if name == "template_list":
+            assert isinstance(getattr(bpy.types, bound["listtype_name"], None), type)
+            for data, prop in (("dataptr", "propname"), ("active_dataptr", "active_propname")):
+                assert bound[prop] in bound[data].bl_rna.properties
+        if name == "progress":
+            assert 0.0 <= bound.get("factor", 0.0) <= 1.0
+        for text_key in ("text",):
+            if text_key in bound:
+                assert isinstance(bound[text_key], str)
+
+    def texts(self) -> list[str]:
+        return [bound.get("text", "") for _, bound in self.calls]
+
+    def operators(self) -> list[str]:
+        return [bound["operator"] for name, bound in self.calls if name == "operator"]
+
+
+class _OperatorProps:
+    def __init__(self, idname: str):
+        module, _, op = idname.partition(".")
+        object.__setattr__(self, "_rna", getattr(getattr(bpy.ops, module), op).get_rna_type())
+
+    def __setattr__(self, name, value):
+        assert name in self._rna.properties, f"operator has no property {name!r}"
+
+
+@pytest.fixture(scope="module")
+def addon():
+    module = addon_utils.enable("blender_addon", default_set=True, handle_error=_raise)
+    assert module is not None
+    yield module
+    addon_utils.disable("blender_addon", default_set=True)
+
+
+def _raise(exc):
+    raise exc
+
+
+@pytest.fixture
+def fake_network(addon, monkeypatch):
+    from blender_addon import session as session_module
+
+    monkeypatch.setattr(session_module, "NetThread", FakeNet)
+    yield
+    session_module.stop()
+
+
+def _draw_all(context) -> FakeLayout:
+    from blender_addon import ui
+
+    layout = FakeLayout([])
+    ui.draw_connection(layout, context)
+    if ui.BLENDSYNC_PT_rooms.poll(context):
+        ui.draw_rooms(layout, context)
+    if ui.BLENDSYNC_PT_users.poll(context):
+        ui.draw_users(layout, context)
+    return layout
+
+
+def test_panels_draw_when_disconnected(addon):
+    layout = _draw_all(bpy.context)
+    assert layout.operators() == ["blendsync.connect"]
+
+
+def test_panels_and_lists_draw_in_every_state(fake_network):
+    from blender_addon import session as session_module
+    from blender_addon import ui
+    from blender_addon.protocol_shim import protocol as P
+
+    context = bpy.context
+    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
+    session = session_module.current()
+    assert "blendsync.disconnect" in _draw_all(context).operators()  # connecting
+
+    net = session.net
+    net.connect()
+    net.deliver(
+        P.RoomList(
+            rooms=[
+                {
+                    "name": "shot-010",
+                    "users": 2,
+                    "keys": 10,
+                    "bytes": 123456,
+                    "seq": 3,
+                    "keep_open": True,
+                    "locked": True,
+                },
+                {
+                    "name": "free",
+                    "users": 0,
+                    "keys": 0,
+                    "bytes": 0,
+                    "seq": 0,
+                    "keep_open": False,
+                    "locked": False,
+                },
+            ]
+        )
+    )
+    session_module.pump()
+    st = context.window_manager.blendsync
+    assert [r.name for r in st.rooms] == ["free", "shot-010"]
+    assert st.rooms[1].locked and st.rooms[1].users == 2 and st.rooms[1].size == 123456
+    layout = _draw_all(context)
+    assert {"blendsync.join_room", "blendsync.create_room", "blendsync.delete_room"} <= set(
+        layout.operators()
+    )
+    for item in st.rooms:
+        ui.BLENDSYNC_UL_rooms.draw_item(None, context, FakeLayout([]), st, item, 0, st, "room_index", 0)
+
+    # rooms_changed updates the list live.
+    net.deliver(
+        P.RoomsChanged(
+            updated=[
+                {
+                    "name": "late",
+                    "users": 1,
+                    "keys": 1,
+                    "bytes": 1,
+                    "seq": 1,
+                    "keep_open": False,
+                    "locked": False,
+                }
+            ],
+            deleted=["free"],
+        )
+    )
+    session_module.pump()
+    assert [r.name for r in st.rooms] == ["late", "shot-010"]
+
+    # Join the selected room through the operator; the room is loading: a progress bar.
+    st.room_index = 0
+    assert bpy.ops.blendsync.join_room() == {"FINISHED"}
+    (join,) = net.take(P.JoinRoom)
+    assert join.room == "late"
+    net.deliver(
+        P.Joined(
+            room="late",
+            seq=1,
+            mode="snapshot",
+            key_count=1,
+            clients=[
+                {
+                    "id": OTHER,
+                    "name": "ana",
+                    "kind": "blender",
+                    "color": [1.0, 0.2, 0.2],
+                    "frame": 42,
+                    "mode": "EDIT_MESH",
+                    "scene": "Scene",
+                    "view_matrix": [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, -10, 1],
+                }
+            ],
+            ref=join.ref,
+        )
+    )
+    session_module.pump()
+    layout = _draw_all(context)
+    assert any(name == "progress" for name, _ in layout.calls)
+    net.deliver(P.SnapshotEnd(room="late", seq=1))
+    session_module.pump()
+    layout = _draw_all(context)
+    assert "blendsync.leave_room" in layout.operators() and "blendsync.snap_view" in layout.operators()
+    assert [u.name for u in st.users] == ["ana"] and st.users[0].frame == 42
+    for item in st.users:
+        ui.BLENDSYNC_UL_users.draw_item(None, context, FakeLayout([]), st, item, 0, st, "user_index", 0)
+
+    # Snap to their frame and view.
+    st.user_index = 0
+    assert bpy.ops.blendsync.snap_frame() == {"FINISHED"}
+    assert context.scene.frame_current == 42
+    assert bpy.ops.blendsync.snap_view() == {"FINISHED"}
+    from mathutils import Vector
+
+    region_3d = session_module.find_region_3d()
+    forward = region_3d.view_rotation @ Vector((0.0, 0.0, -1.0))
+    eye = region_3d.view_location - forward * region_3d.view_distance
+    assert tuple(eye) == pytest.approx((0.0, 0.0, 10.0), abs=1e-5)  # where ana looks from
+    assert tuple(forward) == pytest.approx((0.0, 0.0, -1.0), abs=1e-5)
+
+    # Preferences draw too (through a stand-in for the preferences' self, which carries the layout).
+    prefs = ui.preferences(context)
+    prefs_layout = FakeLayout([])
+    proxy = type("Prefs", (), {"layout": prefs_layout, "bl_rna": prefs.bl_rna})()
+    ui.BLENDSYNC_AddonPreferences.draw(proxy, context)
+    assert [b["property"] for n, b in prefs_layout.calls if n == "prop"] == [
+        "servers",
+        "user_name",
+        "color",
+        "token",
+    ]
+
+    assert bpy.ops.blendsync.leave_room() == {"FINISHED"}
+    assert session.room is None
+    assert bpy.ops.blendsync.disconnect() == {"FINISHED"}
+    assert session_module.current() is None and len(st.rooms) == 0
+
+
+def test_fake_layout_catches_typos(addon):
+    layout = FakeLayout([])
+    with pytest.raises(AttributeError):
+        layout.lable(text="x")
+    with pytest.raises(AssertionError):
+        layout.label(text="x", icon="NO_SUCH_ICON")
+    with pytest.raises(TypeError):
+        layout.operator("blendsync.connect", txt="x")
+    with pytest.raises(AssertionError):
+        layout.prop(bpy.context.window_manager.blendsync, "no_such_prop")
+    with pytest.raises((AttributeError, KeyError, RuntimeError)):
+        layout.operator("blendsync.no_such_operator")
+
+
+# ---- overlay geometry ------------------------------------------------------------------------------------
+
+
+def _column_major(matrix) -> list[float]:
+    return [matrix[r][c] for c in range(4) for r in range(4)]
+
+
+def test_frustum_of_a_viewer_matches_blender_matrices(addon):
+    from mathutils import Euler, Matrix, Vector
+
+    from blender_addon import overlay
+
+    eye = Vector((3.0, -4.0, 5.0))
+    world = Matrix.Translation(eye) @ Euler((0.3, -0.2, 1.1)).to_matrix().to_4x4()
+    view = world.inverted()
+    flat = _column_major(view)
+    assert overlay.camera_position(flat) == pytest.approx(tuple(eye), abs=1e-5)
+    lines = overlay.frustum_lines(flat, depth=2.0)
+    assert len(lines) == 11
+    for start, end in lines[:4]:
+        assert start == pytest.approx(tuple(eye), abs=1e-5)
+        local = view @ Vector(end)
+        assert local.z == pytest.approx(-2.0, abs=1e-5)  # the base is 2 units ahead, along -Z of the view
+    # The "up" marker is above the base in view space.
+    tip = view @ Vector(lines[8][1])
+    assert tip.y > 0
+    rows = overlay.rows_from_column_major(flat)
+    assert all(math.isclose(rows[r][c], view[r][c], abs_tol=1e-6) for r in range(4) for c in range(4))
+
+
+def test_selection_outlines_follow_the_objects(addon):
+    from blender_addon import overlay, sync
+
+    me = bpy.data.meshes.new("Box")
+    me.from_pydata([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], [], [])
+    ob = link(bpy.data.objects.new("Box", me))
+    ob.location = (10.0, 0.0, 0.0)
+    bpy.context.view_layer.update()
+    uuid = sync.get_uuid(ob)
+    users = [
+        {
+            "id": OTHER,
+            "name": "ana",
+            "color": [1.0, 0.0, 0.0],
+            "selection": [uuid, "f" * 32],
+            "view_matrix": [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, -10, 1],
+        },
+        {"id": "e" * 32, "name": "ben"},  # no view, no selection yet
+    ]
+    overlays = overlay.user_overlays(users, overlay.find_object)
+    ana, ben = overlays
+    assert ana["color"] == (1.0, 0.0, 0.0, 1.0) and ana["label_at"] == pytest.approx((0.0, 0.0, 10.0))
+    assert len(ana["selection_lines"]) == 12
+    xs = {round(p[0], 5) for line in ana["selection_lines"] for p in line}
+    assert xs == {9.0, 11.0}
+    assert ben["lines"] == [] and ben["selection_lines"] == [] and ben["label_at"] is None
