@@ -11,17 +11,45 @@ import trio
 
 from replication.node import NodeConfig, open_node
 
-from .config import ServerConfig
+from .config import ConfigError, ServerConfig
 from .server import Broadcaster
 
 log = logging.getLogger("blendsync")
 
 
+def node_config_for(config: ServerConfig) -> NodeConfig:
+    """The replication node behind a broadcaster: one voter by default, or a member of a cluster."""
+    secret = None
+    if config.cluster_secret_file is not None:
+        secret = config.cluster_secret_file.read_bytes().strip()
+        if len(secret) < 16:
+            raise ConfigError(f"the cluster secret in {config.cluster_secret_file} is shorter than 16 bytes")
+    server_ssl = client_ssl = None
+    if config.cluster_ca is not None and config.tls_cert is not None and config.tls_key is not None:
+        from .tls import client_context, server_context
+
+        # Cluster traffic over TLS: each node presents its certificate and checks its peers' against the
+        # cluster CA (on top of the cluster secret, which still authenticates every connection).
+        server_ssl = server_context(config.tls_cert, config.tls_key, client_ca=config.cluster_ca)
+        client_ssl = client_context(ca=config.cluster_ca, cert=config.tls_cert, key=config.tls_key)
+    return NodeConfig(
+        data_dir=config.data_dir / "replication",
+        node_id=config.node_id,
+        peers=config.peer_map(),
+        raft_listen=config.raft_listen,
+        join=config.join,
+        cluster_secret=secret,
+        server_ssl=server_ssl,
+        client_ssl=client_ssl,
+        fsync=config.fsync,
+        tick_interval=config.tick_interval,
+    )
+
+
 @asynccontextmanager
 async def open_broadcaster(config: ServerConfig) -> AsyncIterator[Broadcaster]:
     """A serving broadcaster (listening when this yields); stops when the block exits."""
-    node_config = NodeConfig(data_dir=config.data_dir / "replication", fsync=config.fsync)
-    async with open_node(node_config) as node, trio.open_nursery() as nursery:
+    async with open_node(node_config_for(config)) as node, trio.open_nursery() as nursery:
         broadcaster = Broadcaster(config, node)
         await nursery.start(broadcaster.serve)
         if config.http_port is not None:

@@ -26,6 +26,12 @@ def _serve(args: argparse.Namespace) -> int:
         "tls_client_ca": args.tls_client_ca,
         "http_host": args.http_host,
         "http_port": args.http_port,
+        "node_id": args.node_id,
+        "peers": args.peers,
+        "raft_listen": args.raft_listen,
+        "cluster_secret_file": args.cluster_secret_file,
+        "join": args.join or None,
+        "advertise": args.advertise,
     }
     try:
         config = load_config(args.config, overrides)
@@ -67,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
     serve.add_argument("--http-host", help="address of the HTTP admin port (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="serve metrics, /status and a status page on this port")
+    cluster = serve.add_argument_group("cluster (see docs/operations.md)")
+    cluster.add_argument("--node-id", type=int, help="this node's id in the cluster (default 1)")
+    cluster.add_argument("--peers", help="the other initial members: 2=host:raftport,3=host:raftport")
+    cluster.add_argument("--raft-listen", help="host:port for cluster traffic")
+    cluster.add_argument("--cluster-secret-file", help="a file with the secret every node shares")
+    cluster.add_argument("--join", action="store_true", help="start as a new member (then: cluster add)")
+    cluster.add_argument("--advertise", help="the client address other nodes give out for this one")
     serve.set_defaults(func=_serve)
 
     bench = commands.add_parser("bench", help="measure a running broadcaster")
@@ -78,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import admin_cli
 
     admin_cli.add_commands(commands)
+
+    from . import cluster_cli
+
+    cluster_cli.add_commands(commands)
 
     addon = commands.add_parser("addon", help="the Blender add-on")
     addon_commands = addon.add_subparsers(dest="addon_command", required=True)

@@ -124,6 +124,19 @@ class Client:
         self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
         self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
         self._closed_error: BaseException | None = None
+        # Failover (see connect(failover=True)): where to reconnect, and how to say hello again.
+        self.failover = False
+        self.failover_timeout = 30.0  # give up reconnecting, or retrying an op, after this long
+        self.addresses: list[tuple[str, int]] = []
+        self.address: tuple[str, int] | None = None
+        self.reconnects = 0
+        self._hello: Hello | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._password: str | None = None
+        self._connected = trio.Event()
+        self._connected.set()
+        self._op_first_sent: dict[int, float] = {}
+        self._resume_ref: int | None = None  # the join that resumes the room after a reconnect
 
     @property
     def client_id(self) -> str:
@@ -133,11 +146,17 @@ class Client:
     # ---- plumbing -----------------------------------------------------------------------------------
 
     async def send(self, event: Event) -> None:
+        if not self._connected.is_set():
+            if not isinstance(event, (Set, Delete, Batch)):
+                raise ConnectionLost("reconnecting")
+            return  # an operation: it is resent, with its op_id, once reconnected
         data = self.conn.send(event)
         async with self._send_lock:
             try:
                 await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                if self.failover and isinstance(event, (Set, Delete, Batch)):
+                    return  # the reader notices the loss, reconnects and resends it
                 raise ConnectionLost(str(exc)) from None
 
     async def _request(self, event: Event, ref: int) -> Any:
@@ -155,27 +174,107 @@ class Client:
         try:
             while True:
                 try:
-                    data = await self.stream.receive_some(1 << 20)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                self.conn.receive_data(data)
-                while True:
-                    event = self.conn.next_event()
-                    if event is NEED_DATA:
-                        break
-                    if event is CLOSED:
-                        raise ConnectionLost("server closed the connection")
-                    assert isinstance(event, Event)
-                    await self._on_event(event)
-                    if not started and self.welcome is not None:
-                        started = True
-                        task_status.started()
+                    while True:
+                        await self._read_some()
+                        if not started and self.welcome is not None:
+                            started = True
+                            task_status.started()
+                except (ConnectionLost, RemoteProtocolError, ServerError) as exc:
+                    fatal_for_good = isinstance(exc, ServerError) and exc.code in (
+                        "auth_failed",
+                        "version_mismatch",
+                        "kicked",
+                        "forbidden",
+                    )
+                    if not (self.failover and started) or fatal_for_good:
+                        raise
+                    await self._reconnect(exc)
         except (ConnectionLost, RemoteProtocolError, ServerError) as exc:
             self._fail_all(exc if not isinstance(exc, RemoteProtocolError) else ConnectionLost(str(exc)))
             if not started:
                 raise
         finally:
             self._events_send.close()
+
+    async def _read_some(self) -> None:
+        try:
+            data = await self.stream.receive_some(1 << 20)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        self.conn.receive_data(data)
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA:
+                return
+            if event is CLOSED:
+                raise ConnectionLost("server closed the connection")
+            assert isinstance(event, Event)
+            await self._on_event(event)
+
+    async def _reconnect(self, cause: BaseException) -> None:
+        """Connect to another node with the same session, resume the room, resend unacked operations."""
+        self._connected = trio.Event()
+        lost = ConnectionLost(f"connection lost ({cause}); reconnecting")
+        for waiter in self._waiters.values():  # requests other than operations are not replayed
+            waiter.resolve(error=lost)
+        self._waiters.clear()
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(self.stream)
+        deadline = trio.current_time() + self.failover_timeout
+        while trio.current_time() < deadline:
+            for address in self._failover_order():
+                try:
+                    with trio.fail_after(3):
+                        await self._handshake(address)
+                except (OSError, trio.TooSlowError, ConnectionLost, RemoteProtocolError, ServerError):
+                    continue
+                self.reconnects += 1
+                if self.room is not None:
+                    ref = self._resume_ref = next(self._refs)
+                    join = JoinRoom(room=self.room, password=self._password, since=self.seq, ref=ref)
+                    await self.stream.send_all(self.conn.send(join))
+                for op_id in sorted(self._pending_ops):
+                    await self.stream.send_all(
+                        self.conn.send(self._op_event(op_id, self._pending_ops[op_id]))
+                    )
+                self._connected.set()
+                return
+            await trio.sleep(0.2)
+        raise ConnectionLost(f"no node reachable within {self.failover_timeout:g} s") from cause
+
+    def _failover_order(self) -> list[tuple[str, int]]:
+        known = list(self.addresses)
+        if self.welcome is not None:
+            for item in self.welcome.nodes:
+                host, _, port = item.rpartition(":")
+                address = (host.strip("[]"), int(port))
+                if address not in known:
+                    known.append(address)
+        if self.address in known:  # start with the node after the one that failed
+            i = known.index(self.address)
+            known = known[i + 1 :] + known[: i + 1]
+        return known
+
+    async def _handshake(self, address: tuple[str, int]) -> None:
+        stream: trio.abc.Stream
+        if self._ssl_context is not None:
+            stream = await trio.open_ssl_over_tcp_stream(*address, ssl_context=self._ssl_context)
+        else:
+            stream = await trio.open_tcp_stream(*address)
+        self.stream, self.conn, self.address = stream, Connection(Role.CLIENT), address
+        self.welcome = None
+        assert self._hello is not None
+        await stream.send_all(self.conn.send(self._hello))
+        while self.welcome is None:
+            await self._read_some()
+
+    @staticmethod
+    def _op_event(op_id: int, ops: list[list[Any]]) -> Event:
+        if len(ops) == 1 and ops[0][0] == "set":
+            return Set(op_id=op_id, key=ops[0][1], value=ops[0][2])
+        if len(ops) == 1:
+            return Delete(op_id=op_id, key=ops[0][1])
+        return Batch(op_id=op_id, ops=ops)
 
     def _fail_all(self, error: BaseException) -> None:
         self._closed_error = error
@@ -194,6 +293,7 @@ class Client:
                 pass
             case Ack(op_id=op_id, seq=seq):
                 ops = self._pending_ops.pop(op_id, None)
+                self._op_first_sent.pop(op_id, None)
                 if ops is not None:
                     self._apply(seq, ops)
                 waiter = self._op_waiters.pop(op_id, None)
@@ -209,6 +309,16 @@ class Client:
                 self.seq = seq
                 if self._snapshot_done is not None:
                     self._snapshot_done.resolve(seq)
+            case Error(ref=ref, fatal=False, code="unavailable") if (
+                self.failover and ref in self._pending_ops and self._op_retry_allowed(ref)
+            ):
+                # The cluster could not commit it (yet): send it again under the same op_id, which
+                # applies at most once.
+                await self.send(self._op_event(ref, self._pending_ops[ref]))
+            case Error(ref=ref) if ref is not None and ref == self._resume_ref:
+                # Resuming the room failed on this node (e.g. no quorum there): try another.
+                self._resume_ref = None
+                raise ConnectionLost(f"could not resume the room: {event.code}: {event.message}")
             case Error(ref=ref, fatal=fatal):
                 error = ServerError(event.code, event.message, fatal)
                 waiter = None
@@ -247,6 +357,10 @@ class Client:
                 else:
                     self._events_send.send_nowait(event)
 
+    def _op_retry_allowed(self, op_id: int) -> bool:
+        first = self._op_first_sent.setdefault(op_id, trio.current_time())
+        return trio.current_time() - first < self.failover_timeout
+
     def _apply(self, seq: int, ops: list[list[Any]]) -> None:
         for op in ops:
             if op[0] == "set":
@@ -274,6 +388,7 @@ class Client:
             JoinRoom(room=room, password=password, since=since, ref=ref), ref
         )
         self.room = room
+        self._password = password
         self.locks = {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
@@ -300,12 +415,7 @@ class Client:
         waiter = self._op_waiters[op_id] = _Waiter()
         self._pending_ops[op_id] = ops
         self._check_open()
-        if len(ops) == 1 and ops[0][0] == "set":
-            await self.send(Set(op_id=op_id, key=ops[0][1], value=ops[0][2]))
-        elif len(ops) == 1:
-            await self.send(Delete(op_id=op_id, key=ops[0][1]))
-        else:
-            await self.send(Batch(op_id=op_id, ops=ops))
+        await self.send(self._op_event(op_id, ops))
         return op_id, waiter
 
     async def set(self, key: str, value: bytes) -> int:
@@ -406,8 +516,15 @@ async def connect(
     session: str | None = None,
     token: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    failover: bool = False,
+    addresses: list[str] | None = None,
 ) -> AsyncIterator[Client]:
-    """A connected client (hello answered). With ``ssl_context``, over TLS (see broadcaster/tls.py)."""
+    """A connected client (hello answered). With ``ssl_context``, over TLS (see broadcaster/tls.py).
+
+    With ``failover``, a lost connection is replaced by one to another node (``addresses`` and the
+    ``nodes`` the server lists in welcome), the room is resumed from the last seq and unacknowledged
+    operations are resent with their op_ids; the caller sees at most a delay.
+    """
     stream: trio.abc.Stream
     if ssl_context is not None:
         stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context)
@@ -420,18 +537,25 @@ async def connect(
     else:
         stream = await trio.open_tcp_stream(host, port)
     client = Client(stream)
+    client.failover = failover
+    client.address = (host, port)
+    client._ssl_context = ssl_context
+    client.addresses = [(host, port)]
+    for item in addresses or []:
+        other_host, _, other_port = item.rpartition(":")
+        if (other_host, int(other_port)) not in client.addresses:
+            client.addresses.append((other_host.strip("[]"), int(other_port)))
+    client._hello = Hello(
+        protocol=PROTOCOL_VERSION,
+        client_name=name,
+        client_kind=kind,
+        client_version="blendsync-client",
+        session=session or secrets.token_hex(16),
+        token=token,
+    )
     try:
         async with trio.open_nursery() as nursery:
-            await client.send(
-                Hello(
-                    protocol=PROTOCOL_VERSION,
-                    client_name=name,
-                    client_kind=kind,
-                    client_version="blendsync-client",
-                    session=session or secrets.token_hex(16),
-                    token=token,
-                )
-            )
+            await client.send(client._hello)
             await nursery.start(client._reader)
             try:
                 yield client
@@ -444,4 +568,4 @@ async def connect(
         raise
     finally:
         with trio.CancelScope(shield=True):
-            await stream.aclose()
+            await trio.aclose_forcefully(client.stream)

@@ -51,6 +51,15 @@ class ServerConfig:
     max_room_bytes: int = 16 * 1024**3
     max_ops_per_second: float = 0.0  # set/delete/batch/event per client, burst of one second's worth
     max_presence_per_second: float = 120.0  # presence messages accepted per client
+    # Cluster ([cluster] table). A node without peers is a one-node cluster: the embedded default.
+    node_id: int = 1
+    peers: str = ""  # the other initial members: "2=host:raftport,3=host:raftport"
+    raft_listen: str | None = None  # host:port for the other nodes (cluster traffic)
+    cluster_secret_file: Path | None = None  # nodes prove they know it before any Raft message
+    join: bool = False  # start as a new member, to be added with `blendsync cluster add`
+    advertise: str | None = None  # the client address other nodes hand out for this one
+    cluster_ca: Path | None = None  # with tls_cert/tls_key: cluster traffic over TLS, peers checked by it
+    tick_interval: float = 0.05  # Raft tick; elections time out after 10 to 20 ticks
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -61,6 +70,18 @@ class ServerConfig:
             if name not in known:
                 raise ValueError(f"unknown setting {name!r}")
             setattr(self, name, _coerce(name, hints[name], value))
+
+    def peer_map(self) -> dict[int, str]:
+        """``peers`` as {node id: raft address}; raises ConfigError when malformed."""
+        peers: dict[int, str] = {}
+        for item in filter(None, (part.strip() for part in self.peers.split(","))):
+            node_id, sep, address = item.partition("=")
+            if not sep or not node_id.strip().isdigit() or ":" not in address:
+                raise ConfigError(f"peers must look like 2=host:port,3=host:port (got {item!r})")
+            peers[int(node_id)] = address.strip()
+        if self.node_id in peers:
+            raise ConfigError(f"peers lists this node ({self.node_id}) itself")
+        return peers
 
     @property
     def auth_enabled(self) -> bool:
@@ -86,6 +107,10 @@ class ServerConfig:
                     " could read and change every room. Set tokens_file (blendsync token add NAME creates"
                     " one), or pass --allow-no-auth (allow_no_auth = true) on a trusted network."
                 )
+        if self.cluster_ca is not None and self.tls_cert is None:
+            raise ConfigError("cluster_ca needs tls_cert and tls_key (the node's own certificate)")
+        if (self.peer_map() or self.join) and (not self.raft_listen or self.cluster_secret_file is None):
+            raise ConfigError("a cluster node needs raft_listen and cluster_secret_file")
         for name in ("max_rooms", "max_clients", "max_room_keys", "max_room_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or more")
@@ -133,11 +158,17 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is not None:
         with open(path, "rb") as f:
             document = tomllib.load(f)
-        unknown = set(document) - {"server", "limits"}
+        unknown = set(document) - {"server", "limits", "cluster"}
         if unknown:
-            raise ValueError(f"unknown table(s) {sorted(unknown)} in {path} (expected [server], [limits])")
+            raise ValueError(
+                f"unknown table(s) {sorted(unknown)} in {path} (expected [server], [limits], [cluster])"
+            )
         config.update(document.get("server", {}))
         config.update(document.get("limits", {}))
+        cluster = dict(document.get("cluster", {}))
+        if isinstance(cluster.get("peers"), dict):  # [cluster.peers] 2 = "host:port"
+            cluster["peers"] = ",".join(f"{k}={v}" for k, v in cluster["peers"].items())
+        config.update(cluster)
     if overrides:
         config.update(overrides)
     return config

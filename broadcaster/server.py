@@ -38,13 +38,14 @@ from protocol import (
     Unlocked,
 )
 from protocol.events import check_key, check_room_name
-from replication.node import Node, Proposal, ReplicationError
+from replication.node import Node, NotLeader, Proposal, ReplicationError
 from replication.tree import TreeError, WatchEvent
 
 from . import __version__, passwords, tls
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
 from .config import ServerConfig, is_loopback
 from .metrics import Metrics
+from .peers import PeerRelay
 from .rooms import (
     ROOMS,
     Room,
@@ -97,6 +98,7 @@ class Broadcaster:
         self._locks_dirty = trio.Event()
         self._load_rooms()
         self._subscription = node.subscribe((ROOMS, "**"), self._on_tree_event)
+        self.peers = PeerRelay(self, node)
 
     # ---- serving ------------------------------------------------------------------------------------
 
@@ -121,6 +123,8 @@ class Broadcaster:
             ]
             nursery.start_soon(self._room_list_pump)
             nursery.start_soon(self._locks_pump)
+            nursery.start_soon(self.peers.run)
+            nursery.start_soon(self._register_node)
             nursery.start_soon(self._metrics_sampler)
             log.info(
                 "listening on %s (%s, %s)",
@@ -173,7 +177,30 @@ class Broadcaster:
         return user
 
     def client_addresses(self) -> list[str]:
-        return list(self.listen_addresses)
+        """Where clients can reach the cluster: this node first, then the others (from the registry)."""
+        own = self.config.advertise or (self.listen_addresses[0] if self.listen_addresses else None)
+        others = [
+            payload["client"]
+            for path, _, payload in self.node.match_local(("cluster", "nodes", "*"))
+            if isinstance(payload, dict)
+            and payload.get("client") not in (None, own)
+            and int(path[-1]) in self.node.voters
+        ]
+        return ([own] if own else []) + others
+
+    async def _register_node(self) -> None:
+        """Record this node's client address in the replicated registry (retried until it commits)."""
+        own = self.config.advertise or self.listen_addresses[0]
+        record = {"client": own, "raft": self.node.raft_address}
+        path = ["cluster", "nodes", str(self.node.node_id)]
+        while True:
+            found = self.node.read_local(tuple(path))
+            if found is not None and found[1] == record:
+                return
+            try:
+                await self.node.propose({"then": [{"op": "put", "path": path, "payload": record}]})
+            except ReplicationError:
+                await trio.sleep(0.5)  # no leader yet
 
     # ---- sessions -----------------------------------------------------------------------------------
 
@@ -210,7 +237,7 @@ class Broadcaster:
         keys = self.node.read_local(keys_path(name))
         return {
             "name": name,
-            "users": len(room.members),
+            "users": len(room.members) + self.peers.count(name),
             "keys": keys[0].child_count if keys else 0,
             "bytes": room.total_bytes,
             "seq": self.current_seq(name),
@@ -263,7 +290,16 @@ class Broadcaster:
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {request.room!r} already exists")
         session.send(RoomCreated(room=request.room, ref=request.ref))
 
+    async def _fence(self) -> None:
+        """Catch this node up with everything committed before now (a ReadIndex round in a cluster)."""
+        try:
+            await self.node.barrier("fence")
+        except ReplicationError as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
+
     async def join_room(self, session: Session, request: JoinRoom) -> None:
+        # A room just created (or written) through another node must be visible here first.
+        await self._fence()
         if session.room is not None:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, f"already in room {session.room.name!r}")
         meta = self._meta(request.room)
@@ -278,7 +314,7 @@ class Broadcaster:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, "already in a room")
         room = self.rooms.setdefault(request.room, Room(request.room))
         seq = self.current_seq(request.room)
-        clients = [member.info() for member in room.members.values()]
+        clients = [member.info() for member in room.members.values()] + self.peers.members(room.name)
         tail = self._tail_after(request.room, request.since, seq) if request.since is not None else None
         if tail is not None:
             session.send(
@@ -313,6 +349,7 @@ class Broadcaster:
         session.room = room
         joined = encode_frame(ClientJoined(room=room.name, client=session.info()))
         self._send_to_room(room, joined, exclude=session)
+        self.peers.joined(room.name, session.info())
         self._room_changed(room.name)
 
     def _snapshot_frames(self, room: str, seq: int, items: list[tuple[str, bytes]]) -> Iterator[bytes]:
@@ -363,7 +400,8 @@ class Broadcaster:
         self._remove_member(session)
         session.send(Left(room=room.name, ref=ref))
         found = self.node.read_local(meta_path(room.name))
-        if not room.members and found is not None and not found[1].get("keep_open"):
+        everyone_left = not room.members and not self.peers.count(room.name)
+        if everyone_left and found is not None and not found[1].get("keep_open"):
             # The last member left on purpose: a room that is not kept open goes (a dropped connection
             # does not count as leaving, so a crash never deletes work).
             await self._propose(delete_room_command(room.name))
@@ -375,10 +413,9 @@ class Broadcaster:
                 ErrorCode.FORBIDDEN, f"only its creator or an admin may delete room {request.room!r}"
             )
         room = self.rooms.get(request.room)
-        if room is not None and room.members:
-            raise RequestError(
-                ErrorCode.ROOM_IN_USE, f"room {request.room!r} has {len(room.members)} clients"
-            )
+        in_use = (len(room.members) if room is not None else 0) + self.peers.count(request.room)
+        if in_use:
+            raise RequestError(ErrorCode.ROOM_IN_USE, f"room {request.room!r} has {in_use} clients")
         result = await self._propose(delete_room_command(request.room))
         if not result.get("succeeded"):
             raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {request.room!r}")
@@ -402,6 +439,7 @@ class Broadcaster:
         room.members.pop(session.client_id, None)
         session.room = None
         self._send_to_room(room, encode_frame(ClientLeft(room=room.name, client_id=session.client_id)))
+        self.peers.left(room.name, session.client_id)
         self._room_changed(room.name)
 
     def current_seq(self, room: str) -> int:
@@ -501,12 +539,17 @@ class Broadcaster:
         seq = self.current_seq(room.name)
         frame = encode_frame(EventRelayed(room=room.name, client_id=session.client_id, value=value, seq=seq))
         self._send_to_room(room, frame, exclude=session)
+        self.peers.event(room.name, session.client_id, value, seq)
         session.send(Ack(op_id=op_id, seq=seq))
 
     def relay_presence(self, session: Session, state: dict[str, Any]) -> None:
         assert session.room is not None
         frame = encode_frame(ClientUpdated(room=session.room.name, client_id=session.client_id, state=state))
         self._send_to_room(session.room, frame, exclude=session)
+        self.peers.presence(session.room.name, session.client_id, state)
+
+    def send_to_room(self, room: Room, frame: bytes, exclude: Session | None = None) -> None:
+        self._send_to_room(room, frame, exclude)
 
     def _send_to_room(self, room: Room, frame: bytes, exclude: Session | None = None) -> None:
         for member in list(room.members.values()):
@@ -655,6 +698,34 @@ class Broadcaster:
                 info["locks"] = len(room.locks)
                 rooms.append(info)
         return rooms
+
+    async def _admin_status(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """This node's replication status and the cluster's client addresses."""
+        return {**self.node.status(), "clients": self.client_addresses(), "sessions": len(self.sessions)}
+
+    async def _admin_add_member(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        node_id, address = args.get("node_id"), args.get("raft")
+        if type(node_id) is not int or not isinstance(address, str):
+            raise RequestError(ErrorCode.BAD_MESSAGE, "add_member needs node_id (int) and raft (host:port)")
+        await self._membership(self.node.add_member(node_id, address))
+        return self.node.status()["members"]
+
+    async def _admin_remove_member(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        node_id = args.get("node_id")
+        if type(node_id) is not int:
+            raise RequestError(ErrorCode.BAD_MESSAGE, "remove_member needs node_id (int)")
+        await self._membership(self.node.remove_member(node_id))
+        return self.node.status()["members"]
+
+    async def _membership(self, change: Any) -> None:
+        try:
+            await change
+        except NotLeader as exc:
+            leader = self.node.read_local(("cluster", "nodes", str(exc.leader))) if exc.leader else None
+            where = f" ({leader[1].get('client')})" if leader else ""
+            raise RequestError(ErrorCode.UNAVAILABLE, f"ask the leader, node {exc.leader}{where}") from None
+        except ReplicationError as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
 
     async def _admin_clients(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         return [s.describe() for _, s in sorted(self.sessions.items())]

@@ -350,10 +350,10 @@ class Session:
     async def _write(self, op_id: int, ops: list[list[Any]]) -> None:
         if self.room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before sending operations")
-        if op_id <= self.last_op_id:
-            raise RequestError(
-                ErrorCode.BAD_MESSAGE, f"op_id {op_id} is not above the last one ({self.last_op_id})"
-            )
+        if op_id <= 0:
+            raise RequestError(ErrorCode.BAD_MESSAGE, f"op_id {op_id} must be positive")
+        # An op_id at or below the last one is a retry: the store answers it with the original outcome
+        # (the seq it got, if it committed) and never applies it twice.
         # Refusals before this point have no effect at all: the client may retry with the same op_id.
         self._check_op_rate()
         # Backpressure: with too many writes in flight, stop reading from this client until some commit.
@@ -367,7 +367,7 @@ class Session:
         except BaseException:
             self._inflight.release()
             raise
-        self.last_op_id = op_id
+        self.last_op_id = max(self.last_op_id, op_id)
         try:
             proposal = self.broadcaster.submit_write(self, op_id, ops)
         except BaseException:

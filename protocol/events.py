@@ -19,7 +19,20 @@ PROTOCOL_VERSION = 1
 MAX_KEY_BYTES = 1024
 MAX_ROOM_NAME_BYTES = 256
 MAX_LOCK_KEYS = 1024  # keys in one lock/unlock request
-ADMIN_ACTIONS = frozenset({"rooms", "clients", "kick", "delete_room", "break_lock", "export", "import"})
+ADMIN_ACTIONS = frozenset(
+    {
+        "rooms",
+        "clients",
+        "kick",
+        "delete_room",
+        "break_lock",
+        "export",
+        "import",
+        "status",
+        "add_member",
+        "remove_member",
+    }
+)
 
 
 class Sender(Flag):

@@ -278,6 +278,7 @@ class Node:
             int, tuple[Proposal, float, int]
         ] = {}  # request -> (proposal, deadline, leader)
         self._request_ids = itertools.count(1)
+        self._awaiting_apply: dict[int, list[tuple[Proposal, dict[str, Any]]]] = {}
         self._reads: dict[bytes, tuple[trio.Event, list[int]]] = {}
         self._subscriptions: dict[Path_, list[Subscription]] = {}
         self._backlog: deque[WatchEvent] = deque(maxlen=config.watch_backlog)
@@ -320,6 +321,9 @@ class Node:
         )
         self._role = Role.FOLLOWER
         self._leader: int | None = None
+        self._leader_changed = trio.Event()
+        # Messages between nodes that are not Raft's (e.g. presence): best effort, never persisted.
+        self.on_app_message: Callable[[int, Any], None] | None = None
         self._transport: Transport | None = None
         if config.peers or config.join or len(voters) > 1:
             if not config.cluster_secret:
@@ -410,25 +414,36 @@ class Node:
             return
         if consistency not in ("fence", "linearizable"):
             raise ValueError(f"unknown consistency {consistency!r}")
-        context = secrets.token_bytes(16)
-        answered = trio.Event()
-        box: list[int] = []
-        self._reads[context] = (answered, box)
-        try:
-            with trio.move_on_after(self.config.request_timeout) as scope:
-                while True:
+        deadline = trio.current_time() + self.config.request_timeout
+        while True:
+            context = secrets.token_bytes(16)
+            answered = trio.Event()
+            box: list[int] = []
+            self._reads[context] = (answered, box)
+            leader_changed = self._leader_changed
+            try:
+                with trio.move_on_at(deadline):
                     try:
                         self._raw.read_index(context)
-                        break
+                        self._wakeup.set()
                     except NotLeaderError:
-                        await trio.sleep(self.config.tick_interval)  # no leader known yet
-                self._wakeup.set()
-                await answered.wait()
-                await self.wait_applied(box[0])
-            if scope.cancelled_caught:
+                        pass  # no leader known yet: wait for one
+                    async with trio.open_nursery() as nursery:
+                        # The core drops a pending read when leadership moves: ask again then.
+                        async def on_change(changed: trio.Event = leader_changed) -> None:
+                            await changed.wait()
+                            nursery.cancel_scope.cancel()
+
+                        nursery.start_soon(on_change)
+                        await answered.wait()
+                        nursery.cancel_scope.cancel()
+                    if box:
+                        await self.wait_applied(box[0])
+                        return
+            finally:
+                self._reads.pop(context, None)
+            if trio.current_time() >= deadline:
                 raise ReplicationError("read timed out (no quorum?)")
-        finally:
-            self._reads.pop(context, None)
 
     def subscribe(self, pattern: Path_, callback: Callable[[WatchEvent], None]) -> Subscription:
         """Call ``callback`` synchronously, in commit order, for each applied event under ``pattern``.
@@ -507,6 +522,14 @@ class Node:
             status["connected"] = {str(p): self._transport.is_connected(p) for p in self._transport.peers()}
             status["rejected_connections"] = self._transport.rejected_connections
         return status
+
+    def send_app_message(self, message: Any, to: int | None = None) -> None:
+        """Send a msgpack-able message to one peer or all: best effort (dropped if a peer is down)."""
+        if self._transport is None:
+            return
+        for peer in [to] if to is not None else list(self._transport.peers()):
+            if self._transport.is_connected(peer):
+                self._transport.send(peer, ["app", message])
 
     async def wait_applied(self, index: int) -> None:
         while self.tree.applied_index < index:
@@ -708,6 +731,9 @@ class Node:
         # their waiters stay pending and learn which when that index is applied (the term tells).
         previous_leader = self._leader
         self._role, self._leader = role, (leader or None)
+        if self._leader != previous_leader:
+            self._leader_changed.set()
+            self._leader_changed = trio.Event()
         log.info("node %d is %s (leader %s)", self.node_id, role.value, self._leader)
         if previous_leader is not None and self._leader != previous_leader:
             # Whatever we forwarded to the old leader may never be answered: let callers retry now
@@ -742,8 +768,16 @@ class Node:
                 self._answer(
                     waiter, index, result if result is not None else {"ok": True, "index": index}, None
                 )
+        self._release_awaiting()
         self._applied_changed.set()
         self._applied_changed = trio.Event()
+
+    def _release_awaiting(self) -> None:
+        """Finish forwarded proposals whose index this node has now applied (or skipped by a snapshot)."""
+        if self._awaiting_apply:
+            for index in [i for i in self._awaiting_apply if i <= self.tree.applied_index]:
+                for proposal, answer in self._awaiting_apply.pop(index):
+                    proposal.finish(answer)
 
     def _answer(
         self,
@@ -824,6 +858,7 @@ class Node:
         write.voters = sorted(meta.voters)
         self._persisted_applied = meta.index
         self._log.note_snapshot_installed(meta.index, meta.term)
+        self._release_awaiting()
         log.info("node %d installed a snapshot at index %d", self.node_id, meta.index)
 
     def _add_tree_state(self, write: WriteBatch) -> None:
@@ -860,6 +895,13 @@ class Node:
                 self._raw.step(message)
             elif kind == "fwd":
                 self._on_forwarded(peer, [(int(request), bytes(data)) for request, data in frame[1]])
+            elif kind == "app":
+                if self.on_app_message is not None:
+                    try:
+                        self.on_app_message(peer, frame[1])
+                    except Exception:
+                        log.exception("node %d: a message from node %d was not handled", self.node_id, peer)
+                return
             elif kind == "fwd_ok":
                 entry = self._forwarded.pop(int(frame[1]), None)
                 if entry is not None:
@@ -867,7 +909,11 @@ class Node:
                     if not isinstance(frame[2], dict):
                         raise ValueError("malformed result")
                     proposal.index = int(frame[3])
-                    proposal.finish(frame[2])
+                    if self.tree.applied_index >= proposal.index:
+                        proposal.finish(frame[2])
+                    else:
+                        # Read-your-writes on this node: answer once our own tree has applied it too.
+                        self._awaiting_apply.setdefault(proposal.index, []).append((proposal, frame[2]))
             elif kind == "fwd_err":
                 entry = self._forwarded.pop(int(frame[1]), None)
                 if entry is not None:

@@ -216,7 +216,14 @@ class Transport:
                             batch.append(frame)
                             size += len(frame)
                         await frames.stream.send_all(b"".join(batch))
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, TransportError) as exc:
+                except (
+                    OSError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    trio.TooSlowError,  # e.g. a paused peer: the kernel accepts, nobody answers
+                    TransportError,
+                    ssl.SSLError,
+                ) as exc:
                     if peer.connected:
                         log.info("lost connection to node %d: %s", peer.peer_id, exc)
                     peer.connected = False

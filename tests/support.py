@@ -153,3 +153,84 @@ async def cluster(tmp_path: Path, size: int = 3, **settings):
             yield local
         finally:
             nursery.cancel_scope.cancel()
+
+
+# ---- broadcaster clusters as OS processes -------------------------------------------------------------
+
+
+class BroadcasterCluster:
+    """``blendsync serve`` processes forming a cluster on 127.0.0.1, the way docs/operations.md runs one."""
+
+    def __init__(self, root: Path, size: int = 3, tick_interval: float = 0.05):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.secret = root / "secret"
+        self.secret.write_text("cluster-secret-for-tests-" + os.urandom(8).hex())
+        self.ids = list(range(1, size + 1))
+        self.client_ports = {i: free_port() for i in self.ids}
+        self.raft = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
+        self.tick_interval = tick_interval
+        self.procs: dict[int, subprocess.Popen[str]] = {}
+
+    def address(self, node_id: int) -> tuple[str, int]:
+        return "127.0.0.1", self.client_ports[node_id]
+
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{self.client_ports[i]}" for i in self.ids]
+
+    def start(self, node_id: int, join: bool = False) -> None:
+        if node_id not in self.client_ports:
+            self.client_ports[node_id] = free_port()
+            self.raft[node_id] = f"127.0.0.1:{free_port()}"
+            self.ids.append(node_id)
+        peers = ",".join(f"{j}={self.raft[j]}" for j in self.ids if j != node_id)
+        config = self.root / f"node{node_id}.toml"
+        config.write_text(f"[cluster]\ntick_interval = {self.tick_interval}\n")
+        command = [sys.executable, "-m", "broadcaster.cli", "--log-level", "warning", "serve",
+                   "--port", str(self.client_ports[node_id]), "--data-dir", str(self.root / f"node{node_id}"),
+                   "--node-id", str(node_id), "--raft-listen", self.raft[node_id], "--peers", peers,
+                   "--cluster-secret-file", str(self.secret), "--config", str(config)]
+        if join:
+            command.append("--join")
+        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "listening" not in line:
+            proc.kill()
+            raise RuntimeError(f"node {node_id} did not start: {line!r}")
+        self.procs[node_id] = proc
+
+    def start_all(self) -> None:
+        for node_id in self.ids:
+            self.start(node_id)
+
+    def signal(self, node_id: int, sig: int) -> None:
+        os.kill(self.procs[node_id].pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self.procs[node_id].wait(timeout=20)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=20)
+
+    async def status(self, node_id: int) -> dict:
+        from broadcaster.client import connect
+
+        with trio.fail_after(5):
+            async with connect(*self.address(node_id), name="status", kind="admin") as client:
+                return await client.admin("status")
+
+    async def leader(self, among: list[int] | None = None, timeout: float = 20.0) -> int:
+        with trio.fail_after(timeout):
+            while True:
+                for node_id in among or self.ids:
+                    try:
+                        status = await self.status(node_id)
+                    except Exception:
+                        continue
+                    if status["role"] == "leader":
+                        return node_id
+                await trio.sleep(0.1)

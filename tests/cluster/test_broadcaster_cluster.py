@@ -1,0 +1,257 @@
+"""Broadcaster clusters as real OS processes: one order for everyone, failover with nothing lost."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+from support import BroadcasterCluster, wait_for
+
+from broadcaster.client import Client, ConnectionLost, ServerError, connect
+from protocol import Applied
+
+
+@pytest.fixture
+def cluster3(tmp_path: Path) -> Iterator[BroadcasterCluster]:
+    cluster = BroadcasterCluster(tmp_path / "cluster", 3)
+    cluster.start_all()
+    try:
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+class Writer:
+    """Writes key after key through a failover client and records every acknowledgement."""
+
+    def __init__(self, client: Client, name: str):
+        self.client = client
+        self.name = name
+        self.acked: dict[str, int] = {}  # key -> seq
+        self.ack_times: list[float] = []
+
+    async def run(self, stop: trio.Event, pace: float = 0.005) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            key = f"{self.name}/{i}"
+            try:
+                seq = await self.client.set(key, f"{self.name}-{i}".encode())
+            except (ServerError, ConnectionLost):
+                continue  # not acknowledged: it does not count (and may or may not be in the room)
+            self.acked[key] = seq
+            self.ack_times.append(trio.current_time())
+            await trio.sleep(pace)
+
+    def longest_gap(self) -> float:
+        times = self.ack_times
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+async def room_log(cluster: BroadcasterCluster, node_id: int, room: str) -> list[tuple[int, str]]:
+    """Every (seq, key) in the room's held log, read through the given node."""
+    async with connect(*cluster.address(node_id), name="auditor") as auditor:
+        (info,) = [r for r in await auditor.list_rooms() if r["name"] == room]
+        await auditor.join(room, since=0)
+        logged: list[tuple[int, str]] = []
+        with trio.fail_after(20):
+            while not logged or logged[-1][0] < info["seq"]:
+                event = await auditor.receive()
+                if isinstance(event, Applied):
+                    logged += [(event.seq, op[1]) for op in event.ops]
+        return logged
+
+
+async def test_clients_on_different_nodes_see_one_order(cluster3):
+    await cluster3.leader()
+    async with (
+        connect(*cluster3.address(1), name="c1") as c1,
+        connect(*cluster3.address(2), name="c2") as c2,
+        connect(*cluster3.address(3), name="c3") as c3,
+    ):
+        clients = [c1, c2, c3]
+        await c1.create_room("shared", keep_open=True)
+        for client in clients:
+            await client.join("shared")
+        seen: list[list[int]] = [[], [], []]
+
+        async def watch(index: int, client: Client) -> None:
+            while True:
+                event = await client.receive()
+                if isinstance(event, Applied):
+                    seen[index].append(event.seq)
+
+        async def write(index: int, client: Client) -> None:
+            for i in range(100):
+                await client.send_ops([["set", f"k{i % 5}", f"{index}:{i}".encode()]])
+
+        async with trio.open_nursery() as nursery:
+            for index, client in enumerate(clients):
+                nursery.start_soon(watch, index, client)
+            async with trio.open_nursery() as writers:
+                for index, client in enumerate(clients):
+                    writers.start_soon(write, index, client)
+            await wait_for(lambda: all(len(s) == 200 for s in seen), timeout=30)
+            nursery.cancel_scope.cancel()
+        assert c1.state == c2.state == c3.state
+        for index in range(3):
+            assert seen[index] == sorted(seen[index])  # others' operations arrive in seq order
+            assert len(seen[index]) == 200  # everyone else's, each once
+    async with connect(*cluster3.address(2), name="newcomer") as newcomer:
+        # Every node's client address, this node's first: where a client fails over to.
+        assert newcomer.welcome is not None
+        assert newcomer.welcome.nodes[0] == cluster3.addresses()[1]
+        assert sorted(newcomer.welcome.nodes) == sorted(cluster3.addresses())
+
+
+async def test_kill_9_the_leader_mid_stream_nothing_acknowledged_is_lost(cluster3):
+    leader = await cluster3.leader()
+    others = [i for i in cluster3.ids if i != leader]
+    addresses = cluster3.addresses()
+    async with connect(*cluster3.address(others[0]), name="setup") as setup:
+        await setup.create_room("durable", keep_open=True)
+    stop = trio.Event()
+    async with (
+        connect(*cluster3.address(leader), name="w-on-leader", failover=True, addresses=addresses) as a,
+        connect(*cluster3.address(others[0]), name="w-on-follower", failover=True, addresses=addresses) as b,
+    ):
+        await a.join("durable")
+        await b.join("durable")
+        writers = [Writer(a, "a"), Writer(b, "b")]
+        async with trio.open_nursery() as nursery:
+            for writer in writers:
+                nursery.start_soon(writer.run, stop)
+            await wait_for(lambda: all(len(w.acked) > 50 for w in writers), timeout=20)
+            cluster3.signal(leader, signal.SIGKILL)
+            killed_at = trio.current_time()
+            await wait_for(
+                lambda: all(w.ack_times and w.ack_times[-1] > killed_at + 0.5 for w in writers), 20
+            )
+            await trio.sleep(0.5)
+            stop.set()
+        assert a.reconnects >= 1  # its node died under it
+        for writer in writers:
+            assert writer.longest_gap() < 3.0, f"{writer.name} waited {writer.longest_gap():.2f} s"
+        await wait_for(lambda: a.seq == b.seq, timeout=10)
+        assert a.state == b.state
+    logged = await room_log(cluster3, others[1], "durable")
+    assert [seq for seq, _ in logged] == list(range(1, logged[-1][0] + 1))
+    keys = [key for _, key in logged]
+    assert len(keys) == len(set(keys)), "an operation was applied twice"
+    for writer in writers:
+        for key, seq in writer.acked.items():
+            assert (seq, key) in logged, f"acknowledged {key} at seq {seq} is missing"
+
+
+async def test_a_paused_node_catches_up(cluster3):
+    leader = await cluster3.leader()
+    paused = next(i for i in cluster3.ids if i != leader)
+    async with connect(*cluster3.address(leader), name="w") as w:
+        await w.create_room("r", keep_open=True)
+        await w.join("r")
+        cluster3.signal(paused, signal.SIGSTOP)
+        for i in range(200):
+            await w.set(f"k{i}", b"v")  # a majority is still there: commits go on
+        cluster3.signal(paused, signal.SIGCONT)
+        async with connect(*cluster3.address(paused), name="late") as late:
+            await late.join("r")
+            await wait_for(lambda: late.seq == w.seq, timeout=20)
+            assert late.state == w.state
+
+
+async def test_a_minority_refuses_writes_and_acknowledges_nothing(cluster3):
+    await cluster3.leader()
+    async with connect(*cluster3.address(1), name="member") as member:
+        await member.create_room("r", keep_open=True)
+        await member.join("r")
+        await member.set("before", b"1")
+        cluster3.signal(2, signal.SIGSTOP)
+        cluster3.signal(3, signal.SIGSTOP)
+        try:
+            # Node 1 is alone: it acknowledges nothing, and says so.
+            with pytest.raises(ServerError) as info:
+                with trio.fail_after(30):
+                    await member.set("during", b"2")
+            assert info.value.code == "unavailable"
+            async with connect(*cluster3.address(1), name="newcomer") as newcomer:
+                with pytest.raises(ServerError) as info:
+                    await newcomer.join("r")  # a join needs the latest state: not from a minority
+                assert info.value.code == "unavailable"
+        finally:
+            cluster3.signal(2, signal.SIGCONT)
+            cluster3.signal(3, signal.SIGCONT)
+    async with connect(*cluster3.address(2), name="after") as after:
+        await after.join("r")
+        assert after.state["before"] == b"1"
+        assert await after.set("after", b"3") > 0
+
+
+async def test_rolling_restart_under_continuous_writes_loses_nothing(cluster3):
+    await cluster3.leader()
+    addresses = cluster3.addresses()
+    async with connect(*cluster3.address(1), name="setup") as setup:
+        await setup.create_room("rolling", keep_open=True)
+    stop = trio.Event()
+    async with (
+        connect(*cluster3.address(1), name="w1", failover=True, addresses=addresses) as a,
+        connect(*cluster3.address(3), name="w3", failover=True, addresses=addresses) as b,
+    ):
+        await a.join("rolling")
+        await b.join("rolling")
+        writers = [Writer(a, "a"), Writer(b, "b")]
+        async with trio.open_nursery() as nursery:
+            for writer in writers:
+                nursery.start_soon(writer.run, stop, 0.01)
+            for node_id in list(cluster3.ids):
+                await trio.sleep(0.5)
+                cluster3.signal(node_id, signal.SIGTERM)
+                await trio.sleep(0.3)
+                cluster3.start(node_id)
+                await cluster3.leader(timeout=20)
+            await trio.sleep(1.0)
+            stop.set()
+        await wait_for(lambda: a.seq == b.seq, timeout=10)
+        assert a.state == b.state
+    logged = await room_log(cluster3, 2, "rolling")
+    keys = [key for _, key in logged]
+    assert len(keys) == len(set(keys))
+    for writer in writers:
+        assert len(writer.acked) > 20
+        for key, seq in writer.acked.items():
+            assert (seq, key) in logged
+
+
+async def test_add_a_fourth_node_and_remove_one_while_writing(cluster3):
+    await cluster3.leader()
+    addresses = cluster3.addresses()
+    async with connect(*cluster3.address(1), name="setup") as setup:
+        await setup.create_room("growing", keep_open=True)
+    stop = trio.Event()
+    async with connect(*cluster3.address(2), name="w", failover=True, addresses=addresses) as w:
+        await w.join("growing")
+        writer = Writer(w, "w")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.run, stop, 0.01)
+            await trio.sleep(0.5)
+            cluster3.start(4, join=True)
+            leader = await cluster3.leader()
+            async with connect(*cluster3.address(leader), name="admin", kind="admin") as admin:
+                members = await admin.admin("add_member", node_id=4, raft=cluster3.raft[4])
+                assert members == [1, 2, 3, 4]
+                await trio.sleep(0.5)
+                removed = next(i for i in (1, 3) if i != leader) if leader != 1 else 3
+                members = await admin.admin("remove_member", node_id=removed)
+                assert removed not in members
+            await trio.sleep(1.0)
+            stop.set()
+        async with connect(*cluster3.address(4), name="on-four") as reader:
+            await reader.join("growing")
+            await wait_for(lambda: reader.seq >= w.seq, timeout=20)
+            for key in writer.acked:
+                assert key in reader.state
+            status = await cluster3.status(4)
+            assert 4 in status["members"] and removed not in status["members"]
