@@ -35,7 +35,7 @@ from protocol import (
 )
 from protocol.framing import FrameReader, unpack_body
 
-from . import bench_raft
+from . import bench_cluster, bench_raft
 from .client import connect
 
 _STAMP = struct.Struct("<d")
@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate", type=float, default=0.0, help="messages per second (0: as fast as possible)"
     )
     fanout.add_argument("--no-baseline", action="store_true")
+    fanout.add_argument(
+        "--cluster",
+        type=int,
+        choices=[3, 5],
+        help="start a cluster of N nodes, receivers spread over them,"
+        " and a single node in the same run (ignores --host/--port)",
+    )
     fanout.add_argument("--json", action="store_true")
 
     join = kinds.add_parser("join", help="a late joiner into a room with a long history")
@@ -65,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     join.add_argument("--json", action="store_true")
 
     bench_raft.add_arguments(kinds)
+    bench_cluster.add_arguments(kinds)
 
     relay = kinds.add_parser("relay", help="(baseline) a bare trio relay: every frame to every other peer")
     relay.add_argument("--host", default="127.0.0.1")
@@ -87,6 +95,10 @@ def main(args: argparse.Namespace) -> int:
 async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench in ("raft", "failover"):
         return await bench_raft.run(args)
+    if args.bench == "client-failover":
+        return await bench_cluster.client_failover(args)
+    if args.bench == "fanout" and args.cluster:
+        return await bench_cluster.cluster_fanout(args)
     if args.bench == "fanout":
         result = await fanout(args.host, args.port, args.clients, args.messages, args.size, args.rate)
         if not args.no_baseline:
@@ -125,7 +137,16 @@ async def _pace(rate: float, index: int, start: float) -> None:
 # ---- blendsync ---------------------------------------------------------------------------------------------
 
 
-async def fanout(host: str, port: int, clients: int, messages: int, size: int, rate: float) -> dict[str, Any]:
+async def fanout(
+    host: str,
+    port: int,
+    clients: int,
+    messages: int,
+    size: int,
+    rate: float,
+    receiver_addresses: list[str] | None = None,
+) -> dict[str, Any]:
+    """One sender on host:port; receivers there too, or spread round-robin over ``receiver_addresses``."""
     room = f"bench-{secrets.token_hex(4)}"
     latencies: list[float] = []
     async with connect(host, port, name="sender", kind="bench") as sender:
@@ -133,7 +154,11 @@ async def fanout(host: str, port: int, clients: int, messages: int, size: int, r
         await sender.join(room)
         async with trio.open_nursery() as nursery:
             for i in range(clients):
-                await nursery.start(_lean_receiver, host, port, room, f"r{i}", messages, latencies)
+                r_host, r_port = host, port
+                if receiver_addresses:
+                    r_host, _, text = receiver_addresses[i % len(receiver_addresses)].rpartition(":")
+                    r_port = int(text)
+                await nursery.start(_lean_receiver, r_host, r_port, room, f"r{i}", messages, latencies)
             padding = b"\0" * max(0, size - _STAMP.size)
             start, paced_from = time.perf_counter(), trio.current_time()
             for i in range(messages):
@@ -141,12 +166,23 @@ async def fanout(host: str, port: int, clients: int, messages: int, size: int, r
                 await sender.send_ops([["set", f"k{i % 100}", _STAMP.pack(time.perf_counter()) + padding]])
         elapsed = time.perf_counter() - start
         await sender.leave()  # the room goes with its last member
-    return {"bench": "fanout", "clients": clients, "messages": messages, "size": size, "rate": rate,
-            **_summary(latencies, clients * messages, elapsed)}
+    return {
+        "bench": "fanout",
+        "clients": clients,
+        "messages": messages,
+        "size": size,
+        "rate": rate,
+        **_summary(latencies, clients * messages, elapsed),
+    }
 
 
 async def _lean_receiver(
-    host: str, port: int, room: str, name: str, messages: int, latencies: list[float],
+    host: str,
+    port: int,
+    room: str,
+    name: str,
+    messages: int,
+    latencies: list[float],
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """A receiving client reduced to the protocol object (full decoding and checks, no client library)."""
@@ -335,4 +371,3 @@ async def relay_transfer(host: str, port: int, keys: int, size: int) -> dict[str
     await sender.aclose()
     await receiver.aclose()
     return {"transfer_seconds": round(elapsed, 4), "frames": keys}
-
