@@ -40,8 +40,7 @@ class Metrics:
         self.errors: dict[str, int] = {}  # error frames sent, by code
         self.limits: dict[str, int] = {}  # refusals by limit name
         self.auth_failures = 0
-        self.fsync = Histogram(FSYNC_BUCKETS)
-        self._fsync_seen: tuple[int, float] | None = None
+        self.fsync = Histogram(FSYNC_BUCKETS)  # each durable write, as the node reports it (Node.on_fsync)
         self._samples: deque[tuple[float, int, int, int]] = deque(maxlen=11)
 
     def error(self, code: str) -> None:
@@ -49,29 +48,6 @@ class Metrics:
 
     def limit(self, name: str) -> None:
         self.limits[name] = self.limits.get(name, 0) + 1
-
-    def note_storage(self, stats: dict[str, Any] | None) -> None:
-        """Turn the node's cumulative (fsyncs, fsync seconds) into per-fsync latencies.
-
-        Called after writes complete. When several batches passed since the last call, each is counted at
-        their average (the node reports totals, not each fsync).
-        """
-        if not stats:
-            return
-        fsyncs = stats.get("fsyncs")
-        if fsyncs is None:
-            fsyncs = stats.get("batches")
-        seen = self._fsync_seen
-        if seen is not None and fsyncs == seen[0]:
-            return  # the common case: more writes completing from the same fsync'd batch
-        seconds = stats.get("fsync_seconds")
-        if not isinstance(fsyncs, int) or not isinstance(seconds, int | float):
-            return
-        self._fsync_seen = (fsyncs, seconds)
-        if seen is None or fsyncs < seen[0]:
-            return
-        n = fsyncs - seen[0]
-        self.fsync.observe(max(0.0, seconds - seen[1]) / n, n)
 
     def sample(self, now: float) -> None:
         """Called every second: keeps the last ten seconds for the rates shown on /status."""

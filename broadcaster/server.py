@@ -84,6 +84,7 @@ class Broadcaster:
         self.listen_addresses: list[str] = []
         self.http_addresses: list[str] = []
         self.metrics = Metrics()
+        node.on_fsync = self.metrics.fsync.observe
         self.started = time.time()
         self.connections = 0  # open client connections, with or without a completed hello
         config.check()
@@ -513,7 +514,6 @@ class Broadcaster:
         self, session: Session, proposal: Proposal, op_id: int, room: Room
     ) -> RequestError | None:
         """A committed or failed write. Its ack goes with the fan-out; only failures are reported here."""
-        self.metrics.note_storage(getattr(self.node, "stats", None))
         if proposal.error is not None:
             return RequestError(ErrorCode.UNAVAILABLE, str(proposal.error))
         result = proposal.result

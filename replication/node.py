@@ -295,7 +295,8 @@ class Node:
             "messages_sent": 0,
             "messages_received": 0,
         }
-        self.fsync_histogram = [0] * len(FSYNC_BUCKETS)
+        # Called with the seconds each durable write took (e.g. a metrics histogram's observe).
+        self.on_fsync: Callable[[float], None] | None = None
 
         self.addresses: dict[int, str] = {**storage.addresses()}
         if not self.addresses:
@@ -721,10 +722,8 @@ class Node:
         self.stats["fsync_seconds"] += elapsed
         self.stats["fsyncs"] += 1
         self.stats["batches"] += 1
-        for i, bound in enumerate(FSYNC_BUCKETS):
-            if elapsed <= bound:
-                self.fsync_histogram[i] += 1
-                break
+        if self.on_fsync is not None:
+            self.on_fsync(elapsed)
 
     def _on_soft_state(self, role: Role, leader: int) -> None:
         # A deposed leader's uncommitted entries may still commit under the next leader or be overwritten:
@@ -948,9 +947,6 @@ class Node:
             self._raw.report_unreachable(peer)
         except Exception:  # an unknown peer: nothing to report
             pass
-
-
-FSYNC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, math.inf)
 
 
 class _OverflowAware:

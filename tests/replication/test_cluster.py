@@ -145,3 +145,35 @@ async def test_malformed_frames_from_a_peer_are_dropped(tmp_path):
             nursery.cancel_scope.cancel()
         assert leader.status()["role"] == "leader"
         assert (await leader.propose(put("ok", 1)))["ok"]
+
+
+async def test_cluster_traffic_over_tls(tmp_path):
+    """With TLS contexts the nodes replicate as usual, and a plain-TCP peer gets nowhere."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ssl)
+    ca.configure_trust(server_ssl)
+    server_ssl.verify_mode = ssl.CERT_REQUIRED  # peers must present a certificate from the cluster CA
+    client_ssl = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client_ssl)
+    cert.configure_cert(client_ssl)
+    async with cluster(tmp_path, server_ssl=server_ssl, client_ssl=client_ssl) as c:
+        leader = await c.leader()
+        follower = next(n for n in c.nodes.values() if n is not leader)
+        assert (await follower.propose(put("secure", b"\x00"))).get("ok")
+        plain = Transport(9, SECRET, lambda peer, frame: None, lambda peer: None)  # right secret, no TLS
+        async with trio.open_nursery() as nursery:
+            await nursery.start(plain.run, f"127.0.0.1:{free_port()}")
+            plain.set_peer(leader.node_id, c.addresses[leader.node_id])
+            plain.send(
+                leader.node_id, ["r", [2, 9, leader.node_id, 99, 99, 10**6, [], 0, False, 0, None, b""]]
+            )
+            await trio.sleep(0.5)
+            nursery.cancel_scope.cancel()
+        assert leader.status()["rejected_connections"] >= 1
+        assert leader.status()["role"] == "leader"
