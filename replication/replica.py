@@ -63,7 +63,9 @@ async def handle_request(
     try:
         with trio.fail_after(timeout):
             if op == "status":
-                reply.update(node.status(), ok=True)
+                status = node.status()
+                status["node_id"] = status.pop("id")  # "id" belongs to the request
+                reply.update(status, ok=True)
             elif op == "get":
                 found = await node.read((KV, request["key"]), consistency=request.get("consistency", "local"))
                 reply.update(
