@@ -161,7 +161,8 @@ async def cluster(tmp_path: Path, size: int = 3, **settings):
 class BroadcasterCluster:
     """``blendsync serve`` processes forming a cluster on 127.0.0.1, the way docs/operations.md runs one."""
 
-    def __init__(self, root: Path, size: int = 3, tick_interval: float = 0.05):
+    def __init__(self, root: Path, size: int = 3, tick_interval: float = 0.05, links=None):
+        self.links = links  # optional per-link proxies (tests/faults/proxy.py) for real partitions
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.secret = root / "secret"
@@ -183,13 +184,34 @@ class BroadcasterCluster:
             self.client_ports[node_id] = free_port()
             self.raft[node_id] = f"127.0.0.1:{free_port()}"
             self.ids.append(node_id)
-        peers = ",".join(f"{j}={self.raft[j]}" for j in self.ids if j != node_id)
+        peers = ",".join(f"{j}={self._peer_address(node_id, j)}" for j in self.ids if j != node_id)
+        if self.links is not None:
+            host, port = self.raft[node_id].rsplit(":", 1)
+            self.links.set_target(node_id, host, int(port))
         config = self.root / f"node{node_id}.toml"
         config.write_text(f"[cluster]\ntick_interval = {self.tick_interval}\n")
-        command = [sys.executable, "-m", "broadcaster.cli", "--log-level", "warning", "serve",
-                   "--port", str(self.client_ports[node_id]), "--data-dir", str(self.root / f"node{node_id}"),
-                   "--node-id", str(node_id), "--raft-listen", self.raft[node_id], "--peers", peers,
-                   "--cluster-secret-file", str(self.secret), "--config", str(config)]
+        command = [
+            sys.executable,
+            "-m",
+            "broadcaster.cli",
+            "--log-level",
+            "warning",
+            "serve",
+            "--port",
+            str(self.client_ports[node_id]),
+            "--data-dir",
+            str(self.root / f"node{node_id}"),
+            "--node-id",
+            str(node_id),
+            "--raft-listen",
+            self.raft[node_id],
+            "--peers",
+            peers,
+            "--cluster-secret-file",
+            str(self.secret),
+            "--config",
+            str(config),
+        ]
         if join:
             command.append("--join")
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -199,6 +221,12 @@ class BroadcasterCluster:
             proc.kill()
             raise RuntimeError(f"node {node_id} did not start: {line!r}")
         self.procs[node_id] = proc
+
+    def _peer_address(self, node_id: int, peer: int) -> str:
+        if self.links is None:
+            return self.raft[peer]
+        host, port = self.links.address(node_id, peer)
+        return f"{host}:{port}"
 
     def start_all(self) -> None:
         for node_id in self.ids:

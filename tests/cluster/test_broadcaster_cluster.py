@@ -255,3 +255,37 @@ async def test_add_a_fourth_node_and_remove_one_while_writing(cluster3):
                 assert key in reader.state
             status = await cluster3.status(4)
             assert 4 in status["members"] and removed not in status["members"]
+
+
+async def test_a_partitioned_minority_refuses_writes_then_converges(tmp_path):
+    """A real network partition (a proxy on every cluster link) isolates one node from the other two."""
+    from faults.proxy import open_links
+
+    async with open_links([1, 2, 3]) as links:
+        cluster = BroadcasterCluster(tmp_path / "cluster", 3, links=links)
+        cluster.start_all()
+        try:
+            await cluster.leader()
+            async with (
+                connect(*cluster.address(1), name="cut-off") as alone,
+                connect(*cluster.address(2), name="majority") as majority,
+            ):
+                await majority.create_room("split", keep_open=True)
+                await majority.join("split")
+                await alone.join("split")
+                await majority.set("before", b"1")
+                links.isolate(1)
+                with pytest.raises(ServerError) as info:
+                    with trio.fail_after(30):
+                        await alone.set("minority-write", b"x")
+                assert info.value.code == "unavailable"  # refused, never acknowledged
+                for i in range(20):
+                    await majority.set(f"during-{i}", b"y")  # the majority side goes on
+                links.heal_all()
+                await wait_for(lambda: alone.seq >= majority.seq, timeout=30)
+                assert "during-19" in alone.state
+                assert await alone.set("after-heal", b"z") > 0
+                await wait_for(lambda: majority.state.get("after-heal") == b"z", timeout=10)
+                assert alone.state == majority.state
+        finally:
+            cluster.stop_all()
