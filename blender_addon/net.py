@@ -111,6 +111,9 @@ class NetThread:
         self._address_index = 0
         self._nonces = itertools.count(1)
         self.connected_address: tuple[str, int] | None = None
+        # Bytes written to and read from the socket, over every connection (read for figures, not locked).
+        self.bytes_sent = 0
+        self.bytes_received = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # ---- main-thread API ------------------------------------------------------------------------------
@@ -259,6 +262,7 @@ class NetThread:
                 except OSError as exc:
                     raise _Lost(f"{type(exc).__name__}: {exc}", welcomed) from None
                 link.last_received = time.monotonic()
+                self.bytes_received += len(data)
                 link.conn.receive_data(data)
                 welcomed = self._drain(link, welcomed)
                 if not data:
@@ -319,6 +323,7 @@ class NetThread:
             except OSError as exc:
                 raise _Lost(f"{type(exc).__name__}: {exc}", True) from None
             del link.out[:sent]
+            self.bytes_sent += sent
             link.last_sent = time.monotonic()
 
 

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from replication.transport import FrameStream
+
+from .local_cluster import ReplicaCluster
 
 
 def add_arguments(kinds: Any) -> None:
@@ -37,69 +33,6 @@ def add_arguments(kinds: Any) -> None:
     failover.add_argument("--nodes", type=int, choices=[3, 5], default=3)
     failover.add_argument("--rounds", type=int, default=3)
     failover.add_argument("--json", action="store_true")
-
-
-class ReplicaCluster:
-    """N ``python -m replication.replica`` processes with a fresh data dir and secret."""
-
-    def __init__(self, size: int, tick_ms: float = 50, election_ticks: int = 10):
-        self.size = size
-        self.dir = Path(tempfile.mkdtemp(prefix="blendsync-bench-"))
-        (self.dir / "secret").write_text(secrets.token_hex(32))
-        self.raft = {i: f"127.0.0.1:{_free_port()}" for i in range(1, size + 1)}
-        self.kv: dict[int, tuple[str, int]] = {}
-        self.procs: dict[int, subprocess.Popen[str]] = {}
-        self.tick_ms, self.election_ticks = tick_ms, election_ticks
-
-    def start(self, node_id: int) -> None:
-        peers = [f"--peer={j}={a}" for j, a in self.raft.items() if j != node_id]
-        command = [
-            sys.executable,
-            "-m",
-            "replication.replica",
-            "--id",
-            str(node_id),
-            "--data-dir",
-            str(self.dir / f"n{node_id}"),
-            "--raft-listen",
-            self.raft[node_id],
-            "--cluster-secret-file",
-            str(self.dir / "secret"),
-            "--tick-ms",
-            str(self.tick_ms),
-            "--election-ticks",
-            str(self.election_ticks),
-            *peers,
-        ]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        host, port = line.split("kv=")[1].split()[0].rsplit(":", 1)
-        self.kv[node_id] = (host, int(port))
-        self.procs[node_id] = proc
-
-    def __enter__(self) -> ReplicaCluster:
-        for node_id in self.raft:
-            self.start(node_id)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-    def kill(self, node_id: int) -> None:
-        os.kill(self.procs[node_id].pid, signal.SIGKILL)
-        self.procs[node_id].wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class KV:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import tempfile
 from collections.abc import Callable, Iterable
 
 import bpy
@@ -18,11 +20,20 @@ from mathutils import Matrix
 
 from . import ids, rna
 from .codec import PARTS, PRIMARY_PART, decode_value, op_order, parse_key, unpack_f32, unpack_i32
-from .serialise import ATTRIBUTE_LAYOUT, SPLINE_FLAGS, curve_type, image_content
+from .serialise import (
+    ATTRIBUTE_LAYOUT,
+    LATTICE_SIZE,
+    METABALL_ELEMENT,
+    SPLINE_FLAGS,
+    curve_type,
+    image_content,
+    sound_content,
+)
 from .tracker import ADOPT_PROP, ChangeTracker
 
 Op = tuple[str, bytes | None]
 SLOTS_PREFIX = "slots:"  # pending-link token: an object waits for its data's material slots
+LATTICE_PREFIX = "lattice:"  # pending-link token: lattice points wait for the lattice's size
 
 
 # ---------------------------------------------------------------- batch context
@@ -61,6 +72,14 @@ class _Context:
             data = bpy.data.curves.new(name, type=curve_kind)
         elif kind == "light":
             data = bpy.data.lights.new(name, type="POINT")
+        elif kind == "mball":
+            data = bpy.data.metaballs.new(name)
+        elif kind == "lattice":
+            data = bpy.data.lattices.new(name)
+        elif kind == "lprobe":
+            data = bpy.data.lightprobes.new(name, "SPHERE")  # replaced if its meta names another type
+        elif kind == "speaker":
+            data = bpy.data.speakers.new(name)
         else:
             data = bpy.data.cameras.new(name)
         self.applier._register(kind, uuid, data)
@@ -148,14 +167,35 @@ def _create_img(uuid: str, doc: dict, ctx: _Context) -> bpy.types.ID:
     )
 
 
+def _load_sound(doc: dict) -> bpy.types.Sound:
+    """A packed sound made from the encoded file in ``doc`` (Blender loads sounds only from files)."""
+    fd, path = tempfile.mkstemp(prefix="blendsync-", suffix=doc["ext"])
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(doc["bytes"])
+        sound = bpy.data.sounds.load(path, check_existing=False)
+        sound.pack()
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    sound.name = doc["name"]
+    return sound
+
+
 CREATORS: dict[str, Creator] = {
     "text": lambda u, d, c: bpy.data.texts.new(d["name"]),
     "img": _create_img,
+    "sound": lambda u, d, c: _load_sound(d),
+    "tex": lambda u, d, c: bpy.data.textures.new(d["name"], type=d["type"]),
     "action": lambda u, d, c: bpy.data.actions.new(d["name"]),
     "mat": lambda u, d, c: bpy.data.materials.new(d["name"]),
     "world": lambda u, d, c: bpy.data.worlds.new(d["name"]),
     "mesh": lambda u, d, c: bpy.data.meshes.new(d["name"]),
     "curve": lambda u, d, c: bpy.data.curves.new(d["name"], type=d["curve_type"]),
+    "mball": lambda u, d, c: bpy.data.metaballs.new(d["name"]),
+    "lattice": lambda u, d, c: bpy.data.lattices.new(d["name"]),
+    "lprobe": lambda u, d, c: bpy.data.lightprobes.new(d["name"], d["type"]),
+    "speaker": lambda u, d, c: bpy.data.speakers.new(d["name"]),
     "light": lambda u, d, c: bpy.data.lights.new(d["name"], type=d["type"]),
     "cam": lambda u, d, c: bpy.data.cameras.new(d["name"]),
     "coll": lambda u, d, c: bpy.data.collections.new(d["name"]),
@@ -641,6 +681,91 @@ def _apply_curve_text(curve: bpy.types.Curve, doc: dict, ctx: _Context) -> bpy.t
     return curve
 
 
+# ---------------------------------------------------------------- sounds, textures
+
+
+def _replace(old: bpy.types.ID, new: bpy.types.ID, collection) -> bpy.types.ID:
+    """Put ``new`` in the place of ``old``: same uuid, every user relinked; ``old`` is removed."""
+    uuid = ids.peek_uuid(old)
+    old.user_remap(new)
+    collection.remove(old)
+    if uuid is not None:
+        ids.set_uuid(new, uuid)
+    return new
+
+
+def _apply_sound_meta(sound: bpy.types.Sound, doc: dict, ctx: _Context) -> bpy.types.ID:
+    content = sound_content(sound)
+    if content is None or hashlib.sha256(content).hexdigest() != doc["sha256"]:
+        sound = _replace(sound, _load_sound(doc), bpy.data.sounds)
+    _rename(sound, doc["name"])
+    _set(sound, "use_mono", doc["use_mono"])
+    _set(sound, "use_memory_cache", doc["use_memory_cache"])
+    return sound
+
+
+def _apply_tex_meta(tex: bpy.types.Texture, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(tex, doc["name"])
+    if tex.type != doc["type"]:
+        tex.type = doc["type"]
+        tex = bpy.data.textures[doc["name"]]  # the struct changed class; fetch it again
+    rna.write_props(tex, doc["props"], ctx.resolve)
+    return tex
+
+
+# ---------------------------------------------------------------- metaballs, lattices, probes, speakers
+
+
+def _apply_mball_meta(mb: bpy.types.MetaBall, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(mb, doc["name"])
+    _set_materials(mb.materials, [ctx.resolve(u) for u in doc["materials"]])
+    rna.write_props(mb, doc["props"], ctx.resolve)
+    return mb
+
+
+def _apply_mball_elements(mb: bpy.types.MetaBall, doc: list, ctx: _Context) -> bpy.types.ID:
+    elements = mb.elements
+    if [e.type for e in elements] != [d["type"] for d in doc]:
+        elements.clear()
+        for d in doc:
+            elements.new(type=d["type"])
+    for element, d in zip(elements, doc, strict=False):
+        for attr in METABALL_ELEMENT[1:]:
+            _set(element, attr, d[attr])
+    return mb
+
+
+def _apply_lattice_meta(lattice: bpy.types.Lattice, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(lattice, doc["name"])
+    for attr, value in zip(LATTICE_SIZE, doc["size"], strict=True):
+        _set(lattice, attr, value)  # only when different: setting a size resets the points
+    rna.write_props(lattice, doc["props"], ctx.resolve)
+    return lattice
+
+
+def _apply_lattice_points(lattice: bpy.types.Lattice, doc: dict, ctx: _Context) -> bpy.types.ID:
+    if len(doc["co_deform"]) == 12 * len(lattice.points):
+        _fset(lattice.points, "co_deform", doc["co_deform"])
+        _fset(lattice.points, "weight_softbody", doc["weight_softbody"])
+    else:  # the size in meta has not arrived yet: apply again once it has
+        ctx.missing.add(LATTICE_PREFIX + ids.get_uuid(lattice))
+    return lattice
+
+
+def _apply_lprobe_meta(probe: bpy.types.LightProbe, doc: dict, ctx: _Context) -> bpy.types.ID:
+    if probe.type != doc["type"]:  # the type of a probe is fixed when it is made
+        probe = _replace(probe, bpy.data.lightprobes.new(doc["name"], doc["type"]), bpy.data.lightprobes)
+    _rename(probe, doc["name"])
+    rna.write_props(probe, doc["props"], ctx.resolve)
+    return probe
+
+
+def _apply_speaker_meta(speaker: bpy.types.Speaker, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(speaker, doc["name"])
+    rna.write_props(speaker, doc["props"], ctx.resolve)
+    return speaker
+
+
 # ---------------------------------------------------------------- tables
 
 PartApplier = Callable[[bpy.types.ID, object, _Context], bpy.types.ID]
@@ -648,6 +773,8 @@ PartApplier = Callable[[bpy.types.ID, object, _Context], bpy.types.ID]
 APPLIERS: dict[str, dict[str, PartApplier]] = {
     "text": {"meta": _apply_text_meta, "body": _apply_text_body},
     "img": {"meta": _apply_img_meta, "data": _apply_img_data},
+    "sound": {"meta": _apply_sound_meta},
+    "tex": {"meta": _apply_tex_meta},
     "action": {"meta": _apply_action_meta, "curves": _apply_action_curves},
     "mat": {"meta": _apply_mat_meta, "nodes": _apply_mat_nodes},
     "world": {
@@ -656,6 +783,10 @@ APPLIERS: dict[str, dict[str, PartApplier]] = {
     },
     "mesh": {"meta": _apply_mesh_meta, "geometry": _apply_mesh_geometry},
     "curve": {"meta": _apply_curve_meta, "splines": _apply_curve_splines, "text": _apply_curve_text},
+    "mball": {"meta": _apply_mball_meta, "elements": _apply_mball_elements},
+    "lattice": {"meta": _apply_lattice_meta, "points": _apply_lattice_points},
+    "lprobe": {"meta": _apply_lprobe_meta},
+    "speaker": {"meta": _apply_speaker_meta},
     "light": {"meta": _apply_light_meta},
     "cam": {"meta": _apply_cam_meta},
     "coll": {"meta": _apply_coll_meta},
@@ -837,8 +968,10 @@ class Applier:
             self._on_created(stub_uuid)
         if created:
             self._on_created(uuid)
-        if part == PRIMARY_PART and kind in ("mesh", "curve"):
+        if part == PRIMARY_PART and kind in ("mesh", "curve", "mball"):
             self._resolve_pending(SLOTS_PREFIX + uuid)
+        if part == PRIMARY_PART and kind == "lattice":
+            self._resolve_pending(LATTICE_PREFIX + uuid)
 
     def _on_created(self, uuid: str) -> None:
         for key, value in sorted(self._waiting_parts.pop(uuid, {}).items(), key=lambda kv: op_order(kv[0])):

@@ -14,7 +14,19 @@ import json
 import bpy
 
 from . import ids, rna
-from .serialise import CAMERA_SKIP, CURVE_SKIP, MATERIAL_SKIP, NODE_SKIP, curve_type, image_content
+from .serialise import (
+    CAMERA_SKIP,
+    CURVE_SKIP,
+    LATTICE_SIZE,
+    MATERIAL_SKIP,
+    METABALL_ELEMENT,
+    NODE_SKIP,
+    TEXSPACE_SKIP,
+    TEXTURE_SKIP,
+    curve_type,
+    image_content,
+    sound_content,
+)
 
 PRECISION = 5
 
@@ -172,6 +184,33 @@ def _describe_image(img: bpy.types.Image) -> dict:
     }
 
 
+def _describe_sound(sound: bpy.types.Sound) -> dict:
+    content = sound_content(sound)
+    return {
+        "name": sound.name,
+        "content": hashlib.sha256(content).hexdigest() if content is not None else None,
+        "flags": [sound.use_mono, sound.use_memory_cache],
+    }
+
+
+def _describe_mball(mb: bpy.types.MetaBall) -> dict:
+    return {
+        "name": mb.name,
+        "props": rna.read_props(mb, skip=TEXSPACE_SKIP),
+        "elements": [[rna.plain(getattr(e, attr)) for attr in METABALL_ELEMENT] for e in mb.elements],
+        "materials": [_uid(m) for m in mb.materials],
+    }
+
+
+def _describe_lattice(lattice: bpy.types.Lattice) -> dict:
+    return {
+        "name": lattice.name,
+        "size": [getattr(lattice, attr) for attr in LATTICE_SIZE],
+        "props": rna.read_props(lattice, skip=LATTICE_SIZE),
+        "points": [[_vec(p.co_deform), p.weight_softbody] for p in lattice.points],
+    }
+
+
 def scene_description() -> dict:
     """The canonical description that :func:`scene_hash` hashes (useful to diff two replicas)."""
     ids.index_all(assign=True)
@@ -217,6 +256,19 @@ def scene_description() -> dict:
             doc = _describe_curve(id_data)
         elif kind == "text":
             doc = {"name": id_data.name, "content": id_data.as_string()}
+        elif kind == "sound":
+            doc = _describe_sound(id_data)
+        elif kind == "tex":
+            doc = {"name": id_data.name, "type": id_data.type,
+                   "props": rna.read_props(id_data, skip=TEXTURE_SKIP)}
+        elif kind == "mball":
+            doc = _describe_mball(id_data)
+        elif kind == "lattice":
+            doc = _describe_lattice(id_data)
+        elif kind == "lprobe":
+            doc = {"name": id_data.name, "type": id_data.type, "props": rna.read_props(id_data)}
+        elif kind == "speaker":
+            doc = {"name": id_data.name, "props": rna.read_props(id_data)}
         else:  # pragma: no cover - every kind is handled above
             continue
         out[kind][uid] = rounded(doc)

@@ -9,6 +9,7 @@ detects duplicated uuids and gives the copy a fresh one.
 
 from __future__ import annotations
 
+import os
 import uuid as _uuid
 from collections.abc import Iterator
 
@@ -20,11 +21,17 @@ UUID_PROP = "blendsync_uuid"
 DATA_COLLECTIONS: dict[str, str] = {
     "text": "texts",
     "img": "images",
+    "sound": "sounds",
+    "tex": "textures",
     "action": "actions",
     "mat": "materials",
     "world": "worlds",
     "mesh": "meshes",
     "curve": "curves",
+    "mball": "metaballs",
+    "lattice": "lattices",
+    "lprobe": "lightprobes",
+    "speaker": "speakers",
     "light": "lights",
     "cam": "cameras",
     "coll": "collections",
@@ -36,6 +43,15 @@ DATA_COLLECTIONS: dict[str, str] = {
 _TYPE_KIND: dict[str, str] = {
     "Text": "text",
     "Image": "img",
+    "Sound": "sound",
+    "Texture": "tex",  # and every subclass (CloudsTexture, ImageTexture...): see kind_of
+    "MetaBall": "mball",
+    "Lattice": "lattice",
+    "LightProbe": "lprobe",
+    "LightProbeSphere": "lprobe",
+    "LightProbePlane": "lprobe",
+    "LightProbeVolume": "lprobe",
+    "Speaker": "speaker",
     "Action": "action",
     "Material": "mat",
     "World": "world",
@@ -62,6 +78,10 @@ OBJECT_DATA_KIND: dict[str, str | None] = {
     "FONT": "curve",
     "LIGHT": "light",
     "CAMERA": "cam",
+    "META": "mball",
+    "LATTICE": "lattice",
+    "LIGHT_PROBE": "lprobe",
+    "SPEAKER": "speaker",
     "EMPTY": None,
 }
 
@@ -74,7 +94,19 @@ def new_uuid() -> str:
 
 
 def kind_of(id_data: bpy.types.ID) -> str | None:
-    return _TYPE_KIND.get(id_data.bl_rna.identifier)
+    rna = id_data.bl_rna
+    kind = _TYPE_KIND.get(rna.identifier)
+    if kind is None and rna.base is not None and rna.base.identifier == "Texture":
+        kind = "tex"
+    return kind
+
+
+def sound_path(sound: bpy.types.Sound) -> str | None:
+    """The file behind a sound that is not packed, if it exists."""
+    if not sound.filepath:
+        return None
+    path = bpy.path.abspath(sound.filepath, library=sound.library)
+    return path if os.path.isfile(path) else None
 
 
 def is_synced(id_data: bpy.types.ID) -> bool:
@@ -90,6 +122,8 @@ def is_synced(id_data: bpy.types.ID) -> bool:
         return id_data.type in OBJECT_DATA_KIND
     if kind == "img":
         return id_data.type in {"IMAGE", "UV_TEST"} and id_data.source in {"FILE", "GENERATED"}
+    if kind == "sound":  # only sounds whose content can be sent
+        return id_data.packed_file is not None or sound_path(id_data) is not None
     return True
 
 

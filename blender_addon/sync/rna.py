@@ -1,7 +1,8 @@
 """Generic reading and writing of RNA properties.
 
 Used for the flat settings of lights, cameras, materials, worlds, curves,
-modifiers and shader nodes.  Only writable properties are read.  Pointers to
+modifiers, shader nodes, textures, metaballs, lattices, light probes and
+speakers.  Only writable properties are read.  Pointers to
 synchronised datablocks become their uuid; pointers to plain structs listed in
 ``nested`` are read recursively; everything else (collections, pointers to
 kinds that are not synchronised) is left out.
@@ -69,7 +70,7 @@ def _is_synced_id_type(identifier: str) -> bool:
 
 _ID_KINDS = frozenset(
     {"Text", "Image", "Action", "Material", "World", "Mesh", "Curve", "Light", "Camera", "Collection",
-     "Object", "Scene"}
+     "Object", "Scene", "Sound", "Texture", "MetaBall", "Lattice", "LightProbe", "Speaker"}
 )
 
 

@@ -499,16 +499,102 @@ def _ser_curve(curve: bpy.types.Curve, ctx: SerialiseContext) -> dict[str, objec
     return parts
 
 
+# ---------------------------------------------------------------- sounds, textures
+
+
+def sound_content(sound: bpy.types.Sound) -> bytes | None:
+    """The encoded sound file (WAV, OGG, MP3...) behind a sound, if there is one."""
+    if sound.packed_file is not None:
+        return bytes(sound.packed_file.data)
+    path = ids.sound_path(sound)
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _ser_sound(sound: bpy.types.Sound, ctx: SerialiseContext) -> dict[str, object]:
+    content = sound_content(sound) or b""
+    return {
+        "meta": {
+            "name": sound.name,
+            "ext": os.path.splitext(sound.filepath)[1].lower() or ".wav",
+            "use_mono": sound.use_mono,
+            "use_memory_cache": sound.use_memory_cache,
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "bytes": content,
+        }
+    }
+
+
+TEXTURE_SKIP = ("type", "use_nodes", "node_tree")
+
+
+def _ser_tex(tex: bpy.types.Texture, ctx: SerialiseContext) -> dict[str, object]:
+    return {"meta": {"name": tex.name, "type": tex.type, "props": rna.read_props(tex, skip=TEXTURE_SKIP)}}
+
+
+# ---------------------------------------------------------------- metaballs, lattices, probes, speakers
+
+TEXSPACE_SKIP = ("texspace_location", "texspace_size")
+METABALL_ELEMENT = ("type", "co", "rotation", "radius", "size_x", "size_y", "size_z", "stiffness",
+                    "use_negative", "use_scale_stiffness", "hide")
+
+
+def _ser_mball(mb: bpy.types.MetaBall, ctx: SerialiseContext) -> dict[str, object]:
+    elements = [{attr: rna.plain(getattr(e, attr)) for attr in METABALL_ELEMENT} for e in mb.elements]
+    return {
+        "meta": {
+            "name": mb.name,
+            "materials": [ref(m) for m in mb.materials],
+            "props": rna.read_props(mb, skip=TEXSPACE_SKIP),
+        },
+        "elements": elements,
+    }
+
+
+LATTICE_SIZE = ("points_u", "points_v", "points_w")
+
+
+def _ser_lattice(lattice: bpy.types.Lattice, ctx: SerialiseContext) -> dict[str, object]:
+    n = len(lattice.points)
+    return {
+        "meta": {
+            "name": lattice.name,
+            "size": [getattr(lattice, attr) for attr in LATTICE_SIZE],
+            "props": rna.read_props(lattice, skip=LATTICE_SIZE),
+        },
+        "points": {
+            "co_deform": pack_f32(_fget(lattice.points, "co_deform", n, 3)),
+            "weight_softbody": pack_f32(_fget(lattice.points, "weight_softbody", n, 1)),
+        },
+    }
+
+
+def _ser_lprobe(probe: bpy.types.LightProbe, ctx: SerialiseContext) -> dict[str, object]:
+    return {"meta": {"name": probe.name, "type": probe.type, "props": rna.read_props(probe, skip=("type",))}}
+
+
+def _ser_speaker(speaker: bpy.types.Speaker, ctx: SerialiseContext) -> dict[str, object]:
+    return {"meta": {"name": speaker.name, "props": rna.read_props(speaker)}}
+
+
 # ---------------------------------------------------------------- entry points
 
 SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, object]]] = {
     "text": _ser_text,
     "img": _ser_img,
+    "sound": _ser_sound,
+    "tex": _ser_tex,
     "action": _ser_action,
     "mat": _ser_mat,
     "world": _ser_world,
     "mesh": _ser_mesh,
     "curve": _ser_curve,
+    "mball": _ser_mball,
+    "lattice": _ser_lattice,
+    "lprobe": _ser_lprobe,
+    "speaker": _ser_speaker,
     "light": _ser_light,
     "cam": _ser_cam,
     "coll": _ser_coll,

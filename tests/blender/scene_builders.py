@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import os
+import struct
+import tempfile
+import wave
+
 import bpy
 
 
@@ -217,6 +223,109 @@ def build_text() -> None:
     bpy.data.texts.new("empty.txt")
 
 
+def build_metaball() -> None:
+    """Metaball data with several element types, settings and a material."""
+    mb = bpy.data.metaballs.new("Blobs")
+    mb.resolution = 0.15
+    mb.threshold = 0.8
+    ball = mb.elements.new(type="BALL")
+    ball.co = (0.0, 0.0, 0.5)
+    ball.radius = 1.25
+    capsule = mb.elements.new(type="CAPSULE")
+    capsule.co = (1.0, 0.5, 0.0)
+    capsule.size_x = 0.75
+    capsule.rotation = (0.9238795, 0.0, 0.3826834, 0.0)
+    hole = mb.elements.new(type="ELLIPSOID")
+    hole.use_negative = True
+    hole.stiffness = 3.5
+    mb.materials.append(bpy.data.materials.new("Goo"))
+    link(bpy.data.objects.new("Blobs", mb)).location = (0, 3, 0)
+
+
+def build_lattice() -> None:
+    """A deformed lattice and a mesh bent by it through a modifier."""
+    lattice = bpy.data.lattices.new("Cage")
+    lattice.points_u, lattice.points_v, lattice.points_w = 3, 3, 2
+    lattice.interpolation_type_u = "KEY_LINEAR"
+    lattice.use_outside = True
+    lattice.points[4].co_deform = (0.1, 0.2, -0.9)
+    lattice.points[17].co_deform.z += 0.5
+    lattice.points[2].weight_softbody = 0.25
+    cage = link(bpy.data.objects.new("Cage", lattice))
+    cage.scale = (2.0, 2.0, 1.0)
+    ob = link(bpy.data.objects.new("Bent", triangle_mesh("Bent")))
+    mod = ob.modifiers.new("Lattice", "LATTICE")
+    mod.object = cage
+    mod.strength = 0.75
+
+
+def build_lightprobe() -> None:
+    """One light probe of each type with settings of its own."""
+    sphere = bpy.data.lightprobes.new("Sphere", "SPHERE")
+    sphere.influence_distance = 3.5
+    sphere.clip_start = 0.25
+    plane = bpy.data.lightprobes.new("Plane", "PLANE")
+    plane.influence_distance = 0.5
+    volume = bpy.data.lightprobes.new("Volume", "VOLUME")
+    volume.resolution_x = 6
+    volume.intensity = 1.5
+    for i, probe in enumerate((sphere, plane, volume)):
+        link(bpy.data.objects.new(probe.name, probe)).location = (i * 2.0, -3.0, 1.0)
+
+
+def write_wav(path: str, seconds: float = 0.05, rate: int = 8000, pitch: float = 440.0) -> None:
+    frames = b"".join(
+        struct.pack("<h", int(12000 * math.sin(2 * math.pi * pitch * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+
+
+def packed_sound(name: str, pitch: float = 440.0) -> bpy.types.Sound:
+    fd, path = tempfile.mkstemp(suffix=".wav")
+    os.close(fd)
+    try:
+        write_wav(path, pitch=pitch)
+        sound = bpy.data.sounds.load(path, check_existing=False)
+        sound.pack()
+    finally:
+        os.remove(path)
+    sound.name = name
+    return sound
+
+
+def build_speaker() -> None:
+    """A packed sound played by a speaker."""
+    sound = packed_sound("Beep")
+    sound.use_mono = True
+    speaker = bpy.data.speakers.new("Radio")
+    speaker.sound = sound
+    speaker.volume = 0.5
+    speaker.pitch = 1.25
+    speaker.cone_angle_outer = math.radians(200)
+    link(bpy.data.objects.new("Radio", speaker)).location = (0, 0, 2)
+
+
+def build_texture() -> None:
+    """Procedural and image textures, one of them driving a displace modifier."""
+    clouds = bpy.data.textures.new("Clouds", type="CLOUDS")
+    clouds.noise_scale = 0.4
+    clouds.noise_depth = 3
+    clouds.intensity = 1.2
+    picture = bpy.data.textures.new("Picture", type="IMAGE")
+    picture.image = bpy.data.images.new("Checker", 8, 8)
+    picture.image.generated_type = "COLOR_GRID"
+    picture.extension = "REPEAT"
+    ob = link(bpy.data.objects.new("Bumpy", triangle_mesh("Bumpy")))
+    mod = ob.modifiers.new("Displace", "DISPLACE")
+    mod.texture = clouds
+    mod.strength = 0.3
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -232,9 +341,40 @@ BUILDERS = {
     "curve": (build_curve, "curve"),
     "font": (build_font, "curve"),
     "text": (build_text, "text"),
+    "metaball": (build_metaball, "mball"),
+    "lattice": (build_lattice, "lattice"),
+    "lightprobe": (build_lightprobe, "lprobe"),
+    "speaker": (build_speaker, "speaker"),
+    "sound": (build_speaker, "sound"),
+    "texture": (build_texture, "tex"),
+}
+
+
+def _change_sound() -> None:
+    """Replace the speaker's sound content (a different tone), keeping the datablock."""
+    old = bpy.data.sounds["Beep"]
+    new = packed_sound("Beep.new", pitch=660.0)
+    uuid = old.get("blendsync_uuid")
+    old.user_remap(new)
+    bpy.data.sounds.remove(old)
+    new.name = "Beep"
+    new["blendsync_uuid"] = uuid
+
+
+# One small edit per row: the scene hash must see it.
+CHANGES = {
+    "metaball": lambda: setattr(bpy.data.metaballs["Blobs"].elements[1], "size_x", 0.5),
+    "lattice": lambda: setattr(bpy.data.lattices["Cage"].points[4], "co_deform", (0.1, 0.2, -0.5)),
+    "lightprobe": lambda: setattr(bpy.data.lightprobes["Volume"], "resolution_x", 7),
+    "speaker": lambda: setattr(bpy.data.speakers["Radio"], "pitch", 1.5),
+    "sound": _change_sound,
+    "texture": lambda: setattr(bpy.data.textures["Clouds"], "noise_scale", 0.5),
 }
 
 
 def build_everything() -> None:
+    done = set()
     for build, _kind in BUILDERS.values():
-        build()
+        if build not in done:  # one builder may stand for two rows
+            done.add(build)
+            build()

@@ -8,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import BUILDERS, build_everything, build_mesh, reset_scene  # noqa: E402
+from scene_builders import BUILDERS, CHANGES, build_everything, build_mesh, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 
@@ -38,6 +38,50 @@ def test_kind_roundtrip(row):
     assert sync.scene_hash() == before
     # The rebuilt scene serialises to exactly the same bytes, key for key.
     assert sync.serialise_scene() == values
+
+
+@pytest.mark.parametrize("row", sorted(CHANGES))
+def test_kind_hash_sees_a_change(row):
+    """The canonical hash reads each kind: one small edit changes it, and the keys of that kind change."""
+    build, kind = BUILDERS[row]
+    build()
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    CHANGES[row]()
+    bpy.context.view_layer.update()
+    assert sync.scene_hash() != before
+    after = sync.serialise_scene()
+    assert {k for k in values if values[k] != after.get(k)} & {k for k in values if k.startswith(kind + "/")}
+    # ...and the change itself goes through a round trip.
+    changed = sync.scene_hash()
+    reset_scene()
+    sync.apply_ops(list(after.items()))
+    assert sync.scene_hash() == changed
+
+
+def test_changes_applied_onto_an_existing_replica():
+    """Later values of the new kinds are applied in place over an older replica (no new datablocks)."""
+    for build in {BUILDERS[row][0] for row in CHANGES}:
+        build()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    counts = {attr: len(getattr(bpy.data, attr)) for attr in ("metaballs", "lattices", "lightprobes",
+                                                               "speakers", "sounds", "textures")}
+    bpy.data.metaballs["Blobs"].elements[1].size_x = 0.5
+    bpy.data.lattices["Cage"].points[4].co_deform = (0.1, 0.2, -0.5)
+    bpy.data.lightprobes["Volume"].resolution_x = 7
+    bpy.data.textures["Clouds"].noise_scale = 0.5
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    assert applier.errors == []
+    # Back to the old values, then the edited ones on top: only the changed keys.
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert sync.scene_hash() != edited_hash
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == []
+    assert sync.scene_hash() == edited_hash
+    assert counts == {attr: len(getattr(bpy.data, attr)) for attr in counts}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

@@ -185,7 +185,14 @@ async def test_a_minority_refuses_writes_and_acknowledges_nothing(cluster3):
             cluster3.signal(2, signal.SIGCONT)
             cluster3.signal(3, signal.SIGCONT)
     async with connect(*cluster3.address(2), name="after") as after:
-        await after.join("r")
+        with trio.fail_after(20):  # the resumed majority elects a leader first; until then: unavailable
+            while True:
+                try:
+                    await after.join("r")
+                    break
+                except ServerError as exc:
+                    assert exc.code == "unavailable"
+                    await trio.sleep(0.2)
         assert after.state["before"] == b"1"
         assert await after.set("after", b"3") > 0
 

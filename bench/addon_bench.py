@@ -1,0 +1,489 @@
+"""Benchmarks of the Blender add-on against a real ``blendsync serve``.
+
+    python bench/addon_bench.py join [--objects 100] [--grid 1000] [--json]
+    python bench/addon_bench.py drag [--steps 100] [--grid 100] [--json]
+
+``join``: one Blender process builds a room (``--objects`` small meshes and
+one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
+add-on; a second, fresh Blender process joins the room. Measured in the
+joiner: from the join request to the scene applied (snapshot received and
+every apply slice done), with the pump driven the way Blender's timer drives
+it, and the bytes read from the socket. Baseline in the same run: the trio
+client library (``broadcaster.client``) joining the same room, which
+receives and decodes the same snapshot but applies nothing. Both scenes'
+``scene_hash()`` must be equal.
+
+``drag``: one Blender process in a room moves one object (with a
+``--grid`` x ``--grid`` vertex mesh) in ``--steps`` steps, each followed by
+``view_layer.update()`` and one pump, and counts the bytes the add-on wrote
+to its socket; compared with sending every key of the object and its mesh
+at each step.
+
+Each command prints one JSON line with ``--json``. The Blender processes are
+this script run with ``worker`` (``bpy`` is imported only there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+REPLY = "@@ "
+
+
+# ---- orchestration (no bpy) ---------------------------------------------------------------------------
+
+
+class Server:
+    """``blendsync serve`` on an ephemeral port with a fresh data directory."""
+
+    def __enter__(self) -> Server:
+        self.data_dir = tempfile.mkdtemp(prefix="blendsync-bench-data-")
+        command = [
+            sys.executable, "-m", "broadcaster.cli", "--log-level", "warning",
+            "serve", "--port", "0", "--data-dir", self.data_dir,
+        ]
+        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r"listening on (\S+):(\d+)", line)
+        if not match:
+            self.__exit__()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.host, self.port = match.group(1), int(match.group(2))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class Worker:
+    """A Blender process (this script, ``worker`` mode) driven by JSON lines."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "worker", name],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.call_reply(None, timeout=60)
+
+    def call_reply(self, command: dict[str, Any] | None, timeout: float = 120) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if command is not None:
+            self.proc.stdin.write(json.dumps(command) + "\n")
+            self.proc.stdin.flush()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"worker {self.name} exited ({self.proc.poll()})")
+            if line.startswith(REPLY):
+                reply = json.loads(line[len(REPLY):])
+                if not reply.get("ok"):
+                    raise RuntimeError(f"worker {self.name}: {reply.get('error')}\n{reply.get('trace', '')}")
+                return reply
+        raise TimeoutError(f"worker {self.name}: no answer to {command}")
+
+    def __call__(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        return self.call_reply({"cmd": cmd, **fields}, timeout=float(fields.get("timeout", 120)) + 10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.call_reply({"cmd": "quit"}, timeout=20)
+                self.proc.wait(timeout=20)
+            except (RuntimeError, TimeoutError, subprocess.TimeoutExpired, BrokenPipeError):
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def _client_join(host: str, port: int, room: str) -> dict[str, Any]:
+    """Baseline: join with the client library (receive and decode the snapshot, apply nothing)."""
+    from broadcaster.client import connect
+
+    async with connect(host, port, name="baseline", kind="bench") as client:
+        received = [0]
+        feed = client.conn.receive_data
+
+        def counting_feed(data: bytes) -> None:
+            received[0] += len(data)
+            feed(data)
+
+        client.conn.receive_data = counting_feed
+        start = time.perf_counter()
+        await client.join(room)
+        seconds = time.perf_counter() - start
+        keys = len(client.state)
+        await client.leave()
+    return {"seconds": round(seconds, 4), "bytes_received": received[0], "keys": keys}
+
+
+def client_join(host: str, port: int, room: str) -> dict[str, Any]:
+    import trio
+
+    return trio.run(_client_join, host, port, room)
+
+
+def bench_join(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-join-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        publisher = Worker("publisher")
+        joiner = None
+        try:
+            built = publisher("build", objects=args.objects, grid=args.grid, grids=args.grids)
+            publisher("connect", servers=server.address)
+            published = publisher("publish", room=room, timeout=args.timeout)
+            pub_state = publisher("state")
+            baseline_before = client_join(server.host, server.port, room)
+            joiner = Worker("joiner")
+            joiner("connect", servers=server.address)
+            joined = joiner("join", room=room, timeout=args.timeout)
+            join_state = joiner("state")
+            baseline_after = client_join(server.host, server.port, room)
+        finally:
+            for worker in (joiner, publisher):
+                if worker is not None:
+                    worker.close()
+    base_seconds = (baseline_before["seconds"] + baseline_after["seconds"]) / 2
+    return {
+        "bench": "addon-join",
+        "objects": built["objects"],
+        "vertices": built["vertices"],
+        "keys": built["keys"],
+        "key_bytes": built["key_bytes"],
+        "publish_seconds": published["seconds"],
+        "publish_bytes_sent": published["bytes_sent"],
+        "join_seconds": joined["seconds"],
+        "join_snapshot_end_seconds": joined["snapshot_end_seconds"],
+        "join_after_snapshot_seconds": joined["after_snapshot_seconds"],
+        "join_apply_step_seconds": joined["apply_step_seconds"],
+        "join_pump_seconds": joined["pump_seconds"],
+        "join_pumps": joined["pumps"],
+        "join_bytes_received": joined["bytes_received"],
+        "baseline_client_join": [baseline_before, baseline_after],
+        "ratio_join": round(joined["seconds"] / max(base_seconds, 1e-9), 2),
+        "room_keys": baseline_after["keys"],
+        "hash_equal": pub_state["hash"] == join_state["hash"],
+        "hash": join_state["hash"][:16],
+        "apply_errors": join_state["errors"],
+        "messages": {"publisher": pub_state["messages"], "joiner": join_state["messages"]},
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
+def bench_drag(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-drag-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        artist = Worker("dragger")
+        try:
+            artist("build", objects=0, grid=args.grid)
+            artist("connect", servers=server.address)
+            artist("publish", room=room, timeout=60)
+            result = artist("drag", steps=args.steps)
+        finally:
+            artist.close()
+    whole = result["whole_bytes_per_step"] * args.steps
+    return {
+        "bench": "addon-drag",
+        "steps": args.steps,
+        "vertices": result["vertices"],
+        "batches": result["batches"],
+        "bytes_sent": result["bytes_sent"],
+        "bytes_per_step": round(result["bytes_sent"] / args.steps, 1),
+        "transform_key_bytes": result["transform_key_bytes"],
+        "whole_keys": result["whole_keys"],
+        "whole_bytes_per_step": result["whole_bytes_per_step"],
+        "whole_bytes": whole,
+        "ratio_whole_to_sent": round(whole / max(result["bytes_sent"], 1), 1),
+        "seconds": result["seconds"],
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
+# ---- the Blender side -----------------------------------------------------------------------------------
+
+
+def worker_main(name: str) -> int:
+    home = tempfile.mkdtemp(prefix="blendsync-bench-")
+    os.environ["BLENDER_USER_RESOURCES"] = home
+    os.environ["XDG_CACHE_HOME"] = home
+    import bpy  # noqa: I001  (addon_utils is importable only once bpy is)
+
+    import addon_utils
+
+    out = sys.stdout
+
+    def reply(**fields: Any) -> None:
+        out.write(REPLY + json.dumps(fields, default=repr) + "\n")
+        out.flush()
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+    def fail(exc: BaseException) -> None:
+        raise exc
+
+    addon = addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
+    if addon is None:
+        raise SystemExit("could not enable the add-on")
+    from blender_addon import session as session_mod
+    from blender_addon import sync
+    from blender_addon.protocol_shim import protocol
+
+    def current():
+        session = session_mod.current()
+        if session is None:
+            raise RuntimeError("not connected")
+        return session
+
+    def timer_tick() -> float:
+        """What Blender's event loop does: flush the depsgraph, run the add-on's timer, wait its interval."""
+        bpy.context.view_layer.update()
+        return session_mod._timer() or 0.05
+
+    def run_until(predicate, timeout: float) -> int:
+        end = time.monotonic() + timeout
+        pumps = 0
+        while time.monotonic() < end:
+            interval = timer_tick()
+            pumps += 1
+            if predicate():
+                return pumps
+            time.sleep(interval)
+        raise TimeoutError("timed out")
+
+    def settled(session) -> bool:
+        return (
+            session.connected
+            and session.room is not None
+            and session._join is None
+            and not session.busy
+            and not session.unacked
+        )
+
+    def build(objects: int, grid: int, grids: int = 1) -> dict[str, Any]:
+        scene = bpy.context.scene
+        coll = bpy.data.collections.new("Props")
+        scene.collection.children.link(coll)
+        mat = bpy.data.materials.new("Paint")
+        base = bpy.data.meshes.new("Box")
+        s = 0.2
+        verts = [(x * s, y * s, z * s) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+        faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        base.from_pydata(verts, [], faces)
+        base.materials.append(mat)
+        for i in range(objects):
+            me = base.copy()
+            me.name = f"Box.{i:03d}"
+            ob = bpy.data.objects.new(f"Box.{i:03d}", me)
+            ob.location = (i % 10, i // 10, 0.0)
+            ob.rotation_euler = (0.0, 0.0, i * 0.1)
+            coll.objects.link(ob)
+        bpy.data.meshes.remove(base)
+        vertices = 0
+        for i in range(grids if grid else 0):
+            bpy.ops.mesh.primitive_grid_add(
+                x_subdivisions=grid - 1, y_subdivisions=grid - 1, size=10, calc_uvs=False,
+                location=(12.0 * i, -12.0, 0.0),
+            )
+            ob = bpy.context.active_object
+            ob.name = ob.data.name = "Terrain" if i == 0 else f"Terrain.{i:03d}"
+            vertices += len(ob.data.vertices)
+        bpy.context.view_layer.update()
+        values = sync.serialise_scene()
+        return {
+            "objects": len(bpy.data.objects),
+            "vertices": vertices,
+            "keys": len(values),
+            "key_bytes": sum(len(k) + len(v) for k, v in values.items()),
+        }
+
+    def publish(room: str, timeout: float) -> dict[str, Any]:
+        session = current()
+        sent0 = session.net.bytes_sent
+        start = time.perf_counter()
+        session.create_room(room, keep_open=True, send_scene=True)
+        # Joined first; the next pump's scan sends the whole scene as the room's first batch.
+        run_until(lambda: session.room == room and settled(session) and session.tracker.values, timeout)
+        return {
+            "seconds": round(time.perf_counter() - start, 3),
+            "bytes_sent": session.net.bytes_sent - sent0,
+        }
+
+    def join(room: str, timeout: float) -> dict[str, Any]:
+        session = current()
+        received0 = session.net.bytes_received
+        spent = {"apply": 0.0, "pump": 0.0}
+        step = session.applier.step
+
+        def timed_step(*args: Any, **kwargs: Any) -> float:
+            t0 = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                spent["apply"] += time.perf_counter() - t0
+
+        session.applier.step = timed_step
+        start = time.perf_counter()
+        session.join_room(room)
+        snapshot_done = None
+        pumps = 0
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            interval = timer_tick()
+            spent["pump"] += time.perf_counter() - t0
+            pumps += 1
+            if snapshot_done is None and session.room == room and session._join is None:
+                snapshot_done = time.perf_counter()
+            if snapshot_done is not None and not session.busy:
+                break
+            time.sleep(interval)
+        else:
+            raise TimeoutError("join timed out")
+        done = time.perf_counter()
+        del session.applier.step
+        return {
+            "seconds": round(done - start, 3),
+            "snapshot_end_seconds": round(snapshot_done - start, 3),
+            "after_snapshot_seconds": round(done - snapshot_done, 3),
+            "apply_step_seconds": round(spent["apply"], 3),
+            "pump_seconds": round(spent["pump"], 3),
+            "pumps": pumps,
+            "bytes_received": session.net.bytes_received - received0,
+        }
+
+    def drag(steps: int) -> dict[str, Any]:
+        session = current()
+        ob = bpy.data.objects["Terrain"]
+        view_layer = bpy.context.view_layer
+        run_until(lambda: settled(session), 30)
+        whole = {**sync.serialise_datablock(ob), **sync.serialise_datablock(ob.data)}
+        frame = protocol.encode_frame(
+            protocol.Batch(op_id=1, ops=[["set", k, v] for k, v in whole.items()]).to_body()
+        )
+        transform_key = sync.make_key("obj", sync.get_uuid(ob), "transform")
+        sent0, batches0 = session.net.bytes_sent, session.stats["batches"]
+        start = time.perf_counter()
+        for i in range(steps):
+            ob.location = ((i + 1) * 0.05, (i + 1) * 0.02, 0.0)
+            view_layer.update()
+            session_mod.pump()
+        run_until(lambda: settled(session), 30)
+        seconds = time.perf_counter() - start
+        time.sleep(0.2)  # let the network thread finish writing
+        return {
+            "vertices": len(ob.data.vertices),
+            "batches": session.stats["batches"] - batches0,
+            "bytes_sent": session.net.bytes_sent - sent0,
+            "transform_key_bytes": len(transform_key) + len(session.tracker.values[transform_key]),
+            "whole_keys": len(whole),
+            "whole_bytes_per_step": len(frame),
+            "seconds": round(seconds, 3),
+        }
+
+    reply(ok=True, ready=True, pid=os.getpid())
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        command = json.loads(line)
+        cmd = command.pop("cmd")
+        if cmd == "quit":
+            reply(ok=True)
+            break
+        try:
+            if cmd == "build":
+                result = build(int(command["objects"]), int(command["grid"]), int(command.get("grids", 1)))
+            elif cmd == "connect":
+                session = session_mod.start(command["servers"], name=name)
+                run_until(lambda session=session: session.connected, 20)
+                result = {}
+            elif cmd == "publish":
+                result = publish(command["room"], float(command.get("timeout", 60)))
+            elif cmd == "join":
+                result = join(command["room"], float(command.get("timeout", 60)))
+            elif cmd == "drag":
+                result = drag(int(command["steps"]))
+            elif cmd == "state":
+                session = current()
+                result = {
+                    "hash": sync.scene_hash(),
+                    "seq": session.last_seq,
+                    "errors": session.applier.errors[-5:],
+                    "messages": session.messages[-5:],
+                }
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+        except Exception as exc:
+            import traceback
+
+            reply(ok=False, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+        else:
+            reply(ok=True, **result)
+    session_mod.stop()
+    addon_utils.disable("blender_addon", default_set=True)
+    return 0
+
+
+# ---- command line ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        return worker_main(argv[1] if len(argv) > 1 else "worker")
+    parser = argparse.ArgumentParser(prog="addon_bench", description=__doc__.split("\n\n")[0])
+    kinds = parser.add_subparsers(dest="bench", required=True)
+    join = kinds.add_parser("join", help="a fresh Blender joins a room with many objects and a large mesh")
+    join.add_argument("--objects", type=int, default=100, help="small mesh objects besides the grid")
+    join.add_argument("--grid", type=int, default=1000, help="grid of N x N vertices (0: none)")
+    join.add_argument("--grids", type=int, default=1, help="how many such grids (separate meshes)")
+    join.add_argument("--timeout", type=float, default=90.0)
+    join.add_argument("--json", action="store_true")
+    drag = kinds.add_parser("drag", help="bytes sent while dragging one object")
+    drag.add_argument("--steps", type=int, default=100)
+    drag.add_argument("--grid", type=int, default=100, help="the dragged object's mesh: N x N vertices")
+    drag.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = bench_join(args) if args.bench == "join" else bench_drag(args)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    return 0 if result.get("hash_equal", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
