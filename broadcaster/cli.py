@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 
 import trio
 
@@ -34,8 +35,12 @@ def _serve(args: argparse.Namespace) -> int:
         "advertise": args.advertise,
     }
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides)  # a bad file or value is a ValueError
         config.check()
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+        print(f"blendsync: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    try:
         trio.run(serve_forever, config)
     except KeyboardInterrupt:
         pass

@@ -125,10 +125,11 @@ class ServeCluster(LocalProcesses):
 
     ready_marker = "listening"
 
-    def __init__(self, size: int, tick_interval: float | None = None, **kwargs: Any):
+    def __init__(self, size: int, tick_interval: float | None = None, extra_config: str = "", **kwargs: Any):
         super().__init__(size, **kwargs)
         self.ports = {i: free_port() for i in self.ids}
         self.tick_interval = tick_interval
+        self.extra_config = extra_config  # TOML appended to every node's config file (e.g. TLS settings)
 
     def address(self, node_id: int) -> tuple[str, int]:
         return "127.0.0.1", self.ports[node_id]
@@ -148,9 +149,12 @@ class ServeCluster(LocalProcesses):
                         "--cluster-secret-file", str(self.secret)]  # fmt: skip
         if join:
             command.append("--join")
-        if self.tick_interval is not None:
+        if self.tick_interval is not None or self.extra_config:
             config = self.dir / f"node{node_id}.toml"
-            config.write_text(f"[cluster]\ntick_interval = {self.tick_interval}\n")
+            tick = (
+                f"[cluster]\ntick_interval = {self.tick_interval}\n" if self.tick_interval is not None else ""
+            )
+            config.write_text(f"{self.extra_config}\n{tick}")
             command += ["--config", str(config)]
         return command
 

@@ -296,3 +296,43 @@ async def test_a_partitioned_minority_refuses_writes_then_converges(tmp_path):
                 assert alone.state == majority.state
         finally:
             cluster.stop_all()
+
+
+async def test_cluster_with_tls_everywhere(tmp_path):
+    """Client port and cluster port both over TLS (``tls_cert``/``tls_key`` and ``cluster_ca``)."""
+    import trustme
+
+    from broadcaster.tls import client_context
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = tmp_path / "tls"
+    files.mkdir()
+    cert.private_key_pem.write_to_path(str(files / "node.key"))
+    cert.cert_chain_pems[0].write_to_path(str(files / "node.pem"))
+    ca.cert_pem.write_to_path(str(files / "ca.pem"))
+    extra = (
+        f'[server]\ntls_cert = "{files / "node.pem"}"\ntls_key = "{files / "node.key"}"\n'
+        f'[cluster]\ncluster_ca = "{files / "ca.pem"}"\ntick_interval = 0.05\n'
+    )
+    cluster = BroadcasterCluster(tmp_path / "cluster", 3, tick_interval=None)
+    cluster.extra_config = extra
+    cluster.start_all()
+    try:
+        context = client_context(ca=files / "ca.pem")
+        async with (
+            connect(*cluster.address(1), name="a", ssl_context=context) as a,
+            connect(*cluster.address(3), name="b", ssl_context=context) as b,
+        ):
+            await a.create_room("secure", keep_open=True)
+            await a.join("secure")
+            await b.join("secure")
+            seq = await a.set("k", b"over tls")
+            await wait_for(lambda: b.seq >= seq, timeout=20)
+            assert b.state["k"] == b"over tls"
+        with pytest.raises((ConnectionLost, OSError, trio.TooSlowError)):
+            with trio.fail_after(5):
+                async with connect(*cluster.address(2), name="plain") as plain:  # no TLS: refused
+                    await plain.list_rooms()
+    finally:
+        cluster.stop_all()
