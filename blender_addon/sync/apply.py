@@ -22,11 +22,16 @@ from . import ids, rna
 from .codec import PARTS, PRIMARY_PART, decode_value, op_order, parse_key, unpack_f32, unpack_i32
 from .serialise import (
     ATTRIBUTE_LAYOUT,
+    BONE_PROPS,
     LATTICE_SIZE,
     METABALL_ELEMENT,
+    POSE_BONE_PROPS,
+    SHAPE_KEY_PROPS,
     SPLINE_FLAGS,
+    bone_roll,
     curve_type,
     image_content,
+    ser_interface,
     sound_content,
 )
 from .tracker import ADOPT_PROP, ChangeTracker
@@ -34,6 +39,8 @@ from .tracker import ADOPT_PROP, ChangeTracker
 Op = tuple[str, bytes | None]
 SLOTS_PREFIX = "slots:"  # pending-link token: an object waits for its data's material slots
 LATTICE_PREFIX = "lattice:"  # pending-link token: lattice points wait for the lattice's size
+SHAPES_PREFIX = "shapes:"  # pending-link token: shape keys wait for their mesh's vertices
+POSE_PREFIX = "pose:"  # pending-link token: an object's pose waits for its armature's bones
 
 
 # ---------------------------------------------------------------- batch context
@@ -80,6 +87,8 @@ class _Context:
             data = bpy.data.lightprobes.new(name, "SPHERE")  # replaced if its meta names another type
         elif kind == "speaker":
             data = bpy.data.speakers.new(name)
+        elif kind == "arm":
+            data = bpy.data.armatures.new(name)
         else:
             data = bpy.data.cameras.new(name)
         self.applier._register(kind, uuid, data)
@@ -188,6 +197,7 @@ CREATORS: dict[str, Creator] = {
     "sound": lambda u, d, c: _load_sound(d),
     "tex": lambda u, d, c: bpy.data.textures.new(d["name"], type=d["type"]),
     "action": lambda u, d, c: bpy.data.actions.new(d["name"]),
+    "ngroup": lambda u, d, c: bpy.data.node_groups.new(d["name"], "ShaderNodeTree"),
     "mat": lambda u, d, c: bpy.data.materials.new(d["name"]),
     "world": lambda u, d, c: bpy.data.worlds.new(d["name"]),
     "mesh": lambda u, d, c: bpy.data.meshes.new(d["name"]),
@@ -198,6 +208,7 @@ CREATORS: dict[str, Creator] = {
     "speaker": lambda u, d, c: bpy.data.speakers.new(d["name"]),
     "light": lambda u, d, c: bpy.data.lights.new(d["name"], type=d["type"]),
     "cam": lambda u, d, c: bpy.data.cameras.new(d["name"]),
+    "arm": lambda u, d, c: bpy.data.armatures.new(d["name"]),
     "coll": lambda u, d, c: bpy.data.collections.new(d["name"]),
     "obj": _create_obj,
     "scene": _create_scene,
@@ -219,8 +230,14 @@ def _apply_obj_meta(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types
     if ob.parent != parent and parent is not ob:
         ob.parent = parent
     _set(ob, "parent_type", doc["parent_type"])
-    for attr in ("hide_viewport", "hide_render", "hide_select", "empty_display_type",
-                 "empty_display_size", "display_type"):
+    for attr in (
+        "hide_viewport",
+        "hide_render",
+        "hide_select",
+        "empty_display_type",
+        "empty_display_size",
+        "display_type",
+    ):
         _set(ob, attr, doc[attr])
     wanted = {}
     for ref in doc["collections"]:
@@ -256,8 +273,16 @@ def _apply_obj_meta(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types
 
 def _apply_obj_transform(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types.ID:
     _set(ob, "rotation_mode", doc["rotation_mode"])
-    for attr in ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale",
-                 "delta_location", "delta_rotation_euler", "delta_scale"):
+    for attr in (
+        "location",
+        "rotation_euler",
+        "rotation_quaternion",
+        "rotation_axis_angle",
+        "scale",
+        "delta_location",
+        "delta_rotation_euler",
+        "delta_scale",
+    ):
         _set(ob, attr, doc[attr])
     flat = doc["parent_inverse"]
     matrix = Matrix([flat[0:4], flat[4:8], flat[8:12], flat[12:16]])
@@ -298,6 +323,150 @@ def _apply_obj_anim(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types
     if slot is not None and ad.action_slot != slot:
         ad.action_slot = slot
     return ob
+
+
+@contextlib.contextmanager
+def _animation_detached(scene: bpy.types.Scene):
+    """Detach the actions of a scene's objects for a while.
+
+    Evaluating a scene (which operators do too) writes animated values back to
+    the objects, at whatever frame the scene is on while it is being applied:
+    that must not overwrite their transforms.
+    """
+    held = []
+    for ob in scene.objects:
+        ad = ob.animation_data
+        if ad is not None and ad.action is not None:
+            held.append((ad, ad.action, ad.action_slot))
+            ad.action = None
+    try:
+        yield
+    finally:
+        for ad, action, slot in held:
+            ad.action = action
+            if slot is not None and ad.action_slot != slot:
+                ad.action_slot = slot
+
+
+def _evaluate_without_animation(scene: bpy.types.Scene) -> None:
+    with _animation_detached(scene):
+        for view_layer in scene.view_layers[:1]:
+            with bpy.context.temp_override(scene=scene, view_layer=view_layer):
+                bpy.context.evaluated_depsgraph_get()
+
+
+def _apply_obj_pose(ob: bpy.types.Object, doc: dict, ctx: _Context) -> bpy.types.ID:
+    if ob.type != "ARMATURE":
+        return ob
+    wanted = doc["bones"]
+
+    def incomplete() -> bool:
+        return ob.pose is None or any(d["name"] not in ob.pose.bones for d in wanted)
+
+    if wanted and incomplete():
+        # The pose is rebuilt from the armature's bones when the object is evaluated in a scene
+        # (which need not be the window's scene).
+        ob.update_tag()
+        for scene in ob.users_scene:
+            _evaluate_without_animation(scene)
+    if incomplete():
+        # The object is not in the view layer yet, or its armature's bones have not arrived:
+        # tried again at the end of each step (Applier._retry_poses).
+        ctx.missing.add(POSE_PREFIX + ids.get_uuid(ob))
+        return ob
+    for d in wanted:
+        pb = ob.pose.bones[d["name"]]
+        for attr in POSE_BONE_PROPS:
+            _set(pb, attr, d[attr])
+    return ob
+
+
+# ---------------------------------------------------------------- armatures
+
+
+@contextlib.contextmanager
+def _armature_edit_mode(arm: bpy.types.Armature):
+    """Edit mode on a throw-away object using ``arm`` (edit bones exist only in edit mode)."""
+    ob = bpy.data.objects.new("blendsync-temp", arm)
+    scene = bpy.context.scene
+    scene.collection.objects.link(ob)
+    view_layer = bpy.context.view_layer
+    previous = view_layer.objects.active
+    view_layer.objects.active = ob
+    window = bpy.context.window or bpy.context.window_manager.windows[0]
+    try:
+        with (
+            _animation_detached(scene),
+            bpy.context.temp_override(
+                window=window, scene=scene, view_layer=view_layer, active_object=ob, object=ob
+            ),
+        ):
+            bpy.ops.object.mode_set(mode="EDIT")
+            try:
+                if ob.mode != "EDIT":
+                    raise RuntimeError("cannot enter edit mode on the armature")
+                yield
+            finally:
+                bpy.ops.object.mode_set(mode="OBJECT")
+    finally:
+        bpy.data.objects.remove(ob)
+        if previous is not None and previous.name in view_layer.objects:
+            view_layer.objects.active = previous
+
+
+def _apply_arm_meta(arm: bpy.types.Armature, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(arm, doc["name"])
+    rna.write_props(arm, doc["props"], ctx.resolve)
+    return arm
+
+
+def _bones_differ(arm: bpy.types.Armature, doc: list) -> bool:
+    current = {b.name: b for b in arm.bones}
+    if set(current) != {d["name"] for d in doc}:
+        return True
+    for d in doc:
+        bone = current[d["name"]]
+        parent = bone.parent.name if bone.parent is not None else None
+        if (
+            parent != d["parent"]
+            or [float(x) for x in bone.head_local] != d["head"]
+            or [float(x) for x in bone.tail_local] != d["tail"]
+            or bone_roll(bone) != d["roll"]
+            or bone.use_connect != d["use_connect"]
+        ):
+            return True
+    return False
+
+
+def _apply_arm_bones(arm: bpy.types.Armature, doc: list, ctx: _Context) -> bpy.types.ID:
+    if _bones_differ(arm, doc):
+        with _armature_edit_mode(arm):
+            edit_bones = arm.edit_bones
+            wanted = {d["name"] for d in doc}
+            for eb in list(edit_bones):
+                if eb.name not in wanted:
+                    edit_bones.remove(eb)
+            for d in doc:
+                if d["name"] not in edit_bones:
+                    _rename(edit_bones.new(d["name"]), d["name"])
+            for d in doc:
+                eb = edit_bones[d["name"]]
+                eb.use_connect = False
+                eb.parent = edit_bones.get(d["parent"]) if d["parent"] else None
+            for d in doc:
+                eb = edit_bones[d["name"]]
+                eb.head = d["head"]
+                eb.tail = d["tail"]
+                eb.roll = d["roll"]
+            for d in doc:
+                edit_bones[d["name"]].use_connect = d["use_connect"]
+    bones = arm.bones
+    for d in doc:
+        bone = bones.get(d["name"])
+        if bone is not None:
+            for attr in BONE_PROPS:
+                _set(bone, attr, d[attr])
+    return arm
 
 
 # ---------------------------------------------------------------- meshes
@@ -368,10 +537,63 @@ def _apply_mesh_geometry(me: bpy.types.Mesh, doc: dict, ctx: _Context) -> bpy.ty
     return me
 
 
+def _with_temp_object(data: bpy.types.ID, action: Callable[[bpy.types.Object], None]) -> None:
+    """Run ``action`` on a throw-away object using ``data`` (shape key operations live on objects)."""
+    ob = bpy.data.objects.new("blendsync-temp", data)
+    try:
+        action(ob)
+    finally:
+        bpy.data.objects.remove(ob)
+
+
+def _make_shape_keys(names: list[str]) -> Callable[[bpy.types.Object], None]:
+    def make(ob: bpy.types.Object) -> None:
+        ob.shape_key_clear()
+        for name in names:
+            kb = ob.shape_key_add(name=name, from_mix=False)
+            _rename(kb, name)
+
+    return make
+
+
+def _apply_mesh_shapes(me: bpy.types.Mesh, doc: dict | None, ctx: _Context) -> bpy.types.ID:
+    if doc is None:
+        if me.shape_keys is not None:
+            _with_temp_object(me, lambda ob: ob.shape_key_clear())
+        return me
+    nv = len(me.vertices)
+    blocks = doc["blocks"]
+    if any(len(b["co"]) != 12 * nv for b in blocks):
+        # The geometry with this many vertices has not arrived yet: apply again once it has.
+        ctx.missing.add(SHAPES_PREFIX + ids.get_uuid(me))
+        return me
+    key = me.shape_keys
+    current = [(kb.name, len(kb.data)) for kb in key.key_blocks] if key is not None else []
+    if current != [(b["name"], nv) for b in blocks]:
+        _with_temp_object(me, _make_shape_keys([b["name"] for b in blocks]))
+        key = me.shape_keys
+    _set(key, "use_relative", doc["use_relative"])
+    _set(key, "eval_time", doc["eval_time"])
+    for kb, b in zip(key.key_blocks, blocks, strict=True):
+        for attr in SHAPE_KEY_PROPS:
+            _set(kb, attr, b[attr])
+        if kb.slider_min != b["slider_min"]:  # refused while above the old maximum
+            _set(kb, "slider_min", b["slider_min"])
+        _set(kb, "value", b["value"])
+        relative = key.key_blocks.get(b["relative_key"]) if b["relative_key"] else None
+        if relative is not None and kb.relative_key != relative:
+            kb.relative_key = relative
+        _fset(kb.data, "co", b["co"])
+    return me
+
+
 # ---------------------------------------------------------------- node trees
 
 
 def _find_socket(sockets, identifier: str):
+    if identifier.startswith("#"):  # a socket of a group node, by position (see serialise.socket_id)
+        index = int(identifier[1:])
+        return sockets[index] if index < len(sockets) else None
     return next((s for s in sockets if s.identifier == identifier), None)
 
 
@@ -389,8 +611,12 @@ def _set_socket_values(sockets, values: list, ctx: _Context) -> None:
 
 
 def _is_id_socket(sock) -> bool:
-    return sock.bl_idname in {"NodeSocketObject", "NodeSocketImage", "NodeSocketMaterial",
-                              "NodeSocketCollection"}
+    return sock.bl_idname in {
+        "NodeSocketObject",
+        "NodeSocketImage",
+        "NodeSocketMaterial",
+        "NodeSocketCollection",
+    }
 
 
 def _apply_color_ramp(ramp, doc: dict) -> None:
@@ -447,6 +673,45 @@ def apply_node_tree(tree: bpy.types.NodeTree | None, doc: dict | None, ctx: _Con
             continue
         link = tree.links.new(out, inp)
         link.is_muted = muted
+
+
+# ---------------------------------------------------------------- node groups
+
+
+def _interface_shape(items: list[dict]) -> list[tuple]:
+    return [(d["item_type"], d["name"], d["parent"], d.get("in_out"), d.get("socket_type")) for d in items]
+
+
+def _rebuild_interface(iface, items: list[dict]) -> None:
+    iface.clear()
+    made = []
+    for d in items:
+        parent = made[d["parent"]] if d["parent"] is not None and d["parent"] < len(made) else None
+        if d["item_type"] == "SOCKET":
+            item = iface.new_socket(
+                d["name"], in_out=d["in_out"], socket_type=d["socket_type"], parent=parent
+            )
+        else:
+            item = iface.new_panel(d["name"])
+            if parent is not None:
+                iface.move_to_parent(item, parent, len(parent.interface_items))
+        made.append(item)
+
+
+def _apply_ngroup_meta(tree: bpy.types.NodeTree, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(tree, doc["name"])
+    iface = tree.interface
+    wanted = doc["interface"]
+    if _interface_shape(ser_interface(tree)) != _interface_shape(wanted):
+        _rebuild_interface(iface, wanted)
+    for item, d in zip(iface.items_tree, wanted, strict=False):
+        rna.write_props(item, d["props"], ctx.resolve, first=("subtype",))
+    return tree
+
+
+def _apply_ngroup_nodes(tree: bpy.types.NodeTree, doc: dict, ctx: _Context) -> bpy.types.ID:
+    apply_node_tree(tree, doc, ctx)
+    return tree
 
 
 # ---------------------------------------------------------------- shading, lights, cameras
@@ -776,12 +1041,13 @@ APPLIERS: dict[str, dict[str, PartApplier]] = {
     "sound": {"meta": _apply_sound_meta},
     "tex": {"meta": _apply_tex_meta},
     "action": {"meta": _apply_action_meta, "curves": _apply_action_curves},
+    "ngroup": {"meta": _apply_ngroup_meta, "nodes": _apply_ngroup_nodes},
     "mat": {"meta": _apply_mat_meta, "nodes": _apply_mat_nodes},
     "world": {
         "meta": _apply_world_meta,
         "nodes": lambda w, d, c: (apply_node_tree(w.node_tree, d, c), w)[1],
     },
-    "mesh": {"meta": _apply_mesh_meta, "geometry": _apply_mesh_geometry},
+    "mesh": {"meta": _apply_mesh_meta, "geometry": _apply_mesh_geometry, "shapes": _apply_mesh_shapes},
     "curve": {"meta": _apply_curve_meta, "splines": _apply_curve_splines, "text": _apply_curve_text},
     "mball": {"meta": _apply_mball_meta, "elements": _apply_mball_elements},
     "lattice": {"meta": _apply_lattice_meta, "points": _apply_lattice_points},
@@ -789,12 +1055,14 @@ APPLIERS: dict[str, dict[str, PartApplier]] = {
     "speaker": {"meta": _apply_speaker_meta},
     "light": {"meta": _apply_light_meta},
     "cam": {"meta": _apply_cam_meta},
+    "arm": {"meta": _apply_arm_meta, "bones": _apply_arm_bones},
     "coll": {"meta": _apply_coll_meta},
     "obj": {
         "meta": _apply_obj_meta,
         "transform": _apply_obj_transform,
         "modifiers": _apply_obj_modifiers,
         "anim": _apply_obj_anim,
+        "pose": _apply_obj_pose,
     },
     "scene": {"meta": _apply_scene_meta, "frame": _apply_scene_frame},
 }
@@ -908,7 +1176,14 @@ class Applier:
         self._index = ids.index_all(assign=False)
         self._touched: dict[str, bpy.types.ID] = {}
 
+    def _retry_poses(self) -> None:
+        """Poses wait for their object to be evaluated with its armature's bones: try those again."""
+        waiting = [token for token, keys in self._pending.items() if keys and token.startswith(POSE_PREFIX)]
+        for token in waiting:
+            self._resolve_pending(token)
+
     def _end(self) -> None:
+        self._retry_poses()
         if self.tracker is not None and self._touched:
             alive = [id_data for uuid, id_data in self._touched.items() if uuid in self._index]
             self.tracker.note_datablocks(alive)
@@ -972,6 +1247,8 @@ class Applier:
             self._resolve_pending(SLOTS_PREFIX + uuid)
         if part == PRIMARY_PART and kind == "lattice":
             self._resolve_pending(LATTICE_PREFIX + uuid)
+        if part == "geometry" and kind == "mesh":
+            self._resolve_pending(SHAPES_PREFIX + uuid)
 
     def _on_created(self, uuid: str) -> None:
         for key, value in sorted(self._waiting_parts.pop(uuid, {}).items(), key=lambda kv: op_order(kv[0])):
@@ -993,8 +1270,9 @@ class Applier:
         self._pending_values.clear()
 
 
-def apply_ops(ops: Iterable[Op], tracker: ChangeTracker | None = None,
-              applier: Applier | None = None) -> Applier:
+def apply_ops(
+    ops: Iterable[Op], tracker: ChangeTracker | None = None, applier: Applier | None = None
+) -> Applier:
     """Apply remote operations in an order that works; return the applier used.
 
     Pass the same ``applier`` across calls to keep links that wait for a

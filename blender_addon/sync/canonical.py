@@ -15,16 +15,22 @@ import bpy
 
 from . import ids, rna
 from .serialise import (
+    BONE_PROPS,
     CAMERA_SKIP,
     CURVE_SKIP,
     LATTICE_SIZE,
     MATERIAL_SKIP,
     METABALL_ELEMENT,
     NODE_SKIP,
+    SHAPE_KEY_PROPS,
     TEXSPACE_SKIP,
     TEXTURE_SKIP,
+    bone_roll,
     curve_type,
     image_content,
+    ser_interface,
+    ser_pose,
+    socket_id,
     sound_content,
 )
 
@@ -79,7 +85,23 @@ def _describe_object(ob: bpy.types.Object, masters: dict[int, str]) -> dict:
         "action": _uid(ad.action) if ad is not None else None,
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
+        "pose": ser_pose(ob) if ob.type == "ARMATURE" else None,
     }
+
+
+def _describe_arm(arm: bpy.types.Armature) -> dict:
+    bones = {
+        bone.name: {
+            "parent": bone.parent.name if bone.parent is not None else None,
+            "head": _vec(bone.head_local),
+            "tail": _vec(bone.tail_local),
+            "roll": bone_roll(bone),
+            "use_connect": bone.use_connect,
+            "props": [rna.plain(getattr(bone, attr)) for attr in BONE_PROPS],
+        }
+        for bone in arm.bones
+    }
+    return {"name": arm.name, "props": rna.read_props(arm), "bones": bones}
 
 
 def _describe_mesh(me: bpy.types.Mesh) -> dict:
@@ -104,7 +126,23 @@ def _describe_mesh(me: bpy.types.Mesh) -> dict:
         "uv_layers": sorted(layer.name for layer in me.uv_layers),
         "attributes": attributes,
         "materials": [_uid(m) for m in me.materials],
+        "shapes": _describe_shapes(me.shape_keys),
     }
+
+
+def _describe_shapes(key: bpy.types.Key | None) -> dict | None:
+    if key is None or not len(key.key_blocks):
+        return None
+    blocks = [
+        [
+            kb.name,
+            [rna.plain(getattr(kb, attr)) for attr in SHAPE_KEY_PROPS],
+            kb.relative_key.name if kb.relative_key is not None else None,
+            [_vec(d.co) for d in kb.data],
+        ]
+        for kb in key.key_blocks
+    ]
+    return {"use_relative": key.use_relative, "eval_time": key.eval_time, "blocks": blocks}
 
 
 def _describe_tree(tree: bpy.types.NodeTree | None) -> dict | None:
@@ -118,20 +156,31 @@ def _describe_tree(tree: bpy.types.NodeTree | None) -> dict | None:
             "location": _vec(node.location),
             "props": rna.read_props(node, skip=NODE_SKIP),
             "inputs": [
-                [s.identifier, _uid(s.default_value) if isinstance(s.default_value, bpy.types.ID)
-                 else rna.plain(s.default_value)]
-                for s in node.inputs if hasattr(s, "default_value")
+                [
+                    socket_id(node, s, node.inputs),
+                    _uid(s.default_value)
+                    if isinstance(s.default_value, bpy.types.ID)
+                    else rna.plain(s.default_value),
+                ]
+                for s in node.inputs
+                if hasattr(s, "default_value")
             ],
             "outputs": [
-                [s.identifier, rna.plain(s.default_value)]
-                for s in node.outputs if hasattr(s, "default_value") and not isinstance(
-                    s.default_value, bpy.types.ID)
+                [socket_id(node, s, node.outputs), rna.plain(s.default_value)]
+                for s in node.outputs
+                if hasattr(s, "default_value") and not isinstance(s.default_value, bpy.types.ID)
             ],
             "ramp": [[e.position, _vec(e.color)] for e in node.color_ramp.elements]
-            if getattr(node, "color_ramp", None) is not None else None,
+            if getattr(node, "color_ramp", None) is not None
+            else None,
         }
     links = sorted(
-        [lk.from_node.name, lk.from_socket.identifier, lk.to_node.name, lk.to_socket.identifier]
+        [
+            lk.from_node.name,
+            socket_id(lk.from_node, lk.from_socket, lk.from_node.outputs),
+            lk.to_node.name,
+            socket_id(lk.to_node, lk.to_socket, lk.to_node.inputs),
+        ]
         for lk in tree.links
     )
     return {"nodes": nodes, "links": links}
@@ -143,13 +192,17 @@ def _describe_action(action: bpy.types.Action) -> dict:
         for strip in layer.strips:
             for bag in strip.channelbags:
                 for fc in bag.fcurves:
-                    curves.append([
-                        bag.slot.identifier if bag.slot else None,
-                        fc.data_path,
-                        fc.array_index,
-                        [[_vec(k.co), k.interpolation, _vec(k.handle_left), _vec(k.handle_right)]
-                         for k in fc.keyframe_points],
-                    ])
+                    curves.append(
+                        [
+                            bag.slot.identifier if bag.slot else None,
+                            fc.data_path,
+                            fc.array_index,
+                            [
+                                [_vec(k.co), k.interpolation, _vec(k.handle_left), _vec(k.handle_right)]
+                                for k in fc.keyframe_points
+                            ],
+                        ]
+                    )
     curves.sort(key=lambda c: (c[0] or "", c[1], c[2]))
     return {"name": action.name, "slots": sorted(s.identifier for s in action.slots), "fcurves": curves}
 
@@ -158,8 +211,10 @@ def _describe_curve(curve: bpy.types.Curve) -> dict:
     splines = []
     for spline in curve.splines:
         if spline.type == "BEZIER":
-            points = [[_vec(p.co), _vec(p.handle_left), _vec(p.handle_right), p.radius, p.tilt]
-                      for p in spline.bezier_points]
+            points = [
+                [_vec(p.co), _vec(p.handle_left), _vec(p.handle_right), p.radius, p.tilt]
+                for p in spline.bezier_points
+            ]
         else:
             points = [[_vec(p.co), p.radius, p.tilt] for p in spline.points]
         splines.append([spline.type, spline.use_cyclic_u, spline.resolution_u, points])
@@ -179,8 +234,9 @@ def _describe_image(img: bpy.types.Image) -> dict:
         "name": img.name,
         "size": list(img.size),
         "content": hashlib.sha256(content).hexdigest() if content is not None else None,
-        "generated": None if content is not None else [img.generated_type, img.generated_width,
-                                                       img.generated_height, _vec(img.generated_color)],
+        "generated": None
+        if content is not None
+        else [img.generated_type, img.generated_width, img.generated_height, _vec(img.generated_color)],
     }
 
 
@@ -223,15 +279,25 @@ def scene_description() -> dict:
         elif kind == "mesh":
             doc = _describe_mesh(id_data)
         elif kind == "mat":
-            doc = {"name": id_data.name, "props": rna.read_props(id_data, skip=MATERIAL_SKIP),
-                   "tree": _describe_tree(id_data.node_tree)}
+            doc = {
+                "name": id_data.name,
+                "props": rna.read_props(id_data, skip=MATERIAL_SKIP),
+                "tree": _describe_tree(id_data.node_tree),
+            }
         elif kind == "world":
-            doc = {"name": id_data.name, "color": _vec(id_data.color),
-                   "tree": _describe_tree(id_data.node_tree)}
+            doc = {
+                "name": id_data.name,
+                "color": _vec(id_data.color),
+                "tree": _describe_tree(id_data.node_tree),
+            }
+        elif kind == "ngroup":
+            doc = {"name": id_data.name, "interface": ser_interface(id_data), "tree": _describe_tree(id_data)}
         elif kind == "light":
             doc = {"name": id_data.name, "type": id_data.type, "props": rna.read_props(id_data)}
         elif kind == "cam":
             doc = {"name": id_data.name, "props": rna.read_props(id_data, skip=CAMERA_SKIP, nested=("dof",))}
+        elif kind == "arm":
+            doc = _describe_arm(id_data)
         elif kind == "coll":
             doc = {
                 "name": id_data.name,
@@ -259,8 +325,11 @@ def scene_description() -> dict:
         elif kind == "sound":
             doc = _describe_sound(id_data)
         elif kind == "tex":
-            doc = {"name": id_data.name, "type": id_data.type,
-                   "props": rna.read_props(id_data, skip=TEXTURE_SKIP)}
+            doc = {
+                "name": id_data.name,
+                "type": id_data.type,
+                "props": rna.read_props(id_data, skip=TEXTURE_SKIP),
+            }
         elif kind == "mball":
             doc = _describe_mball(id_data)
         elif kind == "lattice":

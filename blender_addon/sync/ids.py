@@ -24,6 +24,7 @@ DATA_COLLECTIONS: dict[str, str] = {
     "sound": "sounds",
     "tex": "textures",
     "action": "actions",
+    "ngroup": "node_groups",
     "mat": "materials",
     "world": "worlds",
     "mesh": "meshes",
@@ -34,6 +35,7 @@ DATA_COLLECTIONS: dict[str, str] = {
     "speaker": "speakers",
     "light": "lights",
     "cam": "cameras",
+    "arm": "armatures",
     "coll": "collections",
     "obj": "objects",
     "scene": "scenes",
@@ -53,6 +55,7 @@ _TYPE_KIND: dict[str, str] = {
     "LightProbeVolume": "lprobe",
     "Speaker": "speaker",
     "Action": "action",
+    "ShaderNodeTree": "ngroup",  # shader node groups (embedded material/world trees are skipped)
     "Material": "mat",
     "World": "world",
     "Mesh": "mesh",
@@ -65,6 +68,7 @@ _TYPE_KIND: dict[str, str] = {
     "AreaLight": "light",
     "Light": "light",
     "Camera": "cam",
+    "Armature": "arm",
     "Collection": "coll",
     "Object": "obj",
     "Scene": "scene",
@@ -82,6 +86,7 @@ OBJECT_DATA_KIND: dict[str, str | None] = {
     "LATTICE": "lattice",
     "LIGHT_PROBE": "lprobe",
     "SPEAKER": "speaker",
+    "ARMATURE": "arm",
     "EMPTY": None,
 }
 

@@ -1,7 +1,7 @@
 """Generic reading and writing of RNA properties.
 
 Used for the flat settings of lights, cameras, materials, worlds, curves,
-modifiers, shader nodes, textures, metaballs, lattices, light probes and
+modifiers, shader nodes, node group interfaces, textures, metaballs, lattices, light probes and
 speakers.  Only writable properties are read.  Pointers to
 synchronised datablocks become their uuid; pointers to plain structs listed in
 ``nested`` are read recursively; everything else (collections, pointers to
@@ -61,16 +61,33 @@ def _is_synced_id_type(identifier: str) -> bool:
     cached = _ID_TYPES.get(identifier)
     if cached is None:
         cls = getattr(bpy.types, identifier, None)
-        cached = bool(
-            cls is not None and issubclass(cls, bpy.types.ID) and identifier in _ID_KINDS
-        )
+        cached = bool(cls is not None and issubclass(cls, bpy.types.ID) and identifier in _ID_KINDS)
         _ID_TYPES[identifier] = cached
     return cached
 
 
 _ID_KINDS = frozenset(
-    {"Text", "Image", "Action", "Material", "World", "Mesh", "Curve", "Light", "Camera", "Collection",
-     "Object", "Scene", "Sound", "Texture", "MetaBall", "Lattice", "LightProbe", "Speaker"}
+    {
+        "Text",
+        "Image",
+        "Action",
+        "Material",
+        "World",
+        "Mesh",
+        "Curve",
+        "Light",
+        "Camera",
+        "Collection",
+        "Object",
+        "Scene",
+        "Sound",
+        "Texture",
+        "MetaBall",
+        "Lattice",
+        "LightProbe",
+        "Speaker",
+        "NodeTree",
+    }
 )
 
 
@@ -113,7 +130,12 @@ def read_props(
             if prop.is_readonly or not _is_synced_id_type(prop.fixed_type.identifier):
                 continue
             target = getattr(struct, ident)
-            out[ident] = ids.get_uuid(target) if target is not None and ids.is_synced(target) else None
+            if target is None:
+                out[ident] = None
+            elif ids.is_synced(target):
+                out[ident] = ids.get_uuid(target)
+            # else: a kind of datablock that is not synchronised (e.g. a geometry node group): leave
+            # the property out, so every receiver keeps its own value instead of losing it.
             continue
         if prop.type == "COLLECTION" or prop.is_readonly:
             continue
@@ -130,7 +152,7 @@ def _shape(value: list, dims: tuple[int, ...]) -> object:
     if len(dims) <= 1:
         return value
     step = len(value) // dims[0]
-    return [value[i * step:(i + 1) * step] for i in range(dims[0])]
+    return [value[i * step : (i + 1) * step] for i in range(dims[0])]
 
 
 def write_props(

@@ -83,9 +83,7 @@ OBJECT_VIS = ("hide_viewport", "hide_render", "hide_select")
 
 def _ser_obj(ob: bpy.types.Object, ctx: SerialiseContext) -> dict[str, object]:
     data_kind = ids.OBJECT_DATA_KIND.get(ob.type)
-    collections = sorted(
-        {r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None}
-    )
+    collections = sorted({r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None})
     view_layer = bpy.context.view_layer
     try:
         hidden = bool(ob.hide_get(view_layer=view_layer))
@@ -127,8 +125,9 @@ def _ser_obj(ob: bpy.types.Object, ctx: SerialiseContext) -> dict[str, object]:
             "type": mod.type,
             "show_viewport": mod.show_viewport,
             "show_render": mod.show_render,
-            "props": rna.read_props(mod, skip=("show_viewport", "show_render", "show_in_editmode",
-                                               "show_on_cage", "type")),
+            "props": rna.read_props(
+                mod, skip=("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
+            ),
         }
         for mod in ob.modifiers
     ]
@@ -138,7 +137,76 @@ def _ser_obj(ob: bpy.types.Object, ctx: SerialiseContext) -> dict[str, object]:
         "action": ref(action),
         "slot": ad.action_slot.identifier if action is not None and ad.action_slot is not None else None,
     }
-    return {"meta": meta, "transform": transform, "modifiers": modifiers, "anim": anim}
+    parts = {"meta": meta, "transform": transform, "modifiers": modifiers, "anim": anim}
+    if ob.type == "ARMATURE":
+        parts["pose"] = ser_pose(ob)
+    return parts
+
+
+POSE_BONE_PROPS = (
+    "rotation_mode",
+    "location",
+    "rotation_quaternion",
+    "rotation_euler",
+    "rotation_axis_angle",
+    "scale",
+)
+
+
+def ser_pose(ob: bpy.types.Object) -> dict[str, object]:
+    """Pose bone transforms of an armature object, sorted by bone name."""
+    bones = ob.pose.bones if ob.pose is not None else ()
+    return {
+        "bones": sorted(
+            (
+                {"name": pb.name, **{attr: rna.plain(getattr(pb, attr)) for attr in POSE_BONE_PROPS}}
+                for pb in bones
+            ),
+            key=lambda b: b["name"],
+        )
+    }
+
+
+# ---------------------------------------------------------------- armatures
+
+BONE_PROPS = (
+    "use_deform",
+    "envelope_distance",
+    "envelope_weight",
+    "head_radius",
+    "tail_radius",
+    "use_envelope_multiply",
+    "use_inherit_rotation",
+    "inherit_scale",
+    "use_local_location",
+    "use_relative_parent",
+    "bbone_segments",
+)
+ROLL_DIGITS = 5  # the roll is derived from the bone matrix: rounded so float noise is not a change
+
+
+def bone_roll(bone: bpy.types.Bone) -> float:
+    roll = round(float(bpy.types.Bone.AxisRollFromMatrix(bone.matrix_local.to_3x3())[1]), ROLL_DIGITS)
+    return 0.0 if roll == 0 else roll
+
+
+def _ser_arm(arm: bpy.types.Armature, ctx: SerialiseContext) -> dict[str, object]:
+    bones = []
+    for bone in sorted(arm.bones, key=lambda b: b.name):
+        doc: dict[str, object] = {
+            "name": bone.name,
+            "parent": bone.parent.name if bone.parent is not None else None,
+            "head": _floats(bone.head_local),
+            "tail": _floats(bone.tail_local),
+            "roll": bone_roll(bone),
+            "use_connect": bone.use_connect,
+        }
+        doc.update({attr: rna.plain(getattr(bone, attr)) for attr in BONE_PROPS})
+        bones.append(doc)
+    return {
+        "meta": {"name": arm.name, "props": rna.read_props(arm)},
+        "bones": bones,
+    }
 
 
 # ---------------------------------------------------------------- meshes
@@ -204,26 +272,77 @@ def _ser_mesh(me: bpy.types.Mesh, ctx: SerialiseContext) -> dict[str, object]:
         "default_color": colors.default_color_name or None,
     }
     meta = {"name": me.name, "materials": [ref(m) for m in me.materials]}
-    return {"meta": meta, "geometry": geometry}
+    return {"meta": meta, "geometry": geometry, "shapes": ser_shape_keys(me.shape_keys)}
+
+
+SHAPE_KEY_PROPS = ("slider_min", "slider_max", "value", "vertex_group", "interpolation", "mute", "lock_shape")
+
+
+def ser_shape_keys(key: bpy.types.Key | None) -> dict[str, object] | None:
+    """Shape keys of a mesh: settings per key block, coordinates as packed f32 x3."""
+    if key is None or not len(key.key_blocks):
+        return None
+    blocks = []
+    for kb in key.key_blocks:
+        doc: dict[str, object] = {"name": kb.name}
+        doc.update({attr: rna.plain(getattr(kb, attr)) for attr in SHAPE_KEY_PROPS})
+        doc["relative_key"] = kb.relative_key.name if kb.relative_key is not None else None
+        doc["co"] = pack_f32(_fget(kb.data, "co", len(kb.data), 3))
+        blocks.append(doc)
+    return {"use_relative": key.use_relative, "eval_time": float(key.eval_time), "blocks": blocks}
 
 
 # ---------------------------------------------------------------- node trees
 
 NODE_SKIP = (
-    "type", "location", "location_absolute", "width", "height", "dimensions", "label", "parent",
-    "show_options", "show_preview", "hide", "mute", "show_texture", "use_custom_color", "color",
-    "color_tag", "warning_propagation", "inputs", "outputs", "internal_links", "is_active_output",
+    "type",
+    "location",
+    "location_absolute",
+    "width",
+    "height",
+    "dimensions",
+    "label",
+    "parent",
+    "show_options",
+    "show_preview",
+    "hide",
+    "mute",
+    "show_texture",
+    "use_custom_color",
+    "color",
+    "color_tag",
+    "warning_propagation",
+    "inputs",
+    "outputs",
+    "internal_links",
+    "is_active_output",
 )
 
 
-def _socket_values(sockets) -> list[list[object]]:
+# Nodes whose sockets come from a node group's interface: their identifiers
+# (``Socket_<n>``) are made by a counter and differ between replicas, so these
+# sockets are named by position instead (``#<index>``).
+GROUP_NODES = frozenset({"NodeGroupInput", "NodeGroupOutput", "ShaderNodeGroup"})
+
+
+def socket_id(node, sock, sockets) -> str:
+    """Stable name of a socket within ``sockets`` (a node's inputs or outputs)."""
+    if node.bl_idname in GROUP_NODES:
+        ptr = sock.as_pointer()
+        for i, other in enumerate(sockets):
+            if other.as_pointer() == ptr:
+                return f"#{i}"
+    return sock.identifier
+
+
+def _socket_values(node, sockets) -> list[list[object]]:
     out = []
     for sock in sockets:
         if not hasattr(sock, "default_value"):
             continue
         value = sock.default_value
         value = ref(value) if isinstance(value, bpy.types.ID) else rna.plain(value)
-        out.append([sock.identifier, value])
+        out.append([socket_id(node, sock, sockets), value])
     return out
 
 
@@ -251,8 +370,8 @@ def ser_node_tree(tree: bpy.types.NodeTree | None) -> dict[str, object] | None:
             "hide": node.hide,
             "mute": node.mute,
             "props": rna.read_props(node, skip=NODE_SKIP),
-            "inputs": _socket_values(node.inputs),
-            "outputs": _socket_values(node.outputs),
+            "inputs": _socket_values(node, node.inputs),
+            "outputs": _socket_values(node, node.outputs),
         }
         ramp = getattr(node, "color_ramp", None)
         if ramp is not None:
@@ -262,14 +381,57 @@ def ser_node_tree(tree: bpy.types.NodeTree | None) -> dict[str, object] | None:
     links = sorted(
         [
             link.from_node.name,
-            link.from_socket.identifier,
+            socket_id(link.from_node, link.from_socket, link.from_node.outputs),
             link.to_node.name,
-            link.to_socket.identifier,
+            socket_id(link.to_node, link.to_socket, link.to_node.inputs),
             link.is_muted,
         ]
         for link in tree.links
     )
     return {"nodes": nodes, "links": links}
+
+
+# ---------------------------------------------------------------- node groups
+
+INTERFACE_SKIP = (
+    "item_type",
+    "parent",
+    "position",
+    "index",
+    "identifier",
+    "in_out",
+    "socket_type",
+    "bl_socket_idname",
+    "interface_items",
+    "persistent_uid",
+)
+
+
+def ser_interface(tree: bpy.types.NodeTree) -> list[dict[str, object]]:
+    """A node group's interface: sockets and panels in ``items_tree`` order, parents by position."""
+    items = list(tree.interface.items_tree)
+    position = {item.as_pointer(): i for i, item in enumerate(items)}
+    out = []
+    for item in items:
+        parent = item.parent
+        doc: dict[str, object] = {
+            "item_type": item.item_type,
+            "name": item.name,
+            "parent": position.get(parent.as_pointer()) if parent is not None else None,
+        }
+        if item.item_type == "SOCKET":
+            doc["in_out"] = item.in_out
+            doc["socket_type"] = item.socket_type
+        doc["props"] = rna.read_props(item, skip=INTERFACE_SKIP)
+        out.append(doc)
+    return out
+
+
+def _ser_ngroup(tree: bpy.types.NodeTree, ctx: SerialiseContext) -> dict[str, object]:
+    return {
+        "meta": {"name": tree.name, "interface": ser_interface(tree)},
+        "nodes": ser_node_tree(tree),
+    }
 
 
 # ---------------------------------------------------------------- shading, lights, cameras
@@ -364,7 +526,9 @@ def _ser_img(img: bpy.types.Image, ctx: SerialiseContext) -> dict[str, object]:
         "size": [int(img.size[0]), int(img.size[1])],
         "colorspace": img.colorspace_settings.name,
         "alpha_mode": img.alpha_mode,
-        "generated": None if content is not None else {
+        "generated": None
+        if content is not None
+        else {
             "type": img.generated_type,
             "width": img.generated_width,
             "height": img.generated_height,
@@ -436,8 +600,15 @@ def _ser_action(action: bpy.types.Action, ctx: SerialiseContext) -> dict[str, ob
 
 # ---------------------------------------------------------------- curves and text objects
 
-CURVE_SKIP = ("body", "body_format", "shape_keys", "texspace_location", "texspace_size", "eval_time",
-              "active_textbox")
+CURVE_SKIP = (
+    "body",
+    "body_format",
+    "shape_keys",
+    "texspace_location",
+    "texspace_size",
+    "eval_time",
+    "active_textbox",
+)
 
 
 def curve_type(curve: bpy.types.Curve) -> str:
@@ -445,9 +616,21 @@ def curve_type(curve: bpy.types.Curve) -> str:
 
 
 SPLINE_FLAGS = (
-    "type", "use_cyclic_u", "use_cyclic_v", "use_endpoint_u", "use_endpoint_v", "use_bezier_u",
-    "use_bezier_v", "order_u", "order_v", "resolution_u", "resolution_v", "use_smooth", "material_index",
-    "tilt_interpolation", "radius_interpolation",
+    "type",
+    "use_cyclic_u",
+    "use_cyclic_v",
+    "use_endpoint_u",
+    "use_endpoint_v",
+    "use_bezier_u",
+    "use_bezier_v",
+    "order_u",
+    "order_v",
+    "resolution_u",
+    "resolution_v",
+    "use_smooth",
+    "material_index",
+    "tilt_interpolation",
+    "radius_interpolation",
 )
 NON_NURBS_FLAGS = tuple(
     f for f in SPLINE_FLAGS if not f.startswith(("order_", "use_endpoint_", "use_bezier_"))
@@ -537,8 +720,19 @@ def _ser_tex(tex: bpy.types.Texture, ctx: SerialiseContext) -> dict[str, object]
 # ---------------------------------------------------------------- metaballs, lattices, probes, speakers
 
 TEXSPACE_SKIP = ("texspace_location", "texspace_size")
-METABALL_ELEMENT = ("type", "co", "rotation", "radius", "size_x", "size_y", "size_z", "stiffness",
-                    "use_negative", "use_scale_stiffness", "hide")
+METABALL_ELEMENT = (
+    "type",
+    "co",
+    "rotation",
+    "radius",
+    "size_x",
+    "size_y",
+    "size_z",
+    "stiffness",
+    "use_negative",
+    "use_scale_stiffness",
+    "hide",
+)
 
 
 def _ser_mball(mb: bpy.types.MetaBall, ctx: SerialiseContext) -> dict[str, object]:
@@ -587,6 +781,7 @@ SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, obje
     "sound": _ser_sound,
     "tex": _ser_tex,
     "action": _ser_action,
+    "ngroup": _ser_ngroup,
     "mat": _ser_mat,
     "world": _ser_world,
     "mesh": _ser_mesh,
@@ -597,6 +792,7 @@ SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, obje
     "speaker": _ser_speaker,
     "light": _ser_light,
     "cam": _ser_cam,
+    "arm": _ser_arm,
     "coll": _ser_coll,
     "obj": _ser_obj,
     "scene": _ser_scene,
@@ -606,8 +802,7 @@ SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, obje
 def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: SerialiseContext) -> dict[str, bytes]:
     uuid = ids.get_uuid(id_data)
     return {
-        make_key(kind, uuid, part): encode_value(doc)
-        for part, doc in SERIALISERS[kind](id_data, ctx).items()
+        make_key(kind, uuid, part): encode_value(doc) for part, doc in SERIALISERS[kind](id_data, ctx).items()
     }
 
 

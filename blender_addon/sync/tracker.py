@@ -24,7 +24,9 @@ def ids_from_depsgraph(depsgraph: bpy.types.Depsgraph) -> list[bpy.types.ID]:
 
 
 def _owners(id_data: bpy.types.ID) -> list[bpy.types.ID]:
-    """Map embedded data (node trees, master collections) to the datablocks that own them."""
+    """Map embedded data (node trees, master collections) and shape keys to the datablocks that own them."""
+    if isinstance(id_data, bpy.types.Key):
+        return [id_data.user] if id_data.user is not None else []
     if not getattr(id_data, "is_embedded_data", False):
         return [id_data]
     ptr = id_data.as_pointer()
@@ -114,9 +116,7 @@ class ChangeTracker:
 
     # ------------------------------------------------------------ scanning
 
-    def scan(
-        self, dirty_ids: Iterable[bpy.types.ID] | None = None
-    ) -> tuple[dict[str, bytes], list[str]]:
+    def scan(self, dirty_ids: Iterable[bpy.types.ID] | None = None) -> tuple[dict[str, bytes], list[str]]:
         """Return ``(changed, deleted)`` since the last scan or applied value.
 
         Without ``dirty_ids`` every datablock is serialised and compared.

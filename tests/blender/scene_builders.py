@@ -186,8 +186,11 @@ def build_action() -> None:
     ob.keyframe_insert("location", frame=24)
     ob.rotation_euler = (0, 0, 1.5)
     ob.keyframe_insert("rotation_euler", index=2, frame=12)
-    fc = next(f for f in ob.animation_data.action.layers[0].strips[0].channelbags[0].fcurves
-              if f.data_path == "location" and f.array_index == 0)
+    fc = next(
+        f
+        for f in ob.animation_data.action.layers[0].strips[0].channelbags[0].fcurves
+        if f.data_path == "location" and f.array_index == 0
+    )
     fc.keyframe_points[0].interpolation = "LINEAR"
     bpy.data.actions.new("Unused")
 
@@ -326,6 +329,113 @@ def build_texture() -> None:
     mod.strength = 0.3
 
 
+def build_shape_keys() -> None:
+    """A mesh with a basis and three shape keys: values, slider ranges, a relative key, a vertex group."""
+    me = triangle_mesh("Face")
+    ob = link(bpy.data.objects.new("Face", me))
+    ob.vertex_groups.new(name="Top").add([3], 1.0, "REPLACE")
+    ob.shape_key_add(name="Basis", from_mix=False)
+    smile = ob.shape_key_add(name="Smile", from_mix=False)
+    smile.data[3].co = (1.0, 1.0, 1.5)
+    smile.slider_min = -0.5
+    smile.slider_max = 2.0
+    smile.value = 1.25
+    wide = ob.shape_key_add(name="Wide", from_mix=False)
+    wide.data[1].co = (2.0, 0.0, 0.0)
+    wide.relative_key = smile
+    wide.vertex_group = "Top"
+    wide.interpolation = "KEY_CARDINAL"
+    wide.value = 0.5
+    muted = ob.shape_key_add(name="Muted", from_mix=False)
+    muted.mute = True
+    me.shape_keys.use_relative = True
+
+
+def build_node_group() -> None:
+    """A shader node group with an interface (sockets in a panel), used by a material and by another group."""
+    tint = bpy.data.node_groups.new("Tint", "ShaderNodeTree")
+    iface = tint.interface
+    # Removed at once: the identifiers here (Socket_1...) then differ from a fresh replica's (Socket_0...).
+    iface.remove(iface.new_socket("Old", in_out="INPUT", socket_type="NodeSocketFloat"))
+    iface.new_socket("Color", in_out="INPUT", socket_type="NodeSocketColor")
+    panel = iface.new_panel("Settings", default_closed=True)
+    amount = iface.new_socket("Amount", in_out="INPUT", socket_type="NodeSocketFloat", parent=panel)
+    amount.default_value = 0.5
+    amount.min_value = 0.0
+    amount.max_value = 1.0
+    amount.subtype = "FACTOR"
+    iface.new_socket("Result", in_out="OUTPUT", socket_type="NodeSocketColor")
+    nodes = tint.nodes
+    group_in = nodes.new("NodeGroupInput")
+    group_out = nodes.new("NodeGroupOutput")
+    group_out.location = (400, 0)
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.blend_type = "MULTIPLY"
+    mix.inputs["B"].default_value = (1.0, 0.5, 0.25, 1.0)
+    tint.links.new(group_in.outputs["Color"], mix.inputs["A"])
+    tint.links.new(group_in.outputs["Amount"], mix.inputs["Factor"])
+    tint.links.new(mix.outputs["Result"], group_out.inputs["Result"])
+    # A group using the first one (groups may arrive in any order).
+    outer = bpy.data.node_groups.new("Outer", "ShaderNodeTree")
+    outer.interface.new_socket("Shade", in_out="OUTPUT", socket_type="NodeSocketColor")
+    inner = outer.nodes.new("ShaderNodeGroup")
+    inner.node_tree = tint
+    inner.inputs["Amount"].default_value = 0.8
+    outer.links.new(inner.outputs["Result"], outer.nodes.new("NodeGroupOutput").inputs["Shade"])
+    mat = bpy.data.materials.new("Tinted")
+    tree = mat.node_tree
+    node = tree.nodes.new("ShaderNodeGroup")
+    node.node_tree = tint
+    node.inputs["Color"].default_value = (0.2, 0.8, 0.2, 1.0)
+    node.inputs["Amount"].default_value = 0.3
+    tree.links.new(node.outputs["Result"], tree.nodes["Principled BSDF"].inputs["Base Color"])
+    other = tree.nodes.new("ShaderNodeGroup")
+    other.node_tree = outer
+    other.location = (-300, -300)
+    me = triangle_mesh("Tinted")
+    me.materials.append(mat)
+    link(bpy.data.objects.new("Tinted", me))
+
+
+def build_armature() -> None:
+    """An armature built in edit mode (connected, parented and rolled bones) and a posed rig object."""
+    arm = bpy.data.armatures.new("Skeleton")
+    arm.display_type = "ENVELOPE"
+    rig = link(bpy.data.objects.new("Rig", arm))
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = rig
+    with bpy.context.temp_override(
+        window=bpy.context.window_manager.windows[0], view_layer=view_layer, active_object=rig, object=rig
+    ):
+        bpy.ops.object.mode_set(mode="EDIT")
+        root = arm.edit_bones.new("Root")
+        root.tail = (0.0, 0.0, 1.0)
+        root.roll = 0.3
+        spine = arm.edit_bones.new("Spine")
+        spine.head = (0.0, 0.0, 1.0)
+        spine.tail = (0.0, 0.25, 2.0)
+        spine.parent = root
+        spine.use_connect = True
+        spine.roll = -1.1
+        hand = arm.edit_bones.new("Hand")
+        hand.head = (0.5, 0.0, 1.5)
+        hand.tail = (1.5, 0.0, 1.5)
+        hand.parent = spine
+        hand.use_deform = False
+        hand.envelope_distance = 0.4
+        hand.head_radius = 0.2
+        bpy.ops.object.mode_set(mode="OBJECT")
+    pose = rig.pose.bones
+    pose["Spine"].rotation_quaternion = (0.9238795, 0.3826834, 0.0, 0.0)
+    pose["Hand"].rotation_mode = "XYZ"
+    pose["Hand"].rotation_euler = (0.0, 0.5, 0.0)
+    pose["Hand"].location = (0.0, 0.1, 0.0)
+    pose["Root"].scale = (1.0, 1.5, 1.0)
+    skinned = link(bpy.data.objects.new("Skinned", triangle_mesh("Skinned")))
+    skinned.modifiers.new("Armature", "ARMATURE").object = rig
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -347,6 +457,9 @@ BUILDERS = {
     "speaker": (build_speaker, "speaker"),
     "sound": (build_speaker, "sound"),
     "texture": (build_texture, "tex"),
+    "shape_keys": (build_shape_keys, "mesh"),
+    "node_group": (build_node_group, "ngroup"),
+    "armature": (build_armature, "arm"),
 }
 
 
@@ -369,6 +482,11 @@ CHANGES = {
     "speaker": lambda: setattr(bpy.data.speakers["Radio"], "pitch", 1.5),
     "sound": _change_sound,
     "texture": lambda: setattr(bpy.data.textures["Clouds"], "noise_scale", 0.5),
+    "shape_keys": lambda: setattr(bpy.data.meshes["Face"].shape_keys.key_blocks["Smile"], "value", 0.75),
+    "node_group": lambda: setattr(
+        bpy.data.node_groups["Tint"].nodes["Mix"].inputs["B"], "default_value", (0.0, 0.0, 1.0, 1.0)
+    ),
+    "armature": lambda: setattr(bpy.data.armatures["Skeleton"].bones["Hand"], "envelope_weight", 0.5),
 }
 
 

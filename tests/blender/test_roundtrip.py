@@ -8,7 +8,16 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import BUILDERS, CHANGES, build_everything, build_mesh, reset_scene  # noqa: E402
+from scene_builders import (  # noqa: E402
+    BUILDERS,
+    CHANGES,
+    build_armature,
+    build_everything,
+    build_mesh,
+    build_node_group,
+    build_shape_keys,
+    reset_scene,
+)
 
 from blender_addon import sync  # noqa: E402
 
@@ -66,8 +75,10 @@ def test_changes_applied_onto_an_existing_replica():
     values = sync.serialise_scene()
     reset_scene()
     applier = sync.apply_ops(list(values.items()))
-    counts = {attr: len(getattr(bpy.data, attr)) for attr in ("metaballs", "lattices", "lightprobes",
-                                                               "speakers", "sounds", "textures")}
+    counts = {
+        attr: len(getattr(bpy.data, attr))
+        for attr in ("metaballs", "lattices", "lightprobes", "speakers", "sounds", "textures")
+    }
     bpy.data.metaballs["Blobs"].elements[1].size_x = 0.5
     bpy.data.lattices["Cage"].points[4].co_deform = (0.1, 0.2, -0.5)
     bpy.data.lightprobes["Volume"].resolution_x = 7
@@ -165,3 +176,131 @@ def test_values_are_msgpack_with_binary_arrays():
     assert sync.parse_key(key)[0] == "mesh"
     with pytest.raises(ValueError):
         sync.decode_value(sync.encode_value({1: "int keys are not allowed"}))
+
+
+def _keys_of(values: dict[str, bytes], kind: str, part: str) -> list[str]:
+    return [k for k in values if k.startswith(kind + "/") and k.endswith("/" + part)]
+
+
+def test_shape_key_edit_changes_only_the_shapes_key():
+    build_shape_keys()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    key = bpy.data.meshes["Face"].shape_keys
+    key.key_blocks["Smile"].value = 0.5
+    bpy.context.view_layer.update()
+    # The depsgraph reports the Key datablock: the tracker maps it to its mesh.
+    changed, deleted = tracker.scan([key])
+    assert list(changed) == _keys_of(sync.serialise_scene(), "mesh", "shapes")
+    assert deleted == []
+    key.key_blocks["Wide"].data[1].co.y = 0.25
+    changed, _ = tracker.scan()
+    assert [sync.parse_key(k)[2] for k in changed] == ["shapes"]
+
+
+def test_shape_keys_wait_for_the_vertices_and_can_be_removed():
+    build_shape_keys()
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.Applier()
+    mesh_keys = [k for k in values if k.startswith("mesh/")]
+    geometry = _keys_of(values, "mesh", "geometry")[0]
+    applier.apply([(k, values[k]) for k in mesh_keys if k != geometry])
+    assert applier.pending_links  # the mesh has no vertices yet
+    applier.apply([(geometry, values[geometry])])
+    assert applier.pending_links == {}
+    applier.apply([(k, v) for k, v in values.items() if not k.startswith("mesh/")])
+    assert applier.errors == []
+    assert sync.scene_hash() == before
+    # Removing every shape key on one side removes them on the other.
+    bpy.data.objects["Face"].shape_key_clear()
+    cleared = sync.serialise_scene()
+    assert sync.decode_value(cleared[_keys_of(cleared, "mesh", "shapes")[0]]) is None
+    cleared_hash = sync.scene_hash()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert bpy.data.meshes["Face"].shape_keys is not None
+    sync.apply_ops([(k, v) for k, v in cleared.items() if values.get(k) != v], applier=applier)
+    assert bpy.data.meshes["Face"].shape_keys is None
+    assert sync.scene_hash() == cleared_hash
+
+
+def test_node_group_edits_change_only_the_group_and_apply_in_place():
+    build_node_group()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    tracker.reset(values)
+    group = bpy.data.node_groups["Tint"]
+    group.nodes["Mix"].blend_type = "ADD"
+    changed, deleted = tracker.scan([group])
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("ngroup", "nodes")] and deleted == []
+    # A new interface socket: the group's meta changes, and the material's group node gains a socket.
+    group.interface.new_socket("Gain", in_out="INPUT", socket_type="NodeSocketFloat")
+    group.nodes["Group Input"].location = (-200, 0)
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert len(bpy.data.node_groups["Tint"].interface.items_tree) == 4
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == []
+    assert len(bpy.data.node_groups) == 2
+    assert sync.scene_hash() == edited_hash
+    assert len(bpy.data.materials["Tinted"].node_tree.nodes["Group"].inputs) == 3
+
+
+def test_armature_pose_and_bone_edits():
+    build_armature()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    rig = bpy.data.objects["Rig"]
+    rig.pose.bones["Hand"].location = (0.0, 0.3, 0.0)
+    changed, deleted = tracker.scan([rig])
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("obj", "pose")] and deleted == []
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    # A bone moved and one renamed on the replica's side: applied in place, pose kept for the others.
+    arm = bpy.data.armatures["Skeleton"]
+    from blender_addon.sync.apply import _armature_edit_mode
+
+    with _armature_edit_mode(arm):
+        arm.edit_bones["Hand"].tail = (1.5, 0.5, 1.5)
+        arm.edit_bones["Root"].name = "Hips"
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert sorted(b.name for b in bpy.data.armatures["Skeleton"].bones) == ["Hand", "Root", "Spine"]
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert len(bpy.data.armatures) == 1 and len(bpy.data.objects) == 2
+    assert sync.scene_hash() == edited_hash
+
+
+def test_pointer_to_an_unsynchronised_node_group_is_left_alone():
+    """A geometry-nodes modifier's group is not synchronised: its pointer must not travel as empty
+    (a receiver would then lose its own group), it is left out."""
+    import bpy
+
+    from blender_addon.sync import decode_value, serialise_scene
+
+    mesh = bpy.data.meshes.new("m")
+    obj = bpy.data.objects.new("o", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    modifier = obj.modifiers.new("GN", "NODES")
+    modifier.node_group = bpy.data.node_groups.new("geo", "GeometryNodeTree")
+    values = serialise_scene()
+    (key,) = [k for k in values if k.startswith("obj/") and k.endswith("/modifiers")]
+
+    def keys_of(value):
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                yield name
+                yield from keys_of(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                yield from keys_of(inner)
+
+    assert "node_group" not in set(keys_of(decode_value(values[key])))
