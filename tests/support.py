@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import trio
 
 from broadcaster.app import open_broadcaster
 from broadcaster.config import ServerConfig
+from broadcaster.local_cluster import ServeCluster, free_port
 from replication.node import Node, NodeConfig, open_node
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,12 +81,6 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> 
 # ---- replication clusters in one process --------------------------------------------------------------
 
 SECRET = b"test-cluster-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalCluster:
@@ -158,107 +152,8 @@ async def cluster(tmp_path: Path, size: int = 3, **settings):
 # ---- broadcaster clusters as OS processes -------------------------------------------------------------
 
 
-class BroadcasterCluster:
-    """``blendsync serve`` processes forming a cluster on 127.0.0.1, the way docs/operations.md runs one."""
+class BroadcasterCluster(ServeCluster):
+    """``blendsync serve`` processes forming a cluster on 127.0.0.1, as docs/operations.md runs one."""
 
     def __init__(self, root: Path, size: int = 3, tick_interval: float = 0.05, links=None):
-        self.links = links  # optional per-link proxies (tests/faults/proxy.py) for real partitions
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.secret = root / "secret"
-        self.secret.write_text("cluster-secret-for-tests-" + os.urandom(8).hex())
-        self.ids = list(range(1, size + 1))
-        self.client_ports = {i: free_port() for i in self.ids}
-        self.raft = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
-        self.tick_interval = tick_interval
-        self.procs: dict[int, subprocess.Popen[str]] = {}
-
-    def address(self, node_id: int) -> tuple[str, int]:
-        return "127.0.0.1", self.client_ports[node_id]
-
-    def addresses(self) -> list[str]:
-        return [f"127.0.0.1:{self.client_ports[i]}" for i in self.ids]
-
-    def start(self, node_id: int, join: bool = False) -> None:
-        if node_id not in self.client_ports:
-            self.client_ports[node_id] = free_port()
-            self.raft[node_id] = f"127.0.0.1:{free_port()}"
-            self.ids.append(node_id)
-        peers = ",".join(f"{j}={self._peer_address(node_id, j)}" for j in self.ids if j != node_id)
-        if self.links is not None:
-            host, port = self.raft[node_id].rsplit(":", 1)
-            self.links.set_target(node_id, host, int(port))
-        config = self.root / f"node{node_id}.toml"
-        config.write_text(f"[cluster]\ntick_interval = {self.tick_interval}\n")
-        command = [
-            sys.executable,
-            "-m",
-            "broadcaster.cli",
-            "--log-level",
-            "warning",
-            "serve",
-            "--port",
-            str(self.client_ports[node_id]),
-            "--data-dir",
-            str(self.root / f"node{node_id}"),
-            "--node-id",
-            str(node_id),
-            "--raft-listen",
-            self.raft[node_id],
-            "--peers",
-            peers,
-            "--cluster-secret-file",
-            str(self.secret),
-            "--config",
-            str(config),
-        ]
-        if join:
-            command.append("--join")
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if "listening" not in line:
-            proc.kill()
-            raise RuntimeError(f"node {node_id} did not start: {line!r}")
-        self.procs[node_id] = proc
-
-    def _peer_address(self, node_id: int, peer: int) -> str:
-        if self.links is None:
-            return self.raft[peer]
-        host, port = self.links.address(node_id, peer)
-        return f"{host}:{port}"
-
-    def start_all(self) -> None:
-        for node_id in self.ids:
-            self.start(node_id)
-
-    def signal(self, node_id: int, sig: int) -> None:
-        os.kill(self.procs[node_id].pid, sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            self.procs[node_id].wait(timeout=20)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
-                proc.wait(timeout=20)
-
-    async def status(self, node_id: int) -> dict:
-        from broadcaster.client import connect
-
-        with trio.fail_after(5):
-            async with connect(*self.address(node_id), name="status", kind="admin") as client:
-                return await client.admin("status")
-
-    async def leader(self, among: list[int] | None = None, timeout: float = 20.0) -> int:
-        with trio.fail_after(timeout):
-            while True:
-                for node_id in among or self.ids:
-                    try:
-                        status = await self.status(node_id)
-                    except Exception:
-                        continue
-                    if status["role"] == "leader":
-                        return node_id
-                await trio.sleep(0.1)
+        super().__init__(size, tick_interval=tick_interval, root=root, links=links)
