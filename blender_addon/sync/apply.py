@@ -29,10 +29,16 @@ from .serialise import (
     SHAPE_KEY_PROPS,
     SPLINE_FLAGS,
     bone_roll,
+    clip_content,
+    clip_digest,
     curve_type,
+    font_content,
     image_content,
+    library_content,
+    linked_entry,
     ser_interface,
     sound_content,
+    stroke_sizes,
 )
 from .tracker import ADOPT_PROP, ChangeTracker
 
@@ -41,6 +47,7 @@ SLOTS_PREFIX = "slots:"  # pending-link token: an object waits for its data's ma
 LATTICE_PREFIX = "lattice:"  # pending-link token: lattice points wait for the lattice's size
 SHAPES_PREFIX = "shapes:"  # pending-link token: shape keys wait for their mesh's vertices
 POSE_PREFIX = "pose:"  # pending-link token: an object's pose waits for its armature's bones
+GPENCIL_PREFIX = "gpencil:"  # pending-link token: grease pencil strokes wait for their layers
 
 
 # ---------------------------------------------------------------- batch context
@@ -76,7 +83,7 @@ class _Context:
             data = bpy.data.meshes.new(name)
         elif kind == "curve":
             curve_kind = object_type if object_type in ("SURFACE", "FONT") else "CURVE"
-            data = bpy.data.curves.new(name, type=curve_kind)
+            data = _new_curve(name, curve_kind)
         elif kind == "light":
             data = bpy.data.lights.new(name, type="POINT")
         elif kind == "mball":
@@ -89,6 +96,8 @@ class _Context:
             data = bpy.data.speakers.new(name)
         elif kind == "arm":
             data = bpy.data.armatures.new(name)
+        elif kind == "gpencil":
+            data = bpy.data.grease_pencils.new(name)
         else:
             data = bpy.data.cameras.new(name)
         self.applier._register(kind, uuid, data)
@@ -191,19 +200,127 @@ def _load_sound(doc: dict) -> bpy.types.Sound:
     return sound
 
 
+FONT_POINTERS = ("font", "font_bold", "font_italic", "font_bold_italic")
+
+
+def _new_curve(name: str, curve_kind: str) -> bpy.types.Curve:
+    """A new curve; a new text curve drops the built-in font Blender gives it (its meta names its fonts)."""
+    before = {f.as_pointer() for f in bpy.data.fonts}
+    curve = bpy.data.curves.new(name, type=curve_kind)
+    fresh = [f for f in bpy.data.fonts if f.as_pointer() not in before and ids.peek_uuid(f) is None]
+    if fresh:
+        for attr in FONT_POINTERS:
+            setattr(curve, attr, None)
+        for font in fresh:
+            if font.users == 0:
+                bpy.data.fonts.remove(font)
+    return curve
+
+
+def _load_font(doc: dict) -> bpy.types.VectorFont:
+    """The built-in font, or a packed font made from the font file in ``doc``."""
+    if doc["builtin"]:
+        # A built-in font that a new text curve brought along (and that has no uuid yet) is taken over.
+        font = next(
+            (f for f in bpy.data.fonts if f.filepath == ids.BUILTIN_FONT and ids.peek_uuid(f) is None), None
+        )
+        if font is None:
+            font = bpy.data.fonts.load(ids.BUILTIN_FONT, check_existing=False)
+    else:
+        fd, path = tempfile.mkstemp(prefix="blendsync-", suffix=doc["ext"])
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(doc["bytes"])
+            font = bpy.data.fonts.load(path, check_existing=False)
+            font.pack()
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    _rename_font(font, doc["name"])
+    return font
+
+
+def _rename_font(font: bpy.types.VectorFont, name: str) -> None:
+    if font.name != name:
+        with contextlib.suppress(AttributeError):  # the built-in font's name cannot be changed
+            font.name = name
+
+
+def clip_folder(digest: str) -> str:
+    """Where the files of a received movie clip are kept (Blender cannot pack movie clips)."""
+    return os.path.join(tempfile.gettempdir(), "blendsync-clips", digest)
+
+
+def _load_clip(doc: dict) -> bpy.types.MovieClip:
+    folder = clip_folder(doc["sha256"])
+    os.makedirs(folder, exist_ok=True)
+    for name, data in doc["files"]:
+        path = os.path.join(folder, os.path.basename(name))
+        if not os.path.isfile(path) or os.path.getsize(path) != len(data):
+            fd, tmp = tempfile.mkstemp(dir=folder)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+    clip = bpy.data.movieclips.load(os.path.join(folder, os.path.basename(doc["file"])), check_existing=False)
+    clip.name = doc["name"]
+    return clip
+
+
+def _write_library(doc: dict) -> str:
+    """Write a received library's .blend where it is kept (linked data is read from it on every load)."""
+    folder = os.path.join(tempfile.gettempdir(), "blendsync-libs", doc["sha256"])
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, os.path.basename(doc["file"]))
+    if not os.path.isfile(path) or os.path.getsize(path) != len(doc["bytes"]):
+        fd, tmp = tempfile.mkstemp(dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(doc["bytes"])
+        os.replace(tmp, path)
+    return path
+
+
+def _link_from(filepath: str, entries: Iterable[list[str]]) -> None:
+    """Link datablocks (``[collection attr, name]``) from a .blend file."""
+    wanted: dict[str, list[str]] = {}
+    for attr, name in entries:
+        wanted.setdefault(attr, []).append(name)
+    if not wanted:
+        return
+    with bpy.data.libraries.load(filepath, link=True) as (source, target):
+        for attr, names in wanted.items():
+            available = set(getattr(source, attr, ()))
+            setattr(target, attr, [n for n in names if n in available])
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.abspath(bpy.path.abspath(a))) == os.path.normcase(os.path.abspath(b))
+
+
+def _create_lib(uuid: str, doc: dict, ctx: _Context) -> bpy.types.ID:
+    path = _write_library(doc)
+    _link_from(path, doc["linked"])
+    lib = next((lib for lib in bpy.data.libraries if _same_file(lib.filepath, path)), None)
+    if lib is None:
+        raise RuntimeError("nothing could be linked from the library")
+    return lib
+
+
 CREATORS: dict[str, Creator] = {
     "text": lambda u, d, c: bpy.data.texts.new(d["name"]),
     "img": _create_img,
     "sound": lambda u, d, c: _load_sound(d),
+    "font": lambda u, d, c: _load_font(d),
+    "clip": lambda u, d, c: _load_clip(d),
     "tex": lambda u, d, c: bpy.data.textures.new(d["name"], type=d["type"]),
     "action": lambda u, d, c: bpy.data.actions.new(d["name"]),
     "ngroup": lambda u, d, c: bpy.data.node_groups.new(d["name"], "ShaderNodeTree"),
     "mat": lambda u, d, c: bpy.data.materials.new(d["name"]),
     "world": lambda u, d, c: bpy.data.worlds.new(d["name"]),
     "mesh": lambda u, d, c: bpy.data.meshes.new(d["name"]),
-    "curve": lambda u, d, c: bpy.data.curves.new(d["name"], type=d["curve_type"]),
+    "curve": lambda u, d, c: _new_curve(d["name"], d["curve_type"]),
     "mball": lambda u, d, c: bpy.data.metaballs.new(d["name"]),
     "lattice": lambda u, d, c: bpy.data.lattices.new(d["name"]),
+    "gpencil": lambda u, d, c: bpy.data.grease_pencils.new(d["name"]),
     "lprobe": lambda u, d, c: bpy.data.lightprobes.new(d["name"], d["type"]),
     "speaker": lambda u, d, c: bpy.data.speakers.new(d["name"]),
     "light": lambda u, d, c: bpy.data.lights.new(d["name"], type=d["type"]),
@@ -212,6 +329,7 @@ CREATORS: dict[str, Creator] = {
     "coll": lambda u, d, c: bpy.data.collections.new(d["name"]),
     "obj": _create_obj,
     "scene": _create_scene,
+    "lib": _create_lib,
 }
 
 
@@ -720,6 +838,11 @@ def _apply_ngroup_nodes(tree: bpy.types.NodeTree, doc: dict, ctx: _Context) -> b
 def _apply_mat_meta(mat: bpy.types.Material, doc: dict, ctx: _Context) -> bpy.types.ID:
     _rename(mat, doc["name"])
     rna.write_props(mat, doc["props"], ctx.resolve)
+    style = doc.get("grease_pencil")
+    if style is not None:
+        if not mat.is_grease_pencil:
+            bpy.data.materials.create_gpencil_data(mat)
+        rna.write_props(mat.grease_pencil, style, ctx.resolve)
     return mat
 
 
@@ -797,6 +920,9 @@ def _apply_scene_meta(scene: bpy.types.Scene, doc: dict, ctx: _Context) -> bpy.t
     world = ctx.resolve(doc["world"])
     if scene.world != world:
         scene.world = world
+    clip = ctx.resolve(doc.get("active_clip"))
+    if scene.active_clip != clip:
+        scene.active_clip = clip
     return scene
 
 
@@ -969,6 +1095,26 @@ def _apply_sound_meta(sound: bpy.types.Sound, doc: dict, ctx: _Context) -> bpy.t
     return sound
 
 
+def _apply_font_meta(font: bpy.types.VectorFont, doc: dict, ctx: _Context) -> bpy.types.ID:
+    builtin = font.filepath == ids.BUILTIN_FONT
+    if builtin != doc["builtin"] or (
+        not builtin and hashlib.sha256(font_content(font) or b"").hexdigest() != doc["sha256"]
+    ):
+        font = _replace(font, _load_font(doc), bpy.data.fonts)
+    _rename_font(font, doc["name"])
+    return font
+
+
+def _apply_clip_meta(clip: bpy.types.MovieClip, doc: dict, ctx: _Context) -> bpy.types.ID:
+    files = clip_content(clip)
+    if files is None or clip_digest(files) != doc["sha256"] or clip.source != doc["source"]:
+        clip = _replace(clip, _load_clip(doc), bpy.data.movieclips)
+    _rename(clip, doc["name"])
+    _set(clip.colorspace_settings, "name", doc["colorspace"])
+    rna.write_props(clip, doc["props"], ctx.resolve)
+    return clip
+
+
 def _apply_tex_meta(tex: bpy.types.Texture, doc: dict, ctx: _Context) -> bpy.types.ID:
     _rename(tex, doc["name"])
     if tex.type != doc["type"]:
@@ -1017,6 +1163,74 @@ def _apply_lattice_points(lattice: bpy.types.Lattice, doc: dict, ctx: _Context) 
     return lattice
 
 
+def _apply_gpencil_meta(gp: bpy.types.GreasePencil, doc: dict, ctx: _Context) -> bpy.types.ID:
+    _rename(gp, doc["name"])
+    _set_materials(gp.materials, [ctx.resolve(u) for u in doc["materials"]])
+    rna.write_props(gp, doc["props"], ctx.resolve)
+    layers = gp.layers
+    if [layer.name for layer in layers] != [d["name"] for d in doc["layers"]]:
+        # Keep the layers (and their frames) that stay; make the new ones, then put them in order.
+        wanted = {d["name"] for d in doc["layers"]}
+        for layer in list(layers):
+            if layer.name not in wanted:
+                layers.remove(layer)
+        for d in doc["layers"]:
+            if d["name"] not in layers:
+                layers.new(d["name"])
+        for d in doc["layers"]:
+            layers.move_top(layers[d["name"]])  # the last one moved ends on top
+        if [layer.name for layer in layers] != [d["name"] for d in doc["layers"]]:
+            for d in reversed(doc["layers"]):
+                layers.move_bottom(layers[d["name"]])
+    for d in doc["layers"]:
+        rna.write_props(layers[d["name"]], d["props"], ctx.resolve)
+    return gp
+
+
+def _apply_drawing(drawing, doc: dict) -> None:
+    sizes = list(unpack_i32(doc["sizes"]))
+    if stroke_sizes(drawing) != sizes:
+        if len(drawing.curve_offsets) > 1:
+            drawing.remove_strokes()
+        if sizes:
+            drawing.add_strokes(sizes)
+    wanted = {a["name"] for a in doc["attributes"]}
+    for attr in list(drawing.attributes):
+        if attr.name not in wanted and not attr.name.startswith(".") and attr.name != "position":
+            with contextlib.suppress(RuntimeError, ValueError):
+                drawing.attributes.remove(attr)
+    for adoc in doc["attributes"]:
+        attr = drawing.attributes.get(adoc["name"])
+        if attr is not None and (attr.domain, attr.data_type) != (adoc["domain"], adoc["type"]):
+            drawing.attributes.remove(attr)
+            attr = None
+        if attr is None:
+            attr = drawing.attributes.new(adoc["name"], adoc["type"], adoc["domain"])
+        if adoc["type"] in ATTRIBUTE_LAYOUT:
+            write_attribute(attr, adoc["data"])
+    drawing.tag_positions_changed()
+
+
+def _apply_gpencil_strokes(gp: bpy.types.GreasePencil, doc: dict, ctx: _Context) -> bpy.types.ID:
+    layers = gp.layers
+    if [layer.name for layer in layers] != [d["name"] for d in doc["layers"]]:
+        # The layers in meta have not arrived yet (or differ): apply again once they have.
+        ctx.missing.add(GPENCIL_PREFIX + ids.get_uuid(gp))
+        return gp
+    for layer, ldoc in zip(layers, doc["layers"], strict=True):
+        wanted = {f["frame_number"] for f in ldoc["frames"]}
+        for frame in list(layer.frames):
+            if frame.frame_number not in wanted:
+                layer.frames.remove(frame.frame_number)
+        present = {frame.frame_number: frame for frame in layer.frames}
+        for fdoc in ldoc["frames"]:
+            frame = present.get(fdoc["frame_number"]) or layer.frames.new(fdoc["frame_number"])
+            _set(frame, "keyframe_type", fdoc["keyframe_type"])
+            if frame.drawing is not None:
+                _apply_drawing(frame.drawing, fdoc)
+    return gp
+
+
 def _apply_lprobe_meta(probe: bpy.types.LightProbe, doc: dict, ctx: _Context) -> bpy.types.ID:
     if probe.type != doc["type"]:  # the type of a probe is fixed when it is made
         probe = _replace(probe, bpy.data.lightprobes.new(doc["name"], doc["type"]), bpy.data.lightprobes)
@@ -1031,6 +1245,53 @@ def _apply_speaker_meta(speaker: bpy.types.Speaker, doc: dict, ctx: _Context) ->
     return speaker
 
 
+# ---------------------------------------------------------------- libraries
+
+
+def _apply_lib_meta(lib: bpy.types.Library, doc: dict, ctx: _Context) -> bpy.types.ID:
+    content = library_content(lib)
+    if content is None or hashlib.sha256(content).hexdigest() != doc["sha256"]:
+        lib.filepath = _write_library(doc)
+        lib.reload()
+    if lib.name != doc["name"]:
+        with contextlib.suppress(AttributeError, RuntimeError):
+            lib.name = doc["name"]
+    wanted = {tuple(entry) for entry in doc["linked"]}
+    present = {tuple(linked_entry(id_data)): id_data for id_data in ids.library_linked(lib)}
+    for entry, id_data in present.items():
+        if entry not in wanted:
+            getattr(bpy.data, entry[0]).remove(id_data)
+    _link_from(lib.filepath, [list(e) for e in sorted(wanted) if e not in present])
+    # Where the linked collections and objects are linked into this scene's collections.
+    links = {(attr, name): parents for attr, name, parents in doc["links"]}
+    synced_masters = {s.collection.as_pointer() for s in bpy.data.scenes if ids.peek_uuid(s)}
+    for id_data in ids.library_linked(lib):
+        entry = tuple(linked_entry(id_data))
+        targets = {}
+        for ref in links.get(entry, []):
+            coll = ctx.resolve_collection(ref)
+            if coll is not None:
+                targets[coll.as_pointer()] = coll
+        if isinstance(id_data, bpy.types.Collection):
+            holders = [c for c in bpy.data.collections if id_data in c.children[:]]
+            holders += [s.collection for s in bpy.data.scenes if id_data in s.collection.children[:]]
+        elif isinstance(id_data, bpy.types.Object):
+            holders = list(id_data.users_collection)
+        else:
+            continue
+        members = "children" if isinstance(id_data, bpy.types.Collection) else "objects"
+        for coll in holders:
+            ptr = coll.as_pointer()
+            synced = ptr in synced_masters or (coll.library is None and ids.peek_uuid(coll) is not None)
+            if ptr not in targets and synced:
+                getattr(coll, members).unlink(id_data)
+        present_ptrs = {c.as_pointer() for c in holders}
+        for ptr, coll in targets.items():
+            if ptr not in present_ptrs:
+                getattr(coll, members).link(id_data)
+    return lib
+
+
 # ---------------------------------------------------------------- tables
 
 PartApplier = Callable[[bpy.types.ID, object, _Context], bpy.types.ID]
@@ -1039,6 +1300,8 @@ APPLIERS: dict[str, dict[str, PartApplier]] = {
     "text": {"meta": _apply_text_meta, "body": _apply_text_body},
     "img": {"meta": _apply_img_meta, "data": _apply_img_data},
     "sound": {"meta": _apply_sound_meta},
+    "font": {"meta": _apply_font_meta},
+    "clip": {"meta": _apply_clip_meta},
     "tex": {"meta": _apply_tex_meta},
     "action": {"meta": _apply_action_meta, "curves": _apply_action_curves},
     "ngroup": {"meta": _apply_ngroup_meta, "nodes": _apply_ngroup_nodes},
@@ -1051,6 +1314,7 @@ APPLIERS: dict[str, dict[str, PartApplier]] = {
     "curve": {"meta": _apply_curve_meta, "splines": _apply_curve_splines, "text": _apply_curve_text},
     "mball": {"meta": _apply_mball_meta, "elements": _apply_mball_elements},
     "lattice": {"meta": _apply_lattice_meta, "points": _apply_lattice_points},
+    "gpencil": {"meta": _apply_gpencil_meta, "strokes": _apply_gpencil_strokes},
     "lprobe": {"meta": _apply_lprobe_meta},
     "speaker": {"meta": _apply_speaker_meta},
     "light": {"meta": _apply_light_meta},
@@ -1065,6 +1329,7 @@ APPLIERS: dict[str, dict[str, PartApplier]] = {
         "pose": _apply_obj_pose,
     },
     "scene": {"meta": _apply_scene_meta, "frame": _apply_scene_frame},
+    "lib": {"meta": _apply_lib_meta},
 }
 assert all(set(APPLIERS[k]) == set(PARTS[k]) for k in PARTS)
 
@@ -1243,10 +1508,12 @@ class Applier:
             self._on_created(stub_uuid)
         if created:
             self._on_created(uuid)
-        if part == PRIMARY_PART and kind in ("mesh", "curve", "mball"):
+        if part == PRIMARY_PART and kind in ("mesh", "curve", "mball", "gpencil"):
             self._resolve_pending(SLOTS_PREFIX + uuid)
         if part == PRIMARY_PART and kind == "lattice":
             self._resolve_pending(LATTICE_PREFIX + uuid)
+        if part == PRIMARY_PART and kind == "gpencil":
+            self._resolve_pending(GPENCIL_PREFIX + uuid)
         if part == "geometry" and kind == "mesh":
             self._resolve_pending(SHAPES_PREFIX + uuid)
 

@@ -18,6 +18,7 @@ from .serialise import (
     BONE_PROPS,
     CAMERA_SKIP,
     CURVE_SKIP,
+    GP_LAYER_SKIP,
     LATTICE_SIZE,
     MATERIAL_SKIP,
     METABALL_ELEMENT,
@@ -26,8 +27,12 @@ from .serialise import (
     TEXSPACE_SKIP,
     TEXTURE_SKIP,
     bone_roll,
+    clip_content,
+    clip_digest,
     curve_type,
+    font_content,
     image_content,
+    library_content,
     ser_interface,
     ser_pose,
     socket_id,
@@ -249,6 +254,85 @@ def _describe_sound(sound: bpy.types.Sound) -> dict:
     }
 
 
+def _describe_font(font: bpy.types.VectorFont) -> dict:
+    content = font_content(font)
+    return {
+        "name": font.name,
+        "builtin": font.filepath == ids.BUILTIN_FONT,
+        "content": hashlib.sha256(content).hexdigest() if content is not None else None,
+    }
+
+
+GP_ATTRIBUTE_KEY = {
+    "FLOAT": "value",
+    "INT": "value",
+    "INT8": "value",
+    "FLOAT_VECTOR": "vector",
+    "FLOAT_COLOR": "color",
+}
+
+
+def _describe_gpencil(gp: bpy.types.GreasePencil) -> dict:
+    layers = []
+    for layer in gp.layers:
+        frames = []
+        for frame in sorted(layer.frames, key=lambda f: f.frame_number):
+            drawing = frame.drawing
+            attributes = {}
+            for attr in drawing.attributes if drawing is not None else ():
+                key = GP_ATTRIBUTE_KEY.get(attr.data_type)
+                if attr.name.startswith(".") or key is None:
+                    continue
+                attributes[attr.name] = [attr.domain, [rna.plain(getattr(item, key)) for item in attr.data]]
+            frames.append(
+                [
+                    frame.frame_number,
+                    frame.keyframe_type,
+                    [o.value for o in drawing.curve_offsets],
+                    attributes,
+                ]
+            )
+        layers.append([layer.name, rna.read_props(layer, skip=GP_LAYER_SKIP), frames])
+    return {
+        "name": gp.name,
+        "materials": [_uid(m) for m in gp.materials],
+        "props": rna.read_props(gp),
+        "layers": layers,
+    }
+
+
+def _describe_clip(clip: bpy.types.MovieClip) -> dict:
+    files = clip_content(clip)
+    return {
+        "name": clip.name,
+        "source": clip.source,
+        "content": clip_digest(files) if files is not None else None,
+        "frames": [clip.frame_start, clip.frame_offset],  # size and duration are runtime (load-state) values
+        "colorspace": clip.colorspace_settings.name,
+    }
+
+
+def _describe_lib(lib: bpy.types.Library, masters: dict[int, str]) -> dict:
+    content = library_content(lib)
+    linked = []
+    for id_data in ids.library_linked(lib):
+        if isinstance(id_data, bpy.types.Collection):
+            parents = [_uid(c) for c in bpy.data.collections if ids.is_synced(c) and id_data in c.children[:]]
+            parents += [
+                _uid(s) for s in bpy.data.scenes if ids.is_synced(s) and id_data in s.collection.children[:]
+            ]
+        elif isinstance(id_data, bpy.types.Object):
+            parents = [r for r in (_coll_ref(c, masters) for c in id_data.users_collection) if r]
+        else:
+            parents = []
+        linked.append([id_data.id_type, id_data.name, sorted(parents)])
+    return {
+        "name": lib.name,
+        "content": hashlib.sha256(content).hexdigest() if content is not None else None,
+        "linked": sorted(linked),
+    }
+
+
 def _describe_mball(mb: bpy.types.MetaBall) -> dict:
     return {
         "name": mb.name,
@@ -283,6 +367,7 @@ def scene_description() -> dict:
                 "name": id_data.name,
                 "props": rna.read_props(id_data, skip=MATERIAL_SKIP),
                 "tree": _describe_tree(id_data.node_tree),
+                "grease_pencil": rna.read_props(id_data.grease_pencil) if id_data.is_grease_pencil else None,
             }
         elif kind == "world":
             doc = {
@@ -311,6 +396,7 @@ def scene_description() -> dict:
                 "frames": [id_data.frame_start, id_data.frame_end, id_data.frame_current],
                 "camera": _uid(id_data.camera),
                 "world": _uid(id_data.world),
+                "active_clip": _uid(id_data.active_clip),
                 "children": sorted(_uid(c) for c in id_data.collection.children if ids.is_synced(c)),
                 "objects": sorted(_uid(o) for o in id_data.collection.objects if ids.is_synced(o)),
             }
@@ -324,6 +410,12 @@ def scene_description() -> dict:
             doc = {"name": id_data.name, "content": id_data.as_string()}
         elif kind == "sound":
             doc = _describe_sound(id_data)
+        elif kind == "font":
+            doc = _describe_font(id_data)
+        elif kind == "clip":
+            doc = _describe_clip(id_data)
+        elif kind == "lib":
+            doc = _describe_lib(id_data, masters)
         elif kind == "tex":
             doc = {
                 "name": id_data.name,
@@ -334,6 +426,8 @@ def scene_description() -> dict:
             doc = _describe_mball(id_data)
         elif kind == "lattice":
             doc = _describe_lattice(id_data)
+        elif kind == "gpencil":
+            doc = _describe_gpencil(id_data)
         elif kind == "lprobe":
             doc = {"name": id_data.name, "type": id_data.type, "props": rna.read_props(id_data)}
         elif kind == "speaker":

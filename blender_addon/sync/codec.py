@@ -20,6 +20,8 @@ KINDS: tuple[str, ...] = (
     "text",
     "img",
     "sound",
+    "font",
+    "clip",
     "tex",
     "action",
     "ngroup",
@@ -29,6 +31,7 @@ KINDS: tuple[str, ...] = (
     "curve",
     "mball",
     "lattice",
+    "gpencil",
     "lprobe",
     "speaker",
     "light",
@@ -37,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "coll",
     "obj",
     "scene",
+    "lib",
 )
 KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
 
@@ -47,6 +51,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "text": ("meta", "body"),
     "img": ("meta", "data"),
     "sound": ("meta",),
+    "font": ("meta",),
+    "clip": ("meta",),
     "tex": ("meta",),
     "action": ("meta", "curves"),
     "ngroup": ("meta", "nodes"),
@@ -56,6 +62,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "curve": ("meta", "splines", "text"),
     "mball": ("meta", "elements"),
     "lattice": ("meta", "points"),
+    "gpencil": ("meta", "strokes"),
     "lprobe": ("meta",),
     "speaker": ("meta",),
     "light": ("meta",),
@@ -64,6 +71,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "coll": ("meta",),
     "obj": ("meta", "transform", "modifiers", "anim", "pose"),
     "scene": ("meta", "frame"),
+    "lib": ("meta",),
 }
 PRIMARY_PART = "meta"
 

@@ -10,6 +10,7 @@ detects duplicated uuids and gives the copy a fresh one.
 from __future__ import annotations
 
 import os
+import re
 import uuid as _uuid
 from collections.abc import Iterator
 
@@ -22,6 +23,8 @@ DATA_COLLECTIONS: dict[str, str] = {
     "text": "texts",
     "img": "images",
     "sound": "sounds",
+    "font": "fonts",
+    "clip": "movieclips",
     "tex": "textures",
     "action": "actions",
     "ngroup": "node_groups",
@@ -31,6 +34,7 @@ DATA_COLLECTIONS: dict[str, str] = {
     "curve": "curves",
     "mball": "metaballs",
     "lattice": "lattices",
+    "gpencil": "grease_pencils",
     "lprobe": "lightprobes",
     "speaker": "speakers",
     "light": "lights",
@@ -39,6 +43,7 @@ DATA_COLLECTIONS: dict[str, str] = {
     "coll": "collections",
     "obj": "objects",
     "scene": "scenes",
+    "lib": "libraries",
 }
 
 # bl_rna identifier of the ID type -> kind
@@ -46,9 +51,12 @@ _TYPE_KIND: dict[str, str] = {
     "Text": "text",
     "Image": "img",
     "Sound": "sound",
+    "VectorFont": "font",
+    "MovieClip": "clip",
     "Texture": "tex",  # and every subclass (CloudsTexture, ImageTexture...): see kind_of
     "MetaBall": "mball",
     "Lattice": "lattice",
+    "GreasePencil": "gpencil",
     "LightProbe": "lprobe",
     "LightProbeSphere": "lprobe",
     "LightProbePlane": "lprobe",
@@ -72,6 +80,7 @@ _TYPE_KIND: dict[str, str] = {
     "Collection": "coll",
     "Object": "obj",
     "Scene": "scene",
+    "Library": "lib",
 }
 
 # Object types whose data kind is synchronised (EMPTY has no data).
@@ -84,6 +93,7 @@ OBJECT_DATA_KIND: dict[str, str | None] = {
     "CAMERA": "cam",
     "META": "mball",
     "LATTICE": "lattice",
+    "GREASEPENCIL": "gpencil",
     "LIGHT_PROBE": "lprobe",
     "SPEAKER": "speaker",
     "ARMATURE": "arm",
@@ -114,6 +124,99 @@ def sound_path(sound: bpy.types.Sound) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+BUILTIN_FONT = "<builtin>"
+
+
+def font_path(font: bpy.types.VectorFont) -> str | None:
+    """The file behind a font that is neither built in nor packed, if it exists."""
+    if not font.filepath or font.filepath == BUILTIN_FONT:
+        return None
+    path = bpy.path.abspath(font.filepath, library=font.library)
+    return path if os.path.isfile(path) else None
+
+
+_FRAME_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
+CLIP_MAX_BYTES = 48 * 1024 * 1024  # the files of one clip travel in one key
+
+
+def clip_files(clip: bpy.types.MovieClip) -> list[str] | None:
+    """The files behind a movie clip (one movie, or every frame of an image sequence), if they exist."""
+    if not clip.filepath:
+        return None
+    path = bpy.path.abspath(clip.filepath, library=clip.library)
+    if not os.path.isfile(path):
+        return None
+    if clip.source != "SEQUENCE":
+        return [path]
+    folder, base = os.path.split(path)
+    match = _FRAME_NUMBER.match(base)
+    if match is None:
+        return [path]
+    head, digits, tail = match.groups()
+    pattern = re.compile(re.escape(head) + r"\d{" + str(len(digits)) + "}" + re.escape(tail) + "$")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
+
+
+def _clip_sendable(clip: bpy.types.MovieClip) -> bool:
+    files = clip_files(clip)
+    return files is not None and sum(os.path.getsize(f) for f in files) <= CLIP_MAX_BYTES
+
+
+LIBRARY_MAX_BYTES = 48 * 1024 * 1024  # a library's .blend travels in one key
+
+# ID type -> bpy.data collection, for datablocks linked from a library
+LINKABLE: dict[str, str] = {
+    "OBJECT": "objects",
+    "COLLECTION": "collections",
+    "MESH": "meshes",
+    "MATERIAL": "materials",
+    "NODETREE": "node_groups",
+    "ACTION": "actions",
+    "IMAGE": "images",
+    "WORLD": "worlds",
+    "CURVE": "curves",
+    "ARMATURE": "armatures",
+    "LIGHT": "lights",
+    "CAMERA": "cameras",
+    "TEXTURE": "textures",
+    "TEXT": "texts",
+    "SCENE": "scenes",
+}
+
+
+def library_path(lib: bpy.types.Library) -> str | None:
+    """The .blend file of a library, if it exists."""
+    if not lib.filepath:
+        return None
+    path = bpy.path.abspath(lib.filepath)
+    return path if os.path.isfile(path) else None
+
+
+def library_linked(lib: bpy.types.Library) -> list[bpy.types.ID]:
+    """Datablocks linked directly (not as dependencies of others) from a library, in a fixed order."""
+    out = []
+    for attr in LINKABLE.values():
+        out.extend(
+            id_data
+            for id_data in getattr(bpy.data, attr)
+            if id_data.library == lib and not id_data.is_library_indirect
+        )
+    return out
+
+
+def _library_sendable(lib: bpy.types.Library) -> bool:
+    if lib.parent is not None:  # a library of a library comes with its parent's file
+        return False
+    if lib.packed_file is not None:
+        size = lib.packed_file.size
+    else:
+        path = library_path(lib)
+        if path is None:
+            return False
+        size = os.path.getsize(path)
+    return size <= LIBRARY_MAX_BYTES and bool(library_linked(lib))
+
+
 def is_synced(id_data: bpy.types.ID) -> bool:
     """Whether a datablock belongs to the synchronised set."""
     if id_data is None or getattr(id_data, "library", None) is not None:
@@ -129,6 +232,16 @@ def is_synced(id_data: bpy.types.ID) -> bool:
         return id_data.type in {"IMAGE", "UV_TEST"} and id_data.source in {"FILE", "GENERATED"}
     if kind == "sound":  # only sounds whose content can be sent
         return id_data.packed_file is not None or sound_path(id_data) is not None
+    if kind == "lib":  # libraries whose file can be sent and that something is linked from
+        return _library_sendable(id_data)
+    if kind == "clip":  # only clips whose files can be sent
+        return _clip_sendable(id_data)
+    if kind == "font":  # the built-in font, or a font whose file can be sent
+        return (
+            id_data.filepath == BUILTIN_FONT
+            or id_data.packed_file is not None
+            or font_path(id_data) is not None
+        )
     return True
 
 

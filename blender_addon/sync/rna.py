@@ -1,11 +1,13 @@
 """Generic reading and writing of RNA properties.
 
-Used for the flat settings of lights, cameras, materials, worlds, curves,
-modifiers, shader nodes, node group interfaces, textures, metaballs, lattices, light probes and
-speakers.  Only writable properties are read.  Pointers to
-synchronised datablocks become their uuid; pointers to plain structs listed in
-``nested`` are read recursively; everything else (collections, pointers to
-kinds that are not synchronised) is left out.
+Used for the flat settings of lights, cameras, materials, worlds, curves
+(and the fonts of text curves), modifiers, shader nodes, node group
+interfaces, textures, metaballs, lattices, grease pencil data and layers,
+movie clips, light probes and speakers.
+Only writable properties are read.  Pointers to synchronised datablocks
+become their uuid; pointers to plain structs listed in ``nested`` are read
+recursively; everything else (collections, pointers to kinds that are not
+synchronised) is left out.
 """
 
 from __future__ import annotations
@@ -81,9 +83,12 @@ _ID_KINDS = frozenset(
         "Object",
         "Scene",
         "Sound",
+        "VectorFont",
+        "MovieClip",
         "Texture",
         "MetaBall",
         "Lattice",
+        "GreasePencil",
         "LightProbe",
         "Speaker",
         "NodeTree",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import itertools
 import os
 from collections.abc import Callable
 
@@ -440,10 +441,10 @@ MATERIAL_SKIP = ("node_tree", "grease_pencil", "paint_active_slot", "line_priori
 
 
 def _ser_mat(mat: bpy.types.Material, ctx: SerialiseContext) -> dict[str, object]:
-    return {
-        "meta": {"name": mat.name, "props": rna.read_props(mat, skip=MATERIAL_SKIP)},
-        "nodes": ser_node_tree(mat.node_tree),
-    }
+    meta: dict[str, object] = {"name": mat.name, "props": rna.read_props(mat, skip=MATERIAL_SKIP)}
+    if mat.is_grease_pencil:  # grease pencil materials carry their stroke and fill style
+        meta["grease_pencil"] = rna.read_props(mat.grease_pencil)
+    return {"meta": meta, "nodes": ser_node_tree(mat.node_tree)}
 
 
 def _ser_world(world: bpy.types.World, ctx: SerialiseContext) -> dict[str, object]:
@@ -498,6 +499,7 @@ def _ser_scene(scene: bpy.types.Scene, ctx: SerialiseContext) -> dict[str, objec
             "resolution": [render.resolution_x, render.resolution_y, render.resolution_percentage],
             "camera": ref(scene.camera),
             "world": ref(scene.world),
+            "active_clip": ref(scene.active_clip),
         },
         "frame": {"current": scene.frame_current},
     }
@@ -710,6 +712,69 @@ def _ser_sound(sound: bpy.types.Sound, ctx: SerialiseContext) -> dict[str, objec
     }
 
 
+def font_content(font: bpy.types.VectorFont) -> bytes | None:
+    """The font file (TTF, OTF, WOFF2...) behind a font; None for the built-in font."""
+    if font.packed_file is not None:
+        return bytes(font.packed_file.data)
+    path = ids.font_path(font)
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _ser_font(font: bpy.types.VectorFont, ctx: SerialiseContext) -> dict[str, object]:
+    builtin = font.filepath == ids.BUILTIN_FONT
+    content = None if builtin else font_content(font) or b""
+    return {
+        "meta": {
+            "name": font.name,
+            "builtin": builtin,
+            "ext": None if builtin else os.path.splitext(font.filepath)[1].lower() or ".ttf",
+            "sha256": None if content is None else hashlib.sha256(content).hexdigest(),
+            "bytes": content,
+        }
+    }
+
+
+CLIP_SKIP = ("filepath", "source", "use_proxy", "use_proxy_custom_directory")
+
+
+def clip_content(clip: bpy.types.MovieClip) -> list[list[object]] | None:
+    """``[file name, bytes]`` of every file of a movie clip, in name order."""
+    files = ids.clip_files(clip)
+    if files is None:
+        return None
+    out: list[list[object]] = []
+    for path in files:
+        with open(path, "rb") as fh:
+            out.append([os.path.basename(path), fh.read()])
+    return out
+
+
+def clip_digest(files: list[list[object]]) -> str:
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def _ser_clip(clip: bpy.types.MovieClip, ctx: SerialiseContext) -> dict[str, object]:
+    files = clip_content(clip) or []
+    first = os.path.basename(bpy.path.abspath(clip.filepath, library=clip.library))
+    return {
+        "meta": {
+            "name": clip.name,
+            "source": clip.source,
+            "file": first,
+            "colorspace": clip.colorspace_settings.name,
+            "props": rna.read_props(clip, skip=CLIP_SKIP, nested=("colorspace_settings",)),
+            "sha256": clip_digest(files),
+            "files": files,
+        }
+    }
+
+
 TEXTURE_SKIP = ("type", "use_nodes", "node_tree")
 
 
@@ -765,6 +830,58 @@ def _ser_lattice(lattice: bpy.types.Lattice, ctx: SerialiseContext) -> dict[str,
     }
 
 
+# ---------------------------------------------------------------- grease pencil
+
+GP_LAYER_SKIP = ("matrix_local", "matrix_parent_inverse")
+
+
+def drawing_attributes(drawing) -> list[dict[str, object]]:
+    """Every point and stroke attribute of a drawing (position, radius, opacity, material_index...)."""
+    out = []
+    for attr in drawing.attributes:
+        if attr.name.startswith("."):
+            continue
+        data = read_attribute(attr)
+        if data is not None:
+            out.append({"name": attr.name, "domain": attr.domain, "type": attr.data_type, "data": data})
+    out.sort(key=lambda a: a["name"])
+    return out
+
+
+def stroke_sizes(drawing) -> list[int]:
+    offsets = [o.value for o in drawing.curve_offsets]
+    return [b - a for a, b in itertools.pairwise(offsets)]
+
+
+def _ser_gpencil(gp: bpy.types.GreasePencil, ctx: SerialiseContext) -> dict[str, object]:
+    layers = []
+    for layer in gp.layers:
+        frames = []
+        for frame in sorted(layer.frames, key=lambda f: f.frame_number):
+            drawing = frame.drawing
+            frames.append(
+                {
+                    "frame_number": frame.frame_number,
+                    "keyframe_type": frame.keyframe_type,
+                    "sizes": pack_i32(stroke_sizes(drawing)) if drawing is not None else b"",
+                    "attributes": drawing_attributes(drawing) if drawing is not None else [],
+                }
+            )
+        layers.append({"name": layer.name, "frames": frames})
+    return {
+        "meta": {
+            "name": gp.name,
+            "materials": [ref(m) for m in gp.materials],
+            "props": rna.read_props(gp),
+            "layers": [
+                {"name": layer.name, "props": rna.read_props(layer, skip=GP_LAYER_SKIP)}
+                for layer in gp.layers
+            ],
+        },
+        "strokes": {"layers": layers},
+    }
+
+
 def _ser_lprobe(probe: bpy.types.LightProbe, ctx: SerialiseContext) -> dict[str, object]:
     return {"meta": {"name": probe.name, "type": probe.type, "props": rna.read_props(probe, skip=("type",))}}
 
@@ -773,12 +890,57 @@ def _ser_speaker(speaker: bpy.types.Speaker, ctx: SerialiseContext) -> dict[str,
     return {"meta": {"name": speaker.name, "props": rna.read_props(speaker)}}
 
 
+# ---------------------------------------------------------------- libraries
+
+
+def library_content(lib: bpy.types.Library) -> bytes | None:
+    """The .blend file of a library (packed or read from disk)."""
+    if lib.packed_file is not None:
+        return bytes(lib.packed_file.data)
+    path = ids.library_path(lib)
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def linked_entry(id_data: bpy.types.ID) -> list[str]:
+    return [ids.LINKABLE[id_data.id_type], id_data.name]
+
+
+def _ser_lib(lib: bpy.types.Library, ctx: SerialiseContext) -> dict[str, object]:
+    content = library_content(lib) or b""
+    linked = ids.library_linked(lib)
+    links = []
+    for id_data in linked:
+        if isinstance(id_data, bpy.types.Collection):
+            parents = sorted(set(ctx.coll_parents.get(id_data.as_pointer(), [])))
+        elif isinstance(id_data, bpy.types.Object):
+            parents = sorted({r for r in (ctx.collection_ref(c) for c in id_data.users_collection) if r})
+        else:
+            continue
+        if parents:
+            links.append([*linked_entry(id_data), parents])
+    return {
+        "meta": {
+            "name": lib.name,
+            "file": os.path.basename(bpy.path.abspath(lib.filepath)) or "library.blend",
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "bytes": content,
+            "linked": sorted(linked_entry(id_data) for id_data in linked),
+            "links": sorted(links),
+        }
+    }
+
+
 # ---------------------------------------------------------------- entry points
 
 SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, object]]] = {
     "text": _ser_text,
     "img": _ser_img,
     "sound": _ser_sound,
+    "font": _ser_font,
+    "clip": _ser_clip,
     "tex": _ser_tex,
     "action": _ser_action,
     "ngroup": _ser_ngroup,
@@ -788,6 +950,7 @@ SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, obje
     "curve": _ser_curve,
     "mball": _ser_mball,
     "lattice": _ser_lattice,
+    "gpencil": _ser_gpencil,
     "lprobe": _ser_lprobe,
     "speaker": _ser_speaker,
     "light": _ser_light,
@@ -796,6 +959,7 @@ SERIALISERS: dict[str, Callable[[bpy.types.ID, SerialiseContext], dict[str, obje
     "coll": _ser_coll,
     "obj": _ser_obj,
     "scene": _ser_scene,
+    "lib": _ser_lib,
 }
 
 

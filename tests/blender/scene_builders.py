@@ -220,6 +220,106 @@ def build_font() -> None:
     ob.data.align_x = "CENTER"
 
 
+def shipped_font(index: int = 0) -> str:
+    """A small font file shipped with Blender (its datafiles/fonts directory), smallest first."""
+    folder = bpy.utils.system_resource("DATAFILES", path="fonts")
+    files = sorted(
+        (os.path.join(folder, f) for f in os.listdir(folder) if f.endswith((".ttf", ".otf", ".woff2"))),
+        key=lambda p: (os.path.getsize(p), p),
+    )
+    return files[index]
+
+
+def build_fonts() -> None:
+    """A text object using a packed font, a font read from disk (bold) and the built-in font (italic)."""
+    bpy.ops.object.text_add(location=(0, 0, -1))
+    curve = bpy.context.active_object.data
+    curve.body = "fonts"
+    packed = bpy.data.fonts.load(shipped_font(0), check_existing=False)
+    packed.pack()
+    packed.name = "Packed"
+    curve.font = packed
+    curve.font_bold = bpy.data.fonts.load(shipped_font(1), check_existing=False)
+    curve.font_bold.name = "OnDisk"
+
+
+def build_grease_pencil() -> None:
+    """Grease pencil data: two layers with settings, frames with strokes and point attributes, materials."""
+    gp = bpy.data.grease_pencils.new("Sketch")
+    for name, color in (("Ink", (0.0, 0.0, 0.0, 1.0)), ("Fill", (0.2, 0.6, 1.0, 1.0))):
+        mat = bpy.data.materials.new(name)
+        bpy.data.materials.create_gpencil_data(mat)
+        mat.grease_pencil.color = color
+        gp.materials.append(mat)
+    gp.materials["Fill"].grease_pencil.show_fill = True
+    lines = gp.layers.new("Lines")
+    lines.opacity = 0.75
+    lines.tint_factor = 0.25
+    shading = gp.layers.new("Shading")
+    shading.hide = True
+    shading.lock = True
+    drawing = lines.frames.new(1).drawing
+    drawing.add_strokes([3, 2])
+    drawing.attributes["position"].data.foreach_set("vector", [0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 1, 1])
+    drawing.attributes.new("radius", "FLOAT", "POINT").data.foreach_set("value", [0.1, 0.2, 0.3, 0.05, 0.05])
+    drawing.attributes.new("opacity", "FLOAT", "POINT").data.foreach_set("value", [1, 0.5, 0.25, 1, 1])
+    drawing.attributes.new("material_index", "INT", "CURVE").data.foreach_set("value", [0, 1])
+    lines.frames.new(5).drawing.add_strokes([4])
+    shading.frames.new(2).keyframe_type = "BREAKDOWN"
+    link(bpy.data.objects.new("Sketch", gp)).location = (0, 2, 0)
+
+
+def image_sequence(count: int = 3, size: int = 4, shade: float = 0.0) -> str:
+    """A tiny PNG sequence in a new temporary folder; returns the path of its first frame."""
+    folder = tempfile.mkdtemp(prefix="clip-")
+    img = bpy.data.images.new("frame", size, size)
+    img.file_format = "PNG"
+    for i in range(count):
+        img.pixels = [shade + i / count, 0.5, 0.25, 1.0] * (size * size)
+        img.filepath_raw = os.path.join(folder, f"shot_{i + 1:04d}.png")
+        img.save()
+    bpy.data.images.remove(img)
+    return os.path.join(folder, "shot_0001.png")
+
+
+def build_movieclip() -> None:
+    """A movie clip made of a three-frame image sequence on disk, the scene's active clip."""
+    clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)
+    clip.name = "Plate"
+    clip.frame_start = 10
+    clip.colorspace_settings.name = "Linear Rec.709"
+    bpy.context.scene.active_clip = clip
+
+
+def write_library(rock_height: float = 0.5) -> str:
+    """A small .blend (in a new temporary folder) holding a "Props" collection with a "Rock" and a "Tree"."""
+    folder = tempfile.mkdtemp(prefix="lib-")
+    path = os.path.join(folder, "assets.blend")
+    made = []
+    props = bpy.data.collections.new("Props")
+    for name in ("Rock", "Tree"):
+        me = bpy.data.meshes.new(name)
+        me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, rock_height)], [], [(0, 1, 2)])
+        ob = bpy.data.objects.new(name, me)
+        props.objects.link(ob)
+        made += [me, ob]
+    bpy.data.libraries.write(path, {props}, fake_user=True, compress=True)
+    bpy.data.batch_remove([props, *made])
+    return path
+
+
+def build_library() -> None:
+    """A library: a collection linked into a local collection, and one of its objects into the scene."""
+    path = write_library()
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.collections = ["Props"]
+        target.objects = ["Tree"]
+    local = bpy.data.collections.new("Set")
+    bpy.context.scene.collection.children.link(local)
+    local.children.link(bpy.data.collections["Props"])
+    bpy.context.scene.collection.objects.link(bpy.data.objects["Tree"])
+
+
 def build_text() -> None:
     text = bpy.data.texts.new("notes.py")
     text.from_string("import bpy\n\nprint('shared notes')\n")
@@ -451,6 +551,10 @@ BUILDERS = {
     "curve": (build_curve, "curve"),
     "font": (build_font, "curve"),
     "text": (build_text, "text"),
+    "fonts": (build_fonts, "font"),
+    "grease_pencil": (build_grease_pencil, "gpencil"),
+    "movieclip": (build_movieclip, "clip"),
+    "library": (build_library, "lib"),
     "metaball": (build_metaball, "mball"),
     "lattice": (build_lattice, "lattice"),
     "lightprobe": (build_lightprobe, "lprobe"),
@@ -482,6 +586,17 @@ CHANGES = {
     "speaker": lambda: setattr(bpy.data.speakers["Radio"], "pitch", 1.5),
     "sound": _change_sound,
     "texture": lambda: setattr(bpy.data.textures["Clouds"], "noise_scale", 0.5),
+    "fonts": lambda: setattr(bpy.data.fonts["Packed"], "name", "Renamed"),
+    "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
+    "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
+    "grease_pencil": lambda: (
+        bpy.data.grease_pencils["Sketch"]
+        .layers["Lines"]
+        .frames[0]
+        .drawing.attributes["radius"]
+        .data[1]
+        .__setattr__("value", 0.4)
+    ),
     "shape_keys": lambda: setattr(bpy.data.meshes["Face"].shape_keys.key_blocks["Smile"], "value", 0.75),
     "node_group": lambda: setattr(
         bpy.data.node_groups["Tint"].nodes["Mix"].inputs["B"], "default_value", (0.0, 0.0, 1.0, 1.0)

@@ -144,8 +144,9 @@ def test_deleting_keys_removes_datablocks():
     values = sync.serialise_scene()
     doomed = [k for k in values if k.startswith(("obj/", "mesh/"))]
     sync.apply_ops([(k, None) for k in doomed])
-    assert len(bpy.data.objects) == 0
-    assert len(bpy.data.meshes) == 0
+    # Only the library's own (linked) objects and meshes are left: they go with the library.
+    assert {o.library is not None for o in bpy.data.objects} == {True}
+    assert {m.library is not None for m in bpy.data.meshes} == {True}
     assert len(bpy.data.materials) > 0
 
 
@@ -304,3 +305,158 @@ def test_pointer_to_an_unsynchronised_node_group_is_left_alone():
                 yield from keys_of(inner)
 
     assert "node_group" not in set(keys_of(decode_value(values[key])))
+
+
+def test_font_content_and_links_apply_in_place():
+    """A font whose file changes is replaced under the same uuid; text curves follow it."""
+    from scene_builders import build_fonts, shipped_font
+
+    build_fonts()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    bpy.data.fonts["OnDisk"].name = "Bold"
+    changed, deleted = tracker.scan([])  # fonts are not reported by the depsgraph: the rename pass finds it
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("font", "meta")] and deleted == []
+    bpy.data.curves["Text"].font_italic = bpy.data.fonts["Packed"]
+    changed, _ = tracker.scan([bpy.data.curves["Text"]])
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("curve", "meta")]
+    bpy.data.curves["Text"].font_italic = bpy.data.fonts["Bfont Regular"]
+    values = sync.serialise_scene()
+    font_keys = _keys_of(values, "font", "meta")
+    assert len(font_keys) == 3  # packed, read from disk, built in
+    assert {sync.decode_value(values[k])["builtin"] for k in font_keys} == {True, False}
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert all(f.packed_file is not None for f in bpy.data.fonts if f.filepath != "<builtin>")
+    # The sender swaps the packed font's file and makes the built-in font the bold one.
+    old = bpy.data.fonts["Packed"]
+    new = bpy.data.fonts.load(shipped_font(2), check_existing=False)
+    new.pack()
+    uuid = old[sync.UUID_PROP]
+    old.user_remap(new)
+    bpy.data.fonts.remove(old)
+    new.name = "Packed"
+    new[sync.UUID_PROP] = uuid
+    curve = bpy.data.curves["Text"]
+    curve.font_bold = curve.font_italic
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert sync.scene_hash() != edited_hash
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert len(bpy.data.fonts) == 3
+    assert sync.scene_hash() == edited_hash
+
+
+def test_grease_pencil_edits_apply_in_place():
+    """Stroke edits change only the strokes key; layer and frame changes are applied over a replica."""
+    from scene_builders import build_grease_pencil
+
+    build_grease_pencil()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    gp = bpy.data.grease_pencils["Sketch"]
+    drawing = gp.layers["Lines"].frames[0].drawing
+    drawing.attributes["position"].data[2].vector = (2.0, 2.0, 0.0)
+    changed, deleted = tracker.scan([gp])
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("gpencil", "strokes")] and deleted == []
+    values = sync.serialise_scene()
+    reset_scene()
+    # The strokes arrive before the layers they belong to: they wait for them.
+    strokes = _keys_of(values, "gpencil", "strokes")[0]
+    applier = sync.apply_ops([(strokes, values[strokes])])
+    applier = sync.apply_ops([(k, v) for k, v in values.items() if k != strokes], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert sync.serialise_scene() == values
+    # On the other side: a new layer below the others, a frame removed, a stroke added, a layer renamed.
+    gp = bpy.data.grease_pencils["Sketch"]
+    gp.layers["Shading"].name = "Tone"
+    extra = gp.layers.new("Extra")
+    gp.layers.move_bottom(extra)
+    extra.frames.new(7).drawing.add_strokes([2, 2, 1])
+    gp.layers["Lines"].frames.remove(5)
+    gp.layers["Lines"].frames[0].drawing.add_strokes([6])
+    order = [layer.name for layer in gp.layers]
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert [layer.name for layer in bpy.data.grease_pencils["Sketch"].layers] == ["Lines", "Shading"]
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert [layer.name for layer in bpy.data.grease_pencils["Sketch"].layers] == order
+    assert len(bpy.data.grease_pencils) == 1 and len(bpy.data.objects) == 1
+    assert sync.scene_hash() == edited_hash
+    assert sync.serialise_scene() == edited
+
+
+def test_movie_clip_files_travel_and_are_replaced_in_place():
+    """Every frame of a clip's image sequence travels; new content replaces the clip under its uuid."""
+    from scene_builders import build_movieclip, image_sequence
+
+    build_movieclip()
+    values = sync.serialise_scene()
+    (meta,) = _keys_of(values, "clip", "meta")
+    assert [name for name, _data in sync.decode_value(values[meta])["files"]] == [
+        "shot_0001.png",
+        "shot_0002.png",
+        "shot_0003.png",
+    ]
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    clip = bpy.data.movieclips["Plate"]
+    assert bpy.context.scene.active_clip == clip
+    assert bpy.path.abspath(clip.filepath) != ""
+    # The sender swaps the clip for another sequence under the same uuid.
+    new = bpy.data.movieclips.load(image_sequence(count=2, shade=0.5), check_existing=False)
+    uuid = clip[sync.UUID_PROP]
+    clip.user_remap(new)
+    bpy.data.movieclips.remove(clip)
+    new.name = "Plate"
+    new[sync.UUID_PROP] = uuid
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert sync.scene_hash() != edited_hash
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == []
+    assert len(bpy.data.movieclips) == 1 and bpy.context.scene.active_clip == bpy.data.movieclips["Plate"]
+    assert sync.scene_hash() == edited_hash
+
+
+def test_library_links_and_file_apply_in_place_and_delete():
+    """Linking more, unlinking, a new version of the .blend; deleting the library removes what it linked."""
+    from scene_builders import build_library, write_library
+
+    build_library()
+    values = sync.serialise_scene()
+    (meta,) = _keys_of(values, "lib", "meta")
+    doc = sync.decode_value(values[meta])
+    assert doc["linked"] == [["collections", "Props"], ["objects", "Tree"]]
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    lib = bpy.data.libraries[0]
+    assert lib.filepath != "" and bpy.data.collections["Props"].library == lib
+    # The sender links the Rock into the scene, takes Props out of Set and updates the file.
+    with bpy.data.libraries.load(lib.filepath, link=True) as (_source, target):
+        target.objects = ["Rock"]
+    scene = bpy.context.scene
+    scene.collection.objects.link(bpy.data.objects["Rock"])
+    bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"])
+    lib.filepath = write_library(rock_height=1.0)
+    lib.reload()
+    assert bpy.data.meshes["Rock"].vertices[2].co.z == 1.0
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert sync.scene_hash() != edited_hash
+    assert bpy.data.meshes["Rock"].vertices[2].co.z == 0.5
+    assert "Rock" not in scene.collection.objects
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == []
+    assert len(bpy.data.libraries) == 1
+    assert bpy.data.meshes["Rock"].vertices[2].co.z == 1.0
+    assert "Rock" in scene.collection.objects and "Props" not in bpy.data.collections["Set"].children
+    assert sync.scene_hash() == edited_hash
+    sync.apply_ops([(meta, None)], applier=applier)
+    assert len(bpy.data.libraries) == 0 and "Rock" not in bpy.data.objects
