@@ -307,7 +307,6 @@ async def relay_fanout(
         receivers = [await trio.open_tcp_stream(host, port) for _ in range(clients)]
         sender = await trio.open_tcp_stream(host, port)
         await trio.sleep(0.2)  # let the relay register everyone
-        finished = trio.CapacityLimiter(clients)
         done = trio.Event()
         remaining = clients
 
@@ -325,7 +324,6 @@ async def relay_fanout(
 
         for stream in receivers:
             nursery.start_soon(receive, stream)
-        del finished
         padding = b"\0" * max(0, size - _STAMP.size)
         start, paced_from = time.perf_counter(), trio.current_time()
         for i in range(messages):

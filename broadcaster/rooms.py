@@ -16,7 +16,6 @@ await in between.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +147,7 @@ class Room:
             self.key_sizes[key] = size
             self.total_bytes += size
 
-    def fan_out(self, seq: int, entry: dict[str, Any], on_overflow: Callable[[Session], None]) -> None:
+    def fan_out(self, seq: int, entry: dict[str, Any]) -> None:
         """Send one committed operation to every local member: an ack to its author, the op to the rest.
 
         The author's ack is queued at the op's place in the stream, so each client sees acks and others'
@@ -156,14 +155,12 @@ class Room:
         """
         author = entry["c"]
         frame = None
-        for client_id, session in list(self.members.items()):  # overflow may remove one
+        for client_id, session in list(self.members.items()):  # a slow consumer may be removed
             if client_id == author:
-                ok = session.out.put(encode_frame(Ack(op_id=entry["o"], seq=seq)))
+                session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
             else:
                 if frame is None:
                     frame = encode_frame(
                         Applied(room=self.name, seq=seq, client_id=author, op_id=entry["o"], ops=entry["ops"])
                     )
-                ok = session.out.put(frame)
-            if not ok:
-                on_overflow(session)
+                session.send_frame(frame)

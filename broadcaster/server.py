@@ -222,9 +222,6 @@ class Broadcaster:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
 
-    def disconnected(self, session: Session) -> None:
-        self.detach(session)
-
     # ---- room list ----------------------------------------------------------------------------------
 
     def room_info(self, name: str) -> dict[str, Any] | None:
@@ -349,7 +346,7 @@ class Broadcaster:
         room.members[session.client_id] = session
         session.room = room
         joined = encode_frame(ClientJoined(room=room.name, client=session.info()))
-        self._send_to_room(room, joined, exclude=session)
+        self.send_to_room(room, joined, exclude=session)
         self.peers.joined(room.name, session.info())
         self._room_changed(room.name)
 
@@ -439,7 +436,7 @@ class Broadcaster:
         assert room is not None
         room.members.pop(session.client_id, None)
         session.room = None
-        self._send_to_room(room, encode_frame(ClientLeft(room=room.name, client_id=session.client_id)))
+        self.send_to_room(room, encode_frame(ClientLeft(room=room.name, client_id=session.client_id)))
         self.peers.left(room.name, session.client_id)
         self._room_changed(room.name)
 
@@ -538,23 +535,20 @@ class Broadcaster:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before sending events")
         seq = self.current_seq(room.name)
         frame = encode_frame(EventRelayed(room=room.name, client_id=session.client_id, value=value, seq=seq))
-        self._send_to_room(room, frame, exclude=session)
+        self.send_to_room(room, frame, exclude=session)
         self.peers.event(room.name, session.client_id, value, seq)
         session.send(Ack(op_id=op_id, seq=seq))
 
     def relay_presence(self, session: Session, state: dict[str, Any]) -> None:
         assert session.room is not None
         frame = encode_frame(ClientUpdated(room=session.room.name, client_id=session.client_id, state=state))
-        self._send_to_room(session.room, frame, exclude=session)
+        self.send_to_room(session.room, frame, exclude=session)
         self.peers.presence(session.room.name, session.client_id, state)
 
     def send_to_room(self, room: Room, frame: bytes, exclude: Session | None = None) -> None:
-        self._send_to_room(room, frame, exclude)
-
-    def _send_to_room(self, room: Room, frame: bytes, exclude: Session | None = None) -> None:
         for member in list(room.members.values()):
-            if member is not exclude and not member.out.put(frame):
-                member.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
+            if member is not exclude:
+                member.send_frame(frame)
 
     # ---- locks --------------------------------------------------------------------------------------------
     # A lock is /rooms/<room>/locks/<key> = {"owner": client_id, "user": name, "node": node id}. Writes by
@@ -675,7 +669,7 @@ class Broadcaster:
                 room = self.rooms.get(name)
                 if room is not None and room.members:
                     message = LocksChanged(room=name, locked=locked, unlocked=sorted(unlocked))
-                    self._send_to_room(room, encode_frame(message))
+                    self.send_to_room(room, encode_frame(message))
 
     # ---- admin ----------------------------------------------------------------------------------------
 
@@ -895,12 +889,9 @@ class Broadcaster:
             room.note_key(path[3], None if event.action == "delete" else len(event.payload))
             self._room_changed(name)
         elif path[2] == "log" and event.action == "create":
-            room.fan_out(int(path[3]) + room.seq_base, event.payload, self._overflowed)
+            room.fan_out(int(path[3]) + room.seq_base, event.payload)
         elif path[2] == "locks":
             self._lock_event(room, path[3], None if event.action == "delete" else event.payload)
-
-    def _overflowed(self, session: Session) -> None:
-        session.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
 
     def _room_gone(self, name: str) -> None:
         room = self.rooms.pop(name, None)
@@ -909,8 +900,7 @@ class Broadcaster:
         frame = encode_frame(RoomDeleted(room=name))
         for member in list(room.members.values()):
             member.room = None
-            if not member.out.put(frame):
-                member.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
+            member.send_frame(frame)
         room.members.clear()
         self._lock_changes.pop(name, None)
         self._changed_rooms.discard(name)

@@ -143,12 +143,16 @@ class Session:
                 if not self.closing:
                     nursery.cancel_scope.cancel()
         finally:
-            self.broadcaster.disconnected(self)
+            self.broadcaster.detach(self)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await self.stream.aclose()
 
     def send(self, event: Event) -> None:
-        if not self.out.put(encode_frame(event)):
+        self.send_frame(encode_frame(event))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue an encoded frame; a client whose queue is full is cut as a slow consumer (it resumes)."""
+        if not self.out.put(frame):
             self.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
 
     def fail(self, code: ErrorCode, message: str, ref: int | None = None) -> None:

@@ -55,7 +55,7 @@ from .core import (
 )
 from .storage import LogRecord, Storage, WriteBatch
 from .transport import Transport
-from .tree import NodeProps, Tree, TreeError, WatchEvent, encode_envelope
+from .tree import NodeProps, Tree, TreeError, WatchEvent, compile_pattern, encode_envelope, match_pattern
 
 Path_ = tuple[str, ...]
 log = logging.getLogger("blendsync.replication")
@@ -153,6 +153,7 @@ class Subscription:
 
     def __init__(self, node: Node, pattern: Path_, callback: Callable[[WatchEvent], None]):
         self.pattern = pattern
+        self.compiled = compile_pattern(pattern)  # checked once here; raises TreeError if malformed
         self.callback = callback
         self._node = node
         self.prefix = _literal_prefix(pattern)
@@ -168,20 +169,6 @@ def _literal_prefix(pattern: Path_) -> Path_:
             break
         prefix.append(element)
     return tuple(prefix)
-
-
-def pattern_matches(pattern: Path_, path: Path_) -> bool:
-    """Literal elements, "*" (one element) and "**" (any number, including none)."""
-    if not pattern:
-        return not path
-    head = pattern[0]
-    if head == "**":
-        return any(pattern_matches(pattern[1:], path[i:]) for i in range(len(path) + 1))
-    if not path:
-        return False
-    if head == "*" or head == path[0]:
-        return pattern_matches(pattern[1:], path[1:])
-    return False
 
 
 class RaftLogStorage:
@@ -472,6 +459,7 @@ class Node:
         A watcher that falls more than ``buffer`` events behind is closed with ReplicationError.
         """
         pattern = tuple(pattern)
+        compiled = compile_pattern(pattern)
         send, receive = trio.open_memory_channel[WatchEvent](math.inf)
         overflow = False
 
@@ -480,7 +468,7 @@ class Node:
             if after_index + 1 < oldest:
                 raise ReplicationError(f"events after index {after_index} are no longer held")
             for event in self._backlog:
-                if event.index > after_index and pattern_matches(pattern, event.path):
+                if event.index > after_index and match_pattern(compiled, event.path):
                     send.send_nowait(event)
 
         def deliver(event: WatchEvent) -> None:
@@ -821,7 +809,7 @@ class Node:
             listeners = self._subscriptions.get(path[:length])
             if listeners:
                 for subscription in list(listeners):
-                    if pattern_matches(subscription.pattern, path):
+                    if match_pattern(subscription.compiled, path):
                         try:
                             subscription.callback(event)
                         except Exception:
