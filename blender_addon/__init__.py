@@ -2,7 +2,8 @@
 
 Layout of the add-on:
 
-* ``sync/``          the scene <-> key/value layer (serialise, track changes, apply, hash);
+* ``sync/``          the scene <-> key/value layer: one module per datablock kind in ``sync/kinds/``,
+                     and the machinery that serialises, tracks changes, applies and hashes;
 * ``net.py``         the network thread (socket + sans-IO protocol, no bpy);
 * ``session.py``     the sync loop run by a timer on the main thread (``pump()``);
 * ``ui.py``          preferences, sidebar panels, lists and operators;

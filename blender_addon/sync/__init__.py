@@ -6,25 +6,21 @@ into such a map (:func:`serialise_scene`), finds which keys changed
 (:func:`apply_ops`, :class:`Applier`) and computes a canonical scene hash
 (:func:`scene_hash`) to check that two replicas agree.
 
+Everything about one datablock kind (its keys, how it is read, made,
+applied and described) lives in ``kinds/<bpy.data collection>.py``; the
+modules here are the generic machinery around the registry in
+``kinds/__init__.py``.
+
 It imports only ``bpy``/``mathutils``, the standard library and ``msgpack``,
 and must run on Blender's main thread.  Key formats: docs/addon.md.
 """
 
 from .apply import Applier, apply_ops, clear_scene
 from .canonical import scene_description, scene_hash
-from .codec import (
-    KINDS,
-    PARTS,
-    decode_value,
-    encode_value,
-    make_key,
-    pack_f32,
-    pack_i32,
-    parse_key,
-    unpack_f32,
-    unpack_i32,
-)
-from .ids import UUID_PROP, get_uuid, index_all, peek_uuid
+from .codec import decode_value, encode_value, pack_f32, pack_i32, unpack_f32, unpack_i32
+from .ids import UUID_PROP, get_uuid, peek_uuid
+from .index import index_all
+from .keys import KINDS, PARTS, make_key, parse_key
 from .serialise import serialise_datablock, serialise_scene
 from .tracker import ChangeTracker, ids_from_depsgraph
 

@@ -1,4 +1,4 @@
-"""Value encoding and key naming.
+"""Value encoding (key names: keys.py).
 
 Values are msgpack documents made of dict/list/int/float/str/bytes/bool/None.
 Bulk numeric arrays (vertex positions, UVs, keyframes...) travel as raw
@@ -15,66 +15,6 @@ import msgpack
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
-# Datablock kinds, in the order in which their creation is applied.
-KINDS: tuple[str, ...] = (
-    "text",
-    "img",
-    "sound",
-    "font",
-    "clip",
-    "tex",
-    "action",
-    "ngroup",
-    "mat",
-    "world",
-    "mesh",
-    "curve",
-    "mball",
-    "lattice",
-    "gpencil",
-    "lprobe",
-    "speaker",
-    "light",
-    "cam",
-    "arm",
-    "coll",
-    "obj",
-    "scene",
-    "lib",
-)
-KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
-
-# Parts of each kind, in the order in which they are applied.  The first part
-# of each tuple is the primary part: setting it creates the datablock,
-# deleting it removes the datablock.
-PARTS: dict[str, tuple[str, ...]] = {
-    "text": ("meta", "body"),
-    "img": ("meta", "data"),
-    "sound": ("meta",),
-    "font": ("meta",),
-    "clip": ("meta",),
-    "tex": ("meta",),
-    "action": ("meta", "curves"),
-    "ngroup": ("meta", "nodes"),
-    "mat": ("meta", "nodes"),
-    "world": ("meta", "nodes"),
-    "mesh": ("meta", "geometry", "shapes"),
-    "curve": ("meta", "splines", "text"),
-    "mball": ("meta", "elements"),
-    "lattice": ("meta", "points"),
-    "gpencil": ("meta", "strokes"),
-    "lprobe": ("meta",),
-    "speaker": ("meta",),
-    "light": ("meta",),
-    "cam": ("meta",),
-    "arm": ("meta", "bones"),
-    "coll": ("meta",),
-    "obj": ("meta", "transform", "modifiers", "anim", "pose"),
-    "scene": ("meta", "frame"),
-    "lib": ("meta",),
-}
-PRIMARY_PART = "meta"
-
 
 def encode_value(obj: object) -> bytes:
     """Encode a value document to msgpack bytes (binary type kept apart from str)."""
@@ -84,30 +24,6 @@ def encode_value(obj: object) -> bytes:
 def decode_value(data: bytes) -> object:
     """Decode msgpack bytes produced by :func:`encode_value`."""
     return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-
-
-def make_key(kind: str, uuid: str, part: str) -> str:
-    return f"{kind}/{uuid}/{part}"
-
-
-def parse_key(key: str) -> tuple[str, str, str] | None:
-    """Split ``kind/uuid/part``; return None for keys this layer does not own."""
-    bits = key.split("/")
-    if len(bits) != 3:
-        return None
-    kind, uuid, part = bits
-    if kind not in PARTS or part not in PARTS[kind] or not uuid:
-        return None
-    return kind, uuid, part
-
-
-def op_order(key: str) -> tuple[int, int]:
-    """Sort key that puts datablocks before the datablocks that link to them."""
-    parsed = parse_key(key)
-    if parsed is None:
-        return (len(KINDS), 0)
-    kind, _uuid, part = parsed
-    return (KIND_ORDER[kind], PARTS[kind].index(part))
 
 
 def _to_le(arr: array.array) -> bytes:

@@ -1,18 +1,16 @@
 """Generic reading and writing of RNA properties.
 
-Used for the flat settings of lights, cameras, materials, worlds, curves
-(and the fonts of text curves), modifiers, shader nodes, node group
-interfaces, textures, metaballs, lattices, grease pencil data and layers,
-movie clips, light probes and speakers.
-Only writable properties are read.  Pointers to synchronised datablocks
-become their uuid; pointers to plain structs listed in ``nested`` are read
-recursively; everything else (collections, pointers to kinds that are not
-synchronised) is left out.
+Used by the kinds for flat settings (lights, cameras, materials, modifiers,
+shader nodes, node group interfaces...).  Only writable properties are
+read.  Pointers to synchronised datablocks become their uuid; pointers to
+plain structs listed in ``nested`` are read recursively; everything else
+(collections, pointers to kinds that are not synchronised) is left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import bpy
 
@@ -53,47 +51,15 @@ COMMON_SKIP = frozenset(
     }
 )
 
-_ID_TYPES: dict[str, bool] = {}
-
 Resolver = Callable[[str], "bpy.types.ID | None"]
 
 
-def _is_synced_id_type(identifier: str) -> bool:
-    """Whether a pointer to this RNA type is a pointer to a synchronised datablock kind."""
-    cached = _ID_TYPES.get(identifier)
-    if cached is None:
-        cls = getattr(bpy.types, identifier, None)
-        cached = bool(cls is not None and issubclass(cls, bpy.types.ID) and identifier in _ID_KINDS)
-        _ID_TYPES[identifier] = cached
-    return cached
+class Links(Protocol):
+    """Which pointers travel as links (answered from every kind, see context.ReadContext)."""
 
+    link_types: frozenset[str]  # RNA types of pointers to synchronised kinds
 
-_ID_KINDS = frozenset(
-    {
-        "Text",
-        "Image",
-        "Action",
-        "Material",
-        "World",
-        "Mesh",
-        "Curve",
-        "Light",
-        "Camera",
-        "Collection",
-        "Object",
-        "Scene",
-        "Sound",
-        "VectorFont",
-        "MovieClip",
-        "Texture",
-        "MetaBall",
-        "Lattice",
-        "GreasePencil",
-        "LightProbe",
-        "Speaker",
-        "NodeTree",
-    }
-)
+    def is_synced(self, id_data: bpy.types.ID) -> bool: ...
 
 
 def plain(value: object) -> object:
@@ -115,6 +81,7 @@ def plain(value: object) -> object:
 
 def read_props(
     struct: bpy.types.bpy_struct,
+    links: Links,
     skip: Iterable[str] = (),
     nested: Iterable[str] = (),
 ) -> dict[str, object]:
@@ -130,14 +97,14 @@ def read_props(
             if ident in nested:
                 sub = getattr(struct, ident)
                 if sub is not None:
-                    out[ident] = read_props(sub)
+                    out[ident] = read_props(sub, links)
                 continue
-            if prop.is_readonly or not _is_synced_id_type(prop.fixed_type.identifier):
+            if prop.is_readonly or prop.fixed_type.identifier not in links.link_types:
                 continue
             target = getattr(struct, ident)
             if target is None:
                 out[ident] = None
-            elif ids.is_synced(target):
+            elif links.is_synced(target):
                 out[ident] = ids.get_uuid(target)
             # else: a kind of datablock that is not synchronised (e.g. a geometry node group): leave
             # the property out, so every receiver keeps its own value instead of losing it.

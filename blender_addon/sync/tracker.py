@@ -7,10 +7,10 @@ from collections.abc import Iterable
 import bpy
 
 from . import ids
-from .codec import PRIMARY_PART, parse_key
-from .serialise import SerialiseContext, serialise_parts
-
-ADOPT_PROP = "blendsync_adopt"
+from .index import index_all, is_synced, kind_of
+from .keys import PRIMARY_PART, parse_key
+from .kinds import BY_NAME, REGISTRY
+from .serialise import read_context, serialise_parts
 
 
 def ids_from_depsgraph(depsgraph: bpy.types.Depsgraph) -> list[bpy.types.ID]:
@@ -31,14 +31,12 @@ def _owners(id_data: bpy.types.ID) -> list[bpy.types.ID]:
         return [id_data]
     ptr = id_data.as_pointer()
     owners = []
-    for attr in ("materials", "worlds", "lights"):
-        for owner in getattr(bpy.data, attr):
-            tree = getattr(owner, "node_tree", None)
-            if tree is not None and tree.as_pointer() == ptr:
-                owners.append(owner)
-    for scene in bpy.data.scenes:
-        if scene.collection.as_pointer() == ptr:
-            owners.append(scene)
+    for kind in REGISTRY:
+        for attr in kind.embedded:
+            for owner in getattr(bpy.data, kind.collection):
+                embedded = getattr(owner, attr, None)
+                if embedded is not None and embedded.as_pointer() == ptr:
+                    owners.append(owner)
     return owners
 
 
@@ -99,11 +97,11 @@ class ChangeTracker:
 
     def note_datablocks(self, id_datas: Iterable[bpy.types.ID]) -> None:
         """Take the current state of these datablocks as already known (no change to report)."""
-        ctx = SerialiseContext()
+        ctx = read_context()
         for id_data in id_datas:
-            if not ids.is_synced(id_data):
+            if not is_synced(id_data):
                 continue
-            kind = ids.kind_of(id_data)
+            kind = kind_of(id_data)
             uuid = ids.get_uuid(id_data)
             current = serialise_parts(kind, id_data, ctx)
             for key in self._keys.get(uuid, set()) - current.keys():
@@ -111,8 +109,7 @@ class ChangeTracker:
             for key, value in current.items():
                 self.note_applied(key, value)
             self._names[uuid] = id_data.name
-            if kind in ("coll", "scene"):
-                self._linked_children(id_data)
+            self._linked_children(id_data)
 
     # ------------------------------------------------------------ scanning
 
@@ -125,8 +122,8 @@ class ChangeTracker:
         renamed, or are linked under a dirty collection or scene; deletions
         are found by comparing the sets of uuids, which is cheap.
         """
-        index = ids.index_all(assign=True)
-        ctx = SerialiseContext()
+        index = index_all(assign=True)
+        ctx = read_context()
         if dirty_ids is None:
             todo = set(index)
         else:
@@ -140,7 +137,7 @@ class ChangeTracker:
                 except ReferenceError:  # removed since it was reported; the set diff covers it
                     continue
                 for owner in owners:
-                    if not ids.is_synced(owner):
+                    if not is_synced(owner):
                         continue
                     todo.add(ids.get_uuid(owner))
                     todo.update(self._linked_children(owner))
@@ -158,10 +155,9 @@ class ChangeTracker:
                 deleted.append(key)
                 self.note_applied(key, None)
             self._names[uuid] = id_data.name
-            if kind in ("coll", "scene"):
-                self._linked_children(id_data)
-            if kind == "scene" and ADOPT_PROP in id_data:
-                del id_data[ADOPT_PROP]  # shared now: remote scenes must no longer take it over
+            self._linked_children(id_data)
+            if kind == "scene" and ids.ADOPT_PROP in id_data:
+                del id_data[ids.ADOPT_PROP]  # shared now: remote scenes must no longer take it over
         for uuid in sorted(set(self._keys) - set(index)):
             keys = sorted(self._keys[uuid], key=lambda k: (parse_key(k) or ("", "", ""))[2] == PRIMARY_PART)
             deleted.extend(keys)
@@ -174,15 +170,13 @@ class ChangeTracker:
         An object unlinked from a collection is reported by Blender through the
         collection only, so the children seen last time are included too.
         """
-        kind = ids.kind_of(owner)
-        if kind == "scene":
-            coll = owner.collection
-        elif kind == "coll":
-            coll = owner
-        else:
+        kind = kind_of(owner)
+        members = BY_NAME[kind].members if kind is not None else None
+        if members is None:
             return set()
-        now = {ids.get_uuid(ob) for ob in coll.objects if ids.is_synced(ob)}
-        now |= {ids.get_uuid(child) for child in coll.children if ids.is_synced(child)}
+        coll = members(owner)
+        now = {ids.get_uuid(ob) for ob in coll.objects if is_synced(ob)}
+        now |= {ids.get_uuid(child) for child in coll.children if is_synced(child)}
         owner_uuid = ids.get_uuid(owner)
         before = self._members.get(owner_uuid, set())
         self._members[owner_uuid] = now

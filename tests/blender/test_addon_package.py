@@ -110,6 +110,8 @@ def test_zip_layout_and_manifest(built_zip, wheels_dir):
         "protocol_shim.py",
         "sync/__init__.py",
         "sync/apply.py",
+        "sync/kinds/__init__.py",
+        "sync/kinds/objects.py",
         "_vendor/protocol/__init__.py",
     } <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/") for n in names)

@@ -265,9 +265,9 @@ def test_armature_pose_and_bone_edits():
     applier = sync.apply_ops(list(values.items()))
     # A bone moved and one renamed on the replica's side: applied in place, pose kept for the others.
     arm = bpy.data.armatures["Skeleton"]
-    from blender_addon.sync.apply import _armature_edit_mode
+    from blender_addon.sync.kinds.armatures import armature_edit_mode
 
-    with _armature_edit_mode(arm):
+    with armature_edit_mode(arm):
         arm.edit_bones["Hand"].tail = (1.5, 0.5, 1.5)
         arm.edit_bones["Root"].name = "Hips"
     edited_hash = sync.scene_hash()

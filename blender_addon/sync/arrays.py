@@ -1,0 +1,93 @@
+"""Bulk arrays between Blender collections and packed bytes (foreach_get/set), generic attributes."""
+
+from __future__ import annotations
+
+import array
+
+from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
+
+
+def floats(values) -> list[float]:
+    return [float(v) for v in values]
+
+
+def matrix_rows(m) -> list[float]:
+    """A 4x4 matrix as 16 floats, row-major."""
+    return [float(m[r][c]) for r in range(4) for c in range(4)]
+
+
+def fget(coll, attr: str, count: int, width: int) -> array.array:
+    buf = array.array("f", bytes(4 * count * width))
+    if count:
+        coll.foreach_get(attr, buf)
+    return buf
+
+
+def iget(coll, attr: str, count: int, width: int) -> array.array:
+    buf = array.array("i", bytes(4 * count * width))
+    if count:
+        coll.foreach_get(attr, buf)
+    return buf
+
+
+def fset(coll, attr: str, data: bytes) -> None:
+    values = unpack_f32(data)
+    if len(values):
+        coll.foreach_set(attr, values)
+
+
+def iset(coll, attr: str, data: bytes) -> None:
+    values = unpack_i32(data)
+    if len(values):
+        coll.foreach_set(attr, values)
+
+
+# data_type -> (components, foreach attribute, array typecode or "b" for bool lists)
+ATTRIBUTE_LAYOUT: dict[str, tuple[int, str, str]] = {
+    "FLOAT": (1, "value", "f"),
+    "INT": (1, "value", "i"),
+    "FLOAT_VECTOR": (3, "vector", "f"),
+    "FLOAT_COLOR": (4, "color", "f"),
+    "BYTE_COLOR": (4, "color", "f"),
+    "FLOAT2": (2, "vector", "f"),
+    "INT8": (1, "value", "l"),
+    "INT16_2D": (2, "value", "l"),
+    "INT32_2D": (2, "value", "i"),
+    "QUATERNION": (4, "value", "f"),
+    "FLOAT4X4": (16, "value", "f"),
+    "BOOLEAN": (1, "value", "b"),
+}
+
+
+def read_attribute(attr) -> bytes | None:
+    """A generic attribute's values as packed bytes (None for a data type that does not travel)."""
+    layout = ATTRIBUTE_LAYOUT.get(attr.data_type)
+    if layout is None:
+        return None
+    width, key, code = layout
+    count = len(attr.data)
+    if code == "f":
+        return pack_f32(fget(attr.data, key, count, width))
+    if code == "i":
+        return pack_i32(iget(attr.data, key, count, width))
+    values = [False if code == "b" else 0] * (count * width)
+    if count:
+        attr.data.foreach_get(key, values)
+    if code == "b":
+        return bytes(1 if v else 0 for v in values)
+    return pack_i32(values)
+
+
+def write_attribute(attr, data: bytes) -> None:
+    _width, key, code = ATTRIBUTE_LAYOUT[attr.data_type]
+    if not len(attr.data):
+        return
+    if code == "f":
+        values = unpack_f32(data)
+    elif code == "b":
+        values = [bool(b) for b in data]
+    else:
+        values = unpack_i32(data)
+        if code == "l":
+            values = list(values)
+    attr.data.foreach_set(key, values)

@@ -1,0 +1,47 @@
+"""Writing values into Blender without needless updates, shared by the kinds' apply functions."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import ids
+
+
+def set_changed(struct, attr: str, value) -> None:
+    """Assign only when different (avoids needless depsgraph tags); values Blender refuses are skipped."""
+    try:
+        current = getattr(struct, attr)
+        if hasattr(current, "__len__") and not isinstance(current, str):
+            if [float(x) for x in current] == [float(x) for x in value]:
+                return
+        elif current == value:
+            return
+        setattr(struct, attr, value)
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        pass
+
+
+def rename(id_data, name: str) -> None:
+    if id_data.name != name:
+        id_data.name = name
+
+
+def set_materials(materials, wanted: list[bpy.types.Material | None]) -> None:
+    """Set a data material list in place (clearing it would reset the objects' slot links)."""
+    while len(materials) > len(wanted):
+        materials.pop()
+    for i, mat in enumerate(wanted):
+        if i >= len(materials):
+            materials.append(mat)
+        elif materials[i] != mat:
+            materials[i] = mat
+
+
+def replace(old: bpy.types.ID, new: bpy.types.ID, collection) -> bpy.types.ID:
+    """Put ``new`` in the place of ``old``: same uuid, every user relinked; ``old`` is removed."""
+    uuid = ids.peek_uuid(old)
+    old.user_remap(new)
+    collection.remove(old)
+    if uuid is not None:
+        ids.set_uuid(new, uuid)
+    return new

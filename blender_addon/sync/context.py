@@ -1,0 +1,129 @@
+"""What a kind's functions may ask of the rest of the scene while they run.
+
+Kind modules get one of these instead of importing the registry: whether a
+datablock is synchronised, and the uuid of a linked datablock, depend on
+every kind, so the generic machinery answers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import bpy
+
+from . import ids, rna
+
+AFTER_STEP = "after-step:"  # pending-link token: tried again at the end of every Applier.step
+
+
+def part_token(part: str, uuid: str) -> str:
+    """Pending-link token of a value that waits for part ``part`` of datablock ``uuid`` to be applied."""
+    return f"{part}:{uuid}"
+
+
+class ReadContext:
+    """Lookups shared by every datablock read in one pass (serialising or describing the scene)."""
+
+    def __init__(self, is_synced: Callable[[bpy.types.ID], bool], link_types: frozenset[str]) -> None:
+        self.is_synced = is_synced
+        self.link_types = link_types  # RNA pointer types whose targets travel as uuids
+        self.master_scene: dict[int, str] = {}
+        self._coll_parents: dict[int, list[str]] = {}
+        for scene in bpy.data.scenes:
+            if not is_synced(scene):
+                continue
+            scene_uuid = ids.get_uuid(scene)
+            self.master_scene[scene.collection.as_pointer()] = scene_uuid
+            for child in scene.collection.children:
+                self._coll_parents.setdefault(child.as_pointer(), []).append(scene_uuid)
+        for coll in bpy.data.collections:
+            if not is_synced(coll):
+                continue
+            coll_uuid = ids.get_uuid(coll)
+            for child in coll.children:
+                self._coll_parents.setdefault(child.as_pointer(), []).append(coll_uuid)
+
+    def ref(self, id_data: bpy.types.ID | None) -> str | None:
+        """uuid of a synchronised datablock; None for nothing or for a datablock that is not synchronised."""
+        if id_data is None or not self.is_synced(id_data):
+            return None
+        return ids.get_uuid(id_data)
+
+    def collection_ref(self, coll: bpy.types.Collection) -> str | None:
+        """uuid of a collection, or of the scene whose master collection it is."""
+        scene_uuid = self.master_scene.get(coll.as_pointer())
+        if scene_uuid is not None:
+            return scene_uuid
+        return self.ref(coll)
+
+    def collection_parents(self, coll: bpy.types.Collection) -> list[str]:
+        """Sorted uuids of the synchronised collections and scenes ``coll`` is a child of."""
+        return sorted(set(self._coll_parents.get(coll.as_pointer(), [])))
+
+    def props(
+        self, struct: bpy.types.bpy_struct, skip: Iterable[str] = (), nested: Iterable[str] = ()
+    ) -> dict[str, object]:
+        """``struct``'s writable properties (:func:`.rna.read_props`), links as uuids."""
+        return rna.read_props(struct, self, skip=skip, nested=nested)
+
+
+class ApplyContext:
+    """What applying one operation may ask of the applier; collects what could not be resolved yet.
+
+    ``missing`` gathers pending-link tokens: a uuid (a linked datablock that
+    has not arrived), :func:`part_token` (a part of a datablock that has
+    not been applied yet) or :data:`AFTER_STEP` + uuid.  The applier applies
+    the operation again when the token is resolved.
+    """
+
+    def __init__(
+        self,
+        index: dict[str, tuple[str, bpy.types.ID]],
+        make_stub: Callable[[str, str, str], bpy.types.ID],
+    ) -> None:
+        self._index = index
+        self._make_stub = make_stub
+        self.missing: set[str] = set()
+        self.created: list[str] = []  # uuids of stand-in datablocks made while applying
+
+    def lookup(self, uuid: str | None) -> bpy.types.ID | None:
+        """The datablock with this uuid, if it is there (nothing recorded when it is not)."""
+        found = self._index.get(uuid) if uuid else None
+        return found[1] if found is not None else None
+
+    def resolve(self, uuid: str | None) -> bpy.types.ID | None:
+        """The datablock a link names; a link to one that has not arrived is recorded as missing."""
+        if not uuid:
+            return None
+        found = self._index.get(uuid)
+        if found is None:
+            self.missing.add(uuid)
+            return None
+        return found[1]
+
+    def resolve_collection(self, uuid: str) -> bpy.types.Collection | None:
+        """A collection, or the master collection of the scene with this uuid."""
+        target = self.resolve(uuid)
+        if target is None:
+            return None
+        return target.collection if isinstance(target, bpy.types.Scene) else target
+
+    def object_data(self, kind: str, uuid: str, object_type: str) -> bpy.types.ID:
+        """An object's data, or an empty stand-in under its uuid that the data's own keys fill in later."""
+        data = self.lookup(uuid)
+        if data is None:
+            data = self._make_stub(kind, uuid, object_type)
+            self.created.append(uuid)
+        return data
+
+    def wait_for(self, part: str, uuid: str) -> None:
+        """Apply this operation again once part ``part`` of datablock ``uuid`` has been applied."""
+        self.missing.add(part_token(part, uuid))
+
+    def retry_after_step(self, uuid: str) -> None:
+        """Apply this operation again at the end of the applier's step (and of every later one)."""
+        self.missing.add(AFTER_STEP + uuid)
+
+    def forget(self, uuid: str) -> None:
+        """Drop a uuid from the index (a datablock taken over under another uuid)."""
+        self._index.pop(uuid, None)

@@ -1,0 +1,71 @@
+"""Which datablocks are synchronised, of which kind, and the uuid -> datablock index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import bpy
+
+from . import ids
+from .kinds import BY_NAME, BY_RNA_TYPE, REGISTRY
+
+
+def kind_of(id_data: bpy.types.ID) -> str | None:
+    """The kind of a datablock's RNA type (or of the type it directly derives from), if synchronised."""
+    rna = id_data.bl_rna
+    kind = BY_RNA_TYPE.get(rna.identifier)
+    if kind is None and rna.base is not None:
+        kind = BY_RNA_TYPE.get(rna.base.identifier)
+    return kind.name if kind is not None else None
+
+
+def is_synced(id_data: bpy.types.ID) -> bool:
+    """Whether a datablock belongs to the synchronised set."""
+    if id_data is None or getattr(id_data, "library", None) is not None:
+        return False
+    if getattr(id_data, "is_embedded_data", False):
+        return False
+    kind = kind_of(id_data)
+    return kind is not None and BY_NAME[kind].accepts(id_data)
+
+
+def iter_synced() -> Iterator[tuple[str, bpy.types.ID]]:
+    """Every synchronised datablock with its kind, in registry order."""
+    for kind in REGISTRY:
+        for id_data in getattr(bpy.data, kind.collection):
+            if is_synced(id_data):
+                yield kind.name, id_data
+
+
+def index_all(assign: bool = True) -> dict[str, tuple[str, bpy.types.ID]]:
+    """Map uuid -> (kind, datablock) for every synchronised datablock.
+
+    With ``assign`` (the default) datablocks without a uuid get one, and a
+    datablock whose uuid is already held by another one (a duplicate made by
+    copying) gets a fresh uuid.  The datablock that owned the uuid before
+    keeps it.
+    """
+    found: dict[str, list[tuple[str, bpy.types.ID]]] = {}
+    fresh: list[tuple[str, bpy.types.ID]] = []
+    for kind, id_data in iter_synced():
+        value = ids.peek_uuid(id_data)
+        if value is None:
+            fresh.append((kind, id_data))
+        else:
+            found.setdefault(value, []).append((kind, id_data))
+    index: dict[str, tuple[str, bpy.types.ID]] = {}
+    for value, holders in found.items():
+        if len(holders) == 1:
+            index[value] = holders[0]
+            continue
+        owner_uid = ids.owner_of(value)
+        keeper = next((h for h in holders if h[1].session_uid == owner_uid), holders[0])
+        index[value] = keeper
+        fresh.extend(h for h in holders if h is not keeper)
+    for kind, id_data in fresh:
+        if not assign:
+            continue
+        value = ids.new_uuid()
+        ids.set_uuid(id_data, value)
+        index[value] = (kind, id_data)
+    return index

@@ -1,0 +1,178 @@
+"""Armatures (kind ``arm``): settings and bones (an armature object's pose is ``obj/pose``).
+
+Bones exist as editable bones only in edit mode: they are applied through
+edit mode on a throw-away object using the armature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import bpy
+
+from .. import rna
+from ..arrays import floats
+from ..assign import rename, set_changed
+from ..context import ApplyContext, ReadContext
+from ..evaluate import animation_detached
+from .base import Kind
+
+BONE_PROPS = (
+    "use_deform",
+    "envelope_distance",
+    "envelope_weight",
+    "head_radius",
+    "tail_radius",
+    "use_envelope_multiply",
+    "use_inherit_rotation",
+    "inherit_scale",
+    "use_local_location",
+    "use_relative_parent",
+    "bbone_segments",
+)
+ROLL_DIGITS = 5  # the roll is derived from the bone matrix: rounded so float noise is not a change
+
+
+def bone_roll(bone: bpy.types.Bone) -> float:
+    roll = round(float(bpy.types.Bone.AxisRollFromMatrix(bone.matrix_local.to_3x3())[1]), ROLL_DIGITS)
+    return 0.0 if roll == 0 else roll
+
+
+def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
+    bones = []
+    for bone in sorted(arm.bones, key=lambda b: b.name):
+        doc: dict[str, object] = {
+            "name": bone.name,
+            "parent": bone.parent.name if bone.parent is not None else None,
+            "head": floats(bone.head_local),
+            "tail": floats(bone.tail_local),
+            "roll": bone_roll(bone),
+            "use_connect": bone.use_connect,
+        }
+        doc.update({attr: rna.plain(getattr(bone, attr)) for attr in BONE_PROPS})
+        bones.append(doc)
+    return {
+        "meta": {"name": arm.name, "props": ctx.props(arm)},
+        "bones": bones,
+    }
+
+
+def describe(arm: bpy.types.Armature, ctx: ReadContext) -> dict:
+    bones = {
+        bone.name: {
+            "parent": bone.parent.name if bone.parent is not None else None,
+            "head": floats(bone.head_local),
+            "tail": floats(bone.tail_local),
+            "roll": bone_roll(bone),
+            "use_connect": bone.use_connect,
+            "props": [rna.plain(getattr(bone, attr)) for attr in BONE_PROPS],
+        }
+        for bone in arm.bones
+    }
+    return {"name": arm.name, "props": ctx.props(arm), "bones": bones}
+
+
+def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    return bpy.data.armatures.new(doc["name"])
+
+
+def stub(name: str, object_type: str) -> bpy.types.ID:
+    return bpy.data.armatures.new(name)
+
+
+@contextlib.contextmanager
+def armature_edit_mode(arm: bpy.types.Armature):
+    """Edit mode on a throw-away object using ``arm`` (edit bones exist only in edit mode)."""
+    ob = bpy.data.objects.new("blendsync-temp", arm)
+    scene = bpy.context.scene
+    scene.collection.objects.link(ob)
+    view_layer = bpy.context.view_layer
+    previous = view_layer.objects.active
+    view_layer.objects.active = ob
+    window = bpy.context.window or bpy.context.window_manager.windows[0]
+    try:
+        with (
+            animation_detached(scene),
+            bpy.context.temp_override(
+                window=window, scene=scene, view_layer=view_layer, active_object=ob, object=ob
+            ),
+        ):
+            bpy.ops.object.mode_set(mode="EDIT")
+            try:
+                if ob.mode != "EDIT":
+                    raise RuntimeError("cannot enter edit mode on the armature")
+                yield
+            finally:
+                bpy.ops.object.mode_set(mode="OBJECT")
+    finally:
+        bpy.data.objects.remove(ob)
+        if previous is not None and previous.name in view_layer.objects:
+            view_layer.objects.active = previous
+
+
+def apply_meta(arm: bpy.types.Armature, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    rename(arm, doc["name"])
+    rna.write_props(arm, doc["props"], ctx.resolve)
+    return arm
+
+
+def _bones_differ(arm: bpy.types.Armature, doc: list) -> bool:
+    current = {b.name: b for b in arm.bones}
+    if set(current) != {d["name"] for d in doc}:
+        return True
+    for d in doc:
+        bone = current[d["name"]]
+        parent = bone.parent.name if bone.parent is not None else None
+        if (
+            parent != d["parent"]
+            or [float(x) for x in bone.head_local] != d["head"]
+            or [float(x) for x in bone.tail_local] != d["tail"]
+            or bone_roll(bone) != d["roll"]
+            or bone.use_connect != d["use_connect"]
+        ):
+            return True
+    return False
+
+
+def apply_bones(arm: bpy.types.Armature, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    if _bones_differ(arm, doc):
+        with armature_edit_mode(arm):
+            edit_bones = arm.edit_bones
+            wanted = {d["name"] for d in doc}
+            for eb in list(edit_bones):
+                if eb.name not in wanted:
+                    edit_bones.remove(eb)
+            for d in doc:
+                if d["name"] not in edit_bones:
+                    rename(edit_bones.new(d["name"]), d["name"])
+            for d in doc:
+                eb = edit_bones[d["name"]]
+                eb.use_connect = False
+                eb.parent = edit_bones.get(d["parent"]) if d["parent"] else None
+            for d in doc:
+                eb = edit_bones[d["name"]]
+                eb.head = d["head"]
+                eb.tail = d["tail"]
+                eb.roll = d["roll"]
+            for d in doc:
+                edit_bones[d["name"]].use_connect = d["use_connect"]
+    bones = arm.bones
+    for d in doc:
+        bone = bones.get(d["name"])
+        if bone is not None:
+            for attr in BONE_PROPS:
+                set_changed(bone, attr, d[attr])
+    return arm
+
+
+KIND = Kind(
+    name="arm",
+    collection="armatures",
+    rna_type="Armature",
+    parts={"meta": apply_meta, "bones": apply_bones},
+    create=create,
+    serialise=serialise,
+    describe=describe,
+    stub=stub,
+    object_types=("ARMATURE",),
+)

@@ -1,0 +1,194 @@
+"""Curves (kind ``curve``): curves, surfaces, text curves; settings (fonts as links), splines, body."""
+
+from __future__ import annotations
+
+import bpy
+
+from .. import ids, rna
+from ..arrays import fget, floats, fset
+from ..assign import rename, set_changed, set_materials
+from ..codec import pack_f32
+from ..context import ApplyContext, ReadContext
+from .base import Kind
+
+CURVE_SKIP = (
+    "body",
+    "body_format",
+    "shape_keys",
+    "texspace_location",
+    "texspace_size",
+    "eval_time",
+    "active_textbox",
+)
+SPLINE_FLAGS = (
+    "type",
+    "use_cyclic_u",
+    "use_cyclic_v",
+    "use_endpoint_u",
+    "use_endpoint_v",
+    "use_bezier_u",
+    "use_bezier_v",
+    "order_u",
+    "order_v",
+    "resolution_u",
+    "resolution_v",
+    "use_smooth",
+    "material_index",
+    "tilt_interpolation",
+    "radius_interpolation",
+)
+NON_NURBS_FLAGS = tuple(
+    f for f in SPLINE_FLAGS if not f.startswith(("order_", "use_endpoint_", "use_bezier_"))
+)
+FONT_POINTERS = ("font", "font_bold", "font_italic", "font_bold_italic")
+
+
+def curve_type(curve: bpy.types.Curve) -> str:
+    return {"TextCurve": "FONT", "SurfaceCurve": "SURFACE"}.get(curve.bl_rna.identifier, "CURVE")
+
+
+# ---------------------------------------------------------------- read
+
+
+def _read_spline(spline) -> dict[str, object]:
+    flags = SPLINE_FLAGS if spline.type == "NURBS" else NON_NURBS_FLAGS
+    doc: dict[str, object] = {flag: rna.plain(getattr(spline, flag)) for flag in flags}
+    if spline.type == "BEZIER":
+        pts = spline.bezier_points
+        n = len(pts)
+        doc["bezier"] = {
+            "co": pack_f32(fget(pts, "co", n, 3)),
+            "handle_left": pack_f32(fget(pts, "handle_left", n, 3)),
+            "handle_right": pack_f32(fget(pts, "handle_right", n, 3)),
+            "handle_left_type": [p.handle_left_type for p in pts],
+            "handle_right_type": [p.handle_right_type for p in pts],
+            "radius": pack_f32(fget(pts, "radius", n, 1)),
+            "tilt": pack_f32(fget(pts, "tilt", n, 1)),
+        }
+    else:
+        pts = spline.points
+        n = len(pts)
+        doc["points"] = {
+            "co": pack_f32(fget(pts, "co", n, 4)),
+            "radius": pack_f32(fget(pts, "radius", n, 1)),
+            "tilt": pack_f32(fget(pts, "tilt", n, 1)),
+            "weight": pack_f32(fget(pts, "weight", n, 1)),
+            "count_u": spline.point_count_u,
+            "count_v": spline.point_count_v,
+        }
+    return doc
+
+
+def serialise(curve: bpy.types.Curve, ctx: ReadContext) -> dict[str, object]:
+    kind = curve_type(curve)
+    parts: dict[str, object] = {
+        "meta": {
+            "name": curve.name,
+            "curve_type": kind,
+            "materials": [ctx.ref(m) for m in curve.materials],
+            "props": ctx.props(curve, skip=CURVE_SKIP),
+        },
+        "splines": [_read_spline(s) for s in curve.splines],
+    }
+    if kind == "FONT":
+        parts["text"] = {"body": curve.body}
+    return parts
+
+
+def describe(curve: bpy.types.Curve, ctx: ReadContext) -> dict:
+    splines = []
+    for spline in curve.splines:
+        if spline.type == "BEZIER":
+            points = [
+                [floats(p.co), floats(p.handle_left), floats(p.handle_right), p.radius, p.tilt]
+                for p in spline.bezier_points
+            ]
+        else:
+            points = [[floats(p.co), p.radius, p.tilt] for p in spline.points]
+        splines.append([spline.type, spline.use_cyclic_u, spline.resolution_u, points])
+    return {
+        "name": curve.name,
+        "type": curve_type(curve),
+        "props": ctx.props(curve, skip=CURVE_SKIP),
+        "splines": splines,
+        "body": curve.body if curve_type(curve) == "FONT" else None,
+        "materials": [ctx.ref(m) for m in curve.materials],
+    }
+
+
+# ---------------------------------------------------------------- apply
+
+
+def new_curve(name: str, curve_kind: str) -> bpy.types.Curve:
+    """A new curve; a new text curve drops the built-in font Blender gives it (its meta names its fonts)."""
+    before = {f.as_pointer() for f in bpy.data.fonts}
+    curve = bpy.data.curves.new(name, type=curve_kind)
+    fresh = [f for f in bpy.data.fonts if f.as_pointer() not in before and ids.peek_uuid(f) is None]
+    if fresh:
+        for attr in FONT_POINTERS:
+            setattr(curve, attr, None)
+        for font in fresh:
+            if font.users == 0:
+                bpy.data.fonts.remove(font)
+    return curve
+
+
+def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    return new_curve(doc["name"], doc["curve_type"])
+
+
+def stub(name: str, object_type: str) -> bpy.types.ID:
+    return new_curve(name, object_type if object_type in ("SURFACE", "FONT") else "CURVE")
+
+
+def apply_meta(curve: bpy.types.Curve, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    rename(curve, doc["name"])
+    set_materials(curve.materials, [ctx.resolve(u) for u in doc["materials"]])
+    rna.write_props(curve, doc["props"], ctx.resolve, first=("dimensions",))
+    return curve
+
+
+def apply_splines(curve: bpy.types.Curve, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    curve.splines.clear()
+    for sdoc in doc:
+        spline = curve.splines.new(sdoc["type"])
+        if "bezier" in sdoc:
+            bez = sdoc["bezier"]
+            n = len(bez["handle_left_type"])
+            points = spline.bezier_points
+            points.add(n - len(points))
+            for i, point in enumerate(points):
+                point.handle_left_type = bez["handle_left_type"][i]
+                point.handle_right_type = bez["handle_right_type"][i]
+            for attr in ("co", "handle_left", "handle_right", "radius", "tilt"):
+                fset(points, attr, bez[attr])
+        else:
+            pdoc = sdoc["points"]
+            n = len(pdoc["co"]) // 16
+            points = spline.points
+            points.add(n - len(points))
+            for attr in ("co", "radius", "tilt", "weight"):
+                fset(points, attr, pdoc[attr])
+        for flag in SPLINE_FLAGS:
+            if flag != "type" and flag in sdoc:
+                set_changed(spline, flag, sdoc[flag])
+    return curve
+
+
+def apply_text(curve: bpy.types.Curve, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    if curve_type(curve) == "FONT" and curve.body != doc["body"]:
+        curve.body = doc["body"]
+    return curve
+
+
+KIND = Kind(
+    name="curve",
+    collection="curves",
+    rna_type="Curve",
+    parts={"meta": apply_meta, "splines": apply_splines, "text": apply_text},
+    create=create,
+    serialise=serialise,
+    describe=describe,
+    stub=stub,
+    object_types=("CURVE", "SURFACE", "FONT"),
+)

@@ -1,0 +1,195 @@
+"""Grease pencil v3 data (kind ``gpencil``): settings, materials and layers; frames and their strokes."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import bpy
+
+from .. import ids, rna
+from ..arrays import ATTRIBUTE_LAYOUT, read_attribute, write_attribute
+from ..assign import rename, set_changed, set_materials
+from ..codec import pack_i32, unpack_i32
+from ..context import ApplyContext, ReadContext
+from .base import Kind
+
+GP_LAYER_SKIP = ("matrix_local", "matrix_parent_inverse")
+# data_type -> attribute of its items, for the canonical description
+GP_ATTRIBUTE_KEY = {
+    "FLOAT": "value",
+    "INT": "value",
+    "INT8": "value",
+    "FLOAT_VECTOR": "vector",
+    "FLOAT_COLOR": "color",
+}
+
+
+# ---------------------------------------------------------------- read
+
+
+def drawing_attributes(drawing) -> list[dict[str, object]]:
+    """Every point and stroke attribute of a drawing (position, radius, opacity, material_index...)."""
+    out = []
+    for attr in drawing.attributes:
+        if attr.name.startswith("."):
+            continue
+        data = read_attribute(attr)
+        if data is not None:
+            out.append({"name": attr.name, "domain": attr.domain, "type": attr.data_type, "data": data})
+    out.sort(key=lambda a: a["name"])
+    return out
+
+
+def stroke_sizes(drawing) -> list[int]:
+    offsets = [o.value for o in drawing.curve_offsets]
+    return [b - a for a, b in itertools.pairwise(offsets)]
+
+
+def serialise(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict[str, object]:
+    layers = []
+    for layer in gp.layers:
+        frames = []
+        for frame in sorted(layer.frames, key=lambda f: f.frame_number):
+            drawing = frame.drawing
+            frames.append(
+                {
+                    "frame_number": frame.frame_number,
+                    "keyframe_type": frame.keyframe_type,
+                    "sizes": pack_i32(stroke_sizes(drawing)) if drawing is not None else b"",
+                    "attributes": drawing_attributes(drawing) if drawing is not None else [],
+                }
+            )
+        layers.append({"name": layer.name, "frames": frames})
+    return {
+        "meta": {
+            "name": gp.name,
+            "materials": [ctx.ref(m) for m in gp.materials],
+            "props": ctx.props(gp),
+            "layers": [
+                {"name": layer.name, "props": ctx.props(layer, skip=GP_LAYER_SKIP)} for layer in gp.layers
+            ],
+        },
+        "strokes": {"layers": layers},
+    }
+
+
+def describe(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict:
+    layers = []
+    for layer in gp.layers:
+        frames = []
+        for frame in sorted(layer.frames, key=lambda f: f.frame_number):
+            drawing = frame.drawing
+            attributes = {}
+            for attr in drawing.attributes if drawing is not None else ():
+                key = GP_ATTRIBUTE_KEY.get(attr.data_type)
+                if attr.name.startswith(".") or key is None:
+                    continue
+                attributes[attr.name] = [attr.domain, [rna.plain(getattr(item, key)) for item in attr.data]]
+            frames.append(
+                [
+                    frame.frame_number,
+                    frame.keyframe_type,
+                    [o.value for o in drawing.curve_offsets],
+                    attributes,
+                ]
+            )
+        layers.append([layer.name, ctx.props(layer, skip=GP_LAYER_SKIP), frames])
+    return {
+        "name": gp.name,
+        "materials": [ctx.ref(m) for m in gp.materials],
+        "props": ctx.props(gp),
+        "layers": layers,
+    }
+
+
+# ---------------------------------------------------------------- apply
+
+
+def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    return bpy.data.grease_pencils.new(doc["name"])
+
+
+def stub(name: str, object_type: str) -> bpy.types.ID:
+    return bpy.data.grease_pencils.new(name)
+
+
+def apply_meta(gp: bpy.types.GreasePencil, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    rename(gp, doc["name"])
+    set_materials(gp.materials, [ctx.resolve(u) for u in doc["materials"]])
+    rna.write_props(gp, doc["props"], ctx.resolve)
+    layers = gp.layers
+    if [layer.name for layer in layers] != [d["name"] for d in doc["layers"]]:
+        # Keep the layers (and their frames) that stay; make the new ones, then put them in order.
+        wanted = {d["name"] for d in doc["layers"]}
+        for layer in list(layers):
+            if layer.name not in wanted:
+                layers.remove(layer)
+        for d in doc["layers"]:
+            if d["name"] not in layers:
+                layers.new(d["name"])
+        for d in doc["layers"]:
+            layers.move_top(layers[d["name"]])  # the last one moved ends on top
+        if [layer.name for layer in layers] != [d["name"] for d in doc["layers"]]:
+            for d in reversed(doc["layers"]):
+                layers.move_bottom(layers[d["name"]])
+    for d in doc["layers"]:
+        rna.write_props(layers[d["name"]], d["props"], ctx.resolve)
+    return gp
+
+
+def _apply_drawing(drawing, doc: dict) -> None:
+    sizes = list(unpack_i32(doc["sizes"]))
+    if stroke_sizes(drawing) != sizes:
+        if len(drawing.curve_offsets) > 1:
+            drawing.remove_strokes()
+        if sizes:
+            drawing.add_strokes(sizes)
+    wanted = {a["name"] for a in doc["attributes"]}
+    for attr in list(drawing.attributes):
+        if attr.name not in wanted and not attr.name.startswith(".") and attr.name != "position":
+            with contextlib.suppress(RuntimeError, ValueError):
+                drawing.attributes.remove(attr)
+    for adoc in doc["attributes"]:
+        attr = drawing.attributes.get(adoc["name"])
+        if attr is not None and (attr.domain, attr.data_type) != (adoc["domain"], adoc["type"]):
+            drawing.attributes.remove(attr)
+            attr = None
+        if attr is None:
+            attr = drawing.attributes.new(adoc["name"], adoc["type"], adoc["domain"])
+        if adoc["type"] in ATTRIBUTE_LAYOUT:
+            write_attribute(attr, adoc["data"])
+    drawing.tag_positions_changed()
+
+
+def apply_strokes(gp: bpy.types.GreasePencil, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    layers = gp.layers
+    if [layer.name for layer in layers] != [d["name"] for d in doc["layers"]]:
+        # The layers in meta have not arrived yet (or differ): apply again once they have.
+        ctx.wait_for("meta", ids.get_uuid(gp))
+        return gp
+    for layer, ldoc in zip(layers, doc["layers"], strict=True):
+        wanted = {f["frame_number"] for f in ldoc["frames"]}
+        for frame in list(layer.frames):
+            if frame.frame_number not in wanted:
+                layer.frames.remove(frame.frame_number)
+        present = {frame.frame_number: frame for frame in layer.frames}
+        for fdoc in ldoc["frames"]:
+            frame = present.get(fdoc["frame_number"]) or layer.frames.new(fdoc["frame_number"])
+            set_changed(frame, "keyframe_type", fdoc["keyframe_type"])
+            if frame.drawing is not None:
+                _apply_drawing(frame.drawing, fdoc)
+    return gp
+
+
+KIND = Kind(
+    name="gpencil",
+    collection="grease_pencils",
+    rna_type="GreasePencil",
+    parts={"meta": apply_meta, "strokes": apply_strokes},
+    create=create,
+    serialise=serialise,
+    describe=describe,
+    stub=stub,
+    object_types=("GREASEPENCIL",),
+)
