@@ -8,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import link, reset_scene  # noqa: E402
+from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 
@@ -69,3 +69,22 @@ def test_bad_value_is_reported_not_raised():
     applier.apply([("obj/abc/meta", b"\xc1 not msgpack"), ("not/a/key/at/all", b"")])
     assert [k for k, _ in applier.errors] == ["obj/abc/meta"]
     assert len(bpy.data.objects) == 0
+
+
+@pytest.mark.parametrize("data_kind", ["text", "scene", "no-such-kind", ""])
+def test_object_whose_data_kind_is_not_object_data_is_an_error(data_kind):
+    """Only object data kinds make stand-ins: anything else is reported and creates nothing."""
+    ob = link(bpy.data.objects.new("Holder", triangle_mesh()))
+    ops = dict(sync.serialise_scene())
+    key = sync.make_key("obj", sync.get_uuid(ob), "meta")
+    doc = sync.decode_value(ops[key])
+    doc["data_kind"] = data_kind
+    doc["data"] = "0" * 32  # a uuid that has not arrived
+    reset_scene()
+    applier = sync.apply_ops([(key, sync.encode_value(doc))])
+    if data_kind:
+        assert [k for k, _ in applier.errors] == [key]
+        assert len(bpy.data.objects) == 0
+    else:  # no data kind: an object without data
+        assert applier.errors == [] and bpy.data.objects["Holder"].data is None
+    assert len(bpy.data.cameras) == 0 and len(bpy.data.texts) == 0

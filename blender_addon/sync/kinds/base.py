@@ -32,7 +32,7 @@ def _always(id_data: bpy.types.ID) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Kind:
     """One synchronised datablock kind.
 
