@@ -1,10 +1,12 @@
 """The registry of synchronised datablock kinds, one module each.
 
 Order matters: it is the order in which datablocks are created when a batch
-is applied, so a kind comes after the kinds it links to (fonts before the
-text curves that use them, node groups before the materials that use them,
-object data before objects) and libraries come last because their links name
-collections and scenes.  Deletes run in the reverse order.
+is applied, so a kind comes after the kinds it mostly links to (fonts before
+the text curves that use them, node groups before the materials that use
+them, object data before objects) and libraries come last because their links
+name collections and scenes.  A link that points later in the order (a
+parent object, a light probe's collection) waits as a pending link until its
+target is created.  Deletes run in the reverse order.
 
 Adding a kind: write ``kinds/<bpy.data collection>.py`` ending in a
 ``KIND = Kind(...)`` record (see :mod:`.base`) and list it here; object data
