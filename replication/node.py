@@ -379,7 +379,12 @@ class Node:
         return self.tree.get(tuple(path))
 
     def match_local(self, pattern: Path_) -> Iterator[tuple[Path_, NodeProps, Any]]:
+        """Nodes matching a pattern: for constant shapes only; a user string in it would be a pattern."""
         return self.tree.match(tuple(pattern))
+
+    def list_local(self, path: Path_) -> list[tuple[str, NodeProps, Any]]:
+        """(name, props, payload) of the children of the literal ``path``, sorted by name."""
+        return self.tree.children_items(path)
 
     async def read(self, path: Path_, consistency: str = "local") -> tuple[NodeProps, Any] | None:
         await self.barrier(consistency)

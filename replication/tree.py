@@ -879,6 +879,18 @@ class Tree:
         node = self._lookup(_coerce_path(path))
         return [] if node is None else sorted(node.children)
 
+    def children_items(self, path: Path | list[str]) -> list[tuple[str, NodeProps, Any]]:
+        """(name, props, payload) of each child of the literal ``path``, sorted by name.
+
+        Every element is a plain name ("*" is a node called "*"): use this, not :meth:`match`, when a
+        path holds user strings.
+        """
+        node = self._lookup(_coerce_path(tuple(path)))
+        if node is None:
+            return []
+        children = node.children
+        return [(name, children[name].props(), children[name].payload) for name in sorted(children)]
+
     def match(self, pattern: object) -> Iterator[tuple[Path, NodeProps, Any]]:
         """Existing nodes matching ``pattern``, sorted by path. The root never matches."""
         for path, node in self._match(compile_pattern(pattern)):
