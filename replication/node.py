@@ -34,6 +34,7 @@ from typing import Any
 
 import trio
 
+from .apply_guard import apply_committed
 from .core import (
     CompactedError,
     ConfChange,
@@ -281,6 +282,7 @@ class Node:
             "entries_persisted": 0,
             "messages_sent": 0,
             "messages_received": 0,
+            "apply_failures": 0,  # entries recorded as internal errors (see replication.apply_guard)
         }
         # Called with the seconds each durable write took (e.g. a metrics histogram's observe).
         self.on_fsync: Callable[[float], None] | None = None
@@ -788,7 +790,8 @@ class Node:
                 self._transport.send(waiter.peer, ["fwd_err", waiter.request, str(error)])
 
     def _apply(self, index: int, data: bytes) -> dict[str, Any]:
-        result, events = self.tree.apply(index, data)
+        result, events, failed = apply_committed(self.tree, index, data, self.node_id)
+        self.stats["apply_failures"] += failed
         for event in events:
             self._backlog.append(event)
             self._dispatch(event)
