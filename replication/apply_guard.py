@@ -2,9 +2,9 @@
 
 Commands are validated before they are proposed, and :meth:`Tree.apply` turns every failure of a command,
 its records' encoding included, into a result with the command rolled back. This module is the last line
-for a bug that still escapes: the entry gets the result ``{"ok": False, "error": "internal", ...}``, the
-tree keeps what it had before the entry, and the node goes on applying (a node that stopped here would stop
-again at every restart, replaying the same entry).
+for a bug that still escapes: the entry gets the result ``{"ok": False, "error": "internal", ...}``, no
+watch events, and the node goes on applying (a node that stopped here would stop again at every restart,
+replaying the same entry).
 
 Every replica applies the same entries with the same code, so a failure happens on all of them at the same
 index, and its result names only the exception's type (never its text, which could differ between
@@ -40,8 +40,9 @@ def apply_committed(
     except (MemoryError, RecursionError):
         raise
     except Exception as exc:
-        # Tree.apply fails only before it changes a node (commands roll back inside it); what it may
-        # have left is its applied index, which must reach this entry either way.
+        # A command's own failures are rolled back inside Tree.apply; what escapes comes from around it
+        # (decoding, compiling, session bookkeeping), where no node has changed unless the command itself
+        # completed. The applied index must reach this entry either way.
         if tree.applied_index < index:
             tree.advance(index)
         log.exception("node %d: entry %d failed to apply; recorded as an internal error", node_id, index)
