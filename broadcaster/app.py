@@ -11,7 +11,7 @@ import trio
 
 from replication.node import NodeConfig, open_node
 
-from .config import ConfigError, ServerConfig
+from .config import ConfigError, ServerConfig, max_entry_bytes
 from .server import Broadcaster
 
 log = logging.getLogger("blendsync")
@@ -43,9 +43,7 @@ def node_config_for(config: ServerConfig) -> NodeConfig:
         client_ssl=client_ssl,
         fsync=config.fsync,
         tick_interval=config.tick_interval,
-        # A room write holds each value twice (the key and the room's log entry), so a value as large as
-        # a client frame must fit twice in one command.
-        max_entry_bytes=2 * config.max_frame_size + 1024 * 1024,
+        max_entry_bytes=max_entry_bytes(config.max_frame_size),
     )
 
 

@@ -16,6 +16,19 @@ from typing import Any
 from protocol import DEFAULT_MAX_FRAME_SIZE
 
 DEFAULT_PORT = 12800
+# One room write is one log entry of up to two client frames (max_entry_bytes), and peers send an entry in one
+# frame of their own (replication.transport.DEFAULT_MAX_FRAME, 512 MiB): a larger max_frame_size would let a
+# client write what the cluster can never replicate.
+MAX_FRAME_SIZE_LIMIT = 128 * 1024 * 1024
+
+
+def max_entry_bytes(max_frame_size: int) -> int:
+    """The largest log entry of a server with this max_frame_size.
+
+    A room write holds each value twice (the key and the room's log entry), so a value as large as a
+    client frame must fit twice in one command.
+    """
+    return 2 * max_frame_size + 1024 * 1024
 
 
 @dataclass
@@ -111,6 +124,11 @@ class ServerConfig:
             raise ConfigError("cluster_ca needs tls_cert and tls_key (the node's own certificate)")
         if (self.peer_map() or self.join) and (not self.raft_listen or self.cluster_secret_file is None):
             raise ConfigError("a cluster node needs raft_listen and cluster_secret_file")
+        if not 0 < self.max_frame_size <= MAX_FRAME_SIZE_LIMIT:
+            raise ConfigError(
+                f"max_frame_size must be 1 to {MAX_FRAME_SIZE_LIMIT} bytes: every write is replicated as"
+                " one log entry of up to twice a frame"
+            )
         for name in ("max_rooms", "max_clients", "max_room_keys", "max_room_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or more")

@@ -248,6 +248,9 @@ def metrics_text(b: Broadcaster) -> str:
     return out.text()
 
 
+_NODE_COUNTERS = ("proposals", "batches", "fsyncs", "fsync_seconds", "apply_failures")
+
+
 def _node_metrics(out: Exposition, status: dict[str, Any]) -> None:
     """Everything node.status() offers: numbers as gauges, the role as a labelled 1, maps by peer."""
     role = status.get("role")
@@ -268,7 +271,7 @@ def _node_metrics(out: Exposition, status: dict[str, Any]) -> None:
         if isinstance(value, bool):
             out.one(metric, "gauge", f"node.status()['{name}'].", int(value))
         elif isinstance(value, int | float) and name != "id":
-            kind = "counter" if name in ("proposals", "batches", "fsyncs", "fsync_seconds") else "gauge"
+            kind = "counter" if name in _NODE_COUNTERS else "gauge"
             out.one(
                 metric + ("_total" if kind == "counter" else ""), kind, f"node.status()['{name}'].", value
             )

@@ -327,9 +327,7 @@ class Broadcaster:
             )
             session.out.put_stream(self._tail_frames(room.name, session.client_id, tail))
         else:
-            items = [
-                (path[-1], value) for path, _, value in self.node.match_local((*keys_path(room.name), "*"))
-            ]
+            items = [(key, value) for key, _, value in self.node.list_local(keys_path(room.name))]
             session.send(
                 Joined(
                     room=room.name,
@@ -382,9 +380,9 @@ class Broadcaster:
         runtime = self.rooms.get(room)
         base = runtime.seq_base if runtime is not None else 0
         entries = [
-            (int(path[-1]) + base, payload)
-            for path, _, payload in self.node.match_local((*log_path(room), "*"))
-            if int(path[-1]) + base > since
+            (int(name) + base, payload)
+            for name, _, payload in self.node.list_local(log_path(room))
+            if int(name) + base > since
         ]
         if since < seq and (not entries or entries[0][0] != since + 1):
             return None
@@ -765,7 +763,7 @@ class Broadcaster:
         meta = self._meta(name)
         # No await from here on: the items and the seq are one consistent state.
         seq = self.current_seq(name)
-        items = [(path[-1], value) for path, _, value in self.node.match_local((*keys_path(name), "*"))]
+        items = [(key, value) for key, _, value in self.node.list_local(keys_path(name))]
 
         def frames() -> Iterator[bytes]:
             chunk: list[list[Any]] = []
@@ -862,10 +860,10 @@ class Broadcaster:
         for path, _, meta in self.node.match_local((ROOMS, "*", "meta")):
             room = self.rooms.setdefault(path[1], Room(path[1]))
             room.seq_base = meta.get("seq_base", 0) if isinstance(meta, dict) else 0
-            for key_path, _, value in self.node.match_local((*keys_path(room.name), "*")):
-                room.note_key(key_path[-1], len(value))
-            for lock, _, payload in self.node.match_local((*locks_path(room.name), "*")):
-                room.locks[lock[-1]] = payload["owner"]
+            for key, _, value in self.node.list_local(keys_path(room.name)):
+                room.note_key(key, len(value))
+            for key, _, payload in self.node.list_local(locks_path(room.name)):
+                room.locks[key] = payload["owner"]
 
     def _on_tree_event(self, event: WatchEvent) -> None:
         """Called in commit order for every change under /rooms (on every node of a cluster)."""

@@ -34,6 +34,7 @@ from typing import Any
 
 import trio
 
+from .apply_guard import apply_committed
 from .core import (
     CompactedError,
     ConfChange,
@@ -281,6 +282,7 @@ class Node:
             "entries_persisted": 0,
             "messages_sent": 0,
             "messages_received": 0,
+            "apply_failures": 0,  # entries recorded as internal errors (see replication.apply_guard)
         }
         # Called with the seconds each durable write took (e.g. a metrics histogram's observe).
         self.on_fsync: Callable[[float], None] | None = None
@@ -379,7 +381,12 @@ class Node:
         return self.tree.get(tuple(path))
 
     def match_local(self, pattern: Path_) -> Iterator[tuple[Path_, NodeProps, Any]]:
+        """Nodes matching a pattern: for constant shapes only; a user string in it would be a pattern."""
         return self.tree.match(tuple(pattern))
+
+    def list_local(self, path: Path_) -> list[tuple[str, NodeProps, Any]]:
+        """(name, props, payload) of the children of the literal ``path``, sorted by name."""
+        return self.tree.children_items(path)
 
     async def read(self, path: Path_, consistency: str = "local") -> tuple[NodeProps, Any] | None:
         await self.barrier(consistency)
@@ -783,7 +790,8 @@ class Node:
                 self._transport.send(waiter.peer, ["fwd_err", waiter.request, str(error)])
 
     def _apply(self, index: int, data: bytes) -> dict[str, Any]:
-        result, events = self.tree.apply(index, data)
+        result, events, failed = apply_committed(self.tree, index, data, self.node_id)
+        self.stats["apply_failures"] += failed
         for event in events:
             self._backlog.append(event)
             self._dispatch(event)

@@ -3,8 +3,13 @@
 Sub-databases:
   log    8-byte big-endian index -> msgpack [term, kind, data]
   meta   b"hard_state" -> [term, vote, commit]; b"applied" -> index; b"voters" -> [ids];
-         b"snapshot" -> [index, term, voters]  (the log's compaction point)
-  tree   encoded path -> node record (owned by replication.tree; written with the applied index)
+         b"snapshot" -> [index, term, voters]  (the log's compaction point); b"layout" -> LAYOUT
+  tree   sha256(encoded path) -> 4-byte length + encoded path + node record (the record is owned by
+         replication.tree; written with the applied index)
+
+lmdb keys are at most 511 bytes, so every key here has a fixed size: a path (up to 64 names of 1024 bytes)
+lives in the value, which lmdb bounds only by 4 GiB. Layout 1 keyed tree records by the encoded path
+itself; opening such a store rewrites its records in the current layout in one transaction.
 
 All writes of one step go in one transaction (group commit): entries, hard state, tree records and the
 applied index land together or not at all, so a process killed at any instant reopens consistent.
@@ -13,6 +18,7 @@ Writes are blocking lmdb calls; the node runs them on a worker thread (see docs/
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +28,8 @@ import lmdb
 import msgpack
 
 _INDEX = struct.Struct(">Q")
+_PATH_SIZE = struct.Struct(">I")
+LAYOUT = 2  # of the tree sub-database; a store without b"layout" in meta is layout 1
 DEFAULT_MAP_SIZE = 64 * 1024**3  # address space only; the file grows as needed
 
 
@@ -35,6 +43,26 @@ def encode_path(path: tuple) -> bytes:
 
 def decode_path(raw: bytes) -> tuple:
     return tuple(msgpack.unpackb(raw, raw=False))
+
+
+def tree_key(path: tuple) -> bytes:
+    return hashlib.sha256(encode_path(path)).digest()
+
+
+def tree_value(path: tuple, record: bytes) -> bytes:
+    encoded = encode_path(path)
+    return b"".join((_PATH_SIZE.pack(len(encoded)), encoded, record))
+
+
+def split_tree_value(raw: bytes) -> tuple[tuple, bytes]:
+    """(path, record) of a stored tree value."""
+    (size,) = _PATH_SIZE.unpack_from(raw)
+    end = _PATH_SIZE.size + size
+    return decode_path(raw[_PATH_SIZE.size : end]), bytes(raw[end:])
+
+
+class StorageError(Exception):
+    """The store cannot be opened by this version."""
 
 
 @dataclass(slots=True)
@@ -85,9 +113,26 @@ class Storage:
         self._log = self._env.open_db(b"log")
         self._meta = self._env.open_db(b"meta")
         self._tree = self._env.open_db(b"tree")
+        self._upgrade()
 
     def close(self) -> None:
         self._env.close()
+
+    def _upgrade(self) -> None:
+        """Bring the store to LAYOUT; a layout-1 tree is rewritten in the same transaction, so a crash
+        mid-way leaves the old layout to be upgraded again at the next open."""
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(b"layout", db=self._meta)
+            layout = 1 if raw is None else msgpack.unpackb(raw)
+            if layout == LAYOUT:
+                return
+            if layout != 1:
+                raise StorageError(f"{self.path} has storage layout {layout!r}; this version reads {LAYOUT}")
+            old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]
+            txn.drop(self._tree, delete=False)
+            for path, record in old:
+                txn.put(tree_key(path), tree_value(path, record), db=self._tree)
+            txn.put(b"layout", msgpack.packb(LAYOUT), db=self._meta)
 
     # ---- reads (any thread; each opens its own read transaction) ----------------------------------------
 
@@ -152,8 +197,8 @@ class Storage:
 
     def tree_records(self) -> Iterator[tuple[tuple, bytes]]:
         with self._env.begin(db=self._tree) as txn:
-            for raw_key, raw in txn.cursor():
-                yield decode_path(raw_key), bytes(raw)
+            for raw in txn.cursor().iternext(keys=False, values=True):
+                yield split_tree_value(raw)
 
     # ---- writes (blocking: the node calls this on its storage thread) -----------------------------------
 
@@ -183,9 +228,9 @@ class Storage:
                 txn.put(b"voters", msgpack.packb(sorted(batch.voters)), db=self._meta)
             for path, record in batch.tree_records:
                 if record is None:
-                    txn.delete(encode_path(path), db=self._tree)
+                    txn.delete(tree_key(path), db=self._tree)
                 else:
-                    txn.put(encode_path(path), record, db=self._tree)
+                    txn.put(tree_key(path), tree_value(path, record), db=self._tree)
             if batch.applied is not None:
                 txn.put(b"applied", msgpack.packb(batch.applied), db=self._meta)
             if batch.addresses is not None:

@@ -858,7 +858,8 @@ class Tree:
         self._watch: dict[Path, set[Path]] = {}
         # client id -> session, least recently used first (last_used is strictly increasing)
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._dirty: set[Path] = set()
+        self._dirty: set[Path] = set()  # session keys changed since take_dirty()
+        self._encoded: dict[Path, bytes | None] = {}  # node records changed since take_dirty(), encoded
 
     # ------------------------------------------------------------------ reads
 
@@ -878,6 +879,18 @@ class Tree:
     def children(self, path: Path | list[str] | str) -> list[str]:
         node = self._lookup(_coerce_path(path))
         return [] if node is None else sorted(node.children)
+
+    def children_items(self, path: Path | list[str]) -> list[tuple[str, NodeProps, Any]]:
+        """(name, props, payload) of each child of the literal ``path``, sorted by name.
+
+        Every element is a plain name ("*" is a node called "*"): use this, not :meth:`match`, when a
+        path holds user strings.
+        """
+        node = self._lookup(_coerce_path(tuple(path)))
+        if node is None:
+            return []
+        children = node.children
+        return [(name, children[name].props(), children[name].payload) for name in sorted(children)]
 
     def match(self, pattern: object) -> Iterator[tuple[Path, NodeProps, Any]]:
         """Existing nodes matching ``pattern``, sorted by path. The root never matches."""
@@ -1028,6 +1041,9 @@ class Tree:
                     raise
             self._check_new_rules(tx)
             self._cascade(tx)
+            # Encoded inside the transaction: a record that cannot be encoded fails this command here, the
+            # same way on every replica, instead of failing the node's next storage write.
+            encoded = {path: self._encode_node(path) for path in dict.fromkeys(tx.changed)}
         except _Abort as a:
             self._rollback(tx)
             return _error(a.code, a.message, index, a.op), []
@@ -1038,7 +1054,7 @@ class Tree:
         except Exception as e:  # a bug must not wedge the log: fail the command the same way everywhere
             self._rollback(tx)
             return _error(E_INTERNAL, f"internal error {type(e).__name__}", index), []
-        self._dirty.update(tx.changed)
+        self._encoded.update(encoded)
         return {"ok": True, "succeeded": succeeded, "results": results, "index": index}, tx.events
 
     # ------------------------------------------------------------------ mutation primitives (undoable)
@@ -1334,16 +1350,18 @@ class Tree:
 
         Session records use the key (SESSION_KEY, client id), which no node path can equal.
         """
-        out: list[tuple[Path, bytes | None]] = []
-        for key in sorted(self._dirty):
-            if key and key[0] == SESSION_KEY:
-                s = self._sessions.get(key[1])
-                out.append((key, None if s is None else _pack([s.seq, s.last_used, s.result])))
-            else:
-                node = self._lookup(key)
-                out.append((key, None if node is None else _pack(node.fields())))
+        out: list[tuple[Path, bytes | None]] = list(self._encoded.items())
+        for key in self._dirty:
+            s = self._sessions.get(key[1])
+            out.append((key, None if s is None else _pack([s.seq, s.last_used, s.result])))
+        out.sort(key=operator.itemgetter(0))
         self._dirty = set()
+        self._encoded = {}
         return out
+
+    def _encode_node(self, path: Path) -> bytes | None:
+        node = self._lookup(path)
+        return None if node is None else _pack(node.fields())
 
     def records(self) -> list[tuple[Path, bytes]]:
         """Every record of the current state: what from_records needs to rebuild it (snapshot install)."""

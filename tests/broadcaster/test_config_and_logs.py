@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.config import ConfigError, ServerConfig, is_loopback, load_config
+from broadcaster.config import (
+    MAX_FRAME_SIZE_LIMIT,
+    ConfigError,
+    ServerConfig,
+    is_loopback,
+    load_config,
+    max_entry_bytes,
+)
 from broadcaster.logs import configure
+from replication.transport import DEFAULT_MAX_FRAME as PEER_MAX_FRAME
 
 
 def test_limits_table_and_types(tmp_path):
@@ -39,6 +47,15 @@ def test_unsafe_or_incomplete_settings_are_refused():
     ServerConfig(host="::", allow_no_auth=True).check()
     with pytest.raises(ConfigError, match="tls_cert and tls_key"):
         ServerConfig(tls_cert=Path("c.pem")).check()
+
+
+def test_the_largest_frame_makes_an_entry_peers_can_carry():
+    ServerConfig(max_frame_size=MAX_FRAME_SIZE_LIMIT).check()
+    for refused in (MAX_FRAME_SIZE_LIMIT + 1, 0):
+        with pytest.raises(ConfigError, match="max_frame_size"):
+            ServerConfig(max_frame_size=refused).check()
+    # The Raft message around the entry is small; 1 MiB is far more than it needs.
+    assert max_entry_bytes(MAX_FRAME_SIZE_LIMIT) + 1024 * 1024 <= PEER_MAX_FRAME
 
 
 def test_json_log_lines(capsys):

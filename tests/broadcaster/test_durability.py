@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from broadcaster.client import ConnectionLost, ServerError, connect
-from protocol import Applied
+from protocol import MAX_KEY_BYTES, MAX_ROOM_NAME_BYTES, Applied, Set, pack_body
 
 
 async def test_kill_9_mid_stream_loses_no_acknowledged_operation(server_process):
@@ -76,3 +76,47 @@ async def test_rooms_survive_a_clean_restart(server_process):
         assert [(r["name"], r["seq"], r["keys"], r["locked"]) for r in rooms] == [("kept", seq, 20, True)]
         await b.join("kept", password="pw")
         assert b.state == state and b.seq == seq
+
+
+def longest(prefix: str, size: int) -> str:
+    """``size`` bytes of printable UTF-8 holding pattern characters and multi-byte characters."""
+    text = prefix + "*/%✓"
+    text += "é" * ((size - len(text.encode())) // 2)
+    return text + "x" * (size - len(text.encode()))
+
+
+async def test_every_maximum_at_once_survives_kill_and_restart(server_process, tmp_path):
+    """The longest room name, the longest key and the largest value one frame can carry, in one write."""
+    max_frame_size = 4 * 1024 * 1024
+    config = tmp_path / "blendsync.toml"
+    config.write_text(f"[server]\nmax_frame_size = {max_frame_size}\n")
+    server_process.extra = ["--config", str(config)]
+    room, key = longest("room", MAX_ROOM_NAME_BYTES), longest("key", MAX_KEY_BYTES)
+    assert len(room.encode()) == MAX_ROOM_NAME_BYTES and len(key.encode()) == MAX_KEY_BYTES
+
+    def frame_size(value: bytes) -> int:
+        return len(pack_body(Set(op_id=1, key=key, value=value).to_body()))
+
+    overhead = frame_size(b"x" * 100_000) - 100_000
+    value = bytes(range(256)) * ((max_frame_size - overhead) // 256)
+    value += b"\xff" * (max_frame_size - overhead - len(value))
+    assert frame_size(value) == max_frame_size
+
+    host, port = server_process.start()
+    async with connect(host, port, name="writer") as writer:
+        await writer.create_room(room, keep_open=True)
+        await writer.join(room)
+        _, waiter = await writer.send_ops([["set", key, value]], op_id=1)
+        assert await waiter.wait() == 1
+    # One byte more is a frame past max_frame_size: tests/broadcaster/test_limits.py.
+
+    server_process.kill()  # before the tree is flushed: the restart replays the log
+    for _ in range(2):  # then from the tree records the clean stop wrote
+        host, port = server_process.start()
+        async with connect(host, port, name="reader") as reader:
+            (listed,) = await reader.list_rooms()
+            assert listed["name"] == room and listed["keys"] == 1 and listed["seq"] == 1
+            await reader.join(room)
+            assert reader.state == {key: value}
+        server_process.stop()
+        assert server_process.proc.returncode == 0  # its last flush wrote the tree

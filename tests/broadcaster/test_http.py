@@ -69,6 +69,7 @@ async def test_metrics_and_status(tmp_path):
             )
             assert metrics['blendsync_node_role{role="leader"}'] == "1"
             assert "blendsync_node_term" in metrics and "blendsync_node_commit" in metrics
+            assert metrics["blendsync_node_apply_failures_total"] == "0"  # a counter
             assert "blendsync_send_queue_bytes_max" in metrics
             # Every sample line parses as the text format says.
             for line in text.splitlines():

@@ -1084,3 +1084,21 @@ def test_apply_accepts_bytes_like_entries() -> None:
     assert tree.apply(2, bytearray(data))[0]["ok"]
     assert tree.apply(3, "text")[0]["error"] == "invalid_envelope"  # type: ignore[arg-type]
     assert decode_envelope(msgpack.packb({"cmd": {"then": [{"op": "?"}]}}), validate=False)["cmd"]
+
+
+def test_children_items_reads_a_literal_path_even_with_pattern_characters():
+    tree = Tree()
+    for room in ("*", "**", "a", "%2F", "a/b"):
+        ok(tree, put(["rooms", room, "keys", "k"], room), put(["rooms", room, "keys", "*"], f"{room}!"))
+    ok(tree, put(["rooms", "*", "keys", "z"]))  # no payload: listed too
+    for room in ("*", "**", "a", "%2F", "a/b"):
+        items = tree.children_items(("rooms", room, "keys"))
+        names = ["*", "k", "z"] if room == "*" else ["*", "k"]
+        assert [name for name, _, _ in items] == names
+        assert items[1][2] == room and items[0][2] == f"{room}!"
+        assert items[0][1] == tree.get(("rooms", room, "keys", "*"))[0]
+    assert tree.children_items(("rooms", "*", "keys", "k")) == []  # a leaf
+    assert tree.children_items(("rooms", "nope")) == []
+    assert [name for name, _, _ in tree.children_items(())] == ["rooms"]
+    with pytest.raises(TreeError):
+        tree.children_items(("rooms", ""))
