@@ -3,6 +3,7 @@
 See docs/protocol.md for the byte-level specification.
 """
 
+from . import limits
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
@@ -46,6 +47,7 @@ from .events import (
     Unlock,
     Unlocked,
     Welcome,
+    presence_field_ok,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_bytes, pack_body
 from .limits import (

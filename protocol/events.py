@@ -237,6 +237,12 @@ class RoomEvent(Event):
 _PRESENCE_CHECKS = {name: compile_check(tp) for name, tp in PRESENCE_FIELDS.items()}
 
 
+def presence_field_ok(name: str, value: Any) -> bool:
+    """Whether one presence field is valid on its own (for a client building its state)."""
+    check = _PRESENCE_CHECKS.get(name)
+    return check is not None and check(value)
+
+
 def check_presence(state: dict[str, Any]) -> None:
     """Each field as declared in limits.PRESENCE_FIELDS, and the selection within its byte bound."""
     for name, value in state.items():

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import msgpack
 
+from ..protocol_shim import protocol
+
 _BIG_ENDIAN = sys.byteorder == "big"
 
 # Datablock kinds, in the order in which their creation is applied.
@@ -86,6 +88,12 @@ def decode_value(data: bytes) -> object:
     return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
 
 
+def valid_uuid(value: object) -> bool:
+    """Whether ``value`` may be a datablock's uuid. It goes into room keys (``kind/uuid/part``) and into
+    ``presence.selection``, so it is a valid selection entry (docs/protocol.md section 6) without '/'."""
+    return type(value) is str and "/" not in value and protocol.limits.SELECTED.problem(value) is None
+
+
 def make_key(kind: str, uuid: str, part: str) -> str:
     return f"{kind}/{uuid}/{part}"
 
@@ -96,7 +104,7 @@ def parse_key(key: str) -> tuple[str, str, str] | None:
     if len(bits) != 3:
         return None
     kind, uuid, part = bits
-    if kind not in PARTS or part not in PARTS[kind] or not uuid:
+    if kind not in PARTS or part not in PARTS[kind] or not valid_uuid(uuid):
         return None
     return kind, uuid, part
 

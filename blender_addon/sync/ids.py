@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import bpy
 
+from .codec import valid_uuid
+
 UUID_PROP = "blendsync_uuid"
 
 # kind -> name of the bpy.data collection holding it
@@ -246,11 +248,13 @@ def is_synced(id_data: bpy.types.ID) -> bool:
 
 
 def peek_uuid(id_data: bpy.types.ID | None) -> str | None:
-    """The datablock's uuid, or None if it has none yet (never assigns)."""
+    """The datablock's uuid, or None if it has none yet (never assigns). A value that cannot be a uuid
+    (edited by hand or by a script: too long, with '/' or control characters) counts as none, so the
+    datablock gets a fresh one instead of keys the server would refuse."""
     if id_data is None:
         return None
     value = id_data.get(UUID_PROP)
-    return value if isinstance(value, str) and value else None
+    return value if valid_uuid(value) else None
 
 
 def set_uuid(id_data: bpy.types.ID, value: str) -> None:
