@@ -7,14 +7,13 @@ for the error message.
 
 from __future__ import annotations
 
-import math
-import re
+import functools
 import types
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, get_args, get_origin
 
-from .limits import FloatRange, IntRange, Length, Rule, Text, join_reason
+from .limits import FloatRange, IntRange, Length, Rule, Text, join_reason, text_predicate
 
 Check = Callable[[Any], bool]
 
@@ -28,58 +27,40 @@ def _split(tp: Any) -> tuple[Any, tuple[Any, ...]]:
 
 
 def _marker_check(marker: Any) -> Check:
-    if isinstance(marker, IntRange):
+    """The marker's own rule, for a value already of the right type."""
+    if isinstance(marker, IntRange | FloatRange):
         low, high = marker.low, marker.high
         return lambda value: low <= value <= high
-    if isinstance(marker, FloatRange):
-        low, high, isfinite = marker.low, marker.high, math.isfinite
-        return lambda value: isfinite(value) and low <= value <= high
     if isinstance(marker, Length):
         low, high = marker.low, marker.high
         return lambda value: low <= len(value) <= high
     if isinstance(marker, Text):
-        return _text_check(marker)
+        return text_predicate(marker)
     if isinstance(marker, Rule):
         reason = marker.reason
         return lambda value: reason(value) is None
     raise TypeError(f"unsupported marker {marker!r}")
 
 
-def _text_check(text: Text) -> Check:
-    low, high = text.min_bytes, text.max_bytes
-    search = re.compile(text.forbidden).search if text.forbidden is not None else None
-    if text.forbidden == "\x00":
-        search = None
-        no_nul = True
-    else:
-        no_nul = False
-
-    def check(value: str) -> bool:
-        if value.isascii():
-            size = len(value)
-        else:
-            try:
-                size = len(value.encode("utf-8"))
-            except UnicodeEncodeError:  # a lone surrogate
-                return False
-        if not low <= size <= high:
-            return False
-        if no_nul:
-            return "\x00" not in value
-        return search is None or search(value) is None
-
-    return check
+def _both(first: Check, second: Check) -> Check:
+    return lambda value: first(value) and second(value)
 
 
 def _annotated_check(base: Any, markers: tuple[Any, ...]) -> Check:
     """The type and its markers, cheapest first: the container's own type, a list's length, its items, then
-    the rest (so a list far too long is refused without looking at its items)."""
-    if len(markers) == 1 and isinstance(markers[0], IntRange) and base is int:
-        low, high = markers[0].low, markers[0].high
-        return lambda value: type(value) is int and low <= value <= high
-    if len(markers) == 1 and isinstance(markers[0], Text) and base is str:
-        text = _text_check(markers[0])
-        return lambda value: type(value) is str and text(value)
+    the rest (so a list far too long is refused without looking at its items). Plain nested calls, no
+    generators: this runs for every field of every message."""
+    if len(markers) == 1 and base in (int, float, str):
+        (marker,) = markers
+        if base is int and isinstance(marker, IntRange):
+            low, high = marker.low, marker.high
+            return lambda value: type(value) is int and low <= value <= high
+        if base is float and isinstance(marker, FloatRange):
+            low, high = marker.low, marker.high
+            return lambda value: (type(value) is float or type(value) is int) and low <= value <= high
+        if base is str and isinstance(marker, Text):
+            text = text_predicate(marker)
+            return lambda value: type(value) is str and text(value)
     origin = get_origin(base)
     container = {list: list, dict: dict}.get(origin)
     first = [_marker_check(m) for m in markers if isinstance(m, Length)]
@@ -88,7 +69,21 @@ def _annotated_check(base: Any, markers: tuple[Any, ...]) -> Check:
         checks = [compile_check(base), *first, *rest]
     else:
         checks = [lambda value: type(value) is container, *first, compile_check(base), *rest]
-    return lambda value: all(check(value) for check in checks)
+    return functools.reduce(_both, checks)
+
+
+def _text_list_check(text: Check) -> Check:
+    """A list of names (keys, a selection): one loop, no call per item beyond the name's own check."""
+
+    def check(value: Any) -> bool:
+        if type(value) is not list:
+            return False
+        for item in value:  # noqa: SIM110 - a plain loop: no generator frame per item
+            if type(item) is not str or not text(item):
+                return False
+        return True
+
+    return check
 
 
 def compile_check(tp: Any) -> Check:
@@ -117,8 +112,11 @@ def compile_check(tp: Any) -> Check:
         (item_tp,) = get_args(tp)
         if item_tp is Any:
             return lambda value: type(value) is list
+        item_base, item_markers = _split(item_tp)
+        if item_base is str and len(item_markers) == 1 and isinstance(item_markers[0], Text):
+            return _text_list_check(text_predicate(item_markers[0]))
         item = compile_check(item_tp)
-        return lambda value: type(value) is list and all(item(v) for v in value)
+        return lambda value: type(value) is list and all(map(item, value))
     if origin is dict:
         key_tp, val_tp = get_args(tp)
         key, val = compile_check(key_tp), compile_check(val_tp)

@@ -11,8 +11,8 @@ on the Unicode version of the Python at hand, and the server and Blender's Pytho
 
 from __future__ import annotations
 
-import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -34,13 +34,14 @@ class IntRange:
 
 @dataclass(frozen=True, slots=True)
 class FloatRange:
-    """A finite number (msgpack float or integer) from ``low`` to ``high``."""
+    """A number (msgpack float or integer) from ``low`` to ``high``, both finite, so that the comparison
+    itself refuses NaN and the infinities."""
 
-    low: float = -math.inf
-    high: float = math.inf
+    low: float = -sys.float_info.max
+    high: float = sys.float_info.max
 
     def describe(self) -> str:
-        if math.isinf(self.low) and math.isinf(self.high):
+        if (self.low, self.high) == (-sys.float_info.max, sys.float_info.max):
             return "a finite number"
         return f"a number from {self.low:g} to {self.high:g}"
 
@@ -69,6 +70,9 @@ class Text:
     forbidden: str | None = None
     forbidden_means: str = ""
     unit: str = "bytes of UTF-8"
+    # The same rule as ``forbidden`` for an ASCII string, without a regular expression (most names are
+    # ASCII; tests/protocol/test_limits.py checks that the two agree on every ASCII character).
+    ascii_ok: Callable[[str], bool] | None = None
 
     def describe(self) -> str:
         rule = f"{self.min_bytes} to {self.max_bytes} {self.unit}"
@@ -108,6 +112,29 @@ class Rule:
 
     describe: str
     reason: Callable[[Any], str | None]
+
+
+def text_predicate(text: Text) -> Callable[[str], bool]:
+    """The fast yes/no form of ``text`` for a value already known to be a str."""
+    low, high, ascii_ok = text.min_bytes, text.max_bytes, text.ascii_ok
+    search = re.compile(text.forbidden).search if text.forbidden is not None else None
+
+    def check(value: str) -> bool:
+        if value.isascii():
+            if not low <= len(value) <= high:
+                return False
+            if ascii_ok is not None:
+                return ascii_ok(value)
+        else:
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:  # a lone surrogate
+                return False
+            if not low <= size <= high:
+                return False
+        return search is None or search(value) is None
+
+    return check
 
 
 def utf8_len(value: str) -> int | None:
@@ -151,25 +178,48 @@ MAX_SECRET_BYTES = 1024
 MAX_MESSAGE_BYTES = 1024
 MAX_LOCK_KEYS = 1024  # keys in one lock/unlock/break_lock request
 
-KEY = Text("key", 1, MAX_KEY_BYTES, "\x00", "without NUL")
+_NO_CONTROL = "without control characters"
+_NO_CONTROL_OR_EDGE = "without control characters or leading/trailing whitespace"
+
+
+# For ASCII, "printable" is exactly "no C0 and no DEL", and the only whitespace that is not a control is " ".
+def _ascii_no_nul(value: str) -> bool:
+    return "\x00" not in value
+
+
+def _ascii_no_control(value: str) -> bool:
+    return value.isprintable()
+
+
+def _ascii_no_control_or_edge(value: str) -> bool:
+    return value.isprintable() and value[:1] != " " and value[-1:] != " "
+
+
+def _ascii_graphic(value: str) -> bool:
+    return value.isprintable() and " " not in value
+
+
+_EDGE = f"{CONTROL}|^{_SPACE}|{_SPACE}$"
+
+KEY = Text("key", 1, MAX_KEY_BYTES, "\x00", "without NUL", ascii_ok=_ascii_no_nul)
 ROOM_NAME = Text(
-    "room name",
-    1,
-    MAX_ROOM_NAME_BYTES,
-    f"{CONTROL}|^{_SPACE}|{_SPACE}$",
-    "without control characters or leading/trailing whitespace",
+    "room name", 1, MAX_ROOM_NAME_BYTES, _EDGE, _NO_CONTROL_OR_EDGE, ascii_ok=_ascii_no_control_or_edge
 )
-NAME = Text("name", 0, MAX_NAME_BYTES, CONTROL, "without control characters")
-USER_NAME = Text(  # a user of a tokens file: shown to others like a room name, so the same rules
-    "user name", 1, MAX_NAME_BYTES, ROOM_NAME.forbidden, ROOM_NAME.forbidden_means
+# A user of a tokens file: shown to others like a room name, so the same rules.
+USER_NAME = Text(
+    "user name", 1, MAX_NAME_BYTES, _EDGE, _NO_CONTROL_OR_EDGE, ascii_ok=_ascii_no_control_or_edge
 )
-LABEL = Text("label", 0, MAX_LABEL_BYTES, CONTROL, "without control characters")
-SELECTED = Text("selection entry", 1, MAX_NAME_BYTES, CONTROL, "without control characters")
-SESSION_ID = Text("session id", 8, 64, "[^!-~]", "(no spaces)", unit="printable ASCII characters")
+NAME = Text("name", 0, MAX_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+LABEL = Text("label", 0, MAX_LABEL_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+SELECTED = Text("selection entry", 1, MAX_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+SESSION_ID = Text(
+    "session id", 8, 64, "[^!-~]", "(no spaces)", unit="printable ASCII characters", ascii_ok=_ascii_graphic
+)
 SECRET = Text("secret", 0, MAX_SECRET_BYTES)  # passwords and tokens: any valid UTF-8
 PASSWORD = Text("password", 1, MAX_SECRET_BYTES)
-MESSAGE = Text("message", 0, MAX_MESSAGE_BYTES, CONTROL, "without control characters")
-ADDRESS = Text("address", 1, MAX_ROOM_NAME_BYTES, CONTROL, "without control characters")
+MESSAGE = Text("message", 0, MAX_MESSAGE_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+ADDRESS = Text("address", 1, MAX_ROOM_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+TEXTS = (KEY, ROOM_NAME, USER_NAME, NAME, LABEL, SELECTED, SESSION_ID, SECRET, PASSWORD, MESSAGE, ADDRESS)
 
 Key = Annotated[str, KEY]
 Address = Annotated[str, ADDRESS]
@@ -212,6 +262,9 @@ def fit_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
 # ---- batches ----------------------------------------------------------------------------------------------
 
 
+_key_ok = text_predicate(KEY)
+
+
 def _ops_reason(ops: list[list[Any]]) -> str | None:
     """A batch is a non-empty list of ["set", key, value] and ["delete", key]."""
     if not ops:
@@ -223,21 +276,21 @@ def _ops_reason(ops: list[list[Any]]) -> str | None:
         is_delete = len(op) == 2 and op[0] == "delete" and type(op[1]) is str
         if not (is_set or is_delete):
             return f'[{i}] must be ["set", key:str, value:bin] or ["delete", key:str]'
-        if (reason := KEY.problem(op[1])) is not None:
-            return f"[{i}] key {reason}"
+        if not _key_ok(op[1]):
+            return f"[{i}] key {KEY.problem(op[1])}"
     return None
 
 
 OPS = Rule('a non-empty list of ["set", key, value:bin] and ["delete", key]', _ops_reason)
-Ops = Annotated[list[list[Any]], OPS]
+Ops = Annotated[list[Any], OPS]  # the rule checks each operation's shape itself
 
 
 def _items_reason(items: list[Any]) -> str | None:
     for i, item in enumerate(items):
         if not (type(item) is list and len(item) == 2 and type(item[0]) is str and type(item[1]) is bytes):
             return f"[{i}] must be [key: str, value: bin]"
-        if (reason := KEY.problem(item[0])) is not None:
-            return f"[{i}] key {reason}"
+        if not _key_ok(item[0]):
+            return f"[{i}] key {KEY.problem(item[0])}"
     return None
 
 

@@ -7,6 +7,7 @@ protocol/limits.py, so a change to either one without the other fails.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from typing import Annotated, Any, get_args, get_origin
 
@@ -27,7 +28,7 @@ from protocol import (
     fit_name,
 )
 from protocol.events import Sender, event_from_body
-from protocol.limits import ADMIN_ARGS, PRESENCE_FIELDS, IntRange, Text
+from protocol.limits import ADMIN_ARGS, PRESENCE_FIELDS, TEXTS, IntRange, Text
 
 I63 = 2**63 - 1
 SID = "s" * 32
@@ -678,3 +679,14 @@ def test_fit_name_makes_any_text_a_valid_name(text, expected):
 def test_fit_name_output_always_decodes(text):
     fitted = fit_name(text)
     assert decode("presence", {"state": {"name": fitted, "scene": fitted}})
+
+
+@pytest.mark.parametrize("grammar", [t for t in TEXTS if t.ascii_ok is not None], ids=lambda t: t.what)
+def test_the_ascii_shortcut_agrees_with_the_rule(grammar):
+    """Each name grammar has a fast form for ASCII strings; it must say what the regular expression says,
+    for every ASCII character at the start, in the middle and at the end."""
+    forbidden = re.compile(grammar.forbidden)
+    for code in range(128):
+        c = chr(code)
+        for value in (c + "abcdefgh", "abcd" + c + "efgh", "abcdefgh" + c, c * 9):
+            assert grammar.ascii_ok(value) == (forbidden.search(value) is None), (grammar.what, value)
