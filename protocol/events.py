@@ -117,7 +117,7 @@ def event_from_body(body: dict[str, Any], *, from_role: Sender) -> Event:
         raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, "message has no string 'type' field", ref=ref)
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
-        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {type_name!r}", ref=ref)
+        raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {type_name[:64]!r}", ref=ref)
     if not (cls.SENDER & from_role):
         raise RemoteProtocolError(
             ErrorCode.PROTOCOL_STATE, f"{type_name!r} may not be sent by this side", ref=ref
@@ -134,10 +134,8 @@ def event_from_body(body: dict[str, Any], *, from_role: Sender) -> Event:
         elif required:
             raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"{type_name}.{name} is missing", ref=ref)
     if not cls._names.issuperset(body):
-        unknown = set(body) - cls._names
-        raise RemoteProtocolError(
-            ErrorCode.BAD_MESSAGE, f"{type_name} has unknown fields {sorted(map(str, unknown))}", ref=ref
-        )
+        unknown = sorted(str(name)[:64] for name in set(body) - cls._names)[:8]  # an error, not an echo
+        raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"{type_name} has unknown fields {unknown}", ref=ref)
     event = cls(**kwargs)
     try:
         event.check()

@@ -6,7 +6,8 @@ add-on and the server run the same code, so they accept exactly the same message
 ("Limits and grammar") states the same table in prose; keep them together.
 
 The character rules name code points explicitly instead of asking ``str.isprintable()``: that answer depends
-on the Unicode version of the Python at hand, and the server and Blender's Python may differ.
+on the Unicode version of the Python at hand, and the server and Blender's Python may differ. (For ASCII
+alone, where the answer never changes, it is the fast path.)
 """
 
 from __future__ import annotations

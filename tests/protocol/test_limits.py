@@ -690,3 +690,14 @@ def test_the_ascii_shortcut_agrees_with_the_rule(grammar):
         c = chr(code)
         for value in (c + "abcdefgh", "abcd" + c + "efgh", "abcdefgh" + c, c * 9):
             assert grammar.ascii_ok(value) == (forbidden.search(value) is None), (grammar.what, value)
+
+
+def test_errors_about_huge_input_stay_short():
+    """An error names what was wrong without echoing it back whole."""
+    with pytest.raises(RemoteProtocolError) as info:
+        event_from_body({"type": "t" * 100_000}, from_role=Sender.CLIENT)
+    assert info.value.code is ErrorCode.UNKNOWN_TYPE and len(info.value.message) < 200
+    body = {"type": "ping", "nonce": 1, **{f"f{i}" + "x" * 1000: i for i in range(1000)}}
+    message = refused("ping", body).message
+    assert message.startswith("ping has unknown fields") and len(message) < 1000
+    assert len(refused("set", {"op_id": 1, "key": "k" * 100_000, "value": b""}).message) < 200
