@@ -198,9 +198,9 @@ class NetThread:
         link = _Link(sock=sock, conn=conn, generation=generation)
         hello = protocol.Hello(
             protocol=protocol.PROTOCOL_VERSION,
-            client_name=self.hello.name[:128],
+            client_name=protocol.fit_name(self.hello.name),
             client_kind="blender",
-            client_version=self.hello.version,
+            client_version=protocol.fit_name(self.hello.version, protocol.limits.MAX_LABEL_BYTES),
             session=self.hello.session,
             token=self.hello.token or None,
         )

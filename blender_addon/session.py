@@ -145,14 +145,18 @@ def find_region_3d():
 
 
 def gather_presence(name: str, color: list[float]) -> dict[str, Any]:
-    """This artist's presence fields, read from Blender."""
+    """This artist's presence fields, read from Blender and fitted to the protocol's grammar (Blender
+    names may hold control characters; a field that still does not fit is left out, not sent)."""
+    limits = protocol.limits
     context = bpy.context
     scene = context.scene
-    state: dict[str, Any] = {"name": name, "color": [float(c) for c in color]}
-    state["mode"] = str(getattr(context, "mode", "OBJECT") or "OBJECT")
+    state: dict[str, Any] = {"name": protocol.fit_name(name), "color": [float(c) for c in color]}
+    state["mode"] = protocol.fit_name(
+        str(getattr(context, "mode", "OBJECT") or "OBJECT"), limits.MAX_LABEL_BYTES
+    )
     if scene is not None:
         state["frame"] = int(scene.frame_current)
-        state["scene"] = scene.name
+        state["scene"] = protocol.fit_name(scene.name)
     region_3d = find_region_3d()
     if region_3d is not None:
         state["view_matrix"] = _flatten_column_major(region_3d.view_matrix)
@@ -164,8 +168,14 @@ def gather_presence(name: str, color: list[float]) -> dict[str, Any]:
                 uuid = sync.peek_uuid(ob)
                 if uuid is not None:
                     selection.append(uuid)
-    state["selection"] = sorted(selection)[:4096]
-    return state
+    budget, kept = limits.MAX_SELECTION_BYTES, []
+    for uuid in sorted(selection)[: limits.MAX_SELECTION]:
+        budget -= len(uuid.encode("utf-8"))
+        if budget < 0:
+            break
+        kept.append(uuid)
+    state["selection"] = kept
+    return {k: v for k, v in state.items() if protocol.presence_field_ok(k, v)}
 
 
 class Session:

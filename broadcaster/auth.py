@@ -20,9 +20,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol import limits
+
 ROLES = ("user", "admin")
 TOKEN_PREFIX = "bst_"
-MAX_NAME_CHARS = 128
 
 
 class TokensFileError(ValueError):
@@ -52,8 +53,11 @@ def hash_token(token: str) -> str:
 
 
 def check_user_name(name: str) -> None:
-    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable() or name != name.strip():
-        raise TokensFileError(f"a user name is 1 to {MAX_NAME_CHARS} printable characters, no outer spaces")
+    """User names follow the protocol's grammar: clients check the names they are shown."""
+    try:
+        limits.check_user_name(name)
+    except ValueError as exc:
+        raise TokensFileError(str(exc)) from None
 
 
 def read_users(path: Path) -> list[dict[str, str]]:
@@ -92,7 +96,11 @@ def write_users(path: Path, users: list[dict[str, str]]) -> None:
     ]
     for user in users:
         lines += ["", "[[users]]"]
-        lines += [f"{field} = {json.dumps(user[field])}" for field in ("name", "role", "token_sha256")]
+        # Not ASCII-escaped: JSON escapes characters beyond U+FFFF as surrogate pairs, which TOML refuses.
+        lines += [
+            f"{field} = {json.dumps(user[field], ensure_ascii=False)}"
+            for field in ("name", "role", "token_sha256")
+        ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -354,8 +354,6 @@ class Session:
     async def _write(self, op_id: int, ops: list[list[Any]]) -> None:
         if self.room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before sending operations")
-        if op_id <= 0:
-            raise RequestError(ErrorCode.BAD_MESSAGE, f"op_id {op_id} must be positive")
         # An op_id at or below the last one is a retry: the store answers it with the original outcome
         # (the seq it got, if it committed) and never applies it twice.
         # Refusals before this point have no effect at all: the client may retry with the same op_id.

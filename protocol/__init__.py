@@ -3,15 +3,11 @@
 See docs/protocol.md for the byte-level specification.
 """
 
+from . import limits
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
-    ADMIN_ACTIONS,
     EVENT_TYPES,
-    MAX_KEY_BYTES,
-    MAX_LOCK_KEYS,
-    MAX_ROOM_NAME_BYTES,
-    PRESENCE_FIELDS,
     PROTOCOL_VERSION,
     Ack,
     Admin,
@@ -51,5 +47,17 @@ from .events import (
     Unlock,
     Unlocked,
     Welcome,
+    presence_field_ok,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_bytes, pack_body
+from .limits import (
+    ADMIN_ACTIONS,
+    INT63_MAX,
+    MAX_KEY_BYTES,
+    MAX_LOCK_KEYS,
+    MAX_ROOM_NAME_BYTES,
+    PRESENCE_FIELDS,
+    check_key,
+    check_room_name,
+    fit_name,
+)

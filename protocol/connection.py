@@ -86,9 +86,9 @@ class Connection:
         try:
             body = unpack_body(payload)
         except RemoteProtocolError as exc:
-            # The length prefix was fine, so framing survives; a garbage body is still a broken peer.
-            self.state = State.ERROR
-            exc.fatal = True
+            # The length prefix was fine, so framing survives; a garbage body (fatal) is still a broken peer.
+            if exc.fatal:
+                self.state = State.ERROR
             raise
         event = event_from_body(body, from_role=self._peer)
         self._check_handshake(event, incoming=True)

@@ -35,13 +35,65 @@ def frame_bytes(payload: bytes) -> bytes:
 
 
 def unpack_body(payload: bytes) -> dict[str, Any]:
+    """Decode one frame body. Garbage is a fatal ``bad_frame``; a string that is not UTF-8 in an otherwise
+    sound body is a ``bad_message`` naming the field (the frame boundaries are intact, the stream goes on)."""
     try:
         body = msgpack.unpackb(payload, raw=False, strict_map_key=True, use_list=True, **_UNPACK_LIMITS)
+    except UnicodeDecodeError:
+        raise _not_utf8(payload) from None
     except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise RemoteProtocolError(ErrorCode.BAD_FRAME, f"frame body is not valid msgpack: {exc}") from None
+        raise RemoteProtocolError(
+            ErrorCode.BAD_FRAME, f"frame body is not valid msgpack: {exc}", fatal=True
+        ) from None
     if not isinstance(body, dict):
-        raise RemoteProtocolError(ErrorCode.BAD_FRAME, "frame body must be a msgpack map")
+        raise RemoteProtocolError(ErrorCode.BAD_FRAME, "frame body must be a msgpack map", fatal=True)
     return body
+
+
+def _not_utf8(payload: bytes) -> RemoteProtocolError:
+    """The error for a body with a str that is not UTF-8 (the slow path: decode again to find where)."""
+    try:
+        body = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            unicode_errors="surrogateescape",  # bad bytes become lone surrogates, which no valid str holds
+            **_UNPACK_LIMITS,
+        )
+    except Exception as exc:
+        return RemoteProtocolError(ErrorCode.BAD_FRAME, f"frame body is not valid msgpack: {exc}", fatal=True)
+    if not isinstance(body, dict):
+        return RemoteProtocolError(ErrorCode.BAD_FRAME, "frame body must be a msgpack map", fatal=True)
+    type_name = body.get("type")
+    where = _find_bad_text(body, type_name if isinstance(type_name, str) and type_name.isprintable() else "")
+    ref = next((body[n] for n in ("ref", "op_id") if type(body.get(n)) is int and 0 <= body[n] < 2**63), None)
+    where = where if where is None or len(where) <= 200 else where[:200] + "..."
+    return RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"{where or 'a string'} is not valid UTF-8", ref=ref)
+
+
+def _find_bad_text(value: Any, path: str) -> str | None:
+    """The path of the first string (a map key or a value) holding bytes that were not UTF-8."""
+    if isinstance(value, str):
+        return path if not value.isascii() and _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                return f"{path}: a field name" if path else "a field name"
+            if (found := _find_bad_text(item, f"{path}.{key}" if path else key)) is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _find_bad_text(item, f"{path}[{i}]")) is not None:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class FrameReader:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import msgpack
 
+from ..protocol_shim import protocol
+
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -24,6 +26,12 @@ def encode_value(obj: object) -> bytes:
 def decode_value(data: bytes) -> object:
     """Decode msgpack bytes produced by :func:`encode_value`."""
     return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+
+
+def valid_uuid(value: object) -> bool:
+    """Whether ``value`` may be a datablock's uuid. It goes into room keys (``kind/uuid/part``) and into
+    ``presence.selection``, so it is a valid selection entry (docs/protocol.md section 6) without '/'."""
+    return type(value) is str and "/" not in value and protocol.limits.SELECTED.problem(value) is None
 
 
 def _to_le(arr: array.array) -> bytes:

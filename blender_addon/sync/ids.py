@@ -14,6 +14,8 @@ import uuid as _uuid
 
 import bpy
 
+from .codec import valid_uuid
+
 UUID_PROP = "blendsync_uuid"
 
 ADOPT_PROP = "blendsync_adopt"  # on a local scene that the room's scene may take over
@@ -27,11 +29,13 @@ def new_uuid() -> str:
 
 
 def peek_uuid(id_data: bpy.types.ID | None) -> str | None:
-    """The datablock's uuid, or None if it has none yet (never assigns)."""
+    """The datablock's uuid, or None if it has none yet (never assigns). A value that cannot be a uuid
+    (edited by hand or by a script: too long, with '/' or control characters) counts as none, so the
+    datablock gets a fresh one instead of keys the server would refuse."""
     if id_data is None:
         return None
     value = id_data.get(UUID_PROP)
-    return value if isinstance(value, str) and value else None
+    return value if valid_uuid(value) else None
 
 
 def set_uuid(id_data: bpy.types.ID, value: str) -> None:

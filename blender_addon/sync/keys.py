@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .codec import valid_uuid
 from .kinds import BY_NAME, PRIMARY_PART, REGISTRY
 
 # Datablock kinds, in the order in which their creation is applied.
@@ -23,7 +24,7 @@ def parse_key(key: str) -> tuple[str, str, str] | None:
     if len(bits) != 3:
         return None
     kind, uuid, part = bits
-    if kind not in BY_NAME or part not in BY_NAME[kind].parts or not uuid:
+    if kind not in BY_NAME or part not in BY_NAME[kind].parts or not valid_uuid(uuid):
         return None
     return kind, uuid, part
 

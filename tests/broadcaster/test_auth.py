@@ -9,7 +9,7 @@ import pytest
 import trio
 from support import REPO, ServerProcess, running_broadcaster
 
-from broadcaster.auth import add_user, hash_token, read_users, remove_user
+from broadcaster.auth import TokensFileError, add_user, hash_token, read_users, remove_user
 from broadcaster.client import ServerError, connect
 from broadcaster.config import ConfigError, ServerConfig
 from protocol import ClientJoined
@@ -175,3 +175,29 @@ async def test_a_user_cannot_take_over_another_users_session(auth_server):
         assert await ana.list_rooms() == []  # untouched
     async with connect(host, port, token=issued["ana"], session=session) as again:
         assert again.client_id == session  # its own user resumes it
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("é" * 128, True),  # 256 bytes: the longest user name, which clients accept in welcome.user
+        ("é" * 128 + "a", False),
+        ("日" * 86, False),  # 86 characters, 258 bytes: the limit is in bytes
+        ("\U0001f469\u200d\U0001f4bb", True),  # a joined emoji: not "printable" to Python, fine here
+        ("a*/%", True),
+        ("", False),
+        (" ana", False),
+        ("ana\u3000", False),
+        ("a\x00b", False),
+        ("a\x85b", False),
+        ("a\ud800", False),
+    ],
+)
+def test_user_names_follow_the_protocol_grammar(tmp_path, name, ok):
+    path = tmp_path / "tokens.toml"
+    if ok:
+        add_user(path, name)
+        assert [u["name"] for u in read_users(path)] == [name]
+    else:
+        with pytest.raises(TokensFileError, match="user name"):
+            add_user(path, name)

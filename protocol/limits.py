@@ -1,0 +1,340 @@
+"""The grammar of every name and the range of every number on the wire, in one place.
+
+Fields declare their grammar in their type, ``Annotated[int, OP_ID]`` or ``Annotated[str, ROOM_NAME]``, and
+protocol/fieldcheck.py compiles each declaration once into a fast predicate that runs on every decode. The
+add-on and the server run the same code, so they accept exactly the same messages. docs/protocol.md
+("Limits and grammar") states the same table in prose; keep them together.
+
+The character rules name code points explicitly instead of asking ``str.isprintable()``: that answer depends
+on the Unicode version of the Python at hand, and the server and Blender's Python may differ. (For ASCII
+alone, where the answer never changes, it is the fast path.)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+INT63_MAX = 2**63 - 1  # msgpack holds -2^63..2^64-1; the store holds ids and seqs below 2^63
+
+
+# ---- markers: what a field declares beside its type -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntRange:
+    low: int
+    high: int
+
+    def describe(self) -> str:
+        return f"{self.low} to {self.high}"
+
+
+@dataclass(frozen=True, slots=True)
+class FloatRange:
+    """A number (msgpack float or integer) from ``low`` to ``high``, both finite, so that the comparison
+    itself refuses NaN and the infinities."""
+
+    low: float = -sys.float_info.max
+    high: float = sys.float_info.max
+
+    def describe(self) -> str:
+        if (self.low, self.high) == (-sys.float_info.max, sys.float_info.max):
+            return "a finite number"
+        return f"a number from {self.low:g} to {self.high:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Length:
+    """How many items a list may hold."""
+
+    low: int
+    high: int
+
+    def describe(self) -> str:
+        if self.low == self.high:
+            return f"exactly {self.low} items"
+        return f"{self.low} to {self.high} items"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string of ``min_bytes`` to ``max_bytes`` bytes of UTF-8 (no lone surrogates), without the characters
+    ``forbidden`` matches (a regular expression)."""
+
+    what: str
+    min_bytes: int
+    max_bytes: int
+    forbidden: str | None = None
+    forbidden_means: str = ""
+    unit: str = "bytes of UTF-8"
+    # The same rule as ``forbidden`` for an ASCII string, without a regular expression (most names are
+    # ASCII; tests/protocol/test_limits.py checks that the two agree on every ASCII character).
+    ascii_ok: Callable[[str], bool] | None = None
+
+    def describe(self) -> str:
+        rule = f"{self.min_bytes} to {self.max_bytes} {self.unit}"
+        return f"{rule} {self.forbidden_means}" if self.forbidden_means else rule
+
+    def problem(self, value: str) -> str | None:
+        """Why ``value`` breaks this grammar, or None if it does not (the slow path, for error messages)."""
+        size = utf8_len(value)
+        if size is None:
+            return "must be valid UTF-8: it holds a lone surrogate"
+        if not self.min_bytes <= size <= self.max_bytes:
+            return f"must be {self.describe()}; it is {size} bytes"
+        if self.forbidden is not None and (match := re.search(self.forbidden, value)) is not None:
+            found = match.group()
+            shown = f"U+{ord(found[0]):04X}" if found else "it"
+            return f"must be {self.describe()}; {shown} at {match.start()} is not allowed"
+        return None
+
+
+class FieldError(ValueError):
+    """A value that breaks the grammar, found by an event's own check: ``path`` names it inside the event."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}{join_reason(reason)}")
+        self.path = path
+        self.reason = reason
+
+
+def join_reason(reason: str) -> str:
+    """A reason as it follows a field's name: "[3] must be ..." sticks to it, "must be ..." is spaced."""
+    return reason if reason.startswith("[") else f" {reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A check that no marker expresses (e.g. the shape of a batch): returns a reason, or None."""
+
+    describe: str
+    reason: Callable[[Any], str | None]
+
+
+def text_predicate(text: Text) -> Callable[[str], bool]:
+    """The fast yes/no form of ``text`` for a value already known to be a str."""
+    low, high, ascii_ok = text.min_bytes, text.max_bytes, text.ascii_ok
+    search = re.compile(text.forbidden).search if text.forbidden is not None else None
+
+    def check(value: str) -> bool:
+        if value.isascii():
+            if not low <= len(value) <= high:
+                return False
+            if ascii_ok is not None:
+                return ascii_ok(value)
+        else:
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:  # a lone surrogate
+                return False
+            if not low <= size <= high:
+                return False
+        return search is None or search(value) is None
+
+    return check
+
+
+def utf8_len(value: str) -> int | None:
+    """Bytes of ``value`` in UTF-8, or None when it holds a lone surrogate (not encodable)."""
+    if value.isascii():
+        return len(value)
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+# ---- characters -------------------------------------------------------------------------------------------
+
+# C0, DEL and C1: never in a name or a label (NUL included).
+CONTROL = "[\x00-\x1f\x7f-\x9f]"
+# Unicode White_Space that is not already a control character.
+_SPACE = "[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+# ---- numbers ----------------------------------------------------------------------------------------------
+
+OP_ID = IntRange(1, INT63_MAX)
+REF = IntRange(0, INT63_MAX)  # ref and ping nonces: echoed, never stored
+NONCE = REF
+SEQ = IntRange(0, INT63_MAX)  # seq, since, key_count, an import's seq
+PROTOCOL = IntRange(0, 65535)
+FRAME_SIZE = IntRange(0, 2**32 - 1)  # a frame's length prefix is 32 bits
+NODE_ID = IntRange(1, INT63_MAX)
+SCENE_FRAME = IntRange(-(2**31), 2**31 - 1)  # Blender's own limit is about +-1 million
+FINITE = FloatRange()
+UNIT = FloatRange(0.0, 1.0)
+SECONDS = FloatRange(0.0, 86400.0)
+
+# ---- strings ----------------------------------------------------------------------------------------------
+
+MAX_KEY_BYTES = 1024  # one path element of the store (replication/tree.py MAX_NAME_BYTES)
+MAX_ROOM_NAME_BYTES = 256
+MAX_NAME_BYTES = 256  # client, user and scene names: Blender's longest name is 255 bytes
+MAX_LABEL_BYTES = 64
+MAX_SECRET_BYTES = 1024
+MAX_MESSAGE_BYTES = 1024
+MAX_LOCK_KEYS = 1024  # keys in one lock/unlock/break_lock request
+
+_NO_CONTROL = "without control characters"
+_NO_CONTROL_OR_EDGE = "without control characters or leading/trailing whitespace"
+
+
+# For ASCII, "printable" is exactly "no C0 and no DEL", and the only whitespace that is not a control is " ".
+def _ascii_no_nul(value: str) -> bool:
+    return "\x00" not in value
+
+
+def _ascii_no_control(value: str) -> bool:
+    return value.isprintable()
+
+
+def _ascii_no_control_or_edge(value: str) -> bool:
+    return value.isprintable() and value[:1] != " " and value[-1:] != " "
+
+
+def _ascii_graphic(value: str) -> bool:
+    return value.isprintable() and " " not in value
+
+
+_EDGE = f"{CONTROL}|^{_SPACE}|{_SPACE}$"
+
+KEY = Text("key", 1, MAX_KEY_BYTES, "\x00", "without NUL", ascii_ok=_ascii_no_nul)
+ROOM_NAME = Text(
+    "room name", 1, MAX_ROOM_NAME_BYTES, _EDGE, _NO_CONTROL_OR_EDGE, ascii_ok=_ascii_no_control_or_edge
+)
+# A user of a tokens file: shown to others like a room name, so the same rules.
+USER_NAME = Text(
+    "user name", 1, MAX_NAME_BYTES, _EDGE, _NO_CONTROL_OR_EDGE, ascii_ok=_ascii_no_control_or_edge
+)
+NAME = Text("name", 0, MAX_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+LABEL = Text("label", 0, MAX_LABEL_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+SELECTED = Text("selection entry", 1, MAX_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+SESSION_ID = Text(
+    "session id", 8, 64, "[^!-~]", "(no spaces)", unit="printable ASCII characters", ascii_ok=_ascii_graphic
+)
+SECRET = Text("secret", 0, MAX_SECRET_BYTES)  # passwords and tokens: any valid UTF-8
+PASSWORD = Text("password", 1, MAX_SECRET_BYTES)
+MESSAGE = Text("message", 0, MAX_MESSAGE_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+ADDRESS = Text("address", 1, MAX_ROOM_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+TEXTS = (KEY, ROOM_NAME, USER_NAME, NAME, LABEL, SELECTED, SESSION_ID, SECRET, PASSWORD, MESSAGE, ADDRESS)
+
+Key = Annotated[str, KEY]
+Address = Annotated[str, ADDRESS]
+RoomName = Annotated[str, ROOM_NAME]
+Name = Annotated[str, NAME]
+UserName = Annotated[str, USER_NAME]
+Label = Annotated[str, LABEL]
+SessionId = Annotated[str, SESSION_ID]
+Password = Annotated[str, PASSWORD]
+Secret = Annotated[str, SECRET]
+OpId = Annotated[int, OP_ID]
+Ref = Annotated[int, REF]
+Seq = Annotated[int, SEQ]
+Keys = Annotated[list[Key], Length(0, MAX_LOCK_KEYS)]
+
+
+def check_key(key: str) -> None:
+    """Raise ValueError unless ``key`` is a valid key (for callers outside message decoding)."""
+    if (reason := KEY.problem(key)) is not None:
+        raise ValueError(f"key {reason}")
+
+
+def check_room_name(room: str) -> None:
+    if (reason := ROOM_NAME.problem(room)) is not None:
+        raise ValueError(f"room name {reason}")
+
+
+def check_user_name(name: str) -> None:
+    if (reason := USER_NAME.problem(name)) is not None:
+        raise ValueError(f"user name {reason}")
+
+
+def fit_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """``text`` made to fit the name grammar: control characters and lone surrogates dropped, cut at a
+    character boundary to ``max_bytes``. For clients that send names they did not choose (Blender's)."""
+    text = re.sub(CONTROL, "", text.encode("utf-8", "ignore").decode("utf-8"))
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
+
+
+# ---- batches ----------------------------------------------------------------------------------------------
+
+
+_key_ok = text_predicate(KEY)
+
+
+def _ops_reason(ops: list[list[Any]]) -> str | None:
+    """A batch is a non-empty list of ["set", key, value] and ["delete", key]."""
+    if not ops:
+        return "needs at least one operation"
+    for i, op in enumerate(ops):
+        if type(op) is not list:
+            return f"[{i}] must be a list"
+        is_set = len(op) == 3 and op[0] == "set" and type(op[1]) is str and type(op[2]) is bytes
+        is_delete = len(op) == 2 and op[0] == "delete" and type(op[1]) is str
+        if not (is_set or is_delete):
+            return f'[{i}] must be ["set", key:str, value:bin] or ["delete", key:str]'
+        if not _key_ok(op[1]):
+            return f"[{i}] key {KEY.problem(op[1])}"
+    return None
+
+
+OPS = Rule('a non-empty list of ["set", key, value:bin] and ["delete", key]', _ops_reason)
+Ops = Annotated[list[Any], OPS]  # the rule checks each operation's shape itself
+
+
+def _items_reason(items: list[Any]) -> str | None:
+    for i, item in enumerate(items):
+        if not (type(item) is list and len(item) == 2 and type(item[0]) is str and type(item[1]) is bytes):
+            return f"[{i}] must be [key: str, value: bin]"
+        if not _key_ok(item[0]):
+            return f"[{i}] key {KEY.problem(item[0])}"
+    return None
+
+
+ITEMS = Rule("a list of [key: str, value: bin]", _items_reason)
+Items = Annotated[list[Any], ITEMS]
+
+# ---- presence ---------------------------------------------------------------------------------------------
+
+MAX_SELECTION = 4096
+MAX_SELECTION_BYTES = 192 * 1024  # the entries of one selection together (4096 uuids of 32 hex digits fit)
+
+PRESENCE_FIELDS: dict[str, Any] = {
+    "name": Name,
+    "color": Annotated[list[Annotated[float, UNIT]], Length(3, 4)],
+    "mode": Label,
+    "frame": Annotated[int, SCENE_FRAME],
+    "scene": Name,
+    "view_matrix": Annotated[list[Annotated[float, FINITE]], Length(16, 16)],
+    "selection": Annotated[list[Annotated[str, SELECTED]], Length(0, MAX_SELECTION)],
+}
+# So a client's whole presence state (every field at its largest) holds at most this many bytes of text.
+MAX_PRESENCE_TEXT_BYTES = 2 * MAX_NAME_BYTES + MAX_LABEL_BYTES + MAX_SELECTION_BYTES
+
+
+def selection_bytes(selection: list[str]) -> int:
+    """Bytes of a selection whose entries passed their checks (so each one encodes)."""
+    return sum(len(entry) if entry.isascii() else len(entry.encode("utf-8")) for entry in selection)
+
+
+# ---- admin arguments --------------------------------------------------------------------------------------
+
+# Arguments each admin action reads; a listed argument that is present (not nil) must fit here. Whether it
+# is required is the action's business (the server answers bad_message when it is missing).
+ADMIN_ARGS: dict[str, dict[str, Any]] = {
+    "rooms": {},
+    "clients": {},
+    "status": {},
+    "kick": {"client_id": SessionId, "reason": Annotated[str, MESSAGE]},
+    "delete_room": {"room": RoomName},
+    "break_lock": {"room": RoomName, "keys": Keys},
+    "export": {"room": RoomName},
+    "import": {"room": RoomName, "items": Items, "meta": dict[str, Any], "seq": Seq, "more": bool},
+    "add_member": {"node_id": Annotated[int, NODE_ID], "raft": Address},
+    "remove_member": {"node_id": Annotated[int, NODE_ID]},
+}
+ADMIN_ACTIONS = frozenset(ADMIN_ARGS)
