@@ -90,7 +90,17 @@ class Connection:
             self.state = State.ERROR
             exc.fatal = True
             raise
-        event = event_from_body(body, from_role=self._peer)
+        try:
+            event = event_from_body(body, from_role=self._peer)
+        except RemoteProtocolError as exc:
+            if self.role is Role.SERVER and not self._hello_done:
+                # Before hello there is no session to answer within: a peer whose first message cannot
+                # even be decoded is not speaking this protocol.
+                self.state = State.ERROR
+                raise RemoteProtocolError(
+                    ErrorCode.PROTOCOL_STATE, f"expected a valid hello first: {exc.message}", fatal=True
+                ) from None
+            raise
         self._check_handshake(event, incoming=True)
         return event
 
