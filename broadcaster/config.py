@@ -27,7 +27,9 @@ class ServerConfig:
     send_queue_bytes: int = 32 * 1024 * 1024  # per client, beyond which it is cut as a slow consumer
     heartbeat_interval: float = 5.0  # ping an idle client this often
     heartbeat_timeout: float = 20.0  # drop a client silent for this long
-    handshake_timeout: float = 10.0
+    handshake_timeout: float = 10.0  # from the accept to a complete hello, however the bytes trickle in
+    # A frame must arrive within heartbeat_timeout + length / this (64 MiB: 20 s + 1024 s at 512 kbit/s).
+    min_frame_bytes_per_second: int = 64 * 1024
     room_tail: int = 10_000  # operations of history kept per room for resume
     snapshot_chunk_bytes: int = 1024 * 1024
     presence_rate: float = 30.0  # presence updates relayed per client per second (extra ones coalesce)
@@ -111,6 +113,9 @@ class ServerConfig:
             raise ConfigError("cluster_ca needs tls_cert and tls_key (the node's own certificate)")
         if (self.peer_map() or self.join) and (not self.raft_listen or self.cluster_secret_file is None):
             raise ConfigError("a cluster node needs raft_listen and cluster_secret_file")
+        for name in ("handshake_timeout", "heartbeat_timeout", "min_frame_bytes_per_second"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0")
         for name in ("max_rooms", "max_clients", "max_room_keys", "max_room_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or more")

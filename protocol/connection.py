@@ -57,6 +57,16 @@ class Connection:
     def max_frame_size(self) -> int:
         return self._reader.max_frame_size
 
+    @property
+    def frame_in_progress(self) -> bool:
+        """Part of a frame (at least one byte of it) has been received but not the whole frame."""
+        return self._reader.buffered > 0 or self._reader.expected is not None
+
+    @property
+    def incoming_frame_size(self) -> int | None:
+        """The declared length of the frame in progress, once its 4-byte header is in."""
+        return self._reader.expected
+
     def receive_data(self, data: bytes) -> None:
         if self._eof:
             raise LocalProtocolError(ErrorCode.PROTOCOL_STATE, "receive_data after end of stream")
