@@ -53,6 +53,12 @@ class ServerConfig:
     max_room_bytes: int = 16 * 1024**3
     max_ops_per_second: float = 0.0  # set/delete/batch/event per client, burst of one second's worth
     max_presence_per_second: float = 120.0  # presence messages accepted per client
+    # Room-password guessing (docs/security.md): wrong passwords allowed before a lockout (0 = no limit),
+    # then a lockout of password_lockout seconds, doubling per further failure up to password_lockout_max.
+    password_failures_per_address: int = 5
+    password_failures_per_room: int = 20
+    password_lockout: float = 1.0
+    password_lockout_max: float = 60.0
     # Cluster ([cluster] table). A node without peers is a one-node cluster: the embedded default.
     node_id: int = 1
     peers: str = ""  # the other initial members: "2=host:raftport,3=host:raftport"
@@ -116,7 +122,16 @@ class ServerConfig:
         for name in ("handshake_timeout", "heartbeat_timeout", "min_frame_bytes_per_second"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
-        for name in ("max_rooms", "max_clients", "max_room_keys", "max_room_bytes"):
+        if not 0 < self.password_lockout <= self.password_lockout_max:
+            raise ConfigError("password_lockout must be more than 0 and at most password_lockout_max")
+        for name in (
+            "max_rooms",
+            "max_clients",
+            "max_room_keys",
+            "max_room_bytes",
+            "password_failures_per_address",
+            "password_failures_per_room",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or more")
 
