@@ -109,7 +109,9 @@ class PasswordGuard:
         waiting = self._waiting.get(address, 0)
         if waiting >= MAX_WAITING_PER_ADDRESS or sum(self._waiting.values()) >= MAX_WAITING:
             self._metrics.limit("password_checks_waiting")
-            raise RequestError(ErrorCode.RATE_LIMITED, "too many password checks waiting; retry after 1.0 s")
+            raise RequestError(
+                ErrorCode.RATE_LIMITED, "too many password checks waiting; retry after 1.0 s", pause=1.0
+            )
         self._waiting[address] = waiting + 1
         try:
             async with self._check_slot:
@@ -156,5 +158,7 @@ class PasswordGuard:
             self._metrics.limit("password_lockout")
             retry = math.ceil(wait * 10) / 10
             raise RequestError(
-                ErrorCode.RATE_LIMITED, f"too many wrong passwords {whose}; retry after {retry:.1f} s"
+                ErrorCode.RATE_LIMITED,
+                f"too many wrong passwords {whose}; retry after {retry:.1f} s",
+                pause=wait,
             )

@@ -54,12 +54,17 @@ CLOSE_GRACE_SECONDS = 2.0  # how long a closing session may take to deliver its 
 
 
 class RequestError(Exception):
-    """A request that gets an error frame; the connection goes on."""
+    """A request that gets an error frame; the connection goes on.
 
-    def __init__(self, code: ErrorCode, message: str):
+    With ``pause``, the server then reads nothing more from this client for that many seconds: a refused
+    password guess must not be retried at once on the same connection (docs/security.md).
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, pause: float = 0.0):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.pause = pause
 
 
 class RateLimit:
@@ -250,6 +255,8 @@ class Session:
             await self._dispatch(event)
         except RequestError as exc:
             self.reply_error(exc.code, exc.message, ref)
+            if exc.pause > 0:
+                await trio.sleep(exc.pause)  # the reader waits here; not charged to any receive deadline
         except Exception:
             # A server bug must cost this request, not the server: every other client goes on.
             log.exception("request %s from %s failed", event.TYPE, self.client_id or self.peer)

@@ -134,6 +134,44 @@ async def test_parallel_guesses_get_exactly_the_allowance_and_a_bystander_goes_o
         await wait_for(lambda: len(bystander.state) == 20)
 
 
+async def test_a_refused_guess_holds_its_connection_until_the_retry_time(guessing):
+    settings = dict(password_failures_per_address=1, password_failures_per_room=0, password_lockout=2.0)
+    async with guessing(**settings) as (host, port):
+        await make_rooms(host, port, "shot")
+        stream = await trio.open_tcp_stream(host, port, local_address="127.0.0.2")
+        hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "guesser"}
+        guesses = [{"type": "join_room", "room": "shot", "password": "guess", "ref": i} for i in (1, 2)]
+        frames = []
+        buffer = b""
+
+        async def next_frame() -> dict:
+            nonlocal buffer
+            while True:
+                if len(buffer) >= 4 and len(buffer) >= 4 + struct.unpack(">I", buffer[:4])[0]:
+                    length = struct.unpack(">I", buffer[:4])[0]
+                    frame = msgpack.unpackb(buffer[4 : 4 + length])
+                    buffer = buffer[4 + length :]
+                    if frame["type"] != "ping":
+                        return frame
+                chunk = await stream.receive_some(65536)
+                assert chunk
+                buffer += chunk
+
+        with trio.fail_after(30):
+            # Two guesses and a ping in one go: the second guess is refused, and nothing after it is
+            # read from this connection until the lockout is over.
+            sent = trio.current_time()
+            await stream.send_all(
+                b"".join(encode_frame(body) for body in [hello, *guesses, {"type": "ping", "nonce": 7}])
+            )
+            for _ in range(4):
+                frames.append(await next_frame())
+            answered = trio.current_time()
+        await stream.aclose()
+        assert [outcome(f) for f in frames] == ["welcome", "wrong_password", "rate_limited", "pong"]
+        assert answered - sent >= retry_after(frames[2]) - 0.1
+
+
 def test_failures_double_the_lockout_up_to_the_cap_and_are_forgotten():
     table = Failures(free=2, first=1.0, longest=5.0)
     table.failed("a", 0.0)
