@@ -100,19 +100,30 @@ class PasswordGuard:
         self._check_slot = trio.Lock()  # fair: checks run in arrival order
         self._metrics = metrics
 
-    async def check(self, peer: str, room: str, password: str | None, stored: dict[str, Any]) -> None:
-        """Return if ``password`` opens ``room``; raise RequestError (wrong_password or rate_limited)."""
-        if password is None:  # not a guess: nothing to count
-            raise RequestError(ErrorCode.WRONG_PASSWORD, f"room {room!r} needs a password")
+    def refuse_early(self, peer: str, room: str) -> None:
+        """Raise RequestError(rate_limited) if a guess at ``room`` from ``peer`` would be refused now.
+
+        Called before any other work for the join (even the cluster read fence), so that a refused guess
+        costs the server next to nothing.
+        """
         address = address_key(peer)
         self._refuse_while_locked(address, room)
-        waiting = self._waiting.get(address, 0)
-        if waiting >= MAX_WAITING_PER_ADDRESS or sum(self._waiting.values()) >= MAX_WAITING:
+        if (
+            self._waiting.get(address, 0) >= MAX_WAITING_PER_ADDRESS
+            or sum(self._waiting.values()) >= MAX_WAITING
+        ):
             self._metrics.limit("password_checks_waiting")
             raise RequestError(
                 ErrorCode.RATE_LIMITED, "too many password checks waiting; retry after 1.0 s", pause=1.0
             )
-        self._waiting[address] = waiting + 1
+
+    async def check(self, peer: str, room: str, password: str | None, stored: dict[str, Any]) -> None:
+        """Return if ``password`` opens ``room``; raise RequestError (wrong_password or rate_limited)."""
+        if password is None:  # not a guess: nothing to count
+            raise RequestError(ErrorCode.WRONG_PASSWORD, f"room {room!r} needs a password")
+        self.refuse_early(peer, room)
+        address = address_key(peer)
+        self._waiting[address] = self._waiting.get(address, 0) + 1
         try:
             async with self._check_slot:
                 # Checked again: the guesses queued ahead of this one may have caused a lockout.

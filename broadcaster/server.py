@@ -298,6 +298,8 @@ class Broadcaster:
             raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
 
     async def join_room(self, session: Session, request: JoinRoom) -> None:
+        if request.password is not None and self.node.read_local(meta_path(request.room)) is not None:
+            self.password_guard.refuse_early(session.peer, request.room)  # before any work for a guess
         # A room just created (or written) through another node must be visible here first.
         await self._fence()
         if session.room is not None:
