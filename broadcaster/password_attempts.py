@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import random
 from collections import OrderedDict
 from typing import Any
 
@@ -45,6 +46,12 @@ def address_key(peer: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+def _spread(seconds: float) -> float:
+    """How long to stop reading from a refused connection: the retry time and up to half as much again, so
+    that connections refused together do not all come back in the same instant."""
+    return seconds * random.uniform(1.0, 1.5)
 
 
 class Failures:
@@ -114,7 +121,9 @@ class PasswordGuard:
         ):
             self._metrics.limit("password_checks_waiting")
             raise RequestError(
-                ErrorCode.RATE_LIMITED, "too many password checks waiting; retry after 1.0 s", pause=1.0
+                ErrorCode.RATE_LIMITED,
+                "too many password checks waiting; retry after 1.0 s",
+                pause=_spread(1.0),
             )
 
     async def check(self, peer: str, room: str, password: str | None, stored: dict[str, Any]) -> None:
@@ -171,5 +180,5 @@ class PasswordGuard:
             raise RequestError(
                 ErrorCode.RATE_LIMITED,
                 f"too many wrong passwords {whose}; retry after {retry:.1f} s",
-                pause=wait,
+                pause=_spread(wait),
             )
