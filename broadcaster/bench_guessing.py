@@ -33,6 +33,9 @@ def add_arguments(kinds: Any) -> None:
     guessing.add_argument("--addresses", type=int, default=1, help="loopback addresses they come from")
     guessing.add_argument("--writes", type=int, default=300, help="bystander writes per phase")
     guessing.add_argument("--rate", type=float, default=20.0, help="bystander writes per second")
+    guessing.add_argument(
+        "--warmup", type=float, default=0.0, help="seconds of guessing before measuring (lockouts grow)"
+    )
     guessing.add_argument("--json", action="store_true")
 
 
@@ -54,7 +57,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             assert hammer.stdin is not None and hammer.stdout is not None
             await trio.to_thread.run_sync(hammer.stdout.readline)  # every guesser connected
-            await trio.sleep(0.5)  # and guessing
+            await trio.sleep(0.5 + args.warmup)  # and guessing
             before = await _answers_so_far(hammer)
             since = trio.current_time()
             hammered = await _writes(bystander, args.writes, args.rate)
@@ -67,6 +70,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "bench": "guessing",
         "guessers": args.guessers,
         "addresses": args.addresses,
+        "warmup_s": args.warmup,
         "quiet": _latency(quiet),
         "hammered": _latency(hammered),
         "ratio_p50": round(statistics.median(hammered) / statistics.median(quiet), 2),
