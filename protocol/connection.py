@@ -103,16 +103,19 @@ class Connection:
         try:
             event = event_from_body(body, from_role=self._peer)
         except RemoteProtocolError as exc:
-            if self.role is Role.SERVER and not self._hello_done:
-                # Before hello there is no session to answer within: a peer whose first message cannot
-                # even be decoded is not speaking this protocol.
-                self.state = State.ERROR
-                raise RemoteProtocolError(
-                    ErrorCode.PROTOCOL_STATE, f"expected a valid hello first: {exc.message}", fatal=True
-                ) from None
-            raise
+            raise self._fatal_before_hello(exc) from None
         self._check_handshake(event, incoming=True)
         return event
+
+    def _fatal_before_hello(self, exc: RemoteProtocolError) -> RemoteProtocolError:
+        """A message that cannot be decoded: before hello there is no session to answer within, so a
+        server takes the peer for one not speaking this protocol (fatal ``protocol_state``)."""
+        if exc.fatal or self.role is not Role.SERVER or self._hello_done:
+            return exc
+        self.state = State.ERROR
+        return RemoteProtocolError(
+            ErrorCode.PROTOCOL_STATE, f"expected a valid hello first: {exc.message}", fatal=True
+        )
 
     def send(self, event: Event) -> bytes:
         """Encode an event for the wire, checking that this side may send it now."""
