@@ -6,14 +6,15 @@ Clients come from different loopback addresses (127.0.0.x) so that the per-addre
 from __future__ import annotations
 
 import re
+import signal
 import struct
 
 import msgpack
 import pytest
 import trio
-from support import running_broadcaster, wait_for
+from support import BroadcasterCluster, running_broadcaster, wait_for
 
-from broadcaster.client import connect
+from broadcaster.client import ServerError, connect
 from broadcaster.config import ConfigError, ServerConfig
 from broadcaster.password_attempts import FORGET_AFTER, Failures, address_key
 from protocol import PROTOCOL_VERSION, encode_frame
@@ -170,6 +171,41 @@ async def test_a_refused_guess_holds_its_connection_until_the_retry_time(guessin
         await stream.aclose()
         assert [outcome(f) for f in frames] == ["welcome", "wrong_password", "rate_limited", "pong"]
         assert answered - sent >= retry_after(frames[2]) - 0.1
+
+
+async def test_a_locked_out_guess_is_refused_before_asking_the_cluster(tmp_path):
+    cluster = BroadcasterCluster(tmp_path / "cluster", 3)
+    cluster.start_all()
+    try:
+        await cluster.leader()
+        async with connect(*cluster.address(1), name="owner") as owner:
+            await owner.create_room("shot", keep_open=True, password="shot-pw")
+        async with connect(*cluster.address(1), name="guesser") as guesser:
+            with trio.fail_after(60):  # guess until the lockout is long enough to act within it
+                while True:
+                    try:
+                        await guesser.join("shot", password="guess")
+                    except ServerError as exc:
+                        if exc.code != "rate_limited":
+                            assert exc.code == "wrong_password"
+                            continue
+                        wait = float(re.search(r"retry after (\d+\.\d) s$", exc.message).group(1))
+                        if wait >= 4.0:
+                            break
+                        await trio.sleep(wait * 1.5)  # the server holds this connection that long
+        # Node 1 alone cannot fence a read any more: a guess that gets that far waits, then is unavailable.
+        cluster.signal(2, signal.SIGSTOP)
+        cluster.signal(3, signal.SIGSTOP)
+        try:
+            async with connect(*cluster.address(1), name="again") as again:
+                with pytest.raises(ServerError) as info, trio.fail_after(3):
+                    await again.join("shot", password="shot-pw")
+                assert info.value.code == "rate_limited"
+        finally:
+            cluster.signal(2, signal.SIGCONT)
+            cluster.signal(3, signal.SIGCONT)
+    finally:
+        cluster.stop_all()
 
 
 def test_failures_double_the_lockout_up_to_the_cap_and_are_forgotten():
