@@ -14,3 +14,5 @@ bench=".venv/bin/blendsync bench"
 $bench fanout --port "$port" --clients 10 --messages 2000 --size 256 --json
 $bench fanout --port "$port" --clients 20 --messages 600 --size 256 --rate 120 --json
 $bench join --port "$port" --history 100000 --keys 1000 --size 256 --json
+# Last: it locks 127.0.0.1 out of password joins for a while.
+$bench guessing --port "$port" --guessers 100 --json

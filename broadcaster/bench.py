@@ -35,7 +35,7 @@ from protocol import (
 )
 from protocol.framing import FrameReader, unpack_body
 
-from . import bench_cluster, bench_raft
+from . import bench_cluster, bench_guessing, bench_raft
 from .client import connect
 
 _STAMP = struct.Struct("<d")
@@ -73,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     bench_raft.add_arguments(kinds)
     bench_cluster.add_arguments(kinds)
+    bench_guessing.add_arguments(kinds)
 
     relay = kinds.add_parser("relay", help="(baseline) a bare trio relay: every frame to every other peer")
     relay.add_argument("--host", default="127.0.0.1")
@@ -95,6 +96,8 @@ def main(args: argparse.Namespace) -> int:
 async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench in ("raft", "failover"):
         return await bench_raft.run(args)
+    if args.bench == "guessing":
+        return await bench_guessing.run(args)
     if args.bench == "client-failover":
         return await bench_cluster.client_failover(args)
     if args.bench == "fanout" and args.cluster:

@@ -40,7 +40,9 @@ class ServerConfig:
     send_queue_bytes: int = 32 * 1024 * 1024  # per client, beyond which it is cut as a slow consumer
     heartbeat_interval: float = 5.0  # ping an idle client this often
     heartbeat_timeout: float = 20.0  # drop a client silent for this long
-    handshake_timeout: float = 10.0
+    handshake_timeout: float = 10.0  # from the accept to a complete hello, however the bytes trickle in
+    # A frame must arrive within heartbeat_timeout + length / this (64 MiB: 20 s + 1024 s at 512 kbit/s).
+    min_frame_bytes_per_second: int = 64 * 1024
     room_tail: int = 10_000  # operations of history kept per room for resume
     snapshot_chunk_bytes: int = 1024 * 1024
     presence_rate: float = 30.0  # presence updates relayed per client per second (extra ones coalesce)
@@ -64,6 +66,12 @@ class ServerConfig:
     max_room_bytes: int = 16 * 1024**3
     max_ops_per_second: float = 0.0  # set/delete/batch/event per client, burst of one second's worth
     max_presence_per_second: float = 120.0  # presence messages accepted per client
+    # Room-password guessing (docs/security.md): wrong passwords allowed before a lockout (0 = no limit),
+    # then a lockout of password_lockout seconds, doubling per further failure up to password_lockout_max.
+    password_failures_per_address: int = 5
+    password_failures_per_room: int = 20
+    password_lockout: float = 1.0
+    password_lockout_max: float = 60.0
     # Cluster ([cluster] table). A node without peers is a one-node cluster: the embedded default.
     node_id: int = 1
     peers: str = ""  # the other initial members: "2=host:raftport,3=host:raftport"
@@ -129,7 +137,19 @@ class ServerConfig:
                 f"max_frame_size must be 1 to {MAX_FRAME_SIZE_LIMIT} bytes: every write is replicated as"
                 " one log entry of up to twice a frame"
             )
-        for name in ("max_rooms", "max_clients", "max_room_keys", "max_room_bytes"):
+        for name in ("handshake_timeout", "heartbeat_timeout", "min_frame_bytes_per_second"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0")
+        if not 0 < self.password_lockout <= self.password_lockout_max:
+            raise ConfigError("password_lockout must be more than 0 and at most password_lockout_max")
+        for name in (
+            "max_rooms",
+            "max_clients",
+            "max_room_keys",
+            "max_room_bytes",
+            "password_failures_per_address",
+            "password_failures_per_room",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or more")
 

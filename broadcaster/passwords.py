@@ -11,7 +11,8 @@ import trio
 
 # 16 MiB of memory per hash: costly to brute-force, about 50 ms here.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-_limiter = trio.CapacityLimiter(2)
+# One hash at a time: a burst of joins or creates may use one core, never all of them (docs/decisions/0002).
+_limiter = trio.CapacityLimiter(1)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -45,6 +45,7 @@ from . import __version__, passwords, tls
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
 from .config import ServerConfig, is_loopback
 from .metrics import Metrics
+from .password_attempts import PasswordGuard
 from .peers import PeerRelay
 from .rooms import (
     ROOMS,
@@ -84,6 +85,7 @@ class Broadcaster:
         self.listen_addresses: list[str] = []
         self.http_addresses: list[str] = []
         self.metrics = Metrics()
+        self.password_guard = PasswordGuard(config, self.metrics)
         node.on_fsync = self.metrics.fsync.observe
         self.started = time.time()
         self.connections = 0  # open client connections, with or without a completed hello
@@ -296,16 +298,16 @@ class Broadcaster:
             raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
 
     async def join_room(self, session: Session, request: JoinRoom) -> None:
+        if request.password is not None and self.node.read_local(meta_path(request.room)) is not None:
+            self.password_guard.refuse_early(session.peer, request.room)  # before any work for a guess
         # A room just created (or written) through another node must be visible here first.
         await self._fence()
         if session.room is not None:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, f"already in room {session.room.name!r}")
         meta = self._meta(request.room)
         stored = meta.get("password")
-        if stored is not None and (
-            request.password is None or not await passwords.verify_password(request.password, stored)
-        ):
-            raise RequestError(ErrorCode.WRONG_PASSWORD, f"wrong password for room {request.room!r}")
+        if stored is not None:
+            await self.password_guard.check(session.peer, request.room, request.password, stored)
         # From here to the end there is no await: the snapshot and the fan-out registration are atomic.
         self._meta(request.room)  # it may have been deleted while the password was checked
         if session.room is not None or session.closing:

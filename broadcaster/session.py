@@ -40,6 +40,7 @@ from protocol import (
 )
 
 from .auth import ANONYMOUS_ADMIN, User
+from .deadlines import ReceiveDeadlines
 from .outqueue import OutQueue
 from .rooms import Room, encode_frame
 
@@ -53,12 +54,17 @@ CLOSE_GRACE_SECONDS = 2.0  # how long a closing session may take to deliver its 
 
 
 class RequestError(Exception):
-    """A request that gets an error frame; the connection goes on."""
+    """A request that gets an error frame; the connection goes on.
 
-    def __init__(self, code: ErrorCode, message: str):
+    With ``pause``, the server then reads nothing more from this client for that many seconds: a refused
+    password guess must not be retried at once on the same connection (docs/security.md).
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, pause: float = 0.0):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.pause = pause
 
 
 class RateLimit:
@@ -90,6 +96,7 @@ class Session:
         self.config = config
         self.stream = stream
         self.peer = peer
+        self.accepted_at = trio.current_time()  # the handshake deadline counts from here
         self.conn = Connection(Role.SERVER, max_frame_size=config.max_frame_size)
         self.out = OutQueue(config.send_queue_bytes)
         self.client_id = ""
@@ -199,18 +206,26 @@ class Session:
         self._nursery.cancel_scope.cancel()
 
     async def _reader(self) -> None:
-        timeout = self.config.handshake_timeout
+        deadlines = ReceiveDeadlines(self.config, self.accepted_at)
         while not self.closing:
-            with trio.move_on_after(timeout) as scope:
+            deadline, reason = deadlines.next(
+                trio.current_time(),
+                hello_done=bool(self.client_id),
+                frame_size=self.conn.incoming_frame_size,
+            )
+            waiting_since = trio.current_time()
+            with trio.move_on_at(deadline) as scope:
                 try:
                     data = await self.stream.receive_some(65536)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+            deadlines.waited(trio.current_time() - waiting_since)
             if scope.cancelled_caught:
-                self.fail(ErrorCode.TIMEOUT, f"nothing received for {timeout:g} s")
+                self.fail(ErrorCode.TIMEOUT, reason)
                 return
             self.broadcaster.metrics.received_bytes += len(data)
             self.conn.receive_data(data)
+            frames = 0
             while not self.closing:
                 try:
                     event = self.conn.next_event()
@@ -218,6 +233,7 @@ class Session:
                     if exc.fatal:
                         self.fail(exc.code, exc.message, exc.ref)
                         return
+                    frames += 1
                     self.reply_error(exc.code, exc.message, exc.ref)
                     continue
                 if event is NEED_DATA:
@@ -225,9 +241,9 @@ class Session:
                 if event is CLOSED:
                     return
                 assert isinstance(event, Event)
+                frames += 1
                 await self._handle(event)
-            if self.client_id:
-                timeout = self.config.heartbeat_timeout
+            deadlines.received(frames_completed=frames > 0, frame_in_progress=self.conn.frame_in_progress)
 
     # ---- requests -----------------------------------------------------------------------------------
 
@@ -239,6 +255,8 @@ class Session:
             await self._dispatch(event)
         except RequestError as exc:
             self.reply_error(exc.code, exc.message, ref)
+            if exc.pause > 0:
+                await trio.sleep(exc.pause)  # the reader waits here; not charged to any receive deadline
         except Exception:
             # A server bug must cost this request, not the server: every other client goes on.
             log.exception("request %s from %s failed", event.TYPE, self.client_id or self.peer)

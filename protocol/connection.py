@@ -57,6 +57,16 @@ class Connection:
     def max_frame_size(self) -> int:
         return self._reader.max_frame_size
 
+    @property
+    def frame_in_progress(self) -> bool:
+        """Part of a frame (at least one byte of it) has been received but not the whole frame."""
+        return self._reader.buffered > 0 or self._reader.expected is not None
+
+    @property
+    def incoming_frame_size(self) -> int | None:
+        """The declared length of the frame in progress, once its 4-byte header is in."""
+        return self._reader.expected
+
     def receive_data(self, data: bytes) -> None:
         if self._eof:
             raise LocalProtocolError(ErrorCode.PROTOCOL_STATE, "receive_data after end of stream")
@@ -89,10 +99,24 @@ class Connection:
             # The length prefix was fine, so framing survives; a garbage body (fatal) is still a broken peer.
             if exc.fatal:
                 self.state = State.ERROR
-            raise
-        event = event_from_body(body, from_role=self._peer)
+                raise
+            raise self._fatal_before_hello(exc) from None
+        try:
+            event = event_from_body(body, from_role=self._peer)
+        except RemoteProtocolError as exc:
+            raise self._fatal_before_hello(exc) from None
         self._check_handshake(event, incoming=True)
         return event
+
+    def _fatal_before_hello(self, exc: RemoteProtocolError) -> RemoteProtocolError:
+        """A message that cannot be decoded: before hello there is no session to answer within, so a
+        server takes the peer for one not speaking this protocol (fatal ``protocol_state``)."""
+        if exc.fatal or self.role is not Role.SERVER or self._hello_done:
+            return exc
+        self.state = State.ERROR
+        return RemoteProtocolError(
+            ErrorCode.PROTOCOL_STATE, f"expected a valid hello first: {exc.message}", fatal=True
+        )
 
     def send(self, event: Event) -> bytes:
         """Encode an event for the wire, checking that this side may send it now."""

@@ -112,6 +112,11 @@ class FrameReader:
     def buffered(self) -> int:
         return len(self._buffer) - self._start
 
+    @property
+    def expected(self) -> int | None:
+        """The declared length of the frame being read, once its header is in."""
+        return self._expected
+
     def next_payload(self) -> bytes | None:
         """The next complete frame payload, or None if more bytes are needed."""
         available = len(self._buffer) - self._start

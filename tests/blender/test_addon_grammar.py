@@ -15,7 +15,7 @@ from blender_addon import sync  # noqa: E402
 from blender_addon.net import HelloInfo, NetThread  # noqa: E402
 from blender_addon.protocol_shim import protocol as P  # noqa: E402
 from blender_addon.session import gather_presence  # noqa: E402
-from blender_addon.sync.codec import parse_key  # noqa: E402
+from blender_addon.sync.keys import parse_key  # noqa: E402
 
 pytestmark = pytest.mark.blender
 

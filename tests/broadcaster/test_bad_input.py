@@ -25,6 +25,7 @@ class RawPeer:
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.buffer = b""
+        self.closed = False  # the server closed the connection
 
     async def __aenter__(self):
         self.stream = await trio.open_tcp_stream(self.host, self.port)
@@ -46,6 +47,7 @@ class RawPeer:
                 except trio.BrokenResourceError:
                     chunk = b""
                 if not chunk:
+                    self.closed = True
                     break
                 self.buffer += chunk
                 while len(self.buffer) >= 4:
@@ -101,6 +103,15 @@ async def room_with_bystander(server):
             "version_mismatch",
         ),
         (encode_frame({"type": "list_rooms"}), "protocol_state"),  # before hello
+        # Anything that cannot be decoded before hello: there is no session to go on with.
+        (encode_frame({"type": "teleport"}), "protocol_state"),
+        (encode_frame({"no": "type"}), "protocol_state"),
+        (encode_frame({"type": "hello", "protocol": "1", "client_name": "x"}), "protocol_state"),
+        (
+            encode_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": b"\xff"}),
+            "protocol_state",
+        ),
+        (encode_frame({"type": "hello", "protocol": PROTOCOL_VERSION}), "protocol_state"),
     ],
 )
 async def test_fatal_input_gets_an_error_then_close(room_with_bystander, data, code):
@@ -110,6 +121,7 @@ async def test_fatal_input_gets_an_error_then_close(room_with_bystander, data, c
         frames = await raw.frames()
     assert errors(frames)[-1]["code"] == code
     assert errors(frames)[-1]["fatal"] is True
+    assert raw.closed
 
 
 async def test_truncated_frame_then_close(room_with_bystander):

@@ -71,6 +71,30 @@ def test_nothing_before_hello():
     assert info.value.code is ErrorCode.PROTOCOL_STATE
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"nonce": 1},  # no type
+        {"type": 7},
+        {"type": "teleport"},
+        {"type": "hello", "protocol": "1", "client_name": "x"},  # wrongly typed
+        {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": 5},
+        {"type": "hello", "protocol": PROTOCOL_VERSION},  # missing client_name
+        {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "x", "extra": 1},
+        {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "x", "session": "short"},
+        {"type": "set", "op_id": "1", "key": "k", "value": b"v"},
+        {"type": "welcome", "protocol": 1, "server_version": "", "session": "", "client_id": ""},
+    ],
+)
+def test_anything_malformed_before_hello_is_fatal(body):
+    server = Connection(Role.SERVER)
+    with pytest.raises(RemoteProtocolError) as info:
+        feed(server, body)
+    assert info.value.code is ErrorCode.PROTOCOL_STATE and info.value.fatal
+    with pytest.raises(LocalProtocolError):  # nothing more is read from that stream
+        feed(server, {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "late"})
+
+
 def test_second_hello_is_refused():
     _, server = handshake()
     with pytest.raises(RemoteProtocolError) as info:
