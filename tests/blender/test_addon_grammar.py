@@ -44,7 +44,7 @@ def decodes(event) -> object:
 def test_a_uuid_that_cannot_make_valid_keys_is_replaced(stored, kept):
     ob = link(bpy.data.objects.new("Edited", None))
     ob[sync.ids.UUID_PROP] = stored
-    sync.ids.index_all()
+    sync.index.index_all()
     uuid = sync.peek_uuid(ob)
     assert (uuid == stored) is kept
     keys = sync.serialise_datablock(ob)
