@@ -40,6 +40,7 @@ class ServerConfig:
     send_queue_bytes: int = 32 * 1024 * 1024  # per client, beyond which it is cut as a slow consumer
     heartbeat_interval: float = 5.0  # ping an idle client this often
     heartbeat_timeout: float = 20.0  # drop a client silent for this long
+    close_grace: float = 2.0  # how long a session being closed may take to deliver its last error frame
     handshake_timeout: float = 10.0  # from the accept to a complete hello, however the bytes trickle in
     # A frame must arrive within heartbeat_timeout + length / this (64 MiB: 20 s + 1024 s at 512 kbit/s).
     min_frame_bytes_per_second: int = 64 * 1024
@@ -137,7 +138,7 @@ class ServerConfig:
                 f"max_frame_size must be 1 to {MAX_FRAME_SIZE_LIMIT} bytes: every write is replicated as"
                 " one log entry of up to twice a frame"
             )
-        for name in ("handshake_timeout", "heartbeat_timeout", "min_frame_bytes_per_second"):
+        for name in ("handshake_timeout", "heartbeat_timeout", "min_frame_bytes_per_second", "close_grace"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
         if not 0 < self.password_lockout <= self.password_lockout_max:

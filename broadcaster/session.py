@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("blendsync.session")
 
 WRITE_BATCH_BYTES = 256 * 1024
-CLOSE_GRACE_SECONDS = 2.0  # how long a closing session may take to deliver its last error frame
 
 
 class RequestError(Exception):
@@ -179,7 +178,7 @@ class Session:
         self.out.replace_with(encode_frame(Error(code=code.value, message=message, ref=ref, fatal=True)))
         if self._nursery is not None:
             self._nursery.cancel_scope.deadline = min(
-                self._nursery.cancel_scope.deadline, trio.current_time() + CLOSE_GRACE_SECONDS
+                self._nursery.cancel_scope.deadline, trio.current_time() + self.config.close_grace
             )
         self.broadcaster.detach(self)
 

@@ -13,7 +13,12 @@ from protocol import PROTOCOL_VERSION, encode_frame
 
 
 async def test_slow_consumer_is_cut_and_resumes_from_its_seq(tmp_path):
-    async with running_broadcaster(tmp_path / "d", send_queue_bytes=256 * 1024) as (host, port):
+    # The slow client reads its stream only after every write is through; on a loaded machine that can be
+    # seconds after the cut, so the server must keep the cut connection open until its last frame is read.
+    async with running_broadcaster(tmp_path / "d", send_queue_bytes=256 * 1024, close_grace=60.0) as (
+        host,
+        port,
+    ):
         async with connect(host, port, name="writer") as writer, connect(host, port, name="fast") as fast:
             await writer.create_room("r", keep_open=True)
             await writer.join("r")
