@@ -15,8 +15,8 @@ import trio
 
 from broadcaster.app import open_broadcaster
 from broadcaster.config import ServerConfig
-from broadcaster.local_cluster import ServeCluster, free_port
 from replication.node import Node, NodeConfig, open_node
+from tools.cluster import ServeCluster, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -156,4 +156,4 @@ class BroadcasterCluster(ServeCluster):
     """``blendsync serve`` processes forming a cluster on 127.0.0.1, as docs/operations.md runs one."""
 
     def __init__(self, root: Path, size: int = 3, tick_interval: float = 0.05, links=None):
-        super().__init__(size, tick_interval=tick_interval, root=root, links=links)
+        super().__init__(size, root, links, tick_interval=tick_interval)

@@ -19,7 +19,7 @@ if importlib.util.find_spec("bpy") is None:  # found without importing it: this 
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
 from support import ServerProcess
 
-from broadcaster import addon_build
+from broadcaster.cli import addon as addon_build
 
 pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +16,9 @@ from protocol import Applied
 
 
 @pytest.fixture
-def cluster3(tmp_path: Path) -> Iterator[BroadcasterCluster]:
-    cluster = BroadcasterCluster(tmp_path / "cluster", 3)
-    cluster.start_all()
-    try:
+async def cluster3(tmp_path: Path) -> AsyncIterator[BroadcasterCluster]:
+    async with BroadcasterCluster(tmp_path / "cluster", 3) as cluster:
         yield cluster
-    finally:
-        cluster.stop_all()
 
 
 class Writer:
@@ -217,7 +213,7 @@ async def test_rolling_restart_under_continuous_writes_loses_nothing(cluster3):
                 await trio.sleep(0.5)
                 cluster3.signal(node_id, signal.SIGTERM)
                 await trio.sleep(0.3)
-                cluster3.start(node_id)
+                await cluster3.start(node_id)
                 await cluster3.leader(timeout=20)
             await trio.sleep(1.0)
             stop.set()
@@ -244,7 +240,7 @@ async def test_add_a_fourth_node_and_remove_one_while_writing(cluster3):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(writer.run, stop, 0.01)
             await trio.sleep(0.5)
-            cluster3.start(4, join=True)
+            await cluster3.start(4, join=True)
             leader = await cluster3.leader()
             async with connect(*cluster3.address(leader), name="admin", kind="admin") as admin:
                 members = await admin.admin("add_member", node_id=4, raft=cluster3.raft[4])
@@ -266,12 +262,12 @@ async def test_add_a_fourth_node_and_remove_one_while_writing(cluster3):
 
 async def test_a_partitioned_minority_refuses_writes_then_converges(tmp_path):
     """A real network partition (a proxy on every cluster link) isolates one node from the other two."""
-    from faults.proxy import open_links
+    from tools.proxy import open_links
 
     async with open_links([1, 2, 3]) as links:
         cluster = BroadcasterCluster(tmp_path / "cluster", 3, links=links)
-        cluster.start_all()
         try:
+            await cluster.start_all()
             await cluster.leader()
             async with (
                 connect(*cluster.address(1), name="cut-off") as alone,
@@ -295,7 +291,7 @@ async def test_a_partitioned_minority_refuses_writes_then_converges(tmp_path):
                 await wait_for(lambda: majority.state.get("after-heal") == b"z", timeout=10)
                 assert alone.state == majority.state
         finally:
-            cluster.stop_all()
+            cluster.close()
 
 
 async def test_cluster_with_tls_everywhere(tmp_path):
@@ -317,8 +313,8 @@ async def test_cluster_with_tls_everywhere(tmp_path):
     )
     cluster = BroadcasterCluster(tmp_path / "cluster", 3, tick_interval=None)
     cluster.extra_config = extra
-    cluster.start_all()
     try:
+        await cluster.start_all()
         context = client_context(ca=files / "ca.pem")
         async with (
             connect(*cluster.address(1), name="a", ssl_context=context) as a,
@@ -335,4 +331,4 @@ async def test_cluster_with_tls_everywhere(tmp_path):
                 async with connect(*cluster.address(2), name="plain") as plain:  # no TLS: refused
                     await plain.list_rooms()
     finally:
-        cluster.stop_all()
+        cluster.close()

@@ -14,9 +14,11 @@ import signal
 
 import pytest
 import trio
-from cluster import Cluster, is_leader_role, open_cluster
-from kvclient import History, KVError, OutcomeUnknown, request_once
+from history import History
 from lincheck import WRITE, check_history
+
+from tools.cluster import ReplicaCluster, is_leader_role, open_cluster
+from tools.kvclient import KVError, OutcomeUnknown, request_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -33,7 +35,7 @@ def stepper():
     return step
 
 
-async def read_everywhere(cluster: Cluster, key: str, nodes=None) -> dict[int, bytes | None]:
+async def read_everywhere(cluster: ReplicaCluster, key: str, nodes=None) -> dict[int, bytes | None]:
     """The value of ``key`` in every node's local state."""
     values = {}
     async with cluster.client() as client:
@@ -42,7 +44,7 @@ async def read_everywhere(cluster: Cluster, key: str, nodes=None) -> dict[int, b
     return values
 
 
-async def assert_everywhere(cluster: Cluster, expected: dict[str, bytes | None], nodes=None) -> None:
+async def assert_everywhere(cluster: ReplicaCluster, expected: dict[str, bytes | None], nodes=None) -> None:
     """After convergence, every node holds exactly ``expected``."""
     await cluster.wait_converged(timeout=20, nodes=nodes)
     async with cluster.client() as client:
@@ -55,7 +57,7 @@ async def assert_everywhere(cluster: Cluster, expected: dict[str, bytes | None],
             assert not missing, f"node {i} differs on {len(missing)} keys, e.g. {list(missing.items())[:3]}"
 
 
-async def assert_linearizable_reads(cluster: Cluster, expected: dict[str, bytes | None]) -> None:
+async def assert_linearizable_reads(cluster: ReplicaCluster, expected: dict[str, bytes | None]) -> None:
     async with cluster.client(op_timeout=10) as client:
         wrong = {}
         for key, value in expected.items():
@@ -341,7 +343,12 @@ def nemesis_nodes() -> int:
 
 
 async def run_workload(
-    cluster: Cluster, history: History, rng: random.Random, keys: list[str], clients: int, stop: trio.Event
+    cluster: ReplicaCluster,
+    history: History,
+    rng: random.Random,
+    keys: list[str],
+    clients: int,
+    stop: trio.Event,
 ) -> None:
     async def worker(n: int) -> None:
         local = random.Random(rng.random())
@@ -375,7 +382,7 @@ async def run_workload(
             nursery.start_soon(worker, n)
 
 
-async def run_nemesis(cluster: Cluster, rng: random.Random, stop: trio.Event, log: list[str]) -> None:
+async def run_nemesis(cluster: ReplicaCluster, rng: random.Random, stop: trio.Event, log: list[str]) -> None:
     """One fault at a time: inject it, let it last 0.5-2.5 s, repair, let the cluster recover."""
     start = trio.current_time()
 

@@ -8,7 +8,8 @@ from functools import partial
 
 import pytest
 import trio
-from proxy import Links, open_links, open_proxy
+
+from tools.proxy import Links, open_links, open_proxy
 
 
 async def _echo(stream: trio.SocketStream) -> None:

@@ -31,7 +31,7 @@ from replication.core import (
     message_to_wire,
 )
 from replication.core.progress import Progress, ProgressState
-from replication.sim import Network
+from tools.raftsim import Network
 
 ELECTION = 10
 

@@ -24,7 +24,7 @@ from replication.core import (
     ReadState,
     Role,
 )
-from replication.sim import Network
+from tools.raftsim import Network
 
 ELECTION = 10
 HEARTBEAT = 1

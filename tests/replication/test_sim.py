@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from replication.sim import SimOptions, Simulation, SimulationFailure, main, parse_range, run_seed
+from tools.raftsim import SimOptions, Simulation, SimulationFailure, main, parse_range, run_seed
 
 CHUNK = 100
 # The fixed gate: 1200 schedules of 3 voters and 800 of 5 voters (each with one spare node).
@@ -86,7 +86,7 @@ def test_trace_does_not_depend_on_hash_randomization() -> None:
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         proc = subprocess.run(
-            [sys.executable, "-m", "replication.sim", "--seed", "7", "--nodes", "3", "--steps", "300"],
+            [sys.executable, "-m", "tools.raftsim", "--seed", "7", "--nodes", "3", "--steps", "300"],
             capture_output=True,
             text=True,
             env=env,
@@ -117,4 +117,4 @@ def test_cli_reports_failures_with_a_replay_command(capsys: pytest.CaptureFixtur
     seed = int(str(failure).split()[1])
     assert main(["--seed", str(seed), "--bug", "vote-any-log"]) == 1
     err = capsys.readouterr().err
-    assert f"python -m replication.sim --seed {seed} --nodes 3" in err
+    assert f"python -m tools.raftsim --seed {seed} --nodes 3" in err

@@ -1,4 +1,5 @@
-"""``blendsync bench``: measure a running broadcaster against a bare trio relay started in the same run.
+"""``python -m tools.bench fanout|join``: measure a running broadcaster against a bare trio relay started in
+the same run (``... relay``).
 
 Figures are whole-system (server process + this client process on one machine); read them as ratios to the
 baseline, which has the same clients, framing and decoding but no rooms, ordering or persistence.
@@ -7,7 +8,6 @@ baseline, which has the same clients, framing and decoding but no rooms, orderin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import statistics
@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from broadcaster.client import connect
 from protocol import (
     NEED_DATA,
     PROTOCOL_VERSION,
@@ -34,15 +35,12 @@ from protocol import (
     encode_frame,
 )
 from protocol.framing import FrameReader, unpack_body
-
-from . import bench_cluster, bench_guessing, bench_raft
-from .client import connect
+from tools.cluster import REPO
 
 _STAMP = struct.Struct("<d")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    kinds = parser.add_subparsers(dest="bench", required=True)
+def add_arguments(kinds: Any) -> None:
     fanout = kinds.add_parser("fanout", help="one sender, N receivers in one room")
     fanout.add_argument("--host", default="127.0.0.1")
     fanout.add_argument("--port", type=int, default=12800)
@@ -71,37 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     join.add_argument("--no-baseline", action="store_true")
     join.add_argument("--json", action="store_true")
 
-    bench_raft.add_arguments(kinds)
-    bench_cluster.add_arguments(kinds)
-    bench_guessing.add_arguments(kinds)
-
     relay = kinds.add_parser("relay", help="(baseline) a bare trio relay: every frame to every other peer")
     relay.add_argument("--host", default="127.0.0.1")
     relay.add_argument("--port", type=int, default=0)
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.bench == "relay":
-        trio.run(run_relay, args.host, args.port)
-        return 0
-    result = trio.run(_run_bench, args)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        for key, value in result.items():
-            print(f"{key:>28}: {value}")
-    return 0
-
-
-async def _run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    if args.bench in ("raft", "failover"):
-        return await bench_raft.run(args)
-    if args.bench == "guessing":
-        return await bench_guessing.run(args)
-    if args.bench == "client-failover":
-        return await bench_cluster.client_failover(args)
-    if args.bench == "fanout" and args.cluster:
-        return await bench_cluster.cluster_fanout(args)
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """``fanout`` or ``join`` against ``--host``/``--port``, then against the bare relay."""
     if args.bench == "fanout":
         result = await fanout(args.host, args.port, args.clients, args.messages, args.size, args.rate)
         if not args.no_baseline:
@@ -250,11 +224,12 @@ async def late_join(host: str, port: int, history: int, keys: int, size: int) ->
 
 
 class baseline_relay:
-    """Start ``blendsync bench relay`` as a child process for the length of a block."""
+    """Start ``python -m tools.bench relay`` as a child process for the length of a block."""
 
     def __enter__(self) -> tuple[str, int]:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster.cli", "bench", "relay", "--port", "0"],
+            [sys.executable, "-m", "tools.bench", "relay", "--port", "0"],
+            cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -1,4 +1,4 @@
-"""A trio client for the replica's test KV service, and a recorder of what it did.
+"""A trio client for the test replica's KV service (``tools/replica.py``), for fault tests and benchmarks.
 
 Wire format: frames of a 4-byte big-endian length and a msgpack map, one response per request,
 matched by ``id``. Writes carry ``client`` and ``seq``; a retry reuses the same ``seq`` so the
@@ -10,9 +10,8 @@ fails with ``OutcomeUnknown`` when a write may have been applied by some attempt
 answer, a lost connection, no answer in time), and with ``Unavailable`` when no attempt can have
 applied anything.
 
-``History`` records every operation of one or more clients for ``lincheck``: invoke and complete
-times from ``time.monotonic()``, results, and ``complete=None`` for writes of unknown outcome.
-Reads that fail are left out (they have no effect); so are writes that certainly did not apply.
+A client can report every operation to a ``Recorder`` (tests/faults/history.py keeps them for the
+linearizability check): ``invoke`` before it is sent, then ``ok``, ``unknown`` or ``fail``.
 """
 
 from __future__ import annotations
@@ -21,15 +20,19 @@ import itertools
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import trio
-from lincheck import CAS, DELETE, MISSING, READ, WRITE, Op
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
+
+# Kinds of operation, as a Recorder is told them (the names tests/faults/lincheck.py uses).
+READ = "read"
+WRITE = "write"
+CAS = "cas"
+DELETE = "delete"
 
 #: errors after which the node certainly did not act on the request
 DEFINITE_ERRORS = {"bad_request"}
@@ -55,87 +58,17 @@ class NotSent(OSError):
     """The request never left the client (no connection could be opened)."""
 
 
-# ---------------------------------------------------------------------------------------------------
-# History
+class Recorder(Protocol):
+    """What a client tells about each operation: invoked, then completed (``ok``), of unknown outcome, or
+    failed with certainly no effect. ``observed``: the current value a failed cas reported."""
 
+    def invoke(self, process: Any, kind: str, key: str, value: Any = None, expect: Any = None) -> Any: ...
 
-@dataclass
-class Pending:
-    process: Any
-    kind: str
-    key: str
-    invoke: float
-    value: Any = None
-    expect: Any = None
-    complete: float | None = None
-    result: Any = None
-    observed: Any = MISSING
-    status: str = "pending"  # pending | ok | unknown | failed
+    def ok(self, entry: Any, result: Any = None, observed: Any = ...) -> None: ...
 
+    def unknown(self, entry: Any) -> None: ...
 
-@dataclass
-class History:
-    """Operations of every client, in invoke order, for the linearizability check."""
-
-    entries: list[Pending] = field(default_factory=list)
-    clock: Callable[[], float] = time.monotonic
-
-    def invoke(self, process: Any, kind: str, key: str, value: Any = None, expect: Any = None) -> Pending:
-        entry = Pending(process, kind, key, self.clock(), value=value, expect=expect)
-        self.entries.append(entry)
-        return entry
-
-    def ok(self, entry: Pending, result: Any = None, observed: Any = MISSING) -> None:
-        entry.complete = self.clock()
-        entry.result = result
-        entry.observed = observed
-        entry.status = "ok"
-
-    def unknown(self, entry: Pending) -> None:
-        entry.status = "unknown"
-
-    def fail(self, entry: Pending) -> None:
-        entry.status = "failed"
-
-    def ops(self) -> list[Op]:
-        """The history as ``lincheck`` ops. Still-pending operations count as of unknown outcome."""
-        out = []
-        for e in self.entries:
-            if e.status == "failed":
-                continue
-            if e.status != "ok" and e.kind == READ:
-                continue
-            complete = e.complete if e.status == "ok" else None
-            result = e.result if e.status == "ok" else None
-            out.append(
-                Op(
-                    e.process,
-                    e.kind,
-                    e.key,
-                    e.invoke,
-                    complete,
-                    value=e.value,
-                    expect=e.expect,
-                    result=result,
-                    observed=e.observed,
-                )
-            )
-        return out
-
-    def acknowledged_writes(self) -> list[Pending]:
-        """Writes (put, delete, successful cas) the cluster acknowledged."""
-        return [
-            e
-            for e in self.entries
-            if e.status == "ok" and (e.kind in (WRITE, DELETE) or (e.kind == CAS and e.result is True))
-        ]
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for e in self.entries:
-            name = f"{e.kind}:{e.status}"
-            counts[name] = counts.get(name, 0) + 1
-        return dict(sorted(counts.items()))
+    def fail(self, entry: Any) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -163,15 +96,31 @@ class Connection:
     async def request(self, message: dict) -> dict:
         """Send ``message`` (an ``id`` is added) and return the matching response. Raises OSError-like
         errors on a broken connection; the caller owns the timeout (cancellation breaks the connection)."""
-        request_id = next(self.ids)
+        request_id = await self.send(message)
+        while True:
+            response = await self.receive()
+            if response.get("id") == request_id:
+                return response
+
+    async def send(self, message: dict, request_id: int | None = None) -> int:
+        """Send ``message`` with ``request_id`` (default: a fresh one), which is returned; the answer comes
+        from ``receive`` (a benchmark keeps several requests in flight this way)."""
+        if request_id is None:
+            request_id = next(self.ids)
         body = msgpack.packb({**message, "id": request_id}, use_bin_type=True)
         try:
             await self.stream.send_all(_HEADER.pack(len(body)) + body)
+        except BaseException:
+            self.broken = True
+            raise
+        return request_id
+
+    async def receive(self) -> dict:
+        """The next response, whichever request it answers."""
+        try:
             while True:
                 response = await self._receive()
-                if not isinstance(response, dict):
-                    continue
-                if response.get("id") == request_id:
+                if isinstance(response, dict):
                     return response
         except BaseException:
             self.broken = True
@@ -243,7 +192,7 @@ class KVClient:
         addresses: Callable[[], dict[int, str]] | dict[int, str],
         *,
         client_id: str | None = None,
-        history: History | None = None,
+        history: Recorder | None = None,
         process: Any = None,
         op_timeout: float = 5.0,
         attempt_timeout: float = 3.0,
@@ -366,8 +315,10 @@ class KVClient:
         if entry is not None:
             if kind == CAS:
                 swapped = bool(response["ok"])
-                observed = MISSING if swapped else response.get("value")
-                self.history.ok(entry, swapped, observed)
+                if swapped:
+                    self.history.ok(entry, True)
+                else:
+                    self.history.ok(entry, False, observed=response.get("value"))
             elif kind == READ:
                 self.history.ok(entry, response.get("value"))
             else:

@@ -1,4 +1,4 @@
-"""``blendsync bench raft`` and ``blendsync bench failover``: real replica processes on 127.0.0.1.
+"""``python -m tools.bench raft`` and ``... failover``: real replica processes on 127.0.0.1.
 
 raft: C clients each do put after put (fsync'd, replicated) for T seconds; commits/s and latency.
 failover: kill -9 the leader of a 3-node cluster; time to a new leader and to the first acknowledged write.
@@ -15,9 +15,10 @@ from typing import Any
 
 import trio
 
-from replication.transport import FrameStream
+from tools.cluster import ReplicaCluster
+from tools.kvclient import Connection, KVClient, request_once
 
-from .local_cluster import ReplicaCluster
+TICK_MS = 50  # the product's default tick
 
 
 def add_arguments(kinds: Any) -> None:
@@ -35,54 +36,27 @@ def add_arguments(kinds: Any) -> None:
     failover.add_argument("--json", action="store_true")
 
 
-class KV:
-    """One connection, one request at a time."""
-
-    def __init__(self, address: tuple[str, int]):
-        self.address = address
-        self.frames: FrameStream | None = None
-        self.ids = 0
-
-    async def request(self, timeout: float = 5.0, **request: Any) -> dict[str, Any]:
-        with trio.fail_after(timeout):
-            if self.frames is None:
-                self.frames = FrameStream(await trio.open_tcp_stream(*self.address))
-            self.ids += 1
-            await self.frames.send({"id": self.ids, **request})
-            return await self.frames.receive()
-
-    async def close(self) -> None:
-        if self.frames is not None:
-            await self.frames.stream.aclose()
-
-
 async def leader_of(cluster: ReplicaCluster, alive: list[int]) -> int:
     with trio.fail_after(20):
         while True:
             for node_id in alive:
-                kv = KV(cluster.kv[node_id])
-                try:
-                    status = await kv.request(op="status", timeout=1)
-                    if status.get("role") == "leader":
-                        return node_id
-                except (OSError, trio.TooSlowError, Exception):
-                    pass
-                finally:
-                    await kv.close()
+                status = await request_once(cluster.kv_addresses()[node_id], {"op": "status"}, 1.0)
+                if status is not None and status.get("role") == "leader":
+                    return node_id
             await trio.sleep(0.05)
 
 
 async def commit_rate(
     cluster: ReplicaCluster, clients: int, seconds: float, size: int, pipeline: int = 1
 ) -> dict[str, Any]:
-    leader = await leader_of(cluster, list(cluster.raft))
+    leader = await leader_of(cluster, cluster.ids)
     value = os.urandom(size)
     latencies: list[float] = []
     errors = 0
 
     async def client(index: int) -> None:
         nonlocal errors
-        frames = FrameStream(await trio.open_tcp_stream(*cluster.kv[leader]))
+        conn = await Connection.open(cluster.kv_addresses()[leader])
         window = trio.Semaphore(pipeline)
         sent: dict[int, float] = {}
         seq = 0
@@ -90,7 +64,7 @@ async def commit_rate(
         async def receive() -> None:
             nonlocal errors
             while sent or time.perf_counter() < deadline:
-                reply = await frames.receive()
+                reply = await conn.receive()
                 started = sent.pop(reply["id"])
                 if reply.get("ok"):
                     latencies.append(time.perf_counter() - started)
@@ -103,18 +77,18 @@ async def commit_rate(
             while time.perf_counter() < deadline:
                 await window.acquire()
                 seq += 1
-                sent[seq] = time.perf_counter()
-                await frames.send(
+                sent[seq] = time.perf_counter()  # before sending: the answer may come at once
+                await conn.send(
                     {
-                        "id": seq,
                         "op": "put",
                         "key": f"k{index}-{seq % 64}",
                         "value": value,
                         "client": f"bench-{index}",
                         "seq": seq,
-                    }
+                    },
+                    request_id=seq,
                 )
-        await frames.stream.aclose()
+        await conn.aclose()
 
     start = time.perf_counter()
     deadline = start + seconds
@@ -124,7 +98,7 @@ async def commit_rate(
     elapsed = time.perf_counter() - start
     latencies.sort()
     return {
-        "nodes": cluster.size,
+        "nodes": len(cluster.ids),
         "clients": clients,
         "seconds": round(elapsed, 3),
         "commits": len(latencies),
@@ -136,31 +110,32 @@ async def commit_rate(
 
 
 async def failover_round(cluster: ReplicaCluster) -> dict[str, float]:
-    alive = [i for i, p in cluster.procs.items() if p.poll() is None]
+    alive = cluster.live()
     leader = await leader_of(cluster, alive)
     others = [i for i in alive if i != leader]
-    kv = KV(cluster.kv[others[0]])
-    await kv.request(op="put", key="before", value=b"x", client="failover", seq=int(time.time() * 1000))
-    cluster.kill(leader)
-    killed = time.perf_counter()
-    election = None
-    seq = int(time.time() * 1000) + 1
-    while True:
-        if election is None:
-            status = await KV(cluster.kv[others[0]]).request(op="status")
-            if status.get("leader") not in (None, leader):
-                election = time.perf_counter() - killed
-        try:
-            reply = await kv.request(op="put", key="after", value=b"y", client="failover", seq=seq, timeout=3)
-            if reply.get("ok"):
-                break
-        except trio.TooSlowError:
-            pass
-        seq += 1
-        await trio.sleep(0.01)
-    first_write = time.perf_counter() - killed
-    await kv.close()
-    cluster.start(leader)  # back for the next round
+    # Writes go to one follower, which forwards them to whichever node leads.
+    follower = {others[0]: cluster.kv_addresses()[others[0]]}
+    election: float | None = None
+    async with KVClient(follower, op_timeout=30, attempt_timeout=3) as kv:
+        await kv.put("before", b"x")
+        cluster.kill(leader)
+        killed = time.perf_counter()
+
+        async def watch_election() -> None:
+            nonlocal election
+            while True:
+                status = await request_once(follower[others[0]], {"op": "status"}, 1.0)
+                if status is not None and status.get("leader") not in (None, leader):
+                    election = time.perf_counter() - killed
+                    return
+                await trio.sleep(0.01)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_election)
+            await kv.put("after", b"y")  # retried (same seq: applied once) until acknowledged
+            first_write = time.perf_counter() - killed
+            nursery.cancel_scope.cancel()
+    await cluster.start(leader)  # back for the next round
     return {
         "election_s": round(election if election is not None else first_write, 3),
         "first_write_s": round(first_write, 3),
@@ -169,17 +144,17 @@ async def failover_round(cluster: ReplicaCluster) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench == "raft":
-        with ReplicaCluster(args.nodes) as cluster:
+        async with ReplicaCluster(args.nodes, tick_ms=TICK_MS) as cluster:
             measured = await commit_rate(cluster, args.clients, args.seconds, args.size, args.pipeline)
             result = {"bench": "raft", **measured}
         if not args.no_baseline and args.nodes > 1:
-            with ReplicaCluster(1) as single:
+            async with ReplicaCluster(1, tick_ms=TICK_MS) as single:
                 base = await commit_rate(single, args.clients, args.seconds, args.size, args.pipeline)
             result["baseline_1_node"] = base
             result["ratio_commits"] = round(result["commits_per_s"] / base["commits_per_s"], 3)
         return result
     rounds = []
-    with ReplicaCluster(args.nodes) as cluster:
+    async with ReplicaCluster(args.nodes, tick_ms=TICK_MS) as cluster:
         for _ in range(args.rounds):
             rounds.append(await failover_round(cluster))
             await trio.sleep(1.0)

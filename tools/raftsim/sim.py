@@ -10,8 +10,8 @@ Two tools live here:
   checked after every step; liveness is checked after healing. Any failure names its seed, and the
   same seed replays the same run::
 
-      python -m replication.sim --seeds 0:2000 --nodes 3
-      python -m replication.sim --seed 17 --nodes 5 --verbose
+      python -m tools.raftsim --seeds 0:2000 --nodes 3
+      python -m tools.raftsim --seed 17 --nodes 5 --verbose
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class SimulationFailure(AssertionError):
 
 
 def replay_command(seed: int, nodes: int, steps: int, bug: str | None = None) -> str:
-    cmd = f"python -m replication.sim --seed {seed} --nodes {nodes} --steps {steps}"
+    cmd = f"python -m tools.raftsim --seed {seed} --nodes {nodes} --steps {steps}"
     return cmd + (f" --bug {bug}" if bug else "")
 
 
@@ -406,9 +406,7 @@ class Simulation:
             _, _, m = heapq.heappop(self.inflight)
             dst = self.nodes[m.dst]
             src = self.nodes[m.src]
-            lost = (
-                dst.raw is None or not self._connected(m.src, m.dst) or self.rng.random() < self.drop_rate
-            )
+            lost = dst.raw is None or not self._connected(m.src, m.dst) or self.rng.random() < self.drop_rate
             if m.type is MessageType.SNAPSHOT and src.raw is not None:
                 src.raw.report_snapshot(m.dst, not lost)
             if lost:
@@ -873,7 +871,7 @@ def parse_range(text: str) -> range:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replication.sim", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.raftsim", description=__doc__.split("\n\n")[0])
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--seed", type=int, help="replay one seed")
     group.add_argument("--seeds", help="a block of seeds, A:B (default: $BLENDSYNC_SIM_SEEDS or 0:200)")

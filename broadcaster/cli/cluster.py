@@ -51,7 +51,7 @@ def _addresses(text: str) -> list[tuple[str, int]]:
 
 
 async def _ask(address: tuple[str, int], token: str | None, action: str, **args: Any) -> Any:
-    from .client import connect
+    from ..client import connect
 
     with trio.fail_after(10):
         async with connect(*address, name="blendsync-cluster", kind="admin", token=token) as client:

@@ -1,4 +1,4 @@
-"""Cluster benchmarks: ``blendsync bench fanout --cluster N`` and ``blendsync bench client-failover``.
+"""Cluster benchmarks: ``python -m tools.bench fanout --cluster N`` and ``... client-failover``.
 
 Both start their own ``blendsync serve`` processes on 127.0.0.1 (fresh data, fsync on) and compare with a
 single node started in the same run.
@@ -12,15 +12,16 @@ from typing import Any
 
 import trio
 
-from .local_cluster import ServeCluster
+from broadcaster.client import ConnectionLost, ServerError, connect
+from tools.cluster import ServeCluster
+
+from .server import fanout
 
 
 async def cluster_fanout(args: argparse.Namespace) -> dict[str, Any]:
-    from .bench import fanout
-
     results: dict[str, Any] = {"bench": "fanout-cluster", "nodes": args.cluster}
     for label, size in (("cluster", args.cluster), ("single_node", 1)):
-        with ServeCluster(size) as cluster:
+        async with ServeCluster(size) as cluster:
             await cluster.leader()
             addresses = cluster.addresses()
             await trio.sleep(0.5)  # let every node register its client address
@@ -41,10 +42,8 @@ async def cluster_fanout(args: argparse.Namespace) -> dict[str, Any]:
 
 async def client_failover(args: argparse.Namespace) -> dict[str, Any]:
     """A client writing through the leader; kill -9 the leader; the gap between acks around the kill."""
-    from .client import ConnectionLost, ServerError, connect
-
     rounds = []
-    with ServeCluster(args.nodes) as cluster:
+    async with ServeCluster(args.nodes) as cluster:
         for _ in range(args.rounds):
             leader = await cluster.leader()
             async with connect(
@@ -70,7 +69,7 @@ async def client_failover(args: argparse.Namespace) -> dict[str, Any]:
                 before = max(t for t in acks if t <= killed_at)
                 after = min(t for t in acks if t > killed_at)
                 rounds.append({"gap_s": round(after - before, 3), "reconnects": client.reconnects})
-            cluster.start(leader)
+            await cluster.start(leader)
             await trio.sleep(1.0)
     return {
         "bench": "client-failover",

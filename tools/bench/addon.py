@@ -1,7 +1,7 @@
 """Benchmarks of the Blender add-on against a real ``blendsync serve``.
 
-    python bench/addon_bench.py join [--objects 100] [--grid 1000] [--json]
-    python bench/addon_bench.py drag [--steps 100] [--grid 100] [--json]
+    python tools/bench/addon.py join [--objects 100] [--grid 1000] [--json]
+    python tools/bench/addon.py drag [--steps 100] [--grid 100] [--json]
 
 ``join``: one Blender process builds a room (``--objects`` small meshes and
 one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -54,8 +54,16 @@ class Server:
     def __enter__(self) -> Server:
         self.data_dir = tempfile.mkdtemp(prefix="blendsync-bench-data-")
         command = [
-            sys.executable, "-m", "broadcaster.cli", "--log-level", "warning",
-            "serve", "--port", "0", "--data-dir", self.data_dir,
+            sys.executable,
+            "-m",
+            "broadcaster.cli",
+            "--log-level",
+            "warning",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            self.data_dir,
         ]
         self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -107,7 +115,7 @@ class Worker:
             if not line:
                 raise RuntimeError(f"worker {self.name} exited ({self.proc.poll()})")
             if line.startswith(REPLY):
-                reply = json.loads(line[len(REPLY):])
+                reply = json.loads(line[len(REPLY) :])
                 if not reply.get("ok"):
                     raise RuntimeError(f"worker {self.name}: {reply.get('error')}\n{reply.get('trace', '')}")
                 return reply
@@ -313,7 +321,10 @@ def worker_main(name: str) -> int:
         vertices = 0
         for i in range(grids if grid else 0):
             bpy.ops.mesh.primitive_grid_add(
-                x_subdivisions=grid - 1, y_subdivisions=grid - 1, size=10, calc_uvs=False,
+                x_subdivisions=grid - 1,
+                y_subdivisions=grid - 1,
+                size=10,
+                calc_uvs=False,
                 location=(12.0 * i, -12.0, 0.0),
             )
             ob = bpy.context.active_object
@@ -463,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
         return worker_main(argv[1] if len(argv) > 1 else "worker")
-    parser = argparse.ArgumentParser(prog="addon_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python tools/bench/addon.py", description=__doc__.split("\n\n")[0])
     kinds = parser.add_subparsers(dest="bench", required=True)
     join = kinds.add_parser("join", help="a fresh Blender joins a room with many objects and a large mesh")
     join.add_argument("--objects", type=int, default=100, help="small mesh objects besides the grid")

@@ -1,4 +1,4 @@
-"""``blendsync token ...`` (the tokens file) and ``blendsync admin ...`` (against a running server)."""
+"""``blendsync admin ...``: operate a running broadcaster (needs an admin token)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,14 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import trio
 
-from .config import DEFAULT_PORT
-
-DEFAULT_TOKENS_FILE = "tokens.toml"
+from ..config import DEFAULT_PORT
 
 
 def add_commands(commands: Any) -> None:
-    token = commands.add_parser("token", help="manage users and their tokens (the tokens file)")
-    token_commands = token.add_subparsers(dest="token_command", required=True)
-    add = token_commands.add_parser("add", help="add a user (or give it a new token); prints the token once")
-    add.add_argument("name")
-    add.add_argument("--admin", action="store_true", help="give the user the admin role")
-    remove = token_commands.add_parser("remove", help="remove a user: its token stops working")
-    remove.add_argument("name")
-    listing = token_commands.add_parser("list", help="list users and roles (tokens are not stored)")
-    for sub in (add, remove, listing):
-        sub.add_argument("--tokens-file", default=DEFAULT_TOKENS_FILE, help="default ./tokens.toml")
-    token.set_defaults(func=_token)
-
     admin = commands.add_parser("admin", help="operate a running broadcaster (needs an admin token)")
     admin.add_argument("--host", default="127.0.0.1")
     admin.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -56,35 +41,9 @@ def add_commands(commands: Any) -> None:
     admin.set_defaults(func=_admin)
 
 
-def _token(args: argparse.Namespace) -> int:
-    from .auth import TokensFileError, add_user, read_users, remove_user
-
-    path = Path(args.tokens_file)
-    try:
-        if args.token_command == "add":
-            token = add_user(path, args.name, "admin" if args.admin else "user")
-            print(token)
-            print(
-                f"added {args.name!r} ({'admin' if args.admin else 'user'}) to {path}; this token is shown"
-                " only now (the file keeps its SHA-256)",
-                file=sys.stderr,
-            )
-        elif args.token_command == "remove":
-            if not remove_user(path, args.name):
-                print(f"no user {args.name!r} in {path}", file=sys.stderr)
-                return 1
-        else:
-            for user in read_users(path):
-                print(f"{user['name']}\t{user['role']}")
-    except TokensFileError as exc:
-        print(f"blendsync: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def _admin(args: argparse.Namespace) -> int:
-    from .client import ConnectionLost, ServerError
-    from .roomfile import RoomFileError
+    from ..client import ConnectionLost, ServerError
+    from ..roomfile import RoomFileError
 
     try:
         result = trio.run(_run_admin, args)
@@ -99,9 +58,9 @@ def _admin(args: argparse.Namespace) -> int:
 
 
 async def _run_admin(args: argparse.Namespace) -> Any:
-    from . import tls
-    from .client import connect
-    from .roomfile import read_room_file, write_room_file
+    from .. import tls
+    from ..client import connect
+    from ..roomfile import read_room_file, write_room_file
 
     token = args.token or os.environ.get("BLENDSYNC_TOKEN")
     context = tls.client_context(ca=args.ca) if args.tls else None

@@ -1,13 +1,17 @@
-"""Real replica processes wired through partition proxies.
+"""Clusters of local processes on 127.0.0.1, one per node id, for tests and benchmarks alike.
 
-``Cluster`` runs ``python -m replication.replica`` once per node. Node ``i`` is told that peer ``j``
-lives at the address of proxy ``(i, j)``, and each proxy forwards to the raft port node ``j``
-printed, so every Raft connection crosses a proxy that the test can cut. Clients talk to the nodes'
-KV ports directly.
+``ReplicaCluster`` runs ``python -m tools.replica`` (a node plus its KV service) once per node;
+``ServeCluster`` runs ``blendsync serve`` (``python -m broadcaster.cli serve``). Both share one fresh
+cluster secret under one root folder.
 
-Each node keeps its data in ``<tmp>/n<i>/data`` and writes its stdout and stderr to
-``<tmp>/n<i>/stdout.log`` and ``stderr.log`` (appended to across restarts), which ``Cluster.logs``
-returns for failure reports. A restarted node gets the raft and KV ports it printed the first time.
+With ``links`` (``tools.proxy.Links``), node ``i`` is told that peer ``j`` lives at the address of proxy
+``(i, j)``, and each proxy forwards to node ``j``'s raft port, so every Raft connection crosses a proxy that a
+test can cut. Clients talk to the nodes directly.
+
+Each node keeps its data in ``<root>/n<i>/data`` and writes its stdout and stderr to
+``<root>/n<i>/stdout.log`` and ``stderr.log`` (appended to across restarts), which ``logs`` returns for
+failure reports. A node is started when its ready line appears in its stdout; a restarted node gets the
+ports it had the first time.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import atexit
 import os
 import re
 import secrets
-import signal
+import signal as signals
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -27,11 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from kvclient import KVClient, request_once
-from proxy import Links, open_links
 
-REPO = Path(__file__).resolve().parents[2]
-READY = re.compile(r"ready id=(\d+) raft=(\S+):(\d+) kv=(\S+):(\d+)")
+from .kvclient import KVClient, request_once
+from .proxy import Links, open_links
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class ClusterError(Exception):
@@ -46,6 +58,7 @@ class NodeProcess:
     raft_port: int = 0
     kv_port: int = 0
     kv_host: str = "127.0.0.1"
+    client_port: int = 0
     paused: bool = False
     starts: int = 0
     exit_codes: list[int] = field(default_factory=list)
@@ -71,39 +84,230 @@ class NodeProcess:
         return f"{self.kv_host}:{self.kv_port}" if self.kv_port else None
 
 
-class Cluster:
+class LocalProcesses:
+    """Base: a subclass says how to start node ``i`` (``command``) and what its ready line is (``ready``)."""
+
+    ready: re.Pattern[str]
+
     def __init__(
         self,
         n: int,
-        tmp_path: Path,
-        links: Links,
+        root: Path | None = None,
+        links: Links | None = None,
         *,
-        tick_ms: int = 20,
-        election_ticks: int = 10,
-        extra_args: Iterable[str] = (),
         env: dict[str, str] | None = None,
-        module: str = "replication.replica",
     ):
         self.ids = list(range(1, n + 1))
-        if sorted(links.ids) != self.ids:
+        if links is not None and sorted(links.ids) != self.ids:
             raise ValueError(f"links are for nodes {links.ids}, the cluster has {self.ids}")
         self.links = links
-        self.root = Path(tmp_path)
-        self.tick_ms = tick_ms
-        self.election_ticks = election_ticks
-        self.extra_args = list(extra_args)
-        self.module = module
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="blendsync-cluster-"))
+        self.root.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **(env or {})}
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
         self.secret_file = self.root / "cluster.secret"
         self.secret_file.write_text(secrets.token_hex(32))
         self.secret_file.chmod(0o600)
-        self.nodes = {i: NodeProcess(i, self.root / f"n{i}") for i in self.ids}
-        for node in self.nodes.values():
-            node.data_dir.mkdir(parents=True, exist_ok=True)
-        atexit.register(self.close)  # last resort, should the test runner be interrupted
+        self.nodes: dict[int, NodeProcess] = {}
+        for i in self.ids:
+            self.add_node(i)
+        atexit.register(self.close)  # last resort, should the test runner or the bench be interrupted
+
+    def add_node(self, i: int) -> NodeProcess:
+        node = NodeProcess(i, self.root / f"n{i}")
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        self.nodes[i] = node
+        if i not in self.ids:
+            self.ids.append(i)
+        return node
+
+    def command(self, i: int, **options: Any) -> list[str]:
+        raise NotImplementedError
+
+    def on_ready(self, i: int, match: re.Match[str]) -> None:
+        """Node ``i`` printed its ready line."""
+
+    def peer_address(self, i: int, j: int) -> str:
+        """Where node ``i`` reaches node ``j``'s raft port: through proxy (i, j) when there are links."""
+        if self.links is None:
+            return f"127.0.0.1:{self.nodes[j].raft_port}"
+        host, port = self.links.address(i, j)
+        return f"{host}:{port}"
 
     # ---- processes ----------------------------------------------------------------------------------
+
+    def spawn(self, i: int, **options: Any) -> int:
+        """Launch node ``i`` without waiting; returns the stdout offset to look for its ready line after."""
+        node = self.nodes.get(i) or self.add_node(i)
+        if node.running:
+            raise ClusterError(f"node {i} is already running")
+        if self.links is not None and node.raft_port:
+            self.links.set_target(i, "127.0.0.1", node.raft_port)
+        offset = node.stdout_path.stat().st_size if node.stdout_path.exists() else 0
+        with open(node.stdout_path, "ab") as out, open(node.stderr_path, "ab") as err:
+            err.write(f"---- start {node.starts + 1} at {time.strftime('%H:%M:%S')} ----\n".encode())
+            err.flush()
+            node.proc = subprocess.Popen(
+                self.command(i, **options),
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+        node.paused = False
+        node.starts += 1
+        return offset
+
+    async def wait_ready(self, i: int, offset: int, timeout: float = 30.0) -> None:
+        node = self.nodes[i]
+        with trio.fail_after(timeout):
+            while True:
+                with open(node.stdout_path, "rb") as out:
+                    out.seek(offset)
+                    text = out.read().decode(errors="replace")
+                match = self.ready.search(text)
+                if match:
+                    break
+                if not node.running:
+                    raise ClusterError(f"node {i} exited before it was ready:\n{self.logs(i)}")
+                await trio.sleep(0.02)
+        self.on_ready(i, match)
+
+    async def start(self, i: int, timeout: float = 30.0, **options: Any) -> None:
+        await self.wait_ready(i, self.spawn(i, **options), timeout)
+
+    async def start_all(self, timeout: float = 30.0) -> None:
+        offsets = {i: self.spawn(i) for i in self.ids if not self.nodes[i].running}
+        async with trio.open_nursery() as nursery:
+            for i, offset in offsets.items():
+                nursery.start_soon(self.wait_ready, i, offset, timeout)
+
+    def kill(self, i: int, sig: int = signals.SIGKILL) -> None:
+        """Send ``sig`` and wait for the process to exit."""
+        node = self.nodes[i]
+        if not node.running:
+            return
+        assert node.proc is not None
+        os.kill(node.proc.pid, sig)
+        if node.paused and sig != signals.SIGKILL:
+            os.kill(node.proc.pid, signals.SIGCONT)
+        try:
+            node.exit_codes.append(node.proc.wait(timeout=20))
+        except subprocess.TimeoutExpired:
+            os.kill(node.proc.pid, signals.SIGKILL)
+            node.exit_codes.append(node.proc.wait(timeout=20))
+        node.paused = False
+
+    def kill_all(self, sig: int = signals.SIGKILL) -> None:
+        """Signal every running node first, then wait for them all: they die at the same moment."""
+        running = [i for i in self.ids if self.nodes[i].running]
+        for i in running:
+            proc = self.nodes[i].proc
+            assert proc is not None
+            os.kill(proc.pid, sig)
+        for i in running:
+            self.kill(i, sig)
+
+    def stop(self, i: int) -> None:
+        self.kill(i, signals.SIGTERM)
+
+    def pause(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.running and not node.paused:
+            assert node.proc is not None
+            os.kill(node.proc.pid, signals.SIGSTOP)
+            node.paused = True
+
+    def resume(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.running and node.paused:
+            assert node.proc is not None
+            os.kill(node.proc.pid, signals.SIGCONT)
+            node.paused = False
+
+    def signal(self, i: int, sig: int) -> None:
+        """SIGSTOP pauses, SIGCONT resumes; any other signal is sent and the process awaited."""
+        if sig == signals.SIGSTOP:
+            self.pause(i)
+        elif sig == signals.SIGCONT:
+            self.resume(i)
+        else:
+            self.kill(i, sig)
+
+    async def restart(self, i: int, sig: int = signals.SIGKILL) -> None:
+        self.kill(i, sig)
+        await self.start(i)
+
+    def running(self, i: int) -> bool:
+        return self.nodes[i].running
+
+    def live(self) -> list[int]:
+        """Nodes that are running and not paused."""
+        return [i for i in self.ids if self.nodes[i].running and not self.nodes[i].paused]
+
+    def close(self) -> None:
+        """Kill every process (idempotent)."""
+        for node in self.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                try:
+                    os.kill(node.proc.pid, signals.SIGKILL)
+                    node.proc.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
+
+    def logs(self, i: int, tail: int = 4000) -> str:
+        node = self.nodes[i]
+        parts = []
+        for path in (node.stderr_path, node.stdout_path):
+            if path.exists():
+                data = path.read_bytes()[-tail:].decode(errors="replace")
+                parts.append(f"--- node {i} {path.name} (last {tail} bytes) ---\n{data}")
+        return "\n".join(parts)
+
+    def all_logs(self, tail: int = 4000) -> str:
+        return "\n".join(self.logs(i, tail) for i in self.ids)
+
+    async def __aenter__(self) -> Any:
+        try:
+            await self.start_all()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReplicaCluster(LocalProcesses):
+    """``python -m tools.replica`` processes: a node plus its KV service each."""
+
+    ready = re.compile(r"ready id=(\d+) raft=(?:(\S+):(\d+)|-) kv=(\S+):(\d+)")  # "-": a lone node
+
+    def __init__(
+        self,
+        n: int,
+        root: Path | None = None,
+        links: Links | None = None,
+        *,
+        tick_ms: float = 20,
+        election_ticks: int = 10,
+        extra_args: Iterable[str] = (),
+        env: dict[str, str] | None = None,
+        module: str = "tools.replica",
+    ):
+        self.tick_ms = tick_ms
+        self.election_ticks = election_ticks
+        self.extra_args = list(extra_args)
+        self.module = module
+        super().__init__(n, root, links, env=env)
+
+    def add_node(self, i: int) -> NodeProcess:
+        node = super().add_node(i)
+        if self.links is None:  # peers dial it directly, so its raft port is chosen before it starts
+            node.raft_port = free_port()
+        return node
 
     @property
     def majority(self) -> int:
@@ -114,7 +318,7 @@ class Cluster:
         """The longest randomized election timeout, in seconds."""
         return 2 * self.election_ticks * self.tick_ms / 1000
 
-    def command(self, i: int) -> list[str]:
+    def command(self, i: int, **options: Any) -> list[str]:
         node = self.nodes[i]
         command = [
             sys.executable,
@@ -137,130 +341,20 @@ class Cluster:
         ]
         for j in self.ids:
             if j != i:
-                host, port = self.links.address(i, j)
-                command += ["--peer", f"{j}={host}:{port}"]
+                command += ["--peer", f"{j}={self.peer_address(i, j)}"]
         return command + self.extra_args
 
-    def spawn(self, i: int) -> int:
-        """Launch node ``i`` without waiting; returns the stdout offset to look for its ready line after."""
-        node = self.nodes[i]
-        if node.running:
-            raise ClusterError(f"node {i} is already running")
-        offset = node.stdout_path.stat().st_size if node.stdout_path.exists() else 0
-        with open(node.stdout_path, "ab") as out, open(node.stderr_path, "ab") as err:
-            err.write(f"---- start {node.starts + 1} at {time.strftime('%H:%M:%S')} ----\n".encode())
-            err.flush()
-            node.proc = subprocess.Popen(
-                self.command(i), cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-            )
-        node.paused = False
-        node.starts += 1
-        return offset
-
-    async def wait_ready(self, i: int, offset: int, timeout: float = 30.0) -> None:
-        node = self.nodes[i]
-        with trio.fail_after(timeout):
-            while True:
-                with open(node.stdout_path, "rb") as out:
-                    out.seek(offset)
-                    text = out.read().decode(errors="replace")
-                match = READY.search(text)
-                if match:
-                    break
-                if not node.running:
-                    raise ClusterError(f"node {i} exited before it was ready:\n{self.logs(i)}")
-                await trio.sleep(0.02)
+    def on_ready(self, i: int, match: re.Match[str]) -> None:
         if int(match.group(1)) != i:
             raise ClusterError(f"node {i} announced itself as {match.group(1)}")
-        node.raft_port = int(match.group(3))
+        node = self.nodes[i]
         node.kv_host = match.group(4)
         node.kv_port = int(match.group(5))
-        self.links.set_target(i, match.group(2), node.raft_port)
-
-    async def start(self, i: int, timeout: float = 30.0) -> None:
-        await self.wait_ready(i, self.spawn(i), timeout)
-
-    async def start_all(self, timeout: float = 30.0) -> None:
-        offsets = {i: self.spawn(i) for i in self.ids if not self.nodes[i].running}
-        async with trio.open_nursery() as nursery:
-            for i, offset in offsets.items():
-                nursery.start_soon(self.wait_ready, i, offset, timeout)
-
-    def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` and wait for the process to exit."""
-        node = self.nodes[i]
-        if not node.running:
+        if match.group(3) is None:
             return
-        assert node.proc is not None
-        os.kill(node.proc.pid, sig)
-        if node.paused and sig != signal.SIGKILL:
-            os.kill(node.proc.pid, signal.SIGCONT)
-        try:
-            node.exit_codes.append(node.proc.wait(timeout=20))
-        except subprocess.TimeoutExpired:
-            os.kill(node.proc.pid, signal.SIGKILL)
-            node.exit_codes.append(node.proc.wait(timeout=20))
-        node.paused = False
-
-    def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        """Signal every running node first, then wait for them all: they die at the same moment."""
-        running = [i for i in self.ids if self.nodes[i].running]
-        for i in running:
-            proc = self.nodes[i].proc
-            assert proc is not None
-            os.kill(proc.pid, sig)
-        for i in running:
-            self.kill(i, sig)
-
-    def stop(self, i: int) -> None:
-        self.kill(i, signal.SIGTERM)
-
-    def pause(self, i: int) -> None:
-        node = self.nodes[i]
-        if node.running and not node.paused:
-            assert node.proc is not None
-            os.kill(node.proc.pid, signal.SIGSTOP)
-            node.paused = True
-
-    def resume(self, i: int) -> None:
-        node = self.nodes[i]
-        if node.running and node.paused:
-            assert node.proc is not None
-            os.kill(node.proc.pid, signal.SIGCONT)
-            node.paused = False
-
-    async def restart(self, i: int, sig: int = signal.SIGKILL) -> None:
-        self.kill(i, sig)
-        await self.start(i)
-
-    def running(self, i: int) -> bool:
-        return self.nodes[i].running
-
-    def live(self) -> list[int]:
-        """Nodes that are running and not paused."""
-        return [i for i in self.ids if self.nodes[i].running and not self.nodes[i].paused]
-
-    def close(self) -> None:
-        """Kill every process (idempotent)."""
-        for node in self.nodes.values():
-            if node.proc is not None and node.proc.poll() is None:
-                try:
-                    os.kill(node.proc.pid, signal.SIGKILL)
-                    node.proc.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-
-    def logs(self, i: int, tail: int = 4000) -> str:
-        node = self.nodes[i]
-        parts = []
-        for path in (node.stderr_path, node.stdout_path):
-            if path.exists():
-                data = path.read_bytes()[-tail:].decode(errors="replace")
-                parts.append(f"--- node {i} {path.name} (last {tail} bytes) ---\n{data}")
-        return "\n".join(parts)
-
-    def all_logs(self, tail: int = 4000) -> str:
-        return "\n".join(self.logs(i, tail) for i in self.ids)
+        node.raft_port = int(match.group(3))
+        if self.links is not None:
+            self.links.set_target(i, match.group(2), node.raft_port)
 
     # ---- talking to the nodes -----------------------------------------------------------------------
 
@@ -359,14 +453,93 @@ def summarize(statuses: dict[int, dict | None]) -> str:
     return "; ".join(parts)
 
 
+class ServeCluster(LocalProcesses):
+    """``blendsync serve`` processes forming one cluster (one process: the embedded single node). Client and
+    raft ports are chosen before the start, so clients and peers know them, and kept across restarts."""
+
+    ready = re.compile(r"listening on (\S+):(\d+)")
+
+    def __init__(
+        self,
+        n: int,
+        root: Path | None = None,
+        links: Links | None = None,
+        *,
+        tick_interval: float | None = None,
+        extra_config: str = "",
+        env: dict[str, str] | None = None,
+    ):
+        self.tick_interval = tick_interval
+        self.extra_config = extra_config  # TOML appended to every node's config file (e.g. TLS settings)
+        super().__init__(n, root, links, env=env)
+
+    def add_node(self, i: int) -> NodeProcess:
+        node = super().add_node(i)
+        node.raft_port, node.client_port = free_port(), free_port()
+        return node
+
+    @property
+    def ports(self) -> dict[int, int]:
+        return {i: node.client_port for i, node in self.nodes.items()}
+
+    @property
+    def raft(self) -> dict[int, str]:
+        return {i: f"127.0.0.1:{node.raft_port}" for i, node in self.nodes.items()}
+
+    def address(self, i: int) -> tuple[str, int]:
+        return "127.0.0.1", self.nodes[i].client_port
+
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{self.nodes[i].client_port}" for i in self.ids]
+
+    def command(self, i: int, join: bool = False, **options: Any) -> list[str]:
+        node = self.nodes[i]
+        command = [sys.executable, "-m", "broadcaster.cli", "--log-level", "warning", "serve",
+                   "--port", str(node.client_port), "--data-dir", str(node.data_dir)]  # fmt: skip
+        if len(self.ids) > 1 or join:
+            peers = ",".join(f"{j}={self.peer_address(i, j)}" for j in self.ids if j != i)
+            command += ["--node-id", str(i), "--raft-listen", f"127.0.0.1:{node.raft_port}", "--peers", peers,
+                        "--cluster-secret-file", str(self.secret_file)]  # fmt: skip
+        if join:
+            command.append("--join")
+        if self.tick_interval is not None or self.extra_config:
+            config = node.root / "node.toml"
+            tick = (
+                f"[cluster]\ntick_interval = {self.tick_interval}\n" if self.tick_interval is not None else ""
+            )
+            config.write_text(f"{self.extra_config}\n{tick}")
+            command += ["--config", str(config)]
+        return command
+
+    async def status(self, i: int) -> dict[str, Any]:
+        from broadcaster.client import connect
+
+        with trio.fail_after(5):
+            async with connect(*self.address(i), name="status", kind="admin") as client:
+                return await client.admin("status")
+
+    async def leader(self, among: list[int] | None = None, timeout: float = 20.0) -> int:
+        with trio.fail_after(timeout):
+            while True:
+                for i in among or self.ids:
+                    if not self.nodes[i].running:
+                        continue
+                    try:
+                        if (await self.status(i))["role"] == "leader":
+                            return i
+                    except Exception:  # down or not answering yet
+                        pass
+                await trio.sleep(0.1)
+
+
 @asynccontextmanager
 async def open_cluster(
     n: int, tmp_path: Path, *, start: bool = True, **kwargs: Any
-) -> AsyncIterator[Cluster]:
+) -> AsyncIterator[ReplicaCluster]:
     """Proxies for every link, then ``n`` replica processes; everything is killed on exit. If the
     block fails, the tail of every node's logs is printed (pytest shows it with the failure)."""
     async with open_links(range(1, n + 1)) as links:
-        cluster = Cluster(n, tmp_path, links, **kwargs)
+        cluster = ReplicaCluster(n, tmp_path, links, **kwargs)
         try:
             if start:
                 await cluster.start_all()

@@ -1,6 +1,6 @@
 """A bare replication node with a tiny key/value service: for fault tests and the Raft benchmarks.
 
-    python -m replication.replica --id 1 --data-dir D --raft-listen 127.0.0.1:0 --kv-listen 127.0.0.1:0 \\
+    python -m tools.replica --id 1 --data-dir D --raft-listen 127.0.0.1:0 --kv-listen 127.0.0.1:0 \\
         --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --cluster-secret-file secret
 
 Once listening it prints one line: ``ready id=N raft=HOST:PORT kv=HOST:PORT``.
@@ -24,9 +24,9 @@ from typing import Any
 
 import trio
 
-from .node import Node, NodeConfig, OutcomeUnknown, Proposal, ReplicationError, open_node
-from .transport import FrameStream, TransportError, parse_address
-from .tree import TreeError
+from replication.node import Node, NodeConfig, OutcomeUnknown, Proposal, ReplicationError, open_node
+from replication.transport import FrameStream, TransportError, parse_address
+from replication.tree import TreeError
 
 log = logging.getLogger("blendsync.replica")
 KV = "kv"
@@ -159,7 +159,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replication.replica", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.replica", description=__doc__.split("\n")[0])
     parser.add_argument("--id", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--raft-listen", default=None)

@@ -1,4 +1,4 @@
-"""``blendsync bench guessing``: a bystander's write latency, quiet and while wrong room passwords hammer.
+"""``python -m tools.bench guessing``: a bystander's write latency, quiet and while wrong room passwords hammer.
 
 One run measures both phases against the same server (A/B): first the bystander alone, then the bystander
 while ``--guessers`` connections each send wrong-password joins to a password room, one after another as
@@ -22,7 +22,7 @@ import trio
 
 from protocol import NEED_DATA, PROTOCOL_VERSION, Connection, Error, Hello, JoinRoom, Role
 
-from .client import connect
+from broadcaster.client import connect
 
 
 def add_arguments(kinds: Any) -> None:

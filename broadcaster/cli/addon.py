@@ -13,6 +13,10 @@ The zip holds, at its root:
 Wheels come from ``--wheels-dir`` when it holds one for a platform; the
 others are fetched with ``pip download`` (into ``--wheels-dir`` when given,
 so it works as a cache).
+
+The sources come from the checkout this module runs from, or, in an installed wheel, from the copy the
+wheel carries: the add-on as ``broadcaster/_addon_source/`` (data: nothing imports it, it needs bpy) and
+the installed ``protocol`` package.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
+PACKAGED_ADDON = Path(__file__).resolve().parents[1] / "_addon_source"  # pyproject.toml maps it
 ADDON_DIR = "blender_addon"
 PROTOCOL_DIR = "protocol"
 VENDOR = "_vendor"
@@ -159,17 +165,31 @@ def manifest_with(text: str, *, wheels: list[str], platforms: list[str]) -> str:
     return text
 
 
+def find_sources(source: Path | None = None) -> tuple[Path, Path]:
+    """The add-on's and the protocol's directories: under ``source``, else the checkout, else the wheel's."""
+    if source is None and (CHECKOUT / ADDON_DIR / "blender_manifest.toml").is_file():
+        source = CHECKOUT
+    if source is not None:
+        addon, protocol = source / ADDON_DIR, source / PROTOCOL_DIR
+        what = f"{source} is not a blendsync source tree (needs {ADDON_DIR}/ and {PROTOCOL_DIR}/)"
+    else:
+        import protocol as protocol_package  # the installed one, beside this package
+
+        addon, protocol = PACKAGED_ADDON, Path(protocol_package.__file__).resolve().parent
+        what = f"this installation carries no add-on sources ({PACKAGED_ADDON} is missing)"
+    if not (addon / "blender_manifest.toml").is_file() or not (protocol / "__init__.py").is_file():
+        raise BuildError(what)
+    return addon, protocol
+
+
 def build(
     output: Path,
     wheels_dir: Path | None = None,
-    source: Path = SOURCE_ROOT,
+    source: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    addon = source / ADDON_DIR
-    protocol = source / PROTOCOL_DIR
+    addon, protocol = find_sources(source)
     manifest_path = addon / "blender_manifest.toml"
-    if not manifest_path.is_file() or not (protocol / "__init__.py").is_file():
-        raise BuildError(f"{source} is not a blendsync source tree (needs {ADDON_DIR}/ and {PROTOCOL_DIR}/)")
     manifest_text = manifest_path.read_text(encoding="utf-8")
     manifest = tomllib.loads(manifest_text)
     wheels = collect_wheels(wheels_dir, log)
@@ -203,15 +223,23 @@ def build(
     return target
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_commands(commands: Any) -> None:
+    addon = commands.add_parser("addon", help="the Blender add-on")
+    addon_commands = addon.add_subparsers(dest="addon_command", required=True)
+    parser = addon_commands.add_parser("build", help="write the installable extension zip")
     parser.add_argument("--output", default="dist", help="directory for the zip (default ./dist)")
     parser.add_argument("--wheels-dir", help="msgpack wheels to use; missing ones are downloaded into it")
-    parser.add_argument("--source", default=str(SOURCE_ROOT), help="the blendsync source tree")
+    parser.add_argument("--source", help="a blendsync source tree (default: this checkout or installation)")
+    parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        build(Path(args.output), Path(args.wheels_dir) if args.wheels_dir else None, Path(args.source))
+        build(
+            Path(args.output),
+            Path(args.wheels_dir) if args.wheels_dir else None,
+            Path(args.source) if args.source else None,
+        )
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,5 @@
+import sys
+
+from .sim import main
+
+sys.exit(main())
