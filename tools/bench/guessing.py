@@ -1,4 +1,4 @@
-"""``python -m tools.bench guessing``: a bystander's write latency, quiet and while wrong room passwords hammer.
+"""``python -m tools.bench guessing``: a bystander's write latency, quiet and while wrong passwords hammer.
 
 One run measures both phases against the same server (A/B): first the bystander alone, then the bystander
 while ``--guessers`` connections each send wrong-password joins to a password room, one after another as
@@ -20,9 +20,8 @@ from typing import Any
 
 import trio
 
-from protocol import NEED_DATA, PROTOCOL_VERSION, Connection, Error, Hello, JoinRoom, Role
-
 from broadcaster.client import connect
+from protocol import NEED_DATA, PROTOCOL_VERSION, Connection, Error, Hello, JoinRoom, Role
 
 
 def add_arguments(kinds: Any) -> None:
