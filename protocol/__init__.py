@@ -3,7 +3,9 @@
 See docs/protocol.md for the byte-level specification.
 """
 
+from .client_session import ClientSession, Step, parse_address
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
+from .convergence import PendingEdits
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     ADMIN_ACTIONS,
