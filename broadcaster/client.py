@@ -52,7 +52,7 @@ from protocol import (
     Unlocked,
     parse_address,
 )
-from protocol.client_session import SILENT_HEARTBEATS, Address
+from protocol.nodes import SILENT_HEARTBEATS, Address
 
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 3.0  # a node that does not welcome us within this is skipped

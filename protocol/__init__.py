@@ -3,7 +3,7 @@
 See docs/protocol.md for the byte-level specification.
 """
 
-from .client_session import ClientSession, Step, parse_address
+from .client_session import ClientSession, Step
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .convergence import PendingEdits
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -55,3 +55,4 @@ from .events import (
     Welcome,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_bytes, pack_body
+from .nodes import Nodes, parse_address

@@ -48,25 +48,19 @@ from .events import (
     SnapshotEnd,
     Welcome,
 )
-
-Address = tuple[str, int]
+from .nodes import SILENT_HEARTBEATS, Address, Nodes
 
 REF_BASE = 1 << 40  # request refs live far from op ids: an error's ref then names exactly one of them
-SILENT_HEARTBEATS = 3  # a server silent this many heartbeat intervals is dead (docs/protocol.md section 2)
 GIVE_UP_CODES = frozenset(
     {"auth_failed", "version_mismatch", "kicked", "forbidden"}
 )  # another node won't help
 UNAVAILABLE = "unavailable"
 
 
-def parse_address(text: str) -> Address:
-    """``"host:port"`` or ``"[v6]:port"`` (as in ``welcome.nodes``) -> ``(host, port)``."""
-    host, _, port = text.strip().rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def op_event(op_id: int, ops: list[list[Any]]) -> Event:
-    """The smallest event that carries ``ops`` under ``op_id``."""
+def op_event(op_id: int, ops: list[list[Any]], *, compact: bool = True) -> Event:
+    """The event that carries ``ops`` under ``op_id`` (``compact``: a lone op as ``set``/``delete``)."""
+    if not compact:
+        return Batch(op_id=op_id, ops=ops)
     if len(ops) == 1 and ops[0][0] == "set":
         return Set(op_id=op_id, key=ops[0][1], value=ops[0][2])
     if len(ops) == 1:
@@ -85,6 +79,8 @@ class Step:
     view: list[Change] = field(default_factory=list)  # for a client showing its own edits at once
     view_keep: set[str] | None = None  # a rejoin snapshot ended: view keys not in here are gone
     snapshot_end: int | None = None  # the room's snapshot is complete at this seq
+    resumed: Joined | None = None  # the room was joined again after a failover (resume or snapshot)
+    room_lost: bool = False  # the room is gone for us (deleted, or it could not be resumed)
     failover: str | None = None  # leave this node (why): call connection_lost(), connect elsewhere
     fatal: Error | None = None  # the session is over: no node can help
     deliver: bool = False  # the application wants this event (others' operations, notices)
@@ -99,10 +95,11 @@ class ClientSession:
         failover: bool = False,
         failover_timeout: float = 30.0,
         mirror: bool = True,
+        compact_ops: bool = True,
+        retry_codes: frozenset[str] = frozenset(),
     ):
         self.hello = hello
-        self.addresses = list(dict.fromkeys(addresses))  # configured ones, then welcome.nodes
-        self.address: Address | None = self.addresses[0] if self.addresses else None  # the node in use
+        self.nodes = Nodes(addresses)
         self.failover = failover
         self.failover_timeout = failover_timeout
         self.welcome: Welcome | None = None
@@ -117,6 +114,11 @@ class ClientSession:
         self.state: dict[str, bytes] = {}
         self.unacked: dict[int, list[list[Any]]] = {}  # op_id -> ops, sent but not acknowledged
         self.edits = PendingEdits()
+        self.compact_ops = compact_ops
+        # Refusals that mean "no effect, try again": the ops wait in ``retrying`` (their keys still
+        # pending) until retry_writes() sends them under new op ids.
+        self.retry_codes = retry_codes
+        self.retrying: list[tuple[int, list[list[Any]]]] = []
         self.last_op_id = 0  # op ids increase across reconnects; the server dedupes retries by them
         self._refs = itertools.count(REF_BASE)
         self._requests: dict[int, str] = {}  # ref -> "request", "join", "resume" or "leave"
@@ -127,6 +129,14 @@ class ClientSession:
         self._last_received = 0.0
         self._outage_since: float | None = None  # when the node in use last failed us, until we resumed
         self._connected = False
+
+    @property
+    def addresses(self) -> list[Address]:
+        return self.nodes.known
+
+    @property
+    def address(self) -> Address | None:
+        return self.nodes.current
 
     # ---- requests ----------------------------------------------------------------------------------
 
@@ -159,7 +169,30 @@ class ClientSession:
         self.last_op_id = max(self.last_op_id, op_id)
         self.unacked[op_id] = ops
         self.edits.edit(op_id, ops)
-        return op_id, op_event(op_id, ops)
+        return op_id, op_event(op_id, ops, compact=self.compact_ops)
+
+    def retry_writes(self) -> list[tuple[int, Event]]:
+        """Send again, under new op ids, the refused ops (see ``retry_codes``) whose keys were not edited
+        again since (those are in a later op already)."""
+        retry, self.retrying = self.retrying, []
+        out = []
+        for op_id, ops in retry:
+            still = [op for op in ops if self.edits.pending.get(op[1]) == op_id]
+            if still:
+                out.append(self.write(still))
+        return out
+
+    def reset_room(self) -> None:
+        """We left the room (or it is gone): forget its seq, its key map and our unacknowledged ops."""
+        self.room = None
+        self.password = None
+        self.seq = 0
+        self.state = {}
+        self.unacked.clear()
+        self.edits.clear()
+        self.retrying.clear()
+        self._snapshot_seq = None
+        self._rejoin_keys = None
 
     def room_event(self, value: bytes) -> tuple[int, Event]:
         """A room event (relayed, not stored): acknowledged, but not resent after a failover."""
@@ -171,15 +204,11 @@ class ClientSession:
 
     def failover_order(self) -> list[Address]:
         """Every known node, starting after the one in use (which comes last), wrapping around."""
-        known = list(self.addresses)
-        if self.address in known:
-            i = known.index(self.address)
-            known = known[i + 1 :] + known[: i + 1]
-        return known
+        return self.nodes.order()
 
     def connecting(self, address: Address) -> Hello:
         """A new connection to ``address`` is being opened: send this hello first."""
-        self.address = address
+        self.nodes.current = address
         self.welcome = None
         self._connected = False
         return self.hello
@@ -207,7 +236,7 @@ class ClientSession:
             ref = next(self._refs)
             self._requests[ref] = "resume"
             plan.append(JoinRoom(room=self.room, password=self.password, since=since, ref=ref))
-        plan += [op_event(op_id, self.unacked[op_id]) for op_id in sorted(self.unacked)]
+        plan += [op_event(i, self.unacked[i], compact=self.compact_ops) for i in sorted(self.unacked)]
         return plan
 
     def silence_deadline(self) -> float | None:
@@ -253,8 +282,8 @@ class ClientSession:
                 self.room = None
                 step.reply = (ref, event)
             case RoomDeleted(room=room, ref=None) if room == self.room:
-                self.room = None
-                step.deliver = True
+                self.reset_room()
+                step.room_lost = step.deliver = True
             case ExportItems():
                 step.deliver = True  # part of an answer: the reply (admin_result) ends it
             case _:
@@ -269,13 +298,7 @@ class ClientSession:
         self.welcome = welcome
         self.heartbeat = max(0.5, float(welcome.heartbeat_interval or 5.0))
         self._connected = True
-        for item in welcome.nodes:
-            try:
-                address = parse_address(item)
-            except ValueError:
-                continue  # not an address we can dial; the others still are
-            if address not in self.addresses:
-                self.addresses.append(address)
+        self.nodes.learn(welcome.nodes)
         if self._outage_since is not None:
             self.reconnects += 1
             if self.room is None and not self.unacked:
@@ -307,8 +330,10 @@ class ClientSession:
                 self.seq = joined.seq
         else:
             self.seq = joined.seq
-        if kind == "resume" and not self.unacked:
-            self._outage_since = None
+        if kind == "resume":
+            step.resumed = joined
+            if not self.unacked:
+                self._outage_since = None
 
     def _on_snapshot_chunk(self, items: list[list[Any]], step: Step) -> None:
         if self.mirror:
@@ -342,10 +367,9 @@ class ClientSession:
         if kind == "resume":
             if error.code != UNAVAILABLE and not error.fatal:
                 # The room is gone for us (deleted, password changed...): its operations cannot commit.
-                self.room = None
-                for op_id in sorted(self.unacked):
-                    self._refuse(op_id, error, step)
-                step.deliver = True
+                step.refused = [(op_id, error) for op_id in sorted(self.unacked)]
+                self.reset_room()
+                step.room_lost = step.deliver = True
             return
         if kind is not None:
             self._join_passwords.pop(ref, None)
@@ -361,8 +385,11 @@ class ClientSession:
 
     def _refuse(self, op_id: int, error: Error, step: Step) -> None:
         ops = self.unacked.pop(op_id)
-        step.view += self.edits.refused(op_id, ops)
         step.refused.append((op_id, error))
+        if error.code in self.retry_codes:
+            self.retrying.append((op_id, ops))  # its keys stay pending: our value is still the one shown
+        else:
+            step.view += self.edits.refused(op_id, ops)
 
     def _apply(self, ops: list[list[Any]]) -> None:
         if not self.mirror:

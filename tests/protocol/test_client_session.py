@@ -27,7 +27,8 @@ from protocol import (
     SnapshotEnd,
     Welcome,
 )
-from protocol.client_session import REF_BASE, ClientSession, parse_address
+from protocol.client_session import REF_BASE, ClientSession
+from protocol.nodes import parse_address
 
 A, B, C = ("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.3", 3)
 
@@ -336,3 +337,49 @@ def test_export_items_are_not_taken_for_the_reply():
     ref, _ = s.request(lambda ref: ListRooms(ref=ref))
     assert s.receive(ExportItems(room="r", items=[], ref=ref), 0.0).deliver
     assert s.receive(RoomCreated(room="r", ref=ref), 0.0).reply is not None
+
+
+def test_retry_codes_keep_the_keys_pending_and_resend_only_what_was_not_edited_again():
+    s = session(failover=False)
+    s.retry_codes = frozenset({"rate_limited"})
+    joined_room(s)
+    first, _ = s.write([["set", "a", b"1"], ["set", "b", b"1"]])
+    later, _ = s.write([["set", "b", b"2"]])
+    s.receive(applied(1, "a", b"theirs"), 0.0)
+    step = s.receive(Error(code="rate_limited", message="slow down", ref=first), 0.0)
+    assert step.refused and step.view == []  # our value stays shown, "a" stays shielded
+    assert s.edits.pending == {"a": first, "b": later}
+    ((retried, event),) = s.retry_writes()
+    assert retried > later and event == Set(op_id=retried, key="a", value=b"1")
+    assert s.edits.pending["a"] == retried and s.retry_writes() == []
+    assert s.receive(Ack(op_id=retried, seq=2), 0.0).view == []  # the held value was older
+
+
+def test_batches_only_when_asked_and_in_the_resume_plan_too():
+    hello = Hello(protocol=PROTOCOL_VERSION, client_name="ana", session="s" * 32)
+    s = ClientSession(hello, [A], failover=True, compact_ops=False)
+    joined_room(s)
+    op_id, event = s.write([["set", "k", b"v"]])
+    assert event == Batch(op_id=op_id, ops=[["set", "k", b"v"]])
+    s.connection_lost("reset", 0.0)
+    assert s.resume_plan()[1:] == [event]
+
+
+def test_resumed_and_room_lost_are_reported():
+    s = session()
+    joined_room(s, seq=3)
+    s.write([["set", "k", b"v"]])
+    s.connection_lost("reset", 0.0)
+    join = s.resume_plan()[0]
+    resumed = Joined(room="r", seq=3, mode="resume", key_count=0, ref=join.ref)
+    assert s.receive(resumed, 0.0).resumed == resumed
+    step = s.receive(RoomDeleted(room="r"), 0.0)
+    assert step.room_lost and s.room is None and s.seq == 0 and not s.unacked and not s.edits.pending
+
+
+def test_nodes_advance_round_the_list():
+    from protocol.nodes import Nodes
+
+    nodes = Nodes([A, B, A])
+    nodes.learn(["10.0.0.3:3", "10.0.0.2:2"])
+    assert [nodes.advance() for _ in range(4)] == [B, C, A, B]
