@@ -55,4 +55,4 @@ from .events import (
     Welcome,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_bytes, pack_body
-from .nodes import Nodes, parse_address
+from .nodes import SILENT_HEARTBEATS, Nodes, parse_address
