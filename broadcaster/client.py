@@ -344,12 +344,16 @@ class Client:
     async def delete_room(self, room: str) -> None:
         await self._request(*self.session.request(lambda ref: DeleteRoom(room=room, ref=ref)))
 
+    def next_op_id(self) -> int:
+        """Reserve an op id for ``send_ops(op_id=...)``; op ids increase within the session."""
+        return self.session.reserve_op_id()
+
     async def send_ops(self, ops: list[list[Any]], *, op_id: int | None = None) -> tuple[int, _Waiter]:
         """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq).
 
         While failing over, the operation waits in the session and goes out with the resume plan."""
-        self._check_open()
         async with self._send_lock:  # taken by the resume plan too: an op is sent once per connection
+            self._check_open()  # then registered with no wait in between: a closing client resolves it
             op_id, event = self.session.write(ops, op_id=op_id)
             waiter = self._op_waiters[op_id] = _Waiter()
             if self._connected.is_set():
@@ -375,6 +379,7 @@ class Client:
     async def event(self, value: bytes) -> int:
         op_id, event = self.session.room_event(value)
         waiter = self._op_waiters[op_id] = _Waiter()
+        self._check_open()
         await self.send(event)
         return await waiter.wait()
 

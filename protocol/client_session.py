@@ -171,6 +171,11 @@ class ClientSession:
         self.edits.edit(op_id, ops)
         return op_id, op_event(op_id, ops, compact=self.compact_ops)
 
+    def reserve_op_id(self) -> int:
+        """An op id for a later ``write(op_id=...)``, above every one used so far."""
+        self.last_op_id += 1
+        return self.last_op_id
+
     def retry_writes(self) -> list[tuple[int, Event]]:
         """Send again, under new op ids, the refused ops (see ``retry_codes``) whose keys were not edited
         again since (those are in a later op already)."""
@@ -381,6 +386,8 @@ class ClientSession:
             if not leave:  # else it is resent, under its op_id, on the next node
                 self._refuse(ref, error, step)
         else:
+            if ref is not None and ref < REF_BASE:
+                step.refused.append((ref, error))  # an op we stopped tracking (its room was reset)
             step.deliver = True
 
     def _refuse(self, op_id: int, error: Error, step: Step) -> None:

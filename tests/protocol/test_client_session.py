@@ -96,8 +96,9 @@ def test_op_ids_increase_and_a_chosen_op_id_moves_the_counter():
     op_id, event = s.write([["set", "d", b""], ["delete", "e"]])
     assert event == Batch(op_id=12, ops=[["set", "d", b""], ["delete", "e"]])
     assert list(s.unacked) == [1, 10, 11, 12]
+    assert s.reserve_op_id() == 13 and s.write([["delete", "f"]])[0] == 14
     event_op, _ = s.room_event(b"hi")
-    assert event_op == 13 and 13 not in s.unacked  # relayed, never resent
+    assert event_op == 15 and 15 not in s.unacked  # relayed, never resent
 
 
 def test_ping_is_answered():
@@ -375,6 +376,10 @@ def test_resumed_and_room_lost_are_reported():
     assert s.receive(resumed, 0.0).resumed == resumed
     step = s.receive(RoomDeleted(room="r"), 0.0)
     assert step.room_lost and s.room is None and s.seq == 0 and not s.unacked and not s.edits.pending
+    # The server still answers the op it had: whoever waits for it hears of it.
+    error = Error(code="no_such_room", message="gone", ref=1)
+    step = s.receive(error, 0.0)
+    assert step.refused == [(1, error)] and step.deliver
 
 
 def test_nodes_advance_round_the_list():
