@@ -307,6 +307,13 @@ async def write_through_a_fault(client: Client, count: int) -> dict[str, int]:
     return acked
 
 
+async def every_node_registered(cluster: BroadcasterCluster, node_id: int) -> None:
+    """Wait until ``node_id`` lists every node's client address (what welcome.nodes will hold)."""
+    with trio.fail_after(20):
+        while len((await cluster.status(node_id))["clients"]) < len(cluster.ids):
+            await trio.sleep(0.1)
+
+
 async def assert_logged_once(cluster: BroadcasterCluster, node_id: int, acked: dict[str, int]) -> None:
     logged = await room_log(cluster, node_id, "moving")
     keys = [key for _, key in logged]
@@ -326,6 +333,7 @@ async def test_a_failover_client_leaves_a_node_cut_off_in_a_minority(tmp_path):
         try:
             leader = await cluster.leader()
             cut_off = next(i for i in cluster.ids if i != leader)
+            await every_node_registered(cluster, cut_off)  # the client learns the others from welcome
             async with connect(
                 *cluster.address(cut_off), name="mover", failover=True, failover_timeout=60
             ) as mover:
@@ -346,7 +354,9 @@ async def test_a_failover_client_leaves_a_silent_node(cluster3):
     """A node that stops answering (paused, its connection open) is left after three heartbeat intervals."""
     leader = await cluster3.leader()
     silent = next(i for i in cluster3.ids if i != leader)
+    await every_node_registered(cluster3, silent)
     async with connect(*cluster3.address(silent), name="mover", failover=True, failover_timeout=60) as mover:
+        assert len(mover.welcome.nodes) == 3
         await mover.create_room("moving", keep_open=True)
         await mover.join("moving")
         await mover.set("before", b"1")
