@@ -3,12 +3,12 @@
 Blender's main thread must never wait on the network, and trio does not run
 inside Blender, so the connection lives on a plain :class:`threading.Thread`:
 
-* it connects (trying each address in turn), sends ``hello`` and waits for
-  ``welcome``; the ``nodes`` list of the welcome is added to the addresses
-  it fails over to;
+* it connects, sends ``hello`` and waits for ``welcome``; the ``nodes`` list
+  of the welcome is added to the addresses it fails over to, in the order of
+  the protocol's ``Nodes`` (the next node after the one it leaves);
 * it answers ``ping`` itself, pings a quiet server every
-  ``heartbeat_interval`` seconds and treats a server silent for three
-  intervals as dead;
+  ``heartbeat_interval`` seconds and treats a server silent for
+  ``SILENT_HEARTBEATS`` intervals as dead;
 * every other event goes to :attr:`NetThread.inbox` (a :class:`queue.Queue`)
   as ``("event", generation, event)``; connection changes go there as
   ``("connecting", generation, address)``, ``("connected", generation,
@@ -17,8 +17,9 @@ inside Blender, so the connection lives on a plain :class:`threading.Thread`:
   connection it means; events for an older connection are dropped, so
   nothing written for a lost connection reaches its successor before the
   session has re-joined its room;
-* after a loss it reconnects with the same session id, with a growing
-  pause, until :meth:`NetThread.stop`.
+* after a loss (or :meth:`NetThread.drop_connection`, which the session calls
+  to leave a node that answers ``unavailable``) it connects to the next node
+  with the same session id, with a growing pause, until :meth:`NetThread.stop`.
 
 No bpy here: this module is pure Python and is tested as such.
 """
@@ -98,23 +99,27 @@ class NetThread:
     def __init__(self, addresses: list[tuple[str, int]], hello: HelloInfo, *, name: str = "blendsync-net"):
         if not addresses:
             raise ValueError("no server address")
-        self.addresses = list(addresses)
+        self.nodes = protocol.Nodes(addresses)
         self.hello = hello
         self.inbox: queue.Queue = queue.Queue()
         self._outbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._drop = threading.Event()
+        self._drop_generation: int | None = None  # the connection to drop (None: whichever is open)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._generation = 0
-        self._address_index = 0
         self._nonces = itertools.count(1)
         self.connected_address: tuple[str, int] | None = None
         # Bytes written to and read from the socket, over every connection (read for figures, not locked).
         self.bytes_sent = 0
         self.bytes_received = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return self.nodes.known
 
     # ---- main-thread API ------------------------------------------------------------------------------
 
@@ -127,8 +132,10 @@ class NetThread:
         self._outbox.put((generation, event))
         self._wake()
 
-    def drop_connection(self) -> None:
-        """Close the socket as if the network failed; the thread reconnects and the session resumes."""
+    def drop_connection(self, generation: int | None = None) -> None:
+        """Close the socket (of connection ``generation`` only, if given: not a successor) as if the network
+        failed; the thread connects to the next node and the session resumes."""
+        self._drop_generation = generation
         self._drop.set()
         self._wake()
 
@@ -157,7 +164,7 @@ class NetThread:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            address = self.addresses[self._address_index % len(self.addresses)]
+            address = self.nodes.current or self.nodes.advance()
             self._generation += 1
             generation = self._generation
             self._post("connecting", generation, f"{address[0]}:{address[1]}")
@@ -183,7 +190,7 @@ class NetThread:
                 failures = 0
             else:
                 failures += 1
-            self._address_index += 1
+            self.nodes.advance()
             # Once every address failed once, pause; a quick first retry covers a dropped socket.
             pause = (
                 0.05 if welcomed else BACKOFF[min(failures // max(1, len(self.addresses)), len(BACKOFF) - 1)]
@@ -235,14 +242,15 @@ class NetThread:
                 return welcomed
             if self._drop.is_set():
                 self._drop.clear()
-                raise _Lost("connection dropped on request", welcomed)
+                if self._drop_generation in (None, link.generation):
+                    raise _Lost("connection dropped on request", welcomed)
             if welcomed:
                 self._take_outgoing(link)
             now = time.monotonic()
             if not welcomed and now > handshake_deadline:
                 raise _Lost("no welcome from the server", welcomed)
-            if welcomed and now - link.last_received > 3 * link.heartbeat:
-                raise _Lost("server silent for three heartbeat intervals", welcomed)
+            if welcomed and now - link.last_received > protocol.SILENT_HEARTBEATS * link.heartbeat:
+                raise _Lost(f"server silent for {protocol.SILENT_HEARTBEATS} heartbeat intervals", welcomed)
             if welcomed and now - link.last_sent > link.heartbeat and not link.out:
                 link.out += link.conn.send(protocol.Ping(nonce=next(self._nonces)))
             timeout = min(0.5, link.heartbeat / 2)
@@ -286,20 +294,13 @@ class NetThread:
             if isinstance(event, protocol.Welcome):
                 welcomed = True
                 link.heartbeat = max(0.5, float(event.heartbeat_interval or 5.0))
-                self._learn_nodes(event.nodes)
-                self.connected_address = self.addresses[self._address_index % len(self.addresses)]
+                self.nodes.learn(event.nodes)
+                self.connected_address = self.nodes.current
                 self._post("connected", link.generation, event)
                 continue
             self._post("event", link.generation, event)
             if isinstance(event, protocol.Error) and event.fatal:
                 raise _Lost(f"{event.code}: {event.message}", welcomed)
-
-    def _learn_nodes(self, nodes: list[str]) -> None:
-        current = self.addresses[self._address_index % len(self.addresses)]
-        for address in parse_addresses(",".join(nodes)):
-            if address not in self.addresses:
-                self.addresses.append(address)
-        self._address_index = self.addresses.index(current)
 
     def _take_outgoing(self, link: _Link) -> None:
         while True:

@@ -11,9 +11,11 @@ not run when Blender is a Python module). One call:
    in ``unacked`` and its keys in ``pending`` until the server's ``ack``.
 2. **network events** - drain the network thread's queue: room list, users,
    join replies, snapshot chunks, ``applied`` operations of others, ``ack`` of
-   ours. A remote value for a key that has an unacknowledged local edit is
-   not applied (docs/protocol.md section 3); it is kept aside in ``shadow``
-   with its seq, and applied after all if the ack shows that our edit was
+   ours. The protocol's client session (protocol/client_session.py) says what
+   each one changes in the scene; by the convergence rule
+   (protocol/convergence.py, docs/protocol.md section 3) a remote value for a
+   key that has an unacknowledged local edit is held back in ``shadow`` with
+   its seq, and applied after all only if the ack shows that our edit was
    ordered before it (which happens only when a resume turned into a
    snapshot).
 3. **apply** - ``Applier.step`` in slices until the time budget is spent;
@@ -22,15 +24,16 @@ not run when Blender is a Python module). One call:
    selection, only what changed, at most ``PRESENCE_INTERVAL`` apart.
 
 On connection loss the network thread reconnects (same session id, next
-address); the session then joins its room again with ``since`` = the last
-seq it saw and re-sends every unacknowledged batch with its original
-``op_id``; the server applies each at most once.
+address); the session then sends the client session's resume plan: join its
+room again with ``since`` = the last seq it saw and re-send every
+unacknowledged batch with its original ``op_id``; the server applies each at
+most once. A node that answers ``unavailable`` (no quorum) is left the same
+way, through ``NetThread.drop_connection``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import queue
 import secrets
 import time
@@ -48,9 +51,9 @@ PRESENCE_INTERVAL = 0.1
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 APPLY_SLICE = 64
 RETRY_DELAY = 0.5
-RETRY_CODES = {"unavailable", "rate_limited", "internal"}  # the batch had no effect: send it again
-GIVE_UP_CODES = {"auth_failed", "version_mismatch", "kicked"}  # fatal; reconnecting cannot help
-REF_BASE = 1 << 40  # request refs live far from op ids: an error's ref names either one
+# The batch had no effect: send it again, under a new op_id, after a pause. (``unavailable`` is not here:
+# that node cannot commit, so the session leaves it and resends on the next one under the same op_id.)
+RETRY_CODES = frozenset({"rate_limited", "internal"})
 
 # States of the connection, shown in the panel.
 CONNECTING = "connecting"
@@ -196,8 +199,19 @@ class Session:
         self.name = name
         self.color = [float(c) for c in color][:4]
         self.session_id = session_id or secrets.token_hex(16)
-        self.net = (net_factory or NetThread)(
-            self.addresses, HelloInfo(name=name, session=self.session_id, token=token, version=version)
+        info = HelloInfo(name=name, session=self.session_id, token=token, version=version)
+        self.net = (net_factory or NetThread)(self.addresses, info)
+        # The protocol's side of the session: refs, op ids, unacked batches, seq, resume, convergence.
+        hello = protocol.Hello(
+            protocol=protocol.PROTOCOL_VERSION,
+            client_name=name[:128],
+            client_kind="blender",
+            client_version=version,
+            session=self.session_id,
+            token=token or None,
+        )
+        self.client_session = protocol.ClientSession(
+            hello, self.addresses, failover=True, mirror=False, compact_ops=False, retry_codes=RETRY_CODES
         )
         self.state = CONNECTING
         self.status = "connecting"
@@ -209,30 +223,27 @@ class Session:
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         # Room state.
-        self.room: str | None = None
-        self.room_password: str | None = None
         self.live = False  # joined on the current connection (batches may go out)
         self.receiving_snapshot = False
-        self.last_seq = 0
         self.tracker = sync.ChangeTracker()
         self.applier = sync.Applier(self.tracker)
         self.progress = 1.0
-        self.op_ids = itertools.count(1)
-        self.unacked: dict[int, list[list[Any]]] = {}  # op_id -> ops, in op_id order
-        self.pending: dict[str, int] = {}  # key -> op_id of its latest unacknowledged edit
-        self.shadow: dict[str, tuple[int, bytes | None]] = {}  # key -> (seq, value) held back by pending
         self.revision = 0  # bumped whenever something the UI shows changed
-        self._refs = itertools.count(REF_BASE)
         self._requests: dict[int, tuple[str, dict[str, Any]]] = {}
-        self._join: dict[str, Any] | None = None  # the join in flight
-        self._snapshot_keys: set[str] | None = None  # keys of a snapshot that replaces a resumed state
-        self._snapshot_seq = 0
+        self._join: dict[str, Any] | None = None  # the (first) join in flight
         self._next_full_scan = 0.0
         self._presence_sent: dict[str, Any] = {}
         self._next_presence = 0.0
-        self._retry: list[tuple[int, list[list[Any]]]] = []  # (failed op_id, its ops) to send again
-        self._retry_at = 0.0
+        self._retry_at = 0.0  # refused batches (RETRY_CODES) go out again after this
         self.stats = {"batches": 0, "applied": 0, "ignored": 0, "reconnects": 0}
+
+    # The room as the protocol session keeps it.
+    room = property(lambda self: self.client_session.room)
+    room_password = property(lambda self: self.client_session.password)
+    last_seq = property(lambda self: self.client_session.seq)
+    unacked = property(lambda self: self.client_session.unacked)  # op_id -> ops, in op_id order
+    pending = property(lambda self: self.client_session.edits.pending)  # key -> op_id of its last edit
+    shadow = property(lambda self: self.client_session.edits.held)  # key -> (seq, value) held back
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
@@ -242,7 +253,7 @@ class Session:
 
     def stop(self) -> None:
         if self.live:
-            self._send(protocol.LeaveRoom(ref=next(self._refs)))
+            self._send(self.client_session.leave()[1])
         self.net.stop()
         self.state = STOPPED
         self.status = "disconnected"
@@ -269,7 +280,7 @@ class Session:
         return (
             not self.busy
             and not self.unacked
-            and not self._retry
+            and not self.client_session.retrying
             and self.net.inbox.empty()
             and (self.room is None or self.live)
         )
@@ -283,10 +294,11 @@ class Session:
         return True
 
     def _request(self, kind: str, event_factory, **info: Any) -> int:
-        ref = next(self._refs)
+        ref, event = self.client_session.request(event_factory)
         self._requests[ref] = (kind, info)
-        if not self._send(event_factory(ref)):
+        if not self._send(event):
             self._requests.pop(ref, None)
+            self.client_session.forget(ref)
             self.log(f"{kind}: not connected")
         return ref
 
@@ -316,19 +328,23 @@ class Session:
         if self.room is not None:
             self.log(f"already in room {self.room!r}")
             return 0
-        password = password or None
-        self._join = {"room": room, "password": password, "send_scene": send_scene, "initial": True}
-        ref = self._request(
-            "join", lambda ref: protocol.JoinRoom(room=room, password=password, ref=ref), room=room
-        )
-        self._join["ref"] = ref
+        ref, event = self.client_session.join(room, password=password or None)
+        self._join = {"room": room, "send_scene": send_scene, "ref": ref}
+        self._requests[ref] = ("join", {"room": room})
+        if not self._send(event):
+            self._requests.pop(ref, None)
+            self.client_session.forget(ref)
+            self._join = None
+            self.log("join: not connected")
         return ref
 
     def leave_room(self) -> None:
         if self.room is None:
             return
         if self.live:
-            self._request("leave", lambda ref: protocol.LeaveRoom(ref=ref))
+            ref, event = self.client_session.leave()
+            self._requests[ref] = ("leave", {})
+            self._send(event)
         self._left_room(f"left room {self.room!r}")
 
     def delete_room(self, room: str) -> int:
@@ -339,19 +355,13 @@ class Session:
         self.net.drop_connection()
 
     def _left_room(self, why: str) -> None:
-        self.room = None
-        self.room_password = None
+        self.client_session.reset_room()
         self.live = False
         self.receiving_snapshot = False
         self._join = None
         self.applier.reset()
         self.tracker.reset()
-        self.unacked.clear()
-        self.pending.clear()
-        self.shadow.clear()
-        self._retry.clear()
         self.users.clear()
-        self.last_seq = 0
         self.progress = 1.0
         _dirty.clear()
         self.log(why)
@@ -368,7 +378,7 @@ class Session:
         return self.busy or not self.net.inbox.empty()
 
     def _scan_local(self, force_full: bool = False) -> None:
-        if self.room is None or self.busy or (self._join is not None and self._join.get("initial")):
+        if self.room is None or self.busy or self._join is not None:
             return
         now = time.monotonic()
         full = force_full or now >= self._next_full_scan
@@ -386,13 +396,10 @@ class Session:
             self._send_ops(chunk)
 
     def _send_ops(self, ops: list[list[Any]]) -> None:
-        op_id = next(self.op_ids)
-        self.unacked[op_id] = ops
-        for op in ops:
-            self.pending[op[1]] = op_id
+        _, batch = self.client_session.write(ops)
         self.stats["batches"] += 1
         if self.live:
-            self._send(protocol.Batch(op_id=op_id, ops=ops))
+            self._send(batch)  # else it goes out with the resume plan
 
     def _drain_network(self) -> None:
         inbox = self.net.inbox
@@ -414,66 +421,64 @@ class Session:
                 self._on_connected(generation, payload)
             elif kind == "disconnected":
                 if generation == self.generation and self.state == CONNECTED:
-                    self.state = DISCONNECTED
-                    self.live = False
-                    self.stats["reconnects"] += 1
-                    self.log(f"connection lost ({payload}); reconnecting")
+                    self._connection_lost(payload)
                 self.status = f"reconnecting ({payload})"
                 self.revision += 1
             elif kind == "send_failed":
                 event, reason = payload
                 self.log(f"could not send {event.TYPE}: {reason}")
 
+    def _connection_lost(self, reason: str) -> None:
+        self.state = DISCONNECTED
+        self.live = False
+        self.stats["reconnects"] += 1
+        for ref in self.client_session.connection_lost(reason, time.monotonic()):
+            self._requests.pop(ref, None)  # requests are not replayed; batches are (resume_plan)
+        self.log(f"connection lost ({reason}); reconnecting")
+
     def _on_connected(self, generation: int, welcome) -> None:
+        if self.state == CONNECTED:  # a successor without a loss reported in between
+            self._connection_lost("replaced")
         self.generation = generation
         self.state = CONNECTED
         self.welcome = welcome
         self.client_id = welcome.client_id
+        self.client_session.receive(welcome, time.monotonic())
         address = getattr(self.net, "connected_address", None)
         self.address = f"{address[0]}:{address[1]}" if address else ""
         self.status = f"connected to {self.address or 'server'}"
         self._presence_sent = {}
-        self._requests.clear()
         self.revision += 1
-        self._send(protocol.ListRooms(subscribe=True, ref=next(self._refs)))
-        if self.room is not None:
-            # Resume: join again from the last seq seen, then re-send what was never acknowledged.
-            self._join = {
-                "room": self.room,
-                "password": self.room_password,
-                "send_scene": False,
-                "initial": False,
-            }
-            ref = self._request(
-                "join",
-                lambda ref: protocol.JoinRoom(
-                    room=self.room, password=self.room_password, since=self.last_seq, ref=ref
-                ),
-                room=self.room,
-            )
-            self._join["ref"] = ref
-            for op_id, ops in self.unacked.items():
-                self._send(protocol.Batch(op_id=op_id, ops=ops))
-            self.live = True  # ordered behind the join: new batches may follow at once
-        elif self._join is not None and self._join.get("initial"):
-            self._join = None  # the connection dropped before the join was answered
-            self.log("join interrupted by a connection loss; join again")
+        self._send(self.client_session.request(lambda ref: protocol.ListRooms(subscribe=True, ref=ref))[1])
+        if self._join is not None:
+            self._join = None  # its answer was lost with the connection
+            if self.room is None:
+                self.log("join interrupted by a connection loss; join again")
+        # Resume: join again from the last seq seen, then re-send what was never acknowledged.
+        for event in self.client_session.resume_plan():
+            self._send(event)
+        self.live = self.room is not None  # ordered behind the join: new batches may follow at once
 
     def _on_event(self, event) -> None:
         P = protocol
+        room = self.room
+        step = self.client_session.receive(event, time.monotonic())
+        for reply in step.send:
+            self._send(reply)
+        if step.view:
+            self.applier.feed(step.view)
         if isinstance(event, P.Applied):
-            if event.room == self.room and self.live:
-                self._on_applied(event.seq, event.ops)
-        elif isinstance(event, P.Ack):
-            self._on_ack(event.op_id, event.seq)
-        elif isinstance(event, P.SnapshotChunk):
-            if event.room == self.room:
-                self._on_snapshot_items(event.items)
+            if event.room == room:
+                self.stats["applied"] += len(step.view)
+                self.stats["ignored"] += len(event.ops) - len(step.view)  # held back by our own edits
         elif isinstance(event, P.SnapshotEnd):
-            if event.room == self.room:
-                self._on_snapshot_end(event.seq)
+            if step.snapshot_end is not None:
+                self._on_snapshot_end(step.snapshot_end, step.view_keep)
         elif isinstance(event, P.Joined):
-            self._on_joined(event)
+            if step.resumed is not None:
+                self._on_joined(event, resumed=True)
+            elif self._join is not None and event.ref == self._join["ref"]:
+                self._on_joined(event, resumed=False)
         elif isinstance(event, P.RoomList):
             self.rooms = {room["name"]: room for room in event.rooms if "name" in room}
             self.revision += 1
@@ -496,7 +501,7 @@ class Session:
             if event.ref is not None:
                 self._requests.pop(event.ref, None)
                 self.log(f"deleted room {event.room!r}")
-            elif event.room == self.room:
+            elif step.room_lost:
                 self._left_room(f"room {event.room!r} was deleted")
             self.rooms.pop(event.room, None)
             self.revision += 1
@@ -514,144 +519,64 @@ class Session:
                 self.users.setdefault(event.client_id, {"id": event.client_id}).update(event.state)
                 self.revision += 1
         elif isinstance(event, P.Error):
-            self._on_error(event)
+            self._on_error(event, step, room)
 
-    def _on_joined(self, joined) -> None:
+    def _on_joined(self, joined, *, resumed: bool) -> None:
         join = self._join
-        if join is None or joined.ref != join.get("ref"):
-            return
         self._requests.pop(joined.ref, None)
-        self.room = joined.room
-        self.room_password = join.get("password")
         self.live = True
         self.users = {c["id"]: dict(c) for c in joined.clients if c.get("id") and c["id"] != self.client_id}
         if joined.mode == "snapshot":
             self.receiving_snapshot = True
-            if join["initial"]:
+            if not resumed and join is not None:
                 if joined.key_count > 0 or not join.get("send_scene"):
                     sync.clear_scene()
                 self.applier.reset()
                 self.tracker.reset()
-                self.pending.clear()
-                self.shadow.clear()
-                self.unacked.clear()
-                self._snapshot_keys = None
-            else:
-                # The log after our last seq is gone: the snapshot replaces what we had.
-                self._snapshot_keys = set()
-                self._snapshot_seq = joined.seq
+            # else: the log after our seq is gone; the snapshot replaces what we had
         else:
-            self._join = None
             self.log(f"resumed room {joined.room!r} after seq {joined.seq}")
         self.revision += 1
 
-    def _on_snapshot_items(self, items: list[list[Any]]) -> None:
-        ops = []
-        for key, value in items:
-            if self._snapshot_keys is not None:
-                self._snapshot_keys.add(key)
-                if key in self.pending:
-                    self.shadow[key] = (self._snapshot_seq, value)
-                    continue
-            ops.append((key, value))
-        self.applier.feed(ops)
-
-    def _on_snapshot_end(self, seq: int) -> None:
+    def _on_snapshot_end(self, seq: int, keep: set[str] | None) -> None:
         self.receiving_snapshot = False
-        self.last_seq = max(self.last_seq, seq) if self._snapshot_keys is not None else seq
-        join = self._join
-        if self._snapshot_keys is not None:
-            gone = [
-                (key, None)
-                for key in self.tracker.values
-                if key not in self._snapshot_keys and key not in self.pending
-            ]
-            for key in self.pending:
-                if key not in self._snapshot_keys:
-                    self.shadow[key] = (seq, None)
-            self.applier.feed(gone)
-            self._snapshot_keys = None
+        if keep is not None:
+            # A rejoin from a snapshot: what we had and it has not (nor we edit) was deleted meanwhile.
+            self.applier.feed([(key, None) for key in self.tracker.values if key not in keep])
             self.log(f"rejoined room {self.room!r} from a snapshot at seq {seq}")
         else:
             self.log(f"joined room {self.room!r} at seq {seq}")
-        self._join = None
-        if join is not None and join.get("initial"):
+        if self._join is not None:
+            self._join = None
             self._next_full_scan = 0.0  # the first scan uploads the local scene when it was kept
         self.revision += 1
 
-    def _on_applied(self, seq: int, ops: list[list[Any]]) -> None:
-        self.last_seq = max(self.last_seq, seq)
-        feed = []
-        for op in ops:
-            key = op[1]
-            value = op[2] if op[0] == "set" else None
-            if key in self.pending:
-                # Our own unacknowledged edit of this key is ordered after this value.
-                self.shadow[key] = (seq, value)
-                self.stats["ignored"] += 1
-                continue
-            feed.append((key, value))
-        if feed:
-            self.applier.feed(feed)
-            self.stats["applied"] += len(feed)
-
-    def _on_ack(self, op_id: int, seq: int) -> None:
-        self.last_seq = max(self.last_seq, seq)
-        ops = self.unacked.pop(op_id, None)
-        if ops is None:
-            return
-        feed = []
-        for op in ops:
-            key = op[1]
-            if self.pending.get(key) != op_id:
-                continue
-            del self.pending[key]
-            held = self.shadow.pop(key, None)
-            if held is not None and held[0] > seq:
-                feed.append((key, held[1]))
-        if feed:
-            self.applier.feed(feed)
-
-    def _on_error(self, error) -> None:
-        ref = error.ref
-        request = self._requests.pop(ref, None) if ref is not None else None
+    def _on_error(self, error, step, room: str | None) -> None:
+        request = self._requests.pop(error.ref, None) if error.ref is not None else None
         self.log(f"server: {error.code}: {error.message}")
-        if error.fatal and error.code in GIVE_UP_CODES:
+        if step.fatal is not None:
             # Reconnecting cannot help: stop trying until the user connects again.
             self.net.stop()
             self.state = STOPPED
             self.live = False
             self.status = f"refused by the server ({error.code})"
             return
-        if request is not None:
-            kind = request[0]
-            if kind == "join" and self._join is not None and self._join.get("ref") == ref:
-                if self._join.get("initial"):
-                    self._join = None
-                else:
-                    self._left_room(f"could not rejoin {self.room!r}: {error.code}")
-            return
-        if ref is not None and ref in self.unacked:
-            # The batch had no effect. Keys edited again since then are in a later batch already.
-            ops = [op for op in self.unacked.pop(ref) if self.pending.get(op[1]) == ref]
-            if error.code in RETRY_CODES and ops:
-                self._retry.append((ref, ops))  # sent again, under a new op_id, after a pause
-                self._retry_at = time.monotonic() + RETRY_DELAY
-                return
-            # Refused for good (locked, forbidden, too large...): our value stays local.
-            for op in ops:
-                del self.pending[op[1]]
-                held = self.shadow.pop(op[1], None)
-                if held is not None:
-                    self.applier.feed([(op[1], held[1])])
+        if step.failover is not None and not error.fatal:
+            # This node cannot commit (no quorum): leave it; the batches go out again on the next one.
+            self.net.drop_connection(self.generation)
+        if request is not None and self._join is not None and self._join.get("ref") == error.ref:
+            self._join = None  # the first join was refused
+        if step.room_lost:
+            self._left_room(f"could not rejoin {room!r}: {error.code}")
+        elif any(error.code in RETRY_CODES for _ in step.refused):
+            self._retry_at = time.monotonic() + RETRY_DELAY  # sent again, under a new op_id, after a pause
 
     def _send_retries(self) -> None:
-        if not self._retry or not self.live or time.monotonic() < self._retry_at:
+        if not self.client_session.retrying or not self.live or time.monotonic() < self._retry_at:
             return
-        retry, self._retry = self._retry, []
-        ops = [op for ref, batch in retry for op in batch if self.pending.get(op[1]) == ref]
-        for chunk in _split(ops, MAX_BATCH_BYTES):
-            self._send_ops(chunk)
+        for _, batch in self.client_session.retry_writes():
+            self.stats["batches"] += 1
+            self._send(batch)
 
     def _apply_remote(self, deadline: float) -> None:
         if self.applier.progress >= 1.0:

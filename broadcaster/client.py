@@ -1,8 +1,11 @@
-"""A small trio client for the broadcaster, on top of the sans-IO protocol.
+"""A small trio client for the broadcaster: a shell over the sans-IO client session.
 
-Used by the tests, the benchmarks and operators' tools. It mirrors the joined room's key map in server
-order (``client.state`` at ``client.seq``): others' operations are applied when they arrive, the client's own
-when their ack arrives, which the server places at the op's position in the stream.
+Used by the tests, the benchmarks and operators' tools. The protocol's client side (refs, op ids and the
+unacknowledged operations, the room's seq and key map, resuming and failing over) is
+protocol/client_session.py; this module owns the socket, the clock and the callers waiting for answers.
+It mirrors the joined room's key map in server order (``client.state`` at ``client.seq``): others'
+operations are applied when they arrive, the client's own when their ack arrives, which the server places
+at the op's position in the stream.
 
     async with connect("127.0.0.1", 12800, name="ana") as client:
         await client.create_room("shot-010")
@@ -13,7 +16,6 @@ when their ack arrives, which the server places at the op's position in the stre
 
 from __future__ import annotations
 
-import itertools
 import math
 import secrets
 import ssl
@@ -28,42 +30,33 @@ from protocol import (
     CLOSED,
     NEED_DATA,
     PROTOCOL_VERSION,
-    Ack,
     Admin,
     AdminResult,
-    Applied,
-    Batch,
+    ClientSession,
     Connection,
     CreateRoom,
-    Delete,
     DeleteRoom,
     Error,
     Event,
     ExportItems,
     Hello,
     Joined,
-    JoinRoom,
-    LeaveRoom,
     ListRooms,
     Lock,
     LockGranted,
     LocksChanged,
-    Ping,
-    Pong,
     Presence,
     RemoteProtocolError,
     Role,
-    RoomDeleted,
-    RoomEvent,
-    Set,
-    SnapshotChunk,
-    SnapshotEnd,
     Unlock,
     Unlocked,
-    Welcome,
+    parse_address,
 )
+from protocol.nodes import SILENT_HEARTBEATS, Address
 
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
+HANDSHAKE_TIMEOUT = 3.0  # a node that does not welcome us within this is skipped
+ROUND_PAUSE = 0.2  # after every known node was tried once
 
 
 class ServerError(Exception):
@@ -73,9 +66,21 @@ class ServerError(Exception):
         self.message = message
         self.fatal = fatal
 
+    @classmethod
+    def of(cls, error: Error) -> ServerError:
+        return cls(error.code, error.message, error.fatal)
+
 
 class ConnectionLost(Exception):
     pass
+
+
+class _LeaveNode(Exception):
+    """The session decided to fail over to another node (``error``: the fatal error that said so)."""
+
+    def __init__(self, reason: str, error: ServerError | None = None):
+        super().__init__(reason)
+        self.error = error
 
 
 @dataclass
@@ -105,38 +110,47 @@ class _Waiter:
 
 
 class Client:
-    def __init__(self, stream: trio.abc.Stream, *, max_frame_size: int = 64 * 1024 * 1024):
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        session: ClientSession,
+        *,
+        max_frame_size: int = 64 * 1024 * 1024,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         self.stream = stream
+        self.session = session
+        self.max_frame_size = max_frame_size
         self.conn = Connection(Role.CLIENT, max_frame_size=max_frame_size)
-        self.welcome: Welcome | None = None
-        self.room: str | None = None
-        self.seq = 0  # the room's seq that ``state`` reflects
-        self.state: dict[str, bytes] = {}
-        self.joining = False
+        self.locks: dict[str, str] = {}  # key -> owner client_id, in the joined room
+        self._ssl_context = ssl_context
         self._send_lock = trio.StrictFIFOLock()
-        self._refs = itertools.count(1)
-        self._last_op_id = 0  # op ids increase per session; the server dedupes retries by them
         self._waiters: dict[int, _Waiter] = {}  # ref -> waiter
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
-        self._pending_ops: dict[int, list[list[Any]]] = {}  # own ops not yet acked
         self._snapshot_done: _Waiter | None = None
-        self.locks: dict[str, str] = {}  # key -> owner client_id, in the joined room
         self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
         self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
         self._closed_error: BaseException | None = None
-        # Failover (see connect(failover=True)): where to reconnect, and how to say hello again.
-        self.failover = False
-        self.failover_timeout = 30.0  # give up reconnecting, or retrying an op, after this long
-        self.addresses: list[tuple[str, int]] = []
-        self.address: tuple[str, int] | None = None
-        self.reconnects = 0
-        self._hello: Hello | None = None
-        self._ssl_context: ssl.SSLContext | None = None
-        self._password: str | None = None
-        self._connected = trio.Event()
+        self._connected = trio.Event()  # unset while failing over: operations wait to be resent
         self._connected.set()
-        self._op_first_sent: dict[int, float] = {}
-        self._resume_ref: int | None = None  # the join that resumes the room after a reconnect
+
+    # The session's view, under the names callers have always used.
+    welcome = property(lambda self: self.session.welcome)
+    room = property(lambda self: self.session.room)
+    seq = property(lambda self: self.session.seq)
+    state = property(lambda self: self.session.state)
+    failover = property(lambda self: self.session.failover)
+    reconnects = property(lambda self: self.session.reconnects)
+    addresses = property(lambda self: self.session.addresses)
+    address = property(lambda self: self.session.address)
+
+    @property
+    def failover_timeout(self) -> float:
+        return self.session.failover_timeout
+
+    @failover_timeout.setter
+    def failover_timeout(self, value: float) -> None:
+        self.session.failover_timeout = value
 
     @property
     def client_id(self) -> str:
@@ -146,23 +160,27 @@ class Client:
     # ---- plumbing -----------------------------------------------------------------------------------
 
     async def send(self, event: Event) -> None:
-        if not self._connected.is_set():
-            if not isinstance(event, (Set, Delete, Batch)):
-                raise ConnectionLost("reconnecting")
-            return  # an operation: it is resent, with its op_id, once reconnected
-        data = self.conn.send(event)
+        """Send a request-less event (presence, or a raw event); fails while failing over."""
         async with self._send_lock:
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                if self.failover and isinstance(event, (Set, Delete, Batch)):
-                    return  # the reader notices the loss, reconnects and resends it
-                raise ConnectionLost(str(exc)) from None
+            if not self._connected.is_set():
+                raise ConnectionLost("reconnecting")
+            await self._write(event)
 
-    async def _request(self, event: Event, ref: int) -> Any:
+    async def _write(self, event: Event) -> None:
+        try:
+            await self.stream.send_all(self.conn.send(event))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ConnectionLost(str(exc)) from None
+
+    async def _request(self, ref: int, event: Event) -> Any:
         waiter = self._waiters[ref] = _Waiter()
         self._check_open()
-        await self.send(event)
+        try:
+            await self.send(event)
+        except ConnectionLost:
+            self._waiters.pop(ref, None)
+            self.session.forget(ref)
+            raise
         return await waiter.wait()
 
     def _check_open(self) -> None:
@@ -179,16 +197,14 @@ class Client:
                         if not started and self.welcome is not None:
                             started = True
                             task_status.started()
-                except (ConnectionLost, RemoteProtocolError, ServerError) as exc:
-                    fatal_for_good = isinstance(exc, ServerError) and exc.code in (
-                        "auth_failed",
-                        "version_mismatch",
-                        "kicked",
-                        "forbidden",
-                    )
-                    if not (self.failover and started) or fatal_for_good:
+                except _LeaveNode as exc:
+                    if not started:
+                        raise exc.error or ConnectionLost(str(exc)) from None
+                    await self._fail_over(str(exc))
+                except (ConnectionLost, RemoteProtocolError) as exc:
+                    if not (self.failover and started):
                         raise
-                    await self._reconnect(exc)
+                    await self._fail_over(str(exc))
         except (ConnectionLost, RemoteProtocolError, ServerError) as exc:
             self._fail_all(exc if not isinstance(exc, RemoteProtocolError) else ConnectionLost(str(exc)))
             if not started:
@@ -197,10 +213,14 @@ class Client:
             self._events_send.close()
 
     async def _read_some(self) -> None:
-        try:
-            data = await self.stream.receive_some(1 << 20)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
+        deadline = self.session.silence_deadline()
+        with trio.move_on_at(math.inf if deadline is None else deadline) as silence:
+            try:
+                data = await self.stream.receive_some(1 << 20)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+        if silence.cancelled_caught:
+            raise ConnectionLost(f"server silent for {SILENT_HEARTBEATS} heartbeat intervals")
         self.conn.receive_data(data)
         while True:
             event = self.conn.next_event()
@@ -211,70 +231,44 @@ class Client:
             assert isinstance(event, Event)
             await self._on_event(event)
 
-    async def _reconnect(self, cause: BaseException) -> None:
-        """Connect to another node with the same session, resume the room, resend unacked operations."""
+    async def _fail_over(self, reason: str) -> None:
+        """Connect to another node with the same session and send the session's resume plan."""
         self._connected = trio.Event()
-        lost = ConnectionLost(f"connection lost ({cause}); reconnecting")
-        for waiter in self._waiters.values():  # requests other than operations are not replayed
-            waiter.resolve(error=lost)
-        self._waiters.clear()
+        lost = ConnectionLost(f"connection lost ({reason}); reconnecting")
+        for ref in self.session.connection_lost(reason, trio.current_time()):
+            waiter = self._waiters.pop(ref, None) or self._op_waiters.pop(ref, None)
+            if waiter is not None:
+                waiter.resolve(error=lost)
+        self.locks = {}  # dropped with the connection; the resumed room announces the current ones
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(self.stream)
-        deadline = trio.current_time() + self.failover_timeout
-        while trio.current_time() < deadline:
-            for address in self._failover_order():
+        while not self.session.gave_up(trio.current_time()):
+            for address in self.session.failover_order():
                 try:
-                    with trio.fail_after(3):
+                    with trio.fail_after(HANDSHAKE_TIMEOUT):
                         await self._handshake(address)
-                except (OSError, trio.TooSlowError, ConnectionLost, RemoteProtocolError, ServerError):
-                    continue
-                self.reconnects += 1
-                if self.room is not None:
-                    ref = self._resume_ref = next(self._refs)
-                    join = JoinRoom(room=self.room, password=self._password, since=self.seq, ref=ref)
-                    await self.stream.send_all(self.conn.send(join))
-                for op_id in sorted(self._pending_ops):
-                    await self.stream.send_all(
-                        self.conn.send(self._op_event(op_id, self._pending_ops[op_id]))
-                    )
-                self._connected.set()
-                return
-            await trio.sleep(0.2)
-        raise ConnectionLost(f"no node reachable within {self.failover_timeout:g} s") from cause
+                    async with self._send_lock:
+                        for event in self.session.resume_plan():
+                            await self._write(event)
+                        self._connected.set()
+                    return
+                except (OSError, trio.TooSlowError, ConnectionLost, RemoteProtocolError, _LeaveNode):
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(self.stream)
+            await trio.sleep(ROUND_PAUSE)
+        timeout = self.session.failover_timeout
+        raise ConnectionLost(f"no node let this client resume within {timeout:g} s ({reason})")
 
-    def _failover_order(self) -> list[tuple[str, int]]:
-        known = list(self.addresses)
-        if self.welcome is not None:
-            for item in self.welcome.nodes:
-                host, _, port = item.rpartition(":")
-                address = (host.strip("[]"), int(port))
-                if address not in known:
-                    known.append(address)
-        if self.address in known:  # start with the node after the one that failed
-            i = known.index(self.address)
-            known = known[i + 1 :] + known[: i + 1]
-        return known
-
-    async def _handshake(self, address: tuple[str, int]) -> None:
+    async def _handshake(self, address: Address) -> None:
         stream: trio.abc.Stream
         if self._ssl_context is not None:
             stream = await trio.open_ssl_over_tcp_stream(*address, ssl_context=self._ssl_context)
         else:
             stream = await trio.open_tcp_stream(*address)
-        self.stream, self.conn, self.address = stream, Connection(Role.CLIENT), address
-        self.welcome = None
-        assert self._hello is not None
-        await stream.send_all(self.conn.send(self._hello))
+        self.stream, self.conn = stream, Connection(Role.CLIENT, max_frame_size=self.max_frame_size)
+        await self._write(self.session.connecting(address))
         while self.welcome is None:
             await self._read_some()
-
-    @staticmethod
-    def _op_event(op_id: int, ops: list[list[Any]]) -> Event:
-        if len(ops) == 1 and ops[0][0] == "set":
-            return Set(op_id=op_id, key=ops[0][1], value=ops[0][2])
-        if len(ops) == 1:
-            return Delete(op_id=op_id, key=ops[0][1])
-        return Batch(op_id=op_id, ops=ops)
 
     def _fail_all(self, error: BaseException) -> None:
         self._closed_error = error
@@ -284,138 +278,90 @@ class Client:
             self._snapshot_done.resolve(error=error)
 
     async def _on_event(self, event: Event) -> None:
-        match event:
-            case Welcome():
-                self.welcome = event
-            case Ping(nonce=nonce):
-                await self.send(Pong(nonce=nonce))
-            case Pong():
-                pass
-            case Ack(op_id=op_id, seq=seq):
-                ops = self._pending_ops.pop(op_id, None)
-                self._op_first_sent.pop(op_id, None)
-                if ops is not None:
-                    self._apply(seq, ops)
-                waiter = self._op_waiters.pop(op_id, None)
-                if waiter is not None:
-                    waiter.resolve(seq)
-            case Applied(seq=seq, ops=ops):
-                self._apply(seq, ops)
-                self._events_send.send_nowait(event)
-            case SnapshotChunk(items=items):
-                for key, value in items:
-                    self.state[key] = value
-            case SnapshotEnd(seq=seq):
-                self.seq = seq
-                if self._snapshot_done is not None:
-                    self._snapshot_done.resolve(seq)
-            case Error(ref=ref, fatal=False, code="unavailable") if (
-                self.failover and ref in self._pending_ops and self._op_retry_allowed(ref)
-            ):
-                # The cluster could not commit it (yet): send it again under the same op_id, which
-                # applies at most once.
-                await self.send(self._op_event(ref, self._pending_ops[ref]))
-            case Error(ref=ref) if ref is not None and ref == self._resume_ref:
-                # Resuming the room failed on this node (e.g. no quorum there): try another.
-                self._resume_ref = None
-                raise ConnectionLost(f"could not resume the room: {event.code}: {event.message}")
-            case Error(ref=ref, fatal=fatal):
-                error = ServerError(event.code, event.message, fatal)
-                waiter = None
-                if ref is not None:
-                    waiter = self._waiters.pop(ref, None) or self._op_waiters.pop(ref, None)
-                    self._pending_ops.pop(ref, None)
-                if waiter is not None:
-                    waiter.resolve(error=error)
-                else:
-                    self._events_send.send_nowait(event)
-                if fatal:
-                    raise error
-            case Joined(mode=mode, seq=seq, ref=ref):
-                # Reset here, in stream order: the snapshot chunks behind it may arrive before join() resumes.
-                self.state = {} if mode == "snapshot" else self.state
-                self.seq = seq
-                waiter = self._waiters.pop(ref, None) if ref is not None else None
-                if waiter is not None:
-                    waiter.resolve(event)
-            case ExportItems(ref=ref, items=items) if ref in self._exports:
-                self._exports[ref].extend(items)
-            case LocksChanged(room=room, locked=locked, unlocked=unlocked):
-                if room == self.room:
-                    for key in unlocked:
-                        self.locks.pop(key, None)
-                    self.locks.update(locked)
-                self._events_send.send_nowait(event)
-            case RoomDeleted(room=room, ref=None) if room == self.room:
-                self.room = None
-                self._events_send.send_nowait(event)
-            case _:
-                ref = getattr(event, "ref", None)
-                waiter = self._waiters.pop(ref, None) if ref is not None else None
-                if waiter is not None:
-                    waiter.resolve(event)
-                else:
-                    self._events_send.send_nowait(event)
-
-    def _op_retry_allowed(self, op_id: int) -> bool:
-        first = self._op_first_sent.setdefault(op_id, trio.current_time())
-        return trio.current_time() - first < self.failover_timeout
-
-    def _apply(self, seq: int, ops: list[list[Any]]) -> None:
-        for op in ops:
-            if op[0] == "set":
-                self.state[op[1]] = op[2]
-            else:
-                self.state.pop(op[1], None)
-        self.seq = max(self.seq, seq)
+        step = self.session.receive(event, trio.current_time())
+        for reply in step.send:
+            async with self._send_lock:
+                await self._write(reply)
+        if step.reply is not None:
+            ref, answer = step.reply
+            waiter = self._waiters.pop(ref, None)
+            if waiter is not None and isinstance(answer, Error):
+                waiter.resolve(error=ServerError.of(answer))
+            elif waiter is not None:
+                waiter.resolve(answer)
+        if step.acked is not None:
+            waiter = self._op_waiters.pop(step.acked[0], None)
+            if waiter is not None:
+                waiter.resolve(step.acked[1])
+        for op_id, error in step.refused:
+            waiter = self._op_waiters.pop(op_id, None)
+            if waiter is not None:
+                waiter.resolve(error=ServerError.of(error))
+        if step.snapshot_end is not None and self._snapshot_done is not None:
+            self._snapshot_done.resolve(step.snapshot_end)
+        if isinstance(event, ExportItems) and event.ref in self._exports:
+            self._exports[event.ref].extend(event.items)
+        elif isinstance(event, LocksChanged) and event.room == self.room:
+            for key in event.unlocked:
+                self.locks.pop(key, None)
+            self.locks.update(event.locked)
+            self._events_send.send_nowait(event)
+        elif step.deliver:
+            self._events_send.send_nowait(event)
+        if step.fatal is not None:
+            raise ServerError.of(step.fatal)
+        if step.failover is not None:
+            fatal = isinstance(event, Error) and event.fatal
+            raise _LeaveNode(step.failover, ServerError.of(event) if fatal else None)
 
     # ---- requests -----------------------------------------------------------------------------------
 
     async def list_rooms(self, subscribe: bool = False) -> list[dict[str, Any]]:
-        ref = next(self._refs)
-        reply = await self._request(ListRooms(subscribe=subscribe, ref=ref), ref)
+        reply = await self._request(
+            *self.session.request(lambda ref: ListRooms(subscribe=subscribe, ref=ref))
+        )
         return reply.rooms
 
     async def create_room(self, room: str, *, keep_open: bool = False, password: str | None = None) -> None:
-        ref = next(self._refs)
-        await self._request(CreateRoom(room=room, keep_open=keep_open, password=password, ref=ref), ref)
+        await self._request(
+            *self.session.request(
+                lambda ref: CreateRoom(room=room, keep_open=keep_open, password=password, ref=ref)
+            )
+        )
 
     async def join(self, room: str, *, password: str | None = None, since: int | None = None) -> JoinResult:
         """Join a room; returns once the snapshot (or the resumed tail's start) is in ``state``."""
-        ref = next(self._refs)
         self._snapshot_done = _Waiter()
-        joined: Joined = await self._request(
-            JoinRoom(room=room, password=password, since=since, ref=ref), ref
-        )
-        self.room = room
-        self._password = password
+        joined: Joined = await self._request(*self.session.join(room, password=password, since=since))
         self.locks = {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
         return JoinResult(room=room, seq=joined.seq, mode=joined.mode, clients=joined.clients)
 
     async def leave(self) -> None:
-        ref = next(self._refs)
-        await self._request(LeaveRoom(ref=ref), ref)
-        self.room = None
+        await self._request(*self.session.leave())
 
     async def delete_room(self, room: str) -> None:
-        ref = next(self._refs)
-        await self._request(DeleteRoom(room=room, ref=ref), ref)
+        await self._request(*self.session.request(lambda ref: DeleteRoom(room=room, ref=ref)))
 
     def next_op_id(self) -> int:
-        self._last_op_id += 1
-        return self._last_op_id
+        """Reserve an op id for ``send_ops(op_id=...)``; op ids increase within the session."""
+        return self.session.reserve_op_id()
 
     async def send_ops(self, ops: list[list[Any]], *, op_id: int | None = None) -> tuple[int, _Waiter]:
-        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq)."""
-        if op_id is None:
-            op_id = self.next_op_id()
-        self._last_op_id = max(self._last_op_id, op_id)
-        waiter = self._op_waiters[op_id] = _Waiter()
-        self._pending_ops[op_id] = ops
-        self._check_open()
-        await self.send(self._op_event(op_id, ops))
+        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq).
+
+        While failing over, the operation waits in the session and goes out with the resume plan."""
+        async with self._send_lock:  # taken by the resume plan too: an op is sent once per connection
+            self._check_open()  # then registered with no wait in between: a closing client resolves it
+            op_id, event = self.session.write(ops, op_id=op_id)
+            waiter = self._op_waiters[op_id] = _Waiter()
+            if self._connected.is_set():
+                try:
+                    await self._write(event)
+                except ConnectionLost:
+                    if not self.failover:
+                        raise  # with failover, the reader notices, reconnects and resends it
         return op_id, waiter
 
     async def set(self, key: str, value: bytes) -> int:
@@ -431,9 +377,10 @@ class Client:
         return await waiter.wait()
 
     async def event(self, value: bytes) -> int:
-        op_id = self.next_op_id()
+        op_id, event = self.session.room_event(value)
         waiter = self._op_waiters[op_id] = _Waiter()
-        await self.send(RoomEvent(op_id=op_id, value=value))
+        self._check_open()
+        await self.send(event)
         return await waiter.wait()
 
     async def presence(self, **state: Any) -> None:
@@ -441,32 +388,33 @@ class Client:
 
     async def lock(self, keys: list[str]) -> list[str]:
         """Lock keys of the joined room (all or none: ServerError ``locked``); returns the keys."""
-        ref = next(self._refs)
-        reply: LockGranted = await self._request(Lock(keys=list(keys), ref=ref), ref)
+        reply: LockGranted = await self._request(
+            *self.session.request(lambda ref: Lock(keys=list(keys), ref=ref))
+        )
         return reply.keys
 
     async def unlock(self, keys: list[str] | None = None) -> list[str]:
         """Release some (default: all) of this client's locks; returns the keys released."""
-        ref = next(self._refs)
-        reply: Unlocked = await self._request(Unlock(keys=list(keys or []), ref=ref), ref)
+        reply: Unlocked = await self._request(
+            *self.session.request(lambda ref: Unlock(keys=list(keys or []), ref=ref))
+        )
         return reply.keys
 
     async def admin(self, action: str, **args: Any) -> Any:
         """An admin request (needs the admin role); returns its result."""
-        ref = next(self._refs)
-        reply: AdminResult = await self._request(Admin(action=action, args=args, ref=ref), ref)
+        reply: AdminResult = await self._request(
+            *self.session.request(lambda ref: Admin(action=action, args=args, ref=ref))
+        )
         return reply.result
 
     async def export_room(self, room: str) -> dict[str, Any]:
         """A room's state as an export document (see broadcaster/roomfile.py for the file format)."""
         from .roomfile import make_document
 
-        ref = next(self._refs)
+        ref, request = self.session.request(lambda ref: Admin(action="export", args={"room": room}, ref=ref))
         self._exports[ref] = []
         try:
-            reply: AdminResult = await self._request(
-                Admin(action="export", args={"room": room}, ref=ref), ref
-            )
+            reply: AdminResult = await self._request(ref, request)
             items = self._exports[ref]
         finally:
             self._exports.pop(ref, None)
@@ -518,12 +466,15 @@ async def connect(
     ssl_context: ssl.SSLContext | None = None,
     failover: bool = False,
     addresses: list[str] | None = None,
+    failover_timeout: float = 30.0,
 ) -> AsyncIterator[Client]:
     """A connected client (hello answered). With ``ssl_context``, over TLS (see broadcaster/tls.py).
 
-    With ``failover``, a lost connection is replaced by one to another node (``addresses`` and the
-    ``nodes`` the server lists in welcome), the room is resumed from the last seq and unacknowledged
-    operations are resent with their op_ids; the caller sees at most a delay.
+    With ``failover``, the client leaves a node that drops the connection, answers ``unavailable`` (no
+    quorum there) or falls silent, for the next of ``addresses`` and the ``nodes`` the server lists in
+    welcome; it resumes the room from the last seq and resends unacknowledged operations with their op_ids,
+    so the caller sees at most a delay. After ``failover_timeout`` seconds without a node that lets it
+    resume, it gives up (ConnectionLost).
     """
     stream: trio.abc.Stream
     if ssl_context is not None:
@@ -536,16 +487,7 @@ async def connect(
             raise ConnectionLost(f"TLS handshake with {host}:{port} failed: {cause}") from None
     else:
         stream = await trio.open_tcp_stream(host, port)
-    client = Client(stream)
-    client.failover = failover
-    client.address = (host, port)
-    client._ssl_context = ssl_context
-    client.addresses = [(host, port)]
-    for item in addresses or []:
-        other_host, _, other_port = item.rpartition(":")
-        if (other_host, int(other_port)) not in client.addresses:
-            client.addresses.append((other_host.strip("[]"), int(other_port)))
-    client._hello = Hello(
+    hello = Hello(
         protocol=PROTOCOL_VERSION,
         client_name=name,
         client_kind=kind,
@@ -553,9 +495,12 @@ async def connect(
         session=session or secrets.token_hex(16),
         token=token,
     )
+    known = [(host, port), *(parse_address(item) for item in addresses or [])]
+    client_session = ClientSession(hello, known, failover=failover, failover_timeout=failover_timeout)
+    client = Client(stream, client_session, ssl_context=ssl_context)
     try:
         async with trio.open_nursery() as nursery:
-            await client.send(client._hello)
+            await client.send(client_session.connecting((host, port)))
             await nursery.start(client._reader)
             try:
                 yield client

@@ -4,7 +4,9 @@ See docs/protocol.md for the byte-level specification.
 """
 
 from . import limits
+from .client_session import ClientSession, Step
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
+from .convergence import PendingEdits
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     EVENT_TYPES,
@@ -61,3 +63,4 @@ from .limits import (
     check_room_name,
     fit_name,
 )
+from .nodes import SILENT_HEARTBEATS, Nodes, parse_address

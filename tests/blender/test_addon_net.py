@@ -135,6 +135,11 @@ def test_failover_ping_heartbeat_and_reconnect_with_the_same_session():
         net.send(generation2, P.ListRooms(ref=7))
         assert server.receive(sock, conn, P.ListRooms).ref == 7
 
+        # Leaving a node is asked for by connection: a request for a predecessor drops nothing.
+        net.drop_connection(generation)
+        net.send(generation2, P.ListRooms(ref=8))
+        assert server.receive(sock, conn, P.ListRooms).ref == 8
+
         # A dropped connection (as in the tests' "drop") is noticed and reconnected.
         net.drop_connection()
         assert "dropped" in next_item(net.inbox, "disconnected")[2]

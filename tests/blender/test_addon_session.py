@@ -34,7 +34,7 @@ class FakeNet:
         self.sent: list = []
         self.generation = 0
         self.connected_address = addresses[0]
-        self.dropped = 0
+        self.dropped: list[int | None] = []  # the generations asked to be dropped (None: whichever)
         self.stopped = False
         FakeNet.instances.append(self)
 
@@ -48,8 +48,8 @@ class FakeNet:
     def stop(self):
         self.stopped = True
 
-    def drop_connection(self):
-        self.dropped += 1
+    def drop_connection(self, generation=None):
+        self.dropped.append(generation)
 
     @property
     def alive(self):
@@ -471,8 +471,8 @@ def test_refused_batches_are_retried_or_dropped_by_error_code(live, P):
     pump_full(session)
     (second,) = net.take(P.Batch)
 
-    # No quorum right now: the batch had no effect; it goes out again under a new op_id.
-    net.deliver(P.Error(code="unavailable", message="no quorum", ref=first.op_id))
+    # Rate limited: the batch had no effect; it goes out again under a new op_id, after a pause.
+    net.deliver(P.Error(code="rate_limited", message="slow down", ref=first.op_id))
     session_module.pump()
     assert transform_key(a) in session.pending and not session.idle
     session._retry_at = time.monotonic()
@@ -502,3 +502,30 @@ def test_auth_failure_stops_reconnecting(addon, P):
         assert "auth_failed" in session.status
     finally:
         session_module.stop()
+
+
+def test_unavailable_leaves_the_node_and_resends_the_batch_under_its_op_id_on_the_next(live, P):
+    from blender_addon import session as session_module
+
+    session, net = live
+    ob = link(bpy.data.objects.new("Thing", None))
+    pump_full(session)
+    (batch,) = net.take(P.Batch)
+    # This node lost its quorum: it cannot commit anything, so the session leaves it.
+    net.deliver(P.Error(code="unavailable", message="no quorum", ref=batch.op_id))
+    session_module.pump()
+    assert net.dropped == [net.generation]  # that connection only, not a successor
+    assert list(session.unacked) == [batch.op_id] and transform_key(ob) in session.pending
+    net.lose()
+    net.connect()
+    session_module.pump()
+    (join,) = net.take(P.JoinRoom)
+    assert join.since == 0
+    assert net.take(P.Batch) == [batch]  # same op_id, same ops: applied at most once
+    net.deliver(
+        P.Joined(room="r", seq=0, mode="resume", key_count=0, clients=[], ref=join.ref),
+        P.Ack(op_id=batch.op_id, seq=1),
+    )
+    pump_full(session)
+    assert not session.unacked and not session.pending and session.last_seq == 1
+    assert net.take(P.Batch) == []

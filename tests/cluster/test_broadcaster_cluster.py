@@ -294,6 +294,77 @@ async def test_a_partitioned_minority_refuses_writes_then_converges(tmp_path):
             cluster.close()
 
 
+async def write_through_a_fault(client: Client, count: int) -> dict[str, int]:
+    """``count`` writes, each of which must be acknowledged: the client has to move on by itself."""
+    acked: dict[str, int] = {}
+    with trio.fail_after(client.failover_timeout):  # a client that waits the timeout out fails here
+        for i in range(count):
+            acked[f"k{i}"] = await client.set(f"k{i}", str(i).encode())
+    return acked
+
+
+async def every_node_registered(cluster: BroadcasterCluster, node_id: int) -> None:
+    """Wait until ``node_id`` lists every node's client address (what welcome.nodes will hold)."""
+    with trio.fail_after(20):
+        while len((await cluster.status(node_id))["clients"]) < len(cluster.ids):
+            await trio.sleep(0.1)
+
+
+async def assert_logged_once(cluster: BroadcasterCluster, node_id: int, acked: dict[str, int]) -> None:
+    logged = await room_log(cluster, node_id, "moving")
+    keys = [key for _, key in logged]
+    assert len(keys) == len(set(keys))  # nothing resent was applied twice
+    for key, seq in acked.items():
+        assert (seq, key) in logged
+
+
+async def test_a_failover_client_leaves_a_node_cut_off_in_a_minority(tmp_path):
+    """A node isolated from the other two answers writes with `unavailable`: the client fails over to
+    another node from welcome.nodes at once (not after failover_timeout) and resends what was unacked."""
+    from faults.proxy import open_links
+
+    async with open_links([1, 2, 3]) as links:
+        cluster = BroadcasterCluster(tmp_path / "cluster", 3, links=links)
+        cluster.start_all()
+        try:
+            leader = await cluster.leader()
+            cut_off = next(i for i in cluster.ids if i != leader)
+            await every_node_registered(cluster, cut_off)  # the client learns the others from welcome
+            async with connect(
+                *cluster.address(cut_off), name="mover", failover=True, failover_timeout=60
+            ) as mover:
+                assert len(mover.welcome.nodes) == 3  # where it may go, as the server says
+                await mover.create_room("moving", keep_open=True)
+                await mover.join("moving")
+                await mover.set("before", b"1")
+                links.isolate(cut_off)
+                acked = await write_through_a_fault(mover, 20)
+                assert mover.address != cluster.address(cut_off) and mover.reconnects >= 1
+                await assert_logged_once(cluster, leader, acked)
+            links.heal_all()
+        finally:
+            cluster.stop_all()
+
+
+async def test_a_failover_client_leaves_a_silent_node(cluster3):
+    """A node that stops answering (paused, its connection open) is left after three heartbeat intervals."""
+    leader = await cluster3.leader()
+    silent = next(i for i in cluster3.ids if i != leader)
+    await every_node_registered(cluster3, silent)
+    async with connect(*cluster3.address(silent), name="mover", failover=True, failover_timeout=60) as mover:
+        assert len(mover.welcome.nodes) == 3
+        await mover.create_room("moving", keep_open=True)
+        await mover.join("moving")
+        await mover.set("before", b"1")
+        cluster3.signal(silent, signal.SIGSTOP)
+        try:
+            acked = await write_through_a_fault(mover, 5)
+            assert mover.address != cluster3.address(silent) and mover.reconnects >= 1
+            await assert_logged_once(cluster3, leader, acked)
+        finally:
+            cluster3.signal(silent, signal.SIGCONT)
+
+
 async def test_cluster_with_tls_everywhere(tmp_path):
     """Client port and cluster port both over TLS (``tls_cert``/``tls_key`` and ``cluster_ca``)."""
     import trustme
