@@ -6,13 +6,15 @@ import itertools
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from ackcheck import Recorder, check_stream
 from support import BroadcasterCluster, wait_for
 
 from broadcaster.client import Client, ConnectionLost, ServerError, connect
-from protocol import Applied
+from protocol import Ack, Applied
 
 
 @pytest.fixture
@@ -74,10 +76,13 @@ async def test_clients_on_different_nodes_see_one_order(cluster3):
         connect(*cluster3.address(3), name="c3") as c3,
     ):
         clients = [c1, c2, c3]
+        recorders = [Recorder(client) for client in clients]
         await c1.create_room("shared", keep_open=True)
         for client in clients:
             await client.join("shared")
         seen: list[list[int]] = [[], [], []]
+        sent: list[dict[int, list[Any]]] = [{}, {}, {}]  # op_id -> ops
+        acked: list[list[Any]] = [[], [], []]  # the waiters of each client's own writes
 
         async def watch(index: int, client: Client) -> None:
             while True:
@@ -87,7 +92,10 @@ async def test_clients_on_different_nodes_see_one_order(cluster3):
 
         async def write(index: int, client: Client) -> None:
             for i in range(100):
-                await client.send_ops([["set", f"k{i % 5}", f"{index}:{i}".encode()]])
+                ops = [["set", f"k{i % 5}", f"{index}:{i}".encode()]]
+                op_id, waiter = await client.send_ops(ops)
+                sent[index][op_id] = ops
+                acked[index].append(waiter)
 
         async with trio.open_nursery() as nursery:
             for index, client in enumerate(clients):
@@ -96,11 +104,26 @@ async def test_clients_on_different_nodes_see_one_order(cluster3):
                 for index, client in enumerate(clients):
                     writers.start_soon(write, index, client)
             await wait_for(lambda: all(len(s) == 200 for s in seen), timeout=30)
+            # A client's own writes enter its state at their acks, which may come after everyone else's
+            # operations (its write was last): compare the states once every ack is in.
+            for waiters in acked:
+                for waiter in waiters:
+                    with trio.fail_after(30):
+                        await waiter.wait()
             nursery.cancel_scope.cancel()
         assert c1.state == c2.state == c3.state
         for index in range(3):
             assert seen[index] == sorted(seen[index])  # others' operations arrive in seq order
             assert len(seen[index]) == 200  # everyone else's, each once
+            assert check_stream(recorders[index].events, sent=sent[index]) == []  # own acks in place
+        # The value of every key is its last write in seq order, as c1's stream ordered them.
+        last: dict[str, bytes] = {}
+        for event in recorders[0].events:
+            ops = event.ops if isinstance(event, Applied) else sent[0].get(getattr(event, "op_id", 0), [])
+            if isinstance(event, (Applied, Ack)):
+                for op in ops:
+                    last[op[1]] = op[2]
+        assert c1.state == last
     async with connect(*cluster3.address(2), name="newcomer") as newcomer:
         # Every node's client address, this node's first: where a client fails over to.
         assert newcomer.welcome is not None
