@@ -294,8 +294,10 @@ class Client:
             case Ack(op_id=op_id, seq=seq):
                 ops = self._pending_ops.pop(op_id, None)
                 self._op_first_sent.pop(op_id, None)
-                if ops is not None:
+                if ops is not None and seq > self.seq:
                     self._apply(seq, ops)
+                # else: an ack at or below our seq answers a retry of an op our state already holds (its
+                # snapshot, or the state we resumed from): applying it again would undo later writes.
                 waiter = self._op_waiters.pop(op_id, None)
                 if waiter is not None:
                     waiter.resolve(seq)

@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -19,7 +20,8 @@ from ackcheck import Recorder, check_stream
 from faults.proxy import LinkProxy, open_proxy
 from support import BroadcasterCluster, wait_for
 
-from broadcaster.client import Client, connect
+from broadcaster.client import Client, ServerError, connect
+from protocol import Applied
 
 
 def start_cluster(root: Path, extra: str = "") -> BroadcasterCluster:
@@ -43,6 +45,17 @@ async def proxied(cluster: BroadcasterCluster, node_id: int) -> AsyncIterator[Li
     """A proxy on the link from a client to one node (to hold that node's replies)."""
     async with open_proxy(cluster.address(node_id), name=f"client->{node_id}") as proxy:
         yield proxy
+
+
+def address(proxy: LinkProxy) -> str:
+    host, port = proxy.address
+    return f"{host}:{port}"
+
+
+async def drain(client: Client) -> None:
+    """Consume a client's events (its state follows the stream either way; this keeps the channel short)."""
+    while True:
+        await client.receive()
 
 
 async def wait_synced(*clients: Client, timeout: float = 20) -> None:
@@ -127,3 +140,147 @@ async def test_a_write_forwarded_by_a_paused_follower_is_acked_in_place(cluster3
         for name, recorder in recorders.items():
             assert_in_place(recorder, sent[name])
             assert sorted(recorder.acks()) == sent[name]
+
+
+async def _retry_scenario(cluster: BroadcasterCluster, later_writes: int) -> dict[str, Any]:
+    """A failover client writes through a proxy to a follower; its ack is held in the proxy while the op
+    commits and ``later_writes`` operations of another client follow it; then its connection is cut. The
+    client reconnects to another node, resumes ``since`` its last seq (a tail, or a snapshot when the tail
+    is gone) and resends the op under its op_id: a retry of an operation that already committed."""
+    leader = await cluster.leader()
+    first, second = [i for i in cluster.ids if i != leader]
+    async with (
+        proxied(cluster, first) as link,
+        connect(*cluster.address(leader), name="other") as other,
+    ):
+        await other.create_room("r", keep_open=True)
+        await other.join("r")
+        await other.set("k", b"other:0")
+        addresses = [address(link), f"{cluster.address(second)[0]}:{cluster.address(second)[1]}"]
+        async with connect(*link.address, name="retrier", failover=True, addresses=addresses) as client:
+            recorder = Recorder(client)
+            await client.join("r")
+            await wait_synced(client, other)
+            link.hold_back()
+            op_id, acked = await client.send_ops([["set", "k", b"mine"]])
+            await wait_for(lambda: other.state.get("k") == b"mine", timeout=20)
+            mine_seq = other.seq
+            for i in range(later_writes):
+                await other.set("k" if i == 0 else f"later{i}", f"other:{i + 1}".encode())
+            link.cut()  # the held ack is lost with the connection; the client fails over to ``second``
+            link.release_back()
+            with trio.fail_after(30):
+                assert await acked.wait() == mine_seq
+            await other.set("after", b"x")
+            await wait_synced(client, other)
+            assert client.reconnects == 1
+            return {
+                "client_state": dict(client.state),
+                "other_state": dict(other.state),
+                "events": list(recorder.events),
+                "op_id": op_id,
+                "mine_seq": mine_seq,
+                "acks": recorder.acks(),
+            }
+
+
+async def test_a_retry_of_a_committed_op_after_a_resume_is_acked_once_in_place(cluster3):
+    """The resumed tail carries the op's ack at its place; the resend must not be acked a second time
+    (a second ack after later operations is a misplaced ack: a client applying it would go back)."""
+    outcome = await _retry_scenario(cluster3, later_writes=3)
+    assert check_stream(outcome["events"], sent=[outcome["op_id"]]) == []
+    assert outcome["acks"] == {outcome["op_id"]: [outcome["mine_seq"]]}
+    assert outcome["client_state"] == outcome["other_state"]
+    assert outcome["client_state"]["k"] == b"other:1"  # written after "mine": it wins
+
+
+async def test_a_retry_of_an_op_inside_the_resume_snapshot_changes_nothing(tmp_path):
+    """With the tail gone the client resumes from a snapshot that already holds its op (and the later
+    write that replaced it). The retry's ack carries the op's seq, at or below the snapshot's: the client
+    must not apply it again over the newer value."""
+    cluster = start_cluster(tmp_path / "cluster", extra="[server]\nroom_tail = 2\n")
+    try:
+        outcome = await _retry_scenario(cluster, later_writes=5)
+    finally:
+        cluster.stop_all()
+    assert check_stream(outcome["events"], sent=[outcome["op_id"]]) == []
+    assert outcome["acks"] == {outcome["op_id"]: [outcome["mine_seq"]]}
+    assert outcome["client_state"] == outcome["other_state"]
+    assert outcome["client_state"]["k"] == b"other:1"
+
+
+async def test_a_leader_change_with_writes_in_flight_keeps_every_ack_in_place(cluster3):
+    """Failover clients on every node pipeline writes to shared keys; the leader is paused mid-stream until
+    another node leads, then resumed. Forwarded proposals fail over, retries hit the duplicate path."""
+    leader = await cluster3.leader()
+    addresses = cluster3.addresses()
+    async with connect(*cluster3.address(leader), name="setup") as setup:
+        await setup.create_room("r", keep_open=True)
+    async with (
+        connect(*cluster3.address(1), name="w1", failover=True, addresses=addresses) as w1,
+        connect(*cluster3.address(2), name="w2", failover=True, addresses=addresses) as w2,
+        connect(*cluster3.address(3), name="w3", failover=True, addresses=addresses) as w3,
+    ):
+        writers = [w1, w2, w3]
+        recorders = [Recorder(w) for w in writers]
+        for w in writers:
+            await w.join("r")
+        sent: list[list[int]] = [[], [], []]
+        acked: list[dict[int, int]] = [{}, {}, {}]
+        refused: list[int] = [0, 0, 0]
+
+        async def settle(index: int, op_id: int, waiter: Any) -> None:
+            try:
+                acked[index][op_id] = await waiter.wait()
+            except ServerError:
+                refused[index] += 1  # e.g. a retry overtaken by a later op of the same client: not applied
+
+        async def write(index: int, client: Client, paused: trio.Event, count: int) -> None:
+            async with trio.open_nursery() as settling:
+                for i in range(count):
+                    if i == count // 2:
+                        await paused.wait()
+                    op_id, waiter = await client.send_ops([["set", f"k{i % 3}", f"{index}:{i}".encode()]])
+                    sent[index].append(op_id)
+                    settling.start_soon(settle, index, op_id, waiter)
+
+        paused = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for client in writers:
+                nursery.start_soon(drain, client)
+            async with trio.open_nursery() as writing:
+                for index, client in enumerate(writers):
+                    writing.start_soon(write, index, client, paused, 60)
+                await wait_for(lambda: all(len(s) >= 30 for s in sent), timeout=20)
+                cluster3.signal(leader, signal.SIGSTOP)  # writes in flight on every node
+                try:
+                    paused.set()
+                    await cluster3.leader(among=[i for i in cluster3.ids if i != leader], timeout=30)
+                finally:
+                    cluster3.signal(leader, signal.SIGCONT)
+            await wait_synced(*writers, timeout=30)
+            nursery.cancel_scope.cancel()
+        assert w1.state == w2.state == w3.state
+        for index, recorder in enumerate(recorders):
+            assert_in_place(recorder, sent[index])
+            assert {op: seqs[0] for op, seqs in recorder.acks().items()} == acked[index]
+        assert sum(len(a) for a in acked) > 100
+        # Against the room's log: every acked write is at its seq, and the state is its last writer per key.
+        async with connect(*cluster3.address(leader), name="auditor") as auditor:
+            await auditor.join("r", since=0)
+            await wait_for(lambda: auditor.seq == w1.seq, timeout=20)
+            log: dict[int, tuple[str, int, list]] = {}
+            while len(log) < auditor.seq:
+                event = await auditor.receive()
+                if isinstance(event, Applied):
+                    log[event.seq] = (event.client_id, event.op_id, event.ops)
+        by_client = {w.client_id: i for i, w in enumerate(writers)}
+        for seq, (client_id, op_id, _) in log.items():
+            if client_id in by_client:
+                assert acked[by_client[client_id]].get(op_id) == seq
+        last: dict[str, bytes] = {}
+        for seq in sorted(log):
+            for op in log[seq][2]:
+                last[op[1]] = op[2]
+        assert w1.state == last
+
