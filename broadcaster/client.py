@@ -325,8 +325,13 @@ class Client:
                 error = ServerError(event.code, event.message, fatal)
                 waiter = None
                 if ref is not None:
-                    waiter = self._waiters.pop(ref, None) or self._op_waiters.pop(ref, None)
-                    self._pending_ops.pop(ref, None)
+                    waiter = self._waiters.pop(ref, None)
+                    if waiter is None:  # not a request's ref: an operation's op_id
+                        waiter = self._op_waiters.pop(ref, None)
+                        if event.code != "unavailable":
+                            self._pending_ops.pop(ref, None)
+                        # else its outcome is unknown (e.g. the leader changed before answering): it may
+                        # still commit, and then its ack comes at its place; keep it to apply it there.
                 if waiter is not None:
                     waiter.resolve(error=error)
                 else:

@@ -284,3 +284,41 @@ async def test_a_leader_change_with_writes_in_flight_keeps_every_ack_in_place(cl
                 last[op[1]] = op[2]
         assert w1.state == last
 
+
+async def test_an_op_answered_unavailable_that_commits_enters_the_authors_state(tmp_path):
+    """A follower that stops hearing from the leader answers its client's forwarded write `unavailable`:
+    it cannot know the outcome. The write commits anyway; once the follower catches up, its ack arrives
+    at its place and the client (which did not retry) applies it there, like everyone else."""
+    from faults.proxy import open_links
+
+    async with open_links([1, 2, 3]) as links:
+        # Slow ticks: the write reaches the leader long before the cut-off follower gives up on it.
+        cluster = BroadcasterCluster(tmp_path / "cluster", 3, tick_interval=0.2, links=links)
+        cluster.start_all()
+        try:
+            leader = await cluster.leader(timeout=30)
+            follower = next(i for i in cluster.ids if i != leader)
+            async with (
+                connect(*cluster.address(leader), name="observer") as observer,
+                connect(*cluster.address(follower), name="author") as author,
+            ):
+                recorder = Recorder(author)
+                await observer.create_room("r", keep_open=True)
+                await observer.join("r")
+                await author.join("r")
+                await observer.set("k", b"before")
+                await wait_synced(observer, author)
+                links.cut(leader, follower, both=False)  # the follower's forwards still reach the leader
+                op_id, acked = await author.send_ops([["set", "k", b"mine"]])
+                await wait_for(lambda: observer.state.get("k") == b"mine", timeout=20)  # committed
+                with pytest.raises(ServerError) as info:
+                    with trio.fail_after(30):
+                        await acked.wait()
+                assert info.value.code == "unavailable"
+                links.heal_all()
+                await observer.set("after", b"x")
+                await wait_for(lambda: author.state.get("after") == b"x", timeout=30)
+                assert author.state == observer.state == {"k": b"mine", "after": b"x"}
+                assert_in_place(recorder, [op_id])
+        finally:
+            cluster.stop_all()
