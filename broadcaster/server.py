@@ -316,6 +316,7 @@ class Broadcaster:
         seq = self.current_seq(request.room)
         clients = [member.info() for member in room.members.values()] + self.peers.members(room.name)
         tail = self._tail_after(request.room, request.since, seq) if request.since is not None else None
+        session.joined_seq = request.since if tail is not None else seq  # where its stream starts
         if tail is not None:
             session.send(
                 Joined(
@@ -516,10 +517,16 @@ class Broadcaster:
         result = proposal.result
         assert result is not None
         if proposal.duplicate:
-            # A retry of an op that already committed: no fan-out happened this time, so ack it here.
+            # A retry of an op that already committed: this commit appended nothing and fanned nothing out.
             seq = appended_seq(result)
             if seq is not None:
-                session.send(Ack(op_id=op_id, seq=seq + room.seq_base))
+                seq += room.seq_base
+                # Its ack belongs at its seq. If this session's stream starts after that seq (its snapshot
+                # or the state it resumed from holds the op), no ack was placed: send one now, with the
+                # op's own seq, which the client reads as "already in your state". Otherwise the fan-out or
+                # the resumed tail placed it already, and a second one would land after later operations.
+                if session.room is not room or seq <= session.joined_seq:
+                    session.send(Ack(op_id=op_id, seq=seq))
                 return None
         if not result.get("ok"):
             return RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "operation refused"))

@@ -111,6 +111,7 @@ class Session:
         )
         self.presence: dict[str, Any] = {}
         self.room: Room | None = None
+        self.joined_seq = 0  # the room's stream to this session starts after this seq (see write_outcome)
         self.last_op_id = 0
         self.closing = False
         self._inflight = trio.Semaphore(config.max_inflight_ops)

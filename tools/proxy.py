@@ -6,7 +6,8 @@ node ``i`` dialled to reach ``j``; ``Links.isolate`` and ``Links.partition`` cut
 
 A cut link closes every connection it carries and then accepts new connections only to close them
 at once, which looks to the dialling node like a peer that keeps hanging up. ``heal`` lets new
-connections through again.
+connections through again. ``hold_back`` keeps what the target sends in the proxy (the other direction
+flows on) until ``release_back``: a reply held in flight, for as long as a test needs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class LinkProxy:
         self.accepted = 0  # connections accepted (including refused ones)
         self.forwarded = 0  # connections forwarded to the target
         self.bytes = 0  # bytes forwarded, both directions
+        self._back_gate: trio.Event | None = None  # set by hold_back: target -> dialler bytes wait for it
         self._scopes: set[trio.CancelScope] = set()
         self._listen_scope: trio.CancelScope | None = None
 
@@ -78,6 +80,16 @@ class LinkProxy:
         """Hold every forwarded chunk for ``seconds`` (0 turns the delay off)."""
         self.chunk_delay = max(0.0, seconds)
 
+    def hold_back(self) -> None:
+        """Stop forwarding what the target sends (bytes already forwarded are not recalled)."""
+        if self._back_gate is None:
+            self._back_gate = trio.Event()
+
+    def release_back(self) -> None:
+        gate, self._back_gate = self._back_gate, None
+        if gate is not None:
+            gate.set()
+
     def _close_all(self) -> None:
         for scope in list(self._scopes):
             scope.cancel()
@@ -100,17 +112,21 @@ class LinkProxy:
                         return
                     self.forwarded += 1
                     async with upstream, trio.open_nursery() as nursery:
-                        nursery.start_soon(self._pump, client, upstream, nursery.cancel_scope)
-                        nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope)
+                        nursery.start_soon(self._pump, client, upstream, nursery.cancel_scope, False)
+                        nursery.start_soon(self._pump, upstream, client, nursery.cancel_scope, True)
                 finally:
                     self._scopes.discard(scope)
 
-    async def _pump(self, source: trio.SocketStream, sink: trio.SocketStream, done: trio.CancelScope) -> None:
+    async def _pump(
+        self, source: trio.SocketStream, sink: trio.SocketStream, done: trio.CancelScope, back: bool
+    ) -> None:
         try:
             while True:
                 data = await source.receive_some(CHUNK)
                 if not data:
                     break
+                while back and self._back_gate is not None:
+                    await self._back_gate.wait()
                 if self.chunk_delay:
                     await trio.sleep(self.chunk_delay)
                 await sink.send_all(data)

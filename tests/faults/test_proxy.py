@@ -134,6 +134,35 @@ async def test_delay_holds_each_chunk():
             assert trio.current_time() - started < 0.3
 
 
+async def test_hold_back_keeps_replies_until_released():
+    received = []
+
+    async def recording_echo(stream: trio.SocketStream) -> None:
+        async with stream:
+            async for data in stream:
+                received.append(data)
+                await stream.send_all(data)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, recording_echo, 0, host="127.0.0.1"))
+        async with open_proxy(("127.0.0.1", listeners[0].socket.getsockname()[1])) as proxy:
+            stream = await trio.open_tcp_stream(*proxy.address)
+            async with stream:
+                assert await roundtrip(stream, b"warm") == b"warm"
+                proxy.hold_back()
+                await stream.send_all(b"held")
+                with trio.fail_after(5):
+                    while received[-1:] != [b"held"]:  # the request went through; its echo waits
+                        await trio.sleep(0.01)
+                with trio.move_on_after(0.2) as waited:
+                    await stream.receive_some()
+                assert waited.cancelled_caught
+                proxy.release_back()
+                with trio.fail_after(5):
+                    assert await stream.receive_some() == b"held"
+        nursery.cancel_scope.cancel()
+
+
 async def test_closing_one_side_closes_the_other():
     async with echo_server() as target, open_proxy(target) as proxy:
         stream = await trio.open_tcp_stream(*proxy.address)
