@@ -293,7 +293,7 @@ class Client:
             waiter = self._op_waiters.pop(step.acked[0], None)
             if waiter is not None:
                 waiter.resolve(step.acked[1])
-        for op_id, error in step.refused:
+        for op_id, error in step.refused + step.unknown:
             waiter = self._op_waiters.pop(op_id, None)
             if waiter is not None:
                 waiter.resolve(error=ServerError.of(error))

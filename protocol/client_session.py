@@ -76,6 +76,9 @@ class Step:
     reply: tuple[int, Event] | None = None  # the answer (or error) to the request with this ref
     acked: tuple[int, int] | None = None  # (op_id, seq): our operation committed
     refused: list[tuple[int, Error]] = field(default_factory=list)  # our operations that had no effect
+    # Our operations answered ``unavailable`` on a node we stay on: their outcome is unknown, so they stay
+    # unacknowledged (an ack may still come at their place; a resume resends them under their op ids).
+    unknown: list[tuple[int, Error]] = field(default_factory=list)
     view: list[Change] = field(default_factory=list)  # for a client showing its own edits at once
     view_keep: set[str] | None = None  # a rejoin snapshot ended: view keys not in here are gone
     snapshot_end: int | None = None  # the room's snapshot is complete at this seq
@@ -383,7 +386,11 @@ class ClientSession:
             self._event_ops.discard(ref)
             step.refused.append((ref, error))
         elif ref in self.unacked:
-            if not leave:  # else it is resent, under its op_id, on the next node
+            if leave:  # it is resent, under its op_id, on the next node
+                pass
+            elif error.code == UNAVAILABLE:
+                step.unknown.append((ref, error))
+            else:
                 self._refuse(ref, error, step)
         else:
             if ref is not None and ref < REF_BASE:

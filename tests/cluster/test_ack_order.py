@@ -9,7 +9,7 @@ other and with the room's log (last writer in seq order wins, for every key).
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,27 +17,23 @@ from typing import Any
 import pytest
 import trio
 from ackcheck import Recorder, check_stream
-from faults.proxy import LinkProxy, open_proxy
 from support import BroadcasterCluster, wait_for
 
 from broadcaster.client import Client, ServerError, connect
 from protocol import Applied
+from tools.proxy import LinkProxy, open_proxy
 
 
-def start_cluster(root: Path, extra: str = "") -> BroadcasterCluster:
+def cluster_of_3(root: Path, extra: str = "") -> BroadcasterCluster:
     cluster = BroadcasterCluster(root, 3)
     cluster.extra_config = extra
-    cluster.start_all()
     return cluster
 
 
 @pytest.fixture
-def cluster3(tmp_path: Path) -> Iterator[BroadcasterCluster]:
-    cluster = start_cluster(tmp_path / "cluster")
-    try:
+async def cluster3(tmp_path: Path) -> AsyncIterator[BroadcasterCluster]:
+    async with cluster_of_3(tmp_path / "cluster") as cluster:
         yield cluster
-    finally:
-        cluster.stop_all()
 
 
 @asynccontextmanager
@@ -198,11 +194,8 @@ async def test_a_retry_of_an_op_inside_the_resume_snapshot_changes_nothing(tmp_p
     """With the tail gone the client resumes from a snapshot that already holds its op (and the later
     write that replaced it). The retry's ack carries the op's seq, at or below the snapshot's: the client
     must not apply it again over the newer value."""
-    cluster = start_cluster(tmp_path / "cluster", extra="[server]\nroom_tail = 2\n")
-    try:
+    async with cluster_of_3(tmp_path / "cluster", extra="[server]\nroom_tail = 2\n") as cluster:
         outcome = await _retry_scenario(cluster, later_writes=5)
-    finally:
-        cluster.stop_all()
     assert check_stream(outcome["events"], sent=[outcome["op_id"]]) == []
     assert outcome["acks"] == {outcome["op_id"]: [outcome["mine_seq"]]}
     assert outcome["client_state"] == outcome["other_state"]
@@ -289,12 +282,12 @@ async def test_an_op_answered_unavailable_that_commits_enters_the_authors_state(
     """A follower that stops hearing from the leader answers its client's forwarded write `unavailable`:
     it cannot know the outcome. The write commits anyway; once the follower catches up, its ack arrives
     at its place and the client (which did not retry) applies it there, like everyone else."""
-    from faults.proxy import open_links
+    from tools.proxy import open_links
 
     async with open_links([1, 2, 3]) as links:
         # Slow ticks: the write reaches the leader long before the cut-off follower gives up on it.
         cluster = BroadcasterCluster(tmp_path / "cluster", 3, tick_interval=0.2, links=links)
-        cluster.start_all()
+        await cluster.start_all()
         try:
             leader = await cluster.leader(timeout=30)
             follower = next(i for i in cluster.ids if i != leader)
@@ -321,4 +314,4 @@ async def test_an_op_answered_unavailable_that_commits_enters_the_authors_state(
                 assert author.state == observer.state == {"k": b"mine", "after": b"x"}
                 assert_in_place(recorder, [op_id])
         finally:
-            cluster.stop_all()
+            cluster.close()

@@ -262,13 +262,24 @@ def test_unavailable_leaves_the_node_and_keeps_the_op(ref_kind):
     assert s.unacked == {op_id: [["set", "k", b"v"]]} and s.room == "r"
 
 
-def test_without_failover_unavailable_refuses_the_op():
+def test_without_failover_an_op_answered_unavailable_stays_unacked_and_its_late_ack_applies_it():
+    """``unavailable`` leaves the outcome unknown (the leader may have committed it): the caller hears of
+    the error, but the op is kept, so that its ack, if it comes, enters it at its place."""
     s = session(failover=False)
     joined_room(s)
     op_id, _ = s.write([["set", "k", b"v"]])
-    error = Error(code="unavailable", message="no quorum", ref=op_id)
+    error = Error(code="unavailable", message="leader changed before answering", ref=op_id)
     step = s.receive(error, 0.0)
-    assert step.failover is None and step.refused == [(op_id, error)]
+    assert step.failover is None and step.refused == [] and step.unknown == [(op_id, error)]
+    assert s.unacked == {op_id: [["set", "k", b"v"]]}
+    s.receive(Applied(room="r", seq=1, client_id="b" * 32, op_id=7, ops=[["set", "k", b"other"]]), 0.0)
+    step = s.receive(Ack(op_id=op_id, seq=2), 0.0)
+    assert step.acked == (op_id, 2) and s.state == {"k": b"v"} and s.unacked == {}
+    # Another refusal still drops the op.
+    op_id, _ = s.write([["set", "j", b"w"]])
+    error = Error(code="bad_message", message="no", ref=op_id)
+    step = s.receive(error, 0.0)
+    assert step.refused == [(op_id, error)] and s.unacked == {}
 
 
 def test_unavailable_to_a_request_answers_it_and_leaves_the_node():
