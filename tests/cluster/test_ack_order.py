@@ -1,7 +1,7 @@
 """Every client, on every node, gets the ack of its own operation at the operation's place in its stream.
 
 Real ``blendsync serve`` processes; each interleaving is forced: a reply held in a proxy on the client's
-link (tests/faults/proxy.py ``hold_back``), a node paused with SIGSTOP, a connection cut. Each client's
+link (tools/proxy.py ``hold_back``), a node paused with SIGSTOP, a connection cut. Each client's
 raw frames are recorded and checked by ``ackcheck.check_stream``; the states are then compared with each
 other and with the room's log (last writer in seq order wins, for every key).
 """

@@ -355,12 +355,10 @@ async def assert_logged_once(cluster: BroadcasterCluster, node_id: int, acked: d
 async def test_a_failover_client_leaves_a_node_cut_off_in_a_minority(tmp_path):
     """A node isolated from the other two answers writes with `unavailable`: the client fails over to
     another node from welcome.nodes at once (not after failover_timeout) and resends what was unacked."""
-    from faults.proxy import open_links
+    from tools.proxy import open_links
 
     async with open_links([1, 2, 3]) as links:
-        cluster = BroadcasterCluster(tmp_path / "cluster", 3, links=links)
-        cluster.start_all()
-        try:
+        async with BroadcasterCluster(tmp_path / "cluster", 3, links=links) as cluster:
             leader = await cluster.leader()
             cut_off = next(i for i in cluster.ids if i != leader)
             await every_node_registered(cluster, cut_off)  # the client learns the others from welcome
@@ -376,8 +374,6 @@ async def test_a_failover_client_leaves_a_node_cut_off_in_a_minority(tmp_path):
                 assert mover.address != cluster.address(cut_off) and mover.reconnects >= 1
                 await assert_logged_once(cluster, leader, acked)
             links.heal_all()
-        finally:
-            cluster.stop_all()
 
 
 async def test_a_failover_client_leaves_a_silent_node(cluster3):
