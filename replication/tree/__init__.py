@@ -15,7 +15,7 @@ See ``docs/tree.md`` for the exact command reference.
 from .commands import decode_envelope, encode_envelope, validate_command
 from .errors import E_INTERNAL, TreeError
 from .machine import Tree
-from .paths import MAX_NAME_BYTES, MAX_PATH_LEN, format_path, parse_path, seq_name
+from .paths import MAX_NAME_BYTES, MAX_PATH_LEN, TreePath, format_path, parse_path, seq_name
 from .patterns import MAX_REGEX_LEN, Pattern, compile_pattern, match_pattern
 from .payloads import MAX_DEPTH, NO_PAYLOAD
 from .state import DEFAULT_MAX_SESSIONS, SESSION_KEY, NodeProps, TreeNode, WatchEvent
@@ -34,6 +34,7 @@ __all__ = [
     "Tree",
     "TreeError",
     "TreeNode",
+    "TreePath",
     "WatchEvent",
     "compile_pattern",
     "decode_envelope",

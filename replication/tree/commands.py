@@ -8,7 +8,7 @@ from typing import Any, Final
 import msgpack
 
 from .errors import E_COMMAND, E_COND, E_ENVELOPE, E_OP, E_PATH, TreeError, _short
-from .paths import Path, _check_name, _coerce_path, format_path
+from .paths import TreePath, _check_name, _coerce_path, format_path
 from .patterns import Pattern, _compile_cond, _compile_node_cond, _Cond, compile_pattern
 from .payloads import _MAX_I63, NO_PAYLOAD, _check_payload
 
@@ -23,7 +23,7 @@ class _Rule:
 
     __slots__ = ("items", "wire")
 
-    def __init__(self, items: tuple[tuple[Path, _Cond], ...], wire: list[list[Any]]) -> None:
+    def __init__(self, items: tuple[tuple[TreePath, _Cond], ...], wire: list[list[Any]]) -> None:
         self.items = items
         self.wire = wire  # [[path list, condition], ...] sorted by path; what records store
 
@@ -41,7 +41,7 @@ def _compile_rule(value: object) -> _Rule | None:
         raise TreeError(E_COND, "keep_while must be a map {path: condition} or a list of [path, condition]")
     if len(pairs) > MAX_RULE_PATHS:
         raise TreeError(E_COND, f"keep_while watches more than {MAX_RULE_PATHS} paths")
-    compiled: dict[Path, tuple[_Cond, Any]] = {}
+    compiled: dict[TreePath, tuple[_Cond, Any]] = {}
     for p, c in pairs:
         path = _coerce_path(p)
         if path in compiled:
@@ -64,7 +64,7 @@ class _Op:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.path: Path = ()
+        self.path: TreePath = ()
         self.pattern: Pattern | None = None
         self.payload: Any = NO_PAYLOAD
         self.rule: Any = _UNSET

@@ -32,7 +32,7 @@ from .errors import (
     TreeError,
     _short,
 )
-from .paths import MAX_SEQ, Path, _coerce_path, _is_seq_name, format_path, seq_name
+from .paths import MAX_SEQ, TreePath, _coerce_path, _is_seq_name, format_path, seq_name
 from .patterns import _CMP, _REC, Pattern, _closure, _Cond, _name_step, compile_pattern
 from .payloads import NO_PAYLOAD, _canon
 from .snapshot import TreePersistence
@@ -71,9 +71,9 @@ class _Txn:
         self.index = index
         self.undo: list[tuple[Any, ...]] = []
         self.events: list[WatchEvent] = []
-        self.changed: list[Path] = []  # paths whose record changed, in order; feeds keep_while and dirty
-        self.created: set[Path] = set()
-        self.new_rules: list[tuple[Path, int]] = []
+        self.changed: list[TreePath] = []  # paths whose record changed, in order; feeds keep_while and dirty
+        self.created: set[TreePath] = set()
+        self.new_rules: list[tuple[TreePath, int]] = []
 
 
 def _error(code: str, message: str, index: int, op: int | None = None) -> dict[str, Any]:
@@ -94,15 +94,15 @@ class Tree(TreePersistence):
         self._root = TreeNode(NO_PAYLOAD, 0)
         self.applied_index = 0
         # watched path -> owners whose keep_while rule reads it (a set: always sorted before use)
-        self._watch: dict[Path, set[Path]] = {}
+        self._watch: dict[TreePath, set[TreePath]] = {}
         # client id -> session, least recently used first (last_used is strictly increasing)
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._dirty: set[Path] = set()  # session keys changed since take_dirty()
-        self._encoded: dict[Path, bytes | None] = {}  # node records changed since take_dirty(), encoded
+        self._dirty: set[TreePath] = set()  # session keys changed since take_dirty()
+        self._encoded: dict[TreePath, bytes | None] = {}  # node records changed since take_dirty(), encoded
 
     # ------------------------------------------------------------------ reads
 
-    def _lookup(self, path: Path) -> TreeNode | None:
+    def _lookup(self, path: TreePath) -> TreeNode | None:
         node: TreeNode | None = self._root
         for name in path:
             node = node.children.get(name)  # type: ignore[union-attr]
@@ -110,16 +110,16 @@ class Tree(TreePersistence):
                 return None
         return node
 
-    def get(self, path: Path | list[str] | str) -> tuple[NodeProps, Any] | None:
+    def get(self, path: TreePath | list[str] | str) -> tuple[NodeProps, Any] | None:
         """(props, payload) of the node at ``path`` (payload NO_PAYLOAD if none), or None."""
         node = self._lookup(_coerce_path(path))
         return None if node is None else (node.props(), node.payload)
 
-    def children(self, path: Path | list[str] | str) -> list[str]:
+    def children(self, path: TreePath | list[str] | str) -> list[str]:
         node = self._lookup(_coerce_path(path))
         return [] if node is None else sorted(node.children)
 
-    def children_items(self, path: Path | list[str]) -> list[tuple[str, NodeProps, Any]]:
+    def children_items(self, path: TreePath | list[str]) -> list[tuple[str, NodeProps, Any]]:
         """(name, props, payload) of each child of the literal ``path``, sorted by name.
 
         Every element is a plain name ("*" is a node called "*"): use this, not :meth:`match`, when a
@@ -131,7 +131,7 @@ class Tree(TreePersistence):
         children = node.children
         return [(name, children[name].props(), children[name].payload) for name in sorted(children)]
 
-    def match(self, pattern: object) -> Iterator[tuple[Path, NodeProps, Any]]:
+    def match(self, pattern: object) -> Iterator[tuple[TreePath, NodeProps, Any]]:
         """Existing nodes matching ``pattern``, sorted by path. The root never matches."""
         for path, node in self._match(compile_pattern(pattern)):
             yield path, node.props(), node.payload
@@ -141,13 +141,13 @@ class Tree(TreePersistence):
         s = self._sessions.get(client)
         return None if s is None else (s.seq, s.result)
 
-    def _match(self, pat: Pattern) -> list[tuple[Path, TreeNode]]:
+    def _match(self, pat: Pattern) -> list[tuple[TreePath, TreeNode]]:
         # Pre-order walk with sorted children yields paths in sorted order. States are positions in
         # the pattern (an NFA), so "**" never needs backtracking and no path is yielded twice.
         elements = pat.elements
         n = len(elements)
-        out: list[tuple[Path, TreeNode]] = []
-        stack: list[tuple[Path, TreeNode, frozenset[int]]] = [((), self._root, _closure(elements, {0}))]
+        out: list[tuple[TreePath, TreeNode]] = []
+        stack: list[tuple[TreePath, TreeNode, frozenset[int]]] = [((), self._root, _closure(elements, {0}))]
         while stack:
             path, node, states = stack.pop()
             if path and n in states:
@@ -163,7 +163,7 @@ class Tree(TreePersistence):
                 candidates = [(nm, node.children[nm]) for nm in names if nm in node.children]
             else:
                 candidates = sorted(node.children.items(), key=operator.itemgetter(0))
-            pushed: list[tuple[Path, TreeNode, frozenset[int]]] = []
+            pushed: list[tuple[TreePath, TreeNode, frozenset[int]]] = []
             for name, child in candidates:
                 cpath = (*path, name)
                 nxt: set[int] = set()
@@ -182,7 +182,7 @@ class Tree(TreePersistence):
             stack.extend(reversed(pushed))
         return out
 
-    def _eval(self, c: _Cond, path: Path, node: TreeNode | None) -> bool:
+    def _eval(self, c: _Cond, path: TreePath, node: TreeNode | None) -> bool:
         kind = c[0]
         if kind == "at":
             return self._eval(c[2], c[1], self._lookup(c[1]))
@@ -302,7 +302,7 @@ class Tree(TreePersistence):
     def _save(tx: _Txn, node: TreeNode) -> None:
         tx.undo.append((_U_ATTRS, node, node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq))
 
-    def _attach(self, tx: _Txn, parent: TreeNode, ppath: Path, name: str, child: TreeNode) -> None:
+    def _attach(self, tx: _Txn, parent: TreeNode, ppath: TreePath, name: str, child: TreeNode) -> None:
         self._save(tx, parent)
         parent.children[name] = child
         parent.clv += 1
@@ -311,7 +311,7 @@ class Tree(TreePersistence):
         tx.undo.append((_U_ATTACH, parent, name))
         tx.changed.append(ppath)
 
-    def _detach(self, tx: _Txn, parent: TreeNode, ppath: Path, name: str) -> None:
+    def _detach(self, tx: _Txn, parent: TreeNode, ppath: TreePath, name: str) -> None:
         self._save(tx, parent)
         child = parent.children.pop(name)
         parent.clv += 1
@@ -320,7 +320,7 @@ class Tree(TreePersistence):
         tx.undo.append((_U_DETACH, parent, name, child))
         tx.changed.append(ppath)
 
-    def _watch_add(self, tx: _Txn, watched: Path, owner: Path) -> None:
+    def _watch_add(self, tx: _Txn, watched: TreePath, owner: TreePath) -> None:
         owners = self._watch.get(watched)
         if owners is None:
             owners = self._watch[watched] = set()
@@ -328,7 +328,7 @@ class Tree(TreePersistence):
             owners.add(owner)
             tx.undo.append((_U_WATCH_ADD, watched, owner))
 
-    def _watch_del(self, tx: _Txn, watched: Path, owner: Path) -> None:
+    def _watch_del(self, tx: _Txn, watched: TreePath, owner: TreePath) -> None:
         owners = self._watch.get(watched)
         if owners is not None and owner in owners:
             owners.discard(owner)
@@ -362,7 +362,7 @@ class Tree(TreePersistence):
                 watch.setdefault(entry[1], set()).add(entry[2])
         tx.undo.clear()
 
-    def _set_rule(self, tx: _Txn, path: Path, node: TreeNode, rule: _Rule | None, op_index: int) -> None:
+    def _set_rule(self, tx: _Txn, path: TreePath, node: TreeNode, rule: _Rule | None, op_index: int) -> None:
         old = node.rule
         if old is not None:
             for watched, _ in old.items:
@@ -374,7 +374,7 @@ class Tree(TreePersistence):
                 self._watch_add(tx, watched, path)
             tx.new_rules.append((path, op_index))
 
-    def _ensure(self, tx: _Txn, path: Path) -> TreeNode:
+    def _ensure(self, tx: _Txn, path: TreePath) -> TreeNode:
         """The node at ``path``, creating missing ancestors (and itself) without payload."""
         node = self._root
         for depth, name in enumerate(path):
@@ -387,12 +387,12 @@ class Tree(TreePersistence):
             node = child
         return node
 
-    def _created(self, tx: _Txn, path: Path, node: TreeNode) -> None:
+    def _created(self, tx: _Txn, path: TreePath, node: TreeNode) -> None:
         tx.created.add(path)
         tx.changed.append(path)
         tx.events.append(WatchEvent(tx.index, "create", path, node.props(), node.payload))
 
-    def _write(self, tx: _Txn, path: Path, node: TreeNode | None, payload: Any) -> tuple[TreeNode, bool]:
+    def _write(self, tx: _Txn, path: TreePath, node: TreeNode | None, payload: Any) -> tuple[TreeNode, bool]:
         """Create the node at ``path`` with ``payload`` or replace the payload of ``node``."""
         if node is None:
             parent = self._ensure(tx, path[:-1])
@@ -408,11 +408,11 @@ class Tree(TreePersistence):
         tx.events.append(WatchEvent(tx.index, "update", path, node.props(), payload))
         return node, False
 
-    def _delete(self, tx: _Txn, path: Path, node: TreeNode, parent: TreeNode) -> int:
+    def _delete(self, tx: _Txn, path: TreePath, node: TreeNode, parent: TreeNode) -> int:
         """Delete ``node`` and its subtree; events in post-order (children first), sorted."""
         index = tx.index
         count = 0
-        stack: list[tuple[Path, TreeNode, bool]] = [(path, node, False)]
+        stack: list[tuple[TreePath, TreeNode, bool]] = [(path, node, False)]
         while stack:
             p, n, expanded = stack.pop()
             if n.children and not expanded:
@@ -531,7 +531,7 @@ class Tree(TreePersistence):
 
     # ------------------------------------------------------------------ keep_while
 
-    def _rule_holds(self, tx: _Txn, owner: Path, node: TreeNode) -> bool:
+    def _rule_holds(self, tx: _Txn, owner: TreePath, node: TreeNode) -> bool:
         assert node.rule is not None
         fresh = owner in tx.created  # self-conditions are not evaluated on the first insert
         for watched, cond in node.rule.items:
@@ -559,7 +559,7 @@ class Tree(TreePersistence):
         while pos < len(changed):
             batch = changed[pos:]
             pos = len(changed)
-            owners: set[Path] = set()
+            owners: set[TreePath] = set()
             for path in batch:
                 found = self._watch.get(path)
                 if found:

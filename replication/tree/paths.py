@@ -7,7 +7,8 @@ from typing import Final, TypeAlias
 
 from .errors import E_PATH, TreeError, _short
 
-Path: TypeAlias = tuple[str, ...]
+# A path in the tree: its element names from the root; () is the root.
+TreePath: TypeAlias = tuple[str, ...]
 
 MAX_NAME_BYTES: Final = 1024
 MAX_PATH_LEN: Final = 64  # bounds key size and traversal cost
@@ -67,7 +68,7 @@ def format_path(path: Iterable[object]) -> str:
     return "/" + "/".join(_escape(e if isinstance(e, str) else str(e)) for e in path)
 
 
-def parse_path(text: str) -> Path:
+def parse_path(text: str) -> TreePath:
     """Inverse of :func:`format_path` (``parse_path(format_path(p)) == p`` for every valid path)."""
     if type(text) is not str:
         raise TreeError(E_PATH, f"path string expected, not {type(text).__name__}")
@@ -86,7 +87,7 @@ def parse_path(text: str) -> Path:
     return tuple(out)
 
 
-def _coerce_path(value: object) -> Path:
+def _coerce_path(value: object) -> TreePath:
     if type(value) is str:
         return parse_path(value)
     if type(value) is list or type(value) is tuple:

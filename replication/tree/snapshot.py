@@ -12,7 +12,7 @@ import msgpack
 
 from .commands import _compile_rule
 from .errors import E_SNAPSHOT, TreeError
-from .paths import Path, _check_name, _is_seq_name, format_path
+from .paths import TreePath, _check_name, _is_seq_name, format_path
 from .payloads import NO_PAYLOAD
 from .state import DEFAULT_MAX_SESSIONS, SESSION_KEY, TreeNode, _seq_add, _Session
 
@@ -29,16 +29,16 @@ class TreePersistence:
     # Provided by Tree.
     _root: TreeNode
     _sessions: OrderedDict[str, _Session]
-    _dirty: set[Path]
-    _encoded: dict[Path, bytes | None]
-    _watch: dict[Path, set[Path]]
+    _dirty: set[TreePath]
+    _encoded: dict[TreePath, bytes | None]
+    _watch: dict[TreePath, set[TreePath]]
     applied_index: int
     max_sessions: int
-    _lookup: Callable[[Path], TreeNode | None]
+    _lookup: Callable[[TreePath], TreeNode | None]
 
-    def _walk(self) -> Iterator[tuple[Path, TreeNode]]:
+    def _walk(self) -> Iterator[tuple[TreePath, TreeNode]]:
         """Every node including the root, in sorted path order."""
-        stack: list[tuple[Path, TreeNode]] = [((), self._root)]
+        stack: list[tuple[TreePath, TreeNode]] = [((), self._root)]
         while stack:
             path, node = stack.pop()
             yield path, node
@@ -46,12 +46,12 @@ class TreePersistence:
             for name in sorted(ch, reverse=True):
                 stack.append(((*path, name), ch[name]))
 
-    def take_dirty(self) -> list[tuple[Path, bytes | None]]:
+    def take_dirty(self) -> list[tuple[TreePath, bytes | None]]:
         """Records changed since the last call, sorted by key: (path, record) or (path, None) if gone.
 
         Session records use the key (SESSION_KEY, client id), which no node path can equal.
         """
-        out: list[tuple[Path, bytes | None]] = list(self._encoded.items())
+        out: list[tuple[TreePath, bytes | None]] = list(self._encoded.items())
         for key in self._dirty:
             s = self._sessions.get(key[1])
             out.append((key, None if s is None else _pack([s.seq, s.last_used, s.result])))
@@ -60,13 +60,13 @@ class TreePersistence:
         self._encoded = {}
         return out
 
-    def _encode_node(self, path: Path) -> bytes | None:
+    def _encode_node(self, path: TreePath) -> bytes | None:
         node = self._lookup(path)
         return None if node is None else _pack(node.fields())
 
-    def records(self) -> list[tuple[Path, bytes]]:
+    def records(self) -> list[tuple[TreePath, bytes]]:
         """Every record of the current state: what from_records needs to rebuild it (snapshot install)."""
-        out: list[tuple[Path, bytes]] = [(path, _pack(node.fields())) for path, node in self._walk()]
+        out: list[tuple[TreePath, bytes]] = [(path, _pack(node.fields())) for path, node in self._walk()]
         sessions = self._sessions.items()
         out.extend(((SESSION_KEY, client), _pack([s.seq, s.last_used, s.result])) for client, s in sessions)
         return out
@@ -74,13 +74,13 @@ class TreePersistence:
     @classmethod
     def from_records(
         cls,
-        records: Iterable[tuple[Path, bytes]],
+        records: Iterable[tuple[TreePath, bytes]],
         applied_index: int,
         *,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> Self:
         """Rebuild a tree from persisted records (the accumulated output of :meth:`take_dirty`)."""
-        nodes: list[tuple[Path, list[Any]]] = []
+        nodes: list[tuple[TreePath, list[Any]]] = []
         sessions: list[list[Any]] = []
         for key, data in records:
             key = tuple(key)
@@ -117,7 +117,7 @@ class TreePersistence:
         _, applied_index, raw_nodes, sessions = doc
         if type(raw_nodes) is not list or type(sessions) is not list:
             raise TreeError(E_SNAPSHOT, "malformed snapshot")
-        nodes: list[tuple[Path, list[Any]]] = []
+        nodes: list[tuple[TreePath, list[Any]]] = []
         for item in raw_nodes:
             if type(item) is not list or len(item) != 2 or type(item[0]) is not list:
                 raise TreeError(E_SNAPSHOT, "malformed node entry")
@@ -127,7 +127,7 @@ class TreePersistence:
     @classmethod
     def _build(
         cls,
-        nodes: list[tuple[Path, Any]],
+        nodes: list[tuple[TreePath, Any]],
         sessions: list[Any],
         applied_index: object,
         max_sessions: int,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from .commands import _Rule
-from .paths import Path
+from .paths import TreePath
 from .payloads import NO_PAYLOAD
 
 DEFAULT_MAX_SESSIONS: Final = 10_000
@@ -43,7 +43,7 @@ class NodeProps:
 class WatchEvent:
     index: int
     action: Literal["create", "update", "delete"]
-    path: Path
+    path: TreePath
     props: NodeProps
     payload: Any  # NO_PAYLOAD when the node has none
 
