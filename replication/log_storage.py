@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .core import CompactedError, Entry, EntryKind, HardState, Snapshot, UnavailableError
-from .storage import Storage
+from .lmdb_store import Storage
 
 
 class RaftLogStorage:

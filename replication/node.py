@@ -8,7 +8,7 @@
             async for event in events: ...
 
 The node joins the pure Raft core (replication.core), the tree state machine (replication.tree), lmdb
-storage (replication.storage) and the peer transport (replication.transport). A single node is simply a
+storage (replication.lmdb_store) and the peer transport (replication.transport). A single node is simply a
 one-voter cluster on the same code path: it elects itself at start and commits what it has fsync'd.
 
 Each turn of the driver loop follows the core's contract: persist the Ready (one lmdb transaction, fsync'd,
@@ -51,10 +51,10 @@ from .core import (
     message_to_wire,
 )
 from .errors import NotLeader, OutcomeUnknown, ReplicationError
+from .lmdb_store import LogRecord, Storage, WriteBatch
 from .log_storage import RaftLogStorage
 from .peer_protocol import PeerProtocol
 from .proposals import Proposal, ProposalTracking
-from .storage import LogRecord, Storage, WriteBatch
 from .transport import Transport
 from .tree import NodeProps, Tree, TreeError, TreePath, encode_envelope
 from .watches import Subscription, Watches

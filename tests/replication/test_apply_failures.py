@@ -18,8 +18,8 @@ from support import cluster
 
 from replication import tree as tree_module
 from replication.apply_guard import apply_committed
+from replication.lmdb_store import LogRecord, Storage, WriteBatch
 from replication.node import NodeConfig, Proposal, open_node
-from replication.storage import LogRecord, Storage, WriteBatch
 from replication.tree import machine as tree_machine
 
 POISON = b"this payload's record cannot be encoded"
