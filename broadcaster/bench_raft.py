@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from replication.transport import FrameStream
+from replication import FrameStream
 
 from .local_cluster import ReplicaCluster
 
