@@ -1,8 +1,8 @@
 """Proposals and where each one is until it is answered.
 
-A proposal is queued, then on the leader handed to the core (pending at its log index) or on a follower
-forwarded to the leader (pending at the leader under a request id); a forwarded one that committed waits
-until this node has applied it too. :class:`ProposalTracking` is the part of the node that keeps that.
+A proposal is queued, then on the leader handed to the core (pending at its log index until applied) or on
+a follower forwarded to the leader (kept under a request id until the leader answers, then until this node
+has applied it too). :class:`ProposalTracking` is the part of the node that keeps that.
 """
 
 from __future__ import annotations
