@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from replication.node import NodeConfig, open_node
+from replication import NodeConfig, open_node
 
 from .config import ConfigError, ServerConfig, max_entry_bytes
 from .server import Broadcaster

@@ -17,7 +17,7 @@ from protocol import ClientJoined, ClientLeft, ClientUpdated, EventRelayed
 from .rooms import encode_frame
 
 if TYPE_CHECKING:
-    from replication.node import Node
+    from replication import Node
 
     from .server import Broadcaster
 

@@ -38,8 +38,7 @@ from protocol import (
     Unlocked,
 )
 from protocol.events import check_key, check_room_name
-from replication.node import Node, NotLeader, Proposal, ReplicationError
-from replication.tree import TreeError, WatchEvent
+from replication import Node, NotLeader, Proposal, ReplicationError, TreeError, WatchEvent
 
 from . import __version__, passwords, tls
 from .auth import ANONYMOUS_ADMIN, TokenStore, User

@@ -171,7 +171,7 @@ SECONDS = FloatRange(0.0, 86400.0)
 
 # ---- strings ----------------------------------------------------------------------------------------------
 
-MAX_KEY_BYTES = 1024  # one path element of the store (replication/tree.py MAX_NAME_BYTES)
+MAX_KEY_BYTES = 1024  # one path element of the store (replication/tree/paths.py MAX_NAME_BYTES)
 MAX_ROOM_NAME_BYTES = 256
 MAX_NAME_BYTES = 256  # client, user and scene names: Blender's longest name is 255 bytes
 MAX_LABEL_BYTES = 64

@@ -8,41 +8,39 @@
             async for event in events: ...
 
 The node joins the pure Raft core (replication.core), the tree state machine (replication.tree), lmdb
-storage (replication.storage) and the peer transport (replication.transport). A single node is simply a
+storage (replication.lmdb_store) and the peer transport (replication.transport). A single node is simply a
 one-voter cluster on the same code path: it elects itself at start and commits what it has fsync'd.
 
 Each turn of the driver loop follows the core's contract: persist the Ready (one lmdb transaction, fsync'd,
 on a worker thread so the event loop keeps serving), then send its messages, then apply its committed
 entries, then advance. Proposals queued while a write is in flight form the next batch (group commit).
 A proposal made on a follower is forwarded to the leader, in order, over the peer connection.
+
+This module keeps the loop and the handling of each Ready; the node's other concerns are parts of
+:class:`Node` in their own modules: where each proposal is until answered (``proposals``), subscriptions and
+watches (``watches``), the frames peers exchange (``peer_protocol``) and the core's view of the lmdb log
+(``log_storage``).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import random
 import secrets
-import ssl
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from .apply_guard import apply_committed
+from .config import NodeConfig
 from .core import (
-    CompactedError,
     ConfChange,
     ConfChangeType,
     Config,
     Entry,
     EntryKind,
-    HardState,
     NotLeaderError,
     ProposalDroppedError,
     RawNode,
@@ -50,208 +48,34 @@ from .core import (
     Role,
     Snapshot,
     SnapshotMeta,
-    UnavailableError,
-    message_from_wire,
     message_to_wire,
 )
-from .storage import LogRecord, Storage, WriteBatch
+from .errors import NotLeader, OutcomeUnknown, ReplicationError
+from .lmdb_store import LogRecord, Storage, WriteBatch
+from .log_storage import RaftLogStorage
+from .peer_protocol import PeerProtocol
+from .proposals import Proposal, ProposalTracking
 from .transport import Transport
-from .tree import NodeProps, Tree, TreeError, WatchEvent, compile_pattern, encode_envelope, match_pattern
+from .tree import NodeProps, Tree, TreeError, TreePath, encode_envelope
+from .watches import Subscription, Watches
 
-Path_ = tuple[str, ...]
+__all__ = [
+    "Node",
+    "NodeConfig",
+    "NotLeader",
+    "OutcomeUnknown",
+    "Proposal",
+    "ReplicationError",
+    "Subscription",
+    "open_node",
+]
+
 log = logging.getLogger("blendsync.replication")
 
 
-class ReplicationError(Exception):
-    """A proposal or read could not be served (no leader, shutting down, timed out)."""
+class Node(ProposalTracking, Watches, PeerProtocol):
+    """One replication node: open it with :func:`open_node`."""
 
-
-class NotLeader(ReplicationError):
-    def __init__(self, leader: int | None):
-        super().__init__(f"not the leader (leader: {leader})")
-        self.leader = leader
-
-
-class OutcomeUnknown(ReplicationError):
-    """The proposal was sent but no answer came in time: it may or may not commit (retry with its seq)."""
-
-
-@dataclass
-class NodeConfig:
-    data_dir: Path
-    node_id: int = 1
-    # Other initial voters: id -> "host:port". With join, the current members (addresses only).
-    peers: dict[int, str] = field(default_factory=dict)
-    raft_listen: str | None = None  # "host:port" for peers; needed with peers or join
-    join: bool = False  # start as a non-voter waiting to be added (see add_member)
-    cluster_secret: bytes | None = None
-    server_ssl: ssl.SSLContext | None = None
-    client_ssl: ssl.SSLContext | None = None
-    tick_interval: float = 0.05
-    election_ticks: int = 10  # 0.5 s to 1 s with the default tick
-    heartbeat_ticks: int = 1
-    fsync: bool = True
-    request_timeout: float = 5.0  # forwarded proposals and reads give up after this
-    max_batch_entries: int = 4096
-    max_entry_bytes: int = 64 * 1024 * 1024 + 4096
-    log_retain: int = 8192  # entries kept behind the applied index (for lagging followers)
-    # The tree is persisted every this many applied entries, or after tree_flush_idle seconds without
-    # writes: between two flushes the log holds the difference, so fewer pages are fsync'd per commit.
-    tree_flush_entries: int = 1024
-    tree_flush_idle: float = 1.0
-    watch_backlog: int = 65536  # recent events kept so watch(after_index=...) can start in the past
-    seed: int | None = None  # for the election timer; random when None
-
-
-@dataclass(eq=False)
-class Proposal:
-    data: bytes
-    done: trio.Event = field(default_factory=trio.Event)
-    result: dict[str, Any] | None = None
-    error: BaseException | None = None
-    index: int = 0  # the log index it was committed at
-    submitted_at: float = field(default_factory=trio.current_time)
-    callbacks: list[Callable[[Proposal], None]] = field(default_factory=list)
-
-    @property
-    def duplicate(self) -> bool:
-        """True when this was a retry: the result is the one cached from the first commit."""
-        return self.result is not None and self.result.get("index") != self.index
-
-    def add_done_callback(self, callback: Callable[[Proposal], None]) -> None:
-        """Run ``callback(self)`` when the proposal completes (cheaper than a task per write)."""
-        if self.done.is_set():
-            callback(self)
-        else:
-            self.callbacks.append(callback)
-
-    def finish(self, result: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
-        if self.done.is_set():
-            return
-        self.result, self.error = result, error
-        self.done.set()
-        for callback in self.callbacks:
-            callback(self)
-
-    async def wait(self) -> dict[str, Any]:
-        await self.done.wait()
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
-@dataclass(eq=False)
-class _RemoteProposal:
-    """A proposal forwarded to us (the leader) by a follower: answered over the transport."""
-
-    peer: int
-    request: int
-
-
-class Subscription:
-    """A synchronous listener on applied tree events matching a pattern (see Node.subscribe)."""
-
-    def __init__(self, node: Node, pattern: Path_, callback: Callable[[WatchEvent], None]):
-        self.pattern = pattern
-        self.compiled = compile_pattern(pattern)  # checked once here; raises TreeError if malformed
-        self.callback = callback
-        self._node = node
-        self.prefix = _literal_prefix(pattern)
-
-    def close(self) -> None:
-        self._node._unsubscribe(self)
-
-
-def _literal_prefix(pattern: Path_) -> Path_:
-    prefix: list[str] = []
-    for element in pattern:
-        if not isinstance(element, str) or element in ("*", "**"):
-            break
-        prefix.append(element)
-    return tuple(prefix)
-
-
-class RaftLogStorage:
-    """The core's read view of the durable log (``LogStorage``), over lmdb with a cache of recent terms."""
-
-    def __init__(self, storage: Storage, bootstrap_voters: frozenset[int], snapshot: Callable[[], Snapshot]):
-        self._storage = storage
-        self._bootstrap_voters = bootstrap_voters
-        self._snapshot = snapshot
-        self._terms: dict[int, int] = {}
-        self._last_index = storage.last_index()
-        self.snap_index, self.snap_term, _ = storage.snapshot_meta()
-
-    def initial_state(self) -> tuple[HardState, frozenset[int]]:
-        term, vote, commit = self._storage.hard_state()
-        voters = self._storage.voters()
-        return HardState(term, vote, commit), frozenset(
-            voters if voters is not None else self._bootstrap_voters
-        )
-
-    def first_index(self) -> int:
-        return self.snap_index + 1
-
-    def last_index(self) -> int:
-        return self._last_index
-
-    def term(self, index: int) -> int:
-        if index == self.snap_index:
-            return self.snap_term
-        if index < self.snap_index:
-            raise CompactedError(f"entry {index} is compacted")
-        if index > self._last_index:
-            raise UnavailableError(f"entry {index} is not in the log yet")
-        term = self._terms.get(index)
-        if term is None:
-            record = self._storage.entry(index)
-            if record is None:
-                raise UnavailableError(f"entry {index} is missing")
-            term = record.term
-        return term
-
-    def entries(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
-        if lo <= self.snap_index:
-            raise CompactedError(f"entry {lo} is compacted")
-        if hi > self._last_index + 1:
-            raise UnavailableError(f"entries up to {hi - 1} are not in the log")
-        return [
-            Entry(r.term, r.index, EntryKind(r.kind), r.data)
-            for r in self._storage.entries(lo, hi, max_bytes)
-        ]
-
-    def snapshot(self) -> Snapshot:
-        return self._snapshot()
-
-    # The driver tells the cache what it persisted.
-    def note_appended(self, entries: list[Entry]) -> None:
-        if not entries:
-            return
-        first = entries[0].index
-        if first <= self._last_index:
-            for index in [i for i in self._terms if i >= first]:
-                del self._terms[index]
-        for entry in entries:
-            self._terms[entry.index] = entry.term
-        self._last_index = entries[-1].index
-        if len(self._terms) > 65536:
-            for index in sorted(self._terms)[: len(self._terms) - 32768]:
-                del self._terms[index]
-
-    def note_compacted(self, index: int, term: int) -> None:
-        self.snap_index, self.snap_term = index, term
-        for i in [i for i in self._terms if i <= index]:
-            del self._terms[i]
-        self._last_index = max(self._last_index, index)
-
-    def note_snapshot_installed(self, index: int, term: int) -> None:
-        self._terms.clear()
-        self.snap_index, self.snap_term = index, term
-        self._last_index = index
-
-
-class Node:
     def __init__(self, config: NodeConfig, storage: Storage, tree: Tree):
         self.config = config
         self._storage = storage
@@ -259,17 +83,9 @@ class Node:
         self._closed = False
         self._disk = trio.CapacityLimiter(1)
         self._wakeup = trio.Event()
-        self._queue: deque[Proposal] = deque()  # submitted, not yet handed to the core or forwarded
-        # index -> (term, proposal, deadline); in index order, which is also deadline order
-        self._pending: dict[int, tuple[int, Proposal | _RemoteProposal, float]] = {}
-        self._forwarded: dict[
-            int, tuple[Proposal, float, int]
-        ] = {}  # request -> (proposal, deadline, leader)
-        self._request_ids = itertools.count(1)
-        self._awaiting_apply: dict[int, list[tuple[Proposal, dict[str, Any]]]] = {}
+        self._init_proposal_tracking()
         self._reads: dict[bytes, tuple[trio.Event, list[int]]] = {}
-        self._subscriptions: dict[Path_, list[Subscription]] = {}
-        self._backlog: deque[WatchEvent] = deque(maxlen=config.watch_backlog)
+        self._init_watches(config.watch_backlog)
         self._applied_changed = trio.Event()
         self._persisted_applied = storage.applied()
         self._snapshot_cache: Snapshot | None = None
@@ -377,24 +193,24 @@ class Node:
         self._wakeup.set()
         return proposal
 
-    def read_local(self, path: Path_) -> tuple[NodeProps, Any] | None:
+    def read_local(self, path: TreePath) -> tuple[NodeProps, Any] | None:
         return self.tree.get(tuple(path))
 
-    def match_local(self, pattern: Path_) -> Iterator[tuple[Path_, NodeProps, Any]]:
+    def match_local(self, pattern: TreePath) -> Iterator[tuple[TreePath, NodeProps, Any]]:
         """Nodes matching a pattern: for constant shapes only; a user string in it would be a pattern."""
         return self.tree.match(tuple(pattern))
 
-    def list_local(self, path: Path_) -> list[tuple[str, NodeProps, Any]]:
+    def list_local(self, path: TreePath) -> list[tuple[str, NodeProps, Any]]:
         """(name, props, payload) of the children of the literal ``path``, sorted by name."""
         return self.tree.children_items(path)
 
-    async def read(self, path: Path_, consistency: str = "local") -> tuple[NodeProps, Any] | None:
+    async def read(self, path: TreePath, consistency: str = "local") -> tuple[NodeProps, Any] | None:
         await self.barrier(consistency)
         return self.read_local(path)
 
     async def read_many(
-        self, pattern: Path_, consistency: str = "local"
-    ) -> list[tuple[Path_, NodeProps, Any]]:
+        self, pattern: TreePath, consistency: str = "local"
+    ) -> list[tuple[TreePath, NodeProps, Any]]:
         await self.barrier(consistency)
         return list(self.match_local(pattern))
 
@@ -440,60 +256,6 @@ class Node:
             if trio.current_time() >= deadline:
                 raise ReplicationError("read timed out (no quorum?)")
 
-    def subscribe(self, pattern: Path_, callback: Callable[[WatchEvent], None]) -> Subscription:
-        """Call ``callback`` synchronously, in commit order, for each applied event under ``pattern``.
-
-        Registration takes effect before the next apply, so a caller that reads state and subscribes with
-        no await in between sees every later event exactly once.
-        """
-        subscription = Subscription(self, tuple(pattern), callback)
-        self._subscriptions.setdefault(subscription.prefix, []).append(subscription)
-        return subscription
-
-    def _unsubscribe(self, subscription: Subscription) -> None:
-        listeners = self._subscriptions.get(subscription.prefix, [])
-        if subscription in listeners:
-            listeners.remove(subscription)
-            if not listeners:
-                del self._subscriptions[subscription.prefix]
-
-    @asynccontextmanager
-    async def watch(
-        self, pattern: Path_, *, after_index: int | None = None, buffer: int = 4096
-    ) -> AsyncIterator[AsyncIterator[WatchEvent]]:
-        """Events under ``pattern`` in commit order, starting after ``after_index`` (default: now).
-
-        A watcher that falls more than ``buffer`` events behind is closed with ReplicationError.
-        """
-        pattern = tuple(pattern)
-        compiled = compile_pattern(pattern)
-        send, receive = trio.open_memory_channel[WatchEvent](math.inf)
-        overflow = False
-
-        if after_index is not None and after_index < self.tree.applied_index:
-            oldest = self._backlog[0].index if self._backlog else self.tree.applied_index + 1
-            if after_index + 1 < oldest:
-                raise ReplicationError(f"events after index {after_index} are no longer held")
-            for event in self._backlog:
-                if event.index > after_index and match_pattern(compiled, event.path):
-                    send.send_nowait(event)
-
-        def deliver(event: WatchEvent) -> None:
-            nonlocal overflow
-            if receive.statistics().current_buffer_used >= buffer:
-                overflow = True
-                send.close()
-                subscription.close()
-                return
-            send.send_nowait(event)
-
-        subscription = self.subscribe(pattern, deliver)
-        try:
-            yield _OverflowAware(receive, lambda: overflow)
-        finally:
-            subscription.close()
-            send.close()
-
     def status(self) -> dict[str, Any]:
         raw = self._raw.status()
         status = {
@@ -518,14 +280,6 @@ class Node:
             status["connected"] = {str(p): self._transport.is_connected(p) for p in self._transport.peers()}
             status["rejected_connections"] = self._transport.rejected_connections
         return status
-
-    def send_app_message(self, message: Any, to: int | None = None) -> None:
-        """Send a msgpack-able message to one peer or all: best effort (dropped if a peer is down)."""
-        if self._transport is None:
-            return
-        for peer in [to] if to is not None else list(self._transport.peers()):
-            if self._transport.is_connected(peer):
-                self._transport.send(peer, ["app", message])
 
     async def wait_applied(self, index: int) -> None:
         while self.tree.applied_index < index:
@@ -588,14 +342,7 @@ class Node:
                 await self._loop()
         finally:
             self._closed = True
-            error = ReplicationError("node is shutting down")
-            for proposal in self._queue:
-                proposal.finish(error=error)
-            for _, waiter, _ in self._pending.values():
-                if isinstance(waiter, Proposal):
-                    waiter.finish(error=OutcomeUnknown("node shut down before the outcome was known"))
-            for proposal, _, _ in self._forwarded.values():
-                proposal.finish(error=OutcomeUnknown("node shut down before the outcome was known"))
+            self._fail_outstanding()
 
     async def _ticker(self) -> None:
         while True:
@@ -621,62 +368,6 @@ class Node:
             elif trio.current_time() - idle_since >= self.config.tree_flush_idle:
                 await self.flush()
                 idle_since = trio.current_time()
-
-    def _hand_proposals_to_core(self) -> None:
-        """Proposals go to the core on the leader, to the leader elsewhere; in submission order.
-
-        On the leader the whole queue goes in one call, so followers get one append for the batch.
-        """
-        if not self._queue:
-            return
-        if self._role is Role.LEADER:
-            batch = [
-                self._queue.popleft() for _ in range(min(len(self._queue), self.config.max_batch_entries))
-            ]
-            try:
-                term = self._raw.raft.term
-                last = self._raw.propose_many([proposal.data for proposal in batch])
-            except (ProposalDroppedError, NotLeaderError):
-                self._queue.extendleft(reversed(batch))  # e.g. a leadership transfer: try again next turn
-                return
-            deadline = trio.current_time() + self.config.request_timeout
-            first = last - len(batch) + 1
-            for offset, proposal in enumerate(batch):
-                self._pending[first + offset] = (term, proposal, deadline)
-            self.stats["proposals"] += len(batch)
-        elif self._leader is not None and self._transport is not None:
-            deadline = trio.current_time() + self.config.request_timeout
-            frames = []
-            while self._queue:
-                proposal = self._queue.popleft()
-                request = next(self._request_ids)
-                self._forwarded[request] = (proposal, deadline, self._leader)
-                frames.append([request, proposal.data])
-            # One frame for the lot: they stay in order and cost one message.
-            self._transport.send(self._leader, ["fwd", frames])
-            self.stats["proposals"] += len(frames)
-        # else: no leader yet; the ticker fails what waits past the request timeout
-
-    def _expire_forwarded(self) -> None:
-        now = trio.current_time()
-        for request, (proposal, deadline, _) in list(self._forwarded.items()):
-            if now >= deadline:
-                del self._forwarded[request]
-                proposal.finish(error=OutcomeUnknown("no answer from the leader in time"))
-        # Entries in our log that did not commit in time (e.g. we lost the quorum): the outcome is unknown.
-        while self._pending:
-            index = next(iter(self._pending))
-            _, waiter, deadline = self._pending[index]
-            if now < deadline:
-                break
-            del self._pending[index]
-            if isinstance(waiter, Proposal):
-                waiter.finish(error=OutcomeUnknown("not committed in time (no quorum?)"))
-        # Waiting for a leader is bounded too: nothing was sent yet, so these surely did not commit.
-        while self._queue and now - self._queue[0].submitted_at >= self.config.request_timeout:
-            self._queue.popleft().finish(
-                error=ReplicationError("no leader to take the proposal (no quorum?)")
-            )
 
     async def _handle_ready(self, rd: Ready) -> None:
         self.stats["readies"] += 1
@@ -730,14 +421,7 @@ class Node:
             self._leader_changed = trio.Event()
         log.info("node %d is %s (leader %s)", self.node_id, role.value, self._leader)
         if previous_leader is not None and self._leader != previous_leader:
-            # Whatever we forwarded to the old leader may never be answered: let callers retry now
-            # rather than at their timeout (a retry with the same session seq applies at most once).
-            for request, (proposal, _, sent_to) in list(self._forwarded.items()):
-                if sent_to == previous_leader:
-                    del self._forwarded[request]
-                    proposal.finish(
-                        error=OutcomeUnknown(f"leader {previous_leader} changed before answering")
-                    )
+            self._forget_forwarded_to(previous_leader)
         self._wakeup.set()
 
     def _apply_entry(self, entry: Entry) -> None:
@@ -766,35 +450,10 @@ class Node:
         self._applied_changed.set()
         self._applied_changed = trio.Event()
 
-    def _release_awaiting(self) -> None:
-        """Finish forwarded proposals whose index this node has now applied (or skipped by a snapshot)."""
-        if self._awaiting_apply:
-            for index in [i for i in self._awaiting_apply if i <= self.tree.applied_index]:
-                for proposal, answer in self._awaiting_apply.pop(index):
-                    proposal.finish(answer)
-
-    def _answer(
-        self,
-        waiter: Proposal | _RemoteProposal,
-        index: int,
-        result: dict[str, Any] | None,
-        error: Exception | None,
-    ) -> None:
-        if isinstance(waiter, Proposal):
-            waiter.index = index
-            waiter.finish(result, error)
-        elif self._transport is not None:
-            if error is None:
-                self._transport.send(waiter.peer, ["fwd_ok", waiter.request, result, index])
-            else:
-                self._transport.send(waiter.peer, ["fwd_err", waiter.request, str(error)])
-
     def _apply(self, index: int, data: bytes) -> dict[str, Any]:
         result, events, failed = apply_committed(self.tree, index, data, self.node_id)
         self.stats["apply_failures"] += failed
-        for event in events:
-            self._backlog.append(event)
-            self._dispatch(event)
+        self._publish(events)
         return result
 
     def _apply_conf_change(self, change: ConfChange) -> None:
@@ -810,20 +469,6 @@ class Node:
         # Rare, so a blocking commit on the loop is fine; replaying the entry after a restart is harmless.
         self._storage.commit(WriteBatch(voters=sorted(self.voters), addresses=dict(self.addresses)))
         log.info("node %d: voters are now %s", self.node_id, sorted(self.voters))
-
-    def _dispatch(self, event: WatchEvent) -> None:
-        path = event.path
-        for length in range(len(path) + 1):
-            listeners = self._subscriptions.get(path[:length])
-            if listeners:
-                for subscription in list(listeners):
-                    if match_pattern(subscription.compiled, path):
-                        try:
-                            subscription.callback(event)
-                        except Exception:
-                            # A broken listener must not stop the node from applying; it is dropped.
-                            log.exception("watch callback for %s failed; unsubscribed", subscription.pattern)
-                            subscription.close()
 
     # ---- snapshots and compaction -------------------------------------------------------------------
 
@@ -876,92 +521,6 @@ class Node:
         self._add_tree_state(write)
         if write:
             await self._write(write)
-
-    # ---- transport ----------------------------------------------------------------------------------
-
-    def _on_frame(self, peer: int, frame: Any) -> None:
-        try:
-            kind = frame[0]
-            if kind == "r":
-                self.stats["messages_received"] += 1
-                message = message_from_wire(frame[1])
-                if message.src != peer or message.dst != self.node_id:
-                    raise ValueError(f"message from {message.src} to {message.dst} on node {peer}'s link")
-                self._raw.step(message)
-            elif kind == "fwd":
-                self._on_forwarded(peer, [(int(request), bytes(data)) for request, data in frame[1]])
-            elif kind == "app":
-                if self.on_app_message is not None:
-                    try:
-                        self.on_app_message(peer, frame[1])
-                    except Exception:
-                        log.exception("node %d: a message from node %d was not handled", self.node_id, peer)
-                return
-            elif kind == "fwd_ok":
-                entry = self._forwarded.pop(int(frame[1]), None)
-                if entry is not None:
-                    proposal = entry[0]
-                    if not isinstance(frame[2], dict):
-                        raise ValueError("malformed result")
-                    proposal.index = int(frame[3])
-                    if self.tree.applied_index >= proposal.index:
-                        proposal.finish(frame[2])
-                    else:
-                        # Read-your-writes on this node: answer once our own tree has applied it too.
-                        self._awaiting_apply.setdefault(proposal.index, []).append((proposal, frame[2]))
-            elif kind == "fwd_err":
-                entry = self._forwarded.pop(int(frame[1]), None)
-                if entry is not None:
-                    entry[0].finish(error=ReplicationError(str(frame[2])))
-            else:
-                raise ValueError(f"unknown frame kind {kind!r}")
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-            log.warning("dropped a malformed frame from node %d: %s", peer, exc)
-            return
-        self._wakeup.set()
-
-    def _on_forwarded(self, peer: int, requests: list[tuple[int, bytes]]) -> None:
-        assert self._transport is not None
-        if not requests:
-            return
-        try:
-            if self._role is not Role.LEADER:
-                raise NotLeaderError(self._leader)
-            term = self._raw.raft.term
-            last = self._raw.propose_many([data for _, data in requests])
-        except (NotLeaderError, ProposalDroppedError) as exc:
-            for request, _ in requests:
-                self._transport.send(peer, ["fwd_err", request, f"not accepted: {exc}"])
-            return
-        deadline = trio.current_time() + self.config.request_timeout
-        first = last - len(requests) + 1
-        for offset, (request, _) in enumerate(requests):
-            self._pending[first + offset] = (term, _RemoteProposal(peer, request), deadline)
-
-    def _on_unreachable(self, peer: int) -> None:
-        try:
-            self._raw.report_unreachable(peer)
-        except Exception:  # an unknown peer: nothing to report
-            pass
-
-
-class _OverflowAware:
-    """A receive channel that raises ReplicationError when its watcher overflowed."""
-
-    def __init__(self, receive: trio.MemoryReceiveChannel[WatchEvent], overflowed: Callable[[], bool]):
-        self._receive = receive
-        self._overflowed = overflowed
-
-    def __aiter__(self) -> _OverflowAware:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        try:
-            return await self._receive.receive()
-        except trio.EndOfChannel:
-            if self._overflowed():
-                raise ReplicationError("watcher fell too far behind and was closed") from None
-            raise StopAsyncIteration from None
 
 
 @asynccontextmanager

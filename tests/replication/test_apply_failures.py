@@ -18,8 +18,9 @@ from support import cluster
 
 from replication import tree as tree_module
 from replication.apply_guard import apply_committed
+from replication.lmdb_store import LogRecord, Storage, WriteBatch
 from replication.node import NodeConfig, Proposal, open_node
-from replication.storage import LogRecord, Storage, WriteBatch
+from replication.tree import machine as tree_machine
 
 POISON = b"this payload's record cannot be encoded"
 
@@ -44,14 +45,14 @@ UNVALIDATED = [
 @pytest.fixture
 def unencodable_poison(monkeypatch):
     """A bug for the test: the record of a node holding POISON raises when encoded."""
-    fields = tree_module._Node.fields
+    fields = tree_module.TreeNode.fields
 
     def broken(node):
         if node.payload == POISON:
             raise ValueError("cannot encode")
         return fields(node)
 
-    monkeypatch.setattr(tree_module._Node, "fields", broken)
+    monkeypatch.setattr(tree_module.TreeNode, "fields", broken)
 
 
 def propose_unvalidated(node, data: bytes) -> Proposal:
@@ -140,14 +141,14 @@ def test_a_failure_outside_the_command_is_recorded_and_changes_nothing(monkeypat
     tree = tree_module.Tree()
     tree.apply(1, raw(put("a", 1)))
     before = tree.records()
-    compile_command = tree_module._compile_command
+    compile_command = tree_machine._compile_command
 
     def broken(cmd):
         if cmd == put("p", POISON):
             raise TypeError("a bug")
         return compile_command(cmd)
 
-    monkeypatch.setattr(tree_module, "_compile_command", broken)
+    monkeypatch.setattr(tree_machine, "_compile_command", broken)
     data = msgpack.packb({"cmd": put("p", POISON), "client": "c", "seq": 1}, use_bin_type=True)
     with caplog.at_level(logging.ERROR, logger="blendsync.replication"):
         result, events, failed = apply_committed(tree, 2, data, node_id=7)

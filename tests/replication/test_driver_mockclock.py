@@ -11,8 +11,8 @@ import trio
 import trio.testing
 from support import cluster
 
+from replication.lmdb_store import Storage
 from replication.node import NodeConfig, OutcomeUnknown, ReplicationError, open_node
-from replication.storage import Storage
 
 
 @pytest.fixture

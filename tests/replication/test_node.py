@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from replication.lmdb_store import Storage
 from replication.node import NodeConfig, ReplicationError, open_node
-from replication.storage import Storage
 from replication.tree import Tree, TreeError
 
 

@@ -8,8 +8,8 @@ import lmdb
 import msgpack
 import pytest
 
+from replication.lmdb_store import LAYOUT, Storage, StorageError, WriteBatch, encode_path
 from replication.node import NodeConfig, open_node
-from replication.storage import LAYOUT, Storage, StorageError, WriteBatch, encode_path
 from replication.tree import MAX_NAME_BYTES, MAX_PATH_LEN, Tree
 
 

@@ -1,0 +1,87 @@
+"""The core's view of the durable log: :class:`RaftLogStorage`, the core's ``LogStorage`` over lmdb."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .core import CompactedError, Entry, EntryKind, HardState, Snapshot, UnavailableError
+from .lmdb_store import Storage
+
+
+class RaftLogStorage:
+    """The core's read view of the durable log (``LogStorage``), over lmdb with a cache of recent terms."""
+
+    def __init__(self, storage: Storage, bootstrap_voters: frozenset[int], snapshot: Callable[[], Snapshot]):
+        self._storage = storage
+        self._bootstrap_voters = bootstrap_voters
+        self._snapshot = snapshot
+        self._terms: dict[int, int] = {}
+        self._last_index = storage.last_index()
+        self.snap_index, self.snap_term, _ = storage.snapshot_meta()
+
+    def initial_state(self) -> tuple[HardState, frozenset[int]]:
+        term, vote, commit = self._storage.hard_state()
+        voters = self._storage.voters()
+        return HardState(term, vote, commit), frozenset(
+            voters if voters is not None else self._bootstrap_voters
+        )
+
+    def first_index(self) -> int:
+        return self.snap_index + 1
+
+    def last_index(self) -> int:
+        return self._last_index
+
+    def term(self, index: int) -> int:
+        if index == self.snap_index:
+            return self.snap_term
+        if index < self.snap_index:
+            raise CompactedError(f"entry {index} is compacted")
+        if index > self._last_index:
+            raise UnavailableError(f"entry {index} is not in the log yet")
+        term = self._terms.get(index)
+        if term is None:
+            record = self._storage.entry(index)
+            if record is None:
+                raise UnavailableError(f"entry {index} is missing")
+            term = record.term
+        return term
+
+    def entries(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
+        if lo <= self.snap_index:
+            raise CompactedError(f"entry {lo} is compacted")
+        if hi > self._last_index + 1:
+            raise UnavailableError(f"entries up to {hi - 1} are not in the log")
+        return [
+            Entry(r.term, r.index, EntryKind(r.kind), r.data)
+            for r in self._storage.entries(lo, hi, max_bytes)
+        ]
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot()
+
+    # The driver tells the cache what it persisted.
+    def note_appended(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        first = entries[0].index
+        if first <= self._last_index:
+            for index in [i for i in self._terms if i >= first]:
+                del self._terms[index]
+        for entry in entries:
+            self._terms[entry.index] = entry.term
+        self._last_index = entries[-1].index
+        if len(self._terms) > 65536:
+            for index in sorted(self._terms)[: len(self._terms) - 32768]:
+                del self._terms[index]
+
+    def note_compacted(self, index: int, term: int) -> None:
+        self.snap_index, self.snap_term = index, term
+        for i in [i for i in self._terms if i <= index]:
+            del self._terms[i]
+        self._last_index = max(self._last_index, index)
+
+    def note_snapshot_installed(self, index: int, term: int) -> None:
+        self._terms.clear()
+        self.snap_index, self.snap_term = index, term
+        self._last_index = index

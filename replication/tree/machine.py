@@ -1,0 +1,594 @@
+"""The tree state machine: :class:`Tree` applies commands, rolls them back, keeps rules and sessions.
+
+Every node of a cluster applies the same committed log entries, in the same order, to its own
+:class:`Tree`; the trees must then be identical. So nothing here does I/O, reads a clock, draws random
+numbers or iterates a ``set``/``dict`` whose order could differ between processes: every traversal that
+can be observed (results, watch events, dirty records, dumps) is sorted by path.
+
+A command is a declarative transaction (``compare`` / ``then`` / ``else``). It applies completely or
+not at all: every mutation pushes an undo record, and a failing op rolls the whole command back.
+
+See ``docs/tree.md`` for the exact command reference.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, Final, TypeAlias
+
+from .commands import _UNSET, _Command, _compile_command, _Op, _precompiled, _Rule, _split_envelope, _unpack
+from .errors import (
+    E_EXISTS,
+    E_FAILED,
+    E_INDEX,
+    E_INTERNAL,
+    E_KEEP,
+    E_MISSING,
+    E_SEQ,
+    E_STALE,
+    E_VERSION,
+    TreeError,
+    _short,
+)
+from .paths import MAX_SEQ, TreePath, _coerce_path, _is_seq_name, format_path, seq_name
+from .patterns import _CMP, _REC, Pattern, _closure, _Cond, _name_step, compile_pattern
+from .payloads import NO_PAYLOAD, _canon
+from .snapshot import TreePersistence
+from .state import (
+    DEFAULT_MAX_SESSIONS,
+    SESSION_KEY,
+    NodeProps,
+    TreeNode,
+    WatchEvent,
+    _seq_add,
+    _seq_remove,
+    _Session,
+)
+
+
+class _Abort(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.op: int | None = None
+
+
+# Undo record kinds.
+_U_ATTRS: Final = 0
+_U_ATTACH: Final = 1
+_U_DETACH: Final = 2
+_U_WATCH_ADD: Final = 3
+_U_WATCH_DEL: Final = 4
+
+
+class _Txn:
+    __slots__ = ("changed", "created", "events", "index", "new_rules", "undo")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.undo: list[tuple[Any, ...]] = []
+        self.events: list[WatchEvent] = []
+        self.changed: list[TreePath] = []  # paths whose record changed, in order; feeds keep_while and dirty
+        self.created: set[TreePath] = set()
+        self.new_rules: list[tuple[TreePath, int]] = []
+
+
+def _error(code: str, message: str, index: int, op: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"ok": False, "error": code, "message": message, "index": index}
+    if op is not None:
+        out["op"] = op
+    return out
+
+
+class Tree(TreePersistence):
+    """The replicated tree. Apply committed log entries with :meth:`apply`, in index order."""
+
+    def __init__(self, *, max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+        if type(max_sessions) is not int or max_sessions < 1:
+            raise ValueError("max_sessions must be a positive integer")
+        # Must be the same on every node: eviction is part of the replicated state.
+        self.max_sessions = max_sessions
+        self._root = TreeNode(NO_PAYLOAD, 0)
+        self.applied_index = 0
+        # watched path -> owners whose keep_while rule reads it (a set: always sorted before use)
+        self._watch: dict[TreePath, set[TreePath]] = {}
+        # client id -> session, least recently used first (last_used is strictly increasing)
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._dirty: set[TreePath] = set()  # session keys changed since take_dirty()
+        self._encoded: dict[TreePath, bytes | None] = {}  # node records changed since take_dirty(), encoded
+
+    # ------------------------------------------------------------------ reads
+
+    def _lookup(self, path: TreePath) -> TreeNode | None:
+        node: TreeNode | None = self._root
+        for name in path:
+            node = node.children.get(name)  # type: ignore[union-attr]
+            if node is None:
+                return None
+        return node
+
+    def get(self, path: TreePath | list[str] | str) -> tuple[NodeProps, Any] | None:
+        """(props, payload) of the node at ``path`` (payload NO_PAYLOAD if none), or None."""
+        node = self._lookup(_coerce_path(path))
+        return None if node is None else (node.props(), node.payload)
+
+    def children(self, path: TreePath | list[str] | str) -> list[str]:
+        node = self._lookup(_coerce_path(path))
+        return [] if node is None else sorted(node.children)
+
+    def children_items(self, path: TreePath | list[str]) -> list[tuple[str, NodeProps, Any]]:
+        """(name, props, payload) of each child of the literal ``path``, sorted by name.
+
+        Every element is a plain name ("*" is a node called "*"): use this, not :meth:`match`, when a
+        path holds user strings.
+        """
+        node = self._lookup(_coerce_path(tuple(path)))
+        if node is None:
+            return []
+        children = node.children
+        return [(name, children[name].props(), children[name].payload) for name in sorted(children)]
+
+    def match(self, pattern: object) -> Iterator[tuple[TreePath, NodeProps, Any]]:
+        """Existing nodes matching ``pattern``, sorted by path. The root never matches."""
+        for path, node in self._match(compile_pattern(pattern)):
+            yield path, node.props(), node.payload
+
+    def session(self, client: str) -> tuple[int, dict[str, Any]] | None:
+        """(last applied seq, its result) remembered for ``client``, or None."""
+        s = self._sessions.get(client)
+        return None if s is None else (s.seq, s.result)
+
+    def _match(self, pat: Pattern) -> list[tuple[TreePath, TreeNode]]:
+        # Pre-order walk with sorted children yields paths in sorted order. States are positions in
+        # the pattern (an NFA), so "**" never needs backtracking and no path is yielded twice.
+        elements = pat.elements
+        n = len(elements)
+        out: list[tuple[TreePath, TreeNode]] = []
+        stack: list[tuple[TreePath, TreeNode, frozenset[int]]] = [((), self._root, _closure(elements, {0}))]
+        while stack:
+            path, node, states = stack.pop()
+            if path and n in states:
+                out.append((path, node))
+            if not node.children:
+                continue
+            live = [s for s in states if s < n]
+            if not live:
+                continue
+            if all(elements[s][0] == "lit" for s in live):
+                # Only literal names can follow: look them up instead of scanning all children.
+                names = sorted({elements[s][1] for s in live})
+                candidates = [(nm, node.children[nm]) for nm in names if nm in node.children]
+            else:
+                candidates = sorted(node.children.items(), key=operator.itemgetter(0))
+            pushed: list[tuple[TreePath, TreeNode, frozenset[int]]] = []
+            for name, child in candidates:
+                cpath = (*path, name)
+                nxt: set[int] = set()
+                for s in live:
+                    e = elements[s]
+                    if e is _REC:
+                        nxt.add(s)
+                    elif e[0] == "cond":
+                        named = e[1] is None or e[1].fullmatch(name) is not None
+                        if named and self._eval(e[2], cpath, child):
+                            nxt.add(s + 1)
+                    elif _name_step(e, name):
+                        nxt.add(s + 1)
+                if nxt:
+                    pushed.append((cpath, child, _closure(elements, nxt)))
+            stack.extend(reversed(pushed))
+        return out
+
+    def _eval(self, c: _Cond, path: TreePath, node: TreeNode | None) -> bool:
+        kind = c[0]
+        if kind == "at":
+            return self._eval(c[2], c[1], self._lookup(c[1]))
+        if kind == "exists":
+            return (node is not None) is c[1]
+        if kind == "hp":
+            return (node is not None and node.payload is not NO_PAYLOAD) is c[1]
+        if kind == "pv":
+            return c[1] == 0 if node is None else node.pv == c[1]
+        if kind == "peq":
+            return node is not None and node.payload is not NO_PAYLOAD and _canon(node.payload) == c[1]
+        if kind == "cc":
+            return node is not None and _CMP[c[1]](len(node.children), c[2])
+        if kind == "name":
+            return bool(path) and c[1].fullmatch(path[-1]) is not None
+        if kind == "not":
+            return not self._eval(c[1], path, node)
+        if kind == "all":
+            return all(self._eval(x, path, node) for x in c[1])
+        if kind == "any":
+            return any(self._eval(x, path, node) for x in c[1])
+        raise AssertionError(kind)
+
+    # ------------------------------------------------------------------ apply
+
+    def advance(self, index: int) -> None:
+        """Record that log entry ``index`` was applied without a tree command (e.g. a no-op entry)."""
+        self._check_index(index)
+        self.applied_index = index
+
+    def _check_index(self, index: int) -> None:
+        if type(index) is not int or index <= self.applied_index:
+            raise TreeError(E_INDEX, f"index {index!r} is not after the applied index {self.applied_index}")
+
+    def apply(self, index: int, entry_data: bytes) -> tuple[dict[str, Any], list[WatchEvent]]:
+        """Apply the committed entry ``index``. Never raises for any ``entry_data``.
+
+        ``entry_data`` may be any bytes-like object (lmdb hands out memoryviews). Raises TreeError
+        only if ``index`` is not after :attr:`applied_index` (a caller bug).
+
+        Returns the result (msgpack-able) and the watch events in the order the changes happened.
+        """
+        self._check_index(index)
+        self.applied_index = index
+        try:
+            client, seq, raw = _split_envelope(_unpack(entry_data))
+        except TreeError as e:
+            return _error(e.code, e.message, index), []
+        if client is not None:
+            session = self._sessions.get(client)
+            if session is not None:
+                if seq == session.seq:
+                    return session.result, []
+                if seq < session.seq:
+                    message = f"seq {seq} is older than the last applied {session.seq}"
+                    return _error(E_STALE, message, index), []
+        try:
+            cmd = _precompiled.pop(entry_data, None) if type(entry_data) is bytes else None
+            if cmd is None:
+                cmd = _compile_command(raw)
+        except TreeError as e:
+            result, events = _error(e.code, e.message, index), []
+        else:
+            result, events = self._run(index, cmd)
+        if client is not None:
+            self._remember(client, seq, result, index)
+        return result, events
+
+    def _remember(self, client: str, seq: int, result: dict[str, Any], index: int) -> None:
+        sessions = self._sessions
+        session = sessions.get(client)
+        if session is None:
+            sessions[client] = _Session(seq, result, index)
+            while len(sessions) > self.max_sessions:
+                evicted, _ = sessions.popitem(last=False)
+                self._dirty.add((SESSION_KEY, evicted))
+        else:
+            session.seq, session.result, session.last_used = seq, result, index
+            sessions.move_to_end(client)
+        self._dirty.add((SESSION_KEY, client))
+
+    def _run(self, index: int, cmd: _Command) -> tuple[dict[str, Any], list[WatchEvent]]:
+        tx = _Txn(index)
+        results: list[dict[str, Any]] = []
+        try:
+            succeeded = all(self._eval(c, (), None) for c in cmd.compare)
+            for i, op in enumerate(cmd.then if succeeded else cmd.else_):
+                try:
+                    if op.cond is not None and not self._eval(op.cond, (), None):
+                        raise _Abort(E_FAILED, f"'if' condition of {op.kind!r} is false")
+                    results.append(_HANDLERS[op.kind](self, tx, op, i))
+                except _Abort as a:
+                    if a.op is None:
+                        a.op = i
+                    raise
+            self._check_new_rules(tx)
+            self._cascade(tx)
+            # Encoded inside the transaction: a record that cannot be encoded fails this command here, the
+            # same way on every replica, instead of failing the node's next storage write.
+            encoded = {path: self._encode_node(path) for path in dict.fromkeys(tx.changed)}
+        except _Abort as a:
+            self._rollback(tx)
+            return _error(a.code, a.message, index, a.op), []
+        except (MemoryError, RecursionError):
+            # Depends on the machine, not on the command: re-applying must be possible.
+            self._rollback(tx)
+            raise
+        except Exception as e:  # a bug must not wedge the log: fail the command the same way everywhere
+            self._rollback(tx)
+            return _error(E_INTERNAL, f"internal error {type(e).__name__}", index), []
+        self._encoded.update(encoded)
+        return {"ok": True, "succeeded": succeeded, "results": results, "index": index}, tx.events
+
+    # ------------------------------------------------------------------ mutation primitives (undoable)
+
+    @staticmethod
+    def _save(tx: _Txn, node: TreeNode) -> None:
+        tx.undo.append((_U_ATTRS, node, node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq))
+
+    def _attach(self, tx: _Txn, parent: TreeNode, ppath: TreePath, name: str, child: TreeNode) -> None:
+        self._save(tx, parent)
+        parent.children[name] = child
+        parent.clv += 1
+        if _is_seq_name(name):
+            _seq_add(parent, int(name))
+        tx.undo.append((_U_ATTACH, parent, name))
+        tx.changed.append(ppath)
+
+    def _detach(self, tx: _Txn, parent: TreeNode, ppath: TreePath, name: str) -> None:
+        self._save(tx, parent)
+        child = parent.children.pop(name)
+        parent.clv += 1
+        if _is_seq_name(name):
+            _seq_remove(parent, int(name))
+        tx.undo.append((_U_DETACH, parent, name, child))
+        tx.changed.append(ppath)
+
+    def _watch_add(self, tx: _Txn, watched: TreePath, owner: TreePath) -> None:
+        owners = self._watch.get(watched)
+        if owners is None:
+            owners = self._watch[watched] = set()
+        if owner not in owners:
+            owners.add(owner)
+            tx.undo.append((_U_WATCH_ADD, watched, owner))
+
+    def _watch_del(self, tx: _Txn, watched: TreePath, owner: TreePath) -> None:
+        owners = self._watch.get(watched)
+        if owners is not None and owner in owners:
+            owners.discard(owner)
+            if not owners:
+                del self._watch[watched]
+            tx.undo.append((_U_WATCH_DEL, watched, owner))
+
+    def _rollback(self, tx: _Txn) -> None:
+        watch = self._watch
+        for entry in reversed(tx.undo):
+            kind = entry[0]
+            if kind == _U_ATTRS:
+                node = entry[1]
+                node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq = entry[2:]
+            elif kind == _U_ATTACH:
+                parent, name = entry[1], entry[2]
+                del parent.children[name]
+                if _is_seq_name(name):
+                    _seq_remove(parent, int(name))
+            elif kind == _U_DETACH:
+                parent, name = entry[1], entry[2]
+                parent.children[name] = entry[3]
+                if _is_seq_name(name):
+                    _seq_add(parent, int(name))
+            elif kind == _U_WATCH_ADD:
+                owners = watch[entry[1]]
+                owners.discard(entry[2])
+                if not owners:
+                    del watch[entry[1]]
+            else:
+                watch.setdefault(entry[1], set()).add(entry[2])
+        tx.undo.clear()
+
+    def _set_rule(self, tx: _Txn, path: TreePath, node: TreeNode, rule: _Rule | None, op_index: int) -> None:
+        old = node.rule
+        if old is not None:
+            for watched, _ in old.items:
+                self._watch_del(tx, watched, path)
+        self._save(tx, node)
+        node.rule = rule
+        if rule is not None:
+            for watched, _ in rule.items:
+                self._watch_add(tx, watched, path)
+            tx.new_rules.append((path, op_index))
+
+    def _ensure(self, tx: _Txn, path: TreePath) -> TreeNode:
+        """The node at ``path``, creating missing ancestors (and itself) without payload."""
+        node = self._root
+        for depth, name in enumerate(path):
+            child = node.children.get(name)
+            if child is None:
+                child = TreeNode(NO_PAYLOAD, tx.index)
+                cpath = path[: depth + 1]
+                self._attach(tx, node, path[:depth], name, child)
+                self._created(tx, cpath, child)
+            node = child
+        return node
+
+    def _created(self, tx: _Txn, path: TreePath, node: TreeNode) -> None:
+        tx.created.add(path)
+        tx.changed.append(path)
+        tx.events.append(WatchEvent(tx.index, "create", path, node.props(), node.payload))
+
+    def _write(self, tx: _Txn, path: TreePath, node: TreeNode | None, payload: Any) -> tuple[TreeNode, bool]:
+        """Create the node at ``path`` with ``payload`` or replace the payload of ``node``."""
+        if node is None:
+            parent = self._ensure(tx, path[:-1])
+            node = TreeNode(payload, tx.index)
+            self._attach(tx, parent, path[:-1], path[-1], node)
+            self._created(tx, path, node)
+            return node, True
+        self._save(tx, node)
+        node.payload = payload
+        node.pv += 1
+        node.mi = tx.index
+        tx.changed.append(path)
+        tx.events.append(WatchEvent(tx.index, "update", path, node.props(), payload))
+        return node, False
+
+    def _delete(self, tx: _Txn, path: TreePath, node: TreeNode, parent: TreeNode) -> int:
+        """Delete ``node`` and its subtree; events in post-order (children first), sorted."""
+        index = tx.index
+        count = 0
+        stack: list[tuple[TreePath, TreeNode, bool]] = [(path, node, False)]
+        while stack:
+            p, n, expanded = stack.pop()
+            if n.children and not expanded:
+                stack.append((p, n, True))
+                ch = n.children
+                for name in sorted(ch, reverse=True):
+                    stack.append(((*p, name), ch[name], False))
+                continue
+            if n.rule is not None:
+                for watched, _ in n.rule.items:
+                    self._watch_del(tx, watched, p)
+            tx.changed.append(p)
+            tx.events.append(WatchEvent(index, "delete", p, n.props(), n.payload))
+            count += 1
+        # Descendants stay linked to the detached node, so undo only has to re-attach it.
+        self._detach(tx, parent, path[:-1], path[-1])
+        return count
+
+    # ------------------------------------------------------------------ op handlers
+
+    def _op_put(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        path = op.path
+        node, created = self._write(tx, path, self._lookup(path), op.payload)
+        if op.rule is not _UNSET:
+            self._set_rule(tx, path, node, op.rule, i)
+        return {"created": created, "props": node.props().to_wire()}
+
+    def _op_create(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        if self._lookup(op.path) is not None:
+            raise _Abort(E_EXISTS, f"{_short(format_path(op.path))} already exists")
+        return self._op_put(tx, op, i)
+
+    def _op_update(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        node = self._lookup(op.path)
+        if node is None:
+            raise _Abort(E_MISSING, f"{_short(format_path(op.path))} does not exist")
+        node, _ = self._write(tx, op.path, node, op.payload)
+        return {"created": False, "props": node.props().to_wire()}
+
+    def _op_cas(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        node = self._lookup(op.path)
+        current = 0 if node is None else node.pv
+        if current != op.version:
+            raise _Abort(
+                E_VERSION,
+                f"{_short(format_path(op.path))} has payload_version {current}, expected {op.version}",
+            )
+        node, created = self._write(tx, op.path, node, op.payload)
+        return {"created": created, "props": node.props().to_wire()}
+
+    def _op_delete(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        path = op.path
+        parent = self._lookup(path[:-1])
+        node = None if parent is None else parent.children.get(path[-1])
+        if node is None or parent is None:
+            return {"deleted": False, "count": 0}
+        return {"deleted": True, "count": self._delete(tx, path, node, parent)}
+
+    def _op_delete_many(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        assert op.pattern is not None
+        count = 0
+        for path, node in self._match(op.pattern):
+            parent = self._lookup(path[:-1])
+            # Sorted order puts ancestors first: skip nodes already removed with them.
+            if parent is not None and parent.children.get(path[-1]) is node:
+                count += self._delete(tx, path, node, parent)
+        return {"deleted": count}
+
+    def _op_append(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        ppath = op.path
+        parent = self._ensure(tx, ppath)
+        seq = parent.next_seq
+        while seq_name(seq) in parent.children:  # a put may have taken the name: never overwrite
+            seq += 1
+        if seq > MAX_SEQ:
+            raise _Abort(E_SEQ, f"{_short(format_path(ppath))} has used every sequence number")
+        self._save(tx, parent)
+        parent.next_seq = seq + 1
+        name = seq_name(seq)
+        node = TreeNode(op.payload, tx.index)
+        path = (*ppath, name)
+        self._attach(tx, parent, ppath, name, node)
+        self._created(tx, path, node)
+        trimmed = 0
+        if op.cap is not None:
+            seqs = parent.seqs
+            assert seqs is not None
+            while len(seqs) > op.cap:
+                oldest = seq_name(seqs[0])
+                self._delete(tx, (*ppath, oldest), parent.children[oldest], parent)
+                trimmed += 1
+        return {"seq": seq, "path": list(path), "trimmed": trimmed, "props": node.props().to_wire()}
+
+    def _op_get(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        node = self._lookup(op.path)
+        if node is None:
+            return {"found": False}
+        out: dict[str, Any] = {"found": True, "props": node.props().to_wire()}
+        if node.payload is not NO_PAYLOAD:
+            out["payload"] = node.payload
+        return out
+
+    def _op_get_many(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
+        assert op.pattern is not None
+        matches = self._match(op.pattern)
+        truncated = op.cap is not None and len(matches) > op.cap
+        if truncated:
+            matches = matches[: op.cap]
+        nodes = []
+        for path, node in matches:
+            item: dict[str, Any] = {"path": list(path), "props": node.props().to_wire()}
+            if node.payload is not NO_PAYLOAD:
+                item["payload"] = node.payload
+            nodes.append(item)
+        return {"nodes": nodes, "truncated": truncated}
+
+    # ------------------------------------------------------------------ keep_while
+
+    def _rule_holds(self, tx: _Txn, owner: TreePath, node: TreeNode) -> bool:
+        assert node.rule is not None
+        fresh = owner in tx.created  # self-conditions are not evaluated on the first insert
+        for watched, cond in node.rule.items:
+            if fresh and watched == owner:
+                continue
+            if not self._eval(cond, watched, self._lookup(watched)):
+                return False
+        return True
+
+    def _check_new_rules(self, tx: _Txn) -> None:
+        # A rule that is already false when set is refused (rather than deleting the node at once).
+        for owner, op_index in tx.new_rules:
+            node = self._lookup(owner)
+            if node is not None and node.rule is not None and not self._rule_holds(tx, owner, node):
+                a = _Abort(E_KEEP, f"keep_while rule of {_short(format_path(owner))} does not hold")
+                a.op = op_index
+                raise a
+
+    def _cascade(self, tx: _Txn) -> None:
+        """Delete nodes whose keep_while rule became false, until nothing changes."""
+        if not self._watch:
+            return
+        pos = 0
+        changed = tx.changed
+        while pos < len(changed):
+            batch = changed[pos:]
+            pos = len(changed)
+            owners: set[TreePath] = set()
+            for path in batch:
+                found = self._watch.get(path)
+                if found:
+                    owners.update(found)
+            for owner in sorted(owners):
+                parent = self._lookup(owner[:-1])
+                node = None if parent is None else parent.children.get(owner[-1])
+                if node is None or parent is None or node.rule is None:
+                    continue
+                if not self._rule_holds(tx, owner, node):
+                    self._delete(tx, owner, node, parent)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tree):
+            return NotImplemented
+        return self.dump() == other.dump()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+_Handler: TypeAlias = Callable[[Tree, _Txn, _Op, int], dict[str, Any]]
+_HANDLERS: Final[dict[str, _Handler]] = {
+    "put": Tree._op_put,
+    "create": Tree._op_create,
+    "update": Tree._op_update,
+    "cas": Tree._op_cas,
+    "delete": Tree._op_delete,
+    "delete_many": Tree._op_delete_many,
+    "append": Tree._op_append,
+    "get": Tree._op_get,
+    "get_many": Tree._op_get_many,
+}
