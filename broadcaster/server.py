@@ -44,16 +44,17 @@ from replication.tree import TreeError, WatchEvent
 from . import __version__, passwords, tls
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
 from .config import ServerConfig, is_loopback
+from .errors import RequestError
 from .metrics import Metrics
 from .password_attempts import PasswordGuard
 from .peers import PeerRelay
-from .rooms import (
+from .rooms import Room, encode_frame
+from .roomstore import (
     ROOMS,
-    Room,
+    RoomStore,
     appended_seq,
     create_room_command,
     delete_room_command,
-    encode_frame,
     import_command,
     keys_path,
     lock_path,
@@ -62,7 +63,7 @@ from .rooms import (
     meta_path,
     write_command,
 )
-from .session import RequestError, Session
+from .session import Session
 
 EXPORT_CHUNK_BYTES = 1024 * 1024
 MAX_REMEMBERED_SESSIONS = 100_000
@@ -75,6 +76,7 @@ class Broadcaster:
     def __init__(self, config: ServerConfig, node: Node):
         self.config = config
         self.node = node
+        self.store = RoomStore(node)
         self.version = __version__
         self.rooms: dict[str, Room] = {}
         self.sessions: dict[str, Session] = {}
@@ -272,12 +274,7 @@ class Broadcaster:
     # ---- room lifecycle -----------------------------------------------------------------------------
 
     async def _propose(self, command: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return await self.node.propose(command)
-        except ReplicationError as exc:
-            raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
-        except TreeError as exc:
-            raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
+        return await self.store.propose(command)
 
     async def create_room(self, session: Session, request: CreateRoom) -> None:
         self._check_room_count()
@@ -291,11 +288,7 @@ class Broadcaster:
         session.send(RoomCreated(room=request.room, ref=request.ref))
 
     async def _fence(self) -> None:
-        """Catch this node up with everything committed before now (a ReadIndex round in a cluster)."""
-        try:
-            await self.node.barrier("fence")
-        except ReplicationError as exc:
-            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
+        await self.store.fence()
 
     async def join_room(self, session: Session, request: JoinRoom) -> None:
         if request.password is not None and self.node.read_local(meta_path(request.room)) is not None:
@@ -421,10 +414,7 @@ class Broadcaster:
         session.send(RoomDeleted(room=request.room, ref=request.ref))
 
     def _meta(self, room: str) -> dict[str, Any]:
-        found = self.node.read_local(meta_path(room))
-        if found is None or found[1].get("importing"):
-            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {room!r}")
-        return found[1]
+        return self.store.meta(room)
 
     def _check_room_count(self) -> None:
         limit = self.config.max_rooms

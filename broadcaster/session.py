@@ -41,6 +41,7 @@ from protocol import (
 
 from .auth import ANONYMOUS_ADMIN, User
 from .deadlines import ReceiveDeadlines
+from .errors import RequestError
 from .outqueue import OutQueue
 from .rooms import Room, encode_frame
 
@@ -50,20 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("blendsync.session")
 
 WRITE_BATCH_BYTES = 256 * 1024
-
-
-class RequestError(Exception):
-    """A request that gets an error frame; the connection goes on.
-
-    With ``pause``, the server then reads nothing more from this client for that many seconds: a refused
-    password guess must not be retried at once on the same connection (docs/security.md).
-    """
-
-    def __init__(self, code: ErrorCode, message: str, *, pause: float = 0.0):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.pause = pause
 
 
 class RateLimit:
