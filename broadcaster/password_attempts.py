@@ -22,8 +22,8 @@ from protocol import ErrorCode
 
 from . import passwords
 from .config import ServerConfig
+from .errors import RequestError
 from .metrics import Metrics
-from .session import RequestError
 
 log = logging.getLogger("blendsync.passwords")
 

@@ -14,12 +14,10 @@ import trio
 
 from protocol import ClientJoined, ClientLeft, ClientUpdated, EventRelayed
 
-from .rooms import encode_frame
+from .rooms import Room, encode_frame
 
 if TYPE_CHECKING:
     from replication import Node
-
-    from .server import Broadcaster
 
 log = logging.getLogger("blendsync.peers")
 ANNOUNCE_INTERVAL = 2.0
@@ -27,8 +25,8 @@ SILENCE_LIMIT = 3 * ANNOUNCE_INTERVAL + 1.0
 
 
 class PeerRelay:
-    def __init__(self, broadcaster: Broadcaster, node: Node):
-        self.broadcaster = broadcaster
+    def __init__(self, rooms: dict[str, Room], node: Node):
+        self.rooms = rooms  # this node's rooms (shared, kept by the Hub)
         self.node = node
         # room -> node id -> client id -> client info (with presence)
         self.remote: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
@@ -64,7 +62,7 @@ class PeerRelay:
         while True:
             rooms = {
                 name: [member.info() for member in room.members.values()]
-                for name, room in self.broadcaster.rooms.items()
+                for name, room in self.rooms.items()
                 if room.members
             }
             self.node.send_app_message({"t": "members", "rooms": rooms})
@@ -127,6 +125,6 @@ class PeerRelay:
                     del self.remote[room]
 
     def _tell(self, room_name: str, event: Any) -> None:
-        room = self.broadcaster.rooms.get(room_name)
+        room = self.rooms.get(room_name)
         if room is not None and room.members:
-            self.broadcaster.send_to_room(room, encode_frame(event))
+            room.send(encode_frame(event))

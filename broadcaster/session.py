@@ -4,66 +4,51 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
 from protocol import (
     CLOSED,
     NEED_DATA,
-    PROTOCOL_VERSION,
-    Admin,
-    Batch,
     Connection,
-    CreateRoom,
-    Delete,
-    DeleteRoom,
     Error,
     ErrorCode,
     Event,
-    Hello,
-    JoinRoom,
-    LeaveRoom,
-    ListRooms,
-    Lock,
     Ping,
-    Pong,
-    Presence,
     RemoteProtocolError,
     Role,
-    RoomEvent,
-    Set,
-    Unlock,
-    Welcome,
 )
 
 from .auth import ANONYMOUS_ADMIN, User
+from .config import ServerConfig
 from .deadlines import ReceiveDeadlines
+from .errors import RequestError
+from .metrics import Metrics
 from .outqueue import OutQueue
 from .rooms import Room, encode_frame
-
-if TYPE_CHECKING:
-    from .server import Broadcaster
 
 log = logging.getLogger("blendsync.session")
 
 WRITE_BATCH_BYTES = 256 * 1024
 
 
-class RequestError(Exception):
-    """A request that gets an error frame; the connection goes on.
+class SessionHost(Protocol):
+    """What a session needs of the server that accepted it (the Broadcaster). Defined here so that this
+    module imports nothing above it: the server handles requests, the session only moves frames."""
 
-    With ``pause``, the server then reads nothing more from this client for that many seconds: a refused
-    password guess must not be retried at once on the same connection (docs/security.md).
-    """
+    config: ServerConfig
+    metrics: Metrics
 
-    def __init__(self, code: ErrorCode, message: str, *, pause: float = 0.0):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.pause = pause
+    async def handle(self, session: Session, event: Event) -> None:
+        """Answer one request (raises RequestError for an error frame)."""
+
+    def detach(self, session: Session) -> None:
+        """Take a closing session out of its room and every registry."""
+
+    def relay_presence(self, session: Session, state: dict[str, Any]) -> None:
+        """Tell the session's room about its merged presence changes."""
 
 
 class RateLimit:
@@ -89,9 +74,9 @@ class RateLimit:
 
 
 class Session:
-    def __init__(self, broadcaster: Broadcaster, stream: trio.abc.Stream, peer: str):
-        self.broadcaster = broadcaster
-        config = broadcaster.config
+    def __init__(self, host: SessionHost, stream: trio.abc.Stream, peer: str):
+        self.host = host
+        config = host.config
         self.config = config
         self.stream = stream
         self.peer = peer
@@ -111,10 +96,10 @@ class Session:
         )
         self.presence: dict[str, Any] = {}
         self.room: Room | None = None
-        self.joined_seq = 0  # the room's stream to this session starts after this seq (see write_outcome)
+        self.joined_seq = 0  # its room's stream starts after this seq (see Writes.write_outcome)
         self.last_op_id = 0
         self.closing = False
-        self._inflight = trio.Semaphore(config.max_inflight_ops)
+        self.inflight = trio.Semaphore(config.max_inflight_ops)  # writes not yet committed (backpressure)
         self._presence_dirty: dict[str, Any] = {}
         self._presence_wakeup = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -150,7 +135,7 @@ class Session:
                 if not self.closing:
                     nursery.cancel_scope.cancel()
         finally:
-            self.broadcaster.detach(self)
+            self.host.detach(self)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await self.stream.aclose()
 
@@ -167,7 +152,7 @@ class Session:
         if self.closing:
             return
         self.closing = True
-        self.broadcaster.metrics.error(code.value)
+        self.host.metrics.error(code.value)
         log.info(
             "closing %s (%s): %s: %s",
             self.client_id or self.peer,
@@ -181,7 +166,7 @@ class Session:
             self._nursery.cancel_scope.deadline = min(
                 self._nursery.cancel_scope.deadline, trio.current_time() + self.config.close_grace
             )
-        self.broadcaster.detach(self)
+        self.host.detach(self)
 
     async def _writer(self) -> None:
         ping_nonce = 0
@@ -199,7 +184,7 @@ class Session:
                 await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 break
-            self.broadcaster.metrics.sent_bytes += len(data)
+            self.host.metrics.sent_bytes += len(data)
             if self.out.closed and not len(self.out):
                 break
         assert self._nursery is not None
@@ -223,7 +208,7 @@ class Session:
             if scope.cancelled_caught:
                 self.fail(ErrorCode.TIMEOUT, reason)
                 return
-            self.broadcaster.metrics.received_bytes += len(data)
+            self.host.metrics.received_bytes += len(data)
             self.conn.receive_data(data)
             frames = 0
             while not self.closing:
@@ -252,7 +237,7 @@ class Session:
         if ref is None:
             ref = getattr(event, "op_id", None)
         try:
-            await self._dispatch(event)
+            await self.host.handle(self, event)
         except RequestError as exc:
             self.reply_error(exc.code, exc.message, ref)
             if exc.pause > 0:
@@ -263,150 +248,36 @@ class Session:
             self.reply_error(ErrorCode.INTERNAL, f"the server failed to handle {event.TYPE}", ref)
 
     def reply_error(self, code: ErrorCode, message: str, ref: int | None) -> None:
-        self.broadcaster.metrics.error(code.value)
+        self.host.metrics.error(code.value)
         self.send(Error(code=code.value, message=message, ref=ref))
 
-    async def _dispatch(self, event: Event) -> None:
-        b = self.broadcaster
-        match event:
-            case Hello():
-                await self._hello(event)
-            case Ping(nonce=nonce):
-                self.send(Pong(nonce=nonce))
-            case Pong():
-                pass
-            case ListRooms(subscribe=subscribe, ref=ref):
-                b.list_rooms(self, subscribe, ref)
-            case CreateRoom():
-                await b.create_room(self, event)
-            case JoinRoom():
-                await b.join_room(self, event)
-            case LeaveRoom(ref=ref):
-                await b.leave_room(self, ref)
-            case DeleteRoom():
-                await b.delete_room(self, event)
-            case Set(op_id=op_id, key=key, value=value):
-                await self._write(op_id, [["set", key, value]])
-            case Delete(op_id=op_id, key=key):
-                await self._write(op_id, [["delete", key]])
-            case Batch(op_id=op_id, ops=ops):
-                await self._write(op_id, ops)
-            case RoomEvent(op_id=op_id, value=value):
-                self._check_op_rate()
-                b.metrics.events += 1
-                b.relay_event(self, op_id, value)
-            case Presence(state=state):
-                b.metrics.presence += 1
-                limit = self._presence_limit
-                if limit is not None and not limit.take():
-                    self._rate_limited(limit, "max_presence_per_second")
-                    return
-                self.presence.update(state)
-                self._presence_dirty.update(state)
-                self._presence_wakeup.set()
-            case Lock():
-                await b.lock(self, event)
-            case Unlock():
-                await b.unlock(self, event)
-            case Admin():
-                await b.admin(self, event)
-            case _:
-                raise RequestError(ErrorCode.UNKNOWN_TYPE, f"{event.TYPE} is not a request")
+    def update_presence(self, state: dict[str, Any]) -> None:
+        self.host.metrics.presence += 1
+        limit = self._presence_limit
+        if limit is not None and not limit.take():
+            self._rate_limited(limit, "max_presence_per_second")
+            return
+        self.presence.update(state)
+        self._presence_dirty.update(state)
+        self._presence_wakeup.set()
 
-    async def _hello(self, hello: Hello) -> None:
-        b = self.broadcaster
-        user = b.authenticate(hello.token)
-        if user is None:
-            self.fail(
-                ErrorCode.AUTH_FAILED, "missing or unknown token" if hello.token else "a token is required"
-            )
-            return
-        client_id = hello.session or secrets.token_hex(16)
-        if not b.claim_session(client_id, user):
-            # Session ids are visible to other members; one user must not take over another's session.
-            self.fail(ErrorCode.FORBIDDEN, "this session id belongs to another user")
-            return
-        limit = self.config.max_clients
-        if limit and len(b.sessions) >= limit and client_id not in b.sessions:
-            b.metrics.limit("max_clients")
-            self.fail(ErrorCode.LIMIT_EXCEEDED, f"max_clients ({limit}) reached: try again later")
-            return
-        self.user = user
-        self.client_id = client_id
-        # With auth, others see the authenticated user, not a name the client chose.
-        self.name = user.name or hello.client_name
-        self.kind = hello.client_kind
-        b.register(self)
-        self.send(
-            Welcome(
-                protocol=PROTOCOL_VERSION,
-                server_version=self.broadcaster.version,
-                session=self.client_id,
-                client_id=self.client_id,
-                nodes=self.broadcaster.client_addresses(),
-                max_frame_size=self.config.max_frame_size,
-                heartbeat_interval=self.config.heartbeat_interval,
-                user=user.name or None,
-                role=user.role if b.tokens is not None else None,
-            )
-        )
-
-    def _check_op_rate(self) -> None:
+    def check_op_rate(self) -> None:
         limit = self._ops_limit
         if limit is not None and not limit.take():
-            self.broadcaster.metrics.limit("max_ops_per_second")
+            self.host.metrics.limit("max_ops_per_second")
             raise RequestError(
                 ErrorCode.RATE_LIMITED, f"max_ops_per_second ({limit.rate:g}) exceeded: operation dropped"
             )
 
     def _rate_limited(self, limit: RateLimit, name: str) -> None:
         """A dropped presence update: say so at most once a second (presence is lossy by design)."""
-        self.broadcaster.metrics.limit(name)
+        self.host.metrics.limit(name)
         now = trio.current_time()
         if now - limit.warned_at >= 1.0:
             limit.warned_at = now
             self.reply_error(
                 ErrorCode.RATE_LIMITED, f"{name} ({limit.rate:g}) exceeded: update dropped", None
             )
-
-    async def _write(self, op_id: int, ops: list[list[Any]]) -> None:
-        if self.room is None:
-            raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before sending operations")
-        # An op_id at or below the last one is a retry: the store answers it with the original outcome
-        # (the seq it got, if it committed) and never applies it twice.
-        # Refusals before this point have no effect at all: the client may retry with the same op_id.
-        self._check_op_rate()
-        # Backpressure: with too many writes in flight, stop reading from this client until some commit.
-        await self._inflight.acquire()
-        room = self.room
-        if room is None:  # the room went while this client was held back
-            self._inflight.release()
-            raise RequestError(ErrorCode.NOT_IN_ROOM, "the room no longer exists")
-        try:
-            pending = self.broadcaster.check_write(self, ops)
-        except BaseException:
-            self._inflight.release()
-            raise
-        self.last_op_id = max(self.last_op_id, op_id)
-        try:
-            proposal = self.broadcaster.submit_write(self, op_id, ops)
-        except BaseException:
-            self._inflight.release()
-            if pending is not None:
-                room.pending_keys -= pending[0]
-                room.pending_bytes -= pending[1]
-            raise
-        self.operations += 1
-        proposal.add_done_callback(lambda done: self._write_done(done, op_id, room, pending))
-
-    def _write_done(self, proposal: Any, op_id: int, room: Room, pending: tuple[int, int] | None) -> None:
-        self._inflight.release()
-        if pending is not None:
-            room.pending_keys -= pending[0]
-            room.pending_bytes -= pending[1]
-        error = self.broadcaster.write_outcome(self, proposal, op_id, room)
-        if error is not None:
-            self.reply_error(error.code, error.message, op_id)
 
     async def _presence_pump(self) -> None:
         """Relay presence at most ``presence_rate`` times a second; updates in between are merged."""
@@ -415,6 +286,6 @@ class Session:
             await self._presence_wakeup.wait()
             self._presence_wakeup = trio.Event()
             if self._presence_dirty and self.room is not None:
-                self.broadcaster.relay_presence(self, self._presence_dirty)
+                self.host.relay_presence(self, self._presence_dirty)
             self._presence_dirty = {}
             await trio.sleep(interval)

@@ -1,0 +1,236 @@
+"""Admin requests (the admin role): rooms and clients, kicking, deleting rooms, breaking locks, cluster
+membership, and a room's export and import (docs/operations.md)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from protocol import Admin, AdminResult, ErrorCode, ExportItems
+from protocol.events import check_key, check_room_name
+from replication import Node, NotLeader, ReplicationError, TreeError
+
+from .errors import RequestError
+from .hub import Hub
+from .rooms import encode_frame
+from .roomstore import (
+    RoomStore,
+    abandon_import_command,
+    break_locks_command,
+    delete_room_command,
+    import_command,
+)
+from .session import Session
+
+EXPORT_CHUNK_BYTES = 1024 * 1024
+ROOM_META_FIELDS = ("keep_open", "password", "created_by")
+
+log = logging.getLogger("blendsync.server")
+
+
+class AdminActions:
+    """One ``_admin_<action>`` method per admin action; ``handle`` checks the role and answers."""
+
+    def __init__(self, store: RoomStore, hub: Hub, node: Node, client_addresses: Callable[[], list[str]]):
+        self.store = store
+        self.hub = hub
+        self.node = node  # cluster membership and status
+        self.client_addresses = client_addresses
+
+    async def handle(self, session: Session, request: Admin) -> None:
+        if not session.user.is_admin:
+            raise RequestError(ErrorCode.FORBIDDEN, f"{request.action} needs the admin role")
+        args = request.args
+        handler = getattr(self, f"_admin_{request.action}")
+        result = await handler(session, args, request.ref)
+        if result is not None:
+            session.send(AdminResult(action=request.action, result=result, ref=request.ref))
+
+    async def _admin_rooms(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        rooms = []
+        for name in sorted(self.hub.rooms):
+            info = self.hub.room_info(name)
+            if info is not None:
+                room = self.hub.rooms[name]
+                info["clients"] = [member.name for member in room.members.values()]
+                info["locks"] = len(room.locks)
+                rooms.append(info)
+        return rooms
+
+    async def _admin_status(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """This node's replication status and the cluster's client addresses."""
+        return {**self.node.status(), "clients": self.client_addresses(), "sessions": len(self.hub.sessions)}
+
+    async def _admin_add_member(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        node_id, address = args.get("node_id"), args.get("raft")
+        if type(node_id) is not int or not isinstance(address, str):
+            raise RequestError(ErrorCode.BAD_MESSAGE, "add_member needs node_id (int) and raft (host:port)")
+        await self._membership(self.node.add_member(node_id, address))
+        return self.node.status()["members"]
+
+    async def _admin_remove_member(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        node_id = args.get("node_id")
+        if type(node_id) is not int:
+            raise RequestError(ErrorCode.BAD_MESSAGE, "remove_member needs node_id (int)")
+        await self._membership(self.node.remove_member(node_id))
+        return self.node.status()["members"]
+
+    async def _membership(self, change: Any) -> None:
+        try:
+            await change
+        except NotLeader as exc:
+            leader = self.node.read_local(("cluster", "nodes", str(exc.leader))) if exc.leader else None
+            where = f" ({leader[1].get('client')})" if leader else ""
+            raise RequestError(ErrorCode.UNAVAILABLE, f"ask the leader, node {exc.leader}{where}") from None
+        except ReplicationError as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
+
+    async def _admin_clients(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        return [s.describe() for _, s in sorted(self.hub.sessions.items())]
+
+    async def _admin_kick(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        client_id = _arg(args, "client_id", str)
+        target = self.hub.sessions.get(client_id)
+        if target is None:
+            raise RequestError(ErrorCode.NO_SUCH_CLIENT, f"no client {client_id!r} on this node")
+        reason = _arg(args, "reason", str, required=False) or "disconnected by an admin"
+        log.info("admin %s kicks %s (%s): %s", session.name, client_id, target.name, reason)
+        target.fail(ErrorCode.KICKED, reason)
+        return {"client_id": client_id, "name": target.name}
+
+    async def _admin_delete_room(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        name = _room_arg(args)
+        if self.store.find_meta(name) is None:
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {name!r}")
+        room = self.hub.rooms.get(name)
+        members = len(room.members) if room is not None else 0
+        result = await self.store.propose(delete_room_command(name))
+        if not result.get("succeeded"):
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {name!r}")
+        log.info("admin %s deleted room %s (%d clients were in it)", session.name, name, members)
+        return {"room": name, "clients": members}
+
+    async def _admin_break_lock(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        name = _room_arg(args)
+        self.store.meta(name)
+        keys = _arg(args, "keys", list)
+        if not keys or not all(isinstance(k, str) for k in keys):
+            raise RequestError(ErrorCode.BAD_MESSAGE, "args.keys must be a non-empty list of keys")
+        room = self.hub.rooms.get(name)
+        held = sorted(k for k in set(keys) if room is not None and k in room.locks)
+        if held:
+            await self.store.propose(break_locks_command(name, held))
+        return {"room": name, "released": held}
+
+    async def _admin_export(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """Stream the room's keys as export_items, then its meta and seq in admin_result (one snapshot)."""
+        name = _room_arg(args)
+        meta = self.store.meta(name)
+        # No await from here on: the items and the seq are one consistent state.
+        seq = self.hub.current_seq(name)
+        items = self.store.items(name)
+
+        def frames() -> Iterator[bytes]:
+            chunk: list[list[Any]] = []
+            size = 0
+            for key, value in items:
+                chunk.append([key, value])
+                size += len(key) + len(value) + 16
+                if size >= EXPORT_CHUNK_BYTES:
+                    yield encode_frame(ExportItems(room=name, items=chunk, ref=ref))
+                    chunk, size = [], 0
+            if chunk:
+                yield encode_frame(ExportItems(room=name, items=chunk, ref=ref))
+            result = {
+                "room": name,
+                "meta": {k: meta.get(k) for k in ROOM_META_FIELDS},
+                "seq": seq,
+                "key_count": len(items),
+            }
+            yield encode_frame(AdminResult(action="export", result=result, ref=ref))
+
+        session.out.put_stream(frames())
+        return None
+
+    async def _admin_import(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """Create a room from exported state. A large import comes in parts (``more``): the room stays
+        hidden until the last part commits, so it appears complete or not at all."""
+        name = _room_arg(args)
+        items = _arg(args, "items", list)
+        more = _arg(args, "more", bool, required=False) or False
+        for item in items:
+            if not (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and isinstance(item[1], bytes)
+            ):
+                raise RequestError(ErrorCode.BAD_MESSAGE, "args.items must be [key: str, value: bin] pairs")
+            try:
+                check_key(item[0])
+            except ValueError as exc:
+                raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
+        staged = session.imports.get(name)
+        if staged is None:
+            if self.store.find_meta(name) is not None:
+                raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
+            self.hub.check_room_count()
+            meta_in = _arg(args, "meta", dict, required=False) or {}
+            seq = _arg(args, "seq", int, required=False) or 0
+            password = meta_in.get("password")
+            if password is not None and not (isinstance(password, dict) and password.get("kdf") == "scrypt"):
+                raise RequestError(ErrorCode.BAD_MESSAGE, "meta.password must be a stored scrypt hash or nil")
+            final = {
+                "keep_open": bool(meta_in.get("keep_open", False)),
+                "password": password,
+                "created_by": str(meta_in.get("created_by") or session.name),
+                "seq_base": max(0, seq),
+            }
+            previous = None
+        else:
+            final, previous = staged
+        current = {**final, "importing": session.client_id} if more else final
+        command = import_command(name, items, previous, current)
+        result = await self.store.propose(command)
+        if not result.get("ok"):
+            self.abandon_import(session, name)
+            raise RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "import refused"))
+        if not result.get("succeeded"):
+            session.imports.pop(name, None)
+            raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
+        if more:
+            session.imports[name] = (final, current)
+        else:
+            session.imports.pop(name, None)
+            log.info("admin %s imported room %s", session.name, name)
+        return {"room": name, "keys": self.store.key_count(name), "done": not more}
+
+    def abandon_import(self, session: Session, name: str) -> None:
+        staged = session.imports.pop(name, None)
+        if staged is None:
+            return
+        try:
+            self.store.submit(abandon_import_command(name, staged[1]))
+        except (ReplicationError, TreeError) as exc:
+            log.warning("could not remove the unfinished import of %s: %s", name, exc)
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = args.get(name)
+    if value is None:
+        if required:
+            raise RequestError(ErrorCode.BAD_MESSAGE, f"args.{name} is missing")
+        return None
+    if type(value) is not kind:
+        raise RequestError(ErrorCode.BAD_MESSAGE, f"args.{name} must be {kind.__name__}")
+    return value
+
+
+def _room_arg(args: dict[str, Any]) -> str:
+    name = _arg(args, "room", str)
+    try:
+        check_room_name(name)
+    except ValueError as exc:
+        raise RequestError(ErrorCode.BAD_MESSAGE, str(exc)) from None
+    return name

@@ -1,0 +1,117 @@
+"""Joining a room: the password check, then a snapshot of the live keys or a resume from the log tail.
+
+The state a joiner gets (snapshot at seq N, or the held tail after ``since``) and its registration for the
+fan-out happen with no await in between, so the stream it is sent continues exactly where that state ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from protocol import Ack, Applied, ErrorCode, Joined, JoinRoom, LocksChanged, SnapshotChunk, SnapshotEnd
+
+from .config import ServerConfig
+from .errors import RequestError
+from .hub import Hub
+from .password_attempts import PasswordGuard
+from .rooms import Room, encode_frame
+from .roomstore import RoomStore
+from .session import Session
+
+
+class Joins:
+    def __init__(self, config: ServerConfig, store: RoomStore, hub: Hub, password_guard: PasswordGuard):
+        self.config = config
+        self.store = store
+        self.hub = hub
+        self.password_guard = password_guard
+
+    async def join_room(self, session: Session, request: JoinRoom) -> None:
+        if request.password is not None and self.store.find_meta(request.room) is not None:
+            self.password_guard.refuse_early(session.peer, request.room)  # before any work for a guess
+        # A room just created (or written) through another node must be visible here first.
+        await self.store.fence()
+        if session.room is not None:
+            raise RequestError(ErrorCode.ALREADY_IN_ROOM, f"already in room {session.room.name!r}")
+        meta = self.store.meta(request.room)
+        stored = meta.get("password")
+        if stored is not None:
+            await self.password_guard.check(session.peer, request.room, request.password, stored)
+        # From here to the end there is no await: the snapshot and the fan-out registration are atomic.
+        self.store.meta(request.room)  # it may have been deleted while the password was checked
+        if session.room is not None or session.closing:
+            raise RequestError(ErrorCode.ALREADY_IN_ROOM, "already in a room")
+        room = self.hub.rooms.setdefault(request.room, Room(request.room))
+        seq = self.hub.current_seq(request.room)
+        clients = [member.info() for member in room.members.values()] + self.hub.peers.members(room.name)
+        tail = self._tail_after(request.room, request.since, seq) if request.since is not None else None
+        session.joined_seq = request.since if tail is not None else seq  # where its stream starts
+        if tail is not None:
+            session.send(
+                Joined(
+                    room=room.name,
+                    seq=request.since,
+                    mode="resume",
+                    key_count=len(room.key_sizes),
+                    clients=clients,
+                    ref=request.ref,
+                )
+            )
+            session.out.put_stream(self._tail_frames(room.name, session.client_id, tail))
+        else:
+            items = self.store.items(room.name)
+            session.send(
+                Joined(
+                    room=room.name,
+                    seq=seq,
+                    mode="snapshot",
+                    key_count=len(items),
+                    clients=clients,
+                    ref=request.ref,
+                )
+            )
+            session.out.put_stream(self._snapshot_frames(room.name, seq, items))
+        if room.locks:
+            session.send(LocksChanged(room=room.name, locked=dict(room.locks)))
+        self.hub.add_member(session, room)
+
+    def _snapshot_frames(self, room: str, seq: int, items: list[tuple[str, bytes]]) -> Iterator[bytes]:
+        chunk: list[list[Any]] = []
+        size = 0
+        for key, value in items:
+            chunk.append([key, value])
+            size += len(key) + len(value) + 16
+            if size >= self.config.snapshot_chunk_bytes:
+                yield encode_frame(SnapshotChunk(room=room, items=chunk))
+                chunk, size = [], 0
+        if chunk:
+            yield encode_frame(SnapshotChunk(room=room, items=chunk))
+        yield encode_frame(SnapshotEnd(room=room, seq=seq))
+
+    def _tail_frames(
+        self, room: str, client_id: str, tail: list[tuple[int, dict[str, Any]]]
+    ) -> Iterator[bytes]:
+        """A resumed tail, streamed like a snapshot (it may be long; it does not count as queued)."""
+        for seq, entry in tail:
+            if entry["c"] == client_id:
+                yield encode_frame(Ack(op_id=entry["o"], seq=seq))
+            else:
+                yield encode_frame(
+                    Applied(room=room, seq=seq, client_id=entry["c"], op_id=entry["o"], ops=entry["ops"])
+                )
+
+    def _tail_after(self, room: str, since: int, seq: int) -> list[tuple[int, dict[str, Any]]] | None:
+        """The held log entries after ``since``, or None if some of them are gone (then: snapshot)."""
+        if since < 0 or since > seq:
+            return None
+        runtime = self.hub.rooms.get(room)
+        base = runtime.seq_base if runtime is not None else 0
+        entries = [
+            (number + base, payload)
+            for number, payload in self.store.log_entries(room)
+            if number + base > since
+        ]
+        if since < seq and (not entries or entries[0][0] != since + 1):
+            return None
+        return entries

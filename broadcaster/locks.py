@@ -1,0 +1,132 @@
+"""Key locks: granting, releasing (on request, on leaving, after a restart) and telling a room's members.
+
+A lock is /rooms/<room>/locks/<key> = {"owner": client_id, "user": name, "node": node id}. Writes by others
+are refused at submit (from the local copy) and, while a room has locks, also by a condition in the write's
+own transaction (broadcaster/writes.py), so a write can never land after a lock on its key was granted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from protocol import ErrorCode, Lock, LockGranted, LocksChanged, Unlock, Unlocked
+from replication import Proposal, ReplicationError, TreeError
+
+from .errors import RequestError
+from .hub import Hub
+from .rooms import Room, encode_frame
+from .roomstore import RoomStore, lock_command, lock_payload, unlock_command
+from .session import Session
+
+log = logging.getLogger("blendsync.server")
+
+
+class Locks:
+    def __init__(self, store: RoomStore, hub: Hub):
+        self.store = store
+        self.hub = hub
+        self._lock_changes: dict[str, tuple[dict[str, str], set[str]]] = {}
+        self._locks_dirty = trio.Event()
+
+    def payload(self, session: Session) -> dict[str, Any]:
+        """The lock payload of ``session`` (also the write guard's: its own locks do not stop its writes)."""
+        return lock_payload(session.client_id, session.name, self.store.node_id)
+
+    async def lock(self, session: Session, request: Lock) -> None:
+        room = session.room
+        if room is None:
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before locking keys")
+        keys = sorted(set(request.keys))
+        for key in keys:
+            owner = room.locks.get(key)
+            if owner is not None and owner != session.client_id:
+                raise RequestError(ErrorCode.LOCKED, f"key {key!r} is locked by {owner}")
+        payload = self.payload(session)
+        room.locks_pending += 1
+        try:
+            result = await self.store.propose(lock_command(room.name, keys, payload))
+        finally:
+            room.locks_pending -= 1
+        if not result.get("ok"):
+            raise RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "lock refused"))
+        if not result.get("succeeded"):
+            if self.hub.rooms.get(room.name) is not room:
+                raise RequestError(ErrorCode.NO_SUCH_ROOM, "the room no longer exists")
+            taken = [k for k in keys if room.locks.get(k) not in (None, session.client_id)]
+            raise RequestError(ErrorCode.LOCKED, f"locked by another client: {', '.join(taken) or keys[0]}")
+        session.send(LockGranted(room=room.name, keys=keys, ref=request.ref))
+
+    async def unlock(self, session: Session, request: Unlock) -> None:
+        room = session.room
+        if room is None:
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "not in a room")
+        mine = {k for k, owner in room.locks.items() if owner == session.client_id}
+        keys = sorted(mine & set(request.keys)) if request.keys else sorted(mine)
+        proposals = self._submit_unlocks(room.name, keys, self.payload(session))
+        for proposal in proposals:
+            try:
+                await proposal.wait()
+            except ReplicationError as exc:
+                raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
+        session.send(Unlocked(room=room.name, keys=keys, ref=request.ref))
+
+    def _submit_unlocks(self, room: str, keys: list[str], payload: dict[str, Any]) -> list[Proposal]:
+        """Delete each key's lock if it is still this owner's (one small command per key)."""
+        proposals = []
+        for key in keys:
+            try:
+                proposals.append(self.store.submit(unlock_command(room, key, payload)))
+            except (ReplicationError, TreeError) as exc:
+                log.warning("could not release the lock on %r in %s: %s", key, room, exc)
+        return proposals
+
+    def release(self, session: Session, room: Room) -> None:
+        """Release a departing session's locks (it left, was closed or its connection dropped)."""
+        keys = sorted(k for k, owner in room.locks.items() if owner == session.client_id)
+        if keys:
+            self._submit_unlocks(room.name, keys, self.payload(session))
+
+    def release_stale(self) -> None:
+        """Locks held by this node's sessions before a restart: those sessions are gone."""
+        stale = self.store.lock_paths_of_node(self.store.node_id)
+        then = [{"op": "delete", "path": list(path)} for path in stale]
+        if then:
+            log.info("releasing %d locks held by sessions from before a restart", len(then))
+            try:
+                self.store.submit({"then": then})
+            except (ReplicationError, TreeError) as exc:
+                log.warning("could not release stale locks: %s", exc)
+
+    # ---- committed lock changes -> the room's members ------------------------------------------------------
+
+    def lock_event(self, room: Room, key: str, payload: Any) -> None:
+        locked, unlocked = self._lock_changes.setdefault(room.name, ({}, set()))
+        if payload is None:
+            room.locks.pop(key, None)
+            locked.pop(key, None)
+            unlocked.add(key)
+        else:
+            room.locks[key] = payload["owner"]
+            locked[key] = payload["owner"]
+            unlocked.discard(key)
+        self._locks_dirty.set()
+
+    def forget(self, room: str) -> None:
+        """The room is gone: its pending lock changes go with it."""
+        self._lock_changes.pop(room, None)
+
+    async def locks_pump(self) -> None:
+        """Tell each room's members about lock changes, coalesced per scheduling round."""
+        while True:
+            await self._locks_dirty.wait()
+            self._locks_dirty = trio.Event()
+            await trio.sleep(0)  # let the rest of a committed batch apply first
+            changes, self._lock_changes = self._lock_changes, {}
+            for name, (locked, unlocked) in sorted(changes.items()):
+                room = self.hub.rooms.get(name)
+                if room is not None and room.members:
+                    message = LocksChanged(room=name, locked=locked, unlocked=sorted(unlocked))
+                    room.send(encode_frame(message))

@@ -1,0 +1,248 @@
+"""Rooms in the replicated tree: the layout, the commands that change it and the reads of this node's copy.
+
+Tree layout of a room:
+    /rooms/<room>/meta          {"keep_open": bool, "password": {...} | None, "created_by": str,
+                                 "seq_base": int (optional: an imported room's seq before its first op),
+                                 "importing": client_id (optional: an import in parts, not yet visible)}
+    /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
+    /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...]}: a capped tail of operations
+    /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
+
+A room's seq is ``seq_base`` plus the sequence number the tree gives each appended log entry: dense,
+increasing, the same on every node. Writes set the keys and append to the log in one transaction, so the
+live map at seq N and the tail after N always agree: a join reads the map and joins the fan-out with no
+await in between.
+
+Everything here is about the tree; nothing knows of sessions or connections. Reads are of this node's copy
+(``RoomStore.fence`` first catches it up with the cluster); keys and names are data, never patterns: listings
+are literal (``list_local``) and only the fixed layout above is ever matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from protocol import ErrorCode
+from replication import Node, Proposal, ReplicationError, TreeError, WatchEvent
+
+from .errors import RequestError
+
+ROOMS = "rooms"
+
+
+def room_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room)
+
+
+def meta_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "meta")
+
+
+def keys_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "keys")
+
+
+def log_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "log")
+
+
+def locks_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "locks")
+
+
+def lock_path(room: str, key: str) -> tuple[str, ...]:
+    return (ROOMS, room, "locks", key)
+
+
+# ---- commands ----------------------------------------------------------------------------------------------
+
+
+def create_room_command(room: str, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "compare": [{"not": {"exists": list(meta_path(room))}}],
+        "then": [{"op": "put", "path": list(meta_path(room)), "payload": meta}],
+    }
+
+
+def delete_room_command(room: str) -> dict[str, Any]:
+    return {
+        "compare": [{"exists": list(meta_path(room))}],
+        "then": [{"op": "delete", "path": list(room_path(room))}],
+    }
+
+
+def write_command(
+    room: str,
+    client_id: str,
+    op_id: int,
+    ops: list[list[Any]],
+    tail: int,
+    guard: tuple[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Apply set/delete operations to the live map and append them to the room's log, atomically.
+
+    With ``guard`` = (room, lock payload of the writer), the write also requires that no key it touches is
+    locked by anyone else (used only while the room has locks: it makes the command larger).
+    """
+    compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
+    if guard is not None:
+        for op in ops:
+            path = list(lock_path(room, op[1]))
+            compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, guard[1]]}]})
+    then: list[dict[str, Any]] = []
+    for op in ops:
+        path = [*keys_path(room), op[1]]
+        if op[0] == "set":
+            then.append({"op": "put", "path": path, "payload": op[2]})
+        else:
+            then.append({"op": "delete", "path": path})
+    then.append(
+        {
+            "op": "append",
+            "path": list(log_path(room)),
+            "payload": {"c": client_id, "o": op_id, "ops": ops},
+            "cap": tail,
+        }
+    )
+    return {"compare": compare, "then": then}
+
+
+def appended_seq(result: dict[str, Any]) -> int | None:
+    """The seq a write_command got, from its transaction result (None if the room was gone)."""
+    if not result.get("ok") or not result.get("succeeded"):
+        return None
+    return result["results"][-1]["seq"]
+
+
+def import_command(
+    room: str, items: list[list[Any]], previous_meta: dict[str, Any] | None, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """One part of an import: the first creates the room (which must not exist), later ones require the
+    meta the previous part left. Every part writes its keys and the meta in one transaction."""
+    if previous_meta is None:
+        compare = [{"not": {"exists": list(meta_path(room))}}]
+    else:
+        compare = [{"payload_equals": [list(meta_path(room)), previous_meta]}]
+    then = [{"op": "put", "path": list(meta_path(room)), "payload": meta}]  # first: nodes track it by meta
+    then += [{"op": "put", "path": [*keys_path(room), key], "payload": value} for key, value in items]
+    return {"compare": compare, "then": then}
+
+
+def abandon_import_command(room: str, staged_meta: dict[str, Any]) -> dict[str, Any]:
+    """Remove an unfinished import in parts (only if its hidden meta is still the staged one)."""
+    return {
+        "compare": [{"payload_equals": [list(meta_path(room)), staged_meta]}],
+        "then": [{"op": "delete", "path": list(meta_path(room))[:-1]}],
+    }
+
+
+def lock_payload(client_id: str, user: str, node_id: Any) -> dict[str, Any]:
+    return {"owner": client_id, "user": user, "node": node_id}
+
+
+def lock_command(room: str, keys: list[str], payload: dict[str, Any]) -> dict[str, Any]:
+    """Lock every key for ``payload``'s owner, if the room exists and no key is someone else's."""
+    compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
+    then = []
+    for key in keys:
+        path = list(lock_path(room, key))
+        compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, payload]}]})
+        then.append({"op": "put", "path": path, "payload": payload})
+    return {"compare": compare, "then": then}
+
+
+def unlock_command(room: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Delete a key's lock if it is still this owner's."""
+    path = list(lock_path(room, key))
+    return {"compare": [{"payload_equals": [path, payload]}], "then": [{"op": "delete", "path": path}]}
+
+
+def break_locks_command(room: str, keys: list[str]) -> dict[str, Any]:
+    return {"then": [{"op": "delete", "path": list(lock_path(room, key))} for key in keys]}
+
+
+# ---- the store ---------------------------------------------------------------------------------------------
+
+
+class RoomStore:
+    """The rooms in this node's replicated tree: proposals (errors mapped to request errors) and reads."""
+
+    def __init__(self, node: Node):
+        self.node = node
+
+    @property
+    def node_id(self) -> Any:
+        node_id = getattr(self.node, "node_id", None)
+        return node_id if node_id is not None else self.node.status().get("id")
+
+    def subscribe(self, callback: Callable[[WatchEvent], None]) -> Any:
+        """``callback`` in commit order for every change under /rooms."""
+        return self.node.subscribe((ROOMS, "**"), callback)
+
+    # ---- changes -------------------------------------------------------------------------------------------
+
+    async def propose(self, command: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self.node.propose(command)
+        except ReplicationError as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
+        except TreeError as exc:
+            raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
+
+    def submit(self, command: dict[str, Any], **envelope: Any) -> Proposal:
+        """Queue a command without waiting (raises ReplicationError or TreeError as the node does)."""
+        return self.node.submit(command, **envelope)
+
+    async def fence(self) -> None:
+        """Catch this node up with everything committed before now (a ReadIndex round in a cluster)."""
+        try:
+            await self.node.barrier("fence")
+        except ReplicationError as exc:
+            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
+
+    # ---- reads of this node's copy -------------------------------------------------------------------------
+
+    def find_meta(self, room: str) -> dict[str, Any] | None:
+        """The room's meta, hidden imports included; None if there is no such room."""
+        found = self.node.read_local(meta_path(room))
+        return None if found is None else found[1]
+
+    def meta(self, room: str) -> dict[str, Any]:
+        """The meta of a visible room, or a no_such_room error."""
+        meta = self.find_meta(room)
+        if meta is None or meta.get("importing"):
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {room!r}")
+        return meta
+
+    def metas(self) -> list[tuple[str, Any]]:
+        """(room, meta) for every room in the tree."""
+        return [(path[1], meta) for path, _, meta in self.node.match_local((ROOMS, "*", "meta"))]
+
+    def items(self, room: str) -> list[tuple[str, bytes]]:
+        """The room's live keys and values, in key order."""
+        return [(key, value) for key, _, value in self.node.list_local(keys_path(room))]
+
+    def key_count(self, room: str) -> int:
+        found = self.node.read_local(keys_path(room))
+        return found[0].child_count if found else 0
+
+    def log_entries(self, room: str) -> list[tuple[int, dict[str, Any]]]:
+        """The held tail of the room's log as (tree seq, entry), without the room's seq_base."""
+        return [(int(name), payload) for name, _, payload in self.node.list_local(log_path(room))]
+
+    def last_log_seq(self, room: str) -> int:
+        """The tree seq of the room's last appended log entry (0 if none), without the room's seq_base."""
+        found = self.node.read_local(log_path(room))
+        return found[0].next_seq - 1 if found is not None else 0
+
+    def locks(self, room: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(key, payload) for key, _, payload in self.node.list_local(locks_path(room))]
+
+    def lock_paths_of_node(self, node_id: Any) -> list[tuple[str, ...]]:
+        """Every lock held by a session of node ``node_id``, in any room."""
+        return [
+            path
+            for path, _, payload in self.node.match_local((ROOMS, "*", "locks", "*"))
+            if isinstance(payload, dict) and payload.get("node") == node_id
+        ]
