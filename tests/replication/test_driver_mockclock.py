@@ -1,7 +1,11 @@
 """The node driver's timers under trio's MockClock: real lmdb and real loopback TCP, virtual time.
 
-The clock jumps only after 2 ms of real idleness (everything waiting on a timer), so fsyncs and socket
-I/O are never skipped over, while timeouts of tens of seconds take a fraction of a second to test.
+The clock jumps after 2 ms of real idleness, so timeouts of tens of seconds take a fraction of a second to
+test. Trio counts a task waiting for a worker thread as idle, so a storage write (an fsync) that takes more
+than 2 ms, as it does on a loaded machine, would let virtual time run ahead of the write: heartbeats look
+late, elections start, and proposals time out that a real clock would have seen commit. The clock below
+does not jump while the node's storage thread is working. (Loopback TCP needs no such guard: a sent frame
+is readable at once, and trio is not idle while it has something to read.)
 """
 
 from __future__ import annotations
@@ -16,8 +20,29 @@ from replication.node import NodeConfig, OutcomeUnknown, ReplicationError, open_
 
 
 @pytest.fixture
-def mock_clock() -> trio.testing.MockClock:
-    return trio.testing.MockClock(autojump_threshold=0.002)
+def mock_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
+    """A MockClock that does not autojump while a storage write runs on its worker thread."""
+    clock = trio.testing.MockClock(autojump_threshold=0.002)
+    writes_in_flight = 0
+    autojump = clock._autojump  # what trio's run loop calls after autojump_threshold of idleness
+
+    def autojump_unless_writing() -> None:
+        if writes_in_flight == 0:
+            autojump()
+
+    monkeypatch.setattr(clock, "_autojump", autojump_unless_writing)
+    run_sync = trio.to_thread.run_sync  # the node's only thread: lmdb commits (docs/decisions/0002)
+
+    async def counted_run_sync(*args, **kwargs):
+        nonlocal writes_in_flight
+        writes_in_flight += 1
+        try:
+            return await run_sync(*args, **kwargs)
+        finally:
+            writes_in_flight -= 1
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted_run_sync)
+    return clock
 
 
 def put(key: str, value) -> dict:
@@ -86,3 +111,23 @@ async def test_forwarded_proposal_fails_fast_when_the_leader_goes(tmp_path, mock
             pass
         # Either it went through a new leader or it failed when the leadership changed: well before 300 s.
         assert trio.current_time() - start < 120
+
+
+async def test_a_slow_disk_does_not_let_virtual_time_run_ahead(tmp_path, mock_clock, monkeypatch):
+    """Every fsync takes 20 ms of real time, as on a loaded machine: far past the clock's 2 ms autojump.
+    The cluster must still see its heartbeats in time: one leader, every proposal committed."""
+    import time
+
+    commit = Storage.commit
+
+    def slow_commit(self, batch):
+        time.sleep(0.02)
+        return commit(self, batch)
+
+    monkeypatch.setattr(Storage, "commit", slow_commit)
+    async with cluster(tmp_path, tick_interval=1.0, election_ticks=10, request_timeout=60.0) as c:
+        leader = await c.leader(timeout=120)
+        term = leader.status()["term"]
+        for i in range(20):
+            assert (await leader.propose(put(f"k{i}", i)))["ok"]
+        assert leader.status()["role"] == "leader" and leader.status()["term"] == term
