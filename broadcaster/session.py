@@ -277,6 +277,9 @@ class Session:
                 pass
             case ListRooms(subscribe=subscribe, ref=ref):
                 b.list_rooms(self, subscribe, ref)
+            case CreateRoom() | JoinRoom() | DeleteRoom() if not self.user.may_use_room(event.room):
+                # A room-scoped token (an invite) enters its room only (docs/security.md).
+                raise RequestError(ErrorCode.FORBIDDEN, "this token is for another room")
             case CreateRoom():
                 await b.create_room(self, event)
             case JoinRoom():
@@ -317,9 +320,8 @@ class Session:
         b = self.broadcaster
         user = b.authenticate(hello.token)
         if user is None:
-            self.fail(
-                ErrorCode.AUTH_FAILED, "missing or unknown token" if hello.token else "a token is required"
-            )
+            reason = "missing, unknown or expired token" if hello.token else "a token is required"
+            self.fail(ErrorCode.AUTH_FAILED, reason)
             return
         client_id = hello.session or secrets.token_hex(16)
         if not b.claim_session(client_id, user):
