@@ -24,6 +24,7 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
+from typing import Any
 
 StrPath = str | Path
 
@@ -91,9 +92,12 @@ def certificate_pin(cert: StrPath) -> str:
     return der_pin(ssl.PEM_cert_to_DER_cert(pem[begin:end]))
 
 
-def check_pin(ssl_object: ssl.SSLObject | ssl.SSLSocket, pin: str) -> None:
-    """Raise PinMismatch unless the peer's certificate has this pin."""
-    der = ssl_object.getpeercert(binary_form=True)
+def check_pin(connection: Any, pin: str) -> None:
+    """Raise PinMismatch unless the peer's certificate has this pin.
+
+    ``connection``: anything with ssl's ``getpeercert`` after the handshake (an SSLSocket, trio's SSLStream).
+    """
+    der = connection.getpeercert(binary_form=True)
     if der is None:
         raise PinMismatch("the server showed no certificate")
     shown = der_pin(der)

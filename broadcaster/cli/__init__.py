@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import addon, admin, cluster, init, serve, token
+from . import addon, admin, cluster, init, invite, serve, token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", default="text", choices=["text", "json"], help="json: one object a line"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (init, serve, token, admin, cluster, addon):
+    for group in (init, invite, serve, token, admin, cluster, addon):
         group.add_commands(commands)
     return parser
 
