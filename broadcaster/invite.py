@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from protocol import limits
 
 from .tls import check_pin_format
+
+if TYPE_CHECKING:
+    from .client import Client
 
 SCHEME = "blendsync"
 MAX_LINK_CHARS = 4096
@@ -92,3 +98,16 @@ def parse_expiry(text: str) -> int | None:
             f" (got {text!r})"
         )
     return seconds
+
+
+@asynccontextmanager
+async def connect_invite(link: str | Invite, **kwargs: Any) -> AsyncIterator[Client]:
+    """``connect`` to the server of an invite link with its token and pinned certificate (not yet joined).
+
+    Raises InviteError for a malformed link, PinMismatch when the server shows another certificate.
+    """
+    from .client import connect
+
+    invite = link if isinstance(link, Invite) else Invite.parse(link)
+    async with connect(invite.host, invite.port, token=invite.token, pin=invite.pin, **kwargs) as client:
+        yield client

@@ -1,4 +1,8 @@
-"""Invite links: their grammar and ``blendsync invite``."""
+"""Invite links: their grammar, ``blendsync invite``, and joining a real server through one.
+
+The end-to-end test is the self-hoster's path: ``blendsync init``, ``blendsync serve --config`` (a real
+process), ``blendsync invite``, then the client library joins through the printed link.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support import REPO
+from support import REPO, ServerProcess
 
-from broadcaster.auth import read_users
-from broadcaster.invite import MAX_LINK_CHARS, Invite, InviteError, parse_expiry
-from broadcaster.tls import certificate_pin
+from broadcaster.auth import read_users, write_users
+from broadcaster.client import ConnectionLost, ServerError
+from broadcaster.invite import MAX_LINK_CHARS, Invite, InviteError, connect_invite, parse_expiry
+from broadcaster.tls import PinMismatch, certificate_pin
 from protocol.limits import MAX_ROOM_NAME_BYTES
 from tools.cluster import free_port
 
@@ -150,3 +155,75 @@ def test_invite_address_overrides_the_config(installed, address, host, port):
     root, config_port = installed
     parsed = Invite.parse(invite(root, "--address", address))
     assert (parsed.host, parsed.port) == (host, port or config_port)
+
+
+@pytest.fixture
+def served(installed):
+    root, port = installed
+    process = ServerProcess(root / "rooms", port, ["--config", str(root / "blendsync.toml")])
+    process.start()
+    try:
+        yield root
+    finally:
+        process.stop()
+
+
+async def test_init_serve_invite_then_join_through_the_link(served):
+    root = served
+    link = invite(served, "--room", "shot-010", "--name", "ana")
+    async with connect_invite(link, name="Blender") as ana:
+        assert (ana.welcome.user, ana.welcome.role) == ("ana", "user")
+        await ana.create_room("shot-010", keep_open=True)
+        await ana.join("shot-010")
+        seq = await ana.set("obj/cube", b"v")
+        assert ana.seq == seq and ana.state == {"obj/cube": b"v"}
+        with pytest.raises(ServerError) as info:
+            await ana.create_room("shot-020")
+        assert info.value.code == "forbidden"
+    wrong_pin = Invite.parse(link).link().replace(Invite.parse(link).pin or "", PIN)
+    with pytest.raises(PinMismatch, match="not the pinned one"):
+        async with connect_invite(wrong_pin):
+            pass
+    # Time passes: the token expires (the server re-reads the tokens file).
+    users = read_users(root / "tokens.toml")
+    for user in users:
+        if user["name"] == "ana":
+            user["expires_at"] = int(time.time()) - 1
+    write_users(root / "tokens.toml", users)
+    with pytest.raises(ServerError) as info:
+        async with connect_invite(link):
+            pass
+    assert info.value.code == "auth_failed" and "expired" in info.value.message
+
+
+async def test_a_client_failing_over_checks_the_pin_again(installed, tmp_path):
+    root, port = installed
+    link = invite(root, "--room", "r", "--name", "ana")
+    config = ["--config", str(root / "blendsync.toml")]
+    process = ServerProcess(root / "rooms", port, config)
+    process.start()
+    try:
+        async with connect_invite(link, failover=True, failover_timeout=5.0) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            await ana.set("k", b"1")
+            process.stop()
+            process.start()  # same certificate: the client resumes
+            await ana.set("k", b"2")
+            assert ana.state == {"k": b"2"}
+            process.stop()
+            # Another certificate at the same address: the client must not resume (nor send its token).
+            other = tmp_path / "other"
+            assert blendsync("init", "--data-dir", str(other)).returncode == 0
+            cert = [
+                "--tls-cert",
+                str(other / "tls" / "server.pem"),
+                "--tls-key",
+                str(other / "tls" / "server.key"),
+            ]
+            process = ServerProcess(root / "rooms", port, [*config, *cert])
+            process.start()
+            with pytest.raises(ConnectionLost):
+                await ana.set("k", b"3")
+    finally:
+        process.kill()
