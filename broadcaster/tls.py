@@ -60,6 +60,9 @@ PIN_PREFIX = "sha256:"
 class PinMismatch(ssl.SSLError):
     """The server showed a certificate other than the pinned one."""
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "the server's certificate is not the pinned one"
+
 
 def pinned_client_context() -> ssl.SSLContext:
     """A TLS 1.2+ client context accepting any certificate: only with ``check_pin`` after the handshake."""

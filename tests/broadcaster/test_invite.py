@@ -6,27 +6,19 @@ process), ``blendsync invite``, then the client library joins through the printe
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from support import REPO, ServerProcess
+from support import ServerProcess, blendsync_cli, init_server
 
 from broadcaster.auth import read_users, write_users
 from broadcaster.client import ConnectionLost, ServerError
 from broadcaster.invite import MAX_LINK_CHARS, Invite, InviteError, connect_invite, parse_expiry
 from broadcaster.tls import PinMismatch, certificate_pin
 from protocol.limits import MAX_ROOM_NAME_BYTES
-from tools.cluster import free_port
 
 PIN = "sha256:" + "ab" * 32
-
-
-def blendsync(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "broadcaster.cli", *args]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -102,16 +94,11 @@ def test_bad_expiry_durations_are_refused(text):
 
 @pytest.fixture
 def installed(tmp_path) -> tuple[Path, int]:
-    """What ``blendsync init`` writes for a server on 127.0.0.1 and a free port."""
-    port = free_port()
-    root = tmp_path / "srv"
-    done = blendsync("init", "--data-dir", str(root), "--host", "127.0.0.1", "--port", str(port))
-    assert done.returncode == 0, done.stderr
-    return root, port
+    return init_server(tmp_path / "srv")
 
 
 def invite(root: Path, *args: str) -> str:
-    done = blendsync("invite", "--data-dir", str(root), *args)
+    done = blendsync_cli("invite", "--data-dir", str(root), *args)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -130,13 +117,13 @@ def test_invite_adds_a_scoped_expiring_user_and_prints_one_link(installed):
 
 def test_invite_refuses_viewers_an_existing_name_and_bad_addresses(installed):
     root, _ = installed
-    viewer = blendsync("invite", "--data-dir", str(root), "--role", "viewer")
+    viewer = blendsync_cli("invite", "--data-dir", str(root), "--role", "viewer")
     assert viewer.returncode == 2 and "not available yet" in viewer.stderr
     assert invite(root, "--name", "ana")
-    again = blendsync("invite", "--data-dir", str(root), "--name", "ana")
+    again = blendsync_cli("invite", "--data-dir", str(root), "--name", "ana")
     assert again.returncode == 2 and "exists" in again.stderr
     for address in ("h:0", "h:65536", "h:x", ":1", "[::1]x"):
-        bad = blendsync("invite", "--data-dir", str(root), "--address", address)
+        bad = blendsync_cli("invite", "--data-dir", str(root), "--address", address)
         assert bad.returncode == 2 and "--address" in bad.stderr, address
     users = [u["name"] for u in read_users(root / "tokens.toml")]
     assert users == ["admin", "ana"]  # nothing refused was added
@@ -214,7 +201,7 @@ async def test_a_client_failing_over_checks_the_pin_again(installed, tmp_path):
             process.stop()
             # Another certificate at the same address: the client must not resume (nor send its token).
             other = tmp_path / "other"
-            assert blendsync("init", "--data-dir", str(other)).returncode == 0
+            assert blendsync_cli("init", "--data-dir", str(other)).returncode == 0
             cert = [
                 "--tls-cert",
                 str(other / "tls" / "server.pem"),
