@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support import running_broadcaster
+from support import blendsync_cli, running_broadcaster
 
 from broadcaster.auth import (
     MAX_EXPIRES_AT,
@@ -140,3 +140,11 @@ def test_a_tokens_file_with_an_unknown_field_is_refused(tmp_path):
     )
     with pytest.raises(TokensFileError, match="may have room and expires_at"):
         read_users(path)
+
+
+def test_token_list_shows_rooms_and_expiries(tokens):
+    path, _ = tokens
+    done = blendsync_cli("token", "list", "--tokens-file", str(path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["root\tadmin\t*\tnever", "ana\tuser\troom-a\t9999-12-31T23:59:59Z"]
