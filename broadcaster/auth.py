@@ -4,6 +4,8 @@
     name = "ana"
     role = "admin"            # or "user"
     token_sha256 = "9f86d0..."
+    room = "shot-010"         # optional: the token enters this room only (an invite)
+    expires_at = 1767225600   # optional: Unix time after which the token is refused
 
 Tokens are 256 random bits, so a fast hash is enough to store them (docs/security.md says why passwords,
 which people choose, need a KDF and tokens do not). The file is re-read when it changes, so adding or
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,10 @@ from protocol import limits
 
 ROLES = ("user", "admin")
 TOKEN_PREFIX = "bst_"
+REQUIRED_FIELDS = ("name", "role", "token_sha256")
+OPTIONAL_FIELDS = ("room", "expires_at")
+# Unix seconds: the year 9999, far enough for "never" and within what every clock and datetime can show.
+MAX_EXPIRES_AT = 253_402_300_799
 
 
 class TokensFileError(ValueError):
@@ -34,10 +41,18 @@ class TokensFileError(ValueError):
 class User:
     name: str
     role: str
+    room: str | None = None  # set: this user may create, join and delete only this room
+    expires_at: int | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def may_use_room(self, room: str) -> bool:
+        return self.room is None or self.room == room
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 # The identity every client has on a server without auth: it trusts whoever can reach it.
@@ -74,18 +89,38 @@ def read_users(path: Path) -> list[dict[str, str]]:
         raise TokensFileError(f"{path}: 'users' must be an array of tables ([[users]])")
     seen: set[str] = set()
     for user in users:
-        if not isinstance(user, dict) or set(user) != {"name", "role", "token_sha256"}:
-            raise TokensFileError(f"{path}: each [[users]] has exactly name, role and token_sha256")
+        if (
+            not isinstance(user, dict)
+            or not set(REQUIRED_FIELDS) <= set(user)
+            or set(user) - {*REQUIRED_FIELDS, *OPTIONAL_FIELDS}
+        ):
+            raise TokensFileError(
+                f"{path}: each [[users]] has name, role and token_sha256, and may have room and expires_at"
+            )
         check_user_name(user["name"])
         if user["role"] not in ROLES:
             raise TokensFileError(f"{path}: role of {user['name']!r} must be one of {ROLES}")
         digest = user["token_sha256"]
         if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
             raise TokensFileError(f"{path}: token_sha256 of {user['name']!r} is not a SHA-256 hex digest")
+        check_scope(user.get("room"), user.get("expires_at"), f"{path}: user {user['name']!r}: ")
         if user["name"] in seen:
             raise TokensFileError(f"{path}: user {user['name']!r} appears twice")
         seen.add(user["name"])
     return users
+
+
+def check_scope(room: object, expires_at: object, where: str = "") -> None:
+    """A token's optional room (a room name) and expiry (Unix seconds, 0 to MAX_EXPIRES_AT)."""
+    if room is not None:
+        if not isinstance(room, str):
+            raise TokensFileError(f"{where}room must be a string")
+        try:
+            limits.check_room_name(room)
+        except ValueError as exc:
+            raise TokensFileError(f"{where}{exc}") from None
+    if expires_at is not None and (type(expires_at) is not int or not 0 <= expires_at <= MAX_EXPIRES_AT):
+        raise TokensFileError(f"{where}expires_at must be Unix seconds from 0 to {MAX_EXPIRES_AT}")
 
 
 def write_users(path: Path, users: list[dict[str, str]]) -> None:
@@ -99,7 +134,8 @@ def write_users(path: Path, users: list[dict[str, str]]) -> None:
         # Not ASCII-escaped: JSON escapes characters beyond U+FFFF as surrogate pairs, which TOML refuses.
         lines += [
             f"{field} = {json.dumps(user[field], ensure_ascii=False)}"
-            for field in ("name", "role", "token_sha256")
+            for field in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS)
+            if user.get(field) is not None
         ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,14 +148,30 @@ def write_users(path: Path, users: list[dict[str, str]]) -> None:
     os.replace(tmp, path)
 
 
-def add_user(path: Path, name: str, role: str = "user") -> str:
-    """Add ``name`` (or give it a new token if it exists); return the token, which is stored only hashed."""
+def add_user(
+    path: Path,
+    name: str,
+    role: str = "user",
+    *,
+    room: str | None = None,
+    expires_at: int | None = None,
+) -> str:
+    """Add ``name`` (or give it a new token if it exists); return the token, which is stored only hashed.
+
+    With ``room`` the token enters only that room; with ``expires_at`` (Unix seconds) it stops working then.
+    """
     check_user_name(name)
     if role not in ROLES:
         raise TokensFileError(f"role must be one of {ROLES}")
+    check_scope(room, expires_at)
     users = [u for u in read_users(path) if u["name"] != name]
     token = new_token()
-    users.append({"name": name, "role": role, "token_sha256": hash_token(token)})
+    user: dict = {"name": name, "role": role, "token_sha256": hash_token(token)}
+    if room is not None:
+        user["room"] = room
+    if expires_at is not None:
+        user["expires_at"] = expires_at
+    users.append(user)
     write_users(path, users)
     return token
 
@@ -154,13 +206,16 @@ class TokenStore:
         if stamp == self._stamp:
             return
         users = read_users(self.path)
-        self._by_hash = {u["token_sha256"]: User(u["name"], u["role"]) for u in users}
+        self._by_hash = {
+            u["token_sha256"]: User(u["name"], u["role"], u.get("room"), u.get("expires_at")) for u in users
+        }
         self._stamp = stamp
 
     def __len__(self) -> int:
         return len(self._by_hash)
 
-    def authenticate(self, token: str | None) -> User | None:
+    def authenticate(self, token: str | None, now: float | None = None) -> User | None:
+        """The user of ``token``; None when it is unknown or expired (at ``now``, default the clock's)."""
         if not token:
             return None
         try:
@@ -169,4 +224,7 @@ class TokenStore:
             pass  # keep serving with the users loaded last; a broken edit does not lock everyone out
         # The lookup key is a hash of the presented token, so lookup timing tells nothing about stored
         # tokens (an attacker controls the input, not the hash's bits).
-        return self._by_hash.get(hash_token(token))
+        user = self._by_hash.get(hash_token(token))
+        if user is not None and user.expired(time.time() if now is None else now):
+            return None
+        return user

@@ -54,6 +54,8 @@ from protocol import (
 )
 from protocol.nodes import SILENT_HEARTBEATS, Address
 
+from .tls import PinMismatch, check_pin, check_pin_format, pinned_client_context
+
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 3.0  # a node that does not welcome us within this is skipped
 ROUND_PAUSE = 0.2  # after every known node was tried once
@@ -117,6 +119,7 @@ class Client:
         *,
         max_frame_size: int = 64 * 1024 * 1024,
         ssl_context: ssl.SSLContext | None = None,
+        pin: str | None = None,
     ):
         self.stream = stream
         self.session = session
@@ -124,6 +127,7 @@ class Client:
         self.conn = Connection(Role.CLIENT, max_frame_size=max_frame_size)
         self.locks: dict[str, str] = {}  # key -> owner client_id, in the joined room
         self._ssl_context = ssl_context
+        self._pin = pin
         self._send_lock = trio.StrictFIFOLock()
         self._waiters: dict[int, _Waiter] = {}  # ref -> waiter
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
@@ -263,6 +267,9 @@ class Client:
         stream: trio.abc.Stream
         if self._ssl_context is not None:
             stream = await trio.open_ssl_over_tcp_stream(*address, ssl_context=self._ssl_context)
+            if self._pin is not None:
+                await stream.do_handshake()
+                check_pin(stream, self._pin)  # before the hello carries the token
         else:
             stream = await trio.open_tcp_stream(*address)
         self.stream, self.conn = stream, Connection(Role.CLIENT, max_frame_size=self.max_frame_size)
@@ -464,11 +471,16 @@ async def connect(
     session: str | None = None,
     token: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    pin: str | None = None,
     failover: bool = False,
     addresses: list[str] | None = None,
     failover_timeout: float = 30.0,
 ) -> AsyncIterator[Client]:
     """A connected client (hello answered). With ``ssl_context``, over TLS (see broadcaster/tls.py).
+
+    With ``pin`` (``sha256:<hex>``), over TLS accepting only the certificate with that fingerprint, and no
+    CA (a self-signed server, see broadcaster/invite.py); any other certificate raises PinMismatch before
+    anything, the token included, is sent.
 
     With ``failover``, the client leaves a node that drops the connection, answers ``unavailable`` (no
     quorum there) or falls silent, for the next of ``addresses`` and the ``nodes`` the server lists in
@@ -477,14 +489,22 @@ async def connect(
     resume, it gives up (ConnectionLost).
     """
     stream: trio.abc.Stream
+    if pin is not None:
+        pin = check_pin_format(pin)
+        ssl_context = ssl_context or pinned_client_context()
     if ssl_context is not None:
         stream = await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context)
         try:
             await stream.do_handshake()
+            if pin is not None:
+                check_pin(stream, pin)
         except trio.BrokenResourceError as exc:
             await stream.aclose()
             cause = exc.__cause__ or exc
             raise ConnectionLost(f"TLS handshake with {host}:{port} failed: {cause}") from None
+        except PinMismatch:
+            await trio.aclose_forcefully(stream)
+            raise
     else:
         stream = await trio.open_tcp_stream(host, port)
     hello = Hello(
@@ -497,7 +517,7 @@ async def connect(
     )
     known = [(host, port), *(parse_address(item) for item in addresses or [])]
     client_session = ClientSession(hello, known, failover=failover, failover_timeout=failover_timeout)
-    client = Client(stream, client_session, ssl_context=ssl_context)
+    client = Client(stream, client_session, ssl_context=ssl_context, pin=pin)
     try:
         async with trio.open_nursery() as nursery:
             await client.send(client_session.connecting((host, port)))

@@ -228,7 +228,7 @@ def metrics_text(b: Broadcaster) -> str:
     out.one(
         "blendsync_auth_failures_total",
         "counter",
-        "Hellos refused for a missing or unknown token.",
+        "Hellos refused for a missing, unknown or expired token.",
         m.auth_failures,
     )
     out.family(

@@ -211,6 +211,9 @@ class Broadcaster:
                 pass
             case ListRooms(subscribe=subscribe, ref=ref):
                 self.hub.list_rooms(session, subscribe, ref)
+            case CreateRoom() | JoinRoom() | DeleteRoom() if not session.user.may_use_room(event.room):
+                # A room-scoped token (an invite) enters its room only (docs/security.md).
+                raise RequestError(ErrorCode.FORBIDDEN, "this token is for another room")
             case CreateRoom():
                 await self.create_room(session, event)
             case JoinRoom():
@@ -244,7 +247,8 @@ class Broadcaster:
         user = self.authenticate(hello.token)
         if user is None:
             session.fail(
-                ErrorCode.AUTH_FAILED, "missing or unknown token" if hello.token else "a token is required"
+                ErrorCode.AUTH_FAILED,
+                "missing, unknown or expired token" if hello.token else "a token is required",
             )
             return
         client_id = hello.session or secrets.token_hex(16)

@@ -72,6 +72,20 @@ class ServerProcess:
         self.kill(signal.SIGTERM)
 
 
+def blendsync_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``blendsync ARGS...`` from this checkout, as a user runs it."""
+    command = [sys.executable, "-m", "broadcaster.cli", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def init_server(root: Path) -> tuple[Path, int]:
+    """``blendsync init`` for a server on 127.0.0.1 and a free port; returns the directory and port."""
+    port = free_port()
+    done = blendsync_cli("init", "--data-dir", str(root), "--host", "127.0.0.1", "--port", str(port))
+    assert done.returncode == 0, done.stderr
+    return root, port
+
+
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> None:
     with trio.fail_after(timeout):
         while not predicate():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ def add_commands(commands: Any) -> None:
     add.add_argument("--admin", action="store_true", help="give the user the admin role")
     remove = token_commands.add_parser("remove", help="remove a user: its token stops working")
     remove.add_argument("name")
-    listing = token_commands.add_parser("list", help="list users and roles (tokens are not stored)")
+    listing = token_commands.add_parser(
+        "list", help="list users, roles, rooms, expiries (tokens are not stored)"
+    )
     for sub in (add, remove, listing):
         sub.add_argument("--tokens-file", default=DEFAULT_TOKENS_FILE, help="default ./tokens.toml")
     token.set_defaults(func=_token)
@@ -43,7 +46,14 @@ def _token(args: argparse.Namespace) -> int:
                 return 1
         else:
             for user in read_users(path):
-                print(f"{user['name']}\t{user['role']}")
+                # Invites (room-scoped, expiring tokens) show their room and expiry; others "*" and "never".
+                expires_at = user.get("expires_at")
+                expiry = (
+                    "never"
+                    if expires_at is None
+                    else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at))
+                )
+                print(f"{user['name']}\t{user['role']}\t{user.get('room', '*')}\t{expiry}")
     except TokensFileError as exc:
         print(f"blendsync: {exc}", file=sys.stderr)
         return 2
