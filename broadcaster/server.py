@@ -17,6 +17,7 @@ import trio
 
 from protocol import (
     PROTOCOL_VERSION,
+    Ack,
     Admin,
     Batch,
     CreateRoom,
@@ -357,7 +358,13 @@ class Broadcaster:
             room.note_key(path[3], None if event.action == "delete" else len(event.payload))
             self.hub.room_changed(name)
         elif path[2] == "log" and event.action == "create":
-            room.fan_out(int(path[3]) + room.seq_base, event.payload)
+            seq = int(path[3]) + room.seq_base
+            room.fan_out(seq, event.payload)
+            author = self.hub.sessions.get(event.payload["c"])
+            if author is not None and room.members.get(author.client_id) is not author:
+                # Sent before its author left the room (e.g. pipelined with leave_room): it committed all
+                # the same, so it is answered, after `left`, outside any room stream.
+                author.send(Ack(op_id=event.payload["o"], seq=seq))
         elif path[2] == "locks":
             self.locks.lock_event(room, path[3], None if event.action == "delete" else event.payload)
 

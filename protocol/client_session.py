@@ -287,7 +287,8 @@ class ClientSession:
                 self._on_joined(event, self._requests.pop(ref), step)
             case Left(ref=ref) if ref in self._requests:
                 del self._requests[ref]
-                self.room = None
+                # What we sent before leaving still gets its ack (after `left`), which only settles it.
+                self.reset_room()
                 step.reply = (ref, event)
             case RoomDeleted(room=room, ref=None) if room == self.room:
                 self.reset_room()
@@ -319,7 +320,8 @@ class ClientSession:
             if seq > self.seq:  # else already in a snapshot that replaced our state: a duplicate ack
                 self._apply(ops)
             step.view = self.edits.acked(op_id, ops, seq)
-        self.seq = max(self.seq, seq)
+            self.seq = max(self.seq, seq)
+        # else a retry's ack at or below our seq, or an op sent before we left its room (its seq is not ours)
         self._outage_since = None
         step.acked = (op_id, seq)
 

@@ -236,3 +236,38 @@ async def test_retried_operation_applies_once(server):
         _, waiter = await a.send_ops([["set", "k", b"1"]], op_id=1)
         assert await waiter.wait() == first
         assert await a.set("k2", b"2") == first + 1  # nothing was applied twice
+
+
+async def test_a_write_pipelined_with_leave_room_is_still_answered(tmp_path):
+    """The leave is handled while the write is being committed: the write commits all the same, so its
+    author gets its ack (after `left`, outside the room's stream) instead of no answer at all."""
+    from protocol import NEED_DATA, Connection, Hello, JoinRoom, LeaveRoom, Role, Set
+
+    async with running_broadcaster(tmp_path / "d") as (host, port), connect(host, port, name="b") as other:
+        await other.create_room("r", keep_open=True)
+        await other.join("r")
+        stream = await trio.open_tcp_stream(host, port)
+        conn = Connection(Role.CLIENT)
+        hello = Hello(protocol=1, client_name="a", session="pipelined-1")
+        await stream.send_all(conn.send(hello) + conn.send(JoinRoom(room="r", ref=1)))
+        seen: list = []
+
+        async def until(kind: str) -> None:
+            while not any(e.TYPE == kind for e in seen):
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    conn.receive_data(await stream.receive_some(65536))
+                else:
+                    seen.append(event)
+
+        with trio.fail_after(30):
+            await until("snapshot_end")
+            pipelined = conn.send(Set(op_id=1, key="k", value=b"v")) + conn.send(LeaveRoom(ref=2))
+            await stream.send_all(pipelined)  # one write: the server reads both before the set commits
+            await until("ack")
+        kinds = [e.TYPE for e in seen]
+        assert kinds.index("left") < kinds.index("ack")
+        ack = next(e for e in seen if e.TYPE == "ack")
+        await wait_for(lambda: other.state.get("k") == b"v")
+        assert ack.op_id == 1 and ack.seq == other.seq
+        await stream.aclose()

@@ -399,3 +399,16 @@ def test_nodes_advance_round_the_list():
     nodes = Nodes([A, B, A])
     nodes.learn(["10.0.0.3:3", "10.0.0.2:2"])
     assert [nodes.advance() for _ in range(4)] == [B, C, A, B]
+
+
+def test_an_ack_for_an_op_sent_before_leaving_does_not_move_the_new_rooms_seq():
+    s = session(failover=False)
+    joined_room(s, seq=50)
+    op_id, _ = s.write([["set", "k", b"v"]])
+    ref, _ = s.leave()
+    s.receive(Left(room="r", ref=ref), 0.0)
+    ref, _ = s.join("q")
+    s.receive(Joined(room="q", seq=3, mode="snapshot", key_count=0, ref=ref), 0.0)
+    s.receive(SnapshotEnd(room="q", seq=3), 0.0)
+    step = s.receive(Ack(op_id=op_id, seq=51), 0.0)  # room r's seq, answered after `left`
+    assert step.acked == (op_id, 51) and s.seq == 3 and s.state == {}
