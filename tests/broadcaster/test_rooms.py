@@ -253,7 +253,7 @@ async def test_a_write_pipelined_with_leave_room_is_still_answered(tmp_path):
         seen: list = []
 
         async def until(kind: str) -> None:
-            while not any(e.TYPE == kind for e in seen):
+            while not any(kind == e.TYPE for e in seen):
                 event = conn.next_event()
                 if event is NEED_DATA:
                     conn.receive_data(await stream.receive_some(65536))
