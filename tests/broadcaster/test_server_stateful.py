@@ -627,9 +627,14 @@ class ServerMachine(RuleBasedStateMachine):
 
     # ---- writes ----
 
-    @rule(data=st.data(), kind=st.sampled_from(["set", "delete", "batch"]))
-    def write(self, data: st.DataObject, kind: str) -> None:
+    @rule(data=st.data(), kinds=st.lists(st.sampled_from(["set", "delete", "batch"]), min_size=1, max_size=4))
+    def write(self, data: st.DataObject, kinds: list[str]) -> None:
+        """A client writes a few times in a row (writes are most of what clients do)."""
         index = self.pick_client(data)
+        for kind in kinds:
+            self.write_one(index, data, kind)
+
+    def write_one(self, index: int, data: st.DataObject, kind: str) -> None:
         client = self.clients[index]
         if kind == "batch":
             count = data.draw(st.integers(1, 4), label="batch size")
@@ -745,7 +750,7 @@ class ServerMachine(RuleBasedStateMachine):
         index = self.pick_client(data)
         client = self.clients[index]
         keys = [self.pick_key(data, index) for _ in range(data.draw(st.integers(0, 3), label="count"))]
-        if many and data.draw(st.booleans(), label="too many"):
+        if many and data.draw(st.integers(0, 4), label="too many") == 0:
             keys = [f"k{i}" for i in range(MAX_LOCK_KEYS + 1)]
         body = {"type": "lock", "keys": keys}
         name = self.room_of(index)
