@@ -512,7 +512,8 @@ class ServerMachine(RuleBasedStateMachine):
     def pick_client(self, data: st.DataObject) -> int:
         """A client in a room, more often than not: most requests only mean something there."""
         members = [i for i in range(CLIENTS) if self.room_of(i) is not None]
-        return data.draw(st.sampled_from(members) | clients_ if members else clients_, label="client")
+        in_room = st.sampled_from(members)
+        return data.draw(st.one_of(in_room, in_room, clients_) if members else clients_, label="client")
 
     def pick_key(self, data: st.DataObject, index: int) -> str:
         room = self.rooms.get(self.room_of(index) or "")
@@ -695,6 +696,36 @@ class ServerMachine(RuleBasedStateMachine):
             if client.last_acked is not None:
                 client.older_acked.append(client.last_acked[0])
             client.last_acked = (op_id, replies[0].seq)
+
+    @rule(data=st.data(), value=values)
+    def write_then_leave(self, data: st.DataObject, value: bytes) -> None:
+        """A write and a leave sent together: the server took the write first, so it is acked, not dropped."""
+        index = self.pick_client(data)
+        client = self.clients[index]
+        name = self.room_of(index)
+        assume(name is not None)
+        assert name is not None
+        room = self.rooms[name]
+        key = data.draw(st.sampled_from(COMMON_KEYS), label="key")
+        assume(room.locks.get(key, index) == index)
+        op_id = client.op_id + 1
+        client.op_id = op_id
+        client.pending[op_id] = [["set", key, value]]
+        ref = client.next_ref()
+        write = frame({"type": "set", "op_id": op_id, "key": key, "value": value})
+        replies = client.exchange(write + frame({"type": "leave_room", "ref": ref}))
+        self.bystander_writes()  # the write has committed now, and its ack is queued if it ever will be
+        replies += client.sync()
+        assert sorted(type(r).__name__ for r in replies) == ["Ack", "Left"], (
+            f"{client.label}: set+leave -> {replies}"
+        )
+        room.keys[key] = value
+        if client.last_acked is not None:
+            client.older_acked.append(client.last_acked[0])
+        client.last_acked = (op_id, next(r.seq for r in replies if isinstance(r, Ack)))
+        self.drop_member(index)
+        if not room.members and not room.keep_open:
+            del self.rooms[name]
 
     @rule(data=st.data(), value=values)
     def retry_write(self, data: st.DataObject, value: bytes) -> None:
@@ -957,9 +988,9 @@ class ServerMachine(RuleBasedStateMachine):
 
     # ---- after every step ----
 
-    @invariant()
-    def server_alive_bystander_acked_views_match(self) -> None:
-        assert self.target.alive(), "the server process died"
+    def bystander_writes(self) -> None:
+        """One write in the bystander's room, acked within REPLY_SECONDS. Once it is acked, every write
+        submitted before it has committed too (one log, in order): a barrier as well as a health check."""
         bystander = self.bystander
         bystander.op_id += 1
         op = ["set", f"b{bystander.op_id % 5}", str(bystander.op_id).encode()]
@@ -969,7 +1000,12 @@ class ServerMachine(RuleBasedStateMachine):
         )
         assert [type(r) for r in replies] == [Ack], f"bystander's write -> {replies}"
         apply_op(self.rooms[BYSTANDER_ROOM].keys, op)
-        assert bystander.view == self.rooms[BYSTANDER_ROOM].keys
+
+    @invariant()
+    def server_alive_bystander_acked_views_match(self) -> None:
+        assert self.target.alive(), "the server process died"
+        self.bystander_writes()
+        assert self.bystander.view == self.rooms[BYSTANDER_ROOM].keys
         for index, client in enumerate(self.clients):
             stray = client.sync()  # the ack above means every fan-out before it is queued
             assert stray == [], f"{client.label}: unexpected {stray}"
