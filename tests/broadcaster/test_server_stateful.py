@@ -383,12 +383,15 @@ class Target:
         self.process: ServerProcess | None = None
         self.address: tuple[str, int] = ("127.0.0.1", 0)
         self.starts = 0
+        self.deaths: list[int | None] = []  # exit codes of deaths found between runs (e.g. at an idle flush)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.proc is not None and self.process.proc.poll() is None
 
     def fresh(self) -> tuple[str, int]:
         if not self.alive():
+            if self.process is not None and self.process.proc is not None:
+                self.deaths.append(self.process.proc.poll())
             self.stop()
             self.starts += 1
             data = self.root / f"data{self.starts}"
@@ -980,6 +983,7 @@ class ServerMachine(RuleBasedStateMachine):
         process = self.target.process
         assert process is not None
         process.kill(signal.SIGKILL if kill else signal.SIGTERM)
+        assert kill or process.proc.returncode == 0, f"a clean stop exited with {process.proc.returncode}"
         self.address = process.start()
         for index in range(CLIENTS):
             self.drop_member(index)
@@ -1049,3 +1053,5 @@ def test_server_stateful(tmp_path: Path) -> None:
         )
     finally:
         target.stop()
+    # A death outside any step (the tree is flushed to disk after a second without writes) has no example.
+    assert not target.deaths, f"the server died between runs, exit codes {target.deaths}"
