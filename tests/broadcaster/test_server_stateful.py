@@ -1,0 +1,1058 @@
+"""A stateful test of a real server: raw clients send random valid and invalid requests; a model checks them.
+
+Four clients on one ``blendsync serve`` process create, join, leave and delete rooms, write keys, lock,
+send presence, list and export rooms, and send garbage: names and keys from the whole Unicode range, at
+every length boundary, with pattern characters, NUL, control characters and lone surrogates; once per run
+the server may be restarted (SIGTERM, which must exit 0, or kill -9). The model is a dict per room changed
+only by writes the server acknowledged. After every step:
+
+- the server process is alive;
+- a bystander writing in a room of its own gets its ack within a bounded wait;
+- every client's view of its room (snapshot, then its own acks and others' ``applied``) equals the model,
+  and no client ever received a frame of a room it was not in;
+- every request got the answer the model predicts; invalid ones an ``error`` (fatal only where
+  docs/protocol.md says so), never ``internal``.
+
+The clients speak frames by hand (protocol.Connection parses what the server sends) so that they can send
+what the library would refuse. Longer runs: ``BLENDSYNC_FUZZ_EXAMPLES=2000 pytest <this file>``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from support import ServerProcess
+
+from protocol import (
+    CLOSED,
+    EVENT_TYPES,
+    MAX_KEY_BYTES,
+    MAX_LOCK_KEYS,
+    MAX_ROOM_NAME_BYTES,
+    NEED_DATA,
+    PROTOCOL_VERSION,
+    Ack,
+    AdminResult,
+    Applied,
+    Connection,
+    Error,
+    Event,
+    ExportItems,
+    Hello,
+    Joined,
+    Left,
+    LockGranted,
+    Ping,
+    Pong,
+    RemoteProtocolError,
+    Role,
+    RoomCreated,
+    RoomDeleted,
+    RoomList,
+    RoomsChanged,
+    SnapshotChunk,
+    Unlocked,
+    Welcome,
+)
+from protocol.events import Sender
+
+# The frame fuzz's switch: a stateful example is a run of up to STEPS requests, so it takes a tenth as many.
+FUZZ_EXAMPLES = int(os.environ.get("BLENDSYNC_FUZZ_EXAMPLES", "150"))
+STATEFUL_EXAMPLES = max(1, FUZZ_EXAMPLES // 10)
+STEPS = 30
+CLIENTS = 4
+REPLY_SECONDS = 15.0  # any one answer (an scrypt hash, an fsync on a loaded machine): a hang, not a wait
+BYSTANDER_ROOM = "bystander's room"
+
+# ---- frames ------------------------------------------------------------------------------------------
+
+_packer = msgpack.Packer(use_bin_type=True, unicode_errors="surrogatepass")  # lone surrogates on the wire
+
+
+def frame(body: Any) -> bytes:
+    payload = _packer.pack(body)
+    return struct.pack(">I", len(payload)) + payload
+
+
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def room_name_ok(name: str) -> bool:
+    """docs/protocol.md: 1-256 bytes, printable (a lone surrogate is neither UTF-8 nor printable)."""
+    return 1 <= utf8_size(name) <= MAX_ROOM_NAME_BYTES and name.isprintable() and not has_surrogate(name)
+
+
+def key_verdict(key: str) -> str:
+    """'ok': must be accepted; 'bad': must be refused; 'either': control characters, the grammar's call."""
+    if not 1 <= utf8_size(key) <= MAX_KEY_BYTES or has_surrogate(key) or "\x00" in key:
+        return "bad"
+    return "ok" if key.isprintable() else "either"
+
+
+# ---- strategies --------------------------------------------------------------------------------------
+
+SPECIALS = [
+    "*", "**", "/", "%", "?", "[", "]", "a/b", "*/*", "**/x", "%2F", "%25", "..", ".", "[a-z]", "a?",
+    "\x00", "a\x00b", "\ud800", "\udfff", "x\udc80", "\x07", "\n", "\x1f", "\x7f", "\u202e", "\u200b", " ",
+    "\ufeff", "\U0010ffff", "😀", "é", "€",
+]  # fmt: skip
+FILLERS = ["a", "é", "€", "😀", "*", "/", "%"]
+
+
+@st.composite
+def text_of_size(draw: st.DrawFn, size: int) -> str:
+    """Text of exactly ``size`` UTF-8 bytes: a random head (any code point), then wide or pattern filler."""
+    head = "".join(draw(st.lists(st.characters(codec="utf-8") | st.sampled_from(SPECIALS), max_size=4)))
+    while utf8_size(head) > size:
+        head = head[:-1]
+    filler = draw(st.sampled_from(FILLERS))
+    rest = size - utf8_size(head)
+    count = rest // utf8_size(filler)
+    return head + filler * count + "a" * (rest - count * utf8_size(filler))
+
+
+def names(limit: int) -> st.SearchStrategy[str]:
+    """Names around a byte limit: empty, short, pattern characters, 1, limit-1, limit, limit+1 bytes."""
+    return st.one_of(
+        st.sampled_from(SPECIALS),
+        st.text(st.characters() | st.characters(categories=["Cs"]), max_size=6),
+        st.sampled_from(
+            [0, 1, limit // 2 - 1, limit // 2, limit // 2 + 1, limit - 1, limit, limit + 1]
+        ).flatmap(text_of_size),
+        st.integers(1, limit + 1).flatmap(text_of_size),
+    )
+
+
+COMMON_KEYS = ["k", "obj/1/name", "*", "%2F", "é"]
+room_names = names(MAX_ROOM_NAME_BYTES)
+key_names = names(MAX_KEY_BYTES)
+values = st.binary(max_size=64) | st.binary(min_size=1000, max_size=3000)
+passwords = st.none() | st.sampled_from(["", "pw", "\x00", "p\u00e9", "x" * 300]) | st.text(max_size=8)
+presence_states = st.dictionaries(
+    st.sampled_from(["name", "color", "mode", "frame", "scene", "view_matrix", "selection", "bogus"]),
+    st.text(max_size=4) | st.integers(-(2**63), 2**64 - 1) | st.lists(st.floats(allow_nan=False), max_size=4)
+    | st.lists(st.text(max_size=3), max_size=3) | st.booleans(),
+    max_size=3,
+)  # fmt: skip
+PRESENCE_TYPES = {
+    "name": str, "mode": str, "scene": str, "frame": int,
+    "color": float, "view_matrix": float, "selection": str,
+}  # fmt: skip
+
+
+def presence_ok(state: dict[str, Any]) -> bool:
+    for name, value in state.items():
+        kind = PRESENCE_TYPES.get(name)
+        if kind is None:
+            return False
+        if name in ("color", "view_matrix", "selection"):
+            if type(value) is not list or not all(
+                type(v) is kind or (kind is float and type(v) is int) for v in value
+            ):
+                return False
+        elif type(value) is not kind:
+            return False
+    return True
+
+
+# Wrong-typed values for a field, and requests to put them in: (body, the field to spoil).
+WRONG_VALUES = [True, 1.5, "text", b"bytes", [1], {"a": 1}, -(2**63), 2**64 - 1]
+SPOILABLE = [
+    ({"type": "create_room", "room": "r", "keep_open": True, "ref": 1}, ["room", "keep_open", "ref"]),
+    ({"type": "join_room", "room": "r", "since": 0, "ref": 1}, ["room", "since", "password", "ref"]),
+    ({"type": "set", "op_id": 1, "key": "k", "value": b"v"}, ["op_id", "key", "value"]),
+    ({"type": "batch", "op_id": 1, "ops": [["set", "k", b"v"]]}, ["op_id", "ops"]),
+    ({"type": "lock", "keys": ["k"], "ref": 1}, ["keys", "ref"]),
+    ({"type": "list_rooms", "subscribe": False, "ref": 1}, ["subscribe", "ref"]),
+    ({"type": "presence", "state": {}}, ["state"]),
+    ({"type": "ping", "nonce": 1}, ["nonce"]),
+    ({"type": "admin", "action": "rooms", "args": {}, "ref": 1}, ["action", "args", "ref"]),
+]
+SERVER_ONLY = sorted(name for name, kind in EVENT_TYPES.items() if not kind.SENDER & Sender.CLIENT)
+FATAL_GARBAGE = [
+    (struct.pack(">I", 2**31), "frame_too_large"),
+    (struct.pack(">I", 64 * 1024 * 1024 + 1), "frame_too_large"),
+    (struct.pack(">I", 1) + b"\xc1", "bad_frame"),  # never valid msgpack
+    (struct.pack(">I", 1) + b"\x05", "bad_frame"),  # msgpack, not a map
+    (frame([1, 2]), "bad_frame"),
+    (frame("set"), "bad_frame"),
+    (struct.pack(">I", 5) + b"\x81\xa2\xff\xfe\x01", "bad_frame"),  # a map key that is not UTF-8
+]
+
+# ---- a client speaking raw frames ----------------------------------------------------------------------
+
+REPLIES = (
+    RoomCreated,
+    Joined,
+    Left,
+    RoomDeleted,
+    RoomList,
+    LockGranted,
+    Unlocked,
+    AdminResult,
+    ExportItems,
+    Ack,
+    Error,
+)
+
+
+class Gone(Exception):
+    """The server closed this connection."""
+
+
+class RawClient:
+    """One connection. Every frame it receives passes through ``track``, in order, which keeps its view of
+    its room and fails the test on a frame of a room it is not in."""
+
+    def __init__(self, address: tuple[str, int], label: str):
+        self.label = label
+        self.sock = socket.create_connection(address, timeout=REPLY_SECONDS)
+        self.conn = Connection(Role.CLIENT)
+        self.session = secrets.token_hex(16)
+        self.room: str | None = None
+        self.view: dict[str, bytes] = {}
+        self.pending: dict[int, list[list[Any]]] = {}  # op_id -> ops, applied to the view at its ack
+        self.acked_ops: dict[
+            int, list[list[Any]]
+        ] = {}  # what our acked writes did (a resumed tail acks them)
+        self.in_tail = False  # between a resumed join and the pong behind it
+        self.op_id = 0  # the highest op_id the server may have taken; new writes go above it
+        self.last_acked: tuple[int, int] | None = (
+            None  # (op_id, seq) of the last write that reached the store
+        )
+        self.older_acked: list[int] = []
+        self.nonce = 0
+        self.ref = 0
+        self.closed = False
+        self.sock.sendall(
+            self.conn.send(Hello(protocol=PROTOCOL_VERSION, client_name=label, session=self.session))
+        )
+        welcome = self.next_event()
+        assert isinstance(welcome, Welcome), welcome
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def next_ref(self) -> int:
+        self.ref += 1
+        return self.ref
+
+    def next_event(self, deadline: float | None = None) -> Event:
+        deadline = deadline or time.monotonic() + REPLY_SECONDS
+        while True:
+            try:
+                event = self.conn.next_event()
+            except RemoteProtocolError as exc:
+                raise AssertionError(f"{self.label}: the server sent an invalid frame: {exc}") from None
+            if event is CLOSED:
+                self.closed = True
+                raise Gone(self.label)
+            if event is not NEED_DATA:
+                assert isinstance(event, Event)
+                self.track(event)
+                return event
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{self.label}: no frame from the server within {REPLY_SECONDS} s"
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                raise AssertionError(
+                    f"{self.label}: no frame from the server within {REPLY_SECONDS} s"
+                ) from None
+            except ConnectionResetError:
+                data = b""
+            self.conn.receive_data(data)
+
+    def track(self, event: Event) -> None:
+        room = getattr(event, "room", None)
+        if isinstance(event, Joined):
+            assert self.room is None, f"{self.label}: joined {event.room!r} while in {self.room!r}"
+            self.room, self.view = event.room, {}
+            self.in_tail = event.mode == "resume"
+        elif isinstance(event, Left | RoomDeleted) and (isinstance(event, Left) or event.ref is None):
+            assert room == self.room, f"{self.label} in {self.room!r} told it left {room!r}"
+            self.room, self.view = None, {}
+        elif isinstance(event, Ping):
+            self.sock.sendall(frame({"type": "pong", "nonce": event.nonce}))
+        elif isinstance(event, Ack) and event.op_id in self.pending:
+            self.acked_ops[event.op_id] = self.pending.pop(event.op_id)
+            for op in self.acked_ops[event.op_id]:
+                apply_op(self.view, op)
+        elif isinstance(event, Ack) and self.in_tail:
+            assert event.op_id in self.acked_ops, (
+                f"{self.label}: a resumed tail acks op {event.op_id}, never acked"
+            )
+            for op in self.acked_ops[event.op_id]:
+                apply_op(self.view, op)
+        elif room is not None and not isinstance(event, (*REPLIES, RoomsChanged)):
+            # applied, snapshot, client_joined/left/updated, locks_changed, room_event: only of our room
+            assert room == self.room, f"{self.label} in room {self.room!r} got {event.TYPE} of room {room!r}"
+            if isinstance(event, SnapshotChunk):
+                self.view.update((key, value) for key, value in event.items)
+            elif isinstance(event, Applied):
+                for op in event.ops:
+                    apply_op(self.view, op)
+
+    def exchange(self, data: bytes, op_id: int | None = None) -> list[Event]:
+        """Send ``data`` and a ping; return the replies received before the pong (and, for a write, until
+        its ack or error). The server handles a connection's requests in order, so the pong comes after
+        every reply to ``data`` except a write's ack, which comes at commit."""
+        self.nonce += 1
+        nonce = self.nonce
+        self.sock.sendall(data + frame({"type": "ping", "nonce": nonce}))
+        replies: list[Event] = []
+        deadline = time.monotonic() + REPLY_SECONDS
+        pong = False
+        while not pong or (op_id is not None and not any(_answers(e, op_id) for e in replies)):
+            try:
+                event = self.next_event(deadline)
+            except Gone:
+                assert any(isinstance(e, Error) and e.fatal for e in replies), (
+                    f"{self.label}: closed without a fatal error"
+                )
+                return replies
+            if isinstance(event, Pong) and event.nonce == nonce:
+                pong = True
+                self.in_tail = False
+            elif isinstance(event, Ack) and self.in_tail:
+                pass  # part of a resumed tail, not a reply
+            elif isinstance(event, REPLIES) and not _notice(event):
+                replies.append(event)
+        return replies
+
+    def sync(self) -> list[Event]:
+        """Everything queued for this client before now has been read (and tracked)."""
+        return self.exchange(b"")
+
+
+def _notice(event: Event) -> bool:
+    """Not an answer: the room one is in was deleted, or dropped presence (rate limited, at most 1/s)."""
+    if isinstance(event, RoomDeleted):
+        return event.ref is None
+    return isinstance(event, Error) and event.code == "rate_limited" and event.ref is None
+
+
+def _answers(event: Event, op_id: int) -> bool:
+    return (isinstance(event, Ack) and event.op_id == op_id) or (
+        isinstance(event, Error) and event.ref == op_id
+    )
+
+
+def apply_op(view: dict[str, bytes], op: list[Any]) -> None:
+    if op[0] == "set":
+        view[op[1]] = op[2]
+    else:
+        view.pop(op[1], None)
+
+
+# ---- the server under test -----------------------------------------------------------------------------
+
+
+class Target:
+    """One server process for the whole run, emptied before each example; restarted on a fresh data
+    directory if a previous example killed it (so that shrinking still has a server to talk to)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.process: ServerProcess | None = None
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+        self.starts = 0
+        self.deaths: list[int | None] = []  # exit codes of deaths found between runs (e.g. at an idle flush)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.proc is not None and self.process.proc.poll() is None
+
+    def fresh(self) -> tuple[str, int]:
+        if not self.alive():
+            if self.process is not None and self.process.proc is not None:
+                self.deaths.append(self.process.proc.poll())
+            self.stop()
+            self.starts += 1
+            data = self.root / f"data{self.starts}"
+            shutil.rmtree(data, ignore_errors=True)
+            self.process = ServerProcess(data)
+            self.address = self.process.start()
+        admin = RawClient(self.address, "cleaner")
+        try:
+            listed = admin.exchange(frame({"type": "admin", "action": "rooms", "ref": 1}))
+            for info in listed[-1].result:
+                admin.exchange(
+                    frame(
+                        {"type": "admin", "action": "delete_room", "args": {"room": info["name"]}, "ref": 2}
+                    )
+                )
+            remaining = admin.exchange(frame({"type": "admin", "action": "rooms", "ref": 3}))[-1].result
+            assert remaining == [], f"rooms left over after deleting them all: {remaining}"
+        finally:
+            admin.close()
+        return self.address
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+
+# ---- the model and the machine -------------------------------------------------------------------------
+
+
+@dataclass
+class RoomModel:
+    password: str | None
+    keep_open: bool
+    keys: dict[str, bytes] = field(default_factory=dict)
+    members: set[int] = field(default_factory=set)
+    locks: dict[str, int] = field(default_factory=dict)  # key -> client index
+
+
+BYSTANDER = -1
+clients_ = st.integers(0, CLIENTS - 1)
+
+
+class ServerMachine(RuleBasedStateMachine):
+    target: Target
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.address = self.target.fresh()
+        self.restarted = False  # one restart per run at most: it costs a second or two
+        self.clients = [RawClient(self.address, f"client{i}") for i in range(CLIENTS)]
+        self.bystander = RawClient(self.address, "bystander")
+        self.rooms: dict[str, RoomModel] = {BYSTANDER_ROOM: RoomModel(None, True, members={BYSTANDER})}
+        self.expect(
+            self.bystander, {"type": "create_room", "room": BYSTANDER_ROOM, "keep_open": True}, RoomCreated
+        )
+        self.expect(self.bystander, {"type": "join_room", "room": BYSTANDER_ROOM}, Joined)
+
+    def teardown(self) -> None:
+        for client in [*self.clients, self.bystander]:
+            client.close()
+
+    # ---- helpers ----
+
+    def request(self, client: RawClient, body: dict[str, Any]) -> list[Event]:
+        if "ref" not in body and body["type"] not in ("presence", "set", "delete", "batch", "event"):
+            body = {**body, "ref": client.next_ref()}
+        replies = client.exchange(
+            frame(body), op_id=body.get("op_id") if body["type"] in ("set", "delete", "batch") else None
+        )
+        for reply in replies:
+            if isinstance(reply, Error):
+                assert reply.code != "internal", (
+                    f"{client.label}: {body['type']} got internal: {reply.message}"
+                )
+        return replies
+
+    def expect(self, client: RawClient, body: dict[str, Any], kind: type[Event]) -> Event:
+        replies = self.request(client, body)
+        final = [r for r in replies if not isinstance(r, ExportItems)]
+        assert len(final) == 1 and isinstance(final[0], kind), (
+            f"{client.label}: {_short(body)} -> {replies}, wanted {kind.TYPE}"
+        )
+        return final[0]
+
+    def expect_error(
+        self, client: RawClient, body: dict[str, Any] | bytes, *codes: str, fatal_ok: tuple[str, ...] = ()
+    ) -> Error:
+        """An error with one of ``codes`` (non-fatal), or with one of ``fatal_ok`` fatal and a close."""
+        replies = client.exchange(body, None) if isinstance(body, bytes) else self.request(client, body)
+        errors = [r for r in replies if isinstance(r, Error)]
+        assert len(errors) == 1 and len(replies) == 1, (
+            f"{client.label}: {_short(body)} -> {replies}, wanted {codes}"
+        )
+        error = errors[0]
+        if error.fatal:
+            assert error.code in fatal_ok, f"{client.label}: {_short(body)} -> fatal {error}"
+            self.reconnect(client)
+        else:
+            assert error.code in codes, f"{client.label}: {_short(body)} -> {error}, wanted {codes}"
+        return error
+
+    def reconnect(self, client: RawClient) -> None:
+        """A connection the server closed: the session left its room without leaving (the room stays)."""
+        index = self.clients.index(client)
+        self.drop_member(index)
+        client.close()
+        self.clients[index] = RawClient(self.address, client.label)
+
+    def drop_member(self, index: int) -> None:
+        for room in self.rooms.values():
+            room.members.discard(index)
+            for key in [k for k, owner in room.locks.items() if owner == index]:
+                del room.locks[key]
+
+    def room_of(self, index: int) -> str | None:
+        return next((name for name, room in self.rooms.items() if index in room.members), None)
+
+    def pick_room(self, data: st.DataObject, spare: str | None = None) -> str:
+        known = sorted(name for name in self.rooms if name != spare)
+        drawn = room_names.filter(lambda name: name != spare)
+        return data.draw(st.sampled_from(known) | drawn if known else drawn, label="room")
+
+    def pick_client(self, data: st.DataObject) -> int:
+        """A client in a room, more often than not: most requests only mean something there."""
+        members = [i for i in range(CLIENTS) if self.room_of(i) is not None]
+        in_room = st.sampled_from(members)
+        return data.draw(st.one_of(in_room, in_room, clients_) if members else clients_, label="client")
+
+    def pick_key(self, data: st.DataObject, index: int) -> str:
+        room = self.rooms.get(self.room_of(index) or "")
+        known = sorted(room.keys) + sorted(room.locks) if room else []
+        common = st.sampled_from(COMMON_KEYS) | key_names  # shared keys make clients collide (locks)
+        return data.draw(st.sampled_from(known) | common if known else common, label="key")
+
+    # ---- rooms ----
+
+    @initialize(
+        name=room_names.filter(lambda name: room_name_ok(name) and name != BYSTANDER_ROOM),
+        password=passwords,
+        keep_open=st.booleans(),
+        joiners=st.sets(clients_, min_size=1),
+    )
+    def a_room_with_members(
+        self, name: str, password: str | None, keep_open: bool, joiners: set[int]
+    ) -> None:
+        """Start with a room and some clients in it, so that most steps act inside rooms."""
+        password = None if password and has_surrogate(password) else password
+        self.create(0, name, password, keep_open)
+        for index in sorted(joiners):
+            self.join(index, name, password, None)
+
+    @rule(index=clients_, data=st.data(), password=passwords, keep_open=st.booleans())
+    def create_room(self, index: int, data: st.DataObject, password: str | None, keep_open: bool) -> None:
+        self.create(index, data.draw(room_names, label="room"), password, keep_open)
+
+    def create(self, index: int, name: str, password: str | None, keep_open: bool) -> None:
+        client = self.clients[index]
+        body = {"type": "create_room", "room": name, "keep_open": keep_open, "password": password}
+        if not room_name_ok(name):
+            self.expect_error(
+                client, body, "bad_message", fatal_ok=("bad_frame",) * has_surrogate(name + (password or ""))
+            )
+        elif password is not None and has_surrogate(password):
+            self.expect_error(client, body, "bad_message", fatal_ok=("bad_frame",))
+        elif name in self.rooms:
+            self.expect_error(client, body, "room_exists")
+        else:
+            self.expect(client, body, RoomCreated)
+            self.rooms[name] = RoomModel(password, keep_open)
+
+    @rule(
+        index=clients_,
+        data=st.data(),
+        guess=passwords,
+        since=st.none() | st.sampled_from([-(2**63), -1, 0, 2**63, 2**64 - 1]),
+    )
+    def join_room(self, index: int, data: st.DataObject, guess: str | None, since: int | None) -> None:
+        name = self.pick_room(data)
+        room = self.rooms.get(name)
+        if (
+            room is not None
+            and room.password is not None
+            and data.draw(st.booleans(), label="right password")
+        ):
+            guess = room.password
+        self.join(index, name, guess, since)
+
+    def join(self, index: int, name: str, guess: str | None, since: int | None) -> None:
+        client = self.clients[index]
+        room = self.rooms.get(name)
+        body = {"type": "join_room", "room": name, "password": guess, "since": since}
+        if not room_name_ok(name) or (guess is not None and has_surrogate(guess)):
+            self.expect_error(
+                client, body, "bad_message", fatal_ok=("bad_frame",) * has_surrogate(name + (guess or ""))
+            )
+        elif self.room_of(index) is not None:
+            self.expect_error(client, body, "already_in_room")
+        elif room is None:
+            self.expect_error(client, body, "no_such_room")
+        elif room.password is not None and guess != room.password:
+            self.expect_error(client, body, "wrong_password")
+        else:
+            joined = self.expect(client, body, Joined)
+            assert joined.room == name and client.room == name
+            # the snapshot (or a resumed tail from an empty log) came before the pong
+            assert client.view == room.keys, (
+                f"{client.label} joined {name!r}: snapshot {_keys(client.view)} != model {_keys(room.keys)}"
+            )
+            room.members.add(index)
+
+    @rule(data=st.data())
+    def leave_room(self, data: st.DataObject) -> None:
+        index = self.pick_client(data)
+        client = self.clients[index]
+        name = self.room_of(index)
+        if name is None:
+            self.expect_error(client, {"type": "leave_room"}, "not_in_room")
+            return
+        self.expect(client, {"type": "leave_room"}, Left)
+        self.drop_member(index)
+        room = self.rooms[name]
+        if not room.members and not room.keep_open:
+            del self.rooms[name]
+
+    @rule(index=clients_, data=st.data())
+    def delete_room(self, index: int, data: st.DataObject) -> None:
+        client = self.clients[index]
+        name = self.pick_room(data)
+        body = {"type": "delete_room", "room": name}
+        if not room_name_ok(name):
+            self.expect_error(client, body, "bad_message", fatal_ok=("bad_frame",) * has_surrogate(name))
+        elif name not in self.rooms:
+            self.expect_error(client, body, "no_such_room")
+        elif self.rooms[name].members:
+            self.expect_error(client, body, "room_in_use")
+        else:
+            self.expect(client, body, RoomDeleted)
+            del self.rooms[name]
+
+    # ---- writes ----
+
+    @rule(data=st.data(), kinds=st.lists(st.sampled_from(["set", "delete", "batch"]), min_size=1, max_size=4))
+    def write(self, data: st.DataObject, kinds: list[str]) -> None:
+        """A client writes a few times in a row (writes are most of what clients do)."""
+        index = self.pick_client(data)
+        for kind in kinds:
+            self.write_one(index, data, kind)
+
+    def write_one(self, index: int, data: st.DataObject, kind: str) -> None:
+        client = self.clients[index]
+        if kind == "batch":
+            count = data.draw(st.integers(1, 4), label="batch size")
+            ops = [
+                ["set", self.pick_key(data, index), data.draw(values)]
+                if data.draw(st.booleans(), label="set?")
+                else ["delete", self.pick_key(data, index)]
+                for _ in range(count)
+            ]
+            body: dict[str, Any] = {"type": "batch", "ops": ops}
+        elif kind == "set":
+            ops = [["set", self.pick_key(data, index), data.draw(values)]]
+            body = {"type": "set", "key": ops[0][1], "value": ops[0][2]}
+        else:
+            ops = [["delete", self.pick_key(data, index)]]
+            body = {"type": "delete", "key": ops[0][1]}
+        self.send_write(index, client, body, ops)
+
+    def send_write(
+        self,
+        index: int,
+        client: RawClient,
+        body: dict[str, Any],
+        ops: list[list[Any]],
+        op_id: int | None = None,
+    ) -> None:
+        """Send a write with a new op_id (the next, or ``op_id``); check the answer against the model."""
+        op_id = client.op_id + 1 if op_id is None else op_id
+        body = {**body, "op_id": op_id}
+        keys = [op[1] for op in ops]
+        room = self.rooms.get(self.room_of(index) or "")
+        if any(not 1 <= utf8_size(k) <= MAX_KEY_BYTES or has_surrogate(k) for k in keys):
+            self.expect_error(
+                client, body, "bad_message", fatal_ok=("bad_frame",) * any(map(has_surrogate, keys))
+            )
+        elif any("\x00" in k for k in keys):
+            # Refused at decode (bad_message) or by the store (invalid_key), after the room and lock checks.
+            self.expect_error(client, body, "bad_message", "invalid_key", "not_in_room", "locked")
+        elif room is None:
+            self.expect_error(client, body, "not_in_room", *("bad_message",) * (op_id >= 2**63))
+        elif op_id >= 2**63:
+            self.expect_error(client, body, "bad_message")  # past int64: no op_id of the store
+        elif any(room.locks.get(k, index) != index for k in keys):
+            self.expect_error(client, body, "locked")
+        else:
+            client.pending[op_id] = ops
+            replies = self.request(client, body)
+            client.op_id = op_id
+            if len(replies) == 1 and isinstance(replies[0], Error) and not all(k.isprintable() for k in keys):
+                client.pending.pop(op_id, None)
+                assert replies[0].code in ("bad_message", "invalid_key"), replies  # control characters
+                return
+            assert len(replies) == 1 and isinstance(replies[0], Ack), (
+                f"{client.label}: {_short(body)} -> {replies}"
+            )
+            for op in ops:
+                apply_op(room.keys, op)
+            if client.last_acked is not None:
+                client.older_acked.append(client.last_acked[0])
+            client.last_acked = (op_id, replies[0].seq)
+
+    @rule(data=st.data(), value=values)
+    def write_then_leave(self, data: st.DataObject, value: bytes) -> None:
+        """A write and a leave sent together: the server took the write first, so it is acked, not dropped."""
+        index = self.pick_client(data)
+        client = self.clients[index]
+        name = self.room_of(index)
+        room = self.rooms.get(name or "")
+        free = [k for k in COMMON_KEYS if room is not None and room.locks.get(k, index) == index]
+        if name is None or room is None or not free:
+            return  # (an assume would throw the whole run away)
+        key = data.draw(st.sampled_from(free), label="key")
+        op_id = client.op_id + 1
+        client.op_id = op_id
+        client.pending[op_id] = [["set", key, value]]
+        ref = client.next_ref()
+        write = frame({"type": "set", "op_id": op_id, "key": key, "value": value})
+        replies = client.exchange(write + frame({"type": "leave_room", "ref": ref}))
+        self.bystander_writes()  # the write has committed now, and its ack is queued if it ever will be
+        replies += client.sync()
+        assert sorted(type(r).__name__ for r in replies) == ["Ack", "Left"], (
+            f"{client.label}: set+leave -> {replies}"
+        )
+        room.keys[key] = value
+        if client.last_acked is not None:
+            client.older_acked.append(client.last_acked[0])
+        client.last_acked = (op_id, next(r.seq for r in replies if isinstance(r, Ack)))
+        self.drop_member(index)
+        if not room.members and not room.keep_open:
+            del self.rooms[name]
+
+    @rule(data=st.data(), value=values)
+    def retry_write(self, data: st.DataObject, value: bytes) -> None:
+        """An op_id sent again is a retry: the last committed one is acked with its first seq and not applied
+        again; an older one is refused."""
+        index = self.pick_client(data)
+        client = self.clients[index]
+        if client.last_acked is None:
+            return
+        room = self.rooms.get(self.room_of(index) or "")
+        key = data.draw(st.sampled_from(["retried", "k"]), label="key")
+        older = client.older_acked and data.draw(st.booleans(), label="older")
+        op_id = (
+            data.draw(st.sampled_from(client.older_acked), label="op_id") if older else client.last_acked[0]
+        )
+        body = {"type": "set", "op_id": op_id, "key": key, "value": value}
+        if room is None:
+            self.expect_error(client, body, "not_in_room")
+        elif room.locks.get(key, index) != index:
+            self.expect_error(client, body, "locked")
+        elif older:
+            self.expect_error(client, body, "bad_message")
+        else:
+            ack = self.expect(client, body, Ack)
+            assert ack.seq == client.last_acked[1], (
+                f"retry of op {op_id} acked as seq {ack.seq}, first {client.last_acked[1]}"
+            )
+
+    @rule(
+        data=st.data(),
+        op_id=st.sampled_from([0, -1, -(2**63), 2**63 - 1, 2**63, 2**64 - 1]) | st.integers(1, 2**40),
+    )
+    def write_with_odd_op_id(self, data: st.DataObject, op_id: int) -> None:
+        """Zero and negative op_ids are refused; jumps forwards are fine up to 2**63 - 1, not past it."""
+        index = self.pick_client(data)
+        client = self.clients[index]
+        if 0 < op_id < 2**63:
+            op_id = min(client.op_id + op_id, 2**63 - 1)
+            if op_id <= client.op_id:
+                return
+        body = {"type": "set", "key": "odd", "value": b"v"}
+        if op_id <= 0:
+            room = self.room_of(index)
+            self.expect_error(
+                client, {**body, "op_id": op_id}, "bad_message", *("not_in_room",) * (room is None)
+            )
+        else:
+            self.send_write(index, client, body, [["set", "odd", b"v"]], op_id)
+
+    # ---- locks and presence ----
+
+    @rule(data=st.data(), many=st.booleans())
+    def lock(self, data: st.DataObject, many: bool) -> None:
+        index = self.pick_client(data)
+        client = self.clients[index]
+        keys = [self.pick_key(data, index) for _ in range(data.draw(st.integers(0, 3), label="count"))]
+        if many and data.draw(st.integers(0, 4), label="too many") == 0:
+            keys = [f"k{i}" for i in range(MAX_LOCK_KEYS + 1)]
+        body = {"type": "lock", "keys": keys}
+        name = self.room_of(index)
+        room = self.rooms.get(name or "")
+        verdicts = {key_verdict(k) for k in keys}
+        if (
+            not keys
+            or len(keys) > MAX_LOCK_KEYS
+            or any(not 1 <= utf8_size(k) <= MAX_KEY_BYTES or has_surrogate(k) for k in keys)
+        ):
+            self.expect_error(
+                client, body, "bad_message", fatal_ok=("bad_frame",) * any(map(has_surrogate, keys))
+            )
+            return
+        if room is None:
+            self.expect_error(client, body, "not_in_room", "bad_message")
+            return
+        if any(room.locks.get(k, index) != index for k in keys):
+            self.expect_error(client, body, "locked", "bad_message", "invalid_key")
+            return
+        if "bad" in verdicts:  # NUL: refused at decode or by the store
+            self.expect_error(client, body, "bad_message", "invalid_key")
+            return
+        replies = self.request(client, body)
+        if verdicts != {"ok"} and len(replies) == 1 and isinstance(replies[0], Error):
+            assert replies[0].code in ("bad_message", "invalid_key"), replies  # control characters
+            return
+        assert len(replies) == 1 and isinstance(replies[0], LockGranted), (
+            f"{client.label}: lock {keys} -> {replies}"
+        )
+        assert replies[0].keys == sorted(set(keys))
+        for key in keys:
+            room.locks[key] = index
+
+    @rule(data=st.data())
+    def unlock(self, data: st.DataObject) -> None:
+        index = self.pick_client(data)
+        client = self.clients[index]
+        keys = [self.pick_key(data, index) for _ in range(data.draw(st.integers(0, 2), label="count"))]
+        body = {"type": "unlock", "keys": keys}
+        room = self.rooms.get(self.room_of(index) or "")
+        if any(not 1 <= utf8_size(k) <= MAX_KEY_BYTES or has_surrogate(k) for k in keys):
+            self.expect_error(
+                client, body, "bad_message", fatal_ok=("bad_frame",) * any(map(has_surrogate, keys))
+            )
+        elif room is None:
+            self.expect_error(client, body, "not_in_room", *("bad_message",) * any("\x00" in k for k in keys))
+        else:
+            mine = {k for k, owner in room.locks.items() if owner == index}
+            released = sorted(mine & set(keys)) if keys else sorted(mine)
+            replies = self.request(client, body)
+            if any("\x00" in k for k in keys) and [type(r) for r in replies] == [Error]:
+                assert replies[0].code == "bad_message", replies  # NUL is no key: refused at decode
+                return
+            assert [type(r) for r in replies] == [Unlocked], f"{client.label}: unlock {keys} -> {replies}"
+            unlocked = replies[0]
+            assert unlocked.keys == released, (
+                f"{client.label}: unlock {keys} released {unlocked.keys}, holds {mine}"
+            )
+            for key in released:
+                del room.locks[key]
+
+    @rule(data=st.data(), state=presence_states)
+    def presence(self, data: st.DataObject, state: dict[str, Any]) -> None:
+        index = self.pick_client(data)
+        client = self.clients[index]
+        body = {"type": "presence", "state": state}
+        if presence_ok(state):
+            assert self.request(client, body) == [], "presence has no reply"
+        else:
+            self.expect_error(client, body, "bad_message")
+
+    # ---- listing and admin ----
+
+    @rule(
+        index=clients_, ref=st.none() | st.sampled_from([-(2**63), 0, 2**63, 2**64 - 1]), admin=st.booleans()
+    )
+    def list_rooms(self, index: int, ref: int | None, admin: bool) -> None:
+        client = self.clients[index]
+        ref = client.next_ref() if ref is None else ref
+        if admin:
+            result = self.expect(client, {"type": "admin", "action": "rooms", "ref": ref}, AdminResult)
+            rooms = result.result
+        else:
+            result = self.expect(client, {"type": "list_rooms", "ref": ref}, RoomList)
+            rooms = result.rooms
+        assert result.ref == ref
+        listed = {info["name"]: (info["keys"], info["users"], info["locked"]) for info in rooms}
+        model = {
+            name: (len(r.keys), len(r.members), r.password is not None) for name, r in self.rooms.items()
+        }
+        assert listed == model, f"listed {listed} != model {model}"
+
+    @rule(index=clients_, data=st.data())
+    def admin_export(self, index: int, data: st.DataObject) -> None:
+        client = self.clients[index]
+        name = self.pick_room(data)
+        body = {"type": "admin", "action": "export", "args": {"room": name}}
+        if not room_name_ok(name):
+            self.expect_error(client, body, "bad_message", fatal_ok=("bad_frame",) * has_surrogate(name))
+            return
+        if name not in self.rooms:
+            self.expect_error(client, body, "no_such_room")
+            return
+        replies = self.request(client, body)
+        assert replies and isinstance(replies[-1], AdminResult), f"export {name!r} -> {replies}"
+        items = {key: value for chunk in replies[:-1] for key, value in chunk.items}
+        assert all(isinstance(r, ExportItems) and r.room == name for r in replies[:-1])
+        room = self.rooms[name]
+        assert items == room.keys, f"export of {name!r}: {_keys(items)} != model {_keys(room.keys)}"
+        assert replies[-1].result["key_count"] == len(room.keys)
+        assert replies[-1].result["meta"]["keep_open"] == room.keep_open
+
+    @rule(index=clients_, data=st.data())
+    def admin_delete_room(self, index: int, data: st.DataObject) -> None:
+        """Deleted even with members, who get room_deleted without ref (the bystander's room is spared)."""
+        client = self.clients[index]
+        name = self.pick_room(data, spare=BYSTANDER_ROOM)
+        body = {"type": "admin", "action": "delete_room", "args": {"room": name}}
+        if not room_name_ok(name):
+            self.expect_error(client, body, "bad_message", fatal_ok=("bad_frame",) * has_surrogate(name))
+        elif name not in self.rooms:
+            self.expect_error(client, body, "no_such_room")
+        else:
+            result = self.expect(client, body, AdminResult)
+            assert result.result == {"room": name, "clients": len(self.rooms[name].members)}
+            del self.rooms[name]
+
+    # ---- garbage ----
+
+    @rule(index=clients_, data=st.data())
+    def spoiled_request(self, index: int, data: st.DataObject) -> None:
+        """A request with one field of a wrong type, an unknown field, a missing field or an unknown type."""
+        client = self.clients[index]
+        body, spoilable = data.draw(st.sampled_from(SPOILABLE), label="request")
+        how = data.draw(
+            st.sampled_from(["wrong type", "unknown field", "missing", "unknown type"]), label="how"
+        )
+        body = dict(body)
+        kind = EVENT_TYPES[body["type"]]
+        code = "bad_message"
+        if how == "wrong type":
+            name = data.draw(st.sampled_from(spoilable), label="field")
+            body[name] = data.draw(st.sampled_from(WRONG_VALUES).filter(lambda v: not kind._checks[name](v)))
+        elif how == "unknown field":
+            name = data.draw(
+                st.text(min_size=1, max_size=5).filter(lambda n: n not in kind._names), label="field"
+            )
+            body[name] = 1
+        elif how == "missing":
+            required = [name for name, _, needed in kind._fields if needed]
+            if required:
+                del body[data.draw(st.sampled_from(required), label="field")]
+            else:
+                body["?"] = 1  # nothing required: an unknown field instead
+        else:
+            unknown = st.text(max_size=6).filter(lambda t: t not in EVENT_TYPES)
+            type_name = data.draw(unknown | st.sampled_from(SERVER_ONLY), label="type")
+            other = EVENT_TYPES.get(type_name)
+            body = {"type": type_name, "ref": 1}
+            code = "unknown_type" if other is None else "protocol_state"
+        surrogate = any(isinstance(k, str) and has_surrogate(k) for k in [*body, *body.values()])
+        self.expect_error(client, frame(body), code, fatal_ok=("bad_frame",) * surrogate)
+
+    @rule(index=clients_, garbage=st.sampled_from(FATAL_GARBAGE))
+    def fatal_garbage(self, index: int, garbage: tuple[bytes, str]) -> None:
+        """Frames that lose the stream: a fatal error, then the connection closes (the client reconnects)."""
+        client = self.clients[index]
+        data, code = garbage
+        replies = client.exchange(data)
+        assert len(replies) == 1 and isinstance(replies[0], Error), (
+            f"{client.label}: {data[:16]!r} -> {replies}"
+        )
+        assert replies[0].code == code and replies[0].fatal, replies
+        assert client.closed, f"{client.label}: still open after a fatal {code}"
+        self.reconnect(client)
+
+    @rule(index=clients_)
+    def second_hello(self, index: int) -> None:
+        client = self.clients[index]
+        hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "again"}
+        self.expect_error(client, frame(hello), "protocol_state")
+
+    # ---- the process ----
+
+    @precondition(lambda self: not self.restarted)
+    @rule(kill=st.booleans())
+    def restart_server(self, kill: bool) -> None:
+        """Acknowledged writes survive a restart, kill -9 included: sessions end, rooms and keys stay."""
+        self.restarted = True
+        for client in [*self.clients, self.bystander]:
+            client.close()
+        process = self.target.process
+        assert process is not None
+        process.kill(signal.SIGKILL if kill else signal.SIGTERM)
+        assert kill or process.proc.returncode == 0, f"a clean stop exited with {process.proc.returncode}"
+        self.address = process.start()
+        for index in range(CLIENTS):
+            self.drop_member(index)
+            self.clients[index] = RawClient(self.address, f"client{index}")
+        self.drop_member(BYSTANDER)
+        self.bystander = RawClient(self.address, "bystander")
+        self.expect(self.bystander, {"type": "join_room", "room": BYSTANDER_ROOM}, Joined)
+        self.rooms[BYSTANDER_ROOM].members.add(BYSTANDER)
+        assert self.bystander.view == self.rooms[BYSTANDER_ROOM].keys, "the bystander's room after a restart"
+
+    # ---- after every step ----
+
+    def bystander_writes(self) -> None:
+        """One write in the bystander's room, acked within REPLY_SECONDS. Once it is acked, every write
+        submitted before it has committed too (one log, in order): a barrier as well as a health check."""
+        bystander = self.bystander
+        bystander.op_id += 1
+        op = ["set", f"b{bystander.op_id % 5}", str(bystander.op_id).encode()]
+        bystander.pending[bystander.op_id] = [op]
+        replies = bystander.exchange(
+            frame({"type": "set", "op_id": bystander.op_id, "key": op[1], "value": op[2]}), bystander.op_id
+        )
+        assert [type(r) for r in replies] == [Ack], f"bystander's write -> {replies}"
+        apply_op(self.rooms[BYSTANDER_ROOM].keys, op)
+
+    @invariant()
+    def server_alive_bystander_acked_views_match(self) -> None:
+        assert self.target.alive(), "the server process died"
+        self.bystander_writes()
+        assert self.bystander.view == self.rooms[BYSTANDER_ROOM].keys
+        for index, client in enumerate(self.clients):
+            stray = client.sync()  # the ack above means every fan-out before it is queued
+            assert stray == [], f"{client.label}: unexpected {stray}"
+            name = self.room_of(index)
+            assert client.room == name, (
+                f"{client.label} is in {client.room!r} by its stream, {name!r} by the model"
+            )
+            if name is not None:
+                model = self.rooms[name].keys
+                assert client.view == model, (
+                    f"{client.label} in {name!r}: {_keys(client.view)} != model {_keys(model)}"
+                )
+
+
+def _short(body: Any, limit: int = 300) -> str:
+    text = repr(body)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _keys(view: dict[str, bytes]) -> str:
+    return _short({k[:20] + ("..." if len(k) > 20 else ""): v[:8] for k, v in sorted(view.items())})
+
+
+@pytest.mark.timeout(600 + 60 * STATEFUL_EXAMPLES)  # a failure's shrinking replays many runs
+def test_server_stateful(tmp_path: Path) -> None:
+    target = Target(tmp_path)
+    machine = type("ServerMachine", (ServerMachine,), {"target": target})
+    try:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=STATEFUL_EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+    finally:
+        target.stop()
+    # A death outside any step (the tree is flushed to disk after a second without writes) has no example.
+    assert not target.deaths, f"the server died between runs, exit codes {target.deaths}"
