@@ -54,8 +54,16 @@ class Server:
     def __enter__(self) -> Server:
         self.data_dir = tempfile.mkdtemp(prefix="blendsync-bench-data-")
         command = [
-            sys.executable, "-m", "broadcaster.cli", "--log-level", "warning",
-            "serve", "--port", "0", "--data-dir", self.data_dir,
+            sys.executable,
+            "-m",
+            "broadcaster.cli",
+            "--log-level",
+            "warning",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            self.data_dir,
         ]
         self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -107,7 +115,7 @@ class Worker:
             if not line:
                 raise RuntimeError(f"worker {self.name} exited ({self.proc.poll()})")
             if line.startswith(REPLY):
-                reply = json.loads(line[len(REPLY):])
+                reply = json.loads(line[len(REPLY) :])
                 if not reply.get("ok"):
                     raise RuntimeError(f"worker {self.name}: {reply.get('error')}\n{reply.get('trace', '')}")
                 return reply
@@ -313,7 +321,10 @@ def worker_main(name: str) -> int:
         vertices = 0
         for i in range(grids if grid else 0):
             bpy.ops.mesh.primitive_grid_add(
-                x_subdivisions=grid - 1, y_subdivisions=grid - 1, size=10, calc_uvs=False,
+                x_subdivisions=grid - 1,
+                y_subdivisions=grid - 1,
+                size=10,
+                calc_uvs=False,
                 location=(12.0 * i, -12.0, 0.0),
             )
             ob = bpy.context.active_object
@@ -392,7 +403,7 @@ def worker_main(name: str) -> int:
         frame = protocol.encode_frame(
             protocol.Batch(op_id=1, ops=[["set", k, v] for k, v in whole.items()]).to_body()
         )
-        transform_key = sync.make_key("obj", sync.get_uuid(ob), "transform")
+        transform_key = sync.make_key("obj", sync.get_uuid(ob), "location")
         sent0, batches0 = session.net.bytes_sent, session.stats["batches"]
         start = time.perf_counter()
         for i in range(steps):

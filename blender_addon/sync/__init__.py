@@ -20,7 +20,7 @@ from .canonical import scene_description, scene_hash
 from .codec import decode_value, encode_value, pack_f32, pack_i32, unpack_f32, unpack_i32
 from .ids import UUID_PROP, get_uuid, peek_uuid
 from .index import index_all
-from .keys import KINDS, PARTS, make_key, parse_key
+from .keys import KINDS, PARTS, make_key, parse_key, split_key
 from .serialise import serialise_datablock, serialise_scene
 from .tracker import ChangeTracker, ids_from_depsgraph
 
@@ -46,6 +46,7 @@ __all__ = [
     "scene_hash",
     "serialise_datablock",
     "serialise_scene",
+    "split_key",
     "unpack_f32",
     "unpack_i32",
 ]

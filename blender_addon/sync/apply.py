@@ -19,7 +19,8 @@ from . import ids
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, part_token
 from .index import index_all, is_synced
-from .keys import PRIMARY_PART, op_order, parse_key
+from .items import Items
+from .keys import PRIMARY_PART, op_order, parse_key, split_key
 from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
@@ -155,14 +156,19 @@ class Applier:
         return data
 
     def _apply_one(self, key: str, value: bytes | None) -> None:
-        parsed = parse_key(key)
+        parsed = split_key(key)
         if parsed is None:
             return
-        kind, uuid, part = parsed
+        kind, uuid, part, item = parsed
+        record = BY_NAME[kind]
+        spec = record.parts[part]
         if self.tracker is not None:
             self.tracker.note_applied(key, value)
         if value is None:
             self._pending_values.pop(key, None)
+            if isinstance(spec, Items):
+                self._apply_item_delete(key, uuid, spec, item)
+                return
             if part != PRIMARY_PART:
                 return
             self._waiting_parts.pop(uuid, None)
@@ -177,7 +183,6 @@ class Applier:
         if found is None and part != PRIMARY_PART:
             self._waiting_parts.setdefault(uuid, {})[key] = value
             return
-        record = BY_NAME[kind]
         try:
             doc = decode_value(value)
             ctx = ApplyContext(self._index, self._make_stub)
@@ -188,7 +193,10 @@ class Applier:
                 created = True
             else:
                 id_data = found[1]
-            id_data = record.parts[part](id_data, doc, ctx)
+            if isinstance(spec, Items):
+                id_data = spec.apply(id_data, item, doc, ctx)
+            else:
+                id_data = spec(id_data, doc, ctx)
         except Exception as exc:  # a bad value must not stop the rest of the batch
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))
             return
@@ -200,11 +208,30 @@ class Applier:
             self._pending_values[key] = value
         else:
             self._pending_values.pop(key, None)
+        for message in ctx.errors:
+            self.errors.append((key, message))
         for stub_uuid in ctx.created:
             self._on_created(stub_uuid)
         if created:
             self._on_created(uuid)
         self._resolve_pending(part_token(part, uuid))
+
+    def _apply_item_delete(self, key: str, uuid: str, spec: Items, item: tuple[str, ...]) -> None:
+        """A deleted item key: remove the member, node, link... (nothing to do if its datablock is gone)."""
+        waiting = self._waiting_parts.get(uuid)
+        if waiting is not None:
+            waiting.pop(key, None)
+        found = self._index.get(uuid)
+        if found is None:
+            return
+        try:
+            ctx = ApplyContext(self._index, self._make_stub)
+            id_data = spec.apply(found[1], item, None, ctx)
+        except Exception as exc:
+            self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            return
+        self._index[uuid] = (found[0], id_data)
+        self._touched[uuid] = id_data
 
     def _on_created(self, uuid: str) -> None:
         for key, value in sorted(self._waiting_parts.pop(uuid, {}).items(), key=lambda kv: op_order(kv[0])):

@@ -1,4 +1,4 @@
-"""Worlds (kind ``world``): colour, settings and the world's node tree."""
+"""Worlds (kind ``world``): colour, settings and the world's node tree (one key per node, socket and link)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from .. import rna
 from ..arrays import floats
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from ..node_trees import apply_node_tree, describe_node_tree, read_node_tree
+from ..node_trees import describe_node_tree, read_tree, tree_parts
 from .base import Kind
 
 
 def serialise(world: bpy.types.World, ctx: ReadContext) -> dict[str, object]:
     return {
         "meta": {"name": world.name, "color": floats(world.color), "props": ctx.props(world)},
-        "nodes": read_node_tree(world.node_tree, ctx),
+        **read_tree(world.node_tree, ctx),
     }
 
 
@@ -28,7 +28,10 @@ def describe(world: bpy.types.World, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.worlds.new(doc["name"])
+    world = bpy.data.worlds.new(doc["name"])
+    if world.node_tree is not None:  # the tree's nodes arrive as keys
+        world.node_tree.nodes.clear()
+    return world
 
 
 def apply_meta(world: bpy.types.World, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
@@ -38,16 +41,11 @@ def apply_meta(world: bpy.types.World, doc: dict, ctx: ApplyContext) -> bpy.type
     return world
 
 
-def apply_nodes(world: bpy.types.World, doc: dict | None, ctx: ApplyContext) -> bpy.types.ID:
-    apply_node_tree(world.node_tree, doc, ctx)
-    return world
-
-
 KIND = Kind(
     name="world",
     collection="worlds",
     rna_type="World",
-    parts={"meta": apply_meta, "nodes": apply_nodes},
+    parts={"meta": apply_meta, **tree_parts(lambda world: world.node_tree)},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -1,0 +1,65 @@
+"""Scene builders with geometry node groups (kept apart from scene_builders.py, which lists them)."""
+
+from __future__ import annotations
+
+import bpy
+
+
+def _geometry_group(name: str) -> bpy.types.NodeTree:
+    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
+    group.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    return group
+
+
+def build_geometry_nodes() -> None:
+    """A geometry nodes modifier: a group with an input, a nested group with Set Position and an offset.
+
+    ``Lift`` moves points by its ``Offset`` input; ``Deform`` feeds its
+    ``Height`` input into ``Lift`` through Combine XYZ; the modifier sets
+    ``Height`` to 1.5, so every vertex is raised by 1.5.
+    """
+    lift = _geometry_group("Lift")
+    lift.interface.new_socket("Offset", in_out="INPUT", socket_type="NodeSocketVector")
+    nodes = lift.nodes
+    lin, lout = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    lout.location = (400, 0)
+    setpos = nodes.new("GeometryNodeSetPosition")
+    lift.links.new(lin.outputs[0], setpos.inputs["Geometry"])
+    lift.links.new(lin.outputs[1], setpos.inputs["Offset"])
+    lift.links.new(setpos.outputs["Geometry"], lout.inputs[0])
+
+    deform = _geometry_group("Deform")
+    height = deform.interface.new_socket("Height", in_out="INPUT", socket_type="NodeSocketFloat")
+    height.default_value = 0.25
+    nodes = deform.nodes
+    din, dout = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    dout.location = (600, 0)
+    combine = nodes.new("ShaderNodeCombineXYZ")
+    combine.inputs["X"].default_value = 0.5
+    inner = nodes.new("GeometryNodeGroup")
+    inner.node_tree = lift
+    inner.location = (300, 0)
+    deform.links.new(din.outputs[1], combine.inputs["Z"])
+    deform.links.new(din.outputs[0], inner.inputs[0])
+    deform.links.new(combine.outputs["Vector"], inner.inputs[1])
+    deform.links.new(inner.outputs[0], dout.inputs[0])
+
+    me = bpy.data.meshes.new("Plate")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0)], [], [(0, 1, 3, 2)])
+    ob = bpy.data.objects.new("Deformed", me)
+    bpy.context.scene.collection.objects.link(ob)
+    mod = ob.modifiers.new("Deform", "NODES")
+    mod.node_group = deform
+    mod[height.identifier] = 1.5
+
+
+def evaluated_vertices(name: str) -> list[tuple[float, float, float]]:
+    """The vertex positions of an object's evaluated mesh (modifiers applied), rounded."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    ob = bpy.data.objects[name].evaluated_get(depsgraph)
+    mesh = ob.to_mesh()
+    try:
+        return [tuple(round(c, 5) for c in v.co) for v in mesh.vertices]
+    finally:
+        ob.to_mesh_clear()
