@@ -321,3 +321,29 @@ def test_key_segments_are_escaped():
     assert sync.split_key(key) == ("obj", "u" * 32, "modset", ("a/b%2Fc", "levels"))
     assert sync.split_key("obj/" + "u" * 32 + "/modset/only-one") is None  # an item of the wrong depth
     assert sync.split_key("obj/" + "u" * 32 + "/location/extra") is None  # a whole part has no item
+
+
+def test_keyframes_on_different_channels_of_one_action():
+    def build():
+        ob = link(bpy.data.objects.new("Animated", None))
+        ob.keyframe_insert("location", index=0, frame=1)
+
+    def key_location():
+        ob = bpy.data.objects["Animated"]
+        ob.location.x = 5.0
+        ob.keyframe_insert("location", index=0, frame=10)
+
+    def key_scale():
+        ob = bpy.data.objects["Animated"]
+        ob.scale.z = 3.0
+        ob.keyframe_insert("scale", index=2, frame=20)
+
+    def check():
+        action = bpy.data.objects["Animated"].animation_data.action
+        bag = action.layers[0].strips[0].channelbags[0]
+        curves = {
+            (fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points] for fc in bag.fcurves
+        }
+        assert curves == {("location", 0): [(1.0, 0.0), (10.0, 5.0)], ("scale", 2): [(20.0, 3.0)]}
+
+    concurrently(build, key_location, key_scale, check)
