@@ -87,6 +87,7 @@ class Applier:
         self._waiting_parts: dict[str, dict[str, bytes]] = {}  # uuid not created yet -> its part ops
         self._pending: dict[str, set[str]] = {}  # pending-link token -> keys waiting for it
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
+        self._resolving: set[str] = set()  # pending-link tokens being resolved right now
         self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
 
     # ------------------------------------------------------------ queue
@@ -239,10 +240,18 @@ class Applier:
         self._resolve_pending(uuid)
 
     def _resolve_pending(self, token: str) -> None:
-        for key in sorted(self._pending.pop(token, set()), key=op_order):
-            value = self._pending_values.get(key)
-            if value is not None:
-                self._apply_one(key, value)
+        # A value applied again while its token is being resolved may wait for that same token (a
+        # node waiting for another node of its tree): it waits for the next time, never loops.
+        if token in self._resolving:
+            return
+        self._resolving.add(token)
+        try:
+            for key in sorted(self._pending.pop(token, set()), key=op_order):
+                value = self._pending_values.get(key)
+                if value is not None:
+                    self._apply_one(key, value)
+        finally:
+            self._resolving.discard(token)
 
     def reset(self) -> None:
         """Drop the queue and every remembered pending link (e.g. after leaving a room)."""

@@ -63,3 +63,29 @@ def evaluated_vertices(name: str) -> list[tuple[float, float, float]]:
         return [tuple(round(c, 5) for c in v.co) for v in mesh.vertices]
     finally:
         ob.to_mesh_clear()
+
+
+def build_zone_and_compositor() -> None:
+    """A repeat zone (paired input/output nodes) raising a triangle three times; a compositor group."""
+    group = _geometry_group("Repeat")
+    nodes = group.nodes
+    gin, gout = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    rin, rout = nodes.new("GeometryNodeRepeatInput"), nodes.new("GeometryNodeRepeatOutput")
+    rin.pair_with_output(rout)
+    rin.inputs["Iterations"].default_value = 3
+    setpos = nodes.new("GeometryNodeSetPosition")
+    setpos.inputs["Offset"].default_value = (0.0, 0.0, 1.0)
+    group.links.new(gin.outputs[0], rin.inputs["Geometry"])
+    group.links.new(rin.outputs["Geometry"], setpos.inputs["Geometry"])
+    group.links.new(setpos.outputs["Geometry"], rout.inputs["Geometry"])
+    group.links.new(rout.outputs["Geometry"], gout.inputs[0])
+    me = bpy.data.meshes.new("Tri")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    ob = bpy.data.objects.new("Repeated", me)
+    bpy.context.scene.collection.objects.link(ob)
+    ob.modifiers.new("Repeat", "NODES").node_group = group
+
+    comp = bpy.data.node_groups.new("Comp", "CompositorNodeTree")
+    comp.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    blur = comp.nodes.new("CompositorNodeBlur")
+    comp.links.new(blur.outputs[0], comp.nodes.new("NodeGroupOutput").inputs[0])

@@ -22,7 +22,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from node_builders import build_geometry_nodes, evaluated_vertices  # noqa: E402
+from node_builders import build_geometry_nodes, build_zone_and_compositor, evaluated_vertices  # noqa: E402
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -347,3 +347,18 @@ def test_keyframes_on_different_channels_of_one_action():
         assert curves == {("location", 0): [(1.0, 0.0), (10.0, 5.0)], ("scale", 2): [(20.0, 3.0)]}
 
     concurrently(build, key_location, key_scale, check)
+
+
+def test_repeat_zone_and_compositor_group_travel():
+    """Zone nodes are paired on the receiver (a node waiting for another node of its tree)."""
+    build_zone_and_compositor()
+    expected = evaluated_vertices("Repeated")
+    assert expected[0] == (0.0, 0.0, 3.0)
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    assert evaluated_vertices("Repeated") == expected
+    assert bpy.data.node_groups["Comp"].bl_idname == "CompositorNodeTree"
+    assert sync.scene_hash() == before and sync.serialise_scene() == values
