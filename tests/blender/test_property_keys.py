@@ -362,3 +362,25 @@ def test_repeat_zone_and_compositor_group_travel():
     assert evaluated_vertices("Repeated") == expected
     assert bpy.data.node_groups["Comp"].bl_idname == "CompositorNodeTree"
     assert sync.scene_hash() == before and sync.serialise_scene() == values
+
+
+def test_two_settings_of_one_light_and_a_scene_and_a_rename():
+    def build():
+        light = bpy.data.lights.new("Key", "SPOT")
+        link(bpy.data.objects.new("KeyLight", light))
+
+    def edit_a():
+        bpy.data.lights["Key"].energy = 500.0
+        bpy.context.scene.frame_end = 120
+
+    def edit_b():
+        bpy.data.lights["Key"].color = (1.0, 0.5, 0.0)
+        bpy.data.lights["Key"].name = "Rim"
+        bpy.context.scene.render.fps = 30
+
+    def check():
+        light = bpy.data.lights["Rim"]
+        assert (light.energy, tuple(light.color), light.type) == (500.0, (1.0, 0.5, 0.0), "SPOT")
+        assert (bpy.context.scene.frame_end, bpy.context.scene.render.fps) == (120, 30)
+
+    concurrently(build, edit_a, edit_b, check)
