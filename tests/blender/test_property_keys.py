@@ -384,3 +384,25 @@ def test_two_settings_of_one_light_and_a_scene_and_a_rename():
         assert (bpy.context.scene.frame_end, bpy.context.scene.render.fps) == (120, 30)
 
     concurrently(build, edit_a, edit_b, check)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda: setattr(pillar(), "display_type", "WIRE"),
+        lambda: setattr(bpy.context.scene.render, "fps", 12),
+        lambda: setattr(bpy.context.scene.render, "resolution_percentage", 50),
+        lambda: setattr(bpy.context.scene, "frame_step", 2),
+        lambda: setattr(bpy.data.collections["Set"], "color_tag", "COLOR_02"),
+        lambda: setattr(pillar().modifiers.new("Smooth", "SUBSURF"), "show_render", False),
+    ],
+    ids=["display-type", "fps", "resolution", "frame-step", "colour-tag", "modifier"],
+)
+def test_the_scene_hash_sees_what_the_keys_carry(edit):
+    pillar_scene()
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    edit()
+    bpy.context.view_layer.update()
+    assert sync.serialise_scene() != values
+    assert sync.scene_hash() != before

@@ -20,7 +20,7 @@ def serialise(cam: bpy.types.Camera, ctx: ReadContext) -> dict[str, object]:
 
 
 def describe(cam: bpy.types.Camera, ctx: ReadContext) -> dict:
-    return {"name": cam.name, "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof",))}
+    return {"name": cam.name, "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))}
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:

@@ -132,7 +132,9 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "matrix_basis": [floats(row) for row in ob.matrix_basis],
         "matrix_parent_inverse": [floats(row) for row in ob.matrix_parent_inverse],
         "rotation_mode": ob.rotation_mode,
-        "visibility": [ob.hide_viewport, ob.hide_render, ob.hide_select],
+        # The view-layer hide is left out: it is read in the artist's current view layer, which need not
+        # be the same scene on every replica.
+        "visibility": [ob.hide_viewport, ob.hide_render, ob.hide_select, ob.display_type],
         "collections": sorted(r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r),
         "material_slots": [[s.link, ctx.ref(s.material)] for s in ob.material_slots],
         "modifiers": [modifiers.describe(m, ctx) for m in ob.modifiers],

@@ -48,7 +48,14 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
 def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
     return {
         "name": scene.name,
-        "frames": [scene.frame_start, scene.frame_end, scene.frame_current],
+        "frames": [scene.frame_start, scene.frame_end, scene.frame_step, scene.frame_current],
+        "render": [
+            scene.render.fps,
+            scene.render.fps_base,
+            scene.render.resolution_x,
+            scene.render.resolution_y,
+            scene.render.resolution_percentage,
+        ],
         "camera": ctx.ref(scene.camera),
         "world": ctx.ref(scene.world),
         "active_clip": ctx.ref(scene.active_clip),
