@@ -12,14 +12,14 @@ def _geometry_group(name: str) -> bpy.types.NodeTree:
     return group
 
 
-def build_geometry_nodes() -> None:
+def build_geometry_nodes(suffix: str = "") -> None:
     """A geometry nodes modifier: a group with an input, a nested group with Set Position and an offset.
 
     ``Lift`` moves points by its ``Offset`` input; ``Deform`` feeds its
     ``Height`` input into ``Lift`` through Combine XYZ; the modifier sets
-    ``Height`` to 1.5, so every vertex is raised by 1.5.
+    ``Height`` to 1.5, so every vertex is raised by 1.5. Names end with ``suffix``.
     """
-    lift = _geometry_group("Lift")
+    lift = _geometry_group("Lift" + suffix)
     lift.interface.new_socket("Offset", in_out="INPUT", socket_type="NodeSocketVector")
     nodes = lift.nodes
     lin, lout = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
@@ -29,7 +29,7 @@ def build_geometry_nodes() -> None:
     lift.links.new(lin.outputs[1], setpos.inputs["Offset"])
     lift.links.new(setpos.outputs["Geometry"], lout.inputs[0])
 
-    deform = _geometry_group("Deform")
+    deform = _geometry_group("Deform" + suffix)
     height = deform.interface.new_socket("Height", in_out="INPUT", socket_type="NodeSocketFloat")
     height.default_value = 0.25
     nodes = deform.nodes
@@ -45,9 +45,9 @@ def build_geometry_nodes() -> None:
     deform.links.new(combine.outputs["Vector"], inner.inputs[1])
     deform.links.new(inner.outputs[0], dout.inputs[0])
 
-    me = bpy.data.meshes.new("Plate")
+    me = bpy.data.meshes.new("Plate" + suffix)
     me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0)], [], [(0, 1, 3, 2)])
-    ob = bpy.data.objects.new("Deformed", me)
+    ob = bpy.data.objects.new("Deformed" + suffix, me)
     bpy.context.scene.collection.objects.link(ob)
     mod = ob.modifiers.new("Deform", "NODES")
     mod.node_group = deform

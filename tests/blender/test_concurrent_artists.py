@@ -134,6 +134,15 @@ bpy.data.collections["Props{n}"].objects.link(bpy.data.objects.new("Lamp{n}", No
 """
 
 
+# A geometry nodes modifier with a nested group (tests/blender/node_builders.py) for every artist to evaluate.
+GEOMETRY_NODES = """
+import sys
+sys.path.insert(0, "tests/blender")
+from node_builders import build_geometry_nodes
+build_geometry_nodes("{n}")
+"""
+
+
 def bsdf(n: int) -> str:
     return f'bpy.data.materials["Stone{n}"].node_tree.nodes["Principled BSDF"]'
 
@@ -187,6 +196,15 @@ PAIRS = {
         'sorted(o.name for o in bpy.data.collections["Props{n}"].objects)',
         ["Pillar{n}"],
     ),
+    "geometry-nodes-node-vs-modifier-input": (
+        'bpy.data.node_groups["Deform{n}"].nodes["Combine XYZ"].inputs["X"].default_value = 2.0',
+        'ob = bpy.data.objects["Deformed{n}"]\n'
+        'height = bpy.data.node_groups["Deform{n}"].interface.items_tree["Height"]\n'
+        "ob.modifiers['Deform'][height.identifier] = 3.0\n"
+        "ob.update_tag()",
+        '__import__("node_builders").evaluated_vertices("Deformed{n}")',
+        [[2.0, 0.0, 3.0], [3.0, 0.0, 3.0], [2.0, 1.0, 3.0], [3.0, 1.0, 3.0]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -214,7 +232,7 @@ def test_both_edits_survive(room, pair, swapped):
     n = CASES.index((pair, swapped))
     edit_x, edit_y, expression, expected = (_fill(v, n) for v in PAIRS[pair])
     first, second = (edit_y, edit_x) if swapped else (edit_x, edit_y)
-    ana.call("edit", script=setup_script(n))
+    ana.call("edit", script=setup_script(n) + GEOMETRY_NODES.replace("{n}", str(n)))
     converge([ana, ben, cleo])
 
     proxy.hold()
@@ -233,6 +251,7 @@ def test_both_edits_survive(room, pair, swapped):
     converge([ana, ben, cleo])
 
     for artist in (ana, ben, cleo):
+        artist.call("eval", expr='__import__("sys").path.insert(0, "tests/blender")')
         value = artist.call("eval", expr=expression)["value"]
         if pair == "two-add-nodes-to-one-tree":
             assert sorted(v for _, v in value) == [0.25, 0.75], (artist.name, value)
