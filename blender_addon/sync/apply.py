@@ -54,7 +54,7 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
             continue
         sets.append((key, value))
     sets.sort(key=lambda op: op_order(op[0]))
-    deletes.sort(key=lambda op: tuple(-x for x in op_order(op[0])))
+    deletes.sort(key=lambda op: op_order(op[0]), reverse=True)
     return sets + deletes
 
 

@@ -77,10 +77,15 @@ def parse_key(key: str) -> tuple[str, str, str] | None:
     return None if parsed is None else parsed[:3]
 
 
-def op_order(key: str) -> tuple[int, int]:
-    """Sort key that puts datablocks before the datablocks that link to them, parts in their order."""
+def op_order(key: str) -> tuple[int, str, int]:
+    """Sort key that puts datablocks before the datablocks that link to them, parts in their order.
+
+    Each datablock's keys stay together (kind, then uuid, then part), so that a
+    slice of a large batch touches few datablocks (each touched one is read
+    again at the end of the slice); links within a kind wait as pending links.
+    """
     parsed = parse_key(key)
     if parsed is None:
-        return (len(KINDS), 0)
-    kind, _uuid, part = parsed
-    return (KIND_ORDER[kind], PART_ORDER[kind][part])
+        return (len(KINDS), "", 0)
+    kind, uuid, part = parsed
+    return (KIND_ORDER[kind], uuid, PART_ORDER[kind][part])
