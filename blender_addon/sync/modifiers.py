@@ -17,8 +17,10 @@ from . import ids, rna
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
-# ID property suffixes Blender keeps beside a geometry nodes input (attribute toggle and name).
-INPUT_EXTRAS = ("_use_attribute", "_attribute_name")
+# Interface socket types whose modifier input holds a datablock (travels as its uuid).
+ID_SOCKETS = frozenset(
+    {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
+)
 
 
 def group_inputs(group: bpy.types.NodeTree | None) -> list:
@@ -154,11 +156,6 @@ def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, c
         return ob
     ob.update_tag()
     return ob
-
-
-ID_SOCKETS = frozenset(
-    {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
-)
 
 
 def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:

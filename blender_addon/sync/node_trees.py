@@ -10,8 +10,9 @@ its original's id gets a fresh one), so a node's key survives a rename and
 two artists adding nodes to one tree at the same moment write different
 keys.  Keys (items of the owning datablock, ``<kind>/<uuid>/<part>/...``):
 
-- ``node/<node id>``: name, type, label, frame parent (node id), location,
-  width, hide, mute, settings, colour ramp, the paired zone output;
+- ``node/<node id>``: name, type, label, hide, mute, settings, colour ramp,
+  the paired zone output;
+- ``at/<node id>``: frame parent (node id), location, width;
 - ``in/<node id>/<socket>`` and ``out/<node id>/<socket>``: one socket's
   default value;
 - ``link/<from node id>/<from socket>/<to node id>/<to socket>``: muted flag;
@@ -114,8 +115,8 @@ def _color_ramp(ramp) -> dict[str, object]:
 
 
 def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, dict]:
-    """The items of a tree's parts: ``{"node": ..., "in": ..., "out": ..., "link": ...}``."""
-    parts: dict[str, dict] = {"node": {}, "in": {}, "out": {}, "link": {}}
+    """The items of a tree's parts: ``{"node": ..., "at": ..., "in": ..., "out": ..., "link": ...}``."""
+    parts: dict[str, dict] = {"node": {}, "at": {}, "in": {}, "out": {}, "link": {}}
     if tree is None:
         return parts
     by_id = nodes_by_id(tree)
@@ -125,9 +126,6 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, di
             "name": node.name,
             "type": node.bl_idname,
             "label": node.label,
-            "parent": id_of.get(node.parent.as_pointer()) if node.parent is not None else None,
-            "location": floats(node.location),
-            "width": float(node.width),
             "hide": node.hide,
             "mute": node.mute,
             "props": ctx.props(node, skip=NODE_SKIP),
@@ -139,6 +137,12 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, di
         if paired is not None:
             doc["paired_output"] = id_of.get(paired.as_pointer())
         parts["node"][(nid,)] = doc
+        # Where it sits is a key of its own: moving a node and changing its settings at once keeps both.
+        parts["at"][(nid,)] = {
+            "parent": id_of.get(node.parent.as_pointer()) if node.parent is not None else None,
+            "location": floats(node.location),
+            "width": float(node.width),
+        }
         for part, sockets in (("in", node.inputs), ("out", node.outputs)):
             for sock in sockets:
                 if hasattr(sock, "default_value"):
@@ -279,7 +283,7 @@ TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
 
 
 def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
-    """The ``node``, ``in``, ``out`` and ``link`` parts of a kind whose tree is ``tree_of(datablock)``."""
+    """The ``node``, ``at``, ``in``, ``out`` and ``link`` parts of a kind whose tree is ``tree_of(owner)``."""
 
     def apply_node(owner, item, doc, ctx: ApplyContext):
         tree = tree_of(owner)
@@ -306,14 +310,7 @@ def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
             node[NODE_ID_PROP] = nid
             by_id[nid] = node
         _claim_name(tree, node, doc["name"])
-        parent = by_id.get(doc["parent"]) if doc["parent"] else None
-        if doc["parent"] and parent is None:
-            ctx.wait_for("node", ids.get_uuid(owner))
-        if node.parent != parent and parent is not node:
-            node.parent = parent
         node.label = doc["label"]
-        node.location = doc["location"]
-        node.width = doc["width"]
         node.hide = doc["hide"]
         node.mute = doc["mute"]
         rna.write_props(node, doc["props"], ctx.resolve, first=("data_type", "operation", "blend_type"))
@@ -326,6 +323,23 @@ def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
                 ctx.wait_for("node", ids.get_uuid(owner))
             elif node.paired_output != output:
                 node.pair_with_output(output)
+        return owner
+
+    def apply_place(owner, item, doc, ctx: ApplyContext):
+        """``at/<node id>``: frame parent, location and width (a key's deletion goes with its node)."""
+        tree = tree_of(owner)
+        if tree is None or doc is None:
+            return owner
+        by_id = nodes_by_id(tree, assign=False)
+        node = by_id.get(item[0])
+        parent = by_id.get(doc["parent"]) if doc["parent"] else None
+        if node is None or (doc["parent"] and parent is None):
+            ctx.wait_for("node", ids.get_uuid(owner))
+            return owner
+        if node.parent != parent and parent is not node:
+            node.parent = parent
+        node.location = doc["location"]
+        node.width = doc["width"]
         return owner
 
     def apply_socket(sockets_of: str):
@@ -395,6 +409,7 @@ def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
 
     return {
         "node": Items(apply_node),
+        "at": Items(apply_place),
         "in": Items(apply_socket("inputs"), depth=2),
         "out": Items(apply_socket("outputs"), depth=2),
         "link": Items(apply_link, depth=4),

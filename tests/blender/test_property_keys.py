@@ -406,3 +406,20 @@ def test_the_scene_hash_sees_what_the_keys_carry(edit):
     bpy.context.view_layer.update()
     assert sync.serialise_scene() != values
     assert sync.scene_hash() != before
+
+
+def test_moving_a_node_and_changing_its_setting():
+    def build():
+        pillar_scene()
+        bpy.data.materials["Stone"].node_tree.nodes.new("ShaderNodeMath").name = "Math"
+
+    def check():
+        node = bpy.data.materials["Stone"].node_tree.nodes["Math"]
+        assert (tuple(node.location), node.operation) == ((300.0, -200.0), "MULTIPLY")
+
+    concurrently(
+        build,
+        lambda: setattr(bpy.data.materials["Stone"].node_tree.nodes["Math"], "location", (300.0, -200.0)),
+        lambda: setattr(bpy.data.materials["Stone"].node_tree.nodes["Math"], "operation", "MULTIPLY"),
+        check,
+    )
