@@ -423,3 +423,22 @@ def test_moving_a_node_and_changing_its_setting():
         lambda: setattr(bpy.data.materials["Stone"].node_tree.nodes["Math"], "operation", "MULTIPLY"),
         check,
     )
+
+
+def test_two_bones_of_one_rig_posed_at_once():
+    def build():
+        from scene_builders import build_armature
+
+        build_armature()
+
+    def check():
+        bones = bpy.data.objects["Rig"].pose.bones
+        assert tuple(bones["Hand"].location) == (0.0, 0.5, 0.0)
+        assert tuple(bones["Root"].scale) == (2.0, 2.0, 2.0)
+
+    concurrently(
+        build,
+        lambda: setattr(bpy.data.objects["Rig"].pose.bones["Hand"], "location", (0.0, 0.5, 0.0)),
+        lambda: setattr(bpy.data.objects["Rig"].pose.bones["Root"], "scale", (2.0, 2.0, 2.0)),
+        check,
+    )

@@ -259,7 +259,7 @@ def test_armature_pose_and_bone_edits():
     rig = bpy.data.objects["Rig"]
     rig.pose.bones["Hand"].location = (0.0, 0.3, 0.0)
     changed, deleted = tracker.scan([rig])
-    assert [sync.parse_key(k)[0::2] for k in changed] == [("obj", "pose")] and deleted == []
+    assert [sync.split_key(k)[2:] for k in changed] == [("pose", ("Hand",))] and deleted == []
     values = sync.serialise_scene()
     reset_scene()
     applier = sync.apply_ops(list(values.items()))

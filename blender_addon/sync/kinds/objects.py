@@ -117,7 +117,8 @@ def serialise(
         },
     }
     if ob.type == "ARMATURE":
-        parts["pose"] = read_pose(ob)
+        # One key per pose bone: two artists posing different bones of one rig keep both.
+        parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob)["bones"]}
     return parts
 
 
@@ -286,29 +287,29 @@ def apply_anim(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.
     return ob
 
 
-def apply_pose(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if ob.type != "ARMATURE":
+def apply_pose_bone(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    """``obj/<u>/pose/<bone>``: one pose bone's transform (a deleted key goes with its bone)."""
+    if ob.type != "ARMATURE" or doc is None:
         return ob
-    wanted = doc["bones"]
+    (name,) = item
 
-    def incomplete() -> bool:
-        return ob.pose is None or any(d["name"] not in ob.pose.bones for d in wanted)
+    def missing() -> bool:
+        return ob.pose is None or name not in ob.pose.bones
 
-    if wanted and incomplete():
+    if missing():
         # The pose is rebuilt from the armature's bones when the object is evaluated in a scene
         # (which need not be the window's scene).
         ob.update_tag()
         for scene in ob.users_scene:
             evaluate_without_animation(scene)
-    if incomplete():
+    if missing():
         # The object is not in the view layer yet, or its armature's bones have not arrived:
         # tried again at the end of each step.
         ctx.retry_after_step(ids.get_uuid(ob))
         return ob
-    for d in wanted:
-        pb = ob.pose.bones[d["name"]]
-        for attr in POSE_BONE_PROPS:
-            set_changed(pb, attr, d[attr])
+    pb = ob.pose.bones[name]
+    for attr in POSE_BONE_PROPS:
+        set_changed(pb, attr, doc[attr])
     return ob
 
 
@@ -337,7 +338,7 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "modset": Items(modifiers.apply_setting, depth=2),
             "modin": Items(modifiers.apply_input, depth=2),
             "anim": apply_anim,
-            "pose": apply_pose,
+            "pose": Items(apply_pose_bone),
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),
