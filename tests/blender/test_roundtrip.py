@@ -292,7 +292,7 @@ def test_font_content_and_links_apply_in_place():
     assert [sync.parse_key(k)[0::2] for k in changed] == [("font", "meta")] and deleted == []
     bpy.data.curves["Text"].font_italic = bpy.data.fonts["Packed"]
     changed, _ = tracker.scan([bpy.data.curves["Text"]])
-    assert [sync.parse_key(k)[0::2] for k in changed] == [("curve", "meta")]
+    assert [sync.split_key(k)[2:] for k in changed] == [("set", ("font_italic",))]
     bpy.data.curves["Text"].font_italic = bpy.data.fonts["Bfont Regular"]
     values = sync.serialise_scene()
     font_keys = _keys_of(values, "font", "meta")
