@@ -22,6 +22,7 @@ from bpy.props import (
 )
 
 from . import session as session_module
+from . import sync
 from .overlay import rows_from_column_major
 
 PACKAGE = __package__ or "blender_addon"
@@ -449,6 +450,13 @@ def draw_connection(layout, context) -> None:
             layout.label(text=f"{len(session.unacked)} change(s) waiting for the server", icon="SORTTIME")
     for message in session.messages[-3:]:
         layout.label(text=message, icon="INFO")
+    not_applied = session.applier.errors[-3:]
+    if not_applied:
+        # What the room holds but this Blender could not apply: which datablock, and why.
+        box = layout.box()
+        box.label(text=f"Not applied here ({len(session.applier.errors)})", icon="ERROR")
+        for key, why in not_applied:
+            box.label(text=f"{sync.key_subject(key)}: {why}")
     layout.operator("blendsync.disconnect", icon="CANCEL")
 
 

@@ -19,8 +19,8 @@ from .apply import Applier, apply_ops, clear_scene
 from .canonical import scene_description, scene_hash
 from .codec import decode_value, encode_value, pack_f32, pack_i32, unpack_f32, unpack_i32
 from .ids import UUID_PROP, get_uuid, peek_uuid
-from .index import index_all
-from .keys import KINDS, PARTS, make_key, parse_key
+from .index import index_all, key_subject
+from .keys import KINDS, PARTS, make_key, parse_key, split_key
 from .serialise import serialise_datablock, serialise_scene
 from .tracker import ChangeTracker, ids_from_depsgraph
 
@@ -37,6 +37,7 @@ __all__ = [
     "get_uuid",
     "ids_from_depsgraph",
     "index_all",
+    "key_subject",
     "make_key",
     "pack_f32",
     "pack_i32",
@@ -46,6 +47,7 @@ __all__ = [
     "scene_hash",
     "serialise_datablock",
     "serialise_scene",
+    "split_key",
     "unpack_f32",
     "unpack_i32",
 ]

@@ -19,7 +19,8 @@ from . import ids
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, part_token
 from .index import index_all, is_synced
-from .keys import PRIMARY_PART, op_order, parse_key
+from .items import Items
+from .keys import PRIMARY_PART, op_order, parse_key, split_key
 from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
@@ -53,7 +54,7 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
             continue
         sets.append((key, value))
     sets.sort(key=lambda op: op_order(op[0]))
-    deletes.sort(key=lambda op: tuple(-x for x in op_order(op[0])))
+    deletes.sort(key=lambda op: op_order(op[0]), reverse=True)
     return sets + deletes
 
 
@@ -86,6 +87,7 @@ class Applier:
         self._waiting_parts: dict[str, dict[str, bytes]] = {}  # uuid not created yet -> its part ops
         self._pending: dict[str, set[str]] = {}  # pending-link token -> keys waiting for it
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
+        self._resolving: set[str] = set()  # pending-link tokens being resolved right now
         self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
 
     # ------------------------------------------------------------ queue
@@ -155,14 +157,19 @@ class Applier:
         return data
 
     def _apply_one(self, key: str, value: bytes | None) -> None:
-        parsed = parse_key(key)
+        parsed = split_key(key)
         if parsed is None:
             return
-        kind, uuid, part = parsed
+        kind, uuid, part, item = parsed
+        record = BY_NAME[kind]
+        spec = record.parts[part]
         if self.tracker is not None:
             self.tracker.note_applied(key, value)
         if value is None:
             self._pending_values.pop(key, None)
+            if isinstance(spec, Items):
+                self._apply_item_delete(key, uuid, spec, item)
+                return
             if part != PRIMARY_PART:
                 return
             self._waiting_parts.pop(uuid, None)
@@ -177,7 +184,6 @@ class Applier:
         if found is None and part != PRIMARY_PART:
             self._waiting_parts.setdefault(uuid, {})[key] = value
             return
-        record = BY_NAME[kind]
         try:
             doc = decode_value(value)
             ctx = ApplyContext(self._index, self._make_stub)
@@ -188,7 +194,10 @@ class Applier:
                 created = True
             else:
                 id_data = found[1]
-            id_data = record.parts[part](id_data, doc, ctx)
+            if isinstance(spec, Items):
+                id_data = spec.apply(id_data, item, doc, ctx)
+            else:
+                id_data = spec(id_data, doc, ctx)
         except Exception as exc:  # a bad value must not stop the rest of the batch
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))
             return
@@ -200,11 +209,30 @@ class Applier:
             self._pending_values[key] = value
         else:
             self._pending_values.pop(key, None)
+        for message in ctx.errors:
+            self.errors.append((key, message))
         for stub_uuid in ctx.created:
             self._on_created(stub_uuid)
         if created:
             self._on_created(uuid)
         self._resolve_pending(part_token(part, uuid))
+
+    def _apply_item_delete(self, key: str, uuid: str, spec: Items, item: tuple[str, ...]) -> None:
+        """A deleted item key: remove the member, node, link... (nothing to do if its datablock is gone)."""
+        waiting = self._waiting_parts.get(uuid)
+        if waiting is not None:
+            waiting.pop(key, None)
+        found = self._index.get(uuid)
+        if found is None:
+            return
+        try:
+            ctx = ApplyContext(self._index, self._make_stub)
+            id_data = spec.apply(found[1], item, None, ctx)
+        except Exception as exc:
+            self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            return
+        self._index[uuid] = (found[0], id_data)
+        self._touched[uuid] = id_data
 
     def _on_created(self, uuid: str) -> None:
         for key, value in sorted(self._waiting_parts.pop(uuid, {}).items(), key=lambda kv: op_order(kv[0])):
@@ -212,10 +240,18 @@ class Applier:
         self._resolve_pending(uuid)
 
     def _resolve_pending(self, token: str) -> None:
-        for key in sorted(self._pending.pop(token, set()), key=op_order):
-            value = self._pending_values.get(key)
-            if value is not None:
-                self._apply_one(key, value)
+        # A value applied again while its token is being resolved may wait for that same token (a
+        # node waiting for another node of its tree): it waits for the next time, never loops.
+        if token in self._resolving:
+            return
+        self._resolving.add(token)
+        try:
+            for key in sorted(self._pending.pop(token, set()), key=op_order):
+                value = self._pending_values.get(key)
+                if value is not None:
+                    self._apply_one(key, value)
+        finally:
+            self._resolving.discard(token)
 
     def reset(self) -> None:
         """Drop the queue and every remembered pending link (e.g. after leaving a room)."""

@@ -85,6 +85,11 @@ class ApplyContext:
         self._make_stub = make_stub
         self.missing: set[str] = set()
         self.created: list[str] = []  # uuids of stand-in datablocks made while applying
+        self.errors: list[str] = []  # what could not be applied (kept in Applier.errors for the panel)
+
+    def report(self, message: str) -> None:
+        """Record that part of a value cannot be applied here; the rest goes on."""
+        self.errors.append(message)
 
     def lookup(self, uuid: str | None) -> bpy.types.ID | None:
         """The datablock with this uuid, if it is there (nothing recorded when it is not)."""

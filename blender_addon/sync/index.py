@@ -69,3 +69,15 @@ def index_all(assign: bool = True) -> dict[str, tuple[str, bpy.types.ID]]:
         ids.set_uuid(id_data, value)
         index[value] = (kind, id_data)
     return index
+
+
+def key_subject(key: str) -> str:
+    """Which datablock a key is about, for people: ``Object 'Pillar'`` (or the key, if that is gone)."""
+    bits = key.split("/", 2)
+    kind = BY_NAME.get(bits[0]) if len(bits) == 3 else None
+    if kind is None:
+        return key
+    for id_data in getattr(bpy.data, kind.collection):
+        if ids.peek_uuid(id_data) == bits[1]:
+            return f"{id_data.bl_rna.name} {id_data.name!r}"
+    return key

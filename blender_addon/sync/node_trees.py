@@ -1,15 +1,36 @@
-"""Shader node trees, shared by the kinds that hold one (materials, worlds, node groups).
+"""Node trees as one key per node, per socket value and per link; shared by every kind that holds a tree.
 
-Read, described and rebuilt here; each kind decides where its tree lives.
+Materials and worlds hold an embedded shader tree, node groups (shader,
+geometry and compositor) are trees themselves; each kind says where its tree
+lives and this module reads, describes and applies it.
+
+A node's identity is an id kept in the node's custom property
+``node["blendsync_id"]`` (given on first sight; a pasted copy that carries
+its original's id gets a fresh one), so a node's key survives a rename and
+two artists adding nodes to one tree at the same moment write different
+keys.  Keys (items of the owning datablock, ``<kind>/<uuid>/<part>/...``):
+
+- ``node/<node id>``: name, type, label, hide, mute, settings, colour ramp,
+  the paired zone output;
+- ``at/<node id>``: frame parent (node id), location, width;
+- ``in/<node id>/<socket>`` and ``out/<node id>/<socket>``: one socket's
+  default value;
+- ``link/<from node id>/<from socket>/<to node id>/<to socket>``: muted flag;
+  a link is a member of the tree's set of links: present or deleted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 
-from . import rna
+from . import ids, rna
 from .arrays import floats
 from .context import ApplyContext, ReadContext
+from .items import Items
+
+NODE_ID_PROP = "blendsync_id"
 
 NODE_SKIP = (
     "type",
@@ -39,7 +60,9 @@ NODE_SKIP = (
 # Nodes whose sockets come from a node group's interface: their identifiers
 # (``Socket_<n>``) are made by a counter and differ between replicas, so these
 # sockets are named by position instead (``#<index>``).
-GROUP_NODES = frozenset({"NodeGroupInput", "NodeGroupOutput", "ShaderNodeGroup"})
+GROUP_NODES = frozenset(
+    {"NodeGroupInput", "NodeGroupOutput", "ShaderNodeGroup", "GeometryNodeGroup", "CompositorNodeGroup"}
+)
 
 
 def socket_id(node, sock, sockets) -> str:
@@ -52,18 +75,34 @@ def socket_id(node, sock, sockets) -> str:
     return sock.identifier
 
 
+# ---------------------------------------------------------------- identity
+
+
+def node_id(node) -> str | None:
+    value = node.get(NODE_ID_PROP)
+    return value if isinstance(value, str) and value else None
+
+
+def nodes_by_id(tree: bpy.types.NodeTree, assign: bool = True) -> dict[str, bpy.types.Node]:
+    """Node id -> node; with ``assign``, nodes without an id (or with a copied one) get a fresh id."""
+    out: dict[str, bpy.types.Node] = {}
+    for node in tree.nodes:
+        nid = node_id(node)
+        if nid is None or nid in out:
+            if not assign:
+                continue
+            nid = ids.new_uuid()[:16]
+            node[NODE_ID_PROP] = nid
+        out[nid] = node
+    return out
+
+
 # ---------------------------------------------------------------- read
 
 
-def _socket_values(node, sockets, ctx: ReadContext) -> list[list[object]]:
-    out = []
-    for sock in sockets:
-        if not hasattr(sock, "default_value"):
-            continue
-        value = sock.default_value
-        value = ctx.ref(value) if isinstance(value, bpy.types.ID) else rna.plain(value)
-        out.append([socket_id(node, sock, sockets), value])
-    return out
+def _socket_value(sock, ctx: ReadContext) -> object:
+    value = sock.default_value
+    return ctx.ref(value) if isinstance(value, bpy.types.ID) else rna.plain(value)
 
 
 def _color_ramp(ramp) -> dict[str, object]:
@@ -75,41 +114,52 @@ def _color_ramp(ramp) -> dict[str, object]:
     }
 
 
-def read_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, object] | None:
-    """The document of a node tree: nodes sorted by name, links sorted."""
+def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, dict]:
+    """The items of a tree's parts: ``{"node": ..., "at": ..., "in": ..., "out": ..., "link": ...}``."""
+    parts: dict[str, dict] = {"node": {}, "at": {}, "in": {}, "out": {}, "link": {}}
     if tree is None:
-        return None
-    nodes = []
-    for node in tree.nodes:
+        return parts
+    by_id = nodes_by_id(tree)
+    id_of = {node.as_pointer(): nid for nid, node in by_id.items()}
+    for nid, node in by_id.items():
         doc = {
             "name": node.name,
             "type": node.bl_idname,
             "label": node.label,
-            "parent": node.parent.name if node.parent is not None else None,
-            "location": floats(node.location),
-            "width": float(node.width),
             "hide": node.hide,
             "mute": node.mute,
             "props": ctx.props(node, skip=NODE_SKIP),
-            "inputs": _socket_values(node, node.inputs, ctx),
-            "outputs": _socket_values(node, node.outputs, ctx),
         }
         ramp = getattr(node, "color_ramp", None)
         if ramp is not None:
             doc["color_ramp"] = _color_ramp(ramp)
-        nodes.append(doc)
-    nodes.sort(key=lambda n: n["name"])
-    links = sorted(
-        [
-            link.from_node.name,
+        paired = getattr(node, "paired_output", None)
+        if paired is not None:
+            doc["paired_output"] = id_of.get(paired.as_pointer())
+        parts["node"][(nid,)] = doc
+        # Where it sits is a key of its own: moving a node and changing its settings at once keeps both.
+        parts["at"][(nid,)] = {
+            "parent": id_of.get(node.parent.as_pointer()) if node.parent is not None else None,
+            "location": floats(node.location),
+            "width": float(node.width),
+        }
+        for part, sockets in (("in", node.inputs), ("out", node.outputs)):
+            for sock in sockets:
+                if hasattr(sock, "default_value"):
+                    parts[part][(nid, socket_id(node, sock, sockets))] = _socket_value(sock, ctx)
+    for link in tree.links:
+        from_id = id_of.get(link.from_node.as_pointer())
+        to_id = id_of.get(link.to_node.as_pointer())
+        if from_id is None or to_id is None:
+            continue
+        item = (
+            from_id,
             socket_id(link.from_node, link.from_socket, link.from_node.outputs),
-            link.to_node.name,
+            to_id,
             socket_id(link.to_node, link.to_socket, link.to_node.inputs),
-            link.is_muted,
-        ]
-        for link in tree.links
-    )
-    return {"nodes": nodes, "links": links}
+        )
+        parts["link"][item] = link.is_muted
+    return parts
 
 
 # ---------------------------------------------------------------- describe
@@ -162,9 +212,13 @@ def describe_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dic
 
 def _find_socket(sockets, identifier: str):
     if identifier.startswith("#"):  # a socket of a group node, by position (see socket_id)
-        index = int(identifier[1:])
-        return sockets[index] if index < len(sockets) else None
-    return next((s for s in sockets if s.identifier == identifier), None)
+        index = int(identifier[1:]) if identifier[1:].isdigit() else -1
+        found = sockets[index] if 0 <= index < len(sockets) else None
+    else:
+        found = next((s for s in sockets if s.identifier == identifier), None)
+    # The empty socket at the end of a group's input/output node makes a new interface socket when
+    # linked: the interface socket it stands for has not arrived yet.
+    return None if found is None or found.bl_idname == "NodeSocketVirtual" else found
 
 
 def _is_id_socket(sock) -> bool:
@@ -173,20 +227,8 @@ def _is_id_socket(sock) -> bool:
         "NodeSocketImage",
         "NodeSocketMaterial",
         "NodeSocketCollection",
+        "NodeSocketTexture",
     }
-
-
-def _set_socket_values(sockets, values: list, ctx: ApplyContext) -> None:
-    for identifier, value in values:
-        sock = _find_socket(sockets, identifier)
-        if sock is None or not hasattr(sock, "default_value"):
-            continue
-        if isinstance(sock.default_value, bpy.types.ID) or (value is not None and _is_id_socket(sock)):
-            value = ctx.resolve(value)
-        try:
-            sock.default_value = value
-        except (TypeError, ValueError, AttributeError):
-            continue
 
 
 def _apply_color_ramp(ramp, doc: dict) -> None:
@@ -204,42 +246,171 @@ def _apply_color_ramp(ramp, doc: dict) -> None:
         element.color = color
 
 
-def apply_node_tree(tree: bpy.types.NodeTree | None, doc: dict | None, ctx: ApplyContext) -> None:
-    """Rebuild a node tree from its document (nodes, settings, socket values, links)."""
-    if tree is None or doc is None:
+def _claim_name(tree: bpy.types.NodeTree, node, name: str) -> None:
+    """Give ``node`` its name; of two nodes that want one name, the one with the smaller id gets it.
+
+    Two artists may add nodes of one type at the same moment, both named
+    e.g. ``Math``; every replica then settles on the same names.
+    """
+    if node.name == name:
         return
-    tree.links.clear()
-    tree.nodes.clear()
-    made = {}
-    for nd in doc["nodes"]:
-        try:
-            node = tree.nodes.new(nd["type"])
-        except RuntimeError:
-            continue
-        node.name = nd["name"]
-        made[nd["name"]] = node
-    for nd in doc["nodes"]:
-        node = made.get(nd["name"])
+    holder = tree.nodes.get(name)
+    if holder is not None and (node_id(holder) or "") > (node_id(node) or ""):
+        holder.name = f"{name}~"  # make room; the holder gets the next free name below
+        node.name = name
+        holder.name = name
+        return
+    node.name = name
+
+
+def _wait_for_group(node, owner_uuid: str, ctx: ApplyContext) -> None:
+    """A socket of a group node is missing: wait for its group's interface, else for the node.
+
+    The sockets of a group's own input and output nodes come from the owner's interface.
+    """
+    if node.bl_idname in ("NodeGroupInput", "NodeGroupOutput"):
+        ctx.wait_for("iface", owner_uuid)
+        return
+    group = getattr(node, "node_tree", None)
+    group_uuid = ids.peek_uuid(group) if group is not None else None
+    if group_uuid is not None:
+        ctx.wait_for("iface", group_uuid)
+    else:
+        ctx.wait_for("node", owner_uuid)
+
+
+TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
+
+
+def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
+    """The ``node``, ``at``, ``in``, ``out`` and ``link`` parts of a kind whose tree is ``tree_of(owner)``."""
+
+    def apply_node(owner, item, doc, ctx: ApplyContext):
+        tree = tree_of(owner)
+        if tree is None:
+            return owner
+        (nid,) = item
+        by_id = nodes_by_id(tree, assign=False)
+        node = by_id.get(nid)
+        if doc is None:
+            if node is not None:
+                tree.nodes.remove(node)
+            return owner
+        if node is not None and node.bl_idname != doc["type"]:
+            tree.nodes.remove(node)
+            node = None
         if node is None:
-            continue
-        if nd["parent"] in made:
-            node.parent = made[nd["parent"]]
-        node.label = nd["label"]
-        node.location = nd["location"]
-        node.width = nd["width"]
-        node.hide = nd["hide"]
-        node.mute = nd["mute"]
-        rna.write_props(node, nd["props"], ctx.resolve, first=("data_type", "operation", "blend_type"))
-        if "color_ramp" in nd and getattr(node, "color_ramp", None) is not None:
-            _apply_color_ramp(node.color_ramp, nd["color_ramp"])
-        _set_socket_values(node.inputs, nd["inputs"], ctx)
-        _set_socket_values(node.outputs, nd["outputs"], ctx)
-    for from_node, from_id, to_node, to_id, muted in doc["links"]:
-        if from_node not in made or to_node not in made:
-            continue
-        out = _find_socket(made[from_node].outputs, from_id)
-        inp = _find_socket(made[to_node].inputs, to_id)
+            try:
+                node = tree.nodes.new(doc["type"])
+            except RuntimeError as exc:
+                ctx.report(
+                    f"node {doc['name']!r} of type {doc['type']!r} cannot be made in {tree.name!r}: {exc}"
+                )
+                return owner
+            node[NODE_ID_PROP] = nid
+            by_id[nid] = node
+        _claim_name(tree, node, doc["name"])
+        node.label = doc["label"]
+        node.hide = doc["hide"]
+        node.mute = doc["mute"]
+        rna.write_props(node, doc["props"], ctx.resolve, first=("data_type", "operation", "blend_type"))
+        if "color_ramp" in doc and getattr(node, "color_ramp", None) is not None:
+            _apply_color_ramp(node.color_ramp, doc["color_ramp"])
+        paired = doc.get("paired_output")
+        if paired and hasattr(node, "pair_with_output"):
+            output = by_id.get(paired)
+            if output is None:
+                ctx.wait_for("node", ids.get_uuid(owner))
+            elif node.paired_output != output:
+                node.pair_with_output(output)
+        return owner
+
+    def apply_place(owner, item, doc, ctx: ApplyContext):
+        """``at/<node id>``: frame parent, location and width (a key's deletion goes with its node)."""
+        tree = tree_of(owner)
+        if tree is None or doc is None:
+            return owner
+        by_id = nodes_by_id(tree, assign=False)
+        node = by_id.get(item[0])
+        parent = by_id.get(doc["parent"]) if doc["parent"] else None
+        if node is None or (doc["parent"] and parent is None):
+            ctx.wait_for("node", ids.get_uuid(owner))
+            return owner
+        if node.parent != parent and parent is not node:
+            node.parent = parent
+        node.location = doc["location"]
+        node.width = doc["width"]
+        return owner
+
+    def apply_socket(sockets_of: str):
+        def apply(owner, item, doc, ctx: ApplyContext):
+            tree = tree_of(owner)
+            if tree is None or doc is None:
+                return owner  # a socket value's key goes away with its node
+            nid, identifier = item
+            node = nodes_by_id(tree, assign=False).get(nid)
+            if node is None:
+                ctx.wait_for("node", ids.get_uuid(owner))
+                return owner
+            sock = _find_socket(getattr(node, sockets_of), identifier)
+            if sock is None:
+                if node.bl_idname in GROUP_NODES:
+                    _wait_for_group(node, ids.get_uuid(owner), ctx)
+                else:
+                    ctx.report(f"node {node.name!r} in {tree.name!r} has no socket {identifier!r}")
+                return owner
+            if not hasattr(sock, "default_value"):
+                return owner
+            value = doc
+            if isinstance(sock.default_value, bpy.types.ID) or (value is not None and _is_id_socket(sock)):
+                value = ctx.resolve(value)
+            try:
+                sock.default_value = value
+            except (TypeError, ValueError, AttributeError) as exc:
+                ctx.report(f"node {node.name!r} socket {identifier!r}: {exc}")
+            return owner
+
+        return apply
+
+    def apply_link(owner, item, doc, ctx: ApplyContext):
+        tree = tree_of(owner)
+        if tree is None:
+            return owner
+        from_id, from_sock, to_id, to_sock = item
+        by_id = nodes_by_id(tree, assign=False)
+        from_node, to_node = by_id.get(from_id), by_id.get(to_id)
+        if from_node is None or to_node is None:
+            if doc is not None:
+                ctx.wait_for("node", ids.get_uuid(owner))
+            return owner
+        out = _find_socket(from_node.outputs, from_sock)
+        inp = _find_socket(to_node.inputs, to_sock)
+        existing = None
+        if out is not None and inp is not None:
+            existing = next((lk for lk in inp.links if lk.from_socket.as_pointer() == out.as_pointer()), None)
+        if doc is None:
+            if existing is not None:
+                tree.links.remove(existing)
+            return owner
         if out is None or inp is None:
-            continue
-        link = tree.links.new(out, inp)
-        link.is_muted = muted
+            node = from_node if out is None else to_node
+            if node.bl_idname in GROUP_NODES:
+                _wait_for_group(node, ids.get_uuid(owner), ctx)
+            else:
+                ctx.report(
+                    f"link {from_node.name!r}:{from_sock} -> {to_node.name!r}:{to_sock}: no such socket"
+                )
+            return owner
+        if existing is None:
+            existing = tree.links.new(out, inp)
+        if existing.is_muted != doc:
+            existing.is_muted = doc
+        return owner
+
+    return {
+        "node": Items(apply_node),
+        "at": Items(apply_place),
+        "in": Items(apply_socket("inputs"), depth=2),
+        "out": Items(apply_socket("outputs"), depth=2),
+        "link": Items(apply_link, depth=4),
+    }

@@ -12,6 +12,7 @@ from . import ids
 from .codec import encode_value
 from .context import ReadContext
 from .index import index_all, is_synced, kind_of
+from .items import Items
 from .keys import make_key
 from .kinds import BY_NAME, LINK_TYPES
 
@@ -22,11 +23,17 @@ def read_context() -> ReadContext:
 
 
 def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[str, bytes]:
+    """Every key of one datablock: one per whole part, one per item of an item part."""
     uuid = ids.get_uuid(id_data)
-    return {
-        make_key(kind, uuid, part): encode_value(doc)
-        for part, doc in BY_NAME[kind].serialise(id_data, ctx).items()
-    }
+    record = BY_NAME[kind]
+    out: dict[str, bytes] = {}
+    for part, doc in record.serialise(id_data, ctx).items():
+        if isinstance(record.parts[part], Items):
+            for item, item_doc in doc.items():
+                out[make_key(kind, uuid, part, *item)] = encode_value(item_doc)
+        else:
+            out[make_key(kind, uuid, part)] = encode_value(doc)
+    return out
 
 
 def serialise_datablock(id_data: bpy.types.ID, ctx: ReadContext | None = None) -> dict[str, bytes]:

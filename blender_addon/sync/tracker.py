@@ -74,8 +74,8 @@ class ChangeTracker:
 
     def note_applied(self, key: str, value: bytes | None) -> None:
         """Record that ``key`` now holds ``value`` (None: the key is gone)."""
-        parsed = parse_key(key)
-        uuid = parsed[1] if parsed else key
+        bits = key.split("/", 2)  # kind/uuid/... (parse_key would check more, at a cost on every value)
+        uuid = bits[1] if len(bits) == 3 and bits[0] in BY_NAME else key
         if value is None:
             self._values.pop(key, None)
             keys = self._keys.get(uuid)

@@ -9,6 +9,7 @@ import tempfile
 import wave
 
 import bpy
+from node_builders import build_geometry_nodes
 
 
 def reset_scene() -> None:
@@ -564,6 +565,7 @@ BUILDERS = {
     "shape_keys": (build_shape_keys, "mesh"),
     "node_group": (build_node_group, "ngroup"),
     "armature": (build_armature, "arm"),
+    "geometry_nodes": (build_geometry_nodes, "ngroup"),
 }
 
 
@@ -602,6 +604,9 @@ CHANGES = {
         bpy.data.node_groups["Tint"].nodes["Mix"].inputs["B"], "default_value", (0.0, 0.0, 1.0, 1.0)
     ),
     "armature": lambda: setattr(bpy.data.armatures["Skeleton"].bones["Hand"], "envelope_weight", 0.5),
+    "geometry_nodes": lambda: setattr(
+        bpy.data.node_groups["Deform"].nodes["Combine XYZ"].inputs["X"], "default_value", 1.0
+    ),
 }
 
 

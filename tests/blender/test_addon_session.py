@@ -137,15 +137,13 @@ def pump_full(session):
 def transform_key(ob):
     from blender_addon import sync
 
-    return sync.make_key("obj", sync.get_uuid(ob), "transform")
+    return sync.make_key("obj", sync.get_uuid(ob), "location")
 
 
 def with_location(session, key, location):
     from blender_addon import sync
 
-    doc = sync.decode_value(session.tracker.values[key])
-    doc["location"] = list(location)
-    return sync.encode_value(doc)
+    return sync.encode_value([float(c) for c in location])
 
 
 def test_local_edit_is_sent_as_one_batch_with_increasing_op_ids(live, P):

@@ -342,3 +342,19 @@ def test_selection_outlines_follow_the_objects(addon):
     xs = {round(p[0], 5) for line in ana["selection_lines"] for p in line}
     assert xs == {9.0, 11.0}
     assert ben["lines"] == [] and ben["selection_lines"] == [] and ben["label_at"] is None
+
+
+def test_what_could_not_be_applied_is_shown_with_its_datablock(fake_network):
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
+    session = session_module.current()
+    assert not any("Not applied" in text for text in _draw_all(bpy.context).texts())
+    ob = bpy.data.objects.new("Pillar", None)
+    bpy.context.scene.collection.objects.link(ob)
+    key = sync.make_key("obj", sync.get_uuid(ob), "mod", "Weld")
+    session.applier.errors.append((key, "modifier 'Weld' of type 'WELD' cannot be added"))
+    texts = _draw_all(bpy.context).texts()
+    assert "Not applied here (1)" in texts
+    assert "Object 'Pillar': modifier 'Weld' of type 'WELD' cannot be added" in texts

@@ -51,14 +51,12 @@ def test_hundred_objects_in_slices_of_ten():
 def test_feeding_more_while_applying_keeps_last_writer():
     ob = link(bpy.data.objects.new("Moving", None))
     ops = list(sync.serialise_scene().items())
-    key = sync.make_key("obj", sync.get_uuid(ob), "transform")
+    key = sync.make_key("obj", sync.get_uuid(ob), "location")
     reset_scene()
     applier = sync.Applier()
     applier.feed(ops)
     applier.step(max_ops=1)
-    doc = sync.decode_value(dict(ops)[key])
-    doc["location"] = [1.0, 2.0, 3.0]
-    applier.feed([(key, sync.encode_value(doc))])
+    applier.feed([(key, sync.encode_value([1.0, 2.0, 3.0]))])
     while applier.step(max_ops=1) < 1.0:
         pass
     assert tuple(bpy.data.objects["Moving"].location) == (1.0, 2.0, 3.0)
@@ -77,11 +75,12 @@ def test_object_whose_data_kind_is_not_object_data_is_an_error(data_kind):
     ob = link(bpy.data.objects.new("Holder", triangle_mesh()))
     ops = dict(sync.serialise_scene())
     key = sync.make_key("obj", sync.get_uuid(ob), "meta")
+    name_key = sync.make_key("obj", sync.get_uuid(ob), "name")
     doc = sync.decode_value(ops[key])
     doc["data_kind"] = data_kind
     doc["data"] = "0" * 32  # a uuid that has not arrived
     reset_scene()
-    applier = sync.apply_ops([(key, sync.encode_value(doc))])
+    applier = sync.apply_ops([(key, sync.encode_value(doc)), (name_key, ops[name_key])])
     if data_kind:
         assert [k for k, _ in applier.errors] == [key]
         assert len(bpy.data.objects) == 0

@@ -237,8 +237,8 @@ def test_node_group_edits_change_only_the_group_and_apply_in_place():
     group = bpy.data.node_groups["Tint"]
     group.nodes["Mix"].blend_type = "ADD"
     changed, deleted = tracker.scan([group])
-    assert [sync.parse_key(k)[0::2] for k in changed] == [("ngroup", "nodes")] and deleted == []
-    # A new interface socket: the group's meta changes, and the material's group node gains a socket.
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("ngroup", "node")] and deleted == []
+    # A new interface socket: the group's interface changes, and the material's group node gains a socket.
     group.interface.new_socket("Gain", in_out="INPUT", socket_type="NodeSocketFloat")
     group.nodes["Group Input"].location = (-200, 0)
     edited_hash = sync.scene_hash()
@@ -259,7 +259,7 @@ def test_armature_pose_and_bone_edits():
     rig = bpy.data.objects["Rig"]
     rig.pose.bones["Hand"].location = (0.0, 0.3, 0.0)
     changed, deleted = tracker.scan([rig])
-    assert [sync.parse_key(k)[0::2] for k in changed] == [("obj", "pose")] and deleted == []
+    assert [sync.split_key(k)[2:] for k in changed] == [("pose", ("Hand",))] and deleted == []
     values = sync.serialise_scene()
     reset_scene()
     applier = sync.apply_ops(list(values.items()))
@@ -280,33 +280,6 @@ def test_armature_pose_and_bone_edits():
     assert sync.scene_hash() == edited_hash
 
 
-def test_pointer_to_an_unsynchronised_node_group_is_left_alone():
-    """A geometry-nodes modifier's group is not synchronised: its pointer must not travel as empty
-    (a receiver would then lose its own group), it is left out."""
-    import bpy
-
-    from blender_addon.sync import decode_value, serialise_scene
-
-    mesh = bpy.data.meshes.new("m")
-    obj = bpy.data.objects.new("o", mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    modifier = obj.modifiers.new("GN", "NODES")
-    modifier.node_group = bpy.data.node_groups.new("geo", "GeometryNodeTree")
-    values = serialise_scene()
-    (key,) = [k for k in values if k.startswith("obj/") and k.endswith("/modifiers")]
-
-    def keys_of(value):
-        if isinstance(value, dict):
-            for name, inner in value.items():
-                yield name
-                yield from keys_of(inner)
-        elif isinstance(value, list):
-            for inner in value:
-                yield from keys_of(inner)
-
-    assert "node_group" not in set(keys_of(decode_value(values[key])))
-
-
 def test_font_content_and_links_apply_in_place():
     """A font whose file changes is replaced under the same uuid; text curves follow it."""
     from scene_builders import build_fonts, shipped_font
@@ -319,7 +292,7 @@ def test_font_content_and_links_apply_in_place():
     assert [sync.parse_key(k)[0::2] for k in changed] == [("font", "meta")] and deleted == []
     bpy.data.curves["Text"].font_italic = bpy.data.fonts["Packed"]
     changed, _ = tracker.scan([bpy.data.curves["Text"]])
-    assert [sync.parse_key(k)[0::2] for k in changed] == [("curve", "meta")]
+    assert [sync.split_key(k)[2:] for k in changed] == [("set", ("font_italic",))]
     bpy.data.curves["Text"].font_italic = bpy.data.fonts["Bfont Regular"]
     values = sync.serialise_scene()
     font_keys = _keys_of(values, "font", "meta")

@@ -13,11 +13,17 @@ from blender_addon import sync  # noqa: E402
 pytestmark = pytest.mark.blender
 
 
-def key_of(id_data, part: str) -> str:
-    kinds = {"Object": "obj", "Mesh": "mesh", "Material": "mat", "Collection": "coll", "Text": "text",
-             "TextCurve": "curve"}
+def key_of(id_data, part: str, *item: str) -> str:
+    kinds = {
+        "Object": "obj",
+        "Mesh": "mesh",
+        "Material": "mat",
+        "Collection": "coll",
+        "Text": "text",
+        "TextCurve": "curve",
+    }
     kind = kinds[id_data.bl_rna.identifier]
-    return sync.make_key(kind, sync.get_uuid(id_data), part)
+    return sync.make_key(kind, sync.get_uuid(id_data), part, *item)
 
 
 @pytest.fixture
@@ -44,13 +50,17 @@ def test_rewriting_same_values_is_not_a_change(scene_with_tracker):
     assert tracker.scan() == ({}, [])
 
 
-def test_move_changes_only_transform(scene_with_tracker):
+def test_move_changes_only_location(scene_with_tracker):
     tracker = scene_with_tracker
     ob = bpy.data.objects["Tri"]
     ob.location.x += 1.0
     changed, deleted = tracker.scan()
-    assert list(changed) == [key_of(ob, "transform")]
+    assert list(changed) == [key_of(ob, "location")]
     assert deleted == []
+    ob.scale.z = 3.0
+    ob.rotation_euler.x = 0.5
+    changed, deleted = tracker.scan()
+    assert sorted(changed) == sorted([key_of(ob, "scale"), key_of(ob, "rotation")])
 
 
 def test_vertex_edit_changes_only_geometry(scene_with_tracker):
@@ -63,24 +73,25 @@ def test_vertex_edit_changes_only_geometry(scene_with_tracker):
     assert deleted == []
 
 
-def test_rename_changes_only_meta(scene_with_tracker):
+def test_rename_changes_only_the_name(scene_with_tracker):
     tracker = scene_with_tracker
     ob = bpy.data.objects["Tri"]
     ob.name = "Triangle"
     changed, deleted = tracker.scan()
-    assert list(changed) == [key_of(ob, "meta")]
+    assert list(changed) == [key_of(ob, "name")]
     assert deleted == []
 
 
 def test_material_edit_changes_only_material(scene_with_tracker):
     tracker = scene_with_tracker
     mat = bpy.data.materials["Shiny"]
-    mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 0.9
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Roughness"].default_value = 0.9
     changed, _ = tracker.scan()
-    assert list(changed) == [key_of(mat, "nodes")]
+    assert list(changed) == [key_of(mat, "in", bsdf["blendsync_id"], "Roughness")]
     mat.roughness = 0.8
     changed, _ = tracker.scan()
-    assert list(changed) == [key_of(mat, "meta")]
+    assert list(changed) == [key_of(mat, "set", "roughness")]
 
 
 def test_delete_object_deletes_its_keys(scene_with_tracker):
@@ -99,7 +110,8 @@ def test_new_orphan_datablock_is_found(scene_with_tracker):
     tracker = scene_with_tracker
     mat = bpy.data.materials.new("Orphan")
     changed, _ = tracker.scan(dirty_ids=[])
-    assert set(changed) == {key_of(mat, "meta"), key_of(mat, "nodes")}
+    assert {key_of(mat, "meta"), key_of(mat, "name")} <= set(changed)
+    assert all(k.startswith(f"mat/{sync.get_uuid(mat)}/") for k in changed)
 
 
 def test_duplicate_gets_its_own_uuid(scene_with_tracker):
@@ -135,31 +147,31 @@ def test_depsgraph_driven_scan():
         ob.location.y = 5.0
         bpy.context.view_layer.update()
         changed, deleted = tracker.scan(dirty_ids=seen)
-        assert list(changed) == [key_of(ob, "transform")] and deleted == []
+        assert list(changed) == [key_of(ob, "location")] and deleted == []
 
         seen.clear()
         ob.name = "Renamed"
         ob.hide_render = True
         bpy.context.view_layer.update()
         changed, deleted = tracker.scan(dirty_ids=seen)
-        assert list(changed) == [key_of(ob, "meta")]
+        assert sorted(changed) == sorted([key_of(ob, "name"), key_of(ob, "set", "hide_render")])
 
+        # Moving to another collection: one membership key appears, the other goes.
         seen.clear()
         coll.objects.unlink(ob)
         bpy.context.scene.collection.objects.link(ob)
         bpy.context.view_layer.update()
         changed, deleted = tracker.scan(dirty_ids=seen)
-        assert list(changed) == [key_of(ob, "meta")]
-        assert sync.decode_value(changed[key_of(ob, "meta")])["collections"] == [
-            sync.get_uuid(bpy.context.scene)
-        ]
+        assert list(changed) == [key_of(ob, "in", sync.get_uuid(bpy.context.scene))]
+        assert deleted == [key_of(ob, "in", sync.get_uuid(coll))]
 
         seen.clear()
         uuid = sync.get_uuid(ob)
+        known = [k for k in tracker.values if k.startswith(f"obj/{uuid}/")]
         bpy.data.objects.remove(ob)
         bpy.context.view_layer.update()
         changed, deleted = tracker.scan(dirty_ids=seen)
-        assert changed == {} and all(k.startswith(f"obj/{uuid}/") for k in deleted) and len(deleted) == 4
+        assert changed == {} and sorted(deleted) == sorted(known)
     finally:
         bpy.app.handlers.depsgraph_update_post.remove(on_update)
 
@@ -176,10 +188,8 @@ def test_applied_remote_ops_do_not_echo():
     assert tracker.scan() == ({}, [])
     # A later remote edit, applied through the same tracker, does not echo either.
     ob = next(o for o in bpy.data.objects if o.name == "Tri")
-    key = key_of(ob, "transform")
-    doc = sync.decode_value(remote[key])
-    doc["location"] = [9.0, 9.0, 9.0]
-    applier.apply([(key, sync.encode_value(doc))])
+    key = key_of(ob, "location")
+    applier.apply([(key, sync.encode_value([9.0, 9.0, 9.0]))])
     assert tuple(ob.location) == (9.0, 9.0, 9.0)
     assert tracker.scan() == ({}, [])
     # Remote deletions do not echo.
@@ -189,7 +199,7 @@ def test_applied_remote_ops_do_not_echo():
     # A local edit after all that is still reported.
     bpy.data.objects["Root"].location.z = 7.0
     changed, _ = tracker.scan()
-    assert list(changed) == [key_of(bpy.data.objects["Root"], "transform")]
+    assert list(changed) == [key_of(bpy.data.objects["Root"], "location")]
 
 
 def test_text_and_font_edits_change_only_their_content_keys(scene_with_tracker):

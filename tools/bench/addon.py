@@ -403,7 +403,7 @@ def worker_main(name: str) -> int:
         frame = protocol.encode_frame(
             protocol.Batch(op_id=1, ops=[["set", k, v] for k, v in whole.items()]).to_body()
         )
-        transform_key = sync.make_key("obj", sync.get_uuid(ob), "transform")
+        transform_key = sync.make_key("obj", sync.get_uuid(ob), "location")
         sent0, batches0 = session.net.bytes_sent, session.stats["batches"]
         start = time.perf_counter()
         for i in range(steps):

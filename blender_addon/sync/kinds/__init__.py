@@ -15,6 +15,7 @@ Adding a kind: write ``kinds/<bpy.data collection>.py`` ending in a
 
 from __future__ import annotations
 
+from ..items import Items
 from . import (
     actions,
     armatures,
@@ -91,6 +92,8 @@ def _check() -> None:
     for kind in REGISTRY:
         if kind.primary != PRIMARY_PART or "/" in kind.name or any("/" in part for part in kind.parts):
             raise ValueError(f"kind {kind.name!r}: parts must start with {PRIMARY_PART!r} and hold no '/'")
+        if isinstance(kind.parts[PRIMARY_PART], Items):
+            raise ValueError(f"kind {kind.name!r}: the primary part is one key, not items")
 
 
 _check()

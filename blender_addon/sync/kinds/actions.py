@@ -1,14 +1,16 @@
-"""Actions (kind ``action``): slots, f-curves and keyframes (an object's use of one: ``obj/anim``)."""
+"""Actions (kind ``action``): slots, and one key per f-curve with its keyframes (an object's use of one:
+``obj/anim``), so two artists keying different channels of one action at the same moment keep both."""
 
 from __future__ import annotations
 
 import bpy
 
+from .. import ids
 from ..arrays import fget, floats, fset
 from ..assign import rename, set_changed
 from ..codec import pack_f32
 from ..context import ApplyContext, ReadContext
-from .base import Kind
+from .base import Items, Kind
 
 
 def _keyframes(fc) -> dict[str, object]:
@@ -38,25 +40,18 @@ def serialise(action: bpy.types.Action, ctx: ReadContext) -> dict[str, object]:
         "use_frame_range": action.use_frame_range,
         "frame_range": floats(action.frame_range) if action.use_frame_range else None,
     }
-    bags = []
+    curves = {}
     for bag in _channelbags(action):
-        fcurves = sorted(
-            (
-                {
-                    "data_path": fc.data_path,
-                    "index": fc.array_index,
-                    "group": fc.group.name if fc.group is not None else None,
-                    "extrapolation": fc.extrapolation,
-                    "mute": fc.mute,
-                    "keys": _keyframes(fc),
-                }
-                for fc in bag.fcurves
-            ),
-            key=lambda f: (f["data_path"], f["index"]),
-        )
-        bags.append({"slot": bag.slot.identifier if bag.slot is not None else None, "fcurves": fcurves})
-    bags.sort(key=lambda b: b["slot"] or "")
-    return {"meta": meta, "curves": {"channelbags": bags}}
+        if bag.slot is None:
+            continue
+        for fc in bag.fcurves:
+            curves[(bag.slot.identifier, fc.data_path, str(fc.array_index))] = {
+                "group": fc.group.name if fc.group is not None else None,
+                "extrapolation": fc.extrapolation,
+                "mute": fc.mute,
+                "keys": _keyframes(fc),
+            }
+    return {"meta": meta, "fcurve": dict(sorted(curves.items()))}
 
 
 def describe(action: bpy.types.Action, ctx: ReadContext) -> dict:
@@ -100,40 +95,54 @@ def apply_meta(action: bpy.types.Action, doc: dict, ctx: ApplyContext) -> bpy.ty
     return action
 
 
-def apply_curves(action: bpy.types.Action, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+def _strip(action: bpy.types.Action):
     if not action.layers:
         action.layers.new("Layer")
     layer = action.layers[0]
     if not layer.strips:
         layer.strips.new(type="KEYFRAME")
-    strip = layer.strips[0]
-    slots = {slot.identifier: slot for slot in action.slots}
-    wanted = {bag["slot"] for bag in doc["channelbags"]}
-    for bag in list(strip.channelbags):
-        if bag.slot is None or bag.slot.identifier not in wanted:
-            strip.channelbags.remove(bag)
-    for bag_doc in doc["channelbags"]:
-        slot = slots.get(bag_doc["slot"])
-        if slot is None:
-            continue
-        bag = strip.channelbag(slot, ensure=True)
-        bag.fcurves.clear()
-        for fdoc in bag_doc["fcurves"]:
-            fc = bag.fcurves.new(fdoc["data_path"], index=fdoc["index"], group_name=fdoc["group"] or "")
-            fc.extrapolation = fdoc["extrapolation"]
-            fc.mute = fdoc["mute"]
-            keys = fdoc["keys"]
-            n = len(keys["interpolation"])
-            points = fc.keyframe_points
-            points.add(n)
-            fset(points, "co", keys["co"])
-            for i, point in enumerate(points):
-                point.interpolation = keys["interpolation"][i]
-                point.easing = keys["easing"][i]
-                point.handle_left_type = keys["handle_left_type"][i]
-                point.handle_right_type = keys["handle_right_type"][i]
-            fset(points, "handle_left", keys["handle_left"])
-            fset(points, "handle_right", keys["handle_right"])
+    return layer.strips[0]
+
+
+def apply_fcurve(action: bpy.types.Action, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    """``action/<u>/fcurve/<slot>/<data path>/<index>``: one f-curve and its keyframes; deleted: removed."""
+    slot_id, data_path, index_text = item
+    index = int(index_text) if index_text.lstrip("-").isdigit() else 0
+    slot = next((s for s in action.slots if s.identifier == slot_id), None)
+    if slot is None:
+        if doc is not None:
+            ctx.wait_for("meta", ids.get_uuid(action))  # the slot has not arrived yet
+        return action
+    strip = _strip(action)
+    bag = strip.channelbag(slot, ensure=doc is not None)
+    if bag is None:
+        return action
+    fc = bag.fcurves.find(data_path, index=index)
+    if doc is None:
+        if fc is not None:
+            bag.fcurves.remove(fc)
+        return action
+    if fc is None:
+        fc = bag.fcurves.new(data_path, index=index, group_name=doc["group"] or "")
+    elif (fc.group.name if fc.group is not None else None) != doc["group"]:
+        bag.fcurves.remove(fc)
+        fc = bag.fcurves.new(data_path, index=index, group_name=doc["group"] or "")
+    fc.extrapolation = doc["extrapolation"]
+    fc.mute = doc["mute"]
+    keys = doc["keys"]
+    n = len(keys["interpolation"])
+    points = fc.keyframe_points
+    if len(points) != n:
+        points.clear()
+        points.add(n)
+    fset(points, "co", keys["co"])
+    for i, point in enumerate(points):
+        point.interpolation = keys["interpolation"][i]
+        point.easing = keys["easing"][i]
+        point.handle_left_type = keys["handle_left_type"][i]
+        point.handle_right_type = keys["handle_right_type"][i]
+    fset(points, "handle_left", keys["handle_left"])
+    fset(points, "handle_right", keys["handle_right"])
     return action
 
 
@@ -141,7 +150,7 @@ KIND = Kind(
     name="action",
     collection="actions",
     rna_type="Action",
-    parts={"meta": apply_meta, "curves": apply_curves},
+    parts={"meta": apply_meta, "fcurve": Items(apply_fcurve, depth=3)},
     create=create,
     serialise=serialise,
     describe=describe,

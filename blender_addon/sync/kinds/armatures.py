@@ -15,6 +15,7 @@ from ..arrays import floats
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import animation_detached
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 BONE_PROPS = (
@@ -52,7 +53,9 @@ def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
         doc.update({attr: rna.plain(getattr(bone, attr)) for attr in BONE_PROPS})
         bones.append(doc)
     return {
-        "meta": {"name": arm.name, "props": ctx.props(arm)},
+        "meta": {},
+        "name": arm.name,
+        "set": setting_items(ctx.props(arm)),
         "bones": bones,
     }
 
@@ -73,7 +76,7 @@ def describe(arm: bpy.types.Armature, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.armatures.new(doc["name"])
+    return bpy.data.armatures.new(placeholder_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -111,8 +114,6 @@ def armature_edit_mode(arm: bpy.types.Armature):
 
 
 def apply_meta(arm: bpy.types.Armature, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(arm, doc["name"])
-    rna.write_props(arm, doc["props"], ctx.resolve)
     return arm
 
 
@@ -169,7 +170,7 @@ KIND = Kind(
     name="arm",
     collection="armatures",
     rna_type="Armature",
-    parts={"meta": apply_meta, "bones": apply_bones},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part(), "bones": apply_bones},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import bpy
 
 from ..context import ApplyContext, ReadContext
+from ..items import Items
 
 # Make a datablock from its primary part's document (uuid, document, context).
 Create = Callable[[str, dict, ApplyContext], bpy.types.ID]
@@ -36,9 +37,11 @@ def _always(id_data: bpy.types.ID) -> bool:
 class Kind:
     """One synchronised datablock kind.
 
-    ``parts`` maps each part to the function applying it, in the order in
-    which parts are applied; the first is the primary part (``meta``):
-    setting it creates the datablock, deleting it removes the datablock.
+    ``parts`` maps each part to the function applying it (or to an
+    :class:`Items` record for a part held as one key per item), in the order
+    in which parts are applied; the first is the primary part (``meta``, a
+    whole key): setting it creates the datablock, deleting it removes the
+    datablock.
 
     ``members``: for collections and scenes, the collection whose objects
     and child collections it holds.  Membership is stored on the child side,
@@ -49,7 +52,7 @@ class Kind:
     name: str  # the key's first segment: <name>/<uuid>/<part>
     collection: str  # the bpy.data collection holding it
     rna_type: str  # bl_rna identifier of its ID type; direct subclasses (PointLight...) count too
-    parts: Mapping[str, ApplyPart]
+    parts: Mapping[str, ApplyPart | Items]
     create: Create
     serialise: Serialise
     describe: Describe

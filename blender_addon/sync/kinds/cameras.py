@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import bpy
 
-from .. import rna
-from ..assign import rename
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 CAMERA_SKIP = ("angle", "angle_x", "angle_y")
 
 
 def serialise(cam: bpy.types.Camera, ctx: ReadContext) -> dict[str, object]:
-    return {"meta": {"name": cam.name, "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))}}
+    return {
+        "meta": {},
+        "name": cam.name,
+        "set": setting_items(ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))),
+    }
 
 
 def describe(cam: bpy.types.Camera, ctx: ReadContext) -> dict:
-    return {"name": cam.name, "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof",))}
+    return {"name": cam.name, "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))}
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.cameras.new(doc["name"])
+    return bpy.data.cameras.new(placeholder_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -29,8 +32,6 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(cam: bpy.types.Camera, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(cam, doc["name"])
-    rna.write_props(cam, doc["props"], ctx.resolve, first=("sensor_fit", "sensor_width", "sensor_height"))
     return cam
 
 
@@ -38,7 +39,7 @@ KIND = Kind(
     name="cam",
     collection="cameras",
     rna_type="Camera",
-    parts={"meta": apply_meta},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part()},
     create=create,
     serialise=serialise,
     describe=describe,

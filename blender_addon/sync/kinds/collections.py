@@ -1,27 +1,22 @@
-"""Collections (kind ``coll``): name, visibility, colour tag, and their parents (links on the child side)."""
+"""Collections (kind ``coll``): name, settings, and their parents (one key per parent, on the child side)."""
 
 from __future__ import annotations
 
-import contextlib
-
 import bpy
 
-from .. import ids
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from .base import Kind
+from .base import Items, Kind
+
+SETTINGS = ("hide_viewport", "hide_render", "hide_select", "color_tag")
 
 
 def serialise(coll: bpy.types.Collection, ctx: ReadContext) -> dict[str, object]:
     return {
-        "meta": {
-            "name": coll.name,
-            "parents": ctx.collection_parents(coll),
-            "hide_viewport": coll.hide_viewport,
-            "hide_render": coll.hide_render,
-            "hide_select": coll.hide_select,
-            "color_tag": coll.color_tag,
-        }
+        "meta": {},
+        "name": coll.name,
+        "in": {(ref,): True for ref in ctx.collection_parents(coll)},
+        "set": {(attr,): getattr(coll, attr) for attr in SETTINGS},
     }
 
 
@@ -31,37 +26,51 @@ def describe(coll: bpy.types.Collection, ctx: ReadContext) -> dict:
         "children": sorted(ctx.ref(c) for c in coll.children if ctx.is_synced(c)),
         "objects": sorted(ctx.ref(o) for o in coll.objects if ctx.is_synced(o)),
         "flags": [coll.hide_viewport, coll.hide_render, coll.hide_select],
+        "color_tag": coll.color_tag,
     }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.collections.new(doc["name"])
+    # The name is a key of its own (coll/<u>/name), applied right after this one.
+    return bpy.data.collections.new(f"pending-{uuid[:8]}")
 
 
 def apply_meta(coll: bpy.types.Collection, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(coll, doc["name"])
-    for attr in ("hide_viewport", "hide_render", "hide_select", "color_tag"):
-        set_changed(coll, attr, doc[attr])
-    wanted = {}
-    for ref in doc["parents"]:
-        parent = ctx.resolve_collection(ref)
-        if parent is not None:
-            wanted[parent.as_pointer()] = parent
+    return coll
+
+
+def apply_name(coll: bpy.types.Collection, doc: str, ctx: ApplyContext) -> bpy.types.ID:
+    rename(coll, doc)
+    return coll
+
+
+def _linked(parent: bpy.types.Collection, coll: bpy.types.Collection) -> bool:
     ptr = coll.as_pointer()
-    current = {}
-    for scene in bpy.data.scenes:
-        if ids.peek_uuid(scene) is not None:
-            current[scene.collection.as_pointer()] = scene.collection
-    for other in bpy.data.collections:
-        if ids.peek_uuid(other) is not None:
-            current[other.as_pointer()] = other
-    for parent_ptr, parent in current.items():
-        linked = any(c.as_pointer() == ptr for c in parent.children)
-        if linked and parent_ptr not in wanted:
+    return any(c.as_pointer() == ptr for c in parent.children)
+
+
+def apply_parent(coll: bpy.types.Collection, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    """``coll/<u>/in/<parent collection or scene uuid>``: present links it there, deleted unlinks it."""
+    (ref,) = item
+    if doc is None:
+        target = ctx.lookup(ref)
+        parent = target.collection if isinstance(target, bpy.types.Scene) else target
+        if isinstance(parent, bpy.types.Collection) and _linked(parent, coll):
             parent.children.unlink(coll)
-        elif not linked and parent_ptr in wanted:
-            with contextlib.suppress(RuntimeError):  # RuntimeError: the link would make a cycle
-                parent.children.link(coll)
+        return coll
+    parent = ctx.resolve_collection(ref)
+    if parent is not None and not _linked(parent, coll):
+        try:
+            parent.children.link(coll)
+        except RuntimeError as exc:  # the link would make a cycle
+            ctx.report(f"collection {coll.name!r} cannot be linked under {parent.name!r}: {exc}")
+    return coll
+
+
+def apply_setting(coll: bpy.types.Collection, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    (attr,) = item
+    if doc is not None and attr in SETTINGS:
+        set_changed(coll, attr, doc)
     return coll
 
 
@@ -69,7 +78,7 @@ KIND = Kind(
     name="coll",
     collection="collections",
     rna_type="Collection",
-    parts={"meta": apply_meta},
+    parts={"meta": apply_meta, "name": apply_name, "in": Items(apply_parent), "set": Items(apply_setting)},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -6,9 +6,10 @@ import bpy
 
 from .. import ids, rna
 from ..arrays import fget, floats, fset
-from ..assign import rename, set_changed, set_materials
+from ..assign import set_changed, set_materials
 from ..codec import pack_f32
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 CURVE_SKIP = (
@@ -82,12 +83,14 @@ def _read_spline(spline) -> dict[str, object]:
 def serialise(curve: bpy.types.Curve, ctx: ReadContext) -> dict[str, object]:
     kind = curve_type(curve)
     parts: dict[str, object] = {
+        # dimensions decide which other settings exist: they come with the type
         "meta": {
-            "name": curve.name,
             "curve_type": kind,
+            "dimensions": curve.dimensions,
             "materials": [ctx.ref(m) for m in curve.materials],
-            "props": ctx.props(curve, skip=CURVE_SKIP),
         },
+        "name": curve.name,
+        "set": setting_items(ctx.props(curve, skip=(*CURVE_SKIP, "dimensions"))),
         "splines": [_read_spline(s) for s in curve.splines],
     }
     if kind == "FONT":
@@ -134,7 +137,7 @@ def new_curve(name: str, curve_kind: str) -> bpy.types.Curve:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return new_curve(doc["name"], doc["curve_type"])
+    return new_curve(placeholder_name(uuid), doc["curve_type"])
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -142,9 +145,8 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(curve: bpy.types.Curve, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(curve, doc["name"])
+    set_changed(curve, "dimensions", doc["dimensions"])
     set_materials(curve.materials, [ctx.resolve(u) for u in doc["materials"]])
-    rna.write_props(curve, doc["props"], ctx.resolve, first=("dimensions",))
     return curve
 
 
@@ -185,7 +187,13 @@ KIND = Kind(
     name="curve",
     collection="curves",
     rna_type="Curve",
-    parts={"meta": apply_meta, "splines": apply_splines, "text": apply_text},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "set": settings_part(),
+        "splines": apply_splines,
+        "text": apply_text,
+    },
     create=create,
     serialise=serialise,
     describe=describe,

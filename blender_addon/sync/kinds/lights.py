@@ -1,17 +1,21 @@
-"""Lights (kind ``light``): type and settings."""
+"""Lights (kind ``light``): type, name and settings (one key each)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import rna
-from ..assign import rename
+from .. import ids
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 
 def serialise(light: bpy.types.Light, ctx: ReadContext) -> dict[str, object]:
-    return {"meta": {"name": light.name, "type": light.type, "props": ctx.props(light, skip=("type",))}}
+    return {
+        "meta": {"type": light.type},
+        "name": light.name,
+        "set": setting_items(ctx.props(light, skip=("type",))),
+    }
 
 
 def describe(light: bpy.types.Light, ctx: ReadContext) -> dict:
@@ -19,7 +23,7 @@ def describe(light: bpy.types.Light, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.lights.new(doc["name"], type=doc["type"])
+    return bpy.data.lights.new(placeholder_name(uuid), type=doc["type"])
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -27,11 +31,11 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(light: bpy.types.Light, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(light, doc["name"])
     if light.type != doc["type"]:
+        uuid = ids.peek_uuid(light)
         light.type = doc["type"]
-        light = bpy.data.lights[doc["name"]]  # the struct changed class; fetch it again
-    rna.write_props(light, doc["props"], ctx.resolve)
+        # the struct changed class; fetch it again
+        light = next(other for other in bpy.data.lights if ids.peek_uuid(other) == uuid)
     return light
 
 
@@ -39,7 +43,7 @@ KIND = Kind(
     name="light",
     collection="lights",
     rna_type="Light",
-    parts={"meta": apply_meta},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part()},
     create=create,
     serialise=serialise,
     describe=describe,

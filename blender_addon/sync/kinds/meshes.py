@@ -11,6 +11,7 @@ from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attri
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name
 from .base import Kind
 
 SHAPE_KEY_PROPS = ("slider_min", "slider_max", "value", "vertex_group", "interpolation", "mute", "lock_shape")
@@ -58,8 +59,8 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "active_color": colors.active_color_name or None,
         "default_color": colors.default_color_name or None,
     }
-    meta = {"name": me.name, "materials": [ctx.ref(m) for m in me.materials]}
-    return {"meta": meta, "geometry": geometry, "shapes": read_shape_keys(me.shape_keys)}
+    meta = {"materials": [ctx.ref(m) for m in me.materials]}
+    return {"meta": meta, "name": me.name, "geometry": geometry, "shapes": read_shape_keys(me.shape_keys)}
 
 
 # ---------------------------------------------------------------- describe
@@ -110,7 +111,7 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.meshes.new(doc["name"])
+    return bpy.data.meshes.new(placeholder_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -118,7 +119,6 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(me, doc["name"])
     set_materials(me.materials, [ctx.resolve(u) for u in doc["materials"]])
     return me
 
@@ -221,7 +221,7 @@ KIND = Kind(
     name="mesh",
     collection="meshes",
     rna_type="Mesh",
-    parts={"meta": apply_meta, "geometry": apply_geometry, "shapes": apply_shapes},
+    parts={"meta": apply_meta, "name": apply_name, "geometry": apply_geometry, "shapes": apply_shapes},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import bpy
 
 from .. import rna
-from ..assign import rename, set_changed, set_materials
+from ..assign import set_changed, set_materials
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 TEXSPACE_SKIP = ("texspace_location", "texspace_size")
@@ -28,11 +29,9 @@ METABALL_ELEMENT = (
 def serialise(mb: bpy.types.MetaBall, ctx: ReadContext) -> dict[str, object]:
     elements = [{attr: rna.plain(getattr(e, attr)) for attr in METABALL_ELEMENT} for e in mb.elements]
     return {
-        "meta": {
-            "name": mb.name,
-            "materials": [ctx.ref(m) for m in mb.materials],
-            "props": ctx.props(mb, skip=TEXSPACE_SKIP),
-        },
+        "meta": {"materials": [ctx.ref(m) for m in mb.materials]},
+        "name": mb.name,
+        "set": setting_items(ctx.props(mb, skip=TEXSPACE_SKIP)),
         "elements": elements,
     }
 
@@ -47,7 +46,7 @@ def describe(mb: bpy.types.MetaBall, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.metaballs.new(doc["name"])
+    return bpy.data.metaballs.new(placeholder_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -55,9 +54,7 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(mb: bpy.types.MetaBall, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(mb, doc["name"])
     set_materials(mb.materials, [ctx.resolve(u) for u in doc["materials"]])
-    rna.write_props(mb, doc["props"], ctx.resolve)
     return mb
 
 
@@ -77,7 +74,7 @@ KIND = Kind(
     name="mball",
     collection="metaballs",
     rna_type="MetaBall",
-    parts={"meta": apply_meta, "elements": apply_elements},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part(), "elements": apply_elements},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -1,7 +1,9 @@
-"""Shader node groups (kind ``ngroup``): interface sockets and panels, and the group's node tree.
+"""Node groups (kind ``ngroup``) of every tree type (shader, geometry, compositor): name, interface
+sockets and panels, and the group's node tree (one key per node, socket value and link).
 
-Only shader node trees are synchronised; pointers to any node tree are
-declared as ``NodeTree``, so that is the type read as a link.
+Group nodes in other trees and geometry nodes modifiers point at them; nested
+groups come before the trees that use them because every group's interface
+is applied before any group's nodes (part order).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import bpy
 from .. import rna
 from ..assign import rename
 from ..context import ApplyContext, ReadContext
-from ..node_trees import apply_node_tree, describe_node_tree, read_node_tree
+from ..node_trees import describe_node_tree, read_tree, tree_parts
 from .base import Kind
 
 INTERFACE_SKIP = (
@@ -50,17 +52,25 @@ def read_interface(tree: bpy.types.NodeTree, ctx: ReadContext) -> list[dict[str,
 
 def serialise(tree: bpy.types.NodeTree, ctx: ReadContext) -> dict[str, object]:
     return {
-        "meta": {"name": tree.name, "interface": read_interface(tree, ctx)},
-        "nodes": read_node_tree(tree, ctx),
+        "meta": {"tree_type": tree.bl_idname},
+        "name": tree.name,
+        "iface": read_interface(tree, ctx),
+        **read_tree(tree, ctx),
     }
 
 
 def describe(tree: bpy.types.NodeTree, ctx: ReadContext) -> dict:
-    return {"name": tree.name, "interface": read_interface(tree, ctx), "tree": describe_node_tree(tree, ctx)}
+    return {
+        "name": tree.name,
+        "type": tree.bl_idname,
+        "interface": read_interface(tree, ctx),
+        "tree": describe_node_tree(tree, ctx),
+    }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.node_groups.new(doc["name"], "ShaderNodeTree")
+    # The name is a key of its own (ngroup/<u>/name), applied right after this one.
+    return bpy.data.node_groups.new(f"pending-{uuid[:8]}", doc["tree_type"])
 
 
 def _interface_shape(items: list[dict]) -> list[tuple]:
@@ -83,6 +93,50 @@ def _rebuild_interface(iface, items: list[dict]) -> None:
         made.append(item)
 
 
+def _signature(item) -> tuple:
+    if item.item_type == "SOCKET":
+        return ("SOCKET", item.name, item.in_out, item.socket_type)
+    return (item.item_type, item.name, None, None)
+
+
+def _update_items(iface, items: list[dict]) -> None:
+    """Bring an interface to ``items`` in place.
+
+    Items that stay keep their identifiers, and so the links to them, the
+    values set on group nodes and the inputs of geometry nodes modifiers.
+    """
+    pool = list(iface.items_tree)
+    matched = []
+    for d in items:
+        wanted = (d["item_type"], d["name"], d.get("in_out"), d.get("socket_type"))
+        same = next((it for it in pool if _signature(it) == wanted), None)
+        if same is not None:
+            pool.remove(same)
+        matched.append(same)
+    for item in pool:
+        iface.remove(item)
+    for i, d in enumerate(items):
+        if matched[i] is not None:
+            continue
+        if d["item_type"] == "SOCKET":
+            matched[i] = iface.new_socket(d["name"], in_out=d["in_out"], socket_type=d["socket_type"])
+        else:
+            matched[i] = iface.new_panel(d["name"])
+    if not matched:
+        return
+    root = matched[0].parent
+    while root.parent is not None and root.parent.as_pointer() != root.as_pointer():
+        root = root.parent
+    for _ in range(2):  # the second pass settles moves that Blender counted from an item's old place
+        placed: dict[int, int] = {}
+        for i, d in enumerate(items):
+            parent = matched[d["parent"]] if d["parent"] is not None and d["parent"] < i else root
+            position = placed.get(parent.as_pointer(), 0)
+            placed[parent.as_pointer()] = position + 1
+            if matched[i].parent.as_pointer() != parent.as_pointer() or matched[i].position != position:
+                iface.move_to_parent(matched[i], parent, position)
+
+
 def _current_shape(tree: bpy.types.NodeTree) -> list[tuple]:
     items = list(tree.interface.items_tree)
     position = {item.as_pointer(): i for i, item in enumerate(items)}
@@ -99,27 +153,38 @@ def _current_shape(tree: bpy.types.NodeTree) -> list[tuple]:
 
 
 def apply_meta(tree: bpy.types.NodeTree, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(tree, doc["name"])
-    iface = tree.interface
-    wanted = doc["interface"]
-    if _current_shape(tree) != _interface_shape(wanted):
-        _rebuild_interface(iface, wanted)
-    for item, d in zip(iface.items_tree, wanted, strict=False):
-        rna.write_props(item, d["props"], ctx.resolve, first=("subtype",))
+    if tree.bl_idname != doc["tree_type"]:
+        ctx.report(f"node group {tree.name!r} is a {tree.bl_idname}, the room's is a {doc['tree_type']}")
     return tree
 
 
-def apply_nodes(tree: bpy.types.NodeTree, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    apply_node_tree(tree, doc, ctx)
+def apply_name(tree: bpy.types.NodeTree, doc: str, ctx: ApplyContext) -> bpy.types.ID:
+    rename(tree, doc)
+    return tree
+
+
+def apply_interface(tree: bpy.types.NodeTree, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    iface = tree.interface
+    wanted = doc
+    if _current_shape(tree) != _interface_shape(wanted):
+        _update_items(iface, wanted)
+        if _current_shape(tree) != _interface_shape(wanted):
+            _rebuild_interface(iface, wanted)
+    for item, d in zip(iface.items_tree, wanted, strict=False):
+        rna.write_props(item, d["props"], ctx.resolve, first=("subtype",))
     return tree
 
 
 KIND = Kind(
     name="ngroup",
     collection="node_groups",
-    rna_type="ShaderNodeTree",  # shader node groups (embedded material/world trees are skipped)
-    pointer_type="NodeTree",
-    parts={"meta": apply_meta, "nodes": apply_nodes},
+    rna_type="NodeTree",  # every tree type derives from it (embedded material/world trees are skipped)
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "iface": apply_interface,
+        **tree_parts(lambda tree: tree),
+    },
     create=create,
     serialise=serialise,
     describe=describe,

@@ -1,5 +1,10 @@
-"""Objects (kind ``obj``): links (data, parent, collections, material slots), transform, modifiers,
-animation and the pose of armature objects.
+"""Objects (kind ``obj``): data link, name, parent, collection membership, settings, transform,
+material slots, modifiers, animation and the pose of armature objects.
+
+Each of these is its own key, and the sets and lists among them (the
+collections an object is in, its settings, material slots, modifiers and
+their settings and inputs) are one key per member, so two artists changing
+different ones at the same moment both keep their change.
 
 An object whose data has not arrived gets an empty stand-in made by the
 data kind's ``stub``, under the data's uuid; the data's keys fill it in.
@@ -13,12 +18,12 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import ids, rna
+from .. import ids, modifiers, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import evaluate_without_animation
-from .base import Kind
+from .base import Items, Kind
 
 POSE_BONE_PROPS = (
     "rotation_mode",
@@ -28,20 +33,14 @@ POSE_BONE_PROPS = (
     "rotation_axis_angle",
     "scale",
 )
-TRANSFORM_PROPS = (
-    "location",
-    "rotation_euler",
-    "rotation_quaternion",
-    "rotation_axis_angle",
-    "scale",
-    "delta_location",
-    "delta_rotation_euler",
-    "delta_scale",
-)
-META_FLAGS = (
+ROTATION_PROPS = ("rotation_euler", "rotation_quaternion", "rotation_axis_angle")
+DELTA_PROPS = ("delta_location", "delta_rotation_euler", "delta_scale")
+# Flat settings of an object, one key each (``obj/<u>/set/<attr>``); ``hide`` is the view-layer hide.
+SETTINGS = (
     "hide_viewport",
     "hide_render",
     "hide_select",
+    "hide",
     "empty_display_type",
     "empty_display_size",
     "display_type",
@@ -65,69 +64,61 @@ def read_pose(ob: bpy.types.Object) -> dict[str, object]:
     }
 
 
+def _hidden(ob: bpy.types.Object) -> bool:
+    try:
+        return bool(ob.hide_get(view_layer=bpy.context.view_layer))
+    except RuntimeError:  # object not in this view layer
+        return False
+
+
+def _setting(ob: bpy.types.Object, attr: str) -> object:
+    if attr == "hide":
+        return _hidden(ob)
+    value = getattr(ob, attr)
+    return float(value) if isinstance(value, float) else value
+
+
 def serialise(
     ob: bpy.types.Object, ctx: ReadContext, data_kinds: Mapping[str, str | None]
 ) -> dict[str, object]:
     data_kind = data_kinds.get(ob.type)
-    collections = sorted({r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None})
-    view_layer = bpy.context.view_layer
-    try:
-        hidden = bool(ob.hide_get(view_layer=view_layer))
-    except RuntimeError:  # object not in this view layer
-        hidden = False
-    slots = [
-        [slot.link, ctx.ref(slot.material) if slot.link == "OBJECT" else None] for slot in ob.material_slots
-    ]
-    meta = {
-        "name": ob.name,
-        "type": ob.type,
-        "data_kind": data_kind,
-        "data": ctx.ref(ob.data) if data_kind else None,
-        "parent": ctx.ref(ob.parent),
-        "parent_type": ob.parent_type,
-        "hide_viewport": ob.hide_viewport,
-        "hide_render": ob.hide_render,
-        "hide_select": ob.hide_select,
-        "hide": hidden,
-        "collections": collections,
-        "material_slots": slots,
-        "empty_display_type": ob.empty_display_type,
-        "empty_display_size": float(ob.empty_display_size),
-        "display_type": ob.display_type,
-    }
-    transform = {
-        "location": floats(ob.location),
-        "rotation_mode": ob.rotation_mode,
-        "rotation_euler": floats(ob.rotation_euler),
-        "rotation_quaternion": floats(ob.rotation_quaternion),
-        "rotation_axis_angle": floats(ob.rotation_axis_angle),
-        "scale": floats(ob.scale),
-        "delta_location": floats(ob.delta_location),
-        "delta_rotation_euler": floats(ob.delta_rotation_euler),
-        "delta_scale": floats(ob.delta_scale),
-        "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
-    }
-    modifiers = [
-        {
-            "name": mod.name,
-            "type": mod.type,
-            "show_viewport": mod.show_viewport,
-            "show_render": mod.show_render,
-            "props": ctx.props(
-                mod, skip=("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
-            ),
-        }
-        for mod in ob.modifiers
-    ]
+    collections = {r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None}
+    mods, mod_order, mod_settings, mod_inputs = modifiers.read(ob, ctx)
     ad = ob.animation_data
     action = ad.action if ad is not None else None
-    anim = {
-        "action": ctx.ref(action),
-        "slot": ad.action_slot.identifier if action is not None and ad.action_slot is not None else None,
+    parts: dict[str, object] = {
+        "meta": {"type": ob.type, "data_kind": data_kind, "data": ctx.ref(ob.data) if data_kind else None},
+        "name": ob.name,
+        "parent": {
+            "parent": ctx.ref(ob.parent),
+            "parent_type": ob.parent_type,
+            "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
+        },
+        "in": {(ref,): True for ref in sorted(collections)},
+        "set": {(attr,): _setting(ob, attr) for attr in SETTINGS},
+        "location": floats(ob.location),
+        "rotation": {
+            "mode": ob.rotation_mode,
+            **{attr: floats(getattr(ob, attr)) for attr in ROTATION_PROPS},
+        },
+        "scale": floats(ob.scale),
+        "delta": {attr: floats(getattr(ob, attr)) for attr in DELTA_PROPS},
+        "slot": {
+            (str(i),): [slot.link, ctx.ref(slot.material) if slot.link == "OBJECT" else None]
+            for i, slot in enumerate(ob.material_slots)
+        },
+        "mod": mods,
+        "modorder": mod_order,
+        "modset": mod_settings,
+        "modin": mod_inputs,
+        "anim": {
+            "action": ctx.ref(action),
+            "slot": ad.action_slot.identifier if action is not None and ad.action_slot is not None else None,
+        },
     }
-    parts = {"meta": meta, "transform": transform, "modifiers": modifiers, "anim": anim}
     if ob.type == "ARMATURE":
-        parts["pose"] = read_pose(ob)
+        # One key per pose bone: two artists posing different bones of one rig keep both.
+        parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob)["bones"]}
     return parts
 
 
@@ -142,10 +133,12 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "matrix_basis": [floats(row) for row in ob.matrix_basis],
         "matrix_parent_inverse": [floats(row) for row in ob.matrix_parent_inverse],
         "rotation_mode": ob.rotation_mode,
-        "visibility": [ob.hide_viewport, ob.hide_render, ob.hide_select],
+        # The view-layer hide is left out: it is read in the artist's current view layer, which need not
+        # be the same scene on every replica.
+        "visibility": [ob.hide_viewport, ob.hide_render, ob.hide_select, ob.display_type],
         "collections": sorted(r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r),
         "material_slots": [[s.link, ctx.ref(s.material)] for s in ob.material_slots],
-        "modifiers": [[m.name, m.type, ctx.props(m)] for m in ob.modifiers],
+        "modifiers": [modifiers.describe(m, ctx) for m in ob.modifiers],
         "action": ctx.ref(ad.action) if ad is not None else None,
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
@@ -160,57 +153,28 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     data = None
     if doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
-    return bpy.data.objects.new(doc["name"], data)
+    # The name is a key of its own (obj/<u>/name), applied right after this one.
+    return bpy.data.objects.new(f"pending-{uuid[:8]}", data)
 
 
 def apply_meta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(ob, doc["name"])
     if doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
         if ob.data != data:
             ob.data = data
+    return ob
+
+
+def apply_name(ob: bpy.types.Object, doc: str, ctx: ApplyContext) -> bpy.types.ID:
+    rename(ob, doc)
+    return ob
+
+
+def apply_parent(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     parent = ctx.resolve(doc["parent"])
     if ob.parent != parent and parent is not ob:
         ob.parent = parent
     set_changed(ob, "parent_type", doc["parent_type"])
-    for attr in META_FLAGS:
-        set_changed(ob, attr, doc[attr])
-    wanted = {}
-    for ref in doc["collections"]:
-        coll = ctx.resolve_collection(ref)
-        if coll is not None:
-            wanted[coll.as_pointer()] = coll
-    synced = {scene.collection.as_pointer() for scene in bpy.data.scenes if ids.peek_uuid(scene)}
-    for coll in list(ob.users_collection):
-        ptr = coll.as_pointer()
-        if ptr not in wanted and (ptr in synced or ids.peek_uuid(coll) is not None):
-            coll.objects.unlink(ob)
-    present = {c.as_pointer() for c in ob.users_collection}
-    for ptr, coll in wanted.items():
-        if ptr not in present:
-            coll.objects.link(ob)
-    view_layer = bpy.context.view_layer
-    try:
-        if bool(ob.hide_get(view_layer=view_layer)) != doc["hide"]:
-            ob.hide_set(doc["hide"], view_layer=view_layer)
-    except RuntimeError:
-        pass
-    if len(ob.material_slots) < len(doc["material_slots"]) and doc.get("data"):
-        # The data's material list has not arrived yet: apply again once it has.
-        ctx.wait_for("meta", doc["data"])
-    for slot, (link, mat_uuid) in zip(ob.material_slots, doc["material_slots"], strict=False):
-        set_changed(slot, "link", link)
-        if link == "OBJECT":
-            mat = ctx.resolve(mat_uuid)
-            if slot.material != mat:
-                slot.material = mat
-    return ob
-
-
-def apply_transform(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    set_changed(ob, "rotation_mode", doc["rotation_mode"])
-    for attr in TRANSFORM_PROPS:
-        set_changed(ob, attr, doc[attr])
     flat = doc["parent_inverse"]
     matrix = Matrix([flat[0:4], flat[4:8], flat[8:12], flat[12:16]])
     if ob.matrix_parent_inverse != matrix:
@@ -218,22 +182,93 @@ def apply_transform(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.t
     return ob
 
 
-def apply_modifiers(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types.ID:
-    if [(m.name, m.type) for m in ob.modifiers] != [(d["name"], d["type"]) for d in doc]:
-        ob.modifiers.clear()
-        for d in doc:
-            try:
-                ob.modifiers.new(d["name"], d["type"])
-            except (TypeError, RuntimeError):
-                continue
-    by_name = {m.name: m for m in ob.modifiers}
-    for d in doc:
-        mod = by_name.get(d["name"])
-        if mod is None:
-            continue
-        set_changed(mod, "show_viewport", d["show_viewport"])
-        set_changed(mod, "show_render", d["show_render"])
-        rna.write_props(mod, d["props"], ctx.resolve)
+def _synced_holder(coll: bpy.types.Collection) -> bool:
+    """A collection the room owns: a synchronised collection or a synchronised scene's master collection."""
+    if ids.peek_uuid(coll) is not None:
+        return True
+    ptr = coll.as_pointer()
+    return any(s.collection.as_pointer() == ptr for s in bpy.data.scenes if ids.peek_uuid(s))
+
+
+def apply_membership(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    """``obj/<u>/in/<collection or scene uuid>``: present links the object there, deleted unlinks it."""
+    (ref,) = item
+    if doc is None:
+        target = ctx.lookup(ref)
+        coll = target.collection if isinstance(target, bpy.types.Scene) else target
+        if isinstance(coll, bpy.types.Collection) and _synced_holder(coll):
+            ptr = coll.as_pointer()
+            if any(c.as_pointer() == ptr for c in ob.users_collection):
+                coll.objects.unlink(ob)
+        return ob
+    coll = ctx.resolve_collection(ref)
+    if coll is not None and all(c.as_pointer() != coll.as_pointer() for c in ob.users_collection):
+        coll.objects.link(ob)
+    return ob
+
+
+def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    (attr,) = item
+    if doc is None or attr not in SETTINGS:
+        return ob
+    if attr == "hide":
+        view_layer = bpy.context.view_layer
+        try:
+            if bool(ob.hide_get(view_layer=view_layer)) != doc:
+                ob.hide_set(doc, view_layer=view_layer)
+        except RuntimeError:
+            # Not in the view layer (yet): a hidden object is hidden again once its collections arrive.
+            if doc and not ob.users_scene:
+                ctx.retry_after_step(ids.get_uuid(ob))
+        return ob
+    set_changed(ob, attr, doc)
+    return ob
+
+
+def apply_location(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    set_changed(ob, "location", doc)
+    return ob
+
+
+def apply_rotation(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    set_changed(ob, "rotation_mode", doc["mode"])
+    for attr in ROTATION_PROPS:
+        set_changed(ob, attr, doc[attr])
+    return ob
+
+
+def apply_scale(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    set_changed(ob, "scale", doc)
+    return ob
+
+
+def apply_delta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    for attr in DELTA_PROPS:
+        set_changed(ob, attr, doc[attr])
+    return ob
+
+
+def apply_slot(ob: bpy.types.Object, item: tuple[str, ...], doc: list | None, ctx: ApplyContext):
+    """``obj/<u>/slot/<index>``: ``[link, material uuid]``; the number of slots follows the data."""
+    if doc is None:
+        return ob
+    index = int(item[0]) if item[0].isdigit() else -1
+    if index < 0:
+        ctx.report(f"material slot {item[0]!r} is not an index")
+        return ob
+    if index >= len(ob.material_slots):
+        data = ob.data
+        if data is not None and ids.peek_uuid(data) is not None:
+            # The data's material list has not arrived yet: apply again once it has.
+            ctx.wait_for("meta", ids.peek_uuid(data))
+        return ob
+    slot = ob.material_slots[index]
+    link, mat_uuid = doc
+    set_changed(slot, "link", link)
+    if link == "OBJECT":
+        mat = ctx.resolve(mat_uuid)
+        if slot.material != mat:
+            slot.material = mat
     return ob
 
 
@@ -252,29 +287,29 @@ def apply_anim(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.
     return ob
 
 
-def apply_pose(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if ob.type != "ARMATURE":
+def apply_pose_bone(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    """``obj/<u>/pose/<bone>``: one pose bone's transform (a deleted key goes with its bone)."""
+    if ob.type != "ARMATURE" or doc is None:
         return ob
-    wanted = doc["bones"]
+    (name,) = item
 
-    def incomplete() -> bool:
-        return ob.pose is None or any(d["name"] not in ob.pose.bones for d in wanted)
+    def missing() -> bool:
+        return ob.pose is None or name not in ob.pose.bones
 
-    if wanted and incomplete():
+    if missing():
         # The pose is rebuilt from the armature's bones when the object is evaluated in a scene
         # (which need not be the window's scene).
         ob.update_tag()
         for scene in ob.users_scene:
             evaluate_without_animation(scene)
-    if incomplete():
+    if missing():
         # The object is not in the view layer yet, or its armature's bones have not arrived:
         # tried again at the end of each step.
         ctx.retry_after_step(ids.get_uuid(ob))
         return ob
-    for d in wanted:
-        pb = ob.pose.bones[d["name"]]
-        for attr in POSE_BONE_PROPS:
-            set_changed(pb, attr, d[attr])
+    pb = ob.pose.bones[name]
+    for attr in POSE_BONE_PROPS:
+        set_changed(pb, attr, doc[attr])
     return ob
 
 
@@ -289,10 +324,21 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
         rna_type="Object",
         parts={
             "meta": apply_meta,
-            "transform": apply_transform,
-            "modifiers": apply_modifiers,
+            "name": apply_name,
+            "parent": apply_parent,
+            "in": Items(apply_membership),
+            "set": Items(apply_setting),
+            "location": apply_location,
+            "rotation": apply_rotation,
+            "scale": apply_scale,
+            "delta": apply_delta,
+            "slot": Items(apply_slot),
+            "mod": Items(modifiers.apply_modifier),
+            "modorder": modifiers.apply_order,
+            "modset": Items(modifiers.apply_setting, depth=2),
+            "modin": Items(modifiers.apply_input, depth=2),
             "anim": apply_anim,
-            "pose": apply_pose,
+            "pose": Items(apply_pose_bone),
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),

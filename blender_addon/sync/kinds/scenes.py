@@ -10,34 +10,52 @@ from __future__ import annotations
 import bpy
 
 from .. import ids
-from ..assign import rename, set_changed
+from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
-from .base import Kind
+from ..settings import apply_name, placeholder_name
+from .base import Items, Kind
+
+# Scene settings, one key each (``scene/<u>/set/<setting>``): where each lives and whether it is a link.
+SETTINGS: dict[str, tuple[str, bool]] = {
+    "frame_start": ("scene", False),
+    "frame_end": ("scene", False),
+    "frame_step": ("scene", False),
+    "fps": ("render", False),
+    "fps_base": ("render", False),
+    "resolution_x": ("render", False),
+    "resolution_y": ("render", False),
+    "resolution_percentage": ("render", False),
+    "camera": ("scene", True),
+    "world": ("scene", True),
+    "active_clip": ("scene", True),
+}
+
+
+def _holder(scene: bpy.types.Scene, where: str):
+    return scene.render if where == "render" else scene
 
 
 def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
-    render = scene.render
-    return {
-        "meta": {
-            "name": scene.name,
-            "frame_start": scene.frame_start,
-            "frame_end": scene.frame_end,
-            "frame_step": scene.frame_step,
-            "fps": render.fps,
-            "fps_base": float(render.fps_base),
-            "resolution": [render.resolution_x, render.resolution_y, render.resolution_percentage],
-            "camera": ctx.ref(scene.camera),
-            "world": ctx.ref(scene.world),
-            "active_clip": ctx.ref(scene.active_clip),
-        },
-        "frame": {"current": scene.frame_current},
-    }
+    settings = {}
+    for attr, (where, is_link) in SETTINGS.items():
+        value = getattr(_holder(scene, where), attr)
+        settings[(attr,)] = (
+            ctx.ref(value) if is_link else (float(value) if isinstance(value, float) else value)
+        )
+    return {"meta": {}, "name": scene.name, "set": settings, "frame": {"current": scene.frame_current}}
 
 
 def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
     return {
         "name": scene.name,
-        "frames": [scene.frame_start, scene.frame_end, scene.frame_current],
+        "frames": [scene.frame_start, scene.frame_end, scene.frame_step, scene.frame_current],
+        "render": [
+            scene.render.fps,
+            scene.render.fps_base,
+            scene.render.resolution_x,
+            scene.render.resolution_y,
+            scene.render.resolution_percentage,
+        ],
         "camera": ctx.ref(scene.camera),
         "world": ctx.ref(scene.world),
         "active_clip": ctx.ref(scene.active_clip),
@@ -55,7 +73,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
             if old is not None:
                 ctx.forget(old)
             return scene
-    return bpy.data.scenes.new(doc["name"])
+    return bpy.data.scenes.new(placeholder_name(uuid))
 
 
 def remove(scene: bpy.types.Scene) -> None:
@@ -68,25 +86,21 @@ def remove(scene: bpy.types.Scene) -> None:
 
 
 def apply_meta(scene: bpy.types.Scene, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(scene, doc["name"])
-    for attr in ("frame_start", "frame_end", "frame_step"):
-        set_changed(scene, attr, doc[attr])
-    render = scene.render
-    set_changed(render, "fps", doc["fps"])
-    set_changed(render, "fps_base", doc["fps_base"])
-    rx, ry, rp = doc["resolution"]
-    set_changed(render, "resolution_x", rx)
-    set_changed(render, "resolution_y", ry)
-    set_changed(render, "resolution_percentage", rp)
-    camera = ctx.resolve(doc["camera"])
-    if scene.camera != camera:
-        scene.camera = camera
-    world = ctx.resolve(doc["world"])
-    if scene.world != world:
-        scene.world = world
-    clip = ctx.resolve(doc.get("active_clip"))
-    if scene.active_clip != clip:
-        scene.active_clip = clip
+    return scene
+
+
+def apply_setting(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    spec = SETTINGS.get(item[0])
+    if spec is None or (doc is None and not spec[1]):
+        return scene
+    where, is_link = spec
+    holder = _holder(scene, where)
+    if is_link:
+        target = ctx.resolve(doc)
+        if getattr(holder, item[0]) != target:
+            setattr(holder, item[0], target)
+    else:
+        set_changed(holder, item[0], doc)
     return scene
 
 
@@ -99,7 +113,7 @@ KIND = Kind(
     name="scene",
     collection="scenes",
     rna_type="Scene",
-    parts={"meta": apply_meta, "frame": apply_frame},
+    parts={"meta": apply_meta, "name": apply_name, "set": Items(apply_setting), "frame": apply_frame},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -1,17 +1,16 @@
-"""Speakers (kind ``speaker``): settings, their sound as a link."""
+"""Speakers (kind ``speaker``): name and settings (a key each), their sound as a link."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import rna
-from ..assign import rename
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 
 def serialise(speaker: bpy.types.Speaker, ctx: ReadContext) -> dict[str, object]:
-    return {"meta": {"name": speaker.name, "props": ctx.props(speaker)}}
+    return {"meta": {}, "name": speaker.name, "set": setting_items(ctx.props(speaker))}
 
 
 def describe(speaker: bpy.types.Speaker, ctx: ReadContext) -> dict:
@@ -19,7 +18,7 @@ def describe(speaker: bpy.types.Speaker, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.speakers.new(doc["name"])
+    return bpy.data.speakers.new(placeholder_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:
@@ -27,8 +26,6 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(speaker: bpy.types.Speaker, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(speaker, doc["name"])
-    rna.write_props(speaker, doc["props"], ctx.resolve)
     return speaker
 
 
@@ -36,7 +33,7 @@ KIND = Kind(
     name="speaker",
     collection="speakers",
     rna_type="Speaker",
-    parts={"meta": apply_meta},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part()},
     create=create,
     serialise=serialise,
     describe=describe,

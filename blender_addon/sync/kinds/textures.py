@@ -1,19 +1,23 @@
-"""Legacy textures (kind ``tex``): type and settings."""
+"""Legacy textures (kind ``tex``): type, name and settings (a key each)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import rna
-from ..assign import rename
+from .. import ids
 from ..context import ApplyContext, ReadContext
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 TEXTURE_SKIP = ("type", "use_nodes", "node_tree")
 
 
 def serialise(tex: bpy.types.Texture, ctx: ReadContext) -> dict[str, object]:
-    return {"meta": {"name": tex.name, "type": tex.type, "props": ctx.props(tex, skip=TEXTURE_SKIP)}}
+    return {
+        "meta": {"type": tex.type},
+        "name": tex.name,
+        "set": setting_items(ctx.props(tex, skip=TEXTURE_SKIP)),
+    }
 
 
 def describe(tex: bpy.types.Texture, ctx: ReadContext) -> dict:
@@ -21,15 +25,15 @@ def describe(tex: bpy.types.Texture, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.textures.new(doc["name"], type=doc["type"])
+    return bpy.data.textures.new(placeholder_name(uuid), type=doc["type"])
 
 
 def apply_meta(tex: bpy.types.Texture, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(tex, doc["name"])
     if tex.type != doc["type"]:
+        uuid = ids.peek_uuid(tex)
         tex.type = doc["type"]
-        tex = bpy.data.textures[doc["name"]]  # the struct changed class; fetch it again
-    rna.write_props(tex, doc["props"], ctx.resolve)
+        # the struct changed class; fetch it again
+        tex = next(other for other in bpy.data.textures if ids.peek_uuid(other) == uuid)
     return tex
 
 
@@ -37,7 +41,7 @@ KIND = Kind(
     name="tex",
     collection="textures",
     rna_type="Texture",
-    parts={"meta": apply_meta},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part()},
     create=create,
     serialise=serialise,
     describe=describe,

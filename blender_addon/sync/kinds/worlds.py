@@ -1,21 +1,22 @@
-"""Worlds (kind ``world``): colour, settings and the world's node tree."""
+"""Worlds (kind ``world``): name, colour and settings (a key each), the node tree (a key per item)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import rna
 from ..arrays import floats
-from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from ..node_trees import apply_node_tree, describe_node_tree, read_node_tree
+from ..node_trees import describe_node_tree, read_tree, tree_parts
+from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
 
 def serialise(world: bpy.types.World, ctx: ReadContext) -> dict[str, object]:
     return {
-        "meta": {"name": world.name, "color": floats(world.color), "props": ctx.props(world)},
-        "nodes": read_node_tree(world.node_tree, ctx),
+        "meta": {},
+        "name": world.name,
+        "set": setting_items({"color": floats(world.color), **ctx.props(world)}),
+        **read_tree(world.node_tree, ctx),
     }
 
 
@@ -28,18 +29,13 @@ def describe(world: bpy.types.World, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.worlds.new(doc["name"])
-
-
-def apply_meta(world: bpy.types.World, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    rename(world, doc["name"])
-    set_changed(world, "color", doc["color"])
-    rna.write_props(world, doc["props"], ctx.resolve)
+    world = bpy.data.worlds.new(placeholder_name(uuid))
+    if world.node_tree is not None:  # the tree's nodes arrive as keys
+        world.node_tree.nodes.clear()
     return world
 
 
-def apply_nodes(world: bpy.types.World, doc: dict | None, ctx: ApplyContext) -> bpy.types.ID:
-    apply_node_tree(world.node_tree, doc, ctx)
+def apply_meta(world: bpy.types.World, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     return world
 
 
@@ -47,7 +43,12 @@ KIND = Kind(
     name="world",
     collection="worlds",
     rna_type="World",
-    parts={"meta": apply_meta, "nodes": apply_nodes},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "set": settings_part(),
+        **tree_parts(lambda w: w.node_tree),
+    },
     create=create,
     serialise=serialise,
     describe=describe,

@@ -1,0 +1,163 @@
+"""Object modifiers as one key per modifier, per setting and per geometry-nodes input.
+
+Shared by the object kind.  A modifier is named by its name (unique on its
+object); its key holds its type and display toggles, the stack order is a
+key of its own (a list of names), each writable RNA setting has a key of its
+own, and a geometry
+nodes modifier's group inputs (ID properties named after interface socket
+identifiers, which Blender numbers with a counter and so differ between
+replicas) are named ``#<position>`` among the group's input sockets.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import ids, rna
+from .context import ApplyContext, ReadContext
+
+MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
+# Interface socket types whose modifier input holds a datablock (travels as its uuid).
+ID_SOCKETS = frozenset(
+    {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
+)
+
+
+def group_inputs(group: bpy.types.NodeTree | None) -> list:
+    """The input sockets of a node group's interface, in interface order."""
+    if group is None:
+        return []
+    return [i for i in group.interface.items_tree if i.item_type == "SOCKET" and i.in_out == "INPUT"]
+
+
+def _input_value(value, ctx: ReadContext) -> object:
+    if isinstance(value, bpy.types.ID):
+        return ctx.ref(value)
+    if hasattr(value, "to_list"):
+        return value.to_list()
+    return rna.plain(value)
+
+
+def read_inputs(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, dict[str, object]]:
+    """``#<position>`` -> ``{value, use_attribute, attribute_name}`` for a geometry nodes modifier."""
+    if mod.type != "NODES":
+        return {}
+    out = {}
+    for position, item in enumerate(group_inputs(mod.node_group)):
+        ident = item.identifier
+        if ident not in mod:
+            continue  # geometry inputs hold no value
+        out[f"#{position}"] = {
+            "value": _input_value(mod[ident], ctx),
+            "use_attribute": bool(mod.get(ident + "_use_attribute", False)),
+            "attribute_name": str(mod.get(ident + "_attribute_name", "")),
+        }
+    return out
+
+
+def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict]:
+    """Items of the ``mod`` part, the ``modorder`` list, items of the ``modset`` and ``modin`` parts."""
+    mods, settings, inputs = {}, {}, {}
+    for mod in ob.modifiers:
+        mods[(mod.name,)] = {
+            "type": mod.type,
+            "show_viewport": mod.show_viewport,
+            "show_render": mod.show_render,
+        }
+        for prop, value in ctx.props(mod, skip=MODIFIER_SKIP).items():
+            settings[(mod.name, prop)] = value
+        for position, doc in read_inputs(mod, ctx).items():
+            inputs[(mod.name, position)] = doc
+    return mods, [mod.name for mod in ob.modifiers], settings, inputs
+
+
+def apply_order(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    """Put the stack in the listed order; modifiers the list does not name follow, by name.
+
+    A modifier made by its own key is appended; the order key that comes with
+    it (an artist adding a modifier changes the order too) then moves it.
+    """
+    names = [m.name for m in ob.modifiers]
+    listed = [n for n in doc if n in names]
+    if len(listed) < len(doc):
+        ctx.wait_for("mod", ids.get_uuid(ob))  # a listed modifier has not arrived: again once it has
+    wanted = listed + sorted(n for n in names if n not in set(listed))
+    for target, name in enumerate(wanted):
+        current = [m.name for m in ob.modifiers].index(name)
+        if current != target:
+            ob.modifiers.move(current, target)
+    return ob
+
+
+def apply_modifier(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    (name,) = item
+    mod = ob.modifiers.get(name)
+    if doc is None:
+        if mod is not None:
+            ob.modifiers.remove(mod)
+        return ob
+    if mod is not None and mod.type != doc["type"]:
+        ob.modifiers.remove(mod)
+        mod = None
+    if mod is None:
+        try:
+            mod = ob.modifiers.new(name, doc["type"])
+        except (TypeError, RuntimeError) as exc:
+            ctx.report(
+                f"modifier {name!r} of type {doc['type']!r} cannot be added to a {ob.type} object: {exc}"
+            )
+            return ob
+    if mod.show_viewport != doc["show_viewport"]:
+        mod.show_viewport = doc["show_viewport"]
+    if mod.show_render != doc["show_render"]:
+        mod.show_render = doc["show_render"]
+    return ob
+
+
+def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    name, prop = item
+    if doc is None:
+        return ob  # a setting's key goes away with its modifier
+    mod = ob.modifiers.get(name)
+    if mod is None:
+        ctx.wait_for("mod", ids.get_uuid(ob))
+        return ob
+    rna.write_props(mod, {prop: doc}, ctx.resolve)
+    return ob
+
+
+def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    name, position = item
+    if doc is None:
+        return ob
+    mod = ob.modifiers.get(name)
+    if mod is None:
+        ctx.wait_for("mod", ids.get_uuid(ob))
+        return ob
+    inputs = group_inputs(mod.node_group)
+    index = int(position[1:]) if position[1:].isdigit() else -1
+    if index < 0 or index >= len(inputs):
+        # The group (or its interface) has not arrived: apply again once it has.
+        if mod.node_group is not None and ids.peek_uuid(mod.node_group) is not None:
+            ctx.wait_for("iface", ids.peek_uuid(mod.node_group))
+        else:
+            ctx.wait_for("modset", ids.get_uuid(ob))
+        return ob
+    ident = inputs[index].identifier
+    value = doc["value"]
+    if isinstance(value, str) and inputs[index].socket_type in ID_SOCKETS:
+        value = ctx.resolve(value)
+    try:
+        mod[ident] = value
+        mod[ident + "_use_attribute"] = doc["use_attribute"]
+        mod[ident + "_attribute_name"] = doc["attribute_name"]
+    except (TypeError, ValueError) as exc:
+        ctx.report(f"modifier {name!r} input {inputs[index].name!r}: {exc}")
+        return ob
+    ob.update_tag()
+    return ob
+
+
+def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
+    inputs = read_inputs(mod, ctx)
+    return [mod.name, mod.type, ctx.props(mod), [[k, inputs[k]] for k in sorted(inputs)]]

@@ -1,0 +1,53 @@
+"""A datablock's name and flat settings as keys of their own: ``<kind>/<u>/name``, ``<kind>/<u>/set/<s>``.
+
+Shared by the kinds whose settings two artists may change one by one at the
+same moment (a light's energy and its colour): each setting is its own key,
+so both changes survive.  A nested struct read with ``ctx.props(...,
+nested=...)`` (a camera's depth of field) is one setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import bpy
+
+from . import ids, rna
+from .assign import rename
+from .context import ApplyContext
+from .items import Items
+
+
+def setting_items(values: Mapping[str, object]) -> dict[tuple[str, ...], object]:
+    """``ctx.props(...)`` as the items of a ``set`` part."""
+    return {(name,): value for name, value in values.items()}
+
+
+def apply_name(id_data: bpy.types.ID, doc: str, ctx: ApplyContext) -> bpy.types.ID:
+    rename(id_data, doc)
+    return id_data
+
+
+def settings_part(
+    struct_of: Callable[[bpy.types.ID], bpy.types.bpy_struct] = lambda id_data: id_data,
+) -> Items:
+    """The ``set`` part: one RNA setting per key, written where ``struct_of(datablock)`` says."""
+
+    def apply(owner: bpy.types.ID, item: tuple[str, ...], doc: object, ctx: ApplyContext) -> bpy.types.ID:
+        if doc is None:  # a setting's key goes away only with its datablock (or its type)
+            return owner
+        struct = struct_of(owner)
+        if struct.bl_rna.properties.get(item[0]) is None:
+            # A setting of another type (a spot light's cone while the light is still the point light
+            # made for an object that arrived first): apply again once the type has arrived.
+            ctx.wait_for("meta", ids.get_uuid(owner))
+            return owner
+        rna.write_props(struct, {item[0]: doc}, ctx.resolve)
+        return owner
+
+    return Items(apply)
+
+
+def placeholder_name(uuid: str) -> str:
+    """The name a datablock is made with before its ``name`` key (applied right after) renames it."""
+    return f"pending-{uuid[:8]}"

@@ -1,0 +1,261 @@
+"""Two edits of one datablock at the same moment, through real Blender processes and a real server.
+
+Ana reaches the server through a small TCP proxy that can hold the bytes the
+server sends her. For each pair of edits: the proxy holds Ana's incoming
+bytes, Ana makes the first edit (her batch goes out), the test waits until
+the server's answer is sitting in the proxy (so her batch is ordered first
+and her ack has not arrived), then Ben makes the second edit from the state
+that has not seen Ana's, and only then is Ana's traffic let through. Each
+pair runs both ways round (Ana first with edit X, then Ana first with edit
+Y). Cleo only watches. Every process must end with both edits, not only
+agree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+
+import pytest
+
+if importlib.util.find_spec("bpy") is None:  # found without importing it: this process needs no Blender
+    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+from support import ServerProcess
+from test_addon_multiprocess import Artist, converge
+
+pytestmark = [pytest.mark.blender, pytest.mark.timeout(400)]
+
+
+class HoldingProxy:
+    """Forwards 127.0.0.1 connections to the server; what the server sends can be held and released."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._holding = False
+        self._held: list[tuple[socket.socket, bytes]] = []
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def held_bytes(self) -> int:
+        with self._lock:
+            return sum(len(chunk) for _, chunk in self._held)
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holding = True
+
+    def release(self) -> None:
+        with self._lock:
+            for sock, chunk in self._held:
+                sock.sendall(chunk)
+            self._held.clear()
+            self._holding = False
+
+    def close(self) -> None:
+        for sock in [self._listener, *self._sockets]:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sockets += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, holdable: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                with self._lock:
+                    if holdable and self._holding:
+                        self._held.append((sink, chunk))
+                        continue
+                    sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory):
+    """Ana (through the proxy), Ben and Cleo in one room of a real server."""
+    tmp = tmp_path_factory.mktemp("concurrent")
+    process = ServerProcess(tmp / "data")
+    host, port = process.start()
+    proxy = HoldingProxy((host, port))
+    people = [Artist(name, tmp) for name in ("ana", "ben", "cleo")]
+    try:
+        for artist in people:
+            assert artist.recv(timeout=60).get("ready")
+        ana, ben, cleo = people
+        ana.call("connect", servers=f"127.0.0.1:{proxy.port}")
+        for artist in (ben, cleo):
+            artist.call("connect", servers=f"{host}:{port}")
+        ana.call("create_room", room="same-moment", keep_open=True, send_scene=True)
+        ana.call("pump_until_idle", quiet=0.1)  # her scene is in the room before the others join
+        for artist in (ben, cleo):
+            artist.call("join", room="same-moment")
+        yield proxy, ana, ben, cleo
+    finally:
+        for artist in people:
+            try:
+                artist.close()
+            except Exception:
+                artist.proc.kill()
+        proxy.close()
+        process.kill()
+
+
+def setup_script(n: int) -> str:
+    """Pillar{n} (mesh, material Stone{n}) in Set{n}; Props{n} holding Lamp{n}; an empty Base{n}."""
+    return f"""
+scene = bpy.context.scene
+for name in ("Set{n}", "Props{n}"):
+    scene.collection.children.link(bpy.data.collections.new(name))
+mat = bpy.data.materials.new("Stone{n}")
+me = bpy.data.meshes.new("PillarMesh{n}")
+me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+me.materials.append(mat)
+bpy.data.collections["Set{n}"].objects.link(bpy.data.objects.new("Pillar{n}", me))
+scene.collection.objects.link(bpy.data.objects.new("Base{n}", None))
+bpy.data.collections["Props{n}"].objects.link(bpy.data.objects.new("Lamp{n}", None))
+"""
+
+
+# A geometry nodes modifier with a nested group (tests/blender/node_builders.py) for every artist to evaluate.
+GEOMETRY_NODES = """
+import sys
+sys.path.insert(0, "tests/blender")
+from node_builders import build_geometry_nodes
+build_geometry_nodes("{n}")
+"""
+
+
+def bsdf(n: int) -> str:
+    return f'bpy.data.materials["Stone{n}"].node_tree.nodes["Principled BSDF"]'
+
+
+def add_math(n: int, value: float) -> str:
+    return (
+        f'node = bpy.data.materials["Stone{n}"].node_tree.nodes.new("ShaderNodeMath")\n'
+        f"node.inputs[1].default_value = {value}\n"
+    )
+
+
+# name -> (edit X, edit Y, expression read on every artist, its expected value); {n} is the scenario number
+PAIRS = {
+    "location-vs-scale": (
+        'bpy.data.objects["Pillar{n}"].location.x = 7.0',
+        'bpy.data.objects["Pillar{n}"].scale = (2.0, 2.0, 2.0)',
+        'tuple(bpy.data.objects["Pillar{n}"].location) + tuple(bpy.data.objects["Pillar{n}"].scale)',
+        [7.0, 0.0, 0.0, 2.0, 2.0, 2.0],
+    ),
+    "move-to-collection-vs-rename": (
+        'ob = bpy.data.objects["Pillar{n}"]\n'
+        'bpy.data.collections["Props{n}"].objects.link(ob)\n'
+        'bpy.data.collections["Set{n}"].objects.unlink(ob)',
+        'bpy.data.objects["Pillar{n}"].name = "Column{n}"',
+        'sorted(c.name for c in bpy.data.objects["Column{n}"].users_collection)',
+        ["Props{n}"],
+    ),
+    "base-colour-vs-roughness": (
+        f"{bsdf('{n}')}.inputs['Base Color'].default_value = (1.0, 0.0, 0.0, 1.0)",
+        f"{bsdf('{n}')}.inputs['Roughness'].default_value = 0.25",
+        f"tuple({bsdf('{n}')}.inputs['Base Color'].default_value) + ({bsdf('{n}')}.inputs['Roughness']"
+        ".default_value,)",
+        [1.0, 0.0, 0.0, 1.0, 0.25],
+    ),
+    "rename-vs-reparent": (
+        'bpy.data.objects["Pillar{n}"].name = "Column{n}"',
+        'bpy.data.objects["Pillar{n}"].parent = bpy.data.objects["Base{n}"]',
+        'bpy.data.objects["Column{n}"].parent.name',
+        "Base{n}",
+    ),
+    "add-modifier-vs-move": (
+        'bpy.data.objects["Pillar{n}"].modifiers.new("Smooth", "SUBSURF").levels = 3',
+        'bpy.data.objects["Pillar{n}"].location.y = 4.0',
+        '[(m.type, m.levels) for m in bpy.data.objects["Pillar{n}"].modifiers]'
+        ' + [tuple(bpy.data.objects["Pillar{n}"].location)]',
+        [["SUBSURF", 3], [0.0, 4.0, 0.0]],
+    ),
+    "link-vs-unlink-of-members": (
+        'bpy.data.collections["Props{n}"].objects.link(bpy.data.objects["Pillar{n}"])',
+        'bpy.data.collections["Props{n}"].objects.unlink(bpy.data.objects["Lamp{n}"])',
+        'sorted(o.name for o in bpy.data.collections["Props{n}"].objects)',
+        ["Pillar{n}"],
+    ),
+    "geometry-nodes-node-vs-modifier-input": (
+        'bpy.data.node_groups["Deform{n}"].nodes["Combine XYZ"].inputs["X"].default_value = 2.0',
+        'ob = bpy.data.objects["Deformed{n}"]\n'
+        'height = bpy.data.node_groups["Deform{n}"].interface.items_tree["Height"]\n'
+        "ob.modifiers['Deform'][height.identifier] = 3.0\n"
+        "ob.update_tag()",
+        '__import__("node_builders").evaluated_vertices("Deformed{n}")',
+        [[2.0, 0.0, 3.0], [3.0, 0.0, 3.0], [2.0, 1.0, 3.0], [3.0, 1.0, 3.0]],
+    ),
+    "two-add-nodes-to-one-tree": (
+        add_math("{n}", 0.25),
+        add_math("{n}", 0.75),
+        'sorted((n.name, n.inputs[1].default_value) for n in bpy.data.materials["Stone{n}"].node_tree.nodes'
+        ' if n.bl_idname == "ShaderNodeMath")',
+        None,  # both nodes, whichever takes the name "Math": checked below
+    ),
+}
+
+
+def _fill(value, n: int):
+    if isinstance(value, str):
+        return value.replace("{n}", str(n))
+    if isinstance(value, list):
+        return [_fill(v, n) for v in value]
+    return value
+
+
+CASES = [(name, swapped) for name in PAIRS for swapped in (False, True)]
+
+
+@pytest.mark.parametrize(("pair", "swapped"), CASES, ids=[f"{p}-{'yx' if s else 'xy'}" for p, s in CASES])
+def test_both_edits_survive(room, pair, swapped):
+    proxy, ana, ben, cleo = room
+    n = CASES.index((pair, swapped))
+    edit_x, edit_y, expression, expected = (_fill(v, n) for v in PAIRS[pair])
+    first, second = (edit_y, edit_x) if swapped else (edit_x, edit_y)
+    ana.call("edit", script=setup_script(n) + GEOMETRY_NODES.replace("{n}", str(n)))
+    converge([ana, ben, cleo])
+
+    proxy.hold()
+    try:
+        ana.call("edit", script=first)  # scanned and sent in this pump
+        deadline = time.monotonic() + 20
+        while proxy.held_bytes == 0:  # the server's answer to Ana (her ack) is on the wire, held
+            assert time.monotonic() < deadline, "the server never answered Ana's batch"
+            time.sleep(0.01)
+        assert ana.call("state")["unacked"] == 1
+        ben.call("edit", script=second)  # from a state without Ana's edit; sent in this pump
+        ben.call("pump_until_idle", quiet=0.2)
+        assert ben.call("state")["unacked"] == 0
+    finally:
+        proxy.release()
+    converge([ana, ben, cleo])
+
+    for artist in (ana, ben, cleo):
+        artist.call("eval", expr='__import__("sys").path.insert(0, "tests/blender")')
+        value = artist.call("eval", expr=expression)["value"]
+        if pair == "two-add-nodes-to-one-tree":
+            assert sorted(v for _, v in value) == [0.25, 0.75], (artist.name, value)
+            assert sorted(name for name, _ in value) == ["Math", "Math.001"], (artist.name, value)
+        else:
+            assert value == expected, (artist.name, value)
+        assert artist.call("state")["errors"] == []
