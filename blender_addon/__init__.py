@@ -40,9 +40,24 @@ def _on_load_post(*_args) -> None:
         current.leave_room()
 
 
+@persistent
+def _on_undo_pre(*_args) -> None:
+    # The step may free datablocks noted since the last pump; what it changes is reported after it.
+    session.forget_dirty()
+
+
+@persistent
+def _on_undo_post(*_args) -> None:
+    session.note_undo()
+
+
 _HANDLERS = (
     (bpy.app.handlers.depsgraph_update_post, _on_depsgraph_update),
     (bpy.app.handlers.load_post, _on_load_post),
+    (bpy.app.handlers.undo_pre, _on_undo_pre),
+    (bpy.app.handlers.redo_pre, _on_undo_pre),
+    (bpy.app.handlers.undo_post, _on_undo_post),
+    (bpy.app.handlers.redo_post, _on_undo_post),
 )
 
 

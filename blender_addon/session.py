@@ -5,9 +5,12 @@ the add-on's ``bpy.app.timers`` callback; tests call it directly (timers do
 not run when Blender is a Python module). One call:
 
 1. **local changes** - unless a snapshot or remote batch is still being
-   applied, ``ChangeTracker.scan`` the datablocks the depsgraph reported
-   (every ``FULL_SCAN_INTERVAL`` seconds: all of them) and send the changed
-   and deleted keys as one ``batch`` with the next ``op_id``. The batch stays
+   applied, ``ChangeTracker.scan`` the datablocks the depsgraph reported,
+   then ``ChangeTracker.audit`` the next ``AUDIT_SLICE`` datablocks, or
+   fewer once ``AUDIT_SECONDS`` have passed (the
+   safety net for what Blender does not report; nothing walks the whole
+   scene in one pump), and send the changed and deleted keys as one
+   ``batch`` with the next ``op_id``. The batch stays
    in ``unacked`` and its keys in ``pending`` until the server's ``ack``.
 2. **network events** - drain the network thread's queue: room list, users,
    join replies, snapshot chunks, ``applied`` operations of others, ``ack`` of
@@ -46,7 +49,8 @@ from . import sync
 from .net import HelloInfo, NetThread, parse_addresses
 from .protocol_shim import protocol
 
-FULL_SCAN_INTERVAL = 2.0
+AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
+AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
 PRESENCE_INTERVAL = 0.1
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 APPLY_SLICE = 64
@@ -77,6 +81,18 @@ def note_dirty(ids) -> None:
     for id_data in ids:
         with contextlib.suppress(ReferenceError):
             _dirty[id_data.as_pointer()] = id_data
+
+
+def forget_dirty() -> None:
+    """Called before an undo or redo step: the datablocks noted so far may be freed by it."""
+    _dirty.clear()
+
+
+def note_undo() -> None:
+    """Called after an undo or redo step: datablocks may have come back or gone without a depsgraph
+    report of the collection, so the next scan reads every uuid again."""
+    if _current is not None:
+        _current.tracker.forget_counts()
 
 
 def take_dirty() -> list[bpy.types.ID]:
@@ -231,7 +247,6 @@ class Session:
         self.revision = 0  # bumped whenever something the UI shows changed
         self._requests: dict[int, tuple[str, dict[str, Any]]] = {}
         self._join: dict[str, Any] | None = None  # the (first) join in flight
-        self._next_full_scan = 0.0
         self._presence_sent: dict[str, Any] = {}
         self._next_presence = 0.0
         self._retry_at = 0.0  # refused batches (RETRY_CODES) go out again after this
@@ -377,17 +392,14 @@ class Session:
         self._send_presence()
         return self.busy or not self.net.inbox.empty()
 
-    def _scan_local(self, force_full: bool = False) -> None:
+    def _scan_local(self) -> None:
         if self.room is None or self.busy or self._join is not None:
             return
-        now = time.monotonic()
-        full = force_full or now >= self._next_full_scan
-        dirty = take_dirty()
-        if not full and not dirty:
-            return
-        if full:
-            self._next_full_scan = now + FULL_SCAN_INTERVAL
-        changed, deleted = self.tracker.scan(None if full else dirty)
+        # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
+        changed, deleted = self.tracker.scan(take_dirty())
+        audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
+        changed.update(audited)
+        deleted += [key for key in audit_deleted if key not in deleted]
         if not changed and not deleted:
             return
         ops: list[list[Any]] = [["set", key, value] for key, value in changed.items()]
@@ -546,9 +558,7 @@ class Session:
             self.log(f"rejoined room {self.room!r} from a snapshot at seq {seq}")
         else:
             self.log(f"joined room {self.room!r} at seq {seq}")
-        if self._join is not None:
-            self._join = None
-            self._next_full_scan = 0.0  # the first scan uploads the local scene when it was kept
+        self._join = None  # the next scan uploads the local scene when it was kept (the tracker is fresh)
         self.revision += 1
 
     def _on_error(self, error, step, room: str | None) -> None:
