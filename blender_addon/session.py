@@ -182,11 +182,10 @@ def gather_presence(name: str, color: list[float]) -> dict[str, Any]:
     view_layer = context.view_layer
     selection: list[str] = []
     if view_layer is not None:
-        for ob in view_layer.objects:
-            if ob.select_get(view_layer=view_layer):
-                uuid = sync.peek_uuid(ob)
-                if uuid is not None:
-                    selection.append(uuid)
+        for ob in view_layer.objects.selected:  # not every object: this runs 10 times a second
+            uuid = sync.peek_uuid(ob)
+            if uuid is not None:
+                selection.append(uuid)
     budget, kept = limits.MAX_SELECTION_BYTES, []
     for uuid in sorted(selection)[: limits.MAX_SELECTION]:
         budget -= len(uuid.encode("utf-8"))

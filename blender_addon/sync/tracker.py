@@ -253,7 +253,10 @@ class ChangeTracker:
             self._audit_seen.add(uuid)
             if not self.is_heavy(uuid):
                 ctx = ctx or read_context()
-                one_changed, one_deleted = self._compare({uuid: (kind.name, id_data)}, set(), ctx)
+                # Members are left to the depsgraph path: re-reading them costs as much as the children.
+                one_changed, one_deleted = self._compare(
+                    {uuid: (kind.name, id_data)}, set(), ctx, members=False
+                )
                 changed.update(one_changed)
                 deleted += one_deleted
         self._audit_at = (position, offset)
@@ -294,7 +297,11 @@ class ChangeTracker:
         return None
 
     def _compare(
-        self, todo: dict[str, tuple[str, bpy.types.ID]], gone: set[str], ctx: ReadContext | None = None
+        self,
+        todo: dict[str, tuple[str, bpy.types.ID]],
+        gone: set[str],
+        ctx: ReadContext | None = None,
+        members: bool = True,
     ) -> tuple[dict[str, bytes], list[str]]:
         changed: dict[str, bytes] = {}
         deleted: list[str] = []
@@ -311,7 +318,8 @@ class ChangeTracker:
                 deleted.append(key)
                 self.note_applied(key, None)
             self._seen(uuid, id_data)
-            self._linked_children(id_data)
+            if members:
+                self._linked_children(id_data)
             if kind == "scene" and ids.ADOPT_PROP in id_data:
                 del id_data[ids.ADOPT_PROP]  # shared now: remote scenes must no longer take it over
         for uuid in sorted(gone & self._keys.keys()):

@@ -2,6 +2,8 @@
 
     python tools/bench/addon.py join [--objects 100] [--grid 1000] [--json]
     python tools/bench/addon.py drag [--steps 100] [--grid 100] [--json]
+    python tools/bench/addon.py idle [--objects 500] [--grid 447] [--seconds 20] [--json]
+    python tools/bench/addon.py live-drag [--objects 500] [--grid 447] [--steps 100] [--rate 60] [--json]
 
 ``join``: one Blender process builds a room (``--objects`` small meshes and
 one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
@@ -19,8 +21,25 @@ receives and decodes the same snapshot but applies nothing. Both scenes'
 to its socket; compared with sending every key of the object and its mesh
 at each step.
 
-Each command prints one JSON line with ``--json``. The Blender processes are
-this script run with ``worker`` (``bpy`` is imported only there).
+``idle``: one Blender process builds ``--objects`` small meshes and one
+``--grid`` x ``--grid`` vertex grid (447: 199,809 vertices), publishes them to
+a room, then does nothing for ``--seconds`` while its timer runs the way
+Blender runs it; measured: the main-thread time of each timer call (p50, p99,
+max).
+
+``live-drag``: the same scene, published by one Blender process and joined by
+two more; the first moves the grid object in ``--steps`` steps paced at
+``--rate`` steps a second (each step: set the location,
+``view_layer.update()``, one pump) while the others run their timers.
+Measured: the sender's wall time for the steps and its slowest pump, and, in
+each receiver, how long after the sender's last step it shows the final
+position (wall clock, same machine).
+
+``--addon-root DIR`` (every command) loads the add-on and the protocol from
+another checkout (e.g. an export of an older commit), for A/B runs against
+the same server. Each command prints one JSON line with ``--json``. The
+Blender processes are this script run with ``worker`` (``bpy`` is imported
+only there).
 """
 
 from __future__ import annotations
@@ -43,6 +62,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 REPLY = "@@ "
+ADDON_ROOT_ENV = "BLENDSYNC_BENCH_ADDON_ROOT"
 
 
 # ---- orchestration (no bpy) ---------------------------------------------------------------------------
@@ -93,16 +113,28 @@ class Server:
 class Worker:
     """A Blender process (this script, ``worker`` mode) driven by JSON lines."""
 
+    addon_root: str | None = None  # load the add-on from this checkout instead (A/B runs)
+
     def __init__(self, name: str):
         self.name = name
+        env = dict(os.environ)
+        if Worker.addon_root:
+            env[ADDON_ROOT_ENV] = Worker.addon_root
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "worker", name],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.call_reply(None, timeout=60)
+
+    def send(self, cmd: str, **fields: Any) -> None:
+        """Send a command without waiting for its answer (:meth:`call_reply` with None reads it)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+        self.proc.stdin.flush()
 
     def call_reply(self, command: dict[str, Any] | None, timeout: float = 120) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -239,10 +271,86 @@ def bench_drag(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def bench_idle(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-idle-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        artist = Worker("idler")
+        try:
+            built = artist("build", objects=args.objects, grid=args.grid)
+            artist("connect", servers=server.address)
+            artist("publish", room=room, timeout=120)
+            result = artist("idle", seconds=args.seconds, timeout=args.seconds + 60)
+        finally:
+            artist.close()
+    return {
+        "bench": "addon-idle",
+        "addon_root": Worker.addon_root or str(ROOT),
+        "objects": built["objects"],
+        "vertices": built["vertices"],
+        **{k: v for k, v in result.items() if k != "ok"},
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
+def bench_live_drag(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-live-drag-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    workers: list[Worker] = []
+    with Server() as server:
+        try:
+            sender = Worker("sender")
+            workers.append(sender)
+            built = sender("build", objects=args.objects, grid=args.grid)
+            sender("connect", servers=server.address)
+            sender("publish", room=room, timeout=120)
+            receivers = []
+            for i in range(args.receivers):
+                receiver = Worker(f"receiver{i}")
+                workers.append(receiver)
+                receiver("connect", servers=server.address)
+                receiver("join", room=room, timeout=120)
+                receivers.append(receiver)
+            sender("settle", seconds=args.settle, timeout=args.settle + 60)
+            final = [args.steps * 0.05, args.steps * 0.02, 0.0]
+            for receiver in receivers:
+                receiver.send("watch", object="Terrain", location=final, timeout=args.steps / args.rate + 60)
+            drag = sender("paced_drag", object="Terrain", steps=args.steps, rate=args.rate)
+            seen = [receiver.call_reply(None, timeout=args.steps / args.rate + 90) for receiver in receivers]
+        finally:
+            for worker in reversed(workers):
+                worker.close()
+    lags = [round(s["seen_at"] - drag["last_step_at"], 4) for s in seen]
+    return {
+        "bench": "addon-live-drag",
+        "addon_root": Worker.addon_root or str(ROOT),
+        "objects": built["objects"],
+        "vertices": built["vertices"],
+        "steps": args.steps,
+        "rate": args.rate,
+        "sender_seconds": drag["seconds"],
+        "ideal_seconds": round((args.steps - 1) / args.rate, 3),
+        "sender_step_p50_ms": drag["step_p50_ms"],
+        "sender_step_max_ms": drag["step_max_ms"],
+        "receiver_lag_seconds": lags,
+        "last_receiver_lag_seconds": max(lags),
+        "receiver_pump_max_ms": [s["pump_max_ms"] for s in seen],
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 # ---- the Blender side -----------------------------------------------------------------------------------
 
 
 def worker_main(name: str) -> int:
+    addon_root = os.environ.get(ADDON_ROOT_ENV)
+    if addon_root:
+        sys.path.insert(0, addon_root)
     home = tempfile.mkdtemp(prefix="blendsync-bench-")
     os.environ["BLENDER_USER_RESOURCES"] = home
     os.environ["XDG_CACHE_HOME"] = home
@@ -423,6 +531,88 @@ def worker_main(name: str) -> int:
             "seconds": round(seconds, 3),
         }
 
+    def idle(seconds: float) -> dict[str, Any]:
+        """Nobody works: the timer runs for ``seconds``; the main-thread time of each call is measured."""
+        session = current()
+        run_until(lambda: settled(session), 60)
+        calls: list[float] = []
+        cpu: list[float] = []  # this thread's CPU time: what other processes on the machine do not inflate
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            bpy.context.view_layer.update()
+            t0, c0 = time.perf_counter(), time.thread_time()
+            interval = session_mod._timer() or 0.05
+            calls.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+            time.sleep(interval)
+        ms = [c * 1000 for c in calls]
+        cpu_ms = [c * 1000 for c in cpu]
+        return {
+            "seconds": seconds,
+            "timer_calls": len(ms),
+            "timer_p50_ms": round(_percentile(ms, 0.50), 3),
+            "timer_p99_ms": round(_percentile(ms, 0.99), 3),
+            "timer_max_ms": round(max(ms), 3),
+            "timer_cpu_p50_ms": round(_percentile(cpu_ms, 0.50), 3),
+            "timer_cpu_p99_ms": round(_percentile(cpu_ms, 0.99), 3),
+            "timer_cpu_max_ms": round(max(cpu_ms), 3),
+            "calls_over_2ms": sum(1 for m in ms if m > 2.0),
+        }
+
+    def settle(seconds: float) -> dict[str, Any]:
+        """Run the timer for a while (the scans after joining are done)."""
+        session = current()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end or not settled(session):
+            time.sleep(timer_tick())
+        return {}
+
+    def paced_drag(object_name: str, steps: int, rate: float) -> dict[str, Any]:
+        """Move an object ``steps`` times, ``rate`` steps a second: location, depsgraph update, one pump;
+        the timer runs in the gaps, as Blender's event loop would."""
+        session = current()
+        ob = bpy.data.objects[object_name]
+        view_layer = bpy.context.view_layer
+        step_times: list[float] = []
+        start = time.perf_counter()
+        for i in range(steps):
+            due = start + i / rate
+            while True:
+                now = time.perf_counter()
+                if now >= due:
+                    break
+                time.sleep(min(due - now, 0.005))
+            t0 = time.perf_counter()
+            ob.location = ((i + 1) * 0.05, (i + 1) * 0.02, 0.0)
+            view_layer.update()
+            session_mod.pump()
+            step_times.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - start
+        last_step_at = time.time()
+        run_until(lambda: settled(session), 30)
+        ms = [t * 1000 for t in step_times]
+        return {
+            "seconds": round(seconds, 3),
+            "last_step_at": last_step_at,
+            "step_p50_ms": round(_percentile(ms, 0.5), 3),
+            "step_max_ms": round(max(ms), 3),
+        }
+
+    def watch(object_name: str, location: list[float], timeout: float) -> dict[str, Any]:
+        """Run the timer until the object shows ``location``; when (wall clock) it did."""
+        pumps: list[float] = []
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            bpy.context.view_layer.update()
+            t0 = time.perf_counter()
+            interval = session_mod._timer() or 0.05
+            pumps.append(time.perf_counter() - t0)
+            ob = bpy.data.objects.get(object_name)
+            if ob is not None and all(abs(a - b) < 1e-5 for a, b in zip(ob.location, location, strict=True)):
+                return {"seen_at": time.time(), "pump_max_ms": round(max(pumps) * 1000, 3)}
+            time.sleep(interval)
+        raise TimeoutError(f"{object_name} never reached {location}")
+
     reply(ok=True, ready=True, pid=os.getpid())
     for line in sys.stdin:
         line = line.strip()
@@ -446,6 +636,14 @@ def worker_main(name: str) -> int:
                 result = join(command["room"], float(command.get("timeout", 60)))
             elif cmd == "drag":
                 result = drag(int(command["steps"]))
+            elif cmd == "idle":
+                result = idle(float(command["seconds"]))
+            elif cmd == "settle":
+                result = settle(float(command["seconds"]))
+            elif cmd == "paced_drag":
+                result = paced_drag(command["object"], int(command["steps"]), float(command["rate"]))
+            elif cmd == "watch":
+                result = watch(command["object"], command["location"], float(command["timeout"]))
             elif cmd == "state":
                 session = current()
                 result = {
@@ -486,8 +684,25 @@ def main(argv: list[str] | None = None) -> int:
     drag.add_argument("--steps", type=int, default=100)
     drag.add_argument("--grid", type=int, default=100, help="the dragged object's mesh: N x N vertices")
     drag.add_argument("--json", action="store_true")
+    idle = kinds.add_parser("idle", help="main-thread time of the timer while nobody works, in a heavy scene")
+    idle.add_argument("--objects", type=int, default=500, help="small mesh objects besides the grid")
+    idle.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
+    idle.add_argument("--seconds", type=float, default=20.0)
+    idle.add_argument("--json", action="store_true")
+    live = kinds.add_parser("live-drag", help="a paced drag in a heavy scene, seen by two receivers")
+    live.add_argument("--objects", type=int, default=500, help="small mesh objects besides the grid")
+    live.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
+    live.add_argument("--steps", type=int, default=100)
+    live.add_argument("--rate", type=float, default=60.0, help="steps a second")
+    live.add_argument("--receivers", type=int, default=2)
+    live.add_argument("--settle", type=float, default=3.0, help="seconds of timer before the drag")
+    live.add_argument("--json", action="store_true")
+    for sub in (join, drag, idle, live):
+        sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
-    result = bench_join(args) if args.bench == "join" else bench_drag(args)
+    Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
+    benches = {"join": bench_join, "drag": bench_drag, "idle": bench_idle, "live-drag": bench_live_drag}
+    result = benches[args.bench](args)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
