@@ -19,7 +19,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import overlay, session, ui
-from .sync.tracker import ids_from_depsgraph
+from .sync.tracker import ids_from_depsgraph, shading_only_ids
 
 pump = session.pump
 
@@ -29,7 +29,7 @@ def _on_depsgraph_update(scene, depsgraph) -> None:
     current = session.current()
     if current is None or current.room is None:
         return
-    session.note_dirty(ids_from_depsgraph(depsgraph))
+    session.note_dirty(ids_from_depsgraph(depsgraph), shading_only_ids(depsgraph))
 
 
 @persistent

@@ -67,6 +67,7 @@ STOPPED = "stopped"
 
 _current: Session | None = None
 _dirty: dict[int, bpy.types.ID] = {}
+_shading_only: set[int] = set()  # pointers in _dirty whose every update since the last pump was shading only
 after_pump: list[Callable[[Session], None]] = []  # UI refresh hooks (ui.py adds one)
 
 
@@ -74,18 +75,29 @@ def current() -> Session | None:
     return _current
 
 
-def note_dirty(ids) -> None:
-    """Called by the depsgraph handler: remember which datablocks changed since the last pump."""
+def note_dirty(ids, shading_only=()) -> None:
+    """Called by the depsgraph handler: remember which datablocks changed since the last pump, and which
+    of them changed shading only (in every update since the last pump)."""
     if _current is None or _current.room is None:
         return
+    light = set()
+    for id_data in shading_only:
+        with contextlib.suppress(ReferenceError):
+            light.add(id_data.as_pointer())
     for id_data in ids:
         with contextlib.suppress(ReferenceError):
-            _dirty[id_data.as_pointer()] = id_data
+            ptr = id_data.as_pointer()
+            if ptr not in _dirty and ptr in light:
+                _shading_only.add(ptr)
+            elif ptr not in light:
+                _shading_only.discard(ptr)
+            _dirty[ptr] = id_data
 
 
 def forget_dirty() -> None:
     """Called before an undo or redo step: the datablocks noted so far may be freed by it."""
     _dirty.clear()
+    _shading_only.clear()
 
 
 def note_undo() -> None:
@@ -95,10 +107,13 @@ def note_undo() -> None:
         _current.tracker.forget_counts()
 
 
-def take_dirty() -> list[bpy.types.ID]:
+def take_dirty() -> tuple[list[bpy.types.ID], list[bpy.types.ID]]:
+    """The datablocks noted since the last call, and those of them that changed shading only."""
     out = list(_dirty.values())
+    light = [id_data for ptr, id_data in _dirty.items() if ptr in _shading_only]
     _dirty.clear()
-    return out
+    _shading_only.clear()
+    return out, light
 
 
 def pump(budget: float = 0.02) -> bool:
@@ -138,7 +153,7 @@ def stop() -> None:
     session, _current = _current, None
     if session is not None:
         session.stop()
-    _dirty.clear()
+    forget_dirty()
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
 
@@ -377,7 +392,7 @@ class Session:
         self.tracker.reset()
         self.users.clear()
         self.progress = 1.0
-        _dirty.clear()
+        forget_dirty()
         self.log(why)
 
     # ---- the loop -----------------------------------------------------------------------------------
@@ -395,7 +410,8 @@ class Session:
         if self.room is None or self.busy or self._join is not None:
             return
         # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
-        changed, deleted = self.tracker.scan(take_dirty())
+        dirty, shading_only = take_dirty()
+        changed, deleted = self.tracker.scan(dirty, shading_only)
         audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
         changed.update(audited)
         deleted += [key for key in audit_deleted if key not in deleted]

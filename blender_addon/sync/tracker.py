@@ -38,6 +38,19 @@ def ids_from_depsgraph(depsgraph: bpy.types.Depsgraph) -> list[bpy.types.ID]:
     return out
 
 
+def shading_only_ids(depsgraph: bpy.types.Depsgraph) -> list[bpy.types.ID]:
+    """Original datablocks whose update in this call changed shading only (e.g. every user of an edited
+    material): for a heavy datablock that is no change of its keys (mesh key changes all come with
+    ``is_updated_geometry``)."""
+    out = []
+    for update in depsgraph.updates:
+        if update.is_updated_shading and not (update.is_updated_geometry or update.is_updated_transform):
+            id_data = update.id
+            original = getattr(id_data, "original", None)
+            out.append(original if original is not None else id_data)
+    return out
+
+
 def _owners(id_data: bpy.types.ID) -> list[bpy.types.ID]:
     """Map embedded data (node trees, master collections) and shape keys to the datablocks that own them."""
     if isinstance(id_data, bpy.types.Key):
@@ -175,7 +188,11 @@ class ChangeTracker:
 
     # ------------------------------------------------------------ scanning
 
-    def scan(self, dirty_ids: Iterable[bpy.types.ID] | None = None) -> tuple[dict[str, bytes], list[str]]:
+    def scan(
+        self,
+        dirty_ids: Iterable[bpy.types.ID] | None = None,
+        shading_only: Iterable[bpy.types.ID] = (),
+    ) -> tuple[dict[str, bytes], list[str]]:
         """Return ``(changed, deleted)`` since the last scan or applied value.
 
         Without ``dirty_ids`` every datablock is serialised and compared.
@@ -184,6 +201,9 @@ class ChangeTracker:
         and collections linked under a dirty collection or scene (now or at
         the last look). New and removed datablocks are found per
         ``bpy.data`` collection whose length moved since the last look.
+        A heavy datablock (:meth:`is_heavy`) among ``shading_only`` (from
+        :func:`shading_only_ids`, for all its updates since the last scan) is
+        not serialised: a material edit reports every mesh that uses it.
         """
         if dirty_ids is None:
             index = index_all(assign=True)
@@ -192,6 +212,7 @@ class ChangeTracker:
             gone = set(self._keys) - index.keys()
         else:
             todo, gone = self._appeared_and_gone()
+            light = {id_data.as_pointer() for id_data in shading_only}
             for dirty in dirty_ids:
                 try:
                     owners = _owners(dirty)
@@ -200,7 +221,10 @@ class ChangeTracker:
                 for owner in owners:
                     if not is_synced(owner):
                         continue
-                    todo[ids.get_uuid(owner)] = (kind_of(owner), owner)
+                    uuid = ids.get_uuid(owner)
+                    if owner is dirty and dirty.as_pointer() in light and self.is_heavy(uuid):
+                        continue
+                    todo[uuid] = (kind_of(owner), owner)
                     now, unlinked = self._linked_children(owner)
                     todo.update(now)
                     for child in unlinked - todo.keys() - gone:

@@ -611,3 +611,18 @@ def test_each_pump_audits_a_bounded_slice_and_finds_an_unreported_edit(live, P):
         batches = net.take(P.Batch)
     assert [op[1] for op in batches[0].ops] == [key]
     assert pumps > 1  # found by slices, not by one walk of everything
+
+
+def test_only_datablocks_with_nothing_but_shading_updates_since_the_last_pump_count_as_shading_only(live):
+    from blender_addon import session as session_module
+
+    a, b, c = (link(bpy.data.objects.new(name, None)) for name in "abc")
+    session_module.take_dirty()
+    session_module.note_dirty([a, b], shading_only=[a, b])
+    session_module.note_dirty([a], shading_only=[])  # then a full update: not shading only
+    session_module.note_dirty([b], shading_only=[b])
+    session_module.note_dirty([c], shading_only=[])
+    session_module.note_dirty([c], shading_only=[c])  # a full update came first
+    dirty, shading_only = session_module.take_dirty()
+    assert set(dirty) == {a, b, c} and shading_only == [b]
+    assert session_module.take_dirty() == ([], [])

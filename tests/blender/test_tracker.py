@@ -462,3 +462,44 @@ def test_object_swapped_for_another_in_one_step_is_found_by_the_event_path(repor
     changed, deleted = tracker.scan(take(reported))
     assert key_of(new, "meta") in changed
     assert f"obj/{uuid}/meta" in deleted
+
+
+def test_a_material_edit_does_not_rehash_the_heavy_mesh_that_uses_it(monkeypatch):
+    """Blender reports every user of an edited material with a shading-only update; a heavy mesh among
+    them is not serialised (its keys change only with geometry updates), a light one still is."""
+    from blender_addon.sync import tracker as tracker_module
+
+    seen: list = []
+    light: list = []
+
+    @bpy.app.handlers.persistent
+    def on_update(scene, depsgraph):
+        seen.extend(sync.ids_from_depsgraph(depsgraph))
+        light.extend(sync.shading_only_ids(depsgraph))
+
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299, size=4, calc_uvs=False)
+    big = bpy.context.active_object.data  # 90,000 vertices
+    small = link(bpy.data.objects.new("Small", triangle_mesh())).data
+    mat = bpy.data.materials.new("Used")
+    big.materials.append(mat)
+    small.materials.append(mat)
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    bpy.context.view_layer.update()
+    bpy.app.handlers.depsgraph_update_post.append(on_update)
+    try:
+        serialised: list[tuple[str, str]] = []
+        real = tracker_module.serialise_parts
+        monkeypatch.setattr(
+            tracker_module,
+            "serialise_parts",
+            lambda kind, i, ctx: serialised.append((kind, i.name)) or real(kind, i, ctx),
+        )
+        mat.roughness = 0.9
+        bpy.context.view_layer.update()
+        assert big in light and small in light
+        changed, _ = tracker.scan(seen, light)
+        assert list(changed) == [key_of(mat, "meta")]
+        assert ("mesh", big.name) not in serialised and ("mesh", small.name) in serialised
+    finally:
+        bpy.app.handlers.depsgraph_update_post.remove(on_update)
