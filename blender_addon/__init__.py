@@ -19,7 +19,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import overlay, session, ui
-from .sync.tracker import ids_from_depsgraph
+from .sync.tracker import ids_from_depsgraph, shading_only_ids
 
 pump = session.pump
 
@@ -29,7 +29,7 @@ def _on_depsgraph_update(scene, depsgraph) -> None:
     current = session.current()
     if current is None or current.room is None:
         return
-    session.note_dirty(ids_from_depsgraph(depsgraph))
+    session.note_dirty(ids_from_depsgraph(depsgraph), shading_only_ids(depsgraph))
 
 
 @persistent
@@ -40,9 +40,24 @@ def _on_load_post(*_args) -> None:
         current.leave_room()
 
 
+@persistent
+def _on_undo_pre(*_args) -> None:
+    # The step may free datablocks noted since the last pump; what it changes is reported after it.
+    session.forget_dirty()
+
+
+@persistent
+def _on_undo_post(*_args) -> None:
+    session.note_undo()
+
+
 _HANDLERS = (
     (bpy.app.handlers.depsgraph_update_post, _on_depsgraph_update),
     (bpy.app.handlers.load_post, _on_load_post),
+    (bpy.app.handlers.undo_pre, _on_undo_pre),
+    (bpy.app.handlers.redo_pre, _on_undo_pre),
+    (bpy.app.handlers.undo_post, _on_undo_post),
+    (bpy.app.handlers.redo_post, _on_undo_post),
 )
 
 

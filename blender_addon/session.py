@@ -5,9 +5,12 @@ the add-on's ``bpy.app.timers`` callback; tests call it directly (timers do
 not run when Blender is a Python module). One call:
 
 1. **local changes** - unless a snapshot or remote batch is still being
-   applied, ``ChangeTracker.scan`` the datablocks the depsgraph reported
-   (every ``FULL_SCAN_INTERVAL`` seconds: all of them) and send the changed
-   and deleted keys as one ``batch`` with the next ``op_id``. The batch stays
+   applied, ``ChangeTracker.scan`` the datablocks the depsgraph reported,
+   then ``ChangeTracker.audit`` the next ``AUDIT_SLICE`` datablocks, or
+   fewer once ``AUDIT_SECONDS`` have passed (the
+   safety net for what Blender does not report; nothing walks the whole
+   scene in one pump), and send the changed and deleted keys as one
+   ``batch`` with the next ``op_id``. The batch stays
    in ``unacked`` and its keys in ``pending`` until the server's ``ack``.
 2. **network events** - drain the network thread's queue: room list, users,
    join replies, snapshot chunks, ``applied`` operations of others, ``ack`` of
@@ -46,7 +49,8 @@ from . import sync
 from .net import HelloInfo, NetThread, parse_addresses
 from .protocol_shim import protocol
 
-FULL_SCAN_INTERVAL = 2.0
+AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
+AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
 PRESENCE_INTERVAL = 0.1
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 APPLY_SLICE = 64
@@ -63,6 +67,7 @@ STOPPED = "stopped"
 
 _current: Session | None = None
 _dirty: dict[int, bpy.types.ID] = {}
+_shading_only: set[int] = set()  # pointers in _dirty whose every update since the last pump was shading only
 after_pump: list[Callable[[Session], None]] = []  # UI refresh hooks (ui.py adds one)
 
 
@@ -70,19 +75,45 @@ def current() -> Session | None:
     return _current
 
 
-def note_dirty(ids) -> None:
-    """Called by the depsgraph handler: remember which datablocks changed since the last pump."""
+def note_dirty(ids, shading_only=()) -> None:
+    """Called by the depsgraph handler: remember which datablocks changed since the last pump, and which
+    of them changed shading only (in every update since the last pump)."""
     if _current is None or _current.room is None:
         return
+    light = set()
+    for id_data in shading_only:
+        with contextlib.suppress(ReferenceError):
+            light.add(id_data.as_pointer())
     for id_data in ids:
         with contextlib.suppress(ReferenceError):
-            _dirty[id_data.as_pointer()] = id_data
+            ptr = id_data.as_pointer()
+            if ptr not in _dirty and ptr in light:
+                _shading_only.add(ptr)
+            elif ptr not in light:
+                _shading_only.discard(ptr)
+            _dirty[ptr] = id_data
 
 
-def take_dirty() -> list[bpy.types.ID]:
-    out = list(_dirty.values())
+def forget_dirty() -> None:
+    """Called before an undo or redo step: the datablocks noted so far may be freed by it."""
     _dirty.clear()
-    return out
+    _shading_only.clear()
+
+
+def note_undo() -> None:
+    """Called after an undo or redo step: datablocks may have come back or gone without a depsgraph
+    report of the collection, so the next scan reads every uuid again."""
+    if _current is not None:
+        _current.tracker.forget_counts()
+
+
+def take_dirty() -> tuple[list[bpy.types.ID], list[bpy.types.ID]]:
+    """The datablocks noted since the last call, and those of them that changed shading only."""
+    out = list(_dirty.values())
+    light = [id_data for ptr, id_data in _dirty.items() if ptr in _shading_only]
+    _dirty.clear()
+    _shading_only.clear()
+    return out, light
 
 
 def pump(budget: float = 0.02) -> bool:
@@ -122,7 +153,7 @@ def stop() -> None:
     session, _current = _current, None
     if session is not None:
         session.stop()
-    _dirty.clear()
+    forget_dirty()
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
 
@@ -166,11 +197,10 @@ def gather_presence(name: str, color: list[float]) -> dict[str, Any]:
     view_layer = context.view_layer
     selection: list[str] = []
     if view_layer is not None:
-        for ob in view_layer.objects:
-            if ob.select_get(view_layer=view_layer):
-                uuid = sync.peek_uuid(ob)
-                if uuid is not None:
-                    selection.append(uuid)
+        for ob in view_layer.objects.selected:  # not every object: this runs 10 times a second
+            uuid = sync.peek_uuid(ob)
+            if uuid is not None:
+                selection.append(uuid)
     budget, kept = limits.MAX_SELECTION_BYTES, []
     for uuid in sorted(selection)[: limits.MAX_SELECTION]:
         budget -= len(uuid.encode("utf-8"))
@@ -231,7 +261,6 @@ class Session:
         self.revision = 0  # bumped whenever something the UI shows changed
         self._requests: dict[int, tuple[str, dict[str, Any]]] = {}
         self._join: dict[str, Any] | None = None  # the (first) join in flight
-        self._next_full_scan = 0.0
         self._presence_sent: dict[str, Any] = {}
         self._next_presence = 0.0
         self._retry_at = 0.0  # refused batches (RETRY_CODES) go out again after this
@@ -363,7 +392,7 @@ class Session:
         self.tracker.reset()
         self.users.clear()
         self.progress = 1.0
-        _dirty.clear()
+        forget_dirty()
         self.log(why)
 
     # ---- the loop -----------------------------------------------------------------------------------
@@ -377,17 +406,15 @@ class Session:
         self._send_presence()
         return self.busy or not self.net.inbox.empty()
 
-    def _scan_local(self, force_full: bool = False) -> None:
+    def _scan_local(self) -> None:
         if self.room is None or self.busy or self._join is not None:
             return
-        now = time.monotonic()
-        full = force_full or now >= self._next_full_scan
-        dirty = take_dirty()
-        if not full and not dirty:
-            return
-        if full:
-            self._next_full_scan = now + FULL_SCAN_INTERVAL
-        changed, deleted = self.tracker.scan(None if full else dirty)
+        # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
+        dirty, shading_only = take_dirty()
+        changed, deleted = self.tracker.scan(dirty, shading_only)
+        audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
+        changed.update(audited)
+        deleted += [key for key in audit_deleted if key not in deleted]
         if not changed and not deleted:
             return
         ops: list[list[Any]] = [["set", key, value] for key, value in changed.items()]
@@ -546,9 +573,7 @@ class Session:
             self.log(f"rejoined room {self.room!r} from a snapshot at seq {seq}")
         else:
             self.log(f"joined room {self.room!r} at seq {seq}")
-        if self._join is not None:
-            self._join = None
-            self._next_full_scan = 0.0  # the first scan uploads the local scene when it was kept
+        self._join = None  # the next scan uploads the local scene when it was kept (the tracker is fresh)
         self.revision += 1
 
     def _on_error(self, error, step, room: str | None) -> None:

@@ -22,7 +22,7 @@ from .ids import UUID_PROP, get_uuid, peek_uuid
 from .index import index_all, key_subject
 from .keys import KINDS, PARTS, make_key, parse_key, split_key
 from .serialise import serialise_datablock, serialise_scene
-from .tracker import ChangeTracker, ids_from_depsgraph
+from .tracker import ChangeTracker, ids_from_depsgraph, shading_only_ids
 
 __all__ = [
     "KINDS",
@@ -48,6 +48,7 @@ __all__ = [
     "serialise_datablock",
     "serialise_scene",
     "split_key",
+    "shading_only_ids",
     "unpack_f32",
     "unpack_i32",
 ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import bpy
 
 from . import ids
-from .kinds import BY_NAME, BY_RNA_TYPE, REGISTRY
+from .kinds import BY_NAME, BY_RNA_TYPE, REGISTRY, Kind
 
 
 def kind_of(id_data: bpy.types.ID) -> str | None:
@@ -29,16 +29,16 @@ def is_synced(id_data: bpy.types.ID) -> bool:
     return kind is not None and BY_NAME[kind].accepts(id_data)
 
 
-def iter_synced() -> Iterator[tuple[str, bpy.types.ID]]:
-    """Every synchronised datablock with its kind, in registry order."""
-    for kind in REGISTRY:
+def iter_synced(kinds: Iterable[Kind] = REGISTRY) -> Iterator[tuple[str, bpy.types.ID]]:
+    """Every synchronised datablock of ``kinds`` (default: all) with its kind, in registry order."""
+    for kind in kinds:
         for id_data in getattr(bpy.data, kind.collection):
             if is_synced(id_data):
                 yield kind.name, id_data
 
 
-def index_all(assign: bool = True) -> dict[str, tuple[str, bpy.types.ID]]:
-    """Map uuid -> (kind, datablock) for every synchronised datablock.
+def index_all(assign: bool = True, kinds: Iterable[Kind] = REGISTRY) -> dict[str, tuple[str, bpy.types.ID]]:
+    """Map uuid -> (kind, datablock) for every synchronised datablock (of ``kinds``, default all).
 
     With ``assign`` (the default) datablocks without a uuid get one, and a
     datablock whose uuid is already held by another one (a duplicate made by
@@ -47,7 +47,7 @@ def index_all(assign: bool = True) -> dict[str, tuple[str, bpy.types.ID]]:
     """
     found: dict[str, list[tuple[str, bpy.types.ID]]] = {}
     fresh: list[tuple[str, bpy.types.ID]] = []
-    for kind, id_data in iter_synced():
+    for kind, id_data in iter_synced(kinds):
         value = ids.peek_uuid(id_data)
         if value is None:
             fresh.append((kind, id_data))

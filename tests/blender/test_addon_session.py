@@ -125,12 +125,11 @@ def live(addon, P):
     session_module.stop()
 
 
-def pump_full(session):
-    """One pump with a full scan due (the periodic scan is every 2 s)."""
+def pump_after_update(session):
+    """Flush the depsgraph (its handler reports the edits, as in Blender's event loop), then pump once."""
     from blender_addon import session as session_module
 
     bpy.context.view_layer.update()
-    session._next_full_scan = 0.0
     session_module.pump()
 
 
@@ -149,7 +148,7 @@ def with_location(session, key, location):
 def test_local_edit_is_sent_as_one_batch_with_increasing_op_ids(live, P):
     session, net = live
     ob = link(bpy.data.objects.new("Thing", None))
-    pump_full(session)
+    pump_after_update(session)
     (first,) = net.take(P.Batch)
     keys = {op[1] for op in first.ops}
     assert transform_key(ob) in keys and all(op[0] == "set" for op in first.ops)
@@ -167,10 +166,10 @@ def test_local_edit_is_sent_as_one_batch_with_increasing_op_ids(live, P):
 def test_own_unacked_edit_shields_the_key_until_its_ack(live, P):
     session, net = live
     ob = link(bpy.data.objects.new("Thing", None))
-    pump_full(session)
+    pump_after_update(session)
     net.take(P.Batch)
     ob.location = (1.0, 0.0, 0.0)
-    pump_full(session)
+    pump_after_update(session)
     (batch,) = net.take(P.Batch)
     key = transform_key(ob)
     assert session.pending[key] == batch.op_id
@@ -185,13 +184,13 @@ def test_own_unacked_edit_shields_the_key_until_its_ack(live, P):
             ops=[["set", key, with_location(session, key, (5, 5, 5))]],
         )
     )
-    pump_full(session)
+    pump_after_update(session)
     assert tuple(ob.location) == (1.0, 0.0, 0.0)
     assert key in session.pending
 
     # Our ack: the key is ours at seq 2; the held-back older value stays ignored.
     net.deliver(P.Ack(op_id=1, seq=1), P.Ack(op_id=batch.op_id, seq=2))
-    pump_full(session)
+    pump_after_update(session)
     assert key not in session.pending and not session.unacked
     assert tuple(ob.location) == (1.0, 0.0, 0.0)
 
@@ -205,7 +204,7 @@ def test_own_unacked_edit_shields_the_key_until_its_ack(live, P):
             ops=[["set", key, with_location(session, key, (7, 7, 7))]],
         )
     )
-    pump_full(session)
+    pump_after_update(session)
     assert tuple(ob.location) == (7.0, 7.0, 7.0)
     assert net.take(P.Batch) == []
     assert session.last_seq == 3
@@ -217,12 +216,12 @@ def test_remote_delete_and_unrelated_keys_apply_while_another_key_is_pending(liv
     session, net = live
     a = link(bpy.data.objects.new("A", None))
     b = link(bpy.data.objects.new("B", None))
-    pump_full(session)
+    pump_after_update(session)
     for batch in net.take(P.Batch):
         net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_full(session)
+    pump_after_update(session)
     a.location.x = 2.0
-    pump_full(session)
+    pump_after_update(session)
     assert transform_key(a) in session.pending
     b_keys = [k for k in session.tracker.values if sync.get_uuid(b) in k]
     meta = next(k for k in b_keys if k.endswith("/meta"))
@@ -235,7 +234,7 @@ def test_remote_delete_and_unrelated_keys_apply_while_another_key_is_pending(liv
             ops=[["delete", k] for k in b_keys if k != meta] + [["delete", meta]],
         )
     )
-    pump_full(session)
+    pump_after_update(session)
     assert "B" not in bpy.data.objects and a.location.x == 2.0
     assert net.take(P.Batch)[-1].ops == [["set", transform_key(a), session.tracker.values[transform_key(a)]]]
 
@@ -245,19 +244,19 @@ def test_resume_rejoins_since_last_seq_and_resends_unacked_with_original_op_ids(
 
     session, net = live
     ob = link(bpy.data.objects.new("Thing", None))
-    pump_full(session)
+    pump_after_update(session)
     (first,) = net.take(P.Batch)
     net.deliver(P.Ack(op_id=first.op_id, seq=4))
-    pump_full(session)
+    pump_after_update(session)
     ob.location.z = 9.0
-    pump_full(session)
+    pump_after_update(session)
     (unacked,) = net.take(P.Batch)
 
     net.lose()
     session_module.pump()
     assert session.state == session_module.DISCONNECTED and not session.live
     ob.location.y = 1.0  # edited while offline: queued, not sent
-    pump_full(session)
+    pump_after_update(session)
     assert net.take(P.Batch) == [] and len(session.unacked) == 2
 
     net.connect()
@@ -272,7 +271,7 @@ def test_resume_rejoins_since_last_seq_and_resends_unacked_with_original_op_ids(
         P.Ack(op_id=resent[0].op_id, seq=5),
         P.Ack(op_id=resent[1].op_id, seq=6),
     )
-    pump_full(session)
+    pump_after_update(session)
     assert not session.unacked and not session.pending and session.last_seq == 6
     assert any("resumed" in m for m in session.messages)
 
@@ -284,13 +283,13 @@ def test_resume_that_becomes_a_snapshot_settles_held_back_keys_by_seq(live, P):
     session, net = live
     ob = link(bpy.data.objects.new("Thing", None))
     gone = link(bpy.data.objects.new("Gone", None))
-    pump_full(session)
+    pump_after_update(session)
     for batch in net.take(P.Batch):
         net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_full(session)
+    pump_after_update(session)
     snapshot = dict(session.tracker.values)
     ob.location.x = 1.0
-    pump_full(session)
+    pump_after_update(session)
     (pending,) = net.take(P.Batch)
     key = transform_key(ob)
 
@@ -309,11 +308,11 @@ def test_resume_that_becomes_a_snapshot_settles_held_back_keys_by_seq(live, P):
         P.SnapshotChunk(room="r", items=[[k, v] for k, v in snapshot.items()]),
         P.SnapshotEnd(room="r", seq=10),
     )
-    pump_full(session)
+    pump_after_update(session)
     assert ob.location.x == 1.0  # still shielded: we do not know our seq yet
     assert "Gone" not in bpy.data.objects
     net.deliver(P.Ack(op_id=pending.op_id, seq=3))
-    pump_full(session)
+    pump_after_update(session)
     assert tuple(ob.location) == (4.0, 4.0, 4.0)
     assert net.take(P.Batch) == []
 
@@ -350,7 +349,7 @@ def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
             break
     assert len(progress) > 2 and 0.0 < progress[0] < 1.0 and progress[-1] == 1.0
     assert sync.scene_hash() == expected
-    pump_full(session)
+    pump_after_update(session)
     assert net.take(P.Batch) == []  # nothing to echo back
     assert session.last_seq == 7
 
@@ -410,7 +409,7 @@ def test_presence_is_sent_when_it_changes(live, P):
 
     session, net = live
     ob = link(bpy.data.objects.new("Picked", None))
-    pump_full(session)
+    pump_after_update(session)
     net.take()
     ob.select_set(True)
     bpy.context.scene.frame_set(12)
@@ -458,15 +457,15 @@ def test_refused_batches_are_retried_or_dropped_by_error_code(live, P):
     session, net = live
     a = link(bpy.data.objects.new("A", None))
     b = link(bpy.data.objects.new("B", None))
-    pump_full(session)
+    pump_after_update(session)
     for batch in net.take(P.Batch):
         net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_full(session)
+    pump_after_update(session)
     a.location.x = 1.0
-    pump_full(session)
+    pump_after_update(session)
     (first,) = net.take(P.Batch)
     b.location.x = 2.0
-    pump_full(session)
+    pump_after_update(session)
     (second,) = net.take(P.Batch)
 
     # Rate limited: the batch had no effect; it goes out again under a new op_id, after a pause.
@@ -507,7 +506,7 @@ def test_unavailable_leaves_the_node_and_resends_the_batch_under_its_op_id_on_th
 
     session, net = live
     ob = link(bpy.data.objects.new("Thing", None))
-    pump_full(session)
+    pump_after_update(session)
     (batch,) = net.take(P.Batch)
     # This node lost its quorum: it cannot commit anything, so the session leaves it.
     net.deliver(P.Error(code="unavailable", message="no quorum", ref=batch.op_id))
@@ -524,6 +523,104 @@ def test_unavailable_leaves_the_node_and_resends_the_batch_under_its_op_id_on_th
         P.Joined(room="r", seq=0, mode="resume", key_count=0, clients=[], ref=join.ref),
         P.Ack(op_id=batch.op_id, seq=1),
     )
-    pump_full(session)
+    pump_after_update(session)
     assert not session.unacked and not session.pending and session.last_seq == 1
     assert net.take(P.Batch) == []
+
+
+def test_undo_and_redo_send_the_restored_values_through_the_handlers(live, P):
+    """The add-on's undo_pre/undo_post handlers: the undone transform goes out, no full scan needed."""
+    from blender_addon import session as session_module
+
+    session, net = live
+    ob = link(bpy.data.objects.new("Thing", None))
+    pump_after_update(session)
+    net.take(P.Batch)
+    key = transform_key(ob)
+    bpy.ops.ed.undo_push(message="placed")
+    bpy.data.objects["Thing"].location.x = 4.0
+    bpy.ops.ed.undo_push(message="moved")
+    pump_after_update(session)
+    (moved,) = net.take(P.Batch)
+    assert [op[1] for op in moved.ops] == [key]
+
+    bpy.ops.ed.undo()
+    session_module.pump()
+    (undone,) = net.take(P.Batch)
+    assert undone.ops == [["set", key, session.tracker.values[key]]]
+    assert bpy.data.objects["Thing"].location.x == 0.0
+
+    bpy.ops.ed.redo()
+    session_module.pump()
+    (redone,) = net.take(P.Batch)
+    assert [op[1] for op in redone.ops] == [key] and bpy.data.objects["Thing"].location.x == 4.0
+
+
+def test_undo_that_swaps_orphan_data_is_sent_on_the_next_pump(live, P):
+    """The undo brings back one unused material and drops another: the length of bpy.data.materials
+    stays and the depsgraph reports neither; the undo_post handler makes the next pump read every uuid."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    for i in range(40):  # an audit pass takes several pumps here
+        link(bpy.data.objects.new(f"E{i}", None))
+    first = bpy.data.materials.new("First")
+    first.use_fake_user = True
+    pump_after_update(session)
+    first_meta = sync.make_key("mat", sync.get_uuid(first), "meta")
+    bpy.ops.ed.undo_push(message="first")
+    bpy.data.materials.remove(first)
+    pump_after_update(session)
+    second = bpy.data.materials.new("Second")
+    second.use_fake_user = True
+    second_meta = sync.make_key("mat", sync.get_uuid(second), "meta")
+    pump_after_update(session)
+    bpy.ops.ed.undo_push(message="second")
+    net.take(P.Batch)
+
+    bpy.ops.ed.undo()
+    session_module.pump()
+    (batch,) = net.take(P.Batch)
+    assert ["set", first_meta] in [op[:2] for op in batch.ops]
+    assert ["delete", second_meta] in batch.ops
+
+
+def test_each_pump_audits_a_bounded_slice_and_finds_an_unreported_edit(live, P):
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    for i in range(30):
+        link(bpy.data.objects.new(f"E{i}", None))
+    orphan = bpy.data.materials.new("Orphan")  # used by nothing: the depsgraph never reports it
+    pump_after_update(session)
+    net.take(P.Batch)
+    orphan.diffuse_color = (1.0, 0.0, 0.0, 1.0)
+    key = sync.make_key("mat", sync.get_uuid(orphan), "meta")
+    from blender_addon.sync.kinds import REGISTRY
+
+    datablocks = sum(len(getattr(bpy.data, kind.collection)) for kind in REGISTRY)
+    pumps, batches = 0, []
+    while not batches and pumps <= datablocks + 2:  # one datablock a pump at least (but at a pass end)
+        session_module.pump()
+        pumps += 1
+        assert session.tracker.audit_visits <= session_module.AUDIT_SLICE
+        batches = net.take(P.Batch)
+    assert [op[1] for op in batches[0].ops] == [key]
+    assert pumps > 1  # found by slices, not by one walk of everything
+
+
+def test_only_datablocks_with_nothing_but_shading_updates_since_the_last_pump_count_as_shading_only(live):
+    from blender_addon import session as session_module
+
+    a, b, c = (link(bpy.data.objects.new(name, None)) for name in "abc")
+    session_module.take_dirty()
+    session_module.note_dirty([a, b], shading_only=[a, b])
+    session_module.note_dirty([a], shading_only=[])  # then a full update: not shading only
+    session_module.note_dirty([b], shading_only=[b])
+    session_module.note_dirty([c], shading_only=[])
+    session_module.note_dirty([c], shading_only=[c])  # a full update came first
+    dirty, shading_only = session_module.take_dirty()
+    assert set(dirty) == {a, b, c} and shading_only == [b]
+    assert session_module.take_dirty() == ([], [])

@@ -288,7 +288,7 @@ def test_font_content_and_links_apply_in_place():
     tracker = sync.ChangeTracker()
     tracker.scan()
     bpy.data.fonts["OnDisk"].name = "Bold"
-    changed, deleted = tracker.scan([])  # fonts are not reported by the depsgraph: the rename pass finds it
+    changed, deleted = tracker.audit(1000)  # fonts are not reported by the depsgraph: the audit finds it
     assert [sync.parse_key(k)[0::2] for k in changed] == [("font", "meta")] and deleted == []
     bpy.data.curves["Text"].font_italic = bpy.data.fonts["Packed"]
     changed, _ = tracker.scan([bpy.data.curves["Text"]])

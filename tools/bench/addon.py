@@ -2,6 +2,8 @@
 
     python tools/bench/addon.py join [--objects 100] [--grid 1000] [--json]
     python tools/bench/addon.py drag [--steps 100] [--grid 100] [--json]
+    python tools/bench/addon.py idle [--objects 500] [--grid 447] [--seconds 20] [--json]
+    python tools/bench/addon.py live-drag [--objects 500] [--grid 447] [--steps 100] [--rate 60] [--json]
 
 ``join``: one Blender process builds a room (``--objects`` small meshes and
 one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
@@ -19,8 +21,25 @@ receives and decodes the same snapshot but applies nothing. Both scenes'
 to its socket; compared with sending every key of the object and its mesh
 at each step.
 
-Each command prints one JSON line with ``--json``. The Blender processes are
-this script run with ``worker`` (``bpy`` is imported only there).
+``idle``: one Blender process builds ``--objects`` small meshes and one
+``--grid`` x ``--grid`` vertex grid (447: 199,809 vertices), publishes them to
+a room, then does nothing for ``--seconds`` while its timer runs the way
+Blender runs it; measured: the main-thread time of each timer call (p50, p99,
+max).
+
+``live-drag``: the same scene, published by one Blender process and joined by
+two more; the first moves the grid object in ``--steps`` steps paced at
+``--rate`` steps a second (each step: set the location,
+``view_layer.update()``, one pump) while the others run their timers.
+Measured: the sender's wall time for the steps and its slowest pump, and, in
+each receiver, how long after the sender's last step it shows the final
+position (wall clock, same machine).
+
+``--addon-root DIR`` (every command) loads the add-on and the protocol from
+another checkout (e.g. an export of an older commit), for A/B runs against
+the same server. Each command prints one JSON line with ``--json``. The
+Blender processes run ``tools/bench/addon_worker.py`` (``bpy`` is imported
+only there).
 """
 
 from __future__ import annotations
@@ -42,7 +61,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-REPLY = "@@ "
+from tools.bench.addon_worker import ADDON_ROOT_ENV, REPLY  # noqa: E402  (after the sys.path entry)
+
+WORKER = Path(__file__).resolve().with_name("addon_worker.py")
 
 
 # ---- orchestration (no bpy) ---------------------------------------------------------------------------
@@ -93,16 +114,28 @@ class Server:
 class Worker:
     """A Blender process (this script, ``worker`` mode) driven by JSON lines."""
 
+    addon_root: str | None = None  # load the add-on from this checkout instead (A/B runs)
+
     def __init__(self, name: str):
         self.name = name
+        env = dict(os.environ)
+        if Worker.addon_root:
+            env[ADDON_ROOT_ENV] = Worker.addon_root
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "worker", name],
+            [sys.executable, str(WORKER), name],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.call_reply(None, timeout=60)
+
+    def send(self, cmd: str, **fields: Any) -> None:
+        """Send a command without waiting for its answer (:meth:`call_reply` with None reads it)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+        self.proc.stdin.flush()
 
     def call_reply(self, command: dict[str, Any] | None, timeout: float = 120) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -239,232 +272,75 @@ def bench_drag(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-# ---- the Blender side -----------------------------------------------------------------------------------
-
-
-def worker_main(name: str) -> int:
-    home = tempfile.mkdtemp(prefix="blendsync-bench-")
-    os.environ["BLENDER_USER_RESOURCES"] = home
-    os.environ["XDG_CACHE_HOME"] = home
-    import bpy  # noqa: I001  (addon_utils is importable only once bpy is)
-
-    import addon_utils
-
-    out = sys.stdout
-
-    def reply(**fields: Any) -> None:
-        out.write(REPLY + json.dumps(fields, default=repr) + "\n")
-        out.flush()
-
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-
-    def fail(exc: BaseException) -> None:
-        raise exc
-
-    addon = addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
-    if addon is None:
-        raise SystemExit("could not enable the add-on")
-    from blender_addon import session as session_mod
-    from blender_addon import sync
-    from blender_addon.protocol_shim import protocol
-
-    def current():
-        session = session_mod.current()
-        if session is None:
-            raise RuntimeError("not connected")
-        return session
-
-    def timer_tick() -> float:
-        """What Blender's event loop does: flush the depsgraph, run the add-on's timer, wait its interval."""
-        bpy.context.view_layer.update()
-        return session_mod._timer() or 0.05
-
-    def run_until(predicate, timeout: float) -> int:
-        end = time.monotonic() + timeout
-        pumps = 0
-        while time.monotonic() < end:
-            interval = timer_tick()
-            pumps += 1
-            if predicate():
-                return pumps
-            time.sleep(interval)
-        raise TimeoutError("timed out")
-
-    def settled(session) -> bool:
-        return (
-            session.connected
-            and session.room is not None
-            and session._join is None
-            and not session.busy
-            and not session.unacked
-        )
-
-    def build(objects: int, grid: int, grids: int = 1) -> dict[str, Any]:
-        scene = bpy.context.scene
-        coll = bpy.data.collections.new("Props")
-        scene.collection.children.link(coll)
-        mat = bpy.data.materials.new("Paint")
-        base = bpy.data.meshes.new("Box")
-        s = 0.2
-        verts = [(x * s, y * s, z * s) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
-        faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-        base.from_pydata(verts, [], faces)
-        base.materials.append(mat)
-        for i in range(objects):
-            me = base.copy()
-            me.name = f"Box.{i:03d}"
-            ob = bpy.data.objects.new(f"Box.{i:03d}", me)
-            ob.location = (i % 10, i // 10, 0.0)
-            ob.rotation_euler = (0.0, 0.0, i * 0.1)
-            coll.objects.link(ob)
-        bpy.data.meshes.remove(base)
-        vertices = 0
-        for i in range(grids if grid else 0):
-            bpy.ops.mesh.primitive_grid_add(
-                x_subdivisions=grid - 1,
-                y_subdivisions=grid - 1,
-                size=10,
-                calc_uvs=False,
-                location=(12.0 * i, -12.0, 0.0),
-            )
-            ob = bpy.context.active_object
-            ob.name = ob.data.name = "Terrain" if i == 0 else f"Terrain.{i:03d}"
-            vertices += len(ob.data.vertices)
-        bpy.context.view_layer.update()
-        values = sync.serialise_scene()
-        return {
-            "objects": len(bpy.data.objects),
-            "vertices": vertices,
-            "keys": len(values),
-            "key_bytes": sum(len(k) + len(v) for k, v in values.items()),
-        }
-
-    def publish(room: str, timeout: float) -> dict[str, Any]:
-        session = current()
-        sent0 = session.net.bytes_sent
-        start = time.perf_counter()
-        session.create_room(room, keep_open=True, send_scene=True)
-        # Joined first; the next pump's scan sends the whole scene as the room's first batch.
-        run_until(lambda: session.room == room and settled(session) and session.tracker.values, timeout)
-        return {
-            "seconds": round(time.perf_counter() - start, 3),
-            "bytes_sent": session.net.bytes_sent - sent0,
-        }
-
-    def join(room: str, timeout: float) -> dict[str, Any]:
-        session = current()
-        received0 = session.net.bytes_received
-        spent = {"apply": 0.0, "pump": 0.0}
-        step = session.applier.step
-
-        def timed_step(*args: Any, **kwargs: Any) -> float:
-            t0 = time.perf_counter()
-            try:
-                return step(*args, **kwargs)
-            finally:
-                spent["apply"] += time.perf_counter() - t0
-
-        session.applier.step = timed_step
-        start = time.perf_counter()
-        session.join_room(room)
-        snapshot_done = None
-        pumps = 0
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            t0 = time.perf_counter()
-            interval = timer_tick()
-            spent["pump"] += time.perf_counter() - t0
-            pumps += 1
-            if snapshot_done is None and session.room == room and session._join is None:
-                snapshot_done = time.perf_counter()
-            if snapshot_done is not None and not session.busy:
-                break
-            time.sleep(interval)
-        else:
-            raise TimeoutError("join timed out")
-        done = time.perf_counter()
-        del session.applier.step
-        return {
-            "seconds": round(done - start, 3),
-            "snapshot_end_seconds": round(snapshot_done - start, 3),
-            "after_snapshot_seconds": round(done - snapshot_done, 3),
-            "apply_step_seconds": round(spent["apply"], 3),
-            "pump_seconds": round(spent["pump"], 3),
-            "pumps": pumps,
-            "bytes_received": session.net.bytes_received - received0,
-        }
-
-    def drag(steps: int) -> dict[str, Any]:
-        session = current()
-        ob = bpy.data.objects["Terrain"]
-        view_layer = bpy.context.view_layer
-        run_until(lambda: settled(session), 30)
-        whole = {**sync.serialise_datablock(ob), **sync.serialise_datablock(ob.data)}
-        frame = protocol.encode_frame(
-            protocol.Batch(op_id=1, ops=[["set", k, v] for k, v in whole.items()]).to_body()
-        )
-        transform_key = sync.make_key("obj", sync.get_uuid(ob), "location")
-        sent0, batches0 = session.net.bytes_sent, session.stats["batches"]
-        start = time.perf_counter()
-        for i in range(steps):
-            ob.location = ((i + 1) * 0.05, (i + 1) * 0.02, 0.0)
-            view_layer.update()
-            session_mod.pump()
-        run_until(lambda: settled(session), 30)
-        seconds = time.perf_counter() - start
-        time.sleep(0.2)  # let the network thread finish writing
-        return {
-            "vertices": len(ob.data.vertices),
-            "batches": session.stats["batches"] - batches0,
-            "bytes_sent": session.net.bytes_sent - sent0,
-            "transform_key_bytes": len(transform_key) + len(session.tracker.values[transform_key]),
-            "whole_keys": len(whole),
-            "whole_bytes_per_step": len(frame),
-            "seconds": round(seconds, 3),
-        }
-
-    reply(ok=True, ready=True, pid=os.getpid())
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        command = json.loads(line)
-        cmd = command.pop("cmd")
-        if cmd == "quit":
-            reply(ok=True)
-            break
+def bench_idle(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-idle-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        artist = Worker("idler")
         try:
-            if cmd == "build":
-                result = build(int(command["objects"]), int(command["grid"]), int(command.get("grids", 1)))
-            elif cmd == "connect":
-                session = session_mod.start(command["servers"], name=name)
-                run_until(lambda session=session: session.connected, 20)
-                result = {}
-            elif cmd == "publish":
-                result = publish(command["room"], float(command.get("timeout", 60)))
-            elif cmd == "join":
-                result = join(command["room"], float(command.get("timeout", 60)))
-            elif cmd == "drag":
-                result = drag(int(command["steps"]))
-            elif cmd == "state":
-                session = current()
-                result = {
-                    "hash": sync.scene_hash(),
-                    "seq": session.last_seq,
-                    "errors": session.applier.errors[-5:],
-                    "messages": session.messages[-5:],
-                }
-            else:
-                raise ValueError(f"unknown command {cmd!r}")
-        except Exception as exc:
-            import traceback
+            built = artist("build", objects=args.objects, grid=args.grid)
+            artist("connect", servers=server.address)
+            artist("publish", room=room, timeout=120)
+            result = artist("idle", seconds=args.seconds, timeout=args.seconds + 60)
+        finally:
+            artist.close()
+    return {
+        "bench": "addon-idle",
+        "addon_root": Worker.addon_root or str(ROOT),
+        "objects": built["objects"],
+        "vertices": built["vertices"],
+        **{k: v for k, v in result.items() if k != "ok"},
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
 
-            reply(ok=False, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
-        else:
-            reply(ok=True, **result)
-    session_mod.stop()
-    addon_utils.disable("blender_addon", default_set=True)
-    return 0
+
+def bench_live_drag(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-live-drag-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    workers: list[Worker] = []
+    with Server() as server:
+        try:
+            sender = Worker("sender")
+            workers.append(sender)
+            built = sender("build", objects=args.objects, grid=args.grid)
+            sender("connect", servers=server.address)
+            sender("publish", room=room, timeout=120)
+            receivers = []
+            for i in range(args.receivers):
+                receiver = Worker(f"receiver{i}")
+                workers.append(receiver)
+                receiver("connect", servers=server.address)
+                receiver("join", room=room, timeout=120)
+                receivers.append(receiver)
+            for worker in workers:  # every process done with its scans after publishing or joining
+                worker.send("settle", seconds=args.settle)
+            for worker in workers:
+                worker.call_reply(None, timeout=args.settle + 120)
+            final = [args.steps * 0.05, args.steps * 0.02, 0.0]
+            for receiver in receivers:
+                receiver.send("watch", object="Terrain", location=final, timeout=args.steps / args.rate + 60)
+            drag = sender("paced_drag", object="Terrain", steps=args.steps, rate=args.rate)
+            seen = [receiver.call_reply(None, timeout=args.steps / args.rate + 90) for receiver in receivers]
+        finally:
+            for worker in reversed(workers):
+                worker.close()
+    lags = [round(s["seen_at"] - drag["last_step_at"], 4) for s in seen]
+    return {
+        "bench": "addon-live-drag",
+        "addon_root": Worker.addon_root or str(ROOT),
+        "objects": built["objects"],
+        "vertices": built["vertices"],
+        "steps": args.steps,
+        "rate": args.rate,
+        "sender_seconds": drag["seconds"],
+        "ideal_seconds": round((args.steps - 1) / args.rate, 3),
+        "sender_step_p50_ms": drag["step_p50_ms"],
+        "sender_step_max_ms": drag["step_max_ms"],
+        "receiver_lag_seconds": lags,
+        "last_receiver_lag_seconds": max(lags),
+        "receiver_pump_max_ms": [s["pump_max_ms"] for s in seen],
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
 
 
 # ---- command line ---------------------------------------------------------------------------------------
@@ -472,8 +348,6 @@ def worker_main(name: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["worker"]:
-        return worker_main(argv[1] if len(argv) > 1 else "worker")
     parser = argparse.ArgumentParser(prog="python tools/bench/addon.py", description=__doc__.split("\n\n")[0])
     kinds = parser.add_subparsers(dest="bench", required=True)
     join = kinds.add_parser("join", help="a fresh Blender joins a room with many objects and a large mesh")
@@ -486,8 +360,25 @@ def main(argv: list[str] | None = None) -> int:
     drag.add_argument("--steps", type=int, default=100)
     drag.add_argument("--grid", type=int, default=100, help="the dragged object's mesh: N x N vertices")
     drag.add_argument("--json", action="store_true")
+    idle = kinds.add_parser("idle", help="main-thread time of the timer while nobody works, in a heavy scene")
+    idle.add_argument("--objects", type=int, default=500, help="small mesh objects besides the grid")
+    idle.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
+    idle.add_argument("--seconds", type=float, default=20.0)
+    idle.add_argument("--json", action="store_true")
+    live = kinds.add_parser("live-drag", help="a paced drag in a heavy scene, seen by two receivers")
+    live.add_argument("--objects", type=int, default=500, help="small mesh objects besides the grid")
+    live.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
+    live.add_argument("--steps", type=int, default=100)
+    live.add_argument("--rate", type=float, default=60.0, help="steps a second")
+    live.add_argument("--receivers", type=int, default=2)
+    live.add_argument("--settle", type=float, default=3.0, help="seconds of timer before the drag")
+    live.add_argument("--json", action="store_true")
+    for sub in (join, drag, idle, live):
+        sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
-    result = bench_join(args) if args.bench == "join" else bench_drag(args)
+    Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
+    benches = {"join": bench_join, "drag": bench_drag, "idle": bench_idle, "live-drag": bench_live_drag}
+    result = benches[args.bench](args)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -1,0 +1,352 @@
+"""The Blender side of ``tools/bench/addon.py``: one Blender process (``bpy`` with the add-on enabled)
+driven by JSON lines on stdin, answering each with one ``@@ {...}`` line on stdout.
+
+    python tools/bench/addon_worker.py NAME
+
+It loads the add-on from this checkout, or from ``$BLENDSYNC_BENCH_ADDON_ROOT``
+when set (A/B runs against an older commit's export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+REPLY = "@@ "
+ADDON_ROOT_ENV = "BLENDSYNC_BENCH_ADDON_ROOT"
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def worker_main(name: str) -> int:
+    addon_root = os.environ.get(ADDON_ROOT_ENV)
+    if addon_root:
+        sys.path.insert(0, addon_root)
+    home = tempfile.mkdtemp(prefix="blendsync-bench-")
+    os.environ["BLENDER_USER_RESOURCES"] = home
+    os.environ["XDG_CACHE_HOME"] = home
+    import bpy  # noqa: I001  (addon_utils is importable only once bpy is)
+
+    import addon_utils
+
+    out = sys.stdout
+
+    def reply(**fields: Any) -> None:
+        out.write(REPLY + json.dumps(fields, default=repr) + "\n")
+        out.flush()
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+    def fail(exc: BaseException) -> None:
+        raise exc
+
+    addon = addon_utils.enable("blender_addon", default_set=True, handle_error=fail)
+    if addon is None:
+        raise SystemExit("could not enable the add-on")
+    from blender_addon import session as session_mod
+    from blender_addon import sync
+    from blender_addon.protocol_shim import protocol
+
+    def current():
+        session = session_mod.current()
+        if session is None:
+            raise RuntimeError("not connected")
+        return session
+
+    def timer_tick() -> float:
+        """What Blender's event loop does: flush the depsgraph, run the add-on's timer, wait its interval."""
+        bpy.context.view_layer.update()
+        return session_mod._timer() or 0.05
+
+    def run_until(predicate, timeout: float) -> int:
+        end = time.monotonic() + timeout
+        pumps = 0
+        while time.monotonic() < end:
+            interval = timer_tick()
+            pumps += 1
+            if predicate():
+                return pumps
+            time.sleep(interval)
+        raise TimeoutError("timed out")
+
+    def settled(session) -> bool:
+        return (
+            session.connected
+            and session.room is not None
+            and session._join is None
+            and not session.busy
+            and not session.unacked
+        )
+
+    def build(objects: int, grid: int, grids: int = 1) -> dict[str, Any]:
+        scene = bpy.context.scene
+        coll = bpy.data.collections.new("Props")
+        scene.collection.children.link(coll)
+        mat = bpy.data.materials.new("Paint")
+        base = bpy.data.meshes.new("Box")
+        s = 0.2
+        verts = [(x * s, y * s, z * s) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+        faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        base.from_pydata(verts, [], faces)
+        base.materials.append(mat)
+        for i in range(objects):
+            me = base.copy()
+            me.name = f"Box.{i:03d}"
+            ob = bpy.data.objects.new(f"Box.{i:03d}", me)
+            ob.location = (i % 10, i // 10, 0.0)
+            ob.rotation_euler = (0.0, 0.0, i * 0.1)
+            coll.objects.link(ob)
+        bpy.data.meshes.remove(base)
+        vertices = 0
+        for i in range(grids if grid else 0):
+            bpy.ops.mesh.primitive_grid_add(
+                x_subdivisions=grid - 1,
+                y_subdivisions=grid - 1,
+                size=10,
+                calc_uvs=False,
+                location=(12.0 * i, -12.0, 0.0),
+            )
+            ob = bpy.context.active_object
+            ob.name = ob.data.name = "Terrain" if i == 0 else f"Terrain.{i:03d}"
+            vertices += len(ob.data.vertices)
+        bpy.context.view_layer.update()
+        values = sync.serialise_scene()
+        return {
+            "objects": len(bpy.data.objects),
+            "vertices": vertices,
+            "keys": len(values),
+            "key_bytes": sum(len(k) + len(v) for k, v in values.items()),
+        }
+
+    def publish(room: str, timeout: float) -> dict[str, Any]:
+        session = current()
+        sent0 = session.net.bytes_sent
+        start = time.perf_counter()
+        session.create_room(room, keep_open=True, send_scene=True)
+        # Joined first; the next pump's scan sends the whole scene as the room's first batch.
+        run_until(lambda: session.room == room and settled(session) and session.tracker.values, timeout)
+        return {
+            "seconds": round(time.perf_counter() - start, 3),
+            "bytes_sent": session.net.bytes_sent - sent0,
+        }
+
+    def join(room: str, timeout: float) -> dict[str, Any]:
+        session = current()
+        received0 = session.net.bytes_received
+        spent = {"apply": 0.0, "pump": 0.0}
+        step = session.applier.step
+
+        def timed_step(*args: Any, **kwargs: Any) -> float:
+            t0 = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                spent["apply"] += time.perf_counter() - t0
+
+        session.applier.step = timed_step
+        start = time.perf_counter()
+        session.join_room(room)
+        snapshot_done = None
+        pumps = 0
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            interval = timer_tick()
+            spent["pump"] += time.perf_counter() - t0
+            pumps += 1
+            if snapshot_done is None and session.room == room and session._join is None:
+                snapshot_done = time.perf_counter()
+            if snapshot_done is not None and not session.busy:
+                break
+            time.sleep(interval)
+        else:
+            raise TimeoutError("join timed out")
+        done = time.perf_counter()
+        del session.applier.step
+        return {
+            "seconds": round(done - start, 3),
+            "snapshot_end_seconds": round(snapshot_done - start, 3),
+            "after_snapshot_seconds": round(done - snapshot_done, 3),
+            "apply_step_seconds": round(spent["apply"], 3),
+            "pump_seconds": round(spent["pump"], 3),
+            "pumps": pumps,
+            "bytes_received": session.net.bytes_received - received0,
+        }
+
+    def drag(steps: int) -> dict[str, Any]:
+        session = current()
+        ob = bpy.data.objects["Terrain"]
+        view_layer = bpy.context.view_layer
+        run_until(lambda: settled(session), 30)
+        whole = {**sync.serialise_datablock(ob), **sync.serialise_datablock(ob.data)}
+        frame = protocol.encode_frame(
+            protocol.Batch(op_id=1, ops=[["set", k, v] for k, v in whole.items()]).to_body()
+        )
+        transform_key = sync.make_key("obj", sync.get_uuid(ob), "location")
+        sent0, batches0 = session.net.bytes_sent, session.stats["batches"]
+        start = time.perf_counter()
+        for i in range(steps):
+            ob.location = ((i + 1) * 0.05, (i + 1) * 0.02, 0.0)
+            view_layer.update()
+            session_mod.pump()
+        run_until(lambda: settled(session), 30)
+        seconds = time.perf_counter() - start
+        time.sleep(0.2)  # let the network thread finish writing
+        return {
+            "vertices": len(ob.data.vertices),
+            "batches": session.stats["batches"] - batches0,
+            "bytes_sent": session.net.bytes_sent - sent0,
+            "transform_key_bytes": len(transform_key) + len(session.tracker.values[transform_key]),
+            "whole_keys": len(whole),
+            "whole_bytes_per_step": len(frame),
+            "seconds": round(seconds, 3),
+        }
+
+    def idle(seconds: float) -> dict[str, Any]:
+        """Nobody works: the timer runs for ``seconds``; the main-thread time of each call is measured."""
+        session = current()
+        run_until(lambda: settled(session), 60)
+        calls: list[float] = []
+        cpu: list[float] = []  # this thread's CPU time: what other processes on the machine do not inflate
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            bpy.context.view_layer.update()
+            t0, c0 = time.perf_counter(), time.thread_time()
+            interval = session_mod._timer() or 0.05
+            calls.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+            time.sleep(interval)
+        ms = [c * 1000 for c in calls]
+        cpu_ms = [c * 1000 for c in cpu]
+        return {
+            "seconds": seconds,
+            "timer_calls": len(ms),
+            "timer_p50_ms": round(_percentile(ms, 0.50), 3),
+            "timer_p99_ms": round(_percentile(ms, 0.99), 3),
+            "timer_max_ms": round(max(ms), 3),
+            "timer_cpu_p50_ms": round(_percentile(cpu_ms, 0.50), 3),
+            "timer_cpu_p99_ms": round(_percentile(cpu_ms, 0.99), 3),
+            "timer_cpu_max_ms": round(max(cpu_ms), 3),
+            "calls_over_2ms": sum(1 for m in ms if m > 2.0),
+        }
+
+    def settle(seconds: float) -> dict[str, Any]:
+        """Run the timer for a while (the scans after joining are done)."""
+        session = current()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end or not settled(session):
+            time.sleep(timer_tick())
+        return {}
+
+    def paced_drag(object_name: str, steps: int, rate: float) -> dict[str, Any]:
+        """Move an object ``steps`` times, ``rate`` steps a second: location, depsgraph update, one pump;
+        the timer runs in the gaps, as Blender's event loop would."""
+        session = current()
+        ob = bpy.data.objects[object_name]
+        view_layer = bpy.context.view_layer
+        step_times: list[float] = []
+        start = time.perf_counter()
+        for i in range(steps):
+            due = start + i / rate
+            while True:
+                now = time.perf_counter()
+                if now >= due:
+                    break
+                time.sleep(min(due - now, 0.005))
+            t0 = time.perf_counter()
+            ob.location = ((i + 1) * 0.05, (i + 1) * 0.02, 0.0)
+            view_layer.update()
+            session_mod.pump()
+            step_times.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - start
+        last_step_at = time.time()
+        run_until(lambda: settled(session), 30)
+        ms = [t * 1000 for t in step_times]
+        return {
+            "seconds": round(seconds, 3),
+            "last_step_at": last_step_at,
+            "step_p50_ms": round(_percentile(ms, 0.5), 3),
+            "step_max_ms": round(max(ms), 3),
+        }
+
+    def watch(object_name: str, location: list[float], timeout: float) -> dict[str, Any]:
+        """Run the timer until the object shows ``location``; when (wall clock) it did."""
+        pumps: list[float] = []
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            bpy.context.view_layer.update()
+            t0 = time.perf_counter()
+            interval = session_mod._timer() or 0.05
+            pumps.append(time.perf_counter() - t0)
+            ob = bpy.data.objects.get(object_name)
+            if ob is not None and all(abs(a - b) < 1e-5 for a, b in zip(ob.location, location, strict=True)):
+                return {"seen_at": time.time(), "pump_max_ms": round(max(pumps) * 1000, 3)}
+            time.sleep(interval)
+        raise TimeoutError(f"{object_name} never reached {location}")
+
+    reply(ok=True, ready=True, pid=os.getpid())
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        command = json.loads(line)
+        cmd = command.pop("cmd")
+        if cmd == "quit":
+            reply(ok=True)
+            break
+        try:
+            if cmd == "build":
+                result = build(int(command["objects"]), int(command["grid"]), int(command.get("grids", 1)))
+            elif cmd == "connect":
+                session = session_mod.start(command["servers"], name=name)
+                run_until(lambda session=session: session.connected, 20)
+                result = {}
+            elif cmd == "publish":
+                result = publish(command["room"], float(command.get("timeout", 60)))
+            elif cmd == "join":
+                result = join(command["room"], float(command.get("timeout", 60)))
+            elif cmd == "drag":
+                result = drag(int(command["steps"]))
+            elif cmd == "idle":
+                result = idle(float(command["seconds"]))
+            elif cmd == "settle":
+                result = settle(float(command["seconds"]))
+            elif cmd == "paced_drag":
+                result = paced_drag(command["object"], int(command["steps"]), float(command["rate"]))
+            elif cmd == "watch":
+                result = watch(command["object"], command["location"], float(command["timeout"]))
+            elif cmd == "state":
+                session = current()
+                result = {
+                    "hash": sync.scene_hash(),
+                    "seq": session.last_seq,
+                    "errors": session.applier.errors[-5:],
+                    "messages": session.messages[-5:],
+                }
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+        except Exception as exc:
+            import traceback
+
+            reply(ok=False, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc())
+        else:
+            reply(ok=True, **result)
+    session_mod.stop()
+    addon_utils.disable("blender_addon", default_set=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1] if len(sys.argv) > 1 else "worker"))
