@@ -47,8 +47,8 @@ __all__ = [
     "scene_hash",
     "serialise_datablock",
     "serialise_scene",
-    "split_key",
     "shading_only_ids",
+    "split_key",
     "unpack_f32",
     "unpack_i32",
 ]
