@@ -136,8 +136,8 @@ class ChangeTracker:
             return
         self._values[key] = value
         self._keys.setdefault(uuid, set()).add(key)
-        if parsed:
-            self._kinds[uuid] = parsed[0]
+        if uuid is not key:
+            self._kinds[uuid] = bits[0]
         self._audit_seen.add(uuid)
 
     def forget_uuid(self, uuid: str) -> None:
