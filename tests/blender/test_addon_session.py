@@ -597,7 +597,7 @@ def test_each_pump_audits_a_bounded_slice_and_finds_an_unreported_edit(live, P):
     pump_after_update(session)
     net.take(P.Batch)
     orphan.diffuse_color = (1.0, 0.0, 0.0, 1.0)
-    key = sync.make_key("mat", sync.get_uuid(orphan), "meta")
+    key = sync.make_key("mat", sync.get_uuid(orphan), "set", "diffuse_color")
     from blender_addon.sync.kinds import REGISTRY
 
     datablocks = sum(len(getattr(bpy.data, kind.collection)) for kind in REGISTRY)

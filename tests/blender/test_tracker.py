@@ -261,7 +261,7 @@ def test_event_path_finds_each_edit_without_a_full_scan(reported, monkeypatch):
     ob = bpy.data.objects["Tri"]
     ob.location.x += 1.0
     assert tracker.scan(take(reported)) == (
-        {key_of(ob, "transform"): tracker.values[key_of(ob, "transform")]},
+        {key_of(ob, "location"): tracker.values[key_of(ob, "location")]},
         [],
     )
     assert serialised == ["Tri"]  # the one reported datablock, not the scene
@@ -274,12 +274,12 @@ def test_event_path_finds_each_edit_without_a_full_scan(reported, monkeypatch):
 
     ob.name = "Renamed"
     changed, _ = tracker.scan(take(reported))
-    assert list(changed) == [key_of(ob, "meta")]
+    assert list(changed) == [key_of(ob, "name")]
 
     mat = bpy.data.materials["Shiny"]
     mat.roughness = 0.6
     changed, _ = tracker.scan(take(reported))
-    assert list(changed) == [key_of(mat, "meta")]
+    assert list(changed) == [key_of(mat, "set", "roughness")]
 
     added = link(bpy.data.objects.new("Added", None))
     changed, _ = tracker.scan(take(reported))
@@ -304,19 +304,19 @@ def test_undo_and_redo_are_found_by_the_event_path(reported):
     bpy.data.objects["Undone"].location.x = 3.0
     bpy.ops.ed.undo_push(message="moved")
     tracker.scan(take(reported))
-    key = key_of(ob, "transform")
-    assert sync.decode_value(tracker.values[key])["location"][0] == 3.0
+    key = key_of(ob, "location")
+    assert sync.decode_value(tracker.values[key])[0] == 3.0
 
     bpy.ops.ed.undo()
     tracker.forget_counts()
     changed, deleted = tracker.scan(take(reported))
     assert list(changed) == [key] and deleted == []
-    assert sync.decode_value(changed[key])["location"][0] == 0.0
+    assert sync.decode_value(changed[key])[0] == 0.0
 
     bpy.ops.ed.redo()
     tracker.forget_counts()
     changed, deleted = tracker.scan(take(reported))
-    assert list(changed) == [key] and sync.decode_value(changed[key])["location"][0] == 3.0
+    assert list(changed) == [key] and sync.decode_value(changed[key])[0] == 3.0
 
     uuid = sync.get_uuid(bpy.data.objects["Undone"])
     bpy.data.objects.remove(bpy.data.objects["Undone"])
@@ -347,13 +347,14 @@ def test_audit_finds_an_edit_the_depsgraph_does_not_report_within_one_pass(repor
     pass_length = sum(len(getattr(bpy.data, kind.collection)) for kind in _registry())
     found: dict = {}
     calls = 0
-    while key_of(orphan, "meta") not in found:
+    roughness = key_of(orphan, "set", "roughness")
+    while roughness not in found:
         changed, deleted = tracker.audit(budget)
         calls += 1
         assert deleted == []
         found.update(changed)
         assert calls <= -(-pass_length // budget) + 1
-    assert sync.decode_value(found[key_of(orphan, "meta")])["props"]["roughness"] == pytest.approx(0.125)
+    assert sync.decode_value(found[roughness]) == pytest.approx(0.125)
     assert synced_count() <= pass_length
 
 
@@ -503,7 +504,7 @@ def test_a_material_edit_does_not_rehash_the_heavy_mesh_that_uses_it(monkeypatch
         bpy.context.view_layer.update()
         assert big in light and small in light
         changed, _ = tracker.scan(seen, light)
-        assert list(changed) == [key_of(mat, "meta")]
+        assert list(changed) == [key_of(mat, "set", "roughness")]
         assert ("mesh", big.name) not in serialised and ("mesh", small.name) in serialised
     finally:
         bpy.app.handlers.depsgraph_update_post.remove(on_update)
