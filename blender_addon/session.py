@@ -47,7 +47,10 @@ import bpy
 
 from . import sync
 from .net import HelloInfo, NetThread, parse_addresses
+from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
+from .presence import gather_presence
 from .protocol_shim import protocol
+from .session_events import ServerEventsMixin
 
 AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
 AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
@@ -158,60 +161,7 @@ def stop() -> None:
         bpy.app.timers.unregister(_timer)
 
 
-def _flatten_column_major(matrix) -> list[float]:
-    return [float(matrix[row][col]) for col in range(4) for row in range(4)]
-
-
-def find_region_3d():
-    """The first 3D view's region data (None when Blender has no 3D view)."""
-    wm = bpy.context.window_manager
-    for window in getattr(wm, "windows", ()):
-        screen = window.screen
-        if screen is None:
-            continue
-        for area in screen.areas:
-            if area.type == "VIEW_3D":
-                space = area.spaces.active
-                region_3d = getattr(space, "region_3d", None)
-                if region_3d is not None:
-                    return region_3d
-    return None
-
-
-def gather_presence(name: str, color: list[float]) -> dict[str, Any]:
-    """This artist's presence fields, read from Blender and fitted to the protocol's grammar (Blender
-    names may hold control characters; a field that still does not fit is left out, not sent)."""
-    limits = protocol.limits
-    context = bpy.context
-    scene = context.scene
-    state: dict[str, Any] = {"name": protocol.fit_name(name), "color": [float(c) for c in color]}
-    state["mode"] = protocol.fit_name(
-        str(getattr(context, "mode", "OBJECT") or "OBJECT"), limits.MAX_LABEL_BYTES
-    )
-    if scene is not None:
-        state["frame"] = int(scene.frame_current)
-        state["scene"] = protocol.fit_name(scene.name)
-    region_3d = find_region_3d()
-    if region_3d is not None:
-        state["view_matrix"] = _flatten_column_major(region_3d.view_matrix)
-    view_layer = context.view_layer
-    selection: list[str] = []
-    if view_layer is not None:
-        for ob in view_layer.objects.selected:  # not every object: this runs 10 times a second
-            uuid = sync.peek_uuid(ob)
-            if uuid is not None:
-                selection.append(uuid)
-    budget, kept = limits.MAX_SELECTION_BYTES, []
-    for uuid in sorted(selection)[: limits.MAX_SELECTION]:
-        budget -= len(uuid.encode("utf-8"))
-        if budget < 0:
-            break
-        kept.append(uuid)
-    state["selection"] = kept
-    return {k: v for k, v in state.items() if protocol.presence_field_ok(k, v)}
-
-
-class Session:
+class Session(ServerEventsMixin):
     """One artist's connection and room (see the module docstring)."""
 
     def __init__(
@@ -485,96 +435,6 @@ class Session:
         for event in self.client_session.resume_plan():
             self._send(event)
         self.live = self.room is not None  # ordered behind the join: new batches may follow at once
-
-    def _on_event(self, event) -> None:
-        P = protocol
-        room = self.room
-        step = self.client_session.receive(event, time.monotonic())
-        for reply in step.send:
-            self._send(reply)
-        if step.view:
-            self.applier.feed(step.view)
-        if isinstance(event, P.Applied):
-            if event.room == room:
-                self.stats["applied"] += len(step.view)
-                self.stats["ignored"] += len(event.ops) - len(step.view)  # held back by our own edits
-        elif isinstance(event, P.SnapshotEnd):
-            if step.snapshot_end is not None:
-                self._on_snapshot_end(step.snapshot_end, step.view_keep)
-        elif isinstance(event, P.Joined):
-            if step.resumed is not None:
-                self._on_joined(event, resumed=True)
-            elif self._join is not None and event.ref == self._join["ref"]:
-                self._on_joined(event, resumed=False)
-        elif isinstance(event, P.RoomList):
-            self.rooms = {room["name"]: room for room in event.rooms if "name" in room}
-            self.revision += 1
-        elif isinstance(event, P.RoomsChanged):
-            for room in event.updated:
-                if "name" in room:
-                    self.rooms[room["name"]] = room
-            for name in event.deleted:
-                self.rooms.pop(name, None)
-            self.revision += 1
-        elif isinstance(event, P.RoomCreated):
-            request = self._requests.pop(event.ref, None) if event.ref is not None else None
-            self.log(f"created room {event.room!r}")
-            if request is not None and request[1].get("join"):
-                info = request[1]
-                self.join_room(info["room"], password=info["password"], send_scene=info["send_scene"])
-        elif isinstance(event, P.Left):
-            self._requests.pop(event.ref, None)
-        elif isinstance(event, P.RoomDeleted):
-            if event.ref is not None:
-                self._requests.pop(event.ref, None)
-                self.log(f"deleted room {event.room!r}")
-            elif step.room_lost:
-                self._left_room(f"room {event.room!r} was deleted")
-            self.rooms.pop(event.room, None)
-            self.revision += 1
-        elif isinstance(event, P.ClientJoined):
-            if event.room == self.room:
-                client = dict(event.client)
-                if client.get("id") and client["id"] != self.client_id:
-                    self.users[client["id"]] = client
-                    self.revision += 1
-        elif isinstance(event, P.ClientLeft):
-            if self.users.pop(event.client_id, None) is not None:
-                self.revision += 1
-        elif isinstance(event, P.ClientUpdated):
-            if event.room == self.room and event.client_id != self.client_id:
-                self.users.setdefault(event.client_id, {"id": event.client_id}).update(event.state)
-                self.revision += 1
-        elif isinstance(event, P.Error):
-            self._on_error(event, step, room)
-
-    def _on_joined(self, joined, *, resumed: bool) -> None:
-        join = self._join
-        self._requests.pop(joined.ref, None)
-        self.live = True
-        self.users = {c["id"]: dict(c) for c in joined.clients if c.get("id") and c["id"] != self.client_id}
-        if joined.mode == "snapshot":
-            self.receiving_snapshot = True
-            if not resumed and join is not None:
-                if joined.key_count > 0 or not join.get("send_scene"):
-                    sync.clear_scene()
-                self.applier.reset()
-                self.tracker.reset()
-            # else: the log after our seq is gone; the snapshot replaces what we had
-        else:
-            self.log(f"resumed room {joined.room!r} after seq {joined.seq}")
-        self.revision += 1
-
-    def _on_snapshot_end(self, seq: int, keep: set[str] | None) -> None:
-        self.receiving_snapshot = False
-        if keep is not None:
-            # A rejoin from a snapshot: what we had and it has not (nor we edit) was deleted meanwhile.
-            self.applier.feed([(key, None) for key in self.tracker.values if key not in keep])
-            self.log(f"rejoined room {self.room!r} from a snapshot at seq {seq}")
-        else:
-            self.log(f"joined room {self.room!r} at seq {seq}")
-        self._join = None  # the next scan uploads the local scene when it was kept (the tracker is fresh)
-        self.revision += 1
 
     def _on_error(self, error, step, room: str | None) -> None:
         request = self._requests.pop(error.ref, None) if error.ref is not None else None

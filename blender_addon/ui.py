@@ -24,6 +24,7 @@ from bpy.props import (
 from . import session as session_module
 from . import sync
 from .overlay import rows_from_column_major
+from .presence import find_region_3d
 
 PACKAGE = __package__ or "blender_addon"
 
@@ -349,7 +350,7 @@ class BLENDSYNC_OT_snap_view(bpy.types.Operator):
         if not isinstance(view, list) or len(view) != 16:
             self.report({"WARNING"}, "That artist has no 3D view")
             return {"CANCELLED"}
-        region_3d = context.region_data or session_module.find_region_3d()
+        region_3d = context.region_data or find_region_3d()
         if region_3d is None:
             self.report({"WARNING"}, "No 3D view here")
             return {"CANCELLED"}

@@ -1,27 +1,26 @@
 """The Raft state machine: inputs are ticks, peer messages and local requests; outputs are queued
 messages, log entries to persist and a commit index. No I/O, no clock, no threads.
 
-``RawNode`` (rawnode.py) wraps this in the ready()/advance() contract the driver uses.
+``RawNode`` (rawnode.py) wraps this in the ready()/advance() contract the driver uses. The leader's
+replication (leader.py), ReadIndex (read_only.py) and membership changes (membership.py) are mixed in.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import random
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+from .config import Config
+from .leader import LeaderMixin
 from .log import RaftLog
-from .progress import Progress, ProgressState
-from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .membership import MembershipMixin
+from .progress import Progress
+from .quorum import VoteResult, has_quorum, vote_result
+from .read_only import ReadOnlyMixin, _ReadRound
 from .storage import LogStorage
 from .types import (
     NO_NODE,
     CompactedError,
-    ConfChange,
-    ConfChangeType,
     Entry,
     EntryKind,
     HardState,
@@ -32,7 +31,6 @@ from .types import (
     ReadState,
     Role,
     Snapshot,
-    SnapshotTemporarilyUnavailableError,
     SoftState,
 )
 
@@ -41,46 +39,7 @@ from .types import (
 CAMPAIGN_TRANSFER = b"transfer"
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    node_id: int
-    election_tick: int = 10
-    heartbeat_tick: int = 1
-    pre_vote: bool = True
-    check_quorum: bool = True
-    max_inflight_msgs: int = 256
-    max_entries_per_msg: int = 512
-    max_bytes_per_msg: int = 1 << 20
-    seed: int = 0
-    # Index the driver's state machine has already applied (on restart); 0 means "replay from the
-    # snapshot".
-    applied: int = 0
-    # Cap on the bytes of committed entries handed out in one Ready.
-    max_committed_bytes_per_ready: int = 64 << 20
-
-    def validate(self) -> None:
-        if self.node_id <= 0:
-            raise ValueError("node_id must be a positive integer")
-        if self.heartbeat_tick <= 0:
-            raise ValueError("heartbeat_tick must be positive")
-        if self.election_tick <= self.heartbeat_tick:
-            raise ValueError("election_tick must be greater than heartbeat_tick")
-        if self.max_inflight_msgs <= 0 or self.max_entries_per_msg <= 0 or self.max_bytes_per_msg <= 0:
-            raise ValueError("message limits must be positive")
-        if self.applied < 0:
-            raise ValueError("applied must be >= 0")
-
-
-@dataclass(slots=True)
-class _ReadRound:
-    """One heartbeat round confirming leadership for the read requests received before it."""
-
-    index: int
-    requests: list[Message]
-    acks: set[int] = field(default_factory=set)
-
-
-class Raft:
+class Raft(LeaderMixin, ReadOnlyMixin, MembershipMixin):
     def __init__(self, config: Config, storage: LogStorage) -> None:
         config.validate()
         self.config = config
@@ -334,194 +293,6 @@ class Raft:
         else:
             self._send(resp_type, m.src, reject=True)
 
-    # -- leader ---------------------------------------------------------------------------------
-
-    def _step_leader(self, m: Message) -> None:
-        if m.type is MessageType.PROPOSE:
-            if m.src in self.progress and all(e.kind is EntryKind.NORMAL for e in m.entries):
-                # The forwarder learns nothing if we drop it; its own timeout covers that.
-                with contextlib.suppress(ProposalDroppedError):
-                    self.propose_entries([e.data for e in m.entries])
-            return
-        if m.type is MessageType.READ_INDEX:
-            if m.src == self.id or m.src in self.progress:
-                self._leader_read_index(m)
-            return
-        pr = self.progress.get(m.src)
-        if pr is None:
-            return
-        if m.type is MessageType.APPEND_RESP:
-            self._handle_append_response(m, pr)
-        elif m.type is MessageType.HEARTBEAT_RESP:
-            self._handle_heartbeat_response(m, pr)
-
-    def _handle_append_response(self, m: Message, pr: Progress) -> None:
-        pr.recent_active = True
-        if m.reject:
-            next_probe = m.reject_hint
-            if m.log_term > 0:
-                # Skip every entry of ours whose term is above the follower's term at the hint:
-                # none of them can match.
-                next_probe, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
-            if pr.maybe_decrease_to(m.index, next_probe):
-                if pr.state is ProgressState.REPLICATE:
-                    pr.become_probe()
-                self._send_append(m.src)
-            return
-
-        was_paused = pr.is_paused()
-        if pr.maybe_update(m.index) or (pr.match == m.index and pr.state is ProgressState.PROBE):
-            if pr.state is ProgressState.PROBE:
-                pr.become_replicate()
-            elif pr.state is ProgressState.SNAPSHOT and pr.match + 1 >= self.log.first_index():
-                # The snapshot landed and our log continues right after it.
-                pr.become_probe()
-                pr.become_replicate()
-            elif pr.state is ProgressState.REPLICATE:
-                pr.inflights.free_le(m.index)
-            if self._maybe_commit():
-                self._bcast_append()
-            elif was_paused:
-                self._send_append(m.src)
-            while self._maybe_send_append(m.src, send_if_empty=False):
-                pass
-            if m.src == self.lead_transferee and pr.match == self.log.last_index():
-                self._send(MessageType.TIMEOUT_NOW, m.src)
-
-    def _handle_heartbeat_response(self, m: Message, pr: Progress) -> None:
-        pr.recent_active = True
-        pr.probe_sent = False
-        if pr.state is ProgressState.REPLICATE and pr.inflights.full():
-            # The follower is alive but our window is stuck (messages lost): let one more through,
-            # its rejection or ack resynchronises the stream.
-            pr.inflights.free_first()
-        if pr.match < self.log.last_index() or pr.state is ProgressState.PROBE:
-            self._send_append(m.src)
-        if len(m.context) != 8:
-            return
-        seq = int.from_bytes(m.context, "big")
-        read_round = self.read_rounds.get(seq)
-        if read_round is None:
-            return
-        read_round.acks.add(m.src)
-        if vote_result(self.voters, dict.fromkeys(read_round.acks, True)) is not VoteResult.WON:
-            return
-        # A quorum still follows us after this round started, so every round before it (and the
-        # reads they carry) is confirmed as well.
-        for done_seq in sorted(s for s in self.read_rounds if s <= seq):
-            done = self.read_rounds.pop(done_seq)
-            for req in done.requests:
-                self._answer_read(req, done.index)
-
-    def _maybe_commit(self) -> bool:
-        index = committed_index(self.voters, {peer: pr.match for peer, pr in self.progress.items()})
-        # Only an entry of our own term is committed by counting replicas (Figure 8); earlier
-        # entries become committed indirectly, as its prefix.
-        if not self.log.maybe_commit(index, self.term):
-            return False
-        if self.reads_waiting_for_commit and self.committed_entry_in_current_term():
-            waiting, self.reads_waiting_for_commit = self.reads_waiting_for_commit, []
-            for req in waiting:
-                self._start_read_round(req)
-        return True
-
-    def _append_entries(self, entries: list[Entry]) -> int:
-        last = self.log.last_index()
-        stamped = [Entry(self.term, last + 1 + i, e.kind, e.data) for i, e in enumerate(entries)]
-        last = self.log.append(stamped)
-        # Our own copy counts towards the quorum at once: nothing is sent before the driver has
-        # persisted it (Ready contract).
-        self.progress[self.id].maybe_update(last)
-        self._maybe_commit()
-        return last
-
-    def _maybe_send_append(self, to: int, send_if_empty: bool = True) -> bool:
-        pr = self.progress[to]
-        if pr.is_paused():
-            return False
-        prev_index = pr.next - 1
-        try:
-            prev_term = self.log.term(prev_index)
-            entries = self.log.entries_from(pr.next, self.config.max_bytes_per_msg)
-        except CompactedError:
-            return self._maybe_send_snapshot(to, pr)
-        if len(entries) > self.config.max_entries_per_msg:
-            entries = entries[: self.config.max_entries_per_msg]
-        if not entries and not send_if_empty:
-            return False
-        self._send(
-            MessageType.APPEND,
-            to,
-            index=prev_index,
-            log_term=prev_term,
-            entries=tuple(entries),
-            commit=self.log.committed,
-        )
-        pr.sent_entries(entries[-1].index if entries else None)
-        return True
-
-    def _send_append(self, to: int) -> None:
-        self._maybe_send_append(to, send_if_empty=True)
-
-    def _maybe_send_snapshot(self, to: int, pr: Progress) -> bool:
-        if not pr.recent_active:
-            return False  # do not ship a snapshot to a node that may well be down
-        try:
-            snap = self.log.snapshot()
-        except SnapshotTemporarilyUnavailableError:
-            return False
-        if snap.is_empty():
-            raise AssertionError("entries are compacted but there is no snapshot")
-        pr.become_snapshot(snap.meta.index)
-        self._send(MessageType.SNAPSHOT, to, snapshot=snap)
-        return True
-
-    def _bcast_append(self) -> None:
-        for peer in sorted(self.progress):
-            if peer != self.id:
-                self._send_append(peer)
-
-    def _bcast_heartbeat(self, context: bytes = b"") -> None:
-        for peer in sorted(self.progress):
-            if peer == self.id:
-                continue
-            pr = self.progress[peer]
-            # Never tell a follower to commit beyond what it is known to hold.
-            commit = min(pr.match, self.log.committed)
-            self._send(MessageType.HEARTBEAT, peer, commit=commit, context=context)
-
-    # -- ReadIndex ------------------------------------------------------------------------------
-
-    def _leader_read_index(self, m: Message) -> None:
-        if self.voters == {self.id}:
-            self._answer_read(m, self.log.committed)
-        elif not self.committed_entry_in_current_term():
-            # Our commit index may lag the true one until our no-op commits.
-            self.reads_waiting_for_commit.append(m)
-        else:
-            self._start_read_round(m)
-
-    def _start_read_round(self, m: Message) -> None:
-        seq = self.next_read_round
-        self.next_read_round += 1
-        self.read_rounds[seq] = _ReadRound(self.log.committed, [m], {self.id})
-        self._bcast_heartbeat(seq.to_bytes(8, "big"))
-
-    def _answer_read(self, req: Message, index: int) -> None:
-        if req.src == self.id:
-            self.read_states.append(ReadState(index, req.context))
-        else:
-            self._send(MessageType.READ_INDEX_RESP, req.src, index=index, context=req.context)
-
-    def read_index(self, context: bytes) -> None:
-        m = Message(MessageType.READ_INDEX, self.id, self.id, context=context)
-        if self.role is Role.LEADER:
-            self._leader_read_index(m)
-        elif self.leader is None:
-            raise NotLeaderError(None)
-        else:
-            self._send(MessageType.READ_INDEX, self.leader, term=0, context=context)
-
     # -- follower and candidates ----------------------------------------------------------------
 
     def _step_follower(self, m: Message) -> None:
@@ -623,84 +394,6 @@ class Raft:
         self._bcast_append()
         return last
 
-    def propose_conf_change(self, cc: ConfChange) -> int:
-        if self.role is not Role.LEADER:
-            raise NotLeaderError(self.leader)
-        if self.lead_transferee is not None:
-            raise ProposalDroppedError(f"leadership is being transferred to {self.lead_transferee}")
-        if self.pending_conf_index > self.log.applied:
-            raise ProposalDroppedError(
-                f"configuration change at {self.pending_conf_index} is not applied yet"
-            )
-        if not self.committed_entry_in_current_term():
-            # Without this a change could be decided by a quorum that an earlier-term change
-            # (uncommitted, overwritten) made unsafe (the single-server change bug found in 2015).
-            raise ProposalDroppedError("leader has not committed an entry of its term yet")
-        if cc.node_id <= 0:
-            raise ProposalDroppedError("node ids must be positive")
-        if cc.type is ConfChangeType.ADD_NODE and cc.node_id in self.voters:
-            raise ProposalDroppedError(f"node {cc.node_id} is already a voter")
-        if cc.type is ConfChangeType.REMOVE_NODE:
-            if cc.node_id not in self.voters:
-                raise ProposalDroppedError(f"node {cc.node_id} is not a voter")
-            if self.voters == {cc.node_id}:
-                raise ProposalDroppedError("cannot remove the last voter")
-        # No other change is pending, so our voters are the configuration this change applies to.
-        if cc.type is ConfChangeType.ADD_NODE:
-            result = self.voters | {cc.node_id}
-        else:
-            result = self.voters - {cc.node_id}
-        cc = dataclasses.replace(cc, voters=result)
-        last = self._append_entries([Entry(0, 0, EntryKind.CONF_CHANGE, cc.to_bytes())])
-        self.pending_conf_index = last
-        self._bcast_append()
-        return last
-
-    def apply_conf_change(self, cc: ConfChange) -> frozenset[int]:
-        """Make a committed configuration change take effect (idempotent, so replays are fine)."""
-        if cc.voters is not None:
-            voters = set(cc.voters)
-        else:
-            voters = set(self.voters)
-            if cc.type is ConfChangeType.ADD_NODE:
-                voters.add(cc.node_id)
-            else:
-                voters.discard(cc.node_id)
-        added = voters - self.voters
-        self._set_voters(voters)
-        if cc.type is ConfChangeType.REMOVE_NODE and cc.node_id == self.lead_transferee:
-            self.lead_transferee = None
-        if self.role is Role.LEADER:
-            if self.id not in self.voters:
-                self._step_down_after_removal()
-            elif self._maybe_commit():
-                self._bcast_append()  # the quorum shrank
-            else:
-                for peer in sorted(self.progress):
-                    if peer != self.id:
-                        # Probe a new member at once rather than at the next heartbeat.
-                        self._maybe_send_append(peer, send_if_empty=peer in added)
-        return self.voters
-
-    def _step_down_after_removal(self) -> None:
-        # Hand over to an up-to-date voter so the cluster does not wait an election timeout.
-        last = self.log.last_index()
-        candidates = sorted(peer for peer, pr in self.progress.items() if pr.match == last)
-        if candidates:
-            self._send(MessageType.TIMEOUT_NOW, candidates[0])
-        self.become_follower(self.term, None)
-
-    def _set_voters(self, voters: Iterable[int]) -> None:
-        self.voters = frozenset(voters)
-        last = self.log.last_index()
-        for peer in self.voters:
-            if peer not in self.progress:
-                pr = Progress(last + 1, self.config.max_inflight_msgs, match=last if peer == self.id else 0)
-                pr.recent_active = True  # a new member gets a full timeout before CheckQuorum counts it
-                self.progress[peer] = pr
-        for peer in [p for p in self.progress if p not in self.voters]:
-            del self.progress[peer]
-
     def transfer_leader(self, to: int) -> None:
         if self.role is not Role.LEADER:
             raise NotLeaderError(self.leader)
@@ -720,21 +413,6 @@ class Raft:
         else:
             self._send_append(to)
 
-    def report_unreachable(self, peer: int) -> None:
-        pr = self.progress.get(peer) if self.role is Role.LEADER else None
-        if pr is not None and pr.state is ProgressState.REPLICATE:
-            pr.become_probe()
-
-    def report_snapshot(self, peer: int, ok: bool) -> None:
-        pr = self.progress.get(peer) if self.role is Role.LEADER else None
-        if pr is None or pr.state is not ProgressState.SNAPSHOT:
-            return
-        if not ok:
-            pr.pending_snapshot = 0
-        pr.become_probe()
-        # Wait for the next heartbeat answer before probing, rather than firing at once.
-        pr.probe_sent = True
-
     # -- output ---------------------------------------------------------------------------------
 
     def _send(
@@ -745,9 +423,7 @@ class Raft:
         term: int | None = None,
         **fields: Any,
     ) -> None:
-        self.msgs.append(
-            Message(msg_type, self.id, to, term=self.term if term is None else term, **fields)
-        )
+        self.msgs.append(Message(msg_type, self.id, to, term=self.term if term is None else term, **fields))
 
     def status(self) -> dict[str, Any]:
         progress = (
