@@ -28,6 +28,7 @@ class Joins:
         self.password_guard = password_guard
 
     async def join_room(self, session: Session, request: JoinRoom) -> None:
+        session.left = None  # from here, its ops reach it through the stream it joins (ack at their place)
         if request.password is not None and self.store.find_meta(request.room) is not None:
             self.password_guard.refuse_early(session.peer, request.room)  # before any work for a guess
         # A room just created (or written) through another node must be visible here first.

@@ -314,6 +314,7 @@ class Broadcaster:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "not in a room")
         self.locks.release(session, room)
         self.hub.remove_member(session)
+        session.left = (room, session.last_op_id)
         session.send(Left(room=room.name, ref=ref))
         meta = self.store.find_meta(room.name)
         everyone_left = not room.members and not self.peers.count(room.name)
@@ -361,10 +362,12 @@ class Broadcaster:
             seq = int(path[3]) + room.seq_base
             room.fan_out(seq, event.payload)
             author = self.hub.sessions.get(event.payload["c"])
-            if author is not None and room.members.get(author.client_id) is not author:
-                # Sent before its author left the room (e.g. pipelined with leave_room): it committed all
-                # the same, so it is answered, after `left`, outside any room stream.
-                author.send(Ack(op_id=event.payload["o"], seq=seq))
+            if author is not None and author.left is not None:
+                left_room, last_op_id = author.left
+                if left_room is room and event.payload["o"] <= last_op_id:
+                    # Sent before its author left the room (e.g. pipelined with leave_room): it committed
+                    # all the same, so it is answered, after `left`, outside any room stream.
+                    author.send(Ack(op_id=event.payload["o"], seq=seq))
         elif path[2] == "locks":
             self.locks.lock_event(room, path[3], None if event.action == "delete" else event.payload)
 

@@ -97,6 +97,9 @@ class Session:
         self.presence: dict[str, Any] = {}
         self.room: Room | None = None
         self.joined_seq = 0  # its room's stream starts after this seq (see Writes.write_outcome)
+        # (room, last op_id sent) when it left a room: ops sent before leaving that commit later are acked
+        # outside the stream (Broadcaster._on_tree_event); cleared when it starts joining again.
+        self.left: tuple[Room, int] | None = None
         self.last_op_id = 0
         self.closing = False
         self.inflight = trio.Semaphore(config.max_inflight_ops)  # writes not yet committed (backpressure)
