@@ -11,7 +11,9 @@ only by writes the server acknowledged. After every step:
 - every client's view of its room (snapshot, then its own acks and others' ``applied``) equals the model,
   and no client ever received a frame of a room it was not in;
 - every request got the answer the model predicts; invalid ones an ``error`` (fatal only where
-  docs/protocol.md says so), never ``internal``.
+  docs/protocol.md says so), never ``internal``. Whether a request is valid at all is the protocol's own
+  decoder's call (a server-side protocol.Connection), so the model follows protocol/limits.py when a limit
+  changes; what a valid request does is the model's.
 
 The clients speak frames by hand (protocol.Connection parses what the server sends) so that they can send
 what the library would refuse. Longer runs: ``BLENDSYNC_FUZZ_EXAMPLES=2000 pytest <this file>``.
