@@ -143,6 +143,11 @@ class Writes:
         if proposal.duplicate:
             # A retry of an op that already committed: this commit appended nothing and fanned nothing out.
             seq = appended_seq(result)
+            if seq is not None and result["results"][-1]["path"][1] != room.name:
+                # The op_id committed in another room of this session: its ack is not this room's to give.
+                return RequestError(
+                    ErrorCode.BAD_MESSAGE, f"op_id {op_id} already committed in another room: use a new op_id"
+                )
             if seq is not None:
                 seq += room.seq_base
                 # Its ack belongs at its seq. If this session's stream starts after that seq (its snapshot

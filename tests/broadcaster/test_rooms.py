@@ -271,3 +271,44 @@ async def test_a_write_pipelined_with_leave_room_is_still_answered(tmp_path):
         await wait_for(lambda: other.state.get("k") == b"v")
         assert ack.op_id == 1 and ack.seq == other.seq
         await stream.aclose()
+
+
+async def test_a_retry_in_another_room_than_its_op_committed_in_is_refused(tmp_path):
+    """Op ids are per session, not per room: resending op 1 after moving from room a to room b must not be
+    answered with room a's seq as if the op were in b (nor be left unanswered)."""
+    from protocol import NEED_DATA, Connection, Hello, JoinRoom, LeaveRoom, Role, Set
+
+    async with running_broadcaster(tmp_path / "d") as (host, port), connect(host, port, name="o") as owner:
+        for name in ("a", "b"):
+            await owner.create_room(name, keep_open=True)
+        await owner.join("b")
+        for i in range(3):
+            await owner.set(f"k{i}", b"x")  # b's seq is past a's, so a's seq would read as "in your state"
+        stream = await trio.open_tcp_stream(host, port)
+        conn = Connection(Role.CLIENT)
+        seen: list = []
+
+        async def until(kind: str) -> object:
+            while True:
+                for i, e in enumerate(seen):
+                    if kind == e.TYPE:
+                        return seen.pop(i)
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    conn.receive_data(await stream.receive_some(65536))
+                else:
+                    seen.append(event)
+
+        with trio.fail_after(30):
+            hello = Hello(protocol=1, client_name="r", session="cross-room-1")
+            await stream.send_all(conn.send(hello) + conn.send(JoinRoom(room="a", ref=1)))
+            await until("snapshot_end")
+            await stream.send_all(conn.send(Set(op_id=1, key="k", value=b"v")))
+            assert (await until("ack")).seq == 1
+            await stream.send_all(conn.send(LeaveRoom(ref=2)) + conn.send(JoinRoom(room="b", ref=3)))
+            await until("snapshot_end")
+            await stream.send_all(conn.send(Set(op_id=1, key="k", value=b"v")))
+            error = await until("error")
+        assert error.code == "bad_message" and "another room" in error.message and error.ref == 1
+        assert not any(e.TYPE == "ack" for e in seen)
+        await stream.aclose()
