@@ -238,45 +238,63 @@ async def test_retried_operation_applies_once(server):
         assert await a.set("k2", b"2") == first + 1  # nothing was applied twice
 
 
+class RawClient:
+    """A client speaking the protocol by hand (sans-IO Connection over a socket), to send what the library
+    would not: requests pipelined in one write, an op id resent in another room."""
+
+    def __init__(self, stream: trio.SocketStream):
+        from protocol import Connection, Role
+
+        self.stream = stream
+        self.conn = Connection(Role.CLIENT)
+        self.seen: list = []  # received, not yet taken
+
+    async def send(self, *events) -> None:
+        await self.stream.send_all(b"".join(self.conn.send(event) for event in events))  # in one write
+
+    async def wait_for(self, kind: str):
+        """The first received event of type ``kind`` (taken from ``seen``), reading until it comes."""
+        from protocol import NEED_DATA
+
+        while True:
+            for i, event in enumerate(self.seen):
+                if kind == event.TYPE:
+                    return self.seen.pop(i)
+            event = self.conn.next_event()
+            if event is NEED_DATA:
+                self.conn.receive_data(await self.stream.receive_some(65536))
+            else:
+                self.seen.append(event)
+
+
 async def test_a_write_pipelined_with_leave_room_is_still_answered(tmp_path):
     """The leave is handled while the write is being committed: the write commits all the same, so its
     author gets its ack (after `left`, outside the room's stream) instead of no answer at all."""
-    from protocol import NEED_DATA, Connection, Hello, JoinRoom, LeaveRoom, Role, Set
+    from protocol import Hello, JoinRoom, LeaveRoom, Set
 
     async with running_broadcaster(tmp_path / "d") as (host, port), connect(host, port, name="b") as other:
         await other.create_room("r", keep_open=True)
         await other.join("r")
-        stream = await trio.open_tcp_stream(host, port)
-        conn = Connection(Role.CLIENT)
-        hello = Hello(protocol=1, client_name="a", session="pipelined-1")
-        await stream.send_all(conn.send(hello) + conn.send(JoinRoom(room="r", ref=1)))
-        seen: list = []
-
-        async def until(kind: str) -> None:
-            while not any(kind == e.TYPE for e in seen):
-                event = conn.next_event()
-                if event is NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                else:
-                    seen.append(event)
-
+        raw = RawClient(await trio.open_tcp_stream(host, port))
         with trio.fail_after(30):
-            await until("snapshot_end")
-            pipelined = conn.send(Set(op_id=1, key="k", value=b"v")) + conn.send(LeaveRoom(ref=2))
-            await stream.send_all(pipelined)  # one write: the server reads both before the set commits
-            await until("ack")
-        kinds = [e.TYPE for e in seen]
-        assert kinds.index("left") < kinds.index("ack")
-        ack = next(e for e in seen if e.TYPE == "ack")
+            await raw.send(
+                Hello(protocol=1, client_name="a", session="pipelined-1"), JoinRoom(room="r", ref=1)
+            )
+            await raw.wait_for("snapshot_end")
+            # One write: the server reads both before the set commits.
+            await raw.send(Set(op_id=1, key="k", value=b"v"), LeaveRoom(ref=2))
+            await raw.wait_for("left")
+            assert not any(e.TYPE == "ack" for e in raw.seen)  # not before `left`
+            ack = await raw.wait_for("ack")
         await wait_for(lambda: other.state.get("k") == b"v")
         assert ack.op_id == 1 and ack.seq == other.seq
-        await stream.aclose()
+        await raw.stream.aclose()
 
 
 async def test_a_retry_in_another_room_than_its_op_committed_in_is_refused(tmp_path):
     """Op ids are per session, not per room: resending op 1 after moving from room a to room b must not be
     answered with room a's seq as if the op were in b (nor be left unanswered)."""
-    from protocol import NEED_DATA, Connection, Hello, JoinRoom, LeaveRoom, Role, Set
+    from protocol import Hello, JoinRoom, LeaveRoom, Set
 
     async with running_broadcaster(tmp_path / "d") as (host, port), connect(host, port, name="o") as owner:
         for name in ("a", "b"):
@@ -284,31 +302,18 @@ async def test_a_retry_in_another_room_than_its_op_committed_in_is_refused(tmp_p
         await owner.join("b")
         for i in range(3):
             await owner.set(f"k{i}", b"x")  # b's seq is past a's, so a's seq would read as "in your state"
-        stream = await trio.open_tcp_stream(host, port)
-        conn = Connection(Role.CLIENT)
-        seen: list = []
-
-        async def until(kind: str) -> object:
-            while True:
-                for i, e in enumerate(seen):
-                    if kind == e.TYPE:
-                        return seen.pop(i)
-                event = conn.next_event()
-                if event is NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                else:
-                    seen.append(event)
-
+        raw = RawClient(await trio.open_tcp_stream(host, port))
         with trio.fail_after(30):
-            hello = Hello(protocol=1, client_name="r", session="cross-room-1")
-            await stream.send_all(conn.send(hello) + conn.send(JoinRoom(room="a", ref=1)))
-            await until("snapshot_end")
-            await stream.send_all(conn.send(Set(op_id=1, key="k", value=b"v")))
-            assert (await until("ack")).seq == 1
-            await stream.send_all(conn.send(LeaveRoom(ref=2)) + conn.send(JoinRoom(room="b", ref=3)))
-            await until("snapshot_end")
-            await stream.send_all(conn.send(Set(op_id=1, key="k", value=b"v")))
-            error = await until("error")
+            await raw.send(
+                Hello(protocol=1, client_name="r", session="cross-room-1"), JoinRoom(room="a", ref=1)
+            )
+            await raw.wait_for("snapshot_end")
+            await raw.send(Set(op_id=1, key="k", value=b"v"))
+            assert (await raw.wait_for("ack")).seq == 1
+            await raw.send(LeaveRoom(ref=2), JoinRoom(room="b", ref=3))
+            await raw.wait_for("snapshot_end")
+            await raw.send(Set(op_id=1, key="k", value=b"v"))
+            error = await raw.wait_for("error")
         assert error.code == "bad_message" and "another room" in error.message and error.ref == 1
-        assert not any(e.TYPE == "ack" for e in seen)
-        await stream.aclose()
+        assert not any(e.TYPE == "ack" for e in raw.seen)
+        await raw.stream.aclose()
