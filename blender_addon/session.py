@@ -68,13 +68,13 @@ CONNECTED = "connected"
 DISCONNECTED = "disconnected"  # lost; the network thread is reconnecting
 STOPPED = "stopped"
 
-_current: Session | None = None
+_current: SyncSession | None = None
 _dirty: dict[int, bpy.types.ID] = {}
 _shading_only: set[int] = set()  # pointers in _dirty whose every update since the last pump was shading only
-after_pump: list[Callable[[Session], None]] = []  # UI refresh hooks (ui.py adds one)
+after_pump: list[Callable[[SyncSession], None]] = []  # UI refresh hooks (ui.py adds one)
 
 
-def current() -> Session | None:
+def current() -> SyncSession | None:
     return _current
 
 
@@ -139,11 +139,11 @@ def _timer() -> float | None:
     return 0.01 if pump() else 0.05
 
 
-def start(addresses: str | list[tuple[str, int]], **kwargs: Any) -> Session:
+def start(addresses: str | list[tuple[str, int]], **kwargs: Any) -> SyncSession:
     """Stop any previous session and connect a new one (the connect happens on the network thread)."""
     global _current
     stop()
-    session = Session(addresses, **kwargs)
+    session = SyncSession(addresses, **kwargs)
     _current = session
     session.start()
     if not bpy.app.timers.is_registered(_timer):
@@ -161,7 +161,7 @@ def stop() -> None:
         bpy.app.timers.unregister(_timer)
 
 
-class Session(ServerEventsMixin):
+class SyncSession(ServerEventsMixin):
     """One artist's connection and room (see the module docstring)."""
 
     def __init__(

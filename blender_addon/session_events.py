@@ -1,7 +1,7 @@
 """What each server event does to the session: the protocol's client session says what changes in the
 room (``ClientSession.receive``); this applies it to the add-on's side (scene, room list, users,
-notices); server errors are the session's own (``Session._on_error``, connection state and retries).
-Mixed into ``session.Session``, whose state it shares.
+notices); server errors are the session's own (``SyncSession._on_error``, connection state and retries).
+Mixed into ``session.SyncSession``, whose state it shares.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .protocol_shim import protocol
 
 
 class ServerEventsMixin:
-    # Provided by session.Session.
+    # Provided by session.SyncSession.
     room: Any
     client_session: Any
     applier: Any
