@@ -16,6 +16,7 @@ import msgpack
 from ..protocol_shim import protocol
 
 _BIG_ENDIAN = sys.byteorder == "big"
+MAX_KEY_BYTES = protocol.limits.MAX_KEY_BYTES  # the longest key the server accepts
 
 
 def encode_value(obj: object) -> bytes:

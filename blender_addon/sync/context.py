@@ -27,6 +27,7 @@ class ReadContext:
     def __init__(self, is_synced: Callable[[bpy.types.ID], bool], link_types: frozenset[str]) -> None:
         self.is_synced = is_synced
         self.link_types = link_types  # RNA pointer types whose targets travel as uuids
+        self.unsent: list[str] = []  # item keys longer than the protocol allows, kept local
         self.master_scene: dict[int, str] = {}
         self._coll_parents: dict[int, list[str]] = {}
         for scene in bpy.data.scenes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 
 from . import ids
-from .codec import encode_value
+from .codec import MAX_KEY_BYTES, encode_value
 from .context import ReadContext
 from .index import index_all, is_synced, kind_of
 from .items import Items
@@ -30,7 +30,13 @@ def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[
     for part, doc in record.serialise(id_data, ctx).items():
         if isinstance(record.parts[part], Items):
             for item, item_doc in doc.items():
-                out[make_key(kind, uuid, part, *item)] = encode_value(item_doc)
+                key = make_key(kind, uuid, part, *item)
+                if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+                    # Item names (escaped) can make a key the server refuses, and a refused batch would
+                    # take the datablock's other keys with it: this one item stays local instead.
+                    ctx.unsent.append(key)
+                    continue
+                out[key] = encode_value(item_doc)
         else:
             out[make_key(kind, uuid, part)] = encode_value(doc)
     return out

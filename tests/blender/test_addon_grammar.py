@@ -112,3 +112,31 @@ def test_hello_names_fit_the_grammar():
     finally:
         net.stop()
         listener.close()
+
+
+def test_an_item_key_past_the_key_limit_stays_local_and_the_other_keys_still_go(monkeypatch):
+    """Blender caps names at 63 bytes, so real item keys stay far below 1,024 bytes; if one ever did not
+    (escaped names, a long hand-edited uuid), the server would refuse its whole batch with it."""
+    import dataclasses
+
+    from blender_addon.sync import serialise as serialise_module
+    from blender_addon.sync.context import ReadContext
+    from blender_addon.sync.kinds import BY_NAME
+
+    ob = link(bpy.data.objects.new("Long", None))
+    ob[sync.ids.UUID_PROP] = "u" * 256
+    record = BY_NAME["obj"]
+    real = record.serialise
+
+    def with_a_long_item(id_data, ctx):
+        parts = real(id_data, ctx)
+        parts["in"] = {**parts["in"], ("%" * 300,): True}  # escaped: 900 bytes
+        return parts
+
+    monkeypatch.setitem(BY_NAME, "obj", dataclasses.replace(record, serialise=with_a_long_item))
+    ctx = serialise_module.read_context()
+    assert isinstance(ctx, ReadContext)
+    keys = serialise_module.serialise_parts("obj", ob, ctx)
+    assert len(ctx.unsent) == 1 and len(ctx.unsent[0].encode()) > P.MAX_KEY_BYTES
+    assert keys and all(len(key.encode()) <= P.MAX_KEY_BYTES for key in keys)
+    assert decodes(P.Batch(op_id=1, ops=[["set", key, value] for key, value in keys.items()]))
