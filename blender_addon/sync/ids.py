@@ -55,3 +55,12 @@ def get_uuid(id_data: bpy.types.ID) -> str:
         value = new_uuid()
         set_uuid(id_data, value)
     return value
+
+
+def retyped(id_data: bpy.types.ID, new_type: str, collection: bpy.types.bpy_prop_collection) -> bpy.types.ID:
+    """Set ``id_data.type``; the datablock's struct changes class with it, so it is fetched again by uuid."""
+    if id_data.type == new_type:
+        return id_data
+    uuid = peek_uuid(id_data)
+    id_data.type = new_type
+    return next(other for other in collection if peek_uuid(other) == uuid)

@@ -31,12 +31,7 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 
 def apply_meta(light: bpy.types.Light, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if light.type != doc["type"]:
-        uuid = ids.peek_uuid(light)
-        light.type = doc["type"]
-        # the struct changed class; fetch it again
-        light = next(other for other in bpy.data.lights if ids.peek_uuid(other) == uuid)
-    return light
+    return ids.retyped(light, doc["type"], bpy.data.lights)
 
 
 KIND = Kind(

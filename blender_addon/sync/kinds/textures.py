@@ -29,12 +29,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 
 
 def apply_meta(tex: bpy.types.Texture, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if tex.type != doc["type"]:
-        uuid = ids.peek_uuid(tex)
-        tex.type = doc["type"]
-        # the struct changed class; fetch it again
-        tex = next(other for other in bpy.data.textures if ids.peek_uuid(other) == uuid)
-    return tex
+    return ids.retyped(tex, doc["type"], bpy.data.textures)
 
 
 KIND = Kind(
