@@ -6,6 +6,7 @@ HTTP/1.1 is parsed by h11 (sans-IO, like protocol/), driven here by trio; docs/d
     GET /status    JSON: version, listeners, rooms, clients, this node's replication status, cluster nodes
     GET /metrics   Prometheus text format
     GET /healthz   "ok" (never needs a token)
+    GET /vendor/…  browser libraries from the npm registry (webassets.py; never need a token)
 
 With auth configured, every path but /healthz needs an admin token: ``Authorization: Bearer <token>`` or
 ``?token=<token>`` (the page passes its own query string on to /status).
@@ -25,6 +26,8 @@ import trio
 
 from . import __version__
 from .metrics import Exposition
+from .webassets import PREFIX as VENDOR_PREFIX
+from .webassets import WebAssets, default_root
 
 if TYPE_CHECKING:
     from .server import Broadcaster
@@ -34,6 +37,7 @@ log = logging.getLogger("blendsync.http")
 MAX_REQUEST_BYTES = 16 * 1024
 REQUEST_TIMEOUT = 30.0
 MAX_CONNECTIONS = 64
+ASSETS = WebAssets(default_root())
 
 
 async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status=trio.TASK_STATUS_IGNORED):
@@ -115,6 +119,13 @@ def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, 
     path = url.path
     if path == "/healthz":
         return 200, "text/plain; charset=utf-8", b"ok\n"
+    if path.startswith(VENDOR_PREFIX):
+        asset = ASSETS.get(path)
+        if asset is None:
+            if not ASSETS.installed:
+                return 503, "text/plain; charset=utf-8", b"browser libraries missing: run scripts/bootstrap\n"
+            return 404, "text/plain; charset=utf-8", b"not found\n"
+        return 200, asset[0], asset[1]
     if path not in ("/", "/status", "/metrics"):
         return 404, "text/plain; charset=utf-8", b"not found\n"
     if broadcaster.tokens is not None and not _authorised(broadcaster, request, url.query):
