@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+import trio
+
 from protocol import (
     Checkpoint,
     CheckpointDeleted,
@@ -36,7 +38,7 @@ from .config import ServerConfig
 from .errors import RequestError
 from .hub import Hub
 from .rooms import Room
-from .roomstore import RoomStore
+from .roomstore import RoomStore, log_path
 from .session import Session
 
 ATTEMPTS = 5  # a guarded change rebuilt after losing a race with a write this many times, then unavailable
@@ -205,6 +207,77 @@ class RoomHistory:
         if not result.get("succeeded"):
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {request.room!r} already exists")
         return seq
+
+
+# ---- automatic checkpoints and age-based compaction -------------------------------------------------------
+
+MAINTENANCE_PERIOD = 30.0  # seconds between passes over the rooms (at most; less for short intervals)
+COMPACT_BATCH = 10_000  # log entries dropped per room per pass
+
+
+class HistoryMaintenance:
+    """On the leader: automatic checkpoints after ``checkpoint_interval`` seconds of activity, the oldest
+    automatic ones beyond ``auto_checkpoints_kept`` deleted, and logged operations past a room's age limit
+    dropped. Each step is a guarded transaction, so a pass on a node that just lost the lead does no harm."""
+
+    def __init__(self, config: ServerConfig, history: RoomHistory):
+        self.config = config
+        self.history = history
+        self.store = history.store
+
+    async def run(self) -> None:
+        period = MAINTENANCE_PERIOD
+        if self.config.checkpoint_interval:
+            period = min(period, max(self.config.checkpoint_interval / 4, 0.05))
+        while True:
+            await trio.sleep(period)
+            if self.store.node.status().get("role") != "leader":
+                continue
+            await self.run_once(time.time())
+
+    async def run_once(self, now: float) -> None:
+        for room, meta in self.store.metas():
+            if meta.get("importing"):
+                continue
+            try:
+                await self.maintain(room, now)
+            except RequestError as exc:  # the room went, or no quorum: the next pass tries again
+                log.debug("history maintenance of %s: %s", room, exc.message)
+
+    async def maintain(self, name: str, now: float) -> None:
+        node = self.store.node
+        interval = self.config.checkpoint_interval
+        if interval:
+            checkpoints = history.checkpoint_list(node, name)
+            seq_base = self.store.meta(name).get("seq_base", 0)
+            since = checkpoints[-1]["seq"] - seq_base if checkpoints else 0
+            first = node.read_local((*log_path(name), history.seq_name(since + 1)))
+            # Activity: the first operation after the latest checkpoint is interval old (or already
+            # trimmed from the log, so older still).
+            if first is None:
+                active = self.store.last_log_seq(name) > since
+            else:
+                active = first[1].get("t", 0) <= now - interval
+            if active:
+                room = self.history.hub.rooms.get(name) or Room(name, seq_base=seq_base)
+                await self.history.checkpoint(room, "automatic", "", "~server~", auto=True)
+                checkpoints = history.checkpoint_list(node, name)
+            autos = [c["id"] for c in checkpoints if c["auto"]]
+            kept = self.config.auto_checkpoints_kept
+            if kept and len(autos) > kept:
+                old = autos[: len(autos) - kept]
+                await self.history._guarded(lambda: history.delete_checkpoints_command(node, name, old))
+        days = history.history_version(node, name)[1].get("days")
+        days = self.config.history_days if days is None else days
+        if days:
+            cutoff = now - days * 86400
+            names = []
+            for entry_name, _, entry in node.list_local(log_path(name)):
+                if entry.get("t", 0) >= cutoff or len(names) >= COMPACT_BATCH:
+                    break
+                names.append(entry_name)
+            if names:
+                await self.store.propose(history.compact_command(name, names))
 
 
 def _next_child(node: Any, path: tuple[str, ...]) -> int:

@@ -53,7 +53,7 @@ from replication import Node, ReplicationError, WatchEvent
 from . import __version__, passwords, tls
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
-from .checkpoints import RoomHistory
+from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
 from .hub import Hub
@@ -129,6 +129,7 @@ class Broadcaster:
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
             nursery.start_soon(self._metrics_sampler)
+            nursery.start_soon(HistoryMaintenance(self.config, self.history).run)
             log.info(
                 "listening on %s (%s, %s)",
                 ", ".join(self.listen_addresses),
