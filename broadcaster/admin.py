@@ -11,6 +11,7 @@ from protocol import Admin, AdminResult, ErrorCode, ExportItems
 from protocol.events import check_key, check_room_name
 from replication import Node, NotLeader, ReplicationError, TreeError
 
+from . import history
 from .errors import RequestError
 from .hub import Hub
 from .rooms import encode_frame
@@ -152,6 +153,23 @@ class AdminActions:
 
         session.out.put_stream(frames())
         return None
+
+    async def _admin_history(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """Who last changed each key (with ``prefix``, at or after ``since``), as the history message."""
+        name = _room_arg(args)
+        await self.store.fence()
+        meta = self.store.meta(name)
+        prefix = _arg(args, "prefix", str, required=False) or ""
+        since = _arg(args, "since", int, required=False)
+        limit = _arg(args, "limit", int, required=False) or 1000
+        rows, truncated = history.blame(self.node, name, meta.get("seq_base", 0), prefix, since, limit)
+        return {"room": name, "keys": rows, "truncated": truncated}
+
+    async def _admin_checkpoints(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        name = _room_arg(args)
+        await self.store.fence()
+        self.store.meta(name)
+        return {"room": name, "checkpoints": history.checkpoint_list(self.node, name)}
 
     async def _admin_import(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         """Create a room from exported state. A large import comes in parts (``more``): the room stays

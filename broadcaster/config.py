@@ -44,7 +44,10 @@ class ServerConfig:
     handshake_timeout: float = 10.0  # from the accept to a complete hello, however the bytes trickle in
     # A frame must arrive within heartbeat_timeout + length / this (64 MiB: 20 s + 1024 s at 512 kbit/s).
     min_frame_bytes_per_second: int = 64 * 1024
-    room_tail: int = 10_000  # operations of history kept per room for resume
+    room_tail: int = 10_000  # operations of history kept per room (0: all); a room may set its own
+    history_days: int = 0  # also drop logged operations older than this (0: no age limit)
+    checkpoint_interval: float = 600.0  # seconds of activity between automatic checkpoints (0: none)
+    auto_checkpoints_kept: int = 24  # per room, the oldest automatic checkpoints beyond this go (0: all kept)
     snapshot_chunk_bytes: int = 1024 * 1024
     presence_rate: float = 30.0  # presence updates relayed per client per second (extra ones coalesce)
     max_inflight_ops: int = 1024  # per client, before the server stops reading from it
@@ -150,6 +153,10 @@ class ServerConfig:
             "max_room_bytes",
             "password_failures_per_address",
             "password_failures_per_room",
+            "room_tail",
+            "history_days",
+            "checkpoint_interval",
+            "auto_checkpoints_kept",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (no limit) or more")

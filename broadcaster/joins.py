@@ -95,7 +95,7 @@ class Joins:
     ) -> Iterator[bytes]:
         """A resumed tail, streamed like a snapshot (it may be long; it does not count as queued)."""
         for seq, entry in tail:
-            if entry["c"] == client_id:
+            if entry["c"] == client_id and "r" not in entry:  # a restore is applied by its author too
                 yield encode_frame(Ack(op_id=entry["o"], seq=seq))
             else:
                 yield encode_frame(

@@ -66,7 +66,7 @@ class Room:
         author = entry["c"]
         frame = None
         for client_id, session in list(self.members.items()):  # a slow consumer may be removed
-            if client_id == author:
+            if client_id == author and "r" not in entry:  # a restore's author learns its ops like everyone
                 session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
             else:
                 if frame is None:

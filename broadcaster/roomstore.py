@@ -5,7 +5,9 @@ Tree layout of a room:
                                  "seq_base": int (optional: an imported room's seq before its first op),
                                  "importing": client_id (optional: an import in parts, not yet visible)}
     /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
-    /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...]}: a capped tail of operations
+    /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...], "u": author's name, "t": unix
+                                 seconds}: the retained operations (retention: checkpoints.py)
+    /rooms/<room>/history, checkpoints/, values/    the room's checkpoints and retention (history.py)
     /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
 
 A room's seq is ``seq_base`` plus the sequence number the tree gives each appended log entry: dense,
@@ -77,8 +79,10 @@ def write_command(
     client_id: str,
     op_id: int,
     ops: list[list[Any]],
-    tail: int,
+    tail: int | None,
     guard: tuple[str, dict[str, Any]] | None = None,
+    author: str = "",
+    now: int = 0,
 ) -> dict[str, Any]:
     """Apply set/delete operations to the live map and append them to the room's log, atomically.
 
@@ -97,14 +101,14 @@ def write_command(
             then.append({"op": "put", "path": path, "payload": op[2]})
         else:
             then.append({"op": "delete", "path": path})
-    then.append(
-        {
-            "op": "append",
-            "path": list(log_path(room)),
-            "payload": {"c": client_id, "o": op_id, "ops": ops},
-            "cap": tail,
-        }
-    )
+    append = {
+        "op": "append",
+        "path": list(log_path(room)),
+        "payload": {"c": client_id, "o": op_id, "ops": ops, "u": author, "t": now},
+    }
+    if tail is not None:  # None: the room keeps its whole log (retention)
+        append["cap"] = tail
+    then.append(append)
     return {"compare": compare, "then": then}
 
 
@@ -188,6 +192,8 @@ class RoomStore:
         except ReplicationError as exc:
             raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
         except TreeError as exc:
+            if exc.code == "too_large":  # one transaction past the log entry limit
+                raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_entry_bytes: {exc}") from None
             raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
 
     def submit(self, command: dict[str, Any], **envelope: Any) -> Proposal:

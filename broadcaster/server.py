@@ -20,24 +20,31 @@ from protocol import (
     Ack,
     Admin,
     Batch,
+    Checkpoint,
     CreateRoom,
     Delete,
+    DeleteCheckpoint,
     DeleteRoom,
     ErrorCode,
     Event,
+    Fork,
     Hello,
+    History,
     JoinRoom,
     LeaveRoom,
     Left,
+    ListCheckpoints,
     ListRooms,
     Lock,
     Ping,
     Pong,
     Presence,
+    Restore,
     RoomCreated,
     RoomDeleted,
     RoomEvent,
     Set,
+    SetRetention,
     Unlock,
     Welcome,
 )
@@ -46,6 +53,7 @@ from replication import Node, ReplicationError, WatchEvent
 from . import __version__, passwords, tls
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
+from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
 from .hub import Hub
@@ -90,6 +98,7 @@ class Broadcaster:
         self.locks = Locks(self.store, self.hub)
         self.joins = Joins(config, self.store, self.hub, self.password_guard)
         self.writes = Writes(config, self.store, self.hub, self.metrics)
+        self.history = RoomHistory(config, self.store, self.hub)
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses)
         self.hub.load_rooms()
         self._subscription = self.store.subscribe(self._on_tree_event)
@@ -120,6 +129,7 @@ class Broadcaster:
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
             nursery.start_soon(self._metrics_sampler)
+            nursery.start_soon(HistoryMaintenance(self.config, self.history).run)
             log.info(
                 "listening on %s (%s, %s)",
                 ", ".join(self.listen_addresses),
@@ -241,6 +251,16 @@ class Broadcaster:
                 await self.locks.unlock(session, event)
             case Admin():
                 await self.admin.handle(session, event)
+            case (
+                History()
+                | Checkpoint()
+                | ListCheckpoints()
+                | DeleteCheckpoint()
+                | Restore()
+                | Fork()
+                | SetRetention()
+            ):
+                await self.history.handle(session, event)
             case _:
                 raise RequestError(ErrorCode.UNKNOWN_TYPE, f"{event.TYPE} is not a request")
 

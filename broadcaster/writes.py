@@ -7,11 +7,13 @@ this module reports only failures, and the ack of a retried op that the fan-out 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from protocol import Ack, ErrorCode
 from replication import Proposal, ReplicationError, TreeError
 
+from .checkpoints import log_cap
 from .config import ServerConfig
 from .errors import RequestError
 from .hub import Hub
@@ -115,7 +117,10 @@ class Writes:
         room = session.room
         assert room is not None
         guard = self._lock_guard(room, session) if room.locks or room.locks_pending else None
-        command = write_command(room.name, session.client_id, op_id, ops, self.config.room_tail, guard)
+        cap = log_cap(self.config, self.store, room.name)
+        command = write_command(
+            room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time())
+        )
         try:
             proposal = self.store.submit(command, client=session.client_id, seq=op_id)
         except ReplicationError as exc:

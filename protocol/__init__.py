@@ -52,6 +52,22 @@ from .events import (
     presence_field_ok,
 )
 from .framing import DEFAULT_MAX_FRAME_SIZE, encode_frame, frame_bytes, pack_body
+from .history import (
+    Checkpoint,
+    CheckpointDeleted,
+    CheckpointList,
+    CheckpointMade,
+    DeleteCheckpoint,
+    Fork,
+    Forked,
+    History,
+    HistoryResult,
+    ListCheckpoints,
+    Restore,
+    Restored,
+    Retention,
+    SetRetention,
+)
 from .limits import (
     ADMIN_ACTIONS,
     INT63_MAX,

@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_CLIENT = "no_such_client"
     INVALID_KEY = "invalid_key"
     LOCKED = "locked"
+    NO_SUCH_CHECKPOINT = "no_such_checkpoint"
+    NOT_RETAINED = "not_retained"  # a restore or fork of a seq whose history is no longer kept
     # Flow control and limits.
     SLOW_CONSUMER = "slow_consumer"
     RATE_LIMITED = "rate_limited"

@@ -321,6 +321,20 @@ def selection_bytes(selection: list[str]) -> int:
     return sum(len(entry) if entry.isascii() else len(entry.encode("utf-8")) for entry in selection)
 
 
+# ---- history ----------------------------------------------------------------------------------------------
+
+MAX_HISTORY_RESULTS = 10_000  # keys in one history (blame) answer
+CHECKPOINT_ID = IntRange(1, INT63_MAX)
+HISTORY_LIMIT = IntRange(1, MAX_HISTORY_RESULTS)
+UNIX_TIME = IntRange(0, INT63_MAX)  # whole seconds since 1970 (UTC)
+RETENTION_DAYS = IntRange(0, 36_500)  # 0: no age limit
+KEY_PREFIX = Text("key prefix", 0, MAX_KEY_BYTES, "\x00", "without NUL", ascii_ok=_ascii_no_nul)
+CHECKPOINT_NAME = Text("checkpoint name", 1, MAX_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
+KeyPrefix = Annotated[str, KEY_PREFIX]
+CheckpointName = Annotated[str, CHECKPOINT_NAME]
+CheckpointId = Annotated[int, CHECKPOINT_ID]
+TEXTS += (KEY_PREFIX, CHECKPOINT_NAME)
+
 # ---- admin arguments --------------------------------------------------------------------------------------
 
 # Arguments each admin action reads; a listed argument that is present (not nil) must fit here. Whether it
@@ -336,5 +350,12 @@ ADMIN_ARGS: dict[str, dict[str, Any]] = {
     "import": {"room": RoomName, "items": Items, "meta": dict[str, Any], "seq": Seq, "more": bool},
     "add_member": {"node_id": Annotated[int, NODE_ID], "raft": Address},
     "remove_member": {"node_id": Annotated[int, NODE_ID]},
+    "history": {
+        "room": RoomName,
+        "prefix": KeyPrefix,
+        "since": Annotated[int, UNIX_TIME],
+        "limit": Annotated[int, HISTORY_LIMIT],
+    },
+    "checkpoints": {"room": RoomName},
 }
 ADMIN_ACTIONS = frozenset(ADMIN_ARGS)

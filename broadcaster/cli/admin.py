@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ from typing import Any
 
 import trio
 
+from ..client import ServerError
 from ..config import DEFAULT_PORT
 
 
@@ -38,11 +40,20 @@ def add_commands(commands: Any) -> None:
     do_import = actions.add_parser("import", help="create a room from an export file")
     do_import.add_argument("file")
     do_import.add_argument("--as", dest="name", help="room name (default: the exported room's)")
+    history = actions.add_parser("history", help="who last changed each key of a room, and when")
+    history.add_argument("room")
+    history.add_argument("--key", default="", help="only keys starting with this (literal, not a pattern)")
+    history.add_argument(
+        "--since", help="only changes at or after: unix seconds or ISO 8601 (UTC if no zone)"
+    )
+    history.add_argument("--limit", type=int, default=1000)
+    checkpoints = actions.add_parser("checkpoints", help="list a room's checkpoints")
+    checkpoints.add_argument("room")
     admin.set_defaults(func=_admin)
 
 
 def _admin(args: argparse.Namespace) -> int:
-    from ..client import ConnectionLost, ServerError
+    from ..client import ConnectionLost
     from ..roomfile import RoomFileError
 
     try:
@@ -77,6 +88,12 @@ async def _run_admin(args: argparse.Namespace) -> Any:
             return await client.admin("delete_room", room=args.room)
         if args.action == "break-lock":
             return await client.admin("break_lock", room=args.room, keys=args.keys)
+        if args.action == "history":
+            since = _parse_time(args.since) if args.since else None
+            extra = {"since": since} if since is not None else {}
+            return await client.admin("history", room=args.room, prefix=args.key, limit=args.limit, **extra)
+        if args.action == "checkpoints":
+            return await client.admin("checkpoints", room=args.room)
         if args.action == "export":
             exported = await client.export_room(args.room)
             write_room_file(args.file, exported)
@@ -88,6 +105,25 @@ async def _run_admin(args: argparse.Namespace) -> Any:
             }
         assert document is not None
         return await client.import_room(document, name=args.name)
+
+
+def _parse_time(text: str) -> int:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ServerError("bad_message", f"--since {text!r} is neither unix seconds nor ISO 8601") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0, int(when.timestamp()))
+
+
+def _utc(seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _jsonable(value: Any) -> Any:
@@ -108,6 +144,18 @@ def _print_human(action: str, result: Any) -> None:
             print(
                 f"{c['id']}\t{c['name']}\t{c['role']}\t{c['peer']}\t{c['room'] or '-'}"
                 f"\t{c['connected_seconds']}\t{c['operations']}\t{c['queued_bytes']}"
+            )
+    elif action == "history":
+        print("key\tseq\tby\tclient_id\ttime")
+        for key, seq, client_id, name, when in result["keys"]:
+            print(f"{key!r}\t{seq}\t{name}\t{client_id}\t{_utc(when)}")
+        if result["truncated"]:
+            print("(more keys: narrow with --key or raise --limit)")
+    elif action == "checkpoints":
+        print("id\tname\tby\ttime\tseq\tauto\tkeys")
+        for c in result["checkpoints"]:
+            print(
+                f"{c['id']}\t{c['name']}\t{c['by']}\t{_utc(c['time'])}\t{c['seq']}\t{c['auto']}\t{c['keys']}"
             )
     else:
         print(json.dumps(result, default=_jsonable))

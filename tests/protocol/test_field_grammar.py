@@ -82,6 +82,20 @@ VALID: dict[str, dict[str, Any]] = {
     "locks_changed": {"room": "shot", "locked": {"k": SID}, "unlocked": ["j"]},
     "admin_result": {"action": "rooms", "result": None, "ref": 1},
     "export_items": {"room": "shot", "items": [["k", b"v"]], "ref": 1},
+    "history": {"prefix": "obj/1/", "since": 0, "limit": 10, "ref": 1},
+    "checkpoint": {"name": "before lighting", "ref": 1},
+    "list_checkpoints": {"ref": 1},
+    "delete_checkpoint": {"checkpoint": 1, "ref": 1},
+    "restore": {"checkpoint": 1, "ref": 1},
+    "fork": {"room": "shot-try", "keep_open": True, "ref": 1},
+    "set_retention": {"days": 30, "ops": 100, "ref": 1},
+    "history_result": {"room": "shot", "keys": [["k", 1, SID, "ana", 0]], "truncated": False, "ref": 1},
+    "checkpoint_made": {"room": "shot", "checkpoint": {"id": 1}, "ref": 1},
+    "checkpoint_list": {"room": "shot", "checkpoints": [], "ref": 1},
+    "checkpoint_deleted": {"room": "shot", "checkpoint": 1, "ref": 1},
+    "restored": {"room": "shot", "seq": 2, "undo": 1, "ref": 1},
+    "forked": {"room": "shot-try", "source": "shot", "seq": 0, "ref": 1},
+    "retention": {"room": "shot", "days": 0, "ops": 0, "ref": 1},
 }
 
 # Every integer on the wire and its range, as docs/protocol.md states them: (message, field) -> (low, high).
@@ -98,6 +112,13 @@ INT_FIELDS: dict[tuple[str, str], tuple[int, int]] = {
     ("ack", "seq"): (0, I63),
     ("applied", "seq"): (0, I63),
     ("room_event", "seq"): (0, I63),
+    ("history", "since"): (0, I63),
+    ("history", "limit"): (1, 10_000),
+    **{(t, "checkpoint"): (1, I63) for t in ("delete_checkpoint", "restore", "fork", "checkpoint_deleted")},
+    ("restored", "undo"): (1, I63),
+    **{(t, "seq"): (0, I63) for t in ("restore", "fork", "restored", "forked")},
+    **{(t, "days"): (0, 36_500) for t in ("set_retention", "retention")},
+    **{(t, "ops"): (0, I63) for t in ("set_retention", "retention")},
     **{(t, "op_id"): (1, I63) for t in ("set", "delete", "batch", "event", "ack", "applied")},
     **{(t, "ref"): (0, I63) for t in VALID if "ref" in EVENT_TYPES[t]._names},
 }
@@ -106,6 +127,8 @@ ADMIN_INTS = {
     ("import", "seq"): (0, I63),
     ("add_member", "node_id"): (1, I63),
     ("remove_member", "node_id"): (1, I63),
+    ("history", "since"): (0, I63),
+    ("history", "limit"): (1, 10_000),
 }
 
 # Every name on the wire: (message, field) -> (min bytes, max bytes, rule). Rules: "key" forbids NUL only;
@@ -137,6 +160,9 @@ TEXT_FIELDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("joined", "mode"): (0, 64, "text"),
     ("error", "code"): (0, 64, "text"),
     ("admin_result", "action"): (0, 64, "text"),
+    ("history", "prefix"): (0, 1024, "key"),
+    ("checkpoint", "name"): (1, 256, "text"),
+    ("forked", "source"): (1, 256, "room"),
     **{
         (t, "room"): (1, 256, "room")
         for t in VALID
@@ -150,7 +176,11 @@ ADMIN_TEXT = {
     ("kick", "client_id"): (8, 64, "session"),
     ("kick", "reason"): (0, 1024, "text"),
     ("add_member", "raft"): (1, 256, "text"),
-    **{(a, "room"): (1, 256, "room") for a in ("delete_room", "break_lock", "export", "import")},
+    ("history", "prefix"): (0, 1024, "key"),
+    **{
+        (a, "room"): (1, 256, "room")
+        for a in ("delete_room", "break_lock", "export", "import", "history", "checkpoints")
+    },
 }
 
 CONTROLS = ["\x00", "\x01", "\t", "\n", "\x1f", "\x7f", "\x80", "\x85", "\x9f"]
@@ -170,8 +200,14 @@ def refused(type_name: str, body: dict[str, Any]) -> RemoteProtocolError:
     return info.value
 
 
+# Fields that exclude each other: setting one drops the other from the valid example.
+EXCLUSIVE = {("restore", "seq"): "checkpoint", ("restore", "checkpoint"): "seq"}
+
+
 def with_field(type_name: str, name: str, value: Any) -> dict[str, Any]:
-    return {**VALID[type_name], name: value}
+    body = {**VALID[type_name], name: value}
+    body.pop(EXCLUSIVE.get((type_name, name), ""), None)
+    return body
 
 
 def test_every_message_type_has_a_valid_example():

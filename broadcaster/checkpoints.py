@@ -1,0 +1,285 @@
+"""A room's history on request: blame, checkpoints (named and automatic), restore, fork and retention.
+
+Who may do what (docs/protocol.md, "History"): every member of a room may read its history, name, list
+and delete checkpoints, restore and fork it (there is one room role, editor); only the room's creator or an
+admin changes its retention. Every change is one replicated transaction built from this node's copy (after
+a fence) and guarded so that it applies only to the state it was built from: the commands are in
+history.py. Automatic checkpoints and age-based compaction run on the leader (checkpoint_loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import trio
+
+from protocol import (
+    Checkpoint,
+    CheckpointDeleted,
+    CheckpointList,
+    CheckpointMade,
+    DeleteCheckpoint,
+    ErrorCode,
+    Fork,
+    Forked,
+    History,
+    HistoryResult,
+    ListCheckpoints,
+    Restore,
+    Restored,
+    Retention,
+    SetRetention,
+)
+
+from . import history
+from .config import ServerConfig
+from .errors import RequestError
+from .hub import Hub
+from .rooms import Room
+from .roomstore import RoomStore, log_path
+from .session import Session
+
+ATTEMPTS = 5  # a guarded change rebuilt after losing a race with a write this many times, then unavailable
+
+log = logging.getLogger("blendsync.server")
+
+
+def log_cap(config: ServerConfig, store: RoomStore, room: str) -> int | None:
+    """The room's log cap: its own ``ops`` retention, else the server's ``room_tail``; None keeps all."""
+    ops = history.history_version(store.node, room)[1].get("ops")
+    ops = config.room_tail if ops is None else ops
+    return ops or None
+
+
+class RoomHistory:
+    def __init__(self, config: ServerConfig, store: RoomStore, hub: Hub):
+        self.config = config
+        self.store = store
+        self.hub = hub
+
+    def _room(self, session: Session) -> Room:
+        if session.room is None:
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room first")
+        return session.room
+
+    async def handle(self, session: Session, request: Any) -> None:
+        room = self._room(session)
+        await self.store.fence()  # answer from a copy that has everything committed before the request
+        if session.room is not room:
+            raise RequestError(ErrorCode.NOT_IN_ROOM, "the room went while the request waited")
+        match request:
+            case History():
+                rows, truncated = history.blame(
+                    self.store.node, room.name, room.seq_base, request.prefix, request.since, request.limit
+                )
+                session.send(HistoryResult(room=room.name, keys=rows, truncated=truncated, ref=request.ref))
+            case ListCheckpoints():
+                found = history.checkpoint_list(self.store.node, room.name)
+                session.send(CheckpointList(room=room.name, checkpoints=found, ref=request.ref))
+            case Checkpoint():
+                made = await self.checkpoint(room, request.name, session.name, session.client_id, auto=False)
+                session.send(CheckpointMade(room=room.name, checkpoint=made, ref=request.ref))
+            case DeleteCheckpoint():
+                history.read_checkpoint(self.store.node, room.name, request.checkpoint)
+                await self._guarded(
+                    lambda: history.delete_checkpoints_command(
+                        self.store.node, room.name, [request.checkpoint]
+                    )
+                )
+                session.send(
+                    CheckpointDeleted(room=room.name, checkpoint=request.checkpoint, ref=request.ref)
+                )
+            case Restore():
+                seq, undo = await self.restore(session, room, request.checkpoint, request.seq)
+                session.send(Restored(room=room.name, seq=seq, undo=undo, ref=request.ref))
+            case Fork():
+                seq = await self.fork(session, room, request)
+                session.send(Forked(room=request.room, source=room.name, seq=seq, ref=request.ref))
+            case SetRetention():
+                meta = self.store.meta(room.name)
+                if not session.user.is_admin and meta.get("created_by") != session.user.name:
+                    raise RequestError(
+                        ErrorCode.FORBIDDEN, "only the room's creator or an admin sets retention"
+                    )
+                settings = {"days": request.days, "ops": request.ops}
+                await self._guarded(lambda: history.retention_command(self.store.node, room.name, settings))
+                session.send(Retention(room=room.name, days=request.days, ops=request.ops, ref=request.ref))
+
+    async def _guarded(self, build: Any) -> dict[str, Any]:
+        """Propose a command built from this node's copy; rebuild it if something changed first."""
+        for _ in range(ATTEMPTS):
+            result = await self.store.propose(build())
+            if not result.get("ok"):
+                raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
+            if result.get("succeeded"):
+                return result
+            await self.store.fence()
+        raise RequestError(ErrorCode.UNAVAILABLE, "the room kept changing: try again")
+
+    def _record(self, name: str, by: str, client_id: str, seq: int, auto: bool) -> dict[str, Any]:
+        return {"name": name, "by": by, "c": client_id, "t": int(time.time()), "seq": seq, "auto": auto}
+
+    async def checkpoint(
+        self, room: Room, name: str, by: str, client_id: str, *, auto: bool
+    ) -> dict[str, Any]:
+        node = self.store.node
+        state: dict[str, Any] = {}
+
+        def build() -> dict[str, Any]:
+            self.store.meta(room.name)
+            last = self.store.last_log_seq(room.name)
+            items = dict(self.store.items(room.name))
+            state["record"] = record = self._record(name, by, client_id, last + room.seq_base, auto)
+            state["keys"] = len(items)
+            return history.checkpoint_command(node, room.name, items, record, last)
+
+        result = await self._guarded(build)
+        number = result["results"][-1]["seq"]
+        payload = {**state["record"], "keys": {}}
+        return {**history.describe_checkpoint(number, payload), "keys": state["keys"]}
+
+    async def restore(
+        self, session: Session, room: Room, checkpoint: int | None, seq: int | None
+    ) -> tuple[int, int | None]:
+        node = self.store.node
+        outcome: dict[str, Any] = {}
+
+        def build() -> dict[str, Any] | None:
+            meta = self.store.meta(room.name)
+            last = self.store.last_log_seq(room.name)
+            if checkpoint is not None:
+                target = history.checkpoint_items(
+                    node, room.name, history.read_checkpoint(node, room.name, checkpoint)
+                )
+                source: dict[str, int] = {"checkpoint": checkpoint}
+            else:
+                assert seq is not None
+                target = history.state_at(node, room.name, seq, room.seq_base, meta)
+                source = {"seq": seq}
+            current = dict(self.store.items(room.name))
+            undo_number = _next_child(node, history.checkpoints_path(room.name))
+            label = (
+                f"before restore of {'checkpoint ' + str(checkpoint) if checkpoint else 'seq ' + str(seq)}"
+            )
+            undo = self._record(label, session.name, session.client_id, last + room.seq_base, True)
+            entry = {"c": session.client_id, "o": undo_number, "u": session.name, "t": undo["t"], "r": source}
+            cap = log_cap(self.config, self.store, room.name)
+            command, ops = history.restore_command(node, room.name, target, current, last, undo, entry, cap)
+            outcome.update(ops=ops, undo=undo_number, seq=last + room.seq_base)
+            return command if ops else None
+
+        for _ in range(ATTEMPTS):
+            command = build()
+            if command is None:
+                return outcome["seq"], None  # already the target state: nothing to append
+            result = await self.store.propose(command)
+            if not result.get("ok"):
+                raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
+            if result.get("succeeded"):
+                log.info("%s restored room %s (%s ops)", session.name, room.name, len(outcome["ops"]))
+                return result["results"][-1]["seq"] + room.seq_base, outcome["undo"]
+            await self.store.fence()
+        raise RequestError(ErrorCode.UNAVAILABLE, "the room kept changing: try again")
+
+    async def fork(self, session: Session, room: Room, request: Fork) -> int:
+        if not session.user.may_use_room(request.room):
+            raise RequestError(ErrorCode.FORBIDDEN, "this token is for another room")
+        self.hub.check_room_count()
+        node = self.store.node
+        meta = self.store.meta(room.name)
+        if request.checkpoint is not None:
+            payload = history.read_checkpoint(node, room.name, request.checkpoint)
+            items, seq = history.checkpoint_items(node, room.name, payload), payload["seq"]
+        else:
+            seq = request.seq if request.seq is not None else self.hub.current_seq(room.name)
+            items = history.state_at(node, room.name, seq, room.seq_base, meta)
+        new_meta = {
+            "keep_open": request.keep_open,
+            "password": None,
+            "created_by": session.name,
+            "forked_from": {"room": room.name, "seq": seq},
+        }
+        result = await self.store.propose(history.fork_command(request.room, items, new_meta))
+        if not result.get("ok"):
+            raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
+        if not result.get("succeeded"):
+            raise RequestError(ErrorCode.ROOM_EXISTS, f"room {request.room!r} already exists")
+        return seq
+
+
+# ---- automatic checkpoints and age-based compaction -------------------------------------------------------
+
+MAINTENANCE_PERIOD = 30.0  # seconds between passes over the rooms (at most; less for short intervals)
+COMPACT_BATCH = 10_000  # log entries dropped per room per pass
+
+
+class HistoryMaintenance:
+    """On the leader: automatic checkpoints after ``checkpoint_interval`` seconds of activity, the oldest
+    automatic ones beyond ``auto_checkpoints_kept`` deleted, and logged operations past a room's age limit
+    dropped. Each step is a guarded transaction, so a pass on a node that just lost the lead does no harm."""
+
+    def __init__(self, config: ServerConfig, history: RoomHistory):
+        self.config = config
+        self.history = history
+        self.store = history.store
+
+    async def run(self) -> None:
+        period = MAINTENANCE_PERIOD
+        if self.config.checkpoint_interval:
+            period = min(period, max(self.config.checkpoint_interval / 4, 0.05))
+        while True:
+            await trio.sleep(period)
+            if self.store.node.status().get("role") != "leader":
+                continue
+            await self.run_once(time.time())
+
+    async def run_once(self, now: float) -> None:
+        for room, meta in self.store.metas():
+            if meta.get("importing"):
+                continue
+            try:
+                await self.maintain(room, now)
+            except RequestError as exc:  # the room went, or no quorum: the next pass tries again
+                log.debug("history maintenance of %s: %s", room, exc.message)
+
+    async def maintain(self, name: str, now: float) -> None:
+        node = self.store.node
+        interval = self.config.checkpoint_interval
+        if interval:
+            checkpoints = history.checkpoint_list(node, name)
+            seq_base = self.store.meta(name).get("seq_base", 0)
+            since = checkpoints[-1]["seq"] - seq_base if checkpoints else 0
+            first = node.read_local((*log_path(name), history.seq_name(since + 1)))
+            # Activity: the first operation after the latest checkpoint is interval old (or already
+            # trimmed from the log, so older still).
+            if first is None:
+                active = self.store.last_log_seq(name) > since
+            else:
+                active = first[1].get("t", 0) <= now - interval
+            if active:
+                room = self.history.hub.rooms.get(name) or Room(name, seq_base=seq_base)
+                await self.history.checkpoint(room, "automatic", "", "~server~", auto=True)
+                checkpoints = history.checkpoint_list(node, name)
+            autos = [c["id"] for c in checkpoints if c["auto"]]
+            kept = self.config.auto_checkpoints_kept
+            if kept and len(autos) > kept:
+                old = autos[: len(autos) - kept]
+                await self.history._guarded(lambda: history.delete_checkpoints_command(node, name, old))
+        days = history.history_version(node, name)[1].get("days")
+        days = self.config.history_days if days is None else days
+        if days:
+            cutoff = now - days * 86400
+            names = []
+            for entry_name, _, entry in node.list_local(log_path(name)):
+                if entry.get("t", 0) >= cutoff or len(names) >= COMPACT_BATCH:
+                    break
+                names.append(entry_name)
+            if names:
+                await self.store.propose(history.compact_command(name, names))
+
+
+def _next_child(node: Any, path: tuple[str, ...]) -> int:
+    found = node.read_local(path)
+    return found[0].next_seq if found is not None else 1

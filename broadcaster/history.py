@@ -1,0 +1,285 @@
+"""A room's history in the replicated tree: blame from the log, checkpoints, and the state at a seq.
+
+Besides the layout in roomstore.py, a room with history has:
+    /rooms/<room>/history            {"days": int, "ops": int}: the room's own retention (0: the server's)
+                                     Its payload_version orders every change to checkpoints and values:
+                                     each such command is a cas on it, so two nodes never race.
+    /rooms/<room>/checkpoints/<id>   {"name", "by", "c", "t", "seq", "auto", "keys": {key: hash}}
+    /rooms/<room>/values/<hash>      a value some checkpoint holds (SHA-256 hex of the bytes): checkpoints
+                                     share unchanged values, so one of an unchanged room costs its key map
+
+Every log entry names its author and time besides its ops: {"c": client_id, "o": op_id, "ops": [...],
+"u": user or client name, "t": unix seconds when the accepting node submitted it}; a restore's entry also
+has "r": {"checkpoint": id} or {"seq": n}. Blame is read from the retained log, newest first.
+
+This module builds commands and reads this node's copy; checkpoints.py answers the requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from protocol import ErrorCode
+
+from .errors import RequestError
+from .roomstore import ROOMS, keys_path, log_path, meta_path, room_path
+
+MAX_BLAME_RESULTS = 10_000
+
+
+def history_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "history")
+
+
+def checkpoints_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "checkpoints")
+
+
+def values_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "values")
+
+
+def seq_name(number: int) -> str:
+    """The tree's name for the ``number``-th appended child (docs/tree.md, ``append``)."""
+    return f"{number:020d}"
+
+
+def value_hash(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()
+
+
+# ---- reads ---------------------------------------------------------------------------------------------
+
+
+def blame(
+    node: Any, room: str, seq_base: int, prefix: str, since: int | None, limit: int
+) -> tuple[list[list[Any]], bool]:
+    """Who last changed each key starting with ``prefix``, from the retained log: sorted
+    [key, seq, client_id, name, time] (time 0 when the entry predates authorship), and whether ``limit``
+    cut the list. Keys last changed before the retained log (or before ``since``) are not listed."""
+    found: dict[str, list[Any]] = {}
+    for name, _, entry in reversed(node.list_local(log_path(room))):
+        when = entry.get("t", 0)
+        if since is not None and when < since:
+            continue
+        for op in entry["ops"]:
+            key = op[1]
+            if key.startswith(prefix) and key not in found:
+                found[key] = [key, int(name) + seq_base, entry["c"], entry.get("u", ""), when]
+    rows = sorted(found.values())
+    return rows[:limit], len(rows) > limit
+
+
+def history_version(node: Any, room: str) -> tuple[int, dict[str, Any]]:
+    found = node.read_local(history_path(room))
+    if found is None:
+        return 0, {}
+    return found[0].payload_version, found[1] if isinstance(found[1], dict) else {}
+
+
+def checkpoint_list(node: Any, room: str) -> list[dict[str, Any]]:
+    """Every checkpoint of the room, oldest first, without its key map."""
+    return [
+        describe_checkpoint(int(name), payload)
+        for name, _, payload in node.list_local(checkpoints_path(room))
+    ]
+
+
+def describe_checkpoint(number: int, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": number,
+        "name": payload["name"],
+        "by": payload["by"],
+        "client_id": payload["c"],
+        "time": payload["t"],
+        "seq": payload["seq"],
+        "auto": payload["auto"],
+        "keys": len(payload["keys"]),
+    }
+
+
+def read_checkpoint(node: Any, room: str, number: int) -> dict[str, Any]:
+    found = node.read_local((*checkpoints_path(room), seq_name(number))) if number >= 1 else None
+    if found is None:
+        raise RequestError(ErrorCode.NO_SUCH_CHECKPOINT, f"no checkpoint {number} in room {room!r}")
+    return found[1]
+
+
+def checkpoint_items(node: Any, room: str, payload: dict[str, Any]) -> dict[str, bytes]:
+    values = values_path(room)
+    items = {}
+    for key, digest in payload["keys"].items():
+        found = node.read_local((*values, digest))
+        assert found is not None, "a checkpoint's value is kept while the checkpoint is"
+        items[key] = found[1]
+    return items
+
+
+def state_at(node: Any, room: str, seq: int, seq_base: int, meta: dict[str, Any]) -> dict[str, bytes]:
+    """The room's key map at ``seq``: the latest checkpoint at or before it plus the retained log after
+    it, or the log from the room's first op (a room that started empty). Refused when that is gone."""
+    current = node.read_local(log_path(room))
+    last = (current[0].next_seq - 1 if current is not None else 0) + seq_base
+    if not seq_base <= seq <= last:
+        raise RequestError(
+            ErrorCode.NOT_RETAINED, f"seq {seq} is not in room {room!r} ({seq_base} to {last})"
+        )
+    if seq == last:
+        return {key: value for key, _, value in node.list_local(keys_path(room))}
+    base: dict[str, bytes] | None = None
+    start = seq_base
+    for _, _, payload in reversed(node.list_local(checkpoints_path(room))):
+        if payload["seq"] <= seq:
+            base, start = checkpoint_items(node, room, payload), payload["seq"]
+            break
+    if base is None:
+        if seq_base or meta.get("seeded"):
+            raise RequestError(
+                ErrorCode.NOT_RETAINED, f"no checkpoint at or before seq {seq} in room {room!r}"
+            )
+        base = {}
+    expected = start + 1
+    for name, _, entry in node.list_local(log_path(room)):
+        number = int(name) + seq_base
+        if number <= start:
+            continue
+        if number > seq:
+            break
+        if number != expected:
+            break
+        expected += 1
+        for op in entry["ops"]:
+            if op[0] == "set":
+                base[op[1]] = op[2]
+            else:
+                base.pop(op[1], None)
+    if expected != seq + 1:
+        raise RequestError(
+            ErrorCode.NOT_RETAINED,
+            f"the log of room {room!r} from seq {start + 1} to {seq} is no longer retained",
+        )
+    return base
+
+
+# ---- commands ------------------------------------------------------------------------------------------
+
+
+def _history_guard(
+    room: str, version: int, settings: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A condition and op that make a command apply only if no other history change came first."""
+    path = list(history_path(room))
+    return (
+        {"payload_version": [path, version]},
+        {"op": "cas", "path": path, "payload": settings, "payload_version": version},
+    )
+
+
+def checkpoint_ops(
+    node: Any, room: str, items: dict[str, bytes], record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Ops that append a checkpoint of ``items`` (with ``record``'s name, author, time, seq, auto) and
+    store the values no checkpoint holds yet. Must run under the history guard."""
+    values = values_path(room)
+    keys: dict[str, str] = {}
+    ops: list[dict[str, Any]] = []
+    written: set[str] = set()
+    for key, value in items.items():
+        digest = value_hash(value)
+        keys[key] = digest
+        if digest not in written and node.read_local((*values, digest)) is None:
+            written.add(digest)
+            ops.append({"op": "put", "path": [*values, digest], "payload": value})
+    ops.append({"op": "append", "path": list(checkpoints_path(room)), "payload": {**record, "keys": keys}})
+    return ops
+
+
+def checkpoint_command(
+    node: Any, room: str, items: dict[str, bytes], record: dict[str, Any], last_seq: int
+) -> dict[str, Any]:
+    """A checkpoint of the live map, which must still be the one at tree seq ``last_seq``."""
+    version, settings = history_version(node, room)
+    condition, guard = _history_guard(room, version, settings)
+    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq)]
+    return {"compare": compare, "then": [guard, *checkpoint_ops(node, room, items, record)]}
+
+
+def _no_append_after(room: str, last_seq: int) -> dict[str, Any]:
+    """True while nothing was appended to the room's log after tree seq ``last_seq``."""
+    return {"not": {"exists": [*log_path(room), seq_name(last_seq + 1)]}}
+
+
+def restore_command(
+    node: Any,
+    room: str,
+    target: dict[str, bytes],
+    current: dict[str, bytes],
+    last_seq: int,
+    undo: dict[str, Any],
+    entry: dict[str, Any],
+    cap: int | None,
+) -> tuple[dict[str, Any], list[list[Any]]]:
+    """One transaction: a checkpoint of the current map (``undo``), then the ops that turn it into
+    ``target`` appended to the log as one operation. Applies only if the map is still the one at tree seq
+    ``last_seq``. Returns the command and the ops (empty: nothing to restore, and no command to run)."""
+    ops: list[list[Any]] = [["delete", key] for key in sorted(current) if key not in target]
+    ops += [["set", key, value] for key, value in sorted(target.items()) if current.get(key) != value]
+    version, settings = history_version(node, room)
+    condition, guard = _history_guard(room, version, settings)
+    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq)]
+    then = [guard, *checkpoint_ops(node, room, current, undo)]
+    for op in ops:
+        path = [*keys_path(room), op[1]]
+        then.append(
+            {"op": "put", "path": path, "payload": op[2]}
+            if op[0] == "set"
+            else {"op": "delete", "path": path}
+        )
+    append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": {**entry, "ops": ops}}
+    if cap is not None:
+        append["cap"] = cap
+    then.append(append)
+    return {"compare": compare, "then": then}, ops
+
+
+def fork_command(room: str, items: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
+    """A new room holding ``items`` (it did not start empty: restoring before its first checkpoint is
+    refused)."""
+    then: list[dict[str, Any]] = [
+        {"op": "put", "path": list(meta_path(room)), "payload": {**meta, "seeded": True}}
+    ]
+    then += [
+        {"op": "put", "path": [*keys_path(room), key], "payload": value}
+        for key, value in sorted(items.items())
+    ]
+    return {"compare": [{"not": {"exists": list(room_path(room))}}], "then": then}
+
+
+def delete_checkpoints_command(node: Any, room: str, numbers: list[int]) -> dict[str, Any]:
+    """Delete checkpoints and every value only they held (under the history guard)."""
+    version, settings = history_version(node, room)
+    condition, guard = _history_guard(room, version, settings)
+    gone = set(numbers)
+    kept: set[str] = set()
+    dropped: set[str] = set()
+    for name, _, payload in node.list_local(checkpoints_path(room)):
+        (dropped if int(name) in gone else kept).update(payload["keys"].values())
+    then = [guard]
+    then += [{"op": "delete", "path": [*checkpoints_path(room), seq_name(n)]} for n in sorted(gone)]
+    then += [{"op": "delete", "path": [*values_path(room), d]} for d in sorted(dropped - kept)]
+    return {"compare": [{"exists": list(meta_path(room))}, condition], "then": then}
+
+
+def retention_command(node: Any, room: str, settings: dict[str, Any]) -> dict[str, Any]:
+    version, _ = history_version(node, room)
+    condition, guard = _history_guard(room, version, settings)
+    return {"compare": [{"exists": list(meta_path(room))}, condition], "then": [guard]}
+
+
+def compact_command(room: str, names: list[str]) -> dict[str, Any]:
+    """Drop log entries past the room's retention (a missing one is no error: compaction may repeat)."""
+    return {
+        "compare": [{"exists": list(meta_path(room))}],
+        "then": [{"op": "delete", "path": [*log_path(room), name]} for name in names],
+    }

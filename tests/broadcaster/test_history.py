@@ -1,0 +1,156 @@
+"""A room's history against a real ``blendsync serve``: blame, checkpoints, restore, fork, retention."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import trio
+from support import blendsync_cli, wait_for
+
+from broadcaster import history_client as hc
+from broadcaster.client import ServerError, connect
+
+
+async def _room(client, name="shot"):
+    await client.create_room(name, keep_open=True)
+    await client.join(name)
+
+
+async def test_blame_names_the_last_author_of_each_key(server_process):
+    host, port = server_process.start()
+    before = int(time.time())
+    async with (
+        connect(host, port, name="ana") as ana,
+        connect(host, port, name="ben") as ben,
+        connect(host, port, name="cy") as cy,
+    ):
+        await _room(ana)
+        await ben.join("shot")
+        await cy.join("shot")
+        await ana.set("obj/1/transform", b"a")
+        await ben.set("obj/1/geometry", b"b")
+        await cy.set("obj/2/transform", b"c")
+        last = await cy.batch([["set", "obj/1/transform", b"c2"], ["set", "obj/1/*", b"star"]])
+        await ana.delete("obj/1/geometry")
+        rows, truncated = await hc.blame(ben, "obj/1/")
+        assert not truncated
+        assert [(r[0], r[2], r[3]) for r in rows] == [
+            ("obj/1/*", cy.client_id, "cy"),
+            ("obj/1/geometry", ana.client_id, "ana"),
+            ("obj/1/transform", cy.client_id, "cy"),
+        ]
+        assert rows[2][1] == last and all(r[4] >= before for r in rows)
+        # The prefix is data: "*" matches only itself.
+        assert [r[0] for r in (await hc.blame(ben, "obj/1/*"))[0]] == ["obj/1/*"]
+        assert (await hc.blame(ben, "obj/1/", since=int(time.time()) + 3600))[0] == []
+        rows, truncated = await hc.blame(ben, "", limit=1)
+        assert truncated and [r[0] for r in rows] == ["obj/1/*"]
+    done = await trio.to_thread.run_sync(
+        lambda: blendsync_cli("admin", "--port", str(port), "--json", "history", "shot", "--key", "obj/2/")
+    )
+    assert done.returncode == 0, done.stderr
+    assert [(r[0], r[3]) for r in json.loads(done.stdout)["keys"]] == [("obj/2/transform", "cy")]
+
+
+async def test_checkpoint_edits_restore_converges_every_client_and_can_be_undone(server_process):
+    host, port = server_process.start()
+    async with connect(host, port, name="ana") as ana, connect(host, port, name="ben") as ben:
+        await _room(ana)
+        await ben.join("shot")
+        await ana.batch([["set", "a", b"1"], ["set", "b", b"2"], ["set", "same", b"s"]])
+        made = await hc.checkpoint(ana, "before lighting")
+        assert (made["name"], made["by"], made["auto"], made["keys"]) == ("before lighting", "ana", False, 3)
+        wanted = dict(ana.state)
+        await ben.batch(
+            [["set", "a", b"changed"], ["delete", "b"], ["set", "new", b"n"], ["set", "same", b"s"]]
+        )
+        edited = {"a": b"changed", "same": b"s", "new": b"n"}
+        await wait_for(lambda: dict(ana.state) == edited)
+        seq, undo = await hc.restore(ben, checkpoint=made["id"])
+        await wait_for(lambda: ana.seq == seq and ben.seq == seq)
+        assert dict(ana.state) == dict(ben.state) == wanted
+        listed = await hc.checkpoints(ana)
+        assert [(c["id"], c["auto"]) for c in listed] == [(made["id"], False), (undo, True)]
+        assert listed[1]["by"] == "ben" and listed[1]["seq"] == seq - 1
+        # The restore is an operation like any other: its author in blame, and undone by the checkpoint.
+        assert {r[0]: r[3] for r in (await hc.blame(ana))[0]}["b"] == "ben"
+        seq2, _ = await hc.restore(ana, checkpoint=undo)
+        await wait_for(lambda: ben.seq == seq2)
+        assert dict(ana.state) == dict(ben.state) == edited
+        # Restoring what the room already holds changes nothing.
+        assert await hc.restore(ana, checkpoint=undo) == (seq2, None)
+        async with connect(host, port, name="cy") as cy:  # a later joiner gets the restored state
+            await cy.join("shot")
+            assert dict(cy.state) == edited
+
+
+async def test_restore_to_a_retained_seq(server_process):
+    host, port = server_process.start()
+    async with connect(host, port, name="ana") as ana:
+        await _room(ana)
+        await ana.set("k", b"1")
+        at = await ana.set("j", b"2")
+        await ana.set("k", b"3")
+        await ana.delete("j")
+        await hc.restore(ana, seq=at)
+        assert dict(ana.state) == {"k": b"1", "j": b"2"}
+        await hc.restore(ana, seq=0)
+        assert dict(ana.state) == {}
+        with pytest.raises(ServerError) as info:
+            await hc.restore(ana, seq=10**6)
+        assert info.value.code == "not_retained"
+
+
+async def test_fork_leaves_the_original_untouched(server_process):
+    host, port = server_process.start()
+    async with connect(host, port, name="ana") as ana, connect(host, port, name="ben") as ben:
+        await _room(ana)
+        await ana.set("k", b"1")
+        made = await hc.checkpoint(ana, "one")
+        at = await ana.set("k", b"2")
+        await ana.set("x", b"x")
+        original = dict(ana.state)
+        assert await hc.fork(ana, "shot-try", checkpoint=made["id"], keep_open=True) == made["seq"]
+        assert await hc.fork(ana, "shot-seq", seq=at, keep_open=True) == at
+        with pytest.raises(ServerError) as info:
+            await hc.fork(ana, "shot-seq")
+        assert info.value.code == "room_exists"
+        await ben.join("shot-try")
+        assert dict(ben.state) == {"k": b"1"}
+        await ben.set("k", b"fork")
+        await ben.leave()
+        await ben.join("shot-seq")
+        assert dict(ben.state) == {"k": b"2"}
+        await ben.leave()
+        await ben.join("shot")
+        assert dict(ben.state) == original == dict(ana.state)
+
+
+async def test_history_requests_refuse_bad_input(server_process):
+    host, port = server_process.start()
+    async with connect(host, port, name="ana") as ana:
+        with pytest.raises(ServerError) as info:
+            await hc.checkpoints(ana)
+        assert info.value.code == "not_in_room"
+        await _room(ana)
+        for call, code in [
+            (lambda: hc.restore(ana), "bad_message"),
+            (lambda: hc.restore(ana, checkpoint=1, seq=1), "bad_message"),
+            (lambda: hc.restore(ana, checkpoint=99), "no_such_checkpoint"),
+            (lambda: hc.delete_checkpoint(ana, 2**63 - 1), "no_such_checkpoint"),
+            (lambda: hc.fork(ana, "other", checkpoint=5), "no_such_checkpoint"),
+            (lambda: hc.checkpoint(ana, ""), "bad_message"),
+            (lambda: hc.checkpoint(ana, "a\x00b"), "bad_message"),
+            (lambda: hc.blame(ana, "k\x00"), "bad_message"),
+            (lambda: hc.blame(ana, limit=0), "bad_message"),
+            (lambda: hc.blame(ana, limit=10_001), "bad_message"),
+        ]:
+            with pytest.raises(ServerError) as info:
+                await call()
+            assert info.value.code == code
+        made = await hc.checkpoint(ana, "x" * 256)
+        await hc.delete_checkpoint(ana, made["id"])
+        assert await hc.checkpoints(ana) == []
+        assert await ana.set("k", b"v") == 1  # the connection went on
