@@ -205,6 +205,7 @@ class NetThread:
         link = _Link(sock=sock, conn=conn, generation=generation)
         hello = protocol.Hello(
             protocol=protocol.PROTOCOL_VERSION,
+            protocol_min=protocol.PROTOCOL_MIN,
             client_name=protocol.fit_name(self.hello.name),
             client_kind="blender",
             client_version=protocol.fit_name(self.hello.version, protocol.limits.MAX_LABEL_BYTES),

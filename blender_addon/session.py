@@ -184,6 +184,7 @@ class SyncSession(ServerEventsMixin):
         # The protocol's side of the session: refs, op ids, unacked batches, seq, resume, convergence.
         hello = protocol.Hello(
             protocol=protocol.PROTOCOL_VERSION,
+            protocol_min=protocol.PROTOCOL_MIN,
             client_name=name[:128],
             client_kind="blender",
             client_version=version,

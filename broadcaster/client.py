@@ -29,6 +29,7 @@ import trio
 from protocol import (
     CLOSED,
     NEED_DATA,
+    PROTOCOL_MIN,
     PROTOCOL_VERSION,
     Admin,
     AdminResult,
@@ -509,6 +510,7 @@ async def connect(
         stream = await trio.open_tcp_stream(host, port)
     hello = Hello(
         protocol=PROTOCOL_VERSION,
+        protocol_min=PROTOCOL_MIN,
         client_name=name,
         client_kind=kind,
         client_version="blendsync-client",

@@ -9,7 +9,9 @@ from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .convergence import PendingEdits
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
+    ADDON_PATH,
     EVENT_TYPES,
+    PROTOCOL_MIN,
     PROTOCOL_VERSION,
     Ack,
     Admin,
@@ -64,3 +66,4 @@ from .limits import (
     fit_name,
 )
 from .nodes import SILENT_HEARTBEATS, Nodes, parse_address
+from .versions import mismatch_reason, negotiate
