@@ -53,9 +53,10 @@ from protocol import (
     Unlocked,
     parse_address,
 )
+from protocol.invite import check_pin_format
 from protocol.nodes import SILENT_HEARTBEATS, Address
 
-from .tls import PinMismatch, check_pin, check_pin_format, pinned_client_context
+from .tls import PinMismatch, check_pin, pinned_client_context
 
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 3.0  # a node that does not welcome us within this is skipped

@@ -3,7 +3,7 @@
 See docs/protocol.md for the byte-level specification.
 """
 
-from . import limits
+from . import invite, limits
 from .client_session import ClientSession, Step
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .convergence import PendingEdits
