@@ -126,6 +126,18 @@ def install(offer: Offer) -> str:
     return PACKAGE
 
 
+def _install_logged(offer: Offer) -> bool:
+    """Install, saying why not in the session's messages (the sidebar); whether it worked."""
+    try:
+        install(offer)
+    except UpdateError as exc:
+        session = session_module.current()
+        if session is not None:
+            session.log(str(exc))
+        return False
+    return True
+
+
 class BLENDSYNC_OT_install_update(bpy.types.Operator):
     """Download the add-on the server offers, install it in place of this one, and connect again"""
 
@@ -137,16 +149,13 @@ class BLENDSYNC_OT_install_update(bpy.types.Operator):
         if offer is None:
             self.report({"WARNING"}, "The server offers no other version of the add-on")
             return {"CANCELLED"}
-        try:
-            install(offer)
-        except UpdateError as exc:
-            self.report({"ERROR"}, str(exc))
-            session = session_module.current()
-            if session is not None:
-                session.log(str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"blendsync {offer.version} installed")
-        return {"FINISHED"}
+        if not bpy.app.background:
+            # Installing unregisters this very operator: do it once the operator has returned.
+            bpy.app.timers.register(lambda: _install_logged(offer) and None, first_interval=0.0)
+            self.report({"INFO"}, f"Installing blendsync {offer.version}")
+            return {"FINISHED"}
+        # No UI loop (a script): install now, and touch nothing of this operator afterwards.
+        return {"FINISHED"} if _install_logged(offer) else {"CANCELLED"}
 
 
 class BLENDSYNC_PT_update(bpy.types.Panel):
