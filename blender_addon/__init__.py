@@ -7,6 +7,8 @@ Layout of the add-on:
 * ``net.py``         the network thread (socket + sans-IO protocol, no bpy);
 * ``session.py``     the sync loop run by a timer on the main thread (``pump()``);
 * ``ui.py``          preferences, sidebar panels, lists and operators;
+* ``updates.py``     "update available": installs the add-on the server offers, then reconnects;
+* ``invite.py``      joining through a ``blendsync://`` invite link (TLS pinned to its certificate);
 * ``overlay.py``     other artists' viewports and selections drawn in the 3D view;
 * ``protocol_shim``  finds the wire protocol (vendored in the zip, or the repository's).
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import overlay, session, ui
+from . import invite, overlay, session, ui, updates
 from .sync.tracker import ids_from_depsgraph, shading_only_ids
 
 pump = session.pump
@@ -63,6 +65,8 @@ _HANDLERS = (
 
 def register() -> None:
     ui.register()
+    updates.register()  # its panel sits inside ui's connection panel
+    invite.register()  # so does this one
     for handlers, handler in _HANDLERS:
         if handler not in handlers:
             handlers.append(handler)
@@ -75,4 +79,6 @@ def unregister() -> None:
     for handlers, handler in _HANDLERS:
         while handler in handlers:
             handlers.remove(handler)
+    invite.unregister()
+    updates.unregister()
     ui.unregister()

@@ -19,7 +19,13 @@ inside Blender, so the connection lives on a plain :class:`threading.Thread`:
   session has re-joined its room;
 * after a loss (or :meth:`NetThread.drop_connection`, which the session calls
   to leave a node that answers ``unavailable``) it connects to the next node
-  with the same session id, with a growing pause, until :meth:`NetThread.stop`.
+  with the same session id, with a growing pause, until :meth:`NetThread.stop`;
+* with a ``pin`` (from an invite link) it speaks TLS and accepts exactly the
+  certificate with that SHA-256, checked before ``hello`` (the token) goes
+  out;
+* another certificate, or a refused ``hello`` (``auth_failed``,
+  ``version_mismatch``...), ends the thread with ``("refused", generation,
+  why)``: no retry can help.
 
 No bpy here: this module is pure Python and is tested as such.
 """
@@ -31,6 +37,7 @@ import itertools
 import queue
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -96,9 +103,17 @@ class _Link:
 class NetThread:
     """The connection to a broadcaster, run on its own thread (see the module docstring)."""
 
-    def __init__(self, addresses: list[tuple[str, int]], hello: HelloInfo, *, name: str = "blendsync-net"):
+    def __init__(
+        self,
+        addresses: list[tuple[str, int]],
+        hello: HelloInfo,
+        *,
+        name: str = "blendsync-net",
+        pin: str | None = None,
+    ):
         if not addresses:
             raise ValueError("no server address")
+        self.pin = protocol.invite.check_pin_format(pin) if pin else None  # TLS, this certificate only
         self.nodes = protocol.Nodes(addresses)
         self.hello = hello
         self.inbox: queue.Queue = queue.Queue()
@@ -177,6 +192,10 @@ class NetThread:
                 finally:
                     with contextlib.suppress(OSError):
                         link.sock.close()
+            except _Refused as exc:
+                self.connected_address = None
+                self._post("refused", generation, str(exc))
+                return
             except _Lost as exc:
                 reason = str(exc)
                 welcomed = exc.welcomed
@@ -200,11 +219,14 @@ class NetThread:
     def _open(self, address: tuple[str, int], generation: int) -> _Link:
         sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.pin is not None:
+            sock = _pinned_tls(sock, self.pin)
         sock.setblocking(False)
         conn = protocol.Connection(protocol.Role.CLIENT)
         link = _Link(sock=sock, conn=conn, generation=generation)
         hello = protocol.Hello(
             protocol=protocol.PROTOCOL_VERSION,
+            protocol_min=protocol.PROTOCOL_MIN,
             client_name=protocol.fit_name(self.hello.name),
             client_kind="blender",
             client_version=protocol.fit_name(self.hello.version, protocol.limits.MAX_LABEL_BYTES),
@@ -264,8 +286,8 @@ class NetThread:
                 self._flush(link)
             if link.sock in readable:
                 try:
-                    data = link.sock.recv(RECV_SIZE)
-                except (BlockingIOError, InterruptedError):
+                    data = _receive(link.sock)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     continue
                 except OSError as exc:
                     raise _Lost(f"{type(exc).__name__}: {exc}", welcomed) from None
@@ -298,6 +320,9 @@ class NetThread:
                 self.connected_address = self.nodes.current
                 self._post("connected", link.generation, event)
                 continue
+            refused = isinstance(event, protocol.Error) and event.fatal and not welcomed
+            if refused and event.code in protocol.client_session.GIVE_UP_CODES:  # e.g. an expired token
+                raise _Refused(f"{event.code}: {event.message}")
             self._post("event", link.generation, event)
             if isinstance(event, protocol.Error) and event.fatal:
                 raise _Lost(f"{event.code}: {event.message}", welcomed)
@@ -319,7 +344,7 @@ class NetThread:
         while link.out:
             try:
                 sent = link.sock.send(link.out)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return
             except OSError as exc:
                 raise _Lost(f"{type(exc).__name__}: {exc}", True) from None
@@ -332,3 +357,36 @@ class _Lost(Exception):
     def __init__(self, reason: str, welcomed: bool):
         super().__init__(reason)
         self.welcomed = welcomed
+
+
+class _Refused(Exception):
+    """Reconnecting cannot help: another certificate than the pinned one, or the hello was refused."""
+
+
+def _pinned_tls(sock: socket.socket, pin: str) -> ssl.SSLSocket:
+    """TLS 1.2+ over ``sock`` (still blocking, with its timeout), accepting only the pinned certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # no CA: the pin below is the check
+    try:
+        tls = context.wrap_socket(sock)
+    except (ssl.SSLError, OSError) as exc:
+        sock.close()
+        raise _Lost(f"TLS handshake failed: {exc}", False) from None
+    problem = protocol.invite.pin_problem(tls.getpeercert(binary_form=True), pin)
+    if problem is not None:
+        tls.close()
+        raise _Refused(problem)
+    return tls
+
+
+def _receive(sock: socket.socket) -> bytes:
+    """What the socket has; for TLS, every record already decrypted too (select() cannot see those)."""
+    data = sock.recv(RECV_SIZE)
+    if isinstance(sock, ssl.SSLSocket) and data:
+        parts = [data]
+        while sock.pending():
+            parts.append(sock.recv(RECV_SIZE))
+        data = b"".join(parts)
+    return data

@@ -174,16 +174,19 @@ class SyncSession(ServerEventsMixin):
         session_id: str | None = None,
         net_factory: Callable[..., Any] | None = None,
         version: str = "",
+        pin: str | None = None,
     ) -> None:
         self.addresses = parse_addresses(addresses) if isinstance(addresses, str) else list(addresses)
         self.name = name
         self.color = [float(c) for c in color][:4]
         self.session_id = session_id or secrets.token_hex(16)
         info = HelloInfo(name=name, session=self.session_id, token=token, version=version)
-        self.net = (net_factory or NetThread)(self.addresses, info)
+        # With a pin (an invite link's), TLS that accepts only that certificate.
+        self.net = (net_factory or NetThread)(self.addresses, info, **({"pin": pin} if pin else {}))
         # The protocol's side of the session: refs, op ids, unacked batches, seq, resume, convergence.
         hello = protocol.Hello(
             protocol=protocol.PROTOCOL_VERSION,
+            protocol_min=protocol.PROTOCOL_MIN,
             client_name=name[:128],
             client_kind="blender",
             client_version=version,
@@ -292,6 +295,7 @@ class SyncSession(ServerEventsMixin):
         password: str | None = None,
         send_scene: bool = False,
         join: bool = True,
+        or_join: bool = False,  # the room exists already (someone created it meanwhile): join it
     ) -> int:
         password = password or None
         return self._request(
@@ -301,15 +305,19 @@ class SyncSession(ServerEventsMixin):
             password=password,
             send_scene=send_scene,
             join=join,
+            or_join=or_join,
         )
 
-    def join_room(self, room: str, *, password: str | None = None, send_scene: bool = False) -> int:
+    def join_room(
+        self, room: str, *, password: str | None = None, send_scene: bool = False, create: bool = False
+    ) -> int:
+        """Join ``room``; with ``create``, a room that does not exist yet is created (kept open) first."""
         if self.room is not None:
             self.log(f"already in room {self.room!r}")
             return 0
         ref, event = self.client_session.join(room, password=password or None)
         self._join = {"room": room, "send_scene": send_scene, "ref": ref}
-        self._requests[ref] = ("join", {"room": room})
+        self._requests[ref] = ("join", {"room": room, "create": create, "send_scene": send_scene})
         if not self._send(event):
             self._requests.pop(ref, None)
             self.client_session.forget(ref)
@@ -401,6 +409,11 @@ class SyncSession(ServerEventsMixin):
                     self._connection_lost(payload)
                 self.status = f"reconnecting ({payload})"
                 self.revision += 1
+            elif kind == "refused":  # the network thread gave up: no retry can help
+                self.state = STOPPED
+                self.live = False
+                self.status = f"refused: {payload}"
+                self.log(f"refused: {payload}")
             elif kind == "send_failed":
                 event, reason = payload
                 self.log(f"could not send {event.TYPE}: {reason}")
@@ -451,6 +464,12 @@ class SyncSession(ServerEventsMixin):
             self.net.drop_connection(self.generation)
         if request is not None and self._join is not None and self._join.get("ref") == error.ref:
             self._join = None  # the first join was refused
+        if request is not None and error.code in ("no_such_room", "room_exists"):
+            kind, info = request
+            if kind == "join" and info.get("create"):  # an invite's room: its first artist creates it
+                self.create_room(info["room"], keep_open=True, send_scene=info["send_scene"], or_join=True)
+            elif kind == "create_room" and info.get("or_join"):  # another artist created it meanwhile
+                self.join_room(info["room"], send_scene=info["send_scene"])
         if step.room_lost:
             self._left_room(f"could not rejoin {room!r}: {error.code}")
         elif any(error.code in RETRY_CODES for _ in step.refused):

@@ -11,6 +11,8 @@ import trio
 
 from replication import NodeConfig, open_node
 
+from .addon_download import AddonZip, build_addon_zip
+from .cli.addon import BuildError
 from .config import ConfigError, ServerConfig, max_entry_bytes
 from .server import Broadcaster
 
@@ -47,6 +49,17 @@ def node_config_for(config: ServerConfig) -> NodeConfig:
     )
 
 
+def build_served_addon(config: ServerConfig) -> AddonZip | None:
+    """The add-on zip for the HTTP port (about a second, once); None when this installation has no sources."""
+    try:
+        addon = build_addon_zip(config.addon_wheels_dir)
+    except (BuildError, OSError) as exc:
+        log.warning("not serving the add-on: %s", exc)
+        return None
+    log.info("serving the add-on %s (%s msgpack, sha256 %s)", addon.filename, addon.wheels, addon.sha256)
+    return addon
+
+
 @asynccontextmanager
 async def open_broadcaster(config: ServerConfig) -> AsyncIterator[Broadcaster]:
     """A serving broadcaster (listening when this yields); stops when the block exits."""
@@ -56,7 +69,9 @@ async def open_broadcaster(config: ServerConfig) -> AsyncIterator[Broadcaster]:
         if config.http_port is not None:
             from .http import serve_http
 
-            await nursery.start(serve_http, broadcaster, config.http_host, config.http_port)
+            listeners = await nursery.start(serve_http, broadcaster, config.http_host, config.http_port)
+            broadcaster.http_port = listeners[0].socket.getsockname()[1]
+            broadcaster.addon = build_served_addon(config)
         try:
             yield broadcaster
         finally:

@@ -29,6 +29,7 @@ import trio
 from protocol import (
     CLOSED,
     NEED_DATA,
+    PROTOCOL_MIN,
     PROTOCOL_VERSION,
     Admin,
     AdminResult,
@@ -52,9 +53,10 @@ from protocol import (
     Unlocked,
     parse_address,
 )
+from protocol.invite import check_pin_format
 from protocol.nodes import SILENT_HEARTBEATS, Address
 
-from .tls import PinMismatch, check_pin, check_pin_format, pinned_client_context
+from .tls import PinMismatch, check_pin, pinned_client_context
 
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 3.0  # a node that does not welcome us within this is skipped
@@ -509,6 +511,7 @@ async def connect(
         stream = await trio.open_tcp_stream(host, port)
     hello = Hello(
         protocol=PROTOCOL_VERSION,
+        protocol_min=PROTOCOL_MIN,
         client_name=name,
         client_kind=kind,
         client_version="blendsync-client",

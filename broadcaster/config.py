@@ -63,6 +63,8 @@ class ServerConfig:
     # The HTTP admin port (metrics, /status, status page); off unless a port is given.
     http_host: str = "127.0.0.1"
     http_port: int | None = None
+    # msgpack wheels for the add-on zip the HTTP port serves (one per platform; else a pure-Python one).
+    addon_wheels_dir: Path | None = None
     # Limits (0 = no limit). A client past one gets limit_exceeded or rate_limited naming it.
     max_rooms: int = 10_000
     max_clients: int = 1_000

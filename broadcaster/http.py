@@ -6,6 +6,7 @@ HTTP/1.1 is parsed by h11 (sans-IO, like protocol/), driven here by trio; docs/d
     GET /status    JSON: version, listeners, rooms, clients, this node's replication status, cluster nodes
     GET /metrics   Prometheus text format
     GET /healthz   "ok" (never needs a token)
+    GET /addon/blendsync.zip  the add-on built for this server (addon_download.py; never needs a token)
     GET /vendor/…  browser libraries from the npm registry (webassets.py; never need a token)
 
 With auth configured, every path but /healthz needs an admin token: ``Authorization: Bearer <token>`` or
@@ -23,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 import trio
+
+from protocol import ADDON_PATH
 
 from . import __version__
 from .metrics import Exposition
@@ -119,6 +122,11 @@ def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, 
     path = url.path
     if path == "/healthz":
         return 200, "text/plain; charset=utf-8", b"ok\n"
+    if path == ADDON_PATH:
+        # The add-on is the same for everyone and holds no secret: no token, like /healthz.
+        if broadcaster.addon is None:
+            return 404, "text/plain; charset=utf-8", b"this server does not offer the add-on\n"
+        return 200, "application/zip", broadcaster.addon.body
     if path.startswith(VENDOR_PREFIX):
         asset = ASSETS.get(path)
         if asset is None:
@@ -179,6 +187,11 @@ def status_document(b: Broadcaster) -> dict[str, Any]:
         "rates": b.metrics.rates(),
         "node": node,
         "cluster": cluster_nodes(node),
+        "addon": (
+            {"version": b.addon.version, "path": ADDON_PATH, "sha256": b.addon.sha256}
+            if b.addon is not None
+            else None
+        ),
     }
 
 
@@ -331,6 +344,8 @@ STATUS_PAGE = """<!doctype html>
   <span>connections <b id="connection-count">-</b></span>
   <span>ops/s <b id="ops-rate">-</b></span>
 </p>
+<p id="addon" hidden>Blender add-on for this server: <a id="addon-link" href="addon/blendsync.zip">blendsync
+<span id="addon-version"></span></a> (install from disk in Blender; no token needed)</p>
 <h2>Rooms</h2>
 <table><thead><tr><th>room</th><th class="num">clients</th><th class="num">keys</th><th class="num">bytes</th>
 <th class="num">seq</th><th class="num">locks</th><th>password</th></tr></thead>
@@ -358,6 +373,8 @@ function row(cells) {
 function fill(id, rows) { $(id).replaceChildren(...rows.map(row)); }
 function render(s) {
   $("version").textContent = s.version;
+  $("addon").hidden = !s.addon;
+  if (s.addon) $("addon-version").textContent = s.addon.version;
   $("room-count").textContent = s.room_count;
   $("client-count").textContent = s.client_count;
   $("connection-count").textContent = s.connections;

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from protocol import (
+    PROTOCOL_MIN,
     PROTOCOL_VERSION,
     Ack,
     Admin,
@@ -47,10 +48,13 @@ from protocol import (
     SetRetention,
     Unlock,
     Welcome,
+    mismatch_reason,
+    negotiate,
 )
 from replication import Node, ReplicationError, WatchEvent
 
 from . import __version__, passwords, tls
+from .addon_download import AddonZip, download_url, version_advice
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
 from .checkpoints import HistoryMaintenance, RoomHistory
@@ -77,6 +81,8 @@ class Broadcaster:
         self.version = __version__
         self.listen_addresses: list[str] = []
         self.http_addresses: list[str] = []
+        self.http_port: int | None = None  # the HTTP port's own, once it listens
+        self.addon: AddonZip | None = None  # the add-on zip the HTTP port offers (app.py builds it)
         self.metrics = Metrics()
         self.password_guard = PasswordGuard(config, self.metrics)
         node.on_fsync = self.metrics.fsync.observe
@@ -265,6 +271,12 @@ class Broadcaster:
                 raise RequestError(ErrorCode.UNKNOWN_TYPE, f"{event.TYPE} is not a request")
 
     async def _hello(self, session: Session, hello: Hello) -> None:
+        client_min, client_max = hello.versions
+        version = negotiate(client_min, client_max, PROTOCOL_MIN, PROTOCOL_VERSION)
+        if version is None:
+            # Before the token: an old add-on learns where to get a new one whoever runs it.
+            session.fail(ErrorCode.VERSION_MISMATCH, self._version_advice(session, client_min, client_max))
+            return
         user = self.authenticate(hello.token)
         if user is None:
             session.fail(
@@ -290,7 +302,7 @@ class Broadcaster:
         self.hub.register(session)
         session.send(
             Welcome(
-                protocol=PROTOCOL_VERSION,
+                protocol=version,
                 server_version=self.version,
                 session=session.client_id,
                 client_id=session.client_id,
@@ -299,7 +311,27 @@ class Broadcaster:
                 heartbeat_interval=self.config.heartbeat_interval,
                 user=user.name or None,
                 role=user.role if self.tokens is not None else None,
+                protocol_min=PROTOCOL_MIN,
+                protocol_max=PROTOCOL_VERSION,
+                addon_version=self.addon.version if self.addon is not None else None,
+                addon_port=self.http_port if self.addon is not None else None,
+                addon_sha256=self.addon.sha256 if self.addon is not None else None,
             )
+        )
+
+    def _version_advice(self, session: Session, client_min: int, client_max: int) -> str:
+        url = None
+        if self.addon is not None and self.http_port is not None:
+            try:
+                url = download_url(_socket(session.stream).getsockname()[0], self.http_port)
+            except OSError:
+                url = None
+        return version_advice(
+            mismatch_reason(client_min, client_max, PROTOCOL_MIN, PROTOCOL_VERSION),
+            client_older=client_max < PROTOCOL_MIN,
+            addon=self.addon,
+            url=url,
+            server_version=self.version,
         )
 
     def detach(self, session: Session) -> None:

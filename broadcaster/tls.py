@@ -19,12 +19,13 @@ self-signed server: the client accepts exactly that certificate, checked before 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import ipaddress
 import os
 import ssl
 from pathlib import Path
 from typing import Any
+
+from protocol.invite import pin_of, pin_problem
 
 StrPath = str | Path
 
@@ -54,9 +55,6 @@ def client_context(
     return context
 
 
-PIN_PREFIX = "sha256:"
-
-
 class PinMismatch(ssl.SSLError):
     """The server showed a certificate other than the pinned one."""
 
@@ -73,18 +71,7 @@ def pinned_client_context() -> ssl.SSLContext:
     return context
 
 
-def check_pin_format(pin: str) -> str:
-    """``pin`` in canonical form (lower-case hex); ValueError unless it is ``sha256:`` + 64 hex digits."""
-    if not isinstance(pin, str) or not pin.lower().startswith(PIN_PREFIX):
-        raise ValueError(f"a pin looks like sha256:<64 hex digits> (got {pin!r})")
-    digest = pin[len(PIN_PREFIX) :].lower().replace(":", "")
-    if len(digest) != 64 or set(digest) - set("0123456789abcdef"):
-        raise ValueError(f"a pin looks like sha256:<64 hex digits> (got {pin!r})")
-    return PIN_PREFIX + digest
-
-
-def der_pin(der: bytes) -> str:
-    return PIN_PREFIX + hashlib.sha256(der).hexdigest()
+der_pin = pin_of
 
 
 def certificate_pin(cert: StrPath) -> str:
@@ -100,15 +87,9 @@ def check_pin(connection: Any, pin: str) -> None:
 
     ``connection``: anything with ssl's ``getpeercert`` after the handshake (an SSLSocket, trio's SSLStream).
     """
-    der = connection.getpeercert(binary_form=True)
-    if der is None:
-        raise PinMismatch("the server showed no certificate")
-    shown = der_pin(der)
-    if shown != check_pin_format(pin):
-        raise PinMismatch(
-            f"the server's certificate is not the pinned one (pinned {pin}, shown {shown}): either the"
-            " server got a new certificate (ask for a new invite link) or someone is in between"
-        )
+    problem = pin_problem(connection.getpeercert(binary_form=True), pin)
+    if problem is not None:
+        raise PinMismatch(problem)
 
 
 def write_self_signed(cert: StrPath, key: StrPath, names: list[str], *, days: int = 3650) -> None:

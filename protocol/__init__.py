@@ -3,13 +3,15 @@
 See docs/protocol.md for the byte-level specification.
 """
 
-from . import limits
+from . import invite, limits
 from .client_session import ClientSession, Step
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .convergence import PendingEdits
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
+    ADDON_PATH,
     EVENT_TYPES,
+    PROTOCOL_MIN,
     PROTOCOL_VERSION,
     Ack,
     Admin,
@@ -80,3 +82,4 @@ from .limits import (
     fit_name,
 )
 from .nodes import SILENT_HEARTBEATS, Nodes, parse_address
+from .versions import mismatch_reason, negotiate

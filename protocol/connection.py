@@ -15,8 +15,9 @@ from enum import Enum
 from typing import Final
 
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from .events import PROTOCOL_VERSION, Event, Hello, Sender, Welcome, event_from_body
+from .events import Event, Hello, Sender, Welcome, event_from_body
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameReader, encode_frame, unpack_body
+from .versions import PROTOCOL_MIN, PROTOCOL_VERSION
 
 
 class Role(Enum):
@@ -141,16 +142,19 @@ class Connection:
         if isinstance(event, Hello):
             if self._hello_done:
                 raise error(ErrorCode.PROTOCOL_STATE, "second hello")
-            if incoming and event.protocol != PROTOCOL_VERSION:
-                raise RemoteProtocolError(
-                    ErrorCode.VERSION_MISMATCH,
-                    f"client speaks protocol {event.protocol}, this server speaks {PROTOCOL_VERSION}",
-                    fatal=True,
-                )
+            # Whether the server speaks a version of the hello's range is the server's call (it names the
+            # add-on to install in its refusal): see protocol/versions.py.
             self._hello_done = True
         elif isinstance(event, Welcome):
             if self.state is not State.HANDSHAKE or not self._hello_done:
                 raise error(ErrorCode.PROTOCOL_STATE, "welcome out of order")
+            if incoming and not PROTOCOL_MIN <= event.protocol <= PROTOCOL_VERSION:
+                raise RemoteProtocolError(
+                    ErrorCode.VERSION_MISMATCH,
+                    f"the server chose protocol {event.protocol}; this client speaks {PROTOCOL_MIN} to"
+                    f" {PROTOCOL_VERSION}",
+                    fatal=True,
+                )
             self.state = State.READY
         elif event.TYPE == "error":
             return

@@ -22,6 +22,7 @@ from .limits import (
     MAX_ROOM_NAME_BYTES,
     MAX_SELECTION_BYTES,
     NONCE,
+    PORT,
     PRESENCE_FIELDS,
     PROTOCOL,
     REF,
@@ -41,17 +42,25 @@ from .limits import (
     Secret,
     Seq,
     SessionId,
+    Sha256,
     UserName,
     check_key,
     check_room_name,
     join_reason,
     selection_bytes,
 )
-
-PROTOCOL_VERSION = 1
+from .versions import PROTOCOL_MIN, PROTOCOL_VERSION
 
 # Also importable from here, where they lived before protocol/limits.py.
-__all__ = ["MAX_KEY_BYTES", "MAX_LOCK_KEYS", "MAX_ROOM_NAME_BYTES", "check_key", "check_room_name"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MAX_LOCK_KEYS",
+    "MAX_ROOM_NAME_BYTES",
+    "PROTOCOL_MIN",
+    "PROTOCOL_VERSION",
+    "check_key",
+    "check_room_name",
+]
 
 
 class Sender(Flag):
@@ -164,12 +173,21 @@ class Pong(Event):
 
 @_event("hello", Sender.CLIENT)
 class Hello(Event):
-    protocol: Annotated[int, PROTOCOL]
+    protocol: Annotated[int, PROTOCOL]  # the newest version the client speaks
     client_name: Name
     client_kind: Label = "blender"
     client_version: Label = ""
     session: SessionId | None = None  # client-chosen id, kept across reconnects so retried ops apply once
     token: Secret | None = None
+    protocol_min: Annotated[int, PROTOCOL] | None = None  # the oldest it speaks (nil: only ``protocol``)
+
+    @property
+    def versions(self) -> tuple[int, int]:
+        return (self.protocol if self.protocol_min is None else self.protocol_min), self.protocol
+
+    def check(self) -> None:
+        if self.protocol_min is not None and self.protocol_min > self.protocol:
+            raise FieldError("protocol_min", f"must be at most protocol ({self.protocol})")
 
 
 @_event("list_rooms", Sender.CLIENT)
@@ -318,6 +336,23 @@ class Welcome(Event):
     heartbeat_interval: Annotated[float, SECONDS] = 5.0
     user: UserName | None = None  # the authenticated user (None when the server has no auth)
     role: Label | None = None  # "user" or "admin"
+    # Since protocol 2 (left out when ``protocol`` is 1, whose clients know no such fields):
+    protocol_min: Annotated[int, PROTOCOL] | None = None  # the server's range of versions
+    protocol_max: Annotated[int, PROTOCOL] | None = None
+    addon_version: Label | None = None  # the add-on the server offers for download...
+    addon_port: Annotated[int, PORT] | None = None  # ...on its HTTP port, at ADDON_PATH...
+    addon_sha256: Sha256 | None = None  # ...with this digest (checked before installing it)
+
+    def to_body(self) -> dict[str, Any]:
+        body = Event.to_body(self)
+        if self.protocol < 2:
+            for name in WELCOME_V2_FIELDS:
+                del body[name]
+        return body
+
+
+WELCOME_V2_FIELDS = ("protocol_min", "protocol_max", "addon_version", "addon_port", "addon_sha256")
+ADDON_PATH = "/addon/blendsync.zip"  # where a server's HTTP port serves the add-on (welcome.addon_port)
 
 
 @_event("room_list", Sender.SERVER)

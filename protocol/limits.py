@@ -162,6 +162,7 @@ REF = IntRange(0, INT63_MAX)  # ref and ping nonces: echoed, never stored
 NONCE = REF
 SEQ = IntRange(0, INT63_MAX)  # seq, since, key_count, an import's seq
 PROTOCOL = IntRange(0, 65535)
+PORT = IntRange(1, 65535)
 FRAME_SIZE = IntRange(0, 2**32 - 1)  # a frame's length prefix is 32 bits
 NODE_ID = IntRange(1, INT63_MAX)
 SCENE_FRAME = IntRange(-(2**31), 2**31 - 1)  # Blender's own limit is about +-1 million
@@ -220,7 +221,21 @@ SECRET = Text("secret", 0, MAX_SECRET_BYTES)  # passwords and tokens: any valid 
 PASSWORD = Text("password", 1, MAX_SECRET_BYTES)
 MESSAGE = Text("message", 0, MAX_MESSAGE_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
 ADDRESS = Text("address", 1, MAX_ROOM_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok=_ascii_no_control)
-TEXTS = (KEY, ROOM_NAME, USER_NAME, NAME, LABEL, SELECTED, SESSION_ID, SECRET, PASSWORD, MESSAGE, ADDRESS)
+SHA256 = Text("digest", 64, 64, "[^0-9a-f]", "of lowercase hex digits", unit="characters")
+TEXTS = (
+    KEY,
+    ROOM_NAME,
+    USER_NAME,
+    NAME,
+    LABEL,
+    SELECTED,
+    SESSION_ID,
+    SECRET,
+    PASSWORD,
+    MESSAGE,
+    ADDRESS,
+    SHA256,
+)
 
 Key = Annotated[str, KEY]
 Address = Annotated[str, ADDRESS]
@@ -235,6 +250,7 @@ OpId = Annotated[int, OP_ID]
 Ref = Annotated[int, REF]
 Seq = Annotated[int, SEQ]
 Keys = Annotated[list[Key], Length(0, MAX_LOCK_KEYS)]
+Sha256 = Annotated[str, SHA256]
 
 
 def check_key(key: str) -> None:

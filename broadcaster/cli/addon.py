@@ -22,6 +22,7 @@ the installed ``protocol`` package.
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import subprocess
 import sys
@@ -150,9 +151,10 @@ def toml_list(values: list[str]) -> str:
     return "[\n" + "".join(f'  "{v}",\n' for v in values) + "]"
 
 
-def manifest_with(text: str, *, wheels: list[str], platforms: list[str]) -> str:
-    """The manifest text with its top-level ``wheels`` (and ``platforms``) lists replaced."""
-    for name, values in (("wheels", wheels), ("platforms", platforms)):
+def manifest_with(text: str, *, wheels: list[str], platforms: list[str] | None) -> str:
+    """The manifest text with its top-level ``wheels`` (and ``platforms``, unless None) lists replaced."""
+    lists = [("wheels", wheels)] + ([("platforms", platforms)] if platforms is not None else [])
+    for name, values in lists:
         pattern = re.compile(rf"^{name}\s*=\s*\[.*?\]", re.MULTILINE | re.DOTALL)
         line = f"{name} = {toml_list(values)}"
         if pattern.search(text):
@@ -182,24 +184,18 @@ def find_sources(source: Path | None = None) -> tuple[Path, Path]:
     return addon, protocol
 
 
-def build(
-    output: Path,
-    wheels_dir: Path | None = None,
-    source: Path | None = None,
-    log: Callable[[str], None] = print,
-) -> Path:
+def package(
+    wheels: dict[str, bytes], platforms: list[str] | None, source: Path | None = None
+) -> tuple[str, bytes]:
+    """The extension zip's file name and bytes, with these wheels (file name -> bytes) for ``platforms``
+    (None: every platform, for wheels that are pure Python)."""
     addon, protocol = find_sources(source)
-    manifest_path = addon / "blender_manifest.toml"
-    manifest_text = manifest_path.read_text(encoding="utf-8")
+    manifest_text = (addon / "blender_manifest.toml").read_text(encoding="utf-8")
     manifest = tomllib.loads(manifest_text)
-    wheels = collect_wheels(wheels_dir, log)
-    wheel_paths = [f"./wheels/{wheels[p].name}" for p in PLATFORMS]
-    manifest_text = manifest_with(manifest_text, wheels=sorted(set(wheel_paths)), platforms=list(PLATFORMS))
+    manifest_text = manifest_with(
+        manifest_text, wheels=sorted(f"./wheels/{name}" for name in wheels), platforms=platforms
+    )
     tomllib.loads(manifest_text)  # still valid TOML
-
-    output.mkdir(parents=True, exist_ok=True)
-    target = output / f"{manifest['id']}-{manifest['version']}.zip"
-    partial = target.with_suffix(".zip.part")
 
     def write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
         info = zipfile.ZipInfo(name, ZIP_DATE)
@@ -207,7 +203,8 @@ def build(
         info.external_attr = 0o644 << 16
         zf.writestr(info, data)
 
-    with zipfile.ZipFile(partial, "w") as zf:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
         write(zf, "blender_manifest.toml", manifest_text.encode("utf-8"))
         for path in _files(addon):
             rel = path.relative_to(addon).as_posix()
@@ -216,8 +213,24 @@ def build(
         for path in _files(protocol):
             write(zf, f"{VENDOR}/{PROTOCOL_DIR}/{path.relative_to(protocol).as_posix()}", path.read_bytes())
         write(zf, f"{VENDOR}/__init__.py", b'"""Third-party code shipped inside the add-on."""\n')
-        for wheel in sorted(set(wheels.values())):
-            write(zf, f"wheels/{wheel.name}", wheel.read_bytes())
+        for name in sorted(wheels):
+            write(zf, f"wheels/{name}", wheels[name])
+    return f"{manifest['id']}-{manifest['version']}.zip", buffer.getvalue()
+
+
+def build(
+    output: Path,
+    wheels_dir: Path | None = None,
+    source: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    find_sources(source)  # a missing source tree fails before any download
+    wheels = collect_wheels(wheels_dir, log)
+    name, data = package({w.name: w.read_bytes() for w in set(wheels.values())}, list(PLATFORMS), source)
+    output.mkdir(parents=True, exist_ok=True)
+    target = output / name
+    partial = target.with_suffix(".zip.part")
+    partial.write_bytes(data)
     partial.replace(target)
     log(f"wrote {target}")
     return target

@@ -26,9 +26,11 @@ def add_commands(commands: Any) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from protocol.invite import check_pin_format
+
     from ..doctor import Target, diagnose
     from ..invite import Invite, InviteError
-    from ..tls import check_pin_format, client_context
+    from ..tls import client_context
 
     try:
         if not 0 < args.timeout <= 600:

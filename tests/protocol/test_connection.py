@@ -102,13 +102,20 @@ def test_second_hello_is_refused():
     assert info.value.code is ErrorCode.PROTOCOL_STATE
 
 
-def test_incompatible_version_is_a_clear_fatal_error():
-    server = Connection(Role.SERVER)
+def test_a_welcome_for_a_version_this_client_does_not_speak_is_a_clear_fatal_error():
+    # Which version the server picks is its call (tests/protocol/test_version_ranges.py); a client still
+    # refuses a welcome outside its own range rather than misread what follows.
+    client = Connection(Role.CLIENT)
+    client.send(Hello(protocol=PROTOCOL_VERSION, client_name="ana"))
+    body = {"type": "welcome", "server_version": "t", "session": "s" * 8, "client_id": "s" * 8}
+    client.receive_data(encode_frame({**body, "protocol": PROTOCOL_VERSION + 1}))
     with pytest.raises(RemoteProtocolError) as info:
-        feed(server, {"type": "hello", "protocol": PROTOCOL_VERSION + 1, "client_name": "future"})
-    assert info.value.code is ErrorCode.VERSION_MISMATCH
-    assert info.value.fatal
-    assert "protocol" in info.value.message
+        client.next_event()
+    assert info.value.code is ErrorCode.VERSION_MISMATCH and info.value.fatal
+    chose = PROTOCOL_VERSION + 1
+    assert (
+        info.value.message == f"the server chose protocol {chose}; this client speaks 1 to {PROTOCOL_VERSION}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,8 @@ SID = "s" * 32
 VALID: dict[str, dict[str, Any]] = {
     "ping": {"nonce": 1},
     "pong": {"nonce": 1},
-    "hello": {"protocol": 1, "client_name": "ana", "session": SID, "token": "t"},
+    # protocol at its highest, so that any protocol_min in range is at or below it
+    "hello": {"protocol": 65535, "client_name": "ana", "session": SID, "token": "t"},
     "list_rooms": {"ref": 1},
     "create_room": {"room": "shot", "password": "pw", "ref": 1},
     "join_room": {"room": "shot", "password": "pw", "since": 0, "ref": 1},
@@ -103,7 +104,11 @@ INT_FIELDS: dict[tuple[str, str], tuple[int, int]] = {
     ("ping", "nonce"): (0, I63),
     ("pong", "nonce"): (0, I63),
     ("hello", "protocol"): (0, 65535),
+    ("hello", "protocol_min"): (0, 65535),
     ("welcome", "protocol"): (0, 65535),
+    ("welcome", "protocol_min"): (0, 65535),
+    ("welcome", "protocol_max"): (0, 65535),
+    ("welcome", "addon_port"): (1, 65535),
     ("welcome", "max_frame_size"): (0, 2**32 - 1),
     ("join_room", "since"): (0, I63),
     ("joined", "seq"): (0, I63),
@@ -133,7 +138,7 @@ ADMIN_INTS = {
 
 # Every name on the wire: (message, field) -> (min bytes, max bytes, rule). Rules: "key" forbids NUL only;
 # "room" forbids control characters and leading/trailing whitespace; "text" forbids control characters;
-# "session" is printable ASCII without spaces; "secret" allows any valid UTF-8.
+# "session" is printable ASCII without spaces; "secret" allows any valid UTF-8; "hex" is lowercase hex digits.
 TEXT_FIELDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("set", "key"): (1, 1024, "key"),
     ("delete", "key"): (1, 1024, "key"),
@@ -153,6 +158,8 @@ TEXT_FIELDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("welcome", "nodes"): (1, 256, "text"),
     ("welcome", "user"): (1, 256, "room"),
     ("welcome", "role"): (0, 64, "text"),
+    ("welcome", "addon_version"): (0, 64, "text"),
+    ("welcome", "addon_sha256"): (64, 64, "hex"),
     ("applied", "client_id"): (8, 64, "session"),
     ("room_event", "client_id"): (8, 64, "session"),
     ("client_left", "client_id"): (8, 64, "session"),
@@ -355,6 +362,8 @@ def _oracle(value: str, low: int, high: int, rule: str) -> bool:
         return not control and not (value and (value[0].isspace() or value[-1].isspace()))
     if rule == "session":
         return all("!" <= c <= "~" for c in value)
+    if rule == "hex":
+        return all(c in "0123456789abcdef" for c in value)
     assert rule == "secret"
     return True
 
