@@ -8,7 +8,16 @@ from . import ids
 
 
 def set_changed(struct, attr: str, value) -> None:
-    """Assign only when different (avoids needless depsgraph tags); values Blender refuses are skipped."""
+    """Assign only when different (avoids needless depsgraph tags); values Blender refuses are skipped.
+
+    ``None`` (a whole value or a component of an array) is what animation writes on the sending side
+    (derived.py): it is left to this side's animation.
+    """
+    if value is None:
+        return
+    if isinstance(value, list) and None in value:
+        set_components(struct, attr, value)
+        return
     try:
         current = getattr(struct, attr)
         if hasattr(current, "__len__") and not isinstance(current, str):
@@ -17,6 +26,17 @@ def set_changed(struct, attr: str, value) -> None:
         elif current == value:
             return
         setattr(struct, attr, value)
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        pass
+
+
+def set_components(struct, attr: str, value: list) -> None:
+    """Write the components of an array property that are not ``None``, each only when different."""
+    try:
+        current = getattr(struct, attr)
+        for i, component in enumerate(value):
+            if component is not None and i < len(current) and current[i] != component:
+                current[i] = component
     except (AttributeError, TypeError, ValueError, RuntimeError):
         pass
 

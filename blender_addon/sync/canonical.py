@@ -39,7 +39,7 @@ def rounded(value: object) -> object:
 def scene_description() -> dict:
     """The canonical description that :func:`scene_hash` hashes (useful to diff two replicas)."""
     index_all(assign=True)
-    ctx = read_context()
+    ctx = read_context(masked=False)
     out: dict[str, dict] = {kind.name: {} for kind in REGISTRY}
     for kind, id_data in iter_synced():
         out[kind][ids.get_uuid(id_data)] = rounded(BY_NAME[kind].describe(id_data, ctx))

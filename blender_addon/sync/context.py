@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import bpy
 
-from . import ids, rna
+from . import derived, ids, rna
 
 AFTER_STEP = "after-step:"  # pending-link token: tried again at the end of every Applier.step
 
@@ -24,11 +24,15 @@ def part_token(part: str, uuid: str) -> str:
 class ReadContext:
     """Lookups shared by every datablock read in one pass (serialising or describing the scene)."""
 
-    def __init__(self, is_synced: Callable[[bpy.types.ID], bool], link_types: frozenset[str]) -> None:
+    def __init__(
+        self, is_synced: Callable[[bpy.types.ID], bool], link_types: frozenset[str], masked: bool = True
+    ) -> None:
         self.is_synced = is_synced
+        self.masked_reads = masked  # read what animation writes as None (serialising, not describing)
         self.link_types = link_types  # RNA pointer types whose targets travel as uuids
         self.unsent: list[str] = []  # item keys longer than the protocol allows, kept local
         self.master_scene: dict[int, str] = {}
+        self._animated: dict[int, derived.Paths] = {}
         self._coll_parents: dict[int, list[str]] = {}
         for scene in bpy.data.scenes:
             if not is_synced(scene):
@@ -60,6 +64,27 @@ class ReadContext:
     def collection_parents(self, coll: bpy.types.Collection) -> list[str]:
         """Sorted uuids of the synchronised collections and scenes ``coll`` is a child of."""
         return sorted(set(self._coll_parents.get(coll.as_pointer(), [])))
+
+    def animated(self, id_data: bpy.types.ID) -> derived.Paths:
+        """What animation, NLA and drivers write in ``id_data`` (read once per pass)."""
+        if not self.masked_reads:
+            return derived.NOTHING
+        ptr = id_data.as_pointer()
+        paths = self._animated.get(ptr)
+        if paths is None:
+            paths = self._animated[ptr] = derived.animated_paths(id_data)
+        return paths
+
+    def masked(
+        self, struct: bpy.types.bpy_struct, attr: str, value: object, prefix: str | None = None
+    ) -> object:
+        """``value`` (read from ``struct.attr``) with what animation writes in it as None
+        (:func:`.derived.mask`); ``prefix``: ``struct``'s data path, when the caller knows it."""
+        paths = self.animated(struct.id_data)
+        if not paths:
+            return value
+        path = derived.join(derived.path_of(struct) if prefix is None else prefix, attr)
+        return derived.mask(value, paths.get(path))
 
     def props(
         self, struct: bpy.types.bpy_struct, skip: Iterable[str] = (), nested: Iterable[str] = ()

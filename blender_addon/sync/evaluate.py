@@ -18,6 +18,10 @@ def animation_detached(scene: bpy.types.Scene):
     held = []
     for ob in scene.objects:
         ad = ob.animation_data
+        if ob.type == "ARMATURE" and ob.pose is None:
+            # Unassigning the action of an armature object whose pose is not built yet crashes Blender.
+            # What its animation writes while the pose is built is derived and never sent (derived.py).
+            continue
         if ad is not None and ad.action is not None:
             held.append((ad, ad.action, ad.action_slot))
             ad.action = None

@@ -27,6 +27,7 @@ import bpy
 
 from . import ids, rna
 from .arrays import floats
+from .assign import set_components
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -102,7 +103,9 @@ def nodes_by_id(tree: bpy.types.NodeTree, assign: bool = True) -> dict[str, bpy.
 
 def _socket_value(sock, ctx: ReadContext) -> object:
     value = sock.default_value
-    return ctx.ref(value) if isinstance(value, bpy.types.ID) else rna.plain(value)
+    if isinstance(value, bpy.types.ID):
+        return ctx.ref(value)
+    return ctx.masked(sock, "default_value", rna.plain(value))  # animated values: derived.py
 
 
 def _color_ramp(ramp) -> dict[str, object]:
@@ -362,6 +365,9 @@ def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
             if not hasattr(sock, "default_value"):
                 return owner
             value = doc
+            if isinstance(value, list) and None in value:  # partly animated on the sending side
+                set_components(sock, "default_value", value)
+                return owner
             if isinstance(sock.default_value, bpy.types.ID) or (value is not None and _is_id_socket(sock)):
                 value = ctx.resolve(value)
             try:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import bpy
 
-from . import ids
+from . import assign, derived, ids
 
 # Properties never worth sending, whatever the struct.
 COMMON_SKIP = frozenset(
@@ -61,6 +61,8 @@ class Links(Protocol):
 
     def is_synced(self, id_data: bpy.types.ID) -> bool: ...
 
+    def animated(self, id_data: bpy.types.ID) -> derived.Paths: ...
+
 
 def plain(value: object) -> object:
     """Turn a bpy property value into msgpack-able Python data."""
@@ -89,6 +91,9 @@ def read_props(
     skip = COMMON_SKIP.union(skip)
     nested = set(nested)
     out: dict[str, object] = {}
+    # What animation writes is read as None (derived.py): playing the animation changes no key.
+    animated = links.animated(struct.id_data) if struct.id_data is not None else derived.NOTHING
+    prefix = derived.path_of(struct) if animated else ""
     for prop in struct.bl_rna.properties:
         ident = prop.identifier
         if ident in skip or ident.startswith("bl_"):
@@ -116,6 +121,8 @@ def read_props(
         except (AttributeError, RuntimeError):  # pragma: no cover - context-dependent properties
             continue
         out[ident] = plain(value)
+        if animated:
+            out[ident] = derived.mask(out[ident], animated.get(derived.join(prefix, ident)))
     return dict(sorted(out.items()))
 
 
@@ -158,6 +165,11 @@ def write_props(
                 target = resolve(value) if isinstance(value, str) else None
                 if getattr(struct, ident) != target:
                     setattr(struct, ident, target)
+                continue
+            if value is None:
+                continue  # animated here (derived.py): the receiver's animation writes it
+            if isinstance(value, list) and None in value:
+                assign.set_components(struct, ident, value)
                 continue
             if prop.type == "ENUM" and prop.is_enum_flag:
                 value = set(value)

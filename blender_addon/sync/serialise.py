@@ -17,9 +17,10 @@ from .keys import make_key
 from .kinds import BY_NAME, LINK_TYPES
 
 
-def read_context() -> ReadContext:
-    """Lookups for one pass of reading datablocks (serialising or describing)."""
-    return ReadContext(is_synced, LINK_TYPES)
+def read_context(masked: bool = True) -> ReadContext:
+    """Lookups for one pass of reading datablocks: serialising (``masked``: what animation writes is
+    read as None, derived.py) or describing (the values as they are)."""
+    return ReadContext(is_synced, LINK_TYPES, masked)
 
 
 def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ JSON line on stdout prefixed with ``@@ `` (Blender may print other things):
     {"cmd": "edit", "script": "<python using bpy>"}      (then view_layer.update() and one pump)
     {"cmd": "eval", "expr": "<python expression>"}       -> {"value": ...}
     {"cmd": "pump_until_idle", "quiet": 0.3, "timeout": 20}
+    {"cmd": "play", "start": 1, "end": 100, "at": {"50": "<python>"}}  -> {"batches", "bytes_sent"}
     {"cmd": "state"}                                       -> {"hash", "seq", "unacked", "pending", ...}
     {"cmd": "drop"}                                        (close the socket: the add-on reconnects)
     {"cmd": "leave"} / {"cmd": "quit"}
@@ -132,6 +133,19 @@ def handle(command: dict) -> dict:
         for _ in range(int(command.get("times", 1))):
             tick()
         return {}
+    if cmd == "play":
+        # Playback as the timeline does it: a frame change, the depsgraph flush and the sync loop, per
+        # frame; a script of ``at`` runs at its frame (an edit during playback). Counts what the
+        # session sent while playing: batches (room writes) and every byte on the socket.
+        session = current()
+        batches, sent = session.stats["batches"], session.net.bytes_sent
+        scripts = {int(frame): script for frame, script in command.get("at", {}).items()}
+        for frame in range(int(command["start"]), int(command["end"]) + 1):
+            bpy.context.scene.frame_set(frame)
+            if frame in scripts:
+                exec(compile(scripts[frame], "<play>", "exec"), {"bpy": bpy, "__name__": "play"})
+            tick()
+        return {"batches": session.stats["batches"] - batches, "bytes_sent": session.net.bytes_sent - sent}
     if cmd == "pump_until_idle":
         ok = pump_until_idle(float(command.get("quiet", 0.3)), timeout)
         return {"idle": ok}

@@ -16,6 +16,13 @@ def reset_scene() -> None:
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 
 
+def evaluate_scenes() -> None:
+    """What an artist's Blender does before they look: every scene's animation written at its frame
+    (a view layer update evaluates the window's scene only)."""
+    for scene in bpy.data.scenes:
+        scene.frame_set(scene.frame_current)
+
+
 def link(ob: bpy.types.Object, coll: bpy.types.Collection | None = None) -> bpy.types.Object:
     (coll or bpy.context.scene.collection).objects.link(ob)
     return ob
@@ -537,6 +544,31 @@ def build_armature() -> None:
     skinned.modifiers.new("Armature", "ARMATURE").object = rig
 
 
+def build_animated(count: int = 5, frames: int = 100) -> None:
+    """A scene whose animation writes on every frame: ``count`` empties with location and rotation
+    F-curves (one channel of each left static), a rig with an animated pose bone, an animated shape
+    key value; keys on frame 1 and ``frames``."""
+    scene = bpy.context.scene
+    for i in range(count):
+        ob = link(bpy.data.objects.new(f"Anim{i}", None))
+        ob.scale = (1.0, 1.0 + i, 1.0)  # never animated: stays an edit like any other
+        for frame, (y, spin) in ((1, (0.0, 0.0)), (frames, (5.0, 3.0))):
+            ob.location = (float(i), y, 1.0)
+            ob.keyframe_insert("location", index=1, frame=frame)
+            ob.rotation_euler = (0.0, 0.0, spin)
+            ob.keyframe_insert("rotation_euler", index=2, frame=frame)
+    build_armature()
+    hand = bpy.data.objects["Rig"].pose.bones["Hand"]
+    build_shape_keys()
+    smile = bpy.data.meshes["Face"].shape_keys.key_blocks["Smile"]
+    for frame, value in ((1, 0.0), (frames, 1.0)):
+        hand.location = (0.0, value, 0.0)
+        hand.keyframe_insert("location", frame=frame)
+        smile.value = value
+        smile.keyframe_insert("value", frame=frame)
+    scene.frame_set(1)
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -566,6 +598,7 @@ BUILDERS = {
     "node_group": (build_node_group, "ngroup"),
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),
+    "animated": (lambda: build_animated(count=2), "action"),
 }
 
 

@@ -16,6 +16,7 @@ from scene_builders import (  # noqa: E402
     build_mesh,
     build_node_group,
     build_shape_keys,
+    evaluate_scenes,
     reset_scene,
 )
 
@@ -25,7 +26,11 @@ pytestmark = pytest.mark.blender
 
 
 def roundtrip(ops_order=None) -> tuple[str, dict[str, bytes], sync.Applier]:
-    """Serialise the current scene, rebuild it from its keys in an empty scene; return the original hash."""
+    """Serialise the current scene, rebuild it from its keys in an empty scene; return the original hash.
+
+    Both sides are compared as evaluated (animation written at the current frame), as an artist sees them.
+    """
+    evaluate_scenes()
     before = sync.scene_hash()
     values = sync.serialise_scene()
     reset_scene()
@@ -34,6 +39,7 @@ def roundtrip(ops_order=None) -> tuple[str, dict[str, bytes], sync.Applier]:
         ops = ops_order(ops)
     applier = sync.apply_ops(ops)
     assert applier.errors == []
+    evaluate_scenes()
     return before, values, applier
 
 
@@ -109,6 +115,7 @@ def test_everything_in_any_order_with_one_op_at_a_time(seed):
         applier.step()
     assert applier.errors == []
     assert applier.pending_links == {}
+    evaluate_scenes()  # animation writes its values, in every scene
     assert sync.scene_hash() == before
 
 
@@ -161,6 +168,7 @@ def test_clear_scene_then_join():
     sync.clear_scene()
     sync.apply_ops(list(values.items()))
     assert len(bpy.data.scenes) == 2
+    evaluate_scenes()  # animation writes its values, in every scene
     assert sync.scene_hash() == before
 
 

@@ -143,6 +143,7 @@ def apply_fcurve(action: bpy.types.Action, item: tuple[str, ...], doc: dict | No
         point.handle_right_type = keys["handle_right_type"][i]
     fset(points, "handle_left", keys["handle_left"])
     fset(points, "handle_right", keys["handle_right"])
+    action.update_tag()  # foreach_set tags nothing: the users' animation is evaluated again
     return action
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import bpy
 
-from .. import ids, rna
+from .. import animation, ids, rna
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
@@ -20,18 +20,23 @@ SHAPE_KEY_PROPS = ("slider_min", "slider_max", "value", "vertex_group", "interpo
 # ---------------------------------------------------------------- read
 
 
-def read_shape_keys(key: bpy.types.Key | None) -> dict[str, object] | None:
-    """Shape keys of a mesh: settings per key block, coordinates as packed f32 x3."""
+def read_shape_keys(key: bpy.types.Key | None, ctx: ReadContext) -> dict[str, object] | None:
+    """Shape keys of a mesh: settings per key block, coordinates as packed f32 x3; values that the Key's
+    animation or drivers write are None (derived.py)."""
     if key is None or not len(key.key_blocks):
         return None
     blocks = []
     for kb in key.key_blocks:
         doc: dict[str, object] = {"name": kb.name}
-        doc.update({attr: rna.plain(getattr(kb, attr)) for attr in SHAPE_KEY_PROPS})
+        doc.update({attr: ctx.masked(kb, attr, rna.plain(getattr(kb, attr))) for attr in SHAPE_KEY_PROPS})
         doc["relative_key"] = kb.relative_key.name if kb.relative_key is not None else None
         doc["co"] = pack_f32(fget(kb.data, "co", len(kb.data), 3))
         blocks.append(doc)
-    return {"use_relative": key.use_relative, "eval_time": float(key.eval_time), "blocks": blocks}
+    return {
+        "use_relative": key.use_relative,
+        "eval_time": ctx.masked(key, "eval_time", float(key.eval_time)),
+        "blocks": blocks,
+    }
 
 
 def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
@@ -60,7 +65,13 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "default_color": colors.default_color_name or None,
     }
     meta = {"materials": [ctx.ref(m) for m in me.materials]}
-    return {"meta": meta, "name": me.name, "geometry": geometry, "shapes": read_shape_keys(me.shape_keys)}
+    return {
+        "meta": meta,
+        "name": me.name,
+        "geometry": geometry,
+        "shapes": read_shape_keys(me.shape_keys, ctx),
+        "shapeanim": animation.read(me.shape_keys, ctx),
+    }
 
 
 # ---------------------------------------------------------------- describe
@@ -104,6 +115,7 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         "attributes": attributes,
         "materials": [ctx.ref(m) for m in me.materials],
         "shapes": _describe_shapes(me.shape_keys),
+        "shapeanim": animation.describe(me.shape_keys, ctx),
     }
 
 
@@ -217,11 +229,27 @@ def apply_shapes(me: bpy.types.Mesh, doc: dict | None, ctx: ApplyContext) -> bpy
     return me
 
 
+def apply_shape_anim(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    """``mesh/<u>/shapeanim``: the action animating the shape keys (their ``Key``)."""
+    if me.shape_keys is None:
+        if doc["action"] is not None:
+            ctx.wait_for("shapes", ids.get_uuid(me))
+        return me
+    animation.apply(me.shape_keys, doc, ctx)
+    return me
+
+
 KIND = Kind(
     name="mesh",
     collection="meshes",
     rna_type="Mesh",
-    parts={"meta": apply_meta, "name": apply_name, "geometry": apply_geometry, "shapes": apply_shapes},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "geometry": apply_geometry,
+        "shapes": apply_shapes,
+        "shapeanim": apply_shape_anim,
+    },
     create=create,
     serialise=serialise,
     describe=describe,

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import ids, modifiers, rna
+from .. import animation, ids, modifiers, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -50,15 +50,18 @@ SETTINGS = (
 # ---------------------------------------------------------------- read
 
 
-def read_pose(ob: bpy.types.Object) -> dict[str, object]:
-    """Pose bone transforms of an armature object, sorted by bone name."""
+def read_pose(ob: bpy.types.Object, ctx: ReadContext | None = None) -> dict[str, object]:
+    """Pose bone transforms of an armature object, sorted by bone name (with ``ctx``: what animation
+    writes read as None, see derived.py)."""
     bones = ob.pose.bones if ob.pose is not None else ()
+
+    def read(pb, attr: str) -> object:
+        value = rna.plain(getattr(pb, attr))
+        return value if ctx is None else ctx.masked(pb, attr, value)
+
     return {
         "bones": sorted(
-            (
-                {"name": pb.name, **{attr: rna.plain(getattr(pb, attr)) for attr in POSE_BONE_PROPS}}
-                for pb in bones
-            ),
+            ({"name": pb.name, **{attr: read(pb, attr) for attr in POSE_BONE_PROPS}} for pb in bones),
             key=lambda b: b["name"],
         )
     }
@@ -71,11 +74,15 @@ def _hidden(ob: bpy.types.Object) -> bool:
         return False
 
 
-def _setting(ob: bpy.types.Object, attr: str) -> object:
+def _setting(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> object:
     if attr == "hide":
         return _hidden(ob)
     value = getattr(ob, attr)
-    return float(value) if isinstance(value, float) else value
+    return ctx.masked(ob, attr, float(value) if isinstance(value, float) else value)
+
+
+def _transform(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> list:
+    return ctx.masked(ob, attr, floats(getattr(ob, attr)))  # animated channels: derived.py
 
 
 def serialise(
@@ -84,8 +91,6 @@ def serialise(
     data_kind = data_kinds.get(ob.type)
     collections = {r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None}
     mods, mod_order, mod_settings, mod_inputs = modifiers.read(ob, ctx)
-    ad = ob.animation_data
-    action = ad.action if ad is not None else None
     parts: dict[str, object] = {
         "meta": {"type": ob.type, "data_kind": data_kind, "data": ctx.ref(ob.data) if data_kind else None},
         "name": ob.name,
@@ -95,14 +100,14 @@ def serialise(
             "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
         },
         "in": {(ref,): True for ref in sorted(collections)},
-        "set": {(attr,): _setting(ob, attr) for attr in SETTINGS},
-        "location": floats(ob.location),
+        "set": {(attr,): _setting(ob, attr, ctx) for attr in SETTINGS},
+        "location": _transform(ob, "location", ctx),
         "rotation": {
             "mode": ob.rotation_mode,
-            **{attr: floats(getattr(ob, attr)) for attr in ROTATION_PROPS},
+            **{attr: _transform(ob, attr, ctx) for attr in ROTATION_PROPS},
         },
-        "scale": floats(ob.scale),
-        "delta": {attr: floats(getattr(ob, attr)) for attr in DELTA_PROPS},
+        "scale": _transform(ob, "scale", ctx),
+        "delta": {attr: _transform(ob, attr, ctx) for attr in DELTA_PROPS},
         "slot": {
             (str(i),): [slot.link, ctx.ref(slot.material) if slot.link == "OBJECT" else None]
             for i, slot in enumerate(ob.material_slots)
@@ -111,14 +116,11 @@ def serialise(
         "modorder": mod_order,
         "modset": mod_settings,
         "modin": mod_inputs,
-        "anim": {
-            "action": ctx.ref(action),
-            "slot": ad.action_slot.identifier if action is not None and ad.action_slot is not None else None,
-        },
+        "anim": animation.read(ob, ctx),
     }
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
-        parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob)["bones"]}
+        parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob, ctx)["bones"]}
     return parts
 
 
@@ -273,17 +275,7 @@ def apply_slot(ob: bpy.types.Object, item: tuple[str, ...], doc: list | None, ct
 
 
 def apply_anim(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    action = ctx.resolve(doc["action"])
-    if action is None:
-        if ob.animation_data is not None and ob.animation_data.action is not None:
-            ob.animation_data.action = None
-        return ob
-    ad = ob.animation_data or ob.animation_data_create()
-    if ad.action != action:
-        ad.action = action
-    slot = next((s for s in action.slots if s.identifier == doc["slot"]), None)
-    if slot is not None and ad.action_slot != slot:
-        ad.action_slot = slot
+    animation.apply(ob, doc, ctx)
     return ob
 
 

@@ -1,4 +1,6 @@
-"""Scenes (kind ``scene``): frame range, fps, resolution, camera, world, active clip; the current frame.
+"""Scenes (kind ``scene``): frame range, fps, resolution, camera, world, active clip.
+
+The current frame is each artist's own (their presence shows it): playing and scrubbing send nothing.
 
 Blender always needs one scene: a local scene without a uuid (or one
 marked with ``ids.ADOPT_PROP``) is taken over by the room's scene instead of
@@ -42,13 +44,13 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
         settings[(attr,)] = (
             ctx.ref(value) if is_link else (float(value) if isinstance(value, float) else value)
         )
-    return {"meta": {}, "name": scene.name, "set": settings, "frame": {"current": scene.frame_current}}
+    return {"meta": {}, "name": scene.name, "set": settings}
 
 
 def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
     return {
         "name": scene.name,
-        "frames": [scene.frame_start, scene.frame_end, scene.frame_step, scene.frame_current],
+        "frames": [scene.frame_start, scene.frame_end, scene.frame_step],
         "render": [
             scene.render.fps,
             scene.render.fps_base,
@@ -104,16 +106,11 @@ def apply_setting(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ct
     return scene
 
 
-def apply_frame(scene: bpy.types.Scene, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    set_changed(scene, "frame_current", doc["current"])
-    return scene
-
-
 KIND = Kind(
     name="scene",
     collection="scenes",
     rna_type="Scene",
-    parts={"meta": apply_meta, "name": apply_name, "set": Items(apply_setting), "frame": apply_frame},
+    parts={"meta": apply_meta, "name": apply_name, "set": Items(apply_setting)},
     create=create,
     serialise=serialise,
     describe=describe,
