@@ -20,6 +20,9 @@ from protocol import (
     Ack,
     Admin,
     Batch,
+    BlobGet,
+    BlobPut,
+    BlobQuery,
     CreateRoom,
     Delete,
     DeleteRoom,
@@ -46,6 +49,7 @@ from replication import Node, ReplicationError, WatchEvent
 from . import __version__, passwords, tls
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
+from .blobs import Blobs
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
 from .hub import Hub
@@ -89,7 +93,8 @@ class Broadcaster:
         self.peers = self.hub.peers
         self.locks = Locks(self.store, self.hub)
         self.joins = Joins(config, self.store, self.hub, self.password_guard)
-        self.writes = Writes(config, self.store, self.hub, self.metrics)
+        self.blobs = Blobs(config, node, self.metrics, self.hub.sessions)
+        self.writes = Writes(config, self.store, self.hub, self.metrics, self.blobs)
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses)
         self.hub.load_rooms()
         self._subscription = self.store.subscribe(self._on_tree_event)
@@ -117,6 +122,7 @@ class Broadcaster:
             ]
             nursery.start_soon(self.hub.room_list_pump)
             nursery.start_soon(self.locks.locks_pump)
+            nursery.start_soon(self.blobs.release_pump)
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
             nursery.start_soon(self._metrics_sampler)
@@ -229,6 +235,8 @@ class Broadcaster:
                 await self.writes.write(session, op_id, [["delete", key]])
             case Batch(op_id=op_id, ops=ops):
                 await self.writes.write(session, op_id, ops)
+            case BlobQuery() | BlobPut() | BlobGet():
+                await self.blobs.handle(session, event)
             case RoomEvent(op_id=op_id, value=value):
                 session.check_op_rate()
                 self.metrics.events += 1
@@ -268,6 +276,7 @@ class Broadcaster:
         session.name = user.name or hello.client_name
         session.kind = hello.client_kind
         self.hub.register(session)
+        self.blobs.session_back(client_id)
         session.send(
             Welcome(
                 protocol=PROTOCOL_VERSION,
@@ -291,6 +300,8 @@ class Broadcaster:
         for room in list(session.imports):
             self.admin.abandon_import(session, room)
         self.hub.unregister(session)
+        if session.client_id and session.client_id not in self.sessions:
+            self.blobs.session_gone(session.client_id)
 
     def relay_presence(self, session: Session, state: dict[str, Any]) -> None:
         self.hub.relay_presence(session, state)
@@ -351,6 +362,9 @@ class Broadcaster:
                     self.locks.forget(name)
             elif len(path) == 3:
                 self.hub.note_meta(name, event.payload)
+            return
+        if path[2] == "refs" and len(path) == 4:
+            self.blobs.note_key_refs(name, path[3], None if event.action == "delete" else event.payload)
             return
         room = self.rooms.get(name)
         if room is None or len(path) != 4:

@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_CLIENT = "no_such_client"
     INVALID_KEY = "invalid_key"
     LOCKED = "locked"
+    NO_SUCH_BLOB = "no_such_blob"  # a blob the server does not hold (unknown hash, or collected)
+    CONFLICT = "conflict"  # a key's blob references changed under a write: send it again, new op_id
     # Flow control and limits.
     SLOW_CONSUMER = "slow_consumer"
     RATE_LIMITED = "rate_limited"
