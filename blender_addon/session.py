@@ -46,6 +46,7 @@ from typing import Any
 import bpy
 
 from . import sync
+from .chunk_transfer import ChunkTransfer
 from .net import HelloInfo, NetThread, parse_addresses
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
 from .presence import gather_presence
@@ -60,7 +61,8 @@ APPLY_SLICE = 64
 RETRY_DELAY = 0.5
 # The batch had no effect: send it again, under a new op_id, after a pause. (``unavailable`` is not here:
 # that node cannot commit, so the session leaves it and resends on the next one under the same op_id.)
-RETRY_CODES = frozenset({"rate_limited", "internal"})
+# ``no_such_blob``: its chunks go up again first; ``conflict``: another node wrote the key's refs meanwhile.
+RETRY_CODES = frozenset({"rate_limited", "internal", "no_such_blob", "conflict"})
 
 # States of the connection, shown in the panel.
 CONNECTING = "connecting"
@@ -210,6 +212,7 @@ class SyncSession(ServerEventsMixin):
         self.receiving_snapshot = False
         self.tracker = sync.ChangeTracker()
         self.applier = sync.Applier(self.tracker)
+        self.chunks = ChunkTransfer()  # chunk uploads before batches, fetches before values are applied
         self.progress = 1.0
         self.revision = 0  # bumped whenever something the UI shows changed
         self._requests: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -254,7 +257,7 @@ class SyncSession(ServerEventsMixin):
     @property
     def busy(self) -> bool:
         """A snapshot or remote batch is still being applied: the scene is half-built, do not scan."""
-        return self.receiving_snapshot or self.applier.progress < 1.0
+        return self.receiving_snapshot or self.applier.progress < 1.0 or self.chunks.waiting > 0
 
     @property
     def idle(self) -> bool:
@@ -348,6 +351,7 @@ class SyncSession(ServerEventsMixin):
         self._join = None
         self.applier.reset()
         self.tracker.reset()
+        self.chunks.reset()
         self.users.clear()
         self.progress = 1.0
         forget_dirty()
@@ -375,7 +379,7 @@ class SyncSession(ServerEventsMixin):
         deleted += [key for key in audit_deleted if key not in deleted]
         if not changed and not deleted:
             return
-        ops: list[list[Any]] = [["set", key, value] for key, value in changed.items()]
+        ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])
         ops += [["delete", key] for key in deleted]
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
@@ -384,7 +388,13 @@ class SyncSession(ServerEventsMixin):
         _, batch = self.client_session.write(ops)
         self.stats["batches"] += 1
         if self.live:
-            self._send(batch)  # else it goes out with the resume plan
+            self._send_with_chunks(batch)  # else it goes out with the resume plan
+
+    def _send_with_chunks(self, batch) -> None:
+        """A batch behind the chunks it references that the server may not hold (ordered by the server)."""
+        for event in self.chunks.uploads(batch.ops):
+            self._send(event)
+        self._send(batch)
 
     def _drain_network(self) -> None:
         inbox = self.net.inbox
@@ -421,6 +431,7 @@ class SyncSession(ServerEventsMixin):
     def _connection_lost(self, reason: str) -> None:
         self.state = DISCONNECTED
         self.live = False
+        self.chunks.connection_lost()
         self.stats["reconnects"] += 1
         for ref in self.client_session.connection_lost(reason, time.monotonic()):
             self._requests.pop(ref, None)  # requests are not replayed; batches are (resume_plan)
@@ -444,8 +455,12 @@ class SyncSession(ServerEventsMixin):
             self._join = None  # its answer was lost with the connection
             if self.room is None:
                 self.log("join interrupted by a connection loss; join again")
-        # Resume: join again from the last seq seen, then re-send what was never acknowledged.
-        for event in self.client_session.resume_plan():
+        # Resume: join again from the last seq seen, then re-send what was never acknowledged, behind the
+        # chunks it references that were not confirmed stored; fetch again what waiting values need.
+        for ops in list(self.unacked.values()):
+            for event in self.chunks.uploads(ops):
+                self._send(event)
+        for event in [*self.client_session.resume_plan(), *self.chunks.retry_missing()]:
             self._send(event)
         self.live = self.room is not None  # ordered behind the join: new batches may follow at once
 
@@ -473,6 +488,9 @@ class SyncSession(ServerEventsMixin):
         if step.room_lost:
             self._left_room(f"could not rejoin {room!r}: {error.code}")
         elif any(error.code in RETRY_CODES for _ in step.refused):
+            if error.code == "no_such_blob":
+                for _, ops in self.client_session.retrying:
+                    self.chunks.forget_stored(ops)
             self._retry_at = time.monotonic() + RETRY_DELAY  # sent again, under a new op_id, after a pause
 
     def _send_retries(self) -> None:
@@ -480,7 +498,7 @@ class SyncSession(ServerEventsMixin):
             return
         for _, batch in self.client_session.retry_writes():
             self.stats["batches"] += 1
-            self._send(batch)
+            self._send_with_chunks(batch)
 
     def _apply_remote(self, deadline: float) -> None:
         if self.applier.progress >= 1.0:
@@ -534,7 +552,9 @@ def _split(ops: list[list[Any]], limit: int) -> list[list[list[Any]]]:
     chunks: list[list[list[Any]]] = [[]]
     size = 0
     for op in ops:
-        op_size = len(op[1]) + (len(op[2]) if len(op) > 2 else 0) + 16
+        op_size = (
+            len(op[1]) + (len(op[2]) if len(op) > 2 else 0) + 34 * (len(op[3]) if len(op) > 3 else 0) + 16
+        )
         if chunks[-1] and size + op_size > limit:
             chunks.append([])
             size = 0

@@ -18,6 +18,7 @@ class ServerEventsMixin:
     room: Any
     client_session: Any
     applier: Any
+    chunks: Any
     tracker: Any
     client_id: str
     live: bool
@@ -41,8 +42,12 @@ class ServerEventsMixin:
         for reply in step.send:
             self._send(reply)
         if step.view:
-            self.applier.feed(step.view)
-        if isinstance(event, P.Applied):
+            self._feed(step.view)
+        if isinstance(event, P.BlobDataEvent):
+            self.applier.feed(self.chunks.arrived(event.hash, event.data))
+        elif isinstance(event, P.BlobStored):
+            self.chunks.stored(event.hash)
+        elif isinstance(event, P.Applied):
             if event.room == room:
                 self.stats["applied"] += len(step.view)
                 self.stats["ignored"] += len(event.ops) - len(step.view)  # held back by our own edits
@@ -96,6 +101,14 @@ class ServerEventsMixin:
         elif isinstance(event, P.Error):
             self._on_error(event, step, room)
 
+    def _feed(self, changes) -> None:
+        """Remote values to the applier, in order, each once the chunks it names are here."""
+        ready, gets = self.chunks.incoming(list(changes))
+        for get in gets:
+            self._send(get)
+        if ready:
+            self.applier.feed(ready)
+
     def _on_joined(self, joined, *, resumed: bool) -> None:
         join = self._join
         self._requests.pop(joined.ref, None)
@@ -117,7 +130,7 @@ class ServerEventsMixin:
         self.receiving_snapshot = False
         if keep is not None:
             # A rejoin from a snapshot: what we had and it has not (nor we edit) was deleted meanwhile.
-            self.applier.feed([(key, None) for key in self.tracker.values if key not in keep])
+            self._feed([(key, None) for key in self.tracker.values if key not in keep])
             self.log(f"rejoined room {self.room!r} from a snapshot at seq {seq}")
         else:
             self.log(f"joined room {self.room!r} at seq {seq}")

@@ -16,6 +16,7 @@ at the op's position in the stream.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 import ssl
@@ -33,6 +34,11 @@ from protocol import (
     PROTOCOL_VERSION,
     Admin,
     AdminResult,
+    BlobDataEvent,
+    BlobGet,
+    BlobPut,
+    BlobQuery,
+    BlobStatus,
     ClientSession,
     Connection,
     CreateRoom,
@@ -408,6 +414,26 @@ class Client:
             *self.session.request(lambda ref: Unlock(keys=list(keys or []), ref=ref))
         )
         return reply.keys
+
+    async def put_blob(self, data: bytes) -> bytes:
+        """Store one blob (at most protocol.limits.MAX_BLOB_BYTES); returns its hash once it is durable."""
+        blob = hashlib.sha256(data).digest()
+        await self._request(*self.session.request(lambda ref: BlobPut(hash=blob, data=data, ref=ref)))
+        return blob
+
+    async def missing_blobs(self, hashes: list[bytes]) -> list[bytes]:
+        """Which of these blobs the server does not hold."""
+        reply: BlobStatus = await self._request(
+            *self.session.request(lambda ref: BlobQuery(hashes=list(hashes), ref=ref))
+        )
+        return reply.missing
+
+    async def get_blob(self, blob: bytes) -> bytes | None:
+        """A blob's bytes (checked against its hash when decoded), or None if the server does not hold it."""
+        reply: BlobDataEvent = await self._request(
+            *self.session.request(lambda ref: BlobGet(hashes=[blob], ref=ref))
+        )
+        return reply.data
 
     async def admin(self, action: str, **args: Any) -> Any:
         """An admin request (needs the admin role); returns its result."""

@@ -70,6 +70,9 @@ class ServerConfig:
     max_clients: int = 1_000
     max_room_keys: int = 1_000_000
     max_room_bytes: int = 16 * 1024**3
+    max_blob_bytes: int = 0  # all blobs of the server together (shared by rooms, stored once)
+    max_room_blob_bytes: int = 0  # blobs referenced by one room's keys (counted per key)
+    pin_grace: float = 600.0  # an unreferenced upload is kept this long after its session is gone
     max_ops_per_second: float = 0.0  # set/delete/batch/event per client, burst of one second's worth
     max_presence_per_second: float = 120.0  # presence messages accepted per client
     # Room-password guessing (docs/security.md): wrong passwords allowed before a lockout (0 = no limit),
@@ -143,7 +146,13 @@ class ServerConfig:
                 f"max_frame_size must be 1 to {MAX_FRAME_SIZE_LIMIT} bytes: every write is replicated as"
                 " one log entry of up to twice a frame"
             )
-        for name in ("handshake_timeout", "heartbeat_timeout", "min_frame_bytes_per_second", "close_grace"):
+        for name in (
+            "handshake_timeout",
+            "heartbeat_timeout",
+            "min_frame_bytes_per_second",
+            "close_grace",
+            "pin_grace",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
         if not 0 < self.password_lockout <= self.password_lockout_max:
@@ -153,6 +162,8 @@ class ServerConfig:
             "max_clients",
             "max_room_keys",
             "max_room_bytes",
+            "max_blob_bytes",
+            "max_room_blob_bytes",
             "password_failures_per_address",
             "password_failures_per_room",
             "room_tail",

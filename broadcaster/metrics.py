@@ -37,6 +37,8 @@ class Metrics:
         self.operations = 0  # set/delete/batch accepted for commit
         self.events = 0  # relayed room events
         self.presence = 0  # presence messages received
+        self.blob_bytes_received = 0  # blob_put data accepted for storing
+        self.blob_bytes_sent = 0  # blob_data sent
         self.errors: dict[str, int] = {}  # error frames sent, by code
         self.limits: dict[str, int] = {}  # refusals by limit name
         self.auth_failures = 0

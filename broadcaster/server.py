@@ -21,6 +21,9 @@ from protocol import (
     Ack,
     Admin,
     Batch,
+    BlobGet,
+    BlobPut,
+    BlobQuery,
     Checkpoint,
     CreateRoom,
     Delete,
@@ -57,6 +60,7 @@ from . import __version__, passwords, tls
 from .addon_download import AddonZip, download_url, version_advice
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
+from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
@@ -103,7 +107,8 @@ class Broadcaster:
         self.peers = self.hub.peers
         self.locks = Locks(self.store, self.hub)
         self.joins = Joins(config, self.store, self.hub, self.password_guard)
-        self.writes = Writes(config, self.store, self.hub, self.metrics)
+        self.blobs = Blobs(config, node, self.metrics, self.hub.sessions)
+        self.writes = Writes(config, self.store, self.hub, self.metrics, self.blobs)
         self.history = RoomHistory(config, self.store, self.hub)
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses)
         self.hub.load_rooms()
@@ -132,6 +137,7 @@ class Broadcaster:
             ]
             nursery.start_soon(self.hub.room_list_pump)
             nursery.start_soon(self.locks.locks_pump)
+            nursery.start_soon(self.blobs.release_pump)
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
             nursery.start_soon(self._metrics_sampler)
@@ -245,6 +251,8 @@ class Broadcaster:
                 await self.writes.write(session, op_id, [["delete", key]])
             case Batch(op_id=op_id, ops=ops):
                 await self.writes.write(session, op_id, ops)
+            case BlobQuery() | BlobPut() | BlobGet():
+                await self.blobs.handle(session, event)
             case RoomEvent(op_id=op_id, value=value):
                 session.check_op_rate()
                 self.metrics.events += 1
@@ -300,6 +308,7 @@ class Broadcaster:
         session.name = user.name or hello.client_name
         session.kind = hello.client_kind
         self.hub.register(session)
+        self.blobs.session_back(client_id)
         session.send(
             Welcome(
                 protocol=version,
@@ -343,6 +352,8 @@ class Broadcaster:
         for room in list(session.imports):
             self.admin.abandon_import(session, room)
         self.hub.unregister(session)
+        if session.client_id and session.client_id not in self.sessions:
+            self.blobs.session_gone(session.client_id)
 
     def relay_presence(self, session: Session, state: dict[str, Any]) -> None:
         self.hub.relay_presence(session, state)
@@ -403,6 +414,9 @@ class Broadcaster:
                     self.locks.forget(name)
             elif len(path) == 3:
                 self.hub.note_meta(name, event.payload)
+            return
+        if path[2] == "refs" and len(path) == 4:
+            self.blobs.note_key_refs(name, path[3], None if event.action == "delete" else event.payload)
             return
         room = self.rooms.get(name)
         if room is None or len(path) != 4:

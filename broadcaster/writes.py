@@ -13,6 +13,7 @@ from typing import Any
 from protocol import Ack, ErrorCode
 from replication import Proposal, ReplicationError, TreeError
 
+from .blobs import Blobs
 from .checkpoints import log_cap
 from .config import ServerConfig
 from .errors import RequestError
@@ -24,11 +25,12 @@ from .session import Session
 
 
 class Writes:
-    def __init__(self, config: ServerConfig, store: RoomStore, hub: Hub, metrics: Metrics):
+    def __init__(self, config: ServerConfig, store: RoomStore, hub: Hub, metrics: Metrics, blobs: Blobs):
         self.config = config
         self.store = store
         self.hub = hub
         self.metrics = metrics
+        self.blobs = blobs
 
     async def write(self, session: Session, op_id: int, ops: list[list[Any]]) -> None:
         if session.room is None:
@@ -39,6 +41,8 @@ class Writes:
         session.check_op_rate()
         # Backpressure: with too many writes in flight, stop reading from this client until some commit.
         await session.inflight.acquire()
+        if session.room is not None:
+            await self.blobs.settle(session.room.name, ops)  # see Blobs.write_changes
         room = session.room
         if room is None:  # the room went while this client was held back
             session.inflight.release()
@@ -48,26 +52,46 @@ class Writes:
         except BaseException:
             session.inflight.release()
             raise
+        try:
+            blob_changes = self.blobs.write_changes(session, room, ops)
+        except BaseException:
+            self._release(session, room, pending, None)
+            raise
         session.last_op_id = max(session.last_op_id, op_id)
         try:
-            proposal = self.submit_write(session, op_id, ops)
+            proposal = self.submit_write(session, op_id, ops, blob_changes)
         except BaseException:
-            session.inflight.release()
-            if pending is not None:
-                room.pending_keys -= pending[0]
-                room.pending_bytes -= pending[1]
+            self._release(session, room, pending, blob_changes)
             raise
         session.operations += 1
-        proposal.add_done_callback(lambda done: self._write_done(session, done, op_id, room, pending))
+        proposal.add_done_callback(
+            lambda done: self._write_done(session, done, op_id, ops, room, pending, blob_changes)
+        )
 
-    def _write_done(
-        self, session: Session, proposal: Any, op_id: int, room: Room, pending: tuple[int, int] | None
+    def _release(
+        self, session: Session, room: Room, pending: tuple[int, int] | None, blob_changes: Any
     ) -> None:
         session.inflight.release()
         if pending is not None:
             room.pending_keys -= pending[0]
             room.pending_bytes -= pending[1]
+        if blob_changes is not None:
+            self.blobs.write_done(blob_changes[2])
+
+    def _write_done(
+        self,
+        session: Session,
+        proposal: Any,
+        op_id: int,
+        ops: list[list[Any]],
+        room: Room,
+        pending: tuple[int, int] | None,
+        blob_changes: Any,
+    ) -> None:
+        self._release(session, room, pending, blob_changes)
         error = self.write_outcome(session, proposal, op_id, room)
+        if error is not None and blob_changes is not None and error.code == ErrorCode.LOCKED:
+            error = self.blobs.refusal(room, ops) or error  # the blob conditions, not a lock, failed
         if error is not None:
             session.reply_error(error.code, error.message, op_id)
 
@@ -113,7 +137,9 @@ class Writes:
         room.pending_bytes += add_bytes
         return add_keys, add_bytes
 
-    def submit_write(self, session: Session, op_id: int, ops: list[list[Any]]) -> Proposal:
+    def submit_write(
+        self, session: Session, op_id: int, ops: list[list[Any]], blob_changes: Any = None
+    ) -> Proposal:
         room = session.room
         assert room is not None
         guard = self._lock_guard(room, session) if room.locks or room.locks_pending else None
@@ -121,6 +147,9 @@ class Writes:
         command = write_command(
             room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time())
         )
+        if blob_changes is not None:
+            command["compare"] += blob_changes[0]
+            command["then"][-1:-1] = blob_changes[1]  # before the log append: its result gives the seq
         try:
             proposal = self.store.submit(command, client=session.client_id, seq=op_id)
         except ReplicationError as exc:

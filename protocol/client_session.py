@@ -61,9 +61,9 @@ def op_event(op_id: int, ops: list[list[Any]], *, compact: bool = True) -> Event
     """The event that carries ``ops`` under ``op_id`` (``compact``: a lone op as ``set``/``delete``)."""
     if not compact:
         return Batch(op_id=op_id, ops=ops)
-    if len(ops) == 1 and ops[0][0] == "set":
+    if len(ops) == 1 and ops[0][0] == "set" and len(ops[0]) == 3:  # a set with blob refs goes as a batch
         return Set(op_id=op_id, key=ops[0][1], value=ops[0][2])
-    if len(ops) == 1:
+    if len(ops) == 1 and ops[0][0] == "delete":
         return Delete(op_id=op_id, key=ops[0][1])
     return Batch(op_id=op_id, ops=ops)
 

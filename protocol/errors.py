@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     LOCKED = "locked"
     NO_SUCH_CHECKPOINT = "no_such_checkpoint"
     NOT_RETAINED = "not_retained"  # a restore or fork of a seq whose history is no longer kept
+    NO_SUCH_BLOB = "no_such_blob"  # a blob the server does not hold (unknown hash, or collected)
+    CONFLICT = "conflict"  # a key's blob references changed under a write: send it again, new op_id
     # Flow control and limits.
     SLOW_CONSUMER = "slow_consumer"
     RATE_LIMITED = "rate_limited"

@@ -6,6 +6,7 @@ event's fields. Field types are declared once, by the dataclass annotations, and
 
 from __future__ import annotations
 
+import hashlib
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Flag, auto
@@ -28,6 +29,11 @@ from .limits import (
     REF,
     SECONDS,
     Address,
+    BlobData,
+    BlobGetHashes,
+    BlobHash,
+    BlobQueryHashes,
+    BlobStatusHashes,
     FieldError,
     Items,
     Key,
@@ -299,6 +305,40 @@ class Unlock(Event):
     ref: Ref | None = None
 
 
+def _check_blob_hash(hash: bytes, data: bytes) -> None:
+    if hashlib.sha256(data).digest() != hash:
+        raise FieldError("hash", "is not the sha256 of data")
+
+
+@_event("blob_query", Sender.CLIENT)
+class BlobQuery(Event):
+    """Which of these blobs does the server not hold? Answered by ``blob_status``."""
+
+    hashes: BlobQueryHashes
+    ref: Ref | None = None
+
+
+@_event("blob_put", Sender.CLIENT)
+class BlobPut(Event):
+    """Store one blob (content-addressed: ``hash`` is the sha256 of ``data``); held for this session until a
+    value references it. Answered by ``blob_stored`` once durable."""
+
+    hash: BlobHash
+    data: BlobData
+    ref: Ref | None = None
+
+    def check(self) -> None:
+        _check_blob_hash(self.hash, self.data)
+
+
+@_event("blob_get", Sender.CLIENT)
+class BlobGet(Event):
+    """Fetch blobs by hash: one ``blob_data`` each, in order."""
+
+    hashes: BlobGetHashes
+    ref: Ref | None = None
+
+
 _ADMIN_CHECKS = {
     action: {name: compile_check(tp) for name, tp in args.items()} for action, args in ADMIN_ARGS.items()
 }
@@ -481,6 +521,31 @@ class LocksChanged(Event):
     room: RoomName
     locked: dict[Key, SessionId] = field(default_factory=dict)
     unlocked: list[Key] = field(default_factory=list)
+
+
+@_event("blob_status", Sender.SERVER)
+class BlobStatus(Event):
+    missing: BlobStatusHashes  # the queried hashes the server does not hold, in query order
+    ref: Ref | None = None
+
+
+@_event("blob_stored", Sender.SERVER)
+class BlobStored(Event):
+    hash: BlobHash
+    ref: Ref | None = None
+
+
+@_event("blob_data", Sender.SERVER)
+class BlobDataEvent(Event):
+    """One blob of a ``blob_get``; ``data`` is nil when the server does not hold it."""
+
+    hash: BlobHash
+    data: BlobData | None = None
+    ref: Ref | None = None
+
+    def check(self) -> None:
+        if self.data is not None:
+            _check_blob_hash(self.hash, self.data)
 
 
 @_event("admin_result", Sender.SERVER)

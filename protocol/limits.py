@@ -276,6 +276,50 @@ def fit_name(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
 
 
+# ---- blobs ------------------------------------------------------------------------------------------------
+
+BLOB_HASH_BYTES = 32  # sha256 of the blob's bytes
+MAX_BLOB_BYTES = 1024 * 1024  # one blob (a chunk of a large value); larger data is split into chunks
+MAX_VALUE_REFS = 16384  # blob references of one set operation
+MAX_BATCH_REFS = 65536  # blob references of one batch, all its operations together
+MAX_BLOB_QUERY = 4096  # hashes in one blob_query / blob_status
+MAX_BLOB_GET = 64  # hashes in one blob_get (each answered by its own blob_data frame)
+
+
+def _hash_reason(value: bytes) -> str | None:
+    if len(value) != BLOB_HASH_BYTES:
+        return f"must be exactly {BLOB_HASH_BYTES} bytes; it is {len(value)}"
+    return None
+
+
+def _blob_reason(value: bytes) -> str | None:
+    if not 1 <= len(value) <= MAX_BLOB_BYTES:
+        return f"must be 1 to {MAX_BLOB_BYTES} bytes; it is {len(value)}"
+    return None
+
+
+def _refs_reason(refs: Any) -> str | None:
+    """The blob references of one set: a list of distinct 32-byte hashes, at most MAX_VALUE_REFS."""
+    if type(refs) is not list:
+        return f"must be list[bin], got {type(refs).__name__}"
+    if len(refs) > MAX_VALUE_REFS:
+        return f"must have 0 to {MAX_VALUE_REFS} items; it has {len(refs)}"
+    for i, ref in enumerate(refs):
+        if type(ref) is not bytes or len(ref) != BLOB_HASH_BYTES:
+            return f"[{i}] must be {BLOB_HASH_BYTES} bytes of bin"
+    if len(set(refs)) != len(refs):
+        return "must not name a blob twice"
+    return None
+
+
+BLOB_HASH = Rule(f"{BLOB_HASH_BYTES} bytes (sha256)", _hash_reason)
+BLOB_DATA = Rule(f"1 to {MAX_BLOB_BYTES} bytes", _blob_reason)
+BlobHash = Annotated[bytes, BLOB_HASH]
+BlobData = Annotated[bytes, BLOB_DATA]
+BlobQueryHashes = Annotated[list[BlobHash], Length(1, MAX_BLOB_QUERY)]
+BlobStatusHashes = Annotated[list[BlobHash], Length(0, MAX_BLOB_QUERY)]
+BlobGetHashes = Annotated[list[BlobHash], Length(1, MAX_BLOB_GET)]
+
 # ---- batches ----------------------------------------------------------------------------------------------
 
 
@@ -283,22 +327,29 @@ _key_ok = text_predicate(KEY)
 
 
 def _ops_reason(ops: list[list[Any]]) -> str | None:
-    """A batch is a non-empty list of ["set", key, value] and ["delete", key]."""
+    """A batch is a non-empty list of ["set", key, value], ["set", key, value, refs] and ["delete", key]."""
     if not ops:
         return "needs at least one operation"
+    total_refs = 0
     for i, op in enumerate(ops):
         if type(op) is not list:
             return f"[{i}] must be a list"
-        is_set = len(op) == 3 and op[0] == "set" and type(op[1]) is str and type(op[2]) is bytes
+        is_set = 3 <= len(op) <= 4 and op[0] == "set" and type(op[1]) is str and type(op[2]) is bytes
         is_delete = len(op) == 2 and op[0] == "delete" and type(op[1]) is str
         if not (is_set or is_delete):
-            return f'[{i}] must be ["set", key:str, value:bin] or ["delete", key:str]'
+            return f'[{i}] must be ["set", key:str, value:bin, refs?] or ["delete", key:str]'
         if not _key_ok(op[1]):
             return f"[{i}] key {KEY.problem(op[1])}"
+        if len(op) == 4:
+            if (reason := _refs_reason(op[3])) is not None:
+                return f"[{i}] refs{join_reason(reason)}"
+            total_refs += len(op[3])
+    if total_refs > MAX_BATCH_REFS:
+        return f"holds {total_refs} blob references, more than {MAX_BATCH_REFS}"
     return None
 
 
-OPS = Rule('a non-empty list of ["set", key, value:bin] and ["delete", key]', _ops_reason)
+OPS = Rule('a non-empty list of ["set", key, value:bin, refs?] and ["delete", key]', _ops_reason)
 Ops = Annotated[list[Any], OPS]  # the rule checks each operation's shape itself
 
 

@@ -14,19 +14,25 @@ from collections.abc import Iterable
 import msgpack
 
 from ..protocol_shim import protocol
+from . import chunks
 
 _BIG_ENDIAN = sys.byteorder == "big"
 MAX_KEY_BYTES = protocol.limits.MAX_KEY_BYTES  # the longest key the server accepts
 
 
 def encode_value(obj: object) -> bytes:
-    """Encode a value document to msgpack bytes (binary type kept apart from str)."""
-    return msgpack.packb(obj, use_bin_type=True, strict_types=False)
+    """Encode a value document to msgpack bytes (binary type kept apart from str); byte strings longer
+    than a chunk travel as content-addressed chunks (chunks.py)."""
+    return msgpack.packb(chunks.chunked(obj), use_bin_type=True, strict_types=False)
 
 
 def decode_value(data: bytes) -> object:
-    """Decode msgpack bytes produced by :func:`encode_value`."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    """Decode msgpack bytes produced by :func:`encode_value` (raises chunks.MissingChunks for a value
+    whose chunks are not in the cache)."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, ext_hook=_join)
+
+
+_join = chunks.join_hook()
 
 
 def valid_uuid(value: object) -> bool:

@@ -6,6 +6,7 @@ protocol/limits.py, so a change to either one without the other fails.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import typing
@@ -28,10 +29,22 @@ from protocol import (
     fit_name,
 )
 from protocol.events import Sender, event_from_body
-from protocol.limits import ADMIN_ARGS, PRESENCE_FIELDS, TEXTS, IntRange, Text
+from protocol.limits import (
+    ADMIN_ARGS,
+    MAX_BATCH_REFS,
+    MAX_BLOB_BYTES,
+    MAX_BLOB_GET,
+    MAX_BLOB_QUERY,
+    MAX_VALUE_REFS,
+    PRESENCE_FIELDS,
+    TEXTS,
+    IntRange,
+    Text,
+)
 
 I63 = 2**63 - 1
 SID = "s" * 32
+HASH = hashlib.sha256(b"x").digest()
 
 # One valid body of every message type (decoding each is the first test).
 VALID: dict[str, dict[str, Any]] = {
@@ -52,6 +65,12 @@ VALID: dict[str, dict[str, Any]] = {
     "lock": {"keys": ["k"], "ref": 1},
     "unlock": {"keys": [], "ref": 1},
     "admin": {"action": "rooms", "ref": 1},
+    "blob_query": {"hashes": [HASH], "ref": 1},
+    "blob_put": {"hash": HASH, "data": b"x", "ref": 1},
+    "blob_get": {"hashes": [HASH], "ref": 1},
+    "blob_status": {"missing": [HASH], "ref": 1},
+    "blob_stored": {"hash": HASH, "ref": 1},
+    "blob_data": {"hash": HASH, "data": b"x", "ref": 1},
     "welcome": {
         "protocol": 1,
         "server_version": "1.0",
@@ -558,6 +577,71 @@ def test_batch_ops_name_the_bad_operation():
         "batch.ops[0] key must be 1 to 1024 bytes"
     )
     assert decode("batch", {"op_id": 3, "ops": [["set", "k" * 1024, b""], ["delete", "\U0001f600" * 256]]})
+
+
+def test_blob_hashes_sizes_and_counts():
+    """A hash is exactly 32 bytes and must be the sha256 of the data it names; a blob is 1 byte to 1 MiB;
+    each list has its bounds. Checked at decode, on both sides (blob_data too)."""
+    big = b"\0" * MAX_BLOB_BYTES
+    assert decode("blob_put", {"hash": hashlib.sha256(big).digest(), "data": big})
+    over = big + b"\0"
+    message = refused("blob_put", {"hash": hashlib.sha256(over).digest(), "data": over, "ref": 4}).message
+    assert message == f"blob_put.data must be 1 to {MAX_BLOB_BYTES} bytes; it is {MAX_BLOB_BYTES + 1}"
+    assert refused("blob_put", {"hash": HASH, "data": b""}).message.endswith("it is 0")
+    assert (
+        refused("blob_put", {"hash": HASH, "data": b"y"}).message == "blob_put.hash is not the sha256 of data"
+    )
+    assert (
+        refused("blob_data", {"hash": HASH, "data": b"y"}).message
+        == "blob_data.hash is not the sha256 of data"
+    )
+    assert decode("blob_data", {"hash": HASH, "data": None}).data is None
+    for wrong in (b"", HASH[:31], HASH + b"\0", "x" * 32):
+        assert refused("blob_put", {"hash": wrong, "data": b"x"}).message.startswith("blob_put.hash must be")
+    assert decode("blob_get", {"hashes": [HASH] * MAX_BLOB_GET})
+    assert refused("blob_get", {"hashes": [HASH] * (MAX_BLOB_GET + 1)}).message == (
+        f"blob_get.hashes must have 1 to {MAX_BLOB_GET} items; it has {MAX_BLOB_GET + 1}"
+    )
+    assert refused("blob_get", {"hashes": []}).message == "blob_get.hashes must have 1 to 64 items; it has 0"
+    assert decode("blob_query", {"hashes": [HASH] * MAX_BLOB_QUERY})
+    assert refused("blob_query", {"hashes": [HASH] * (MAX_BLOB_QUERY + 1)}).message.startswith(
+        "blob_query.hashes must have 1 to 4096 items"
+    )
+    assert refused("blob_query", {"hashes": [HASH, b"\0" * 31]}).message.startswith(
+        "blob_query.hashes[1] must"
+    )
+    assert decode("blob_status", {"missing": []}).missing == []
+
+
+def test_set_refs_bounds():
+    """A set may carry a fourth element: the distinct 32-byte hashes of the blobs its value references."""
+    refs = [i.to_bytes(32, "big") for i in range(MAX_VALUE_REFS)]
+    assert decode("batch", {"op_id": 1, "ops": [["set", "k", b"", refs]]})
+    assert decode("batch", {"op_id": 1, "ops": [["set", "k", b"", []]]})
+    over = [*refs, (MAX_VALUE_REFS).to_bytes(32, "big")]
+    assert refused("batch", {"op_id": 1, "ops": [["set", "k", b"", over]]}).message == (
+        f"batch.ops[0] refs must have 0 to {MAX_VALUE_REFS} items; it has {MAX_VALUE_REFS + 1}"
+    )
+    ops = [["set", f"k{i}", b"", refs] for i in range(MAX_BATCH_REFS // MAX_VALUE_REFS)]
+    assert decode("batch", {"op_id": 1, "ops": ops})
+    assert refused("batch", {"op_id": 1, "ops": [*ops, ["set", "x", b"", [HASH]]]}).message == (
+        f"batch.ops holds {MAX_BATCH_REFS + 1} blob references, more than {MAX_BATCH_REFS}"
+    )
+    assert refused("batch", {"op_id": 1, "ops": [["set", "k", b"", [HASH, HASH]]]}).message == (
+        "batch.ops[0] refs must not name a blob twice"
+    )
+    assert refused("batch", {"op_id": 1, "ops": [["set", "k", b"", [HASH[:31]]]]}).message == (
+        "batch.ops[0] refs[0] must be 32 bytes of bin"
+    )
+    assert refused("batch", {"op_id": 1, "ops": [["set", "k", b"", HASH]]}).message == (
+        "batch.ops[0] refs must be list[bin], got bytes"
+    )
+    assert refused("batch", {"op_id": 1, "ops": [["delete", "k", [HASH]]]}).message.startswith(
+        "batch.ops[0] must be"
+    )
+    assert refused("batch", {"op_id": 1, "ops": [["set", "k", b"", [], None]]}).message.startswith(
+        "batch.ops[0] must be"
+    )
 
 
 def test_lock_keys_bounds():

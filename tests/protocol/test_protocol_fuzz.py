@@ -42,6 +42,9 @@ field_names = st.sampled_from(
         "nonce",
         "password",
         "subscribe",
+        "hash",
+        "hashes",
+        "data",
     ]
 )
 bodies = st.dictionaries(field_names, msgpack_values, max_size=6) | st.fixed_dictionaries(
@@ -53,6 +56,9 @@ bodies = st.dictionaries(field_names, msgpack_values, max_size=6) | st.fixed_dic
         "ops": msgpack_values,
         "room": msgpack_values,
         "state": msgpack_values,
+        "hash": msgpack_values | st.binary(min_size=31, max_size=33),
+        "hashes": msgpack_values | st.lists(st.binary(min_size=31, max_size=33), max_size=3),
+        "data": msgpack_values,
     },
 )
 

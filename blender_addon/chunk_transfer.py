@@ -1,0 +1,132 @@
+"""Chunks between the add-on and the server (docs/protocol.md section 3a): uploads before the operations
+that reference them, and fetches before the values that need them are applied. No bpy, no I/O: the sync
+loop (session.py) sends what this returns and hands it what the server answers.
+
+- **Up.** A set whose value names chunks carries them as its ``refs``; each chunk the server is not known
+  to hold (``ChunkCache.on_server``) goes up as a ``blob_put`` right before the batch, on the same
+  connection, so the server orders it first. After a reconnect, the chunks of unacknowledged batches that
+  were never confirmed (``blob_stored``) go up again before the resume plan: an interrupted upload goes on
+  where it stopped.
+- **Down.** Remote values pass through a gate in arrival order: a value whose chunks are all cached goes to
+  the applier at once (when nothing is waiting before it); otherwise its missing chunks are fetched
+  (``blob_get``, each hash once) and it waits, with everything behind it, until they are here. A chunk the
+  server no longer holds belongs to a value a later operation replaced: that value is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .protocol_shim import protocol
+from .sync import chunks
+
+MAX_GET = 64  # protocol.limits.MAX_BLOB_GET
+
+Change = tuple[str, "bytes | None"]
+
+
+class ChunkTransfer:
+    def __init__(self, store: chunks.ChunkCache | None = None):
+        self.store = store if store is not None else chunks.cache
+        self.sent: set[bytes] = set()  # put on this connection, not confirmed yet
+        self.requested: set[bytes] = set()  # asked for on this connection, not arrived yet
+        self._waiting: deque[tuple[str, bytes | None, set[bytes]]] = deque()
+        self.skipped: list[str] = []  # keys whose value could not be completed (replaced meanwhile)
+        self.stats = {"put": 0, "put_bytes": 0, "fetched": 0, "fetched_bytes": 0}
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def reset(self) -> None:
+        """Left the room: values waiting for chunks are dropped (the chunks stay cached)."""
+        self._waiting.clear()
+
+    def connection_lost(self) -> None:
+        self.sent.clear()
+        self.requested.clear()
+
+    # ---- up --------------------------------------------------------------------------------------------
+
+    def with_refs(self, ops: list[list[Any]]) -> list[list[Any]]:
+        """The ops with each set's chunk hashes as its fourth element (sets without chunks unchanged)."""
+        out = []
+        for op in ops:
+            refs = chunks.refs_of(op[2]) if op[0] == "set" else []
+            out.append([*op[:3], refs] if refs else op)
+        return out
+
+    def uploads(self, ops: list[list[Any]]) -> list[Any]:
+        """``blob_put`` events for the chunks of ``ops`` the server may not hold, each once per connection."""
+        events = []
+        for op in ops:
+            if op[0] != "set" or len(op) < 4:
+                continue
+            for blob in op[3]:
+                if blob in self.store.on_server or blob in self.sent:
+                    continue
+                data = self.store.get(blob)
+                if data is None:
+                    continue  # evicted: the server answers no_such_blob, and the next scan sends it anew
+                self.sent.add(blob)
+                self.stats["put"] += 1
+                self.stats["put_bytes"] += len(data)
+                events.append(protocol.BlobPut(hash=blob, data=data))
+        return events
+
+    def stored(self, blob: bytes) -> None:
+        self.sent.discard(blob)
+        self.store.on_server.add(blob)
+
+    def forget_stored(self, ops: list[list[Any]]) -> None:
+        """The server refused an op for a missing chunk: none of its chunks is taken as stored any more."""
+        for op in ops:
+            if op[0] == "set" and len(op) == 4:
+                self.store.on_server.difference_update(op[3])
+                self.sent.difference_update(op[3])
+
+    # ---- down ------------------------------------------------------------------------------------------
+
+    def incoming(self, changes: list[Change]) -> tuple[list[Change], list[Any]]:
+        """Remote values in arrival order -> (those ready to apply now, blob_get events to send)."""
+        ready: list[Change] = []
+        wanted: list[bytes] = []
+        for key, value in changes:
+            refs = chunks.refs_of(value)
+            self.store.on_server.update(refs)  # a live key of the room holds them
+            need = set(chunks.missing(refs, self.store))
+            if not need and not self._waiting:
+                ready.append((key, value))
+                continue
+            self._waiting.append((key, value, need))
+            for blob in need:
+                if blob not in self.requested:
+                    self.requested.add(blob)
+                    wanted.append(blob)
+        gets = [protocol.BlobGet(hashes=wanted[i : i + MAX_GET]) for i in range(0, len(wanted), MAX_GET)]
+        return ready, gets
+
+    def arrived(self, blob: bytes, data: bytes | None) -> list[Change]:
+        """A ``blob_data``: cache it; returns the values now ready, in order."""
+        self.requested.discard(blob)
+        if data is not None:
+            self.store.put(blob, data)
+            self.stats["fetched"] += 1
+            self.stats["fetched_bytes"] += len(data)
+        for _, _, need in self._waiting:
+            need.discard(blob)
+        ready: list[Change] = []
+        while self._waiting and not self._waiting[0][2]:
+            key, value, _ = self._waiting.popleft()
+            if chunks.missing(chunks.refs_of(value), self.store):
+                self.skipped.append(key)  # a chunk the server had dropped: a later value replaces it
+                continue
+            ready.append((key, value))
+        return ready
+
+    def retry_missing(self) -> list[Any]:
+        """After a reconnect: fetch again what waiting values still need."""
+        wanted = sorted({blob for _, _, need in self._waiting for blob in need} - self.requested)
+        self.requested.update(wanted)
+        return [protocol.BlobGet(hashes=wanted[i : i + MAX_GET]) for i in range(0, len(wanted), MAX_GET)]

@@ -1,0 +1,359 @@
+"""Content-addressed blobs: stored once per server, shared by every room, collected when nothing holds them.
+
+Tree layout (replicated like everything else, so a blob is on a majority before an op that references it is
+acked: the op's transaction requires it to exist):
+
+    /blobs/<sha256 hex>              the blob's bytes; keep_while its refs node has children, so a blob goes
+                                     in the very command that drops its last holder (no sweep, no race)
+    /blobs/<hex>/refs/<holder>       one child per holder:
+        k:<sha256(room NUL key) hex>     a live key of a room; keep_while the room's meta exists, so
+                                         deleting a room releases everything it held
+        p:<client_id>                    an upload not referenced yet ({"node": node id}); released when a
+                                         write of that session references the blob, or ``pin_grace``
+                                         seconds after the session is gone
+        anything else                    other holders (room history, checkpoints): ``hold_ops`` and
+                                         ``release_ops`` build their ops
+    /rooms/<room>/refs/<key>         the sorted hashes the key's value references: the base the next write
+                                     of that key diffs against (it adds and removes only the changed holders)
+
+Reference counting is the tree's own child count, so a blob still held by a live key (or by any other holder
+that used ``hold_ops``) is never dropped, whatever the interleaving of writers in different rooms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import trio
+
+from protocol import BlobDataEvent, BlobGet, BlobPut, BlobQuery, BlobStatus, BlobStored, ErrorCode
+from replication import Node, ReplicationError, TreeError, WatchEvent, format_path
+
+from .config import ServerConfig
+from .errors import RequestError
+from .metrics import Metrics
+from .rooms import Room, encode_frame
+from .roomstore import ROOMS, meta_path
+from .session import Session
+
+log = logging.getLogger("blendsync.blobs")
+
+BLOBS = "blobs"
+RELEASE_BATCH = 1024  # holders released per command
+
+
+def blob_path(blob: bytes) -> tuple[str, ...]:
+    return (BLOBS, blob.hex())
+
+
+def holders_path(blob: bytes) -> tuple[str, ...]:
+    return (BLOBS, blob.hex(), "refs")
+
+
+def holder_path(blob: bytes, holder: str) -> tuple[str, ...]:
+    return (BLOBS, blob.hex(), "refs", holder)
+
+
+def key_refs_path(room: str, key: str) -> tuple[str, ...]:
+    return (ROOMS, room, "refs", key)
+
+
+def key_holder(room: str, key: str) -> str:
+    """The holder name of a room's key (a path element cannot hold a room name and a key: they are hashed)."""
+    return "k:" + hashlib.sha256(room.encode() + b"\0" + key.encode()).hexdigest()
+
+
+def pin_holder(client_id: str) -> str:
+    return "p:" + client_id
+
+
+# ---- commands (also for other modules: history and checkpoints hold blobs with these) ----------------------
+
+
+def exists_conditions(blobs: Iterable[bytes]) -> list[dict[str, Any]]:
+    """Conditions that every blob is stored: put them in the compare of a command that adds holders."""
+    return [{"exists": list(blob_path(blob))} for blob in blobs]
+
+
+def hold_ops(
+    blobs: Iterable[bytes], holder: str, payload: Any = None, keep_while: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Ops that make ``holder`` hold each blob; with ``keep_while`` the hold ends by itself with its owner.
+    Pair them with ``exists_conditions`` (a holder of a missing blob would hold nothing)."""
+    ops = []
+    for blob in blobs:
+        op: dict[str, Any] = {"op": "put", "path": list(holder_path(blob, holder)), "payload": payload}
+        if keep_while is not None:
+            op["keep_while"] = keep_while
+        ops.append(op)
+    return ops
+
+
+def release_ops(blobs: Iterable[bytes], holder: str) -> list[dict[str, Any]]:
+    """Ops that end ``holder``'s hold on each blob; a blob nobody else holds goes in the same command."""
+    return [{"op": "delete", "path": list(holder_path(blob, holder))} for blob in blobs]
+
+
+def entry_refs(entry: dict[str, Any]) -> set[bytes]:
+    """The blobs a room log entry's operations reference (for a holder that keeps log entries)."""
+    return {ref for op in entry["ops"] if op[0] == "set" and len(op) == 4 for ref in op[3]}
+
+
+def put_blob_command(blob: bytes, data: bytes, client_id: str, node_id: Any) -> dict[str, Any]:
+    """Store a blob (once: a stored one keeps its bytes) and pin it for the uploading session."""
+    pin = hold_ops([blob], pin_holder(client_id), {"node": node_id})
+    keep = {format_path(holders_path(blob)): {"child_count": [">", 0]}}
+    store = {"op": "put", "path": list(blob_path(blob)), "payload": data, "keep_while": keep}
+    return {"compare": exists_conditions([blob]), "then": pin, "else": [store, *pin]}
+
+
+def value_refs(op: list[Any]) -> tuple[bytes, ...]:
+    return tuple(sorted(op[3])) if op[0] == "set" and len(op) == 4 else ()
+
+
+# ---- the store --------------------------------------------------------------------------------------------
+
+
+class Blobs:
+    """Blob requests, the holds of room keys on blobs (inside room writes), upload pins and quotas."""
+
+    def __init__(self, config: ServerConfig, node: Node, metrics: Metrics, sessions: dict[str, Any]):
+        self.config = config
+        self.node = node
+        self.metrics = metrics
+        self.sessions = sessions  # client_id -> live session (the hub's registry)
+        self.sizes: dict[bytes, int] = {}  # stored blobs (this node's committed copy)
+        self.total_bytes = 0
+        self.key_refs: dict[tuple[str, str], tuple[bytes, ...]] = {}  # committed refs of room keys
+        self.room_bytes: dict[str, int] = {}  # bytes of blobs referenced by each room's keys (per key)
+        self.uploading: dict[bytes, int] = {}  # blob -> size, uploads submitted here and not committed
+        # (room, key) -> writes submitted here that change the key's holds and are not committed yet; a
+        # later write of that key waits for them, so it diffs against committed refs (docs/architecture.md)
+        self.pending_keys: dict[tuple[str, str], int] = {}
+        self._settled: dict[tuple[str, str], trio.Event] = {}
+        self.pins: dict[str, set[bytes]] = {}  # client_id -> blobs its uploads pinned
+        self.orphaned: dict[str, float] = {}  # client_id -> when its pins are released (session gone)
+        self._load()
+        self._subscription = node.subscribe((BLOBS, "*"), self._on_blob_event)
+
+    def _load(self) -> None:
+        for path, _, payload in self.node.match_local((BLOBS, "*")):
+            self._note_blob(bytes.fromhex(path[1]), len(payload) if isinstance(payload, bytes) else None)
+        for path, _, payload in self.node.match_local((ROOMS, "*", "refs", "*")):
+            self.note_key_refs(path[1], path[3], payload)
+        # Pins of sessions of this node from before a restart: released after the grace, unless they return.
+        deadline = trio.current_time() + self.config.pin_grace
+        node_id = self.node.node_id
+        for path, _, payload in self.node.match_local((BLOBS, "*", "refs", {"name_matches": "p:.*"})):
+            if isinstance(payload, dict) and payload.get("node") == node_id:
+                client_id = path[3][2:]
+                self.pins.setdefault(client_id, set()).add(bytes.fromhex(path[1]))
+                self.orphaned[client_id] = deadline
+
+    # ---- this node's copy, kept in step with commits --------------------------------------------------
+
+    def _on_blob_event(self, event: WatchEvent) -> None:
+        stored = event.action != "delete" and isinstance(event.payload, bytes)
+        self._note_blob(bytes.fromhex(event.path[1]), len(event.payload) if stored else None)
+
+    def _note_blob(self, blob: bytes, size: int | None) -> None:
+        self.total_bytes -= self.sizes.pop(blob, 0)
+        if size is not None:
+            self.sizes[blob] = size
+            self.total_bytes += size
+
+    def note_key_refs(self, room: str, key: str, refs: list[bytes] | None) -> None:
+        """A committed change of /rooms/<room>/refs/<key> (None: deleted)."""
+        old = self.key_refs.pop((room, key), ())
+        new = tuple(refs or ())
+        if new:
+            self.key_refs[(room, key)] = new
+        delta = self._bytes(new) - self._bytes(old)
+        self.room_bytes[room] = self.room_bytes.get(room, 0) + delta
+        if not self.room_bytes[room]:
+            del self.room_bytes[room]
+
+    def _bytes(self, blobs: Iterable[bytes]) -> int:
+        return sum(self.sizes.get(blob, 0) or self.uploading.get(blob, 0) for blob in blobs)
+
+    def has(self, blob: bytes) -> bool:
+        """Stored, or uploaded through this node and ordered before anything submitted after now."""
+        return blob in self.sizes or blob in self.uploading
+
+    # ---- requests -------------------------------------------------------------------------------------
+
+    async def handle(self, session: Session, event: BlobQuery | BlobPut | BlobGet) -> None:
+        match event:
+            case BlobQuery(hashes=hashes, ref=ref):
+                session.send(BlobStatus(missing=[h for h in hashes if h not in self.sizes], ref=ref))
+            case BlobPut():
+                await self.put(session, event)
+            case BlobGet(hashes=hashes, ref=ref):
+                session.out.put_stream(self._blob_frames(list(hashes), ref))
+
+    def _blob_frames(self, blobs: list[bytes], ref: int | None) -> Iterator[bytes]:
+        """Read when sent, like a snapshot: a joiner's fetches do not fill its send queue."""
+        for blob in blobs:
+            found = self.node.read_local(blob_path(blob))
+            data = found[1] if found is not None and isinstance(found[1], bytes) else None
+            self.metrics.blob_bytes_sent += len(data or b"")
+            yield encode_frame(BlobDataEvent(hash=blob, data=data, ref=ref))
+
+    async def put(self, session: Session, request: BlobPut) -> None:
+        blob, size = request.hash, len(request.data)
+        pins = self.pins.setdefault(session.client_id, set())
+        if blob in pins and self.has(blob):
+            session.send(BlobStored(hash=blob, ref=request.ref))
+            return
+        limit = self.config.max_blob_bytes
+        if limit and not self.has(blob) and self.total_bytes + sum(self.uploading.values()) + size > limit:
+            self.metrics.limit("max_blob_bytes")
+            raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_blob_bytes ({limit}) reached on this server")
+        await session.inflight.acquire()  # backpressure, shared with writes
+        command = put_blob_command(blob, request.data, session.client_id, self.node.node_id)
+        try:
+            proposal = self.node.submit(command)
+        except (ReplicationError, TreeError) as exc:
+            session.inflight.release()
+            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}") from None
+        pins.add(blob)
+        fresh = blob not in self.uploading
+        self.uploading[blob] = size if fresh else self.uploading[blob]
+        self.metrics.blob_bytes_received += size
+
+        def done(proposal: Any) -> None:
+            session.inflight.release()
+            if fresh:
+                self.uploading.pop(blob, None)
+            ok = proposal.error is None and proposal.result.get("ok")
+            if ok:
+                session.send(BlobStored(hash=blob, ref=request.ref))
+            else:
+                pins.discard(blob)
+                message = str(proposal.error) if proposal.error else proposal.result.get("message", "")
+                session.reply_error(ErrorCode.UNAVAILABLE, f"the blob was not stored: {message}", request.ref)
+
+        proposal.add_done_callback(done)
+
+    # ---- room writes ----------------------------------------------------------------------------------
+
+    async def settle(self, room: str, ops: list[list[Any]]) -> None:
+        """Wait until no write of these keys that changes their holds is still in flight from this node."""
+        pending = self.pending_keys
+        if not pending:
+            return
+        for op in ops:
+            room_key = (room, op[1])
+            while room_key in pending:
+                await self._settled.setdefault(room_key, trio.Event()).wait()
+
+    def write_changes(
+        self, session: Session, room: Room, ops: list[list[Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]] | None:
+        """The conditions and ops that move a write's keys' holds from their old refs to their new ones.
+
+        Returns (compare, then, chained keys) or None when the write touches no referencing key. Raises
+        no_such_blob for a reference to a blob this node has not got, limit_exceeded past the room quota.
+        """
+        compare: list[dict[str, Any]] = []
+        then: list[dict[str, Any]] = []
+        bases: dict[str, tuple[bytes, ...]] = {}
+        for op in ops:  # a key written twice in one batch ends with its last value's refs
+            bases[op[1]] = value_refs(op)
+        added_bytes = 0
+        for key, new in bases.items():
+            old = self.key_refs.get((room.name, key), ())
+            if not old and not new:
+                continue
+            path = list(key_refs_path(room.name, key))
+            compare.append({"payload_equals": [path, list(old)]} if old else {"not": {"exists": path}})
+            gained = sorted(set(new) - set(old))
+            for blob in gained:
+                if not self.has(blob):
+                    raise RequestError(
+                        ErrorCode.NO_SUCH_BLOB, f"blob {blob.hex()} is not on the server: blob_put it first"
+                    )
+            compare += exists_conditions(gained)
+            holder = key_holder(room.name, key)
+            then += hold_ops(gained, holder, keep_while={format_path(meta_path(room.name)): {"exists": True}})
+            then += release_ops(sorted(set(old) - set(new)), holder)
+            pins = self.pins.get(session.client_id)
+            if pins:
+                released = [blob for blob in gained if blob in pins]
+                then += release_ops(released, pin_holder(session.client_id))
+                pins.difference_update(released)
+            then.append(
+                {"op": "put", "path": path, "payload": list(new)} if new else {"op": "delete", "path": path}
+            )
+            added_bytes += self._bytes(gained) - self._bytes(set(old) - set(new))
+        if not then:
+            return None
+        limit = self.config.max_room_blob_bytes
+        if limit and added_bytes > 0 and self.room_bytes.get(room.name, 0) + added_bytes > limit:
+            self.metrics.limit("max_room_blob_bytes")
+            raise RequestError(
+                ErrorCode.LIMIT_EXCEEDED, f"max_room_blob_bytes ({limit}) reached in room {room.name!r}"
+            )
+        chained = [(room.name, key) for key in bases]
+        for room_key in chained:
+            self.pending_keys[room_key] = self.pending_keys.get(room_key, 0) + 1
+        return compare, then, chained
+
+    def write_done(self, chained: list[tuple[str, str]]) -> None:
+        for room_key in chained:
+            self.pending_keys[room_key] -= 1
+            if not self.pending_keys[room_key]:
+                del self.pending_keys[room_key]
+                settled = self._settled.pop(room_key, None)
+                if settled is not None:
+                    settled.set()
+
+    def refusal(self, room: Room, ops: list[list[Any]]) -> RequestError | None:
+        """Why a write's blob conditions failed (read after the failed commit), or None if a lock did."""
+        for op in ops:
+            for blob in value_refs(op):
+                if blob not in self.sizes:
+                    return RequestError(
+                        ErrorCode.NO_SUCH_BLOB, f"blob {blob.hex()} is not on the server: blob_put it first"
+                    )
+        if room.locks:
+            return None
+        # The refs the write diffed against were not the committed ones: a write of the same key through
+        # another node of a cluster came first.
+        return RequestError(ErrorCode.CONFLICT, "a key's blob references changed meanwhile: send it again")
+
+    # ---- pins of sessions that are gone ---------------------------------------------------------------
+
+    def session_gone(self, client_id: str) -> None:
+        if self.pins.get(client_id):
+            self.orphaned[client_id] = trio.current_time() + self.config.pin_grace
+
+    def session_back(self, client_id: str) -> None:
+        self.orphaned.pop(client_id, None)
+
+    async def release_pump(self) -> None:
+        """Release the pins of sessions gone for ``pin_grace`` seconds (a resumed session keeps them)."""
+        while True:
+            await trio.sleep(min(self.config.pin_grace, 5.0))
+            now = trio.current_time()
+            for client_id in [c for c, deadline in self.orphaned.items() if deadline <= now]:
+                if client_id in self.sessions:
+                    del self.orphaned[client_id]
+                    continue
+                if await self.release_pins(client_id):
+                    del self.orphaned[client_id]
+
+    async def release_pins(self, client_id: str) -> bool:
+        blobs = sorted(self.pins.get(client_id, ()))
+        try:
+            for start in range(0, len(blobs), RELEASE_BATCH):
+                part = blobs[start : start + RELEASE_BATCH]
+                await self.node.propose({"then": release_ops(part, pin_holder(client_id))})
+        except ReplicationError as exc:
+            log.info("releasing the pins of %s failed (%s); retrying later", client_id, exc)
+            return False
+        self.pins.pop(client_id, None)
+        return True

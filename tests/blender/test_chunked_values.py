@@ -1,0 +1,69 @@
+"""A mesh larger than one frame travels between real Blender processes through a real ``blendsync serve``
+whose max_frame_size is 1 MiB: its arrays go up as chunks, a vertex edit sends only the changed chunk, a late
+joiner fetches the chunks it needs and one that has them cached fetches nothing."""
+
+from __future__ import annotations
+
+import pytest
+from support import ServerProcess
+from test_addon_multiprocess import artists, converge, start_room  # noqa: F401 - artists is a fixture
+
+pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
+
+GRID = """
+import bmesh
+me = bpy.data.meshes.new("GridMesh")
+bm = bmesh.new()
+bmesh.ops.create_grid(bm, x_segments=299, y_segments=299, size=10.0)
+bm.to_mesh(me)
+bm.free()
+ob = bpy.data.objects.new("Grid", me)
+bpy.context.scene.collection.objects.link(ob)
+"""
+MOVE_ONE_VERTEX = "me = bpy.data.meshes['GridMesh']\nme.vertices[12345].co.z += 2.5\nme.update()\n"
+GEOMETRY_BYTES = (
+    "len(bpy.data.meshes['GridMesh'].vertices) * 12 + len(bpy.data.meshes['GridMesh'].edges) * 8"
+    " + len(bpy.data.meshes['GridMesh'].loops) * 8"
+)
+
+
+@pytest.fixture
+def small_frame_server(tmp_path):
+    config = tmp_path / "server.toml"
+    config.write_text("[server]\nmax_frame_size = 1048576\n")
+    process = ServerProcess(tmp_path / "data", extra=["--config", str(config)])
+    host, port = process.start()
+    try:
+        yield f"{host}:{port}"
+    finally:
+        process.kill()
+
+
+def sent(artist) -> int:
+    return artist.call("eval", expr="session.net.bytes_sent")["value"]
+
+
+def test_a_mesh_larger_than_a_frame_travels_in_chunks(small_frame_server, artists):  # noqa: F811
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=GRID)
+    geometry = ana.call("eval", expr=GEOMETRY_BYTES)["value"]
+    assert geometry > 4 * 1048576  # four frames' worth of geometry alone
+    start_room(small_frame_server, ana, [ben])
+    converge([ana, ben])
+    assert ben.call("eval", expr="len(bpy.data.meshes['GridMesh'].vertices)")["value"] == 300 * 300
+    fetched = ben.call("eval", expr="session.chunks.stats")["value"]
+    assert fetched["fetched_bytes"] >= geometry
+
+    before = sent(ana)
+    ana.call("edit", script=MOVE_ONE_VERTEX)
+    converge([ana, ben])
+    edit_bytes = sent(ana) - before
+    assert edit_bytes < 200_000, edit_bytes  # one chunk and the value's hash lists, not the mesh
+    assert ben.call("eval", expr="bpy.data.meshes['GridMesh'].vertices[12345].co.z")["value"] == 2.5
+
+    # Ben leaves and joins again: the chunks are in his cache, none is fetched again.
+    ben.call("leave")
+    fetched = ben.call("eval", expr="session.chunks.stats['fetched']")["value"]
+    ben.call("join", room="shot")
+    converge([ana, ben])
+    assert ben.call("eval", expr="session.chunks.stats['fetched']")["value"] == fetched
