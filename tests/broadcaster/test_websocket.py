@@ -54,7 +54,7 @@ async def test_a_websocket_client_joins_reads_and_writes_like_a_tcp_one(tmp_path
             await ws.send(JoinRoom(room="r", ref=1))
             events = await ws.receive_until("snapshot_end")
             joined = events[0]
-            assert joined.TYPE == "joined"
+            assert joined.TYPE == "joined" and joined.role == "owner"  # no auth: everyone is an admin
             items = [item for e in events if e.TYPE == "snapshot" for item in e.items]
             assert items == [["obj/1/name", b"Cube"]]
             await ana.set("obj/1/name", b"Sphere")
