@@ -8,6 +8,8 @@ HTTP/1.1 is parsed by h11 (sans-IO, like protocol/), driven here by trio; docs/d
     GET /healthz   "ok" (never needs a token)
     GET /vendor/…  browser libraries from the npm registry (webassets.py; never need a token)
     GET /ws        the protocol over a WebSocket (websocket.py; the token goes in hello, as on the TCP port)
+    GET /view/…    the browser viewer of a share link, its modules under /viewer/ (viewpage.py; no token:
+                   the page's own share token goes in its hello)
 
 With auth configured, every path but /healthz needs an admin token: ``Authorization: Bearer <token>`` or
 ``?token=<token>`` (the page passes its own query string on to /status).
@@ -27,6 +29,8 @@ import trio
 
 from . import __version__
 from .metrics import Exposition
+from .viewpage import FILES_PREFIX as VIEWER_FILES_PREFIX
+from .viewpage import VIEW_PREFIX, ViewerPage
 from .webassets import PREFIX as VENDOR_PREFIX
 from .webassets import WebAssets, default_root
 from .websocket import PATH as WEBSOCKET_PATH
@@ -41,6 +45,7 @@ MAX_REQUEST_BYTES = 16 * 1024
 REQUEST_TIMEOUT = 30.0
 MAX_CONNECTIONS = 64
 ASSETS = WebAssets(default_root())
+VIEWER = ViewerPage()
 
 
 async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status=trio.TASK_STATUS_IGNORED):
@@ -151,6 +156,9 @@ def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, 
                 return 503, "text/plain; charset=utf-8", b"browser libraries missing: run scripts/bootstrap\n"
             return 404, "text/plain; charset=utf-8", b"not found\n"
         return 200, asset[0], asset[1]
+    if path.startswith((VIEW_PREFIX, VIEWER_FILES_PREFIX)):
+        page = VIEWER.get(path)
+        return (200, *page) if page is not None else (404, "text/plain; charset=utf-8", b"not found\n")
     if path not in ("/", "/status", "/metrics"):
         return 404, "text/plain; charset=utf-8", b"not found\n"
     if broadcaster.tokens is not None and not _authorised(broadcaster, request, url.query):
