@@ -18,6 +18,7 @@ class ServerEventsMixin:
     room: Any
     client_session: Any
     applier: Any
+    display: Any
     tracker: Any
     client_id: str
     live: bool
@@ -42,6 +43,7 @@ class ServerEventsMixin:
             self._send(reply)
         if step.view:
             self.applier.feed(step.view)
+            self.display.note_room(step.view)
         if isinstance(event, P.Applied):
             if event.room == room:
                 self.stats["applied"] += len(step.view)

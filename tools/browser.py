@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import shutil
 import struct
 import subprocess
@@ -58,6 +59,40 @@ class Image:
     def find(self, predicate) -> list[tuple[int, int]]:
         """Every (x, y) whose colour satisfies ``predicate(r, g, b)``."""
         return [(x, y) for y in range(self.height) for x in range(self.width) if predicate(*self.pixel(x, y))]
+
+
+# The page's fixed camera for pixel checks (``#camera=`` in its URL): from -Y towards the origin, Z up, so
+# world X is screen right and Z is screen up; the page's vertical field of view is FOV degrees.
+CAMERA = "0,-10,0,0,0,0"
+FOV = 50.0
+
+
+def project(image: Image, point: tuple[float, float, float]) -> tuple[int, int]:
+    """Where CAMERA shows a world point, in screenshot pixels."""
+    x, y, z = point
+    depth = y + 10.0
+    half = math.tan(math.radians(FOV / 2))
+    aspect = image.width / image.height
+    ndc_x, ndc_y = x / depth / (half * aspect), z / depth / half
+    return round((ndc_x + 1) / 2 * image.width), round((1 - ndc_y) / 2 * image.height)
+
+
+def red(r: int, g: int, b: int) -> bool:
+    return r > 120 and r > 2 * g and r > 2 * b
+
+
+def blue(r: int, g: int, b: int) -> bool:
+    return b > 120 and b > 2 * r and b > 2 * g
+
+
+def around(image: Image, centre: tuple[int, int], predicate, radius: int = 6) -> bool:
+    """Every pixel of a small square around ``centre`` satisfies ``predicate``."""
+    cx, cy = centre
+    return all(
+        predicate(*image.pixel(x, y))
+        for x in range(cx - radius, cx + radius + 1)
+        for y in range(cy - radius, cy + radius + 1)
+    )
 
 
 def decode_png(data: bytes) -> Image:

@@ -20,12 +20,18 @@ const state = {
   loaded: false, // the snapshot is in and has been drawn
   firstFrameMs: null, // page start -> first frame drawn with the room's objects
   following: null,
+  follow: (id) => follow(id),
   position(uuid) {
     const record = scene.objects.get(uuid);
     return record ? record.node.matrix.elements.slice(12, 15) : null;
   },
   objectCount() {
     return scene.objects.size;
+  },
+  source(uuid) {
+    // "view:<hash>" (a published display mesh), "base" (the base mesh), "light:…", "empty", or null
+    const record = scene.objects.get(uuid);
+    return record ? record.source : null;
   },
 };
 window.blendsyncViewer = state;
@@ -171,6 +177,10 @@ function tick(now) {
   scene.update();
   scene.animate(dt);
   scene.refreshSelections();
+  for (const [id, artist] of scene.artists) {
+    // The followed artist's frustum would sit on the camera itself.
+    artist.group.visible = id !== state.following && Array.isArray(artist.state.view_matrix) && artist.state.kind !== "viewer";
+  }
   if (state.following !== null) {
     const world = viewToWorld((clients.get(state.following) || {}).view_matrix);
     if (world) {

@@ -88,6 +88,7 @@ export class RoomScene {
     );
     for (const id of dirty) if (id.startsWith("mat/") || id.startsWith("view/")) this.materials.delete(id.slice(id.indexOf("/") + 1));
     const matrices = worldMatrices(objects);
+    let rebuilt = false;
     for (const [uuid, ob] of objects) {
       let record = this.objects.get(uuid);
       if (!record) {
@@ -115,9 +116,11 @@ export class RoomScene {
       ) {
         record.signature = signature;
         this.rebuildContent(uuid, record, meta);
+        rebuilt = true;
       }
     }
     if ([...dirty].some((id) => id.startsWith("world/") || id.startsWith("scene/"))) this.updateWorld();
+    if (rebuilt) for (const artist of this.artists.values()) this.drawSelection(artist);
   }
 
   rebuildContent(uuid, record, meta) {
@@ -324,6 +327,13 @@ export class RoomScene {
       artist.group.add(lines);
       artist.group.add(this.label(state.name || "artist", colour));
     }
+    this.drawSelection(artist);
+  }
+
+  // Boxes in the artist's colour around what they selected (again whenever objects get their content).
+  drawSelection(artist) {
+    const { state } = artist;
+    const colour = Array.isArray(state.color) ? new THREE.Color(...state.color.slice(0, 3)) : new THREE.Color(1, 0.6, 0.1);
     for (const box of artist.boxes) this.scene.remove(box);
     artist.boxes = [];
     for (const uuid of Array.isArray(state.selection) ? state.selection : []) {

@@ -13,17 +13,15 @@ from pathlib import Path
 
 import msgpack
 import pytest
+import trio
 
 from broadcaster.app import open_broadcaster
 from broadcaster.auth import add_user
 from broadcaster.client import connect
 from broadcaster.config import ServerConfig
-from tools.browser import CHROMIUM, Image, open_browser
+from tools.browser import CAMERA, CHROMIUM, around, blue, open_browser, project, red
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
-
-CAMERA = "0,-10,0,0,0,0"  # from -Y towards the origin, Z up: world X is screen right, Z is screen up
-FOV = 50.0
 
 
 def pack(value) -> bytes:
@@ -66,34 +64,6 @@ def cube(obj: str, mesh: str, mat: str, location: list[float], colour: list[floa
         ["set", f"obj/{obj}/location", pack(location)],
         ["set", f"obj/{obj}/scale", pack([1.0, 1.0, 1.0])],
     ]
-
-
-def project(image: Image, point: tuple[float, float, float]) -> tuple[int, int]:
-    """Where CAMERA shows a world point, in screenshot pixels."""
-    x, y, z = point
-    depth = y + 10.0
-    half = math.tan(math.radians(FOV / 2))
-    aspect = image.width / image.height
-    ndc_x, ndc_y = x / depth / (half * aspect), z / depth / half
-    return round((ndc_x + 1) / 2 * image.width), round((1 - ndc_y) / 2 * image.height)
-
-
-def red(r: int, g: int, b: int) -> bool:
-    return r > 120 and r > 2 * g and r > 2 * b
-
-
-def blue(r: int, g: int, b: int) -> bool:
-    return b > 120 and b > 2 * r and b > 2 * g
-
-
-def around(image: Image, centre: tuple[int, int], predicate, radius: int = 6) -> bool:
-    """Every pixel of a small square around ``centre`` satisfies ``predicate``."""
-    cx, cy = centre
-    return all(
-        predicate(*image.pixel(x, y))
-        for x in range(cx - radius, cx + radius + 1)
-        for y in range(cy - radius, cy + radius + 1)
-    )
 
 
 async def studio(tmp_path: Path):
@@ -153,3 +123,70 @@ async def test_an_expired_or_revoked_link_says_so_on_the_page(tmp_path):
                     "document.getElementById('message').textContent"
                 )
                 assert text == "This link has expired or was revoked."
+
+
+def view_matrix(eye, target, up=(0.0, 0.0, 1.0)) -> list[float]:
+    """A world-to-view matrix looking from ``eye`` at ``target``, column-major (presence view_matrix)."""
+
+    def sub(a, b):
+        return [a[i] - b[i] for i in range(3)]
+
+    def cross(a, b):
+        return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+
+    def unit(a):
+        n = math.sqrt(sum(c * c for c in a))
+        return [c / n for c in a]
+
+    f = unit(sub(target, eye))
+    s = unit(cross(f, up))
+    u = cross(s, f)
+    rows = [s, u, [-c for c in f]]
+    t = [-sum(rows[r][i] * eye[i] for i in range(3)) for r in range(3)]
+    return [rows[0][0], rows[1][0], rows[2][0], 0.0, rows[0][1], rows[1][1], rows[2][1], 0.0,
+            rows[0][2], rows[1][2], rows[2][2], 0.0, t[0], t[1], t[2], 1.0]  # fmt: skip
+
+
+def green(r: int, g: int, b: int) -> bool:
+    return g > 150 and g > 2 * r and g > 2 * b
+
+
+async def test_artists_show_as_frustums_with_their_selection_and_the_page_follows_a_view(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            red_cube, blue_cube = "a" * 32, "d" * 32
+            await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
+            await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+            # Ana looks down at the red cube from the front and has the blue one selected; she is green.
+            await ana.presence(
+                name="ana",
+                color=[0.0, 1.0, 0.0],
+                frame=42,
+                view_matrix=view_matrix([-2.0, -3.0, 1.5], [-2.0, 0.0, 0.0]),
+                selection=[blue_cube],
+            )
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                await page.wait_for("document.getElementById('artists').textContent.includes('frame 42')", 30)
+                shot = await page.screenshot()
+                (tmp_path / "artists.png").write_bytes(await page.screenshot_png())
+                greens = shot.find(green)
+                # Her frustum, at her eye (above and in front of the red cube), in her colour ...
+                ex, ey = project(shot, (-2.0, -3.0, 1.5))
+                assert any(abs(x - ex) < 40 and abs(y - ey) < 40 for x, y in greens), page.log
+                # ... and a box in her colour around what she selected (the blue cube's corners).
+                bx, by = project(shot, (2.5, -0.5, 2.0))
+                assert any(abs(x - bx) < 8 and abs(y - by) < 8 for x, y in greens)
+                # Following her: the page looks from where she looks, at the red cube, from above.
+                await page.evaluate(f"blendsyncViewer.follow({ana.client_id!r})")
+                await trio.sleep(0.3)
+                followed = await page.screenshot()
+                (tmp_path / "follow.png").write_bytes(await page.screenshot_png())
+                assert around(followed, (followed.width // 2, followed.height // 2), red)
