@@ -32,6 +32,7 @@ def _on_depsgraph_update(scene, depsgraph) -> None:
     if current is None or current.room is None:
         return
     session.note_dirty(ids_from_depsgraph(depsgraph), shading_only_ids(depsgraph))
+    current.display.note_depsgraph(depsgraph)
 
 
 @persistent

@@ -47,6 +47,7 @@ import bpy
 
 from . import sync
 from .chunk_transfer import ChunkTransfer
+from .display_mesh import DisplayMeshes
 from .net import HelloInfo, NetThread, parse_addresses
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
 from .presence import gather_presence
@@ -221,6 +222,7 @@ class SyncSession(ServerEventsMixin):
         self._next_presence = 0.0
         self._retry_at = 0.0  # refused batches (RETRY_CODES) go out again after this
         self.stats = {"batches": 0, "applied": 0, "ignored": 0, "reconnects": 0}
+        self.display = DisplayMeshes()  # for the room's viewers, if it has any (display_mesh.py)
 
     # The room as the protocol session keeps it.
     room = property(lambda self: self.client_session.room)
@@ -362,6 +364,7 @@ class SyncSession(ServerEventsMixin):
     def pump(self, budget: float = 0.02) -> bool:
         deadline = time.monotonic() + budget
         self._scan_local()
+        self.display.pump(self)
         self._send_retries()
         self._drain_network()
         self._apply_remote(deadline)

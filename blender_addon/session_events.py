@@ -19,6 +19,7 @@ class ServerEventsMixin:
     client_session: Any
     applier: Any
     chunks: Any
+    display: Any
     tracker: Any
     client_id: str
     live: bool
@@ -43,6 +44,7 @@ class ServerEventsMixin:
             self._send(reply)
         if step.view:
             self._feed(step.view)
+            self.display.note_room(step.view)
         if isinstance(event, P.BlobDataEvent):
             self.applier.feed(self.chunks.arrived(event.hash, event.data))
         elif isinstance(event, P.BlobStored):

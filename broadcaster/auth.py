@@ -2,7 +2,7 @@
 
     [[users]]
     name = "ana"
-    role = "admin"            # or "user"
+    role = "admin"            # or "user", or "viewer" (read-only, a share link: always with a room)
     token_sha256 = "9f86d0..."
     room = "shot-010"         # optional: the token enters this room only (an invite)
     expires_at = 1767225600   # optional: Unix time after which the token is refused
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from protocol import limits
 
-ROLES = ("user", "admin")
+ROLES = ("viewer", "user", "admin")
 TOKEN_PREFIX = "bst_"
 REQUIRED_FIELDS = ("name", "role", "token_sha256")
 OPTIONAL_FIELDS = ("room", "expires_at")
@@ -47,6 +47,11 @@ class User:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_viewer(self) -> bool:
+        """Read-only in its one room (docs/security.md, "Roles in a room")."""
+        return self.role == "viewer"
 
     def may_use_room(self, room: str) -> bool:
         return self.room is None or self.room == room
@@ -104,6 +109,8 @@ def read_users(path: Path) -> list[dict[str, str]]:
         if not isinstance(digest, str) or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
             raise TokensFileError(f"{path}: token_sha256 of {user['name']!r} is not a SHA-256 hex digest")
         check_scope(user.get("room"), user.get("expires_at"), f"{path}: user {user['name']!r}: ")
+        if user["role"] == "viewer" and user.get("room") is None:
+            raise TokensFileError(f"{path}: viewer {user['name']!r} needs a room")
         if user["name"] in seen:
             raise TokensFileError(f"{path}: user {user['name']!r} appears twice")
         seen.add(user["name"])
@@ -164,6 +171,8 @@ def add_user(
     if role not in ROLES:
         raise TokensFileError(f"role must be one of {ROLES}")
     check_scope(room, expires_at)
+    if role == "viewer" and room is None:
+        raise TokensFileError("a viewer token is for one room")
     users = [u for u in read_users(path) if u["name"] != name]
     token = new_token()
     user: dict = {"name": name, "role": role, "token_sha256": hash_token(token)}

@@ -99,6 +99,7 @@ class JoinResult:
     seq: int
     mode: str
     clients: list[dict[str, Any]]
+    role: str | None = None  # "owner", "editor" or "viewer"
 
 
 @dataclass(eq=False)
@@ -351,7 +352,9 @@ class Client:
         self.locks = {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
-        return JoinResult(room=room, seq=joined.seq, mode=joined.mode, clients=joined.clients)
+        return JoinResult(
+            room=room, seq=joined.seq, mode=joined.mode, clients=joined.clients, role=joined.role
+        )
 
     async def leave(self) -> None:
         await self._request(*self.session.leave())

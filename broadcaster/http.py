@@ -8,6 +8,9 @@ HTTP/1.1 is parsed by h11 (sans-IO, like protocol/), driven here by trio; docs/d
     GET /healthz   "ok" (never needs a token)
     GET /addon/blendsync.zip  the add-on built for this server (addon_download.py; never needs a token)
     GET /vendor/…  browser libraries from the npm registry (webassets.py; never need a token)
+    GET /ws        the protocol over a WebSocket (websocket.py; the token goes in hello, as on the TCP port)
+    GET /view/…    the browser viewer of a share link, its modules under /viewer/ (viewpage.py; no token:
+                   the page's own share token goes in its hello)
 
 With auth configured, every path but /healthz needs an admin token: ``Authorization: Bearer <token>`` or
 ``?token=<token>`` (the page passes its own query string on to /status).
@@ -29,8 +32,12 @@ from protocol import ADDON_PATH
 
 from . import __version__
 from .metrics import Exposition
+from .viewpage import FILES_PREFIX as VIEWER_FILES_PREFIX
+from .viewpage import VIEW_PREFIX, ViewerPage
 from .webassets import PREFIX as VENDOR_PREFIX
 from .webassets import WebAssets, default_root
+from .websocket import PATH as WEBSOCKET_PATH
+from .websocket import serve_websocket
 
 if TYPE_CHECKING:
     from .server import Broadcaster
@@ -41,17 +48,22 @@ MAX_REQUEST_BYTES = 16 * 1024
 REQUEST_TIMEOUT = 30.0
 MAX_CONNECTIONS = 64
 ASSETS = WebAssets(default_root())
+VIEWER = ViewerPage()
 
 
 async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status=trio.TASK_STATUS_IGNORED):
     limiter = trio.CapacityLimiter(MAX_CONNECTIONS)
 
     async def handler(stream: trio.SocketStream) -> None:
+        accepted_at = trio.current_time()
         if limiter.available_tokens == 0:
             await stream.aclose()  # too many open admin connections: refuse rather than queue
             return
         async with limiter:
-            await _serve_connection(broadcaster, stream)
+            upgrade = await _serve_connection(broadcaster, stream)
+        if upgrade is not None:
+            # A WebSocket is a client session (bounded by max_clients), not an admin connection.
+            await serve_websocket(broadcaster, stream, _peer(stream), *upgrade, accepted_at)
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, handler, port, host=host))
@@ -61,13 +73,22 @@ async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status
         task_status.started(listeners)
 
 
-async def _serve_connection(broadcaster: Broadcaster, stream: trio.SocketStream) -> None:
+async def _serve_connection(
+    broadcaster: Broadcaster, stream: trio.SocketStream
+) -> tuple[h11.Request, bytes] | None:
+    """Answer requests until the peer is done; a WebSocket upgrade is returned (with the bytes after it)
+    for the caller to serve, with the stream left open."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+    upgrade = None
     try:
         while True:
             request = await _next_request(conn, stream)
             if request is None:
-                return
+                return None
+            path = urlsplit(request.target.decode("ascii", "replace")).path
+            if path == WEBSOCKET_PATH and request.method == b"GET":
+                upgrade = (request, conn.trailing_data[0])
+                return upgrade
             try:
                 status, content_type, body = _respond(broadcaster, request)
             except Exception:
@@ -89,11 +110,20 @@ async def _serve_connection(broadcaster: Broadcaster, stream: trio.SocketStream)
                 return
             conn.start_next_cycle()
     except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-        return
+        return None
     finally:
-        with trio.move_on_after(1) as scope:
-            scope.shield = True
-            await stream.aclose()
+        if upgrade is None:
+            with trio.move_on_after(1) as scope:
+                scope.shield = True
+                await stream.aclose()
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _next_request(conn: h11.Connection, stream: trio.SocketStream) -> h11.Request | None:
@@ -134,6 +164,9 @@ def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, 
                 return 503, "text/plain; charset=utf-8", b"browser libraries missing: run scripts/bootstrap\n"
             return 404, "text/plain; charset=utf-8", b"not found\n"
         return 200, asset[0], asset[1]
+    if path.startswith((VIEW_PREFIX, VIEWER_FILES_PREFIX)):
+        page = VIEWER.get(path)
+        return (200, *page) if page is not None else (404, "text/plain; charset=utf-8", b"not found\n")
     if path not in ("/", "/status", "/metrics"):
         return 404, "text/plain; charset=utf-8", b"not found\n"
     if broadcaster.tokens is not None and not _authorised(broadcaster, request, url.query):

@@ -15,6 +15,7 @@ from .config import ServerConfig
 from .errors import RequestError
 from .hub import Hub
 from .password_attempts import PasswordGuard
+from .roles import room_role
 from .rooms import Room, encode_frame
 from .roomstore import RoomStore
 from .session import Session
@@ -37,7 +38,8 @@ class Joins:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, f"already in room {session.room.name!r}")
         meta = self.store.meta(request.room)
         stored = meta.get("password")
-        if stored is not None:
+        # A share link was made by the room's owner for this room: it needs no password.
+        if stored is not None and not session.user.is_viewer:
             await self.password_guard.check(session.peer, request.room, request.password, stored)
         # From here to the end there is no await: the snapshot and the fan-out registration are atomic.
         self.store.meta(request.room)  # it may have been deleted while the password was checked
@@ -57,6 +59,7 @@ class Joins:
                     key_count=len(room.key_sizes),
                     clients=clients,
                     ref=request.ref,
+                    role=room_role(session.user, meta),
                 )
             )
             session.out.put_stream(self._tail_frames(room.name, session.client_id, tail))
@@ -70,6 +73,7 @@ class Joins:
                     key_count=len(items),
                     clients=clients,
                     ref=request.ref,
+                    role=room_role(session.user, meta),
                 )
             )
             session.out.put_stream(self._snapshot_frames(room.name, seq, items))

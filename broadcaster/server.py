@@ -69,8 +69,11 @@ from .joins import Joins
 from .locks import Locks
 from .metrics import Metrics
 from .password_attempts import PasswordGuard
+from .roles import check_request
 from .roomstore import RoomStore, create_room_command, delete_room_command
 from .session import Session
+from .shares import ACTIONS as SHARE_ACTIONS
+from .shares import Shares, public_http_address
 from .writes import Writes
 
 MAX_REMEMBERED_SESSIONS = 100_000
@@ -111,6 +114,12 @@ class Broadcaster:
         self.writes = Writes(config, self.store, self.hub, self.metrics, self.blobs)
         self.history = RoomHistory(config, self.store, self.hub)
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses)
+        self.shares = Shares(
+            config.tokens_file,
+            self.store,
+            self.sessions,
+            lambda: public_http_address(self.http_addresses, config.advertise),
+        )
         self.hub.load_rooms()
         self._subscription = self.store.subscribe(self._on_tree_event)
 
@@ -225,6 +234,7 @@ class Broadcaster:
 
     async def handle(self, session: Session, event: Event) -> None:
         """Answer one request of ``session`` (a RequestError becomes an error frame)."""
+        check_request(session.user, event)  # a viewer reads its room and does nothing else
         match event:
             case Hello():
                 await self._hello(session, event)
@@ -263,6 +273,8 @@ class Broadcaster:
                 await self.locks.lock(session, event)
             case Unlock():
                 await self.locks.unlock(session, event)
+            case Admin(action=action) if action in SHARE_ACTIONS:
+                await self.shares.handle(session, event)  # a room's owner may share it, not only admins
             case Admin():
                 await self.admin.handle(session, event)
             case (
@@ -306,7 +318,10 @@ class Broadcaster:
         session.client_id = client_id
         # With auth, others see the authenticated user, not a name the client chose.
         session.name = user.name or hello.client_name
-        session.kind = hello.client_kind
+        # "viewer" is what members count to know someone watches (docs/values.md): the role says it.
+        session.kind = (
+            "viewer" if user.is_viewer else "client" if hello.client_kind == "viewer" else hello.client_kind
+        )
         self.hub.register(session)
         self.blobs.session_back(client_id)
         session.send(

@@ -140,7 +140,7 @@ class Session:
         finally:
             self.host.detach(self)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await self.stream.aclose()
+                await self.close_transport()
 
     def send(self, event: Event) -> None:
         self.send_frame(encode_frame(event))
@@ -182,7 +182,7 @@ class Session:
                 batch = [encode_frame(Ping(nonce=ping_nonce))] if self.client_id else []
                 if not batch:
                     continue
-            data = b"".join(batch)
+            data = self.transport_bytes(batch)
             try:
                 await self.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -199,7 +199,7 @@ class Session:
             deadline, reason = deadlines.next(
                 trio.current_time(),
                 hello_done=bool(self.client_id),
-                frame_size=self.conn.incoming_frame_size,
+                frame_size=self.incoming_frame_size(),
             )
             waiting_since = trio.current_time()
             with trio.move_on_at(deadline) as scope:
@@ -212,7 +212,8 @@ class Session:
                 self.fail(ErrorCode.TIMEOUT, reason)
                 return
             self.host.metrics.received_bytes += len(data)
-            self.conn.receive_data(data)
+            if not self.receive_transport(data):
+                return
             frames = 0
             while not self.closing:
                 try:
@@ -231,7 +232,26 @@ class Session:
                 assert isinstance(event, Event)
                 frames += 1
                 await self._handle(event)
-            deadlines.received(frames_completed=frames > 0, frame_in_progress=self.conn.frame_in_progress)
+            deadlines.received(frames_completed=frames > 0, frame_in_progress=self.frame_in_progress())
+
+    # ---- transport: frames on a byte stream (the TCP port); websocket.py overrides these -------------
+
+    def receive_transport(self, data: bytes) -> bool:
+        """Pass received bytes to the protocol; False when the transport failed the session."""
+        self.conn.receive_data(data)
+        return True
+
+    def transport_bytes(self, frames: list[bytes]) -> bytes:
+        return b"".join(frames)
+
+    def incoming_frame_size(self) -> int | None:
+        return self.conn.incoming_frame_size
+
+    def frame_in_progress(self) -> bool:
+        return self.conn.frame_in_progress
+
+    async def close_transport(self) -> None:
+        await self.stream.aclose()
 
     # ---- requests -----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ PREFIX = "/vendor/"
 PACKAGES: dict[str, tuple[str, bool]] = {
     "three/": ("three/build", False),
     "three/addons/": ("three/examples/jsm", True),
-    "msgpack/": ("@msgpack/msgpack/dist.esm", False),
+    "msgpack/": ("@msgpack/msgpack/dist.esm", True),  # its index imports ./utils/*.mjs
     "uplot/": ("uplot/dist", False),
 }
 

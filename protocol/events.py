@@ -375,7 +375,7 @@ class Welcome(Event):
     max_frame_size: Annotated[int, FRAME_SIZE] = 0
     heartbeat_interval: Annotated[float, SECONDS] = 5.0
     user: UserName | None = None  # the authenticated user (None when the server has no auth)
-    role: Label | None = None  # "user" or "admin"
+    role: Label | None = None  # "viewer", "user" or "admin"
     # Since protocol 2 (left out when ``protocol`` is 1, whose clients know no such fields):
     protocol_min: Annotated[int, PROTOCOL] | None = None  # the server's range of versions
     protocol_max: Annotated[int, PROTOCOL] | None = None
@@ -421,6 +421,7 @@ class Joined(Event):
     key_count: Seq
     clients: list[dict[str, Any]] = field(default_factory=list)
     ref: Ref | None = None
+    role: Label | None = None  # the joiner's role in the room: "owner", "editor" or "viewer"
 
 
 @_event("snapshot", Sender.SERVER)

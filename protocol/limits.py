@@ -165,6 +165,7 @@ PROTOCOL = IntRange(0, 65535)
 PORT = IntRange(1, 65535)
 FRAME_SIZE = IntRange(0, 2**32 - 1)  # a frame's length prefix is 32 bits
 NODE_ID = IntRange(1, INT63_MAX)
+SHARE_SECONDS = IntRange(1, 10 * 365 * 86400)  # a share link's lifetime: at most 10 years
 SCENE_FRAME = IntRange(-(2**31), 2**31 - 1)  # Blender's own limit is about +-1 million
 FINITE = FloatRange()
 UNIT = FloatRange(0.0, 1.0)
@@ -424,5 +425,8 @@ ADMIN_ARGS: dict[str, dict[str, Any]] = {
         "limit": Annotated[int, HISTORY_LIMIT],
     },
     "checkpoints": {"room": RoomName},
+    "share": {"room": RoomName, "expires_in": Annotated[int, SHARE_SECONDS]},
+    "shares": {"room": RoomName},
+    "revoke_share": {"name": UserName},
 }
 ADMIN_ACTIONS = frozenset(ADMIN_ARGS)

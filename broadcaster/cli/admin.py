@@ -49,16 +49,24 @@ def add_commands(commands: Any) -> None:
     history.add_argument("--limit", type=int, default=1000)
     checkpoints = actions.add_parser("checkpoints", help="list a room's checkpoints")
     checkpoints.add_argument("room")
+    share = actions.add_parser("share", help="a read-only browser link to a room (its owner or an admin)")
+    share.add_argument("room")
+    share.add_argument("--expires", default="7d", help="lifetime: 90s, 30m, 12h, 7d, 2w (default 7d)")
+    shares = actions.add_parser("shares", help="list share links (of one room, or all for an admin)")
+    shares.add_argument("room", nargs="?")
+    revoke = actions.add_parser("revoke-share", help="revoke a share link; its viewers are closed at once")
+    revoke.add_argument("name", help="the link's name, as listed by shares")
     admin.set_defaults(func=_admin)
 
 
 def _admin(args: argparse.Namespace) -> int:
-    from ..client import ConnectionLost
+    from ..client import ConnectionLost, ServerError
+    from ..invite import InviteError
     from ..roomfile import RoomFileError
 
     try:
         result = trio.run(_run_admin, args)
-    except (ServerError, ConnectionLost, RoomFileError, OSError) as exc:
+    except (ServerError, ConnectionLost, RoomFileError, InviteError, ValueError, OSError) as exc:
         print(f"blendsync admin: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -71,6 +79,7 @@ def _admin(args: argparse.Namespace) -> int:
 async def _run_admin(args: argparse.Namespace) -> Any:
     from .. import tls
     from ..client import connect
+    from ..invite import parse_expiry
     from ..roomfile import read_room_file, write_room_file
 
     token = args.token or os.environ.get("BLENDSYNC_TOKEN")
@@ -86,6 +95,15 @@ async def _run_admin(args: argparse.Namespace) -> Any:
             return await client.admin("kick", client_id=args.client_id, **extra)
         if args.action == "delete-room":
             return await client.admin("delete_room", room=args.room)
+        if args.action == "share":
+            expires_in = parse_expiry(args.expires)
+            if expires_in is None:
+                raise ValueError("a share link always expires: --expires 7d, 2w, ...")
+            return await client.admin("share", room=args.room, expires_in=expires_in)
+        if args.action == "shares":
+            return await client.admin("shares", **({"room": args.room} if args.room is not None else {}))
+        if args.action == "revoke-share":
+            return await client.admin("revoke_share", name=args.name)
         if args.action == "break-lock":
             return await client.admin("break_lock", room=args.room, keys=args.keys)
         if args.action == "history":
@@ -157,5 +175,20 @@ def _print_human(action: str, result: Any) -> None:
             print(
                 f"{c['id']}\t{c['name']}\t{c['by']}\t{_utc(c['time'])}\t{c['seq']}\t{c['auto']}\t{c['keys']}"
             )
+    elif action == "share":
+        print(result["url"] or f"token {result['token']} (the server has no HTTP port: set http_port)")
+        print(f"name {result['name']}, expires {_utc(result['expires_at'])}", file=sys.stderr)
+    elif action == "shares":
+        print("name\troom\texpires (UTC)")
+        for s in result:
+            print(f"{s['name']}\t{s['room']}\t{_utc(s['expires_at'])}{' (expired)' if s['expired'] else ''}")
     else:
         print(json.dumps(result, default=_jsonable))
+
+
+def _utc(seconds: int | None) -> str:
+    import datetime
+
+    if seconds is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,125 @@
+// The viewer's connection: the wire protocol (docs/protocol.md) over the HTTP port's WebSocket, one frame
+// body per binary message. It says hello with the share token, joins the room read-only, answers pings,
+// and keeps the room's key -> value map; it reconnects (resuming from its last seq) unless the server
+// refused the link.
+
+import { decode, encode } from "@msgpack/msgpack";
+
+const FATAL_FOR_GOOD = new Set(["auth_failed", "forbidden", "version_mismatch", "kicked", "no_such_room"]);
+
+function randomSession() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class RoomConnection {
+  constructor({ url, room, token, onStatus, onReset, onItems, onClients, onClient, onClientLeft }) {
+    Object.assign(this, { url, room, token, onStatus, onReset, onItems, onClients, onClient, onClientLeft });
+    this.session = randomSession();
+    this.seq = null; // the last seq applied; a reconnect resumes after it
+    this.stopped = false;
+    this.retry = 0.25;
+    this.inSnapshot = false;
+  }
+
+  start() {
+    this.onStatus("connecting", "connecting...");
+    const ws = new WebSocket(this.url);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      this.send({
+        type: "hello",
+        protocol: 1,
+        client_name: "viewer",
+        client_kind: "viewer",
+        client_version: "",
+        session: this.session,
+        token: this.token,
+      });
+      const join = { type: "join_room", room: this.room, ref: 1 };
+      if (this.seq !== null) join.since = this.seq;
+      this.send(join);
+    };
+    ws.onmessage = (message) => {
+      if (!(message.data instanceof ArrayBuffer)) return;
+      let body;
+      try {
+        body = decode(new Uint8Array(message.data));
+      } catch {
+        return;
+      }
+      this.handle(body);
+    };
+    ws.onclose = () => {
+      if (this.stopped) return;
+      this.onStatus("connecting", "connection lost: reconnecting...");
+      setTimeout(() => this.start(), this.retry * 1000);
+      this.retry = Math.min(this.retry * 2, 4);
+    };
+  }
+
+  send(body) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(body));
+  }
+
+  handle(body) {
+    switch (body.type) {
+      case "ping":
+        this.send({ type: "pong", nonce: body.nonce });
+        break;
+      case "joined":
+        this.retry = 0.25;
+        if (body.mode === "snapshot") {
+          this.inSnapshot = true;
+          this.onReset(); // a snapshot replaces whatever we had
+        }
+        this.seq = body.seq;
+        this.onClients(body.clients || []);
+        this.onStatus(body.mode === "snapshot" ? "loading" : "connected", body.mode === "snapshot" ? "loading the room..." : "live");
+        break;
+      case "snapshot":
+        this.onItems(body.items.map(([key, value]) => [key, value]));
+        break;
+      case "snapshot_end":
+        this.inSnapshot = false;
+        this.seq = body.seq;
+        this.onStatus("connected", "live");
+        break;
+      case "applied":
+        this.seq = body.seq;
+        this.onItems(body.ops.map((op) => (op[0] === "set" ? [op[1], op[2]] : [op[1], null])));
+        break;
+      case "client_joined":
+        this.onClient(body.client.id, body.client, true);
+        break;
+      case "client_updated":
+        this.onClient(body.client_id, body.state, false);
+        break;
+      case "client_left":
+        this.onClientLeft(body.client_id);
+        break;
+      case "room_deleted":
+        this.stop("error", "the room was deleted");
+        break;
+      case "error":
+        if (body.fatal || FATAL_FOR_GOOD.has(body.code)) {
+          if (FATAL_FOR_GOOD.has(body.code)) {
+            const expired = body.code === "auth_failed";
+            this.stop(
+              expired ? "expired" : "error",
+              expired ? "This link has expired or was revoked." : `The server refused: ${body.message}`,
+            );
+          }
+        }
+        break;
+    }
+  }
+
+  stop(state, text) {
+    this.stopped = true;
+    this.onStatus(state, text);
+    if (this.ws) this.ws.close();
+  }
+}

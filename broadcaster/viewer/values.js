@@ -1,0 +1,269 @@
+// Decoding the room's values into what the viewer draws (docs/values.md is the specification).
+// Pure functions over the room's key -> msgpack-decoded value map: no three.js, no DOM.
+
+import { decode } from "@msgpack/msgpack";
+
+const IDENTITY = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+
+export function decodeValue(bytes) {
+  try {
+    return decode(bytes);
+  } catch {
+    return undefined; // a value this page cannot read is left out, never fatal
+  }
+}
+
+// Raw little-endian arrays: copied, since a msgpack bin may sit at any byte offset.
+export function f32(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength % 4) return new Float32Array(0);
+  return new Float32Array(bytes.slice().buffer);
+}
+
+export function u32(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength % 4) return new Uint32Array(0);
+  return new Uint32Array(bytes.slice().buffer);
+}
+
+export function i32(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength % 4) return new Int32Array(0);
+  return new Int32Array(bytes.slice().buffer);
+}
+
+// Item segments of keys escape "%" and "/" (docs/addon.md, "Keys").
+export function unescapeSegment(segment) {
+  return segment.replaceAll("%2F", "/").replaceAll("%25", "%");
+}
+
+export function splitKey(key) {
+  const bits = key.split("/");
+  if (bits.length < 3) return null;
+  return { kind: bits[0], uuid: bits[1], part: bits[2], item: bits.slice(3).map(unescapeSegment) };
+}
+
+function numbers(value, count) {
+  return Array.isArray(value) && value.length === count && value.every((v) => typeof v === "number")
+    ? value
+    : null;
+}
+
+// ---- transforms --------------------------------------------------------------------------------
+
+function multiply(a, b) {
+  // 4x4, column-major
+  const out = new Array(16).fill(0);
+  for (let c = 0; c < 4; c++)
+    for (let r = 0; r < 4; r++)
+      for (let k = 0; k < 4; k++) out[c * 4 + r] += a[k * 4 + r] * b[c * 4 + k];
+  return out;
+}
+
+function axisRotation(axis, angle) {
+  const c = Math.cos(angle), s = Math.sin(angle);
+  if (axis === "X") return [1, 0, 0, 0, 0, c, s, 0, 0, -s, c, 0, 0, 0, 0, 1];
+  if (axis === "Y") return [c, 0, -s, 0, 0, 1, 0, 0, s, 0, c, 0, 0, 0, 0, 1];
+  return [c, s, 0, 0, -s, c, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+}
+
+function eulerMatrix(angles, mode) {
+  // Blender's mode "XYZ" rotates about X first, then Y, then Z: R = Rz Ry Rx.
+  const order = /^[XYZ]{3}$/.test(mode) ? mode : "XYZ";
+  let m = IDENTITY;
+  for (const axis of order) m = multiply(axisRotation(axis, angles["XYZ".indexOf(axis)]), m);
+  return m;
+}
+
+function quaternionMatrix([w, x, y, z]) {
+  const n = Math.hypot(w, x, y, z) || 1;
+  w /= n; x /= n; y /= n; z /= n;
+  return [
+    1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y), 0,
+    2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x), 0,
+    2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y), 0,
+    0, 0, 0, 1,
+  ];
+}
+
+function axisAngleMatrix([angle, x, y, z]) {
+  const n = Math.hypot(x, y, z);
+  if (!n) return IDENTITY;
+  const h = angle / 2, s = Math.sin(h) / n;
+  return quaternionMatrix([Math.cos(h), x * s, y * s, z * s]);
+}
+
+export function rotationMatrix(rotation) {
+  if (!rotation || typeof rotation !== "object") return IDENTITY;
+  const mode = rotation.mode;
+  if (mode === "QUATERNION") {
+    const q = numbers(rotation.rotation_quaternion, 4);
+    return q ? quaternionMatrix(q) : IDENTITY;
+  }
+  if (mode === "AXIS_ANGLE") {
+    const a = numbers(rotation.rotation_axis_angle, 4);
+    return a ? axisAngleMatrix(a) : IDENTITY;
+  }
+  const e = numbers(rotation.rotation_euler, 3);
+  return e ? eulerMatrix(e, mode) : IDENTITY;
+}
+
+// The object's matrix relative to its parent: translation * rotation * scale, deltas included.
+export function localMatrix(ob) {
+  const loc = numbers(ob.location, 3) || [0, 0, 0];
+  const scale = numbers(ob.scale, 3) || [1, 1, 1];
+  const delta = ob.delta && typeof ob.delta === "object" ? ob.delta : {};
+  const dLoc = numbers(delta.delta_location, 3) || [0, 0, 0];
+  const dRot = numbers(delta.delta_rotation_euler, 3) || [0, 0, 0];
+  const dScale = numbers(delta.delta_scale, 3) || [1, 1, 1];
+  const mode = ob.rotation && /^[XYZ]{3}$/.test(ob.rotation.mode) ? ob.rotation.mode : "XYZ";
+  const rot = multiply(eulerMatrix(dRot, mode), rotationMatrix(ob.rotation)); // the delta after, as Blender
+  const s = [scale[0] * dScale[0], scale[1] * dScale[1], scale[2] * dScale[2]];
+  const m = rot.slice();
+  for (let c = 0; c < 3; c++) for (let r = 0; r < 3; r++) m[c * 4 + r] *= s[c];
+  m[12] = loc[0] + dLoc[0];
+  m[13] = loc[1] + dLoc[1];
+  m[14] = loc[2] + dLoc[2];
+  return m;
+}
+
+export function rowMajorToColumn(rows) {
+  const m = numbers(rows, 16);
+  if (!m) return IDENTITY;
+  const out = new Array(16);
+  for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) out[c * 4 + r] = m[r * 4 + c];
+  return out;
+}
+
+// World matrices of every object: parent's world * parent inverse * local (cycles are cut).
+export function worldMatrices(objects) {
+  const world = new Map();
+  const visiting = new Set();
+  function of(uuid) {
+    if (world.has(uuid)) return world.get(uuid);
+    const ob = objects.get(uuid);
+    if (!ob) return IDENTITY;
+    let m = localMatrix(ob);
+    const parent = ob.parent && typeof ob.parent === "object" ? ob.parent.parent : null;
+    if (typeof parent === "string" && objects.has(parent) && !visiting.has(uuid)) {
+      visiting.add(uuid);
+      m = multiply(multiply(of(parent), rowMajorToColumn(ob.parent.parent_inverse)), m);
+      visiting.delete(uuid);
+    }
+    world.set(uuid, m);
+    return m;
+  }
+  for (const uuid of objects.keys()) of(uuid);
+  return world;
+}
+
+// ---- meshes ------------------------------------------------------------------------------------
+
+// A display mesh published by an add-on (view/<object uuid>/mesh): triangles in object space.
+export function displayMesh(value) {
+  if (!value || typeof value !== "object" || value.format !== 1) return null;
+  const positions = f32(value.positions), normals = f32(value.normals), indices = u32(value.indices);
+  const count = positions.length / 3;
+  if (positions.length % 3 || normals.length !== positions.length || indices.length % 3) return null;
+  if (indices.some((i) => i >= count)) return null;
+  const groups = Array.isArray(value.groups) ? value.groups.filter((g) => numbers(g, 3)) : [];
+  return { positions, normals, indices, groups, hash: value.hash };
+}
+
+// The base mesh (mesh/<uuid>/geometry) as triangles, fan-triangulated, for objects without a display
+// mesh: no modifiers, flat normals computed by the renderer.
+export function baseMesh(value) {
+  if (!value || typeof value !== "object") return null;
+  const vertices = f32(value.vertices);
+  const starts = i32(value.face_starts), corners = i32(value.corner_verts);
+  const count = vertices.length / 3;
+  const indices = [];
+  const materialIndex = (value.attributes || []).find((a) => a && a.name === "material_index");
+  const materials = materialIndex ? i32(materialIndex.data) : null;
+  const perFace = [];
+  for (let f = 0; f < starts.length; f++) {
+    const start = starts[f], end = f + 1 < starts.length ? starts[f + 1] : corners.length;
+    for (let c = start + 1; c + 1 < end; c++) {
+      const a = corners[start], b = corners[c], d = corners[c + 1];
+      if (a < count && b < count && d < count) {
+        indices.push(a, b, d);
+        perFace.push(materials && materials.length === starts.length ? materials[f] : 0);
+      }
+    }
+  }
+  return { vertices, indices: Uint32Array.from(indices), triangleMaterials: perFace };
+}
+
+// ---- materials, lights, world -----------------------------------------------------------------
+
+function colour(value) {
+  const c = Array.isArray(value) && value.length >= 3 && value.slice(0, 3).every((v) => typeof v === "number");
+  return c ? value.slice(0, 3) : null;
+}
+
+// What the viewer draws of a material: from its Principled BSDF (the first one), else its viewport
+// settings. `keys` maps the material's part keys ("set/metallic", "node/<id>", "in/<id>/<socket>").
+export function materialSummary(keys) {
+  const summary = { base_color: [0.8, 0.8, 0.8], metallic: 0, roughness: 0.5, emission: [0, 0, 0] };
+  const setting = (name) => keys.get("set/" + name);
+  summary.base_color = colour(setting("diffuse_color")) || summary.base_color;
+  if (typeof setting("metallic") === "number") summary.metallic = setting("metallic");
+  if (typeof setting("roughness") === "number") summary.roughness = setting("roughness");
+  let principled = null;
+  for (const [key, value] of [...keys].sort()) {
+    if (key.startsWith("node/") && value && value.type === "ShaderNodeBsdfPrincipled") {
+      principled = key.slice(5);
+      break;
+    }
+  }
+  if (principled !== null) {
+    const input = (socket) => keys.get(`in/${principled}/${socket}`);
+    summary.base_color = colour(input("Base Color")) || summary.base_color;
+    if (typeof input("Metallic") === "number") summary.metallic = input("Metallic");
+    if (typeof input("Roughness") === "number") summary.roughness = input("Roughness");
+    const emission = colour(input("Emission Color"));
+    const strength = input("Emission Strength");
+    if (emission && typeof strength === "number")
+      summary.emission = emission.map((c) => c * strength);
+  }
+  return summary;
+}
+
+// view/<material uuid>/material, published by an add-on: the same summary, already made.
+export function publishedMaterial(value) {
+  if (!value || typeof value !== "object") return null;
+  const base = colour(value.base_color), emission = colour(value.emission);
+  if (!base || typeof value.metallic !== "number" || typeof value.roughness !== "number") return null;
+  return { base_color: base, metallic: value.metallic, roughness: value.roughness, emission: emission || [0, 0, 0] };
+}
+
+export function lightSummary(keys) {
+  const meta = keys.get("meta");
+  const set = (name) => keys.get("set/" + name);
+  return {
+    type: meta && typeof meta.type === "string" ? meta.type : "POINT",
+    color: colour(set("color")) || [1, 1, 1],
+    energy: typeof set("energy") === "number" ? set("energy") : 10,
+    spot_size: typeof set("spot_size") === "number" ? set("spot_size") : Math.PI / 4,
+  };
+}
+
+export function worldColour(keys) {
+  for (const [key, value] of keys) {
+    if (key.startsWith("node/") && value && value.type === "ShaderNodeBackground") {
+      const c = colour(keys.get(`in/${key.slice(5)}/Color`));
+      if (c) return c;
+    }
+  }
+  return colour(keys.get("set/color")) || [0.05, 0.05, 0.05];
+}
+
+// ---- presence ----------------------------------------------------------------------------------
+
+// An artist's camera: the inverse of their view matrix (presence view_matrix, column-major).
+export function viewToWorld(view) {
+  const m = numbers(view, 16);
+  if (!m) return null;
+  // The view matrix is a rigid transform: its inverse is the transposed rotation and -R^T t.
+  const out = [m[0], m[4], m[8], 0, m[1], m[5], m[9], 0, m[2], m[6], m[10], 0, 0, 0, 0, 1];
+  const t = [m[12], m[13], m[14]];
+  for (let r = 0; r < 3; r++) out[12 + r] = -(out[r] * t[0] + out[4 + r] * t[1] + out[8 + r] * t[2]);
+  return out;
+}

@@ -1,0 +1,215 @@
+"""The protocol over a WebSocket on the HTTP port (``GET /ws``): one frame's body per binary message.
+
+For browsers (the viewer, docs/values.md): the same msgpack messages, sessions, limits and receive deadlines
+as the TCP port. WebSocket framing is wsproto's (sans-IO, beside h11; docs/decisions/0007); this module
+turns its messages into protocol frames and back, inside an ordinary Session:
+
+- a binary message is one frame's body (no 4-byte length: the message has its own); a text message is a
+  fatal ``bad_frame``; a message growing past ``max_frame_size`` is a fatal ``frame_too_large`` as soon as
+  it does, before more of it is buffered;
+- receive deadlines as on the TCP port (deadlines.py). A message's length is known only when it ends (it
+  may come in fragments), so the allowance for the message in progress is ``heartbeat_timeout`` + the bytes
+  received so far / ``min_frame_bytes_per_second``: a trickle extends it by next to nothing;
+- a fatal error is sent as its frame, then a WebSocket close (1008 policy violation, 1009 too big, 1003
+  for a text message) and the TCP close.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import h11
+import trio
+from wsproto import ConnectionType
+from wsproto.connection import Connection as WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    TextMessage,
+)
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError as WSProtocolError
+
+from protocol import ErrorCode
+from protocol.framing import frame_bytes
+
+from .session import Session
+
+if TYPE_CHECKING:
+    from .server import Broadcaster
+
+log = logging.getLogger("blendsync.websocket")
+
+PATH = "/ws"
+HEADER_BYTES = 4  # the length prefix of a frame on the TCP port, not sent over a WebSocket
+
+CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1003, 1008, 1009
+
+
+def is_upgrade(request: h11.Request) -> bool:
+    return any(name == b"upgrade" and value.lower() == b"websocket" for name, value in request.headers)
+
+
+class WebSocketSession(Session):
+    def __init__(self, host: Broadcaster, stream: trio.abc.Stream, peer: str, ws: WSConnection):
+        super().__init__(host, stream, peer)
+        self.ws = ws
+        self.kind = "websocket"
+        self._message: list[bytes] = []  # chunks of the binary message in progress
+        self._message_bytes = 0
+        self._in_message = False
+        self._close_code = CLOSE_NORMAL
+
+    # ---- Session's transport hooks ------------------------------------------------------------------
+
+    def receive_transport(self, data: bytes) -> bool:
+        try:
+            self.ws.receive_data(data or None)
+            events = list(self.ws.events())
+        except WSProtocolError as exc:
+            self._close_code = CLOSE_POLICY
+            self.fail(ErrorCode.BAD_FRAME, f"bad WebSocket data: {exc}")
+            return False
+        for event in events:
+            if isinstance(event, BytesMessage):
+                if not self._message_part(event.data, event.message_finished):
+                    return False
+            elif isinstance(event, TextMessage):
+                self._close_code = CLOSE_UNSUPPORTED
+                self.fail(ErrorCode.BAD_FRAME, "a WebSocket text message: frames are binary messages")
+                return False
+            elif isinstance(event, Ping):
+                self.send_frame_raw(self.ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self.conn.receive_data(b"")  # the peer is done: the session ends as on a closed socket
+        if not data:
+            self.conn.receive_data(b"")
+        return True
+
+    def _message_part(self, data: bytes | bytearray, finished: bool) -> bool:
+        self._in_message = True
+        self._message_bytes += len(data)
+        limit = self.config.max_frame_size
+        if self._message_bytes > limit:
+            self._close_code = CLOSE_TOO_BIG
+            self.fail(ErrorCode.FRAME_TOO_LARGE, f"a message over max_frame_size ({limit} bytes)")
+            return False
+        self._message.append(bytes(data))
+        if finished:
+            body = b"".join(self._message)
+            self._message, self._message_bytes, self._in_message = [], 0, False
+            self.conn.receive_data(frame_bytes(body))
+        return True
+
+    def transport_bytes(self, frames: list[bytes]) -> bytes:
+        return b"".join(
+            frame
+            if isinstance(frame, _RawWebSocketData)
+            else self.ws.send(BytesMessage(frame[HEADER_BYTES:]))
+            for frame in frames
+        )
+
+    def incoming_frame_size(self) -> int | None:
+        # A lower bound of the message's length: what has arrived of it (see the module's docstring).
+        return self._message_bytes if self._in_message else None
+
+    def frame_in_progress(self) -> bool:
+        return self._in_message
+
+    async def close_transport(self) -> None:
+        if self.ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            try:
+                data = self.ws.send(CloseConnection(code=self._close_code))
+                await self.stream.send_all(data)
+            except (WSProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        await self.stream.aclose()
+
+    def send_frame_raw(self, data: bytes) -> None:
+        """A WebSocket control frame (a pong), queued with the session's frames."""
+        self.out.put(_RawWebSocketData(data))
+
+    def fail(self, code: ErrorCode, message: str, ref: int | None = None) -> None:
+        if self._close_code == CLOSE_NORMAL:
+            self._close_code = CLOSE_POLICY  # every fatal error; text and size have their own codes
+        super().fail(code, message, ref)
+
+
+class _RawWebSocketData(bytes):
+    """Bytes already in WebSocket framing (a control frame), passed through as they are."""
+
+
+class _Prefixed(trio.abc.Stream):
+    """A stream whose first receive returns the bytes h11 read past the upgrade request."""
+
+    def __init__(self, stream: trio.abc.Stream, prefix: bytes):
+        self.stream = stream
+        self.prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self.prefix:
+            data, self.prefix = self.prefix, b""
+            return data
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+BAD_UPGRADE = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s"
+)
+
+
+async def serve_websocket(
+    broadcaster: Broadcaster,
+    stream: trio.abc.Stream,
+    peer: str,
+    request: h11.Request,
+    trailing: bytes,
+    accepted_at: float,
+) -> None:
+    """Complete the upgrade of ``request`` (already parsed by h11) and run a session on it."""
+    handshake = H11Handshake(ConnectionType.SERVER)
+    try:
+        handshake.initiate_upgrade_connection(request.headers, request.target)
+        data = handshake.send(AcceptConnection())
+    except WSProtocolError as exc:
+        # Not a valid WebSocket upgrade (no key, another version, not GET...): a plain 400, then close.
+        reason = f"bad WebSocket upgrade: {exc}\n".encode()
+        with trio.move_on_after(1):
+            try:
+                await stream.send_all(BAD_UPGRADE % (len(reason), reason))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        await stream.aclose()
+        return
+    ws = handshake.connection
+    assert ws is not None
+    session = WebSocketSession(broadcaster, _Prefixed(stream, trailing), peer, ws)
+    session.accepted_at = accepted_at  # the handshake deadline counts from the TCP accept
+    try:
+        await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.aclose()
+        return
+    broadcaster.connections += 1
+    broadcaster.metrics.connections_total += 1
+    try:
+        await session.run()
+    finally:
+        broadcaster.connections -= 1

@@ -1,0 +1,199 @@
+"""Roles in a room and share links: a viewer reads its one room and can do nothing else, whatever it sends."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+from support import blendsync_cli
+
+from broadcaster.app import open_broadcaster
+from broadcaster.auth import add_user, read_users, write_users
+from broadcaster.client import ServerError, connect
+from broadcaster.config import ServerConfig
+from protocol import PROTOCOL_VERSION, Hello
+from tools.wsclient import WebSocketClosed, WSClient
+
+
+@asynccontextmanager
+async def studio(tmp_path):
+    tokens = tmp_path / "tokens.toml"
+    admin_token = add_user(tokens, "root", "admin")
+    ana_token, ben_token = add_user(tokens, "ana"), add_user(tokens, "ben")
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        yield b, (host, int(port)), {"root": admin_token, "ana": ana_token, "ben": ben_token}, tokens
+
+
+async def viewer(http: str, token: str) -> tuple[WSClient, dict]:
+    ws = await WSClient.open(http)
+    await ws.send(Hello(protocol=PROTOCOL_VERSION, client_name="director", client_kind="web", token=token))
+    return ws, await ws.receive_body()
+
+
+ROOM = "shot/010 *?#%"  # pattern characters are data, in the room name and in the link
+
+
+async def test_a_share_link_reads_its_room_live_and_is_refused_everything_else(tmp_path):
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        async with connect(host, port, name="ana", token=tokens["ana"]) as ana:
+            await ana.create_room(ROOM, keep_open=True, password="pw")
+            await ana.create_room("other", keep_open=True)
+            await ana.join("other")
+            await ana.set("secret", b"other room's data")
+            await ana.leave()
+            await ana.join(ROOM, password="pw")
+            await ana.set("obj/1/name", b"Cube")
+            await ana.presence(name="ana", frame=12)
+            share = await ana.admin("share", room=ROOM, expires_in=3600)  # the creator owns the room
+            assert share["room"] == ROOM and share["name"].startswith("share-")
+            url = urllib.parse.urlsplit(share["url"])
+            assert url.netloc == b.http_addresses[0]
+            assert urllib.parse.unquote(url.path) == "/view/" + ROOM and "/" not in url.path[len("/view/") :]
+            assert urllib.parse.parse_qs(url.query) == {"token": [share["token"]]}
+
+            ws, welcome = await viewer(b.http_addresses[0], share["token"])
+            assert welcome["type"] == "welcome" and welcome["role"] == "viewer"
+            ref = 0
+
+            async def refused(body: dict) -> dict:
+                nonlocal ref
+                ref += 1
+                if "op_id" not in body and body["type"] != "presence":
+                    body["ref"] = ref
+                await ws.send_body(body)
+                error = await ws.receive_body()
+                assert error["type"] == "error" and error["code"] == "forbidden" and not error["fatal"], (
+                    body,
+                    error,
+                )
+                return error
+
+            # Before joining: no room list, no other room, no room of its own making.
+            await refused({"type": "list_rooms"})
+            await refused({"type": "join_room", "room": "other"})
+            await refused({"type": "create_room", "room": "mine"})
+            await refused({"type": "delete_room", "room": ROOM})
+            # Joining its room needs no password: the owner made the link.
+            await ws.send_body({"type": "join_room", "room": ROOM, "ref": 100})
+            events = await ws.receive_until("snapshot_end")
+            assert events[0].TYPE == "joined" and events[0].role == "viewer"
+            assert [c["name"] for c in events[0].clients] == ["ana"] and events[0].clients[0]["frame"] == 12
+            assert [i for e in events if e.TYPE == "snapshot" for i in e.items] == [["obj/1/name", b"Cube"]]
+            for body in (
+                {"type": "set", "op_id": 1, "key": "obj/1/name", "value": b"Hacked"},
+                {"type": "delete", "op_id": 2, "key": "obj/1/name"},
+                {"type": "batch", "op_id": 3, "ops": [["set", "k", b"v"]]},
+                {"type": "event", "op_id": 4, "value": b"x"},
+                {"type": "lock", "keys": ["obj/1/name"]},
+                {"type": "unlock", "keys": []},
+                {"type": "admin", "action": "rooms"},
+                {"type": "admin", "action": "export", "args": {"room": "other"}},
+                {"type": "admin", "action": "share", "args": {"room": ROOM}},
+                {"type": "admin", "action": "shares", "args": {"room": ROOM}},
+                {"type": "admin", "action": "revoke_share", "args": {"name": share["name"]}},
+                {"type": "admin", "action": "kick", "args": {"client_id": ana.client_id}},
+                {"type": "presence", "state": {"name": "ana", "selection": ["obj/1"]}},
+            ):
+                await refused(body)
+            # Nothing it sent reached the room: the members saw it join, and only that.
+            await ana.set("obj/1/name", b"Sphere")
+            applied = [e for e in await ws.receive_until("applied") if e.TYPE == "applied"]
+            assert applied[0].ops == [["set", "obj/1/name", b"Sphere"]] and applied[0].seq == 2
+            joined = await ana.receive()
+            assert joined.TYPE == "client_joined" and joined.client["kind"] == "viewer"
+            with trio.move_on_after(0.5):
+                extra = await ana.receive()
+                pytest.fail(f"a viewer's request reached a member: {extra}")
+            await ana.presence(frame=13)
+            updated = await ws.receive()
+            assert updated.TYPE == "client_updated" and updated.state == {"frame": 13}
+            await ws.aclose()
+
+
+async def test_a_revoked_or_expired_link_is_refused_and_a_revoke_closes_it_at_once(tmp_path):
+    async with studio(tmp_path) as (b, (host, port), tokens, tokens_file):
+        async with (
+            connect(host, port, name="ana", token=tokens["ana"]) as ana,
+            connect(host, port, name="ben", token=tokens["ben"]) as ben,
+        ):
+            await ana.create_room("r", keep_open=True)
+            # Only the room's owner (its creator, or an admin) shares it; nobody shares a missing room.
+            with pytest.raises(ServerError, match="forbidden"):
+                await ben.admin("share", room="r")
+            with pytest.raises(ServerError, match="no_such_room"):
+                await ana.admin("share", room="nope")
+            share = await ana.admin("share", room="r")
+            assert 7 * 86400 - 60 < share["expires_at"] - time.time() <= 7 * 86400  # the default
+            listed = await ana.admin("shares", room="r")
+            assert [s["name"] for s in listed] == [share["name"]] and not listed[0]["expired"]
+            with pytest.raises(ServerError, match="forbidden"):
+                await ben.admin("revoke_share", name=share["name"])
+
+            ws, _ = await viewer(b.http_addresses[0], share["token"])
+            await ws.send_body({"type": "join_room", "room": "r"})
+            await ws.receive_until("snapshot_end")
+            revoked = await ana.admin("revoke_share", name=share["name"])
+            assert revoked == {"name": share["name"], "room": "r", "closed": 1}
+            error = await ws.receive_body()
+            assert error["code"] == "auth_failed" and error["fatal"] and "revoked" in error["message"]
+            with pytest.raises(WebSocketClosed):
+                await ws.receive_body()
+            assert await ana.admin("shares", room="r") == []
+            _, refused = await viewer(b.http_addresses[0], share["token"])
+            assert refused["type"] == "error" and refused["code"] == "auth_failed"
+
+            # An expired link: the same refusal at hello.
+            late = await ana.admin("share", room="r", expires_in=1)
+            users = read_users(tokens_file)
+            for user in users:
+                if user["name"] == late["name"]:
+                    user["expires_at"] = int(time.time()) - 1
+            write_users(tokens_file, users)
+            [listed] = await ana.admin("shares", room="r")
+            assert listed["expired"]
+            _, refused = await viewer(b.http_addresses[0], late["token"])
+            assert refused["type"] == "error" and refused["code"] == "auth_failed"
+
+
+async def test_roles_in_a_room(tmp_path):
+    async with studio(tmp_path) as (_, (host, port), tokens, _):
+        async with (
+            connect(host, port, name="ana", token=tokens["ana"]) as ana,
+            connect(host, port, name="ben", token=tokens["ben"]) as ben,
+            connect(host, port, name="root", token=tokens["root"]) as root,
+        ):
+            await ana.create_room("r", keep_open=True)
+            roles = [(await client.join("r")).role for client in (ana, ben, root)]
+            assert roles == ["owner", "editor", "owner"]
+            with pytest.raises(ServerError, match="forbidden"):
+                await ben.delete_room("r")
+
+
+async def test_blendsync_admin_share_lists_and_revokes(tmp_path):
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        async with connect(host, port, name="ana", token=tokens["ana"]) as ana:
+            await ana.create_room("a/b c", keep_open=True)
+
+        def cli(*args: str) -> str:
+            token = tokens["ana"]
+            done = blendsync_cli("admin", "--host", host, "--port", str(port), "--token", token, *args)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        url = (await trio.to_thread.run_sync(cli, "share", "a/b c", "--expires", "2h")).strip()
+        assert url.startswith(f"http://{b.http_addresses[0]}/view/a%2Fb%20c?token=bst_")
+        [name] = [s["name"] for s in await ana_shares(host, port, tokens["ana"], "a/b c")]
+        listing = await trio.to_thread.run_sync(cli, "shares", "a/b c")
+        assert name in listing and "a/b c" in listing
+        await trio.to_thread.run_sync(cli, "revoke-share", name)
+        assert await ana_shares(host, port, tokens["ana"], "a/b c") == []
+
+
+async def ana_shares(host: str, port: int, token: str, room: str) -> list[dict]:
+    async with connect(host, port, name="ana", token=token) as ana:
+        return await ana.admin("shares", room=room)

@@ -1,0 +1,192 @@
+"""The browser viewer in real headless Chromium (WebGL on SwiftShader) against a real server: what it draws,
+checked by the screenshot's pixels, and what it says when its link is refused.
+
+The room is a recorded one, written through the client library with the add-on's value encodings
+(docs/addon.md, docs/values.md); tests/blender/test_viewer_blender.py fills one from real Blender.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from pathlib import Path
+
+import msgpack
+import pytest
+import trio
+
+from broadcaster.app import open_broadcaster
+from broadcaster.auth import add_user
+from broadcaster.client import connect
+from broadcaster.config import ServerConfig
+from tools.browser import CAMERA, CHROMIUM, around, blue, open_browser, project, red
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+
+def pack(value) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def f32(values) -> bytes:
+    return array.array("f", values).tobytes()
+
+
+def i32(values) -> bytes:
+    return array.array("i", values).tobytes()
+
+
+CUBE_VERTICES = [c for z in (-1, 1) for y in (-1, 1) for x in (-1, 1) for c in (x, y, z)]
+CUBE_FACES = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
+
+
+def cube(obj: str, mesh: str, mat: str, location: list[float], colour: list[float], size=0.5) -> list:
+    """The keys an add-on writes for a cube with one material (docs/addon.md, "Keys")."""
+    return [
+        ["set", f"mat/{mat}/meta", pack({})],
+        ["set", f"mat/{mat}/set/diffuse_color", pack([*colour, 1.0])],
+        ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
+        [
+            "set",
+            f"mesh/{mesh}/geometry",
+            pack(
+                {
+                    "vertices": f32([v * size for v in CUBE_VERTICES]),
+                    "edges": b"",
+                    "face_starts": i32([0, 4, 8, 12, 16, 20]),
+                    "corner_verts": i32([i for face in CUBE_FACES for i in face]),
+                    "corner_edges": b"",
+                    "attributes": [],
+                }
+            ),
+        ],
+        ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
+        ["set", f"obj/{obj}/location", pack(location)],
+        ["set", f"obj/{obj}/scale", pack([1.0, 1.0, 1.0])],
+    ]
+
+
+async def studio(tmp_path: Path):
+    tokens = tmp_path / "tokens.toml"
+    return tokens, add_user(tokens, "ana", "user")
+
+
+async def test_the_page_draws_the_room_where_it_is_in_its_colours_and_follows_a_move(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("shot/010 #1", keep_open=True)
+            await ana.join("shot/010 #1")
+            red_cube, blue_cube = "a" * 32, "d" * 32
+            await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
+            await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+            share = await ana.admin("share", room="shot/010 #1")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                assert await page.evaluate("blendsyncViewer.objectCount()") == 2, page.log
+                shot = await page.screenshot()
+                (tmp_path / "before.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-2.0, 0.0, 0.0)), red)
+                assert around(shot, project(shot, (2.0, 0.0, 1.5)), blue)
+                assert not around(shot, project(shot, (0.0, 0.0, -2.0)), red, radius=1)  # background
+                # An artist moves the red cube: it glides there (the page eases between updates).
+                await ana.set(f"obj/{red_cube}/location", pack([0.0, 0.0, -1.5]))
+                await page.wait_for(
+                    f"(p => p && Math.abs(p[2] + 1.5) < 1e-4 && Math.abs(p[0]) < 1e-4)"
+                    f"(blendsyncViewer.position('{red_cube}'))",
+                    30,
+                )
+                moved = await page.screenshot()
+                (tmp_path / "after.png").write_bytes(await page.screenshot_png())
+                assert around(moved, project(moved, (0.0, 0.0, -1.5)), red)
+                assert not around(moved, project(moved, (-2.0, 0.0, 0.0)), red, radius=1)
+                assert around(moved, project(moved, (2.0, 0.0, 1.5)), blue)
+
+
+async def test_an_expired_or_revoked_link_says_so_on_the_page(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            share = await ana.admin("share", room="r")
+            await ana.admin("revoke_share", name=share["name"])
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(share["url"])
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'expired'", 90)
+                text = await page.evaluate(
+                    "document.getElementById('message').hidden ? '' : "
+                    "document.getElementById('message').textContent"
+                )
+                assert text == "This link has expired or was revoked."
+
+
+def view_matrix(eye, target, up=(0.0, 0.0, 1.0)) -> list[float]:
+    """A world-to-view matrix looking from ``eye`` at ``target``, column-major (presence view_matrix)."""
+
+    def sub(a, b):
+        return [a[i] - b[i] for i in range(3)]
+
+    def cross(a, b):
+        return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+
+    def unit(a):
+        n = math.sqrt(sum(c * c for c in a))
+        return [c / n for c in a]
+
+    f = unit(sub(target, eye))
+    s = unit(cross(f, up))
+    u = cross(s, f)
+    rows = [s, u, [-c for c in f]]
+    t = [-sum(rows[r][i] * eye[i] for i in range(3)) for r in range(3)]
+    return [rows[0][0], rows[1][0], rows[2][0], 0.0, rows[0][1], rows[1][1], rows[2][1], 0.0,
+            rows[0][2], rows[1][2], rows[2][2], 0.0, t[0], t[1], t[2], 1.0]  # fmt: skip
+
+
+def green(r: int, g: int, b: int) -> bool:
+    return g > 150 and g > 2 * r and g > 2 * b
+
+
+async def test_artists_show_as_frustums_with_their_selection_and_the_page_follows_a_view(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            red_cube, blue_cube = "a" * 32, "d" * 32
+            await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
+            await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+            # Ana looks down at the red cube from the front and has the blue one selected; she is green.
+            await ana.presence(
+                name="ana",
+                color=[0.0, 1.0, 0.0],
+                frame=42,
+                view_matrix=view_matrix([-2.0, -3.0, 1.5], [-2.0, 0.0, 0.0]),
+                selection=[blue_cube],
+            )
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                await page.wait_for("document.getElementById('artists').textContent.includes('frame 42')", 30)
+                shot = await page.screenshot()
+                (tmp_path / "artists.png").write_bytes(await page.screenshot_png())
+                greens = shot.find(green)
+                # Her frustum, at her eye (above and in front of the red cube), in her colour ...
+                ex, ey = project(shot, (-2.0, -3.0, 1.5))
+                assert any(abs(x - ex) < 40 and abs(y - ey) < 40 for x, y in greens), page.log
+                # ... and a box in her colour around what she selected (the blue cube's corners).
+                bx, by = project(shot, (2.5, -0.5, 2.0))
+                assert any(abs(x - bx) < 8 and abs(y - by) < 8 for x, y in greens)
+                # Following her: the page looks from where she looks, at the red cube, from above.
+                await page.evaluate(f"blendsyncViewer.follow({ana.client_id!r})")
+                await trio.sleep(0.3)
+                followed = await page.screenshot()
+                (tmp_path / "follow.png").write_bytes(await page.screenshot_png())
+                assert around(followed, (followed.width // 2, followed.height // 2), red)
