@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from protocol import Ack, ErrorCode
 from replication import Proposal, ReplicationError, TreeError
 
@@ -56,10 +58,19 @@ class Writes:
                 room.pending_bytes -= pending[1]
             raise
         session.operations += 1
-        proposal.add_done_callback(lambda done: self._write_done(session, done, op_id, room, pending))
+        started = trio.current_time()
+        proposal.add_done_callback(
+            lambda done: self._write_done(session, done, op_id, room, pending, started)
+        )
 
     def _write_done(
-        self, session: Session, proposal: Any, op_id: int, room: Room, pending: tuple[int, int] | None
+        self,
+        session: Session,
+        proposal: Any,
+        op_id: int,
+        room: Room,
+        pending: tuple[int, int] | None,
+        started: float,
     ) -> None:
         session.inflight.release()
         if pending is not None:
@@ -68,6 +79,9 @@ class Writes:
         error = self.write_outcome(session, proposal, op_id, room)
         if error is not None:
             session.reply_error(error.code, error.message, op_id)
+        else:
+            # The node answers a proposal after publishing its events: the op is already fanned out here.
+            self.metrics.observe_write(trio.current_time() - started)
 
     def check_write(self, session: Session, ops: list[list[Any]]) -> tuple[int, int] | None:
         """Refuse a write that touches another session's locked key or would pass a room limit.

@@ -117,7 +117,7 @@ async def test_welcome_names_the_range_and_the_served_addon_which_downloads_with
             "sha256": welcome.addon_sha256,
         }
         status, page = await fetch(f"http://{b.http_addresses[0]}/?token={admin}")
-        assert b'href="addon/blendsync.zip"' in page
+        assert b'href="/addon/blendsync.zip"' in page
 
 
 async def test_a_protocol_1_client_gets_a_protocol_1_welcome(tmp_path):
