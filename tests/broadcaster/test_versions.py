@@ -104,6 +104,8 @@ async def test_welcome_names_the_range_and_the_served_addon_which_downloads_with
         assert {"__init__.py", "net.py", "_vendor/protocol/versions.py"} <= names
         # Built without network: one pure-Python msgpack wheel, for every platform (no platforms list).
         assert manifest["version"] == ADDON_VERSION and "platforms" not in manifest
+        # One add-on for Blender 4.2 LTS through 5.x.
+        assert (manifest["blender_version_min"], manifest["blender_version_max"]) == ("4.2.0", "6.0.0")
         assert manifest["wheels"] == [f"./{wheel_name}"] and wheel_name.endswith("-py3-none-any.whl")
         assert "msgpack/fallback.py" in wheel.namelist()
         assert not any(n.endswith(".so") or n.endswith(".pyd") for n in wheel.namelist())
