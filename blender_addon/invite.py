@@ -50,7 +50,7 @@ def enter_invited_room(session) -> None:
     if session.room is not None:
         _pending.clear()
         return
-    if session.connected and _pending["generation"] != session.generation and session._join is None:
+    if session.connected and _pending["generation"] != session.generation and not session.joining:
         _pending["generation"] = session.generation
         session.join_room(str(_pending["room"]), send_scene=True, create=True)
 

@@ -231,6 +231,7 @@ class SyncSession(ServerEventsMixin):
     unacked = property(lambda self: self.client_session.unacked)  # op_id -> ops, in op_id order
     pending = property(lambda self: self.client_session.edits.pending)  # key -> op_id of its last edit
     shadow = property(lambda self: self.client_session.edits.held)  # key -> (seq, value) held back
+    joining = property(lambda self: self._join is not None)  # a join is on its way (not answered yet)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 

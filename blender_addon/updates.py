@@ -11,6 +11,7 @@ colour and token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import tempfile
@@ -41,8 +42,9 @@ class Offer:
     sha256: str
 
 
+@functools.cache
 def own_version() -> str:
-    """This add-on's version, from its extension manifest ("" when it cannot be read)."""
+    """This add-on's version, from its extension manifest ("" when it cannot be read); read once."""
     try:
         manifest = tomllib.loads(Path(__file__).with_name("blender_manifest.toml").read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError):

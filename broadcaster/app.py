@@ -65,13 +65,14 @@ async def open_broadcaster(config: ServerConfig) -> AsyncIterator[Broadcaster]:
     """A serving broadcaster (listening when this yields); stops when the block exits."""
     async with open_node(node_config_for(config)) as node, trio.open_nursery() as nursery:
         broadcaster = Broadcaster(config, node)
-        await nursery.start(broadcaster.serve)
         if config.http_port is not None:
             from .http import serve_http
 
+            # Before the client port opens, so that every welcome names the add-on the HTTP port serves.
+            broadcaster.addon = build_served_addon(config)
             listeners = await nursery.start(serve_http, broadcaster, config.http_host, config.http_port)
             broadcaster.http_port = listeners[0].socket.getsockname()[1]
-            broadcaster.addon = build_served_addon(config)
+        await nursery.start(broadcaster.serve)
         try:
             yield broadcaster
         finally:

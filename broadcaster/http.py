@@ -2,8 +2,9 @@
 
 HTTP/1.1 is parsed by h11 (sans-IO, like protocol/), driven here by trio; docs/decisions/0003 says why.
 
-    GET /          the status page (HTML + a little JS polling /status every second)
+    GET /          the status page (status_page.py: tables polling /status, charts of /history)
     GET /status    JSON: version, listeners, rooms, clients, this node's replication status, cluster nodes
+    GET /history   JSON: this node's last ten minutes, one sample a second (health_history.py)
     GET /metrics   Prometheus text format
     GET /healthz   "ok" (never needs a token)
     GET /addon/blendsync.zip  the add-on built for this server (addon_download.py; never needs a token)
@@ -32,6 +33,7 @@ from protocol import ADDON_PATH
 
 from . import __version__
 from .metrics import Exposition
+from .status_page import STATUS_PAGE
 from .viewpage import FILES_PREFIX as VIEWER_FILES_PREFIX
 from .viewpage import VIEW_PREFIX, ViewerPage
 from .webassets import PREFIX as VENDOR_PREFIX
@@ -167,13 +169,16 @@ def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, 
     if path.startswith((VIEW_PREFIX, VIEWER_FILES_PREFIX)):
         page = VIEWER.get(path)
         return (200, *page) if page is not None else (404, "text/plain; charset=utf-8", b"not found\n")
-    if path not in ("/", "/status", "/metrics"):
+    if path not in ("/", "/status", "/history", "/metrics"):
         return 404, "text/plain; charset=utf-8", b"not found\n"
     if broadcaster.tokens is not None and not _authorised(broadcaster, request, url.query):
         return 401, "text/plain; charset=utf-8", b"an admin token is required\n"
     if path == "/status":
         document = status_document(broadcaster)
         return 200, "application/json", json.dumps(document, default=_plain).encode()
+    if path == "/history":
+        history = broadcaster.history.document(broadcaster.config.node_id)
+        return 200, "application/json", json.dumps(history).encode()
     if path == "/metrics":
         return 200, "text/plain; version=0.0.4; charset=utf-8", metrics_text(broadcaster).encode()
     return 200, "text/html; charset=utf-8", STATUS_PAGE.encode()
@@ -301,6 +306,11 @@ def metrics_text(b: Broadcaster) -> str:
         [({"limit": name}, n) for name, n in sorted(m.limits.items())],
     )
     out.histogram("blendsync_fsync_seconds", "Time to write and fsync one batch of the log.", m.fsync)
+    out.histogram(
+        "blendsync_write_seconds",
+        "Time from a client write's arrival to its commit and fan-out to the room's members here.",
+        m.writes,
+    )
     _node_metrics(out, b.node.status())
     return out.text()
 
@@ -350,90 +360,3 @@ def _node_metrics(out: Exposition, status: dict[str, Any]) -> None:
         out.one(
             "blendsync_node_has_leader", "gauge", "1 when this node knows a leader.", int(leader is not None)
         )
-
-
-STATUS_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>blendsync broadcaster</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
-  h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin-top: 1.5em; }
-  table { border-collapse: collapse; }
-  td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; text-align: left; }
-  .num { text-align: right; font-variant-numeric: tabular-nums; }
-  #state { color: #777; } .stale { color: #b00 !important; }
-  .cards span { display: inline-block; margin-right: 2em; } .cards b { font-size: 1.4em; }
-</style>
-</head>
-<body>
-<h1>blendsync broadcaster <small id="version"></small></h1>
-<p id="state">loading...</p>
-<p class="cards">
-  <span>rooms <b id="room-count">-</b></span>
-  <span>clients <b id="client-count">-</b></span>
-  <span>connections <b id="connection-count">-</b></span>
-  <span>ops/s <b id="ops-rate">-</b></span>
-</p>
-<p id="addon" hidden>Blender add-on for this server: <a id="addon-link" href="addon/blendsync.zip">blendsync
-<span id="addon-version"></span></a> (install from disk in Blender; no token needed)</p>
-<h2>Rooms</h2>
-<table><thead><tr><th>room</th><th class="num">clients</th><th class="num">keys</th><th class="num">bytes</th>
-<th class="num">seq</th><th class="num">locks</th><th>password</th></tr></thead>
-<tbody id="rooms"></tbody></table>
-<h2>Clients</h2>
-<table><thead><tr><th>name</th><th>role</th><th>room</th><th>peer</th><th class="num">ops</th>
-<th class="num">queued</th></tr></thead><tbody id="clients"></tbody></table>
-<h2>Cluster nodes</h2>
-<table><thead><tr><th>node</th><th>address</th><th>role</th><th class="num">lag</th><th>connected</th>
-</tr></thead>
-<tbody id="nodes"></tbody></table>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-function row(cells) {
-  const tr = document.createElement("tr");
-  for (const [value, numeric] of cells) {
-    const td = document.createElement("td");
-    td.textContent = value === null || value === undefined ? "-" : String(value);
-    if (numeric) td.className = "num";
-    tr.appendChild(td);
-  }
-  return tr;
-}
-function fill(id, rows) { $(id).replaceChildren(...rows.map(row)); }
-function render(s) {
-  $("version").textContent = s.version;
-  $("addon").hidden = !s.addon;
-  if (s.addon) $("addon-version").textContent = s.addon.version;
-  $("room-count").textContent = s.room_count;
-  $("client-count").textContent = s.client_count;
-  $("connection-count").textContent = s.connections;
-  $("ops-rate").textContent = s.rates.ops_per_second;
-  fill("rooms", s.rooms.map(r => [[r.name], [r.users, 1], [r.keys, 1], [r.bytes, 1], [r.seq, 1], [r.locks, 1],
-                                  [r.locked ? "yes" : "no"]]));
-  fill("clients", s.clients.map(c => [[c.name], [c.role], [c.room], [c.peer], [c.operations, 1],
-                                      [c.queued_bytes, 1]]));
-  fill("nodes", s.cluster.map(n => [[n.id + (n.self ? " (this)" : "")], [n.address], [n.role], [n.lag, 1],
-                                    [n.connected ? "yes" : "no"]]));
-  $("state").textContent = "updated " + new Date().toLocaleTimeString() + " (every second)";
-  $("state").classList.remove("stale");
-}
-async function refresh() {
-  try {
-    const response = await fetch("status" + location.search, {cache: "no-store"});
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    render(await response.json());
-  } catch (error) {
-    $("state").textContent = "cannot reach the broadcaster: " + error.message;
-    $("state").classList.add("stale");
-  }
-}
-refresh();
-setInterval(refresh, 1000);
-</script>
-</body>
-</html>
-"""

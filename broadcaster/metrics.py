@@ -8,12 +8,15 @@ computed when scraped.
 from __future__ import annotations
 
 import math
+import random
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 FSYNC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+WRITE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+RECENT_SAMPLES = 4096  # observations kept per second for the status page's p99 (a uniform sample beyond)
 
 
 class Histogram:
@@ -27,6 +30,29 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += times
         self.total += value * times
         self.count += times
+
+
+class Recent:
+    """The observations since the last ``take``: at most RECENT_SAMPLES of them, a uniform sample
+    (reservoir) when there were more, so that a busy second costs bounded memory."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.seen = 0
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < RECENT_SAMPLES:
+            self.values.append(value)
+        elif (slot := random.randrange(self.seen)) < RECENT_SAMPLES:
+            self.values[slot] = value
+
+    def take_p99(self) -> float | None:
+        """The 99th percentile of what came since the last call (None: nothing came), and start over."""
+        values, self.values, self.seen = sorted(self.values), [], 0
+        if not values:
+            return None
+        return values[min(len(values) - 1, math.ceil(0.99 * len(values)) - 1)]
 
 
 class Metrics:
@@ -43,7 +69,19 @@ class Metrics:
         self.limits: dict[str, int] = {}  # refusals by limit name
         self.auth_failures = 0
         self.fsync = Histogram(FSYNC_BUCKETS)  # each durable write, as the node reports it (Node.on_fsync)
+        # Each client write, from its arrival to its commit and fan-out to the room's members here.
+        self.writes = Histogram(WRITE_BUCKETS)
+        self.recent_fsync = Recent()
+        self.recent_writes = Recent()
         self._samples: deque[tuple[float, int, int, int]] = deque(maxlen=11)
+
+    def observe_fsync(self, seconds: float) -> None:
+        self.fsync.observe(seconds)
+        self.recent_fsync.add(seconds)
+
+    def observe_write(self, seconds: float) -> None:
+        self.writes.observe(seconds)
+        self.recent_writes.add(seconds)
 
     def error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1

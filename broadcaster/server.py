@@ -64,6 +64,7 @@ from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
+from .health_history import HealthHistory
 from .hub import Hub
 from .joins import Joins
 from .locks import Locks
@@ -92,7 +93,8 @@ class Broadcaster:
         self.addon: AddonZip | None = None  # the add-on zip the HTTP port offers (app.py builds it)
         self.metrics = Metrics()
         self.password_guard = PasswordGuard(config, self.metrics)
-        node.on_fsync = self.metrics.fsync.observe
+        node.on_fsync = self.metrics.observe_fsync
+        self.history = HealthHistory()  # the status page's charts
         self.started = time.time()
         self.connections = 0  # open client connections, with or without a completed hello
         config.check()
@@ -176,6 +178,7 @@ class Broadcaster:
     async def _metrics_sampler(self) -> None:
         while True:
             self.metrics.sample(trio.current_time())
+            self.history.sample(time.time(), self.metrics, len(self.sessions), self.node.status())
             await trio.sleep(1.0)
 
     def room_info(self, name: str) -> dict[str, Any] | None:

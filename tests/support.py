@@ -81,7 +81,10 @@ def blendsync_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def init_server(root: Path) -> tuple[Path, int]:
     """``blendsync init`` for a server on 127.0.0.1 and a free port; returns the directory and port."""
     port = free_port()
-    done = blendsync_cli("init", "--data-dir", str(root), "--host", "127.0.0.1", "--port", str(port))
+    http = str(free_port())
+    done = blendsync_cli(
+        "init", "--data-dir", str(root), "--host", "127.0.0.1", "--port", str(port), "--http-port", http
+    )
     assert done.returncode == 0, done.stderr
     return root, port
 

@@ -2,7 +2,7 @@
 
 It writes (each only if it does not exist yet, so running it again is safe and never replaces a secret):
 
-    DIR/blendsync.toml      the config `blendsync serve --config` reads
+    DIR/blendsync.toml      the config `blendsync serve --config` reads (with an HTTP port for the add-on)
     DIR/tokens.toml         the users, with an admin (0600; the admin token is printed once)
     DIR/tls/server.pem/.key a self-signed certificate and its key (0600); invite links pin it
     DIR/blendsync.service   a systemd unit running that config
@@ -24,6 +24,7 @@ from typing import Any
 from ..config import DEFAULT_PORT
 
 DEFAULT_DIR = "blendsync-server"
+DEFAULT_HTTP_PORT = 12880
 CONFIG_NAME = "blendsync.toml"
 ADMIN_NAME = "admin"
 
@@ -33,6 +34,12 @@ def add_commands(commands: Any) -> None:
     init.add_argument("--data-dir", default=DEFAULT_DIR, help=f"where it all goes (default ./{DEFAULT_DIR})")
     init.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0: everywhere)")
     init.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"client port (default {DEFAULT_PORT})")
+    init.add_argument(
+        "--http-port",
+        type=int,
+        default=DEFAULT_HTTP_PORT,
+        help=f"HTTP port: the add-on for artists, status page, metrics (default {DEFAULT_HTTP_PORT}, 0: off)",
+    )
     init.add_argument("--tls-cert", help="use this PEM certificate instead of making a self-signed one")
     init.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     init.set_defaults(func=_init)
@@ -46,6 +53,12 @@ def _init(args: argparse.Namespace) -> int:
         return 2
     if not 0 < args.port < 65536:
         print(f"blendsync init: --port must be 1 to 65535 (got {args.port})", file=sys.stderr)
+        return 2
+    if not 0 <= args.http_port < 65536 or args.http_port == args.port:
+        print(
+            f"blendsync init: --http-port must be 0 to 65535, not --port (got {args.http_port})",
+            file=sys.stderr,
+        )
         return 2
     root = Path(args.data_dir).absolute()
     root.mkdir(parents=True, exist_ok=True)
@@ -74,6 +87,8 @@ def _init(args: argparse.Namespace) -> int:
             "tls_cert": str(cert),
             "tls_key": str(key),
         }
+        if args.http_port:  # artists download the add-on here; the rest of it needs the admin token
+            settings.update(http_host=args.host, http_port=args.http_port)
         lines = ["# Written by `blendsync init`; docs/operations.md describes every setting.", "[server]"]
         lines += [f"{name} = {json.dumps(value, ensure_ascii=False)}" for name, value in settings.items()]
         _write_new(config, "\n".join(lines) + "\n", 0o644)
@@ -113,6 +128,10 @@ def _init(args: argparse.Namespace) -> int:
     print("next:")
     print(f"  blendsync serve --config {_shell_quote(str(config))}")
     print(f"  blendsync invite --data-dir {_shell_quote(str(root))} --room ROOM   # a link for an artist")
+    if args.http_port:
+        host = args.host if args.host not in ("", "0.0.0.0", "::") else socket.getfqdn()
+        shown = f"[{host}]" if ":" in host else host
+        print(f"  (artists get the Blender add-on at http://{shown}:{args.http_port}/addon/blendsync.zip)")
     print(
         f"  (as a service: sudo cp {_shell_quote(str(unit))} /etc/systemd/system/ &&"
         " sudo systemctl enable --now blendsync)"

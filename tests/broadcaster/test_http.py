@@ -98,7 +98,7 @@ async def test_with_auth_every_page_needs_an_admin_token(tmp_path):
     config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
     async with open_broadcaster(config) as b:
         base = b.http_addresses[0]
-        for path in ("/", "/status", "/metrics"):
+        for path in ("/", "/status", "/history", "/metrics"):
             assert (await get(http_url(base, path)))[0] == 401
             assert (await get(http_url(base, path), token=user))[0] == 401
             assert (await get(http_url(base, path), token=admin))[0] == 200

@@ -38,6 +38,8 @@ def test_init_writes_a_config_serve_accepts_with_secrets_kept_private(tmp_path):
     config = load_config(root / "blendsync.toml")
     config.check()
     assert (config.host, config.port) == ("127.0.0.1", 12999)
+    assert (config.http_host, config.http_port) == ("127.0.0.1", 12880)  # serves the add-on
+    assert "http://127.0.0.1:12880/addon/blendsync.zip" in done.stdout
     assert config.data_dir == root / "rooms" and config.data_dir.is_dir()
     assert [(u["name"], u["role"]) for u in read_users(config.tokens_file)] == [("admin", "admin")]
     assert certificate_pin(config.tls_cert).startswith("sha256:")
@@ -91,6 +93,21 @@ def test_ports_out_of_range_are_refused(tmp_path, port):
     done = blendsync("init", "--data-dir", str(tmp_path / "srv"), "--port", port)
     assert done.returncode == 2 and "--port" in done.stderr
     assert not (tmp_path / "srv").exists()
+
+
+@pytest.mark.parametrize("port", ["65536", "-1", "12800"])
+def test_http_ports_out_of_range_or_the_client_port_are_refused(tmp_path, port):
+    done = blendsync("init", "--data-dir", str(tmp_path / "srv"), "--http-port", port)
+    assert done.returncode == 2 and "--http-port" in done.stderr
+    assert not (tmp_path / "srv").exists()
+
+
+def test_http_port_0_writes_none(tmp_path):
+    root = tmp_path / "srv"
+    done = blendsync("init", "--data-dir", str(root), "--http-port", "0")
+    assert done.returncode == 0, done.stderr
+    assert load_config(root / "blendsync.toml").http_port is None
+    assert "/addon/" not in done.stdout
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")

@@ -104,6 +104,8 @@ async def test_welcome_names_the_range_and_the_served_addon_which_downloads_with
         assert {"__init__.py", "net.py", "_vendor/protocol/versions.py"} <= names
         # Built without network: one pure-Python msgpack wheel, for every platform (no platforms list).
         assert manifest["version"] == ADDON_VERSION and "platforms" not in manifest
+        # One add-on for Blender 4.2 LTS through 5.x.
+        assert (manifest["blender_version_min"], manifest["blender_version_max"]) == ("4.2.0", "6.0.0")
         assert manifest["wheels"] == [f"./{wheel_name}"] and wheel_name.endswith("-py3-none-any.whl")
         assert "msgpack/fallback.py" in wheel.namelist()
         assert not any(n.endswith(".so") or n.endswith(".pyd") for n in wheel.namelist())
@@ -117,7 +119,7 @@ async def test_welcome_names_the_range_and_the_served_addon_which_downloads_with
             "sha256": welcome.addon_sha256,
         }
         status, page = await fetch(f"http://{b.http_addresses[0]}/?token={admin}")
-        assert b'href="addon/blendsync.zip"' in page
+        assert b'href="/addon/blendsync.zip"' in page
 
 
 async def test_a_protocol_1_client_gets_a_protocol_1_welcome(tmp_path):

@@ -125,3 +125,14 @@ def test_addon_build_from_the_installed_wheel(venv, tmp_path):
     assert sorted(built["wheels"]) == sorted(f"./wheels/{p.name}" for p in wheels.iterdir())
     assert {n for n in contents if n.startswith("wheels/")} == {f"wheels/{p.name}" for p in wheels.iterdir()}
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in contents)
+
+
+def test_an_installed_server_builds_the_addon_it_serves_without_network(venv, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = (
+        "import hashlib; from broadcaster.addon_download import build_addon_zip; z = build_addon_zip(); "
+        "print(z.filename, z.wheels, hashlib.sha256(z.body).hexdigest() == z.sha256)"
+    )
+    done = run([str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, env=env)
+    manifest = tomllib.loads((ROOT / "blender_addon" / "blender_manifest.toml").read_text())
+    assert done.stdout.split() == [f"blendsync-{manifest['version']}.zip", "pure-python", "True"]
