@@ -177,7 +177,7 @@ def _respond(broadcaster: Broadcaster, request: h11.Request) -> tuple[int, str, 
         document = status_document(broadcaster)
         return 200, "application/json", json.dumps(document, default=_plain).encode()
     if path == "/history":
-        history = broadcaster.history.document(broadcaster.config.node_id)
+        history = broadcaster.health.document(broadcaster.config.node_id)
         return 200, "application/json", json.dumps(history).encode()
     if path == "/metrics":
         return 200, "text/plain; version=0.0.4; charset=utf-8", metrics_text(broadcaster).encode()

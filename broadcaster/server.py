@@ -94,7 +94,7 @@ class Broadcaster:
         self.metrics = Metrics()
         self.password_guard = PasswordGuard(config, self.metrics)
         node.on_fsync = self.metrics.observe_fsync
-        self.history = HealthHistory()  # the status page's charts
+        self.health = HealthHistory()  # the status page's charts
         self.started = time.time()
         self.connections = 0  # open client connections, with or without a completed hello
         config.check()
@@ -178,7 +178,7 @@ class Broadcaster:
     async def _metrics_sampler(self) -> None:
         while True:
             self.metrics.sample(trio.current_time())
-            self.history.sample(time.time(), self.metrics, len(self.sessions), self.node.status())
+            self.health.sample(time.time(), self.metrics, len(self.sessions), self.node.status())
             await trio.sleep(1.0)
 
     def room_info(self, name: str) -> dict[str, Any] | None:

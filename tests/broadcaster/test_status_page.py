@@ -162,9 +162,9 @@ async def test_charts_draw_the_history_and_the_room_table_sorts(tmp_path):
             await ana.join("big")
             await ben.join("big")
             # Writes while the server samples its history (once a second): several samples with data.
-            start = len(b.history.samples)
+            start = len(b.health.samples)
             count = 0
-            while len(b.history.samples) < start + 4:
+            while len(b.health.samples) < start + 4:
                 await ana.set(f"k{count % 20}", b"x" * 64)
                 count += 1
             history = await fetch_json(f"{base}/history")
