@@ -321,6 +321,41 @@ def build_library() -> None:
     bpy.context.scene.collection.objects.link(bpy.data.objects["Tree"])
 
 
+def build_instancing() -> None:
+    """Empties instancing a local collection (off to the side, with an offset) and a linked one."""
+    kit = bpy.data.collections.new("Kit")
+    kit.instance_offset = (0.5, 0.0, 0.0)
+    link(bpy.data.objects.new("KitPart", triangle_mesh("KitPart")), kit)
+    local = link(bpy.data.objects.new("KitPlacer", None))
+    local.instance_type = "COLLECTION"
+    local.instance_collection = kit
+    local.location = (0.0, 4.0, 0.0)
+    with bpy.data.libraries.load(write_library(), link=True) as (_source, target):
+        target.collections = ["Props"]
+    (props,) = target.collections  # a second library with a "Props" may be there (build_everything)
+    for i in range(2):
+        placed = link(bpy.data.objects.new(f"PropsPlacer{i}", None))
+        placed.instance_type = "COLLECTION"
+        placed.instance_collection = props
+        placed.location = (3.0 * i, -4.0, 0.0)
+        placed.rotation_euler = (0.0, 0.0, 0.5 * i)
+
+
+def instanced_geometry() -> list:
+    """What the depsgraph instances: instancer, instanced object, world matrix (rounded), vertex count."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    return sorted(
+        (
+            inst.parent.name,
+            inst.object.name,
+            [round(x, 4) + 0.0 for row in inst.matrix_world for x in row],
+            len(inst.object.data.vertices) if inst.object.type == "MESH" else -1,
+        )
+        for inst in depsgraph.object_instances
+        if inst.is_instance
+    )
+
+
 def build_text() -> None:
     text = bpy.data.texts.new("notes.py")
     text.from_string("import bpy\n\nprint('shared notes')\n")
@@ -556,6 +591,7 @@ BUILDERS = {
     "grease_pencil": (build_grease_pencil, "gpencil"),
     "movieclip": (build_movieclip, "clip"),
     "library": (build_library, "lib"),
+    "instancing": (build_instancing, "obj"),
     "metaball": (build_metaball, "mball"),
     "lattice": (build_lattice, "lattice"),
     "lightprobe": (build_lightprobe, "lprobe"),
@@ -591,6 +627,7 @@ CHANGES = {
     "fonts": lambda: setattr(bpy.data.fonts["Packed"], "name", "Renamed"),
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
+    "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
     "grease_pencil": lambda: (
         bpy.data.grease_pencils["Sketch"]
         .layers["Lines"]

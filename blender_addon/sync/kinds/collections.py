@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import bpy
 
+from .. import rna
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from .base import Items, Kind
 
-SETTINGS = ("hide_viewport", "hide_render", "hide_select", "color_tag")
+# instance_offset: where the collection's origin is when an object instances it.
+SETTINGS = ("hide_viewport", "hide_render", "hide_select", "color_tag", "instance_offset")
 
 
 def serialise(coll: bpy.types.Collection, ctx: ReadContext) -> dict[str, object]:
@@ -16,7 +18,7 @@ def serialise(coll: bpy.types.Collection, ctx: ReadContext) -> dict[str, object]
         "meta": {},
         "name": coll.name,
         "in": {(ref,): True for ref in ctx.collection_parents(coll)},
-        "set": {(attr,): getattr(coll, attr) for attr in SETTINGS},
+        "set": {(attr,): rna.plain(getattr(coll, attr)) for attr in SETTINGS},
     }
 
 
@@ -27,6 +29,7 @@ def describe(coll: bpy.types.Collection, ctx: ReadContext) -> dict:
         "objects": sorted(ctx.ref(o) for o in coll.objects if ctx.is_synced(o)),
         "flags": [coll.hide_viewport, coll.hide_render, coll.hide_select],
         "color_tag": coll.color_tag,
+        "instance_offset": rna.plain(coll.instance_offset),
     }
 
 

@@ -1,5 +1,5 @@
 """Objects (kind ``obj``): data link, name, parent, collection membership, settings, transform,
-material slots, modifiers, animation and the pose of armature objects.
+material slots, modifiers, animation, the pose of armature objects and what the object instances.
 
 Each of these is its own key, and the sets and lists among them (the
 collections an object is in, its settings, material slots, modifiers and
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import ids, modifiers, rna
+from .. import ids, instancing, modifiers, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -115,6 +115,7 @@ def serialise(
             "action": ctx.ref(action),
             "slot": ad.action_slot.identifier if action is not None and ad.action_slot is not None else None,
         },
+        "instance": instancing.read(ob, ctx),
     }
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
@@ -143,6 +144,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
+        "instance": instancing.describe(ob, ctx),
     }
 
 
@@ -339,6 +341,7 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "modin": Items(modifiers.apply_input, depth=2),
             "anim": apply_anim,
             "pose": Items(apply_pose_bone),
+            "instance": instancing.apply,
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),
