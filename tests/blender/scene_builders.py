@@ -356,6 +356,86 @@ def instanced_geometry() -> list:
     )
 
 
+def _edit_bones(rig: bpy.types.Object):
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = rig
+    return bpy.context.temp_override(
+        window=bpy.context.window_manager.windows[0], view_layer=view_layer, active_object=rig, object=rig
+    )
+
+
+def write_character() -> str:
+    """A .blend (in a new temporary folder) with a "Character" collection: a two-bone "Rig" and a "Body"
+    mesh parented to it, weighted to both bones and deformed by an armature modifier."""
+    folder = tempfile.mkdtemp(prefix="char-")
+    path = os.path.join(folder, "character.blend")
+    # Local datablocks already holding these names (another builder's "Rig") step aside meanwhile.
+    names = ("collections", "Character"), ("armatures", "RigData"), ("objects", "Rig"), ("meshes", "BodyMesh")
+    aside = []
+    for attr, name in (*names, ("objects", "Body")):
+        held = getattr(bpy.data, attr).get(name)
+        if held is not None and held.library is None:
+            held.name = f"{name}.aside"
+            aside.append((held, name))
+    coll = bpy.data.collections.new("Character")
+    bpy.context.scene.collection.children.link(coll)
+    arm = bpy.data.armatures.new("RigData")
+    rig = link(bpy.data.objects.new("Rig", arm), coll)
+    with _edit_bones(rig):
+        bpy.ops.object.mode_set(mode="EDIT")
+        lower = arm.edit_bones.new("Lower")
+        lower.tail = (0.0, 0.0, 1.0)
+        upper = arm.edit_bones.new("Upper")
+        upper.head, upper.tail = (0.0, 0.0, 1.0), (0.0, 0.0, 2.0)
+        upper.parent, upper.use_connect = lower, True
+        bpy.ops.object.mode_set(mode="OBJECT")
+    me = bpy.data.meshes.new("BodyMesh")
+    me.from_pydata(
+        [(x, 0.0, z * 0.5) for x in (0.2, -0.2) for z in range(5)],
+        [],
+        [(i, i + 1, i + 6, i + 5) for i in range(4)],
+    )
+    body = link(bpy.data.objects.new("Body", me), coll)
+    for name, low in (("Lower", True), ("Upper", False)):
+        group = body.vertex_groups.new(name=name)
+        group.add([v.index for v in me.vertices if (v.co.z < 1.0) == low], 1.0, "REPLACE")
+    body.modifiers.new("Armature", "ARMATURE").object = rig
+    body.parent = rig
+    bpy.data.libraries.write(path, {coll}, fake_user=True)
+    bpy.data.batch_remove([coll, rig, arm, body, me])
+    for held, name in aside:
+        held.name = name
+    return path
+
+
+def build_override() -> None:
+    """A linked character made local as a library override (the rig and body), posed and moved."""
+    with bpy.data.libraries.load(write_character(), link=True) as (_source, target):
+        target.collections = ["Character"]
+    (linked,) = target.collections
+    linked.override_hierarchy_create(bpy.context.scene, bpy.context.view_layer, do_fully_editable=True)
+    rig = override_of("Rig")
+    rig.location = (1.0, 0.0, 0.0)
+    upper = rig.pose.bones["Upper"]
+    upper.rotation_mode = "XYZ"
+    upper.rotation_euler = (0.8, 0.0, 0.0)
+
+
+def override_of(name: str) -> bpy.types.Object:
+    """The local override of the linked object ``name`` (other local objects may share its name)."""
+    return next(
+        ob
+        for ob in bpy.data.objects
+        if ob.override_library is not None and ob.override_library.reference.name == name
+    )
+
+
+def evaluated_vertices(ob: bpy.types.Object) -> list:
+    """World-space vertex positions of an object after modifiers (rounded)."""
+    evaluated = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    return [[round(c, 4) + 0.0 for c in evaluated.matrix_world @ v.co] for v in evaluated.data.vertices]
+
+
 def build_text() -> None:
     text = bpy.data.texts.new("notes.py")
     text.from_string("import bpy\n\nprint('shared notes')\n")
@@ -592,6 +672,7 @@ BUILDERS = {
     "movieclip": (build_movieclip, "clip"),
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
+    "override": (build_override, "obj"),
     "metaball": (build_metaball, "mball"),
     "lattice": (build_lattice, "lattice"),
     "lightprobe": (build_lightprobe, "lprobe"),
@@ -628,6 +709,7 @@ CHANGES = {
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
     "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
+    "override": lambda: setattr(override_of("Rig").pose.bones["Lower"], "location", (0, 0.5, 0)),
     "grease_pencil": lambda: (
         bpy.data.grease_pencils["Sketch"]
         .layers["Lines"]

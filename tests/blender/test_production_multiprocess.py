@@ -1,8 +1,8 @@
 """Production scenes through a real ``blendsync serve``: each artist a Blender process (artist.py).
 
-Placed assets (collection instances, local and linked from a library .blend): one artist builds,
-another edits, every artist evaluates the same instanced geometry through its depsgraph; a late
-joiner gets the same.
+Placed assets (collection instances, local and linked from a library .blend) and a library override of
+a linked character: one artist builds, another edits, every artist evaluates the same geometry through
+its depsgraph; a late joiner gets the same.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
 # artist.py runs from the repository root: the scene builders are importable from there.
 BUILDERS = "import sys\nsys.path.insert(0, 'tests/blender')\nimport scene_builders\n"
 INSTANCES = "__import__('scene_builders').instanced_geometry()"
+BODY = "(lambda b: b.evaluated_vertices(b.override_of('Body')))(__import__('scene_builders'))"
 
 
 def evaluated_everywhere(artists_, expr: str) -> list:
@@ -66,3 +67,36 @@ def test_collection_instances_of_a_linked_library(server, artists):  # noqa: F81
     cleo.call("join", room="shot")
     converge([ana, ben, cleo])
     evaluated_everywhere([ana, ben, cleo], INSTANCES)
+
+
+def test_a_library_override_posed_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=BUILDERS + "scene_builders.build_override()\n")
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    rest = evaluated_everywhere([ana, ben], BODY)
+    # Ben's replica made the same overrides of his own copy of the linked character.
+    overrides = (
+        "sorted((i.name, i.override_library.reference.library.name)"
+        " for i in bpy.data.objects if i.override_library)"
+    )
+    assert ben.call("eval", expr=overrides)["value"] == [
+        ["Body", "character.blend"],
+        ["Rig", "character.blend"],
+    ]
+
+    # Ben poses the lower bone of the override; Ana moves the rig at the same time.
+    ben.send(
+        "edit",
+        script=BUILDERS + "rig = scene_builders.override_of('Rig')\n"
+        "rig.pose.bones['Lower'].rotation_quaternion = (0.9238795, 0.0, 0.3826834, 0.0)\n",
+    )
+    ana.send("edit", script=BUILDERS + "scene_builders.override_of('Rig').location = (0.0, 2.0, 0.0)\n")
+    ana.recv(), ben.recv()
+    converge([ana, ben])
+    posed = evaluated_everywhere([ana, ben], BODY)
+    assert posed != rest
+    pose = "tuple(__import__('scene_builders').override_of('Rig').pose.bones['Lower'].rotation_quaternion)"
+    assert [round(x, 5) for x in ana.call("eval", expr=pose)["value"]] == [0.92388, 0.0, 0.38268, 0.0]
+    assert all(abs(v[1] - 2.0) < 1.0 for v in posed)  # moved with the rig

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import ids, instancing, modifiers, rna
+from .. import ids, instancing, modifiers, overrides, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -87,7 +87,12 @@ def serialise(
     ad = ob.animation_data
     action = ad.action if ad is not None else None
     parts: dict[str, object] = {
-        "meta": {"type": ob.type, "data_kind": data_kind, "data": ctx.ref(ob.data) if data_kind else None},
+        "meta": {
+            "type": ob.type,
+            "data_kind": data_kind,
+            "data": ctx.ref(ob.data) if data_kind else None,
+            "override": overrides.read(ob, ctx),
+        },
         "name": ob.name,
         "parent": {
             "parent": ctx.ref(ob.parent),
@@ -145,13 +150,16 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
         "instance": instancing.describe(ob, ctx),
+        "override": overrides.read(ob, ctx),
     }
 
 
 # ---------------------------------------------------------------- apply
 
 
-def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
+    if doc.get("override"):
+        return overrides.make("objects", doc["override"], ctx)
     data = None
     if doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])

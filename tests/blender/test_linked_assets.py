@@ -1,4 +1,5 @@
-"""Collection instances (local and linked from a library) evaluate to the same geometry on a replica."""
+"""Linked assets on a replica: collection instances (local and linked from a library) and library overrides
+of a linked character evaluate to the same geometry."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import build_instancing, instanced_geometry, link, reset_scene, write_library  # noqa: E402
+from scene_builders import (  # noqa: E402
+    build_instancing,
+    build_override,
+    evaluated_vertices,
+    instanced_geometry,
+    link,
+    override_of,
+    reset_scene,
+    write_library,
+)
 
 from blender_addon import sync  # noqa: E402
 
@@ -83,3 +93,72 @@ def test_two_libraries_with_the_same_content_stay_two():
     assert applier.errors == []
     assert len(bpy.data.libraries) == 2
     assert sync.scene_hash() == before
+
+
+def _overrides() -> list[bpy.types.ID]:
+    return [i for attr in ("objects", "collections") for i in getattr(bpy.data, attr) if i.override_library]
+
+
+def test_a_library_override_is_made_again_from_the_linked_character():
+    build_override()
+    bpy.context.view_layer.update()
+    body = evaluated_vertices(override_of("Body"))
+    assert body[4] != [0.2, 0.0, 2.0]  # the posed upper bone bends the body
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    lib = bpy.data.libraries[0]
+    assert sorted(i.name for i in _overrides()) == ["Body", "Character", "Rig"]
+    assert all(i.override_library.reference.library == lib for i in _overrides())
+    assert evaluated_vertices(override_of("Body")) == body
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values
+
+
+def test_overrides_arriving_before_their_library_and_root_wait_for_them():
+    """Worst orders, one key at a time: members before their root collection, each before the library."""
+    build_override()
+    bpy.context.view_layer.update()
+    body = evaluated_vertices(override_of("Body"))
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+
+    def rank(op: tuple[str, bytes]) -> int:
+        key = op[0]
+        return ("obj/" in key and "/meta" not in key, "obj/" in key, "coll/" in key, True).index(True)
+
+    for library_first in (False, True):
+        reset_scene()
+        applier = sync.Applier()
+        ops = sorted(values.items(), key=rank)
+        ops.sort(key=lambda op: op[0].startswith("lib/") != library_first)
+        for op in ops:
+            applier.feed([op])
+            applier.step()
+        assert applier.errors == [] and applier.pending_links == {}
+        bpy.context.view_layer.update()
+        assert sorted(i.name for i in _overrides()) == ["Body", "Character", "Rig"]  # none made twice
+        assert evaluated_vertices(override_of("Body")) == body
+        assert sync.scene_hash() == before
+
+
+def test_posing_an_override_on_a_replica_changes_only_its_pose_key():
+    build_override()
+    values = sync.serialise_scene()
+    reset_scene()
+    sync.apply_ops(list(values.items()))
+    rig = override_of("Rig")
+    rig.pose.bones["Lower"].rotation_quaternion = (0.9238795, 0.0, 0.3826834, 0.0)
+    bpy.context.view_layer.update()
+    posed = evaluated_vertices(override_of("Body"))
+    edited = sync.serialise_scene()
+    changed = sorted(k for k in edited if edited[k] != values.get(k))
+    assert changed == [f"obj/{sync.get_uuid(rig)}/pose/Lower"]
+    reset_scene()
+    sync.apply_ops(list(values.items()))
+    sync.apply_ops([(k, edited[k]) for k in changed])
+    bpy.context.view_layer.update()
+    assert evaluated_vertices(override_of("Body")) == posed
