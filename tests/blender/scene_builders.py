@@ -436,6 +436,80 @@ def evaluated_vertices(ob: bpy.types.Object) -> list:
     return [[round(c, 4) + 0.0 for c in evaluated.matrix_world @ v.co] for v in evaluated.data.vertices]
 
 
+def build_particles() -> None:
+    """A ground with hair (instancing a pebble along each strand) and an emitter, each with settings."""
+    pebble = link(bpy.data.objects.new("Pebble", triangle_mesh("Pebble")))
+    pebble.scale = (0.1, 0.1, 0.1)
+    ground = link(bpy.data.objects.new("Ground", triangle_mesh("Ground")))
+    hair = ground.modifiers.new("Grass", "PARTICLE_SYSTEM").particle_system
+    hair.seed = 7
+    grass = hair.settings
+    grass.name = "Grass"
+    grass.type = "HAIR"
+    grass.count = 12
+    grass.hair_length = 0.5
+    grass.render_type = "OBJECT"
+    grass.instance_object = pebble
+    sparks = ground.modifiers.new("Sparks", "PARTICLE_SYSTEM").particle_system
+    sparks.settings.name = "Sparks"
+    sparks.settings.count = 5
+    sparks.settings.frame_start = sparks.settings.frame_end = 1
+    sparks.settings.physics_type = "NO"
+    sparks.settings.render_type = "OBJECT"
+    sparks.settings.instance_object = pebble
+
+
+def build_pointcloud() -> None:
+    """A point cloud of six points with positions, radii and a colour attribute, and a material."""
+    from blender_addon.sync.kinds.pointclouds import new_pointcloud
+
+    pc = new_pointcloud(6)
+    pc.name = "Stars"
+    pc.attributes["position"].data.foreach_set("vector", [c for i in range(6) for c in (i, i * 0.5, 1.0)])
+    pc.attributes.new("radius", "FLOAT", "POINT").data.foreach_set(
+        "value", [0.05 * (i + 1) for i in range(6)]
+    )
+    pc.attributes.new("glow", "FLOAT_COLOR", "POINT").data.foreach_set("color", [0.9, 0.8, 0.1, 1.0] * 6)
+    pc.materials.append(bpy.data.materials.new("Starlight"))
+    link(bpy.data.objects.new("Stars", pc)).location = (0.0, 0.0, 3.0)
+
+
+def write_vdb() -> str:
+    """A small .vdb file (a 4x4x4 density cube made by geometry nodes) in a new temporary folder."""
+    group = bpy.data.node_groups.new("MakeFog", "GeometryNodeTree")
+    group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    cube = group.nodes.new("GeometryNodeVolumeCube")
+    for axis in "XYZ":
+        cube.inputs[f"Resolution {axis}"].default_value = 4
+    group.links.new(cube.outputs[0], group.nodes.new("NodeGroupOutput").inputs[0])
+    maker = link(bpy.data.objects.new("MakeFog", bpy.data.volumes.new("MakeFog")))
+    maker.modifiers.new("Fog", "NODES").node_group = group
+    bpy.context.view_layer.update()
+    path = os.path.join(tempfile.mkdtemp(prefix="vdb-"), "fog.vdb")
+    maker.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.grids.save(path)
+    volume = maker.data
+    bpy.data.objects.remove(maker)
+    bpy.data.batch_remove([volume, group])
+    return path
+
+
+def build_volume() -> None:
+    """A volume read from a .vdb file on disk, with display and render settings and a material."""
+    vol = bpy.data.volumes.new("Fog")
+    vol.filepath = write_vdb()
+    vol.display.density = 0.5
+    vol.render.step_size = 0.25
+    vol.materials.append(bpy.data.materials.new("Smoke"))
+    link(bpy.data.objects.new("Fog", vol)).location = (-3.0, 0.0, 0.0)
+
+
+def build_custom_normals() -> None:
+    """A mesh with custom split normals (stored in its ``custom_normal`` corner attribute)."""
+    me = triangle_mesh("Shaded")
+    me.normals_split_custom_set([(0.0, 0.6, 0.8)] * 3 + [(0.6, 0.0, 0.8)] * 3)
+    link(bpy.data.objects.new("Shaded", me))
+
+
 def build_text() -> None:
     text = bpy.data.texts.new("notes.py")
     text.from_string("import bpy\n\nprint('shared notes')\n")
@@ -673,6 +747,10 @@ BUILDERS = {
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
     "override": (build_override, "obj"),
+    "particles": (build_particles, "part"),
+    "pointcloud": (build_pointcloud, "pcloud"),
+    "volume": (build_volume, "volume"),
+    "custom_normals": (build_custom_normals, "mesh"),
     "metaball": (build_metaball, "mball"),
     "lattice": (build_lattice, "lattice"),
     "lightprobe": (build_lightprobe, "lprobe"),
@@ -709,6 +787,10 @@ CHANGES = {
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
     "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
+    "particles": lambda: setattr(bpy.data.particles["Grass"], "hair_length", 0.75),
+    "pointcloud": lambda: setattr(bpy.data.pointclouds["Stars"].attributes["radius"].data[2], "value", 0.5),
+    "volume": lambda: setattr(bpy.data.volumes["Fog"].display, "density", 0.75),
+    "custom_normals": lambda: bpy.data.meshes["Shaded"].normals_split_custom_set([(0.0, 0.0, 1.0)] * 6),
     "override": lambda: setattr(override_of("Rig").pose.bones["Lower"], "location", (0, 0.5, 0)),
     "grease_pencil": lambda: (
         bpy.data.grease_pencils["Sketch"]

@@ -1,5 +1,6 @@
 """Objects (kind ``obj``): data link, name, parent, collection membership, settings, transform,
-material slots, modifiers, animation, the pose of armature objects and what the object instances.
+material slots, modifiers, particle systems, animation, the pose of armature objects and what the object
+instances.
 
 Each of these is its own key, and the sets and lists among them (the
 collections an object is in, its settings, material slots, modifiers and
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import ids, instancing, modifiers, overrides, rna
+from .. import ids, instancing, modifiers, overrides, particles, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -121,6 +122,7 @@ def serialise(
             "slot": ad.action_slot.identifier if action is not None and ad.action_slot is not None else None,
         },
         "instance": instancing.read(ob, ctx),
+        "psys": particles.read(ob, ctx),
     }
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
@@ -151,6 +153,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
         "instance": instancing.describe(ob, ctx),
         "override": overrides.read(ob, ctx),
+        "particles": particles.describe(ob, ctx),
     }
 
 
@@ -350,6 +353,7 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "anim": apply_anim,
             "pose": Items(apply_pose_bone),
             "instance": instancing.apply,
+            "psys": Items(particles.apply),
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),
