@@ -237,7 +237,7 @@ class Applier:
         if found is None:
             return
         try:
-            ctx = ApplyContext(self._index, self._make_stub)
+            ctx = ApplyContext(self._index, self._make_stub, deleting=True)
             id_data = spec.apply(found[1], item, None, ctx)
         except Exception as exc:
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))

@@ -39,7 +39,7 @@ def settings_part(
     write = write_changed if changed_only else rna.write_props
 
     def apply(owner: bpy.types.ID, item: tuple[str, ...], doc: object, ctx: ApplyContext) -> bpy.types.ID:
-        if doc is None:  # a setting's key goes away only with its datablock (or its type)
+        if ctx.deleting:  # a setting's key goes away only with its datablock (or its type)
             return owner
         struct = struct_of(owner)
         if struct.bl_rna.properties.get(item[0]) is None:

@@ -53,6 +53,7 @@ def test_particle_edits_apply_onto_a_replica():
     grass.count = 20
     grass.use_absolute_path_time = True  # converts path start and end: one key with them
     bpy.data.objects["Ground"].particle_systems["Grass"].seed = 3
+    bpy.data.particles["Sparks"].instance_object = None  # a setting pointing at nothing
     bpy.context.view_layer.update()
     edited, geometry = sync.serialise_scene(), instanced_geometry()
     changed = {k for k in edited if edited[k] != values.get(k)}
@@ -65,7 +66,8 @@ def test_particle_edits_apply_onto_a_replica():
     assert applier.errors == []
     bpy.context.view_layer.update()
     assert instanced_geometry() == geometry
-    assert len(geometry) == 20 + 5
+    assert len(geometry) == 20
+    assert bpy.data.particles["Sparks"].instance_object is None
 
 
 def test_a_point_cloud_with_another_count_replaces_it_in_place():

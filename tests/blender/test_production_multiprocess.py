@@ -1,8 +1,9 @@
 """Production scenes through a real ``blendsync serve``: each artist a Blender process (artist.py).
 
-Placed assets (collection instances, local and linked from a library .blend) and a library override of
-a linked character: one artist builds, another edits, every artist evaluates the same geometry through
-its depsgraph; a late joiner gets the same.
+Placed assets (collection instances, local and linked from a library .blend), a library override of a
+linked character, particles, point clouds, volumes and custom split normals: one artist builds, another
+edits, every artist evaluates the same geometry through its depsgraph; a late joiner into a scene
+holding all of them gets the same.
 """
 
 from __future__ import annotations
@@ -21,6 +22,25 @@ pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
 BUILDERS = "import sys\nsys.path.insert(0, 'tests/blender')\nimport scene_builders\n"
 INSTANCES = "__import__('scene_builders').instanced_geometry()"
 BODY = "(lambda b: b.evaluated_vertices(b.override_of('Body')))(__import__('scene_builders'))"
+NORMALS = "[[round(x, 4) for x in n.vector] for n in bpy.data.meshes['Shaded'].corner_normals]"
+POINTS = (
+    "(lambda o: [[round(x, 4) for x in p.co] + [round(p.radius, 4)] for p in o.data.points])"
+    "(bpy.data.objects['Stars'].evaluated_get(bpy.context.evaluated_depsgraph_get()))"
+)
+GRIDS = (
+    "(lambda v: [v.display.density, v.render.step_size, [(g.name, g.data_type) for g in v.grids]])"
+    "(bpy.data.objects['Fog'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
+)
+
+
+def built_and_edited(address, artists_, build: str, edit: str) -> list:
+    """Ana builds with ``scene_builders.<build>()``, Ben joins and runs ``edit``; both converge."""
+    ana, ben = artists_
+    ana.call("edit", script=BUILDERS + f"scene_builders.{build}()\n")
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ben.call("edit", script=BUILDERS + edit)
+    return converge([ana, ben])
 
 
 def evaluated_everywhere(artists_, expr: str) -> list:
@@ -100,3 +120,73 @@ def test_a_library_override_posed_by_another_artist(server, artists):  # noqa: F
     pose = "tuple(__import__('scene_builders').override_of('Rig').pose.bones['Lower'].rotation_quaternion)"
     assert [round(x, 5) for x in ana.call("eval", expr=pose)["value"]] == [0.92388, 0.0, 0.38268, 0.0]
     assert all(abs(v[1] - 2.0) < 1.0 for v in posed)  # moved with the rig
+
+
+def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "bpy.data.particles['Grass'].count = 20\n"
+        "bpy.data.objects['Ground'].particle_systems['Grass'].seed = 3\n"
+        "bpy.data.particles['Sparks'].instance_object = None\n"
+        "bpy.data.particles['Sparks'].render_type = 'HALO'\n"
+    )
+    built_and_edited(address, [ana, ben], "build_particles", edit)
+    geometry = evaluated_everywhere([ana, ben], INSTANCES)
+    assert len(geometry) == 20  # grass only: the sparks no longer place pebbles
+    settings = "sorted(p.name for p in bpy.data.particles)"
+    assert evaluated_everywhere([ana, ben], settings) == ["Grass", "Sparks"]
+
+
+def test_a_point_cloud_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "pc = bpy.data.pointclouds['Stars']\n"
+        "pc.attributes['radius'].data[0].value = 0.75\n"
+        "pc.attributes['position'].data[5].vector = (9.0, 8.0, 7.0)\n"
+        "pc.update_tag()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_pointcloud", edit)
+    points = evaluated_everywhere([ana, ben], POINTS)
+    assert points[0][3] == 0.75 and points[5][:3] == [9.0, 8.0, 7.0]
+
+
+def test_a_volume_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = "vol = bpy.data.volumes['Fog']\nvol.display.density = 2.0\nvol.render.step_size = 0.5\n"
+    built_and_edited(address, [ana, ben], "build_volume", edit)
+    assert evaluated_everywhere([ana, ben], GRIDS) == [2.0, 0.5, [["density", "FLOAT"]]]
+
+
+def test_custom_normals_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "bpy.data.meshes['Shaded'].normals_split_custom_set([(0.0, 0.0, 1.0)] * 3 + [(1.0, 0.0, 0.0)] * 3)\n"
+    )
+    built_and_edited(address, [ana, ben], "build_custom_normals", edit)
+    normals = evaluated_everywhere([ana, ben], NORMALS)
+    assert normals[0] == [0.0, 0.0, 1.0] and normals[3] == [1.0, 0.0, 0.0]
+
+
+def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben, cleo = artists("ana", "ben", "cleo")
+    builds = ("instancing", "override", "particles", "pointcloud", "volume", "custom_normals")
+    ana.call("edit", script=BUILDERS + "".join(f"scene_builders.build_{b}()\n" for b in builds))
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ben.call(
+        "edit",
+        script=BUILDERS + "scene_builders.override_of('Rig').pose.bones['Lower'].location = (0, 1, 0)\n",
+    )
+    converge([ana, ben])
+    cleo.call("connect", servers=address)
+    cleo.call("join", room="shot")
+    converge([ana, ben, cleo])
+    everyone = [ana, ben, cleo]
+    assert len(evaluated_everywhere(everyone, INSTANCES)) == 5 + 12 + 5
+    for expr in (BODY, NORMALS, POINTS, GRIDS):
+        evaluated_everywhere(everyone, expr)
