@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import bpy
 
-from .index import is_synced, kind_of
+from .index import is_synced
 
 MAX_OBJECTS = 5000  # a walk looks at this many objects at most (the first ones of the scene)
 
@@ -37,14 +37,12 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
         if not library_travels(ob.library):
             yield Untravelled(_subject(ob), "the linked object", f"linked from {ob.library.name}, {missing}")
         return
-    if not is_synced(ob):
+    if not is_synced(ob):  # an object type of a newer Blender
         yield Untravelled(_subject(ob), f"a {ob.type.lower()} object", "this object type is not synchronised")
         return
     data = ob.data
     if data is not None and data.library is not None and ob.override_library is None:
         yield Untravelled(_subject(ob), "its data", f"linked from {data.library.name}: receivers get no data")
-    elif data is not None and data.library is None and kind_of(data) is not None and not is_synced(data):
-        yield Untravelled(_subject(data), "the data", f"a file {missing}")
     if ob.mode == "EDIT":
         yield Untravelled(_subject(ob), "edit mode changes", "they travel when you leave edit mode")
     for psys in ob.particle_systems:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
@@ -364,6 +365,17 @@ def _edit_bones(rig: bpy.types.Object):
     )
 
 
+@contextlib.contextmanager
+def edit_mode(ob: bpy.types.Object):
+    """``ob`` in edit mode for the duration of the block."""
+    with _edit_bones(ob):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            yield
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+
+
 def write_character() -> str:
     """A .blend (in a new temporary folder) with a "Character" collection: a two-bone "Rig" and a "Body"
     mesh parented to it, weighted to both bones and deformed by an armature modifier."""
@@ -472,6 +484,22 @@ def build_pointcloud() -> None:
     pc.attributes.new("glow", "FLOAT_COLOR", "POINT").data.foreach_set("color", [0.9, 0.8, 0.1, 1.0] * 6)
     pc.materials.append(bpy.data.materials.new("Starlight"))
     link(bpy.data.objects.new("Stars", pc)).location = (0.0, 0.0, 3.0)
+
+
+def build_hair_curves() -> None:
+    """Hair curves on a surface: two curves of three and two points, radii, a curve attribute, settings."""
+    surface = link(bpy.data.objects.new("Scalp", triangle_mesh("Scalp")))
+    hair = bpy.data.hair_curves.new("Fur")
+    hair.add_curves([3, 2])
+    hair.attributes["position"].data.foreach_set(
+        "vector", [0, 0, 0, 0, 0, 0.5, 0.1, 0, 1, 1, 0, 0, 1, 0.2, 0.4]
+    )
+    hair.attributes.new("radius", "FLOAT", "POINT").data.foreach_set("value", [0.02, 0.015, 0.01, 0.02, 0.01])
+    hair.attributes.new("clump", "FLOAT", "CURVE").data.foreach_set("value", [0.25, 0.75])
+    hair.surface = surface
+    hair.use_mirror_x = True
+    hair.materials.append(bpy.data.materials.new("FurColour"))
+    link(bpy.data.objects.new("Fur", hair)).parent = surface
 
 
 def write_vdb() -> str:
@@ -749,6 +777,7 @@ BUILDERS = {
     "override": (build_override, "obj"),
     "particles": (build_particles, "part"),
     "pointcloud": (build_pointcloud, "pcloud"),
+    "hair_curves": (build_hair_curves, "hair"),
     "volume": (build_volume, "volume"),
     "custom_normals": (build_custom_normals, "mesh"),
     "metaball": (build_metaball, "mball"),
@@ -789,6 +818,7 @@ CHANGES = {
     "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
     "particles": lambda: setattr(bpy.data.particles["Grass"], "hair_length", 0.75),
     "pointcloud": lambda: setattr(bpy.data.pointclouds["Stars"].attributes["radius"].data[2], "value", 0.5),
+    "hair_curves": lambda: bpy.data.hair_curves["Fur"].attributes["clump"].data[1].__setattr__("value", 0.5),
     "volume": lambda: setattr(bpy.data.volumes["Fog"].display, "density", 0.75),
     "custom_normals": lambda: bpy.data.meshes["Shaded"].normals_split_custom_set([(0.0, 0.0, 1.0)] * 6),
     "override": lambda: setattr(override_of("Rig").pose.bones["Lower"], "location", (0, 0.5, 0)),

@@ -1,4 +1,5 @@
-"""Particle systems and their settings, point clouds, volumes and custom split normals on a replica."""
+"""Particle systems and their settings, hair curves, point clouds, volumes and custom split normals on a
+replica."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 from scene_builders import (  # noqa: E402
     build_custom_normals,
+    build_hair_curves,
     build_particles,
     build_pointcloud,
     build_volume,
@@ -116,3 +118,38 @@ def test_custom_split_normals_travel():
     assert normals[0] != normals[3]
     roundtrip()
     assert [tuple(round(x, 4) for x in n.vector) for n in bpy.data.meshes["Shaded"].corner_normals] == normals
+
+
+def _curves_state() -> list:
+    fur = bpy.data.hair_curves["Fur"]
+    sizes = [c.points_length for c in fur.curves]
+    attributes = sorted(
+        (
+            a.name,
+            a.domain,
+            [round(v, 5) for d in a.data for v in (d.vector if a.data_type == "FLOAT_VECTOR" else [d.value])],
+        )
+        for a in fur.attributes
+        if not a.name.startswith(".")
+    )
+    return [sizes, attributes, fur.surface.name if fur.surface else None, fur.use_mirror_x]
+
+
+def test_hair_curves_travel_and_take_new_sizes_in_place():
+    build_hair_curves()
+    state = _curves_state()
+    before, values, applier = roundtrip()
+    assert _curves_state() == state
+    assert sync.scene_hash() == before
+    # The sender adds a curve of four points and gives every point a new position.
+    fur = bpy.data.hair_curves["Fur"]
+    fur.add_curves([4])
+    fur.attributes["position"].data.foreach_set("vector", [float(i) for i in range(27)])
+    edited, edited_hash, edited_state = sync.serialise_scene(), sync.scene_hash(), _curves_state()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert _curves_state() == state
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == []
+    assert len(bpy.data.hair_curves) == 1 and _curves_state() == edited_state
+    assert edited_state[0] == [3, 2, 4]
+    assert sync.scene_hash() == edited_hash

@@ -27,6 +27,10 @@ POINTS = (
     "(lambda o: [[round(x, 4) for x in p.co] + [round(p.radius, 4)] for p in o.data.points])"
     "(bpy.data.objects['Stars'].evaluated_get(bpy.context.evaluated_depsgraph_get()))"
 )
+CURVES = (
+    "(lambda c: [[p.points_length for p in c.curves], [[round(x, 4) for x in p.position] for p in c.points]])"
+    "(bpy.data.objects['Fur'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
+)
 GRIDS = (
     "(lambda v: [v.display.density, v.render.step_size, [(g.name, g.data_type) for g in v.grids]])"
     "(bpy.data.objects['Fog'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
@@ -152,6 +156,20 @@ def test_a_point_cloud_edited_by_another_artist(server, artists):  # noqa: F811
     assert points[0][3] == 0.75 and points[5][:3] == [9.0, 8.0, 7.0]
 
 
+def test_hair_curves_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "fur = bpy.data.hair_curves['Fur']\n"
+        "fur.add_curves([2])\n"
+        "fur.attributes['position'].data[6].vector = (5.0, 5.0, 5.0)\n"
+        "fur.update_tag()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_hair_curves", edit)
+    sizes, points = evaluated_everywhere([ana, ben], CURVES)
+    assert sizes == [3, 2, 2] and points[6] == [5.0, 5.0, 5.0]
+
+
 def test_a_volume_edited_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")
@@ -174,7 +192,7 @@ def test_custom_normals_edited_by_another_artist(server, artists):  # noqa: F811
 def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811
     _, address = server
     ana, ben, cleo = artists("ana", "ben", "cleo")
-    builds = ("instancing", "override", "particles", "pointcloud", "volume", "custom_normals")
+    builds = ("instancing", "override", "particles", "hair_curves", "pointcloud", "volume", "custom_normals")
     ana.call("edit", script=BUILDERS + "".join(f"scene_builders.build_{b}()\n" for b in builds))
     start_room(address, ana, [ben])
     converge([ana, ben])
@@ -188,5 +206,5 @@ def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811
     converge([ana, ben, cleo])
     everyone = [ana, ben, cleo]
     assert len(evaluated_everywhere(everyone, INSTANCES)) == 5 + 12 + 5
-    for expr in (BODY, NORMALS, POINTS, GRIDS):
+    for expr in (BODY, NORMALS, POINTS, CURVES, GRIDS):
         evaluated_everywhere(everyone, expr)

@@ -8,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import build_everything, link, write_library  # noqa: E402
+from scene_builders import build_everything, edit_mode, link, triangle_mesh, write_library  # noqa: E402
 from test_addon_ui import FakeLayout  # noqa: E402
 
 from blender_addon.sync.untravelled import UntravelledReport, find  # noqa: E402
@@ -26,7 +26,10 @@ def test_a_scene_that_travels_whole_lists_nothing():
 
 
 def test_what_does_not_travel_is_listed_with_its_datablock_and_why():
-    link(bpy.data.objects.new("Hair", bpy.data.hair_curves.new("Hair")))
+    fog = bpy.data.volumes.new("Fog")
+    fog.is_sequence = True
+    link(bpy.data.objects.new("Fog", fog))
+    editing = link(bpy.data.objects.new("Editing", triangle_mesh("Editing")))
     path = write_library()
     with bpy.data.libraries.load(path, link=True) as (_source, target):
         target.meshes = ["Rock"]
@@ -37,12 +40,14 @@ def test_what_does_not_travel_is_listed_with_its_datablock_and_why():
     placer.instance_collection = target.collections[0]
     assert ("Object 'Placer'", "the instanced collection 'Props'") not in [line[:2] for line in _lines()]
     os.remove(path)  # the library's file is gone: it cannot travel any more
-    lines = _lines()
-    assert ("Object 'Hair'", "a curves object", "this object type is not synchronised") in lines
+    with edit_mode(editing):
+        lines = _lines()
+    assert ("Volume 'Fog'", "the other files of its sequence", "only the current file travels") in lines
+    assert ("Object 'Editing'", "edit mode changes", "they travel when you leave edit mode") in lines
     assert ("Object 'LocalRock'", "its data", "linked from assets.blend: receivers get no data") in lines
     why = "linked from assets.blend, whose file is missing or too large to send"
     assert ("Object 'Placer'", "the instanced collection 'Props'", why) in lines
-    assert len(lines) == 3
+    assert len(lines) == 4
 
 
 def test_the_report_walks_again_only_after_its_interval():
@@ -50,11 +55,13 @@ def test_the_report_walks_again_only_after_its_interval():
     report = UntravelledReport(interval=2.0, clock=lambda: now[0])
     scene = bpy.context.scene
     assert report.get(scene) == [] and report.walks == 1
-    link(bpy.data.objects.new("Hair", bpy.data.hair_curves.new("Hair")))
+    fog = bpy.data.volumes.new("Fog")
+    fog.is_sequence = True
+    link(bpy.data.objects.new("Fog", fog))
     now[0] += 1.0
     assert report.get(scene) == [] and report.walks == 1  # redraws within the interval reuse the answer
     now[0] += 1.0
-    assert [u.subject for u in report.get(scene)] == ["Object 'Hair'"] and report.walks == 2
+    assert [u.subject for u in report.get(scene)] == ["Volume 'Fog'"] and report.walks == 2
     other = bpy.data.scenes.new("Other")
     assert report.get(other) == [] and report.walks == 3  # another scene is walked at once
 
@@ -67,11 +74,13 @@ def test_the_box_draws_in_the_sidebar(monkeypatch):
     ui_untravelled.draw_untravelled(layout, bpy.context)
     assert layout.calls == []
     for i in range(6):
-        link(bpy.data.objects.new(f"Hair{i}", bpy.data.hair_curves.new("Hair")))
+        fog = bpy.data.volumes.new(f"Fog{i}")
+        fog.is_sequence = True
+        link(bpy.data.objects.new(f"Fog{i}", fog))
     monkeypatch.setattr(ui_untravelled, "REPORT", UntravelledReport())
     layout = FakeLayout([])
     ui_untravelled.draw_untravelled(layout, bpy.context)
     texts = [text for text in layout.texts() if text]  # the box itself has no text
     assert texts[0] == "Not synchronised here (6)"
-    assert texts[1] == "Object 'Hair0': a curves object (this object type is not synchronised)"
+    assert texts[1] == "Volume 'Fog0': the other files of its sequence (only the current file travels)"
     assert len(texts) == 1 + ui_untravelled.SHOWN

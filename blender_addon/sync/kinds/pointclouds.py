@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import bpy
 
-from ..arrays import read_attribute, write_attribute
 from ..assign import replace, set_materials
+from ..attributes import read_attributes, write_attributes
 from ..context import ApplyContext, ReadContext
 from ..settings import apply_name, placeholder_name
 from .base import Kind
 
 
 def read_points(pc: bpy.types.PointCloud) -> dict[str, object]:
-    attributes = []
-    for attr in pc.attributes:
-        data = None if attr.name.startswith(".") else read_attribute(attr)
-        if data is not None:
-            attributes.append({"name": attr.name, "type": attr.data_type, "data": data})
-    return {"count": len(pc.points), "attributes": sorted(attributes, key=lambda a: a["name"])}
+    return {"count": len(pc.points), "attributes": read_attributes(pc)}
 
 
 def serialise(pc: bpy.types.PointCloud, ctx: ReadContext) -> dict[str, object]:
@@ -40,7 +35,7 @@ def describe(pc: bpy.types.PointCloud, ctx: ReadContext) -> dict:
         "name": pc.name,
         "materials": [ctx.ref(m) for m in pc.materials],
         "count": points["count"],
-        "attributes": [[a["name"], a["type"], a["data"].hex()] for a in points["attributes"]],
+        "attributes": [[a["name"], a["domain"], a["type"], a["data"].hex()] for a in points["attributes"]],
     }
 
 
@@ -89,22 +84,7 @@ def apply_points(pc: bpy.types.PointCloud, doc: dict, ctx: ApplyContext) -> bpy.
         pc = replace(pc, new_pointcloud(doc["count"]), bpy.data.pointclouds)
         pc.name = name
         set_materials(pc.materials, materials)
-    wanted = {a["name"] for a in doc["attributes"]}
-    for attr in list(pc.attributes):
-        if not attr.name.startswith(".") and attr.name != "position" and attr.name not in wanted:
-            pc.attributes.remove(attr)
-    for spec in doc["attributes"]:
-        attr = pc.attributes.get(spec["name"])
-        if attr is not None and attr.data_type != spec["type"]:
-            pc.attributes.remove(attr)
-            attr = None
-        if attr is None:
-            try:
-                attr = pc.attributes.new(spec["name"], spec["type"], "POINT")
-            except (TypeError, RuntimeError):
-                ctx.report(f"point attribute {spec['name']!r} of type {spec['type']!r} cannot be made here")
-                continue
-        write_attribute(attr, spec["data"])
+    write_attributes(pc, doc["attributes"], ctx)
     pc.update_tag()
     return pc
 
