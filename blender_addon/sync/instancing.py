@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bpy
 
+from . import linked
 from .assign import set_changed
 from .context import ApplyContext, ReadContext
 
@@ -18,22 +19,14 @@ from .context import ApplyContext, ReadContext
 INSTANCE_TYPES = ("NONE", "VERTS", "FACES", "COLLECTION")
 
 
-def linked_ref(coll: bpy.types.Collection, ctx: ReadContext) -> list[str] | None:
-    """``[library uuid, name]`` of a collection linked from a synchronised library, else None."""
-    lib = coll.library
-    lib_uuid = ctx.ref(lib) if lib is not None else None
-    return [lib_uuid, coll.name] if lib_uuid is not None else None
-
-
 def read(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
     coll = ob.instance_collection
-    local = linked = None
-    if coll is not None:
-        if coll.library is None:
-            local = ctx.ref(coll)
-        else:
-            linked = linked_ref(coll, ctx)
-    return {"type": ob.instance_type, "collection": local, "linked": linked}
+    local = coll is not None and coll.library is None
+    return {
+        "type": ob.instance_type,
+        "collection": ctx.ref(coll) if local else None,
+        "linked": None if local else linked.ref(coll, ctx),
+    }
 
 
 def describe(ob: bpy.types.Object, ctx: ReadContext) -> list[object] | None:
@@ -43,21 +36,12 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> list[object] | None:
     return [doc["type"], doc["collection"], doc["linked"]]
 
 
-def find_linked(lib: bpy.types.Library, name: str) -> bpy.types.Collection | None:
-    return next((c for c in bpy.data.collections if c.library == lib and c.name == name), None)
-
-
 def apply(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     coll = None
     if doc["collection"] is not None:
         coll = ctx.resolve(doc["collection"])
     elif doc["linked"] is not None:
-        lib_uuid, name = doc["linked"]
-        lib = ctx.resolve(lib_uuid)
-        if lib is not None:
-            coll = find_linked(lib, name)
-            if coll is None:  # the library's key that links it has not been applied yet
-                ctx.wait_for("meta", lib_uuid)
+        coll = linked.resolve(doc["linked"], ctx)
     if ob.instance_collection != coll:
         ob.instance_collection = coll
     if doc["type"] in INSTANCE_TYPES:

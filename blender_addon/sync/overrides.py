@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids
+from . import ids, linked
 from .context import ApplyContext, ReadContext
 
 
 def read(id_data: bpy.types.ID, ctx: ReadContext) -> list[object] | None:
     """What an override overrides, if it is one of a datablock linked from a synchronised library."""
     override = id_data.override_library
-    if override is None or override.reference is None:
-        return None
-    lib_uuid = ctx.ref(override.reference.library)
-    if lib_uuid is None:
+    reference = linked.ref(override.reference, ctx) if override is not None else None
+    if reference is None:
         return None
     root = override.hierarchy_root
     root_uuid = ctx.ref(root) if root is not None and root != id_data else None
-    return [lib_uuid, override.reference.name, bool(override.is_system_override), root_uuid]
+    return [reference[0], reference[2], bool(override.is_system_override), root_uuid]
 
 
 def _unclaimed(collection: str, reference: bpy.types.ID, root: bpy.types.ID | None, ctx: ApplyContext):
@@ -48,13 +46,9 @@ def _unclaimed(collection: str, reference: bpy.types.ID, root: bpy.types.ID | No
 def make(collection: str, doc: list, ctx: ApplyContext) -> bpy.types.ID | None:
     """The same override on this side, or None while its library, linked datablock or root is missing."""
     lib_uuid, name, system, root_uuid = doc
-    lib = ctx.resolve(lib_uuid)
+    reference = linked.resolve([lib_uuid, collection, name], ctx)
     root = ctx.resolve(root_uuid) if root_uuid else None
-    if lib is None or (root_uuid and root is None):
-        return None
-    reference = next((i for i in getattr(bpy.data, collection) if i.library == lib and i.name == name), None)
-    if reference is None:  # the library's key that links it has not been applied yet
-        ctx.wait_for("meta", lib_uuid)
+    if reference is None or (root_uuid and root is None):
         return None
     made = _unclaimed(collection, reference, root, ctx)
     if made is None and root is None:

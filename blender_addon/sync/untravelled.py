@@ -41,8 +41,8 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
         yield Untravelled(_subject(ob), f"a {ob.type.lower()} object", "this object type is not synchronised")
         return
     data = ob.data
-    if data is not None and data.library is not None and ob.override_library is None:
-        yield Untravelled(_subject(ob), "its data", f"linked from {data.library.name}: receivers get no data")
+    if data is not None and data.library is not None and not library_travels(data.library):
+        yield Untravelled(_subject(ob), "its linked data", f"linked from {data.library.name}, {missing}")
     if ob.mode == "EDIT":
         yield Untravelled(_subject(ob), "edit mode changes", "they travel when you leave edit mode")
     for psys in ob.particle_systems:

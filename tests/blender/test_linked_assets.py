@@ -162,3 +162,27 @@ def test_posing_an_override_on_a_replica_changes_only_its_pose_key():
     sync.apply_ops([(k, edited[k]) for k in changed])
     bpy.context.view_layer.update()
     assert evaluated_vertices(override_of("Body")) == posed
+
+
+def test_an_object_using_linked_data_gets_the_same_data():
+    """A local object whose mesh is linked from a library: the receiver links it and uses it."""
+    with bpy.data.libraries.load(write_library(), link=True) as (_source, target):
+        target.meshes = ["Rock"]
+    ob = link(bpy.data.objects.new("LocalRock", target.meshes[0]))
+    ob.location = (0.0, 0.0, 2.0)
+    bpy.context.view_layer.update()
+    vertices = evaluated_vertices(ob)
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    # The object's keys first, its library last: the object is made once the library has linked its mesh.
+    applier = sync.Applier()
+    for op in sorted(values.items(), key=lambda op: op[0].startswith("lib/")):
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    ob = bpy.data.objects["LocalRock"]
+    assert ob.type == "MESH" and ob.data.library == bpy.data.libraries[0]
+    bpy.context.view_layer.update()
+    assert evaluated_vertices(ob) == vertices
+    assert sync.scene_hash() == before

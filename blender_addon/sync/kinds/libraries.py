@@ -16,28 +16,10 @@ import bpy
 
 from .. import ids
 from ..context import ApplyContext, ReadContext
+from ..linked import LINKABLE
 from .base import Kind
 
 LIBRARY_MAX_BYTES = 48 * 1024 * 1024  # a library's .blend travels in one key
-
-# ID type -> bpy.data collection, for datablocks linked from a library
-LINKABLE: dict[str, str] = {
-    "OBJECT": "objects",
-    "COLLECTION": "collections",
-    "MESH": "meshes",
-    "MATERIAL": "materials",
-    "NODETREE": "node_groups",
-    "ACTION": "actions",
-    "IMAGE": "images",
-    "WORLD": "worlds",
-    "CURVE": "curves",
-    "ARMATURE": "armatures",
-    "LIGHT": "lights",
-    "CAMERA": "cameras",
-    "TEXTURE": "textures",
-    "TEXT": "texts",
-    "SCENE": "scenes",
-}
 
 
 def library_path(lib: bpy.types.Library) -> str | None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import ids, instancing, modifiers, overrides, particles, rna
+from .. import ids, instancing, linked, modifiers, overrides, particles, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -92,6 +92,7 @@ def serialise(
             "type": ob.type,
             "data_kind": data_kind,
             "data": ctx.ref(ob.data) if data_kind else None,
+            "linked_data": linked.ref(ob.data, ctx) if data_kind else None,
             "override": overrides.read(ob, ctx),
         },
         "name": ob.name,
@@ -136,6 +137,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "name": ob.name,
         "type": ob.type,
         "data": ctx.ref(ob.data) if ob.data is not None else None,
+        "linked_data": linked.ref(ob.data, ctx),
         "parent": ctx.ref(ob.parent),
         "parent_type": ob.parent_type,
         "matrix_basis": [floats(row) for row in ob.matrix_basis],
@@ -163,6 +165,10 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
     if doc.get("override"):
         return overrides.make("objects", doc["override"], ctx)
+    if doc.get("linked_data"):
+        # Data linked from a library: made once the library has linked it (an object's type is its data's).
+        data = linked.resolve(doc["linked_data"], ctx)
+        return bpy.data.objects.new(f"pending-{uuid[:8]}", data) if data is not None else None
     data = None
     if doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
@@ -171,7 +177,11 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
 
 
 def apply_meta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if doc.get("data_kind") and doc.get("data"):
+    if doc.get("linked_data"):
+        data = linked.resolve(doc["linked_data"], ctx)
+        if data is not None and ob.data != data:
+            ob.data = data
+    elif doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
         if ob.data != data:
             ob.data = data
