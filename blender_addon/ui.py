@@ -25,6 +25,7 @@ from . import session as session_module
 from . import sync
 from .overlay import rows_from_column_major
 from .presence import find_region_3d
+from .ui_untravelled import draw_untravelled
 
 PACKAGE = __package__ or "blender_addon"
 
@@ -458,6 +459,8 @@ def draw_connection(layout, context) -> None:
         box.label(text=f"Not applied here ({len(session.applier.errors)})", icon="ERROR")
         for key, why in not_applied:
             box.label(text=f"{sync.key_subject(key)}: {why}")
+    if session.room is not None:
+        draw_untravelled(layout, context)
     layout.operator("blendsync.disconnect", icon="CANCEL")
 
 

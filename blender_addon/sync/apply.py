@@ -190,6 +190,13 @@ class Applier:
             created = False
             if found is None:
                 id_data = record.create(uuid, doc, ctx)
+                if id_data is None:
+                    if not ctx.missing:
+                        raise RuntimeError("the datablock could not be made")
+                    # It cannot be made before a link arrives (an override before its library): its
+                    # other parts keep waiting for it, and this key is applied again once the link is there.
+                    self._wait(key, value, ctx)
+                    return
                 self._register(kind, uuid, id_data)
                 created = True
             else:
@@ -203,12 +210,7 @@ class Applier:
             return
         self._index[uuid] = (kind, id_data)
         self._touched[uuid] = id_data
-        for missing in ctx.missing:
-            self._pending.setdefault(missing, set()).add(key)
-        if ctx.missing:
-            self._pending_values[key] = value
-        else:
-            self._pending_values.pop(key, None)
+        self._wait(key, value, ctx)
         for message in ctx.errors:
             self.errors.append((key, message))
         for stub_uuid in ctx.created:
@@ -216,6 +218,15 @@ class Applier:
         if created:
             self._on_created(uuid)
         self._resolve_pending(part_token(part, uuid))
+
+    def _wait(self, key: str, value: bytes, ctx: ApplyContext) -> None:
+        """Remember a key whose value links to something missing (applied again when it arrives)."""
+        for missing in ctx.missing:
+            self._pending.setdefault(missing, set()).add(key)
+        if ctx.missing:
+            self._pending_values[key] = value
+        else:
+            self._pending_values.pop(key, None)
 
     def _apply_item_delete(self, key: str, uuid: str, spec: Items, item: tuple[str, ...]) -> None:
         """A deleted item key: remove the member, node, link... (nothing to do if its datablock is gone)."""
@@ -226,7 +237,7 @@ class Applier:
         if found is None:
             return
         try:
-            ctx = ApplyContext(self._index, self._make_stub)
+            ctx = ApplyContext(self._index, self._make_stub, deleting=True)
             id_data = spec.apply(found[1], item, None, ctx)
         except Exception as exc:
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))

@@ -106,9 +106,13 @@ class ApplyContext:
         self,
         index: dict[str, tuple[str, bpy.types.ID]],
         make_stub: Callable[[str, str, str], bpy.types.ID],
+        deleting: bool = False,
     ) -> None:
         self._index = index
         self._make_stub = make_stub
+        # An item part's function gets None both for a deleted item key and for an item whose value is
+        # None (a setting pointing at nothing): this tells them apart.
+        self.deleting = deleting
         self.missing: set[str] = set()
         self.created: list[str] = []  # uuids of stand-in datablocks made while applying
         self.errors: list[str] = []  # what could not be applied (kept in Applier.errors for the panel)

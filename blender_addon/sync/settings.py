@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import bpy
 
 from . import ids, rna
-from .assign import rename
+from .assign import rename, write_changed
 from .context import ApplyContext
 from .items import Items
 
@@ -30,11 +30,16 @@ def apply_name(id_data: bpy.types.ID, doc: str, ctx: ApplyContext) -> bpy.types.
 
 def settings_part(
     struct_of: Callable[[bpy.types.ID], bpy.types.bpy_struct] = lambda id_data: id_data,
+    changed_only: bool = False,
 ) -> Items:
-    """The ``set`` part: one RNA setting per key, written where ``struct_of(datablock)`` says."""
+    """The ``set`` part: one RNA setting per key, written where ``struct_of(datablock)`` says.
+
+    ``changed_only``: write a value only when it differs (:func:`.assign.write_changed`).
+    """
+    write = write_changed if changed_only else rna.write_props
 
     def apply(owner: bpy.types.ID, item: tuple[str, ...], doc: object, ctx: ApplyContext) -> bpy.types.ID:
-        if doc is None:  # a setting's key goes away only with its datablock (or its type)
+        if ctx.deleting:  # a setting's key goes away only with its datablock (or its type)
             return owner
         struct = struct_of(owner)
         if struct.bl_rna.properties.get(item[0]) is None:
@@ -42,7 +47,7 @@ def settings_part(
             # made for an object that arrived first): apply again once the type has arrived.
             ctx.wait_for("meta", ids.get_uuid(owner))
             return owner
-        rna.write_props(struct, {item[0]: doc}, ctx.resolve)
+        write(struct, {item[0]: doc}, ctx.resolve)
         return owner
 
     return Items(apply)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
@@ -328,6 +329,222 @@ def build_library() -> None:
     bpy.context.scene.collection.objects.link(bpy.data.objects["Tree"])
 
 
+def build_instancing() -> None:
+    """Empties instancing a local collection (off to the side, with an offset) and a linked one."""
+    kit = bpy.data.collections.new("Kit")
+    kit.instance_offset = (0.5, 0.0, 0.0)
+    link(bpy.data.objects.new("KitPart", triangle_mesh("KitPart")), kit)
+    local = link(bpy.data.objects.new("KitPlacer", None))
+    local.instance_type = "COLLECTION"
+    local.instance_collection = kit
+    local.location = (0.0, 4.0, 0.0)
+    with bpy.data.libraries.load(write_library(), link=True) as (_source, target):
+        target.collections = ["Props"]
+    (props,) = target.collections  # a second library with a "Props" may be there (build_everything)
+    for i in range(2):
+        placed = link(bpy.data.objects.new(f"PropsPlacer{i}", None))
+        placed.instance_type = "COLLECTION"
+        placed.instance_collection = props
+        placed.location = (3.0 * i, -4.0, 0.0)
+        placed.rotation_euler = (0.0, 0.0, 0.5 * i)
+
+
+def instanced_geometry() -> list:
+    """What the depsgraph instances: instancer, instanced object, world matrix (rounded), vertex count."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    return sorted(
+        (
+            inst.parent.name,
+            inst.object.name,
+            [round(x, 4) + 0.0 for row in inst.matrix_world for x in row],
+            len(inst.object.data.vertices) if inst.object.type == "MESH" else -1,
+        )
+        for inst in depsgraph.object_instances
+        if inst.is_instance
+    )
+
+
+def _edit_bones(rig: bpy.types.Object):
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = rig
+    return bpy.context.temp_override(
+        window=bpy.context.window_manager.windows[0], view_layer=view_layer, active_object=rig, object=rig
+    )
+
+
+@contextlib.contextmanager
+def edit_mode(ob: bpy.types.Object):
+    """``ob`` in edit mode for the duration of the block."""
+    with _edit_bones(ob):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            yield
+        finally:
+            bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def write_character() -> str:
+    """A .blend (in a new temporary folder) with a "Character" collection: a two-bone "Rig" and a "Body"
+    mesh parented to it, weighted to both bones and deformed by an armature modifier."""
+    folder = tempfile.mkdtemp(prefix="char-")
+    path = os.path.join(folder, "character.blend")
+    # Local datablocks already holding these names (another builder's "Rig") step aside meanwhile.
+    names = ("collections", "Character"), ("armatures", "RigData"), ("objects", "Rig"), ("meshes", "BodyMesh")
+    aside = []
+    for attr, name in (*names, ("objects", "Body")):
+        held = getattr(bpy.data, attr).get(name)
+        if held is not None and held.library is None:
+            held.name = f"{name}.aside"
+            aside.append((held, name))
+    coll = bpy.data.collections.new("Character")
+    bpy.context.scene.collection.children.link(coll)
+    arm = bpy.data.armatures.new("RigData")
+    rig = link(bpy.data.objects.new("Rig", arm), coll)
+    with _edit_bones(rig):
+        bpy.ops.object.mode_set(mode="EDIT")
+        lower = arm.edit_bones.new("Lower")
+        lower.tail = (0.0, 0.0, 1.0)
+        upper = arm.edit_bones.new("Upper")
+        upper.head, upper.tail = (0.0, 0.0, 1.0), (0.0, 0.0, 2.0)
+        upper.parent, upper.use_connect = lower, True
+        bpy.ops.object.mode_set(mode="OBJECT")
+    me = bpy.data.meshes.new("BodyMesh")
+    me.from_pydata(
+        [(x, 0.0, z * 0.5) for x in (0.2, -0.2) for z in range(5)],
+        [],
+        [(i, i + 1, i + 6, i + 5) for i in range(4)],
+    )
+    body = link(bpy.data.objects.new("Body", me), coll)
+    for name, low in (("Lower", True), ("Upper", False)):
+        group = body.vertex_groups.new(name=name)
+        group.add([v.index for v in me.vertices if (v.co.z < 1.0) == low], 1.0, "REPLACE")
+    body.modifiers.new("Armature", "ARMATURE").object = rig
+    body.parent = rig
+    bpy.data.libraries.write(path, {coll}, fake_user=True)
+    bpy.data.batch_remove([coll, rig, arm, body, me])
+    for held, name in aside:
+        held.name = name
+    return path
+
+
+def build_override() -> None:
+    """A linked character made local as a library override (the rig and body), posed and moved."""
+    with bpy.data.libraries.load(write_character(), link=True) as (_source, target):
+        target.collections = ["Character"]
+    (linked,) = target.collections
+    linked.override_hierarchy_create(bpy.context.scene, bpy.context.view_layer, do_fully_editable=True)
+    rig = override_of("Rig")
+    rig.location = (1.0, 0.0, 0.0)
+    upper = rig.pose.bones["Upper"]
+    upper.rotation_mode = "XYZ"
+    upper.rotation_euler = (0.8, 0.0, 0.0)
+
+
+def override_of(name: str) -> bpy.types.Object:
+    """The local override of the linked object ``name`` (other local objects may share its name)."""
+    return next(
+        ob
+        for ob in bpy.data.objects
+        if ob.override_library is not None and ob.override_library.reference.name == name
+    )
+
+
+def evaluated_vertices(ob: bpy.types.Object) -> list:
+    """World-space vertex positions of an object after modifiers (rounded)."""
+    evaluated = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    return [[round(c, 4) + 0.0 for c in evaluated.matrix_world @ v.co] for v in evaluated.data.vertices]
+
+
+def build_particles() -> None:
+    """A ground with hair (instancing a pebble along each strand) and an emitter, each with settings."""
+    pebble = link(bpy.data.objects.new("Pebble", triangle_mesh("Pebble")))
+    pebble.scale = (0.1, 0.1, 0.1)
+    ground = link(bpy.data.objects.new("Ground", triangle_mesh("Ground")))
+    hair = ground.modifiers.new("Grass", "PARTICLE_SYSTEM").particle_system
+    hair.seed = 7
+    grass = hair.settings
+    grass.name = "Grass"
+    grass.type = "HAIR"
+    grass.count = 12
+    grass.hair_length = 0.5
+    grass.render_type = "OBJECT"
+    grass.instance_object = pebble
+    sparks = ground.modifiers.new("Sparks", "PARTICLE_SYSTEM").particle_system
+    sparks.settings.name = "Sparks"
+    sparks.settings.count = 5
+    sparks.settings.frame_start = sparks.settings.frame_end = 1
+    sparks.settings.physics_type = "NO"
+    sparks.settings.render_type = "OBJECT"
+    sparks.settings.instance_object = pebble
+
+
+def build_pointcloud() -> None:
+    """A point cloud of six points with positions, radii and a colour attribute, and a material."""
+    from blender_addon.sync.kinds.pointclouds import new_pointcloud
+
+    pc = new_pointcloud(6)
+    pc.name = "Stars"
+    pc.attributes["position"].data.foreach_set("vector", [c for i in range(6) for c in (i, i * 0.5, 1.0)])
+    pc.attributes.new("radius", "FLOAT", "POINT").data.foreach_set(
+        "value", [0.05 * (i + 1) for i in range(6)]
+    )
+    pc.attributes.new("glow", "FLOAT_COLOR", "POINT").data.foreach_set("color", [0.9, 0.8, 0.1, 1.0] * 6)
+    pc.materials.append(bpy.data.materials.new("Starlight"))
+    link(bpy.data.objects.new("Stars", pc)).location = (0.0, 0.0, 3.0)
+
+
+def build_hair_curves() -> None:
+    """Hair curves on a surface: two curves of three and two points, radii, a curve attribute, settings."""
+    surface = link(bpy.data.objects.new("Scalp", triangle_mesh("Scalp")))
+    hair = bpy.data.hair_curves.new("Fur")
+    hair.add_curves([3, 2])
+    hair.attributes["position"].data.foreach_set(
+        "vector", [0, 0, 0, 0, 0, 0.5, 0.1, 0, 1, 1, 0, 0, 1, 0.2, 0.4]
+    )
+    hair.attributes.new("radius", "FLOAT", "POINT").data.foreach_set("value", [0.02, 0.015, 0.01, 0.02, 0.01])
+    hair.attributes.new("clump", "FLOAT", "CURVE").data.foreach_set("value", [0.25, 0.75])
+    hair.surface = surface
+    hair.use_mirror_x = True
+    hair.materials.append(bpy.data.materials.new("FurColour"))
+    link(bpy.data.objects.new("Fur", hair)).parent = surface
+
+
+def write_vdb() -> str:
+    """A small .vdb file (a 4x4x4 density cube made by geometry nodes) in a new temporary folder."""
+    group = bpy.data.node_groups.new("MakeFog", "GeometryNodeTree")
+    group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    cube = group.nodes.new("GeometryNodeVolumeCube")
+    for axis in "XYZ":
+        cube.inputs[f"Resolution {axis}"].default_value = 4
+    group.links.new(cube.outputs[0], group.nodes.new("NodeGroupOutput").inputs[0])
+    maker = link(bpy.data.objects.new("MakeFog", bpy.data.volumes.new("MakeFog")))
+    maker.modifiers.new("Fog", "NODES").node_group = group
+    bpy.context.view_layer.update()
+    path = os.path.join(tempfile.mkdtemp(prefix="vdb-"), "fog.vdb")
+    maker.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.grids.save(path)
+    volume = maker.data
+    bpy.data.objects.remove(maker)
+    bpy.data.batch_remove([volume, group])
+    return path
+
+
+def build_volume() -> None:
+    """A volume read from a .vdb file on disk, with display and render settings and a material."""
+    vol = bpy.data.volumes.new("Fog")
+    vol.filepath = write_vdb()
+    vol.display.density = 0.5
+    vol.render.step_size = 0.25
+    vol.materials.append(bpy.data.materials.new("Smoke"))
+    link(bpy.data.objects.new("Fog", vol)).location = (-3.0, 0.0, 0.0)
+
+
+def build_custom_normals() -> None:
+    """A mesh with custom split normals (stored in its ``custom_normal`` corner attribute)."""
+    me = triangle_mesh("Shaded")
+    me.normals_split_custom_set([(0.0, 0.6, 0.8)] * 3 + [(0.6, 0.0, 0.8)] * 3)
+    link(bpy.data.objects.new("Shaded", me))
+
+
 def build_text() -> None:
     text = bpy.data.texts.new("notes.py")
     text.from_string("import bpy\n\nprint('shared notes')\n")
@@ -588,6 +805,13 @@ BUILDERS = {
     "grease_pencil": (build_grease_pencil, "gpencil"),
     "movieclip": (build_movieclip, "clip"),
     "library": (build_library, "lib"),
+    "instancing": (build_instancing, "obj"),
+    "override": (build_override, "obj"),
+    "particles": (build_particles, "part"),
+    "pointcloud": (build_pointcloud, "pcloud"),
+    "hair_curves": (build_hair_curves, "hair"),
+    "volume": (build_volume, "volume"),
+    "custom_normals": (build_custom_normals, "mesh"),
     "metaball": (build_metaball, "mball"),
     "lattice": (build_lattice, "lattice"),
     "lightprobe": (build_lightprobe, "lprobe"),
@@ -624,6 +848,13 @@ CHANGES = {
     "fonts": lambda: setattr(bpy.data.fonts["Packed"], "name", "Renamed"),
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
+    "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
+    "particles": lambda: setattr(bpy.data.particles["Grass"], "hair_length", 0.75),
+    "pointcloud": lambda: setattr(bpy.data.pointclouds["Stars"].attributes["radius"].data[2], "value", 0.5),
+    "hair_curves": lambda: bpy.data.hair_curves["Fur"].attributes["clump"].data[1].__setattr__("value", 0.5),
+    "volume": lambda: setattr(bpy.data.volumes["Fog"].display, "density", 0.75),
+    "custom_normals": lambda: bpy.data.meshes["Shaded"].normals_split_custom_set([(0.0, 0.0, 1.0)] * 6),
+    "override": lambda: setattr(override_of("Rig").pose.bones["Lower"], "location", (0, 0.5, 0)),
     "grease_pencil": lambda: (
         bpy.data.grease_pencils["Sketch"]
         .layers["Lines"]

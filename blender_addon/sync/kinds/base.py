@@ -19,8 +19,9 @@ import bpy
 from ..context import ApplyContext, ReadContext
 from ..items import Items
 
-# Make a datablock from its primary part's document (uuid, document, context).
-Create = Callable[[str, dict, ApplyContext], bpy.types.ID]
+# Make a datablock from its primary part's document (uuid, document, context); None: it cannot be made
+# before a link the context records as missing arrives (its parts wait, the primary part is applied again).
+Create = Callable[[str, dict, ApplyContext], bpy.types.ID | None]
 # Apply one part's document to a datablock; returns the datablock (which may be a new one).
 ApplyPart = Callable[[bpy.types.ID, object, ApplyContext], bpy.types.ID]
 # Every part's document of a datablock: {part: document}.

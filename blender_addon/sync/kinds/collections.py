@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import bpy
 
+from .. import overrides, rna
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from .base import Items, Kind
 
-SETTINGS = ("hide_viewport", "hide_render", "hide_select", "color_tag")
+# instance_offset: where the collection's origin is when an object instances it.
+SETTINGS = ("hide_viewport", "hide_render", "hide_select", "color_tag", "instance_offset")
 
 
 def serialise(coll: bpy.types.Collection, ctx: ReadContext) -> dict[str, object]:
     return {
-        "meta": {},
+        "meta": {"override": overrides.read(coll, ctx)},
         "name": coll.name,
         "in": {(ref,): True for ref in ctx.collection_parents(coll)},
-        "set": {(attr,): getattr(coll, attr) for attr in SETTINGS},
+        "set": {(attr,): rna.plain(getattr(coll, attr)) for attr in SETTINGS},
     }
 
 
@@ -27,10 +29,14 @@ def describe(coll: bpy.types.Collection, ctx: ReadContext) -> dict:
         "objects": sorted(ctx.ref(o) for o in coll.objects if ctx.is_synced(o)),
         "flags": [coll.hide_viewport, coll.hide_render, coll.hide_select],
         "color_tag": coll.color_tag,
+        "instance_offset": rna.plain(coll.instance_offset),
+        "override": overrides.read(coll, ctx),
     }
 
 
-def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
+    if doc.get("override"):
+        return overrides.make("collections", doc["override"], ctx)
     # The name is a key of its own (coll/<u>/name), applied right after this one.
     return bpy.data.collections.new(f"pending-{uuid[:8]}")
 

@@ -16,28 +16,10 @@ import bpy
 
 from .. import ids
 from ..context import ApplyContext, ReadContext
+from ..linked import LINKABLE
 from .base import Kind
 
 LIBRARY_MAX_BYTES = 48 * 1024 * 1024  # a library's .blend travels in one key
-
-# ID type -> bpy.data collection, for datablocks linked from a library
-LINKABLE: dict[str, str] = {
-    "OBJECT": "objects",
-    "COLLECTION": "collections",
-    "MESH": "meshes",
-    "MATERIAL": "materials",
-    "NODETREE": "node_groups",
-    "ACTION": "actions",
-    "IMAGE": "images",
-    "WORLD": "worlds",
-    "CURVE": "curves",
-    "ARMATURE": "armatures",
-    "LIGHT": "lights",
-    "CAMERA": "cameras",
-    "TEXTURE": "textures",
-    "TEXT": "texts",
-    "SCENE": "scenes",
-}
 
 
 def library_path(lib: bpy.types.Library) -> str | None:
@@ -145,9 +127,13 @@ def describe(lib: bpy.types.Library, ctx: ReadContext) -> dict:
 # ---------------------------------------------------------------- apply
 
 
-def _write_library(doc: dict) -> str:
-    """Write a received library's .blend where it is kept (linked data is read from it on every load)."""
-    folder = os.path.join(tempfile.gettempdir(), "blendsync-libs", doc["sha256"])
+def _write_library(doc: dict, uuid: str) -> str:
+    """Write a received library's .blend where it is kept (linked data is read from it on every load).
+
+    The folder names the library's uuid too: two libraries with the same content (one file copied to two
+    places) must stay two libraries, and Blender makes one library per file path.
+    """
+    folder = os.path.join(tempfile.gettempdir(), "blendsync-libs", doc["sha256"], uuid)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, os.path.basename(doc["file"]))
     if not os.path.isfile(path) or os.path.getsize(path) != len(doc["bytes"]):
@@ -176,7 +162,7 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    path = _write_library(doc)
+    path = _write_library(doc, uuid)
     _link_from(path, doc["linked"])
     lib = next((lib for lib in bpy.data.libraries if _same_file(lib.filepath, path)), None)
     if lib is None:
@@ -187,7 +173,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 def apply_meta(lib: bpy.types.Library, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     content = library_content(lib)
     if content is None or hashlib.sha256(content).hexdigest() != doc["sha256"]:
-        lib.filepath = _write_library(doc)
+        lib.filepath = _write_library(doc, ids.get_uuid(lib))
         lib.reload()
     if lib.name != doc["name"]:
         with contextlib.suppress(AttributeError, RuntimeError):

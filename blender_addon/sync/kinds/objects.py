@@ -1,5 +1,6 @@
 """Objects (kind ``obj``): data link, name, parent, collection membership, settings, transform,
-material slots, modifiers, animation and the pose of armature objects.
+material slots, modifiers, particle systems, animation, the pose of armature objects and what the object
+instances.
 
 Each of these is its own key, and the sets and lists among them (the
 collections an object is in, its settings, material slots, modifiers and
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import animation, ids, modifiers, rna
+from .. import animation, ids, instancing, linked, modifiers, overrides, particles, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -92,7 +93,13 @@ def serialise(
     collections = {r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None}
     mods, mod_order, mod_settings, mod_inputs = modifiers.read(ob, ctx)
     parts: dict[str, object] = {
-        "meta": {"type": ob.type, "data_kind": data_kind, "data": ctx.ref(ob.data) if data_kind else None},
+        "meta": {
+            "type": ob.type,
+            "data_kind": data_kind,
+            "data": ctx.ref(ob.data) if data_kind else None,
+            "linked_data": linked.ref(ob.data, ctx) if data_kind else None,
+            "override": overrides.read(ob, ctx),
+        },
         "name": ob.name,
         "parent": {
             "parent": ctx.ref(ob.parent),
@@ -117,6 +124,8 @@ def serialise(
         "modset": mod_settings,
         "modin": mod_inputs,
         "anim": animation.read(ob, ctx),
+        "instance": instancing.read(ob, ctx),
+        "psys": particles.read(ob, ctx),
     }
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
@@ -130,6 +139,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "name": ob.name,
         "type": ob.type,
         "data": ctx.ref(ob.data) if ob.data is not None else None,
+        "linked_data": linked.ref(ob.data, ctx),
         "parent": ctx.ref(ob.parent),
         "parent_type": ob.parent_type,
         "matrix_basis": [floats(row) for row in ob.matrix_basis],
@@ -145,13 +155,22 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
+        "instance": instancing.describe(ob, ctx),
+        "override": overrides.read(ob, ctx),
+        "particles": particles.describe(ob, ctx),
     }
 
 
 # ---------------------------------------------------------------- apply
 
 
-def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
+    if doc.get("override"):
+        return overrides.make("objects", doc["override"], ctx)
+    if doc.get("linked_data"):
+        # Data linked from a library: made once the library has linked it (an object's type is its data's).
+        data = linked.resolve(doc["linked_data"], ctx)
+        return bpy.data.objects.new(f"pending-{uuid[:8]}", data) if data is not None else None
     data = None
     if doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
@@ -160,7 +179,11 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 
 
 def apply_meta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if doc.get("data_kind") and doc.get("data"):
+    if doc.get("linked_data"):
+        data = linked.resolve(doc["linked_data"], ctx)
+        if data is not None and ob.data != data:
+            ob.data = data
+    elif doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
         if ob.data != data:
             ob.data = data
@@ -331,6 +354,8 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "modin": Items(modifiers.apply_input, depth=2),
             "anim": apply_anim,
             "pose": Items(apply_pose_bone),
+            "instance": instancing.apply,
+            "psys": Items(particles.apply),
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),

@@ -1,0 +1,40 @@
+"""Generic attributes of point clouds and hair curves: read as one sorted list, written in place."""
+
+from __future__ import annotations
+
+import bpy
+
+from .arrays import read_attribute, write_attribute
+from .context import ApplyContext
+
+
+def read_attributes(data: bpy.types.ID) -> list[dict[str, object]]:
+    """``{name, domain, type, data}`` of each attribute that travels (internal ``.`` ones do not), by name."""
+    out = []
+    for attr in data.attributes:
+        values = None if attr.name.startswith(".") else read_attribute(attr)
+        if values is not None:
+            out.append({"name": attr.name, "domain": attr.domain, "type": attr.data_type, "data": values})
+    return sorted(out, key=lambda a: a["name"])
+
+
+def write_attributes(data: bpy.types.ID, specs: list[dict], ctx: ApplyContext) -> None:
+    """Make the attributes of ``data`` those of ``specs`` (the element counts already match)."""
+    wanted = {spec["name"] for spec in specs}
+    for attr in list(data.attributes):
+        if not attr.name.startswith(".") and attr.name != "position" and attr.name not in wanted:
+            data.attributes.remove(attr)
+    for spec in specs:
+        attr = data.attributes.get(spec["name"])
+        if attr is not None and (attr.domain, attr.data_type) != (spec["domain"], spec["type"]):
+            data.attributes.remove(attr)
+            attr = None
+        if attr is None:
+            try:
+                attr = data.attributes.new(spec["name"], spec["type"], spec["domain"])
+            except (TypeError, RuntimeError):
+                ctx.report(
+                    f"attribute {spec['name']!r} ({spec['domain']}, {spec['type']}) cannot be made here"
+                )
+                continue
+        write_attribute(attr, spec["data"])

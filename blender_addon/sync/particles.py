@@ -1,0 +1,46 @@
+"""Particle systems of an object (``obj/<u>/psys/<modifier>``), one key per particle system modifier.
+
+The modifier itself travels as any modifier (``mod/<name>``); its particle
+system's settings (the ``ParticleSettings`` datablock, as a uuid), seeds,
+vertex groups and other writable properties are this key.  Adding the
+modifier on the receiving side makes a particle system with fresh settings:
+those are removed once the system points at the room's settings.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import ids
+from .assign import write_changed
+from .context import ApplyContext, ReadContext
+
+SKIP = ("active_particle_target_index",)
+
+
+def read(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str, ...], dict]:
+    return {
+        (mod.name,): ctx.props(mod.particle_system, skip=SKIP)
+        for mod in ob.modifiers
+        if mod.type == "PARTICLE_SYSTEM"
+    }
+
+
+def describe(ob: bpy.types.Object, ctx: ReadContext) -> list:
+    return sorted([name, doc] for (name,), doc in read(ob, ctx).items())
+
+
+def apply(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext) -> bpy.types.ID:
+    if doc is None:  # goes away with its modifier
+        return ob
+    (name,) = item
+    mod = ob.modifiers.get(name)
+    if mod is None or mod.type != "PARTICLE_SYSTEM":
+        ctx.wait_for("mod", ids.get_uuid(ob))
+        return ob
+    psys = mod.particle_system
+    before = psys.settings
+    write_changed(psys, {"settings": doc.get("settings"), **doc}, ctx.resolve)  # settings first
+    if before is not None and before != psys.settings and before.users == 0 and ids.peek_uuid(before) is None:
+        bpy.data.particles.remove(before)  # the settings the new modifier came with
+    return ob

@@ -1,0 +1,96 @@
+"""What in the current scene does not travel: datablock, what, why (for the sidebar).
+
+A walk of the scene's objects (and what they use), never of all of
+``bpy.data``; :class:`UntravelledReport` keeps the answer and walks again
+only when asked after ``interval`` seconds, so a panel redrawing many
+times a second costs one walk every few seconds.  What is listed follows
+docs/addon.md, "Not synchronised yet".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import bpy
+
+from .index import is_synced
+
+MAX_OBJECTS = 5000  # a walk looks at this many objects at most (the first ones of the scene)
+
+
+@dataclass(frozen=True)
+class Untravelled:
+    subject: str  # "Object 'Grass'"
+    what: str
+    why: str
+
+
+def _subject(id_data: bpy.types.ID) -> str:
+    return f"{id_data.bl_rna.name} {id_data.name!r}"
+
+
+def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool]):
+    missing = "whose file is missing or too large to send"
+    if ob.library is not None:
+        if not library_travels(ob.library):
+            yield Untravelled(_subject(ob), "the linked object", f"linked from {ob.library.name}, {missing}")
+        return
+    if not is_synced(ob):  # an object type of a newer Blender
+        yield Untravelled(_subject(ob), f"a {ob.type.lower()} object", "this object type is not synchronised")
+        return
+    data = ob.data
+    if data is not None and data.library is not None and not library_travels(data.library):
+        yield Untravelled(_subject(ob), "its linked data", f"linked from {data.library.name}, {missing}")
+    if ob.mode == "EDIT":
+        yield Untravelled(_subject(ob), "edit mode changes", "they travel when you leave edit mode")
+    for psys in ob.particle_systems:
+        if psys.is_edited:
+            yield Untravelled(_subject(ob), f"groomed hair of {psys.name!r}", "particle edits cannot be set")
+    coll = ob.instance_collection
+    if coll is not None and coll.library is not None and not library_travels(coll.library):
+        what = f"the instanced collection {coll.name!r}"
+        yield Untravelled(_subject(ob), what, f"linked from {coll.library.name}, {missing}")
+    if ob.type == "VOLUME" and data is not None and data.is_sequence:
+        yield Untravelled(_subject(data), "the other files of its sequence", "only the current file travels")
+
+
+def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untravelled]:
+    """What the scene's objects (at most ``max_objects``) carry that does not travel."""
+    libraries: dict[int, bool] = {}  # a library's check reads all of bpy.data: once per walk
+
+    def library_travels(lib: bpy.types.Library) -> bool:
+        while lib.parent is not None:  # a library of a library travels in its parent's file
+            lib = lib.parent
+        ptr = lib.as_pointer()
+        if ptr not in libraries:
+            libraries[ptr] = is_synced(lib)
+        return libraries[ptr]
+
+    out: list[Untravelled] = []
+    for i, ob in enumerate(scene.objects):
+        if i >= max_objects:
+            break
+        out.extend(_object(ob, library_travels))
+    return out
+
+
+class UntravelledReport:
+    """:func:`find` for the window's scene, walked again at most every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._at: float | None = None
+        self._scene: str | None = None
+        self._found: list[Untravelled] = []
+        self.walks = 0
+
+    def get(self, scene: bpy.types.Scene) -> list[Untravelled]:
+        now = self._clock()
+        if self._at is None or now - self._at >= self.interval or scene.name != self._scene:
+            self._found = find(scene)
+            self._at, self._scene = now, scene.name
+            self.walks += 1
+        return self._found

@@ -1,0 +1,188 @@
+"""Linked assets on a replica: collection instances (local and linked from a library) and library overrides
+of a linked character evaluate to the same geometry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from scene_builders import (  # noqa: E402
+    build_instancing,
+    build_override,
+    evaluated_vertices,
+    instanced_geometry,
+    link,
+    override_of,
+    reset_scene,
+    write_library,
+)
+
+from blender_addon import sync  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def test_collection_instances_place_the_same_geometry():
+    build_instancing()
+    bpy.context.view_layer.update()
+    geometry = instanced_geometry()
+    assert {(i[0], i[1]) for i in geometry} >= {("KitPlacer", "KitPart"), ("PropsPlacer1", "Rock")}
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    assert instanced_geometry() == geometry
+    assert sync.scene_hash() == before
+
+
+def test_an_instance_of_a_collection_the_library_does_not_link_yet_waits_for_it():
+    """The instancer's key arrives before the library's key that links the collection it places."""
+    path = write_library()
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.objects = ["Tree"]
+    link(bpy.data.objects["Tree"])
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    lib = bpy.data.libraries[0]
+    # The sender links the Props collection and places it.
+    with bpy.data.libraries.load(lib.filepath, link=True) as (_source, target):
+        target.collections = ["Props"]
+    placer = link(bpy.data.objects.new("Placer", None))
+    placer.instance_type = "COLLECTION"
+    placer.instance_collection = bpy.data.collections["Props"]
+    bpy.context.view_layer.update()
+    geometry, edited_hash = instanced_geometry(), sync.scene_hash()
+    edited = sync.serialise_scene()
+    bpy.data.objects.remove(placer)
+    bpy.data.collections.remove(bpy.data.collections["Props"])
+    changed = [(k, v) for k, v in edited.items() if values.get(k) != v]
+    lib_ops = [op for op in changed if op[0].startswith("lib/")]
+    assert lib_ops
+    sync.apply_ops([op for op in changed if op not in lib_ops], applier=applier)
+    assert any(token.startswith("meta:") for token in applier.pending_links)
+    sync.apply_ops(lib_ops, applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    assert instanced_geometry() == geometry
+    assert sync.scene_hash() == edited_hash
+
+
+def test_two_libraries_with_the_same_content_stay_two():
+    """One .blend copied to two places: Blender makes one library per path, so each keeps its own file."""
+    first = write_library()
+    second = os.path.join(tempfile.mkdtemp(prefix="lib-copy-"), "assets.blend")
+    shutil.copy(first, second)
+    for i, path in enumerate((first, second)):
+        with bpy.data.libraries.load(path, link=True) as (_source, target):
+            target.collections = ["Props"]
+        placer = link(bpy.data.objects.new(f"Placer{i}", None))
+        placer.instance_type = "COLLECTION"
+        placer.instance_collection = target.collections[0]
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == []
+    assert len(bpy.data.libraries) == 2
+    assert sync.scene_hash() == before
+
+
+def _overrides() -> list[bpy.types.ID]:
+    return [i for attr in ("objects", "collections") for i in getattr(bpy.data, attr) if i.override_library]
+
+
+def test_a_library_override_is_made_again_from_the_linked_character():
+    build_override()
+    bpy.context.view_layer.update()
+    body = evaluated_vertices(override_of("Body"))
+    assert body[4] != [0.2, 0.0, 2.0]  # the posed upper bone bends the body
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    lib = bpy.data.libraries[0]
+    assert sorted(i.name for i in _overrides()) == ["Body", "Character", "Rig"]
+    assert all(i.override_library.reference.library == lib for i in _overrides())
+    assert evaluated_vertices(override_of("Body")) == body
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values
+
+
+def test_overrides_arriving_before_their_library_and_root_wait_for_them():
+    """Worst orders, one key at a time: members before their root collection, each before the library."""
+    build_override()
+    bpy.context.view_layer.update()
+    body = evaluated_vertices(override_of("Body"))
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+
+    def rank(op: tuple[str, bytes]) -> int:
+        key = op[0]
+        return ("obj/" in key and "/meta" not in key, "obj/" in key, "coll/" in key, True).index(True)
+
+    for library_first in (False, True):
+        reset_scene()
+        applier = sync.Applier()
+        ops = sorted(values.items(), key=rank)
+        ops.sort(key=lambda op: op[0].startswith("lib/") != library_first)
+        for op in ops:
+            applier.feed([op])
+            applier.step()
+        assert applier.errors == [] and applier.pending_links == {}
+        bpy.context.view_layer.update()
+        assert sorted(i.name for i in _overrides()) == ["Body", "Character", "Rig"]  # none made twice
+        assert evaluated_vertices(override_of("Body")) == body
+        assert sync.scene_hash() == before
+
+
+def test_posing_an_override_on_a_replica_changes_only_its_pose_key():
+    build_override()
+    values = sync.serialise_scene()
+    reset_scene()
+    sync.apply_ops(list(values.items()))
+    rig = override_of("Rig")
+    rig.pose.bones["Lower"].rotation_quaternion = (0.9238795, 0.0, 0.3826834, 0.0)
+    bpy.context.view_layer.update()
+    posed = evaluated_vertices(override_of("Body"))
+    edited = sync.serialise_scene()
+    changed = sorted(k for k in edited if edited[k] != values.get(k))
+    assert changed == [f"obj/{sync.get_uuid(rig)}/pose/Lower"]
+    reset_scene()
+    sync.apply_ops(list(values.items()))
+    sync.apply_ops([(k, edited[k]) for k in changed])
+    bpy.context.view_layer.update()
+    assert evaluated_vertices(override_of("Body")) == posed
+
+
+def test_an_object_using_linked_data_gets_the_same_data():
+    """A local object whose mesh is linked from a library: the receiver links it and uses it."""
+    with bpy.data.libraries.load(write_library(), link=True) as (_source, target):
+        target.meshes = ["Rock"]
+    ob = link(bpy.data.objects.new("LocalRock", target.meshes[0]))
+    ob.location = (0.0, 0.0, 2.0)
+    bpy.context.view_layer.update()
+    vertices = evaluated_vertices(ob)
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    # The object's keys first, its library last: the object is made once the library has linked its mesh.
+    applier = sync.Applier()
+    for op in sorted(values.items(), key=lambda op: op[0].startswith("lib/")):
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    ob = bpy.data.objects["LocalRock"]
+    assert ob.type == "MESH" and ob.data.library == bpy.data.libraries[0]
+    bpy.context.view_layer.update()
+    assert evaluated_vertices(ob) == vertices
+    assert sync.scene_hash() == before

@@ -1,0 +1,210 @@
+"""Production scenes through a real ``blendsync serve``: each artist a Blender process (artist.py).
+
+Placed assets (collection instances, local and linked from a library .blend), a library override of a
+linked character, particles, point clouds, volumes and custom split normals: one artist builds, another
+edits, every artist evaluates the same geometry through its depsgraph; a late joiner into a scene
+holding all of them gets the same.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+if importlib.util.find_spec("bpy") is None:  # found without importing it: this process needs no Blender
+    pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
+from test_addon_multiprocess import artists, converge, server, start_room  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
+
+# artist.py runs from the repository root: the scene builders are importable from there.
+BUILDERS = "import sys\nsys.path.insert(0, 'tests/blender')\nimport scene_builders\n"
+INSTANCES = "__import__('scene_builders').instanced_geometry()"
+BODY = "(lambda b: b.evaluated_vertices(b.override_of('Body')))(__import__('scene_builders'))"
+NORMALS = "[[round(x, 4) for x in n.vector] for n in bpy.data.meshes['Shaded'].corner_normals]"
+POINTS = (
+    "(lambda o: [[round(x, 4) for x in p.co] + [round(p.radius, 4)] for p in o.data.points])"
+    "(bpy.data.objects['Stars'].evaluated_get(bpy.context.evaluated_depsgraph_get()))"
+)
+CURVES = (
+    "(lambda c: [[p.points_length for p in c.curves], [[round(x, 4) for x in p.position] for p in c.points]])"
+    "(bpy.data.objects['Fur'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
+)
+GRIDS = (
+    "(lambda v: [v.display.density, v.render.step_size, [(g.name, g.data_type) for g in v.grids]])"
+    "(bpy.data.objects['Fog'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
+)
+
+
+def built_and_edited(address, artists_, build: str, edit: str) -> list:
+    """Ana builds with ``scene_builders.<build>()``, Ben joins and runs ``edit``; both converge."""
+    ana, ben = artists_
+    ana.call("edit", script=BUILDERS + f"scene_builders.{build}()\n")
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ben.call("edit", script=BUILDERS + edit)
+    return converge([ana, ben])
+
+
+def evaluated_everywhere(artists_, expr: str) -> list:
+    values = [artist.call("eval", expr=expr)["value"] for artist in artists_]
+    assert all(v == values[0] for v in values), values
+    return values[0]
+
+
+def test_collection_instances_of_a_linked_library(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben, cleo = artists("ana", "ben", "cleo")
+    ana.call("edit", script=BUILDERS + "scene_builders.build_instancing()\n")
+    before = ana.call("eval", expr=INSTANCES)["value"]
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    assert evaluated_everywhere([ana, ben], INSTANCES) == before
+    # Ben's library is his own copy of the file, under its sha256 and uuid.
+    paths = [a.call("eval", expr="[lib.filepath for lib in bpy.data.libraries]")["value"] for a in (ana, ben)]
+    assert paths[0] != paths[1] and "blendsync-libs" in paths[1][0]
+
+    # Ben moves a placed asset, re-points the local placer at the linked collection and shifts the kit.
+    ben.call(
+        "edit",
+        script="bpy.data.objects['PropsPlacer1'].location = (7.0, 1.0, 2.0)\n"
+        "kit = bpy.data.objects['KitPlacer']\n"
+        "kit.instance_collection = bpy.data.collections['Props']\n"
+        "bpy.data.collections['Kit'].instance_offset = (0.0, 0.0, 1.0)\n",
+    )
+    converge([ana, ben])
+    geometry = evaluated_everywhere([ana, ben], INSTANCES)
+    placed = {(row[0], row[1]): row for row in geometry}
+    assert ("KitPlacer", "Rock") in placed and ("KitPlacer", "KitPart") not in placed
+    assert placed[("PropsPlacer1", "Tree")][2][3::4][:3] == [7.0, 1.0, 2.0]
+
+    # Ana points it back at the kit, whose offset now places the part one unit down.
+    kit = "bpy.data.objects['KitPlacer'].instance_collection = bpy.data.collections['Kit']\n"
+    ana.call("edit", script=kit)
+    converge([ana, ben])
+    placed = {(row[0], row[1]): row for row in evaluated_everywhere([ana, ben], INSTANCES)}
+    assert placed[("KitPlacer", "KitPart")][2][3::4][:3] == [0.0, 4.0, -1.0]
+
+    # A late joiner evaluates the same.
+    cleo.call("connect", servers=address)
+    cleo.call("join", room="shot")
+    converge([ana, ben, cleo])
+    evaluated_everywhere([ana, ben, cleo], INSTANCES)
+
+
+def test_a_library_override_posed_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=BUILDERS + "scene_builders.build_override()\n")
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    rest = evaluated_everywhere([ana, ben], BODY)
+    # Ben's replica made the same overrides of his own copy of the linked character.
+    overrides = (
+        "sorted((i.name, i.override_library.reference.library.name)"
+        " for i in bpy.data.objects if i.override_library)"
+    )
+    assert ben.call("eval", expr=overrides)["value"] == [
+        ["Body", "character.blend"],
+        ["Rig", "character.blend"],
+    ]
+
+    # Ben poses the lower bone of the override; Ana moves the rig at the same time.
+    ben.send(
+        "edit",
+        script=BUILDERS + "rig = scene_builders.override_of('Rig')\n"
+        "rig.pose.bones['Lower'].rotation_quaternion = (0.9238795, 0.0, 0.3826834, 0.0)\n",
+    )
+    ana.send("edit", script=BUILDERS + "scene_builders.override_of('Rig').location = (0.0, 2.0, 0.0)\n")
+    ana.recv(), ben.recv()
+    converge([ana, ben])
+    posed = evaluated_everywhere([ana, ben], BODY)
+    assert posed != rest
+    pose = "tuple(__import__('scene_builders').override_of('Rig').pose.bones['Lower'].rotation_quaternion)"
+    assert [round(x, 5) for x in ana.call("eval", expr=pose)["value"]] == [0.92388, 0.0, 0.38268, 0.0]
+    assert all(abs(v[1] - 2.0) < 1.0 for v in posed)  # moved with the rig
+
+
+def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "bpy.data.particles['Grass'].count = 20\n"
+        "bpy.data.objects['Ground'].particle_systems['Grass'].seed = 3\n"
+        "bpy.data.particles['Sparks'].instance_object = None\n"
+        "bpy.data.particles['Sparks'].render_type = 'HALO'\n"
+    )
+    built_and_edited(address, [ana, ben], "build_particles", edit)
+    geometry = evaluated_everywhere([ana, ben], INSTANCES)
+    assert len(geometry) == 20  # grass only: the sparks no longer place pebbles
+    settings = "sorted(p.name for p in bpy.data.particles)"
+    assert evaluated_everywhere([ana, ben], settings) == ["Grass", "Sparks"]
+
+
+def test_a_point_cloud_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "pc = bpy.data.pointclouds['Stars']\n"
+        "pc.attributes['radius'].data[0].value = 0.75\n"
+        "pc.attributes['position'].data[5].vector = (9.0, 8.0, 7.0)\n"
+        "pc.update_tag()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_pointcloud", edit)
+    points = evaluated_everywhere([ana, ben], POINTS)
+    assert points[0][3] == 0.75 and points[5][:3] == [9.0, 8.0, 7.0]
+
+
+def test_hair_curves_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "fur = bpy.data.hair_curves['Fur']\n"
+        "fur.add_curves([2])\n"
+        "fur.attributes['position'].data[6].vector = (5.0, 5.0, 5.0)\n"
+        "fur.update_tag()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_hair_curves", edit)
+    sizes, points = evaluated_everywhere([ana, ben], CURVES)
+    assert sizes == [3, 2, 2] and points[6] == [5.0, 5.0, 5.0]
+
+
+def test_a_volume_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = "vol = bpy.data.volumes['Fog']\nvol.display.density = 2.0\nvol.render.step_size = 0.5\n"
+    built_and_edited(address, [ana, ben], "build_volume", edit)
+    assert evaluated_everywhere([ana, ben], GRIDS) == [2.0, 0.5, [["density", "FLOAT"]]]
+
+
+def test_custom_normals_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "bpy.data.meshes['Shaded'].normals_split_custom_set([(0.0, 0.0, 1.0)] * 3 + [(1.0, 0.0, 0.0)] * 3)\n"
+    )
+    built_and_edited(address, [ana, ben], "build_custom_normals", edit)
+    normals = evaluated_everywhere([ana, ben], NORMALS)
+    assert normals[0] == [0.0, 0.0, 1.0] and normals[3] == [1.0, 0.0, 0.0]
+
+
+def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben, cleo = artists("ana", "ben", "cleo")
+    builds = ("instancing", "override", "particles", "hair_curves", "pointcloud", "volume", "custom_normals")
+    ana.call("edit", script=BUILDERS + "".join(f"scene_builders.build_{b}()\n" for b in builds))
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ben.call(
+        "edit",
+        script=BUILDERS + "scene_builders.override_of('Rig').pose.bones['Lower'].location = (0, 1, 0)\n",
+    )
+    converge([ana, ben])
+    cleo.call("connect", servers=address)
+    cleo.call("join", room="shot")
+    converge([ana, ben, cleo])
+    everyone = [ana, ben, cleo]
+    assert len(evaluated_everywhere(everyone, INSTANCES)) == 5 + 12 + 5
+    for expr in (BODY, NORMALS, POINTS, CURVES, GRIDS):
+        evaluated_everywhere(everyone, expr)
