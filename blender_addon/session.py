@@ -47,6 +47,7 @@ import bpy
 
 from . import sync
 from .net import HelloInfo, NetThread, parse_addresses
+from .notices import Notices
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
 from .presence import gather_presence
 from .protocol_shim import protocol
@@ -200,6 +201,7 @@ class SyncSession(ServerEventsMixin):
         self.welcome = None
         self.client_id = ""
         self.messages: list[str] = []  # recent notices and server errors, newest last
+        self.notices = Notices()  # our values that others replaced without having seen them
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         # Room state.

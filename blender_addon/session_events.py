@@ -25,6 +25,7 @@ class ServerEventsMixin:
     revision: int
     rooms: dict[str, dict[str, Any]]
     users: dict[str, dict[str, Any]]
+    notices: Any
     stats: dict[str, int]
     _requests: dict[int, tuple[str, dict[str, Any]]]
     _join: dict[str, Any] | None
@@ -40,6 +41,9 @@ class ServerEventsMixin:
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
+        if step.overridden:  # named before the applier changes them (their edit may be a rename)
+            self.notices.overridden(step.overridden, self.users)
+            self.revision += 1
         if step.view:
             self.applier.feed(step.view)
         if isinstance(event, P.Applied):

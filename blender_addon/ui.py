@@ -23,6 +23,7 @@ from bpy.props import (
 
 from . import session as session_module
 from . import sync
+from .notices import draw_notices
 from .overlay import rows_from_column_major
 from .presence import find_region_3d
 
@@ -111,6 +112,7 @@ class BLENDSYNC_State(bpy.types.PropertyGroup):
         name="Send my scene", description="Upload this file's scene into the new, empty room", default=True
     )
     join_password: StringProperty(name="Password", description="For locked rooms", subtype="PASSWORD")
+    show_notices: BoolProperty(name="History", description="Show every recent notice", default=False)
     revision: IntProperty(default=-1)
 
 
@@ -451,6 +453,7 @@ def draw_connection(layout, context) -> None:
             layout.label(text=f"{len(session.unacked)} change(s) waiting for the server", icon="SORTTIME")
     for message in session.messages[-3:]:
         layout.label(text=message, icon="INFO")
+    draw_notices(layout, session, state(context).show_notices, state(context))
     not_applied = session.applier.errors[-3:]
     if not_applied:
         # What the room holds but this Blender could not apply: which datablock, and why.

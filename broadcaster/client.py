@@ -45,6 +45,7 @@ from protocol import (
     Lock,
     LockGranted,
     LocksChanged,
+    Overridden,
     Presence,
     RemoteProtocolError,
     Role,
@@ -133,7 +134,9 @@ class Client:
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
         self._snapshot_done: _Waiter | None = None
         self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
-        self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
+        # Server events the caller may want, and Overridden: our committed value replaced by someone who
+        # had not seen it (after the ``applied`` that did it).
+        self._events_send, self.events = trio.open_memory_channel[Event | Overridden](math.inf)
         self._closed_error: BaseException | None = None
         self._connected = trio.Event()  # unset while failing over: operations wait to be resent
         self._connected.set()
@@ -315,6 +318,8 @@ class Client:
             self._events_send.send_nowait(event)
         elif step.deliver:
             self._events_send.send_nowait(event)
+        for overridden in step.overridden:
+            self._events_send.send_nowait(overridden)
         if step.fatal is not None:
             raise ServerError.of(step.fatal)
         if step.failover is not None:
@@ -355,13 +360,16 @@ class Client:
         """Reserve an op id for ``send_ops(op_id=...)``; op ids increase within the session."""
         return self.session.reserve_op_id()
 
-    async def send_ops(self, ops: list[list[Any]], *, op_id: int | None = None) -> tuple[int, _Waiter]:
-        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq).
+    async def send_ops(
+        self, ops: list[list[Any]], *, op_id: int | None = None, seen: int | None = None
+    ) -> tuple[int, _Waiter]:
+        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq). ``seen``: the
+        room's seq the edit was made from (default: ``seq`` now; others are told when it overrides them).
 
         While failing over, the operation waits in the session and goes out with the resume plan."""
         async with self._send_lock:  # taken by the resume plan too: an op is sent once per connection
             self._check_open()  # then registered with no wait in between: a closing client resolves it
-            op_id, event = self.session.write(ops, op_id=op_id)
+            op_id, event = self.session.write(ops, op_id=op_id, seen=seen)
             waiter = self._op_waiters[op_id] = _Waiter()
             if self._connected.is_set():
                 try:
@@ -454,7 +462,7 @@ class Client:
             result = await self.admin("import", **args)
         return result
 
-    async def receive(self) -> Event:
+    async def receive(self) -> Event | Overridden:
         try:
             return await self.events.receive()
         except trio.EndOfChannel:

@@ -99,7 +99,14 @@ class Joins:
                 yield encode_frame(Ack(op_id=entry["o"], seq=seq))
             else:
                 yield encode_frame(
-                    Applied(room=room, seq=seq, client_id=entry["c"], op_id=entry["o"], ops=entry["ops"])
+                    Applied(
+                        room=room,
+                        seq=seq,
+                        client_id=entry["c"],
+                        op_id=entry["o"],
+                        ops=entry["ops"],
+                        seen=entry.get("s"),
+                    )
                 )
 
     def _tail_after(self, room: str, since: int, seq: int) -> list[tuple[int, dict[str, Any]]] | None:

@@ -71,6 +71,13 @@ class Room:
             else:
                 if frame is None:
                     frame = encode_frame(
-                        Applied(room=self.name, seq=seq, client_id=author, op_id=entry["o"], ops=entry["ops"])
+                        Applied(
+                            room=self.name,
+                            seq=seq,
+                            client_id=author,
+                            op_id=entry["o"],
+                            ops=entry["ops"],
+                            seen=entry.get("s"),
+                        )
                     )
                 session.send_frame(frame)

@@ -5,7 +5,8 @@ Tree layout of a room:
                                  "seq_base": int (optional: an imported room's seq before its first op),
                                  "importing": client_id (optional: an import in parts, not yet visible)}
     /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
-    /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...]}: a capped tail of operations
+    /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...], "s": seen (optional)}: a capped
+                                tail of operations
     /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
 
 A room's seq is ``seq_base`` plus the sequence number the tree gives each appended log entry: dense,
@@ -79,8 +80,12 @@ def write_command(
     ops: list[list[Any]],
     tail: int,
     guard: tuple[str, dict[str, Any]] | None = None,
+    seen: int | None = None,
 ) -> dict[str, Any]:
     """Apply set/delete operations to the live map and append them to the room's log, atomically.
+
+    ``seen`` (the author's last seq when it made the edit, docs/protocol.md §3) travels in the log entry so
+    that every node passes it on in ``applied``.
 
     With ``guard`` = (room, lock payload of the writer), the write also requires that no key it touches is
     locked by anyone else (used only while the room has locks: it makes the command larger).
@@ -97,14 +102,10 @@ def write_command(
             then.append({"op": "put", "path": path, "payload": op[2]})
         else:
             then.append({"op": "delete", "path": path})
-    then.append(
-        {
-            "op": "append",
-            "path": list(log_path(room)),
-            "payload": {"c": client_id, "o": op_id, "ops": ops},
-            "cap": tail,
-        }
-    )
+    entry: dict[str, Any] = {"c": client_id, "o": op_id, "ops": ops}
+    if seen is not None:
+        entry["s"] = seen
+    then.append({"op": "append", "path": list(log_path(room)), "payload": entry, "cap": tail})
     return {"compare": compare, "then": then}
 
 

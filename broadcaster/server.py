@@ -223,12 +223,12 @@ class Broadcaster:
                 await self.leave_room(session, ref)
             case DeleteRoom():
                 await self.delete_room(session, event)
-            case Set(op_id=op_id, key=key, value=value):
-                await self.writes.write(session, op_id, [["set", key, value]])
-            case Delete(op_id=op_id, key=key):
-                await self.writes.write(session, op_id, [["delete", key]])
-            case Batch(op_id=op_id, ops=ops):
-                await self.writes.write(session, op_id, ops)
+            case Set(op_id=op_id, key=key, value=value, seen=seen):
+                await self.writes.write(session, op_id, [["set", key, value]], seen)
+            case Delete(op_id=op_id, key=key, seen=seen):
+                await self.writes.write(session, op_id, [["delete", key]], seen)
+            case Batch(op_id=op_id, ops=ops, seen=seen):
+                await self.writes.write(session, op_id, ops, seen)
             case RoomEvent(op_id=op_id, value=value):
                 session.check_op_rate()
                 self.metrics.events += 1

@@ -28,7 +28,9 @@ class Writes:
         self.hub = hub
         self.metrics = metrics
 
-    async def write(self, session: Session, op_id: int, ops: list[list[Any]]) -> None:
+    async def write(
+        self, session: Session, op_id: int, ops: list[list[Any]], seen: int | None = None
+    ) -> None:
         if session.room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before sending operations")
         # An op_id at or below the last one is a retry: the store answers it with the original outcome
@@ -48,7 +50,7 @@ class Writes:
             raise
         session.last_op_id = max(session.last_op_id, op_id)
         try:
-            proposal = self.submit_write(session, op_id, ops)
+            proposal = self.submit_write(session, op_id, ops, seen)
         except BaseException:
             session.inflight.release()
             if pending is not None:
@@ -111,11 +113,13 @@ class Writes:
         room.pending_bytes += add_bytes
         return add_keys, add_bytes
 
-    def submit_write(self, session: Session, op_id: int, ops: list[list[Any]]) -> Proposal:
+    def submit_write(
+        self, session: Session, op_id: int, ops: list[list[Any]], seen: int | None = None
+    ) -> Proposal:
         room = session.room
         assert room is not None
         guard = self._lock_guard(room, session) if room.locks or room.locks_pending else None
-        command = write_command(room.name, session.client_id, op_id, ops, self.config.room_tail, guard)
+        command = write_command(room.name, session.client_id, op_id, ops, self.config.room_tail, guard, seen)
         try:
             proposal = self.store.submit(command, client=session.client_id, seq=op_id)
         except ReplicationError as exc:

@@ -49,6 +49,9 @@ from .limits import (
 )
 
 PROTOCOL_VERSION = 1
+# Optional fields left out of a body when nil (the same as sending nil), so that messages without them
+# stay byte for byte what they were before the field existed.
+OMITTED_WHEN_NIL = frozenset({"seen"})
 
 # Also importable from here, where they lived before protocol/limits.py.
 __all__ = ["MAX_KEY_BYTES", "MAX_LOCK_KEYS", "MAX_ROOM_NAME_BYTES", "check_key", "check_room_name"]
@@ -72,7 +75,9 @@ class Event:
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.TYPE}
         for name, _, _ in self._fields:
-            body[name] = getattr(self, name)
+            value = getattr(self, name)
+            if value is not None or name not in OMITTED_WHEN_NIL:
+                body[name] = value
         return body
 
     def check(self) -> None:
@@ -210,18 +215,21 @@ class Set(Event):
     op_id: OpId
     key: Key
     value: bytes
+    seen: Seq | None = None  # the last seq the client had when it made the edit (override notices)
 
 
 @_event("delete", Sender.CLIENT)
 class Delete(Event):
     op_id: OpId
     key: Key
+    seen: Seq | None = None
 
 
 @_event("batch", Sender.CLIENT)
 class Batch(Event):
     op_id: OpId
     ops: Ops
+    seen: Seq | None = None
 
 
 @_event("event", Sender.CLIENT)
@@ -373,6 +381,7 @@ class Applied(Event):
     client_id: SessionId
     op_id: OpId
     ops: Ops
+    seen: Seq | None = None  # the author's ``seen``, passed on unchanged
 
 
 @_event("room_event", Sender.SERVER)
