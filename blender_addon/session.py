@@ -52,6 +52,7 @@ from .presence import find_region_3d as find_region_3d  # re-exported: tests rea
 from .presence import gather_presence
 from .protocol_shim import protocol
 from .session_events import ServerEventsMixin
+from .view_state import ViewState
 
 AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
 AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
@@ -202,6 +203,7 @@ class SyncSession(ServerEventsMixin):
         self.client_id = ""
         self.messages: list[str] = []  # recent notices and server errors, newest last
         self.notices = Notices()  # our values that others replaced without having seen them
+        self.view = ViewState()  # camera, frame, preview range, shading: ours unless following
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         # Room state.
@@ -331,6 +333,13 @@ class SyncSession(ServerEventsMixin):
     def delete_room(self, room: str) -> int:
         return self._request("delete", lambda ref: protocol.DeleteRoom(room=room, ref=ref), room=room)
 
+    def follow_view(self, on: bool) -> None:
+        """Follow the shared camera, frame, preview range and shading (or keep our own)."""
+        changes = self.view.follow(on)
+        if changes:
+            self.applier.feed(changes)
+        self.revision += 1
+
     def drop_connection(self) -> None:
         """Simulate a network failure (tests, and the panel's debug button)."""
         self.net.drop_connection()
@@ -342,6 +351,7 @@ class SyncSession(ServerEventsMixin):
         self._join = None
         self.applier.reset()
         self.tracker.reset()
+        self.view.reset()
         self.users.clear()
         self.progress = 1.0
         forget_dirty()
@@ -371,6 +381,7 @@ class SyncSession(ServerEventsMixin):
             return
         ops: list[list[Any]] = [["set", key, value] for key, value in changed.items()]
         ops += [["delete", key] for key in deleted]
+        ops = self.view.outgoing(ops)
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
 

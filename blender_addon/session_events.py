@@ -26,6 +26,7 @@ class ServerEventsMixin:
     rooms: dict[str, dict[str, Any]]
     users: dict[str, dict[str, Any]]
     notices: Any
+    view: Any
     stats: dict[str, int]
     _requests: dict[int, tuple[str, dict[str, Any]]]
     _join: dict[str, Any] | None
@@ -45,7 +46,7 @@ class ServerEventsMixin:
             self.notices.overridden(step.overridden, self.users)
             self.revision += 1
         if step.view:
-            self.applier.feed(step.view)
+            self.applier.feed(self.view.incoming(step.view))
         if isinstance(event, P.Applied):
             if event.room == room:
                 self.stats["applied"] += len(step.view)
@@ -112,6 +113,7 @@ class ServerEventsMixin:
                     sync.clear_scene()
                 self.applier.reset()
                 self.tracker.reset()
+                self.view.reset()
             # else: the log after our seq is gone; the snapshot replaces what we had
         else:
             self.log(f"resumed room {joined.room!r} after seq {joined.seq}")

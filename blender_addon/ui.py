@@ -98,6 +98,12 @@ class BLENDSYNC_UserItem(bpy.types.PropertyGroup):
     has_view: BoolProperty(name="Has view")
 
 
+def _on_follow_view(self, context) -> None:
+    session = session_module.current()
+    if session is not None:
+        session.follow_view(self.follow_view)
+
+
 class BLENDSYNC_State(bpy.types.PropertyGroup):
     rooms: CollectionProperty(type=BLENDSYNC_RoomItem)
     room_index: IntProperty(default=0)
@@ -113,6 +119,13 @@ class BLENDSYNC_State(bpy.types.PropertyGroup):
     )
     join_password: StringProperty(name="Password", description="For locked rooms", subtype="PASSWORD")
     show_notices: BoolProperty(name="History", description="Show every recent notice", default=False)
+    follow_view: BoolProperty(
+        name="Follow the shared camera and frame",
+        description="Share the active camera, current frame, preview range and viewport shading with the "
+        "other artists who follow them (off: they are yours alone)",
+        default=False,
+        update=_on_follow_view,
+    )
     revision: IntProperty(default=-1)
 
 
@@ -206,7 +219,8 @@ class BLENDSYNC_OT_connect(bpy.types.Operator):
         color = tuple(prefs.color) if prefs else (0.2, 0.6, 1.0)
         token = (prefs.token if prefs else "") or None
         try:
-            session_module.start(servers, name=name, color=color, token=token, version=_version())
+            session = session_module.start(servers, name=name, color=color, token=token, version=_version())
+            session.view.following = state(context).follow_view
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -473,6 +487,7 @@ def draw_rooms(layout, context) -> None:
     side.operator("blendsync.refresh_rooms", text="", icon="FILE_REFRESH")
     side.operator("blendsync.delete_room", text="", icon="TRASH")
     if session is not None and session.room is not None:
+        layout.prop(st, "follow_view")
         layout.operator("blendsync.leave_room", icon="LOOP_BACK")
         return
     row = layout.row(align=True)

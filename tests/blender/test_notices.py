@@ -111,3 +111,18 @@ def test_the_session_tells_of_an_override_not_of_turn_taking(live, P):
     pump_after_update(session)
     assert [n.text for n in session.notices.items] == ["Ben set Cube location after you"]
     assert ob.location.x == 5.0  # server order decides
+
+
+def test_the_follow_toggle_is_drawn_in_a_room_and_reaches_the_session(live):
+    """(The view state itself: tests/blender/test_view_state.py, across processes.)"""
+    from blender_addon import ui
+
+    session, _ = live
+    st = bpy.context.window_manager.blendsync
+    layout = FakeLayout([])
+    ui.draw_rooms(layout, bpy.context)
+    assert ("prop", {"data": st, "property": "follow_view"}) in layout.calls
+    st.follow_view = True
+    assert session.view.following
+    st.follow_view = False
+    assert not session.view.following
