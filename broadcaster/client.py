@@ -127,6 +127,7 @@ class Client:
         self.max_frame_size = max_frame_size
         self.conn = Connection(Role.CLIENT, max_frame_size=max_frame_size)
         self.locks: dict[str, str] = {}  # key -> owner client_id, in the joined room
+        self.prefix_locks: dict[str, str] = {}  # prefix -> owner client_id (every key under it)
         self._ssl_context = ssl_context
         self._pin = pin
         self._send_lock = trio.StrictFIFOLock()
@@ -247,6 +248,7 @@ class Client:
             if waiter is not None:
                 waiter.resolve(error=lost)
         self.locks = {}  # dropped with the connection; the resumed room announces the current ones
+        self.prefix_locks = {}
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(self.stream)
         while not self.session.gave_up(trio.current_time()):
@@ -315,6 +317,9 @@ class Client:
             for key in event.unlocked:
                 self.locks.pop(key, None)
             self.locks.update(event.locked)
+            for prefix in event.unlocked_prefixes:
+                self.prefix_locks.pop(prefix, None)
+            self.prefix_locks.update(event.prefixes)
             self._events_send.send_nowait(event)
         elif step.deliver:
             self._events_send.send_nowait(event)
@@ -345,7 +350,7 @@ class Client:
         """Join a room; returns once the snapshot (or the resumed tail's start) is in ``state``."""
         self._snapshot_done = _Waiter()
         joined: Joined = await self._request(*self.session.join(room, password=password, since=since))
-        self.locks = {}
+        self.locks, self.prefix_locks = {}, {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
         return JoinResult(room=room, seq=joined.seq, mode=joined.mode, clients=joined.clients)
@@ -401,19 +406,25 @@ class Client:
     async def presence(self, **state: Any) -> None:
         await self.send(Presence(state=state))
 
-    async def lock(self, keys: list[str]) -> list[str]:
-        """Lock keys of the joined room (all or none: ServerError ``locked``); returns the keys."""
-        reply: LockGranted = await self._request(
-            *self.session.request(lambda ref: Lock(keys=list(keys), ref=ref))
-        )
-        return reply.keys
+    async def lock(self, keys: list[str], prefixes: list[str] | None = None) -> list[str]:
+        """Lock keys, and every key under ``prefixes`` (each ending in /), of the joined room (all or none:
+        ServerError ``locked``); returns the keys (``lock_prefixes`` returns both)."""
+        return (await self.lock_prefixes(keys, prefixes or []))[0]
 
-    async def unlock(self, keys: list[str] | None = None) -> list[str]:
-        """Release some (default: all) of this client's locks; returns the keys released."""
-        reply: Unlocked = await self._request(
-            *self.session.request(lambda ref: Unlock(keys=list(keys or []), ref=ref))
+    async def lock_prefixes(self, keys: list[str], prefixes: list[str]) -> tuple[list[str], list[str]]:
+        reply: LockGranted = await self._request(
+            *self.session.request(lambda ref: Lock(keys=list(keys), prefixes=list(prefixes), ref=ref))
         )
-        return reply.keys
+        return reply.keys, reply.prefixes
+
+    async def unlock(self, keys: list[str] | None = None, prefixes: list[str] | None = None) -> list[str]:
+        """Release some (neither named: all) of this client's locks; returns the keys released."""
+        reply: Unlocked = await self._request(
+            *self.session.request(
+                lambda ref: Unlock(keys=list(keys or []), prefixes=list(prefixes or []), ref=ref)
+            )
+        )
+        return reply.keys + reply.prefixes
 
     async def admin(self, action: str, **args: Any) -> Any:
         """An admin request (needs the admin role); returns its result."""

@@ -73,8 +73,10 @@ class Joins:
                 )
             )
             session.out.put_stream(self._snapshot_frames(room.name, seq, items))
-        if room.locks:
-            session.send(LocksChanged(room=room.name, locked=dict(room.locks)))
+        if room.has_locks:
+            session.send(
+                LocksChanged(room=room.name, locked=dict(room.locks), prefixes=dict(room.prefix_locks))
+            )
         self.hub.add_member(session, room)
 
     def _snapshot_frames(self, room: str, seq: int, items: list[tuple[str, bytes]]) -> Iterator[bytes]:

@@ -368,8 +368,9 @@ class Broadcaster:
                     # Sent before its author left the room (e.g. pipelined with leave_room): it committed
                     # all the same, so it is answered, after `left`, outside any room stream.
                     author.send(Ack(op_id=event.payload["o"], seq=seq))
-        elif path[2] == "locks":
-            self.locks.lock_event(room, path[3], None if event.action == "delete" else event.payload)
+        elif path[2] in ("locks", "plocks"):
+            payload = None if event.action == "delete" else event.payload
+            self.locks.lock_event(room, path[3], payload, prefix=path[2] == "plocks")
 
 
 def _socket(thing: Any) -> Any:

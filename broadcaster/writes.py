@@ -79,10 +79,10 @@ class Writes:
         """
         room = session.room
         assert room is not None
-        if room.locks:
+        if room.has_locks:
             for op in ops:
-                owner = room.locks.get(op[1])
-                if owner is not None and owner != session.client_id:
+                owner = room.lock_holder(op[1], session.client_id)
+                if owner is not None:
                     raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {owner}")
         max_keys, max_bytes = self.config.max_room_keys, self.config.max_room_bytes
         if not max_keys and not max_bytes:
@@ -118,7 +118,7 @@ class Writes:
     ) -> Proposal:
         room = session.room
         assert room is not None
-        guard = self._lock_guard(room, session) if room.locks or room.locks_pending else None
+        guard = self._lock_guard(room, session) if room.has_locks or room.locks_pending else None
         command = write_command(room.name, session.client_id, op_id, ops, self.config.room_tail, guard, seen)
         try:
             proposal = self.store.submit(command, client=session.client_id, seq=op_id)

@@ -32,6 +32,8 @@ from .limits import (
     Key,
     Keys,
     Label,
+    LockPrefix,
+    LockPrefixes,
     Name,
     OpId,
     Ops,
@@ -271,22 +273,27 @@ class Presence(Event):
 
 @_event("lock", Sender.CLIENT)
 class Lock(Event):
-    """Lock keys of the joined room for this session: all of them or none (error ``locked``)."""
+    """Lock keys, and every key under prefixes, of the joined room for this session: all of them or none
+    (error ``locked``)."""
 
-    keys: Keys
+    keys: Keys = field(default_factory=list)
     ref: Ref | None = None
+    prefixes: LockPrefixes = field(default_factory=list)
 
     def check(self) -> None:
-        if not self.keys:
-            raise FieldError("keys", "must name at least one key")
+        if not self.keys and not self.prefixes:
+            raise FieldError("keys", "must name at least one key or prefix")
+        if len(self.keys) + len(self.prefixes) > MAX_LOCK_KEYS:
+            raise FieldError("keys", f"and prefixes must be at most {MAX_LOCK_KEYS} together")
 
 
 @_event("unlock", Sender.CLIENT)
 class Unlock(Event):
-    """Release locks this session holds in the joined room; an empty list releases all of them."""
+    """Release locks this session holds in the joined room; no keys and no prefixes release all of them."""
 
     keys: Keys = field(default_factory=list)
     ref: Ref | None = None
+    prefixes: LockPrefixes = field(default_factory=list)
 
 
 _ADMIN_CHECKS = {
@@ -439,6 +446,7 @@ class LockGranted(Event):
     room: RoomName
     keys: Keys
     ref: Ref | None = None
+    prefixes: LockPrefixes = field(default_factory=list)
 
 
 @_event("unlocked", Sender.SERVER)
@@ -446,15 +454,18 @@ class Unlocked(Event):
     room: RoomName
     keys: list[Key]
     ref: Ref | None = None
+    prefixes: list[LockPrefix] = field(default_factory=list)
 
 
 @_event("locks_changed", Sender.SERVER)
 class LocksChanged(Event):
-    """Locks taken (key -> owner client_id) and released in the room, coalesced."""
+    """Locks taken (key or prefix -> owner client_id) and released in the room, coalesced."""
 
     room: RoomName
     locked: dict[Key, SessionId] = field(default_factory=dict)
     unlocked: list[Key] = field(default_factory=list)
+    prefixes: dict[LockPrefix, SessionId] = field(default_factory=dict)
+    unlocked_prefixes: list[LockPrefix] = field(default_factory=list)
 
 
 @_event("admin_result", Sender.SERVER)

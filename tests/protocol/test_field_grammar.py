@@ -48,8 +48,8 @@ VALID: dict[str, dict[str, Any]] = {
     "batch": {"op_id": 1, "ops": [["set", "k", b""], ["delete", "j"]], "seen": 0},
     "event": {"op_id": 1, "value": b""},
     "presence": {"state": {"name": "ana", "frame": 1}},
-    "lock": {"keys": ["k"], "ref": 1},
-    "unlock": {"keys": [], "ref": 1},
+    "lock": {"keys": ["k"], "prefixes": ["obj/1/"], "ref": 1},
+    "unlock": {"keys": [], "prefixes": [], "ref": 1},
     "admin": {"action": "rooms", "ref": 1},
     "welcome": {
         "protocol": 1,
@@ -77,9 +77,15 @@ VALID: dict[str, dict[str, Any]] = {
     "client_left": {"room": "shot", "client_id": SID},
     "client_updated": {"room": "shot", "client_id": SID, "state": {"frame": 1}},
     "error": {"code": "bad_message", "message": "m", "ref": 1},
-    "lock_granted": {"room": "shot", "keys": ["k"], "ref": 1},
-    "unlocked": {"room": "shot", "keys": ["k"], "ref": 1},
-    "locks_changed": {"room": "shot", "locked": {"k": SID}, "unlocked": ["j"]},
+    "lock_granted": {"room": "shot", "keys": ["k"], "ref": 1, "prefixes": ["p/"]},
+    "unlocked": {"room": "shot", "keys": ["k"], "ref": 1, "prefixes": ["p/"]},
+    "locks_changed": {
+        "room": "shot",
+        "locked": {"k": SID},
+        "unlocked": ["j"],
+        "prefixes": {"p/": SID},
+        "unlocked_prefixes": ["q/"],
+    },
     "admin_result": {"action": "rooms", "result": None, "ref": 1},
     "export_items": {"room": "shot", "items": [["k", b"v"]], "ref": 1},
 }
@@ -138,6 +144,8 @@ TEXT_FIELDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("joined", "mode"): (0, 64, "text"),
     ("error", "code"): (0, 64, "text"),
     ("admin_result", "action"): (0, 64, "text"),
+    **{(t, "prefixes"): (1, 1024, "prefix") for t in ("lock", "unlock", "lock_granted", "unlocked")},
+    ("locks_changed", "unlocked_prefixes"): (1, 1024, "prefix"),
     **{
         (t, "room"): (1, 256, "room")
         for t in VALID
@@ -314,6 +322,8 @@ def _oracle(value: str, low: int, high: int, rule: str) -> bool:
     control = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
     if rule == "key":
         return "\x00" not in value
+    if rule == "prefix":
+        return "\x00" not in value and value.endswith("/")
     if rule == "text":
         return not control
     if rule == "room":
@@ -340,6 +350,7 @@ def _edge_values(low: int, high: int) -> list[str]:
         "\u3000" + pad,
     ]
     values += [pad + "\u200d" + pad, pad + "\u2028", pad + "\ufeff" + pad, pad + "\U0010ffff"]
+    values += [v + "/" for v in values] + ["/", "a" * (high - 1) + "/", "a" * high + "/", "\x00/"]
     return values
 
 
@@ -521,12 +532,27 @@ def test_lock_keys_bounds():
     assert (
         refused("lock", {"keys": ["k"] * 1025}).message == "lock.keys must have 0 to 1024 items; it has 1025"
     )
-    assert refused("lock", {"keys": []}).message == "lock.keys must name at least one key"
+    assert refused("lock", {"keys": []}).message == "lock.keys must name at least one key or prefix"
+    assert refused("lock", {}).message == "lock.keys must name at least one key or prefix"
+    assert decode("lock", {"prefixes": ["obj/1/"]}).prefixes == ["obj/1/"]
+    both = {"keys": ["k"] * 512, "prefixes": ["p/"] * 513}
+    assert refused("lock", both).message == "lock.keys and prefixes must be at most 1024 together"
+    assert decode("lock", {"keys": ["k"] * 512, "prefixes": ["p/"] * 512})
+    assert refused("lock", {"prefixes": ["obj/1"]}).message == (
+        "lock.prefixes[0] must be 1 to 1024 bytes of UTF-8 without NUL, ending in /"
+    )
+    assert refused("lock", {"prefixes": ["a\x00/"]}).message.endswith("U+0000 at 1 is not allowed")
+    for pattern in ("*/", "**/", "/", "%2F/", "a/*/"):  # pattern characters are data
+        assert decode("unlock", {"prefixes": [pattern]}).prefixes == [pattern]
     assert refused("lock", {"keys": ["k", ""]}).message.startswith("lock.keys[1] must be 1 to 1024 bytes")
     assert decode("unlock", {"keys": []}).keys == []
 
 
 def test_admin_args_are_checked_when_present():
+    args = {"room": "r", "keys": [], "prefixes": ["x"]}
+    assert refused("admin", {"action": "break_lock", "args": args}).message.startswith(
+        "admin.args.prefixes[0] must be"
+    )
     assert refused("admin", {"action": "break_lock", "args": {"room": "r", "keys": [""]}}).message.startswith(
         "admin.args.keys[0] must be"
     )
