@@ -144,6 +144,12 @@ class Notices:
         del self.items[:-MAX_NOTICES]
         return added
 
+    def add(self, text: str, key: str, client_id: str, seq: int = 0) -> Notice:
+        notice = Notice(text, key, seq, client_id, time.time())
+        self.items.append(notice)
+        del self.items[:-MAX_NOTICES]
+        return notice
+
     def clear(self) -> None:
         self.items.clear()
 

@@ -46,6 +46,7 @@ from typing import Any
 import bpy
 
 from . import sync
+from .leases import Leases
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
@@ -176,6 +177,7 @@ class SyncSession(ServerEventsMixin):
         session_id: str | None = None,
         net_factory: Callable[..., Any] | None = None,
         version: str = "",
+        lock_selection: bool = False,
     ) -> None:
         self.addresses = parse_addresses(addresses) if isinstance(addresses, str) else list(addresses)
         self.name = name
@@ -204,6 +206,9 @@ class SyncSession(ServerEventsMixin):
         self.messages: list[str] = []  # recent notices and server errors, newest last
         self.notices = Notices()  # our values that others replaced without having seen them
         self.view = ViewState()  # camera, frame, preview range, shading: ours unless following
+        self.leases = Leases(lock_selection)  # "lock what I select", and what others hold
+        self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
+        self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         # Room state.
@@ -352,6 +357,9 @@ class SyncSession(ServerEventsMixin):
         self.applier.reset()
         self.tracker.reset()
         self.view.reset()
+        self.leases.reset()
+        self._before.clear()
+        self._locked.clear()
         self.users.clear()
         self.progress = 1.0
         forget_dirty()
@@ -373,6 +381,7 @@ class SyncSession(ServerEventsMixin):
             return
         # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
         dirty, shading_only = take_dirty()
+        self.tracker.previous.clear()
         changed, deleted = self.tracker.scan(dirty, shading_only)
         audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
         changed.update(audited)
@@ -381,12 +390,13 @@ class SyncSession(ServerEventsMixin):
             return
         ops: list[list[Any]] = [["set", key, value] for key, value in changed.items()]
         ops += [["delete", key] for key in deleted]
-        ops = self.view.outgoing(ops)
+        ops = self._leases_filter(self.view.outgoing(ops))
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
 
     def _send_ops(self, ops: list[list[Any]]) -> None:
-        _, batch = self.client_session.write(ops)
+        op_id, batch = self.client_session.write(ops)
+        self._remember_before(op_id, ops)
         self.stats["batches"] += 1
         if self.live:
             self._send(batch)  # else it goes out with the resume plan
@@ -421,6 +431,7 @@ class SyncSession(ServerEventsMixin):
     def _connection_lost(self, reason: str) -> None:
         self.state = DISCONNECTED
         self.live = False
+        self.leases.connection_lost()
         self.stats["reconnects"] += 1
         for ref in self.client_session.connection_lost(reason, time.monotonic()):
             self._requests.pop(ref, None)  # requests are not replayed; batches are (resume_plan)
@@ -499,6 +510,7 @@ class SyncSession(ServerEventsMixin):
         except Exception as exc:
             self.log(f"presence: {exc}")
             return
+        self._update_leases(state.get("selection", []))
         changed = {k: v for k, v in state.items() if self._presence_sent.get(k) != v}
         if changed:
             self._presence_sent.update(changed)

@@ -23,6 +23,7 @@ from bpy.props import (
 
 from . import session as session_module
 from . import sync
+from .leases import draw_leases
 from .notices import draw_notices
 from .overlay import rows_from_column_major
 from .presence import find_region_3d
@@ -55,6 +56,12 @@ def human_size(size: int) -> str:
 # ---- data -----------------------------------------------------------------------------------------------
 
 
+def _on_lock_selection(self, context) -> None:
+    session = session_module.current()
+    if session is not None:
+        session.leases.enabled = self.lock_selection
+
+
 class BLENDSYNC_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = PACKAGE
 
@@ -70,6 +77,12 @@ class BLENDSYNC_AddonPreferences(bpy.types.AddonPreferences):
     token: StringProperty(
         name="Token", description="Access token, if the server asks for one", subtype="PASSWORD"
     )
+    lock_selection: BoolProperty(
+        name="Lock what I select",
+        description="While an object is selected here, the others cannot change it",
+        default=False,
+        update=_on_lock_selection,
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -78,6 +91,7 @@ class BLENDSYNC_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "user_name")
         row.prop(self, "color", text="")
         layout.prop(self, "token")
+        layout.prop(self, "lock_selection")
 
 
 class BLENDSYNC_RoomItem(bpy.types.PropertyGroup):
@@ -218,8 +232,16 @@ class BLENDSYNC_OT_connect(bpy.types.Operator):
         name = (prefs.user_name if prefs else "") or _default_name()
         color = tuple(prefs.color) if prefs else (0.2, 0.6, 1.0)
         token = (prefs.token if prefs else "") or None
+        lock_selection = bool(prefs.lock_selection) if prefs else False
         try:
-            session = session_module.start(servers, name=name, color=color, token=token, version=_version())
+            session = session_module.start(
+                servers,
+                name=name,
+                color=color,
+                token=token,
+                version=_version(),
+                lock_selection=lock_selection,
+            )
             session.view.following = state(context).follow_view
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
@@ -509,6 +531,9 @@ def draw_users(layout, context) -> None:
     row = layout.row(align=True)
     row.operator("blendsync.snap_view", icon="HIDE_OFF")
     row.operator("blendsync.snap_frame", icon="TIME")
+    session = session_module.current()
+    if session is not None:
+        draw_leases(layout, session)
 
 
 def _version() -> str:
