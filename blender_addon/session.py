@@ -394,12 +394,13 @@ class SyncSession(ServerEventsMixin):
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
 
-    def _send_ops(self, ops: list[list[Any]]) -> None:
+    def _send_ops(self, ops: list[list[Any]]) -> int:
         op_id, batch = self.client_session.write(ops)
         self._remember_before(op_id, ops)
         self.stats["batches"] += 1
         if self.live:
             self._send(batch)  # else it goes out with the resume plan
+        return op_id
 
     def _drain_network(self) -> None:
         inbox = self.net.inbox

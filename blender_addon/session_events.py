@@ -151,10 +151,12 @@ class ServerEventsMixin:
             self._undo(blocked, {key: self.tracker.previous.get(key) for key in blocked})
         return ops
 
-    def _remember_before(self, op_id: int, ops: list[list[Any]]) -> None:
-        """What an object's keys held before this batch, in case the server refuses it as locked."""
-        previous = self.tracker.previous
+    def _remember_before(self, op_id: int, ops: list[list[Any]], previous: dict | None = None) -> None:
+        """What an object's keys held before this batch (default: before the last scan), in case the server
+        refuses it as locked."""
+        previous = self.tracker.previous if previous is None else previous
         before = {op[1]: previous.get(op[1]) for op in ops if op[1].startswith("obj/") and op[1] in previous}
+        self._before.pop(op_id, None)
         if before:
             self._before[op_id] = before
 
@@ -172,15 +174,16 @@ class ServerEventsMixin:
             self._undo(undo, {key: before[key] for key in undo})
             rest = [op for op in ops if holders[op[1]] is None]
             if rest and self.live:
-                self._send_ops(rest)
+                self._remember_before(self._send_ops(rest), rest, before)
         self._locked = waiting
 
-    def _undo(self, holders: dict[str, str | None], values: dict[str, bytes | None]) -> None:
+    def _undo(self, holders: dict[str, str], values: dict[str, bytes | None]) -> None:
+        """Put ``values`` back on keys other artists hold (key -> holder), and tell who holds them."""
         if not holders:
             return
         self.applier.feed(list(values.items()))
-        for owner in sorted({owner or "" for owner in holders.values()}):
-            first = next(key for key, holder in holders.items() if (holder or "") == owner)
+        for owner in sorted(set(holders.values())):
+            first = next(key for key, holder in holders.items() if holder == owner)
             who = str(self.users.get(owner, {}).get("name") or owner[:8])
             subject = notices.describe_key(first)[0]
             self.notices.add(f"{subject} is locked by {who}: your change was undone", first, owner)

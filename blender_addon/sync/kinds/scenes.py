@@ -1,9 +1,9 @@
 """Scenes (kind ``scene``): frame range, fps, resolution, world, active clip; the view state.
 
 The view state (``scene/<u>/view/<item>``: active camera, current frame, preview range, the viewport shading
-of the 3D views showing the scene) is read and applied here like any part, but it is each artist's own: the
-add-on sends and applies it only while the artist follows the shared view (blender_addon/view_state.py),
-and the scene hash leaves it out.
+of the artist's 3D views, the same under every scene) is read and applied here like any part, but it is each
+artist's own: the add-on sends and applies it only while the artist follows the shared view
+(blender_addon/view_state.py), and the scene hash leaves it out.
 
 Blender always needs one scene: a local scene without a uuid (or one
 marked with ``ids.ADOPT_PROP``) is taken over by the room's scene instead of
@@ -42,10 +42,10 @@ def _holder(scene: bpy.types.Scene, where: str):
 SHADING_TYPES = ("WIREFRAME", "SOLID", "MATERIAL", "RENDERED")
 
 
-def _views_3d(scene: bpy.types.Scene):
-    """The 3D views of the windows that show ``scene``."""
+def _views_3d():
+    """The 3D views of every window (the shading is the artist's, whichever scene a window shows)."""
     for window in getattr(bpy.context.window_manager, "windows", ()):
-        if window.scene != scene or window.screen is None:
+        if window.screen is None:
             continue
         for area in window.screen.areas:
             if area.type == "VIEW_3D":
@@ -64,7 +64,7 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
         ("frame",): scene.frame_current,
         ("preview",): [scene.use_preview_range, scene.frame_preview_start, scene.frame_preview_end],
     }
-    shading = next((space.shading.type for space in _views_3d(scene)), None)
+    shading = next((space.shading.type for space in _views_3d()), None)
     if shading is not None:
         view[("shading",)] = shading
     return {"meta": {}, "name": scene.name, "set": settings, "view": view}
@@ -144,7 +144,7 @@ def apply_view(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ctx: 
         set_changed(scene, "frame_preview_start", doc[1])
         set_changed(scene, "frame_preview_end", doc[2])
     elif name == "shading" and doc in SHADING_TYPES:
-        for space in _views_3d(scene):
+        for space in _views_3d():
             if space.shading.type != doc:
                 space.shading.type = doc
     return scene
