@@ -139,10 +139,11 @@ class ServerEventsMixin:
         if not self.live:
             return
         lock, unlock = self.leases.wanted(selection)
-        if lock:
-            self._request("lease", lambda ref: protocol.Lock(prefixes=lock, ref=ref), prefixes=lock)
-        if unlock:
-            self._request("unlease", lambda ref: protocol.Unlock(prefixes=unlock, ref=ref), prefixes=unlock)
+        most = protocol.MAX_LOCK_KEYS  # prefixes in one request
+        for kind, make, prefixes in (("lease", protocol.Lock, lock), ("unlease", protocol.Unlock, unlock)):
+            for start in range(0, len(prefixes), most):
+                chunk = prefixes[start : start + most]
+                self._request(kind, lambda ref, m=make, c=chunk: m(prefixes=c, ref=ref), prefixes=chunk)
 
     def _leases_filter(self, ops: list[list[Any]]) -> list[list[Any]]:
         """Scanned ops without edits of objects others hold: those are undone here (and told)."""

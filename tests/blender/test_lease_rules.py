@@ -117,3 +117,21 @@ def session_module_pump(session) -> None:
     """One pump with the presence interval passed (leases are asked with presence)."""
     session._next_presence = 0.0
     pump_after_update(session)
+
+
+def test_a_large_selection_is_leased_in_requests_the_protocol_allows(live, P):
+    """4096 objects may be selected (the presence limit); one lock request holds at most 1024 prefixes."""
+    session, net = live
+    session.leases.enabled = True
+    uuids = [f"{i:032x}" for i in range(1100)]
+    session._update_leases(uuids)
+    locks = net.take(P.Lock)
+    assert [len(lock.prefixes) for lock in locks] == [1024, 76]
+    for lock in locks:
+        P.Lock.check(lock)  # what the server's decoder checks
+        net.deliver(P.LockGranted(room="r", keys=[], prefixes=lock.prefixes, ref=lock.ref))
+    session._next_presence = float("inf")  # no presence (so no selection read) in this pump
+    pump_after_update(session)
+    assert len(session.leases.mine) == 1100
+    session._update_leases([])
+    assert [len(unlock.prefixes) for unlock in net.take(P.Unlock)] == [1024, 76]
