@@ -48,11 +48,14 @@ import bpy
 from . import sync
 from .chunk_transfer import ChunkTransfer
 from .display_mesh import DisplayMeshes
+from .leases import Leases
 from .net import HelloInfo, NetThread, parse_addresses
+from .notices import Notices
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
 from .presence import gather_presence
 from .protocol_shim import protocol
 from .session_events import ServerEventsMixin
+from .view_state import ViewState
 
 AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
 AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
@@ -178,6 +181,7 @@ class SyncSession(ServerEventsMixin):
         net_factory: Callable[..., Any] | None = None,
         version: str = "",
         pin: str | None = None,
+        lock_selection: bool = False,
     ) -> None:
         self.addresses = parse_addresses(addresses) if isinstance(addresses, str) else list(addresses)
         self.name = name
@@ -206,6 +210,11 @@ class SyncSession(ServerEventsMixin):
         self.welcome = None
         self.client_id = ""
         self.messages: list[str] = []  # recent notices and server errors, newest last
+        self.notices = Notices()  # our values that others replaced without having seen them
+        self.view = ViewState()  # camera, frame, preview range, shading: ours unless following
+        self.leases = Leases(lock_selection)  # "lock what I select", and what others hold
+        self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
+        self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         # Room state.
@@ -343,6 +352,13 @@ class SyncSession(ServerEventsMixin):
     def delete_room(self, room: str) -> int:
         return self._request("delete", lambda ref: protocol.DeleteRoom(room=room, ref=ref), room=room)
 
+    def follow_view(self, on: bool) -> None:
+        """Follow the shared camera, frame, preview range and shading (or keep our own)."""
+        changes = self.view.follow(on)
+        if changes:
+            self.applier.feed(changes)
+        self.revision += 1
+
     def drop_connection(self) -> None:
         """Simulate a network failure (tests, and the panel's debug button)."""
         self.net.drop_connection()
@@ -355,6 +371,10 @@ class SyncSession(ServerEventsMixin):
         self.applier.reset()
         self.tracker.reset()
         self.chunks.reset()
+        self.view.reset()
+        self.leases.reset()
+        self._before.clear()
+        self._locked.clear()
         self.users.clear()
         self.progress = 1.0
         forget_dirty()
@@ -377,6 +397,7 @@ class SyncSession(ServerEventsMixin):
             return
         # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
         dirty, shading_only = take_dirty()
+        self.tracker.previous.clear()
         changed, deleted = self.tracker.scan(dirty, shading_only)
         audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
         changed.update(audited)
@@ -385,14 +406,17 @@ class SyncSession(ServerEventsMixin):
             return
         ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])
         ops += [["delete", key] for key in deleted]
+        ops = self._leases_filter(self.view.outgoing(ops))
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
 
-    def _send_ops(self, ops: list[list[Any]]) -> None:
-        _, batch = self.client_session.write(ops)
+    def _send_ops(self, ops: list[list[Any]]) -> int:
+        op_id, batch = self.client_session.write(ops)
+        self._remember_before(op_id, ops)
         self.stats["batches"] += 1
         if self.live:
             self._send_with_chunks(batch)  # else it goes out with the resume plan
+        return op_id
 
     def _send_with_chunks(self, batch) -> None:
         """A batch behind the chunks it references that the server may not hold (ordered by the server)."""
@@ -436,6 +460,7 @@ class SyncSession(ServerEventsMixin):
         self.state = DISCONNECTED
         self.live = False
         self.chunks.connection_lost()
+        self.leases.connection_lost()
         self.stats["reconnects"] += 1
         for ref in self.client_session.connection_lost(reason, time.monotonic()):
             self._requests.pop(ref, None)  # requests are not replayed; batches are (resume_plan)
@@ -527,6 +552,7 @@ class SyncSession(ServerEventsMixin):
         except Exception as exc:
             self.log(f"presence: {exc}")
             return
+        self._update_leases(state.get("selection", []))
         changed = {k: v for k, v in state.items() if self._presence_sent.get(k) != v}
         if changed:
             self._presence_sent.update(changed)

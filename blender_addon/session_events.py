@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import sync
+from . import notices, sync
 from .protocol_shim import protocol
 
 
@@ -27,6 +27,13 @@ class ServerEventsMixin:
     revision: int
     rooms: dict[str, dict[str, Any]]
     users: dict[str, dict[str, Any]]
+    notices: Any
+    view: Any
+    leases: Any
+    _request: Any
+    _send_ops: Any
+    _before: dict[int, dict[str, bytes | None]]
+    _locked: list[tuple[list[list[Any]], dict[str, bytes | None]]]
     stats: dict[str, int]
     _requests: dict[int, tuple[str, dict[str, Any]]]
     _join: dict[str, Any] | None
@@ -39,12 +46,27 @@ class ServerEventsMixin:
     def _on_event(self, event) -> None:
         P = protocol
         room = self.room
+        refused = None
+        if isinstance(event, P.Error) and event.code == "locked" and event.ref is not None:
+            refused = self.client_session.unacked.get(event.ref)  # a batch the server refused
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
+        if step.overridden:  # named before the applier changes them (their edit may be a rename)
+            self.notices.overridden(step.overridden, self.users)
+            self.revision += 1
         if step.view:
-            self._feed(step.view)
+            self._feed(self.view.incoming(step.view))
             self.display.note_room(step.view)
+            for _, before in self._locked:  # the room's newer values are not undone by ours
+                for key, _ in step.view:
+                    before.pop(key, None)
+        if step.acked is not None:
+            self._before.pop(step.acked[0], None)
+        for op_id, _ in step.refused:
+            before = self._before.pop(op_id, {})
+            if refused is not None and op_id == event.ref:
+                self._locked = [*self._locked[-7:], (refused, before)]
         if isinstance(event, P.BlobDataEvent):
             self.applier.feed(self.chunks.arrived(event.hash, event.data))
         elif isinstance(event, P.BlobStored):
@@ -100,8 +122,80 @@ class ServerEventsMixin:
             if event.room == self.room and event.client_id != self.client_id:
                 self.users.setdefault(event.client_id, {"id": event.client_id}).update(event.state)
                 self.revision += 1
+        elif isinstance(event, P.LocksChanged):
+            if event.room == self.room:
+                self.leases.locks_changed(event, self.client_id)
+                self.revision += 1
+        elif isinstance(event, P.LockGranted):
+            self._requests.pop(event.ref, None)
+            self.leases.granted(event.prefixes)
+        elif isinstance(event, P.Unlocked):
+            self._requests.pop(event.ref, None)
         elif isinstance(event, P.Error):
+            request = self._requests.get(event.ref) if event.ref is not None else None
+            if request is not None and request[0] == "lease":
+                self.leases.refused(request[1]["prefixes"])
             self._on_error(event, step, room)
+        if self._locked:
+            self._settle_locked()
+
+    # ---- selection leases (leases.py) ---------------------------------------------------------------------
+
+    def _update_leases(self, selection: list[str]) -> None:
+        """Lock what became selected, release what was deselected ("lock what I select")."""
+        if not self.live:
+            return
+        lock, unlock = self.leases.wanted(selection)
+        most = protocol.MAX_LOCK_KEYS  # prefixes in one request
+        for kind, make, prefixes in (("lease", protocol.Lock, lock), ("unlease", protocol.Unlock, unlock)):
+            for start in range(0, len(prefixes), most):
+                chunk = prefixes[start : start + most]
+                self._request(kind, lambda ref, m=make, c=chunk: m(prefixes=c, ref=ref), prefixes=chunk)
+
+    def _leases_filter(self, ops: list[list[Any]]) -> list[list[Any]]:
+        """Scanned ops without edits of objects others hold: those are undone here (and told)."""
+        ops, blocked = self.leases.outgoing(ops)
+        if blocked:
+            self._undo(blocked, {key: self.tracker.previous.get(key) for key in blocked})
+        return ops
+
+    def _remember_before(self, op_id: int, ops: list[list[Any]], previous: dict | None = None) -> None:
+        """What an object's keys held before this batch (default: before the last scan), in case the server
+        refuses it as locked."""
+        previous = self.tracker.previous if previous is None else previous
+        before = {op[1]: previous.get(op[1]) for op in ops if op[1].startswith("obj/") and op[1] in previous}
+        self._before.pop(op_id, None)
+        if before:
+            self._before[op_id] = before
+
+    def _settle_locked(self) -> None:
+        """Batches the server refused as locked, once we know whose lease refused them (``locks_changed``
+        may come after the refusal): the keys under others' leases go back to what they were (unless the
+        room sent a newer value meanwhile), the rest of the batch goes out again."""
+        waiting = []
+        for ops, before in self._locked:
+            holders = {op[1]: self.leases.holder(op[1]) for op in ops}
+            if not any(holders.values()):
+                waiting.append((ops, before))  # not a lease we know of (yet)
+                continue
+            undo = {key: owner for key, owner in holders.items() if owner is not None and key in before}
+            self._undo(undo, {key: before[key] for key in undo})
+            rest = [op for op in ops if holders[op[1]] is None]
+            if rest and self.live:
+                self._remember_before(self._send_ops(rest), rest, before)
+        self._locked = waiting
+
+    def _undo(self, holders: dict[str, str], values: dict[str, bytes | None]) -> None:
+        """Put ``values`` back on keys other artists hold (key -> holder), and tell who holds them."""
+        if not holders:
+            return
+        self.applier.feed(list(values.items()))
+        for owner in sorted(set(holders.values())):
+            first = next(key for key, holder in holders.items() if holder == owner)
+            who = str(self.users.get(owner, {}).get("name") or owner[:8])
+            subject = notices.describe_key(first)[0]
+            self.notices.add(f"{subject} is locked by {who}: your change was undone", first, owner)
+        self.revision += 1
 
     def _feed(self, changes) -> None:
         """Remote values to the applier, in order, each once the chunks it names are here."""
@@ -123,6 +217,7 @@ class ServerEventsMixin:
                     sync.clear_scene()
                 self.applier.reset()
                 self.tracker.reset()
+                self.view.reset()
             # else: the log after our seq is gone; the snapshot replaces what we had
         else:
             self.log(f"resumed room {joined.room!r} after seq {joined.seq}")

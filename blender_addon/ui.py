@@ -23,6 +23,8 @@ from bpy.props import (
 
 from . import session as session_module
 from . import sync
+from .leases import draw_leases
+from .notices import draw_notices
 from .overlay import rows_from_column_major
 from .presence import find_region_3d
 from .ui_untravelled import draw_untravelled
@@ -55,6 +57,12 @@ def human_size(size: int) -> str:
 # ---- data -----------------------------------------------------------------------------------------------
 
 
+def _on_lock_selection(self, context) -> None:
+    session = session_module.current()
+    if session is not None:
+        session.leases.enabled = self.lock_selection
+
+
 class BLENDSYNC_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = PACKAGE
 
@@ -70,6 +78,12 @@ class BLENDSYNC_AddonPreferences(bpy.types.AddonPreferences):
     token: StringProperty(
         name="Token", description="Access token, if the server asks for one", subtype="PASSWORD"
     )
+    lock_selection: BoolProperty(
+        name="Lock what I select",
+        description="While an object is selected here, the others cannot change it",
+        default=False,
+        update=_on_lock_selection,
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -78,6 +92,7 @@ class BLENDSYNC_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "user_name")
         row.prop(self, "color", text="")
         layout.prop(self, "token")
+        layout.prop(self, "lock_selection")
 
 
 class BLENDSYNC_RoomItem(bpy.types.PropertyGroup):
@@ -98,6 +113,12 @@ class BLENDSYNC_UserItem(bpy.types.PropertyGroup):
     has_view: BoolProperty(name="Has view")
 
 
+def _on_follow_view(self, context) -> None:
+    session = session_module.current()
+    if session is not None:
+        session.follow_view(self.follow_view)
+
+
 class BLENDSYNC_State(bpy.types.PropertyGroup):
     rooms: CollectionProperty(type=BLENDSYNC_RoomItem)
     room_index: IntProperty(default=0)
@@ -112,6 +133,14 @@ class BLENDSYNC_State(bpy.types.PropertyGroup):
         name="Send my scene", description="Upload this file's scene into the new, empty room", default=True
     )
     join_password: StringProperty(name="Password", description="For locked rooms", subtype="PASSWORD")
+    show_notices: BoolProperty(name="History", description="Show every recent notice", default=False)
+    follow_view: BoolProperty(
+        name="Follow the shared camera and frame",
+        description="Share the active camera, current frame, preview range and viewport shading with the "
+        "other artists who follow them (off: they are yours alone)",
+        default=False,
+        update=_on_follow_view,
+    )
     revision: IntProperty(default=-1)
 
 
@@ -204,8 +233,17 @@ class BLENDSYNC_OT_connect(bpy.types.Operator):
         name = (prefs.user_name if prefs else "") or _default_name()
         color = tuple(prefs.color) if prefs else (0.2, 0.6, 1.0)
         token = (prefs.token if prefs else "") or None
+        lock_selection = bool(prefs.lock_selection) if prefs else False
         try:
-            session_module.start(servers, name=name, color=color, token=token, version=_version())
+            session = session_module.start(
+                servers,
+                name=name,
+                color=color,
+                token=token,
+                version=_version(),
+                lock_selection=lock_selection,
+            )
+            session.view.following = state(context).follow_view
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -452,6 +490,7 @@ def draw_connection(layout, context) -> None:
             layout.label(text=f"{len(session.unacked)} change(s) waiting for the server", icon="SORTTIME")
     for message in session.messages[-3:]:
         layout.label(text=message, icon="INFO")
+    draw_notices(layout, session, state(context).show_notices, state(context))
     not_applied = session.applier.errors[-3:]
     if not_applied:
         # What the room holds but this Blender could not apply: which datablock, and why.
@@ -473,6 +512,7 @@ def draw_rooms(layout, context) -> None:
     side.operator("blendsync.refresh_rooms", text="", icon="FILE_REFRESH")
     side.operator("blendsync.delete_room", text="", icon="TRASH")
     if session is not None and session.room is not None:
+        layout.prop(st, "follow_view")
         layout.operator("blendsync.leave_room", icon="LOOP_BACK")
         return
     row = layout.row(align=True)
@@ -494,6 +534,9 @@ def draw_users(layout, context) -> None:
     row = layout.row(align=True)
     row.operator("blendsync.snap_view", icon="HIDE_OFF")
     row.operator("blendsync.snap_frame", icon="TIME")
+    session = session_module.current()
+    if session is not None:
+        draw_leases(layout, session)
 
 
 def _version() -> str:

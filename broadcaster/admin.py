@@ -55,7 +55,7 @@ class AdminActions:
             if info is not None:
                 room = self.hub.rooms[name]
                 info["clients"] = [member.name for member in room.members.values()]
-                info["locks"] = len(room.locks)
+                info["locks"] = len(room.locks) + len(room.prefix_locks)
                 rooms.append(info)
         return rooms
 
@@ -115,14 +115,21 @@ class AdminActions:
     async def _admin_break_lock(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         name = _room_arg(args)
         self.store.meta(name)
-        keys = _arg(args, "keys", list)
-        if not keys or not all(isinstance(k, str) for k in keys):
-            raise RequestError(ErrorCode.BAD_MESSAGE, "args.keys must be a non-empty list of keys")
+        keys = args.get("keys") or []
+        prefixes = args.get("prefixes") or []
+        if not keys and not prefixes:
+            raise RequestError(
+                ErrorCode.BAD_MESSAGE, "args.keys (or args.prefixes) must name a lock to break"
+            )
         room = self.hub.rooms.get(name)
         held = sorted(k for k in set(keys) if room is not None and k in room.locks)
-        if held:
-            await self.store.propose(break_locks_command(name, held))
-        return {"room": name, "released": held}
+        held_prefixes = sorted(p for p in set(prefixes) if room is not None and p in room.prefix_locks)
+        if held or held_prefixes:
+            await self.store.propose(break_locks_command(name, held, held_prefixes))
+        result: dict[str, Any] = {"room": name, "released": held}
+        if prefixes:
+            result["released_prefixes"] = held_prefixes
+        return result
 
     async def _admin_export(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         """Stream the room's keys as export_items, then its meta and seq in admin_result (one snapshot)."""

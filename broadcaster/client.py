@@ -52,6 +52,7 @@ from protocol import (
     Lock,
     LockGranted,
     LocksChanged,
+    Overridden,
     Presence,
     RemoteProtocolError,
     Role,
@@ -135,6 +136,7 @@ class Client:
         self.max_frame_size = max_frame_size
         self.conn = Connection(Role.CLIENT, max_frame_size=max_frame_size)
         self.locks: dict[str, str] = {}  # key -> owner client_id, in the joined room
+        self.prefix_locks: dict[str, str] = {}  # prefix -> owner client_id (every key under it)
         self._ssl_context = ssl_context
         self._pin = pin
         self._send_lock = trio.StrictFIFOLock()
@@ -142,7 +144,9 @@ class Client:
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
         self._snapshot_done: _Waiter | None = None
         self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
-        self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
+        # Server events the caller may want, and Overridden: our committed value replaced by someone who
+        # had not seen it (after the ``applied`` that did it).
+        self._events_send, self.events = trio.open_memory_channel[Event | Overridden](math.inf)
         self._closed_error: BaseException | None = None
         self._connected = trio.Event()  # unset while failing over: operations wait to be resent
         self._connected.set()
@@ -253,6 +257,7 @@ class Client:
             if waiter is not None:
                 waiter.resolve(error=lost)
         self.locks = {}  # dropped with the connection; the resumed room announces the current ones
+        self.prefix_locks = {}
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(self.stream)
         while not self.session.gave_up(trio.current_time()):
@@ -321,9 +326,14 @@ class Client:
             for key in event.unlocked:
                 self.locks.pop(key, None)
             self.locks.update(event.locked)
+            for prefix in event.unlocked_prefixes:
+                self.prefix_locks.pop(prefix, None)
+            self.prefix_locks.update(event.prefixes)
             self._events_send.send_nowait(event)
         elif step.deliver:
             self._events_send.send_nowait(event)
+        for overridden in step.overridden:
+            self._events_send.send_nowait(overridden)
         if step.fatal is not None:
             raise ServerError.of(step.fatal)
         if step.failover is not None:
@@ -349,7 +359,7 @@ class Client:
         """Join a room; returns once the snapshot (or the resumed tail's start) is in ``state``."""
         self._snapshot_done = _Waiter()
         joined: Joined = await self._request(*self.session.join(room, password=password, since=since))
-        self.locks = {}
+        self.locks, self.prefix_locks = {}, {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
         return JoinResult(
@@ -366,13 +376,16 @@ class Client:
         """Reserve an op id for ``send_ops(op_id=...)``; op ids increase within the session."""
         return self.session.reserve_op_id()
 
-    async def send_ops(self, ops: list[list[Any]], *, op_id: int | None = None) -> tuple[int, _Waiter]:
-        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq).
+    async def send_ops(
+        self, ops: list[list[Any]], *, op_id: int | None = None, seen: int | None = None
+    ) -> tuple[int, _Waiter]:
+        """Send a batch without waiting; returns (op_id, waiter whose wait() gives the seq). ``seen``: the
+        room's seq the edit was made from (default: ``seq`` now; others are told when it overrides them).
 
         While failing over, the operation waits in the session and goes out with the resume plan."""
         async with self._send_lock:  # taken by the resume plan too: an op is sent once per connection
             self._check_open()  # then registered with no wait in between: a closing client resolves it
-            op_id, event = self.session.write(ops, op_id=op_id)
+            op_id, event = self.session.write(ops, op_id=op_id, seen=seen)
             waiter = self._op_waiters[op_id] = _Waiter()
             if self._connected.is_set():
                 try:
@@ -404,19 +417,25 @@ class Client:
     async def presence(self, **state: Any) -> None:
         await self.send(Presence(state=state))
 
-    async def lock(self, keys: list[str]) -> list[str]:
-        """Lock keys of the joined room (all or none: ServerError ``locked``); returns the keys."""
-        reply: LockGranted = await self._request(
-            *self.session.request(lambda ref: Lock(keys=list(keys), ref=ref))
-        )
-        return reply.keys
+    async def lock(self, keys: list[str], prefixes: list[str] | None = None) -> list[str]:
+        """Lock keys, and every key under ``prefixes`` (each ending in /), of the joined room (all or none:
+        ServerError ``locked``); returns the keys (``lock_prefixes`` returns both)."""
+        return (await self.lock_prefixes(keys, prefixes or []))[0]
 
-    async def unlock(self, keys: list[str] | None = None) -> list[str]:
-        """Release some (default: all) of this client's locks; returns the keys released."""
-        reply: Unlocked = await self._request(
-            *self.session.request(lambda ref: Unlock(keys=list(keys or []), ref=ref))
+    async def lock_prefixes(self, keys: list[str], prefixes: list[str]) -> tuple[list[str], list[str]]:
+        reply: LockGranted = await self._request(
+            *self.session.request(lambda ref: Lock(keys=list(keys), prefixes=list(prefixes), ref=ref))
         )
-        return reply.keys
+        return reply.keys, reply.prefixes
+
+    async def unlock(self, keys: list[str] | None = None, prefixes: list[str] | None = None) -> list[str]:
+        """Release some (neither named: all) of this client's locks; returns the keys released."""
+        reply: Unlocked = await self._request(
+            *self.session.request(
+                lambda ref: Unlock(keys=list(keys or []), prefixes=list(prefixes or []), ref=ref)
+            )
+        )
+        return reply.keys + reply.prefixes
 
     async def put_blob(self, data: bytes) -> bytes:
         """Store one blob (at most protocol.limits.MAX_BLOB_BYTES); returns its hash once it is durable."""
@@ -485,7 +504,7 @@ class Client:
             result = await self.admin("import", **args)
         return result
 
-    async def receive(self) -> Event:
+    async def receive(self) -> Event | Overridden:
         try:
             return await self.events.receive()
         except trio.EndOfChannel:

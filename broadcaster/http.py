@@ -208,7 +208,7 @@ def status_document(b: Broadcaster) -> dict[str, Any]:
     for name in sorted(b.rooms):
         info = b.room_info(name)
         if info is not None:
-            info["locks"] = len(b.rooms[name].locks)
+            info["locks"] = len(b.rooms[name].locks) + len(b.rooms[name].prefix_locks)
             rooms.append(info)
     clients = [s.describe() for _, s in sorted(b.sessions.items())]
     return {
@@ -268,7 +268,12 @@ def metrics_text(b: Broadcaster) -> str:
     out.one(
         "blendsync_room_bytes", "gauge", "Bytes of values over all rooms.", sum(r["bytes"] for r in rooms)
     )
-    out.one("blendsync_locks", "gauge", "Key locks held.", sum(len(r.locks) for r in b.rooms.values()))
+    out.one(
+        "blendsync_locks",
+        "gauge",
+        "Key locks held.",
+        sum(len(r.locks) + len(r.prefix_locks) for r in b.rooms.values()),
+    )
     out.one(
         "blendsync_operations_total",
         "counter",

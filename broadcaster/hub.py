@@ -163,6 +163,8 @@ class Hub:
                 room.note_key(key, len(value))
             for key, payload in self.store.locks(room.name):
                 room.locks[key] = payload["owner"]
+            for prefix, payload in self.store.prefix_locks(room.name):
+                room.prefix_locks[prefix] = payload["owner"]
 
     def note_meta(self, name: str, meta: Any) -> None:
         room = self.rooms.setdefault(name, Room(name))

@@ -77,8 +77,10 @@ class Joins:
                 )
             )
             session.out.put_stream(self._snapshot_frames(room.name, seq, items))
-        if room.locks:
-            session.send(LocksChanged(room=room.name, locked=dict(room.locks)))
+        if room.has_locks:
+            session.send(
+                LocksChanged(room=room.name, locked=dict(room.locks), prefixes=dict(room.prefix_locks))
+            )
         self.hub.add_member(session, room)
 
     def _snapshot_frames(self, room: str, seq: int, items: list[tuple[str, bytes]]) -> Iterator[bytes]:
@@ -103,7 +105,14 @@ class Joins:
                 yield encode_frame(Ack(op_id=entry["o"], seq=seq))
             else:
                 yield encode_frame(
-                    Applied(room=room, seq=seq, client_id=entry["c"], op_id=entry["o"], ops=entry["ops"])
+                    Applied(
+                        room=room,
+                        seq=seq,
+                        client_id=entry["c"],
+                        op_id=entry["o"],
+                        ops=entry["ops"],
+                        seen=entry.get("s"),
+                    )
                 )
 
     def _tail_after(self, room: str, since: int, seq: int) -> list[tuple[int, dict[str, Any]]] | None:

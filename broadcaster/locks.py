@@ -1,8 +1,10 @@
 """Key locks: granting, releasing (on request, on leaving, after a restart) and telling a room's members.
 
-A lock is /rooms/<room>/locks/<key> = {"owner": client_id, "user": name, "node": node id}. Writes by others
-are refused at submit (from the local copy) and, while a room has locks, also by a condition in the write's
-own transaction (broadcaster/writes.py), so a write can never land after a lock on its key was granted.
+A lock is /rooms/<room>/locks/<key> = {"owner": client_id, "user": name, "node": node id}; a prefix lock,
+/rooms/<room>/plocks/<prefix> with the same payload, holds every key starting with the prefix (ending in /),
+keys written later too. Writes by others are refused at submit (from the local copy) and, while a room has
+locks, also by a condition in the write's own transaction (broadcaster/writes.py), so a write can never
+land after a lock on its key, or on a prefix covering it, was granted.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Locks:
     def __init__(self, store: RoomStore, hub: Hub):
         self.store = store
         self.hub = hub
-        self._lock_changes: dict[str, tuple[dict[str, str], set[str]]] = {}
+        # room -> (locked, unlocked, prefixes locked, prefixes unlocked), coalesced until the pump runs
+        self._lock_changes: dict[str, tuple[dict[str, str], set[str], dict[str, str], set[str]]] = {}
         self._locks_dirty = trio.Event()
 
     def payload(self, session: Session) -> dict[str, Any]:
@@ -40,14 +43,19 @@ class Locks:
         if room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before locking keys")
         keys = sorted(set(request.keys))
+        prefixes = sorted(set(request.prefixes))
         for key in keys:
-            owner = room.locks.get(key)
-            if owner is not None and owner != session.client_id:
+            owner = room.lock_holder(key, session.client_id)
+            if owner is not None:
                 raise RequestError(ErrorCode.LOCKED, f"key {key!r} is locked by {owner}")
+        for prefix in prefixes:
+            owner = room.prefix_holder(prefix, session.client_id)
+            if owner is not None:
+                raise RequestError(ErrorCode.LOCKED, f"keys under {prefix!r} are locked by {owner}")
         payload = self.payload(session)
         room.locks_pending += 1
         try:
-            result = await self.store.propose(lock_command(room.name, keys, payload))
+            result = await self.store.propose(lock_command(room.name, keys, payload, prefixes))
         finally:
             room.locks_pending -= 1
         if not result.get("ok"):
@@ -55,39 +63,49 @@ class Locks:
         if not result.get("succeeded"):
             if self.hub.rooms.get(room.name) is not room:
                 raise RequestError(ErrorCode.NO_SUCH_ROOM, "the room no longer exists")
-            taken = [k for k in keys if room.locks.get(k) not in (None, session.client_id)]
-            raise RequestError(ErrorCode.LOCKED, f"locked by another client: {', '.join(taken) or keys[0]}")
-        session.send(LockGranted(room=room.name, keys=keys, ref=request.ref))
+            taken = [k for k in keys if room.lock_holder(k, session.client_id) is not None]
+            taken += [p for p in prefixes if room.prefix_holder(p, session.client_id) is not None]
+            raise RequestError(
+                ErrorCode.LOCKED, f"locked by another client: {', '.join(taken) or (keys or prefixes)[0]}"
+            )
+        session.send(LockGranted(room=room.name, keys=keys, prefixes=prefixes, ref=request.ref))
 
     async def unlock(self, session: Session, request: Unlock) -> None:
         room = session.room
         if room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "not in a room")
         mine = {k for k, owner in room.locks.items() if owner == session.client_id}
-        keys = sorted(mine & set(request.keys)) if request.keys else sorted(mine)
-        proposals = self._submit_unlocks(room.name, keys, self.payload(session))
+        my_prefixes = {p for p, owner in room.prefix_locks.items() if owner == session.client_id}
+        if request.keys or request.prefixes:
+            keys, prefixes = sorted(mine & set(request.keys)), sorted(my_prefixes & set(request.prefixes))
+        else:  # nothing named: every lock this session holds
+            keys, prefixes = sorted(mine), sorted(my_prefixes)
+        proposals = self._submit_unlocks(room.name, keys, prefixes, self.payload(session))
         for proposal in proposals:
             try:
                 await proposal.wait()
             except ReplicationError as exc:
                 raise RequestError(ErrorCode.UNAVAILABLE, str(exc)) from None
-        session.send(Unlocked(room=room.name, keys=keys, ref=request.ref))
+        session.send(Unlocked(room=room.name, keys=keys, prefixes=prefixes, ref=request.ref))
 
-    def _submit_unlocks(self, room: str, keys: list[str], payload: dict[str, Any]) -> list[Proposal]:
-        """Delete each key's lock if it is still this owner's (one small command per key)."""
+    def _submit_unlocks(
+        self, room: str, keys: list[str], prefixes: list[str], payload: dict[str, Any]
+    ) -> list[Proposal]:
+        """Delete each lock if it is still this owner's (one small command per key or prefix)."""
         proposals = []
-        for key in keys:
+        for name, prefix in [*((k, False) for k in keys), *((p, True) for p in prefixes)]:
             try:
-                proposals.append(self.store.submit(unlock_command(room, key, payload)))
+                proposals.append(self.store.submit(unlock_command(room, name, payload, prefix=prefix)))
             except (ReplicationError, TreeError) as exc:
-                log.warning("could not release the lock on %r in %s: %s", key, room, exc)
+                log.warning("could not release the lock on %r in %s: %s", name, room, exc)
         return proposals
 
     def release(self, session: Session, room: Room) -> None:
         """Release a departing session's locks (it left, was closed or its connection dropped)."""
         keys = sorted(k for k, owner in room.locks.items() if owner == session.client_id)
-        if keys:
-            self._submit_unlocks(room.name, keys, self.payload(session))
+        prefixes = sorted(p for p, owner in room.prefix_locks.items() if owner == session.client_id)
+        if keys or prefixes:
+            self._submit_unlocks(room.name, keys, prefixes, self.payload(session))
 
     def release_stale(self) -> None:
         """Locks held by this node's sessions before a restart: those sessions are gone."""
@@ -102,14 +120,15 @@ class Locks:
 
     # ---- committed lock changes -> the room's members ------------------------------------------------------
 
-    def lock_event(self, room: Room, key: str, payload: Any) -> None:
-        locked, unlocked = self._lock_changes.setdefault(room.name, ({}, set()))
+    def lock_event(self, room: Room, key: str, payload: Any, *, prefix: bool = False) -> None:
+        changes = self._lock_changes.setdefault(room.name, ({}, set(), {}, set()))
+        held, (locked, unlocked) = (room.prefix_locks, changes[2:]) if prefix else (room.locks, changes[:2])
         if payload is None:
-            room.locks.pop(key, None)
+            held.pop(key, None)
             locked.pop(key, None)
             unlocked.add(key)
         else:
-            room.locks[key] = payload["owner"]
+            held[key] = payload["owner"]
             locked[key] = payload["owner"]
             unlocked.discard(key)
         self._locks_dirty.set()
@@ -125,8 +144,14 @@ class Locks:
             self._locks_dirty = trio.Event()
             await trio.sleep(0)  # let the rest of a committed batch apply first
             changes, self._lock_changes = self._lock_changes, {}
-            for name, (locked, unlocked) in sorted(changes.items()):
+            for name, (locked, unlocked, plocked, punlocked) in sorted(changes.items()):
                 room = self.hub.rooms.get(name)
                 if room is not None and room.members:
-                    message = LocksChanged(room=name, locked=locked, unlocked=sorted(unlocked))
+                    message = LocksChanged(
+                        room=name,
+                        locked=locked,
+                        unlocked=sorted(unlocked),
+                        prefixes=plocked,
+                        unlocked_prefixes=sorted(punlocked),
+                    )
                     room.send(encode_frame(message))

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from protocol import Ack, Applied, pack_body
 from protocol.framing import frame_bytes
+from protocol.limits import covering_prefixes
 
 
 def encode_frame(event: Any) -> bytes:
@@ -41,9 +42,38 @@ class Room:
     total_bytes: int = 0
     seq_base: int = 0  # an imported room's seq before its first operation here
     locks: dict[str, str] = field(default_factory=dict)  # key -> owner client_id (committed)
+    prefix_locks: dict[str, str] = field(default_factory=dict)  # prefix -> owner: every key under it
     locks_pending: int = 0  # lock requests from this node not yet committed
     pending_keys: int = 0  # keys and bytes added by this node's uncommitted writes (for the room limits)
     pending_bytes: int = 0
+
+    @property
+    def has_locks(self) -> bool:
+        return bool(self.locks or self.prefix_locks)
+
+    def lock_holder(self, key: str, client_id: str) -> str | None:
+        """Who other than ``client_id`` holds ``key`` (its own lock or a prefix covering it), if anyone."""
+        owner = self.locks.get(key)
+        if owner is not None and owner != client_id:
+            return owner
+        if self.prefix_locks:
+            for prefix in covering_prefixes(key):
+                owner = self.prefix_locks.get(prefix)
+                if owner is not None and owner != client_id:
+                    return owner
+        return None
+
+    def prefix_holder(self, prefix: str, client_id: str) -> str | None:
+        """Who other than ``client_id`` holds a lock that a lock on ``prefix`` would overlap."""
+        for covering in covering_prefixes(prefix):
+            owner = self.prefix_locks.get(covering)
+            if owner is not None and owner != client_id:
+                return owner
+        for held in (self.locks, self.prefix_locks):
+            for key, owner in held.items():
+                if owner != client_id and key.startswith(prefix):
+                    return owner
+        return None
 
     def note_key(self, key: str, size: int | None) -> None:
         self.total_bytes -= self.key_sizes.pop(key, 0)
@@ -71,6 +101,13 @@ class Room:
             else:
                 if frame is None:
                     frame = encode_frame(
-                        Applied(room=self.name, seq=seq, client_id=author, op_id=entry["o"], ops=entry["ops"])
+                        Applied(
+                            room=self.name,
+                            seq=seq,
+                            client_id=author,
+                            op_id=entry["o"],
+                            ops=entry["ops"],
+                            seen=entry.get("s"),
+                        )
                     )
                 session.send_frame(frame)

@@ -6,9 +6,11 @@ Tree layout of a room:
                                  "importing": client_id (optional: an import in parts, not yet visible)}
     /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
     /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...], "u": author's name, "t": unix
-                                 seconds}: the retained operations (retention: checkpoints.py)
+                                 seconds, "s": seen (optional)}: the retained operations (retention:
+                                 checkpoints.py)
     /rooms/<room>/history, checkpoints/, values/    the room's checkpoints and retention (history.py)
     /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
+    /rooms/<room>/plocks/<prefix>  the same payload: a lock on every key starting with <prefix> (ends in /)
 
 A room's seq is ``seq_base`` plus the sequence number the tree gives each appended log entry: dense,
 increasing, the same on every node. Writes set the keys and append to the log in one transaction, so the
@@ -22,10 +24,11 @@ are literal (``list_local``) and only the fixed layout above is ever matched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from protocol import ErrorCode
+from protocol.limits import covering_prefixes
 from replication import Node, Proposal, ReplicationError, TreeError, WatchEvent
 
 from .errors import RequestError
@@ -57,6 +60,24 @@ def lock_path(room: str, key: str) -> tuple[str, ...]:
     return (ROOMS, room, "locks", key)
 
 
+def prefix_locks_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "plocks")
+
+
+def prefix_lock_path(room: str, prefix: str) -> tuple[str, ...]:
+    return (ROOMS, room, "plocks", prefix)
+
+
+def _free_or_ours(path: list[str], payload: dict[str, Any]) -> dict[str, Any]:
+    return {"any": [{"not": {"exists": path}}, {"payload_equals": [path, payload]}]}
+
+
+def _prefix_guards(room: str, keys: Iterable[str], payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Conditions: no prefix covering any of ``keys`` is locked by anyone but ``payload``'s owner."""
+    prefixes = sorted({prefix for key in keys for prefix in covering_prefixes(key)})
+    return [_free_or_ours(list(prefix_lock_path(room, prefix)), payload) for prefix in prefixes]
+
+
 # ---- commands ----------------------------------------------------------------------------------------------
 
 
@@ -83,17 +104,22 @@ def write_command(
     guard: tuple[str, dict[str, Any]] | None = None,
     author: str = "",
     now: int = 0,
+    seen: int | None = None,
 ) -> dict[str, Any]:
     """Apply set/delete operations to the live map and append them to the room's log, atomically.
 
+    ``seen`` (the author's last seq when it made the edit, docs/protocol.md §3) travels in the log entry so
+    that every node passes it on in ``applied``.
+
     With ``guard`` = (room, lock payload of the writer), the write also requires that no key it touches is
-    locked by anyone else (used only while the room has locks: it makes the command larger).
+    locked by anyone else, itself or by a prefix (used only while the room has locks: it makes the command
+    larger).
     """
     compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
     if guard is not None:
         for op in ops:
-            path = list(lock_path(room, op[1]))
-            compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, guard[1]]}]})
+            compare.append(_free_or_ours(list(lock_path(room, op[1])), guard[1]))
+        compare += _prefix_guards(room, (op[1] for op in ops), guard[1])
     then: list[dict[str, Any]] = []
     for op in ops:
         path = [*keys_path(room), op[1]]
@@ -101,11 +127,10 @@ def write_command(
             then.append({"op": "put", "path": path, "payload": op[2]})
         else:
             then.append({"op": "delete", "path": path})
-    append = {
-        "op": "append",
-        "path": list(log_path(room)),
-        "payload": {"c": client_id, "o": op_id, "ops": ops, "u": author, "t": now},
-    }
+    entry: dict[str, Any] = {"c": client_id, "o": op_id, "ops": ops, "u": author, "t": now}
+    if seen is not None:
+        entry["s"] = seen
+    append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": entry}
     if tail is not None:  # None: the room keeps its whole log (retention)
         append["cap"] = tail
     then.append(append)
@@ -145,25 +170,35 @@ def lock_payload(client_id: str, user: str, node_id: Any) -> dict[str, Any]:
     return {"owner": client_id, "user": user, "node": node_id}
 
 
-def lock_command(room: str, keys: list[str], payload: dict[str, Any]) -> dict[str, Any]:
-    """Lock every key for ``payload``'s owner, if the room exists and no key is someone else's."""
+def lock_command(
+    room: str, keys: list[str], payload: dict[str, Any], prefixes: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Lock every key and prefix for ``payload``'s owner, if the room exists and none of them, nor a prefix
+    covering one of them, is someone else's. (A key or prefix lock of someone else *under* a new prefix is
+    refused from this node's copy before the command: a lock granted on another node in the same moment
+    can overlap, and then neither owner can write the overlap until one releases.)"""
     compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
     then = []
     for key in keys:
         path = list(lock_path(room, key))
-        compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, payload]}]})
+        compare.append(_free_or_ours(path, payload))
         then.append({"op": "put", "path": path, "payload": payload})
+    compare += _prefix_guards(room, [*keys, *prefixes], payload)
+    for prefix in prefixes:
+        then.append({"op": "put", "path": list(prefix_lock_path(room, prefix)), "payload": payload})
     return {"compare": compare, "then": then}
 
 
-def unlock_command(room: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Delete a key's lock if it is still this owner's."""
-    path = list(lock_path(room, key))
+def unlock_command(room: str, key: str, payload: dict[str, Any], *, prefix: bool = False) -> dict[str, Any]:
+    """Delete a key's (or a prefix's) lock if it is still this owner's."""
+    path = list(prefix_lock_path(room, key) if prefix else lock_path(room, key))
     return {"compare": [{"payload_equals": [path, payload]}], "then": [{"op": "delete", "path": path}]}
 
 
-def break_locks_command(room: str, keys: list[str]) -> dict[str, Any]:
-    return {"then": [{"op": "delete", "path": list(lock_path(room, key))} for key in keys]}
+def break_locks_command(room: str, keys: list[str], prefixes: Sequence[str] = ()) -> dict[str, Any]:
+    then = [{"op": "delete", "path": list(lock_path(room, key))} for key in keys]
+    then += [{"op": "delete", "path": list(prefix_lock_path(room, prefix))} for prefix in prefixes]
+    return {"then": then}
 
 
 # ---- the store ---------------------------------------------------------------------------------------------
@@ -245,10 +280,14 @@ class RoomStore:
     def locks(self, room: str) -> list[tuple[str, dict[str, Any]]]:
         return [(key, payload) for key, _, payload in self.node.list_local(locks_path(room))]
 
+    def prefix_locks(self, room: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(prefix, payload) for prefix, _, payload in self.node.list_local(prefix_locks_path(room))]
+
     def lock_paths_of_node(self, node_id: Any) -> list[tuple[str, ...]]:
         """Every lock held by a session of node ``node_id``, in any room."""
         return [
             path
-            for path, _, payload in self.node.match_local((ROOMS, "*", "locks", "*"))
+            for subtree in ("locks", "plocks")
+            for path, _, payload in self.node.match_local((ROOMS, "*", subtree, "*"))
             if isinstance(payload, dict) and payload.get("node") == node_id
         ]

@@ -258,12 +258,12 @@ class Broadcaster:
                 await self.leave_room(session, ref)
             case DeleteRoom():
                 await self.delete_room(session, event)
-            case Set(op_id=op_id, key=key, value=value):
-                await self.writes.write(session, op_id, [["set", key, value]])
-            case Delete(op_id=op_id, key=key):
-                await self.writes.write(session, op_id, [["delete", key]])
-            case Batch(op_id=op_id, ops=ops):
-                await self.writes.write(session, op_id, ops)
+            case Set(op_id=op_id, key=key, value=value, seen=seen):
+                await self.writes.write(session, op_id, [["set", key, value]], seen)
+            case Delete(op_id=op_id, key=key, seen=seen):
+                await self.writes.write(session, op_id, [["delete", key]], seen)
+            case Batch(op_id=op_id, ops=ops, seen=seen):
+                await self.writes.write(session, op_id, ops, seen)
             case BlobQuery() | BlobPut() | BlobGet():
                 await self.blobs.handle(session, event)
             case RoomEvent(op_id=op_id, value=value):
@@ -452,8 +452,9 @@ class Broadcaster:
                     # Sent before its author left the room (e.g. pipelined with leave_room): it committed
                     # all the same, so it is answered, after `left`, outside any room stream.
                     author.send(Ack(op_id=event.payload["o"], seq=seq))
-        elif path[2] == "locks":
-            self.locks.lock_event(room, path[3], None if event.action == "delete" else event.payload)
+        elif path[2] in ("locks", "plocks"):
+            payload = None if event.action == "delete" else event.payload
+            self.locks.lock_event(room, path[3], payload, prefix=path[2] == "plocks")
 
 
 def _socket(thing: Any) -> Any:

@@ -34,7 +34,9 @@ class Writes:
         self.metrics = metrics
         self.blobs = blobs
 
-    async def write(self, session: Session, op_id: int, ops: list[list[Any]]) -> None:
+    async def write(
+        self, session: Session, op_id: int, ops: list[list[Any]], seen: int | None = None
+    ) -> None:
         if session.room is None:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before sending operations")
         # An op_id at or below the last one is a retry: the store answers it with the original outcome
@@ -61,7 +63,7 @@ class Writes:
             raise
         session.last_op_id = max(session.last_op_id, op_id)
         try:
-            proposal = self.submit_write(session, op_id, ops, blob_changes)
+            proposal = self.submit_write(session, op_id, ops, blob_changes, seen)
         except BaseException:
             self._release(session, room, pending, blob_changes)
             raise
@@ -110,10 +112,10 @@ class Writes:
         """
         room = session.room
         assert room is not None
-        if room.locks:
+        if room.has_locks:
             for op in ops:
-                owner = room.locks.get(op[1])
-                if owner is not None and owner != session.client_id:
+                owner = room.lock_holder(op[1], session.client_id)
+                if owner is not None:
                     raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {owner}")
         max_keys, max_bytes = self.config.max_room_keys, self.config.max_room_bytes
         if not max_keys and not max_bytes:
@@ -145,14 +147,19 @@ class Writes:
         return add_keys, add_bytes
 
     def submit_write(
-        self, session: Session, op_id: int, ops: list[list[Any]], blob_changes: Any = None
+        self,
+        session: Session,
+        op_id: int,
+        ops: list[list[Any]],
+        blob_changes: Any = None,
+        seen: int | None = None,
     ) -> Proposal:
         room = session.room
         assert room is not None
-        guard = self._lock_guard(room, session) if room.locks or room.locks_pending else None
+        guard = self._lock_guard(room, session) if room.has_locks or room.locks_pending else None
         cap = log_cap(self.config, self.store, room.name)
         command = write_command(
-            room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time())
+            room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time()), seen
         )
         if blob_changes is not None:
             command["compare"] += blob_changes[0]

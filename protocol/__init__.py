@@ -6,7 +6,7 @@ See docs/protocol.md for the byte-level specification.
 from . import invite, limits
 from .client_session import ClientSession, Step
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
-from .convergence import PendingEdits
+from .convergence import Overridden, Overrides, PendingEdits
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     ADDON_PATH,

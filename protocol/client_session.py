@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .convergence import Change, PendingEdits, op_changes
+from .convergence import Change, Overridden, Overrides, PendingEdits, op_changes
 from .events import (
     Ack,
     Applied,
@@ -57,15 +57,16 @@ GIVE_UP_CODES = frozenset(
 UNAVAILABLE = "unavailable"
 
 
-def op_event(op_id: int, ops: list[list[Any]], *, compact: bool = True) -> Event:
-    """The event that carries ``ops`` under ``op_id`` (``compact``: a lone op as ``set``/``delete``)."""
+def op_event(op_id: int, ops: list[list[Any]], *, compact: bool = True, seen: int | None = None) -> Event:
+    """The event that carries ``ops`` under ``op_id`` (``compact``: a lone op as ``set``/``delete``);
+    ``seen``: the last seq we had when the edit was made."""
     if not compact:
-        return Batch(op_id=op_id, ops=ops)
+        return Batch(op_id=op_id, ops=ops, seen=seen)
     if len(ops) == 1 and ops[0][0] == "set" and len(ops[0]) == 3:  # a set with blob refs goes as a batch
-        return Set(op_id=op_id, key=ops[0][1], value=ops[0][2])
+        return Set(op_id=op_id, key=ops[0][1], value=ops[0][2], seen=seen)
     if len(ops) == 1 and ops[0][0] == "delete":
-        return Delete(op_id=op_id, key=ops[0][1])
-    return Batch(op_id=op_id, ops=ops)
+        return Delete(op_id=op_id, key=ops[0][1], seen=seen)
+    return Batch(op_id=op_id, ops=ops, seen=seen)
 
 
 @dataclass
@@ -87,6 +88,8 @@ class Step:
     failover: str | None = None  # leave this node (why): call connection_lost(), connect elsewhere
     fatal: Error | None = None  # the session is over: no node can help
     deliver: bool = False  # the application wants this event (others' operations, notices)
+    # Our committed values that another client replaced without having seen them (docs/protocol.md §3).
+    overridden: list[Overridden] = field(default_factory=list)
 
 
 class ClientSession:
@@ -117,6 +120,8 @@ class ClientSession:
         self.state: dict[str, bytes] = {}
         self.unacked: dict[int, list[list[Any]]] = {}  # op_id -> ops, sent but not acknowledged
         self.edits = PendingEdits()
+        self.overrides = Overrides()
+        self._seen: dict[int, int] = {}  # op_id -> our seq when the op was made (resent with it)
         self.compact_ops = compact_ops
         # Refusals that mean "no effect, try again": the ops wait in ``retrying`` (their keys still
         # pending) until retry_writes() sends them under new op ids.
@@ -165,14 +170,18 @@ class ClientSession:
         self._requests.pop(ref, None)
         self._join_passwords.pop(ref, None)
 
-    def write(self, ops: list[list[Any]], *, op_id: int | None = None) -> tuple[int, Event]:
-        """Our own operation: kept until acknowledged, resent under the same op_id after a failover."""
+    def write(
+        self, ops: list[list[Any]], *, op_id: int | None = None, seen: int | None = None
+    ) -> tuple[int, Event]:
+        """Our own operation: kept until acknowledged, resent under the same op_id after a failover.
+        ``seen`` (default: our seq now) is the last seq of the room the edit was made from."""
         if op_id is None:
             op_id = self.last_op_id + 1
         self.last_op_id = max(self.last_op_id, op_id)
         self.unacked[op_id] = ops
         self.edits.edit(op_id, ops)
-        return op_id, op_event(op_id, ops, compact=self.compact_ops)
+        seen = self._seen.setdefault(op_id, self.seq if seen is None else seen)
+        return op_id, op_event(op_id, ops, compact=self.compact_ops, seen=seen)
 
     def reserve_op_id(self) -> int:
         """An op id for a later ``write(op_id=...)``, above every one used so far."""
@@ -186,8 +195,9 @@ class ClientSession:
         out = []
         for op_id, ops in retry:
             still = [op for op in ops if self.edits.pending.get(op[1]) == op_id]
+            seen = self._seen.pop(op_id, None)
             if still:
-                out.append(self.write(still))
+                out.append(self.write(still, seen=seen))  # made from the same state as before
         return out
 
     def reset_room(self) -> None:
@@ -197,7 +207,9 @@ class ClientSession:
         self.seq = 0
         self.state = {}
         self.unacked.clear()
+        self._seen.clear()
         self.edits.clear()
+        self.overrides.clear()
         self.retrying.clear()
         self._snapshot_seq = None
         self._rejoin_keys = None
@@ -244,7 +256,10 @@ class ClientSession:
             ref = next(self._refs)
             self._requests[ref] = "resume"
             plan.append(JoinRoom(room=self.room, password=self.password, since=since, ref=ref))
-        plan += [op_event(i, self.unacked[i], compact=self.compact_ops) for i in sorted(self.unacked)]
+        plan += [
+            op_event(i, self.unacked[i], compact=self.compact_ops, seen=self._seen.get(i))
+            for i in sorted(self.unacked)
+        ]
         return plan
 
     def silence_deadline(self) -> float | None:
@@ -274,6 +289,9 @@ class ClientSession:
             case Applied(room=room, seq=seq, ops=ops):
                 if room == self.room and self._snapshot_seq is None:
                     self._apply(ops)
+                    step.overridden = self.overrides.remote(
+                        seq, event.client_id, event.op_id, ops, event.seen, self.edits.pending
+                    )
                     step.view = self.edits.remote(seq, ops)
                     self.seq = max(self.seq, seq)
                 step.deliver = True
@@ -316,10 +334,12 @@ class ClientSession:
     def _on_ack(self, op_id: int, seq: int, step: Step) -> None:
         self._event_ops.discard(op_id)
         ops = self.unacked.pop(op_id, None)
+        self._seen.pop(op_id, None)
         if ops is not None:
             if seq > self.seq:  # else already in a snapshot that replaced our state: a duplicate ack
                 self._apply(ops)
             step.view = self.edits.acked(op_id, ops, seq)
+            self.overrides.committed(seq, ops)
             self.seq = max(self.seq, seq)
         # else a retry's ack at or below our seq, or an op sent before we left its room (its seq is not ours)
         self._outage_since = None
@@ -337,6 +357,7 @@ class ClientSession:
                 self._rejoin_keys = set()
             else:
                 self.edits.clear()
+                self.overrides.clear()
                 self.seq = joined.seq
         else:
             self.seq = joined.seq
@@ -405,6 +426,7 @@ class ClientSession:
         if error.code in self.retry_codes:
             self.retrying.append((op_id, ops))  # its keys stay pending: our value is still the one shown
         else:
+            self._seen.pop(op_id, None)
             step.view += self.edits.refused(op_id, ops)
 
     def _apply(self, ops: list[list[Any]]) -> None:

@@ -12,6 +12,7 @@ Pure bookkeeping: callers get back the ``(key, value)`` pairs to apply (``value`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 Change = tuple[str, bytes | None]
@@ -89,3 +90,54 @@ class PendingEdits:
     def clear(self) -> None:
         self.pending.clear()
         self.held.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Overridden:
+    """Our committed value of ``key`` (at ``our_seq``) was replaced at ``seq`` by ``client_id``'s op
+    ``op_id``, made before its author had seen ours: a real conflict that server order decided against us.
+    ``value`` is theirs (None: they deleted the key)."""
+
+    key: str
+    our_seq: int
+    seq: int
+    client_id: str
+    op_id: int
+    value: bytes | None
+
+
+class Overrides:
+    """Which of our committed values another client replaced without having seen them.
+
+    For each key, the seq our latest committed edit of it got. A later operation of someone else on that
+    key replaces it; it is an override (and not turn-taking) when its author's ``seen`` (the last seq they
+    had when they made the edit) is below our seq. A key we are editing again (pending) is not reported:
+    our newer edit wins over theirs. Without ``seen`` (an older client) nothing is reported.
+    """
+
+    def __init__(self) -> None:
+        self.ours: dict[str, int] = {}  # key -> seq of our latest committed edit, until someone replaces it
+
+    def committed(self, seq: int, ops: list[list[Any]]) -> None:
+        for op in ops:
+            self.ours[op[1]] = seq
+
+    def remote(
+        self,
+        seq: int,
+        client_id: str,
+        op_id: int,
+        ops: list[list[Any]],
+        seen: int | None,
+        pending: dict[str, int],
+    ) -> list[Overridden]:
+        found: list[Overridden] = []
+        for key, value in op_changes(ops):
+            ours = self.ours.pop(key, None)
+            if ours is None or seen is None or seen >= ours or seq <= ours or key in pending:
+                continue
+            found.append(Overridden(key, ours, seq, client_id, op_id, value))
+        return found
+
+    def clear(self) -> None:
+        self.ours.clear()

@@ -39,6 +39,8 @@ from .limits import (
     Key,
     Keys,
     Label,
+    LockPrefix,
+    LockPrefixes,
     Name,
     OpId,
     Ops,
@@ -56,6 +58,10 @@ from .limits import (
     selection_bytes,
 )
 from .versions import PROTOCOL_MIN, PROTOCOL_VERSION
+
+# Optional fields left out of a body when nil (the same as sending nil), so that messages without them
+# stay byte for byte what they were before the field existed.
+OMITTED_WHEN_NIL = frozenset({"seen"})
 
 # Also importable from here, where they lived before protocol/limits.py.
 __all__ = [
@@ -87,7 +93,9 @@ class Event:
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.TYPE}
         for name, _, _ in self._fields:
-            body[name] = getattr(self, name)
+            value = getattr(self, name)
+            if value is not None or name not in OMITTED_WHEN_NIL:
+                body[name] = value
         return body
 
     def check(self) -> None:
@@ -234,18 +242,21 @@ class Set(Event):
     op_id: OpId
     key: Key
     value: bytes
+    seen: Seq | None = None  # the last seq the client had when it made the edit (override notices)
 
 
 @_event("delete", Sender.CLIENT)
 class Delete(Event):
     op_id: OpId
     key: Key
+    seen: Seq | None = None
 
 
 @_event("batch", Sender.CLIENT)
 class Batch(Event):
     op_id: OpId
     ops: Ops
+    seen: Seq | None = None
 
 
 @_event("event", Sender.CLIENT)
@@ -287,22 +298,27 @@ class Presence(Event):
 
 @_event("lock", Sender.CLIENT)
 class Lock(Event):
-    """Lock keys of the joined room for this session: all of them or none (error ``locked``)."""
+    """Lock keys, and every key under prefixes, of the joined room for this session: all of them or none
+    (error ``locked``)."""
 
-    keys: Keys
+    keys: Keys = field(default_factory=list)
     ref: Ref | None = None
+    prefixes: LockPrefixes = field(default_factory=list)
 
     def check(self) -> None:
-        if not self.keys:
-            raise FieldError("keys", "must name at least one key")
+        if not self.keys and not self.prefixes:
+            raise FieldError("keys", "must name at least one key or prefix")
+        if len(self.keys) + len(self.prefixes) > MAX_LOCK_KEYS:
+            raise FieldError("keys", f"and prefixes must be at most {MAX_LOCK_KEYS} together")
 
 
 @_event("unlock", Sender.CLIENT)
 class Unlock(Event):
-    """Release locks this session holds in the joined room; an empty list releases all of them."""
+    """Release locks this session holds in the joined room; no keys and no prefixes release all of them."""
 
     keys: Keys = field(default_factory=list)
     ref: Ref | None = None
+    prefixes: LockPrefixes = field(default_factory=list)
 
 
 def _check_blob_hash(hash: bytes, data: bytes) -> None:
@@ -449,6 +465,7 @@ class Applied(Event):
     client_id: SessionId
     op_id: OpId
     ops: Ops
+    seen: Seq | None = None  # the author's ``seen``, passed on unchanged
 
 
 @_event("room_event", Sender.SERVER)
@@ -506,6 +523,7 @@ class LockGranted(Event):
     room: RoomName
     keys: Keys
     ref: Ref | None = None
+    prefixes: LockPrefixes = field(default_factory=list)
 
 
 @_event("unlocked", Sender.SERVER)
@@ -513,15 +531,18 @@ class Unlocked(Event):
     room: RoomName
     keys: list[Key]
     ref: Ref | None = None
+    prefixes: list[LockPrefix] = field(default_factory=list)
 
 
 @_event("locks_changed", Sender.SERVER)
 class LocksChanged(Event):
-    """Locks taken (key -> owner client_id) and released in the room, coalesced."""
+    """Locks taken (key or prefix -> owner client_id) and released in the room, coalesced."""
 
     room: RoomName
     locked: dict[Key, SessionId] = field(default_factory=dict)
     unlocked: list[Key] = field(default_factory=list)
+    prefixes: dict[LockPrefix, SessionId] = field(default_factory=dict)
+    unlocked_prefixes: list[LockPrefix] = field(default_factory=list)
 
 
 @_event("blob_status", Sender.SERVER)

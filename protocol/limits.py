@@ -88,8 +88,9 @@ class Text:
             return f"must be {self.describe()}; it is {size} bytes"
         if self.forbidden is not None and (match := re.search(self.forbidden, value)) is not None:
             found = match.group()
-            shown = f"U+{ord(found[0]):04X}" if found else "it"
-            return f"must be {self.describe()}; {shown} at {match.start()} is not allowed"
+            if not found:  # a rule about where the text ends (a lock prefix's "/")
+                return f"must be {self.describe()}"
+            return f"must be {self.describe()}; U+{ord(found[0]):04X} at {match.start()} is not allowed"
         return None
 
 
@@ -205,6 +206,18 @@ def _ascii_graphic(value: str) -> bool:
 _EDGE = f"{CONTROL}|^{_SPACE}|{_SPACE}$"
 
 KEY = Text("key", 1, MAX_KEY_BYTES, "\x00", "without NUL", ascii_ok=_ascii_no_nul)
+
+
+def _ascii_prefix(value: str) -> bool:
+    return "\x00" not in value and value.endswith("/")
+
+
+# A lock prefix covers every key that starts with it; it ends with "/", so it names whole path segments
+# (``obj/<uuid>/`` is every key of one datablock, ones made later too) and a server finds the prefixes
+# covering a key by cutting the key at each "/".
+LOCK_PREFIX = Text(
+    "lock prefix", 1, MAX_KEY_BYTES, "\x00|(?<!/)\\Z", "without NUL, ending in /", ascii_ok=_ascii_prefix
+)
 ROOM_NAME = Text(
     "room name", 1, MAX_ROOM_NAME_BYTES, _EDGE, _NO_CONTROL_OR_EDGE, ascii_ok=_ascii_no_control_or_edge
 )
@@ -225,6 +238,7 @@ ADDRESS = Text("address", 1, MAX_ROOM_NAME_BYTES, CONTROL, _NO_CONTROL, ascii_ok
 SHA256 = Text("digest", 64, 64, "[^0-9a-f]", "of lowercase hex digits", unit="characters")
 TEXTS = (
     KEY,
+    LOCK_PREFIX,
     ROOM_NAME,
     USER_NAME,
     NAME,
@@ -252,6 +266,18 @@ Ref = Annotated[int, REF]
 Seq = Annotated[int, SEQ]
 Keys = Annotated[list[Key], Length(0, MAX_LOCK_KEYS)]
 Sha256 = Annotated[str, SHA256]
+LockPrefix = Annotated[str, LOCK_PREFIX]
+LockPrefixes = Annotated[list[LockPrefix], Length(0, MAX_LOCK_KEYS)]
+
+
+def covering_prefixes(key: str) -> list[str]:
+    """Every lock prefix that covers ``key``: the key cut after each "/" (the key itself if it ends so)."""
+    out = []
+    at = key.find("/")
+    while at != -1:
+        out.append(key[: at + 1])
+        at = key.find("/", at + 1)
+    return out
 
 
 def check_key(key: str) -> None:
@@ -413,7 +439,7 @@ ADMIN_ARGS: dict[str, dict[str, Any]] = {
     "status": {},
     "kick": {"client_id": SessionId, "reason": Annotated[str, MESSAGE]},
     "delete_room": {"room": RoomName},
-    "break_lock": {"room": RoomName, "keys": Keys},
+    "break_lock": {"room": RoomName, "keys": Keys, "prefixes": LockPrefixes},
     "export": {"room": RoomName},
     "import": {"room": RoomName, "items": Items, "meta": dict[str, Any], "seq": Seq, "more": bool},
     "add_member": {"node_id": Annotated[int, NODE_ID], "raft": Address},

@@ -97,6 +97,9 @@ class ChangeTracker:
         self._counts: dict[str, int] = {}  # kind name -> len(bpy.data.<collection>) at the last look
         self._audit_at = (0, 0)  # (registry position, collection position) where the audit resumes
         self._audit_seen: set[str] = set()  # uuids seen alive since the audit's cycle began
+        # key -> the value it had before a scan or audit reported it changed (None: it did not exist), until
+        # the caller clears it: what to put back when the room refuses the change
+        self.previous: dict[str, bytes | None] = {}
         self.audit_visits = 0  # datablocks the last audit() looked at
         self.audit_cycles = 0  # completed passes of the audit over every datablock
 
@@ -119,6 +122,7 @@ class ChangeTracker:
         self._counts = {}
         self._audit_at = (0, 0)
         self._audit_seen = set()
+        self.previous = {}
         for key, value in (values or {}).items():
             self.note_applied(key, value)
 
@@ -335,11 +339,14 @@ class ChangeTracker:
             kind, id_data = todo[uuid]
             current = self._serialise(uuid, kind, id_data, ctx)
             for key, value in current.items():
-                if self._values.get(key) != value:
+                old = self._values.get(key)
+                if old != value:
                     changed[key] = value
+                    self.previous.setdefault(key, old)
                     self.note_applied(key, value)
             for key in sorted(self._keys.get(uuid, set()) - current.keys()):
                 deleted.append(key)
+                self.previous.setdefault(key, self._values.get(key))
                 self.note_applied(key, None)
             self._seen(uuid, id_data)
             if members:
@@ -349,6 +356,8 @@ class ChangeTracker:
         for uuid in sorted(gone & self._keys.keys()):
             keys = sorted(self._keys[uuid], key=lambda k: (parse_key(k) or ("", "", ""))[2] == PRIMARY_PART)
             deleted.extend(keys)
+            for key in keys:
+                self.previous.setdefault(key, self._values.get(key))
             self.forget_uuid(uuid)
         return changed, deleted
 

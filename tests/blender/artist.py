@@ -4,7 +4,8 @@ Run as ``python artist.py NAME`` (a plain subprocess: multiprocessing's spawn
 cannot re-import bpy). Each stdin line is a JSON command, each answer one
 JSON line on stdout prefixed with ``@@ `` (Blender may print other things):
 
-    {"cmd": "connect", "servers": "127.0.0.1:1234", "token": null} -> {"ok": true, "client_id": ...}
+    {"cmd": "connect", "servers": "127.0.0.1:1234", "token": null, "lock_selection": false}
+        -> {"ok": true, "client_id": ...}
     {"cmd": "create_room", "room": "r", "keep_open": true, "send_scene": true}
     {"cmd": "join", "room": "r", "password": null}
     {"cmd": "edit", "script": "<python using bpy>"}      (then view_layer.update() and one pump)
@@ -105,6 +106,7 @@ def handle(command: dict) -> dict:
             name=command.get("name", NAME),
             color=command.get("color", (0.9, 0.3, 0.1)),
             token=command.get("token"),
+            lock_selection=command.get("lock_selection", False),
         )
         if not pump_until(lambda: session.connected, timeout):
             raise RuntimeError(f"could not connect: {session.status}")

@@ -264,6 +264,7 @@ def test_panels_and_lists_draw_in_every_state(fake_network):
         "user_name",
         "color",
         "token",
+        "lock_selection",
     ]
 
     assert bpy.ops.blendsync.leave_room() == {"FINISHED"}

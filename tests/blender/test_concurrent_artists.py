@@ -259,3 +259,41 @@ def test_both_edits_survive(room, pair, swapped):
         else:
             assert value == expected, (artist.name, value)
         assert artist.call("state")["errors"] == []
+
+
+NOTICES = "[n.text for n in session.notices.items]"
+
+
+def test_same_property_the_overridden_artist_is_told(room):
+    """Both set one property at the same moment: server order decides (Ben's, ordered second, stays
+    everywhere) and only Ana, whose committed value was replaced by one made without seeing it, gets a
+    notice. Then turn-taking on the same property: nobody is told."""
+    proxy, ana, ben, cleo = room
+    n = len(CASES)
+    ana.call("edit", script=setup_script(n))
+    converge([ana, ben, cleo])
+    before = {artist.name: artist.call("eval", expr=NOTICES)["value"] for artist in (ana, ben, cleo)}
+
+    proxy.hold()
+    try:
+        ana.call("edit", script=f'bpy.data.objects["Pillar{n}"].location.x = 7.0')
+        deadline = time.monotonic() + 20
+        while proxy.held_bytes == 0:  # Ana's ack is held: Ben cannot have seen her edit
+            assert time.monotonic() < deadline, "the server never answered Ana's batch"
+            time.sleep(0.01)
+        ben.call("edit", script=f'bpy.data.objects["Pillar{n}"].location.x = 9.0')
+        ben.call("pump_until_idle", quiet=0.2)
+    finally:
+        proxy.release()
+    converge([ana, ben, cleo])
+    for artist in (ana, ben, cleo):
+        assert artist.call("eval", expr=f'bpy.data.objects["Pillar{n}"].location.x')["value"] == 9.0
+    after = {artist.name: artist.call("eval", expr=NOTICES)["value"] for artist in (ana, ben, cleo)}
+    assert after["ana"] == [*before["ana"], f"ben set Pillar{n} location after you"]
+    assert after["ben"] == before["ben"] and after["cleo"] == before["cleo"]
+
+    # Turn-taking: each edit is made after seeing the one before it.
+    for artist, x in ((ana, 1.0), (ben, 2.0), (ana, 3.0)):
+        artist.call("edit", script=f'bpy.data.objects["Pillar{n}"].location.x = {x}')
+        converge([ana, ben, cleo])
+    assert {artist.name: artist.call("eval", expr=NOTICES)["value"] for artist in (ana, ben, cleo)} == after

@@ -90,11 +90,11 @@ def test_op_ids_increase_and_a_chosen_op_id_moves_the_counter():
     s = session()
     assert s.write([["set", "a", b"1"]])[0] == 1
     op_id, event = s.write([["set", "b", b"2"]], op_id=10)
-    assert op_id == 10 and event == Set(op_id=10, key="b", value=b"2")
+    assert op_id == 10 and event == Set(op_id=10, key="b", value=b"2", seen=0)
     op_id, event = s.write([["delete", "c"]])
-    assert op_id == 11 and event == Delete(op_id=11, key="c")
+    assert op_id == 11 and event == Delete(op_id=11, key="c", seen=0)
     op_id, event = s.write([["set", "d", b""], ["delete", "e"]])
-    assert event == Batch(op_id=12, ops=[["set", "d", b""], ["delete", "e"]])
+    assert event == Batch(op_id=12, ops=[["set", "d", b""], ["delete", "e"]], seen=0)
     assert list(s.unacked) == [1, 10, 11, 12]
     assert s.reserve_op_id() == 13 and s.write([["delete", "f"]])[0] == 14
     event_op, _ = s.room_event(b"hi")
@@ -167,7 +167,11 @@ def test_resume_plan_joins_since_our_seq_and_resends_unacked_ops_under_their_op_
     join = plan[0]
     assert isinstance(join, JoinRoom) and (join.room, join.password, join.since) == ("r", "pw", 11)
     assert join.ref >= REF_BASE and join.ref != ref
-    assert plan[1:] == [Set(op_id=ops[0], key="k0", value=b"v"), Set(op_id=ops[2], key="k2", value=b"v")]
+    # Each with the seq it was made from (10), although the session has seen 11 since.
+    assert plan[1:] == [
+        Set(op_id=ops[0], key="k0", value=b"v", seen=10),
+        Set(op_id=ops[2], key="k2", value=b"v", seen=10),
+    ]
     assert event_op not in [getattr(e, "op_id", None) for e in plan]
     # Resumed: the tail comes as usual; the resent ops are acked at their place.
     s.receive(Joined(room="r", seq=11, mode="resume", key_count=3, ref=join.ref), 1.0)
@@ -362,7 +366,8 @@ def test_retry_codes_keep_the_keys_pending_and_resend_only_what_was_not_edited_a
     assert step.refused and step.view == []  # our value stays shown, "a" stays shielded
     assert s.edits.pending == {"a": first, "b": later}
     ((retried, event),) = s.retry_writes()
-    assert retried > later and event == Set(op_id=retried, key="a", value=b"1")
+    # Made from seq 0: the retry says so, although "theirs" (seq 1) arrived since.
+    assert retried > later and event == Set(op_id=retried, key="a", value=b"1", seen=0)
     assert s.edits.pending["a"] == retried and s.retry_writes() == []
     assert s.receive(Ack(op_id=retried, seq=2), 0.0).view == []  # the held value was older
 
@@ -372,7 +377,7 @@ def test_batches_only_when_asked_and_in_the_resume_plan_too():
     s = ClientSession(hello, [A], failover=True, compact_ops=False)
     joined_room(s)
     op_id, event = s.write([["set", "k", b"v"]])
-    assert event == Batch(op_id=op_id, ops=[["set", "k", b"v"]])
+    assert event == Batch(op_id=op_id, ops=[["set", "k", b"v"]], seen=0)
     s.connection_lost("reset", 0.0)
     assert s.resume_plan()[1:] == [event]
 

@@ -57,13 +57,13 @@ VALID: dict[str, dict[str, Any]] = {
     "join_room": {"room": "shot", "password": "pw", "since": 0, "ref": 1},
     "leave_room": {"ref": 1},
     "delete_room": {"room": "shot", "ref": 1},
-    "set": {"op_id": 1, "key": "k", "value": b""},
-    "delete": {"op_id": 1, "key": "k"},
-    "batch": {"op_id": 1, "ops": [["set", "k", b""], ["delete", "j"]]},
+    "set": {"op_id": 1, "key": "k", "value": b"", "seen": 0},
+    "delete": {"op_id": 1, "key": "k", "seen": 0},
+    "batch": {"op_id": 1, "ops": [["set", "k", b""], ["delete", "j"]], "seen": 0},
     "event": {"op_id": 1, "value": b""},
     "presence": {"state": {"name": "ana", "frame": 1}},
-    "lock": {"keys": ["k"], "ref": 1},
-    "unlock": {"keys": [], "ref": 1},
+    "lock": {"keys": ["k"], "prefixes": ["obj/1/"], "ref": 1},
+    "unlock": {"keys": [], "prefixes": [], "ref": 1},
     "admin": {"action": "rooms", "ref": 1},
     "blob_query": {"hashes": [HASH], "ref": 1},
     "blob_put": {"hash": HASH, "data": b"x", "ref": 1},
@@ -89,7 +89,7 @@ VALID: dict[str, dict[str, Any]] = {
     "snapshot": {"room": "shot", "items": [["k", b"v"]]},
     "snapshot_end": {"room": "shot", "seq": 0},
     "ack": {"op_id": 1, "seq": 1},
-    "applied": {"room": "shot", "seq": 1, "client_id": SID, "op_id": 1, "ops": [["delete", "k"]]},
+    "applied": {"room": "shot", "seq": 1, "client_id": SID, "op_id": 1, "ops": [["delete", "k"]], "seen": 0},
     "room_event": {"room": "shot", "client_id": SID, "value": b"", "seq": 0},
     "left": {"room": "shot", "ref": 1},
     "room_deleted": {"room": "shot", "ref": 1},
@@ -97,9 +97,15 @@ VALID: dict[str, dict[str, Any]] = {
     "client_left": {"room": "shot", "client_id": SID},
     "client_updated": {"room": "shot", "client_id": SID, "state": {"frame": 1}},
     "error": {"code": "bad_message", "message": "m", "ref": 1},
-    "lock_granted": {"room": "shot", "keys": ["k"], "ref": 1},
-    "unlocked": {"room": "shot", "keys": ["k"], "ref": 1},
-    "locks_changed": {"room": "shot", "locked": {"k": SID}, "unlocked": ["j"]},
+    "lock_granted": {"room": "shot", "keys": ["k"], "ref": 1, "prefixes": ["p/"]},
+    "unlocked": {"room": "shot", "keys": ["k"], "ref": 1, "prefixes": ["p/"]},
+    "locks_changed": {
+        "room": "shot",
+        "locked": {"k": SID},
+        "unlocked": ["j"],
+        "prefixes": {"p/": SID},
+        "unlocked_prefixes": ["q/"],
+    },
     "admin_result": {"action": "rooms", "result": None, "ref": 1},
     "export_items": {"room": "shot", "items": [["k", b"v"]], "ref": 1},
     "history": {"prefix": "obj/1/", "since": 0, "limit": 10, "ref": 1},
@@ -144,6 +150,7 @@ INT_FIELDS: dict[tuple[str, str], tuple[int, int]] = {
     **{(t, "days"): (0, 36_500) for t in ("set_retention", "retention")},
     **{(t, "ops"): (0, I63) for t in ("set_retention", "retention")},
     **{(t, "op_id"): (1, I63) for t in ("set", "delete", "batch", "event", "ack", "applied")},
+    **{(t, "seen"): (0, I63) for t in ("set", "delete", "batch", "applied")},
     **{(t, "ref"): (0, I63) for t in VALID if "ref" in EVENT_TYPES[t]._names},
 }
 PRESENCE_INTS = {"frame": (-(2**31), 2**31 - 1)}
@@ -189,6 +196,8 @@ TEXT_FIELDS: dict[tuple[str, str], tuple[int, int, str]] = {
     ("history", "prefix"): (0, 1024, "key"),
     ("checkpoint", "name"): (1, 256, "text"),
     ("forked", "source"): (1, 256, "room"),
+    **{(t, "prefixes"): (1, 1024, "prefix") for t in ("lock", "unlock", "lock_granted", "unlocked")},
+    ("locks_changed", "unlocked_prefixes"): (1, 1024, "prefix"),
     **{
         (t, "room"): (1, 256, "room")
         for t in VALID
@@ -375,6 +384,8 @@ def _oracle(value: str, low: int, high: int, rule: str) -> bool:
     control = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
     if rule == "key":
         return "\x00" not in value
+    if rule == "prefix":
+        return "\x00" not in value and value.endswith("/")
     if rule == "text":
         return not control
     if rule == "room":
@@ -403,6 +414,7 @@ def _edge_values(low: int, high: int) -> list[str]:
         "\u3000" + pad,
     ]
     values += [pad + "\u200d" + pad, pad + "\u2028", pad + "\ufeff" + pad, pad + "\U0010ffff"]
+    values += [v + "/" for v in values] + ["/", "a" * (high - 1) + "/", "a" * high + "/", "\x00/"]
     return values
 
 
@@ -649,12 +661,27 @@ def test_lock_keys_bounds():
     assert (
         refused("lock", {"keys": ["k"] * 1025}).message == "lock.keys must have 0 to 1024 items; it has 1025"
     )
-    assert refused("lock", {"keys": []}).message == "lock.keys must name at least one key"
+    assert refused("lock", {"keys": []}).message == "lock.keys must name at least one key or prefix"
+    assert refused("lock", {}).message == "lock.keys must name at least one key or prefix"
+    assert decode("lock", {"prefixes": ["obj/1/"]}).prefixes == ["obj/1/"]
+    both = {"keys": ["k"] * 512, "prefixes": ["p/"] * 513}
+    assert refused("lock", both).message == "lock.keys and prefixes must be at most 1024 together"
+    assert decode("lock", {"keys": ["k"] * 512, "prefixes": ["p/"] * 512})
+    assert refused("lock", {"prefixes": ["obj/1"]}).message == (
+        "lock.prefixes[0] must be 1 to 1024 bytes of UTF-8 without NUL, ending in /"
+    )
+    assert refused("lock", {"prefixes": ["a\x00/"]}).message.endswith("U+0000 at 1 is not allowed")
+    for pattern in ("*/", "**/", "/", "%2F/", "a/*/"):  # pattern characters are data
+        assert decode("unlock", {"prefixes": [pattern]}).prefixes == [pattern]
     assert refused("lock", {"keys": ["k", ""]}).message.startswith("lock.keys[1] must be 1 to 1024 bytes")
     assert decode("unlock", {"keys": []}).keys == []
 
 
 def test_admin_args_are_checked_when_present():
+    args = {"room": "r", "keys": [], "prefixes": ["x"]}
+    assert refused("admin", {"action": "break_lock", "args": args}).message.startswith(
+        "admin.args.prefixes[0] must be"
+    )
     assert refused("admin", {"action": "break_lock", "args": {"room": "r", "keys": [""]}}).message.startswith(
         "admin.args.keys[0] must be"
     )

@@ -4,6 +4,8 @@
     python tools/bench/addon.py drag [--steps 100] [--grid 100] [--json]
     python tools/bench/addon.py idle [--objects 500] [--grid 447] [--seconds 20] [--json]
     python tools/bench/addon.py live-drag [--objects 500] [--grid 447] [--steps 100] [--rate 60] [--json]
+    python tools/bench/addon.py edits [--json]
+    python tools/bench/addon.py pair [--rounds 10] [--json]
 
 ``join``: one Blender process builds a room (``--objects`` small meshes and
 one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
@@ -34,6 +36,19 @@ two more; the first moves the grid object in ``--steps`` steps paced at
 Measured: the sender's wall time for the steps and its slowest pump, and, in
 each receiver, how long after the sender's last step it shows the final
 position (wall clock, same machine).
+
+``edits``: one Blender process in a room makes one property edit of each
+kind (``EDITS``: transform, name, visibility, collection membership, a
+modifier setting, a material setting and a node socket, a light and a camera
+setting, a scene setting, a vertex of a small mesh, the view when following)
+and counts the bytes the add-on wrote to its socket for each, from the edit
+to its ack, with the keys its batch carried.
+
+``pair``: two Blender processes in a room change two properties of one
+object at the same moment (Ana the location, Ben the scale; both edits are
+made before either process reads anything), ``--rounds`` times; measured:
+from the earlier of the two edits to the later of the moments each process
+shows both (wall clock, same machine).
 
 ``--addon-root DIR`` (every command) loads the add-on and the protocol from
 another checkout (e.g. an export of an older commit), for A/B runs against
@@ -272,6 +287,107 @@ def bench_drag(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# name -> (setup script, not measured; the measured edit). The setup runs in the room before the edit.
+EDITS: dict[str, tuple[str, str]] = {
+    "location": ("", 'bpy.data.objects["Box.000"].location.x = 3.0'),
+    "rotation": ("", 'bpy.data.objects["Box.000"].rotation_euler.z = 1.0'),
+    "scale": ("", 'bpy.data.objects["Box.000"].scale = (2.0, 2.0, 2.0)'),
+    "object name": ("", 'bpy.data.objects["Box.000"].name = "Crate"'),
+    "object visibility": ("", 'bpy.data.objects["Crate"].hide_render = True'),
+    "collection link": (
+        'bpy.context.scene.collection.children.link(bpy.data.collections.new("Set"))',
+        'bpy.data.collections["Set"].objects.link(bpy.data.objects["Crate"])',
+    ),
+    "modifier setting": (
+        'bpy.data.objects["Crate"].modifiers.new("Smooth", "SUBSURF")',
+        'bpy.data.objects["Crate"].modifiers["Smooth"].levels = 2',
+    ),
+    "material setting": ("", 'bpy.data.materials["Paint"].roughness = 0.25'),
+    "material node socket": (
+        "",
+        'bpy.data.materials["Paint"].node_tree.nodes["Principled BSDF"].inputs["Roughness"]'
+        ".default_value = 0.1",
+    ),
+    "light setting": (
+        'lamp = bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "POINT"))\n'
+        "bpy.context.scene.collection.objects.link(lamp)",
+        'bpy.data.lights["Lamp"].energy = 500.0',
+    ),
+    "camera setting": (
+        'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam")))',
+        'bpy.data.cameras["Cam"].lens = 85.0',
+    ),
+    "scene setting": ("", "bpy.context.scene.frame_end = 120"),
+    "mesh vertex (8-vertex box)": ("", 'bpy.data.objects["Crate"].data.vertices[0].co.x = -0.5'),
+    "current frame (following)": (
+        "__import__('blender_addon.session').session.current().follow_view(True)",
+        "bpy.context.scene.frame_current = 12",
+    ),
+}
+
+
+def bench_edits(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-edits-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    edits: dict[str, Any] = {}
+    with Server() as server:
+        artist = Worker("editor")
+        try:
+            artist("build", objects=1, grid=0)
+            artist("connect", servers=server.address)
+            artist("publish", room=room, timeout=60)
+            for name, (setup, script) in EDITS.items():
+                if setup:
+                    artist("edit", script=setup)
+                result = artist("edit", script=script)
+                edits[name] = {"bytes": result["bytes_sent"], "keys": result["keys"]}
+        finally:
+            artist.close()
+    return {"bench": "addon-edits", "edits": edits, "wall_seconds": round(time.perf_counter() - total, 1)}
+
+
+PAIR_EXPR = (
+    'tuple(round(v, 4) for v in (*bpy.data.objects["Box.000"].location, *bpy.data.objects["Box.000"].scale))'
+)
+
+
+def bench_pair(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-pair-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    seconds: list[float] = []
+    with Server() as server:
+        ana, ben = Worker("ana"), Worker("ben")
+        try:
+            ana("build", objects=1, grid=0)
+            for worker in (ana, ben):
+                worker("connect", servers=server.address)
+            ana("publish", room=room, timeout=60)
+            ben("join", room=room, timeout=60)
+            for i in range(1, args.rounds + 1):
+                x, s = float(i), 1.0 + i / 10
+                ana.send("edit", script=f'bpy.data.objects["Box.000"].location.x = {x}', settle=False)
+                ben.send("edit", script=f'bpy.data.objects["Box.000"].scale = ({s}, {s}, {s})', settle=False)
+                edited = [worker.call_reply(None) for worker in (ana, ben)]
+                expected = [round(v, 4) for v in (x, 0.0, 0.0, s, s, s)]
+                for worker in (ana, ben):
+                    worker.send("watch_expr", expr=f"list({PAIR_EXPR})", expected=expected, timeout=30)
+                seen = [worker.call_reply(None) for worker in (ana, ben)]
+                start = min(e["edit_at"] for e in edited)
+                seconds.append(round(max(s["seen_at"] for s in seen) - start, 4))
+        finally:
+            ana.close()
+            ben.close()
+    ordered = sorted(seconds)
+    return {
+        "bench": "addon-pair",
+        "rounds": args.rounds,
+        "converged_seconds": seconds,
+        "p50_seconds": ordered[len(ordered) // 2],
+        "max_seconds": ordered[-1],
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
 def bench_idle(args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-idle-{secrets.token_hex(4)}"
     total = time.perf_counter()
@@ -373,11 +489,23 @@ def main(argv: list[str] | None = None) -> int:
     live.add_argument("--receivers", type=int, default=2)
     live.add_argument("--settle", type=float, default=3.0, help="seconds of timer before the drag")
     live.add_argument("--json", action="store_true")
-    for sub in (join, drag, idle, live):
+    edits = kinds.add_parser("edits", help="bytes on the wire for one property edit of each kind")
+    edits.add_argument("--json", action="store_true")
+    pair = kinds.add_parser("pair", help="convergence time of two edits of one object at the same moment")
+    pair.add_argument("--rounds", type=int, default=10)
+    pair.add_argument("--json", action="store_true")
+    for sub in (join, drag, idle, live, edits, pair):
         sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
     Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
-    benches = {"join": bench_join, "drag": bench_drag, "idle": bench_idle, "live-drag": bench_live_drag}
+    benches = {
+        "join": bench_join,
+        "drag": bench_drag,
+        "idle": bench_idle,
+        "live-drag": bench_live_drag,
+        "edits": bench_edits,
+        "pair": bench_pair,
+    }
     result = benches[args.bench](args)
     if args.json:
         print(json.dumps(result, sort_keys=True))

@@ -296,6 +296,37 @@ def worker_main(name: str) -> int:
             time.sleep(interval)
         raise TimeoutError(f"{object_name} never reached {location}")
 
+    def edit(script: str, settle: bool) -> dict[str, Any]:
+        """Run an edit script, flush and pump once (the edit goes out); with ``settle``, pump until it is
+        acknowledged and report the bytes written and the keys sent."""
+        session = current()
+        if settle:
+            run_until(lambda: settled(session), 30)
+            time.sleep(0.2)  # presence and the network thread quiet before counting
+            timer_tick()
+        sent0, last_op = session.net.bytes_sent, session.client_session.last_op_id
+        edit_at = time.time()
+        exec(compile(script, "<edit>", "exec"), {"bpy": bpy})
+        timer_tick()
+        keys = sorted(
+            op[1].split("/", 2)[-1] for i, ops in session.unacked.items() if i > last_op for op in ops
+        )
+        if not settle:
+            return {"edit_at": edit_at}
+        run_until(lambda: settled(session), 30)
+        time.sleep(0.2)  # let the network thread finish writing
+        return {"bytes_sent": session.net.bytes_sent - sent0, "keys": keys, "edit_at": edit_at}
+
+    def watch_expr(expr: str, expected: Any, timeout: float) -> dict[str, Any]:
+        """Run the timer until ``expr`` evaluates to ``expected``; when (wall clock) it did."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            interval = timer_tick()
+            if eval(expr, {"bpy": bpy}) == expected:
+                return {"seen_at": time.time()}
+            time.sleep(interval)
+        raise TimeoutError(f"{expr} never became {expected!r}")
+
     reply(ok=True, ready=True, pid=os.getpid())
     for line in sys.stdin:
         line = line.strip()
@@ -327,6 +358,10 @@ def worker_main(name: str) -> int:
                 result = paced_drag(command["object"], int(command["steps"]), float(command["rate"]))
             elif cmd == "watch":
                 result = watch(command["object"], command["location"], float(command["timeout"]))
+            elif cmd == "edit":
+                result = edit(command["script"], bool(command.get("settle", True)))
+            elif cmd == "watch_expr":
+                result = watch_expr(command["expr"], command["expected"], float(command.get("timeout", 30)))
             elif cmd == "state":
                 session = current()
                 result = {

@@ -1,6 +1,10 @@
-"""Scenes (kind ``scene``): frame range, fps, resolution, camera, world, active clip.
+"""Scenes (kind ``scene``): frame range, fps, resolution, world, active clip; the view state.
 
-The current frame is each artist's own (their presence shows it): playing and scrubbing send nothing.
+The view state (``scene/<u>/view/<item>``: active camera, current frame, preview range, the viewport shading
+of the artist's 3D views, the same under every scene) is read and applied here like any part, but it is each
+artist's own: the add-on sends and applies it only while the artist follows the shared view
+(blender_addon/view_state.py), and the scene hash leaves it out: playing and scrubbing send nothing
+unless the artist follows the shared view.
 
 Blender always needs one scene: a local scene without a uuid (or one
 marked with ``ids.ADOPT_PROP``) is taken over by the room's scene instead of
@@ -27,7 +31,6 @@ SETTINGS: dict[str, tuple[str, bool]] = {
     "resolution_x": ("render", False),
     "resolution_y": ("render", False),
     "resolution_percentage": ("render", False),
-    "camera": ("scene", True),
     "world": ("scene", True),
     "active_clip": ("scene", True),
 }
@@ -37,6 +40,19 @@ def _holder(scene: bpy.types.Scene, where: str):
     return scene.render if where == "render" else scene
 
 
+SHADING_TYPES = ("WIREFRAME", "SOLID", "MATERIAL", "RENDERED")
+
+
+def _views_3d():
+    """The 3D views of every window (the shading is the artist's, whichever scene a window shows)."""
+    for window in getattr(bpy.context.window_manager, "windows", ()):
+        if window.screen is None:
+            continue
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                yield area.spaces.active
+
+
 def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
     settings = {}
     for attr, (where, is_link) in SETTINGS.items():
@@ -44,10 +60,19 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
         settings[(attr,)] = (
             ctx.ref(value) if is_link else (float(value) if isinstance(value, float) else value)
         )
-    return {"meta": {}, "name": scene.name, "set": settings}
+    view: dict[tuple[str, ...], object] = {
+        ("camera",): ctx.ref(scene.camera),
+        ("frame",): scene.frame_current,
+        ("preview",): [scene.use_preview_range, scene.frame_preview_start, scene.frame_preview_end],
+    }
+    shading = next((space.shading.type for space in _views_3d()), None)
+    if shading is not None:
+        view[("shading",)] = shading
+    return {"meta": {}, "name": scene.name, "set": settings, "view": view}
 
 
 def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
+    # Without the view state: each artist has their own.
     return {
         "name": scene.name,
         "frames": [scene.frame_start, scene.frame_end, scene.frame_step],
@@ -58,7 +83,6 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
             scene.render.resolution_y,
             scene.render.resolution_percentage,
         ],
-        "camera": ctx.ref(scene.camera),
         "world": ctx.ref(scene.world),
         "active_clip": ctx.ref(scene.active_clip),
         "children": sorted(ctx.ref(c) for c in scene.collection.children if ctx.is_synced(c)),
@@ -106,11 +130,32 @@ def apply_setting(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ct
     return scene
 
 
+def apply_view(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    name = item[0]
+    if doc is None and name != "camera":
+        return scene
+    if name == "camera":
+        target = ctx.resolve(doc)
+        if scene.camera != target:
+            scene.camera = target
+    elif name == "frame" and isinstance(doc, int):
+        set_changed(scene, "frame_current", doc)
+    elif name == "preview" and isinstance(doc, list) and len(doc) == 3:
+        set_changed(scene, "use_preview_range", bool(doc[0]))
+        set_changed(scene, "frame_preview_start", doc[1])
+        set_changed(scene, "frame_preview_end", doc[2])
+    elif name == "shading" and doc in SHADING_TYPES:
+        for space in _views_3d():
+            if space.shading.type != doc:
+                space.shading.type = doc
+    return scene
+
+
 KIND = Kind(
     name="scene",
     collection="scenes",
     rna_type="Scene",
-    parts={"meta": apply_meta, "name": apply_name, "set": Items(apply_setting)},
+    parts={"meta": apply_meta, "name": apply_name, "set": Items(apply_setting), "view": Items(apply_view)},
     create=create,
     serialise=serialise,
     describe=describe,

@@ -1,0 +1,193 @@
+"""Prefix locks: one lock holds every key under a prefix (ending in /), keys written later too; checked at the
+boundary, enforced in the write's transaction, released with the session (unlock, leave, drop)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from support import wait_for
+from test_grammar import raw_member
+
+from broadcaster.client import ServerError, connect
+from broadcaster.roomstore import create_room_command, lock_command, lock_payload, write_command
+from protocol import PROTOCOL_VERSION, LocksChanged, encode_frame
+from protocol.limits import covering_prefixes
+from replication.tree.commands import encode_envelope
+from replication.tree.machine import Tree
+
+OBJ = "obj/" + "a" * 32 + "/"
+
+
+async def next_of(client, kind, timeout=5.0):
+    with trio.fail_after(timeout):
+        while not isinstance(event := await client.receive(), kind):
+            pass
+    return event
+
+
+async def refused(write) -> str:
+    with pytest.raises(ServerError) as info:
+        await write
+    assert not info.value.fatal
+    return info.value.code
+
+
+def test_covering_prefixes_cut_at_every_slash():
+    assert covering_prefixes("obj/1/mod/Smooth") == ["obj/", "obj/1/", "obj/1/mod/"]
+    assert covering_prefixes("obj/1/") == ["obj/", "obj/1/"]
+    assert covering_prefixes("plain") == [] and covering_prefixes("/") == ["/"]
+    assert covering_prefixes("a//b") == ["a/", "a//"]
+    assert covering_prefixes("*/**/%2F") == ["*/", "*/**/"]  # pattern characters are data
+
+
+async def test_a_prefix_lock_holds_every_key_under_it_new_ones_too(server):
+    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        await ben.set(OBJ + "location", b"0")
+        assert await ana.lock_prefixes([], [OBJ]) == ([], [OBJ])
+        changed = await next_of(ben, LocksChanged)
+        assert changed.prefixes == {OBJ: ana.client_id} and changed.locked == {}
+        for write in (
+            ben.set(OBJ + "location", b"b"),  # an existing key
+            ben.set(OBJ + "mod/Smooth", b"b"),  # a key made after the lock
+            ben.delete(OBJ + "location"),
+            ben.batch([["set", "free", b"b"], ["set", OBJ + "name", b"b"]]),  # the whole batch
+        ):
+            assert await refused(write) == "locked"
+        assert ben.state == {OBJ + "location": b"0"}
+        # Keys beside it are free: a sibling uuid sharing the prefix's text, the prefix without its slash.
+        await ben.set(OBJ[:-1] + "b/location", b"b")
+        await ben.set(OBJ[:-1], b"b")
+        await ana.set(OBJ + "location", b"a")  # the holder writes
+        # Overlapping locks are refused, all or nothing: a key under it, the prefix itself, a wider and a
+        # narrower prefix.
+        for keys, prefixes in (([OBJ + "x"], []), ([], [OBJ]), ([], ["obj/"]), ([], [OBJ + "mod/"])):
+            assert await refused(ben.lock_prefixes(keys, prefixes)) == "locked"
+        assert await refused(ben.lock_prefixes(["free"], [OBJ])) == "locked"
+        assert "free" not in ben.locks
+        assert await ana.unlock(prefixes=[OBJ]) == [OBJ]
+        await wait_for(lambda: not ben.prefix_locks)
+        await ben.set(OBJ + "location", b"b")
+
+
+async def test_a_narrower_lock_held_by_another_blocks_a_wider_prefix(server):
+    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        await ana.lock([OBJ + "name"])
+        assert await refused(ben.lock_prefixes([], [OBJ])) == "locked"
+        await ana.lock_prefixes([], [OBJ + "mod/"])
+        await ana.unlock([OBJ + "name"])
+        assert await refused(ben.lock_prefixes([], ["obj/"])) == "locked"
+        assert await ben.lock_prefixes([], [OBJ + "set/"]) == ([], [OBJ + "set/"])  # disjoint: fine
+        assert await refused(ana.lock_prefixes([], [OBJ])) == "locked"  # Ben's is inside it
+        await ben.unlock()
+        assert await ana.lock_prefixes([], [OBJ]) == ([], [OBJ])  # her own narrower one does not stop her
+        assert await refused(ben.set(OBJ + "mod/x", b"b")) == "locked"
+
+
+async def test_the_longest_prefix_and_edge_prefixes(server):
+    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        longest = "\U0001f511" * 255 + "abc/"  # 1024 bytes
+        weird = ["/", "*/", "**/", "%2F/", "\x01\x7f\x85 /", "\u200d/"]
+        await ana.lock_prefixes([], [longest, *weird])
+        changed = await next_of(ben, LocksChanged)
+        assert set(changed.prefixes) == {longest, *weird}
+        assert await refused(ben.set(longest, b"b")) == "locked"  # the longest key: the prefix itself
+        assert await refused(ben.set("*/x", b"b")) == "locked"
+        assert await refused(ben.set("/x", b"b")) == "locked"  # "/" holds every key starting with it
+        await ben.set("x/*", b"b")  # "*/" is text, not a pattern
+        await ben.set("**x", b"b")
+        assert sorted(await ana.unlock()) == sorted([longest, *weird])  # nothing named: everything
+
+
+async def test_bad_prefixes_are_refused_at_the_boundary_and_the_connection_goes_on(server):
+    host, port = server
+    async with connect(host, port, name="owner") as owner:
+        await owner.create_room("r", keep_open=True)
+        await owner.join("r")
+        raw = await raw_member(host, port, "r")
+        for body, says in (
+            (
+                {"prefixes": ["obj/1"]},
+                "lock.prefixes[0] must be 1 to 1024 bytes of UTF-8 without NUL, ending in /",
+            ),
+            ({"prefixes": [""]}, "lock.prefixes[0] must be"),
+            ({"prefixes": ["a\x00/"]}, "lock.prefixes[0] must be"),
+            ({"prefixes": ["k" * 1024 + "/"]}, "lock.prefixes[0] must be"),
+            ({"prefixes": ["p/"] * 1025}, "lock.prefixes must have 0 to 1024 items"),
+            ({"keys": ["k"] * 600, "prefixes": ["p/"] * 600}, "lock.keys and prefixes must be at most 1024"),
+            ({"keys": [], "prefixes": []}, "lock.keys must name at least one key or prefix"),
+            ({"prefixes": "obj/1/"}, "lock.prefixes must be"),
+            ({"prefixes": [1]}, "lock.prefixes[0] must be"),
+        ):
+            reply = await raw.request({"type": "lock", **body, "ref": 7})
+            assert reply["type"] == "error" and reply["code"] == "bad_message", reply
+            assert reply["message"].startswith(says) and not reply["fatal"] and reply["ref"] == 7, reply
+        bad_utf8 = b"\x83\xa4type\xa4lock\xa8prefixes\x91\xa2\xff/\xa3ref\x08"
+        reply = await raw.request(len(bad_utf8).to_bytes(4, "big") + bad_utf8)
+        assert reply["code"] == "bad_message" and "not valid UTF-8" in reply["message"], reply
+        reply = await raw.request({"type": "lock", "prefixes": ["k" * 1023 + "/"], "ref": 9})  # the longest
+        assert reply["type"] == "lock_granted" and reply["prefixes"] == ["k" * 1023 + "/"], reply
+        with pytest.raises(ServerError) as info:
+            await owner.set("k" * 1023 + "/", b"o")
+        assert info.value.code == "locked"
+        await raw.stream.aclose()
+
+
+async def test_prefix_locks_go_with_leave_and_a_dropped_connection(server):
+    host, port = server
+    async with connect(host, port, name="ben") as ben:
+        await ben.create_room("r", keep_open=True)
+        await ben.join("r")
+        async with connect(host, port, name="ana") as ana:
+            await ana.join("r")
+            await ana.lock_prefixes([], [OBJ])
+            await wait_for(lambda: OBJ in ben.prefix_locks)
+            await ana.leave()
+        await wait_for(lambda: not ben.prefix_locks)
+        await ben.set(OBJ + "k", b"1")
+        stream = await trio.open_tcp_stream(host, port)
+        await stream.send_all(
+            encode_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "dropper"})
+            + encode_frame({"type": "join_room", "room": "r", "ref": 1})
+            + encode_frame({"type": "lock", "prefixes": [OBJ], "ref": 2})
+        )
+        await wait_for(lambda: OBJ in ben.prefix_locks)
+        await stream.aclose()
+        await wait_for(lambda: not ben.prefix_locks)
+        await ben.set(OBJ + "k", b"2")
+        async with connect(host, port, name="cleo") as cleo:  # a late joiner learns the held ones
+            await ben.lock_prefixes([], [OBJ])
+            await cleo.join("r")
+            changed = await next_of(cleo, LocksChanged)
+            assert changed.prefixes == {OBJ: ben.client_id}
+
+
+def test_the_transaction_itself_refuses_writes_under_another_owners_prefix():
+    """The condition inside the write's own transaction, without the server's check from its copy (a lock
+    granted on another node in the moment before the write commits)."""
+    tree, index = Tree(), 0
+
+    def run(command) -> dict:
+        nonlocal index
+        index += 1
+        return tree.apply(index, encode_envelope(command))[0]
+
+    ana, ben = lock_payload("a" * 32, "ana", 1), lock_payload("b" * 32, "ben", 1)
+    assert run(create_room_command("r", {"keep_open": True}))["succeeded"]
+    assert run(lock_command("r", [], ana, [OBJ]))["succeeded"]
+    guard = ("r", ben)
+    for ops in ([["set", OBJ + "new", b"b"]], [["set", "free", b"b"], ["delete", OBJ + "x"]]):
+        assert not run(write_command("r", "b" * 32, 1, ops, 100, guard))["succeeded"]
+    assert run(write_command("r", "b" * 32, 2, [["set", OBJ[:-1], b"b"]], 100, guard))["succeeded"]
+    assert run(write_command("r", "a" * 32, 1, [["set", OBJ + "new", b"a"]], 100, ("r", ana)))["succeeded"]
+    assert not run(lock_command("r", [OBJ + "k"], ben))["succeeded"]  # a key under her prefix
+    assert not run(lock_command("r", [], ben, [OBJ + "mod/"]))["succeeded"]  # a narrower prefix
+    assert run(lock_command("r", [], ana, [OBJ + "mod/"]))["succeeded"]  # hers: fine
