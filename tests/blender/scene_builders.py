@@ -723,7 +723,7 @@ def build_node_group() -> None:
     link(bpy.data.objects.new("Tinted", me))
 
 
-def build_armature() -> None:
+def build_armature() -> bpy.types.Object:
     """An armature built in edit mode (connected, parented and rolled bones) and a posed rig object."""
     arm = bpy.data.armatures.new("Skeleton")
     arm.display_type = "ENVELOPE"
@@ -759,6 +759,7 @@ def build_armature() -> None:
     pose["Root"].scale = (1.0, 1.5, 1.0)
     skinned = link(bpy.data.objects.new("Skinned", triangle_mesh("Skinned")))
     skinned.modifiers.new("Armature", "ARMATURE").object = rig
+    return rig
 
 
 def build_animated(count: int = 5, frames: int = 100) -> None:
@@ -774,8 +775,7 @@ def build_animated(count: int = 5, frames: int = 100) -> None:
             ob.keyframe_insert("location", index=1, frame=frame)
             ob.rotation_euler = (0.0, 0.0, spin)
             ob.keyframe_insert("rotation_euler", index=2, frame=frame)
-    build_armature()
-    hand = bpy.data.objects["Rig"].pose.bones["Hand"]
+    hand = build_armature().pose.bones["Hand"]  # by object: a linked character may also have a "Rig"
     build_shape_keys()
     smile = bpy.data.meshes["Face"].shape_keys.key_blocks["Smile"]
     for frame, value in ((1, 0.0), (frames, 1.0)):
