@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import secrets
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,7 @@ from protocol import (
     PROTOCOL_VERSION,
     Admin,
     AdminResult,
+    BackupData,
     ClientSession,
     Connection,
     CreateRoom,
@@ -133,6 +134,7 @@ class Client:
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
         self._snapshot_done: _Waiter | None = None
         self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
+        self.sinks: dict[int, Callable[[bytes], None]] = {}  # ref -> where a backup's chunks go
         self._events_send, self.events = trio.open_memory_channel[Event](math.inf)
         self._closed_error: BaseException | None = None
         self._connected = trio.Event()  # unset while failing over: operations wait to be resent
@@ -308,6 +310,8 @@ class Client:
             self._snapshot_done.resolve(step.snapshot_end)
         if isinstance(event, ExportItems) and event.ref in self._exports:
             self._exports[event.ref].extend(event.items)
+        elif isinstance(event, BackupData) and event.ref in self.sinks:
+            self.sinks[event.ref](event.data)
         elif isinstance(event, LocksChanged) and event.room == self.room:
             for key in event.unlocked:
                 self.locks.pop(key, None)

@@ -53,6 +53,7 @@ from replication import Node, ReplicationError, WatchEvent
 from . import __version__, passwords, tls
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
+from .backup import Backups
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
@@ -99,7 +100,8 @@ class Broadcaster:
         self.joins = Joins(config, self.store, self.hub, self.password_guard)
         self.writes = Writes(config, self.store, self.hub, self.metrics)
         self.history = RoomHistory(config, self.store, self.hub)
-        self.admin = AdminActions(self.store, self.hub, node, self.client_addresses)
+        backups = Backups(config.data_dir, node, self.version)
+        self.admin = AdminActions(self.store, self.hub, node, self.client_addresses, backups)
         self.hub.load_rooms()
         self._subscription = self.store.subscribe(self._on_tree_event)
 

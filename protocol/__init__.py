@@ -15,6 +15,7 @@ from .events import (
     Admin,
     AdminResult,
     Applied,
+    BackupData,
     Batch,
     ClientJoined,
     ClientLeft,

@@ -357,5 +357,6 @@ ADMIN_ARGS: dict[str, dict[str, Any]] = {
         "limit": Annotated[int, HISTORY_LIMIT],
     },
     "checkpoints": {"room": RoomName},
+    "backup": {},
 }
 ADMIN_ACTIONS = frozenset(ADMIN_ARGS)
