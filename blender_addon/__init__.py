@@ -7,6 +7,7 @@ Layout of the add-on:
 * ``net.py``         the network thread (socket + sans-IO protocol, no bpy);
 * ``session.py``     the sync loop run by a timer on the main thread (``pump()``);
 * ``ui.py``          preferences, sidebar panels, lists and operators;
+* ``room_history.py`` blame, checkpoints and restore; ``history_ui.py`` their sidebar panels;
 * ``overlay.py``     other artists' viewports and selections drawn in the 3D view;
 * ``protocol_shim``  finds the wire protocol (vendored in the zip, or the repository's).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import overlay, session, ui
+from . import history_ui, overlay, session, ui
 from .sync.tracker import ids_from_depsgraph, shading_only_ids
 
 pump = session.pump
@@ -63,6 +64,7 @@ _HANDLERS = (
 
 def register() -> None:
     ui.register()
+    history_ui.register()
     for handlers, handler in _HANDLERS:
         if handler not in handlers:
             handlers.append(handler)
@@ -75,4 +77,5 @@ def unregister() -> None:
     for handlers, handler in _HANDLERS:
         while handler in handlers:
             handlers.remove(handler)
+    history_ui.unregister()
     ui.unregister()

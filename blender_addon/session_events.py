@@ -7,10 +7,14 @@ Mixed into ``session.SyncSession``, whose state it shares.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import sync
 from .protocol_shim import protocol
+
+# Called with (session, event) after the session has taken each server event (modules add themselves).
+LISTENERS: list[Callable[[Any, Any], None]] = []
 
 
 class ServerEventsMixin:
@@ -95,6 +99,8 @@ class ServerEventsMixin:
                 self.revision += 1
         elif isinstance(event, P.Error):
             self._on_error(event, step, room)
+        for listener in LISTENERS:  # other concerns' replies (room_history.py)
+            listener(self, event)
 
     def _on_joined(self, joined, *, resumed: bool) -> None:
         join = self._join
