@@ -4,7 +4,7 @@ while it serves, streamed to ``blendsync admin backup DIR``, checked and restore
 A backup directory (docs/operations.md, "Backups"):
     data.mdb       lmdb's consistent, compacted copy of the node's store (replication.STORE_FILE)
     backup.json    {"format": "blendsync-backup", "version": 1, "created_at": ISO 8601 UTC,
-                    "server_version", "node_id", "applied", "term", "state_hash", "bytes", "sha256"}
+                    "server_version", "node_id", "applied", "term", "bytes", "sha256", "state_hash"}
 The manifest is written last: a directory without one is an unfinished backup.
 """
 
@@ -46,7 +46,7 @@ class Backups:
         and the ``admin_result`` with the manifest."""
         directory = self.scratch / secrets.token_hex(8)
         try:
-            summary = await self.node.backup(directory)
+            point = await self.node.backup(directory)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -56,9 +56,8 @@ class Backups:
             "created_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "server_version": self.server_version,
             "node_id": self.node.node_id,
-            "applied": summary.applied,
-            "term": summary.term,
-            "state_hash": summary.state_hash,
+            "applied": point.index,
+            "term": point.term,
         }
         return _stream(directory, manifest, ref)
 
@@ -97,9 +96,8 @@ async def download(client: Any, directory: Path) -> dict[str, Any]:
             client.sinks.pop(ref, None)
         f.flush()
         os.fsync(f.fileno())
-    manifest = reply.result
     os.replace(partial, directory / STORE_FILE)
-    check(directory, manifest)
+    manifest = check(directory, reply.result)  # adds the state_hash the replay reaches
     _write_json(directory / MANIFEST, manifest)
     return {**manifest, "directory": str(directory)}
 
@@ -122,7 +120,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 def check(directory: Path, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Verify a backup: its file's size and SHA-256 as recorded, and a replay of the store reaching the
-    recorded state. Raises BackupError saying what is wrong."""
+    recorded index (and state, once recorded). Returns the manifest with the state's hash; raises
+    BackupError saying what is wrong."""
     manifest = manifest if manifest is not None else read_manifest(directory)
     digest = hashlib.sha256()
     size = 0
@@ -138,9 +137,13 @@ def check(directory: Path, manifest: dict[str, Any] | None = None) -> dict[str, 
             f"{directory / STORE_FILE} is not the file the server sent (size or SHA-256 differ)"
         )
     summary = check_store(directory)
-    if (summary.applied, summary.state_hash) != (manifest.get("applied"), manifest.get("state_hash")):
-        raise BackupError(f"{directory}: the store replays to another state than the server recorded")
-    return {**manifest, "replayed_entries": summary.entries}
+    if summary.applied != manifest.get("applied"):
+        raise BackupError(
+            f"{directory}: the store replays to index {summary.applied}, not {manifest.get('applied')}"
+        )
+    if manifest.get("state_hash", summary.state_hash) != summary.state_hash:
+        raise BackupError(f"{directory}: the store replays to another state than when it was taken")
+    return {**manifest, "state_hash": summary.state_hash}
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:

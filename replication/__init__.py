@@ -7,7 +7,7 @@ Open a node with :func:`open_node` (:class:`NodeConfig`), then ``propose`` / ``s
 ``check_store`` and ``seed_store`` read and restore such a copy. Everything else in the package is its inside.
 """
 
-from .backup import STORE_FILE, BackupError, StoreSummary, check_store, seed_store
+from .backup import STORE_FILE, BackupError, StorePoint, StoreSummary, check_store, seed_store
 from .config import NodeConfig
 from .errors import NotLeader, OutcomeUnknown, ReplicationError
 from .node import Node, open_node
@@ -26,6 +26,7 @@ __all__ = [
     "OutcomeUnknown",
     "Proposal",
     "ReplicationError",
+    "StorePoint",
     "StoreSummary",
     "Subscription",
     "TreeError",

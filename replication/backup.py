@@ -2,8 +2,9 @@
 
 ``copy_store`` is lmdb's consistent copy (one read transaction, compacted): it runs beside the node's
 writes, on a worker thread (``Node.backup``), and holds every entry the node had made durable when it
-began, so every operation acknowledged before then. ``check_store`` opens a copy read-only and replays
-its log onto its tree, which proves both readable and says what state it holds. ``seed_store`` writes
+began, so every operation acknowledged before then; ``store_point`` says which. ``check_store`` opens a
+copy read-only and replays its log onto its tree, which proves both readable and says what state it holds
+(the CPU for that is the checker's, not the serving node's). ``seed_store`` writes
 that state as a fresh one-voter store (docs/operations.md, "Backups").
 """
 
@@ -27,6 +28,12 @@ class BackupError(Exception):
 
 
 @dataclass(frozen=True)
+class StorePoint:
+    index: int  # the last entry a copy holds (every entry up to it is in it)
+    term: int
+
+
+@dataclass(frozen=True)
 class StoreSummary:
     applied: int  # every entry up to here is in the tree the store holds
     term: int  # the term of the last entry
@@ -40,6 +47,18 @@ def copy_store(storage: Storage, destination: Path) -> None:
     if any(destination.iterdir()):
         raise BackupError(f"{destination} is not empty")
     storage.copy_to(destination)
+
+
+def store_point(path: Path) -> StorePoint:
+    """The last entry of a copy, read from its log without replaying it (blocking, cheap)."""
+    storage = Storage.open_readonly(path)
+    try:
+        index = storage.last_index()
+        record = storage.entry(index)
+        term = record.term if record is not None else storage.snapshot_meta()[1]
+        return StorePoint(max(index, storage.applied()), term)
+    finally:
+        storage.close()
 
 
 def _replayed(path: Path) -> tuple[Tree, int]:

@@ -122,6 +122,13 @@ class _KillAtTheFirstChunk(dict):
 
 async def test_kill_9_during_a_backup_loses_nothing_and_leaves_no_backup(tmp_path: Path):
     server = ServerProcess(tmp_path / "data")
+    try:
+        await _kill_during_a_backup(server, tmp_path)
+    finally:
+        server.kill()
+
+
+async def _kill_during_a_backup(server: ServerProcess, tmp_path: Path) -> None:
     host, port = server.start()
     async with connect(host, port, name="writer") as writer:
         await writer.create_room("shot", keep_open=True)
@@ -137,10 +144,7 @@ async def test_kill_9_during_a_backup_loses_nothing_and_leaves_no_backup(tmp_pat
         backup.check(tmp_path / "b")
     assert list((tmp_path / "data" / "backups").iterdir())  # the scratch copy the crash left
     host, port = server.start()
-    try:
-        assert not (tmp_path / "data" / "backups").exists()  # removed at the start
-        async with connect(host, port, name="reader") as reader:
-            await reader.join("shot")
-            assert dict(reader.state) == state
-    finally:
-        server.kill()
+    assert not (tmp_path / "data" / "backups").exists()  # removed at the start
+    async with connect(host, port, name="reader") as reader:
+        await reader.join("shot")
+        assert dict(reader.state) == state
