@@ -242,7 +242,10 @@ class HistoryMaintenance:
             await trio.sleep(period)
             if self.store.node.status().get("role") != "leader":
                 continue
-            await self.run_once(time.time())
+            try:
+                await self.run_once(time.time())
+            except Exception:  # a bug here must not stop the server: log it, try again next pass
+                log.exception("history maintenance failed")
 
     async def run_once(self, now: float) -> None:
         for room, meta in self.store.metas():

@@ -1,10 +1,11 @@
 """A stateful test of a real server: raw clients send random valid and invalid requests; a model checks them.
 
 Four clients on one ``blendsync serve`` process create, join, leave and delete rooms, write keys, lock,
-send presence, list and export rooms, and send garbage: names and keys from the whole Unicode range, at
-every length boundary, with pattern characters, NUL, control characters and lone surrogates; once per run
-the server may be restarted (SIGTERM, which must exit 0, or kill -9). The model is a dict per room changed
-only by writes the server acknowledged. After every step:
+send presence, list and export rooms, checkpoint, restore and fork rooms, ask for blame, and send
+garbage: names and keys from the whole Unicode range, at every length boundary, with pattern characters,
+NUL, control characters and lone surrogates; once per run the server may be restarted (SIGTERM, which
+must exit 0, or kill -9). The model is a dict per room changed only by writes (and restores) the server
+acknowledged. After every step:
 
 - the server process is alive;
 - a bystander writing in a room of its own gets its ack within a bounded wait;
