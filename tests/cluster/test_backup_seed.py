@@ -39,9 +39,10 @@ async def test_a_backup_seeds_a_new_cluster(tmp_path: Path):
         )
         assert seeded.returncode == 0, seeded.stderr
         await cluster.start(1)
-        async with connect(*cluster.address(1), name="admin") as admin:
-            for i in (2, 3):
-                await cluster.start(i, join=True)
+        for i in (2, 3):
+            await cluster.start(i, join=True)
+            leader = await cluster.leader(among=[1], timeout=30)  # elected alone, from the seeded store
+            async with connect(*cluster.address(leader), name="admin") as admin:
                 await admin.admin("add_member", node_id=i, raft=cluster.raft[i])
         async with connect(*cluster.address(3), name="late") as late:
             await late.join("shot")
