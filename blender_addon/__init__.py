@@ -9,6 +9,7 @@ Layout of the add-on:
 * ``ui.py``          preferences, sidebar panels, lists and operators;
 * ``updates.py``     "update available": installs the add-on the server offers, then reconnects;
 * ``invite.py``      joining through a ``blendsync://`` invite link (TLS pinned to its certificate);
+* ``room_history.py`` blame, checkpoints and restore; ``history_ui.py`` their sidebar panels;
 * ``overlay.py``     other artists' viewports and selections drawn in the 3D view;
 * ``protocol_shim``  finds the wire protocol (vendored in the zip, or the repository's).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import invite, overlay, session, ui, updates
+from . import history_ui, invite, overlay, session, ui, updates
 from .sync.tracker import ids_from_depsgraph, shading_only_ids
 
 pump = session.pump
@@ -68,6 +69,7 @@ def register() -> None:
     ui.register()
     updates.register()  # its panel sits inside ui's connection panel
     invite.register()  # so does this one
+    history_ui.register()
     for handlers, handler in _HANDLERS:
         if handler not in handlers:
             handlers.append(handler)
@@ -80,6 +82,7 @@ def unregister() -> None:
     for handlers, handler in _HANDLERS:
         while handler in handlers:
             handlers.remove(handler)
+    history_ui.unregister()
     invite.unregister()
     updates.unregister()
     ui.unregister()

@@ -7,10 +7,14 @@ Mixed into ``session.SyncSession``, whose state it shares.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import notices, sync
 from .protocol_shim import protocol
+
+# Called with (session, event) after the session has taken each server event (modules add themselves).
+LISTENERS: list[Callable[[Any, Any], None]] = []
 
 
 class ServerEventsMixin:
@@ -138,6 +142,8 @@ class ServerEventsMixin:
             self._on_error(event, step, room)
         if self._locked:
             self._settle_locked()
+        for listener in LISTENERS:  # other concerns' replies (room_history.py)
+            listener(self, event)
 
     # ---- selection leases (leases.py) ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from protocol.events import check_key, check_room_name
 from replication import Node, NotLeader, ReplicationError, TreeError
 
 from . import history
+from .backup import Backups
 from .errors import RequestError
 from .hub import Hub
 from .rooms import encode_frame
@@ -33,11 +34,19 @@ log = logging.getLogger("blendsync.server")
 class AdminActions:
     """One ``_admin_<action>`` method per admin action; ``handle`` checks the role and answers."""
 
-    def __init__(self, store: RoomStore, hub: Hub, node: Node, client_addresses: Callable[[], list[str]]):
+    def __init__(
+        self,
+        store: RoomStore,
+        hub: Hub,
+        node: Node,
+        client_addresses: Callable[[], list[str]],
+        backups: Backups,
+    ):
         self.store = store
         self.hub = hub
         self.node = node  # cluster membership and status
         self.client_addresses = client_addresses
+        self.backups = backups
 
     async def handle(self, session: Session, request: Admin) -> None:
         if not session.user.is_admin:
@@ -177,6 +186,12 @@ class AdminActions:
         await self.store.fence()
         self.store.meta(name)
         return {"room": name, "checkpoints": history.checkpoint_list(self.node, name)}
+
+    async def _admin_backup(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
+        """Stream a consistent copy of the whole store: backup_data chunks, then the manifest."""
+        log.info("admin %s takes a backup", session.name)
+        session.out.put_stream(await self.backups.frames(ref))
+        return None
 
     async def _admin_import(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         """Create a room from exported state. A large import comes in parts (``more``): the room stays

@@ -38,7 +38,7 @@ from .config import ServerConfig
 from .errors import RequestError
 from .hub import Hub
 from .rooms import Room
-from .roomstore import RoomStore, log_path
+from .roomstore import RoomStore, lock_payload, log_path
 from .session import Session
 
 ATTEMPTS = 5  # a guarded change rebuilt after losing a race with a write this many times, then unavailable
@@ -166,7 +166,16 @@ class RoomHistory:
             undo = self._record(label, session.name, session.client_id, last + room.seq_base, True)
             entry = {"c": session.client_id, "o": undo_number, "u": session.name, "t": undo["t"], "r": source}
             cap = log_cap(self.config, self.store, room.name)
-            command, ops = history.restore_command(node, room.name, target, current, last, undo, entry, cap)
+            owner = None
+            if room.locks or room.locks_pending:
+                owner = lock_payload(session.client_id, session.name, self.store.node_id)
+            command, ops = history.restore_command(
+                node, room.name, target, current, last, undo, entry, cap, owner
+            )
+            for op in ops:  # like a write: another session's locked key is not changed
+                holder = room.locks.get(op[1])
+                if holder is not None and holder != session.client_id:
+                    raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {holder}")
             outcome.update(ops=ops, undo=undo_number, seq=last + room.seq_base)
             return command if ops else None
 
@@ -233,7 +242,10 @@ class HistoryMaintenance:
             await trio.sleep(period)
             if self.store.node.status().get("role") != "leader":
                 continue
-            await self.run_once(time.time())
+            try:
+                await self.run_once(time.time())
+            except Exception:  # a bug here must not stop the server: log it, try again next pass
+                log.exception("history maintenance failed")
 
     async def run_once(self, now: float) -> None:
         for room, meta in self.store.metas():

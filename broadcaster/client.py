@@ -20,7 +20,7 @@ import hashlib
 import math
 import secrets
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from protocol import (
     PROTOCOL_VERSION,
     Admin,
     AdminResult,
+    BackupData,
     BlobDataEvent,
     BlobGet,
     BlobPut,
@@ -144,6 +145,7 @@ class Client:
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
         self._snapshot_done: _Waiter | None = None
         self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
+        self.sinks: dict[int, Callable[[bytes], None]] = {}  # ref -> where a backup's chunks go
         # Server events the caller may want, and Overridden: our committed value replaced by someone who
         # had not seen it (after the ``applied`` that did it).
         self._events_send, self.events = trio.open_memory_channel[Event | Overridden](math.inf)
@@ -322,6 +324,8 @@ class Client:
             self._snapshot_done.resolve(step.snapshot_end)
         if isinstance(event, ExportItems) and event.ref in self._exports:
             self._exports[event.ref].extend(event.items)
+        elif isinstance(event, BackupData) and event.ref in self.sinks:
+            self.sinks[event.ref](event.data)
         elif isinstance(event, LocksChanged) and event.room == self.room:
             for key in event.unlocked:
                 self.locks.pop(key, None)

@@ -23,7 +23,7 @@ from typing import Any
 from protocol import ErrorCode
 
 from .errors import RequestError
-from .roomstore import ROOMS, keys_path, log_path, meta_path, room_path
+from .roomstore import ROOMS, keys_path, lock_path, log_path, meta_path, room_path
 
 MAX_BLAME_RESULTS = 10_000
 
@@ -219,15 +219,21 @@ def restore_command(
     undo: dict[str, Any],
     entry: dict[str, Any],
     cap: int | None,
+    lock_owner: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[list[Any]]]:
     """One transaction: a checkpoint of the current map (``undo``), then the ops that turn it into
     ``target`` appended to the log as one operation. Applies only if the map is still the one at tree seq
-    ``last_seq``. Returns the command and the ops (empty: nothing to restore, and no command to run)."""
+    ``last_seq`` (and, with ``lock_owner``, no key it changes is locked by another session). Returns the
+    command and the ops (empty: nothing to restore, and no command to run)."""
     ops: list[list[Any]] = [["delete", key] for key in sorted(current) if key not in target]
     ops += [["set", key, value] for key, value in sorted(target.items()) if current.get(key) != value]
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
     compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq)]
+    if lock_owner is not None:  # the room has locks: none of the keys may be someone else's
+        for op in ops:
+            path = list(lock_path(room, op[1]))
+            compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, lock_owner]}]})
     then = [guard, *checkpoint_ops(node, room, current, undo)]
     for op in ops:
         path = [*keys_path(room), op[1]]

@@ -60,6 +60,7 @@ from . import __version__, passwords, tls
 from .addon_download import AddonZip, download_url, version_advice
 from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
+from .backup import Backups
 from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
@@ -115,7 +116,8 @@ class Broadcaster:
         self.blobs = Blobs(config, node, self.metrics, self.hub.sessions)
         self.writes = Writes(config, self.store, self.hub, self.metrics, self.blobs)
         self.history = RoomHistory(config, self.store, self.hub)
-        self.admin = AdminActions(self.store, self.hub, node, self.client_addresses)
+        backups = Backups(config.data_dir, node, self.version)
+        self.admin = AdminActions(self.store, self.hub, node, self.client_addresses, backups)
         self.shares = Shares(
             config.tokens_file,
             self.store,

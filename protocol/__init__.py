@@ -17,6 +17,7 @@ from .events import (
     Admin,
     AdminResult,
     Applied,
+    BackupData,
     Batch,
     BlobDataEvent,
     BlobGet,

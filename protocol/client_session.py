@@ -29,6 +29,7 @@ from .convergence import Change, Overridden, Overrides, PendingEdits, op_changes
 from .events import (
     Ack,
     Applied,
+    BackupData,
     Batch,
     Delete,
     Error,
@@ -311,7 +312,7 @@ class ClientSession:
             case RoomDeleted(room=room, ref=None) if room == self.room:
                 self.reset_room()
                 step.room_lost = step.deliver = True
-            case ExportItems():
+            case ExportItems() | BackupData():
                 step.deliver = True  # part of an answer: the reply (admin_result) ends it
             case _:
                 ref = getattr(event, "ref", None)

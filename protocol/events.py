@@ -584,3 +584,11 @@ class ExportItems(Event):
     room: RoomName
     items: Items
     ref: Ref | None = None
+
+
+@_event("backup_data", Sender.SERVER)
+class BackupData(Event):
+    """A chunk of an online backup of the store (admin ``backup``); its admin_result follows the last one."""
+
+    data: bytes
+    ref: Ref | None = None

@@ -454,5 +454,6 @@ ADMIN_ARGS: dict[str, dict[str, Any]] = {
     "share": {"room": RoomName, "expires_in": Annotated[int, SHARE_SECONDS]},
     "shares": {"room": RoomName},
     "revoke_share": {"name": UserName},
+    "backup": {},
 }
 ADMIN_ACTIONS = frozenset(ADMIN_ARGS)

@@ -115,8 +115,27 @@ class Storage:
         self._tree = self._env.open_db(b"tree")
         self._upgrade()
 
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Storage:
+        """A store opened only to read it (a backup): no lock file, no upgrade, no writes."""
+        self = cls.__new__(cls)
+        self.path, self.sync = Path(path), False
+        self._env = lmdb.open(str(path), max_dbs=4, readonly=True, lock=False, subdir=True)
+        self._log = self._env.open_db(b"log", create=False)
+        self._meta = self._env.open_db(b"meta", create=False)
+        self._tree = self._env.open_db(b"tree", create=False)
+        return self
+
     def close(self) -> None:
         self._env.close()
+
+    def layout(self) -> int:
+        return self._get_meta(b"layout") or 1
+
+    def copy_to(self, destination: str | Path) -> None:
+        """lmdb's consistent copy, compacted, into an empty directory (blocking; beside writes, which go on:
+        the copy reads one snapshot of the store in its own read transaction)."""
+        self._env.copy(str(destination), compact=True)
 
     def _upgrade(self) -> None:
         """Bring the store to LAYOUT; a layout-1 tree is rewritten in the same transaction, so a crash

@@ -29,11 +29,13 @@ import random
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from .apply_guard import apply_committed
+from .backup import StorePoint, copy_store, store_point
 from .config import NodeConfig
 from .core import (
     ConfChange,
@@ -280,6 +282,12 @@ class Node(ProposalTracking, Watches, PeerProtocol):
             status["connected"] = {str(p): self._transport.is_connected(p) for p in self._transport.peers()}
             status["rejected_connections"] = self._transport.rejected_connections
         return status
+
+    async def backup(self, destination: Path) -> StorePoint:
+        """A consistent copy of this node's store into the empty directory ``destination``, taken while the
+        node goes on serving (lmdb's copy, on a worker thread: docs/decisions/0002); says where it ends."""
+        await trio.to_thread.run_sync(copy_store, self._storage, destination)
+        return store_point(destination)
 
     async def wait_applied(self, index: int) -> None:
         while self.tree.applied_index < index:

@@ -1,7 +1,8 @@
 """The ``blendsync`` command: one module per command group.
 
 ``init`` (init.py), ``invite`` (invite.py), ``doctor`` (doctor.py), ``serve`` (serve.py), ``token``
-(token.py), ``admin`` (admin.py), ``cluster`` and ``dev-cluster`` (cluster.py), ``addon build`` (addon.py).
+(token.py), ``admin`` (admin.py), ``restore`` (backup.py), ``cluster`` and ``dev-cluster`` (cluster.py),
+``addon build`` (addon.py).
 Benchmarks are developer tools (``python -m tools.bench``), not part of the installed command.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import addon, admin, cluster, doctor, init, invite, serve, token
+from . import addon, admin, backup, cluster, doctor, init, invite, serve, token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", default="text", choices=["text", "json"], help="json: one object a line"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (init, invite, serve, token, admin, cluster, addon, doctor):
+    for group in (init, invite, serve, token, admin, backup, cluster, addon, doctor):
         group.add_commands(commands)
     return parser
 

@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -47,6 +48,8 @@ def add_commands(commands: Any) -> None:
         "--since", help="only changes at or after: unix seconds or ISO 8601 (UTC if no zone)"
     )
     history.add_argument("--limit", type=int, default=1000)
+    backup = actions.add_parser("backup", help="copy the whole store into DIR while the server serves")
+    backup.add_argument("dir", help="a new or empty directory")
     checkpoints = actions.add_parser("checkpoints", help="list a room's checkpoints")
     checkpoints.add_argument("room")
     share = actions.add_parser("share", help="a read-only browser link to a room (its owner or an admin)")
@@ -60,13 +63,15 @@ def add_commands(commands: Any) -> None:
 
 
 def _admin(args: argparse.Namespace) -> int:
+    from replication import BackupError
+
     from ..client import ConnectionLost, ServerError
     from ..invite import InviteError
     from ..roomfile import RoomFileError
 
     try:
         result = trio.run(_run_admin, args)
-    except (ServerError, ConnectionLost, RoomFileError, InviteError, ValueError, OSError) as exc:
+    except (ServerError, ConnectionLost, RoomFileError, InviteError, BackupError, ValueError, OSError) as exc:
         print(f"blendsync admin: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -110,6 +115,10 @@ async def _run_admin(args: argparse.Namespace) -> Any:
             since = _parse_time(args.since) if args.since else None
             extra = {"since": since} if since is not None else {}
             return await client.admin("history", room=args.room, prefix=args.key, limit=args.limit, **extra)
+        if args.action == "backup":
+            from ..backup import download
+
+            return await download(client, Path(args.dir))
         if args.action == "checkpoints":
             return await client.admin("checkpoints", room=args.room)
         if args.action == "export":

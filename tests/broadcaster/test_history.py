@@ -7,10 +7,12 @@ import time
 
 import pytest
 import trio
-from support import blendsync_cli, wait_for
+from support import ServerProcess, blendsync_cli, wait_for
 
 from broadcaster import history_client as hc
+from broadcaster.auth import add_user
 from broadcaster.client import ServerError, connect
+from protocol import Applied
 
 
 async def _room(client, name="shot"):
@@ -154,3 +156,58 @@ async def test_history_requests_refuse_bad_input(server_process):
         await hc.delete_checkpoint(ana, made["id"])
         assert await hc.checkpoints(ana) == []
         assert await ana.set("k", b"v") == 1  # the connection went on
+
+
+async def test_only_the_creator_or_an_admin_sets_retention_and_every_member_restores(tmp_path):
+    path = tmp_path / "tokens.toml"
+    issued = {
+        name: add_user(path, name, role)
+        for name, role in [("root", "admin"), ("ana", "user"), ("ben", "user")]
+    }
+    process = ServerProcess(tmp_path / "data", extra=["--tokens-file", str(path)])
+    host, port = process.start()
+    try:
+        async with (
+            connect(host, port, name="x", token=issued["ana"]) as ana,
+            connect(host, port, name="x", token=issued["ben"]) as ben,
+            connect(host, port, name="x", token=issued["root"]) as root,
+        ):
+            await _room(ana)
+            await ben.join("shot")
+            await root.join("shot")
+            await ana.set("k", b"1")
+            made = await hc.checkpoint(ben, "ben's")
+            assert made["by"] == "ben"
+            with pytest.raises(ServerError) as info:
+                await hc.set_retention(ben, ops=5)
+            assert info.value.code == "forbidden"
+            await hc.set_retention(ana, ops=5)
+            await hc.set_retention(root, days=2)
+            await ben.set("k", b"2")
+            assert [r[3] for r in (await hc.blame(ana, "k"))[0]] == [
+                "ben"
+            ]  # the user's name, not the client's
+            await hc.restore(ben, checkpoint=made["id"])
+            await wait_for(lambda: dict(ana.state) == {"k": b"1"})
+    finally:
+        process.kill()
+
+
+async def test_a_restore_resumed_by_its_own_author_arrives_as_applied(server_process):
+    host, port = server_process.start()
+    session = "ana-session-0001"
+    async with connect(host, port, name="ana", session=session) as ana:
+        await _room(ana)
+        await ana.set("k", b"1")
+        made = await hc.checkpoint(ana, "one")
+        since = await ana.set("k", b"2")
+        restored, _ = await hc.restore(ana, checkpoint=made["id"])
+    # The same session resumes from before its restore: its own writes come back as acks, the restore as
+    # the operation it is (its author has to apply it like everyone).
+    async with connect(host, port, name="ana", session=session) as again:
+        await again.join("shot", since=since)
+        with trio.fail_after(10):
+            event = await again.receive()
+            while not isinstance(event, Applied):
+                event = await again.receive()
+        assert (event.seq, event.client_id, event.ops) == (restored, session, [["set", "k", b"1"]])

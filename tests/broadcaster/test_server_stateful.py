@@ -1,10 +1,11 @@
 """A stateful test of a real server: raw clients send random valid and invalid requests; a model checks them.
 
 Four clients on one ``blendsync serve`` process create, join, leave and delete rooms, write keys, lock,
-send presence, list and export rooms, and send garbage: names and keys from the whole Unicode range, at
-every length boundary, with pattern characters, NUL, control characters and lone surrogates; once per run
-the server may be restarted (SIGTERM, which must exit 0, or kill -9). The model is a dict per room changed
-only by writes the server acknowledged. After every step:
+send presence, list and export rooms, checkpoint, restore and fork rooms, ask for blame, and send
+garbage: names and keys from the whole Unicode range, at every length boundary, with pattern characters,
+NUL, control characters and lone surrogates; once per run the server may be restarted (SIGTERM, which
+must exit 0, or kill -9). The model is a dict per room changed only by writes (and restores) the server
+acknowledged. After every step:
 
 - the server process is alive;
 - a bystander writing in a room of its own gets its ack within a bounded wait;
@@ -57,17 +58,22 @@ from protocol import (
     Ack,
     AdminResult,
     Applied,
+    CheckpointDeleted,
+    CheckpointMade,
     Connection,
     Error,
     Event,
     ExportItems,
+    Forked,
     Hello,
+    HistoryResult,
     Joined,
     Left,
     LockGranted,
     Ping,
     Pong,
     RemoteProtocolError,
+    Restored,
     Role,
     RoomCreated,
     RoomDeleted,
@@ -184,6 +190,10 @@ SPOILABLE = [
     ({"type": "presence", "state": {}}, ["state"]),
     ({"type": "ping", "nonce": 1}, ["nonce"]),
     ({"type": "admin", "action": "rooms", "args": {}, "ref": 1}, ["action", "args", "ref"]),
+    ({"type": "history", "prefix": "obj/", "since": 0, "limit": 5, "ref": 1}, ["prefix", "since", "limit"]),
+    ({"type": "checkpoint", "name": "c", "ref": 1}, ["name", "ref"]),
+    ({"type": "restore", "checkpoint": 1, "ref": 1}, ["checkpoint", "ref"]),
+    ({"type": "fork", "room": "r", "seq": 0, "keep_open": True, "ref": 1}, ["room", "seq", "keep_open"]),
 ]
 SERVER_ONLY = sorted(name for name, kind in EVENT_TYPES.items() if not kind.SENDER & Sender.CLIENT)
 # Raw frames and the error docs/protocol.md gives them: (bytes, code, fatal). Fatal ones lose the stream.
@@ -213,6 +223,11 @@ REPLIES = (
     ExportItems,
     Ack,
     Error,
+    HistoryResult,
+    CheckpointMade,
+    CheckpointDeleted,
+    Restored,
+    Forked,
 )
 
 
@@ -427,6 +442,8 @@ class RoomModel:
     keys: dict[str, bytes] = field(default_factory=dict)
     members: set[int] = field(default_factory=set)
     locks: dict[str, int] = field(default_factory=dict)  # key -> client index
+    checkpoints: dict[int, dict[str, bytes]] = field(default_factory=dict)  # id -> the keys it holds
+    forked: bool = False
 
 
 BYSTANDER = -1
@@ -897,6 +914,136 @@ class ServerMachine(RuleBasedStateMachine):
             result = self.expect(client, body, AdminResult)
             assert result.result == {"room": name, "clients": len(self.rooms[name].members)}
             del self.rooms[name]
+
+    # ---- history ----
+
+    def pick_checkpoint(self, data: st.DataObject, index: int) -> int:
+        room = self.rooms.get(self.room_of(index) or "")
+        odd = st.sampled_from([-1, 0, 1, 2, 2**63 - 1, 2**63])
+        known = sorted(room.checkpoints) if room else []
+        return data.draw(st.sampled_from(known) | odd if known else odd, label="checkpoint")
+
+    @rule(data=st.data(), name=names(256))
+    def checkpoint(self, data: st.DataObject, name: str) -> None:
+        self.checkpoint_as(self.pick_client(data), name)
+
+    def checkpoint_as(self, index: int, name: str) -> None:
+        client = self.clients[index]
+        body = self.with_ref(client, {"type": "checkpoint", "name": name})
+        if self.refused(client, body):
+            return
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            self.expect_error(client, body, "not_in_room")
+            return
+        made = self.expect(client, body, CheckpointMade).checkpoint
+        assert made["name"] == name and made["keys"] == len(room.keys) and made["id"] not in room.checkpoints
+        room.checkpoints[made["id"]] = dict(room.keys)
+
+    @rule(data=st.data())
+    def restore(self, data: st.DataObject) -> None:
+        """To a checkpoint: one operation every member applies; the room's map becomes the checkpoint's."""
+        index = self.pick_client(data)
+        self.restore_to(index, self.pick_checkpoint(data, index))
+
+    @rule(data=st.data(), kinds=st.lists(st.sampled_from(["set", "delete", "batch"]), min_size=1, max_size=3))
+    def checkpoint_edit_restore(self, data: st.DataObject, kinds: list[str]) -> None:
+        """The common case, made likely: name a checkpoint, edit (maybe another client), restore it."""
+        index = self.pick_client(data)
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            return
+        before = set(room.checkpoints)
+        self.checkpoint_as(index, "before")
+        (made,) = set(room.checkpoints) - before
+        editor = data.draw(st.sampled_from(sorted(i for i in room.members if i != BYSTANDER)), label="editor")
+        for kind in kinds:
+            self.write_one(editor, data, kind)
+        self.restore_to(data.draw(st.sampled_from(sorted(i for i in room.members if i != BYSTANDER))), made)
+
+    def restore_to(self, index: int, number: int) -> None:
+        client = self.clients[index]
+        body = self.with_ref(client, {"type": "restore", "checkpoint": number})
+        if self.refused(client, body):
+            return
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            self.expect_error(client, body, "not_in_room")
+            return
+        target = room.checkpoints.get(number)
+        if target is None:
+            self.expect_error(client, body, "no_such_checkpoint")
+            return
+        changed = {k for k in room.keys.keys() | target.keys() if room.keys.get(k) != target.get(k)}
+        if any(room.locks.get(k, index) != index for k in changed):
+            self.expect_error(client, body, "locked")
+            return
+        restored = self.expect(client, body, Restored)
+        assert (restored.undo is None) == (not changed), f"restore changing {len(changed)} keys -> {restored}"
+        if restored.undo is not None:
+            assert restored.undo not in room.checkpoints
+            room.checkpoints[restored.undo] = dict(room.keys)
+        room.keys = dict(target)
+        assert client.view == room.keys, "the restorer's view right after `restored`"
+
+    @rule(data=st.data())
+    def delete_checkpoint(self, data: st.DataObject) -> None:
+        index = self.pick_client(data)
+        client = self.clients[index]
+        number = self.pick_checkpoint(data, index)
+        body = self.with_ref(client, {"type": "delete_checkpoint", "checkpoint": number})
+        if self.refused(client, body):
+            return
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            self.expect_error(client, body, "not_in_room")
+        elif number not in room.checkpoints:
+            self.expect_error(client, body, "no_such_checkpoint")
+        else:
+            self.expect(client, body, CheckpointDeleted)
+            del room.checkpoints[number]
+
+    @rule(data=st.data(), keep_open=st.booleans(), now=st.booleans())
+    def fork(self, data: st.DataObject, keep_open: bool, now: bool) -> None:
+        index = self.pick_client(data)
+        client = self.clients[index]
+        name = self.pick_room(data)
+        number = None if now else self.pick_checkpoint(data, index)
+        body = self.with_ref(
+            client, {"type": "fork", "room": name, "checkpoint": number, "keep_open": keep_open}
+        )
+        if self.refused(client, body):
+            return
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            self.expect_error(client, body, "not_in_room")
+        elif number is not None and number not in room.checkpoints:
+            self.expect_error(client, body, "no_such_checkpoint")
+        elif name in self.rooms:
+            self.expect_error(client, body, "room_exists")
+        else:
+            self.expect(client, body, Forked)
+            keys = dict(room.keys if number is None else room.checkpoints[number])
+            self.rooms[name] = RoomModel(None, keep_open, keys=keys, forked=True)
+
+    @rule(data=st.data(), prefix=key_names | st.sampled_from(["", "obj/", "*"]))
+    def history(self, data: st.DataObject, prefix: str) -> None:
+        """Blame: only keys with the prefix (literally), each once, sorted; every live one of them listed
+        (the log holds every write of a run: room_tail is larger than a run)."""
+        index = self.pick_client(data)
+        client = self.clients[index]
+        body = self.with_ref(client, {"type": "history", "prefix": prefix, "limit": 10_000})
+        if self.refused(client, body):
+            return
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            self.expect_error(client, body, "not_in_room")
+            return
+        rows = self.expect(client, body, HistoryResult).keys
+        keys = [row[0] for row in rows]
+        assert keys == sorted(set(keys)) and all(k.startswith(prefix) for k in keys), keys
+        if not room.forked:  # a fork's first keys were never logged in it
+            assert {k for k in room.keys if k.startswith(prefix)} <= set(keys), "a live key has no blame"
 
     # ---- garbage ----
 

@@ -122,6 +122,7 @@ VALID: dict[str, dict[str, Any]] = {
     "restored": {"room": "shot", "seq": 2, "undo": 1, "ref": 1},
     "forked": {"room": "shot-try", "source": "shot", "seq": 0, "ref": 1},
     "retention": {"room": "shot", "days": 0, "ops": 0, "ref": 1},
+    "backup_data": {"data": b"\x00" * 8, "ref": 1},
 }
 
 # Every integer on the wire and its range, as docs/protocol.md states them: (message, field) -> (low, high).

@@ -1,0 +1,190 @@
+"""The room's history in the sidebar: a blame box for the active object, the checkpoint list with buttons
+to name one and to restore one (room_history.py does the talking)."""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+from bpy.props import IntProperty, StringProperty
+
+from . import room_history
+from . import session as session_module
+from .session_events import LISTENERS
+
+SHOWN_CHECKPOINTS = 20
+_seen_revision = -1
+
+
+def _joined():
+    session = session_module.current()
+    return session if session is not None and session.room is not None else None
+
+
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)) if seconds else "?"
+
+
+class BLENDSYNC_OT_blame(bpy.types.Operator):
+    """Ask the server who last changed each part of the active object"""
+
+    bl_idname = "blendsync.blame"
+    bl_label = "Who changed it?"
+
+    @classmethod
+    def poll(cls, context):
+        return _joined() is not None and context.active_object is not None
+
+    def execute(self, context):
+        session = _joined()
+        for _, prefix in room_history.datablock_prefixes(context.active_object):
+            room_history.request_blame(session, prefix)
+        return {"FINISHED"}
+
+
+class BLENDSYNC_OT_checkpoint(bpy.types.Operator):
+    """Name the room's current state, to come back to it later"""
+
+    bl_idname = "blendsync.checkpoint"
+    bl_label = "Name a checkpoint"
+
+    name: StringProperty(name="Name", default="checkpoint", maxlen=255)
+
+    @classmethod
+    def poll(cls, context):
+        return _joined() is not None
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        room_history.name_checkpoint(_joined(), self.name)
+        return {"FINISHED"}
+
+
+class BLENDSYNC_OT_checkpoints(bpy.types.Operator):
+    """List the room's checkpoints"""
+
+    bl_idname = "blendsync.checkpoints"
+    bl_label = "Refresh"
+
+    @classmethod
+    def poll(cls, context):
+        return _joined() is not None
+
+    def execute(self, context):
+        room_history.request_checkpoints(_joined())
+        return {"FINISHED"}
+
+
+class BLENDSYNC_OT_restore(bpy.types.Operator):
+    """Bring everyone's scene back to this checkpoint (the state before is kept as a checkpoint too)"""
+
+    bl_idname = "blendsync.restore"
+    bl_label = "Restore"
+
+    checkpoint: IntProperty(name="Checkpoint", min=1)
+
+    @classmethod
+    def poll(cls, context):
+        return _joined() is not None
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        room_history.restore(_joined(), self.checkpoint)
+        return {"FINISHED"}
+
+
+class _Tab:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "blendsync"
+
+    @classmethod
+    def poll(cls, context):
+        return _joined() is not None
+
+
+class BLENDSYNC_PT_blame(_Tab, bpy.types.Panel):
+    bl_label = "Who changed it"
+    bl_idname = "BLENDSYNC_PT_blame"
+
+    def draw(self, context):
+        layout = self.layout
+        session = _joined()
+        ob = context.active_object
+        if ob is None:
+            layout.label(text="No active object")
+            return
+        layout.operator(BLENDSYNC_OT_blame.bl_idname, icon="VIEWZOOM")
+        for label, prefix in room_history.datablock_prefixes(ob):
+            rows = room_history.blame_rows(session, prefix)
+            if not rows:
+                continue
+            box = layout.box()
+            box.label(text=f"{ob.name} ({label})")
+            for part, who, when in rows[:30]:
+                row = box.row()
+                row.label(text=part)
+                row.label(text=who or "?")
+                row.label(text=_when(when))
+
+
+class BLENDSYNC_PT_checkpoints(_Tab, bpy.types.Panel):
+    bl_label = "Checkpoints"
+    bl_idname = "BLENDSYNC_PT_checkpoints"
+
+    def draw(self, context):
+        layout = self.layout
+        row = layout.row()
+        row.operator(BLENDSYNC_OT_checkpoint.bl_idname, icon="BOOKMARKS")
+        row.operator(BLENDSYNC_OT_checkpoints.bl_idname, icon="FILE_REFRESH")
+        checkpoints = room_history.view(_joined()).checkpoints
+        for checkpoint in reversed(checkpoints[-SHOWN_CHECKPOINTS:]):
+            row = layout.row()
+            who = checkpoint.get("by") or "server"
+            auto = " (auto)" if checkpoint.get("auto") else ""
+            row.label(text=f"{checkpoint.get('name')}{auto}: {who}, {_when(checkpoint.get('time', 0))}")
+            op = row.operator(BLENDSYNC_OT_restore.bl_idname, text="", icon="LOOP_BACK")
+            op.checkpoint = checkpoint["id"]
+
+
+def _redraw(session) -> None:
+    """After-pump hook: redraw the sidebar when a history reply arrived."""
+    global _seen_revision
+    revision = room_history.view(session).revision
+    if revision == _seen_revision:
+        return
+    _seen_revision = revision
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+CLASSES = (
+    BLENDSYNC_OT_blame,
+    BLENDSYNC_OT_checkpoint,
+    BLENDSYNC_OT_checkpoints,
+    BLENDSYNC_OT_restore,
+    BLENDSYNC_PT_blame,
+    BLENDSYNC_PT_checkpoints,
+)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    LISTENERS.append(room_history.on_event)
+    session_module.after_pump.append(_redraw)
+
+
+def unregister() -> None:
+    if _redraw in session_module.after_pump:
+        session_module.after_pump.remove(_redraw)
+    if room_history.on_event in LISTENERS:
+        LISTENERS.remove(room_history.on_event)
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
