@@ -48,7 +48,7 @@ from .admin import AdminActions
 from .auth import ANONYMOUS_ADMIN, TokenStore, User
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
-from .hub import Hub
+from .hub import VIEWER_KIND, Hub
 from .joins import Joins
 from .locks import Locks
 from .metrics import Metrics
@@ -279,9 +279,8 @@ class Broadcaster:
         # With auth, others see the authenticated user, not a name the client chose.
         session.name = user.name or hello.client_name
         # "viewer" is what members count to know someone watches (docs/values.md): the role says it.
-        session.kind = (
-            "viewer" if user.is_viewer else "client" if hello.client_kind == "viewer" else hello.client_kind
-        )
+        kind = "client" if hello.client_kind == VIEWER_KIND else hello.client_kind
+        session.kind = VIEWER_KIND if user.is_viewer else kind
         self.hub.register(session)
         session.send(
             Welcome(
