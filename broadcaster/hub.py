@@ -31,6 +31,8 @@ from .rooms import Room, encode_frame
 from .roomstore import RoomStore
 from .session import Session
 
+VIEWER_KIND = "viewer"  # the kind the server gives a share link's sessions (server.py)
+
 
 class Hub:
     def __init__(self, config: ServerConfig, store: RoomStore, metrics: Metrics):
@@ -123,8 +125,7 @@ class Hub:
         """Make ``session`` a member (it has its snapshot or tail queued) and tell everyone."""
         room.members[session.client_id] = session
         session.room = room
-        joined = encode_frame(ClientJoined(room=room.name, client=session.info()))
-        room.send(joined, exclude=session)
+        self._announce(room, session, encode_frame(ClientJoined(room=room.name, client=session.info())))
         self.peers.joined(room.name, session.info())
         self.room_changed(room.name)
 
@@ -133,9 +134,18 @@ class Hub:
         assert room is not None
         room.members.pop(session.client_id, None)
         session.room = None
-        room.send(encode_frame(ClientLeft(room=room.name, client_id=session.client_id)))
+        self._announce(room, session, encode_frame(ClientLeft(room=room.name, client_id=session.client_id)))
         self.peers.left(room.name, session.client_id)
         self.room_changed(room.name)
+
+    @staticmethod
+    def _announce(room: Room, session: Session, frame: bytes) -> None:
+        """A member came or went: tell the others. Viewers are told of artists only, and artists of
+        everyone (they count the viewers): 500 reviewers joining cost 500 x artists frames, not 500^2."""
+        viewer = session.kind == VIEWER_KIND
+        for member in list(room.members.values()):
+            if member is not session and not (viewer and member.kind == VIEWER_KIND):
+                member.send_frame(frame)
 
     def relay_event(self, session: Session, op_id: int, value: bytes) -> None:
         room = session.room

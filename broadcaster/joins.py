@@ -13,7 +13,7 @@ from protocol import Ack, Applied, ErrorCode, Joined, JoinRoom, LocksChanged, Sn
 
 from .config import ServerConfig
 from .errors import RequestError
-from .hub import Hub
+from .hub import VIEWER_KIND, Hub
 from .password_attempts import PasswordGuard
 from .roles import room_role
 from .rooms import Room, encode_frame
@@ -48,6 +48,8 @@ class Joins:
         room = self.hub.rooms.setdefault(request.room, Room(request.room))
         seq = self.hub.current_seq(request.room)
         clients = [member.info() for member in room.members.values()] + self.hub.peers.members(room.name)
+        if session.kind == VIEWER_KIND:  # a viewer is shown the artists, not the other viewers
+            clients = [client for client in clients if client.get("kind") != VIEWER_KIND]
         tail = self._tail_after(request.room, request.since, seq) if request.since is not None else None
         session.joined_seq = request.since if tail is not None else seq  # where its stream starts
         if tail is not None:

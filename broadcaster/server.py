@@ -66,7 +66,7 @@ from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
 from .health_history import HealthHistory
-from .hub import Hub
+from .hub import VIEWER_KIND, Hub
 from .joins import Joins
 from .locks import Locks
 from .metrics import Metrics
@@ -324,9 +324,8 @@ class Broadcaster:
         # With auth, others see the authenticated user, not a name the client chose.
         session.name = user.name or hello.client_name
         # "viewer" is what members count to know someone watches (docs/values.md): the role says it.
-        session.kind = (
-            "viewer" if user.is_viewer else "client" if hello.client_kind == "viewer" else hello.client_kind
-        )
+        kind = "client" if hello.client_kind == VIEWER_KIND else hello.client_kind
+        session.kind = VIEWER_KIND if user.is_viewer else kind
         self.hub.register(session)
         self.blobs.session_back(client_id)
         session.send(

@@ -102,6 +102,7 @@ class Session:
         self.left: tuple[Room, int] | None = None
         self.last_op_id = 0
         self.closing = False
+        self.writing = False  # the writer task holds frames it has not finished sending
         self.inflight = trio.Semaphore(config.max_inflight_ops)  # writes not yet committed (backpressure)
         self._presence_dirty: dict[str, Any] = {}
         self._presence_wakeup = trio.Event()
@@ -174,7 +175,9 @@ class Session:
     async def _writer(self) -> None:
         ping_nonce = 0
         while True:
+            self.writing = False
             batch = await self.out.get_batch(WRITE_BATCH_BYTES, self.config.heartbeat_interval)
+            self.writing = True  # taken from the queue, not yet on the wire (see WebSocketSession)
             if batch is None:
                 if self.out.closed:
                     break

@@ -1,8 +1,10 @@
 """The protocol over a WebSocket on the HTTP port (``GET /ws``): one frame's body per binary message.
 
 For browsers (the viewer, docs/values.md): the same msgpack messages, sessions, limits and receive deadlines
-as the TCP port. WebSocket framing is wsproto's (sans-IO, beside h11; docs/decisions/0007); this module
-turns its messages into protocol frames and back, inside an ordinary Session:
+as the TCP port. The handshake, what clients send and the close are wsproto's (sans-IO, beside h11;
+docs/decisions/0007); the server's binary messages are framed here, once per fanned-out frame (they are
+not masked, so every viewer gets the same bytes). This module turns messages into protocol frames and
+back, inside an ordinary Session:
 
 - a binary message is one frame's body (no 4-byte length: the message has its own); a text message is a
   fatal ``bad_frame``; a message growing past ``max_frame_size`` is a fatal ``frame_too_large`` as soon as
@@ -17,6 +19,10 @@ turns its messages into protocol frames and back, inside an ordinary Session:
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import struct
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import h11
@@ -63,6 +69,7 @@ class WebSocketSession(Session):
         self._message_bytes = 0
         self._in_message = False
         self._close_code = CLOSE_NORMAL
+        self._raw = _raw_socket(stream)
 
     # ---- Session's transport hooks ------------------------------------------------------------------
 
@@ -107,10 +114,7 @@ class WebSocketSession(Session):
 
     def transport_bytes(self, frames: list[bytes]) -> bytes:
         return b"".join(
-            frame
-            if isinstance(frame, _RawWebSocketData)
-            else self.ws.send(BytesMessage(frame[HEADER_BYTES:]))
-            for frame in frames
+            frame if isinstance(frame, _RawWebSocketData) else _binary_message(frame) for frame in frames
         )
 
     def incoming_frame_size(self) -> int | None:
@@ -121,6 +125,9 @@ class WebSocketSession(Session):
         return self._in_message
 
     async def close_transport(self) -> None:
+        if self._raw is not None:
+            self._raw.close()  # our duplicate of the socket's descriptor
+            self._raw = None
         if self.ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             try:
                 data = self.ws.send(CloseConnection(code=self._close_code))
@@ -128,6 +135,29 @@ class WebSocketSession(Session):
             except (WSProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
         await self.stream.aclose()
+
+    def send_frame(self, frame: bytes) -> None:
+        """Straight to the socket when nothing is waiting before it and it takes the message whole.
+
+        Fanning a room's operation out to hundreds of viewers would otherwise wake one writer task per
+        viewer per operation; a message the socket does not take at once (or at all) is queued, and the
+        writer task sends it and everything after it, in order, with the usual backpressure.
+        """
+        raw = self._raw
+        if raw is None or self.closing or self.writing or len(self.out):
+            super().send_frame(frame)
+            return
+        data = frame if isinstance(frame, _RawWebSocketData) else _binary_message(frame)
+        try:
+            sent = raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._raw = None  # the writer task meets the same error and ends the session
+            sent = 0
+        self.host.metrics.sent_bytes += sent
+        if sent < len(data):
+            super().send_frame(_RawWebSocketData(data[sent:]))
 
     def send_frame_raw(self, data: bytes) -> None:
         """A WebSocket control frame (a pong), queued with the session's frames."""
@@ -137,6 +167,44 @@ class WebSocketSession(Session):
         if self._close_code == CLOSE_NORMAL:
             self._close_code = CLOSE_POLICY  # every fatal error; text and size have their own codes
         super().fail(code, message, ref)
+
+
+# A frame fanned out to a room is one bytes object queued to every member: its WebSocket message (a server's
+# messages are not masked) is the same for every viewer, so it is made once. Recent frames only.
+_MESSAGES: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+_MESSAGES_KEPT = 256
+
+
+def _binary_message(frame: bytes) -> bytes:
+    """One unfragmented binary message (RFC 6455 section 5.2) carrying the body of ``frame``."""
+    cached = _MESSAGES.get(id(frame))
+    if cached is not None and cached[0] is frame:
+        return cached[1]
+    size = len(frame) - HEADER_BYTES
+    if size < 126:
+        header = bytes((0x82, size))
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x82, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x82, 127, size)
+    message = header + frame[HEADER_BYTES:]
+    _MESSAGES[id(frame)] = (frame, message)  # holding the frame keeps its id from being reused
+    if len(_MESSAGES) > _MESSAGES_KEPT:
+        _MESSAGES.popitem(last=False)
+    return message
+
+
+def _raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """A non-blocking duplicate of a plain TCP stream's socket, for WebSocketSession.send_frame."""
+    inner = getattr(stream, "stream", stream)
+    if not isinstance(inner, trio.SocketStream):
+        return None
+    try:
+        raw = socket.socket(fileno=os.dup(inner.socket.fileno()))
+    except OSError:
+        return None
+    raw.setblocking(False)
+    return raw
 
 
 class _RawWebSocketData(bytes):

@@ -37,6 +37,7 @@ class WSClient:
         self._messages: list[bytes] = []
         self._partial: list[bytes] = []
         self.closed: int | None = None
+        self._sending = trio.Lock()  # a keep-alive task and a reply may send at once
 
     @classmethod
     async def open(cls, host_port: str, path: str = "/ws") -> WSClient:
@@ -60,10 +61,11 @@ class WSClient:
         await self.send_body(event.to_body())
 
     async def send_body(self, body: dict[str, Any]) -> None:
-        await self.stream.send_all(self.ws.send(Message(data=pack_body(body))))
+        await self.send_raw(self.ws.send(Message(data=pack_body(body))))
 
     async def send_raw(self, data: bytes) -> None:
-        await self.stream.send_all(data)
+        async with self._sending:
+            await self.stream.send_all(data)
 
     async def receive_body(self) -> dict[str, Any]:
         while not self._messages:

@@ -24,6 +24,7 @@ export class RoomConnection {
   }
 
   start() {
+    this.connections = (this.connections || 0) + 1;
     this.onStatus("connecting", "connecting...");
     const ws = new WebSocket(this.url);
     ws.binaryType = "arraybuffer";
@@ -53,6 +54,7 @@ export class RoomConnection {
       this.handle(body);
     };
     ws.onclose = () => {
+      clearInterval(this.pinger);
       if (this.stopped) return;
       this.onStatus("connecting", "connection lost: reconnecting...");
       setTimeout(() => this.start(), this.retry * 1000);
@@ -61,11 +63,27 @@ export class RoomConnection {
   }
 
   send(body) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(body));
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(encode(body));
+      this.lastSent = performance.now();
+    }
+  }
+
+  // The server closes a client it hears nothing from for its heartbeat timeout, and a viewer has
+  // nothing else to say: ping whenever nothing was sent for a heartbeat interval.
+  keepAlive(interval) {
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => {
+      if (performance.now() - (this.lastSent || 0) >= interval * 1000 * 0.9)
+        this.send({ type: "ping", nonce: (this.nonce = (this.nonce || 0) + 1) });
+    }, Math.max(interval * 1000 / 2, 50));
   }
 
   handle(body) {
     switch (body.type) {
+      case "welcome":
+        this.keepAlive(typeof body.heartbeat_interval === "number" && body.heartbeat_interval > 0 ? body.heartbeat_interval : 5);
+        break;
       case "ping":
         this.send({ type: "pong", nonce: body.nonce });
         break;
@@ -119,6 +137,7 @@ export class RoomConnection {
 
   stop(state, text) {
     this.stopped = true;
+    clearInterval(this.pinger);
     this.onStatus(state, text);
     if (this.ws) this.ws.close();
   }

@@ -25,6 +25,7 @@ const state = {
     const record = scene.objects.get(uuid);
     return record ? record.node.matrix.elements.slice(12, 15) : null;
   },
+  connections: () => connection.connections, // WebSocket connections opened (1 unless it reconnected)
   objectCount() {
     return scene.objects.size;
   },

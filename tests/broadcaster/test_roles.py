@@ -197,3 +197,29 @@ async def test_blendsync_admin_share_lists_and_revokes(tmp_path):
 async def ana_shares(host: str, port: int, token: str, room: str) -> list[dict]:
     async with connect(host, port, name="ana", token=token) as ana:
         return await ana.admin("shares", room=room)
+
+
+async def test_viewers_are_announced_to_artists_and_not_to_each_other(tmp_path):
+    # Artists count the viewers (display meshes, docs/addon.md); viewers need not hear of each other,
+    # which would cost n^2 messages for n reviewers.
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        async with connect(host, port, name="ana", token=tokens["ana"]) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            share = await ana.admin("share", room="r")
+            first, _ = await viewer(b.http_addresses[0], share["token"])
+            await first.send_body({"type": "join_room", "room": "r"})
+            await first.receive_until("snapshot_end")
+            second, _ = await viewer(b.http_addresses[0], share["token"])
+            await second.send_body({"type": "join_room", "room": "r"})
+            events = await second.receive_until("snapshot_end")
+            assert [c["name"] for c in events[0].clients] == ["ana"]
+            for _ in range(2):
+                joined = await ana.receive()
+                assert joined.TYPE == "client_joined" and joined.client["kind"] == "viewer"
+            await second.aclose()
+            left = await ana.receive()
+            assert left.TYPE == "client_left"
+            await ana.set("k", b"v")  # the first viewer's next message is this, not the other's comings
+            assert (await first.receive()).TYPE == "applied"
+            await first.aclose()

@@ -190,3 +190,32 @@ async def test_artists_show_as_frustums_with_their_selection_and_the_page_follow
                 followed = await page.screenshot()
                 (tmp_path / "follow.png").write_bytes(await page.screenshot_png())
                 assert around(followed, (followed.width // 2, followed.height // 2), red)
+
+
+async def test_the_page_keeps_its_connection_alive_while_the_room_streams(tmp_path):
+    # A viewer has nothing to say, and the server never pings a client it is busy sending to: without
+    # its own pings the page would be cut after heartbeat_timeout.
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "d",
+        http_port=0,
+        tokens_file=tokens,
+        heartbeat_interval=0.3,
+        heartbeat_timeout=1.5,
+    )
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(share["url"])
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
+                for i in range(60):  # 6 s of a stream with no gap the server would fill with a ping
+                    await ana.set("obj/x/location", pack([float(i), 0.0, 0.0]))
+                    await trio.sleep(0.1)
+                assert await page.evaluate("blendsyncViewer.connections()") == 1
+                assert await page.evaluate("blendsyncViewer.status") == "connected"

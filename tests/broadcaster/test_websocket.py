@@ -164,3 +164,38 @@ async def test_a_message_trickled_after_hello_is_cut_at_its_deadline(tmp_path):
         error, elapsed = await cut_after(ws, data, idle / 4)
         assert error["code"] == "timeout" and "not complete within" in error["message"]
         assert elapsed <= idle + 1 + MARGIN
+
+
+async def test_a_viewer_that_stops_reading_gets_every_message_in_order_when_it_reads_again(tmp_path):
+    # Messages go straight to a viewer's socket while nothing is queued; once its socket is full they
+    # queue behind the part the socket did not take. Nothing may be lost, doubled or reordered.
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            ws = await WSClient.open(http)
+            await hello(ws)
+            await ws.send(JoinRoom(room="r", ref=1))
+            await ws.receive_until("snapshot_end")
+            value = bytes(range(256)) * 256  # 64 KiB each: 16 MiB in all, far past the socket buffers
+
+            async def write() -> None:
+                for i in range(256):
+                    await ana.send_ops([["set", f"k{i % 7}", value[i:] + value[:i]]])
+
+            seqs = []
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(write)
+                with trio.fail_after(120):
+                    while len(seqs) < 256:
+                        # A slow reader: its socket fills and drains again and again meanwhile.
+                        await trio.sleep(0.002 if len(seqs) % 8 else 0.05)
+                        event = await ws.receive()
+                        if event.TYPE == "applied":
+                            i = event.seq - 1
+                            assert event.ops == [["set", f"k{i % 7}", value[i:] + value[:i]]]
+                            seqs.append(event.seq)
+            assert seqs == list(range(1, 257))
+            await ws.aclose()

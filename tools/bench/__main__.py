@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from . import cluster, guessing, raft, server
+from . import cluster, guessing, raft, server, viewers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,12 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     raft.add_arguments(kinds)
     cluster.add_arguments(kinds)
     guessing.add_arguments(kinds)
+    viewers.add_arguments(kinds)
     return parser
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench in ("raft", "failover"):
         return await raft.run(args)
+    if args.bench in ("viewers", "viewer-load"):
+        return await viewers.run(args)
     if args.bench == "guessing":
         return await guessing.run(args)
     if args.bench == "client-failover":

@@ -161,22 +161,27 @@ async def _lean_receiver(
     messages: int,
     latencies: list[float],
     task_status=trio.TASK_STATUS_IGNORED,
+    token: str | None = None,
 ) -> None:
     """A receiving client reduced to the protocol object (full decoding and checks, no client library)."""
     conn = Connection(Role.CLIENT)
     async with await trio.open_tcp_stream(host, port) as stream:
         await stream.send_all(
-            conn.send(Hello(protocol=PROTOCOL_VERSION, client_name=name, client_kind="bench"))
+            conn.send(Hello(protocol=PROTOCOL_VERSION, client_name=name, client_kind="bench", token=token))
             + encode_frame(JoinRoom(room=room, ref=1).to_body())
         )
         count = 0
         started = False
+        last_sent = time.perf_counter()
         while count < messages:
             data = await stream.receive_some(1 << 20)
             if not data:
                 raise ConnectionError("server closed the connection")
             conn.receive_data(data)
             now = time.perf_counter()
+            if now - last_sent > 4.0:  # a listener still says something within heartbeat_timeout
+                last_sent = now
+                await stream.send_all(conn.send(Ping(nonce=1)))
             while (event := conn.next_event()) is not NEED_DATA:
                 if isinstance(event, Applied):
                     for op in event.ops:
