@@ -44,7 +44,9 @@ class ServerEventsMixin:
         if step.view:
             self._feed(step.view)
         if isinstance(event, P.BlobDataEvent):
-            self.applier.feed(self.chunks.arrived(event.hash, event.data))
+            ready = self.chunks.arrived(event.hash, event.data)
+            if ready:  # a feed re-sorts the applier's whole queue: not once per chunk
+                self.applier.feed(ready)
         elif isinstance(event, P.BlobStored):
             self.chunks.stored(event.hash)
         elif isinstance(event, P.Applied):
