@@ -19,6 +19,7 @@ class ServerEventsMixin:
     client_session: Any
     applier: Any
     chunks: Any
+    locks: dict[str, str]
     tracker: Any
     client_id: str
     live: bool
@@ -49,6 +50,14 @@ class ServerEventsMixin:
                 self.applier.feed(ready)
         elif isinstance(event, P.BlobStored):
             self.chunks.stored(event.hash)
+        elif isinstance(event, P.LocksChanged):
+            if event.room == room:
+                for key in event.unlocked:
+                    self.locks.pop(key, None)
+                self.locks.update(event.locked)
+                self.revision += 1
+        elif isinstance(event, (P.LockGranted, P.Unlocked)):
+            self._requests.pop(event.ref, None)
         elif isinstance(event, P.Applied):
             if event.room == room:
                 self.stats["applied"] += len(step.view)
