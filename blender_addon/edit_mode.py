@@ -1,8 +1,9 @@
 """Live edit mode: while an artist edits a mesh, the others see it change, and the mesh is theirs alone.
 
 Blender keeps edit-mode changes in the edit mesh (bmesh) until the artist leaves edit mode, so neither the
-depsgraph nor a scan of the mesh sees them. At most every ``EDIT_INTERVAL`` seconds, and only when the
-previous edit of that mesh's geometry has been acknowledged (the server sets the pace of a heavy mesh), the
+depsgraph nor a scan of the mesh sees them. At most every ``EDIT_INTERVAL`` seconds (or ``COST_FACTOR``
+times what reading the mesh last cost, so that a heavy mesh takes at most a quarter of the main thread), and
+only when the previous edit of that mesh's geometry has been acknowledged (the server sets the pace), the
 sync loop copies the edit mesh into the mesh (``Object.update_from_editmode``) and marks it changed: the
 scan then sends its changed keys as usual (with chunks, only the chunks that changed).
 
@@ -14,11 +15,14 @@ Everyone learns who edits which mesh from ``locks_changed`` (``SyncSession.edito
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 
 from . import sync
 
-EDIT_INTERVAL = 0.1  # seconds between two edit-mode copies of one mesh (10 Hz at most)
+EDIT_INTERVAL = 0.1  # seconds between two edit-mode copies of one mesh (10 Hz at most)...
+COST_FACTOR = 4.0  # ...and at least this many times the last serialisation of the mesh (a heavy mesh: slower)
 LEASED_PARTS = ("geometry", "shapes")
 
 
@@ -42,8 +46,11 @@ class EditModeSync:
                     out[uuid] = ob
         return out
 
-    def step(self, now: float, pending: dict[str, int]) -> tuple[list[bpy.types.ID], list[str], list[str]]:
-        """(meshes to mark changed, keys to lock, keys to unlock) for this pump."""
+    def step(
+        self, now: float, pending: dict[str, int], cost: Callable[[str], float]
+    ) -> tuple[list[bpy.types.ID], list[str], list[str]]:
+        """(meshes to mark changed, keys to lock, keys to unlock) for this pump; ``cost(uuid)``: seconds the
+        last serialisation of that mesh took."""
         editing = self.meshes_in_edit_mode()
         lock: list[str] = []
         unlock: list[str] = []
@@ -58,7 +65,7 @@ class EditModeSync:
         for uuid, ob in editing.items():
             if now < self._next.get(uuid, 0.0) or lease_keys(uuid)[0] in pending:
                 continue  # too soon, or the previous copy is not acknowledged yet
-            self._next[uuid] = now + EDIT_INTERVAL
+            self._next[uuid] = now + max(EDIT_INTERVAL, COST_FACTOR * cost(uuid))
             if ob.update_from_editmode():
                 changed.append(ob.data)
         return changed, lock, unlock

@@ -386,7 +386,7 @@ class SyncSession(ServerEventsMixin):
         """Meshes in edit mode: copy the edit mesh out at most 10 times a second, and hold their lease."""
         if not self.live or self.busy or self._join is not None:
             return
-        changed, lock, unlock = self.edit_mode.step(time.monotonic(), self.pending)
+        changed, lock, unlock = self.edit_mode.step(time.monotonic(), self.pending, self.tracker.cost)
         if changed:
             note_dirty(changed)
         if lock:

@@ -181,6 +181,10 @@ class ChangeTracker:
         self._costs[uuid] = time.thread_time() - start
         return current
 
+    def cost(self, uuid: str) -> float:
+        """Seconds of this thread's CPU the last serialisation of this datablock took (0: never)."""
+        return self._costs.get(uuid, 0.0)
+
     def is_heavy(self, uuid: str) -> bool:
         """Whether the audit leaves this datablock to the depsgraph (see ``HEAVY_BYTES``)."""
         if self._costs.get(uuid, 0.0) <= HEAVY_SECONDS:
