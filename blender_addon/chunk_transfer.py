@@ -7,10 +7,13 @@ loop (session.py) sends what this returns and hands it what the server answers.
   connection, so the server orders it first. After a reconnect, the chunks of unacknowledged batches that
   were never confirmed (``blob_stored``) go up again before the resume plan: an interrupted upload goes on
   where it stopped.
-- **Down.** Remote values pass through a gate in arrival order: a value whose chunks are all cached goes to
-  the applier at once (when nothing is waiting before it); otherwise its missing chunks are fetched
-  (``blob_get``, each hash once) and it waits, with everything behind it, until they are here. A chunk the
-  server no longer holds belongs to a value a later operation replaced: that value is skipped.
+- **Down.** Remote values pass through a gate: a value whose chunks are all cached goes to the applier at
+  once, unless an earlier value of the same key is still waiting; otherwise its missing chunks are fetched
+  (``blob_get``, each hash once) and it waits until they are here. Light values (objects, transforms,
+  materials, small meshes) therefore apply while heavy chunks stream in behind them (a progressive join);
+  each key's values still apply in order, and the applier's own pending links cover references between
+  datablocks. A chunk the server no longer holds belongs to a value a later operation replaced: that value
+  is skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class ChunkTransfer:
         self.sent: set[bytes] = set()  # put on this connection, not confirmed yet
         self.requested: set[bytes] = set()  # asked for on this connection, not arrived yet
         self._waiting: deque[tuple[str, bytes | None, set[bytes]]] = deque()
+        self._waiting_keys: dict[str, int] = {}  # key -> values of it waiting
         self.skipped: list[str] = []  # keys whose value could not be completed (replaced meanwhile)
         self.stats = {"put": 0, "put_bytes": 0, "fetched": 0, "fetched_bytes": 0}
 
@@ -42,6 +46,7 @@ class ChunkTransfer:
     def reset(self) -> None:
         """Left the room: values waiting for chunks are dropped (the chunks stay cached)."""
         self._waiting.clear()
+        self._waiting_keys.clear()
 
     def connection_lost(self) -> None:
         self.sent.clear()
@@ -96,10 +101,11 @@ class ChunkTransfer:
             refs = chunks.refs_of(value)
             self.store.on_server.update(refs)  # a live key of the room holds them
             need = set(chunks.missing(refs, self.store))
-            if not need and not self._waiting:
+            if not need and key not in self._waiting_keys:
                 ready.append((key, value))
                 continue
             self._waiting.append((key, value, need))
+            self._waiting_keys[key] = self._waiting_keys.get(key, 0) + 1
             for blob in need:
                 if blob not in self.requested:
                     self.requested.add(blob)
@@ -117,12 +123,21 @@ class ChunkTransfer:
         for _, _, need in self._waiting:
             need.discard(blob)
         ready: list[Change] = []
-        while self._waiting and not self._waiting[0][2]:
-            key, value, _ = self._waiting.popleft()
+        blocked: set[str] = set()  # keys with an earlier value still waiting
+        still: deque[tuple[str, bytes | None, set[bytes]]] = deque()
+        for key, value, need in self._waiting:
+            if need or key in blocked:
+                blocked.add(key)
+                still.append((key, value, need))
+                continue
+            self._waiting_keys[key] -= 1
+            if not self._waiting_keys[key]:
+                del self._waiting_keys[key]
             if chunks.missing(chunks.refs_of(value), self.store):
                 self.skipped.append(key)  # a chunk the server had dropped: a later value replaces it
                 continue
             ready.append((key, value))
+        self._waiting = still
         return ready
 
     def retry_missing(self) -> list[Any]:

@@ -48,6 +48,7 @@ import bpy
 from . import sync
 from .chunk_transfer import ChunkTransfer
 from .display_mesh import DisplayMeshes
+from .edit_mode import EditModeSync
 from .leases import Leases
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
@@ -223,6 +224,8 @@ class SyncSession(ServerEventsMixin):
         self.tracker = sync.ChangeTracker()
         self.applier = sync.Applier(self.tracker)
         self.chunks = ChunkTransfer()  # chunk uploads before batches, fetches before values are applied
+        self.edit_mode = EditModeSync()  # edit-mode copies and the lease of the meshes edited here
+        self.locks: dict[str, str] = {}  # key -> owner client_id, from locks_changed
         self.progress = 1.0
         self.revision = 0  # bumped whenever something the UI shows changed
         self._requests: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -375,6 +378,8 @@ class SyncSession(ServerEventsMixin):
         self.leases.reset()
         self._before.clear()
         self._locked.clear()
+        self.edit_mode.reset()
+        self.locks.clear()
         self.users.clear()
         self.progress = 1.0
         forget_dirty()
@@ -384,6 +389,7 @@ class SyncSession(ServerEventsMixin):
 
     def pump(self, budget: float = 0.02) -> bool:
         deadline = time.monotonic() + budget
+        self._edit_mode_step()
         self._scan_local()
         self.display.pump(self)
         self._send_retries()
@@ -409,6 +415,33 @@ class SyncSession(ServerEventsMixin):
         ops = self._leases_filter(self.view.outgoing(ops))
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
+
+    def _edit_mode_step(self) -> None:
+        """Meshes in edit mode: copy the edit mesh out at most 10 times a second, and hold their lease."""
+        if not self.live or self.busy or self._join is not None:
+            return
+        changed, lock, unlock = self.edit_mode.step(time.monotonic(), self.pending, self.tracker.cost)
+        if changed:
+            note_dirty(changed)
+        if lock:
+            self._request("lock", lambda ref: protocol.Lock(keys=lock, ref=ref))
+        if unlock:
+            self._request("unlock", lambda ref: protocol.Unlock(keys=unlock, ref=ref))
+
+    def editors(self) -> dict[str, list[str]]:
+        """client_id -> names of the meshes that artist holds in edit mode (from the room's locks)."""
+        uuids: dict[str, str] = {}
+        for key, owner in self.locks.items():
+            parsed = sync.split_key(key)
+            if parsed is not None and parsed[0] == "mesh" and parsed[2] == "geometry":
+                uuids[parsed[1]] = owner
+        out: dict[str, list[str]] = {}
+        if uuids:
+            for me in bpy.data.meshes:
+                owner = uuids.get(sync.peek_uuid(me) or "")
+                if owner is not None:
+                    out.setdefault(owner, []).append(me.name)
+        return out
 
     def _send_ops(self, ops: list[list[Any]]) -> int:
         op_id, batch = self.client_session.write(ops)
@@ -461,6 +494,7 @@ class SyncSession(ServerEventsMixin):
         self.live = False
         self.chunks.connection_lost()
         self.leases.connection_lost()
+        self.edit_mode.reset()  # the server releases this session's locks with the connection: lease again
         self.stats["reconnects"] += 1
         for ref in self.client_session.connection_lost(reason, time.monotonic()):
             self._requests.pop(ref, None)  # requests are not replayed; batches are (resume_plan)

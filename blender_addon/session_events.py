@@ -24,6 +24,7 @@ class ServerEventsMixin:
     applier: Any
     chunks: Any
     display: Any
+    locks: dict[str, str]
     tracker: Any
     client_id: str
     live: bool
@@ -72,9 +73,19 @@ class ServerEventsMixin:
             if refused is not None and op_id == event.ref:
                 self._locked = [*self._locked[-7:], (refused, before)]
         if isinstance(event, P.BlobDataEvent):
-            self.applier.feed(self.chunks.arrived(event.hash, event.data))
+            ready = self.chunks.arrived(event.hash, event.data)
+            if ready:  # a feed re-sorts the applier's whole queue: not once per chunk
+                self.applier.feed(ready)
         elif isinstance(event, P.BlobStored):
             self.chunks.stored(event.hash)
+        elif isinstance(event, P.LocksChanged):
+            if event.room == room:
+                for key in event.unlocked:
+                    self.locks.pop(key, None)
+                self.locks.update(event.locked)
+                self.revision += 1
+        elif isinstance(event, (P.LockGranted, P.Unlocked)):
+            self._requests.pop(event.ref, None)
         elif isinstance(event, P.Applied):
             if event.room == room:
                 self.stats["applied"] += len(step.view)

@@ -169,13 +169,15 @@ def refresh(session) -> None:
         if name == selected:
             st.room_index = len(st.rooms) - 1
     st.users.clear()
+    editors = session.editors()
     for client_id, info in sorted(session.users.items(), key=lambda kv: str(kv[1].get("name", ""))):
         item = st.users.add()
         item.name = str(info.get("name") or client_id)
         item.client_id = client_id
         color = list(info.get("color") or (1.0, 1.0, 1.0))[:3]
         item.color = [min(1.0, max(0.0, float(c))) for c in color + [1.0] * (3 - len(color))]
-        item.mode = str(info.get("mode") or "")
+        editing = editors.get(client_id)
+        item.mode = f"editing {', '.join(editing)}" if editing else str(info.get("mode") or "")
         item.frame = int(info.get("frame") or 0)
         item.scene = str(info.get("scene") or "")
         item.has_view = isinstance(info.get("view_matrix"), list)
@@ -204,7 +206,8 @@ class BLENDSYNC_UL_users(bpy.types.UIList):
         swatch.ui_units_x = 1
         swatch.prop(item, "color", text="")
         row.label(text=item.name)
-        row.label(text=item.mode.title().replace("_", " "))
+        mode = item.mode  # "editing <mesh names>" or Blender's mode, e.g. EDIT_MESH
+        row.label(text=mode if mode.startswith("editing ") else mode.title().replace("_", " "))
         row.label(text=f"{item.frame}", icon="TIME")
         row.label(text=item.scene, icon="SCENE_DATA")
 

@@ -205,7 +205,10 @@ class Blobs:
     async def put(self, session: Session, request: BlobPut) -> None:
         blob, size = request.hash, len(request.data)
         pins = self.pins.setdefault(session.client_id, set())
-        if blob in pins and self.has(blob):
+        if (
+            blob in pins
+            and self.node.read_local(holder_path(blob, pin_holder(session.client_id))) is not None
+        ):
             session.send(BlobStored(hash=blob, ref=request.ref))
             return
         limit = self.config.max_blob_bytes
@@ -281,10 +284,8 @@ class Blobs:
             then += hold_ops(gained, holder, keep_while={format_path(meta_path(room.name)): {"exists": True}})
             then += release_ops(sorted(set(old) - set(new)), holder)
             pins = self.pins.get(session.client_id)
-            if pins:
-                released = [blob for blob in gained if blob in pins]
-                then += release_ops(released, pin_holder(session.client_id))
-                pins.difference_update(released)
+            if pins:  # (kept in ``pins``: the write may still fail; a release at the end is a no-op then)
+                then += release_ops([blob for blob in gained if blob in pins], pin_holder(session.client_id))
             then.append(
                 {"op": "put", "path": path, "payload": list(new)} if new else {"op": "delete", "path": path}
             )

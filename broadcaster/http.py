@@ -274,6 +274,10 @@ def metrics_text(b: Broadcaster) -> str:
         "Key locks held.",
         sum(len(r.locks) + len(r.prefix_locks) for r in b.rooms.values()),
     )
+    out.one("blendsync_blobs", "gauge", "Blobs stored (once per server).", len(b.blobs.sizes))
+    out.one("blendsync_blob_bytes", "gauge", "Bytes of the stored blobs.", b.blobs.total_bytes)
+    out.one("blendsync_blob_received_bytes_total", "counter", "blob_put bytes.", m.blob_bytes_received)
+    out.one("blendsync_blob_sent_bytes_total", "counter", "blob_data sent.", m.blob_bytes_sent)
     out.one(
         "blendsync_operations_total",
         "counter",

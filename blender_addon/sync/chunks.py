@@ -14,6 +14,7 @@ cached raises ``MissingChunks`` (the session fetches them first: ``ChunkGate``).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -143,6 +144,14 @@ def refs_of(value: bytes | None) -> list[bytes]:
 
     msgpack.unpackb(value, raw=False, strict_map_key=True, ext_hook=hook)
     return list(found)
+
+
+_EXT_HEADER = re.compile(rb"\xc7.\x07|\xc8..\x07|\xc9....\x07", re.DOTALL)  # ext 8/16/32 of CHUNKED_EXT
+
+
+def holds_chunks(value: bytes) -> bool:
+    """Whether a value may name chunks (no decoding; a false yes is possible, a false no is not)."""
+    return _EXT_HEADER.search(value) is not None
 
 
 def missing(refs: Iterable[bytes], store: ChunkCache = cache) -> list[bytes]:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import bpy
 
-from . import ids
+from . import chunks, ids
 from .context import ReadContext
 from .index import index_all, is_synced, kind_of
 from .keys import PRIMARY_PART, parse_key
@@ -72,7 +72,7 @@ def _owners(id_data: bpy.types.ID) -> list[bpy.types.ID]:
 # serialisation took more than HEAVY_SECONDS of this thread's CPU time (CPU time, so that other processes
 # on a busy machine do not make a light datablock look heavy). 1 MB of mesh takes tens of milliseconds;
 # a font file of the same size is copied in a fraction of one, so fonts and images stay audited.
-HEAVY_BYTES = 32 * 1024
+HEAVY_BYTES = 32 * 1024  # (or any chunked byte string: a chunk is 64 KiB)
 HEAVY_SECONDS = 0.002
 
 
@@ -185,10 +185,16 @@ class ChangeTracker:
         self._costs[uuid] = time.thread_time() - start
         return current
 
+    def cost(self, uuid: str) -> float:
+        """Seconds of this thread's CPU the last serialisation of this datablock took (0: never)."""
+        return self._costs.get(uuid, 0.0)
+
     def is_heavy(self, uuid: str) -> bool:
         """Whether the audit leaves this datablock to the depsgraph (see ``HEAVY_BYTES``)."""
-        size = sum(len(self._values[key]) for key in self._keys.get(uuid, ()))
-        return size > HEAVY_BYTES and self._costs.get(uuid, 0.0) > HEAVY_SECONDS
+        if self._costs.get(uuid, 0.0) <= HEAVY_SECONDS:
+            return False
+        values = [self._values[key] for key in self._keys.get(uuid, ())]
+        return sum(map(len, values)) > HEAVY_BYTES or any(map(chunks.holds_chunks, values))
 
     # ------------------------------------------------------------ scanning
 

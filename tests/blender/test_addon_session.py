@@ -624,3 +624,64 @@ def test_only_datablocks_with_nothing_but_shading_updates_since_the_last_pump_co
     dirty, shading_only = session_module.take_dirty()
     assert set(dirty) == {a, b, c} and shading_only == [b]
     assert session_module.take_dirty() == ([], [])
+
+
+def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_mesh(live, P):
+    """In edit mode the mesh data does not change until the artist leaves it: the loop copies the edit mesh
+    out (at most 10 times a second, once the previous copy is acknowledged), locks the mesh's geometry and
+    shapes keys while editing, and unlocks them after. Others see who edits which mesh from the locks."""
+    import bmesh
+
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    me = bpy.data.meshes.new("EditMe")
+    me.from_pydata([(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)], [], [(0, 1, 2)])
+    ob = link(bpy.data.objects.new("EditMe", me))
+    bpy.context.view_layer.objects.active = ob
+    pump_after_update(session)
+    (first,) = net.take(P.Batch)
+    net.deliver(P.Ack(op_id=first.op_id, seq=1))
+    session_module.pump()
+    geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
+    shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
+
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bm = bmesh.from_edit_mesh(me)
+        bm.verts.ensure_lookup_table()
+        bm.verts[1].co.z = 2.5
+        bmesh.update_edit_mesh(me)
+        pump_after_update(session)
+        (lock,) = net.take(P.Lock)
+        assert sorted(lock.keys) == sorted([geometry, shapes])
+        (batch,) = net.take(P.Batch)
+        assert ob.mode == "EDIT" and geometry in [op[1] for op in batch.ops]
+        assert me.vertices[1].co.z == 2.5
+        # The next copy waits for the ack of this one.
+        bm.verts[2].co.z = 1.5
+        bmesh.update_edit_mesh(me)
+        session.edit_mode._next.clear()
+        pump_after_update(session)
+        assert net.take(P.Batch) == []
+        net.deliver(P.Ack(op_id=batch.op_id, seq=2))
+        session_module.pump()
+        session.edit_mode._next.clear()
+        pump_after_update(session)
+        (again,) = net.take(P.Batch)
+        assert geometry in [op[1] for op in again.ops] and me.vertices[2].co.z == 1.5
+        net.deliver(
+            P.Ack(op_id=again.op_id, seq=3),
+            P.LocksChanged(room="r", locked={geometry: CLIENT, shapes: CLIENT}),
+        )
+        session_module.pump()
+        assert session.editors() == {CLIENT: ["EditMe"]}
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    pump_after_update(session)
+    (unlock,) = net.take(P.Unlock)
+    assert sorted(unlock.keys) == sorted([geometry, shapes])
+    net.deliver(P.LocksChanged(room="r", unlocked=[geometry, shapes]))
+    session_module.pump()
+    assert session.editors() == {}

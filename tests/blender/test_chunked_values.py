@@ -67,3 +67,45 @@ def test_a_mesh_larger_than_a_frame_travels_in_chunks(small_frame_server, artist
     ben.call("join", room="shot")
     converge([ana, ben])
     assert ben.call("eval", expr="session.chunks.stats['fetched']")["value"] == fetched
+
+
+EDIT_MODE = (
+    "ob = bpy.data.objects['Grid']\n"
+    "bpy.context.view_layer.objects.active = ob\n"
+    "bpy.ops.object.mode_set(mode='EDIT')\n"
+    "import bmesh\n"
+    "bm = bmesh.from_edit_mesh(ob.data)\n"
+    "bm.verts.ensure_lookup_table()\n"
+    "bm.verts[7].co.z = 4.0\n"
+    "bmesh.update_edit_mesh(ob.data)\n"
+)
+
+
+def test_edit_mode_is_live_under_a_lease_released_when_the_editor_drops(small_frame_server, artists):  # noqa: F811
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=GRID)
+    start_room(small_frame_server, ana, [ben])
+    converge([ana, ben])
+    ana.call("edit", script=EDIT_MODE)
+    ana.call("pump_until_idle", quiet=0.3)
+    # Ben sees the vertex while Ana is still in edit mode, and sees that she edits the mesh.
+    ben.call("pump_until_idle", quiet=0.3)
+    assert ana.call("eval", expr="bpy.data.objects['Grid'].mode")["value"] == "EDIT"
+    assert ben.call("eval", expr="bpy.data.meshes['GridMesh'].vertices[7].co.z")["value"] == 4.0
+    ana_id = ana.call("eval", expr="session.client_id")["value"]
+    assert ben.call("eval", expr="session.editors()")["value"] == {ana_id: ["GridMesh"]}
+    # Ben's edit of that mesh's geometry is refused while she holds the lease.
+    ben.call("edit", script=MOVE_ONE_VERTEX)
+    ben.call("pump_until_idle", quiet=0.3)
+    assert any("locked" in m for m in ben.call("state")["messages"])
+    # Ana's Blender dies: the server releases her lease, and Ben's next edit goes through.
+    ana.proc.kill()
+    ana.proc.wait(10)
+    ben.call("pump_until_idle", quiet=0.5)
+    assert ben.call("eval", expr="session.editors()")["value"] == {}
+    before = ben.call("state")
+    ben.call("edit", script=MOVE_ONE_VERTEX)
+    ben.call("pump_until_idle", quiet=0.3)
+    after = ben.call("state")
+    assert after["unacked"] == 0 and after["seq"] > before["seq"]  # acknowledged: it is in the room
+    assert after["messages"] == before["messages"]  # no new refusal

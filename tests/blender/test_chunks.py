@@ -82,24 +82,32 @@ def test_the_cache_is_bounded_least_recently_used_first():
     assert b"a" in store and b"c" in store and b"b" not in store
 
 
-def test_the_gate_keeps_arrival_order_and_skips_a_value_whose_chunk_is_gone():
+def test_the_gate_lets_light_values_pass_keeps_each_key_in_order_and_skips_a_value_whose_chunk_is_gone():
     chunks.cache.clear()
     gate = ChunkTransfer(chunks.ChunkCache())
     sender = chunks.ChunkCache()
     heavy = encode_value({"v": chunks.split(b"h" * (SIZE + 1), sender)})
     gone = encode_value({"v": chunks.split(b"g" * (SIZE + 1), sender)})
-    ready, gets = gate.incoming([("a", b"\x01"), ("mesh", heavy), ("b", b"\x02"), ("old", gone), ("c", None)])
-    assert ready == [("a", b"\x01")]
+    changes = [
+        ("obj", b"\x01"),
+        ("mesh", heavy),
+        ("mesh", b"\x02"),
+        ("old", gone),
+        ("old", None),
+        ("mat", b"\x03"),
+    ]
+    ready, gets = gate.incoming(changes)
+    assert ready == [("obj", b"\x01"), ("mat", b"\x03")]  # light data first: a progressive join
     wanted = [blob for get in gets for blob in get.hashes]
     assert sorted(wanted) == sorted(set(chunks.refs_of(heavy)) | set(chunks.refs_of(gone)))
-    assert gate.incoming([("a", b"\x03")]) == ([], [])  # behind the waiting ones, nothing fetched twice
+    assert gate.incoming([("obj", b"\x04"), ("mesh", b"\x05")]) == ([("obj", b"\x04")], [])  # none twice
     first, second = chunks.refs_of(heavy)
     assert gate.arrived(second, sender.get(second)) == []
-    assert gate.arrived(first, sender.get(first)) == [("mesh", heavy), ("b", b"\x02")]
+    assert gate.arrived(first, sender.get(first)) == [("mesh", heavy), ("mesh", b"\x02"), ("mesh", b"\x05")]
     released = []
     for blob in chunks.refs_of(gone):
         released += gate.arrived(blob, None)  # the server no longer holds it: a later value replaced it
-    assert released == [("c", None), ("a", b"\x03")] and gate.skipped == ["old"] and gate.waiting == 0
+    assert released == [("old", None)] and gate.skipped == ["old"] and gate.waiting == 0
 
 
 def test_uploads_go_once_per_connection_and_again_after_a_loss_unless_confirmed():

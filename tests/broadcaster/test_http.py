@@ -52,6 +52,9 @@ async def test_metrics_and_status(tmp_path):
             await ben.join("r1")
             for i in range(20):
                 await ana.set(f"k{i}", b"x" * 100)
+            blob = await ana.put_blob(b"b" * 300)
+            await ben.put_blob(b"b" * 300)  # the same blob: stored once
+            assert await ben.get_blob(blob) == b"b" * 300
             status, kind, text = await get(http_url(base, "/metrics"))
             assert status == 200 and kind.startswith("text/plain; version=0.0.4")
             metrics = dict(
@@ -62,6 +65,9 @@ async def test_metrics_and_status(tmp_path):
             assert metrics["blendsync_operations_total"] == "20"
             assert metrics["blendsync_room_keys"] == "20" and metrics["blendsync_room_bytes"] == "2000"
             assert int(metrics["blendsync_received_bytes_total"]) > 2000
+            assert metrics["blendsync_blobs"] == "1" and metrics["blendsync_blob_bytes"] == "300"
+            assert metrics["blendsync_blob_received_bytes_total"] == "600"
+            assert metrics["blendsync_blob_sent_bytes_total"] == "300"
             assert int(metrics["blendsync_fsync_seconds_count"]) >= 1
             assert (
                 metrics['blendsync_fsync_seconds_bucket{le="+Inf"}']

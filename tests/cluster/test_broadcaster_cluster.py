@@ -433,3 +433,32 @@ async def test_cluster_with_tls_everywhere(tmp_path):
                     await plain.list_rooms()
     finally:
         cluster.close()
+
+
+async def test_a_blob_is_on_a_majority_before_the_write_that_references_it_is_acked(cluster3):
+    """A blob uploaded through one follower and referenced there is acknowledged only once committed; the
+    leader is then killed, and the third node serves the blob and refuses nothing that referenced it."""
+    leader = await cluster3.leader()
+    others = [i for i in cluster3.ids if i != leader]
+    data = b"chunk of a mesh " * 4096
+    async with connect(*cluster3.address(others[0]), name="ana") as ana:
+        await ana.create_room("blobs", keep_open=True)
+        await ana.join("blobs")
+        blob = await ana.put_blob(data)
+        seq = await ana.batch([["set", "mesh/1/geometry", b"value", [blob]]])
+    cluster3.signal(leader, signal.SIGKILL)
+    async with connect(*cluster3.address(others[1]), name="ben") as ben:
+        with trio.fail_after(30):
+            while await ben.get_blob(blob) != data:
+                await trio.sleep(0.1)
+        joined = await ben.join("blobs")
+        assert joined.seq >= seq
+        # The key holds it on the surviving majority: a write there that drops it collects it.
+        with trio.fail_after(30):
+            while True:
+                try:
+                    await ben.delete("mesh/1/geometry")
+                    break
+                except (ServerError, ConnectionLost):
+                    await trio.sleep(0.2)  # no leader yet
+        assert await ben.missing_blobs([blob]) == [blob]

@@ -6,6 +6,7 @@
     python tools/bench/addon.py live-drag [--objects 500] [--grid 447] [--steps 100] [--rate 60] [--json]
     python tools/bench/addon.py edits [--json]
     python tools/bench/addon.py pair [--rounds 10] [--json]
+    python tools/bench/addon.py vertex [--grid 447] [--edits 5] [--json]
 
 ``join``: one Blender process builds a room (``--objects`` small meshes and
 one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
@@ -49,6 +50,13 @@ object at the same moment (Ana the location, Ben the scale; both edits are
 made before either process reads anything), ``--rounds`` times; measured:
 from the earlier of the two edits to the later of the moments each process
 shows both (wall clock, same machine).
+``vertex``: one Blender process publishes a ``--grid`` x ``--grid`` vertex grid
+and a second one joins; the first then moves one vertex ``--edits`` times (a
+different one each time), each time waiting for the ack. Measured per edit:
+the bytes the add-on wrote to its socket, the chunks it uploaded, and the
+bytes the server process wrote to storage (``write_bytes`` of
+``/proc/<pid>/io``: the lmdb log entry, the tree records and their pages,
+all fsync'd before the ack). Both scenes' hashes must be equal at the end.
 
 ``--addon-root DIR`` (every command) loads the add-on and the protocol from
 another checkout (e.g. an export of an older commit), for A/B runs against
@@ -410,6 +418,50 @@ def bench_idle(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _written_bytes(pid: int) -> int:
+    """Bytes a process caused to be written to storage so far (Linux)."""
+    with open(f"/proc/{pid}/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+
+
+def bench_vertex(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-vertex-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        publisher = Worker("publisher")
+        joiner = None
+        try:
+            built = publisher("build", objects=0, grid=args.grid)
+            publisher("connect", servers=server.address)
+            published = publisher("publish", room=room, timeout=300)
+            joiner = Worker("joiner")
+            joiner("connect", servers=server.address)
+            joiner("join", room=room, timeout=300)
+            edits = []
+            for i in range(args.edits):
+                written = _written_bytes(server.proc.pid)
+                edit = publisher("move_vertex", index=1 + i * 7919)
+                edit["server_written_bytes"] = _written_bytes(server.proc.pid) - written
+                edits.append(edit)
+            joiner("settle", seconds=1.0)
+            pub_state, join_state = publisher("state"), joiner("state")
+        finally:
+            for worker in (joiner, publisher):
+                if worker is not None:
+                    worker.close()
+    return {
+        "bench": "addon-vertex",
+        "addon_root": Worker.addon_root or str(ROOT),
+        "vertices": built["vertices"],
+        "publish_bytes_sent": published["bytes_sent"],
+        "edits": edits,
+        "bytes_sent_per_edit": sorted(e["bytes_sent"] for e in edits)[len(edits) // 2],
+        "server_written_bytes_per_edit": sorted(e["server_written_bytes"] for e in edits)[len(edits) // 2],
+        "hash_equal": pub_state["hash"] == join_state["hash"],
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
 def bench_live_drag(args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-live-drag-{secrets.token_hex(4)}"
     total = time.perf_counter()
@@ -494,7 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     pair = kinds.add_parser("pair", help="convergence time of two edits of one object at the same moment")
     pair.add_argument("--rounds", type=int, default=10)
     pair.add_argument("--json", action="store_true")
-    for sub in (join, drag, idle, live, edits, pair):
+    vertex = kinds.add_parser("vertex", help="bytes sent and written when one vertex of a large mesh moves")
+    vertex.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
+    vertex.add_argument("--edits", type=int, default=5)
+    vertex.add_argument("--json", action="store_true")
+    for sub in (join, drag, idle, live, edits, pair, vertex):
         sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
     Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
@@ -505,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         "live-drag": bench_live_drag,
         "edits": bench_edits,
         "pair": bench_pair,
+        "vertex": bench_vertex,
     }
     result = benches[args.bench](args)
     if args.json:

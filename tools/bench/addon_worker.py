@@ -214,6 +214,31 @@ def worker_main(name: str) -> int:
             "seconds": round(seconds, 3),
         }
 
+    def move_vertex(index: int) -> dict[str, Any]:
+        """Move one vertex of the grid and wait for the ack: what went out for that one edit."""
+        session = current()
+        run_until(lambda: settled(session), 60)
+        me = bpy.data.objects["Terrain"].data
+        transfer = getattr(session, "chunks", None)  # None: an add-on from before chunked values (A/B runs)
+        puts = (lambda: transfer.stats["put"]) if transfer is not None else (lambda: 0)
+        sent0, puts0 = session.net.bytes_sent, puts()
+        start = time.perf_counter()
+        me.vertices[index % len(me.vertices)].co.z += 0.5
+        me.update()
+        bpy.context.view_layer.update()
+        session_mod.pump()
+        run_until(lambda: settled(session), 60)
+        seconds = time.perf_counter() - start
+        time.sleep(0.1)  # let the network thread finish writing
+        geometry = session.tracker.values[sync.make_key("mesh", sync.get_uuid(me), "geometry")]
+        return {
+            "vertices": len(me.vertices),
+            "bytes_sent": session.net.bytes_sent - sent0,
+            "chunks_put": puts() - puts0,
+            "geometry_value_bytes": len(geometry),
+            "seconds": round(seconds, 3),
+        }
+
     def idle(seconds: float) -> dict[str, Any]:
         """Nobody works: the timer runs for ``seconds``; the main-thread time of each call is measured."""
         session = current()
@@ -352,6 +377,8 @@ def worker_main(name: str) -> int:
                 result = drag(int(command["steps"]))
             elif cmd == "idle":
                 result = idle(float(command["seconds"]))
+            elif cmd == "move_vertex":
+                result = move_vertex(int(command["index"]))
             elif cmd == "settle":
                 result = settle(float(command["seconds"]))
             elif cmd == "paced_drag":
