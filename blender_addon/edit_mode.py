@@ -74,3 +74,19 @@ class EditModeSync:
         """Left the room: the server released the locks with it."""
         self.leased.clear()
         self._next.clear()
+
+
+def editors_of(locks: dict[str, str]) -> dict[str, list[str]]:
+    """client_id -> names of the meshes that artist holds in edit mode, from the room's key locks."""
+    uuids: dict[str, str] = {}
+    for key, owner in locks.items():
+        parsed = sync.split_key(key)
+        if parsed is not None and parsed[0] == "mesh" and parsed[2] == "geometry":
+            uuids[parsed[1]] = owner
+    out: dict[str, list[str]] = {}
+    if uuids:
+        for me in bpy.data.meshes:
+            owner = uuids.get(sync.peek_uuid(me) or "")
+            if owner is not None:
+                out.setdefault(owner, []).append(me.name)
+    return out

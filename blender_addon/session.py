@@ -36,7 +36,6 @@ way, through ``NetThread.drop_connection``.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import secrets
 import time
@@ -45,10 +44,10 @@ from typing import Any
 
 import bpy
 
-from . import sync
+from . import dirty, sync
 from .chunk_transfer import ChunkTransfer
 from .display_mesh import DisplayMeshes
-from .edit_mode import EditModeSync
+from .edit_mode import EditModeSync, editors_of
 from .leases import Leases
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
@@ -76,8 +75,6 @@ DISCONNECTED = "disconnected"  # lost; the network thread is reconnecting
 STOPPED = "stopped"
 
 _current: SyncSession | None = None
-_dirty: dict[int, bpy.types.ID] = {}
-_shading_only: set[int] = set()  # pointers in _dirty whose every update since the last pump was shading only
 after_pump: list[Callable[[SyncSession], None]] = []  # UI refresh hooks (ui.py adds one)
 
 
@@ -86,28 +83,12 @@ def current() -> SyncSession | None:
 
 
 def note_dirty(ids, shading_only=()) -> None:
-    """Called by the depsgraph handler: remember which datablocks changed since the last pump, and which
-    of them changed shading only (in every update since the last pump)."""
-    if _current is None or _current.room is None:
-        return
-    light = set()
-    for id_data in shading_only:
-        with contextlib.suppress(ReferenceError):
-            light.add(id_data.as_pointer())
-    for id_data in ids:
-        with contextlib.suppress(ReferenceError):
-            ptr = id_data.as_pointer()
-            if ptr not in _dirty and ptr in light:
-                _shading_only.add(ptr)
-            elif ptr not in light:
-                _shading_only.discard(ptr)
-            _dirty[ptr] = id_data
+    """Called by the depsgraph handler: remember which datablocks changed since the last pump."""
+    if _current is not None and _current.room is not None:
+        dirty.note(ids, shading_only)
 
 
-def forget_dirty() -> None:
-    """Called before an undo or redo step: the datablocks noted so far may be freed by it."""
-    _dirty.clear()
-    _shading_only.clear()
+forget_dirty = dirty.forget  # called before an undo or redo step: the datablocks noted may be freed by it
 
 
 def note_undo() -> None:
@@ -117,13 +98,7 @@ def note_undo() -> None:
         _current.tracker.forget_counts()
 
 
-def take_dirty() -> tuple[list[bpy.types.ID], list[bpy.types.ID]]:
-    """The datablocks noted since the last call, and those of them that changed shading only."""
-    out = list(_dirty.values())
-    light = [id_data for ptr, id_data in _dirty.items() if ptr in _shading_only]
-    _dirty.clear()
-    _shading_only.clear()
-    return out, light
+take_dirty = dirty.take
 
 
 def pump(budget: float = 0.02) -> bool:
@@ -430,18 +405,7 @@ class SyncSession(ServerEventsMixin):
 
     def editors(self) -> dict[str, list[str]]:
         """client_id -> names of the meshes that artist holds in edit mode (from the room's locks)."""
-        uuids: dict[str, str] = {}
-        for key, owner in self.locks.items():
-            parsed = sync.split_key(key)
-            if parsed is not None and parsed[0] == "mesh" and parsed[2] == "geometry":
-                uuids[parsed[1]] = owner
-        out: dict[str, list[str]] = {}
-        if uuids:
-            for me in bpy.data.meshes:
-                owner = uuids.get(sync.peek_uuid(me) or "")
-                if owner is not None:
-                    out.setdefault(owner, []).append(me.name)
-        return out
+        return editors_of(self.locks)
 
     def _send_ops(self, ops: list[list[Any]]) -> int:
         op_id, batch = self.client_session.write(ops)

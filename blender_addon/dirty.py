@@ -1,0 +1,42 @@
+"""Which datablocks changed since the last pump, as the depsgraph handler reports them.
+
+Kept by pointer, with the ones whose every update since the last pump was shading only (a selection or
+a viewport redraw), which the tracker can look at more cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import bpy
+
+_dirty: dict[int, bpy.types.ID] = {}
+_shading_only: set[int] = set()  # pointers in _dirty whose every update since the last pump was shading only
+
+
+def note(ids, shading_only=()) -> None:
+    light = set()
+    for id_data in shading_only:
+        with contextlib.suppress(ReferenceError):
+            light.add(id_data.as_pointer())
+    for id_data in ids:
+        with contextlib.suppress(ReferenceError):
+            ptr = id_data.as_pointer()
+            if ptr not in _dirty and ptr in light:
+                _shading_only.add(ptr)
+            elif ptr not in light:
+                _shading_only.discard(ptr)
+            _dirty[ptr] = id_data
+
+
+def forget() -> None:
+    _dirty.clear()
+    _shading_only.clear()
+
+
+def take() -> tuple[list[bpy.types.ID], list[bpy.types.ID]]:
+    """The datablocks noted since the last call, and those of them that changed shading only."""
+    out = list(_dirty.values())
+    light = [id_data for ptr, id_data in _dirty.items() if ptr in _shading_only]
+    forget()
+    return out, light
