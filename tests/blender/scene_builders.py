@@ -569,6 +569,62 @@ def build_animated(count: int = 5, frames: int = 100) -> None:
     scene.frame_set(1)
 
 
+def add_driver(owner, path: str, index: int, expression: str, variables) -> None:
+    """A scripted driver on ``owner``'s ``path``; ``variables``: (name, type, [target settings...])."""
+    fc = owner.animation_data_create().drivers.new(path, index=index)
+    fc.driver.type = "SCRIPTED"
+    fc.driver.expression = expression
+    for name, var_type, targets in variables:
+        var = fc.driver.variables.new()
+        var.name = name
+        var.type = var_type
+        for target, settings in zip(var.targets, targets, strict=False):
+            for attr, value in settings.items():
+                setattr(target, attr, value)
+
+
+def build_custom_props() -> None:
+    """Custom properties of every value type on an object, its mesh, a material, a light, a camera, an
+    armature with a bone and a pose bone; drivers reading them (object, light, camera, material,
+    armature, and a shape key driven by a pose bone's rotation)."""
+    build_armature()
+    rig = bpy.data.objects["Rig"]
+    arm = rig.data
+    build_shape_keys()
+    face = bpy.data.objects["Face"]
+    face["int"] = 7
+    face["float"] = 0.25
+    face.id_properties_ui("float").update(min=0.0, max=2.0, description="a slider")
+    face["text"] = 'hello / % "quoted"'
+    face["floats"] = [1.0, 2.5, -3.0]
+    face["ints"] = [1, 2, 3]
+    face["flag"] = True
+    face["group"] = {"a": 1, "nested": {"b": [0.5, 1.5], "c": "x"}}
+    face["big"] = 2**31 - 1
+    face["target"] = rig
+    face.data["mesh_prop"] = 3.5
+    mat = bpy.data.materials.new("Props")
+    mat["mat_prop"] = "glossy"
+    light = bpy.data.lights.new("PropLight", "POINT")
+    light["light_prop"] = 2.0
+    link(bpy.data.objects.new("PropLight", light))
+    cam = bpy.data.cameras.new("PropCam")
+    cam["cam_prop"] = 1
+    link(bpy.data.objects.new("PropCam", cam))
+    arm["arm_prop"] = 0.5
+    arm.bones["Hand"]["bone_prop"] = 4
+    rig.pose.bones["Hand"]["ik_fk"] = 1.0
+    rig.pose.bones["Hand"].id_properties_ui("ik_fk").update(min=0.0, max=1.0)
+    prop = [{"id_type": "OBJECT", "id": face, "data_path": '["float"]'}]
+    add_driver(face, "location", 2, "f * 4", [("f", "SINGLE_PROP", prop)])
+    add_driver(light, "energy", 0, "100 + f", [("f", "SINGLE_PROP", prop)])
+    add_driver(cam, "lens", 0, "30 + f", [("f", "SINGLE_PROP", prop)])
+    add_driver(mat, "roughness", 0, "f / 2", [("f", "SINGLE_PROP", prop)])
+    add_driver(arm, 'bones["Root"].bbone_x', 0, "f", [("f", "SINGLE_PROP", prop)])
+    hand = [{"id": rig, "bone_target": "Hand", "transform_type": "ROT_Y", "transform_space": "LOCAL_SPACE"}]
+    add_driver(face.data.shape_keys, 'key_blocks["Wide"].value', 0, "r * 2", [("r", "TRANSFORMS", hand)])
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -599,6 +655,7 @@ BUILDERS = {
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),
     "animated": (lambda: build_animated(count=2), "action"),
+    "custom_props": (build_custom_props, "obj"),
 }
 
 
@@ -649,3 +706,4 @@ def build_everything() -> None:
         if build not in done:  # one builder may stand for two rows
             done.add(build)
             build()
+    evaluate_scenes()  # as an artist sees it: animation and drivers written

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import bpy
 
-from .. import animation, ids, rna
+from .. import animation, custom_props, drivers, ids, rna
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
@@ -71,6 +71,8 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "geometry": geometry,
         "shapes": read_shape_keys(me.shape_keys, ctx),
         "shapeanim": animation.read(me.shape_keys, ctx),
+        "shapedriver": drivers.items(me.shape_keys, ctx),
+        "prop": custom_props.items(me, ctx),
     }
 
 
@@ -116,6 +118,8 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         "materials": [ctx.ref(m) for m in me.materials],
         "shapes": _describe_shapes(me.shape_keys),
         "shapeanim": animation.describe(me.shape_keys, ctx),
+        "shape_drivers": drivers.describe(me.shape_keys),
+        "custom_props": custom_props.describe(me),
     }
 
 
@@ -249,6 +253,8 @@ KIND = Kind(
         "geometry": apply_geometry,
         "shapes": apply_shapes,
         "shapeanim": apply_shape_anim,
+        "shapedriver": drivers.part(lambda me: me.shape_keys, after="shapes"),
+        "prop": custom_props.PART,
     },
     create=create,
     serialise=serialise,

@@ -18,11 +18,10 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import animation, ids, modifiers, rna
+from .. import animation, extras, ids, modifiers, pose_bones, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from ..evaluate import evaluate_without_animation
 from .base import Items, Kind
 
 POSE_BONE_PROPS = (
@@ -121,6 +120,8 @@ def serialise(
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
         parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob, ctx)["bones"]}
+        parts["pbprop"] = pose_bones.read_props(ob, ctx)
+    parts.update(extras.read(ob, ctx))
     return parts
 
 
@@ -145,6 +146,8 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
+        "pose_props": pose_bones.describe_props(ob) if ob.type == "ARMATURE" else None,
+        **extras.describe(ob),
     }
 
 
@@ -283,23 +286,9 @@ def apply_pose_bone(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | Non
     """``obj/<u>/pose/<bone>``: one pose bone's transform (a deleted key goes with its bone)."""
     if ob.type != "ARMATURE" or doc is None:
         return ob
-    (name,) = item
-
-    def missing() -> bool:
-        return ob.pose is None or name not in ob.pose.bones
-
-    if missing():
-        # The pose is rebuilt from the armature's bones when the object is evaluated in a scene
-        # (which need not be the window's scene).
-        ob.update_tag()
-        for scene in ob.users_scene:
-            evaluate_without_animation(scene)
-    if missing():
-        # The object is not in the view layer yet, or its armature's bones have not arrived:
-        # tried again at the end of each step.
-        ctx.retry_after_step(ids.get_uuid(ob))
+    pb = pose_bones.find(ob, item[0], ctx)
+    if pb is None:
         return ob
-    pb = ob.pose.bones[name]
     for attr in POSE_BONE_PROPS:
         set_changed(pb, attr, doc[attr])
     return ob
@@ -331,6 +320,8 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "modin": Items(modifiers.apply_input, depth=2),
             "anim": apply_anim,
             "pose": Items(apply_pose_bone),
+            "pbprop": pose_bones.PROPS_PART,
+            **extras.PARTS,
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),
