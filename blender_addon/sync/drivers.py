@@ -121,8 +121,34 @@ def _wait_for_property(target, ctx: ApplyContext) -> None:
         ctx.wait_for("pbprop" if path.startswith("pose.bones") else "prop", ids.peek_uuid(target.id))
 
 
-def write(owner: bpy.types.ID, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext) -> None:
-    """Make, update or (None) remove the driver ``item`` = (data path, index) of ``owner``."""
+# Where a driven property that does not exist yet comes from: (data path prefix, part of the keyed
+# datablock). A driver on a missing property is switched off by Blender's next evaluation.
+PATH_PARTS = (
+    ("pose.bones[", ".constraints[", "pbcon"),
+    ("pose.bones[", "", "pose"),
+    ("constraints[", "", "con"),
+    ("modifiers[", "", "mod"),
+    ("key_blocks[", "", "shapes"),
+    ("bones[", "", "bones"),
+)
+
+
+def _wait_for_owner_path(owner: bpy.types.ID, data_path: str, uuid: str, ctx: ApplyContext) -> None:
+    try:
+        owner.path_resolve(data_path)
+    except ValueError:
+        part = next(
+            (p for start, inner, p in PATH_PARTS if data_path.startswith(start) and inner in data_path),
+            "meta",
+        )
+        ctx.wait_for(part, uuid)
+
+
+def write(
+    owner: bpy.types.ID, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext, uuid: str | None = None
+) -> None:
+    """Make, update or (None) remove the driver ``item`` = (data path, index) of ``owner`` (kept under the
+    datablock ``uuid``, default the owner's: a mesh for its shape keys' drivers)."""
     data_path, index_text = item
     index = int(index_text) if index_text.lstrip("-").isdigit() else 0
     ad = owner.animation_data
@@ -145,6 +171,7 @@ def write(owner: bpy.types.ID, item: tuple[str, ...], doc: dict | None, ctx: App
         if getattr(driver, attr) != doc[attr]:
             setattr(driver, attr, doc[attr])
     _write_variables(driver, doc["variables"], ctx)
+    _wait_for_owner_path(owner, data_path, uuid or ids.get_uuid(owner), ctx)
     driver.is_valid = True  # evaluated again (a driver that failed before stays off until this is set)
     owner.update_tag()
 
@@ -161,7 +188,7 @@ def part(
             if doc is not None:
                 ctx.wait_for(after, ids.get_uuid(id_data))
             return id_data
-        write(owner, item, doc, ctx)
+        write(owner, item, doc, ctx, ids.get_uuid(id_data))
         return id_data
 
     return Items(apply, depth=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import custom_props, ids
+from . import custom_props, ids, rna
 from .context import ApplyContext, ReadContext
 from .evaluate import evaluate_without_animation
 from .items import Items
@@ -59,3 +59,46 @@ def _apply_prop(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, c
 
 
 PROPS_PART = Items(_apply_prop, depth=2)
+
+
+# Pose bone transforms travel in obj/<u>/pose/<bone>; the rest of a pose bone's settings (custom shape,
+# IK limits and stretch, B-Bone pose curves, locks) one key each: obj/<u>/pbset/<bone>/<setting>.
+SETTINGS_SKIP = (
+    "rotation_mode",
+    "location",
+    "rotation_quaternion",
+    "rotation_euler",
+    "rotation_axis_angle",
+    "scale",
+    "custom_shape_transform",
+    "matrix",  # the posed matrices follow from the transform, the constraints and the parents
+    "matrix_basis",
+)
+
+
+def read_settings(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str, ...], object]:
+    out: dict[tuple[str, ...], object] = {}
+    if ob.pose is not None:
+        for pb in ob.pose.bones:
+            for attr, value in ctx.props(pb, skip=SETTINGS_SKIP).items():
+                out[(pb.name, attr)] = value
+    return out
+
+
+def describe_settings(ob: bpy.types.Object, ctx: ReadContext) -> dict:
+    if ob.pose is None:
+        return {}
+    return {pb.name: ctx.props(pb, skip=SETTINGS_SKIP) for pb in ob.pose.bones}
+
+
+def _apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
+    bone, attr = item
+    if doc is None:
+        return ob  # a setting's key goes away only with its bone
+    pb = find(ob, bone, ctx)
+    if pb is not None:
+        rna.write_props(pb, {attr: doc}, ctx.resolve)
+    return ob
+
+
+SETTINGS_PART = Items(_apply_setting, depth=2)

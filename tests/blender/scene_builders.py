@@ -625,6 +625,93 @@ def build_custom_props() -> None:
     add_driver(face.data.shape_keys, 'key_blocks["Wide"].value', 0, "r * 2", [("r", "TRANSFORMS", hand)])
 
 
+def build_rig() -> None:
+    """A character: an arm of three bones (bone collections, a custom bone shape, B-Bone settings) with
+    an IK constraint to a target empty and a Copy Rotation on the hand, pose bone custom properties, a
+    skinned mesh (vertex groups with weights, an armature modifier), a shape key driven by a pose bone,
+    an empty parented to a bone, and a camera with a Track To constraint."""
+    arm = bpy.data.armatures.new("CharRig")
+    rig = link(bpy.data.objects.new("Char", arm))
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = rig
+    with bpy.context.temp_override(
+        window=bpy.context.window_manager.windows[0], view_layer=view_layer, active_object=rig, object=rig
+    ):
+        bpy.ops.object.mode_set(mode="EDIT")
+        upper = arm.edit_bones.new("Upper")
+        upper.head, upper.tail = (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)
+        lower = arm.edit_bones.new("Lower")
+        lower.head, lower.tail = (0.0, 0.0, 1.0), (0.0, 0.3, 2.0)
+        lower.parent, lower.use_connect = upper, True
+        hand = arm.edit_bones.new("Hand")
+        hand.head, hand.tail = (0.0, 0.3, 2.0), (0.0, 0.3, 2.5)
+        hand.parent, hand.use_connect = lower, True
+        bpy.ops.object.mode_set(mode="OBJECT")
+    arm.bones["Lower"].bbone_segments = 4
+    arm.bones["Lower"].bbone_x = 0.2
+    arm.bones["Lower"].bbone_easein = 1.5
+    deform = arm.collections.new("Deform")
+    controls = arm.collections.new("Controls", parent=deform)
+    controls.is_visible = False
+    for name in ("Upper", "Lower"):
+        deform.assign(arm.bones[name])
+    controls.assign(arm.bones["Hand"])
+    widget = link(bpy.data.objects.new("Widget", None))
+    widget.empty_display_type = "CIRCLE"
+    target = link(bpy.data.objects.new("HandTarget", None))
+    target.location = (0.0, 1.5, 1.2)
+    pose = rig.pose.bones
+    pose["Hand"].custom_shape = widget
+    pose["Hand"].custom_shape_scale_xyz = (2.0, 2.0, 2.0)
+    pose["Lower"].bbone_curveinx = 0.3
+    ik = pose["Lower"].constraints.new("IK")
+    ik.target = target
+    ik.chain_count = 2
+    copy = pose["Hand"].constraints.new("COPY_ROTATION")
+    copy.target = rig
+    copy.subtarget = "Upper"
+    copy.influence = 0.5
+    limit = pose["Hand"].constraints.new("LIMIT_ROTATION")
+    limit.use_limit_x = True
+    pose["Hand"]["ik_fk"] = 1.0
+    pose["Hand"].id_properties_ui("ik_fk").update(min=0.0, max=1.0)
+    pose["Upper"]["stretch"] = 0.25
+    pose["Upper"].rotation_mode = "XYZ"
+    pose["Upper"].rotation_euler = (0.3, 0.0, 0.0)
+    # The skin: a column of vertices weighted to the three bones.
+    me = bpy.data.meshes.new("Skin")
+    verts = [(x, 0.0, z * 0.25) for z in range(11) for x in (-0.2, 0.2)]
+    faces = [(2 * i, 2 * i + 1, 2 * i + 3, 2 * i + 2) for i in range(10)]
+    me.from_pydata(verts, [], faces)
+    skin = link(bpy.data.objects.new("Skin", me))
+    for bone, (start, end) in (("Upper", (0, 10)), ("Lower", (6, 18)), ("Hand", (16, 22))):
+        group = skin.vertex_groups.new(name=bone)
+        for i in range(start, end):
+            group.add([i], 0.5 + 0.5 * ((i - start) / (end - start)), "REPLACE")
+    skin.vertex_groups["Upper"].lock_weight = True
+    skin.modifiers.new("Armature", "ARMATURE").object = rig
+    skin.parent = rig
+    skin.shape_key_add(name="Basis", from_mix=False)
+    bulge = skin.shape_key_add(name="Bulge", from_mix=False)
+    for i in range(6, 12):
+        bulge.data[i].co.x *= 2.0
+    bend = [{"id": rig, "bone_target": "Lower", "transform_type": "ROT_X", "transform_space": "LOCAL_SPACE"}]
+    add_driver(me.shape_keys, 'key_blocks["Bulge"].value', 0, "abs(r)", [("r", "TRANSFORMS", bend)])
+    prop = [{"id_type": "OBJECT", "id": rig, "data_path": 'pose.bones["Hand"]["ik_fk"]'}]
+    add_driver(rig, 'pose.bones["Lower"].constraints["IK"].influence', 0, "v", [("v", "SINGLE_PROP", prop)])
+    held = link(bpy.data.objects.new("Held", None))
+    held.parent = rig
+    held.parent_type = "BONE"
+    held.parent_bone = "Hand"
+    cam = link(bpy.data.objects.new("RigCam", bpy.data.cameras.new("RigCam")))
+    cam.location = (5.0, -5.0, 2.0)
+    track = cam.constraints.new("TRACK_TO")
+    track.target = rig
+    track.subtarget = "Hand"
+    cam.constraints.new("LIMIT_DISTANCE").target = target
+    cam.constraints.move(1, 0)
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -656,6 +743,7 @@ BUILDERS = {
     "geometry_nodes": (build_geometry_nodes, "ngroup"),
     "animated": (lambda: build_animated(count=2), "action"),
     "custom_props": (build_custom_props, "obj"),
+    "rig": (build_rig, "obj"),
 }
 
 

@@ -6,7 +6,13 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import build_animated, build_custom_props, evaluate_scenes, reset_scene  # noqa: E402
+from scene_builders import (  # noqa: E402
+    build_animated,
+    build_custom_props,
+    build_rig,
+    evaluate_scenes,
+    reset_scene,
+)
 
 from blender_addon import sync  # noqa: E402
 
@@ -153,3 +159,31 @@ def test_animated_components_read_as_none_and_the_rest_travels():
     ).mute = True
     doc = sync.decode_value(sync.serialise_scene()[sync.make_key("obj", uuid_of(ob), "location")])
     assert None not in doc
+
+
+def test_a_constraint_weight_or_bone_collection_edit_changes_only_its_key():
+    build_rig()
+    evaluate_scenes()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    rig, skin, cam = bpy.data.objects["Char"], bpy.data.objects["Skin"], bpy.data.objects["RigCam"]
+    r, m, c = uuid_of(rig), uuid_of(skin.data), uuid_of(cam)
+    a = uuid_of(rig.data)
+
+    rig.pose.bones["Hand"].constraints["Copy Rotation"].influence = 0.75
+    assert tracker.scan([rig])[0].keys() == {f"obj/{r}/pbcon/Hand/Copy Rotation"}
+    cam.constraints["Track To"].track_axis = "TRACK_Y"
+    assert tracker.scan([cam])[0].keys() == {f"obj/{c}/con/Track To"}
+    cam.constraints.move(0, 1)
+    assert tracker.scan([cam])[0].keys() == {f"obj/{c}/conorder"}
+    skin.vertex_groups["Lower"].add([0], 0.3, "REPLACE")
+    assert tracker.scan([skin.data])[0].keys() == {f"mesh/{m}/vgroup/Lower"}
+    rig.data.collections_all["Controls"].is_visible = True
+    assert tracker.scan([rig.data])[0].keys() == {f"arm/{a}/bcoll/Controls"}
+    rig.pose.bones["Hand"].custom_shape = None
+    assert tracker.scan([rig])[0].keys() == {f"obj/{r}/pbset/Hand/custom_shape"}
+    evaluate_scenes()
+    edited = sync.scene_hash()
+    values = dict(tracker.values)
+    replica_of(values)
+    assert sync.scene_hash() == edited

@@ -10,7 +10,7 @@ import contextlib
 
 import bpy
 
-from .. import custom_props, extras, ids, rna
+from .. import bone_collections, custom_props, extras, ids, rna
 from ..arrays import floats
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -30,6 +30,24 @@ BONE_PROPS = (
     "use_local_location",
     "use_relative_parent",
     "bbone_segments",
+    # B-Bone shape (the rest pose's; the pose's own B-Bone curves are obj/<u>/pbset/…)
+    "bbone_x",
+    "bbone_z",
+    "bbone_mapping_mode",
+    "bbone_easein",
+    "bbone_easeout",
+    "bbone_curveinx",
+    "bbone_curveinz",
+    "bbone_curveoutx",
+    "bbone_curveoutz",
+    "bbone_rollin",
+    "bbone_rollout",
+    "use_endroll_as_inroll",
+    "bbone_scalein",
+    "bbone_scaleout",
+    "bbone_handle_type_start",
+    "bbone_handle_type_end",
+    "hide",
 )
 ROLL_DIGITS = 5  # the roll is derived from the bone matrix: rounded so float noise is not a change
 
@@ -60,6 +78,7 @@ def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
         "boneprop": {
             item: doc for bone in arm.bones for item, doc in custom_props.items(bone, ctx, bone.name).items()
         },
+        "bcoll": bone_collections.read(arm, ctx),
         **extras.read(arm, ctx),
     }
 
@@ -82,6 +101,7 @@ def describe(arm: bpy.types.Armature, ctx: ReadContext) -> dict:
         "props": ctx.props(arm),
         "bones": bones,
         "bone_props": bone_props,
+        "bone_collections": bone_collections.describe(arm, ctx),
         **extras.describe(arm),
     }
 
@@ -198,6 +218,7 @@ KIND = Kind(
         "set": settings_part(),
         "bones": apply_bones,
         "boneprop": Items(apply_bone_prop, depth=2),
+        "bcoll": bone_collections.PART,
         **extras.PARTS,
     },
     create=create,

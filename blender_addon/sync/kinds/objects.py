@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import animation, extras, ids, modifiers, pose_bones, rna
+from .. import animation, constraints, extras, ids, modifiers, pose_bones, rna
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -96,6 +96,7 @@ def serialise(
         "parent": {
             "parent": ctx.ref(ob.parent),
             "parent_type": ob.parent_type,
+            "parent_bone": ob.parent_bone,
             "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
         },
         "in": {(ref,): True for ref in sorted(collections)},
@@ -121,6 +122,8 @@ def serialise(
         # One key per pose bone: two artists posing different bones of one rig keep both.
         parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob, ctx)["bones"]}
         parts["pbprop"] = pose_bones.read_props(ob, ctx)
+        parts["pbset"] = pose_bones.read_settings(ob, ctx)
+    parts.update(constraints.read_object(ob, ctx))
     parts.update(extras.read(ob, ctx))
     return parts
 
@@ -133,6 +136,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "data": ctx.ref(ob.data) if ob.data is not None else None,
         "parent": ctx.ref(ob.parent),
         "parent_type": ob.parent_type,
+        "parent_bone": ob.parent_bone,
         "matrix_basis": [floats(row) for row in ob.matrix_basis],
         "matrix_parent_inverse": [floats(row) for row in ob.matrix_parent_inverse],
         "rotation_mode": ob.rotation_mode,
@@ -147,6 +151,8 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
         "pose_props": pose_bones.describe_props(ob) if ob.type == "ARMATURE" else None,
+        "pose_settings": pose_bones.describe_settings(ob, ctx) if ob.type == "ARMATURE" else None,
+        **constraints.describe_object(ob, ctx),
         **extras.describe(ob),
     }
 
@@ -180,6 +186,7 @@ def apply_parent(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.type
     if ob.parent != parent and parent is not ob:
         ob.parent = parent
     set_changed(ob, "parent_type", doc["parent_type"])
+    set_changed(ob, "parent_bone", doc.get("parent_bone", ""))
     flat = doc["parent_inverse"]
     matrix = Matrix([flat[0:4], flat[4:8], flat[8:12], flat[12:16]])
     if ob.matrix_parent_inverse != matrix:
@@ -321,6 +328,8 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "anim": apply_anim,
             "pose": Items(apply_pose_bone),
             "pbprop": pose_bones.PROPS_PART,
+            "pbset": pose_bones.SETTINGS_PART,
+            **constraints.PARTS,
             **extras.PARTS,
         },
         create=create,
