@@ -544,10 +544,10 @@ def build_armature() -> None:
     skinned.modifiers.new("Armature", "ARMATURE").object = rig
 
 
-def build_animated(count: int = 5, frames: int = 100) -> None:
+def build_animated(count: int = 5, frames: int = 100, rig: bool = True) -> None:
     """A scene whose animation writes on every frame: ``count`` empties with location and rotation
-    F-curves (one channel of each left static), a rig with an animated pose bone, an animated shape
-    key value; keys on frame 1 and ``frames``."""
+    F-curves (one channel of each left static) and (``rig``) a rig with an animated pose bone and an
+    animated shape key value; keys on frame 1 and ``frames``."""
     scene = bpy.context.scene
     for i in range(count):
         ob = link(bpy.data.objects.new(f"Anim{i}", None))
@@ -557,6 +557,9 @@ def build_animated(count: int = 5, frames: int = 100) -> None:
             ob.keyframe_insert("location", index=1, frame=frame)
             ob.rotation_euler = (0.0, 0.0, spin)
             ob.keyframe_insert("rotation_euler", index=2, frame=frame)
+    if not rig:
+        scene.frame_set(1)
+        return
     build_armature()
     hand = bpy.data.objects["Rig"].pose.bones["Hand"]
     build_shape_keys()
