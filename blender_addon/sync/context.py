@@ -33,6 +33,7 @@ class ReadContext:
         self.unsent: list[str] = []  # item keys longer than the protocol allows, kept local
         self.master_scene: dict[int, str] = {}
         self._animated: dict[int, derived.Paths] = {}
+        self._object_users: dict[int, bpy.types.Object] | None = None
         self._coll_parents: dict[int, list[str]] = {}
         for scene in bpy.data.scenes:
             if not is_synced(scene):
@@ -85,6 +86,15 @@ class ReadContext:
             return value
         path = derived.join(derived.path_of(struct) if prefix is None else prefix, attr)
         return derived.mask(value, paths.get(path))
+
+    def object_user(self, data: bpy.types.ID) -> bpy.types.Object | None:
+        """An object using ``data`` (object data such as a mesh), if any (the map is made once per pass)."""
+        if self._object_users is None:
+            self._object_users = {}
+            for ob in bpy.data.objects:
+                if ob.data is not None:
+                    self._object_users.setdefault(ob.data.as_pointer(), ob)
+        return self._object_users.get(data.as_pointer())
 
     def props(
         self, struct: bpy.types.bpy_struct, skip: Iterable[str] = (), nested: Iterable[str] = ()

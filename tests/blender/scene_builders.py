@@ -762,10 +762,10 @@ def build_armature() -> bpy.types.Object:
     return rig
 
 
-def build_animated(count: int = 5, frames: int = 100) -> None:
+def build_animated(count: int = 5, frames: int = 100, rig: bool = True) -> None:
     """A scene whose animation writes on every frame: ``count`` empties with location and rotation
-    F-curves (one channel of each left static), a rig with an animated pose bone, an animated shape
-    key value; keys on frame 1 and ``frames``."""
+    F-curves (one channel of each left static) and (``rig``) a rig with an animated pose bone and an
+    animated shape key value; keys on frame 1 and ``frames``."""
     scene = bpy.context.scene
     for i in range(count):
         ob = link(bpy.data.objects.new(f"Anim{i}", None))
@@ -775,6 +775,9 @@ def build_animated(count: int = 5, frames: int = 100) -> None:
             ob.keyframe_insert("location", index=1, frame=frame)
             ob.rotation_euler = (0.0, 0.0, spin)
             ob.keyframe_insert("rotation_euler", index=2, frame=frame)
+    if not rig:
+        scene.frame_set(1)
+        return
     hand = build_armature().pose.bones["Hand"]  # by object: a linked character may also have a "Rig"
     build_shape_keys()
     smile = bpy.data.meshes["Face"].shape_keys.key_blocks["Smile"]
@@ -784,6 +787,148 @@ def build_animated(count: int = 5, frames: int = 100) -> None:
         smile.value = value
         smile.keyframe_insert("value", frame=frame)
     scene.frame_set(1)
+
+
+def add_driver(owner, path: str, index: int, expression: str, variables) -> None:
+    """A scripted driver on ``owner``'s ``path``; ``variables``: (name, type, [target settings...])."""
+    fc = owner.animation_data_create().drivers.new(path, index=index)
+    fc.driver.type = "SCRIPTED"
+    fc.driver.expression = expression
+    for name, var_type, targets in variables:
+        var = fc.driver.variables.new()
+        var.name = name
+        var.type = var_type
+        for target, settings in zip(var.targets, targets, strict=False):
+            for attr, value in settings.items():
+                setattr(target, attr, value)
+
+
+def build_custom_props() -> None:
+    """Custom properties of every value type on an object, its mesh, a material, a light, a camera, an
+    armature with a bone and a pose bone; drivers reading them (object, light, camera, material,
+    armature, and a shape key driven by a pose bone's rotation)."""
+    rig = build_armature()  # by object: a linked character may also have a "Rig"
+    arm = rig.data
+    build_shape_keys()
+    face = bpy.data.objects["Face"]
+    face["int"] = 7
+    face["float"] = 0.25
+    face.id_properties_ui("float").update(min=0.0, max=2.0, description="a slider")
+    face["text"] = 'hello / % "quoted"'
+    face["floats"] = [1.0, 2.5, -3.0]
+    face["ints"] = [1, 2, 3]
+    face["flag"] = True
+    face["group"] = {"a": 1, "nested": {"b": [0.5, 1.5], "c": "x"}}
+    face["big"] = 2**31 - 1
+    face["target"] = rig
+    face.data["mesh_prop"] = 3.5
+    mat = bpy.data.materials.new("Props")
+    mat["mat_prop"] = "glossy"
+    light = bpy.data.lights.new("PropLight", "POINT")
+    light["light_prop"] = 2.0
+    link(bpy.data.objects.new("PropLight", light))
+    cam = bpy.data.cameras.new("PropCam")
+    cam["cam_prop"] = 1
+    link(bpy.data.objects.new("PropCam", cam))
+    arm["arm_prop"] = 0.5
+    arm.bones["Hand"]["bone_prop"] = 4
+    rig.pose.bones["Hand"]["ik_fk"] = 1.0
+    rig.pose.bones["Hand"].id_properties_ui("ik_fk").update(min=0.0, max=1.0)
+    prop = [{"id_type": "OBJECT", "id": face, "data_path": '["float"]'}]
+    add_driver(face, "location", 2, "f * 4", [("f", "SINGLE_PROP", prop)])
+    add_driver(light, "energy", 0, "100 + f", [("f", "SINGLE_PROP", prop)])
+    add_driver(cam, "lens", 0, "30 + f", [("f", "SINGLE_PROP", prop)])
+    add_driver(mat, "roughness", 0, "f / 2", [("f", "SINGLE_PROP", prop)])
+    add_driver(arm, 'bones["Root"].bbone_x', 0, "f", [("f", "SINGLE_PROP", prop)])
+    hand = [{"id": rig, "bone_target": "Hand", "transform_type": "ROT_Y", "transform_space": "LOCAL_SPACE"}]
+    add_driver(face.data.shape_keys, 'key_blocks["Wide"].value', 0, "r * 2", [("r", "TRANSFORMS", hand)])
+
+
+def build_rig() -> None:
+    """A character: an arm of three bones (bone collections, a custom bone shape, B-Bone settings) with
+    an IK constraint to a target empty and a Copy Rotation on the hand, pose bone custom properties, a
+    skinned mesh (vertex groups with weights, an armature modifier), a shape key driven by a pose bone,
+    an empty parented to a bone, and a camera with a Track To constraint."""
+    arm = bpy.data.armatures.new("CharRig")
+    rig = link(bpy.data.objects.new("Char", arm))
+    view_layer = bpy.context.view_layer
+    view_layer.objects.active = rig
+    with bpy.context.temp_override(
+        window=bpy.context.window_manager.windows[0], view_layer=view_layer, active_object=rig, object=rig
+    ):
+        bpy.ops.object.mode_set(mode="EDIT")
+        upper = arm.edit_bones.new("Upper")
+        upper.head, upper.tail = (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)
+        lower = arm.edit_bones.new("Lower")
+        lower.head, lower.tail = (0.0, 0.0, 1.0), (0.0, 0.3, 2.0)
+        lower.parent, lower.use_connect = upper, True
+        hand = arm.edit_bones.new("Hand")
+        hand.head, hand.tail = (0.0, 0.3, 2.0), (0.0, 0.3, 2.5)
+        hand.parent, hand.use_connect = lower, True
+        bpy.ops.object.mode_set(mode="OBJECT")
+    arm.bones["Lower"].bbone_segments = 4
+    arm.bones["Lower"].bbone_x = 0.2
+    arm.bones["Lower"].bbone_easein = 1.5
+    deform = arm.collections.new("Deform")
+    controls = arm.collections.new("Controls", parent=deform)
+    controls.is_visible = False
+    for name in ("Upper", "Lower"):
+        deform.assign(arm.bones[name])
+    controls.assign(arm.bones["Hand"])
+    widget = link(bpy.data.objects.new("Widget", None))
+    widget.empty_display_type = "CIRCLE"
+    target = link(bpy.data.objects.new("HandTarget", None))
+    target.location = (0.0, 1.5, 1.2)
+    pose = rig.pose.bones
+    pose["Hand"].custom_shape = widget
+    pose["Hand"].custom_shape_scale_xyz = (2.0, 2.0, 2.0)
+    pose["Lower"].bbone_curveinx = 0.3
+    ik = pose["Lower"].constraints.new("IK")
+    ik.target = target
+    ik.chain_count = 2
+    copy = pose["Hand"].constraints.new("COPY_ROTATION")
+    copy.target = rig
+    copy.subtarget = "Upper"
+    copy.influence = 0.5
+    limit = pose["Hand"].constraints.new("LIMIT_ROTATION")
+    limit.use_limit_x = True
+    pose["Hand"]["ik_fk"] = 1.0
+    pose["Hand"].id_properties_ui("ik_fk").update(min=0.0, max=1.0)
+    pose["Upper"]["stretch"] = 0.25
+    pose["Upper"].rotation_mode = "XYZ"
+    pose["Upper"].rotation_euler = (0.3, 0.0, 0.0)
+    # The skin: a column of vertices weighted to the three bones.
+    me = bpy.data.meshes.new("Skin")
+    verts = [(x, 0.0, z * 0.25) for z in range(11) for x in (-0.2, 0.2)]
+    faces = [(2 * i, 2 * i + 1, 2 * i + 3, 2 * i + 2) for i in range(10)]
+    me.from_pydata(verts, [], faces)
+    skin = link(bpy.data.objects.new("Skin", me))
+    for bone, (start, end) in (("Upper", (0, 10)), ("Lower", (6, 18)), ("Hand", (16, 22))):
+        group = skin.vertex_groups.new(name=bone)
+        for i in range(start, end):
+            group.add([i], 0.5 + 0.5 * ((i - start) / (end - start)), "REPLACE")
+    skin.vertex_groups["Upper"].lock_weight = True
+    skin.modifiers.new("Armature", "ARMATURE").object = rig
+    skin.parent = rig
+    skin.shape_key_add(name="Basis", from_mix=False)
+    bulge = skin.shape_key_add(name="Bulge", from_mix=False)
+    for i in range(6, 12):
+        bulge.data[i].co.x *= 2.0
+    bend = [{"id": rig, "bone_target": "Lower", "transform_type": "ROT_X", "transform_space": "LOCAL_SPACE"}]
+    add_driver(me.shape_keys, 'key_blocks["Bulge"].value', 0, "abs(r)", [("r", "TRANSFORMS", bend)])
+    prop = [{"id_type": "OBJECT", "id": rig, "data_path": 'pose.bones["Hand"]["ik_fk"]'}]
+    add_driver(rig, 'pose.bones["Lower"].constraints["IK"].influence', 0, "v", [("v", "SINGLE_PROP", prop)])
+    held = link(bpy.data.objects.new("Held", None))
+    held.parent = rig
+    held.parent_type = "BONE"
+    held.parent_bone = "Hand"
+    cam = link(bpy.data.objects.new("RigCam", bpy.data.cameras.new("RigCam")))
+    cam.location = (5.0, -5.0, 2.0)
+    track = cam.constraints.new("TRACK_TO")
+    track.target = rig
+    track.subtarget = "Hand"
+    cam.constraints.new("LIMIT_DISTANCE").target = target
+    cam.constraints.move(1, 0)
 
 
 BUILDERS = {
@@ -823,6 +968,8 @@ BUILDERS = {
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),
     "animated": (lambda: build_animated(count=2), "action"),
+    "custom_props": (build_custom_props, "obj"),
+    "rig": (build_rig, "obj"),
 }
 
 
@@ -880,3 +1027,4 @@ def build_everything() -> None:
         if build not in done:  # one builder may stand for two rows
             done.add(build)
             build()
+    evaluate_scenes()  # as an artist sees it: animation and drivers written

@@ -1,10 +1,11 @@
-"""Animation between artists (real Blender processes, a real ``blendsync serve``): playing writes nothing.
+"""Animation and rigs between artists (real Blender processes, a real ``blendsync serve``).
 
 Blender writes animated, driven and constrained values back into the
 datablocks on every frame change; those are derived, not edits. One artist
 plays the timeline of an animated scene and the room does not move; a
 keyframe edit made during playback travels (as the action's f-curve key)
-and the other artist evaluates the same animation.
+and the other artist evaluates the same animation. A character rigged by one
+artist is posed by another, and both evaluate the same deformed mesh.
 """
 
 from __future__ import annotations
@@ -64,3 +65,45 @@ def test_playing_writes_nothing_and_a_keyframe_edit_travels(server, artists):  #
     assert states[0]["seq"] == after[0]["seq"] + 1
     y = [a.call("eval", expr="bpy.data.objects['Anim2'].location.y")["value"] for a in (ana, ben)]
     assert y == [pytest.approx(20.0), pytest.approx(20.0)]
+
+
+BUILD_RIG = """
+import sys
+sys.path.insert(0, "tests/blender")
+from scene_builders import build_rig
+build_rig()
+"""
+
+# Ben poses Ana's character: a bone rotation, the IK target, the IK/FK slider (which drives the IK
+# constraint's influence) and a weight.
+POSE = """
+rig = bpy.data.objects["Char"]
+rig.pose.bones["Upper"].rotation_euler = (0.6, 0.1, 0.0)
+rig.pose.bones["Hand"]["ik_fk"] = 0.5
+bpy.data.objects["HandTarget"].location = (0.5, 1.0, 1.8)
+bpy.data.objects["Skin"].vertex_groups["Hand"].add([15], 0.9, "REPLACE")
+"""
+
+# Every vertex of the evaluated (deformed) skin, rounded, through the depsgraph.
+EVALUATED_SKIN = (
+    "[[round(c, 4) for c in v.co] for v in bpy.data.objects['Skin']"
+    ".evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh().vertices]"
+)
+
+
+def test_a_rig_made_by_one_artist_is_posed_by_another(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=BUILD_RIG)
+    rest = ana.call("eval", expr=EVALUATED_SKIN)["value"]
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    assert ben.call("eval", expr=EVALUATED_SKIN)["value"] == rest
+
+    ben.call("edit", script=POSE)
+    converge([ana, ben])
+    posed = [a.call("eval", expr=EVALUATED_SKIN)["value"] for a in (ana, ben)]
+    assert posed[0] == posed[1]
+    assert posed[0] != rest  # the pose deforms the skin
+    driven = "bpy.data.objects['Char'].pose.bones['Lower'].constraints['IK'].influence"
+    assert [a.call("eval", expr=driven)["value"] for a in (ana, ben)] == [pytest.approx(0.5)] * 2

@@ -7,6 +7,8 @@
     python tools/bench/addon.py edits [--json]
     python tools/bench/addon.py pair [--rounds 10] [--json]
     python tools/bench/addon.py vertex [--grid 447] [--edits 5] [--json]
+    python tools/bench/addon.py play [--objects 50] [--frames 250] [--no-rig] [--json]
+    python tools/bench/addon.py rig-join [--json]
 
 ``join``: one Blender process builds a room (``--objects`` small meshes and
 one ``--grid`` x ``--grid`` vertex grid) and publishes it through the
@@ -57,6 +59,20 @@ the bytes the add-on wrote to its socket, the chunks it uploaded, and the
 bytes the server process wrote to storage (``write_bytes`` of
 ``/proc/<pid>/io``: the lmdb log entry, the tree records and their pages,
 all fsync'd before the ack). Both scenes' hashes must be equal at the end.
+
+``play``: one Blender process builds ``--objects`` animated empties (keyed
+location and rotation channels, ``scene_builders.build_animated``, with a
+keyed rig and shape key unless ``--no-rig``), publishes them and a second one joins; the first
+then plays ``--frames`` frames (each: ``frame_set``, then its timer).
+Measured: the batches (room writes) and their bytes (target 0), every byte
+written to its socket (presence: the current frame, ten times a second at
+most), and how far the room's seq moved.
+
+``rig-join``: one Blender process builds the rig of the tests
+(``scene_builders.build_rig``: armature, skinned mesh with vertex groups,
+IK and Copy Rotation constraints, drivers, custom properties) and publishes
+it; a fresh one joins. Measured as ``join``: from the join request to the
+scene applied, and whether both scenes' hashes are equal.
 
 ``--addon-root DIR`` (every command) loads the add-on and the protocol from
 another checkout (e.g. an export of an older commit), for A/B runs against
@@ -396,6 +412,72 @@ def bench_pair(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def bench_play(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-play-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        player = Worker("player")
+        watcher = None
+        try:
+            built = player(
+                "build_scene",
+                builder="build_animated",
+                count=args.objects,
+                frames=args.frames,
+                rig=not args.no_rig,
+            )
+            player("connect", servers=server.address)
+            player("publish", room=room, timeout=60)
+            watcher = Worker("watcher")
+            watcher("connect", servers=server.address)
+            watcher("join", room=room, timeout=60)
+            played = player("play", frames=args.frames, timeout=300)
+        finally:
+            for worker in (watcher, player):
+                if worker is not None:
+                    worker.close()
+    return {
+        "bench": "addon-play",
+        "animated_objects": args.objects,
+        "objects": built["objects"],
+        **{k: v for k, v in played.items() if k != "ok"},
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
+def bench_rig_join(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-rig-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        publisher = Worker("publisher")
+        joiner = None
+        try:
+            built = publisher("build_scene", builder="build_rig")
+            publisher("connect", servers=server.address)
+            publisher("publish", room=room, timeout=60)
+            pub_state = publisher("state")
+            joiner = Worker("joiner")
+            joiner("connect", servers=server.address)
+            joined = joiner("join", room=room, timeout=60)
+            join_state = joiner("state")
+        finally:
+            for worker in (joiner, publisher):
+                if worker is not None:
+                    worker.close()
+    return {
+        "bench": "addon-rig-join",
+        **{k: v for k, v in built.items() if k != "ok"},
+        "join_seconds": joined["seconds"],
+        "join_snapshot_end_seconds": joined["snapshot_end_seconds"],
+        "join_after_snapshot_seconds": joined["after_snapshot_seconds"],
+        "join_apply_step_seconds": joined["apply_step_seconds"],
+        "join_bytes_received": joined["bytes_received"],
+        "hash_equal": pub_state["hash"] == join_state["hash"],
+        "apply_errors": join_state["errors"],
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
 def bench_idle(args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-idle-{secrets.token_hex(4)}"
     total = time.perf_counter()
@@ -550,7 +632,14 @@ def main(argv: list[str] | None = None) -> int:
     vertex.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
     vertex.add_argument("--edits", type=int, default=5)
     vertex.add_argument("--json", action="store_true")
-    for sub in (join, drag, idle, live, edits, pair, vertex):
+    play = kinds.add_parser("play", help="bytes sent while playing the timeline of an animated scene")
+    play.add_argument("--objects", type=int, default=50, help="animated objects")
+    play.add_argument("--frames", type=int, default=250)
+    play.add_argument("--no-rig", action="store_true", help="animated empties only (no keyed rig, shape key)")
+    play.add_argument("--json", action="store_true")
+    rig = kinds.add_parser("rig-join", help="a fresh Blender joins a room holding a rigged character")
+    rig.add_argument("--json", action="store_true")
+    for sub in (join, drag, idle, live, edits, pair, vertex, play, rig):
         sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
     Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
@@ -562,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         "edits": bench_edits,
         "pair": bench_pair,
         "vertex": bench_vertex,
+        "play": bench_play,
+        "rig-join": bench_rig_join,
     }
     result = benches[args.bench](args)
     if args.json:

@@ -185,6 +185,54 @@ def worker_main(name: str) -> int:
             "bytes_received": session.net.bytes_received - received0,
         }
 
+    def build_scene(builder: str, **kwargs: Any) -> dict[str, Any]:
+        """One of the test suite's scene builders (tests/blender/scene_builders.py), e.g. the rig."""
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "blender"))
+        import scene_builders
+
+        getattr(scene_builders, builder)(**kwargs)
+        scene_builders.evaluate_scenes()
+        values = sync.serialise_scene()
+        return {
+            "objects": len(bpy.data.objects),
+            "keys": len(values),
+            "key_bytes": sum(len(k) + len(v) for k, v in values.items()),
+        }
+
+    def play(frames: int) -> dict[str, Any]:
+        """Play the timeline the way Blender does (a frame change, then its timer), counting what the
+        session sends: batches (room writes) and their bytes, and every byte on the socket."""
+        session = current()
+        run_until(lambda: settled(session), 30)
+        written = {"batches": 0, "bytes": 0}
+        write = session.client_session.write
+
+        def counting_write(ops):
+            result = write(ops)
+            written["batches"] += 1
+            written["bytes"] += len(protocol.encode_frame(result[1].to_body()))
+            return result
+
+        session.client_session.write = counting_write
+        sent0, seq0 = session.net.bytes_sent, session.last_seq
+        scene = bpy.context.scene
+        start = time.perf_counter()
+        for frame in range(1, frames + 1):
+            scene.frame_set(frame)
+            timer_tick()
+        seconds = time.perf_counter() - start
+        run_until(lambda: settled(session), 30)
+        time.sleep(0.2)  # let the network thread finish writing
+        del session.client_session.write
+        return {
+            "frames": frames,
+            "batches": written["batches"],
+            "batch_bytes": written["bytes"],
+            "socket_bytes_sent": session.net.bytes_sent - sent0,
+            "seq_advance": session.last_seq - seq0,
+            "seconds": round(seconds, 3),
+        }
+
     def drag(steps: int) -> dict[str, Any]:
         session = current()
         ob = bpy.data.objects["Terrain"]
@@ -373,6 +421,10 @@ def worker_main(name: str) -> int:
                 result = publish(command["room"], float(command.get("timeout", 60)))
             elif cmd == "join":
                 result = join(command["room"], float(command.get("timeout", 60)))
+            elif cmd == "build_scene":
+                result = build_scene(command.pop("builder"), **command)
+            elif cmd == "play":
+                result = play(int(command["frames"]))
             elif cmd == "drag":
                 result = drag(int(command["steps"]))
             elif cmd == "idle":
@@ -391,6 +443,7 @@ def worker_main(name: str) -> int:
                 result = watch_expr(command["expr"], command["expected"], float(command.get("timeout", 30)))
             elif cmd == "state":
                 session = current()
+                timer_tick()  # the depsgraph evaluated once more: animation, drivers and constraints written
                 result = {
                     "hash": sync.scene_hash(),
                     "seq": session.last_seq,

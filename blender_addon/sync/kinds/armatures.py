@@ -10,13 +10,13 @@ import contextlib
 
 import bpy
 
-from .. import rna
+from .. import bone_collections, custom_props, extras, ids, rna
 from ..arrays import floats
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import animation_detached
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
-from .base import Kind
+from .base import Items, Kind
 
 BONE_PROPS = (
     "use_deform",
@@ -30,6 +30,24 @@ BONE_PROPS = (
     "use_local_location",
     "use_relative_parent",
     "bbone_segments",
+    # B-Bone shape (the rest pose's; the pose's own B-Bone curves are obj/<u>/pbset/…)
+    "bbone_x",
+    "bbone_z",
+    "bbone_mapping_mode",
+    "bbone_easein",
+    "bbone_easeout",
+    "bbone_curveinx",
+    "bbone_curveinz",
+    "bbone_curveoutx",
+    "bbone_curveoutz",
+    "bbone_rollin",
+    "bbone_rollout",
+    "use_endroll_as_inroll",
+    "bbone_scalein",
+    "bbone_scaleout",
+    "bbone_handle_type_start",
+    "bbone_handle_type_end",
+    "hide",
 )
 ROLL_DIGITS = 5  # the roll is derived from the bone matrix: rounded so float noise is not a change
 
@@ -57,6 +75,11 @@ def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
         "name": arm.name,
         "set": setting_items(ctx.props(arm)),
         "bones": bones,
+        "boneprop": {
+            item: doc for bone in arm.bones for item, doc in custom_props.items(bone, ctx, bone.name).items()
+        },
+        "bcoll": bone_collections.read(arm, ctx),
+        **extras.read(arm, ctx),
     }
 
 
@@ -72,7 +95,15 @@ def describe(arm: bpy.types.Armature, ctx: ReadContext) -> dict:
         }
         for bone in arm.bones
     }
-    return {"name": arm.name, "props": ctx.props(arm), "bones": bones}
+    bone_props = {bone.name: custom_props.describe(bone) for bone in arm.bones if bone.keys()}
+    return {
+        "name": arm.name,
+        "props": ctx.props(arm),
+        "bones": bones,
+        "bone_props": bone_props,
+        "bone_collections": bone_collections.describe(arm, ctx),
+        **extras.describe(arm),
+    }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
@@ -166,11 +197,30 @@ def apply_bones(arm: bpy.types.Armature, doc: list, ctx: ApplyContext) -> bpy.ty
     return arm
 
 
+def apply_bone_prop(arm: bpy.types.Armature, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    """``arm/<u>/boneprop/<bone>/<name>``: a custom property of a bone (the armature's, not the pose's)."""
+    bone = arm.bones.get(item[0])
+    if bone is None:
+        if doc is not None:
+            ctx.wait_for("bones", ids.get_uuid(arm))
+        return arm
+    custom_props.write(bone, item[1], doc, ctx)
+    return arm
+
+
 KIND = Kind(
     name="arm",
     collection="armatures",
     rna_type="Armature",
-    parts={"meta": apply_meta, "name": apply_name, "set": settings_part(), "bones": apply_bones},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "set": settings_part(),
+        "bones": apply_bones,
+        "boneprop": Items(apply_bone_prop, depth=2),
+        "bcoll": bone_collections.PART,
+        **extras.PARTS,
+    },
     create=create,
     serialise=serialise,
     describe=describe,

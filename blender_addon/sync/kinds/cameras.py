@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from .. import extras
 from ..context import ApplyContext, ReadContext
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
@@ -16,11 +17,16 @@ def serialise(cam: bpy.types.Camera, ctx: ReadContext) -> dict[str, object]:
         "meta": {},
         "name": cam.name,
         "set": setting_items(ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))),
+        **extras.read(cam, ctx),
     }
 
 
 def describe(cam: bpy.types.Camera, ctx: ReadContext) -> dict:
-    return {"name": cam.name, "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))}
+    return {
+        "name": cam.name,
+        "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo")),
+        **extras.describe(cam),
+    }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
@@ -39,7 +45,7 @@ KIND = Kind(
     name="cam",
     collection="cameras",
     rna_type="Camera",
-    parts={"meta": apply_meta, "name": apply_name, "set": settings_part()},
+    parts={"meta": apply_meta, "name": apply_name, "set": settings_part(), **extras.PARTS},
     create=create,
     serialise=serialise,
     describe=describe,

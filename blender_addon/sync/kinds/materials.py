@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import rna
+from .. import extras, rna
 from ..assign import rename
 from ..context import ApplyContext, ReadContext
 from ..node_trees import describe_node_tree, read_tree, tree_parts
@@ -22,6 +22,7 @@ def serialise(mat: bpy.types.Material, ctx: ReadContext) -> dict[str, object]:
         "gpstyle": ctx.props(mat.grease_pencil) if mat.is_grease_pencil else None,
     }
     parts.update(read_tree(mat.node_tree, ctx))
+    parts.update(extras.read(mat, ctx))
     return parts
 
 
@@ -31,6 +32,7 @@ def describe(mat: bpy.types.Material, ctx: ReadContext) -> dict:
         "props": ctx.props(mat, skip=MATERIAL_SKIP),
         "tree": describe_node_tree(mat.node_tree, ctx),
         "grease_pencil": ctx.props(mat.grease_pencil) if mat.is_grease_pencil else None,
+        **extras.describe(mat),
     }
 
 
@@ -75,6 +77,7 @@ KIND = Kind(
         "set": Items(apply_setting),
         "gpstyle": apply_gpstyle,
         **tree_parts(lambda mat: mat.node_tree),
+        **extras.PARTS,
     },
     create=create,
     serialise=serialise,

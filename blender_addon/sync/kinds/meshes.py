@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import bpy
 
-from .. import animation, ids, rna
+from .. import animation, custom_props, drivers, ids, rna, vertex_groups
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
@@ -70,7 +70,10 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "name": me.name,
         "geometry": geometry,
         "shapes": read_shape_keys(me.shape_keys, ctx),
+        "vgroup": vertex_groups.read(me, ctx),
         "shapeanim": animation.read(me.shape_keys, ctx),
+        "shapedriver": drivers.items(me.shape_keys, ctx),
+        "prop": custom_props.items(me, ctx),
     }
 
 
@@ -115,7 +118,10 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         "attributes": attributes,
         "materials": [ctx.ref(m) for m in me.materials],
         "shapes": _describe_shapes(me.shape_keys),
+        "vertex_groups": vertex_groups.describe(me, ctx),
         "shapeanim": animation.describe(me.shape_keys, ctx),
+        "shape_drivers": drivers.describe(me.shape_keys),
+        "custom_props": custom_props.describe(me),
     }
 
 
@@ -247,8 +253,11 @@ KIND = Kind(
         "meta": apply_meta,
         "name": apply_name,
         "geometry": apply_geometry,
+        "vgroup": vertex_groups.PART,
         "shapes": apply_shapes,
         "shapeanim": apply_shape_anim,
+        "shapedriver": drivers.part(lambda me: me.shape_keys, after="shapes"),
+        "prop": custom_props.PART,
     },
     create=create,
     serialise=serialise,

@@ -19,11 +19,22 @@ from collections.abc import Iterable, Mapping
 import bpy
 from mathutils import Matrix
 
-from .. import animation, ids, instancing, linked, modifiers, overrides, particles, rna
+from .. import (
+    animation,
+    constraints,
+    extras,
+    ids,
+    instancing,
+    linked,
+    modifiers,
+    overrides,
+    particles,
+    pose_bones,
+    rna,
+)
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from ..evaluate import evaluate_without_animation
 from .base import Items, Kind
 
 POSE_BONE_PROPS = (
@@ -104,6 +115,7 @@ def serialise(
         "parent": {
             "parent": ctx.ref(ob.parent),
             "parent_type": ob.parent_type,
+            "parent_bone": ob.parent_bone,
             "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
         },
         "in": {(ref,): True for ref in sorted(collections)},
@@ -130,6 +142,10 @@ def serialise(
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
         parts["pose"] = {(bone["name"],): bone for bone in read_pose(ob, ctx)["bones"]}
+        parts["pbprop"] = pose_bones.read_props(ob, ctx)
+        parts["pbset"] = pose_bones.read_settings(ob, ctx)
+    parts.update(constraints.read_object(ob, ctx))
+    parts.update(extras.read(ob, ctx))
     return parts
 
 
@@ -142,6 +158,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "linked_data": linked.ref(ob.data, ctx),
         "parent": ctx.ref(ob.parent),
         "parent_type": ob.parent_type,
+        "parent_bone": ob.parent_bone,
         "matrix_basis": [floats(row) for row in ob.matrix_basis],
         "matrix_parent_inverse": [floats(row) for row in ob.matrix_parent_inverse],
         "rotation_mode": ob.rotation_mode,
@@ -158,6 +175,10 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "instance": instancing.describe(ob, ctx),
         "override": overrides.read(ob, ctx),
         "particles": particles.describe(ob, ctx),
+        "pose_props": pose_bones.describe_props(ob) if ob.type == "ARMATURE" else None,
+        "pose_settings": pose_bones.describe_settings(ob, ctx) if ob.type == "ARMATURE" else None,
+        **constraints.describe_object(ob, ctx),
+        **extras.describe(ob),
     }
 
 
@@ -200,6 +221,7 @@ def apply_parent(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.type
     if ob.parent != parent and parent is not ob:
         ob.parent = parent
     set_changed(ob, "parent_type", doc["parent_type"])
+    set_changed(ob, "parent_bone", doc.get("parent_bone", ""))
     flat = doc["parent_inverse"]
     matrix = Matrix([flat[0:4], flat[4:8], flat[8:12], flat[12:16]])
     if ob.matrix_parent_inverse != matrix:
@@ -306,23 +328,9 @@ def apply_pose_bone(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | Non
     """``obj/<u>/pose/<bone>``: one pose bone's transform (a deleted key goes with its bone)."""
     if ob.type != "ARMATURE" or doc is None:
         return ob
-    (name,) = item
-
-    def missing() -> bool:
-        return ob.pose is None or name not in ob.pose.bones
-
-    if missing():
-        # The pose is rebuilt from the armature's bones when the object is evaluated in a scene
-        # (which need not be the window's scene).
-        ob.update_tag()
-        for scene in ob.users_scene:
-            evaluate_without_animation(scene)
-    if missing():
-        # The object is not in the view layer yet, or its armature's bones have not arrived:
-        # tried again at the end of each step.
-        ctx.retry_after_step(ids.get_uuid(ob))
+    pb = pose_bones.find(ob, item[0], ctx)
+    if pb is None:
         return ob
-    pb = ob.pose.bones[name]
     for attr in POSE_BONE_PROPS:
         set_changed(pb, attr, doc[attr])
     return ob
@@ -356,6 +364,10 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "pose": Items(apply_pose_bone),
             "instance": instancing.apply,
             "psys": Items(particles.apply),
+            "pbprop": pose_bones.PROPS_PART,
+            "pbset": pose_bones.SETTINGS_PART,
+            **constraints.PARTS,
+            **extras.PARTS,
         },
         create=create,
         serialise=functools.partial(serialise, data_kinds=by_type),

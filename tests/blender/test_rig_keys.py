@@ -1,0 +1,189 @@
+"""Rig data at the key level, in one process: custom properties, drivers, derived values."""
+
+from __future__ import annotations
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from scene_builders import (  # noqa: E402
+    build_animated,
+    build_custom_props,
+    build_rig,
+    evaluate_scenes,
+    reset_scene,
+)
+
+from blender_addon import sync  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def uuid_of(id_data) -> str:
+    return sync.peek_uuid(id_data)
+
+
+def replica_of(values: dict[str, bytes]) -> sync.ChangeTracker:
+    """Rebuild the scene from ``values`` (a receiver), with a tracker that knows them."""
+    reset_scene()
+    tracker = sync.ChangeTracker()
+    applier = sync.apply_ops(list(values.items()), tracker=tracker)
+    assert applier.errors == [] and applier.pending_links == {}
+    evaluate_scenes()
+    return tracker
+
+
+def test_a_custom_property_or_driver_edit_changes_only_its_key():
+    build_custom_props()
+    evaluate_scenes()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    face = bpy.data.objects["Face"]
+    u = uuid_of(face)
+
+    face["int"] = 8
+    changed, deleted = tracker.scan([face])
+    assert list(changed) == [f"obj/{u}/prop/int"] and deleted == []
+
+    face.animation_data.drivers.find("location", index=2).driver.expression = "f * 5"
+    changed, _ = tracker.scan([face])
+    assert list(changed) == [f"obj/{u}/driver/location/2"]
+
+    # The driver's input changes: the driven values (location, a light's energy, a shape key) are derived.
+    face["float"] = 0.5
+    evaluate_scenes()
+    assert face.location.z == pytest.approx(2.5)
+    changed, deleted = tracker.scan(list(bpy.data.objects) + list(bpy.data.lights) + list(bpy.data.meshes))
+    assert list(changed) == [f"obj/{u}/prop/float"] and deleted == []
+
+    del face["int"]
+    assert tracker.scan([face]) == ({}, [f"obj/{u}/prop/int"])
+
+
+def test_custom_properties_and_drivers_apply_over_a_replica():
+    build_custom_props()
+    evaluate_scenes()
+    face = bpy.data.objects["Face"]
+    rig = bpy.data.objects["Rig"]
+    values = sync.serialise_scene()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    # On the sending side: a pose bone slider moves, a driver goes, a property goes, a new one comes.
+    rig.pose.bones["Hand"]["ik_fk"] = 0.25
+    face.animation_data.drivers.remove(face.animation_data.drivers.find("location", index=2))
+    del face["ints"]
+    face["fresh"] = {"deep": {"er": [1, 2]}}
+    changed, deleted = tracker.scan([face, rig])
+    u, r = uuid_of(face), uuid_of(rig)
+    # Location Z was driven (read as None): without its driver it is the object's own value again.
+    assert set(changed) == {f"obj/{u}/prop/fresh", f"obj/{r}/pbprop/Hand/ik_fk", f"obj/{u}/location"}
+    assert set(deleted) == {f"obj/{u}/driver/location/2", f"obj/{u}/prop/ints"}
+    evaluate_scenes()
+    edited = sync.scene_hash()
+
+    replica = replica_of(values)
+    ops = [*changed.items(), *((key, None) for key in deleted)]
+    sync.apply_ops(ops, tracker=replica)
+    evaluate_scenes()
+    face = bpy.data.objects["Face"]
+    assert "ints" not in face and face["fresh"].to_dict() == {"deep": {"er": [1, 2]}}
+    assert face.animation_data.drivers.find("location", index=2) is None
+    assert bpy.data.objects["Rig"].pose.bones["Hand"]["ik_fk"] == 0.25
+    assert sync.scene_hash() == edited
+    assert replica.scan() == ({}, [])  # nothing applied comes back as an edit
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("", 1),
+        ("x" * 63, "longest name"),
+        ("a/b%2F*", [0.5, -0.5]),
+        ("**", {"nested": {"": [1, 2, 3]}}),
+        ("ü" * 31, ""),
+        ("max", 2**31 - 1),
+        ("min", -(2**31)),
+        ("empty", []),
+        ("bytes", b"\xff\x00non-utf8"),
+        ("long", "y" * 100_000),
+    ],
+    ids=[
+        "empty-name",
+        "longest-name",
+        "slash-percent-star",
+        "double-star",
+        "unicode",
+        "max",
+        "min",
+        "empty",
+        "bytes",
+        "long",
+    ],
+)
+def test_custom_property_edges_round_trip(name, value):
+    ob = bpy.data.objects.new("Edgy", None)
+    bpy.context.scene.collection.objects.link(ob)
+    ob[name] = value
+    values = sync.serialise_scene()
+    key = sync.make_key("obj", uuid_of(ob), "prop", name)
+    assert key in values and sync.split_key(key)[3] == (name,)
+    before = sync.scene_hash()
+    replica_of(values)
+    got = bpy.data.objects["Edgy"][name]
+    assert (
+        got.to_dict() if hasattr(got, "to_dict") else got.to_list() if hasattr(got, "to_list") else got
+    ) == (value)
+    assert sync.scene_hash() == before
+
+
+def test_the_layers_own_properties_stay_local():
+    ob = bpy.data.objects.new("Own", None)
+    bpy.context.scene.collection.objects.link(ob)
+    ob["blendsync_other"] = 1
+    values = sync.serialise_scene()
+    assert not [k for k in values if "/prop/" in k]
+
+
+def test_animated_components_read_as_none_and_the_rest_travels():
+    build_animated(count=1, frames=10)
+    ob = bpy.data.objects["Anim0"]
+    doc = sync.decode_value(sync.serialise_scene()[sync.make_key("obj", uuid_of(ob), "location")])
+    assert doc == [0.0, None, 1.0]
+    rig = bpy.data.objects["Rig"]
+    hand = sync.decode_value(sync.serialise_scene()[sync.make_key("obj", uuid_of(rig), "pose", "Hand")])
+    assert hand["location"] == [None, None, None] and hand["scale"] == [1.0, 1.0, 1.0]
+    # Muting the F-curve makes the channel an edit again.
+    action = ob.animation_data.action
+    action.layers[0].strips[0].channelbag(ob.animation_data.action_slot).fcurves.find(
+        "location", index=1
+    ).mute = True
+    doc = sync.decode_value(sync.serialise_scene()[sync.make_key("obj", uuid_of(ob), "location")])
+    assert None not in doc
+
+
+def test_a_constraint_weight_or_bone_collection_edit_changes_only_its_key():
+    build_rig()
+    evaluate_scenes()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    rig, skin, cam = bpy.data.objects["Char"], bpy.data.objects["Skin"], bpy.data.objects["RigCam"]
+    r, m, c = uuid_of(rig), uuid_of(skin.data), uuid_of(cam)
+    a = uuid_of(rig.data)
+
+    rig.pose.bones["Hand"].constraints["Copy Rotation"].influence = 0.75
+    assert tracker.scan([rig])[0].keys() == {f"obj/{r}/pbcon/Hand/Copy Rotation"}
+    cam.constraints["Track To"].track_axis = "TRACK_Y"
+    assert tracker.scan([cam])[0].keys() == {f"obj/{c}/con/Track To"}
+    cam.constraints.move(0, 1)
+    assert tracker.scan([cam])[0].keys() == {f"obj/{c}/conorder"}
+    skin.vertex_groups["Lower"].add([0], 0.3, "REPLACE")
+    assert tracker.scan([skin.data])[0].keys() == {f"mesh/{m}/vgroup/Lower"}
+    rig.data.collections_all["Controls"].is_visible = True
+    assert tracker.scan([rig.data])[0].keys() == {f"arm/{a}/bcoll/Controls"}
+    rig.pose.bones["Hand"].custom_shape = None
+    assert tracker.scan([rig])[0].keys() == {f"obj/{r}/pbset/Hand/custom_shape"}
+    evaluate_scenes()
+    edited = sync.scene_hash()
+    values = dict(tracker.values)
+    replica_of(values)
+    assert sync.scene_hash() == edited
