@@ -78,14 +78,6 @@ class ServerEventsMixin:
                 self.applier.feed(ready)
         elif isinstance(event, P.BlobStored):
             self.chunks.stored(event.hash)
-        elif isinstance(event, P.LocksChanged):
-            if event.room == room:
-                for key in event.unlocked:
-                    self.locks.pop(key, None)
-                self.locks.update(event.locked)
-                self.revision += 1
-        elif isinstance(event, (P.LockGranted, P.Unlocked)):
-            self._requests.pop(event.ref, None)
         elif isinstance(event, P.Applied):
             if event.room == room:
                 self.stats["applied"] += len(step.view)
@@ -138,8 +130,11 @@ class ServerEventsMixin:
                 self.users.setdefault(event.client_id, {"id": event.client_id}).update(event.state)
                 self.revision += 1
         elif isinstance(event, P.LocksChanged):
-            if event.room == self.room:
-                self.leases.locks_changed(event, self.client_id)
+            if event.room == room:
+                for key in event.unlocked:  # key locks: the edit-mode leases (editors())
+                    self.locks.pop(key, None)
+                self.locks.update(event.locked)
+                self.leases.locks_changed(event, self.client_id)  # prefix locks: selection leases
                 self.revision += 1
         elif isinstance(event, P.LockGranted):
             self._requests.pop(event.ref, None)
