@@ -11,7 +11,7 @@ retries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import bpy
 
@@ -89,6 +89,9 @@ class Applier:
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
         self._resolving: set[str] = set()  # pending-link tokens being resolved right now
         self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
+        # Test hook, None in the add-on: called with (key, decoded value; None for an item's delete) before a
+        # value is applied; what it raises counts as that value failing here (tests fail a key on purpose).
+        self.before_apply: Callable[[str, object], None] | None = None
 
     # ------------------------------------------------------------ queue
 
@@ -163,9 +166,9 @@ class Applier:
         kind, uuid, part, item = parsed
         record = BY_NAME[kind]
         spec = record.parts[part]
-        if self.tracker is not None:
-            self.tracker.note_applied(key, value)
         if value is None:
+            if self.tracker is not None:
+                self.tracker.note_applied(key, None)
             self._pending_values.pop(key, None)
             if isinstance(spec, Items):
                 self._apply_item_delete(key, uuid, spec, item)
@@ -182,10 +185,16 @@ class Applier:
             return
         found = self._index.get(uuid)
         if found is None and part != PRIMARY_PART:
+            # Nothing here holds it yet, so the tracker learns it once it is applied (were it remembered
+            # now, a pass of the audit would find no datablock for it and delete the room's value).
             self._waiting_parts.setdefault(uuid, {})[key] = value
             return
+        if self.tracker is not None:
+            self.tracker.note_applied(key, value)
         try:
             doc = decode_value(value)
+            if self.before_apply is not None:
+                self.before_apply(key, doc)
             ctx = ApplyContext(self._index, self._make_stub)
             created = False
             if found is None:
@@ -196,6 +205,7 @@ class Applier:
                     # It cannot be made before a link arrives (an override before its library): its
                     # other parts keep waiting for it, and this key is applied again once the link is there.
                     self._wait(key, value, ctx)
+                    self._not_applied(key, uuid)
                     return
                 self._register(kind, uuid, id_data)
                 created = True
@@ -207,6 +217,7 @@ class Applier:
                 id_data = spec(id_data, doc, ctx)
         except Exception as exc:  # a bad value must not stop the rest of the batch
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            self._not_applied(key, uuid)
             return
         self._index[uuid] = (kind, id_data)
         self._touched[uuid] = id_data
@@ -218,6 +229,20 @@ class Applier:
         if created:
             self._on_created(uuid)
         self._resolve_pending(part_token(part, uuid))
+
+    def _not_applied(self, key: str, uuid: str) -> None:
+        """A value that did not (or not yet) reach the scene: the tracker takes what this Blender holds.
+
+        The datablock is read again at the end of the step, so its un-updated state is known and the next
+        scan does not take it for a local edit: sending it back would replace the room's value, and a
+        Blender that cannot apply that one either would answer the same way, without end. Without a
+        datablock the key is forgotten: an audit would otherwise report it deleted.
+        """
+        found = self._index.get(uuid)
+        if found is not None:
+            self._touched[uuid] = found[1]
+        elif self.tracker is not None:
+            self.tracker.note_applied(key, None)
 
     def _wait(self, key: str, value: bytes, ctx: ApplyContext) -> None:
         """Remember a key whose value links to something missing (applied again when it arrives)."""
@@ -237,10 +262,13 @@ class Applier:
         if found is None:
             return
         try:
+            if self.before_apply is not None:
+                self.before_apply(key, None)
             ctx = ApplyContext(self._index, self._make_stub, deleting=True)
             id_data = spec.apply(found[1], item, None, ctx)
         except Exception as exc:
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            self._not_applied(key, uuid)
             return
         self._index[uuid] = (found[0], id_data)
         self._touched[uuid] = id_data
