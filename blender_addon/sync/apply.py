@@ -25,6 +25,7 @@ from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
 Op = tuple[str, bytes | None]
+NAME_PART = "name"  # a datablock's name, a string (kinds that hold it elsewhere keep it in their meta)
 
 
 def _sort_ops(ops: Iterable[Op]) -> list[Op]:
@@ -88,6 +89,7 @@ class Applier:
         self._pending: dict[str, set[str]] = {}  # pending-link token -> keys waiting for it
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
         self._resolving: set[str] = set()  # pending-link tokens being resolved right now
+        self._names: dict[str, tuple[str, str]] = {}  # uuid -> (key, name) its `name` key set, until it holds
         self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
         # Test hook, None in the add-on: called with (key, decoded value; None for an item's delete) before a
         # value is applied; what it raises counts as that value failing here (tests fail a key on purpose).
@@ -140,6 +142,7 @@ class Applier:
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
+        self._settle_names()
         if self.tracker is not None and self._touched:
             alive = [id_data for uuid, id_data in self._touched.items() if uuid in self._index]
             self.tracker.note_datablocks(alive)
@@ -221,6 +224,8 @@ class Applier:
             return
         self._index[uuid] = (kind, id_data)
         self._touched[uuid] = id_data
+        if part == NAME_PART and isinstance(doc, str):
+            self._names[uuid] = (key, doc)
         self._wait(key, value, ctx)
         for message in ctx.errors:
             self.errors.append((key, message))
@@ -229,6 +234,35 @@ class Applier:
         if created:
             self._on_created(uuid)
         self._resolve_pending(part_token(part, uuid))
+
+    def _settle_names(self) -> None:
+        """Names that Blender gave a ``.001`` are set again once the other renames of the step are done.
+
+        Two datablocks swapping names (or any name that another datablock held until its own rename) then
+        end with the room's names, also across steps. A name that still differs once the queue is empty
+        (held by a datablock that keeps it, or longer than Blender keeps) is reported; what Blender holds is
+        what the tracker knows, so it is not sent back.
+        """
+        unsettled: dict[str, tuple[str, str]] = {}
+        for uuid, (key, wanted) in self._names.items():
+            found = self._index.get(uuid)
+            if found is None or not isinstance(found[1], bpy.types.ID):
+                continue
+            id_data = found[1]
+            try:
+                if id_data.name != wanted:
+                    id_data.name = wanted
+                    self._touched[uuid] = id_data
+            except (AttributeError, TypeError, ValueError, RuntimeError, ReferenceError):
+                continue
+            if id_data.name != wanted:
+                unsettled[uuid] = (key, wanted)
+        if self._queue:
+            self._names = unsettled  # what the rest of the queue renames may free them
+            return
+        for uuid, (key, wanted) in unsettled.items():
+            self.errors.append((key, f"Blender named it {self._index[uuid][1].name!r}, not {wanted!r}"))
+        self._names = {}
 
     def _not_applied(self, key: str, uuid: str) -> None:
         """A value that did not (or not yet) reach the scene: the tracker takes what this Blender holds.
@@ -299,6 +333,7 @@ class Applier:
         self._waiting_parts.clear()
         self._pending.clear()
         self._pending_values.clear()
+        self._names.clear()
 
 
 def apply_ops(

@@ -110,22 +110,43 @@ def test_values_blender_normalises_on_the_way_in_are_not_sent_back():
     tracker.scan()
     uuid = sync.get_uuid(ob)
     long_name = "N" * 400  # longer than Blender keeps
-    sync.apply_ops(
+    names = [sync.make_key("obj", uuid, "name"), sync.make_key("obj", sync.get_uuid(other), "name")]
+    applier = sync.apply_ops(
         [
             (sync.make_key("obj", uuid, "set", "empty_display_size"), sync.encode_value(1e6)),
             (sync.make_key("cam", sync.get_uuid(cam), "set", "lens"), sync.encode_value(0.1)),
-            (sync.make_key("obj", uuid, "name"), sync.encode_value(long_name)),
-            (sync.make_key("obj", sync.get_uuid(other), "name"), sync.encode_value("Taken")),
+            (names[0], sync.encode_value(long_name)),
+            (names[1], sync.encode_value("Taken")),
         ],
         tracker,
     )
     assert ob.empty_display_size == 1000.0 and cam.lens == 1.0  # clamped by RNA
     assert long_name.startswith(ob.name) and len(ob.name) < len(long_name)  # cut
-    assert other.name == "Taken.001"  # de-duplicated
+    assert other.name == "Taken.001"  # de-duplicated: "Taken" keeps its name
+    assert sorted(key for key, _ in applier.errors) == sorted(names)  # both listed under Not applied here
     assert quiet(tracker) == ({}, [])
     ob.empty_display_size = 3.0  # the artist's own edit still travels
     size = sync.make_key("obj", uuid, "set", "empty_display_size")
     assert quiet(tracker) == ({size: sync.encode_value(3.0)}, [])
+
+
+@pytest.mark.parametrize("slice_size", [None, 1])
+def test_names_swapped_in_one_batch_end_as_the_room_has_them(slice_size):
+    """Blender gives the first rename a .001 while the other still holds the name; it is set again once
+    the other's rename is done, also when they are applied in different slices."""
+    a, b, c = (link(bpy.data.objects.new(name, None)) for name in ("A", "B", "C"))
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    ops = [
+        (sync.make_key("obj", sync.get_uuid(ob), "name"), sync.encode_value(name))
+        for ob, name in ((a, "B"), (b, "C"), (c, "A"))  # a rotation: every rename meets a taken name
+    ]
+    applier = sync.Applier(tracker)
+    applier.feed(ops)
+    while applier.step(slice_size) < 1.0:
+        pass
+    assert (a.name, b.name, c.name) == ("B", "C", "A")
+    assert applier.errors == [] and quiet(tracker) == ({}, [])
 
 
 def test_the_sync_loop_sends_nothing_back_for_a_value_it_cannot_apply(live, P):
