@@ -11,7 +11,7 @@ retries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import bpy
 
@@ -25,6 +25,7 @@ from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
 Op = tuple[str, bytes | None]
+NAME_PART = "name"  # a datablock's name, a string (kinds that hold it elsewhere keep it in their meta)
 
 
 def _sort_ops(ops: Iterable[Op]) -> list[Op]:
@@ -88,7 +89,11 @@ class Applier:
         self._pending: dict[str, set[str]] = {}  # pending-link token -> keys waiting for it
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
         self._resolving: set[str] = set()  # pending-link tokens being resolved right now
+        self._names: dict[str, tuple[str, str]] = {}  # uuid -> (key, name) its `name` key set, until it holds
         self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
+        # Test hook, None in the add-on: called with (key, decoded value; None for an item's delete) before a
+        # value is applied; what it raises counts as that value failing here (tests fail a key on purpose).
+        self.before_apply: Callable[[str, object], None] | None = None
 
     # ------------------------------------------------------------ queue
 
@@ -137,6 +142,7 @@ class Applier:
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
+        self._settle_names()
         if self.tracker is not None and self._touched:
             alive = [id_data for uuid, id_data in self._touched.items() if uuid in self._index]
             self.tracker.note_datablocks(alive)
@@ -163,9 +169,9 @@ class Applier:
         kind, uuid, part, item = parsed
         record = BY_NAME[kind]
         spec = record.parts[part]
-        if self.tracker is not None:
-            self.tracker.note_applied(key, value)
         if value is None:
+            if self.tracker is not None:
+                self.tracker.note_applied(key, None)
             self._pending_values.pop(key, None)
             if isinstance(spec, Items):
                 self._apply_item_delete(key, uuid, spec, item)
@@ -182,10 +188,16 @@ class Applier:
             return
         found = self._index.get(uuid)
         if found is None and part != PRIMARY_PART:
+            # Nothing here holds it yet, so the tracker learns it once it is applied (were it remembered
+            # now, a pass of the audit would find no datablock for it and delete the room's value).
             self._waiting_parts.setdefault(uuid, {})[key] = value
             return
+        if self.tracker is not None:
+            self.tracker.note_applied(key, value)
         try:
             doc = decode_value(value)
+            if self.before_apply is not None:
+                self.before_apply(key, doc)
             ctx = ApplyContext(self._index, self._make_stub)
             created = False
             if found is None:
@@ -196,6 +208,7 @@ class Applier:
                     # It cannot be made before a link arrives (an override before its library): its
                     # other parts keep waiting for it, and this key is applied again once the link is there.
                     self._wait(key, value, ctx)
+                    self._not_applied(key, uuid)
                     return
                 self._register(kind, uuid, id_data)
                 created = True
@@ -207,9 +220,12 @@ class Applier:
                 id_data = spec(id_data, doc, ctx)
         except Exception as exc:  # a bad value must not stop the rest of the batch
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            self._not_applied(key, uuid)
             return
         self._index[uuid] = (kind, id_data)
         self._touched[uuid] = id_data
+        if part == NAME_PART and isinstance(doc, str):
+            self._names[uuid] = (key, doc)
         self._wait(key, value, ctx)
         for message in ctx.errors:
             self.errors.append((key, message))
@@ -218,6 +234,49 @@ class Applier:
         if created:
             self._on_created(uuid)
         self._resolve_pending(part_token(part, uuid))
+
+    def _settle_names(self) -> None:
+        """Names that Blender gave a ``.001`` are set again once the other renames of the step are done.
+
+        Two datablocks swapping names (or any name that another datablock held until its own rename) then
+        end with the room's names, also across steps. A name that still differs once the queue is empty
+        (held by a datablock that keeps it, or longer than Blender keeps) is reported; what Blender holds is
+        what the tracker knows, so it is not sent back.
+        """
+        unsettled: dict[str, tuple[str, str]] = {}
+        for uuid, (key, wanted) in self._names.items():
+            found = self._index.get(uuid)
+            if found is None or not isinstance(found[1], bpy.types.ID):
+                continue
+            id_data = found[1]
+            try:
+                if id_data.name != wanted:
+                    id_data.name = wanted
+                    self._touched[uuid] = id_data
+            except (AttributeError, TypeError, ValueError, RuntimeError, ReferenceError):
+                continue
+            if id_data.name != wanted:
+                unsettled[uuid] = (key, wanted)
+        if self._queue:
+            self._names = unsettled  # what the rest of the queue renames may free them
+            return
+        for uuid, (key, wanted) in unsettled.items():
+            self.errors.append((key, f"Blender named it {self._index[uuid][1].name!r}, not {wanted!r}"))
+        self._names = {}
+
+    def _not_applied(self, key: str, uuid: str) -> None:
+        """A value that did not (or not yet) reach the scene: the tracker takes what this Blender holds.
+
+        The datablock is read again at the end of the step, so its un-updated state is known and the next
+        scan does not take it for a local edit: sending it back would replace the room's value, and a
+        Blender that cannot apply that one either would answer the same way, without end. Without a
+        datablock the key is forgotten: an audit would otherwise report it deleted.
+        """
+        found = self._index.get(uuid)
+        if found is not None:
+            self._touched[uuid] = found[1]
+        elif self.tracker is not None:
+            self.tracker.note_applied(key, None)
 
     def _wait(self, key: str, value: bytes, ctx: ApplyContext) -> None:
         """Remember a key whose value links to something missing (applied again when it arrives)."""
@@ -237,10 +296,13 @@ class Applier:
         if found is None:
             return
         try:
+            if self.before_apply is not None:
+                self.before_apply(key, None)
             ctx = ApplyContext(self._index, self._make_stub, deleting=True)
             id_data = spec.apply(found[1], item, None, ctx)
         except Exception as exc:
             self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            self._not_applied(key, uuid)
             return
         self._index[uuid] = (found[0], id_data)
         self._touched[uuid] = id_data
@@ -271,6 +333,7 @@ class Applier:
         self._waiting_parts.clear()
         self._pending.clear()
         self._pending_values.clear()
+        self._names.clear()
 
 
 def apply_ops(
