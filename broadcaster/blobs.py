@@ -11,8 +11,10 @@ acked: the op's transaction requires it to exist):
         p:<client_id>                    an upload not referenced yet ({"node": node id}); released when a
                                          write of that session references the blob, or ``pin_grace``
                                          seconds after the session is gone
-        anything else                    other holders (room history, checkpoints): ``hold_ops`` and
-                                         ``release_ops`` build their ops
+        v:<sha256(room NUL name) hex>    a value a room's checkpoints keep (/rooms/<room>/values/<name>,
+                                         history.py); keep_while that value node exists, so deleting
+                                         the last checkpoint that names it (or the room) releases it
+        anything else                    other holders: ``hold_ops`` and ``release_ops`` build their ops
     /rooms/<room>/refs/<key>         the sorted hashes the key's value references: the base the next write
                                      of that key diffs against (it adds and removes only the changed holders)
 
@@ -57,8 +59,12 @@ def holder_path(blob: bytes, holder: str) -> tuple[str, ...]:
     return (BLOBS, blob.hex(), "refs", holder)
 
 
+def room_refs_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "refs")
+
+
 def key_refs_path(room: str, key: str) -> tuple[str, ...]:
-    return (ROOMS, room, "refs", key)
+    return (*room_refs_path(room), key)
 
 
 def key_holder(room: str, key: str) -> str:
@@ -68,6 +74,11 @@ def key_holder(room: str, key: str) -> str:
 
 def pin_holder(client_id: str) -> str:
     return "p:" + client_id
+
+
+def value_holder(room: str, name: str) -> str:
+    """The holder name of a value kept by a room's checkpoints (``name``: its node under values/)."""
+    return "v:" + hashlib.sha256(room.encode() + b"\0" + name.encode()).hexdigest()
 
 
 # ---- commands (also for other modules: history and checkpoints hold blobs with these) ----------------------
@@ -100,6 +111,24 @@ def release_ops(blobs: Iterable[bytes], holder: str) -> list[dict[str, Any]]:
 def entry_refs(entry: dict[str, Any]) -> set[bytes]:
     """The blobs a room log entry's operations reference (for a holder that keeps log entries)."""
     return {ref for op in entry["ops"] if op[0] == "set" and len(op) == 4 for ref in op[3]}
+
+
+def key_hold_changes(
+    room: str, key: str, old: Iterable[bytes], new: Iterable[bytes]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[bytes]]:
+    """Conditions and ops that move a room key's holds from refs ``old`` to ``new`` (the committed ones
+    must still be ``old``; every gained blob must exist), and the gained blobs. For writes, restores and
+    forks alike."""
+    old, new = tuple(sorted(old)), tuple(sorted(new))
+    path = list(key_refs_path(room, key))
+    gained = sorted(set(new) - set(old))
+    compare = [{"payload_equals": [path, list(old)]} if old else {"not": {"exists": path}}]
+    compare += exists_conditions(gained)
+    holder = key_holder(room, key)
+    then = hold_ops(gained, holder, keep_while={format_path(meta_path(room)): {"exists": True}})
+    then += release_ops(sorted(set(old) - set(new)), holder)
+    then.append({"op": "put", "path": path, "payload": list(new)} if new else {"op": "delete", "path": path})
+    return compare, then, gained
 
 
 def put_blob_command(blob: bytes, data: bytes, client_id: str, node_id: Any) -> dict[str, Any]:
@@ -271,24 +300,17 @@ class Blobs:
             old = self.key_refs.get((room.name, key), ())
             if not old and not new:
                 continue
-            path = list(key_refs_path(room.name, key))
-            compare.append({"payload_equals": [path, list(old)]} if old else {"not": {"exists": path}})
-            gained = sorted(set(new) - set(old))
+            key_compare, key_then, gained = key_hold_changes(room.name, key, old, new)
             for blob in gained:
                 if not self.has(blob):
                     raise RequestError(
                         ErrorCode.NO_SUCH_BLOB, f"blob {blob.hex()} is not on the server: blob_put it first"
                     )
-            compare += exists_conditions(gained)
-            holder = key_holder(room.name, key)
-            then += hold_ops(gained, holder, keep_while={format_path(meta_path(room.name)): {"exists": True}})
-            then += release_ops(sorted(set(old) - set(new)), holder)
+            compare += key_compare
+            then += key_then
             pins = self.pins.get(session.client_id)
             if pins:  # (kept in ``pins``: the write may still fail; a release at the end is a no-op then)
                 then += release_ops([blob for blob in gained if blob in pins], pin_holder(session.client_id))
-            then.append(
-                {"op": "put", "path": path, "payload": list(new)} if new else {"op": "delete", "path": path}
-            )
             added_bytes += self._bytes(gained) - self._bytes(set(old) - set(new))
         if not then:
             return None

@@ -131,9 +131,10 @@ class RoomHistory:
             self.store.meta(room.name)
             last = self.store.last_log_seq(room.name)
             items = dict(self.store.items(room.name))
+            refs = history.live_refs(node, room.name)
             state["record"] = record = self._record(name, by, client_id, last + room.seq_base, auto)
             state["keys"] = len(items)
-            return history.checkpoint_command(node, room.name, items, record, last)
+            return history.checkpoint_command(node, room.name, items, refs, record, last)
 
         result = await self._guarded(build)
         number = result["results"][-1]["seq"]
@@ -158,7 +159,8 @@ class RoomHistory:
                 assert seq is not None
                 target = history.state_at(node, room.name, seq, room.seq_base, meta)
                 source = {"seq": seq}
-            current = dict(self.store.items(room.name))
+            history.check_blobs(node, room.name, target[1], "restore")
+            current = dict(self.store.items(room.name)), history.live_refs(node, room.name)
             undo_number = _next_child(node, history.checkpoints_path(room.name))
             label = (
                 f"before restore of {'checkpoint ' + str(checkpoint) if checkpoint else 'seq ' + str(seq)}"
@@ -200,20 +202,25 @@ class RoomHistory:
         meta = self.store.meta(room.name)
         if request.checkpoint is not None:
             payload = history.read_checkpoint(node, room.name, request.checkpoint)
-            items, seq = history.checkpoint_items(node, room.name, payload), payload["seq"]
+            (items, refs), seq = history.checkpoint_items(node, room.name, payload), payload["seq"]
         else:
             seq = request.seq if request.seq is not None else self.hub.current_seq(room.name)
-            items = history.state_at(node, room.name, seq, room.seq_base, meta)
+            items, refs = history.state_at(node, room.name, seq, room.seq_base, meta)
+        history.check_blobs(node, room.name, refs, "fork")
         new_meta = {
             "keep_open": request.keep_open,
             "password": None,
             "created_by": session.name,
             "forked_from": {"room": room.name, "seq": seq},
         }
-        result = await self.store.propose(history.fork_command(request.room, items, new_meta))
+        result = await self.store.propose(history.fork_command(request.room, items, refs, new_meta))
         if not result.get("ok"):
             raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
         if not result.get("succeeded"):
+            await self.store.fence()
+            if self.store.find_meta(request.room) is None:  # not taken: a blob went since the check
+                history.check_blobs(node, room.name, refs, "fork")
+                raise RequestError(ErrorCode.CONFLICT, "the room changed meanwhile: fork again")
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {request.room!r} already exists")
         return seq
 

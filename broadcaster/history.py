@@ -4,13 +4,23 @@ Besides the layout in roomstore.py, a room with history has:
     /rooms/<room>/history            {"days": int, "ops": int}: the room's own retention (0: the server's)
                                      Its payload_version orders every change to checkpoints and values:
                                      each such command is a cas on it, so two nodes never race.
-    /rooms/<room>/checkpoints/<id>   {"name", "by", "c", "t", "seq", "auto", "keys": {key: hash}}
-    /rooms/<room>/values/<hash>      a value some checkpoint holds (SHA-256 hex of the bytes): checkpoints
-                                     share unchanged values, so one of an unchanged room costs its key map
+    /rooms/<room>/checkpoints/<id>   {"name", "by", "c", "t", "seq", "auto", "keys": {key: value name}}
+    /rooms/<room>/values/<name>      a value some checkpoint holds: checkpoints share unchanged values, so
+                                     one of an unchanged room costs its key map. A value without blob
+                                     references is named by the SHA-256 hex of its bytes and stored as
+                                     them; one with references by that, "-" and the SHA-256 hex of its
+                                     sorted references, stored as {"value": bytes, "refs": [hash, ...]},
+                                     and it holds those blobs (holder "v:", blobs.py) for as long as it
+                                     exists: a checkpoint's blobs stay while the checkpoint does.
 
 Every log entry names its author and time besides its ops: {"c": client_id, "o": op_id, "ops": [...],
 "u": user or client name, "t": unix seconds when the accepting node submitted it}; a restore's entry also
 has "r": {"checkpoint": id} or {"seq": n}. Blame is read from the retained log, newest first.
+
+Log entries do not hold the blobs their values reference (only live keys, uploads and checkpoint values
+do): the state at a retained seq may name a blob that a later write let go. Restore and fork check every
+reference of the state they bring back and refuse (no_such_blob) before changing anything if one is gone;
+a checkpoint's state is always complete.
 
 This module builds commands and reads this node's copy; checkpoints.py answers the requests.
 """
@@ -21,7 +31,9 @@ import hashlib
 from typing import Any
 
 from protocol import ErrorCode
+from replication import format_path
 
+from .blobs import blob_path, exists_conditions, hold_ops, key_hold_changes, room_refs_path, value_holder
 from .errors import RequestError
 from .roomstore import ROOMS, keys_path, lock_path, log_path, meta_path, room_path
 
@@ -45,8 +57,21 @@ def seq_name(number: int) -> str:
     return f"{number:020d}"
 
 
-def value_hash(value: bytes) -> str:
-    return hashlib.sha256(value).hexdigest()
+Refs = dict[str, tuple[bytes, ...]]  # key -> the sorted blobs its value references (keys with none absent)
+
+
+def value_name(value: bytes, refs: tuple[bytes, ...] = ()) -> str:
+    """A checkpoint value's name under values/: the same bytes with other references are another value."""
+    digest = hashlib.sha256(value).hexdigest()
+    return f"{digest}-{hashlib.sha256(b''.join(refs)).hexdigest()}" if refs else digest
+
+
+def op_refs(op: list[Any]) -> tuple[bytes, ...]:
+    return tuple(sorted(op[3])) if op[0] == "set" and len(op) == 4 and op[3] else ()
+
+
+def set_op(key: str, value: bytes, refs: tuple[bytes, ...]) -> list[Any]:
+    return ["set", key, value, list(refs)] if refs else ["set", key, value]
 
 
 # ---- reads ---------------------------------------------------------------------------------------------
@@ -106,19 +131,45 @@ def read_checkpoint(node: Any, room: str, number: int) -> dict[str, Any]:
     return found[1]
 
 
-def checkpoint_items(node: Any, room: str, payload: dict[str, Any]) -> dict[str, bytes]:
+def checkpoint_items(node: Any, room: str, payload: dict[str, Any]) -> tuple[dict[str, bytes], Refs]:
+    """A checkpoint's key map and the blob references of its values."""
     values = values_path(room)
-    items = {}
-    for key, digest in payload["keys"].items():
-        found = node.read_local((*values, digest))
+    items: dict[str, bytes] = {}
+    refs: Refs = {}
+    for key, name in payload["keys"].items():
+        found = node.read_local((*values, name))
         assert found is not None, "a checkpoint's value is kept while the checkpoint is"
-        items[key] = found[1]
-    return items
+        if isinstance(found[1], dict):
+            items[key], refs[key] = found[1]["value"], tuple(found[1]["refs"])
+        else:
+            items[key] = found[1]
+    return items, refs
 
 
-def state_at(node: Any, room: str, seq: int, seq_base: int, meta: dict[str, Any]) -> dict[str, bytes]:
-    """The room's key map at ``seq``: the latest checkpoint at or before it plus the retained log after
-    it, or the log from the room's first op (a room that started empty). Refused when that is gone."""
+def live_refs(node: Any, room: str) -> Refs:
+    """The blob references of the room's live keys."""
+    return {key: tuple(refs) for key, _, refs in node.list_local(room_refs_path(room))}
+
+
+def check_blobs(node: Any, room: str, refs: Refs, source: str) -> None:
+    """Refuse a restore or fork whose state names a blob that is no longer stored (nothing is changed)."""
+    for key, blobs in sorted(refs.items()):
+        for blob in blobs:
+            if node.read_local(blob_path(blob)) is None:
+                raise RequestError(
+                    ErrorCode.NO_SUCH_BLOB,
+                    f"{source} of room {room!r} refused: the value of key {key!r} references blob "
+                    f"{blob.hex()}, which is no longer stored (the retained log does not keep blobs; "
+                    "checkpoints do)",
+                )
+
+
+def state_at(
+    node: Any, room: str, seq: int, seq_base: int, meta: dict[str, Any]
+) -> tuple[dict[str, bytes], Refs]:
+    """The room's key map at ``seq`` and its values' blob references: the latest checkpoint at or before
+    it plus the retained log after it, or the log from the room's first op (a room that started empty).
+    Refused when that is gone."""
     current = node.read_local(log_path(room))
     last = (current[0].next_seq - 1 if current is not None else 0) + seq_base
     if not seq_base <= seq <= last:
@@ -126,12 +177,13 @@ def state_at(node: Any, room: str, seq: int, seq_base: int, meta: dict[str, Any]
             ErrorCode.NOT_RETAINED, f"seq {seq} is not in room {room!r} ({seq_base} to {last})"
         )
     if seq == last:
-        return {key: value for key, _, value in node.list_local(keys_path(room))}
+        return {key: value for key, _, value in node.list_local(keys_path(room))}, live_refs(node, room)
     base: dict[str, bytes] | None = None
+    refs: Refs = {}
     start = seq_base
     for _, _, payload in reversed(node.list_local(checkpoints_path(room))):
         if payload["seq"] <= seq:
-            base, start = checkpoint_items(node, room, payload), payload["seq"]
+            (base, refs), start = checkpoint_items(node, room, payload), payload["seq"]
             break
     if base is None:
         if seq_base or meta.get("seeded"):
@@ -150,8 +202,11 @@ def state_at(node: Any, room: str, seq: int, seq_base: int, meta: dict[str, Any]
             break
         expected += 1
         for op in entry["ops"]:
+            refs.pop(op[1], None)
             if op[0] == "set":
                 base[op[1]] = op[2]
+                if op_refs(op):
+                    refs[op[1]] = op_refs(op)
             else:
                 base.pop(op[1], None)
     if expected != seq + 1:
@@ -159,7 +214,7 @@ def state_at(node: Any, room: str, seq: int, seq_base: int, meta: dict[str, Any]
             ErrorCode.NOT_RETAINED,
             f"the log of room {room!r} from seq {start + 1} to {seq} is no longer retained",
         )
-    return base
+    return base, refs
 
 
 # ---- commands ------------------------------------------------------------------------------------------
@@ -177,32 +232,43 @@ def _history_guard(
 
 
 def checkpoint_ops(
-    node: Any, room: str, items: dict[str, bytes], record: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Ops that append a checkpoint of ``items`` (with ``record``'s name, author, time, seq, auto) and
-    store the values no checkpoint holds yet. Must run under the history guard."""
+    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Conditions and ops that append a checkpoint of ``items`` (with ``record``'s name, author, time,
+    seq, auto) and store the values no checkpoint holds yet, each holding the blobs it references (which
+    must exist). Must run under the history guard."""
     values = values_path(room)
     keys: dict[str, str] = {}
+    compare: list[dict[str, Any]] = []
     ops: list[dict[str, Any]] = []
     written: set[str] = set()
     for key, value in items.items():
-        digest = value_hash(value)
-        keys[key] = digest
-        if digest not in written and node.read_local((*values, digest)) is None:
-            written.add(digest)
-            ops.append({"op": "put", "path": [*values, digest], "payload": value})
+        blobs = refs.get(key, ())
+        name = value_name(value, blobs)
+        keys[key] = name
+        if name in written or node.read_local((*values, name)) is not None:
+            continue
+        written.add(name)
+        path = [*values, name]
+        payload = {"value": value, "refs": list(blobs)} if blobs else value
+        ops.append({"op": "put", "path": path, "payload": payload})
+        if blobs:  # the hold ends when the value node goes: with the last checkpoint naming it, or the room
+            compare += exists_conditions(blobs)
+            keep = {format_path(tuple(path)): {"exists": True}}
+            ops += hold_ops(blobs, value_holder(room, name), keep_while=keep)
     ops.append({"op": "append", "path": list(checkpoints_path(room)), "payload": {**record, "keys": keys}})
-    return ops
+    return compare, ops
 
 
 def checkpoint_command(
-    node: Any, room: str, items: dict[str, bytes], record: dict[str, Any], last_seq: int
+    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any], last_seq: int
 ) -> dict[str, Any]:
     """A checkpoint of the live map, which must still be the one at tree seq ``last_seq``."""
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
-    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq)]
-    return {"compare": compare, "then": [guard, *checkpoint_ops(node, room, items, record)]}
+    held, ops = checkpoint_ops(node, room, items, refs, record)
+    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq), *held]
+    return {"compare": compare, "then": [guard, *ops]}
 
 
 def _no_append_after(room: str, last_seq: int) -> dict[str, Any]:
@@ -213,8 +279,8 @@ def _no_append_after(room: str, last_seq: int) -> dict[str, Any]:
 def restore_command(
     node: Any,
     room: str,
-    target: dict[str, bytes],
-    current: dict[str, bytes],
+    target: tuple[dict[str, bytes], Refs],
+    current: tuple[dict[str, bytes], Refs],
     last_seq: int,
     undo: dict[str, Any],
     entry: dict[str, Any],
@@ -224,17 +290,25 @@ def restore_command(
     """One transaction: a checkpoint of the current map (``undo``), then the ops that turn it into
     ``target`` appended to the log as one operation. Applies only if the map is still the one at tree seq
     ``last_seq`` (and, with ``lock_owner``, no key it changes is locked by another session). Returns the
-    command and the ops (empty: nothing to restore, and no command to run)."""
-    ops: list[list[Any]] = [["delete", key] for key in sorted(current) if key not in target]
-    ops += [["set", key, value] for key, value in sorted(target.items()) if current.get(key) != value]
+    command and the ops (empty: nothing to restore, and no command to run).
+
+    The keys' blob holds move as a write's do; the undo checkpoint holds the current values' blobs."""
+    (target_items, target_refs), (current_items, current_refs) = target, current
+    ops: list[list[Any]] = [["delete", key] for key in sorted(current_items) if key not in target_items]
+    ops += [
+        set_op(key, value, target_refs.get(key, ()))
+        for key, value in sorted(target_items.items())
+        if current_items.get(key) != value or current_refs.get(key, ()) != target_refs.get(key, ())
+    ]
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
-    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq)]
+    held, undo_ops = checkpoint_ops(node, room, current_items, current_refs, undo)
+    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq), *held]
     if lock_owner is not None:  # the room has locks: none of the keys may be someone else's
         for op in ops:
             path = list(lock_path(room, op[1]))
             compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, lock_owner]}]})
-    then = [guard, *checkpoint_ops(node, room, current, undo)]
+    then = [guard, *undo_ops]
     for op in ops:
         path = [*keys_path(room), op[1]]
         then.append(
@@ -242,6 +316,11 @@ def restore_command(
             if op[0] == "set"
             else {"op": "delete", "path": path}
         )
+        old, new = current_refs.get(op[1], ()), op_refs(op)
+        if old or new:
+            key_compare, key_then, _ = key_hold_changes(room, op[1], old, new)
+            compare += key_compare
+            then += key_then
     append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": {**entry, "ops": ops}}
     if cap is not None:
         append["cap"] = cap
@@ -249,17 +328,20 @@ def restore_command(
     return {"compare": compare, "then": then}, ops
 
 
-def fork_command(room: str, items: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
-    """A new room holding ``items`` (it did not start empty: restoring before its first checkpoint is
-    refused)."""
+def fork_command(room: str, items: dict[str, bytes], refs: Refs, meta: dict[str, Any]) -> dict[str, Any]:
+    """A new room holding ``items``, its keys holding the blobs ``refs`` names (it did not start empty:
+    restoring before its first checkpoint is refused)."""
+    compare: list[dict[str, Any]] = [{"not": {"exists": list(room_path(room))}}]
     then: list[dict[str, Any]] = [
         {"op": "put", "path": list(meta_path(room)), "payload": {**meta, "seeded": True}}
     ]
-    then += [
-        {"op": "put", "path": [*keys_path(room), key], "payload": value}
-        for key, value in sorted(items.items())
-    ]
-    return {"compare": [{"not": {"exists": list(room_path(room))}}], "then": then}
+    for key, value in sorted(items.items()):
+        then.append({"op": "put", "path": [*keys_path(room), key], "payload": value})
+        if refs.get(key):
+            key_compare, key_then, _ = key_hold_changes(room, key, (), refs[key])
+            compare += key_compare
+            then += key_then
+    return {"compare": compare, "then": then}
 
 
 def delete_checkpoints_command(node: Any, room: str, numbers: list[int]) -> dict[str, Any]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support import running_broadcaster, wait_for
 
 from broadcaster import history_client as hc
 from broadcaster.app import open_broadcaster
-from broadcaster.client import connect
+from broadcaster.client import ServerError, connect
 from broadcaster.config import ServerConfig
 
 
@@ -93,3 +94,35 @@ async def test_a_write_sent_after_a_restore_is_ordered_after_it(tmp_path: Path):
             await wait_for(lambda: a.seq == b.seq == max(mine, restored))
             # Whichever the server ordered last wins, on both clients alike.
             assert dict(a.state) == dict(b.state) == {"k": b"mine" if mine > restored else b"1"}
+
+
+def _is_fork(command) -> bool:
+    return any(op["op"] == "put" and op["payload"].get("seeded") for op in command["then"][:1])
+
+
+async def test_a_fork_whose_blob_goes_before_it_commits_is_refused_whole(tmp_path: Path):
+    """The fork is built while the key still holds the blob; a write releasing it commits before the fork
+    is proposed: the fork's own condition refuses it (no room), and the reason is the blob."""
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data", checkpoint_interval=0)
+    async with open_broadcaster(config) as broadcaster:
+        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana, connect(host, int(port), name="ben") as ben:
+            await ana.create_room("shot", keep_open=True)
+            await ana.join("shot")
+            await ben.join("shot")
+            blob = await ana.put_blob(b"chunk" * 1000)
+            at = await ana.batch([["set", "mesh/geometry", b"v", [blob]]])
+            store = broadcaster.store
+            original = store.propose
+
+            async def propose(command):
+                if _is_fork(command):
+                    await ben.set("mesh/geometry", b"no chunks")  # releases the blob's last holder
+                return await original(command)
+
+            store.propose = propose
+            with pytest.raises(ServerError) as info:
+                await hc.fork(ana, "shot-try", seq=at)
+            assert info.value.code == "no_such_blob" and blob.hex() in info.value.message
+            assert "shot-try" not in [r["name"] for r in await ana.list_rooms()]
+            assert await ana.missing_blobs([blob]) == [blob]

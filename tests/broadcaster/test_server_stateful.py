@@ -1,7 +1,8 @@
 """A stateful test of a real server: raw clients send random valid and invalid requests; a model checks them.
 
 Four clients on one ``blendsync serve`` process create, join, leave and delete rooms, write keys, lock,
-send presence, list and export rooms, checkpoint, restore and fork rooms, ask for blame, and send
+send presence, list and export rooms, upload blobs and reference them from keys, checkpoint, restore and
+fork rooms, ask for blame, and send
 garbage: names and keys from the whole Unicode range, at every length boundary, with pattern characters,
 NUL, control characters and lone surrogates; once per run the server may be restarted (SIGTERM, which
 must exit 0, or kill -9). The model is a dict per room changed only by writes (and restores) the server
@@ -11,6 +12,7 @@ acknowledged. After every step:
 - a bystander writing in a room of its own gets its ack within a bounded wait;
 - every client's view of its room (snapshot, then its own acks and others' ``applied``) equals the model,
   and no client ever received a frame of a room it was not in;
+- every blob a live key or a checkpoint of any room references is stored;
 - every request got the answer the model predicts; invalid ones an ``error`` (fatal only where
   docs/protocol.md says so), never ``internal``. Whether a request is valid at all is the protocol's own
   decoder's call (a server-side protocol.Connection), so the model follows protocol/limits.py when a limit
@@ -22,6 +24,7 @@ what the library would refuse. Longer runs: ``BLENDSYNC_FUZZ_EXAMPLES=2000 pytes
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -58,6 +61,8 @@ from protocol import (
     Ack,
     AdminResult,
     Applied,
+    BlobStatus,
+    BlobStored,
     CheckpointDeleted,
     CheckpointMade,
     Connection,
@@ -171,6 +176,8 @@ COMMON_KEYS = ["k", "obj/1/name", "*", "%2F", "é"]
 room_names = names(MAX_ROOM_NAME_BYTES)
 key_names = names(MAX_KEY_BYTES)
 values = st.binary(max_size=64) | st.binary(min_size=1000, max_size=3000)
+BLOBS = {hashlib.sha256(data).digest(): data for data in (b"chunk %d " % i * 200 for i in range(3))}
+blob_refs = st.lists(st.sampled_from(sorted(BLOBS)), max_size=3, unique=True)
 passwords = st.none() | st.sampled_from(["", "pw", "\x00", "p\u00e9", "x" * 300]) | st.text(max_size=8)
 presence_states = st.dictionaries(
     st.sampled_from(["name", "color", "mode", "frame", "scene", "view_matrix", "selection", "bogus"]),
@@ -228,6 +235,8 @@ REPLIES = (
     CheckpointDeleted,
     Restored,
     Forked,
+    BlobStored,
+    BlobStatus,
 )
 
 
@@ -409,7 +418,11 @@ class Target:
             # Every client comes from 127.0.0.1, so the password-guess allowance (docs/security.md) would turn
             # the model's wrong passwords into rate_limited after a few; lockouts are tested on their own.
             config = self.root / "serve.toml"
-            config.write_text("[server]\npassword_failures_per_address = 0\npassword_failures_per_room = 0\n")
+            # A short pin_grace: the uploads of an example's sessions are gone before the next example.
+            config.write_text(
+                "[server]\npassword_failures_per_address = 0\npassword_failures_per_room = 0\n"
+                "pin_grace = 0.2\n"
+            )
             self.process = ServerProcess(data, extra=["--config", str(config)])
             self.address = self.process.start()
         admin = RawClient(self.address, "cleaner")
@@ -423,6 +436,12 @@ class Target:
                 )
             remaining = admin.exchange(frame({"type": "admin", "action": "rooms", "ref": 3}))[-1].result
             assert remaining == [], f"rooms left over after deleting them all: {remaining}"
+            # No blob is left held either (so a replayed example starts alike): nothing holds them now.
+            deadline = time.monotonic() + REPLY_SECONDS
+            query = frame({"type": "blob_query", "hashes": sorted(BLOBS), "ref": 4})
+            while len(admin.exchange(query)[-1].missing) < len(BLOBS):
+                assert time.monotonic() < deadline, "blobs still stored with no room and no session"
+                time.sleep(0.05)
         finally:
             admin.close()
         return self.address
@@ -444,6 +463,14 @@ class RoomModel:
     locks: dict[str, int] = field(default_factory=dict)  # key -> client index
     checkpoints: dict[int, dict[str, bytes]] = field(default_factory=dict)  # id -> the keys it holds
     forked: bool = False
+    refs: dict[str, tuple[bytes, ...]] = field(default_factory=dict)  # key -> the blobs its value references
+    checkpoint_refs: dict[int, dict[str, tuple[bytes, ...]]] = field(default_factory=dict)
+
+    def apply(self, op: list[Any]) -> None:
+        apply_op(self.keys, op)
+        self.refs.pop(op[1], None)
+        if op[0] == "set" and len(op) == 4 and op[3]:
+            self.refs[op[1]] = tuple(sorted(op[3]))
 
 
 BYSTANDER = -1
@@ -717,10 +744,31 @@ class ServerMachine(RuleBasedStateMachine):
                 f"{client.label}: {_short(body)} -> {replies}"
             )
             for op in ops:
-                apply_op(room.keys, op)
+                room.apply(op)
             if client.last_acked is not None:
                 client.older_acked.append(client.last_acked[0])
             client.last_acked = (op_id, replies[0].seq, room)
+
+    @rule(data=st.data(), value=values, refs=blob_refs)
+    def write_with_blobs(self, data: st.DataObject, value: bytes, refs: list[bytes]) -> None:
+        """Upload a few blobs and set a key whose value references them (a chunked mesh, a packed file);
+        with no refs, the set lets go of what the key held."""
+        index = self.pick_client(data)
+        if self.room_of(index) is not None:
+            self.upload_and_set(index, self.pick_key(data, index), value, refs)
+
+    def upload_and_set(self, index: int, key: str, value: bytes, refs: list[bytes]) -> None:
+        client = self.clients[index]
+        for blob in refs:  # blob_stored comes once the blob is durable, like an ack: maybe after the pong
+            body = self.with_ref(client, {"type": "blob_put", "hash": blob, "data": BLOBS[blob]})
+            replies = client.exchange(frame(body))
+            while not replies:
+                event = client.next_event()
+                if isinstance(event, REPLIES) and not _notice(event):
+                    replies.append(event)
+            assert len(replies) == 1 and isinstance(replies[0], BlobStored), f"blob_put -> {replies}"
+        op = ["set", key, value, refs]
+        self.send_write(index, client, {"type": "batch", "ops": [op]}, [op])
 
     @rule(data=st.data(), value=values)
     def write_then_leave(self, data: st.DataObject, value: bytes) -> None:
@@ -744,7 +792,7 @@ class ServerMachine(RuleBasedStateMachine):
         assert sorted(type(r).__name__ for r in replies) == ["Ack", "Left"], (
             f"{client.label}: set+leave -> {replies}"
         )
-        room.keys[key] = value
+        room.apply(["set", key, value])
         if client.last_acked is not None:
             client.older_acked.append(client.last_acked[0])
         client.last_acked = (op_id, next(r.seq for r in replies if isinstance(r, Ack)), room)
@@ -939,6 +987,7 @@ class ServerMachine(RuleBasedStateMachine):
         made = self.expect(client, body, CheckpointMade).checkpoint
         assert made["name"] == name and made["keys"] == len(room.keys) and made["id"] not in room.checkpoints
         room.checkpoints[made["id"]] = dict(room.keys)
+        room.checkpoint_refs[made["id"]] = dict(room.refs)
 
     @rule(data=st.data())
     def restore(self, data: st.DataObject) -> None:
@@ -974,7 +1023,12 @@ class ServerMachine(RuleBasedStateMachine):
         if target is None:
             self.expect_error(client, body, "no_such_checkpoint")
             return
-        changed = {k for k in room.keys.keys() | target.keys() if room.keys.get(k) != target.get(k)}
+        refs = room.checkpoint_refs[number]
+        changed = {
+            k
+            for k in room.keys.keys() | target.keys()
+            if room.keys.get(k) != target.get(k) or room.refs.get(k) != refs.get(k)
+        }
         if any(room.locks.get(k, index) != index for k in changed):
             self.expect_error(client, body, "locked")
             return
@@ -983,8 +1037,28 @@ class ServerMachine(RuleBasedStateMachine):
         if restored.undo is not None:
             assert restored.undo not in room.checkpoints
             room.checkpoints[restored.undo] = dict(room.keys)
-        room.keys = dict(target)
+            room.checkpoint_refs[restored.undo] = dict(room.refs)
+        room.keys, room.refs = dict(target), dict(refs)
         assert client.view == room.keys, "the restorer's view right after `restored`"
+
+    @rule(data=st.data(), old=blob_refs, new=blob_refs, restore=st.booleans())
+    def checkpoint_replace_blobs(
+        self, data: st.DataObject, old: list[bytes], new: list[bytes], restore: bool
+    ) -> None:
+        """The heavy mesh's case, made likely: its chunks, a checkpoint, new chunks (the old ones' last
+        live holder gone), maybe a restore of the checkpoint."""
+        index = self.pick_client(data)
+        room = self.rooms.get(self.room_of(index) or "")
+        if room is None:
+            return
+        key = data.draw(st.sampled_from(COMMON_KEYS), label="key")
+        self.upload_and_set(index, key, b"mesh", old)
+        before = set(room.checkpoints)
+        self.checkpoint_as(index, "before")
+        (made,) = set(room.checkpoints) - before
+        self.upload_and_set(index, key, b"edited mesh", new)
+        if restore:
+            self.restore_to(index, made)
 
     @rule(data=st.data())
     def delete_checkpoint(self, data: st.DataObject) -> None:
@@ -1002,6 +1076,7 @@ class ServerMachine(RuleBasedStateMachine):
         else:
             self.expect(client, body, CheckpointDeleted)
             del room.checkpoints[number]
+            del room.checkpoint_refs[number]
 
     @rule(data=st.data(), keep_open=st.booleans(), now=st.booleans())
     def fork(self, data: st.DataObject, keep_open: bool, now: bool) -> None:
@@ -1024,7 +1099,8 @@ class ServerMachine(RuleBasedStateMachine):
         else:
             self.expect(client, body, Forked)
             keys = dict(room.keys if number is None else room.checkpoints[number])
-            self.rooms[name] = RoomModel(None, keep_open, keys=keys, forked=True)
+            refs = dict(room.refs if number is None else room.checkpoint_refs[number])
+            self.rooms[name] = RoomModel(None, keep_open, keys=keys, forked=True, refs=refs)
 
     @rule(data=st.data(), prefix=key_names | st.sampled_from(["", "obj/", "*"]))
     def history(self, data: st.DataObject, prefix: str) -> None:
@@ -1158,6 +1234,21 @@ class ServerMachine(RuleBasedStateMachine):
                 assert client.view == model, (
                     f"{client.label} in {name!r}: {_keys(client.view)} != model {_keys(model)}"
                 )
+
+    @invariant()
+    def every_referenced_blob_is_stored(self) -> None:
+        """A blob a live key or a checkpoint references is never collected (restoring it must work)."""
+        referenced = {
+            blob
+            for room in self.rooms.values()
+            for refs in [room.refs, *room.checkpoint_refs.values()]
+            for blobs in refs.values()
+            for blob in blobs
+        }
+        if referenced:
+            hashes = sorted(referenced)
+            status = self.expect(self.bystander, {"type": "blob_query", "hashes": hashes}, BlobStatus)
+            assert status.missing == [], f"referenced blobs gone: {[h.hex()[:12] for h in status.missing]}"
 
 
 def _short(body: Any, limit: int = 300) -> str:
