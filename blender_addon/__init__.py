@@ -10,6 +10,7 @@ Layout of the add-on:
 * ``updates.py``     "update available": installs the add-on the server offers, then reconnects;
 * ``invite.py``      joining through a ``blendsync://`` invite link (TLS pinned to its certificate);
 * ``room_history.py`` blame, checkpoints and restore; ``history_ui.py`` their sidebar panels;
+* ``replay.py``      a read-only copy of the room at an earlier seq; ``replay_ui.py`` its Replay box;
 * ``overlay.py``     other artists' viewports and selections drawn in the 3D view;
 * ``protocol_shim``  finds the wire protocol (vendored in the zip, or the repository's).
 
