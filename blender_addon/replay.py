@@ -68,9 +68,10 @@ def show(session: Any, seq: int) -> None:
     replay = active(session)
     if replay is None:
         return
-    if replay.loading is not None:
+    if replay.loading is not None and replay.ref in session._requests:
         replay.queued = seq
         return
+    # (A request lost with the connection is forgotten by the session: ask again.)
     if seq != replay.seq:
         _ask(session, seq)
 

@@ -420,6 +420,21 @@ def test_the_replay_box_enters_scrubs_steps_and_goes_back_to_live(fake_network):
     session_module.pump()
     assert "not_retained: seq 3 is gone" in _draw_history(context).texts()
     assert replay.active(session).seq == 1
+    # A connection lost while a seq is read: the next position asks again (the answer was lost with it).
+    context.window_manager.blendsync_replay_at = 0.25
+    assert [e.seq for e in net.take(P.Replay)] == [2]
+    net.lose()
+    net.connect()
+    session_module.pump()
+    resumed = net.take()  # the resume: rejoin from seq 5, and the batch sent before replay, unacknowledged
+    assert {type(e).__name__ for e in resumed} == {"ListRooms", "JoinRoom", "Batch"}
+    assert all(e.op_id in session.unacked for e in resumed if isinstance(e, P.Batch))
+    context.window_manager.blendsync_replay_at = 0.75
+    assert [e.seq for e in net.take(P.Replay)] == [4]
+    answer_frame = dict(room="r", seq=4, first=1, last=5, key_count=0, items=[])
+    net.deliver(P.ReplayState(**answer_frame, ref=replay.active(session).ref))
+    session_module.pump()
+    assert replay.active(session).seq == 4
     # An edit while replaying, and time for presence: nothing was sent but replay requests.
     ob = bpy.data.objects.new("made in replay", None)
     context.scene.collection.objects.link(ob)
