@@ -62,6 +62,7 @@ def test_an_artist_scrubs_the_past_edits_it_alone_and_comes_back_to_the_live_roo
     # ana goes on meanwhile: ben's scene stays in the past.
     ana.call("edit", script=add_empty("Late", (0, 7, 0)))
     now = converge([ana])[0]
+    assert ben.call("pump_until", expr=f"session.last_seq == {now['seq']}")["met"]  # it reached him
     assert ben.call("pump_until_idle", quiet=0.3)["idle"]
     assert ben.call("state")["hash"] == seen[2]["hash"]
 
