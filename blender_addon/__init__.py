@@ -10,6 +10,8 @@ Layout of the add-on:
 * ``updates.py``     "update available": installs the add-on the server offers, then reconnects;
 * ``invite.py``      joining through a ``blendsync://`` invite link (TLS pinned to its certificate);
 * ``room_history.py`` blame, checkpoints and restore; ``history_ui.py`` their sidebar panels;
+* ``replay.py``      a read-only copy of the room at an earlier seq; ``replay_ui.py`` its Replay box;
+* ``share_links.py`` share links for reviewers (the room's owner); ``share_ui.py`` its Share panel;
 * ``overlay.py``     other artists' viewports and selections drawn in the 3D view;
 * ``protocol_shim``  finds the wire protocol (vendored in the zip, or the repository's).
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import history_ui, invite, overlay, session, ui, updates
+from . import history_ui, invite, overlay, session, share_ui, ui, updates
 from .sync.tracker import ids_from_depsgraph, shading_only_ids
 
 pump = session.pump
@@ -70,6 +72,7 @@ def register() -> None:
     updates.register()  # its panel sits inside ui's connection panel
     invite.register()  # so does this one
     history_ui.register()
+    share_ui.register()  # its panel sits inside ui's room panel
     for handlers, handler in _HANDLERS:
         if handler not in handlers:
             handlers.append(handler)
@@ -82,6 +85,7 @@ def unregister() -> None:
     for handlers, handler in _HANDLERS:
         while handler in handlers:
             handlers.remove(handler)
+    share_ui.unregister()
     history_ui.unregister()
     invite.unregister()
     updates.unregister()

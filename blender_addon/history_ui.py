@@ -1,5 +1,5 @@
 """The room's history in the sidebar: a blame box for the active object, the checkpoint list with buttons
-to name one and to restore one (room_history.py does the talking)."""
+to name one and to restore one (room_history.py does the talking), and the Replay box (replay_ui.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import time
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from . import room_history
+from . import replay, replay_ui, room_history
 from . import session as session_module
 from .session_events import LISTENERS
 
 SHOWN_CHECKPOINTS = 20
-_seen_revision = -1
+_seen_revision: tuple[int, int] = (-1, -1)
 
 
 def _joined():
@@ -149,12 +149,14 @@ class BLENDSYNC_PT_checkpoints(_Tab, bpy.types.Panel):
             row.label(text=f"{checkpoint.get('name')}{auto}: {who}, {_when(checkpoint.get('time', 0))}")
             op = row.operator(BLENDSYNC_OT_restore.bl_idname, text="", icon="LOOP_BACK")
             op.checkpoint = checkpoint["id"]
+        replay_ui.draw_box(layout, context)
 
 
 def _redraw(session) -> None:
     """After-pump hook: redraw the sidebar when a history reply arrived."""
     global _seen_revision
-    revision = room_history.view(session).revision
+    state = replay.active(session)
+    revision = (room_history.view(session).revision, state.revision if state is not None else -1)
     if revision == _seen_revision:
         return
     _seen_revision = revision
@@ -178,12 +180,14 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     LISTENERS.append(room_history.on_event)
+    replay_ui.register()
     session_module.after_pump.append(_redraw)
 
 
 def unregister() -> None:
     if _redraw in session_module.after_pump:
         session_module.after_pump.remove(_redraw)
+    replay_ui.unregister()
     if room_history.on_event in LISTENERS:
         LISTENERS.remove(room_history.on_event)
     for cls in reversed(CLASSES):

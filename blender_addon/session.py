@@ -210,6 +210,7 @@ class SyncSession(ServerEventsMixin):
         self._retry_at = 0.0  # refused batches (RETRY_CODES) go out again after this
         self.stats = {"batches": 0, "applied": 0, "ignored": 0, "reconnects": 0}
         self.display = DisplayMeshes()  # for the room's viewers, if it has any (display_mesh.py)
+        self.replay = None  # replay.py: the scene shows the room's past, and nothing here reaches the room
 
     # The room as the protocol session keeps it.
     room = property(lambda self: self.client_session.room)
@@ -356,6 +357,7 @@ class SyncSession(ServerEventsMixin):
         self.edit_mode.reset()
         self.locks.clear()
         self.users.clear()
+        self.replay = None
         self.progress = 1.0
         forget_dirty()
         self.log(why)
@@ -364,13 +366,15 @@ class SyncSession(ServerEventsMixin):
 
     def pump(self, budget: float = 0.02) -> bool:
         deadline = time.monotonic() + budget
-        self._edit_mode_step()
-        self._scan_local()
-        self.display.pump(self)
+        if self.replay is None:  # replaying: no scan, no lease, no display mesh, no presence
+            self._edit_mode_step()
+            self._scan_local()
+            self.display.pump(self)
         self._send_retries()
         self._drain_network()
         self._apply_remote(deadline)
-        self._send_presence()
+        if self.replay is None:
+            self._send_presence()
         return self.busy or not self.net.inbox.empty()
 
     def _scan_local(self) -> None:

@@ -35,6 +35,7 @@ class ServerEventsMixin:
     notices: Any
     view: Any
     leases: Any
+    replay: Any
     _request: Any
     _send_ops: Any
     _before: dict[int, dict[str, bytes | None]]
@@ -210,7 +211,12 @@ class ServerEventsMixin:
         self.revision += 1
 
     def _feed(self, changes) -> None:
-        """Remote values to the applier, in order, each once the chunks it names are here."""
+        """The live room's values to the scene (not while it shows the room's past: replay.py)."""
+        if self.replay is None:
+            self.feed_scene(changes)
+
+    def feed_scene(self, changes) -> None:
+        """Values to the applier, in order, each once the chunks it names are here."""
         ready, gets = self.chunks.incoming(list(changes))
         for get in gets:
             self._send(get)

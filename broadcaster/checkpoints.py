@@ -1,4 +1,5 @@
-"""A room's history on request: blame, checkpoints (named and automatic), restore, fork and retention.
+"""A room's history on request: blame, checkpoints (named and automatic), restore, fork, replay and
+retention.
 
 Who may do what (docs/protocol.md, "History"): every member of a room may read its history, name, list
 and delete checkpoints, restore and fork it (there is one room role, editor); only the room's creator or an
@@ -27,13 +28,14 @@ from protocol import (
     History,
     HistoryResult,
     ListCheckpoints,
+    Replay,
     Restore,
     Restored,
     Retention,
     SetRetention,
 )
 
-from . import history
+from . import history, replay
 from .config import ServerConfig
 from .errors import RequestError
 from .hub import Hub
@@ -75,6 +77,18 @@ class RoomHistory:
                     self.store.node, room.name, room.seq_base, request.prefix, request.since, request.limit
                 )
                 session.send(HistoryResult(room=room.name, keys=rows, truncated=truncated, ref=request.ref))
+            case Replay():  # read-only: the room's map at a retained seq, a page at a time
+                page = replay.replay_page(
+                    self.store.node,
+                    room.name,
+                    room.seq_base,
+                    self.store.meta(room.name),
+                    request.seq,
+                    request.after,
+                    self.config.snapshot_chunk_bytes,
+                    request.ref,
+                )
+                session.send(page)
             case ListCheckpoints():
                 found = history.checkpoint_list(self.store.node, room.name)
                 session.send(CheckpointList(room=room.name, checkpoints=found, ref=request.ref))

@@ -14,6 +14,7 @@ from protocol import (
     Fork,
     History,
     ListCheckpoints,
+    Replay,
     Restore,
     SetRetention,
 )
@@ -66,6 +67,20 @@ async def fork(
         client, lambda ref: Fork(room=room, checkpoint=checkpoint, seq=seq, keep_open=keep_open, ref=ref)
     )
     return reply.seq
+
+
+async def replay(client: Client, seq: int | None = None) -> tuple[int, dict[str, bytes], tuple[int, int]]:
+    """The joined room's map at ``seq`` (None: now), read page by page: (its seq, the map, (first,
+    last) of the range a replay can show)."""
+    items: dict[str, bytes] = {}
+    after = None
+    while True:
+        page = await _ask(client, lambda ref, s=seq, a=after: Replay(seq=s, after=a, ref=ref))
+        items.update((key, value) for key, value in page.items)
+        seq = page.seq  # the later pages read the same seq, even if the room moved on meanwhile
+        if not page.more:
+            return page.seq, items, (page.first, page.last)
+        after = page.items[-1][0]
 
 
 async def set_retention(client: Client, *, days: int | None = None, ops: int | None = None) -> None:

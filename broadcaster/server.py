@@ -43,6 +43,7 @@ from protocol import (
     Ping,
     Pong,
     Presence,
+    Replay,
     Restore,
     RoomCreated,
     RoomDeleted,
@@ -289,6 +290,7 @@ class Broadcaster:
                 | DeleteCheckpoint()
                 | Restore()
                 | Fork()
+                | Replay()
                 | SetRetention()
             ):
                 await self.history.handle(session, event)

@@ -72,6 +72,8 @@ from .history import (
     History,
     HistoryResult,
     ListCheckpoints,
+    Replay,
+    ReplayState,
     Restore,
     Restored,
     Retention,

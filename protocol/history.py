@@ -1,5 +1,5 @@
-"""The messages of a room's history: blame, checkpoints, restore, fork and retention (docs/protocol.md,
-section 4, "History"). Registered with the others in events.py; limits in limits.py."""
+"""The messages of a room's history: blame, checkpoints, restore, fork, replay and retention
+(docs/protocol.md, section 4, "History"). Registered with the others in events.py; limits in limits.py."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from .limits import (
     CheckpointId,
     CheckpointName,
     FieldError,
+    Items,
+    Key,
     KeyPrefix,
     Ref,
     RoomName,
@@ -93,6 +95,16 @@ class SetRetention(Event):
     ref: Ref | None = None
 
 
+@_event("replay", Sender.CLIENT)
+class Replay(Event):
+    """One page of the joined room's key map as it was at ``seq`` (nil: now), read-only: keys after
+    ``after`` (nil: from the first), in key order."""
+
+    seq: Seq | None = None
+    after: Key | None = None
+    ref: Ref | None = None
+
+
 # ---- server to client ------------------------------------------------------------------------------------
 
 
@@ -138,6 +150,18 @@ class Forked(Event):
     room: RoomName
     source: RoomName
     seq: Seq  # the source's seq the new room holds
+    ref: Ref | None = None
+
+
+@_event("replay_state", Sender.SERVER)
+class ReplayState(Event):
+    room: RoomName
+    seq: Seq  # the seq these items are the map at
+    first: Seq  # the retained range a replay can show: from first to last (the room's seq)
+    last: Seq
+    key_count: Seq  # keys in the whole map at seq
+    items: Items  # [key, value], sorted by key, after the request's ``after``
+    more: bool = False  # the next page starts after the last item's key
     ref: Ref | None = None
 
 

@@ -11,6 +11,7 @@ JSON line on stdout prefixed with ``@@ `` (Blender may print other things):
     {"cmd": "edit", "script": "<python using bpy>"}      (then view_layer.update() and one pump)
     {"cmd": "eval", "expr": "<python expression>"}       -> {"value": ...}
     {"cmd": "pump_until_idle", "quiet": 0.3, "timeout": 20}
+    {"cmd": "pump_until", "expr": "<python predicate>", "timeout": 20} -> {"met": bool}
     {"cmd": "play", "start": 1, "end": 100, "at": {"50": "<python>"}}  -> {"batches", "bytes_sent"}
     {"cmd": "state"}                                       -> {"hash", "seq", "unacked", "pending", ...}
     {"cmd": "drop"}                                        (close the socket: the add-on reconnects)
@@ -151,6 +152,9 @@ def handle(command: dict) -> dict:
                 exec(compile(scripts[frame], "<play>", "exec"), {"bpy": bpy, "__name__": "play"})
             tick()
         return {"batches": session.stats["batches"] - batches, "bytes_sent": session.net.bytes_sent - sent}
+    if cmd == "pump_until":
+        names = {"bpy": bpy, "session": addon.session.current()}
+        return {"met": pump_until(lambda: bool(eval(command["expr"], dict(names))), timeout)}
     if cmd == "pump_until_idle":
         ok = pump_until_idle(float(command.get("quiet", 0.3)), timeout)
         return {"idle": ok}

@@ -10,6 +10,7 @@ in draw code fails these tests.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -359,3 +360,95 @@ def test_what_could_not_be_applied_is_shown_with_its_datablock(fake_network):
     texts = _draw_all(bpy.context).texts()
     assert "Not applied here (1)" in texts
     assert "Object 'Pillar': modifier 'Weld' of type 'WELD' cannot be added" in texts
+
+
+def _draw_history(context) -> FakeLayout:
+    from blender_addon import history_ui
+
+    layout = FakeLayout([])
+    proxy = type("Panel", (), {"layout": layout})()
+    history_ui.BLENDSYNC_PT_checkpoints.draw(proxy, context)
+    return layout
+
+
+def test_the_replay_box_enters_scrubs_steps_and_goes_back_to_live(fake_network):
+    from blender_addon import replay
+    from blender_addon import session as session_module
+    from blender_addon.protocol_shim import protocol as P
+    from blender_addon.session import PRESENCE_INTERVAL as PRESENCE_WAIT
+
+    context = bpy.context
+    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
+    session = session_module.current()
+    net = session.net
+    net.connect()
+    session_module.pump()
+    session.join_room("r")
+    (join,) = net.take(P.JoinRoom)
+    net.deliver(P.Joined(room="r", seq=5, mode="snapshot", key_count=0, clients=[], ref=join.ref))
+    net.deliver(P.SnapshotEnd(room="r", seq=5))
+    session_module.pump()
+    assert "blendsync.replay_enter" in _draw_history(context).operators()
+
+    def answer(seq: int, **fields) -> None:
+        (asked,) = net.take(P.Replay)
+        assert asked.seq == seq
+        state = dict(room="r", seq=5 if seq is None else seq, first=1, last=5, key_count=0, items=[])
+        net.deliver(P.ReplayState(**{**state, **fields}, ref=asked.ref))
+        session_module.pump()
+
+    assert bpy.ops.blendsync.replay_enter() == {"FINISHED"}
+    texts = _draw_history(context).texts()
+    assert "Reading the room ..." in texts and any(t.startswith("Read-only") for t in texts)
+    answer(None)
+    net.take()  # what went out before: the join's first scan, presence, the flush on entering
+    layout = _draw_history(context)
+    assert "seq 5" in layout.texts() and "1 to 5" in layout.texts()
+    assert {"blendsync.replay_step", "blendsync.replay_live"} <= set(layout.operators())
+    assert "blendsync.replay_enter" not in layout.operators()
+    # A step back, then a drag to the slider's start while that step is read: read after it.
+    assert bpy.ops.blendsync.replay_step(delta=-1) == {"FINISHED"}
+    context.window_manager.blendsync_replay_at = 0.0
+    answer(4)
+    answer(1)
+    assert replay.active(session).seq == 1 and not net.take(P.Replay)
+    # A seq the server refuses is shown as such; the scene stays where it was.
+    context.window_manager.blendsync_replay_at = 0.5
+    (asked,) = net.take(P.Replay)
+    assert asked.seq == 3
+    net.deliver(P.Error(code="not_retained", message="seq 3 is gone", ref=asked.ref))
+    session_module.pump()
+    assert "not_retained: seq 3 is gone" in _draw_history(context).texts()
+    assert replay.active(session).seq == 1
+    # A connection lost while a seq is read: the next position asks again (the answer was lost with it).
+    context.window_manager.blendsync_replay_at = 0.25
+    assert [e.seq for e in net.take(P.Replay)] == [2]
+    net.lose()
+    net.connect()
+    session_module.pump()
+    resumed = net.take()  # the resume: rejoin from seq 5, and the batch sent before replay, unacknowledged
+    assert {type(e).__name__ for e in resumed} == {"ListRooms", "JoinRoom", "Batch"}
+    assert all(e.op_id in session.unacked for e in resumed if isinstance(e, P.Batch))
+    context.window_manager.blendsync_replay_at = 0.75
+    assert [e.seq for e in net.take(P.Replay)] == [4]
+    answer_frame = dict(room="r", seq=4, first=1, last=5, key_count=0, items=[])
+    net.deliver(P.ReplayState(**answer_frame, ref=replay.active(session).ref))
+    session_module.pump()
+    assert replay.active(session).seq == 4
+    # An edit while replaying, and time for presence: nothing was sent but replay requests.
+    ob = bpy.data.objects.new("made in replay", None)
+    context.scene.collection.objects.link(ob)
+    context.view_layer.update()
+    for _ in range(3):
+        time.sleep(PRESENCE_WAIT)
+        session_module.pump()
+    # Back to live rejoins the room from a snapshot.
+    assert not [e for e in net.take() if not isinstance(e, P.Replay | P.Ping | P.Pong)]
+    assert bpy.ops.blendsync.replay_live() == {"FINISHED"}
+    assert [type(e).__name__ for e in net.take() if isinstance(e, P.LeaveRoom | P.JoinRoom)] == [
+        "LeaveRoom",
+        "JoinRoom",
+    ]
+    assert replay.active(session) is None
+    assert bpy.ops.blendsync.disconnect() == {"FINISHED"}
+    bpy.data.objects.remove(ob)
