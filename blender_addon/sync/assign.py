@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import bpy
 
-from . import ids, rna
+from . import ids
 
 
 def set_changed(struct, attr: str, value) -> None:
@@ -67,17 +65,3 @@ def replace(old: bpy.types.ID, new: bpy.types.ID, collection) -> bpy.types.ID:
     if uuid is not None:
         ids.set_uuid(new, uuid)
     return new
-
-
-def write_changed(struct: bpy.types.bpy_struct, values: Mapping[str, object], resolve: rna.Resolver) -> None:
-    """Write the values (as read by ``rna.read_props``) that differ from the struct's.
-
-    For settings whose default Blender would not accept back: a particle trail count of 0 (minimum 1), a
-    particle system's reactor target index of 0 (minimum 1).
-    """
-    for ident, value in values.items():
-        current = getattr(struct, ident, None)
-        if isinstance(current, bpy.types.ID):
-            current = ids.peek_uuid(current)  # a link travels as a uuid
-        if rna.plain(current) != value:
-            rna.write_props(struct, {ident: value}, resolve)

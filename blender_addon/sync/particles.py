@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids
-from .assign import write_changed
+from . import ids, rna
 from .context import ApplyContext, ReadContext
 
 SKIP = ("active_particle_target_index",)
@@ -40,7 +39,7 @@ def apply(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: Ap
         return ob
     psys = mod.particle_system
     before = psys.settings
-    write_changed(psys, {"settings": doc.get("settings"), **doc}, ctx.resolve)  # settings first
+    rna.write_changed(psys, {"settings": doc.get("settings"), **doc}, ctx.resolve)  # settings first
     if before is not None and before != psys.settings and before.users == 0 and ids.peek_uuid(before) is None:
         bpy.data.particles.remove(before)  # the settings the new modifier came with
     return ob

@@ -9,7 +9,7 @@ plain structs listed in ``nested`` are read recursively; everything else
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import bpy
@@ -178,3 +178,17 @@ def write_props(
             setattr(struct, ident, value)
         except (AttributeError, TypeError, ValueError, RuntimeError):
             continue
+
+
+def write_changed(struct: bpy.types.bpy_struct, values: Mapping[str, object], resolve: Resolver) -> None:
+    """Write the values (as read by ``read_props``) that differ from the struct's.
+
+    For settings whose default Blender would not accept back: a particle trail count of 0 (minimum 1), a
+    particle system's reactor target index of 0 (minimum 1).
+    """
+    for ident, value in values.items():
+        current = getattr(struct, ident, None)
+        if isinstance(current, bpy.types.ID):
+            current = ids.peek_uuid(current)  # a link travels as a uuid
+        if plain(current) != value:
+            write_props(struct, {ident: value}, resolve)

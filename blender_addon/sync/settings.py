@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import bpy
 
 from . import ids, rna
-from .assign import rename, write_changed
+from .assign import rename
 from .context import ApplyContext
 from .items import Items
 
@@ -34,9 +34,9 @@ def settings_part(
 ) -> Items:
     """The ``set`` part: one RNA setting per key, written where ``struct_of(datablock)`` says.
 
-    ``changed_only``: write a value only when it differs (:func:`.assign.write_changed`).
+    ``changed_only``: write a value only when it differs (:func:`.rna.write_changed`).
     """
-    write = write_changed if changed_only else rna.write_props
+    write = rna.write_changed if changed_only else rna.write_props
 
     def apply(owner: bpy.types.ID, item: tuple[str, ...], doc: object, ctx: ApplyContext) -> bpy.types.ID:
         if ctx.deleting:  # a setting's key goes away only with its datablock (or its type)
