@@ -140,6 +140,17 @@ def _install_logged(offer: Offer) -> bool:
     return True
 
 
+_pending: Offer | None = None  # the offer the operator accepted, installed once it has returned
+
+
+def install_pending() -> bool:
+    """Install the accepted offer (Blender's timer calls this after the operator returned; a script without
+    a UI loop, where timers never fire, calls it itself); whether it worked."""
+    global _pending
+    offer, _pending = _pending, None
+    return offer is not None and _install_logged(offer)
+
+
 class BLENDSYNC_OT_install_update(bpy.types.Operator):
     """Download the add-on the server offers, install it in place of this one, and connect again"""
 
@@ -147,17 +158,16 @@ class BLENDSYNC_OT_install_update(bpy.types.Operator):
     bl_label = "Install Update"
 
     def execute(self, context):
+        global _pending
         offer = current_offer()
         if offer is None:
             self.report({"WARNING"}, "The server offers no other version of the add-on")
             return {"CANCELLED"}
-        if not bpy.app.background:
-            # Installing unregisters this very operator: do it once the operator has returned.
-            bpy.app.timers.register(lambda: _install_logged(offer) and None, first_interval=0.0)
-            self.report({"INFO"}, f"Installing blendsync {offer.version}")
-            return {"FINISHED"}
-        # No UI loop (a script): install now, and touch nothing of this operator afterwards.
-        return {"FINISHED"} if _install_logged(offer) else {"CANCELLED"}
+        # Installing unregisters this very operator (and every class of the add-on): never from inside it.
+        _pending = offer
+        bpy.app.timers.register(lambda: install_pending() and None, first_interval=0.0)
+        self.report({"INFO"}, f"Installing blendsync {offer.version}")
+        return {"FINISHED"}
 
 
 class BLENDSYNC_PT_update(bpy.types.Panel):

@@ -62,6 +62,8 @@ if tamper:
     offer_for = old.updates.offer_for
     old.updates.offer_for = lambda *a: offer_for(*a).__class__(offer.version, offer.url, "0" * 64)
 out["update"] = sorted(bpy.ops.blendsync.install_update())
+# Blender's timer installs once the operator has returned; timers never fire without a UI loop.
+out["installed"] = old.updates.install_pending()
 new = sys.modules[name]
 out["replaced"] = new is not old
 out["new_version"] = new.updates.own_version()
@@ -114,7 +116,7 @@ def test_an_older_addon_installs_the_served_one_and_reconnects(old_zip, tmp_path
     assert out["old_connected"]
     assert out["offer"]["version"] == SERVED_VERSION and out["offer"]["url"].endswith("/addon/blendsync.zip")
     assert out["panel_shown"]
-    assert out["update"] == ["FINISHED"]
+    assert out["update"] == ["FINISHED"] and out["installed"]
     assert out["replaced"] and out["new_version"] == SERVED_VERSION
     assert out["new_connected"]
     assert not out["offer_after"]  # the same version now: nothing more to offer
@@ -123,6 +125,6 @@ def test_an_older_addon_installs_the_served_one_and_reconnects(old_zip, tmp_path
 def test_a_zip_that_does_not_match_the_welcome_is_not_installed(old_zip, tmp_path):
     out = run_update(old_zip, tmp_path, "tamper")
     assert out["old_connected"]
-    assert out["update"] != ["FINISHED"]
+    assert not out["installed"]
     assert not out["replaced"] and out["new_version"] == OLD_VERSION
     assert any("is not the add-on the server named" in m for m in out["messages"]), out["messages"]
