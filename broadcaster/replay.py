@@ -46,7 +46,7 @@ def replay_page(
     left, then items while they fit in ``page_bytes``."""
     first, last = replay_range(node, room, seq_base, meta)
     seq = last if seq is None else seq
-    state = history.state_at(node, room, seq, seq_base, meta)  # refuses a seq it cannot rebuild
+    state, _ = history.state_at(node, room, seq, seq_base, meta)  # refuses a seq it cannot rebuild
     keys = sorted(state)
     start = 0
     if after is not None:
