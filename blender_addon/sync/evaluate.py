@@ -1,4 +1,5 @@
-"""Evaluating a scene without its animation writing values back (used for poses and armature edit mode)."""
+"""Evaluating a scene without its animation writing values back (used for poses and armature edit mode), and
+letting a scene made while applying write its animation back like the one the artist has open."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def evaluate_without_animation(scene: bpy.types.Scene) -> None:
         for view_layer in scene.view_layers[:1]:
             with bpy.context.temp_override(scene=scene, view_layer=view_layer):
                 bpy.context.evaluated_depsgraph_get()
+
+
+def make_evaluable(scene: bpy.types.Scene) -> None:
+    """Let evaluating ``scene`` write what its animation and drivers compute back into its datablocks.
+
+    Blender writes them back only from an active depsgraph: the one a window shows, or one asked for through
+    the context. A scene the applier makes is shown by no window (background Blender has none to show), so a
+    frame change there evaluated its animation and left the values unwritten: the artist saw defaults where
+    the sender saw the animated values, which never travel (derived.py). Asking for it once makes it active.
+    """
+    for view_layer in scene.view_layers:
+        with bpy.context.temp_override(scene=scene, view_layer=view_layer):
+            bpy.context.evaluated_depsgraph_get()

@@ -11,12 +11,15 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 from scene_builders import (  # noqa: E402
     BUILDERS,
     CHANGES,
+    add_driver,
+    build_animated,
     build_armature,
     build_everything,
     build_mesh,
     build_node_group,
     build_shape_keys,
     evaluate_scenes,
+    link,
     reset_scene,
 )
 
@@ -169,6 +172,32 @@ def test_clear_scene_then_join():
     sync.apply_ops(list(values.items()))
     assert len(bpy.data.scenes) == 2
     evaluate_scenes()  # animation writes its values, in every scene
+    assert sync.scene_hash() == before
+
+
+def test_a_scene_made_by_the_applier_writes_its_animation():
+    """The joiner's window scene is taken over by the room's scene applied first (by uuid); every other one is
+    made by the applier and shown by no window. Evaluating it must still write what its animation and drivers
+    compute (those values never travel): here the animated scene is the one made."""
+    build_animated(count=1, rig=False)  # no rig: building a pose evaluates the scene on its own
+    animated = bpy.context.scene
+    cam = bpy.data.cameras.new("PropCam")
+    holder = link(bpy.data.objects.new("PropCam", cam))
+    holder["float"] = 0.25
+    add_driver(cam, "lens", 0, "30 + f", [("f", "SINGLE_PROP", [{"id": holder, "data_path": '["float"]'}])])
+    animated.frame_set(50)
+    animated[sync.UUID_PROP] = "f" * 32
+    bpy.data.scenes.new("Still")[sync.UUID_PROP] = "0" * 32  # applied first: takes over the window's
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    sync.clear_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == []
+    assert bpy.context.window.scene.name == "Still"
+    evaluate_scenes()
+    assert bpy.data.cameras["PropCam"].lens == pytest.approx(30.25)
+    assert bpy.data.objects["Anim0"].location.y > 1.0  # keyed 0 on frame 1 and 5 on frame 100
     assert sync.scene_hash() == before
 
 

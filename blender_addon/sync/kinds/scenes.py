@@ -18,6 +18,7 @@ import bpy
 from .. import ids
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
+from ..evaluate import make_evaluable
 from ..settings import apply_name, placeholder_name
 from .base import Items, Kind
 
@@ -91,15 +92,18 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    for scene in bpy.data.scenes:
-        if ids.peek_uuid(scene) is None or ids.ADOPT_PROP in scene:
-            if ids.ADOPT_PROP in scene:
-                del scene[ids.ADOPT_PROP]
-            old = ids.peek_uuid(scene)
-            if old is not None:
-                ctx.forget(old)
-            return scene
-    return bpy.data.scenes.new(placeholder_name(uuid))
+    scene = next((s for s in bpy.data.scenes if ids.peek_uuid(s) is None or ids.ADOPT_PROP in s), None)
+    if scene is None:
+        scene = bpy.data.scenes.new(placeholder_name(uuid))
+    else:
+        if ids.ADOPT_PROP in scene:
+            del scene[ids.ADOPT_PROP]
+        old = ids.peek_uuid(scene)
+        if old is not None:
+            ctx.forget(old)
+    # Whether a window shows it or not, evaluating it writes its animation (evaluate.make_evaluable).
+    make_evaluable(scene)
+    return scene
 
 
 def remove(scene: bpy.types.Scene) -> None:
