@@ -21,9 +21,11 @@ def find(ob: bpy.types.Object, name: str, ctx: ApplyContext) -> bpy.types.PoseBo
     def missing() -> bool:
         return ob.pose is None or name not in ob.pose.bones
 
-    if missing():
+    bones = getattr(ob.data, "bones", None)
+    if missing() and bones is not None and name in bones:
         # The pose is rebuilt from the armature's bones when the object is evaluated in a scene
-        # (which need not be the window's scene).
+        # (which need not be the window's scene). Not before the bone has arrived: evaluating could not
+        # make it, and a retry after every step would evaluate the scene each time.
         ob.update_tag()
         for scene in ob.users_scene:
             evaluate_without_animation(scene)
