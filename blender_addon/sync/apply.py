@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import bpy
 
 from . import ids
+from .apply_errors import NotApplied
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, part_token
 from .index import index_all, is_synced
@@ -90,7 +91,7 @@ class Applier:
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
         self._resolving: set[str] = set()  # pending-link tokens being resolved right now
         self._names: dict[str, tuple[str, str]] = {}  # uuid -> (key, name) its `name` key set, until it holds
-        self.errors: list[tuple[str, str]] = []  # (key, message) of operations that failed
+        self.errors = NotApplied()  # (key, message) of values that failed here and have not applied since
         # Test hook, None in the add-on: called with (key, decoded value; None for an item's delete) before a
         # value is applied; what it raises counts as that value failing here (tests fail a key on purpose).
         self.before_apply: Callable[[str, object], None] | None = None
@@ -173,6 +174,7 @@ class Applier:
             if self.tracker is not None:
                 self.tracker.note_applied(key, None)
             self._pending_values.pop(key, None)
+            self.errors.settled(key)
             if isinstance(spec, Items):
                 self._apply_item_delete(key, uuid, spec, item)
                 return
@@ -219,7 +221,7 @@ class Applier:
             else:
                 id_data = spec(id_data, doc, ctx)
         except Exception as exc:  # a bad value must not stop the rest of the batch
-            self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            self.errors.report(key, f"{type(exc).__name__}: {exc}")
             self._not_applied(key, uuid)
             return
         self._index[uuid] = (kind, id_data)
@@ -227,8 +229,10 @@ class Applier:
         if part == NAME_PART and isinstance(doc, str):
             self._names[uuid] = (key, doc)
         self._wait(key, value, ctx)
-        for message in ctx.errors:
-            self.errors.append((key, message))
+        if ctx.errors:
+            self.errors.report(key, "; ".join(ctx.errors))
+        else:
+            self.errors.settled(key)
         for stub_uuid in ctx.created:
             self._on_created(stub_uuid)
         if created:
@@ -261,7 +265,7 @@ class Applier:
             self._names = unsettled  # what the rest of the queue renames may free them
             return
         for uuid, (key, wanted) in unsettled.items():
-            self.errors.append((key, f"Blender named it {self._index[uuid][1].name!r}, not {wanted!r}"))
+            self.errors.report(key, f"Blender named it {self._index[uuid][1].name!r}, not {wanted!r}")
         self._names = {}
 
     def _not_applied(self, key: str, uuid: str) -> None:
@@ -301,11 +305,12 @@ class Applier:
             ctx = ApplyContext(self._index, self._make_stub, deleting=True)
             id_data = spec.apply(found[1], item, None, ctx)
         except Exception as exc:
-            self.errors.append((key, f"{type(exc).__name__}: {exc}"))
+            self.errors.report(key, f"{type(exc).__name__}: {exc}")
             self._not_applied(key, uuid)
             return
         self._index[uuid] = (found[0], id_data)
         self._touched[uuid] = id_data
+        self.errors.settled(key)
 
     def _on_created(self, uuid: str) -> None:
         for key, value in sorted(self._waiting_parts.pop(uuid, {}).items(), key=lambda kv: op_order(kv[0])):

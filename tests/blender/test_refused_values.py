@@ -62,11 +62,30 @@ def test_a_value_that_fails_to_apply_is_not_sent_back_and_a_later_edit_is(failur
 
     # Alone in its step (nothing else of the datablock applied), the failure is not reported back either.
     applier.apply([(location, value)])
-    assert [key for key, _ in applier.errors] == [location, location]
+    assert [key for key, _ in applier.errors] == [location]  # listed once, with its latest failure
     assert quiet(tracker) == ({}, [])
 
     ob.location.x = 5.0  # the artist's own edit still travels, alone
     assert quiet(tracker) == ({location: sync.encode_value([5.0, 0.0, 0.0])}, [])
+
+
+def test_a_failure_is_listed_until_the_key_applies_and_the_list_is_bounded():
+    ob = link(bpy.data.objects.new("Pillar", None))
+    uuid = sync.get_uuid(ob)
+    location, scale = sync.make_key("obj", uuid, "location"), sync.make_key("obj", uuid, "scale")
+    applier = sync.Applier(sync.ChangeTracker())
+    applier.apply([(location, b"\xc1"), (scale, b"\xc1")])
+    assert [key for key, _ in applier.errors] == [location, scale]
+    applier.apply([(location, sync.encode_value([1.0, 2.0, 3.0]))])  # a later value of the key holds
+    assert [key for key, _ in applier.errors] == [scale] and tuple(ob.location) == (1.0, 2.0, 3.0)
+    applier.apply([(scale, None)])  # so does its delete
+    assert applier.errors == []
+    limit = sync.apply_errors.MAX_KEYS
+    ghosts = [sync.make_key("obj", uuid, f"set/no_such_setting_{n}") for n in range(limit + 5)]
+    for key in ghosts:
+        applier.errors.report(key, "cannot apply this here")
+    assert len(applier.errors) == limit
+    assert applier.errors[0][0] == ghosts[5] and applier.errors[-1][0] == ghosts[-1]
 
 
 def test_an_item_delete_that_fails_to_apply_is_not_sent_back():
