@@ -10,15 +10,11 @@ from bpy.props import IntProperty, StringProperty
 
 from . import replay, replay_ui, room_history
 from . import session as session_module
+from .panel_support import InRoom, RedrawOnRevision
+from .panel_support import joined_session as _joined
 from .session_events import LISTENERS
 
 SHOWN_CHECKPOINTS = 20
-_seen_revision: tuple[int, int] = (-1, -1)
-
-
-def _joined():
-    session = session_module.current()
-    return session if session is not None and session.room is not None else None
 
 
 def _when(seconds: int) -> str:
@@ -42,17 +38,13 @@ class BLENDSYNC_OT_blame(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BLENDSYNC_OT_checkpoint(bpy.types.Operator):
+class BLENDSYNC_OT_checkpoint(InRoom, bpy.types.Operator):
     """Name the room's current state, to come back to it later"""
 
     bl_idname = "blendsync.checkpoint"
     bl_label = "Name a checkpoint"
 
     name: StringProperty(name="Name", default="checkpoint", maxlen=255)
-
-    @classmethod
-    def poll(cls, context):
-        return _joined() is not None
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)
@@ -62,32 +54,24 @@ class BLENDSYNC_OT_checkpoint(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BLENDSYNC_OT_checkpoints(bpy.types.Operator):
+class BLENDSYNC_OT_checkpoints(InRoom, bpy.types.Operator):
     """List the room's checkpoints"""
 
     bl_idname = "blendsync.checkpoints"
     bl_label = "Refresh"
-
-    @classmethod
-    def poll(cls, context):
-        return _joined() is not None
 
     def execute(self, context):
         room_history.request_checkpoints(_joined())
         return {"FINISHED"}
 
 
-class BLENDSYNC_OT_restore(bpy.types.Operator):
+class BLENDSYNC_OT_restore(InRoom, bpy.types.Operator):
     """Bring everyone's scene back to this checkpoint (the state before is kept as a checkpoint too)"""
 
     bl_idname = "blendsync.restore"
     bl_label = "Restore"
 
     checkpoint: IntProperty(name="Checkpoint", min=1)
-
-    @classmethod
-    def poll(cls, context):
-        return _joined() is not None
 
     def invoke(self, context, event):
         return context.window_manager.invoke_confirm(self, event)
@@ -97,14 +81,10 @@ class BLENDSYNC_OT_restore(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _Tab:
+class _Tab(InRoom):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "blendsync"
-
-    @classmethod
-    def poll(cls, context):
-        return _joined() is not None
 
 
 class BLENDSYNC_PT_blame(_Tab, bpy.types.Panel):
@@ -152,18 +132,12 @@ class BLENDSYNC_PT_checkpoints(_Tab, bpy.types.Panel):
         replay_ui.draw_box(layout, context)
 
 
-def _redraw(session) -> None:
-    """After-pump hook: redraw the sidebar when a history reply arrived."""
-    global _seen_revision
+def _revision(session) -> tuple[int, int]:
     state = replay.active(session)
-    revision = (room_history.view(session).revision, state.revision if state is not None else -1)
-    if revision == _seen_revision:
-        return
-    _seen_revision = revision
-    for window in getattr(bpy.context.window_manager, "windows", []):
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
+    return room_history.view(session).revision, state.revision if state is not None else -1
+
+
+_redraw = RedrawOnRevision(_revision)  # after a history reply arrived
 
 
 CLASSES = (

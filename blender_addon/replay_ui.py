@@ -7,15 +7,10 @@ import bpy
 from bpy.props import FloatProperty, IntProperty
 
 from . import replay
-from . import session as session_module
+from .panel_support import joined_session as _session
 from .session_events import LISTENERS
 
 _syncing = False  # the slider is being moved to a seq chosen elsewhere: not a request of its own
-
-
-def _session():
-    session = session_module.current()
-    return session if session is not None and session.room is not None else None
 
 
 def _slider_moved(wm, context) -> None:

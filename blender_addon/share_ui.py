@@ -11,9 +11,8 @@ from bpy.props import EnumProperty, StringProperty
 
 from . import session as session_module
 from . import share_links
+from .panel_support import RedrawOnRevision
 from .session_events import LISTENERS
-
-_seen_revision = -1
 
 
 def _owner_session():
@@ -141,18 +140,12 @@ class BLENDSYNC_PT_share(bpy.types.Panel):
         draw_share(self.layout, context)
 
 
-def _redraw(session) -> None:
-    """After-pump hook: redraw the sidebar when a share reply arrived."""
-    global _seen_revision
+def _revision(session) -> int:
     shares = getattr(session, "share_view", None)
-    revision = shares.revision if shares is not None else -1
-    if revision == _seen_revision:
-        return
-    _seen_revision = revision
-    for window in getattr(bpy.context.window_manager, "windows", []):
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
+    return shares.revision if shares is not None else -1
+
+
+_redraw = RedrawOnRevision(_revision)  # after a share reply arrived
 
 
 CLASSES = (
