@@ -8,7 +8,10 @@ The room is a recorded one, written through the client library with the add-on's
 from __future__ import annotations
 
 import array
+import hashlib
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import msgpack
@@ -219,3 +222,112 @@ async def test_the_page_keeps_its_connection_alive_while_the_room_streams(tmp_pa
                     await trio.sleep(0.1)
                 assert await page.evaluate("blendsyncViewer.connections()") == 1
                 assert await page.evaluate("blendsyncViewer.status") == "connected"
+
+
+def png(width: int, height: int, colour_at) -> bytes:
+    """An RGBA PNG, stored without compression (so it is large enough to travel in chunks);
+    ``colour_at(u, v)`` with (0, 0) the bottom left, as Blender's UVs."""
+    rows = b""
+    for y in range(height):
+        v = (height - 1 - y + 0.5) / height  # PNG rows go top first
+        rows += b"\0" + b"".join(bytes([*colour_at((x + 0.5) / width, v), 255]) for x in range(width))
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+CHUNK_BYTES = 64 * 1024
+
+
+async def chunked(client, data: bytes) -> tuple[msgpack.ExtType, list[bytes]]:
+    """``data`` as the add-on sends a long byte string: chunks stored as blobs, named by an extension
+    (docs/values.md, "Chunked byte strings"); returns it and the blobs a set must reference."""
+    hashes = [await client.put_blob(data[i : i + CHUNK_BYTES]) for i in range(0, len(data), CHUNK_BYTES)]
+    return msgpack.ExtType(7, len(data).to_bytes(8, "big") + b"".join(hashes)), hashes
+
+
+def textured_plane(obj: str, mesh: str, mat: str) -> list:
+    """A 4 x 4 plane facing -Y (towards CAMERA), its display mesh with UVs (0, 0) at its bottom left."""
+    corners = [(-2.0, -2.0), (2.0, -2.0), (-2.0, 2.0), (2.0, 2.0)]
+    display = {
+        "format": 1,
+        "hash": "plane",
+        "positions": f32([c for x, z in corners for c in (x, 0.0, z)]),
+        "normals": f32([0.0, -1.0, 0.0] * 4),
+        "indices": array.array("I", [0, 1, 3, 0, 3, 2]).tobytes(),
+        "groups": [[0, 6, 0]],
+        "uvs": f32([c for x, z in corners for c in ((x + 2) / 4, (z + 2) / 4)]),
+    }
+    return [
+        ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
+        ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
+        ["set", f"obj/{obj}/location", pack([0.0, 0.0, 0.0])],
+        ["set", f"view/{obj}/mesh", pack(display)],
+    ]
+
+
+async def textured_material(client, mat: str, image: bytes) -> list:
+    data, hashes = await chunked(client, image)
+    summary = {
+        "base_color": [0.8, 0.8, 0.8],
+        "metallic": 0.0,
+        "roughness": 0.5,
+        "emission": [0.0, 0.0, 0.0],
+        "base_color_image": {
+            "hash": hashlib.sha256(image).hexdigest(),
+            "width": 160,
+            "height": 160,
+            "data": data,
+            "linear": False,
+            "extension": "REPEAT",
+            "interpolation": "Closest",
+            "uv_transform": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        },
+    }
+    return ["set", f"view/{mat}/material", pack(summary), hashes]
+
+
+RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
+
+
+async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            plane, mat = "a" * 32, "c" * 32
+            # Left half red; right half blue above, green below: a flip either way shows.
+            first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+            assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
+            await ana.batch([*textured_plane(plane, "b" * 32, mat), await textured_material(ana, mat, first)])
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                sha = hashlib.sha256(first).hexdigest()
+                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+                await trio.sleep(0.3)  # a frame drawn with it
+                shot = await page.screenshot()
+                (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+                assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+                assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+                assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+                # The artist changes the image: the page shows the new one.
+                second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
+                await ana.batch([await textured_material(ana, mat, second)])
+                sha = hashlib.sha256(second).hexdigest()
+                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+                await trio.sleep(0.3)
+                changed = await page.screenshot()
+                (tmp_path / "retextured.png").write_bytes(await page.screenshot_png())
+                assert around(changed, project(changed, (-1.0, 0.0, 1.0)), blue)
+                assert around(changed, project(changed, (1.0, 0.0, 1.0)), red)
+                assert around(changed, project(changed, (1.0, 0.0, -1.0)), green)
