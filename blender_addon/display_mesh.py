@@ -59,7 +59,9 @@ class DisplayMeshes:
         self.viewers = 0
         self.in_room: dict[str, bytes] = {}  # view key -> its hash (meshes) or encoded value (materials)
         self.changed: dict[str, float] = {}  # object uuid -> when its geometry last changed here
-        self.materials: set[str] = set()  # material uuids to summarise again
+        # material uuid -> when it (or its image) last changed here: summarised again once still for
+        # QUIET_SECONDS, so painting an image or dragging a colour does not encode it on every pass
+        self.materials: dict[str, float] = {}
         self.next_pass = 0.0
         self.images.clear()
 
@@ -78,10 +80,10 @@ class DisplayMeshes:
             elif isinstance(data, bpy.types.Material):
                 uuid = peek_uuid(data.original)
                 if uuid is not None:
-                    self.materials.add(uuid)
+                    self.materials[uuid] = now
             elif isinstance(data, bpy.types.Image):
                 self.images.forget(data.original)  # painted, reloaded, repacked...
-                self.materials.update(_users_of(data.original))
+                self.materials.update(dict.fromkeys(_users_of(data.original), now))
 
     def note_room(self, ops: list) -> None:
         """Values of ``view/`` keys arriving from the room (snapshot or others' writes)."""
@@ -148,10 +150,12 @@ class DisplayMeshes:
             for slot in ob.material_slots:
                 material_uuid = peek_uuid(slot.material)
                 if material_uuid is not None and material_key(material_uuid) not in self.in_room:
-                    self.materials.add(material_uuid)
-        if self.materials:
+                    self.materials[material_uuid] = now - QUIET_SECONDS  # ready now
+        still = sorted(uuid for uuid, at in self.materials.items() if now - at >= QUIET_SECONDS)
+        if still:
             by_uuid = {peek_uuid(m): m for m in bpy.data.materials}
-            for uuid in sorted(self.materials):
+            for uuid in still:
+                del self.materials[uuid]
                 material = by_uuid.get(uuid)
                 if material is None:
                     continue
@@ -159,7 +163,6 @@ class DisplayMeshes:
                 if self.in_room.get(material_key(uuid)) != value:
                     ops.append(["set", material_key(uuid), value])
                     self.in_room[material_key(uuid)] = value
-            self.materials.clear()
         return ops
 
 
