@@ -250,17 +250,18 @@ async def chunked(client, data: bytes) -> tuple[msgpack.ExtType, list[bytes]]:
     return msgpack.ExtType(7, len(data).to_bytes(8, "big") + b"".join(hashes)), hashes
 
 
-def textured_plane(obj: str, mesh: str, mat: str) -> list:
-    """A 4 x 4 plane facing -Y (towards CAMERA), its display mesh with UVs (0, 0) at its bottom left."""
-    corners = [(-2.0, -2.0), (2.0, -2.0), (-2.0, 2.0), (2.0, 2.0)]
+def textured_plane(obj: str, mesh: str, mat: str, x: float = 0.0, half: float = 2.0) -> list:
+    """A square plane facing -Y (towards CAMERA) centred on (x, 0, 0), its display mesh with UVs (0, 0)
+    at its bottom left."""
+    corners = [(x - half, -half), (x + half, -half), (x - half, half), (x + half, half)]
     display = {
         "format": 1,
         "hash": "plane",
-        "positions": f32([c for x, z in corners for c in (x, 0.0, z)]),
+        "positions": f32([c for cx, cz in corners for c in (cx, 0.0, cz)]),
         "normals": f32([0.0, -1.0, 0.0] * 4),
         "indices": array.array("I", [0, 1, 3, 0, 3, 2]).tobytes(),
         "groups": [[0, 6, 0]],
-        "uvs": f32([c for x, z in corners for c in ((x + 2) / 4, (z + 2) / 4)]),
+        "uvs": f32([c for u, v in ((0, 0), (1, 0), (0, 1), (1, 1)) for c in (u, v)]),
     }
     return [
         ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
@@ -270,7 +271,9 @@ def textured_plane(obj: str, mesh: str, mat: str) -> list:
     ]
 
 
-async def textured_material(client, mat: str, image: bytes) -> list:
+async def textured_material(
+    client, mat: str, image: bytes, uv_transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+) -> list:
     data, hashes = await chunked(client, image)
     summary = {
         "base_color": [0.8, 0.8, 0.8],
@@ -285,7 +288,7 @@ async def textured_material(client, mat: str, image: bytes) -> list:
             "linear": False,
             "extension": "REPEAT",
             "interpolation": "Closest",
-            "uv_transform": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            "uv_transform": list(uv_transform),
         },
     }
     return ["set", f"view/{mat}/material", pack(summary), hashes]
@@ -331,3 +334,46 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
                 assert around(changed, project(changed, (-1.0, 0.0, 1.0)), blue)
                 assert around(changed, project(changed, (1.0, 0.0, 1.0)), red)
                 assert around(changed, project(changed, (1.0, 0.0, -1.0)), green)
+
+
+async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not_hold_is_left_out(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+            await ana.create_room("other", keep_open=True)
+            await ana.join("other")
+            theirs = png(160, 160, lambda u, v: GREEN)
+            other = await textured_material(ana, "9" * 32, theirs)
+            await ana.batch([other])  # the other room holds its image's chunks
+            await ana.leave()
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            left, right = "a" * 32, "d" * 32
+            # Left plane: its image mirrored in u (u' = 1 - u) by the summary's uv_transform.
+            mirrored = await textured_material(ana, "c" * 32, image, (-1.0, 0.0, 1.0, 0.0, 1.0, 0.0))
+            await ana.batch([*textured_plane(left, "b" * 32, "c" * 32, x=-2.5, half=1.5), mirrored])
+            # Right plane: a summary naming the other room's chunks, set without refs (a server stores any
+            # bytes): the page cannot fetch them, leaves the value out and draws the material's own keys.
+            await ana.batch(
+                [
+                    *textured_plane(right, "e" * 32, "f" * 32, x=2.5, half=1.5),
+                    ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
+                    ["set", "view/" + "f" * 32 + "/material", other[2]],
+                ]
+            )
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                await page.wait_for("blendsyncViewer.textures().length === 1", 30)
+                await trio.sleep(0.3)
+                shot = await page.screenshot()
+                (tmp_path / "mirrored.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-3.25, 0.0, 0.75)), blue), page.log
+                assert around(shot, project(shot, (-3.25, 0.0, -0.75)), green)
+                assert around(shot, project(shot, (-1.75, 0.0, 0.0)), red)
+                assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
+                assert await page.evaluate("blendsyncViewer.status") == "connected"
