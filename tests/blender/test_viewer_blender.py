@@ -7,6 +7,8 @@ Chromium (tools/browser.py); checked by the screenshot's pixels.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import trio
 from support import ServerProcess, free_port
@@ -127,7 +129,7 @@ import bpy, math
 import numpy as np
 
 def paint(img, left, top_right, bottom_right):
-    # Each region its colour with noise in its channel: a PNG too big for one chunk.
+    # Each region its colour with noise in its channel: a file too big for one chunk.
     w, h = img.size
     rng = np.random.default_rng(7)
     px = np.ones((h, w, 4), np.float32)
@@ -141,9 +143,13 @@ def paint(img, left, top_right, bottom_right):
     px[..., :3] = np.where(strong, 0.8 + 0.2 * rng.random((h, w, 3), np.float32), px[..., :3])
     img.pixels.foreach_set(px.ravel())
 
-img = bpy.data.images.new("Checker", 256, 256)
-paint(img, (1, 0, 0), (0, 0, 1), (0, 1, 0))
-img.pack()  # a packed PNG, as an artist's saved texture
+made = bpy.data.images.new("Made", 512, 512)
+paint(made, (1, 0, 0), (0, 0, 1), (0, 1, 0))
+made.file_format = "JPEG"
+made.save(filepath=JPEG_PATH, quality=90)  # a texture file, as artists have them
+bpy.data.images.remove(made)
+img = bpy.data.images.load(JPEG_PATH)
+img.name = "Checker"
 bpy.ops.mesh.primitive_plane_add(size=4.0, location=(0.0, 0.0, 0.0), rotation=(math.pi / 2, 0.0, 0.0))
 ob = bpy.context.active_object
 ob.name = "Plane"
@@ -168,7 +174,7 @@ img.update_tag()  # what painting in Blender does
 """
 
 
-async def test_blender_publishes_a_materials_image_and_the_page_maps_it_and_follows_a_repaint(tmp_path):
+async def test_blender_publishes_a_materials_jpeg_and_the_page_maps_it_and_follows_a_repaint(tmp_path):
     tokens = tmp_path / "tokens.toml"
     token = add_user(tokens, "ana")
     http_port = free_port()
@@ -180,7 +186,8 @@ async def test_blender_publishes_a_materials_image_and_the_page_maps_it_and_foll
     try:
         assert (await trio.to_thread.run_sync(lambda: ana.recv(timeout=60))).get("ready")
         await trio.to_thread.run_sync(lambda: ana.call("connect", servers=f"{host}:{port}", token=token))
-        await trio.to_thread.run_sync(lambda: ana.call("edit", script=TEXTURED))
+        textured = TEXTURED.replace("JPEG_PATH", repr(str(tmp_path / "checker.jpg")))
+        await trio.to_thread.run_sync(lambda: ana.call("edit", script=textured))
         await trio.to_thread.run_sync(
             lambda: ana.call("create_room", room="shot", keep_open=True, send_scene=True)
         )
@@ -206,6 +213,8 @@ async def test_blender_publishes_a_materials_image_and_the_page_maps_it_and_foll
                         await pump(ana, quiet=0.2)
 
             first = await textured_with(1)
+            # The file's own bytes went (a JPEG the browser decodes), not a re-encoding.
+            assert first == [hashlib.sha256((tmp_path / "checker.jpg").read_bytes()).hexdigest()]
             await trio.sleep(0.5)
             shot = await page.screenshot()
             (tmp_path / "blender-textured.png").write_bytes(await page.screenshot_png())
@@ -213,9 +222,9 @@ async def test_blender_publishes_a_materials_image_and_the_page_maps_it_and_foll
             assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
             assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
             assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
-            # The artist repaints the image: the page shows the new one.
+            # The artist repaints the image (not saved: a PNG of its pixels goes): the page shows it.
             await trio.to_thread.run_sync(
-                lambda: ana.call("edit", script=f"PAINT = {TEXTURED.split('img = bpy')[0]!r}\n" + REPAINT)
+                lambda: ana.call("edit", script=f"PAINT = {TEXTURED.split('made = bpy')[0]!r}\n" + REPAINT)
             )
             loaded = await textured_with(1)
             with trio.fail_after(120):
