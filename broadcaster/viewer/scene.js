@@ -106,7 +106,13 @@ export class RoomScene {
     const materialsDirty = [...dirty].some(
       (id) => id.startsWith("mat/") || (id.startsWith("view/") && this.parts("view", id.slice(5)).has("material")),
     );
-    for (const id of dirty) if (id.startsWith("mat/") || id.startsWith("view/")) this.materials.delete(id.slice(id.indexOf("/") + 1));
+    const replaced = [];
+    for (const id of dirty) {
+      if (!id.startsWith("mat/") && !id.startsWith("view/")) continue;
+      const uuid = id.slice(id.indexOf("/") + 1);
+      if (this.materials.has(uuid)) replaced.push(this.materials.get(uuid));
+      this.materials.delete(uuid);
+    }
     const matrices = worldMatrices(objects);
     let rebuilt = false;
     for (const [uuid, ob] of objects) {
@@ -141,7 +147,14 @@ export class RoomScene {
     }
     if ([...dirty].some((id) => id.startsWith("world/") || id.startsWith("scene/"))) this.updateWorld();
     if (rebuilt) for (const artist of this.artists.values()) this.drawSelection(artist);
-    if (materialsDirty) this.textures.sweep(this.materials.values());
+    if (materialsDirty) {
+      // Every mesh was rebuilt with the new materials: free the GPU side of the old ones.
+      for (const material of replaced) {
+        if (material.map) material.map.dispose();
+        material.dispose();
+      }
+      this.textures.sweep(this.materials.values());
+    }
   }
 
   rebuildContent(uuid, record, meta) {
