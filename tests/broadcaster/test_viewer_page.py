@@ -250,25 +250,52 @@ async def chunked(client, data: bytes) -> tuple[msgpack.ExtType, list[bytes]]:
     return msgpack.ExtType(7, len(data).to_bytes(8, "big") + b"".join(hashes)), hashes
 
 
-def textured_plane(obj: str, mesh: str, mat: str, x: float = 0.0, half: float = 2.0) -> list:
-    """A square plane facing -Y (towards CAMERA) centred on (x, 0, 0), its display mesh with UVs (0, 0)
-    at its bottom left."""
-    corners = [(x - half, -half), (x + half, -half), (x - half, half), (x + half, half)]
+def grid(cells: int) -> tuple[list[tuple[float, float]], list[int]]:
+    """UVs of a (cells + 1)^2 grid of vertices over the unit square and its triangles' indices."""
+    uvs = [(i / cells, j / cells) for j in range(cells + 1) for i in range(cells + 1)]
+    indices = []
+    for j in range(cells):
+        for i in range(cells):
+            a = j * (cells + 1) + i
+            indices += [a, a + 1, a + cells + 2, a, a + cells + 2, a + cells + 1]
+    return uvs, indices
+
+
+def textured_plane(obj: str, mesh: str, mat: str, x: float = 0.0, half: float = 2.0, cells: int = 1) -> list:
+    """A square plane facing -Y (towards CAMERA) centred on (x, 0, 0), its display mesh (a grid of
+    ``cells`` x ``cells`` squares) with UVs (0, 0) at its bottom left."""
+    uvs, indices = grid(cells)
     display = {
         "format": 1,
-        "hash": "plane",
-        "positions": f32([c for cx, cz in corners for c in (cx, 0.0, cz)]),
-        "normals": f32([0.0, -1.0, 0.0] * 4),
-        "indices": array.array("I", [0, 1, 3, 0, 3, 2]).tobytes(),
-        "groups": [[0, 6, 0]],
-        "uvs": f32([c for u, v in ((0, 0), (1, 0), (0, 1), (1, 1)) for c in (u, v)]),
+        "hash": f"plane{cells}",
+        "positions": f32([c for u, v in uvs for c in (x - half + 2 * half * u, 0.0, -half + 2 * half * v)]),
+        "normals": f32([0.0, -1.0, 0.0] * len(uvs)),
+        "indices": array.array("I", indices).tobytes(),
+        "groups": [[0, len(indices), 0]],
+        "uvs": f32([c for uv in uvs for c in uv]),
     }
     return [
         ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
         ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
         ["set", f"obj/{obj}/location", pack([0.0, 0.0, 0.0])],
-        ["set", f"view/{obj}/mesh", pack(display)],
+        ["set", f"view/{obj}/mesh", display],
     ]
+
+
+async def sent_as_the_add_on_does(client, ops: list) -> list:
+    """Ops whose values are still documents packed, their byte strings past a chunk sent as chunks."""
+    out = []
+    for op in ops:
+        if op[0] != "set" or isinstance(op[2], bytes):
+            out.append(op)
+            continue
+        doc, refs = dict(op[2]), []
+        for name, value in doc.items():
+            if isinstance(value, bytes) and len(value) > CHUNK_BYTES:
+                doc[name], hashes = await chunked(client, value)
+                refs += hashes
+        out.append(["set", op[1], pack(doc), refs] if refs else ["set", op[1], pack(doc)])
+    return out
 
 
 async def textured_material(
@@ -309,7 +336,10 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
             # Left half red; right half blue above, green below: a flip either way shows.
             first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
             assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
-            await ana.batch([*textured_plane(plane, "b" * 32, mat), await textured_material(ana, mat, first)])
+            # A fine grid: its display mesh's arrays travel in chunks too.
+            mesh = await sent_as_the_add_on_does(ana, textured_plane(plane, "b" * 32, mat, cells=80))
+            assert len(mesh[-1]) == 4
+            await ana.batch([*mesh, await textured_material(ana, mat, first)])
             share = await ana.admin("share", room="r")
             async with open_browser(tmp_path / "profile") as page:
                 await page.navigate(f"{share['url']}#camera={CAMERA}")
@@ -317,6 +347,7 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
                 sha = hashlib.sha256(first).hexdigest()
                 await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
                 await trio.sleep(0.3)  # a frame drawn with it
+                assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80"
                 shot = await page.screenshot()
                 (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
                 assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
@@ -354,12 +385,14 @@ async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not
             left, right = "a" * 32, "d" * 32
             # Left plane: its image mirrored in u (u' = 1 - u) by the summary's uv_transform.
             mirrored = await textured_material(ana, "c" * 32, image, (-1.0, 0.0, 1.0, 0.0, 1.0, 0.0))
-            await ana.batch([*textured_plane(left, "b" * 32, "c" * 32, x=-2.5, half=1.5), mirrored])
+            left_plane = textured_plane(left, "b" * 32, "c" * 32, x=-2.5, half=1.5)
+            await ana.batch([*await sent_as_the_add_on_does(ana, left_plane), mirrored])
             # Right plane: a summary naming the other room's chunks, set without refs (a server stores any
             # bytes): the page cannot fetch them, leaves the value out and draws the material's own keys.
+            right_plane = textured_plane(right, "e" * 32, "f" * 32, x=2.5, half=1.5)
             await ana.batch(
                 [
-                    *textured_plane(right, "e" * 32, "f" * 32, x=2.5, half=1.5),
+                    *await sent_as_the_add_on_does(ana, right_plane),
                     ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
                     ["set", "view/" + "f" * 32 + "/material", other[2]],
                 ]
