@@ -4,7 +4,9 @@ The room holds base data (a mesh before its modifiers, a geometry nodes tree); a
 it. While the room has viewers (members of kind ``viewer``), each add-on publishes, for the objects whose
 geometry changed here, the **evaluated** mesh (modifiers and geometry nodes applied), triangulated, with
 corner normals, in the object's own space, under ``view/<object uuid>/mesh``; and a summary of the
-materials those objects use under ``view/<material uuid>/material`` (docs/values.md gives both encodings).
+materials those objects use under ``view/<material uuid>/material``, with the image of a simple material's
+base colour (display_images.py; docs/values.md gives the encodings). Their large byte strings travel as
+chunks (sync/chunks.py), which a viewer fetches as blobs its room references.
 
 - **Content-addressed**: each mesh carries the SHA-256 of its content; a mesh whose hash the room already
   holds (published by anyone) is not sent again, so two artists seeing the same change publish it once in
@@ -26,6 +28,7 @@ from typing import Any
 
 import bpy
 
+from .display_images import ImageCache, base_color_image
 from .sync.codec import encode_value
 from .sync.ids import peek_uuid
 
@@ -48,6 +51,7 @@ def material_key(uuid: str) -> str:
 class DisplayMeshes:
     def __init__(self) -> None:
         self.stats = {"published": 0, "evaluated": 0}
+        self.images = ImageCache()
         self._reset(None)
 
     def _reset(self, room: str | None) -> None:
@@ -55,8 +59,11 @@ class DisplayMeshes:
         self.viewers = 0
         self.in_room: dict[str, bytes] = {}  # view key -> its hash (meshes) or encoded value (materials)
         self.changed: dict[str, float] = {}  # object uuid -> when its geometry last changed here
-        self.materials: set[str] = set()  # material uuids to summarise again
+        # material uuid -> when it (or its image) last changed here: summarised again once still for
+        # QUIET_SECONDS, so painting an image or dragging a colour does not encode it on every pass
+        self.materials: dict[str, float] = {}
         self.next_pass = 0.0
+        self.images.clear()
 
     # ---- what happens in the scene and the room ------------------------------------------------------
 
@@ -73,7 +80,10 @@ class DisplayMeshes:
             elif isinstance(data, bpy.types.Material):
                 uuid = peek_uuid(data.original)
                 if uuid is not None:
-                    self.materials.add(uuid)
+                    self.materials[uuid] = now
+            elif isinstance(data, bpy.types.Image):
+                self.images.forget(data.original)  # painted, reloaded, repacked...
+                self.materials.update(dict.fromkeys(_users_of(data.original), now))
 
     def note_room(self, ops: list) -> None:
         """Values of ``view/`` keys arriving from the room (snapshot or others' writes)."""
@@ -100,6 +110,7 @@ class DisplayMeshes:
             return
         now = time.monotonic()
         if arrived:
+            self.images.clear()  # images changed while nobody watched were not noted
             for ob in bpy.data.objects:
                 uuid = peek_uuid(ob)
                 if uuid is not None and ob.type in DRAWABLE:
@@ -110,14 +121,13 @@ class DisplayMeshes:
         ops = self._pass(now)
         if ops:
             self.stats["published"] += len(ops)
-            session._send_ops(ops)
+            session._send_ops(session.chunks.with_refs(ops))  # large byte strings go as chunks
 
     def _pass(self, now: float) -> list[list[Any]]:
         ready = [uuid for uuid, at in self.changed.items() if now - at >= QUIET_SECONDS]
-        if not ready:
-            return []
-        objects = {peek_uuid(ob): ob for ob in bpy.data.objects}
-        depsgraph = bpy.context.evaluated_depsgraph_get()
+        # (a material or its image may change alone: its summary goes without any mesh)
+        objects = {peek_uuid(ob): ob for ob in bpy.data.objects} if ready else {}
+        depsgraph = bpy.context.evaluated_depsgraph_get() if ready else None
         ops: list[list[Any]] = []
         deadline = time.monotonic() + PASS_BUDGET
         for uuid in ready:
@@ -140,19 +150,32 @@ class DisplayMeshes:
             for slot in ob.material_slots:
                 material_uuid = peek_uuid(slot.material)
                 if material_uuid is not None and material_key(material_uuid) not in self.in_room:
-                    self.materials.add(material_uuid)
-        if self.materials:
+                    self.materials[material_uuid] = now - QUIET_SECONDS  # ready now
+        still = sorted(uuid for uuid, at in self.materials.items() if now - at >= QUIET_SECONDS)
+        if still:
             by_uuid = {peek_uuid(m): m for m in bpy.data.materials}
-            for uuid in sorted(self.materials):
+            for uuid in still:
+                del self.materials[uuid]
                 material = by_uuid.get(uuid)
                 if material is None:
                     continue
-                value = encode_value(material_summary(material))
+                value = encode_value(material_summary(material, self.images))
                 if self.in_room.get(material_key(uuid)) != value:
                     ops.append(["set", material_key(uuid), value])
                     self.in_room[material_key(uuid)] = value
-            self.materials.clear()
         return ops
+
+
+def _users_of(image: bpy.types.Image) -> set[str]:
+    """The uuids of the materials whose nodes use an image."""
+    users = set()
+    for material in bpy.data.materials:
+        tree = material.node_tree
+        if tree is not None and any(getattr(n, "image", None) == image for n in tree.nodes):
+            uuid = peek_uuid(material)
+            if uuid is not None:
+                users.add(uuid)
+    return users
 
 
 def _hash_of(value: bytes) -> bytes:
@@ -192,6 +215,11 @@ def evaluated_mesh(ob: bpy.types.Object, depsgraph: Any) -> dict[str, Any] | Non
         mesh.loops.foreach_get("vertex_index", corner_verts)
         normals = np.empty(len(mesh.loops) * 3, np.float32)
         mesh.corner_normals.foreach_get("vector", normals)
+        uv_layer = next((layer for layer in mesh.uv_layers if layer.active_render), None)
+        uvs = None
+        if uv_layer is not None:
+            uvs = np.empty(len(mesh.loops) * 2, np.float32)
+            uv_layer.uv.foreach_get("vector", uvs)
     finally:
         evaluated.to_mesh_clear()
     # Triangles by material slot; one vertex per distinct (vertex, corner normal): sharp edges stay sharp.
@@ -199,7 +227,10 @@ def evaluated_mesh(ob: bpy.types.Object, depsgraph: Any) -> dict[str, Any] | Non
     corners = loops.reshape(-1, 3)[order].ravel()
     vertex_bytes = corner_verts[corners].astype("<i4").view(np.uint8).reshape(-1, 4)
     normal_bytes = normals.reshape(-1, 3)[corners].astype("<f4").view(np.uint8).reshape(-1, 12)
-    rows = np.concatenate([vertex_bytes, normal_bytes], axis=1)
+    parts = [vertex_bytes, normal_bytes]
+    if uvs is not None:  # a vertex is split along UV seams too
+        parts.append(uvs.reshape(-1, 2)[corners].astype("<f4").view(np.uint8).reshape(-1, 8))
+    rows = np.concatenate(parts, axis=1)
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     positions = co.reshape(-1, 3)[corner_verts[corners[first]]].astype("<f4")
     vertex_normals = normals.reshape(-1, 3)[corners[first]].astype("<f4")
@@ -209,11 +240,13 @@ def evaluated_mesh(ob: bpy.types.Object, depsgraph: Any) -> dict[str, Any] | Non
     ends = np.append(starts[1:], len(slots))
     groups = [[int(s) * 3, int(e - s) * 3, int(slots[s])] for s, e in zip(starts, ends, strict=True)]
     content = [positions.tobytes(), vertex_normals.tobytes(), indices.tobytes(), repr(groups).encode()]
+    if uvs is not None:
+        content.append(uvs.reshape(-1, 2)[corners[first]].astype("<f4").tobytes())
     digest = hashlib.sha256()
     for part in content:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
-    return {
+    doc = {
         "format": FORMAT,
         "hash": digest.hexdigest(),
         "positions": content[0],
@@ -221,11 +254,15 @@ def evaluated_mesh(ob: bpy.types.Object, depsgraph: Any) -> dict[str, Any] | Non
         "indices": content[2],
         "groups": groups,
     }
+    if uvs is not None:
+        doc["uvs"] = content[4]
+    return doc
 
 
-def material_summary(material: bpy.types.Material) -> dict[str, Any]:
-    """Base colour, metallic, roughness and emission (times its strength) from the first Principled BSDF,
-    else the material's viewport settings (docs/values.md, "Material summary")."""
+def material_summary(material: bpy.types.Material, images: ImageCache | None = None) -> dict[str, Any]:
+    """Base colour (and the image feeding it, when simple), metallic, roughness and emission (times its
+    strength) from the first Principled BSDF, else the material's viewport settings (docs/values.md,
+    "Material summary")."""
     summary = {
         "base_color": [float(c) for c in material.diffuse_color[:3]],
         "metallic": float(material.metallic),
@@ -241,4 +278,7 @@ def material_summary(material: bpy.types.Material) -> dict[str, Any]:
         summary["roughness"] = float(inputs["Roughness"].default_value)
         strength = float(inputs["Emission Strength"].default_value)
         summary["emission"] = [float(c) * strength for c in inputs["Emission Color"].default_value[:3]]
+        picture = base_color_image(nodes[0], images if images is not None else ImageCache())
+        if picture is not None:
+            summary["base_color_image"] = picture
     return summary

@@ -158,6 +158,7 @@ class Blobs:
         self.total_bytes = 0
         self.key_refs: dict[tuple[str, str], tuple[bytes, ...]] = {}  # committed refs of room keys
         self.room_bytes: dict[str, int] = {}  # bytes of blobs referenced by each room's keys (per key)
+        self.room_blobs: dict[str, dict[bytes, int]] = {}  # room -> blob -> its keys referencing it
         self.uploading: dict[bytes, int] = {}  # blob -> size, uploads submitted here and not committed
         # (room, key) -> writes submitted here that change the key's holds and are not committed yet; a
         # later write of that key waits for them, so it diffs against committed refs (docs/architecture.md)
@@ -200,6 +201,15 @@ class Blobs:
         new = tuple(refs or ())
         if new:
             self.key_refs[(room, key)] = new
+        counts = self.room_blobs.setdefault(room, {})
+        for blob in old:
+            counts[blob] -= 1
+            if not counts[blob]:
+                del counts[blob]
+        for blob in new:
+            counts[blob] = counts.get(blob, 0) + 1
+        if not counts:
+            del self.room_blobs[room]
         delta = self._bytes(new) - self._bytes(old)
         self.room_bytes[room] = self.room_bytes.get(room, 0) + delta
         if not self.room_bytes[room]:
@@ -221,11 +231,20 @@ class Blobs:
             case BlobPut():
                 await self.put(session, event)
             case BlobGet(hashes=hashes, ref=ref):
-                session.out.put_stream(self._blob_frames(list(hashes), ref))
+                readable = None
+                if session.user.is_viewer:  # its room's blobs only (roles.py)
+                    readable = self.room_blobs.get(session.room.name, {}) if session.room is not None else {}
+                session.out.put_stream(self._blob_frames(list(hashes), ref, readable))
 
-    def _blob_frames(self, blobs: list[bytes], ref: int | None) -> Iterator[bytes]:
-        """Read when sent, like a snapshot: a joiner's fetches do not fill its send queue."""
+    def _blob_frames(
+        self, blobs: list[bytes], ref: int | None, readable: dict[bytes, int] | None
+    ) -> Iterator[bytes]:
+        """Read when sent, like a snapshot: a joiner's fetches do not fill its send queue. A blob outside
+        ``readable`` (when given) is answered as not held: a viewer learns nothing of other rooms."""
         for blob in blobs:
+            if readable is not None and blob not in readable:
+                yield encode_frame(BlobDataEvent(hash=blob, data=None, ref=ref))
+                continue
             found = self.node.read_local(blob_path(blob))
             data = found[1] if found is not None and isinstance(found[1], bytes) else None
             self.metrics.blob_bytes_sent += len(data or b"")

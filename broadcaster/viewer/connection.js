@@ -5,6 +5,7 @@
 
 import { decode, encode } from "@msgpack/msgpack";
 
+const MAX_BLOB_GET = 64; // hashes in one blob_get (docs/protocol.md, "Limits")
 const FATAL_FOR_GOOD = new Set(["auth_failed", "forbidden", "version_mismatch", "kicked", "no_such_room"]);
 
 function randomSession() {
@@ -14,8 +15,9 @@ function randomSession() {
 }
 
 export class RoomConnection {
-  constructor({ url, room, token, onStatus, onReset, onItems, onClients, onClient, onClientLeft }) {
-    Object.assign(this, { url, room, token, onStatus, onReset, onItems, onClients, onClient, onClientLeft });
+  constructor(callbacks) {
+    // url, room, token; onStatus, onReset, onJoined, onItems, onBlob, onClients, onClient, onClientLeft
+    Object.assign(this, callbacks);
     this.session = randomSession();
     this.seq = null; // the last seq applied; a reconnect resumes after it
     this.stopped = false;
@@ -69,6 +71,12 @@ export class RoomConnection {
     }
   }
 
+  // Chunks of values (chunks.js): a viewer may fetch the blobs its room references, 64 per request.
+  getBlobs(hashes) {
+    for (let i = 0; i < hashes.length; i += MAX_BLOB_GET)
+      this.send({ type: "blob_get", hashes: hashes.slice(i, i + MAX_BLOB_GET) });
+  }
+
   // The server closes a client it hears nothing from for its heartbeat timeout, and a viewer has
   // nothing else to say: ping whenever nothing was sent for a heartbeat interval.
   keepAlive(interval) {
@@ -95,6 +103,7 @@ export class RoomConnection {
         }
         this.seq = body.seq;
         this.onClients(body.clients || []);
+        this.onJoined(); // chunks asked for on a lost connection are asked again
         this.onStatus(body.mode === "snapshot" ? "loading" : "connected", body.mode === "snapshot" ? "loading the room..." : "live");
         break;
       case "snapshot":
@@ -108,6 +117,9 @@ export class RoomConnection {
       case "applied":
         this.seq = body.seq;
         this.onItems(body.ops.map((op) => (op[0] === "set" ? [op[1], op[2]] : [op[1], null])));
+        break;
+      case "blob_data":
+        this.onBlob(body.hash, body.data ?? null);
         break;
       case "client_joined":
         this.onClient(body.client.id, body.client, true);

@@ -26,6 +26,7 @@ const state = {
     return record ? record.node.matrix.elements.slice(12, 15) : null;
   },
   connections: () => connection.connections, // WebSocket connections opened (1 unless it reconnected)
+  textures: () => scene.textures.loaded(), // content hashes of the images decoded and drawn
   objectCount() {
     return scene.objects.size;
   },
@@ -40,7 +41,7 @@ window.blendsyncViewer = state;
 const canvas = $("view");
 const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
 renderer.setPixelRatio(window.devicePixelRatio || 1);
-const scene = new RoomScene(renderer);
+const scene = new RoomScene(renderer, (hashes) => connection.getBlobs(hashes));
 const camera = new THREE.PerspectiveCamera(50, 1, 0.05, 5000);
 camera.up.set(0, 0, 1); // Blender's Z up
 camera.position.set(8, -8, 6);
@@ -134,7 +135,9 @@ const connection = new RoomConnection({
     scene.reset();
     state.loaded = false;
   },
+  onJoined: () => scene.gate.resend(),
   onItems: (items) => scene.apply(items),
+  onBlob: (hash, data) => scene.arrived(hash, data),
   onClients: (list) => {
     for (const id of [...clients.keys()]) {
       clients.delete(id);

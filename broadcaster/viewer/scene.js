@@ -15,12 +15,16 @@ import {
   worldColour,
   worldMatrices,
 } from "./values.js";
+import { ChunkGate } from "./chunks.js";
+import { Textures } from "./textures.js";
 
 const SMOOTHING_SECONDS = 0.05; // a drag arrives at ~30 updates/s: ease between them
 
 export class RoomScene {
-  constructor(renderer) {
+  constructor(renderer, fetchBlobs) {
     this.renderer = renderer;
+    this.gate = new ChunkGate(fetchBlobs); // values whose byte strings travel as chunks wait for them
+    this.textures = new Textures();
     this.scene = new THREE.Scene();
     this.scene.background = new THREE.Color(0.05, 0.05, 0.05);
     const sky = new THREE.HemisphereLight(0xffffff, 0x505050, 1.2);
@@ -40,27 +44,43 @@ export class RoomScene {
     for (const uuid of [...this.objects.keys()]) this.removeObject(uuid);
     this.datablocks.clear();
     this.dirty.clear();
+    this.gate.reset();
     this.changed = true;
   }
 
   apply(items) {
     for (const [key, value] of items) {
-      const parsed = splitKey(key);
-      if (!parsed) continue;
-      const id = `${parsed.kind}/${parsed.uuid}`;
-      let parts = this.datablocks.get(id);
-      const part = [parsed.part, ...parsed.item].join("/");
       if (value === null) {
-        if (parts) parts.delete(part);
-        if (parts && parts.size === 0) this.datablocks.delete(id);
-      } else {
-        const decoded = decodeValue(value);
-        if (decoded === undefined) continue;
-        if (!parts) this.datablocks.set(id, (parts = new Map()));
-        parts.set(part, decoded);
+        this.gate.drop(key);
+        this.store(key, null);
+        continue;
       }
-      this.dirty.add(id);
+      const decoded = decodeValue(value);
+      if (decoded === undefined) continue;
+      const ready = this.gate.incoming(key, decoded);
+      if (ready !== null) this.store(key, ready);
     }
+  }
+
+  // A blob_data: the values it completes take their place.
+  arrived(hash, data) {
+    for (const [key, value] of this.gate.arrived(hash, data)) this.store(key, value);
+  }
+
+  store(key, decoded) {
+    const parsed = splitKey(key);
+    if (!parsed) return;
+    const id = `${parsed.kind}/${parsed.uuid}`;
+    let parts = this.datablocks.get(id);
+    const part = [parsed.part, ...parsed.item].join("/");
+    if (decoded === null) {
+      if (parts) parts.delete(part);
+      if (parts && parts.size === 0) this.datablocks.delete(id);
+    } else {
+      if (!parts) this.datablocks.set(id, (parts = new Map()));
+      parts.set(part, decoded);
+    }
+    this.dirty.add(id);
     this.changed = true;
   }
 
@@ -86,7 +106,13 @@ export class RoomScene {
     const materialsDirty = [...dirty].some(
       (id) => id.startsWith("mat/") || (id.startsWith("view/") && this.parts("view", id.slice(5)).has("material")),
     );
-    for (const id of dirty) if (id.startsWith("mat/") || id.startsWith("view/")) this.materials.delete(id.slice(id.indexOf("/") + 1));
+    const replaced = [];
+    for (const id of dirty) {
+      if (!id.startsWith("mat/") && !id.startsWith("view/")) continue;
+      const uuid = id.slice(id.indexOf("/") + 1);
+      if (this.materials.has(uuid)) replaced.push(this.materials.get(uuid));
+      this.materials.delete(uuid);
+    }
     const matrices = worldMatrices(objects);
     let rebuilt = false;
     for (const [uuid, ob] of objects) {
@@ -121,6 +147,14 @@ export class RoomScene {
     }
     if ([...dirty].some((id) => id.startsWith("world/") || id.startsWith("scene/"))) this.updateWorld();
     if (rebuilt) for (const artist of this.artists.values()) this.drawSelection(artist);
+    if (materialsDirty) {
+      // Every mesh was rebuilt with the new materials: free the GPU side of the old ones.
+      for (const material of replaced) {
+        if (material.map) material.map.dispose();
+        material.dispose();
+      }
+      this.textures.sweep(this.materials.values());
+    }
   }
 
   rebuildContent(uuid, record, meta) {
@@ -134,6 +168,7 @@ export class RoomScene {
       const geometry = new THREE.BufferGeometry();
       geometry.setAttribute("position", new THREE.BufferAttribute(display.positions, 3));
       geometry.setAttribute("normal", new THREE.BufferAttribute(display.normals, 3));
+      if (display.uvs) geometry.setAttribute("uv", new THREE.BufferAttribute(display.uvs, 2));
       geometry.setIndex(new THREE.BufferAttribute(display.indices, 1));
       const slots = this.slotMaterials(record.ob, meta);
       const groups = display.groups.length ? display.groups : [[0, display.indices.length, 0]];
@@ -223,6 +258,8 @@ export class RoomScene {
         emissive: new THREE.Color(...summary.emission.map((c) => Math.min(c, 1))),
         side: THREE.DoubleSide,
       });
+      // Only a display mesh has UVs; the base mesh draws the base colour.
+      if (summary.image) this.textures.use(material, summary.image);
       this.materials.set(key, material);
     }
     return material;

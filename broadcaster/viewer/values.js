@@ -2,12 +2,13 @@
 // Pure functions over the room's key -> msgpack-decoded value map: no three.js, no DOM.
 
 import { decode } from "@msgpack/msgpack";
+import { extensionCodec } from "./chunks.js";
 
 const IDENTITY = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
 
 export function decodeValue(bytes) {
   try {
-    return decode(bytes);
+    return decode(bytes, { extensionCodec }); // chunked byte strings: see chunks.js
   } catch {
     return undefined; // a value this page cannot read is left out, never fatal
   }
@@ -164,7 +165,9 @@ export function displayMesh(value) {
   if (positions.length % 3 || normals.length !== positions.length || indices.length % 3) return null;
   if (indices.some((i) => i >= count)) return null;
   const groups = Array.isArray(value.groups) ? value.groups.filter((g) => numbers(g, 3)) : [];
-  return { positions, normals, indices, groups, hash: value.hash };
+  const uvs = value.uvs === undefined ? null : f32(value.uvs);
+  if (uvs && uvs.length !== count * 2) return null;
+  return { positions, normals, indices, groups, uvs, hash: value.hash };
 }
 
 // The base mesh (mesh/<uuid>/geometry) as triangles, fan-triangulated, for objects without a display
@@ -231,7 +234,36 @@ export function publishedMaterial(value) {
   if (!value || typeof value !== "object") return null;
   const base = colour(value.base_color), emission = colour(value.emission);
   if (!base || typeof value.metallic !== "number" || typeof value.roughness !== "number") return null;
-  return { base_color: base, metallic: value.metallic, roughness: value.roughness, emission: emission || [0, 0, 0] };
+  return {
+    base_color: base,
+    metallic: value.metallic,
+    roughness: value.roughness,
+    emission: emission || [0, 0, 0],
+    image: baseColorImage(value.base_color_image),
+  };
+}
+
+const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const JPEG = [0xff, 0xd8, 0xff];
+
+function startsWith(bytes, magic) {
+  return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
+
+// The image feeding a published material's base colour: PNG or JPEG bytes, or null (drawn without).
+export function baseColorImage(value) {
+  if (!value || typeof value !== "object" || !(value.data instanceof Uint8Array)) return null;
+  const type = startsWith(value.data, PNG) ? "image/png" : startsWith(value.data, JPEG) ? "image/jpeg" : null;
+  if (!type || typeof value.hash !== "string") return null;
+  return {
+    hash: value.hash,
+    data: value.data,
+    type,
+    linear: value.linear === true,
+    extension: typeof value.extension === "string" ? value.extension : "REPEAT",
+    interpolation: typeof value.interpolation === "string" ? value.interpolation : "Linear",
+    uvTransform: numbers(value.uv_transform, 6) || [1, 0, 0, 0, 1, 0],
+  };
 }
 
 export function lightSummary(keys) {

@@ -223,3 +223,51 @@ async def test_viewers_are_announced_to_artists_and_not_to_each_other(tmp_path):
             await ana.set("k", b"v")  # the first viewer's next message is this, not the other's comings
             assert (await first.receive()).TYPE == "applied"
             await first.aclose()
+
+
+async def test_a_viewer_fetches_the_blobs_its_room_references_and_no_other(tmp_path):
+    # Blobs are stored once per server and fetched by hash: a viewer must not read another room's
+    # (nor one only uploaded), and must not learn that the server holds it.
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        async with connect(host, port, name="ana", token=tokens["ana"]) as ana:
+            await ana.create_room("other", keep_open=True)
+            await ana.join("other")
+            theirs = await ana.put_blob(b"the other room's texture")
+            await ana.batch([["set", "tex", b"v", [theirs]]])
+            await ana.leave()
+            await ana.create_room(ROOM, keep_open=True)
+            await ana.join(ROOM)
+            ours, released = await ana.put_blob(b"our texture"), await ana.put_blob(b"an old texture")
+            uploaded = await ana.put_blob(b"uploaded, referenced by nothing")
+            await ana.batch([["set", "mat/1/tex", b"v", [ours]], ["set", "mat/2/tex", b"v", [released]]])
+            await ana.set("mat/2/tex", b"no texture now")
+            await ana.put_blob(b"an old texture")  # held again by an upload: stored, not the room's
+            share = await ana.admin("share", room=ROOM)
+            ws, _ = await viewer(b.http_addresses[0], share["token"])
+
+            async def fetch(hashes: list[bytes]) -> list:
+                await ws.send_body({"type": "blob_get", "hashes": hashes, "ref": 7})
+                answers = []
+                while len(answers) < len(hashes):
+                    event = await ws.receive()
+                    if event.TYPE == "blob_data":
+                        answers.append((event.hash, event.data))
+                return answers
+
+            assert await fetch([ours]) == [(ours, None)]  # not in its room before it joins
+            await ws.send_body({"type": "join_room", "room": ROOM, "ref": 1})
+            await ws.receive_until("snapshot_end")
+            nothing = bytes(32)
+            assert await fetch([ours, theirs, released, uploaded, nothing]) == [
+                (ours, b"our texture"),
+                (theirs, None),
+                (released, None),
+                (uploaded, None),
+                (nothing, None),
+            ]
+            assert await ana.get_blob(theirs) == b"the other room's texture"  # an artist reads by hash
+            # A key that lets go of the blob takes the viewer's access with it.
+            await ana.delete("mat/1/tex")
+            await ws.receive_until("applied")
+            assert await fetch([ours]) == [(ours, None)]
+            await ws.aclose()

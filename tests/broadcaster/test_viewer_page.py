@@ -8,7 +8,10 @@ The room is a recorded one, written through the client library with the add-on's
 from __future__ import annotations
 
 import array
+import hashlib
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import msgpack
@@ -218,4 +221,192 @@ async def test_the_page_keeps_its_connection_alive_while_the_room_streams(tmp_pa
                     await ana.set("obj/x/location", pack([float(i), 0.0, 0.0]))
                     await trio.sleep(0.1)
                 assert await page.evaluate("blendsyncViewer.connections()") == 1
+                assert await page.evaluate("blendsyncViewer.status") == "connected"
+
+
+def png(width: int, height: int, colour_at) -> bytes:
+    """An RGBA PNG, stored without compression (so it is large enough to travel in chunks);
+    ``colour_at(u, v)`` with (0, 0) the bottom left, as Blender's UVs."""
+    rows = b""
+    for y in range(height):
+        v = (height - 1 - y + 0.5) / height  # PNG rows go top first
+        rows += b"\0" + b"".join(bytes([*colour_at((x + 0.5) / width, v), 255]) for x in range(width))
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+CHUNK_BYTES = 64 * 1024
+
+
+async def chunked(client, data: bytes) -> tuple[msgpack.ExtType, list[bytes]]:
+    """``data`` as the add-on sends a long byte string: chunks stored as blobs, named by an extension
+    (docs/values.md, "Chunked byte strings"); returns it and the blobs a set must reference."""
+    hashes = [await client.put_blob(data[i : i + CHUNK_BYTES]) for i in range(0, len(data), CHUNK_BYTES)]
+    return msgpack.ExtType(7, len(data).to_bytes(8, "big") + b"".join(hashes)), hashes
+
+
+def grid(cells: int) -> tuple[list[tuple[float, float]], list[int]]:
+    """UVs of a (cells + 1)^2 grid of vertices over the unit square and its triangles' indices."""
+    uvs = [(i / cells, j / cells) for j in range(cells + 1) for i in range(cells + 1)]
+    indices = []
+    for j in range(cells):
+        for i in range(cells):
+            a = j * (cells + 1) + i
+            indices += [a, a + 1, a + cells + 2, a, a + cells + 2, a + cells + 1]
+    return uvs, indices
+
+
+def textured_plane(obj: str, mesh: str, mat: str, x: float = 0.0, half: float = 2.0, cells: int = 1) -> list:
+    """A square plane facing -Y (towards CAMERA) centred on (x, 0, 0), its display mesh (a grid of
+    ``cells`` x ``cells`` squares) with UVs (0, 0) at its bottom left."""
+    uvs, indices = grid(cells)
+    display = {
+        "format": 1,
+        "hash": f"plane{cells}",
+        "positions": f32([c for u, v in uvs for c in (x - half + 2 * half * u, 0.0, -half + 2 * half * v)]),
+        "normals": f32([0.0, -1.0, 0.0] * len(uvs)),
+        "indices": array.array("I", indices).tobytes(),
+        "groups": [[0, len(indices), 0]],
+        "uvs": f32([c for uv in uvs for c in uv]),
+    }
+    return [
+        ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
+        ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
+        ["set", f"obj/{obj}/location", pack([0.0, 0.0, 0.0])],
+        ["set", f"view/{obj}/mesh", display],
+    ]
+
+
+async def sent_as_the_add_on_does(client, ops: list) -> list:
+    """Ops whose values are still documents packed, their byte strings past a chunk sent as chunks."""
+    out = []
+    for op in ops:
+        if op[0] != "set" or isinstance(op[2], bytes):
+            out.append(op)
+            continue
+        doc, refs = dict(op[2]), []
+        for name, value in doc.items():
+            if isinstance(value, bytes) and len(value) > CHUNK_BYTES:
+                doc[name], hashes = await chunked(client, value)
+                refs += hashes
+        out.append(["set", op[1], pack(doc), refs] if refs else ["set", op[1], pack(doc)])
+    return out
+
+
+async def textured_material(
+    client, mat: str, image: bytes, uv_transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+) -> list:
+    data, hashes = await chunked(client, image)
+    summary = {
+        "base_color": [0.8, 0.8, 0.8],
+        "metallic": 0.0,
+        "roughness": 0.5,
+        "emission": [0.0, 0.0, 0.0],
+        "base_color_image": {
+            "hash": hashlib.sha256(image).hexdigest(),
+            "width": 160,
+            "height": 160,
+            "data": data,
+            "linear": False,
+            "extension": "REPEAT",
+            "interpolation": "Closest",
+            "uv_transform": list(uv_transform),
+        },
+    }
+    return ["set", f"view/{mat}/material", pack(summary), hashes]
+
+
+RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
+
+
+async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            plane, mat = "a" * 32, "c" * 32
+            # Left half red; right half blue above, green below: a flip either way shows.
+            first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+            assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
+            # A fine grid: its display mesh's arrays travel in chunks too.
+            mesh = await sent_as_the_add_on_does(ana, textured_plane(plane, "b" * 32, mat, cells=80))
+            assert len(mesh[-1]) == 4
+            await ana.batch([*mesh, await textured_material(ana, mat, first)])
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                sha = hashlib.sha256(first).hexdigest()
+                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+                await trio.sleep(0.3)  # a frame drawn with it
+                assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80"
+                shot = await page.screenshot()
+                (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+                assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+                assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+                assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+                # The artist changes the image: the page shows the new one.
+                second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
+                await ana.batch([await textured_material(ana, mat, second)])
+                sha = hashlib.sha256(second).hexdigest()
+                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+                await trio.sleep(0.3)
+                changed = await page.screenshot()
+                (tmp_path / "retextured.png").write_bytes(await page.screenshot_png())
+                assert around(changed, project(changed, (-1.0, 0.0, 1.0)), blue)
+                assert around(changed, project(changed, (1.0, 0.0, 1.0)), red)
+                assert around(changed, project(changed, (1.0, 0.0, -1.0)), green)
+
+
+async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not_hold_is_left_out(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+            await ana.create_room("other", keep_open=True)
+            await ana.join("other")
+            theirs = png(160, 160, lambda u, v: GREEN)
+            other = await textured_material(ana, "9" * 32, theirs)
+            await ana.batch([other])  # the other room holds its image's chunks
+            await ana.leave()
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            left, right = "a" * 32, "d" * 32
+            # Left plane: its image mirrored in u (u' = 1 - u) by the summary's uv_transform.
+            mirrored = await textured_material(ana, "c" * 32, image, (-1.0, 0.0, 1.0, 0.0, 1.0, 0.0))
+            left_plane = textured_plane(left, "b" * 32, "c" * 32, x=-2.5, half=1.5)
+            await ana.batch([*await sent_as_the_add_on_does(ana, left_plane), mirrored])
+            # Right plane: a summary naming the other room's chunks, set without refs (a server stores any
+            # bytes): the page cannot fetch them, leaves the value out and draws the material's own keys.
+            right_plane = textured_plane(right, "e" * 32, "f" * 32, x=2.5, half=1.5)
+            await ana.batch(
+                [
+                    *await sent_as_the_add_on_does(ana, right_plane),
+                    ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
+                    ["set", "view/" + "f" * 32 + "/material", other[2]],
+                ]
+            )
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                await page.wait_for("blendsyncViewer.textures().length === 1", 30)
+                await trio.sleep(0.3)
+                shot = await page.screenshot()
+                (tmp_path / "mirrored.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-3.25, 0.0, 0.75)), blue), page.log
+                assert around(shot, project(shot, (-3.25, 0.0, -0.75)), green)
+                assert around(shot, project(shot, (-1.75, 0.0, 0.0)), red)
+                assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
                 assert await page.evaluate("blendsyncViewer.status") == "connected"
