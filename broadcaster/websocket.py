@@ -81,6 +81,7 @@ class WebSocketSession(Session):
             self._close_code = CLOSE_POLICY
             self.fail(ErrorCode.BAD_FRAME, f"bad WebSocket data: {exc}")
             return False
+        ended = not data  # the TCP stream ended: wsproto says so as a close (1006) as well
         for event in events:
             if isinstance(event, BytesMessage):
                 if not self._message_part(event.data, event.message_finished):
@@ -92,9 +93,9 @@ class WebSocketSession(Session):
             elif isinstance(event, Ping):
                 self.send_frame_raw(self.ws.send(event.response()))
             elif isinstance(event, CloseConnection):
-                self.conn.receive_data(b"")  # the peer is done: the session ends as on a closed socket
-        if not data:
-            self.conn.receive_data(b"")
+                ended = True  # the peer is done: the session ends as on a closed socket
+        if ended:
+            self.conn.receive_data(b"")  # once: the protocol refuses data after its end
         return True
 
     def _message_part(self, data: bytes | bytearray, finished: bool) -> bool:
