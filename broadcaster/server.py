@@ -66,6 +66,7 @@ from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
 from .errors import RequestError
+from .expiry import ExpiryTimer
 from .health_history import HealthHistory
 from .hub import VIEWER_KIND, Hub
 from .joins import Joins
@@ -121,6 +122,7 @@ class Broadcaster:
         backups = Backups(config.data_dir, node, self.version)
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses, backups)
         self.share_links = ShareStore(node, self._close_link)
+        self.expiry = ExpiryTimer()
         self.shares = Shares(
             config.tokens_file is not None,
             self.store,
@@ -157,6 +159,7 @@ class Broadcaster:
             nursery.start_soon(self.blobs.release_pump)
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
+            nursery.start_soon(self.expiry.run)
             if self.config.tokens_file is not None:  # links made before links were replicated
                 links = self.share_links
                 nursery.start_soon(import_tokens_file_links, self.node, self.config.tokens_file, links)
@@ -337,6 +340,7 @@ class Broadcaster:
         kind = "client" if hello.client_kind == VIEWER_KIND else hello.client_kind
         session.kind = VIEWER_KIND if user.is_viewer else kind
         self.hub.register(session)
+        self.expiry.add(session)  # a share link's session closes when its link expires
         self.blobs.session_back(client_id)
         session.send(
             Welcome(
@@ -381,6 +385,7 @@ class Broadcaster:
         for room in list(session.imports):
             self.admin.abandon_import(session, room)
         self.hub.unregister(session)
+        self.expiry.discard(session)
         if session.client_id and session.client_id not in self.sessions:
             self.blobs.session_gone(session.client_id)
 

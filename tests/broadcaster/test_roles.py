@@ -152,6 +152,40 @@ async def test_a_revoked_or_expired_link_is_refused_and_a_revoke_closes_it_at_on
                 await ana.admin("revoke_share", name=share["name"])
 
 
+async def test_a_link_expiring_while_open_closes_its_viewers_and_is_refused_after(tmp_path):
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        async with connect(host, port, name="ana", token=tokens["ana"]) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            # A link of a few seconds: its viewer is open before it expires (the protocol counts whole
+            # seconds), and the close is an event the test waits for, not a time it guesses.
+            late = await ana.admin("share", room="r", expires_in=3)
+            lasting = await ana.admin("share", room="r", expires_in=3600)
+            ws, welcome = await viewer(b.http_addresses[0], late["token"])
+            assert welcome["type"] == "welcome", welcome
+            other, _ = await viewer(b.http_addresses[0], lasting["token"])
+            for client in (ws, other):
+                await client.send_body({"type": "join_room", "room": "r"})
+                await client.receive_until("snapshot_end")
+            with trio.fail_after(30):
+                while True:
+                    body = await ws.receive_body()
+                    if body["type"] == "error":
+                        break
+            assert body["code"] == "auth_failed" and body["fatal"] and "expired" in body["message"]
+            assert time.time() >= late["expires_at"]  # not before its time
+            with pytest.raises(WebSocketClosed):
+                await ws.receive_body()
+            [listed] = [s for s in await ana.admin("shares", room="r") if s["name"] == late["name"]]
+            assert listed["expired"]
+            _, refused = await viewer(b.http_addresses[0], late["token"])
+            assert refused["type"] == "error" and refused["code"] == "auth_failed"
+            # The other link's viewer is untouched: it still gets the room's operations.
+            await ana.set("k", b"v")
+            assert (await other.receive_until("applied"))[-1].TYPE == "applied"
+            await other.aclose()
+
+
 async def test_links_in_the_tokens_file_are_imported_and_keep_working(tmp_path):
     tokens = tmp_path / "tokens.toml"
     admin_token = add_user(tokens, "root", "admin")
