@@ -21,6 +21,7 @@ class Member(Protocol):
     """What rooms are told of a member (a Session, which imports this module: it cannot be named here)."""
 
     name: str
+    kind: str
     room: Room | None
 
     def info(self) -> dict[str, Any]:
