@@ -221,7 +221,7 @@ class Blobs:
             case BlobPut():
                 await self.put(session, event)
             case BlobGet(hashes=hashes, ref=ref):
-                session.out.put_stream(self._blob_frames(list(hashes), ref))
+                session.send_stream(self._blob_frames(list(hashes), ref))
 
     def _blob_frames(self, blobs: list[bytes], ref: int | None) -> Iterator[bytes]:
         """Read when sent, like a snapshot: a joiner's fetches do not fill its send queue."""

@@ -65,6 +65,7 @@ from .backup import Backups
 from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
+from .direct_writes import DirectWrites
 from .errors import RequestError
 from .expiry import ExpiryTimer
 from .health_history import HealthHistory
@@ -123,6 +124,7 @@ class Broadcaster:
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses, backups)
         self.share_links = ShareStore(node, self._close_link)
         self.expiry = ExpiryTimer()
+        self.direct_writes = DirectWrites()  # the WebSocket viewers' fan-out (websocket.py)
         self.shares = Shares(
             config.tokens_file is not None,
             self.store,
@@ -160,6 +162,7 @@ class Broadcaster:
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
             nursery.start_soon(self.expiry.run)
+            nursery.start_soon(self.direct_writes.run)
             if self.config.tokens_file is not None:  # links made before links were replicated
                 links = self.share_links
                 nursery.start_soon(import_tokens_file_links, self.node, self.config.tokens_file, links)

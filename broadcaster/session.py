@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import trio
@@ -150,6 +151,10 @@ class Session:
         """Queue an encoded frame; a client whose queue is full is cut as a slow consumer (it resumes)."""
         if not self.out.put(frame):
             self.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
+
+    def send_stream(self, frames: Iterator[bytes]) -> None:
+        """Queue frames made as they are sent (a snapshot, a backup), after everything sent before."""
+        self.out.put_stream(frames)
 
     def fail(self, code: ErrorCode, message: str, ref: int | None = None) -> None:
         """End the session: send one error frame (best effort, bounded in time), then close."""
