@@ -183,6 +183,7 @@ class WebSocketSession(Session):
             self._raw = None  # the writer task meets the same error and ends the session
             sent = 0
         self.host.metrics.sent_bytes += sent
+        self.sent_directly = True  # the writer task need not ping a client that is being sent to
         if sent < len(data):
             super().send_frame(_RawWebSocketData(data[sent:]))
 
