@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def share_path(name: str) -> tuple[str, ...]:
 
 
 def share_record(
-    token_sha256: str, room: str, expires_at: int, created_by: str, created_at: int
+    token_sha256: str, room: str, expires_at: int | None, created_by: str, created_at: int
 ) -> dict[str, Any]:
     return {
         "token_sha256": token_sha256,
@@ -50,7 +50,10 @@ def share_record(
     }
 
 
-def create_share_command(name: str, record: dict[str, Any], drop: list[str] = ()) -> dict[str, Any]:
+EMPTY_RECORD = share_record("", "", None, "", 0)
+
+
+def create_share_command(name: str, record: dict[str, Any], drop: Sequence[str] = ()) -> dict[str, Any]:
     """Add a link (never over an existing name), dropping the records listed in ``drop`` (expired ones)."""
     path = list(share_path(name))
     then = [{"op": "delete", "path": list(share_path(old))} for old in drop]
@@ -87,8 +90,9 @@ class ShareStore:
         old = self._by_name.pop(name, None)
         if old is not None and self._by_hash.get(old["token_sha256"]) == name:
             del self._by_hash[old["token_sha256"]]
-        if isinstance(record, dict):
-            self._by_name[name] = record
+        # Only this module writes the records; anything else under /shares/ is ignored, never fatal.
+        if isinstance(record, dict) and isinstance(record.get("token_sha256"), str):
+            self._by_name[name] = {**EMPTY_RECORD, **record}
             self._by_hash[record["token_sha256"]] = name
 
     def _on_event(self, event: WatchEvent) -> None:

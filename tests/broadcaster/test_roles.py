@@ -276,3 +276,16 @@ async def test_viewers_are_announced_to_artists_and_not_to_each_other(tmp_path):
             await ana.set("k", b"v")  # the first viewer's next message is this, not the other's comings
             assert (await first.receive()).TYPE == "applied"
             await first.aclose()
+
+
+async def test_a_record_under_shares_not_written_by_the_server_is_ignored(tmp_path):
+    # Nothing committed crashes a node: whatever reaches /shares/ in the tree, links go on working.
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        for payload in ("not a record", {"room": "r"}, {"token_sha256": 7}, None):
+            await b.node.propose({"then": [{"op": "put", "path": ["shares", "junk"], "payload": payload}]})
+        async with connect(host, port, name="ana", token=tokens["ana"]) as ana:
+            await ana.create_room("r", keep_open=True)
+            share = await ana.admin("share", room="r")
+            assert [s["name"] for s in await ana.admin("shares", room="r")] == [share["name"]]
+            _, welcome = await viewer(b.http_addresses[0], share["token"])
+            assert welcome["type"] == "welcome" and welcome["role"] == "viewer"
