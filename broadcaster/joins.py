@@ -13,10 +13,10 @@ from protocol import Ack, Applied, ErrorCode, Joined, JoinRoom, LocksChanged, Sn
 
 from .config import ServerConfig
 from .errors import RequestError
-from .hub import VIEWER_KIND, Hub
+from .hub import Hub
 from .password_attempts import PasswordGuard
 from .roles import room_role
-from .rooms import Room, encode_frame
+from .rooms import VIEWER_KIND, Room, encode_frame
 from .roomstore import RoomStore
 from .session import Session
 

@@ -12,6 +12,8 @@ from protocol import Ack, Applied, pack_body
 from protocol.framing import frame_bytes
 from protocol.limits import covering_prefixes
 
+VIEWER_KIND = "viewer"  # the kind the server gives a share link's sessions (server.py)
+
 
 def encode_frame(event: Any) -> bytes:
     return frame_bytes(pack_body(event.to_body()))

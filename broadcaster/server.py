@@ -69,12 +69,13 @@ from .direct_writes import DirectWrites
 from .errors import RequestError
 from .expiry import ExpiryTimer
 from .health_history import HealthHistory
-from .hub import VIEWER_KIND, Hub
+from .hub import Hub
 from .joins import Joins
 from .locks import Locks
 from .metrics import Metrics
 from .password_attempts import PasswordGuard
 from .roles import check_request
+from .rooms import VIEWER_KIND
 from .roomstore import RoomStore, create_room_command, delete_room_command
 from .session import Session
 from .shares import ACTIONS as SHARE_ACTIONS

@@ -90,7 +90,8 @@ async def test_a_link_made_on_one_node_opens_on_all_is_revoked_on_all_and_surviv
         for ws in (on_two, on_three):
             with trio.fail_after(20):
                 while (error := await ws.receive_body())["type"] != "error":
-                    pass  # what members receive (the other node's viewer joining, ...) until then
+                    # Viewers are not told of each other, on one node or across nodes.
+                    assert error["type"] != "client_joined" or error["client"]["kind"] != "viewer", error
             assert error["type"] == "error" and error["code"] == "auth_failed" and error["fatal"]
             assert "revoked" in error["message"]
             with trio.fail_after(20), pytest.raises(WebSocketClosed):
