@@ -167,7 +167,7 @@ class AdminActions:
             }
             yield encode_frame(AdminResult(action="export", result=result, ref=ref))
 
-        session.out.put_stream(frames())
+        session.send_stream(frames())
         return None
 
     async def _admin_history(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
@@ -190,7 +190,7 @@ class AdminActions:
     async def _admin_backup(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         """Stream a consistent copy of the whole store: backup_data chunks, then the manifest."""
         log.info("admin %s takes a backup", session.name)
-        session.out.put_stream(await self.backups.frames(ref))
+        session.send_stream(await self.backups.frames(ref))
         return None
 
     async def _admin_import(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:

@@ -234,7 +234,7 @@ class Blobs:
                 readable = None
                 if session.user.is_viewer:  # its room's blobs only (roles.py)
                     readable = self.room_blobs.get(session.room.name, {}) if session.room is not None else {}
-                session.out.put_stream(self._blob_frames(list(hashes), ref, readable))
+                session.send_stream(self._blob_frames(list(hashes), ref, readable))
 
     def _blob_frames(
         self, blobs: list[bytes], ref: int | None, readable: dict[bytes, int] | None

@@ -27,11 +27,9 @@ from .config import ServerConfig
 from .errors import RequestError
 from .metrics import Metrics
 from .peers import PeerRelay
-from .rooms import Room, encode_frame
+from .rooms import VIEWER_KIND, Room, encode_frame
 from .roomstore import RoomStore
 from .session import Session
-
-VIEWER_KIND = "viewer"  # the kind the server gives a share link's sessions (server.py)
 
 
 class Hub:

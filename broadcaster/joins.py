@@ -13,10 +13,10 @@ from protocol import Ack, Applied, ErrorCode, Joined, JoinRoom, LocksChanged, Sn
 
 from .config import ServerConfig
 from .errors import RequestError
-from .hub import VIEWER_KIND, Hub
+from .hub import Hub
 from .password_attempts import PasswordGuard
 from .roles import room_role
-from .rooms import Room, encode_frame
+from .rooms import VIEWER_KIND, Room, encode_frame
 from .roomstore import RoomStore
 from .session import Session
 
@@ -47,8 +47,11 @@ class Joins:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, "already in a room")
         room = self.hub.rooms.setdefault(request.room, Room(request.room))
         seq = self.hub.current_seq(request.room)
-        clients = [member.info() for member in room.members.values()] + self.hub.peers.members(room.name)
-        if session.kind == VIEWER_KIND:  # a viewer is shown the artists, not the other viewers
+        viewer = session.kind == VIEWER_KIND  # a viewer is shown the artists, not the other viewers
+        # Filtered before info(): 500 viewers joining would otherwise build 500 x 500 maps.
+        clients = [m.info() for m in room.members.values() if not (viewer and m.kind == VIEWER_KIND)]
+        clients += self.hub.peers.members(room.name)
+        if viewer:
             clients = [client for client in clients if client.get("kind") != VIEWER_KIND]
         tail = self._tail_after(request.room, request.since, seq) if request.since is not None else None
         session.joined_seq = request.since if tail is not None else seq  # where its stream starts
@@ -64,7 +67,7 @@ class Joins:
                     role=room_role(session.user, meta),
                 )
             )
-            session.out.put_stream(self._tail_frames(room.name, session.client_id, tail))
+            session.send_stream(self._tail_frames(room.name, session.client_id, tail))
         else:
             items = self.store.items(room.name)
             session.send(
@@ -78,7 +81,7 @@ class Joins:
                     role=room_role(session.user, meta),
                 )
             )
-            session.out.put_stream(self._snapshot_frames(room.name, seq, items))
+            session.send_stream(self._snapshot_frames(room.name, seq, items))
         if room.has_locks:
             session.send(
                 LocksChanged(room=room.name, locked=dict(room.locks), prefixes=dict(room.prefix_locks))

@@ -14,7 +14,7 @@ import trio
 
 from protocol import ClientJoined, ClientLeft, ClientUpdated, EventRelayed
 
-from .rooms import Room, encode_frame
+from .rooms import VIEWER_KIND, Room, encode_frame
 
 if TYPE_CHECKING:
     from replication import Node
@@ -89,10 +89,11 @@ class PeerRelay:
             info = message["client"]
             if isinstance(info.get("id"), str):
                 self.remote.setdefault(room, {}).setdefault(node_id, {})[info["id"]] = info
-                self._tell(room, ClientJoined(room=room, client=info))
+                self._tell(room, ClientJoined(room=room, client=info), about=info)
         elif kind == "leave" and isinstance(room, str) and isinstance(message.get("client"), str):
-            if self.remote.get(room, {}).get(node_id, {}).pop(message["client"], None) is not None:
-                self._tell(room, ClientLeft(room=room, client_id=message["client"]))
+            info = self.remote.get(room, {}).get(node_id, {}).pop(message["client"], None)
+            if info is not None:
+                self._tell(room, ClientLeft(room=room, client_id=message["client"]), about=info)
         elif kind == "presence" and isinstance(room, str) and isinstance(message.get("state"), dict):
             client = message.get("client")
             info = self.remote.get(room, {}).get(node_id, {}).get(client)
@@ -114,9 +115,9 @@ class PeerRelay:
                 if isinstance(info, dict) and isinstance(info.get("id"), str)
             }
             for client_id in before.keys() - after.keys():
-                self._tell(room, ClientLeft(room=room, client_id=client_id))
+                self._tell(room, ClientLeft(room=room, client_id=client_id), about=before[client_id])
             for client_id in after.keys() - before.keys():
-                self._tell(room, ClientJoined(room=room, client=after[client_id]))
+                self._tell(room, ClientJoined(room=room, client=after[client_id]), about=after[client_id])
             if after:
                 self.remote.setdefault(room, {})[node_id] = after
             elif room in self.remote:
@@ -124,7 +125,16 @@ class PeerRelay:
                 if not self.remote[room]:
                     del self.remote[room]
 
-    def _tell(self, room_name: str, event: Any) -> None:
+    def _tell(self, room_name: str, event: Any, about: dict[str, Any] | None = None) -> None:
+        """Send ``event`` to the room's members here; one ``about`` a viewer goes to no viewer (as on
+        one node, hub.py: viewers are not told of each other)."""
         room = self.rooms.get(room_name)
-        if room is not None and room.members:
-            room.send(encode_frame(event))
+        if room is None or not room.members:
+            return
+        frame = encode_frame(event)
+        if about is not None and about.get("kind") == VIEWER_KIND:
+            for member in list(room.members.values()):
+                if member.kind != VIEWER_KIND:
+                    member.send_frame(frame)
+        else:
+            room.send(frame)

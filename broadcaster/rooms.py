@@ -12,6 +12,8 @@ from protocol import Ack, Applied, pack_body
 from protocol.framing import frame_bytes
 from protocol.limits import covering_prefixes
 
+VIEWER_KIND = "viewer"  # the kind the server gives a share link's sessions (server.py)
+
 
 def encode_frame(event: Any) -> bytes:
     return frame_bytes(pack_body(event.to_body()))
@@ -21,6 +23,7 @@ class Member(Protocol):
     """What rooms are told of a member (a Session, which imports this module: it cannot be named here)."""
 
     name: str
+    kind: str
     room: Room | None
 
     def info(self) -> dict[str, Any]:

@@ -65,18 +65,22 @@ from .backup import Backups
 from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
 from .config import ServerConfig, is_loopback
+from .direct_writes import DirectWrites
 from .errors import RequestError
+from .expiry import ExpiryTimer
 from .health_history import HealthHistory
-from .hub import VIEWER_KIND, Hub
+from .hub import Hub
 from .joins import Joins
 from .locks import Locks
 from .metrics import Metrics
 from .password_attempts import PasswordGuard
 from .roles import check_request
+from .rooms import VIEWER_KIND
 from .roomstore import RoomStore, create_room_command, delete_room_command
 from .session import Session
 from .shares import ACTIONS as SHARE_ACTIONS
 from .shares import Shares, public_http_address
+from .sharestore import ShareStore, import_tokens_file_links
 from .writes import Writes
 
 MAX_REMEMBERED_SESSIONS = 100_000
@@ -119,9 +123,13 @@ class Broadcaster:
         self.history = RoomHistory(config, self.store, self.hub)
         backups = Backups(config.data_dir, node, self.version)
         self.admin = AdminActions(self.store, self.hub, node, self.client_addresses, backups)
+        self.share_links = ShareStore(node, self._close_link)
+        self.expiry = ExpiryTimer()
+        self.direct_writes = DirectWrites()  # the WebSocket viewers' fan-out (websocket.py)
         self.shares = Shares(
-            config.tokens_file,
+            config.tokens_file is not None,
             self.store,
+            self.share_links,
             self.sessions,
             lambda: public_http_address(self.http_addresses, config.advertise),
         )
@@ -154,6 +162,11 @@ class Broadcaster:
             nursery.start_soon(self.blobs.release_pump)
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
+            nursery.start_soon(self.expiry.run)
+            nursery.start_soon(self.direct_writes.run)
+            if self.config.tokens_file is not None:  # links made before links were replicated
+                links = self.share_links
+                nursery.start_soon(import_tokens_file_links, self.node, self.config.tokens_file, links)
             nursery.start_soon(self._metrics_sampler)
             nursery.start_soon(HistoryMaintenance(self.config, self.history).run)
             log.info(
@@ -206,6 +219,8 @@ class Broadcaster:
         if self.tokens is None:
             return ANONYMOUS_ADMIN
         user = self.tokens.authenticate(token)
+        if user is None and token:
+            user = self.share_links.authenticate(token, time.time())
         if user is None:
             self.metrics.auth_failures += 1
         return user
@@ -329,6 +344,7 @@ class Broadcaster:
         kind = "client" if hello.client_kind == VIEWER_KIND else hello.client_kind
         session.kind = VIEWER_KIND if user.is_viewer else kind
         self.hub.register(session)
+        self.expiry.add(session)  # a share link's session closes when its link expires
         self.blobs.session_back(client_id)
         session.send(
             Welcome(
@@ -373,11 +389,18 @@ class Broadcaster:
         for room in list(session.imports):
             self.admin.abandon_import(session, room)
         self.hub.unregister(session)
+        self.expiry.discard(session)
         if session.client_id and session.client_id not in self.sessions:
             self.blobs.session_gone(session.client_id)
 
     def relay_presence(self, session: Session, state: dict[str, Any]) -> None:
         self.hub.relay_presence(session, state)
+
+    def _close_link(self, name: str, reason: str) -> None:
+        """A share link was revoked (through any node): close its sessions here."""
+        for session in list(self.sessions.values()):
+            if session.user.name == name and session.user.is_viewer:
+                session.fail(ErrorCode.AUTH_FAILED, reason)
 
     # ---- room lifecycle -----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import trio
@@ -103,6 +104,7 @@ class Session:
         self.last_op_id = 0
         self.closing = False
         self.writing = False  # the writer task holds frames it has not finished sending
+        self.sent_directly = False  # frames went out past the writer task (websocket.py) since its last wait
         self.inflight = trio.Semaphore(config.max_inflight_ops)  # writes not yet committed (backpressure)
         self._presence_dirty: dict[str, Any] = {}
         self._presence_wakeup = trio.Event()
@@ -151,6 +153,10 @@ class Session:
         if not self.out.put(frame):
             self.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
 
+    def send_stream(self, frames: Iterator[bytes]) -> None:
+        """Queue frames made as they are sent (a snapshot, a backup), after everything sent before."""
+        self.out.put_stream(frames)
+
     def fail(self, code: ErrorCode, message: str, ref: int | None = None) -> None:
         """End the session: send one error frame (best effort, bounded in time), then close."""
         if self.closing:
@@ -181,6 +187,9 @@ class Session:
             if batch is None:
                 if self.out.closed:
                     break
+                if self.sent_directly:  # not idle: its frames went out past this task
+                    self.sent_directly = False
+                    continue
                 ping_nonce += 1
                 batch = [encode_frame(Ping(nonce=ping_nonce))] if self.client_id else []
                 if not batch:

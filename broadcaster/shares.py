@@ -2,10 +2,11 @@
 
     http://studio.lan:12880/view/shot%2F010?token=bst_...
 
-Each link is a user of the tokens file with the viewer role, its room and an expiry (auth.py), named
-``share-`` and 12 hex digits; the token is shown once and stored only hashed. Made, listed and revoked by
-the room's owner (its creator, or an admin) with the admin actions ``share``, ``shares`` and
-``revoke_share`` (``blendsync admin share ROOM``). Revoking closes the link's open connections at once.
+Each link is a viewer user for one room with an expiry, named ``share-`` and 12 hex digits, kept in the
+replicated tree (sharestore.py), so it opens on every node of a cluster; the token is shown once and
+stored only hashed. Made, listed and revoked by the room's owner (its creator, or an admin) with the admin
+actions ``share``, ``shares`` and ``revoke_share`` (``blendsync admin share ROOM``). Revoking closes the
+link's open connections on every node as it applies the revocation.
 The room in the URL is percent-encoded: it is data, never a path or a pattern.
 """
 
@@ -16,21 +17,22 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from protocol import Admin, AdminResult, ErrorCode
 
-from .auth import TokensFileError, add_user, read_users, remove_user
+from .auth import TokensFileError, check_scope, hash_token, new_token
 from .errors import RequestError
 from .roles import OWNER, room_role
 from .roomstore import RoomStore
 from .session import Session
+from .sharestore import ShareStore, create_share_command, revoke_share_command, share_record
 
 ACTIONS = frozenset({"share", "shares", "revoke_share"})
 NAME_PREFIX = "share-"
 DEFAULT_EXPIRES_IN = 7 * 86400
 VIEW_PATH = "/view/"
+MAX_DROPPED = 100  # expired links dropped with one new link: the command stays small
 
 
 def view_url(http_address: str, room: str, token: str) -> str:
@@ -42,33 +44,32 @@ def view_url(http_address: str, room: str, token: str) -> str:
 class Shares:
     def __init__(
         self,
-        tokens_file: Path | None,
+        with_users: bool,
         store: RoomStore,
+        links: ShareStore,
         sessions: dict[str, Session],
         http_address: Callable[[], str | None],
     ):
-        self.tokens_file = tokens_file
+        self.with_users = with_users
         self.store = store
+        self.links = links
         self.sessions = sessions
         self.http_address = http_address
 
     async def handle(self, session: Session, request: Admin) -> None:
-        if self.tokens_file is None:
+        if not self.with_users:
             raise RequestError(
                 ErrorCode.FORBIDDEN,
                 "share links need a server with users (a tokens_file): without one, "
                 "everyone who can reach it is an admin",
             )
         args = request.args
-        try:
-            if request.action == "share":
-                result: Any = self._share(session, args)
-            elif request.action == "shares":
-                result = self._list(session, args)
-            else:
-                result = self._revoke(session, args)
-        except TokensFileError as exc:
-            raise RequestError(ErrorCode.INTERNAL, f"the tokens file: {exc}") from None
+        if request.action == "share":
+            result: Any = await self._share(session, args)
+        elif request.action == "shares":
+            result = self._list(session, args)
+        else:
+            result = await self._revoke(session, args)
         session.send(AdminResult(action=request.action, result=result, ref=request.ref))
 
     def _check_owner(self, session: Session, room: Any) -> str:
@@ -81,13 +82,23 @@ class Shares:
             )
         return room
 
-    def _share(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+    async def _share(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         room = self._check_owner(session, args.get("room"))
         expires_in = args.get("expires_in")
-        expires_at = int(time.time()) + (DEFAULT_EXPIRES_IN if expires_in is None else expires_in)
+        now = int(time.time())
+        expires_at = now + (DEFAULT_EXPIRES_IN if expires_in is None else expires_in)
+        try:
+            check_scope(room, expires_at)
+        except TokensFileError as exc:
+            raise RequestError(ErrorCode.BAD_MESSAGE, str(exc)) from None
         name = NAME_PREFIX + secrets.token_hex(6)
-        assert self.tokens_file is not None
-        token = add_user(self.tokens_file, name, "viewer", room=room, expires_at=expires_at)
+        token = new_token()
+        record = share_record(hash_token(token), room, expires_at, session.user.name, now)
+        # Links past their expiry go with the next one made: the tree holds the live ones.
+        gone = [n for n, r in self.links.records() if r["expires_at"] is not None and now >= r["expires_at"]]
+        result = await self.store.propose(create_share_command(name, record, gone[:MAX_DROPPED]))
+        if not result.get("succeeded"):
+            raise RequestError(ErrorCode.INTERNAL, f"a share link named {name!r} exists: try again")
         address = self.http_address()
         return {
             "name": name,
@@ -101,35 +112,34 @@ class Shares:
         room = args.get("room")
         if room is not None or not session.user.is_admin:
             room = self._check_owner(session, room)
-        assert self.tokens_file is not None
         now = time.time()
         return [
             {
-                "name": user["name"],
-                "room": user["room"],
-                "expires_at": user.get("expires_at"),
-                "expired": user.get("expires_at") is not None and now >= user["expires_at"],
+                "name": name,
+                "room": record["room"],
+                "expires_at": record["expires_at"],
+                "expired": record["expires_at"] is not None and now >= record["expires_at"],
+                "created_by": record["created_by"] or None,
             }
-            for user in read_users(self.tokens_file)
-            if user["role"] == "viewer" and (room is None or user.get("room") == room)
+            for name, record in self.links.records()
+            if record["revoked_at"] is None and (room is None or record["room"] == room)
         ]
 
-    def _revoke(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+    async def _revoke(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         name = args.get("name")
         if not isinstance(name, str):
             raise RequestError(ErrorCode.BAD_MESSAGE, "revoke_share needs name (as listed by shares)")
-        assert self.tokens_file is not None
-        found = [u for u in read_users(self.tokens_file) if u["name"] == name and u["role"] == "viewer"]
-        if not found:
+        record = self.links.get(name)
+        if record is None or record["revoked_at"] is not None:
             raise RequestError(ErrorCode.BAD_MESSAGE, f"no share link named {name!r}")
-        self._check_owner_of(session, found[0]["room"])
-        remove_user(self.tokens_file, name)
-        closed = 0
-        for other in list(self.sessions.values()):
-            if other.user.name == name and other.user.is_viewer:
-                other.fail(ErrorCode.AUTH_FAILED, "this share link was revoked")
-                closed += 1
-        return {"name": name, "room": found[0]["room"], "closed": closed}
+        self._check_owner_of(session, record["room"])
+        here = sum(1 for s in self.sessions.values() if s.user.name == name and s.user.is_viewer)
+        revoked = {**record, "revoked_at": int(time.time()), "revoked_by": session.user.name}
+        # Every node closes the link's sessions as it applies this (server.py), this one included.
+        result = await self.store.propose(revoke_share_command(name, record, revoked))
+        if not result.get("succeeded"):
+            raise RequestError(ErrorCode.BAD_MESSAGE, f"share link {name!r} changed meanwhile: list again")
+        return {"name": name, "room": record["room"], "closed": here}
 
     def _check_owner_of(self, session: Session, room: str) -> None:
         meta = self.store.find_meta(room)

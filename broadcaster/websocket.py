@@ -23,6 +23,7 @@ import os
 import socket
 import struct
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import h11
@@ -43,6 +44,7 @@ from wsproto.utilities import RemoteProtocolError as WSProtocolError
 from protocol import ErrorCode
 from protocol.framing import frame_bytes
 
+from .direct_writes import DirectWrites
 from .session import Session
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ log = logging.getLogger("blendsync.websocket")
 
 PATH = "/ws"
 HEADER_BYTES = 4  # the length prefix of a frame on the TCP port, not sent over a WebSocket
+WRITE_NOW_BYTES = 256 * 1024  # gathered past this, a session's messages are written at once
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TOO_BIG = 1000, 1003, 1008, 1009
 
@@ -70,6 +73,9 @@ class WebSocketSession(Session):
         self._in_message = False
         self._close_code = CLOSE_NORMAL
         self._raw = _raw_socket(stream)
+        self.direct: DirectWrites = host.direct_writes
+        self._pending: list[bytes] = []  # messages for the next direct write (see send_frame)
+        self._pending_bytes = 0
 
     # ---- Session's transport hooks ------------------------------------------------------------------
 
@@ -81,6 +87,7 @@ class WebSocketSession(Session):
             self._close_code = CLOSE_POLICY
             self.fail(ErrorCode.BAD_FRAME, f"bad WebSocket data: {exc}")
             return False
+        ended = not data  # the TCP stream ended: wsproto says so as a close (1006) as well
         for event in events:
             if isinstance(event, BytesMessage):
                 if not self._message_part(event.data, event.message_finished):
@@ -92,9 +99,9 @@ class WebSocketSession(Session):
             elif isinstance(event, Ping):
                 self.send_frame_raw(self.ws.send(event.response()))
             elif isinstance(event, CloseConnection):
-                self.conn.receive_data(b"")  # the peer is done: the session ends as on a closed socket
-        if not data:
-            self.conn.receive_data(b"")
+                ended = True  # the peer is done: the session ends as on a closed socket
+        if ended:
+            self.conn.receive_data(b"")  # once: the protocol refuses data after its end
         return True
 
     def _message_part(self, data: bytes | bytearray, finished: bool) -> bool:
@@ -137,17 +144,37 @@ class WebSocketSession(Session):
         await self.stream.aclose()
 
     def send_frame(self, frame: bytes) -> None:
-        """Straight to the socket when nothing is waiting before it and it takes the message whole.
+        """Gathered for one direct write to the socket when nothing is waiting before it.
 
         Fanning a room's operation out to hundreds of viewers would otherwise wake one writer task per
-        viewer per operation; a message the socket does not take at once (or at all) is queued, and the
-        writer task sends it and everything after it, in order, with the usual backpressure.
+        viewer per operation. Instead each message is appended to the session's pending bytes, and one
+        task per server (DirectWrites) writes every pending session's bytes with one send each once the
+        current step is done: operations committed together (a server catching up commits several at
+        once) cost each viewer one system call, not one each. What the socket does not take is queued,
+        and the writer task sends it and everything after it, in order, with the usual backpressure.
         """
-        raw = self._raw
-        if raw is None or self.closing or self.writing or len(self.out):
+        if self._raw is None or self.closing or self.writing or len(self.out):
+            self._queue_pending()  # order: what was gathered goes first
             super().send_frame(frame)
             return
         data = frame if isinstance(frame, _RawWebSocketData) else _binary_message(frame)
+        if not self._pending:
+            self.direct.add(self)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= WRITE_NOW_BYTES:
+            self.write_pending()
+
+    def write_pending(self) -> None:
+        """Write the gathered messages with one send; queue what the socket does not take."""
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        raw = self._raw
+        if not pending or self.closing:
+            return  # a failing session sends its error frame only
+        if raw is None or self.writing or len(self.out):
+            super().send_frame(_RawWebSocketData(b"".join(pending)))  # after what the writer holds
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
         try:
             sent = raw.send(data)
         except (BlockingIOError, InterruptedError):
@@ -156,12 +183,24 @@ class WebSocketSession(Session):
             self._raw = None  # the writer task meets the same error and ends the session
             sent = 0
         self.host.metrics.sent_bytes += sent
+        self.sent_directly = True  # the writer task need not ping a client that is being sent to
         if sent < len(data):
             super().send_frame(_RawWebSocketData(data[sent:]))
 
+    def _queue_pending(self) -> None:
+        if self._pending:
+            pending, self._pending, self._pending_bytes = self._pending, [], 0
+            if not self.closing:
+                super().send_frame(_RawWebSocketData(b"".join(pending)))
+
     def send_frame_raw(self, data: bytes) -> None:
         """A WebSocket control frame (a pong), queued with the session's frames."""
+        self._queue_pending()
         self.out.put(_RawWebSocketData(data))
+
+    def send_stream(self, frames: Iterator[bytes]) -> None:
+        self._queue_pending()  # a snapshot comes after the `joined` gathered before it
+        super().send_stream(frames)
 
     def fail(self, code: ErrorCode, message: str, ref: int | None = None) -> None:
         if self._close_code == CLOSE_NORMAL:

@@ -66,6 +66,21 @@ async def test_a_websocket_client_joins_reads_and_writes_like_a_tcp_one(tmp_path
             await ws.aclose()
 
 
+async def test_a_connection_dropped_without_a_close_frame_ends_only_its_session(tmp_path):
+    # A browser on a network that goes away closes TCP without the WebSocket close handshake.
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        ws = await WSClient.open(http)
+        assert (await hello(ws))["type"] == "welcome"
+        await ws.stream.aclose()  # no close frame
+        with trio.fail_after(10):
+            while b.connections:
+                await trio.sleep(0.05)  # the session ends; the server goes on
+        again = await WSClient.open(http)
+        assert (await hello(again))["type"] == "welcome"
+        await again.aclose()
+
+
 async def test_a_bad_upgrade_gets_a_400_and_the_server_goes_on(tmp_path):
     async with serving(tmp_path) as b:
         http = b.http_addresses[0]
