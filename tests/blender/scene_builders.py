@@ -301,19 +301,21 @@ def build_movieclip() -> None:
 
 
 def write_library(rock_height: float = 0.5) -> str:
-    """A small .blend (in a new temporary folder) holding a "Props" collection with a "Rock" and a "Tree"."""
+    """A small .blend (in a new temporary folder) holding a "Props" collection with a "Rock" and a "Tree",
+    and a material "Stone"."""
     folder = tempfile.mkdtemp(prefix="lib-")
     path = os.path.join(folder, "assets.blend")
     made = []
     props = bpy.data.collections.new("Props")
+    stone = bpy.data.materials.new("Stone")
     for name in ("Rock", "Tree"):
         me = bpy.data.meshes.new(name)
         me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, rock_height)], [], [(0, 1, 2)])
         ob = bpy.data.objects.new(name, me)
         props.objects.link(ob)
         made += [me, ob]
-    bpy.data.libraries.write(path, {props}, fake_user=True, compress=True)
-    bpy.data.batch_remove([props, *made])
+    bpy.data.libraries.write(path, {props, stone}, fake_user=True, compress=True)
+    bpy.data.batch_remove([props, stone, *made])
     return path
 
 
@@ -425,6 +427,48 @@ def write_character() -> str:
     for held, name in aside:
         held.name = name
     return path
+
+
+def write_assets() -> str:
+    """A .blend (in a new temporary folder) holding materials "Bark" and "Moss", an empty "Anchor" and an
+    image "Grain"."""
+    folder = tempfile.mkdtemp(prefix="assets-")
+    path = os.path.join(folder, "materials.blend")
+    bark = bpy.data.materials.new("Bark")
+    bark.diffuse_color = (0.5, 0.25, 0.1, 1.0)
+    moss = bpy.data.materials.new("Moss")
+    anchor = bpy.data.objects.new("Anchor", None)
+    anchor.location = (0.0, 3.0, 1.0)
+    grain = bpy.data.images.new("Grain", 4, 4)
+    grain.generated_color = (0.2, 0.7, 0.3, 1.0)
+    bpy.data.libraries.write(path, {bark, moss, anchor, grain}, fake_user=True)
+    bpy.data.batch_remove([bark, moss, anchor, grain])
+    return path
+
+
+def build_linked_pointers() -> None:
+    """Local datablocks pointing at datablocks linked from a library: a mesh's material and an object's
+    material slot, an array modifier's offset object, a constraint's target, a node's image, a custom
+    property and a driver's target."""
+    with bpy.data.libraries.load(write_assets(), link=True) as (_source, target):
+        target.materials = ["Bark"]
+        target.objects = ["Anchor"]
+        target.images = ["Grain"]
+    (bark,), (anchor,), (grain,) = target.materials, target.objects, target.images
+    crate = link(bpy.data.objects.new("Crate", triangle_mesh("Crate")))
+    crate.data.materials.append(bark)
+    array = crate.modifiers.new("Array", "ARRAY")
+    array.use_relative_offset, array.use_object_offset, array.offset_object = False, True, anchor
+    lid = link(bpy.data.objects.new("Lid", triangle_mesh("Lid")))
+    lid.data.materials.append(None)
+    lid.material_slots[0].link = "OBJECT"
+    lid.material_slots[0].material = bark
+    lid["skin"] = bark
+    follower = link(bpy.data.objects.new("Follower", None))
+    follower.constraints.new("COPY_LOCATION").target = anchor
+    add_driver(follower, "scale", 2, "z", [("z", "TRANSFORMS", [{"id": anchor, "transform_type": "LOC_Z"}])])
+    label = bpy.data.materials.new("Label")
+    label.node_tree.nodes.new("ShaderNodeTexImage").image = grain
 
 
 def build_override() -> None:
@@ -952,6 +996,7 @@ BUILDERS = {
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
     "override": (build_override, "obj"),
+    "linked_pointers": (build_linked_pointers, "obj"),
     "particles": (build_particles, "part"),
     "pointcloud": (build_pointcloud, "pcloud"),
     "hair_curves": (build_hair_curves, "hair"),

@@ -13,6 +13,7 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 from scene_builders import (  # noqa: E402
     build_instancing,
+    build_linked_pointers,
     build_override,
     evaluated_vertices,
     instanced_geometry,
@@ -186,3 +187,64 @@ def test_an_object_using_linked_data_gets_the_same_data():
     bpy.context.view_layer.update()
     assert evaluated_vertices(ob) == vertices
     assert sync.scene_hash() == before
+
+
+def _pointers() -> dict[str, object]:
+    """Where each pointer of build_linked_pointers points (the linked datablock's library and name), and
+    what the depsgraph makes of them."""
+    crate, lid, follower = (bpy.data.objects[n] for n in ("Crate", "Lid", "Follower"))
+    image_node = next(n for n in bpy.data.materials["Label"].node_tree.nodes if n.type == "TEX_IMAGE")
+
+    def where(id_data):
+        return None if id_data is None else (id_data.library.name if id_data.library else None, id_data.name)
+
+    return {
+        "mesh material": where(crate.data.materials[0]),
+        "slot": where(lid.material_slots[0].material),
+        "modifier": where(crate.modifiers["Array"].offset_object),
+        "constraint": where(follower.constraints[0].target),
+        "node image": where(image_node.image),
+        "custom property": where(lid.get("skin")),
+        "driver": where(follower.animation_data.drivers[0].driver.variables[0].targets[0].id),
+        "crate": evaluated_vertices(crate),
+        "follower": [round(x, 4) for row in follower.matrix_world for x in row],
+    }
+
+
+def test_pointers_to_linked_datablocks_travel_as_links_into_the_library():
+    """Every pointer property: a slot, a mesh's material, a modifier, a constraint, a node, a custom property
+    and a driver pointing at linked datablocks arrive pointing at the receiver's copies of them."""
+    build_linked_pointers()
+    bpy.context.view_layer.update()
+    pointers = _pointers()
+    assert pointers["slot"] == ("materials.blend", "Bark") and pointers["follower"][11] == 1.0
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    # The library's key last: every pointer waits for it.
+    applier = sync.Applier()
+    for op in sorted(values.items(), key=lambda op: op[0].startswith("lib/")):
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    assert _pointers() == pointers
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values
+
+
+def test_repointing_a_slot_at_a_linked_material_changes_only_its_key():
+    build_linked_pointers()
+    values = sync.serialise_scene()
+    reset_scene()
+    sync.apply_ops(list(values.items()))
+    lid = bpy.data.objects["Lid"]
+    lid.material_slots[0].material = bpy.data.materials["Label"]
+    local = sync.serialise_scene()
+    lid.material_slots[0].material = next(m for m in bpy.data.materials if m.library is not None)
+    edited = sync.serialise_scene()
+    assert edited == values  # back on the linked material: the same value as the sender's
+    changed = sorted(k for k in local if local[k] != values.get(k))
+    assert changed == [f"obj/{sync.get_uuid(lid)}/slot/0"]
+    sync.apply_ops([(k, local[k]) for k in changed])
+    assert lid.material_slots[0].material.name == "Label"

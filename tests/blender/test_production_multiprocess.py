@@ -126,6 +126,27 @@ def test_a_library_override_posed_by_another_artist(server, artists):  # noqa: F
     assert all(abs(v[1] - 2.0) < 1.0 for v in posed)  # moved with the rig
 
 
+def test_a_linked_material_assigned_by_another_artist(server, artists):  # noqa: F811
+    """Ben links another material from his copy of the library and puts it in a slot: Ana's Blender links
+    it from hers and evaluates the object with it."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "lib = next(lib for lib in bpy.data.libraries if lib.name == 'materials.blend')\n"
+        "with bpy.data.libraries.load(lib.filepath, link=True) as (_source, target):\n"
+        "    target.materials = ['Moss']\n"
+        "bpy.data.objects['Lid'].material_slots[0].material = target.materials[0]\n"
+    )
+    built_and_edited(address, [ana, ben], "build_linked_pointers", edit)
+    slot = (
+        "(lambda m: [m.name, m.library.name, m.library.filepath])(bpy.data.objects['Lid']"
+        ".evaluated_get(bpy.context.evaluated_depsgraph_get()).material_slots[0].material)"
+    )
+    (name, library, ana_path), (_, _, ben_path) = (a.call("eval", expr=slot)["value"] for a in (ana, ben))
+    assert (name, library) == ("Moss", "materials.blend")
+    assert ana_path != ben_path and "blendsync-libs" in ben_path  # each from their own copy of the file
+
+
 def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")

@@ -107,7 +107,7 @@ def serialise(
         "meta": {
             "type": ob.type,
             "data_kind": data_kind,
-            "data": ctx.ref(ob.data) if data_kind else None,
+            "data": ctx.uuid(ob.data) if data_kind else None,
             "linked_data": linked.ref(ob.data, ctx) if data_kind else None,
             "override": overrides.read(ob, ctx),
         },
@@ -154,7 +154,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
     return {
         "name": ob.name,
         "type": ob.type,
-        "data": ctx.ref(ob.data) if ob.data is not None else None,
+        "data": ctx.uuid(ob.data),
         "linked_data": linked.ref(ob.data, ctx),
         "parent": ctx.ref(ob.parent),
         "parent_type": ob.parent_type,
