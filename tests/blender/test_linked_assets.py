@@ -248,3 +248,49 @@ def test_repointing_a_slot_at_a_linked_material_changes_only_its_key():
     assert changed == [f"obj/{sync.get_uuid(lid)}/slot/0"]
     sync.apply_ops([(k, local[k]) for k in changed])
     assert lid.material_slots[0].material.name == "Label"
+
+
+def _data_overrides() -> list[tuple[str, str, str]]:
+    """Object data made editable: (object, its data, the library of the data's reference)."""
+    return sorted(
+        (ob.name, ob.data.name, ob.data.override_library.reference.library.name)
+        for ob in bpy.data.objects
+        if ob.data is not None and ob.data.library is None and ob.data.override_library is not None
+    )
+
+
+def _override_data() -> None:
+    """The character's mesh and armature made editable in the override (as Blender's "Make Editable")."""
+    for name in ("Body", "Rig"):
+        override_of(name).data.override_create(remap_local_usages=True)
+
+
+@pytest.mark.parametrize("order", ["as serialised", "objects and library first", "library last"])
+def test_an_override_of_object_data_is_made_from_the_receivers_library(order):
+    build_override()
+    _override_data()
+    bpy.context.view_layer.update()
+    made = _data_overrides()
+    assert made == [("Body", "BodyMesh", "character.blend"), ("Rig", "RigData", "character.blend")]
+    body = evaluated_vertices(override_of("Body"))
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    ops = list(values.items())
+    if order != "as serialised":
+        # One key at a time; objects before their data (each gets a stand-in first, which the override
+        # replaces), the library first or last.
+        ops.sort(key=lambda op: (op[0].startswith("lib/") != (order != "library last"), "obj/" not in op[0]))
+        applier = sync.Applier()
+        for op in ops:
+            applier.feed([op])
+            applier.step()
+    else:
+        applier = sync.apply_ops(ops)
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    assert _data_overrides() == made
+    assert not [m for m in bpy.data.meshes if m.name.startswith("pending-")]  # stand-ins replaced
+    assert evaluated_vertices(override_of("Body")) == body
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values

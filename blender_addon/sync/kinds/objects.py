@@ -186,8 +186,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
-    if doc.get("override"):
-        return overrides.make("objects", doc["override"], ctx)
+    # A library override is made by the applier (overrides.take_over).
     if doc.get("linked_data"):
         # Data linked from a library: made once the library has linked it (an object's type is its data's).
         data = linked.resolve(doc["linked_data"], ctx)
