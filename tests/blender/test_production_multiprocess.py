@@ -147,6 +147,34 @@ def test_a_linked_material_assigned_by_another_artist(server, artists):  # noqa:
     assert ana_path != ben_path and "blendsync-libs" in ben_path  # each from their own copy of the file
 
 
+def test_object_data_made_editable_in_an_override_arrives_as_an_override(server, artists):  # noqa: F811
+    """Ana makes the character's mesh and armature editable in her override: Ben's are overrides of his
+    own copy of the library too, and the body he poses deforms the same for both."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    make_editable = "".join(
+        f"scene_builders.override_of({name!r}).data.override_create(remap_local_usages=True)\n"
+        for name in ("Body", "Rig")
+    )
+    ana.call("edit", script=BUILDERS + "scene_builders.build_override()\n" + make_editable)
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    data_overrides = (
+        "sorted((o.name, o.data.override_library.reference.library.name, o.data.library is None)"
+        " for o in bpy.data.objects if o.data is not None and o.data.override_library)"
+    )
+    expected = [["Body", "character.blend", True], ["Rig", "character.blend", True]]
+    assert evaluated_everywhere([ana, ben], data_overrides) == expected
+    rest = evaluated_everywhere([ana, ben], BODY)
+    ben.call(
+        "edit",
+        script=BUILDERS + "rig = scene_builders.override_of('Rig')\n"
+        "rig.pose.bones['Lower'].rotation_quaternion = (0.9238795, 0.0, 0.3826834, 0.0)\n",
+    )
+    converge([ana, ben])
+    assert evaluated_everywhere([ana, ben], BODY) != rest
+
+
 def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")
