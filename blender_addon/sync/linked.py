@@ -20,7 +20,8 @@ from . import ids
 if TYPE_CHECKING:
     from .context import ApplyContext, ReadContext
 
-# ID type -> bpy.data collection, for datablocks linked from a library.  Not linked on purpose: brushes,
+# ID type -> bpy.data collection, for datablocks linked from a library (a Blender without one of these
+# collections, e.g. ``annotations`` before 4.3, links none of them).  Not linked on purpose: brushes,
 # palettes, paint curves and workspaces (Blender links them from its own asset files), shape keys (they
 # come with their mesh), screens, window managers and libraries.
 LINKABLE: dict[str, str] = {
@@ -97,7 +98,7 @@ def resolve(doc: list[str], ctx: ApplyContext) -> bpy.types.ID | None:
         ctx.report(f"a link into a library's {collection!r} is not synchronised here")
         return None
     ptr = lib.as_pointer()
-    for id_data in getattr(bpy.data, collection):
+    for id_data in getattr(bpy.data, collection, ()):  # a collection an older Blender lacks: nothing
         owner = id_data.library
         if owner is not None and outermost(owner).as_pointer() == ptr and id_data.name == name:
             return id_data
