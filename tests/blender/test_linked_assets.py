@@ -20,6 +20,7 @@ from scene_builders import (  # noqa: E402
     link,
     override_of,
     reset_scene,
+    triangle_mesh,
     write_library,
 )
 
@@ -294,3 +295,25 @@ def test_an_override_of_object_data_is_made_from_the_receivers_library(order):
     assert evaluated_vertices(override_of("Body")) == body
     assert sync.scene_hash() == before
     assert sync.serialise_scene() == values
+
+
+def test_linked_names_with_pattern_characters_and_the_longest_name_travel_as_data():
+    """A link names its datablock by name: ``/``, ``*``, ``**`` and the longest name Blender keeps: data."""
+    folder = tempfile.mkdtemp(prefix="names-")
+    path = os.path.join(folder, "odd.blend")
+    made = [bpy.data.materials.new(name) for name in ("a/*/**", "é" * 200)]
+    names = [m.name for m in made]  # Blender cuts the long one to its limit
+    assert len(names[1].encode()) < 400
+    bpy.data.libraries.write(path, set(made), fake_user=True)
+    bpy.data.batch_remove(made)
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.materials = list(names)
+    ob = link(bpy.data.objects.new("Odd", triangle_mesh("Odd")))
+    for mat in target.materials:
+        ob.data.materials.append(mat)
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    received = [m.name for m in bpy.data.objects["Odd"].data.materials]
+    assert received == names and all(m.library is not None for m in bpy.data.objects["Odd"].data.materials)
