@@ -975,6 +975,43 @@ def build_rig() -> None:
     cam.constraints.move(1, 0)
 
 
+def add_extras(id_data: bpy.types.ID, expression: str = "2 * base") -> bool:
+    """Custom properties (a float with UI data, a string, an array, a group) and, when the datablock has
+    animation data, a driver: ``gain`` = ``expression`` of ``base``, read from the datablock itself.
+    Whether it has one."""
+    id_data["base"] = 1.5
+    id_data.id_properties_ui("base").update(min=0.0, max=10.0, description="the base value")
+    id_data["note"] = "take 3"
+    id_data["offsets"] = [1, 2, 3]
+    id_data["settings"] = {"mode": "fast", "level": 2}
+    if not hasattr(id_data, "animation_data"):
+        return False
+    id_data["gain"] = 0.0
+    target = {"id_type": id_data.id_type, "id": id_data, "data_path": '["base"]'}
+    add_driver(id_data, '["gain"]', 0, expression, [("base", "SINGLE_PROP", [target])])
+    return True
+
+
+def build_extras() -> None:
+    """Every other builder's scene with custom properties and drivers (add_extras) on every datablock.
+
+    But build_scene's: with several scenes, an object's view-layer hide is read in whichever scene is the
+    window's, which a replica need not share.
+    """
+    from blender_addon.sync.index import index_all
+
+    done = {build_scene, build_extras}
+    for build, _kind in BUILDERS.values():
+        if build not in done:
+            done.add(build)
+            build()
+    for _kind, id_data in index_all().values():
+        # Driven to what a property that is not evaluated holds (a datablock that no scene shows is
+        # evaluated by neither side).
+        add_extras(id_data, expression="base - 1.5")
+    evaluate_scenes()
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -1015,6 +1052,7 @@ BUILDERS = {
     "animated": (lambda: build_animated(count=2), "action"),
     "custom_props": (build_custom_props, "obj"),
     "rig": (build_rig, "obj"),
+    "extras": (build_extras, "scene"),
 }
 
 
@@ -1069,7 +1107,7 @@ CHANGES = {
 def build_everything() -> None:
     done = set()
     for build, _kind in BUILDERS.values():
-        if build not in done:  # one builder may stand for two rows
+        if build not in done and build is not build_extras:  # one builder may stand for two rows
             done.add(build)
             build()
     evaluate_scenes()  # as an artist sees it: animation and drivers written

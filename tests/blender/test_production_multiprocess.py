@@ -175,6 +175,35 @@ def test_object_data_made_editable_in_an_override_arrives_as_an_override(server,
     assert evaluated_everywhere([ana, ben], BODY) != rest
 
 
+def test_custom_properties_and_drivers_of_a_scene_world_and_collection(server, artists):  # noqa: F811
+    """Ben gives the scene a driven property, the world and a collection custom properties; Ana's Blender
+    has them, and her driver evaluates from her value when she changes it."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "scene_builders.add_extras(bpy.context.scene)\n"
+        "scene_builders.add_extras(bpy.data.worlds['Sky'])\n"
+        "bpy.data.collections['Outer']['shot'] = 'sh010'\n"
+        "scene_builders.evaluate_scenes()\n"
+    )
+    ana.call("edit", script=BUILDERS + "scene_builders.build_world()\nscene_builders.build_collection()\n")
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ben.call("edit", script=BUILDERS + edit)
+    converge([ana, ben])
+    props = (
+        "[bpy.data.collections['Outer'].get('shot'), bpy.data.worlds['Sky'].get('note'),"
+        " len(bpy.context.scene.animation_data.drivers)]"
+    )
+    assert evaluated_everywhere([ana, ben], props) == ["sh010", "take 3", 1]
+    ana.call("edit", script="bpy.context.scene['base'] = 4.0\n")
+    converge([ana, ben])
+    # A custom property set from Python tags nothing: each Blender evaluates its scene again (as a UI edit).
+    for artist in (ana, ben):
+        artist.call("edit", script="bpy.context.scene.update_tag()\nbpy.context.view_layer.update()\n")
+    assert evaluated_everywhere([ana, ben], "bpy.context.scene['gain']") == 8.0
+
+
 def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")
