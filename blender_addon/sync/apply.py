@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import bpy
 
-from . import ids
+from . import ids, overrides
 from .apply_errors import NotApplied
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, part_token
@@ -202,8 +202,15 @@ class Applier:
                 self.before_apply(key, doc)
             ctx = ApplyContext(self._index, self._make_stub)
             created = False
-            if found is None:
-                id_data = record.create(uuid, doc, ctx)
+            # A library override of any kind is made from the linked datablock it overrides (in place of a
+            # stand-in made while it was missing).
+            override = doc.get("override") if part == PRIMARY_PART and isinstance(doc, dict) else None
+            current = found[1] if found is not None else None
+            if override or current is None:
+                if override:
+                    id_data = overrides.take_over(record.collection, override, current, ctx)
+                else:
+                    id_data = record.create(uuid, doc, ctx)
                 if id_data is None:
                     if not ctx.missing:
                         raise RuntimeError("the datablock could not be made")
@@ -212,10 +219,11 @@ class Applier:
                     self._wait(key, value, ctx)
                     self._not_applied(key, uuid)
                     return
-                self._register(kind, uuid, id_data)
-                created = True
+                if id_data is not current:
+                    self._register(kind, uuid, id_data)
+                    created = True
             else:
-                id_data = found[1]
+                id_data = current
             if isinstance(spec, Items):
                 id_data = spec.apply(id_data, item, doc, ctx)
             else:

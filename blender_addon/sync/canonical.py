@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from . import ids, rna
+from . import ids, overrides, rna
 from .index import index_all, iter_synced
 from .kinds import BY_NAME, REGISTRY
 from .serialise import read_context
@@ -42,7 +42,8 @@ def scene_description() -> dict:
     ctx = read_context(masked=False)
     out: dict[str, dict] = {kind.name: {} for kind in REGISTRY}
     for kind, id_data in iter_synced():
-        out[kind][ids.get_uuid(id_data)] = rounded(BY_NAME[kind].describe(id_data, ctx))
+        description = overrides.with_override(BY_NAME[kind].describe(id_data, ctx), id_data, ctx)
+        out[kind][ids.get_uuid(id_data)] = rounded(description)
     return out
 
 

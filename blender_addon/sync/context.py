@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import bpy
 
-from . import derived, ids, rna
+from . import derived, ids, linked, rna
 
 AFTER_STEP = "after-step:"  # pending-link token: tried again at the end of every Applier.step
 
@@ -49,8 +49,18 @@ class ReadContext:
             for child in coll.children:
                 self._coll_parents.setdefault(child.as_pointer(), []).append(coll_uuid)
 
-    def ref(self, id_data: bpy.types.ID | None) -> str | None:
-        """uuid of a synchronised datablock; None for nothing or for a datablock that is not synchronised."""
+    def ref(self, id_data: bpy.types.ID | None) -> str | list[str] | None:
+        """How a pointer to ``id_data`` travels: the uuid of a synchronised datablock, ``[library uuid,
+        collection, name]`` for one linked from a library that travels (:mod:`.linked`); None for nothing
+        or for a datablock that does not travel."""
+        if id_data is None:
+            return None
+        if id_data.library is not None:
+            return linked.ref(id_data, self)
+        return self.uuid(id_data)
+
+    def uuid(self, id_data: bpy.types.ID | None) -> str | None:
+        """uuid of a synchronised datablock (never a linked one); None otherwise."""
         if id_data is None or not self.is_synced(id_data):
             return None
         return ids.get_uuid(id_data)
@@ -60,7 +70,7 @@ class ReadContext:
         scene_uuid = self.master_scene.get(coll.as_pointer())
         if scene_uuid is not None:
             return scene_uuid
-        return self.ref(coll)
+        return self.uuid(coll)  # a linked collection holds no local datablock
 
     def collection_parents(self, coll: bpy.types.Collection) -> list[str]:
         """Sorted uuids of the synchronised collections and scenes ``coll`` is a child of."""
@@ -136,10 +146,13 @@ class ApplyContext:
         found = self._index.get(uuid) if uuid else None
         return found[1] if found is not None else None
 
-    def resolve(self, uuid: str | None) -> bpy.types.ID | None:
-        """The datablock a link names; a link to one that has not arrived is recorded as missing."""
+    def resolve(self, uuid: str | list[str] | None) -> bpy.types.ID | None:
+        """The datablock a link (a uuid, or a link into a library, see :meth:`ReadContext.ref`) names; a
+        link to one that has not arrived is recorded as missing."""
         if not uuid:
             return None
+        if not isinstance(uuid, str):
+            return linked.resolve(uuid, self) if linked.is_ref(uuid) else None
         found = self._index.get(uuid)
         if found is None:
             self.missing.add(uuid)

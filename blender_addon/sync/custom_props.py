@@ -6,10 +6,10 @@ two artists changing two of them at the same moment keep both. The layer's
 own properties (``blendsync_*``) stay local. A value is ``{"value": v, "ui":
 {...}}`` (ints, floats, bools, strings, arrays, nested groups as msgpack
 data; ``ui``: min, max, soft limits, step, precision, default, subtype,
-description) or ``{"id": uuid}`` for a property holding a synchronised
-datablock. A datablock nested inside a group does not travel (that entry is
-left out). What animation or drivers write into a property is read as None
-(derived.py).
+description) or ``{"id": link}`` for a property holding a datablock that
+travels (its uuid, or a link into a library: linked.py). A datablock nested
+inside a group does not travel (that entry is left out). What animation or
+drivers write into a property is read as None (derived.py).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ A document is ``{type, expression, use_self, mute, variables}``; each
 variable ``{name, type, targets}``, each target its settings (``id_type``,
 ``data_path``, ``bone_target``, ``transform_type``, ``transform_space``,
 ``rotation_mode``, ``context_property``, fallback) and ``id``: the uuid of
-the datablock it reads (None for one that does not travel: the receiver's
-target stays empty). The values a driver writes are derived (derived.py)
+the datablock it reads, or a link into a library (linked.py; None for one
+that does not travel: the receiver's target stays empty). The values a driver writes are derived (derived.py)
 and never sent. Keyframes and modifiers of a driver's own F-curve (a
 mapping curve) do not travel.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rna
+from . import ids, linked, rna
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -145,7 +145,7 @@ def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, c
         return ob
     ident = inputs[index].identifier
     value = doc["value"]
-    if isinstance(value, str) and inputs[index].socket_type in ID_SOCKETS:
+    if (isinstance(value, str) or linked.is_ref(value)) and inputs[index].socket_type in ID_SOCKETS:
         value = ctx.resolve(value)
     try:
         mod[ident] = value

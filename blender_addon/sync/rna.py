@@ -2,9 +2,11 @@
 
 Used by the kinds for flat settings (lights, cameras, materials, modifiers,
 shader nodes, node group interfaces...).  Only writable properties are
-read.  Pointers to synchronised datablocks become their uuid; pointers to
-plain structs listed in ``nested`` are read recursively; everything else
-(collections, pointers to kinds that are not synchronised) is left out.
+read.  Pointers to synchronised datablocks become their uuid (and pointers
+to datablocks linked from a library that travels, a link into it: see
+``ReadContext.ref``); pointers to plain structs listed in ``nested`` are
+read recursively; everything else (collections, pointers to kinds that are
+not synchronised) is left out.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Protocol
 
 import bpy
 
-from . import assign, derived, ids
+from . import assign, derived, ids, linked
 
 # Properties never worth sending, whatever the struct.
 COMMON_SKIP = frozenset(
@@ -60,6 +62,8 @@ class Links(Protocol):
     link_types: frozenset[str]  # RNA types of pointers to synchronised kinds
 
     def is_synced(self, id_data: bpy.types.ID) -> bool: ...
+
+    def ref(self, id_data: bpy.types.ID | None) -> str | list[str] | None: ...
 
     def animated(self, id_data: bpy.types.ID) -> derived.Paths: ...
 
@@ -107,12 +111,11 @@ def read_props(
             if prop.is_readonly or prop.fixed_type.identifier not in links.link_types:
                 continue
             target = getattr(struct, ident)
-            if target is None:
-                out[ident] = None
-            elif links.is_synced(target):
-                out[ident] = ids.get_uuid(target)
-            # else: a kind of datablock that is not synchronised (e.g. a geometry node group): leave
-            # the property out, so every receiver keeps its own value instead of losing it.
+            link = links.ref(target)
+            if target is None or link is not None:
+                out[ident] = link
+            # else: a datablock that does not travel (e.g. linked from a library whose file is missing):
+            # leave the property out, so every receiver keeps its own value instead of losing it.
             continue
         if prop.type == "COLLECTION" or prop.is_readonly:
             continue
@@ -162,7 +165,7 @@ def write_props(
                     if sub is not None:
                         write_props(sub, value, resolve)
                     continue
-                target = resolve(value) if isinstance(value, str) else None
+                target = resolve(value) if isinstance(value, str) or linked.is_ref(value) else None
                 if getattr(struct, ident) != target:
                     setattr(struct, ident, target)
                 continue
@@ -188,7 +191,7 @@ def write_changed(struct: bpy.types.bpy_struct, values: Mapping[str, object], re
     """
     for ident, value in values.items():
         current = getattr(struct, ident, None)
-        if isinstance(current, bpy.types.ID):
-            current = ids.peek_uuid(current)  # a link travels as a uuid
+        if isinstance(current, bpy.types.ID):  # a link travels as a uuid or a link into a library
+            current = ids.peek_uuid(current) if current.library is None else linked.known_ref(current)
         if plain(current) != value:
             write_props(struct, {ident: value}, resolve)

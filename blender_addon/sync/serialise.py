@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids
+from . import ids, overrides
 from .codec import MAX_KEY_BYTES, encode_value
 from .context import ReadContext
 from .index import index_all, is_synced, kind_of
@@ -29,6 +29,8 @@ def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[
     record = BY_NAME[kind]
     out: dict[str, bytes] = {}
     for part, doc in record.serialise(id_data, ctx).items():
+        if part == record.primary:
+            doc = overrides.with_override(doc, id_data, ctx)
         if isinstance(record.parts[part], Items):
             for item, item_doc in doc.items():
                 key = make_key(kind, uuid, part, *item)

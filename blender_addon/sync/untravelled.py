@@ -10,7 +10,7 @@ docs/addon.md, "Not synchronised yet".
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import bpy
@@ -31,8 +31,34 @@ def _subject(id_data: bpy.types.ID) -> str:
     return f"{id_data.bl_rna.name} {id_data.name!r}"
 
 
+MISSING = "whose file is missing or too large to send"
+
+
+def _linked_pointers(struct: bpy.types.bpy_struct) -> Iterator[tuple[str, bpy.types.ID]]:
+    """``struct``'s pointer properties that hold a datablock linked from a library."""
+    for prop in struct.bl_rna.properties:
+        if prop.type != "POINTER" or prop.is_readonly:
+            continue
+        target = getattr(struct, prop.identifier, None)
+        if isinstance(target, bpy.types.ID) and target.library is not None:
+            yield prop.identifier, target
+
+
+def _pointers(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool]):
+    """Pointers of the object's slots, modifiers and constraints into a library that does not travel (a
+    pointer into one that travels names the receiver's copy of the datablock, sync/linked.py)."""
+    found = [(f"material slot {i + 1}", s.material) for i, s in enumerate(ob.material_slots) if s.material]
+    for label, stack in (("modifier", ob.modifiers), ("constraint", ob.constraints)):
+        for item in stack:
+            found += [(f"{label} {item.name!r} {attr}", t) for attr, t in _linked_pointers(item)]
+    for what, target in found:
+        if target.library is not None and not library_travels(target.library):
+            why = f"{target.name!r} is linked from {target.library.name}, {MISSING}"
+            yield Untravelled(_subject(ob), what, why)
+
+
 def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool]):
-    missing = "whose file is missing or too large to send"
+    missing = MISSING
     if ob.library is not None:
         if not library_travels(ob.library):
             yield Untravelled(_subject(ob), "the linked object", f"linked from {ob.library.name}, {missing}")
@@ -52,6 +78,7 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
     if coll is not None and coll.library is not None and not library_travels(coll.library):
         what = f"the instanced collection {coll.name!r}"
         yield Untravelled(_subject(ob), what, f"linked from {coll.library.name}, {missing}")
+    yield from _pointers(ob, library_travels)
     if ob.type == "VOLUME" and data is not None and data.is_sequence:
         yield Untravelled(_subject(data), "the other files of its sequence", "only the current file travels")
 

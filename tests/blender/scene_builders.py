@@ -301,19 +301,21 @@ def build_movieclip() -> None:
 
 
 def write_library(rock_height: float = 0.5) -> str:
-    """A small .blend (in a new temporary folder) holding a "Props" collection with a "Rock" and a "Tree"."""
+    """A small .blend (in a new temporary folder) holding a "Props" collection with a "Rock" and a "Tree",
+    and a material "Stone"."""
     folder = tempfile.mkdtemp(prefix="lib-")
     path = os.path.join(folder, "assets.blend")
     made = []
     props = bpy.data.collections.new("Props")
+    stone = bpy.data.materials.new("Stone")
     for name in ("Rock", "Tree"):
         me = bpy.data.meshes.new(name)
         me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, rock_height)], [], [(0, 1, 2)])
         ob = bpy.data.objects.new(name, me)
         props.objects.link(ob)
         made += [me, ob]
-    bpy.data.libraries.write(path, {props}, fake_user=True, compress=True)
-    bpy.data.batch_remove([props, *made])
+    bpy.data.libraries.write(path, {props, stone}, fake_user=True, compress=True)
+    bpy.data.batch_remove([props, stone, *made])
     return path
 
 
@@ -425,6 +427,48 @@ def write_character() -> str:
     for held, name in aside:
         held.name = name
     return path
+
+
+def write_assets() -> str:
+    """A .blend (in a new temporary folder) holding materials "Bark" and "Moss", an empty "Anchor" and an
+    image "Grain"."""
+    folder = tempfile.mkdtemp(prefix="assets-")
+    path = os.path.join(folder, "materials.blend")
+    bark = bpy.data.materials.new("Bark")
+    bark.diffuse_color = (0.5, 0.25, 0.1, 1.0)
+    moss = bpy.data.materials.new("Moss")
+    anchor = bpy.data.objects.new("Anchor", None)
+    anchor.location = (0.0, 3.0, 1.0)
+    grain = bpy.data.images.new("Grain", 4, 4)
+    grain.generated_color = (0.2, 0.7, 0.3, 1.0)
+    bpy.data.libraries.write(path, {bark, moss, anchor, grain}, fake_user=True)
+    bpy.data.batch_remove([bark, moss, anchor, grain])
+    return path
+
+
+def build_linked_pointers() -> None:
+    """Local datablocks pointing at datablocks linked from a library: a mesh's material and an object's
+    material slot, an array modifier's offset object, a constraint's target, a node's image, a custom
+    property and a driver's target."""
+    with bpy.data.libraries.load(write_assets(), link=True) as (_source, target):
+        target.materials = ["Bark"]
+        target.objects = ["Anchor"]
+        target.images = ["Grain"]
+    (bark,), (anchor,), (grain,) = target.materials, target.objects, target.images
+    crate = link(bpy.data.objects.new("Crate", triangle_mesh("Crate")))
+    crate.data.materials.append(bark)
+    array = crate.modifiers.new("Array", "ARRAY")
+    array.use_relative_offset, array.use_object_offset, array.offset_object = False, True, anchor
+    lid = link(bpy.data.objects.new("Lid", triangle_mesh("Lid")))
+    lid.data.materials.append(None)
+    lid.material_slots[0].link = "OBJECT"
+    lid.material_slots[0].material = bark
+    lid["skin"] = bark
+    follower = link(bpy.data.objects.new("Follower", None))
+    follower.constraints.new("COPY_LOCATION").target = anchor
+    add_driver(follower, "scale", 2, "z", [("z", "TRANSFORMS", [{"id": anchor, "transform_type": "LOC_Z"}])])
+    label = bpy.data.materials.new("Label")
+    label.node_tree.nodes.new("ShaderNodeTexImage").image = grain
 
 
 def build_override() -> None:
@@ -931,6 +975,43 @@ def build_rig() -> None:
     cam.constraints.move(1, 0)
 
 
+def add_extras(id_data: bpy.types.ID, expression: str = "2 * base") -> bool:
+    """Custom properties (a float with UI data, a string, an array, a group) and, when the datablock has
+    animation data, a driver: ``gain`` = ``expression`` of ``base``, read from the datablock itself.
+    Whether it has one."""
+    id_data["base"] = 1.5
+    id_data.id_properties_ui("base").update(min=0.0, max=10.0, description="the base value")
+    id_data["note"] = "take 3"
+    id_data["offsets"] = [1, 2, 3]
+    id_data["settings"] = {"mode": "fast", "level": 2}
+    if not hasattr(id_data, "animation_data"):
+        return False
+    id_data["gain"] = 0.0
+    target = {"id_type": id_data.id_type, "id": id_data, "data_path": '["base"]'}
+    add_driver(id_data, '["gain"]', 0, expression, [("base", "SINGLE_PROP", [target])])
+    return True
+
+
+def build_extras() -> None:
+    """Every other builder's scene with custom properties and drivers (add_extras) on every datablock.
+
+    But build_scene's: with several scenes, an object's view-layer hide is read in whichever scene is the
+    window's, which a replica need not share.
+    """
+    from blender_addon.sync.index import index_all
+
+    done = {build_scene, build_extras}
+    for build, _kind in BUILDERS.values():
+        if build not in done:
+            done.add(build)
+            build()
+    for _kind, id_data in index_all().values():
+        # Driven to what a property that is not evaluated holds (a datablock that no scene shows is
+        # evaluated by neither side).
+        add_extras(id_data, expression="base - 1.5")
+    evaluate_scenes()
+
+
 BUILDERS = {
     "object": (build_object, "obj"),
     "mesh": (build_mesh, "mesh"),
@@ -952,6 +1033,7 @@ BUILDERS = {
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
     "override": (build_override, "obj"),
+    "linked_pointers": (build_linked_pointers, "obj"),
     "particles": (build_particles, "part"),
     "pointcloud": (build_pointcloud, "pcloud"),
     "hair_curves": (build_hair_curves, "hair"),
@@ -970,6 +1052,7 @@ BUILDERS = {
     "animated": (lambda: build_animated(count=2), "action"),
     "custom_props": (build_custom_props, "obj"),
     "rig": (build_rig, "obj"),
+    "extras": (build_extras, "scene"),
 }
 
 
@@ -1024,7 +1107,7 @@ CHANGES = {
 def build_everything() -> None:
     done = set()
     for build, _kind in BUILDERS.values():
-        if build not in done:  # one builder may stand for two rows
+        if build not in done and build is not build_extras:  # one builder may stand for two rows
             done.add(build)
             build()
     evaluate_scenes()  # as an artist sees it: animation and drivers written

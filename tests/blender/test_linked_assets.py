@@ -13,12 +13,14 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 from scene_builders import (  # noqa: E402
     build_instancing,
+    build_linked_pointers,
     build_override,
     evaluated_vertices,
     instanced_geometry,
     link,
     override_of,
     reset_scene,
+    triangle_mesh,
     write_library,
 )
 
@@ -186,3 +188,132 @@ def test_an_object_using_linked_data_gets_the_same_data():
     bpy.context.view_layer.update()
     assert evaluated_vertices(ob) == vertices
     assert sync.scene_hash() == before
+
+
+def _pointers() -> dict[str, object]:
+    """Where each pointer of build_linked_pointers points (the linked datablock's library and name), and
+    what the depsgraph makes of them."""
+    crate, lid, follower = (bpy.data.objects[n] for n in ("Crate", "Lid", "Follower"))
+    image_node = next(n for n in bpy.data.materials["Label"].node_tree.nodes if n.type == "TEX_IMAGE")
+
+    def where(id_data):
+        return None if id_data is None else (id_data.library.name if id_data.library else None, id_data.name)
+
+    return {
+        "mesh material": where(crate.data.materials[0]),
+        "slot": where(lid.material_slots[0].material),
+        "modifier": where(crate.modifiers["Array"].offset_object),
+        "constraint": where(follower.constraints[0].target),
+        "node image": where(image_node.image),
+        "custom property": where(lid.get("skin")),
+        "driver": where(follower.animation_data.drivers[0].driver.variables[0].targets[0].id),
+        "crate": evaluated_vertices(crate),
+        "follower": [round(x, 4) for row in follower.matrix_world for x in row],
+    }
+
+
+def test_pointers_to_linked_datablocks_travel_as_links_into_the_library():
+    """Every pointer property: a slot, a mesh's material, a modifier, a constraint, a node, a custom property
+    and a driver pointing at linked datablocks arrive pointing at the receiver's copies of them."""
+    build_linked_pointers()
+    bpy.context.view_layer.update()
+    pointers = _pointers()
+    assert pointers["slot"] == ("materials.blend", "Bark") and pointers["follower"][11] == 1.0
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    # The library's key last: every pointer waits for it.
+    applier = sync.Applier()
+    for op in sorted(values.items(), key=lambda op: op[0].startswith("lib/")):
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    assert _pointers() == pointers
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values
+
+
+def test_repointing_a_slot_at_a_linked_material_changes_only_its_key():
+    build_linked_pointers()
+    values = sync.serialise_scene()
+    reset_scene()
+    sync.apply_ops(list(values.items()))
+    lid = bpy.data.objects["Lid"]
+    lid.material_slots[0].material = bpy.data.materials["Label"]
+    local = sync.serialise_scene()
+    lid.material_slots[0].material = next(m for m in bpy.data.materials if m.library is not None)
+    edited = sync.serialise_scene()
+    assert edited == values  # back on the linked material: the same value as the sender's
+    changed = sorted(k for k in local if local[k] != values.get(k))
+    assert changed == [f"obj/{sync.get_uuid(lid)}/slot/0"]
+    sync.apply_ops([(k, local[k]) for k in changed])
+    assert lid.material_slots[0].material.name == "Label"
+
+
+def _data_overrides() -> list[tuple[str, str, str]]:
+    """Object data made editable: (object, its data, the library of the data's reference)."""
+    return sorted(
+        (ob.name, ob.data.name, ob.data.override_library.reference.library.name)
+        for ob in bpy.data.objects
+        if ob.data is not None and ob.data.library is None and ob.data.override_library is not None
+    )
+
+
+def _override_data() -> None:
+    """The character's mesh and armature made editable in the override (as Blender's "Make Editable")."""
+    for name in ("Body", "Rig"):
+        override_of(name).data.override_create(remap_local_usages=True)
+
+
+@pytest.mark.parametrize("order", ["as serialised", "objects and library first", "library last"])
+def test_an_override_of_object_data_is_made_from_the_receivers_library(order):
+    build_override()
+    _override_data()
+    bpy.context.view_layer.update()
+    made = _data_overrides()
+    assert made == [("Body", "BodyMesh", "character.blend"), ("Rig", "RigData", "character.blend")]
+    body = evaluated_vertices(override_of("Body"))
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    ops = list(values.items())
+    if order != "as serialised":
+        # One key at a time; objects before their data (each gets a stand-in first, which the override
+        # replaces), the library first or last.
+        ops.sort(key=lambda op: (op[0].startswith("lib/") != (order != "library last"), "obj/" not in op[0]))
+        applier = sync.Applier()
+        for op in ops:
+            applier.feed([op])
+            applier.step()
+    else:
+        applier = sync.apply_ops(ops)
+    assert applier.errors == [] and applier.pending_links == {}
+    bpy.context.view_layer.update()
+    assert _data_overrides() == made
+    assert not [m for m in bpy.data.meshes if m.name.startswith("pending-")]  # stand-ins replaced
+    assert evaluated_vertices(override_of("Body")) == body
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values
+
+
+def test_linked_names_with_pattern_characters_and_the_longest_name_travel_as_data():
+    """A link names its datablock by name: ``/``, ``*``, ``**`` and the longest name Blender keeps: data."""
+    folder = tempfile.mkdtemp(prefix="names-")
+    path = os.path.join(folder, "odd.blend")
+    made = [bpy.data.materials.new(name) for name in ("a/*/**", "é" * 200)]
+    names = [m.name for m in made]  # Blender cuts the long one to its limit
+    assert len(names[1].encode()) < 400
+    bpy.data.libraries.write(path, set(made), fake_user=True)
+    bpy.data.batch_remove(made)
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.materials = list(names)
+    ob = link(bpy.data.objects.new("Odd", triangle_mesh("Odd")))
+    for mat in target.materials:
+        ob.data.materials.append(mat)
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    received = [m.name for m in bpy.data.objects["Odd"].data.materials]
+    assert received == names and all(m.library is not None for m in bpy.data.objects["Odd"].data.materials)

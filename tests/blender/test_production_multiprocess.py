@@ -126,6 +126,84 @@ def test_a_library_override_posed_by_another_artist(server, artists):  # noqa: F
     assert all(abs(v[1] - 2.0) < 1.0 for v in posed)  # moved with the rig
 
 
+def test_a_linked_material_assigned_by_another_artist(server, artists):  # noqa: F811
+    """Ben links another material from his copy of the library and puts it in a slot: Ana's Blender links
+    it from hers and evaluates the object with it."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "lib = next(lib for lib in bpy.data.libraries if lib.name == 'materials.blend')\n"
+        "with bpy.data.libraries.load(lib.filepath, link=True) as (_source, target):\n"
+        "    target.materials = ['Moss']\n"
+        "bpy.data.objects['Lid'].material_slots[0].material = target.materials[0]\n"
+    )
+    built_and_edited(address, [ana, ben], "build_linked_pointers", edit)
+    slot = (
+        "(lambda m: [m.name, m.library.name, m.library.filepath])(bpy.data.objects['Lid']"
+        ".evaluated_get(bpy.context.evaluated_depsgraph_get()).material_slots[0].material)"
+    )
+    (name, library, ana_path), (_, _, ben_path) = (a.call("eval", expr=slot)["value"] for a in (ana, ben))
+    assert (name, library) == ("Moss", "materials.blend")
+    assert ana_path != ben_path and "blendsync-libs" in ben_path  # each from their own copy of the file
+
+
+def test_object_data_made_editable_in_an_override_arrives_as_an_override(server, artists):  # noqa: F811
+    """Ana makes the character's mesh and armature editable in her override: Ben's are overrides of his
+    own copy of the library too, and the body he poses deforms the same for both."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    make_editable = "".join(
+        f"scene_builders.override_of({name!r}).data.override_create(remap_local_usages=True)\n"
+        for name in ("Body", "Rig")
+    )
+    ana.call("edit", script=BUILDERS + "scene_builders.build_override()\n" + make_editable)
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    data_overrides = (
+        "sorted((o.name, o.data.override_library.reference.library.name, o.data.library is None)"
+        " for o in bpy.data.objects if o.data is not None and o.data.override_library)"
+    )
+    expected = [["Body", "character.blend", True], ["Rig", "character.blend", True]]
+    assert evaluated_everywhere([ana, ben], data_overrides) == expected
+    rest = evaluated_everywhere([ana, ben], BODY)
+    ben.call(
+        "edit",
+        script=BUILDERS + "rig = scene_builders.override_of('Rig')\n"
+        "rig.pose.bones['Lower'].rotation_quaternion = (0.9238795, 0.0, 0.3826834, 0.0)\n",
+    )
+    converge([ana, ben])
+    assert evaluated_everywhere([ana, ben], BODY) != rest
+
+
+def test_custom_properties_and_drivers_of_a_scene_world_and_collection(server, artists):  # noqa: F811
+    """Ben gives the scene a driven property, the world and a collection custom properties; Ana's Blender
+    has them, and her driver evaluates from her value when she changes it."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "scene_builders.add_extras(bpy.context.scene)\n"
+        "scene_builders.add_extras(bpy.data.worlds['Sky'])\n"
+        "bpy.data.collections['Outer']['shot'] = 'sh010'\n"
+        "scene_builders.evaluate_scenes()\n"
+    )
+    ana.call("edit", script=BUILDERS + "scene_builders.build_world()\nscene_builders.build_collection()\n")
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ben.call("edit", script=BUILDERS + edit)
+    converge([ana, ben])
+    props = (
+        "[bpy.data.collections['Outer'].get('shot'), bpy.data.worlds['Sky'].get('note'),"
+        " len(bpy.context.scene.animation_data.drivers)]"
+    )
+    assert evaluated_everywhere([ana, ben], props) == ["sh010", "take 3", 1]
+    ana.call("edit", script="bpy.context.scene['base'] = 4.0\n")
+    converge([ana, ben])
+    # A custom property set from Python tags nothing: each Blender evaluates its scene again (as a UI edit).
+    for artist in (ana, ben):
+        artist.call("edit", script="bpy.context.scene.update_tag()\nbpy.context.view_layer.update()\n")
+    assert evaluated_everywhere([ana, ben], "bpy.context.scene['gain']") == 8.0
+
+
 def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")

@@ -38,6 +38,13 @@ def test_what_does_not_travel_is_listed_with_its_datablock_and_why():
     placer = link(bpy.data.objects.new("Placer", None))
     placer.instance_type = "COLLECTION"
     placer.instance_collection = target.collections[0]
+    # Pointers into the library: a material slot and a modifier's object.
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.materials = ["Stone"]
+        target.objects = ["Tree"]
+    slotted = link(bpy.data.objects.new("Slotted", triangle_mesh("Slotted")))
+    slotted.data.materials.append(target.materials[0])
+    slotted.modifiers.new("Array", "ARRAY").offset_object = target.objects[0]
     assert [line[0] for line in _lines()] == ["Volume 'Fog'"]  # the library travels, and so what uses it
     os.remove(path)  # the library's file is gone: it cannot travel any more
     with edit_mode(editing):
@@ -47,7 +54,11 @@ def test_what_does_not_travel_is_listed_with_its_datablock_and_why():
     why = "linked from assets.blend, whose file is missing or too large to send"
     assert ("Object 'LocalRock'", "its linked data", why) in lines
     assert ("Object 'Placer'", "the instanced collection 'Props'", why) in lines
-    assert len(lines) == 4, lines
+    why = "'Stone' is linked from assets.blend, whose file is missing or too large to send"
+    assert ("Object 'Slotted'", "material slot 1", why) in lines
+    why = "'Tree' is linked from assets.blend, whose file is missing or too large to send"
+    assert ("Object 'Slotted'", "modifier 'Array' offset_object", why) in lines
+    assert len(lines) == 6, lines
 
 
 def test_the_report_walks_again_only_after_its_interval():

@@ -15,6 +15,7 @@ Adding a kind: write ``kinds/<bpy.data collection>.py`` ending in a
 
 from __future__ import annotations
 
+from ..extras import given
 from ..items import Items
 from . import (
     actions,
@@ -77,11 +78,15 @@ _BEFORE_OBJECTS: tuple[Kind, ...] = (
     armatures.KIND,
     collections.KIND,
 )
-REGISTRY: tuple[Kind, ...] = (
-    *_BEFORE_OBJECTS,
-    objects.make_kind(_BEFORE_OBJECTS),  # objects of the types the object data kinds above declare
-    scenes.KIND,
-    libraries.KIND,
+# Every kind carries custom properties (and drivers, where it has animation data): extras.given.
+REGISTRY: tuple[Kind, ...] = tuple(
+    given(kind)
+    for kind in (
+        *_BEFORE_OBJECTS,
+        objects.make_kind(_BEFORE_OBJECTS),  # objects of the types the object data kinds above declare
+        scenes.KIND,
+        libraries.KIND,
+    )
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in REGISTRY}

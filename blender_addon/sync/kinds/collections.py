@@ -35,9 +35,8 @@ def describe(coll: bpy.types.Collection, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
-    if doc.get("override"):
-        return overrides.make("collections", doc["override"], ctx)
-    # The name is a key of its own (coll/<u>/name), applied right after this one.
+    # A library override is made by the applier (overrides.take_over). The name is a key of its own
+    # (coll/<u>/name), applied right after this one.
     return bpy.data.collections.new(f"pending-{uuid[:8]}")
 
 

@@ -36,7 +36,7 @@ def library_linked(lib: bpy.types.Library) -> list[bpy.types.ID]:
     for attr in LINKABLE.values():
         out.extend(
             id_data
-            for id_data in getattr(bpy.data, attr)
+            for id_data in getattr(bpy.data, attr, ())
             if id_data.library == lib and not id_data.is_library_indirect
         )
     return out

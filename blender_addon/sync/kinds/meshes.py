@@ -142,6 +142,10 @@ def apply_meta(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID
 
 
 def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    if me.override_library is not None:
+        # A library override's geometry is its library's: Blender neither edits nor keeps it (and the
+        # override refuses the arrays), so the receiver's copy of the library gives the same.
+        return me
     me.clear_geometry()
     nv = len(doc["vertices"]) // 12
     ne = len(doc["edges"]) // 8

@@ -107,7 +107,7 @@ def serialise(
         "meta": {
             "type": ob.type,
             "data_kind": data_kind,
-            "data": ctx.ref(ob.data) if data_kind else None,
+            "data": ctx.uuid(ob.data) if data_kind else None,
             "linked_data": linked.ref(ob.data, ctx) if data_kind else None,
             "override": overrides.read(ob, ctx),
         },
@@ -154,7 +154,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
     return {
         "name": ob.name,
         "type": ob.type,
-        "data": ctx.ref(ob.data) if ob.data is not None else None,
+        "data": ctx.uuid(ob.data),
         "linked_data": linked.ref(ob.data, ctx),
         "parent": ctx.ref(ob.parent),
         "parent_type": ob.parent_type,
@@ -186,8 +186,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
-    if doc.get("override"):
-        return overrides.make("objects", doc["override"], ctx)
+    # A library override is made by the applier (overrides.take_over).
     if doc.get("linked_data"):
         # Data linked from a library: made once the library has linked it (an object's type is its data's).
         data = linked.resolve(doc["linked_data"], ctx)
