@@ -36,6 +36,15 @@ import trio
 
 from .apply_guard import apply_committed
 from .backup import StorePoint, copy_store, store_point
+from .blob_entries import (
+    BLOB_ROOT,
+    BlobEntryError,
+    blob_tree_path,
+    named_blobs,
+    pack_blob_entry,
+    pack_snapshot,
+    unpack_snapshot,
+)
 from .config import NodeConfig
 from .core import (
     ConfChange,
@@ -91,6 +100,8 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         self._applied_changed = trio.Event()
         self._persisted_applied = storage.applied()
         self._snapshot_cache: Snapshot | None = None
+        # The blobs of a snapshot being installed: its tree is the node's before the write that stores them.
+        self._installing_blobs: dict[bytes, bytes] = {}
         self.stats: dict[str, Any] = {
             "proposals": 0,
             "batches": 0,
@@ -180,10 +191,24 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         return await self.submit(command, client=client, seq=seq).wait()
 
     def submit(
-        self, command: dict[str, Any], *, client: str | None = None, seq: int | None = None
+        self,
+        command: dict[str, Any],
+        *,
+        client: str | None = None,
+        seq: int | None = None,
+        blob: tuple[bytes, bytes] | None = None,
     ) -> Proposal:
-        """Queue a proposal without waiting: proposals submitted in order commit in that order."""
+        """Queue a proposal without waiting: proposals submitted in order commit in that order.
+
+        ``blob`` = (sha256, bytes): the entry carries them to every node's blob table, where they stay while
+        the node /blobs/<hex> exists (which ``command`` should create: its payload is no place for them).
+        """
         data = encode_envelope(command, client=client, seq=seq)  # validates; raises TreeError
+        if blob is not None:
+            try:
+                data = pack_blob_entry(blob[0], blob[1], data)
+            except BlobEntryError as exc:
+                raise TreeError("bad_payload", str(exc)) from None
         if len(data) > self.config.max_entry_bytes:
             raise TreeError(
                 "too_large", f"command of {len(data)} bytes exceeds {self.config.max_entry_bytes}"
@@ -197,6 +222,15 @@ class Node(ProposalTracking, Watches, PeerProtocol):
 
     def read_local(self, path: TreePath) -> tuple[NodeProps, Any] | None:
         return self.tree.get(tuple(path))
+
+    def read_blob(self, blob: bytes) -> bytes | None:
+        """The bytes of a blob the tree names (/blobs/<hex>), or None (a blocking lmdb read: it is mapped)."""
+        found = self.tree.get(blob_tree_path(blob))
+        if found is None:
+            return None
+        if isinstance(found[1], bytes):
+            return found[1]  # stored by a version that kept blobs in the tree (storage layout 2)
+        return self._installing_blobs.get(blob) or self._storage.blob(blob)
 
     def match_local(self, pattern: TreePath) -> Iterator[tuple[TreePath, NodeProps, Any]]:
         """Nodes matching a pattern: for constant shapes only; a user string in it would be a pattern."""
@@ -395,6 +429,7 @@ class Node(ProposalTracking, Watches, PeerProtocol):
             if self.tree.applied_index - self._persisted_applied >= self.config.tree_flush_entries:
                 self._add_tree_state(write)
             await self._write(write)
+            self._installing_blobs = {}
             self._log.note_appended(list(rd.entries))
         if self._transport is not None:
             for message in rd.messages:
@@ -487,12 +522,23 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         if cached is not None and cached.meta.index == index:
             return cached
         term = self._log.term(index) if index else 0
-        snapshot = Snapshot(SnapshotMeta(index, term, frozenset(self.voters)), self.tree.dump())
+        data = pack_snapshot(self.tree.dump(), self._named_blobs())
+        snapshot = Snapshot(SnapshotMeta(index, term, frozenset(self.voters)), data)
         self._snapshot_cache = snapshot
         return snapshot
 
+    def _named_blobs(self) -> Iterator[tuple[bytes, bytes]]:
+        """(sha256, bytes) of every blob in the table the tree names: a snapshot carries them."""
+        for blob, content in named_blobs(self.tree.children_items((BLOB_ROOT,)), self._storage.blob):
+            if content is None:
+                log.error("node %d: the tree names blob %s, which is not stored", self.node_id, blob.hex())
+            else:
+                yield blob, content
+
     def _restore_snapshot(self, snapshot: Snapshot, write: WriteBatch) -> None:
-        tree = Tree.load(snapshot.data)
+        tree_dump, write.blobs = unpack_snapshot(snapshot.data)
+        self._installing_blobs = dict(write.blobs)
+        tree = Tree.load(tree_dump)
         self.tree = tree
         self._backlog.clear()
         meta = snapshot.meta
