@@ -18,8 +18,8 @@ A proposal made on a follower is forwarded to the leader, in order, over the pee
 
 This module keeps the loop and the handling of each Ready; the node's other concerns are parts of
 :class:`Node` in their own modules: where each proposal is until answered (``proposals``), subscriptions and
-watches (``watches``), the frames peers exchange (``peer_protocol``) and the core's view of the lmdb log
-(``log_storage``).
+watches (``watches``), snapshots, compaction and blob reads (``snapshots``), the frames peers exchange
+(``peer_protocol``) and the core's view of the lmdb log (``log_storage``).
 """
 
 from __future__ import annotations
@@ -37,13 +37,8 @@ import trio
 from .apply_guard import apply_committed
 from .backup import StorePoint, copy_store, store_point
 from .blob_entries import (
-    BLOB_ROOT,
     BlobEntryError,
-    blob_tree_path,
-    named_blobs,
     pack_blob_entry,
-    pack_snapshot,
-    unpack_snapshot,
 )
 from .config import NodeConfig
 from .core import (
@@ -57,8 +52,6 @@ from .core import (
     RawNode,
     Ready,
     Role,
-    Snapshot,
-    SnapshotMeta,
     message_to_wire,
 )
 from .errors import NotLeader, OutcomeUnknown, ReplicationError
@@ -66,6 +59,7 @@ from .lmdb_store import LogRecord, Storage, WriteBatch
 from .log_storage import RaftLogStorage
 from .peer_protocol import PeerProtocol
 from .proposals import Proposal, ProposalTracking
+from .snapshots import Snapshots
 from .transport import Transport
 from .tree import NodeProps, Tree, TreeError, TreePath, encode_envelope
 from .watches import Subscription, Watches
@@ -84,7 +78,7 @@ __all__ = [
 log = logging.getLogger("blendsync.replication")
 
 
-class Node(ProposalTracking, Watches, PeerProtocol):
+class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
     """One replication node: open it with :func:`open_node`."""
 
     def __init__(self, config: NodeConfig, storage: Storage, tree: Tree):
@@ -99,9 +93,7 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         self._init_watches(config.watch_backlog)
         self._applied_changed = trio.Event()
         self._persisted_applied = storage.applied()
-        self._snapshot_cache: Snapshot | None = None
-        # The blobs of a snapshot being installed: its tree is the node's before the write that stores them.
-        self._installing_blobs: dict[bytes, bytes] = {}
+        self._init_snapshots()
         self.stats: dict[str, Any] = {
             "proposals": 0,
             "batches": 0,
@@ -222,15 +214,6 @@ class Node(ProposalTracking, Watches, PeerProtocol):
 
     def read_local(self, path: TreePath) -> tuple[NodeProps, Any] | None:
         return self.tree.get(tuple(path))
-
-    def read_blob(self, blob: bytes) -> bytes | None:
-        """The bytes of a blob the tree names (/blobs/<hex>), or None (a blocking lmdb read: it is mapped)."""
-        found = self.tree.get(blob_tree_path(blob))
-        if found is None:
-            return None
-        if isinstance(found[1], bytes):
-            return found[1]  # stored by a version that kept blobs in the tree (storage layout 2)
-        return self._installing_blobs.get(blob) or self._storage.blob(blob)
 
     def match_local(self, pattern: TreePath) -> Iterator[tuple[TreePath, NodeProps, Any]]:
         """Nodes matching a pattern: for constant shapes only; a user string in it would be a pattern."""
@@ -512,69 +495,6 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         # Rare, so a blocking commit on the loop is fine; replaying the entry after a restart is harmless.
         self._storage.commit(WriteBatch(voters=sorted(self.voters), addresses=dict(self.addresses)))
         log.info("node %d: voters are now %s", self.node_id, sorted(self.voters))
-
-    # ---- snapshots and compaction -------------------------------------------------------------------
-
-    def _make_snapshot(self) -> Snapshot:
-        """The tree as applied now: what a follower that fell behind the compacted log receives."""
-        index = self.tree.applied_index
-        cached = self._snapshot_cache
-        if cached is not None and cached.meta.index == index:
-            return cached
-        term = self._log.term(index) if index else 0
-        data = pack_snapshot(self.tree.dump(), self._named_blobs())
-        snapshot = Snapshot(SnapshotMeta(index, term, frozenset(self.voters)), data)
-        self._snapshot_cache = snapshot
-        return snapshot
-
-    def _named_blobs(self) -> Iterator[tuple[bytes, bytes]]:
-        """(sha256, bytes) of every blob in the table the tree names: a snapshot carries them."""
-        for blob, content in named_blobs(self.tree.children_items((BLOB_ROOT,)), self._storage.blob):
-            if content is None:
-                log.error("node %d: the tree names blob %s, which is not stored", self.node_id, blob.hex())
-            else:
-                yield blob, content
-
-    def _restore_snapshot(self, snapshot: Snapshot, write: WriteBatch) -> None:
-        tree_dump, write.blobs = unpack_snapshot(snapshot.data)
-        self._installing_blobs = dict(write.blobs)
-        tree = Tree.load(tree_dump)
-        self.tree = tree
-        self._backlog.clear()
-        meta = snapshot.meta
-        self.voters = frozenset(meta.voters)
-        write.tree_reset = True
-        write.tree_records = tree.records()
-        tree.take_dirty()
-        write.applied = meta.index
-        write.compact_to = max(self._log.last_index(), meta.index)
-        write.snapshot_meta = (meta.index, meta.term, sorted(meta.voters))
-        write.voters = sorted(meta.voters)
-        self._persisted_applied = meta.index
-        self._log.note_snapshot_installed(meta.index, meta.term)
-        self._release_awaiting()
-        log.info("node %d installed a snapshot at index %d", self.node_id, meta.index)
-
-    def _add_tree_state(self, write: WriteBatch) -> None:
-        """Persist the tree as of the last apply alongside the next write (the log covers the gap)."""
-        write.tree_records = self.tree.take_dirty()
-        if write.tree_records or self.tree.applied_index != self._persisted_applied:
-            write.applied = self.tree.applied_index
-            self._persisted_applied = self.tree.applied_index
-            compact_to = self.tree.applied_index - self.config.log_retain
-            if compact_to > self._log.first_index() + 1024 and write.compact_to is None:
-                # The persisted tree covers everything up to the applied index: older entries can go.
-                term = self._log.term(compact_to)
-                write.compact_to = compact_to
-                write.snapshot_meta = (compact_to, term, sorted(self.voters))
-                self._log.note_compacted(compact_to, term)
-
-    async def flush(self) -> None:
-        """Persist the tree as applied so far (a restart then has less log to replay)."""
-        write = WriteBatch()
-        self._add_tree_state(write)
-        if write:
-            await self._write(write)
 
 
 @asynccontextmanager
