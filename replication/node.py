@@ -62,6 +62,7 @@ from .proposals import Proposal, ProposalTracking
 from .snapshots import Snapshots
 from .transport import Transport
 from .tree import NodeProps, Tree, TreeError, TreePath, encode_envelope
+from .tree.errors import E_PAYLOAD
 from .watches import Subscription, Watches
 
 __all__ = [
@@ -200,7 +201,7 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
             try:
                 data = pack_blob_entry(blob[0], blob[1], data)
             except BlobEntryError as exc:
-                raise TreeError("bad_payload", str(exc)) from None
+                raise TreeError(E_PAYLOAD, str(exc)) from None
         if len(data) > self.config.max_entry_bytes:
             raise TreeError(
                 "too_large", f"command of {len(data)} bytes exceeds {self.config.max_entry_bytes}"
