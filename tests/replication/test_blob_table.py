@@ -347,3 +347,21 @@ TestBlobTable = BlobTable.TestCase
 TestBlobTable.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 TestBlobTableCollects = BlobTableCollects.TestCase
 TestBlobTableCollects.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
+
+
+async def test_a_layout_2_store_keeps_serving_the_blobs_its_tree_holds(tmp_path: Path):
+    """Before the blob table, a blob's bytes were the payload of /blobs/<hex>: such a store still serves."""
+    content = os.urandom(70_000)
+    blob = blob_of(content)
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        put = {"op": "put", "path": [BLOB_ROOT, blob.hex()], "payload": content}
+        assert (await node.propose({"then": [put]}))["ok"]
+    env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True)
+    try:
+        with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+            txn.put(b"layout", msgpack.packb(2))
+    finally:
+        env.close()
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        assert node.read_blob(blob) == content
+        assert node._storage.layout() == 3
