@@ -3,7 +3,9 @@
 Tree layout (replicated like everything else, so a blob is on a majority before an op that references it is
 acked: the op's transaction requires it to exist):
 
-    /blobs/<sha256 hex>              the blob's bytes; keep_while its refs node has children, so a blob goes
+    /blobs/<sha256 hex>              the blob's size; its bytes ride in the entry and stay in each node's
+                                     blob table while this node exists (Node.read_blob; docs/decisions/0008);
+                                     keep_while its refs node has children, so a blob goes
                                      in the very command that drops its last holder (no sweep, no race)
     /blobs/<hex>/refs/<holder>       one child per holder:
         k:<sha256(room NUL key) hex>     a live key of a room; keep_while the room's meta exists, so
@@ -131,12 +133,20 @@ def key_hold_changes(
     return compare, then, gained
 
 
-def put_blob_command(blob: bytes, data: bytes, client_id: str, node_id: Any) -> dict[str, Any]:
-    """Store a blob (once: a stored one keeps its bytes) and pin it for the uploading session."""
+def put_blob_command(blob: bytes, size: int, client_id: str, node_id: Any) -> dict[str, Any]:
+    """Store a blob (once: a stored one keeps its bytes) and pin it for the uploading session; submit it
+    with the bytes (``Node.submit(..., blob=...)``)."""
     pin = hold_ops([blob], pin_holder(client_id), {"node": node_id})
     keep = {format_path(holders_path(blob)): {"child_count": [">", 0]}}
-    store = {"op": "put", "path": list(blob_path(blob)), "payload": data, "keep_while": keep}
+    store = {"op": "put", "path": list(blob_path(blob)), "payload": size, "keep_while": keep}
     return {"compare": exists_conditions([blob]), "then": pin, "else": [store, *pin]}
+
+
+def _stored_size(payload: Any) -> int | None:
+    """The size a /blobs/<hex> node records (its bytes themselves, from storage layout 2)."""
+    if isinstance(payload, bytes):
+        return len(payload)
+    return payload if type(payload) is int else None
 
 
 def value_refs(op: list[Any]) -> tuple[bytes, ...]:
@@ -171,7 +181,7 @@ class Blobs:
 
     def _load(self) -> None:
         for path, _, payload in self.node.match_local((BLOBS, "*")):
-            self._note_blob(bytes.fromhex(path[1]), len(payload) if isinstance(payload, bytes) else None)
+            self._note_blob(bytes.fromhex(path[1]), _stored_size(payload))
         for path, _, payload in self.node.match_local((ROOMS, "*", "refs", "*")):
             self.note_key_refs(path[1], path[3], payload)
         # Pins of sessions of this node from before a restart: released after the grace, unless they return.
@@ -186,8 +196,8 @@ class Blobs:
     # ---- this node's copy, kept in step with commits --------------------------------------------------
 
     def _on_blob_event(self, event: WatchEvent) -> None:
-        stored = event.action != "delete" and isinstance(event.payload, bytes)
-        self._note_blob(bytes.fromhex(event.path[1]), len(event.payload) if stored else None)
+        stored = event.action != "delete"
+        self._note_blob(bytes.fromhex(event.path[1]), _stored_size(event.payload) if stored else None)
 
     def _note_blob(self, blob: bytes, size: int | None) -> None:
         self.total_bytes -= self.sizes.pop(blob, 0)
@@ -245,8 +255,7 @@ class Blobs:
             if readable is not None and blob not in readable:
                 yield encode_frame(BlobDataEvent(hash=blob, data=None, ref=ref))
                 continue
-            found = self.node.read_local(blob_path(blob))
-            data = found[1] if found is not None and isinstance(found[1], bytes) else None
+            data = self.node.read_blob(blob)
             self.metrics.blob_bytes_sent += len(data or b"")
             yield encode_frame(BlobDataEvent(hash=blob, data=data, ref=ref))
 
@@ -264,9 +273,9 @@ class Blobs:
             self.metrics.limit("max_blob_bytes")
             raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_blob_bytes ({limit}) reached on this server")
         await session.inflight.acquire()  # backpressure, shared with writes
-        command = put_blob_command(blob, request.data, session.client_id, self.node.node_id)
+        command = put_blob_command(blob, size, session.client_id, self.node.node_id)
         try:
-            proposal = self.node.submit(command)
+            proposal = self.node.submit(command, blob=(blob, request.data))
         except (ReplicationError, TreeError) as exc:
             session.inflight.release()
             raise RequestError(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .blob_entries import entry_command
 from .tree import E_INTERNAL, Tree, WatchEvent
 
 log = logging.getLogger("blendsync.replication")
@@ -34,9 +35,12 @@ def internal_failure(index: int, exc: BaseException) -> dict[str, Any]:
 def apply_committed(
     tree: Tree, index: int, data: bytes, node_id: int
 ) -> tuple[dict[str, Any], list[WatchEvent], bool]:
-    """Apply entry ``index``; return (result, watch events, whether it failed with an internal error)."""
+    """Apply entry ``index``; return (result, watch events, whether it failed with an internal error).
+
+    A blob the entry carries is already in the node's blob table (stored with the entry): the tree gets the
+    command alone."""
     try:
-        result, events = tree.apply(index, data)
+        result, events = tree.apply(index, entry_command(data))
     except (MemoryError, RecursionError):
         raise
     except Exception as exc:

@@ -16,8 +16,9 @@ from pathlib import Path
 import lmdb
 
 from .apply_guard import apply_committed
+from .blob_entries import BLOB_ROOT, named_blobs
 from .core import EntryKind
-from .lmdb_store import LAYOUT, Storage, WriteBatch
+from .lmdb_store import LAYOUT, READABLE_LAYOUTS, Storage, WriteBatch
 from .tree import Tree
 
 STORE_FILE = "data.mdb"
@@ -61,8 +62,9 @@ def store_point(path: Path) -> StorePoint:
         storage.close()
 
 
-def _replayed(path: Path) -> tuple[Tree, int]:
-    """The store's tree with every entry of its log applied (blocking), and the term of the last one."""
+def _replayed(path: Path) -> tuple[Tree, int, list[tuple[bytes, bytes]]]:
+    """The store's tree with every entry of its log applied (blocking), the term of the last one, and the
+    blobs of its table the tree names."""
     if not (path / STORE_FILE).is_file():
         raise BackupError(f"{path} holds no {STORE_FILE}")
     try:
@@ -70,7 +72,7 @@ def _replayed(path: Path) -> tuple[Tree, int]:
     except lmdb.Error as exc:
         raise BackupError(f"{path / STORE_FILE} is not a store: {exc}") from None
     try:
-        if storage.layout() != LAYOUT:
+        if storage.layout() not in READABLE_LAYOUTS:
             raise BackupError(f"{path} has store layout {storage.layout()}; this blendsync reads {LAYOUT}")
         tree = Tree.from_records(storage.tree_records(), storage.applied())
         term = storage.snapshot_meta()[1]
@@ -89,7 +91,12 @@ def _replayed(path: Path) -> tuple[Tree, int]:
                     apply_committed(tree, record.index, record.data, 0)
                 else:
                     tree.advance(record.index)
-        return tree, term
+        blobs = []
+        for blob, content in named_blobs(tree.children_items((BLOB_ROOT,)), storage.blob):
+            if content is None:
+                raise BackupError(f"{path} is damaged: blob {blob.hex()} is named but not stored")
+            blobs.append((blob, content))
+        return tree, term, blobs
     except (lmdb.Error, ValueError, KeyError) as exc:
         raise BackupError(f"{path} is damaged: {exc}") from None
     finally:
@@ -98,7 +105,7 @@ def _replayed(path: Path) -> tuple[Tree, int]:
 
 def check_store(path: Path) -> StoreSummary:
     """Open a copy read-only and replay it; raises BackupError if it is not a whole, readable store."""
-    tree, term = _replayed(path)
+    tree, term, _ = _replayed(path)
     persisted = Storage.open_readonly(path)
     try:
         replayed = tree.applied_index - max(persisted.applied(), persisted.snapshot_meta()[0])
@@ -112,7 +119,7 @@ def seed_store(backup: Path, data_dir: Path, node_id: int) -> StoreSummary:
     logged entry applied, an empty log after it, and ``node_id`` as the only voter (blocking)."""
     if (data_dir / STORE_FILE).exists():
         raise BackupError(f"{data_dir} already holds a store: restore into a fresh directory")
-    tree, term = _replayed(backup)
+    tree, term, blobs = _replayed(backup)
     storage = Storage(data_dir)
     try:
         applied = tree.applied_index
@@ -124,6 +131,7 @@ def seed_store(backup: Path, data_dir: Path, node_id: int) -> StoreSummary:
                 tree_records=tree.records(),
                 applied=applied,
                 addresses={},
+                blobs=blobs,
             )
         )
     finally:

@@ -6,10 +6,20 @@ Sub-databases:
          b"snapshot" -> [index, term, voters]  (the log's compaction point); b"layout" -> LAYOUT
   tree   sha256(encoded path) -> 4-byte length + encoded path + node record (the record is owned by
          replication.tree; written with the applied index)
+  blobs      sha256 -> the blob's bytes, written once, in the transaction that appends the first entry
+             carrying it (or installs a snapshot naming it); the log keeps that entry without them
+             (replication.blob_entries)
+  blob_log   8-byte index + sha256 -> b"" for each appended entry that carries a blob (what compaction
+             of the log may set free)
+  blob_last  sha256 -> 8-byte index of the last appended entry carrying it
+
+A blob's bytes go when the log is compacted past the last entry carrying it and the persisted tree has no
+node /blobs/<hex>, in the transaction that makes that so (docs/decisions/0008).
 
 lmdb keys are at most 511 bytes, so every key here has a fixed size: a path (up to 64 names of 1024 bytes)
 lives in the value, which lmdb bounds only by 4 GiB. Layout 1 keyed tree records by the encoded path
-itself; opening such a store rewrites its records in the current layout in one transaction.
+itself; opening such a store rewrites its records in the current layout in one transaction. Layout 2 had
+no blob table (its blobs are tree payloads, which the node still reads); opening it only marks it 3.
 
 All writes of one step go in one transaction (group commit): entries, hard state, tree records and the
 applied index land together or not at all, so a process killed at any instant reopens consistent.
@@ -27,9 +37,12 @@ from pathlib import Path
 import lmdb
 import msgpack
 
+from .blob_entries import BLOB_ROOT, split_for_storage, stored_blob
+
 _INDEX = struct.Struct(">Q")
 _PATH_SIZE = struct.Struct(">I")
-LAYOUT = 2  # of the tree sub-database; a store without b"layout" in meta is layout 1
+LAYOUT = 3  # a store without b"layout" in meta is layout 1
+READABLE_LAYOUTS = (2, 3)  # what a backup may hold
 DEFAULT_MAP_SIZE = 64 * 1024**3  # address space only; the file grows as needed
 
 
@@ -61,6 +74,13 @@ def split_tree_value(raw: bytes) -> tuple[tuple, bytes]:
     return decode_path(raw[_PATH_SIZE.size : end]), bytes(raw[end:])
 
 
+def _blob_of(name: str) -> bytes:
+    try:
+        return bytes.fromhex(name)
+    except ValueError:
+        return b""  # not a blob's name: names nothing in the table
+
+
 class StorageError(Exception):
     """The store cannot be opened by this version."""
 
@@ -86,6 +106,7 @@ class WriteBatch:
     compact_to: int | None = None  # drop log entries <= this index
     snapshot_meta: tuple[int, int, list[int]] | None = None
     addresses: dict[int, str] | None = None  # every member's address for peers
+    blobs: list[tuple[bytes, bytes]] = field(default_factory=list)  # (sha256, bytes) a snapshot names
 
     def __bool__(self) -> bool:
         return bool(
@@ -98,6 +119,7 @@ class WriteBatch:
             or self.compact_to is not None
             or self.snapshot_meta is not None
             or self.addresses is not None
+            or bool(self.blobs)
         )
 
 
@@ -108,11 +130,14 @@ class Storage:
         self.sync = sync
         # metasync/sync on: a committed write txn is on disk when commit() returns.
         self._env = lmdb.open(
-            str(path), map_size=map_size, max_dbs=4, sync=sync, metasync=sync, subdir=True, lock=True
+            str(path), map_size=map_size, max_dbs=8, sync=sync, metasync=sync, subdir=True, lock=True
         )
         self._log = self._env.open_db(b"log")
         self._meta = self._env.open_db(b"meta")
         self._tree = self._env.open_db(b"tree")
+        self._blobs: lmdb._Database | None = self._env.open_db(b"blobs")
+        self._blob_log = self._env.open_db(b"blob_log")
+        self._blob_last = self._env.open_db(b"blob_last")
         self._upgrade()
 
     @classmethod
@@ -120,10 +145,14 @@ class Storage:
         """A store opened only to read it (a backup): no lock file, no upgrade, no writes."""
         self = cls.__new__(cls)
         self.path, self.sync = Path(path), False
-        self._env = lmdb.open(str(path), max_dbs=4, readonly=True, lock=False, subdir=True)
+        self._env = lmdb.open(str(path), max_dbs=8, readonly=True, lock=False, subdir=True)
         self._log = self._env.open_db(b"log", create=False)
         self._meta = self._env.open_db(b"meta", create=False)
         self._tree = self._env.open_db(b"tree", create=False)
+        try:
+            self._blobs = self._env.open_db(b"blobs", create=False)
+        except lmdb.NotFoundError:
+            self._blobs = None  # layout 2: no blob table
         return self
 
     def close(self) -> None:
@@ -145,12 +174,13 @@ class Storage:
             layout = 1 if raw is None else msgpack.unpackb(raw)
             if layout == LAYOUT:
                 return
-            if layout != 1:
+            if layout not in (1, 2):
                 raise StorageError(f"{self.path} has storage layout {layout!r}; this version reads {LAYOUT}")
-            old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]
-            txn.drop(self._tree, delete=False)
-            for path, record in old:
-                txn.put(tree_key(path), tree_value(path, record), db=self._tree)
+            if layout == 1:
+                old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]
+                txn.drop(self._tree, delete=False)
+                for path, record in old:
+                    txn.put(tree_key(path), tree_value(path, record), db=self._tree)
             txn.put(b"layout", msgpack.packb(LAYOUT), db=self._meta)
 
     # ---- reads (any thread; each opens its own read transaction) ----------------------------------------
@@ -188,6 +218,7 @@ class Storage:
         return self.snapshot_meta()[0]
 
     def entry(self, index: int) -> LogRecord | None:
+        """The entry at ``index`` as stored (a blob it carries is not joined back: for its term)."""
         with self._env.begin(db=self._log) as txn:
             raw = txn.get(_key(index))
         if raw is None:
@@ -196,23 +227,48 @@ class Storage:
         return LogRecord(index, term, kind, data)
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[LogRecord]:
-        """Entries with lo <= index < hi (at least one if any exist, then up to max_bytes)."""
+        """Entries with lo <= index < hi (at least one if any exist, then up to max_bytes), whole: a blob
+        an entry carries is read back from the blob table."""
         out: list[LogRecord] = []
         size = 0
-        with self._env.begin(db=self._log) as txn:
-            cursor = txn.cursor()
+        with self._env.begin() as txn:
+            cursor = txn.cursor(db=self._log)
             if not cursor.set_range(_key(lo)):
                 return out
             for raw_key, raw in cursor:
                 index = _INDEX.unpack(raw_key)[0]
                 if index >= hi:
                     break
-                size += len(raw)
+                term, kind, data = msgpack.unpackb(raw, raw=False)
+                blob = stored_blob(data)
+                if blob is not None:
+                    data += self._blob_in(txn, blob, index)
+                size += len(data)
                 if out and max_bytes is not None and size > max_bytes:
                     break
-                term, kind, data = msgpack.unpackb(raw, raw=False)
                 out.append(LogRecord(index, term, kind, data))
         return out
+
+    def _blob_in(self, txn: lmdb.Transaction, blob: bytes, index: int) -> bytes:
+        content = None if self._blobs is None else txn.get(blob, db=self._blobs)
+        if content is None:
+            raise StorageError(f"{self.path}: entry {index} carries blob {blob.hex()}, which is not stored")
+        return bytes(content)
+
+    def blob(self, blob: bytes) -> bytes | None:
+        """A blob's bytes from the blob table, or None."""
+        if self._blobs is None:
+            return None
+        with self._env.begin(db=self._blobs) as txn:
+            content = txn.get(blob)
+        return None if content is None else bytes(content)
+
+    def blob_hashes(self) -> list[bytes]:
+        """Every blob the table holds (for checks and tests)."""
+        if self._blobs is None:
+            return []
+        with self._env.begin(db=self._blobs) as txn:
+            return [bytes(key) for key in txn.cursor().iternext(keys=True, values=False)]
 
     def tree_records(self) -> Iterator[tuple[tuple, bytes]]:
         with self._env.begin(db=self._tree) as txn:
@@ -223,24 +279,29 @@ class Storage:
 
     def commit(self, batch: WriteBatch) -> None:
         with self._env.begin(write=True) as txn:
+            # Blobs whose bytes may have lost their last holder in this batch (checked at the end).
+            candidates: set[bytes] = set()
             if batch.tree_reset:
                 txn.drop(self._tree, delete=False)
+                candidates.update(txn.cursor(db=self._blobs).iternext(keys=True, values=False))
             if batch.snapshot_meta is not None:
                 index, term, voters = batch.snapshot_meta
                 txn.put(b"snapshot", msgpack.packb([index, term, voters]), db=self._meta)
+            raw = txn.get(b"snapshot", db=self._meta)
+            compacted = msgpack.unpackb(raw)[0] if raw is not None else 0  # the log holds what is after
             if batch.compact_to is not None:
                 self._delete_log_range(txn, 0, batch.compact_to + 1)
+                candidates.update(self._forget_blob_entries(txn, compacted))
+            for blob, content in batch.blobs:
+                txn.put(blob, content, db=self._blobs, overwrite=False)
             if batch.entries:
                 first = batch.entries[0].index
                 self._delete_log_range(txn, first, None)  # a new leader may overwrite an uncommitted suffix
-                cursor = txn.cursor(db=self._log)
-                cursor.putmulti(
-                    (
-                        (_key(e.index), msgpack.packb([e.term, e.kind, e.data], use_bin_type=True))
-                        for e in batch.entries
-                    ),
-                    append=True,
-                )
+                records = [
+                    (_key(e.index), msgpack.packb([e.term, e.kind, stored], use_bin_type=True))
+                    for e, stored in self._store_blobs(txn, batch.entries)
+                ]
+                txn.cursor(db=self._log).putmulti(records, append=True)
             if batch.hard_state is not None:
                 txn.put(b"hard_state", msgpack.packb(list(batch.hard_state)), db=self._meta)
             if batch.voters is not None:
@@ -248,6 +309,8 @@ class Storage:
             for path, record in batch.tree_records:
                 if record is None:
                     txn.delete(tree_key(path), db=self._tree)
+                    if len(path) == 2 and path[0] == BLOB_ROOT:
+                        candidates.add(_blob_of(path[1]))
                 else:
                     txn.put(tree_key(path), tree_value(path, record), db=self._tree)
             if batch.applied is not None:
@@ -255,6 +318,43 @@ class Storage:
             if batch.addresses is not None:
                 addresses = {str(k): v for k, v in batch.addresses.items()}
                 txn.put(b"addresses", msgpack.packb(addresses), db=self._meta)
+            if candidates:
+                self._drop_unheld_blobs(txn, candidates, compacted)
+
+    def _store_blobs(
+        self, txn: lmdb.Transaction, entries: list[LogRecord]
+    ) -> Iterator[tuple[LogRecord, bytes]]:
+        """Each entry with its stored form; the bytes of a blob it carries go to the table (once)."""
+        for entry in entries:
+            stored, blob, content = split_for_storage(entry.data)
+            if blob is not None:
+                txn.put(blob, content, db=self._blobs, overwrite=False)  # already there: nothing written
+                txn.put(_key(entry.index) + blob, b"", db=self._blob_log)
+                txn.put(blob, _key(entry.index), db=self._blob_last)
+            yield entry, stored
+
+    def _forget_blob_entries(self, txn: lmdb.Transaction, compact_to: int) -> set[bytes]:
+        """Drop the blob_log rows of compacted entries; return the blobs they carried."""
+        blobs: set[bytes] = set()
+        cursor = txn.cursor(db=self._blob_log)
+        if not cursor.first():
+            return blobs
+        while (key := cursor.key()) and _INDEX.unpack_from(key)[0] <= compact_to:
+            blobs.add(bytes(key[_INDEX.size :]))
+            cursor.delete()
+        return blobs
+
+    def _drop_unheld_blobs(self, txn: lmdb.Transaction, candidates: set[bytes], compacted: int) -> None:
+        """Drop the bytes of each candidate that no tree record and no retained entry (after ``compacted``)
+        names: a retained entry carrying it is at most its blob_last, so that is after ``compacted``."""
+        for blob in sorted(candidates):
+            if txn.get(tree_key((BLOB_ROOT, blob.hex())), db=self._tree) is not None:
+                continue
+            last = txn.get(blob, db=self._blob_last)
+            if last is not None and _INDEX.unpack(last)[0] > compacted:
+                continue
+            txn.delete(blob, db=self._blobs)
+            txn.delete(blob, db=self._blob_last)
 
     def _delete_log_range(self, txn: lmdb.Transaction, lo: int, hi: int | None) -> None:
         cursor = txn.cursor(db=self._log)

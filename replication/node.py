@@ -18,8 +18,8 @@ A proposal made on a follower is forwarded to the leader, in order, over the pee
 
 This module keeps the loop and the handling of each Ready; the node's other concerns are parts of
 :class:`Node` in their own modules: where each proposal is until answered (``proposals``), subscriptions and
-watches (``watches``), the frames peers exchange (``peer_protocol``) and the core's view of the lmdb log
-(``log_storage``).
+watches (``watches``), snapshots, compaction and blob reads (``snapshots``), the frames peers exchange
+(``peer_protocol``) and the core's view of the lmdb log (``log_storage``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ import trio
 
 from .apply_guard import apply_committed
 from .backup import StorePoint, copy_store, store_point
+from .blob_entries import (
+    BlobEntryError,
+    pack_blob_entry,
+)
 from .config import NodeConfig
 from .core import (
     ConfChange,
@@ -48,8 +52,6 @@ from .core import (
     RawNode,
     Ready,
     Role,
-    Snapshot,
-    SnapshotMeta,
     message_to_wire,
 )
 from .errors import NotLeader, OutcomeUnknown, ReplicationError
@@ -57,8 +59,10 @@ from .lmdb_store import LogRecord, Storage, WriteBatch
 from .log_storage import RaftLogStorage
 from .peer_protocol import PeerProtocol
 from .proposals import Proposal, ProposalTracking
+from .snapshots import Snapshots
 from .transport import Transport
 from .tree import NodeProps, Tree, TreeError, TreePath, encode_envelope
+from .tree.errors import E_PAYLOAD
 from .watches import Subscription, Watches
 
 __all__ = [
@@ -75,7 +79,7 @@ __all__ = [
 log = logging.getLogger("blendsync.replication")
 
 
-class Node(ProposalTracking, Watches, PeerProtocol):
+class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
     """One replication node: open it with :func:`open_node`."""
 
     def __init__(self, config: NodeConfig, storage: Storage, tree: Tree):
@@ -90,7 +94,7 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         self._init_watches(config.watch_backlog)
         self._applied_changed = trio.Event()
         self._persisted_applied = storage.applied()
-        self._snapshot_cache: Snapshot | None = None
+        self._init_snapshots()
         self.stats: dict[str, Any] = {
             "proposals": 0,
             "batches": 0,
@@ -180,10 +184,24 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         return await self.submit(command, client=client, seq=seq).wait()
 
     def submit(
-        self, command: dict[str, Any], *, client: str | None = None, seq: int | None = None
+        self,
+        command: dict[str, Any],
+        *,
+        client: str | None = None,
+        seq: int | None = None,
+        blob: tuple[bytes, bytes] | None = None,
     ) -> Proposal:
-        """Queue a proposal without waiting: proposals submitted in order commit in that order."""
+        """Queue a proposal without waiting: proposals submitted in order commit in that order.
+
+        ``blob`` = (sha256, bytes): the entry carries them to every node's blob table, where they stay while
+        the node /blobs/<hex> exists (which ``command`` should create: its payload is no place for them).
+        """
         data = encode_envelope(command, client=client, seq=seq)  # validates; raises TreeError
+        if blob is not None:
+            try:
+                data = pack_blob_entry(blob[0], blob[1], data)
+            except BlobEntryError as exc:
+                raise TreeError(E_PAYLOAD, str(exc)) from None
         if len(data) > self.config.max_entry_bytes:
             raise TreeError(
                 "too_large", f"command of {len(data)} bytes exceeds {self.config.max_entry_bytes}"
@@ -395,6 +413,7 @@ class Node(ProposalTracking, Watches, PeerProtocol):
             if self.tree.applied_index - self._persisted_applied >= self.config.tree_flush_entries:
                 self._add_tree_state(write)
             await self._write(write)
+            self._installing_blobs = {}
             self._log.note_appended(list(rd.entries))
         if self._transport is not None:
             for message in rd.messages:
@@ -477,58 +496,6 @@ class Node(ProposalTracking, Watches, PeerProtocol):
         # Rare, so a blocking commit on the loop is fine; replaying the entry after a restart is harmless.
         self._storage.commit(WriteBatch(voters=sorted(self.voters), addresses=dict(self.addresses)))
         log.info("node %d: voters are now %s", self.node_id, sorted(self.voters))
-
-    # ---- snapshots and compaction -------------------------------------------------------------------
-
-    def _make_snapshot(self) -> Snapshot:
-        """The tree as applied now: what a follower that fell behind the compacted log receives."""
-        index = self.tree.applied_index
-        cached = self._snapshot_cache
-        if cached is not None and cached.meta.index == index:
-            return cached
-        term = self._log.term(index) if index else 0
-        snapshot = Snapshot(SnapshotMeta(index, term, frozenset(self.voters)), self.tree.dump())
-        self._snapshot_cache = snapshot
-        return snapshot
-
-    def _restore_snapshot(self, snapshot: Snapshot, write: WriteBatch) -> None:
-        tree = Tree.load(snapshot.data)
-        self.tree = tree
-        self._backlog.clear()
-        meta = snapshot.meta
-        self.voters = frozenset(meta.voters)
-        write.tree_reset = True
-        write.tree_records = tree.records()
-        tree.take_dirty()
-        write.applied = meta.index
-        write.compact_to = max(self._log.last_index(), meta.index)
-        write.snapshot_meta = (meta.index, meta.term, sorted(meta.voters))
-        write.voters = sorted(meta.voters)
-        self._persisted_applied = meta.index
-        self._log.note_snapshot_installed(meta.index, meta.term)
-        self._release_awaiting()
-        log.info("node %d installed a snapshot at index %d", self.node_id, meta.index)
-
-    def _add_tree_state(self, write: WriteBatch) -> None:
-        """Persist the tree as of the last apply alongside the next write (the log covers the gap)."""
-        write.tree_records = self.tree.take_dirty()
-        if write.tree_records or self.tree.applied_index != self._persisted_applied:
-            write.applied = self.tree.applied_index
-            self._persisted_applied = self.tree.applied_index
-            compact_to = self.tree.applied_index - self.config.log_retain
-            if compact_to > self._log.first_index() + 1024 and write.compact_to is None:
-                # The persisted tree covers everything up to the applied index: older entries can go.
-                term = self._log.term(compact_to)
-                write.compact_to = compact_to
-                write.snapshot_meta = (compact_to, term, sorted(self.voters))
-                self._log.note_compacted(compact_to, term)
-
-    async def flush(self) -> None:
-        """Persist the tree as applied so far (a restart then has less log to replay)."""
-        write = WriteBatch()
-        self._add_tree_state(write)
-        if write:
-            await self._write(write)
 
 
 @asynccontextmanager

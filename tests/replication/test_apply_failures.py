@@ -33,9 +33,11 @@ def raw(command: object) -> bytes:
     return msgpack.packb({"cmd": command}, use_bin_type=True)
 
 
-# Entry data that bypassed validation: not msgpack, an unknown op, a name past the limit, a bad envelope.
+# Entry data that bypassed validation: not msgpack, a broken blob entry, an unknown op, a name past the
+# limit, a bad envelope.
 UNVALIDATED = [
     b"\xc1",
+    b"\xc1" + bytes(32) + (10**6).to_bytes(4, "big") + b"{}",  # a blob entry whose command overruns it
     raw({"then": [{"op": "explode"}]}),
     raw(put("x" * 2000, 1)),
     msgpack.packb({"cmd": put("a", 1), "client": 7, "seq": -1}),
@@ -77,6 +79,7 @@ async def test_a_poison_entry_fails_alike_on_every_replica_and_nodes_go_on(
         assert poisoned["message"] == "internal error ValueError"
         refused = [await propose_unvalidated(leader, data).wait() for data in UNVALIDATED]
         assert [r["error"] for r in refused] == [
+            "invalid_envelope",
             "invalid_envelope",
             "unknown_op",
             "invalid_path",

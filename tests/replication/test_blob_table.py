@@ -1,0 +1,367 @@
+"""The blob table: a blob's bytes are written once per node, beside the log entry that carries them, and
+stay while a tree record or a retained log entry names them (docs/decisions/0008)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import lmdb
+import msgpack
+import pytest
+import trio
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from support import cluster
+
+from replication.blob_entries import BLOB_ROOT, pack_blob_entry
+from replication.lmdb_store import LogRecord, Storage, WriteBatch
+from replication.node import NodeConfig, open_node
+from replication.tree import encode_envelope
+
+
+def blob_of(content: bytes) -> bytes:
+    return hashlib.sha256(content).digest()
+
+
+def store_command(blob: bytes, size: int) -> dict:
+    """What the broadcaster proposes: the node /blobs/<hex> holds the size, the entry carries the bytes."""
+    return {
+        "compare": [{"exists": [BLOB_ROOT, blob.hex()]}],
+        "then": [],
+        "else": [{"op": "put", "path": [BLOB_ROOT, blob.hex()], "payload": size}],
+    }
+
+
+async def put_blob(node, content: bytes) -> bytes:
+    blob = blob_of(content)
+    result = await node.submit(store_command(blob, len(content)), blob=(blob, content)).wait()
+    assert result["ok"], result
+    return blob
+
+
+def raw_log(data_dir: Path) -> dict[int, bytes]:
+    """Each log entry's data as lmdb holds it."""
+    env = lmdb.open(str(data_dir), max_dbs=8, readonly=True, lock=False, subdir=True)
+    try:
+        with env.begin(db=env.open_db(b"log", create=False)) as txn:
+            return {
+                int.from_bytes(key, "big"): msgpack.unpackb(value, raw=False)[2]
+                for key, value in txn.cursor()
+            }
+    finally:
+        env.close()
+
+
+async def test_a_blob_is_written_once_and_read_back_whole(tmp_path: Path):
+    content = os.urandom(300_000)
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        blob = await put_blob(node, content)
+        await node.flush()  # the tree records too
+        assert node.read_local((BLOB_ROOT, blob.hex()))[1] == len(content)  # the tree keeps the size
+        assert node.read_blob(blob) == content
+        index = node.tree.applied_index
+    stored = raw_log(tmp_path)[index]
+    assert len(stored) < 1000 and content[:64] not in stored  # the log keeps the entry without the bytes
+    storage = Storage(tmp_path)
+    try:
+        assert storage.blob(blob) == content
+        assert all(content[:64] not in record for _, record in storage.tree_records())
+        (whole,) = storage.entries(index, index + 1)
+        assert whole.data == stored + content  # what a lagging follower is sent
+    finally:
+        storage.close()
+
+
+async def test_bytes_that_are_not_their_hash_are_refused(tmp_path: Path):
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        with pytest.raises(Exception, match="do not match"):
+            node.submit(store_command(blob_of(b"a"), 1), blob=(blob_of(b"a"), b"b"))
+        with pytest.raises(Exception, match="do not match"):
+            node.submit(store_command(blob_of(b""), 1), blob=(blob_of(b"")[:31], b""))
+
+
+async def test_a_follower_that_was_down_gets_blobs_by_the_log(tmp_path: Path):
+    async with cluster(tmp_path) as c:
+        leader = await c.leader()
+        down = next(i for i in c.nodes if i != leader.node_id)
+        await c.stop(down)
+        contents = [os.urandom(70_000 + i) for i in range(5)]
+        blobs = [await put_blob(leader, content) for content in contents]
+        node = await c.start(down)
+        with trio.fail_after(15):
+            await node.wait_applied(leader.tree.applied_index)
+        for blob, content in zip(blobs, contents, strict=True):
+            assert node.read_blob(blob) == content
+
+
+async def test_a_follower_that_was_down_gets_blobs_by_a_snapshot(tmp_path: Path, monkeypatch):
+    # The follower's write that installs the snapshot is held: its tree already serves reads meanwhile.
+    held, release = threading.Event(), threading.Event()
+    commit = Storage.commit
+
+    def holding_commit(storage: Storage, batch: WriteBatch) -> None:
+        if batch.tree_reset and not release.is_set():
+            held.set()
+            release.wait(30)
+        commit(storage, batch)
+
+    monkeypatch.setattr(Storage, "commit", holding_commit)
+    async with cluster(tmp_path, log_retain=50, tree_flush_entries=20) as c:
+        leader = await c.leader()
+        down = next(i for i in c.nodes if i != leader.node_id)
+        await c.stop(down)
+        contents = [os.urandom(70_000 + i) for i in range(3)]
+        blobs = [await put_blob(leader, content) for content in contents]
+        for i in range(1500):  # the log moves past the entries that carried the blobs
+            leader.submit({"then": [{"op": "put", "path": ["kv", str(i % 50)], "payload": i}]})
+        await leader.propose({"then": [{"op": "put", "path": ["kv", "last"], "payload": True}]})
+        await leader.flush()
+        node = await c.start(down)
+        with trio.fail_after(15):
+            while not held.is_set():
+                await trio.sleep(0.05)
+        try:
+            assert node.read_local(("kv", "last")) is not None  # the snapshot's tree, not yet written
+            for blob, content in zip(blobs, contents, strict=True):
+                assert node.read_blob(blob) == content
+        finally:
+            release.set()
+        assert node.status()["persisted_applied"] > 1000  # it installs a snapshot, not the log
+        with trio.fail_after(15):
+            while node._installing_blobs:  # the held write is done
+                await trio.sleep(0.05)
+        for blob, content in zip(blobs, contents, strict=True):
+            assert node._storage.blob(blob) == content
+            assert node.read_blob(blob) == content
+
+
+async def test_a_blob_appended_but_not_applied_is_there_after_a_restart(tmp_path: Path):
+    """The state a kill -9 between the durable append and the apply leaves: the entry, no tree record."""
+    content = os.urandom(100_000)
+    blob = blob_of(content)
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        first = node.tree.applied_index
+        term = node.status()["term"]
+    data = pack_blob_entry(blob, content, encode_envelope(store_command(blob, len(content))))
+    storage = Storage(tmp_path)
+    try:
+        storage.commit(
+            WriteBatch(entries=[LogRecord(first + 1, term, 0, data)], hard_state=(term, 1, first + 1))
+        )
+        assert storage.applied() < first + 1  # appended and committed, not applied
+    finally:
+        storage.close()
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        assert node.read_local((BLOB_ROOT, blob.hex()))[1] == len(content)
+        assert node.read_blob(blob) == content
+
+
+CHILD = textwrap.dedent(
+    """
+    import hashlib, os, sys, trio
+    from replication.node import NodeConfig, open_node
+
+    async def main():
+        config = NodeConfig(data_dir=sys.argv[1], tree_flush_entries=int(sys.argv[2]), log_retain=5)
+        async with open_node(config) as node:
+            for i in range(0, 10**6, 32):
+                batch = []
+                for j in range(i, i + 32):
+                    content = os.urandom(1024) + j.to_bytes(8, "big")
+                    blob = hashlib.sha256(content).digest()
+                    put = {"op": "put", "path": ["blobs", blob.hex()], "payload": len(content)}
+                    command = {"then": [put]}
+                    batch.append((blob, node.submit(command, blob=(blob, content))))
+                for blob, proposal in batch:
+                    assert (await proposal.wait())["ok"]
+                    print(blob.hex(), flush=True)
+    trio.run(main)
+    """
+)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_killed_while_writing_blobs_keeps_every_acknowledged_one(tmp_path: Path, seed: int):
+    """SIGKILL a process storing blobs at a random instant after its log was compacted past the first
+    ones: every acknowledged blob is named by the tree and readable after the restart."""
+    rng = random.Random(seed)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path), str(rng.choice([1, 7, 64]))],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    wanted = rng.randrange(1100, 1600)  # compaction starts past 1,024 entries beyond the retained ones
+    deadline = time.monotonic() + 120
+    acked: list[bytes] = []
+    while len(acked) < wanted and time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if line:
+            acked.append(bytes.fromhex(line.strip()))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert len(acked) >= wanted
+
+    async def check():
+        async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+            assert node.status()["persisted_applied"] > 1024  # the log was compacted
+            for blob in acked:
+                content = node.read_blob(blob)
+                assert content is not None, f"acknowledged blob {blob.hex()} was lost"
+                assert blob_of(content) == blob
+
+    trio.run(check)
+
+
+# ---- the table against a model: it never drops bytes something names, and keeps none nothing names -------
+
+
+class BlobTable(RuleBasedStateMachine):
+    """Appends (some carrying blobs, some replacing an uncommitted suffix), tree records of /blobs/<hex>
+    put and deleted, compactions and snapshot installs, as the node issues them; after every step each blob
+    a tree record or a retained entry names is readable, and every retained entry reads back whole."""
+
+    CONTENTS = [bytes([i]) * (1000 + i) for i in range(6)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"blob-table-{os.getpid()}-{id(self)}"
+        self.dir.mkdir()
+        self.storage = Storage(self.dir, sync=False)
+        self.log: dict[int, bytes | None] = {}  # retained index -> blob it carries
+        self.compacted = 0
+        self.named: set[bytes] = set()  # blobs with a tree record
+        self.high = 0  # the highest index ever appended (a replaced suffix's included)
+
+    def teardown(self) -> None:
+        self.storage.close()
+        for name in os.listdir(self.dir):
+            os.unlink(self.dir / name)
+        self.dir.rmdir()
+
+    def last(self) -> int:
+        return max(self.log, default=self.compacted)
+
+    @rule(
+        back=st.integers(0, 3),
+        carried=st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=1, max_size=4),
+    )
+    def append(self, back: int, carried: list[int | None]) -> None:
+        first = max(self.compacted + 1, self.last() + 1 - back)  # back > 0: a new leader's overwrite
+        entries = []
+        for offset, which in enumerate(carried):
+            index = first + offset
+            command = encode_envelope({"then": []})
+            if which is None:
+                data, blob = command, None
+            else:
+                content = self.CONTENTS[which]
+                blob = blob_of(content)
+                data = pack_blob_entry(blob, content, command)
+            entries.append(LogRecord(index, 1, 0, data))
+        for index in [i for i in self.log if i >= first]:
+            del self.log[index]
+        self.high = max(self.high, entries[-1].index)
+        for entry, which in zip(entries, carried, strict=True):
+            self.log[entry.index] = None if which is None else blob_of(self.CONTENTS[which])
+        self.storage.commit(WriteBatch(entries=entries))
+
+    @rule(which=st.integers(0, 5), present=st.booleans())
+    def tree_record(self, which: int, present: bool) -> None:
+        blob = blob_of(self.CONTENTS[which])
+        if present and blob not in self.storage.blob_hashes():
+            return  # the tree names only blobs an entry brought (or a snapshot)
+        path = (BLOB_ROOT, blob.hex())
+        self.storage.commit(WriteBatch(tree_records=[(path, b"record" if present else None)]))
+        (self.named.add if present else self.named.discard)(blob)
+
+    @precondition(lambda self: self.log)
+    @rule(data=st.data())
+    def compact(self, data) -> None:
+        to = data.draw(st.integers(self.compacted + 1, self.last()))
+        self.storage.commit(WriteBatch(compact_to=to, snapshot_meta=(to, 1, [1])))
+        self.compacted = to
+        self.log = {i: b for i, b in self.log.items() if i > to}
+
+    @rule(names=st.sets(st.integers(0, 5), max_size=3), ahead=st.integers(0, 3))
+    def install_snapshot(self, names: set[int], ahead: int) -> None:
+        index = self.last() + ahead
+        blobs = [(blob_of(self.CONTENTS[i]), self.CONTENTS[i]) for i in sorted(names)]
+        records = [((BLOB_ROOT, blob.hex()), b"record") for blob, _ in blobs]
+        self.storage.commit(
+            WriteBatch(
+                tree_reset=True,
+                tree_records=records,
+                blobs=blobs,
+                compact_to=max(self.last(), index),
+                snapshot_meta=(index, 1, [1]),
+            )
+        )
+        self.compacted, self.log = index, {}
+        self.high = max(self.high, index)
+        self.named = {blob for blob, _ in blobs}
+
+    @invariant()
+    def named_blobs_are_readable(self) -> None:
+        needed = self.named | {blob for blob in self.log.values() if blob is not None}
+        for blob in needed:
+            assert self.storage.blob(blob) is not None, f"dropped {blob.hex()[:8]}, still named"
+        if self.log:
+            read = self.storage.entries(min(self.log), self.last() + 1)
+            assert [r.index for r in read] == sorted(self.log)
+
+    def collect_everything(self) -> None:
+        self.storage.commit(
+            WriteBatch(tree_records=[((BLOB_ROOT, b.hex()), None) for b in sorted(self.named)])
+        )
+        self.named = set()
+        to = max(self.high, self.compacted) + 1  # the log moved on past every index once appended
+        self.storage.commit(WriteBatch(compact_to=to, snapshot_meta=(to, 1, [1])))
+        self.compacted, self.log = to, {}
+
+
+class BlobTableCollects(BlobTable):
+    """The same, ending with nothing named: then the table is empty (no blob is kept for ever)."""
+
+    def teardown(self) -> None:
+        try:
+            self.collect_everything()
+            assert self.storage.blob_hashes() == []
+        finally:
+            super().teardown()
+
+
+TestBlobTable = BlobTable.TestCase
+TestBlobTable.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestBlobTableCollects = BlobTableCollects.TestCase
+TestBlobTableCollects.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
+
+
+async def test_a_layout_2_store_keeps_serving_the_blobs_its_tree_holds(tmp_path: Path):
+    """Before the blob table, a blob's bytes were the payload of /blobs/<hex>: such a store still serves."""
+    content = os.urandom(70_000)
+    blob = blob_of(content)
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        put = {"op": "put", "path": [BLOB_ROOT, blob.hex()], "payload": content}
+        assert (await node.propose({"then": [put]}))["ok"]
+    env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True)
+    try:
+        with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+            txn.put(b"layout", msgpack.packb(2))
+    finally:
+        env.close()
+    async with open_node(NodeConfig(data_dir=tmp_path)) as node:
+        assert node.read_blob(blob) == content
+        assert node._storage.layout() == 3
