@@ -10,6 +10,7 @@ import tempfile
 import wave
 
 import bpy
+from anim_builders import build_nla
 from node_builders import build_geometry_nodes
 
 
@@ -970,6 +971,7 @@ BUILDERS = {
     "animated": (lambda: build_animated(count=2), "action"),
     "custom_props": (build_custom_props, "obj"),
     "rig": (build_rig, "obj"),
+    "nla": (build_nla, "obj"),
 }
 
 
