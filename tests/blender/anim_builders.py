@@ -1,5 +1,5 @@
 """Scene builders for animation beyond an object's own action (kept apart from scene_builders.py, which
-lists them): NLA tracks and strips."""
+lists them): NLA tracks and strips, animation of object data, materials and worlds."""
 
 from __future__ import annotations
 
@@ -50,3 +50,53 @@ def build_nla() -> None:
     smile.data[2].co = (0.0, 1.5, 0.0)
     anim = keyed_action("SmileAnim", "KEY", "Key", 'key_blocks["Smile"].value', [1.0, 0.6, 20.0, 1.0])
     me.shape_keys.animation_data_create().nla_tracks.new().strips.new("Smile", 1, anim)
+
+
+def key(struct, attr: str, frames: dict[int, object]) -> None:
+    """Keyframes of ``struct.attr`` as an artist sets them: go to the frame, set the value, insert a key
+    (Blender makes the datablock's action and slot); back to the frame the scene was on, which evaluates
+    the animation there."""
+    scene = bpy.context.scene
+    start = scene.frame_current
+    for frame, value in frames.items():
+        scene.frame_set(frame)
+        setattr(struct, attr, value)
+        struct.keyframe_insert(attr, frame=frame)
+    scene.frame_set(start)
+
+
+def build_data_animation(keyed: bool = True) -> None:
+    """Object data with animation of its own: a light's energy, a camera's lens, a material's colour and
+    a value node in its tree, a world's colour and its background strength (``keyed=False``: the same
+    scene without keyframes)."""
+    scene = bpy.context.scene
+    light = bpy.data.lights.new("Lamp", "POINT")
+    light.energy = 100.0
+    scene.collection.objects.link(bpy.data.objects.new("Lamp", light))
+    cam = bpy.data.cameras.new("Zoom")
+    scene.collection.objects.link(bpy.data.objects.new("Zoom", cam))
+    mat = bpy.data.materials.new("Glow")
+    amount = mat.node_tree.nodes.new("ShaderNodeValue")
+    amount.name = "Amount"
+    mat.node_tree.links.new(amount.outputs[0], mat.node_tree.nodes["Principled BSDF"].inputs["Alpha"])
+    me = bpy.data.meshes.new("Lit")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    me.materials.append(mat)
+    scene.collection.objects.link(bpy.data.objects.new("Lit", me))
+    world = bpy.data.worlds.new("Sunset")
+    scene.world = world
+    if keyed:
+        key_data_animation()
+
+
+def key_data_animation() -> None:
+    """The keyframes of :func:`build_data_animation` (frames 1 and 50)."""
+    key(bpy.data.lights["Lamp"], "energy", {1: 100.0, 50: 1000.0})
+    key(bpy.data.cameras["Zoom"], "lens", {1: 20.0, 50: 80.0})
+    mat = bpy.data.materials["Glow"]
+    key(mat.node_tree.nodes["Amount"].outputs[0], "default_value", {1: 0.0, 50: 1.0})
+    key(mat, "roughness", {1: 0.0, 50: 1.0})
+    world = bpy.data.worlds["Sunset"]
+    key(world, "color", {1: (0.0, 0.0, 0.0), 50: (1.0, 0.5, 0.25)})
+    key(world.node_tree.nodes["Background"].inputs["Strength"], "default_value", {1: 1.0, 50: 3.0})
+

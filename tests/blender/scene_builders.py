@@ -10,7 +10,7 @@ import tempfile
 import wave
 
 import bpy
-from anim_builders import build_nla
+from anim_builders import build_data_animation, build_nla
 from node_builders import build_geometry_nodes
 
 
@@ -972,6 +972,7 @@ BUILDERS = {
     "custom_props": (build_custom_props, "obj"),
     "rig": (build_rig, "obj"),
     "nla": (build_nla, "obj"),
+    "data_animation": (build_data_animation, "light"),
 }
 
 
