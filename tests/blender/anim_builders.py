@@ -1,5 +1,6 @@
 """Scene builders for animation beyond an object's own action (kept apart from scene_builders.py, which
-lists them): NLA tracks and strips, animation of object data, materials and worlds."""
+lists them): NLA tracks and strips, animation of object data, materials and worlds, drivers' own
+F-curves."""
 
 from __future__ import annotations
 
@@ -100,3 +101,34 @@ def key_data_animation() -> None:
     key(world, "color", {1: (0.0, 0.0, 0.0), 50: (1.0, 0.5, 0.25)})
     key(world.node_tree.nodes["Background"].inputs["Strength"], "default_value", {1: 1.0, 50: 3.0})
 
+
+def build_driver_curves() -> None:
+    """Drivers whose own F-curve maps their value: one through keyframes (0 -> 0, 1 -> 10, constant
+    beyond), one through a Generator modifier (1 + 2x + 3x^2) beside a Noise modifier restricted to a
+    range; both read the custom property ``amount`` (0.5) of the object they drive."""
+    ob = bpy.data.objects.new("Mapped", None)
+    bpy.context.scene.collection.objects.link(ob)
+    ob["amount"] = 0.5
+    for index in (0, 1):
+        fc = ob.driver_add("location", index)
+        fc.driver.type = "SUM"
+        var = fc.driver.variables.new()
+        var.name = "amount"
+        var.targets[0].id = ob
+        var.targets[0].data_path = '["amount"]'
+    keyed = ob.animation_data.drivers.find("location", index=0)
+    keyed.keyframe_points.clear()
+    keyed.keyframe_points.add(2)
+    keyed.keyframe_points.foreach_set("co", [0.0, 0.0, 1.0, 10.0])
+    for point in keyed.keyframe_points:
+        point.interpolation = "LINEAR"
+    keyed.extrapolation = "CONSTANT"
+    generated = ob.animation_data.drivers.find("location", index=1)
+    generated.keyframe_points.clear()
+    generator = generated.modifiers.new("GENERATOR")
+    generator.poly_order = 2
+    generator.coefficients = (1.0, 2.0, 3.0)
+    noise = generated.modifiers.new("NOISE")
+    noise.use_restricted_range = True
+    noise.frame_start, noise.frame_end = 500.0, 600.0
+    noise.strength = 0.25

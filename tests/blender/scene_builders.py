@@ -10,7 +10,7 @@ import tempfile
 import wave
 
 import bpy
-from anim_builders import build_data_animation, build_nla
+from anim_builders import build_data_animation, build_driver_curves, build_nla
 from node_builders import build_geometry_nodes
 
 
@@ -973,6 +973,7 @@ BUILDERS = {
     "rig": (build_rig, "obj"),
     "nla": (build_nla, "obj"),
     "data_animation": (build_data_animation, "light"),
+    "driver_curves": (build_driver_curves, "obj"),
 }
 
 
