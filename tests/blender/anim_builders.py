@@ -91,8 +91,13 @@ def build_data_animation(keyed: bool = True) -> None:
 
 
 def key_data_animation() -> None:
-    """The keyframes of :func:`build_data_animation` (frames 1 and 50)."""
-    key(bpy.data.lights["Lamp"], "energy", {1: 100.0, 50: 1000.0})
+    """The keyframes of :func:`build_data_animation` (frames 1 and 50; the energy cycles after 50)."""
+    light = bpy.data.lights["Lamp"]
+    key(light, "energy", {1: 100.0, 50: 1000.0})
+    action = light.animation_data.action
+    bag = action.layers[0].strips[0].channelbag(light.animation_data.action_slot)
+    bag.fcurves.find("energy").modifiers.new("CYCLES")
+    action.update_tag()  # as the graph editor does: evaluated with its new modifier
     key(bpy.data.cameras["Zoom"], "lens", {1: 20.0, 50: 80.0})
     mat = bpy.data.materials["Glow"]
     key(mat.node_tree.nodes["Amount"].outputs[0], "default_value", {1: 0.0, 50: 1.0})

@@ -147,10 +147,12 @@ def test_object_data_material_and_world_animation_plays_the_same_for_everyone(se
     # Ben animates Ana's light, camera, material and world; Ana evaluates his animation.
     ben.call("edit", script=ANIMATE_DATA)
     converge([ana, ben])
-    frames = (1, 25, 50)
+    frames = (1, 25, 50, 75)
     expected = {frame: values_at(ben, frame) for frame in frames}
     assert expected[1] == [100.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     assert expected[50] == [1000.0, 80.0, 1.0, 1.0, 1.0, 0.5, 0.25, 3.0]
+    # The energy's Cycles modifier repeats frames 1-50; the lens holds its last key.
+    assert 100.0 < expected[75][0] < 1000.0 and expected[75][1] == 80.0
     assert {frame: values_at(ana, frame) for frame in frames} == expected
     # Playing it writes nothing, on either side.
     assert ana.call("play", start=1, end=60, timeout=60)["batches"] == 0

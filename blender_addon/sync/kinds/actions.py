@@ -35,6 +35,7 @@ def serialise(action: bpy.types.Action, ctx: ReadContext) -> dict[str, object]:
                 "extrapolation": fc.extrapolation,
                 "mute": fc.mute,
                 "keys": fcurves.read_keyframes(fc),
+                "modifiers": fcurves.read_modifiers(fc),
             }
     return {"meta": meta, "fcurve": dict(sorted(curves.items()))}
 
@@ -51,6 +52,7 @@ def describe(action: bpy.types.Action, ctx: ReadContext) -> dict:
                             fc.data_path,
                             fc.array_index,
                             fcurves.describe_keyframes(fc),
+                            fcurves.read_modifiers(fc),
                         ]
                     )
     curves.sort(key=lambda c: (c[0] or "", c[1], c[2]))
@@ -112,6 +114,7 @@ def apply_fcurve(action: bpy.types.Action, item: tuple[str, ...], doc: dict | No
     fc.extrapolation = doc["extrapolation"]
     fc.mute = doc["mute"]
     fcurves.write_keyframes(fc, doc["keys"])
+    fcurves.write_modifiers(fc, doc["modifiers"])
     action.update_tag()  # foreach_set tags nothing: the users' animation is evaluated again
     return action
 
