@@ -1,4 +1,6 @@
-"""Which action (and slot) animates a datablock: ``obj/<u>/anim``, ``mesh/<u>/shapeanim`` (its shape keys).
+"""Which action (and slot) animates a datablock: ``obj/<u>/anim``, ``mesh/<u>/shapeanim`` (its shape keys),
+``light/<u>/anim``, ``cam/<u>/anim``, ``mat/<u>/anim``, ``world/<u>/anim`` and a node tree's
+``treeanim`` (a material's or world's embedded tree, a node group).
 
 Shared by the kinds whose datablocks carry animation data. The action itself
 is a datablock of its own (``action/<u>/…``, one key per f-curve); this is
@@ -38,3 +40,9 @@ def apply(id_data: bpy.types.ID, doc: dict, ctx: ApplyContext) -> None:
     if slot is not None and ad.action_slot != slot:
         ad.action_slot = slot
     id_data.update_tag(refresh={"TIME"})  # evaluated again with this animation at the next tick
+
+
+def apply_part(id_data: bpy.types.ID, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    """The ``anim`` part of a kind: the action animating the datablock itself."""
+    apply(id_data, doc, ctx)
+    return id_data

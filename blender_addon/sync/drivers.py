@@ -7,8 +7,10 @@ variable ``{name, type, targets}``, each target its settings (``id_type``,
 ``rotation_mode``, ``context_property``, fallback) and ``id``: the uuid of
 the datablock it reads, or a link into a library (linked.py; None for one
 that does not travel: the receiver's target stays empty). The values a driver writes are derived (derived.py)
-and never sent. Keyframes and modifiers of a driver's own F-curve (a
-mapping curve) do not travel.
+and never sent. ``curve`` is the driver's own F-curve, which maps the
+driver's value: ``{extrapolation, keys, modifiers}`` (fcurves.py), so a
+mapping curve's keyframes and a Generator's coefficients travel with the
+driver.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import ids, rna
+from . import fcurves, ids, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -56,6 +58,11 @@ def _driver(fc, ctx: ReadContext | None) -> dict[str, object]:
         }
         for var in driver.variables
     ]
+    doc["curve"] = {
+        "extrapolation": fc.extrapolation,
+        "keys": fcurves.read_keyframes(fc) if ctx is not None else fcurves.describe_keyframes(fc),
+        "modifiers": fcurves.read_modifiers(fc),
+    }
     return doc
 
 
@@ -171,6 +178,12 @@ def write(
         if getattr(driver, attr) != doc[attr]:
             setattr(driver, attr, doc[attr])
     _write_variables(driver, doc["variables"], ctx)
+    curve = doc.get("curve")
+    if curve is not None:  # a driver read by an older add-on has none
+        if fc.extrapolation != curve["extrapolation"]:
+            fc.extrapolation = curve["extrapolation"]
+        fcurves.write_keyframes(fc, curve["keys"])
+        fcurves.write_modifiers(fc, curve["modifiers"])
     _wait_for_owner_path(owner, data_path, uuid or ids.get_uuid(owner), ctx)
     driver.is_valid = True  # evaluated again (a driver that failed before stays off until this is set)
     owner.update_tag()

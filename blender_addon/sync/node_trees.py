@@ -16,7 +16,8 @@ keys.  Keys (items of the owning datablock, ``<kind>/<uuid>/<part>/...``):
 - ``in/<node id>/<socket>`` and ``out/<node id>/<socket>``: one socket's
   default value;
 - ``link/<from node id>/<from socket>/<to node id>/<to socket>``: muted flag;
-  a link is a member of the tree's set of links: present or deleted.
+  a link is a member of the tree's set of links: present or deleted;
+- ``treeanim``: the action animating the tree (its nodes' settings and socket values), animation.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import ids, rna
+from . import animation, ids, rna
 from .arrays import floats
 from .assign import set_components
 from .context import ApplyContext, ReadContext
@@ -117,9 +118,10 @@ def _color_ramp(ramp) -> dict[str, object]:
     }
 
 
-def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, dict]:
-    """The items of a tree's parts: ``{"node": ..., "at": ..., "in": ..., "out": ..., "link": ...}``."""
+def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, object]:
+    """A tree's parts: the items of ``node``, ``at``, ``in``, ``out`` and ``link``; ``treeanim``."""
     parts: dict[str, dict] = {"node": {}, "at": {}, "in": {}, "out": {}, "link": {}}
+    parts["treeanim"] = animation.read(tree, ctx)
     if tree is None:
         return parts
     by_id = nodes_by_id(tree)
@@ -207,7 +209,7 @@ def describe_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dic
         ]
         for lk in tree.links
     )
-    return {"nodes": nodes, "links": links}
+    return {"nodes": nodes, "links": links, "anim": animation.describe(tree, ctx)}
 
 
 # ---------------------------------------------------------------- apply
@@ -285,8 +287,9 @@ def _wait_for_group(node, owner_uuid: str, ctx: ApplyContext) -> None:
 TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
 
 
-def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
-    """The ``node``, ``at``, ``in``, ``out`` and ``link`` parts of a kind whose tree is ``tree_of(owner)``."""
+def tree_parts(tree_of: TreeOf) -> dict[str, object]:
+    """The ``node``, ``at``, ``in``, ``out``, ``link`` and ``treeanim`` parts of a kind whose tree is
+    ``tree_of(owner)``."""
 
     def apply_node(owner, item, doc, ctx: ApplyContext):
         tree = tree_of(owner)
@@ -413,10 +416,17 @@ def tree_parts(tree_of: TreeOf) -> dict[str, Items]:
             existing.is_muted = doc
         return owner
 
+    def apply_anim(owner, doc: dict, ctx: ApplyContext):
+        tree = tree_of(owner)
+        if tree is not None:
+            animation.apply(tree, doc, ctx)
+        return owner
+
     return {
         "node": Items(apply_node),
         "at": Items(apply_place),
         "in": Items(apply_socket("inputs"), depth=2),
         "out": Items(apply_socket("outputs"), depth=2),
         "link": Items(apply_link, depth=4),
+        "treeanim": apply_anim,
     }

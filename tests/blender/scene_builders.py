@@ -10,6 +10,7 @@ import tempfile
 import wave
 
 import bpy
+from anim_builders import build_data_animation, build_driver_curves, build_nla
 from node_builders import build_geometry_nodes
 
 
@@ -1053,6 +1054,9 @@ BUILDERS = {
     "custom_props": (build_custom_props, "obj"),
     "rig": (build_rig, "obj"),
     "extras": (build_extras, "scene"),
+    "nla": (build_nla, "obj"),
+    "data_animation": (build_data_animation, "light"),
+    "driver_curves": (build_driver_curves, "obj"),
 }
 
 

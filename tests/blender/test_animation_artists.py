@@ -107,3 +107,60 @@ def test_a_rig_made_by_one_artist_is_posed_by_another(server, artists):  # noqa:
     assert posed[0] != rest  # the pose deforms the skin
     driven = "bpy.data.objects['Char'].pose.bones['Lower'].constraints['IK'].influence"
     assert [a.call("eval", expr=driven)["value"] for a in (ana, ben)] == [pytest.approx(0.5)] * 2
+
+
+BUILD_DATA = """
+import sys
+sys.path.insert(0, "tests/blender")
+from anim_builders import build_data_animation
+build_data_animation(keyed=False)
+"""
+
+ANIMATE_DATA = """
+import sys
+sys.path.insert(0, "tests/blender")
+from anim_builders import key_data_animation
+key_data_animation()
+"""
+
+# What the data's own animation writes: a light's energy, a camera's lens, a material's value node and
+# roughness, a world's colour and background strength.
+DATA_VALUES = (
+    "[round(v, 4) for v in (bpy.data.lights['Lamp'].energy, bpy.data.cameras['Zoom'].lens,"
+    " bpy.data.materials['Glow'].node_tree.nodes['Amount'].outputs[0].default_value,"
+    " bpy.data.materials['Glow'].roughness, *bpy.data.worlds['Sunset'].color,"
+    " bpy.data.worlds['Sunset'].node_tree.nodes['Background'].inputs['Strength'].default_value)]"
+)
+
+
+def values_at(artist, frame: int) -> list[float]:
+    artist.call("edit", script=f"bpy.context.scene.frame_set({frame})\n")
+    return artist.call("eval", expr=DATA_VALUES)["value"]
+
+
+def test_object_data_material_and_world_animation_plays_the_same_for_everyone(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben, cleo = artists("ana", "ben", "cleo")
+    ana.call("edit", script=BUILD_DATA)
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    # Ben animates Ana's light, camera, material and world; Ana evaluates his animation.
+    ben.call("edit", script=ANIMATE_DATA)
+    converge([ana, ben])
+    frames = (1, 25, 50, 75)
+    expected = {frame: values_at(ben, frame) for frame in frames}
+    assert expected[1] == [100.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    assert expected[50] == [1000.0, 80.0, 1.0, 1.0, 1.0, 0.5, 0.25, 3.0]
+    # The energy's Cycles modifier repeats frames 1-50; the lens holds its last key.
+    assert 100.0 < expected[75][0] < 1000.0 and expected[75][1] == 80.0
+    assert {frame: values_at(ana, frame) for frame in frames} == expected
+    # Playing it writes nothing, on either side.
+    assert ana.call("play", start=1, end=60, timeout=60)["batches"] == 0
+    assert ben.call("play", start=1, end=60, timeout=60)["batches"] == 0
+    # A late joiner plays the same (all on one frame first: the scene hash reads the animated values).
+    for artist in (ana, ben):
+        artist.call("edit", script="bpy.context.scene.frame_set(1)\n")
+    cleo.call("connect", servers=address)
+    cleo.call("join", room="shot")
+    converge([ana, ben, cleo])
+    assert {frame: values_at(cleo, frame) for frame in frames} == expected

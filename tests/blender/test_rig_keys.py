@@ -6,6 +6,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from anim_builders import build_driver_curves  # noqa: E402
 from scene_builders import (  # noqa: E402
     build_animated,
     build_custom_props,
@@ -186,4 +187,32 @@ def test_a_constraint_weight_or_bone_collection_edit_changes_only_its_key():
     edited = sync.scene_hash()
     values = dict(tracker.values)
     replica_of(values)
+    assert sync.scene_hash() == edited
+
+
+def test_a_drivers_mapping_curve_travels_on_the_drivers_key():
+    build_driver_curves()
+    evaluate_scenes()
+    mapped = bpy.data.objects["Mapped"]
+    # 0.5 through the keyframes (0 -> 0, 1 -> 10) and through 1 + 2x + 3x^2.
+    assert list(mapped.location[:2]) == [pytest.approx(5.0), pytest.approx(2.75)]
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    u = uuid_of(mapped)
+    generator = mapped.animation_data.drivers.find("location", index=1).modifiers[0]
+    generator.coefficients = (0.0, 4.0, 0.0)
+    assert list(tracker.scan([mapped])[0]) == [f"obj/{u}/driver/location/1"]
+    keyed = mapped.animation_data.drivers.find("location", index=0)
+    keyed.keyframe_points[1].co = (1.0, 20.0)
+    keyed.update()  # as the graph editor does after moving a key: handles follow
+    assert list(tracker.scan([mapped])[0]) == [f"obj/{u}/driver/location/0"]
+    evaluate_scenes()
+    edited = sync.scene_hash()
+    replica_of(dict(tracker.values))
+    mapped = bpy.data.objects["Mapped"]
+    assert list(mapped.location[:2]) == [pytest.approx(10.0), pytest.approx(2.0)]
+    assert [m.type for m in mapped.animation_data.drivers.find("location", index=1).modifiers] == [
+        "GENERATOR",
+        "NOISE",
+    ]
     assert sync.scene_hash() == edited

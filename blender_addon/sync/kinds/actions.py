@@ -5,26 +5,11 @@ from __future__ import annotations
 
 import bpy
 
-from .. import ids
-from ..arrays import fget, floats, fset
+from .. import fcurves, ids
+from ..arrays import floats
 from ..assign import rename, set_changed
-from ..codec import pack_f32
 from ..context import ApplyContext, ReadContext
 from .base import Items, Kind
-
-
-def _keyframes(fc) -> dict[str, object]:
-    points = fc.keyframe_points
-    n = len(points)
-    return {
-        "co": pack_f32(fget(points, "co", n, 2)),
-        "handle_left": pack_f32(fget(points, "handle_left", n, 2)),
-        "handle_right": pack_f32(fget(points, "handle_right", n, 2)),
-        "interpolation": [p.interpolation for p in points],
-        "easing": [p.easing for p in points],
-        "handle_left_type": [p.handle_left_type for p in points],
-        "handle_right_type": [p.handle_right_type for p in points],
-    }
 
 
 def _channelbags(action: bpy.types.Action):
@@ -49,7 +34,8 @@ def serialise(action: bpy.types.Action, ctx: ReadContext) -> dict[str, object]:
                 "group": fc.group.name if fc.group is not None else None,
                 "extrapolation": fc.extrapolation,
                 "mute": fc.mute,
-                "keys": _keyframes(fc),
+                "keys": fcurves.read_keyframes(fc),
+                "modifiers": fcurves.read_modifiers(fc),
             }
     return {"meta": meta, "fcurve": dict(sorted(curves.items()))}
 
@@ -65,10 +51,8 @@ def describe(action: bpy.types.Action, ctx: ReadContext) -> dict:
                             bag.slot.identifier if bag.slot else None,
                             fc.data_path,
                             fc.array_index,
-                            [
-                                [floats(k.co), k.interpolation, floats(k.handle_left), floats(k.handle_right)]
-                                for k in fc.keyframe_points
-                            ],
+                            fcurves.describe_keyframes(fc),
+                            fcurves.read_modifiers(fc),
                         ]
                     )
     curves.sort(key=lambda c: (c[0] or "", c[1], c[2]))
@@ -129,20 +113,8 @@ def apply_fcurve(action: bpy.types.Action, item: tuple[str, ...], doc: dict | No
         fc = bag.fcurves.new(data_path, index=index, group_name=doc["group"] or "")
     fc.extrapolation = doc["extrapolation"]
     fc.mute = doc["mute"]
-    keys = doc["keys"]
-    n = len(keys["interpolation"])
-    points = fc.keyframe_points
-    if len(points) != n:
-        points.clear()
-        points.add(n)
-    fset(points, "co", keys["co"])
-    for i, point in enumerate(points):
-        point.interpolation = keys["interpolation"][i]
-        point.easing = keys["easing"][i]
-        point.handle_left_type = keys["handle_left_type"][i]
-        point.handle_right_type = keys["handle_right_type"][i]
-    fset(points, "handle_left", keys["handle_left"])
-    fset(points, "handle_right", keys["handle_right"])
+    fcurves.write_keyframes(fc, doc["keys"])
+    fcurves.write_modifiers(fc, doc["modifiers"])
     action.update_tag()  # foreach_set tags nothing: the users' animation is evaluated again
     return action
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import extras
+from .. import animation, extras
 from ..context import ApplyContext, ReadContext
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
@@ -17,6 +17,7 @@ def serialise(cam: bpy.types.Camera, ctx: ReadContext) -> dict[str, object]:
         "meta": {},
         "name": cam.name,
         "set": setting_items(ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo"))),
+        "anim": animation.read(cam, ctx),
         **extras.read(cam, ctx),
     }
 
@@ -25,6 +26,7 @@ def describe(cam: bpy.types.Camera, ctx: ReadContext) -> dict:
     return {
         "name": cam.name,
         "props": ctx.props(cam, skip=CAMERA_SKIP, nested=("dof", "stereo")),
+        "anim": animation.describe(cam, ctx),
         **extras.describe(cam),
     }
 
@@ -45,7 +47,13 @@ KIND = Kind(
     name="cam",
     collection="cameras",
     rna_type="Camera",
-    parts={"meta": apply_meta, "name": apply_name, "set": settings_part(), **extras.PARTS},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "set": settings_part(),
+        "anim": animation.apply_part,
+        **extras.PARTS,
+    },
     create=create,
     serialise=serialise,
     describe=describe,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import extras, ids
+from .. import animation, extras, ids
 from ..context import ApplyContext, ReadContext
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
@@ -15,12 +15,19 @@ def serialise(light: bpy.types.Light, ctx: ReadContext) -> dict[str, object]:
         "meta": {"type": light.type},
         "name": light.name,
         "set": setting_items(ctx.props(light, skip=("type",))),
+        "anim": animation.read(light, ctx),
         **extras.read(light, ctx),
     }
 
 
 def describe(light: bpy.types.Light, ctx: ReadContext) -> dict:
-    return {"name": light.name, "type": light.type, "props": ctx.props(light), **extras.describe(light)}
+    return {
+        "name": light.name,
+        "type": light.type,
+        "props": ctx.props(light),
+        "anim": animation.describe(light, ctx),
+        **extras.describe(light),
+    }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
@@ -39,7 +46,13 @@ KIND = Kind(
     name="light",
     collection="lights",
     rna_type="Light",
-    parts={"meta": apply_meta, "name": apply_name, "set": settings_part(), **extras.PARTS},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "set": settings_part(),
+        "anim": animation.apply_part,
+        **extras.PARTS,
+    },
     create=create,
     serialise=serialise,
     describe=describe,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import extras, rna
+from .. import animation, extras, rna
 from ..assign import rename
 from ..context import ApplyContext, ReadContext
 from ..node_trees import describe_node_tree, read_tree, tree_parts
@@ -20,6 +20,7 @@ def serialise(mat: bpy.types.Material, ctx: ReadContext) -> dict[str, object]:
         "set": {(prop,): value for prop, value in ctx.props(mat, skip=MATERIAL_SKIP).items()},
         # grease pencil materials carry their stroke and fill style
         "gpstyle": ctx.props(mat.grease_pencil) if mat.is_grease_pencil else None,
+        "anim": animation.read(mat, ctx),
     }
     parts.update(read_tree(mat.node_tree, ctx))
     parts.update(extras.read(mat, ctx))
@@ -32,6 +33,7 @@ def describe(mat: bpy.types.Material, ctx: ReadContext) -> dict:
         "props": ctx.props(mat, skip=MATERIAL_SKIP),
         "tree": describe_node_tree(mat.node_tree, ctx),
         "grease_pencil": ctx.props(mat.grease_pencil) if mat.is_grease_pencil else None,
+        "anim": animation.describe(mat, ctx),
         **extras.describe(mat),
     }
 
@@ -76,6 +78,7 @@ KIND = Kind(
         "name": apply_name,
         "set": Items(apply_setting),
         "gpstyle": apply_gpstyle,
+        "anim": animation.apply_part,
         **tree_parts(lambda mat: mat.node_tree),
         **extras.PARTS,
     },

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import bpy
 
-from .. import animation, custom_props, drivers, ids, rna, vertex_groups
+from .. import animation, custom_props, drivers, ids, nla, rna, vertex_groups
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
@@ -72,6 +72,7 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "shapes": read_shape_keys(me.shape_keys, ctx),
         "vgroup": vertex_groups.read(me, ctx),
         "shapeanim": animation.read(me.shape_keys, ctx),
+        **nla.read(me.shape_keys, ctx, "shapenla"),
         "shapedriver": drivers.items(me.shape_keys, ctx),
         "prop": custom_props.items(me, ctx),
     }
@@ -120,6 +121,7 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         "shapes": _describe_shapes(me.shape_keys),
         "vertex_groups": vertex_groups.describe(me, ctx),
         "shapeanim": animation.describe(me.shape_keys, ctx),
+        "shape_nla": nla.describe(me.shape_keys),
         "shape_drivers": drivers.describe(me.shape_keys),
         "custom_props": custom_props.describe(me),
     }
@@ -260,6 +262,7 @@ KIND = Kind(
         "vgroup": vertex_groups.PART,
         "shapes": apply_shapes,
         "shapeanim": apply_shape_anim,
+        **nla.parts("shapenla", lambda me: me.shape_keys, after="shapes"),
         "shapedriver": drivers.part(lambda me: me.shape_keys, after="shapes"),
         "prop": custom_props.PART,
     },

@@ -27,6 +27,7 @@ from .. import (
     instancing,
     linked,
     modifiers,
+    nla,
     overrides,
     particles,
     pose_bones,
@@ -138,6 +139,7 @@ def serialise(
         "anim": animation.read(ob, ctx),
         "instance": instancing.read(ob, ctx),
         "psys": particles.read(ob, ctx),
+        **nla.read(ob, ctx, "nla"),
     }
     if ob.type == "ARMATURE":
         # One key per pose bone: two artists posing different bones of one rig keep both.
@@ -178,6 +180,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "pose_props": pose_bones.describe_props(ob) if ob.type == "ARMATURE" else None,
         "pose_settings": pose_bones.describe_settings(ob, ctx) if ob.type == "ARMATURE" else None,
         **constraints.describe_object(ob, ctx),
+        "nla": nla.describe(ob),
         **extras.describe(ob),
     }
 
@@ -360,6 +363,7 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "modset": Items(modifiers.apply_setting, depth=2),
             "modin": Items(modifiers.apply_input, depth=2),
             "anim": apply_anim,
+            **nla.parts("nla"),
             "pose": Items(apply_pose_bone),
             "instance": instancing.apply,
             "psys": Items(particles.apply),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from .. import animation
 from ..arrays import floats
 from ..context import ApplyContext, ReadContext
 from ..node_trees import describe_node_tree, read_tree, tree_parts
@@ -16,6 +17,7 @@ def serialise(world: bpy.types.World, ctx: ReadContext) -> dict[str, object]:
         "meta": {},
         "name": world.name,
         "set": setting_items({"color": floats(world.color), **ctx.props(world)}),
+        "anim": animation.read(world, ctx),
         **read_tree(world.node_tree, ctx),
     }
 
@@ -25,6 +27,7 @@ def describe(world: bpy.types.World, ctx: ReadContext) -> dict:
         "name": world.name,
         "color": floats(world.color),
         "tree": describe_node_tree(world.node_tree, ctx),
+        "anim": animation.describe(world, ctx),
     }
 
 
@@ -47,6 +50,7 @@ KIND = Kind(
         "meta": apply_meta,
         "name": apply_name,
         "set": settings_part(),
+        "anim": animation.apply_part,
         **tree_parts(lambda w: w.node_tree),
     },
     create=create,

@@ -1,0 +1,232 @@
+"""NLA tracks and their strips, one key per track: ``obj/<u>/nla/<track name>`` and, for a mesh's shape
+keys, ``mesh/<u>/shapenla/<track name>``; the order of the tracks is a key of its own (``obj/<u>/nlaorder``,
+``mesh/<u>/shapenlaorder``), present while there are tracks, like a constraint stack's.
+
+A track's document is ``{props (mute, is_solo, lock), strips}``: its action
+strips in order, each ``{name, action (uuid), slot (identifier),
+frame_start, frame_end, props}`` (``props``: blend type and in/out,
+extrapolation, repeat, scale, action frame range, influence, mute,
+reverse…). Two artists editing two tracks keep both (adding a track changes
+the order key, not the other tracks'); the strips of one track are one key.
+What a strip's action writes is derived (derived.py). Meta strips,
+transitions and sound strips, and strip F-curves and modifiers, do not
+travel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bpy
+
+from . import ids, rna
+from .context import ApplyContext, ReadContext
+from .items import Items
+
+TRACK_PROPS = ("mute", "is_solo", "lock")
+# In the order they are written: automatic blending first (while on, Blender recomputes blend in and out),
+# the length (action range, repeat, scale) before the blend in and out it bounds.
+STRIP_PROPS = (
+    "use_auto_blend",
+    "action_frame_start",
+    "action_frame_end",
+    "repeat",
+    "scale",
+    "blend_type",
+    "blend_in",
+    "blend_out",
+    "extrapolation",
+    "influence",
+    "use_animated_influence",
+    "strip_time",
+    "use_animated_time",
+    "use_animated_time_cyclic",
+    "mute",
+    "use_reverse",
+    "use_sync_length",
+)
+
+
+def _strip(strip, ctx: ReadContext | None) -> dict[str, object]:
+    action = strip.action
+    return {
+        "name": strip.name,
+        "action": (action.name if action is not None else None) if ctx is None else ctx.ref(action),
+        "slot": strip.action_slot.identifier if strip.action_slot is not None else None,
+        "frame_start": float(strip.frame_start),
+        "frame_end": float(strip.frame_end),
+        "props": {attr: rna.plain(getattr(strip, attr)) for attr in STRIP_PROPS},
+    }
+
+
+def _track(track, ctx: ReadContext | None) -> dict[str, object]:
+    return {
+        "props": {attr: getattr(track, attr) for attr in TRACK_PROPS},
+        "strips": [_strip(s, ctx) for s in track.strips if s.type == "CLIP"],
+    }
+
+
+def _tracks(owner: bpy.types.ID | None):
+    ad = getattr(owner, "animation_data", None)
+    return ad.nla_tracks if ad is not None else ()
+
+
+def read(owner: bpy.types.ID | None, ctx: ReadContext, part: str) -> dict[str, object]:
+    """The parts ``part`` (one item per track) and ``<part>order`` (names from the bottom up, only while
+    there are tracks) of ``owner``'s tracks."""
+    tracks = _tracks(owner)
+    parts: dict[str, object] = {part: {(track.name,): _track(track, ctx) for track in tracks}}
+    if len(tracks):
+        parts[part + "order"] = [track.name for track in tracks]
+    return parts
+
+
+def describe(owner: bpy.types.ID | None) -> list:
+    return [[track.name, _track(track, None)] for track in _tracks(owner)]
+
+
+def _strips_match(track, docs: list[dict], ctx: ApplyContext) -> bool:
+    strips = [s for s in track.strips if s.type == "CLIP"]
+    return len(strips) == len(docs) and all(
+        s.name == d["name"] and s.action == ctx.lookup(d["action"]) and s.frame_start == d["frame_start"]
+        for s, d in zip(strips, docs, strict=True)
+    )
+
+
+def _write_strips(track, docs: list[dict], ctx: ApplyContext) -> bool:
+    """Write the strips; False when a strip could not take its name (another track's strip holds it)."""
+    if not _strips_match(track, docs, ctx):
+        for strip in list(track.strips):
+            track.strips.remove(strip)
+        for doc in docs:
+            action = ctx.resolve(doc["action"])
+            if action is None:
+                continue  # its action has not arrived: the track is written again when it does
+            strip = track.strips.new(doc["name"], int(doc["frame_start"]), action)
+            strip.name = doc["name"]
+    by_name = {s.name: s for s in track.strips}
+    for doc in docs:
+        strip = by_name.get(doc["name"])
+        if strip is None:
+            continue
+        slot = (
+            next((s for s in strip.action.slots if s.identifier == doc["slot"]), None)
+            if strip.action
+            else None
+        )
+        if slot is not None and strip.action_slot != slot:
+            strip.action_slot = slot
+        for attr in STRIP_PROPS:
+            if attr not in doc["props"]:
+                continue
+            value = doc["props"][attr]
+            try:
+                if getattr(strip, attr) != value:
+                    setattr(strip, attr, value)
+            except (TypeError, ValueError, AttributeError):
+                continue
+        # The end first when growing, the start first when moving earlier: no strip ends before it starts.
+        for attr in (
+            ("frame_end", "frame_start")
+            if doc["frame_end"] > strip.frame_end
+            else ("frame_start", "frame_end")
+        ):
+            if getattr(strip, attr) != doc[attr]:
+                setattr(strip, attr, doc[attr])
+    return {s.name for s in track.strips} >= {d["name"] for d in docs if ctx.lookup(d["action"])}
+
+
+def _copy_to_top(ad, track) -> None:
+    """Put ``track`` on top of the stack: a copy (settings and clip strips) replaces it (Blender's API adds
+    tracks on top or above another, and moves none)."""
+    name = track.name
+    copy = ad.nla_tracks.new(prev=ad.nla_tracks[-1])
+    for attr in TRACK_PROPS:
+        setattr(copy, attr, getattr(track, attr))
+    names = []
+    for strip in track.strips:
+        if strip.type != "CLIP" or strip.action is None:
+            continue
+        new = copy.strips.new(strip.name, int(strip.frame_start), strip.action)
+        names.append((new, strip.name))  # a .001 while the original holds the name
+        if strip.action_slot is not None:
+            new.action_slot = strip.action_slot
+        for attr in STRIP_PROPS:
+            try:
+                setattr(new, attr, getattr(strip, attr))
+            except (TypeError, ValueError, AttributeError):
+                continue
+        new.frame_end = strip.frame_end
+        new.frame_start = strip.frame_start
+    ad.nla_tracks.remove(track)
+    copy.name = name
+    for new, strip_name in names:
+        new.name = strip_name
+
+
+def _order(owner: bpy.types.ID, names: list[str], ctx: ApplyContext, part: str, uuid: str) -> None:
+    """Stack the tracks in the listed order (bottom up); tracks the list does not name go on top, by name."""
+    ad = owner.animation_data
+    if ad is None:
+        ctx.wait_for(part, uuid)
+        return
+    present = [t.name for t in ad.nla_tracks]
+    listed = [n for n in names if n in present]
+    if len(listed) < len(names):
+        ctx.wait_for(part, uuid)  # a listed track has not arrived: again once it has
+    wanted = listed + sorted(n for n in present if n not in set(listed))
+    first_wrong = next((i for i, (a, b) in enumerate(zip(present, wanted, strict=True)) if a != b), None)
+    if first_wrong is None:
+        return
+    for name in wanted[first_wrong:]:
+        _copy_to_top(ad, ad.nla_tracks[name])
+    owner.update_tag(refresh={"TIME"})
+
+
+def write(owner: bpy.types.ID, name: str, doc: dict | None, ctx: ApplyContext, part: str, uuid: str) -> None:
+    ad = owner.animation_data
+    track = ad.nla_tracks.get(name) if ad is not None else None
+    if doc is None:
+        if track is not None:
+            ad.nla_tracks.remove(track)
+            owner.update_tag(refresh={"TIME"})
+        return
+    if track is None:
+        ad = ad or owner.animation_data_create()
+        track = ad.nla_tracks.new()  # on top; the order key puts it in its place
+        track.name = name
+    for attr, value in doc["props"].items():
+        if getattr(track, attr) != value:
+            setattr(track, attr, value)
+    if not _write_strips(track, doc["strips"], ctx):
+        # A strip name is held by another track's strip until that track's key arrives: again then.
+        ctx.wait_for(part, uuid)
+    owner.update_tag(refresh={"TIME"})
+
+
+def parts(
+    part: str, owner_of: Callable[[bpy.types.ID], bpy.types.ID | None] = lambda id_data: id_data, after="meta"
+) -> dict[str, object]:
+    """A kind's parts ``part`` and ``<part>order``: tracks of ``owner_of(datablock)``; while that is None,
+    they wait for part ``after`` (the shape keys of a mesh)."""
+
+    def apply_track(id_data: bpy.types.ID, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+        owner = owner_of(id_data)
+        if owner is None:
+            if doc is not None:
+                ctx.wait_for(after, ids.get_uuid(id_data))
+            return id_data
+        write(owner, item[0], doc, ctx, part, ids.get_uuid(id_data))
+        return id_data
+
+    def apply_order(id_data: bpy.types.ID, doc: list | None, ctx: ApplyContext):
+        owner = owner_of(id_data)
+        if doc is None:
+            return id_data
+        if owner is None:
+            ctx.wait_for(after, ids.get_uuid(id_data))
+            return id_data
+        _order(owner, doc, ctx, part, ids.get_uuid(id_data))
+        return id_data
+
+    return {part: Items(apply_track), part + "order": apply_order}
