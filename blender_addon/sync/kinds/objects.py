@@ -80,9 +80,24 @@ def read_pose(ob: bpy.types.Object, ctx: ReadContext | None = None) -> dict[str,
     }
 
 
+def _hide_layer(ob: bpy.types.Object) -> bpy.types.ViewLayer | None:
+    """The view layer whose eye icon ``hide`` is: the window's if the object is in its scene (what the
+    artist toggles), else the first of the first scene by name that has it. Reading the window's layer
+    alone read False for an object only in another scene, so two Blenders showing different scenes
+    disagreed on it."""
+    scenes = ob.users_scene
+    if bpy.context.scene in scenes:
+        return bpy.context.view_layer
+    for scene in sorted(scenes, key=lambda s: s.name):
+        if scene.view_layers:
+            return scene.view_layers[0]
+    return None
+
+
 def _hidden(ob: bpy.types.Object) -> bool:
+    layer = _hide_layer(ob)
     try:
-        return bool(ob.hide_get(view_layer=bpy.context.view_layer))
+        return layer is not None and bool(ob.hide_get(view_layer=layer))
     except RuntimeError:  # object not in this view layer
         return False
 
@@ -261,8 +276,10 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
     if doc is None or attr not in SETTINGS:
         return ob
     if attr == "hide":
-        view_layer = bpy.context.view_layer
+        view_layer = _hide_layer(ob)
         try:
+            if view_layer is None:
+                raise RuntimeError("in no scene")
             if bool(ob.hide_get(view_layer=view_layer)) != doc:
                 ob.hide_set(doc, view_layer=view_layer)
         except RuntimeError:
