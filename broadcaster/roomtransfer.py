@@ -20,6 +20,7 @@ from .client import Client
 from .roomfile import check_document, make_document
 
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024  # keys and values per import transaction (and half a frame at most)
+REF_COST = 480  # bytes a reference adds to an import transaction: its condition, hold and pin release
 UPLOADS_IN_FLIGHT = 8  # blob_puts sent before the first is answered
 
 
@@ -66,7 +67,7 @@ async def import_room(
     parts: list[tuple[list[list[Any]], list[list[Any]]]] = [([], [])]
     size = 0
     for key, value in document["items"]:
-        item_size = len(key) + len(value) + 16 + 32 * len(refs.get(key, ()))
+        item_size = len(key) + len(value) + 16 + REF_COST * len(refs.get(key, ()))
         if parts[-1][0] and size + item_size > chunk_bytes:
             parts.append(([], []))
             size = 0
