@@ -12,7 +12,7 @@ from pathlib import Path
 import msgpack
 import pytest
 import trio
-from support import REPO, ServerProcess
+from support import REPO, ServerProcess, running_broadcaster
 
 from broadcaster.client import ServerError, connect
 from broadcaster.roomfile import RoomFileError, read_room_file, write_room_file
@@ -197,3 +197,42 @@ async def test_an_empty_room_and_a_version_1_file_import(servers, tmp_path):
         assert (await import_room(root, read_room_file(tmp_path / "old")))["keys"] == 1
     assert await room_map(host_b, port_b, "empty") == (0, {})
     assert await room_map(host_b, port_b, "old") == (3, {"k": b"v"})
+
+
+async def test_a_blob_released_while_the_export_streams_ends_it_with_conflict(tmp_path):
+    """Forced: the exporter reads up to its first frame (the snapshot is taken) and then stops reading.
+    The server makes frames only as the socket takes them, so the last blob (in hash order) is still to
+    be read, far behind a full socket, when its only key lets it go."""
+    from test_rooms import RawClient
+
+    from protocol import NEED_DATA, PROTOCOL_VERSION, Admin, Hello
+
+    async with (
+        running_broadcaster(tmp_path / "d") as (host, port),
+        connect(host, port, name="ana") as ana,
+    ):
+        blobs = [await ana.put_blob(os.urandom(MAX_BLOB_BYTES)) for _ in range(40)]
+        await ana.create_room("shot", keep_open=True)
+        await ana.join("shot")
+        await ana.batch([["set", f"mesh/{i}", b"v", [blob]] for i, blob in enumerate(blobs)])
+        last = max(blobs)
+        raw = RawClient(await trio.open_tcp_stream(host, port))
+        with trio.fail_after(60):
+            hello = Hello(protocol=PROTOCOL_VERSION, client_name="exporter", session="export-1")
+            await raw.send(hello, Admin(action="export", args={"room": "shot"}, ref=1))
+            await raw.wait_for("export_items")
+            await ana.set(f"mesh/{blobs.index(last)}", b"no chunks now")
+            assert await ana.missing_blobs([last]) == [last]
+            received = []
+            while not received or received[-1].TYPE not in ("error", "admin_result"):
+                event = raw.conn.next_event()
+                if event is NEED_DATA:
+                    raw.conn.receive_data(await raw.stream.receive_some(1 << 20))
+                elif event.TYPE in ("export_blob", "error", "admin_result"):
+                    received.append(event)
+        *sent, end = received
+        assert end.TYPE == "error" and end.code == "conflict" and last.hex() in end.message
+        assert [blob.hash for blob in sent] == sorted(blobs)[: len(sent)] and last not in {
+            b.hash for b in sent
+        }
+        await raw.stream.aclose()
