@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from . import cluster, guessing, raft, server, viewers
+from . import cluster, guessing, raft, server, storage, viewers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_arguments(kinds)
     guessing.add_arguments(kinds)
     viewers.add_arguments(kinds)
+    storage.add_arguments(kinds)
     return parser
 
 
@@ -28,6 +29,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await raft.run(args)
     if args.bench in ("viewers", "viewer-load"):
         return await viewers.run(args)
+    if args.bench == "storage":
+        return await storage.run(args)
     if args.bench == "guessing":
         return await guessing.run(args)
     if args.bench == "client-failover":
