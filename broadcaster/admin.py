@@ -7,12 +7,14 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from protocol import Admin, AdminResult, ErrorCode, ExportItems
+from protocol import Admin, AdminResult, Error, ErrorCode, ExportBlob, ExportItems
 from protocol.events import check_key, check_room_name
+from protocol.limits import KEY_REFS, join_reason
 from replication import Node, NotLeader, ReplicationError, TreeError
 
 from . import history
 from .backup import Backups
+from .blobs import blob_path, key_hold_changes, pin_holder, release_ops, room_refs_path
 from .errors import RequestError
 from .hub import Hub
 from .rooms import encode_frame
@@ -141,29 +143,50 @@ class AdminActions:
         return result
 
     async def _admin_export(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
-        """Stream the room's keys as export_items, then its meta and seq in admin_result (one snapshot)."""
+        """Stream the room's keys (with the blobs each references) as export_items, then every blob they
+        reference as export_blob, then its meta and seq in admin_result (one snapshot). Frames are made
+        as the connection takes them: a blob is read when its frame is due, one at a time."""
         name = _room_arg(args)
         meta = self.store.meta(name)
-        # No await from here on: the items and the seq are one consistent state.
+        # No await from here on: the items, their refs and the seq are one consistent state.
         seq = self.hub.current_seq(name)
         items = self.store.items(name)
+        refs = {key: list(found) for key, _, found in self.node.list_local(room_refs_path(name))}
+        node = self.node
 
         def frames() -> Iterator[bytes]:
             chunk: list[list[Any]] = []
+            chunk_refs: list[list[Any]] = []
             size = 0
             for key, value in items:
                 chunk.append([key, value])
                 size += len(key) + len(value) + 16
+                if key in refs:
+                    chunk_refs.append([key, refs[key]])
+                    size += 32 * len(refs[key]) + 16
                 if size >= EXPORT_CHUNK_BYTES:
-                    yield encode_frame(ExportItems(room=name, items=chunk, ref=ref))
-                    chunk, size = [], 0
+                    yield encode_frame(ExportItems(room=name, items=chunk, refs=chunk_refs, ref=ref))
+                    chunk, chunk_refs, size = [], [], 0
             if chunk:
-                yield encode_frame(ExportItems(room=name, items=chunk, ref=ref))
+                yield encode_frame(ExportItems(room=name, items=chunk, refs=chunk_refs, ref=ref))
+            blob_bytes = 0
+            blobs = sorted({blob for found in refs.values() for blob in found})
+            for blob in blobs:
+                found = node.read_local(blob_path(blob))
+                if found is None or not isinstance(found[1], bytes):
+                    # Released since the snapshot: the key that held it changed meanwhile.
+                    message = f"blob {blob.hex()} of room {name!r} went during the export: export again"
+                    yield encode_frame(Error(code=ErrorCode.CONFLICT, message=message, ref=ref))
+                    return
+                blob_bytes += len(found[1])
+                yield encode_frame(ExportBlob(hash=blob, data=found[1], ref=ref))
             result = {
                 "room": name,
                 "meta": {k: meta.get(k) for k in ROOM_META_FIELDS},
                 "seq": seq,
                 "key_count": len(items),
+                "blob_count": len(blobs),
+                "blob_bytes": blob_bytes,
             }
             yield encode_frame(AdminResult(action="export", result=result, ref=ref))
 
@@ -211,6 +234,7 @@ class AdminActions:
                 check_key(item[0])
             except ValueError as exc:
                 raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
+        refs = _import_refs(args, items)
         staged = session.imports.get(name)
         if staged is None:
             if self.store.find_meta(name) is not None:
@@ -232,12 +256,30 @@ class AdminActions:
             final, previous = staged
         current = {**final, "importing": session.client_id} if more else final
         command = import_command(name, items, previous, current)
+        for key, blobs in refs.items():  # the keys hold their blobs from this commit on, as after a set
+            compare, then, gained = key_hold_changes(name, key, (), blobs)
+            command["compare"] += compare
+            command["then"] += then + release_ops(gained, pin_holder(session.client_id))
         result = await self.store.propose(command)
         if not result.get("ok"):
             self.abandon_import(session, name)
             raise RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "import refused"))
         if not result.get("succeeded"):
-            session.imports.pop(name, None)
+            missing = [
+                b for found in refs.values() for b in found if self.node.read_local(blob_path(b)) is None
+            ]
+            if staged is not None or missing:
+                self.abandon_import(session, name)
+            else:
+                session.imports.pop(name, None)
+            if missing:
+                raise RequestError(
+                    ErrorCode.NO_SUCH_BLOB,
+                    f"blob {missing[0].hex()} is not on the server: upload the export's blobs first"
+                    " (blendsync admin import does)",
+                )
+            if staged is not None:
+                raise RequestError(ErrorCode.BAD_MESSAGE, f"the import of {name!r} changed meanwhile")
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
         if more:
             session.imports[name] = (final, current)
@@ -254,6 +296,22 @@ class AdminActions:
             self.store.submit(abandon_import_command(name, staged[1]))
         except (ReplicationError, TreeError) as exc:
             log.warning("could not remove the unfinished import of %s: %s", name, exc)
+
+
+def _import_refs(args: dict[str, Any], items: list[list[Any]]) -> dict[str, list[bytes]]:
+    """An import part's ``refs``: [key, blobs] for keys of its own items, each once."""
+    pairs = _arg(args, "refs", list, required=False) or []
+    reason = KEY_REFS.reason(pairs)
+    if reason is not None:
+        raise RequestError(ErrorCode.BAD_MESSAGE, f"args.refs{join_reason(reason)}")
+    keys = {item[0] for item in items}
+    refs: dict[str, list[bytes]] = {}
+    for key, blobs in pairs:
+        if key not in keys or key in refs:
+            raise RequestError(ErrorCode.BAD_MESSAGE, f"args.refs names key {key!r} twice or not in items")
+        if blobs:
+            refs[key] = blobs
+    return refs
 
 
 def _arg(args: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:

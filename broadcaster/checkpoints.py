@@ -60,6 +60,7 @@ class RoomHistory:
         self.config = config
         self.store = store
         self.hub = hub
+        self.replay_cache = replay.ReplayCache()
 
     def _room(self, session: Session) -> Room:
         if session.room is None:
@@ -87,6 +88,7 @@ class RoomHistory:
                     request.after,
                     self.config.snapshot_chunk_bytes,
                     request.ref,
+                    self.replay_cache,
                 )
                 session.send(page)
             case ListCheckpoints():

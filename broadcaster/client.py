@@ -46,6 +46,7 @@ from protocol import (
     DeleteRoom,
     Error,
     Event,
+    ExportBlob,
     ExportItems,
     Hello,
     Joined,
@@ -66,7 +67,6 @@ from protocol.nodes import SILENT_HEARTBEATS, Address
 
 from .tls import PinMismatch, check_pin, pinned_client_context
 
-IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 3.0  # a node that does not welcome us within this is skipped
 ROUND_PAUSE = 0.2  # after every known node was tried once
 
@@ -144,7 +144,7 @@ class Client:
         self._waiters: dict[int, _Waiter] = {}  # ref -> waiter
         self._op_waiters: dict[int, _Waiter] = {}  # op_id -> waiter
         self._snapshot_done: _Waiter | None = None
-        self._exports: dict[int, list[list[Any]]] = {}  # ref -> items received so far
+        self.exports: dict[int, Callable[[Event], None]] = {}  # ref -> where an export's parts go
         self.sinks: dict[int, Callable[[bytes], None]] = {}  # ref -> where a backup's chunks go
         # Server events the caller may want, and Overridden: our committed value replaced by someone who
         # had not seen it (after the ``applied`` that did it).
@@ -322,8 +322,8 @@ class Client:
                 waiter.resolve(error=ServerError.of(error))
         if step.snapshot_end is not None and self._snapshot_done is not None:
             self._snapshot_done.resolve(step.snapshot_end)
-        if isinstance(event, ExportItems) and event.ref in self._exports:
-            self._exports[event.ref].extend(event.items)
+        if isinstance(event, ExportItems | ExportBlob) and event.ref in self.exports:
+            self.exports[event.ref](event)
         elif isinstance(event, BackupData) and event.ref in self.sinks:
             self.sinks[event.ref](event.data)
         elif isinstance(event, LocksChanged) and event.room == self.room:
@@ -467,46 +467,6 @@ class Client:
             *self.session.request(lambda ref: Admin(action=action, args=args, ref=ref))
         )
         return reply.result
-
-    async def export_room(self, room: str) -> dict[str, Any]:
-        """A room's state as an export document (see broadcaster/roomfile.py for the file format)."""
-        from .roomfile import make_document
-
-        ref, request = self.session.request(lambda ref: Admin(action="export", args={"room": room}, ref=ref))
-        self._exports[ref] = []
-        try:
-            reply: AdminResult = await self._request(ref, request)
-            items = self._exports[ref]
-        finally:
-            self._exports.pop(ref, None)
-        result = reply.result
-        return make_document(result["room"], result["meta"], result["seq"], items)
-
-    async def import_room(
-        self, document: dict[str, Any], *, name: str | None = None, chunk_bytes: int = IMPORT_CHUNK_BYTES
-    ) -> dict[str, Any]:
-        """Create a room from an export document, in parts of about ``chunk_bytes`` (one transaction each;
-        the room becomes visible, complete, when the last part commits)."""
-        room = name or document["room"]
-        if self.welcome is not None and self.welcome.max_frame_size:
-            chunk_bytes = min(chunk_bytes, self.welcome.max_frame_size // 2)
-        parts: list[list[list[Any]]] = [[]]
-        size = 0
-        for key, value in document["items"]:
-            item_size = len(key) + len(value) + 16
-            if parts[-1] and size + item_size > chunk_bytes:
-                parts.append([])
-                size = 0
-            parts[-1].append([key, value])
-            size += item_size
-        result: dict[str, Any] = {}
-        for i, part in enumerate(parts):
-            args: dict[str, Any] = {"room": room, "items": part, "more": i < len(parts) - 1}
-            if i == 0:
-                args["meta"] = document["meta"]
-                args["seq"] = document["seq"]
-            result = await self.admin("import", **args)
-        return result
 
     async def receive(self) -> Event | Overridden:
         try:

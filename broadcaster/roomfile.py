@@ -1,28 +1,48 @@
 """The room export file: one msgpack map, versioned (docs/operations.md, "Export and import").
 
-{"format": "blendsync-room", "version": 1, "room": str, "exported_at": str (ISO 8601, UTC),
+Version 2 (written):
+{"format": "blendsync-room", "version": 2, "room": str, "exported_at": str (ISO 8601, UTC),
  "meta": {"keep_open": bool, "password": map | nil, "created_by": str}, "seq": int,
- "items": [[key: str, value: bin], ...]}
+ "items": [[key: str, value: bin], ...],
+ "refs": [[key: str, [hash: bin, ...]], ...],   the blobs each referencing key's value names
+ "blobs": [[hash: bin, data: bin], ...]}         every blob the refs name, once
+
+Version 1 (read): the same without "refs" and "blobs".
+
+Written and read a field at a time (``Packer``/``Unpacker``), so neither holds a second copy of the file.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 
+from protocol.limits import BLOB_HASH_BYTES, MAX_BLOB_BYTES
+
 FORMAT = "blendsync-room"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+LISTS = ("items", "refs", "blobs")  # the long fields, read an element at a time
+MAX_FIELD_BYTES = 256 * 1024 * 1024  # a value is at most one frame (128 MiB at most): any field fits
 
 
 class RoomFileError(ValueError):
     pass
 
 
-def make_document(room: str, meta: dict[str, Any], seq: int, items: list[list[Any]]) -> dict[str, Any]:
+def make_document(
+    room: str,
+    meta: dict[str, Any],
+    seq: int,
+    items: list[list[Any]],
+    refs: list[list[Any]] | None = None,
+    blobs: list[list[Any]] | None = None,
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -31,6 +51,8 @@ def make_document(room: str, meta: dict[str, Any], seq: int, items: list[list[An
         "meta": meta,
         "seq": seq,
         "items": items,
+        "refs": refs or [],
+        "blobs": blobs or [],
     }
 
 
@@ -38,30 +60,61 @@ def write_room_file(path: str | Path, document: dict[str, Any]) -> None:
     """Write atomically: a crash leaves the old file or the new one, never half of it."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    packer = msgpack.Packer(use_bin_type=True)
     with open(tmp, "wb") as f:
-        msgpack.pack(document, f, use_bin_type=True)
+        f.write(packer.pack_map_header(len(document)))
+        for name, value in document.items():
+            f.write(packer.pack(name))
+            if isinstance(value, list):  # the long ones: an element at a time
+                f.write(packer.pack_array_header(len(value)))
+                for element in value:
+                    f.write(packer.pack(element))
+            else:
+                f.write(packer.pack(value))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def read_room_file(path: str | Path) -> dict[str, Any]:
+    """The checked document of a room file (any version in ``READS``); RoomFileError says what is wrong."""
     with open(path, "rb") as f:
-        data = f.read()
-    try:
-        document = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise RoomFileError(f"{path} is not a room export: {exc}") from None
+        try:
+            document = _read(f)
+        except (ValueError, msgpack.OutOfData, msgpack.FormatError, msgpack.StackError) as exc:
+            reason = "it ends early (truncated)" if isinstance(exc, msgpack.OutOfData) else str(exc)
+            raise RoomFileError(f"{path} is not a whole room export: {reason}") from None
     check_document(document, str(path))
     return document
 
 
+def _read(f: BinaryIO) -> Any:
+    unpacker = msgpack.Unpacker(
+        f, raw=False, strict_map_key=True, max_buffer_size=MAX_FIELD_BYTES, read_size=1024 * 1024
+    )
+    document: dict[str, Any] = {}
+    for _ in range(unpacker.read_map_header()):
+        name = unpacker.unpack()
+        if name in LISTS:
+            document[name] = [unpacker.unpack() for _ in range(unpacker.read_array_header())]
+        else:
+            document[name] = unpacker.unpack()
+    try:
+        unpacker.unpack()
+    except msgpack.OutOfData:
+        return document
+    raise ValueError("it has bytes after the room")
+
+
 def check_document(document: Any, where: str = "document") -> None:
+    """Refuse a document that is not a whole room: its shape, and (version 2) every blob a key references
+    present once, with bytes whose SHA-256 is its name."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise RoomFileError(f"{where} is not a {FORMAT} file")
-    if document.get("version") != VERSION:
+    version = document.get("version")
+    if version not in READS:
         raise RoomFileError(
-            f"{where} has version {document.get('version')!r}; this blendsync reads {VERSION}"
+            f"{where} has version {version!r}; this blendsync reads {', '.join(map(str, READS))}"
         )
     if not isinstance(document.get("room"), str) or not isinstance(document.get("meta"), dict):
         raise RoomFileError(f"{where}: 'room' must be a string and 'meta' a map")
@@ -73,3 +126,51 @@ def check_document(document: Any, where: str = "document") -> None:
         for i in items
     ):
         raise RoomFileError(f"{where}: 'items' must be a list of [key: str, value: bin]")
+    keys = {key for key, _ in items}
+    if len(keys) != len(items):
+        raise RoomFileError(f"{where}: 'items' names a key twice")
+    if version == 1:
+        return
+    refs, blobs = document.get("refs"), document.get("blobs")
+    if not isinstance(refs, list) or not isinstance(blobs, list):
+        raise RoomFileError(f"{where}: 'refs' and 'blobs' must be lists")
+    stored: set[bytes] = set()
+    for i, blob in enumerate(blobs):
+        if not (
+            isinstance(blob, list) and len(blob) == 2 and _is_hash(blob[0]) and isinstance(blob[1], bytes)
+        ):
+            raise RoomFileError(f"{where}: blobs[{i}] must be [hash: {BLOB_HASH_BYTES} bytes, data: bin]")
+        if not 1 <= len(blob[1]) <= MAX_BLOB_BYTES:
+            raise RoomFileError(
+                f"{where}: blob {blob[0].hex()} has {len(blob[1])} bytes, not 1 to {MAX_BLOB_BYTES}"
+            )
+        if hashlib.sha256(blob[1]).digest() != blob[0]:
+            raise RoomFileError(
+                f"{where}: blob {blob[0].hex()} is damaged: its bytes do not have that SHA-256"
+            )
+        if blob[0] in stored:
+            raise RoomFileError(f"{where}: blob {blob[0].hex()} is in the file twice")
+        stored.add(blob[0])
+    referencing: set[str] = set()
+    for i, pair in enumerate(refs):
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and isinstance(pair[1], list)
+            and all(_is_hash(h) for h in pair[1])
+        ):
+            raise RoomFileError(f"{where}: refs[{i}] must be [key: str, [hash: bin, ...]]")
+        key = pair[0]
+        if key not in keys or key in referencing:
+            raise RoomFileError(f"{where}: refs[{i}] names key {key!r} twice or not in 'items'")
+        referencing.add(key)
+        for blob in pair[1]:
+            if blob not in stored:
+                raise RoomFileError(
+                    f"{where}: key {key!r} references blob {blob.hex()}, which the file lacks"
+                )
+
+
+def _is_hash(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) == BLOB_HASH_BYTES

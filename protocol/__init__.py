@@ -34,6 +34,7 @@ from .events import (
     Error,
     Event,
     EventRelayed,
+    ExportBlob,
     ExportItems,
     Hello,
     Joined,

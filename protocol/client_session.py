@@ -34,6 +34,7 @@ from .events import (
     Delete,
     Error,
     Event,
+    ExportBlob,
     ExportItems,
     Hello,
     Joined,
@@ -312,7 +313,7 @@ class ClientSession:
             case RoomDeleted(room=room, ref=None) if room == self.room:
                 self.reset_room()
                 step.room_lost = step.deliver = True
-            case ExportItems() | BackupData():
+            case ExportItems() | ExportBlob() | BackupData():
                 step.deliver = True  # part of an answer: the reply (admin_result) ends it
             case _:
                 ref = getattr(event, "ref", None)

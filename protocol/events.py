@@ -37,6 +37,7 @@ from .limits import (
     FieldError,
     Items,
     Key,
+    KeyRefs,
     Keys,
     Label,
     LockPrefix,
@@ -583,7 +584,21 @@ class ExportItems(Event):
 
     room: RoomName
     items: Items
+    refs: KeyRefs = field(default_factory=list)  # [key, refs] for the keys of items that reference blobs
     ref: Ref | None = None
+
+
+@_event("export_blob", Sender.SERVER)
+class ExportBlob(Event):
+    """One blob that an exported room's keys reference, after its last export_items; admin_result follows
+    the last one."""
+
+    hash: BlobHash
+    data: BlobData
+    ref: Ref | None = None
+
+    def check(self) -> None:
+        _check_blob_hash(self.hash, self.data)
 
 
 @_event("backup_data", Sender.SERVER)

@@ -392,6 +392,21 @@ def _items_reason(items: list[Any]) -> str | None:
 ITEMS = Rule("a list of [key: str, value: bin]", _items_reason)
 Items = Annotated[list[Any], ITEMS]
 
+
+def _key_refs_reason(pairs: list[Any]) -> str | None:
+    for i, pair in enumerate(pairs):
+        if not (type(pair) is list and len(pair) == 2 and type(pair[0]) is str):
+            return f"[{i}] must be [key: str, refs: list[bin]]"
+        if not _key_ok(pair[0]):
+            return f"[{i}] key {KEY.problem(pair[0])}"
+        if (reason := _refs_reason(pair[1])) is not None:
+            return f"[{i}] refs{join_reason(reason)}"
+    return None
+
+
+KEY_REFS = Rule("a list of [key: str, refs: list[bin]]", _key_refs_reason)
+KeyRefs = Annotated[list[Any], KEY_REFS]  # the blobs exported keys' values reference
+
 # ---- presence ---------------------------------------------------------------------------------------------
 
 MAX_SELECTION = 4096

@@ -86,6 +86,7 @@ async def _run_admin(args: argparse.Namespace) -> Any:
     from ..client import connect
     from ..invite import parse_expiry
     from ..roomfile import read_room_file, write_room_file
+    from ..roomtransfer import export_room, import_room
 
     token = args.token or os.environ.get("BLENDSYNC_TOKEN")
     context = tls.client_context(ca=args.ca) if args.tls else None
@@ -122,16 +123,18 @@ async def _run_admin(args: argparse.Namespace) -> Any:
         if args.action == "checkpoints":
             return await client.admin("checkpoints", room=args.room)
         if args.action == "export":
-            exported = await client.export_room(args.room)
+            exported = await export_room(client, args.room)
             write_room_file(args.file, exported)
             return {
                 "room": args.room,
                 "file": args.file,
                 "keys": len(exported["items"]),
                 "seq": exported["seq"],
+                "blobs": len(exported["blobs"]),
+                "blob_bytes": sum(len(data) for _, data in exported["blobs"]),
             }
         assert document is not None
-        return await client.import_room(document, name=args.name)
+        return await import_room(client, document, name=args.name)
 
 
 def _parse_time(text: str) -> int:

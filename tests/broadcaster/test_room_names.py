@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from broadcaster.client import connect
+from broadcaster.roomtransfer import export_room
 from protocol import Applied
 
 # Pattern characters of the tree, and the escapes of its display form.
@@ -50,7 +51,7 @@ async def check(host: str, port: int, locks: dict[str, int]) -> None:
                 assert ben.locks == {}, name  # none restored into this room from another
             await ben.leave()
 
-            document = await root.export_room(name)
+            document = await export_room(root, name)
             assert document["room"] == name and dict(document["items"]) == expected, name
 
             # The held log of this room alone, in order.

@@ -68,6 +68,7 @@ from protocol import (
     Connection,
     Error,
     Event,
+    ExportBlob,
     ExportItems,
     Forked,
     Hello,
@@ -941,10 +942,16 @@ class ServerMachine(RuleBasedStateMachine):
             return
         replies = self.request(client, body)
         assert replies and isinstance(replies[-1], AdminResult), f"export {name!r} -> {replies}"
-        items = {key: value for chunk in replies[:-1] for key, value in chunk.items}
-        assert all(isinstance(r, ExportItems) and r.room == name for r in replies[:-1])
+        chunks = [r for r in replies[:-1] if isinstance(r, ExportItems)]
+        blobs = replies[len(chunks) : -1]  # the keys first, then the blobs they reference
+        assert all(r.room == name for r in chunks) and all(isinstance(r, ExportBlob) for r in blobs)
+        items = {key: value for chunk in chunks for key, value in chunk.items}
         room = self.rooms[name]
         assert items == room.keys, f"export of {name!r}: {_keys(items)} != model {_keys(room.keys)}"
+        refs = {key: tuple(found) for chunk in chunks for key, found in chunk.refs}
+        assert refs == room.refs, f"export of {name!r}: refs {refs} != model {room.refs}"
+        wanted = {blob for found in room.refs.values() for blob in found}
+        assert sorted(r.hash for r in blobs) == sorted(wanted) and all(r.data == BLOBS[r.hash] for r in blobs)
         assert replies[-1].result["key_count"] == len(room.keys)
         assert replies[-1].result["meta"]["keep_open"] == room.keep_open
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from protocol import (
@@ -11,6 +13,7 @@ from protocol import (
     Batch,
     Delete,
     Error,
+    ExportBlob,
     ExportItems,
     Hello,
     Joined,
@@ -352,6 +355,7 @@ def test_export_items_are_not_taken_for_the_reply():
     s = session()
     ref, _ = s.request(lambda ref: ListRooms(ref=ref))
     assert s.receive(ExportItems(room="r", items=[], ref=ref), 0.0).deliver
+    assert s.receive(ExportBlob(hash=hashlib.sha256(b"x").digest(), data=b"x", ref=ref), 0.0).deliver
     assert s.receive(RoomCreated(room="r", ref=ref), 0.0).reply is not None
 
 

@@ -107,7 +107,8 @@ VALID: dict[str, dict[str, Any]] = {
         "unlocked_prefixes": ["q/"],
     },
     "admin_result": {"action": "rooms", "result": None, "ref": 1},
-    "export_items": {"room": "shot", "items": [["k", b"v"]], "ref": 1},
+    "export_items": {"room": "shot", "items": [["k", b"v"]], "refs": [["k", [HASH]]], "ref": 1},
+    "export_blob": {"hash": hashlib.sha256(b"x").digest(), "data": b"x", "ref": 1},
     "history": {"prefix": "obj/1/", "since": 0, "limit": 10, "ref": 1},
     "checkpoint": {"name": "before lighting", "ref": 1},
     "list_checkpoints": {"ref": 1},
@@ -637,6 +638,26 @@ def test_blob_hashes_sizes_and_counts():
         "blob_query.hashes[1] must"
     )
     assert decode("blob_status", {"missing": []}).missing == []
+
+
+def test_export_refs_and_blobs():
+    """An export names each referencing key's blobs as a set does, and sends each blob checked like
+    blob_data (never nil: an exported room's blobs are all there)."""
+    big = b"\0" * MAX_BLOB_BYTES
+    assert decode("export_blob", {"hash": hashlib.sha256(big).digest(), "data": big})
+    assert refused("export_blob", {"hash": HASH, "data": b"y"}).message == (
+        "export_blob.hash is not the sha256 of data"
+    )
+    assert refused("export_blob", {"hash": HASH, "data": None}).message.startswith("export_blob.data")
+    assert decode("export_items", {"room": "r", "items": []}).refs == []
+    for refs, reason in (
+        ([["k"]], "[0] must be [key: str, refs: list[bin]]"),
+        ([["", [HASH]]], "[0] key must be"),
+        ([["k", [HASH, HASH]]], "[0] refs must not name a blob twice"),
+        ([["k", [HASH[:31]]]], "[0] refs[0] must be 32 bytes"),
+    ):
+        message = refused("export_items", {"room": "r", "items": [], "refs": refs}).message
+        assert message.startswith(f"export_items.refs{reason}"), message
 
 
 def test_set_refs_bounds():

@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from . import cluster, guessing, raft, server, storage, viewers
+from . import cluster, guessing, history_storage, raft, server, storage, viewers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     guessing.add_arguments(kinds)
     viewers.add_arguments(kinds)
     storage.add_arguments(kinds)
+    history_storage.add_arguments(kinds)
     return parser
 
 
@@ -31,6 +32,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await viewers.run(args)
     if args.bench == "storage":
         return await storage.run(args)
+    if args.bench == "history-storage":
+        return await history_storage.run(args)
     if args.bench == "guessing":
         return await guessing.run(args)
     if args.bench == "client-failover":

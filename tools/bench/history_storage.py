@@ -1,0 +1,161 @@
+"""``python -m tools.bench history-storage``: the disk a room's history costs, per small operation.
+
+Starts ``blendsync serve`` on a fresh data dir twice: once with the default retention (``room_tail`` 10,000,
+automatic checkpoints), once keeping every operation (``room_tail = 0``). Each run writes ``--ops`` single
+``set`` operations of ``--size`` bytes over ``--keys`` keys of one room, ``--window`` in flight at a time,
+and stops early after ``--seconds``. Then it reports the data dir's files (apparent size and blocks on
+disk) while the server runs and after it stopped, in total and per operation written, and the size sampled
+every ``--sample`` operations. A stopped-early run also gives an extrapolation to ``--ops`` (it says so:
+``extrapolated``): the final size plus the growth per operation over the second half of the run times the
+operations not written, since a bounded log stops growing where a linear scale from zero would not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from broadcaster.client import connect
+from tools.cluster import REPO
+
+RETENTIONS = {"default": "", "keep_all": "room_tail = 0\n"}
+
+
+def add_arguments(kinds: Any) -> None:
+    storage = kinds.add_parser(
+        "history-storage", help="data dir bytes per small operation, default retention vs all"
+    )
+    storage.add_argument("--ops", type=int, default=1_000_000, help="operations to write per run")
+    storage.add_argument("--keys", type=int, default=1000, help="distinct keys they cycle over")
+    storage.add_argument("--size", type=int, default=100, help="value bytes per operation")
+    storage.add_argument("--window", type=int, default=512, help="operations in flight at once")
+    storage.add_argument("--seconds", type=float, default=600.0, help="stop a run after this long")
+    storage.add_argument("--sample", type=int, default=10_000, help="sample the size every N ops")
+    storage.add_argument(
+        "--retention", choices=[*RETENTIONS, "both"], default="both", help="which runs (default both)"
+    )
+    storage.add_argument("--json", action="store_true")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    names = list(RETENTIONS) if args.retention == "both" else [args.retention]
+    result: dict[str, Any] = {"ops_asked": args.ops, "keys": args.keys, "size": args.size}
+    for name in names:
+        with tempfile.TemporaryDirectory(prefix="bench-storage-") as root:
+            result[name] = await _one_run(Path(root), RETENTIONS[name], args)
+    return result
+
+
+async def _one_run(root: Path, settings: str, args: argparse.Namespace) -> dict[str, Any]:
+    config = root / "server.toml"
+    config.write_text("[server]\n" + settings)
+    data = root / "data"
+    command = [sys.executable, "-m", "broadcaster.cli", "--log-level", "warning", "serve", "--port", "0"]
+    command += ["--data-dir", str(data), "--config", str(config)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"listening on (\S+):(\d+)", proc.stdout.readline())
+        if not match:
+            raise RuntimeError("the server did not start")
+        written, seconds, samples = await _write(match.group(1), int(match.group(2)), data, args)
+        running = _files(data)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+    stopped = _files(data)
+    usage = _lmdb_usage(data / "replication")
+    total = sum(size for size, _ in stopped.values())
+    outcome: dict[str, Any] = {
+        "ops": written,
+        "seconds": round(seconds, 1),
+        "ops_per_s": round(written / seconds, 1),
+        "files_running": running,
+        "files_stopped": stopped,
+        "bytes": total,
+        "disk_bytes": sum(blocks for _, blocks in stopped.values()),
+        "bytes_per_op": round(total / written, 1),
+        "lmdb": usage,
+    }
+    outcome["samples"] = samples
+    half = [s for s in samples if s[0] >= written // 2]
+    if len(half) >= 2 and half[-1][0] > half[0][0]:
+        slope = (half[-1][1] - half[0][1]) / (half[-1][0] - half[0][0])
+        outcome["growth_per_op_second_half"] = round(slope, 1)
+        if written < args.ops:
+            outcome["extrapolated"] = round(total + slope * (args.ops - written))
+    return outcome
+
+
+async def _write(
+    host: str, port: int, data: Path, args: argparse.Namespace
+) -> tuple[int, float, list[tuple[int, int]]]:
+    """Write until ``--ops`` are acknowledged or ``--seconds`` have passed: (acknowledged, seconds,
+    [(acknowledged, data dir bytes)] every ``--sample`` operations)."""
+    pad = os.urandom(max(0, args.size - 8))  # every value differs (checkpoints store each once)
+    acked = 0
+    samples: list[tuple[int, int]] = []
+    start = time.perf_counter()
+    deadline = trio.current_time() + args.seconds
+    async with connect(host, port, name="bench-storage", kind="bench") as client:
+        await client.create_room("storage", keep_open=True)
+        await client.join("storage")
+        window = trio.Semaphore(args.window)
+
+        async def wait_ack(waiter: Any) -> None:
+            nonlocal acked
+            await waiter.wait()
+            acked += 1
+            window.release()
+            if acked % args.sample == 0:
+                samples.append((acked, sum(size for size, _ in _files(data).values())))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(args.ops):
+                if trio.current_time() > deadline:
+                    break
+                await window.acquire()
+                value = (i.to_bytes(8, "little") + pad)[: args.size]
+                _, waiter = await client.send_ops([["set", f"k/{i % args.keys}", value]])
+                nursery.start_soon(wait_ack, waiter)
+    return acked, time.perf_counter() - start, samples
+
+
+def _files(data: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the data dir: (apparent bytes, bytes of blocks on disk)."""
+    found = {}
+    for path in sorted(data.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            found[str(path.relative_to(data))] = (stat.st_size, stat.st_blocks * 512)
+    return found
+
+
+def _lmdb_usage(path: Path) -> dict[str, Any]:
+    """Pages in use by each of the store's databases (log: Raft entries not yet compacted; tree: the
+    replicated tree, room logs and checkpoints included) and in the whole map (the rest is free pages
+    lmdb reuses before it grows the file)."""
+    import lmdb
+
+    env = lmdb.open(str(path), max_dbs=4, readonly=True, lock=False, subdir=True)
+    try:
+        usage: dict[str, Any] = {"used_bytes": (env.info()["last_pgno"] + 1) * env.stat()["psize"]}
+        with env.begin() as txn:
+            for name in ("log", "meta", "tree"):
+                stat = txn.stat(env.open_db(name.encode(), txn=txn, create=False))
+                pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+                usage[name] = {"entries": stat["entries"], "bytes": pages * stat["psize"]}
+        return usage
+    finally:
+        env.close()
