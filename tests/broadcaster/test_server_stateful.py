@@ -1261,7 +1261,11 @@ class ServerMachine(RuleBasedStateMachine):
         submitted before it has committed too (one log, in order): a barrier as well as a health check."""
         bystander = self.bystander
         bystander.op_id += 1
-        op = ["set", f"b{bystander.op_id % 5}", str(bystander.op_id).encode()]
+        # Clients may join the bystander's room too and lock its keys: it writes one they have not locked.
+        locked = self.rooms[BYSTANDER_ROOM].locks
+        n = bystander.op_id
+        key = next(k for k in [*(f"b{(n + i) % 5}" for i in range(5)), f"b{n}"] if k not in locked)
+        op = ["set", key, str(bystander.op_id).encode()]
         bystander.pending[bystander.op_id] = [op]
         replies = bystander.exchange(
             frame({"type": "set", "op_id": bystander.op_id, "key": op[1], "value": op[2]}), bystander.op_id
