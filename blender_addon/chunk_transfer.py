@@ -2,14 +2,16 @@
 that reference them, and fetches before the values that need them are applied. No bpy, no I/O: the sync
 loop (session.py) sends what this returns and hands it what the server answers.
 
-- **Up.** A set whose value names chunks carries them as its ``refs``; each chunk the server is not known
-  to hold (``ChunkCache.on_server``) goes up as a ``blob_put`` right before the batch, on the same
-  connection, so the server orders it first. After a reconnect, the chunks of unacknowledged batches that
-  were never confirmed (``blob_stored``) go up again before the resume plan: an interrupted upload goes on
-  where it stopped.
-- **Down.** Remote values pass through a gate: a value whose chunks are all cached goes to the applier at
-  once, unless an earlier value of the same key is still waiting; otherwise its missing chunks are fetched
-  (``blob_get``, each hash once) and it waits until they are here. Light values (objects, transforms,
+- **Up.** A set whose value names chunk trees carries their roots as its ``refs``; each chunk and list node
+  the server is not known to hold (``ChunkCache.on_server``) goes up as a ``blob_put`` right before the
+  batch, on the same connection, children before their node (a node names its ``children``), so the
+  server orders them first. A node known to be there stands for its whole subtree: an edit walks one path.
+  After a reconnect, the blobs of unacknowledged batches that were never confirmed (``blob_stored``) go up
+  again before the resume plan: an interrupted upload goes on where it stopped.
+- **Down.** Remote values pass through a gate: a value whose trees are all cached goes to the applier at
+  once, unless an earlier value of the same key is still waiting; otherwise what it lacks is fetched
+  (``blob_get``, each hash once) level by level (a node's children are known once it is here), and it
+  waits until all is here. Light values (objects, transforms,
   materials, small meshes) therefore apply while heavy chunks stream in behind them (a progressive join);
   each key's values still apply in order, and the applier's own pending links cover references between
   datablocks. A chunk the server no longer holds belongs to a value a later operation replaced: that value
@@ -38,6 +40,7 @@ class ChunkTransfer:
         self._waiting_keys: dict[str, int] = {}  # key -> values of it waiting
         self.skipped: list[str] = []  # keys whose value could not be completed (replaced meanwhile)
         self.stats = {"put": 0, "put_bytes": 0, "fetched": 0, "fetched_bytes": 0}
+        self._gets: list[bytes] = []  # found to be wanted while blobs arrived: take_gets sends them
 
     @property
     def waiting(self) -> int:
@@ -63,21 +66,24 @@ class ChunkTransfer:
         return out
 
     def uploads(self, ops: list[list[Any]]) -> list[Any]:
-        """``blob_put`` events for the chunks of ``ops`` the server may not hold, each once per connection."""
+        """``blob_put`` events for the blobs of ``ops`` the server may not hold, each once per connection,
+        children first."""
         events = []
+
+        def known(blob: bytes) -> bool:
+            return blob in self.store.on_server or blob in self.sent
+
         for op in ops:
             if op[0] != "set" or len(op) < 4:
                 continue
-            for blob in op[3]:
-                if blob in self.store.on_server or blob in self.sent:
-                    continue
+            for blob, children in chunks.uploads(op[2], known, self.store):
                 data = self.store.get(blob)
                 if data is None:
                     continue  # evicted: the server answers no_such_blob, and the next scan sends it anew
                 self.sent.add(blob)
                 self.stats["put"] += 1
                 self.stats["put_bytes"] += len(data)
-                events.append(protocol.BlobPut(hash=blob, data=data))
+                events.append(protocol.BlobPut(hash=blob, data=data, children=children))
         return events
 
     def stored(self, blob: bytes) -> None:
@@ -88,8 +94,9 @@ class ChunkTransfer:
         """The server refused an op for a missing chunk: none of its chunks is taken as stored any more."""
         for op in ops:
             if op[0] == "set" and len(op) == 4:
-                self.store.on_server.difference_update(op[3])
-                self.sent.difference_update(op[3])
+                blobs = chunks.tree_blobs(op[2], self.store)
+                self.store.on_server.difference_update(blobs)
+                self.sent.difference_update(blobs)
 
     # ---- down ------------------------------------------------------------------------------------------
 
@@ -98,15 +105,17 @@ class ChunkTransfer:
         ready: list[Change] = []
         wanted: list[bytes] = []
         for key, value in changes:
-            refs = chunks.refs_of(value)
-            self.store.on_server.update(refs)  # a live key of the room holds them
-            need = set(chunks.missing(refs, self.store))
-            if not need and key not in self._waiting_keys:
+            try:
+                self.store.on_server.update(chunks.refs_of(value))  # a live key holds them (and their trees)
+                order = chunks.wanted(value, self.store)
+            except ValueError:  # malformed: the applier refuses it like any undecodable value
+                order = []
+            if not order and key not in self._waiting_keys:
                 ready.append((key, value))
                 continue
-            self._waiting.append((key, value, need))
+            self._waiting.append((key, value, set(order)))
             self._waiting_keys[key] = self._waiting_keys.get(key, 0) + 1
-            for blob in need:
+            for blob in order:
                 if blob not in self.requested:
                     self.requested.add(blob)
                     wanted.append(blob)
@@ -118,10 +127,14 @@ class ChunkTransfer:
         self.requested.discard(blob)
         if data is not None:
             self.store.put(blob, data)
+            self.store.on_server.add(blob)
             self.stats["fetched"] += 1
             self.stats["fetched_bytes"] += len(data)
-        for _, _, need in self._waiting:
-            need.discard(blob)
+        for _, value, need in self._waiting:
+            if blob in need:
+                need.discard(blob)
+                if not need and data is not None:  # a level is here: the next one is known now
+                    need.update(self._wanted(value))
         ready: list[Change] = []
         blocked: set[str] = set()  # keys with an earlier value still waiting
         still: deque[tuple[str, bytes | None, set[bytes]]] = deque()
@@ -133,12 +146,34 @@ class ChunkTransfer:
             self._waiting_keys[key] -= 1
             if not self._waiting_keys[key]:
                 del self._waiting_keys[key]
-            if chunks.missing(chunks.refs_of(value), self.store):
-                self.skipped.append(key)  # a chunk the server had dropped: a later value replaces it
+            if self._lacks(value):
+                self.skipped.append(key)  # a blob the server had dropped: a later value replaces it
                 continue
             ready.append((key, value))
         self._waiting = still
         return ready
+
+    def _wanted(self, value: bytes | None) -> set[bytes]:
+        try:
+            need = chunks.wanted(value, self.store)
+        except ValueError:
+            return set()
+        for blob in need:  # in the value's order: a joiner fills arrays front to back
+            if blob not in self.requested:
+                self.requested.add(blob)
+                self._gets.append(blob)
+        return set(need)
+
+    def _lacks(self, value: bytes | None) -> bool:
+        try:
+            return bool(chunks.wanted(value, self.store))
+        except ValueError:
+            return False
+
+    def take_gets(self) -> list[Any]:
+        """``blob_get`` events for what ``arrived`` found to be wanted next (a tree's next level)."""
+        wanted, self._gets = self._gets, []
+        return [protocol.BlobGet(hashes=wanted[i : i + MAX_GET]) for i in range(0, len(wanted), MAX_GET)]
 
     def retry_missing(self) -> list[Any]:
         """After a reconnect: fetch again what waiting values still need."""

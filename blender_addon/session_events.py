@@ -75,6 +75,8 @@ class ServerEventsMixin:
                 self._locked = [*self._locked[-7:], (refused, before)]
         if isinstance(event, P.BlobDataEvent):
             ready = self.chunks.arrived(event.hash, event.data)
+            for get in self.chunks.take_gets():  # a tree's next level, known now
+                self._send(get)
             if ready:  # a feed re-sorts the applier's whole queue: not once per chunk
                 self.applier.feed(ready)
         elif isinstance(event, P.BlobStored):

@@ -16,19 +16,23 @@ acked: the op's transaction requires it to exist):
         v:<sha256(room NUL name) hex>    a value a room's checkpoints keep (/rooms/<room>/values/<name>,
                                          history.py); keep_while that value node exists, so deleting
                                          the last checkpoint that names it (or the room) releases it
+        n:<parent sha256 hex>            a tree node blob that names this one among its ``children``
+                                         (blob_put); keep_while the parent is stored, so the command that
+                                         drops a node drops every child nothing else holds, down the tree
         anything else                    other holders: ``hold_ops`` and ``release_ops`` build their ops
     /rooms/<room>/refs/<key>         the sorted hashes the key's value references: the base the next write
                                      of that key diffs against (it adds and removes only the changed holders)
 
 Reference counting is the tree's own child count, so a blob still held by a live key (or by any other holder
-that used ``hold_ops``) is never dropped, whatever the interleaving of writers in different rooms.
+that used ``hold_ops``) is never dropped, whatever the interleaving of writers in different rooms. A key names
+only the roots of its trees: every blob reachable from a held root is held through its parents.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import trio
@@ -76,6 +80,10 @@ def key_holder(room: str, key: str) -> str:
 
 def pin_holder(client_id: str) -> str:
     return "p:" + client_id
+
+
+def node_holder(parent: bytes) -> str:
+    return "n:" + parent.hex()
 
 
 def value_holder(room: str, name: str) -> str:
@@ -133,13 +141,22 @@ def key_hold_changes(
     return compare, then, gained
 
 
-def put_blob_command(blob: bytes, size: int, client_id: str, node_id: Any) -> dict[str, Any]:
+def put_blob_command(
+    blob: bytes, size: int, client_id: str, node_id: Any, children: Iterable[bytes] = ()
+) -> dict[str, Any]:
     """Store a blob (once: a stored one keeps its bytes) and pin it for the uploading session; submit it
-    with the bytes (``Node.submit(..., blob=...)``)."""
+    with the bytes (``Node.submit(..., blob=...)``). A tree node holds its ``children`` while it is stored
+    (each must be stored: else the command fails whole), and the session's pins on them end: from here the
+    node's own pin or holders keep them."""
     pin = hold_ops([blob], pin_holder(client_id), {"node": node_id})
+    children = sorted(children)
+    while_stored = {format_path(blob_path(blob)): {"exists": True}}
+    holds = hold_ops(children, node_holder(blob), keep_while=while_stored)
+    tree = [{**op, "if": {"exists": list(blob_path(c))}} for op, c in zip(holds, children, strict=True)]
+    tree += release_ops(children, pin_holder(client_id))
     keep = {format_path(holders_path(blob)): {"child_count": [">", 0]}}
     store = {"op": "put", "path": list(blob_path(blob)), "payload": size, "keep_while": keep}
-    return {"compare": exists_conditions([blob]), "then": pin, "else": [store, *pin]}
+    return {"compare": exists_conditions([blob]), "then": [*pin, *tree], "else": [store, *pin, *tree]}
 
 
 def _stored_size(payload: Any) -> int | None:
@@ -167,6 +184,9 @@ class Blobs:
         self.sizes: dict[bytes, int] = {}  # stored blobs (this node's committed copy)
         self.total_bytes = 0
         self.key_refs: dict[tuple[str, str], tuple[bytes, ...]] = {}  # committed refs of room keys
+        self.children: dict[bytes, set[bytes]] = {}  # tree node -> the blobs it holds (committed)
+        self.parents: dict[bytes, set[bytes]] = {}  # the same edges, child -> the tree nodes holding it
+        self.key_bytes: dict[tuple[str, str], int] = {}  # what each key counts against its room's quota
         self.room_bytes: dict[str, int] = {}  # bytes of blobs referenced by each room's keys (per key)
         self.room_blobs: dict[str, dict[bytes, int]] = {}  # room -> blob -> its keys referencing it
         self.uploading: dict[bytes, int] = {}  # blob -> size, uploads submitted here and not committed
@@ -178,10 +198,13 @@ class Blobs:
         self.orphaned: dict[str, float] = {}  # client_id -> when its pins are released (session gone)
         self._load()
         self._subscription = node.subscribe((BLOBS, "*"), self._on_blob_event)
+        self._edges = node.subscribe((BLOBS, "*", "refs", {"name_matches": "n:.*"}), self._on_edge_event)
 
     def _load(self) -> None:
         for path, _, payload in self.node.match_local((BLOBS, "*")):
             self._note_blob(bytes.fromhex(path[1]), _stored_size(payload))
+        for path, _, _ in self.node.match_local((BLOBS, "*", "refs", {"name_matches": "n:.*"})):
+            self._note_edge(bytes.fromhex(path[3][2:]), bytes.fromhex(path[1]), True)
         for path, _, payload in self.node.match_local((ROOMS, "*", "refs", "*")):
             self.note_key_refs(path[1], path[3], payload)
         # Pins of sessions of this node from before a restart: released after the grace, unless they return.
@@ -198,6 +221,20 @@ class Blobs:
     def _on_blob_event(self, event: WatchEvent) -> None:
         stored = event.action != "delete"
         self._note_blob(bytes.fromhex(event.path[1]), _stored_size(event.payload) if stored else None)
+
+    def _on_edge_event(self, event: WatchEvent) -> None:
+        self._note_edge(
+            bytes.fromhex(event.path[3][2:]), bytes.fromhex(event.path[1]), event.action != "delete"
+        )
+
+    def _note_edge(self, parent: bytes, child: bytes, held: bool) -> None:
+        for edges, start, end in ((self.children, parent, child), (self.parents, child, parent)):
+            if held:
+                edges.setdefault(start, set()).add(end)
+            elif (ends := edges.get(start)) is not None:
+                ends.discard(end)
+                if not ends:
+                    del edges[start]
 
     def _note_blob(self, blob: bytes, size: int | None) -> None:
         self.total_bytes -= self.sizes.pop(blob, 0)
@@ -220,13 +257,28 @@ class Blobs:
             counts[blob] = counts.get(blob, 0) + 1
         if not counts:
             del self.room_blobs[room]
-        delta = self._bytes(new) - self._bytes(old)
+        # What the key counted when set is what it stops counting (its trees may be gone by now).
+        delta = -self.key_bytes.pop((room, key), 0)
+        if new:
+            self.key_bytes[(room, key)] = self._bytes(new)
+            delta += self.key_bytes[(room, key)]
         self.room_bytes[room] = self.room_bytes.get(room, 0) + delta
         if not self.room_bytes[room]:
             del self.room_bytes[room]
 
     def _bytes(self, blobs: Iterable[bytes]) -> int:
-        return sum(self.sizes.get(blob, 0) or self.uploading.get(blob, 0) for blob in blobs)
+        """The bytes of these blobs and of every blob their trees hold (each counted once)."""
+        seen: set[bytes] = set()
+        todo = list(blobs)
+        total = 0
+        while todo:
+            blob = todo.pop()
+            if blob in seen:
+                continue
+            seen.add(blob)
+            total += self.sizes.get(blob, 0) or self.uploading.get(blob, 0)
+            todo.extend(self.children.get(blob, ()))
+        return total
 
     def has(self, blob: bytes) -> bool:
         """Stored, or uploaded through this node and ordered before anything submitted after now."""
@@ -243,16 +295,30 @@ class Blobs:
             case BlobGet(hashes=hashes, ref=ref):
                 readable = None
                 if session.user.is_viewer:  # its room's blobs only (roles.py)
-                    readable = self.room_blobs.get(session.room.name, {}) if session.room is not None else {}
+                    roots = self.room_blobs.get(session.room.name, {}) if session.room is not None else {}
+                    readable = lambda blob: self._reachable(blob, roots)  # noqa: E731
                 session.send_stream(self._blob_frames(list(hashes), ref, readable))
 
+    def _reachable(self, blob: bytes, roots: dict[bytes, int]) -> bool:
+        """Whether ``blob`` is one of ``roots`` or held, through tree nodes, by one of them."""
+        seen: set[bytes] = set()
+        todo = [blob]
+        while todo:
+            here = todo.pop()
+            if here in roots:
+                return True
+            if here not in seen:
+                seen.add(here)
+                todo.extend(self.parents.get(here, ()))
+        return False
+
     def _blob_frames(
-        self, blobs: list[bytes], ref: int | None, readable: dict[bytes, int] | None
+        self, blobs: list[bytes], ref: int | None, readable: Callable[[bytes], bool] | None
     ) -> Iterator[bytes]:
-        """Read when sent, like a snapshot: a joiner's fetches do not fill its send queue. A blob outside
+        """Read when sent, like a snapshot: a joiner's fetches do not fill its send queue. A blob not
         ``readable`` (when given) is answered as not held: a viewer learns nothing of other rooms."""
         for blob in blobs:
-            if readable is not None and blob not in readable:
+            if readable is not None and not readable(blob):
                 yield encode_frame(BlobDataEvent(hash=blob, data=None, ref=ref))
                 continue
             data = self.node.read_blob(blob)
@@ -260,10 +326,14 @@ class Blobs:
             yield encode_frame(BlobDataEvent(hash=blob, data=data, ref=ref))
 
     async def put(self, session: Session, request: BlobPut) -> None:
-        blob, size = request.hash, len(request.data)
+        blob, size, children = request.hash, len(request.data), request.children or []
+        for child in children:
+            if not self.has(child):
+                raise RequestError(ErrorCode.NO_SUCH_BLOB, f"child blob {child.hex()} is not on the server")
         pins = self.pins.setdefault(session.client_id, set())
         if (
-            blob in pins
+            not children  # a node is put again: it may not have held its children before
+            and blob in pins
             and self.node.read_local(holder_path(blob, pin_holder(session.client_id))) is not None
         ):
             session.send(BlobStored(hash=blob, ref=request.ref))
@@ -273,7 +343,7 @@ class Blobs:
             self.metrics.limit("max_blob_bytes")
             raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_blob_bytes ({limit}) reached on this server")
         await session.inflight.acquire()  # backpressure, shared with writes
-        command = put_blob_command(blob, size, session.client_id, self.node.node_id)
+        command = put_blob_command(blob, size, session.client_id, self.node.node_id, children)
         try:
             proposal = self.node.submit(command, blob=(blob, request.data))
         except (ReplicationError, TreeError) as exc:
@@ -293,6 +363,11 @@ class Blobs:
                 session.send(BlobStored(hash=blob, ref=request.ref))
             else:
                 pins.discard(blob)
+                gone = [child for child in children if child not in self.sizes]
+                if proposal.error is None and gone:  # collected between the check and the commit
+                    message = f"child blob {gone[0].hex()} is not on the server"
+                    session.reply_error(ErrorCode.NO_SUCH_BLOB, message, request.ref)
+                    return
                 message = str(proposal.error) if proposal.error else proposal.result.get("message", "")
                 session.reply_error(ErrorCode.UNAVAILABLE, f"the blob was not stored: {message}", request.ref)
 
@@ -339,7 +414,7 @@ class Blobs:
             pins = self.pins.get(session.client_id)
             if pins:  # (kept in ``pins``: the write may still fail; a release at the end is a no-op then)
                 then += release_ops([blob for blob in gained if blob in pins], pin_holder(session.client_id))
-            added_bytes += self._bytes(gained) - self._bytes(set(old) - set(new))
+            added_bytes += self._bytes(new) - self.key_bytes.get((room.name, key), 0)
         if not then:
             return None
         limit = self.config.max_room_blob_bytes

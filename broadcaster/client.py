@@ -441,10 +441,13 @@ class Client:
         )
         return reply.keys + reply.prefixes
 
-    async def put_blob(self, data: bytes) -> bytes:
-        """Store one blob (at most protocol.limits.MAX_BLOB_BYTES); returns its hash once it is durable."""
+    async def put_blob(self, data: bytes, children: list[bytes] | None = None) -> bytes:
+        """Store one blob (at most protocol.limits.MAX_BLOB_BYTES); returns its hash once it is durable.
+        ``children``: the blobs this one holds as a tree node (docs/protocol.md section 3a)."""
         blob = hashlib.sha256(data).digest()
-        await self._request(*self.session.request(lambda ref: BlobPut(hash=blob, data=data, ref=ref)))
+        await self._request(
+            *self.session.request(lambda ref: BlobPut(hash=blob, data=data, ref=ref, children=children))
+        )
         return blob
 
     async def missing_blobs(self, hashes: list[bytes]) -> list[bytes]:

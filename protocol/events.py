@@ -29,6 +29,7 @@ from .limits import (
     REF,
     SECONDS,
     Address,
+    BlobChildren,
     BlobData,
     BlobGetHashes,
     BlobHash,
@@ -338,14 +339,18 @@ class BlobQuery(Event):
 @_event("blob_put", Sender.CLIENT)
 class BlobPut(Event):
     """Store one blob (content-addressed: ``hash`` is the sha256 of ``data``); held for this session until a
-    value references it. Answered by ``blob_stored`` once durable."""
+    value references it. A tree node names the blobs it holds as ``children`` (docs/protocol.md section
+    3a). Answered by ``blob_stored`` once durable."""
 
     hash: BlobHash
     data: BlobData
     ref: Ref | None = None
+    children: BlobChildren | None = None
 
     def check(self) -> None:
         _check_blob_hash(self.hash, self.data)
+        if self.children is not None and self.hash in self.children:
+            raise FieldError("children", "must not name the blob itself")
 
 
 @_event("blob_get", Sender.CLIENT)

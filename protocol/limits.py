@@ -311,6 +311,7 @@ MAX_VALUE_REFS = 16384  # blob references of one set operation
 MAX_BATCH_REFS = 65536  # blob references of one batch, all its operations together
 MAX_BLOB_QUERY = 4096  # hashes in one blob_query / blob_status
 MAX_BLOB_GET = 64  # hashes in one blob_get (each answered by its own blob_data frame)
+MAX_BLOB_CHILDREN = 256  # blobs a tree node blob holds (its blob_put children; the add-on's nodes name 32)
 
 
 def _hash_reason(value: bytes) -> str | None:
@@ -339,6 +340,20 @@ def _refs_reason(refs: Any) -> str | None:
     return None
 
 
+def _children_reason(children: Any) -> str | None:
+    """The blobs a tree node holds: 1 to MAX_BLOB_CHILDREN distinct 32-byte hashes (omitted: a leaf)."""
+    if type(children) is not list:
+        return f"must be list[bin], got {type(children).__name__}"
+    if not 1 <= len(children) <= MAX_BLOB_CHILDREN:
+        return f"must have 1 to {MAX_BLOB_CHILDREN} items; it has {len(children)}"
+    for i, child in enumerate(children):
+        if type(child) is not bytes or len(child) != BLOB_HASH_BYTES:
+            return f"[{i}] must be {BLOB_HASH_BYTES} bytes of bin"
+    if len(set(children)) != len(children):
+        return "must not name a blob twice"
+    return None
+
+
 BLOB_HASH = Rule(f"{BLOB_HASH_BYTES} bytes (sha256)", _hash_reason)
 BLOB_DATA = Rule(f"1 to {MAX_BLOB_BYTES} bytes", _blob_reason)
 BlobHash = Annotated[bytes, BLOB_HASH]
@@ -346,6 +361,8 @@ BlobData = Annotated[bytes, BLOB_DATA]
 BlobQueryHashes = Annotated[list[BlobHash], Length(1, MAX_BLOB_QUERY)]
 BlobStatusHashes = Annotated[list[BlobHash], Length(0, MAX_BLOB_QUERY)]
 BlobGetHashes = Annotated[list[BlobHash], Length(1, MAX_BLOB_GET)]
+BLOB_CHILDREN = Rule(f"1 to {MAX_BLOB_CHILDREN} distinct hashes", _children_reason)
+BlobChildren = Annotated[list[Any], BLOB_CHILDREN]  # the rule checks each hash itself
 
 # ---- batches ----------------------------------------------------------------------------------------------
 

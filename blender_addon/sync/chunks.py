@@ -1,14 +1,17 @@
 """Large byte strings of a value as content-addressed chunks (docs/protocol.md section 3a, docs/addon.md).
 
 When a value document is encoded, every ``bytes`` longer than ``CHUNK_BYTES`` (vertex positions, UVs,
-attributes, keyframes, packed image or sound files...) is cut into fixed-size chunks; each chunk is named
-by its SHA-256 and kept in the local ``ChunkCache``, and the value holds only a msgpack extension
-(``CHUNKED_EXT``: the total length, 8 bytes big-endian, then the 32-byte hashes). Fixed boundaries mean that
-moving one vertex changes one chunk of one array: the next version of the value shares every other chunk,
-and only that one is uploaded.
+attributes, keyframes, packed image or sound files...) is cut into fixed-size chunks, each named by its
+SHA-256 and kept in the local ``ChunkCache``. The chunks' hashes go into **list nodes** of at most ``FANOUT``
+hashes (1 KiB), those nodes' hashes into nodes of the next level, until one node is left: the root. The value
+holds only a msgpack extension ``CHUNK_TREE_EXT``: the total length (8 bytes big-endian), the chunk size (4),
+the fan-out (2) and the root's hash (32). Fixed boundaries mean that moving one vertex changes one chunk and
+one node per level: the next version of the value shares everything else, and only those are uploaded; a
+set's ``refs`` name only roots (the server holds a tree through its root: docs/protocol.md section 3a).
 
-Decoding turns the extension back into the joined bytes from the cache; a value whose chunks are not all
-cached raises ``MissingChunks`` (the session fetches them first: ``ChunkGate``).
+Decoding turns the extension back into the joined bytes from the cache; a value whose tree is not all
+cached raises ``MissingChunks`` naming what to fetch next. Values of the first format (``CHUNKED_EXT``: the
+total length, then every chunk's hash, all of them in ``refs``) are still read.
 """
 
 from __future__ import annotations
@@ -16,17 +19,24 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-CHUNKED_EXT = 7  # msgpack extension type of a chunked byte string
-CHUNK_BYTES = 64 * 1024  # the chunk size of arrays up to MAX_CHUNKS_PER_ARRAY * CHUNK_BYTES (64 MiB)
-MAX_CHUNKS_PER_ARRAY = 1024  # a larger array gets larger chunks (still fixed within the array)
+CHUNKED_EXT = 7  # msgpack extension type of a flat chunked byte string (read, no longer written)
+CHUNK_TREE_EXT = 8  # msgpack extension type of a byte string as a tree of chunks
+CHUNK_BYTES = 32 * 1024  # one data chunk: an edit sends one, so well under the 64 KiB an edit may cost
+FANOUT = 32  # hashes in one list node (1 KiB)
+MAX_FANOUT = 256  # protocol.limits.MAX_BLOB_CHILDREN: a node's distinct children
+MAX_DEPTH = 8  # node levels a decoder follows (32 KiB * 32**8 is far past any array)
 MAX_CHUNK_BYTES = 1024 * 1024  # protocol.limits.MAX_BLOB_BYTES
 HASH_BYTES = 32
+_TREE_HEAD = 8 + 4 + 2  # length, chunk size, fan-out; then the root hash
 CACHE_BYTES = 1024 * 1024 * 1024  # chunks kept in memory (least recently used go first)
+
+
+Upload = tuple[bytes, "list[bytes] | None"]  # a blob to put: its hash and, for a list node, its children
 
 
 class MissingChunks(KeyError):
@@ -77,25 +87,80 @@ class ChunkCache:
 cache = ChunkCache()  # one Blender process, one cache (shared by every value and session)
 
 
-def chunk_size(length: int) -> int:
-    """Fixed chunk size for an array of ``length`` bytes: CHUNK_BYTES, or more for a very long one."""
-    size = CHUNK_BYTES
-    while length > size * MAX_CHUNKS_PER_ARRAY and size < MAX_CHUNK_BYTES:
-        size *= 2
-    return size
+class Tree:
+    """The shape a ``CHUNK_TREE_EXT`` describes (checked: a hostile value cannot make a reader loop long)."""
+
+    __slots__ = ("chunk", "fanout", "length", "root", "widths")
+
+    def __init__(self, ext_data: bytes):
+        if len(ext_data) != _TREE_HEAD + HASH_BYTES:
+            raise ValueError("a chunk tree's extension has the wrong size")
+        self.length = int.from_bytes(ext_data[:8], "big")
+        self.chunk = int.from_bytes(ext_data[8:12], "big")
+        self.fanout = int.from_bytes(ext_data[12:14], "big")
+        self.root = ext_data[_TREE_HEAD:]
+        if not 1 <= self.chunk <= MAX_CHUNK_BYTES or not 2 <= self.fanout <= MAX_FANOUT:
+            raise ValueError("a chunk tree's chunk size or fan-out is out of bounds")
+        if self.length <= self.chunk:
+            raise ValueError("a chunk tree of one chunk")
+        # widths[0]: data chunks; widths[k]: nodes of level k; the last is the root (1)
+        self.widths = [-(-self.length // self.chunk)]
+        while self.widths[-1] > 1:
+            if len(self.widths) > MAX_DEPTH:
+                raise ValueError(f"a chunk tree deeper than {MAX_DEPTH} levels")
+            self.widths.append(-(-self.widths[-1] // self.fanout))
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths) - 1
+
+
+def node_hashes(data: bytes) -> list[bytes]:
+    """The hashes a list node holds, in order."""
+    return [data[i : i + HASH_BYTES] for i in range(0, len(data), HASH_BYTES)]
 
 
 def split(data: bytes, store: ChunkCache = cache) -> msgpack.ExtType:
-    """``data`` as chunks put in ``store``; returns the extension that names them."""
-    size = chunk_size(len(data))
+    """``data`` as chunks and list nodes put in ``store``; returns the extension that names the root."""
     view = memoryview(data)
-    hashes = []
-    for start in range(0, len(data), size):
-        piece = bytes(view[start : start + size])
+    level = []
+    for start in range(0, len(data), CHUNK_BYTES):
+        piece = bytes(view[start : start + CHUNK_BYTES])
         blob = hashlib.sha256(piece).digest()
         store.put(blob, piece)
-        hashes.append(blob)
-    return msgpack.ExtType(CHUNKED_EXT, len(data).to_bytes(8, "big") + b"".join(hashes))
+        level.append(blob)
+    while len(level) > 1:
+        nodes = []
+        for start in range(0, len(level), FANOUT):
+            node = b"".join(level[start : start + FANOUT])
+            blob = hashlib.sha256(node).digest()
+            store.put(blob, node)
+            nodes.append(blob)
+        level = nodes
+    head = len(data).to_bytes(8, "big") + CHUNK_BYTES.to_bytes(4, "big") + FANOUT.to_bytes(2, "big")
+    return msgpack.ExtType(CHUNK_TREE_EXT, head + level[0])
+
+
+def walk(tree: Tree, store: ChunkCache = cache) -> tuple[list[bytes], list[bytes]]:
+    """(the data chunks' hashes in order, or [] when not all nodes are here; the missing nodes or chunks
+    whose parents are here: what to fetch next)."""
+    level, missing = [tree.root], []
+    for depth in range(tree.depth, 0, -1):
+        below: list[bytes] = []
+        for node in level:
+            data = store.get(node)
+            if data is None:
+                missing.append(node)
+                continue
+            if not data or len(data) % HASH_BYTES or len(data) > tree.fanout * HASH_BYTES:
+                raise ValueError("a chunk tree's list node is malformed")
+            below += node_hashes(data)
+        if missing:
+            return [], missing
+        if len(below) != tree.widths[depth - 1]:
+            raise ValueError("a chunk tree's nodes do not hold its chunks")
+        level = below
+    return level, [blob for blob in dict.fromkeys(level) if blob not in store]
 
 
 def _hashes(ext_data: bytes) -> list[bytes]:
@@ -117,42 +182,106 @@ def join_hook(store: ChunkCache = cache) -> Callable[[int, bytes], Any]:
     """A msgpack ``ext_hook`` that joins chunked byte strings from ``store``."""
 
     def hook(code: int, data: bytes) -> Any:
-        if code != CHUNKED_EXT:
+        if code == CHUNK_TREE_EXT:
+            tree = Tree(data)
+            hashes, missing = walk(tree, store)
+            if missing:
+                raise MissingChunks(missing)
+            length = tree.length
+        elif code == CHUNKED_EXT:
+            hashes, length = _hashes(data), int.from_bytes(data[:8], "big")
+        else:
             return msgpack.ExtType(code, data)
-        hashes = _hashes(data)
         pieces = [store.get(blob) for blob in hashes]
         if any(piece is None for piece in pieces):
             raise MissingChunks([blob for blob, piece in zip(hashes, pieces, strict=True) if piece is None])
         joined = b"".join(pieces)  # type: ignore[arg-type]
-        if len(joined) != int.from_bytes(data[:8], "big"):
+        if len(joined) != length:
             raise ValueError("a chunked value's length does not match its chunks")
         return joined
 
     return hook
 
 
-def refs_of(value: bytes | None) -> list[bytes]:
-    """The distinct chunk hashes a value names, in first-seen order (cheap: a chunked value is small)."""
-    if not value or len(value) < 8 + 2 * HASH_BYTES:  # too short to hold a chunked byte string
+def _extensions(value: bytes | None) -> list[tuple[int, bytes]]:
+    """The chunk extensions of a value, in order (cheap: a chunked value is small)."""
+    if not value or len(value) < _TREE_HEAD + HASH_BYTES:  # too short to hold one
         return []
-    found: dict[bytes, None] = {}
+    found: list[tuple[int, bytes]] = []
 
     def hook(code: int, data: bytes) -> Any:
-        if code == CHUNKED_EXT:
-            found.update(dict.fromkeys(_hashes(data)))
+        if code in (CHUNKED_EXT, CHUNK_TREE_EXT):
+            found.append((code, data))
         return None
 
     msgpack.unpackb(value, raw=False, strict_map_key=True, ext_hook=hook)
+    return found
+
+
+def refs_of(value: bytes | None) -> list[bytes]:
+    """The distinct blobs a value names, in first-seen order: its trees' roots (and every chunk of a flat
+    value of the first format). These are a set's ``refs``."""
+    found: dict[bytes, None] = {}
+    for code, data in _extensions(value):
+        found.update(dict.fromkeys([Tree(data).root] if code == CHUNK_TREE_EXT else _hashes(data)))
     return list(found)
 
 
-_EXT_HEADER = re.compile(rb"\xc7.\x07|\xc8..\x07|\xc9....\x07", re.DOTALL)  # ext 8/16/32 of CHUNKED_EXT
+def trees_of(value: bytes | None) -> list[Tree]:
+    return [Tree(data) for code, data in _extensions(value) if code == CHUNK_TREE_EXT]
+
+
+def wanted(value: bytes | None, store: ChunkCache = cache) -> list[bytes]:
+    """What to fetch next for a value: the missing blobs whose parents are here (each once)."""
+    found: dict[bytes, None] = {}
+    for code, data in _extensions(value):
+        if code == CHUNK_TREE_EXT:
+            found.update(dict.fromkeys(walk(Tree(data), store)[1]))
+        else:
+            found.update(dict.fromkeys(blob for blob in _hashes(data) if blob not in store))
+    return list(found)
+
+
+def uploads(value: bytes | None, known: Callable[[bytes], bool], store: ChunkCache = cache) -> list[Upload]:
+    """The blobs of a value the server may lack, children before their nodes (the order it needs): each
+    as (hash, children or None for a chunk). A blob ``known`` to be there is skipped with its subtree."""
+    out: list[Upload] = []
+    seen: set[bytes] = set()
+
+    def visit(blob: bytes, depth: int) -> None:
+        if blob in seen or known(blob):
+            return
+        seen.add(blob)
+        if depth == 0:
+            out.append((blob, None))
+            return
+        data = store.get(blob)
+        if data is None:
+            return  # evicted: the server refuses what names it, and the next scan sends it anew
+        children = list(dict.fromkeys(node_hashes(data)))
+        for child in children:
+            visit(child, depth - 1)
+        out.append((blob, children))
+
+    for code, data in _extensions(value):
+        if code == CHUNK_TREE_EXT:
+            tree = Tree(data)
+            visit(tree.root, tree.depth)
+        else:
+            for blob in _hashes(data):
+                visit(blob, 0)
+    return out
+
+
+def tree_blobs(value: bytes | None, store: ChunkCache = cache) -> list[bytes]:
+    """Every blob of a value that the cache can name (its roots, the nodes here and their children)."""
+    return [blob for blob, _ in uploads(value, lambda _: False, store)] + refs_of(value)
+
+
+# ext 8/16/32 headers of CHUNKED_EXT or CHUNK_TREE_EXT
+_EXT_HEADER = re.compile(rb"\xc7.[\x07\x08]|\xc8..[\x07\x08]|\xc9....[\x07\x08]", re.DOTALL)
 
 
 def holds_chunks(value: bytes) -> bool:
     """Whether a value may name chunks (no decoding; a false yes is possible, a false no is not)."""
     return _EXT_HEADER.search(value) is not None
-
-
-def missing(refs: Iterable[bytes], store: ChunkCache = cache) -> list[bytes]:
-    return [blob for blob in refs if blob not in store]

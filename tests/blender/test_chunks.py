@@ -4,7 +4,9 @@ remote values until their chunks are here (blender_addon/chunk_transfer.py). No 
 from __future__ import annotations
 
 import hashlib
+import random
 
+import msgpack
 import pytest
 
 pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
@@ -19,58 +21,143 @@ from blender_addon.sync.codec import pack_f32, unpack_f32
 pytestmark = pytest.mark.blender
 
 SIZE = chunks.CHUNK_BYTES
-# Lengths around every boundary: empty, one chunk, one past it, several chunks and a bit.
-lengths = st.sampled_from([0, 1, SIZE - 1, SIZE, SIZE + 1, 2 * SIZE, 3 * SIZE + 17]) | st.integers(
-    0, 5 * SIZE
-)
+LEVEL = SIZE * chunks.FANOUT  # the bytes one full list node covers
+# Lengths around every boundary: empty, one chunk, one past it, several chunks, one full node and one past
+# it (a second level), and a bit more.
+lengths = st.sampled_from(
+    [0, 1, SIZE - 1, SIZE, SIZE + 1, 2 * SIZE, 3 * SIZE + 17, LEVEL, LEVEL + 1, 2 * LEVEL + SIZE + 3]
+) | st.integers(0, 5 * SIZE)
+
+
+def fetch_all(value: bytes, sender: chunks.ChunkCache) -> chunks.ChunkCache:
+    """A joiner's cache once it fetched what ``value`` needs level by level, as the gate does."""
+    store = chunks.ChunkCache()
+    while wanted := chunks.wanted(value, store):
+        for blob in wanted:
+            data = sender.get(blob)
+            assert hashlib.sha256(data).digest() == blob
+            store.put(blob, data)
+    return store
+
+
+def arbitrary(length: int, seed: int) -> bytes:
+    """Bytes of any kind: random, with runs (repeated chunks) when the seed says so."""
+    rng = random.Random(seed)
+    if seed % 3 == 0:
+        return bytes([seed % 256]) * length
+    if seed % 3 == 1:
+        return rng.randbytes(length)
+    run = rng.randbytes(rng.randint(1, 3 * SIZE))
+    return (run * (length // len(run) + 1))[:length]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(lengths, st.integers(0, 255)), min_size=1, max_size=4), st.binary(max_size=64))
-def test_chunking_and_reassembly_round_trip_arbitrary_arrays(arrays, small):
-    doc = {"small": small, "arrays": [bytes([fill]) * n for n, fill in arrays], "nested": {"a": [small]}}
-    store = chunks.ChunkCache()
-    value = encode_value(doc)
-    for n, _ in arrays:  # every array past one chunk travels as hashes, not bytes
+@given(st.lists(st.tuples(lengths, st.integers(0, 2**32)), min_size=1, max_size=3), st.binary(max_size=64))
+def test_chunking_and_tree_reassembly_round_trip_arbitrary_byte_strings(arrays, small):
+    doc = {"small": small, "arrays": [arbitrary(n, seed) for n, seed in arrays], "nested": {"a": [small]}}
+    sender = chunks.ChunkCache()
+    value = msgpack.packb(chunks.chunked(doc, sender), use_bin_type=True)
+    for n, _ in arrays:  # every array past one chunk travels as a root, not bytes
         if n > SIZE:
             assert len(value) < sum(length for length, _ in arrays)
-    assert decode_value(value) == doc
-    # The same from a cache that got the chunks over the wire (by hash, checked):
-    for blob in chunks.refs_of(value):
-        data = chunks.cache.get(blob)
-        assert hashlib.sha256(data).digest() == blob
-        store.put(blob, data)
-    assert chunks.missing(chunks.refs_of(value), store) == []
+    store = fetch_all(value, sender)
+    assert msgpack.unpackb(value, raw=False, ext_hook=chunks.join_hook(store)) == doc
+    # The refs are the roots only, one per distinct large array.
+    roots = {chunks.split(a, chunks.ChunkCache()).data[-32:] for a in doc["arrays"] if len(a) > SIZE}
+    assert set(chunks.refs_of(value)) == roots
+    assert encode_value(doc) and decode_value(encode_value(doc)) == doc  # through the add-on's codec
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(SIZE // 12 + 1, 40_000), st.data())
-def test_moving_one_vertex_changes_one_chunk(count, data):
+@given(st.integers(SIZE // 12 + 1, 120_000), st.data())
+def test_moving_one_vertex_sends_one_chunk_and_one_node_per_level(count, data):
+    store = chunks.ChunkCache()
     positions = [float(i % 97) for i in range(3 * count)]
-    before = chunks.refs_of(encode_value({"vertices": pack_f32(positions)}))
+    before = msgpack.packb(chunks.chunked({"vertices": pack_f32(positions)}, store), use_bin_type=True)
     index = data.draw(st.integers(0, 3 * count - 1))
     positions[index] += 1.0
-    after = chunks.refs_of(encode_value({"vertices": pack_f32(positions)}))
-    assert len(set(after) - set(before)) == 1
-    assert len(before) == len(after)
+    after = msgpack.packb(chunks.chunked({"vertices": pack_f32(positions)}, store), use_bin_type=True)
+    (tree,) = chunks.trees_of(after)
+    there = set(chunks.tree_blobs(before, store))
+    sent = chunks.uploads(after, there.__contains__, store)
+    assert [children is None for _, children in sent] == [True] + [False] * tree.depth
+    assert sum(len(store.get(blob)) for blob, _ in sent) <= SIZE + tree.depth * chunks.FANOUT * 32
+    assert chunks.refs_of(after) == [tree.root]
 
 
-def test_huge_arrays_get_larger_fixed_chunks_within_the_blob_limit():
-    assert chunks.chunk_size(64 * 1024 * 1024) == SIZE
-    assert chunks.chunk_size(64 * 1024 * 1024 + 1) == 2 * SIZE
-    assert chunks.chunk_size(10**12) == chunks.MAX_CHUNK_BYTES
-
-
-def test_a_value_whose_chunks_are_not_here_names_them():
+def test_a_value_of_the_flat_format_is_still_read():
     store = chunks.ChunkCache()
-    ext = chunks.split(b"x" * (2 * SIZE + 5), store)
-    value = encode_value({"geometry": ext})
-    missing = [hashlib.sha256(b"x" * SIZE).digest(), hashlib.sha256(b"x" * 5).digest()]
-    assert chunks.refs_of(value) == missing
-    chunks.cache.clear()
+    pieces = [b"a" * SIZE, b"b" * SIZE, b"a" * SIZE, b"c" * 5]
+    for piece in pieces:
+        store.put(hashlib.sha256(piece).digest(), piece)
+    hashes = [hashlib.sha256(piece).digest() for piece in pieces]
+    ext = msgpack.ExtType(chunks.CHUNKED_EXT, (3 * SIZE + 5).to_bytes(8, "big") + b"".join(hashes))
+    value = msgpack.packb({"v": ext}, use_bin_type=True)
+    distinct = [hashes[0], hashes[1], hashes[3]]  # first seen
+    assert chunks.holds_chunks(value)
+    assert chunks.refs_of(value) == distinct  # every chunk is a ref, as the server knows them
+    assert msgpack.unpackb(value, raw=False, ext_hook=chunks.join_hook(store)) == {"v": b"".join(pieces)}
+    assert chunks.uploads(value, lambda _: False, store) == [(blob, None) for blob in distinct]
+    assert chunks.wanted(value, chunks.ChunkCache()) == distinct
+
+
+def tree_ext(length: int, chunk: int = SIZE, fanout: int = chunks.FANOUT, root: bytes = b"r" * 32) -> bytes:
+    return length.to_bytes(8, "big") + chunk.to_bytes(4, "big") + fanout.to_bytes(2, "big") + root
+
+
+def test_a_malformed_tree_is_refused_not_followed():
+    assert chunks.Tree(tree_ext(SIZE + 1)).depth == 1
+    assert chunks.Tree(tree_ext(SIZE * chunks.FANOUT**7)).depth == 7
+    assert chunks.Tree(tree_ext(2, chunk=1, fanout=256)).depth == 1
+    for bad in (
+        tree_ext(SIZE),  # one chunk is no tree
+        tree_ext(0),
+        tree_ext(SIZE + 1, chunk=0),
+        tree_ext(SIZE + 1, chunk=chunks.MAX_CHUNK_BYTES + 1),
+        tree_ext(SIZE + 1, fanout=1),
+        tree_ext(SIZE + 1, fanout=0),
+        tree_ext(SIZE + 1, fanout=chunks.MAX_FANOUT + 1),
+        tree_ext(2**64 - 1, chunk=1, fanout=2),  # the largest length: far deeper than MAX_DEPTH
+        tree_ext(SIZE * chunks.FANOUT**8 + 1),
+        tree_ext(SIZE + 1)[:-1],
+        tree_ext(SIZE + 1) + b"\0",
+        b"",
+    ):
+        with pytest.raises(ValueError):
+            chunks.Tree(bad)
+    # Nodes that do not hold what the extension says: refused when followed.
+    store = chunks.ChunkCache()
+    ext = chunks.split(b"x" * (3 * SIZE), store)
+    root = ext.data[-32:]
+    for node in (b"", b"y" * 31, b"z" * 64, b"w" * 32 * (chunks.FANOUT + 1)):
+        forged = chunks.ChunkCache()
+        forged.put(root, node)
+        value = msgpack.packb({"v": ext}, use_bin_type=True)
+        with pytest.raises(ValueError):
+            msgpack.unpackb(value, raw=False, ext_hook=chunks.join_hook(forged))
+        gate = ChunkTransfer(forged)
+        assert gate.incoming([("k", value)])[0] == [("k", value)]  # to the applier, which refuses it
+
+
+def test_a_value_whose_tree_is_not_here_names_what_to_fetch_next():
+    sender = chunks.ChunkCache()
+    data = b"x" * (LEVEL + 5)  # two levels: a root, two nodes, 33 chunks (32 of them alike)
+    value = encode_value({"geometry": chunks.split(data, sender)})
+    (tree,) = chunks.trees_of(value)
+    assert tree.depth == 2 and chunks.refs_of(value) == [tree.root]
+    store = chunks.ChunkCache()
     with pytest.raises(chunks.MissingChunks) as info:
-        decode_value(value)
-    assert info.value.hashes == [missing[0], missing[0], missing[1]]
+        msgpack.unpackb(value, raw=False, ext_hook=chunks.join_hook(store))
+    assert info.value.hashes == [tree.root]
+    store.put(tree.root, sender.get(tree.root))
+    nodes = chunks.node_hashes(sender.get(tree.root))
+    assert chunks.wanted(value, store) == nodes
+    for node in nodes:
+        store.put(node, sender.get(node))
+    assert chunks.wanted(value, store) == [
+        hashlib.sha256(b"x" * SIZE).digest(),
+        hashlib.sha256(b"x" * 5).digest(),
+    ]
 
 
 def test_the_cache_is_bounded_least_recently_used_first():
@@ -99,33 +186,44 @@ def test_the_gate_lets_light_values_pass_keeps_each_key_in_order_and_skips_a_val
     ready, gets = gate.incoming(changes)
     assert ready == [("obj", b"\x01"), ("mat", b"\x03")]  # light data first: a progressive join
     wanted = [blob for get in gets for blob in get.hashes]
-    assert sorted(wanted) == sorted(set(chunks.refs_of(heavy)) | set(chunks.refs_of(gone)))
+    assert wanted == chunks.refs_of(heavy) + chunks.refs_of(gone)  # the roots first
     assert gate.incoming([("obj", b"\x04"), ("mesh", b"\x05")]) == ([("obj", b"\x04")], [])  # none twice
-    first, second = chunks.refs_of(heavy)
+    (root,) = chunks.refs_of(heavy)
+    first, second = chunks.node_hashes(sender.get(root))
+    assert gate.arrived(root, sender.get(root)) == []
+    assert [get.hashes for get in gate.take_gets()] == [[first, second]]  # the next level, known now
+    assert gate.take_gets() == []
     assert gate.arrived(second, sender.get(second)) == []
     assert gate.arrived(first, sender.get(first)) == [("mesh", heavy), ("mesh", b"\x02"), ("mesh", b"\x05")]
-    released = []
-    for blob in chunks.refs_of(gone):
-        released += gate.arrived(blob, None)  # the server no longer holds it: a later value replaced it
+    assert gate.take_gets() == []
+    released = gate.arrived(chunks.refs_of(gone)[0], None)  # no longer stored: a later value replaced it
     assert released == [("old", None)] and gate.skipped == ["old"] and gate.waiting == 0
+    assert gate.take_gets() == []
 
 
-def test_uploads_go_once_per_connection_and_again_after_a_loss_unless_confirmed():
+def test_uploads_go_children_first_once_per_connection_and_again_after_a_loss_unless_confirmed():
     store = chunks.ChunkCache()
     gate = ChunkTransfer(store)
-    value = encode_value({"v": chunks.split(bytes(range(256)) * 600, store)})
+    value = encode_value({"v": chunks.split(bytes(range(256)) * 600, store)})  # 153,600 bytes: 5 chunks
     ops = gate.with_refs([["set", "k", value], ["set", "small", b"\x01"], ["delete", "gone"]])
-    refs = chunks.refs_of(value)
+    (root,) = refs = chunks.refs_of(value)
     assert ops[0] == ["set", "k", value, refs] and ops[1] == ["set", "small", b"\x01"]
+    leaves = chunks.node_hashes(store.get(root))
+    distinct = list(dict.fromkeys(leaves))
     puts = gate.uploads(ops)
-    assert [p.hash for p in puts] == refs and all(hashlib.sha256(p.data).digest() == p.hash for p in puts)
+    assert [p.hash for p in puts] == [*distinct, root]
+    assert [p.children for p in puts] == [None] * len(distinct) + [distinct]
+    assert all(hashlib.sha256(p.data).digest() == p.hash for p in puts)
     assert gate.uploads(ops) == []
-    gate.stored(refs[0])
+    gate.stored(distinct[0])
     gate.connection_lost()
-    assert [p.hash for p in gate.uploads(ops)] == refs[1:]  # the confirmed one is not sent again
+    assert [p.hash for p in gate.uploads(ops)] == [*distinct[1:], root]  # the confirmed one is not sent again
+    gate.stored(root)
+    gate.connection_lost()
+    assert gate.uploads(ops) == []  # a stored node stands for its subtree
     gate.forget_stored(ops)
     gate.connection_lost()
-    assert [p.hash for p in gate.uploads(ops)] == refs
+    assert [p.hash for p in gate.uploads(ops)] == [*distinct, root]
 
 
 def test_unpack_of_joined_chunks_is_the_array():

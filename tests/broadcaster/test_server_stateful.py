@@ -90,7 +90,7 @@ from protocol import (
     Welcome,
 )
 from protocol.events import Sender
-from protocol.limits import OP_ID, PASSWORD, ROOM_NAME, text_predicate
+from protocol.limits import MAX_BLOB_CHILDREN, OP_ID, PASSWORD, ROOM_NAME, text_predicate
 
 # The frame fuzz's switch: a stateful example is a run of up to STEPS requests, so it takes a tenth as many.
 FUZZ_EXAMPLES = int(os.environ.get("BLENDSYNC_FUZZ_EXAMPLES", "150"))
@@ -178,7 +178,30 @@ room_names = names(MAX_ROOM_NAME_BYTES)
 key_names = names(MAX_KEY_BYTES)
 values = st.binary(max_size=64) | st.binary(min_size=1000, max_size=3000)
 BLOBS = {hashlib.sha256(data).digest(): data for data in (b"chunk %d " % i * 200 for i in range(3))}
+# Tree nodes over those chunks (docs/protocol.md section 3a): two that share a chunk, and a root above one
+# of them; a node's bytes are its children's hashes. A key may reference a root, a node, a chunk.
+CHILDREN: dict[bytes, list[bytes]] = {}
+_leaves = sorted(BLOBS)
+for _children in ([_leaves[0], _leaves[1]], [_leaves[1], _leaves[2]]):
+    CHILDREN[hashlib.sha256(b"".join(_children)).digest()] = _children
+_children = [sorted(CHILDREN)[0], _leaves[2]]
+CHILDREN[hashlib.sha256(b"".join(_children)).digest()] = _children
+BLOBS.update({node: b"".join(children) for node, children in CHILDREN.items()})
 blob_refs = st.lists(st.sampled_from(sorted(BLOBS)), max_size=3, unique=True)
+
+
+def reachable(blobs: Any) -> set[bytes]:
+    """The blobs these hold, themselves included (down their trees)."""
+    found: set[bytes] = set()
+    todo = list(blobs)
+    while todo:
+        blob = todo.pop()
+        if blob not in found:
+            found.add(blob)
+            todo += CHILDREN.get(blob, [])
+    return found
+
+
 passwords = st.none() | st.sampled_from(["", "pw", "\x00", "p\u00e9", "x" * 300]) | st.text(max_size=8)
 presence_states = st.dictionaries(
     st.sampled_from(["name", "color", "mode", "frame", "scene", "view_matrix", "selection", "bogus"]),
@@ -760,16 +783,45 @@ class ServerMachine(RuleBasedStateMachine):
 
     def upload_and_set(self, index: int, key: str, value: bytes, refs: list[bytes]) -> None:
         client = self.clients[index]
-        for blob in refs:  # blob_stored comes once the blob is durable, like an ack: maybe after the pong
-            body = self.with_ref(client, {"type": "blob_put", "hash": blob, "data": BLOBS[blob]})
-            replies = client.exchange(frame(body))
-            while not replies:
-                event = client.next_event()
-                if isinstance(event, REPLIES) and not _notice(event):
-                    replies.append(event)
-            assert len(replies) == 1 and isinstance(replies[0], BlobStored), f"blob_put -> {replies}"
+        for blob in refs:
+            self.upload(client, blob)
         op = ["set", key, value, refs]
         self.send_write(index, client, {"type": "batch", "ops": [op]}, [op])
+
+    def upload(self, client: RawClient, blob: bytes) -> None:
+        """Put a blob, a node's children first (a node names them: they must be stored)."""
+        body = {"type": "blob_put", "hash": blob, "data": BLOBS[blob]}
+        if blob in CHILDREN:
+            for child in CHILDREN[blob]:
+                self.upload(client, child)
+            body["children"] = CHILDREN[blob]
+        replies = client.exchange(frame(self.with_ref(client, body)))
+        while not replies:  # blob_stored comes once the blob is durable, like an ack: maybe after the pong
+            event = client.next_event()
+            if isinstance(event, REPLIES) and not _notice(event):
+                replies.append(event)
+        assert len(replies) == 1 and isinstance(replies[0], BlobStored), f"blob_put -> {replies}"
+
+    @rule(data=st.data(), claim=st.sampled_from(["unknown", "self", "none", "twice", "many"]))
+    def put_a_bad_tree_node(self, data: st.DataObject, claim: str) -> None:
+        """A node whose children cannot be: never uploaded, itself, none, one twice, too many. Refused,
+        nothing stored, nothing held."""
+        client = self.clients[self.pick_client(data)]
+        never = hashlib.sha256(b"never uploaded").digest()
+        node = b"bad node " + claim.encode()
+        blob = hashlib.sha256(node).digest()
+        children = {
+            "unknown": [_leaves[0], never],
+            "self": [blob],
+            "none": [],
+            "twice": [_leaves[0], _leaves[0]],
+            "many": [i.to_bytes(32, "big") for i in range(MAX_BLOB_CHILDREN + 1)],
+        }[claim]
+        body = self.with_ref(client, {"type": "blob_put", "hash": blob, "data": node, "children": children})
+        if not self.refused(client, body):
+            self.expect_error(client, body, "no_such_blob")
+        status = self.expect(self.bystander, {"type": "blob_query", "hashes": [blob, never]}, BlobStatus)
+        assert status.missing == [blob, never]
 
     @rule(data=st.data(), value=values)
     def write_then_leave(self, data: st.DataObject, value: bytes) -> None:
@@ -1216,7 +1268,11 @@ class ServerMachine(RuleBasedStateMachine):
         submitted before it has committed too (one log, in order): a barrier as well as a health check."""
         bystander = self.bystander
         bystander.op_id += 1
-        op = ["set", f"b{bystander.op_id % 5}", str(bystander.op_id).encode()]
+        # Clients may join the bystander's room too and lock its keys: it writes one they have not locked.
+        locked = self.rooms[BYSTANDER_ROOM].locks
+        n = bystander.op_id
+        key = next(k for k in [*(f"b{(n + i) % 5}" for i in range(5)), f"b{n}"] if k not in locked)
+        op = ["set", key, str(bystander.op_id).encode()]
         bystander.pending[bystander.op_id] = [op]
         replies = bystander.exchange(
             frame({"type": "set", "op_id": bystander.op_id, "key": op[1], "value": op[2]}), bystander.op_id
@@ -1244,14 +1300,15 @@ class ServerMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_referenced_blob_is_stored(self) -> None:
-        """A blob a live key or a checkpoint references is never collected (restoring it must work)."""
-        referenced = {
+        """A blob reachable from a live key or a checkpoint (down the trees of the blobs they reference) is
+        never collected (restoring it must work)."""
+        referenced = reachable(
             blob
             for room in self.rooms.values()
             for refs in [room.refs, *room.checkpoint_refs.values()]
             for blobs in refs.values()
             for blob in blobs
-        }
+        )
         if referenced:
             hashes = sorted(referenced)
             status = self.expect(self.bystander, {"type": "blob_query", "hashes": hashes}, BlobStatus)

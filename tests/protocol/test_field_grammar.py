@@ -33,6 +33,7 @@ from protocol.limits import (
     ADMIN_ARGS,
     MAX_BATCH_REFS,
     MAX_BLOB_BYTES,
+    MAX_BLOB_CHILDREN,
     MAX_BLOB_GET,
     MAX_BLOB_QUERY,
     MAX_VALUE_REFS,
@@ -658,6 +659,36 @@ def test_export_refs_and_blobs():
     ):
         message = refused("export_items", {"room": "r", "items": [], "refs": refs}).message
         assert message.startswith(f"export_items.refs{reason}"), message
+
+
+def test_blob_put_children_of_a_tree_node():
+    """A tree node's children: 1 to MAX_BLOB_CHILDREN distinct hashes, never the node itself; omitted for a
+    leaf (docs/protocol.md section 3a)."""
+    node = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(MAX_BLOB_CHILDREN + 1))
+    node_hash = hashlib.sha256(node).digest()
+    many = [node[i : i + 32] for i in range(0, len(node), 32)]
+
+    def put(children: Any) -> dict[str, Any]:
+        return {"hash": node_hash, "data": node, "children": children}
+
+    assert decode("blob_put", {"hash": node_hash, "data": node}).children is None
+    assert decode("blob_put", put(many[:MAX_BLOB_CHILDREN])).children == many[:MAX_BLOB_CHILDREN]
+    assert decode("blob_put", put(many[:1])).children == many[:1]
+    assert refused("blob_put", put(many)).message == (
+        f"blob_put.children must have 1 to {MAX_BLOB_CHILDREN} items; it has {MAX_BLOB_CHILDREN + 1}"
+    )
+    assert refused("blob_put", put([])).message == (
+        f"blob_put.children must have 1 to {MAX_BLOB_CHILDREN} items; it has 0"
+    )
+    twice = refused("blob_put", put([many[0], many[0]]))
+    assert twice.message == "blob_put.children must not name a blob twice"
+    assert refused("blob_put", put([many[0], node_hash])).message == (
+        "blob_put.children must not name the blob itself"
+    )
+    for wrong in (b"", b"\0" * 31, b"\0" * 33, "x" * 32, 7, None):
+        assert refused("blob_put", put([many[0], wrong])).message.startswith("blob_put.children[1] must be")
+    for wrong in ("x", 7, {"a": 1}):
+        assert refused("blob_put", put(wrong)).message.startswith("blob_put.children must be list")
 
 
 def test_set_refs_bounds():

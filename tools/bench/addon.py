@@ -7,6 +7,7 @@
     python tools/bench/addon.py edits [--json]
     python tools/bench/addon.py pair [--rounds 10] [--json]
     python tools/bench/addon.py vertex [--grid 447] [--edits 5] [--json]
+    python tools/bench/addon.py huge [--grid 3163] [--image-mb 200] [--json]
     python tools/bench/addon.py play [--objects 50] [--frames 250] [--no-rig] [--json]
     python tools/bench/addon.py rig-join [--json]
 
@@ -59,6 +60,12 @@ the bytes the add-on wrote to its socket, the chunks it uploaded, and the
 bytes the server process wrote to storage (``write_bytes`` of
 ``/proc/<pid>/io``: the lmdb log entry, the tree records and their pages,
 all fsync'd before the ack). Both scenes' hashes must be equal at the end.
+
+``huge``: one Blender process builds a ``--grid`` x ``--grid`` vertex grid
+(3163: 10,004,569 vertices) and a packed image file of ``--image-mb`` MB of
+random bytes, publishes them, and a second one joins. Measured: publish and
+join time and bytes, each process's peak memory; both scenes' hashes must be
+equal. Minutes and gigabytes: a run by hand, not a test.
 
 ``play``: one Blender process builds ``--objects`` animated empties (keyed
 location and rotation channels, ``scene_builders.build_animated``, with a
@@ -544,6 +551,50 @@ def bench_vertex(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _peak_rss(pid: int) -> int:
+    """A process's peak resident memory so far, in bytes (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def bench_huge(args: argparse.Namespace) -> dict[str, Any]:
+    room = f"bench-huge-{secrets.token_hex(4)}"
+    total = time.perf_counter()
+    with Server() as server:
+        publisher = Worker("publisher")
+        joiner = None
+        try:
+            built = publisher("build", objects=0, grid=args.grid, timeout=args.timeout)
+            packed = publisher("pack_image", megabytes=args.image_mb, timeout=args.timeout)
+            publisher("connect", servers=server.address)
+            published = publisher("publish", room=room, timeout=args.timeout)
+            pub_state = publisher("state", timeout=args.timeout)
+            joiner = Worker("joiner")
+            joiner("connect", servers=server.address)
+            joined = joiner("join", room=room, timeout=args.timeout)
+            join_state = joiner("state", timeout=args.timeout)
+            rss = {"publisher": _peak_rss(publisher.proc.pid), "joiner": _peak_rss(joiner.proc.pid)}
+            rss["server"] = _peak_rss(server.proc.pid)
+        finally:
+            for worker in (joiner, publisher):
+                if worker is not None:
+                    worker.close()
+    return {
+        "bench": "addon-huge",
+        "vertices": built["vertices"],
+        "image_bytes": packed["image_bytes"],
+        "publish_seconds": published["seconds"],
+        "publish_bytes_sent": published["bytes_sent"],
+        "join_seconds": joined["seconds"],
+        "join_bytes_received": joined["bytes_received"],
+        "peak_rss_mb": {name: round(value / 2**20) for name, value in rss.items()},
+        "hash_equal": pub_state["hash"] == join_state["hash"],
+        "apply_errors": join_state["errors"],
+        "messages": {"publisher": pub_state["messages"], "joiner": join_state["messages"]},
+        "wall_seconds": round(time.perf_counter() - total, 1),
+    }
+
+
 def bench_live_drag(args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-live-drag-{secrets.token_hex(4)}"
     total = time.perf_counter()
@@ -632,6 +683,11 @@ def main(argv: list[str] | None = None) -> int:
     vertex.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
     vertex.add_argument("--edits", type=int, default=5)
     vertex.add_argument("--json", action="store_true")
+    huge = kinds.add_parser("huge", help="publish and late join of a huge mesh and a large packed texture")
+    huge.add_argument("--grid", type=int, default=3163, help="grid of N x N vertices (3163: 10,004,569)")
+    huge.add_argument("--image-mb", type=int, default=200, help="the packed image file, in MB")
+    huge.add_argument("--timeout", type=float, default=1200.0, help="seconds for the publish, and the join")
+    huge.add_argument("--json", action="store_true")
     play = kinds.add_parser("play", help="bytes sent while playing the timeline of an animated scene")
     play.add_argument("--objects", type=int, default=50, help="animated objects")
     play.add_argument("--frames", type=int, default=250)
@@ -639,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--json", action="store_true")
     rig = kinds.add_parser("rig-join", help="a fresh Blender joins a room holding a rigged character")
     rig.add_argument("--json", action="store_true")
-    for sub in (join, drag, idle, live, edits, pair, vertex, play, rig):
+    for sub in (join, drag, idle, live, edits, pair, vertex, huge, play, rig):
         sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
     Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
@@ -651,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         "edits": bench_edits,
         "pair": bench_pair,
         "vertex": bench_vertex,
+        "huge": bench_huge,
         "play": bench_play,
         "rig-join": bench_rig_join,
     }

@@ -262,6 +262,14 @@ def worker_main(name: str) -> int:
             "seconds": round(seconds, 3),
         }
 
+    def pack_image(megabytes: int) -> dict[str, Any]:
+        """A packed image file of ``megabytes`` MB of incompressible bytes (a large texture's file)."""
+        data = os.urandom(megabytes * 1_000_000)
+        img = bpy.data.images.new("Texture", 1, 1)
+        img.pack(data=data, data_len=len(data))
+        img.source = "FILE"
+        return {"image_bytes": len(data)}
+
     def move_vertex(index: int) -> dict[str, Any]:
         """Move one vertex of the grid and wait for the ack: what went out for that one edit."""
         session = current()
@@ -429,6 +437,8 @@ def worker_main(name: str) -> int:
                 result = drag(int(command["steps"]))
             elif cmd == "idle":
                 result = idle(float(command["seconds"]))
+            elif cmd == "pack_image":
+                result = pack_image(int(command["megabytes"]))
             elif cmd == "move_vertex":
                 result = move_vertex(int(command["index"]))
             elif cmd == "settle":

@@ -1,0 +1,129 @@
+"""Blob trees (docs/protocol.md section 3a): a node blob holds its children, a key names only roots, and the
+command that drops a node drops every blob below it that nothing else holds. Real servers over real sockets
+and lmdb, the trio client library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import trio
+from support import running_broadcaster
+
+from broadcaster.client import ServerError, connect
+from protocol import BlobPut
+from protocol.limits import MAX_BLOB_CHILDREN
+
+
+def h(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+async def stored(client, blobs) -> set[bytes]:
+    blobs = list(blobs)
+    return set(blobs) - set(await client.missing_blobs(blobs))
+
+
+async def put_node(client, children: list[bytes]) -> bytes:
+    """A list node as the add-on makes them: its children's hashes, concatenated."""
+    return await client.put_blob(b"".join(children), children=sorted(set(children)))
+
+
+async def test_a_key_holds_a_tree_through_its_root_and_releases_it_in_one_command(server):
+    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        a, b, c, d = [await ana.put_blob(bytes([i]) * 5000) for i in range(4)]
+        left = await put_node(ana, [a, b, a])  # a repeated chunk is one child
+        root1 = await put_node(ana, [left, c])
+        await ana.batch([["set", "mesh", b"v1", [root1]]])
+        # Only the root is named, yet every blob below it is held: the uploads' pins ended as nodes and the
+        # key took them over, so a set without refs drops the whole tree at once (none is pinned).
+        everything = [a, b, c, d, left, root1]
+        assert await stored(ben, everything) == set(everything)
+        # The next version shares `left` and swaps c for d: c goes with the old root, the rest stays.
+        root2 = await put_node(ana, [left, d])
+        await ana.batch([["set", "mesh", b"v2", [root2]]])
+        assert await stored(ben, [*everything, root2]) == {a, b, d, left, root2}
+        assert await ben.get_blob(root2) == left + d
+        # A second key shares the subtree `left`: dropping the first tree keeps it.
+        await ana.batch([["set", "other", b"v", [left]], ["set", "mesh", b"small"]])
+        assert await stored(ben, [*everything, root2]) == {a, b, left}
+        await ana.delete("other")
+        assert await stored(ben, [*everything, root2]) == set()
+
+
+async def test_a_tree_outlives_its_uploader_only_through_a_key(tmp_path):
+    """The pins of a tree's upload end with the session's grace; a key's hold on the root keeps it all."""
+    async with running_broadcaster(tmp_path / "d", pin_grace=0.2) as address:
+        async with connect(*address, name="ana") as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            leaves = [await ana.put_blob(bytes([i]) * 100) for i in range(3)]
+            held = await put_node(ana, leaves[:2])
+            unheld = await put_node(ana, leaves[1:])  # uploaded, never referenced
+            await ana.batch([["set", "k", b"v", [held]]])
+        async with connect(*address, name="ben") as ben:
+            with trio.fail_after(20):
+                while await stored(ben, [unheld, leaves[2]]):
+                    await trio.sleep(0.05)
+            assert await stored(ben, [held, *leaves]) == {held, *leaves[:2]}
+
+
+async def test_bad_tree_input_is_refused_and_changes_nothing(server):
+    async with connect(*server, name="ana") as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+
+        async def put(data: bytes, children: list[bytes]) -> None:
+            make = lambda ref: BlobPut(hash=h(data), data=data, ref=ref, children=children)  # noqa: E731
+            await ana._request(*ana.session.request(make))
+
+        async def refused(children) -> ServerError:
+            data = b"node:" + repr(children).encode()
+            with pytest.raises(ServerError) as info:
+                await put(data, children)
+            assert await ana.missing_blobs([h(data)]) == [h(data)]
+            return info.value
+
+        leaf = await ana.put_blob(b"leaf")
+        unknown = await refused([leaf, h(b"nobody uploaded this")])
+        assert unknown.code == "no_such_blob" and h(b"nobody uploaded this").hex() in unknown.message
+        assert (await refused([])).code == "bad_message"
+        assert (await refused([leaf, leaf])).message == "blob_put.children must not name a blob twice"
+        many = [i.to_bytes(32, "big") for i in range(MAX_BLOB_CHILDREN + 1)]
+        too_many = await refused(many)
+        assert too_many.message.startswith(f"blob_put.children must have 1 to {MAX_BLOB_CHILDREN}")
+        # A node naming itself (no real content can: its hash would be in its own bytes).
+        data = b"self"
+        with pytest.raises(ServerError) as info:
+            await put(data, [h(data)])
+        assert (info.value.code, info.value.message) == (
+            "bad_message",
+            "blob_put.children must not name the blob itself",
+        )
+        # The session goes on; a referenced leaf stays a leaf.
+        node = await put_node(ana, [leaf])
+        assert await ana.batch([["set", "k", b"v", [node]]]) == 1
+
+
+async def test_the_room_quota_counts_a_tree_whole(tmp_path):
+    async with running_broadcaster(tmp_path / "d", max_room_blob_bytes=2500) as address:
+        async with connect(*address, name="ana") as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            leaves = [await ana.put_blob(bytes([i]) * 1000) for i in range(3)]
+            small, big = await put_node(ana, leaves[:2]), await put_node(ana, leaves)
+            await ana.batch([["set", "k1", b"v", [small]]])  # 2000 bytes of chunks, 64 of node
+            with pytest.raises(ServerError) as info:
+                await ana.batch([["set", "k2", b"v", [leaves[2]]]])
+            assert info.value.code == "limit_exceeded" and "max_room_blob_bytes (2500)" in info.value.message
+            with pytest.raises(ServerError) as info:
+                await ana.batch([["set", "k1", b"v", [big]]])  # 3096 bytes: a root of 96 is not the size
+            assert info.value.code == "limit_exceeded"
+            await ana.batch([["set", "k1", b"v", [leaves[2]]]])  # replacing the tree frees its bytes
+            # (`small` went with k1's old value; its chunks stay: the pinned upload `big` holds them)
+            await ana.batch([["set", "k2", b"v", [leaves[0]]]])
+            assert await stored(ana, [small, big, *leaves]) == {big, *leaves}
