@@ -142,7 +142,35 @@ def worker_main(name: str) -> int:
             "bytes_sent": session.net.bytes_sent - sent0,
         }
 
-    def join(room: str, timeout: float) -> dict[str, Any]:
+    def usable(expect: dict[str, list[float]]) -> bool:
+        """Every object of ``expect`` is in the view layer (selectable) at its expected location."""
+        objects = bpy.context.view_layer.objects
+        if len(objects) < len(expect):
+            return False
+        for name, location in expect.items():
+            ob = objects.get(name)
+            if ob is None or any(abs(a - b) > 1e-5 for a, b in zip(ob.location, location, strict=True)):
+                return False
+        return True
+
+    def move_now(name: str, location: list[float]) -> None:
+        """What an artist does first: select the object, make it active, move it."""
+        ob = bpy.context.view_layer.objects[name]
+        ob.select_set(True)
+        bpy.context.view_layer.objects.active = ob
+        ob.location = location
+
+    def join(
+        room: str,
+        timeout: float,
+        expect: dict[str, list[float]] | None = None,
+        move: dict[str, Any] | None = None,
+        profile: str | None = None,
+    ) -> dict[str, Any]:
+        """Join and pump until everything is applied; with ``expect`` (object name -> location), also when
+        the scene was first usable (:func:`usable`), and with ``move`` ({object, location}) the object is
+        selected and moved at that moment (the move must reach the room: the caller watches for it).
+        With ``profile``, cProfile of the pumps is written there."""
         session = current()
         received0 = session.net.bytes_received
         spent = {"apply": 0.0, "pump": 0.0}
@@ -156,18 +184,32 @@ def worker_main(name: str) -> int:
                 spent["apply"] += time.perf_counter() - t0
 
         session.applier.step = timed_step
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
         start = time.perf_counter()
         session.join_room(room)
-        snapshot_done = None
+        snapshot_done = usable_at = moved_at = None
         pumps = 0
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             t0 = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
             interval = timer_tick()
+            if profiler is not None:
+                profiler.disable()
             spent["pump"] += time.perf_counter() - t0
             pumps += 1
             if snapshot_done is None and session.room == room and session._join is None:
                 snapshot_done = time.perf_counter()
+            if expect is not None and usable_at is None and usable(expect):
+                usable_at = time.perf_counter()
+                if move is not None:
+                    move_now(move["object"], move["location"])
+                    moved_at = time.time()
             if snapshot_done is not None and not session.busy:
                 break
             time.sleep(interval)
@@ -175,7 +217,11 @@ def worker_main(name: str) -> int:
             raise TimeoutError("join timed out")
         done = time.perf_counter()
         del session.applier.step
+        if profiler is not None:
+            profiler.dump_stats(profile)
         return {
+            "usable_seconds": None if usable_at is None else round(usable_at - start, 3),
+            "moved_at": moved_at,
             "seconds": round(done - start, 3),
             "snapshot_end_seconds": round(snapshot_done - start, 3),
             "after_snapshot_seconds": round(done - snapshot_done, 3),
@@ -400,6 +446,9 @@ def worker_main(name: str) -> int:
             time.sleep(interval)
         raise TimeoutError(f"{expr} never became {expected!r}")
 
+    from tools.bench import addon_worker_edit
+
+    helpers = addon_worker_edit.Helpers(bpy, current, timer_tick, run_until, settled)
     reply(ok=True, ready=True, pid=os.getpid())
     for line in sys.stdin:
         line = line.strip()
@@ -420,7 +469,15 @@ def worker_main(name: str) -> int:
             elif cmd == "publish":
                 result = publish(command["room"], float(command.get("timeout", 60)))
             elif cmd == "join":
-                result = join(command["room"], float(command.get("timeout", 60)))
+                result = join(
+                    command["room"],
+                    float(command.get("timeout", 60)),
+                    command.get("expect"),
+                    command.get("move"),
+                    command.get("profile"),
+                )
+            elif cmd == "locations":
+                result = {"locations": {ob.name: list(ob.location) for ob in bpy.context.view_layer.objects}}
             elif cmd == "build_scene":
                 result = build_scene(command.pop("builder"), **command)
             elif cmd == "play":
@@ -441,6 +498,8 @@ def worker_main(name: str) -> int:
                 result = edit(command["script"], bool(command.get("settle", True)))
             elif cmd == "watch_expr":
                 result = watch_expr(command["expr"], command["expected"], float(command.get("timeout", 30)))
+            elif cmd in addon_worker_edit.COMMANDS:
+                result = addon_worker_edit.COMMANDS[cmd](helpers, **command)
             elif cmd == "state":
                 session = current()
                 timer_tick()  # the depsgraph evaluated once more: animation, drivers and constraints written
