@@ -413,7 +413,13 @@ def worker_main(name: str) -> int:
             if ob is not None and all(abs(a - b) < 1e-5 for a, b in zip(ob.location, location, strict=True)):
                 return {"seen_at": time.time(), "pump_max_ms": round(max(pumps) * 1000, 3)}
             time.sleep(interval)
-        raise TimeoutError(f"{object_name} never reached {location}")
+        session = current()
+        ob = bpy.data.objects.get(object_name)
+        raise TimeoutError(
+            f"{object_name} never reached {location}: {list(ob.location) if ob else None},"
+            f" seq {session.last_seq}, {session.stats}, {session.messages[-3:]},"
+            f" errors {session.applier.errors[-3:]}"
+        )
 
     def edit(script: str, settle: bool) -> dict[str, Any]:
         """Run an edit script, flush and pump once (the edit goes out); with ``settle``, pump until it is
