@@ -96,6 +96,7 @@ def note_undo() -> None:
     report of the collection, so the next scan reads every uuid again."""
     if _current is not None:
         _current.tracker.forget_counts()
+        _current.applier.forget_index()
 
 
 take_dirty = dirty.take
