@@ -397,10 +397,12 @@ class SyncSession(ServerEventsMixin):
             self._send_ops(chunk)
 
     def _edit_mode_step(self) -> None:
-        """Meshes in edit mode: copy the edit mesh out at most 10 times a second, and hold their lease."""
+        """Meshes in edit mode: copy the edit mesh out when it changed (paced), and hold their lease."""
         if not self.live or self.busy or self._join is not None:
             return
-        changed, lock, unlock = self.edit_mode.step(time.monotonic(), self.pending, self.tracker.cost)
+        changed, lock, unlock = self.edit_mode.step(
+            time.monotonic(), self.pending, self.tracker.cost, dirty.reported
+        )
         if changed:
             note_dirty(changed)
         if lock:
