@@ -22,8 +22,8 @@ receives and decodes the same snapshot but applies nothing. Both scenes'
 ``scene_hash()`` must be equal. Also measured: **usable**, from the join
 request to the end of the first pump after which every object of the
 publisher's view layer is in the joiner's view layer (so it can be selected)
-at the publisher's location; with ``--move`` the joiner then selects
-``Box.000``, makes it active and moves it, and the publisher must show the
+with the publisher's location, rotation and scale; with ``--move`` the joiner
+then selects ``Box.011``, makes it active and moves it, and the publisher must show the
 move (from the move to the publisher's pump that shows it). ``--profile
 FILE``: cProfile of the joiner's pumps, written to FILE.
 
@@ -112,7 +112,7 @@ if str(ROOT) not in sys.path:
 from tools.bench.addon_worker import ADDON_ROOT_ENV, REPLY  # noqa: E402  (after the sys.path entry)
 
 WORKER = Path(__file__).resolve().with_name("addon_worker.py")
-MOVED = "Box.000"  # the object a joiner moves as soon as its scene is usable (join --move)
+MOVED = "Box.011"  # the object a joiner moves as soon as its scene is usable (join --move; not at the origin)
 
 
 # ---- orchestration (no bpy) ---------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
             built = publisher("build", objects=args.objects, grid=args.grid, grids=args.grids)
             publisher("connect", servers=server.address)
             published = publisher("publish", room=room, timeout=args.timeout)
-            expect = publisher("locations")["locations"]
+            expect = publisher("placements")["placements"]
             baseline_before = client_join(server.host, server.port, room)
             joiner = Worker("joiner")
             joiner("connect", servers=server.address)

@@ -142,14 +142,18 @@ def worker_main(name: str) -> int:
             "bytes_sent": session.net.bytes_sent - sent0,
         }
 
+    def placement(ob: Any) -> list[float]:
+        return [*ob.location, *ob.rotation_euler, *ob.scale]
+
     def usable(expect: dict[str, list[float]]) -> bool:
-        """Every object of ``expect`` is in the view layer (selectable) at its expected location."""
+        """Every object of ``expect`` is in the view layer (selectable) with its expected location, rotation
+        and scale."""
         objects = bpy.context.view_layer.objects
         if len(objects) < len(expect):
             return False
-        for name, location in expect.items():
+        for name, wanted in expect.items():
             ob = objects.get(name)
-            if ob is None or any(abs(a - b) > 1e-5 for a, b in zip(ob.location, location, strict=True)):
+            if ob is None or any(abs(a - b) > 1e-5 for a, b in zip(placement(ob), wanted, strict=True)):
                 return False
         return True
 
@@ -167,7 +171,7 @@ def worker_main(name: str) -> int:
         move: dict[str, Any] | None = None,
         profile: str | None = None,
     ) -> dict[str, Any]:
-        """Join and pump until everything is applied; with ``expect`` (object name -> location), also when
+        """Join and pump until everything is applied; with ``expect`` (object name -> placement), also when
         the scene was first usable (:func:`usable`), and with ``move`` ({object, location}) the object is
         selected and moved at that moment (the move must reach the room: the caller watches for it).
         With ``profile``, cProfile of the pumps is written there."""
@@ -486,8 +490,8 @@ def worker_main(name: str) -> int:
                     command.get("move"),
                     command.get("profile"),
                 )
-            elif cmd == "locations":
-                result = {"locations": {ob.name: list(ob.location) for ob in bpy.context.view_layer.objects}}
+            elif cmd == "placements":
+                result = {"placements": {ob.name: placement(ob) for ob in bpy.context.view_layer.objects}}
             elif cmd == "build_scene":
                 result = build_scene(command.pop("builder"), **command)
             elif cmd == "play":
