@@ -49,3 +49,12 @@ def reported(id_data: bpy.types.ID) -> bool:
     except ReferenceError:
         return False
     return ptr in _dirty and ptr not in _shading_only
+
+
+def discard(ids) -> None:
+    """Forget these datablocks' reports (the sync loop's own change, already taken care of)."""
+    for id_data in ids:
+        with contextlib.suppress(ReferenceError):
+            ptr = id_data.as_pointer()
+            _dirty.pop(ptr, None)
+            _shading_only.discard(ptr)

@@ -7,10 +7,10 @@ changed keys as usual (with chunks, only the chunks that changed). An edit after
 the next pump; while the artist keeps editing, copies are paced: at least ``EDIT_INTERVAL`` seconds apart
 (or ``COST_FACTOR`` times what reading the mesh last cost, so that a heavy mesh takes at most a quarter of
 the main thread), and only once the previous edit of that mesh's geometry has been acknowledged (the server
-sets the pace). A copy tags the mesh too: the loop evaluates the depsgraph right after copying, so that
-report is taken with the copy and only the artist's edits start the next one. A script that changes the
-edit mesh without telling the depsgraph is caught by a copy every ``SAFETY_INTERVAL`` seconds (or
-``SAFETY_FACTOR`` times the cost) while the mesh is in edit mode.
+sets the pace). A copy tags the mesh too: once the scan has sent it, the loop evaluates the depsgraph and
+drops that report (:meth:`EditModeSync.settle`), so only the artist's edits start the next copy. A script
+that changes the edit mesh without telling the depsgraph is caught by a copy every ``SAFETY_INTERVAL``
+seconds (or ``SAFETY_FACTOR`` times the cost) while the mesh is in edit mode.
 
 **Lease.** Entering edit mode on a synchronised mesh locks its ``geometry`` and ``shapes`` keys on the server
 (docs/protocol.md section 3, locks): other artists' writes to them are refused (``locked``) until this artist
@@ -93,13 +93,20 @@ class EditModeSync:
             self._edited.discard(uuid)
             if ob.update_from_editmode():
                 changed.append(ob.data)
-        if changed:
-            # The copy tags the mesh: evaluated now, its report is taken by this pump's scan, and the next
-            # report of the mesh is the artist's (evaluated later, it could hold an edit made meanwhile).
-            view_layer = getattr(bpy.context, "view_layer", None)
-            if view_layer is not None:
-                view_layer.update()
         return changed, lock, unlock
+
+    @staticmethod
+    def settle(copied: list[bpy.types.ID], discard: Callable[[list[bpy.types.ID]], None]) -> None:
+        """After the scan sent the copies: evaluate the depsgraph now and ``discard`` its report of them.
+
+        A copy tags its mesh; evaluated later, that report could hold an edit the artist made meanwhile and
+        would not be told apart from it. Evaluated here, before any operator can run, it holds the copy
+        (and the edits made before it, which the copy carries). Done after the scan, so that the copy goes
+        out first."""
+        view_layer = getattr(bpy.context, "view_layer", None)
+        if view_layer is not None:
+            view_layer.update()
+            discard(copied)
 
     def reset(self) -> None:
         """Left the room: the server released the locks with it."""
