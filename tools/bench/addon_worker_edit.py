@@ -42,8 +42,9 @@ def move(
     h: Helpers, object: str, index: int, z: float, after: float, timeout: float = 60.0
 ) -> dict[str, Any]:
     """Run the timer the way Blender does and, ``after`` seconds in (between two timer calls, where an
-    operator runs), move vertex ``index`` of the edit mesh to height ``z``; then go on until the edit is
-    acknowledged and the session is quiet. Returns when (wall clock) the vertex moved, and the timer calls."""
+    operator runs), move vertex ``index`` of the edit mesh to height ``z``; then go on until the edit was
+    copied out of the edit mesh, sent and acknowledged. Returns when (wall clock) the vertex moved, and the
+    timer calls."""
     import bmesh
 
     bpy = h.bpy
@@ -60,8 +61,9 @@ def move(
         t0 = time.perf_counter()
         interval = h.timer_tick()
         calls.append(time.perf_counter() - t0)
-        if edit_at is not None and h.settled(session) and time.monotonic() - edit_wall > 0.3:
-            break
+        copied = edit_at is not None and abs(ob.data.vertices[index].co.z - z) < 1e-6  # out of the edit mesh
+        if copied and h.settled(session) and time.monotonic() - edit_wall > 0.3:
+            break  # copied, sent and acknowledged
         next_call = time.monotonic() + interval
         if edit_at is None and due < next_call:
             time.sleep(max(0.0, due - time.monotonic()))
