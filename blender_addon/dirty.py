@@ -40,3 +40,21 @@ def take() -> tuple[list[bpy.types.ID], list[bpy.types.ID]]:
     light = [id_data for ptr, id_data in _dirty.items() if ptr in _shading_only]
     forget()
     return out, light
+
+
+def reported(id_data: bpy.types.ID) -> bool:
+    """Whether this datablock was noted since the last :func:`take` for more than shading."""
+    try:
+        ptr = id_data.as_pointer()
+    except ReferenceError:
+        return False
+    return ptr in _dirty and ptr not in _shading_only
+
+
+def discard(ids) -> None:
+    """Forget these datablocks' reports (the sync loop's own change, already taken care of)."""
+    for id_data in ids:
+        with contextlib.suppress(ReferenceError):
+            ptr = id_data.as_pointer()
+            _dirty.pop(ptr, None)
+            _shading_only.discard(ptr)

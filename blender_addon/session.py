@@ -96,6 +96,7 @@ def note_undo() -> None:
     report of the collection, so the next scan reads every uuid again."""
     if _current is not None:
         _current.tracker.forget_counts()
+        _current.applier.forget_index()
 
 
 take_dirty = dirty.take
@@ -367,8 +368,10 @@ class SyncSession(ServerEventsMixin):
     def pump(self, budget: float = 0.02) -> bool:
         deadline = time.monotonic() + budget
         if self.replay is None:  # replaying: no scan, no lease, no display mesh, no presence
-            self._edit_mode_step()
+            copied = self._edit_mode_step()
             self._scan_local()
+            if copied:
+                self.edit_mode.settle(copied, dirty.discard)
             self.display.pump(self)
         self._send_retries()
         self._drain_network()
@@ -395,17 +398,21 @@ class SyncSession(ServerEventsMixin):
         for chunk in _split(ops, MAX_BATCH_BYTES):
             self._send_ops(chunk)
 
-    def _edit_mode_step(self) -> None:
-        """Meshes in edit mode: copy the edit mesh out at most 10 times a second, and hold their lease."""
+    def _edit_mode_step(self) -> list[Any]:
+        """Meshes in edit mode: copy the edit mesh out when it changed (paced), and hold their lease; returns
+        the meshes copied."""
         if not self.live or self.busy or self._join is not None:
-            return
-        changed, lock, unlock = self.edit_mode.step(time.monotonic(), self.pending, self.tracker.cost)
+            return []
+        changed, lock, unlock = self.edit_mode.step(
+            time.monotonic(), self.pending, self.tracker.cost, dirty.reported
+        )
         if changed:
             note_dirty(changed)
         if lock:
             self._request("lock", lambda ref: protocol.Lock(keys=lock, ref=ref))
         if unlock:
             self._request("unlock", lambda ref: protocol.Unlock(keys=unlock, ref=ref))
+        return changed
 
     def editors(self) -> dict[str, list[str]]:
         """client_id -> names of the meshes that artist holds in edit mode (from the room's locks)."""

@@ -17,11 +17,12 @@ import bpy
 
 from . import ids, overrides
 from .apply_errors import NotApplied
+from .chunks import holds_chunks
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, part_token
-from .index import index_all, is_synced
+from .index import census, index_all, is_synced
 from .items import Items
-from .keys import PRIMARY_PART, op_order, parse_key, split_key
+from .keys import PRIMARY_PART, op_order, order_of, parse_key, split_key
 from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
@@ -33,30 +34,36 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
     """Collapse to the last operation per key and order them for application.
 
     Sets come first, datablocks before those that link to them and each
-    datablock's primary part before its other parts; then deletes, linking
-    datablocks first.  A part set for a datablock whose primary key is
+    datablock's primary part before its other parts, values that name chunks
+    last; then deletes, linking datablocks first.  A part set for a datablock whose primary key is
     deleted in the same batch is dropped.
     """
     last: dict[str, bytes | None] = {}
     for key, value in ops:
         last.pop(key, None)
         last[key] = value
+    parsed = {key: parse_key(key) for key in last}  # once per key: a join sorts tens of thousands
     gone = set()
     for key, value in last.items():
-        parsed = parse_key(key)
-        if value is None and parsed is not None and parsed[2] == PRIMARY_PART:
-            gone.add((parsed[0], parsed[1]))
+        bits = parsed[key]
+        if value is None and bits is not None and bits[2] == PRIMARY_PART:
+            gone.add((bits[0], bits[1]))
     sets, deletes = [], []
     for key, value in last.items():
         if value is None:
             deletes.append((key, value))
             continue
-        parsed = parse_key(key)
-        if parsed is not None and (parsed[0], parsed[1]) in gone:
+        bits = parsed[key]
+        if bits is not None and (bits[0], bits[1]) in gone:
             continue
         sets.append((key, value))
-    sets.sort(key=lambda op: op_order(op[0]))
-    deletes.sort(key=lambda op: op_order(op[0]), reverse=True)
+    orders = {key: order_of(bits) for key, bits in parsed.items()}
+    # Values naming chunks (a large mesh's geometry, a file) after every light one: objects, transforms and
+    # small meshes are there to work with first. What needs such a value waits for it (e.g. a mesh's shape
+    # keys for its geometry), as it does when its chunks are still on their way (chunk_transfer.py).
+    heavy = {key for key, value in sets if holds_chunks(value)}
+    sets.sort(key=lambda op: (op[0] in heavy, orders[op[0]]))
+    deletes.sort(key=lambda op: orders[op[0]], reverse=True)
     return sets + deletes
 
 
@@ -85,6 +92,9 @@ class Applier:
         self._total = 0
         self._done = 0
         self._index: dict[str, tuple[str, bpy.types.ID]] = {}
+        # The datablocks' census when the last step ended with more queued: the next step keeps the index
+        # when nothing was added or removed since (indexing every datablock per slice dominated a join).
+        self._census: list[bytes] | None = None
         self._touched: dict[str, bpy.types.ID] = {}
         self._waiting_parts: dict[str, dict[str, bytes]] = {}  # uuid not created yet -> its part ops
         self._pending: dict[str, set[str]] = {}  # pending-link token -> keys waiting for it
@@ -136,8 +146,14 @@ class Applier:
         for scene in bpy.data.scenes:
             if ids.peek_uuid(scene) is None:
                 scene[ids.ADOPT_PROP] = True
-        self._index = index_all(assign=False)
+        if self._census is None or self._census != census():
+            self._index = index_all(assign=False)
+        self._census = None
         self._touched = {}
+
+    def forget_index(self) -> None:
+        """Datablocks may have moved (undo, redo): the next step indexes them again."""
+        self._census = None
 
     def _end(self) -> None:
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
@@ -148,6 +164,8 @@ class Applier:
             alive = [id_data for uuid, id_data in self._touched.items() if uuid in self._index]
             self.tracker.note_datablocks(alive)
         self._touched = {}
+        if self._queue:
+            self._census = census()
 
     def _register(self, kind: str, uuid: str, id_data: bpy.types.ID) -> None:
         ids.set_uuid(id_data, uuid)
@@ -343,6 +361,7 @@ class Applier:
         """Drop the queue and every remembered pending link (e.g. after leaving a room)."""
         self._queue = []
         self._total = self._done = 0
+        self._census = None
         self._waiting_parts.clear()
         self._pending.clear()
         self._pending_values.clear()

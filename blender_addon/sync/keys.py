@@ -85,7 +85,11 @@ def op_order(key: str) -> tuple[int, str, int]:
     slice of a large batch touches few datablocks (each touched one is read
     again at the end of the slice); links within a kind wait as pending links.
     """
-    parsed = parse_key(key)
+    return order_of(parse_key(key))
+
+
+def order_of(parsed: tuple[str, str, str] | None) -> tuple[int, str, int]:
+    """:func:`op_order` of a key already parsed (:func:`parse_key`)."""
     if parsed is None:
         return (len(KINDS), "", 0)
     kind, uuid, part = parsed

@@ -628,12 +628,13 @@ def test_only_datablocks_with_nothing_but_shading_updates_since_the_last_pump_co
 
 def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_mesh(live, P):
     """In edit mode the mesh data does not change until the artist leaves it: the loop copies the edit mesh
-    out (at most 10 times a second, once the previous copy is acknowledged), locks the mesh's geometry and
-    shapes keys while editing, and unlocks them after. Others see who edits which mesh from the locks."""
+    out when the depsgraph reports it changed (at most 10 times a second, once the previous copy is
+    acknowledged), locks the mesh's geometry and shapes keys while editing, and unlocks them after. Others
+    see who edits which mesh from the locks."""
     import bmesh
 
+    from blender_addon import edit_mode, sync
     from blender_addon import session as session_module
-    from blender_addon import sync
 
     session, net = live
     me = bpy.data.meshes.new("EditMe")
@@ -662,12 +663,12 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
         # The next copy waits for the ack of this one.
         bm.verts[2].co.z = 1.5
         bmesh.update_edit_mesh(me)
-        session.edit_mode._next.clear()
+        session.edit_mode._last.clear()  # as if the pacing interval had passed
         pump_after_update(session)
         assert net.take(P.Batch) == []
         net.deliver(P.Ack(op_id=batch.op_id, seq=2))
         session_module.pump()
-        session.edit_mode._next.clear()
+        session.edit_mode._last.clear()
         pump_after_update(session)
         (again,) = net.take(P.Batch)
         assert geometry in [op[1] for op in again.ops] and me.vertices[2].co.z == 1.5
@@ -677,6 +678,23 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
         )
         session_module.pump()
         assert session.editors() == {CLIENT: ["EditMe"]}
+        # Nothing edited: no copy (a heavy mesh is not read again and again), however long it stays quiet
+        # short of the safety copy; the next edit goes out in the next pump.
+        uuid = sync.get_uuid(me)
+        quiet = edit_mode.SAFETY_INTERVAL / 2
+        for _ in range(3):
+            session.edit_mode._last[uuid] -= quiet
+            session.edit_mode._quiet[uuid] -= quiet / 3
+            copied = session.edit_mode._last[uuid]
+            pump_after_update(session)
+            assert session.edit_mode._last[uuid] == copied
+        bm.verts[0].co.z = 0.5
+        bmesh.update_edit_mesh(me)
+        pump_after_update(session)
+        (edited,) = net.take(P.Batch)
+        assert geometry in [op[1] for op in edited.ops] and me.vertices[0].co.z == 0.5
+        net.deliver(P.Ack(op_id=edited.op_id, seq=4))
+        session_module.pump()
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
     pump_after_update(session)

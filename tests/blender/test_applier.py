@@ -87,3 +87,43 @@ def test_object_whose_data_kind_is_not_object_data_is_an_error(data_kind):
     else:  # no data kind: an object without data
         assert applier.errors == [] and bpy.data.objects["Holder"].data is None
     assert len(bpy.data.cameras) == 0 and len(bpy.data.texts) == 0
+
+
+def test_values_naming_chunks_apply_after_every_light_value():
+    """A joiner has every object, linked and placed, before a large mesh's geometry (chunks) is applied."""
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299, size=10, calc_uvs=False)
+    grid = bpy.context.active_object
+    for i in range(5):
+        link(bpy.data.objects.new(f"Light{i}", triangle_mesh(f"Tri{i}"))).location = (i, 0.0, 0.0)
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    geometry = sync.make_key("mesh", sync.get_uuid(grid.data), "geometry")
+    assert sync.chunks.holds_chunks(dict(ops)[geometry])
+    reset_scene()
+    applier = sync.Applier()
+    applier.feed(ops)
+    applier.step(max_ops=len(ops) - 1)
+    for name in ("Grid", *(f"Light{i}" for i in range(5))):
+        assert bpy.data.objects[name].users_scene  # linked into the scene: it can be selected
+    assert bpy.data.objects["Light4"].location.x == 4.0
+    assert len(bpy.data.objects["Grid"].data.vertices) == 0  # the geometry is the one value left
+    assert applier.step() == 1.0
+    assert len(bpy.data.objects["Grid"].data.vertices) == 90_000
+    assert applier.errors == [] and sync.scene_hash() == before
+
+
+def test_a_datablock_removed_between_slices_is_not_taken_from_the_last_index():
+    """The index a step made is kept for the next only if no datablock came or went in between."""
+    for i in range(3):
+        link(bpy.data.objects.new(f"Empty{i}", None)).location = (i, 1.0, 0.0)
+    ops = list(sync.serialise_scene().items())
+    reset_scene()
+    applier = sync.Applier()
+    applier.feed(ops)
+    applier.step(max_ops=1)  # the first object's first part: it exists, its other parts are queued
+    (made,) = bpy.data.objects
+    bpy.data.objects.remove(made)  # the artist deletes it between two slices...
+    bpy.data.objects.new("Other", None)  # ...and makes another: as many objects as before
+    while applier.step(max_ops=1) < 1.0:
+        pass
+    assert applier.errors == []

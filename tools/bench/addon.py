@@ -1,6 +1,7 @@
 """Benchmarks of the Blender add-on against a real ``blendsync serve``.
 
-    python tools/bench/addon.py join [--objects 100] [--grid 1000] [--json]
+    python tools/bench/addon.py join [--objects 100] [--grid 1000] [--move] [--profile FILE] [--json]
+    python tools/bench/addon.py editmode [--objects 500] [--grid 447] [--samples 20] [--json]
     python tools/bench/addon.py drag [--steps 100] [--grid 100] [--json]
     python tools/bench/addon.py idle [--objects 500] [--grid 447] [--seconds 20] [--json]
     python tools/bench/addon.py live-drag [--objects 500] [--grid 447] [--steps 100] [--rate 60] [--json]
@@ -19,7 +20,15 @@ every apply slice done), with the pump driven the way Blender's timer drives
 it, and the bytes read from the socket. Baseline in the same run: the trio
 client library (``broadcaster.client``) joining the same room, which
 receives and decodes the same snapshot but applies nothing. Both scenes'
-``scene_hash()`` must be equal.
+``scene_hash()`` must be equal. Also measured: **usable**, from the join
+request to the end of the first pump after which every object of the
+publisher's view layer is in the joiner's view layer (so it can be selected)
+with the publisher's location, rotation and scale; with ``--move`` the joiner
+then selects ``Box.011``, makes it active and moves it, and the publisher must show the
+move (from the move to the publisher's pump that shows it). ``--profile
+FILE``: cProfile of the joiner's pumps, written to FILE.
+
+``editmode``: see ``tools/bench/addon_editmode.py``.
 
 ``drag``: one Blender process in a room moves one object (with a
 ``--grid`` x ``--grid`` vertex mesh) in ``--steps`` steps, each followed by
@@ -110,6 +119,7 @@ if str(ROOT) not in sys.path:
 from tools.bench.addon_worker import ADDON_ROOT_ENV, REPLY  # noqa: E402  (after the sys.path entry)
 
 WORKER = Path(__file__).resolve().with_name("addon_worker.py")
+MOVED = "Box.011"  # the object a joiner moves as soon as its scene is usable (join --move; not at the origin)
 
 
 # ---- orchestration (no bpy) ---------------------------------------------------------------------------
@@ -250,12 +260,25 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
             built = publisher("build", objects=args.objects, grid=args.grid, grids=args.grids)
             publisher("connect", servers=server.address)
             published = publisher("publish", room=room, timeout=args.timeout)
-            pub_state = publisher("state")
+            expect = publisher("placements")["placements"]
             baseline_before = client_join(server.host, server.port, room)
             joiner = Worker("joiner")
             joiner("connect", servers=server.address)
-            joined = joiner("join", room=room, timeout=args.timeout)
-            join_state = joiner("state")
+            move = {"object": MOVED, "location": [-3.0, -4.0, 0.5]} if args.move else None
+            profile = str(Path(args.profile).resolve()) if args.profile else None
+            joined = joiner(
+                "join", room=room, timeout=args.timeout, expect=expect, move=move, profile=profile
+            )
+            moved = None
+            if move is not None:  # the move made as soon as the scene was usable reaches the room
+                publisher.send("watch", object=MOVED, location=move["location"], timeout=30)
+                joiner("settle", seconds=1.0)  # its timer runs meanwhile, as Blender's would
+                try:
+                    seen = publisher.call_reply(None, timeout=40)
+                    moved = round(seen["seen_at"] - joined["moved_at"], 3)
+                except RuntimeError as exc:  # reported, not raised: the other figures still count
+                    moved = f"never: {str(exc).splitlines()[0]}"
+            pub_state, join_state = publisher("state"), joiner("state")
             baseline_after = client_join(server.host, server.port, room)
         finally:
             for worker in (joiner, publisher):
@@ -271,10 +294,14 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
         "publish_seconds": published["seconds"],
         "publish_bytes_sent": published["bytes_sent"],
         "join_seconds": joined["seconds"],
+        "usable_seconds": joined["usable_seconds"],
+        "move_seen_by_publisher_seconds": moved,
         "join_snapshot_end_seconds": joined["snapshot_end_seconds"],
         "join_after_snapshot_seconds": joined["after_snapshot_seconds"],
         "join_apply_step_seconds": joined["apply_step_seconds"],
+        "join_apply_step_cpu_seconds": joined["apply_step_cpu_seconds"],
         "join_pump_seconds": joined["pump_seconds"],
+        "join_pump_cpu_seconds": joined["pump_cpu_seconds"],
         "join_pumps": joined["pumps"],
         "join_bytes_received": joined["bytes_received"],
         "baseline_client_join": [baseline_before, baseline_after],
@@ -656,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
     join.add_argument("--grid", type=int, default=1000, help="grid of N x N vertices (0: none)")
     join.add_argument("--grids", type=int, default=1, help="how many such grids (separate meshes)")
     join.add_argument("--timeout", type=float, default=90.0)
+    join.add_argument("--move", action="store_true", help=f"move {MOVED} as soon as the scene is usable")
+    join.add_argument("--profile", default=None, help="write cProfile stats of the joiner's pumps here")
     join.add_argument("--json", action="store_true")
     drag = kinds.add_parser("drag", help="bytes sent while dragging one object")
     drag.add_argument("--steps", type=int, default=100)
@@ -695,7 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--json", action="store_true")
     rig = kinds.add_parser("rig-join", help="a fresh Blender joins a room holding a rigged character")
     rig.add_argument("--json", action="store_true")
-    for sub in (join, drag, idle, live, edits, pair, vertex, huge, play, rig):
+    from tools.bench.addon_editmode import add_parser as add_editmode
+    from tools.bench.addon_editmode import bench_editmode
+
+    editmode = add_editmode(kinds)
+    for sub in (join, drag, idle, live, edits, pair, vertex, huge, play, rig, editmode):
         sub.add_argument("--addon-root", default=None, help="load the add-on and protocol from this checkout")
     args = parser.parse_args(argv)
     Worker.addon_root = str(Path(args.addon_root).resolve()) if args.addon_root else None
@@ -710,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
         "huge": bench_huge,
         "play": bench_play,
         "rig-join": bench_rig_join,
+        "editmode": lambda args: bench_editmode(args, Server, Worker),
     }
     result = benches[args.bench](args)
     if args.json:

@@ -142,32 +142,80 @@ def worker_main(name: str) -> int:
             "bytes_sent": session.net.bytes_sent - sent0,
         }
 
-    def join(room: str, timeout: float) -> dict[str, Any]:
+    def placement(ob: Any) -> list[float]:
+        return [*ob.location, *ob.rotation_euler, *ob.scale]
+
+    def usable(expect: dict[str, list[float]]) -> bool:
+        """Every object of ``expect`` is in the view layer (selectable) with its expected location, rotation
+        and scale."""
+        objects = bpy.context.view_layer.objects
+        if len(objects) < len(expect):
+            return False
+        for name, wanted in expect.items():
+            ob = objects.get(name)
+            if ob is None or any(abs(a - b) > 1e-5 for a, b in zip(placement(ob), wanted, strict=True)):
+                return False
+        return True
+
+    def move_now(name: str, location: list[float]) -> None:
+        """What an artist does first: select the object, make it active, move it."""
+        ob = bpy.context.view_layer.objects[name]
+        ob.select_set(True)
+        bpy.context.view_layer.objects.active = ob
+        ob.location = location
+
+    def join(
+        room: str,
+        timeout: float,
+        expect: dict[str, list[float]] | None = None,
+        move: dict[str, Any] | None = None,
+        profile: str | None = None,
+    ) -> dict[str, Any]:
+        """Join and pump until everything is applied; with ``expect`` (object name -> placement), also when
+        the scene was first usable (:func:`usable`), and with ``move`` ({object, location}) the object is
+        selected and moved at that moment (the move must reach the room: the caller watches for it).
+        With ``profile``, cProfile of the pumps is written there."""
         session = current()
         received0 = session.net.bytes_received
-        spent = {"apply": 0.0, "pump": 0.0}
+        spent = {"apply": 0.0, "pump": 0.0, "apply_cpu": 0.0, "pump_cpu": 0.0}  # wall, and this thread's CPU
         step = session.applier.step
 
         def timed_step(*args: Any, **kwargs: Any) -> float:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 return step(*args, **kwargs)
             finally:
                 spent["apply"] += time.perf_counter() - t0
+                spent["apply_cpu"] += time.thread_time() - c0
 
         session.applier.step = timed_step
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
         start = time.perf_counter()
         session.join_room(room)
-        snapshot_done = None
+        snapshot_done = usable_at = moved_at = None
         pumps = 0
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
+            if profiler is not None:
+                profiler.enable()
             interval = timer_tick()
+            if profiler is not None:
+                profiler.disable()
             spent["pump"] += time.perf_counter() - t0
+            spent["pump_cpu"] += time.thread_time() - c0
             pumps += 1
             if snapshot_done is None and session.room == room and session._join is None:
                 snapshot_done = time.perf_counter()
+            if expect is not None and usable_at is None and usable(expect):
+                usable_at = time.perf_counter()
+                if move is not None:
+                    move_now(move["object"], move["location"])
+                    moved_at = time.time()
             if snapshot_done is not None and not session.busy:
                 break
             time.sleep(interval)
@@ -175,11 +223,17 @@ def worker_main(name: str) -> int:
             raise TimeoutError("join timed out")
         done = time.perf_counter()
         del session.applier.step
+        if profiler is not None:
+            profiler.dump_stats(profile)
         return {
+            "usable_seconds": None if usable_at is None else round(usable_at - start, 3),
+            "moved_at": moved_at,
             "seconds": round(done - start, 3),
             "snapshot_end_seconds": round(snapshot_done - start, 3),
             "after_snapshot_seconds": round(done - snapshot_done, 3),
             "apply_step_seconds": round(spent["apply"], 3),
+            "apply_step_cpu_seconds": round(spent["apply_cpu"], 3),
+            "pump_cpu_seconds": round(spent["pump_cpu"], 3),
             "pump_seconds": round(spent["pump"], 3),
             "pumps": pumps,
             "bytes_received": session.net.bytes_received - received0,
@@ -375,7 +429,13 @@ def worker_main(name: str) -> int:
             if ob is not None and all(abs(a - b) < 1e-5 for a, b in zip(ob.location, location, strict=True)):
                 return {"seen_at": time.time(), "pump_max_ms": round(max(pumps) * 1000, 3)}
             time.sleep(interval)
-        raise TimeoutError(f"{object_name} never reached {location}")
+        session = current()
+        ob = bpy.data.objects.get(object_name)
+        raise TimeoutError(
+            f"{object_name} never reached {location}: {list(ob.location) if ob else None},"
+            f" seq {session.last_seq}, {session.stats}, {session.messages[-3:]},"
+            f" errors {session.applier.errors[-3:]}"
+        )
 
     def edit(script: str, settle: bool) -> dict[str, Any]:
         """Run an edit script, flush and pump once (the edit goes out); with ``settle``, pump until it is
@@ -408,6 +468,9 @@ def worker_main(name: str) -> int:
             time.sleep(interval)
         raise TimeoutError(f"{expr} never became {expected!r}")
 
+    from tools.bench import addon_worker_edit
+
+    helpers = addon_worker_edit.Helpers(bpy, current, timer_tick, run_until, settled)
     reply(ok=True, ready=True, pid=os.getpid())
     for line in sys.stdin:
         line = line.strip()
@@ -428,7 +491,15 @@ def worker_main(name: str) -> int:
             elif cmd == "publish":
                 result = publish(command["room"], float(command.get("timeout", 60)))
             elif cmd == "join":
-                result = join(command["room"], float(command.get("timeout", 60)))
+                result = join(
+                    command["room"],
+                    float(command.get("timeout", 60)),
+                    command.get("expect"),
+                    command.get("move"),
+                    command.get("profile"),
+                )
+            elif cmd == "placements":
+                result = {"placements": {ob.name: placement(ob) for ob in bpy.context.view_layer.objects}}
             elif cmd == "build_scene":
                 result = build_scene(command.pop("builder"), **command)
             elif cmd == "play":
@@ -451,6 +522,8 @@ def worker_main(name: str) -> int:
                 result = edit(command["script"], bool(command.get("settle", True)))
             elif cmd == "watch_expr":
                 result = watch_expr(command["expr"], command["expected"], float(command.get("timeout", 30)))
+            elif cmd in addon_worker_edit.COMMANDS:
+                result = addon_worker_edit.COMMANDS[cmd](helpers, **command)
             elif cmd == "state":
                 session = current()
                 timer_tick()  # the depsgraph evaluated once more: animation, drivers and constraints written
