@@ -11,14 +11,28 @@ datablock (``ReadContext.ref`` and ``ApplyContext.resolve`` call here).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import bpy
 
 from . import ids
 
-if TYPE_CHECKING:
-    from .context import ApplyContext, ReadContext
+
+class ReadContext(Protocol):
+    """What ``ref`` needs of context.ReadContext (which calls here: not imported, no import circle)."""
+
+    def ref(self, id_data: bpy.types.ID | None) -> object: ...
+
+
+class ApplyContext(Protocol):
+    """What ``resolve`` needs of context.ApplyContext."""
+
+    def resolve(self, uuid: object) -> bpy.types.ID | None: ...
+
+    def report(self, message: str) -> None: ...
+
+    def wait_for(self, part: str, uuid: str) -> None: ...
+
 
 # ID type -> bpy.data collection, for datablocks linked from a library (a Blender without one of these
 # collections, e.g. ``annotations`` before 4.3, links none of them).  Not linked on purpose: brushes,
