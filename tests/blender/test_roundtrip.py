@@ -105,13 +105,13 @@ def test_changes_applied_onto_an_existing_replica():
     assert counts == {attr: len(getattr(bpy.data, attr)) for attr in counts}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def _by_name() -> Callable[[tuple[str, bytes]], str]:
     """Sort key of an op: its key with every datablock uuid in it replaced by that datablock's name."""
     names = {uuid: f"{kind}:{id_data.name}" for uuid, (kind, id_data) in sync.index_all(assign=False).items()}
     return lambda op: "/".join(names.get(segment, segment) for segment in op[0].split("/"))
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_everything_in_any_order_with_one_op_at_a_time(seed):
     """Links that arrive before their target are remembered and resolved later."""
     build_everything()
