@@ -8,8 +8,10 @@ The room is a recorded one, written through the client library with the add-on's
 from __future__ import annotations
 
 import array
+import base64
 import hashlib
 import importlib.util
+import json
 import math
 import struct
 import zlib
@@ -619,3 +621,101 @@ async def test_a_malformed_tree_leaves_its_value_out_and_the_page_goes_on(tmp_pa
                 await page.wait_for("blendsyncViewer.source('" + "1" * 32 + "') === 'view:plane300'", 60)
                 assert await page.evaluate("blendsyncViewer.status") == "connected"
                 assert await page.evaluate("blendsyncViewer.connections()") == 1
+
+
+# The gate driven directly in the page (its real module, blobs handed in the order the test chooses).
+GATE_SCENARIO = """
+(async () => {
+  const log = {};
+  try {
+    const { ChunkGate } = await import("/viewer/chunks.js");
+    const { decodeValue } = await import("/viewer/values.js");
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    const { blobs, a, b } = SCENARIO;
+    let asked = [];
+    const gate = new ChunkGate((hashes) => asked.push(...hashes.map(hex)));
+    const take = () => { const out = asked; asked = []; return out; };
+    const unhex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+    const give = (h, released = false) => gate.arrived(unhex(h), released ? null : bytes(blobs[h]));
+    const text = (data) => String.fromCharCode(...data);
+    log.a_held = gate.incoming("k", decodeValue(bytes(a))) === null;
+    log.a_first = take();
+    log.a_root_ready = give(log.a_first[0]).length;
+    log.a_second = take();
+    log.b_held = gate.incoming("k", decodeValue(bytes(b))) === null;  // a newer value while one waits
+    log.b_first = take();
+    log.a_rest_ready = 0;
+    for (let level = log.a_second; level.length; level = take())
+      for (const h of level) log.a_rest_ready += give(h).length;
+    log.a_fetched_after_b = asked.length;
+    gate.resend();  // a new connection: what is still needed, asked again
+    log.resent = take();
+    log.ready = [];
+    for (let level = log.resent; level.length; level = take())
+      for (const h of level) for (const [key, value] of give(h)) log.ready.push([key, text(value.data)]);
+    log.waiting_after_b = gate.waiting.size;
+    gate.incoming("j", decodeValue(bytes(a)));
+    const root = take()[0];
+    give(root);
+    take();
+    log.mid_tree_resent = (gate.resend(), take());
+    give(log.mid_tree_resent[0], true);  // released: a later value replaced it
+    log.waiting_after_release = gate.waiting.size;
+    log.have_after_release = gate.have.size;
+    // A newer value naming no chunks passes at once, and the tree value it replaced never follows it.
+    const plain = new ChunkGate((hashes) => asked.push(...hashes.map(hex)));
+    take();
+    plain.incoming("p", decodeValue(bytes(a)));
+    log.plain = plain.incoming("p", { data: "plain" }).data;
+    log.plain_late = 0;
+    for (let level = take(); level.length; level = take())
+      for (const h of level) log.plain_late += plain.arrived(unhex(h), bytes(blobs[h])).length;
+    log.plain_waiting = plain.waiting.size;
+  } catch (error) {
+    log.error = String(error);  // the test shows it
+  }
+  window.gateLog = JSON.stringify(log);
+})();
+"""
+
+
+async def test_the_page_fetches_a_tree_level_by_level_and_a_newer_value_or_a_reconnect_or_a_release_wins(
+    tmp_path,
+):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            share = await ana.admin("share", room="r")
+        # Two values of one key, each a tree of 8 chunks of 4 bytes under nodes of 2: three node levels.
+        first = hand_tree([b"A%03d" % i for i in range(8)], 4, 2)
+        second = hand_tree([b"B%03d" % i for i in range(8)], 4, 2)
+        blobs = {hashlib.sha256(d).hexdigest(): d for tree in (first, second) for d in tree[1]}
+        scenario = {
+            "blobs": {h: base64.b64encode(d).decode() for h, d in blobs.items()},
+            "a": base64.b64encode(pack({"data": first[0]})).decode(),
+            "b": base64.b64encode(pack({"data": second[0]})).decode(),
+        }
+        root_a, root_b = first[0].data[-32:].hex(), second[0].data[-32:].hex()
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(share["url"])
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
+            await page.evaluate(GATE_SCENARIO.replace("SCENARIO", json.dumps(scenario)))
+            log = json.loads(await page.wait_for("window.gateLog", 30))
+        assert "error" not in log, log
+        assert log["a_held"] and log["a_first"] == [root_a]
+        assert log["a_root_ready"] == 0
+        assert log["a_second"] == [h.hex() for h in chunks.node_hashes(blobs[root_a])]  # the next level only
+        assert log["b_held"] and log["b_first"] == [root_b]
+        assert (
+            log["a_rest_ready"] == 0 and log["a_fetched_after_b"] == 0
+        )  # the replaced value went no further
+        assert log["resent"] == [root_b]
+        assert log["ready"] == [["k", "".join(f"B{i:03d}" for i in range(8))]]
+        assert log["waiting_after_b"] == 0
+        assert log["mid_tree_resent"] == [h.hex() for h in chunks.node_hashes(blobs[root_a])]
+        assert log["waiting_after_release"] == 0 and log["have_after_release"] == 0
+        assert log["plain"] == "plain" and log["plain_late"] == 0 and log["plain_waiting"] == 0
