@@ -27,6 +27,7 @@ const state = {
   },
   connections: () => connection.connections, // WebSocket connections opened (1 unless it reconnected)
   textures: () => scene.textures.loaded(), // content hashes of the images decoded and drawn
+  waiting: () => scene.gate.waiting.size, // values held until their chunks are fetched
   objectCount() {
     return scene.objects.size;
   },

@@ -56,7 +56,10 @@ export class RoomScene {
         continue;
       }
       const decoded = decodeValue(value);
-      if (decoded === undefined) continue;
+      if (decoded === undefined) {
+        this.gate.drop(key); // unreadable: left out, and a value it replaces that still waits is not shown
+        continue;
+      }
       const ready = this.gate.incoming(key, decoded);
       if (ready !== null) this.store(key, ready);
     }

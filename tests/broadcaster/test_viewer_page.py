@@ -8,7 +8,10 @@ The room is a recorded one, written through the client library with the add-on's
 from __future__ import annotations
 
 import array
+import base64
 import hashlib
+import importlib.util
+import json
 import math
 import struct
 import zlib
@@ -25,6 +28,19 @@ from broadcaster.config import ServerConfig
 from tools.browser import CAMERA, CHROMIUM, around, blue, open_browser, project, red
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+
+def _addon_chunks():
+    """The add-on's chunk encoder, blender_addon/sync/chunks.py, loaded on its own: it needs only the
+    standard library and msgpack, while importing it through its package would start bpy."""
+    path = Path(__file__).resolve().parents[2] / "blender_addon" / "sync" / "chunks.py"
+    spec = importlib.util.spec_from_file_location("addon_chunks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+chunks = _addon_chunks()
 
 
 def pack(value) -> bytes:
@@ -298,19 +314,20 @@ async def sent_as_the_add_on_does(client, ops: list) -> list:
     return out
 
 
-async def textured_material(
-    client, mat: str, image: bytes, uv_transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-) -> list:
-    data, hashes = await chunked(client, image)
-    summary = {
+def material_summary(
+    data, image: bytes, size: int = 160, uv_transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+) -> dict:
+    """A material's summary (docs/values.md) mapping ``image`` (of ``size`` pixels a side), its
+    ``data`` as given (the image, or an extension naming its chunks)."""
+    return {
         "base_color": [0.8, 0.8, 0.8],
         "metallic": 0.0,
         "roughness": 0.5,
         "emission": [0.0, 0.0, 0.0],
         "base_color_image": {
             "hash": hashlib.sha256(image).hexdigest(),
-            "width": 160,
-            "height": 160,
+            "width": size,
+            "height": size,
             "data": data,
             "linear": False,
             "extension": "REPEAT",
@@ -318,7 +335,13 @@ async def textured_material(
             "uv_transform": list(uv_transform),
         },
     }
-    return ["set", f"view/{mat}/material", pack(summary), hashes]
+
+
+async def textured_material(
+    client, mat: str, image: bytes, uv_transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+) -> list:
+    data, hashes = await chunked(client, image)
+    return ["set", f"view/{mat}/material", pack(material_summary(data, image, 160, uv_transform)), hashes]
 
 
 RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
@@ -410,3 +433,289 @@ async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not
                 assert around(shot, project(shot, (-1.75, 0.0, 0.0)), red)
                 assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
                 assert await page.evaluate("blendsyncViewer.status") == "connected"
+
+
+# ---- byte strings as trees of chunks (docs/values.md, "Chunked byte strings"), the add-on's format ----
+
+
+async def set_encoded(client, key: str, encoded: dict, store) -> list:
+    """A set of a document whose byte strings are already trees in ``store``: their chunks and list nodes
+    put as the add-on puts them (children first, each node naming its children), the roots as refs."""
+    value = pack(encoded)
+    for blob, children in chunks.uploads(value, lambda _: False, store):
+        await client.put_blob(store.get(blob), children=children)
+    refs = chunks.refs_of(value)
+    return ["set", key, value, refs] if refs else ["set", key, value]
+
+
+async def set_with_trees(client, key: str, doc: dict) -> list:
+    """A set of ``doc`` encoded by the add-on's own encoder: its byte strings past a chunk as trees."""
+    store = chunks.ChunkCache()
+    return await set_encoded(client, key, chunks.chunked(doc, store), store)
+
+
+def hand_tree(
+    pieces: list[bytes], chunk: int, fanout: int
+) -> tuple[msgpack.ExtType, dict[bytes, list | None]]:
+    """A tree over data chunks cut as the test wants, in shapes the add-on's encoder never makes: its
+    extension, and its blobs to put in that order ({data: a node's distinct children, or None})."""
+    blobs: dict[bytes, list | None] = {}
+    level = []
+    for piece in pieces:
+        level.append(hashlib.sha256(piece).digest())
+        blobs.setdefault(piece, None)
+    while len(level) > 1:
+        nodes = []
+        for start in range(0, len(level), fanout):
+            node = b"".join(level[start : start + fanout])
+            nodes.append(hashlib.sha256(node).digest())
+            blobs.setdefault(node, list(dict.fromkeys(level[start : start + fanout])))
+        level = nodes
+    head = sum(map(len, pieces)).to_bytes(8, "big") + chunk.to_bytes(4, "big") + fanout.to_bytes(2, "big")
+    return msgpack.ExtType(chunks.CHUNK_TREE_EXT, head + level[0]), blobs
+
+
+async def put_hand_tree(client, tree: tuple[msgpack.ExtType, dict]) -> bytes:
+    """Puts a ``hand_tree``'s blobs; returns its root (the ref of a set that names it)."""
+    ext, blobs = tree
+    for data, children in blobs.items():
+        await client.put_blob(data, children=children)
+    return ext.data[-32:]
+
+
+def display_doc(ops: list) -> dict:
+    """The display mesh document of ``textured_plane``'s ops."""
+    assert ops[-1][1].startswith("view/")
+    return dict(ops[-1][2])
+
+
+async def test_the_page_draws_a_plane_whose_mesh_and_image_travel_as_trees(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            plane, mat = "a" * 32, "c" * 32
+            image = png(600, 600, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+            material = await set_with_trees(ana, f"view/{mat}/material", material_summary(image, image, 600))
+            ops = textured_plane(plane, "b" * 32, mat, cells=300)
+            mesh = await set_with_trees(ana, ops[-1][1], display_doc(ops))
+            # Trees of two node levels (a root over list nodes over the chunks) for the image and the mesh's
+            # positions, normals (many equal chunks) and indices; one level for its UVs.
+            assert [t.depth for t in chunks.trees_of(material[2])] == [2]
+            assert sorted(t.depth for t in chunks.trees_of(mesh[2])) == [1, 2, 2, 2]
+            await ana.batch([*ops[:-1], mesh, material])
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                sha = hashlib.sha256(image).hexdigest()
+                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 60)
+                await trio.sleep(0.3)  # a frame drawn with it
+                assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane300", page.log
+                shot = await page.screenshot()
+                (tmp_path / "tree-textured.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+                assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+                assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+                assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+                assert await page.evaluate("blendsyncViewer.waiting()") == 0
+
+
+def claiming(ext: msgpack.ExtType, more: int) -> msgpack.ExtType:
+    """The same tree, its length claimed ``more`` bytes past what its chunks hold."""
+    length = int.from_bytes(ext.data[:8], "big") + more
+    return msgpack.ExtType(ext.code, length.to_bytes(8, "big") + ext.data[8:])
+
+
+async def test_a_malformed_tree_leaves_its_value_out_and_the_page_goes_on(tmp_path):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+            # Left plane: well formed, textured.
+            left = textured_plane("a" * 32, "b" * 32, "c" * 32, x=-2.5, half=1.5, cells=40)
+            ops = [
+                *left[:-1],
+                await set_with_trees(ana, left[-1][1], display_doc(left)),
+                await set_with_trees(ana, "view/" + "c" * 32 + "/material", material_summary(image, image)),
+            ]
+            # Right plane: its image's tree holds one chunk more than its length and chunk size make (the
+            # last cut in two, the bytes adding up): the summary is left out, the material's own colour shows.
+            right = textured_plane("d" * 32, "e" * 32, "f" * 32, x=2.5, half=1.5, cells=40)
+            cut = [image[i : i + chunks.CHUNK_BYTES] for i in range(0, len(image), chunks.CHUNK_BYTES)]
+            cut[-1:] = [cut[-1][:100], cut[-1][100:]]
+            extra = hand_tree(cut, chunks.CHUNK_BYTES, chunks.FANOUT)
+            ops += [
+                *right[:-1],
+                await set_with_trees(ana, right[-1][1], display_doc(right)),
+                ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
+                [
+                    "set",
+                    "view/" + "f" * 32 + "/material",
+                    pack(material_summary(extra[0], image)),
+                    [await put_hand_tree(ana, extra)],
+                ],
+            ]
+            # Display meshes each left out, so that nothing is drawn for their objects:
+            normal = f32([0.0, -1.0, 0.0])
+            broken = {}
+            # its trees (as the add-on made them) claiming one vertex more than their chunks hold;
+            plane = textured_plane("1" * 32, "6" * 32, "c" * 32, cells=300)
+            store = chunks.ChunkCache()
+            encoded = chunks.chunked(display_doc(plane), store)
+            whole = await set_encoded(ana, plane[-1][1], encoded, store)
+            for field, more in (("positions", 12), ("normals", 12), ("uvs", 8)):
+                encoded[field] = claiming(encoded[field], more)
+            broken["1" * 32] = [*plane[:-1], [*whole[:2], pack(encoded), whole[3]]]
+            # its normals a tree of fan-out 289 (past 256): a node naming one chunk 289 times;
+            plane = textured_plane("2" * 32, "7" * 32, "c" * 32, cells=16)
+            doc = display_doc(plane)
+            tree = hand_tree([normal] * (len(doc["normals"]) // 12), 12, 289)
+            root = await put_hand_tree(ana, tree)
+            broken["2" * 32] = [*plane[:-1], ["set", plane[-1][1], pack({**doc, "normals": tree[0]}), [root]]]
+            # its UVs a tree 9 levels deep (512 chunks of 4 bytes, fan-out 2), past 8;
+            plane = textured_plane("3" * 32, "8" * 32, "c" * 32, cells=15)
+            doc = display_doc(plane)
+            tree = hand_tree([doc["uvs"][i : i + 4] for i in range(0, len(doc["uvs"]), 4)], 4, 2)
+            root = await put_hand_tree(ana, tree)
+            broken["3" * 32] = [*plane[:-1], ["set", plane[-1][1], pack({**doc, "uvs": tree[0]}), [root]]]
+            # its normals 100,489 chunks of 12 bytes, all one (0, -1, 0): six blobs naming more chunks than
+            # the page follows for one value (an array's worth of work and memory from a few bytes).
+            plane = textured_plane("4" * 32, "9" * 32, "c" * 32, cells=316)
+            doc = display_doc(plane)
+            tree = hand_tree([normal] * (len(doc["normals"]) // 12), 12, 256)
+            assert len(tree[1]) == 6
+            root = await put_hand_tree(ana, tree)
+            store = chunks.ChunkCache()
+            encoded = chunks.chunked({**doc, "normals": b""}, store)
+            bomb = await set_encoded(ana, plane[-1][1], encoded, store)
+            encoded["normals"] = tree[0]
+            broken["4" * 32] = [*plane[:-1], [*bomb[:2], pack(encoded), [*bomb[3], root]]]
+            await ana.batch([*ops, *(op for plane in broken.values() for op in plane)])
+            share = await ana.admin("share", room="r")
+            async with open_browser(tmp_path / "profile") as page:
+                await page.navigate(f"{share['url']}#camera={CAMERA}")
+                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+                await page.wait_for("blendsyncViewer.textures().length === 1", 60)
+                await page.wait_for("blendsyncViewer.waiting() === 0", 60)  # every value joined or left out
+                await trio.sleep(0.3)
+                for obj in ("a" * 32, "d" * 32):
+                    assert await page.evaluate(f"blendsyncViewer.source('{obj}')") == "view:plane40", page.log
+                for obj in broken:
+                    assert await page.evaluate(f"blendsyncViewer.source('{obj}')") is None, obj
+                shot = await page.screenshot()
+                (tmp_path / "malformed.png").write_bytes(await page.screenshot_png())
+                assert around(shot, project(shot, (-3.25, 0.0, 0.75)), red), page.log
+                assert around(shot, project(shot, (-1.75, 0.0, 0.75)), blue)
+                assert around(shot, project(shot, (-1.75, 0.0, -0.75)), green)
+                assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
+                # The page goes on: a well-formed value of one of those keys is drawn.
+                await ana.batch([whole])
+                await page.wait_for("blendsyncViewer.source('" + "1" * 32 + "') === 'view:plane300'", 60)
+                assert await page.evaluate("blendsyncViewer.status") == "connected"
+                assert await page.evaluate("blendsyncViewer.connections()") == 1
+
+
+# The gate driven directly in the page (its real module, blobs handed in the order the test chooses).
+GATE_SCENARIO = """
+(async () => {
+  const log = {};
+  try {
+    const { ChunkGate } = await import("/viewer/chunks.js");
+    const { decodeValue } = await import("/viewer/values.js");
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    const { blobs, a, b } = SCENARIO;
+    let asked = [];
+    const gate = new ChunkGate((hashes) => asked.push(...hashes.map(hex)));
+    const take = () => { const out = asked; asked = []; return out; };
+    const unhex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+    const give = (h, released = false) => gate.arrived(unhex(h), released ? null : bytes(blobs[h]));
+    const text = (data) => String.fromCharCode(...data);
+    log.a_held = gate.incoming("k", decodeValue(bytes(a))) === null;
+    log.a_first = take();
+    log.a_root_ready = give(log.a_first[0]).length;
+    log.a_second = take();
+    log.b_held = gate.incoming("k", decodeValue(bytes(b))) === null;  // a newer value while one waits
+    log.b_first = take();
+    log.a_rest_ready = 0;
+    for (let level = log.a_second; level.length; level = take())
+      for (const h of level) log.a_rest_ready += give(h).length;
+    log.a_fetched_after_b = asked.length;
+    gate.resend();  // a new connection: what is still needed, asked again
+    log.resent = take();
+    log.ready = [];
+    for (let level = log.resent; level.length; level = take())
+      for (const h of level) for (const [key, value] of give(h)) log.ready.push([key, text(value.data)]);
+    log.waiting_after_b = gate.waiting.size;
+    gate.incoming("j", decodeValue(bytes(a)));
+    const root = take()[0];
+    give(root);
+    take();
+    log.mid_tree_resent = (gate.resend(), take());
+    give(log.mid_tree_resent[0], true);  // released: a later value replaced it
+    log.waiting_after_release = gate.waiting.size;
+    log.have_after_release = gate.have.size;
+    // A newer value naming no chunks passes at once, and the tree value it replaced never follows it.
+    const plain = new ChunkGate((hashes) => asked.push(...hashes.map(hex)));
+    take();
+    plain.incoming("p", decodeValue(bytes(a)));
+    log.plain = plain.incoming("p", { data: "plain" }).data;
+    log.plain_late = 0;
+    for (let level = take(); level.length; level = take())
+      for (const h of level) log.plain_late += plain.arrived(unhex(h), bytes(blobs[h])).length;
+    log.plain_waiting = plain.waiting.size;
+  } catch (error) {
+    log.error = String(error);  // the test shows it
+  }
+  window.gateLog = JSON.stringify(log);
+})();
+"""
+
+
+async def test_the_page_fetches_a_tree_level_by_level_and_a_newer_value_or_a_reconnect_or_a_release_wins(
+    tmp_path,
+):
+    tokens, ana_token = await studio(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana", token=ana_token) as ana:
+            await ana.create_room("r", keep_open=True)
+            share = await ana.admin("share", room="r")
+        # Two values of one key, each a tree of 8 chunks of 4 bytes under nodes of 2: three node levels.
+        first = hand_tree([b"A%03d" % i for i in range(8)], 4, 2)
+        second = hand_tree([b"B%03d" % i for i in range(8)], 4, 2)
+        blobs = {hashlib.sha256(d).hexdigest(): d for tree in (first, second) for d in tree[1]}
+        scenario = {
+            "blobs": {h: base64.b64encode(d).decode() for h, d in blobs.items()},
+            "a": base64.b64encode(pack({"data": first[0]})).decode(),
+            "b": base64.b64encode(pack({"data": second[0]})).decode(),
+        }
+        root_a, root_b = first[0].data[-32:].hex(), second[0].data[-32:].hex()
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(share["url"])
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
+            await page.evaluate(GATE_SCENARIO.replace("SCENARIO", json.dumps(scenario)))
+            log = json.loads(await page.wait_for("window.gateLog", 30))
+        assert "error" not in log, log
+        assert log["a_held"] and log["a_first"] == [root_a]
+        assert log["a_root_ready"] == 0
+        assert log["a_second"] == [h.hex() for h in chunks.node_hashes(blobs[root_a])]  # the next level only
+        assert log["b_held"] and log["b_first"] == [root_b]
+        assert (
+            log["a_rest_ready"] == 0 and log["a_fetched_after_b"] == 0
+        )  # the replaced value went no further
+        assert log["resent"] == [root_b]
+        assert log["ready"] == [["k", "".join(f"B{i:03d}" for i in range(8))]]
+        assert log["waiting_after_b"] == 0
+        assert log["mid_tree_resent"] == [h.hex() for h in chunks.node_hashes(blobs[root_a])]
+        assert log["waiting_after_release"] == 0 and log["have_after_release"] == 0
+        assert log["plain"] == "plain" and log["plain_late"] == 0 and log["plain_waiting"] == 0
