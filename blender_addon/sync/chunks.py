@@ -31,6 +31,9 @@ FANOUT = 32  # hashes in one list node (1 KiB)
 MAX_FANOUT = 256  # protocol.limits.MAX_BLOB_CHILDREN: a node's distinct children
 MAX_DEPTH = 8  # node levels a decoder follows (32 KiB * 32**8 is far past any array)
 MAX_CHUNK_BYTES = 1024 * 1024  # protocol.limits.MAX_BLOB_BYTES
+# The longest byte string a tree may stand for: joining it allocates that much, and a few blobs repeated
+# through the levels could otherwise claim any length (a 10,000,000-vertex mesh's arrays are well under).
+MAX_TREE_BYTES = 4 * 1024**3
 HASH_BYTES = 32
 _TREE_HEAD = 8 + 4 + 2  # length, chunk size, fan-out; then the root hash
 CACHE_BYTES = 1024 * 1024 * 1024  # chunks kept in memory (least recently used go first)
@@ -103,6 +106,8 @@ class Tree:
             raise ValueError("a chunk tree's chunk size or fan-out is out of bounds")
         if self.length <= self.chunk:
             raise ValueError("a chunk tree of one chunk")
+        if self.length > MAX_TREE_BYTES:
+            raise ValueError(f"a chunk tree longer than {MAX_TREE_BYTES} bytes")
         # widths[0]: data chunks; widths[k]: nodes of level k; the last is the root (1)
         self.widths = [-(-self.length // self.chunk)]
         while self.widths[-1] > 1:

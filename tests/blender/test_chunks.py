@@ -107,7 +107,8 @@ def tree_ext(length: int, chunk: int = SIZE, fanout: int = chunks.FANOUT, root: 
 
 def test_a_malformed_tree_is_refused_not_followed():
     assert chunks.Tree(tree_ext(SIZE + 1)).depth == 1
-    assert chunks.Tree(tree_ext(SIZE * chunks.FANOUT**7)).depth == 7
+    assert chunks.Tree(tree_ext(2**7, chunk=1, fanout=2)).depth == 7
+    assert chunks.Tree(tree_ext(chunks.MAX_TREE_BYTES)).length == chunks.MAX_TREE_BYTES  # the longest
     assert chunks.Tree(tree_ext(2, chunk=1, fanout=256)).depth == 1
     for bad in (
         tree_ext(SIZE),  # one chunk is no tree
@@ -118,7 +119,8 @@ def test_a_malformed_tree_is_refused_not_followed():
         tree_ext(SIZE + 1, fanout=0),
         tree_ext(SIZE + 1, fanout=chunks.MAX_FANOUT + 1),
         tree_ext(2**64 - 1, chunk=1, fanout=2),  # the largest length: far deeper than MAX_DEPTH
-        tree_ext(SIZE * chunks.FANOUT**8 + 1),
+        tree_ext(2**8 + 1, chunk=1, fanout=2),  # nine levels
+        tree_ext(chunks.MAX_TREE_BYTES + 1),  # a few repeated blobs could claim it: never joined
         tree_ext(SIZE + 1)[:-1],
         tree_ext(SIZE + 1) + b"\0",
         b"",
