@@ -260,6 +260,7 @@ async def test_kill_every_node_and_restart(tmp_path):
             step(f"{len(expected)} keys written; node {first} stopped with SIGTERM and restarted")
 
             killed = trio.Event()
+            load_acked = trio.Event()  # the kill lands while writes are being acknowledged, on any machine
             acked_under_load = 0
 
             async def writer(w: int) -> None:
@@ -275,11 +276,13 @@ async def test_kill_every_node_and_restart(tmp_path):
                             continue  # unknown or failed: not expected, but allowed to exist
                         expected[key] = value
                         acked_under_load += 1
+                        if acked_under_load >= 10:
+                            load_acked.set()
 
             async with trio.open_nursery() as nursery:
                 for w in range(3):
                     nursery.start_soon(writer, w)
-                await trio.sleep(1.0)
+                await load_acked.wait()
                 cluster.kill_all(signal.SIGKILL)
                 killed.set()
             step(f"kill -9 of all three nodes during the load; {acked_under_load} load writes acknowledged")
