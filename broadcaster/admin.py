@@ -172,14 +172,14 @@ class AdminActions:
             blob_bytes = 0
             blobs = sorted({blob for found in refs.values() for blob in found})
             for blob in blobs:
-                found = node.read_local(blob_path(blob))
-                if found is None or not isinstance(found[1], bytes):
+                data = node.read_blob(blob)  # its bytes are beside the tree, not in it (storage layout 3)
+                if data is None:
                     # Released since the snapshot: the key that held it changed meanwhile.
                     message = f"blob {blob.hex()} of room {name!r} went during the export: export again"
                     yield encode_frame(Error(code=ErrorCode.CONFLICT, message=message, ref=ref))
                     return
-                blob_bytes += len(found[1])
-                yield encode_frame(ExportBlob(hash=blob, data=found[1], ref=ref))
+                blob_bytes += len(data)
+                yield encode_frame(ExportBlob(hash=blob, data=data, ref=ref))
             result = {
                 "room": name,
                 "meta": {k: meta.get(k) for k in ROOM_META_FIELDS},
