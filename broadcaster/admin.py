@@ -14,7 +14,7 @@ from replication import Node, NotLeader, ReplicationError, TreeError
 
 from . import history
 from .backup import Backups
-from .blobs import blob_path, key_hold_changes, pin_holder, release_ops, room_refs_path
+from .blobs import Blobs, blob_path, key_hold_changes, pin_holder, release_ops, room_refs_path
 from .errors import RequestError
 from .hub import Hub
 from .rooms import encode_frame
@@ -43,12 +43,14 @@ class AdminActions:
         node: Node,
         client_addresses: Callable[[], list[str]],
         backups: Backups,
+        blobs: Blobs,
     ):
         self.store = store
         self.hub = hub
         self.node = node  # cluster membership and status
         self.client_addresses = client_addresses
         self.backups = backups
+        self.blobs = blobs  # the tree edges an export follows
 
     async def handle(self, session: Session, request: Admin) -> None:
         if not session.user.is_admin:
@@ -144,14 +146,16 @@ class AdminActions:
 
     async def _admin_export(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
         """Stream the room's keys (with the blobs each references) as export_items, then every blob they
-        reference as export_blob, then its meta and seq in admin_result (one snapshot). Frames are made
-        as the connection takes them: a blob is read when its frame is due, one at a time."""
+        reference or hold through tree nodes as export_blob (a node with its children, after them), then
+        its meta and seq in admin_result (one snapshot). Frames are made as the connection takes them: a
+        blob is read when its frame is due, one at a time."""
         name = _room_arg(args)
         meta = self.store.meta(name)
         # No await from here on: the items, their refs and the seq are one consistent state.
         seq = self.hub.current_seq(name)
         items = self.store.items(name)
         refs = {key: list(found) for key, _, found in self.node.list_local(room_refs_path(name))}
+        blobs = self.blobs.trees({blob for found in refs.values() for blob in found})
         node = self.node
 
         def frames() -> Iterator[bytes]:
@@ -170,16 +174,15 @@ class AdminActions:
             if chunk:
                 yield encode_frame(ExportItems(room=name, items=chunk, refs=chunk_refs, ref=ref))
             blob_bytes = 0
-            blobs = sorted({blob for found in refs.values() for blob in found})
-            for blob in blobs:
-                found = node.read_local(blob_path(blob))
-                if found is None or not isinstance(found[1], bytes):
-                    # Released since the snapshot: the key that held it changed meanwhile.
+            for blob, children in blobs:
+                data = node.read_blob(blob)  # its bytes are beside the tree, not in it (storage layout 3)
+                if data is None:
+                    # Released since the snapshot: the key (or the tree) that held it changed meanwhile.
                     message = f"blob {blob.hex()} of room {name!r} went during the export: export again"
                     yield encode_frame(Error(code=ErrorCode.CONFLICT, message=message, ref=ref))
                     return
-                blob_bytes += len(found[1])
-                yield encode_frame(ExportBlob(hash=blob, data=found[1], ref=ref))
+                blob_bytes += len(data)
+                yield encode_frame(ExportBlob(hash=blob, data=data, ref=ref, children=children or None))
             result = {
                 "room": name,
                 "meta": {k: meta.get(k) for k in ROOM_META_FIELDS},

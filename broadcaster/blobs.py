@@ -280,6 +280,29 @@ class Blobs:
             todo.extend(self.children.get(blob, ()))
         return total
 
+    def trees(self, roots: Iterable[bytes]) -> list[tuple[bytes, list[bytes]]]:
+        """Every blob reachable from ``roots`` (themselves included), once each, with the children it holds
+        as a tree node (sorted; [] for a leaf): children before their parents, roots in hash order. The
+        committed edges of this node, read without an await (one consistent state)."""
+        order: list[tuple[bytes, list[bytes]]] = []
+        seen: set[bytes] = set()
+        for root in sorted(roots):
+            if root in seen:
+                continue
+            seen.add(root)
+            stack = [(root, sorted(self.children.get(root, ())), 0)]
+            while stack:  # depth first: a node is listed once every child below it is
+                blob, children, next_child = stack.pop()
+                if next_child == len(children):
+                    order.append((blob, children))
+                    continue
+                stack.append((blob, children, next_child + 1))
+                child = children[next_child]
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, sorted(self.children.get(child, ())), 0))
+        return order
+
     def has(self, blob: bytes) -> bool:
         """Stored, or uploaded through this node and ordered before anything submitted after now."""
         return blob in self.sizes or blob in self.uploading

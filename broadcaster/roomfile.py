@@ -1,13 +1,14 @@
 """The room export file: one msgpack map, versioned (docs/operations.md, "Export and import").
 
-Version 2 (written):
-{"format": "blendsync-room", "version": 2, "room": str, "exported_at": str (ISO 8601, UTC),
+Version 3 (written):
+{"format": "blendsync-room", "version": 3, "room": str, "exported_at": str (ISO 8601, UTC),
  "meta": {"keep_open": bool, "password": map | nil, "created_by": str}, "seq": int,
  "items": [[key: str, value: bin], ...],
- "refs": [[key: str, [hash: bin, ...]], ...],   the blobs each referencing key's value names
- "blobs": [[hash: bin, data: bin], ...]}         every blob the refs name, once
+ "refs": [[key: str, [hash: bin, ...]], ...],   the blobs each referencing key's value names (tree roots)
+ "blobs": [[hash: bin, data: bin], ...            every blob the refs name or hold through tree nodes, once;
+           | [hash: bin, data: bin, [child: bin, ...]]]}   a tree node with the blobs it holds (after them)
 
-Version 1 (read): the same without "refs" and "blobs".
+Version 2 (read): the same with [hash, data] blobs only. Version 1 (read): without "refs" and "blobs".
 
 Written and read a field at a time (``Packer``/``Unpacker``), so neither holds a second copy of the file.
 """
@@ -22,11 +23,11 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from protocol.limits import BLOB_HASH_BYTES, MAX_BLOB_BYTES
+from protocol.limits import BLOB_CHILDREN, BLOB_HASH_BYTES, MAX_BLOB_BYTES
 
 FORMAT = "blendsync-room"
-VERSION = 2
-READS = (1, 2)
+VERSION = 3
+READS = (1, 2, 3)
 LISTS = ("items", "refs", "blobs")  # the long fields, read an element at a time
 MAX_FIELD_BYTES = 256 * 1024 * 1024  # a value is at most one frame (128 MiB at most): any field fits
 
@@ -107,8 +108,9 @@ def _read(f: BinaryIO) -> Any:
 
 
 def check_document(document: Any, where: str = "document") -> None:
-    """Refuse a document that is not a whole room: its shape, and (version 2) every blob a key references
-    present once, with bytes whose SHA-256 is its name."""
+    """Refuse a document that is not a whole room: its shape, and (version 2 on) every blob a key references
+    present once, with bytes whose SHA-256 is its name; (version 3) every tree node's children present,
+    distinct, 1 to MAX_BLOB_CHILDREN, never itself, and no node below itself."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise RoomFileError(f"{where} is not a {FORMAT} file")
     version = document.get("version")
@@ -135,11 +137,23 @@ def check_document(document: Any, where: str = "document") -> None:
     if not isinstance(refs, list) or not isinstance(blobs, list):
         raise RoomFileError(f"{where}: 'refs' and 'blobs' must be lists")
     stored: set[bytes] = set()
+    nodes: dict[bytes, list[bytes]] = {}
     for i, blob in enumerate(blobs):
         if not (
-            isinstance(blob, list) and len(blob) == 2 and _is_hash(blob[0]) and isinstance(blob[1], bytes)
+            isinstance(blob, list)
+            and len(blob) in ((2, 3) if version >= 3 else (2,))
+            and _is_hash(blob[0])
+            and isinstance(blob[1], bytes)
         ):
-            raise RoomFileError(f"{where}: blobs[{i}] must be [hash: {BLOB_HASH_BYTES} bytes, data: bin]")
+            shape = ", data: bin" + (", [child: bin, ...]?" if version >= 3 else "")
+            raise RoomFileError(f"{where}: blobs[{i}] must be [hash: {BLOB_HASH_BYTES} bytes{shape}]")
+        if len(blob) == 3:
+            reason = BLOB_CHILDREN.reason(blob[2])
+            if reason is None and blob[0] in blob[2]:
+                reason = "must not name the blob itself"
+            if reason is not None:
+                raise RoomFileError(f"{where}: the children of blob {blob[0].hex()} {reason}")
+            nodes[blob[0]] = blob[2]
         if not 1 <= len(blob[1]) <= MAX_BLOB_BYTES:
             raise RoomFileError(
                 f"{where}: blob {blob[0].hex()} has {len(blob[1])} bytes, not 1 to {MAX_BLOB_BYTES}"
@@ -170,6 +184,40 @@ def check_document(document: Any, where: str = "document") -> None:
                 raise RoomFileError(
                     f"{where}: key {key!r} references blob {blob.hex()}, which the file lacks"
                 )
+    _check_trees(nodes, stored, where)
+
+
+def _check_trees(nodes: dict[bytes, list[bytes]], stored: set[bytes], where: str) -> None:
+    """Each node's children in the file, and no node below itself: hashes cannot form a cycle, but a
+    file can claim one (an import would wait forever for a child stored after its parent)."""
+    for node, children in nodes.items():
+        for child in children:
+            if child not in stored:
+                raise RoomFileError(
+                    f"{where}: blob {node.hex()} holds blob {child.hex()}, which the file lacks"
+                )
+    done: set[bytes] = set()  # nodes whose subtrees are checked
+    for top in nodes:
+        if top in done:
+            continue
+        path = {top}  # the nodes on the way down to the current one
+        stack = [(top, 0)]
+        while stack:
+            node, next_child = stack.pop()
+            children = nodes.get(node, [])
+            if next_child == len(children):
+                path.discard(node)
+                done.add(node)
+                continue
+            stack.append((node, next_child + 1))
+            child = children[next_child]
+            if child in path:
+                raise RoomFileError(
+                    f"{where}: blob {child.hex()} holds itself through its children (a cycle)"
+                )
+            if child in nodes and child not in done:
+                path.add(child)
+                stack.append((child, 0))
 
 
 def _is_hash(value: Any) -> bool:

@@ -1,10 +1,12 @@
 """A room's export and import through a client (docs/operations.md, "Export and import").
 
-Export receives the room's keys, the blobs they reference and its meta as one consistent state. Import
-uploads the blobs the server lacks (``blob_query`` first: a rerun after an interruption sends only the rest
-while the server still holds the earlier uploads, ``pin_grace``), then creates the room in parts; each part
-holds the blobs its keys reference in the transaction that writes them, so the room appears, when its last
-part commits, with every blob it needs, or not at all.
+Export receives the room's keys, the blobs they reference (and every blob their tree nodes hold, each node
+with its children) and its meta as one consistent state. Import uploads the blobs the server lacks
+(``blob_query`` first, a tree level at a time: a node the server holds already holds its subtree; a rerun
+after an interruption sends only the rest while the server still holds the earlier uploads,
+``pin_grace``), children before the nodes that name them, then creates the room in parts; each part holds
+the blobs its keys reference in the transaction that writes them, so the room appears, when its last part
+commits, with every blob it needs, or not at all.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ async def export_room(client: Client, room: str) -> dict[str, Any]:
             items.extend(event.items)
             refs.extend(event.refs)
         elif isinstance(event, ExportBlob):  # checked against its hash when decoded
-            blobs.append([event.hash, event.data])
+            blobs.append(
+                [event.hash, event.data, event.children] if event.children else [event.hash, event.data]
+            )
 
     ref, request = client.session.request(lambda ref: Admin(action="export", args={"room": room}, ref=ref))
     client.exports[ref] = take
@@ -88,22 +92,55 @@ async def import_room(
 
 
 async def upload_blobs(client: Client, blobs: list[list[Any]], wanted: set[bytes]) -> int:
-    """Store the ``wanted`` blobs of ``blobs`` ([hash, data]) that the server lacks; returns how many."""
-    data = {blob: content for blob, content in blobs if blob in wanted}
-    hashes = sorted(data)
+    """Store the ``wanted`` blobs of ``blobs`` ([hash, data] or [hash, data, children]) and every blob their
+    tree nodes hold, where the server lacks them; returns how many were uploaded."""
+    data = {blob[0]: blob[1] for blob in blobs}
+    children = {blob[0]: blob[2] for blob in blobs if len(blob) == 3}
     missing: list[bytes] = []
-    for start in range(0, len(hashes), MAX_BLOB_QUERY):
-        missing += await client.missing_blobs(hashes[start : start + MAX_BLOB_QUERY])
+    level = sorted(wanted & data.keys())
+    seen = set(level)
+    while level:  # a level's nodes the server lacks name the next level; a held node holds its subtree
+        found: list[bytes] = []
+        for start in range(0, len(level), MAX_BLOB_QUERY):
+            found += await client.missing_blobs(level[start : start + MAX_BLOB_QUERY])
+        missing += found
+        level = sorted({c for blob in found for c in children.get(blob, ()) if c not in seen})
+        seen.update(level)
     in_flight = trio.Semaphore(UPLOADS_IN_FLIGHT)
 
     async def put(blob: bytes) -> None:
         try:
-            await client.put_blob(data[blob])
+            await client.put_blob(data[blob], children.get(blob))
         finally:
             in_flight.release()
 
-    async with trio.open_nursery() as nursery:
-        for blob in missing:
-            await in_flight.acquire()
-            nursery.start_soon(put, blob)
+    for wave in _children_first(missing, children):
+        async with trio.open_nursery() as nursery:  # a wave is stored before the next names its blobs
+            for blob in wave:
+                await in_flight.acquire()
+                nursery.start_soon(put, blob)
     return len(missing)
+
+
+def _children_first(blobs: list[bytes], children: dict[bytes, list[bytes]]) -> list[list[bytes]]:
+    """``blobs`` in waves by height among themselves: a blob comes a wave after the last of its children
+    in ``blobs`` (the others are stored already). The document is checked: its trees have no cycle."""
+    todo = set(blobs)
+    height: dict[bytes, int] = {}
+    for top in blobs:
+        stack = [top]
+        while stack:
+            blob = stack[-1]
+            if blob in height:
+                stack.pop()
+                continue
+            below = [c for c in children.get(blob, ()) if c in todo and c not in height]
+            if below:
+                stack.extend(below)
+                continue
+            stack.pop()
+            height[blob] = 1 + max((height[c] for c in children.get(blob, ()) if c in todo), default=-1)
+    waves: list[list[bytes]] = [[] for _ in range(1 + max(height.values(), default=-1))]
+    for blob in blobs:
+        waves[height[blob]].append(blob)
+    return waves

@@ -595,15 +595,19 @@ class ExportItems(Event):
 
 @_event("export_blob", Sender.SERVER)
 class ExportBlob(Event):
-    """One blob that an exported room's keys reference, after its last export_items; admin_result follows
-    the last one."""
+    """One blob that an exported room's keys reference or hold through tree nodes, after its last
+    export_items, each after its children; admin_result follows the last one. A tree node names the
+    blobs it holds as ``children`` (docs/protocol.md section 3a)."""
 
     hash: BlobHash
     data: BlobData
     ref: Ref | None = None
+    children: BlobChildren | None = None
 
     def check(self) -> None:
         _check_blob_hash(self.hash, self.data)
+        if self.children is not None and self.hash in self.children:
+            raise FieldError("children", "must not name the blob itself")
 
 
 @_event("backup_data", Sender.SERVER)

@@ -131,7 +131,7 @@ async def _run_admin(args: argparse.Namespace) -> Any:
                 "keys": len(exported["items"]),
                 "seq": exported["seq"],
                 "blobs": len(exported["blobs"]),
-                "blob_bytes": sum(len(data) for _, data in exported["blobs"]),
+                "blob_bytes": sum(len(blob[1]) for blob in exported["blobs"]),
             }
         assert document is not None
         return await import_room(client, document, name=args.name)

@@ -4,7 +4,9 @@ the server lacks, and a damaged file or a missing blob is refused with no room c
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +17,15 @@ import trio
 from support import REPO, ServerProcess, running_broadcaster
 
 from broadcaster.client import ServerError, connect
-from broadcaster.roomfile import RoomFileError, read_room_file, write_room_file
+from broadcaster.roomfile import (
+    RoomFileError,
+    check_document,
+    make_document,
+    read_room_file,
+    write_room_file,
+)
 from broadcaster.roomtransfer import export_room, import_room, upload_blobs
-from protocol.limits import MAX_BLOB_BYTES
+from protocol.limits import MAX_BLOB_BYTES, MAX_BLOB_CHILDREN
 
 GRACE = "[server]\npin_grace = 0.3\n"  # an upload no key references goes soon after its session
 
@@ -82,7 +90,7 @@ async def test_an_exported_room_with_blobs_imports_whole_into_a_fresh_server(ser
     path = tmp_path / "shot.blendsync"
     write_room_file(path, document)
     loaded = read_room_file(path)
-    assert loaded["version"] == 2 and dict(map(tuple, loaded["blobs"])) == blobs  # not the released one
+    assert loaded["version"] == 3 and dict(map(tuple, loaded["blobs"])) == blobs  # not the released one
     assert sorted(map(tuple, loaded["refs"]))[0] == ("image/a", [list(blobs)[3]])
 
     async with connect(host_b, port_b, name="root") as root:
@@ -118,6 +126,144 @@ async def test_a_rerun_sends_only_the_blobs_the_server_lacks(servers, tmp_path):
         assert (await room_map(host_b, port_b, "shot-again"))[1] == (await room_map(host_b, port_b, "shot"))[
             1
         ]
+
+
+async def put_tree(client) -> tuple[bytes, dict[bytes, bytes], dict[bytes, list[bytes]]]:
+    """Two levels of tree nodes over four chunks: a root over two nodes that share a chunk. Returns the root,
+    every blob's bytes and each node's children."""
+    blobs: dict[bytes, bytes] = {}
+    children: dict[bytes, list[bytes]] = {}
+
+    async def put(data: bytes, below: list[bytes] | None = None) -> bytes:
+        blob = await client.put_blob(data, children=below)
+        blobs[blob] = data
+        if below:
+            children[blob] = sorted(below)
+        return blob
+
+    chunks = [await put(data) for data in (os.urandom(MAX_BLOB_BYTES), b"chunk" * 999, b"\0", b"last")]
+    nodes = [await put(b"".join(part), part) for part in (chunks[:2], chunks[1:])]
+    return await put(b"".join(nodes), nodes), blobs, children
+
+
+async def test_a_room_of_tree_values_exports_every_blob_and_imports_the_trees_whole(servers, tmp_path):
+    """Export sends every blob below the roots its keys name, each node with its children after them;
+    import stores the trees again, so the room holds every chunk through them and lets go of them all."""
+    (host_a, port_a), (host_b, port_b) = servers
+    async with connect(host_a, port_a, name="ana") as ana:
+        root, blobs, children = await put_tree(ana)
+        node = next(n for n in children[root] if len(children[n]) == 3)  # also a key's own ref
+        await ana.create_room("shot", keep_open=True)
+        await ana.join("shot")
+        await ana.batch(
+            [["set", "mesh/tree", b"root", [root]], ["set", "mesh/part", b"node", [node]], ["set", "p", b"v"]]
+        )
+        document = await export_room(ana, "shot")
+        before = await room_map(host_a, port_a, "shot")
+    write_room_file(tmp_path / "shot", document)
+    loaded = read_room_file(tmp_path / "shot")
+    assert loaded["version"] == 3
+    assert {blob[0]: blob[1] for blob in loaded["blobs"]} == blobs and len(loaded["blobs"]) == len(blobs)
+    assert {blob[0]: blob[2] for blob in loaded["blobs"] if len(blob) == 3} == children
+    order = [blob[0] for blob in loaded["blobs"]]
+    assert all(order.index(c) < order.index(n) for n, below in children.items() for c in below)
+
+    async with connect(host_b, port_b, name="root") as importer:
+        reversed_file = dict(loaded, blobs=loaded["blobs"][::-1])  # parents first: import orders them itself
+        result = await import_room(importer, reversed_file)
+        assert result["blobs_uploaded"] == len(blobs) == 7
+        assert (await import_room(importer, loaded, name="again"))["blobs_uploaded"] == 0
+        await importer.delete_room("again")
+        assert await room_map(host_b, port_b, "shot") == before
+        for blob, data in blobs.items():
+            assert await importer.get_blob(blob) == data
+        # The importer's session is still there: only the trees the keys name hold the blobs, no pin does.
+        await importer.join("shot")
+        await importer.set("mesh/tree", b"no tree")  # the root goes, and the chunk only its first node held
+        below_node = {node, *children[node]}
+        assert await held(importer, blobs) == below_node
+        await importer.leave()
+        await importer.delete_room("shot")
+        assert await held(importer, blobs) == set()
+
+
+def tree_document(blobs: list[list[object]], refs: list[list[object]], version: int = 3) -> dict:
+    document = make_document("r", {"keep_open": True, "password": None, "created_by": "ana"}, 4, [], refs)
+    return dict(document, items=[[key, b"v"] for key, _ in refs], blobs=blobs, version=version)
+
+
+def node_of(*below: bytes) -> list[object]:
+    data = b"".join(below) or b"empty"
+    return [hashlib.sha256(data).digest(), data, list(below)]
+
+
+def leaf(data: bytes) -> list[object]:
+    return [hashlib.sha256(data).digest(), data]
+
+
+async def test_a_file_whose_trees_do_not_add_up_is_refused(servers, tmp_path):
+    """A node's children must be in the file, 1 to MAX_BLOB_CHILDREN, distinct, never the node, and never
+    above it: hashes cannot form a cycle but a file can claim one. Refused by the reader, and by import
+    before anything reaches the server."""
+    _, (host, port) = servers
+    leaves = [leaf(b"%d" % i) for i in range(MAX_BLOB_CHILDREN + 1)]
+    hashes = [blob[0] for blob in leaves]
+    widest = node_of(*hashes[:MAX_BLOB_CHILDREN])
+    good = tree_document([*leaves, widest], [["k", [widest[0]]]])
+    check_document(good)
+    a, b = leaf(b"a")[0], leaf(b"b")[0]
+    cases = {
+        "which the file lacks": [leaves[0], node_of(*hashes[:2])],
+        "must not name the blob itself": [[a, b"a", [a]]],
+        "(a cycle)": [[a, b"a", [b]], [b, b"b", [a]]],
+        "must not name a blob twice": [*leaves[:1], node_of(hashes[0], hashes[0])],
+        f"must have 1 to {MAX_BLOB_CHILDREN} items; it has {MAX_BLOB_CHILDREN + 1}": [
+            *leaves,
+            node_of(*hashes),
+        ],
+        f"must have 1 to {MAX_BLOB_CHILDREN} items; it has 0": [node_of()],
+        "[0] must be 32 bytes": [node_of(b"short")],
+        "must be list": [[a, b"a", b"not a list"]],
+    }
+    async with connect(host, port, name="root") as root:
+        for reason, blobs in cases.items():
+            document = tree_document(blobs, [["k", [blobs[-1][0]]]])
+            write_room_file(tmp_path / "bad", document)
+            with pytest.raises(RoomFileError, match=re.escape(reason)):
+                read_room_file(tmp_path / "bad")
+            with pytest.raises(RoomFileError, match=re.escape(reason)):
+                await import_room(root, document)
+        cycle = [[a, b"a", [b]], [b, b"b", [hashes[0]]], [hashes[0], b"0", [a]]]  # a longer one
+        with pytest.raises(RoomFileError, match=re.escape("(a cycle)")):
+            check_document(tree_document(cycle, [["k", [b]]]))
+        # A version 2 file has no nodes.
+        with pytest.raises(RoomFileError, match=re.escape("must be [hash: 32 bytes, data: bin]")):
+            check_document(tree_document([*leaves[:2], node_of(*hashes[:2])], [["k", hashes[:1]]], 2))
+        assert await root.list_rooms() == []
+        assert await import_room(root, good) == {"room": "r", "keys": 1, "done": True, "blobs_uploaded": 257}
+
+
+async def test_a_version_2_file_without_children_still_imports(servers, tmp_path):
+    """Files of the flat export (every blob a key names, none a node) import as before, their keys
+    holding the blobs."""
+    _, (host, port) = servers
+    chunk = os.urandom(5000)
+    blob = hashlib.sha256(chunk).digest()
+    old = {"format": "blendsync-room", "version": 2, "room": "old", "exported_at": "2026-12-01T10:00:00Z"}
+    old |= {"meta": {"keep_open": True, "password": None, "created_by": "ana"}, "seq": 7}
+    old |= {
+        "items": [["mesh", b"chunked"], ["k", b"v"]],
+        "refs": [["mesh", [blob]]],
+        "blobs": [[blob, chunk]],
+    }
+    (tmp_path / "old").write_bytes(msgpack.packb(old, use_bin_type=True))
+    async with connect(host, port, name="root") as root:
+        result = await import_room(root, read_room_file(tmp_path / "old"))
+        assert result == {"room": "old", "keys": 2, "done": True, "blobs_uploaded": 1}
+        assert await room_map(host, port, "old") == (7, {"mesh": b"chunked", "k": b"v"})
+        assert await root.get_blob(blob) == chunk
+        await root.delete_room("old")  # the key held it, not the upload's pin
+        assert await held(root, [blob]) == set()
 
 
 def admin(port: int, *args: str) -> subprocess.CompletedProcess[str]:

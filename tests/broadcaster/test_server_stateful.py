@@ -252,6 +252,7 @@ REPLIES = (
     Unlocked,
     AdminResult,
     ExportItems,
+    ExportBlob,
     Ack,
     Error,
     HistoryResult,
@@ -995,15 +996,19 @@ class ServerMachine(RuleBasedStateMachine):
         replies = self.request(client, body)
         assert replies and isinstance(replies[-1], AdminResult), f"export {name!r} -> {replies}"
         chunks = [r for r in replies[:-1] if isinstance(r, ExportItems)]
-        blobs = replies[len(chunks) : -1]  # the keys first, then the blobs they reference
+        blobs = replies[len(chunks) : -1]  # the keys first, then the blobs they reference or hold
         assert all(r.room == name for r in chunks) and all(isinstance(r, ExportBlob) for r in blobs)
         items = {key: value for chunk in chunks for key, value in chunk.items}
         room = self.rooms[name]
         assert items == room.keys, f"export of {name!r}: {_keys(items)} != model {_keys(room.keys)}"
         refs = {key: tuple(found) for chunk in chunks for key, found in chunk.refs}
         assert refs == room.refs, f"export of {name!r}: refs {refs} != model {room.refs}"
-        wanted = {blob for found in room.refs.values() for blob in found}
+        wanted = reachable(blob for found in room.refs.values() for blob in found)
         assert sorted(r.hash for r in blobs) == sorted(wanted) and all(r.data == BLOBS[r.hash] for r in blobs)
+        # Each node with the children it holds, after them (an import stores them first).
+        assert all(sorted(r.children or []) == sorted(CHILDREN.get(r.hash, [])) for r in blobs)
+        order = [r.hash for r in blobs]
+        assert all(order.index(c) < order.index(r.hash) for r in blobs for c in r.children or [])
         assert replies[-1].result["key_count"] == len(room.keys)
         assert replies[-1].result["meta"]["keep_open"] == room.keep_open
 

@@ -661,9 +661,10 @@ def test_export_refs_and_blobs():
         assert message.startswith(f"export_items.refs{reason}"), message
 
 
-def test_blob_put_children_of_a_tree_node():
-    """A tree node's children: 1 to MAX_BLOB_CHILDREN distinct hashes, never the node itself; omitted for a
-    leaf (docs/protocol.md section 3a)."""
+@pytest.mark.parametrize("kind", ["blob_put", "export_blob"])
+def test_children_of_a_tree_node(kind: str):
+    """A tree node's children, as put and as exported: 1 to MAX_BLOB_CHILDREN distinct hashes, never the
+    node itself; omitted for a leaf (docs/protocol.md section 3a)."""
     node = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(MAX_BLOB_CHILDREN + 1))
     node_hash = hashlib.sha256(node).digest()
     many = [node[i : i + 32] for i in range(0, len(node), 32)]
@@ -671,24 +672,24 @@ def test_blob_put_children_of_a_tree_node():
     def put(children: Any) -> dict[str, Any]:
         return {"hash": node_hash, "data": node, "children": children}
 
-    assert decode("blob_put", {"hash": node_hash, "data": node}).children is None
-    assert decode("blob_put", put(many[:MAX_BLOB_CHILDREN])).children == many[:MAX_BLOB_CHILDREN]
-    assert decode("blob_put", put(many[:1])).children == many[:1]
-    assert refused("blob_put", put(many)).message == (
-        f"blob_put.children must have 1 to {MAX_BLOB_CHILDREN} items; it has {MAX_BLOB_CHILDREN + 1}"
+    assert decode(kind, {"hash": node_hash, "data": node}).children is None
+    assert decode(kind, put(many[:MAX_BLOB_CHILDREN])).children == many[:MAX_BLOB_CHILDREN]
+    assert decode(kind, put(many[:1])).children == many[:1]
+    assert refused(kind, put(many)).message == (
+        f"{kind}.children must have 1 to {MAX_BLOB_CHILDREN} items; it has {MAX_BLOB_CHILDREN + 1}"
     )
-    assert refused("blob_put", put([])).message == (
-        f"blob_put.children must have 1 to {MAX_BLOB_CHILDREN} items; it has 0"
+    assert refused(kind, put([])).message == (
+        f"{kind}.children must have 1 to {MAX_BLOB_CHILDREN} items; it has 0"
     )
-    twice = refused("blob_put", put([many[0], many[0]]))
-    assert twice.message == "blob_put.children must not name a blob twice"
-    assert refused("blob_put", put([many[0], node_hash])).message == (
-        "blob_put.children must not name the blob itself"
+    twice = refused(kind, put([many[0], many[0]]))
+    assert twice.message == f"{kind}.children must not name a blob twice"
+    assert refused(kind, put([many[0], node_hash])).message == (
+        f"{kind}.children must not name the blob itself"
     )
     for wrong in (b"", b"\0" * 31, b"\0" * 33, "x" * 32, 7, None):
-        assert refused("blob_put", put([many[0], wrong])).message.startswith("blob_put.children[1] must be")
+        assert refused(kind, put([many[0], wrong])).message.startswith(f"{kind}.children[1] must be")
     for wrong in ("x", 7, {"a": 1}):
-        assert refused("blob_put", put(wrong)).message.startswith("blob_put.children must be list")
+        assert refused(kind, put(wrong)).message.startswith(f"{kind}.children must be list")
 
 
 def test_set_refs_bounds():
