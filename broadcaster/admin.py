@@ -265,14 +265,14 @@ class AdminActions:
             command["then"] += then + release_ops(gained, pin_holder(session.client_id))
         result = await self.store.propose(command)
         if not result.get("ok"):
-            self.abandon_import(session, name)
+            await self.abandon_import_now(session, name)
             raise RequestError(ErrorCode.BAD_MESSAGE, result.get("message", "import refused"))
         if not result.get("succeeded"):
             missing = [
                 b for found in refs.values() for b in found if self.node.read_local(blob_path(b)) is None
             ]
             if staged is not None or missing:
-                self.abandon_import(session, name)
+                await self.abandon_import_now(session, name)
             else:
                 session.imports.pop(name, None)
             if missing:
@@ -290,6 +290,16 @@ class AdminActions:
             session.imports.pop(name, None)
             log.info("admin %s imported room %s", session.name, name)
         return {"room": name, "keys": self.store.key_count(name), "done": not more}
+
+    async def abandon_import_now(self, session: Session, name: str) -> None:
+        """Remove an unfinished import before answering: the next ``import`` of the name must not find it."""
+        staged = session.imports.pop(name, None)
+        if staged is None:
+            return
+        try:
+            await self.store.propose(abandon_import_command(name, staged[1]))
+        except RequestError as exc:
+            log.warning("could not remove the unfinished import of %s: %s", name, exc)
 
     def abandon_import(self, session: Session, name: str) -> None:
         staged = session.imports.pop(name, None)
