@@ -157,6 +157,7 @@ KIND_ANIMATED = (
     (None, None, "gravity"),
     ("metaballs", "Goo", "threshold"),
     ("metaballs", "Goo", "elements[0].radius"),
+    ("meshes", "Bumpy", "vertices[2].co"),
     ("lattices", "Grid", "points[1].co_deform"),
     ("textures", "Noise", "noise_scale"),
     ("particles", "Dust", "hair_length"),
@@ -224,6 +225,7 @@ def build_kind_animation() -> None:
     bumpy.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
     link_data(bumpy).modifiers.new("Displace", "DISPLACE").texture = noise
     key(noise, "noise_scale", {1: 0.25, 30: 2.0})
+    key(bumpy.vertices[2], "co", {1: (0.0, 1.0, 0.0), 30: (0.5, 1.5, 1.0)})
     dust = link_data(bpy.data.meshes.new("Ground")).modifiers.new("Dust", "PARTICLE_SYSTEM").particle_system
     dust.settings.name = "Dust"
     key(dust.settings, "hair_length", {1: 0.5, 30: 1.5})

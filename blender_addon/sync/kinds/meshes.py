@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import bpy
 
-from .. import animation, custom_props, drivers, ids, nla, rna, vertex_groups
+from .. import animation, custom_props, derived, drivers, ids, nla, rna, vertex_groups
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
@@ -54,7 +54,7 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
     uv = me.uv_layers
     colors = me.color_attributes
     geometry = {
-        "vertices": pack_f32(fget(me.vertices, "co", nv, 3)),
+        "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", fget(me.vertices, "co", nv, 3), 3)),
         "edges": pack_i32(iget(me.edges, "vertices", ne, 2)),
         "face_starts": pack_i32(iget(me.polygons, "loop_start", npoly, 1)),
         "corner_verts": pack_i32(iget(me.loops, "vertex_index", nl, 1)),
@@ -204,6 +204,7 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
     if doc["default_color"] and doc["default_color"] in colors:
         colors.default_color_name = doc["default_color"]
     me.update()
+    derived.reanimate(me)  # keyed vertices (derived.py) read as 0.0: the animation writes them again
     return me
 
 
