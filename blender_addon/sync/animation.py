@@ -1,6 +1,7 @@
-"""Which action (and slot) animates a datablock: ``obj/<u>/anim``, ``mesh/<u>/shapeanim`` (its shape keys),
-``light/<u>/anim``, ``cam/<u>/anim``, ``mat/<u>/anim``, ``world/<u>/anim`` and a node tree's
-``treeanim`` (a material's or world's embedded tree, a node group).
+"""Which action (and slot) animates a datablock: ``<kind>/<u>/anim`` on every kind whose datablocks carry
+animation data (objects, lights, cameras, materials and worlds take it themselves; extras.given gives it to
+the others), ``mesh/<u>/shapeanim`` (a mesh's shape keys) and a node tree's ``treeanim`` (a material's or
+world's embedded tree, a node group).
 
 Shared by the kinds whose datablocks carry animation data. The action itself
 is a datablock of its own (``action/<u>/…``, one key per f-curve); this is

@@ -97,6 +97,12 @@ class ReadContext:
         path = derived.join(derived.path_of(struct) if prefix is None else prefix, attr)
         return derived.mask(value, paths.get(path))
 
+    def masked_packed(self, id_data: bpy.types.ID, collection: str, attr: str, values, width: int):
+        """A packed array read from the ``attr`` of the items at ``collection`` (a data path) with what
+        animation writes in it as 0.0 (:func:`.derived.mask_packed`)."""
+        paths = self.animated(id_data)
+        return derived.mask_packed(values, width, paths, collection, attr) if paths else values
+
     def object_user(self, data: bpy.types.ID) -> bpy.types.Object | None:
         """An object using ``data`` (object data such as a mesh), if any (the map is made once per pass)."""
         if self._object_users is None:

@@ -23,6 +23,13 @@ Paths = Mapping[str, frozenset[int]]
 NOTHING: Paths = {}
 
 
+# Animatable properties that Blender stores in another one: (ID type, data path) -> the stored paths. Their
+# animation writes the stored property, which is what a serialiser reads.
+STORED_IN: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("ParticleSettings", "hair_length"): ("normal_factor",),
+}
+
+
 def _slot_fcurves(action: bpy.types.Action | None, slot) -> Iterable:
     if action is None:
         return ()
@@ -52,6 +59,9 @@ def animated_paths(id_data: bpy.types.ID) -> Paths:
     for fc in curves:
         if not fc.mute:
             found.setdefault(fc.data_path, set()).add(fc.array_index)
+    for path in list(found):
+        for stored in STORED_IN.get((id_data.bl_rna.identifier, path), ()):
+            found.setdefault(stored, set()).update(found[path])
     return {path: frozenset(indices) for path, indices in found.items()}
 
 
@@ -67,6 +77,32 @@ def path_of(struct: bpy.types.bpy_struct) -> str:
 
 def join(prefix: str, attr: str) -> str:
     return f"{prefix}.{attr}" if prefix else attr
+
+
+def mask_packed(values, width: int, paths: Paths, collection: str, attr: str):
+    """``values`` (an array of ``width`` floats per item of the collection at data path ``collection``, read
+    from the items' ``attr``) with the animated components set to 0.0: a packed array holds no None, and a
+    fixed value keeps its key still while the animation plays (the receiver's animation writes them again,
+    :func:`reanimate`)."""
+    head, tail = collection + "[", "]." + attr
+    for path, indices in paths.items():
+        if not (path.startswith(head) and path.endswith(tail)):
+            continue
+        item = path[len(head) : -len(tail)]
+        if not item.isdigit():
+            continue
+        for index in indices:
+            at = int(item) * width + index
+            if 0 <= index < width and at < len(values):
+                values[at] = 0.0
+    return values
+
+
+def reanimate(id_data: bpy.types.ID) -> None:
+    """Values were written over what animation writes (a packed array, :func:`mask_packed`): evaluate the
+    datablock's animation again at the next depsgraph tick."""
+    if getattr(id_data, "animation_data", None) is not None:
+        id_data.update_tag(refresh={"TIME"})
 
 
 def mask(value: object, indices: frozenset[int] | None) -> object:

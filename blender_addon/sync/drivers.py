@@ -137,6 +137,7 @@ PATH_PARTS = (
     ("modifiers[", "", "mod"),
     ("key_blocks[", "", "shapes"),
     ("bones[", "", "bones"),
+    ('["', "", "prop"),  # a custom property of the datablock itself
 )
 
 

@@ -1,20 +1,30 @@
 """What a datablock of any kind may carry beside its kind's own data: custom properties
 (``<kind>/<u>/prop/<name>``, custom_props.py) and, on kinds with animation data, drivers
-(``<kind>/<u>/driver/<path>/<index>``, drivers.py). A kind takes them with ``parts={..., **extras.PARTS}``
-and ``extras.read`` / ``extras.describe`` in its serialise / describe; the registry gives them to every
-kind that does not (:func:`given`)."""
+(``<kind>/<u>/driver/<path>/<index>``, drivers.py), the action animating it (``<kind>/<u>/anim``,
+animation.py) and its NLA tracks (``<kind>/<u>/nla/<track>`` and ``nlaorder``, nla.py). A kind takes the
+first two with ``parts={..., **extras.PARTS}`` and ``extras.read`` / ``extras.describe`` in its serialise /
+describe, and the action link with ``animation``; the registry gives each of them to every kind that does not
+take it itself (:func:`given`)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import bpy
 
-from . import custom_props, drivers
+from . import animation, custom_props, drivers, nla
 from .context import ReadContext
 from .kinds.base import Kind
 
 PARTS = {"prop": custom_props.PART, "driver": drivers.part()}
+
+# A part given to a kind: (its parts, what it adds to serialise's dict, what it adds to describe's dict).
+Given = tuple[
+    dict[str, object],
+    Callable[[bpy.types.ID, ReadContext], dict[str, object]],
+    Callable[[bpy.types.ID, ReadContext], dict[str, object]],
+]
 
 
 def read(id_data: bpy.types.ID, ctx: ReadContext) -> dict[str, object]:
@@ -25,30 +35,75 @@ def describe(id_data: bpy.types.ID) -> dict[str, object]:
     return {"custom_props": custom_props.describe(id_data), "drivers": drivers.describe(id_data)}
 
 
-def given(kind: Kind) -> Kind:
-    """``kind`` with custom properties and (if its datablocks have animation data) drivers added to its
-    parts, serialise and describe, where it does not take them itself."""
+def _props() -> Given:
+    return (
+        {"prop": PARTS["prop"]},
+        lambda id_data, ctx: {"prop": custom_props.items(id_data, ctx)},
+        lambda id_data, ctx: {"custom_props": custom_props.describe(id_data)},
+    )
+
+
+def _drivers() -> Given:
+    return (
+        {"driver": PARTS["driver"]},
+        lambda id_data, ctx: {"driver": drivers.items(id_data, ctx)},
+        lambda id_data, ctx: {"drivers": drivers.describe(id_data)},
+    )
+
+
+def _action() -> Given:
+    return (
+        {"anim": animation.apply_part},
+        lambda id_data, ctx: {"anim": animation.read(id_data, ctx)},
+        lambda id_data, ctx: {"anim": animation.describe(id_data, ctx)},
+    )
+
+
+def _tracks() -> Given:
+    return (
+        nla.parts("nla"),
+        lambda id_data, ctx: nla.read(id_data, ctx, "nla"),
+        lambda id_data, ctx: {"nla": nla.describe(id_data)},
+    )
+
+
+def _missing(kind: Kind) -> list[Given]:
+    """What ``kind`` does not take itself of what every datablock of its type may carry."""
     animated = "animation_data" in getattr(bpy.types, kind.rna_type).bl_rna.properties
-    props = "prop" not in kind.parts
-    driven = animated and "driver" not in kind.parts
-    if not props and not driven:
+    # A node group is its own node tree: its action and tracks travel as the tree's (``treeanim``,
+    # ``treenla``, node_trees.py).
+    own_action = "anim" in kind.parts or (kind.rna_type == "NodeTree" and "treeanim" in kind.parts)
+    own_tracks = "nla" in kind.parts or (kind.rna_type == "NodeTree" and "treenla" in kind.parts)
+    return [
+        given
+        for wanted, given in (
+            ("prop" not in kind.parts, _props),
+            (animated and "driver" not in kind.parts, _drivers),
+            (animated and not own_action, _action),
+            (animated and not own_tracks, _tracks),
+        )
+        if wanted
+    ]
+
+
+def given(kind: Kind) -> Kind:
+    """``kind`` with custom properties and (if its datablocks have animation data) drivers, the action link
+    and the NLA tracks added to its parts, serialise and describe, where it does not take them itself."""
+    missing = [make() for make in _missing(kind)]
+    if not missing:
         return kind
-    parts = {**({"prop": PARTS["prop"]} if props else {}), **({"driver": PARTS["driver"]} if driven else {})}
+    parts = {name: part for added, _, _ in missing for name, part in added.items()}
 
     def serialise(id_data: bpy.types.ID, ctx: ReadContext) -> dict[str, object]:
         out = kind.serialise(id_data, ctx)
-        if props:
-            out["prop"] = custom_props.items(id_data, ctx)
-        if driven:
-            out["driver"] = drivers.items(id_data, ctx)
+        for _, read_added, _ in missing:
+            out.update(read_added(id_data, ctx))
         return out
 
     def describe(id_data: bpy.types.ID, ctx: ReadContext) -> dict:
-        out = kind.describe(id_data, ctx)
-        if props:
-            out = {**out, "custom_props": custom_props.describe(id_data)}
-        if driven:
-            out = {**out, "drivers": drivers.describe(id_data)}
+        out = dict(kind.describe(id_data, ctx))
+        for _, _, describe_added in missing:
+            out.update(describe_added(id_data, ctx))
         return out
 
     return dataclasses.replace(kind, parts={**kind.parts, **parts}, serialise=serialise, describe=describe)

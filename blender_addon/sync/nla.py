@@ -1,6 +1,7 @@
-"""NLA tracks and their strips, one key per track: ``obj/<u>/nla/<track name>`` and, for a mesh's shape
-keys, ``mesh/<u>/shapenla/<track name>``; the order of the tracks is a key of its own (``obj/<u>/nlaorder``,
-``mesh/<u>/shapenlaorder``), present while there are tracks, like a constraint stack's.
+"""NLA tracks and their strips, one key per track: ``<kind>/<u>/nla/<track name>`` on every kind with
+animation data (extras.given), ``mesh/<u>/shapenla/<track name>`` for a mesh's shape keys and
+``treenla/<track name>`` for a node tree; the order of the tracks is a key of its own (``nlaorder``,
+``shapenlaorder``, ``treenlaorder``), present while there are tracks, like a constraint stack's.
 
 A track's document is ``{props (mute, is_solo, lock), strips}``: its action
 strips in order, each ``{name, action (uuid), slot (identifier),
@@ -136,11 +137,11 @@ def _write_strips(track, docs: list[dict], ctx: ApplyContext) -> bool:
     return {s.name for s in track.strips} >= {d["name"] for d in docs if ctx.lookup(d["action"])}
 
 
-def _copy_to_top(ad, track) -> None:
-    """Put ``track`` on top of the stack: a copy (settings and clip strips) replaces it (Blender's API adds
-    tracks on top or above another, and moves none)."""
-    name = track.name
-    copy = ad.nla_tracks.new(prev=ad.nla_tracks[-1])
+def copy_track(track, ad, prev=None):
+    """A copy of ``track`` (settings and clip strips, strip names kept while they are free: a ``.001`` while
+    the original holds one) in animation data ``ad``, above ``prev`` (None: on top); returns it with the
+    strips whose name could not be taken yet, as ``(strip, wanted name)``."""
+    copy = ad.nla_tracks.new(prev=prev)
     for attr in TRACK_PROPS:
         setattr(copy, attr, getattr(track, attr))
     names = []
@@ -148,7 +149,7 @@ def _copy_to_top(ad, track) -> None:
         if strip.type != "CLIP" or strip.action is None:
             continue
         new = copy.strips.new(strip.name, int(strip.frame_start), strip.action)
-        names.append((new, strip.name))  # a .001 while the original holds the name
+        names.append((new, strip.name))
         if strip.action_slot is not None:
             new.action_slot = strip.action_slot
         for attr in STRIP_PROPS:
@@ -158,6 +159,15 @@ def _copy_to_top(ad, track) -> None:
                 continue
         new.frame_end = strip.frame_end
         new.frame_start = strip.frame_start
+    copy.name = track.name
+    return copy, names
+
+
+def _copy_to_top(ad, track) -> None:
+    """Put ``track`` on top of the stack: a copy (settings and clip strips) replaces it (Blender's API adds
+    tracks on top or above another, and moves none)."""
+    name = track.name
+    copy, names = copy_track(track, ad, prev=ad.nla_tracks[-1])
     ad.nla_tracks.remove(track)
     copy.name = name
     for new, strip_name in names:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import animation, ids, rna
+from . import animation, ids, nla, rna
 from .arrays import floats
 from .assign import set_components
 from .context import ApplyContext, ReadContext
@@ -119,9 +119,11 @@ def _color_ramp(ramp) -> dict[str, object]:
 
 
 def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, object]:
-    """A tree's parts: the items of ``node``, ``at``, ``in``, ``out`` and ``link``; ``treeanim``."""
+    """A tree's parts: the items of ``node``, ``at``, ``in``, ``out`` and ``link``; ``treeanim``; the
+    tree's NLA tracks ``treenla`` and ``treenlaorder``."""
     parts: dict[str, dict] = {"node": {}, "at": {}, "in": {}, "out": {}, "link": {}}
     parts["treeanim"] = animation.read(tree, ctx)
+    parts.update(nla.read(tree, ctx, "treenla"))
     if tree is None:
         return parts
     by_id = nodes_by_id(tree)
@@ -209,7 +211,7 @@ def describe_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dic
         ]
         for lk in tree.links
     )
-    return {"nodes": nodes, "links": links, "anim": animation.describe(tree, ctx)}
+    return {"nodes": nodes, "links": links, "anim": animation.describe(tree, ctx), "nla": nla.describe(tree)}
 
 
 # ---------------------------------------------------------------- apply
@@ -429,4 +431,5 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
         "out": Items(apply_socket("outputs"), depth=2),
         "link": Items(apply_link, depth=4),
         "treeanim": apply_anim,
+        **nla.parts("treenla", tree_of),
     }

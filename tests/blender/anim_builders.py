@@ -137,3 +137,168 @@ def build_driver_curves() -> None:
     noise.use_restricted_range = True
     noise.frame_start, noise.frame_end = 500.0, 600.0
     noise.strength = 0.25
+
+
+def link_data(data: bpy.types.ID) -> bpy.types.Object:
+    ob = bpy.data.objects.new(data.name, data)
+    bpy.context.scene.collection.objects.link(ob)
+    return ob
+
+
+# What build_kind_animation animates, as (bpy.data collection or None for the window's scene, name, path).
+KIND_ANIMATED = (
+    ("curves", "Tube", "bevel_depth"),
+    ("curves", "Tube", "extrude"),  # through an NLA track
+    ("curves", "Tube", "splines[0].points[1].co"),
+    ("armatures", "Bones", "display_type"),
+    ("speakers", "Horn", "volume"),
+    ("speakers", "Horn", "pitch"),  # through an NLA track
+    (None, None, "audio_volume"),
+    (None, None, "gravity"),
+    ("metaballs", "Goo", "threshold"),
+    ("metaballs", "Goo", "elements[0].radius"),
+    ("meshes", "Bumpy", "vertices[2].co"),
+    ("lattices", "Grid", "points[1].co_deform"),
+    ("textures", "Noise", "noise_scale"),
+    ("particles", "Dust", "hair_length"),
+    ("grease_pencils", "Ink", 'layers["Lines"].opacity'),
+    ("lightprobes", "Probe", "influence_distance"),
+    ("volumes", "Mist", "render.clipping"),
+    ("pointclouds", "Dots", '["glow"]'),
+    ("hair_curves", "Strands", '["glow"]'),
+)
+
+
+def kind_animation_values() -> list:
+    """The values KIND_ANIMATED names, as this Blender evaluates them now (plain floats and strings)."""
+    out = []
+    for collection, name, path in KIND_ANIMATED:
+        if collection is None:
+            owner = bpy.context.scene
+        elif name is None:
+            owner = next(iter(getattr(bpy.data, collection)), None)
+            if owner is None:
+                continue
+        else:
+            owner = getattr(bpy.data, collection)[name]
+        value = owner.path_resolve(path)
+        out.append(
+            [round(v, 4) for v in value]
+            if hasattr(value, "__len__") and not isinstance(value, str)
+            else round(value, 4)
+            if isinstance(value, float)
+            else value
+        )
+    return out
+
+
+def build_kind_animation() -> None:
+    """Object data, a scene and other kinds animated by actions of their own (keys on frames 1 and 30),
+    two of them (a curve's extrusion, a speaker's pitch) also through an NLA track: every value of
+    KIND_ANIMATED."""
+    from blender_addon.sync.kinds.pointclouds import new_pointcloud
+
+    scene = bpy.context.scene
+    curve = bpy.data.curves.new("Tube", type="CURVE")
+    curve.splines.new("POLY").points.add(1)
+    link_data(curve)
+    key(curve, "bevel_depth", {1: 0.1, 30: 0.4})
+    key(curve.splines[0].points[1], "co", {1: (1.0, 0.0, 0.0, 1.0), 30: (2.0, 1.0, 0.5, 1.0)})
+    arm = bpy.data.armatures.new("Bones")
+    link_data(arm)
+    key(arm, "display_type", {1: "OCTAHEDRAL", 30: "STICK"})
+    speaker = bpy.data.speakers.new("Horn")
+    link_data(speaker)
+    key(speaker, "volume", {1: 0.25, 30: 1.0})
+    key(scene, "audio_volume", {1: 1.0, 30: 0.5})
+    key(scene, "gravity", {1: (0.0, 0.0, -9.81), 30: (1.0, 0.0, -2.0)})
+    goo = bpy.data.metaballs.new("Goo")
+    goo.elements.new(type="BALL")
+    link_data(goo)
+    key(goo, "threshold", {1: 0.6, 30: 1.2})
+    key(goo.elements[0], "radius", {1: 1.0, 30: 2.5})
+    grid = bpy.data.lattices.new("Grid")
+    link_data(grid)
+    key(grid.points[1], "co_deform", {1: (0.5, -0.5, -0.5), 30: (0.9, 0.1, 0.3)})
+    noise = bpy.data.textures.new("Noise", type="CLOUDS")
+    bumpy = bpy.data.meshes.new("Bumpy")
+    bumpy.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    link_data(bumpy).modifiers.new("Displace", "DISPLACE").texture = noise
+    key(noise, "noise_scale", {1: 0.25, 30: 2.0})
+    key(bumpy.vertices[2], "co", {1: (0.0, 1.0, 0.0), 30: (0.5, 1.5, 1.0)})
+    dust = link_data(bpy.data.meshes.new("Ground")).modifiers.new("Dust", "PARTICLE_SYSTEM").particle_system
+    dust.settings.name = "Dust"
+    key(dust.settings, "hair_length", {1: 0.5, 30: 1.5})
+    ink = bpy.data.grease_pencils.new("Ink")
+    ink.layers.new("Lines")
+    link_data(ink)
+    key(ink.layers["Lines"], "opacity", {1: 1.0, 30: 0.2})
+    probe = bpy.data.lightprobes.new("Probe", "SPHERE")
+    link_data(probe)
+    key(probe, "influence_distance", {1: 1.0, 30: 4.0})
+    mist = bpy.data.volumes.new("Mist")
+    link_data(mist)
+    key(mist.render, "clipping", {1: 0.001, 30: 0.25})
+    dots = new_pointcloud(2)
+    dots.name = "Dots"
+    strands = bpy.data.hair_curves.new("Strands")
+    strands.add_curves([2])
+    for holder in (dots, strands):
+        link_data(holder)
+        holder["glow"] = 0.0
+        key(holder, '["glow"]', {1: 0.0, 30: 3.0})
+    # NLA: a track of one strip each, no active action.
+    for owner, id_type, path, points in (
+        (curve, "CURVE", "extrude", [1.0, 0.0, 30.0, 0.5]),
+        (speaker, "SPEAKER", "pitch", [1.0, 1.0, 30.0, 2.0]),
+    ):
+        action = keyed_action(f"{owner.name}Strip", id_type, owner.name, path, points)
+        track = owner.animation_data.nla_tracks.new()
+        track.name = "Layered"
+        track.strips.new("Strip", 1, action)
+    scene.frame_set(scene.frame_current)
+
+
+def build_every_kind_nla() -> None:
+    """build_kind_animation, and a movie clip, a node group, a light, a camera, a material and a world of
+    their own (no scene uses the last three); on every datablock of a kind with animation data that has no
+    NLA track yet, a track ``Idle`` of one strip keying its custom property ``idle``, and a track on the
+    material's and the world's node tree: every kind's ``anim``, ``nla``/``treenla`` and order keys."""
+    from scene_builders import image_sequence  # scene_builders lists this module's rows
+
+    from blender_addon.sync.index import index_all
+
+    build_kind_animation()
+    bpy.data.movieclips.load(image_sequence(), check_existing=False).name = "Idle clip"
+    bpy.data.node_groups.new("Idle group", "ShaderNodeTree")
+    link_data(bpy.data.lights.new("Idle lamp", "SPOT"))
+    link_data(bpy.data.cameras.new("Idle camera"))
+    bpy.data.materials.new("Idle material")
+    bpy.data.worlds.new("Idle world")
+    for _kind, id_data in index_all().values():
+        if not hasattr(id_data, "animation_data") or (
+            id_data.animation_data is not None and len(id_data.animation_data.nla_tracks)
+        ):
+            continue
+        id_data["idle"] = 0.0
+        action = keyed_action(
+            f"Idle {id_data.name}", id_data.id_type, id_data.name, '["idle"]', [1.0, 0.0, 9.0, 1.0]
+        )
+        track = (id_data.animation_data or id_data.animation_data_create()).nla_tracks.new()
+        track.name = "Idle"
+        track.strips.new("Idle", 1, action)
+    for owner in (bpy.data.materials["Idle material"], bpy.data.worlds["Idle world"]):
+        # The embedded tree's own track (``treenla``): its first float socket, keyed flat.
+        tree = owner.node_tree
+        socket = next(
+            s for n in tree.nodes for s in n.inputs if isinstance(getattr(s, "default_value", None), float)
+        )
+        value = socket.default_value
+        path = socket.path_from_id("default_value")
+        action = keyed_action(
+            f"Idle {owner.name} tree", "NODETREE", tree.name, path, [1.0, value, 9.0, value]
+        )
+        track = tree.animation_data_create().nla_tracks.new()
+        track.name = "Idle tree"
+        track.strips.new("Idle tree", 1, action)
+    bpy.context.scene.frame_set(bpy.context.scene.frame_current)

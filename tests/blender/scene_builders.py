@@ -10,7 +10,12 @@ import tempfile
 import wave
 
 import bpy
-from anim_builders import build_data_animation, build_driver_curves, build_nla
+from anim_builders import (
+    build_data_animation,
+    build_driver_curves,
+    build_every_kind_nla,
+    build_nla,
+)
 from node_builders import build_geometry_nodes
 
 
@@ -1057,6 +1062,7 @@ BUILDERS = {
     "nla": (build_nla, "obj"),
     "data_animation": (build_data_animation, "light"),
     "driver_curves": (build_driver_curves, "obj"),
+    "kind_animation": (build_every_kind_nla, "speaker"),
 }
 
 

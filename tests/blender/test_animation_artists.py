@@ -11,6 +11,7 @@ artist is posed by another, and both evaluate the same deformed mesh.
 from __future__ import annotations
 
 import pytest
+from anim_builders import KIND_ANIMATED
 from test_addon_multiprocess import artists, converge, server, start_room  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
@@ -164,3 +165,52 @@ def test_object_data_material_and_world_animation_plays_the_same_for_everyone(se
     cleo.call("join", room="shot")
     converge([ana, ben, cleo])
     assert {frame: values_at(cleo, frame) for frame in frames} == expected
+
+
+BUILD_KINDS = """
+import sys
+sys.path.insert(0, "tests/blender")
+from anim_builders import build_kind_animation
+build_kind_animation()
+"""
+
+IMPORT_BUILDERS = 'import sys\nsys.path.insert(0, "tests/blender")\n'
+
+# Ben keys the speaker's volume again on frame 30 (1.0 before) and the curve's bevel depth on frame 45.
+KEY_KINDS = """
+from anim_builders import key
+key(bpy.data.speakers["Horn"], "volume", {30: 0.75})
+key(bpy.data.curves["Tube"], "bevel_depth", {45: 0.8})
+"""
+
+KIND_VALUES = "__import__('anim_builders').kind_animation_values()"
+
+
+def kind_values_at(artist, frame: int) -> list:
+    artist.call("edit", script=f"bpy.context.scene.frame_set({frame})\n")
+    return artist.call("eval", expr=KIND_VALUES)["value"]
+
+
+def test_the_animation_of_every_kind_plays_the_same_for_everyone_and_playing_sends_nothing(server, artists):  # noqa: F811
+    """Actions and NLA tracks of curves, armatures, speakers, the scene, metaballs, lattices, textures,
+    particle settings, grease pencil, light probes, volumes, point clouds and hair curves (extras.given):
+    made by Ana, evaluated the same by Ben; playing sends nothing on either side; Ben's keyframes travel."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=BUILD_KINDS)
+    ben.call("edit", script=IMPORT_BUILDERS)
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    frames = (1, 12, 30, 45)
+    expected = {frame: kind_values_at(ana, frame) for frame in frames}
+    assert all(a != b for a, b in zip(expected[1], expected[30], strict=True))  # every value moves
+    assert {frame: kind_values_at(ben, frame) for frame in frames} == expected
+    assert ana.call("play", start=1, end=60, timeout=60)["batches"] == 0
+    assert ben.call("play", start=1, end=60, timeout=60)["batches"] == 0
+    ben.call("edit", script=KEY_KINDS)
+    converge([ana, ben])
+    speaker = KIND_ANIMATED.index(("speakers", "Horn", "volume"))
+    tube = KIND_ANIMATED.index(("curves", "Tube", "bevel_depth"))
+    at_30, at_45 = kind_values_at(ana, 30), kind_values_at(ana, 45)
+    assert at_30[speaker] == 0.75 and at_45[tube] == 0.8
+    assert kind_values_at(ben, 30) == at_30 and kind_values_at(ben, 45) == at_45

@@ -108,3 +108,48 @@ def test_a_strip_moved_to_another_track_keeps_its_name_whichever_track_arrives_f
     apply_one_at_a_time(changed[::-1], applier)
     assert "Walk back" in bpy.data.objects["Dancer"].animation_data.nla_tracks["Layer on top"].strips
     assert sync.scene_hash() == edited
+
+
+def test_a_geometry_change_keeps_the_meshs_own_action_tracks_and_drivers():
+    """Blender's Mesh.clear_geometry frees the mesh's animation data: a geometry key arriving after the
+    mesh's ``anim``, ``nla`` and ``driver`` keys (a vertex moved by another artist) must keep them."""
+    from anim_builders import keyed_action, link_data
+    from scene_builders import add_driver, triangle_mesh
+
+    me = triangle_mesh("Waving")
+    link_data(me)
+    me["level"], me["idle"], me["gain"] = 0.0, 0.0, 0.0
+    me.animation_data_create().action = keyed_action(
+        "Level", "MESH", "Waving", '["level"]', [1.0, 0.0, 9.0, 1.0]
+    )
+    me.animation_data.action_slot = me.animation_data.action.slots[0]
+    track = me.animation_data.nla_tracks.new()
+    track.name = "Idle"
+    track.strips.new("Idle", 1, keyed_action("Idle", "MESH", "Waving", '["idle"]', [1.0, 0.0, 9.0, 2.0]))
+    add_driver(
+        me,
+        '["gain"]',
+        0,
+        "2 * base",
+        [("base", "SINGLE_PROP", [{"id_type": "MESH", "id": me, "data_path": '["level"]'}])],
+    )
+    evaluate_scenes()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = apply_one_at_a_time(sorted(values.items()))
+    me = bpy.data.meshes["Waving"]
+    me.vertices[0].co.x = 5.0  # as a remote geometry edit: only its key comes again
+    geometry = next(k for k in values if k.startswith("mesh/") and k.endswith("/geometry"))
+    moved = sync.serialise_scene()[geometry]
+    reset_scene()
+    applier = apply_one_at_a_time(sorted(values.items()))
+    apply_one_at_a_time([(geometry, moved)], applier)
+    me = bpy.data.meshes["Waving"]
+    assert me.vertices[0].co.x == 5.0
+    assert me.animation_data is not None
+    assert me.animation_data.action.name == "Level"
+    assert [t.name for t in me.animation_data.nla_tracks] == ["Idle"]
+    assert [d.data_path for d in me.animation_data.drivers] == ['["gain"]']
+    assert {k: v for k, v in sync.serialise_scene().items() if k != geometry} == {
+        k: v for k, v in values.items() if k != geometry
+    }

@@ -508,3 +508,26 @@ def test_a_material_edit_does_not_rehash_the_heavy_mesh_that_uses_it(monkeypatch
         assert ("mesh", big.name) not in serialised and ("mesh", small.name) in serialised
     finally:
         bpy.app.handlers.depsgraph_update_post.remove(on_update)
+
+
+def test_playing_the_animation_of_every_kind_changes_no_key():
+    """Actions and NLA strips animating a curve, an armature, a speaker, the scene, a metaball, a lattice
+    point, a texture, particle settings (hair length, which Blender stores as the normal factor), grease
+    pencil, a light probe, a volume, a point cloud and hair curves write on every frame: those values are
+    derived (derived.py), so playing changes no key but the scene's current frame, which is each artist's
+    own (sent only while following the shared view, view_state.py)."""
+    from anim_builders import build_every_kind_nla, kind_animation_values
+
+    build_every_kind_nla()
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    seen = []
+    for frame in range(2, 61, 3):
+        scene.frame_set(frame)
+        seen.append(kind_animation_values())
+        changed, deleted = tracker.scan()
+        assert deleted == []
+        assert [key for key in changed if sync.parse_key(key)[2] != "view"] == [], f"frame {frame}"
+    assert all(a != b for a, b in zip(seen[0], seen[-1], strict=True))  # every value did move

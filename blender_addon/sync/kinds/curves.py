@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import ids, rna
+from .. import derived, ids, rna
 from ..arrays import fget, floats, fset
 from ..assign import set_changed, set_materials
 from ..codec import pack_f32
@@ -51,29 +51,31 @@ def curve_type(curve: bpy.types.Curve) -> str:
 # ---------------------------------------------------------------- read
 
 
-def _read_spline(spline) -> dict[str, object]:
+def _read_spline(spline, ctx: ReadContext, path: str) -> dict[str, object]:
+    """A spline's flags and points (``path``: its data path; animated components of the points are 0.0,
+    derived.py)."""
     flags = SPLINE_FLAGS if spline.type == "NURBS" else NON_NURBS_FLAGS
     doc: dict[str, object] = {flag: rna.plain(getattr(spline, flag)) for flag in flags}
+    curve = spline.id_data
+
+    def packed(pts, collection: str, attr: str, width: int) -> bytes:
+        values = fget(pts, attr, len(pts), width)
+        return pack_f32(ctx.masked_packed(curve, f"{path}.{collection}", attr, values, width))
+
     if spline.type == "BEZIER":
         pts = spline.bezier_points
-        n = len(pts)
         doc["bezier"] = {
-            "co": pack_f32(fget(pts, "co", n, 3)),
-            "handle_left": pack_f32(fget(pts, "handle_left", n, 3)),
-            "handle_right": pack_f32(fget(pts, "handle_right", n, 3)),
+            **{attr: packed(pts, "bezier_points", attr, 3) for attr in ("co", "handle_left", "handle_right")},
             "handle_left_type": [p.handle_left_type for p in pts],
             "handle_right_type": [p.handle_right_type for p in pts],
-            "radius": pack_f32(fget(pts, "radius", n, 1)),
-            "tilt": pack_f32(fget(pts, "tilt", n, 1)),
+            "radius": packed(pts, "bezier_points", "radius", 1),
+            "tilt": packed(pts, "bezier_points", "tilt", 1),
         }
     else:
         pts = spline.points
-        n = len(pts)
         doc["points"] = {
-            "co": pack_f32(fget(pts, "co", n, 4)),
-            "radius": pack_f32(fget(pts, "radius", n, 1)),
-            "tilt": pack_f32(fget(pts, "tilt", n, 1)),
-            "weight": pack_f32(fget(pts, "weight", n, 1)),
+            "co": packed(pts, "points", "co", 4),
+            **{attr: packed(pts, "points", attr, 1) for attr in ("radius", "tilt", "weight")},
             "count_u": spline.point_count_u,
             "count_v": spline.point_count_v,
         }
@@ -91,7 +93,7 @@ def serialise(curve: bpy.types.Curve, ctx: ReadContext) -> dict[str, object]:
         },
         "name": curve.name,
         "set": setting_items(ctx.props(curve, skip=(*CURVE_SKIP, "dimensions"))),
-        "splines": [_read_spline(s) for s in curve.splines],
+        "splines": [_read_spline(s, ctx, f"splines[{i}]") for i, s in enumerate(curve.splines)],
     }
     if kind == "FONT":
         parts["text"] = {"body": curve.body}
@@ -174,6 +176,7 @@ def apply_splines(curve: bpy.types.Curve, doc: list, ctx: ApplyContext) -> bpy.t
         for flag in SPLINE_FLAGS:
             if flag != "type" and flag in sdoc:
                 set_changed(spline, flag, sdoc[flag])
+    derived.reanimate(curve)
     return curve
 
 

@@ -10,8 +10,8 @@ import tempfile
 import bpy
 
 from .. import ids
-from ..assign import replace
 from ..context import ApplyContext, ReadContext
+from ..replacing import replace
 from .base import Kind
 
 BUILTIN_FONT = "<builtin>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import ids, rna
+from .. import derived, ids, rna
 from ..arrays import fget, floats, fset
 from ..assign import rename, set_changed
 from ..codec import pack_f32
@@ -22,9 +22,11 @@ def serialise(lattice: bpy.types.Lattice, ctx: ReadContext) -> dict[str, object]
             "size": [getattr(lattice, attr) for attr in LATTICE_SIZE],
             "props": ctx.props(lattice, skip=LATTICE_SIZE),
         },
-        "points": {
-            "co_deform": pack_f32(fget(lattice.points, "co_deform", n, 3)),
-            "weight_softbody": pack_f32(fget(lattice.points, "weight_softbody", n, 1)),
+        "points": {  # animated components: derived.py
+            attr: pack_f32(
+                ctx.masked_packed(lattice, "points", attr, fget(lattice.points, attr, n, width), width)
+            )
+            for attr, width in (("co_deform", 3), ("weight_softbody", 1))
         },
     }
 
@@ -58,6 +60,7 @@ def apply_points(lattice: bpy.types.Lattice, doc: dict, ctx: ApplyContext) -> bp
     if len(doc["co_deform"]) == 12 * len(lattice.points):
         fset(lattice.points, "co_deform", doc["co_deform"])
         fset(lattice.points, "weight_softbody", doc["weight_softbody"])
+        derived.reanimate(lattice)
     else:  # the size in meta has not arrived yet: apply again once it has
         ctx.wait_for("meta", ids.get_uuid(lattice))
     return lattice

@@ -5,8 +5,9 @@ from __future__ import annotations
 import bpy
 
 from .. import rna
-from ..assign import rename, replace
+from ..assign import rename
 from ..context import ApplyContext, ReadContext
+from ..replacing import replace
 from .base import Kind
 
 

@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import bpy
 
-from .. import animation, custom_props, drivers, ids, nla, rna, vertex_groups
+from .. import animation, custom_props, derived, drivers, ids, nla, rna, vertex_groups
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..codec import pack_f32, pack_i32
 from ..context import ApplyContext, ReadContext
+from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
 from .base import Kind
 
@@ -53,7 +54,7 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
     uv = me.uv_layers
     colors = me.color_attributes
     geometry = {
-        "vertices": pack_f32(fget(me.vertices, "co", nv, 3)),
+        "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", fget(me.vertices, "co", nv, 3), 3)),
         "edges": pack_i32(iget(me.edges, "vertices", ne, 2)),
         "face_starts": pack_i32(iget(me.polygons, "loop_start", npoly, 1)),
         "corner_verts": pack_i32(iget(me.loops, "vertex_index", nl, 1)),
@@ -143,12 +144,27 @@ def apply_meta(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID
     return me
 
 
+def _clear_geometry(me: bpy.types.Mesh) -> None:
+    """``Mesh.clear_geometry`` frees the mesh's animation data too (its action, NLA tracks and drivers, which
+    travel on keys of their own): kept across it on a throw-away mesh."""
+    if me.animation_data is None:
+        me.clear_geometry()
+        return
+    holder = bpy.data.meshes.new("blendsync-temp")
+    try:
+        carry_animation(me, holder)
+        me.clear_geometry()
+        carry_animation(holder, me)
+    finally:
+        bpy.data.meshes.remove(holder)
+
+
 def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     if me.override_library is not None:
         # A library override's geometry is its library's: Blender neither edits nor keeps it (and the
         # override refuses the arrays), so the receiver's copy of the library gives the same.
         return me
-    me.clear_geometry()
+    _clear_geometry(me)
     nv = len(doc["vertices"]) // 12
     ne = len(doc["edges"]) // 8
     npoly = len(doc["face_starts"]) // 4
@@ -188,6 +204,7 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
     if doc["default_color"] and doc["default_color"] in colors:
         colors.default_color_name = doc["default_color"]
     me.update()
+    derived.reanimate(me)  # keyed vertices (derived.py) read as 0.0: the animation writes them again
     return me
 
 

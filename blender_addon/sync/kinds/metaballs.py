@@ -27,7 +27,13 @@ METABALL_ELEMENT = (
 
 
 def serialise(mb: bpy.types.MetaBall, ctx: ReadContext) -> dict[str, object]:
-    elements = [{attr: rna.plain(getattr(e, attr)) for attr in METABALL_ELEMENT} for e in mb.elements]
+    elements = [  # animated components read as None (derived.py)
+        {
+            attr: ctx.masked(e, attr, rna.plain(getattr(e, attr)), f"elements[{i}]")
+            for attr in METABALL_ELEMENT
+        }
+        for i, e in enumerate(mb.elements)
+    ]
     return {
         "meta": {"materials": [ctx.ref(m) for m in mb.materials]},
         "name": mb.name,

@@ -10,8 +10,9 @@ import tempfile
 import bpy
 
 from .. import rna
-from ..assign import rename, replace, set_changed
+from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
+from ..replacing import replace
 from .base import Kind
 
 _FRAME_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")

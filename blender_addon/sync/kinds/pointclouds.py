@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import bpy
 
-from ..assign import replace, set_materials
+from ..assign import set_materials
 from ..attributes import read_attributes, write_attributes
 from ..context import ApplyContext, ReadContext
+from ..replacing import replace
 from ..settings import apply_name, placeholder_name
 from .base import Kind
 

@@ -9,8 +9,9 @@ import tempfile
 
 import bpy
 
-from ..assign import rename, replace, set_changed
+from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
+from ..replacing import replace
 from .base import Kind
 
 
