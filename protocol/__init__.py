@@ -4,6 +4,7 @@ See docs/protocol.md for the byte-level specification.
 """
 
 from . import invite, limits
+from .admin_events import BackupData, ExportBlob, ExportItems
 from .client_session import ClientSession, Step
 from .connection import CLOSED, NEED_DATA, Connection, Role, State
 from .convergence import Overridden, Overrides, PendingEdits
@@ -17,7 +18,6 @@ from .events import (
     Admin,
     AdminResult,
     Applied,
-    BackupData,
     Batch,
     BlobDataEvent,
     BlobGet,
@@ -34,8 +34,6 @@ from .events import (
     Error,
     Event,
     EventRelayed,
-    ExportBlob,
-    ExportItems,
     Hello,
     Joined,
     JoinRoom,

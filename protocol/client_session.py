@@ -25,17 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .admin_events import BackupData, ExportBlob, ExportItems
 from .convergence import Change, Overridden, Overrides, PendingEdits, op_changes
 from .events import (
     Ack,
     Applied,
-    BackupData,
     Batch,
     Delete,
     Error,
     Event,
-    ExportBlob,
-    ExportItems,
     Hello,
     Joined,
     JoinRoom,

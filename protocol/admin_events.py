@@ -1,0 +1,44 @@
+"""Server messages that stream an admin action's data before its ``admin_result``: a room's export and an
+online backup (docs/protocol.md, *Admin*)."""
+
+from __future__ import annotations
+
+from dataclasses import field
+
+from .events import Event, Sender, _check_blob_hash, _event
+from .limits import BlobChildren, BlobData, BlobHash, FieldError, Items, KeyRefs, Ref, RoomName
+
+
+@_event("export_items", Sender.SERVER)
+class ExportItems(Event):
+    """A chunk of an exported room's keys; the export's admin_result follows the last one."""
+
+    room: RoomName
+    items: Items
+    refs: KeyRefs = field(default_factory=list)  # [key, refs] for the keys of items that reference blobs
+    ref: Ref | None = None
+
+
+@_event("export_blob", Sender.SERVER)
+class ExportBlob(Event):
+    """One blob that an exported room's keys reference or hold through tree nodes, after its last
+    export_items, each after its children; admin_result follows the last one. A tree node names the
+    blobs it holds as ``children`` (docs/protocol.md section 3a)."""
+
+    hash: BlobHash
+    data: BlobData
+    ref: Ref | None = None
+    children: BlobChildren | None = None
+
+    def check(self) -> None:
+        _check_blob_hash(self.hash, self.data)
+        if self.children is not None and self.hash in self.children:
+            raise FieldError("children", "must not name the blob itself")
+
+
+@_event("backup_data", Sender.SERVER)
+class BackupData(Event):
+    """A chunk of an online backup of the store (admin ``backup``); its admin_result follows the last one."""
+
+    data: bytes
+    ref: Ref | None = None
