@@ -15,6 +15,7 @@ import json
 import math
 import struct
 import zlib
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgpack
@@ -90,58 +91,61 @@ async def studio(tmp_path: Path):
     return tokens, add_user(tokens, "ana", "user")
 
 
-async def test_the_page_draws_the_room_where_it_is_in_its_colours_and_follows_a_move(tmp_path):
+@asynccontextmanager
+async def ana_on_a_server(tmp_path: Path):
+    """A server with users and an HTTP port, and Ana connected to it."""
     tokens, ana_token = await studio(tmp_path)
     config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
     async with open_broadcaster(config) as b:
         host, port = b.listen_addresses[0].rsplit(":", 1)
         async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("shot/010 #1", keep_open=True)
-            await ana.join("shot/010 #1")
-            red_cube, blue_cube = "a" * 32, "d" * 32
-            await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
-            await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
-            share = await ana.admin("share", room="shot/010 #1")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(f"{share['url']}#camera={CAMERA}")
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-                assert await page.evaluate("blendsyncViewer.objectCount()") == 2, page.log
-                shot = await page.screenshot()
-                (tmp_path / "before.png").write_bytes(await page.screenshot_png())
-                assert around(shot, project(shot, (-2.0, 0.0, 0.0)), red)
-                assert around(shot, project(shot, (2.0, 0.0, 1.5)), blue)
-                assert not around(shot, project(shot, (0.0, 0.0, -2.0)), red, radius=1)  # background
-                # An artist moves the red cube: it glides there (the page eases between updates).
-                await ana.set(f"obj/{red_cube}/location", pack([0.0, 0.0, -1.5]))
-                await page.wait_for(
-                    f"(p => p && Math.abs(p[2] + 1.5) < 1e-4 && Math.abs(p[0]) < 1e-4)"
-                    f"(blendsyncViewer.position('{red_cube}'))",
-                    30,
-                )
-                moved = await page.screenshot()
-                (tmp_path / "after.png").write_bytes(await page.screenshot_png())
-                assert around(moved, project(moved, (0.0, 0.0, -1.5)), red)
-                assert not around(moved, project(moved, (-2.0, 0.0, 0.0)), red, radius=1)
-                assert around(moved, project(moved, (2.0, 0.0, 1.5)), blue)
+            yield ana
+
+
+async def test_the_page_draws_the_room_where_it_is_in_its_colours_and_follows_a_move(tmp_path):
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("shot/010 #1", keep_open=True)
+        await ana.join("shot/010 #1")
+        red_cube, blue_cube = "a" * 32, "d" * 32
+        await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
+        await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+        share = await ana.admin("share", room="shot/010 #1")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            assert await page.evaluate("blendsyncViewer.objectCount()") == 2, page.log
+            shot = await page.screenshot()
+            (tmp_path / "before.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-2.0, 0.0, 0.0)), red)
+            assert around(shot, project(shot, (2.0, 0.0, 1.5)), blue)
+            assert not around(shot, project(shot, (0.0, 0.0, -2.0)), red, radius=1)  # background
+            # An artist moves the red cube: it glides there (the page eases between updates).
+            await ana.set(f"obj/{red_cube}/location", pack([0.0, 0.0, -1.5]))
+            await page.wait_for(
+                f"(p => p && Math.abs(p[2] + 1.5) < 1e-4 && Math.abs(p[0]) < 1e-4)"
+                f"(blendsyncViewer.position('{red_cube}'))",
+                30,
+            )
+            moved = await page.screenshot()
+            (tmp_path / "after.png").write_bytes(await page.screenshot_png())
+            assert around(moved, project(moved, (0.0, 0.0, -1.5)), red)
+            assert not around(moved, project(moved, (-2.0, 0.0, 0.0)), red, radius=1)
+            assert around(moved, project(moved, (2.0, 0.0, 1.5)), blue)
 
 
 async def test_an_expired_or_revoked_link_says_so_on_the_page(tmp_path):
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("r", keep_open=True)
-            share = await ana.admin("share", room="r")
-            await ana.admin("revoke_share", name=share["name"])
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(share["url"])
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'expired'", 90)
-                text = await page.evaluate(
-                    "document.getElementById('message').hidden ? '' : "
-                    "document.getElementById('message').textContent"
-                )
-                assert text == "This link has expired or was revoked."
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        share = await ana.admin("share", room="r")
+        await ana.admin("revoke_share", name=share["name"])
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(share["url"])
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'expired'", 90)
+            text = await page.evaluate(
+                "document.getElementById('message').hidden ? '' : "
+                "document.getElementById('message').textContent"
+            )
+            assert text == "This link has expired or was revoked."
 
 
 def view_matrix(eye, target, up=(0.0, 0.0, 1.0)) -> list[float]:
@@ -171,44 +175,40 @@ def green(r: int, g: int, b: int) -> bool:
 
 
 async def test_artists_show_as_frustums_with_their_selection_and_the_page_follows_a_view(tmp_path):
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            red_cube, blue_cube = "a" * 32, "d" * 32
-            await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
-            await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
-            # Ana looks down at the red cube from the front and has the blue one selected; she is green.
-            await ana.presence(
-                name="ana",
-                color=[0.0, 1.0, 0.0],
-                frame=42,
-                view_matrix=view_matrix([-2.0, -3.0, 1.5], [-2.0, 0.0, 0.0]),
-                selection=[blue_cube],
-            )
-            share = await ana.admin("share", room="r")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(f"{share['url']}#camera={CAMERA}")
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-                await page.wait_for("document.getElementById('artists').textContent.includes('frame 42')", 30)
-                shot = await page.screenshot()
-                (tmp_path / "artists.png").write_bytes(await page.screenshot_png())
-                greens = shot.find(green)
-                # Her frustum, at her eye (above and in front of the red cube), in her colour ...
-                ex, ey = project(shot, (-2.0, -3.0, 1.5))
-                assert any(abs(x - ex) < 40 and abs(y - ey) < 40 for x, y in greens), page.log
-                # ... and a box in her colour around what she selected (the blue cube's corners).
-                bx, by = project(shot, (2.5, -0.5, 2.0))
-                assert any(abs(x - bx) < 8 and abs(y - by) < 8 for x, y in greens)
-                # Following her: the page looks from where she looks, at the red cube, from above.
-                await page.evaluate(f"blendsyncViewer.follow({ana.client_id!r})")
-                await trio.sleep(0.3)
-                followed = await page.screenshot()
-                (tmp_path / "follow.png").write_bytes(await page.screenshot_png())
-                assert around(followed, (followed.width // 2, followed.height // 2), red)
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        red_cube, blue_cube = "a" * 32, "d" * 32
+        await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
+        await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+        # Ana looks down at the red cube from the front and has the blue one selected; she is green.
+        await ana.presence(
+            name="ana",
+            color=[0.0, 1.0, 0.0],
+            frame=42,
+            view_matrix=view_matrix([-2.0, -3.0, 1.5], [-2.0, 0.0, 0.0]),
+            selection=[blue_cube],
+        )
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            await page.wait_for("document.getElementById('artists').textContent.includes('frame 42')", 30)
+            shot = await page.screenshot()
+            (tmp_path / "artists.png").write_bytes(await page.screenshot_png())
+            greens = shot.find(green)
+            # Her frustum, at her eye (above and in front of the red cube), in her colour ...
+            ex, ey = project(shot, (-2.0, -3.0, 1.5))
+            assert any(abs(x - ex) < 40 and abs(y - ey) < 40 for x, y in greens), page.log
+            # ... and a box in her colour around what she selected (the blue cube's corners).
+            bx, by = project(shot, (2.5, -0.5, 2.0))
+            assert any(abs(x - bx) < 8 and abs(y - by) < 8 for x, y in greens)
+            # Following her: the page looks from where she looks, at the red cube, from above.
+            await page.evaluate(f"blendsyncViewer.follow({ana.client_id!r})")
+            await trio.sleep(0.3)
+            followed = await page.screenshot()
+            (tmp_path / "follow.png").write_bytes(await page.screenshot_png())
+            assert around(followed, (followed.width // 2, followed.height // 2), red)
 
 
 async def test_the_page_keeps_its_connection_alive_while_the_room_streams(tmp_path):
@@ -348,91 +348,83 @@ RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
 
 
 async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            plane, mat = "a" * 32, "c" * 32
-            # Left half red; right half blue above, green below: a flip either way shows.
-            first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
-            assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
-            # A fine grid: its display mesh's arrays travel in chunks too.
-            mesh = await sent_as_the_add_on_does(ana, textured_plane(plane, "b" * 32, mat, cells=80))
-            assert len(mesh[-1]) == 4
-            await ana.batch([*mesh, await textured_material(ana, mat, first)])
-            share = await ana.admin("share", room="r")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(f"{share['url']}#camera={CAMERA}")
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-                sha = hashlib.sha256(first).hexdigest()
-                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
-                await trio.sleep(0.3)  # a frame drawn with it
-                assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80"
-                shot = await page.screenshot()
-                (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
-                assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
-                assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
-                assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
-                assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
-                # The artist changes the image: the page shows the new one.
-                second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
-                await ana.batch([await textured_material(ana, mat, second)])
-                sha = hashlib.sha256(second).hexdigest()
-                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
-                await trio.sleep(0.3)
-                changed = await page.screenshot()
-                (tmp_path / "retextured.png").write_bytes(await page.screenshot_png())
-                assert around(changed, project(changed, (-1.0, 0.0, 1.0)), blue)
-                assert around(changed, project(changed, (1.0, 0.0, 1.0)), red)
-                assert around(changed, project(changed, (1.0, 0.0, -1.0)), green)
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        plane, mat = "a" * 32, "c" * 32
+        # Left half red; right half blue above, green below: a flip either way shows.
+        first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
+        # A fine grid: its display mesh's arrays travel in chunks too.
+        mesh = await sent_as_the_add_on_does(ana, textured_plane(plane, "b" * 32, mat, cells=80))
+        assert len(mesh[-1]) == 4
+        await ana.batch([*mesh, await textured_material(ana, mat, first)])
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            sha = hashlib.sha256(first).hexdigest()
+            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+            await trio.sleep(0.3)  # a frame drawn with it
+            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80"
+            shot = await page.screenshot()
+            (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+            assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+            assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+            assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+            # The artist changes the image: the page shows the new one.
+            second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
+            await ana.batch([await textured_material(ana, mat, second)])
+            sha = hashlib.sha256(second).hexdigest()
+            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+            await trio.sleep(0.3)
+            changed = await page.screenshot()
+            (tmp_path / "retextured.png").write_bytes(await page.screenshot_png())
+            assert around(changed, project(changed, (-1.0, 0.0, 1.0)), blue)
+            assert around(changed, project(changed, (1.0, 0.0, 1.0)), red)
+            assert around(changed, project(changed, (1.0, 0.0, -1.0)), green)
 
 
 async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not_hold_is_left_out(tmp_path):
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
-            await ana.create_room("other", keep_open=True)
-            await ana.join("other")
-            theirs = png(160, 160, lambda u, v: GREEN)
-            other = await textured_material(ana, "9" * 32, theirs)
-            await ana.batch([other])  # the other room holds its image's chunks
-            await ana.leave()
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            left, right = "a" * 32, "d" * 32
-            # Left plane: its image mirrored in u (u' = 1 - u) by the summary's uv_transform.
-            mirrored = await textured_material(ana, "c" * 32, image, (-1.0, 0.0, 1.0, 0.0, 1.0, 0.0))
-            left_plane = textured_plane(left, "b" * 32, "c" * 32, x=-2.5, half=1.5)
-            await ana.batch([*await sent_as_the_add_on_does(ana, left_plane), mirrored])
-            # Right plane: a summary naming the other room's chunks, set without refs (a server stores any
-            # bytes): the page cannot fetch them, leaves the value out and draws the material's own keys.
-            right_plane = textured_plane(right, "e" * 32, "f" * 32, x=2.5, half=1.5)
-            await ana.batch(
-                [
-                    *await sent_as_the_add_on_does(ana, right_plane),
-                    ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
-                    ["set", "view/" + "f" * 32 + "/material", other[2]],
-                ]
-            )
-            share = await ana.admin("share", room="r")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(f"{share['url']}#camera={CAMERA}")
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-                await page.wait_for("blendsyncViewer.textures().length === 1", 30)
-                await trio.sleep(0.3)
-                shot = await page.screenshot()
-                (tmp_path / "mirrored.png").write_bytes(await page.screenshot_png())
-                assert around(shot, project(shot, (-3.25, 0.0, 0.75)), blue), page.log
-                assert around(shot, project(shot, (-3.25, 0.0, -0.75)), green)
-                assert around(shot, project(shot, (-1.75, 0.0, 0.0)), red)
-                assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
-                assert await page.evaluate("blendsyncViewer.status") == "connected"
+    async with ana_on_a_server(tmp_path) as ana:
+        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        await ana.create_room("other", keep_open=True)
+        await ana.join("other")
+        theirs = png(160, 160, lambda u, v: GREEN)
+        other = await textured_material(ana, "9" * 32, theirs)
+        await ana.batch([other])  # the other room holds its image's chunks
+        await ana.leave()
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        left, right = "a" * 32, "d" * 32
+        # Left plane: its image mirrored in u (u' = 1 - u) by the summary's uv_transform.
+        mirrored = await textured_material(ana, "c" * 32, image, (-1.0, 0.0, 1.0, 0.0, 1.0, 0.0))
+        left_plane = textured_plane(left, "b" * 32, "c" * 32, x=-2.5, half=1.5)
+        await ana.batch([*await sent_as_the_add_on_does(ana, left_plane), mirrored])
+        # Right plane: a summary naming the other room's chunks, set without refs (a server stores any
+        # bytes): the page cannot fetch them, leaves the value out and draws the material's own keys.
+        right_plane = textured_plane(right, "e" * 32, "f" * 32, x=2.5, half=1.5)
+        await ana.batch(
+            [
+                *await sent_as_the_add_on_does(ana, right_plane),
+                ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
+                ["set", "view/" + "f" * 32 + "/material", other[2]],
+            ]
+        )
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            await page.wait_for("blendsyncViewer.textures().length === 1", 30)
+            await trio.sleep(0.3)
+            shot = await page.screenshot()
+            (tmp_path / "mirrored.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-3.25, 0.0, 0.75)), blue), page.log
+            assert around(shot, project(shot, (-3.25, 0.0, -0.75)), green)
+            assert around(shot, project(shot, (-1.75, 0.0, 0.0)), red)
+            assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
+            assert await page.evaluate("blendsyncViewer.status") == "connected"
 
 
 # ---- byte strings as trees of chunks (docs/values.md, "Chunked byte strings"), the add-on's format ----
@@ -490,38 +482,34 @@ def display_doc(ops: list) -> dict:
 
 
 async def test_the_page_draws_a_plane_whose_mesh_and_image_travel_as_trees(tmp_path):
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            plane, mat = "a" * 32, "c" * 32
-            image = png(600, 600, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
-            material = await set_with_trees(ana, f"view/{mat}/material", material_summary(image, image, 600))
-            ops = textured_plane(plane, "b" * 32, mat, cells=300)
-            mesh = await set_with_trees(ana, ops[-1][1], display_doc(ops))
-            # Trees of two node levels (a root over list nodes over the chunks) for the image and the mesh's
-            # positions, normals (many equal chunks) and indices; one level for its UVs.
-            assert [t.depth for t in chunks.trees_of(material[2])] == [2]
-            assert sorted(t.depth for t in chunks.trees_of(mesh[2])) == [1, 2, 2, 2]
-            await ana.batch([*ops[:-1], mesh, material])
-            share = await ana.admin("share", room="r")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(f"{share['url']}#camera={CAMERA}")
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-                sha = hashlib.sha256(image).hexdigest()
-                await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 60)
-                await trio.sleep(0.3)  # a frame drawn with it
-                assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane300", page.log
-                shot = await page.screenshot()
-                (tmp_path / "tree-textured.png").write_bytes(await page.screenshot_png())
-                assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
-                assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
-                assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
-                assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
-                assert await page.evaluate("blendsyncViewer.waiting()") == 0
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        plane, mat = "a" * 32, "c" * 32
+        image = png(600, 600, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        material = await set_with_trees(ana, f"view/{mat}/material", material_summary(image, image, 600))
+        ops = textured_plane(plane, "b" * 32, mat, cells=300)
+        mesh = await set_with_trees(ana, ops[-1][1], display_doc(ops))
+        # Trees of two node levels (a root over list nodes over the chunks) for the image and the mesh's
+        # positions, normals (many equal chunks) and indices; one level for its UVs.
+        assert [t.depth for t in chunks.trees_of(material[2])] == [2]
+        assert sorted(t.depth for t in chunks.trees_of(mesh[2])) == [1, 2, 2, 2]
+        await ana.batch([*ops[:-1], mesh, material])
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            sha = hashlib.sha256(image).hexdigest()
+            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 60)
+            await trio.sleep(0.3)  # a frame drawn with it
+            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane300", page.log
+            shot = await page.screenshot()
+            (tmp_path / "tree-textured.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+            assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+            assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+            assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+            assert await page.evaluate("blendsyncViewer.waiting()") == 0
 
 
 def claiming(ext: msgpack.ExtType, more: int) -> msgpack.ExtType:
@@ -531,96 +519,92 @@ def claiming(ext: msgpack.ExtType, more: int) -> msgpack.ExtType:
 
 
 async def test_a_malformed_tree_leaves_its_value_out_and_the_page_goes_on(tmp_path):
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
-            # Left plane: well formed, textured.
-            left = textured_plane("a" * 32, "b" * 32, "c" * 32, x=-2.5, half=1.5, cells=40)
-            ops = [
-                *left[:-1],
-                await set_with_trees(ana, left[-1][1], display_doc(left)),
-                await set_with_trees(ana, "view/" + "c" * 32 + "/material", material_summary(image, image)),
-            ]
-            # Right plane: its image's tree holds one chunk more than its length and chunk size make (the
-            # last cut in two, the bytes adding up): the summary is left out, the material's own colour shows.
-            right = textured_plane("d" * 32, "e" * 32, "f" * 32, x=2.5, half=1.5, cells=40)
-            cut = [image[i : i + chunks.CHUNK_BYTES] for i in range(0, len(image), chunks.CHUNK_BYTES)]
-            cut[-1:] = [cut[-1][:100], cut[-1][100:]]
-            extra = hand_tree(cut, chunks.CHUNK_BYTES, chunks.FANOUT)
-            ops += [
-                *right[:-1],
-                await set_with_trees(ana, right[-1][1], display_doc(right)),
-                ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
-                [
-                    "set",
-                    "view/" + "f" * 32 + "/material",
-                    pack(material_summary(extra[0], image)),
-                    [await put_hand_tree(ana, extra)],
-                ],
-            ]
-            # Display meshes each left out, so that nothing is drawn for their objects:
-            normal = f32([0.0, -1.0, 0.0])
-            broken = {}
-            # its trees (as the add-on made them) claiming one vertex more than their chunks hold;
-            plane = textured_plane("1" * 32, "6" * 32, "c" * 32, cells=300)
-            store = chunks.ChunkCache()
-            encoded = chunks.chunked(display_doc(plane), store)
-            whole = await set_encoded(ana, plane[-1][1], encoded, store)
-            for field, more in (("positions", 12), ("normals", 12), ("uvs", 8)):
-                encoded[field] = claiming(encoded[field], more)
-            broken["1" * 32] = [*plane[:-1], [*whole[:2], pack(encoded), whole[3]]]
-            # its normals a tree of fan-out 289 (past 256): a node naming one chunk 289 times;
-            plane = textured_plane("2" * 32, "7" * 32, "c" * 32, cells=16)
-            doc = display_doc(plane)
-            tree = hand_tree([normal] * (len(doc["normals"]) // 12), 12, 289)
-            root = await put_hand_tree(ana, tree)
-            broken["2" * 32] = [*plane[:-1], ["set", plane[-1][1], pack({**doc, "normals": tree[0]}), [root]]]
-            # its UVs a tree 9 levels deep (512 chunks of 4 bytes, fan-out 2), past 8;
-            plane = textured_plane("3" * 32, "8" * 32, "c" * 32, cells=15)
-            doc = display_doc(plane)
-            tree = hand_tree([doc["uvs"][i : i + 4] for i in range(0, len(doc["uvs"]), 4)], 4, 2)
-            root = await put_hand_tree(ana, tree)
-            broken["3" * 32] = [*plane[:-1], ["set", plane[-1][1], pack({**doc, "uvs": tree[0]}), [root]]]
-            # its normals 100,489 chunks of 12 bytes, all one (0, -1, 0): six blobs naming more chunks than
-            # the page follows for one value (an array's worth of work and memory from a few bytes).
-            plane = textured_plane("4" * 32, "9" * 32, "c" * 32, cells=316)
-            doc = display_doc(plane)
-            tree = hand_tree([normal] * (len(doc["normals"]) // 12), 12, 256)
-            assert len(tree[1]) == 6
-            root = await put_hand_tree(ana, tree)
-            store = chunks.ChunkCache()
-            encoded = chunks.chunked({**doc, "normals": b""}, store)
-            bomb = await set_encoded(ana, plane[-1][1], encoded, store)
-            encoded["normals"] = tree[0]
-            broken["4" * 32] = [*plane[:-1], [*bomb[:2], pack(encoded), [*bomb[3], root]]]
-            await ana.batch([*ops, *(op for plane in broken.values() for op in plane)])
-            share = await ana.admin("share", room="r")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(f"{share['url']}#camera={CAMERA}")
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-                await page.wait_for("blendsyncViewer.textures().length === 1", 60)
-                await page.wait_for("blendsyncViewer.waiting() === 0", 60)  # every value joined or left out
-                await trio.sleep(0.3)
-                for obj in ("a" * 32, "d" * 32):
-                    assert await page.evaluate(f"blendsyncViewer.source('{obj}')") == "view:plane40", page.log
-                for obj in broken:
-                    assert await page.evaluate(f"blendsyncViewer.source('{obj}')") is None, obj
-                shot = await page.screenshot()
-                (tmp_path / "malformed.png").write_bytes(await page.screenshot_png())
-                assert around(shot, project(shot, (-3.25, 0.0, 0.75)), red), page.log
-                assert around(shot, project(shot, (-1.75, 0.0, 0.75)), blue)
-                assert around(shot, project(shot, (-1.75, 0.0, -0.75)), green)
-                assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
-                # The page goes on: a well-formed value of one of those keys is drawn.
-                await ana.batch([whole])
-                await page.wait_for("blendsyncViewer.source('" + "1" * 32 + "') === 'view:plane300'", 60)
-                assert await page.evaluate("blendsyncViewer.status") == "connected"
-                assert await page.evaluate("blendsyncViewer.connections()") == 1
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        # Left plane: well formed, textured.
+        left = textured_plane("a" * 32, "b" * 32, "c" * 32, x=-2.5, half=1.5, cells=40)
+        ops = [
+            *left[:-1],
+            await set_with_trees(ana, left[-1][1], display_doc(left)),
+            await set_with_trees(ana, "view/" + "c" * 32 + "/material", material_summary(image, image)),
+        ]
+        # Right plane: its image's tree holds one chunk more than its length and chunk size make (the
+        # last cut in two, the bytes adding up): the summary is left out, the material's own colour shows.
+        right = textured_plane("d" * 32, "e" * 32, "f" * 32, x=2.5, half=1.5, cells=40)
+        cut = [image[i : i + chunks.CHUNK_BYTES] for i in range(0, len(image), chunks.CHUNK_BYTES)]
+        cut[-1:] = [cut[-1][:100], cut[-1][100:]]
+        extra = hand_tree(cut, chunks.CHUNK_BYTES, chunks.FANOUT)
+        ops += [
+            *right[:-1],
+            await set_with_trees(ana, right[-1][1], display_doc(right)),
+            ["set", "mat/" + "f" * 32 + "/set/diffuse_color", pack([1.0, 0.0, 0.0, 1.0])],
+            [
+                "set",
+                "view/" + "f" * 32 + "/material",
+                pack(material_summary(extra[0], image)),
+                [await put_hand_tree(ana, extra)],
+            ],
+        ]
+        # Display meshes each left out, so that nothing is drawn for their objects:
+        normal = f32([0.0, -1.0, 0.0])
+        broken = {}
+        # its trees (as the add-on made them) claiming one vertex more than their chunks hold;
+        plane = textured_plane("1" * 32, "6" * 32, "c" * 32, cells=300)
+        store = chunks.ChunkCache()
+        encoded = chunks.chunked(display_doc(plane), store)
+        whole = await set_encoded(ana, plane[-1][1], encoded, store)
+        for field, more in (("positions", 12), ("normals", 12), ("uvs", 8)):
+            encoded[field] = claiming(encoded[field], more)
+        broken["1" * 32] = [*plane[:-1], [*whole[:2], pack(encoded), whole[3]]]
+        # its normals a tree of fan-out 289 (past 256): a node naming one chunk 289 times;
+        plane = textured_plane("2" * 32, "7" * 32, "c" * 32, cells=16)
+        doc = display_doc(plane)
+        tree = hand_tree([normal] * (len(doc["normals"]) // 12), 12, 289)
+        root = await put_hand_tree(ana, tree)
+        broken["2" * 32] = [*plane[:-1], ["set", plane[-1][1], pack({**doc, "normals": tree[0]}), [root]]]
+        # its UVs a tree 9 levels deep (512 chunks of 4 bytes, fan-out 2), past 8;
+        plane = textured_plane("3" * 32, "8" * 32, "c" * 32, cells=15)
+        doc = display_doc(plane)
+        tree = hand_tree([doc["uvs"][i : i + 4] for i in range(0, len(doc["uvs"]), 4)], 4, 2)
+        root = await put_hand_tree(ana, tree)
+        broken["3" * 32] = [*plane[:-1], ["set", plane[-1][1], pack({**doc, "uvs": tree[0]}), [root]]]
+        # its normals 100,489 chunks of 12 bytes, all one (0, -1, 0): six blobs naming more chunks than
+        # the page follows for one value (an array's worth of work and memory from a few bytes).
+        plane = textured_plane("4" * 32, "9" * 32, "c" * 32, cells=316)
+        doc = display_doc(plane)
+        tree = hand_tree([normal] * (len(doc["normals"]) // 12), 12, 256)
+        assert len(tree[1]) == 6
+        root = await put_hand_tree(ana, tree)
+        store = chunks.ChunkCache()
+        encoded = chunks.chunked({**doc, "normals": b""}, store)
+        bomb = await set_encoded(ana, plane[-1][1], encoded, store)
+        encoded["normals"] = tree[0]
+        broken["4" * 32] = [*plane[:-1], [*bomb[:2], pack(encoded), [*bomb[3], root]]]
+        await ana.batch([*ops, *(op for plane in broken.values() for op in plane)])
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            await page.wait_for("blendsyncViewer.textures().length === 1", 60)
+            await page.wait_for("blendsyncViewer.waiting() === 0", 60)  # every value joined or left out
+            await trio.sleep(0.3)
+            for obj in ("a" * 32, "d" * 32):
+                assert await page.evaluate(f"blendsyncViewer.source('{obj}')") == "view:plane40", page.log
+            for obj in broken:
+                assert await page.evaluate(f"blendsyncViewer.source('{obj}')") is None, obj
+            shot = await page.screenshot()
+            (tmp_path / "malformed.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-3.25, 0.0, 0.75)), red), page.log
+            assert around(shot, project(shot, (-1.75, 0.0, 0.75)), blue)
+            assert around(shot, project(shot, (-1.75, 0.0, -0.75)), green)
+            assert around(shot, project(shot, (2.5, 0.0, 0.0)), red, radius=20)
+            # The page goes on: a well-formed value of one of those keys is drawn.
+            await ana.batch([whole])
+            await page.wait_for("blendsyncViewer.source('" + "1" * 32 + "') === 'view:plane300'", 60)
+            assert await page.evaluate("blendsyncViewer.status") == "connected"
+            assert await page.evaluate("blendsyncViewer.connections()") == 1
 
 
 # The gate driven directly in the page (its real module, blobs handed in the order the test chooses).
