@@ -15,6 +15,8 @@ from .panel_support import joined_session as _joined
 from .session_events import LISTENERS
 
 SHOWN_CHECKPOINTS = 20
+# The outliner's right-click menus: datablocks in general, objects, collections
+OUTLINER_MENUS = ("OUTLINER_MT_context_menu", "OUTLINER_MT_object", "OUTLINER_MT_collection")
 
 
 def _when(seconds: int) -> str:
@@ -22,20 +24,56 @@ def _when(seconds: int) -> str:
 
 
 class BLENDSYNC_OT_blame(bpy.types.Operator):
-    """Ask the server who last changed each part of the active object"""
+    """Ask the server who last changed each part of the datablock the box shows"""
 
     bl_idname = "blendsync.blame"
     bl_label = "Who changed it?"
 
     @classmethod
     def poll(cls, context):
-        return _joined() is not None and context.active_object is not None
+        session = _joined()
+        return session is not None and room_history.blamed(session, context.active_object) is not None
 
     def execute(self, context):
         session = _joined()
-        for _, prefix in room_history.datablock_prefixes(context.active_object):
+        for _, prefix in room_history.datablock_prefixes(room_history.blamed(session, context.active_object)):
             room_history.request_blame(session, prefix)
         return {"FINISHED"}
+
+
+class BLENDSYNC_OT_blame_pick(bpy.types.Operator):
+    """Show who last changed each part of this datablock (in the blendsync sidebar's Who changed it box)"""
+
+    bl_idname = "blendsync.blame_pick"
+    bl_label = "Who changed it? (blendsync)"
+
+    @classmethod
+    def poll(cls, context):
+        return _joined() is not None and getattr(context, "id", None) is not None
+
+    def execute(self, context):
+        if not room_history.pick(_joined(), context.id):
+            self.report({"WARNING"}, f"{context.id.name} is not synchronised")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class BLENDSYNC_OT_blame_unpick(InRoom, bpy.types.Operator):
+    """Go back to showing the active object"""
+
+    bl_idname = "blendsync.blame_unpick"
+    bl_label = "Back to the active object"
+
+    def execute(self, context):
+        room_history.unpick(_joined())
+        return {"FINISHED"}
+
+
+def draw_outliner_menu(menu, context) -> None:
+    """The outliner's context menu entry: blame of the datablock right-clicked."""
+    if BLENDSYNC_OT_blame_pick.poll(context):
+        menu.layout.separator()
+        menu.layout.operator(BLENDSYNC_OT_blame_pick.bl_idname, icon="VIEWZOOM")
 
 
 class BLENDSYNC_OT_checkpoint(InRoom, bpy.types.Operator):
@@ -94,9 +132,13 @@ class BLENDSYNC_PT_blame(_Tab, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         session = _joined()
-        ob = context.active_object
+        ob = room_history.blamed(session, context.active_object)
+        if ob is not None and ob != context.active_object:
+            row = layout.row()
+            row.label(text=f"{ob.name} (picked in the outliner)")
+            row.operator(BLENDSYNC_OT_blame_unpick.bl_idname, text="", icon="X")
         if ob is None:
-            layout.label(text="No active object")
+            layout.label(text="No active object (or right-click a datablock in the outliner)")
             return
         layout.operator(BLENDSYNC_OT_blame.bl_idname, icon="VIEWZOOM")
         for label, prefix in room_history.datablock_prefixes(ob):
@@ -142,6 +184,8 @@ _redraw = RedrawOnRevision(_revision)  # after a history reply arrived
 
 CLASSES = (
     BLENDSYNC_OT_blame,
+    BLENDSYNC_OT_blame_pick,
+    BLENDSYNC_OT_blame_unpick,
     BLENDSYNC_OT_checkpoint,
     BLENDSYNC_OT_checkpoints,
     BLENDSYNC_OT_restore,
@@ -156,9 +200,13 @@ def register() -> None:
     LISTENERS.append(room_history.on_event)
     replay_ui.register()
     session_module.after_pump.append(_redraw)
+    for menu in OUTLINER_MENUS:
+        getattr(bpy.types, menu).append(draw_outliner_menu)
 
 
 def unregister() -> None:
+    for menu in OUTLINER_MENUS:
+        getattr(bpy.types, menu).remove(draw_outliner_menu)
     if _redraw in session_module.after_pump:
         session_module.after_pump.remove(_redraw)
     replay_ui.unregister()

@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import bpy
+
 from .protocol_shim import protocol
 from .sync import peek_uuid
 from .sync.index import kind_of
+from .sync.linked import LINKABLE
 
 
 @dataclass
@@ -24,6 +27,9 @@ class HistoryView:
     last_restore: tuple[int, int | None] | None = None  # (its seq, the checkpoint that undoes it)
     revision: int = 0  # bumped on every change, for the UI
     pending: dict[int, tuple[str, str]] = field(default_factory=dict)  # ref -> (kind, blame prefix)
+    # A datablock picked in the outliner for the blame box: (bpy.data collection, name, uuid); None: the
+    # box follows the active object. Kept by name and checked by uuid, never as a reference an undo frees.
+    picked: tuple[str, str, str] | None = None
 
 
 def view(session: Any) -> HistoryView:
@@ -80,10 +86,42 @@ def on_event(session: Any, event: Any) -> None:
     history.revision += 1  # (an error: the session has logged it)
 
 
+def pick(session: Any, id_data: Any) -> bool:
+    """Point the blame box at a datablock (picked in the outliner) and ask about it; False if it does not
+    travel (nothing of it is in the room)."""
+    collection = LINKABLE.get(getattr(id_data, "id_type", ""))
+    uuid = peek_uuid(id_data) if kind_of(id_data) is not None else None
+    if collection is None or uuid is None:
+        return False
+    view(session).picked = (collection, id_data.name, uuid)
+    view(session).revision += 1
+    for _, prefix in datablock_prefixes(id_data):
+        request_blame(session, prefix)
+    return True
+
+
+def unpick(session: Any) -> None:
+    view(session).picked = None
+    view(session).revision += 1
+
+
+def blamed(session: Any, active_object: Any) -> Any:
+    """The datablock the blame box shows: the one picked in the outliner while it exists, else the active
+    object."""
+    picked = view(session).picked
+    if picked is not None:
+        collection, name, uuid = picked
+        found = getattr(bpy.data, collection).get(name)
+        if found is not None and peek_uuid(found) == uuid:
+            return found
+    return active_object
+
+
 def datablock_prefixes(id_data: Any) -> list[tuple[str, str]]:
     """(label, key prefix) of a datablock and, for an object, of its data: what blame asks about."""
     found = []
-    for label, block in (("object", id_data), ("data", getattr(id_data, "data", None))):
+    first = "object" if isinstance(id_data, bpy.types.Object) else "datablock"
+    for label, block in ((first, id_data), ("data", getattr(id_data, "data", None))):
         kind = kind_of(block) if block is not None else None
         uuid = peek_uuid(block) if block is not None else None
         if kind is not None and uuid is not None:

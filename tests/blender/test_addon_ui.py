@@ -452,3 +452,70 @@ def test_the_replay_box_enters_scrubs_steps_and_goes_back_to_live(fake_network):
     assert replay.active(session) is None
     assert bpy.ops.blendsync.disconnect() == {"FINISHED"}
     bpy.data.objects.remove(ob)
+
+
+def _draw_blame(context) -> FakeLayout:
+    from blender_addon import history_ui
+
+    layout = FakeLayout([])
+    proxy = type("Panel", (), {"layout": layout})()
+    history_ui.BLENDSYNC_PT_blame.draw(proxy, context)
+    return layout
+
+
+def test_blame_of_a_datablock_picked_in_the_outliner(fake_network):
+    """Right-clicking a material in the outliner points the Who changed it box at it, until it goes or
+    the artist goes back to the active object."""
+    from blender_addon import history_ui, sync
+    from blender_addon import session as session_module
+    from blender_addon.protocol_shim import protocol as P
+
+    context = bpy.context
+    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
+    session = session_module.current()
+    net = session.net
+    net.connect()
+    session_module.pump()
+    session.join_room("r")
+    (join,) = net.take(P.JoinRoom)
+    net.deliver(P.Joined(room="r", seq=5, mode="snapshot", key_count=0, clients=[], ref=join.ref))
+    net.deliver(P.SnapshotEnd(room="r", seq=5))
+    session_module.pump()
+    clay = bpy.data.materials.new("Clay * /x")  # pattern characters: data, never a pattern
+    uuid = sync.get_uuid(clay)
+    net.take()
+
+    # The outliner's menu offers it for the datablock under the cursor; picking asks the server.
+    menu = type("Menu", (), {"layout": FakeLayout([])})()
+    with context.temp_override(id=clay):
+        history_ui.draw_outliner_menu(menu, bpy.context)
+        assert menu.layout.operators() == ["blendsync.blame_pick"]
+        assert bpy.ops.blendsync.blame_pick() == {"FINISHED"}
+    (asked,) = net.take(P.History)
+    assert asked.prefix == f"mat/{uuid}/"
+    roughness = f"mat/{uuid}/set/roughness"
+    net.deliver(P.HistoryResult(room="r", keys=[[roughness, 4, "c1", "ben", 1_700_000_000]], ref=asked.ref))
+    session_module.pump()
+    layout = _draw_blame(context)
+    assert "Clay * /x (picked in the outliner)" in layout.texts()
+    assert {"set/roughness", "ben"} <= set(layout.texts())
+    assert "blendsync.blame_unpick" in layout.operators()
+    # The box's own button asks again about the picked material, not the active object.
+    assert bpy.ops.blendsync.blame() == {"FINISHED"}
+    assert [e.prefix for e in net.take(P.History)] == [f"mat/{uuid}/"]
+
+    # A datablock that does not travel is refused and the box keeps its pick.
+    with context.temp_override(id=bpy.data.workspaces[0] if bpy.data.workspaces else context.window_manager):
+        assert bpy.ops.blendsync.blame_pick() == {"CANCELLED"}
+    assert not net.take(P.History)
+
+    # Gone (a datablock of another uuid under its name is not it): the box follows the active object.
+    bpy.data.materials.remove(clay)
+    impostor = bpy.data.materials.new("Clay * /x")
+    assert sync.get_uuid(impostor) != uuid
+    assert not any("picked in the outliner" in t for t in _draw_blame(context).texts())
+    with context.temp_override(id=impostor):
+        assert bpy.ops.blendsync.blame_pick() == {"FINISHED"}
+    assert "Clay * /x (picked in the outliner)" in _draw_blame(context).texts()
+    assert bpy.ops.blendsync.blame_unpick() == {"FINISHED"}
+    assert not any("picked in the outliner" in t for t in _draw_blame(context).texts())
