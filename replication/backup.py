@@ -18,7 +18,7 @@ import lmdb
 from .apply_guard import apply_committed
 from .blob_entries import BLOB_ROOT, named_blobs
 from .core import EntryKind
-from .lmdb_store import LAYOUT, READABLE_LAYOUTS, Storage, WriteBatch
+from .lmdb_store import LAYOUT, READABLE_LAYOUTS, Storage, StorageError, WriteBatch
 from .tree import Tree
 
 STORE_FILE = "data.mdb"
@@ -97,7 +97,12 @@ def _replayed(path: Path) -> tuple[Tree, int, list[tuple[bytes, bytes]]]:
                 raise BackupError(f"{path} is damaged: blob {blob.hex()} is named but not stored")
             blobs.append((blob, content))
         return tree, term, blobs
-    except (lmdb.Error, ValueError, KeyError) as exc:
+    except (
+        lmdb.Error,
+        ValueError,
+        KeyError,
+        StorageError,
+    ) as exc:  # StorageError: a log entry's blob is gone
         raise BackupError(f"{path} is damaged: {exc}") from None
     finally:
         storage.close()

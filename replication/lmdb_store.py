@@ -252,7 +252,7 @@ class Storage:
     def _blob_in(self, txn: lmdb.Transaction, blob: bytes, index: int) -> bytes:
         content = None if self._blobs is None else txn.get(blob, db=self._blobs)
         if content is None:
-            raise StorageError(f"{self.path}: entry {index} carries blob {blob.hex()}, which is not stored")
+            raise StorageError(f"{self.path}: entry {index}'s blob {blob.hex()} is named but not stored")
         return bytes(content)
 
     def blob(self, blob: bytes) -> bytes | None:
