@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from .events import Event, Sender, _check_blob_hash, _event
-from .limits import BlobChildren, BlobData, BlobHash, FieldError, Items, KeyRefs, Ref, RoomName
+from .events import Event, Sender, _event, check_tree_blob
+from .limits import BlobChildren, BlobData, BlobHash, Items, KeyRefs, Ref, RoomName
 
 
 @_event("export_items", Sender.SERVER)
@@ -31,9 +31,7 @@ class ExportBlob(Event):
     children: BlobChildren | None = None
 
     def check(self) -> None:
-        _check_blob_hash(self.hash, self.data)
-        if self.children is not None and self.hash in self.children:
-            raise FieldError("children", "must not name the blob itself")
+        check_tree_blob(self.hash, self.data, self.children)
 
 
 @_event("backup_data", Sender.SERVER)

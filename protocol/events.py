@@ -327,6 +327,13 @@ def _check_blob_hash(hash: bytes, data: bytes) -> None:
         raise FieldError("hash", "is not the sha256 of data")
 
 
+def check_tree_blob(hash: bytes, data: bytes, children: list[bytes] | None) -> None:
+    """A blob with its bytes and, for a tree node, the blobs it holds (blob_put, export_blob)."""
+    _check_blob_hash(hash, data)
+    if children is not None and hash in children:
+        raise FieldError("children", "must not name the blob itself")
+
+
 @_event("blob_query", Sender.CLIENT)
 class BlobQuery(Event):
     """Which of these blobs does the server not hold? Answered by ``blob_status``."""
@@ -347,9 +354,7 @@ class BlobPut(Event):
     children: BlobChildren | None = None
 
     def check(self) -> None:
-        _check_blob_hash(self.hash, self.data)
-        if self.children is not None and self.hash in self.children:
-            raise FieldError("children", "must not name the blob itself")
+        check_tree_blob(self.hash, self.data, self.children)
 
 
 @_event("blob_get", Sender.CLIENT)
