@@ -362,6 +362,24 @@ def test_what_could_not_be_applied_is_shown_with_its_datablock(fake_network):
     assert "Object 'Pillar': modifier 'Weld' of type 'WELD' cannot be added" in texts
 
 
+def _joined_room_r():
+    """Connect over the fake network and join room ``r`` (seq 5, empty): the session."""
+    from blender_addon import session as session_module
+    from blender_addon.protocol_shim import protocol as P
+
+    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
+    session = session_module.current()
+    net = session.net
+    net.connect()
+    session_module.pump()
+    session.join_room("r")
+    (join,) = net.take(P.JoinRoom)
+    net.deliver(P.Joined(room="r", seq=5, mode="snapshot", key_count=0, clients=[], ref=join.ref))
+    net.deliver(P.SnapshotEnd(room="r", seq=5))
+    session_module.pump()
+    return session
+
+
 def _draw_history(context) -> FakeLayout:
     from blender_addon import history_ui
 
@@ -378,16 +396,8 @@ def test_the_replay_box_enters_scrubs_steps_and_goes_back_to_live(fake_network):
     from blender_addon.session import PRESENCE_INTERVAL as PRESENCE_WAIT
 
     context = bpy.context
-    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
-    session = session_module.current()
+    session = _joined_room_r()
     net = session.net
-    net.connect()
-    session_module.pump()
-    session.join_room("r")
-    (join,) = net.take(P.JoinRoom)
-    net.deliver(P.Joined(room="r", seq=5, mode="snapshot", key_count=0, clients=[], ref=join.ref))
-    net.deliver(P.SnapshotEnd(room="r", seq=5))
-    session_module.pump()
     assert "blendsync.replay_enter" in _draw_history(context).operators()
 
     def answer(seq: int, **fields) -> None:
@@ -471,16 +481,8 @@ def test_blame_of_a_datablock_picked_in_the_outliner(fake_network):
     from blender_addon.protocol_shim import protocol as P
 
     context = bpy.context
-    assert bpy.ops.blendsync.connect(servers="127.0.0.1:9") == {"FINISHED"}
-    session = session_module.current()
+    session = _joined_room_r()
     net = session.net
-    net.connect()
-    session_module.pump()
-    session.join_room("r")
-    (join,) = net.take(P.JoinRoom)
-    net.deliver(P.Joined(room="r", seq=5, mode="snapshot", key_count=0, clients=[], ref=join.ref))
-    net.deliver(P.SnapshotEnd(room="r", seq=5))
-    session_module.pump()
     clay = bpy.data.materials.new("Clay * /x")  # pattern characters: data, never a pattern
     uuid = sync.get_uuid(clay)
     net.take()
