@@ -3,7 +3,8 @@
 // extension: a tree (CHUNK_TREE_EXT: list nodes of hashes down to the chunks, the value naming the root)
 // or a flat list (CHUNKED_EXT, the first format). A value that names chunks waits here until they are
 // fetched (blob_get; a tree level by level, since a node's children are known once it is here), then goes
-// on with its byte strings joined. A newer value of the same key replaces one still waiting; a blob the
+// on with its byte strings joined; one the page draws only at times (a base mesh) is held unfetched until
+// it is wanted, and goes back to that when it no longer is. A newer value of the same key replaces one still waiting; a blob the
 // server no longer holds belongs to a value a later one replaced: that value is dropped, as is one whose
 // tree is malformed. The checks are the add-on's reader's (blender_addon/sync/chunks.py), plus bounds on
 // what one value may make the page fetch and join.
@@ -172,13 +173,15 @@ function joined(value, pending, have) {
 }
 
 export class ChunkGate {
-  constructor(fetchBlobs) {
+  constructor(fetchBlobs, leftOut = () => {}) {
     this.fetchBlobs = fetchBlobs; // (list of 32-byte hashes) -> sends blob_get
+    this.leftOut = leftOut; // (key) -> a value was left out: the key keeps its previous value
     this.reset();
   }
 
   reset() {
     this.waiting = new Map(); // key -> { value, pending: Map(ext -> Pending), need: Set(hex) }
+    this.deferred = new Map(); // key -> value whose chunks are asked for only once it is wanted
     this.have = new Map(); // hex -> bytes, while a waiting value's current levels name it
     this.requested = new Set(); // hex asked for on this connection, not answered yet
   }
@@ -198,17 +201,45 @@ export class ChunkGate {
   }
 
   // A decoded value of `key` arrives: it is returned when it names no chunk (or all are here), else held
-  // (null: held, or left out).
-  incoming(key, value) {
+  // (null: held, or left out); without `fetch` nothing is asked for until `want(key)`.
+  incoming(key, value, fetch = true) {
     this.drop(key);
     if (value === null) return null;
     const exts = extsOf(value, []);
     if (!exts.length) return value;
     let bytes = 0, blobs = 0;
     for (const ext of exts) (bytes += ext.length), (blobs += ext.blobs);
-    if (bytes > MAX_VALUE_BYTES || blobs > MAX_VALUE_BLOBS) return null;
+    if (bytes > MAX_VALUE_BYTES || blobs > MAX_VALUE_BLOBS) {
+      this.leftOut(key);
+      return null;
+    }
+    if (!fetch) {
+      this.deferred.set(key, value);
+      return null;
+    }
+    return this.start(key, value, exts);
+  }
+
+  start(key, value, exts) {
     const entry = { value, pending: new Map(exts.map((ext) => [ext, new Pending(ext)])), need: new Set() };
     return this.advance(key, entry) ?? null;
+  }
+
+  // The page now draws `key`'s value: a deferred one is fetched (returned at once when nothing is missing).
+  want(key) {
+    const value = this.deferred.get(key);
+    if (value === undefined) return null;
+    this.deferred.delete(key);
+    return this.start(key, value, extsOf(value, []));
+  }
+
+  // The page no longer draws `key`'s value: what it still needs is not asked for (blobs already asked
+  // for still come, and are let go) until it is wanted again.
+  park(key) {
+    const entry = this.waiting.get(key);
+    if (!entry) return;
+    this.drop(key);
+    this.deferred.set(key, entry.value);
   }
 
   // Descends the entry's trees as far as the blobs here allow: returns its joined value when it is
@@ -218,6 +249,7 @@ export class ChunkGate {
       for (const part of entry.pending.values()) part.descend(this.have);
     } catch {
       this.drop(key); // a malformed tree: the value is left out
+      this.leftOut(key);
       return undefined;
     }
     for (const part of entry.pending.values()) for (const h of part.level) if (!this.have.has(h)) entry.need.add(h);
@@ -229,10 +261,12 @@ export class ChunkGate {
     }
     const value = joined(entry.value, entry.pending, this.have);
     this.drop(key);
+    if (value === undefined) this.leftOut(key);
     return value;
   }
 
   drop(key) {
+    this.deferred.delete(key);
     if (this.waiting.delete(key)) this.collect();
   }
 
@@ -253,6 +287,7 @@ export class ChunkGate {
       if (!entry.need.has(h) || this.waiting.get(key) !== entry) continue;
       if (!(data instanceof Uint8Array)) {
         this.drop(key); // released: a later value replaced this one
+        this.leftOut(key);
         continue;
       }
       this.have.set(h, data);

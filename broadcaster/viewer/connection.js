@@ -23,6 +23,7 @@ export class RoomConnection {
     this.stopped = false;
     this.retry = 0.25;
     this.inSnapshot = false;
+    this.blobsAsked = 0;
   }
 
   start() {
@@ -73,6 +74,7 @@ export class RoomConnection {
 
   // Chunks of values (chunks.js): a viewer may fetch the blobs its room references, 64 per request.
   getBlobs(hashes) {
+    this.blobsAsked += hashes.length;
     for (let i = 0; i < hashes.length; i += MAX_BLOB_GET)
       this.send({ type: "blob_get", hashes: hashes.slice(i, i + MAX_BLOB_GET) });
   }

@@ -28,6 +28,8 @@ const state = {
   connections: () => connection.connections, // WebSocket connections opened (1 unless it reconnected)
   textures: () => scene.textures.loaded(), // content hashes of the images decoded and drawn
   waiting: () => scene.gate.waiting.size, // values held until their chunks are fetched
+  deferred: () => scene.gate.deferred.size, // values whose chunks are fetched once drawn (base meshes)
+  blobsAsked: () => connection.blobsAsked, // hashes asked for with blob_get on every connection
   objectCount() {
     return scene.objects.size;
   },
@@ -75,7 +77,7 @@ function setStatus(status, text) {
     $("message").hidden = false;
   }
   if (status === "connected" && !state.loaded) {
-    scene.update();
+    scene.goLive(); // base meshes are fetched from now on, for the objects without a display mesh
     if (!fixedCamera) frame(null);
     state.loaded = true;
   }

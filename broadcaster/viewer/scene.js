@@ -4,9 +4,12 @@
 
 import * as THREE from "three";
 import {
+  IGNORED,
+  READ,
   baseMesh,
   decodeValue,
   displayMesh,
+  interest,
   lightSummary,
   materialSummary,
   publishedMaterial,
@@ -23,7 +26,9 @@ const SMOOTHING_SECONDS = 0.05; // a drag arrives at ~30 updates/s: ease between
 export class RoomScene {
   constructor(renderer, fetchBlobs) {
     this.renderer = renderer;
-    this.gate = new ChunkGate(fetchBlobs); // values whose byte strings travel as chunks wait for them
+    // Values whose byte strings travel as chunks wait for them; one left out may change what an object
+    // draws (a display mesh that never comes: its base mesh instead).
+    this.gate = new ChunkGate(fetchBlobs, (key) => this.touch(key));
     this.textures = new Textures();
     this.scene = new THREE.Scene();
     this.scene.background = new THREE.Color(0.05, 0.05, 0.05);
@@ -35,6 +40,8 @@ export class RoomScene {
     this.objects = new Map(); // object uuid -> { node, target: {p, q, s}, meshSource, ... }
     this.materials = new Map(); // material uuid -> THREE.Material
     this.artists = new Map(); // client id -> { state, frustum, label, boxes }
+    this.baseMeshes = new Set(); // mesh/<uuid>/geometry keys an object draws (it has no display mesh)
+    this.live = false; // the snapshot is in: what an object draws is known
     this.changed = true;
   }
 
@@ -45,11 +52,23 @@ export class RoomScene {
     this.datablocks.clear();
     this.dirty.clear();
     this.gate.reset();
+    this.baseMeshes.clear();
+    this.live = false;
     this.changed = true;
+  }
+
+  // The snapshot is in: objects without a display mesh may now fetch their base meshes (before, a
+  // display mesh later in the snapshot could still come).
+  goLive() {
+    this.live = true;
+    this.changed = true;
+    this.update();
   }
 
   apply(items) {
     for (const [key, value] of items) {
+      const how = interest(key);
+      if (how === IGNORED) continue; // never drawn: neither decoded nor fetched
       if (value === null) {
         this.gate.drop(key);
         this.store(key, null);
@@ -58,11 +77,22 @@ export class RoomScene {
       const decoded = decodeValue(value);
       if (decoded === undefined) {
         this.gate.drop(key); // unreadable: left out, and a value it replaces that still waits is not shown
+        this.touch(key);
         continue;
       }
-      const ready = this.gate.incoming(key, decoded);
+      const ready = this.gate.incoming(key, decoded, how === READ || this.baseMeshes.has(key));
       if (ready !== null) this.store(key, ready);
+      else if (this.gate.waiting.has(key)) this.touch(key); // on its way
     }
+  }
+
+  // A display mesh began or stopped waiting for its chunks: its object is looked at again (it fetches its
+  // base mesh only when no display mesh is on its way). Nothing else draws differently for that.
+  touch(key) {
+    const parsed = splitKey(key);
+    if (!parsed || parsed.kind !== "view" || parsed.part !== "mesh") return;
+    this.dirty.add(`view/${parsed.uuid}`);
+    this.changed = true;
   }
 
   // A blob_data: the values it completes take their place.
@@ -148,7 +178,8 @@ export class RoomScene {
         rebuilt = true;
       }
     }
-    if ([...dirty].some((id) => id.startsWith("world/") || id.startsWith("scene/"))) this.updateWorld();
+    if (this.live) this.fetchBaseMeshes();
+    if ([...dirty].some((id) => id.startsWith("world/"))) this.updateWorld();
     if (rebuilt) for (const artist of this.artists.values()) this.drawSelection(artist);
     if (materialsDirty) {
       // Every mesh was rebuilt with the new materials: free the GPU side of the old ones.
@@ -160,7 +191,20 @@ export class RoomScene {
     }
   }
 
+  // The base meshes objects draw are fetched; those none draws any more stop being fetched.
+  fetchBaseMeshes() {
+    const wanted = new Set();
+    for (const record of this.objects.values()) if (record.base) wanted.add(record.base);
+    for (const key of this.baseMeshes) if (!wanted.has(key)) this.gate.park(key);
+    this.baseMeshes = wanted;
+    for (const key of wanted) {
+      const value = this.gate.want(key);
+      if (value !== null) this.store(key, value);
+    }
+  }
+
   rebuildContent(uuid, record, meta) {
+    record.base = null; // the base mesh key it draws
     if (meta.type === "LIGHT" && meta.data) {
       const light = this.makeLight(lightSummary(this.parts("light", meta.data)));
       this.setContent(record, light, `light:${JSON.stringify(lightSummary(this.parts("light", meta.data)))}`);
@@ -180,6 +224,8 @@ export class RoomScene {
       return;
     }
     if (meta.data_kind === "mesh" && meta.data) {
+      // While its display mesh is on its way, the base mesh is drawn if here, not fetched.
+      if (!this.gate.waiting.has(`view/${uuid}/mesh`)) record.base = `mesh/${meta.data}/geometry`;
       const base = baseMesh(this.parts("mesh", meta.data).get("geometry"));
       if (!base) return this.setContent(record, null, null);
       const slots = this.slotMaterials(record.ob, meta);

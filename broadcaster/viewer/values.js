@@ -41,6 +41,44 @@ export function splitKey(key) {
   return { kind: bits[0], uuid: bits[1], part: bits[2], item: bits.slice(3).map(unescapeSegment) };
 }
 
+// ---- what the page reads ------------------------------------------------------------------------
+
+// The keys the functions below read (docs/values.md), and when: READ as they come; WHEN_DRAWN (a base
+// mesh) only while an object draws it, having no display mesh. Any other key (a packed image, a
+// modifier, a node's links...) is IGNORED: neither decoded, kept nor fetched, so the chunks of what the
+// page never draws cost a viewer nothing. A reader added below names its keys here.
+export const IGNORED = 0, READ = 1, WHEN_DRAWN = 2;
+const OBJECT_PARTS = new Set(["location", "rotation", "scale", "delta", "parent", "set/hide_viewport", "set/hide"]);
+const SETTINGS = {
+  mat: new Set(["diffuse_color", "metallic", "roughness"]),
+  light: new Set(["color", "energy", "spot_size"]),
+  world: new Set(["color"]),
+};
+// Node trees: the nodes (their types), and the inputs read of a Principled BSDF or a Background.
+const INPUTS = {
+  mat: new Set(["Base Color", "Metallic", "Roughness", "Emission Color", "Emission Strength"]),
+  world: new Set(["Color"]),
+};
+
+export function interest(key) {
+  const parsed = splitKey(key);
+  if (!parsed) return IGNORED;
+  const { kind, part, item } = parsed;
+  if (part === "meta" && !item.length) return READ; // an object's; its data's (a mesh's materials)
+  if (kind === "obj") {
+    if (part === "slot" && item.length === 1) return READ;
+    return OBJECT_PARTS.has([part, ...item].join("/")) ? READ : IGNORED;
+  }
+  if (kind === "view") return (part === "mesh" || part === "material") && !item.length ? READ : IGNORED;
+  if (kind === "mesh") return part === "geometry" && !item.length ? WHEN_DRAWN : IGNORED;
+  if (part === "set" && item.length === 1 && SETTINGS[kind]?.has(item[0])) return READ;
+  if (kind === "mat" || kind === "world") {
+    if (part === "node" && item.length === 1) return READ;
+    if (part === "in" && item.length === 2 && INPUTS[kind].has(item[1])) return READ;
+  }
+  return IGNORED;
+}
+
 function numbers(value, count) {
   return Array.isArray(value) && value.length === count && value.every((v) => typeof v === "number")
     ? value

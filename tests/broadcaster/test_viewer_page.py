@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import random
 import struct
 import zlib
 from contextlib import asynccontextmanager
@@ -60,26 +61,27 @@ CUBE_VERTICES = [c for z in (-1, 1) for y in (-1, 1) for x in (-1, 1) for c in (
 CUBE_FACES = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
 
 
+def cube_geometry(size: float = 0.5, unused: int = 0, first: int = 0) -> dict:
+    """A cube's base mesh (mesh/<u>/geometry), with ``unused`` vertices no face uses after its eight, their
+    coordinates counting from ``first`` (so that no two chunks are alike): as long as a test wants it."""
+    unused_coordinates = [float(first + i) for i in range(3 * unused)]
+    return {
+        "vertices": f32([v * size for v in CUBE_VERTICES] + unused_coordinates),
+        "edges": b"",
+        "face_starts": i32([0, 4, 8, 12, 16, 20]),
+        "corner_verts": i32([i for face in CUBE_FACES for i in face]),
+        "corner_edges": b"",
+        "attributes": [],
+    }
+
+
 def cube(obj: str, mesh: str, mat: str, location: list[float], colour: list[float], size=0.5) -> list:
     """The keys an add-on writes for a cube with one material (docs/addon.md, "Keys")."""
     return [
         ["set", f"mat/{mat}/meta", pack({})],
         ["set", f"mat/{mat}/set/diffuse_color", pack([*colour, 1.0])],
         ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
-        [
-            "set",
-            f"mesh/{mesh}/geometry",
-            pack(
-                {
-                    "vertices": f32([v * size for v in CUBE_VERTICES]),
-                    "edges": b"",
-                    "face_starts": i32([0, 4, 8, 12, 16, 20]),
-                    "corner_verts": i32([i for face in CUBE_FACES for i in face]),
-                    "corner_edges": b"",
-                    "attributes": [],
-                }
-            ),
-        ],
+        ["set", f"mesh/{mesh}/geometry", pack(cube_geometry(size))],
         ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
         ["set", f"obj/{obj}/location", pack(location)],
         ["set", f"obj/{obj}/scale", pack([1.0, 1.0, 1.0])],
@@ -92,14 +94,20 @@ async def studio(tmp_path: Path):
 
 
 @asynccontextmanager
-async def ana_on_a_server(tmp_path: Path):
+async def server_and_ana(tmp_path: Path):
     """A server with users and an HTTP port, and Ana connected to it."""
     tokens, ana_token = await studio(tmp_path)
     config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
     async with open_broadcaster(config) as b:
         host, port = b.listen_addresses[0].rsplit(":", 1)
         async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            yield ana
+            yield b, ana
+
+
+@asynccontextmanager
+async def ana_on_a_server(tmp_path: Path):
+    async with server_and_ana(tmp_path) as (_, ana):
+        yield ana
 
 
 async def test_the_page_draws_the_room_where_it_is_in_its_colours_and_follows_a_move(tmp_path):
@@ -512,6 +520,72 @@ async def test_the_page_draws_a_plane_whose_mesh_and_image_travel_as_trees(tmp_p
             assert await page.evaluate("blendsyncViewer.waiting()") == 0
 
 
+async def sized_set(client, key: str, doc: dict) -> tuple[list, dict[bytes, int]]:
+    """``set_with_trees``, and the size of each distinct blob of the value (its chunks and tree nodes)."""
+    store = chunks.ChunkCache()
+    op = await set_encoded(client, key, chunks.chunked(doc, store), store)
+    return op, {blob: len(store.get(blob)) for blob, _ in chunks.uploads(op[2], lambda _: False, store)}
+
+
+async def test_the_page_fetches_the_chunks_of_what_it_draws_and_of_nothing_else(tmp_path):
+    async with server_and_ana(tmp_path) as (b, ana):
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        plane, plane_mesh, box, box_mesh = "a" * 32, "b" * 32, "d" * 32, "e" * 32
+        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        # Drawn: a plane's display mesh and its material's image, and a cube without a display mesh by its
+        # base mesh; each in chunks.
+        plane_ops = textured_plane(plane, plane_mesh, "c" * 32, x=-2.0, half=1.5, cells=80)
+        display, display_blobs = await sized_set(ana, plane_ops[-1][1], display_doc(plane_ops))
+        material, material_blobs = await sized_set(
+            ana, "view/" + "c" * 32 + "/material", material_summary(image, image)
+        )
+        box_ops = cube(box, box_mesh, "f" * 32, [2.5, 0.0, 0.0], [1.0, 0.0, 0.0])
+        geometry, geometry_blobs = await sized_set(ana, f"mesh/{box_mesh}/geometry", cube_geometry(0.5, 4000))
+        drawn = {**display_blobs, **material_blobs, **geometry_blobs}
+        # Never drawn: a packed image of 3 MB, and the plane's own base mesh of 2 MB (it has a display mesh).
+        packed_bytes = random.Random(14).randbytes(3 * 1024 * 1024)
+        packed_doc = {"sha256": hashlib.sha256(packed_bytes).hexdigest(), "bytes": packed_bytes}
+        packed, packed_blobs = await sized_set(ana, "img/" + "9" * 32 + "/data", packed_doc)
+        plane_base, plane_base_blobs = await sized_set(
+            ana, f"mesh/{plane_mesh}/geometry", cube_geometry(0.5, 175_000, first=100_000)
+        )
+        assert (
+            sum(packed_blobs.values()) > 3 * 1024 * 1024 and sum(plane_base_blobs.values()) > 2 * 1024 * 1024
+        )
+        assert not set(drawn) & (set(packed_blobs) | set(plane_base_blobs))
+        await ana.batch(
+            [*plane_ops[:-1], display, material, *box_ops[:3], geometry, *box_ops[4:], packed, plane_base]
+        )
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            sha = hashlib.sha256(image).hexdigest()
+            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 60)
+            await page.wait_for(f"blendsyncViewer.source('{box}') === 'base'", 60)
+            await page.wait_for("blendsyncViewer.waiting() === 0", 60)
+            await trio.sleep(0.3)  # a frame drawn with it
+            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80", page.log
+            shot = await page.screenshot()
+            (tmp_path / "drawn-only.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-2.75, 0.0, 0.75)), red), page.log
+            assert around(shot, project(shot, (-1.25, 0.0, 0.75)), blue)
+            assert around(shot, project(shot, (-1.25, 0.0, -0.75)), green)
+            assert around(shot, project(shot, (2.5, 0.0, 0.0)), red)
+            # Each blob of what is drawn was asked for once, and nothing else was: the server sent exactly
+            # their bytes (not the 5 MB of the others).
+            assert await page.evaluate("blendsyncViewer.blobsAsked()") == len(drawn)
+            assert b.metrics.blob_bytes_sent == sum(drawn.values())
+            assert await page.evaluate("blendsyncViewer.deferred()") == 1  # the plane's base mesh
+            # The plane's display mesh goes: its base mesh is drawn now, and fetched for that.
+            await ana.delete(plane_ops[-1][1])
+            await page.wait_for(f"blendsyncViewer.source('{plane}') === 'base'", 60)
+            assert b.metrics.blob_bytes_sent == sum(drawn.values()) + sum(plane_base_blobs.values())
+            assert await page.evaluate("blendsyncViewer.deferred()") == 0
+            assert await page.evaluate("blendsyncViewer.connections()") == 1
+
+
 def claiming(ext: msgpack.ExtType, more: int) -> msgpack.ExtType:
     """The same tree, its length claimed ``more`` bytes past what its chunks hold."""
     length = int.from_bytes(ext.data[:8], "big") + more
@@ -703,3 +777,93 @@ async def test_the_page_fetches_a_tree_level_by_level_and_a_newer_value_or_a_rec
         assert log["mid_tree_resent"] == [h.hex() for h in chunks.node_hashes(blobs[root_a])]
         assert log["waiting_after_release"] == 0 and log["have_after_release"] == 0
         assert log["plain"] == "plain" and log["plain_late"] == 0 and log["plain_waiting"] == 0
+
+
+# The room's scene driven directly in the page (its real modules, blobs handed in when the test chooses).
+SCENE_SCENARIO = """
+(async () => {
+  const log = {};
+  try {
+    const { RoomScene } = await import("/viewer/scene.js");
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    const unhex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+    const { blobs, items, display } = SCENARIO;
+    let asked = [];
+    const scene = new RoomScene(null, (hashes) => asked.push(...hashes.map(hex)));
+    const take = () => { const out = asked; asked = []; return out; };
+    const give = (h) => scene.arrived(unhex(h), bytes(blobs[h]));
+    // The snapshot: an object, its mesh's base geometry in chunks, and a packed image in chunks.
+    scene.apply(items.map(([key, value]) => [key, bytes(value)]));
+    scene.update();
+    log.snapshot = take();
+    log.deferred_in_snapshot = scene.gate.deferred.size;
+    scene.goLive();  // no display mesh came: the object draws its base mesh, which is fetched
+    log.live = take();
+    // Its display mesh comes (in chunks too) while the base mesh's root is on its way: the base mesh is
+    // not fetched further.
+    scene.apply([[display[0], bytes(display[1])]]);
+    scene.update();
+    log.display = take();
+    for (const h of log.live) give(h);
+    scene.update();
+    log.after_base_root = take();
+    log.base_waiting = scene.gate.waiting.has(items[2][0]);
+    // The display mesh is deleted before it came: the base mesh is fetched again.
+    scene.apply([[display[0], null]]);
+    scene.update();
+    log.again = take();
+    // It comes again (its root, asked already, is awaited), and its root is answered as released (a later
+    // value replaced it): left out, so the base mesh is fetched again (its root too is awaited).
+    scene.apply([[display[0], bytes(display[1])]]);
+    scene.update();
+    log.display_again = take();
+    log.parked_again = !scene.gate.waiting.has(items[2][0]);
+    scene.arrived(unhex(log.display[0]), null);
+    scene.update();
+    log.after_release = take();
+    log.base_waiting_after_release = scene.gate.waiting.has(items[2][0]);
+  } catch (error) {
+    log.error = String(error.stack || error);  // the test shows it
+  }
+  window.sceneLog = JSON.stringify(log);
+})();
+"""
+
+
+async def test_the_page_fetches_a_base_mesh_only_while_an_object_draws_it_and_never_an_image(tmp_path):
+    obj, mesh = "a" * 32, "b" * 32
+    geometry = hand_tree([b"G%03d" % i for i in range(8)], 4, 2)
+    display = hand_tree([b"D%03d" % i for i in range(8)], 4, 2)
+    image = hand_tree([b"I%03d" % i for i in range(8)], 4, 2)
+    blobs = {hashlib.sha256(d).hexdigest(): d for tree in (geometry, display, image) for d in tree[1]}
+    items = [
+        [f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
+        [f"mesh/{mesh}/meta", pack({"materials": []})],
+        [f"mesh/{mesh}/geometry", pack({**cube_geometry(), "vertices": geometry[0]})],
+        ["img/" + "c" * 32 + "/data", pack({"sha256": "", "bytes": image[0]})],
+    ]
+    scenario = {
+        "blobs": {h: base64.b64encode(d).decode() for h, d in blobs.items()},
+        "items": [[key, base64.b64encode(value).decode()] for key, value in items],
+        "display": [
+            f"view/{obj}/mesh",
+            base64.b64encode(pack({"format": 1, "positions": display[0]})).decode(),
+        ],
+    }
+    root = {name: tree[0].data[-32:].hex() for name, tree in (("g", geometry), ("d", display))}
+    async with ana_on_a_server(tmp_path) as ana, open_browser(tmp_path / "profile") as page:
+        await ana.create_room("r", keep_open=True)
+        share = await ana.admin("share", room="r")
+        await page.navigate(share["url"])
+        await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
+        await page.evaluate(SCENE_SCENARIO.replace("SCENARIO", json.dumps(scenario)))
+        log = json.loads(await page.wait_for("window.sceneLog", 30))
+    assert "error" not in log, log["error"]
+    assert log["snapshot"] == [] and log["deferred_in_snapshot"] == 1  # the image is not even kept
+    assert log["live"] == [root["g"]]
+    assert log["display"] == [root["d"]]
+    assert log["after_base_root"] == [] and not log["base_waiting"]
+    assert log["again"] == [root["g"]]
+    assert log["display_again"] == [] and log["parked_again"]
+    assert log["after_release"] == [] and log["base_waiting_after_release"]
