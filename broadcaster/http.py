@@ -302,6 +302,12 @@ def metrics_text(b: Broadcaster) -> str:
         "Hellos refused for a missing, unknown or expired token.",
         m.auth_failures,
     )
+    out.one(
+        "blendsync_token_rechecks_total",
+        "counter",
+        "Hellos whose token this node did not know, looked up again once it had caught up with the cluster.",
+        m.token_rechecks,
+    )
     out.family(
         "blendsync_errors_total",
         "counter",

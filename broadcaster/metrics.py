@@ -68,6 +68,7 @@ class Metrics:
         self.errors: dict[str, int] = {}  # error frames sent, by code
         self.limits: dict[str, int] = {}  # refusals by limit name
         self.auth_failures = 0
+        self.token_rechecks = 0  # hellos whose token was unknown here: looked up again once caught up
         self.fsync = Histogram(FSYNC_BUCKETS)  # each durable write, as the node reports it (Node.on_fsync)
         # Each client write, from its arrival to its commit and fan-out to the room's members here.
         self.writes = Histogram(WRITE_BUCKETS)

@@ -215,14 +215,42 @@ class Broadcaster:
         return True
 
     def authenticate(self, token: str | None) -> User | None:
-        """The user a hello's token names; without auth configured, everyone is a trusted admin."""
+        """The user a token names, as this node knows it now (the HTTP port's admin check)."""
+        user = self._user_of(token)
+        if user is None:
+            self.metrics.auth_failures += 1
+        return user
+
+    def _user_of(self, token: str | None) -> User | None:
+        """Without auth configured, everyone is a trusted admin."""
         if self.tokens is None:
             return ANONYMOUS_ADMIN
         user = self.tokens.authenticate(token)
         if user is None and token:
             user = self.share_links.authenticate(token, time.time())
+        return user
+
+    async def _hello_user(self, session: Session, token: str | None) -> User | None:
+        """The user a hello's token names. A token this node does not know may be a share link made
+        through another node a moment ago: the node catches up with the cluster, then looks again
+        (sharestore.py). None: the session was failed (auth_failed; unavailable when the cluster could
+        not be asked)."""
+        user = self._user_of(token)
+        if user is None and token and self.tokens is not None and not self.share_links.knows(token):
+            self.metrics.token_rechecks += 1
+            if not await self.share_links.caught_up():
+                session.fail(
+                    ErrorCode.UNAVAILABLE,
+                    "this node cannot reach the cluster to check the token (no quorum): try again",
+                )
+                return None
+            user = self._user_of(token)
         if user is None:
             self.metrics.auth_failures += 1
+            session.fail(
+                ErrorCode.AUTH_FAILED,
+                "missing, unknown or expired token" if token else "a token is required",
+            )
         return user
 
     def client_addresses(self) -> list[str]:
@@ -319,12 +347,8 @@ class Broadcaster:
             # Before the token: an old add-on learns where to get a new one whoever runs it.
             session.fail(ErrorCode.VERSION_MISMATCH, self._version_advice(session, client_min, client_max))
             return
-        user = self.authenticate(hello.token)
+        user = await self._hello_user(session, hello.token)
         if user is None:
-            session.fail(
-                ErrorCode.AUTH_FAILED,
-                "missing, unknown or expired token" if hello.token else "a token is required",
-            )
             return
         client_id = hello.session or secrets.token_hex(16)
         if not self.claim_session(client_id, user):

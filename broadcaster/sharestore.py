@@ -6,8 +6,11 @@ Tree layout:
 
 Only the SHA-256 of a link's token is stored (auth.py says why a fast hash is enough for tokens). Every node
 keeps an index of the links by hash, fed by a subscription in commit order, so looking a token up at
-``hello`` reads no disk and asks no other node. A revoked link keeps its record (the refusal can say so)
-until it would have expired; records past their expiry are dropped when a new link is made.
+``hello`` reads no disk and asks no other node. A token the index does not hold may be a link just made
+through another node and not applied here yet: the node first catches up with the cluster (``caught_up``, a
+read barrier through the leader, at most LOOKUP_TIMEOUT) and looks again before refusing it. A revoked link
+keeps its record (the refusal can say so, at once) until it would have expired; records past their expiry
+are dropped when a new link is made.
 
 Made, listed and revoked by shares.py; the sessions of a link revoked on any node are closed by every node
 as it applies the revocation (server.py), and those of a link that expires by expiry.py.
@@ -28,6 +31,7 @@ from replication import Node, ReplicationError, TreeError, WatchEvent
 from .auth import TokensFileError, User, hash_token, read_users, remove_user
 
 SHARES = "shares"
+LOOKUP_TIMEOUT = 5.0  # a hello with a token unknown here waits at most this long for the node to catch up
 
 log = logging.getLogger("blendsync.shares")
 
@@ -108,6 +112,21 @@ class ShareStore:
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self._by_name.get(name)
+
+    def knows(self, token: str) -> bool:
+        """Whether a link with this token was applied here (open, revoked or expired)."""
+        return hash_token(token) in self._by_hash
+
+    async def caught_up(self) -> bool:
+        """Wait until this node has applied everything committed before now (a ReadIndex round through the
+        leader, docs/raft.md); False when that could not be learnt within LOOKUP_TIMEOUT (no quorum)."""
+        with trio.move_on_after(LOOKUP_TIMEOUT):
+            try:
+                await self.node.barrier("fence")
+            except ReplicationError:
+                return False
+            return True
+        return False
 
     def authenticate(self, token: str, now: float) -> User | None:
         """The viewer user of a link's token; None when unknown, revoked or expired at ``now``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +11,22 @@ import pytest
 import trio
 from support import BroadcasterCluster
 
-from broadcaster.auth import add_user
-from broadcaster.client import connect
+from broadcaster.auth import add_user, new_token
+from broadcaster.client import ServerError, connect
+from broadcaster.sharestore import LOOKUP_TIMEOUT
 from protocol import PROTOCOL_VERSION, Hello
 from tools.cluster import free_port
+from tools.proxy import open_links
 from tools.wsclient import WebSocketClosed, WSClient
 
 
 class SharingCluster(BroadcasterCluster):
     """Every node with users (one tokens file each, the same admin) and an HTTP port for the viewer."""
 
-    def __init__(self, root: Path, size: int = 3):
+    def __init__(self, root: Path, size: int = 3, links=None):
         self.http_ports: dict[int, int] = {}
         self.admin_token = ""
-        super().__init__(root, size)
+        super().__init__(root, size, links=links)
 
     def add_node(self, i: int):
         node = super().add_node(i)
@@ -49,6 +52,19 @@ class SharingCluster(BroadcasterCluster):
 
     def http(self, i: int) -> str:
         return f"127.0.0.1:{self.http_ports[i]}"
+
+    async def metric(self, i: int, name: str) -> float:
+        """One sample of node ``i``'s /metrics (its HTTP port answers whatever its replication is doing)."""
+
+        def scrape() -> str:
+            url = f"http://{self.http(i)}/metrics?token={self.admin_token}"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode()
+
+        for line in (await trio.to_thread.run_sync(scrape)).splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"node {i} exports no {name}")
 
 
 async def open_viewer(http: str, token: str, room: str) -> tuple[WSClient, dict]:
@@ -107,3 +123,73 @@ async def test_a_link_made_on_one_node_opens_on_all_is_revoked_on_all_and_surviv
             await ws.aclose()
             _, refused = await open_viewer(cluster.http(i), first["token"], "r")
             assert refused["type"] == "error" and refused["code"] == "auth_failed", (i, refused)
+
+
+async def hello_on(http: str, token: str) -> WSClient:
+    ws = await WSClient.open(http)
+    await ws.send(Hello(protocol=PROTOCOL_VERSION, client_name="director", client_kind="web", token=token))
+    return ws
+
+
+async def test_a_link_opened_at_once_on_a_node_that_has_not_applied_it_opens_once_that_node_caught_up(
+    tmp_path,
+):
+    async with open_links([1, 2, 3]) as links, SharingCluster(tmp_path / "cluster", 3, links) as cluster:
+        leader = await cluster.leader()
+        behind = next(i for i in cluster.ids if i != leader)
+        async with connect(*cluster.address(leader), name="root", token=cluster.admin_token) as root:
+            await root.create_room("r", keep_open=True)
+            with trio.fail_after(20):
+                while True:  # the follower has the room (its links can be listed)
+                    try:
+                        await listed_on(cluster, behind, "r")
+                        break
+                    except ServerError:
+                        await trio.sleep(0.05)
+            # The leader's messages to one follower stop: the other two commit the link, it learns nothing.
+            links.proxy(leader, behind).cut()
+            link = await root.admin("share", room="r")
+        assert link["name"] not in await listed_on(cluster, behind, "r")
+
+        # The link is opened there: the node does not know its token, so it catches up before answering.
+        ws = await hello_on(cluster.http(behind), link["token"])
+        answers: list[dict] = []
+        async with trio.open_nursery() as nursery:
+
+            async def answer() -> None:
+                answers.append(await ws.receive_body())
+
+            nursery.start_soon(answer)
+            with trio.fail_after(20):
+                while not answers and await cluster.metric(behind, "blendsync_token_rechecks_total") < 1:
+                    await trio.sleep(0.02)
+            assert not answers, answers  # answered before the node could know the link
+            links.proxy(leader, behind).heal()  # ... which it can now, within the lookup's deadline
+            with trio.fail_after(LOOKUP_TIMEOUT):
+                while not answers:
+                    await trio.sleep(0.02)
+        assert answers[0]["type"] == "welcome" and answers[0]["role"] == "viewer", answers
+        await ws.send_body({"type": "join_room", "room": "r"})
+        with trio.fail_after(20):
+            await ws.receive_until("snapshot_end")
+        await ws.aclose()
+        assert link["name"] in await listed_on(cluster, behind, "r")
+
+        # A token no node knows is still refused, after the same catching up, well within its deadline.
+        rechecks = await cluster.metric(behind, "blendsync_token_rechecks_total")
+        ws = await hello_on(cluster.http(behind), new_token())
+        with trio.fail_after(LOOKUP_TIMEOUT):
+            refused = await ws.receive_body()
+        assert refused["type"] == "error" and refused["code"] == "auth_failed" and refused["fatal"], refused
+        assert await cluster.metric(behind, "blendsync_token_rechecks_total") == rechecks + 1
+        await ws.aclose()
+
+        # Cut off from the others, the node cannot tell: it says so once the deadline passes (the page
+        # tries again), rather than calling a link it may not have applied yet expired or revoked.
+        links.isolate(behind)
+        ws = await hello_on(cluster.http(behind), new_token())
+        with trio.fail_after(LOOKUP_TIMEOUT + 5):
+            refused = await ws.receive_body()
+        assert refused["type"] == "error" and refused["code"] == "unavailable" and refused["fatal"], refused
+        await ws.aclose()
+        links.heal_all()
