@@ -703,3 +703,61 @@ async def test_the_page_fetches_a_tree_level_by_level_and_a_newer_value_or_a_rec
         assert log["mid_tree_resent"] == [h.hex() for h in chunks.node_hashes(blobs[root_a])]
         assert log["waiting_after_release"] == 0 and log["have_after_release"] == 0
         assert log["plain"] == "plain" and log["plain_late"] == 0 and log["plain_waiting"] == 0
+
+
+def base_plane(obj: str, mesh: str, mat: str, half: float = 2.0) -> list:
+    """A square plane facing -Y as an add-on writes its mesh (no display mesh): one quad, the render UV
+    map "UVMap" with (0, 0) at its bottom left, and "Decoy", mirrored, sorted before it and active."""
+    uvs = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    geometry = {
+        "vertices": f32([c for u, v in uvs for c in (-half + 2 * half * u, 0.0, -half + 2 * half * v)]),
+        "edges": b"",
+        "face_starts": i32([0]),
+        "corner_verts": i32([0, 1, 2, 3]),
+        "corner_edges": b"",
+        "attributes": [
+            {
+                "name": "Decoy",
+                "domain": "CORNER",
+                "type": "FLOAT2",
+                "data": f32([c for u, v in uvs for c in (1 - u, v)]),
+            },
+            {
+                "name": "UVMap",
+                "domain": "CORNER",
+                "type": "FLOAT2",
+                "data": f32([c for uv in uvs for c in uv]),
+            },
+        ],
+        "active_uv": "Decoy",
+        "render_uv": "UVMap",
+    }
+    return [
+        ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
+        ["set", f"mesh/{mesh}/geometry", pack(geometry)],
+        ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
+        ["set", f"obj/{obj}/location", pack([0.0, 0.0, 0.0])],
+    ]
+
+
+async def test_an_object_without_a_display_mesh_maps_its_image_through_the_render_uv_map(tmp_path):
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        plane, mat = "a" * 32, "c" * 32
+        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        await ana.batch([*base_plane(plane, "b" * 32, mat), await textured_material(ana, mat, image)])
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            sha = hashlib.sha256(image).hexdigest()
+            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+            await trio.sleep(0.3)  # a frame drawn with it
+            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "base"
+            shot = await page.screenshot()
+            (tmp_path / "base-textured.png").write_bytes(await page.screenshot_png())
+            assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+            assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+            assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+            assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
