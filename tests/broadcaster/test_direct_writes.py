@@ -31,37 +31,44 @@ async def _artist_writer(
     order.append(name)
 
 
-async def test_the_artists_writer_sends_before_the_viewers_of_the_same_fan_out() -> None:
+async def _rounds(one_round) -> None:
+    """``one_round(direct, nursery)`` ROUNDS times against one running DirectWrites."""
     direct = DirectWrites()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(direct.run)
         for _ in range(ROUNDS):
-            order: list[str] = []
-            woken = trio.Event()
-            await nursery.start(_artist_writer, woken, order, "artist")
-            # One fan-out step, no yield inside: the artist's frame is queued, three viewers gather theirs.
-            woken.set()
-            for i in range(3):
-                direct.add(Viewer(f"viewer{i}", order))
+            await one_round(direct, nursery)
             await trio.testing.wait_all_tasks_blocked()
-            assert order == ["artist", "viewer0", "viewer1", "viewer2"]
         nursery.cancel_scope.cancel()
+
+
+async def test_the_artists_writer_sends_before_the_viewers_of_the_same_fan_out() -> None:
+    async def one_round(direct: DirectWrites, nursery: trio.Nursery) -> None:
+        order: list[str] = []
+        woken = trio.Event()
+        await nursery.start(_artist_writer, woken, order, "artist")
+        # One fan-out step, no yield inside: the artist's frame is queued, three viewers gather theirs.
+        woken.set()
+        for i in range(3):
+            direct.add(Viewer(f"viewer{i}", order))
+        await trio.testing.wait_all_tasks_blocked()
+        assert order == ["artist", "viewer0", "viewer1", "viewer2"]
+
+    await _rounds(one_round)
 
 
 async def test_an_operation_arriving_during_a_long_viewer_fan_out_reaches_the_artists_first() -> None:
-    direct = DirectWrites()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(direct.run)
-        for _ in range(ROUNDS):
-            order: list[str] = []
-            next_op = trio.Event()
-            await nursery.start(_artist_writer, next_op, order, "next op to artist")
-            viewers = [Viewer(f"viewer{i}", order) for i in range(4 * SLICE)]
-            viewers[0].on_write = next_op.set  # the next operation commits while viewers are being written
-            for viewer in viewers:
-                direct.add(viewer)
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(order) == 4 * SLICE + 1
-            assert order.index("next op to artist") <= SLICE  # after at most one slice, not all 256
-            assert [name for name in order if name.startswith("viewer")] == [v.name for v in viewers]
-        nursery.cancel_scope.cancel()
+    async def one_round(direct: DirectWrites, nursery: trio.Nursery) -> None:
+        order: list[str] = []
+        next_op = trio.Event()
+        await nursery.start(_artist_writer, next_op, order, "next op to artist")
+        viewers = [Viewer(f"viewer{i}", order) for i in range(4 * SLICE)]
+        viewers[0].on_write = next_op.set  # the next operation commits while viewers are being written
+        for viewer in viewers:
+            direct.add(viewer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(order) == 4 * SLICE + 1
+        assert order.index("next op to artist") <= SLICE  # after at most one slice, not all 256
+        assert [name for name in order if name.startswith("viewer")] == [v.name for v in viewers]
+
+    await _rounds(one_round)

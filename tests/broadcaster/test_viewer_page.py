@@ -347,6 +347,21 @@ async def textured_material(
 RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
 
 
+async def shows_quadrants(page, image: bytes, plane: str, source: str, saved: Path) -> None:
+    """Once ``image`` is among the page's textures, the 4 x 4 plane facing CAMERA shows it as drawn by
+    ``png(... RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)``, drawn from ``source``."""
+    sha = hashlib.sha256(image).hexdigest()
+    await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+    await trio.sleep(0.3)  # a frame drawn with it
+    assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == source
+    shot = await page.screenshot()
+    saved.write_bytes(await page.screenshot_png())
+    assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+    assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+    assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+    assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+
+
 async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("r", keep_open=True)
@@ -363,16 +378,7 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
         async with open_browser(tmp_path / "profile") as page:
             await page.navigate(f"{share['url']}#camera={CAMERA}")
             await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-            sha = hashlib.sha256(first).hexdigest()
-            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
-            await trio.sleep(0.3)  # a frame drawn with it
-            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80"
-            shot = await page.screenshot()
-            (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
-            assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
-            assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
-            assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
-            assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+            await shows_quadrants(page, first, plane, "view:plane80", tmp_path / "textured.png")
             # The artist changes the image: the page shows the new one.
             second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
             await ana.batch([await textured_material(ana, mat, second)])
@@ -751,13 +757,4 @@ async def test_an_object_without_a_display_mesh_maps_its_image_through_the_rende
         async with open_browser(tmp_path / "profile") as page:
             await page.navigate(f"{share['url']}#camera={CAMERA}")
             await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-            sha = hashlib.sha256(image).hexdigest()
-            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
-            await trio.sleep(0.3)  # a frame drawn with it
-            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "base"
-            shot = await page.screenshot()
-            (tmp_path / "base-textured.png").write_bytes(await page.screenshot_png())
-            assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
-            assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
-            assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
-            assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+            await shows_quadrants(page, image, plane, "base", tmp_path / "base-textured.png")
