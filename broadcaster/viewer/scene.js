@@ -234,6 +234,7 @@ export class RoomScene {
         (a, b) => base.triangleMaterials[a] - base.triangleMaterials[b],
       );
       const positions = new Float32Array(order.length * 9);
+      const uvs = base.uvs ? new Float32Array(order.length * 6) : null;
       const geometry = new THREE.BufferGeometry();
       let groupStart = 0;
       order.forEach((t, i) => {
@@ -241,6 +242,7 @@ export class RoomScene {
           const v = base.indices[t * 3 + c];
           positions.set(base.vertices.subarray(v * 3, v * 3 + 3), i * 9 + c * 3);
         }
+        if (uvs) uvs.set(base.uvs.subarray(t * 6, t * 6 + 6), i * 6);
         const slot = base.triangleMaterials[t];
         const next = order[i + 1];
         if (next === undefined || base.triangleMaterials[next] !== slot) {
@@ -249,6 +251,7 @@ export class RoomScene {
         }
       });
       geometry.setAttribute("position", new THREE.BufferAttribute(positions, 3));
+      if (uvs) geometry.setAttribute("uv", new THREE.BufferAttribute(uvs, 2));
       geometry.computeVertexNormals();
       this.setContent(record, new THREE.Mesh(geometry, slots), "base");
       return;

@@ -209,15 +209,19 @@ export function displayMesh(value) {
 }
 
 // The base mesh (mesh/<uuid>/geometry) as triangles, fan-triangulated, for objects without a display
-// mesh: no modifiers, flat normals computed by the renderer.
+// mesh: no modifiers, flat normals computed by the renderer. `uvs`: two numbers per triangle corner from
+// the render UV map (a CORNER FLOAT2 attribute), so an image texture maps here too; null without one.
 export function baseMesh(value) {
   if (!value || typeof value !== "object") return null;
   const vertices = f32(value.vertices);
   const starts = i32(value.face_starts), corners = i32(value.corner_verts);
   const count = vertices.length / 3;
   const indices = [];
-  const materialIndex = (value.attributes || []).find((a) => a && a.name === "material_index");
+  const triangleCorners = [];
+  const attributes = Array.isArray(value.attributes) ? value.attributes.filter((a) => a && typeof a === "object") : [];
+  const materialIndex = attributes.find((a) => a.name === "material_index");
   const materials = materialIndex ? i32(materialIndex.data) : null;
+  const uvMap = renderUVs(value, attributes, corners.length);
   const perFace = [];
   for (let f = 0; f < starts.length; f++) {
     const start = starts[f], end = f + 1 < starts.length ? starts[f + 1] : corners.length;
@@ -225,11 +229,28 @@ export function baseMesh(value) {
       const a = corners[start], b = corners[c], d = corners[c + 1];
       if (a < count && b < count && d < count) {
         indices.push(a, b, d);
+        triangleCorners.push(start, c, c + 1);
         perFace.push(materials && materials.length === starts.length ? materials[f] : 0);
       }
     }
   }
-  return { vertices, indices: Uint32Array.from(indices), triangleMaterials: perFace };
+  let uvs = null;
+  if (uvMap) {
+    uvs = new Float32Array(triangleCorners.length * 2);
+    triangleCorners.forEach((corner, i) => uvs.set(uvMap.subarray(corner * 2, corner * 2 + 2), i * 2));
+  }
+  return { vertices, indices: Uint32Array.from(indices), triangleMaterials: perFace, uvs };
+}
+
+// The render UV map's per-corner coordinates (else the active one's, else the first UV map's), checked
+// against the corner count.
+function renderUVs(value, attributes, cornerCount) {
+  const maps = attributes.filter((a) => a.domain === "CORNER" && a.type === "FLOAT2");
+  const named = (name) => (typeof name === "string" ? maps.find((a) => a.name === name) : undefined);
+  const map = named(value.render_uv) || named(value.active_uv) || maps[0];
+  if (!map) return null;
+  const data = f32(map.data);
+  return data.length === cornerCount * 2 && cornerCount > 0 ? data : null;
 }
 
 // ---- materials, lights, world -----------------------------------------------------------------

@@ -355,6 +355,21 @@ async def textured_material(
 RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
 
 
+async def shows_quadrants(page, image: bytes, plane: str, source: str, saved: Path) -> None:
+    """Once ``image`` is among the page's textures, the 4 x 4 plane facing CAMERA shows it as drawn by
+    ``png(... RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)``, drawn from ``source``."""
+    sha = hashlib.sha256(image).hexdigest()
+    await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
+    await trio.sleep(0.3)  # a frame drawn with it
+    assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == source
+    shot = await page.screenshot()
+    saved.write_bytes(await page.screenshot_png())
+    assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
+    assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
+    assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
+    assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+
+
 async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("r", keep_open=True)
@@ -371,16 +386,7 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
         async with open_browser(tmp_path / "profile") as page:
             await page.navigate(f"{share['url']}#camera={CAMERA}")
             await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
-            sha = hashlib.sha256(first).hexdigest()
-            await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
-            await trio.sleep(0.3)  # a frame drawn with it
-            assert await page.evaluate(f"blendsyncViewer.source('{plane}')") == "view:plane80"
-            shot = await page.screenshot()
-            (tmp_path / "textured.png").write_bytes(await page.screenshot_png())
-            assert around(shot, project(shot, (-1.0, 0.0, 1.0)), red), page.log
-            assert around(shot, project(shot, (-1.0, 0.0, -1.0)), red)
-            assert around(shot, project(shot, (1.0, 0.0, 1.0)), blue)
-            assert around(shot, project(shot, (1.0, 0.0, -1.0)), green)
+            await shows_quadrants(page, first, plane, "view:plane80", tmp_path / "textured.png")
             # The artist changes the image: the page shows the new one.
             second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
             await ana.batch([await textured_material(ana, mat, second)])
@@ -867,3 +873,52 @@ async def test_the_page_fetches_a_base_mesh_only_while_an_object_draws_it_and_ne
     assert log["again"] == [root["g"]]
     assert log["display_again"] == [] and log["parked_again"]
     assert log["after_release"] == [] and log["base_waiting_after_release"]
+
+
+def base_plane(obj: str, mesh: str, mat: str, half: float = 2.0) -> list:
+    """A square plane facing -Y as an add-on writes its mesh (no display mesh): one quad, the render UV
+    map "UVMap" with (0, 0) at its bottom left, and "Decoy", mirrored, sorted before it and active."""
+    uvs = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    geometry = {
+        "vertices": f32([c for u, v in uvs for c in (-half + 2 * half * u, 0.0, -half + 2 * half * v)]),
+        "edges": b"",
+        "face_starts": i32([0]),
+        "corner_verts": i32([0, 1, 2, 3]),
+        "corner_edges": b"",
+        "attributes": [
+            {
+                "name": "Decoy",
+                "domain": "CORNER",
+                "type": "FLOAT2",
+                "data": f32([c for u, v in uvs for c in (1 - u, v)]),
+            },
+            {
+                "name": "UVMap",
+                "domain": "CORNER",
+                "type": "FLOAT2",
+                "data": f32([c for uv in uvs for c in uv]),
+            },
+        ],
+        "active_uv": "Decoy",
+        "render_uv": "UVMap",
+    }
+    return [
+        ["set", f"mesh/{mesh}/meta", pack({"materials": [mat]})],
+        ["set", f"mesh/{mesh}/geometry", pack(geometry)],
+        ["set", f"obj/{obj}/meta", pack({"type": "MESH", "data_kind": "mesh", "data": mesh})],
+        ["set", f"obj/{obj}/location", pack([0.0, 0.0, 0.0])],
+    ]
+
+
+async def test_an_object_without_a_display_mesh_maps_its_image_through_the_render_uv_map(tmp_path):
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        plane, mat = "a" * 32, "c" * 32
+        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        await ana.batch([*base_plane(plane, "b" * 32, mat), await textured_material(ana, mat, image)])
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(f"{share['url']}#camera={CAMERA}")
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+            await shows_quadrants(page, image, plane, "base", tmp_path / "base-textured.png")

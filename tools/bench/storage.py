@@ -1,10 +1,13 @@
 """``python -m tools.bench storage``: what a real ``blendsync serve`` writes to storage per edit of a large
 value, against another checkout's server in the same run (``--server-root``, e.g. a ``git archive main``).
 
-The value is a chunked one, as the add-on sends a mesh (docs/protocol.md section 3a): ``--chunks`` blobs of
-``--chunk-bytes`` random bytes and one key whose value lists their hashes (with the same ``refs``). An edit
-changes one chunk: one ``blob_put`` of the new chunk and one ``batch`` that sets the key to the new list,
-each waiting for its answer. Per edit, the server's ``write_bytes`` (``/proc/<pid>/io``: what reached the
+The value is a chunked one, as the add-on sends a mesh (docs/protocol.md section 3a). ``--format tree`` (the
+add-on's format): ``--chunks`` x ``--chunk-bytes`` random bytes cut by the add-on's own code
+(``blender_addon/sync/chunks.py``) into 32 KiB chunks under 1 KiB list nodes, one key whose value names the
+root (its ``refs``); an edit changes 8 bytes of one chunk and puts the new chunk and the new list node of
+each level (children first), then sets the key. ``--format flat`` (the first format): ``--chunks`` blobs of
+``--chunk-bytes`` and a value listing all their hashes; an edit puts one chunk and sets the new list. Each
+request waits for its answer. Per edit, the server's ``write_bytes`` (``/proc/<pid>/io``: what reached the
 disk, lmdb's pages and fsyncs included) and the logical bytes its storage put (keys + values, counted by
 ``counting_server.py``). Edits are ``--gap`` seconds apart (the add-on's pace: the node persists its tree
 after 1 s without writes), and the run ends with a settle of ``--gap`` seconds counted in the totals.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import secrets
@@ -33,12 +37,22 @@ ROOT = Path(__file__).resolve().parents[2]
 COUNTING = Path(__file__).resolve().with_name("counting_server.py")
 
 
+def _addon_chunks() -> Any:
+    """The add-on's chunking module, loaded alone (its package imports bpy)."""
+    spec = importlib.util.spec_from_file_location("addon_chunks", ROOT / "blender_addon/sync/chunks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def add_arguments(kinds: Any) -> None:
     bench = kinds.add_parser("storage", help="server write_bytes per edit of a chunked value, A/B")
     bench.add_argument(
         "--chunks", type=int, default=200, help="chunks of the value (200: a 200k-vertex mesh)"
     )
     bench.add_argument("--chunk-bytes", type=int, default=65536)
+    bench.add_argument("--format", choices=("tree", "flat"), default="tree")
     bench.add_argument("--edits", type=int, default=20)
     bench.add_argument("--gap", type=float, default=1.5, help="seconds between edits")
     bench.add_argument("--server-root", help="also measure the server of this checkout (the A side)")
@@ -88,41 +102,103 @@ class CountingServer:
         return disk, logical
 
 
-def _value(hashes: list[bytes]) -> bytes:
-    return b"".join(hashes)
+class FlatValue:
+    """The first format: ``chunks`` blobs and a value listing every hash (all of them its refs)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.chunks = [os.urandom(args.chunk_bytes) for _ in range(args.chunks)]
+        self.hashes = [hashlib.sha256(chunk).digest() for chunk in self.chunks]
+        self.changed = args.chunk_bytes
+        self.uploads: list[tuple[bytes, bytes, list[bytes] | None]] = [(c, h, None) for c, h in self._pairs()]
+
+    def _pairs(self) -> list[tuple[bytes, bytes]]:
+        return list(zip(self.chunks, self.hashes, strict=True))
+
+    def edit(self, i: int) -> None:
+        which = (i * 7919) % len(self.chunks)
+        chunk = bytearray(self.chunks[which])
+        chunk[:8] = i.to_bytes(8, "big")
+        self.chunks[which] = bytes(chunk)
+        self.hashes[which] = hashlib.sha256(self.chunks[which]).digest()
+        self.uploads = [(self.chunks[which], self.hashes[which], None)]
+
+    def op(self) -> list[Any]:
+        return ["set", "mesh", b"".join(self.hashes), list(self.hashes)]
+
+    def check(self) -> tuple[bytes, bytes]:
+        return self.hashes[-1], self.chunks[-1]
+
+
+class TreeValue:
+    """The add-on's format: one chunk tree (32 KiB chunks, 1 KiB list nodes), the value naming its root."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.mod = _addon_chunks()
+        self.store = self.mod.ChunkCache()
+        self.data = bytearray(os.urandom(args.chunks * args.chunk_bytes))
+        self.changed = self.mod.CHUNK_BYTES
+        self.held: set[bytes] = set()
+        self._encode()
+
+    def _encode(self) -> None:
+        import msgpack
+
+        self.value = msgpack.packb({"vertices": self.mod.split(bytes(self.data), self.store)})
+        blobs = self.mod.uploads(self.value, self.held.__contains__, self.store)
+        self.uploads = [(self.store.get(blob), blob, children) for blob, children in blobs]
+        self.held.update(blob for blob, _ in blobs)
+
+    def edit(self, i: int) -> None:
+        chunks = len(self.data) // self.mod.CHUNK_BYTES
+        at = ((i * 7919) % chunks) * self.mod.CHUNK_BYTES
+        self.data[at : at + 8] = i.to_bytes(8, "big")
+        self._encode()
+
+    def op(self) -> list[Any]:
+        return ["set", "mesh", self.value, self.mod.refs_of(self.value)]
+
+    def check(self) -> tuple[bytes, bytes]:
+        first = bytes(self.data[: self.mod.CHUNK_BYTES])
+        return hashlib.sha256(first).digest(), first
 
 
 async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-storage-{secrets.token_hex(4)}"
+    value = TreeValue(args) if args.format == "tree" else FlatValue(args)
+    blobs_per_edit = []
     with CountingServer(root) as server:
         async with connect(server.host, server.port, name="bench") as client:
             await client.create_room(room)
             await client.join(room)
-            chunks = [os.urandom(args.chunk_bytes) for _ in range(args.chunks)]
-            hashes = [await client.put_blob(chunk) for chunk in chunks]
-            await client.batch([["set", "mesh", _value(hashes), hashes]])
+
+            async def publish() -> None:
+                for data, blob, children in value.uploads:
+                    assert await client.put_blob(data, children) == blob
+                await client.batch([value.op()])
+
+            await publish()
             await trio.sleep(args.gap)
             edits = []
             start = server.written()
             for i in range(args.edits):
                 before = server.written()
-                which = (i * 7919) % args.chunks
-                chunk = bytearray(chunks[which])
-                chunk[:8] = i.to_bytes(8, "big")
-                chunks[which] = bytes(chunk)
-                hashes[which] = await client.put_blob(chunks[which])
-                await client.batch([["set", "mesh", _value(hashes), hashes]])
+                value.edit(i)
+                blobs_per_edit.append(len(value.uploads))
+                await publish()
                 await trio.sleep(args.gap)
                 after = server.written()
                 edits.append({"write_bytes": after[0] - before[0], "logical_bytes": after[1] - before[1]})
             end = server.written()
-            assert hashlib.sha256(chunks[0]).digest() == hashes[0]
-            assert await client.get_blob(hashes[-1]) == chunks[-1]
+            blob, data = value.check()
+            assert await client.get_blob(blob) == data
     disk = [e["write_bytes"] for e in edits]
     logical = [e["logical_bytes"] for e in edits]
-    changed = args.chunk_bytes
+    changed = value.changed
     return {
         "server_root": str(root),
+        "format": args.format,
+        "changed_chunk_bytes": changed,
+        "blobs_put_per_edit": statistics.median(blobs_per_edit),
         "edits": args.edits,
         "write_bytes_per_edit_median": int(statistics.median(disk)),
         "write_bytes_per_edit_mean": (end[0] - start[0]) // args.edits,

@@ -14,6 +14,7 @@ Both start their own server (``blendsync serve`` with a tokens file and an HTTP 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -66,9 +67,14 @@ _SERVER_PID = [0]
 
 
 def server_cpu_seconds() -> float:
-    """User + system CPU time of the server process so far (Linux /proc)."""
+    """User + system CPU time of the server process so far."""
+    return process_cpu_seconds(_SERVER_PID[0])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
     try:
-        fields = Path(f"/proc/{_SERVER_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -209,41 +215,54 @@ async def viewers(host: str, port: int, http: str, admin: str, args: argparse.Na
         "tcp_without_viewers": _summary(alone, len(alone), seconds),
         "server_cpu_share_without_viewers": round(cpu_alone / seconds, 3),
     }
-    viewer_latencies: list[float] = []
     beside: list[float] = []
-    async with trio.open_nursery() as nursery:
-        connect_start = time.perf_counter()
-        limiter = trio.CapacityLimiter(32)  # the HTTP port serves 64 requests at once
-
+    command = [sys.executable, "-m", "tools.bench.viewer_swarm", http, share["token"], room]
+    command += [str(args.viewers), str(args.measured)]
+    connect_start = time.perf_counter()
+    swarm = await trio.lowlevel.open_process(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        lines = _Lines(swarm.stdout)
+        if await lines.next() != "ready":  # every viewer has its snapshot
+            raise RuntimeError("the viewers' process ended before its viewers joined")
         every = max(1, args.viewers // max(args.measured, 1))
-
-        async def open_one(i: int) -> None:
-            measured = viewer_latencies if i % every == 0 else None
-            async with limiter:
-                await nursery.start(_viewer, http, share["token"], room, measured)
-
-        async with trio.open_nursery() as opening:  # every viewer has its snapshot when this ends
-            for i in range(args.viewers):
-                opening.start_soon(open_one, i)
+        measured = len(range(0, args.viewers, every))
         result["viewers"] = args.viewers
-        result["viewers_measured"] = len(range(0, args.viewers, every))
+        result["viewers_measured"] = measured
         result["viewers_connect_seconds"] = round(time.perf_counter() - connect_start, 2)
-        cpu, own = server_cpu_seconds(), time.process_time()
+        cpu, own, swarm_cpu = server_cpu_seconds(), time.process_time(), process_cpu_seconds(swarm.pid)
         seconds = await _phase(host, port, admin, room, args, beside)
         result["server_cpu_share_with_viewers"] = round((server_cpu_seconds() - cpu) / seconds, 3)
         result["bench_cpu_share_with_viewers"] = round((time.process_time() - own) / seconds, 3)
+        result["viewers_cpu_share"] = round((process_cpu_seconds(swarm.pid) - swarm_cpu) / seconds, 3)
         result["tcp_with_viewers"] = _summary(beside, len(beside), seconds)
-        expected = int(args.rate * args.seconds) * len(range(0, args.viewers, every))
-        with trio.move_on_after(10):
-            while len(viewer_latencies) < expected:
-                await trio.sleep(0.05)
+        expected = int(args.rate * args.seconds) * measured
+        await swarm.stdin.send_all(f"{expected}\n".encode())
+        viewer_latencies = json.loads(await lines.next())["latencies"]
         result["viewer_deliveries"] = _summary(viewer_latencies, len(viewer_latencies), seconds)
         result["viewer_deliveries"]["expected"] = expected
-        nursery.cancel_scope.cancel()
+    finally:
+        swarm.kill()
+        await swarm.wait()
     result["tcp_p99_ratio"] = round(
         result["tcp_with_viewers"]["p99_ms"] / max(result["tcp_without_viewers"]["p99_ms"], 1e-6), 2
     )
     return result
+
+
+class _Lines:
+    """Lines of a child process's stdout."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream):
+        self.stream, self.buffer = stream, b""
+
+    async def next(self) -> str:
+        while b"\n" not in self.buffer:
+            data = await self.stream.receive_some(1 << 20)
+            if not data:
+                return ""
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
 
 
 # ---- time to the first frame ---------------------------------------------------------------------------

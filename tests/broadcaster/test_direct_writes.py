@@ -1,0 +1,74 @@
+"""The viewers' writer (DirectWrites) goes after the artists: their copies of an operation never wait behind
+hundreds of viewer sends. The interleavings are forced with events inside one trio run: trio runs the tasks
+woken in one step in either order, so each case is repeated until both orders have surely occurred."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from broadcaster.direct_writes import SLICE, DirectWrites
+
+ROUNDS = 40  # a wrong order survives 40 coin flips with probability 2**-40
+
+
+class Viewer:
+    def __init__(self, name: str, order: list[str], on_write=None):
+        self.name, self.order, self.on_write = name, order, on_write
+
+    def write_pending(self) -> None:
+        self.order.append(self.name)
+        if self.on_write is not None:
+            self.on_write()
+
+
+async def _artist_writer(
+    woken: trio.Event, order: list[str], name: str, task_status=trio.TASK_STATUS_IGNORED
+):
+    """An artist session's writer task, waiting for its queue as Session._writer does."""
+    task_status.started()
+    await woken.wait()
+    order.append(name)
+
+
+async def _rounds(one_round) -> None:
+    """``one_round(direct, nursery)`` ROUNDS times against one running DirectWrites."""
+    direct = DirectWrites()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(direct.run)
+        for _ in range(ROUNDS):
+            await one_round(direct, nursery)
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_artists_writer_sends_before_the_viewers_of_the_same_fan_out() -> None:
+    async def one_round(direct: DirectWrites, nursery: trio.Nursery) -> None:
+        order: list[str] = []
+        woken = trio.Event()
+        await nursery.start(_artist_writer, woken, order, "artist")
+        # One fan-out step, no yield inside: the artist's frame is queued, three viewers gather theirs.
+        woken.set()
+        for i in range(3):
+            direct.add(Viewer(f"viewer{i}", order))
+        await trio.testing.wait_all_tasks_blocked()
+        assert order == ["artist", "viewer0", "viewer1", "viewer2"]
+
+    await _rounds(one_round)
+
+
+async def test_an_operation_arriving_during_a_long_viewer_fan_out_reaches_the_artists_first() -> None:
+    async def one_round(direct: DirectWrites, nursery: trio.Nursery) -> None:
+        order: list[str] = []
+        next_op = trio.Event()
+        await nursery.start(_artist_writer, next_op, order, "next op to artist")
+        viewers = [Viewer(f"viewer{i}", order) for i in range(4 * SLICE)]
+        viewers[0].on_write = next_op.set  # the next operation commits while viewers are being written
+        for viewer in viewers:
+            direct.add(viewer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(order) == 4 * SLICE + 1
+        assert order.index("next op to artist") <= SLICE  # after at most one slice, not all 256
+        assert [name for name in order if name.startswith("viewer")] == [v.name for v in viewers]
+
+    await _rounds(one_round)
