@@ -919,6 +919,11 @@ def build_rig() -> None:
     arm.bones["Lower"].bbone_segments = 4
     arm.bones["Lower"].bbone_x = 0.2
     arm.bones["Lower"].bbone_easein = 1.5
+    # Custom B-Bone handles: the curve follows other bones than its parent and child.
+    arm.bones["Lower"].bbone_handle_type_start = "ABSOLUTE"
+    arm.bones["Lower"].bbone_custom_handle_start = arm.bones["Upper"]
+    arm.bones["Lower"].bbone_handle_type_end = "TANGENT"
+    arm.bones["Lower"].bbone_custom_handle_end = arm.bones["Hand"]
     deform = arm.collections.new("Deform")
     controls = arm.collections.new("Controls", parent=deform)
     controls.is_visible = False

@@ -216,3 +216,27 @@ def test_a_drivers_mapping_curve_travels_on_the_drivers_key():
         "NOISE",
     ]
     assert sync.scene_hash() == edited
+
+
+def test_custom_bbone_handles_travel_and_a_changed_handle_applies_in_place():
+    build_rig()
+    values = sync.serialise_scene()
+    uuid = uuid_of(bpy.data.armatures["CharRig"])
+    replica_of(values)
+    lower = bpy.data.armatures["CharRig"].bones["Lower"]
+    assert (lower.bbone_handle_type_start, lower.bbone_handle_type_end) == ("ABSOLUTE", "TANGENT")
+    assert lower.bbone_custom_handle_start.name == "Upper"
+    assert lower.bbone_custom_handle_end.name == "Hand"
+    # Another artist points the end handle elsewhere and clears the start: only the bones key changes.
+    before = sync.serialise_scene()
+    lower.bbone_custom_handle_end = lower.id_data.bones["Upper"]
+    lower.bbone_custom_handle_start = None
+    changed = {k: v for k, v in sync.serialise_scene().items() if before.get(k) != v}
+    assert list(changed) == [f"arm/{uuid}/bones"]
+    replica_of(before)  # the first artist's copy, then the edit
+    applier = sync.apply_ops(list(changed.items()))
+    assert applier.errors == []
+    lower = bpy.data.armatures["CharRig"].bones["Lower"]
+    assert lower.bbone_custom_handle_start is None
+    assert lower.bbone_custom_handle_end.name == "Upper"
+    assert sync.serialise_scene()[f"arm/{uuid}/bones"] == changed[f"arm/{uuid}/bones"]

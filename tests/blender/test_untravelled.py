@@ -95,3 +95,34 @@ def test_the_box_draws_in_the_sidebar(monkeypatch):
     assert texts[0] == "Not synchronised here (6)"
     assert texts[1] == "Volume 'Fog0': the other files of its sequence (only the current file travels)"
     assert len(texts) == 1 + ui_untravelled.SHOWN
+
+
+def test_animation_and_surface_data_that_cannot_travel_is_listed():
+    # An NLA strip whose influence is animated, an Envelope modifier on an action's F-curve and on a
+    # driver's, and a surface with a second row of points.
+    mover = link(bpy.data.objects.new("Mover", None))
+    mover.keyframe_insert("location", index=0, frame=1)
+    ad = mover.animation_data
+    action = ad.action
+    ad.action = None
+    track = ad.nla_tracks.new()
+    strip = track.strips.new("Walk", 1, action)
+    strip.use_animated_influence = True
+    assert len(strip.fcurves) == 1
+    bag = action.layers[0].strips[0].channelbags[0]
+    bag.fcurves[0].modifiers.new("ENVELOPE")
+    driven = link(bpy.data.objects.new("Driven", None))
+    driven.driver_add("location", 2).modifiers.new("ENVELOPE")
+    surface = bpy.data.curves.new("Sheet", "SURFACE")
+    surface.splines.new("NURBS").points.add(3)
+    link(bpy.data.objects.new("Sheet", surface))
+    bpy.ops.surface.primitive_nurbs_surface_surface_add()  # a 4 x 4 patch: rows the API cannot make
+    lines = _lines()
+    where = "a strip's own F-curves are not synchronised"
+    assert ("Object 'Mover'", "the animated influence or time of NLA strip 'Walk'", where) in lines
+    where = "its control points are not synchronised"
+    assert ("Object 'Mover'", "the Envelope modifier of F-curve location[0]", where) in lines
+    assert ("Object 'Driven'", "the Envelope modifier of F-curve location[2]", where) in lines
+    where = "Blender's API cannot set a surface's V point count: one row of points travels"
+    assert ("Surface Curve 'SurfPatch'", "rows of surface points past the first", where) in lines
+    assert not [line for line in lines if "Sheet" in line[0]]  # one row: it travels

@@ -52,6 +52,13 @@ BONE_PROPS = (
 ROLL_DIGITS = 5  # the roll is derived from the bone matrix: rounded so float noise is not a change
 
 
+HANDLES = ("bbone_custom_handle_start", "bbone_custom_handle_end")  # another bone of the armature, by name
+
+
+def _handles(bone: bpy.types.Bone) -> dict[str, str | None]:
+    return {attr: getattr(bone, attr).name if getattr(bone, attr) is not None else None for attr in HANDLES}
+
+
 def bone_roll(bone: bpy.types.Bone) -> float:
     roll = round(float(bpy.types.Bone.AxisRollFromMatrix(bone.matrix_local.to_3x3())[1]), ROLL_DIGITS)
     return 0.0 if roll == 0 else roll
@@ -69,6 +76,7 @@ def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
             "use_connect": bone.use_connect,
         }
         doc.update({attr: rna.plain(getattr(bone, attr)) for attr in BONE_PROPS})
+        doc.update(_handles(bone))
         bones.append(doc)
     return {
         "meta": {},
@@ -92,6 +100,7 @@ def describe(arm: bpy.types.Armature, ctx: ReadContext) -> dict:
             "roll": bone_roll(bone),
             "use_connect": bone.use_connect,
             "props": [rna.plain(getattr(bone, attr)) for attr in BONE_PROPS],
+            "handles": _handles(bone),
         }
         for bone in arm.bones
     }
@@ -194,6 +203,11 @@ def apply_bones(arm: bpy.types.Armature, doc: list, ctx: ApplyContext) -> bpy.ty
         if bone is not None:
             for attr in BONE_PROPS:
                 set_changed(bone, attr, d[attr])
+    for d in doc:  # once every bone is there: a handle names another bone
+        bone = bones.get(d["name"])
+        for attr in HANDLES:
+            if bone is not None and _handles(bone)[attr] != d.get(attr):
+                setattr(bone, attr, bones.get(d[attr]) if d.get(attr) else None)
     return arm
 
 
