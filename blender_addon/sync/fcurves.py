@@ -54,10 +54,16 @@ def describe_keyframes(fc) -> list:
     return [[floats(k.co), k.interpolation, floats(k.handle_left), floats(k.handle_right)] for k in points]
 
 
+def _envelope_points(mod) -> list[list[float]]:
+    return [[float(p.frame), float(p.min), float(p.max)] for p in mod.control_points]
+
+
 def read_modifiers(fc) -> list[dict]:
-    """The curve's modifiers in stack order: ``{type, props}`` (they link to no datablock)."""
-    return [
-        {
+    """The curve's modifiers in stack order: ``{type, props}`` (they link to no datablock); an Envelope's
+    control points as ``points``: ``[frame, min, max]`` in frame order."""
+    docs = []
+    for mod in fc.modifiers:
+        doc: dict = {
             "type": mod.type,
             "props": {
                 p.identifier: rna.plain(getattr(mod, p.identifier))
@@ -65,8 +71,20 @@ def read_modifiers(fc) -> list[dict]:
                 if not p.is_readonly and p.type != "POINTER" and p.identifier not in MODIFIER_SKIP
             },
         }
-        for mod in fc.modifiers
-    ]
+        if mod.type == "ENVELOPE":
+            doc["points"] = _envelope_points(mod)
+        docs.append(doc)
+    return docs
+
+
+def _write_envelope_points(mod, points: list) -> None:
+    if _envelope_points(mod) == points:
+        return
+    for point in list(mod.control_points):
+        mod.control_points.remove(point)
+    for frame, low, high in points:
+        point = mod.control_points.add(frame)
+        point.min, point.max = low, high
 
 
 def write_modifiers(fc, docs: list[dict]) -> None:
@@ -78,3 +96,5 @@ def write_modifiers(fc, docs: list[dict]) -> None:
             fc.modifiers.new(doc["type"])
     for mod, doc in zip(fc.modifiers, docs, strict=True):
         rna.write_props(mod, doc["props"], lambda uuid: None, first=MODIFIER_FIRST)
+        if mod.type == "ENVELOPE":
+            _write_envelope_points(mod, doc.get("points", []))

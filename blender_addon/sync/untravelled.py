@@ -89,19 +89,8 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
         yield Untravelled(_subject(data), "the other files of its sequence", "only the current file travels")
 
 
-def _fcurves(ad: bpy.types.AnimData) -> Iterator[bpy.types.FCurve]:
-    """The drivers' F-curves and those of the actions the datablock plays (its own and its NLA strips')."""
-    yield from ad.drivers
-    actions = [ad.action] + [strip.action for track in ad.nla_tracks for strip in track.strips]
-    for action in dict.fromkeys(a for a in actions if a is not None):
-        for layer in action.layers:
-            for strip in layer.strips:
-                for bag in getattr(strip, "channelbags", ()):
-                    yield from bag.fcurves
-
-
 def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:
-    """NLA strips other than action strips, a strip's own F-curves, Envelope F-curve modifiers."""
+    """NLA strips other than action strips, and a strip's own F-curves."""
     ad = getattr(id_data, "animation_data", None)
     if ad is None:
         return
@@ -113,10 +102,6 @@ def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:
             elif len(strip.fcurves) and (strip.use_animated_influence or strip.use_animated_time):
                 what = f"the animated influence or time of NLA strip {strip.name!r}"
                 yield Untravelled(_subject(id_data), what, "a strip's own F-curves are not synchronised")
-    for fc in _fcurves(ad):
-        if any(modifier.type == "ENVELOPE" for modifier in fc.modifiers):
-            what = f"the Envelope modifier of F-curve {fc.data_path}[{fc.array_index}]"
-            yield Untravelled(_subject(id_data), what, "its control points are not synchronised")
 
 
 def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untravelled]:

@@ -240,3 +240,33 @@ def test_custom_bbone_handles_travel_and_a_changed_handle_applies_in_place():
     assert lower.bbone_custom_handle_start is None
     assert lower.bbone_custom_handle_end.name == "Upper"
     assert sync.serialise_scene()[f"arm/{uuid}/bones"] == changed[f"arm/{uuid}/bones"]
+
+
+def test_an_envelope_modifiers_control_points_travel_on_the_drivers_key():
+    build_driver_curves()
+    mapped = bpy.data.objects["Mapped"]
+    fc = mapped.driver_add("location", 2)
+    fc.driver.type = "SUM"
+    var = fc.driver.variables.new()
+    var.targets[0].id, var.targets[0].data_path = mapped, '["amount"]'
+    envelope = fc.modifiers.new("ENVELOPE")
+    for frame, low, high in ((0.0, -2.0, 2.0), (1.0, -6.0, 6.0)):
+        point = envelope.control_points.add(frame)
+        point.min, point.max = low, high
+    evaluate_scenes()
+    shaped = mapped.location[2]
+    assert shaped != pytest.approx(0.5)  # the envelope reshapes the driver's 0.5
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    u = uuid_of(mapped)
+    envelope.control_points[1].max = 10.0
+    assert list(tracker.scan([mapped])[0]) == [f"obj/{u}/driver/location/2"]
+    evaluate_scenes()
+    edited, reshaped = sync.scene_hash(), mapped.location[2]
+    assert reshaped != pytest.approx(shaped)
+    replica_of(dict(tracker.values))
+    mapped = bpy.data.objects["Mapped"]
+    points = mapped.animation_data.drivers.find("location", index=2).modifiers[0].control_points
+    assert [(p.frame, p.min, p.max) for p in points] == [(0.0, -2.0, 2.0), (1.0, -6.0, 10.0)]
+    assert mapped.location[2] == pytest.approx(reshaped)
+    assert sync.scene_hash() == edited
