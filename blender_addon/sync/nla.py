@@ -5,13 +5,16 @@ animation data (extras.given), ``mesh/<u>/shapenla/<track name>`` for a mesh's s
 
 A track's document is ``{props (mute, is_solo, lock), strips}``: its action
 strips in order, each ``{name, action (uuid), slot (identifier),
-frame_start, frame_end, props}`` (``props``: blend type and in/out,
+frame_start, frame_end, props, curves}`` (``props``: blend type and in/out,
 extrapolation, repeat, scale, action frame range, influence, mute,
-reverse…). Two artists editing two tracks keep both (adding a track changes
-the order key, not the other tracks'); the strips of one track are one key.
-What a strip's action writes is derived (derived.py). Meta strips,
-transitions and sound strips, and strip F-curves and modifiers, do not
-travel.
+reverse…; ``curves``: the strip's own F-curves, animating its influence or
+time, each ``{data_path, extrapolation, keys, modifiers}`` as an action's).
+An animated influence or time is read from its curve, not from the value
+that playing writes into the strip, so playing sends nothing. Two artists
+editing two tracks keep both (adding a track changes the order key, not the
+other tracks'); the strips of one track are one key. What a strip's action
+writes is derived (derived.py). Meta strips, transitions and sound strips do
+not travel (Blender's API makes only action strips).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import ids, rna
+from . import fcurves, ids, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -48,6 +51,22 @@ STRIP_PROPS = (
 )
 
 
+# A strip setting its own F-curve animates while the switch is on: playing writes it (derived).
+ANIMATED_BY = {"influence": "use_animated_influence", "strip_time": "use_animated_time"}
+
+
+def _curves(strip) -> list[dict[str, object]]:
+    return [
+        {
+            "data_path": fc.data_path,
+            "extrapolation": fc.extrapolation,
+            "keys": fcurves.read_keyframes(fc),
+            "modifiers": fcurves.read_modifiers(fc),
+        }
+        for fc in sorted(strip.fcurves, key=lambda fc: fc.data_path)
+    ]
+
+
 def _strip(strip, ctx: ReadContext | None) -> dict[str, object]:
     action = strip.action
     return {
@@ -56,8 +75,27 @@ def _strip(strip, ctx: ReadContext | None) -> dict[str, object]:
         "slot": strip.action_slot.identifier if strip.action_slot is not None else None,
         "frame_start": float(strip.frame_start),
         "frame_end": float(strip.frame_end),
-        "props": {attr: rna.plain(getattr(strip, attr)) for attr in STRIP_PROPS},
+        "props": {
+            attr: rna.plain(getattr(strip, attr))
+            for attr in STRIP_PROPS
+            if not (attr in ANIMATED_BY and getattr(strip, ANIMATED_BY[attr]))
+        },
+        "curves": _curves(strip),
     }
+
+
+def _write_curves(strip, docs: list[dict]) -> None:
+    """The strip's own F-curves (Blender makes them when their switch, a strip prop, goes on)."""
+    for doc in docs:
+        fc = strip.fcurves.find(doc["data_path"])
+        if fc is None:
+            continue
+        if fc.extrapolation != doc["extrapolation"]:
+            fc.extrapolation = doc["extrapolation"]
+        if fcurves.read_keyframes(fc) != doc["keys"]:
+            fcurves.write_keyframes(fc, doc["keys"])
+        if fcurves.read_modifiers(fc) != doc["modifiers"]:
+            fcurves.write_modifiers(fc, doc["modifiers"])
 
 
 def _track(track, ctx: ReadContext | None) -> dict[str, object]:
@@ -134,6 +172,7 @@ def _write_strips(track, docs: list[dict], ctx: ApplyContext) -> bool:
         ):
             if getattr(strip, attr) != doc[attr]:
                 setattr(strip, attr, doc[attr])
+        _write_curves(strip, doc.get("curves", []))
     return {s.name for s in track.strips} >= {d["name"] for d in docs if ctx.lookup(d["action"])}
 
 

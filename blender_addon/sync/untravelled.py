@@ -90,7 +90,7 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
 
 
 def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:
-    """NLA strips other than action strips, and a strip's own F-curves."""
+    """NLA strips other than action strips (meta, transition and sound strips)."""
     ad = getattr(id_data, "animation_data", None)
     if ad is None:
         return
@@ -99,9 +99,6 @@ def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:
             if strip.type != "CLIP":
                 what = f"NLA {strip.type.lower()} strip {strip.name!r}"
                 yield Untravelled(_subject(id_data), what, "Blender's API makes only action strips")
-            elif len(strip.fcurves) and (strip.use_animated_influence or strip.use_animated_time):
-                what = f"the animated influence or time of NLA strip {strip.name!r}"
-                yield Untravelled(_subject(id_data), what, "a strip's own F-curves are not synchronised")
 
 
 def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untravelled]:

@@ -153,3 +153,42 @@ def test_a_geometry_change_keeps_the_meshs_own_action_tracks_and_drivers():
     assert {k: v for k, v in sync.serialise_scene().items() if k != geometry} == {
         k: v for k, v in values.items() if k != geometry
     }
+
+
+def test_a_strips_animated_influence_travels_and_playing_it_sends_nothing():
+    build_nla()
+    dancer = bpy.data.objects["Dancer"]
+    walk = dancer.animation_data.nla_tracks["Base"].strips["Walk"]
+    walk.use_animated_influence = True
+    curve = walk.fcurves.find("influence")
+    curve.keyframe_points.clear()
+    curve.keyframe_points.add(2)
+    curve.keyframe_points.foreach_set("co", [1.0, 0.0, 21.0, 1.0])
+    for point in curve.keyframe_points:
+        point.interpolation = "LINEAR"
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    d = sync.peek_uuid(dancer)
+    for frame in (6, 11, 16):  # playing: the influence Blender writes into the strip is not an edit
+        scene.frame_set(frame)
+        assert tracker.scan([dancer])[0] == {}
+    assert walk.influence == pytest.approx(0.75)
+    # An edit of the strip's curve travels on the track's key.
+    curve.keyframe_points[1].co = (21.0, 0.5)
+    assert tracker.scan([dancer])[0].keys() == {f"obj/{d}/nla/Base"}
+    scene.frame_set(11)
+    location, edited = list(dancer.location), sync.scene_hash()
+    values = dict(tracker.values)
+    reset_scene()
+    apply_one_at_a_time(sorted(values.items()))
+    scene = bpy.context.scene
+    scene.frame_set(11)
+    dancer = bpy.data.objects["Dancer"]
+    walk = dancer.animation_data.nla_tracks["Base"].strips["Walk"]
+    assert walk.use_animated_influence
+    assert [tuple(k.co) for k in walk.fcurves.find("influence").keyframe_points] == [(1.0, 0.0), (21.0, 0.5)]
+    assert walk.influence == pytest.approx(0.25)
+    assert list(dancer.location) == pytest.approx(location)
+    assert sync.scene_hash() == edited

@@ -97,18 +97,36 @@ def test_the_box_draws_in_the_sidebar(monkeypatch):
     assert len(texts) == 1 + ui_untravelled.SHOWN
 
 
+def _transition_between(track) -> None:
+    """A transition strip between the track's two strips: only the NLA editor's operator makes one."""
+    for strip in track.strips:
+        strip.select = True
+    window = bpy.context.window_manager.windows[0]
+    area = window.screen.areas[0]
+    kept, area.type = area.type, "NLA_EDITOR"
+    try:
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            assert bpy.ops.nla.transition_add() == {"FINISHED"}
+    finally:
+        area.type = kept
+
+
 def test_animation_and_surface_data_that_cannot_travel_is_listed():
-    # An NLA strip whose influence is animated and a surface with a second row of points; Envelope
-    # modifiers (on an action's F-curve and on a driver's) travel: not listed.
+    # A transition strip and a surface with a second row of points; a strip's animated influence and
+    # Envelope modifiers (on an action's F-curve and on a driver's) travel: not listed.
     mover = link(bpy.data.objects.new("Mover", None))
     mover.keyframe_insert("location", index=0, frame=1)
+    mover.keyframe_insert("location", index=0, frame=10)
     ad = mover.animation_data
     action = ad.action
     ad.action = None
     track = ad.nla_tracks.new()
     strip = track.strips.new("Walk", 1, action)
     strip.use_animated_influence = True
-    assert len(strip.fcurves) == 1
+    track.strips.new("Walk again", 30, action)
+    _transition_between(track)
+    assert [s.type for s in track.strips] == ["CLIP", "TRANSITION", "CLIP"]
     bag = action.layers[0].strips[0].channelbags[0]
     bag.fcurves[0].modifiers.new("ENVELOPE")
     driven = link(bpy.data.objects.new("Driven", None))
@@ -118,9 +136,13 @@ def test_animation_and_surface_data_that_cannot_travel_is_listed():
     link(bpy.data.objects.new("Sheet", surface))
     bpy.ops.surface.primitive_nurbs_surface_surface_add()  # a 4 x 4 patch: rows the API cannot make
     lines = _lines()
-    where = "a strip's own F-curves are not synchronised"
-    assert ("Object 'Mover'", "the animated influence or time of NLA strip 'Walk'", where) in lines
-    assert not [line for line in lines if "Envelope" in line[1] or line[0] == "Object 'Driven'"]
+    transition = track.strips[1].name
+    where = "Blender's API makes only action strips"
+    assert ("Object 'Mover'", f"NLA transition strip {transition!r}", where) in lines
+    assert [line for line in lines if line[0] == "Object 'Mover'"] == [
+        ("Object 'Mover'", f"NLA transition strip {transition!r}", where)
+    ]
+    assert not [line for line in lines if line[0] == "Object 'Driven'"]
     where = "Blender's API cannot set a surface's V point count: one row of points travels"
     assert ("Surface Curve 'SurfPatch'", "rows of surface points past the first", where) in lines
     assert not [line for line in lines if "Sheet" in line[0]]  # one row: it travels
