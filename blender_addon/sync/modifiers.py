@@ -18,6 +18,9 @@ from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
 # Interface socket types whose modifier input holds a datablock (travels as its uuid).
+# Settings stored in the bits of another: writing it rewrites them, so they are put back after it (each
+# setting is a key of its own and may have arrived first).
+SHARED_BITS = {("MESH_SEQUENCE_CACHE", "read_data"): ("use_vertex_interpolation",)}
 ID_SOCKETS = frozenset(
     {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
 )
@@ -122,7 +125,11 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
     if mod is None:
         ctx.wait_for("mod", ids.get_uuid(ob))
         return ob
+    kept = {attr: getattr(mod, attr) for attr in SHARED_BITS.get((mod.type, prop), ())}
     rna.write_props(mod, {prop: doc}, ctx.resolve)
+    for attr, value in kept.items():
+        if getattr(mod, attr) != value:
+            setattr(mod, attr, value)
     return ob
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import bpy
 
 from .index import is_synced
+from .kinds import cache_files
 
 MAX_OBJECTS = 5000  # a walk looks at this many objects at most (the first ones of the scene)
 
@@ -57,6 +58,17 @@ def _pointers(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library
             yield Untravelled(_subject(ob), what, why)
 
 
+def _cache_files(ob: bpy.types.Object) -> Iterator[Untravelled]:
+    """Modifiers and constraints reading a cache file whose files cannot travel (missing or too large)."""
+    for label, stack in (("modifier", ob.modifiers), ("constraint", ob.constraints)):
+        for item in stack:
+            cache = getattr(item, "cache_file", None)
+            if cache is not None and cache.library is None and not cache_files.accepts(cache):
+                limit = cache_files.CACHE_MAX_BYTES >> 20
+                why = f"{cache.name!r} reads files that are missing or over {limit} MiB"
+                yield Untravelled(_subject(ob), f"{label} {item.name!r} cache file", why)
+
+
 def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool]):
     missing = MISSING
     if ob.library is not None:
@@ -79,6 +91,7 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
         what = f"the instanced collection {coll.name!r}"
         yield Untravelled(_subject(ob), what, f"linked from {coll.library.name}, {missing}")
     yield from _pointers(ob, library_travels)
+    yield from _cache_files(ob)
     for owner in (ob, data, getattr(data, "shape_keys", None)):
         if owner is not None:
             yield from _animation(owner)

@@ -306,6 +306,48 @@ def build_movieclip() -> None:
     bpy.context.scene.active_clip = clip
 
 
+def alembic_file(height: float = 3.0) -> str:
+    """An Alembic file (in a new temporary folder) of a triangle ``/Tri/Tri`` whose third vertex rises from
+    z 0 at frame 1 to ``height`` at frame 10 (a shape key's animation, baked per frame)."""
+    path = os.path.join(tempfile.mkdtemp(prefix="cache-"), "rise.abc")
+    me = bpy.data.meshes.new("Tri")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    ob = link(bpy.data.objects.new("Tri", me))
+    ob.shape_key_add(name="Basis")
+    up = ob.shape_key_add(name="Up", from_mix=False)
+    up.data[2].co = (0.0, 1.0, height)
+    up.value = 0.0
+    up.keyframe_insert("value", frame=1)
+    up.value = 1.0
+    up.keyframe_insert("value", frame=10)
+    # The whole scene goes into the file: only /Tri/Tri is read from it.
+    assert bpy.ops.wm.alembic_export(filepath=path, start=1, end=10) == {"FINISHED"}
+    action = me.shape_keys.animation_data.action
+    bpy.data.objects.remove(ob)
+    bpy.data.meshes.remove(me)  # and its shape keys
+    bpy.data.actions.remove(action)
+    return path
+
+
+def open_cache_file(path: str, name: str) -> bpy.types.CacheFile:
+    before = set(bpy.data.cache_files)
+    bpy.ops.cachefile.open(filepath=path)
+    (cache,) = set(bpy.data.cache_files) - before
+    cache.name = name
+    return cache
+
+
+def build_cache_file() -> None:
+    """An object "Cached" whose mesh is read from an Alembic cache "Rise" by a Mesh Sequence Cache
+    modifier (the usual way to bring in an animation baked elsewhere), the cache scaled."""
+    cache = open_cache_file(alembic_file(), "Rise")
+    cache.scale = 2.0
+    ob = link(bpy.data.objects.new("Cached", bpy.data.meshes.new("CachedMesh")))
+    modifier = ob.modifiers.new("Cache", "MESH_SEQUENCE_CACHE")
+    modifier.cache_file = cache
+    modifier.object_path = "/Tri/Tri"
+
+
 def write_library(rock_height: float = 0.5) -> str:
     """A small .blend (in a new temporary folder) holding a "Props" collection with a "Rock" and a "Tree",
     and a material "Stone"."""
@@ -1041,6 +1083,7 @@ BUILDERS = {
     "fonts": (build_fonts, "font"),
     "grease_pencil": (build_grease_pencil, "gpencil"),
     "movieclip": (build_movieclip, "clip"),
+    "cache_file": (build_cache_file, "cache"),
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
     "override": (build_override, "obj"),
@@ -1092,6 +1135,7 @@ CHANGES = {
     "texture": lambda: setattr(bpy.data.textures["Clouds"], "noise_scale", 0.5),
     "fonts": lambda: setattr(bpy.data.fonts["Packed"], "name", "Renamed"),
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
+    "cache_file": lambda: setattr(bpy.data.cache_files["Rise"], "frame_offset", 2.0),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
     "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
     "particles": lambda: setattr(bpy.data.particles["Grass"], "hair_length", 0.75),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 
@@ -508,3 +509,49 @@ def test_library_links_and_file_apply_in_place_and_delete():
     assert sync.scene_hash() == edited_hash
     sync.apply_ops([(meta, None)], applier=applier)
     assert len(bpy.data.libraries) == 0 and "Rock" not in bpy.data.objects
+
+
+def _evaluated_points(name: str, frame: int) -> list[tuple[float, ...]]:
+    bpy.context.scene.frame_set(frame)
+    ob = bpy.data.objects[name].evaluated_get(bpy.context.evaluated_depsgraph_get())
+    return [tuple(round(c, 4) for c in ob.matrix_world @ v.co) for v in ob.data.vertices]
+
+
+def test_a_cache_files_content_travels_and_the_receiver_plays_the_same_geometry():
+    """The Alembic file travels (the sender's copy deleted: the receiver reads its own); a new file under
+    the same uuid replaces the cache and the modifier follows it."""
+    from scene_builders import alembic_file, build_cache_file
+
+    build_cache_file()
+    sent = bpy.data.cache_files["Rise"]
+    expected = _evaluated_points("Cached", 5)
+    assert len(expected) == 3, [p.path for p in sent.object_paths]
+    assert expected[2][2] == pytest.approx(1.251, abs=1e-3)  # a third of the way up at frame 5
+    values = sync.serialise_scene()
+    os.remove(bpy.path.abspath(sent.filepath))
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    cache = bpy.data.cache_files["Rise"]
+    assert cache.scale == 2.0 and os.path.isfile(bpy.path.abspath(cache.filepath))
+    assert bpy.data.objects["Cached"].modifiers["Cache"].cache_file == cache
+    assert _evaluated_points("Cached", 5) == expected
+    # The sender bakes again (twice as high) into a new file under the same uuid.
+    uuid = cache[sync.UUID_PROP]
+    path = alembic_file(height=6.0)
+    before = set(bpy.data.cache_files)
+    bpy.ops.cachefile.open(filepath=path)
+    (new,) = set(bpy.data.cache_files) - before
+    cache.user_remap(new)
+    bpy.data.batch_remove([cache])
+    new.name, new.scale, new[sync.UUID_PROP] = "Rise", 2.0, uuid
+    higher = _evaluated_points("Cached", 5)
+    assert higher[2][2] == pytest.approx(2 * expected[2][2], abs=1e-3)
+    edited_hash, edited = sync.scene_hash(), sync.serialise_scene()
+    sync.apply_ops(list(values.items()), applier=applier)
+    assert _evaluated_points("Cached", 5) == expected
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == []
+    assert len(bpy.data.cache_files) == 1
+    assert _evaluated_points("Cached", 5) == higher
+    assert sync.scene_hash() == edited_hash

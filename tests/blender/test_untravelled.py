@@ -146,3 +146,13 @@ def test_animation_and_surface_data_that_cannot_travel_is_listed():
     where = "Blender's API cannot set a surface's V point count: one row of points travels"
     assert ("Surface Curve 'SurfPatch'", "rows of surface points past the first", where) in lines
     assert not [line for line in lines if "Sheet" in line[0]]  # one row: it travels
+
+
+def test_a_cache_file_whose_file_is_gone_is_listed():
+    from scene_builders import build_cache_file
+
+    build_cache_file()
+    assert _lines() == []
+    os.remove(bpy.path.abspath(bpy.data.cache_files["Rise"].filepath))
+    why = "'Rise' reads files that are missing or over 512 MiB"
+    assert _lines() == [("Object 'Cached'", "modifier 'Cache' cache file", why)]

@@ -20,6 +20,7 @@ from ..items import Items
 from . import (
     actions,
     armatures,
+    cache_files,
     cameras,
     collections,
     curves,
@@ -57,6 +58,7 @@ _BEFORE_OBJECTS: tuple[Kind, ...] = (
     sounds.KIND,
     fonts.KIND,
     movieclips.KIND,
+    cache_files.KIND,
     textures.KIND,
     actions.KIND,
     node_groups.KIND,

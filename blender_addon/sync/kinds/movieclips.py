@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import tempfile
 
 import bpy
 
-from .. import rna
+from .. import file_sets, rna
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from ..replacing import replace
 from .base import Kind
 
-_FRAME_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 CLIP_MAX_BYTES = 48 * 1024 * 1024  # the files of one clip travel in one key
 CLIP_SKIP = ("filepath", "source", "use_proxy", "use_proxy_custom_directory")
 
@@ -25,42 +21,19 @@ def clip_files(clip: bpy.types.MovieClip) -> list[str] | None:
     if not clip.filepath:
         return None
     path = bpy.path.abspath(clip.filepath, library=clip.library)
-    if not os.path.isfile(path):
-        return None
-    if clip.source != "SEQUENCE":
-        return [path]
-    folder, base = os.path.split(path)
-    match = _FRAME_NUMBER.match(base)
-    if match is None:
-        return [path]
-    head, digits, tail = match.groups()
-    pattern = re.compile(re.escape(head) + r"\d{" + str(len(digits)) + "}" + re.escape(tail) + "$")
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
+    return file_sets.files_behind(path, clip.source == "SEQUENCE")
 
 
 def accepts(clip: bpy.types.MovieClip) -> bool:
     """Only clips whose files can be sent."""
     files = clip_files(clip)
-    return files is not None and sum(os.path.getsize(f) for f in files) <= CLIP_MAX_BYTES
+    return files is not None and file_sets.total_bytes(files) <= CLIP_MAX_BYTES
 
 
-def clip_content(clip: bpy.types.MovieClip) -> list[list[object]] | None:
+def clip_content(clip: bpy.types.MovieClip) -> file_sets.Content | None:
     """``[file name, bytes]`` of every file of a movie clip, in name order."""
     files = clip_files(clip)
-    if files is None:
-        return None
-    out: list[list[object]] = []
-    for path in files:
-        with open(path, "rb") as fh:
-            out.append([os.path.basename(path), fh.read()])
-    return out
-
-
-def clip_digest(files: list[list[object]]) -> str:
-    digest = hashlib.sha256()
-    for name, data in files:
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
+    return None if files is None else file_sets.read(files)
 
 
 def serialise(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict[str, object]:
@@ -73,7 +46,7 @@ def serialise(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict[str, object]:
             "file": first,
             "colorspace": clip.colorspace_settings.name,
             "props": ctx.props(clip, skip=CLIP_SKIP, nested=("colorspace_settings",)),
-            "sha256": clip_digest(files),
+            "sha256": file_sets.digest(files),
             "files": files,
         }
     }
@@ -84,27 +57,14 @@ def describe(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict:
     return {
         "name": clip.name,
         "source": clip.source,
-        "content": clip_digest(files) if files is not None else None,
+        "content": file_sets.digest(files) if files is not None else None,
         "frames": [clip.frame_start, clip.frame_offset],  # size and duration are runtime (load-state) values
         "colorspace": clip.colorspace_settings.name,
     }
 
 
-def clip_folder(digest: str) -> str:
-    """Where the files of a received movie clip are kept (Blender cannot pack movie clips)."""
-    return os.path.join(tempfile.gettempdir(), "blendsync-clips", digest)
-
-
 def load_clip(doc: dict) -> bpy.types.MovieClip:
-    folder = clip_folder(doc["sha256"])
-    os.makedirs(folder, exist_ok=True)
-    for name, data in doc["files"]:
-        path = os.path.join(folder, os.path.basename(name))
-        if not os.path.isfile(path) or os.path.getsize(path) != len(data):
-            fd, tmp = tempfile.mkstemp(dir=folder)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+    folder = file_sets.store("clips", doc["files"])
     clip = bpy.data.movieclips.load(os.path.join(folder, os.path.basename(doc["file"])), check_existing=False)
     clip.name = doc["name"]
     return clip
@@ -116,7 +76,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 
 def apply_meta(clip: bpy.types.MovieClip, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     files = clip_content(clip)
-    if files is None or clip_digest(files) != doc["sha256"] or clip.source != doc["source"]:
+    if files is None or file_sets.digest(files) != doc["sha256"] or clip.source != doc["source"]:
         clip = replace(clip, load_clip(doc), bpy.data.movieclips)
     rename(clip, doc["name"])
     set_changed(clip.colorspace_settings, "name", doc["colorspace"])
