@@ -104,13 +104,6 @@ def read_items(node: bpy.types.Node, ctx: ReadContext) -> dict[str, object]:
     return doc
 
 
-def clear_items(node: bpy.types.Node) -> None:
-    """Empty a node's item lists: a node made from the room's key waits for its ``items`` key, so that
-    no socket value or link lands on a default item before the room's items are there."""
-    for name in item_lists(node):
-        getattr(node, name).clear()
-
-
 def _new_item(items, doc: dict[str, object]):
     """A new item at the end of ``items`` with ``doc``'s name and type (the ``new`` function's arguments
     read from RNA; a type ``new`` does not take, e.g. a capture item's data type, is set afterwards)."""

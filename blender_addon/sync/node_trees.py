@@ -342,7 +342,6 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
                 return owner
             node[NODE_ID_PROP] = nid
             by_id[nid] = node
-            node_items.clear_items(node)  # the room's items come with the node's items key
         _claim_name(tree, node, doc["name"])
         node.label = doc["label"]
         node.hide = doc["hide"]
@@ -420,6 +419,10 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
                     ctx.report(f"node {node.name!r} in {tree.name!r} has no socket {identifier!r}")
                 return owner
             if not hasattr(sock, "default_value"):
+                if node_items.has_item_sockets(node):
+                    # A default item where the room's item has another type (a value for the room's float
+                    # state item on a new zone's geometry item): the items key makes the socket it names.
+                    _wait_for_socket(node, ids.get_uuid(owner), ctx)
                 return owner
             value = doc
             if isinstance(value, list) and None in value:  # partly animated on the sending side
@@ -456,7 +459,13 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
         if out is not None and inp is not None:
             existing = next((lk for lk in inp.links if lk.from_socket.as_pointer() == out.as_pointer()), None)
         if doc is None:
-            if existing is not None:
+            # A socket named by identifier where sockets are named by position is a key that an earlier
+            # version wrote: the reader that deletes it sends the same link under its position key.
+            legacy = any(
+                by_position(node) and not name.startswith("#")
+                for node, name in ((from_node, from_sock), (to_node, to_sock))
+            )
+            if existing is not None and not legacy:
                 tree.links.remove(existing)
             return owner
         if out is None or inp is None:

@@ -101,7 +101,7 @@ def _zone(nodes, kind: str):
 def build_node_items() -> None:
     """Geometry nodes whose sockets come from item lists, all on the path of an object's modifier.
 
-    A repeat zone with two state items besides its geometry (``Step`` halves ``Offset`` each of 3 turns:
+    A repeat zone with two state items before its geometry (``Step`` halves ``Offset`` each of 3 turns:
     up 1.75), a capture attribute of two items (position and index: up by each point's index), a menu
     switch of three items set to ``Side`` (+2 in x), an index switch of three items at 2 (+0.3 in y), a bake
     node carrying ``Factor`` into a simulation zone's ``Speed`` state, and a for-each zone with items in its
@@ -116,6 +116,7 @@ def build_node_items() -> None:
     rin, rout = _zone(nodes, "Repeat")
     rout.repeat_items.new("FLOAT", "Step")
     rout.repeat_items.new("VECTOR", "Offset")
+    rout.repeat_items.move(0, 2)  # the geometry last: a new zone's geometry item sits where Step goes
     rin.inputs["Iterations"].default_value = 3
     rin.inputs["Step"].default_value = 0.5
     rin.inputs["Offset"].default_value = (0.0, 0.0, 1.0)

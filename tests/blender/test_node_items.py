@@ -7,7 +7,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from node_builders import build_node_items, evaluated_vertices, items_trees  # noqa: E402
+from node_builders import build_node_items, build_zone_and_compositor, evaluated_vertices, items_trees  # noqa: E402
 from scene_builders import reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -146,3 +146,45 @@ def test_items_added_renamed_and_removed_on_one_artist_arrive_at_the_other():
     joiner.apply(batch)
     assert joiner.errors == [] and joiner.pending_links == {}
     assert items_trees() == bens and sync.scene_hash() == ben_hash
+
+
+def test_a_room_written_before_item_sockets_were_named_by_position_keeps_its_links():
+    """Keys an earlier version wrote name the sockets of zone nodes by identifier (``Item_0``). A receiver
+    still applies them; the first reader sends the same links under their positions and deletes the old
+    keys, and that delete leaves the link in place on every other replica."""
+    build_zone_and_compositor()
+    group = bpy.data.node_groups["Repeat"]
+    values = sync.serialise_scene()
+    uuid = sync.get_uuid(group)
+    zone = {
+        node["blendsync_id"]: node for node in group.nodes if node.bl_idname.startswith("GeometryNodeRepeat")
+    }
+
+    def by_identifier(key: str) -> str:
+        from_id, from_sock, to_id, to_sock = sync.split_key(key)[3]
+        if from_id in zone:
+            from_sock = zone[from_id].outputs[int(from_sock[1:])].identifier
+        if to_id in zone:
+            to_sock = zone[to_id].inputs[int(to_sock[1:])].identifier
+        return sync.make_key("ngroup", uuid, "link", from_id, from_sock, to_id, to_sock)
+
+    renamed = {
+        key: by_identifier(key)
+        for key in values
+        if key.startswith(f"ngroup/{uuid}/link/") and set(sync.split_key(key)[3][0::2]) & set(zone)
+    }
+    assert len(renamed) == 4 and all("Item_0" in key for key in renamed.values())
+    legacy = {renamed.get(key, key): value for key, value in values.items()}
+    expected = evaluated_vertices("Repeated")
+    links = len(group.links)
+
+    reset_scene()
+    applier = sync.apply_ops(list(legacy.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    assert evaluated_vertices("Repeated") == expected
+    # The first reader's batch: the position keys, and the identifier keys deleted.
+    upgrade = [*((key, values[key]) for key in renamed), *((old, None) for old in renamed.values())]
+    sync.apply_ops(upgrade, applier=applier)
+    assert len(bpy.data.node_groups["Repeat"].links) == links
+    assert evaluated_vertices("Repeated") == expected
+    assert sync.serialise_scene() == values
