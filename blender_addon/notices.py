@@ -51,6 +51,10 @@ _PARTS = {
 }
 
 
+# Item parts of a node tree named by their node's id.
+_NODE_PARTS = {"node": "node", "at": "node location", "items": "items"}
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     text: str
@@ -92,8 +96,8 @@ def property_name(kind: str, uuid: str, part: str, item: tuple[str, ...]) -> str
         return _words(item[0])
     if part in ("in", "out") and len(item) == 2:  # a node socket's value
         return f"{_node_name(kind, uuid, item[0])} {item[1]}"
-    if part in ("node", "at") and item:
-        return f"{_node_name(kind, uuid, item[0])} {'node' if part == 'node' else 'node location'}"
+    if part in _NODE_PARTS and item:
+        return f"{_node_name(kind, uuid, item[0])} {_NODE_PARTS[part]}"
     if part == "mod" and item:
         return f"modifier {item[0]}"
     if part == "modset" and len(item) == 2:

@@ -12,6 +12,7 @@ keys.  Keys (items of the owning datablock, ``<kind>/<uuid>/<part>/...``):
 
 - ``node/<node id>``: name, type, label, hide, mute, settings, colour ramp,
   the paired zone output;
+- ``items/<node id>``: the node's item lists (repeat, capture, menu switch... items), node_items.py;
 - ``at/<node id>``: frame parent (node id), location, width;
 - ``in/<node id>/<socket>`` and ``out/<node id>/<socket>``: one socket's
   default value;
@@ -26,7 +27,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import animation, ids, nla, rna
+from . import animation, ids, nla, node_items, rna
 from .arrays import floats
 from .assign import set_components
 from .context import ApplyContext, ReadContext
@@ -61,15 +62,21 @@ NODE_SKIP = (
 
 # Nodes whose sockets come from a node group's interface: their identifiers
 # (``Socket_<n>``) are made by a counter and differ between replicas, so these
-# sockets are named by position instead (``#<index>``).
+# sockets are named by position instead (``#<index>``). So are the sockets of
+# nodes with item lists (``Item_<n>``: node_items.py).
 GROUP_NODES = frozenset(
     {"NodeGroupInput", "NodeGroupOutput", "ShaderNodeGroup", "GeometryNodeGroup", "CompositorNodeGroup"}
 )
 
 
+def by_position(node) -> bool:
+    """Whether ``node``'s sockets are named by position (``#<index>``) rather than by identifier."""
+    return node.bl_idname in GROUP_NODES or node_items.has_item_sockets(node)
+
+
 def socket_id(node, sock, sockets) -> str:
     """Stable name of a socket within ``sockets`` (a node's inputs or outputs)."""
-    if node.bl_idname in GROUP_NODES:
+    if by_position(node):
         ptr = sock.as_pointer()
         for i, other in enumerate(sockets):
             if other.as_pointer() == ptr:
@@ -119,9 +126,9 @@ def _color_ramp(ramp) -> dict[str, object]:
 
 
 def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, object]:
-    """A tree's parts: the items of ``node``, ``at``, ``in``, ``out`` and ``link``; ``treeanim``; the
-    tree's NLA tracks ``treenla`` and ``treenlaorder``."""
-    parts: dict[str, dict] = {"node": {}, "at": {}, "in": {}, "out": {}, "link": {}}
+    """A tree's parts: the items of ``node``, ``items``, ``at``, ``in``, ``out`` and ``link``; ``treeanim``;
+    the tree's NLA tracks ``treenla`` and ``treenlaorder``."""
+    parts: dict[str, dict] = {"node": {}, "items": {}, "at": {}, "in": {}, "out": {}, "link": {}}
     parts["treeanim"] = animation.read(tree, ctx)
     parts.update(nla.read(tree, ctx, "treenla"))
     if tree is None:
@@ -135,7 +142,7 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
             "label": node.label,
             "hide": node.hide,
             "mute": node.mute,
-            "props": ctx.props(node, skip=NODE_SKIP),
+            "props": ctx.props(node, skip=NODE_SKIP + node_items.active_props(node)),
         }
         ramp = getattr(node, "color_ramp", None)
         if ramp is not None:
@@ -144,16 +151,19 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         if paired is not None:
             doc["paired_output"] = id_of.get(paired.as_pointer())
         parts["node"][(nid,)] = doc
+        if node_items.item_lists(node):
+            parts["items"][(nid,)] = node_items.read_items(node, ctx)
         # Where it sits is a key of its own: moving a node and changing its settings at once keeps both.
         parts["at"][(nid,)] = {
             "parent": id_of.get(node.parent.as_pointer()) if node.parent is not None else None,
             "location": floats(node.location),
             "width": float(node.width),
         }
+        positional = by_position(node)
         for part, sockets in (("in", node.inputs), ("out", node.outputs)):
-            for sock in sockets:
+            for i, sock in enumerate(sockets):
                 if hasattr(sock, "default_value"):
-                    parts[part][(nid, socket_id(node, sock, sockets))] = _socket_value(sock, ctx)
+                    parts[part][(nid, f"#{i}" if positional else sock.identifier)] = _socket_value(sock, ctx)
     for link in tree.links:
         from_id = id_of.get(link.from_node.as_pointer())
         to_id = id_of.get(link.to_node.as_pointer())
@@ -201,6 +211,8 @@ def describe_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dic
             "ramp": [[e.position, floats(e.color)] for e in node.color_ramp.elements]
             if getattr(node, "color_ramp", None) is not None
             else None,
+            "items": node_items.read_items(node, ctx),
+            "paired": node.paired_output.name if getattr(node, "paired_output", None) else None,
         }
     links = sorted(
         [
@@ -270,6 +282,19 @@ def _claim_name(tree: bpy.types.NodeTree, node, name: str) -> None:
     node.name = name
 
 
+def _wait_for_socket(node, owner_uuid: str, ctx: ApplyContext) -> bool:
+    """A socket of a node named by position is missing: wait for what makes it; False for other nodes."""
+    if node.bl_idname in GROUP_NODES:
+        _wait_for_group(node, owner_uuid, ctx)
+        return True
+    if node_items.has_item_sockets(node):
+        # The node's item lists, or its zone output's (which come after the output, and so after the input
+        # is paired with it).
+        ctx.wait_for("items", owner_uuid)
+        return True
+    return False
+
+
 def _wait_for_group(node, owner_uuid: str, ctx: ApplyContext) -> None:
     """A socket of a group node is missing: wait for its group's interface, else for the node.
 
@@ -290,8 +315,8 @@ TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
 
 
 def tree_parts(tree_of: TreeOf) -> dict[str, object]:
-    """The ``node``, ``at``, ``in``, ``out``, ``link`` and ``treeanim`` parts of a kind whose tree is
-    ``tree_of(owner)``."""
+    """The ``node``, ``items``, ``at``, ``in``, ``out``, ``link`` and ``treeanim`` parts of a kind whose tree
+    is ``tree_of(owner)``."""
 
     def apply_node(owner, item, doc, ctx: ApplyContext):
         tree = tree_of(owner)
@@ -333,6 +358,34 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
                 node.pair_with_output(output)
         return owner
 
+    def apply_items(owner, item, doc, ctx: ApplyContext):
+        """``items/<node id>``: the node's item lists (a key's deletion goes with its node)."""
+        tree = tree_of(owner)
+        if tree is None or doc is None:
+            return owner
+        node = nodes_by_id(tree, assign=False).get(item[0])
+        if node is None:
+            ctx.wait_for("node", ids.get_uuid(owner))
+            return owner
+        # A menu socket holds its choice as an enum item's inner number, which names another item once
+        # the items are renamed in place: it keeps the choice it had by name, as on the sending side.
+        menus = [
+            (other, sock.identifier, sock.default_value)
+            for other in tree.nodes
+            for sock in other.inputs
+            if sock.bl_idname == "NodeSocketMenu" and hasattr(sock, "default_value")
+        ]
+        node_items.apply_items(node, doc, ctx)
+        for other, identifier, choice in menus:
+            # Found again by identifier: an item socket may have gone with its item.
+            sock = next((s for s in other.inputs if s.identifier == identifier), None)
+            if choice and sock is not None and sock.default_value != choice:
+                try:
+                    sock.default_value = choice
+                except TypeError:  # that item is gone: the socket's own key says what it holds now
+                    pass
+        return owner
+
     def apply_place(owner, item, doc, ctx: ApplyContext):
         """``at/<node id>``: frame parent, location and width (a key's deletion goes with its node)."""
         tree = tree_of(owner)
@@ -362,12 +415,14 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
                 return owner
             sock = _find_socket(getattr(node, sockets_of), identifier)
             if sock is None:
-                if node.bl_idname in GROUP_NODES:
-                    _wait_for_group(node, ids.get_uuid(owner), ctx)
-                else:
+                if not _wait_for_socket(node, ids.get_uuid(owner), ctx):
                     ctx.report(f"node {node.name!r} in {tree.name!r} has no socket {identifier!r}")
                 return owner
             if not hasattr(sock, "default_value"):
+                if node_items.has_item_sockets(node):
+                    # A default item where the room's item has another type (a value for the room's float
+                    # state item on a new zone's geometry item): the items key makes the socket it names.
+                    _wait_for_socket(node, ids.get_uuid(owner), ctx)
                 return owner
             value = doc
             if isinstance(value, list) and None in value:  # partly animated on the sending side
@@ -379,6 +434,10 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
                 sock.default_value = value
             except (TypeError, ValueError, AttributeError) as exc:
                 ctx.report(f"node {node.name!r} socket {identifier!r}: {exc}")
+                if node_items.has_item_sockets(node):
+                    # e.g. a menu switch's choice, named among items that have not arrived: tried again
+                    # (and the report dropped) once they have.
+                    _wait_for_socket(node, ids.get_uuid(owner), ctx)
             return owner
 
         return apply
@@ -400,14 +459,18 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
         if out is not None and inp is not None:
             existing = next((lk for lk in inp.links if lk.from_socket.as_pointer() == out.as_pointer()), None)
         if doc is None:
-            if existing is not None:
+            # A socket named by identifier where sockets are named by position is a key that an earlier
+            # version wrote: the reader that deletes it sends the same link under its position key.
+            legacy = any(
+                by_position(node) and not name.startswith("#")
+                for node, name in ((from_node, from_sock), (to_node, to_sock))
+            )
+            if existing is not None and not legacy:
                 tree.links.remove(existing)
             return owner
         if out is None or inp is None:
             node = from_node if out is None else to_node
-            if node.bl_idname in GROUP_NODES:
-                _wait_for_group(node, ids.get_uuid(owner), ctx)
-            else:
+            if not _wait_for_socket(node, ids.get_uuid(owner), ctx):
                 ctx.report(
                     f"link {from_node.name!r}:{from_sock} -> {to_node.name!r}:{to_sock}: no such socket"
                 )
@@ -426,6 +489,7 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
 
     return {
         "node": Items(apply_node),
+        "items": Items(apply_items),
         "at": Items(apply_place),
         "in": Items(apply_socket("inputs"), depth=2),
         "out": Items(apply_socket("outputs"), depth=2),

@@ -16,7 +16,7 @@ from anim_builders import (
     build_every_kind_nla,
     build_nla,
 )
-from node_builders import build_geometry_nodes
+from node_builders import build_geometry_nodes, build_node_items
 
 
 def reset_scene() -> None:
@@ -1103,6 +1103,7 @@ BUILDERS = {
     "node_group": (build_node_group, "ngroup"),
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),
+    "node_items": (build_node_items, "ngroup"),
     "animated": (lambda: build_animated(count=2), "action"),
     "custom_props": (build_custom_props, "obj"),
     "rig": (build_rig, "obj"),
@@ -1159,6 +1160,9 @@ CHANGES = {
     "armature": lambda: setattr(bpy.data.armatures["Skeleton"].bones["Hand"], "envelope_weight", 0.5),
     "geometry_nodes": lambda: setattr(
         bpy.data.node_groups["Deform"].nodes["Combine XYZ"].inputs["X"], "default_value", 1.0
+    ),
+    "node_items": lambda: setattr(
+        bpy.data.node_groups["Items"].nodes["Capture Attribute"].capture_items["Idx"], "name", "Number"
     ),
 }
 

@@ -39,6 +39,7 @@ def test_keys_read_as_datablock_and_property(addon):
         sync.make_key("obj", o, "modset", "Smooth/1", "levels"): ("Pillar", "Smooth/1 levels"),
         sync.make_key("obj", o, "in", "f" * 32): ("Pillar", "collections"),
         sync.make_key("mat", m, "in", node_id, "Roughness"): ("Stone", "Principled BSDF Roughness"),
+        sync.make_key("mat", m, "items", node_id): ("Stone", "Principled BSDF items"),
         sync.make_key("mat", m, "set", "roughness"): ("Stone", "roughness"),
         sync.make_key("obj", "e" * 32, "name"): (sync.make_key("obj", "e" * 32, "name"), "name"),  # gone
         "not/a key": ("not/a key", ""),

@@ -22,7 +22,12 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from node_builders import build_geometry_nodes, build_zone_and_compositor, evaluated_vertices  # noqa: E402
+from node_builders import (  # noqa: E402
+    build_geometry_nodes,
+    build_node_items,
+    build_zone_and_compositor,
+    evaluated_vertices,
+)
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -362,6 +367,28 @@ def test_repeat_zone_and_compositor_group_travel():
     assert evaluated_vertices("Repeated") == expected
     assert bpy.data.node_groups["Comp"].bl_idname == "CompositorNodeTree"
     assert sync.scene_hash() == before and sync.serialise_scene() == values
+
+
+def test_an_item_added_to_a_node_and_a_setting_of_the_node():
+    """Ana adds a capture item (and gives its socket a value), Ben changes the capture's domain: a node's
+    item lists are a key of their own."""
+
+    def capture() -> bpy.types.Node:
+        return bpy.data.node_groups["Items"].nodes["Capture Attribute"]
+
+    def add_item():
+        capture().capture_items.new("FLOAT", "Extra")
+        capture().inputs["Extra"].default_value = 0.5
+
+    def set_domain():
+        capture().domain = "FACE"
+
+    def check():
+        assert [item.name for item in capture().capture_items] == ["Pos", "Idx", "Extra"]
+        assert capture().inputs["Extra"].default_value == 0.5
+        assert capture().domain == "FACE"
+
+    concurrently(build_node_items, add_item, set_domain, check)
 
 
 def test_two_settings_of_one_light_and_a_scene_and_a_rename():
