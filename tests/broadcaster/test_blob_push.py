@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import trio
+from support import running_broadcaster
 
 from broadcaster.client import ServerError, connect
 from protocol import Applied, encode_frame
@@ -106,6 +107,22 @@ async def test_a_write_past_the_push_limits_carries_its_upper_levels_or_nothing(
         huge = await ana.put_blob(b"h" * (MAX_PUSHED_BYTES + 1))
         await ana.batch([["set", "huge", b"v", [huge]]])
         assert (await next_applied(ben)).blobs is None
+
+
+async def test_blobs_that_would_not_fit_one_frame_beside_the_ops_are_not_pushed(tmp_path):
+    async with running_broadcaster(tmp_path / "d", max_frame_size=400 * 1024) as address:
+        async with connect(*address, name="ana") as ana, connect(*address, name="ben") as ben:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            await ben.join("r")
+            leaf = await ana.put_blob(b"c" * (200 * 1024))
+            root = await put_node(ana, [leaf])
+            await ana.batch([["set", "big", b"v" * (250 * 1024), [root]]])  # with the blobs: past 400 KiB
+            assert (await next_applied(ben)).blobs is None
+            leaf = await ana.put_blob(b"d" * (200 * 1024))
+            root = await put_node(ana, [leaf])
+            await ana.batch([["set", "big", b"v" * 1024, [root]]])
+            assert [blob for blob, _ in (await next_applied(ben)).blobs] == [root, leaf]
 
 
 async def test_a_write_refused_before_it_is_submitted_leaves_its_blobs_new_for_the_next_one(server):
