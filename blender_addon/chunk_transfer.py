@@ -8,6 +8,9 @@ loop (session.py) sends what this returns and hands it what the server answers.
   server orders them first. A node known to be there stands for its whole subtree: an edit walks one path.
   After a reconnect, the blobs of unacknowledged batches that were never confirmed (``blob_stored``) go up
   again before the resume plan: an interrupted upload goes on where it stopped.
+- **Pushed.** The blobs another member's write made new come with its ``applied`` (protocol 3, their hashes
+  checked by the decoder): they go into the cache before its values reach the gate, so an edit of a large
+  value applies with no ``blob_get`` at all (``pushed``).
 - **Down.** Remote values pass through a gate: a value whose trees are all cached goes to the applier at
   once, unless an earlier value of the same key is still waiting; otherwise what it lacks is fetched
   (``blob_get``, each hash once) level by level (a node's children are known once it is here), and it
@@ -39,7 +42,14 @@ class ChunkTransfer:
         self._waiting: deque[tuple[str, bytes | None, set[bytes]]] = deque()
         self._waiting_keys: dict[str, int] = {}  # key -> values of it waiting
         self.skipped: list[str] = []  # keys whose value could not be completed (replaced meanwhile)
-        self.stats = {"put": 0, "put_bytes": 0, "fetched": 0, "fetched_bytes": 0}
+        self.stats = {
+            "put": 0,
+            "put_bytes": 0,
+            "fetched": 0,
+            "fetched_bytes": 0,
+            "pushed": 0,
+            "pushed_bytes": 0,
+        }
         self._gets: list[bytes] = []  # found to be wanted while blobs arrived: take_gets sends them
 
     @property
@@ -99,6 +109,16 @@ class ChunkTransfer:
                 self.sent.difference_update(blobs)
 
     # ---- down ------------------------------------------------------------------------------------------
+
+    def pushed(self, blobs: list[list[bytes]] | None) -> None:
+        """An ``applied``'s blobs ([hash, data], checked against their hashes when it was decoded): cached
+        before its values reach ``incoming``. One a waiting value asked for still settles when its
+        ``blob_data`` comes."""
+        for blob, data in blobs or ():
+            self.store.put(blob, data)
+            self.store.on_server.add(blob)
+            self.stats["pushed"] += 1
+            self.stats["pushed_bytes"] += len(data)
 
     def incoming(self, changes: list[Change]) -> tuple[list[Change], list[Any]]:
         """Remote values in arrival order -> (those ready to apply now, blob_get events to send)."""

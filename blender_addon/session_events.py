@@ -55,6 +55,8 @@ class ServerEventsMixin:
         refused = None
         if isinstance(event, P.Error) and event.code == "locked" and event.ref is not None:
             refused = self.client_session.unacked.get(event.ref)  # a batch the server refused
+        if isinstance(event, P.Applied) and event.blobs and event.room == room:
+            self.chunks.pushed(event.blobs)  # before the gate sees its values: nothing to fetch
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)

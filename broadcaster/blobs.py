@@ -38,6 +38,7 @@ from typing import Any
 import trio
 
 from protocol import BlobDataEvent, BlobGet, BlobPut, BlobQuery, BlobStatus, BlobStored, ErrorCode
+from protocol.limits import MAX_PUSHED_BLOBS, MAX_PUSHED_BYTES
 from replication import Node, ReplicationError, TreeError, WatchEvent, format_path
 
 from .config import ServerConfig
@@ -51,6 +52,7 @@ log = logging.getLogger("blendsync.blobs")
 
 BLOBS = "blobs"
 RELEASE_BATCH = 1024  # holders released per command
+PUSH_FRAME_MARGIN = 64 * 1024  # an applied's fields beside its ops and blobs, with room to spare
 
 
 def blob_path(blob: bytes) -> tuple[str, ...]:
@@ -195,6 +197,9 @@ class Blobs:
         self.pending_keys: dict[tuple[str, str], int] = {}
         self._settled: dict[tuple[str, str], trio.Event] = {}
         self.pins: dict[str, set[bytes]] = {}  # client_id -> blobs its uploads pinned
+        # client_id -> its uploads through this node that none of its writes referenced yet, each with the
+        # children it was put with: what a write of it makes new, pushed to the room with it (``push_list``)
+        self.fresh: dict[str, dict[bytes, list[bytes]]] = {}
         self.orphaned: dict[str, float] = {}  # client_id -> when its pins are released (session gone)
         self._load()
         self._subscription = node.subscribe((BLOBS, "*"), self._on_blob_event)
@@ -373,6 +378,7 @@ class Blobs:
             session.inflight.release()
             raise RequestError(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}") from None
         pins.add(blob)
+        self.fresh.setdefault(session.client_id, {})[blob] = children
         fresh = blob not in self.uploading
         self.uploading[blob] = size if fresh else self.uploading[blob]
         self.metrics.blob_bytes_received += size
@@ -386,6 +392,7 @@ class Blobs:
                 session.send(BlobStored(hash=blob, ref=request.ref))
             else:
                 pins.discard(blob)
+                self.fresh.get(session.client_id, {}).pop(blob, None)
                 gone = [child for child in children if child not in self.sizes]
                 if proposal.error is None and gone:  # collected between the check and the commit
                     message = f"child blob {gone[0].hex()} is not on the server"
@@ -474,9 +481,71 @@ class Blobs:
         # another node of a cluster came first.
         return RequestError(ErrorCode.CONFLICT, "a key's blob references changed meanwhile: send it again")
 
+    # ---- blobs that travel with a write (docs/protocol.md section 3a) ------------------------------------
+
+    def push_list(self, client_id: str, ops: list[list[Any]]) -> tuple[list[bytes], dict[bytes, list[bytes]]]:
+        """The blobs a write makes new, to record in its log entry: those its refs reach through this
+        session's uploads that no write of it referenced yet, top level first, as many as fit
+        MAX_PUSHED_BLOBS and MAX_PUSHED_BYTES (the first one that does not fit ends the list: a tree's upper
+        levels come whole, so a member fetches what is left in one round). Returns them and every upload the
+        walk took (``give_back`` them if the write fails)."""
+        fresh = self.fresh.get(client_id)
+        if not fresh:
+            return [], {}
+        taken: dict[bytes, list[bytes]] = {}
+        pushed: list[bytes] = []
+        total, full = 0, False
+        level = [blob for op in ops for blob in value_refs(op)]
+        while level:
+            below = []
+            for blob in level:
+                children = fresh.pop(blob, None)
+                if children is None:  # not ours, referenced before, or reached twice
+                    continue
+                taken[blob] = children
+                below += children
+                size = self.sizes.get(blob) or self.uploading.get(blob, 0)
+                if full or not size:
+                    continue
+                if len(pushed) < MAX_PUSHED_BLOBS and total + size <= MAX_PUSHED_BYTES:
+                    pushed.append(blob)
+                    total += size
+                else:
+                    full = True
+            level = below
+        return pushed, taken
+
+    def give_back(self, client_id: str, taken: dict[bytes, list[bytes]]) -> None:
+        """A write that did not commit: its new blobs are new for the next one."""
+        if taken and client_id in self.sessions:
+            self.fresh.setdefault(client_id, {}).update(taken)
+
+    def pushed(self, entry: dict[str, Any]) -> list[list[bytes]] | None:
+        """The [hash, data] of a committed log entry's pushed blobs, read from this node's blob table, for
+        its ``applied``; None when it has none or they would not fit one frame beside its ops."""
+        hashes = entry.get("p")
+        if not hashes:
+            return None
+        room = self.config.max_frame_size - PUSH_FRAME_MARGIN
+        for op in entry["ops"]:
+            room -= 16 + 4 * len(op[1])  # a key: at most 4 bytes of UTF-8 a character
+            if op[0] == "set":
+                room -= len(op[2]) + (40 * len(op[3]) if len(op) == 4 else 0)
+        out: list[list[bytes]] = []
+        for blob in hashes:
+            data = self.node.read_blob(blob)
+            if data is None:  # not in this node's table: the member fetches it as usual
+                continue
+            room -= len(data) + 40
+            if room < 0:
+                return None
+            out.append([blob, data])
+        return out or None
+
     # ---- pins of sessions that are gone ---------------------------------------------------------------
 
     def session_gone(self, client_id: str) -> None:
+        self.fresh.pop(client_id, None)  # a write after it comes back is fetched, not pushed
         if self.pins.get(client_id):
             self.orphaned[client_id] = trio.current_time() + self.config.pin_grace
 

@@ -5,12 +5,14 @@ What a room is in the replicated tree (paths, commands, reads) is broadcaster/ro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol import Ack, Applied, pack_body
 from protocol.framing import frame_bytes
 from protocol.limits import covering_prefixes
+from protocol.versions import APPLIED_BLOBS_SINCE
 
 VIEWER_KIND = "viewer"  # the kind the server gives a share link's sessions (server.py)
 
@@ -25,6 +27,7 @@ class Member(Protocol):
     name: str
     kind: str
     room: Room | None
+    protocol: int  # the version it speaks: what it may be sent
 
     def info(self) -> dict[str, Any]:
         """What other members see of it."""
@@ -90,27 +93,42 @@ class Room:
             if member is not exclude:
                 member.send_frame(frame)
 
-    def fan_out(self, seq: int, entry: dict[str, Any]) -> None:
+    def fan_out(
+        self,
+        seq: int,
+        entry: dict[str, Any],
+        pushed: Callable[[dict[str, Any]], list[list[bytes]] | None] | None = None,
+    ) -> None:
         """Send one committed operation to every local member: an ack to its author, the op to the rest.
 
         The author's ack is queued at the op's place in the stream, so each client sees acks and others'
-        operations in one seq order (the convergence rule depends on it).
+        operations in one seq order (the convergence rule depends on it). Members that speak protocol 3
+        get the blobs the write made new with it (``pushed`` reads them; docs/protocol.md section 3a).
         """
         author = entry["c"]
-        frame = None
+        plain = with_blobs = None
         for client_id, session in list(self.members.items()):  # a slow consumer may be removed
             if client_id == author and "r" not in entry:  # a restore's author learns its ops like everyone
                 session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
-            else:
-                if frame is None:
-                    frame = encode_frame(
-                        Applied(
-                            room=self.name,
-                            seq=seq,
-                            client_id=author,
-                            op_id=entry["o"],
-                            ops=entry["ops"],
-                            seen=entry.get("s"),
-                        )
-                    )
-                session.send_frame(frame)
+                continue
+            if pushed is not None and "p" in entry and session.protocol >= APPLIED_BLOBS_SINCE:
+                if with_blobs is None:
+                    blobs = pushed(entry)
+                    with_blobs = encode_frame(self._applied(seq, entry, blobs)) if blobs else b""
+                if with_blobs:
+                    session.send_frame(with_blobs)
+                    continue
+            if plain is None:
+                plain = encode_frame(self._applied(seq, entry))
+            session.send_frame(plain)
+
+    def _applied(self, seq: int, entry: dict[str, Any], blobs: list[list[bytes]] | None = None) -> Applied:
+        return Applied(
+            room=self.name,
+            seq=seq,
+            client_id=entry["c"],
+            op_id=entry["o"],
+            ops=entry["ops"],
+            seen=entry.get("s"),
+            blobs=blobs,
+        )

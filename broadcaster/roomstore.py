@@ -6,8 +6,9 @@ Tree layout of a room:
                                  "importing": client_id (optional: an import in parts, not yet visible)}
     /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
     /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...], "u": author's name, "t": unix
-                                 seconds, "s": seen (optional)}: the retained operations (retention:
-                                 checkpoints.py)
+                                 seconds, "s": seen (optional), "p": hashes of the blobs the write made
+                                 new (optional: sent with its ``applied``)}: the retained operations
+                                 (retention: checkpoints.py)
     /rooms/<room>/history, checkpoints/, values/    the room's checkpoints and retention (history.py)
     /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
     /rooms/<room>/plocks/<prefix>  the same payload: a lock on every key starting with <prefix> (ends in /)
@@ -105,11 +106,13 @@ def write_command(
     author: str = "",
     now: int = 0,
     seen: int | None = None,
+    pushed: list[bytes] | None = None,
 ) -> dict[str, Any]:
     """Apply set/delete operations to the live map and append them to the room's log, atomically.
 
     ``seen`` (the author's last seq when it made the edit, docs/protocol.md §3) travels in the log entry so
-    that every node passes it on in ``applied``.
+    that every node passes it on in ``applied``; so do the hashes of the blobs the write makes new
+    (``pushed``, Blobs.push_list), whose bytes every node reads from its own blob table for ``applied``.
 
     With ``guard`` = (room, lock payload of the writer), the write also requires that no key it touches is
     locked by anyone else, itself or by a prefix (used only while the room has locks: it makes the command
@@ -130,6 +133,8 @@ def write_command(
     entry: dict[str, Any] = {"c": client_id, "o": op_id, "ops": ops, "u": author, "t": now}
     if seen is not None:
         entry["s"] = seen
+    if pushed:
+        entry["p"] = pushed
     append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": entry}
     if tail is not None:  # None: the room keeps its whole log (retention)
         append["cap"] = tail

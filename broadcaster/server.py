@@ -362,6 +362,7 @@ class Broadcaster:
             return
         session.user = user
         session.client_id = client_id
+        session.protocol = version
         # With auth, others see the authenticated user, not a name the client chose.
         session.name = user.name or hello.client_name
         # "viewer" is what members count to know someone watches (docs/values.md): the role says it.
@@ -494,7 +495,7 @@ class Broadcaster:
             self.hub.room_changed(name)
         elif path[2] == "log" and event.action == "create":
             seq = int(path[3]) + room.seq_base
-            room.fan_out(seq, event.payload)
+            room.fan_out(seq, event.payload, self.blobs.pushed)
             author = self.hub.sessions.get(event.payload["c"])
             if author is not None and author.left is not None:
                 left_room, last_op_id = author.left

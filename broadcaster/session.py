@@ -87,6 +87,7 @@ class Session:
         self.client_id = ""
         self.name = ""
         self.kind = ""
+        self.protocol = 0  # the version its hello agreed on (what it may be sent)
         self.user: User = ANONYMOUS_ADMIN
         self.connected_at = time.time()
         self.operations = 0

@@ -62,15 +62,19 @@ class Writes:
             self._release(session, room, pending, None)
             raise
         session.last_op_id = max(session.last_op_id, op_id)
+        pushed, taken = self.blobs.push_list(session.client_id, ops) if blob_changes else ([], {})
         try:
-            proposal = self.submit_write(session, op_id, ops, blob_changes, seen)
+            proposal = self.submit_write(session, op_id, ops, blob_changes, seen, pushed)
         except BaseException:
             self._release(session, room, pending, blob_changes)
+            self.blobs.give_back(session.client_id, taken)
             raise
         session.operations += 1
         started = trio.current_time()
         proposal.add_done_callback(
-            lambda done: self._write_done(session, done, op_id, ops, room, pending, blob_changes, started)
+            lambda done: self._write_done(
+                session, done, op_id, ops, room, pending, blob_changes, started, taken
+            )
         )
 
     def _release(
@@ -93,9 +97,12 @@ class Writes:
         pending: tuple[int, int] | None,
         blob_changes: Any,
         started: float,
+        taken: dict[bytes, list[bytes]],
     ) -> None:
         self._release(session, room, pending, blob_changes)
         error = self.write_outcome(session, proposal, op_id, room)
+        if error is not None:
+            self.blobs.give_back(session.client_id, taken)
         if error is not None and blob_changes is not None and error.code == ErrorCode.LOCKED:
             error = self.blobs.refusal(room, ops) or error  # the blob conditions, not a lock, failed
         if error is not None:
@@ -153,13 +160,14 @@ class Writes:
         ops: list[list[Any]],
         blob_changes: Any = None,
         seen: int | None = None,
+        pushed: list[bytes] | None = None,
     ) -> Proposal:
         room = session.room
         assert room is not None
         guard = self._lock_guard(room, session) if room.has_locks or room.locks_pending else None
         cap = log_cap(self.config, self.store, room.name)
         command = write_command(
-            room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time()), seen
+            room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time()), seen, pushed
         )
         if blob_changes is not None:
             command["compare"] += blob_changes[0]

@@ -46,6 +46,7 @@ from .limits import (
     OpId,
     Ops,
     Password,
+    PushedBlobs,
     Ref,
     RoomName,
     Secret,
@@ -62,7 +63,7 @@ from .versions import PROTOCOL_MIN, PROTOCOL_VERSION
 
 # Optional fields left out of a body when nil (the same as sending nil), so that messages without them
 # stay byte for byte what they were before the field existed.
-OMITTED_WHEN_NIL = frozenset({"seen"})
+OMITTED_WHEN_NIL = frozenset({"seen", "blobs"})
 
 # Also importable from here, where they lived before protocol/limits.py.
 __all__ = [
@@ -476,6 +477,14 @@ class Applied(Event):
     op_id: OpId
     ops: Ops
     seen: Seq | None = None  # the author's ``seen``, passed on unchanged
+    # Since protocol 3: blobs the write made new, [hash, data] each (docs/protocol.md section 3a); a
+    # client of an older version is never sent them (it refuses unknown fields).
+    blobs: PushedBlobs | None = None
+
+    def check(self) -> None:
+        for i, (blob, data) in enumerate(self.blobs or ()):
+            if hashlib.sha256(data).digest() != blob:
+                raise FieldError(f"blobs[{i}]", "hash is not the sha256 of data")
 
 
 @_event("room_event", Sender.SERVER)

@@ -312,6 +312,10 @@ MAX_BATCH_REFS = 65536  # blob references of one batch, all its operations toget
 MAX_BLOB_QUERY = 4096  # hashes in one blob_query / blob_status
 MAX_BLOB_GET = 64  # hashes in one blob_get (each answered by its own blob_data frame)
 MAX_BLOB_CHILDREN = 256  # blobs a tree node blob holds (its blob_put children; the add-on's nodes name 32)
+# Blobs an ``applied`` carries with the operation (since protocol 3): the ones its write made new, so a
+# member applies the value without a blob_get round trip per tree level. Small: an edit's chunk and nodes.
+MAX_PUSHED_BLOBS = 64
+MAX_PUSHED_BYTES = 256 * 1024  # their data together
 
 
 def _hash_reason(value: bytes) -> str | None:
@@ -354,6 +358,31 @@ def _children_reason(children: Any) -> str | None:
     return None
 
 
+def _pushed_reason(blobs: Any) -> str | None:
+    """An applied's blobs: 0 to MAX_PUSHED_BLOBS distinct [hash, data], MAX_PUSHED_BYTES of data in all (the
+    hashes are checked against the data by Applied.check)."""
+    if type(blobs) is not list:
+        return f"must be list[[hash: bin, data: bin]], got {type(blobs).__name__}"
+    if len(blobs) > MAX_PUSHED_BLOBS:
+        return f"must have 0 to {MAX_PUSHED_BLOBS} items; it has {len(blobs)}"
+    total = 0
+    for i, item in enumerate(blobs):
+        if type(item) is not list or len(item) != 2:
+            return f"[{i}] must be [hash: bin, data: bin]"
+        if type(item[0]) is not bytes or len(item[0]) != BLOB_HASH_BYTES:
+            return f"[{i}] hash must be {BLOB_HASH_BYTES} bytes of bin"
+        if type(item[1]) is not bytes:
+            return f"[{i}] data must be bin"
+        if (reason := _blob_reason(item[1])) is not None:
+            return f"[{i}] data {reason}"
+        total += len(item[1])
+    if total > MAX_PUSHED_BYTES:
+        return f"holds {total} bytes of data, more than {MAX_PUSHED_BYTES}"
+    if len({item[0] for item in blobs}) != len(blobs):
+        return "must not name a blob twice"
+    return None
+
+
 BLOB_HASH = Rule(f"{BLOB_HASH_BYTES} bytes (sha256)", _hash_reason)
 BLOB_DATA = Rule(f"1 to {MAX_BLOB_BYTES} bytes", _blob_reason)
 BlobHash = Annotated[bytes, BLOB_HASH]
@@ -363,6 +392,10 @@ BlobStatusHashes = Annotated[list[BlobHash], Length(0, MAX_BLOB_QUERY)]
 BlobGetHashes = Annotated[list[BlobHash], Length(1, MAX_BLOB_GET)]
 BLOB_CHILDREN = Rule(f"1 to {MAX_BLOB_CHILDREN} distinct hashes", _children_reason)
 BlobChildren = Annotated[list[Any], BLOB_CHILDREN]  # the rule checks each hash itself
+PUSHED_BLOBS = Rule(
+    f"0 to {MAX_PUSHED_BLOBS} distinct [hash, data], {MAX_PUSHED_BYTES} bytes", _pushed_reason
+)
+PushedBlobs = Annotated[list[Any], PUSHED_BLOBS]
 
 # ---- batches ----------------------------------------------------------------------------------------------
 

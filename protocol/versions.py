@@ -10,12 +10,14 @@ What each version adds:
     1  the first protocol
     2  ``hello.protocol_min``; ``welcome.protocol_min``/``protocol_max`` and the add-on the server serves
        (``addon_version``, ``addon_port``, ``addon_sha256``)
+    3  ``applied.blobs``: the blobs a write made new travel with it to the other members
 """
 
 from __future__ import annotations
 
 PROTOCOL_MIN = 1  # the oldest version this code speaks (as a server and as a client)
-PROTOCOL_VERSION = 2  # the newest
+PROTOCOL_VERSION = 3  # the newest
+APPLIED_BLOBS_SINCE = 3  # a session of an older version is sent ``applied`` without ``blobs``
 
 
 def negotiate(client_min: int, client_max: int, server_min: int, server_max: int) -> int | None:

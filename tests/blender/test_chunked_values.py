@@ -109,3 +109,33 @@ def test_edit_mode_is_live_under_a_lease_released_when_the_editor_drops(small_fr
     after = ben.call("state")
     assert after["unacked"] == 0 and after["seq"] > before["seq"]  # acknowledged: it is in the room
     assert after["messages"] == before["messages"]  # no new refusal
+
+
+def chunk_stats(artist) -> dict:
+    return artist.call("eval", expr="dict(session.chunks.stats)")["value"]
+
+
+def test_an_edit_of_a_chunked_mesh_applies_on_the_others_with_no_blob_get(small_frame_server, artists):  # noqa: F811
+    """The chunk and list nodes an edit makes new come with its applied (protocol 3): Ben applies the
+    edit, in object mode and in Ana's edit mode, without fetching anything."""
+    ana, ben = artists("ana", "ben")
+    ana.call("edit", script=GRID)
+    start_room(small_frame_server, ana, [ben])
+    converge([ana, ben])
+    joined = chunk_stats(ben)
+    assert joined["fetched"] > 0 and joined["pushed"] == 0  # a joiner fetches what the snapshot names
+
+    ana.call("edit", script=MOVE_ONE_VERTEX)
+    converge([ana, ben])
+    moved = chunk_stats(ben)
+    assert ben.call("eval", expr="bpy.data.meshes['GridMesh'].vertices[12345].co.z")["value"] == 2.5
+    assert moved["fetched"] == joined["fetched"]
+    assert 0 < moved["pushed_bytes"] - joined["pushed_bytes"] < 200_000  # a chunk and its nodes
+
+    ana.call("edit", script=EDIT_MODE)
+    ana.call("pump_until_idle", quiet=0.3)
+    ben.call("pump_until_idle", quiet=0.3)
+    assert ana.call("eval", expr="bpy.data.objects['Grid'].mode")["value"] == "EDIT"
+    assert ben.call("eval", expr="bpy.data.meshes['GridMesh'].vertices[7].co.z")["value"] == 4.0
+    edited = chunk_stats(ben)
+    assert edited["fetched"] == joined["fetched"] and edited["pushed"] > moved["pushed"]

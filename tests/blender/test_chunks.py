@@ -203,6 +203,26 @@ def test_the_gate_lets_light_values_pass_keeps_each_key_in_order_and_skips_a_val
     assert gate.take_gets() == []
 
 
+def test_blobs_pushed_with_an_applied_let_its_value_through_the_gate_at_once():
+    """An edit's new chunk and the nodes above it, come with the applied (protocol 3), complete the tree the
+    cache holds from the previous version: no blob_get; without them the gate asks for the new root."""
+    sender = chunks.ChunkCache()
+    data = bytearray(b"p" * (LEVEL + 5))  # a root, two nodes, 33 chunks
+    before = encode_value({"v": chunks.split(bytes(data), sender)})
+    data[SIZE + 7] = 0  # one byte of the second chunk
+    after = encode_value({"v": chunks.split(bytes(data), sender)})
+    ben = fetch_all(before, sender)
+    new = [blob for blob, _ in chunks.uploads(after, lambda blob: blob in ben, sender)]
+    assert len(new) == 3  # what the editor uploads: the chunk, its node, the root
+    assert ChunkTransfer(fetch_all(before, sender)).incoming([("mesh", after)])[1] != []
+    gate = ChunkTransfer(ben)
+    gate.pushed([[blob, sender.get(blob)] for blob in reversed(new)])  # top level first, as sent
+    gate.pushed(None)
+    assert gate.incoming([("mesh", after)]) == ([("mesh", after)], [])
+    assert (gate.stats["pushed"], gate.stats["fetched"]) == (3, 0)
+    assert set(new) <= ben.on_server  # a value referencing them is live: not uploaded again
+
+
 def test_uploads_go_children_first_once_per_connection_and_again_after_a_loss_unless_confirmed():
     store = chunks.ChunkCache()
     gate = ChunkTransfer(store)

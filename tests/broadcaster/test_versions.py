@@ -89,7 +89,7 @@ async def test_welcome_names_the_range_and_the_served_addon_which_downloads_with
         host, port = address(b)
         async with connect(host, port, name="ana", token=token) as ana:
             welcome = ana.welcome
-        assert (welcome.protocol, welcome.protocol_min, welcome.protocol_max) == (2, PROTOCOL_MIN, 2)
+        assert (welcome.protocol, welcome.protocol_min, welcome.protocol_max) == (3, PROTOCOL_MIN, 3)
         assert welcome.server_version == __version__
         assert welcome.addon_version == ADDON_VERSION
         assert welcome.addon_port == b.http_port
@@ -152,10 +152,10 @@ async def test_a_client_older_than_the_range_is_told_which_addon_to_install_and_
 
 async def test_a_client_newer_than_the_range_is_told_to_update_the_server(tmp_path):
     async with open_broadcaster(serving(tmp_path)) as b:
-        body = await hello_raw(*address(b), {"protocol": 9, "protocol_min": 3})
+        body = await hello_raw(*address(b), {"protocol": 9, "protocol_min": 4})
     assert body["code"] == "version_mismatch" and body["fatal"]
     assert body["message"] == (
-        f"this client speaks protocol 3 to 9, the server 1 to {PROTOCOL_VERSION}: the client is newer than"
+        f"this client speaks protocol 4 to 9, the server 1 to {PROTOCOL_VERSION}: the client is newer than"
         f" the server; ask the server's administrator to update it (blendsync {__version__})"
     )
 
@@ -167,7 +167,7 @@ async def test_without_an_http_port_the_welcome_offers_no_addon(tmp_path):
         async with connect(host, port, name="ana") as ana:
             welcome = ana.welcome
         body = await hello_raw(host, port, {"protocol": 0})
-    assert welcome.protocol == 2 and welcome.addon_version is None and welcome.addon_port is None
+    assert welcome.protocol == 3 and welcome.addon_version is None and welcome.addon_port is None
     assert welcome.addon_sha256 is None
     assert body["message"].endswith(
         f"install the blendsync add-on {__version__} (ask the server's administrator)"

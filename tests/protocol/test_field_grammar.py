@@ -36,6 +36,8 @@ from protocol.limits import (
     MAX_BLOB_CHILDREN,
     MAX_BLOB_GET,
     MAX_BLOB_QUERY,
+    MAX_PUSHED_BLOBS,
+    MAX_PUSHED_BYTES,
     MAX_VALUE_REFS,
     PRESENCE_FIELDS,
     TEXTS,
@@ -639,6 +641,56 @@ def test_blob_hashes_sizes_and_counts():
         "blob_query.hashes[1] must"
     )
     assert decode("blob_status", {"missing": []}).missing == []
+
+
+def test_applied_blobs_pushed_with_a_write():
+    """An applied may carry the blobs its write made new (since protocol 3): 0 to MAX_PUSHED_BLOBS distinct
+    [hash, data], MAX_PUSHED_BYTES of data together, each hash the sha256 of its data; without them the
+    body has no such key, as before the field existed."""
+    base = VALID["applied"]
+
+    def blobs(*datas: bytes) -> list[list[bytes]]:
+        return [[hashlib.sha256(data).digest(), data] for data in datas]
+
+    plain = decode("applied", base)
+    assert plain.blobs is None and "blobs" not in plain.to_body()
+    assert decode("applied", {**base, "blobs": None}).blobs is None
+    assert decode("applied", {**base, "blobs": []}).blobs == []
+    most = blobs(*(b"%d" % i for i in range(MAX_PUSHED_BLOBS)))
+    assert decode("applied", {**base, "blobs": most}).blobs == most
+    one_more = blobs(*(b"%d" % i for i in range(MAX_PUSHED_BLOBS + 1)))
+    assert refused("applied", {**base, "blobs": one_more}).message == (
+        f"applied.blobs must have 0 to {MAX_PUSHED_BLOBS} items; it has {MAX_PUSHED_BLOBS + 1}"
+    )
+    full = blobs(b"a" * (MAX_PUSHED_BYTES - 1), b"b")
+    assert decode("applied", {**base, "blobs": full}).blobs == full
+    assert refused("applied", {**base, "blobs": blobs(b"a" * MAX_PUSHED_BYTES, b"b")}).message == (
+        f"applied.blobs holds {MAX_PUSHED_BYTES + 1} bytes of data, more than {MAX_PUSHED_BYTES}"
+    )
+    assert refused("applied", {**base, "blobs": blobs(b"x", b"y", b"x")}).message == (
+        "applied.blobs must not name a blob twice"
+    )
+    assert refused("applied", {**base, "blobs": [[HASH, b"y"]]}).message == (
+        "applied.blobs[0] hash is not the sha256 of data"
+    )
+    for wrong, reason in (
+        ("x", "must be list[Any] | None, got str"),
+        ({"a": b"x"}, "must be list[Any] | None, got dict"),
+        ([[HASH]], "[0] must be [hash: bin, data: bin]"),
+        ([[HASH, b"x", b"x"]], "[0] must be [hash: bin, data: bin]"),
+        ([(HASH, b"x")], "[0] must be [hash: bin, data: bin]"),
+        ([[HASH[:31], b"x"]], "[0] hash must be 32 bytes of bin"),
+        ([["x" * 32, b"x"]], "[0] hash must be 32 bytes of bin"),
+        ([[HASH, "x"]], "[0] data must be bin"),
+        ([[HASH, b""]], "[0] data must be 1 to 1048576 bytes; it is 0"),
+        ([[HASH, None]], "[0] data must be bin"),
+    ):
+        message = refused("applied", {**base, "blobs": wrong}).message
+        assert message == f"applied.blobs{join(reason)}", message
+
+
+def join(reason: str) -> str:
+    return reason if reason.startswith("[") else f" {reason}"
 
 
 def test_export_refs_and_blobs():

@@ -36,8 +36,8 @@ WELCOME_V1_NAMES = {
 }
 
 
-def test_this_code_speaks_1_to_2():
-    assert (PROTOCOL_MIN, PROTOCOL_VERSION) == (1, 2)
+def test_this_code_speaks_1_to_3():
+    assert (PROTOCOL_MIN, PROTOCOL_VERSION) == (1, 3)
 
 
 @pytest.mark.parametrize(
