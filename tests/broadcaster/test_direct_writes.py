@@ -1,4 +1,5 @@
-"""The viewers' writer (DirectWrites) goes after the artists: their copies of an operation never wait behind
+"""Viewers go after the artists: a room queues an operation to its artists first, and the viewers' writer
+(DirectWrites) runs after the artists' writer tasks, so their copies of an operation never wait behind
 hundreds of viewer sends. The interleavings are forced with events inside one trio run: trio runs the tasks
 woken in one step in either order, so each case is repeated until both orders have surely occurred."""
 
@@ -8,6 +9,7 @@ import trio
 import trio.testing
 
 from broadcaster.direct_writes import SLICE, DirectWrites
+from broadcaster.rooms import VIEWER_KIND, Room
 
 ROUNDS = 40  # a wrong order survives 40 coin flips with probability 2**-40
 
@@ -72,3 +74,26 @@ async def test_an_operation_arriving_during_a_long_viewer_fan_out_reaches_the_ar
         assert [name for name in order if name.startswith("viewer")] == [v.name for v in viewers]
 
     await _rounds(one_round)
+
+
+class Recording:
+    def __init__(self, name: str, kind: str, order: list[str]):
+        self.name, self.kind, self.order, self.room, self.protocol = name, kind, order, None, 3
+
+    def info(self) -> dict:
+        return {"name": self.name}
+
+    def send_frame(self, frame: bytes) -> None:
+        self.order.append(self.name)
+
+
+def test_a_room_queues_an_operation_to_its_artists_before_its_viewers_whatever_the_join_order() -> None:
+    order: list[str] = []
+    room = Room("r")
+    for name, kind in (("v1", VIEWER_KIND), ("ana", "blender"), ("v2", VIEWER_KIND), ("ben", "blender")):
+        room.members[name] = Recording(name, kind, order)
+    room.fan_out(7, {"c": "cleo", "o": 1, "ops": [["set", "k", b"v"]]})
+    assert order == ["ana", "ben", "v1", "v2"]
+    order.clear()
+    room.send(b"frame", exclude=room.members["ana"])
+    assert order == ["ben", "v1", "v2"]
