@@ -114,6 +114,16 @@ def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:
                 yield Untravelled(_subject(id_data), what, "Blender's API makes only action strips")
 
 
+def _annotations(scene: bpy.types.Scene) -> Iterator[Untravelled]:
+    """The scene's annotation (notes drawn in the viewport) and its active clip's."""
+    owners = [scene, scene.active_clip] if scene.active_clip is not None else [scene]
+    for owner in owners:
+        notes = owner.annotation
+        if notes is not None and any(frame.strokes for layer in notes.layers for frame in layer.frames):
+            why = "Blender's API makes annotation strokes only by drawing them"
+            yield Untravelled(_subject(owner), f"the annotation {notes.name!r}", why)
+
+
 def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untravelled]:
     """What the scene's objects (at most ``max_objects``) carry that does not travel."""
     libraries: dict[int, bool] = {}  # a library's check reads all of bpy.data: once per walk
@@ -126,7 +136,7 @@ def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untrave
             libraries[ptr] = is_synced(lib)
         return libraries[ptr]
 
-    out: list[Untravelled] = []
+    out: list[Untravelled] = list(_annotations(scene))
     for i, ob in enumerate(scene.objects):
         if i >= max_objects:
             break

@@ -156,3 +156,28 @@ def test_a_cache_file_whose_file_is_gone_is_listed():
     os.remove(bpy.path.abspath(bpy.data.cache_files["Rise"].filepath))
     why = "'Rise' reads files that are missing or over 512 MiB"
     assert _lines() == [("Object 'Cached'", "modifier 'Cache' cache file", why)]
+
+
+def _draw_annotation() -> None:
+    """One annotation stroke across the 3D view, drawn as the Annotate tool does."""
+    window = bpy.context.window_manager.windows[0]
+    area = next(a for a in window.screen.areas if a.type == "VIEW_3D")
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    points = [
+        {"name": "", "location": (0.0, 0.0, 0.0), "mouse": (10 + 10 * i, 10 + 5 * i),
+         "mouse_event": (10 + 10 * i, 10 + 5 * i), "pressure": 1.0, "size": 0, "x_tilt": 0.0,
+         "y_tilt": 0.0, "time": float(i), "is_start": i == 0}
+        for i in range(5)
+    ]  # fmt: skip
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        assert bpy.ops.gpencil.annotate(mode="DRAW", stroke=points, wait_for_input=False) == {"FINISHED"}
+
+
+def test_a_scenes_annotation_is_listed_once_it_has_strokes():
+    notes = bpy.data.annotations.new("Notes")
+    bpy.context.scene.annotation = notes
+    notes.layers.new("Empty").frames.new(1)
+    assert _lines() == []  # nothing drawn: nothing lost
+    _draw_annotation()
+    why = "Blender's API makes annotation strokes only by drawing them"
+    assert _lines() == [("Scene 'Scene'", "the annotation 'Notes'", why)]
