@@ -306,6 +306,36 @@ def build_movieclip() -> None:
     bpy.context.scene.active_clip = clip
 
 
+def build_mask() -> None:
+    """A mask "Roto": a cyclic, inverted garbage layer of four points (one with vector handles, one
+    parented to a movie clip's track) and a detail layer of two splines."""
+    clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)
+    clip.name = "RotoPlate"
+    mask = bpy.data.masks.new(name="Roto")
+    mask.frame_end = 48
+    garbage = mask.layers.new(name="Garbage")
+    garbage.alpha, garbage.invert, garbage.falloff = 0.8, True, "SPHERE"
+    outline = garbage.splines.new()
+    outline.use_cyclic, outline.offset_mode = True, "SMOOTH"
+    outline.points.add(3)  # a new spline has one point
+    for point, (x, y) in zip(outline.points, ((0.1, 0.1), (0.9, 0.15), (0.85, 0.9), (0.2, 0.8)), strict=True):
+        point.co = (x, y)
+        point.handle_left = (x - 0.05, y)
+        point.handle_right = (x + 0.05, y + 0.02)
+        point.weight = 0.5 + x / 2
+    outline.points[2].handle_type = "VECTOR"
+    tracked = outline.points[0].parent
+    tracked.id_type, tracked.id, tracked.type = "MOVIECLIP", clip, "POINT_TRACK"
+    tracked.parent, tracked.sub_parent = "Camera", "Corner"
+    detail = mask.layers.new(name="Detail")
+    detail.blend = "SUBTRACT"
+    for count, shift in ((3, 0.0), (5, 0.3)):
+        spline = detail.splines.new()
+        spline.points.add(count - 1)
+        for i, point in enumerate(spline.points):
+            point.co = (0.3 + 0.1 * i, 0.4 + shift)
+
+
 def alembic_file(height: float = 3.0) -> str:
     """An Alembic file (in a new temporary folder) of a triangle ``/Tri/Tri`` whose third vertex rises from
     z 0 at frame 1 to ``height`` at frame 10 (a shape key's animation, baked per frame)."""
@@ -1084,6 +1114,7 @@ BUILDERS = {
     "grease_pencil": (build_grease_pencil, "gpencil"),
     "movieclip": (build_movieclip, "clip"),
     "cache_file": (build_cache_file, "cache"),
+    "mask": (build_mask, "mask"),
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
     "override": (build_override, "obj"),
@@ -1137,6 +1168,7 @@ CHANGES = {
     "fonts": lambda: setattr(bpy.data.fonts["Packed"], "name", "Renamed"),
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
     "cache_file": lambda: setattr(bpy.data.cache_files["Rise"], "frame_offset", 2.0),
+    "mask": lambda: setattr(bpy.data.masks["Roto"].layers["Garbage"].splines[0].points[1], "co", (0.7, 0.3)),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
     "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
     "particles": lambda: setattr(bpy.data.particles["Grass"], "hair_length", 0.75),

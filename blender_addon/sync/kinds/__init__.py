@@ -32,6 +32,7 @@ from . import (
     libraries,
     lightprobes,
     lights,
+    masks,
     materials,
     meshes,
     metaballs,
@@ -58,6 +59,7 @@ _BEFORE_OBJECTS: tuple[Kind, ...] = (
     sounds.KIND,
     fonts.KIND,
     movieclips.KIND,
+    masks.KIND,  # after the movie clips its points' parents name
     cache_files.KIND,
     textures.KIND,
     actions.KIND,
