@@ -1,10 +1,11 @@
-"""Curves (kind ``curve``): curves, surfaces, text curves; settings (fonts as links), splines, body."""
+"""Curves (kind ``curve``): curves, surfaces, text curves; settings (fonts as links), splines, body, shape
+keys (shape_keys.py)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import derived, ids, rna
+from .. import derived, ids, rna, shape_keys
 from ..arrays import fget, floats, fset
 from ..assign import set_changed, set_materials
 from ..codec import pack_f32
@@ -97,6 +98,8 @@ def serialise(curve: bpy.types.Curve, ctx: ReadContext) -> dict[str, object]:
     }
     if kind == "FONT":
         parts["text"] = {"body": curve.body}
+    else:  # Blender gives text curves no shape keys
+        parts.update(shape_keys.read(curve, ctx))
     return parts
 
 
@@ -118,6 +121,7 @@ def describe(curve: bpy.types.Curve, ctx: ReadContext) -> dict:
         "splines": splines,
         "body": curve.body if curve_type(curve) == "FONT" else None,
         "materials": [ctx.ref(m) for m in curve.materials],
+        **shape_keys.describe(curve, ctx),
     }
 
 
@@ -196,6 +200,7 @@ KIND = Kind(
         "set": settings_part(),
         "splines": apply_splines,
         "text": apply_text,
+        **shape_keys.parts("splines"),
     },
     create=create,
     serialise=serialise,

@@ -1,0 +1,105 @@
+"""Scene builders for data held inside other datablocks (listed in scene_builders.BUILDERS): shape keys of
+lattices and curves, curve mapping widgets of nodes and modifiers, text boxes, image user settings, a legacy
+texture's colour ramp and node tree."""
+
+from __future__ import annotations
+
+import bpy
+from anim_builders import keyed_action
+
+
+def _link(ob: bpy.types.Object) -> bpy.types.Object:
+    bpy.context.scene.collection.objects.link(ob)
+    return ob
+
+
+def _driven_by(owner: bpy.types.ID, path: str, holder: bpy.types.Object, prop: str) -> None:
+    """A driver on ``owner``'s ``path`` reading ``holder[prop]``."""
+    fc = owner.animation_data_create().drivers.new(path)
+    fc.driver.type = "AVERAGE"
+    var = fc.driver.variables.new()
+    var.targets[0].id = holder
+    var.targets[0].data_path = f'["{prop}"]'
+
+
+def build_lattice_curve_shapes() -> None:
+    """Shape keys of a lattice bending a mesh and of a curve with a Bézier and a poly spline.
+
+    Lattice ``Squeeze``: ``Squash`` (top points lowered, value 0.5), ``Twist`` (relative to Squash, keyed
+    from 0.2 to 0.8 over frames 1-30), ``Lift`` (driven by the cage's ``lift``), and an NLA track pulsing
+    Twist. Curve ``Ribbon``: ``Curl`` (a point, a handle, tilt and radius moved, value 0.6), ``Sway``
+    (driven by the object's ``sway``), ``Swing`` (animated by an NLA strip)."""
+    lattice = bpy.data.lattices.new("Squeeze")
+    lattice.points_u = lattice.points_v = lattice.points_w = 2
+    cage = _link(bpy.data.objects.new("Squeeze", lattice))
+    cage["lift"] = 0.75
+    cage.shape_key_add(name="Basis", from_mix=False)
+    squash = cage.shape_key_add(name="Squash", from_mix=False)
+    for point in squash.data[4:]:
+        point.co.z -= 0.4
+    squash.value = 0.5
+    twist = cage.shape_key_add(name="Twist", from_mix=False)
+    twist.data[0].co = (-0.8, -0.2, -0.5)
+    twist.relative_key = squash
+    lift = cage.shape_key_add(name="Lift", from_mix=False)
+    lift.data[7].co.z += 1.0
+    scene = bpy.context.scene
+    for frame, value in ((1, 0.2), (30, 0.8)):
+        scene.frame_set(frame)
+        twist.value = value
+        twist.keyframe_insert("value", frame=frame)
+    scene.frame_set(1)
+    key = lattice.shape_keys
+    _driven_by(key, 'key_blocks["Lift"].value', cage, "lift")
+    pulse = keyed_action("Pulse", "KEY", "Key", 'key_blocks["Twist"].value', [1.0, 0.0, 10.0, 0.5])
+    key.animation_data.nla_tracks.new().strips.new("Pulse", 1, pulse)
+    me = bpy.data.meshes.new("Squeezed")
+    me.from_pydata([(-0.4, -0.4, 0.4), (0.4, -0.4, 0.4), (0.0, 0.4, 0.4), (0.0, 0.0, -0.4)], [], [(0, 1, 2)])
+    body = _link(bpy.data.objects.new("Squeezed", me))
+    body.modifiers.new("Lattice", "LATTICE").object = cage
+
+    curve = bpy.data.curves.new("Ribbon", type="CURVE")
+    curve.dimensions = "3D"
+    curve.bevel_depth = 0.05
+    bezier = curve.splines.new("BEZIER")
+    bezier.bezier_points.add(2)
+    for i, point in enumerate(bezier.bezier_points):
+        point.co = (float(i), 0.0, 0.0)
+        point.handle_left = (i - 0.3, -0.2, 0.0)
+        point.handle_right = (i + 0.3, 0.2, 0.0)
+    poly = curve.splines.new("POLY")
+    poly.points.add(2)
+    poly.points.foreach_set("co", [0, 2, 0, 1, 1, 2, 0, 1, 2, 2, 0, 1])
+    ribbon = _link(bpy.data.objects.new("Ribbon", curve))
+    ribbon["sway"] = 0.5
+    ribbon.shape_key_add(name="Basis", from_mix=False)
+    curl = ribbon.shape_key_add(name="Curl", from_mix=False)
+    curl.data[1].co = (1.0, 0.5, 0.75)
+    curl.data[1].handle_right = (1.5, 1.0, 1.0)
+    curl.data[2].tilt = 0.5
+    curl.data[4].radius = 2.0
+    curl.data[5].co = (2.0, 3.0, 0.5)
+    curl.value = 0.6
+    sway = ribbon.shape_key_add(name="Sway", from_mix=False)
+    sway.data[0].co = (0.0, -1.0, 0.0)
+    swing = ribbon.shape_key_add(name="Swing", from_mix=False)
+    swing.data[3].co = (0.0, 2.0, 1.0)
+    key = curve.shape_keys
+    _driven_by(key, 'key_blocks["Sway"].value', ribbon, "sway")
+    swinging = keyed_action("Swinging", "KEY", "Key", 'key_blocks["Swing"].value', [1.0, 0.3, 20.0, 1.0])
+    key.animation_data.nla_tracks.new().strips.new("Swinging", 1, swinging)
+
+
+def shape_key_geometry() -> list:
+    """What the depsgraph evaluates from the shape keys of build_lattice_curve_shapes: the mesh the lattice
+    bends and the curve's tessellated points (rounded)."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    out = []
+    for name in ("Squeezed", "Ribbon"):
+        ob = bpy.data.objects[name].evaluated_get(depsgraph)
+        mesh = ob.to_mesh()
+        try:
+            out.append([tuple(round(c, 4) + 0.0 for c in v.co) for v in mesh.vertices])
+        finally:
+            ob.to_mesh_clear()
+    return out
