@@ -123,7 +123,18 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
         ctx.wait_for("mod", ids.get_uuid(ob))
         return ob
     rna.write_props(mod, {prop: doc}, ctx.resolve)
+    if isinstance(doc, str) and doc and getattr(mod, prop) != doc:
+        _wait_for_name(ob, prop, ctx)
     return ob
+
+
+def _wait_for_name(ob: bpy.types.Object, prop: str, ctx: ApplyContext) -> None:
+    """Blender takes a modifier's vertex group or UV map name only once the object has one by that name:
+    apply the setting again when the mesh's vertex groups (or its geometry, with the UV maps) arrive."""
+    part = "vgroup" if "vertex_group" in prop else "geometry" if "uv" in prop else None
+    uuid = ids.peek_uuid(ob.data) if isinstance(ob.data, bpy.types.Mesh) else None
+    if part is not None and uuid is not None:
+        ctx.wait_for(part, uuid)
 
 
 def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):

@@ -23,6 +23,7 @@ from scene_builders import (  # noqa: E402
     evaluate_scenes,
     link,
     reset_scene,
+    triangle_mesh,
 )
 
 from blender_addon import sync  # noqa: E402
@@ -509,3 +510,27 @@ def test_library_links_and_file_apply_in_place_and_delete():
     assert sync.scene_hash() == edited_hash
     sync.apply_ops([(meta, None)], applier=applier)
     assert len(bpy.data.libraries) == 0 and "Rock" not in bpy.data.objects
+
+
+def test_a_modifier_naming_a_vertex_group_or_uv_map_waits_for_it():
+    """Blender refuses a modifier's vertex group or UV map name while the object has none by that name: set
+    before the mesh's groups and geometry arrive, the setting is applied again once they have."""
+    me = triangle_mesh("Weighed")
+    me.uv_layers.new(name="First")
+    me.uv_layers.new(name="Second")
+    ob = link(bpy.data.objects.new("Weighed", me))
+    ob.vertex_groups.new(name="Top").add([3], 1.0, "REPLACE")
+    ob.modifiers.new("Edit", "VERTEX_WEIGHT_EDIT").vertex_group = "Top"
+    displace = ob.modifiers.new("Displace", "DISPLACE")
+    displace.texture_coords = "UV"
+    displace.uv_layer = "Second"
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.Applier()
+    for first in (True, False):  # the objects (a stand-in mesh) first, then the rest
+        applier.apply([(k, v) for k, v in values.items() if k.startswith("obj/") == first])
+    assert applier.errors == [] and applier.pending_links == {}
+    mods = bpy.data.objects["Weighed"].modifiers
+    assert (mods["Edit"].vertex_group, mods["Displace"].uv_layer) == ("Top", "Second")
+    assert sync.scene_hash() == before
