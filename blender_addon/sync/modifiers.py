@@ -3,7 +3,7 @@
 Shared by the object kind.  A modifier is named by its name (unique on its
 object); its key holds its type and display toggles, the stack order is a
 key of its own (a list of names), each writable RNA setting has a key of its
-own, and a geometry
+own (a falloff curve too, structs.py), and a geometry
 nodes modifier's group inputs (ID properties named after interface socket
 identifiers, which Blender numbers with a counter and so differ between
 replicas) are named ``#<position>`` among the group's input sockets.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, linked, rna
+from . import ids, linked, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -65,6 +65,8 @@ def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict
             "show_render": mod.show_render,
         }
         for prop, value in ctx.props(mod, skip=MODIFIER_SKIP).items():
+            settings[(mod.name, prop)] = value
+        for prop, value in structs.read(mod, ctx).items():  # a falloff curve...
             settings[(mod.name, prop)] = value
         for position, doc in read_inputs(mod, ctx).items():
             inputs[(mod.name, position)] = doc
@@ -122,6 +124,8 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
     if mod is None:
         ctx.wait_for("mod", ids.get_uuid(ob))
         return ob
+    if structs.write(mod, prop, doc):  # a falloff curve...
+        return ob
     rna.write_props(mod, {prop: doc}, ctx.resolve)
     if isinstance(doc, str) and doc and getattr(mod, prop) != doc:
         _wait_for_name(ob, prop, ctx)
@@ -171,4 +175,10 @@ def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, c
 
 def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
     inputs = read_inputs(mod, ctx)
-    return [mod.name, mod.type, ctx.props(mod), [[k, inputs[k]] for k in sorted(inputs)]]
+    return [
+        mod.name,
+        mod.type,
+        ctx.props(mod),
+        structs.read(mod, None),
+        [[k, inputs[k]] for k in sorted(inputs)],
+    ]

@@ -103,3 +103,79 @@ def shape_key_geometry() -> list:
         finally:
             ob.to_mesh_clear()
     return out
+
+
+def _points(mapping: bpy.types.CurveMapping, curve: int, points: list[tuple[float, float]]) -> None:
+    """Give curve ``curve`` of ``mapping`` these points (sorted by x), then update it as the widget does."""
+    pts = mapping.curves[curve].points
+    for x, y in points[len(pts) :]:
+        pts.new(x, y)
+    for point, location in zip(pts, points, strict=False):
+        point.location = location
+    mapping.update()
+
+
+def build_curve_mappings() -> None:
+    """Curve mapping widgets: a Float Curve node in a geometry node group lifting a grid by its x (modifier
+    on ``Lifted``); RGB Curves (clipped, a filmlike tone, black and white levels) and Vector Curves nodes in
+    a material; RGB Curves and Hue Correct nodes in a compositor group; a Hook modifier (``Hooked``) and a
+    Warp modifier with custom falloff curves, a Vertex Weight Edit modifier with a custom map curve."""
+    group = bpy.data.node_groups.new("Lift", "GeometryNodeTree")
+    group.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    nodes, links = group.nodes, group.links
+    gin, gout = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    position, split = nodes.new("GeometryNodeInputPosition"), nodes.new("ShaderNodeSeparateXYZ")
+    shape, combine = nodes.new("ShaderNodeFloatCurve"), nodes.new("ShaderNodeCombineXYZ")
+    setpos = nodes.new("GeometryNodeSetPosition")
+    _points(shape.mapping, 0, [(0.0, 0.0), (0.4, 0.7), (1.0, 0.2)])
+    shape.mapping.curves[0].points[1].handle_type = "VECTOR"
+    links.new(position.outputs[0], split.inputs[0])
+    links.new(split.outputs["X"], shape.inputs["Value"])
+    links.new(shape.outputs[0], combine.inputs["Z"])
+    links.new(gin.outputs[0], setpos.inputs["Geometry"])
+    links.new(combine.outputs[0], setpos.inputs["Offset"])
+    links.new(setpos.outputs[0], gout.inputs[0])
+    grid = bpy.data.meshes.new("Grid")
+    grid.from_pydata([(x / 4, y / 2, 0.0) for y in range(3) for x in range(5)], [], [])
+    _link(bpy.data.objects.new("Lifted", grid)).modifiers.new("Lift", "NODES").node_group = group
+
+    mat = bpy.data.materials.new("Graded")
+    rgb = mat.node_tree.nodes.new("ShaderNodeRGBCurve")
+    _points(rgb.mapping, 3, [(0.0, 0.1), (0.5, 0.6), (1.0, 0.9)])
+    _points(rgb.mapping, 1, [(0.0, 0.0), (0.25, 0.5), (1.0, 1.0)])
+    rgb.mapping.use_clip = False
+    rgb.mapping.clip_max_y = 2.0
+    rgb.mapping.tone = "FILMLIKE"
+    rgb.mapping.black_level = (0.1, 0.05, 0.0)
+    rgb.mapping.white_level = (0.9, 1.0, 0.95)
+    vector = mat.node_tree.nodes.new("ShaderNodeVectorCurve")
+    _points(vector.mapping, 2, [(-1.0, 1.0), (0.0, 0.0), (1.0, 1.0)])
+    vector.mapping.extend = "HORIZONTAL"
+    comp = bpy.data.node_groups.new("Grade", "CompositorNodeTree")
+    comp.use_fake_user = True  # kept in a saved file though nothing uses it
+    _points(comp.nodes.new("CompositorNodeCurveRGB").mapping, 0, [(0.0, 0.2), (1.0, 0.8)])
+    _points(comp.nodes.new("CompositorNodeHueCorrect").mapping, 1, [(0.0, 0.5), (0.5, 0.8), (1.0, 0.5)])
+
+    me = bpy.data.meshes.new("Hooked")
+    me.from_pydata([(x / 2, 0.0, 0.0) for x in range(5)], [(i, i + 1) for i in range(4)], [])
+    me.materials.append(mat)
+    hooked = _link(bpy.data.objects.new("Hooked", me))
+    handle = _link(bpy.data.objects.new("Handle", None))
+    handle.location = (0.0, 0.0, 1.0)
+    hooked.vertex_groups.new(name="Weights").add(range(5), 0.5, "REPLACE")
+    hook = hooked.modifiers.new("Hook", "HOOK")
+    hook.vertex_group = "Weights"
+    hook.object = handle
+    hook.falloff_type = "CURVE"
+    hook.falloff_radius = 2.0
+    _points(hook.falloff_curve, 0, [(0.0, 1.0), (0.5, 0.25), (1.0, 0.0)])
+    warp = hooked.modifiers.new("Warp", "WARP")
+    origin = _link(bpy.data.objects.new("Origin", None))
+    warp.object_from, warp.object_to = origin, handle
+    warp.falloff_type = "CURVE"
+    _points(warp.falloff_curve, 0, [(0.0, 0.0), (0.3, 0.9), (1.0, 1.0)])
+    weights = hooked.modifiers.new("Weights", "VERTEX_WEIGHT_EDIT")
+    weights.vertex_group = "Weights"
+    weights.falloff_type = "CURVE"
+    _points(weights.map_curve, 0, [(0.0, 0.0), (0.5, 0.9), (1.0, 1.0)])

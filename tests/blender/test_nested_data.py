@@ -16,7 +16,12 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from detail_builders import build_lattice_curve_shapes, shape_key_geometry  # noqa: E402
+from detail_builders import (  # noqa: E402
+    build_curve_mappings,
+    build_lattice_curve_shapes,
+    shape_key_geometry,
+)
+from node_builders import evaluated_vertices  # noqa: E402
 from scene_builders import evaluate_scenes, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -124,3 +129,80 @@ def test_shape_keys_of_a_lattice_and_a_curve():
     assert blocks[0][-1] == ("Bulge", 0.5) and ("Curl", 1.0) in blocks[1]
     assert [(drivers, tracks) for drivers, tracks, _action in animation] == [(1, 1), (1, 1)]
     assert animation[0][2] is not None  # the lattice's keys keep their action
+
+
+# ---------------------------------------------------------------- curve mapping widgets
+
+
+def _mappings() -> list:
+    """Every curve mapping of build_curve_mappings: owner, settings, points (rounded)."""
+    holders = [
+        *((n.name, n.mapping) for n in bpy.data.node_groups["Lift"].nodes if n.bl_idname.endswith("Curve")),
+        *((n.name, n.mapping) for n in bpy.data.materials["Graded"].node_tree.nodes if hasattr(n, "mapping")),
+        *((n.name, n.mapping) for n in bpy.data.node_groups["Grade"].nodes),
+        *(
+            (m.name, getattr(m, "falloff_curve", None) or m.map_curve)
+            for m in bpy.data.objects["Hooked"].modifiers
+        ),
+    ]
+    return sorted(
+        (
+            name,
+            [round(mapping.clip_max_y, 4), mapping.use_clip, mapping.extend, mapping.tone],
+            [round(c, 4) for c in (*mapping.black_level, *mapping.white_level)],
+            [
+                [(*(round(c, 4) for c in p.location), p.handle_type) for p in curve.points]
+                for curve in mapping.curves
+            ],
+        )
+        for name, mapping in holders
+    )
+
+
+def _curve_mappings_observed() -> tuple:
+    return evaluated_vertices("Lifted"), evaluated_vertices("Hooked"), _mappings()
+
+
+def test_curve_mapping_widgets_of_nodes_and_modifiers():
+    """Ben reshapes a Float Curve node (a point moved, one added) that lifts a grid, removes a point of an RGB
+    Curves node and changes its levels and clipping, moves a Hook falloff curve's point and changes its
+    handle, extends a Warp's and a Vertex Weight Edit's curves and edits a compositor's Hue Correct."""
+    reset_scene()
+    build_curve_mappings()
+    still = _curve_mappings_observed()
+
+    def edit():
+        lift = bpy.data.node_groups["Lift"].nodes["Float Curve"].mapping
+        lift.curves[0].points[1].location = (0.5, 1.5)
+        lift.curves[0].points.new(0.8, 0.9)
+        lift.update()
+        rgb = bpy.data.materials["Graded"].node_tree.nodes["RGB Curves"].mapping
+        rgb.curves[3].points.remove(rgb.curves[3].points[1])
+        rgb.black_level = (0.0, 0.0, 0.2)
+        rgb.use_clip = True
+        rgb.clip_max_y = 1.0
+        rgb.update()
+        hook = bpy.data.objects["Hooked"].modifiers["Hook"].falloff_curve
+        hook.curves[0].points[1].location = (0.5, 0.75)
+        hook.curves[0].points[1].handle_type = "VECTOR"
+        hook.update()
+        warp = bpy.data.objects["Hooked"].modifiers["Warp"].falloff_curve
+        warp.extend = "EXTRAPOLATED"
+        warp.curves[0].points.new(0.6, 0.4)
+        warp.update()
+        weights = bpy.data.objects["Hooked"].modifiers["Weights"].map_curve
+        weights.curves[0].points.new(0.2, 0.6)
+        weights.update()
+        hue = bpy.data.node_groups["Grade"].nodes["Hue Correct"].mapping
+        hue.curves[1].points[1].location = (0.5, 0.2)
+        hue.update()
+        for id_data in (bpy.data.node_groups["Lift"], bpy.data.objects["Hooked"]):
+            id_data.update_tag()  # as the widget does after an edit
+
+    batch, observed = across_artists(build_curve_mappings, edit, _curve_mappings_observed)
+    parts = {(part, *sync.split_key(key)[3][1:]) for key in batch for part in [sync.parse_key(key)[2]]}
+    # One key per node holding a widget, one setting key per modifier curve: nothing else.
+    assert parts == {("node",), ("modset", "falloff_curve"), ("modset", "map_curve")}
+    assert len(batch) == 6
+    assert observed[0] != still[0] and observed[1] != still[1]  # the curves shape what is evaluated
+    assert observed[2] != still[2]

@@ -1,0 +1,103 @@
+"""Structs that nodes and modifiers hold and that RNA gives as read-only pointers: curve mapping widgets
+(``CurveMapping``: RGB, Vector and Float Curves nodes, a Hook or Warp modifier's falloff curve, a Vertex
+Weight modifier's map curve).
+
+Each is read as one document and written back in place, inside the key of what holds it: a node's in its
+``node/<id>`` key (``structs``: identifier -> document), a modifier's as the setting key
+``modset/<modifier>/<identifier>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bpy
+
+from . import assign, rna
+from .arrays import floats
+from .context import ReadContext
+
+CURVE_MAPPING_PROPS = (
+    "use_clip",
+    "clip_max_x",
+    "clip_max_y",
+    "clip_min_x",
+    "clip_min_y",
+    "extend",
+    "tone",
+    "black_level",
+    "white_level",
+)
+
+
+def read_curve_mapping(mapping: bpy.types.CurveMapping, ctx: ReadContext | None) -> dict[str, object]:
+    """Settings, and each curve's points as ``[x, y, handle type]`` (what animation writes in a point's
+    location is None, derived.py)."""
+
+    def location(point) -> object:
+        value = floats(point.location)
+        return value if ctx is None else ctx.masked(point, "location", value)
+
+    return {
+        "props": {attr: rna.plain(getattr(mapping, attr)) for attr in CURVE_MAPPING_PROPS},
+        "curves": [[[location(p), p.handle_type] for p in curve.points] for curve in mapping.curves],
+    }
+
+
+def write_curve_mapping(mapping: bpy.types.CurveMapping, doc: dict) -> None:
+    # Twice: a clip bound is clamped to the other's old value (a minimum above the old maximum).
+    for _ in range(2):
+        for attr in CURVE_MAPPING_PROPS:
+            assign.set_changed(mapping, attr, doc["props"][attr])
+    for curve, points in zip(mapping.curves, doc["curves"], strict=False):
+        pts = curve.points
+        while len(pts) > max(2, len(points)):  # Blender keeps two points at least
+            pts.remove(pts[len(pts) - 1])
+        for location, _handle in points[len(pts) :]:
+            pts.new(*(c or 0.0 for c in location))
+        # In the value's order (sorted by x); update() sorts them again.
+        for point, (location, handle) in zip(pts, points, strict=False):
+            assign.set_changed(point, "location", location)
+            assign.set_changed(point, "handle_type", handle)
+    mapping.update()
+
+
+Read = Callable[[bpy.types.bpy_struct, ReadContext | None], dict]
+Write = Callable[[bpy.types.bpy_struct, dict], None]
+KINDS: dict[str, tuple[Read, Write]] = {"CurveMapping": (read_curve_mapping, write_curve_mapping)}
+
+_HELD: dict[str, tuple[str, ...]] = {}  # RNA type -> identifiers of the structs it holds (read once per type)
+
+
+def held(struct: bpy.types.bpy_struct) -> tuple[str, ...]:
+    """Identifiers of the structs of :data:`KINDS` that ``struct`` holds."""
+    rna_type = struct.bl_rna.identifier
+    found = _HELD.get(rna_type)
+    if found is None:
+        found = _HELD[rna_type] = tuple(
+            prop.identifier
+            for prop in struct.bl_rna.properties
+            if prop.type == "POINTER" and prop.fixed_type.identifier in KINDS
+        )
+    return found
+
+
+def read(struct: bpy.types.bpy_struct, ctx: ReadContext | None) -> dict[str, dict]:
+    """Identifier -> document of every struct ``struct`` holds (``ctx`` None: describing, nothing masked)."""
+    out = {}
+    for ident in held(struct):
+        value = getattr(struct, ident)
+        if value is not None:
+            out[ident] = KINDS[value.bl_rna.identifier][0](value, ctx)
+    return out
+
+
+def write(struct: bpy.types.bpy_struct, ident: str, doc: object) -> bool:
+    """Write the held struct ``ident`` (False: ``struct`` holds no such struct, it is a plain setting)."""
+    if ident not in held(struct) or not isinstance(doc, dict):
+        return False
+    value = getattr(struct, ident)
+    if value is not None:
+        KINDS[value.bl_rna.identifier][1](value, doc)
+        struct.id_data.update_tag()  # what uses it is evaluated again (Blender's API tags nothing here)
+    return True
