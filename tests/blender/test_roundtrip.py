@@ -534,3 +534,22 @@ def test_a_modifier_naming_a_vertex_group_or_uv_map_waits_for_it():
     mods = bpy.data.objects["Weighed"].modifiers
     assert (mods["Edit"].vertex_group, mods["Displace"].uv_layer) == ("Top", "Second")
     assert sync.scene_hash() == before
+
+
+
+def test_matrix_settings_are_not_transposed():
+    """A matrix setting (a Hook modifier's inverse matrix, a Child Of constraint's) is read as rows and
+    written back as the same matrix."""
+    import mathutils
+
+    ob = link(bpy.data.objects.new("Hooked", triangle_mesh("Hooked")))
+    ob.modifiers.new("Hook", "HOOK").matrix_inverse = mathutils.Matrix.Translation((0.0, 0.0, -1.0))
+    child = ob.constraints.new("CHILD_OF")
+    child.target = link(bpy.data.objects.new("Parent", None))
+    child.inverse_matrix = mathutils.Matrix.Translation((1.0, 2.0, 3.0))
+    before = sync.scene_hash()
+    roundtrip()
+    ob = bpy.data.objects["Hooked"]
+    assert tuple(ob.modifiers["Hook"].matrix_inverse.translation) == (0.0, 0.0, -1.0)
+    assert tuple(ob.constraints["Child Of"].inverse_matrix.translation) == (1.0, 2.0, 3.0)
+    assert sync.scene_hash() == before
