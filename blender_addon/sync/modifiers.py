@@ -17,6 +17,9 @@ from . import ids, linked, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
+# Settings whose writing makes Blender compute another one again: (modifier type, setting) -> that one. A
+# hook's target resets its inverse matrix, which travels on a key of its own (applied before or after).
+RESETS = {("HOOK", "object"): "matrix_inverse", ("HOOK", "subtarget"): "matrix_inverse"}
 # Interface socket types whose modifier input holds a datablock (travels as its uuid).
 ID_SOCKETS = frozenset(
     {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
@@ -126,7 +129,11 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
         return ob
     if structs.write(mod, prop, doc):  # a falloff curve...
         return ob
+    kept = RESETS.get((mod.type, prop))
+    saved = getattr(mod, kept).copy() if kept else None
     rna.write_props(mod, {prop: doc}, ctx.resolve)
+    if kept:
+        setattr(mod, kept, saved)
     if isinstance(doc, str) and doc and getattr(mod, prop) != doc:
         _wait_for_name(ob, prop, ctx)
     return ob

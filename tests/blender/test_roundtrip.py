@@ -553,3 +553,27 @@ def test_matrix_settings_are_not_transposed():
     assert tuple(ob.modifiers["Hook"].matrix_inverse.translation) == (0.0, 0.0, -1.0)
     assert tuple(ob.constraints["Child Of"].inverse_matrix.translation) == (1.0, 2.0, 3.0)
     assert sync.scene_hash() == before
+
+
+def test_a_hook_keeps_its_inverse_matrix_whatever_the_order_of_its_keys():
+    """Blender computes a Hook modifier's inverse matrix again when its object is set; the matrix travels on
+    its own key, so the object's key arriving after it must leave it as it is."""
+    ob = link(bpy.data.objects.new("Hooked", triangle_mesh("Hooked")))
+    handle = link(bpy.data.objects.new("Handle", None))
+    handle.location = (0.0, 0.0, 1.0)
+    bpy.context.view_layer.update()
+    hook = ob.modifiers.new("Hook", "HOOK")
+    hook.vertex_indices_set([3])
+    hook.object = handle  # the inverse of where the handle is now
+    handle.location = (0.0, 0.0, 2.0)  # pulls the vertex up by 1
+    bpy.context.view_layer.update()
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    target = next(k for k in values if k.endswith("/modset/Hook/object"))
+    applier = sync.apply_ops([(k, v) for k, v in values.items() if k != target])
+    bpy.context.view_layer.update()  # the handle is where it is on the sending side
+    sync.apply_ops([(target, values[target])], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert bpy.data.objects["Hooked"].modifiers["Hook"].matrix_inverse.translation.z == pytest.approx(-1.0)
+    assert sync.scene_hash() == before
