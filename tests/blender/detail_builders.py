@@ -179,3 +179,23 @@ def build_curve_mappings() -> None:
     weights.vertex_group = "Weights"
     weights.falloff_type = "CURVE"
     _points(weights.map_curve, 0, [(0.0, 0.0), (0.5, 0.9), (1.0, 1.0)])
+
+
+def text_boxes(ob: bpy.types.Object, count: int) -> None:
+    """Give text object ``ob`` ``count`` text boxes, as the artist's Add Textbox button does."""
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        while len(ob.data.text_boxes) < count:
+            bpy.ops.font.textbox_add()
+        while len(ob.data.text_boxes) > count:
+            bpy.ops.font.textbox_remove(index=len(ob.data.text_boxes) - 1)
+
+
+def build_text_boxes() -> None:
+    """A text object flowing through three text boxes side by side (``Columns``), each placed and sized."""
+    curve = bpy.data.curves.new("Columns", type="FONT")
+    curve.body = "blendsync keeps every artist's scene the same, " * 4
+    ob = _link(bpy.data.objects.new("Columns", curve))
+    text_boxes(ob, 3)
+    for i, box in enumerate(curve.text_boxes):
+        box.x, box.y = 5.0 * i, -0.5 * i
+        box.width, box.height = 4.0 + i, 2.0

@@ -19,7 +19,9 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 from detail_builders import (  # noqa: E402
     build_curve_mappings,
     build_lattice_curve_shapes,
+    build_text_boxes,
     shape_key_geometry,
+    text_boxes,
 )
 from node_builders import evaluated_vertices  # noqa: E402
 from scene_builders import evaluate_scenes, reset_scene  # noqa: E402
@@ -206,3 +208,38 @@ def test_curve_mapping_widgets_of_nodes_and_modifiers():
     assert len(batch) == 6
     assert observed[0] != still[0] and observed[1] != still[1]  # the curves shape what is evaluated
     assert observed[2] != still[2]
+
+
+# ---------------------------------------------------------------- text boxes
+
+
+def _boxes_observed() -> tuple:
+    curve = bpy.data.curves["Columns"]
+    boxes = [[round(getattr(b, a), 4) for a in ("x", "y", "width", "height")] for b in curve.text_boxes]
+    return boxes, evaluated_vertices("Columns")
+
+
+def test_text_boxes_added_moved_and_removed():
+    """Ben adds a fourth text box and moves and resizes another; then removes two: the text flows through the
+    same boxes everywhere."""
+    reset_scene()
+    build_text_boxes()
+    still = _boxes_observed()
+
+    def more():
+        ob = bpy.data.objects["Columns"]
+        text_boxes(ob, 4)
+        ob.data.text_boxes[3].x = 20.0
+        ob.data.text_boxes[1].width = 2.5
+        ob.data.text_boxes[1].y = 1.0
+
+    batch, observed = across_artists(build_text_boxes, more, _boxes_observed)
+    assert [sync.parse_key(key)[2] for key in batch] == ["boxes"]
+    assert len(observed[0]) == 4 and observed[0][3][0] == 20.0
+    assert observed[1] != still[1]  # the text is laid out in the new boxes
+
+    batch, observed = across_artists(
+        build_text_boxes, lambda: text_boxes(bpy.data.objects["Columns"], 1), _boxes_observed
+    )
+    assert [sync.parse_key(key)[2] for key in batch] == ["boxes"]
+    assert observed[0] == still[0][:1]
