@@ -1,10 +1,11 @@
-"""Structs that nodes and modifiers hold and that RNA gives as read-only pointers: curve mapping widgets
-(``CurveMapping``: RGB, Vector and Float Curves nodes, a Hook or Warp modifier's falloff curve, a Vertex
-Weight modifier's map curve).
+"""Structs that nodes, modifiers and textures hold and that RNA gives as read-only pointers: curve mapping
+widgets (``CurveMapping``: RGB, Vector and Float Curves nodes, a Hook or Warp modifier's falloff curve, a
+Vertex Weight modifier's map curve) and image user settings (``ImageUser``: image and environment texture
+nodes, image textures).
 
 Each is read as one document and written back in place, inside the key of what holds it: a node's in its
 ``node/<id>`` key (``structs``: identifier -> document), a modifier's as the setting key
-``modset/<modifier>/<identifier>``.
+``modset/<modifier>/<identifier>``, a texture's as ``set/<identifier>``.
 """
 
 from __future__ import annotations
@@ -62,9 +63,26 @@ def write_curve_mapping(mapping: bpy.types.CurveMapping, doc: dict) -> None:
     mapping.update()
 
 
+# What an image user sets; its current frame is Blender's (computed from these on each frame change), and the
+# layer, pass and view of a multilayer image are read-only in Blender's API.
+IMAGE_USER_PROPS = ("frame_duration", "frame_start", "frame_offset", "use_auto_refresh", "use_cyclic")
+
+
+def read_image_user(user: bpy.types.ImageUser, ctx: ReadContext | None) -> dict[str, object]:
+    return {attr: rna.plain(getattr(user, attr)) for attr in IMAGE_USER_PROPS}
+
+
+def write_image_user(user: bpy.types.ImageUser, doc: dict) -> None:
+    for attr in IMAGE_USER_PROPS:
+        assign.set_changed(user, attr, doc.get(attr))
+
+
 Read = Callable[[bpy.types.bpy_struct, ReadContext | None], dict]
 Write = Callable[[bpy.types.bpy_struct, dict], None]
-KINDS: dict[str, tuple[Read, Write]] = {"CurveMapping": (read_curve_mapping, write_curve_mapping)}
+KINDS: dict[str, tuple[Read, Write]] = {
+    "CurveMapping": (read_curve_mapping, write_curve_mapping),
+    "ImageUser": (read_image_user, write_image_user),
+}
 
 _HELD: dict[str, tuple[str, ...]] = {}  # RNA type -> identifiers of the structs it holds (read once per type)
 

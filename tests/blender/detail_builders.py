@@ -199,3 +199,32 @@ def build_text_boxes() -> None:
     for i, box in enumerate(curve.text_boxes):
         box.x, box.y = 5.0 * i, -0.5 * i
         box.width, box.height = 4.0 + i, 2.0
+
+
+def build_image_users() -> None:
+    """Image user settings (which frames of an animated image are shown when) of an image texture node and
+    an environment node in a material, and of a legacy image texture (``Flipbook``) driving a displace
+    modifier, all using one image file."""
+    from scene_builders import image_sequence  # scene_builders lists these builders
+
+    frames = bpy.data.images.load(image_sequence(count=1), check_existing=False)
+    frames.name = "Frames"
+    mat = bpy.data.materials.new("Flicker")
+    image = mat.node_tree.nodes.new("ShaderNodeTexImage")
+    image.image = frames
+    user = image.image_user
+    user.frame_duration, user.frame_start, user.frame_offset = 3, 5, 1
+    user.use_auto_refresh = user.use_cyclic = True
+    env = mat.node_tree.nodes.new("ShaderNodeTexEnvironment")
+    env.image = frames
+    env.image_user.frame_duration = 2
+    env.image_user.frame_offset = -1
+    flipbook = bpy.data.textures.new("Flipbook", type="IMAGE")
+    flipbook.image = frames
+    flipbook.image_user.frame_duration = 3
+    flipbook.image_user.use_cyclic = True
+    me = bpy.data.meshes.new("Screen")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    me.materials.append(mat)
+    screen = _link(bpy.data.objects.new("Screen", me))
+    screen.modifiers.new("Displace", "DISPLACE").texture = flipbook

@@ -16,7 +16,12 @@ from anim_builders import (
     build_every_kind_nla,
     build_nla,
 )
-from detail_builders import build_curve_mappings, build_lattice_curve_shapes, build_text_boxes
+from detail_builders import (
+    build_curve_mappings,
+    build_image_users,
+    build_lattice_curve_shapes,
+    build_text_boxes,
+)
 from node_builders import build_geometry_nodes
 
 
@@ -1056,6 +1061,7 @@ BUILDERS = {
     "lattice_curve_shapes": (build_lattice_curve_shapes, "lattice"),
     "curve_mappings": (build_curve_mappings, "ngroup"),
     "text_boxes": (build_text_boxes, "curve"),
+    "image_users": (build_image_users, "tex"),
     "node_group": (build_node_group, "ngroup"),
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),

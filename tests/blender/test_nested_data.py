@@ -18,6 +18,7 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 from detail_builders import (  # noqa: E402
     build_curve_mappings,
+    build_image_users,
     build_lattice_curve_shapes,
     build_text_boxes,
     shape_key_geometry,
@@ -243,3 +244,35 @@ def test_text_boxes_added_moved_and_removed():
     )
     assert [sync.parse_key(key)[2] for key in batch] == ["boxes"]
     assert observed[0] == still[0][:1]
+
+
+# ---------------------------------------------------------------- image user settings
+
+
+def _image_users() -> list:
+    nodes = bpy.data.materials["Flicker"].node_tree.nodes
+    users = [nodes["Image Texture"].image_user, nodes["Environment Texture"].image_user]
+    users.append(bpy.data.textures["Flipbook"].image_user)
+    attrs = ("frame_duration", "frame_start", "frame_offset", "use_auto_refresh", "use_cyclic")
+    return [[getattr(user, attr) for attr in attrs] for user in users]
+
+
+def test_image_user_settings_of_nodes_and_textures():
+    """Ben changes the frames an image node, an environment node and an image texture take from a sequence."""
+    reset_scene()
+    build_image_users()
+    still = _image_users()
+
+    def edit():
+        nodes = bpy.data.materials["Flicker"].node_tree.nodes
+        user = nodes["Image Texture"].image_user
+        user.frame_duration, user.frame_start, user.frame_offset = 2, 1, 0
+        user.use_cyclic = False
+        nodes["Environment Texture"].image_user.use_auto_refresh = True
+        bpy.data.textures["Flipbook"].image_user.frame_offset = 4
+
+    batch, observed = across_artists(build_image_users, edit, _image_users)
+    assert sorted(sync.split_key(key)[2:] for key in batch)[-1] == ("set", ("image_user",))
+    assert {sync.parse_key(key)[2] for key in batch} == {"node", "set"} and len(batch) == 3
+    assert observed == [[2, 1, 0, True, False], [2, 1, -1, True, False], [3, 1, 4, False, True]]
+    assert observed != still

@@ -536,7 +536,6 @@ def test_a_modifier_naming_a_vertex_group_or_uv_map_waits_for_it():
     assert sync.scene_hash() == before
 
 
-
 def test_matrix_settings_are_not_transposed():
     """A matrix setting (a Hook modifier's inverse matrix, a Child Of constraint's) is read as rows and
     written back as the same matrix."""

@@ -1,10 +1,10 @@
-"""Legacy textures (kind ``tex``): type, name and settings (a key each)."""
+"""Legacy textures (kind ``tex``): type, name and settings (a key each; an image texture's image user too)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import ids
+from .. import ids, structs
 from ..context import ApplyContext, ReadContext
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
@@ -16,12 +16,17 @@ def serialise(tex: bpy.types.Texture, ctx: ReadContext) -> dict[str, object]:
     return {
         "meta": {"type": tex.type},
         "name": tex.name,
-        "set": setting_items(ctx.props(tex, skip=TEXTURE_SKIP)),
+        "set": setting_items({**ctx.props(tex, skip=TEXTURE_SKIP), **structs.read(tex, ctx)}),
     }
 
 
 def describe(tex: bpy.types.Texture, ctx: ReadContext) -> dict:
-    return {"name": tex.name, "type": tex.type, "props": ctx.props(tex, skip=TEXTURE_SKIP)}
+    return {
+        "name": tex.name,
+        "type": tex.type,
+        "props": ctx.props(tex, skip=TEXTURE_SKIP),
+        "structs": structs.read(tex, None),
+    }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
