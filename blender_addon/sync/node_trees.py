@@ -140,7 +140,7 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         ramp = getattr(node, "color_ramp", None)
         if ramp is not None:
             doc["color_ramp"] = _color_ramp(ramp)
-        held = structs.read(node, ctx)
+        held = structs.read(node, ctx, skip=("color_ramp",))
         if held:
             doc["structs"] = held
         paired = getattr(node, "paired_output", None)
@@ -204,7 +204,7 @@ def describe_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dic
             "ramp": [[e.position, floats(e.color)] for e in node.color_ramp.elements]
             if getattr(node, "color_ramp", None) is not None
             else None,
-            "structs": structs.read(node, None),
+            "structs": structs.read(node, None, skip=("color_ramp",)),
         }
     links = sorted(
         [

@@ -1,7 +1,8 @@
 """Structs that nodes, modifiers and textures hold and that RNA gives as read-only pointers: curve mapping
 widgets (``CurveMapping``: RGB, Vector and Float Curves nodes, a Hook or Warp modifier's falloff curve, a
-Vertex Weight modifier's map curve) and image user settings (``ImageUser``: image and environment texture
-nodes, image textures).
+Vertex Weight modifier's map curve), image user settings (``ImageUser``: image and environment texture
+nodes, image textures) and a legacy texture's colour ramp (``ColorRamp``; a node's travels as its own
+``color_ramp``, node_trees.py).
 
 Each is read as one document and written back in place, inside the key of what holds it: a node's in its
 ``node/<id>`` key (``structs``: identifier -> document), a modifier's as the setting key
@@ -77,11 +78,35 @@ def write_image_user(user: bpy.types.ImageUser, doc: dict) -> None:
         assign.set_changed(user, attr, doc.get(attr))
 
 
+def read_color_ramp(ramp: bpy.types.ColorRamp, ctx: ReadContext | None) -> dict[str, object]:
+    return {
+        "color_mode": ramp.color_mode,
+        "interpolation": ramp.interpolation,
+        "hue_interpolation": ramp.hue_interpolation,
+        "elements": [[float(e.position), floats(e.color)] for e in ramp.elements],
+    }
+
+
+def write_color_ramp(ramp: bpy.types.ColorRamp, doc: dict) -> None:
+    for attr in ("color_mode", "interpolation", "hue_interpolation"):
+        assign.set_changed(ramp, attr, doc[attr])
+    elements = ramp.elements
+    wanted = doc["elements"]
+    while len(elements) > max(1, len(wanted)):  # Blender keeps one element at least
+        elements.remove(elements[len(elements) - 1])
+    while len(elements) < len(wanted):
+        elements.new(1.0)
+    for element, (position, color) in zip(elements, wanted, strict=False):
+        assign.set_changed(element, "position", position)
+        assign.set_changed(element, "color", color)
+
+
 Read = Callable[[bpy.types.bpy_struct, ReadContext | None], dict]
 Write = Callable[[bpy.types.bpy_struct, dict], None]
 KINDS: dict[str, tuple[Read, Write]] = {
     "CurveMapping": (read_curve_mapping, write_curve_mapping),
     "ImageUser": (read_image_user, write_image_user),
+    "ColorRamp": (read_color_ramp, write_color_ramp),
 }
 
 _HELD: dict[str, tuple[str, ...]] = {}  # RNA type -> identifiers of the structs it holds (read once per type)
@@ -100,10 +125,15 @@ def held(struct: bpy.types.bpy_struct) -> tuple[str, ...]:
     return found
 
 
-def read(struct: bpy.types.bpy_struct, ctx: ReadContext | None) -> dict[str, dict]:
-    """Identifier -> document of every struct ``struct`` holds (``ctx`` None: describing, nothing masked)."""
+def read(
+    struct: bpy.types.bpy_struct, ctx: ReadContext | None, skip: tuple[str, ...] = ()
+) -> dict[str, dict]:
+    """Identifier -> document of every struct ``struct`` holds but those in ``skip`` (``ctx`` None:
+    describing, nothing masked)."""
     out = {}
     for ident in held(struct):
+        if ident in skip:
+            continue
         value = getattr(struct, ident)
         if value is not None:
             out[ident] = KINDS[value.bl_rna.identifier][0](value, ctx)

@@ -228,3 +228,47 @@ def build_image_users() -> None:
     me.materials.append(mat)
     screen = _link(bpy.data.objects.new("Screen", me))
     screen.modifiers.new("Displace", "DISPLACE").texture = flipbook
+
+
+def build_texture_nodes() -> None:
+    """Legacy textures used by displace modifiers: ``Banded`` clouds through a constant colour ramp of three
+    stops; ``Patterned`` made of nodes (a checker through RGB curves and a colour ramp into the output), one
+    of its sockets keyed and on an NLA track of the tree."""
+    banded = bpy.data.textures.new("Banded", type="CLOUDS")
+    banded.use_color_ramp = True
+    ramp = banded.color_ramp
+    ramp.interpolation = "CONSTANT"
+    ramp.elements[0].color = (0.1, 0.0, 0.2, 1.0)
+    ramp.elements.new(0.4).color = (1.0, 0.5, 0.0, 1.0)
+    patterned = bpy.data.textures.new("Patterned", type="CLOUDS")
+    patterned.use_nodes = True
+    tree = patterned.node_tree
+    checker, output = tree.nodes["Checker"], tree.nodes["Output"]
+    checker.inputs["Size"].default_value = 0.3
+    curves = tree.nodes.new("TextureNodeCurveRGB")
+    _points(curves.mapping, 3, [(0.0, 0.2), (0.5, 0.3), (1.0, 0.9)])
+    bands = tree.nodes.new("TextureNodeValToRGB")
+    bands.color_ramp.elements.new(0.6).color = (0.0, 1.0, 0.0, 1.0)
+    tree.links.new(checker.outputs[0], curves.inputs[0])
+    tree.links.new(curves.outputs[0], bands.inputs[0])
+    tree.links.new(bands.outputs[0], output.inputs[0])
+    size = checker.inputs["Size"]
+    pulse = keyed_action(
+        "Checkers", "NODETREE", "Tree", 'nodes["Checker"].inputs[2].default_value', [1, 0.3, 9, 0.6]
+    )
+    tree.animation_data_create().nla_tracks.new().strips.new("Checkers", 1, pulse)
+    size.keyframe_insert("default_value", frame=1)
+    me = bpy.data.meshes.new("Plate")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    plate = _link(bpy.data.objects.new("Plate", me))
+    for tex in (banded, patterned):
+        plate.modifiers.new(tex.name, "DISPLACE").texture = tex
+
+
+def texture_samples() -> list:
+    """What build_texture_nodes' textures evaluate to at a few points (rounded)."""
+    points = [(x / 5, y / 3, 0.25) for x in range(5) for y in range(3)]
+    return [
+        [[round(c, 4) for c in bpy.data.textures[name].evaluate(p)] for p in points]
+        for name in ("Banded", "Patterned")
+    ]

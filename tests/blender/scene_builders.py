@@ -21,6 +21,7 @@ from detail_builders import (
     build_image_users,
     build_lattice_curve_shapes,
     build_text_boxes,
+    build_texture_nodes,
 )
 from node_builders import build_geometry_nodes
 
@@ -1062,6 +1063,7 @@ BUILDERS = {
     "curve_mappings": (build_curve_mappings, "ngroup"),
     "text_boxes": (build_text_boxes, "curve"),
     "image_users": (build_image_users, "tex"),
+    "texture_nodes": (build_texture_nodes, "tex"),
     "node_group": (build_node_group, "ngroup"),
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),

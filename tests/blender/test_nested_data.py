@@ -21,8 +21,10 @@ from detail_builders import (  # noqa: E402
     build_image_users,
     build_lattice_curve_shapes,
     build_text_boxes,
+    build_texture_nodes,
     shape_key_geometry,
     text_boxes,
+    texture_samples,
 )
 from node_builders import evaluated_vertices  # noqa: E402
 from scene_builders import evaluate_scenes, reset_scene  # noqa: E402
@@ -276,3 +278,36 @@ def test_image_user_settings_of_nodes_and_textures():
     assert {sync.parse_key(key)[2] for key in batch} == {"node", "set"} and len(batch) == 3
     assert observed == [[2, 1, 0, True, False], [2, 1, -1, True, False], [3, 1, 4, False, True]]
     assert observed != still
+
+
+# ---------------------------------------------------------------- a legacy texture's colour ramp and nodes
+
+
+def test_texture_colour_ramp_and_node_tree():
+    """Ben moves, adds and recolours stops of a clouds texture's colour ramp and blends its interpolation;
+    in a node texture he changes the checker's colour, reshapes its curves and puts a mix node before the
+    output: the textures evaluate the same everywhere."""
+    reset_scene()
+    build_texture_nodes()
+    still = texture_samples()
+
+    def edit():
+        ramp = bpy.data.textures["Banded"].color_ramp
+        ramp.interpolation = "LINEAR"
+        ramp.elements[1].position = 0.6
+        ramp.elements.new(0.9).color = (0.0, 0.0, 1.0, 1.0)
+        tree = bpy.data.textures["Patterned"].node_tree
+        tree.nodes["Checker"].inputs["Color1"].default_value = (0.2, 0.4, 0.6, 1.0)
+        mapping = tree.nodes["RGB Curves"].mapping
+        mapping.curves[3].points[1].location = (0.5, 0.8)
+        mapping.update()
+        mix = tree.nodes.new("TextureNodeMixRGB")
+        mix.blend_type = "MULTIPLY"
+        tree.links.new(tree.nodes["Color Ramp"].outputs[0], mix.inputs["Color1"])
+        tree.links.new(mix.outputs[0], tree.nodes["Output"].inputs[0])
+        tree.update_tag()
+
+    batch, observed = across_artists(build_texture_nodes, edit, texture_samples)
+    parts = {sync.split_key(key)[2:4] for key in batch}
+    assert ("set", ("color_ramp",)) in parts and {part for part, _ in parts} >= {"node", "in", "link"}
+    assert observed[0] != still[0] and observed[1] != still[1]
