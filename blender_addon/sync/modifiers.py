@@ -71,6 +71,8 @@ def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict
             settings[(mod.name, prop)] = value
         for prop, value in structs.read(mod, ctx).items():  # a falloff curve...
             settings[(mod.name, prop)] = value
+        if mod.type == "HOOK":  # the vertices assigned in edit mode: read-only, set by vertex_indices_set
+            settings[(mod.name, "vertex_indices")] = list(mod.vertex_indices)
         for position, doc in read_inputs(mod, ctx).items():
             inputs[(mod.name, position)] = doc
     return mods, [mod.name for mod in ob.modifiers], settings, inputs
@@ -128,6 +130,10 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
         ctx.wait_for("mod", ids.get_uuid(ob))
         return ob
     if structs.write(mod, prop, doc):  # a falloff curve...
+        return ob
+    if mod.type == "HOOK" and prop == "vertex_indices":
+        mod.vertex_indices_set(doc)
+        ob.update_tag()
         return ob
     kept = RESETS.get((mod.type, prop))
     saved = getattr(mod, kept).copy() if kept else None
@@ -187,5 +193,6 @@ def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
         mod.type,
         ctx.props(mod),
         structs.read(mod, None),
+        list(mod.vertex_indices) if mod.type == "HOOK" else None,
         [[k, inputs[k]] for k in sorted(inputs)],
     ]

@@ -576,3 +576,23 @@ def test_a_hook_keeps_its_inverse_matrix_whatever_the_order_of_its_keys():
     assert applier.errors == [] and applier.pending_links == {}
     assert bpy.data.objects["Hooked"].modifiers["Hook"].matrix_inverse.translation.z == pytest.approx(-1.0)
     assert sync.scene_hash() == before
+
+
+def test_a_hook_takes_the_vertices_assigned_to_it():
+    """A Hook modifier's vertices assigned in edit mode (not a vertex group) are read-only in RNA and set with
+    ``vertex_indices_set``; the hooked object evaluates the same on the receiving side."""
+    from node_builders import evaluated_vertices
+
+    ob = link(bpy.data.objects.new("Hooked", triangle_mesh("Hooked")))
+    handle = link(bpy.data.objects.new("Handle", None))
+    hook = ob.modifiers.new("Hook", "HOOK")
+    hook.object = handle
+    hook.vertex_indices_set([1, 3])
+    handle.location = (0.0, 0.0, 1.0)  # pulls vertices 1 and 3 up
+    bpy.context.view_layer.update()
+    moved = evaluated_vertices("Hooked")
+    assert [v[2] for v in moved] == [0.0, 1.0, 0.0, 1.5]
+    before, _values, _applier = roundtrip()
+    assert list(bpy.data.objects["Hooked"].modifiers["Hook"].vertex_indices) == [1, 3]
+    assert evaluated_vertices("Hooked") == moved
+    assert sync.scene_hash() == before
