@@ -3,7 +3,7 @@
 Shared by the object kind.  A modifier is named by its name (unique on its
 object); its key holds its type and display toggles, the stack order is a
 key of its own (a list of names), each writable RNA setting has a key of its
-own, and a geometry
+own (a falloff curve too, structs.py), and a geometry
 nodes modifier's group inputs (ID properties named after interface socket
 identifiers, which Blender numbers with a counter and so differ between
 replicas) are named ``#<position>`` among the group's input sockets.
@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, linked, rna
+from . import ids, linked, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
+# Settings whose writing makes Blender compute another one again: (modifier type, setting) -> that one. A
+# hook's target resets its inverse matrix, which travels on a key of its own (applied before or after).
+RESETS = {
+    ("HOOK", "object"): "matrix_inverse",
+    ("HOOK", "subtarget"): "matrix_inverse",
+    # read_data and use_vertex_interpolation are bits of one field: writing the first clears the second
+    ("MESH_SEQUENCE_CACHE", "read_data"): "use_vertex_interpolation",
+}
 # Interface socket types whose modifier input holds a datablock (travels as its uuid).
-# Settings stored in the bits of another: writing it rewrites them, so they are put back after it (each
-# setting is a key of its own and may have arrived first).
-SHARED_BITS = {("MESH_SEQUENCE_CACHE", "read_data"): ("use_vertex_interpolation",)}
 ID_SOCKETS = frozenset(
     {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
 )
@@ -69,6 +74,10 @@ def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict
         }
         for prop, value in ctx.props(mod, skip=MODIFIER_SKIP).items():
             settings[(mod.name, prop)] = value
+        for prop, value in structs.read(mod, ctx).items():  # a falloff curve...
+            settings[(mod.name, prop)] = value
+        if mod.type == "HOOK":  # the vertices assigned in edit mode: read-only, set by vertex_indices_set
+            settings[(mod.name, "vertex_indices")] = list(mod.vertex_indices)
         for position, doc in read_inputs(mod, ctx).items():
             inputs[(mod.name, position)] = doc
     return mods, [mod.name for mod in ob.modifiers], settings, inputs
@@ -125,12 +134,30 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
     if mod is None:
         ctx.wait_for("mod", ids.get_uuid(ob))
         return ob
-    kept = {attr: getattr(mod, attr) for attr in SHARED_BITS.get((mod.type, prop), ())}
+    if structs.write(mod, prop, doc):  # a falloff curve...
+        return ob
+    if mod.type == "HOOK" and prop == "vertex_indices":
+        mod.vertex_indices_set(doc)
+        ob.update_tag()
+        return ob
+    kept = RESETS.get((mod.type, prop))
+    saved = getattr(mod, kept) if kept else None
+    saved = saved.copy() if hasattr(saved, "copy") else saved  # a matrix is a view of the modifier
     rna.write_props(mod, {prop: doc}, ctx.resolve)
-    for attr, value in kept.items():
-        if getattr(mod, attr) != value:
-            setattr(mod, attr, value)
+    if kept:
+        setattr(mod, kept, saved)
+    if isinstance(doc, str) and doc and getattr(mod, prop) != doc:
+        _wait_for_name(ob, prop, ctx)
     return ob
+
+
+def _wait_for_name(ob: bpy.types.Object, prop: str, ctx: ApplyContext) -> None:
+    """Blender takes a modifier's vertex group or UV map name only once the object has one by that name:
+    apply the setting again when the mesh's vertex groups (or its geometry, with the UV maps) arrive."""
+    part = "vgroup" if "vertex_group" in prop else "geometry" if "uv" in prop else None
+    uuid = ids.peek_uuid(ob.data) if isinstance(ob.data, bpy.types.Mesh) else None
+    if part is not None and uuid is not None:
+        ctx.wait_for(part, uuid)
 
 
 def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
@@ -167,4 +194,11 @@ def apply_input(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, c
 
 def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
     inputs = read_inputs(mod, ctx)
-    return [mod.name, mod.type, ctx.props(mod), [[k, inputs[k]] for k in sorted(inputs)]]
+    return [
+        mod.name,
+        mod.type,
+        ctx.props(mod),
+        structs.read(mod, None),
+        list(mod.vertex_indices) if mod.type == "HOOK" else None,
+        [[k, inputs[k]] for k in sorted(inputs)],
+    ]

@@ -11,7 +11,7 @@ two artists adding nodes to one tree at the same moment write different
 keys.  Keys (items of the owning datablock, ``<kind>/<uuid>/<part>/...``):
 
 - ``node/<node id>``: name, type, label, hide, mute, settings, colour ramp,
-  the paired zone output;
+  curve mappings (structs.py), the paired zone output;
 - ``items/<node id>``: the node's item lists (repeat, capture, menu switch... items), node_items.py;
 - ``at/<node id>``: frame parent (node id), location, width;
 - ``in/<node id>/<socket>`` and ``out/<node id>/<socket>``: one socket's
@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import animation, ids, nla, node_items, rna
+from . import animation, ids, nla, node_items, rna, structs
 from .arrays import floats
 from .assign import set_components
 from .context import ApplyContext, ReadContext
@@ -147,6 +147,9 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         ramp = getattr(node, "color_ramp", None)
         if ramp is not None:
             doc["color_ramp"] = _color_ramp(ramp)
+        held = structs.read(node, ctx, skip=("color_ramp",))
+        if held:
+            doc["structs"] = held
         paired = getattr(node, "paired_output", None)
         if paired is not None:
             doc["paired_output"] = id_of.get(paired.as_pointer())
@@ -213,6 +216,7 @@ def describe_node_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dic
             else None,
             "items": node_items.read_items(node, ctx),
             "paired": node.paired_output.name if getattr(node, "paired_output", None) else None,
+            "structs": structs.read(node, None, skip=("color_ramp",)),
         }
     links = sorted(
         [
@@ -349,6 +353,8 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
         rna.write_props(node, doc["props"], ctx.resolve, first=("data_type", "operation", "blend_type"))
         if "color_ramp" in doc and getattr(node, "color_ramp", None) is not None:
             _apply_color_ramp(node.color_ramp, doc["color_ramp"])
+        for ident, held in doc.get("structs", {}).items():
+            structs.write(node, ident, held)
         paired = doc.get("paired_output")
         if paired and hasattr(node, "pair_with_output"):
             output = by_id.get(paired)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import bpy
+import mathutils
 
 from . import assign, derived, ids, linked
 
@@ -178,6 +179,8 @@ def write_props(
                 value = set(value)
             elif isinstance(value, list):
                 value = _shape(value, tuple(getattr(prop, "array_dimensions", ()) or ()))
+                if prop.subtype == "MATRIX":  # read as rows (plain), kept by Blender column by column
+                    value = mathutils.Matrix(value)
             setattr(struct, ident, value)
         except (AttributeError, TypeError, ValueError, RuntimeError):
             continue

@@ -3,7 +3,8 @@
 Shared by the kinds whose settings two artists may change one by one at the
 same moment (a light's energy and its colour): each setting is its own key,
 so both changes survive.  A nested struct read with ``ctx.props(...,
-nested=...)`` (a camera's depth of field) is one setting.
+nested=...)`` (a camera's depth of field) is one setting, and so is a struct of structs.py (a texture's
+image user).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 import bpy
 
-from . import ids, rna
+from . import ids, rna, structs
 from .assign import rename
 from .context import ApplyContext
 from .items import Items
@@ -47,7 +48,8 @@ def settings_part(
             # made for an object that arrived first): apply again once the type has arrived.
             ctx.wait_for("meta", ids.get_uuid(owner))
             return owner
-        write(struct, {item[0]: doc}, ctx.resolve)
+        if not structs.write(struct, item[0], doc):  # an image user...
+            write(struct, {item[0]: doc}, ctx.resolve)
         return owner
 
     return Items(apply)

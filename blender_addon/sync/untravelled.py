@@ -69,7 +69,25 @@ def _cache_files(ob: bpy.types.Object) -> Iterator[Untravelled]:
                 yield Untravelled(_subject(ob), f"{label} {item.name!r} cache file", why)
 
 
-def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool]):
+# Image sources that do not travel (only images with one file, and generated ones, do).
+IMAGE_SOURCES = {"SEQUENCE": "an image sequence", "MOVIE": "a movie", "TILED": "a tiled (UDIM) image"}
+
+
+def _images(ob: bpy.types.Object, seen: set[int]) -> Iterator[Untravelled]:
+    """Images that do not travel in the node trees of the object's materials (each material once a walk)."""
+    for slot in ob.material_slots:
+        mat = slot.material
+        if mat is None or mat.library is not None or mat.node_tree is None or mat.as_pointer() in seen:
+            continue
+        seen.add(mat.as_pointer())
+        for node in mat.node_tree.nodes:
+            img = getattr(node, "image", None)
+            if isinstance(img, bpy.types.Image) and img.library is None and img.source in IMAGE_SOURCES:
+                why = f"{IMAGE_SOURCES[img.source]} does not travel, only single-file and generated images"
+                yield Untravelled(_subject(mat), f"image {img.name!r} of node {node.name!r}", why)
+
+
+def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool], seen: set[int]):
     missing = MISSING
     if ob.library is not None:
         if not library_travels(ob.library):
@@ -98,6 +116,7 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
     if ob.type == "SURFACE" and any(spline.point_count_v > 1 for spline in data.splines):
         why = "Blender's API cannot set a surface's V point count: one row of points travels"
         yield Untravelled(_subject(data), "rows of surface points past the first", why)
+    yield from _images(ob, seen)
     if ob.type == "VOLUME" and data is not None and data.is_sequence:
         yield Untravelled(_subject(data), "the other files of its sequence", "only the current file travels")
 
@@ -137,10 +156,11 @@ def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untrave
         return libraries[ptr]
 
     out: list[Untravelled] = list(_annotations(scene))
+    materials: set[int] = set()  # materials already looked at in this walk
     for i, ob in enumerate(scene.objects):
         if i >= max_objects:
             break
-        out.extend(_object(ob, library_travels))
+        out.extend(_object(ob, library_travels, materials))
     return out
 
 

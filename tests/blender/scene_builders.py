@@ -16,6 +16,13 @@ from anim_builders import (
     build_every_kind_nla,
     build_nla,
 )
+from detail_builders import (
+    build_curve_mappings,
+    build_image_users,
+    build_lattice_curve_shapes,
+    build_text_boxes,
+    build_texture_nodes,
+)
 from node_builders import build_geometry_nodes, build_node_items
 
 
@@ -1131,6 +1138,11 @@ BUILDERS = {
     "sound": (build_speaker, "sound"),
     "texture": (build_texture, "tex"),
     "shape_keys": (build_shape_keys, "mesh"),
+    "lattice_curve_shapes": (build_lattice_curve_shapes, "lattice"),
+    "curve_mappings": (build_curve_mappings, "ngroup"),
+    "text_boxes": (build_text_boxes, "curve"),
+    "image_users": (build_image_users, "tex"),
+    "texture_nodes": (build_texture_nodes, "tex"),
     "node_group": (build_node_group, "ngroup"),
     "armature": (build_armature, "arm"),
     "geometry_nodes": (build_geometry_nodes, "ngroup"),
@@ -1186,6 +1198,9 @@ CHANGES = {
         .__setattr__("value", 0.4)
     ),
     "shape_keys": lambda: setattr(bpy.data.meshes["Face"].shape_keys.key_blocks["Smile"], "value", 0.75),
+    "lattice_curve_shapes": lambda: setattr(
+        bpy.data.lattices["Squeeze"].shape_keys.key_blocks["Squash"], "value", 1
+    ),
     "node_group": lambda: setattr(
         bpy.data.node_groups["Tint"].nodes["Mix"].inputs["B"], "default_value", (0.0, 0.0, 1.0, 1.0)
     ),

@@ -24,6 +24,7 @@ from scene_builders import (  # noqa: E402
     evaluate_scenes,
     link,
     reset_scene,
+    triangle_mesh,
 )
 
 from blender_addon import sync  # noqa: E402
@@ -77,6 +78,7 @@ def test_kind_hash_sees_a_change(row):
     changed = sync.scene_hash()
     reset_scene()
     sync.apply_ops(list(after.items()))
+    evaluate_scenes()  # animated and driven values written, as on the sending side
     assert sync.scene_hash() == changed
 
 
@@ -555,3 +557,89 @@ def test_a_cache_files_content_travels_and_the_receiver_plays_the_same_geometry(
     assert len(bpy.data.cache_files) == 1
     assert _evaluated_points("Cached", 5) == higher
     assert sync.scene_hash() == edited_hash
+
+
+def test_a_modifier_naming_a_vertex_group_or_uv_map_waits_for_it():
+    """Blender refuses a modifier's vertex group or UV map name while the object has none by that name: set
+    before the mesh's groups and geometry arrive, the setting is applied again once they have."""
+    me = triangle_mesh("Weighed")
+    me.uv_layers.new(name="First")
+    me.uv_layers.new(name="Second")
+    ob = link(bpy.data.objects.new("Weighed", me))
+    ob.vertex_groups.new(name="Top").add([3], 1.0, "REPLACE")
+    ob.modifiers.new("Edit", "VERTEX_WEIGHT_EDIT").vertex_group = "Top"
+    displace = ob.modifiers.new("Displace", "DISPLACE")
+    displace.texture_coords = "UV"
+    displace.uv_layer = "Second"
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.Applier()
+    for first in (True, False):  # the objects (a stand-in mesh) first, then the rest
+        applier.apply([(k, v) for k, v in values.items() if k.startswith("obj/") == first])
+    assert applier.errors == [] and applier.pending_links == {}
+    mods = bpy.data.objects["Weighed"].modifiers
+    assert (mods["Edit"].vertex_group, mods["Displace"].uv_layer) == ("Top", "Second")
+    assert sync.scene_hash() == before
+
+
+def test_matrix_settings_are_not_transposed():
+    """A matrix setting (a Hook modifier's inverse matrix, a Child Of constraint's) is read as rows and
+    written back as the same matrix."""
+    import mathutils
+
+    ob = link(bpy.data.objects.new("Hooked", triangle_mesh("Hooked")))
+    ob.modifiers.new("Hook", "HOOK").matrix_inverse = mathutils.Matrix.Translation((0.0, 0.0, -1.0))
+    child = ob.constraints.new("CHILD_OF")
+    child.target = link(bpy.data.objects.new("Parent", None))
+    child.inverse_matrix = mathutils.Matrix.Translation((1.0, 2.0, 3.0))
+    before = sync.scene_hash()
+    roundtrip()
+    ob = bpy.data.objects["Hooked"]
+    assert tuple(ob.modifiers["Hook"].matrix_inverse.translation) == (0.0, 0.0, -1.0)
+    assert tuple(ob.constraints["Child Of"].inverse_matrix.translation) == (1.0, 2.0, 3.0)
+    assert sync.scene_hash() == before
+
+
+def test_a_hook_keeps_its_inverse_matrix_whatever_the_order_of_its_keys():
+    """Blender computes a Hook modifier's inverse matrix again when its object is set; the matrix travels on
+    its own key, so the object's key arriving after it must leave it as it is."""
+    ob = link(bpy.data.objects.new("Hooked", triangle_mesh("Hooked")))
+    handle = link(bpy.data.objects.new("Handle", None))
+    handle.location = (0.0, 0.0, 1.0)
+    bpy.context.view_layer.update()
+    hook = ob.modifiers.new("Hook", "HOOK")
+    hook.vertex_indices_set([3])
+    hook.object = handle  # the inverse of where the handle is now
+    handle.location = (0.0, 0.0, 2.0)  # pulls the vertex up by 1
+    bpy.context.view_layer.update()
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    reset_scene()
+    target = next(k for k in values if k.endswith("/modset/Hook/object"))
+    applier = sync.apply_ops([(k, v) for k, v in values.items() if k != target])
+    bpy.context.view_layer.update()  # the handle is where it is on the sending side
+    sync.apply_ops([(target, values[target])], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert bpy.data.objects["Hooked"].modifiers["Hook"].matrix_inverse.translation.z == pytest.approx(-1.0)
+    assert sync.scene_hash() == before
+
+
+def test_a_hook_takes_the_vertices_assigned_to_it():
+    """A Hook modifier's vertices assigned in edit mode (not a vertex group) are read-only in RNA and set with
+    ``vertex_indices_set``; the hooked object evaluates the same on the receiving side."""
+    from node_builders import evaluated_vertices
+
+    ob = link(bpy.data.objects.new("Hooked", triangle_mesh("Hooked")))
+    handle = link(bpy.data.objects.new("Handle", None))
+    hook = ob.modifiers.new("Hook", "HOOK")
+    hook.object = handle
+    hook.vertex_indices_set([1, 3])
+    handle.location = (0.0, 0.0, 1.0)  # pulls vertices 1 and 3 up
+    bpy.context.view_layer.update()
+    moved = evaluated_vertices("Hooked")
+    assert [v[2] for v in moved] == [0.0, 1.0, 0.0, 1.5]
+    before, _values, _applier = roundtrip()
+    assert list(bpy.data.objects["Hooked"].modifiers["Hook"].vertex_indices) == [1, 3]
+    assert evaluated_vertices("Hooked") == moved
+    assert sync.scene_hash() == before

@@ -8,7 +8,14 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import build_everything, edit_mode, link, triangle_mesh, write_library  # noqa: E402
+from scene_builders import (  # noqa: E402
+    build_everything,
+    edit_mode,
+    image_sequence,
+    link,
+    triangle_mesh,
+    write_library,
+)
 from test_addon_ui import FakeLayout  # noqa: E402
 
 from blender_addon.sync.untravelled import UntravelledReport, find  # noqa: E402
@@ -59,6 +66,23 @@ def test_what_does_not_travel_is_listed_with_its_datablock_and_why():
     why = "'Tree' is linked from assets.blend, whose file is missing or too large to send"
     assert ("Object 'Slotted'", "modifier 'Array' offset_object", why) in lines
     assert len(lines) == 6, lines
+
+
+def test_an_image_that_does_not_travel_is_listed_with_the_material_using_it():
+    frames = bpy.data.images.load(image_sequence(count=2), check_existing=False)
+    frames.name = "Frames"
+    frames.source = "SEQUENCE"
+    mat = bpy.data.materials.new("Flicker")
+    node = mat.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = frames
+    for name in ("Screen", "Other screen"):  # one material, two objects: listed once
+        me = triangle_mesh(name)
+        me.materials.append(mat)
+        link(bpy.data.objects.new(name, me))
+    why = "an image sequence does not travel, only single-file and generated images"
+    assert _lines() == [("Material 'Flicker'", "image 'Frames' of node 'Image Texture'", why)]
+    frames.source = "FILE"
+    assert _lines() == []
 
 
 def test_the_report_walks_again_only_after_its_interval():

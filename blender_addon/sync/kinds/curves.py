@@ -1,10 +1,11 @@
-"""Curves (kind ``curve``): curves, surfaces, text curves; settings (fonts as links), splines, body."""
+"""Curves (kind ``curve``): curves, surfaces, text curves; settings (fonts as links), splines, body and text
+boxes, shape keys (shape_keys.py)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import derived, ids, rna
+from .. import derived, ids, rna, shape_keys
 from ..arrays import fget, floats, fset
 from ..assign import set_changed, set_materials
 from ..codec import pack_f32
@@ -42,6 +43,7 @@ NON_NURBS_FLAGS = tuple(
     f for f in SPLINE_FLAGS if not f.startswith(("order_", "use_endpoint_", "use_bezier_"))
 )
 FONT_POINTERS = ("font", "font_bold", "font_italic", "font_bold_italic")
+TEXT_BOX = ("x", "y", "width", "height")
 
 
 def curve_type(curve: bpy.types.Curve) -> str:
@@ -82,6 +84,11 @@ def _read_spline(spline, ctx: ReadContext, path: str) -> dict[str, object]:
     return doc
 
 
+def _read_boxes(curve: bpy.types.TextCurve) -> list[list[float]]:
+    # + 0.0: -0.0 reads as 0.0 (a receiver would not write -0.0 over its 0.0 and would read another value)
+    return [[float(getattr(box, attr)) + 0.0 for attr in TEXT_BOX] for box in curve.text_boxes]
+
+
 def serialise(curve: bpy.types.Curve, ctx: ReadContext) -> dict[str, object]:
     kind = curve_type(curve)
     parts: dict[str, object] = {
@@ -97,6 +104,9 @@ def serialise(curve: bpy.types.Curve, ctx: ReadContext) -> dict[str, object]:
     }
     if kind == "FONT":
         parts["text"] = {"body": curve.body}
+        parts["boxes"] = _read_boxes(curve)
+    else:  # Blender gives text curves no shape keys
+        parts.update(shape_keys.read(curve, ctx))
     return parts
 
 
@@ -117,7 +127,9 @@ def describe(curve: bpy.types.Curve, ctx: ReadContext) -> dict:
         "props": ctx.props(curve, skip=CURVE_SKIP),
         "splines": splines,
         "body": curve.body if curve_type(curve) == "FONT" else None,
+        "boxes": _read_boxes(curve) if curve_type(curve) == "FONT" else None,
         "materials": [ctx.ref(m) for m in curve.materials],
+        **shape_keys.describe(curve, ctx),
     }
 
 
@@ -186,6 +198,37 @@ def apply_text(curve: bpy.types.Curve, doc: dict, ctx: ApplyContext) -> bpy.type
     return curve
 
 
+def _count_boxes(curve: bpy.types.TextCurve, count: int) -> None:
+    """Add or remove text boxes until there are ``count`` (Blender's API has only the operators, which work on
+    the active object: a throw-away one)."""
+    ob = bpy.data.objects.new("blendsync-temp", curve)
+    try:
+        with bpy.context.temp_override(object=ob, active_object=ob):
+            while len(curve.text_boxes) < count:
+                before = len(curve.text_boxes)
+                bpy.ops.font.textbox_add()
+                if len(curve.text_boxes) == before:  # at Blender's limit (256)
+                    break
+            while len(curve.text_boxes) > max(1, count):
+                bpy.ops.font.textbox_remove(index=len(curve.text_boxes) - 1)
+    finally:
+        bpy.data.objects.remove(ob)
+
+
+def apply_boxes(curve: bpy.types.Curve, doc: list, ctx: ApplyContext) -> bpy.types.ID:
+    if curve_type(curve) != "FONT":
+        return curve
+    if len(curve.text_boxes) != len(doc):
+        try:
+            _count_boxes(curve, len(doc))
+        except RuntimeError as exc:  # the operators refused (no context to run them in)
+            ctx.report(f"text boxes: {exc}")
+    for box, values in zip(curve.text_boxes, doc, strict=False):
+        for attr, value in zip(TEXT_BOX, values, strict=True):
+            set_changed(box, attr, value)
+    return curve
+
+
 KIND = Kind(
     name="curve",
     collection="curves",
@@ -196,6 +239,8 @@ KIND = Kind(
         "set": settings_part(),
         "splines": apply_splines,
         "text": apply_text,
+        "boxes": apply_boxes,
+        **shape_keys.parts("splines"),
     },
     create=create,
     serialise=serialise,

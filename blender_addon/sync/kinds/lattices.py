@@ -1,10 +1,10 @@
-"""Lattices (kind ``lattice``): size and settings, deformed points."""
+"""Lattices (kind ``lattice``): size and settings, deformed points, shape keys (shape_keys.py)."""
 
 from __future__ import annotations
 
 import bpy
 
-from .. import derived, ids, rna
+from .. import derived, ids, rna, shape_keys
 from ..arrays import fget, floats, fset
 from ..assign import rename, set_changed
 from ..codec import pack_f32
@@ -28,6 +28,7 @@ def serialise(lattice: bpy.types.Lattice, ctx: ReadContext) -> dict[str, object]
             )
             for attr, width in (("co_deform", 3), ("weight_softbody", 1))
         },
+        **shape_keys.read(lattice, ctx),
     }
 
 
@@ -37,6 +38,7 @@ def describe(lattice: bpy.types.Lattice, ctx: ReadContext) -> dict:
         "size": [getattr(lattice, attr) for attr in LATTICE_SIZE],
         "props": ctx.props(lattice, skip=LATTICE_SIZE),
         "points": [[floats(p.co_deform), p.weight_softbody] for p in lattice.points],
+        **shape_keys.describe(lattice, ctx),
     }
 
 
@@ -50,6 +52,10 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 def apply_meta(lattice: bpy.types.Lattice, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     rename(lattice, doc["name"])
+    if lattice.shape_keys is not None and [getattr(lattice, a) for a in LATTICE_SIZE] != doc["size"]:
+        # Blender keeps the size of a lattice with shape keys; the sender removed its shape keys to resize
+        # (their key follows with the new size's points).
+        shape_keys.clear(lattice)
     for attr, value in zip(LATTICE_SIZE, doc["size"], strict=True):
         set_changed(lattice, attr, value)  # only when different: setting a size resets the points
     rna.write_props(lattice, doc["props"], ctx.resolve)
@@ -70,7 +76,7 @@ KIND = Kind(
     name="lattice",
     collection="lattices",
     rna_type="Lattice",
-    parts={"meta": apply_meta, "points": apply_points},
+    parts={"meta": apply_meta, "points": apply_points, **shape_keys.parts("meta")},
     create=create,
     serialise=serialise,
     describe=describe,

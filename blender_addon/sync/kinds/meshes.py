@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import bpy
 
-from .. import animation, custom_props, derived, drivers, ids, nla, rna, vertex_groups
+from .. import custom_props, derived, rna, shape_keys, vertex_groups
 from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
-from ..assign import rename, set_changed, set_materials
+from ..assign import set_materials
 from ..codec import pack_f32, pack_i32
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
 from .base import Kind
 
-SHAPE_KEY_PROPS = ("slider_min", "slider_max", "value", "vertex_group", "interpolation", "mute", "lock_shape")
-
-
 # ---------------------------------------------------------------- read
-
-
-def read_shape_keys(key: bpy.types.Key | None, ctx: ReadContext) -> dict[str, object] | None:
-    """Shape keys of a mesh: settings per key block, coordinates as packed f32 x3; values that the Key's
-    animation or drivers write are None (derived.py)."""
-    if key is None or not len(key.key_blocks):
-        return None
-    blocks = []
-    for kb in key.key_blocks:
-        doc: dict[str, object] = {"name": kb.name}
-        doc.update({attr: ctx.masked(kb, attr, rna.plain(getattr(kb, attr))) for attr in SHAPE_KEY_PROPS})
-        doc["relative_key"] = kb.relative_key.name if kb.relative_key is not None else None
-        doc["co"] = pack_f32(fget(kb.data, "co", len(kb.data), 3))
-        blocks.append(doc)
-    return {
-        "use_relative": key.use_relative,
-        "eval_time": ctx.masked(key, "eval_time", float(key.eval_time)),
-        "blocks": blocks,
-    }
 
 
 def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
@@ -70,31 +46,13 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "meta": meta,
         "name": me.name,
         "geometry": geometry,
-        "shapes": read_shape_keys(me.shape_keys, ctx),
         "vgroup": vertex_groups.read(me, ctx),
-        "shapeanim": animation.read(me.shape_keys, ctx),
-        **nla.read(me.shape_keys, ctx, "shapenla"),
-        "shapedriver": drivers.items(me.shape_keys, ctx),
+        **shape_keys.read(me, ctx),
         "prop": custom_props.items(me, ctx),
     }
 
 
 # ---------------------------------------------------------------- describe
-
-
-def _describe_shapes(key: bpy.types.Key | None) -> dict | None:
-    if key is None or not len(key.key_blocks):
-        return None
-    blocks = [
-        [
-            kb.name,
-            [rna.plain(getattr(kb, attr)) for attr in SHAPE_KEY_PROPS],
-            kb.relative_key.name if kb.relative_key is not None else None,
-            [floats(d.co) for d in kb.data],
-        ]
-        for kb in key.key_blocks
-    ]
-    return {"use_relative": key.use_relative, "eval_time": key.eval_time, "blocks": blocks}
 
 
 def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
@@ -119,11 +77,8 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         "uv_layers": sorted(layer.name for layer in me.uv_layers),
         "attributes": attributes,
         "materials": [ctx.ref(m) for m in me.materials],
-        "shapes": _describe_shapes(me.shape_keys),
         "vertex_groups": vertex_groups.describe(me, ctx),
-        "shapeanim": animation.describe(me.shape_keys, ctx),
-        "shape_nla": nla.describe(me.shape_keys),
-        "shape_drivers": drivers.describe(me.shape_keys),
+        **shape_keys.describe(me, ctx),
         "custom_props": custom_props.describe(me),
     }
 
@@ -208,66 +163,6 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
     return me
 
 
-def _with_temp_object(data: bpy.types.ID, action: Callable[[bpy.types.Object], None]) -> None:
-    """Run ``action`` on a throw-away object using ``data`` (shape key operations live on objects)."""
-    ob = bpy.data.objects.new("blendsync-temp", data)
-    try:
-        action(ob)
-    finally:
-        bpy.data.objects.remove(ob)
-
-
-def _make_shape_keys(names: list[str]) -> Callable[[bpy.types.Object], None]:
-    def make(ob: bpy.types.Object) -> None:
-        ob.shape_key_clear()
-        for name in names:
-            kb = ob.shape_key_add(name=name, from_mix=False)
-            rename(kb, name)
-
-    return make
-
-
-def apply_shapes(me: bpy.types.Mesh, doc: dict | None, ctx: ApplyContext) -> bpy.types.ID:
-    if doc is None:
-        if me.shape_keys is not None:
-            _with_temp_object(me, lambda ob: ob.shape_key_clear())
-        return me
-    nv = len(me.vertices)
-    blocks = doc["blocks"]
-    if any(len(b["co"]) != 12 * nv for b in blocks):
-        # The geometry with this many vertices has not arrived yet: apply again once it has.
-        ctx.wait_for("geometry", ids.get_uuid(me))
-        return me
-    key = me.shape_keys
-    current = [(kb.name, len(kb.data)) for kb in key.key_blocks] if key is not None else []
-    if current != [(b["name"], nv) for b in blocks]:
-        _with_temp_object(me, _make_shape_keys([b["name"] for b in blocks]))
-        key = me.shape_keys
-    set_changed(key, "use_relative", doc["use_relative"])
-    set_changed(key, "eval_time", doc["eval_time"])
-    for kb, b in zip(key.key_blocks, blocks, strict=True):
-        for attr in SHAPE_KEY_PROPS:
-            set_changed(kb, attr, b[attr])
-        if kb.slider_min != b["slider_min"]:  # refused while above the old maximum
-            set_changed(kb, "slider_min", b["slider_min"])
-        set_changed(kb, "value", b["value"])
-        relative = key.key_blocks.get(b["relative_key"]) if b["relative_key"] else None
-        if relative is not None and kb.relative_key != relative:
-            kb.relative_key = relative
-        fset(kb.data, "co", b["co"])
-    return me
-
-
-def apply_shape_anim(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    """``mesh/<u>/shapeanim``: the action animating the shape keys (their ``Key``)."""
-    if me.shape_keys is None:
-        if doc["action"] is not None:
-            ctx.wait_for("shapes", ids.get_uuid(me))
-        return me
-    animation.apply(me.shape_keys, doc, ctx)
-    return me
-
-
 KIND = Kind(
     name="mesh",
     collection="meshes",
@@ -277,10 +172,7 @@ KIND = Kind(
         "name": apply_name,
         "geometry": apply_geometry,
         "vgroup": vertex_groups.PART,
-        "shapes": apply_shapes,
-        "shapeanim": apply_shape_anim,
-        **nla.parts("shapenla", lambda me: me.shape_keys, after="shapes"),
-        "shapedriver": drivers.part(lambda me: me.shape_keys, after="shapes"),
+        **shape_keys.parts("geometry"),
         "prop": custom_props.PART,
     },
     create=create,
