@@ -318,9 +318,9 @@ def _wait_for_group(node, owner_uuid: str, ctx: ApplyContext) -> None:
 TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
 
 
-def tree_parts(tree_of: TreeOf) -> dict[str, object]:
+def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
     """The ``node``, ``items``, ``at``, ``in``, ``out``, ``link`` and ``treeanim`` parts of a kind whose tree
-    is ``tree_of(owner)``."""
+    is ``tree_of(owner)`` (without ``items`` for trees whose nodes have no item lists: legacy textures')."""
 
     def apply_node(owner, item, doc, ctx: ApplyContext):
         tree = tree_of(owner)
@@ -495,7 +495,7 @@ def tree_parts(tree_of: TreeOf) -> dict[str, object]:
 
     return {
         "node": Items(apply_node),
-        "items": Items(apply_items),
+        **({"items": Items(apply_items)} if items else {}),
         "at": Items(apply_place),
         "in": Items(apply_socket("inputs"), depth=2),
         "out": Items(apply_socket("outputs"), depth=2),

@@ -26,7 +26,9 @@ def serialise(tex: bpy.types.Texture, ctx: ReadContext) -> dict[str, object]:
         "name": tex.name,
         "set": setting_items({**_settings(tex, ctx), **structs.read(tex, ctx)}),
     }
-    parts.update(read_tree(tex.node_tree, ctx))
+    tree = read_tree(tex.node_tree, ctx)
+    del tree["items"]  # texture nodes have no item lists (tree_parts below)
+    parts.update(tree)
     return parts
 
 
@@ -83,7 +85,7 @@ KIND = Kind(
         "meta": apply_meta,
         "name": apply_name,
         "set": Items(apply_setting),
-        **tree_parts(lambda tex: tex.node_tree),
+        **tree_parts(lambda tex: tex.node_tree, items=False),  # texture nodes have no item lists
     },
     create=create,
     serialise=serialise,
