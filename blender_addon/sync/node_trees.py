@@ -116,15 +116,6 @@ def _socket_value(sock, ctx: ReadContext) -> object:
     return ctx.masked(sock, "default_value", rna.plain(value))  # animated values: derived.py
 
 
-def _color_ramp(ramp) -> dict[str, object]:
-    return {
-        "color_mode": ramp.color_mode,
-        "interpolation": ramp.interpolation,
-        "hue_interpolation": ramp.hue_interpolation,
-        "elements": [[float(e.position), floats(e.color)] for e in ramp.elements],
-    }
-
-
 def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, object]:
     """A tree's parts: the items of ``node``, ``items``, ``at``, ``in``, ``out`` and ``link``; ``treeanim``;
     the tree's NLA tracks ``treenla`` and ``treenlaorder``."""
@@ -146,7 +137,7 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         }
         ramp = getattr(node, "color_ramp", None)
         if ramp is not None:
-            doc["color_ramp"] = _color_ramp(ramp)
+            doc["color_ramp"] = structs.read_color_ramp(ramp, ctx)
         held = structs.read(node, ctx, skip=("color_ramp",))
         if held:
             doc["structs"] = held
@@ -254,21 +245,6 @@ def _is_id_socket(sock) -> bool:
     }
 
 
-def _apply_color_ramp(ramp, doc: dict) -> None:
-    ramp.color_mode = doc["color_mode"]
-    ramp.interpolation = doc["interpolation"]
-    ramp.hue_interpolation = doc["hue_interpolation"]
-    elements = ramp.elements
-    wanted = doc["elements"]
-    while len(elements) > max(1, len(wanted)):
-        elements.remove(elements[-1])
-    while len(elements) < len(wanted):
-        elements.new(1.0)
-    for element, (position, color) in zip(elements, wanted, strict=False):
-        element.position = position
-        element.color = color
-
-
 def _claim_name(tree: bpy.types.NodeTree, node, name: str) -> None:
     """Give ``node`` its name; of two nodes that want one name, the one with the smaller id gets it.
 
@@ -352,7 +328,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         node.mute = doc["mute"]
         rna.write_props(node, doc["props"], ctx.resolve, first=("data_type", "operation", "blend_type"))
         if "color_ramp" in doc and getattr(node, "color_ramp", None) is not None:
-            _apply_color_ramp(node.color_ramp, doc["color_ramp"])
+            structs.write_color_ramp(node.color_ramp, doc["color_ramp"])
         for ident, held in doc.get("structs", {}).items():
             structs.write(node, ident, held)
         paired = doc.get("paired_output")
