@@ -501,7 +501,7 @@ class Tree(TreePersistence):
             seqs = parent.seqs
             assert seqs is not None
             while len(seqs) > op.cap:
-                oldest = seq_name(seqs[0])
+                oldest = seq_name(seqs.oldest())
                 self._delete(tx, (*ppath, oldest), parent.children[oldest], parent)
                 trimmed += 1
         return {"seq": seq, "path": list(path), "trimmed": trimmed, "props": node.props().to_wire()}
