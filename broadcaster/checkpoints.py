@@ -311,10 +311,10 @@ class HistoryMaintenance:
         if days:
             cutoff = now - days * 86400
             names = []
-            for entry_name, _, entry in node.list_local(log_path(name)):
-                if entry.get("t", 0) >= cutoff or len(names) >= COMPACT_BATCH:
+            for number, entry in self.store.log_entries(name, limit=COMPACT_BATCH):  # oldest first
+                if entry.get("t", 0) >= cutoff:
                     break
-                names.append(entry_name)
+                names.append(history.seq_name(number))
             if names:
                 await self.store.propose(history.compact_command(name, names))
 

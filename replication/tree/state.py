@@ -113,6 +113,11 @@ class SeqIndex:
     def oldest(self) -> int:
         return self._items[self._head]
 
+    def after(self, number: int, limit: int | None = None) -> list[int]:
+        """The numbers after ``number``, in order (the first ``limit`` of them)."""
+        start = bisect.bisect_right(self._items, number, self._head)
+        return self._items[start : None if limit is None else start + limit]
+
     def add(self, value: int) -> None:
         items, head = self._items, self._head
         if len(items) == head or value > items[-1]:

@@ -2,7 +2,8 @@
 
 A trim takes the oldest number without shifting the rest: these tests hold it to a plain sorted list through
 trims past the point where the skipped front is cut, trims rolled back, and numbers added or removed out of
-order, and a capped log of the tree through the same.
+order, and a capped log of the tree through the same; and the reads of a log's tail or oldest entries it
+serves (Tree.seq_children).
 """
 
 from __future__ import annotations
@@ -130,3 +131,23 @@ def _append(cap: int) -> bytes:
 
 def _envelope(command: dict[str, object]) -> bytes:
     return encode_envelope(command)
+
+
+def test_seq_children_lists_a_log_from_a_number_without_the_rest() -> None:
+    tree = Tree()
+    assert tree.seq_children(("log",)) == []  # no such node
+    tree.apply(1, _envelope({"then": [{"op": "put", "path": ["log", "meta"], "payload": "x"}]}))
+    assert tree.seq_children(("log",)) == []  # children, none of them sequential
+    cap = _SEQ_COMPACT + 10
+    for number in range(2, 2 * _SEQ_COMPACT + 2):  # entries 1 .. 2*_SEQ_COMPACT, the oldest trimmed
+        tree.apply(number, _append(cap))
+    last = 2 * _SEQ_COMPACT
+    oldest = last - cap + 1
+    listed = tree.seq_children(("log",))
+    assert [number for number, _, _ in listed] == list(range(oldest, last + 1))
+    assert listed[0][1] == tree.get(("log", seq_name(oldest)))[0] and listed[0][2] == 0
+    assert [n for n, _, _ in tree.seq_children(["log"], after=last - 2)] == [last - 1, last]
+    assert [n for n, _, _ in tree.seq_children(("log",), after=oldest - 5, limit=2)] == [oldest, oldest + 1]
+    assert [n for n, _, _ in tree.seq_children(("log",), after=-3, limit=1)] == [oldest]
+    assert tree.seq_children(("log",), after=last) == []
+    assert tree.seq_children(("log",), after=oldest, limit=0) == []
