@@ -287,12 +287,16 @@ class HistoryMaintenance:
             seq_base = self.store.meta(name).get("seq_base", 0)
             since = checkpoints[-1]["seq"] - seq_base if checkpoints else 0
             first = node.read_local((*log_path(name), history.seq_name(since + 1)))
-            # Activity: the first operation after the latest checkpoint is interval old (or already
-            # trimmed from the log, so older still).
-            if first is None:
-                active = self.store.last_log_seq(name) > since
-            else:
+            # Activity: the first operation after the latest checkpoint is interval old. Once the log's cap
+            # has trimmed it (seconds later in a busy room) its time is gone: it came after that
+            # checkpoint, whose time stands for it; taking the trim for age checkpointed a busy room at
+            # every pass. Before any checkpoint, a trimmed first operation is activity enough.
+            if first is not None:
                 active = first[1].get("t", 0) <= now - interval
+            else:
+                active = self.store.last_log_seq(name) > since
+                if checkpoints:
+                    active = active and checkpoints[-1]["time"] <= now - interval
             if active:
                 room = self.history.hub.rooms.get(name) or Room(name, seq_base=seq_base)
                 await self.history.checkpoint(room, "automatic", "", "~server~", auto=True)
@@ -307,10 +311,10 @@ class HistoryMaintenance:
         if days:
             cutoff = now - days * 86400
             names = []
-            for entry_name, _, entry in node.list_local(log_path(name)):
-                if entry.get("t", 0) >= cutoff or len(names) >= COMPACT_BATCH:
+            for number, entry in self.store.log_entries(name, limit=COMPACT_BATCH):  # oldest first
+                if entry.get("t", 0) >= cutoff:
                     break
-                names.append(entry_name)
+                names.append(history.seq_name(number))
             if names:
                 await self.store.propose(history.compact_command(name, names))
 

@@ -192,12 +192,8 @@ def state_at(
             )
         base = {}
     expected = start + 1
-    for name, _, entry in node.list_local(log_path(room)):
-        number = int(name) + seq_base
-        if number <= start:
-            continue
-        if number > seq:
-            break
+    for number, _, entry in node.seq_children_local(log_path(room), start - seq_base, seq - start):
+        number += seq_base
         if number != expected:
             break
         expected += 1

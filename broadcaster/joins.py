@@ -126,11 +126,7 @@ class Joins:
             return None
         runtime = self.hub.rooms.get(room)
         base = runtime.seq_base if runtime is not None else 0
-        entries = [
-            (number + base, payload)
-            for number, payload in self.store.log_entries(room)
-            if number + base > since
-        ]
+        entries = [(number + base, payload) for number, payload in self.store.log_entries(room, since - base)]
         if since < seq and (not entries or entries[0][0] != since + 1):
             return None
         return entries

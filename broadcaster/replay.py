@@ -93,8 +93,8 @@ def replay_range(node: Any, room: str, seq_base: int, meta: dict[str, Any]) -> t
     asked for alone; the rest are ``not_retained``."""
     entries = node.read_local(log_path(room))
     last = (entries[0].next_seq - 1 if entries is not None else 0) + seq_base
-    logged = node.list_local(log_path(room))
-    oldest = int(logged[0][0]) + seq_base if logged else last + 1  # the first entry still retained
+    logged = node.seq_children_local(log_path(room), limit=1)
+    oldest = logged[0][0] + seq_base if logged else last + 1  # the first entry still retained
     if not seq_base and not meta.get("seeded") and oldest <= 1:
         return 0, last  # the whole log from the room's empty start
     for _, _, payload in node.list_local(history.checkpoints_path(room)):  # oldest first

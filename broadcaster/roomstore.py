@@ -273,9 +273,13 @@ class RoomStore:
         found = self.node.read_local(keys_path(room))
         return found[0].child_count if found else 0
 
-    def log_entries(self, room: str) -> list[tuple[int, dict[str, Any]]]:
-        """The held tail of the room's log as (tree seq, entry), without the room's seq_base."""
-        return [(int(name), payload) for name, _, payload in self.node.list_local(log_path(room))]
+    def log_entries(
+        self, room: str, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The held tail of the room's log as (tree seq, entry), without the room's seq_base: the entries
+        after tree seq ``after`` (the first ``limit`` of them), found without listing the rest."""
+        found = self.node.seq_children_local(log_path(room), after, limit)
+        return [(number, payload) for number, _, payload in found]
 
     def last_log_seq(self, room: str) -> int:
         """The tree seq of the room's last appended log entry (0 if none), without the room's seq_base."""

@@ -224,6 +224,12 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
         """(name, props, payload) of the children of the literal ``path``, sorted by name."""
         return self.tree.children_items(path)
 
+    def seq_children_local(
+        self, path: TreePath, after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, NodeProps, Any]]:
+        """(number, props, payload) of the sequential children of the literal ``path`` after ``after``."""
+        return self.tree.seq_children(path, after, limit)
+
     async def read(self, path: TreePath, consistency: str = "local") -> tuple[NodeProps, Any] | None:
         await self.barrier(consistency)
         return self.read_local(path)

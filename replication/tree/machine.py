@@ -131,6 +131,18 @@ class Tree(TreePersistence):
         children = node.children
         return [(name, children[name].props(), children[name].payload) for name in sorted(children)]
 
+    def seq_children(
+        self, path: TreePath | list[str], after: int = 0, limit: int | None = None
+    ) -> list[tuple[int, NodeProps, Any]]:
+        """(number, props, payload) of the sequential children of the literal ``path`` numbered after
+        ``after``, in order, at most ``limit``: a log's tail without listing and sorting the whole log."""
+        node = self._lookup(_coerce_path(tuple(path)))
+        if node is None or node.seqs is None:
+            return []
+        children = node.children
+        found = [(number, children[seq_name(number)]) for number in node.seqs.after(after, limit)]
+        return [(number, child.props(), child.payload) for number, child in found]
+
     def match(self, pattern: object) -> Iterator[tuple[TreePath, NodeProps, Any]]:
         """Existing nodes matching ``pattern``, sorted by path. The root never matches."""
         for path, node in self._match(compile_pattern(pattern)):
@@ -501,7 +513,7 @@ class Tree(TreePersistence):
             seqs = parent.seqs
             assert seqs is not None
             while len(seqs) > op.cap:
-                oldest = seq_name(seqs[0])
+                oldest = seq_name(seqs.oldest())
                 self._delete(tx, (*ppath, oldest), parent.children[oldest], parent)
                 trimmed += 1
         return {"seq": seq, "path": list(path), "trimmed": trimmed, "props": node.props().to_wire()}

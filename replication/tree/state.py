@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -60,9 +61,9 @@ class TreeNode:
         self.rule: _Rule | None = None
         self.next_seq = 1
         self.children: dict[str, TreeNode] = {}
-        # Sorted numbers of the children with sequential names, so capped logs trim the oldest
-        # without sorting all children. Derived state: rebuilt on load, never persisted.
-        self.seqs: list[int] | None = None
+        # The numbers of the children with sequential names, so capped logs trim the oldest without
+        # sorting all children. Derived state: rebuilt on load, never persisted.
+        self.seqs: SeqIndex | None = None
 
     def props(self) -> NodeProps:
         return NodeProps(
@@ -89,20 +90,70 @@ class TreeNode:
         ]
 
 
+class SeqIndex:
+    """The numbers of a node's children with sequential names, in order: the oldest of a capped log.
+
+    Appends arrive in order and a trim takes the oldest, both O(1) amortised: the trimmed front is skipped
+    and cut only once it is half the list. Shifting the list on every trim made each write to a room cost
+    in proportion to the log it retains (docs/tree.md, Performance).
+    """
+
+    __slots__ = ("_head", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[int] = []  # sorted; the live numbers are _items[_head:]
+        self._head = 0
+
+    def __len__(self) -> int:
+        return len(self._items) - self._head
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._items[self._head :])
+
+    def oldest(self) -> int:
+        return self._items[self._head]
+
+    def after(self, number: int, limit: int | None = None) -> list[int]:
+        """The numbers after ``number``, in order (the first ``limit`` of them)."""
+        start = bisect.bisect_right(self._items, number, self._head)
+        return self._items[start : None if limit is None else start + limit]
+
+    def add(self, value: int) -> None:
+        items, head = self._items, self._head
+        if len(items) == head or value > items[-1]:
+            items.append(value)  # the common case: appends arrive in order
+        elif head and value < items[head]:
+            self._head = head - 1  # back in front of the oldest (a trim rolled back)
+            items[head - 1] = value
+        else:
+            bisect.insort(items, value, head)
+
+    def remove(self, value: int) -> None:
+        items, head = self._items, self._head
+        index = bisect.bisect_left(items, value, head)
+        assert index < len(items) and items[index] == value, value
+        if index > head:
+            del items[index]
+            return
+        head += 1
+        if head >= _SEQ_COMPACT and 2 * head >= len(items):
+            del items[:head]
+            head = 0
+        self._head = head
+
+
+_SEQ_COMPACT: Final = 1024  # trimmed numbers kept in front before the list is cut
+
+
 def _seq_add(node: TreeNode, value: int) -> None:
-    seqs = node.seqs
-    if seqs is None:
-        node.seqs = [value]
-    elif not seqs or value > seqs[-1]:
-        seqs.append(value)  # the common case: appends arrive in order
-    else:
-        bisect.insort(seqs, value)
+    if node.seqs is None:
+        node.seqs = SeqIndex()
+    node.seqs.add(value)
 
 
 def _seq_remove(node: TreeNode, value: int) -> None:
-    seqs = node.seqs
-    assert seqs is not None
-    del seqs[bisect.bisect_left(seqs, value)]
+    assert node.seqs is not None
+    node.seqs.remove(value)
 
 
 class _Session:

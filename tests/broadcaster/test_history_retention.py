@@ -89,3 +89,32 @@ async def test_retention_never_breaks_a_checkpoint_or_a_resume(tmp_path: Path):
             await hc.restore(ana, checkpoint=two["id"])
             assert dict(ana.state) == {"a": b"1", "b": b"\x05"}
             assert await ana.set("d", b"after") == ana.seq > last + 1  # seqs go on, never reused
+
+
+async def test_a_busy_room_is_checkpointed_once_an_interval_not_at_every_pass(tmp_path: Path):
+    """The log's cap trims the first operation after a checkpoint within seconds in a busy room: that it
+    is gone does not make the room's activity an interval old."""
+    config = ServerConfig(
+        host="127.0.0.1", port=0, data_dir=tmp_path / "data", checkpoint_interval=600, room_tail=5
+    )
+    async with open_broadcaster(config) as broadcaster:
+        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana:
+            await ana.create_room("shot", keep_open=True)
+            await ana.join("shot")
+            maintenance = HistoryMaintenance(config, broadcaster.history)
+
+            async def automatic_at(now: float) -> list[int]:
+                await maintenance.run_once(now)
+                return [c["seq"] for c in await hc.checkpoints(ana) if c["auto"]]
+
+            for i in range(3):
+                await ana.set("k", bytes([i]))
+            assert await automatic_at(time.time()) == []  # seconds of activity
+            assert await automatic_at(time.time() + 601) == [3]
+            for i in range(10):  # the cap (5) trims the first operation after the checkpoint
+                await ana.set("k", bytes([i]))
+            assert len(broadcaster.store.log_entries("shot")) == 5
+            assert await automatic_at(time.time() + 60) == [3]  # a pass a minute later: not yet
+            assert await automatic_at(time.time() + 601) == [3, 13]
+            assert await automatic_at(time.time() + 602) == [3, 13]  # no activity since

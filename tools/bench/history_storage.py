@@ -8,6 +8,12 @@ disk) while the server runs and after it stopped, in total and per operation wri
 every ``--sample`` operations. A stopped-early run also gives an extrapolation to ``--ops`` (it says so:
 ``extrapolated``): the final size plus the growth per operation over the second half of the run times the
 operations not written, since a bounded log stops growing where a linear scale from zero would not.
+
+Each sample is [operations acknowledged, data dir bytes, seconds since the first write, the server process's
+CPU seconds] (Linux: read from /proc; null elsewhere), so the rate and the server's CPU per operation can be
+read along the run. At the end: the node's proposals and fsyncs (``admin status``: operations per fsync),
+the lmdb pages of every database and the free ones, and the room's checkpoints (how many automatic ones,
+and the bytes of their records in the tree).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,8 @@ import trio
 
 from broadcaster.client import connect
 from tools.cluster import REPO
+
+ROOM = "storage"
 
 RETENTIONS = {"default": "", "keep_all": "room_tail = 0\n"}
 
@@ -68,7 +77,9 @@ async def _one_run(root: Path, settings: str, args: argparse.Namespace) -> dict[
         match = re.search(r"listening on (\S+):(\d+)", proc.stdout.readline())
         if not match:
             raise RuntimeError("the server did not start")
-        written, seconds, samples = await _write(match.group(1), int(match.group(2)), data, args)
+        written, seconds, samples, node = await _write(
+            match.group(1), int(match.group(2)), data, proc.pid, args
+        )
         running = _files(data)
     finally:
         if proc.poll() is None:
@@ -81,6 +92,8 @@ async def _one_run(root: Path, settings: str, args: argparse.Namespace) -> dict[
         "ops": written,
         "seconds": round(seconds, 1),
         "ops_per_s": round(written / seconds, 1),
+        "node": node,
+        "checkpoints": _checkpoints(data / "replication"),
         "files_running": running,
         "files_stopped": stopped,
         "bytes": total,
@@ -99,37 +112,68 @@ async def _one_run(root: Path, settings: str, args: argparse.Namespace) -> dict[
 
 
 async def _write(
-    host: str, port: int, data: Path, args: argparse.Namespace
-) -> tuple[int, float, list[tuple[int, int]]]:
+    host: str, port: int, data: Path, server_pid: int, args: argparse.Namespace
+) -> tuple[int, float, list[list[Any]], dict[str, Any]]:
     """Write until ``--ops`` are acknowledged or ``--seconds`` have passed: (acknowledged, seconds,
-    [(acknowledged, data dir bytes)] every ``--sample`` operations)."""
+    samples every ``--sample`` operations, the node's write counters at the end)."""
     pad = os.urandom(max(0, args.size - 8))  # every value differs (checkpoints store each once)
     acked = 0
-    samples: list[tuple[int, int]] = []
+    samples: list[list[Any]] = []
     start = time.perf_counter()
     deadline = trio.current_time() + args.seconds
     async with connect(host, port, name="bench-storage", kind="bench") as client:
-        await client.create_room("storage", keep_open=True)
-        await client.join("storage")
+        await client.create_room(ROOM, keep_open=True)
+        await client.join(ROOM)
         window = trio.Semaphore(args.window)
+        # Acks come in the order the writes went out: one task waits for them in turn (a task per write
+        # cost this process more CPU than the acks themselves, CPU the server shares on a small machine).
+        unacked: deque[Any] = deque()
+        more = trio.Event()
+        sent_all = False
 
-        async def wait_ack(waiter: Any) -> None:
-            nonlocal acked
-            await waiter.wait()
-            acked += 1
-            window.release()
-            if acked % args.sample == 0:
-                samples.append((acked, sum(size for size, _ in _files(data).values())))
+        async def wait_acks() -> None:
+            nonlocal acked, more
+            while unacked or not sent_all:
+                if not unacked:
+                    await more.wait()
+                    more = trio.Event()
+                    continue
+                await unacked.popleft().wait()
+                acked += 1
+                window.release()
+                if acked % args.sample == 0:
+                    size = sum(size for size, _ in _files(data).values())
+                    elapsed = round(time.perf_counter() - start, 2)
+                    samples.append([acked, size, elapsed, _cpu_seconds(server_pid)])
 
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait_acks)
             for i in range(args.ops):
                 if trio.current_time() > deadline:
                     break
                 await window.acquire()
                 value = (i.to_bytes(8, "little") + pad)[: args.size]
                 _, waiter = await client.send_ops([["set", f"k/{i % args.keys}", value]])
-                nursery.start_soon(wait_ack, waiter)
-    return acked, time.perf_counter() - start, samples
+                unacked.append(waiter)
+                more.set()
+            sent_all = True
+            more.set()
+        seconds = time.perf_counter() - start
+        status = await client.admin("status")
+    node = {name: status.get(name) for name in ("proposals", "fsyncs", "fsync_seconds")}
+    if status.get("fsyncs"):
+        node["fsync_seconds"] = round(status["fsync_seconds"], 1)
+        node["proposals_per_fsync"] = round(status["proposals"] / status["fsyncs"], 1)
+    return acked, seconds, samples, node
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def _files(data: Path) -> dict[str, tuple[int, int]]:
@@ -144,18 +188,53 @@ def _files(data: Path) -> dict[str, tuple[int, int]]:
 
 def _lmdb_usage(path: Path) -> dict[str, Any]:
     """Pages in use by each of the store's databases (log: Raft entries not yet compacted; tree: the
-    replicated tree, room logs and checkpoints included) and in the whole map (the rest is free pages
-    lmdb reuses before it grows the file)."""
+    replicated tree, room logs and checkpoints included; the blob tables) and in the whole map: the pages
+    up to the last one used that no database holds are free (lmdb reuses them before it grows the file;
+    its list of them is counted with them)."""
     import lmdb
 
-    env = lmdb.open(str(path), max_dbs=4, readonly=True, lock=False, subdir=True)
+    env = lmdb.open(str(path), max_dbs=16, readonly=True, lock=False, subdir=True)
     try:
-        usage: dict[str, Any] = {"used_bytes": (env.info()["last_pgno"] + 1) * env.stat()["psize"]}
+        psize = env.stat()["psize"]
+        main = env.stat()
+        live = 2 + main["branch_pages"] + main["leaf_pages"] + main["overflow_pages"]  # 2: the meta pages
+        usage: dict[str, Any] = {"used_bytes": (env.info()["last_pgno"] + 1) * psize}
         with env.begin() as txn:
-            for name in ("log", "meta", "tree"):
-                stat = txn.stat(env.open_db(name.encode(), txn=txn, create=False))
+            names = [bytes(key) for key in txn.cursor().iternext(keys=True, values=False)]
+            for name in names:
+                stat = txn.stat(env.open_db(name, txn=txn, create=False))
                 pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
-                usage[name] = {"entries": stat["entries"], "bytes": pages * stat["psize"]}
+                live += pages
+                usage[name.decode()] = {"entries": stat["entries"], "bytes": pages * psize}
+        usage["live_bytes"] = live * psize
+        usage["free_bytes"] = usage["used_bytes"] - usage["live_bytes"]
         return usage
     finally:
         env.close()
+
+
+def _checkpoints(path: Path) -> dict[str, Any]:
+    """The room's checkpoints in the stored tree: how many (automatic ones apart) and the bytes of their
+    node records (checkpoints/ and the values/ they hold), against those of every tree node."""
+    import msgpack
+
+    from replication.lmdb_store import Storage
+
+    prefix = ("rooms", ROOM)
+    found = {"automatic": 0, "named": 0, "record_bytes": 0, "tree_record_bytes": 0}
+    store = Storage.open_readonly(path)
+    try:
+        for tree_path, record in store.tree_records():
+            size = len(record)
+            found["tree_record_bytes"] += size
+            if tree_path[:2] != prefix or len(tree_path) != 4:
+                continue
+            if tree_path[2] == "checkpoints":
+                payload = msgpack.unpackb(record, raw=False)[5]
+                found["automatic" if payload.get("auto") else "named"] += 1
+                found["record_bytes"] += size
+            elif tree_path[2] == "values":
+                found["record_bytes"] += size
+    finally:
+        store.close()
+    return found
