@@ -21,6 +21,18 @@ def encode_frame(event: Any) -> bytes:
     return frame_bytes(pack_body(event.to_body()))
 
 
+def to_viewers(frame: bytes, viewers: list[Member]) -> None:
+    """Queue ``frame`` to these viewers. Hundreds of them cost a millisecond or more of queueing: a viewer
+    that can defer it (a WebSocket session: ``defer_frame``) hands it to the server's viewers' writer,
+    which queues it to each after the artists' writer tasks have sent (direct_writes.py)."""
+    deferring = next((v for v in viewers if getattr(v, "defer_frame", None) is not None), None)
+    if deferring is not None:
+        deferring.defer_frame(frame, viewers)  # type: ignore[attr-defined]
+        return
+    for viewer in viewers:
+        viewer.send_frame(frame)
+
+
 class Member(Protocol):
     """What rooms are told of a member (a Session, which imports this module: it cannot be named here)."""
 
@@ -94,10 +106,17 @@ class Room:
         return artists + [member for member in members if member[1].kind == VIEWER_KIND]
 
     def send(self, frame: bytes, exclude: Member | None = None) -> None:
-        """Queue one frame to every local member but ``exclude``."""
+        """Queue one frame to every local member but ``exclude``: artists now, viewers after them."""
+        viewers = []
         for _, member in self.artists_first():
-            if member is not exclude:
+            if member is exclude:
+                continue
+            if member.kind == VIEWER_KIND:
+                viewers.append(member)
+            else:
                 member.send_frame(frame)
+        if viewers:
+            to_viewers(frame, viewers)
 
     def fan_out(
         self,
@@ -113,20 +132,27 @@ class Room:
         """
         author = entry["c"]
         plain = with_blobs = None
+        viewers: dict[bytes, list[Member]] = {}  # frame -> the viewers it goes to, once the artists' are out
         for client_id, session in self.artists_first():
             if client_id == author and "r" not in entry:  # a restore's author learns its ops like everyone
                 session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
                 continue
+            frame = None
             if pushed is not None and "p" in entry and session.protocol >= APPLIED_BLOBS_SINCE:
                 if with_blobs is None:
                     blobs = pushed(entry)
                     with_blobs = encode_frame(self._applied(seq, entry, blobs)) if blobs else b""
-                if with_blobs:
-                    session.send_frame(with_blobs)
-                    continue
-            if plain is None:
-                plain = encode_frame(self._applied(seq, entry))
-            session.send_frame(plain)
+                frame = with_blobs or None
+            if frame is None:
+                if plain is None:
+                    plain = encode_frame(self._applied(seq, entry))
+                frame = plain
+            if session.kind == VIEWER_KIND:
+                viewers.setdefault(frame, []).append(session)
+            else:
+                session.send_frame(frame)
+        for frame, members in viewers.items():
+            to_viewers(frame, members)
 
     def _applied(self, seq: int, entry: dict[str, Any], blobs: list[list[bytes]] | None = None) -> Applied:
         return Applied(

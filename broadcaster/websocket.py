@@ -153,6 +153,8 @@ class WebSocketSession(Session):
         once) cost each viewer one system call, not one each. What the socket does not take is queued,
         and the writer task sends it and everything after it, in order, with the usual backpressure.
         """
+        if self.direct.has_deferred:
+            self.direct.queue_deferred()  # order: frames deferred before this one go first
         if self._raw is None or self.closing or self.writing or len(self.out):
             self._queue_pending()  # order: what was gathered goes first
             super().send_frame(frame)
@@ -164,6 +166,10 @@ class WebSocketSession(Session):
         self._pending_bytes += len(data)
         if self._pending_bytes >= WRITE_NOW_BYTES:
             self.write_pending()
+
+    def defer_frame(self, frame: bytes, viewers: list) -> None:
+        """``frame`` to ``viewers`` (this one among them) once the artists' copies are out (rooms.py)."""
+        self.direct.defer(frame, viewers)
 
     def write_pending(self) -> None:
         """Write the gathered messages with one send; queue what the socket does not take."""
@@ -195,6 +201,8 @@ class WebSocketSession(Session):
 
     def send_frame_raw(self, data: bytes) -> None:
         """A WebSocket control frame (a pong), queued with the session's frames."""
+        if self.direct.has_deferred:
+            self.direct.queue_deferred()
         self._queue_pending()
         self.out.put(_RawWebSocketData(data))
 

@@ -97,3 +97,50 @@ def test_a_room_queues_an_operation_to_its_artists_before_its_viewers_whatever_t
     order.clear()
     room.send(b"frame", exclude=room.members["ana"])
     assert order == ["ben", "v1", "v2"]
+
+
+class DeferringViewer(Recording):
+    """A viewer that defers fan-out copies to DirectWrites and, like WebSocketSession.send_frame, has the
+    deferred frames queued before a frame of its own."""
+
+    def __init__(self, name: str, order: list[str], direct: DirectWrites):
+        super().__init__(name, VIEWER_KIND, order)
+        self.direct = direct
+        self.frames: list[bytes] = []
+
+    def defer_frame(self, frame: bytes, viewers: list) -> None:
+        self.direct.defer(frame, viewers)
+
+    def send_frame(self, frame: bytes) -> None:
+        if self.direct.has_deferred:
+            self.direct.queue_deferred()
+        self.order.append(self.name)
+        self.frames.append(frame)
+
+    def write_pending(self) -> None:
+        pass
+
+
+async def test_viewers_copies_are_queued_by_the_viewers_writer_and_keep_their_order() -> None:
+    direct, order = DirectWrites(), []
+    room = Room("r")
+    viewers = [DeferringViewer(f"v{i}", order, direct) for i in range(3)]
+    for name, member in (("v0", viewers[0]), ("ana", Recording("ana", "blender", order)), ("v1", viewers[1])):
+        room.members[name] = member
+    room.members["v2"] = viewers[2]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(direct.run)
+        await trio.testing.wait_all_tasks_blocked()
+        room.fan_out(7, {"c": "cleo", "o": 1, "ops": [["set", "k", b"v"]]})
+        assert order == ["ana"]  # in the fan-out step: the artist only
+        await trio.testing.wait_all_tasks_blocked()
+        assert order == ["ana", "v0", "v1", "v2"]
+        # A frame of a viewer's own right after a deferred one goes after it.
+        order.clear()
+        room.fan_out(8, {"c": "cleo", "o": 2, "ops": [["set", "k", b"w"]]})
+        viewers[1].send_frame(b"presence")
+        assert order == ["ana", "v0", "v1", "v2", "v1"]
+        assert viewers[1].frames[-1] == b"presence" and viewers[1].frames[-2] != b"presence"
+        await trio.testing.wait_all_tasks_blocked()
+        assert [f for v in viewers for f in v.frames].count(b"presence") == 1 and len(order) == 5
+        nursery.cancel_scope.cancel()
