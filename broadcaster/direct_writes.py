@@ -44,14 +44,12 @@ class DirectWrites:
     def queue_deferred(self) -> None:
         """Queue the deferred frames now, in order. A session calls it before queueing a frame of its
         own, so that its frames keep the order in which they were sent."""
+        if not self._deferred:
+            return
         deferred, self._deferred = self._deferred, []
         for frame, sessions in deferred:
             for session in sessions:
                 session.send_frame(frame)
-
-    @property
-    def has_deferred(self) -> bool:
-        return bool(self._deferred)
 
     def add(self, session: Gathering) -> None:
         self._sessions.append(session)

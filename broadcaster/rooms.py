@@ -99,16 +99,10 @@ class Room:
             self.key_sizes[key] = size
             self.total_bytes += size
 
-    def artists_first(self) -> list[tuple[str, Member]]:
-        """The members, artists before viewers: hundreds of viewers' frames are queued after theirs."""
-        members = list(self.members.items())  # a copy: a slow consumer may be removed while sending
-        artists = [member for member in members if member[1].kind != VIEWER_KIND]
-        return artists + [member for member in members if member[1].kind == VIEWER_KIND]
-
     def send(self, frame: bytes, exclude: Member | None = None) -> None:
         """Queue one frame to every local member but ``exclude``: artists now, viewers after them."""
         viewers = []
-        for _, member in self.artists_first():
+        for member in list(self.members.values()):  # a copy: a slow consumer may be removed while sending
             if member is exclude:
                 continue
             if member.kind == VIEWER_KIND:
@@ -133,7 +127,7 @@ class Room:
         author = entry["c"]
         plain = with_blobs = None
         viewers: dict[bytes, list[Member]] = {}  # frame -> the viewers it goes to, once the artists' are out
-        for client_id, session in self.artists_first():
+        for client_id, session in list(self.members.items()):  # a slow consumer may be removed
             if client_id == author and "r" not in entry:  # a restore's author learns its ops like everyone
                 session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
                 continue

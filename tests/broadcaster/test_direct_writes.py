@@ -112,8 +112,7 @@ class DeferringViewer(Recording):
         self.direct.defer(frame, viewers)
 
     def send_frame(self, frame: bytes) -> None:
-        if self.direct.has_deferred:
-            self.direct.queue_deferred()
+        self.direct.queue_deferred()
         self.order.append(self.name)
         self.frames.append(frame)
 
