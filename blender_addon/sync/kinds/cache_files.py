@@ -101,11 +101,6 @@ def load_cache(doc: dict) -> bpy.types.CacheFile:
     return cache
 
 
-def _layers_match(cache: bpy.types.CacheFile, docs: list[dict]) -> bool:
-    here = _content(cache)
-    return here is not None and _layer_digests(here[1]) == _layer_digests(docs)
-
-
 def _write_layers(cache: bpy.types.CacheFile, docs: list[dict]) -> None:
     for layer in list(cache.layers):
         cache.layers.remove(layer)
@@ -121,12 +116,13 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 
 
 def apply_meta(cache: bpy.types.CacheFile, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    content = _content(cache)
+    content = _content(cache)  # the files are read once: a cache may be hundreds of MB
     if content is None or file_sets.digest(content[0]) != doc["sha256"]:
         cache = replace(cache, load_cache(doc), _CacheFiles)
+        content = _content(cache)  # a new cache: no layers yet
     rename(cache, doc["name"])
     rna.write_props(cache, doc["props"], ctx.resolve)
-    if not _layers_match(cache, doc["layers"]):
+    if content is None or _layer_digests(content[1]) != _layer_digests(doc["layers"]):
         _write_layers(cache, doc["layers"])
     return cache
 
