@@ -4,7 +4,8 @@ retention.
 Who may do what (docs/protocol.md, "History"): every member of a room may read its history, name, list
 and delete checkpoints, restore and fork it (there is one room role, editor); only the room's creator or an
 admin changes its retention. Every change is one replicated transaction built from this node's copy (after
-a fence) and guarded so that it applies only to the state it was built from: the commands are in
+a fence) and guarded so that it applies only to the state it was built from (a checkpoint, which names the
+seq it read, only to what it depends on: writes committed meanwhile do not void it): the commands are in
 history.py. Automatic checkpoints and age-based compaction run on the leader (checkpoint_loop).
 """
 
@@ -150,7 +151,7 @@ class RoomHistory:
             refs = history.live_refs(node, room.name)
             state["record"] = record = self._record(name, by, client_id, last + room.seq_base, auto)
             state["keys"] = len(items)
-            return history.checkpoint_command(node, room.name, items, refs, record, last)
+            return history.checkpoint_command(node, room.name, items, refs, record)
 
         result = await self._guarded(build)
         number = result["results"][-1]["seq"]

@@ -257,13 +257,19 @@ def checkpoint_ops(
 
 
 def checkpoint_command(
-    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any], last_seq: int
+    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any]
 ) -> dict[str, Any]:
-    """A checkpoint of the live map, which must still be the one at tree seq ``last_seq``."""
+    """A checkpoint of ``items``, the room's map at ``record["seq"]`` as this node read it. Writes that
+    commit between the build and the commit do not void it (it names its seq; the log goes on from there),
+    so it is not conditioned on the log: a busy room is checkpointed at the first attempt. What can void
+    it is guarded: a blob of a value it stores let go by such a write before it holds it (the values' blob
+    conditions refuse it whole: never a checkpoint naming a missing blob), another checkpoint, deletion,
+    restore or retention change (the history guard, which also keeps checkpoint ids in seq order), and the
+    room's deletion."""
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
     held, ops = checkpoint_ops(node, room, items, refs, record)
-    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq), *held]
+    compare = [{"exists": list(meta_path(room))}, condition, *held]
     return {"compare": compare, "then": [guard, *ops]}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from support import running_broadcaster, wait_for
 
+from broadcaster import history
 from broadcaster import history_client as hc
 from broadcaster.app import open_broadcaster
 from broadcaster.client import ServerError, connect
@@ -22,7 +23,10 @@ def _is_restore(command) -> bool:
     return any("r" in op["payload"] for op in command["then"] if op["op"] == "append" and "payload" in op)
 
 
-async def _with_a_write_first(tmp_path: Path, intercepted, check):
+async def _with_a_write_first(tmp_path: Path, intercepted, check, between=None):
+    """Run ``check(ana, ben, stale, propose, broadcaster)`` with a write committing after the first command
+    ``intercepted`` picks was built and before it is proposed (``between(ben)``: that write; default a set
+    of ``k``). ``stale`` collects every command it picked (its rebuilds too); ``propose`` is unhooked."""
     config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data", checkpoint_interval=0)
     async with open_broadcaster(config) as broadcaster:
         host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
@@ -38,17 +42,18 @@ async def _with_a_write_first(tmp_path: Path, intercepted, check):
             stale: list[dict] = []
 
             async def propose(command):
-                if intercepted(command) and not stale:
+                if intercepted(command):
                     stale.append(command)
-                    await ben.set("k", b"written in between")  # commits before the command is proposed
+                    if len(stale) == 1:  # commits before the command is proposed
+                        await (between(ben) if between else ben.set("k", b"written in between"))
                 return await original(command)
 
             store.propose = propose
-            await check(ana, ben, stale, original)
+            await check(ana, ben, stale, original, broadcaster)
 
 
 async def test_a_restore_built_before_a_write_is_rebuilt_and_everyone_converges(tmp_path: Path):
-    async def check(ana, ben, stale, propose):
+    async def check(ana, ben, stale, propose, _):
         await ana.batch([["set", "k", b"1"], ["set", "j", b"1"]])
         made = await hc.checkpoint(ana, "one")
         await ana.batch([["set", "k", b"2"], ["set", "extra", b"x"]])
@@ -66,17 +71,60 @@ async def test_a_restore_built_before_a_write_is_rebuilt_and_everyone_converges(
     await _with_a_write_first(tmp_path, _is_restore, check)
 
 
-async def test_a_checkpoint_built_before_a_write_holds_the_write(tmp_path: Path):
-    async def check(ana, ben, stale, propose):
-        await ana.set("k", b"1")
+def _checkpoint_keys(broadcaster, number: int) -> dict[str, str]:
+    return history.read_checkpoint(broadcaster.store.node, "shot", number)["keys"]
+
+
+async def test_a_checkpoint_built_before_a_write_commits_the_state_it_was_built_from(tmp_path: Path):
+    """The write lands between the checkpoint's build (at seq 1) and its commit: the checkpoint is not
+    voided by it. It commits at the first attempt, naming seq 1 and the map at seq 1, exactly."""
+
+    def between(ben):
+        return ben.batch([["set", "k", b"written in between"], ["delete", "j"], ["set", "new", b"x"]])
+
+    async def check(ana, ben, stale, propose, broadcaster):
+        await ana.batch([["set", "k", b"1"], ["set", "j", b"1"]])
         made = await hc.checkpoint(ana, "one")
-        assert made["seq"] == ben.seq == 2 and made["keys"] == 1
+        assert len(stale) == 1 and ben.seq == 2  # one attempt; the write committed before it
+        assert (made["seq"], made["keys"]) == (1, 2)
+        assert [(c["id"], c["seq"], c["keys"]) for c in await hc.checkpoints(ana)] == [(made["id"], 1, 2)]
+        name = history.value_name(b"1")
+        assert _checkpoint_keys(broadcaster, made["id"]) == {"k": name, "j": name}
+        # The same command proposed again is refused: the history guard moved with the first.
         assert (await propose(stale[0]))["succeeded"] is False
         await ana.set("k", b"later")
         await hc.restore(ana, checkpoint=made["id"])
-        assert dict(ana.state) == {"k": b"written in between"}
+        await wait_for(lambda: ben.seq == ana.seq)
+        assert dict(ana.state) == dict(ben.state) == {"k": b"1", "j": b"1"}
 
-    await _with_a_write_first(tmp_path, _is_checkpoint, check)
+    await _with_a_write_first(tmp_path, _is_checkpoint, check, between)
+
+
+async def test_a_checkpoint_whose_blob_a_write_lets_go_before_it_commits_is_refused_and_rebuilt(
+    tmp_path: Path,
+):
+    """The checkpoint is built while a key holds a blob nothing else holds; a write releasing it commits
+    before the checkpoint is proposed. That command is refused whole (its value's blob condition), and the
+    rebuilt one holds the write: never a checkpoint naming a missing blob."""
+
+    def between(ben):
+        return ben.set("mesh/geometry", b"no chunks")  # releases the blob's last holder
+
+    async def check(ana, ben, stale, propose, broadcaster):
+        blob = await ana.put_blob(b"chunk" * 1000)
+        await ana.batch([["set", "mesh/geometry", b"v", [blob]], ["set", "j", b"1"]])
+        made = await hc.checkpoint(ana, "one")
+        assert len(stale) == 2  # the first build was refused, the second committed
+        assert made["seq"] == ben.seq == 2
+        assert await ana.missing_blobs([blob]) == [blob]
+        keys = _checkpoint_keys(broadcaster, made["id"])
+        assert keys == {"mesh/geometry": history.value_name(b"no chunks"), "j": history.value_name(b"1")}
+        values = broadcaster.store.node.list_local(history.values_path("shot"))
+        assert sorted(name for name, _, _ in values) == sorted(set(keys.values()))
+        await hc.restore(ana, checkpoint=made["id"])
+        assert dict(ana.state) == {"mesh/geometry": b"no chunks", "j": b"1"}
+
+    await _with_a_write_first(tmp_path, _is_checkpoint, check, between)
 
 
 async def test_a_write_sent_after_a_restore_is_ordered_after_it(tmp_path: Path):

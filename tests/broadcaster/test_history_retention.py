@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trio
 from support import ServerProcess
 
+from broadcaster import history
 from broadcaster import history_client as hc
 from broadcaster.app import open_broadcaster
 from broadcaster.checkpoints import HistoryMaintenance
@@ -118,3 +121,72 @@ async def test_a_busy_room_is_checkpointed_once_an_interval_not_at_every_pass(tm
             assert await automatic_at(time.time() + 60) == [3]  # a pass a minute later: not yet
             assert await automatic_at(time.time() + 601) == [3, 13]
             assert await automatic_at(time.time() + 602) == [3, 13]  # no activity since
+
+
+def _map_at(entries: list[tuple[int, dict]], seq: int) -> dict[str, bytes]:
+    """A room that started empty and kept its whole log: its map at ``seq``."""
+    state: dict[str, bytes] = {}
+    for number, entry in entries:
+        if number > seq:
+            break
+        for op in entry["ops"]:
+            if op[0] == "set":
+                state[op[1]] = op[2]
+            else:
+                state.pop(op[1], None)
+    return state
+
+
+async def test_in_a_room_written_without_pause_every_due_pass_commits_its_checkpoint(tmp_path: Path):
+    """A writer sends operations back to back while the leader's passes run, and every checkpoint the
+    server proposes has a write committed between its build and its commit (forced, at every attempt):
+    each due pass still commits one checkpoint, at its first attempt, of the map at the seq it names."""
+    config = ServerConfig(
+        host="127.0.0.1", port=0, data_dir=tmp_path / "data", checkpoint_interval=0, room_tail=0
+    )
+    passes = 20
+    async with open_broadcaster(config) as broadcaster:
+        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
+        async with (
+            connect(host, int(port), name="ana") as ana,
+            connect(host, int(port), name="ben") as ben,
+            connect(host, int(port), name="cy") as cy,
+        ):
+            await ana.create_room("shot", keep_open=True)
+            for client in (ana, ben, cy):
+                await client.join("shot")
+            store = broadcaster.store
+            original = store.propose
+            attempts: list[int] = []
+
+            async def propose(command):
+                if any(op["path"][2:3] == ["checkpoints"] for op in command["then"] if op["op"] == "append"):
+                    attempts.append(await ben.set("between", str(len(attempts)).encode()))
+                return await original(command)
+
+            store.propose = propose
+            auto = replace(config, checkpoint_interval=1.0, auto_checkpoints_kept=0)
+            maintenance = HistoryMaintenance(auto, broadcaster.history)
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+
+                    async def writer() -> None:
+                        for i in itertools.count():
+                            await cy.set(f"k{i % 7}", str(i).encode())
+
+                    nursery.start_soon(writer)
+                    await cy.set("first", b"x")
+                    for done in range(1, passes + 1):
+                        await maintenance.run_once(time.time() + 2)  # due: the last write is 2 s old
+                        assert len(attempts) == done  # committed at the first attempt
+                    nursery.cancel_scope.cancel()
+            made = [c for c in await hc.checkpoints(ana) if c["auto"]]
+            assert len(made) == passes
+            # Each names the seq its pass read: after the previous pass's forced write, before its own.
+            for checkpoint, before, forced in zip(made, [0, *attempts], attempts, strict=False):
+                assert before <= checkpoint["seq"] < forced
+            entries = store.log_entries("shot")
+            for checkpoint in made:
+                payload = history.read_checkpoint(store.node, "shot", checkpoint["id"])
+                items, _ = history.checkpoint_items(store.node, "shot", payload)
+                assert items == _map_at(entries, checkpoint["seq"])
