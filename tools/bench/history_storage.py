@@ -8,6 +8,9 @@ disk) while the server runs and after it stopped, in total and per operation wri
 every ``--sample`` operations. A stopped-early run also gives an extrapolation to ``--ops`` (it says so:
 ``extrapolated``): the final size plus the growth per operation over the second half of the run times the
 operations not written, since a bounded log stops growing where a linear scale from zero would not.
+``--checkpoint-interval`` sets the server's ``checkpoint_interval`` (and keeps every automatic checkpoint):
+with a short one, the automatic checkpoints a room under steady writes got, and the operations between
+consecutive ones, show whether each due pass committed one.
 
 Each sample is [operations acknowledged, data dir bytes, seconds since the first write, the server process's
 CPU seconds] (Linux: read from /proc; null elsewhere), so the rate and the server's CPU per operation can be
@@ -53,6 +56,9 @@ def add_arguments(kinds: Any) -> None:
     storage.add_argument(
         "--retention", choices=[*RETENTIONS, "both"], default="both", help="which runs (default both)"
     )
+    storage.add_argument(
+        "--checkpoint-interval", type=float, help="the server's checkpoint_interval (all automatic ones kept)"
+    )
     storage.add_argument("--json", action="store_true")
 
 
@@ -61,7 +67,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"ops_asked": args.ops, "keys": args.keys, "size": args.size}
     for name in names:
         with tempfile.TemporaryDirectory(prefix="bench-storage-") as root:
-            result[name] = await _one_run(Path(root), RETENTIONS[name], args)
+            settings = RETENTIONS[name]
+            if args.checkpoint_interval is not None:
+                settings += f"checkpoint_interval = {args.checkpoint_interval}\nauto_checkpoints_kept = 0\n"
+            result[name] = await _one_run(Path(root), settings, args)
     return result
 
 
@@ -215,13 +224,15 @@ def _lmdb_usage(path: Path) -> dict[str, Any]:
 
 def _checkpoints(path: Path) -> dict[str, Any]:
     """The room's checkpoints in the stored tree: how many (automatic ones apart) and the bytes of their
-    node records (checkpoints/ and the values/ they hold), against those of every tree node."""
+    node records (checkpoints/ and the values/ they hold), against those of every tree node; and the
+    operations between consecutive automatic ones (min, median, max)."""
     import msgpack
 
     from replication.lmdb_store import Storage
 
     prefix = ("rooms", ROOM)
-    found = {"automatic": 0, "named": 0, "record_bytes": 0, "tree_record_bytes": 0}
+    found: dict[str, Any] = {"automatic": 0, "named": 0, "record_bytes": 0, "tree_record_bytes": 0}
+    seqs = []
     store = Storage.open_readonly(path)
     try:
         for tree_path, record in store.tree_records():
@@ -232,9 +243,14 @@ def _checkpoints(path: Path) -> dict[str, Any]:
             if tree_path[2] == "checkpoints":
                 payload = msgpack.unpackb(record, raw=False)[5]
                 found["automatic" if payload.get("auto") else "named"] += 1
+                if payload.get("auto"):
+                    seqs.append(payload["seq"])
                 found["record_bytes"] += size
             elif tree_path[2] == "values":
                 found["record_bytes"] += size
     finally:
         store.close()
+    gaps = sorted(b - a for a, b in zip(sorted(seqs), sorted(seqs)[1:], strict=False))
+    if gaps:
+        found["ops_between_automatic"] = [gaps[0], gaps[len(gaps) // 2], gaps[-1]]
     return found
