@@ -8,7 +8,9 @@ sends its changed keys as usual (with chunks, only the chunks that changed). A t
 same way. The other kinds are read directly: a curve's ``splines`` and a lattice's ``points`` are the edit
 data in edit mode, a metaball's elements are edited in place, and the armature kind reads the edit bones of
 an armature in edit mode (a copy would rebuild every object's depsgraph relations, and every object would be
-reported). Their reports are held back until a copy would be due, so a scan reads them at the same pace.
+reported). Their reports are held back until a copy would be due, so a scan reads them at the same pace. A
+curve or lattice with shape keys is held back until the artist leaves edit mode: Blender writes its edits into
+the shape keys, which it is evaluated from, only then.
 
 An edit after a quiet moment goes out in the next pump; while the artist keeps editing, copies are paced:
 at least ``EDIT_INTERVAL`` seconds apart (or ``COST_FACTOR`` times what reading the datablock last cost, so
@@ -118,6 +120,11 @@ class EditModeSync:
         changed: list[bpy.types.ID] = []
         held: list[bpy.types.ID] = []
         for uuid, (ob, live) in editing.items():
+            if not live.copy and getattr(ob.data, "shape_keys", None) is not None:
+                # Evaluated from its shape keys, which Blender writes when the artist leaves edit mode (the
+                # edit data is the active key's shape): sent then, whole, rather than a base nobody sees.
+                held += [ob.data, ob.data.shape_keys]  # a report of the key is one of its owner's
+                continue
             if reported(ob.data) or (live.object_reports and reported(ob)):
                 self._edited.add(uuid)
             seconds = cost(uuid)

@@ -767,3 +767,42 @@ def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live,
     (unlock,) = net.take(P.Unlock)
     assert sorted(unlock.keys) == sorted([splines, shapes])
 
+
+def test_edit_mode_holds_a_curve_with_shape_keys_back_until_the_artist_leaves_it(live, P, monkeypatch):
+    """A curve with shape keys is evaluated from them, and Blender writes edit mode's changes into them
+    when the artist leaves it (meanwhile its splines hold the active key's shape): its splines are not sent
+    while in edit mode, however long the artist edits; its shape keys go out on leaving."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the safety net's reading: not within this test
+    cu = bpy.data.curves.new("KeyedPath", "CURVE")
+    cu.splines.new("POLY").points.add(2)
+    ob = link(bpy.data.objects.new("KeyedPath", cu))
+    ob.shape_key_add(name="Basis")
+    ob.shape_key_add(name="Bend").data[1].co = (1.0, 5.0, 0.0)
+    ob.active_shape_key_index = 1
+    bpy.context.view_layer.objects.active = ob
+    pump_after_update(session)
+    (first,) = net.take(P.Batch)
+    net.deliver(P.Ack(op_id=first.op_id, seq=1))
+    session_module.pump()
+    splines = sync.make_key("curve", sync.get_uuid(cu), "splines")
+    shapes = sync.make_key("curve", sync.get_uuid(cu), "shapes")
+
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        for z in (1.0, 2.0, 3.0):
+            cu.splines[0].points[1].co.z = z
+            session.edit_mode._last.clear()
+            pump_after_update(session)
+        assert [lock.keys for lock in net.take(P.Lock)] == [[splines, shapes]]
+        assert net.take(P.Batch) == []
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    pump_after_update(session)
+    assert [unlock.keys for unlock in net.take(P.Unlock)] == [[splines, shapes]]
+    (batch,) = net.take(P.Batch)
+    assert shapes in [op[1] for op in batch.ops]  # the edit went into the active key (splines: the basis)
+    assert tuple(cu.shape_keys.key_blocks["Bend"].data[1].co) == (1.0, 5.0, 3.0)
