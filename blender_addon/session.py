@@ -200,7 +200,7 @@ class SyncSession(ServerEventsMixin):
         self.tracker = sync.ChangeTracker()
         self.applier = sync.Applier(self.tracker)
         self.chunks = ChunkTransfer()  # chunk uploads before batches, fetches before values are applied
-        self.edit_mode = EditModeSync()  # edit-mode copies and the lease of the meshes edited here
+        self.edit_mode = EditModeSync()  # edit-mode copies and the lease of the datablocks edited here
         self.locks: dict[str, str] = {}  # key -> owner client_id, from locks_changed
         self.progress = 1.0
         self.revision = 0  # bumped whenever something the UI shows changed
@@ -399,13 +399,14 @@ class SyncSession(ServerEventsMixin):
             self._send_ops(chunk)
 
     def _edit_mode_step(self) -> list[Any]:
-        """Meshes in edit mode: copy the edit mesh out when it changed (paced), and hold their lease; returns
-        the meshes copied."""
+        """Datablocks in edit mode: copy their edits out when they changed (paced), and hold their lease;
+        returns the datablocks copied or marked changed."""
         if not self.live or self.busy or self._join is not None:
             return []
-        changed, lock, unlock = self.edit_mode.step(
+        changed, lock, unlock, held = self.edit_mode.step(
             time.monotonic(), self.pending, self.tracker.cost, dirty.reported
         )
+        dirty.discard(held)  # not due yet: the step remembers them
         if changed:
             note_dirty(changed)
         if lock:
@@ -415,7 +416,7 @@ class SyncSession(ServerEventsMixin):
         return changed
 
     def editors(self) -> dict[str, list[str]]:
-        """client_id -> names of the meshes that artist holds in edit mode (from the room's locks)."""
+        """client_id -> names of the datablocks that artist holds in edit mode (from the room's locks)."""
         return editors_of(self.locks)
 
     def _send_ops(self, ops: list[list[Any]]) -> int:

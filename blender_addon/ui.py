@@ -206,7 +206,7 @@ class BLENDSYNC_UL_users(bpy.types.UIList):
         swatch.ui_units_x = 1
         swatch.prop(item, "color", text="")
         row.label(text=item.name)
-        mode = item.mode  # "editing <mesh names>" or Blender's mode, e.g. EDIT_MESH
+        mode = item.mode  # "editing <datablock names>" or Blender's mode, e.g. EDIT_MESH
         row.label(text=mode if mode.startswith("editing ") else mode.title().replace("_", " "))
         row.label(text=f"{item.frame}", icon="TIME")
         row.label(text=item.scene, icon="SCENE_DATA")

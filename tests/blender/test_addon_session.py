@@ -8,6 +8,7 @@ by hand, as the timer would.
 from __future__ import annotations
 
 import queue
+import time
 
 import pytest
 
@@ -703,3 +704,105 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     net.deliver(P.LocksChanged(room="r", unlocked=[geometry, shapes]))
     session_module.pump()
     assert session.editors() == {}
+
+
+def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live, P, monkeypatch):
+    """A curve's splines are its edit data in edit mode: a scan would read every reported edit at once. The
+    loop holds the curve's reports back until a copy is due (its previous edit acknowledged, the interval
+    passed), and leases its splines and shapes keys."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    # The audit (the safety net) reads each datablock now and then, edit data too: not within this test.
+    monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)
+    cu = bpy.data.curves.new("EditPath", "CURVE")
+    spline = cu.splines.new("POLY")
+    spline.points.add(2)
+    ob = link(bpy.data.objects.new("EditPath", cu))
+    bpy.context.view_layer.objects.active = ob
+    pump_after_update(session)
+    (first,) = net.take(P.Batch)
+    net.deliver(P.Ack(op_id=first.op_id, seq=1))
+    session_module.pump()
+    splines = sync.make_key("curve", sync.get_uuid(cu), "splines")
+    shapes = sync.make_key("curve", sync.get_uuid(cu), "shapes")
+
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        cu.splines[0].points[1].co.z = 2.5
+        pump_after_update(session)
+        (lock,) = net.take(P.Lock)
+        assert sorted(lock.keys) == sorted([splines, shapes])
+        (batch,) = net.take(P.Batch)
+        assert [op[1] for op in batch.ops] == [splines]
+        # The next edit waits for the ack of this one, however many pumps pass.
+        cu.splines[0].points[2].co.z = 1.5
+        session.edit_mode._last.clear()  # as if the pacing interval had passed
+        pump_after_update(session)
+        pump_after_update(session)
+        assert net.take(P.Batch) == []
+        net.deliver(P.Ack(op_id=batch.op_id, seq=2))
+        session_module.pump()
+        session_module.pump()
+        (again,) = net.take(P.Batch)  # the held report
+        assert [op[1] for op in again.ops] == [splines]
+        # Acknowledged, but too soon after the last copy: held until the interval passes.
+        net.deliver(P.Ack(op_id=again.op_id, seq=3))
+        session_module.pump()
+        session.edit_mode._last[sync.get_uuid(cu)] = time.monotonic() + 60.0
+        cu.splines[0].points[0].co.z = 0.5
+        pump_after_update(session)
+        pump_after_update(session)
+        assert net.take(P.Batch) == []
+        session.edit_mode._last.clear()
+        session_module.pump()
+        (last,) = net.take(P.Batch)
+        assert [op[1] for op in last.ops] == [splines]
+        net.deliver(P.Ack(op_id=last.op_id, seq=4))
+        session_module.pump()
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    pump_after_update(session)
+    (unlock,) = net.take(P.Unlock)
+    assert sorted(unlock.keys) == sorted([splines, shapes])
+
+
+def test_edit_mode_holds_a_curve_with_shape_keys_back_until_the_artist_leaves_it(live, P, monkeypatch):
+    """A curve with shape keys is evaluated from them, and Blender writes edit mode's changes into them
+    when the artist leaves it (meanwhile its splines hold the active key's shape): its splines are not sent
+    while in edit mode, however long the artist edits; its shape keys go out on leaving."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, net = live
+    monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the safety net's reading: not within this test
+    cu = bpy.data.curves.new("KeyedPath", "CURVE")
+    cu.splines.new("POLY").points.add(2)
+    ob = link(bpy.data.objects.new("KeyedPath", cu))
+    ob.shape_key_add(name="Basis")
+    ob.shape_key_add(name="Bend").data[1].co = (1.0, 5.0, 0.0)
+    ob.active_shape_key_index = 1
+    bpy.context.view_layer.objects.active = ob
+    pump_after_update(session)
+    (first,) = net.take(P.Batch)
+    net.deliver(P.Ack(op_id=first.op_id, seq=1))
+    session_module.pump()
+    splines = sync.make_key("curve", sync.get_uuid(cu), "splines")
+    shapes = sync.make_key("curve", sync.get_uuid(cu), "shapes")
+
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        for z in (1.0, 2.0, 3.0):
+            cu.splines[0].points[1].co.z = z
+            session.edit_mode._last.clear()
+            pump_after_update(session)
+        assert [lock.keys for lock in net.take(P.Lock)] == [[splines, shapes]]
+        assert net.take(P.Batch) == []
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    pump_after_update(session)
+    assert [unlock.keys for unlock in net.take(P.Unlock)] == [[splines, shapes]]
+    (batch,) = net.take(P.Batch)
+    assert shapes in [op[1] for op in batch.ops]  # the edit went into the active key (splines: the basis)
+    assert tuple(cu.shape_keys.key_blocks["Bend"].data[1].co) == (1.0, 5.0, 3.0)

@@ -59,19 +59,31 @@ def _handles(bone: bpy.types.Bone) -> dict[str, str | None]:
     return {attr: getattr(bone, attr).name if getattr(bone, attr) is not None else None for attr in HANDLES}
 
 
-def bone_roll(bone: bpy.types.Bone) -> float:
-    roll = round(float(bpy.types.Bone.AxisRollFromMatrix(bone.matrix_local.to_3x3())[1]), ROLL_DIGITS)
+def bone_roll(bone: bpy.types.Bone | bpy.types.EditBone) -> float:
+    """From the bone's matrix (an edit bone's too: its roll is any angle, the matrix's is within ±pi)."""
+    matrix = bone.matrix if isinstance(bone, bpy.types.EditBone) else bone.matrix_local
+    roll = round(float(bpy.types.Bone.AxisRollFromMatrix(matrix.to_3x3())[1]), ROLL_DIGITS)
     return 0.0 if roll == 0 else roll
+
+
+def _rest(bone: bpy.types.Bone | bpy.types.EditBone) -> tuple[list[float], list[float]]:
+    if isinstance(bone, bpy.types.EditBone):
+        return floats(bone.head), floats(bone.tail)
+    return floats(bone.head_local), floats(bone.tail_local)
 
 
 def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
     bones = []
-    for bone in sorted(arm.bones, key=lambda b: b.name):
+    # In edit mode the bones are stale until the artist leaves it: the edit bones are what the artist sees
+    # (live edit mode, edit_mode.py). Their custom properties travel when the artist leaves edit mode.
+    editing = arm.is_editmode
+    for bone in sorted(arm.edit_bones if editing else arm.bones, key=lambda b: b.name):
+        head, tail = _rest(bone)
         doc: dict[str, object] = {
             "name": bone.name,
             "parent": bone.parent.name if bone.parent is not None else None,
-            "head": floats(bone.head_local),
-            "tail": floats(bone.tail_local),
+            "head": head,
+            "tail": tail,
             "roll": bone_roll(bone),
             "use_connect": bone.use_connect,
         }
