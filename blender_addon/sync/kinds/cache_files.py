@@ -80,7 +80,7 @@ def remove(cache: bpy.types.CacheFile) -> None:
     bpy.data.batch_remove([cache])  # bpy.data.cache_files has no remove()
 
 
-def _open(path: str) -> bpy.types.CacheFile:
+def open_cache_file(path: str) -> bpy.types.CacheFile:
     """A new cache file reading ``path`` (the API has no ``cache_files.new``: the operator makes one)."""
     before = set(bpy.data.cache_files)
     bpy.ops.cachefile.open(filepath=path)
@@ -90,7 +90,7 @@ def _open(path: str) -> bpy.types.CacheFile:
 
 def load_cache(doc: dict) -> bpy.types.CacheFile:
     folder = file_sets.store("caches", doc["files"])
-    cache = _open(os.path.join(folder, os.path.basename(doc["file"])))
+    cache = open_cache_file(os.path.join(folder, os.path.basename(doc["file"])))
     cache.name = doc["name"]
     return cache
 
