@@ -1,9 +1,9 @@
-"""Artists' replicas in one Blender process: a scene made again from a room's values, and the batch an
-artist sends for an edit."""
+"""Artists' replicas in one Blender process: a scene made again from a room's values (at once, or one op at a
+time), and the batch an artist sends for an edit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import bpy
 from scene_builders import reset_scene
@@ -21,6 +21,18 @@ def replica(base: dict[str, bytes]) -> sync.ChangeTracker:
     assert applier.errors == []
     assert tracker.scan() == ({}, [])  # the replica is exactly the base
     return tracker
+
+
+def applied_one_at_a_time(ops: Iterable[tuple[str, bytes]]) -> sync.Applier:
+    """A fresh scene made from ``ops`` fed one at a time, each applied before the next arrives (a link to
+    what has not arrived waits for it); every op applies and every link is resolved in the end."""
+    reset_scene()
+    applier = sync.Applier()
+    for op in ops:
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    return applier
 
 
 def edit_batch(tracker: sync.ChangeTracker, edit: Callable[[], None]) -> Ops:

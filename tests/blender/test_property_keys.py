@@ -26,7 +26,7 @@ from node_builders import (  # noqa: E402
     build_zone_and_compositor,
     evaluated_vertices,
 )
-from replicas import edit_batch, replica  # noqa: E402
+from replicas import applied_one_at_a_time, edit_batch, replica  # noqa: E402
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -271,12 +271,9 @@ def test_geometry_nodes_evaluate_the_same_on_the_receiver():
     assert evaluated_vertices("Deformed") == expected
     assert sync.scene_hash() == before
     # Keys arriving in the worst order (every link before the nodes, the modifier before its group) too.
-    reset_scene()
-    applier = sync.Applier()
-    for op in sorted(values.items(), key=lambda op: sync.split_key(op[0])[2] != "meta", reverse=True):
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == [] and applier.pending_links == {}
+    applied_one_at_a_time(
+        sorted(values.items(), key=lambda op: sync.split_key(op[0])[2] != "meta", reverse=True)
+    )
     assert evaluated_vertices("Deformed") == expected
 
 
