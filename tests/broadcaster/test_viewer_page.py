@@ -353,9 +353,14 @@ async def textured_material(
 RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
 
 
+def quadrants(size: int = 160) -> bytes:
+    """A square image: left half red; right half blue above, green below (a flip either way shows)."""
+    return png(size, size, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+
+
 async def shows_quadrants(page, image: bytes, plane: str, source: str, saved: Path) -> None:
-    """Once ``image`` is among the page's textures, the 4 x 4 plane facing CAMERA shows it as drawn by
-    ``png(... RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)``, drawn from ``source``."""
+    """Once ``image`` is among the page's textures, the 4 x 4 plane facing CAMERA shows it as ``quadrants``
+    paints it, drawn from ``source``."""
     sha = hashlib.sha256(image).hexdigest()
     await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
     await trio.sleep(0.3)  # a frame drawn with it
@@ -373,8 +378,7 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, mat = "a" * 32, "c" * 32
-        # Left half red; right half blue above, green below: a flip either way shows.
-        first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        first = quadrants()
         assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
         # A fine grid: its display mesh's arrays travel in chunks too.
         mesh = await sent_as_the_add_on_does(ana, textured_plane(plane, "b" * 32, mat, cells=80))
@@ -397,7 +401,7 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
 
 async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not_hold_is_left_out(tmp_path):
     async with ana_on_a_server(tmp_path) as ana:
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         await ana.create_room("other", keep_open=True)
         await ana.join("other")
         theirs = png(160, 160, lambda u, v: GREEN)
@@ -492,7 +496,7 @@ async def test_the_page_draws_a_plane_whose_mesh_and_image_travel_as_trees(tmp_p
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, mat = "a" * 32, "c" * 32
-        image = png(600, 600, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants(600)
         material = await set_with_trees(ana, f"view/{mat}/material", material_summary(image, image, 600))
         ops = textured_plane(plane, "b" * 32, mat, cells=300)
         mesh = await set_with_trees(ana, ops[-1][1], display_doc(ops))
@@ -527,7 +531,7 @@ async def test_the_page_fetches_the_chunks_of_what_it_draws_and_of_nothing_else(
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, plane_mesh, box, box_mesh = "a" * 32, "b" * 32, "d" * 32, "e" * 32
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         # Drawn: a plane's display mesh and its material's image, and a cube without a display mesh by its
         # base mesh; each in chunks.
         plane_ops = textured_plane(plane, plane_mesh, "c" * 32, x=-2.0, half=1.5, cells=80)
@@ -588,7 +592,7 @@ async def test_a_malformed_tree_leaves_its_value_out_and_the_page_goes_on(tmp_pa
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         # Left plane: well formed, textured.
         left = textured_plane("a" * 32, "b" * 32, "c" * 32, x=-2.5, half=1.5, cells=40)
         ops = [
@@ -898,7 +902,7 @@ async def test_an_object_without_a_display_mesh_maps_its_image_through_the_rende
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, mat = "a" * 32, "c" * 32
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         await ana.batch([*base_plane(plane, "b" * 32, mat), await textured_material(ana, mat, image)])
         async with viewing(ana, "r", tmp_path) as page:
             await shows_quadrants(page, image, plane, "base", tmp_path / "base-textured.png")
