@@ -206,6 +206,15 @@ def break_locks_command(room: str, keys: list[str], prefixes: Sequence[str] = ()
     return {"then": then}
 
 
+async def fence(node: Node) -> None:
+    """Catch ``node`` up with everything committed before now (a ReadIndex round through the leader,
+    docs/raft.md); unavailable when no quorum answers. The rooms and the share links both wait on it."""
+    try:
+        await node.barrier("fence")
+    except ReplicationError as exc:
+        raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
+
+
 # ---- the store ---------------------------------------------------------------------------------------------
 
 
@@ -242,10 +251,7 @@ class RoomStore:
 
     async def fence(self) -> None:
         """Catch this node up with everything committed before now (a ReadIndex round in a cluster)."""
-        try:
-            await self.node.barrier("fence")
-        except ReplicationError as exc:
-            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot reach a quorum: {exc}") from None
+        await fence(self.node)
 
     # ---- reads of this node's copy -------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ import trio
 from replication import Node, ReplicationError, TreeError, WatchEvent
 
 from .auth import TokensFileError, User, hash_token, read_users, remove_user
+from .errors import RequestError
+from .roomstore import fence
 
 SHARES = "shares"
 LOOKUP_TIMEOUT = 5.0  # a hello with a token unknown here waits at most this long for the node to catch up
@@ -122,8 +124,8 @@ class ShareStore:
         leader, docs/raft.md); False when that could not be learnt within LOOKUP_TIMEOUT (no quorum)."""
         with trio.move_on_after(LOOKUP_TIMEOUT):
             try:
-                await self.node.barrier("fence")
-            except ReplicationError:
+                await fence(self.node)
+            except RequestError:
                 return False
             return True
         return False

@@ -14,6 +14,7 @@ from pathlib import Path
 import trio
 
 from broadcaster.app import open_broadcaster
+from broadcaster.client import Client, connect
 from broadcaster.config import ServerConfig
 from replication.node import Node, NodeConfig, open_node
 from tools.cluster import ServeCluster, free_port
@@ -28,6 +29,18 @@ async def running_broadcaster(data_dir: Path, **settings) -> AsyncIterator[tuple
     async with open_broadcaster(config) as broadcaster:
         host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
         yield host, int(port)
+
+
+@asynccontextmanager
+async def ana_and_ben_in_a_room(
+    address: tuple[str, int], room: str = "r"
+) -> AsyncIterator[tuple[Client, Client]]:
+    """Ana and Ben connected to the broadcaster at ``address``, both members of ``room``, which Ana made."""
+    async with connect(*address, name="ana") as ana, connect(*address, name="ben") as ben:
+        await ana.create_room(room, keep_open=True)
+        await ana.join(room)
+        await ben.join(room)
+        yield ana, ben
 
 
 class ServerProcess:

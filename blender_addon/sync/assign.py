@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 
 from . import ids
@@ -57,11 +59,12 @@ def set_materials(materials, wanted: list[bpy.types.Material | None]) -> None:
             materials[i] = mat
 
 
-def replace(old: bpy.types.ID, new: bpy.types.ID, collection) -> bpy.types.ID:
-    """Put ``new`` in the place of ``old``: same uuid, every user relinked; ``old`` is removed."""
+def replace(old: bpy.types.ID, new: bpy.types.ID, remove: Callable[[bpy.types.ID], None]) -> bpy.types.ID:
+    """Put ``new`` in the place of ``old``: same uuid, every user relinked; ``old`` is removed with ``remove``
+    (a collection's ``remove``, or the kind's own where the collection has none)."""
     uuid = ids.peek_uuid(old)
     old.user_remap(new)
-    collection.remove(old)
+    remove(old)
     if uuid is not None:
         ids.set_uuid(new, uuid)
     return new

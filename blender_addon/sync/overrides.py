@@ -89,5 +89,5 @@ def take_over(collection: str, doc: list, current: bpy.types.ID | None, ctx: App
         return current
     made = make(collection, doc, ctx)
     if made is not None and current is not None:
-        made = replace(current, made, getattr(bpy.data, collection))
+        made = replace(current, made, getattr(bpy.data, collection).remove)
     return made

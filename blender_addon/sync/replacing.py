@@ -5,6 +5,8 @@ and its slot, NLA tracks, drivers) carried over: those keys are not applied agai
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 
 from . import assign, custom_props, nla
@@ -37,8 +39,9 @@ def carry_animation(old: bpy.types.ID, new: bpy.types.ID) -> None:
         copy.drivers.from_existing(src_driver=driver)
 
 
-def replace(old: bpy.types.ID, new: bpy.types.ID, collection) -> bpy.types.ID:
-    """Put ``new`` in the place of ``old`` with ``old``'s custom properties and animation data."""
+def replace(old: bpy.types.ID, new: bpy.types.ID, remove: Callable[[bpy.types.ID], None]) -> bpy.types.ID:
+    """Put ``new`` in the place of ``old`` with ``old``'s custom properties and animation data; ``old`` is
+    removed with ``remove``."""
     carry_properties(old, new)
     carry_animation(old, new)
-    return assign.replace(old, new, collection)
+    return assign.replace(old, new, remove)

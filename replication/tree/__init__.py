@@ -6,6 +6,7 @@
 - :mod:`.patterns`: conditions and path patterns
 - :mod:`.commands`: commands (transactions of ops) and their log envelope
 - :mod:`.state`: tree nodes, their props, watch events, client sessions
+- :mod:`.reads`: the reads of a :class:`Tree`, condition evaluation
 - :mod:`.machine`: :class:`Tree`: apply, rollback, keep_while, sessions
 - :mod:`.snapshot`: dirty records, whole records, snapshots
 

@@ -366,18 +366,13 @@ def alembic_file(height: float = 3.0) -> str:
     return path
 
 
-def open_cache_file(path: str, name: str) -> bpy.types.CacheFile:
-    before = set(bpy.data.cache_files)
-    bpy.ops.cachefile.open(filepath=path)
-    (cache,) = set(bpy.data.cache_files) - before
-    cache.name = name
-    return cache
-
-
 def build_cache_file() -> None:
     """An object "Cached" whose mesh is read from an Alembic cache "Rise" by a Mesh Sequence Cache
     modifier (the usual way to bring in an animation baked elsewhere), the cache scaled."""
-    cache = open_cache_file(alembic_file(), "Rise")
+    from blender_addon.sync.kinds.cache_files import open_cache_file
+
+    cache = open_cache_file(alembic_file())
+    cache.name = "Rise"
     cache.scale = 2.0
     ob = link(bpy.data.objects.new("Cached", bpy.data.meshes.new("CachedMesh")))
     modifier = ob.modifiers.new("Cache", "MESH_SEQUENCE_CACHE")

@@ -11,6 +11,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from replicas import applied_one_at_a_time  # noqa: E402
 from scene_builders import (  # noqa: E402
     build_instancing,
     build_linked_pointers,
@@ -133,14 +134,9 @@ def test_overrides_arriving_before_their_library_and_root_wait_for_them():
         return ("obj/" in key and "/meta" not in key, "obj/" in key, "coll/" in key, True).index(True)
 
     for library_first in (False, True):
-        reset_scene()
-        applier = sync.Applier()
         ops = sorted(values.items(), key=rank)
         ops.sort(key=lambda op: op[0].startswith("lib/") != library_first)
-        for op in ops:
-            applier.feed([op])
-            applier.step()
-        assert applier.errors == [] and applier.pending_links == {}
+        applied_one_at_a_time(ops)
         bpy.context.view_layer.update()
         assert sorted(i.name for i in _overrides()) == ["Body", "Character", "Rig"]  # none made twice
         assert evaluated_vertices(override_of("Body")) == body
@@ -176,13 +172,8 @@ def test_an_object_using_linked_data_gets_the_same_data():
     vertices = evaluated_vertices(ob)
     before = sync.scene_hash()
     values = sync.serialise_scene()
-    reset_scene()
     # The object's keys first, its library last: the object is made once the library has linked its mesh.
-    applier = sync.Applier()
-    for op in sorted(values.items(), key=lambda op: op[0].startswith("lib/")):
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == [] and applier.pending_links == {}
+    applied_one_at_a_time(sorted(values.items(), key=lambda op: op[0].startswith("lib/")))
     ob = bpy.data.objects["LocalRock"]
     assert ob.type == "MESH" and ob.data.library == bpy.data.libraries[0]
     bpy.context.view_layer.update()
@@ -221,13 +212,8 @@ def test_pointers_to_linked_datablocks_travel_as_links_into_the_library():
     assert pointers["slot"] == ("materials.blend", "Bark") and pointers["follower"][11] == 1.0
     before = sync.scene_hash()
     values = sync.serialise_scene()
-    reset_scene()
     # The library's key last: every pointer waits for it.
-    applier = sync.Applier()
-    for op in sorted(values.items(), key=lambda op: op[0].startswith("lib/")):
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == [] and applier.pending_links == {}
+    applied_one_at_a_time(sorted(values.items(), key=lambda op: op[0].startswith("lib/")))
     bpy.context.view_layer.update()
     assert _pointers() == pointers
     assert sync.scene_hash() == before

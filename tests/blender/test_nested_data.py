@@ -27,13 +27,12 @@ from detail_builders import (  # noqa: E402
     texture_samples,
 )
 from node_builders import evaluated_vertices  # noqa: E402
+from replicas import edit_batch, replica  # noqa: E402
 from scene_builders import evaluate_scenes, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 
 pytestmark = pytest.mark.blender
-
-Ops = list[tuple[str, bytes | None]]
 
 
 def _settle(tracker: sync.ChangeTracker) -> None:
@@ -54,15 +53,9 @@ def across_artists(build: Callable[[], None], edit: Callable[[], None], observe:
     try:
         bpy.ops.wm.save_as_mainfile(filepath=path, copy=True)
         # Ben joins the room and edits.
-        reset_scene()
-        ben = sync.ChangeTracker()
-        assert sync.apply_ops(list(base.items()), tracker=ben).errors == []
+        ben = replica(base)
         _settle(ben)
-        edit()
-        bpy.context.view_layer.update()
-        changed, deleted = ben.scan()
-        batch: Ops = [*changed.items(), *((key, None) for key in deleted)]
-        assert batch, "the edit changed no key"
+        batch = edit_batch(ben, edit)
         evaluate_scenes()
         seen = {"ben": (sync.scene_hash(), observe())}
         # Ana, in the scene she built, applies Ben's batch.

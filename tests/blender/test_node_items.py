@@ -8,6 +8,7 @@ import pytest
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
 from node_builders import build_node_items, build_zone_and_compositor, evaluated_vertices, items_trees  # noqa: E402
+from replicas import edit_batch  # noqa: E402
 from scene_builders import reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -118,10 +119,7 @@ def _edit_items() -> None:
 def test_items_added_renamed_and_removed_on_one_artist_arrive_at_the_other():
     _trees, base = _built()
     ben, _ = _replica(base)
-    _edit_items()
-    bpy.context.view_layer.update()
-    changed, deleted = ben.scan()
-    batch = [*changed.items(), *((key, None) for key in deleted)]
+    batch = edit_batch(ben, _edit_items)
     assert {_part(key) for key, _ in batch} <= {"items", "in", "out", "link"}
     assert sum(_part(key) == "items" for key, _ in batch) == 4  # repeat, capture, menu, index switch
     moved = [(2.0, 0.5, 1.75), (3.0, 0.5, 2.75), (2.0, 1.5, 3.75), (3.0, 1.5, 4.75)]

@@ -16,8 +16,6 @@ and a real server in test_concurrent_artists.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
@@ -28,32 +26,12 @@ from node_builders import (  # noqa: E402
     build_zone_and_compositor,
     evaluated_vertices,
 )
+from replicas import applied_one_at_a_time, edit_batch, replica  # noqa: E402
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 
 pytestmark = pytest.mark.blender
-
-Ops = list[tuple[str, bytes | None]]
-
-
-def _replica(base: dict[str, bytes]) -> sync.ChangeTracker:
-    """A fresh Blender scene holding the room's base state, with a tracker that knows it."""
-    reset_scene()
-    tracker = sync.ChangeTracker()
-    applier = sync.apply_ops(list(base.items()), tracker=tracker)
-    assert applier.errors == []
-    assert tracker.scan() == ({}, [])  # the replica is exactly the base
-    return tracker
-
-
-def _edit(tracker: sync.ChangeTracker, edit: Callable[[], None]) -> Ops:
-    """Make an edit and return the batch the artist sends for it."""
-    edit()
-    bpy.context.view_layer.update()
-    changed, deleted = tracker.scan()
-    assert changed or deleted, "the edit changed no key"
-    return [*changed.items(), *((key, None) for key in deleted)]
 
 
 def concurrently(build, edit_a, edit_b, check) -> None:
@@ -61,14 +39,14 @@ def concurrently(build, edit_a, edit_b, check) -> None:
     reset_scene()
     build()
     base = sync.serialise_scene()
-    batch_a = _edit(_replica(base), edit_a)
-    batch_b = _edit(_replica(base), edit_b)
+    batch_a = edit_batch(replica(base), edit_a)
+    batch_b = edit_batch(replica(base), edit_b)
     shielded_in_b = {key for key, _ in batch_b}
     hashes = []
     for own, remote in ((batch_a, batch_b), (batch_b, [op for op in batch_a if op[0] not in shielded_in_b])):
         # The artist's own state after the edit (made again from its batch: an edit made twice would
         # give new nodes new ids), then the other's batch.
-        tracker = _replica(base)
+        tracker = replica(base)
         sync.apply_ops(own, tracker=tracker)
         applier = sync.apply_ops(remote, tracker=tracker)
         assert applier.errors == []
@@ -293,12 +271,9 @@ def test_geometry_nodes_evaluate_the_same_on_the_receiver():
     assert evaluated_vertices("Deformed") == expected
     assert sync.scene_hash() == before
     # Keys arriving in the worst order (every link before the nodes, the modifier before its group) too.
-    reset_scene()
-    applier = sync.Applier()
-    for op in sorted(values.items(), key=lambda op: sync.split_key(op[0])[2] != "meta", reverse=True):
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == [] and applier.pending_links == {}
+    applied_one_at_a_time(
+        sorted(values.items(), key=lambda op: sync.split_key(op[0])[2] != "meta", reverse=True)
+    )
     assert evaluated_vertices("Deformed") == expected
 
 

@@ -11,6 +11,7 @@ import pytest
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
 from anim_builders import build_kind_animation, kind_animation_values  # noqa: E402
+from replicas import applied_one_at_a_time  # noqa: E402
 from scene_builders import (  # noqa: E402
     BUILDERS,
     CHANGES,
@@ -122,13 +123,7 @@ def test_everything_in_any_order_with_one_op_at_a_time(seed):
     before = sync.scene_hash()
     ops = sorted(sync.serialise_scene().items(), key=_by_name())
     random.Random(seed).shuffle(ops)  # the same order every run: uuids are random, names are not
-    reset_scene()
-    applier = sync.Applier()
-    for op in ops:
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == []
-    assert applier.pending_links == {}
+    applied_one_at_a_time(ops)
     evaluate_scenes()  # animation writes its values, in every scene
     assert sync.scene_hash() == before
 
@@ -151,13 +146,7 @@ def test_the_animation_of_every_kind_plays_the_same_after_a_round_trip_in_any_or
     scene.frame_set(1)
     ops = sorted(sync.serialise_scene().items(), key=_by_name())
     random.Random(seed).shuffle(ops)
-    reset_scene()
-    applier = sync.Applier()
-    for op in ops:
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == []
-    assert applier.pending_links == {}
+    applied_one_at_a_time(ops)
     for frame in frames:
         bpy.context.window.scene.frame_set(frame)
         assert kind_animation_values() == expected[frame], f"frame {frame}"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import trio
-from support import running_broadcaster
+from support import ana_and_ben_in_a_room, running_broadcaster
 
-from broadcaster.client import ServerError, connect
+from broadcaster.client import ServerError
 from protocol import Applied, encode_frame
 from protocol.framing import FrameReader, unpack_body
 from protocol.limits import MAX_PUSHED_BLOBS, MAX_PUSHED_BYTES
@@ -49,10 +49,7 @@ def missing(root: bytes, have: dict[bytes, bytes], leaves: set[bytes]) -> set[by
 
 
 async def test_the_blobs_a_write_makes_new_reach_the_other_members_with_it(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         chunks = [bytes([i]) * 4000 for i in range(4)]
         leaves = [await ana.put_blob(chunk) for chunk in chunks]
         left, right = await put_node(ana, leaves[:2]), await put_node(ana, leaves[2:])
@@ -82,10 +79,7 @@ async def test_the_blobs_a_write_makes_new_reach_the_other_members_with_it(serve
 
 
 async def test_a_write_past_the_push_limits_carries_its_upper_levels_or_nothing(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         # Ten 32 KiB chunks under one node: 320 KiB, past MAX_PUSHED_BYTES. The root and the node come,
         # then as many chunks as fit; Ben fetches the rest in one round, their parents being here.
         size = 32 * 1024
@@ -111,10 +105,7 @@ async def test_a_write_past_the_push_limits_carries_its_upper_levels_or_nothing(
 
 async def test_blobs_that_would_not_fit_one_frame_beside_the_ops_are_not_pushed(tmp_path):
     async with running_broadcaster(tmp_path / "d", max_frame_size=400 * 1024) as address:
-        async with connect(*address, name="ana") as ana, connect(*address, name="ben") as ben:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            await ben.join("r")
+        async with ana_and_ben_in_a_room(address) as (ana, ben):
             leaf = await ana.put_blob(b"c" * (200 * 1024))
             root = await put_node(ana, [leaf])
             await ana.batch([["set", "big", b"v" * (250 * 1024), [root]]])  # with the blobs: past 400 KiB
@@ -126,10 +117,7 @@ async def test_blobs_that_would_not_fit_one_frame_beside_the_ops_are_not_pushed(
 
 
 async def test_a_write_refused_before_it_is_submitted_leaves_its_blobs_new_for_the_next_one(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         await ben.lock(["mesh"])
         leaf = await ana.put_blob(b"chunk" * 100)
         root = await put_node(ana, [leaf])
@@ -157,10 +145,7 @@ async def read_bodies(stream: trio.SocketStream, reader: FrameReader, until: str
 
 async def test_a_member_of_protocol_2_gets_the_applied_it_always_got(server):
     """Clients refuse fields they do not know: an older one is never sent ``blobs``."""
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         stream = await trio.open_tcp_stream(*server)
         reader = FrameReader(1 << 24)
         try:

@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 import trio
-from support import ServerProcess, running_broadcaster
+from support import ServerProcess, ana_and_ben_in_a_room, running_broadcaster
 
 from broadcaster.client import ServerError, connect
 from protocol import Applied, BlobGet, BlobPut, BlobQuery
@@ -28,10 +28,7 @@ async def stored(client, blobs) -> set[bytes]:
 
 
 async def test_a_value_references_blobs_and_they_go_with_their_last_holder(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         one, two = await ana.put_blob(b"one" * 1000), await ana.put_blob(b"two")
         assert await ana.missing_blobs([one, two, h(b"never")]) == [h(b"never")]
         seq = await ana.batch([["set", "mesh/geometry", b"value-1", [one, two]]])

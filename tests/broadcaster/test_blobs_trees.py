@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 import trio
-from support import running_broadcaster
+from support import ana_and_ben_in_a_room, running_broadcaster
 
 from broadcaster.client import ServerError, connect
 from protocol import BlobPut
@@ -31,10 +31,7 @@ async def put_node(client, children: list[bytes]) -> bytes:
 
 
 async def test_a_key_holds_a_tree_through_its_root_and_releases_it_in_one_command(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         a, b, c, d = [await ana.put_blob(bytes([i]) * 5000) for i in range(4)]
         left = await put_node(ana, [a, b, a])  # a repeated chunk is one child
         root1 = await put_node(ana, [left, c])

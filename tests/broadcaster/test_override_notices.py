@@ -5,6 +5,7 @@ committed value was replaced by one made without seeing it."""
 from __future__ import annotations
 
 import trio
+from support import ana_and_ben_in_a_room
 
 from broadcaster.client import connect
 from protocol import Applied, Overridden
@@ -27,10 +28,7 @@ def drain(client) -> list:
 
 
 async def test_the_overridden_client_is_told_and_the_winner_is_not(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         before = ben.seq  # Ben's edit is made from here: he has not seen Ana's
         ours = await ana.set("obj/1/location", b"ana")
         _, waiter = await ben.send_ops([["set", "obj/1/location", b"ben"]], seen=before)

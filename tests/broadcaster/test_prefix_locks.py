@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import trio
-from support import wait_for
+from support import ana_and_ben_in_a_room, wait_for
 from test_grammar import raw_member
 
 from broadcaster.client import ServerError, connect
@@ -41,10 +41,7 @@ def test_covering_prefixes_cut_at_every_slash():
 
 
 async def test_a_prefix_lock_holds_every_key_under_it_new_ones_too(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         await ben.set(OBJ + "location", b"0")
         assert await ana.lock_prefixes([], [OBJ]) == ([], [OBJ])
         changed = await next_of(ben, LocksChanged)
@@ -73,10 +70,7 @@ async def test_a_prefix_lock_holds_every_key_under_it_new_ones_too(server):
 
 
 async def test_a_narrower_lock_held_by_another_blocks_a_wider_prefix(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         await ana.lock([OBJ + "name"])
         assert await refused(ben.lock_prefixes([], [OBJ])) == "locked"
         await ana.lock_prefixes([], [OBJ + "mod/"])
@@ -90,10 +84,7 @@ async def test_a_narrower_lock_held_by_another_blocks_a_wider_prefix(server):
 
 
 async def test_the_longest_prefix_and_edge_prefixes(server):
-    async with connect(*server, name="ana") as ana, connect(*server, name="ben") as ben:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
         longest = "\U0001f511" * 255 + "abc/"  # 1024 bytes
         weird = ["/", "*/", "**/", "%2F/", "\x01\x7f\x85 /", "\u200d/"]
         await ana.lock_prefixes([], [longest, *weird])

@@ -94,10 +94,12 @@ async def studio(tmp_path: Path):
 
 
 @asynccontextmanager
-async def server_and_ana(tmp_path: Path):
-    """A server with users and an HTTP port, and Ana connected to it."""
+async def server_and_ana(tmp_path: Path, **settings):
+    """A server with users and an HTTP port (``settings``: more ServerConfig fields), and Ana connected."""
     tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens)
+    config = ServerConfig(
+        host="127.0.0.1", port=0, data_dir=tmp_path / "d", http_port=0, tokens_file=tokens, **settings
+    )
     async with open_broadcaster(config) as b:
         host, port = b.listen_addresses[0].rsplit(":", 1)
         async with connect(host, int(port), name="ana", token=ana_token) as ana:
@@ -110,17 +112,30 @@ async def ana_on_a_server(tmp_path: Path):
         yield ana
 
 
+@asynccontextmanager
+async def viewing(ana, room: str, tmp_path: Path):
+    """A page on a new share link of ``room``, from the test camera, once it drew its first frame."""
+    share = await ana.admin("share", room=room)
+    async with open_browser(tmp_path / "profile") as page:
+        await page.navigate(f"{share['url']}#camera={CAMERA}")
+        await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        yield page
+
+
+async def red_and_blue_cubes(ana) -> tuple[str, str]:
+    """A red cube at (-2, 0, 0) and a blue one at (2, 0, 1.5), in the joined room: their objects' uuids."""
+    red_cube, blue_cube = "a" * 32, "d" * 32
+    await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
+    await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+    return red_cube, blue_cube
+
+
 async def test_the_page_draws_the_room_where_it_is_in_its_colours_and_follows_a_move(tmp_path):
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("shot/010 #1", keep_open=True)
         await ana.join("shot/010 #1")
-        red_cube, blue_cube = "a" * 32, "d" * 32
-        await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
-        await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
-        share = await ana.admin("share", room="shot/010 #1")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        red_cube, _ = await red_and_blue_cubes(ana)
+        async with viewing(ana, "shot/010 #1", tmp_path) as page:
             assert await page.evaluate("blendsyncViewer.objectCount()") == 2, page.log
             shot = await page.screenshot()
             (tmp_path / "before.png").write_bytes(await page.screenshot_png())
@@ -186,9 +201,7 @@ async def test_artists_show_as_frustums_with_their_selection_and_the_page_follow
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
-        red_cube, blue_cube = "a" * 32, "d" * 32
-        await ana.batch(cube(red_cube, "b" * 32, "c" * 32, [-2.0, 0.0, 0.0], [1.0, 0.0, 0.0]))
-        await ana.batch(cube(blue_cube, "e" * 32, "f" * 32, [2.0, 0.0, 1.5], [0.0, 0.0, 1.0]))
+        _, blue_cube = await red_and_blue_cubes(ana)
         # Ana looks down at the red cube from the front and has the blue one selected; she is green.
         await ana.presence(
             name="ana",
@@ -197,10 +210,7 @@ async def test_artists_show_as_frustums_with_their_selection_and_the_page_follow
             view_matrix=view_matrix([-2.0, -3.0, 1.5], [-2.0, 0.0, 0.0]),
             selection=[blue_cube],
         )
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             await page.wait_for("document.getElementById('artists').textContent.includes('frame 42')", 30)
             shot = await page.screenshot()
             (tmp_path / "artists.png").write_bytes(await page.screenshot_png())
@@ -222,30 +232,18 @@ async def test_artists_show_as_frustums_with_their_selection_and_the_page_follow
 async def test_the_page_keeps_its_connection_alive_while_the_room_streams(tmp_path):
     # A viewer has nothing to say, and the server never pings a client it is busy sending to: without
     # its own pings the page would be cut after heartbeat_timeout.
-    tokens, ana_token = await studio(tmp_path)
-    config = ServerConfig(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path / "d",
-        http_port=0,
-        tokens_file=tokens,
-        heartbeat_interval=0.3,
-        heartbeat_timeout=1.5,
-    )
-    async with open_broadcaster(config) as b:
-        host, port = b.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana", token=ana_token) as ana:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
-            share = await ana.admin("share", room="r")
-            async with open_browser(tmp_path / "profile") as page:
-                await page.navigate(share["url"])
-                await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
-                for i in range(60):  # 6 s of a stream with no gap the server would fill with a ping
-                    await ana.set("obj/x/location", pack([float(i), 0.0, 0.0]))
-                    await trio.sleep(0.1)
-                assert await page.evaluate("blendsyncViewer.connections()") == 1
-                assert await page.evaluate("blendsyncViewer.status") == "connected"
+    async with server_and_ana(tmp_path, heartbeat_interval=0.3, heartbeat_timeout=1.5) as (_, ana):
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(share["url"])
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
+            for i in range(60):  # 6 s of a stream with no gap the server would fill with a ping
+                await ana.set("obj/x/location", pack([float(i), 0.0, 0.0]))
+                await trio.sleep(0.1)
+            assert await page.evaluate("blendsyncViewer.connections()") == 1
+            assert await page.evaluate("blendsyncViewer.status") == "connected"
 
 
 def png(width: int, height: int, colour_at) -> bytes:
@@ -355,9 +353,14 @@ async def textured_material(
 RED, BLUE, GREEN = (230, 0, 0), (0, 0, 230), (0, 200, 0)
 
 
+def quadrants(size: int = 160) -> bytes:
+    """A square image: left half red; right half blue above, green below (a flip either way shows)."""
+    return png(size, size, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+
+
 async def shows_quadrants(page, image: bytes, plane: str, source: str, saved: Path) -> None:
-    """Once ``image`` is among the page's textures, the 4 x 4 plane facing CAMERA shows it as drawn by
-    ``png(... RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)``, drawn from ``source``."""
+    """Once ``image`` is among the page's textures, the 4 x 4 plane facing CAMERA shows it as ``quadrants``
+    paints it, drawn from ``source``."""
     sha = hashlib.sha256(image).hexdigest()
     await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 30)
     await trio.sleep(0.3)  # a frame drawn with it
@@ -375,17 +378,13 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, mat = "a" * 32, "c" * 32
-        # Left half red; right half blue above, green below: a flip either way shows.
-        first = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        first = quadrants()
         assert len(first) > CHUNK_BYTES  # it travels in chunks the page fetches as blobs
         # A fine grid: its display mesh's arrays travel in chunks too.
         mesh = await sent_as_the_add_on_does(ana, textured_plane(plane, "b" * 32, mat, cells=80))
         assert len(mesh[-1]) == 4
         await ana.batch([*mesh, await textured_material(ana, mat, first)])
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             await shows_quadrants(page, first, plane, "view:plane80", tmp_path / "textured.png")
             # The artist changes the image: the page shows the new one.
             second = png(160, 160, lambda u, v: BLUE if u < 0.5 else RED if v >= 0.5 else GREEN)
@@ -402,7 +401,7 @@ async def test_the_page_maps_a_materials_image_and_follows_a_new_one(tmp_path):
 
 async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not_hold_is_left_out(tmp_path):
     async with ana_on_a_server(tmp_path) as ana:
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         await ana.create_room("other", keep_open=True)
         await ana.join("other")
         theirs = png(160, 160, lambda u, v: GREEN)
@@ -426,10 +425,7 @@ async def test_a_uv_transform_applies_and_a_value_naming_blobs_the_room_does_not
                 ["set", "view/" + "f" * 32 + "/material", other[2]],
             ]
         )
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             await page.wait_for("blendsyncViewer.textures().length === 1", 30)
             await trio.sleep(0.3)
             shot = await page.screenshot()
@@ -500,7 +496,7 @@ async def test_the_page_draws_a_plane_whose_mesh_and_image_travel_as_trees(tmp_p
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, mat = "a" * 32, "c" * 32
-        image = png(600, 600, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants(600)
         material = await set_with_trees(ana, f"view/{mat}/material", material_summary(image, image, 600))
         ops = textured_plane(plane, "b" * 32, mat, cells=300)
         mesh = await set_with_trees(ana, ops[-1][1], display_doc(ops))
@@ -509,10 +505,7 @@ async def test_the_page_draws_a_plane_whose_mesh_and_image_travel_as_trees(tmp_p
         assert [t.depth for t in chunks.trees_of(material[2])] == [2]
         assert sorted(t.depth for t in chunks.trees_of(mesh[2])) == [1, 2, 2, 2]
         await ana.batch([*ops[:-1], mesh, material])
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             sha = hashlib.sha256(image).hexdigest()
             await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 60)
             await trio.sleep(0.3)  # a frame drawn with it
@@ -538,7 +531,7 @@ async def test_the_page_fetches_the_chunks_of_what_it_draws_and_of_nothing_else(
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, plane_mesh, box, box_mesh = "a" * 32, "b" * 32, "d" * 32, "e" * 32
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         # Drawn: a plane's display mesh and its material's image, and a cube without a display mesh by its
         # base mesh; each in chunks.
         plane_ops = textured_plane(plane, plane_mesh, "c" * 32, x=-2.0, half=1.5, cells=80)
@@ -563,10 +556,7 @@ async def test_the_page_fetches_the_chunks_of_what_it_draws_and_of_nothing_else(
         await ana.batch(
             [*plane_ops[:-1], display, material, *box_ops[:3], geometry, *box_ops[4:], packed, plane_base]
         )
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             sha = hashlib.sha256(image).hexdigest()
             await page.wait_for(f"blendsyncViewer.textures().includes('{sha}')", 60)
             await page.wait_for(f"blendsyncViewer.source('{box}') === 'base'", 60)
@@ -602,7 +592,7 @@ async def test_a_malformed_tree_leaves_its_value_out_and_the_page_goes_on(tmp_pa
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         # Left plane: well formed, textured.
         left = textured_plane("a" * 32, "b" * 32, "c" * 32, x=-2.5, half=1.5, cells=40)
         ops = [
@@ -663,10 +653,7 @@ async def test_a_malformed_tree_leaves_its_value_out_and_the_page_goes_on(tmp_pa
         encoded["normals"] = tree[0]
         broken["4" * 32] = [*plane[:-1], [*bomb[:2], pack(encoded), [*bomb[3], root]]]
         await ana.batch([*ops, *(op for plane in broken.values() for op in plane)])
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             await page.wait_for("blendsyncViewer.textures().length === 1", 60)
             await page.wait_for("blendsyncViewer.waiting() === 0", 60)  # every value joined or left out
             await trio.sleep(0.3)
@@ -915,10 +902,7 @@ async def test_an_object_without_a_display_mesh_maps_its_image_through_the_rende
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         plane, mat = "a" * 32, "c" * 32
-        image = png(160, 160, lambda u, v: RED if u < 0.5 else BLUE if v >= 0.5 else GREEN)
+        image = quadrants()
         await ana.batch([*base_plane(plane, "b" * 32, mat), await textured_material(ana, mat, image)])
-        share = await ana.admin("share", room="r")
-        async with open_browser(tmp_path / "profile") as page:
-            await page.navigate(f"{share['url']}#camera={CAMERA}")
-            await page.wait_for("window.blendsyncViewer && blendsyncViewer.firstFrameMs", 90)
+        async with viewing(ana, "r", tmp_path) as page:
             await shows_quadrants(page, image, plane, "base", tmp_path / "base-textured.png")

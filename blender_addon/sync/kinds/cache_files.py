@@ -80,13 +80,7 @@ def remove(cache: bpy.types.CacheFile) -> None:
     bpy.data.batch_remove([cache])  # bpy.data.cache_files has no remove()
 
 
-class _CacheFiles:
-    """What replace() needs of a bpy.data collection."""
-
-    remove = staticmethod(remove)
-
-
-def _open(path: str) -> bpy.types.CacheFile:
+def open_cache_file(path: str) -> bpy.types.CacheFile:
     """A new cache file reading ``path`` (the API has no ``cache_files.new``: the operator makes one)."""
     before = set(bpy.data.cache_files)
     bpy.ops.cachefile.open(filepath=path)
@@ -96,7 +90,7 @@ def _open(path: str) -> bpy.types.CacheFile:
 
 def load_cache(doc: dict) -> bpy.types.CacheFile:
     folder = file_sets.store("caches", doc["files"])
-    cache = _open(os.path.join(folder, os.path.basename(doc["file"])))
+    cache = open_cache_file(os.path.join(folder, os.path.basename(doc["file"])))
     cache.name = doc["name"]
     return cache
 
@@ -118,7 +112,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 def apply_meta(cache: bpy.types.CacheFile, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     content = _content(cache)  # the files are read once: a cache may be hundreds of MB
     if content is None or file_sets.digest(content[0]) != doc["sha256"]:
-        cache = replace(cache, load_cache(doc), _CacheFiles)
+        cache = replace(cache, load_cache(doc), remove)
         content = _content(cache)  # a new cache: no layers yet
     rename(cache, doc["name"])
     rna.write_props(cache, doc["props"], ctx.resolve)

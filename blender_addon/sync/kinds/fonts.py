@@ -102,7 +102,7 @@ def apply_meta(font: bpy.types.VectorFont, doc: dict, ctx: ApplyContext) -> bpy.
     if builtin != doc["builtin"] or (
         not builtin and hashlib.sha256(font_content(font) or b"").hexdigest() != doc["sha256"]
     ):
-        font = replace(font, load_font(doc), bpy.data.fonts)
+        font = replace(font, load_font(doc), bpy.data.fonts.remove)
     _rename_font(font, doc["name"])
     return font
 

@@ -29,7 +29,9 @@ def stub(name: str, object_type: str) -> bpy.types.ID:
 
 def apply_meta(probe: bpy.types.LightProbe, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     if probe.type != doc["type"]:  # the type of a probe is fixed when it is made
-        probe = replace(probe, bpy.data.lightprobes.new(doc["name"], doc["type"]), bpy.data.lightprobes)
+        probe = replace(
+            probe, bpy.data.lightprobes.new(doc["name"], doc["type"]), bpy.data.lightprobes.remove
+        )
     rename(probe, doc["name"])
     rna.write_props(probe, doc["props"], ctx.resolve)
     return probe

@@ -77,7 +77,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 def apply_meta(clip: bpy.types.MovieClip, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     files = clip_content(clip)
     if files is None or file_sets.digest(files) != doc["sha256"] or clip.source != doc["source"]:
-        clip = replace(clip, load_clip(doc), bpy.data.movieclips)
+        clip = replace(clip, load_clip(doc), bpy.data.movieclips.remove)
     rename(clip, doc["name"])
     set_changed(clip.colorspace_settings, "name", doc["colorspace"])
     rna.write_props(clip, doc["props"], ctx.resolve)

@@ -82,7 +82,7 @@ def apply_meta(pc: bpy.types.PointCloud, doc: dict, ctx: ApplyContext) -> bpy.ty
 def apply_points(pc: bpy.types.PointCloud, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     if len(pc.points) != doc["count"]:
         name, materials = pc.name, list(pc.materials)
-        pc = replace(pc, new_pointcloud(doc["count"]), bpy.data.pointclouds)
+        pc = replace(pc, new_pointcloud(doc["count"]), bpy.data.pointclouds.remove)
         pc.name = name
         set_materials(pc.materials, materials)
     write_attributes(pc, doc["attributes"], ctx)

@@ -84,7 +84,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 def apply_meta(sound: bpy.types.Sound, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     content = sound_content(sound)
     if content is None or hashlib.sha256(content).hexdigest() != doc["sha256"]:
-        sound = replace(sound, load_sound(doc), bpy.data.sounds)
+        sound = replace(sound, load_sound(doc), bpy.data.sounds.remove)
     rename(sound, doc["name"])
     set_changed(sound, "use_mono", doc["use_mono"])
     set_changed(sound, "use_memory_cache", doc["use_memory_cache"])

@@ -1,0 +1,45 @@
+"""Artists' replicas in one Blender process: a scene made again from a room's values (at once, or one op at a
+time), and the batch an artist sends for an edit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import bpy
+from scene_builders import reset_scene
+
+from blender_addon import sync
+
+Ops = list[tuple[str, bytes | None]]
+
+
+def replica(base: dict[str, bytes]) -> sync.ChangeTracker:
+    """A fresh Blender scene holding the room's base state, with a tracker that knows it."""
+    reset_scene()
+    tracker = sync.ChangeTracker()
+    applier = sync.apply_ops(list(base.items()), tracker=tracker)
+    assert applier.errors == []
+    assert tracker.scan() == ({}, [])  # the replica is exactly the base
+    return tracker
+
+
+def applied_one_at_a_time(ops: Iterable[tuple[str, bytes]]) -> sync.Applier:
+    """A fresh scene made from ``ops`` fed one at a time, each applied before the next arrives (a link to
+    what has not arrived waits for it); every op applies and every link is resolved in the end."""
+    reset_scene()
+    applier = sync.Applier()
+    for op in ops:
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    return applier
+
+
+def edit_batch(tracker: sync.ChangeTracker, edit: Callable[[], None]) -> Ops:
+    """Make an edit and return the batch the artist sends for it."""
+    edit()
+    bpy.context.view_layer.update()
+    changed, deleted = tracker.scan()
+    batch: Ops = [*changed.items(), *((key, None) for key in deleted)]
+    assert batch, "the edit changed no key"
+    return batch
