@@ -2,8 +2,15 @@
 
 Tree layout of a room:
     /rooms/<room>/meta          {"keep_open": bool, "password": {...} | None, "created_by": str,
+                                 "incarnation": str (random, set at creation; absent in rooms created
+                                 before it was introduced),
                                  "seq_base": int (optional: an imported room's seq before its first op),
                                  "importing": client_id (optional: an import in parts, not yet visible)}
+                                 Written only when the room is created (an import's parts rewrite it
+                                 until the last), so a command built from this node's copy of a room
+                                 requires the meta it read (``same_room``): a room deleted and created
+                                 again under its name meanwhile has another incarnation, while its
+                                 other nodes' versions and seqs start again and could match.
     /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
     /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...], "u": author's name, "t": unix
                                  seconds, "s": seen (optional), "p": hashes of the blobs the write made
@@ -25,6 +32,7 @@ are literal (``list_local``) and only the fixed layout above is ever matched.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -82,10 +90,29 @@ def _prefix_guards(room: str, keys: Iterable[str], payload: dict[str, Any]) -> l
 # ---- commands ----------------------------------------------------------------------------------------------
 
 
+def new_incarnation() -> str:
+    """A new room's creation id (meta "incarnation"): no other room of that name, before or after, has it."""
+    return secrets.token_hex(8)
+
+
+def same_room(room: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A condition: the room is still the one whose meta this node read. The meta is written only at
+    creation and holds the room's incarnation, so a room deleted and created again under its name fails
+    it (a meta from before incarnations existed is matched whole: rooms created since all differ)."""
+    return {"payload_equals": [list(meta_path(room)), meta]}
+
+
 def create_room_command(room: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Create a room with ``meta`` and a new incarnation."""
     return {
         "compare": [{"not": {"exists": list(meta_path(room))}}],
-        "then": [{"op": "put", "path": list(meta_path(room)), "payload": meta}],
+        "then": [
+            {
+                "op": "put",
+                "path": list(meta_path(room)),
+                "payload": {**meta, "incarnation": new_incarnation()},
+            }
+        ],
     }
 
 
