@@ -116,11 +116,11 @@ def create_room_command(room: str, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def delete_room_command(room: str) -> dict[str, Any]:
-    return {
-        "compare": [{"exists": list(meta_path(room))}],
-        "then": [{"op": "delete", "path": list(room_path(room))}],
-    }
+def delete_room_command(room: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Delete the room; with ``meta`` (the one a decision to delete was made from) only if it is still
+    that room, not one created again under its name meanwhile."""
+    exists = {"exists": list(meta_path(room))} if meta is None else same_room(room, meta)
+    return {"compare": [exists], "then": [{"op": "delete", "path": list(room_path(room))}]}
 
 
 def write_command(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_for
 
 from broadcaster import history
 from broadcaster import history_client as hc
@@ -83,6 +84,10 @@ def _is_restore(command: dict) -> bool:
 
 def _deletes(command: dict, part: str) -> bool:
     return any(op["op"] == "delete" and op["path"][2:3] == [part] for op in command["then"])
+
+
+def _is_room_deletion(command: dict) -> bool:
+    return any(op["op"] == "delete" and len(op["path"]) == 2 for op in command.get("then", []))
 
 
 def _is_retention(command: dict) -> bool:
@@ -185,6 +190,32 @@ async def test_a_retention_change_built_in_a_room_replaced_before_it_commits_is_
         assert (await forced.propose(forced.picked[0]))["succeeded"] is False
         await hc.set_retention(cy, ops=5)
         assert history.history_version(broadcaster.store.node, "shot")[1] == {"days": None, "ops": 5}
+
+
+# ---- the room's deletion ----------------------------------------------------------------------------------
+
+
+async def test_a_room_deletion_decided_before_the_room_was_replaced_leaves_the_new_room(tmp_path: Path):
+    """ana may delete her room; by the time her delete commits, "shot" is cy's: it stays."""
+    async with _room(tmp_path) as (broadcaster, _, ana, cy):
+        await ana.leave()
+        forced = Forced(broadcaster, _is_room_deletion, lambda: _replace(cy))
+        with pytest.raises(ServerError) as info:
+            await ana.delete_room("shot")
+        assert info.value.code == "no_such_room"
+        assert broadcaster.store.find_meta("shot")["created_by"] == "cy"
+        assert _room_state(broadcaster) == dict(cy.state) == {"k": b"new room"}
+        assert (await forced.propose(forced.picked[0]))["succeeded"] is False
+
+
+async def test_the_last_member_leaving_does_not_delete_a_room_created_again_under_its_name(tmp_path: Path):
+    async with _room(tmp_path, keep_open=False) as (broadcaster, _, ana, cy):
+        forced = Forced(broadcaster, _is_room_deletion, lambda: _replace(cy))
+        await ana.leave()  # the room is not kept open: the server deletes it once she is out
+        await wait_for(lambda: forced.outcome is not None)
+        assert forced.outcome["succeeded"] is False
+        assert broadcaster.store.find_meta("shot")["created_by"] == "cy"
+        assert _room_state(broadcaster) == dict(cy.state) == {"k": b"new room"}
 
 
 # ---- the leader's passes: automatic checkpoints, their deletion, compaction -------------------------------
