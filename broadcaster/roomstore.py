@@ -203,13 +203,19 @@ def lock_payload(client_id: str, user: str, node_id: Any) -> dict[str, Any]:
 
 
 def lock_command(
-    room: str, keys: list[str], payload: dict[str, Any], prefixes: Sequence[str] = ()
+    room: str,
+    keys: list[str],
+    payload: dict[str, Any],
+    prefixes: Sequence[str] = (),
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Lock every key and prefix for ``payload``'s owner, if the room exists and none of them, nor a prefix
-    covering one of them, is someone else's. (A key or prefix lock of someone else *under* a new prefix is
-    refused from this node's copy before the command: a lock granted on another node in the same moment
-    can overlap, and then neither owner can write the overlap until one releases.)"""
-    compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
+    """Lock every key and prefix for ``payload``'s owner, if the room exists (with ``meta``: is still the
+    one the owner is in) and none of them, nor a prefix covering one of them, is someone else's. (A key or
+    prefix lock of someone else *under* a new prefix is refused from this node's copy before the command: a
+    lock granted on another node in the same moment can overlap, and then neither owner can write the
+    overlap until one releases.)"""
+    exists = {"exists": list(meta_path(room))} if meta is None else same_room(room, meta)
+    compare: list[dict[str, Any]] = [exists]
     then = []
     for key in keys:
         path = list(lock_path(room, key))

@@ -218,6 +218,27 @@ async def test_the_last_member_leaving_does_not_delete_a_room_created_again_unde
         assert _room_state(broadcaster) == dict(cy.state) == {"k": b"new room"}
 
 
+# ---- locks ----------------------------------------------------------------------------------------------
+
+
+def _is_lock(command: dict) -> bool:
+    then = command.get("then", [])
+    return bool(then) and all(op["op"] == "put" and op["path"][2:3] == ["locks"] for op in then)
+
+
+async def test_a_lock_asked_for_in_a_room_replaced_before_it_commits_is_refused(tmp_path: Path):
+    """Held in the new room by a session that is not in it, the lock would never be released."""
+    async with _room(tmp_path) as (broadcaster, _, ana, cy):
+        forced = Forced(broadcaster, _is_lock, lambda: _replace(cy, write=False))
+        with pytest.raises(ServerError) as info:
+            await ana.lock(["k"])
+        assert info.value.code == "no_such_room"
+        assert broadcaster.store.locks("shot") == []
+        assert await cy.set("k", b"mine") == 1
+        assert (await forced.propose(forced.picked[0]))["succeeded"] is False
+        assert await cy.lock(["k"]) == ["k"]
+
+
 # ---- the leader's passes: automatic checkpoints, their deletion, compaction -------------------------------
 
 
