@@ -24,6 +24,7 @@ from .roomstore import (
     break_locks_command,
     delete_room_command,
     import_command,
+    new_incarnation,
 )
 from .session import Session
 
@@ -253,6 +254,7 @@ class AdminActions:
                 "password": password,
                 "created_by": str(meta_in.get("created_by") or session.name),
                 "seq_base": max(0, seq),
+                "incarnation": new_incarnation(),  # every part keeps it (import_command)
             }
             previous = None
         else:

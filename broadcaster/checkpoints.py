@@ -73,6 +73,9 @@ class RoomHistory:
         await self.store.fence()  # answer from a copy that has everything committed before the request
         if session.room is not room:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "the room went while the request waited")
+        # The room the session is in, as of now: every command below requires this meta (its incarnation),
+        # so none lands in a room deleted and created again under its name before it commits.
+        meta = self.store.meta(room.name)
         match request:
             case History():
                 rows, truncated = history.blame(
@@ -96,37 +99,51 @@ class RoomHistory:
                 found = history.checkpoint_list(self.store.node, room.name)
                 session.send(CheckpointList(room=room.name, checkpoints=found, ref=request.ref))
             case Checkpoint():
-                made = await self.checkpoint(room, request.name, session.name, session.client_id, auto=False)
+                made = await self.checkpoint(
+                    room.name, meta, request.name, session.name, session.client_id, auto=False
+                )
                 session.send(CheckpointMade(room=room.name, checkpoint=made, ref=request.ref))
             case DeleteCheckpoint():
                 history.read_checkpoint(self.store.node, room.name, request.checkpoint)
                 await self._guarded(
+                    room.name,
+                    meta,
                     lambda: history.delete_checkpoints_command(
-                        self.store.node, room.name, [request.checkpoint]
-                    )
+                        self.store.node, room.name, meta, [request.checkpoint]
+                    ),
                 )
                 session.send(
                     CheckpointDeleted(room=room.name, checkpoint=request.checkpoint, ref=request.ref)
                 )
             case Restore():
-                seq, undo = await self.restore(session, room, request.checkpoint, request.seq)
+                seq, undo = await self.restore(session, room, meta, request.checkpoint, request.seq)
                 session.send(Restored(room=room.name, seq=seq, undo=undo, ref=request.ref))
             case Fork():
-                seq = await self.fork(session, room, request)
+                seq = await self.fork(session, room, meta, request)
                 session.send(Forked(room=request.room, source=room.name, seq=seq, ref=request.ref))
             case SetRetention():
-                meta = self.store.meta(room.name)
                 if not session.user.is_admin and meta.get("created_by") != session.user.name:
                     raise RequestError(
                         ErrorCode.FORBIDDEN, "only the room's creator or an admin sets retention"
                     )
                 settings = {"days": request.days, "ops": request.ops}
-                await self._guarded(lambda: history.retention_command(self.store.node, room.name, settings))
+                await self._guarded(
+                    room.name,
+                    meta,
+                    lambda: history.retention_command(self.store.node, room.name, meta, settings),
+                )
                 session.send(Retention(room=room.name, days=request.days, ops=request.ops, ref=request.ref))
 
-    async def _guarded(self, build: Any) -> dict[str, Any]:
-        """Propose a command built from this node's copy; rebuild it if something changed first."""
+    def _still(self, room: str, meta: dict[str, Any]) -> None:
+        """Refuse to build for a room that is gone: deleted, maybe created again under its name."""
+        if self.store.find_meta(room) != meta:
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"room {room!r} was deleted meanwhile")
+
+    async def _guarded(self, room: str, meta: dict[str, Any], build: Any) -> dict[str, Any]:
+        """Propose a command built from this node's copy of the room whose meta is ``meta``; rebuild it if
+        something changed first, unless that room is gone."""
         for _ in range(ATTEMPTS):
+            self._still(room, meta)
             result = await self.store.propose(build())
             if not result.get("ok"):
                 raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
@@ -139,33 +156,34 @@ class RoomHistory:
         return {"name": name, "by": by, "c": client_id, "t": int(time.time()), "seq": seq, "auto": auto}
 
     async def checkpoint(
-        self, room: Room, name: str, by: str, client_id: str, *, auto: bool
+        self, room: str, meta: dict[str, Any], name: str, by: str, client_id: str, *, auto: bool
     ) -> dict[str, Any]:
+        """Checkpoint the room whose meta is ``meta`` (refused if it is gone, whatever took its name)."""
         node = self.store.node
         state: dict[str, Any] = {}
+        seq_base = meta.get("seq_base", 0)
 
         def build() -> dict[str, Any]:
-            self.store.meta(room.name)
-            last = self.store.last_log_seq(room.name)
-            items = dict(self.store.items(room.name))
-            refs = history.live_refs(node, room.name)
-            state["record"] = record = self._record(name, by, client_id, last + room.seq_base, auto)
+            last = self.store.last_log_seq(room)
+            items = dict(self.store.items(room))
+            refs = history.live_refs(node, room)
+            state["record"] = record = self._record(name, by, client_id, last + seq_base, auto)
             state["keys"] = len(items)
-            return history.checkpoint_command(node, room.name, items, refs, record)
+            return history.checkpoint_command(node, room, meta, items, refs, record)
 
-        result = await self._guarded(build)
+        result = await self._guarded(room, meta, build)
         number = result["results"][-1]["seq"]
         payload = {**state["record"], "keys": {}}
         return {**history.describe_checkpoint(number, payload), "keys": state["keys"]}
 
     async def restore(
-        self, session: Session, room: Room, checkpoint: int | None, seq: int | None
+        self, session: Session, room: Room, meta: dict[str, Any], checkpoint: int | None, seq: int | None
     ) -> tuple[int, int | None]:
         node = self.store.node
         outcome: dict[str, Any] = {}
 
         def build() -> dict[str, Any] | None:
-            meta = self.store.meta(room.name)
+            self._still(room.name, meta)
             last = self.store.last_log_seq(room.name)
             if checkpoint is not None:
                 target = history.checkpoint_items(
@@ -189,7 +207,7 @@ class RoomHistory:
             if room.locks or room.locks_pending:
                 owner = lock_payload(session.client_id, session.name, self.store.node_id)
             command, ops = history.restore_command(
-                node, room.name, target, current, last, undo, entry, cap, owner
+                node, room.name, meta, target, current, last, undo, entry, cap, owner
             )
             for op in ops:  # like a write: another session's locked key is not changed
                 holder = room.locks.get(op[1])
@@ -211,12 +229,11 @@ class RoomHistory:
             await self.store.fence()
         raise RequestError(ErrorCode.UNAVAILABLE, "the room kept changing: try again")
 
-    async def fork(self, session: Session, room: Room, request: Fork) -> int:
+    async def fork(self, session: Session, room: Room, meta: dict[str, Any], request: Fork) -> int:
         if not session.user.may_use_room(request.room):
             raise RequestError(ErrorCode.FORBIDDEN, "this token is for another room")
         self.hub.check_room_count()
         node = self.store.node
-        meta = self.store.meta(room.name)
         if request.checkpoint is not None:
             payload = history.read_checkpoint(node, room.name, request.checkpoint)
             (items, refs), seq = history.checkpoint_items(node, room.name, payload), payload["seq"]
@@ -230,12 +247,14 @@ class RoomHistory:
             "created_by": session.name,
             "forked_from": {"room": room.name, "seq": seq},
         }
-        result = await self.store.propose(history.fork_command(request.room, items, refs, new_meta))
+        command = history.fork_command(request.room, items, refs, new_meta, (room.name, meta))
+        result = await self.store.propose(command)
         if not result.get("ok"):
             raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
         if not result.get("succeeded"):
             await self.store.fence()
-            if self.store.find_meta(request.room) is None:  # not taken: a blob went since the check
+            if self.store.find_meta(request.room) is None:  # not taken: the source or a blob went
+                self._still(room.name, meta)
                 history.check_blobs(node, room.name, refs, "fork")
                 raise RequestError(ErrorCode.CONFLICT, "the room changed meanwhile: fork again")
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {request.room!r} already exists")
@@ -272,9 +291,7 @@ class HistoryMaintenance:
                 log.exception("history maintenance failed")
 
     async def run_once(self, now: float) -> None:
-        for room, meta in self.store.metas():
-            if meta.get("importing"):
-                continue
+        for room, _ in self.store.metas():
             try:
                 await self.maintain(room, now)
             except RequestError as exc:  # the room went, or no quorum: the next pass tries again
@@ -282,10 +299,15 @@ class HistoryMaintenance:
 
     async def maintain(self, name: str, now: float) -> None:
         node = self.store.node
+        # Read once: every step below is for this room, and is refused if it went meanwhile (a room created
+        # again under its name waits for the next pass, which reads it afresh).
+        meta = self.store.find_meta(name)
+        if meta is None or meta.get("importing"):
+            return
         interval = self.config.checkpoint_interval
         if interval:
             checkpoints = history.checkpoint_list(node, name)
-            seq_base = self.store.meta(name).get("seq_base", 0)
+            seq_base = meta.get("seq_base", 0)
             since = checkpoints[-1]["seq"] - seq_base if checkpoints else 0
             first = node.read_local((*log_path(name), history.seq_name(since + 1)))
             # Activity: the first operation after the latest checkpoint is interval old. Once the log's cap
@@ -299,14 +321,15 @@ class HistoryMaintenance:
                 if checkpoints:
                     active = active and checkpoints[-1]["time"] <= now - interval
             if active:
-                room = self.history.hub.rooms.get(name) or Room(name, seq_base=seq_base)
-                await self.history.checkpoint(room, "automatic", "", "~server~", auto=True)
+                await self.history.checkpoint(name, meta, "automatic", "", "~server~", auto=True)
                 checkpoints = history.checkpoint_list(node, name)
             autos = [c["id"] for c in checkpoints if c["auto"]]
             kept = self.config.auto_checkpoints_kept
             if kept and len(autos) > kept:
                 old = autos[: len(autos) - kept]
-                await self.history._guarded(lambda: history.delete_checkpoints_command(node, name, old))
+                await self.history._guarded(
+                    name, meta, lambda: history.delete_checkpoints_command(node, name, meta, old)
+                )
         days = history.history_version(node, name)[1].get("days")
         days = self.config.history_days if days is None else days
         if days:
@@ -317,7 +340,7 @@ class HistoryMaintenance:
                     break
                 names.append(history.seq_name(number))
             if names:
-                await self.store.propose(history.compact_command(name, names))
+                await self.store.propose(history.compact_command(name, meta, names))
 
 
 def _next_child(node: Any, path: tuple[str, ...]) -> int:

@@ -22,6 +22,10 @@ do): the state at a retained seq may name a blob that a later write let go. Rest
 reference of the state they bring back and refuse (no_such_blob) before changing anything if one is gone;
 a checkpoint's state is always complete.
 
+Every command here is built from this node's copy of the room and commits later: each requires the room's
+meta as it was read (roomstore.same_room), so none lands in a room deleted and created again under the
+same name meanwhile, whose history version, checkpoint ids and log seqs start again and could match.
+
 This module builds commands and reads this node's copy; checkpoints.py answers the requests.
 """
 
@@ -35,7 +39,7 @@ from replication import format_path
 
 from .blobs import blob_path, exists_conditions, hold_ops, key_hold_changes, room_refs_path, value_holder
 from .errors import RequestError
-from .roomstore import ROOMS, keys_path, lock_path, log_path, meta_path, room_path
+from .roomstore import ROOMS, keys_path, lock_path, log_path, meta_path, new_incarnation, room_path, same_room
 
 MAX_BLAME_RESULTS = 10_000
 
@@ -257,7 +261,7 @@ def checkpoint_ops(
 
 
 def checkpoint_command(
-    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any]
+    node: Any, room: str, meta: dict[str, Any], items: dict[str, bytes], refs: Refs, record: dict[str, Any]
 ) -> dict[str, Any]:
     """A checkpoint of ``items``, the room's map at ``record["seq"]`` as this node read it. Writes that
     commit between the build and the commit do not void it (it names its seq; the log goes on from there),
@@ -265,11 +269,11 @@ def checkpoint_command(
     it is guarded: a blob of a value it stores let go by such a write before it holds it (the values' blob
     conditions refuse it whole: never a checkpoint naming a missing blob), another checkpoint, deletion,
     restore or retention change (the history guard, which also keeps checkpoint ids in seq order), and the
-    room's deletion."""
+    room's deletion (``meta``: the room read, not one created again under its name)."""
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
     held, ops = checkpoint_ops(node, room, items, refs, record)
-    compare = [{"exists": list(meta_path(room))}, condition, *held]
+    compare = [same_room(room, meta), condition, *held]
     return {"compare": compare, "then": [guard, *ops]}
 
 
@@ -281,6 +285,7 @@ def _no_append_after(room: str, last_seq: int) -> dict[str, Any]:
 def restore_command(
     node: Any,
     room: str,
+    meta: dict[str, Any],
     target: tuple[dict[str, bytes], Refs],
     current: tuple[dict[str, bytes], Refs],
     last_seq: int,
@@ -305,7 +310,7 @@ def restore_command(
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
     held, undo_ops = checkpoint_ops(node, room, current_items, current_refs, undo)
-    compare = [{"exists": list(meta_path(room))}, condition, _no_append_after(room, last_seq), *held]
+    compare = [same_room(room, meta), condition, _no_append_after(room, last_seq), *held]
     if lock_owner is not None:  # the room has locks: none of the keys may be someone else's
         for op in ops:
             path = list(lock_path(room, op[1]))
@@ -330,13 +335,19 @@ def restore_command(
     return {"compare": compare, "then": then}, ops
 
 
-def fork_command(room: str, items: dict[str, bytes], refs: Refs, meta: dict[str, Any]) -> dict[str, Any]:
+def fork_command(
+    room: str,
+    items: dict[str, bytes],
+    refs: Refs,
+    meta: dict[str, Any],
+    source: tuple[str, dict[str, Any]],
+) -> dict[str, Any]:
     """A new room holding ``items``, its keys holding the blobs ``refs`` names (it did not start empty:
-    restoring before its first checkpoint is refused)."""
-    compare: list[dict[str, Any]] = [{"not": {"exists": list(room_path(room))}}]
-    then: list[dict[str, Any]] = [
-        {"op": "put", "path": list(meta_path(room)), "payload": {**meta, "seeded": True}}
-    ]
+    restoring before its first checkpoint is refused). ``source`` is the room and meta ``items`` were read
+    from: the fork is refused if that room went meanwhile (its "forked_from" would name another room)."""
+    compare: list[dict[str, Any]] = [{"not": {"exists": list(room_path(room))}}, same_room(*source)]
+    new_meta = {**meta, "seeded": True, "incarnation": new_incarnation()}
+    then: list[dict[str, Any]] = [{"op": "put", "path": list(meta_path(room)), "payload": new_meta}]
     for key, value in sorted(items.items()):
         then.append({"op": "put", "path": [*keys_path(room), key], "payload": value})
         if refs.get(key):
@@ -346,7 +357,9 @@ def fork_command(room: str, items: dict[str, bytes], refs: Refs, meta: dict[str,
     return {"compare": compare, "then": then}
 
 
-def delete_checkpoints_command(node: Any, room: str, numbers: list[int]) -> dict[str, Any]:
+def delete_checkpoints_command(
+    node: Any, room: str, meta: dict[str, Any], numbers: list[int]
+) -> dict[str, Any]:
     """Delete checkpoints and every value only they held (under the history guard)."""
     version, settings = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
@@ -358,18 +371,19 @@ def delete_checkpoints_command(node: Any, room: str, numbers: list[int]) -> dict
     then = [guard]
     then += [{"op": "delete", "path": [*checkpoints_path(room), seq_name(n)]} for n in sorted(gone)]
     then += [{"op": "delete", "path": [*values_path(room), d]} for d in sorted(dropped - kept)]
-    return {"compare": [{"exists": list(meta_path(room))}, condition], "then": then}
+    return {"compare": [same_room(room, meta), condition], "then": then}
 
 
-def retention_command(node: Any, room: str, settings: dict[str, Any]) -> dict[str, Any]:
+def retention_command(node: Any, room: str, meta: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     version, _ = history_version(node, room)
     condition, guard = _history_guard(room, version, settings)
-    return {"compare": [{"exists": list(meta_path(room))}, condition], "then": [guard]}
+    return {"compare": [same_room(room, meta), condition], "then": [guard]}
 
 
-def compact_command(room: str, names: list[str]) -> dict[str, Any]:
-    """Drop log entries past the room's retention (a missing one is no error: compaction may repeat)."""
+def compact_command(room: str, meta: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Drop log entries past the room's retention (a missing one is no error: compaction may repeat), if
+    the room is still the one they were read from: another of its name numbers its log from 1 again."""
     return {
-        "compare": [{"exists": list(meta_path(room))}],
+        "compare": [same_room(room, meta)],
         "then": [{"op": "delete", "path": [*log_path(room), name]} for name in names],
     }

@@ -53,9 +53,15 @@ class Locks:
             if owner is not None:
                 raise RequestError(ErrorCode.LOCKED, f"keys under {prefix!r} are locked by {owner}")
         payload = self.payload(session)
+        # The session's room as of now (its deletion would have taken the session out): a lock that commits
+        # after the room was deleted and created again under its name would be held in the new room by a
+        # session that is not in it, and never released.
+        meta = self.store.find_meta(room.name)
+        if meta is None:
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, "the room no longer exists")
         room.locks_pending += 1
         try:
-            result = await self.store.propose(lock_command(room.name, keys, payload, prefixes))
+            result = await self.store.propose(lock_command(room.name, keys, payload, prefixes, meta))
         finally:
             room.locks_pending -= 1
         if not result.get("ok"):

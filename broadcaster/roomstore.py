@@ -2,8 +2,15 @@
 
 Tree layout of a room:
     /rooms/<room>/meta          {"keep_open": bool, "password": {...} | None, "created_by": str,
+                                 "incarnation": str (random, set at creation; absent in rooms created
+                                 before it was introduced),
                                  "seq_base": int (optional: an imported room's seq before its first op),
                                  "importing": client_id (optional: an import in parts, not yet visible)}
+                                 Written only when the room is created (an import's parts rewrite it
+                                 until the last), so a command built from this node's copy of a room
+                                 requires the meta it read (``same_room``): a room deleted and created
+                                 again under its name meanwhile has another incarnation, while its
+                                 other nodes' versions and seqs start again and could match.
     /rooms/<room>/keys/<key>    the value (opaque bytes from the clients)
     /rooms/<room>/log/<seq>     {"c": client_id, "o": op_id, "ops": [...], "u": author's name, "t": unix
                                  seconds, "s": seen (optional), "p": hashes of the blobs the write made
@@ -25,6 +32,7 @@ are literal (``list_local``) and only the fixed layout above is ever matched.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -82,18 +90,37 @@ def _prefix_guards(room: str, keys: Iterable[str], payload: dict[str, Any]) -> l
 # ---- commands ----------------------------------------------------------------------------------------------
 
 
+def new_incarnation() -> str:
+    """A new room's creation id (meta "incarnation"): no other room of that name, before or after, has it."""
+    return secrets.token_hex(8)
+
+
+def same_room(room: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A condition: the room is still the one whose meta this node read. The meta is written only at
+    creation and holds the room's incarnation, so a room deleted and created again under its name fails
+    it (a meta from before incarnations existed is matched whole: rooms created since all differ)."""
+    return {"payload_equals": [list(meta_path(room)), meta]}
+
+
 def create_room_command(room: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Create a room with ``meta`` and a new incarnation."""
     return {
         "compare": [{"not": {"exists": list(meta_path(room))}}],
-        "then": [{"op": "put", "path": list(meta_path(room)), "payload": meta}],
+        "then": [
+            {
+                "op": "put",
+                "path": list(meta_path(room)),
+                "payload": {**meta, "incarnation": new_incarnation()},
+            }
+        ],
     }
 
 
-def delete_room_command(room: str) -> dict[str, Any]:
-    return {
-        "compare": [{"exists": list(meta_path(room))}],
-        "then": [{"op": "delete", "path": list(room_path(room))}],
-    }
+def delete_room_command(room: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Delete the room; with ``meta`` (the one a decision to delete was made from) only if it is still
+    that room, not one created again under its name meanwhile."""
+    exists = {"exists": list(meta_path(room))} if meta is None else same_room(room, meta)
+    return {"compare": [exists], "then": [{"op": "delete", "path": list(room_path(room))}]}
 
 
 def write_command(
@@ -176,13 +203,19 @@ def lock_payload(client_id: str, user: str, node_id: Any) -> dict[str, Any]:
 
 
 def lock_command(
-    room: str, keys: list[str], payload: dict[str, Any], prefixes: Sequence[str] = ()
+    room: str,
+    keys: list[str],
+    payload: dict[str, Any],
+    prefixes: Sequence[str] = (),
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Lock every key and prefix for ``payload``'s owner, if the room exists and none of them, nor a prefix
-    covering one of them, is someone else's. (A key or prefix lock of someone else *under* a new prefix is
-    refused from this node's copy before the command: a lock granted on another node in the same moment
-    can overlap, and then neither owner can write the overlap until one releases.)"""
-    compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
+    """Lock every key and prefix for ``payload``'s owner, if the room exists (with ``meta``: is still the
+    one the owner is in) and none of them, nor a prefix covering one of them, is someone else's. (A key or
+    prefix lock of someone else *under* a new prefix is refused from this node's copy before the command: a
+    lock granted on another node in the same moment can overlap, and then neither owner can write the
+    overlap until one releases.)"""
+    exists = {"exists": list(meta_path(room))} if meta is None else same_room(room, meta)
+    compare: list[dict[str, Any]] = [exists]
     then = []
     for key in keys:
         path = list(lock_path(room, key))

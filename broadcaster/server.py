@@ -452,8 +452,9 @@ class Broadcaster:
         everyone_left = not room.members and not self.peers.count(room.name)
         if everyone_left and meta is not None and not meta.get("keep_open"):
             # The last member left on purpose: a room that is not kept open goes (a dropped connection
-            # does not count as leaving, so a crash never deletes work).
-            await self.store.propose(delete_room_command(room.name))
+            # does not count as leaving, so a crash never deletes work). This room only: not one created
+            # again under its name before the delete commits.
+            await self.store.propose(delete_room_command(room.name, meta))
 
     async def delete_room(self, session: Session, request: DeleteRoom) -> None:
         meta = self.store.meta(request.room)
@@ -464,9 +465,10 @@ class Broadcaster:
         in_use = self.hub.in_use(request.room)
         if in_use:
             raise RequestError(ErrorCode.ROOM_IN_USE, f"room {request.room!r} has {in_use} clients")
-        result = await self.store.propose(delete_room_command(request.room))
+        # The room whose creator was checked: not one created again under its name before this commits.
+        result = await self.store.propose(delete_room_command(request.room, meta))
         if not result.get("succeeded"):
-            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {request.room!r}")
+            raise RequestError(ErrorCode.NO_SUCH_ROOM, f"no room {request.room!r}: it was deleted meanwhile")
         session.send(RoomDeleted(room=request.room, ref=request.ref))
 
     # ---- replicated state -> this node ------------------------------------------------------------------
