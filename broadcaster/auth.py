@@ -43,6 +43,10 @@ class User:
     role: str
     room: str | None = None  # set: this user may create, join and delete only this room
     expires_at: int | None = None
+    # A share link's room as it was when the link was made (its meta's "incarnation"): a room deleted and
+    # made again under the name is another room, which the link does not open. None: a link made before
+    # rooms had incarnations, bound to the name alone.
+    incarnation: str | None = None
 
     @property
     def is_admin(self) -> bool:

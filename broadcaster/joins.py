@@ -19,6 +19,7 @@ from .roles import room_role
 from .rooms import VIEWER_KIND, Room, encode_frame
 from .roomstore import RoomStore
 from .session import Session
+from .sharestore import link_opens
 
 
 class Joins:
@@ -28,6 +29,18 @@ class Joins:
         self.hub = hub
         self.password_guard = password_guard
 
+    def _meta_for(self, session: Session, room: str) -> dict[str, Any]:
+        """The room's meta; for a share link, only if the room is the one the link was made for."""
+        meta = self.store.meta(room)
+        user = session.user
+        if user.is_viewer and not link_opens(user.incarnation, meta.get("incarnation")):
+            raise RequestError(
+                ErrorCode.NO_SUCH_ROOM,
+                f"the room {room!r} this link was made for was deleted (a room made since under its "
+                "name is another room)",
+            )
+        return meta
+
     async def join_room(self, session: Session, request: JoinRoom) -> None:
         session.left = None  # from here, its ops reach it through the stream it joins (ack at their place)
         if request.password is not None and self.store.find_meta(request.room) is not None:
@@ -36,13 +49,13 @@ class Joins:
         await self.store.fence()
         if session.room is not None:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, f"already in room {session.room.name!r}")
-        meta = self.store.meta(request.room)
+        meta = self._meta_for(session, request.room)
         stored = meta.get("password")
         # A share link was made by the room's owner for this room: it needs no password.
         if stored is not None and not session.user.is_viewer:
             await self.password_guard.check(session.peer, request.room, request.password, stored)
         # From here to the end there is no await: the snapshot and the fan-out registration are atomic.
-        self.store.meta(request.room)  # it may have been deleted while the password was checked
+        self._meta_for(session, request.room)  # it may have been deleted while the password was checked
         if session.room is not None or session.closing:
             raise RequestError(ErrorCode.ALREADY_IN_ROOM, "already in a room")
         room = self.hub.rooms.setdefault(request.room, Room(request.room))

@@ -26,7 +26,7 @@ from .errors import RequestError
 from .roles import OWNER, room_role
 from .roomstore import RoomStore
 from .session import Session
-from .sharestore import ShareStore, create_share_command, revoke_share_command, share_record
+from .sharestore import ShareStore, create_share_command, link_opens, revoke_share_command, share_record
 
 ACTIONS = frozenset({"share", "shares", "revoke_share"})
 NAME_PREFIX = "share-"
@@ -84,6 +84,7 @@ class Shares:
 
     async def _share(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         room = self._check_owner(session, args.get("room"))
+        incarnation = self.store.meta(room).get("incarnation")
         expires_in = args.get("expires_in")
         now = int(time.time())
         expires_at = now + (DEFAULT_EXPIRES_IN if expires_in is None else expires_in)
@@ -93,7 +94,7 @@ class Shares:
             raise RequestError(ErrorCode.BAD_MESSAGE, str(exc)) from None
         name = NAME_PREFIX + secrets.token_hex(6)
         token = new_token()
-        record = share_record(hash_token(token), room, expires_at, session.user.name, now)
+        record = share_record(hash_token(token), room, expires_at, session.user.name, now, incarnation)
         # Links past their expiry go with the next one made: the tree holds the live ones.
         gone = [n for n, r in self.links.records() if r["expires_at"] is not None and now >= r["expires_at"]]
         result = await self.store.propose(create_share_command(name, record, gone[:MAX_DROPPED]))
@@ -110,8 +111,10 @@ class Shares:
 
     def _list(self, session: Session, args: dict[str, Any]) -> list[dict[str, Any]]:
         room = args.get("room")
+        incarnation = None
         if room is not None or not session.user.is_admin:
             room = self._check_owner(session, room)
+            incarnation = self.store.meta(room).get("incarnation")
         now = time.time()
         return [
             {
@@ -122,7 +125,7 @@ class Shares:
                 "created_by": record["created_by"] or None,
             }
             for name, record in self.links.records()
-            if record["revoked_at"] is None and (room is None or record["room"] == room)
+            if record["revoked_at"] is None and (room is None or opens(record, room, incarnation))
         ]
 
     async def _revoke(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +135,7 @@ class Shares:
         record = self.links.get(name)
         if record is None or record["revoked_at"] is not None:
             raise RequestError(ErrorCode.BAD_MESSAGE, f"no share link named {name!r}")
-        self._check_owner_of(session, record["room"])
+        self._check_owner_of(session, record)
         here = sum(1 for s in self.sessions.values() if s.user.name == name and s.user.is_viewer)
         revoked = {**record, "revoked_at": int(time.time()), "revoked_by": session.user.name}
         # Every node closes the link's sessions as it applies this (server.py), this one included.
@@ -141,9 +144,11 @@ class Shares:
             raise RequestError(ErrorCode.BAD_MESSAGE, f"share link {name!r} changed meanwhile: list again")
         return {"name": name, "room": record["room"], "closed": here}
 
-    def _check_owner_of(self, session: Session, room: str) -> None:
+    def _check_owner_of(self, session: Session, record: dict[str, Any]) -> None:
+        room = record["room"]
         meta = self.store.find_meta(room)
-        if not session.user.is_admin and (meta is None or room_role(session.user, meta) != OWNER):
+        owner = meta is not None and room_role(session.user, meta) == OWNER
+        if not session.user.is_admin and not (owner and opens(record, room, meta.get("incarnation"))):
             raise RequestError(ErrorCode.FORBIDDEN, f"only the owner of room {room!r} or an admin may revoke")
 
 
@@ -155,3 +160,9 @@ def public_http_address(http_addresses: list[str], advertise: str | None) -> str
     if host in ("0.0.0.0", "[::]"):
         host = advertise.rpartition(":")[0] if advertise else socket.gethostname()
     return f"{host}:{port}"
+
+
+def opens(record: dict[str, Any], room: str, incarnation: str | None) -> bool:
+    """Whether a link opens ``room`` of this incarnation: a link of a room deleted and made again under its
+    name belongs to the room that was deleted (its owner was another, maybe)."""
+    return record["room"] == room and link_opens(record.get("incarnation"), incarnation)

@@ -2,7 +2,11 @@
 
 Tree layout:
     /shares/<name>    {"token_sha256": hex, "room": str, "expires_at": int, "created_by": str,
-                       "created_at": int, "revoked_at": int | None, "revoked_by": str | None}
+                       "created_at": int, "revoked_at": int | None, "revoked_by": str | None,
+                       "incarnation": str | None}
+                      "incarnation" is the room's (its meta's) when the link was made: the link opens
+                      that room only, not one made again under its name after a deletion (absent or
+                      None in links made before rooms had incarnations: those go by the name).
 
 Only the SHA-256 of a link's token is stored (auth.py says why a fast hash is enough for tokens). Every node
 keeps an index of the links by hash, fed by a subscription in commit order, so looking a token up at
@@ -43,7 +47,12 @@ def share_path(name: str) -> tuple[str, ...]:
 
 
 def share_record(
-    token_sha256: str, room: str, expires_at: int | None, created_by: str, created_at: int
+    token_sha256: str,
+    room: str,
+    expires_at: int | None,
+    created_by: str,
+    created_at: int,
+    incarnation: str | None = None,
 ) -> dict[str, Any]:
     return {
         "token_sha256": token_sha256,
@@ -53,7 +62,14 @@ def share_record(
         "created_at": created_at,
         "revoked_at": None,
         "revoked_by": None,
+        "incarnation": incarnation,
     }
+
+
+def link_opens(linked: str | None, incarnation: str | None) -> bool:
+    """Whether a link made for a room of incarnation ``linked`` opens the room of its name that has
+    ``incarnation`` now: not a room made again under the name after a deletion (maybe by someone else)."""
+    return linked is None or linked == incarnation
 
 
 EMPTY_RECORD = share_record("", "", None, "", 0)
@@ -136,7 +152,7 @@ class ShareStore:
         if name is None:
             return None
         record = self._by_name[name]
-        user = User(name, "viewer", record["room"], record["expires_at"])
+        user = User(name, "viewer", record["room"], record["expires_at"], record.get("incarnation"))
         if record.get("revoked_at") is not None or user.expired(now):
             return None
         return user

@@ -337,3 +337,36 @@ async def test_a_record_under_shares_not_written_by_the_server_is_ignored(tmp_pa
             assert [s["name"] for s in await ana.admin("shares", room="r")] == [share["name"]]
             _, welcome = await viewer(b.http_addresses[0], share["token"])
             assert welcome["type"] == "welcome" and welcome["role"] == "viewer"
+
+
+async def test_a_link_does_not_open_a_room_made_again_under_its_rooms_name(tmp_path):
+    # Ana's room is deleted and Ben makes one of the same name: Ana's link is of the room that was deleted,
+    # so it opens nothing of Ben's, and Ben neither sees nor revokes it; his own link opens his room.
+    async with studio(tmp_path) as (b, (host, port), tokens, _):
+        async with (
+            connect(host, port, name="ana", token=tokens["ana"]) as ana,
+            connect(host, port, name="ben", token=tokens["ben"]) as ben,
+        ):
+            await ana.create_room("r", keep_open=True)
+            old = await ana.admin("share", room="r")
+            await ana.delete_room("r")
+            await ben.create_room("r", keep_open=True)
+            await ben.join("r")
+            await ben.set("secret", b"ben's scene")
+            ws, welcome = await viewer(b.http_addresses[0], old["token"])
+            assert welcome["type"] == "welcome"  # the token is valid; the room it was made for is gone
+            await ws.send_body({"type": "join_room", "room": "r", "ref": 1})
+            refused = await ws.receive_body()
+            assert refused["type"] == "error" and refused["code"] == "no_such_room", refused
+            assert "was deleted" in refused["message"]
+            await ws.aclose()
+            assert await ben.admin("shares", room="r") == []
+            with pytest.raises(ServerError, match="forbidden"):
+                await ben.admin("revoke_share", name=old["name"])
+            mine = await ben.admin("share", room="r")
+            assert [s["name"] for s in await ben.admin("shares", room="r")] == [mine["name"]]
+            ws, _ = await viewer(b.http_addresses[0], mine["token"])
+            await ws.send_body({"type": "join_room", "room": "r"})
+            events = await ws.receive_until("snapshot_end")
+            assert [i for e in events if e.TYPE == "snapshot" for i in e.items] == [["secret", b"ben's scene"]]
+            await ws.aclose()
