@@ -126,6 +126,26 @@ def test_line_sets_moved():
     assert bpy.data.collections["Inked"].users == 1
 
 
+def test_texture_slots_filled_and_cleared():
+    """Ben clears slot 2 and fills slot 0 with another texture: the slots' own keys, the same slots on all."""
+    reset_scene()
+    build_linestyle()
+
+    def edit():
+        ink = bpy.data.linestyles["Ink"]
+        ink.texture_slots.clear(2)
+        slot = ink.texture_slots.create(0)
+        slot.texture = bpy.data.textures.new("InkPaper", type="WOOD")
+        slot.mapping = "CUBE"
+
+    batch, after = across_artists(build_linestyle, edit, observed)
+    styles = {key: value for key, value in batch.items() if key.startswith("linestyle/")}
+    assert _keys(styles) == {("texslot", ("0",)), ("texslot", ("2",))}  # and the new texture's keys
+    assert batch[next(k for k in batch if k.endswith("/texslot/2"))] is None
+    ink = after[0][[style[0] for style in after[0]].index("Ink")]
+    assert ink[6] == [[0, "InkPaper"]]
+
+
 def test_a_line_style_removed_while_a_line_set_uses_it():
     reset_scene()
     build_linestyle()
