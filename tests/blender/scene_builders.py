@@ -24,6 +24,7 @@ from detail_builders import (
     build_texture_nodes,
 )
 from node_builders import build_geometry_nodes, build_node_items
+from style_builders import build_linestyle
 
 
 def reset_scene() -> None:
@@ -1117,6 +1118,7 @@ BUILDERS = {
     "movieclip": (build_movieclip, "clip"),
     "cache_file": (build_cache_file, "cache"),
     "mask": (build_mask, "mask"),
+    "linestyle": (build_linestyle, "linestyle"),
     "library": (build_library, "lib"),
     "instancing": (build_instancing, "obj"),
     "override": (build_override, "obj"),
@@ -1176,6 +1178,9 @@ CHANGES = {
     "movieclip": lambda: setattr(bpy.data.movieclips["Plate"], "frame_offset", 3),
     "cache_file": lambda: setattr(bpy.data.cache_files["Rise"], "frame_offset", 2.0),
     "mask": lambda: setattr(bpy.data.masks["Roto"].layers["Garbage"].splines[0].points[1], "co", (0.7, 0.3)),
+    "linestyle": lambda: setattr(
+        bpy.data.linestyles["Ink"].color_modifiers["Fade"].color_ramp.elements[1], "position", 0.6
+    ),
     "library": lambda: bpy.data.collections["Set"].children.unlink(bpy.data.collections["Props"]),
     "instancing": lambda: setattr(bpy.data.objects["KitPlacer"], "instance_collection", None),
     "particles": lambda: setattr(bpy.data.particles["Grass"], "hair_length", 0.75),

@@ -32,6 +32,7 @@ from . import (
     libraries,
     lightprobes,
     lights,
+    linestyles,
     masks,
     materials,
     meshes,
@@ -66,6 +67,7 @@ _BEFORE_OBJECTS: tuple[Kind, ...] = (
     node_groups.KIND,
     materials.KIND,
     worlds.KIND,
+    linestyles.KIND,  # after the textures and images its slots and nodes name
     particles.KIND,
     meshes.KIND,
     curves.KIND,

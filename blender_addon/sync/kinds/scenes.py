@@ -1,4 +1,5 @@
-"""Scenes (kind ``scene``): frame range, fps, resolution, world, active clip; the view state.
+"""Scenes (kind ``scene``): frame range, fps, resolution, world, active clip, Freestyle (the render switch and
+line thickness; each view layer's settings and line sets, freestyle.py); the view state.
 
 The view state (``scene/<u>/view/<item>``: active camera, current frame, preview range, the viewport shading
 of the artist's 3D views, the same under every scene) is read and applied here like any part, but it is each
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import ids
+from .. import freestyle, ids
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import make_evaluable
@@ -34,6 +35,9 @@ SETTINGS: dict[str, tuple[str, bool]] = {
     "resolution_percentage": ("render", False),
     "world": ("scene", True),
     "active_clip": ("scene", True),
+    "use_freestyle": ("render", False),
+    "line_thickness_mode": ("render", False),
+    "line_thickness": ("render", False),
 }
 
 
@@ -69,7 +73,7 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
     shading = next((space.shading.type for space in _views_3d()), None)
     if shading is not None:
         view[("shading",)] = shading
-    return {"meta": {}, "name": scene.name, "set": settings, "view": view}
+    return {"meta": {}, "name": scene.name, "set": settings, "view": view, **freestyle.read(scene, ctx)}
 
 
 def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
@@ -83,7 +87,11 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
             scene.render.resolution_x,
             scene.render.resolution_y,
             scene.render.resolution_percentage,
+            scene.render.use_freestyle,
+            scene.render.line_thickness_mode,
+            scene.render.line_thickness,
         ],
+        "freestyle": freestyle.describe(scene, ctx),
         "world": ctx.ref(scene.world),
         "active_clip": ctx.ref(scene.active_clip),
         "children": sorted(ctx.ref(c) for c in scene.collection.children if ctx.is_synced(c)),
@@ -101,6 +109,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
         old = ids.peek_uuid(scene)
         if old is not None:
             ctx.forget(old)
+        freestyle.clear(scene)  # the room's line sets arrive as keys
     # Whether a window shows it or not, evaluating it writes its animation (evaluate.make_evaluable).
     make_evaluable(scene)
     return scene
@@ -159,7 +168,13 @@ KIND = Kind(
     name="scene",
     collection="scenes",
     rna_type="Scene",
-    parts={"meta": apply_meta, "name": apply_name, "set": Items(apply_setting), "view": Items(apply_view)},
+    parts={
+        "meta": apply_meta,
+        "name": apply_name,
+        "set": Items(apply_setting),
+        "view": Items(apply_view),
+        **freestyle.PARTS,
+    },
     create=create,
     serialise=serialise,
     describe=describe,
