@@ -310,6 +310,36 @@ def test_append_with_cap_keeps_newest() -> None:
     assert tree.children(("log",)) == [seq_name(8), "meta"]
 
 
+def test_put_seq_of_names_the_entry_the_next_append_takes() -> None:
+    tree = Tree()
+    # no parent yet: the first append takes 1
+    r = ok(
+        tree,
+        put(["who", "k"], ["ana"], seq_of=["log"]),
+        {"op": "append", "path": ["log"], "payload": "a"},
+    )
+    assert payload(tree, ("who", "k")) == [r[1]["seq"], "ana"] == [1, "ana"]
+    ok(tree, {"op": "append", "path": ["log"], "payload": "b", "cap": 1})
+    ok(tree, put(["log", seq_name(3)], "taken by a put"))
+    r = ok(
+        tree,
+        put(["who", "k"], ["ben", 7], seq_of="/log"),
+        {"op": "append", "path": ["log"], "payload": "c", "cap": 1},
+    )
+    assert payload(tree, ("who", "k")) == [r[1]["seq"], "ben", 7] == [4, "ben", 7]
+    # the same on a tree rebuilt from its records
+    assert Tree.load(tree.dump()).get(("who", "k")) == tree.get(("who", "k"))
+    for bad, code in [
+        (put(["who", "k"], "not a list", seq_of=["log"]), "invalid_command"),
+        (put(["who", "k"], seq_of=["log"]), "invalid_command"),
+        (put(["who", "k"], [], seq_of=["a\x00"]), "invalid_path"),
+        ({"op": "append", "path": ["log"], "payload": [], "seq_of": ["log"]}, "invalid_command"),
+    ]:
+        with pytest.raises(TreeError) as info:
+            validate_command({"then": [bad]})
+        assert info.value.code == code
+
+
 def test_append_cap_survives_reload() -> None:
     tree = Tree()
     for i in range(5):
