@@ -229,7 +229,8 @@ class RoomHistory:
             "created_by": session.name,
             "forked_from": {"room": room.name, "seq": seq},
         }
-        result = await self.store.propose(history.fork_command(request.room, items, refs, new_meta))
+        author = [session.client_id, session.name, int(time.time())]
+        result = await self.store.propose(history.fork_command(request.room, items, refs, new_meta, author))
         if not result.get("ok"):
             raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
         if not result.get("succeeded"):
