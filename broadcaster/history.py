@@ -88,17 +88,18 @@ def blame(
     before ``since`` are not listed, nor deleted ones."""
     rows: list[list[Any]] = []
     recorded: set[str] = set()
-    for key, _, (seq, client_id, name, when) in node.list_local(authors_path(room)):
-        if key.startswith(prefix):
-            recorded.add(key)
-            if since is None or when >= since:
-                rows.append([key, seq + seq_base, client_id, name, when])
     keys, authors = node.read_local(keys_path(room)), node.read_local(authors_path(room))
-    if keys is not None and keys[0].child_count != (authors[0].child_count if authors else 0):
-        # Records exist only for live keys: equal counts mean none is missing, the usual case.
-        missing = {key for key, _, _ in node.list_local(keys_path(room)) if key.startswith(prefix)}
+    # Records exist only for live keys: equal counts mean none is missing, the usual case.
+    complete = keys is None or keys[0].child_count == (authors[0].child_count if authors else 0)
+    take = limit + 1 if complete and since is None else None  # enough to tell that limit cut the list
+    for key, (seq, client_id, name, when) in node.list_prefixed_local(authors_path(room), prefix, take):
+        recorded.add(key)
+        if since is None or when >= since:
+            rows.append([key, seq + seq_base, client_id, name, when])
+    if not complete:
+        missing = {key for key, _ in node.list_prefixed_local(keys_path(room), prefix)}
         rows += _blame_from_log(node, room, seq_base, missing - recorded, since)
-    rows.sort()
+        rows.sort()
     return rows[:limit], len(rows) > limit
 
 
