@@ -7,6 +7,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from replication.node import prefixed_children
 from replication.tree import (
     NO_PAYLOAD,
     SESSION_KEY,
@@ -365,6 +366,23 @@ def test_reads_inside_txn_see_earlier_ops() -> None:
     assert r[0]["payload"] == 1 and r[0]["props"]["payload_version"] == 1
     assert r[2]["payload"] == 2 and r[2]["props"]["payload_version"] == 2
     assert r[3] == {"found": False}
+
+
+def test_prefixed_children_are_a_literal_sorted_range() -> None:
+    tree = Tree()
+    names = ["a", "a/", "a/*", "a/b", "a/b/c", "a0", "b", "é/1", "é/2", "*"]
+    ok(tree, *[put(["k", name], name.upper()) for name in names])
+    assert prefixed_children(tree, ("k",), "a/") == [
+        ("a/", "A/"),
+        ("a/*", "A/*"),
+        ("a/b", "A/B"),
+        ("a/b/c", "A/B/C"),
+    ]
+    assert [n for n, _ in prefixed_children(tree, ("k",), "*")] == ["*"]  # data, not a pattern
+    assert [n for n, _ in prefixed_children(tree, ("k",), "é/")] == ["é/1", "é/2"]
+    assert [n for n, _ in prefixed_children(tree, ("k",), "")] == sorted(names)
+    assert [n for n, _ in prefixed_children(tree, ("k",), "a", limit=2)] == ["a", "a/"]
+    assert prefixed_children(tree, ("k",), "c") == prefixed_children(tree, ("none",), "") == []
 
 
 def test_get_many_sorted_and_limit() -> None:
