@@ -247,7 +247,8 @@ class RoomHistory:
             "created_by": session.name,
             "forked_from": {"room": room.name, "seq": seq},
         }
-        command = history.fork_command(request.room, items, refs, new_meta, (room.name, meta))
+        author = [session.client_id, session.name, int(time.time())]
+        command = history.fork_command(request.room, items, refs, new_meta, (room.name, meta), author)
         result = await self.store.propose(command)
         if not result.get("ok"):
             raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))

@@ -15,7 +15,10 @@ Besides the layout in roomstore.py, a room with history has:
 
 Every log entry names its author and time besides its ops: {"c": client_id, "o": op_id, "ops": [...],
 "u": user or client name, "t": unix seconds when the accepting node submitted it}; a restore's entry also
-has "r": {"checkpoint": id} or {"seq": n}. Blame is read from the retained log, newest first.
+has "r": {"checkpoint": id} or {"seq": n}. The same transaction records, per key it changes, who changed it
+last (/rooms/<room>/authors/<key>, roomstore.py): blame reads those records, so it names a key's author
+however long ago the change was and whatever the log still retains. A live key without a record (written
+before rooms had them, or imported) is looked up in the retained log, newest first.
 
 Log entries do not hold the blobs their values reference (only live keys, uploads and checkpoint values
 do): the state at a retained seq may name a blob that a later write let go. Restore and fork check every
@@ -39,7 +42,18 @@ from replication import format_path
 
 from .blobs import blob_path, exists_conditions, hold_ops, key_hold_changes, room_refs_path, value_holder
 from .errors import RequestError
-from .roomstore import ROOMS, keys_path, lock_path, log_path, meta_path, new_incarnation, room_path, same_room
+from .roomstore import (
+    ROOMS,
+    author_ops,
+    authors_path,
+    keys_path,
+    lock_path,
+    log_path,
+    meta_path,
+    new_incarnation,
+    room_path,
+    same_room,
+)
 
 MAX_BLAME_RESULTS = 10_000
 
@@ -84,20 +98,54 @@ def set_op(key: str, value: bytes, refs: tuple[bytes, ...]) -> list[Any]:
 def blame(
     node: Any, room: str, seq_base: int, prefix: str, since: int | None, limit: int
 ) -> tuple[list[list[Any]], bool]:
-    """Who last changed each key starting with ``prefix``, from the retained log: sorted
-    [key, seq, client_id, name, time] (time 0 when the entry predates authorship), and whether ``limit``
-    cut the list. Keys last changed before the retained log (or before ``since``) are not listed."""
-    found: dict[str, list[Any]] = {}
-    for name, _, entry in reversed(node.list_local(log_path(room))):
-        when = entry.get("t", 0)
-        if since is not None and when < since:
-            continue
-        for op in entry["ops"]:
-            key = op[1]
-            if key.startswith(prefix) and key not in found:
-                found[key] = [key, int(name) + seq_base, entry["c"], entry.get("u", ""), when]
-    rows = sorted(found.values())
+    """Who last changed each live key starting with ``prefix``: sorted [key, seq, client_id, name, time]
+    (time 0 when the change predates authorship), and whether ``limit`` cut the list. Keys last changed
+    before ``since`` are not listed, nor deleted ones."""
+    rows: list[list[Any]] = []
+    recorded: set[str] = set()
+    keys, authors = node.read_local(keys_path(room)), node.read_local(authors_path(room))
+    # Records exist only for live keys: equal counts mean none is missing, the usual case.
+    complete = keys is None or keys[0].child_count == (authors[0].child_count if authors else 0)
+    take = limit + 1 if complete and since is None else None  # enough to tell that limit cut the list
+    for key, (seq, client_id, name, when) in node.list_prefixed_local(authors_path(room), prefix, take):
+        recorded.add(key)
+        if since is None or when >= since:
+            rows.append([key, seq + seq_base, client_id, name, when])
+    if not complete:
+        missing = {key for key, _ in node.list_prefixed_local(keys_path(room), prefix)}
+        rows += _blame_from_log(node, room, seq_base, missing - recorded, since)
+        rows.sort()
     return rows[:limit], len(rows) > limit
+
+
+LOG_PAGE = 1000  # log entries read at a time, newest first, for keys without a record
+
+
+def _blame_from_log(
+    node: Any, room: str, seq_base: int, missing: set[str], since: int | None
+) -> list[list[Any]]:
+    """The last retained change of each key in ``missing``: the log read backwards a page at a time, until
+    every key is found or the retained log ends."""
+    rows: list[list[Any]] = []
+    found = node.read_local(log_path(room))
+    oldest = node.seq_children_local(log_path(room), 0, 1)
+    if found is None or not oldest or not missing:
+        return rows
+    high, low = found[0].next_seq - 1, oldest[0][0]
+    while missing and high >= low:
+        start = max(low - 1, high - LOG_PAGE)
+        for number, _, entry in reversed(node.seq_children_local(log_path(room), start, high - start)):
+            if number > high:  # past a gap: read already
+                continue
+            when = entry.get("t", 0)
+            for op in reversed(entry["ops"]):
+                key = op[1]
+                if key in missing:
+                    missing.discard(key)
+                    if since is None or when >= since:
+                        rows.append([key, number + seq_base, entry["c"], entry.get("u", ""), when])
+        high = start
+    return rows
 
 
 def history_version(node: Any, room: str) -> tuple[int, dict[str, Any]]:
@@ -328,6 +376,7 @@ def restore_command(
             key_compare, key_then, _ = key_hold_changes(room, op[1], old, new)
             compare += key_compare
             then += key_then
+    then += author_ops(room, ops, entry["c"], entry["u"], entry["t"])
     append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": {**entry, "ops": ops}}
     if cap is not None:
         append["cap"] = cap
@@ -341,15 +390,18 @@ def fork_command(
     refs: Refs,
     meta: dict[str, Any],
     source: tuple[str, dict[str, Any]],
+    author: list[Any],
 ) -> dict[str, Any]:
     """A new room holding ``items``, its keys holding the blobs ``refs`` names (it did not start empty:
     restoring before its first checkpoint is refused). ``source`` is the room and meta ``items`` were read
-    from: the fork is refused if that room went meanwhile (its "forked_from" would name another room)."""
+    from: the fork is refused if that room went meanwhile (its "forked_from" would name another room). Its
+    keys are ``author``'s ([client_id, name, time]) at seq 0, the room's first state."""
     compare: list[dict[str, Any]] = [{"not": {"exists": list(room_path(room))}}, same_room(*source)]
     new_meta = {**meta, "seeded": True, "incarnation": new_incarnation()}
     then: list[dict[str, Any]] = [{"op": "put", "path": list(meta_path(room)), "payload": new_meta}]
     for key, value in sorted(items.items()):
         then.append({"op": "put", "path": [*keys_path(room), key], "payload": value})
+        then.append({"op": "put", "path": [*authors_path(room), key], "payload": [0, *author]})
         if refs.get(key):
             key_compare, key_then, _ = key_hold_changes(room, key, (), refs[key])
             compare += key_compare

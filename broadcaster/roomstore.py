@@ -16,6 +16,9 @@ Tree layout of a room:
                                  seconds, "s": seen (optional), "p": hashes of the blobs the write made
                                  new (optional: sent with its ``applied``)}: the retained operations
                                  (retention: checkpoints.py)
+    /rooms/<room>/authors/<key> [seq, client_id, author's name, unix seconds]: who last changed the live
+                                key, written with the change (tree seq, without seq_base; 0: the room's
+                                first state, a fork's); it goes with the key (blame, history.py)
     /rooms/<room>/history, checkpoints/, values/    the room's checkpoints and retention (history.py)
     /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
     /rooms/<room>/plocks/<prefix>  the same payload: a lock on every key starting with <prefix> (ends in /)
@@ -59,6 +62,25 @@ def keys_path(room: str) -> tuple[str, ...]:
 
 def log_path(room: str) -> tuple[str, ...]:
     return (ROOMS, room, "log")
+
+
+def authors_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "authors")
+
+
+def author_ops(
+    room: str, ops: list[list[Any]], client_id: str, author: str, now: int
+) -> list[dict[str, Any]]:
+    """Tree ops that record who last changed each key of ``ops``, to run just before the log append: the
+    record names the entry by the number that append takes (``seq_of``). A deleted key's record goes."""
+    last = {op[1]: op[0] for op in ops}  # the last op on a key decides
+    log = list(log_path(room))
+    return [
+        {"op": "put", "path": [*authors_path(room), key], "payload": [client_id, author, now], "seq_of": log}
+        if kind == "set"
+        else {"op": "delete", "path": [*authors_path(room), key]}
+        for key, kind in last.items()
+    ]
 
 
 def locks_path(room: str) -> tuple[str, ...]:
@@ -157,6 +179,7 @@ def write_command(
             then.append({"op": "put", "path": path, "payload": op[2]})
         else:
             then.append({"op": "delete", "path": path})
+    then += author_ops(room, ops, client_id, author, now)
     entry: dict[str, Any] = {"c": client_id, "o": op_id, "ops": ops, "u": author, "t": now}
     if seen is not None:
         entry["s"] = seen

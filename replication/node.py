@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -223,6 +224,14 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
     def list_local(self, path: TreePath) -> list[tuple[str, NodeProps, Any]]:
         """(name, props, payload) of the children of the literal ``path``, sorted by name."""
         return self.tree.children_items(path)
+
+    def list_prefixed_local(
+        self, path: TreePath, prefix: str, limit: int | None = None
+    ) -> list[tuple[str, Any]]:
+        """(name, payload) of the first ``limit`` children of the literal ``path`` whose names start with
+        ``prefix`` (data, not a pattern), sorted by name: only the names are sorted, and only those children
+        read."""
+        return prefixed_children(self.tree, path, prefix, limit)
 
     def seq_children_local(
         self, path: TreePath, after: int = 0, limit: int | None = None
@@ -520,3 +529,17 @@ async def open_node(config: NodeConfig) -> AsyncIterator[Node]:
             await node.flush()
     finally:
         storage.close()
+
+
+def prefixed_children(
+    tree: Tree, path: TreePath, prefix: str, limit: int | None = None
+) -> list[tuple[str, Any]]:
+    names = tree.children(path)
+    found: list[tuple[str, Any]] = []
+    for name in names[bisect_left(names, prefix) :]:
+        if not name.startswith(prefix) or len(found) == limit:
+            break
+        child = tree.get((*path, name))
+        assert child is not None
+        found.append((name, child[1]))
+    return found

@@ -60,7 +60,7 @@ _UNSET: Final = object()  # "keep_while" absent: keep the node's current rule
 
 
 class _Op:
-    __slots__ = ("cap", "cond", "kind", "path", "pattern", "payload", "rule", "version")
+    __slots__ = ("cap", "cond", "kind", "path", "pattern", "payload", "rule", "seq_of", "version")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -71,10 +71,11 @@ class _Op:
         self.version = 0
         self.cap: int | None = None  # also the get_many limit
         self.cond: _Cond | None = None
+        self.seq_of: TreePath | None = None  # put: the payload list starts with this parent's next number
 
 
 _OP_KEYS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    "put": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "if"})),
+    "put": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "seq_of", "if"})),
     "create": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "if"})),
     "update": (frozenset({"op", "path"}), frozenset({"payload", "if"})),
     "cas": (frozenset({"op", "path", "payload_version"}), frozenset({"payload", "if"})),
@@ -112,6 +113,10 @@ def _compile_op(raw: object) -> _Op:
         payload = raw["payload"]
         _check_payload(payload)
         op.payload = payload
+    if "seq_of" in raw:
+        if type(op.payload) is not list:
+            raise TreeError(E_COMMAND, "a put with seq_of needs a list payload")
+        op.seq_of = _coerce_path(raw["seq_of"])
     if "keep_while" in raw:
         op.rule = _compile_rule(raw["keep_while"])
     if "payload_version" in raw:

@@ -327,7 +327,8 @@ class Tree(TreeReads, TreePersistence):
 
     def _op_put(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
         path = op.path
-        node, created = self._write(tx, path, self._lookup(path), op.payload)
+        payload = op.payload if op.seq_of is None else [self._next_number(op.seq_of), *op.payload]
+        node, created = self._write(tx, path, self._lookup(path), payload)
         if op.rule is not _UNSET:
             self._set_rule(tx, path, node, op.rule, i)
         return {"created": created, "props": node.props().to_wire()}
@@ -373,12 +374,18 @@ class Tree(TreeReads, TreePersistence):
                 count += self._delete(tx, path, node, parent)
         return {"deleted": count}
 
+    def _next_number(self, ppath: TreePath) -> int:
+        """The number the next append under ``ppath`` takes (skipping names a put took: never overwrite)."""
+        parent = self._lookup(ppath)
+        seq = 1 if parent is None else parent.next_seq
+        while parent is not None and seq_name(seq) in parent.children:
+            seq += 1
+        return seq
+
     def _op_append(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
         ppath = op.path
+        seq = self._next_number(ppath)
         parent = self._ensure(tx, ppath)
-        seq = parent.next_seq
-        while seq_name(seq) in parent.children:  # a put may have taken the name: never overwrite
-            seq += 1
         if seq > MAX_SEQ:
             raise _Abort(E_SEQ, f"{_short(format_path(ppath))} has used every sequence number")
         self._save(tx, parent)

@@ -10,8 +10,11 @@ import trio
 from support import ServerProcess, blendsync_cli, wait_for
 
 from broadcaster import history_client as hc
+from broadcaster.app import open_broadcaster
 from broadcaster.auth import add_user
 from broadcaster.client import ServerError, connect
+from broadcaster.config import ServerConfig
+from broadcaster.roomstore import authors_path
 from protocol import Applied
 
 
@@ -35,15 +38,18 @@ async def test_blame_names_the_last_author_of_each_key(server_process):
         await ben.set("obj/1/geometry", b"b")
         await cy.set("obj/2/transform", b"c")
         last = await cy.batch([["set", "obj/1/transform", b"c2"], ["set", "obj/1/*", b"star"]])
-        await ana.delete("obj/1/geometry")
+        await ana.delete("obj/1/geometry")  # a deleted key is not listed: its record went with it
         rows, truncated = await hc.blame(ben, "obj/1/")
         assert not truncated
         assert [(r[0], r[2], r[3]) for r in rows] == [
             ("obj/1/*", cy.client_id, "cy"),
-            ("obj/1/geometry", ana.client_id, "ana"),
             ("obj/1/transform", cy.client_id, "cy"),
         ]
-        assert rows[2][1] == last and all(r[4] >= before for r in rows)
+        assert rows[1][1] == last and all(r[4] >= before for r in rows)
+        again = await ben.set("obj/1/geometry", b"b2")
+        assert [r[:4] for r in (await hc.blame(ben, "obj/1/g"))[0]] == [
+            ["obj/1/geometry", again, ben.client_id, "ben"]
+        ]
         # The prefix is data: "*" matches only itself.
         assert [r[0] for r in (await hc.blame(ben, "obj/1/*"))[0]] == ["obj/1/*"]
         assert (await hc.blame(ben, "obj/1/", since=int(time.time()) + 3600))[0] == []
@@ -54,6 +60,90 @@ async def test_blame_names_the_last_author_of_each_key(server_process):
     )
     assert done.returncode == 0, done.stderr
     assert [(r[0], r[3]) for r in json.loads(done.stdout)["keys"]] == [("obj/2/transform", "cy")]
+
+
+async def test_blame_names_the_author_of_a_change_the_log_no_longer_retains(server_process):
+    host, port = server_process.start()
+    async with connect(host, port, name="ana") as ana, connect(host, port, name="ben") as ben:
+        await _room(ana)
+        await ben.join("shot")
+        await hc.set_retention(ana, ops=3)
+        first = await ana.batch([["set", "old/a", b"1"], ["set", "old/b", b"1"], ["set", "old/ü/ß", b"1"]])
+        made = await hc.checkpoint(ana, "start")
+        star = await ben.batch(
+            [["set", "/", b"s"], ["set", "/x", b"s"], ["set", "x*", b"s"], ["set", "xy", b"s"]]
+        )
+        await ben.set("old/b", b"2")
+        for i in range(10):  # trims every entry above from the log
+            await ben.set("busy", bytes([i]))
+        with pytest.raises(ServerError) as info:
+            await hc.restore(ana, seq=star)
+        assert info.value.code == "not_retained"
+        rows, truncated = await hc.blame(ben, "old/")
+        assert not truncated and [r[:4] for r in rows] == [
+            ["old/a", first, ana.client_id, "ana"],
+            ["old/b", first + 2, ben.client_id, "ben"],
+            ["old/ü/ß", first, ana.client_id, "ana"],
+        ]
+        assert [r[0] for r in (await hc.blame(ben, "old/ü"))[0]] == ["old/ü/ß"]
+        assert [r[0] for r in (await hc.blame(ben, "x*"))[0]] == ["x*"]  # literal, not a pattern
+        assert [(r[0], r[1]) for r in (await hc.blame(ben, "/"))[0]] == [("/", star), ("/x", star)]
+        assert [r[0] for r in (await hc.blame(ben, ""))[0]] == [
+            "/",
+            "/x",
+            "busy",
+            "old/a",
+            "old/b",
+            "old/ü/ß",
+            "x*",
+            "xy",
+        ]
+        assert (await hc.blame(ben, "nothing/"))[0] == []
+        assert [r[0] for r in (await hc.blame(ben, "", limit=2))[0]] == ["/", "/x"]
+        # A restore is the restorer's change of the keys it changes; the others keep their authors.
+        seq, _ = await hc.restore(ben, checkpoint=made["id"])
+        await ana.delete("old/a")
+        rows, _ = await hc.blame(ana, "")
+        assert [r[:4] for r in rows] == [
+            ["old/b", seq, ben.client_id, "ben"],
+            ["old/ü/ß", first, ana.client_id, "ana"],
+        ]
+        # A fork's keys are its maker's, at the new room's seq 0.
+        await hc.fork(ana, "shot-fork", checkpoint=made["id"])
+        await ana.leave()
+        await ana.join("shot-fork")
+        assert [r[:4] for r in (await hc.blame(ana, ""))[0]] == [
+            [key, 0, ana.client_id, "ana"] for key in ("old/a", "old/b", "old/ü/ß")
+        ]
+
+
+async def test_keys_without_a_record_are_blamed_from_the_retained_log(tmp_path):
+    """A room written before keys had author records: those keys come from the log, the others not."""
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data", room_tail=4)
+    async with open_broadcaster(config) as server:
+        host, port = server.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana, connect(host, int(port), name="ben") as ben:
+            await _room(ana)
+            await ben.join("shot")
+            await ana.set("gone", b"1")
+            kept = await ana.set("kept", b"1")
+            legacy = await ben.batch([["set", "legacy/a", b"1"], ["set", "legacy/b", b"1"]])
+            for i in range(3):  # the log keeps the last 4 entries: from ``legacy`` on
+                await ben.set(f"fill/{i}", b"1")
+            unrecorded = [["rooms", "shot", "authors", key] for key in ("gone", "legacy/a", "legacy/b")]
+            assert list(authors_path("shot")) == unrecorded[0][:3]
+            done = await server.store.propose({"then": [{"op": "delete", "path": p} for p in unrecorded]})
+            assert done["ok"]
+            rows, _ = await hc.blame(ana, "")
+            assert [r[:4] for r in rows] == [
+                *[[f"fill/{i}", legacy + 1 + i, ben.client_id, "ben"] for i in range(3)],
+                ["kept", kept, ana.client_id, "ana"],
+                ["legacy/a", legacy, ben.client_id, "ben"],
+                ["legacy/b", legacy, ben.client_id, "ben"],
+            ]  # "gone" has no record and its change left the log: not listed
+            assert all(r["deleted"] for r in done["results"])  # (the records were there)
+            assert [r[0] for r in (await hc.blame(ana, "legacy/b"))[0]] == ["legacy/b"]
+            assert (await hc.blame(ana, "legacy/", since=int(time.time()) + 3600))[0] == []
 
 
 async def test_checkpoint_edits_restore_converges_every_client_and_can_be_undone(server_process):

@@ -368,5 +368,6 @@ async def test_a_link_does_not_open_a_room_made_again_under_its_rooms_name(tmp_p
             ws, _ = await viewer(b.http_addresses[0], mine["token"])
             await ws.send_body({"type": "join_room", "room": "r"})
             events = await ws.receive_until("snapshot_end")
-            assert [i for e in events if e.TYPE == "snapshot" for i in e.items] == [["secret", b"ben's scene"]]
+            items = [i for e in events if e.TYPE == "snapshot" for i in e.items]
+            assert items == [["secret", b"ben's scene"]]
             await ws.aclose()

@@ -7,6 +7,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from replication.node import prefixed_children
 from replication.tree import (
     NO_PAYLOAD,
     SESSION_KEY,
@@ -310,6 +311,36 @@ def test_append_with_cap_keeps_newest() -> None:
     assert tree.children(("log",)) == [seq_name(8), "meta"]
 
 
+def test_put_seq_of_names_the_entry_the_next_append_takes() -> None:
+    tree = Tree()
+    # no parent yet: the first append takes 1
+    r = ok(
+        tree,
+        put(["who", "k"], ["ana"], seq_of=["log"]),
+        {"op": "append", "path": ["log"], "payload": "a"},
+    )
+    assert payload(tree, ("who", "k")) == [r[1]["seq"], "ana"] == [1, "ana"]
+    ok(tree, {"op": "append", "path": ["log"], "payload": "b", "cap": 1})
+    ok(tree, put(["log", seq_name(3)], "taken by a put"))
+    r = ok(
+        tree,
+        put(["who", "k"], ["ben", 7], seq_of="/log"),
+        {"op": "append", "path": ["log"], "payload": "c", "cap": 1},
+    )
+    assert payload(tree, ("who", "k")) == [r[1]["seq"], "ben", 7] == [4, "ben", 7]
+    # the same on a tree rebuilt from its records
+    assert Tree.load(tree.dump()).get(("who", "k")) == tree.get(("who", "k"))
+    for bad, code in [
+        (put(["who", "k"], "not a list", seq_of=["log"]), "invalid_command"),
+        (put(["who", "k"], seq_of=["log"]), "invalid_command"),
+        (put(["who", "k"], [], seq_of=["a\x00"]), "invalid_path"),
+        ({"op": "append", "path": ["log"], "payload": [], "seq_of": ["log"]}, "invalid_command"),
+    ]:
+        with pytest.raises(TreeError) as info:
+            validate_command({"then": [bad]})
+        assert info.value.code == code
+
+
 def test_append_cap_survives_reload() -> None:
     tree = Tree()
     for i in range(5):
@@ -335,6 +366,23 @@ def test_reads_inside_txn_see_earlier_ops() -> None:
     assert r[0]["payload"] == 1 and r[0]["props"]["payload_version"] == 1
     assert r[2]["payload"] == 2 and r[2]["props"]["payload_version"] == 2
     assert r[3] == {"found": False}
+
+
+def test_prefixed_children_are_a_literal_sorted_range() -> None:
+    tree = Tree()
+    names = ["a", "a/", "a/*", "a/b", "a/b/c", "a0", "b", "é/1", "é/2", "*"]
+    ok(tree, *[put(["k", name], name.upper()) for name in names])
+    assert prefixed_children(tree, ("k",), "a/") == [
+        ("a/", "A/"),
+        ("a/*", "A/*"),
+        ("a/b", "A/B"),
+        ("a/b/c", "A/B/C"),
+    ]
+    assert [n for n, _ in prefixed_children(tree, ("k",), "*")] == ["*"]  # data, not a pattern
+    assert [n for n, _ in prefixed_children(tree, ("k",), "é/")] == ["é/1", "é/2"]
+    assert [n for n, _ in prefixed_children(tree, ("k",), "")] == sorted(names)
+    assert [n for n, _ in prefixed_children(tree, ("k",), "a", limit=2)] == ["a", "a/"]
+    assert prefixed_children(tree, ("k",), "c") == prefixed_children(tree, ("none",), "") == []
 
 
 def test_get_many_sorted_and_limit() -> None:

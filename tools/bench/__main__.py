@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from . import cluster, guessing, history_storage, raft, server, storage, tree_log, viewers
+from . import blame, cluster, guessing, history_storage, raft, server, storage, tree_log, viewers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_arguments(kinds)
     history_storage.add_arguments(kinds)
     tree_log.add_arguments(kinds)
+    blame.add_arguments(kinds)
     return parser
 
 
@@ -37,6 +38,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await history_storage.run(args)
     if args.bench == "tree-log":
         return tree_log.run(args)
+    if args.bench == "blame":
+        return blame.run(args)
     if args.bench == "guessing":
         return await guessing.run(args)
     if args.bench == "client-failover":

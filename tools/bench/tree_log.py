@@ -24,6 +24,9 @@ def add_arguments(kinds: Any) -> None:
     tree_log.add_argument("--writes", type=int, default=20_000, help="capped writes timed")
     tree_log.add_argument("--keys", type=int, default=1000)
     tree_log.add_argument("--size", type=int, default=100, help="value bytes")
+    tree_log.add_argument(
+        "--authors", action="store_true", help="each write also records its key's author (seq_of)"
+    )
     tree_log.add_argument("--json", action="store_true")
 
 
@@ -46,12 +49,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         value = (i.to_bytes(8, "little") + pad)[: args.size]
         key = f"k/{i % args.keys}"
         op_entry = {"c": "bench", "o": i, "ops": [["set", key, value]], "u": "bench", "t": 0}
+        record = {"op": "put", "path": ["rooms", "r", "authors", key], "payload": ["bench", "bench", 0]}
+        author = [{**record, "seq_of": ["rooms", "r", "log"]}] if args.authors else []
         commands.append(
             encode_envelope(
                 {
                     "compare": [{"exists": ["rooms", "r"]}],
                     "then": [
                         {"op": "put", "path": ["rooms", "r", "keys", key], "payload": value},
+                        *author,
                         {
                             "op": "append",
                             "path": ["rooms", "r", "log"],
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.process_time() - started
     assert result["ok"] and result["results"][-1]["trimmed"] == 1, result
     return {
+        "authors": args.authors,
         "retained": args.retained,
         "writes": args.writes,
         "cpu_us_per_write": round(seconds / args.writes * 1e6, 1),
