@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import custom_props, derived, rna, shape_keys, vertex_groups
-from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
+from ..arrays import fget, floats, fset, iget, iset, mesh_get, mesh_set, read_attribute, write_attribute
 from ..assign import set_materials
 from ..codec import pack_f32, pack_i32
 from ..context import ApplyContext, ReadContext
@@ -29,12 +29,13 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
     attributes.sort(key=lambda a: a["name"])
     uv = me.uv_layers
     colors = me.color_attributes
+    positions = mesh_get(me, "position", nv) or fget(me.vertices, "co", nv, 3)
     geometry = {
-        "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", fget(me.vertices, "co", nv, 3), 3)),
-        "edges": pack_i32(iget(me.edges, "vertices", ne, 2)),
+        "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", positions, 3)),
+        "edges": pack_i32(mesh_get(me, ".edge_verts", ne) or iget(me.edges, "vertices", ne, 2)),
         "face_starts": pack_i32(iget(me.polygons, "loop_start", npoly, 1)),
-        "corner_verts": pack_i32(iget(me.loops, "vertex_index", nl, 1)),
-        "corner_edges": pack_i32(iget(me.loops, "edge_index", nl, 1)),
+        "corner_verts": pack_i32(mesh_get(me, ".corner_vert", nl) or iget(me.loops, "vertex_index", nl, 1)),
+        "corner_edges": pack_i32(mesh_get(me, ".corner_edge", nl) or iget(me.loops, "edge_index", nl, 1)),
         "attributes": attributes,
         "active_uv": uv.active.name if uv.active is not None else None,
         "render_uv": next((layer.name for layer in uv if layer.active_render), None),
@@ -125,12 +126,16 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
     npoly = len(doc["face_starts"]) // 4
     nl = len(doc["corner_verts"]) // 4
     me.vertices.add(nv)
-    fset(me.vertices, "co", doc["vertices"])
+    if not mesh_set(me, "position", nv, doc["vertices"]):
+        fset(me.vertices, "co", doc["vertices"])
     me.edges.add(ne)
-    iset(me.edges, "vertices", doc["edges"])
+    if not mesh_set(me, ".edge_verts", ne, doc["edges"]):
+        iset(me.edges, "vertices", doc["edges"])
     me.loops.add(nl)
-    iset(me.loops, "vertex_index", doc["corner_verts"])
-    iset(me.loops, "edge_index", doc["corner_edges"])
+    if not mesh_set(me, ".corner_vert", nl, doc["corner_verts"]):
+        iset(me.loops, "vertex_index", doc["corner_verts"])
+    if not mesh_set(me, ".corner_edge", nl, doc["corner_edges"]):
+        iset(me.loops, "edge_index", doc["corner_edges"])
     me.polygons.add(npoly)
     iset(me.polygons, "loop_start", doc["face_starts"])
     wanted = {a["name"] for a in doc["attributes"]}
