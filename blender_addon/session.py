@@ -542,12 +542,20 @@ class SyncSession(ServerEventsMixin):
         if self.applier.progress >= 1.0:
             self.progress = 1.0
             return
+        before = dirty.evaluate()
         while True:
             fraction = self.applier.step(max_ops=APPLY_SLICE)
             if fraction >= 1.0 or time.monotonic() >= deadline:
                 break
         self.progress = fraction
         self.revision += 1
+        unread = self.applier.take_unread()
+        if unread and before is not None:
+            # The depsgraph's report of what was just applied to a heavy datablock would make the next
+            # scan read it all again; evaluated now, it holds nothing else (no operator ran since the
+            # evaluation above), so it is dropped, unless the datablock was reported before the apply.
+            dirty.evaluate()
+            dirty.discard(unread, keep=before)
 
     def _send_presence(self) -> None:
         if not self.live:

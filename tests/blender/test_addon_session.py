@@ -703,3 +703,78 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     net.deliver(P.LocksChanged(room="r", unlocked=[geometry, shapes]))
     session_module.pump()
     assert session.editors() == {}
+
+
+def test_a_heavy_mesh_applied_from_the_room_is_not_read_back_and_edits_around_the_apply_are_sent(
+    live, P, monkeypatch
+):
+    """Applying another artist's geometry to a large mesh: the tracker takes the value as it came and the
+    depsgraph's report of the apply is dropped, so neither the applying pump nor the next reads the mesh
+    again. An edit of that mesh made before the applying pump (not evaluated yet) or after it is still
+    sent."""
+    import array
+
+    from blender_addon import session as session_module
+    from blender_addon import sync
+    from blender_addon.sync import tracker as tracker_module
+
+    session, net = live
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299)
+    me = bpy.context.active_object.data
+    me.name = "HeavyGrid"
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+    uuid = sync.get_uuid(me)
+    geometry = sync.make_key("mesh", uuid, "geometry")
+    assert session.tracker.is_heavy(uuid)
+    reads: list[str] = []
+    serialise_parts = tracker_module.serialise_parts
+
+    def counting(kind, id_data, ctx):
+        reads.append(id_data.name)
+        return serialise_parts(kind, id_data, ctx)
+
+    monkeypatch.setattr(tracker_module, "serialise_parts", counting)
+
+    def remote_geometry(seq, z):
+        doc = sync.decode_value(session.tracker.values[geometry])
+        co = array.array("f")
+        co.frombytes(doc["vertices"])
+        co[2] = z  # vertex 0's height
+        doc["vertices"] = co.tobytes()
+        ops = [["set", geometry, sync.encode_value(doc)]]
+        net.deliver(P.Applied(room="r", seq=seq, client_id=OTHER, op_id=seq, ops=ops))
+
+    # Applied, and not read back: not in the applying pump, not in the next.
+    remote_geometry(2, 7.0)
+    pump_after_update(session)
+    assert me.vertices[0].co.z == 7.0
+    pump_after_update(session)
+    assert "HeavyGrid" not in reads and net.take(P.Batch) == []
+
+    # An edit made before the pump that applies, which the depsgraph has not reported yet: sent.
+    remote_geometry(3, 8.0)
+    me["note"] = 1
+    me.update_tag()
+    session_module.pump()  # no evaluation first: the edit is not reported when the pump starts
+    assert me.vertices[0].co.z == 8.0
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    sent = [op[1] for op in batch.ops]
+    assert geometry not in sent and any(k.startswith(f"mesh/{uuid}/prop") for k in sent), sent
+    net.deliver(P.Ack(op_id=batch.op_id, seq=4))
+
+    # An edit made after the apply, before the next scan: sent.
+    remote_geometry(5, 9.0)
+    pump_after_update(session)
+    assert me.vertices[0].co.z == 9.0
+    me.vertices[5].co.z = 3.0
+    me.update()
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    ops = {op[1]: op[2] for op in batch.ops}
+    co = array.array("f")
+    co.frombytes(sync.decode_value(ops[geometry])["vertices"])
+    assert co[2] == 9.0 and co[17] == 3.0
