@@ -778,3 +778,39 @@ def test_a_heavy_mesh_applied_from_the_room_is_not_read_back_and_edits_around_th
     co = array.array("f")
     co.frombytes(sync.decode_value(ops[geometry])["vertices"])
     assert co[2] == 9.0 and co[17] == 3.0
+
+
+def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_vertex_changes(live, P):
+    """In edit mode a mesh's attributes are its edit mesh's: the copy sent while editing must still hold
+    the UV map and face flags the mesh has, and the same topology."""
+    import bmesh
+
+    from blender_addon import sync
+
+    session, net = live
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=20, y_subdivisions=20)
+    ob = bpy.context.active_object
+    me = ob.data
+    me.attributes["sharp_face"].data[3].value = False
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+    geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
+    before = sync.decode_value(session.tracker.values[geometry])
+    assert {a["name"] for a in before["attributes"]} == {"UVMap", "sharp_face"}
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bm = bmesh.from_edit_mesh(me)
+        bm.verts.ensure_lookup_table()
+        bm.verts[4].co.z = 2.0
+        bmesh.update_edit_mesh(me)
+        pump_after_update(session)
+        (batch,) = net.take(P.Batch)
+        sent = sync.decode_value({op[1]: op[2] for op in batch.ops}[geometry])
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert sent["attributes"] == before["attributes"]
+    for name in ("edges", "face_starts", "corner_verts", "corner_edges"):
+        assert sent[name] == before[name], name
+    assert sent["vertices"] != before["vertices"]
