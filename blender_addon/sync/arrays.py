@@ -122,11 +122,14 @@ def read_attribute(attr) -> bytes | None:
         return pack_f32(fget(attr.data, key, count, width))
     if code == "i":
         return pack_i32(iget(attr.data, key, count, width))
-    values = [False if code == "b" else 0] * (count * width)
+    if code == "b":  # a byte per value, read into bytes at once (a list of bools took 16-50 ms for 200,000)
+        flags = bytearray(count * width)
+        if count:
+            attr.data.foreach_get(key, flags)
+        return bytes(flags)
+    values = [0] * (count * width)
     if count:
         attr.data.foreach_get(key, values)
-    if code == "b":
-        return bytes(1 if v else 0 for v in values)
     return pack_i32(values)
 
 
@@ -137,7 +140,7 @@ def write_attribute(attr, data: bytes) -> None:
     if code == "f":
         values = unpack_f32(data)
     elif code == "b":
-        values = [bool(b) for b in data]
+        values = bytearray(data)
     else:
         values = unpack_i32(data)
         if code == "l":
