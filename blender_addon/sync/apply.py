@@ -92,8 +92,9 @@ class Applier:
         self._total = 0
         self._done = 0
         self._index: dict[str, tuple[str, bpy.types.ID]] = {}
-        # The datablocks' census when the last step ended with more queued: the next step keeps the index
-        # when nothing was added or removed since (indexing every datablock per slice dominated a join).
+        # The datablocks' census when the last step ended: the next step keeps the index when nothing was
+        # added or removed since (indexing every datablock per slice dominated a join, and took ~45 ms of
+        # each edit of a large mesh applied in a 500-object scene).
         self._census: list[bytes] | None = None
         self._touched: dict[str, bpy.types.ID] = {}
         self._doubtful: set[str] = set()  # touched uuids with a value that failed or waits: read back
@@ -183,8 +184,7 @@ class Applier:
             self.tracker.note_datablocks(list(alive.values()))
         self._touched = {}
         self._doubtful = set()
-        if self._queue:
-            self._census = census()
+        self._census = census()
 
     def _register(self, kind: str, uuid: str, id_data: bpy.types.ID) -> None:
         ids.set_uuid(id_data, uuid)
