@@ -309,6 +309,8 @@ class Applier:
                 continue
             if id_data.name != wanted:
                 unsettled[uuid] = (key, wanted)
+                self._touched[uuid] = id_data
+                self._doubtful.add(uuid)  # read back: the tracker must know the name Blender holds
         if self._queue:
             self._names = unsettled  # what the rest of the queue renames may free them
             return

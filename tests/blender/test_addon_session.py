@@ -814,3 +814,31 @@ def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_verte
     for name in ("edges", "face_starts", "corner_verts", "corner_edges"):
         assert sent[name] == before[name], name
     assert sent["vertices"] != before["vertices"]
+
+
+def test_a_heavy_mesh_given_a_name_blender_keeps_otherwise_is_read_back_and_the_name_not_sent(live, P):
+    """A heavy mesh applied without reading it back must still be read back when a name came out otherwise
+    (another datablock here holds it): the next local edit of it must not send Blender's name back."""
+    from blender_addon import sync
+
+    session, net = live
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299)
+    me = bpy.context.active_object.data
+    me.name = "Big"
+    link(bpy.data.objects.new("Holder", bpy.data.meshes.new("Taken")))
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+    uuid = sync.get_uuid(me)
+    assert session.tracker.is_heavy(uuid)
+    name = sync.make_key("mesh", uuid, "name")
+    ops = [["set", name, sync.encode_value("Taken")]]
+    net.deliver(P.Applied(room="r", seq=2, client_id=OTHER, op_id=2, ops=ops))
+    pump_after_update(session)
+    assert me.name == "Taken.001" and net.take(P.Batch) == []
+    me.vertices[0].co.z = 1.0
+    me.update()
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    assert name not in [op[1] for op in batch.ops]
