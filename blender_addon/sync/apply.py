@@ -97,7 +97,7 @@ class Applier:
         # each edit of a large mesh applied in a 500-object scene).
         self._census: list[bytes] | None = None
         self._touched: dict[str, bpy.types.ID] = {}
-        self._doubtful: set[str] = set()  # touched uuids with a value that failed or waits: read back
+        self._doubtful: set[str] = set()  # touched uuids to read back (see _apply_one)
         # Heavy datablocks whose applied values the tracker took as they came, not read back, since the
         # last take_unread(): the sync loop drops the depsgraph's report of what it applied to them.
         self._unread: list[bpy.types.ID] = []
@@ -173,10 +173,9 @@ class Applier:
         self._settle_names()
         if self.tracker is not None and self._touched:
             alive = {uuid: id_data for uuid, id_data in self._touched.items() if uuid in self._index}
-            # A heavy datablock (a large mesh) whose values all applied is not read back: the tracker
-            # noted them as they came (_apply_one), and reading 200,000 vertices to learn what we just
-            # wrote cost more than applying them. What failed or waits is read back: its state here is
-            # not the value.
+            # A heavy datablock (a large mesh) whose values all named chunks and applied is not read back:
+            # the tracker noted them as they came (_apply_one), and reading 200,000 vertices to learn what
+            # we just wrote cost more than applying them.
             unread = [uuid for uuid in alive if uuid not in self._doubtful and self.tracker.is_heavy(uuid)]
             for uuid in unread:
                 self.tracker.note_seen(uuid, alive.pop(uuid))
@@ -275,7 +274,10 @@ class Applier:
         if part == NAME_PART and isinstance(doc, str):
             self._names[uuid] = (key, doc)
         self._wait(key, value, ctx)
-        if ctx.missing or ctx.errors:
+        if ctx.missing or ctx.errors or not holds_chunks(value):
+            # Read back: it failed or waits, or Blender may store it otherwise (a clamped float); values that
+            # name chunks are arrays (a large mesh's geometry), which Blender stores as they come (a setting
+            # among them that Blender clamps would go back with the next local edit).
             self._doubtful.add(uuid)
         if ctx.errors:
             self.errors.report(key, "; ".join(ctx.errors))
