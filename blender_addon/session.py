@@ -550,11 +550,9 @@ class SyncSession(ServerEventsMixin):
         self.progress = fraction
         self.revision += 1
         unread = self.applier.take_unread()
-        if unread and before is not None:
-            # The depsgraph's report of what was just applied to a heavy datablock would make the next
-            # scan read it all again; evaluated now, it holds nothing else (no operator ran since the
-            # evaluation above), so it is dropped, unless the datablock was reported before the apply.
-            dirty.evaluate()
+        if unread and before is not None and dirty.evaluate() is not None:
+            # The report of what was applied to a heavy datablock holds nothing else (no operator ran since
+            # the evaluation above): dropped, unless it was reported before, so no scan reads it again.
             dirty.discard(unread, keep=before)
 
     def _send_presence(self) -> None:
