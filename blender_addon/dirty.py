@@ -7,6 +7,7 @@ a viewport redraw), which the tracker can look at more cheaply.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 import bpy
 
@@ -51,10 +52,23 @@ def reported(id_data: bpy.types.ID) -> bool:
     return ptr in _dirty and ptr not in _shading_only
 
 
-def discard(ids) -> None:
-    """Forget these datablocks' reports (the sync loop's own change, already taken care of)."""
+def evaluate() -> set[int] | None:
+    """Evaluate the depsgraph now (its handler notes what it reports); the pointers noted since the last
+    :func:`take`, or None without a view layer."""
+    view_layer = getattr(bpy.context, "view_layer", None)
+    if view_layer is None:
+        return None
+    view_layer.update()
+    return set(_dirty)
+
+
+def discard(ids, keep: Collection[int] = frozenset()) -> None:
+    """Forget these datablocks' reports (the sync loop's own change, already taken care of), except those
+    whose pointer is in ``keep`` (reported before that change)."""
     for id_data in ids:
         with contextlib.suppress(ReferenceError):
             ptr = id_data.as_pointer()
+            if ptr in keep:
+                continue
             _dirty.pop(ptr, None)
             _shading_only.discard(ptr)

@@ -543,12 +543,18 @@ class SyncSession(ServerEventsMixin):
         if self.applier.progress >= 1.0:
             self.progress = 1.0
             return
+        before = dirty.evaluate()
         while True:
             fraction = self.applier.step(max_ops=APPLY_SLICE)
             if fraction >= 1.0 or time.monotonic() >= deadline:
                 break
         self.progress = fraction
         self.revision += 1
+        unread = self.applier.take_unread()
+        if unread and before is not None and dirty.evaluate() is not None:
+            # The report of what was applied to a heavy datablock holds nothing else (no operator ran since
+            # the evaluation above): dropped, unless it was reported before, so no scan reads it again.
+            dirty.discard(unread, keep=before)
 
     def _send_presence(self) -> None:
         if not self.live:

@@ -170,6 +170,11 @@ class ChangeTracker:
             self._seen(uuid, id_data)
             self._linked_children(id_data)
 
+    def note_seen(self, uuid: str, id_data: bpy.types.ID) -> None:
+        """The datablock holding ``uuid`` is ``id_data``, its values as noted (applied, not read back)."""
+        if uuid in self._keys:
+            self._seen(uuid, id_data)
+
     def forget_counts(self) -> None:
         """The set of datablocks may have changed unseen (undo, redo): the next scan re-reads every uuid."""
         self._counts = {}

@@ -806,3 +806,142 @@ def test_edit_mode_holds_a_curve_with_shape_keys_back_until_the_artist_leaves_it
     (batch,) = net.take(P.Batch)
     assert shapes in [op[1] for op in batch.ops]  # the edit went into the active key (splines: the basis)
     assert tuple(cu.shape_keys.key_blocks["Bend"].data[1].co) == (1.0, 5.0, 3.0)
+
+
+def test_a_heavy_mesh_applied_from_the_room_is_not_read_back_and_edits_around_the_apply_are_sent(
+    live, P, monkeypatch
+):
+    """Applying another artist's geometry to a large mesh: the tracker takes the value as it came and the
+    depsgraph's report of the apply is dropped, so neither the applying pump nor the next reads the mesh
+    again. An edit of that mesh made before the applying pump (not evaluated yet) or after it is still
+    sent."""
+    import array
+
+    from blender_addon import session as session_module
+    from blender_addon import sync
+    from blender_addon.sync import tracker as tracker_module
+
+    session, net = live
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299)
+    me = bpy.context.active_object.data
+    me.name = "HeavyGrid"
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+    uuid = sync.get_uuid(me)
+    geometry = sync.make_key("mesh", uuid, "geometry")
+    assert session.tracker.is_heavy(uuid)
+    reads: list[str] = []
+    serialise_parts = tracker_module.serialise_parts
+
+    def counting(kind, id_data, ctx):
+        reads.append(id_data.name)
+        return serialise_parts(kind, id_data, ctx)
+
+    monkeypatch.setattr(tracker_module, "serialise_parts", counting)
+
+    def remote_geometry(seq, z):
+        doc = sync.decode_value(session.tracker.values[geometry])
+        co = array.array("f")
+        co.frombytes(doc["vertices"])
+        co[2] = z  # vertex 0's height
+        doc["vertices"] = co.tobytes()
+        ops = [["set", geometry, sync.encode_value(doc)]]
+        net.deliver(P.Applied(room="r", seq=seq, client_id=OTHER, op_id=seq, ops=ops))
+
+    # Applied, and not read back: not in the applying pump, not in the next.
+    remote_geometry(2, 7.0)
+    pump_after_update(session)
+    assert me.vertices[0].co.z == 7.0
+    pump_after_update(session)
+    assert "HeavyGrid" not in reads and net.take(P.Batch) == []
+
+    # An edit made before the pump that applies, which the depsgraph has not reported yet: sent.
+    remote_geometry(3, 8.0)
+    me["note"] = 1
+    me.update_tag()
+    session_module.pump()  # no evaluation first: the edit is not reported when the pump starts
+    assert me.vertices[0].co.z == 8.0
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    sent = [op[1] for op in batch.ops]
+    assert geometry not in sent and any(k.startswith(f"mesh/{uuid}/prop") for k in sent), sent
+    net.deliver(P.Ack(op_id=batch.op_id, seq=4))
+
+    # An edit made after the apply, before the next scan: sent.
+    remote_geometry(5, 9.0)
+    pump_after_update(session)
+    assert me.vertices[0].co.z == 9.0
+    me.vertices[5].co.z = 3.0
+    me.update()
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    ops = {op[1]: op[2] for op in batch.ops}
+    co = array.array("f")
+    co.frombytes(sync.decode_value(ops[geometry])["vertices"])
+    assert co[2] == 9.0 and co[17] == 3.0
+
+
+def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_vertex_changes(live, P):
+    """In edit mode a mesh's attributes are its edit mesh's: the copy sent while editing must still hold
+    the UV map and face flags the mesh has, and the same topology."""
+    import bmesh
+
+    from blender_addon import sync
+
+    session, net = live
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=20, y_subdivisions=20)
+    ob = bpy.context.active_object
+    me = ob.data
+    me.attributes["sharp_face"].data[3].value = False
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+    geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
+    before = sync.decode_value(session.tracker.values[geometry])
+    assert {a["name"] for a in before["attributes"]} == {"UVMap", "sharp_face"}
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bm = bmesh.from_edit_mesh(me)
+        bm.verts.ensure_lookup_table()
+        bm.verts[4].co.z = 2.0
+        bmesh.update_edit_mesh(me)
+        pump_after_update(session)
+        (batch,) = net.take(P.Batch)
+        sent = sync.decode_value({op[1]: op[2] for op in batch.ops}[geometry])
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert sent["attributes"] == before["attributes"]
+    for name in ("edges", "face_starts", "corner_verts", "corner_edges"):
+        assert sent[name] == before[name], name
+    assert sent["vertices"] != before["vertices"]
+
+
+def test_a_heavy_mesh_given_a_name_blender_keeps_otherwise_is_read_back_and_the_name_not_sent(live, P):
+    """A heavy mesh applied without reading it back must still be read back when a name came out otherwise
+    (another datablock here holds it): the next local edit of it must not send Blender's name back."""
+    from blender_addon import sync
+
+    session, net = live
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299)
+    me = bpy.context.active_object.data
+    me.name = "Big"
+    link(bpy.data.objects.new("Holder", bpy.data.meshes.new("Taken")))
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+    uuid = sync.get_uuid(me)
+    assert session.tracker.is_heavy(uuid)
+    name = sync.make_key("mesh", uuid, "name")
+    ops = [["set", name, sync.encode_value("Taken")]]
+    net.deliver(P.Applied(room="r", seq=2, client_id=OTHER, op_id=2, ops=ops))
+    pump_after_update(session)
+    assert me.name == "Taken.001" and net.take(P.Batch) == []
+    me.vertices[0].co.z = 1.0
+    me.update()
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    assert name not in [op[1] for op in batch.ops]

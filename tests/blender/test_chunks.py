@@ -251,3 +251,37 @@ def test_uploads_go_children_first_once_per_connection_and_again_after_a_loss_un
 def test_unpack_of_joined_chunks_is_the_array():
     values = [float(i) for i in range(50_000)]
     assert list(unpack_f32(decode_value(encode_value({"v": pack_f32(values)}))["v"])) == values
+
+
+def test_an_array_split_again_hashes_only_the_chunks_that_changed_and_names_the_same_tree(monkeypatch):
+    """A large array read again (a mesh copied out of edit mode, one vertex moved) is compared with the
+    last split of its length chunk by chunk: an equal chunk keeps its hash. The tree is the one a fresh
+    split names, and a chunk evicted from the cache since is put back."""
+    rng = random.Random(7)
+    first = rng.randbytes(40 * SIZE + 5)
+    moved = bytearray(first)
+    moved[17 * SIZE + 3] ^= 0xFF
+    moved = bytes(moved)
+    store = chunks.ChunkCache()
+    chunks._recent.clear()
+    chunks.split(first, store)
+    other = rng.randbytes(len(first))  # another array of that length (a mesh's corner edges)
+    chunks.split(other, store)
+    hashed: list[int] = []
+    sha256 = hashlib.sha256
+
+    def counting(data=b""):
+        hashed.append(len(data))
+        return sha256(data)
+
+    monkeypatch.setattr(chunks.hashlib, "sha256", counting)
+    evicted = sha256(first[:SIZE]).digest()
+    store._chunks.pop(evicted)
+    again = chunks.split(moved, store)
+    assert [length for length in hashed if length > chunks.FANOUT * chunks.HASH_BYTES] == [SIZE]  # not nodes
+    monkeypatch.setattr(chunks.hashlib, "sha256", sha256)
+    assert again == chunks.split(moved, chunks.ChunkCache())
+    assert store.get(evicted) == first[:SIZE]
+    assert chunks.split(moved, store) == again and chunks.split(other, store) == chunks.split(
+        other, chunks.ChunkCache()
+    )

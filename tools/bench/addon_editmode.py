@@ -6,6 +6,7 @@ and publishes them; a second one (Ben) joins. Ana enters edit mode on the grid (
 at a random moment between two of her timer calls, as an operator would, while both run their timers the
 way Blender runs them. Measured per sample: from the edit to the moment Ben's mesh shows the new height
 (wall clock, same machine), Ana still in edit mode; p50, p99 and max, and Ana's slowest timer call.
+``--profile PREFIX``: cProfile of both processes' timer calls during the samples.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import random
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -45,6 +47,9 @@ def bench_editmode(args: argparse.Namespace, Server: Any, Worker: Any) -> dict[s
                 worker.call_reply(None, timeout=args.settle + 120)
             entered = ana("edit_mode_enter", object="Terrain")
             vertices = entered["vertices"]
+            if args.profile:
+                for worker in (ana, ben):
+                    worker("profile")
             for i in range(args.samples):
                 index, z = (1 + i * 7919) % vertices, round(1.0 + 0.25 * i, 4)
                 expr = f'round(bpy.data.meshes["Terrain"].vertices[{index}].co.z, 4)'
@@ -55,6 +60,9 @@ def bench_editmode(args: argparse.Namespace, Server: Any, Worker: Any) -> dict[s
                 assert moved["mode"] == "EDIT"
                 samples.append(round(seen["seen_at"] - moved["edit_at"], 4))
                 timer_max.append(moved["timer_max_ms"])
+            if args.profile:
+                for worker, who in ((ana, "ana"), (ben, "ben")):
+                    worker("profile", path=str(Path(f"{args.profile}-{who}.prof").resolve()))
             ana("edit_mode_leave", object="Terrain")
             ben("settle", seconds=0.5)
             ana_state, ben_state = ana("state"), ben("state")
@@ -85,5 +93,10 @@ def add_parser(kinds: Any) -> argparse.ArgumentParser:
     sub.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
     sub.add_argument("--samples", type=int, default=20)
     sub.add_argument("--settle", type=float, default=2.0, help="seconds of timer before the first edit")
+    sub.add_argument(
+        "--profile",
+        default=None,
+        help="write cProfile stats of the samples' timer calls to PROFILE-ana.prof and PROFILE-ben.prof",
+    )
     sub.add_argument("--json", action="store_true")
     return sub

@@ -65,10 +65,18 @@ def worker_main(name: str) -> int:
             raise RuntimeError("not connected")
         return session
 
+    pump_profile: list[Any] = []  # a cProfile.Profile of the timer calls while one is asked for
+
     def timer_tick() -> float:
         """What Blender's event loop does: flush the depsgraph, run the add-on's timer, wait its interval."""
         bpy.context.view_layer.update()
-        return session_mod._timer() or 0.05
+        if not pump_profile:
+            return session_mod._timer() or 0.05
+        pump_profile[0].enable()
+        try:
+            return session_mod._timer() or 0.05
+        finally:
+            pump_profile[0].disable()
 
     def run_until(predicate, timeout: float) -> int:
         end = time.monotonic() + timeout
@@ -470,7 +478,7 @@ def worker_main(name: str) -> int:
 
     from tools.bench import addon_worker_edit
 
-    helpers = addon_worker_edit.Helpers(bpy, current, timer_tick, run_until, settled)
+    helpers = addon_worker_edit.Helpers(bpy, current, timer_tick, run_until, settled, pump_profile)
     reply(ok=True, ready=True, pid=os.getpid())
     for line in sys.stdin:
         line = line.strip()

@@ -17,6 +17,18 @@ class Helpers:
     timer_tick: Any  # () -> seconds until the next call (what Blender's event loop does once)
     run_until: Any  # (predicate, timeout) -> pumps
     settled: Any  # (session) -> nothing queued
+    pump_profile: list[Any]  # [cProfile.Profile] while the timer calls are profiled, else []
+
+
+def profile(h: Helpers, path: str | None = None) -> dict[str, Any]:
+    """Without ``path``: profile the timer calls from now on; with it: write the stats there and stop."""
+    import cProfile
+
+    if path is None:
+        h.pump_profile[:] = [cProfile.Profile()]
+    elif h.pump_profile:
+        h.pump_profile.pop().dump_stats(path)
+    return {}
 
 
 def enter(h: Helpers, object: str) -> dict[str, Any]:
@@ -80,4 +92,4 @@ def move(
     return {"edit_at": edit_at, "timer_calls": len(ms), "timer_max_ms": round(ms[-1], 3), "mode": ob.mode}
 
 
-COMMANDS = {"edit_mode_enter": enter, "edit_mode_leave": leave, "edit_mode_move": move}
+COMMANDS = {"edit_mode_enter": enter, "edit_mode_leave": leave, "edit_mode_move": move, "profile": profile}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import bpy
 
 from .. import custom_props, derived, rna, shape_keys, vertex_groups
-from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
+from ..arrays import fget, floats, fset, iget, iset, mesh_get, mesh_set, read_attribute, write_attribute
 from ..assign import set_materials
 from ..codec import pack_f32, pack_i32
 from ..context import ApplyContext, ReadContext
@@ -16,31 +19,65 @@ from .base import Kind
 # ---------------------------------------------------------------- read
 
 
+@contextlib.contextmanager
+def _readable(me: bpy.types.Mesh, counts: tuple[int, int, int, int]) -> Iterator[bpy.types.Mesh]:
+    """The mesh to read topology and attributes from: ``me``, or in edit mode, where a mesh's attributes
+    are its edit mesh's (none of the built-in ones, the generic ones empty), a copy of its data as the
+    last ``update_from_editmode`` left it: its object's ``to_mesh()`` (memory shared, ~0.1 ms for 200,000
+    vertices), if it holds as many items."""
+    ob = None
+    if me.is_editmode:
+        objects = getattr(bpy.context, "objects_in_mode_unique_data", None) or ()
+        ob = next((ob for ob in objects if ob.data == me), None)
+    if ob is None:
+        yield me
+        return
+    try:
+        copy = ob.to_mesh()
+    except RuntimeError:
+        yield me
+        return
+    try:
+        same = (len(copy.vertices), len(copy.edges), len(copy.loops), len(copy.polygons)) == counts
+        yield copy if same and not copy.is_editmode else me
+    finally:
+        ob.to_mesh_clear()
+
+
 def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
-    nv, ne, nl, npoly = len(me.vertices), len(me.edges), len(me.loops), len(me.polygons)
-    attributes = []
-    for attr in me.attributes:
-        if attr.name.startswith(".") or attr.name == "position":
-            continue
-        data = read_attribute(attr)
-        if data is None:
-            continue
-        attributes.append({"name": attr.name, "domain": attr.domain, "type": attr.data_type, "data": data})
-    attributes.sort(key=lambda a: a["name"])
-    uv = me.uv_layers
-    colors = me.color_attributes
-    geometry = {
-        "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", fget(me.vertices, "co", nv, 3), 3)),
-        "edges": pack_i32(iget(me.edges, "vertices", ne, 2)),
-        "face_starts": pack_i32(iget(me.polygons, "loop_start", npoly, 1)),
-        "corner_verts": pack_i32(iget(me.loops, "vertex_index", nl, 1)),
-        "corner_edges": pack_i32(iget(me.loops, "edge_index", nl, 1)),
-        "attributes": attributes,
-        "active_uv": uv.active.name if uv.active is not None else None,
-        "render_uv": next((layer.name for layer in uv if layer.active_render), None),
-        "active_color": colors.active_color_name or None,
-        "default_color": colors.default_color_name or None,
-    }
+    nv, ne, nl, npoly = counts = len(me.vertices), len(me.edges), len(me.loops), len(me.polygons)
+    with _readable(me, counts) as src:
+        attributes = []
+        for attr in src.attributes:
+            if attr.name.startswith(".") or attr.name == "position":
+                continue
+            data = read_attribute(attr)
+            if data is None:
+                continue
+            attributes.append(
+                {"name": attr.name, "domain": attr.domain, "type": attr.data_type, "data": data}
+            )
+        attributes.sort(key=lambda a: a["name"])
+        uv = src.uv_layers
+        colors = src.color_attributes
+        # Positions from the mesh itself: in edit mode its copy is read only for what no deformation moves.
+        positions = mesh_get(me, "position", nv) or fget(me.vertices, "co", nv, 3)
+        geometry = {
+            "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", positions, 3)),
+            "edges": pack_i32(mesh_get(src, ".edge_verts", ne) or iget(src.edges, "vertices", ne, 2)),
+            "face_starts": pack_i32(iget(src.polygons, "loop_start", npoly, 1)),
+            "corner_verts": pack_i32(
+                mesh_get(src, ".corner_vert", nl) or iget(src.loops, "vertex_index", nl, 1)
+            ),
+            "corner_edges": pack_i32(
+                mesh_get(src, ".corner_edge", nl) or iget(src.loops, "edge_index", nl, 1)
+            ),
+            "attributes": attributes,
+            "active_uv": uv.active.name if uv.active is not None else None,
+            "render_uv": next((layer.name for layer in uv if layer.active_render), None),
+            "active_color": colors.active_color_name or None,
+            "default_color": colors.default_color_name or None,
+        }
     meta = {"materials": [ctx.ref(m) for m in me.materials]}
     return {
         "meta": meta,
@@ -125,12 +162,16 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
     npoly = len(doc["face_starts"]) // 4
     nl = len(doc["corner_verts"]) // 4
     me.vertices.add(nv)
-    fset(me.vertices, "co", doc["vertices"])
+    if not mesh_set(me, "position", nv, doc["vertices"]):
+        fset(me.vertices, "co", doc["vertices"])
     me.edges.add(ne)
-    iset(me.edges, "vertices", doc["edges"])
+    if not mesh_set(me, ".edge_verts", ne, doc["edges"]):
+        iset(me.edges, "vertices", doc["edges"])
     me.loops.add(nl)
-    iset(me.loops, "vertex_index", doc["corner_verts"])
-    iset(me.loops, "edge_index", doc["corner_edges"])
+    if not mesh_set(me, ".corner_vert", nl, doc["corner_verts"]):
+        iset(me.loops, "vertex_index", doc["corner_verts"])
+    if not mesh_set(me, ".corner_edge", nl, doc["corner_edges"]):
+        iset(me.loops, "edge_index", doc["corner_edges"])
     me.polygons.add(npoly)
     iset(me.polygons, "loop_start", doc["face_starts"])
     wanted = {a["name"] for a in doc["attributes"]}
