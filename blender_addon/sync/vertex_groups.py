@@ -61,6 +61,51 @@ def _groups_of(me: bpy.types.Mesh, ctx: ReadContext):
     return list(user.vertex_groups) if user is not None else []
 
 
+Kept = list[tuple[str, dict]]  # a mesh's groups, in order: (name, the document of the vgroup part)
+
+
+def keep(me: bpy.types.Mesh) -> Kept:
+    """The mesh's groups and weights, before its geometry is rebuilt: ``Mesh.clear_geometry`` drops both,
+    and the groups' keys, unchanged when only the shape changed, do not come again (``put_back``)."""
+    user = next((ob for ob in bpy.data.objects if ob.data == me and ob.vertex_groups), None)
+    if user is None:
+        return []
+    groups = list(user.vertex_groups)
+    verts: list[array.array] = [array.array("i") for _ in groups]
+    weights: list[array.array] = [array.array("f") for _ in groups]
+    for vertex in me.vertices:
+        for element in vertex.groups:
+            if element.group < len(groups):
+                verts[element.group].append(vertex.index)
+                weights[element.group].append(element.weight)
+    return [
+        (g.name, {"lock_weight": g.lock_weight, "vertices": pack_i32(v), "weights": pack_f32(w)})
+        for g, v, w in zip(groups, verts, weights, strict=True)
+    ]
+
+
+def put_back(me: bpy.types.Mesh, kept: Kept, ctx: ApplyContext) -> None:
+    """Make the groups ``keep`` read again on the rebuilt mesh, with the weights of vertices it still has
+    (a change of the vertices' count comes with the groups' own keys, applied after the geometry)."""
+    if not kept:
+        return
+    nv = len(me.vertices)
+
+    def write(ob: bpy.types.Object) -> None:
+        for name, doc in kept:
+            vertices, weights = unpack_i32(doc["vertices"]), unpack_f32(doc["weights"])
+            inside = [i for i, v in enumerate(vertices) if v < nv]
+            if len(inside) < len(vertices):
+                doc = {
+                    "lock_weight": doc["lock_weight"],
+                    "vertices": pack_i32([vertices[i] for i in inside]),
+                    "weights": pack_f32([weights[i] for i in inside]),
+                }
+            _write(ob, name, doc, ctx)
+
+    _with_object(me, write)
+
+
 def _with_object(me: bpy.types.Mesh, action: Callable[[bpy.types.Object], None]) -> None:
     ob = bpy.data.objects.new("blendsync-temp", me)
     try:

@@ -12,6 +12,7 @@ from scene_builders import (  # noqa: E402
     build_custom_props,
     build_rig,
     evaluate_scenes,
+    evaluated_vertices,
     reset_scene,
 )
 
@@ -270,3 +271,42 @@ def test_an_envelope_modifiers_control_points_travel_on_the_drivers_key():
     assert [(p.frame, p.min, p.max) for p in points] == [(0.0, -2.0, 2.0), (1.0, -6.0, 10.0)]
     assert mapped.location[2] == pytest.approx(reshaped)
     assert sync.scene_hash() == edited
+
+
+def weights(ob: bpy.types.Object) -> dict[str, list[tuple[int, float]]]:
+    names = [g.name for g in ob.vertex_groups]
+    out: dict[str, list[tuple[int, float]]] = {name: [] for name in names}
+    for vertex in ob.data.vertices:
+        for element in vertex.groups:
+            out[names[element.group]].append((vertex.index, round(element.weight, 5)))
+    return out
+
+
+def test_a_vertex_moved_on_a_skinned_mesh_keeps_the_receivers_weights():
+    # Moving a vertex changes the mesh's geometry key only: its groups' keys are unchanged and do not come
+    # again, so applying the geometry (which clears the mesh) must keep the groups, or the armature
+    # deforms nothing on every receiver from then on.
+    build_rig()
+    evaluate_scenes()
+    values = sync.serialise_scene()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    skin = bpy.data.objects["Skin"]
+    skin.data.vertices[3].co.y = 0.4
+    evaluate_scenes()
+    changed, deleted = tracker.scan([skin.data])
+    m = uuid_of(skin.data)
+    assert list(changed) == [f"mesh/{m}/geometry"] and deleted == []
+    expected_weights = weights(skin)
+    expected_locks = [g.lock_weight for g in skin.vertex_groups]
+    expected_shape = [c for co in evaluated_vertices(skin) for c in co]
+
+    receiver = replica_of(values)
+    applier = sync.apply_ops(list(changed.items()), tracker=receiver)
+    assert applier.errors == []
+    evaluate_scenes()
+    skin = bpy.data.objects["Skin"]
+    assert weights(skin) == expected_weights
+    assert [g.lock_weight for g in skin.vertex_groups] == expected_locks
+    assert [c for co in evaluated_vertices(skin) for c in co] == pytest.approx(expected_shape, abs=1e-5)
+    assert receiver.scan() == ({}, [])  # the receiver has nothing to send back

@@ -156,6 +156,7 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
         # A library override's geometry is its library's: Blender neither edits nor keeps it (and the
         # override refuses the arrays), so the receiver's copy of the library gives the same.
         return me
+    kept = vertex_groups.keep(me)
     _clear_geometry(me)
     nv = len(doc["vertices"]) // 12
     ne = len(doc["edges"]) // 8
@@ -199,6 +200,7 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
         colors.active_color_name = doc["active_color"]
     if doc["default_color"] and doc["default_color"] in colors:
         colors.default_color_name = doc["default_color"]
+    vertex_groups.put_back(me, kept, ctx)
     me.update()
     derived.reanimate(me)  # keyed vertices (derived.py) read as 0.0: the animation writes them again
     return me
