@@ -324,6 +324,17 @@ def worker_main(name: str) -> int:
         img.source = "FILE"
         return {"image_bytes": len(data)}
 
+    def memory(reset: bool) -> dict[str, Any]:
+        """This process's resident memory now and its peak since the last reset (Linux); with ``reset``
+        the peak starts again from now, so that a phase's own peak can be read."""
+        with open("/proc/self/status") as status:
+            lines = [line.split() for line in status if line.startswith("Vm")]
+        fields = {words[0].rstrip(":"): int(words[1]) * 1024 for words in lines}
+        if reset:
+            with open("/proc/self/clear_refs", "w") as clear:
+                clear.write("5")
+        return {"rss": fields["VmRSS"], "peak": fields["VmHWM"]}
+
     def move_vertex(index: int) -> dict[str, Any]:
         """Move one vertex of the grid and wait for the ack: what went out for that one edit."""
         session = current()
@@ -524,6 +535,8 @@ def worker_main(name: str) -> int:
                 result = watch_expr(command["expr"], command["expected"], float(command.get("timeout", 30)))
             elif cmd in addon_worker_edit.COMMANDS:
                 result = addon_worker_edit.COMMANDS[cmd](helpers, **command)
+            elif cmd == "memory":
+                result = memory(bool(command.get("reset", False)))
             elif cmd == "state":
                 session = current()
                 timer_tick()  # the depsgraph evaluated once more: animation, drivers and constraints written
