@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+from collections.abc import Callable, Iterator
 
 from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
 
@@ -28,6 +29,45 @@ def iget(coll, attr: str, count: int, width: int) -> array.array:
     if count:
         coll.foreach_get(attr, buf)
     return buf
+
+
+BATCH_ROWS = 65536  # rows of a ``Rows`` made into Python lists at a time
+
+
+class Rows:
+    """A long list in a description (canonical.py), made in batches when it is hashed instead of held
+    whole: a vertex as a Python list of three floats costs ~150 bytes, its position in Blender 12."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self, batches: Callable[[int], Iterator[list]]):
+        self.batches = batches  # batches(n): the rows in order, as lists of at most n rows
+
+    def __iter__(self) -> Iterator:
+        for batch in self.batches(BATCH_ROWS):
+            yield from batch
+
+
+def rows_of(values: array.array, width: int) -> Rows:
+    """The rows of ``width`` values of a flat array, each a list (like ``list(v.co)``)."""
+
+    def batches(size: int) -> Iterator[list]:
+        for start in range(0, len(values), size * width):
+            flat = values[start : start + size * width].tolist()
+            yield [flat[i : i + width] for i in range(0, len(flat), width)]
+
+    return Rows(batches)
+
+
+def ragged_rows_of(values: array.array, starts: array.array, totals: array.array) -> Rows:
+    """Rows of different lengths: ``values[start:start + total]`` for each start and total."""
+
+    def batches(size: int) -> Iterator[list]:
+        for first in range(0, len(starts), size):
+            pairs = zip(starts[first : first + size], totals[first : first + size], strict=True)
+            yield [values[start : start + total].tolist() for start, total in pairs]
+
+    return Rows(batches)
 
 
 def fset(coll, attr: str, data: bytes) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .. import custom_props, derived, rna, shape_keys, vertex_groups
-from ..arrays import fget, floats, fset, iget, iset, read_attribute, write_attribute
+from ..arrays import fget, floats, fset, iget, iset, ragged_rows_of, read_attribute, rows_of, write_attribute
 from ..assign import set_materials
 from ..codec import pack_f32, pack_i32
 from ..context import ApplyContext, ReadContext
@@ -69,11 +69,19 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         else:
             values = [rna.plain(d.value) for d in attr.data]
         attributes[attr.name] = [attr.domain, attr.data_type, values]
+    nv, ne, nl, npoly = len(me.vertices), len(me.edges), len(me.loops), len(me.polygons)
+    # Read in bulk and listed in batches when hashed (arrays.Rows): the same rows as [floats(v.co) for v in
+    # me.vertices], [list(e.vertices) ...] and [list(p.vertices) ...].
+    faces = ragged_rows_of(
+        iget(me.loops, "vertex_index", nl, 1),
+        iget(me.polygons, "loop_start", npoly, 1),
+        iget(me.polygons, "loop_total", npoly, 1),
+    )
     return {
         "name": me.name,
-        "vertices": [floats(v.co) for v in me.vertices],
-        "edges": [list(e.vertices) for e in me.edges],
-        "faces": [list(p.vertices) for p in me.polygons],
+        "vertices": rows_of(fget(me.vertices, "co", nv, 3), 3),
+        "edges": rows_of(iget(me.edges, "vertices", ne, 2), 2),
+        "faces": faces,
         "uv_layers": sorted(layer.name for layer in me.uv_layers),
         "attributes": attributes,
         "materials": [ctx.ref(m) for m in me.materials],
