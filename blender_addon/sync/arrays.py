@@ -5,7 +5,7 @@ from __future__ import annotations
 import array
 from collections.abc import Callable, Iterator
 
-from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
+from .codec import pack_f32, pack_i32, unpack_i32, view_f32, view_i32
 
 
 def floats(values) -> list[float]:
@@ -18,14 +18,14 @@ def matrix_rows(m) -> list[float]:
 
 
 def fget(coll, attr: str, count: int, width: int) -> array.array:
-    buf = array.array("f", bytes(4 * count * width))
+    buf = array.array("f", [0.0]) * (count * width)  # one allocation (array("f", bytes(n)) makes two)
     if count:
         coll.foreach_get(attr, buf)
     return buf
 
 
 def iget(coll, attr: str, count: int, width: int) -> array.array:
-    buf = array.array("i", bytes(4 * count * width))
+    buf = array.array("i", [0]) * (count * width)
     if count:
         coll.foreach_get(attr, buf)
     return buf
@@ -71,13 +71,13 @@ def ragged_rows_of(values: array.array, starts: array.array, totals: array.array
 
 
 def fset(coll, attr: str, data: bytes) -> None:
-    values = unpack_f32(data)
+    values = view_f32(data)
     if len(values):
         coll.foreach_set(attr, values)
 
 
 def iset(coll, attr: str, data: bytes) -> None:
-    values = unpack_i32(data)
+    values = view_i32(data)
     if len(values):
         coll.foreach_set(attr, values)
 
@@ -123,11 +123,11 @@ def write_attribute(attr, data: bytes) -> None:
     if not len(attr.data):
         return
     if code == "f":
-        values = unpack_f32(data)
+        values = view_f32(data)
     elif code == "b":
         values = [bool(b) for b in data]
+    elif code == "l":
+        values = list(unpack_i32(data))
     else:
-        values = unpack_i32(data)
-        if code == "l":
-            values = list(values)
+        values = view_i32(data)
     attr.data.foreach_set(key, values)

@@ -7,7 +7,7 @@ import bpy
 from .. import custom_props, derived, rna, shape_keys, vertex_groups
 from ..arrays import fget, floats, fset, iget, iset, ragged_rows_of, read_attribute, rows_of, write_attribute
 from ..assign import set_materials
-from ..codec import pack_f32, pack_i32
+from ..codec import pack_f32_chunked, pack_i32_chunked
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
@@ -29,12 +29,13 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
     attributes.sort(key=lambda a: a["name"])
     uv = me.uv_layers
     colors = me.color_attributes
+    positions = ctx.masked_packed(me, "vertices", "co", fget(me.vertices, "co", nv, 3), 3)
     geometry = {
-        "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", fget(me.vertices, "co", nv, 3), 3)),
-        "edges": pack_i32(iget(me.edges, "vertices", ne, 2)),
-        "face_starts": pack_i32(iget(me.polygons, "loop_start", npoly, 1)),
-        "corner_verts": pack_i32(iget(me.loops, "vertex_index", nl, 1)),
-        "corner_edges": pack_i32(iget(me.loops, "edge_index", nl, 1)),
+        "vertices": pack_f32_chunked(positions),
+        "edges": pack_i32_chunked(iget(me.edges, "vertices", ne, 2)),
+        "face_starts": pack_i32_chunked(iget(me.polygons, "loop_start", npoly, 1)),
+        "corner_verts": pack_i32_chunked(iget(me.loops, "vertex_index", nl, 1)),
+        "corner_edges": pack_i32_chunked(iget(me.loops, "edge_index", nl, 1)),
         "attributes": attributes,
         "active_uv": uv.active.name if uv.active is not None else None,
         "render_uv": next((layer.name for layer in uv if layer.active_render), None),
