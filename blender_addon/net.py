@@ -47,6 +47,7 @@ from .protocol_shim import protocol
 DEFAULT_PORT = 12800
 CONNECT_TIMEOUT = 5.0
 RECV_SIZE = 1 << 20
+OUT_BYTES = 8 << 20  # encoded bytes waiting for the socket before more queued events are encoded
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
@@ -259,7 +260,7 @@ class NetThread:
             if self._stop.is_set():
                 with contextlib.suppress(OSError, _Lost):
                     if welcomed:
-                        self._take_outgoing(link)
+                        self._take_outgoing(link, None)
                     self._flush(link)
                 return welcomed
             if self._drop.is_set():
@@ -327,8 +328,10 @@ class NetThread:
             if isinstance(event, protocol.Error) and event.fatal:
                 raise _Lost(f"{event.code}: {event.message}", welcomed)
 
-    def _take_outgoing(self, link: _Link) -> None:
-        while True:
+    def _take_outgoing(self, link: _Link, limit: int | None = OUT_BYTES) -> None:
+        """Encode queued events onto the socket's buffer while it holds less than ``limit`` bytes: the
+        rest wait as events (a scene's chunks are the cache's bytes), not as a second, encoded copy."""
+        while limit is None or len(link.out) < limit:
             try:
                 generation, event = self._outbox.get_nowait()
             except queue.Empty:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import array
+from collections.abc import Callable, Iterator
 
-from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
+from .codec import pack_f32, pack_i32, unpack_i32, view_f32, view_i32
 
 
 def floats(values) -> list[float]:
@@ -17,27 +18,66 @@ def matrix_rows(m) -> list[float]:
 
 
 def fget(coll, attr: str, count: int, width: int) -> array.array:
-    buf = array.array("f", bytes(4 * count * width))
+    buf = array.array("f", [0.0]) * (count * width)  # one allocation (array("f", bytes(n)) makes two)
     if count:
         coll.foreach_get(attr, buf)
     return buf
 
 
 def iget(coll, attr: str, count: int, width: int) -> array.array:
-    buf = array.array("i", bytes(4 * count * width))
+    buf = array.array("i", [0]) * (count * width)
     if count:
         coll.foreach_get(attr, buf)
     return buf
 
 
+BATCH_ROWS = 65536  # rows of a ``Rows`` made into Python lists at a time
+
+
+class Rows:
+    """A long list in a description (canonical.py), made in batches when it is hashed instead of held
+    whole: a vertex as a Python list of three floats costs ~150 bytes, its position in Blender 12."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self, batches: Callable[[int], Iterator[list]]):
+        self.batches = batches  # batches(n): the rows in order, as lists of at most n rows
+
+    def __iter__(self) -> Iterator:
+        for batch in self.batches(BATCH_ROWS):
+            yield from batch
+
+
+def rows_of(values: array.array, width: int) -> Rows:
+    """The rows of ``width`` values of a flat array, each a list (like ``list(v.co)``)."""
+
+    def batches(size: int) -> Iterator[list]:
+        for start in range(0, len(values), size * width):
+            flat = values[start : start + size * width].tolist()
+            yield [flat[i : i + width] for i in range(0, len(flat), width)]
+
+    return Rows(batches)
+
+
+def ragged_rows_of(values: array.array, starts: array.array, totals: array.array) -> Rows:
+    """Rows of different lengths: ``values[start:start + total]`` for each start and total."""
+
+    def batches(size: int) -> Iterator[list]:
+        for first in range(0, len(starts), size):
+            pairs = zip(starts[first : first + size], totals[first : first + size], strict=True)
+            yield [values[start : start + total].tolist() for start, total in pairs]
+
+    return Rows(batches)
+
+
 def fset(coll, attr: str, data: bytes) -> None:
-    values = unpack_f32(data)
+    values = view_f32(data)
     if len(values):
         coll.foreach_set(attr, values)
 
 
 def iset(coll, attr: str, data: bytes) -> None:
-    values = unpack_i32(data)
+    values = view_i32(data)
     if len(values):
         coll.foreach_set(attr, values)
 
@@ -87,7 +127,7 @@ def mesh_set(me, name: str, count: int, data: bytes) -> bool:
     if attr is None:
         return False
     _type, key, code, width = MESH_ARRAYS[name]
-    values = unpack_f32(data) if code == "f" else unpack_i32(data)
+    values = view_f32(data) if code == "f" else view_i32(data)
     if len(values) != count * width:
         return False
     attr.data.foreach_set(key, values)
@@ -138,11 +178,11 @@ def write_attribute(attr, data: bytes) -> None:
     if not len(attr.data):
         return
     if code == "f":
-        values = unpack_f32(data)
+        values = view_f32(data)
     elif code == "b":
         values = bytearray(data)
+    elif code == "l":
+        values = list(unpack_i32(data))
     else:
-        values = unpack_i32(data)
-        if code == "l":
-            values = list(values)
+        values = view_i32(data)
     attr.data.foreach_set(key, values)

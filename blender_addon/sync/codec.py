@@ -76,3 +76,29 @@ def unpack_f32(data: bytes) -> array.array:
 
 def unpack_i32(data: bytes) -> array.array:
     return _from_le("i", data)
+
+
+def _view(typecode: str, data: bytes) -> memoryview | array.array:
+    if _BIG_ENDIAN or len(data) % 4:  # pragma: no cover - _from_le swaps, or refuses a ragged length
+        return _from_le(typecode, data)
+    return memoryview(data).cast(typecode)
+
+
+def view_f32(data: bytes) -> memoryview | array.array:
+    """The floats of ``data`` for ``foreach_set``, without copying them (a 10,000,000-vertex mesh's
+    arrays are hundreds of MB)."""
+    return _view("f", data)
+
+
+def view_i32(data: bytes) -> memoryview | array.array:
+    return _view("i", data)
+
+
+def pack_f32_chunked(values: array.array) -> bytes | msgpack.ExtType:
+    """``pack_f32``, already cut into chunks when long (what ``encode_value`` makes of it): a document
+    holds a large array's chunk tree, not its bytes beside the chunks, while the rest is read."""
+    return chunks.chunked(pack_f32(values))
+
+
+def pack_i32_chunked(values: array.array) -> bytes | msgpack.ExtType:
+    return chunks.chunked(pack_i32(values))

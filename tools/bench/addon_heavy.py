@@ -77,6 +77,7 @@ def _peak_rss(pid: int) -> int:
 
 def bench_huge(args: argparse.Namespace, Server: Any, Worker: Any) -> dict[str, Any]:
     room = f"bench-huge-{secrets.token_hex(4)}"
+    phases: dict[str, int] = {}  # peak resident memory of the build, the publish, the join (not the hashes)
     total = time.perf_counter()
     with Server() as server:
         publisher = Worker("publisher")
@@ -85,13 +86,20 @@ def bench_huge(args: argparse.Namespace, Server: Any, Worker: Any) -> dict[str, 
             built = publisher("build", objects=0, grid=args.grid, timeout=args.timeout)
             packed = publisher("pack_image", megabytes=args.image_mb, timeout=args.timeout)
             publisher("connect", servers=server.address)
+            built_rss = publisher("memory", reset=True)  # the scene built: its own memory, not the add-on's
+            phases["build"] = built_rss["peak"]
             published = publisher("publish", room=room, timeout=args.timeout)
+            phases["publish"] = publisher("memory")["peak"]
             pub_state = publisher("state", timeout=args.timeout)
             joiner = Worker("joiner")
             joiner("connect", servers=server.address)
+            join_rss = joiner("memory", reset=True)
             joined = joiner("join", room=room, timeout=args.timeout)
+            phases["join"] = joiner("memory")["peak"]
             join_state = joiner("state", timeout=args.timeout)
-            rss = {"publisher": _peak_rss(publisher.proc.pid), "joiner": _peak_rss(joiner.proc.pid)}
+            # (the publisher's peak was reset after the build: the larger of the two)
+            rss = {"publisher": max(_peak_rss(publisher.proc.pid), phases["build"])}
+            rss["joiner"] = _peak_rss(joiner.proc.pid)
             rss["server"] = _peak_rss(server.proc.pid)
         finally:
             for worker in (joiner, publisher):
@@ -106,6 +114,11 @@ def bench_huge(args: argparse.Namespace, Server: Any, Worker: Any) -> dict[str, 
         "join_seconds": joined["seconds"],
         "join_bytes_received": joined["bytes_received"],
         "peak_rss_mb": {name: round(value / 2**20) for name, value in rss.items()},
+        "before_rss_mb": {
+            "publisher": round(built_rss["rss"] / 2**20),
+            "joiner": round(join_rss["rss"] / 2**20),
+        },
+        "phase_peak_rss_mb": {name: round(value / 2**20) for name, value in phases.items()},
         "hash_equal": pub_state["hash"] == join_state["hash"],
         "apply_errors": join_state["errors"],
         "messages": {"publisher": pub_state["messages"], "joiner": join_state["messages"]},

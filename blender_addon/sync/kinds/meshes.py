@@ -8,9 +8,21 @@ from collections.abc import Iterator
 import bpy
 
 from .. import custom_props, derived, rna, shape_keys, vertex_groups
-from ..arrays import fget, floats, fset, iget, iset, mesh_get, mesh_set, read_attribute, write_attribute
+from ..arrays import (
+    fget,
+    floats,
+    fset,
+    iget,
+    iset,
+    mesh_get,
+    mesh_set,
+    ragged_rows_of,
+    read_attribute,
+    rows_of,
+    write_attribute,
+)
 from ..assign import set_materials
-from ..codec import pack_f32, pack_i32
+from ..codec import pack_f32_chunked, pack_i32_chunked
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
@@ -63,13 +75,13 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         # Positions from the mesh itself: in edit mode its copy is read only for what no deformation moves.
         positions = mesh_get(me, "position", nv) or fget(me.vertices, "co", nv, 3)
         geometry = {
-            "vertices": pack_f32(ctx.masked_packed(me, "vertices", "co", positions, 3)),
-            "edges": pack_i32(mesh_get(src, ".edge_verts", ne) or iget(src.edges, "vertices", ne, 2)),
-            "face_starts": pack_i32(iget(src.polygons, "loop_start", npoly, 1)),
-            "corner_verts": pack_i32(
+            "vertices": pack_f32_chunked(ctx.masked_packed(me, "vertices", "co", positions, 3)),
+            "edges": pack_i32_chunked(mesh_get(src, ".edge_verts", ne) or iget(src.edges, "vertices", ne, 2)),
+            "face_starts": pack_i32_chunked(iget(src.polygons, "loop_start", npoly, 1)),
+            "corner_verts": pack_i32_chunked(
                 mesh_get(src, ".corner_vert", nl) or iget(src.loops, "vertex_index", nl, 1)
             ),
-            "corner_edges": pack_i32(
+            "corner_edges": pack_i32_chunked(
                 mesh_get(src, ".corner_edge", nl) or iget(src.loops, "edge_index", nl, 1)
             ),
             "attributes": attributes,
@@ -106,11 +118,19 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         else:
             values = [rna.plain(d.value) for d in attr.data]
         attributes[attr.name] = [attr.domain, attr.data_type, values]
+    nv, ne, nl, npoly = len(me.vertices), len(me.edges), len(me.loops), len(me.polygons)
+    # Read in bulk and listed in batches when hashed (arrays.Rows): the same rows as [floats(v.co) for v in
+    # me.vertices], [list(e.vertices) ...] and [list(p.vertices) ...].
+    faces = ragged_rows_of(
+        iget(me.loops, "vertex_index", nl, 1),
+        iget(me.polygons, "loop_start", npoly, 1),
+        iget(me.polygons, "loop_total", npoly, 1),
+    )
     return {
         "name": me.name,
-        "vertices": [floats(v.co) for v in me.vertices],
-        "edges": [list(e.vertices) for e in me.edges],
-        "faces": [list(p.vertices) for p in me.polygons],
+        "vertices": rows_of(fget(me.vertices, "co", nv, 3), 3),
+        "edges": rows_of(iget(me.edges, "vertices", ne, 2), 2),
+        "faces": faces,
         "uv_layers": sorted(layer.name for layer in me.uv_layers),
         "attributes": attributes,
         "materials": [ctx.ref(m) for m in me.materials],
