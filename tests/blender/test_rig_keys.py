@@ -282,17 +282,28 @@ def weights(ob: bpy.types.Object) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_a_vertex_moved_on_a_skinned_mesh_keeps_the_receivers_weights():
-    # Moving a vertex changes the mesh's geometry key only: its groups' keys are unchanged and do not come
-    # again, so applying the geometry (which clears the mesh) must keep the groups, or the armature
-    # deforms nothing on every receiver from then on.
+def move_a_vertex(me: bpy.types.Mesh) -> None:
+    me.vertices[3].co.y = 0.4
+
+
+def add_a_vertex(me: bpy.types.Mesh) -> None:
+    me.vertices.add(1)
+    me.vertices[-1].co = (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("edit", [move_a_vertex, add_a_vertex])
+def test_a_skinned_mesh_edited_elsewhere_keeps_the_receivers_weights(edit):
+    # A vertex moved (the mesh's shape: it is written in place) or added in no group (its topology: the
+    # mesh is rebuilt, which drops its groups in Blender) changes the geometry key only: the groups' keys
+    # do not come again, so the receiver must keep the groups, or its armature deforms nothing from then on.
     build_rig()
     evaluate_scenes()
     values = sync.serialise_scene()
     tracker = sync.ChangeTracker()
     tracker.scan()
     skin = bpy.data.objects["Skin"]
-    skin.data.vertices[3].co.y = 0.4
+    edit(skin.data)
+    skin.data.update()
     evaluate_scenes()
     changed, deleted = tracker.scan([skin.data])
     m = uuid_of(skin.data)

@@ -22,7 +22,7 @@ from ..arrays import (
     write_attribute,
 )
 from ..assign import set_materials
-from ..codec import pack_f32_chunked, pack_i32_chunked
+from ..codec import pack_f32_chunked, pack_i32, pack_i32_chunked
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
@@ -171,17 +171,27 @@ def _clear_geometry(me: bpy.types.Mesh) -> None:
         bpy.data.meshes.remove(holder)
 
 
-def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if me.override_library is not None:
-        # A library override's geometry is its library's: Blender neither edits nor keeps it (and the
-        # override refuses the arrays), so the receiver's copy of the library gives the same.
-        return me
-    kept = vertex_groups.keep(me)
-    _clear_geometry(me)
-    nv = len(doc["vertices"]) // 12
-    ne = len(doc["edges"]) // 8
-    npoly = len(doc["face_starts"]) // 4
-    nl = len(doc["corner_verts"]) // 4
+def _same_topology(me: bpy.types.Mesh, doc: dict, counts: tuple[int, int, int, int]) -> bool:
+    """Whether ``doc`` has the mesh's vertices, edges, faces and corners, connected alike."""
+    nv, ne, nl, npoly = counts
+    if (len(me.vertices), len(me.edges), len(me.loops), len(me.polygons)) != counts or not nv:
+        return False
+    if me.is_editmode:
+        return False
+    for name, count, packed in (
+        (".edge_verts", ne, "edges"),
+        (".corner_vert", nl, "corner_verts"),
+        (".corner_edge", nl, "corner_edges"),
+    ):
+        ours = mesh_get(me, name, count)
+        if count and (ours is None or pack_i32(ours) != doc[packed]):
+            return False
+    return pack_i32(iget(me.polygons, "loop_start", npoly, 1)) == doc["face_starts"]
+
+
+def _build_topology(me: bpy.types.Mesh, doc: dict, counts: tuple[int, int, int, int]) -> None:
+    """Fill a cleared mesh with ``doc``'s vertices, edges, corners and faces."""
+    nv, ne, nl, npoly = counts
     me.vertices.add(nv)
     if not mesh_set(me, "position", nv, doc["vertices"]):
         fset(me.vertices, "co", doc["vertices"])
@@ -195,6 +205,27 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
         iset(me.loops, "edge_index", doc["corner_edges"])
     me.polygons.add(npoly)
     iset(me.polygons, "loop_start", doc["face_starts"])
+
+
+def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    if me.override_library is not None:
+        # A library override's geometry is its library's: Blender neither edits nor keeps it (and the
+        # override refuses the arrays), so the receiver's copy of the library gives the same.
+        return me
+    nv = len(doc["vertices"]) // 12
+    ne = len(doc["edges"]) // 8
+    npoly = len(doc["face_starts"]) // 4
+    nl = len(doc["corner_verts"]) // 4
+    kept: vertex_groups.Kept = []
+    if _same_topology(me, doc, (nv, ne, nl, npoly)):
+        # Only the shape (or attributes) changed, as in a live edit-mode session: the mesh is not rebuilt,
+        # so what it holds beside the geometry key (vertex groups, shape keys' data) stays as it is.
+        if not mesh_set(me, "position", nv, doc["vertices"]):
+            fset(me.vertices, "co", doc["vertices"])
+    else:
+        kept = vertex_groups.keep(me)
+        _clear_geometry(me)
+        _build_topology(me, doc, (nv, ne, nl, npoly))
     wanted = {a["name"] for a in doc["attributes"]}
     for attr in list(me.attributes):
         if not attr.name.startswith(".") and attr.name != "position" and attr.name not in wanted:
