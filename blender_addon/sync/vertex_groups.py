@@ -24,25 +24,23 @@ from .items import Items
 
 def read(me: bpy.types.Mesh, ctx: ReadContext) -> dict[tuple[str, ...], dict]:
     """Items of the ``vgroup`` part."""
-    groups = _groups_of(me, ctx)
-    names = [g.name for g in groups]
-    if not names:
-        return {}
-    verts: list[array.array] = [array.array("i") for _ in names]
-    weights: list[array.array] = [array.array("f") for _ in names]
-    for vertex in me.vertices:
-        for element in vertex.groups:
-            if element.group < len(names):
-                verts[element.group].append(vertex.index)
-                weights[element.group].append(element.weight)
-    return {
-        (name,): {
-            "lock_weight": groups[i].lock_weight,
-            "vertices": pack_i32(verts[i]),
-            "weights": pack_f32(weights[i]),
-        }
-        for i, name in enumerate(names)
-    }
+    return {(name,): doc for name, doc in _documents(me, _groups_of(me, ctx))}
+
+
+def _documents(me: bpy.types.Mesh, groups: list) -> list[tuple[str, dict]]:
+    """(name, document) of each of ``groups`` (the vertex groups of an object using ``me``), in order."""
+    verts: list[array.array] = [array.array("i") for _ in groups]
+    weights: list[array.array] = [array.array("f") for _ in groups]
+    if groups:
+        for vertex in me.vertices:
+            for element in vertex.groups:
+                if element.group < len(groups):
+                    verts[element.group].append(vertex.index)
+                    weights[element.group].append(element.weight)
+    return [
+        (g.name, {"lock_weight": g.lock_weight, "vertices": pack_i32(v), "weights": pack_f32(w)})
+        for g, v, w in zip(groups, verts, weights, strict=True)
+    ]
 
 
 def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
@@ -68,20 +66,7 @@ def keep(me: bpy.types.Mesh) -> Kept:
     """The mesh's groups and weights, before its geometry is rebuilt: ``Mesh.clear_geometry`` drops both,
     and the groups' keys, unchanged when only the shape changed, do not come again (``put_back``)."""
     user = next((ob for ob in bpy.data.objects if ob.data == me and ob.vertex_groups), None)
-    if user is None:
-        return []
-    groups = list(user.vertex_groups)
-    verts: list[array.array] = [array.array("i") for _ in groups]
-    weights: list[array.array] = [array.array("f") for _ in groups]
-    for vertex in me.vertices:
-        for element in vertex.groups:
-            if element.group < len(groups):
-                verts[element.group].append(vertex.index)
-                weights[element.group].append(element.weight)
-    return [
-        (g.name, {"lock_weight": g.lock_weight, "vertices": pack_i32(v), "weights": pack_f32(w)})
-        for g, v, w in zip(groups, verts, weights, strict=True)
-    ]
+    return _documents(me, list(user.vertex_groups)) if user is not None else []
 
 
 def put_back(me: bpy.types.Mesh, kept: Kept, ctx: ApplyContext) -> None:
