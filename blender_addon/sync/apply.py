@@ -30,10 +30,29 @@ Op = tuple[str, bytes | None]
 NAME_PART = "name"  # a datablock's name, a string (kinds that hold it elsewhere keep it in their meta)
 
 
+# The parts that place a datablock in the scene, by kind in the order they are applied: what a joiner needs
+# to see and select every object where it is. The rest (object data, materials, modifiers...) comes after.
+PLACING: dict[str, frozenset[str]] = {
+    "scene": frozenset({PRIMARY_PART, "name"}),
+    "coll": frozenset({PRIMARY_PART, "name", "in"}),
+    "obj": frozenset({PRIMARY_PART, "name", "parent", "in", "location", "rotation", "scale", "delta"}),
+}
+_PLACING_RANK = {kind: i for i, kind in enumerate(PLACING)}
+
+
+def _placing_rank(parsed: tuple[str, str, str] | None) -> int:
+    """Where a key goes among the placing parts (scenes, then collections, then objects); after them."""
+    if parsed is None:
+        return len(PLACING)
+    kind, _, part = parsed
+    return _PLACING_RANK[kind] if part in PLACING.get(kind, ()) else len(PLACING)
+
+
 def _sort_ops(ops: Iterable[Op]) -> list[Op]:
     """Collapse to the last operation per key and order them for application.
 
-    Sets come first, datablocks before those that link to them and each
+    Sets come first: the parts that place scenes, collections and objects
+    (:data:`PLACING`), then the rest, datablocks before those that link to them and each
     datablock's primary part before its other parts, values that name chunks
     last; then deletes, linking datablocks first.  A part set for a datablock whose primary key is
     deleted in the same batch is dropped.
@@ -58,11 +77,15 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
             continue
         sets.append((key, value))
     orders = {key: order_of(bits) for key, bits in parsed.items()}
+    placing = {key: _placing_rank(bits) for key, bits in parsed.items()}
     # Values naming chunks (a large mesh's geometry, a file) after every light one: objects, transforms and
     # small meshes are there to work with first. What needs such a value waits for it (e.g. a mesh's shape
     # keys for its geometry), as it does when its chunks are still on their way (chunk_transfer.py).
     heavy = {key for key, value in sets if holds_chunks(value)}
-    sets.sort(key=lambda op: (op[0] in heavy, orders[op[0]]))
+    # Objects are placed first (scenes, collections and objects made, linked, parented and moved; an
+    # object's data is an empty stand-in until its own keys fill it in), so a joiner can look and work
+    # while the rest arrives.
+    sets.sort(key=lambda op: (op[0] in heavy, placing[op[0]], orders[op[0]]))
     deletes.sort(key=lambda op: orders[op[0]], reverse=True)
     return sets + deletes
 
