@@ -48,6 +48,21 @@ def _placing_rank(parsed: tuple[str, str, str] | None) -> int:
     return _PLACING_RANK[kind] if part in PLACING.get(kind, ()) else len(PLACING)
 
 
+def _rest_order(parsed: tuple[str, str, str] | None) -> tuple:
+    """The order of a key after the placing ones: :func:`order_of`, but with every object data ``meta``
+    of a kind before that kind's other parts.
+
+    The stand-ins are already used by placed objects: a ``meta`` gives one its materials, which makes
+    Blender rebuild the scene's relations (~25 ms with 500 objects) at its next evaluation, once per pump
+    that holds one, so they come together in a few pumps rather than one in each.
+    """
+    order = order_of(parsed)
+    if parsed is None:
+        return (order[0], 1, *order[1:])
+    kind, _, part = parsed
+    return (order[0], 0 if part == PRIMARY_PART and BY_NAME[kind].stub is not None else 1, *order[1:])
+
+
 def _sort_ops(ops: Iterable[Op]) -> list[Op]:
     """Collapse to the last operation per key and order them for application.
 
@@ -78,6 +93,10 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
         sets.append((key, value))
     orders = {key: order_of(bits) for key, bits in parsed.items()}
     placing = {key: _placing_rank(bits) for key, bits in parsed.items()}
+    rest = {
+        key: _rest_order(bits) if placing[key] == len(PLACING) else orders[key]
+        for key, bits in parsed.items()
+    }
     # Values naming chunks (a large mesh's geometry, a file) after every light one: objects, transforms and
     # small meshes are there to work with first. What needs such a value waits for it (e.g. a mesh's shape
     # keys for its geometry), as it does when its chunks are still on their way (chunk_transfer.py).
@@ -85,7 +104,7 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
     # Objects are placed first (scenes, collections and objects made, linked, parented and moved; an
     # object's data is an empty stand-in until its own keys fill it in), so a joiner can look and work
     # while the rest arrives.
-    sets.sort(key=lambda op: (op[0] in heavy, placing[op[0]], orders[op[0]]))
+    sets.sort(key=lambda op: (op[0] in heavy, placing[op[0]], rest[op[0]]))
     deletes.sort(key=lambda op: orders[op[0]], reverse=True)
     return sets + deletes
 
