@@ -48,22 +48,7 @@ def _placing_rank(parsed: tuple[str, str, str] | None) -> int:
     return _PLACING_RANK[kind] if part in PLACING.get(kind, ()) else len(PLACING)
 
 
-def _rest_order(parsed: tuple[str, str, str] | None) -> tuple:
-    """The order of a key after the placing ones: :func:`order_of`, but with every object data ``meta``
-    of a kind before that kind's other parts.
-
-    The stand-ins are already used by placed objects: a ``meta`` gives one its materials, which makes
-    Blender rebuild the scene's relations (~25 ms with 500 objects) at its next evaluation, once per pump
-    that holds one, so they come together in a few pumps rather than one in each.
-    """
-    order = order_of(parsed)
-    if parsed is None:
-        return (order[0], 1, *order[1:])
-    kind, _, part = parsed
-    return (order[0], 0 if part == PRIMARY_PART and BY_NAME[kind].stub is not None else 1, *order[1:])
-
-
-# A key's parse and order: (parse_key, order_of, its order among sets without its weight).
+# A key's parse and order: (parse_key, order_of, its order among sets but for its weight).
 Ranked = tuple[tuple[str, str, str] | None, tuple, tuple]
 
 
@@ -71,7 +56,7 @@ def _rank(key: str) -> Ranked:
     bits = parse_key(key)
     order = order_of(bits)
     placing = _placing_rank(bits)
-    return bits, order, (placing, _rest_order(bits) if placing == len(PLACING) else order)
+    return bits, order, (placing, *order)
 
 
 def _sort_ops(ops: Iterable[Op], ranks: dict[str, Ranked] | None = None) -> list[Op]:

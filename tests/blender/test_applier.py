@@ -213,25 +213,3 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
     assert [(s.link, s.material.name) for s in ob.material_slots] == [("DATA", "Red"), ("OBJECT", "Red")]
     assert all(_placed(bpy.data.objects[name], w) for name, w in wanted.items())
     assert sync.scene_hash() == before
-
-
-def test_placed_objects_get_their_datas_materials_together_before_the_rest_of_their_data():
-    """Giving a stand-in used by a placed object its materials makes Blender rebuild the scene's relations
-    at its next evaluation: every object data ``meta`` comes before the rest of that kind's keys, so that
-    happens in a few pumps rather than in one per datablock."""
-    mat = bpy.data.materials.new("Paint")
-    for i in range(4):
-        me = triangle_mesh(f"Tri{i}")
-        me.materials.append(mat)
-        link(bpy.data.objects.new(f"Tri{i}", me)).location = (i, 0.0, 0.0)
-    before = sync.scene_hash()
-    ops = list(sync.serialise_scene().items())
-    reset_scene()
-    applier = sync.Applier()
-    applier.feed(ops)
-    objects = bpy.data.objects
-    while not objects or not all(ob.data.materials and ob.data.materials[0] for ob in objects):
-        assert all(len(me.vertices) == 0 and me.name.startswith("pending-") for me in bpy.data.meshes)
-        assert applier.step(max_ops=1) < 1.0
-    assert applier.step() == 1.0
-    assert applier.errors == [] and sync.scene_hash() == before
