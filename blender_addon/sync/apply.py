@@ -30,10 +30,43 @@ Op = tuple[str, bytes | None]
 NAME_PART = "name"  # a datablock's name, a string (kinds that hold it elsewhere keep it in their meta)
 
 
-def _sort_ops(ops: Iterable[Op]) -> list[Op]:
+# The parts that place a datablock in the scene, by kind in the order they are applied: what a joiner needs
+# to see and select every object where it is. The rest (object data, materials, modifiers...) comes after.
+PLACING: dict[str, frozenset[str]] = {
+    "scene": frozenset({PRIMARY_PART, "name"}),
+    "coll": frozenset({PRIMARY_PART, "name", "in"}),
+    "obj": frozenset({PRIMARY_PART, "name", "parent", "in", "location", "rotation", "scale", "delta"}),
+}
+_PLACING_RANK = {kind: i for i, kind in enumerate(PLACING)}
+
+
+def _placing_rank(parsed: tuple[str, str, str] | None) -> int:
+    """Where a key goes among the placing parts (scenes, then collections, then objects); after them."""
+    if parsed is None:
+        return len(PLACING)
+    kind, _, part = parsed
+    return _PLACING_RANK[kind] if part in PLACING.get(kind, ()) else len(PLACING)
+
+
+# A key's parse and order: (parse_key, order_of, its order among sets but for its weight).
+Ranked = tuple[tuple[str, str, str] | None, tuple, tuple]
+
+
+def _rank(key: str) -> Ranked:
+    bits = parse_key(key)
+    order = order_of(bits)
+    placing = _placing_rank(bits)
+    return bits, order, (placing, *order)
+
+
+def _sort_ops(ops: Iterable[Op], ranks: dict[str, Ranked] | None = None) -> list[Op]:
     """Collapse to the last operation per key and order them for application.
 
-    Sets come first, datablocks before those that link to them and each
+    ``ranks`` keeps each key's :func:`_rank` from one call to the next (a queue fed in several batches
+    is sorted again each time; parsing every key dominated).
+
+    Sets come first: the parts that place scenes, collections and objects
+    (:data:`PLACING`), then the rest, datablocks before those that link to them and each
     datablock's primary part before its other parts, values that name chunks
     last; then deletes, linking datablocks first.  A part set for a datablock whose primary key is
     deleted in the same batch is dropped.
@@ -42,7 +75,11 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
     for key, value in ops:
         last.pop(key, None)
         last[key] = value
-    parsed = {key: parse_key(key) for key in last}  # once per key: a join sorts tens of thousands
+    ranks = {} if ranks is None else ranks
+    for key in last:
+        if key not in ranks:
+            ranks[key] = _rank(key)  # once per key: a join sorts tens of thousands
+    parsed = {key: ranks[key][0] for key in last}
     gone = set()
     for key, value in last.items():
         bits = parsed[key]
@@ -57,13 +94,15 @@ def _sort_ops(ops: Iterable[Op]) -> list[Op]:
         if bits is not None and (bits[0], bits[1]) in gone:
             continue
         sets.append((key, value))
-    orders = {key: order_of(bits) for key, bits in parsed.items()}
     # Values naming chunks (a large mesh's geometry, a file) after every light one: objects, transforms and
     # small meshes are there to work with first. What needs such a value waits for it (e.g. a mesh's shape
     # keys for its geometry), as it does when its chunks are still on their way (chunk_transfer.py).
     heavy = {key for key, value in sets if holds_chunks(value)}
-    sets.sort(key=lambda op: (op[0] in heavy, orders[op[0]]))
-    deletes.sort(key=lambda op: orders[op[0]], reverse=True)
+    # Objects are placed first (scenes, collections and objects made, linked, parented and moved; an
+    # object's data is an empty stand-in until its own keys fill it in), so a joiner can look and work
+    # while the rest arrives.
+    sets.sort(key=lambda op: (op[0] in heavy, *ranks[op[0]][2]))
+    deletes.sort(key=lambda op: ranks[op[0]][1], reverse=True)
     return sets + deletes
 
 
@@ -89,6 +128,7 @@ class Applier:
     def __init__(self, tracker: ChangeTracker | None = None) -> None:
         self.tracker = tracker
         self._queue: list[Op] = []
+        self._ranks: dict[str, Ranked] = {}  # the sort's parse of the keys fed since the queue was empty
         self._total = 0
         self._done = 0
         self._index: dict[str, tuple[str, bpy.types.ID]] = {}
@@ -115,7 +155,7 @@ class Applier:
 
     def feed(self, ops: Iterable[Op]) -> None:
         ops = list(ops)
-        self._queue = _sort_ops(self._queue + ops)
+        self._queue = _sort_ops(self._queue + ops, self._ranks)
         self._total = self._done + len(self._queue)
 
     @property
@@ -137,6 +177,7 @@ class Applier:
         self._end()
         if not self._queue:
             self._total = self._done = 0
+            self._ranks = {}
             return 1.0
         return self.progress
 
@@ -387,6 +428,7 @@ class Applier:
     def reset(self) -> None:
         """Drop the queue and every remembered pending link (e.g. after leaving a room)."""
         self._queue = []
+        self._ranks = {}
         self._total = self._done = 0
         self._census = None
         self._waiting_parts.clear()

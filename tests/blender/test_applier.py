@@ -120,10 +120,96 @@ def test_a_datablock_removed_between_slices_is_not_taken_from_the_last_index():
     reset_scene()
     applier = sync.Applier()
     applier.feed(ops)
-    applier.step(max_ops=1)  # the first object's first part: it exists, its other parts are queued
+    while not bpy.data.objects:  # the first object's first part: it exists, its other parts are queued
+        applier.step(max_ops=1)
     (made,) = bpy.data.objects
     bpy.data.objects.remove(made)  # the artist deletes it between two slices...
     bpy.data.objects.new("Other", None)  # ...and makes another: as many objects as before
     while applier.step(max_ops=1) < 1.0:
         pass
     assert applier.errors == []
+
+
+def _placed(ob: bpy.types.Object, wanted: dict) -> bool:
+    """The object is in the view layer, in its collections, under its parent, where it was published."""
+    bpy.context.view_layer.update()  # what Blender's main loop does before the artist looks
+    return (
+        ob.name in bpy.context.view_layer.objects
+        and sorted(c.name for c in ob.users_collection) == wanted["collections"]
+        and (ob.parent.name if ob.parent else None) == wanted["parent"]
+        and all(
+            abs(a - b) < 1e-5
+            for a, b in zip((*ob.location, *ob.rotation_euler, *ob.scale), wanted["placement"], strict=True)
+        )
+        and all(
+            abs(a - b) < 1e-5 for a, b in zip(ob.matrix_parent_inverse.col[3], wanted["inverse"], strict=True)
+        )
+    )
+
+
+def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_in_keeps_everything():
+    """Objects first: each is made on a stand-in for its data, linked, parented and moved before any object
+    data or material is applied; the heavy mesh's geometry, held back, then fills in the stand-in, and its
+    object keeps its modifiers, constraint, vertex group, material slots and parent."""
+    red, blue = bpy.data.materials.new("Red"), bpy.data.materials.new("Blue")
+    props = bpy.data.collections.new("Props")
+    bpy.context.scene.collection.children.link(props)
+    inner = bpy.data.collections.new("Inner")
+    props.children.link(inner)
+    root = link(bpy.data.objects.new("Root", None))
+    root.location, root.rotation_euler = (1.0, 2.0, 3.0), (0.0, 0.0, 0.7)
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299, size=10, calc_uvs=False)
+    grid = bpy.context.active_object
+    bpy.context.scene.collection.objects.unlink(grid)
+    props.objects.link(grid)
+    grid.location, grid.scale = (4.0, -1.0, 0.5), (2.0, 2.0, 1.0)
+    grid.parent = root
+    grid.matrix_parent_inverse = root.matrix_world.inverted()
+    grid.vertex_groups.new(name="Top").add(list(range(0, 300)), 0.5, "REPLACE")
+    grid.modifiers.new("Lift", "DISPLACE").vertex_group = "Top"
+    grid.modifiers.new("Smooth", "SUBSURF").levels = 2
+    grid.constraints.new("TRACK_TO").target = root
+    grid.data.materials.append(red)
+    grid.data.materials.append(blue)
+    grid.material_slots[1].link = "OBJECT"
+    grid.material_slots[1].material = red
+    for i in range(5):
+        me = triangle_mesh(f"Tri{i}")
+        me.materials.append(blue)
+        link(bpy.data.objects.new(f"Tri{i}", me), inner).location = (i, -i, 0.25 * i)
+    wanted = {
+        ob.name: {
+            "collections": sorted(c.name for c in ob.users_collection),
+            "parent": ob.parent.name if ob.parent else None,
+            "placement": [*ob.location, *ob.rotation_euler, *ob.scale],
+            "inverse": list(ob.matrix_parent_inverse.col[3]),
+        }
+        for ob in bpy.data.objects
+    }
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    geometry = sync.make_key("mesh", sync.get_uuid(grid.data), "geometry")
+    assert sync.chunks.holds_chunks(dict(ops)[geometry])
+    reset_scene()
+
+    applier = sync.Applier()
+    applier.feed([(k, v) for k, v in ops if k != geometry])  # the heavy value is still on its way
+    objects = bpy.data.objects
+    while not all(name in objects and _placed(objects[name], w) for name, w in wanted.items()):
+        assert applier.step(max_ops=1) < 1.0, "the light values are applied and an object is not placed"
+    # Placed on stand-ins: no material and no mesh's geometry has been applied yet.
+    assert len(bpy.data.materials) == 0
+    assert all(len(bpy.data.objects[f"Tri{i}"].data.vertices) == 0 for i in range(5))
+    assert applier.step() == 1.0
+    ob = bpy.data.objects["Grid"]
+    assert len(ob.data.vertices) == 0 and [m.name for m in ob.modifiers] == ["Lift", "Smooth"]
+    applier.feed([(geometry, dict(ops)[geometry])])
+    assert applier.step() == 1.0
+    assert applier.errors == [] and applier.pending_links == {}
+    assert ob.data.name == "Grid" and len(ob.data.vertices) == 90_000
+    assert [m.name for m in ob.modifiers] == ["Lift", "Smooth"] and ob.modifiers["Lift"].vertex_group == "Top"
+    assert [g.name for g in ob.vertex_groups] == ["Top"] and ob.vertex_groups["Top"].weight(299) == 0.5
+    assert ob.constraints[0].target == bpy.data.objects["Root"]
+    assert [(s.link, s.material.name) for s in ob.material_slots] == [("DATA", "Red"), ("OBJECT", "Red")]
+    assert all(_placed(bpy.data.objects[name], w) for name, w in wanted.items())
+    assert sync.scene_hash() == before

@@ -23,7 +23,8 @@ receives and decodes the same snapshot but applies nothing. Both scenes'
 ``scene_hash()`` must be equal. Also measured: **usable**, from the join
 request to the end of the first pump after which every object of the
 publisher's view layer is in the joiner's view layer (so it can be selected)
-with the publisher's location, rotation and scale; with ``--move`` the joiner
+with the publisher's location, rotation and scale (and the joiner's CPU in its pumps until then,
+``usable_pump_cpu_seconds``); with ``--move`` the joiner
 then selects ``Box.011``, makes it active and moves it, and the publisher must show the
 move (from the move to the publisher's pump that shows it). ``--profile
 FILE``: cProfile of the joiner's pumps, written to FILE.
@@ -283,6 +284,7 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
         "publish_bytes_sent": published["bytes_sent"],
         "join_seconds": joined["seconds"],
         "usable_seconds": joined["usable_seconds"],
+        "usable_pump_cpu_seconds": joined["usable_pump_cpu_seconds"],
         "move_seen_by_publisher_seconds": moved,
         "join_snapshot_end_seconds": joined["snapshot_end_seconds"],
         "join_after_snapshot_seconds": joined["after_snapshot_seconds"],

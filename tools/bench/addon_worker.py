@@ -204,7 +204,7 @@ def worker_main(name: str) -> int:
             profiler = cProfile.Profile()
         start = time.perf_counter()
         session.join_room(room)
-        snapshot_done = usable_at = moved_at = None
+        snapshot_done = usable_at = moved_at = usable_cpu = None
         pumps = 0
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -221,6 +221,7 @@ def worker_main(name: str) -> int:
                 snapshot_done = time.perf_counter()
             if expect is not None and usable_at is None and usable(expect):
                 usable_at = time.perf_counter()
+                usable_cpu = spent["pump_cpu"]  # the joiner's CPU in its pumps until then
                 if move is not None:
                     move_now(move["object"], move["location"])
                     moved_at = time.time()
@@ -235,6 +236,7 @@ def worker_main(name: str) -> int:
             profiler.dump_stats(profile)
         return {
             "usable_seconds": None if usable_at is None else round(usable_at - start, 3),
+            "usable_pump_cpu_seconds": None if usable_cpu is None else round(usable_cpu, 3),
             "moved_at": moved_at,
             "seconds": round(done - start, 3),
             "snapshot_end_seconds": round(snapshot_done - start, 3),

@@ -1,12 +1,13 @@
 """The registry of synchronised datablock kinds, one module each.
 
-Order matters: it is the order in which datablocks are created when a batch
-is applied, so a kind comes after the kinds it mostly links to (fonts before
-the text curves that use them, node groups before the materials that use
-them, object data before objects) and libraries come last because their links
-name collections and scenes.  A link that points later in the order (a
-parent object, a light probe's collection) waits as a pending link until its
-target is created.  Deletes run in the reverse order.
+Order matters: it is the order in which datablocks are filled in when a batch
+is applied (scenes, collections and objects are made and placed before the
+rest, on stand-ins for their data: ``apply.PLACING``), so a kind comes after
+the kinds it mostly links to (fonts before the text curves that use them,
+node groups before the materials that use them, object data before objects)
+and libraries come last because their links name collections and scenes.
+A link that points later in the order (a parent object, a light probe's
+collection) waits as a pending link until its target is created.  Deletes run in the reverse order.
 
 Adding a kind: write ``kinds/<bpy.data collection>.py`` ending in a
 ``KIND = Kind(...)`` record (see :mod:`.base`) and list it here; object data
