@@ -22,7 +22,7 @@ from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, part_token
 from .index import census, index_all, is_synced
 from .items import Items
-from .keys import PRIMARY_PART, op_order, order_of, parse_key, split_key
+from .keys import PRIMARY_PART, op_order, order_of, split_key
 from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
@@ -37,15 +37,21 @@ PLACING: dict[str, frozenset[str]] = {
     "coll": frozenset({PRIMARY_PART, "name", "in"}),
     "obj": frozenset({PRIMARY_PART, "name", "parent", "in", "location", "rotation", "scale", "delta"}),
 }
+# Items of other parts that place too: an object hidden in the room is not shown while the rest arrives.
+PLACING_ITEMS: frozenset[tuple[str, str, tuple[str, ...]]] = frozenset(
+    {("obj", "set", ("hide",)), ("obj", "set", ("hide_viewport",))}
+)
 _PLACING_RANK = {kind: i for i, kind in enumerate(PLACING)}
 
 
-def _placing_rank(parsed: tuple[str, str, str] | None) -> int:
+def _placing_rank(parsed: tuple[str, str, str, tuple[str, ...]] | None) -> int:
     """Where a key goes among the placing parts (scenes, then collections, then objects); after them."""
     if parsed is None:
         return len(PLACING)
-    kind, _, part = parsed
-    return _PLACING_RANK[kind] if part in PLACING.get(kind, ()) else len(PLACING)
+    kind, _, part, items = parsed
+    if part in PLACING.get(kind, ()) or (kind, part, items) in PLACING_ITEMS:
+        return _PLACING_RANK[kind]
+    return len(PLACING)
 
 
 # A key's parse and order: (parse_key, order_of, its order among sets but for its weight).
@@ -53,9 +59,10 @@ Ranked = tuple[tuple[str, str, str] | None, tuple, tuple]
 
 
 def _rank(key: str) -> Ranked:
-    bits = parse_key(key)
+    parsed = split_key(key)
+    bits = None if parsed is None else parsed[:3]
     order = order_of(bits)
-    placing = _placing_rank(bits)
+    placing = _placing_rank(parsed)
     return bits, order, (placing, *order)
 
 

@@ -177,6 +177,8 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
         me = triangle_mesh(f"Tri{i}")
         me.materials.append(blue)
         link(bpy.data.objects.new(f"Tri{i}", me), inner).location = (i, -i, 0.25 * i)
+    bpy.data.objects["Tri0"].hide_viewport = True  # hidden in the room: never shown while the rest arrives
+    bpy.data.objects["Tri1"].hide_set(True)
     wanted = {
         ob.name: {
             "collections": sorted(c.name for c in ob.users_collection),
@@ -200,6 +202,8 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
     # Placed on stand-ins: no material and no mesh's geometry has been applied yet.
     assert len(bpy.data.materials) == 0
     assert all(len(bpy.data.objects[f"Tri{i}"].data.vertices) == 0 for i in range(5))
+    assert bpy.data.objects["Tri0"].hide_viewport and bpy.data.objects["Tri1"].hide_get()
+    assert not bpy.data.objects["Tri2"].hide_get()
     assert applier.step() == 1.0
     ob = bpy.data.objects["Grid"]
     assert len(ob.data.vertices) == 0 and [m.name for m in ob.modifiers] == ["Lift", "Smooth"]
