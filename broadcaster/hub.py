@@ -167,6 +167,7 @@ class Hub:
         for name, meta in self.store.metas():
             room = self.rooms.setdefault(name, Room(name))
             room.seq_base = meta.get("seq_base", 0) if isinstance(meta, dict) else 0
+            room.created_index = self.store.meta_created_index(name)
             for key, value in self.store.items(room.name):
                 room.note_key(key, len(value))
             for key, payload in self.store.locks(room.name):
@@ -174,8 +175,9 @@ class Hub:
             for prefix, payload in self.store.prefix_locks(room.name):
                 room.prefix_locks[prefix] = payload["owner"]
 
-    def note_meta(self, name: str, meta: Any) -> None:
+    def note_meta(self, name: str, meta: Any, created_index: int) -> None:
         room = self.rooms.setdefault(name, Room(name))
+        room.created_index = created_index
         if isinstance(meta, dict):
             room.seq_base = meta.get("seq_base", 0)
         self.room_changed(name)

@@ -59,6 +59,9 @@ class Room:
     key_sizes: dict[str, int] = field(default_factory=dict)
     total_bytes: int = 0
     seq_base: int = 0  # an imported room's seq before its first operation here
+    # The log index that made its meta: writes require it, so that a write built here before this node
+    # learnt of the room's deletion never lands in a room made again under its name (0: not known).
+    created_index: int = 0
     locks: dict[str, str] = field(default_factory=dict)  # key -> owner client_id (committed)
     prefix_locks: dict[str, str] = field(default_factory=dict)  # prefix -> owner: every key under it
     locks_pending: int = 0  # lock requests from this node not yet committed

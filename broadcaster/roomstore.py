@@ -156,8 +156,12 @@ def write_command(
     now: int = 0,
     seen: int | None = None,
     pushed: list[bytes] | None = None,
+    created_index: int = 0,
 ) -> dict[str, Any]:
     """Apply set/delete operations to the live map and append them to the room's log, atomically.
+
+    With ``created_index`` (the log index that made the room's meta, as the writer's node knew it), the
+    write requires that same meta: not one of a room deleted and made again under the name meanwhile.
 
     ``seen`` (the author's last seq when it made the edit, docs/protocol.md §3) travels in the log entry so
     that every node passes it on in ``applied``; so do the hashes of the blobs the write makes new
@@ -167,7 +171,10 @@ def write_command(
     locked by anyone else, itself or by a prefix (used only while the room has locks: it makes the command
     larger).
     """
-    compare: list[dict[str, Any]] = [{"exists": list(meta_path(room))}]
+    meta = list(meta_path(room))
+    compare: list[dict[str, Any]] = [
+        {"created_index": [meta, created_index]} if created_index else {"exists": meta}
+    ]
     if guard is not None:
         for op in ops:
             compare.append(_free_or_ours(list(lock_path(room, op[1])), guard[1]))
@@ -310,6 +317,11 @@ class RoomStore:
         await fence(self.node)
 
     # ---- reads of this node's copy -------------------------------------------------------------------------
+
+    def meta_created_index(self, room: str) -> int:
+        """The log index that made the room's meta (0 for no such room)."""
+        found = self.node.read_local(meta_path(room))
+        return 0 if found is None else found[0].created_index
 
     def find_meta(self, room: str) -> dict[str, Any] | None:
         """The room's meta, hidden imports included; None if there is no such room."""

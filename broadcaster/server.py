@@ -484,7 +484,7 @@ class Broadcaster:
                 if self.hub.room_gone(name):
                     self.locks.forget(name)
             elif len(path) == 3:
-                self.hub.note_meta(name, event.payload)
+                self.hub.note_meta(name, event.payload, event.props.created_index)
             return
         if path[2] == "refs" and len(path) == 4:
             self.blobs.note_key_refs(name, path[3], None if event.action == "delete" else event.payload)

@@ -167,7 +167,17 @@ class Writes:
         guard = self._lock_guard(room, session) if room.has_locks or room.locks_pending else None
         cap = log_cap(self.config, self.store, room.name)
         command = write_command(
-            room.name, session.client_id, op_id, ops, cap, guard, session.name, int(time.time()), seen, pushed
+            room.name,
+            session.client_id,
+            op_id,
+            ops,
+            cap,
+            guard,
+            session.name,
+            int(time.time()),
+            seen,
+            pushed,
+            room.created_index,
         )
         if blob_changes is not None:
             command["compare"] += blob_changes[0]

@@ -18,7 +18,7 @@ MAX_REGEX_LEN: Final = 256
 #
 # Compiled conditions are tuples, evaluated against (path, node-or-None):
 #   ("at", path, c)       evaluate c on the node at an absolute path (compare / "if" conditions)
-#   ("exists", bool) ("hp", bool) ("pv", n) ("peq", canon_bytes) ("cc", op, n) ("name", regex)
+#   ("exists", bool) ("hp", bool) ("pv", n) ("ci", n) ("peq", canon_bytes) ("cc", op, n) ("name", regex)
 #   ("not", c) ("all", (c, ...)) ("any", (c, ...))
 
 _Cond: TypeAlias = tuple[Any, ...]
@@ -76,6 +76,8 @@ def _compile_node_cond(c: object, depth: int = 1) -> _Cond:
         return ("exists" if key == "exists" else "hp", arg)
     if key == "payload_version":
         return ("pv", _check_count(arg, "payload_version"))
+    if key == "created_index":
+        return ("ci", _check_count(arg, "created_index"))
     if key == "payload_equals":
         _check_payload(arg)
         return ("peq", _canon(arg))
@@ -114,6 +116,9 @@ def _compile_cond(c: object, depth: int = 1) -> _Cond:
     if key == "payload_version":
         a = _pair(arg, 2, key, "[path, n]")
         return ("at", _coerce_path(a[0]), ("pv", _check_count(a[1], "payload_version")))
+    if key == "created_index":
+        a = _pair(arg, 2, key, "[path, n]")
+        return ("at", _coerce_path(a[0]), ("ci", _check_count(a[1], "created_index")))
     if key == "payload_equals":
         a = _pair(arg, 2, key, "[path, value]")
         _check_payload(a[1])

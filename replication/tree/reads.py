@@ -126,6 +126,8 @@ class TreeReads:
             return (node is not None and node.payload is not NO_PAYLOAD) is c[1]
         if kind == "pv":
             return c[1] == 0 if node is None else node.pv == c[1]
+        if kind == "ci":  # the log index that created the node: a node deleted and made again differs
+            return node is not None and node.ci == c[1]
         if kind == "peq":
             return node is not None and node.payload is not NO_PAYLOAD and _canon(node.payload) == c[1]
         if kind == "cc":

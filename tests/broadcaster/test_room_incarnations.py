@@ -319,3 +319,28 @@ async def test_a_room_whose_meta_has_no_incarnation_keeps_its_history_and_is_tol
         assert await hc.checkpoints(cy) == []
         assert broadcaster.store.node.read_local(log_path("shot"))[0].next_seq == 2
         assert len(forced.picked) == 1
+
+
+async def test_a_write_built_for_a_room_replaced_before_it_commits_is_refused(tmp_path: Path):
+    # In a cluster, a node that has not yet applied a room's deletion can build a write for it that
+    # commits after the room was made again under its name; here the command ana's write was built as is
+    # proposed again once the room was replaced: it requires the meta that room was made with.
+    async with _room(tmp_path) as (broadcaster, _config, ana, cy):
+        store = broadcaster.store
+        built: list[dict] = []
+        submit = store.submit
+
+        def capture(command: dict, **kwargs: Any) -> Any:
+            built.append(command)
+            return submit(command, **kwargs)
+
+        store.submit = capture
+        await ana.set("k", b"old room")
+        store.submit = submit
+        [command] = built
+        await _replace(cy)
+        result = await store.propose(command)
+        assert result["ok"] and not result["succeeded"], result
+        assert _room_state(broadcaster) == {"k": b"new room"}
+        await cy.set("k2", b"still written")  # the new room's own writes pass
+        assert _room_state(broadcaster) == {"k": b"new room", "k2": b"still written"}

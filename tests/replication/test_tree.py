@@ -455,6 +455,21 @@ def test_conditions(cond_tree: Tree, cond: dict[str, Any], expected: bool) -> No
     assert compare(cond_tree, cond) is expected
 
 
+def test_created_index_tells_a_node_from_one_made_again_at_its_path() -> None:
+    tree = Tree()
+    ok(tree, put(["r", "meta"], {"v": 1}))
+    first = props(tree, ["r", "meta"]).created_index
+    ok(tree, put(["r", "meta"], {"v": 1}))  # written again: the same node
+    assert compare(tree, {"created_index": [["r", "meta"], first]})
+    ok(tree, {"op": "delete", "path": ["r"]})
+    assert not compare(tree, {"created_index": [["r", "meta"], first]})  # missing
+    ok(tree, put(["r", "meta"], {"v": 1}))  # the same payload, another node
+    again = props(tree, ["r", "meta"]).created_index
+    assert again != first
+    assert not compare(tree, {"created_index": [["r", "meta"], first]})
+    assert compare(tree, {"created_index": [["r", "meta"], again]})
+
+
 def test_txn_then_else() -> None:
     tree = Tree()
     cmd = {
@@ -850,6 +865,9 @@ def _nested(depth: int) -> list[Any]:
         ({"compare": [{"frob": ["a"]}]}, "invalid_condition"),
         ({"compare": [{"exists": True}]}, "invalid_path"),
         ({"compare": [{"payload_version": ["a"]}]}, "invalid_condition"),
+        ({"compare": [{"created_index": ["a"]}]}, "invalid_condition"),
+        ({"compare": [{"created_index": [["a"], -1]}]}, "invalid_condition"),
+        ({"compare": [{"created_index": [["a"], True]}]}, "invalid_condition"),
         ({"compare": [{"child_count": [["a"], "~", 1]}]}, "invalid_condition"),
         ({"compare": [{"child_count": [["a"], "==", -1]}]}, "invalid_condition"),
         ({"compare": [{"name_matches": "x"}]}, "invalid_condition"),
