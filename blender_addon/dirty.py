@@ -43,6 +43,11 @@ def take() -> tuple[list[bpy.types.ID], list[bpy.types.ID]]:
     return out, light
 
 
+def pending() -> bool:
+    """Whether anything was noted since the last :func:`take`."""
+    return bool(_dirty)
+
+
 def reported(id_data: bpy.types.ID) -> bool:
     """Whether this datablock was noted since the last :func:`take` for more than shading."""
     try:

@@ -77,6 +77,11 @@ class EditModeSync:
         self._quiet: dict[str, float] = {}  # data uuid -> since when no copy was made (entry or last copy)
         self._edited: set[str] = set()  # datablocks reported changed since their last copy
 
+    @property
+    def waiting(self) -> bool:
+        """An edit reported here waits for its copy (paced, or its previous copy not acknowledged yet)."""
+        return bool(self._edited)
+
     @staticmethod
     def in_edit_mode() -> dict[str, tuple[bpy.types.Object, Live]]:
         """Synchronised datablocks of a live type in edit mode here, by their uuid."""
@@ -161,6 +166,19 @@ class EditModeSync:
         self._last.clear()
         self._quiet.clear()
         self._edited.clear()
+
+
+_LEASED = frozenset((live.kind, live.parts[0]) for live in LIVE.values())
+
+
+def lease_held(locks: dict[str, str]) -> bool:
+    """Whether someone in the room (this artist too) holds a datablock in edit mode, from the room's key
+    locks: their copies come up to 10 times a second."""
+    for key in locks:
+        parsed = sync.split_key(key)
+        if parsed is not None and (parsed[0], parsed[2]) in _LEASED:
+            return True
+    return False
 
 
 def editors_of(locks: dict[str, str]) -> dict[str, list[str]]:

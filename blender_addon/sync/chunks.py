@@ -153,6 +153,14 @@ class _Recent:
                 return old, hashes
         return None
 
+    def equal(self, data: bytearray) -> bytes | None:
+        """An earlier byte string equal to ``data``: an array read again and unchanged (a mesh's topology in
+        edit mode) is neither copied nor compared chunk by chunk."""
+        for old, _ in reversed(self._by_length.get(len(data), ())):
+            if old == data:  # memcmp
+                return old
+        return None
+
     def remember(self, data: bytes, hashes: list[bytes]) -> None:
         found = self._by_length.setdefault(len(data), [])
         self._by_length.move_to_end(len(data))
@@ -172,6 +180,7 @@ class _Recent:
 
 _recent = _Recent()
 REUSE_BYTES = 8 * CHUNK_BYTES  # shorter byte strings are hashed whole (few chunks: nothing to gain)
+recent_equal = _recent.equal
 
 
 def split(data: bytes, store: ChunkCache = cache) -> msgpack.ExtType:

@@ -94,11 +94,38 @@ def view_i32(data: bytes) -> memoryview | array.array:
     return _view("i", data)
 
 
-def pack_f32_chunked(values: array.array) -> bytes | msgpack.ExtType:
+def pack_known(values: array.array | memoryview) -> bytes:
+    """``pack_f32``/``pack_i32`` of an array, or of a read buffer's values (arrays.scratch: a memoryview of a
+    bytearray); a long buffer equal to a byte string split lately (chunks.py) gives that very byte string:
+    an unchanged array (a mesh's topology in edit mode) is not copied again, and its chunks keep their
+    hashes without being compared one by one."""
+    if isinstance(values, array.array):
+        return _to_le(values)
+    raw = values.obj
+    if not isinstance(raw, bytearray) or len(raw) != values.nbytes or _BIG_ENDIAN:
+        return _to_le(array.array(values.format, values))  # pragma: no cover - a buffer of its own
+    known = chunks.recent_equal(raw) if len(raw) >= chunks.REUSE_BYTES else None
+    return known if known is not None else bytes(raw)
+
+
+def packs_to(values: array.array | memoryview, data: bytes) -> bool:
+    """Whether ``pack_known(values)`` would be ``data`` (a read buffer compared in place, with memcmp)."""
+    if isinstance(values, memoryview) and isinstance(values.obj, bytearray) and not _BIG_ENDIAN:
+        return values.nbytes == len(data) and values.obj == data
+    return pack_known(values) == data
+
+
+def pack_f32_chunked(values: array.array | memoryview) -> bytes | msgpack.ExtType:
     """``pack_f32``, already cut into chunks when long (what ``encode_value`` makes of it): a document
     holds a large array's chunk tree, not its bytes beside the chunks, while the rest is read."""
-    return chunks.chunked(pack_f32(values))
+    return chunks.chunked(pack_known(values) if _typecode(values) == "f" else pack_f32(values))
 
 
-def pack_i32_chunked(values: array.array) -> bytes | msgpack.ExtType:
-    return chunks.chunked(pack_i32(values))
+def pack_i32_chunked(values: array.array | memoryview) -> bytes | msgpack.ExtType:
+    return chunks.chunked(pack_known(values) if _typecode(values) == "i" else pack_i32(values))
+
+
+def _typecode(values: object) -> str | None:
+    if isinstance(values, array.array):
+        return values.typecode
+    return values.format if isinstance(values, memoryview) else None

@@ -706,6 +706,45 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     assert session.editors() == {}
 
 
+def test_the_timer_runs_sooner_while_someone_in_the_room_is_in_edit_mode(live, P):
+    """Another artist's edit-mode copies come up to 10 times a second, each to be applied in the next pump:
+    while anyone holds a datablock in edit mode (their lease's locks), the timer's interval is the short
+    one, and a call between two whole pumps pumps only when something came in or was reported here (a whole
+    pump audits the scene); once the lease is released, the idle interval again."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    _, net = live
+    assert session_module._timer() == session_module.IDLE_INTERVAL
+    geometry = sync.make_key("mesh", "u" * 32, "geometry")
+    transform = sync.make_key("obj", "v" * 32, "location")
+    net.deliver(P.LocksChanged(room="r", locked={transform: OTHER}))  # a selection lease: not edit mode
+    session_module.pump()
+    assert session_module._timer() == session_module.IDLE_INTERVAL
+    net.deliver(P.LocksChanged(room="r", locked={geometry: OTHER}))
+    session_module.pump()
+    pumps = []
+    session_module.after_pump.append(pumps.append)
+    try:
+        assert session_module._timer() == session_module.BUSY_INTERVAL and len(pumps) == 1
+        # Until the next whole pump is due, a call only looks: nothing came in, nothing was reported here.
+        assert session_module._timer() == session_module.BUSY_INTERVAL and len(pumps) == 1
+        net.deliver(P.LocksChanged(room="r", locked={transform: CLIENT}))  # news: a whole pump
+        assert session_module._timer() == session_module.BUSY_INTERVAL and len(pumps) == 2
+        ob = link(bpy.data.objects.new("Glanced", None))
+        bpy.context.view_layer.update()  # reported here: a whole pump, which sends it
+        assert session_module._timer() == session_module.BUSY_INTERVAL and len(pumps) == 3
+        assert any(op[1] == transform_key(ob) for batch in net.take(P.Batch) for op in batch.ops)
+        assert session_module._timer() == session_module.BUSY_INTERVAL and len(pumps) == 3
+        session_module._glance_until = 0.0  # as if the idle interval had passed: a whole pump
+        assert session_module._timer() == session_module.BUSY_INTERVAL and len(pumps) == 4
+    finally:
+        session_module.after_pump.remove(pumps.append)
+    net.deliver(P.LocksChanged(room="r", unlocked=[geometry]))
+    session_module.pump()
+    assert session_module._timer() == session_module.IDLE_INTERVAL
+
+
 def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live, P, monkeypatch):
     """A curve's splines are its edit data in edit mode: a scan would read every reported edit at once. The
     loop holds the curve's reports back until a copy is due (its previous edit acknowledged, the interval

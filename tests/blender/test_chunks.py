@@ -285,3 +285,28 @@ def test_an_array_split_again_hashes_only_the_chunks_that_changed_and_names_the_
     assert chunks.split(moved, store) == again and chunks.split(other, store) == chunks.split(
         other, chunks.ChunkCache()
     )
+
+
+def test_an_unchanged_array_read_into_a_reused_buffer_is_the_byte_string_split_last():
+    """A mesh in edit mode is read several times a second into reused buffers (arrays.scratch): an array
+    equal to one split lately packs to that very byte string (no copy, and split finds it equal at once);
+    a changed one packs to a fresh copy of its bits, which later reads cannot change."""
+    from blender_addon.sync import arrays
+    from blender_addon.sync.codec import pack_i32, pack_known, packs_to
+
+    chunks._recent.clear()
+    values = list(range(3 * chunks.REUSE_BYTES // 4))
+    sent = pack_i32(values)
+    chunks.split(sent, chunks.ChunkCache())
+    buf = arrays.scratch("i", len(values))
+    buf[:] = memoryview(bytearray(sent)).cast("i")
+    assert pack_known(buf) is sent and packs_to(buf, sent)
+    assert arrays.scratch("i", len(values)).obj is buf.obj  # the same memory, read again
+    buf[5] = -1
+    fresh = pack_known(buf)
+    assert fresh is not sent and fresh == pack_i32([*values[:5], -1, *values[6:]]) and not packs_to(buf, sent)
+    buf[5] = 5
+    assert fresh[20:24] == pack_i32([-1])  # its own copy
+    short = arrays.scratch("i", 8)
+    short[:] = memoryview(bytearray(pack_i32(range(8)))).cast("i")
+    assert pack_known(short) == pack_i32(range(8))  # too short to look for: packed as it is
