@@ -217,3 +217,25 @@ def test_the_view_layer_an_artist_looks_through_is_their_own():
     bpy.context.window.view_layer = bpy.context.scene.view_layers["Shadow"]
     bpy.context.view_layer.update()
     assert tracker.scan() == ({}, [])
+
+
+def test_a_collection_linked_by_another_artist_sends_no_flags_back():
+    """A collection's link arrives before the sender's keys of its flags (a batch of its keys only): the
+    receiver's view layers hold the collection with the flags Blender gave it, which are not sent (the
+    sender's flags, arriving next, would be overwritten by them)."""
+    values, _, _ = _built()
+
+    def edit():
+        bpy.data.collections["Stage"].children.link(bpy.data.collections.new("Fx"))
+        layer_collection(bpy.context.scene.view_layers["Beauty"], "Fx").holdout = True
+
+    batch = edit_batch(replica(values), edit)
+    links = [op for op in batch if op[0].startswith("coll/")]
+    flags = [op for op in batch if not op[0].startswith("coll/")]
+    tracker = replica(values)
+    for ops in (links, flags):
+        applier = sync.apply_ops(ops, tracker=tracker)
+        assert applier.errors == [] and applier.pending_links == {}
+        assert tracker.scan() == ({}, [])
+    beauty = observed()[0][1][0]
+    assert ("Fx", [False, True, False, True]) in beauty[10]  # Stage's hide, given by Blender, and the holdout
