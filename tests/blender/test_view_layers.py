@@ -117,7 +117,7 @@ def test_a_view_layer_removed():
 
 def test_a_view_layer_renamed_keeps_its_settings_flags_and_line_sets():
     """A rename is the old name's keys deleted and the new name's made: the receivers end with the view layer
-    under its new name, with everything it held (the window that showed it still shows it)."""
+    under its new name, with everything it held."""
 
     def edit():
         bpy.context.scene.view_layers["Shadow"].name = "Occlusion"
