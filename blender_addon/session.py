@@ -476,18 +476,20 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         if self.applier.progress >= 1.0:
             self.progress = 1.0
             return
+        # What the depsgraph reports before the apply is the artist's (the apply's own reports are dropped
+        # below): the applier does not read those datablocks back, so the next scan sends the edit.
         before = dirty.evaluate()
+        self.applier.edited = dirty.reported if before is not None else None
         while True:
             fraction = self.applier.step(max_ops=APPLY_SLICE)
             if fraction >= 1.0 or time.monotonic() >= deadline:
                 break
         self.progress = fraction
         self.revision += 1
-        unread = self.applier.take_unread()
-        if unread and before is not None and dirty.evaluate() is not None:
-            # The report of what was applied to a heavy datablock holds nothing else (no operator ran since
-            # the evaluation above): dropped, unless it was reported before, so no scan reads it again.
-            dirty.discard(unread, keep=before)
+        if before is not None and dirty.evaluate() is not None:
+            # No operator ran since the evaluation above: what it reports now is the apply's (what the
+            # applier read back or took as it came, and what depends on it), dropped so no scan reads it.
+            dirty.keep_only(before)
 
     def _send_presence(self) -> None:
         if not self.live:

@@ -355,6 +355,57 @@ def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
     assert session.last_seq == 7
 
 
+def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_join_is_applied(addon, P):
+    """Objects are placed first, and their other keys (settings, custom properties...) are applied later,
+    which the applier reads back for the tracker: an artist who moves an object in between must not have
+    that move taken as known (it would never be sent). Nothing else is sent back."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    for i in range(120):
+        ob = link(bpy.data.objects.new(f"O{i}", None))
+        ob.location = (i, 0, 0)
+        ob["note"] = i
+    items = sync.serialise_scene()
+    moved = sync.get_uuid(bpy.data.objects["O7"])
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        session_module.pump()
+        session.join_room("big")
+        (join,) = net.take(P.JoinRoom)
+        net.deliver(
+            P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
+            P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
+            P.SnapshotEnd(room="big", seq=7),
+        )
+        prop = sync.make_key("obj", moved, "prop", "note")
+        location = sync.make_key("obj", moved, "location")
+        for _ in range(1000):
+            bpy.context.view_layer.update()
+            session_module.pump(0.0)
+            ob = bpy.data.objects.get("O7")
+            if ob is not None:
+                break
+        assert session.busy and prop not in session.tracker.values  # placed; its property still queued
+        ob.location.x = 42.0  # the artist moves it at once
+        for _ in range(1000):
+            bpy.context.view_layer.update()  # Blender's event loop between timer calls
+            session_module.pump(0.0)
+            if not session.busy:
+                break
+        assert ob["note"] == 7 and ob.location.x == 42.0
+        pump_after_update(session)
+        (batch,) = net.take(P.Batch)
+        assert [op[1] for op in batch.ops] == [location]
+        assert sync.decode_value(batch.ops[0][2])[0] == 42.0
+    finally:
+        session_module.stop()
+
+
 def test_create_room_with_send_scene_uploads_the_local_scene(addon, P):
     from blender_addon import session as session_module
     from blender_addon import sync
