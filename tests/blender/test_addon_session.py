@@ -406,6 +406,46 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_joi
         session_module.stop()
 
 
+def test_a_pump_applies_at_least_as_long_as_the_evaluation_of_the_last_apply_took(addon, P, monkeypatch):
+    """Blender evaluates the scene after every pump that applied: a join applies for at least as long as
+    that evaluation took, not only its budget, so the scene is evaluated fewer times while it fills in."""
+    from blender_addon import dirty, sync
+    from blender_addon import session as session_module
+
+    for i in range(150):
+        link(bpy.data.objects.new(f"O{i}", None)).location = (i, 0, 0)
+    items = sync.serialise_scene()
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        session_module.pump()
+        session.join_room("big")
+        (join,) = net.take(P.JoinRoom)
+        net.deliver(
+            P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
+            P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
+            P.SnapshotEnd(room="big", seq=7),
+        )
+        session_module.pump(budget=0.0)
+        assert session.busy
+        evaluate = dirty.evaluate
+
+        def slow_evaluation():
+            time.sleep(session_module.APPLY_EVALUATED_MAX)
+            return evaluate()
+
+        monkeypatch.setattr(dirty, "evaluate", slow_evaluation)
+        session_module.pump(budget=0.0)
+        done = session.applier._done
+        monkeypatch.undo()
+        session_module.pump(budget=0.0)  # the last evaluation took 0.1 s: slices for 0.1 s
+        assert not session.busy or session.applier._done - done >= 4 * session_module.APPLY_SLICE
+    finally:
+        session_module.stop()
+
+
 def test_create_room_with_send_scene_uploads_the_local_scene(addon, P):
     from blender_addon import session as session_module
     from blender_addon import sync
