@@ -355,12 +355,16 @@ def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
     assert session.last_seq == 7
 
 
-def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_join_is_applied(addon, P):
+def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_join_is_applied(
+    addon, P, monkeypatch
+):
     """Objects are placed first, and their other keys (settings, custom properties...) are applied later,
     which the applier reads back for the tracker: an artist who moves an object in between must not have
     that move taken as known (it would never be sent). Nothing else is sent back."""
     from blender_addon import session as session_module
     from blender_addon import sync
+
+    monkeypatch.setattr(session_module, "APPLY_EVALUATED_MAX", 0.0)  # one slice per pump(0.0)
 
     for i in range(120):
         ob = link(bpy.data.objects.new(f"O{i}", None))
