@@ -21,7 +21,8 @@ not run when Blender is a Python module). One call:
    its seq, and applied after all only if the ack shows that our edit was
    ordered before it (which happens only when a resume turned into a
    snapshot).
-3. **apply** - ``Applier.step`` in slices until the time budget is spent;
+3. **apply** - ``Applier.step`` in slices until the time budget is spent (or
+   as long as the depsgraph's evaluation of the last apply took, if longer);
    the fraction done is the progress bar.
 4. **presence** - name, colour, mode, frame, scene, view matrix and
    selection, only what changed, at most ``PRESENCE_INTERVAL`` apart.
