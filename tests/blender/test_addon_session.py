@@ -363,6 +363,7 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_joi
     that move taken as known (it would never be sent). Nothing else is sent back."""
     from blender_addon import session as session_module
     from blender_addon import sync
+    from blender_addon.sync import tracker as tracker_module
 
     monkeypatch.setattr(session_module, "APPLY_EVALUATED_MAX", 0.0)  # one slice per pump(0.0)
 
@@ -402,9 +403,19 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_joi
             if not session.busy:
                 break
         assert ob["note"] == 7 and ob.location.x == 42.0
+        reads: list[str] = []
+        serialise_parts = tracker_module.serialise_parts
+
+        def counting(kind, id_data, ctx):
+            reads.append(id_data.name)
+            return serialise_parts(kind, id_data, ctx)
+
+        monkeypatch.setattr(tracker_module, "serialise_parts", counting)
+        monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the scan's reads alone
         pump_after_update(session)
         (batch,) = net.take(P.Batch)
         assert [op[1] for op in batch.ops] == [location]
+        assert reads == ["O7"], reads  # the join's own reports were dropped by its pumps
         assert sync.decode_value(batch.ops[0][2])[0] == 42.0
     finally:
         session_module.stop()
