@@ -54,16 +54,15 @@ def _placing_rank(parsed: tuple[str, str, str, tuple[str, ...]] | None) -> int:
     return len(PLACING)
 
 
-# A key's parse and order: (parse_key, order_of, its order among sets but for its weight).
-Ranked = tuple[tuple[str, str, str] | None, tuple, tuple]
+# A key's parse and order: (split_key, order_of, its order among sets but for its weight).
+Ranked = tuple[tuple[str, str, str, tuple[str, ...]] | None, tuple, tuple]
 
 
 def _rank(key: str) -> Ranked:
     parsed = split_key(key)
-    bits = None if parsed is None else parsed[:3]
-    order = order_of(bits)
+    order = order_of(None if parsed is None else parsed[:3])
     placing = _placing_rank(parsed)
-    return bits, order, (placing, *order)
+    return parsed, order, (placing, *order)
 
 
 def _sort_ops(ops: Iterable[Op], ranks: dict[str, Ranked] | None = None) -> list[Op]:
@@ -265,7 +264,8 @@ class Applier:
         return data
 
     def _apply_one(self, key: str, value: bytes | None) -> None:
-        parsed = split_key(key)
+        ranked = self._ranks.get(key)  # parsed when it was fed (a join applies tens of thousands)
+        parsed = ranked[0] if ranked is not None else split_key(key)
         if parsed is None:
             return
         kind, uuid, part, item = parsed
