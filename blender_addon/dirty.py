@@ -77,3 +77,10 @@ def discard(ids, keep: Collection[int] = frozenset()) -> None:
                 continue
             _dirty.pop(ptr, None)
             _shading_only.discard(ptr)
+
+
+def keep_only(ptrs: Collection[int]) -> None:
+    """Forget every report but those of these pointers (the sync loop's own changes since they were taken)."""
+    for ptr in [ptr for ptr in _dirty if ptr not in ptrs]:
+        del _dirty[ptr]
+        _shading_only.discard(ptr)

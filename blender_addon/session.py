@@ -21,7 +21,8 @@ not run when Blender is a Python module). One call:
    its seq, and applied after all only if the ack shows that our edit was
    ordered before it (which happens only when a resume turned into a
    snapshot).
-3. **apply** - ``Applier.step`` in slices until the time budget is spent;
+3. **apply** - ``Applier.step`` in slices until the time budget is spent (or
+   as long as the depsgraph's evaluation of the last apply took, if longer);
    the fraction done is the progress bar.
 4. **presence** - name, colour, mode, frame, scene, view matrix and
    selection, only what changed, at most ``PRESENCE_INTERVAL`` apart.
@@ -65,6 +66,10 @@ BUSY_INTERVAL = 0.01  # the timer's interval while work is queued, or while some
 IDLE_INTERVAL = 0.05  # ...and otherwise
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 APPLY_SLICE = 64
+# A pump that applies goes on at least as long as Blender's evaluation of the last pump's apply took (at most
+# this long): a joiner's scene is evaluated once per pump while its objects fill in, and with a fixed budget
+# that evaluation took as long as applying.
+APPLY_EVALUATED_MAX = 0.1
 RETRY_DELAY = 0.5
 # The batch had no effect: send it again, under a new op_id, after a pause. (``unavailable`` is not here:
 # that node cannot commit, so the session leaves it and resends on the next one under the same op_id.)
@@ -241,6 +246,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._presence_sent: dict[str, Any] = {}
         self._next_presence = 0.0
         self._retry_at = 0.0  # refused batches (RETRY_CODES) go out again after this
+        self._evaluation = 0.0  # seconds the depsgraph's evaluation after the last apply took
         self.stats = {"batches": 0, "applied": 0, "ignored": 0, "reconnects": 0}
         self.display = DisplayMeshes()  # for the room's viewers, if it has any (display_mesh.py)
         self.replay = None  # replay.py: the scene shows the room's past, and nothing here reaches the room
@@ -507,18 +513,23 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         if self.applier.progress >= 1.0:
             self.progress = 1.0
             return
+        # What the depsgraph reports before the apply is the artist's (the apply's own reports are dropped
+        # below): the applier does not read those datablocks back, so the next scan sends the edit.
         before = dirty.evaluate()
+        self.applier.edited = dirty.reported if before is not None else None
+        deadline = max(deadline, time.monotonic() + min(self._evaluation, APPLY_EVALUATED_MAX))
         while True:
             fraction = self.applier.step(max_ops=APPLY_SLICE)
             if fraction >= 1.0 or time.monotonic() >= deadline:
                 break
         self.progress = fraction
         self.revision += 1
-        unread = self.applier.take_unread()
-        if unread and before is not None and dirty.evaluate() is not None:
-            # The report of what was applied to a heavy datablock holds nothing else (no operator ran since
-            # the evaluation above): dropped, unless it was reported before, so no scan reads it again.
-            dirty.discard(unread, keep=before)
+        evaluating = time.monotonic()
+        if before is not None and dirty.evaluate() is not None:
+            self._evaluation = time.monotonic() - evaluating
+            # No operator ran since the evaluation above: what it reports now is the apply's (what the
+            # applier read back or took as it came, and what depends on it), dropped so no scan reads it.
+            dirty.keep_only(before)
 
     def _send_presence(self) -> None:
         if not self.live:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import notices, sync
+from . import dirty, notices, sync
 from .protocol_shim import protocol
 
 # Called with (session, event) after the session has taken each server event (modules add themselves).
@@ -237,6 +237,10 @@ class ServerEventsMixin:
             if not resumed and join is not None:
                 if joined.key_count > 0 or not join.get("send_scene"):
                     sync.clear_scene()
+                    # Reports of what was cleared name freed datablocks, whose memory the room's may reuse
+                    # (a report counts as the artist's edit while the applier works: session._apply_remote).
+                    dirty.evaluate()
+                    dirty.forget()
                 self.applier.reset()
                 self.tracker.reset()
                 self.view.reset()

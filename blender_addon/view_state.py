@@ -21,6 +21,8 @@ VIEW_PART = "view"
 
 
 def is_view_key(key: str) -> bool:
+    if not key.startswith("scene/"):  # every key of a join passes here: most are not parsed
+        return False
     parsed = sync.split_key(key)
     return parsed is not None and parsed[0] == "scene" and parsed[2] == VIEW_PART
 

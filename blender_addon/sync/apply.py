@@ -54,16 +54,15 @@ def _placing_rank(parsed: tuple[str, str, str, tuple[str, ...]] | None) -> int:
     return len(PLACING)
 
 
-# A key's parse and order: (parse_key, order_of, its order among sets but for its weight).
-Ranked = tuple[tuple[str, str, str] | None, tuple, tuple]
+# A key's parse and order: (split_key, order_of, its order among sets but for its weight).
+Ranked = tuple[tuple[str, str, str, tuple[str, ...]] | None, tuple, tuple]
 
 
 def _rank(key: str) -> Ranked:
     parsed = split_key(key)
-    bits = None if parsed is None else parsed[:3]
-    order = order_of(bits)
+    order = order_of(None if parsed is None else parsed[:3])
     placing = _placing_rank(parsed)
-    return bits, order, (placing, *order)
+    return parsed, order, (placing, *order)
 
 
 def _sort_ops(ops: Iterable[Op], ranks: dict[str, Ranked] | None = None) -> list[Op]:
@@ -143,11 +142,14 @@ class Applier:
         # added or removed since (indexing every datablock per slice dominated a join, and took ~45 ms of
         # each edit of a large mesh applied in a 500-object scene).
         self._census: list[bytes] | None = None
+        # Touched datablocks, read back for the tracker once the queue holds no more sets for them (a
+        # joiner's objects are placed first and filled later: read once, not at each of their slices).
         self._touched: dict[str, bpy.types.ID] = {}
         self._doubtful: set[str] = set()  # touched uuids to read back (see _apply_one)
-        # Heavy datablocks whose applied values the tracker took as they came, not read back, since the
-        # last take_unread(): the sync loop drops the depsgraph's report of what it applied to them.
-        self._unread: list[bpy.types.ID] = []
+        self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
+        # Hook, None outside the add-on: whether the artist changed this datablock since the sync loop's last
+        # scan (then it is not read back: the tracker keeps the values applied, and the scan sends the edit).
+        self.edited: Callable[[bpy.types.ID], bool] | None = None
         self._waiting_parts: dict[str, dict[str, bytes]] = {}  # uuid not created yet -> its part ops
         self._pending: dict[str, set[str]] = {}  # pending-link token -> keys waiting for it
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
@@ -164,6 +166,12 @@ class Applier:
         ops = list(ops)
         self._queue = _sort_ops(self._queue + ops, self._ranks)
         self._total = self._done + len(self._queue)
+        queued: dict[str, int] = {}
+        for key, value in self._queue:
+            bits = self._ranks[key][0]
+            if value is not None and bits is not None:
+                queued[bits[1]] = queued.get(bits[1], 0) + 1
+        self._queued = queued
 
     @property
     def progress(self) -> float:
@@ -179,6 +187,9 @@ class Applier:
         batch, self._queue = self._queue[:count], self._queue[count:]
         self._begin()
         for key, value in batch:
+            bits = self._ranks[key][0] if key in self._ranks else None
+            if value is not None and bits is not None and bits[1] in self._queued:
+                self._queued[bits[1]] -= 1
             self._apply_one(key, value)
             self._done += 1
         self._end()
@@ -202,13 +213,6 @@ class Applier:
         if self._census is None or self._census != census():
             self._index = index_all(assign=False)
         self._census = None
-        self._touched = {}
-        self._doubtful = set()
-
-    def take_unread(self) -> list[bpy.types.ID]:
-        """The heavy datablocks applied without being read back since the last call."""
-        out, self._unread = self._unread, []
-        return out
 
     def forget_index(self) -> None:
         """Datablocks may have moved (undo, redo): the next step indexes them again."""
@@ -219,18 +223,30 @@ class Applier:
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
         self._settle_names()
-        if self.tracker is not None and self._touched:
-            alive = {uuid: id_data for uuid, id_data in self._touched.items() if uuid in self._index}
-            # A heavy datablock (a large mesh) whose values all named chunks and applied is not read back:
-            # the tracker noted them as they came (_apply_one), and reading 200,000 vertices to learn what
-            # we just wrote cost more than applying them.
-            unread = [uuid for uuid in alive if uuid not in self._doubtful and self.tracker.is_heavy(uuid)]
-            for uuid in unread:
-                self.tracker.note_seen(uuid, alive.pop(uuid))
-                self._unread.append(self._touched[uuid])
+        if self.tracker is None:
+            self._touched, self._doubtful = {}, set()
+        elif self._touched:
+            # Read back once the queue holds no more of its sets (undo or a delete may have freed what was
+            # touched in an earlier step: the index holds the datablock now).
+            done = [uuid for uuid in self._touched if not self._queue or not self._queued.get(uuid)]
+            alive = {uuid: self._index[uuid][1] for uuid in done if uuid in self._index}
+            for uuid in done:
+                self._touched.pop(uuid)
+            edited = self.edited
+            for uuid in list(alive):
+                id_data = alive[uuid]
+                # A heavy datablock (a large mesh) whose values all named chunks and applied is not read
+                # back: the tracker noted them as they came (_apply_one), and reading 200,000 vertices to
+                # learn what we just wrote cost more than applying them. Nor is one the artist has changed
+                # since the last scan: reading it would take the artist's edit for what the room holds.
+                if (uuid not in self._doubtful and self.tracker.is_heavy(uuid)) or (
+                    edited is not None and edited(id_data)
+                ):
+                    self.tracker.note_seen(uuid, alive.pop(uuid))
             self.tracker.note_datablocks(list(alive.values()))
-        self._touched = {}
-        self._doubtful = set()
+            self._doubtful.difference_update(done)
+        if not self._queue:
+            self._queued, self._doubtful = {}, set()
         self._census = census()
 
     def _register(self, kind: str, uuid: str, id_data: bpy.types.ID) -> None:
@@ -248,7 +264,8 @@ class Applier:
         return data
 
     def _apply_one(self, key: str, value: bytes | None) -> None:
-        parsed = split_key(key)
+        ranked = self._ranks.get(key)  # parsed when it was fed (a join applies tens of thousands)
+        parsed = ranked[0] if ranked is not None else split_key(key)
         if parsed is None:
             return
         kind, uuid, part, item = parsed
@@ -442,7 +459,9 @@ class Applier:
         self._total = self._done = 0
         self._census = None
         self._waiting_parts.clear()
-        self._unread = []
+        self._touched = {}
+        self._doubtful = set()
+        self._queued = {}
         self._pending.clear()
         self._pending_values.clear()
         self._names.clear()

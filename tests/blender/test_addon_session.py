@@ -355,6 +355,112 @@ def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
     assert session.last_seq == 7
 
 
+def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_join_is_applied(
+    addon, P, monkeypatch
+):
+    """Objects are placed first, and their other keys (settings, custom properties...) are applied later,
+    which the applier reads back for the tracker: an artist who moves an object in between must not have
+    that move taken as known (it would never be sent). Nothing else is sent back."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+    from blender_addon.sync import tracker as tracker_module
+
+    monkeypatch.setattr(session_module, "APPLY_EVALUATED_MAX", 0.0)  # one slice per pump(0.0)
+
+    for i in range(120):
+        ob = link(bpy.data.objects.new(f"O{i}", None))
+        ob.location = (i, 0, 0)
+        ob["note"] = i
+    items = sync.serialise_scene()
+    moved = sync.get_uuid(bpy.data.objects["O7"])
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        session_module.pump()
+        session.join_room("big")
+        (join,) = net.take(P.JoinRoom)
+        net.deliver(
+            P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
+            P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
+            P.SnapshotEnd(room="big", seq=7),
+        )
+        prop = sync.make_key("obj", moved, "prop", "note")
+        location = sync.make_key("obj", moved, "location")
+        for _ in range(1000):
+            bpy.context.view_layer.update()
+            session_module.pump(0.0)
+            ob = bpy.data.objects.get("O7")
+            if ob is not None:
+                break
+        assert session.busy and prop not in session.tracker.values  # placed; its property still queued
+        ob.location.x = 42.0  # the artist moves it at once
+        for _ in range(1000):
+            bpy.context.view_layer.update()  # Blender's event loop between timer calls
+            session_module.pump(0.0)
+            if not session.busy:
+                break
+        assert ob["note"] == 7 and ob.location.x == 42.0
+        reads: list[str] = []
+        serialise_parts = tracker_module.serialise_parts
+
+        def counting(kind, id_data, ctx):
+            reads.append(id_data.name)
+            return serialise_parts(kind, id_data, ctx)
+
+        monkeypatch.setattr(tracker_module, "serialise_parts", counting)
+        monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the scan's reads alone
+        pump_after_update(session)
+        (batch,) = net.take(P.Batch)
+        assert [op[1] for op in batch.ops] == [location]
+        assert reads == ["O7"], reads  # the join's own reports were dropped by its pumps
+        assert sync.decode_value(batch.ops[0][2])[0] == 42.0
+    finally:
+        session_module.stop()
+
+
+def test_a_pump_applies_at_least_as_long_as_the_evaluation_of_the_last_apply_took(addon, P, monkeypatch):
+    """Blender evaluates the scene after every pump that applied: a join applies for at least as long as
+    that evaluation took, not only its budget, so the scene is evaluated fewer times while it fills in."""
+    from blender_addon import dirty, sync
+    from blender_addon import session as session_module
+
+    for i in range(150):
+        link(bpy.data.objects.new(f"O{i}", None)).location = (i, 0, 0)
+    items = sync.serialise_scene()
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        session_module.pump()
+        session.join_room("big")
+        (join,) = net.take(P.JoinRoom)
+        net.deliver(
+            P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
+            P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
+            P.SnapshotEnd(room="big", seq=7),
+        )
+        session_module.pump(budget=0.0)
+        assert session.busy
+        evaluate = dirty.evaluate
+
+        def slow_evaluation():
+            time.sleep(session_module.APPLY_EVALUATED_MAX)
+            return evaluate()
+
+        monkeypatch.setattr(dirty, "evaluate", slow_evaluation)
+        session_module.pump(budget=0.0)
+        done = session.applier._done
+        monkeypatch.undo()
+        session_module.pump(budget=0.0)  # the last evaluation took 0.1 s: slices for 0.1 s
+        assert not session.busy or session.applier._done - done >= 4 * session_module.APPLY_SLICE
+    finally:
+        session_module.stop()
+
+
 def test_create_room_with_send_scene_uploads_the_local_scene(addon, P):
     from blender_addon import session as session_module
     from blender_addon import sync

@@ -48,6 +48,43 @@ def test_hundred_objects_in_slices_of_ten():
     assert tracker.scan() == ({}, [])
 
 
+def test_a_datablock_applied_over_several_slices_is_read_back_once(monkeypatch):
+    """Objects are placed first and their data and other keys come slices later: the tracker reads each
+    datablock back once, after the last of its queued values, not after every slice that touched it."""
+    from collections import Counter
+
+    from blender_addon.sync import tracker as tracker_module
+
+    mat = bpy.data.materials.new("Shared")
+    for i in range(40):
+        me = bpy.data.meshes.new(f"M{i}")
+        me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, i * 0.01)], [], [(0, 1, 2)])
+        me.materials.append(mat)
+        ob = link(bpy.data.objects.new(f"O{i}", me))
+        ob["note"] = i
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    reset_scene()
+    reads: Counter[str] = Counter()
+    serialise_parts = tracker_module.serialise_parts
+
+    def counting(kind, id_data, ctx):
+        reads[f"{kind}:{id_data.name}"] += 1
+        return serialise_parts(kind, id_data, ctx)
+
+    monkeypatch.setattr(tracker_module, "serialise_parts", counting)
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    applier.feed(ops)
+    while applier.step(max_ops=16) < 1.0:
+        pass
+    assert applier.errors == [] and sync.scene_hash() == before
+    assert reads["obj:O3"] == 1 and reads["mesh:M3"] == 1, reads
+    assert max(reads.values()) == 1, reads.most_common(3)
+    monkeypatch.undo()
+    assert tracker.scan() == ({}, [])
+
+
 def test_feeding_more_while_applying_keeps_last_writer():
     ob = link(bpy.data.objects.new("Moving", None))
     ops = list(sync.serialise_scene().items())
