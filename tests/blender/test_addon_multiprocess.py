@@ -162,6 +162,19 @@ def converge(artists: list[Artist], rounds: int = 8) -> list[dict]:
     raise AssertionError(f"artists did not converge:\n{detail}")
 
 
+def builders(module: str) -> str:
+    """The lines that make a builder module of tests/blender importable in an artist's edit or eval
+    (artist.py runs from the repository root)."""
+    return f"import sys\nsys.path.insert(0, 'tests/blender')\nimport {module}\n"
+
+
+def observed_everywhere(artists_: list[Artist], module: str) -> object:
+    """``module.observed()`` on every artist, equal everywhere."""
+    values = [artist.call("eval", expr=f"__import__({module!r}).observed()")["value"] for artist in artists_]
+    assert all(v == values[0] for v in values), values
+    return values[0]
+
+
 def start_room(server_address: str, creator: Artist, others: list[Artist], room: str = "shot") -> None:
     for artist in [creator, *others]:
         artist.send("connect", servers=server_address)

@@ -10,19 +10,19 @@ import pytest
 
 if importlib.util.find_spec("bpy") is None:  # found without importing it: this process needs no Blender
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
-from test_addon_multiprocess import artists, converge, server, start_room  # noqa: F401 (fixtures)
+from test_addon_multiprocess import (  # noqa: F401 (fixtures)
+    artists,
+    builders,
+    converge,
+    observed_everywhere,
+    server,
+    start_room,
+)
 
 pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
 
-# artist.py runs from the repository root: the builders are importable from there.
-BUILDERS = "import sys\nsys.path.insert(0, 'tests/blender')\nimport style_builders\n"
+BUILDERS = builders("style_builders")
 OBSERVED = "__import__('style_builders').observed()"
-
-
-def observed_everywhere(artists_) -> list:
-    values = [artist.call("eval", expr=OBSERVED)["value"] for artist in artists_]
-    assert all(v == values[0] for v in values), values
-    return values[0]
 
 
 def test_line_styles_built_edited_removed_and_joined_late(server, artists):  # noqa: F811
@@ -33,7 +33,7 @@ def test_line_styles_built_edited_removed_and_joined_late(server, artists):  # n
     start_room(address, ana, [ben])
     converge([ana, ben])
     ben.call("edit", script=BUILDERS)  # the builders importable for eval
-    assert observed_everywhere([ana, ben]) == built
+    assert observed_everywhere([ana, ben], "style_builders") == built
 
     # Ben renames Ink, edits its settings and stacks (a ramp stop, a new modifier, one removed, one moved)
     # and points the second line set at it; Ana edits the first line set at the same time.
@@ -51,7 +51,7 @@ def test_line_styles_built_edited_removed_and_joined_late(server, artists):  # n
     ana.send("edit", script="bpy.context.view_layer.freestyle_settings.linesets['Outline'].qi_end = 6\n")
     ana.recv(), ben.recv()
     converge([ana, ben])
-    edited = observed_everywhere([ana, ben])
+    edited = observed_everywhere([ana, ben], "style_builders")
     styles = {style[0]: style for style in edited[0]}
     assert sorted(styles) == ["Faint", "Ink Bold"]
     ink = styles["Ink Bold"]
@@ -72,7 +72,7 @@ def test_line_styles_built_edited_removed_and_joined_late(server, artists):  # n
         "bpy.data.linestyles['Ink Bold'].use_nodes = False\n",
     )
     converge([ana, ben])
-    removed = observed_everywhere([ana, ben])
+    removed = observed_everywhere([ana, ben], "style_builders")
     assert [style[0] for style in removed[0]] == ["Ink Bold"] and removed[0][0][4] is False
 
     # A late joiner gets the same look.
@@ -80,4 +80,4 @@ def test_line_styles_built_edited_removed_and_joined_late(server, artists):  # n
     cleo.call("join", room="shot")
     converge([ana, ben, cleo])
     cleo.call("edit", script=BUILDERS)
-    assert observed_everywhere([ana, ben, cleo]) == removed
+    assert observed_everywhere([ana, ben, cleo], "style_builders") == removed

@@ -10,20 +10,20 @@ import pytest
 
 if importlib.util.find_spec("bpy") is None:  # found without importing it: this process needs no Blender
     pytest.skip("bpy (Blender as a Python module) is not installed", allow_module_level=True)
-from test_addon_multiprocess import artists, converge, server, start_room  # noqa: F401 (fixtures)
+from test_addon_multiprocess import (  # noqa: F401 (fixtures)
+    artists,
+    builders,
+    converge,
+    observed_everywhere,
+    server,
+    start_room,
+)
 
 pytestmark = [pytest.mark.blender, pytest.mark.timeout(180)]
 
-# artist.py runs from the repository root: the builders are importable from there.
-BUILDERS = "import sys\nsys.path.insert(0, 'tests/blender')\nimport layer_builders\n"
+BUILDERS = builders("layer_builders")
 OBSERVED = "__import__('layer_builders').observed()"
 LOOKS_THROUGH = "bpy.context.window.view_layer.name"
-
-
-def observed_everywhere(artists_) -> list:
-    values = [artist.call("eval", expr=OBSERVED)["value"] for artist in artists_]
-    assert all(v == values[0] for v in values), values
-    return values[0]
 
 
 def test_view_layers_built_edited_at_once_and_joined_late(server, artists):  # noqa: F811
@@ -34,7 +34,7 @@ def test_view_layers_built_edited_at_once_and_joined_late(server, artists):  # n
     start_room(address, ana, [ben])
     converge([ana, ben])
     ben.call("edit", script=BUILDERS)  # the builders importable for eval
-    assert observed_everywhere([ana, ben]) == built
+    assert observed_everywhere([ana, ben], "layer_builders") == built
 
     # Ben adds Rim, excludes Stage in it and makes a collection Fx, a holdout in Beauty; Ana renames Shadow
     # and changes its passes at the same time.
@@ -56,7 +56,7 @@ def test_view_layers_built_edited_at_once_and_joined_late(server, artists):  # n
     )
     ana.recv(), ben.recv()
     converge([ana, ben])
-    edited = observed_everywhere([ana, ben])
+    edited = observed_everywhere([ana, ben], "layer_builders")
     layers = {layer[0]: layer for layer in edited[0][1]}
     assert sorted(layers) == ["Beauty", "Occlusion", "Rim"]
     assert layers["Occlusion"][2] == 32 and "use_pass_uv" in layers["Occlusion"][3]
@@ -73,7 +73,7 @@ def test_view_layers_built_edited_at_once_and_joined_late(server, artists):  # n
         ".holdout = False\n",
     )
     converge([ana, ben])
-    final = observed_everywhere([ana, ben])
+    final = observed_everywhere([ana, ben], "layer_builders")
     assert ["Fx", [False, True, False, False]] not in final[0][1][0][10]
 
     # A late joiner gets the same view layers; which one each artist looks through stays theirs.
@@ -81,6 +81,6 @@ def test_view_layers_built_edited_at_once_and_joined_late(server, artists):  # n
     cleo.call("join", room="shot")
     converge([ana, ben, cleo])
     cleo.call("edit", script=BUILDERS)
-    assert observed_everywhere([ana, ben, cleo]) == final
+    assert observed_everywhere([ana, ben, cleo], "layer_builders") == final
     assert ben.call("eval", expr=LOOKS_THROUGH)["value"] == "Rim"
     assert ana.call("eval", expr=LOOKS_THROUGH)["value"] == "Beauty"
