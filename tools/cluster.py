@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import re
 import secrets
 import signal as signals
@@ -40,8 +41,39 @@ from .proxy import Links, open_links
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port on 127.0.0.1 that nothing is bound to now, for a process started later to listen on.
+
+    Taken below the kernel's ephemeral range: a port from bind(0) is an ephemeral one, which any outgoing
+    connection (a client, a peer) can take as its local port between this pick and the listener's bind
+    (a cluster node then failed to start with "Address already in use"). Never the same port twice in a
+    process.
+    """
+    low = 10_000
+    high = max(low + 1000, _EPHEMERAL_LOW - 1)
+    for _ in range(1000):
+        port = random.randint(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # the range is full: an ephemeral one, as before
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
