@@ -80,8 +80,10 @@ def read_modifiers(fc) -> list[dict]:
 def _write_envelope_points(mod, points: list) -> None:
     if _envelope_points(mod) == points:
         return
-    for point in list(mod.control_points):
-        mod.control_points.remove(point)
+    # A point is a pointer into the envelope's array, which every remove reallocates: take the first one
+    # afresh each time (pointers taken before a remove point at freed memory).
+    while len(mod.control_points):
+        mod.control_points.remove(mod.control_points[0])
     for frame, low, high in points:
         point = mod.control_points.add(frame)
         point.min, point.max = low, high
