@@ -78,15 +78,26 @@ def read_modifiers(fc) -> list[dict]:
 
 
 def _write_envelope_points(mod, points: list) -> None:
-    if _envelope_points(mod) == points:
+    """Make the envelope's control points the listed ones, in frame order (one point per frame).
+
+    A point's ``min``/``max`` are set with ``foreach_set``, never through the point: Blender runs the
+    modifier's update on a point's property set as if the point were the modifier, reading past it (a
+    crash when the bytes there look like a Cycles modifier's curve)."""
+    by_frame: dict[float, tuple[float, float]] = {}
+    for frame, low, high in points:
+        if frame == frame:  # a NaN frame has no place in the order
+            by_frame.setdefault(float(frame), (float(low), float(high)))
+    wanted = [[frame, low, high] for frame, (low, high) in sorted(by_frame.items())]
+    if _envelope_points(mod) == wanted:
         return
     # A point is a pointer into the envelope's array, which every remove reallocates: take the first one
     # afresh each time (pointers taken before a remove point at freed memory).
     while len(mod.control_points):
         mod.control_points.remove(mod.control_points[0])
-    for frame, low, high in points:
-        point = mod.control_points.add(frame)
-        point.min, point.max = low, high
+    for frame, _low, _high in wanted:
+        mod.control_points.add(frame)
+    mod.control_points.foreach_set("min", [low for _frame, low, _high in wanted])
+    mod.control_points.foreach_set("max", [high for _frame, _low, high in wanted])
 
 
 def write_modifiers(fc, docs: list[dict]) -> None:

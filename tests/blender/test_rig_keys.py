@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
@@ -17,6 +19,7 @@ from scene_builders import (  # noqa: E402
 )
 
 from blender_addon import sync  # noqa: E402
+from blender_addon.sync import fcurves  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -251,16 +254,18 @@ def test_an_envelope_modifiers_control_points_travel_on_the_drivers_key():
     var = fc.driver.variables.new()
     var.targets[0].id, var.targets[0].data_path = mapped, '["amount"]'
     envelope = fc.modifiers.new("ENVELOPE")
-    for frame, low, high in ((0.0, -2.0, 2.0), (1.0, -6.0, 6.0)):
-        point = envelope.control_points.add(frame)
-        point.min, point.max = low, high
+    for frame in (0.0, 1.0):
+        envelope.control_points.add(frame)
+    # Set through foreach_set: a point's own property set runs Blender's modifier update on the point.
+    envelope.control_points.foreach_set("min", [-2.0, -6.0])
+    envelope.control_points.foreach_set("max", [2.0, 6.0])
     evaluate_scenes()
     shaped = mapped.location[2]
     assert shaped != pytest.approx(0.5)  # the envelope reshapes the driver's 0.5
     tracker = sync.ChangeTracker()
     tracker.scan()
     u = uuid_of(mapped)
-    envelope.control_points[1].max = 10.0
+    envelope.control_points.foreach_set("max", [2.0, 10.0])
     assert list(tracker.scan([mapped])[0]) == [f"obj/{u}/driver/location/2"]
     evaluate_scenes()
     edited, reshaped = sync.scene_hash(), mapped.location[2]
@@ -271,6 +276,23 @@ def test_an_envelope_modifiers_control_points_travel_on_the_drivers_key():
     assert [(p.frame, p.min, p.max) for p in points] == [(0.0, -2.0, 2.0), (1.0, -6.0, 10.0)]
     assert mapped.location[2] == pytest.approx(reshaped)
     assert sync.scene_hash() == edited
+
+
+def test_envelope_points_are_written_in_frame_order_without_setting_a_point_through_rna():
+    # Blender runs the modifier's update when a point's min/max is set through the point, reading the
+    # point as a modifier: with a point six places on whose min's low bytes read as a Cycles modifier's
+    # type (4) and the next point's bytes as its curve, that update crashed the process.
+    build_driver_curves()
+    mapped = bpy.data.objects["Mapped"]
+    fc = mapped.driver_add("location", 1)
+    envelope = fc.modifiers.new("ENVELOPE")
+    trap = struct.unpack("<f", b"\x04\x00\x80\x3f")[0]
+    points = [[float(frame), trap if frame == 8 else 1.0, 2.0] for frame in range(8, -1, -1)]
+    points.append([3.0, -9.0, 9.0])  # the same frame twice: the first one is kept
+    points.append([float("nan"), 0.0, 0.0])
+    fcurves.write_modifiers(fc, [{"type": "ENVELOPE", "props": {}, "points": points}])
+    written = [(p.frame, p.min, p.max) for p in envelope.control_points]
+    assert written == [(float(f), trap if f == 8 else 1.0, 2.0) for f in range(9)]
 
 
 def weights(ob: bpy.types.Object) -> dict[str, list[tuple[int, float]]]:
