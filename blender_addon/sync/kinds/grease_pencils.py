@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 
 import bpy
@@ -10,6 +9,7 @@ import bpy
 from .. import ids, rna
 from ..arrays import ATTRIBUTE_LAYOUT, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
+from ..attributes import remove_unlisted
 from ..codec import pack_i32, unpack_i32
 from ..context import ApplyContext, ReadContext
 from .base import Kind
@@ -145,11 +145,7 @@ def _apply_drawing(drawing, doc: dict) -> None:
             drawing.remove_strokes()
         if sizes:
             drawing.add_strokes(sizes)
-    wanted = {a["name"] for a in doc["attributes"]}
-    for attr in list(drawing.attributes):
-        if attr.name not in wanted and not attr.name.startswith(".") and attr.name != "position":
-            with contextlib.suppress(RuntimeError, ValueError):
-                drawing.attributes.remove(attr)
+    remove_unlisted(drawing.attributes, {a["name"] for a in doc["attributes"]}, (RuntimeError, ValueError))
     for adoc in doc["attributes"]:
         attr = drawing.attributes.get(adoc["name"])
         if attr is not None and (attr.domain, attr.data_type) != (adoc["domain"], adoc["type"]):

@@ -22,6 +22,7 @@ from ..arrays import (
     write_attribute,
 )
 from ..assign import set_materials
+from ..attributes import remove_unlisted
 from ..codec import pack_f32_chunked, pack_i32, pack_i32_chunked, packs_to
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
@@ -230,10 +231,7 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
         kept = vertex_groups.keep(me)
         _clear_geometry(me)
         _build_topology(me, doc, (nv, ne, nl, npoly))
-    wanted = {a["name"] for a in doc["attributes"]}
-    for attr in list(me.attributes):
-        if not attr.name.startswith(".") and attr.name != "position" and attr.name not in wanted:
-            me.attributes.remove(attr)
+    remove_unlisted(me.attributes, {a["name"] for a in doc["attributes"]})
     for spec in doc["attributes"]:
         attr = me.attributes.get(spec["name"])
         if attr is not None and (attr.domain != spec["domain"] or attr.data_type != spec["type"]):
