@@ -63,6 +63,10 @@ LIVE: dict[str, Live] = {
     "LATTICE": Live("lattice", "lattices", ("points", "shapes"), copy=False),
     "ARMATURE": Live("arm", "armatures", ("bones",), copy=False, object_reports=True),
     "META": Live("mball", "metaballs", ("elements",), copy=False),
+    # Edited in place (no edit data): read as they are, like curves.
+    "CURVES": Live("hair", "hair_curves", ("curves",), copy=False),
+    "POINTCLOUD": Live("pcloud", "pointclouds", ("points",), copy=False),
+    "GREASEPENCIL": Live("gpencil", "grease_pencils", ("strokes",), copy=False),
 }
 
 

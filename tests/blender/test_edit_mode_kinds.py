@@ -1,6 +1,7 @@
 """Live edit mode beyond meshes, between real Blender processes through a real ``blendsync serve``: while Ana
-edits a curve, text, lattice, armature or metaball in edit mode, Ben sees each edit; the parts edit mode
-changes are leased to her (Ben's write to them is refused) until she leaves edit mode or her Blender dies."""
+edits a curve, text, lattice, armature, metaball, hair curves, point cloud or Grease Pencil in edit mode, Ben
+sees each edit; the parts edit mode changes are leased to her (Ben's write to them is refused) until she
+leaves edit mode or her Blender dies."""
 
 from __future__ import annotations
 
@@ -117,6 +118,53 @@ CASES = {
         last="bpy.data.metaballs['BlobData'].elements[1].radius = 1.5\n",
         last_seen="bpy.data.metaballs['BlobData'].elements[1].radius == 1.5",
         refused="bpy.data.metaballs['BlobData'].elements[0].radius = 0.5\n",
+    ),
+    "hair": Case(
+        build="hc = bpy.data.hair_curves.new('FurData')\n"
+        "hc.add_curves([2, 3])\n"
+        "bpy.context.scene.collection.objects.link(bpy.data.objects.new('Fur', hc))\n",
+        name="Fur",
+        data="FurData",
+        edit="hc = bpy.data.hair_curves['FurData']\n"
+        "hc.points[0].position.z = 2.5\n"
+        "hc.add_curves([4])\n",
+        seen="len(bpy.data.hair_curves['FurData'].curves) == 3"
+        " and bpy.data.hair_curves['FurData'].points[0].position.z == 2.5",
+        last="bpy.data.hair_curves['FurData'].points[1].position.y = -1.5\n",
+        last_seen="bpy.data.hair_curves['FurData'].points[1].position.y == -1.5",
+        refused="bpy.data.hair_curves['FurData'].points[2].position.x = 9.0\n",
+    ),
+    "pointcloud": Case(
+        build="from blender_addon.sync.kinds.pointclouds import new_pointcloud\n"
+        "pc = new_pointcloud(3)\n"
+        "pc.name = 'DustData'\n"
+        "bpy.context.scene.collection.objects.link(bpy.data.objects.new('Dust', pc))\n",
+        name="Dust",
+        data="DustData",
+        edit="bpy.data.pointclouds['DustData'].points[0].co.z = 2.5\n",
+        seen="bpy.data.pointclouds['DustData'].points[0].co.z == 2.5",
+        last="bpy.data.pointclouds['DustData'].points[1].co.y = -1.5\n",
+        last_seen="bpy.data.pointclouds['DustData'].points[1].co.y == -1.5",
+        refused="bpy.data.pointclouds['DustData'].points[2].co.x = 9.0\n",
+    ),
+    "grease_pencil": Case(
+        build="gp = bpy.data.grease_pencils.new('SketchData')\n"
+        "gp.layers.new('Ink').frames.new(1).drawing.add_strokes([3])\n"
+        "bpy.context.scene.collection.objects.link(bpy.data.objects.new('Sketch', gp))\n",
+        name="Sketch",
+        data="SketchData",
+        edit="drawing = bpy.data.grease_pencils['SketchData'].layers['Ink'].frames[0].drawing\n"
+        "drawing.strokes[0].points[1].position.z = 2.5\n"
+        "drawing.add_strokes([2])\n",
+        seen="len(bpy.data.grease_pencils['SketchData'].layers['Ink'].frames[0].drawing.strokes) == 2"
+        " and bpy.data.grease_pencils['SketchData'].layers['Ink'].frames[0].drawing.strokes[0].points[1]"
+        ".position.z == 2.5",
+        last="bpy.data.grease_pencils['SketchData'].layers['Ink'].frames[0].drawing.strokes[0].points[0]"
+        ".position.y = -1.5\n",
+        last_seen="bpy.data.grease_pencils['SketchData'].layers['Ink'].frames[0].drawing.strokes[0].points[0]"
+        ".position.y == -1.5",
+        refused="bpy.data.grease_pencils['SketchData'].layers['Ink'].frames[0].drawing.strokes[0].points[2]"
+        ".position.x = 9.0\n",
     ),
 }
 
