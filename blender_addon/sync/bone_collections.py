@@ -13,14 +13,20 @@ from .items import Items
 SKIP = ("is_expanded", "child_number", "is_solo")
 
 
-def read(arm: bpy.types.Armature, ctx: ReadContext) -> dict[tuple[str, ...], dict]:
+def read(arm: bpy.types.Armature, ctx: ReadContext, bones=None) -> dict[tuple[str, ...], dict]:
+    """Each collection's key; its members from ``bones`` (the edit bones in edit mode: the bones' own
+    assignments are stale until the artist leaves it), the armature's bones by default."""
+    members: dict[str, list[str]] = {}
+    for bone in arm.bones if bones is None else bones:
+        for coll in bone.collections:
+            members.setdefault(coll.name, []).append(bone.name)
     out = {}
     for coll in arm.collections_all:
         out[(coll.name,)] = {
             "parent": coll.parent.name if coll.parent is not None else None,
             "position": coll.child_number,
             "props": ctx.props(coll, skip=SKIP),
-            "bones": sorted(bone.name for bone in coll.bones),
+            "bones": sorted(members.get(coll.name, ())),
         }
     return out
 
@@ -51,9 +57,11 @@ def _apply(arm: bpy.types.Armature, item: tuple[str, ...], doc: dict | None, ctx
         if getattr(coll, attr, value) != value:
             setattr(coll, attr, value)
     wanted = set(doc["bones"])
-    if any(bone not in arm.bones for bone in wanted):
+    # While this artist edits the armature, its edit bones: leaving edit mode writes them back.
+    bones = arm.edit_bones if arm.is_editmode else arm.bones
+    if any(bone not in bones for bone in wanted):
         ctx.wait_for("bones", ids.get_uuid(arm))
-    for bone in arm.bones:
+    for bone in bones:
         member = any(c.name == name for c in bone.collections)
         if bone.name in wanted and not member:
             coll.assign(bone)

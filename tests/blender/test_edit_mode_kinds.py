@@ -86,6 +86,7 @@ CASES = {
         + _enter("Rig")
         + "lower = arm.edit_bones.new('Lower')\n"
         "lower.tail = (0.0, 0.0, 1.0)\n"
+        "arm.collections.new('Deform')\n"
         "bpy.ops.object.mode_set(mode='OBJECT')\n",
         name="Rig",
         data="RigData",
@@ -93,10 +94,14 @@ CASES = {
         "arm.edit_bones['Lower'].tail.z = 1.5\n"
         "upper = arm.edit_bones.new('Upper')\n"
         "upper.head, upper.tail, upper.roll = (0.0, 0.0, 1.5), (0.0, 0.5, 2.5), 0.25\n"
-        "upper.parent, upper.use_connect = arm.edit_bones['Lower'], True\n",
+        "upper.parent, upper.use_connect = arm.edit_bones['Lower'], True\n"
+        "upper['stiffness'] = 0.5\n"
+        "arm.collections['Deform'].assign(upper)\n",
         seen="bpy.data.armatures['RigData'].bones['Lower'].tail_local.z == 1.5"
         " and 'Upper' in bpy.data.armatures['RigData'].bones"
-        " and bpy.data.armatures['RigData'].bones['Upper'].parent.name == 'Lower'",
+        " and bpy.data.armatures['RigData'].bones['Upper'].parent.name == 'Lower'"
+        " and bpy.data.armatures['RigData'].bones['Upper'].get('stiffness') == 0.5"
+        " and [c.name for c in bpy.data.armatures['RigData'].bones['Upper'].collections] == ['Deform']",
         last="bpy.data.armatures['RigData'].edit_bones['Upper'].tail.x = 0.75\n",
         last_seen="bpy.data.armatures['RigData'].bones['Upper'].tail_local.x == 0.75",
         refused="from blender_addon.sync.kinds.armatures import armature_edit_mode\n"

@@ -295,6 +295,39 @@ def test_envelope_points_are_written_in_frame_order_without_setting_a_point_thro
     assert written == [(float(f), trap if f == 8 else 1.0, 2.0) for f in range(9)]
 
 
+def test_bone_properties_and_collections_arriving_in_edit_mode_survive_leaving_it():
+    # Leaving edit mode writes the edit bones back over the bones: what arrived meanwhile goes on the edit
+    # bones, or it is lost (and the editor's next scan sends the old state back to everyone).
+    build_rig()
+    arm = bpy.data.armatures["CharRig"]
+    rig = next(ob for ob in bpy.data.objects if ob.data == arm)
+    evaluate_scenes()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    hand = arm.bones["Hand"]
+    hand["grip"] = 0.75
+    in_controls = "Controls" in [c.name for c in hand.collections]
+    controls = arm.collections_all["Controls"]
+    (controls.unassign if in_controls else controls.assign)(hand)
+    remote, _ = tracker.scan([arm])  # another artist's edit, as it arrives
+    u = uuid_of(arm)
+    assert {f"arm/{u}/boneprop/Hand/grip", f"arm/{u}/bcoll/Controls"} <= set(remote)
+    del hand["grip"]
+    (controls.assign if in_controls else controls.unassign)(hand)
+    tracker.scan([arm])
+
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        applier = sync.apply_ops(list(remote.items()), tracker=tracker)
+        assert applier.errors == []
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    hand = arm.bones["Hand"]
+    assert hand.get("grip") == 0.75
+    assert ("Controls" in [c.name for c in hand.collections]) != in_controls
+
+
 def weights(ob: bpy.types.Object) -> dict[str, list[tuple[int, float]]]:
     names = [g.name for g in ob.vertex_groups]
     out: dict[str, list[tuple[int, float]]] = {name: [] for name in names}

@@ -74,10 +74,10 @@ def _rest(bone: bpy.types.Bone | bpy.types.EditBone) -> tuple[list[float], list[
 
 def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
     bones = []
-    # In edit mode the bones are stale until the artist leaves it: the edit bones are what the artist sees
-    # (live edit mode, edit_mode.py). Their custom properties travel when the artist leaves edit mode.
-    editing = arm.is_editmode
-    for bone in sorted(arm.edit_bones if editing else arm.bones, key=lambda b: b.name):
+    # In edit mode the bones are stale until the artist leaves it: the edit bones, with their custom
+    # properties and collections, are what the artist sees (live edit mode, edit_mode.py).
+    current = arm.edit_bones if arm.is_editmode else arm.bones
+    for bone in sorted(current, key=lambda b: b.name):
         head, tail = _rest(bone)
         doc: dict[str, object] = {
             "name": bone.name,
@@ -96,9 +96,9 @@ def serialise(arm: bpy.types.Armature, ctx: ReadContext) -> dict[str, object]:
         "set": setting_items(ctx.props(arm)),
         "bones": bones,
         "boneprop": {
-            item: doc for bone in arm.bones for item, doc in custom_props.items(bone, ctx, bone.name).items()
+            item: doc for bone in current for item, doc in custom_props.items(bone, ctx, bone.name).items()
         },
-        "bcoll": bone_collections.read(arm, ctx),
+        "bcoll": bone_collections.read(arm, ctx, current),
         **extras.read(arm, ctx),
     }
 
@@ -224,8 +224,9 @@ def apply_bones(arm: bpy.types.Armature, doc: list, ctx: ApplyContext) -> bpy.ty
 
 
 def apply_bone_prop(arm: bpy.types.Armature, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
-    """``arm/<u>/boneprop/<bone>/<name>``: a custom property of a bone (the armature's, not the pose's)."""
-    bone = arm.bones.get(item[0])
+    """``arm/<u>/boneprop/<bone>/<name>``: a custom property of a bone (the armature's, not the pose's); of
+    its edit bone while this artist edits the armature (leaving edit mode writes the edit bones back)."""
+    bone = (arm.edit_bones if arm.is_editmode else arm.bones).get(item[0])
     if bone is None:
         if doc is not None:
             ctx.wait_for("bones", ids.get_uuid(arm))
