@@ -72,7 +72,8 @@ class Shares:
             result = await self._revoke(session, args)
         session.send(AdminResult(action=request.action, result=result, ref=request.ref))
 
-    def _check_owner(self, session: Session, room: Any) -> str:
+    def _check_owner(self, session: Session, room: Any) -> tuple[str, dict[str, Any]]:
+        """``room`` and its meta, when the session's user owns the room (or is an admin)."""
         if not isinstance(room, str):
             raise RequestError(ErrorCode.BAD_MESSAGE, "this action needs room (a room name)")
         meta = self.store.meta(room)  # no_such_room for a room that does not exist
@@ -80,11 +81,11 @@ class Shares:
             raise RequestError(
                 ErrorCode.FORBIDDEN, f"only the owner of room {room!r} or an admin may share it"
             )
-        return room
+        return room, meta
 
     async def _share(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        room = self._check_owner(session, args.get("room"))
-        incarnation = self.store.meta(room).get("incarnation")
+        room, meta = self._check_owner(session, args.get("room"))
+        incarnation = meta.get("incarnation")
         expires_in = args.get("expires_in")
         now = int(time.time())
         expires_at = now + (DEFAULT_EXPIRES_IN if expires_in is None else expires_in)
@@ -113,8 +114,8 @@ class Shares:
         room = args.get("room")
         incarnation = None
         if room is not None or not session.user.is_admin:
-            room = self._check_owner(session, room)
-            incarnation = self.store.meta(room).get("incarnation")
+            room, meta = self._check_owner(session, room)
+            incarnation = meta.get("incarnation")
         now = time.time()
         return [
             {

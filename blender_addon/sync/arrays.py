@@ -131,44 +131,45 @@ MESH_ARRAYS: dict[str, tuple[str, str, str, int]] = {
 }
 
 
-def _mesh_array(me, name: str, count: int):
-    data_type, _key, _code, _width = MESH_ARRAYS[name]
+def _mesh_array(me, name: str, count: int) -> tuple[object, str, str, int] | None:
+    """The data of the mesh's built-in attribute ``name`` (:data:`MESH_ARRAYS`) for ``count`` items with its
+    foreach attribute, typecode and width, or None when it cannot be used as an attribute (edit mode,
+    missing, no items)."""
+    if not count:
+        return None
+    data_type, key, code, width = MESH_ARRAYS[name]
     if me.is_editmode:
         return None
     attr = me.attributes.get(name)
     if attr is None or attr.data_type != data_type or len(attr.data) != count:
         return None
-    return attr
+    return attr.data, key, code, width
 
 
 def mesh_get(me, name: str, count: int, reuse: bool = False) -> array.array | memoryview | None:
-    """The mesh's built-in attribute ``name`` (:data:`MESH_ARRAYS`) for ``count`` items, or None when it
-    cannot be read as an attribute (edit mode, missing); with ``reuse`` in a :func:`scratch` buffer."""
-    if not count:
+    """The mesh's built-in attribute ``name`` for ``count`` items, or None when it cannot be read as an
+    attribute; with ``reuse`` in a :func:`scratch` buffer."""
+    found = _mesh_array(me, name, count)
+    if found is None:
         return None
-    attr = _mesh_array(me, name, count)
-    if attr is None:
-        return None
-    _type, key, code, width = MESH_ARRAYS[name]
+    items, key, code, width = found
     if reuse:
-        return read_reused(attr.data, key, code, count * width)
+        return read_reused(items, key, code, count * width)
     buf = array.array(code, [0]) * (count * width)
-    attr.data.foreach_get(key, buf)
+    items.foreach_get(key, buf)
     return buf
 
 
 def mesh_set(me, name: str, count: int, data: bytes) -> bool:
     """Write ``data`` to the mesh's built-in attribute ``name``; False when it cannot be written as one."""
-    if not count:
+    found = _mesh_array(me, name, count)
+    if found is None:
         return False
-    attr = _mesh_array(me, name, count)
-    if attr is None:
-        return False
-    _type, key, code, width = MESH_ARRAYS[name]
+    items, key, code, width = found
     values = view_f32(data) if code == "f" else view_i32(data)
     if len(values) != count * width:
         return False
-    attr.data.foreach_set(key, values)
+    items.foreach_set(key, values)
     return True
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, pose_bones, rna
+from . import ids, order, pose_bones, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -53,15 +53,10 @@ def _write(constraints, name: str, doc: dict | None, ctx: ApplyContext) -> None:
 
 def _order(constraints, names: list[str], ctx: ApplyContext, uuid: str, part: str) -> None:
     """Put the stack in the listed order; constraints the list does not name follow, by name."""
-    present = [c.name for c in constraints]
-    listed = [n for n in names if n in present]
-    if len(listed) < len(names):
+    stack = order.plan([c.name for c in constraints], names)
+    if stack.missing:
         ctx.wait_for(part, uuid)  # a listed constraint has not arrived: again once it has
-    wanted = listed + sorted(n for n in present if n not in set(listed))
-    for target, name in enumerate(wanted):
-        current = [c.name for c in constraints].index(name)
-        if current != target:
-            constraints.move(current, target)
+    stack.move_each(lambda: [c.name for c in constraints], constraints.move)
 
 
 def _apply_object(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):

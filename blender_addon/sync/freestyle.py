@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rna
+from . import ids, order, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -126,18 +126,16 @@ def apply_order(scene: bpy.types.Scene, item: tuple[str, ...], doc: list | None,
     if layer is None:
         return scene  # reported by the line sets' keys; an order key goes away with its view layer
     linesets = layer.freestyle_settings.linesets
-    present = [s.name for s in linesets]
-    listed = [n for n in doc if n in present]
-    if len(listed) < len(doc):
+    stack = order.plan([s.name for s in linesets], doc)
+    if stack.missing:
         ctx.wait_for("lineset", ids.get_uuid(scene))  # a listed line set has not arrived: again once it has
-    wanted = listed + sorted(n for n in present if n not in set(listed))
-    if present == wanted:
+    first = stack.first
+    if first is None:
         return scene
-    first = next(i for i, (have, want) in enumerate(zip(present, wanted, strict=True)) if have != want)
     moved = {s.name: _copy(s) for s in list(linesets)[first:]}
     for lineset in list(linesets)[first:]:
         _remove(linesets, lineset)
-    for name in wanted[first:]:
+    for name in stack.wanted[first:]:
         lineset = _new(linesets, name)
         for ident, value in moved[name].items():
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, linked, rna, structs
+from . import ids, linked, order, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -89,15 +89,10 @@ def apply_order(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types
     A modifier made by its own key is appended; the order key that comes with
     it (an artist adding a modifier changes the order too) then moves it.
     """
-    names = [m.name for m in ob.modifiers]
-    listed = [n for n in doc if n in names]
-    if len(listed) < len(doc):
+    stack = order.plan([m.name for m in ob.modifiers], doc)
+    if stack.missing:
         ctx.wait_for("mod", ids.get_uuid(ob))  # a listed modifier has not arrived: again once it has
-    wanted = listed + sorted(n for n in names if n not in set(listed))
-    for target, name in enumerate(wanted):
-        current = [m.name for m in ob.modifiers].index(name)
-        if current != target:
-            ob.modifiers.move(current, target)
+    stack.move_each(lambda: [m.name for m in ob.modifiers], ob.modifiers.move)
     return ob
 
 

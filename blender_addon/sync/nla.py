@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import fcurves, ids, rna
+from . import fcurves, ids, order, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -219,15 +219,13 @@ def _order(owner: bpy.types.ID, names: list[str], ctx: ApplyContext, part: str, 
     if ad is None:
         ctx.wait_for(part, uuid)
         return
-    present = [t.name for t in ad.nla_tracks]
-    listed = [n for n in names if n in present]
-    if len(listed) < len(names):
+    stack = order.plan([t.name for t in ad.nla_tracks], names)
+    if stack.missing:
         ctx.wait_for(part, uuid)  # a listed track has not arrived: again once it has
-    wanted = listed + sorted(n for n in present if n not in set(listed))
-    first_wrong = next((i for i, (a, b) in enumerate(zip(present, wanted, strict=True)) if a != b), None)
-    if first_wrong is None:
+    first = stack.first
+    if first is None:
         return
-    for name in wanted[first_wrong:]:
+    for name in stack.wanted[first:]:
         _copy_to_top(ad, ad.nla_tracks[name])
     owner.update_tag(refresh={"TIME"})
 

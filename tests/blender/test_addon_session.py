@@ -7,6 +7,7 @@ by hand, as the timer would.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 
@@ -134,6 +135,25 @@ def pump_after_update(session):
     session_module.pump()
 
 
+def send_and_ack(session, net, P):
+    """Send what the scene holds and acknowledge it (seq 1): what the test does next is all the session
+    has to send."""
+    pump_after_update(session)
+    for batch in net.take(P.Batch):
+        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
+    pump_after_update(session)
+
+
+@contextlib.contextmanager
+def editing():
+    """The active object in edit mode for the block, back in object mode however the block ends."""
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        yield
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+
+
 def transform_key(ob):
     from blender_addon import sync
 
@@ -217,10 +237,7 @@ def test_remote_delete_and_unrelated_keys_apply_while_another_key_is_pending(liv
     session, net = live
     a = link(bpy.data.objects.new("A", None))
     b = link(bpy.data.objects.new("B", None))
-    pump_after_update(session)
-    for batch in net.take(P.Batch):
-        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_after_update(session)
+    send_and_ack(session, net, P)
     a.location.x = 2.0
     pump_after_update(session)
     assert transform_key(a) in session.pending
@@ -284,10 +301,7 @@ def test_resume_that_becomes_a_snapshot_settles_held_back_keys_by_seq(live, P):
     session, net = live
     ob = link(bpy.data.objects.new("Thing", None))
     gone = link(bpy.data.objects.new("Gone", None))
-    pump_after_update(session)
-    for batch in net.take(P.Batch):
-        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_after_update(session)
+    send_and_ack(session, net, P)
     snapshot = dict(session.tracker.values)
     ob.location.x = 1.0
     pump_after_update(session)
@@ -564,10 +578,7 @@ def test_refused_batches_are_retried_or_dropped_by_error_code(live, P):
     session, net = live
     a = link(bpy.data.objects.new("A", None))
     b = link(bpy.data.objects.new("B", None))
-    pump_after_update(session)
-    for batch in net.take(P.Batch):
-        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_after_update(session)
+    send_and_ack(session, net, P)
     a.location.x = 1.0
     pump_after_update(session)
     (first,) = net.take(P.Batch)
@@ -748,15 +759,11 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     me.from_pydata([(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)], [], [(0, 1, 2)])
     ob = link(bpy.data.objects.new("EditMe", me))
     bpy.context.view_layer.objects.active = ob
-    pump_after_update(session)
-    (first,) = net.take(P.Batch)
-    net.deliver(P.Ack(op_id=first.op_id, seq=1))
-    session_module.pump()
+    send_and_ack(session, net, P)
     geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
     shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
 
-    bpy.ops.object.mode_set(mode="EDIT")
-    try:
+    with editing():
         bm = bmesh.from_edit_mesh(me)
         bm.verts.ensure_lookup_table()
         bm.verts[1].co.z = 2.5
@@ -802,8 +809,6 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
         assert geometry in [op[1] for op in edited.ops] and me.vertices[0].co.z == 0.5
         net.deliver(P.Ack(op_id=edited.op_id, seq=4))
         session_module.pump()
-    finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
     pump_after_update(session)
     (unlock,) = net.take(P.Unlock)
     assert sorted(unlock.keys) == sorted([geometry, shapes])
@@ -866,15 +871,11 @@ def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live,
     spline.points.add(2)
     ob = link(bpy.data.objects.new("EditPath", cu))
     bpy.context.view_layer.objects.active = ob
-    pump_after_update(session)
-    (first,) = net.take(P.Batch)
-    net.deliver(P.Ack(op_id=first.op_id, seq=1))
-    session_module.pump()
+    send_and_ack(session, net, P)
     splines = sync.make_key("curve", sync.get_uuid(cu), "splines")
     shapes = sync.make_key("curve", sync.get_uuid(cu), "shapes")
 
-    bpy.ops.object.mode_set(mode="EDIT")
-    try:
+    with editing():
         cu.splines[0].points[1].co.z = 2.5
         pump_after_update(session)
         (lock,) = net.take(P.Lock)
@@ -906,8 +907,6 @@ def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live,
         assert [op[1] for op in last.ops] == [splines]
         net.deliver(P.Ack(op_id=last.op_id, seq=4))
         session_module.pump()
-    finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
     pump_after_update(session)
     (unlock,) = net.take(P.Unlock)
     assert sorted(unlock.keys) == sorted([splines, shapes])
@@ -929,23 +928,17 @@ def test_edit_mode_holds_a_curve_with_shape_keys_back_until_the_artist_leaves_it
     ob.shape_key_add(name="Bend").data[1].co = (1.0, 5.0, 0.0)
     ob.active_shape_key_index = 1
     bpy.context.view_layer.objects.active = ob
-    pump_after_update(session)
-    (first,) = net.take(P.Batch)
-    net.deliver(P.Ack(op_id=first.op_id, seq=1))
-    session_module.pump()
+    send_and_ack(session, net, P)
     splines = sync.make_key("curve", sync.get_uuid(cu), "splines")
     shapes = sync.make_key("curve", sync.get_uuid(cu), "shapes")
 
-    bpy.ops.object.mode_set(mode="EDIT")
-    try:
+    with editing():
         for z in (1.0, 2.0, 3.0):
             cu.splines[0].points[1].co.z = z
             session.edit_mode._last.clear()
             pump_after_update(session)
         assert [lock.keys for lock in net.take(P.Lock)] == [[splines, shapes]]
         assert net.take(P.Batch) == []
-    finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
     pump_after_update(session)
     assert [unlock.keys for unlock in net.take(P.Unlock)] == [[splines, shapes]]
     (batch,) = net.take(P.Batch)
@@ -970,10 +963,7 @@ def test_a_heavy_mesh_applied_from_the_room_is_not_read_back_and_edits_around_th
     bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299)
     me = bpy.context.active_object.data
     me.name = "HeavyGrid"
-    pump_after_update(session)
-    for batch in net.take(P.Batch):
-        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_after_update(session)
+    send_and_ack(session, net, P)
     uuid = sync.get_uuid(me)
     geometry = sync.make_key("mesh", uuid, "geometry")
     assert session.tracker.is_heavy(uuid)
@@ -1040,15 +1030,11 @@ def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_verte
     ob = bpy.context.active_object
     me = ob.data
     me.attributes["sharp_face"].data[3].value = False
-    pump_after_update(session)
-    for batch in net.take(P.Batch):
-        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_after_update(session)
+    send_and_ack(session, net, P)
     geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
     before = sync.decode_value(session.tracker.values[geometry])
     assert {a["name"] for a in before["attributes"]} == {"UVMap", "sharp_face"}
-    bpy.ops.object.mode_set(mode="EDIT")
-    try:
+    with editing():
         bm = bmesh.from_edit_mesh(me)
         bm.verts.ensure_lookup_table()
         bm.verts[4].co.z = 2.0
@@ -1056,8 +1042,6 @@ def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_verte
         pump_after_update(session)
         (batch,) = net.take(P.Batch)
         sent = sync.decode_value({op[1]: op[2] for op in batch.ops}[geometry])
-    finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
     assert sent["attributes"] == before["attributes"]
     for name in ("edges", "face_starts", "corner_verts", "corner_edges"):
         assert sent[name] == before[name], name
@@ -1074,10 +1058,7 @@ def test_a_heavy_mesh_given_a_name_blender_keeps_otherwise_is_read_back_and_the_
     me = bpy.context.active_object.data
     me.name = "Big"
     link(bpy.data.objects.new("Holder", bpy.data.meshes.new("Taken")))
-    pump_after_update(session)
-    for batch in net.take(P.Batch):
-        net.deliver(P.Ack(op_id=batch.op_id, seq=1))
-    pump_after_update(session)
+    send_and_ack(session, net, P)
     uuid = sync.get_uuid(me)
     assert session.tracker.is_heavy(uuid)
     name = sync.make_key("mesh", uuid, "name")

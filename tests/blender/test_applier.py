@@ -15,20 +15,40 @@ from blender_addon import sync  # noqa: E402
 pytestmark = pytest.mark.blender
 
 
-def test_hundred_objects_in_slices_of_ten():
+def _crowd(count: int, coll: bpy.types.Collection | None = None) -> list[bpy.types.Object]:
+    """Objects ``O<i>``, each with a triangle mesh ``M<i>`` of its own, all with the material "Shared"."""
     mat = bpy.data.materials.new("Shared")
-    coll = bpy.data.collections.new("Crowd")
-    bpy.context.scene.collection.children.link(coll)
-    for i in range(100):
+    obs = []
+    for i in range(count):
         me = bpy.data.meshes.new(f"M{i}")
         me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, i * 0.01)], [], [(0, 1, 2)])
         me.materials.append(mat)
-        ob = link(bpy.data.objects.new(f"O{i}", me), coll)
-        ob.location = (i * 0.5, i % 7, -i * 0.25)
+        obs.append(link(bpy.data.objects.new(f"O{i}", me), coll))
+    return obs
+
+
+def _heavy_grid() -> tuple[bpy.types.Object, str]:
+    """A 300 x 300 grid and its geometry key, whose value is too large for one frame (it names chunks)."""
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299, size=10, calc_uvs=False)
+    grid = bpy.context.active_object
+    return grid, sync.make_key("mesh", sync.get_uuid(grid.data), "geometry")
+
+
+def _published() -> tuple[str, list[tuple[str, bytes]]]:
+    """The scene's hash and its keys as a room holds them; the scene is then emptied, as a joiner's."""
     before = sync.scene_hash()
     ops = list(sync.serialise_scene().items())
-    assert len(ops) >= 100
     reset_scene()
+    return before, ops
+
+
+def test_hundred_objects_in_slices_of_ten():
+    coll = bpy.data.collections.new("Crowd")
+    bpy.context.scene.collection.children.link(coll)
+    for i, ob in enumerate(_crowd(100, coll)):
+        ob.location = (i * 0.5, i % 7, -i * 0.25)
+    before, ops = _published()
+    assert len(ops) >= 100
 
     tracker = sync.ChangeTracker()
     applier = sync.Applier(tracker)
@@ -55,16 +75,9 @@ def test_a_datablock_applied_over_several_slices_is_read_back_once(monkeypatch):
 
     from blender_addon.sync import tracker as tracker_module
 
-    mat = bpy.data.materials.new("Shared")
-    for i in range(40):
-        me = bpy.data.meshes.new(f"M{i}")
-        me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, i * 0.01)], [], [(0, 1, 2)])
-        me.materials.append(mat)
-        ob = link(bpy.data.objects.new(f"O{i}", me))
+    for i, ob in enumerate(_crowd(40)):
         ob["note"] = i
-    before = sync.scene_hash()
-    ops = list(sync.serialise_scene().items())
-    reset_scene()
+    before, ops = _published()
     reads: Counter[str] = Counter()
     serialise_parts = tracker_module.serialise_parts
 
@@ -128,15 +141,11 @@ def test_object_whose_data_kind_is_not_object_data_is_an_error(data_kind):
 
 def test_values_naming_chunks_apply_after_every_light_value():
     """A joiner has every object, linked and placed, before a large mesh's geometry (chunks) is applied."""
-    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299, size=10, calc_uvs=False)
-    grid = bpy.context.active_object
+    _, geometry = _heavy_grid()
     for i in range(5):
         link(bpy.data.objects.new(f"Light{i}", triangle_mesh(f"Tri{i}"))).location = (i, 0.0, 0.0)
-    before = sync.scene_hash()
-    ops = list(sync.serialise_scene().items())
-    geometry = sync.make_key("mesh", sync.get_uuid(grid.data), "geometry")
+    before, ops = _published()
     assert sync.chunks.holds_chunks(dict(ops)[geometry])
-    reset_scene()
     applier = sync.Applier()
     applier.feed(ops)
     applier.step(max_ops=len(ops) - 1)
@@ -195,8 +204,7 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
     props.children.link(inner)
     root = link(bpy.data.objects.new("Root", None))
     root.location, root.rotation_euler = (1.0, 2.0, 3.0), (0.0, 0.0, 0.7)
-    bpy.ops.mesh.primitive_grid_add(x_subdivisions=299, y_subdivisions=299, size=10, calc_uvs=False)
-    grid = bpy.context.active_object
+    grid, geometry = _heavy_grid()
     bpy.context.scene.collection.objects.unlink(grid)
     props.objects.link(grid)
     grid.location, grid.scale = (4.0, -1.0, 0.5), (2.0, 2.0, 1.0)
@@ -225,11 +233,8 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
         }
         for ob in bpy.data.objects
     }
-    before = sync.scene_hash()
-    ops = list(sync.serialise_scene().items())
-    geometry = sync.make_key("mesh", sync.get_uuid(grid.data), "geometry")
+    before, ops = _published()
     assert sync.chunks.holds_chunks(dict(ops)[geometry])
-    reset_scene()
 
     applier = sync.Applier()
     applier.feed([(k, v) for k, v in ops if k != geometry])  # the heavy value is still on its way

@@ -178,21 +178,26 @@ def ben_sees(ben, expr: str) -> bool:
     return ben.call("pump_until", expr=expr, timeout=10)["met"]
 
 
+def ana_edits(address: str, ana, ben, case: Case) -> None:
+    """Ana builds the case's object, shares a room with Ben and makes her first edit in edit mode: Ben
+    sees it and her lease of the data."""
+    ana.call("edit", script=case.build)
+    start_room(address, ana, [ben])
+    converge([ana, ben])
+    ana.call("edit", script=_enter(case.name) + case.edit)
+    ana.call("pump_until_idle", quiet=0.3)
+    assert ben_sees(ben, case.seen)  # while Ana is still in edit mode
+    ana_id = ana.call("eval", expr="session.client_id")["value"]
+    assert ben.call("eval", expr="session.editors()")["value"] == {ana_id: [case.data]}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_edit_mode_is_live_and_leased_until_the_editor_leaves(server, artists, name):  # noqa: F811
     case = CASES[name]
     _, address = server
     ana, ben = artists("ana", "ben")
-    ana.call("edit", script=case.build)
-    start_room(address, ana, [ben])
-    converge([ana, ben])
-
-    ana.call("edit", script=_enter(case.name) + case.edit)
-    ana.call("pump_until_idle", quiet=0.3)
+    ana_edits(address, ana, ben, case)
     assert ana.call("eval", expr=f"bpy.data.objects[{case.name!r}].mode")["value"] == "EDIT"
-    assert ben_sees(ben, case.seen)  # while Ana is still in edit mode
-    ana_id = ana.call("eval", expr="session.client_id")["value"]
-    assert ben.call("eval", expr="session.editors()")["value"] == {ana_id: [case.data]}
 
     # Ben's write to what Ana edits is refused while she holds the lease.
     ben.call("edit", script=case.refused)
@@ -215,14 +220,7 @@ def test_the_lease_of_an_armature_in_edit_mode_is_released_when_the_editor_drops
     case = CASES["armature"]
     _, address = server
     ana, ben = artists("ana", "ben")
-    ana.call("edit", script=case.build)
-    start_room(address, ana, [ben])
-    converge([ana, ben])
-    ana.call("edit", script=_enter(case.name) + case.edit)
-    ana.call("pump_until_idle", quiet=0.3)
-    assert ben_sees(ben, case.seen)
-    ana_id = ana.call("eval", expr="session.client_id")["value"]
-    assert ben.call("eval", expr="session.editors()")["value"] == {ana_id: [case.data]}
+    ana_edits(address, ana, ben, case)
     ana.proc.kill()
     ana.proc.wait(10)
     assert ben.call("pump_until", expr="session.editors() == {}", timeout=10)["met"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import ids, rna, structs
+from .. import ids, order, rna, structs
 from ..context import ApplyContext, ReadContext
 from ..items import Items
 from ..node_trees import describe_node_tree, read_tree, tree_parts
@@ -185,18 +185,16 @@ def apply_order(ls: bpy.types.FreestyleLineStyle, item: tuple[str, ...], doc: li
     coll = _stack(ls, item[0])
     if coll is None or doc is None:
         return ls  # an order key goes away only with its line style
-    present = [m.name for m in coll]
-    listed = [n for n in doc if n in present]
-    if len(listed) < len(doc):
+    stack = order.plan([m.name for m in coll], doc)
+    if stack.missing:
         ctx.wait_for("mod", ids.get_uuid(ls))  # a listed modifier has not arrived: again once it has
-    wanted = listed + sorted(n for n in present if n not in set(listed))
-    if present == wanted:
+    first = stack.first
+    if first is None:
         return ls
-    first = next(i for i, (have, want) in enumerate(zip(present, wanted, strict=True)) if have != want)
     moved = {m.name: _copy(m) for m in list(coll)[first:]}
     for mod in list(coll)[first:]:
         coll.remove(mod)
-    for name in wanted[first:]:
+    for name in stack.wanted[first:]:
         kind, values, held = moved[name]
         mod = coll.new(name, kind)
         for ident, value in values.items():
