@@ -4,6 +4,7 @@ membership, and a room's export and import (docs/operations.md)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -257,10 +258,12 @@ class AdminActions:
                 "incarnation": new_incarnation(),  # every part keeps it (import_command)
             }
             previous = None
+            when = int(time.time())
         else:
-            final, previous = staged
+            final, previous, when = staged
         current = {**final, "importing": session.client_id} if more else final
-        command = import_command(name, items, previous, current)
+        # Every key is the importing admin's, at the import's seq and time: the file carries no authors.
+        command = import_command(name, items, previous, current, [session.client_id, session.name, when])
         for key, blobs in refs.items():  # the keys hold their blobs from this commit on, as after a set
             compare, then, gained = key_hold_changes(name, key, (), blobs)
             command["compare"] += compare
@@ -287,7 +290,7 @@ class AdminActions:
                 raise RequestError(ErrorCode.BAD_MESSAGE, f"the import of {name!r} changed meanwhile")
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
         if more:
-            session.imports[name] = (final, current)
+            session.imports[name] = (final, current, when)
         else:
             session.imports.pop(name, None)
             log.info("admin %s imported room %s", session.name, name)

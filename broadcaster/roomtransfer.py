@@ -5,8 +5,8 @@ with its children) and its meta as one consistent state. Import uploads the blob
 (``blob_query`` first, a tree level at a time: a node the server holds already holds its subtree; a rerun
 after an interruption sends only the rest while the server still holds the earlier uploads,
 ``pin_grace``), children before the nodes that name them, then creates the room in parts; each part holds
-the blobs its keys reference in the transaction that writes them, so the room appears, when its last part
-commits, with every blob it needs, or not at all.
+the blobs its keys reference and records their author in the transaction that writes them, so the room
+appears, when its last part commits, with every blob it needs and every key's author, or not at all.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .roomfile import check_document, make_document
 
 IMPORT_CHUNK_BYTES = 8 * 1024 * 1024  # keys and values per import transaction (and half a frame at most)
 REF_COST = 480  # bytes a reference adds to an import transaction: its condition, hold and pin release
+AUTHOR_COST = 120  # bytes a key's author record adds to it besides the key: its path, seq, author, time
 UPLOADS_IN_FLIGHT = 8  # blob_puts sent before the first is answered
 
 
@@ -71,7 +72,7 @@ async def import_room(
     parts: list[tuple[list[list[Any]], list[list[Any]]]] = [([], [])]
     size = 0
     for key, value in document["items"]:
-        item_size = len(key) + len(value) + 16 + REF_COST * len(refs.get(key, ()))
+        item_size = 2 * len(key) + len(value) + 16 + AUTHOR_COST + REF_COST * len(refs.get(key, ()))
         if parts[-1][0] and size + item_size > chunk_bytes:
             parts.append(([], []))
             size = 0
