@@ -17,8 +17,9 @@ Every log entry names its author and time besides its ops: {"c": client_id, "o":
 "u": user or client name, "t": unix seconds when the accepting node submitted it}; a restore's entry also
 has "r": {"checkpoint": id} or {"seq": n}. The same transaction records, per key it changes, who changed it
 last (/rooms/<room>/authors/<key>, roomstore.py): blame reads those records, so it names a key's author
-however long ago the change was and whatever the log still retains. An import's and a fork's keys are
-recorded at seq 0 (their importer's or maker's), each in the transaction that writes it. A live key
+however long ago the change was and whatever the log still retains. A fork's keys are recorded at seq 0
+(its maker's), an import's with the authors its file carries (their seqs in the exported room, at most
+its seq_base) or else its importer's at seq 0, each in the transaction that writes it. A live key
 without a record (written, or imported, before rooms had them) is looked up in the retained log, newest
 first.
 
