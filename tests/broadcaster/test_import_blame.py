@@ -127,6 +127,7 @@ async def test_an_export_import_round_trip_keeps_every_keys_author(tmp_path, mon
             assert counts(other.store.node, "copy") == (6, 6)
             await root.join("copy")
             assert (await hc.blame(root, ""))[0] == expected
+            assert (await export_room(root, "copy"))["authors"] == expected  # and again from the copy
             # The room goes on from the exported seq: the next write is its author's, after them all.
             seq = await root.set("legacy", b"new")
             assert seq == document["seq"] + 1
