@@ -4,12 +4,13 @@ membership, and a room's export and import (docs/operations.md)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from protocol import Admin, AdminResult, Error, ErrorCode, ExportBlob, ExportItems
 from protocol.events import check_key, check_room_name
-from protocol.limits import KEY_REFS, join_reason
+from protocol.limits import KEY_AUTHORS, KEY_REFS, join_reason
 from replication import Node, NotLeader, ReplicationError, TreeError
 
 from . import history
@@ -146,34 +147,53 @@ class AdminActions:
         return result
 
     async def _admin_export(self, session: Session, args: dict[str, Any], ref: int | None) -> Any:
-        """Stream the room's keys (with the blobs each references) as export_items, then every blob they
-        reference or hold through tree nodes as export_blob (a node with its children, after them), then
-        its meta and seq in admin_result (one snapshot). Frames are made as the connection takes them: a
-        blob is read when its frame is due, one at a time."""
+        """Stream the room's keys (with the blobs each references and, with ``authors``, who last changed
+        each) as export_items, then every blob they reference or hold through tree nodes as export_blob (a
+        node with its children, after them), then its meta and seq in admin_result (one snapshot). Frames
+        are made as the connection takes them: a blob is read when its frame is due, one at a time."""
         name = _room_arg(args)
+        with_authors = _arg(args, "authors", bool, required=False) or False
         meta = self.store.meta(name)
-        # No await from here on: the items, their refs and the seq are one consistent state.
+        # No await from here on: the items, their refs, authors and the seq are one consistent state.
         seq = self.hub.current_seq(name)
         items = self.store.items(name)
         refs = {key: list(found) for key, _, found in self.node.list_local(room_refs_path(name))}
+        authors: dict[str, list[Any]] = {}
+        if with_authors:  # blame's rows: a key without a record is found in the retained log, if it is
+            rows, _ = history.blame(self.node, name, meta.get("seq_base", 0), "", None, max(len(items), 1))
+            # A row the client would refuse (whatever old server wrote it) is left out: its key is the
+            # importer's, and the export goes through.
+            authors = {row[0]: row for row in rows if KEY_AUTHORS.reason([row]) is None}
         blobs = self.blobs.trees({blob for found in refs.values() for blob in found})
         node = self.node
 
         def frames() -> Iterator[bytes]:
             chunk: list[list[Any]] = []
             chunk_refs: list[list[Any]] = []
+            chunk_authors: list[list[Any]] = []
             size = 0
+
+            def items_frame() -> bytes:
+                found = chunk_authors if with_authors else None
+                return encode_frame(
+                    ExportItems(room=name, items=chunk, refs=chunk_refs, ref=ref, authors=found)
+                )
+
             for key, value in items:
                 chunk.append([key, value])
                 size += len(key) + len(value) + 16
                 if key in refs:
                     chunk_refs.append([key, refs[key]])
                     size += 32 * len(refs[key]) + 16
+                if key in authors:
+                    row = authors[key]
+                    chunk_authors.append(row)
+                    size += len(key) + len(row[2]) + len(row[3]) + 32
                 if size >= EXPORT_CHUNK_BYTES:
-                    yield encode_frame(ExportItems(room=name, items=chunk, refs=chunk_refs, ref=ref))
-                    chunk, chunk_refs, size = [], [], 0
+                    yield items_frame()
+                    chunk, chunk_refs, chunk_authors, size = [], [], [], 0
             if chunk:
-                yield encode_frame(ExportItems(room=name, items=chunk, refs=chunk_refs, ref=ref))
+                yield items_frame()
             blob_bytes = 0
             for blob, children in blobs:
                 data = node.read_blob(blob)  # its bytes are beside the tree, not in it (storage layout 3)
@@ -239,6 +259,7 @@ class AdminActions:
             except ValueError as exc:
                 raise RequestError(ErrorCode.INVALID_KEY, str(exc)) from None
         refs = _import_refs(args, items)
+        rows = _import_authors(args, items)
         staged = session.imports.get(name)
         if staged is None:
             if self.store.find_meta(name) is not None:
@@ -257,10 +278,22 @@ class AdminActions:
                 "incarnation": new_incarnation(),  # every part keeps it (import_command)
             }
             previous = None
+            when = int(time.time())
         else:
-            final, previous = staged
+            final, previous, when = staged
         current = {**final, "importing": session.client_id} if more else final
-        command = import_command(name, items, previous, current)
+        seq_base = final["seq_base"]
+        carried: dict[str, list[Any]] = {}
+        for key, changed, client_id, by, at in rows:  # the file's: changes at or before the imported state
+            if changed > seq_base:
+                raise RequestError(
+                    ErrorCode.BAD_MESSAGE,
+                    f"args.authors: key {key!r} changed at seq {changed}, after {seq_base}",
+                )
+            carried[key] = [changed - seq_base, client_id, by, at]
+        # A key the file names no author for is the importing admin's, at the import's seq and time.
+        importer = [session.client_id, session.name, when]
+        command = import_command(name, items, previous, current, importer, carried)
         for key, blobs in refs.items():  # the keys hold their blobs from this commit on, as after a set
             compare, then, gained = key_hold_changes(name, key, (), blobs)
             command["compare"] += compare
@@ -287,7 +320,7 @@ class AdminActions:
                 raise RequestError(ErrorCode.BAD_MESSAGE, f"the import of {name!r} changed meanwhile")
             raise RequestError(ErrorCode.ROOM_EXISTS, f"room {name!r} already exists")
         if more:
-            session.imports[name] = (final, current)
+            session.imports[name] = (final, current, when)
         else:
             session.imports.pop(name, None)
             log.info("admin %s imported room %s", session.name, name)
@@ -327,6 +360,23 @@ def _import_refs(args: dict[str, Any], items: list[list[Any]]) -> dict[str, list
         if blobs:
             refs[key] = blobs
     return refs
+
+
+def _import_authors(args: dict[str, Any], items: list[list[Any]]) -> list[list[Any]]:
+    """An import part's ``authors``: [key, seq, client_id, name, time] for keys of its items, each once."""
+    rows = _arg(args, "authors", list, required=False) or []
+    reason = KEY_AUTHORS.reason(rows)
+    if reason is not None:
+        raise RequestError(ErrorCode.BAD_MESSAGE, f"args.authors{join_reason(reason)}")
+    keys = {item[0] for item in items}
+    seen: set[str] = set()
+    for row in rows:
+        if row[0] not in keys or row[0] in seen:
+            raise RequestError(
+                ErrorCode.BAD_MESSAGE, f"args.authors names key {row[0]!r} twice or not in items"
+            )
+        seen.add(row[0])
+    return rows
 
 
 def _arg(args: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:

@@ -17,8 +17,11 @@ Every log entry names its author and time besides its ops: {"c": client_id, "o":
 "u": user or client name, "t": unix seconds when the accepting node submitted it}; a restore's entry also
 has "r": {"checkpoint": id} or {"seq": n}. The same transaction records, per key it changes, who changed it
 last (/rooms/<room>/authors/<key>, roomstore.py): blame reads those records, so it names a key's author
-however long ago the change was and whatever the log still retains. A live key without a record (written
-before rooms had them, or imported) is looked up in the retained log, newest first.
+however long ago the change was and whatever the log still retains. A fork's keys are recorded at seq 0
+(its maker's), an import's with the authors its file carries (their seqs in the exported room, at most
+its seq_base) or else its importer's at seq 0, each in the transaction that writes it. A live key
+without a record (written, or imported, before rooms had them) is looked up in the retained log, newest
+first.
 
 Log entries do not hold the blobs their values reference (only live keys, uploads and checkpoint values
 do): the state at a retained seq may name a blob that a later write let go. Restore and fork check every

@@ -1,14 +1,18 @@
 """The room export file: one msgpack map, versioned (docs/operations.md, "Export and import").
 
-Version 3 (written):
-{"format": "blendsync-room", "version": 3, "room": str, "exported_at": str (ISO 8601, UTC),
+Version 4 (written):
+{"format": "blendsync-room", "version": 4, "room": str, "exported_at": str (ISO 8601, UTC),
  "meta": {"keep_open": bool, "password": map | nil, "created_by": str}, "seq": int,
  "items": [[key: str, value: bin], ...],
  "refs": [[key: str, [hash: bin, ...]], ...],   the blobs each referencing key's value names (tree roots)
  "blobs": [[hash: bin, data: bin], ...            every blob the refs name or hold through tree nodes, once;
-           | [hash: bin, data: bin, [child: bin, ...]]]}   a tree node with the blobs it holds (after them)
+           | [hash: bin, data: bin, [child: bin, ...]]],   a tree node with the blobs it holds (after them)
+ "authors": [[key: str, seq: int, client_id: str, name: str, time: int], ...]}   who last changed each key
+                                                 of items, as blame names it (at most "seq"; keys it does
+                                                 not know are absent)
 
-Version 2 (read): the same with [hash, data] blobs only. Version 1 (read): without "refs" and "blobs".
+Version 3 (read): the same without "authors". Version 2 (read): that with [hash, data] blobs only.
+Version 1 (read): without "refs" and "blobs".
 
 Written and read a field at a time (``Packer``/``Unpacker``), so neither holds a second copy of the file.
 """
@@ -23,12 +27,12 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from protocol.limits import BLOB_CHILDREN, BLOB_HASH_BYTES, MAX_BLOB_BYTES
+from protocol.limits import BLOB_CHILDREN, BLOB_HASH_BYTES, KEY_AUTHORS, MAX_BLOB_BYTES, join_reason
 
 FORMAT = "blendsync-room"
-VERSION = 3
-READS = (1, 2, 3)
-LISTS = ("items", "refs", "blobs")  # the long fields, read an element at a time
+VERSION = 4
+READS = (1, 2, 3, 4)
+LISTS = ("items", "refs", "blobs", "authors")  # the long fields, read an element at a time
 MAX_FIELD_BYTES = 256 * 1024 * 1024  # a value is at most one frame (128 MiB at most): any field fits
 
 
@@ -43,6 +47,7 @@ def make_document(
     items: list[list[Any]],
     refs: list[list[Any]] | None = None,
     blobs: list[list[Any]] | None = None,
+    authors: list[list[Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -54,6 +59,7 @@ def make_document(
         "items": items,
         "refs": refs or [],
         "blobs": blobs or [],
+        "authors": authors or [],
     }
 
 
@@ -110,7 +116,8 @@ def _read(f: BinaryIO) -> Any:
 def check_document(document: Any, where: str = "document") -> None:
     """Refuse a document that is not a whole room: its shape, and (version 2 on) every blob a key references
     present once, with bytes whose SHA-256 is its name; (version 3) every tree node's children present,
-    distinct, 1 to MAX_BLOB_CHILDREN, never itself, and no node below itself."""
+    distinct, 1 to MAX_BLOB_CHILDREN, never itself, and no node below itself; (version 4) each author row
+    for a key of items, once, changed at most at the file's seq."""
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise RoomFileError(f"{where} is not a {FORMAT} file")
     version = document.get("version")
@@ -185,6 +192,23 @@ def check_document(document: Any, where: str = "document") -> None:
                     f"{where}: key {key!r} references blob {blob.hex()}, which the file lacks"
                 )
     _check_trees(nodes, stored, where)
+    if version >= 4:
+        _check_authors(document.get("authors"), keys, document["seq"], where)
+
+
+def _check_authors(rows: Any, keys: set[str], seq: int, where: str) -> None:
+    if not isinstance(rows, list):
+        raise RoomFileError(f"{where}: 'authors' must be a list")
+    reason = KEY_AUTHORS.reason(rows)
+    if reason is not None:
+        raise RoomFileError(f"{where}: 'authors'{join_reason(reason)}")
+    named: set[str] = set()
+    for i, row in enumerate(rows):
+        if row[0] not in keys or row[0] in named:
+            raise RoomFileError(f"{where}: authors[{i}] names key {row[0]!r} twice or not in 'items'")
+        if row[1] > seq:
+            raise RoomFileError(f"{where}: authors[{i}] has seq {row[1]}, after the file's {seq}")
+        named.add(row[0])
 
 
 def _check_trees(nodes: dict[bytes, list[bytes]], stored: set[bytes], where: str) -> None:

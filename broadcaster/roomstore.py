@@ -18,7 +18,9 @@ Tree layout of a room:
                                  (retention: checkpoints.py)
     /rooms/<room>/authors/<key> [seq, client_id, author's name, unix seconds]: who last changed the live
                                 key, written with the change (tree seq, without seq_base; 0: the room's
-                                first state, a fork's); it goes with the key (blame, history.py)
+                                first state, a fork's or an import's; below 0: an imported key's change
+                                before the import, carried by the file); it goes with the key (blame,
+                                history.py)
     /rooms/<room>/history, checkpoints/, values/    the room's checkpoints and retention (history.py)
     /rooms/<room>/locks/<key>   {"owner": client_id, "user": name, "node": node id}: a key lock
     /rooms/<room>/plocks/<prefix>  the same payload: a lock on every key starting with <prefix> (ends in /)
@@ -207,16 +209,28 @@ def appended_seq(result: dict[str, Any]) -> int | None:
 
 
 def import_command(
-    room: str, items: list[list[Any]], previous_meta: dict[str, Any] | None, meta: dict[str, Any]
+    room: str,
+    items: list[list[Any]],
+    previous_meta: dict[str, Any] | None,
+    meta: dict[str, Any],
+    author: list[Any],
+    carried: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """One part of an import: the first creates the room (which must not exist), later ones require the
-    meta the previous part left. Every part writes its keys and the meta in one transaction."""
+    meta the previous part left. Every part writes its keys, their author records and the meta in one
+    transaction, so no committed part leaves a key without a record. A key's record is its ``carried``
+    one (from the file: [seq, client_id, name, time], the seq relative to the room's seq_base, so 0 or
+    less) or else ``author``'s ([client_id, name, time]) at seq 0: the imported state, the room's first."""
+    carried = carried or {}
     if previous_meta is None:
         compare = [{"not": {"exists": list(meta_path(room))}}]
     else:
         compare = [{"payload_equals": [list(meta_path(room)), previous_meta]}]
     then = [{"op": "put", "path": list(meta_path(room)), "payload": meta}]  # first: nodes track it by meta
-    then += [{"op": "put", "path": [*keys_path(room), key], "payload": value} for key, value in items]
+    for key, value in items:
+        then.append({"op": "put", "path": [*keys_path(room), key], "payload": value})
+        record = carried.get(key) or [0, *author]
+        then.append({"op": "put", "path": [*authors_path(room), key], "payload": record})
     return {"compare": compare, "then": then}
 
 

@@ -91,7 +91,8 @@ class Session:
         self.user: User = ANONYMOUS_ADMIN
         self.connected_at = time.time()
         self.operations = 0
-        self.imports: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # room -> (final, current) meta
+        # room -> (final meta, current meta, the import's time) of an import in parts
+        self.imports: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {}
         self._ops_limit = RateLimit(config.max_ops_per_second) if config.max_ops_per_second > 0 else None
         self._presence_limit = (
             RateLimit(config.max_presence_per_second) if config.max_presence_per_second > 0 else None

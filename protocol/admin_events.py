@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import field
 
 from .events import Event, Sender, _event, check_tree_blob
-from .limits import BlobChildren, BlobData, BlobHash, Items, KeyRefs, Ref, RoomName
+from .limits import BlobChildren, BlobData, BlobHash, Items, KeyAuthors, KeyRefs, Ref, RoomName
 
 
 @_event("export_items", Sender.SERVER)
@@ -17,6 +17,9 @@ class ExportItems(Event):
     items: Items
     refs: KeyRefs = field(default_factory=list)  # [key, refs] for the keys of items that reference blobs
     ref: Ref | None = None
+    # Who last changed the keys of items, as blame rows: only to an export that asks (``authors: true``),
+    # so a client that does not know the field is never sent it (it refuses unknown fields).
+    authors: KeyAuthors | None = None
 
 
 @_event("export_blob", Sender.SERVER)

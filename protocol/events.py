@@ -63,7 +63,7 @@ from .versions import PROTOCOL_MIN, PROTOCOL_VERSION
 
 # Optional fields left out of a body when nil (the same as sending nil), so that messages without them
 # stay byte for byte what they were before the field existed.
-OMITTED_WHEN_NIL = frozenset({"seen", "blobs"})
+OMITTED_WHEN_NIL = frozenset({"seen", "blobs", "authors"})
 
 # Also importable from here, where they lived before protocol/limits.py.
 __all__ = [

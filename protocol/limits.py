@@ -457,6 +457,38 @@ def _key_refs_reason(pairs: list[Any]) -> str | None:
 KEY_REFS = Rule("a list of [key: str, refs: list[bin]]", _key_refs_reason)
 KeyRefs = Annotated[list[Any], KEY_REFS]  # the blobs exported keys' values reference
 
+_session_id_ok = text_predicate(SESSION_ID)
+_name_ok = text_predicate(NAME)
+
+
+def _key_authors_reason(rows: list[Any]) -> str | None:
+    for i, row in enumerate(rows):
+        if not (
+            type(row) is list
+            and len(row) == 5
+            and type(row[0]) is str
+            and type(row[1]) is int
+            and type(row[2]) is str
+            and type(row[3]) is str
+            and type(row[4]) is int
+        ):
+            return f"[{i}] must be [key: str, seq: int, client_id: str, name: str, time: int]"
+        if not _key_ok(row[0]):
+            return f"[{i}] key {KEY.problem(row[0])}"
+        if not (0 <= row[1] <= INT63_MAX and 0 <= row[4] <= INT63_MAX):
+            return f"[{i}] seq and time must be 0 to {INT63_MAX}"
+        if not _session_id_ok(row[2]):
+            return f"[{i}] client_id {SESSION_ID.problem(row[2])}"
+        if not _name_ok(row[3]):
+            return f"[{i}] name {NAME.problem(row[3])}"
+    return None
+
+
+KEY_AUTHORS = Rule(
+    "a list of [key: str, seq: int, client_id: str, name: str, time: int]", _key_authors_reason
+)
+KeyAuthors = Annotated[list[Any], KEY_AUTHORS]  # who last changed exported keys, as blame rows
+
 # ---- presence ---------------------------------------------------------------------------------------------
 
 MAX_SELECTION = 4096

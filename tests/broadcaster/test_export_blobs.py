@@ -18,6 +18,7 @@ from support import REPO, ServerProcess, running_broadcaster
 
 from broadcaster.client import ServerError, connect
 from broadcaster.roomfile import (
+    VERSION,
     RoomFileError,
     check_document,
     make_document,
@@ -94,7 +95,7 @@ async def test_an_exported_room_with_blobs_imports_whole_into_a_fresh_server(ser
     path = tmp_path / "shot.blendsync"
     write_room_file(path, document)
     loaded = read_room_file(path)
-    assert loaded["version"] == 3 and dict(map(tuple, loaded["blobs"])) == blobs  # not the released one
+    assert loaded["version"] == VERSION and dict(map(tuple, loaded["blobs"])) == blobs  # not the released one
     assert sorted(map(tuple, loaded["refs"]))[0] == ("image/a", [list(blobs)[3]])
 
     async with connect(host_b, port_b, name="root") as root:
@@ -166,7 +167,7 @@ async def test_a_room_of_tree_values_exports_every_blob_and_imports_the_trees_wh
         before = await room_map(host_a, port_a, "shot")
     write_room_file(tmp_path / "shot", document)
     loaded = read_room_file(tmp_path / "shot")
-    assert loaded["version"] == 3
+    assert loaded["version"] == VERSION
     assert {blob[0]: blob[1] for blob in loaded["blobs"]} == blobs and len(loaded["blobs"]) == len(blobs)
     assert {blob[0]: blob[2] for blob in loaded["blobs"] if len(blob) == 3} == children
     order = [blob[0] for blob in loaded["blobs"]]
