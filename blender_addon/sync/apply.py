@@ -155,6 +155,8 @@ class Applier:
         self._pending_values: dict[str, bytes] = {}  # key -> latest value of a key with a missing link
         self._resolving: set[str] = set()  # pending-link tokens being resolved right now
         self._names: dict[str, tuple[str, str]] = {}  # uuid -> (key, name) its `name` key set, until it holds
+        # Key prefix of a datablock replaced in this step -> the key that replaced it (see _end).
+        self._replaced: dict[str, str] = {}
         self.errors = NotApplied()  # (key, message) of values that failed here and have not applied since
         # Test hook, None in the add-on: called with (key, decoded value; None for an item's delete) before a
         # value is applied; what it raises counts as that value failing here (tests fail a key on purpose).
@@ -200,8 +202,10 @@ class Applier:
         return self.progress
 
     def apply(self, ops: Iterable[Op]) -> None:
+        """Apply ``ops`` and whatever applying them queues again (a replaced datablock's other keys)."""
         self.feed(ops)
-        self.step()
+        while self.step() < 1.0:
+            pass
 
     # ------------------------------------------------------------ internals
 
@@ -219,6 +223,15 @@ class Applier:
         self._census = None
 
     def _end(self) -> None:
+        if self._replaced and self.tracker is not None:
+            # A datablock replaced by a new one (an object whose type changed) gets its other keys again, as
+            # the tracker knows them once this step's ops are applied; a key still queued has a newer value.
+            # Not the key that replaced it (applied to the new datablock already).
+            skip = {key for key, _ in self._queue} | set(self._replaced.values())
+            prefixes = tuple(self._replaced)
+            values = self.tracker.values
+            self.feed([(k, v) for k, v in values.items() if k.startswith(prefixes) and k not in skip])
+        self._replaced.clear()
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
@@ -352,6 +365,8 @@ class Applier:
             self._on_created(stub_uuid)
         if created:
             self._on_created(uuid)
+        if ctx.replaced:
+            self._replaced[f"{kind}/{uuid}/"] = key
         self._resolve_pending(part_token(part, uuid))
 
     def _settle_names(self) -> None:
@@ -462,6 +477,7 @@ class Applier:
         self._pending.clear()
         self._pending_values.clear()
         self._names.clear()
+        self._replaced.clear()
 
 
 def apply_ops(

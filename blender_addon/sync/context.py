@@ -142,6 +142,9 @@ class ApplyContext:
         self.missing: set[str] = set()
         self.created: list[str] = []  # uuids of stand-in datablocks made while applying
         self.errors: list[str] = []  # what could not be applied (kept in Applier.errors for the panel)
+        # The datablock was replaced by a new one (an object whose type changed): the applier applies its
+        # other keys to it again.
+        self.replaced = False
 
     def report(self, message: str) -> None:
         """Record that part of a value cannot be applied here; the rest goes on."""

@@ -444,3 +444,56 @@ def test_two_bones_of_one_rig_posed_at_once():
         lambda: setattr(bpy.data.objects["Rig"].pose.bones["Root"], "scale", (2.0, 2.0, 2.0)),
         check,
     )
+
+
+def test_an_object_converted_to_another_type_is_replaced_on_the_receiver_with_its_settings_and_users():
+    # Blender converts a curve object to a mesh in place (same object, new type), but its API cannot change
+    # an object's type: the receiver puts a mesh object in its place and applies the object's keys to it.
+    reset_scene()
+    cu = bpy.data.curves.new("PathData", "CURVE")
+    points = cu.splines.new("POLY").points
+    points.add(2)
+    points.foreach_set("co", [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 2.0, 1.0, 0.0, 1.0])
+    cu.bevel_depth = 0.1
+    path = link(bpy.data.objects.new("Path", cu))
+    path.location = (1.0, 2.0, 3.0)
+    path["take"] = 4
+    path.constraints.new("LIMIT_ROTATION")
+    path.hide_render = True
+    child = link(bpy.data.objects.new("Marker", None))
+    child.parent = path
+    shelf = bpy.data.collections.new("Shelf")
+    bpy.context.scene.collection.children.link(shelf)
+    shelf.objects.link(path)
+    bpy.context.view_layer.update()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    base = dict(tracker.values)
+
+    def convert() -> None:
+        bpy.context.view_layer.objects.active = path
+        path.select_set(True)
+        bpy.ops.object.convert(target="MESH")
+
+    batch = edit_batch(tracker, convert)
+    converted, faces = sync.scene_hash(), len(path.data.polygons)
+    assert faces > 0
+    receiver = replica(base)
+    applier = sync.apply_ops(batch, tracker=receiver)
+    assert applier.errors == []
+    path = bpy.data.objects["Path"]
+    assert path.type == "MESH" and len(path.data.polygons) == faces
+    assert tuple(path.location) == (1.0, 2.0, 3.0) and path["take"] == 4
+    assert [c.type for c in path.constraints] == ["LIMIT_ROTATION"] and path.hide_render
+    assert bpy.data.objects["Marker"].parent == path
+    assert path.name in bpy.data.collections["Shelf"].objects
+    assert sync.scene_hash() == converted
+    assert receiver.scan() == ({}, [])  # what it applied is what the room holds
+
+    # A value whose type its data cannot have is refused, not replaced again and again.
+    meta = f"obj/{sync.peek_uuid(path)}/meta"
+    doc = sync.decode_value(receiver.values[meta])
+    doc.update(type="CURVE", data="0" * 32)
+    applier = sync.apply_ops([(meta, sync.encode_value(doc))], tracker=receiver)
+    assert [key for key, _ in applier.errors] == [meta]
+    assert bpy.data.objects["Path"].type == "MESH"

@@ -31,6 +31,7 @@ from .. import (
     overrides,
     particles,
     pose_bones,
+    replacing,
     rna,
 )
 from ..arrays import floats, matrix_rows
@@ -224,8 +225,26 @@ def apply_meta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.
     elif doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
         if ob.data != data:
+            if ob.type != doc["type"]:
+                return _retyped(ob, data, doc["type"], ctx)
             ob.data = data
     return ob
+
+
+def _retyped(ob: bpy.types.Object, data: bpy.types.ID, doc_type: str, ctx: ApplyContext) -> bpy.types.Object:
+    """An object whose type changed (an artist converted a curve to a mesh, which Blender does in place):
+    Blender's API cannot change an object's type, so an object of the new type takes its place under its
+    uuid (every user moved to it, custom properties and animation carried), and the applier applies the
+    object's other keys to it again."""
+    name = ob.name
+    new = bpy.data.objects.new(name, data)
+    if new.type != doc_type:
+        bpy.data.objects.remove(new)
+        raise ValueError(f"an object of type {doc_type!r} cannot hold {type(data).__name__} data")
+    new = replacing.replace(ob, new, bpy.data.objects.remove)
+    rename(new, name)  # the old object held the name until it was removed
+    ctx.replaced = True
+    return new
 
 
 def apply_name(ob: bpy.types.Object, doc: str, ctx: ApplyContext) -> bpy.types.ID:
