@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -32,14 +32,25 @@ async def running_broadcaster(data_dir: Path, **settings) -> AsyncIterator[tuple
 
 
 @asynccontextmanager
+async def artists_in_a_room(
+    address: tuple[str, int], names: tuple[str, ...], room: str
+) -> AsyncIterator[list[Client]]:
+    """Clients named ``names`` connected to the broadcaster at ``address``, all members of ``room`` (kept
+    open), which the first one made."""
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(connect(*address, name=name)) for name in names]
+        await clients[0].create_room(room, keep_open=True)
+        for client in clients:
+            await client.join(room)
+        yield clients
+
+
+@asynccontextmanager
 async def ana_and_ben_in_a_room(
     address: tuple[str, int], room: str = "r"
 ) -> AsyncIterator[tuple[Client, Client]]:
     """Ana and Ben connected to the broadcaster at ``address``, both members of ``room``, which Ana made."""
-    async with connect(*address, name="ana") as ana, connect(*address, name="ben") as ben:
-        await ana.create_room(room, keep_open=True)
-        await ana.join(room)
-        await ben.join(room)
+    async with artists_in_a_room(address, ("ana", "ben"), room) as (ana, ben):
         yield ana, ben
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from support import ServerProcess
+from support import ServerProcess, artists_in_a_room
 
 from broadcaster import history
 from broadcaster import history_client as hc
@@ -147,14 +147,8 @@ async def test_in_a_room_written_without_pause_every_due_pass_commits_its_checkp
     passes = 20
     async with open_broadcaster(config) as broadcaster:
         host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
-        async with (
-            connect(host, int(port), name="ana") as ana,
-            connect(host, int(port), name="ben") as ben,
-            connect(host, int(port), name="cy") as cy,
-        ):
-            await ana.create_room("shot", keep_open=True)
-            for client in (ana, ben, cy):
-                await client.join("shot")
+        address = (host, int(port))
+        async with artists_in_a_room(address, ("ana", "ben", "cy"), "shot") as (ana, ben, cy):
             store = broadcaster.store
             original = store.propose
             attempts: list[int] = []

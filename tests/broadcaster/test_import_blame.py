@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from support import artists_in_a_room
 
 from broadcaster import history
 from broadcaster import history_client as hc
@@ -94,14 +95,8 @@ async def test_an_export_import_round_trip_keeps_every_keys_author(tmp_path, mon
     target = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "b")
     async with open_broadcaster(source) as server, open_broadcaster(target) as other:
         host, port = server.listen_addresses[0].rsplit(":", 1)
-        async with (
-            connect(host, int(port), name="ana") as ana,
-            connect(host, int(port), name="ben") as ben,
-            connect(host, int(port), name="cy") as cy,
-        ):
-            await ana.create_room("shot", keep_open=True)
-            for client in (ana, ben, cy):
-                await client.join("shot")
+        address = (host, int(port))
+        async with artists_in_a_room(address, ("ana", "ben", "cy"), "shot") as (ana, ben, cy):
             await ana.batch([["set", f"obj/{i}/transform", b"a"] for i in range(5)])
             await ben.set("obj/1/transform", b"b")
             await cy.batch([["set", "obj/2/geometry", b"c"], ["set", "legacy", b"c"]])
