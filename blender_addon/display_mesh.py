@@ -38,6 +38,7 @@ PASS_BUDGET = 0.01
 DRAWABLE = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
 FORMAT = 1
 PREFIX = "view/"
+NODES_ALWAYS = bpy.app.version >= (5, 0, 0)  # a material always uses its nodes (use_nodes is deprecated)
 
 
 def mesh_key(uuid: str) -> str:
@@ -269,7 +270,7 @@ def material_summary(material: bpy.types.Material, images: ImageCache | None = N
         "roughness": float(material.roughness),
         "emission": [0.0, 0.0, 0.0],
     }
-    tree = material.node_tree if material.use_nodes else None
+    tree = material.node_tree if NODES_ALWAYS or material.use_nodes else None
     nodes = [n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"] if tree is not None else []
     if nodes:
         inputs = nodes[0].inputs

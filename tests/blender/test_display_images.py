@@ -29,7 +29,8 @@ def painted(name: str, width: int, height: int) -> bpy.types.Image:
 
 def textured(img: bpy.types.Image) -> tuple[bpy.types.Material, bpy.types.Node, bpy.types.Node]:
     mat = bpy.data.materials.new("M")
-    mat.use_nodes = True
+    if bpy.app.version < (5, 0, 0):  # from 5.0 on a material always uses its nodes
+        mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = img
