@@ -9,6 +9,8 @@ code, not a failed test)::
 
     FUZZ_EXAMPLES=40 FUZZ_EVERYTHING=1 python -X faulthandler -m pytest tests/blender/test_applier_fuzz.py \
         --hypothesis-seed=7
+
+``FUZZ_TRACE=1`` (with ``-s``) prints each step as it starts: a crash prints no failing example.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import itertools
 import os
 import random
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -58,6 +61,12 @@ EVERYTHING = os.environ.get("FUZZ_EVERYTHING") == "1"
 BATCHES = (1, 7, 60, 1_000_000)
 WHOLE_BATCHES = BATCHES[1:]  # a whole state one op at a time is test_roundtrip's; it costs a minute here
 PART = 80  # at most this many values of a state at a time
+TRACE = os.environ.get("FUZZ_TRACE") == "1"  # each step printed as it starts: a crash leaves no report
+
+
+def trace(step: str) -> None:
+    if TRACE:
+        print(step, file=sys.stderr, flush=True)
 
 
 def build_base() -> None:
@@ -152,6 +161,7 @@ class ApplierMachine(RuleBasedStateMachine):
     def send(self, edits: list[tuple[str, int]]) -> None:
         """The sender's states: the base scene, then after each edit; the receiver starts empty."""
         global _uuids
+        trace(f"state = S()\nstate.send(edits={edits!r})")
         _uuids = itertools.count(1)
         reset_scene()
         build_base()
@@ -177,6 +187,7 @@ class ApplierMachine(RuleBasedStateMachine):
     @rule(which=st.integers(0, 99), seed=st.integers(0, 9999), batch=st.sampled_from(WHOLE_BATCHES))
     def apply_whole_state(self, which: int, seed: int, batch: int) -> None:
         """A whole state arrives (with deletes of what it does not hold): the receiver is the sender."""
+        trace(f"state.apply_whole_state(which={which}, seed={seed}, batch={batch})")
         snap = self.snapshots[which % len(self.snapshots)]
         gone = [(key, None) for key in sorted(self.present - snap.keys)]
         self._apply([*snap.ops, *gone], seed, batch)
@@ -189,12 +200,14 @@ class ApplierMachine(RuleBasedStateMachine):
     @rule(which=st.integers(0, 99), seed=st.integers(0, 9999), batch=st.sampled_from(BATCHES))
     def apply_part_of_a_state(self, which: int, seed: int, batch: int) -> None:
         """Some values of a state, perhaps an older one than the receiver holds."""
+        trace(f"state.apply_part_of_a_state(which={which}, seed={seed}, batch={batch})")
         snap = self.snapshots[which % len(self.snapshots)]
         rng = random.Random(seed)
         self._apply(rng.sample(snap.ops, rng.randrange(1, min(len(snap.ops), PART) + 1)), seed, batch)
 
     @rule(seed=st.integers(0, 9999), batch=st.sampled_from(BATCHES))
     def delete_some(self, seed: int, batch: int) -> None:
+        trace(f"state.delete_some(seed={seed}, batch={batch})")
         present = sorted(self.present)
         if present:
             rng = random.Random(seed)
