@@ -157,6 +157,7 @@ class Applier:
         self._names: dict[str, tuple[str, str]] = {}  # uuid -> (key, name) its `name` key set, until it holds
         # Key prefix of a datablock replaced in this step -> the key that replaced it (see _end).
         self._replaced: dict[str, str] = {}
+        self._removed = False  # a datablock was removed in this step (Blender may have removed others)
         self.errors = NotApplied()  # (key, message) of values that failed here and have not applied since
         # Test hook, None in the add-on: called with (key, decoded value; None for an item's delete) before a
         # value is applied; what it raises counts as that value failing here (tests fail a key on purpose).
@@ -232,6 +233,13 @@ class Applier:
             values = self.tracker.values
             self.feed([(k, v) for k, v in values.items() if k.startswith(prefixes) and k not in skip])
         self._replaced.clear()
+        if self._removed:
+            # Blender removes more than it is asked to (a mesh's objects go with the mesh): forget those, or
+            # the read-back below and the next step's values would use a removed datablock (a ReferenceError
+            # that escaped the step, then every value of that object failed until the index was rebuilt).
+            self._index = {uuid: entry for uuid, entry in self._index.items() if ids.exists(entry[1])}
+            self._touched = {uuid: id_data for uuid, id_data in self._touched.items() if ids.exists(id_data)}
+            self._removed = False
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
@@ -299,6 +307,7 @@ class Applier:
             self._touched.pop(uuid, None)
             if found is not None:
                 _remove(kind, found[1])
+                self._removed = True
             if self.tracker is not None:
                 self.tracker.forget_uuid(uuid)
             return

@@ -42,6 +42,16 @@ def _slot_fcurves(action: bpy.types.Action | None, slot) -> Iterable:
     return out
 
 
+# F-curve modifiers that make a curve of their own (Blender's FMI_TYPE_GENERATE_CURVE).
+GENERATING = frozenset({"GENERATOR", "FNGENERATOR"})
+
+
+def _writes(fc) -> bool:
+    """Whether Blender evaluates this action F-curve: one without keyframes or a generating modifier writes
+    nothing (BKE_fcurve_is_empty), so the value it animates is the datablock's own and travels."""
+    return len(fc.keyframe_points) > 0 or any(m.type in GENERATING for m in fc.modifiers)
+
+
 def animated_paths(id_data: bpy.types.ID) -> Paths:
     """Every component of ``id_data`` that its action, its NLA strips or its drivers write."""
     ad = getattr(id_data, "animation_data", None)
@@ -55,6 +65,7 @@ def animated_paths(id_data: bpy.types.ID) -> Paths:
         for strip in track.strips:
             if not strip.mute:
                 curves.extend(_slot_fcurves(strip.action, getattr(strip, "action_slot", None)))
+    curves = [fc for fc in curves if _writes(fc)]
     curves.extend(ad.drivers)
     for fc in curves:
         if not fc.mute:

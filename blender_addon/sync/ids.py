@@ -64,3 +64,12 @@ def retyped(id_data: bpy.types.ID, new_type: str, collection: bpy.types.bpy_prop
     uuid = peek_uuid(id_data)
     id_data.type = new_type
     return next(other for other in collection if peek_uuid(other) == uuid)
+
+
+def exists(id_data: bpy.types.ID) -> bool:
+    """False once Blender has removed the datablock (every use of it then raises ReferenceError)."""
+    try:
+        id_data.name  # noqa: B018 - reading it is the test
+    except ReferenceError:
+        return False
+    return True

@@ -63,6 +63,26 @@ def read_inputs(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, dict[str
     return out
 
 
+def _names_none(ob: bpy.types.Object, prop: str, value: object) -> bool:
+    """Whether a modifier's vertex group or UV map name names none of the object's. Blender keeps the name
+    when the group or map is removed, but refuses it on an object without one: it is read as no name, which
+    is how the modifier acts (read as it was, the receiver waited for a group that never came)."""
+    if not isinstance(value, str) or not value:
+        return False
+    if "vertex_group" in prop:
+        return value not in ob.vertex_groups
+    if "uv" in prop and isinstance(ob.data, bpy.types.Mesh):
+        return value not in ob.data.uv_layers
+    return False
+
+
+def _settings(
+    ob: bpy.types.Object, mod: bpy.types.Modifier, ctx: ReadContext, skip: tuple[str, ...] = ()
+) -> dict[str, object]:
+    props = ctx.props(mod, skip=skip)
+    return {prop: "" if _names_none(ob, prop, value) else value for prop, value in props.items()}
+
+
 def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict]:
     """Items of the ``mod`` part, the ``modorder`` list, items of the ``modset`` and ``modin`` parts."""
     mods, settings, inputs = {}, {}, {}
@@ -72,7 +92,7 @@ def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict
             "show_viewport": mod.show_viewport,
             "show_render": mod.show_render,
         }
-        for prop, value in ctx.props(mod, skip=MODIFIER_SKIP).items():
+        for prop, value in _settings(ob, mod, ctx, MODIFIER_SKIP).items():
             settings[(mod.name, prop)] = value
         for prop, value in structs.read(mod, ctx).items():  # a falloff curve...
             settings[(mod.name, prop)] = value
@@ -192,7 +212,7 @@ def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
     return [
         mod.name,
         mod.type,
-        ctx.props(mod),
+        _settings(mod.id_data, mod, ctx),
         structs.read(mod, None),
         list(mod.vertex_indices) if mod.type == "HOOK" else None,
         [[k, inputs[k]] for k in sorted(inputs)],

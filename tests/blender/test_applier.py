@@ -264,3 +264,27 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
     assert [(s.link, s.material.name) for s in ob.material_slots] == [("DATA", "Red"), ("OBJECT", "Red")]
     assert all(_placed(bpy.data.objects[name], w) for name, w in wanted.items())
     assert sync.scene_hash() == before
+
+
+def test_deleting_object_data_in_the_step_that_touched_its_object():
+    # Blender removes the objects of a mesh removed: the applier read back the object it had just moved, and
+    # the ReferenceError of the removed object escaped the step (the rest of its read-back was lost).
+    ob = link(bpy.data.objects.new("Tri", triangle_mesh()))
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    values = dict(tracker.values)
+    ob.location.x = 2.0
+    changed, _ = tracker.scan([ob])
+    mesh = sync.make_key("mesh", sync.get_uuid(ob.data), "meta")
+    assert mesh in values
+
+    reset_scene()
+    receiver = sync.ChangeTracker()
+    applier = sync.apply_ops(list(values.items()), tracker=receiver)
+    applier = sync.apply_ops([*changed.items(), (mesh, None)], tracker=receiver, applier=applier)
+    assert "Tri" not in bpy.data.meshes and "Tri" not in bpy.data.objects
+    assert applier.errors == []
+    # The object's next value finds no removed object: it waits for the object's own key, as for any
+    # datablock not here.
+    sync.apply_ops(list(changed.items()), tracker=receiver, applier=applier)
+    assert applier.errors == []

@@ -632,3 +632,23 @@ def test_a_hook_takes_the_vertices_assigned_to_it():
     assert list(bpy.data.objects["Hooked"].modifiers["Hook"].vertex_indices) == [1, 3]
     assert evaluated_vertices("Hooked") == moved
     assert sync.scene_hash() == before
+
+
+def test_a_modifier_naming_a_removed_vertex_group_or_uv_map_is_read_as_naming_none():
+    """Blender keeps a modifier's vertex group or UV map name when the group or map is removed, and refuses
+    that name on an object without one: the receiver waited for a group that never came, and its modifier
+    named none while the sender's named the removed one."""
+    me = triangle_mesh("Weighed")
+    me.uv_layers.new(name="Gone")
+    ob = link(bpy.data.objects.new("Weighed", me))
+    ob.vertex_groups.new(name="Top").add([3], 1.0, "REPLACE")
+    ob.modifiers.new("Edit", "VERTEX_WEIGHT_EDIT").vertex_group = "Top"
+    displace = ob.modifiers.new("Displace", "DISPLACE")
+    displace.texture_coords = "UV"
+    displace.uv_layer = "Gone"
+    ob.vertex_groups.remove(ob.vertex_groups["Top"])
+    me.uv_layers.remove(me.uv_layers["Gone"])
+    assert (ob.modifiers["Edit"].vertex_group, displace.uv_layer) == ("Top", "Gone")
+    before, _values, applier = roundtrip()
+    assert applier.pending_links == {}
+    assert sync.scene_hash() == before

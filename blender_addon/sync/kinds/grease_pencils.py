@@ -165,13 +165,19 @@ def apply_strokes(gp: bpy.types.GreasePencil, doc: dict, ctx: ApplyContext) -> b
         ctx.wait_for("meta", ids.get_uuid(gp))
         return gp
     for layer, ldoc in zip(layers, doc["layers"], strict=True):
+        # A layer's frames live in a hash map that moves every frame when it grows: frames are handled by
+        # number, and looked up only once every frame has been made (a frame looked up before a new one was
+        # made pointed at freed memory).
         wanted = {f["frame_number"] for f in ldoc["frames"]}
-        for frame in list(layer.frames):
-            if frame.frame_number not in wanted:
-                layer.frames.remove(frame.frame_number)
-        present = {frame.frame_number: frame for frame in layer.frames}
+        numbers = [frame.frame_number for frame in layer.frames]
+        for number in numbers:
+            if number not in wanted:
+                layer.frames.remove(number)
+        for number in sorted(wanted - set(numbers)):
+            layer.frames.new(number)
+        frames = {frame.frame_number: frame for frame in layer.frames}
         for fdoc in ldoc["frames"]:
-            frame = present.get(fdoc["frame_number"]) or layer.frames.new(fdoc["frame_number"])
+            frame = frames[fdoc["frame_number"]]
             set_changed(frame, "keyframe_type", fdoc["keyframe_type"])
             if frame.drawing is not None:
                 _apply_drawing(frame.drawing, fdoc)
