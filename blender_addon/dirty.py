@@ -13,6 +13,7 @@ import bpy
 
 _dirty: dict[int, bpy.types.ID] = {}
 _shading_only: set[int] = set()  # pointers in _dirty whose every update since the last pump was shading only
+_shown: set[tuple[int, int]] = set()  # (scene, view layer) pointers the windows showed at the last catch_up()
 
 
 def note(ids, shading_only=()) -> None:
@@ -65,6 +66,26 @@ def evaluate() -> set[int] | None:
         return None
     view_layer.update()
     return set(_dirty)
+
+
+def catch_up() -> None:
+    """Evaluate the view layers the windows showed at the last call and show no more.
+
+    Blender reports an edit from each view layer's depsgraph when that one is evaluated, and a depsgraph made
+    after the edit (a window switched to a view layer it had not shown) does not report it: the edit waits in
+    the depsgraph of the view layer shown before, which no window evaluates any more.
+    """
+    global _shown
+    wm = bpy.context.window_manager
+    now = {(w.scene.as_pointer(), w.view_layer.as_pointer()) for w in (wm.windows if wm is not None else ())}
+    if _shown - now:
+        for scene in bpy.data.scenes:
+            for layer in scene.view_layers:
+                # Pointers only compared: a view layer removed since is not looked at.
+                pair = (scene.as_pointer(), layer.as_pointer())
+                if pair in _shown and pair not in now and layer.depsgraph is not None:
+                    layer.update()
+    _shown = now
 
 
 def discard(ids, keep: Collection[int] = frozenset()) -> None:

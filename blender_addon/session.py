@@ -338,6 +338,8 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
     def pump(self, budget: float = 0.02) -> bool:
         deadline = time.monotonic() + budget
         if self.replay is None:  # replaying: no scan, no lease, no display mesh, no presence
+            if self.room is not None:
+                dirty.catch_up()
             copied = self._edit_mode_step()
             self._scan_local()
             if copied:

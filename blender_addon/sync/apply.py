@@ -358,6 +358,9 @@ class Applier:
             return
         self._index[uuid] = (kind, id_data)
         self._touched[uuid] = id_data
+        for other, other_data in ctx.touched.items():
+            self._touched[other] = other_data
+            self._doubtful.add(other)
         if part == NAME_PART and isinstance(doc, str):
             self._names[uuid] = (key, doc)
         self._wait(key, value, ctx)

@@ -145,6 +145,13 @@ class ApplyContext:
         # The datablock was replaced by a new one (an object whose type changed): the applier applies its
         # other keys to it again.
         self.replaced = False
+        self.touched: dict[str, bpy.types.ID] = {}  # other datablocks whose keys this value changed
+
+    def touch(self, uuid: str, id_data: bpy.types.ID) -> None:
+        """Read another datablock back with the ones the step applied to: what was applied changed its keys
+        too (a collection linked into a scene gives its view layers keys for it), which are the room's, not
+        edits to send."""
+        self.touched[uuid] = id_data
 
     def report(self, message: str) -> None:
         """Record that part of a value cannot be applied here; the rest goes on."""

@@ -8,14 +8,15 @@ modifier stack's order. The line style itself is a datablock of its own (kinds/l
 Blender's API moves no line set (only an operator on the window's view layer does): putting them in order
 removes the line sets from the first misplaced one on and makes them again with the settings they had.
 
-View layers do not travel: a key naming a view layer the scene does not have here is reported.
+View layers travel as keys of their own (view_layers.py): a key naming a view layer that has not arrived waits
+for it.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from . import ids, order, rna
+from . import ids, order, rna, view_layers
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -25,7 +26,7 @@ def read(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, dict]:
     layers: dict[tuple[str, ...], object] = {}
     sets: dict[tuple[str, ...], object] = {}
     order: dict[tuple[str, ...], object] = {}
-    for layer in scene.view_layers:
+    for layer in view_layers.layers(scene):
         settings = layer.freestyle_settings
         layers[(layer.name,)] = {"use_freestyle": layer.use_freestyle, "props": ctx.props(settings)}
         for lineset in settings.linesets:
@@ -41,7 +42,7 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
             ctx.props(layer.freestyle_settings),
             [[lineset.name, ctx.props(lineset)] for lineset in layer.freestyle_settings.linesets],
         ]
-        for layer in scene.view_layers
+        for layer in view_layers.layers(scene)
     }
 
 
@@ -61,9 +62,9 @@ def clear(scene: bpy.types.Scene) -> None:
 
 
 def _layer(scene: bpy.types.Scene, name: str, ctx: ApplyContext):
-    layer = scene.view_layers.get(name)
+    layer = view_layers.find(scene, name)
     if layer is None:
-        ctx.report(f"scene {scene.name!r} has no view layer {name!r} here (view layers do not travel)")
+        ctx.wait_for("vlayer", ids.get_uuid(scene))  # applied again once a view layer of the scene has been
     return layer
 
 
@@ -80,7 +81,7 @@ def apply_layer(scene: bpy.types.Scene, item: tuple[str, ...], doc: dict | None,
 
 def apply_lineset(scene: bpy.types.Scene, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
     layer_name, name = item
-    layer = scene.view_layers.get(layer_name)
+    layer = view_layers.find(scene, layer_name)
     if doc is None:
         found = layer.freestyle_settings.linesets.get(name) if layer is not None else None
         if found is not None and ctx.deleting:
@@ -122,9 +123,11 @@ def apply_order(scene: bpy.types.Scene, item: tuple[str, ...], doc: list | None,
 
     A line set made by its own key is appended; the order key that comes with it moves it.
     """
-    layer = scene.view_layers.get(item[0]) if doc is not None else None
+    layer = view_layers.find(scene, item[0]) if doc is not None else None
     if layer is None:
-        return scene  # reported by the line sets' keys; an order key goes away with its view layer
+        if doc is not None:
+            ctx.wait_for("vlayer", ids.get_uuid(scene))
+        return scene  # an order key goes away with its view layer
     linesets = layer.freestyle_settings.linesets
     stack = order.plan([s.name for s in linesets], doc)
     if stack.missing:

@@ -23,6 +23,7 @@ from detail_builders import (
     build_text_boxes,
     build_texture_nodes,
 )
+from layer_builders import build_view_layers
 from node_builders import build_geometry_nodes, build_node_items
 from style_builders import build_linestyle
 
@@ -1107,6 +1108,7 @@ BUILDERS = {
     "camera": (build_camera, "cam"),
     "collection": (build_collection, "coll"),
     "scene": (build_scene, "scene"),
+    "view_layers": (build_view_layers, "scene"),
     "world": (build_world, "world"),
     "image": (build_image, "img"),
     "action": (build_action, "action"),
@@ -1168,6 +1170,7 @@ def _change_sound() -> None:
 
 # One small edit per row: the scene hash must see it.
 CHANGES = {
+    "view_layers": lambda: setattr(bpy.data.scenes[0].view_layers["Shadow"], "use_pass_emit", True),
     "metaball": lambda: setattr(bpy.data.metaballs["Blobs"].elements[1], "size_x", 0.5),
     "lattice": lambda: setattr(bpy.data.lattices["Cage"].points[4], "co_deform", (0.1, 0.2, -0.5)),
     "lightprobe": lambda: setattr(bpy.data.lightprobes["Volume"], "resolution_x", 7),

@@ -729,6 +729,35 @@ def test_each_pump_audits_a_bounded_slice_and_finds_an_unreported_edit(live, P):
     assert pumps > 1  # found by slices, not by one walk of everything
 
 
+def test_an_edit_made_before_the_window_switches_to_a_new_view_layer_is_sent_by_the_next_pump(
+    live, P, monkeypatch
+):
+    """Blender reports an edit from a view layer's depsgraph when it is evaluated: the depsgraph of a view
+    layer the window shows for the first time is made after the edit and reports nothing; the edit waits in
+    the depsgraph of the view layer shown before. The audit is off: the edit is found by its report alone."""
+    from blender_addon import session as session_module
+
+    session, net = live
+    monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)
+    ob = link(bpy.data.objects.new("Thing", None))
+    pump_after_update(session)
+    net.take(P.Batch)
+    window = bpy.context.window
+    shown = window.view_layer
+    other = window.scene.view_layers.new("Other")
+    pump_after_update(session)
+    net.take(P.Batch)
+    ob.location.x = 4.0  # then the window shows the other view layer before Blender evaluates
+    window.view_layer = other
+    assert other.depsgraph is None
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    assert [op[1] for op in batch.ops] == [transform_key(ob)]
+    window.view_layer = shown
+    pump_after_update(session)
+    assert net.take(P.Batch) == []  # the edit, reported again by the view layer shown before, is known
+
+
 def test_only_datablocks_with_nothing_but_shading_updates_since_the_last_pump_count_as_shading_only(live):
     from blender_addon import session as session_module
 

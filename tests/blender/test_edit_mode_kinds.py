@@ -130,9 +130,7 @@ CASES = {
         "bpy.context.scene.collection.objects.link(bpy.data.objects.new('Fur', hc))\n",
         name="Fur",
         data="FurData",
-        edit="hc = bpy.data.hair_curves['FurData']\n"
-        "hc.points[0].position.z = 2.5\n"
-        "hc.add_curves([4])\n",
+        edit="hc = bpy.data.hair_curves['FurData']\nhc.points[0].position.z = 2.5\nhc.add_curves([4])\n",
         seen="len(bpy.data.hair_curves['FurData'].curves) == 3"
         " and bpy.data.hair_curves['FurData'].points[0].position.z == 2.5",
         last="bpy.data.hair_curves['FurData'].points[1].position.y = -1.5\n",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import overrides, rna
+from .. import ids, overrides, rna
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from .base import Items, Kind
@@ -62,6 +62,7 @@ def apply_parent(coll: bpy.types.Collection, item: tuple[str, ...], doc: object,
         parent = target.collection if isinstance(target, bpy.types.Scene) else target
         if isinstance(parent, bpy.types.Collection) and _linked(parent, coll):
             parent.children.unlink(coll)
+            _touch_scenes(ctx)
         return coll
     parent = ctx.resolve_collection(ref)
     if parent is not None and not _linked(parent, coll):
@@ -69,7 +70,16 @@ def apply_parent(coll: bpy.types.Collection, item: tuple[str, ...], doc: object,
             parent.children.link(coll)
         except RuntimeError as exc:  # the link would make a cycle
             ctx.report(f"collection {coll.name!r} cannot be linked under {parent.name!r}: {exc}")
+        _touch_scenes(ctx)
     return coll
+
+
+def _touch_scenes(ctx: ApplyContext) -> None:
+    # The scenes' view layers gain or lose the collection's flags (view_layers.py), as Blender sets them.
+    for scene in bpy.data.scenes:
+        uuid = ids.peek_uuid(scene)
+        if uuid is not None:
+            ctx.touch(uuid, scene)
 
 
 def apply_setting(coll: bpy.types.Collection, item: tuple[str, ...], doc: object, ctx: ApplyContext):

@@ -1,5 +1,6 @@
-"""Scenes (kind ``scene``): frame range, fps, resolution, world, active clip, Freestyle (the render switch and
-line thickness; each view layer's settings and line sets, freestyle.py); the view state.
+"""Scenes (kind ``scene``): frame range, fps, resolution, world, active clip, view layers (view_layers.py),
+Freestyle (the render switch and line thickness; each view layer's settings and line sets, freestyle.py); the
+view state.
 
 The view state (``scene/<u>/view/<item>``: active camera, current frame, preview range, the viewport shading
 of the artist's 3D views, the same under every scene) is read and applied here like any part, but it is each
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import freestyle, ids
+from .. import freestyle, ids, view_layers
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import make_evaluable
@@ -73,7 +74,14 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
     shading = next((space.shading.type for space in _views_3d()), None)
     if shading is not None:
         view[("shading",)] = shading
-    return {"meta": {}, "name": scene.name, "set": settings, "view": view, **freestyle.read(scene, ctx)}
+    return {
+        "meta": {},
+        "name": scene.name,
+        "set": settings,
+        "view": view,
+        **view_layers.read(scene, ctx),
+        **freestyle.read(scene, ctx),
+    }
 
 
 def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
@@ -91,6 +99,7 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
             scene.render.line_thickness_mode,
             scene.render.line_thickness,
         ],
+        "view_layers": view_layers.describe(scene, ctx),
         "freestyle": freestyle.describe(scene, ctx),
         "world": ctx.ref(scene.world),
         "active_clip": ctx.ref(scene.active_clip),
@@ -110,6 +119,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
         if old is not None:
             ctx.forget(old)
         freestyle.clear(scene)  # the room's line sets arrive as keys
+    view_layers.prepare(scene)  # the room's view layers arrive as keys: the first takes this one over
     # Whether a window shows it or not, evaluating it writes its animation (evaluate.make_evaluable).
     make_evaluable(scene)
     return scene
@@ -173,6 +183,7 @@ KIND = Kind(
         "name": apply_name,
         "set": Items(apply_setting),
         "view": Items(apply_view),
+        **view_layers.PARTS,  # before the Freestyle parts, which name view layers
         **freestyle.PARTS,
     },
     create=create,
