@@ -187,6 +187,7 @@ class Applier:
 
     def step(self, max_ops: int | None = None) -> float:
         count = len(self._queue) if max_ops is None else max(0, min(max_ops, len(self._queue)))
+        count = self._placed_whole(count)
         batch, self._queue = self._queue[:count], self._queue[count:]
         self._begin()
         for key, value in batch:
@@ -201,6 +202,24 @@ class Applier:
             self._ranks = {}
             return 1.0
         return self.progress
+
+    def _placed_whole(self, count: int) -> int:
+        """``count`` or more: a slice does not end inside one datablock's placing parts. The artist may act
+        between two slices, and a move of an object made but not yet moved would be undone by its location."""
+        queue, ranks = self._queue, self._ranks
+        if count == 0 or count >= len(queue):
+            return count
+        last = ranks.get(queue[count - 1][0])
+        if last is None or last[0] is None or last[2][0] >= len(PLACING):
+            return count
+        while count < len(queue):
+            ranked = ranks.get(queue[count][0])
+            if ranked is None or ranked[0] is None or ranked[2][0] >= len(PLACING):
+                break
+            if ranked[0][:2] != last[0][:2]:
+                break
+            count += 1
+        return count
 
     def apply(self, ops: Iterable[Op]) -> None:
         """Apply ``ops`` and whatever applying them queues again (a replaced datablock's other keys)."""
