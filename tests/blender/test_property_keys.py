@@ -26,41 +26,12 @@ from node_builders import (  # noqa: E402
     build_zone_and_compositor,
     evaluated_vertices,
 )
-from replicas import applied_one_at_a_time, edit_batch, replica  # noqa: E402
+from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  # noqa: E402
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 
 pytestmark = pytest.mark.blender
-
-
-def concurrently(build, edit_a, edit_b, check) -> None:
-    """Run edit_a and edit_b at the same moment; check() must hold on every replica, which all agree."""
-    reset_scene()
-    build()
-    base = sync.serialise_scene()
-    batch_a = edit_batch(replica(base), edit_a)
-    batch_b = edit_batch(replica(base), edit_b)
-    shielded_in_b = {key for key, _ in batch_b}
-    hashes = []
-    for own, remote in ((batch_a, batch_b), (batch_b, [op for op in batch_a if op[0] not in shielded_in_b])):
-        # The artist's own state after the edit (made again from its batch: an edit made twice would
-        # give new nodes new ids), then the other's batch.
-        tracker = replica(base)
-        sync.apply_ops(own, tracker=tracker)
-        applier = sync.apply_ops(remote, tracker=tracker)
-        assert applier.errors == []
-        check()
-        hashes.append(sync.scene_hash())
-        assert tracker.scan() == ({}, [])  # applying the other's batch echoes nothing
-    reset_scene()
-    applier = sync.Applier()
-    for batch in (list(base.items()), batch_a, batch_b):
-        applier.apply(batch)
-    assert applier.errors == [] and applier.pending_links == {}
-    check()
-    hashes.append(sync.scene_hash())
-    assert len(set(hashes)) == 1
 
 
 # ---------------------------------------------------------------- scenes
