@@ -51,8 +51,12 @@ def triangle_mesh(name: str = "Tri") -> bpy.types.Mesh:
 
 
 def build_object() -> None:
-    """Empties with transforms, parenting, visibility and collection links."""
+    """Empties with transforms, parenting, visibility, collection links and settings of their own."""
     root = link(bpy.data.objects.new("Root", None))
+    root.color = (0.25, 0.5, 1.0, 1.0)
+    root.show_in_front = True
+    root.pass_index = 4
+    root.lock_rotation = (False, False, True)
     root.location = (1.5, -2.0, 3.25)
     root.rotation_euler = (0.1, 0.2, 0.3)
     root.scale = (1.0, 2.0, 0.5)

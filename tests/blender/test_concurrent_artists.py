@@ -190,6 +190,15 @@ PAIRS = {
         ' + [tuple(bpy.data.objects["Pillar{n}"].location)]',
         [["SUBSURF", 3], [0.0, 4.0, 0.0]],
     ),
+    "object-colour-vs-in-front-and-pass-index": (
+        'bpy.data.objects["Pillar{n}"].color = (1.0, 0.0, 0.0, 1.0)',
+        'ob = bpy.data.objects["Pillar{n}"]\n'
+        "ob.show_in_front = True\n"
+        "ob.pass_index = 3",
+        'list(bpy.data.objects["Pillar{n}"].color)'
+        ' + [bpy.data.objects["Pillar{n}"].show_in_front, bpy.data.objects["Pillar{n}"].pass_index]',
+        [1.0, 0.0, 0.0, 1.0, True, 3],
+    ),
     "link-vs-unlink-of-members": (
         'bpy.data.collections["Props{n}"].objects.link(bpy.data.objects["Pillar{n}"])',
         'bpy.data.collections["Props{n}"].objects.unlink(bpy.data.objects["Lamp{n}"])',

@@ -28,6 +28,7 @@ from .. import (
     linked,
     modifiers,
     nla,
+    object_settings,
     overrides,
     particles,
     pose_bones,
@@ -136,7 +137,7 @@ def serialise(
             "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
         },
         "in": {(ref,): True for ref in sorted(collections)},
-        "set": {(attr,): _setting(ob, attr, ctx) for attr in SETTINGS},
+        "set": {**{(attr,): _setting(ob, attr, ctx) for attr in SETTINGS}, **object_settings.read(ob, ctx)},
         "location": _transform(ob, "location", ctx),
         "rotation": {
             "mode": ob.rotation_mode,
@@ -189,6 +190,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "action": ctx.ref(ad.action) if ad is not None else None,
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
+        "settings": object_settings.describe(ob, ctx),
         "pose": read_pose(ob) if ob.type == "ARMATURE" else None,
         "instance": instancing.describe(ob, ctx),
         "override": overrides.read(ob, ctx),
@@ -292,7 +294,9 @@ def apply_membership(ob: bpy.types.Object, item: tuple[str, ...], doc: object, c
 
 def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
     (attr,) = item
-    if doc is None or attr not in SETTINGS:
+    if attr not in SETTINGS:
+        return object_settings.apply(ob, attr, doc, ctx)
+    if doc is None:
         return ob
     if attr == "hide":
         view_layer = _hide_layer(ob)

@@ -1,0 +1,138 @@
+"""An object's settings beyond its transform and the flags it placed with (``objects.SETTINGS``): viewport
+display (colour, In Front, name, axes, wire, bounds), ray visibility, holdout, shadow catcher, pass index and
+light group, transform locks, tracking axes, instancing options, an image empty's image, its image user and
+how it is drawn, line art, light linking and the render engine's own object settings.
+
+One key each, ``obj/<u>/set/<attr>`` as the first flags, so two artists changing two settings of one object
+at the same moment keep both. A nested struct (``display``, ``lineart``, ``light_linking``, ``cycles``) is
+one setting, as a camera's depth of field is. What animation writes reads as None (derived.py).
+
+There are some sixty of them, and most objects keep Blender's values for most: a setting has a key only
+while it differs from what Blender gives a new object of that type (:func:`baseline`), and a deleted key
+puts that value back. Keyed always, the settings were three quarters of a scene's keys and made a join four
+times slower.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import ids, rna, structs
+from .context import ApplyContext, ReadContext
+
+_BASELINES: dict[str, dict[str, object]] = {}  # object type -> its settings on a new object
+
+# Keys of their own (meta, name, parent, transform, instance, material slots...), the first flags, what
+# Blender derives (matrices, dimensions) and each artist's working state (active slot, shape key, selection
+# set; the shape key pinned or shown in edit mode while sculpting one).
+SKIP = (
+    "data",
+    "parent",
+    "parent_type",
+    "parent_bone",
+    "matrix_world",
+    "matrix_local",
+    "matrix_basis",
+    "matrix_parent_inverse",
+    "dimensions",
+    "location",
+    "rotation_mode",
+    "rotation_euler",
+    "rotation_quaternion",
+    "rotation_axis_angle",
+    "scale",
+    "delta_location",
+    "delta_rotation_euler",
+    "delta_scale",
+    "instance_type",
+    "instance_collection",
+    "active_material",
+    "active_material_index",
+    "active_shape_key_index",
+    "active_selection_set",
+    "show_only_shape_key",
+    "use_shape_key_edit_mode",
+    "hide_viewport",
+    "hide_render",
+    "hide_select",
+    "empty_display_type",
+    "empty_display_size",
+    "display_type",
+)
+NESTED = ("display", "lineart", "light_linking", "cycles")
+IMAGE = "data"  # an empty's image: its ``data``, an Image (the key of an empty only)
+IMAGE_USER = "image_user"  # an image empty's frame settings (structs.py)
+
+
+def _read_all(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
+    values = ctx.props(ob, skip=SKIP, nested=NESTED)
+    values.update(structs.read(ob, ctx))  # an image empty's image user
+    if ob.type == "EMPTY":
+        image = ob.data if isinstance(ob.data, bpy.types.Image) else None
+        ref = ctx.ref(image)
+        if image is None or ref is not None:  # an image that does not travel: each keeps its own
+            values[IMAGE] = ref
+    return values
+
+
+def baseline(ob: bpy.types.Object) -> dict[str, object]:
+    """The settings Blender gives a new object of ``ob``'s type (read once per type from a throw-away
+    object: they differ by type, a light's ray visibility or tracking axis from a mesh's, and RNA's
+    defaults are not what a new object gets)."""
+    found = _BASELINES.get(ob.type)
+    if found is None:
+        probe = bpy.data.objects.new("blendsync-baseline", None if ob.type == "EMPTY" else ob.data)
+        try:
+            if ob.type == "EMPTY":
+                probe.empty_display_type = "IMAGE"  # gives it an image user (a flag of its own, not here)
+            # Every pointer of a new object is empty: read them all (as None), whatever travels.
+            id_types = frozenset(t.__name__ for t in bpy.types.ID.__subclasses__())
+            found = _read_all(probe, ReadContext(lambda _id: False, id_types, masked=False))
+        finally:
+            bpy.data.objects.remove(probe)
+        _BASELINES[ob.type] = found
+    return found
+
+
+def read(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str, ...], object]:
+    """The settings that differ from :func:`baseline`, as items of the ``set`` part."""
+    base = baseline(ob)
+    values = _read_all(ob, ctx)
+    kept = {attr: value for attr, value in values.items() if attr not in base or base[attr] != value}
+    return {(attr,): value for attr, value in sorted(kept.items())}
+
+
+def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
+    return _read_all(ob, ctx)
+
+
+def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bpy.types.ID:
+    """One setting; a deleted key puts back the value of a new object (:func:`baseline`)."""
+    if ctx.deleting:
+        base = baseline(ob)
+        if attr not in base or attr == IMAGE_USER:  # Blender drops the image user with the image's display
+            return ob
+        doc = base[attr]
+    if attr == IMAGE:
+        if ob.type != "EMPTY":
+            return ob
+        image = ctx.resolve(doc) if doc else None
+        if doc and image is None:
+            return ob  # applied again once the image has arrived
+        if image is not None and not isinstance(image, bpy.types.Image):
+            raise ValueError(f"an empty's image is a {type(image).__name__}")
+        if ob.data != image:
+            ob.data = image
+        return ob
+    if ob.bl_rna.properties.get(attr) is None:
+        return ob  # a setting of another Blender version, or of a render engine not registered here
+    if attr == IMAGE_USER and ob.image_user is None:
+        # Blender gives an empty an image user only while it is drawn as an image, and makes a new one each
+        # time it is: applied again once its flag (another setting) has arrived.
+        ctx.wait_for("set", ids.get_uuid(ob))
+        return ob
+    if not structs.write(ob, attr, doc):
+        rna.write_changed(ob, {attr: doc}, ctx.resolve)
+    if attr in NESTED:
+        ob.update_tag()  # written through a nested struct: Blender's API tags nothing
+    return ob

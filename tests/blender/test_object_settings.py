@@ -1,0 +1,190 @@
+"""An object's own settings (viewport display, ray visibility, pass index, locks, an image empty's image...):
+each its own key while it differs from what Blender gives a new object of its type (object_settings.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  # noqa: E402
+from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
+
+from blender_addon import sync  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+FIRST_FLAGS = {
+    "hide_viewport",
+    "hide_render",
+    "hide_select",
+    "hide",
+    "empty_display_type",
+    "empty_display_size",
+    "display_type",
+}
+
+
+def setting_keys(ob: bpy.types.Object) -> dict[str, object]:
+    prefix = sync.make_key("obj", sync.get_uuid(ob), "set") + "/"
+    return {
+        key[len(prefix) :]: sync.decode_value(value)
+        for key, value in sync.serialise_scene().items()
+        if key.startswith(prefix)
+    }
+
+
+def test_an_object_made_by_blender_has_no_key_for_a_setting_it_keeps():
+    """A new object of each type, made through the API or an operator, keys its first flags only: the
+    values Blender gives it differ by type (a light's ray visibility and tracking axis) and from RNA's
+    defaults, and keying all sixty settings of every object made a join four times slower."""
+    reset_scene()
+    link(bpy.data.objects.new("Empty", None))
+    link(bpy.data.objects.new("Mesh", triangle_mesh()))
+    link(bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "SPOT")))
+    link(bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam")))
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.ops.object.light_add(type="AREA")
+    bpy.ops.object.camera_add()
+    bpy.ops.object.armature_add()
+    bpy.ops.curve.primitive_bezier_curve_add()
+    bpy.ops.object.empty_add(type="IMAGE")
+    assert len(bpy.data.objects) == 10
+    for ob in bpy.data.objects:
+        assert set(setting_keys(ob)) == FIRST_FLAGS, ob.name
+
+
+def settings_scene() -> None:
+    """``Prop`` (a mesh) with settings of every sort changed; ``Ref``, an image empty showing ``Plan``."""
+    reset_scene()
+    lit = bpy.data.collections.new("Lit")
+    bpy.context.scene.collection.children.link(lit)
+    prop = link(bpy.data.objects.new("Prop", triangle_mesh()), lit)
+    prop.color = (0.5, 0.25, 0.125, 0.75)
+    prop.show_in_front = prop.show_name = prop.show_axis = prop.show_wire = prop.show_bounds = True
+    prop.display_bounds_type = "SPHERE"
+    prop.pass_index = 7
+    prop.lightgroup = "Key/Fill *"  # pattern characters are data
+    prop.is_holdout = True
+    prop.visible_camera = prop.visible_shadow = False
+    prop.hide_probe_volume = True
+    prop.lock_location = (True, False, True)
+    prop.lock_rotation_w = True
+    prop.lock_scale = (False, True, False)
+    prop.track_axis, prop.up_axis = "NEG_Z", "Y"
+    prop.delta_rotation_quaternion = (0.5, 0.5, 0.5, 0.5)
+    prop.shadow_terminator_normal_offset = 0.25
+    prop.display.show_shadows = False
+    prop.lineart.usage = "EXCLUDE"
+    prop.light_linking.receiver_collection = lit
+    if getattr(prop, "cycles", None) is not None:
+        prop.cycles.use_motion_blur = False
+    plan = bpy.data.images.new("Plan", 4, 4)
+    plan.generated_color = (0.2, 0.4, 0.6, 1.0)
+    ref = link(bpy.data.objects.new("Ref", None))
+    ref.empty_display_type = "IMAGE"
+    ref.data = plan
+    ref.empty_image_offset = (-0.25, -0.75)
+    ref.use_empty_image_alpha = True
+    ref.empty_image_side = "FRONT"
+    ref.show_empty_image_orthographic = False
+    ref.image_user.frame_offset = 3
+
+
+def check_settings() -> None:
+    prop, ref = bpy.data.objects["Prop"], bpy.data.objects["Ref"]
+    assert tuple(prop.color) == (0.5, 0.25, 0.125, 0.75)
+    assert prop.show_in_front and prop.show_name and prop.show_axis and prop.show_wire and prop.show_bounds
+    assert prop.display_bounds_type == "SPHERE" and prop.pass_index == 7 and prop.lightgroup == "Key/Fill *"
+    assert prop.is_holdout and not prop.visible_camera and not prop.visible_shadow and prop.visible_glossy
+    assert prop.hide_probe_volume and not prop.hide_probe_sphere
+    assert tuple(prop.lock_location) == (True, False, True) and prop.lock_rotation_w
+    assert tuple(prop.lock_scale) == (False, True, False)
+    assert (prop.track_axis, prop.up_axis) == ("NEG_Z", "Y")
+    assert tuple(prop.delta_rotation_quaternion) == (0.5, 0.5, 0.5, 0.5)
+    assert prop.shadow_terminator_normal_offset == 0.25
+    assert not prop.display.show_shadows and prop.lineart.usage == "EXCLUDE"
+    assert prop.light_linking.receiver_collection == bpy.data.collections["Lit"]
+    if getattr(prop, "cycles", None) is not None:
+        assert not prop.cycles.use_motion_blur
+    assert ref.data == bpy.data.images["Plan"] and ref.empty_display_type == "IMAGE"
+    assert tuple(ref.empty_image_offset) == (-0.25, -0.75) and ref.use_empty_image_alpha
+    assert ref.empty_image_side == "FRONT" and not ref.show_empty_image_orthographic
+    assert ref.image_user.frame_offset == 3
+
+
+def test_every_sort_of_setting_reaches_a_joiner_in_any_arrival_order():
+    settings_scene()
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    keyed = setting_keys(bpy.data.objects["Prop"])
+    assert keyed["pass_index"] == 7 and keyed["light_linking"]["receiver_collection"] is not None
+    assert "visible_glossy" not in keyed  # kept at a new object's value: no key
+    for order in (ops, ops[::-1]):  # the image and the collection after the objects that use them
+        applied_one_at_a_time(order)
+        check_settings()
+        assert sync.scene_hash() == before
+
+
+def test_a_setting_put_back_deletes_its_key_and_every_replica_puts_it_back():
+    settings_scene()
+    base = sync.serialise_scene()
+    tracker = replica(base)
+
+    def put_back() -> None:
+        prop = bpy.data.objects["Prop"]
+        prop.pass_index = 0
+        prop.light_linking.receiver_collection = None
+        bpy.data.objects["Ref"].data = None
+
+    batch = edit_batch(tracker, put_back)
+    prop_set = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Prop"]), "set")
+    ref_set = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Ref"]), "set")
+    assert sorted(batch) == sorted(
+        [(f"{prop_set}/light_linking", None), (f"{prop_set}/pass_index", None), (f"{ref_set}/data", None)]
+    )
+    after = sync.scene_hash()
+    receiver = replica(base)
+    applier = sync.apply_ops(batch, tracker=receiver)
+    assert applier.errors == []
+    prop = bpy.data.objects["Prop"]
+    assert prop.pass_index == 0 and prop.light_linking.receiver_collection is None
+    assert bpy.data.objects["Ref"].data is None and prop.is_holdout  # the rest stays
+    assert sync.scene_hash() == after
+    assert receiver.scan() == ({}, [])  # applying it echoes nothing
+
+
+def test_two_settings_of_one_object_changed_at_the_same_moment_both_stay():
+    def build() -> None:
+        link(bpy.data.objects.new("Prop", triangle_mesh()))
+
+    def edit_a() -> None:
+        bpy.data.objects["Prop"].color = (1.0, 0.0, 0.0, 1.0)
+
+    def edit_b() -> None:
+        bpy.data.objects["Prop"].show_in_front = True
+        bpy.data.objects["Prop"].pass_index = 2
+
+    def check() -> None:
+        prop = bpy.data.objects["Prop"]
+        assert tuple(prop.color) == (1.0, 0.0, 0.0, 1.0) and prop.show_in_front and prop.pass_index == 2
+
+    concurrently(build, edit_a, edit_b, check)
+
+
+def test_an_image_empty_waits_for_its_image_and_refuses_another_kind():
+    settings_scene()
+    ops = dict(sync.serialise_scene())
+    plan_meta = sync.make_key("img", sync.get_uuid(bpy.data.images["Plan"]), "meta")
+    ref_image = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Ref"]), "set", "data")
+    lit = sync.get_uuid(bpy.data.collections["Lit"])
+    reset_scene()
+    applier = sync.Applier()
+    applier.apply([(k, v) for k, v in ops.items() if not k.startswith("img/")])
+    assert bpy.data.objects["Ref"].data is None and applier.pending_links  # waits for the image
+    applier.apply([(k, v) for k, v in ops.items() if k.startswith("img/")])
+    assert bpy.data.objects["Ref"].data == bpy.data.images["Plan"] and applier.pending_links == {}
+    assert plan_meta in ops
+    applier.apply([(ref_image, sync.encode_value(lit))])  # a collection's uuid for the image
+    assert bpy.data.objects["Ref"].data == bpy.data.images["Plan"]
+    assert [key for key, _ in applier.errors] == [ref_image]
