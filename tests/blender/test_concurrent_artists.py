@@ -192,9 +192,7 @@ PAIRS = {
     ),
     "object-colour-vs-in-front-and-pass-index": (
         'bpy.data.objects["Pillar{n}"].color = (1.0, 0.0, 0.0, 1.0)',
-        'ob = bpy.data.objects["Pillar{n}"]\n'
-        "ob.show_in_front = True\n"
-        "ob.pass_index = 3",
+        'ob = bpy.data.objects["Pillar{n}"]\nob.show_in_front = True\nob.pass_index = 3',
         'list(bpy.data.objects["Pillar{n}"].color)'
         ' + [bpy.data.objects["Pillar{n}"].show_in_front, bpy.data.objects["Pillar{n}"].pass_index]',
         [1.0, 0.0, 0.0, 1.0, True, 3],
