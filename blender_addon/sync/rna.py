@@ -86,6 +86,38 @@ def plain(value: object) -> object:
     return str(value)
 
 
+# (RNA type, its property count, skip, nested, link types) -> (identifier, how to read it), sorted: walking a
+# type's RNA properties cost more than reading the values (an object's sixty settings, a scene's hundreds).
+# The count changes when an add-on registers a property on the type.
+_PLANS: dict[tuple, tuple[tuple[str, str], ...]] = {}
+_ENUM_DEFAULTS: dict[tuple[str, str], str] = {}  # (RNA type, enum) -> its default item
+
+
+def _plan(
+    rna_type: bpy.types.Struct, skip: frozenset[str], nested: frozenset[str], link_types: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    key = (rna_type.identifier, len(rna_type.properties), skip, nested, link_types)
+    plan = _PLANS.get(key)
+    if plan is None:
+        steps = []
+        for prop in rna_type.properties:
+            ident = prop.identifier
+            if ident in skip or ident in COMMON_SKIP or ident.startswith("bl_"):
+                continue
+            if prop.type == "POINTER":
+                if ident in nested:
+                    steps.append((ident, "nested"))
+                elif not prop.is_readonly and prop.fixed_type.identifier in link_types:
+                    steps.append((ident, "link"))
+            elif prop.type == "ENUM" and not prop.is_readonly and not prop.is_enum_flag:
+                steps.append((ident, "enum"))
+                _ENUM_DEFAULTS[(rna_type.identifier, ident)] = prop.default
+            elif prop.type != "COLLECTION" and not prop.is_readonly:
+                steps.append((ident, "value"))
+        plan = _PLANS[key] = tuple(sorted(steps))
+    return plan
+
+
 def read_props(
     struct: bpy.types.bpy_struct,
     links: Links,
@@ -93,24 +125,17 @@ def read_props(
     nested: Iterable[str] = (),
 ) -> dict[str, object]:
     """Writable properties of ``struct`` as a dict sorted by name."""
-    skip = COMMON_SKIP.union(skip)
-    nested = set(nested)
     out: dict[str, object] = {}
     # What animation writes is read as None (derived.py): playing the animation changes no key.
     animated = links.animated(struct.id_data) if struct.id_data is not None else derived.NOTHING
     prefix = derived.path_of(struct) if animated else ""
-    for prop in struct.bl_rna.properties:
-        ident = prop.identifier
-        if ident in skip or ident.startswith("bl_"):
+    for ident, how in _plan(struct.bl_rna, frozenset(skip), frozenset(nested), links.link_types):
+        if how == "nested":
+            sub = getattr(struct, ident)
+            if sub is not None:
+                out[ident] = read_props(sub, links)
             continue
-        if prop.type == "POINTER":
-            if ident in nested:
-                sub = getattr(struct, ident)
-                if sub is not None:
-                    out[ident] = read_props(sub, links)
-                continue
-            if prop.is_readonly or prop.fixed_type.identifier not in links.link_types:
-                continue
+        if how == "link":
             target = getattr(struct, ident)
             link = links.ref(target)
             if target is None or link is not None:
@@ -118,16 +143,20 @@ def read_props(
             # else: a datablock that does not travel (e.g. linked from a library whose file is missing):
             # leave the property out, so every receiver keeps its own value instead of losing it.
             continue
-        if prop.type == "COLLECTION" or prop.is_readonly:
-            continue
         try:
             value = getattr(struct, ident)
         except (AttributeError, RuntimeError):  # pragma: no cover - context-dependent properties
             continue
+        if how == "enum" and value == "":
+            # Matches none of its items (a struct Blender left unset, as in a scene from scenes.new()):
+            # read as its default, which a receiver can write.
+            value = _ENUM_DEFAULTS.get((struct.bl_rna.identifier, ident), "")
+            if value == "":
+                continue
         out[ident] = plain(value)
         if animated:
             out[ident] = derived.mask(out[ident], animated.get(derived.join(prefix, ident)))
-    return dict(sorted(out.items()))
+    return out
 
 
 def _shape(value: list, dims: tuple[int, ...]) -> object:
