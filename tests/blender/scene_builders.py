@@ -180,6 +180,9 @@ def build_scene() -> None:
     scene.render.fps = 30
     scene.render.resolution_x = 1280
     scene.render.resolution_y = 720
+    scene.render.film_transparent = True
+    scene.view_settings.exposure = 0.25
+    scene.render.image_settings.file_format = "JPEG"
     cam = link(bpy.data.objects.new("ShotCam", bpy.data.cameras.new("ShotCam")))
     scene.camera = cam
     other = bpy.data.scenes.new("Other")

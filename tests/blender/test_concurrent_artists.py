@@ -197,6 +197,16 @@ PAIRS = {
         ' + [bpy.data.objects["Pillar{n}"].show_in_front, bpy.data.objects["Pillar{n}"].pass_index]',
         [1.0, 0.0, 0.0, 1.0, True, 3],
     ),
+    "render-samples-vs-view-transform-and-look": (  # the scene is every case's: values differ by case
+        "bpy.context.scene.eevee.taa_render_samples = 10 + {n}",
+        "view = bpy.context.scene.view_settings\n"
+        'view.view_transform = "Filmic"\n'
+        'view.look = ("Low Contrast", "High Contrast")[{n} % 2]',  # a look of Filmic only
+        "[bpy.context.scene.eevee.taa_render_samples == 10 + {n},"
+        " bpy.context.scene.view_settings.view_transform,"
+        ' bpy.context.scene.view_settings.look == ("Low Contrast", "High Contrast")[{n} % 2]]',
+        [True, "Filmic", True],
+    ),
     "link-vs-unlink-of-members": (
         'bpy.data.collections["Props{n}"].objects.link(bpy.data.objects["Pillar{n}"])',
         'bpy.data.collections["Props{n}"].objects.unlink(bpy.data.objects["Lamp{n}"])',

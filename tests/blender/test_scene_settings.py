@@ -1,0 +1,146 @@
+"""A scene's render and look settings (render engine, samples, colour management, output format, units...):
+one key per setting of each struct, nested structs written so that what depends on another member lands
+(scene_settings.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from replicas import applied_one_at_a_time, concurrently  # noqa: E402
+from scene_builders import reset_scene  # noqa: E402
+
+from blender_addon import sync  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def render_keys() -> dict[str, object]:
+    prefix = sync.make_key("scene", sync.get_uuid(bpy.context.scene), "render") + "/"
+    return {
+        key[len(prefix) :]: sync.decode_value(value)
+        for key, value in sync.serialise_scene().items()
+        if key.startswith(prefix)
+    }
+
+
+def light_the_shot() -> None:
+    """What a lighter changes, several of them members that only exist for another's value."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    if getattr(scene, "cycles", None) is not None:
+        scene.cycles.samples = 77
+        scene.cycles.use_denoising = False
+    scene.eevee.taa_render_samples = 33
+    scene.render.film_transparent = True
+    scene.render.use_motion_blur = True
+    scene.render.motion_blur_shutter = 0.25
+    scene.render.filepath = "//renders/shot_*_####"  # pattern characters are data
+    settings = scene.render.image_settings
+    settings.file_format = "OPEN_EXR"
+    settings.color_depth = "32"  # a depth PNG does not have
+    settings.exr_codec = "DWAA"
+    view = scene.view_settings
+    view.view_transform = "Filmic"
+    view.look = "High Contrast"  # a look of Filmic only
+    view.exposure = 0.5
+    view.gamma = 1.25
+    units = scene.unit_settings
+    units.system = "IMPERIAL"
+    units.length_unit = "FEET"  # a unit of the imperial system only
+    scene.gravity = (0.0, 0.0, -3.7)
+    scene.render.use_simplify = True
+    scene.render.simplify_subdivision = 2
+    scene.audio_volume = 0.5
+
+
+def check_lighting() -> None:
+    scene = bpy.context.scene
+    assert scene.render.engine == "CYCLES"
+    if getattr(scene, "cycles", None) is not None:
+        assert scene.cycles.samples == 77 and not scene.cycles.use_denoising
+    assert scene.eevee.taa_render_samples == 33
+    assert scene.render.film_transparent and scene.render.use_motion_blur
+    assert scene.render.motion_blur_shutter == 0.25
+    assert scene.render.filepath == "//renders/shot_*_####"
+    settings = scene.render.image_settings
+    assert (settings.file_format, settings.color_depth, settings.exr_codec) == ("OPEN_EXR", "32", "DWAA")
+    view = scene.view_settings
+    assert (view.view_transform, view.look) == ("Filmic", "High Contrast")
+    assert view.exposure == 0.5 and view.gamma == 1.25
+    assert (scene.unit_settings.system, scene.unit_settings.length_unit) == ("IMPERIAL", "FEET")
+    assert tuple(scene.gravity) == pytest.approx((0.0, 0.0, -3.7))
+    assert scene.render.use_simplify and scene.render.simplify_subdivision == 2
+    assert scene.audio_volume == 0.5
+
+
+def test_a_lighters_settings_reach_a_joiner_in_any_arrival_order():
+    reset_scene()
+    light_the_shot()
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    keys = render_keys()
+    assert keys["render/engine"] == "CYCLES" and keys["scene/view_settings"]["look"] == "High Contrast"
+    for order in (ops, ops[::-1]):
+        applied_one_at_a_time(order)
+        check_lighting()
+        assert sync.scene_hash() == before
+
+
+def test_what_belongs_to_one_machine_or_one_artists_playback_has_no_key():
+    reset_scene()
+    keys = render_keys()
+    assert "render/engine" in keys and "scene/view_settings" in keys
+    for each_artists in (
+        "cycles/device",
+        "cycles/debug_use_spatial_splits",
+        "render/threads",
+        "render/threads_mode",
+        "render/use_persistent_data",
+        "render/compositor_device",
+        "scene/frame_current",
+        "scene/use_preview_range",
+        "scene/sync_mode",
+        "scene/use_audio_scrub",
+        "scene/camera",  # the view state's, scene/<u>/view/camera
+        "render/fps",  # a key of the first settings, scene/<u>/set/fps
+    ):
+        assert each_artists not in keys, each_artists
+
+
+def test_two_render_settings_changed_at_the_same_moment_both_stay():
+    def build() -> None:
+        bpy.context.scene.render.engine = "CYCLES"
+
+    def edit_a() -> None:
+        bpy.context.scene.eevee.taa_render_samples = 12
+        bpy.context.scene.render.film_transparent = True
+
+    def edit_b() -> None:
+        view = bpy.context.scene.view_settings
+        view.view_transform = "Filmic"
+        view.look = "Low Contrast"
+
+    def check() -> None:
+        scene = bpy.context.scene
+        assert scene.eevee.taa_render_samples == 12 and scene.render.film_transparent
+        assert (scene.view_settings.view_transform, scene.view_settings.look) == ("Filmic", "Low Contrast")
+
+    concurrently(build, edit_a, edit_b, check)
+
+
+def test_a_setting_of_an_engine_or_version_unknown_here_is_kept_aside_not_an_error():
+    reset_scene()
+    ops = dict(sync.serialise_scene())
+    prefix = sync.make_key("scene", sync.get_uuid(bpy.context.scene), "render")
+    ops[f"{prefix}/someengine/quality"] = sync.encode_value(3)
+    ops[f"{prefix}/render/a_setting_of_a_newer_blender"] = sync.encode_value(True)
+    ops[f"{prefix}/render/resolution_x"] = sync.encode_value(640)  # a first setting's own key rules it
+    ops[f"{prefix}/cycles/device"] = sync.encode_value("GPU")  # each machine's
+    reset_scene()
+    applier = sync.apply_ops(list(ops.items()))
+    assert applier.errors == [] and applier.pending_links == {}
+    assert bpy.context.scene.render.resolution_x == 1920
+    if getattr(bpy.context.scene, "cycles", None) is not None:
+        assert bpy.context.scene.cycles.device == "CPU"
