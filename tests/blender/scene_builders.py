@@ -33,10 +33,15 @@ def reset_scene() -> None:
 
 
 def evaluate_scenes() -> None:
-    """What an artist's Blender does before they look: every scene's animation written at its frame
-    (a view layer update evaluates the window's scene only)."""
+    """What an artist's Blender does before they look, or a render: every scene's animation written at its
+    frame (a view layer update evaluates the window's scene only), in each of its view layers (a line style
+    only another view layer draws is evaluated in that view layer's depsgraph alone; which view layer a
+    joiner's window shows depends on the order the view layers arrived in)."""
     for scene in bpy.data.scenes:
-        scene.frame_set(scene.frame_current)
+        for layer in scene.view_layers:
+            with bpy.context.temp_override(scene=scene, view_layer=layer):
+                bpy.context.evaluated_depsgraph_get()  # made active: only it writes animated values back
+                scene.frame_set(scene.frame_current)
 
 
 def link(ob: bpy.types.Object, coll: bpy.types.Collection | None = None) -> bpy.types.Object:
