@@ -190,6 +190,7 @@ def build_scene() -> None:
     scene.render.image_settings.file_format = "JPEG"
     cam = link(bpy.data.objects.new("ShotCam", bpy.data.cameras.new("ShotCam")))
     scene.camera = cam
+    scene.timeline_markers.new("F_10", frame=10).camera = cam
     other = bpy.data.scenes.new("Other")
     other.frame_end = 99
     other.collection.objects.link(bpy.data.objects.new("OnlyInOther", None))

@@ -9,7 +9,7 @@ import pytest
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
 from replicas import applied_one_at_a_time, concurrently  # noqa: E402
-from scene_builders import reset_scene  # noqa: E402
+from scene_builders import link, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 
@@ -144,3 +144,64 @@ def test_a_setting_of_an_engine_or_version_unknown_here_is_kept_aside_not_an_err
     assert bpy.context.scene.render.resolution_x == 1920
     if getattr(bpy.context.scene, "cycles", None) is not None:
         assert bpy.context.scene.cycles.device == "CPU"
+
+
+# ---------------------------------------------------------------- timeline markers
+
+
+def mark_the_shots() -> None:
+    scene = bpy.context.scene
+    cam = link(bpy.data.objects.new("ShotCam", bpy.data.cameras.new("ShotCam")))
+    scene.timeline_markers.new("F_01", frame=1)
+    scene.timeline_markers.new("F_01", frame=20)  # Blender lets markers share a name
+    scene.timeline_markers.new("Shot/2 *", frame=40).camera = cam  # pattern characters are data
+
+
+def markers() -> list:
+    return sorted(
+        (m.name, m.frame, m.camera.name if m.camera else None) for m in bpy.context.scene.timeline_markers
+    )
+
+
+def test_markers_and_the_cameras_they_bind_reach_a_joiner_in_any_arrival_order():
+    reset_scene()
+    mark_the_shots()
+    before = sync.scene_hash()
+    ops = list(sync.serialise_scene().items())
+    for order in (ops, ops[::-1]):  # the camera after the marker that binds it
+        applied_one_at_a_time(order)
+        assert markers() == [("F_01", 1, None), ("F_01", 20, None), ("Shot/2 *", 40, "ShotCam")]
+        assert sync.scene_hash() == before
+
+
+def test_markers_of_other_names_changed_at_the_same_moment_all_stay():
+    def edit_a() -> None:
+        scene = bpy.context.scene
+        late = max((m for m in scene.timeline_markers if m.name == "F_01"), key=lambda m: m.frame)
+        late.frame = 24
+        scene.timeline_markers.remove(next(m for m in scene.timeline_markers if m.name.startswith("Shot")))
+
+    def edit_b() -> None:
+        bpy.context.scene.timeline_markers.new("Beat", frame=12)
+
+    def check() -> None:
+        assert markers() == [("Beat", 12, None), ("F_01", 1, None), ("F_01", 24, None)]
+
+    concurrently(mark_the_shots, edit_a, edit_b, check)
+
+
+def test_a_marker_key_that_is_not_markers_is_refused():
+    reset_scene()
+    mark_the_shots()
+    ops = dict(sync.serialise_scene())
+    scene = sync.get_uuid(bpy.context.scene)
+    mesh = sync.get_uuid(bpy.data.cameras["ShotCam"])  # a datablock that is not an object
+    bad = {
+        sync.make_key("scene", scene, "marker", "Text"): "F_01",
+        sync.make_key("scene", scene, "marker", "Bool"): [[True, None]],
+        sync.make_key("scene", scene, "marker", "Data"): [[3, mesh]],
+    }
+    reset_scene()
+    applier = sync.apply_ops([*ops.items(), *((k, sync.encode_value(v)) for k, v in bad.items())])
+    assert sorted(key for key, _ in applier.errors) == sorted(bad)
+    assert [m[0] for m in markers()] == ["F_01", "F_01", "Shot/2 *"]  # nothing of them made

@@ -1,5 +1,5 @@
 """Scenes (kind ``scene``): frame range, fps, resolution, world, active clip, render and look settings
-(scene_settings.py), view layers (view_layers.py),
+(scene_settings.py), timeline markers (markers.py), view layers (view_layers.py),
 Freestyle (the render switch and line thickness; each view layer's settings and line sets, freestyle.py); the
 view state.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import freestyle, ids, scene_settings, view_layers
+from .. import freestyle, ids, markers, scene_settings, view_layers
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import make_evaluable
@@ -80,6 +80,7 @@ def serialise(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
         "name": scene.name,
         "set": settings,
         scene_settings.PART: scene_settings.read(scene, ctx),
+        markers.PART: markers.read(scene, ctx),
         "view": view,
         **view_layers.read(scene, ctx),
         **freestyle.read(scene, ctx),
@@ -102,6 +103,7 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
             scene.render.line_thickness,
         ],
         "settings": scene_settings.describe(scene, ctx),
+        "markers": markers.describe(scene, ctx),
         "view_layers": view_layers.describe(scene, ctx),
         "freestyle": freestyle.describe(scene, ctx),
         "world": ctx.ref(scene.world),
@@ -186,6 +188,7 @@ KIND = Kind(
         "name": apply_name,
         "set": Items(apply_setting),
         scene_settings.PART: Items(scene_settings.apply, depth=2),
+        markers.PART: Items(markers.apply),
         "view": Items(apply_view),
         **view_layers.PARTS,  # before the Freestyle parts, which name view layers
         **freestyle.PARTS,
