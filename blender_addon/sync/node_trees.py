@@ -126,6 +126,11 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         return parts
     by_id = nodes_by_id(tree)
     id_of = {node.as_pointer(): nid for nid, node in by_id.items()}
+    zone_input_of = {  # a zone output -> its input
+        paired.as_pointer(): nid
+        for nid, node in by_id.items()
+        if (paired := getattr(node, "paired_output", None)) is not None
+    }
     for nid, node in by_id.items():
         doc = {
             "name": node.name,
@@ -144,6 +149,9 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         paired = getattr(node, "paired_output", None)
         if paired is not None:
             doc["paired_output"] = id_of.get(paired.as_pointer())
+        zone_input = zone_input_of.get(node.as_pointer())
+        if zone_input is not None:
+            doc["zone_input"] = zone_input
         parts["node"][(nid,)] = doc
         if node_items.item_lists(node):
             parts["items"][(nid,)] = node_items.read_items(node, ctx)
@@ -312,6 +320,12 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         if node is not None and node.bl_idname != doc["type"]:
             tree.nodes.remove(node)
             node = None
+        zone_input = doc.get("zone_input")
+        if node is None and zone_input and zone_input not in by_id:
+            # A zone's output is made once its input is there: Blender crashes evaluating some trees
+            # holding an output without its input (the input, made alone, pairs with it when it comes).
+            ctx.retry_after_step(ids.get_uuid(owner))
+            return owner
         if node is None:
             try:
                 node = tree.nodes.new(doc["type"])
