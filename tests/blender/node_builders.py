@@ -288,6 +288,12 @@ def tree_summary(tree: bpy.types.NodeTree) -> dict:
     return {"nodes": nodes, "links": links}
 
 
+def _file_output(tree: bpy.types.NodeTree) -> bpy.types.Node:
+    """The tree's file output node (by what it holds: its place in the node list is the order its
+    receiver made the nodes in)."""
+    return next(node for node in tree.nodes if hasattr(node, "file_output_items"))
+
+
 def items_trees() -> dict[str, dict]:
     """tree_summary of the trees build_node_items makes."""
     return {
@@ -297,6 +303,6 @@ def items_trees() -> dict[str, dict]:
         "compositor": tree_summary(bpy.data.node_groups["Passes"]),
         "beauty format": [
             (f.file_format, f.color_depth)
-            for f in (item.format for item in bpy.data.node_groups["Passes"].nodes[0].file_output_items)
+            for f in (item.format for item in _file_output(bpy.data.node_groups["Passes"]).file_output_items)
         ],
     }
