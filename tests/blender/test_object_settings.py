@@ -11,18 +11,11 @@ from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  #
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
+from blender_addon.sync.kinds import objects  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
-FIRST_FLAGS = {
-    "hide_viewport",
-    "hide_render",
-    "hide_select",
-    "hide",
-    "empty_display_type",
-    "empty_display_size",
-    "display_type",
-}
+FIRST_FLAGS = set(objects.SETTINGS)  # keyed always, the flags that travelled first
 
 
 def setting_keys(ob: bpy.types.Object) -> dict[str, object]:
