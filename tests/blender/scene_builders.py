@@ -171,6 +171,11 @@ def build_collection() -> None:
     outer.children.link(shared)
     bpy.context.scene.collection.children.link(shared)
     inner.hide_render = True
+    inner.lineart_usage = "EXCLUDE"
+    shared.lineart_use_intersection_mask = True
+    shared.lineart_intersection_mask[2] = True
+    shared.use_lineart_intersection_priority = True
+    shared.lineart_intersection_priority = 40
     a = link(bpy.data.objects.new("A", None), inner)
     shared.objects.link(a)
     link(bpy.data.objects.new("B", None), outer)

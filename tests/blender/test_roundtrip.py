@@ -18,6 +18,7 @@ from scene_builders import (  # noqa: E402
     add_driver,
     build_animated,
     build_armature,
+    build_collection,
     build_everything,
     build_mesh,
     build_node_group,
@@ -652,3 +653,17 @@ def test_a_modifier_naming_a_removed_vertex_group_or_uv_map_is_read_as_naming_no
     before, _values, applier = roundtrip()
     assert applier.pending_links == {}
     assert sync.scene_hash() == before
+
+
+def test_a_collections_line_art_settings_travel():
+    """Which collections Line Art draws, their intersection masks and priorities (build_collection)."""
+    build_collection()
+    roundtrip()
+    inner, shared = bpy.data.collections["Inner"], bpy.data.collections["Shared"]
+    assert inner.lineart_usage == "EXCLUDE" and shared.lineart_usage == "INCLUDE"
+    assert shared.lineart_use_intersection_mask and list(shared.lineart_intersection_mask)[:3] == [
+        False,
+        False,
+        True,
+    ]
+    assert shared.use_lineart_intersection_priority and shared.lineart_intersection_priority == 40
