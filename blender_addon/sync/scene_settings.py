@@ -3,8 +3,8 @@ motion blur, simplify, film, stamp and the image format; EEVEE's and Cycles' set
 units; gravity and audio; the Workbench render's settings (``scene/<u>/render/<struct>/<setting>``).
 
 One key per setting of each struct, so a lighter raising Cycles' samples and another changing the view
-transform keep both. A nested struct (the output's image format, FFmpeg, baking, colour management, units,
-the Workbench render's shading) is one setting: its members depend on each other (a look exists for one view
+transform keep both. A nested struct (the output's image format, FFmpeg, baking, colour management, units)
+is one setting: its members depend on each other (a look exists for one view
 transform, a colour depth for one file format, a length unit for one unit system), so it is written twice,
 the second pass taking what the first made possible. What belongs to one machine (Cycles' device and
 debug options, threads, the compositor's device, persistent data) or to each artist's playback and tools
