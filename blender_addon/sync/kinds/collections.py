@@ -9,19 +9,16 @@ from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from .base import Items, Kind
 
-# instance_offset: where the collection's origin is when an object instances it; then how Line Art uses it.
-SETTINGS = (
-    "hide_viewport",
-    "hide_render",
-    "hide_select",
-    "color_tag",
-    "instance_offset",
+# How Line Art draws the collection.
+LINEART = (
     "lineart_usage",
     "lineart_use_intersection_mask",
     "lineart_intersection_mask",
     "use_lineart_intersection_priority",
     "lineart_intersection_priority",
 )
+# instance_offset: where the collection's origin is when an object instances it.
+SETTINGS = ("hide_viewport", "hide_render", "hide_select", "color_tag", "instance_offset", *LINEART)
 
 
 def serialise(coll: bpy.types.Collection, ctx: ReadContext) -> dict[str, object]:
@@ -41,7 +38,7 @@ def describe(coll: bpy.types.Collection, ctx: ReadContext) -> dict:
         "flags": [coll.hide_viewport, coll.hide_render, coll.hide_select],
         "color_tag": coll.color_tag,
         "instance_offset": rna.plain(coll.instance_offset),
-        "lineart": [rna.plain(getattr(coll, attr)) for attr in SETTINGS[5:]],
+        "lineart": [rna.plain(getattr(coll, attr)) for attr in LINEART],
         "override": overrides.read(coll, ctx),
     }
 
