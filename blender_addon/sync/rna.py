@@ -86,16 +86,15 @@ def plain(value: object) -> object:
     return str(value)
 
 
-# (RNA type, its property count, skip, nested, link types) -> (identifier, how to read it), sorted: walking a
-# type's RNA properties cost more than reading the values (an object's sixty settings, a scene's hundreds).
-# The count changes when an add-on registers a property on the type.
-_PLANS: dict[tuple, tuple[tuple[str, str], ...]] = {}
-_ENUM_DEFAULTS: dict[tuple[str, str], str] = {}  # (RNA type, enum) -> its default item
+# (RNA type, its property count, skip, nested, link types) -> (identifier, how to read it, an enum's default
+# item), sorted: walking a type's RNA properties cost more than reading the values (an object's sixty
+# settings, a scene's hundreds). The count changes when an add-on registers a property on the type.
+_PLANS: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
 
 
 def _plan(
     rna_type: bpy.types.Struct, skip: frozenset[str], nested: frozenset[str], link_types: frozenset[str]
-) -> tuple[tuple[str, str], ...]:
+) -> tuple[tuple[str, str, str], ...]:
     key = (rna_type.identifier, len(rna_type.properties), skip, nested, link_types)
     plan = _PLANS.get(key)
     if plan is None:
@@ -106,14 +105,13 @@ def _plan(
                 continue
             if prop.type == "POINTER":
                 if ident in nested:
-                    steps.append((ident, "nested"))
+                    steps.append((ident, "nested", ""))
                 elif not prop.is_readonly and prop.fixed_type.identifier in link_types:
-                    steps.append((ident, "link"))
+                    steps.append((ident, "link", ""))
             elif prop.type == "ENUM" and not prop.is_readonly and not prop.is_enum_flag:
-                steps.append((ident, "enum"))
-                _ENUM_DEFAULTS[(rna_type.identifier, ident)] = prop.default
+                steps.append((ident, "enum", prop.default))
             elif prop.type != "COLLECTION" and not prop.is_readonly:
-                steps.append((ident, "value"))
+                steps.append((ident, "value", ""))
         plan = _PLANS[key] = tuple(sorted(steps))
     return plan
 
@@ -129,7 +127,7 @@ def read_props(
     # What animation writes is read as None (derived.py): playing the animation changes no key.
     animated = links.animated(struct.id_data) if struct.id_data is not None else derived.NOTHING
     prefix = derived.path_of(struct) if animated else ""
-    for ident, how in _plan(struct.bl_rna, frozenset(skip), frozenset(nested), links.link_types):
+    for ident, how, default in _plan(struct.bl_rna, frozenset(skip), frozenset(nested), links.link_types):
         if how == "nested":
             sub = getattr(struct, ident)
             if sub is not None:
@@ -150,9 +148,9 @@ def read_props(
         if how == "enum" and value == "":
             # Matches none of its items (a struct Blender left unset, as in a scene from scenes.new()):
             # read as its default, which a receiver can write.
-            value = _ENUM_DEFAULTS.get((struct.bl_rna.identifier, ident), "")
-            if value == "":
+            if default == "":
                 continue
+            value = default
         out[ident] = plain(value)
         if animated:
             out[ident] = derived.mask(out[ident], animated.get(derived.join(prefix, ident)))
