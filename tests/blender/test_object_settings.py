@@ -181,3 +181,25 @@ def test_an_image_empty_waits_for_its_image_and_refuses_another_kind():
     applier.apply([(ref_image, sync.encode_value(lit))])  # a collection's uuid for the image
     assert bpy.data.objects["Ref"].data == bpy.data.images["Plan"]
     assert [key for key, _ in applier.errors] == [ref_image]
+
+
+def test_the_largest_integers_and_wrong_types_in_a_setting_are_refused_without_stopping_the_batch():
+    """What the wire can carry at its extremes, a string with NUL, a string for a colour: each value is
+    Blender's to refuse or keep in range, nothing raises, and the other keys of the batch apply."""
+    reset_scene()
+    ob = link(bpy.data.objects.new("Prop", None))
+    sync.serialise_scene()
+    setting = sync.make_key("obj", sync.get_uuid(ob), "set")
+    ops = [
+        (f"{setting}/pass_index", 2**64 - 1),
+        (f"{setting}/instance_faces_scale", -(2**63)),
+        (f"{setting}/color", "red"),
+        (f"{setting}/lightgroup", "Key\x00Fill"),
+        (f"{setting}/track_axis", "NOT_AN_AXIS"),
+        (f"{setting}/light_linking", {"receiver_collection": 2**63 - 1}),
+        (f"{setting}/show_in_front", True),  # the rest of the batch
+    ]
+    applier = sync.apply_ops([(key, sync.encode_value(value)) for key, value in ops])
+    assert applier.errors == [] and applier.pending_links == {}
+    assert ob.show_in_front and tuple(ob.color) == (1.0, 1.0, 1.0, 1.0) and ob.track_axis == "POS_Y"
+    assert 0 <= ob.pass_index < 2**31 and ob.lightgroup in ("", "Key")

@@ -205,3 +205,35 @@ def test_a_marker_key_that_is_not_markers_is_refused():
     applier = sync.apply_ops([*ops.items(), *((k, sync.encode_value(v)) for k, v in bad.items())])
     assert sorted(key for key, _ in applier.errors) == sorted(bad)
     assert [m[0] for m in markers()] == ["F_01", "F_01", "Shot/2 *"]  # nothing of them made
+
+
+def test_marker_names_at_their_edges_travel_and_wire_extremes_are_refused_or_kept_in_range():
+    """An empty name, the longest Blender keeps (63 bytes; one past is cut by Blender itself) and pattern
+    characters round-trip; the largest integers the wire carries, in a marker's frame or a setting, are
+    an error for that key or left to Blender's range, and the rest of the batch applies."""
+    reset_scene()
+    scene = bpy.context.scene
+    for name in ("", "x" * 63, "y" * 64, "a/b*%?"):
+        scene.timeline_markers.new(name, frame=3)
+    assert sorted(len(m.name) for m in scene.timeline_markers) == [0, 6, 63, 63]
+    before = sync.scene_hash()
+    ops = dict(sync.serialise_scene())
+    reset_scene()
+    assert sync.apply_ops(list(ops.items())).errors == []
+    assert sorted(m.name for m in bpy.context.scene.timeline_markers) == sorted(
+        ["", "a/b*%?", "x" * 63, "y" * 63]
+    )
+    assert sync.scene_hash() == before
+    uuid = sync.get_uuid(bpy.context.scene)
+    huge = {
+        sync.make_key("scene", uuid, "marker", "Far"): [[2**64 - 1, None]],
+        sync.make_key("scene", uuid, "marker", "Early"): [[-(2**63), None]],
+        sync.make_key("scene", uuid, "render", "render", "resolution_percentage"): 2**64 - 1,
+        sync.make_key("scene", uuid, "render", "scene", "view_settings"): {"exposure": -(2**63), "look": 7},
+        sync.make_key("scene", uuid, "render", "eevee", "taa_render_samples"): 12,  # the rest of the batch
+    }
+    applier = sync.apply_ops([(key, sync.encode_value(value)) for key, value in huge.items()])
+    assert sorted(key for key, _ in applier.errors) == sorted(k for k in huge if "/marker/" in k)
+    scene = bpy.context.scene
+    assert "Far" not in {m.name for m in scene.timeline_markers} and scene.eevee.taa_render_samples == 12
+    assert 1 <= scene.render.resolution_percentage <= 32767
