@@ -12,6 +12,7 @@ history.py. Automatic checkpoints and age-based compaction run on the leader (ch
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -39,12 +40,23 @@ from protocol import (
 from . import history, replay
 from .config import ServerConfig
 from .errors import RequestError
+from .history_parts import (
+    ATTEMPTS,
+    abandoned,
+    builder_mark,
+    checkpoint_in_parts,
+    drop_partial_checkpoint,
+    fork_in_parts,
+    op_cost,
+    part_bytes,
+    propose_guarded,
+    restore_in_parts,
+    total_cost,
+)
 from .hub import Hub
 from .rooms import Room
-from .roomstore import RoomStore, lock_payload, log_path
+from .roomstore import RoomStore, abandon_import_command, lock_payload, log_path
 from .session import Session
-
-ATTEMPTS = 5  # a guarded change rebuilt after losing a race with a write this many times, then unavailable
 
 log = logging.getLogger("blendsync.server")
 
@@ -62,6 +74,11 @@ class RoomHistory:
         self.store = store
         self.hub = hub
         self.replay_cache = replay.ReplayCache()
+        self.part_bytes = part_bytes(config.max_frame_size)  # more than this goes in parts (history_parts)
+        self.boot = secrets.token_hex(8)  # this process, in the records a change in parts leaves
+
+    def mark(self) -> dict[str, Any]:
+        return builder_mark(self.store.node_id, self.boot)
 
     def _room(self, session: Session) -> Room:
         if session.room is None:
@@ -142,15 +159,7 @@ class RoomHistory:
     async def _guarded(self, room: str, meta: dict[str, Any], build: Any) -> dict[str, Any]:
         """Propose a command built from this node's copy of the room whose meta is ``meta``; rebuild it if
         something changed first, unless that room is gone."""
-        for _ in range(ATTEMPTS):
-            self._still(room, meta)
-            result = await self.store.propose(build())
-            if not result.get("ok"):
-                raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
-            if result.get("succeeded"):
-                return result
-            await self.store.fence()
-        raise RequestError(ErrorCode.UNAVAILABLE, "the room kept changing: try again")
+        return await propose_guarded(self.store, room, meta, build)
 
     def _record(self, name: str, by: str, client_id: str, seq: int, auto: bool) -> dict[str, Any]:
         return {"name": name, "by": by, "c": client_id, "t": int(time.time()), "seq": seq, "auto": auto}
@@ -163,18 +172,41 @@ class RoomHistory:
         state: dict[str, Any] = {}
         seq_base = meta.get("seq_base", 0)
 
-        def build() -> dict[str, Any]:
+        def read() -> tuple[dict[str, bytes], history.Refs]:
+            self._still(room, meta)
             last = self.store.last_log_seq(room)
             items = dict(self.store.items(room))
-            refs = history.live_refs(node, room)
-            state["record"] = record = self._record(name, by, client_id, last + seq_base, auto)
+            state["record"] = self._record(name, by, client_id, last + seq_base, auto)
             state["keys"] = len(items)
-            return history.checkpoint_command(node, room, meta, items, refs, record)
+            return items, history.live_refs(node, room)
 
-        result = await self._guarded(room, meta, build)
-        number = result["results"][-1]["seq"]
+        items, refs = read()
+        if total_cost(items, refs) > self.part_bytes:
+            number = await checkpoint_in_parts(
+                self.store, room, meta, items, refs, state["record"], self.part_bytes, self.mark()
+            )
+        else:
+            # Read again for each attempt: a blob let go meanwhile is no longer named by the map.
+            def build() -> dict[str, Any]:
+                return history.checkpoint_command(node, room, meta, *read(), state["record"])
+
+            number = (await self._guarded(room, meta, build))["results"][-1]["seq"]
         payload = {**state["record"], "keys": {}}
         return {**history.describe_checkpoint(number, payload), "keys": state["keys"]}
+
+    async def store_checkpoint(
+        self, room: str, meta: dict[str, Any], items: dict[str, bytes], refs: history.Refs, record: Any
+    ) -> int:
+        """Checkpoint ``items``, the room's map at ``record["seq"]``, in parts if need be; its id."""
+        if total_cost(items, refs) > self.part_bytes:
+            return await checkpoint_in_parts(
+                self.store, room, meta, items, refs, record, self.part_bytes, self.mark()
+            )
+        node = self.store.node
+        result = await self._guarded(
+            room, meta, lambda: history.checkpoint_command(node, room, meta, items, refs, record)
+        )
+        return result["results"][-1]["seq"]
 
     async def restore(
         self, session: Session, room: Room, meta: dict[str, Any], checkpoint: int | None, seq: int | None
@@ -196,28 +228,40 @@ class RoomHistory:
                 source = {"seq": seq}
             history.check_blobs(node, room.name, target[1], "restore")
             current = dict(self.store.items(room.name)), history.live_refs(node, room.name)
-            undo_number = _next_child(node, history.checkpoints_path(room.name))
+            ops = history.restore_ops(target, current)
+            check_locks(ops)
             label = (
                 f"before restore of {'checkpoint ' + str(checkpoint) if checkpoint else 'seq ' + str(seq)}"
             )
+            outcome.update(ops=ops, seq=last + room.seq_base, target=target, source=source, label=label)
+            if not ops:
+                return None
+            if total_cost(*current) + sum(op_cost(op) for op in ops) > self.part_bytes:
+                outcome["parts"] = True
+                return None
+            undo_number = _next_child(node, history.checkpoints_path(room.name))
             undo = self._record(label, session.name, session.client_id, last + room.seq_base, True)
             entry = {"c": session.client_id, "o": undo_number, "u": session.name, "t": undo["t"], "r": source}
             cap = log_cap(self.config, self.store, room.name)
             owner = None
             if room.locks or room.locks_pending:
                 owner = lock_payload(session.client_id, session.name, self.store.node_id)
-            command, ops = history.restore_command(
+            command, _ = history.restore_command(
                 node, room.name, meta, target, current, last, undo, entry, cap, owner
             )
+            outcome["undo"] = undo_number
+            return command
+
+        def check_locks(ops: list[list[Any]]) -> None:
             for op in ops:  # like a write: another session's locked key is not changed
                 holder = room.locks.get(op[1])
                 if holder is not None and holder != session.client_id:
                     raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {holder}")
-            outcome.update(ops=ops, undo=undo_number, seq=last + room.seq_base)
-            return command if ops else None
 
         for _ in range(ATTEMPTS):
             command = build()
+            if outcome.get("parts"):
+                return await self._restore_in_parts(session, room, meta, outcome, check_locks)
             if command is None:
                 return outcome["seq"], None  # already the target state: nothing to append
             result = await self.store.propose(command)
@@ -228,6 +272,44 @@ class RoomHistory:
                 return result["results"][-1]["seq"] + room.seq_base, outcome["undo"]
             await self.store.fence()
         raise RequestError(ErrorCode.UNAVAILABLE, "the room kept changing: try again")
+
+    async def _restore_in_parts(
+        self, session: Session, room: Room, meta: dict[str, Any], outcome: dict[str, Any], check_locks: Any
+    ) -> tuple[int, int]:
+        """A restore too large for one transaction (history_parts.py): its target made a checkpoint (unless
+        it is one), then the undo checkpoint, then the ops a part at a time."""
+        node = self.store.node
+        source = outcome["source"]
+        target = source.get("checkpoint")
+        if target is None:
+            record = self._record(
+                f"target of restore to seq {source['seq']}",
+                session.name,
+                session.client_id,
+                source["seq"],
+                True,
+            )
+            target = await self.store_checkpoint(room.name, meta, *outcome["target"], record)
+        last = self.store.last_log_seq(room.name)
+        current = dict(self.store.items(room.name)), history.live_refs(node, room.name)
+        undo = self._record(outcome["label"], session.name, session.client_id, last + room.seq_base, True)
+        undo_number = await self.store_checkpoint(room.name, meta, *current, undo)
+        marker = {
+            "target": target,
+            "undo": undo_number,
+            "c": session.client_id,
+            "u": session.name,
+            "t": int(time.time()),
+            "r": source,
+            "builder": self.mark(),
+        }
+        owner = lock_payload(session.client_id, session.name, self.store.node_id)
+        cap = log_cap(self.config, self.store, room.name)
+        seq = await restore_in_parts(
+            self.store, room.name, meta, marker, cap, owner, self.part_bytes, check_locks
+        )
+        log.info("%s restored room %s in parts (%s ops)", session.name, room.name, len(outcome["ops"]))
+        return seq + room.seq_base, undo_number
 
     async def fork(self, session: Session, room: Room, meta: dict[str, Any], request: Fork) -> int:
         if not session.user.may_use_room(request.room):
@@ -248,11 +330,18 @@ class RoomHistory:
             "forked_from": {"room": room.name, "seq": seq},
         }
         author = [session.client_id, session.name, int(time.time())]
-        command = history.fork_command(request.room, items, refs, new_meta, (room.name, meta), author)
-        result = await self.store.propose(command)
-        if not result.get("ok"):
-            raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
-        if not result.get("succeeded"):
+        new_meta, source = history.fork_meta(new_meta), (room.name, meta)
+        if total_cost(items, refs) > self.part_bytes:
+            made = await fork_in_parts(
+                self.store, request.room, items, refs, new_meta, source, author, self.part_bytes, self.mark()
+            )
+        else:
+            command = history.fork_command(request.room, items, refs, new_meta, source, author)
+            result = await self.store.propose(command)
+            if not result.get("ok"):
+                raise RequestError(ErrorCode.INTERNAL, result.get("message", "refused"))
+            made = result.get("succeeded")
+        if not made:
             await self.store.fence()
             if self.store.find_meta(request.room) is None:  # not taken: the source or a blob went
                 self._still(room.name, meta)
@@ -303,13 +392,18 @@ class HistoryMaintenance:
         # Read once: every step below is for this room, and is refused if it went meanwhile (a room created
         # again under its name waits for the next pass, which reads it afresh).
         meta = self.store.find_meta(name)
-        if meta is None or meta.get("importing"):
+        if meta is None:
+            return
+        await self.leftovers(name, meta, now)
+        if meta.get("importing"):
             return
         interval = self.config.checkpoint_interval
         if interval:
             checkpoints = history.checkpoint_list(node, name)
             seq_base = meta.get("seq_base", 0)
-            since = checkpoints[-1]["seq"] - seq_base if checkpoints else 0
+            # The latest by seq: a restore in parts checkpoints its target, an older seq, after the others.
+            latest = max(checkpoints, key=lambda c: (c["seq"], c["time"]), default=None)
+            since = latest["seq"] - seq_base if latest else 0
             first = node.read_local((*log_path(name), history.seq_name(since + 1)))
             # Activity: the first operation after the latest checkpoint is interval old. Once the log's cap
             # has trimmed it (seconds later in a busy room) its time is gone: it came after that
@@ -319,8 +413,8 @@ class HistoryMaintenance:
                 active = first[1].get("t", 0) <= now - interval
             else:
                 active = self.store.last_log_seq(name) > since
-                if checkpoints:
-                    active = active and checkpoints[-1]["time"] <= now - interval
+                if latest is not None:
+                    active = active and latest["time"] <= now - interval
             if active:
                 await self.history.checkpoint(name, meta, "automatic", "", "~server~", auto=True)
                 checkpoints = history.checkpoint_list(node, name)
@@ -342,6 +436,27 @@ class HistoryMaintenance:
                 names.append(history.seq_name(number))
             if names:
                 await self.store.propose(history.compact_command(name, meta, names))
+
+    async def leftovers(self, name: str, meta: dict[str, Any], now: float) -> None:
+        """What a checkpoint, fork or restore made in parts left when its builder died or gave up
+        (history_parts.py): a hidden fork and a partial checkpoint are removed, a recorded restore is
+        finished."""
+        node, me = self.store.node, self.history.mark()
+        hidden = meta.get("importing")
+        if isinstance(hidden, dict) and abandoned(hidden.get("fork"), me, now):
+            log.warning("removing the unfinished fork %s", name)
+            await self.store.propose(abandon_import_command(name, meta))
+            return
+        for number, payload in history.partial_checkpoints(node, name):
+            if abandoned(payload["partial"], me, now):
+                log.warning("removing the unfinished checkpoint %s of room %s", number, name)
+                await drop_partial_checkpoint(self.store, name, meta, number, payload)
+        found = node.read_local(history.restoring_path(name))
+        if found is not None and abandoned(found[1].get("builder"), me, now):
+            log.warning("finishing the restore of room %s that %s started", name, found[1]["u"])
+            cap = log_cap(self.config, self.store, name)
+            nobody = {"owner": None}  # a key anyone has locked is left until the lock goes
+            await restore_in_parts(self.store, name, meta, found[1], cap, nobody, self.history.part_bytes)
 
 
 def _next_child(node: Any, path: tuple[str, ...]) -> int:

@@ -5,6 +5,12 @@ Besides the layout in roomstore.py, a room with history has:
                                      Its payload_version orders every change to checkpoints and values:
                                      each such command is a cas on it, so two nodes never race.
     /rooms/<room>/checkpoints/<id>   {"name", "by", "c", "t", "seq", "auto", "keys": {key: value name}}
+                                     A checkpoint made in parts (history_parts.py) has "keys" {} and its
+                                     key map in children <id>/<part> ({key: value name} each), "count"
+                                     its keys; while it is being made, "partial": its builder (listed
+                                     nowhere, read by nothing but its deletion).
+    /rooms/<room>/restoring          {"target", "undo", "c", "u", "t", "r", "builder"}: a restore in
+                                     parts under way (history_parts.py)
     /rooms/<room>/values/<name>      a value some checkpoint holds: checkpoints share unchanged values, so
                                      one of an unchanged room costs its key map. A value without blob
                                      references is named by the SHA-256 hex of its bytes and stored as
@@ -71,6 +77,10 @@ def checkpoints_path(room: str) -> tuple[str, ...]:
 
 def values_path(room: str) -> tuple[str, ...]:
     return (ROOMS, room, "values")
+
+
+def restoring_path(room: str) -> tuple[str, ...]:
+    return (ROOMS, room, "restoring")
 
 
 def seq_name(number: int) -> str:
@@ -158,12 +168,38 @@ def history_version(node: Any, room: str) -> tuple[int, dict[str, Any]]:
     return found[0].payload_version, found[1] if isinstance(found[1], dict) else {}
 
 
-def checkpoint_list(node: Any, room: str) -> list[dict[str, Any]]:
-    """Every checkpoint of the room, oldest first, without its key map."""
+def checkpoint_records(node: Any, room: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every complete checkpoint of the room as (id, record), oldest first (its key map may be in parts:
+    ``key_map`` reads it whole)."""
     return [
-        describe_checkpoint(int(name), payload)
+        (int(name), payload)
         for name, _, payload in node.list_local(checkpoints_path(room))
+        if not payload.get("partial")
     ]
+
+
+def partial_checkpoints(node: Any, room: str) -> list[tuple[int, dict[str, Any]]]:
+    """The checkpoints still being made in parts (or left so by a builder that died)."""
+    return [
+        (int(name), payload)
+        for name, _, payload in node.list_local(checkpoints_path(room))
+        if payload.get("partial")
+    ]
+
+
+def checkpoint_list(node: Any, room: str) -> list[dict[str, Any]]:
+    """Every complete checkpoint of the room, oldest first, without its key map."""
+    return [describe_checkpoint(number, payload) for number, payload in checkpoint_records(node, room)]
+
+
+def key_map(node: Any, room: str, number: int, payload: dict[str, Any]) -> dict[str, str]:
+    """A checkpoint's whole key map: its record's, and its parts' for one made in parts."""
+    if "count" not in payload and not payload.get("partial"):
+        return payload["keys"]
+    merged = dict(payload["keys"])
+    for _, _, part in node.list_local((*checkpoints_path(room), seq_name(number))):
+        merged.update(part)
+    return merged
 
 
 def describe_checkpoint(number: int, payload: dict[str, Any]) -> dict[str, Any]:
@@ -175,15 +211,16 @@ def describe_checkpoint(number: int, payload: dict[str, Any]) -> dict[str, Any]:
         "time": payload["t"],
         "seq": payload["seq"],
         "auto": payload["auto"],
-        "keys": len(payload["keys"]),
+        "keys": payload.get("count", len(payload["keys"])),
     }
 
 
 def read_checkpoint(node: Any, room: str, number: int) -> dict[str, Any]:
+    """A complete checkpoint's record, its ``keys`` the whole key map."""
     found = node.read_local((*checkpoints_path(room), seq_name(number))) if number >= 1 else None
-    if found is None:
+    if found is None or found[1].get("partial"):
         raise RequestError(ErrorCode.NO_SUCH_CHECKPOINT, f"no checkpoint {number} in room {room!r}")
-    return found[1]
+    return {**found[1], "keys": key_map(node, room, number, found[1])}
 
 
 def checkpoint_items(node: Any, room: str, payload: dict[str, Any]) -> tuple[dict[str, bytes], Refs]:
@@ -236,10 +273,13 @@ def state_at(
     base: dict[str, bytes] | None = None
     refs: Refs = {}
     start = seq_base
-    for _, _, payload in reversed(node.list_local(checkpoints_path(room))):
-        if payload["seq"] <= seq:
-            (base, refs), start = checkpoint_items(node, room, payload), payload["seq"]
-            break
+    # The latest state at or before seq: a restore in parts checkpoints its target, an older seq, after
+    # newer checkpoints, so ids are not in seq order.
+    before = [(payload["seq"], number) for number, payload in checkpoint_records(node, room)]
+    best = max((found for found in before if found[0] <= seq), default=None)
+    if best is not None:
+        payload = read_checkpoint(node, room, best[1])
+        (base, refs), start = checkpoint_items(node, room, payload), payload["seq"]
     if base is None:
         if seq_base or meta.get("seeded"):
             raise RequestError(
@@ -271,9 +311,7 @@ def state_at(
 # ---- commands ------------------------------------------------------------------------------------------
 
 
-def _history_guard(
-    room: str, version: int, settings: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def history_guard(room: str, version: int, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A condition and op that make a command apply only if no other history change came first."""
     path = list(history_path(room))
     return (
@@ -282,12 +320,12 @@ def _history_guard(
     )
 
 
-def checkpoint_ops(
-    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Conditions and ops that append a checkpoint of ``items`` (with ``record``'s name, author, time,
-    seq, auto) and store the values no checkpoint holds yet, each holding the blobs it references (which
-    must exist). Must run under the history guard."""
+def value_ops(
+    node: Any, room: str, items: dict[str, bytes], refs: Refs
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    """Conditions and ops that store the values of ``items`` no checkpoint holds yet, each holding the
+    blobs it references (which must exist), and the key map naming them. Must run under the history
+    guard, in the transaction that makes a checkpoint name them."""
     values = values_path(room)
     keys: dict[str, str] = {}
     compare: list[dict[str, Any]] = []
@@ -307,6 +345,15 @@ def checkpoint_ops(
             compare += exists_conditions(blobs)
             keep = {format_path(tuple(path)): {"exists": True}}
             ops += hold_ops(blobs, value_holder(room, name), keep_while=keep)
+    return compare, ops, keys
+
+
+def checkpoint_ops(
+    node: Any, room: str, items: dict[str, bytes], refs: Refs, record: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Conditions and ops that append a checkpoint of ``items`` (with ``record``'s name, author, time,
+    seq, auto) and store its values (``value_ops``). Must run under the history guard."""
+    compare, ops, keys = value_ops(node, room, items, refs)
     ops.append({"op": "append", "path": list(checkpoints_path(room)), "payload": {**record, "keys": keys}})
     return compare, ops
 
@@ -322,15 +369,66 @@ def checkpoint_command(
     restore or retention change (the history guard, which also keeps checkpoint ids in seq order), and the
     room's deletion (``meta``: the room read, not one created again under its name)."""
     version, settings = history_version(node, room)
-    condition, guard = _history_guard(room, version, settings)
+    condition, guard = history_guard(room, version, settings)
     held, ops = checkpoint_ops(node, room, items, refs, record)
     compare = [same_room(room, meta), condition, *held]
     return {"compare": compare, "then": [guard, *ops]}
 
 
-def _no_append_after(room: str, last_seq: int) -> dict[str, Any]:
+def no_append_after(room: str, last_seq: int) -> dict[str, Any]:
     """True while nothing was appended to the room's log after tree seq ``last_seq``."""
     return {"not": {"exists": [*log_path(room), seq_name(last_seq + 1)]}}
+
+
+def restore_ops(
+    target: tuple[dict[str, bytes], Refs], current: tuple[dict[str, bytes], Refs]
+) -> list[list[Any]]:
+    """The ops that turn the ``current`` map into ``target`` (deletes first, then sets, each in key order)."""
+    (target_items, target_refs), (current_items, current_refs) = target, current
+    ops: list[list[Any]] = [["delete", key] for key in sorted(current_items) if key not in target_items]
+    ops += [
+        set_op(key, value, target_refs.get(key, ()))
+        for key, value in sorted(target_items.items())
+        if current_items.get(key) != value or current_refs.get(key, ()) != target_refs.get(key, ())
+    ]
+    return ops
+
+
+def restored_ops(
+    room: str,
+    ops: list[list[Any]],
+    current_refs: Refs,
+    entry: dict[str, Any],
+    cap: int | None,
+    lock_owner: dict[str, Any] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Conditions and ops that apply a restore's ``ops`` to the keys and append them to the log as one
+    operation (``entry``: its author, time and source), as a write does: the keys' blob holds move and
+    their author records name it. With ``lock_owner`` (the room has locks) no key it changes may be
+    locked by another session."""
+    compare: list[dict[str, Any]] = []
+    then: list[dict[str, Any]] = []
+    for op in ops:
+        path = [*keys_path(room), op[1]]
+        if lock_owner is not None:
+            lock = list(lock_path(room, op[1]))
+            compare.append({"any": [{"not": {"exists": lock}}, {"payload_equals": [lock, lock_owner]}]})
+        then.append(
+            {"op": "put", "path": path, "payload": op[2]}
+            if op[0] == "set"
+            else {"op": "delete", "path": path}
+        )
+        old, new = current_refs.get(op[1], ()), op_refs(op)
+        if old or new:
+            key_compare, key_then, _ = key_hold_changes(room, op[1], old, new)
+            compare += key_compare
+            then += key_then
+    then += author_ops(room, ops, entry["c"], entry["u"], entry["t"])
+    append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": {**entry, "ops": ops}}
+    if cap is not None:
+        append["cap"] = cap
+    then.append(append)
+    return compare, then
 
 
 def restore_command(
@@ -351,40 +449,13 @@ def restore_command(
     command and the ops (empty: nothing to restore, and no command to run).
 
     The keys' blob holds move as a write's do; the undo checkpoint holds the current values' blobs."""
-    (target_items, target_refs), (current_items, current_refs) = target, current
-    ops: list[list[Any]] = [["delete", key] for key in sorted(current_items) if key not in target_items]
-    ops += [
-        set_op(key, value, target_refs.get(key, ()))
-        for key, value in sorted(target_items.items())
-        if current_items.get(key) != value or current_refs.get(key, ()) != target_refs.get(key, ())
-    ]
+    ops = restore_ops(target, current)
     version, settings = history_version(node, room)
-    condition, guard = _history_guard(room, version, settings)
-    held, undo_ops = checkpoint_ops(node, room, current_items, current_refs, undo)
-    compare = [same_room(room, meta), condition, _no_append_after(room, last_seq), *held]
-    if lock_owner is not None:  # the room has locks: none of the keys may be someone else's
-        for op in ops:
-            path = list(lock_path(room, op[1]))
-            compare.append({"any": [{"not": {"exists": path}}, {"payload_equals": [path, lock_owner]}]})
-    then = [guard, *undo_ops]
-    for op in ops:
-        path = [*keys_path(room), op[1]]
-        then.append(
-            {"op": "put", "path": path, "payload": op[2]}
-            if op[0] == "set"
-            else {"op": "delete", "path": path}
-        )
-        old, new = current_refs.get(op[1], ()), op_refs(op)
-        if old or new:
-            key_compare, key_then, _ = key_hold_changes(room, op[1], old, new)
-            compare += key_compare
-            then += key_then
-    then += author_ops(room, ops, entry["c"], entry["u"], entry["t"])
-    append: dict[str, Any] = {"op": "append", "path": list(log_path(room)), "payload": {**entry, "ops": ops}}
-    if cap is not None:
-        append["cap"] = cap
-    then.append(append)
-    return {"compare": compare, "then": then}, ops
+    condition, guard = history_guard(room, version, settings)
+    held, undo_ops = checkpoint_ops(node, room, *current, undo)
+    changed, then = restored_ops(room, ops, current[1], entry, cap, lock_owner)
+    compare = [same_room(room, meta), condition, no_append_after(room, last_seq), *held, *changed]
+    return {"compare": compare, "then": [guard, *undo_ops, *then]}, ops
 
 
 def fork_command(
@@ -394,14 +465,22 @@ def fork_command(
     meta: dict[str, Any],
     source: tuple[str, dict[str, Any]],
     author: list[Any],
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A new room holding ``items``, its keys holding the blobs ``refs`` names (it did not start empty:
     restoring before its first checkpoint is refused). ``source`` is the room and meta ``items`` were read
     from: the fork is refused if that room went meanwhile (its "forked_from" would name another room). Its
-    keys are ``author``'s ([client_id, name, time]) at seq 0, the room's first state."""
-    compare: list[dict[str, Any]] = [{"not": {"exists": list(room_path(room))}}, same_room(*source)]
-    new_meta = {**meta, "seeded": True, "incarnation": new_incarnation()}
-    then: list[dict[str, Any]] = [{"op": "put", "path": list(meta_path(room)), "payload": new_meta}]
+    keys are ``author``'s ([client_id, name, time]) at seq 0, the room's first state.
+
+    A fork in parts (history_parts.py) sends this once per part: the first makes the room with ``meta``
+    hidden ("importing"), every later one requires the meta the one before left (``previous``), and the
+    last shows the room. ``meta`` must hold the room's incarnation (``fork_meta``)."""
+    if previous is None:
+        compare: list[dict[str, Any]] = [{"not": {"exists": list(room_path(room))}}]
+    else:
+        compare = [{"payload_equals": [list(meta_path(room)), previous]}]
+    compare.append(same_room(*source))
+    then: list[dict[str, Any]] = [{"op": "put", "path": list(meta_path(room)), "payload": meta}]
     for key, value in sorted(items.items()):
         then.append({"op": "put", "path": [*keys_path(room), key], "payload": value})
         then.append({"op": "put", "path": [*authors_path(room), key], "payload": [0, *author]})
@@ -412,26 +491,38 @@ def fork_command(
     return {"compare": compare, "then": then}
 
 
+def fork_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """A forked room's meta: it did not start empty, and it is a room of its own (a new incarnation)."""
+    return {**meta, "seeded": True, "incarnation": new_incarnation()}
+
+
 def delete_checkpoints_command(
     node: Any, room: str, meta: dict[str, Any], numbers: list[int]
 ) -> dict[str, Any]:
-    """Delete checkpoints and every value only they held (under the history guard)."""
+    """Delete checkpoints and every value only they held (under the history guard). Refused while a
+    restore in parts is under way: its target and undo checkpoints must stay."""
+    if node.read_local(restoring_path(room)) is not None:
+        raise RequestError(
+            ErrorCode.CONFLICT, f"a restore of room {room!r} is under way: delete checkpoints when it ends"
+        )
     version, settings = history_version(node, room)
-    condition, guard = _history_guard(room, version, settings)
+    condition, guard = history_guard(room, version, settings)
     gone = set(numbers)
     kept: set[str] = set()
     dropped: set[str] = set()
-    for name, _, payload in node.list_local(checkpoints_path(room)):
-        (dropped if int(name) in gone else kept).update(payload["keys"].values())
+    for name, _, payload in node.list_local(checkpoints_path(room)):  # partial ones too
+        number = int(name)
+        (dropped if number in gone else kept).update(key_map(node, room, number, payload).values())
     then = [guard]
     then += [{"op": "delete", "path": [*checkpoints_path(room), seq_name(n)]} for n in sorted(gone)]
+    restoring = {"not": {"exists": list(restoring_path(room))}}
     then += [{"op": "delete", "path": [*values_path(room), d]} for d in sorted(dropped - kept)]
-    return {"compare": [same_room(room, meta), condition], "then": then}
+    return {"compare": [same_room(room, meta), condition, restoring], "then": then}
 
 
 def retention_command(node: Any, room: str, meta: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     version, _ = history_version(node, room)
-    condition, guard = _history_guard(room, version, settings)
+    condition, guard = history_guard(room, version, settings)
     return {"compare": [same_room(room, meta), condition], "then": [guard]}
 
 

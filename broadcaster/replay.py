@@ -97,10 +97,10 @@ def replay_range(node: Any, room: str, seq_base: int, meta: dict[str, Any]) -> t
     oldest = logged[0][0] + seq_base if logged else last + 1  # the first entry still retained
     if not seq_base and not meta.get("seeded") and oldest <= 1:
         return 0, last  # the whole log from the room's empty start
-    for _, _, payload in node.list_local(history.checkpoints_path(room)):  # oldest first
-        if oldest - 1 <= payload["seq"] <= last:  # the log from this checkpoint on is all retained
-            return payload["seq"], last
-    return last, last
+    # The earliest checkpoint the retained log goes on from (ids need not be in seq order: a restore in
+    # parts checkpoints its target, an older seq, after newer checkpoints).
+    found = [p["seq"] for _, p in history.checkpoint_records(node, room) if oldest - 1 <= p["seq"] <= last]
+    return (min(found), last) if found else (last, last)
 
 
 def replay_page(

@@ -5,7 +5,8 @@ Tree layout of a room:
                                  "incarnation": str (random, set at creation; absent in rooms created
                                  before it was introduced),
                                  "seq_base": int (optional: an imported room's seq before its first op),
-                                 "importing": client_id (optional: an import in parts, not yet visible)}
+                                 "importing": client_id (optional: an import in parts, not yet visible;
+                                 {"fork": builder} for a fork in parts, history_parts.py)}
                                  Written only when the room is created (an import's parts rewrite it
                                  until the last), so a command built from this node's copy of a room
                                  requires the meta it read (``same_room``): a room deleted and created
