@@ -9,7 +9,18 @@ from typing import Any
 
 import trio
 
-from . import blame, cluster, guessing, history_storage, raft, server, storage, tree_log, viewers
+from . import (
+    blame,
+    cluster,
+    guessing,
+    history_large,
+    history_storage,
+    raft,
+    server,
+    storage,
+    tree_log,
+    viewers,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     viewers.add_arguments(kinds)
     storage.add_arguments(kinds)
     history_storage.add_arguments(kinds)
+    history_large.add_arguments(kinds)
     tree_log.add_arguments(kinds)
     blame.add_arguments(kinds)
     return parser
@@ -36,6 +48,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await storage.run(args)
     if args.bench == "history-storage":
         return await history_storage.run(args)
+    if args.bench == "history-large":
+        return await history_large.run(args)
     if args.bench == "tree-log":
         return tree_log.run(args)
     if args.bench == "blame":
