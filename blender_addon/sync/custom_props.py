@@ -118,6 +118,9 @@ def write(struct, name: str, doc: dict | None, ctx: ApplyContext) -> None:
                 ui.update(**doc["ui"])
     except (TypeError, ValueError, OverflowError) as exc:
         ctx.report(f"custom property {name!r}: {exc}")
+    # Blender's evaluated copy gets the property only once its owner is tagged: a driver reading it that is
+    # evaluated before (an operator a later op runs evaluates the scene) fails and stays off.
+    struct.id_data.update_tag()
 
 
 def describe(struct) -> dict:

@@ -232,6 +232,36 @@ def test_a_scene_made_by_the_applier_writes_its_animation():
     assert sync.scene_hash() == before
 
 
+def test_a_driver_whose_target_property_arrives_last_stays_on_when_the_scene_is_evaluated_between():
+    """The object a camera's driver reads arrives first, then the camera and its driver, then the object's
+    custom property, the scene evaluated after each (as Blender does between the add-on's pumps). The
+    driver fails while the property is missing and Blender switches it off; it is switched on again when
+    the property arrives, but Blender's evaluated copy of the object has the property only once the object
+    is tagged: evaluated before, the driver failed again, for good, and the lens kept its undriven value."""
+    reset_scene()
+    cam = bpy.data.cameras.new("PropCam")
+    link(bpy.data.objects.new("PropCam", cam))
+    holder = link(bpy.data.objects.new("Holder", None))
+    holder["float"] = 0.25
+    add_driver(cam, "lens", 0, "30 + f", [("f", "SINGLE_PROP", [{"id": holder, "data_path": '["float"]'}])])
+    evaluate_scenes()
+    before = sync.scene_hash()
+    holder_uuid = sync.get_uuid(holder)
+    ops = sorted(sync.serialise_scene().items(), key=lambda op: holder_uuid not in op[0])  # the holder first
+    prop = next(op for op in ops if op[0].endswith("/prop/float"))
+    ops.remove(prop)
+    reset_scene()
+    applier = sync.Applier()
+    for op in [*ops, prop]:
+        applier.feed([op])
+        applier.step()
+        evaluate_scenes()
+    assert applier.errors == [] and applier.pending_links == {}
+    assert bpy.data.cameras["PropCam"].animation_data.drivers[0].driver.is_valid
+    assert bpy.data.cameras["PropCam"].lens == pytest.approx(30.25)
+    assert sync.scene_hash() == before
+
+
 def test_values_are_msgpack_with_binary_arrays():
     build_mesh()
     values = sync.serialise_scene()
