@@ -25,6 +25,21 @@ RESETS = {
     # read_data and use_vertex_interpolation are bits of one field: writing the first clears the second
     ("MESH_SEQUENCE_CACHE", "read_data"): "use_vertex_interpolation",
 }
+# Physics modifiers keep their settings in structs (read-only pointers): each struct is one setting of the
+# modifier, read whole with the structs nested in it: struct -> (nested structs, what stays each artist's).
+# A cache's file, name and disk use stay each artist's (caches are baked on each machine); its frame range
+# travels. A cloth's rest shape key (a pointer to what is not a datablock) stays each artist's. Fluid and
+# dynamic paint do not travel (docs/addon.md, "Not synchronised yet").
+CACHE_SKIP = ("index", "name", "filepath", "use_disk_cache", "use_external", "use_library_path")
+PHYSICS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "CLOTH": {
+        "settings": (("effector_weights",), ()),
+        "collision_settings": ((), ()),
+        "point_cache": ((), CACHE_SKIP),
+    },
+    "SOFT_BODY": {"settings": (("effector_weights",), ()), "point_cache": ((), CACHE_SKIP)},
+    "COLLISION": {"settings": ((), ())},
+}
 # Interface socket types whose modifier input holds a datablock (travels as its uuid).
 ID_SOCKETS = frozenset(
     {"NodeSocketObject", "NodeSocketCollection", "NodeSocketMaterial", "NodeSocketImage", "NodeSocketTexture"}
@@ -83,6 +98,14 @@ def _settings(
     return {prop: "" if _names_none(ob, prop, value) else value for prop, value in props.items()}
 
 
+def _physics(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, object]:
+    """A physics modifier's settings structs (``PHYSICS``), each a document."""
+    return {
+        prop: ctx.props(getattr(mod, prop), skip=skip, nested=nested)
+        for prop, (nested, skip) in PHYSICS.get(mod.type, {}).items()
+    }
+
+
 def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict]:
     """Items of the ``mod`` part, the ``modorder`` list, items of the ``modset`` and ``modin`` parts."""
     mods, settings, inputs = {}, {}, {}
@@ -95,6 +118,8 @@ def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict
         for prop, value in _settings(ob, mod, ctx, MODIFIER_SKIP).items():
             settings[(mod.name, prop)] = value
         for prop, value in structs.read(mod, ctx).items():  # a falloff curve...
+            settings[(mod.name, prop)] = value
+        for prop, value in _physics(mod, ctx).items():
             settings[(mod.name, prop)] = value
         if mod.type == "HOOK":  # the vertices assigned in edit mode: read-only, set by vertex_indices_set
             settings[(mod.name, "vertex_indices")] = list(mod.vertex_indices)
@@ -163,6 +188,17 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
         setattr(mod, kept, saved)
     if isinstance(doc, str) and doc and getattr(mod, prop) != doc:
         _wait_for_name(ob, prop, ctx)
+    elif isinstance(doc, dict):  # a physics struct: a cloth's pin group...
+        sub = getattr(mod, prop, None)
+        for name, value in doc.items():
+            if (
+                "vertex_group" in name
+                and isinstance(value, str)
+                and value
+                and getattr(sub, name, "") != value
+            ):
+                _wait_for_name(ob, name, ctx)
+                break
     return ob
 
 
@@ -216,4 +252,5 @@ def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
         structs.read(mod, None),
         list(mod.vertex_indices) if mod.type == "HOOK" else None,
         [[k, inputs[k]] for k in sorted(inputs)],
+        _physics(mod, ctx),
     ]

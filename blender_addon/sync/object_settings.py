@@ -1,7 +1,7 @@
 """An object's settings beyond its transform and the flags it placed with (``objects.SETTINGS``): viewport
 display (colour, In Front, name, axes, wire, bounds), ray visibility, holdout, shadow catcher, pass index and
 light group, transform locks, tracking axes, instancing options, an image empty's image, its image user and
-how it is drawn, line art, light linking and the render engine's own object settings.
+how it is drawn, line art, light linking, a force field and the render engine's own object settings.
 
 One key each, ``obj/<u>/set/<attr>`` as the first flags, so two artists changing two settings of one object
 at the same moment keep both. A nested struct (``display``, ``lineart``, ``light_linking``, ``cycles``) is
@@ -59,13 +59,24 @@ SKIP = (
     "empty_display_size",
     "display_type",
 )
-NESTED = ("display", "lineart", "light_linking", "cycles")
+NESTED = ("display", "lineart", "light_linking", "cycles", "field")
+# A force field (``field``): Blender gives an object its settings only once one is added (the Force Field
+# operator, or a physics modifier that needs them), so a field of type NONE reads as none, a receiver
+# makes one with the operator, and a deleted key sets its type back to NONE.
+FIELD = "field"
+FIELD_FIRST = ("type", "shape")  # which other settings a field has
 IMAGE = "data"  # an empty's image: its ``data``, an Image (the key of an empty only)
 IMAGE_USER = "image_user"  # an image empty's frame settings (structs.py)
 
 
 def _read_all(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
     values = ctx.props(ob, skip=SKIP, nested=NESTED)
+    field = values.get(FIELD)
+    if isinstance(field, dict) and field.get("type") == "NONE":
+        del values[FIELD]
+    elif isinstance(field, dict) and field.get("texture") is None:
+        # Used with a texture only; a new field's 0 is below what Blender lets anyone write.
+        field.pop("texture_nabla", None)
     values.update(structs.read(ob, ctx))  # an image empty's image user
     if ob.type == "EMPTY":
         image = ob.data if isinstance(ob.data, bpy.types.Image) else None
@@ -108,6 +119,8 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
 
 def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bpy.types.ID:
     """One setting; a deleted key puts back the value of a new object (:func:`baseline`)."""
+    if attr == FIELD:
+        return _apply_field(ob, None if ctx.deleting else doc, ctx)
     if ctx.deleting:
         base = baseline(ob)
         if attr not in base or attr == IMAGE_USER:  # Blender drops the image user with the image's display
@@ -135,4 +148,19 @@ def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bp
         rna.write_changed(ob, {attr: doc}, ctx.resolve)
     if attr in NESTED:
         ob.update_tag()  # written through a nested struct: Blender's API tags nothing
+    return ob
+
+
+def _apply_field(ob: bpy.types.Object, doc: object, ctx: ApplyContext) -> bpy.types.ID:
+    if not isinstance(doc, dict):  # deleted: no force field
+        if ob.field is not None and ob.field.type != "NONE":
+            ob.field.type = "NONE"
+        return ob
+    if ob.field is None:
+        with bpy.context.temp_override(object=ob, active_object=ob):
+            bpy.ops.object.forcefield_toggle()  # the only way to give an empty its settings
+        if ob.field is None:
+            raise ValueError(f"Blender gave {ob.name!r} no force field settings")
+    rna.write_props(ob.field, doc, ctx.resolve, first=FIELD_FIRST)
+    ob.update_tag()
     return ob

@@ -110,6 +110,7 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
         yield Untravelled(_subject(ob), what, f"linked from {coll.library.name}, {missing}")
     yield from _pointers(ob, library_travels)
     yield from _cache_files(ob)
+    yield from _physics(ob)
     for owner in (ob, data, getattr(data, "shape_keys", None)):
         if owner is not None:
             yield from _animation(owner)
@@ -119,6 +120,20 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
     yield from _images(ob, seen)
     if ob.type == "VOLUME" and data is not None and data.is_sequence:
         yield Untravelled(_subject(data), "the other files of its sequence", "only the current file travels")
+
+
+def _physics(ob: bpy.types.Object) -> Iterator[Untravelled]:
+    """Physics whose settings do not travel: rigid bodies, fluids, dynamic paint."""
+    if ob.rigid_body is not None or ob.rigid_body_constraint is not None:
+        why = "made by operators in the scene's rigid body world, which does not travel"
+        yield Untravelled(_subject(ob), "its rigid body settings", why)
+    for mod in ob.modifiers:
+        if mod.type == "FLUID":
+            why = "writing a fluid's settings makes and removes particle systems"
+            yield Untravelled(_subject(ob), f"the settings of fluid modifier {mod.name!r}", why)
+        elif mod.type == "DYNAMIC_PAINT":
+            why = "a canvas's surfaces are made by operators"
+            yield Untravelled(_subject(ob), f"the settings of dynamic paint modifier {mod.name!r}", why)
 
 
 def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:

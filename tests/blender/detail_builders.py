@@ -1,6 +1,6 @@
 """Scene builders for data held inside other datablocks (listed in scene_builders.BUILDERS): shape keys of
 lattices and curves, curve mapping widgets of nodes and modifiers, text boxes, image user settings, a legacy
-texture's colour ramp and node tree."""
+texture's colour ramp and node tree, physics (force fields, cloth, soft body, collision)."""
 
 from __future__ import annotations
 
@@ -272,3 +272,51 @@ def texture_samples() -> list:
         [[round(c, 4) for c in bpy.data.textures[name].evaluate(p)] for p in points]
         for name in ("Banded", "Patterned")
     ]
+
+
+def grid_mesh(name: str, size: int = 6) -> bpy.types.Mesh:
+    """A flat grid of ``size`` x ``size`` vertices (enough for a cloth to fold)."""
+    mesh = bpy.data.meshes.new(name)
+    verts = [(x * 0.2, y * 0.2, 1.0) for y in range(size) for x in range(size)]
+    faces = [
+        (y * size + x, y * size + x + 1, (y + 1) * size + x + 1, (y + 1) * size + x)
+        for y in range(size - 1)
+        for x in range(size - 1)
+    ]
+    mesh.from_pydata(verts, [], faces)
+    return mesh
+
+
+def add_field(ob: bpy.types.Object) -> None:
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        bpy.ops.object.forcefield_toggle()
+
+
+def build_physics() -> None:
+    """A wind (an empty with a force field), a cloth pinned by a vertex group that a soft body follows, and
+    a floor that collides and also pushes (a mesh with a force field)."""
+    wind = _link(bpy.data.objects.new("Wind", None))
+    add_field(wind)
+    wind.field.type = "WIND"
+    wind.field.shape = "PLANE"
+    wind.field.strength, wind.field.flow = 3.5, 0.25
+    wind.rotation_euler = (0.5, 0.0, 0.0)
+    sheet = _link(bpy.data.objects.new("Sheet", grid_mesh("Sheet")))
+    pin = sheet.vertex_groups.new(name="Pin * /")  # pattern characters are data
+    pin.add([0, 1, 2, 3, 4, 5], 1.0, "REPLACE")
+    cloth = sheet.modifiers.new("Cloth", "CLOTH")
+    cloth.settings.mass = 0.7
+    cloth.settings.vertex_group_mass = "Pin * /"
+    cloth.settings.effector_weights.wind = 0.4
+    cloth.collision_settings.distance_min = 0.02
+    cloth.point_cache.frame_end = 30
+    soft = sheet.modifiers.new("Soft", "SOFT_BODY")
+    soft.settings.mass = 2.5
+    soft.settings.use_goal = False
+    floor = _link(bpy.data.objects.new("Floor", grid_mesh("Floor", 3)))
+    floor.location.z = -1.0
+    floor.modifiers.new("Collision", "COLLISION")
+    floor.collision.damping = 0.6
+    floor.collision.thickness_outer = 0.05
+    floor.field.type = "FORCE"  # the collision modifier gave it field settings
+    floor.field.strength = -2.0

@@ -20,6 +20,7 @@ from detail_builders import (
     build_curve_mappings,
     build_image_users,
     build_lattice_curve_shapes,
+    build_physics,
     build_text_boxes,
     build_texture_nodes,
 )
@@ -1172,6 +1173,7 @@ BUILDERS = {
     "data_animation": (build_data_animation, "light"),
     "driver_curves": (build_driver_curves, "obj"),
     "kind_animation": (build_every_kind_nla, "speaker"),
+    "physics": (build_physics, "obj"),
 }
 
 
@@ -1232,6 +1234,7 @@ CHANGES = {
     "node_items": lambda: setattr(
         bpy.data.node_groups["Items"].nodes["Capture Attribute"].capture_items["Idx"], "name", "Number"
     ),
+    "physics": lambda: setattr(bpy.data.objects["Sheet"].modifiers["Cloth"].settings, "mass", 0.25),
 }
 
 

@@ -1,0 +1,106 @@
+"""Physics set on an object: a force field (object_settings.py, ``set/field``) and the settings of cloth,
+soft body and collision modifiers (modifiers.py, ``PHYSICS``: one setting per struct)."""
+
+from __future__ import annotations
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from detail_builders import add_field, build_physics, grid_mesh  # noqa: E402
+from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  # noqa: E402
+from scene_builders import link, reset_scene  # noqa: E402
+
+from blender_addon import sync  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def check_physics() -> None:
+    wind, sheet, floor = (bpy.data.objects[n] for n in ("Wind", "Sheet", "Floor"))
+    assert (wind.field.type, wind.field.shape, wind.field.strength) == ("WIND", "PLANE", 3.5)
+    assert wind.field.flow == 0.25
+    cloth = sheet.modifiers["Cloth"]
+    assert abs(cloth.settings.mass - 0.7) < 1e-6 and cloth.settings.vertex_group_mass == "Pin * /"
+    assert abs(cloth.settings.effector_weights.wind - 0.4) < 1e-6 and cloth.point_cache.frame_end == 30
+    assert abs(cloth.collision_settings.distance_min - 0.02) < 1e-6
+    assert sheet.modifiers["Soft"].settings.mass == 2.5 and not sheet.modifiers["Soft"].settings.use_goal
+    assert abs(floor.collision.damping - 0.6) < 1e-6 and abs(floor.collision.thickness_outer - 0.05) < 1e-6
+    assert (floor.field.type, floor.field.strength) == ("FORCE", -2.0)
+
+
+def simulated(frames: int = 12) -> list[tuple[float, float, float]]:
+    """The sheet's evaluated vertices after playing the simulation from its first frame."""
+    scene = bpy.context.scene
+    for frame in range(scene.frame_start, scene.frame_start + frames):
+        scene.frame_set(frame)
+    sheet = bpy.data.objects["Sheet"].evaluated_get(bpy.context.evaluated_depsgraph_get())
+    return [tuple(round(c, 4) for c in v.co) for v in sheet.data.vertices]
+
+
+def test_physics_reaches_a_joiner_in_any_arrival_order_and_simulates_alike():
+    """Every setting arrives whatever the order (the pin group before or after the group it names, the
+    field before or after its object), the scene hashes the same, and the cloth, blown by the wind onto
+    the floor, ends where it does on the sender."""
+    reset_scene()
+    build_physics()
+    before = sync.scene_hash()
+    moved = simulated()
+    assert moved != [tuple(round(c, 4) for c in v.co) for v in bpy.data.objects["Sheet"].data.vertices]
+    bpy.context.scene.frame_set(1)
+    ops = list(sync.serialise_scene().items())
+    keys = [key for key, _ in ops]
+    assert any(key.endswith("/set/field") for key in keys)
+    assert any(key.endswith("/modset/Cloth/settings") for key in keys)
+    assert not any(key.endswith("/modset/Cloth/point_cache") and b"filepath" in value for key, value in ops)
+    for order in (ops, ops[::-1]):
+        applied_one_at_a_time(order)
+        check_physics()
+        assert sync.scene_hash() == before
+        assert simulated() == moved
+
+
+def test_a_field_taken_away_deletes_its_key_and_every_replica_drops_its_own():
+    reset_scene()
+    build_physics()
+    base = sync.serialise_scene()
+    tracker = replica(base)
+
+    def drop() -> None:
+        bpy.data.objects["Wind"].field.type = "NONE"
+        bpy.data.objects["Floor"].collision.damping = 0.25
+
+    batch = edit_batch(tracker, drop)
+    wind_field = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Wind"]), "set", "field")
+    assert (wind_field, None) in batch
+    after = sync.scene_hash()
+    receiver = replica(base)
+    applier = sync.apply_ops(batch, tracker=receiver)
+    assert applier.errors == []
+    assert bpy.data.objects["Wind"].field.type == "NONE"
+    assert abs(bpy.data.objects["Floor"].collision.damping - 0.25) < 1e-6
+    assert sync.scene_hash() == after
+    assert receiver.scan() == ({}, [])  # applying it echoes nothing
+
+
+def test_two_structs_of_one_cloth_changed_at_the_same_moment_both_stay():
+    def build() -> None:
+        sheet = link(bpy.data.objects.new("Sheet", grid_mesh("Sheet")))
+        sheet.modifiers.new("Cloth", "CLOTH")
+        link(bpy.data.objects.new("Lamp post", None))
+
+    def edit_a() -> None:
+        bpy.data.objects["Sheet"].modifiers["Cloth"].settings.mass = 0.9
+
+    def edit_b() -> None:
+        bpy.data.objects["Sheet"].modifiers["Cloth"].collision_settings.distance_min = 0.03
+        add_field(bpy.data.objects["Lamp post"])
+        bpy.data.objects["Lamp post"].field.type = "VORTEX"
+
+    def check() -> None:
+        cloth = bpy.data.objects["Sheet"].modifiers["Cloth"]
+        assert abs(cloth.settings.mass - 0.9) < 1e-6
+        assert abs(cloth.collision_settings.distance_min - 0.03) < 1e-6
+        assert bpy.data.objects["Lamp post"].field.type == "VORTEX"
+
+    concurrently(build, edit_a, edit_b, check)
