@@ -58,6 +58,10 @@ SKIP = (
     "empty_display_type",
     "empty_display_size",
     "display_type",
+    # The mesh's symmetry, shown on its objects: keys of the mesh (mesh_settings.py)
+    "use_mesh_mirror_x",
+    "use_mesh_mirror_y",
+    "use_mesh_mirror_z",
 )
 NESTED = ("display", "lineart", "light_linking", "cycles", "field")
 # A force field (``field``): Blender gives an object its settings only once one is added (the Force Field

@@ -79,9 +79,13 @@ def build_object() -> None:
 
 
 def build_mesh() -> None:
-    """A primitive and a data-API mesh with UVs, a colour attribute and face flags."""
+    """A primitive and a data-API mesh with UVs, a colour attribute, face flags and settings of its own
+    (symmetry, remesh, a manual texture space; the sphere takes its texture coordinates from it)."""
     bpy.ops.mesh.primitive_uv_sphere_add(segments=12, ring_count=6, location=(0, 0, 1))
     me = triangle_mesh()
+    me.use_mirror_x, me.remesh_voxel_size = True, 0.05
+    me.use_auto_texspace, me.texspace_size = False, (2.0, 2.0, 0.5)
+    bpy.context.active_object.data.texture_mesh = me
     uv = me.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     col = me.color_attributes.new("Col", "FLOAT_COLOR", "POINT")

@@ -1,4 +1,5 @@
-"""Meshes (kind ``mesh``): material list, geometry with every generic attribute, shape keys."""
+"""Meshes (kind ``mesh``): material list, geometry with every generic attribute, shape keys, settings
+(mesh_settings.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 
 import bpy
 
-from .. import custom_props, derived, rna, shape_keys, vertex_groups
+from .. import custom_props, derived, mesh_settings, rna, shape_keys, vertex_groups
 from ..arrays import (
     fget,
     floats,
@@ -100,6 +101,7 @@ def serialise(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:
         "meta": meta,
         "name": me.name,
         "geometry": geometry,
+        "set": mesh_settings.read(me, ctx),
         "vgroup": vertex_groups.read(me, ctx),
         **shape_keys.read(me, ctx),
         "prop": custom_props.items(me, ctx),
@@ -142,6 +144,7 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
         "vertex_groups": vertex_groups.describe(me, ctx),
         **shape_keys.describe(me, ctx),
         "custom_props": custom_props.describe(me),
+        "settings": mesh_settings.describe(me, ctx),
     }
 
 
@@ -267,6 +270,7 @@ KIND = Kind(
         "meta": apply_meta,
         "name": apply_name,
         "geometry": apply_geometry,
+        "set": mesh_settings.PART,
         "vgroup": vertex_groups.PART,
         **shape_keys.parts("geometry"),
         "prop": custom_props.PART,
