@@ -313,7 +313,24 @@ def build_grease_pencil() -> None:
     drawing.attributes.new("material_index", "INT", "CURVE").data.foreach_set("value", [0, 1])
     lines.frames.new(5).drawing.add_strokes([4])
     shading.frames.new(2).keyframe_type = "BREAKDOWN"
-    link(bpy.data.objects.new("Sketch", gp)).location = (0, 2, 0)
+    sketch = link(bpy.data.objects.new("Sketch", gp))
+    sketch.location = (0, 2, 0)
+    add_effects(sketch)
+
+
+def add_effects(ob: bpy.types.Object) -> None:
+    """Visual effects on a grease pencil object: a glow, a shadow cast from an empty, a wave, moved into
+    an order of their own."""
+    glow = ob.shader_effects.new("Glow", "FX_GLOW")
+    glow.mode, glow.size, glow.glow_color = "COLOR", (7.0, 3.0), (1.0, 0.5, 0.0)
+    shadow = ob.shader_effects.new("Shadow", "FX_SHADOW")
+    shadow.use_object = True
+    shadow.object = link(bpy.data.objects.new(f"{ob.name} light", None))
+    shadow.shadow_color = (0.1, 0.0, 0.2, 0.8)
+    wave = ob.shader_effects.new("Wave", "FX_WAVE")
+    wave.amplitude, wave.show_render = 4.0, False
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        bpy.ops.object.shaderfx_move_to_index(shaderfx="Wave", index=0)
 
 
 def image_sequence(count: int = 3, size: int = 4, shade: float = 0.0) -> str:

@@ -456,7 +456,7 @@ def test_grease_pencil_edits_apply_in_place():
     sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
     assert applier.errors == [] and applier.pending_links == {}
     assert [layer.name for layer in bpy.data.grease_pencils["Sketch"].layers] == order
-    assert len(bpy.data.grease_pencils) == 1 and len(bpy.data.objects) == 1
+    assert len(bpy.data.grease_pencils) == 1 and len(bpy.data.objects) == 2  # and its shadow's empty
     assert sync.scene_hash() == edited_hash
     assert sync.serialise_scene() == edited
 

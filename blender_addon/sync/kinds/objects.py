@@ -34,6 +34,7 @@ from .. import (
     pose_bones,
     replacing,
     rna,
+    shader_effects,
 )
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
@@ -121,6 +122,7 @@ def serialise(
     data_kind = data_kinds.get(ob.type)
     collections = {r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None}
     mods, mod_order, mod_settings, mod_inputs = modifiers.read(ob, ctx)
+    effects, effect_order, effect_settings = shader_effects.read(ob, ctx)
     parts: dict[str, object] = {
         "meta": {
             "type": ob.type,
@@ -153,6 +155,9 @@ def serialise(
         "modorder": mod_order,
         "modset": mod_settings,
         "modin": mod_inputs,
+        "fx": effects,
+        "fxorder": effect_order,
+        "fxset": effect_settings,
         "anim": animation.read(ob, ctx),
         "instance": instancing.read(ob, ctx),
         "psys": particles.read(ob, ctx),
@@ -187,6 +192,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         "collections": sorted(r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r),
         "material_slots": [[s.link, ctx.ref(s.material)] for s in ob.material_slots],
         "modifiers": [modifiers.describe(m, ctx) for m in ob.modifiers],
+        "effects": shader_effects.describe(ob, ctx),
         "action": ctx.ref(ad.action) if ad is not None else None,
         "slot": ad.action_slot.identifier if ad is not None and ad.action_slot is not None else None,
         "empty": [ob.empty_display_type, ob.empty_display_size] if ob.type == "EMPTY" else None,
@@ -402,6 +408,9 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
             "modorder": modifiers.apply_order,
             "modset": Items(modifiers.apply_setting, depth=2),
             "modin": Items(modifiers.apply_input, depth=2),
+            "fx": Items(shader_effects.apply_effect),
+            "fxorder": shader_effects.apply_order,
+            "fxset": Items(shader_effects.apply_setting, depth=2),
             "anim": apply_anim,
             **nla.parts("nla"),
             "pose": Items(apply_pose_bone),
