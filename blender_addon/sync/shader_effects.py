@@ -62,7 +62,8 @@ def apply_effect(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, 
 
 
 def apply_order(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types.ID:
-    """Put the effects in the listed order (those it does not name follow, by name)."""
+    """Put the effects in the listed order (those it does not name follow, by name). The key exists only
+    while the object has effects (a deleted whole-part key is not applied)."""
     stack = order.plan([fx.name for fx in ob.shader_effects], doc)
     if stack.missing:
         ctx.wait_for("fx", ids.get_uuid(ob))  # a listed effect has not arrived: again once it has

@@ -156,7 +156,7 @@ def serialise(
         "modset": mod_settings,
         "modin": mod_inputs,
         "fx": effects,
-        "fxorder": effect_order,
+        **({"fxorder": effect_order} if effect_order else {}),  # only grease pencil objects have effects
         "fxset": effect_settings,
         "anim": animation.read(ob, ctx),
         "instance": instancing.read(ob, ctx),
