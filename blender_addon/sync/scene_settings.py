@@ -6,10 +6,12 @@ One key per setting of each struct, so a lighter raising Cycles' samples and ano
 transform keep both. A nested struct (the output's image format, FFmpeg, baking, colour management, units)
 is one setting: its members depend on each other (a look exists for one view
 transform, a colour depth for one file format, a length unit for one unit system), so it is written twice,
-the second pass taking what the first made possible. What belongs to one machine (Cycles' device and
-debug options, threads, the compositor's device, persistent data) or to each artist's playback and tools
-(current frame, preview range, sync mode, scrubbing audio, the 3D cursor, tool settings) stays each
-artist's. Rendering with a render engine that is not registered here leaves its settings to those who have it.
+the second pass taking what the first made possible. The view transform's curves, while they are used, go
+in the colour management setting as a curve mapping document (structs.py). What belongs to one machine
+(Cycles' device and debug options, threads, the compositor's device, persistent data) or to each artist's
+playback and tools (current frame, preview range, sync mode, scrubbing audio, the 3D cursor, tool
+settings) stays each artist's. Rendering with a render engine that is not registered here leaves its
+settings to those who have it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ STRUCTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # Members of a nested struct that Blender derives from the others: written last, they would round those.
 DERIVED = {"view_settings": ("white_balance_whitepoint",)}
+VIEW_CURVES = "curve_mapping"  # the view transform's curves, in the colour management setting while used
 
 
 def _struct(scene: bpy.types.Scene, name: str):
@@ -117,6 +120,8 @@ def _read_struct(scene: bpy.types.Scene, name: str, ctx: ReadContext) -> dict[st
         # Off, they do nothing; and a scene made by scenes.new() holds 0 there, below what can be set.
         view.pop("white_balance_temperature", None)
         view.pop("white_balance_tint", None)
+    if isinstance(view, dict) and view.get("use_curve_mapping"):  # off, the curves do nothing
+        view[VIEW_CURVES] = structs.read_curve_mapping(scene.view_settings.curve_mapping, ctx)
     return {attr: value for attr, value in values.items() if not attr.startswith("debug_")}
 
 
@@ -143,8 +148,11 @@ def apply(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ctx: Apply
         return scene  # each artist's, or a key of its own elsewhere (the frame range, the camera...)
     if structs.write(struct, attr, doc):
         return scene
+    curves = doc.pop(VIEW_CURVES, None) if attr == "view_settings" and isinstance(doc, dict) else None
     rna.write_changed(struct, {attr: doc}, ctx.resolve)
     if isinstance(doc, dict):
         rna.write_changed(struct, {attr: doc}, ctx.resolve)  # what the first pass made possible
+        if curves is not None:
+            structs.write_curve_mapping(scene.view_settings.curve_mapping, curves)
         scene.update_tag()  # written through a nested struct: Blender's API tags nothing
     return scene

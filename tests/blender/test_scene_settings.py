@@ -46,6 +46,11 @@ def light_the_shot() -> None:
     view.look = "High Contrast"  # a look of Filmic only
     view.exposure = 0.5
     view.gamma = 1.25
+    view.use_curve_mapping = True  # a grade: the combined curve lifted, a point added to the red one
+    view.curve_mapping.curves[0].points[0].location = (0.0, 0.1)
+    view.curve_mapping.curves[1].points.new(0.5, 0.6)
+    view.curve_mapping.black_level = (0.05, 0.05, 0.05)
+    view.curve_mapping.update()
     units = scene.unit_settings
     units.system = "IMPERIAL"
     units.length_unit = "FEET"  # a unit of the imperial system only
@@ -69,6 +74,10 @@ def check_lighting() -> None:
     view = scene.view_settings
     assert (view.view_transform, view.look) == ("Filmic", "High Contrast")
     assert view.exposure == 0.5 and view.gamma == 1.25
+    curves = view.curve_mapping.curves
+    assert view.use_curve_mapping and tuple(curves[0].points[0].location) == pytest.approx((0.0, 0.1))
+    assert [c for p in curves[1].points for c in p.location] == pytest.approx([0, 0, 0.5, 0.6, 1, 1])
+    assert tuple(view.curve_mapping.black_level) == pytest.approx((0.05, 0.05, 0.05))
     assert (scene.unit_settings.system, scene.unit_settings.length_unit) == ("IMPERIAL", "FEET")
     assert tuple(scene.gravity) == pytest.approx((0.0, 0.0, -3.7))
     assert scene.render.use_simplify and scene.render.simplify_subdivision == 2
