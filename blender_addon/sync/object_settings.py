@@ -1,7 +1,8 @@
 """An object's settings beyond its transform and the flags it placed with (``objects.SETTINGS``): viewport
 display (colour, In Front, name, axes, wire, bounds), ray visibility, holdout, shadow catcher, pass index and
 light group, transform locks, tracking axes, instancing options, an image empty's image, its image user and
-how it is drawn, line art, light linking, a force field and the render engine's own object settings.
+how it is drawn, line art, light linking, a force field, motion path settings and the render engine's own
+object settings.
 
 One key each, ``obj/<u>/set/<attr>`` as the first flags, so two artists changing two settings of one object
 at the same moment keep both. A nested struct (``display``, ``lineart``, ``light_linking``, ``cycles``) is
@@ -69,12 +70,15 @@ NESTED = ("display", "lineart", "light_linking", "cycles", "field")
 # makes one with the operator, and a deleted key sets its type back to NONE.
 FIELD = "field"
 FIELD_FIRST = ("type", "shape")  # which other settings a field has
+# The motion path settings (range, frames, what is shown), a struct inside a struct: one setting.
+MOTION_PATHS = "motion_paths"
 IMAGE = "data"  # an empty's image: its ``data``, an Image (the key of an empty only)
 IMAGE_USER = "image_user"  # an image empty's frame settings (structs.py)
 
 
 def _read_all(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
     values = ctx.props(ob, skip=SKIP, nested=NESTED)
+    values[MOTION_PATHS] = ctx.props(ob.animation_visualization.motion_path)
     field = values.get(FIELD)
     if isinstance(field, dict) and field.get("type") == "NONE":
         del values[FIELD]
@@ -125,6 +129,11 @@ def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bp
     """One setting; a deleted key puts back the value of a new object (:func:`baseline`)."""
     if attr == FIELD:
         return _apply_field(ob, None if ctx.deleting else doc, ctx)
+    if attr == MOTION_PATHS:
+        doc = baseline(ob)[MOTION_PATHS] if ctx.deleting else doc
+        if isinstance(doc, dict):
+            rna.write_changed(ob.animation_visualization.motion_path, doc, ctx.resolve)
+        return ob
     if ctx.deleting:
         base = baseline(ob)
         if attr not in base or attr == IMAGE_USER:  # Blender drops the image user with the image's display

@@ -72,6 +72,8 @@ def settings_scene() -> None:
     prop.light_linking.receiver_collection = lit
     if getattr(prop, "cycles", None) is not None:
         prop.cycles.use_motion_blur = False
+    paths = prop.animation_visualization.motion_path
+    paths.type, paths.frame_before, paths.show_frame_numbers = "CURRENT_FRAME", 25, True
     plan = bpy.data.images.new("Plan", 4, 4)
     plan.generated_color = (0.2, 0.4, 0.6, 1.0)
     ref = link(bpy.data.objects.new("Ref", None))
@@ -100,6 +102,8 @@ def check_settings() -> None:
     assert prop.light_linking.receiver_collection == bpy.data.collections["Lit"]
     if getattr(prop, "cycles", None) is not None:
         assert not prop.cycles.use_motion_blur
+    paths = prop.animation_visualization.motion_path
+    assert (paths.type, paths.frame_before, paths.show_frame_numbers) == ("CURRENT_FRAME", 25, True)
     assert ref.data == bpy.data.images["Plan"] and ref.empty_display_type == "IMAGE"
     assert tuple(ref.empty_image_offset) == (-0.25, -0.75) and ref.use_empty_image_alpha
     assert ref.empty_image_side == "FRONT" and not ref.show_empty_image_orthographic
@@ -128,13 +132,21 @@ def test_a_setting_put_back_deletes_its_key_and_every_replica_puts_it_back():
         prop = bpy.data.objects["Prop"]
         prop.pass_index = 0
         prop.light_linking.receiver_collection = None
+        prop.animation_visualization.motion_path.type = "RANGE"
+        prop.animation_visualization.motion_path.frame_before = 10
+        prop.animation_visualization.motion_path.show_frame_numbers = False
         bpy.data.objects["Ref"].data = None
 
     batch = edit_batch(tracker, put_back)
     prop_set = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Prop"]), "set")
     ref_set = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Ref"]), "set")
     assert sorted(batch) == sorted(
-        [(f"{prop_set}/light_linking", None), (f"{prop_set}/pass_index", None), (f"{ref_set}/data", None)]
+        [
+            (f"{prop_set}/light_linking", None),
+            (f"{prop_set}/motion_paths", None),
+            (f"{prop_set}/pass_index", None),
+            (f"{ref_set}/data", None),
+        ]
     )
     after = sync.scene_hash()
     receiver = replica(base)
@@ -142,6 +154,7 @@ def test_a_setting_put_back_deletes_its_key_and_every_replica_puts_it_back():
     assert applier.errors == []
     prop = bpy.data.objects["Prop"]
     assert prop.pass_index == 0 and prop.light_linking.receiver_collection is None
+    assert prop.animation_visualization.motion_path.frame_before == 10
     assert bpy.data.objects["Ref"].data is None and prop.is_holdout  # the rest stays
     assert sync.scene_hash() == after
     assert receiver.scan() == ({}, [])  # applying it echoes nothing
