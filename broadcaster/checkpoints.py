@@ -186,9 +186,13 @@ class RoomHistory:
                 self.store, room, meta, items, refs, state["record"], self.part_bytes, self.mark()
             )
         else:
-            # Read again for each attempt: a blob let go meanwhile is no longer named by the map.
+            # The first attempt takes what was read; each other reads again (a blob let go meanwhile is no
+            # longer named by the map).
+            first = [(items, refs)]
+
             def build() -> dict[str, Any]:
-                return history.checkpoint_command(node, room, meta, *read(), state["record"])
+                read_now = first.pop() if first else read()
+                return history.checkpoint_command(node, room, meta, *read_now, state["record"])
 
             number = (await self._guarded(room, meta, build))["results"][-1]["seq"]
         payload = {**state["record"], "keys": {}}
