@@ -68,3 +68,26 @@ def replace(old: bpy.types.ID, new: bpy.types.ID, remove: Callable[[bpy.types.ID
     if uuid is not None:
         ids.set_uuid(new, uuid)
     return new
+
+
+def typed_member(stack, name: str, doc: dict | None, what: str, where: str, report: Callable[[str], None]):
+    """Make ``stack``'s member ``name`` (an object's modifiers, its visual effects) what ``doc`` says: of
+    type ``doc["type"]`` (made again if it has another), with its ``show_viewport`` and ``show_render``;
+    removed for None. Returns the member, or None when it is gone or Blender refuses the type (reported:
+    "<what> '<name>' of type '<type>' cannot be added to <where>")."""
+    member = stack.get(name)
+    if member is not None and (doc is None or member.type != doc["type"]):
+        stack.remove(member)
+        member = None
+    if doc is None:
+        return None
+    if member is None:
+        try:
+            member = stack.new(name, doc["type"])
+        except (TypeError, RuntimeError) as exc:
+            report(f"{what} {name!r} of type {doc['type']!r} cannot be added to {where}: {exc}")
+            return None
+    for attr in ("show_viewport", "show_render"):
+        if getattr(member, attr) != doc[attr]:
+            setattr(member, attr, doc[attr])
+    return member

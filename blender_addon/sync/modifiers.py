@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, linked, order, rna, structs
+from . import assign, ids, linked, order, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -142,27 +142,7 @@ def apply_order(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types
 
 
 def apply_modifier(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
-    (name,) = item
-    mod = ob.modifiers.get(name)
-    if doc is None:
-        if mod is not None:
-            ob.modifiers.remove(mod)
-        return ob
-    if mod is not None and mod.type != doc["type"]:
-        ob.modifiers.remove(mod)
-        mod = None
-    if mod is None:
-        try:
-            mod = ob.modifiers.new(name, doc["type"])
-        except (TypeError, RuntimeError) as exc:
-            ctx.report(
-                f"modifier {name!r} of type {doc['type']!r} cannot be added to a {ob.type} object: {exc}"
-            )
-            return ob
-    if mod.show_viewport != doc["show_viewport"]:
-        mod.show_viewport = doc["show_viewport"]
-    if mod.show_render != doc["show_render"]:
-        mod.show_render = doc["show_render"]
+    assign.typed_member(ob.modifiers, item[0], doc, "modifier", f"a {ob.type} object", ctx.report)
     return ob
 
 

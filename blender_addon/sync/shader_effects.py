@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, order, rna
+from . import assign, ids, order, rna
 from .context import ApplyContext, ReadContext
 
 EFFECT_SKIP = ("name", "type", "show_viewport", "show_render", "show_in_editmode", "show_expanded")
@@ -38,26 +38,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> list:
 
 
 def apply_effect(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
-    (name,) = item
-    fx = ob.shader_effects.get(name)
-    if doc is None:
-        if fx is not None:
-            ob.shader_effects.remove(fx)
-        return ob
-    if fx is not None and fx.type != doc["type"]:
-        ob.shader_effects.remove(fx)
-        fx = None
-    if fx is None:
-        try:
-            fx = ob.shader_effects.new(name, doc["type"])
-        except (TypeError, RuntimeError) as exc:
-            ctx.report(
-                f"effect {name!r} of type {doc['type']!r} cannot be added to a {ob.type} object: {exc}"
-            )
-            return ob
-    for attr in ("show_viewport", "show_render"):
-        if getattr(fx, attr) != doc[attr]:
-            setattr(fx, attr, doc[attr])
+    assign.typed_member(ob.shader_effects, item[0], doc, "effect", f"a {ob.type} object", ctx.report)
     return ob
 
 
