@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,13 +151,21 @@ async def _maintained(broadcaster: Any, config: ServerConfig, *, later: float = 
     await HistoryMaintenance(config, broadcaster.history).run_once(time.time() + later)
 
 
-async def _stopped_builder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restarted: bool, run: Any
-) -> None:
-    """``run(broadcaster, ana, ben, state)`` starts a change in parts that stops part-way, and returns a
-    check of what it left. That stays while its builder may still be at work (this process, young), and
-    is dealt with at the next pass once the builder is known gone (``restarted``: the node runs another
-    process now) or it is ``PARTIAL_SECONDS`` old."""
+@dataclass
+class Shot:
+    """A room larger than one log entry, checkpointed (``made``) and then edited all over by Ben."""
+
+    broadcaster: Any
+    config: ServerConfig
+    ana: Any
+    ben: Any
+    original: dict[str, bytes]
+    made: dict[str, Any]
+    edited: dict[str, bytes]
+
+
+@asynccontextmanager
+async def edited_shot(tmp_path: Path) -> AsyncIterator[Shot]:
     config = _config(tmp_path)
     async with open_broadcaster(config) as broadcaster:
         host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
@@ -166,17 +177,27 @@ async def _stopped_builder(
             made = await hc.checkpoint(ana, "big")
             edited = await _edit(ben, original)
             await wait_for(lambda: dict(ana.state) == edited)
-            state = {"original": original, "edited": edited, "made": made}
-            with monkeypatch.context() as patch:
-                check = await run(broadcaster, patch, ana, ben, state)
-            await _maintained(broadcaster, config)
-            await check(done=False)
-            if restarted:
-                broadcaster.history.boot = "the process started since"
-            await _maintained(
-                broadcaster, config, later=0 if restarted else history_parts.PARTIAL_SECONDS + 1
-            )
-            await check(done=True)
+            yield Shot(broadcaster, config, ana, ben, original, made, edited)
+
+
+async def _stopped_builder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restarted: bool, run: Any
+) -> None:
+    """``run(broadcaster, ana, ben, state)`` starts a change in parts that stops part-way, and returns a
+    check of what it left. That stays while its builder may still be at work (this process, young), and
+    is dealt with at the next pass once the builder is known gone (``restarted``: the node runs another
+    process now) or it is ``PARTIAL_SECONDS`` old."""
+    async with edited_shot(tmp_path) as shot:
+        broadcaster, config = shot.broadcaster, shot.config
+        state = {"original": shot.original, "edited": shot.edited, "made": shot.made}
+        with monkeypatch.context() as patch:
+            check = await run(broadcaster, patch, shot.ana, shot.ben, state)
+        await _maintained(broadcaster, config)
+        await check(done=False)
+        if restarted:
+            broadcaster.history.boot = "the process started since"
+        await _maintained(broadcaster, config, later=0 if restarted else history_parts.PARTIAL_SECONDS + 1)
+        await check(done=True)
 
 
 def _value_names(broadcaster: Any) -> set[str]:
@@ -285,40 +306,33 @@ async def test_a_write_between_two_parts_of_a_restore_is_caught_up_with(tmp_path
     """Ben writes a key the restore already put back and a key it has not reached yet, between its first
     and second part: the parts after it are built again from the room as it is, so the restore still ends
     at its target on every member (it orders after the write)."""
-    config = _config(tmp_path)
-    async with open_broadcaster(config) as broadcaster:
-        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana") as ana, connect(host, int(port), name="ben") as ben:
-            await ana.create_room("shot", keep_open=True)
-            await ana.join("shot")
-            await ben.join("shot")
-            original = await _fill(ana, [f"obj/{n:03d}" for n in range(KEYS)])
-            made = await hc.checkpoint(ana, "big")
-            await _edit(ben, original)
-            store = broadcaster.store
-            propose = store.propose
-            parts: list[dict] = []
-            refused: list[bool] = []
+    async with edited_shot(tmp_path) as shot:
+        broadcaster, ana, ben = shot.broadcaster, shot.ana, shot.ben
+        original, made = shot.original, shot.made
+        store = broadcaster.store
+        propose = store.propose
+        parts: list[dict] = []
+        refused: list[bool] = []
 
-            async def between(command: dict) -> dict:
-                if _writes_path(command, "log") and any(
-                    "r" in op.get("payload", {}) for op in command["then"] if op["op"] == "append"
-                ):
-                    parts.append(command)
-                    if len(parts) == 2:  # after the first part committed, before the second is proposed
-                        await ben.batch([["set", "obj/000", b"ben's"], ["set", "obj/159", b"ben's too"]])
-                    result = await propose(command)
-                    refused.append(not result["succeeded"])
-                    return result
-                return await propose(command)
+        async def between(command: dict) -> dict:
+            if _writes_path(command, "log") and any(
+                "r" in op.get("payload", {}) for op in command["then"] if op["op"] == "append"
+            ):
+                parts.append(command)
+                if len(parts) == 2:  # after the first part committed, before the second is proposed
+                    await ben.batch([["set", "obj/000", b"ben's"], ["set", "obj/159", b"ben's too"]])
+                result = await propose(command)
+                refused.append(not result["succeeded"])
+                return result
+            return await propose(command)
 
-            store.propose = between
-            seq, _ = await hc.restore(ana, checkpoint=made["id"])
-            store.propose = propose
-            await wait_for(lambda: ben.seq == seq)
-            assert refused[:2] == [False, True]  # the second part met the write and was built again
-            assert dict(ana.state) == dict(ben.state) == original
-            _no_leftovers(broadcaster)
+        store.propose = between
+        seq, _ = await hc.restore(ana, checkpoint=made["id"])
+        store.propose = propose
+        await wait_for(lambda: ben.seq == seq)
+        assert refused[:2] == [False, True]  # the second part met the write and was built again
+        assert dict(ana.state) == dict(ben.state) == original
+        _no_leftovers(broadcaster)
 
 
 async def test_a_server_killed_during_a_restore_in_parts_finishes_it_when_it_starts_again(tmp_path: Path):
@@ -369,39 +383,32 @@ async def test_a_key_locked_between_two_parts_leaves_the_restore_to_the_server_u
 ):
     """Ben locks a key the restore has still to change while its second part is on its way: the restore
     answers ``locked``, and the server's history pass finishes it, not before the lock is released."""
-    config = _config(tmp_path)
-    async with open_broadcaster(config) as broadcaster:
-        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
-        async with connect(host, int(port), name="ana") as ana, connect(host, int(port), name="ben") as ben:
-            await ana.create_room("shot", keep_open=True)
-            await ana.join("shot")
-            await ben.join("shot")
-            original = await _fill(ana, [f"obj/{n:03d}" for n in range(KEYS)])
-            made = await hc.checkpoint(ana, "big")
-            edited = await _edit(ben, original)
-            store = broadcaster.store
-            propose = store.propose
-            parts: list[dict] = []
+    async with edited_shot(tmp_path) as shot:
+        broadcaster, ana, ben = shot.broadcaster, shot.ana, shot.ben
+        original, made, edited = shot.original, shot.made, shot.edited
+        store = broadcaster.store
+        propose = store.propose
+        parts: list[dict] = []
 
-            async def between(command: dict) -> dict:
-                if _writes_path(command, "log") and "restoring" in str(command["then"]):
-                    parts.append(command)
-                    if len(parts) == 2:
-                        await ben.lock(["obj/149"])  # the last key the edit changed: a late part's
-                return await propose(command)
+        async def between(command: dict) -> dict:
+            if _writes_path(command, "log") and "restoring" in str(command["then"]):
+                parts.append(command)
+                if len(parts) == 2:
+                    await ben.lock(["obj/149"])  # the last key the edit changed: a late part's
+            return await propose(command)
 
-            store.propose = between
-            with pytest.raises(ServerError) as info:
-                await hc.restore(ana, checkpoint=made["id"])
-            store.propose = propose
-            assert info.value.code == "locked"
-            marker = store.node.read_local(history.restoring_path("shot"))
-            assert marker is not None and marker[1]["builder"] is None  # handed to the server
-            await _maintained(broadcaster, config)
-            assert store.node.read_local(history.restoring_path("shot")) is not None  # the lock holds it
-            assert ben.state["obj/149"] == edited["obj/149"]
-            await ben.unlock(["obj/149"])
-            await _maintained(broadcaster, config)
-            await wait_for(lambda: ana.seq == ben.seq == store.last_log_seq("shot"))
-            assert dict(ana.state) == dict(ben.state) == original
-            _no_leftovers(broadcaster)
+        store.propose = between
+        with pytest.raises(ServerError) as info:
+            await hc.restore(ana, checkpoint=made["id"])
+        store.propose = propose
+        assert info.value.code == "locked"
+        marker = store.node.read_local(history.restoring_path("shot"))
+        assert marker is not None and marker[1]["builder"] is None  # handed to the server
+        await _maintained(broadcaster, shot.config)
+        assert store.node.read_local(history.restoring_path("shot")) is not None  # the lock holds it
+        assert ben.state["obj/149"] == edited["obj/149"]
+        await ben.unlock(["obj/149"])
+        await _maintained(broadcaster, shot.config)
+        await wait_for(lambda: ana.seq == ben.seq == store.last_log_seq("shot"))
+        assert dict(ana.state) == dict(ben.state) == original
+        _no_leftovers(broadcaster)
