@@ -165,6 +165,16 @@ def build_camera() -> None:
     ob.location = (0, -10, 2)
     link(bpy.data.objects.new("Ortho", ortho))
     bpy.context.scene.camera = ob
+    # Background images: a reference plate in front, faded, moved and turned; a clip slot with no clip.
+    cam.show_background_images = True
+    plate = cam.background_images.new()
+    plate.image = bpy.data.images.new("Plate", 4, 4)
+    plate.alpha, plate.offset, plate.rotation, plate.scale = 0.4, (0.1, -0.2), 0.3, 1.5
+    plate.display_depth, plate.frame_method, plate.use_flip_x = "FRONT", "CROP", True
+    plate.image_user.frame_offset = 2
+    clip = cam.background_images.new()
+    clip.source = "MOVIE_CLIP"
+    clip.use_camera_clip = False
 
 
 def build_collection() -> None:

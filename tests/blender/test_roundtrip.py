@@ -18,6 +18,7 @@ from scene_builders import (  # noqa: E402
     add_driver,
     build_animated,
     build_armature,
+    build_camera,
     build_collection,
     build_everything,
     build_mesh,
@@ -697,3 +698,26 @@ def test_a_collections_line_art_settings_travel():
         True,
     ]
     assert shared.use_lineart_intersection_priority and shared.lineart_intersection_priority == 40
+
+
+def test_a_cameras_background_images_are_rewritten_in_place_when_one_goes_and_another_changes():
+    reset_scene()
+    build_camera()
+    base = sync.serialise_scene()
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    cam = bpy.data.cameras["Cam"]
+    cam.background_images.remove(cam.background_images[1])
+    cam.background_images[0].alpha = 0.9
+    cam.background_images[0].image_user.frame_offset = 5
+    changed, deleted = tracker.scan([cam])
+    assert [sync.parse_key(k)[0::2] for k in changed] == [("cam", "bg")] and deleted == []
+    edited_hash = sync.scene_hash()
+    reset_scene()
+    sync.apply_ops(list(base.items()))
+    applier = sync.apply_ops(list(changed.items()))
+    assert applier.errors == []
+    backgrounds = bpy.data.cameras["Cam"].background_images
+    assert len(backgrounds) == 1 and backgrounds[0].image == bpy.data.images["Plate"]
+    assert backgrounds[0].alpha == pytest.approx(0.9) and backgrounds[0].image_user.frame_offset == 5
+    assert sync.scene_hash() == edited_hash
