@@ -46,8 +46,10 @@ class AdminActions:
         client_addresses: Callable[[], list[str]],
         backups: Backups,
         blobs: Blobs,
+        builder_mark: Callable[[], dict[str, Any]],
     ):
         self.store = store
+        self.builder_mark = builder_mark  # names this process in a hidden import (history_parts.py)
         self.hub = hub
         self.node = node  # cluster membership and status
         self.client_addresses = client_addresses
@@ -281,7 +283,11 @@ class AdminActions:
             when = int(time.time())
         else:
             final, previous, when = staged
-        current = {**final, "importing": session.client_id} if more else final
+        # Hidden until the last part; the mark (node, process, time of this part) lets the leader remove it if
+        # this server stops before the last part comes (history_parts.py), which the end of the connection
+        # does otherwise.
+        hidden = {"import": {**self.builder_mark(), "client": session.client_id}}
+        current = {**final, "importing": hidden} if more else final
         seq_base = final["seq_base"]
         carried: dict[str, list[Any]] = {}
         for key, changed, client_id, by, at in rows:  # the file's: changes at or before the imported state

@@ -442,14 +442,16 @@ class HistoryMaintenance:
                 await self.store.propose(history.compact_command(name, meta, names))
 
     async def leftovers(self, name: str, meta: dict[str, Any], now: float) -> None:
-        """What a checkpoint, fork or restore made in parts left when its builder died or gave up
-        (history_parts.py): a hidden fork and a partial checkpoint are removed, a recorded restore is
-        finished."""
+        """What a checkpoint, fork, restore or import made in parts left when its builder died or gave up
+        (history_parts.py): a hidden fork or import and a partial checkpoint are removed, a recorded
+        restore is finished."""
         node, me = self.store.node, self.history.mark()
         hidden = meta.get("importing")
-        if isinstance(hidden, dict) and abandoned(hidden.get("fork"), me, now):
-            log.warning("removing the unfinished fork %s", name)
-            await self.store.propose(abandon_import_command(name, meta))
+        if isinstance(hidden, dict):
+            what = "fork" if "fork" in hidden else "import"
+            if abandoned(hidden.get(what), me, now):
+                log.warning("removing the unfinished %s %s", what, name)
+                await self.store.propose(abandon_import_command(name, meta))
             return
         for number, payload in history.partial_checkpoints(node, name):
             if abandoned(payload["partial"], me, now):

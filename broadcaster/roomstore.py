@@ -5,8 +5,9 @@ Tree layout of a room:
                                  "incarnation": str (random, set at creation; absent in rooms created
                                  before it was introduced),
                                  "seq_base": int (optional: an imported room's seq before its first op),
-                                 "importing": client_id (optional: an import in parts, not yet visible;
-                                 {"fork": builder} for a fork in parts, history_parts.py)}
+                                 "importing": (optional: an import or fork in parts, not yet visible)
+                                 {"import": {node, boot, t, client}} or {"fork": {node, boot, t}}
+                                 (history_parts.py); a plain client id in rooms from before}
                                  Written only when the room is created (an import's parts rewrite it
                                  until the last), so a command built from this node's copy of a room
                                  requires the meta it read (``same_room``): a room deleted and created

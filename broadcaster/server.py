@@ -122,7 +122,9 @@ class Broadcaster:
         self.writes = Writes(config, self.store, self.hub, self.metrics, self.blobs)
         self.history = RoomHistory(config, self.store, self.hub)
         backups = Backups(config.data_dir, node, self.version)
-        self.admin = AdminActions(self.store, self.hub, node, self.client_addresses, backups, self.blobs)
+        self.admin = AdminActions(
+            self.store, self.hub, node, self.client_addresses, backups, self.blobs, self.history.mark
+        )
         self.share_links = ShareStore(node, self._close_link)
         self.expiry = ExpiryTimer()
         self.direct_writes = DirectWrites()  # the WebSocket viewers' fan-out (websocket.py)

@@ -412,3 +412,31 @@ async def test_a_key_locked_between_two_parts_leaves_the_restore_to_the_server_u
         await wait_for(lambda: ana.seq == ben.seq == store.last_log_seq("shot"))
         assert dict(ana.state) == dict(ben.state) == original
         _no_leftovers(broadcaster)
+
+
+@pytest.mark.parametrize("restarted", [False, True])
+async def test_an_import_left_part_way_by_a_server_that_stopped_is_removed(tmp_path: Path, restarted: bool):
+    """An import in parts is hidden until its last part and removed when its connection ends; a server
+    killed in between ends no connection. Its hidden room names the process and the time of its last part:
+    the history pass leaves it while that process may still be importing, and removes it once the node
+    runs another process (``restarted``) or the last part is ``PARTIAL_SECONDS`` old, so the name is
+    free again."""
+    config = _config(tmp_path)
+    async with open_broadcaster(config) as broadcaster:
+        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="root") as root:
+            await root.admin("import", room="half", meta={}, seq=0, items=[["a", b"1"]], more=True)
+            store = broadcaster.store
+            await _maintained(broadcaster, config)
+            assert store.find_meta("half") is not None  # its importer is at work
+            if restarted:
+                broadcaster.history.boot = "the process started since"
+            await _maintained(
+                broadcaster, config, later=0 if restarted else history_parts.PARTIAL_SECONDS + 1
+            )
+            assert store.find_meta("half") is None
+            with pytest.raises(ServerError) as info:  # the import it was is over
+                await root.admin("import", room="half", items=[["b", b"2"]], more=False)
+            assert info.value.code == "bad_message"
+            await root.admin("import", room="half", meta={}, seq=0, items=[["z", b"1"]])
+            assert store.key_count("half") == 1
