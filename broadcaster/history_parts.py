@@ -339,7 +339,8 @@ async def restore_in_parts(
         with _deadline(room, "restore"):
             while True:
                 last = store.last_log_seq(room)
-                ops = restore_ops(target, (dict(store.items(room)), live_refs(node, room)))
+                refs = live_refs(node, room)  # the room as it is now: no await until the part is proposed
+                ops = restore_ops(target, (dict(store.items(room)), refs))
                 if not ops:
                     if node.read_local(restoring_path(room)) is not None:
                         clear = {"op": "delete", "path": path}
@@ -348,7 +349,6 @@ async def restore_in_parts(
                 check_locks(ops)
                 chunk = split([(op, op_cost(op)) for op in ops], budget)[0]
                 done = len(chunk) == len(ops)
-                refs = live_refs(node, room)
                 command = restore_part_command(
                     room, meta, chunk, refs, last, entry, cap, lock_owner, None if done else marker
                 )
