@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +21,7 @@ from typing import Any
 
 from broadcaster import history_client as hc
 from broadcaster.client import connect
-from tools.cluster import REPO
+from tools.bench.history_storage import serve_process
 
 
 def add_arguments(kinds: Any) -> None:
@@ -38,24 +35,14 @@ def add_arguments(kinds: Any) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"value_bytes": args.value, "rooms": []}
-    with tempfile.TemporaryDirectory(prefix="bench-history-large-") as root:
-        command = [sys.executable, "-m", "broadcaster.cli", "--log-level", "warning", "serve", "--port", "0"]
-        command += ["--data-dir", str(Path(root) / "data")]
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout is not None
-            match = re.search(r"listening on (\S+):(\d+)", proc.stdout.readline())
-            if not match:
-                raise RuntimeError("the server did not start")
-            host, port = match.group(1), int(match.group(2))
-            for mb in args.mb:
-                figures = await _one_room(host, port, f"room-{mb}", mb * 1_000_000 // args.value, args.value)
-                figures["server_peak_mb"] = _peak_mb(proc.pid)
-                result["rooms"].append({"mb": mb, **figures})
-        finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=120)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-history-large-") as root,
+        serve_process(Path(root) / "data") as (proc, host, port),
+    ):
+        for mb in args.mb:
+            figures = await _one_room(host, port, f"room-{mb}", mb * 1_000_000 // args.value, args.value)
+            figures["server_peak_mb"] = _peak_mb(proc.pid)
+            result["rooms"].append({"mb": mb, **figures})
     base = result["rooms"][0]
     for room in result["rooms"][1:]:  # seconds per MB against the baseline's
         room["per_mb_vs_baseline"] = {

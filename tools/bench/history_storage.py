@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +76,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def _one_run(root: Path, settings: str, args: argparse.Namespace) -> dict[str, Any]:
-    config = root / "server.toml"
-    config.write_text("[server]\n" + settings)
-    data = root / "data"
+@contextmanager
+def serve_process(data: Path, config: Path | None = None) -> Iterator[tuple[subprocess.Popen, str, int]]:
+    """``blendsync serve`` on a free port with its data in ``data``: (process, host, port); stopped (SIGTERM,
+    waited for) when the block ends."""
     command = [sys.executable, "-m", "broadcaster.cli", "--log-level", "warning", "serve", "--port", "0"]
-    command += ["--data-dir", str(data), "--config", str(config)]
+    command += ["--data-dir", str(data), *(["--config", str(config)] if config else [])]
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         match = re.search(r"listening on (\S+):(\d+)", proc.stdout.readline())
         if not match:
             raise RuntimeError("the server did not start")
-        written, seconds, samples, node = await _write(
-            match.group(1), int(match.group(2)), data, proc.pid, args
-        )
-        running = _files(data)
+        yield proc, match.group(1), int(match.group(2))
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            proc.wait(timeout=120)
+
+
+async def _one_run(root: Path, settings: str, args: argparse.Namespace) -> dict[str, Any]:
+    config = root / "server.toml"
+    config.write_text("[server]\n" + settings)
+    data = root / "data"
+    with serve_process(data, config) as (proc, host, port):
+        written, seconds, samples, node = await _write(host, port, data, proc.pid, args)
+        running = _files(data)
     stopped = _files(data)
     usage = _lmdb_usage(data / "replication")
     total = sum(size for size, _ in stopped.values())
