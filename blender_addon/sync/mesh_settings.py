@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rna
+from . import ids, rna, settings
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -60,19 +60,13 @@ def baseline() -> dict[str, object]:
     """The settings of a new mesh (read once from a throw-away one)."""
     if not _BASELINE:
         probe = bpy.data.meshes.new("blendsync-baseline")
-        try:
-            _BASELINE.update(
-                _read_all(probe, ReadContext(lambda _id: False, frozenset({"Mesh"}), masked=False))
-            )
-        finally:
-            bpy.data.meshes.remove(probe)
+        _BASELINE.update(settings.new_values(probe, _read_all, bpy.data.meshes.remove))
     return _BASELINE
 
 
 def read(me: bpy.types.Mesh, ctx: ReadContext) -> dict[tuple[str, ...], object]:
     """The settings that differ from a new mesh's, as items of the ``set`` part."""
-    base = baseline()
-    return {(attr,): value for attr, value in sorted(_read_all(me, ctx).items()) if base.get(attr) != value}
+    return settings.differing_items(_read_all(me, ctx), baseline())
 
 
 def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict[str, object]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rna, structs
+from . import ids, rna, settings, structs
 from .context import ApplyContext, ReadContext
 
 _BASELINES: dict[str, dict[str, object]] = {}  # object type -> its settings on a new object
@@ -101,24 +101,15 @@ def baseline(ob: bpy.types.Object) -> dict[str, object]:
     found = _BASELINES.get(ob.type)
     if found is None:
         probe = bpy.data.objects.new("blendsync-baseline", None if ob.type == "EMPTY" else ob.data)
-        try:
-            if ob.type == "EMPTY":
-                probe.empty_display_type = "IMAGE"  # gives it an image user (a flag of its own, not here)
-            # Every pointer of a new object is empty: read them all (as None), whatever travels.
-            id_types = frozenset(t.__name__ for t in bpy.types.ID.__subclasses__())
-            found = _read_all(probe, ReadContext(lambda _id: False, id_types, masked=False))
-        finally:
-            bpy.data.objects.remove(probe)
-        _BASELINES[ob.type] = found
+        if ob.type == "EMPTY":
+            probe.empty_display_type = "IMAGE"  # gives it an image user (a flag of its own, not here)
+        found = _BASELINES[ob.type] = settings.new_values(probe, _read_all, bpy.data.objects.remove)
     return found
 
 
 def read(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str, ...], object]:
     """The settings that differ from :func:`baseline`, as items of the ``set`` part."""
-    base = baseline(ob)
-    values = _read_all(ob, ctx)
-    kept = {attr: value for attr, value in values.items() if attr not in base or base[attr] != value}
-    return {(attr,): value for attr, value in sorted(kept.items())}
+    return settings.differing_items(_read_all(ob, ctx), baseline(ob))
 
 
 def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:

@@ -15,13 +15,38 @@ import bpy
 
 from . import ids, rna, structs
 from .assign import rename
-from .context import ApplyContext
+from .context import ApplyContext, ReadContext
 from .items import Items
 
 
 def setting_items(values: Mapping[str, object]) -> dict[tuple[str, ...], object]:
     """``ctx.props(...)`` as the items of a ``set`` part."""
     return {(name,): value for name, value in values.items()}
+
+
+def new_values(
+    probe: bpy.types.ID,
+    read_all: Callable[[bpy.types.ID, ReadContext], dict[str, object]],
+    remove: Callable[[bpy.types.ID], None],
+) -> dict[str, object]:
+    """What ``read_all`` reads of ``probe``, a datablock just made to learn what Blender gives a new one
+    (RNA's defaults are not it), which is removed after. Every pointer of a new datablock is empty: all are
+    read (as None), whatever travels."""
+    try:
+        id_types = frozenset(t.__name__ for t in bpy.types.ID.__subclasses__())
+        return read_all(probe, ReadContext(lambda _id: False, id_types, masked=False))
+    finally:
+        remove(probe)
+
+
+def differing_items(
+    values: Mapping[str, object], base: Mapping[str, object]
+) -> dict[tuple[str, ...], object]:
+    """The ``values`` that a new datablock's (``base``, :func:`new_values`) lack or hold otherwise, as the
+    items of a ``set`` part: the settings keyed only while they differ from it."""
+    return {
+        (attr,): value for attr, value in sorted(values.items()) if attr not in base or base[attr] != value
+    }
 
 
 def apply_name(id_data: bpy.types.ID, doc: str, ctx: ApplyContext) -> bpy.types.ID:
