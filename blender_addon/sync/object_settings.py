@@ -156,10 +156,12 @@ def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bp
 
 
 def _apply_field(ob: bpy.types.Object, doc: object, ctx: ApplyContext) -> bpy.types.ID:
-    if not isinstance(doc, dict):  # deleted: no force field
+    if doc is None:  # deleted: no force field
         if ob.field is not None and ob.field.type != "NONE":
             ob.field.type = "NONE"
         return ob
+    if not isinstance(doc, dict):
+        raise ValueError(f"a force field's settings are a map, not {type(doc).__name__}")
     if ob.field is None:
         with bpy.context.temp_override(object=ob, active_object=ob):
             bpy.ops.object.forcefield_toggle()  # the only way to give an empty its settings

@@ -104,3 +104,43 @@ def test_two_structs_of_one_cloth_changed_at_the_same_moment_both_stay():
         assert bpy.data.objects["Lamp post"].field.type == "VORTEX"
 
     concurrently(build, edit_a, edit_b, check)
+
+
+def test_wire_extremes_and_wrong_types_in_physics_mesh_effect_and_background_values_stop_nothing_else():
+    """A force field that is not a map is refused (the field stays), and so is an integer array past what
+    Blender holds; the wire's largest integers, NUL and unknown enum items inside a physics struct, a mesh
+    setting, an effect setting or a camera background are kept in Blender's range or left; nothing raises,
+    and the rest of the batch applies."""
+    reset_scene()
+    build_physics()
+    cam = bpy.data.cameras.new("Cam")
+    link(bpy.data.objects.new("Cam", cam))
+    gp = link(bpy.data.objects.new("Ink", bpy.data.grease_pencils.new("Ink")))
+    gp.shader_effects.new("Blur", "FX_BLUR")
+    sync.serialise_scene()
+    wind, sheet = bpy.data.objects["Wind"], bpy.data.objects["Sheet"]
+    obj = lambda ob, *rest: sync.make_key("obj", sync.get_uuid(ob), *rest)  # noqa: E731
+    mesh = sync.make_key("mesh", sync.get_uuid(sheet.data), "set")
+    ops = [
+        (obj(wind, "set", "field"), "WIND"),
+        (obj(sheet, "modset", "Cloth", "settings"), {"quality": 2**64 - 1, "vertex_group_mass": "P\x00in"}),
+        (obj(sheet, "modset", "Cloth", "point_cache"), {"frame_end": -(2**63), "frame_start": "one"}),
+        (f"{mesh}/radial_symmetry", [2**64 - 1, -(2**63), 1]),
+        (f"{mesh}/remesh_mode", "NOT_A_MODE"),
+        (f"{mesh}/texture_mesh", 2**63 - 1),
+        (obj(gp, "fxset", "Blur", "samples"), 2**64 - 1),
+        (sync.make_key("cam", sync.get_uuid(cam), "bg"), [{"alpha": "half", "display_depth": "NOWHERE"}]),
+        (f"{mesh}/use_mirror_y", True),  # the rest of the batch
+    ]
+    applier = sync.apply_ops([(key, sync.encode_value(value)) for key, value in ops])
+    refused = dict(applier.errors)  # listed under "Not applied here"; the rest is kept in range
+    assert set(refused) == {obj(wind, "set", "field"), f"{mesh}/radial_symmetry"}
+    assert "map" in refused[obj(wind, "set", "field")]  # an integer array Blender cannot hold: refused whole
+    # A pin group no group here is named waits for the mesh's vertex groups (one of that name may come).
+    cloth_settings = obj(sheet, "modset", "Cloth", "settings")
+    assert list(applier.pending_links.values()) == [{cloth_settings}]
+    assert wind.field.type == "WIND" and sheet.data.use_mirror_y
+    assert 0 < sheet.modifiers["Cloth"].settings.quality < 2**31 and sheet.data.remesh_mode == "VOXEL"
+    assert tuple(sheet.data.radial_symmetry) == (1, 1, 1)
+    assert 0 < gp.shader_effects["Blur"].samples < 2**31
+    assert len(cam.background_images) == 1 and cam.background_images[0].display_depth == "BACK"
