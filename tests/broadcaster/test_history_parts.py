@@ -440,3 +440,34 @@ async def test_an_import_left_part_way_by_a_server_that_stopped_is_removed(tmp_p
             assert info.value.code == "bad_message"
             await root.admin("import", room="half", meta={}, seq=0, items=[["z", b"1"]])
             assert store.key_count("half") == 1
+
+
+async def test_keys_at_the_largest_value_a_frame_carries_each_go_in_a_part_of_their_own(tmp_path: Path):
+    """Each value costs a part more than its budget alone (half a frame): every key is a part, and the
+    checkpoint, the restore (whose parts reach every member in frames of their own) and the fork still
+    bring the room back whole."""
+    config = _config(tmp_path)
+    async with open_broadcaster(config) as broadcaster:
+        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana, connect(host, int(port), name="ben") as ben:
+            await ana.create_room("shot", keep_open=True)
+            await ana.join("shot")
+            await ben.join("shot")
+            largest = FRAME - 1024  # a set of one value of this size fits one frame
+            original = {f"big/{n:02d}": os.urandom(largest) for n in range(24)}
+            for key, value in original.items():
+                await ana.set(key, value)
+            assert sum(map(len, original.values())) > max_entry_bytes(FRAME)
+            made = await hc.checkpoint(ana, "big")
+            for key in original:
+                await ben.set(key, os.urandom(largest))
+            before = broadcaster.store.last_log_seq("shot")
+            seq, _ = await hc.restore(ana, checkpoint=made["id"])
+            await wait_for(lambda: ben.seq == seq)
+            assert dict(ana.state) == dict(ben.state) == original
+            assert len(_restore_entries(broadcaster, before)) == len(original)  # one key a part
+            await hc.fork(ana, "copy", checkpoint=made["id"])
+            await ben.leave()
+            await ben.join("copy")
+            assert dict(ben.state) == original
+            _no_leftovers(broadcaster)
