@@ -19,7 +19,8 @@ joiner: from the join request to the scene applied (snapshot received and
 every apply slice done), with the pump driven the way Blender's timer drives
 it, and the bytes read from the socket. Baseline in the same run: the trio
 client library (``broadcaster.client``) joining the same room, which
-receives and decodes the same snapshot but applies nothing. Both scenes'
+receives and decodes the same snapshot and fetches every chunk its values
+name (the same bytes), but applies nothing. Both scenes'
 ``scene_hash()`` must be equal. Also measured: **usable**, from the join
 request to the end of the first pump after which every object of the
 publisher's view layer is in the joiner's view layer (so it can be selected)
@@ -212,8 +213,49 @@ class Worker:
                 self.proc.wait()
 
 
+async def _fetch_trees(client: Any, values: list[bytes]) -> tuple[int, int]:
+    """Fetch every blob of the chunk trees ``values`` name, level by level as the add-on does (a node's
+    children are known once it is here), ``GETS_IN_FLIGHT`` at a time; returns (blobs, bytes)."""
+    import trio
+
+    from tools.bench.storage import _addon_chunks
+
+    chunks = _addon_chunks()
+    level: dict[bytes, int] = {}  # blob -> its level (0: a data chunk)
+    for value in values:
+        for tree in chunks.trees_of(value):
+            level[tree.root] = tree.depth
+    fetched = [0, 0]
+    seen: set[bytes] = set()
+    limit = trio.Semaphore(GETS_IN_FLIGHT)
+    nxt: dict[bytes, int] = {}  # the next level's blobs
+
+    async def get(blob: bytes, depth: int) -> None:
+        async with limit:
+            data = await client.get_blob(blob)
+        assert data is not None, f"blob {blob.hex()} not on the server"
+        fetched[0] += 1
+        fetched[1] += len(data)
+        if depth > 0:
+            nxt.update(dict.fromkeys(chunks.node_hashes(data), depth - 1))
+
+    while level:
+        nxt.clear()
+        async with trio.open_nursery() as nursery:
+            for blob, depth in level.items():
+                if blob not in seen:
+                    seen.add(blob)
+                    nursery.start_soon(get, blob, depth)
+        level = {blob: depth for blob, depth in nxt.items() if blob not in seen}
+    return fetched[0], fetched[1]
+
+
+GETS_IN_FLIGHT = 64  # the add-on's MAX_GET hashes in flight
+
+
 async def _client_join(host: str, port: int, room: str) -> dict[str, Any]:
-    """Baseline: join with the client library (receive and decode the snapshot, apply nothing)."""
+    """Baseline: join with the client library (receive and decode the snapshot, fetch every chunk its
+    values name, apply nothing): the same bytes the add-on receives."""
     from broadcaster.client import connect
 
     async with connect(host, port, name="baseline", kind="bench") as client:
@@ -227,10 +269,17 @@ async def _client_join(host: str, port: int, room: str) -> dict[str, Any]:
         client.conn.receive_data = counting_feed
         start = time.perf_counter()
         await client.join(room)
+        blobs, blob_bytes = await _fetch_trees(client, list(client.state.values()))
         seconds = time.perf_counter() - start
         keys = len(client.state)
         await client.leave()
-    return {"seconds": round(seconds, 4), "bytes_received": received[0], "keys": keys}
+    return {
+        "seconds": round(seconds, 4),
+        "bytes_received": received[0],
+        "keys": keys,
+        "blobs": blobs,
+        "blob_bytes": blob_bytes,
+    }
 
 
 def client_join(host: str, port: int, room: str) -> dict[str, Any]:
@@ -255,18 +304,20 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
             joiner("connect", servers=server.address)
             move = {"object": MOVED, "location": [-3.0, -4.0, 0.5]} if args.move else None
             profile = str(Path(args.profile).resolve()) if args.profile else None
+            if move is not None:  # the publisher runs its timer during the join, as Blender would
+                publisher.send("watch", object=MOVED, location=move["location"], timeout=args.timeout + 30)
             joined = joiner(
                 "join", room=room, timeout=args.timeout, expect=expect, move=move, profile=profile
             )
             moved = None
             if move is not None:  # the move made as soon as the scene was usable reaches the room
-                publisher.send("watch", object=MOVED, location=move["location"], timeout=30)
-                joiner("settle", seconds=1.0)  # its timer runs meanwhile, as Blender's would
+                joiner.send("settle", seconds=1.0)  # its timer runs meanwhile, as Blender's would
                 try:
                     seen = publisher.call_reply(None, timeout=40)
                     moved = round(seen["seen_at"] - joined["moved_at"], 3)
                 except RuntimeError as exc:  # reported, not raised: the other figures still count
                     moved = f"never: {str(exc).splitlines()[0]}"
+                joiner.call_reply(None, timeout=40)
             pub_state, join_state = publisher("state"), joiner("state")
             baseline_after = client_join(server.host, server.port, room)
         finally:
@@ -286,6 +337,7 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
         "usable_seconds": joined["usable_seconds"],
         "usable_pump_cpu_seconds": joined["usable_pump_cpu_seconds"],
         "move_seen_by_publisher_seconds": moved,
+        "move_sent_while_joining_seconds": joined["move_sent_while_joining"],
         "join_snapshot_end_seconds": joined["snapshot_end_seconds"],
         "join_after_snapshot_seconds": joined["after_snapshot_seconds"],
         "join_apply_step_seconds": joined["apply_step_seconds"],

@@ -204,7 +204,8 @@ def worker_main(name: str) -> int:
             profiler = cProfile.Profile()
         start = time.perf_counter()
         session.join_room(room)
-        snapshot_done = usable_at = moved_at = usable_cpu = None
+        snapshot_done = usable_at = moved_at = usable_cpu = move_sent = None
+        batches_at_move = 0
         pumps = 0
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -217,6 +218,8 @@ def worker_main(name: str) -> int:
             spent["pump"] += time.perf_counter() - t0
             spent["pump_cpu"] += time.thread_time() - c0
             pumps += 1
+            if moved_at is not None and move_sent is None and session.stats["batches"] > batches_at_move:
+                move_sent = time.time()  # the move's batch left while the join fills in
             if snapshot_done is None and session.room == room and session._join is None:
                 snapshot_done = time.perf_counter()
             if expect is not None and usable_at is None and usable(expect):
@@ -225,6 +228,7 @@ def worker_main(name: str) -> int:
                 if move is not None:
                     move_now(move["object"], move["location"])
                     moved_at = time.time()
+                    batches_at_move = session.stats["batches"]
             if snapshot_done is not None and not session.busy:
                 break
             time.sleep(interval)
@@ -238,6 +242,7 @@ def worker_main(name: str) -> int:
             "usable_seconds": None if usable_at is None else round(usable_at - start, 3),
             "usable_pump_cpu_seconds": None if usable_cpu is None else round(usable_cpu, 3),
             "moved_at": moved_at,
+            "move_sent_while_joining": None if move_sent is None else round(move_sent - moved_at, 3),
             "seconds": round(done - start, 3),
             "snapshot_end_seconds": round(snapshot_done - start, 3),
             "after_snapshot_seconds": round(done - snapshot_done, 3),
