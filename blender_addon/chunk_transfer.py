@@ -56,6 +56,10 @@ class ChunkTransfer:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    def waiting_uuids(self) -> set[str]:
+        """The datablocks (uuids) of the keys whose values wait here for chunks."""
+        return {bits[1] for bits in (key.split("/", 2) for key in self._waiting_keys) if len(bits) == 3}
+
     def reset(self) -> None:
         """Left the room: values waiting for chunks are dropped (the chunks stay cached)."""
         self._waiting.clear()

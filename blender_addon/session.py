@@ -353,7 +353,10 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         return self.busy or not self.net.inbox.empty()
 
     def _scan_local(self) -> None:
-        if self.room is None or self.busy or self._join is not None:
+        if self.room is None or self.receiving_snapshot or self._join is not None:
+            return
+        if self.busy:
+            self._scan_settled()
             return
         # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
         dirty, shading_only = take_dirty()
@@ -362,6 +365,22 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
         changed.update(audited)
         deleted += [key for key in audit_deleted if key not in deleted]
+        self._send_local(changed, deleted)
+
+    def _scan_settled(self) -> None:
+        """While a join or a large remote batch fills in: the artist's edits of datablocks whose room values
+        are all applied go out now, not once everything is (a joiner works while heavy chunks arrive)."""
+        dirty, shading_only = take_dirty()
+        if not dirty:
+            return
+        unsettled = self.applier.unsettled() | self.chunks.waiting_uuids()
+        self.tracker.previous.clear()
+        changed, deleted, held = self.tracker.scan_settled(dirty, shading_only, unsettled)
+        light = {id_data.as_pointer() for id_data in shading_only}
+        note_dirty(held, [id_data for id_data in held if id_data.as_pointer() in light])
+        self._send_local(changed, deleted)
+
+    def _send_local(self, changed: dict[str, bytes], deleted: list[str]) -> None:
         if not changed and not deleted:
             return
         ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])

@@ -147,6 +147,7 @@ class Applier:
         self._touched: dict[str, bpy.types.ID] = {}
         self._doubtful: set[str] = set()  # touched uuids to read back (see _apply_one)
         self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
+        self._queued_deletes: dict[str, int] = {}  # uuid -> deletes of its keys still in the queue
         # Hook, None outside the add-on: whether the artist changed this datablock since the sync loop's last
         # scan (then it is not read back: the tracker keeps the values applied, and the scan sends the edit).
         self.edited: Callable[[bpy.types.ID], bool] | None = None
@@ -170,15 +171,29 @@ class Applier:
         self._queue = _sort_ops(self._queue + ops, self._ranks)
         self._total = self._done + len(self._queue)
         queued: dict[str, int] = {}
+        deletes: dict[str, int] = {}
         for key, value in self._queue:
             bits = self._ranks[key][0]
-            if value is not None and bits is not None:
-                queued[bits[1]] = queued.get(bits[1], 0) + 1
-        self._queued = queued
+            if bits is not None:
+                counts = queued if value is not None else deletes
+                counts[bits[1]] = counts.get(bits[1], 0) + 1
+        self._queued, self._queued_deletes = queued, deletes
 
     @property
     def progress(self) -> float:
         return 1.0 if self._total == 0 else self._done / self._total
+
+    def unsettled(self) -> set[str]:
+        """Uuids of the datablocks with a room value not applied and read back yet: queued (a set or a
+        delete), touched and not read back, waiting for their datablock or for a link."""
+        out = set(self._touched) | set(self._waiting_parts)
+        out.update(uuid for uuid, count in self._queued.items() if count)
+        out.update(uuid for uuid, count in self._queued_deletes.items() if count)
+        for key in self._pending_values:
+            parsed = split_key(key)
+            if parsed is not None:
+                out.add(parsed[1])
+        return out
 
     @property
     def pending_links(self) -> dict[str, set[str]]:
@@ -192,8 +207,10 @@ class Applier:
         self._begin()
         for key, value in batch:
             bits = self._ranks[key][0] if key in self._ranks else None
-            if value is not None and bits is not None and bits[1] in self._queued:
-                self._queued[bits[1]] -= 1
+            if bits is not None:
+                counts = self._queued if value is not None else self._queued_deletes
+                if bits[1] in counts:
+                    counts[bits[1]] -= 1
             self._apply_one(key, value)
             self._done += 1
         self._end()
@@ -286,7 +303,7 @@ class Applier:
             self.tracker.note_datablocks(list(alive.values()))
             self._doubtful.difference_update(done)
         if not self._queue:
-            self._queued, self._doubtful = {}, set()
+            self._queued, self._queued_deletes, self._doubtful = {}, {}, set()
         self._census = census()
 
     def _register(self, kind: str, uuid: str, id_data: bpy.types.ID) -> None:
@@ -504,7 +521,7 @@ class Applier:
         self._waiting_parts.clear()
         self._touched = {}
         self._doubtful = set()
-        self._queued = {}
+        self._queued, self._queued_deletes = {}, {}
         self._pending.clear()
         self._pending_values.clear()
         self._names.clear()

@@ -250,6 +250,38 @@ class ChangeTracker:
                             gone.add(child)
         return self._compare(todo, gone)
 
+    def scan_settled(
+        self, dirty_ids: Iterable[bpy.types.ID], shading_only: Iterable[bpy.types.ID], unsettled: set[str]
+    ) -> tuple[dict[str, bytes], list[str], list[bpy.types.ID]]:
+        """While remote values are still being applied (a join filling in): ``(changed, deleted, held)``
+        for the reported datablocks this tracker knows whose room values are all applied (uuid not in
+        ``unsettled``); ``held``: the reported ones left for a later scan. New and removed datablocks are
+        not looked for (the applier is making them), nor are linked children.
+
+        A datablock with a room value still to apply is held: read now it could be half-built, and a value
+        applied after an edit sent now would undo that edit here while the room keeps it."""
+        todo: dict[str, tuple[str, bpy.types.ID]] = {}
+        held: list[bpy.types.ID] = []
+        light = {id_data.as_pointer() for id_data in shading_only}
+        for dirty in dirty_ids:
+            try:
+                owners = _owners(dirty)
+                light_only = dirty.as_pointer() in light
+            except ReferenceError:
+                continue
+            for owner in owners:
+                if not is_synced(owner):
+                    continue
+                uuid = ids.peek_uuid(owner)
+                if uuid is None or uuid not in self._keys or self._uids.get(uuid) != owner.session_uid:
+                    held.append(dirty)  # new here, or a copy holding another's uuid: the full scan's
+                elif uuid in unsettled:
+                    held.append(dirty)
+                elif not (owner is dirty and light_only and self.is_heavy(uuid)):
+                    todo[uuid] = (kind_of(owner), owner)
+        changed, deleted = self._compare(todo, set(), members=False)
+        return changed, deleted, list({id_data.as_pointer(): id_data for id_data in held}.values())
+
     def audit(self, max_visits: int, max_seconds: float | None = None) -> tuple[dict[str, bytes], list[str]]:
         """Look at up to ``max_visits`` datablocks (fewer once ``max_seconds`` have passed), resuming
         where the last call stopped; return ``(changed, deleted)`` like :meth:`scan`.

@@ -369,17 +369,20 @@ def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
     assert session.last_seq == 7
 
 
-def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_join_is_applied(
+def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own_values_are_applied(
     addon, P, monkeypatch
 ):
     """Objects are placed first, and their other keys (settings, custom properties...) are applied later,
     which the applier reads back for the tracker: an artist who moves an object in between must not have
-    that move taken as known (it would never be sent). Nothing else is sent back."""
+    that move taken as known (it would never be sent), nor sent while a room value of that object is still
+    to apply (applied after it, it could undo the edit here while the room keeps it). Once the object's
+    values are all applied the move goes out, while the rest of the join still fills in; nothing else is
+    sent, then or after."""
     from blender_addon import session as session_module
     from blender_addon import sync
-    from blender_addon.sync import tracker as tracker_module
 
     monkeypatch.setattr(session_module, "APPLY_EVALUATED_MAX", 0.0)  # one slice per pump(0.0)
+    monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the scans' reads alone
 
     for i in range(120):
         ob = link(bpy.data.objects.new(f"O{i}", None))
@@ -410,29 +413,86 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_the_joi
             if ob is not None:
                 break
         assert session.busy and prop not in session.tracker.values  # placed; its property still queued
+        reads: list[str] = []  # what the scans read (not the applier's read-backs)
+        compare = session.tracker._compare
+
+        def counting(todo, gone, *args, **kwargs):
+            reads.extend(id_data.name for _, id_data in todo.values())
+            return compare(todo, gone, *args, **kwargs)
+
+        monkeypatch.setattr(session.tracker, "_compare", counting)
         ob.location.x = 42.0  # the artist moves it at once
+        sent_while_busy = None
         for _ in range(1000):
             bpy.context.view_layer.update()  # Blender's event loop between timer calls
+            note_applied = prop in session.tracker.values
             session_module.pump(0.0)
+            batches = net.take(P.Batch)
+            if batches:
+                assert sent_while_busy is None, "sent twice"
+                assert note_applied, "sent before the object's property was applied"
+                sent_while_busy = (session.busy, batches)
             if not session.busy:
                 break
         assert ob["note"] == 7 and ob.location.x == 42.0
-        reads: list[str] = []
-        serialise_parts = tracker_module.serialise_parts
-
-        def counting(kind, id_data, ctx):
-            reads.append(id_data.name)
-            return serialise_parts(kind, id_data, ctx)
-
-        monkeypatch.setattr(tracker_module, "serialise_parts", counting)
-        monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the scan's reads alone
-        pump_after_update(session)
-        (batch,) = net.take(P.Batch)
+        assert sent_while_busy is not None, "the move was not sent"
+        busy, (batch,) = sent_while_busy
+        assert busy, "the move waited for the whole join"
         assert [op[1] for op in batch.ops] == [location]
-        assert reads == ["O7"], reads  # the join's own reports were dropped by its pumps
         assert sync.decode_value(batch.ops[0][2])[0] == 42.0
+        pump_after_update(session)
+        assert net.take(P.Batch) == []
+        assert reads == ["O7"], reads  # the join's own reports were dropped by its pumps
     finally:
         session_module.stop()
+
+
+def test_an_edit_of_an_object_a_large_remote_batch_still_changes_waits_for_that_change_not_the_batch(
+    live, P, monkeypatch
+):
+    """A remote batch applied in slices: the artist moves an object whose custom property the batch has
+    not reached yet. The move waits for that property (applied after a move sent earlier, nothing here
+    would tell the room's order from ours), then goes out while the rest of the batch still applies."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    monkeypatch.setattr(session_module, "APPLY_EVALUATED_MAX", 0.0)  # one slice per pump(0.0)
+    monkeypatch.setattr(session_module, "APPLY_SLICE", 8)
+    session, net = live
+    for i in range(80):
+        ob = link(bpy.data.objects.new(f"O{i}", None))
+        ob["note"] = i
+    send_and_ack(session, net, P)
+    props = {sync.make_key("obj", sync.get_uuid(ob), "prop", "note"): ob for ob in bpy.data.objects}
+    ops = []
+    for key, ob in props.items():
+        value = sync.decode_value(session.tracker.values[key])
+        ops.append(["set", key, sync.encode_value({**value, "value": 1000 + ob["note"]})])
+    net.deliver(P.Applied(room="r", seq=2, client_id=OTHER, op_id=9, ops=ops))
+    session_module.pump(0.0)  # the first slice
+    queued = [key for key, _ in session.applier._queue]
+    prop = queued[len(queued) // 2]  # a property still to apply, with more after it
+    ob = props[prop]
+    ob.location.x = 42.0  # the artist moves that object
+    sent = None
+    for _ in range(200):
+        bpy.context.view_layer.update()  # Blender's event loop between timer calls
+        applied = ob["note"] >= 1000
+        session_module.pump(0.0)
+        batches = net.take(P.Batch)
+        if batches:
+            assert sent is None, "sent twice"
+            assert applied, "the move went out before the batch's change of its object was applied"
+            sent = (session.busy, batches)
+        if not session.busy:
+            break
+    assert sent is not None, "the move was not sent"
+    busy, (batch,) = sent
+    assert busy, "the move waited for the whole batch"
+    assert [op[1] for op in batch.ops] == [transform_key(ob)]
+    assert ob.location.x == 42.0 and all(o["note"] >= 1000 for o in props.values())
+    pump_after_update(session)
+    assert net.take(P.Batch) == []
 
 
 def test_a_pump_applies_at_least_as_long_as_the_evaluation_of_the_last_apply_took(addon, P, monkeypatch):
