@@ -323,9 +323,24 @@ def build_grease_pencil() -> None:
     drawing.attributes.new("material_index", "INT", "CURVE").data.foreach_set("value", [0, 1])
     lines.frames.new(5).drawing.add_strokes([4])
     shading.frames.new(2).keyframe_type = "BREAKDOWN"
+    add_layer_groups(gp)
     sketch = link(bpy.data.objects.new("Sketch", gp))
     sketch.location = (0, 2, 0)
     add_effects(sketch)
+
+
+def add_layer_groups(gp: bpy.types.GreasePencil) -> None:
+    """Layer groups: "Lines" in a group "Figure" that also holds a hidden group "Details" with a layer of
+    its own, the group below "Shading"."""
+    figure = gp.layer_groups.new("Figure")
+    figure.color_tag = "COLOR3"
+    gp.layers.move_to_layer_group(gp.layers["Lines"], figure)
+    details = gp.layer_groups.new("Details", parent_group=figure)
+    details.hide, details.use_onion_skinning = True, False
+    eyes = gp.layers.new("Eyes", layer_group=details)
+    eyes.opacity = 0.5
+    eyes.frames.new(3).drawing.add_strokes([2])
+    gp.layer_groups.move_bottom(figure)
 
 
 def add_effects(ob: bpy.types.Object) -> None:

@@ -1,7 +1,8 @@
 """Production scenes through a real ``blendsync serve``: each artist a Blender process (artist.py).
 
 Placed assets (collection instances, local and linked from a library .blend), a library override of a
-linked character, particles, point clouds, volumes and custom split normals: one artist builds, another
+linked character, particles, point clouds, volumes, custom split normals and grease pencil layer
+groups: one artist builds, another
 edits, every artist evaluates the same geometry through its depsgraph; a late joiner into a scene
 holding all of them gets the same.
 """
@@ -30,6 +31,11 @@ POINTS = (
 CURVES = (
     "(lambda c: [[p.points_length for p in c.curves], [[round(x, 4) for x in p.position] for p in c.points]])"
     "(bpy.data.objects['Fur'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
+)
+LAYER_TREE = (
+    "[__import__('blender_addon.sync.kinds.grease_pencils', fromlist=['layer_tree'])"
+    ".layer_tree(bpy.data.grease_pencils['Sketch']), "
+    "sorted((g.name, g.hide, g.lock) for g in bpy.data.grease_pencils['Sketch'].layer_groups)]"
 )
 GRIDS = (
     "(lambda v: [v.display.density, v.render.step_size, [(g.name, g.data_type) for g in v.grids]])"
@@ -264,6 +270,21 @@ def test_custom_normals_edited_by_another_artist(server, artists):  # noqa: F811
     built_and_edited(address, [ana, ben], "build_custom_normals", edit)
     normals = evaluated_everywhere([ana, ben], NORMALS)
     assert normals[0] == [0.0, 0.0, 1.0] and normals[3] == [1.0, 0.0, 0.0]
+
+
+def test_grease_pencil_layer_groups_rearranged_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "gp = bpy.data.grease_pencils['Sketch']\n"
+        "gp.layers.move_to_layer_group(gp.layers['Eyes'], None)\n"
+        "gp.layer_groups['Details'].lock = True\n"
+        "gp.layer_groups.move_top(gp.layer_groups['Figure'])\n"
+    )
+    built_and_edited(address, [ana, ben], "build_grease_pencil", edit)
+    tree, groups = evaluated_everywhere([ana, ben], LAYER_TREE)
+    assert tree == ["Shading", "Eyes", ["Figure", ["Lines", ["Details", []]]]]
+    assert groups == [["Details", True, True], ["Figure", False, False]]
 
 
 def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811

@@ -453,7 +453,7 @@ def test_grease_pencil_edits_apply_in_place():
     edited_hash = sync.scene_hash()
     edited = sync.serialise_scene()
     sync.apply_ops(list(values.items()), applier=applier)
-    assert [layer.name for layer in bpy.data.grease_pencils["Sketch"].layers] == ["Lines", "Shading"]
+    assert [layer.name for layer in bpy.data.grease_pencils["Sketch"].layers] == ["Lines", "Eyes", "Shading"]
     sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
     assert applier.errors == [] and applier.pending_links == {}
     assert [layer.name for layer in bpy.data.grease_pencils["Sketch"].layers] == order
