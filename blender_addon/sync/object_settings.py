@@ -1,8 +1,8 @@
 """An object's settings beyond its transform and the flags it placed with (``objects.SETTINGS``): viewport
 display (colour, In Front, name, axes, wire, bounds), ray visibility, holdout, shadow catcher, pass index and
 light group, transform locks, tracking axes, instancing options, an image empty's image, its image user and
-how it is drawn, line art, light linking, a force field, motion path settings and the render engine's own
-object settings.
+how it is drawn, line art, light linking, a force field, rigid body settings (rigid_bodies.py), motion path
+settings and the render engine's own object settings.
 
 One key each, ``obj/<u>/set/<attr>`` as the first flags, so two artists changing two settings of one object
 at the same moment keep both. A nested struct (``display``, ``lineart``, ``light_linking``, ``cycles``) is
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rna, settings, structs
+from . import ids, rigid_bodies, rna, settings, structs
 from .context import ApplyContext, ReadContext
 
 _BASELINES: dict[str, dict[str, object]] = {}  # object type -> its settings on a new object
@@ -64,7 +64,7 @@ SKIP = (
     "use_mesh_mirror_y",
     "use_mesh_mirror_z",
 )
-NESTED = ("display", "lineart", "light_linking", "cycles", "field")
+NESTED = ("display", "lineart", "light_linking", "cycles", "field", *rigid_bodies.OBJECT_ATTRS)
 # A force field (``field``): Blender gives an object its settings only once one is added (the Force Field
 # operator, or a physics modifier that needs them), so a field of type NONE reads as none, a receiver
 # makes one with the operator, and a deleted key sets its type back to NONE.
@@ -120,6 +120,8 @@ def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bp
     """One setting; a deleted key puts back the value of a new object (:func:`baseline`)."""
     if attr == FIELD:
         return _apply_field(ob, None if ctx.deleting else doc, ctx)
+    if attr in rigid_bodies.OBJECT_ATTRS:
+        return rigid_bodies.apply_object(ob, attr, None if ctx.deleting else doc, ctx)
     if attr == MOTION_PATHS:
         doc = baseline(ob)[MOTION_PATHS] if ctx.deleting else doc
         if isinstance(doc, dict):

@@ -1,6 +1,7 @@
 """A scene's render and look settings beyond its first ones (``scenes.SETTINGS``): the render engine, output,
 motion blur, simplify, film, stamp and the image format; EEVEE's and Cycles' settings; colour management;
-units; gravity and audio; the Workbench render's settings (``scene/<u>/render/<struct>/<setting>``).
+units; gravity, audio and the rigid body world (rigid_bodies.py); the Workbench render's settings
+(``scene/<u>/render/<struct>/<setting>``).
 
 One key per setting of each struct, so a lighter raising Cycles' samples and another changing the view
 transform keep both. A nested struct (the output's image format, FFmpeg, baking, colour management, units)
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import rna, structs
+from . import rigid_bodies, rna, structs
 from .context import ApplyContext, ReadContext
 
 PART = "render"
@@ -122,6 +123,8 @@ def _read_struct(scene: bpy.types.Scene, name: str, ctx: ReadContext) -> dict[st
         view.pop("white_balance_tint", None)
     if isinstance(view, dict) and view.get("use_curve_mapping"):  # off, the curves do nothing
         view[VIEW_CURVES] = structs.read_curve_mapping(scene.view_settings.curve_mapping, ctx)
+    if name == "scene" and scene.rigidbody_world is not None:  # keyed while the scene has one
+        values[rigid_bodies.WORLD] = rigid_bodies.read_world(scene, ctx)
     return {attr: value for attr, value in values.items() if not attr.startswith("debug_")}
 
 
@@ -139,8 +142,11 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, dict[str, ob
 
 
 def apply(scene: bpy.types.Scene, item: tuple[str, ...], doc: object, ctx: ApplyContext) -> bpy.types.ID:
-    """``scene/<u>/render/<struct>/<setting>``; a deleted key changes nothing (it goes with its scene)."""
+    """``scene/<u>/render/<struct>/<setting>``; a deleted key changes nothing (it goes with its scene), but
+    for the rigid body world's, which removes it."""
     name, attr = item
+    if (name, attr) == ("scene", rigid_bodies.WORLD):
+        return rigid_bodies.apply_world(scene, None if ctx.deleting else doc, ctx)
     struct = _struct(scene, name) if name in STRUCTS else None
     if ctx.deleting or struct is None or struct.bl_rna.properties.get(attr) is None:
         return scene  # a setting of another Blender version, or of a render engine not registered here

@@ -123,10 +123,7 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
 
 
 def _physics(ob: bpy.types.Object) -> Iterator[Untravelled]:
-    """Physics whose settings do not travel: rigid bodies, fluids, dynamic paint."""
-    if ob.rigid_body is not None or ob.rigid_body_constraint is not None:
-        why = "made by operators in the scene's rigid body world, which does not travel"
-        yield Untravelled(_subject(ob), "its rigid body settings", why)
+    """Physics whose settings do not travel: fluids, dynamic paint."""
     for mod in ob.modifiers:
         if mod.type == "FLUID":
             why = "writing a fluid's settings makes and removes particle systems"

@@ -292,6 +292,34 @@ def add_field(ob: bpy.types.Object) -> None:
         bpy.ops.object.forcefield_toggle()
 
 
+def build_rigid_bodies() -> None:
+    """A scene's rigid body world with its own settings, a passive ramp, two active crates (one a box
+    shape, light and slippery, in a second collision collection) and a hinge between them on an empty."""
+    ramp = _link(bpy.data.objects.new("Ramp", grid_mesh("Ramp", 3)))
+    ramp.location.z, ramp.rotation_euler.x = -2.0, 0.3
+    crates = []
+    for name, x in (("Crate", 0.0), ("Crate.Light", 0.8)):
+        crate = _link(bpy.data.objects.new(name, grid_mesh(name, 2)))
+        crate.location = (x, 0.0, 0.5)
+        crates.append(crate)
+    for ob, kind in ((ramp, "PASSIVE"), *((crate, "ACTIVE") for crate in crates)):
+        with bpy.context.temp_override(object=ob, active_object=ob, selected_objects=[ob]):
+            bpy.ops.rigidbody.object_add(type=kind)
+    light = crates[1].rigid_body
+    light.mass, light.friction, light.collision_shape = 0.25, 0.1, "BOX"
+    light.collision_collections[1] = True
+    ramp.rigid_body.restitution = 0.4
+    hinge = _link(bpy.data.objects.new("Hinge", None))
+    bpy.context.view_layer.objects.active = hinge  # the operator adds to the active object
+    bpy.ops.rigidbody.constraint_add(type="HINGE")
+    hinge.rigid_body_constraint.object1, hinge.rigid_body_constraint.object2 = crates
+    hinge.rigid_body_constraint.use_breaking = True
+    world = bpy.context.scene.rigidbody_world
+    world.substeps_per_frame, world.solver_iterations, world.time_scale = 5, 20, 0.8
+    world.point_cache.frame_end = 40
+    world.effector_weights.gravity = 0.5
+
+
 def build_physics() -> None:
     """A wind (an empty with a force field), a cloth pinned by a vertex group that a soft body follows, and
     a floor that collides and also pushes (a mesh with a force field)."""

@@ -21,6 +21,7 @@ from detail_builders import (
     build_image_users,
     build_lattice_curve_shapes,
     build_physics,
+    build_rigid_bodies,
     build_text_boxes,
     build_texture_nodes,
 )
@@ -1220,6 +1221,7 @@ BUILDERS = {
     "driver_curves": (build_driver_curves, "obj"),
     "kind_animation": (build_every_kind_nla, "speaker"),
     "physics": (build_physics, "obj"),
+    "rigid_bodies": (build_rigid_bodies, "obj"),
 }
 
 
@@ -1281,6 +1283,7 @@ CHANGES = {
         bpy.data.node_groups["Items"].nodes["Capture Attribute"].capture_items["Idx"], "name", "Number"
     ),
     "physics": lambda: setattr(bpy.data.objects["Sheet"].modifiers["Cloth"].settings, "mass", 0.25),
+    "rigid_bodies": lambda: setattr(bpy.data.objects["Crate"].rigid_body, "friction", 0.9),
 }
 
 

@@ -1,5 +1,6 @@
-"""Physics set on an object: a force field (object_settings.py, ``set/field``) and the settings of cloth,
-soft body and collision modifiers (modifiers.py, ``PHYSICS``: one setting per struct)."""
+"""Physics set on an object: a force field (object_settings.py, ``set/field``), the settings of cloth, soft
+body and collision modifiers (modifiers.py, ``PHYSICS``: one setting per struct), and rigid bodies: a
+scene's world, an object's body and constraint (rigid_bodies.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from detail_builders import add_field, build_physics, grid_mesh  # noqa: E402
+from detail_builders import add_field, build_physics, build_rigid_bodies, grid_mesh  # noqa: E402
 from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  # noqa: E402
 from scene_builders import link, reset_scene  # noqa: E402
 
@@ -144,3 +145,133 @@ def test_wire_extremes_and_wrong_types_in_physics_mesh_effect_and_background_val
     assert tuple(sheet.data.radial_symmetry) == (1, 1, 1)
     assert 0 < gp.shader_effects["Blur"].samples < 2**31
     assert len(cam.background_images) == 1 and cam.background_images[0].display_depth == "BACK"
+
+
+def check_rigid_bodies() -> None:
+    scene = bpy.context.scene
+    world = scene.rigidbody_world
+    assert world is not None and world.collection is not None and world.constraints is not None
+    assert (world.substeps_per_frame, world.solver_iterations) == (5, 20)
+    assert abs(world.time_scale - 0.8) < 1e-6 and abs(world.effector_weights.gravity - 0.5) < 1e-6
+    assert world.point_cache.frame_end == 40
+    ramp, crate, light, hinge = (bpy.data.objects[n] for n in ("Ramp", "Crate", "Crate.Light", "Hinge"))
+    assert {ob.name for ob in world.collection.objects} == {"Ramp", "Crate", "Crate.Light"}
+    assert ramp.rigid_body.type == "PASSIVE" and abs(ramp.rigid_body.restitution - 0.4) < 1e-6
+    assert crate.rigid_body.type == "ACTIVE" and light.rigid_body.collision_shape == "BOX"
+    assert abs(light.rigid_body.mass - 0.25) < 1e-6 and list(light.rigid_body.collision_collections)[:2] == [
+        True,
+        True,
+    ]
+    constraint = hinge.rigid_body_constraint
+    assert constraint.type == "HINGE" and constraint.use_breaking
+    assert (constraint.object1, constraint.object2) == (crate, light)
+
+
+def fallen(frames: int = 15) -> list[tuple[float, ...]]:
+    """Where each crate is after playing the simulation from its first frame (evaluated)."""
+    scene = bpy.context.scene
+    for frame in range(1, frames + 1):
+        scene.frame_set(frame)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    return [
+        tuple(round(c, 3) for c in bpy.data.objects[name].evaluated_get(depsgraph).matrix_world.translation)
+        for name in ("Crate", "Crate.Light")
+    ]
+
+
+def test_rigid_bodies_reach_a_joiner_in_any_arrival_order_and_fall_alike():
+    """The world (made by its operator, given the room's collections), each body and the hinge arrive
+    whatever the order (a body's settings before or after the collection that makes it), the scene hashes
+    the same, and the crates fall where they do on the sender."""
+    reset_scene()
+    build_rigid_bodies()
+    before = sync.scene_hash()
+    moved = fallen()
+    assert moved != [(0.0, 0.0, 0.5), (0.8, 0.0, 0.5)]
+    bpy.context.scene.frame_set(1)
+    ops = list(sync.serialise_scene().items())
+    keys = [key for key, _ in ops]
+    assert any(key.endswith("/render/scene/rigidbody_world") for key in keys)
+    assert sum(key.endswith("/set/rigid_body") for key in keys) == 3
+    assert sum(key.endswith("/set/rigid_body_constraint") for key in keys) == 1
+    for order in (ops, ops[::-1]):
+        applied_one_at_a_time(order)
+        check_rigid_bodies()
+        assert len([c for c in bpy.data.collections if c.name.startswith("RigidBody")]) == 2  # none made here
+        assert sync.scene_hash() == before
+        assert fallen() == moved
+
+
+def test_a_body_changed_a_constraint_removed_and_the_world_removed_travel_as_those_keys():
+    reset_scene()
+    build_rigid_bodies()
+    base = sync.serialise_scene()
+    tracker = replica(base)
+    crate, hinge = bpy.data.objects["Crate"], bpy.data.objects["Hinge"]
+
+    def edit() -> None:
+        crate.rigid_body.mass = 4.0
+        bpy.context.view_layer.objects.active = hinge  # the operator removes from the active object
+        bpy.ops.rigidbody.constraint_remove()
+
+    batch = edit_batch(tracker, edit)
+    assert (sync.make_key("obj", sync.get_uuid(hinge), "set", "rigid_body_constraint"), None) in batch
+    room = {**base, **{key: value for key, value in batch if value is not None}}
+    for key in [key for key, value in batch if value is None]:
+        room.pop(key, None)
+    after = sync.scene_hash()
+    receiver = replica(base)
+    assert sync.apply_ops(batch, tracker=receiver).errors == []
+    assert bpy.data.objects["Hinge"].rigid_body_constraint is None
+    assert bpy.data.objects["Crate"].rigid_body.mass == 4.0
+    assert sync.scene_hash() == after
+    assert receiver.scan() == ({}, [])  # applying it echoes nothing
+
+    def remove_world() -> None:
+        with bpy.context.temp_override(scene=bpy.context.scene):
+            bpy.ops.rigidbody.world_remove()
+
+    batch = edit_batch(receiver, remove_world)
+    world_key = sync.make_key("scene", sync.get_uuid(bpy.context.scene), "render", "scene", "rigidbody_world")
+    assert (world_key, None) in batch
+    after = sync.scene_hash()
+    other = replica(room)
+    assert sync.apply_ops(batch, tracker=other).errors == []
+    assert bpy.context.scene.rigidbody_world is None
+    assert sync.scene_hash() == after
+
+
+def test_wire_extremes_and_wrong_types_in_rigid_body_values_stop_nothing_else():
+    """Settings that are not a map are refused (what is there stays); the wire's largest integers, NUL,
+    unknown enum items and wrong types inside them are kept in Blender's range or left; a world naming a
+    collection not here waits for it; nothing raises, and the rest of the batch applies."""
+    reset_scene()
+    build_rigid_bodies()
+    sync.serialise_scene()
+    scene = bpy.context.scene
+    crate, hinge = bpy.data.objects["Crate"], bpy.data.objects["Hinge"]
+    obj = lambda ob, attr: sync.make_key("obj", sync.get_uuid(ob), "set", attr)  # noqa: E731
+    world = sync.make_key("scene", sync.get_uuid(scene), "render", "scene", "rigidbody_world")
+    missing = "0123456789abcdef0123456789abcdef"
+    ops = [
+        (obj(crate, "rigid_body"), "ACTIVE"),
+        (obj(hinge, "rigid_body_constraint"), [1, 2]),
+        (
+            obj(bpy.data.objects["Ramp"], "rigid_body"),
+            {"mass": 2**64 - 1, "type": "NOT_A_TYPE", "collision_shape": "B\x00OX", "friction": "rough"},
+        ),
+        (world, {"solver_iterations": -(2**63), "time_scale": 2**64 - 1, "constraints": missing}),
+        (obj(bpy.data.objects["Crate.Light"], "rigid_body"), {"mass": 0.5}),  # the rest of the batch
+    ]
+    applier = sync.apply_ops([(key, sync.encode_value(value)) for key, value in ops])
+    refused = dict(applier.errors)
+    assert set(refused) == {obj(crate, "rigid_body"), obj(hinge, "rigid_body_constraint")}
+    assert all("map" in message for message in refused.values())
+    assert crate.rigid_body is not None and hinge.rigid_body_constraint.type == "HINGE"
+    ramp = bpy.data.objects["Ramp"].rigid_body
+    assert ramp.type == "PASSIVE" and ramp.collision_shape == "CONVEX_HULL" and ramp.friction == 0.5
+    assert ramp.mass > 1e18  # a float setting: the wire's largest integer is a large float
+    rbw = scene.rigidbody_world
+    assert 0 < rbw.solver_iterations < 2**31 and 0 < rbw.time_scale < 2**64
+    assert list(applier.pending_links.values()) == [{world}]  # the constraints collection may come
+    assert abs(bpy.data.objects["Crate.Light"].rigid_body.mass - 0.5) < 1e-6

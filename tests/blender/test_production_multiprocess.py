@@ -1,8 +1,8 @@
 """Production scenes through a real ``blendsync serve``: each artist a Blender process (artist.py).
 
 Placed assets (collection instances, local and linked from a library .blend), a library override of a
-linked character, particles, point clouds, volumes, custom split normals and grease pencil layer
-groups: one artist builds, another
+linked character, particles, point clouds, volumes, custom split normals, rigid bodies and grease pencil
+layer groups: one artist builds, another
 edits, every artist evaluates the same geometry through its depsgraph; a late joiner into a scene
 holding all of them gets the same.
 """
@@ -31,6 +31,11 @@ POINTS = (
 CURVES = (
     "(lambda c: [[p.points_length for p in c.curves], [[round(x, 4) for x in p.position] for p in c.points]])"
     "(bpy.data.objects['Fur'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
+)
+FALLEN = (  # where the crates are after 15 frames of the rigid body simulation (each artist's own frame)
+    "(lambda s, d: [s.frame_set(f) for f in range(1, 16)] and [[round(c, 3) for c in "
+    "d.objects[n].evaluated_get(bpy.context.evaluated_depsgraph_get()).matrix_world.translation] "
+    "for n in ('Crate', 'Crate.Light')])(bpy.context.scene, bpy.data)"
 )
 LAYER_TREE = (
     "[__import__('blender_addon.sync.kinds.grease_pencils', fromlist=['layer_tree'])"
@@ -270,6 +275,30 @@ def test_custom_normals_edited_by_another_artist(server, artists):  # noqa: F811
     built_and_edited(address, [ana, ben], "build_custom_normals", edit)
     normals = evaluated_everywhere([ana, ben], NORMALS)
     assert normals[0] == [0.0, 0.0, 1.0] and normals[3] == [1.0, 0.0, 0.0]
+
+
+def test_rigid_bodies_edited_by_another_artist_fall_alike(server, artists):  # noqa: F811
+    """Ben makes the light crate heavier, takes the ramp out of the simulation and removes the hinge; the
+    crates fall to the same places on both artists."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "bpy.data.objects['Crate.Light'].rigid_body.mass = 2.0\n"
+        "layer = bpy.context.view_layer\n"
+        "for name, op in (('Ramp', bpy.ops.rigidbody.object_remove), "
+        "('Hinge', bpy.ops.rigidbody.constraint_remove)):\n"
+        "    layer.objects.active = bpy.data.objects[name]\n"
+        "    op()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_rigid_bodies", edit)
+    checks = (
+        "[bpy.data.objects['Ramp'].rigid_body is None,"
+        " bpy.data.objects['Hinge'].rigid_body_constraint is None,"
+        " bpy.data.objects['Crate.Light'].rigid_body.mass]"
+    )
+    assert evaluated_everywhere([ana, ben], checks) == [True, True, 2.0]
+    fallen = evaluated_everywhere([ana, ben], FALLEN)
+    assert fallen[0] != [0.0, 0.0, 0.5]  # it fell
 
 
 def test_grease_pencil_layer_groups_rearranged_by_another_artist(server, artists):  # noqa: F811
