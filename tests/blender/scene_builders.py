@@ -327,6 +327,7 @@ def build_grease_pencil() -> None:
     add_layer_groups(gp)
     sketch = link(bpy.data.objects.new("Sketch", gp))
     sketch.location = (0, 2, 0)
+    add_layer_masks(sketch)
     add_effects(sketch)
 
 
@@ -342,6 +343,20 @@ def add_layer_groups(gp: bpy.types.GreasePencil) -> None:
     eyes.opacity = 0.5
     eyes.frames.new(3).drawing.add_strokes([2])
     gp.layer_groups.move_bottom(figure)
+
+
+def add_layer_masks(ob: bpy.types.Object) -> None:
+    """ "Shading" masked by "Eyes" (inverted) and then "Lines" (Blender's Add Mask operator, on the active
+    layer), the artist's active layer put back."""
+    layers = ob.data.layers
+    active = layers.active
+    layers.active = layers["Shading"]
+    with bpy.context.temp_override(object=ob, active_object=ob):
+        bpy.ops.grease_pencil.layer_mask_add(name="Eyes")
+        bpy.ops.grease_pencil.layer_mask_add(name="Lines")
+    layers["Shading"].mask_layers["Eyes"].invert = True
+    layers["Shading"].use_masks = True
+    layers.active = active
 
 
 def add_effects(ob: bpy.types.Object) -> None:

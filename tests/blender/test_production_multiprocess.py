@@ -38,9 +38,10 @@ FALLEN = (  # where the crates are after 15 frames of the rigid body simulation 
     "for n in ('Crate', 'Crate.Light')])(bpy.context.scene, bpy.data)"
 )
 LAYER_TREE = (
-    "[__import__('blender_addon.sync.kinds.grease_pencils', fromlist=['layer_tree'])"
+    "[__import__('blender_addon.sync.gp_layers', fromlist=['layer_tree'])"
     ".layer_tree(bpy.data.grease_pencils['Sketch']), "
-    "sorted((g.name, g.hide, g.lock) for g in bpy.data.grease_pencils['Sketch'].layer_groups)]"
+    "sorted((g.name, g.hide, g.lock) for g in bpy.data.grease_pencils['Sketch'].layer_groups), "
+    "[(m.name, m.invert, m.hide) for m in bpy.data.grease_pencils['Sketch'].layers['Shading'].mask_layers]]"
 )
 GRIDS = (
     "(lambda v: [v.display.density, v.render.step_size, [(g.name, g.data_type) for g in v.grids]])"
@@ -301,7 +302,7 @@ def test_rigid_bodies_edited_by_another_artist_fall_alike(server, artists):  # n
     assert fallen[0] != [0.0, 0.0, 0.5]  # it fell
 
 
-def test_grease_pencil_layer_groups_rearranged_by_another_artist(server, artists):  # noqa: F811
+def test_grease_pencil_layer_groups_and_masks_rearranged_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")
     edit = (
@@ -309,11 +310,13 @@ def test_grease_pencil_layer_groups_rearranged_by_another_artist(server, artists
         "gp.layers.move_to_layer_group(gp.layers['Eyes'], None)\n"
         "gp.layer_groups['Details'].lock = True\n"
         "gp.layer_groups.move_top(gp.layer_groups['Figure'])\n"
+        "gp.layers['Shading'].mask_layers['Lines'].hide = True\n"
     )
     built_and_edited(address, [ana, ben], "build_grease_pencil", edit)
-    tree, groups = evaluated_everywhere([ana, ben], LAYER_TREE)
+    tree, groups, masks = evaluated_everywhere([ana, ben], LAYER_TREE)
     assert tree == ["Shading", "Eyes", ["Figure", ["Lines", ["Details", []]]]]
     assert groups == [["Details", True, True], ["Figure", False, False]]
+    assert masks == [["Eyes", True, False], ["Lines", False, True]]
 
 
 def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811

@@ -6,7 +6,7 @@ import itertools
 
 import bpy
 
-from .. import ids, rna
+from .. import gp_layers, ids, rna
 from ..arrays import ATTRIBUTE_LAYOUT, read_attribute, write_attribute
 from ..assign import rename, set_changed, set_materials
 from ..attributes import remove_unlisted
@@ -46,40 +46,6 @@ def stroke_sizes(drawing) -> list[int]:
     return [b - a for a, b in itertools.pairwise(offsets)]
 
 
-# A layer tree: its nodes in order, bottom first; a layer as its name, a group as [name, its nodes]. Names
-# are unique across layers and groups (Blender's rule), so a name says which node it is.
-Tree = list  # list[str | list[str | Tree]]
-
-
-def layer_tree(gp: bpy.types.GreasePencil) -> Tree:
-    """The nodes under the root group, in order (walked through each node's next sibling)."""
-    children: dict[str, list] = {}  # parent group name ("" for the root) -> its nodes, in Blender's order
-    for node in itertools.chain(gp.layer_groups, gp.layers):
-        if node.prev_node is None:
-            siblings, here = [], node
-            while here is not None:
-                siblings.append(here)
-                here = here.next_node
-            parent = node.parent_group
-            children[parent.name if parent is not None else ""] = siblings
-
-    def nodes(parent: str) -> Tree:
-        return [
-            [n.name, nodes(n.name)] if isinstance(n, bpy.types.GreasePencilLayerGroup) else n.name
-            for n in children.get(parent, ())
-        ]
-
-    return nodes("")
-
-
-def _structure(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict[str, object]:
-    """The layer groups' settings and the layer tree, only when there are groups (a flat list of layers is
-    the layers' order)."""
-    if not len(gp.layer_groups):
-        return {}
-    return {"groups": {g.name: ctx.props(g) for g in gp.layer_groups}, "tree": layer_tree(gp)}
-
-
 def serialise(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict[str, object]:
     layers = []
     for layer in gp.layers:
@@ -101,9 +67,10 @@ def serialise(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict[str, object]
             "materials": [ctx.ref(m) for m in gp.materials],
             "props": ctx.props(gp),
             "layers": [
-                {"name": layer.name, "props": ctx.props(layer, skip=GP_LAYER_SKIP)} for layer in gp.layers
+                {"name": layer.name, "props": ctx.props(layer, skip=GP_LAYER_SKIP), **gp_layers.masks(layer)}
+                for layer in gp.layers
             ],
-            **_structure(gp, ctx),
+            **gp_layers.structure(gp, ctx),
         },
         "strokes": {"layers": layers},
     }
@@ -129,13 +96,13 @@ def describe(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict:
                     attributes,
                 ]
             )
-        layers.append([layer.name, ctx.props(layer, skip=GP_LAYER_SKIP), frames])
+        layers.append([layer.name, ctx.props(layer, skip=GP_LAYER_SKIP), frames, gp_layers.masks(layer)])
     return {
         "name": gp.name,
         "materials": [ctx.ref(m) for m in gp.materials],
         "props": ctx.props(gp),
         "layers": layers,
-        **_structure(gp, ctx),
+        **gp_layers.structure(gp, ctx),
     }
 
 
@@ -157,50 +124,17 @@ def apply_meta(gp: bpy.types.GreasePencil, doc: dict, ctx: ApplyContext) -> bpy.
     layers = gp.layers
     tree = doc.get("tree") or [d["name"] for d in doc["layers"]]
     groups_doc = doc.get("groups") or {}
-    if layer_tree(gp) != tree:
-        _arrange(gp, tree, groups_doc, {d["name"] for d in doc["layers"]})
+    if gp_layers.layer_tree(gp) != tree:
+        gp_layers.arrange(gp, tree, groups_doc, {d["name"] for d in doc["layers"]})
     for name, props in groups_doc.items():
         group = gp.layer_groups.get(name)
         if group is not None:
             rna.write_props(group, props, ctx.resolve)
     for d in doc["layers"]:
         rna.write_props(layers[d["name"]], d["props"], ctx.resolve)
+    for d in doc["layers"]:  # once every layer is here: a mask names another
+        gp_layers.apply_masks(gp, layers[d["name"]], d.get("masks", []), ctx)
     return gp
-
-
-def _arrange(gp: bpy.types.GreasePencil, tree: Tree, groups: dict, names: set[str]) -> None:
-    """Make the layer tree ``tree``: keep the layers (and their frames) and groups that stay, remove the
-    others (a group's nodes go to its parent first), make the new ones, then put each node under its group
-    and each group's nodes in order."""
-    layers, layer_groups = gp.layers, gp.layer_groups
-    for layer in [layer for layer in layers if layer.name not in names]:
-        layers.remove(layer)
-    for name in [group.name for group in layer_groups if group.name not in groups]:
-        layer_groups.remove(layer_groups[name], keep_children=True)
-
-    def place(nodes: Tree, parent: bpy.types.GreasePencilLayerGroup | None) -> None:
-        for node in nodes:
-            if isinstance(node, list):
-                name, children = node
-                group = layer_groups.get(name)
-                if group is None:
-                    group = layer_groups.new(name, parent_group=parent)
-                elif group.parent_group != parent:
-                    layer_groups.move_to_layer_group(group, parent)
-                place(children, group)
-            else:
-                layer = layers.get(node)
-                if layer is None:
-                    layer = layers.new(node, layer_group=parent)
-                elif layer.parent_group != parent:
-                    layers.move_to_layer_group(layer, parent)
-        for node in nodes:  # the last one moved ends on top
-            if isinstance(node, list):
-                layer_groups.move_top(layer_groups[node[0]])
-            else:
-                layers.move_top(layers[node])
-
-    place(tree, None)
 
 
 def _apply_drawing(drawing, doc: dict) -> None:
