@@ -69,7 +69,7 @@ def _cache_files(ob: bpy.types.Object) -> Iterator[Untravelled]:
                 yield Untravelled(_subject(ob), f"{label} {item.name!r} cache file", why)
 
 
-# Image sources that do not travel (only images with one file, and generated ones, do).
+# Images of several files: they travel unless a file is missing or they pass kinds/images.py's size bound.
 IMAGE_SOURCES = {"SEQUENCE": "an image sequence", "MOVIE": "a movie", "TILED": "a tiled (UDIM) image"}
 
 
@@ -82,8 +82,13 @@ def _images(ob: bpy.types.Object, seen: set[int]) -> Iterator[Untravelled]:
         seen.add(mat.as_pointer())
         for node in mat.node_tree.nodes:
             img = getattr(node, "image", None)
-            if isinstance(img, bpy.types.Image) and img.library is None and img.source in IMAGE_SOURCES:
-                why = f"{IMAGE_SOURCES[img.source]} does not travel, only single-file and generated images"
+            if (
+                isinstance(img, bpy.types.Image)
+                and img.library is None
+                and img.source in IMAGE_SOURCES
+                and not is_synced(img)
+            ):
+                why = f"{IMAGE_SOURCES[img.source]} whose files are missing or over 512 MiB"
                 yield Untravelled(_subject(mat), f"image {img.name!r} of node {node.name!r}", why)
 
 

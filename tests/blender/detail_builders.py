@@ -4,6 +4,9 @@ texture's colour ramp and node tree, physics (force fields, cloth, soft body, co
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import bpy
 from anim_builders import keyed_action
 
@@ -290,6 +293,33 @@ def grid_mesh(name: str, size: int = 6) -> bpy.types.Mesh:
 def add_field(ob: bpy.types.Object) -> None:
     with bpy.context.temp_override(object=ob, active_object=ob):
         bpy.ops.object.forcefield_toggle()
+
+
+def udim_tiles(numbers=(1001, 1002, 1011), size: int = 4) -> str:
+    """Tile PNGs ``skin.<number>.png`` of distinct colours in a new folder; the path with ``<UDIM>``."""
+    folder = tempfile.mkdtemp(prefix="udim-")
+    img = bpy.data.images.new("tile", size, size)
+    img.file_format = "PNG"
+    for i, number in enumerate(numbers):
+        img.pixels = [0.2 * i, 1.0 - 0.2 * i, 0.5, 1.0] * (size * size)
+        img.filepath_raw = os.path.join(folder, f"skin.{number}.png")
+        img.save()
+    bpy.data.images.remove(img)
+    return os.path.join(folder, "skin.<UDIM>.png")
+
+
+def build_udim_image() -> None:
+    """A tiled (UDIM) image of three tile files on disk, one tile labelled, in a material on a mesh."""
+    skin = bpy.data.images.new("Skin", 1, 1)
+    skin.source = "TILED"
+    skin.filepath = udim_tiles()
+    skin.reload()
+    skin.tiles[1].label = "Face"
+    mat = bpy.data.materials.new("Head")
+    mat.node_tree.nodes.new("ShaderNodeTexImage").image = skin
+    mesh = grid_mesh("Head", 2)
+    mesh.materials.append(mat)
+    _link(bpy.data.objects.new("Head", mesh))
 
 
 def build_rigid_bodies() -> None:

@@ -24,6 +24,7 @@ from detail_builders import (
     build_rigid_bodies,
     build_text_boxes,
     build_texture_nodes,
+    build_udim_image,
 )
 from layer_builders import build_view_layers
 from node_builders import build_geometry_nodes, build_node_items
@@ -1237,6 +1238,7 @@ BUILDERS = {
     "kind_animation": (build_every_kind_nla, "speaker"),
     "physics": (build_physics, "obj"),
     "rigid_bodies": (build_rigid_bodies, "obj"),
+    "udim_image": (build_udim_image, "img"),
 }
 
 
@@ -1299,6 +1301,7 @@ CHANGES = {
     ),
     "physics": lambda: setattr(bpy.data.objects["Sheet"].modifiers["Cloth"].settings, "mass", 0.25),
     "rigid_bodies": lambda: setattr(bpy.data.objects["Crate"].rigid_body, "friction", 0.9),
+    "udim_image": lambda: setattr(bpy.data.images["Skin"].tiles[0], "label", "Body"),
 }
 
 

@@ -43,6 +43,13 @@ LAYER_TREE = (
     "sorted((g.name, g.hide, g.lock) for g in bpy.data.grease_pencils['Sketch'].layer_groups), "
     "[(m.name, m.invert, m.hide) for m in bpy.data.grease_pencils['Sketch'].layers['Shading'].mask_layers]]"
 )
+# A tiled image's tiles and the digest of its tile files (on disk for one artist, packed for another).
+TILED = (
+    "[[(t.number, t.label) for t in bpy.data.images['Skin'].tiles], "
+    "__import__('blender_addon.sync.file_sets', fromlist=['digest']).digest("
+    "__import__('blender_addon.sync.kinds.images', fromlist=['image_files'])"
+    ".image_files(bpy.data.images['Skin']))]"
+)
 GRIDS = (
     "(lambda v: [v.display.density, v.render.step_size, [(g.name, g.data_type) for g in v.grids]])"
     "(bpy.data.objects['Fog'].evaluated_get(bpy.context.evaluated_depsgraph_get()).data)"
@@ -317,6 +324,16 @@ def test_grease_pencil_layer_groups_and_masks_rearranged_by_another_artist(serve
     assert tree == ["Shading", "Eyes", ["Figure", ["Lines", ["Details", []]]]]
     assert groups == [["Details", True, True], ["Figure", False, False]]
     assert masks == [["Eyes", True, False], ["Lines", False, True]]
+
+
+def test_a_tiled_image_relabelled_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    relabel = "bpy.data.images['Skin'].tiles[0].label = 'Body'\n"
+    built_and_edited(address, [ana, ben], "build_udim_image", relabel)
+    tiles, digest = evaluated_everywhere([ana, ben], TILED)
+    assert tiles == [[1001, "Body"], [1002, "Face"], [1011, "1011"]] and digest
+    assert ben.call("eval", expr="len(bpy.data.images['Skin'].packed_files)")["value"] == 3
 
 
 def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811

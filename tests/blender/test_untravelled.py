@@ -70,7 +70,9 @@ def test_what_does_not_travel_is_listed_with_its_datablock_and_why():
 
 
 def test_an_image_that_does_not_travel_is_listed_with_the_material_using_it():
-    frames = bpy.data.images.load(image_sequence(count=2), check_existing=False)
+    """An image sequence travels (test_image_files.py) until its files are gone."""
+    first = image_sequence(count=2)
+    frames = bpy.data.images.load(first, check_existing=False)
     frames.name = "Frames"
     frames.source = "SEQUENCE"
     mat = bpy.data.materials.new("Flicker")
@@ -80,10 +82,12 @@ def test_an_image_that_does_not_travel_is_listed_with_the_material_using_it():
         me = triangle_mesh(name)
         me.materials.append(mat)
         link(bpy.data.objects.new(name, me))
-    why = "an image sequence does not travel, only single-file and generated images"
-    assert _lines() == [("Material 'Flicker'", "image 'Frames' of node 'Image Texture'", why)]
-    frames.source = "FILE"
     assert _lines() == []
+    folder = os.path.dirname(first)
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    why = "an image sequence whose files are missing or over 512 MiB"
+    assert _lines() == [("Material 'Flicker'", "image 'Frames' of node 'Image Texture'", why)]
 
 
 def test_the_report_walks_again_only_after_its_interval():
