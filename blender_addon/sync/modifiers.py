@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import assign, ids, linked, order, rna, structs
+from . import assign, dynamic_paint, ids, linked, order, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -121,6 +121,8 @@ def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict
             settings[(mod.name, prop)] = value
         for prop, value in _physics(mod, ctx).items():
             settings[(mod.name, prop)] = value
+        for prop, value in dynamic_paint.read(mod, ctx).items():
+            settings[(mod.name, prop)] = value
         if mod.type == "HOOK":  # the vertices assigned in edit mode: read-only, set by vertex_indices_set
             settings[(mod.name, "vertex_indices")] = list(mod.vertex_indices)
         for position, doc in read_inputs(mod, ctx).items():
@@ -148,6 +150,13 @@ def apply_modifier(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None
 
 def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
     name, prop = item
+    if prop in dynamic_paint.PROPS:  # a deleted key removes them, the modifier stays
+        mod = ob.modifiers.get(name)
+        if mod is not None:
+            dynamic_paint.apply(ob, mod, prop, doc, ctx)
+        elif doc is not None:
+            ctx.wait_for("mod", ids.get_uuid(ob))
+        return ob
     if doc is None:
         return ob  # a setting's key goes away with its modifier
     mod = ob.modifiers.get(name)

@@ -128,14 +128,11 @@ def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library],
 
 
 def _physics(ob: bpy.types.Object) -> Iterator[Untravelled]:
-    """Physics whose settings do not travel: fluids, dynamic paint."""
+    """Physics whose settings do not travel: fluids."""
     for mod in ob.modifiers:
         if mod.type == "FLUID":
             why = "writing a fluid's settings makes and removes particle systems"
             yield Untravelled(_subject(ob), f"the settings of fluid modifier {mod.name!r}", why)
-        elif mod.type == "DYNAMIC_PAINT":
-            why = "a canvas's surfaces are made by operators"
-            yield Untravelled(_subject(ob), f"the settings of dynamic paint modifier {mod.name!r}", why)
 
 
 def _animation(id_data: bpy.types.ID) -> Iterator[Untravelled]:

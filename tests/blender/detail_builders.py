@@ -322,6 +322,30 @@ def build_udim_image() -> None:
     _link(bpy.data.objects.new("Head", mesh))
 
 
+def build_dynamic_paint() -> None:
+    """A canvas with two surfaces (a spreading paint and ripples) and a brush that paints from a distance,
+    each made with Blender's Dynamic Paint operators."""
+    canvas = _link(bpy.data.objects.new("Canvas", grid_mesh("Canvas")))
+    brush = _link(bpy.data.objects.new("Brush", grid_mesh("Brush", 2)))
+    brush.location = (0.3, 0.3, 0.1)
+    for ob, kind in ((canvas, "CANVAS"), (brush, "BRUSH")):
+        ob.modifiers.new("Paint", "DYNAMIC_PAINT").ui_type = kind
+        with bpy.context.temp_override(object=ob, active_object=ob):
+            bpy.ops.dpaint.type_toggle(type=kind)
+    with bpy.context.temp_override(object=canvas, active_object=canvas):
+        bpy.ops.dpaint.surface_slot_add()
+    paint, ripples = canvas.modifiers["Paint"].canvas_settings.canvas_surfaces
+    paint.name, paint.frame_end, paint.use_spread, paint.spread_speed = "Wet paint", 20, True, 0.5
+    canvas.modifiers["Paint"].canvas_settings.canvas_surfaces.active_index = 0
+    with bpy.context.temp_override(object=canvas, active_object=canvas):
+        bpy.ops.dpaint.output_toggle(output="A")  # the colour attribute the paint is written to
+    ripples.name = "Ripples"
+    ripples.surface_type, ripples.wave_speed = "WAVE", 2.0
+    settings = brush.modifiers["Paint"].brush_settings
+    settings.paint_source, settings.paint_distance = "DISTANCE", 0.5
+    settings.paint_color = (1.0, 0.2, 0.0)
+
+
 def build_rigid_bodies() -> None:
     """A scene's rigid body world with its own settings, a passive ramp, two active crates (one a box
     shape, light and slippery, in a second collision collection) and a hinge between them on an empty."""

@@ -18,6 +18,7 @@ from anim_builders import (
 )
 from detail_builders import (
     build_curve_mappings,
+    build_dynamic_paint,
     build_image_users,
     build_lattice_curve_shapes,
     build_physics,
@@ -1239,6 +1240,7 @@ BUILDERS = {
     "physics": (build_physics, "obj"),
     "rigid_bodies": (build_rigid_bodies, "obj"),
     "udim_image": (build_udim_image, "img"),
+    "dynamic_paint": (build_dynamic_paint, "obj"),
 }
 
 
@@ -1302,6 +1304,9 @@ CHANGES = {
     "physics": lambda: setattr(bpy.data.objects["Sheet"].modifiers["Cloth"].settings, "mass", 0.25),
     "rigid_bodies": lambda: setattr(bpy.data.objects["Crate"].rigid_body, "friction", 0.9),
     "udim_image": lambda: setattr(bpy.data.images["Skin"].tiles[0], "label", "Body"),
+    "dynamic_paint": lambda: setattr(
+        bpy.data.objects["Brush"].modifiers["Paint"].brush_settings, "paint_alpha", 0.3
+    ),
 }
 
 

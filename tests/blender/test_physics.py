@@ -8,7 +8,13 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from detail_builders import add_field, build_physics, build_rigid_bodies, grid_mesh  # noqa: E402
+from detail_builders import (  # noqa: E402
+    add_field,
+    build_dynamic_paint,
+    build_physics,
+    build_rigid_bodies,
+    grid_mesh,
+)
 from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  # noqa: E402
 from scene_builders import link, reset_scene  # noqa: E402
 
@@ -275,3 +281,99 @@ def test_wire_extremes_and_wrong_types_in_rigid_body_values_stop_nothing_else():
     assert 0 < rbw.solver_iterations < 2**31 and 0 < rbw.time_scale < 2**64
     assert list(applier.pending_links.values()) == [{world}]  # the constraints collection may come
     assert abs(bpy.data.objects["Crate.Light"].rigid_body.mass - 0.5) < 1e-6
+
+
+def painted(frames: int = 6) -> list[float]:
+    """The canvas's evaluated paint colours after playing from frame 1 (rounded)."""
+    scene = bpy.context.scene
+    for frame in range(1, frames + 1):
+        scene.frame_set(frame)
+    canvas = bpy.data.objects["Canvas"].evaluated_get(bpy.context.evaluated_depsgraph_get())
+    colours = canvas.data.attributes["dp_paintmap"].data
+    return [round(c, 3) for item in colours for c in item.color]
+
+
+def surfaces() -> list[tuple[str, str]]:
+    canvas = bpy.data.objects["Canvas"].modifiers["Paint"].canvas_settings
+    return [(s.name, s.surface_type) for s in canvas.canvas_surfaces]
+
+
+def test_dynamic_paint_reaches_a_joiner_in_any_arrival_order_and_paints_alike():
+    """Canvas and brush settings made by Blender's operators on the receiver, the surfaces named and set,
+    whatever the order (the settings before or after their modifier); the canvas is painted alike."""
+    reset_scene()
+    build_dynamic_paint()
+    before = sync.scene_hash()
+    colours = painted()
+    assert any(c != 1.0 for c in colours)  # the brush painted something
+    bpy.context.scene.frame_set(1)
+    ops = list(sync.serialise_scene().items())
+    keys = [key for key, _ in ops]
+    assert any(key.endswith("/modset/Paint/canvas_settings") for key in keys)
+    assert any(key.endswith("/modset/Paint/brush_settings") for key in keys)
+    assert not any(
+        b"blender_" in value and b"cache_dynamicpaint" in value for _, value in ops
+    )  # a folder here
+    for order in (ops, ops[::-1]):
+        applied_one_at_a_time(order)
+        assert surfaces() == [("Wet paint", "PAINT"), ("Ripples", "WAVE")]
+        wet = bpy.data.objects["Canvas"].modifiers["Paint"].canvas_settings.canvas_surfaces["Wet paint"]
+        assert wet.frame_end == 20 and wet.use_spread and wet.spread_speed == 0.5
+        brush = bpy.data.objects["Brush"].modifiers["Paint"].brush_settings
+        assert brush.paint_source == "DISTANCE" and brush.paint_distance == 0.5
+        assert sync.scene_hash() == before
+        assert painted() == colours
+
+
+def test_surfaces_renamed_added_removed_and_a_brush_taken_away_travel():
+    reset_scene()
+    build_dynamic_paint()
+    base = sync.serialise_scene()
+    tracker = replica(base)
+
+    def edit() -> None:
+        canvas, brush = bpy.data.objects["Canvas"], bpy.data.objects["Brush"]
+        surfaces_ = canvas.modifiers["Paint"].canvas_settings.canvas_surfaces
+        surfaces_.active_index = 0
+        with bpy.context.temp_override(object=canvas, active_object=canvas):
+            bpy.ops.dpaint.surface_slot_remove()  # the wet paint
+        surfaces_[0].name = "Calm"  # the ripples, renamed and made a weight surface
+        surfaces_[0].surface_type = "WEIGHT"
+        with bpy.context.temp_override(object=brush, active_object=brush):
+            bpy.ops.dpaint.type_toggle(type="BRUSH")  # no brush settings any more
+
+    batch = edit_batch(tracker, edit)
+    brush_key = sync.make_key(
+        "obj", sync.get_uuid(bpy.data.objects["Brush"]), "modset", "Paint", "brush_settings"
+    )
+    assert (brush_key, None) in batch
+    wanted, after = surfaces(), sync.scene_hash()
+    assert wanted == [("Calm", "WEIGHT")]
+    receiver = replica(base)
+    assert sync.apply_ops(batch, tracker=receiver).errors == []
+    assert surfaces() == wanted
+    assert bpy.data.objects["Brush"].modifiers["Paint"].brush_settings is None
+    assert sync.scene_hash() == after
+    assert receiver.scan() == ({}, [])
+
+
+def test_dynamic_paint_values_of_the_wrong_shape_or_on_another_modifier_stop_nothing_else():
+    reset_scene()
+    build_dynamic_paint()
+    build_physics()
+    sync.serialise_scene()
+    key = lambda ob, mod, prop: sync.make_key("obj", sync.get_uuid(bpy.data.objects[ob]), "modset", mod, prop)  # noqa: E731
+    ops = [
+        (key("Canvas", "Paint", "canvas_settings"), {"name": "Wet paint"}),
+        (key("Brush", "Paint", "brush_settings"), ["red"]),
+        (key("Sheet", "Cloth", "canvas_settings"), [{"name": "Nope"}]),
+        (key("Canvas", "Paint", "brush_settings"), {"paint_distance": 2**64 - 1, "paint_source": "N\x00PE"}),
+        (sync.make_key("obj", sync.get_uuid(bpy.data.objects["Brush"]), "location"), [0.0, 0.0, 4.0]),
+    ]
+    applier = sync.apply_ops([(k, sync.encode_value(v)) for k, v in ops])
+    assert {k for k, _ in applier.errors} == {ops[0][0], ops[1][0], ops[2][0]}
+    assert "not a dynamic paint modifier" in dict(applier.errors)[ops[2][0]]
+    assert surfaces() == [("Wet paint", "PAINT"), ("Ripples", "WAVE")]
+    made = bpy.data.objects["Canvas"].modifiers["Paint"].brush_settings  # a canvas may paint too
+    assert made is not None and made.paint_source == "VOLUME" and made.paint_distance == 500.0  # its maximum
+    assert bpy.data.objects["Brush"].location.z == 4.0

@@ -1,10 +1,10 @@
 """Production scenes through a real ``blendsync serve``: each artist a Blender process (artist.py).
 
 Placed assets (collection instances, local and linked from a library .blend), a library override of a
-linked character, particles, point clouds, volumes, custom split normals, rigid bodies and grease pencil
-layer groups: one artist builds, another
-edits, every artist evaluates the same geometry through its depsgraph; a late joiner into a scene
-holding all of them gets the same.
+linked character, particles, point clouds, volumes, custom split normals, rigid bodies, dynamic paint,
+tiled images and grease pencil layer groups and masks: one artist builds, another edits, every artist
+evaluates the same geometry through its depsgraph; a late joiner into a scene holding the first of them
+gets the same.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ LAYER_TREE = (
     ".layer_tree(bpy.data.grease_pencils['Sketch']), "
     "sorted((g.name, g.hide, g.lock) for g in bpy.data.grease_pencils['Sketch'].layer_groups), "
     "[(m.name, m.invert, m.hide) for m in bpy.data.grease_pencils['Sketch'].layers['Shading'].mask_layers]]"
+)
+PAINTED = (  # the canvas's evaluated paint after six frames (each artist's own frame)
+    "(lambda s: [s.frame_set(f) for f in range(1, 7)] and [round(c, 3) for item in bpy.data.objects['Canvas']"
+    ".evaluated_get(bpy.context.evaluated_depsgraph_get()).data.attributes['dp_paintmap'].data "
+    "for c in item.color])(bpy.context.scene)"
 )
 # A tiled image's tiles and the digest of its tile files (on disk for one artist, packed for another).
 TILED = (
@@ -324,6 +329,24 @@ def test_grease_pencil_layer_groups_and_masks_rearranged_by_another_artist(serve
     assert tree == ["Shading", "Eyes", ["Figure", ["Lines", ["Details", []]]]]
     assert groups == [["Details", True, True], ["Figure", False, False]]
     assert masks == [["Eyes", True, False], ["Lines", False, True]]
+
+
+def test_dynamic_paint_changed_by_another_artist_paints_alike(server, artists):  # noqa: F811
+    """Ben paints green from further away and adds a surface (Blender's operator); both paint the same."""
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "brush = bpy.data.objects['Brush'].modifiers['Paint'].brush_settings\n"
+        "brush.paint_color, brush.paint_distance = (0.0, 1.0, 0.0), 0.8\n"
+        "canvas = bpy.data.objects['Canvas']\n"
+        "with bpy.context.temp_override(object=canvas, active_object=canvas):\n"
+        "    bpy.ops.dpaint.surface_slot_add()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_dynamic_paint", edit)
+    names = "[s.name for s in bpy.data.objects['Canvas'].modifiers['Paint'].canvas_settings.canvas_surfaces]"
+    assert evaluated_everywhere([ana, ben], names) == ["Wet paint", "Ripples", "Surface"]
+    colours = evaluated_everywhere([ana, ben], PAINTED)
+    assert any(abs(colours[i] - 0.0) < 1e-3 and colours[i + 1] > 0.0 for i in range(0, len(colours), 4))
 
 
 def test_a_tiled_image_relabelled_by_another_artist(server, artists):  # noqa: F811
