@@ -59,3 +59,21 @@ def test_every_attribute_dropped_from_a_value_is_removed(make):
     applier = sync.apply_ops(list(changed.items()), tracker=receiver)
     assert applier.errors == []
     assert [a.name for a in replica.attributes if a.name in NAMES] == []
+
+
+def test_a_colour_attribute_that_is_not_the_render_one_stays_so_on_a_receiver():
+    """Blender makes the first colour attribute added the render (default) one; a mesh whose colour
+    attribute was made without being the render one (dynamic paint's output) keeps none."""
+    reset_scene()
+    me = bpy.data.meshes.new("Painted")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    me.color_attributes.new("wet", "BYTE_COLOR", "CORNER")
+    me.color_attributes.default_color_name = ""
+    link(bpy.data.objects.new("Painted", me))
+    values = sync.serialise_scene()
+    before = sync.scene_hash()
+    reset_scene()
+    assert sync.apply_ops(list(values.items())).errors == []
+    colors = bpy.data.meshes["Painted"].color_attributes
+    assert colors.default_color_name == "" and colors.active_color_name == "wet"
+    assert sync.serialise_scene() == values and sync.scene_hash() == before

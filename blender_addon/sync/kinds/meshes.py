@@ -256,6 +256,8 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
         colors.active_color_name = doc["active_color"]
     if doc["default_color"] and doc["default_color"] in colors:
         colors.default_color_name = doc["default_color"]
+    elif not doc["default_color"] and colors.default_color_name:
+        colors.default_color_name = ""  # Blender makes the first colour attribute added the render one
     vertex_groups.put_back(me, kept, ctx)
     me.update()
     derived.reanimate(me)  # keyed vertices (derived.py) read as 0.0: the animation writes them again
