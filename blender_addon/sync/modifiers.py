@@ -242,4 +242,5 @@ def describe(mod: bpy.types.Modifier, ctx: ReadContext) -> list:
         list(mod.vertex_indices) if mod.type == "HOOK" else None,
         [[k, inputs[k]] for k in sorted(inputs)],
         _physics(mod, ctx),
+        dynamic_paint.read(mod, ctx),
     ]
