@@ -12,6 +12,7 @@ from typing import Any
 
 from . import dirty, notices, sync
 from .protocol_shim import protocol
+from .sync import keyframe_merge
 
 # Called with (session, event) after the session has taken each server event (modules add themselves).
 LISTENERS: list[Callable[[Any, Any], None]] = []
@@ -39,6 +40,8 @@ class ServerEventsMixin:
     _request: Any
     _send_ops: Any
     _before: dict[int, dict[str, bytes | None]]
+    _merge_bases: dict[str, tuple[bytes | None, bytes]]
+    _send_local: Any
     _locked: list[tuple[list[list[Any]], dict[str, bytes | None]]]
     stats: dict[str, int]
     _requests: dict[int, tuple[str, dict[str, Any]]]
@@ -60,12 +63,23 @@ class ServerEventsMixin:
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
-        if step.overridden:  # named before the applier changes them (their edit may be a rename)
-            self.notices.overridden(step.overridden, self.users)
+        merged = self._merge_keyframes(step.overridden) if step.overridden else {}
+        told = [record for record in step.overridden if record.key not in merged]
+        if told:  # named before the applier changes them (their edit may be a rename)
+            self.notices.overridden(told, self.users)
             self.revision += 1
         if step.view:
             self._feed(self.view.incoming(step.view))
             self.display.note_room(step.view)
+            for key, _ in step.view:  # someone else's value: a later merge starts from it
+                if key not in merged:
+                    self._merge_bases.pop(key, None)
+        if merged:  # after theirs, in the applier's order of each key; sent as an edit made having seen it
+            self._feed(list(merged.items()))
+            self._send_local(merged, [])
+            for record in step.overridden:
+                if record.key in merged:
+                    self._merge_bases[record.key] = (record.value, merged[record.key])
             for _, before in self._locked:  # the room's newer values are not undone by ours
                 for key, _ in step.view:
                     before.pop(key, None)
@@ -175,6 +189,26 @@ class ServerEventsMixin:
         if blocked:
             self._undo(blocked, {key: self.tracker.previous.get(key) for key in blocked})
         return ops
+
+    def _note_sent_fcurves(self, changed: dict[str, bytes], deleted: list[str]) -> None:
+        """For each f-curve key we send: the value our edit was made from and its value, until someone
+        else's value of the key arrives (what a merge of an overridden keyframe edit needs)."""
+        for key, value in changed.items():
+            if keyframe_merge.is_fcurve(key):
+                self._merge_bases[key] = (self.tracker.previous.get(key), value)
+        for key in deleted:
+            self._merge_bases.pop(key, None)
+
+    def _merge_keyframes(self, overridden: list[Any]) -> dict[str, bytes]:
+        """f-curve key -> the merge of our overridden keyframe edit and theirs, where there is one to keep."""
+        out: dict[str, bytes] = {}
+        for record in overridden:
+            base = self._merge_bases.pop(record.key, None)
+            if base is not None and keyframe_merge.is_fcurve(record.key):
+                value = keyframe_merge.merge(base[0], base[1], record.value)
+                if value is not None:
+                    out[record.key] = value
+        return out
 
     def _remember_before(self, op_id: int, ops: list[list[Any]], previous: dict | None = None) -> None:
         """What an object's keys held before this batch (default: before the last scan), in case the server

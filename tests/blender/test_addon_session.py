@@ -231,6 +231,57 @@ def test_own_unacked_edit_shields_the_key_until_its_ack(live, P):
     assert session.last_seq == 3
 
 
+def _keyframes(ob) -> list[tuple[float, float]]:
+    anim = ob.animation_data
+    fc = anim.action.layers[0].strips[0].channelbag(anim.action_slot).fcurves.find("location", index=2)
+    return [tuple(round(c, 4) for c in k.co) for k in fc.keyframe_points]
+
+
+def test_a_keyframe_edit_overridden_by_one_on_the_same_channel_is_merged_and_sent_as_a_new_edit(live, P):
+    """Our key at frame 1 commits at seq 2; another artist's key at frame 10 on the same f-curve, made
+    without having seen ours (seen 1), is ordered after it. Server order alone would drop our key: the
+    session merges (both keys, and the one at frame 5 they both had), applies it and sends it; nobody is
+    told of an override. A later value made having seen the merge applies as it is."""
+    from blender_addon import sync
+    from blender_addon.sync import keyframe_merge
+
+    session, net = live
+    ob = link(bpy.data.objects.new("Lamp", None))
+    ob.location.z = 3.0
+    ob.keyframe_insert("location", index=2, frame=5)
+    send_and_ack(session, net, P)
+    (key,) = [k for k in session.tracker.values if keyframe_merge.is_fcurve(k) and k.endswith("/location/2")]
+    base = sync.decode_value(session.tracker.values[key])
+
+    ob.location.z = 1.0
+    ob.keyframe_insert("location", index=2, frame=1)
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    assert [op[1] for op in batch.ops] == [key]
+    net.deliver(P.Ack(op_id=batch.op_id, seq=2))
+    pump_after_update(session)
+
+    frames = keyframe_merge._frames(base)
+    (five,) = frames.values()
+    frames[10.0] = ((10.0, 9.0), (9.0, 9.0), (11.0, 9.0), *five[3:])
+    theirs = sync.encode_value({**base, "keys": keyframe_merge._keys(frames)})
+    net.deliver(P.Applied(room="r", seq=3, client_id=OTHER, op_id=7, ops=[["set", key, theirs]], seen=1))
+    pump_after_update(session)
+    assert _keyframes(ob) == [(1.0, 1.0), (5.0, 3.0), (10.0, 9.0)]
+    (merged,) = net.take(P.Batch)
+    assert [op[1] for op in merged.ops] == [key]
+    assert sorted(keyframe_merge._frames(sync.decode_value(merged.ops[0][2]))) == [1.0, 5.0, 10.0]
+    assert session.notices.items == []  # merged, not overridden
+    net.deliver(P.Ack(op_id=merged.op_id, seq=4))
+    pump_after_update(session)
+    assert net.take(P.Batch) == []
+
+    net.deliver(P.Applied(room="r", seq=5, client_id=OTHER, op_id=8, ops=[["set", key, theirs]], seen=4))
+    pump_after_update(session)  # made having seen the merge: their removal of frame 1 stands
+    assert _keyframes(ob) == [(5.0, 3.0), (10.0, 9.0)]
+    assert net.take(P.Batch) == []
+
+
 def test_remote_delete_and_unrelated_keys_apply_while_another_key_is_pending(live, P):
     from blender_addon import sync
 

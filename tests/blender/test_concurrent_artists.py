@@ -314,3 +314,47 @@ def test_same_property_the_overridden_artist_is_told(room):
         artist.call("edit", script=f'bpy.data.objects["Pillar{n}"].location.x = {x}')
         converge([ana, ben, cleo])
     assert {artist.name: artist.call("eval", expr=NOTICES)["value"] for artist in (ana, ben, cleo)} == after
+
+
+KEYS = (
+    "[[round(c, 3) for c in k.co] for k in (lambda a: a.action.layers[0].strips[0].channelbag(a.action_slot)"
+    ".fcurves.find('location', index=2))(bpy.data.objects['Keyed{n}'].animation_data).keyframe_points]"
+)
+
+
+def test_two_artists_keying_one_channel_at_the_same_moment_keep_both_keys(room):
+    """Both key the same f-curve (an object's Z location, keyed at frame 5) at the same moment, Ana at
+    frame 1 and Ben at frame 10: server order alone would keep one f-curve whole. Ana, overridden, merges:
+    every artist ends with the three keys, and Ana is not told of an override (nothing of hers was lost)."""
+    proxy, ana, ben, cleo = room
+    n = len(CASES) + 1
+    ana.call(
+        "edit",
+        script=f'ob = bpy.data.objects.new("Keyed{n}", None)\n'
+        "bpy.context.scene.collection.objects.link(ob)\n"
+        "ob.location.z = 3.0\n"
+        'ob.keyframe_insert("location", index=2, frame=5)\n',
+    )
+    converge([ana, ben, cleo])
+    before = ana.call("eval", expr=NOTICES)["value"]
+    key = (
+        'ob = bpy.data.objects["Keyed{n}"]\nob.location.z = {z}\n'
+        'ob.keyframe_insert("location", index=2, frame={f})'
+    )
+    proxy.hold()
+    try:
+        ana.call("edit", script=key.format(n=n, z=1.0, f=1))
+        deadline = time.monotonic() + 20
+        while proxy.held_bytes == 0:  # Ana's ack is held: Ben cannot have seen her key
+            assert time.monotonic() < deadline, "the server never answered Ana's batch"
+            time.sleep(0.01)
+        ben.call("edit", script=key.format(n=n, z=9.0, f=10))
+        ben.call("pump_until_idle", quiet=0.2)
+    finally:
+        proxy.release()
+    converge([ana, ben, cleo])
+    for artist in (ana, ben, cleo):
+        keys = artist.call("eval", expr=KEYS.replace("{n}", str(n)))["value"]
+        assert keys == [[1.0, 1.0], [5.0, 3.0], [10.0, 9.0]], (artist.name, keys)
+        assert artist.call("state")["errors"] == []
+    assert ana.call("eval", expr=NOTICES)["value"] == before
