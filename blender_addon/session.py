@@ -228,7 +228,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.view = ViewState()  # camera, frame, preview range, shading: ours unless following
         self.leases = Leases(lock_selection)  # "lock what I select", and what others hold
         self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
-        self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_fcurves
+        self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_mergeable
         self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
@@ -385,7 +385,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
     def _send_local(self, changed: dict[str, bytes], deleted: list[str]) -> None:
         if not changed and not deleted:
             return
-        self._note_sent_fcurves(changed, deleted)
+        self._note_sent_mergeable(changed, deleted)
         ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])
         ops += [["delete", key] for key in deleted]
         ops = self._leases_filter(self.view.outgoing(ops))

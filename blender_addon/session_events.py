@@ -12,7 +12,7 @@ from typing import Any
 
 from . import dirty, notices, sync
 from .protocol_shim import protocol
-from .sync import keyframe_merge
+from .sync import merges
 
 # Called with (session, event) after the session has taken each server event (modules add themselves).
 LISTENERS: list[Callable[[Any, Any], None]] = []
@@ -63,7 +63,7 @@ class ServerEventsMixin:
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
-        merged = self._merge_keyframes(step.overridden) if step.overridden else {}
+        merged = self._merge_overridden(step.overridden) if step.overridden else {}
         told = [record for record in step.overridden if record.key not in merged]
         if told:  # named before the applier changes them (their edit may be a rename)
             self.notices.overridden(told, self.users)
@@ -190,22 +190,23 @@ class ServerEventsMixin:
             self._undo(blocked, {key: self.tracker.previous.get(key) for key in blocked})
         return ops
 
-    def _note_sent_fcurves(self, changed: dict[str, bytes], deleted: list[str]) -> None:
-        """For each f-curve key we send: the value our edit was made from and its value, until someone
-        else's value of the key arrives (what a merge of an overridden keyframe edit needs)."""
+    def _note_sent_mergeable(self, changed: dict[str, bytes], deleted: list[str]) -> None:
+        """For each key we send whose concurrent edits merge (sync/merges.py): the value our edit was made
+        from and its value, until someone else's value of the key arrives (what a merge needs)."""
         for key, value in changed.items():
-            if keyframe_merge.is_fcurve(key):
+            if merges.merger(key) is not None:
                 self._merge_bases[key] = (self.tracker.previous.get(key), value)
         for key in deleted:
             self._merge_bases.pop(key, None)
 
-    def _merge_keyframes(self, overridden: list[Any]) -> dict[str, bytes]:
-        """f-curve key -> the merge of our overridden keyframe edit and theirs, where there is one to keep."""
+    def _merge_overridden(self, overridden: list[Any]) -> dict[str, bytes]:
+        """key -> the merge of our overridden edit and theirs, where there is something of ours to keep."""
         out: dict[str, bytes] = {}
         for record in overridden:
             base = self._merge_bases.pop(record.key, None)
-            if base is not None and keyframe_merge.is_fcurve(record.key):
-                value = keyframe_merge.merge(base[0], base[1], record.value)
+            merge = merges.merger(record.key)
+            if base is not None and merge is not None:
+                value = merge(base[0], base[1], record.value)
                 if value is not None:
                     out[record.key] = value
         return out

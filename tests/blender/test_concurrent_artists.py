@@ -222,6 +222,12 @@ PAIRS = {
         '__import__("node_builders").evaluated_vertices("Deformed{n}")',
         [[2.0, 0.0, 3.0], [3.0, 0.0, 3.0], [2.0, 1.0, 3.0], [3.0, 1.0, 3.0]],
     ),
+    "two-settings-of-one-node": (  # one key per node: the overridden artist merges its settings
+        f"{bsdf('{n}')}.distribution = 'GGX'",
+        f"{bsdf('{n}')}.subsurface_method = 'BURLEY'",
+        f"[{bsdf('{n}')}.distribution, {bsdf('{n}')}.subsurface_method]",
+        ["GGX", "BURLEY"],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
