@@ -383,6 +383,28 @@ def test_resume_that_becomes_a_snapshot_settles_held_back_keys_by_seq(live, P):
     assert net.take(P.Batch) == []
 
 
+def first_batch_while_applying(session, net, P, ready) -> tuple[bool, list]:
+    """Pump one apply slice at a time (Blender's event loop evaluating between) until the applier is done:
+    (whether the session was still applying, the batches) of the first pump that sent something, which
+    must have come after ``ready()`` (read before each pump) held, and be the only one."""
+    from blender_addon import session as session_module
+
+    sent = None
+    for _ in range(1000):
+        bpy.context.view_layer.update()
+        was_ready = ready()
+        session_module.pump(0.0)
+        batches = net.take(P.Batch)
+        if batches:
+            assert sent is None, "sent twice"
+            assert was_ready, "sent before the datablock's room values were applied"
+            sent = (session.busy, batches)
+        if not session.busy:
+            break
+    assert sent is not None, "the edit was not sent"
+    return sent
+
+
 def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
     from blender_addon import session as session_module
     from blender_addon import sync
@@ -473,21 +495,8 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own
 
         monkeypatch.setattr(session.tracker, "_compare", counting)
         ob.location.x = 42.0  # the artist moves it at once
-        sent_while_busy = None
-        for _ in range(1000):
-            bpy.context.view_layer.update()  # Blender's event loop between timer calls
-            note_applied = prop in session.tracker.values
-            session_module.pump(0.0)
-            batches = net.take(P.Batch)
-            if batches:
-                assert sent_while_busy is None, "sent twice"
-                assert note_applied, "sent before the object's property was applied"
-                sent_while_busy = (session.busy, batches)
-            if not session.busy:
-                break
+        busy, (batch,) = first_batch_while_applying(session, net, P, lambda: prop in session.tracker.values)
         assert ob["note"] == 7 and ob.location.x == 42.0
-        assert sent_while_busy is not None, "the move was not sent"
-        busy, (batch,) = sent_while_busy
         assert busy, "the move waited for the whole join"
         assert [op[1] for op in batch.ops] == [location]
         assert sync.decode_value(batch.ops[0][2])[0] == 42.0
@@ -525,20 +534,7 @@ def test_an_edit_of_an_object_a_large_remote_batch_still_changes_waits_for_that_
     prop = queued[len(queued) // 2]  # a property still to apply, with more after it
     ob = props[prop]
     ob.location.x = 42.0  # the artist moves that object
-    sent = None
-    for _ in range(200):
-        bpy.context.view_layer.update()  # Blender's event loop between timer calls
-        applied = ob["note"] >= 1000
-        session_module.pump(0.0)
-        batches = net.take(P.Batch)
-        if batches:
-            assert sent is None, "sent twice"
-            assert applied, "the move went out before the batch's change of its object was applied"
-            sent = (session.busy, batches)
-        if not session.busy:
-            break
-    assert sent is not None, "the move was not sent"
-    busy, (batch,) = sent
+    busy, (batch,) = first_batch_while_applying(session, net, P, lambda: ob["note"] >= 1000)
     assert busy, "the move waited for the whole batch"
     assert [op[1] for op in batch.ops] == [transform_key(ob)]
     assert ob.location.x == 42.0 and all(o["note"] >= 1000 for o in props.values())
