@@ -55,7 +55,7 @@ from .notices import Notices
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
 from .presence import gather_presence
 from .protocol_shim import protocol
-from .session_events import ServerEventsMixin
+from .session_events import CONNECTED, CONNECTING, DISCONNECTED, RETRY_CODES, STOPPED, ServerEventsMixin
 from .session_requests import RoomRequestsMixin
 from .view_state import ViewState
 
@@ -70,17 +70,6 @@ APPLY_SLICE = 64
 # this long): a joiner's scene is evaluated once per pump while its objects fill in, and with a fixed budget
 # that evaluation took as long as applying.
 APPLY_EVALUATED_MAX = 0.1
-RETRY_DELAY = 0.5
-# The batch had no effect: send it again, under a new op_id, after a pause. (``unavailable`` is not here:
-# that node cannot commit, so the session leaves it and resends on the next one under the same op_id.)
-# ``no_such_blob``: its chunks go up again first; ``conflict``: another node wrote the key's refs meanwhile.
-RETRY_CODES = frozenset({"rate_limited", "internal", "no_such_blob", "conflict"})
-
-# States of the connection, shown in the panel.
-CONNECTING = "connecting"
-CONNECTED = "connected"
-DISCONNECTED = "disconnected"  # lost; the network thread is reconnecting
-STOPPED = "stopped"
 
 _current: SyncSession | None = None
 after_pump: list[Callable[[SyncSession], None]] = []  # UI refresh hooks (ui.py adds one)
@@ -496,35 +485,6 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         for event in [*self.client_session.resume_plan(), *self.chunks.retry_missing()]:
             self._send(event)
         self.live = self.room is not None  # ordered behind the join: new batches may follow at once
-
-    def _on_error(self, error, step, room: str | None) -> None:
-        request = self._requests.pop(error.ref, None) if error.ref is not None else None
-        self.log(f"server: {error.code}: {error.message}")
-        if step.fatal is not None:
-            # Reconnecting cannot help: stop trying until the user connects again.
-            self.net.stop()
-            self.state = STOPPED
-            self.live = False
-            self.status = f"refused by the server ({error.code})"
-            return
-        if step.failover is not None and not error.fatal:
-            # This node cannot commit (no quorum): leave it; the batches go out again on the next one.
-            self.net.drop_connection(self.generation)
-        if request is not None and self._join is not None and self._join.get("ref") == error.ref:
-            self._join = None  # the first join was refused
-        if request is not None and error.code in ("no_such_room", "room_exists"):
-            kind, info = request
-            if kind == "join" and info.get("create"):  # an invite's room: its first artist creates it
-                self.create_room(info["room"], keep_open=True, send_scene=info["send_scene"], or_join=True)
-            elif kind == "create_room" and info.get("or_join"):  # another artist created it meanwhile
-                self.join_room(info["room"], send_scene=info["send_scene"])
-        if step.room_lost:
-            self._left_room(f"could not rejoin {room!r}: {error.code}")
-        elif any(error.code in RETRY_CODES for _ in step.refused):
-            if error.code == "no_such_blob":
-                for _, ops in self.client_session.retrying:
-                    self.chunks.forget_stored(ops)
-            self._retry_at = time.monotonic() + RETRY_DELAY  # sent again, under a new op_id, after a pause
 
     def _send_retries(self) -> None:
         if not self.client_session.retrying or not self.live or time.monotonic() < self._retry_at:
