@@ -198,7 +198,9 @@ class Applier:
     @property
     def pending_links(self) -> dict[str, set[str]]:
         """Pending-link token (a missing uuid, or ``<part>:<uuid>``) -> keys waiting for it (diagnostics)."""
-        return {k: set(v) for k, v in self._pending.items() if v}
+        waiting = self._pending_values  # a key that waited for several tokens is applied once one resolved
+        found = {token: {key for key in keys if key in waiting} for token, keys in self._pending.items()}
+        return {token: keys for token, keys in found.items() if keys}
 
     def step(self, max_ops: int | None = None) -> float:
         count = len(self._queue) if max_ops is None else max(0, min(max_ops, len(self._queue)))

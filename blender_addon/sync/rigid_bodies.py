@@ -6,7 +6,8 @@ Blender's API makes none of them directly. A receiver makes a scene's world with
 operator (without a collection); an object gets its rigid body from Blender itself when it is in the world's
 collection (linked there, or there when the world is given that collection), and its constraint when it is
 in the world's constraints collection. Those collections travel as every collection does, so an object's
-settings wait, tried again after each apply step, until Blender has made them. A deleted key removes them
+settings wait until Blender has made them (tried again when the object's collections or a scene's settings
+change). A deleted key removes them
 with the operators that remove them (which also take the object out of those collections).
 """
 
@@ -96,8 +97,13 @@ def apply_object(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext
     if not isinstance(doc, dict):
         raise ValueError(f"rigid body settings are a map, not {type(doc).__name__}")
     if current is None:
-        # Made by Blender once the object is in the world's collection: tried again after each step.
-        ctx.retry_after_step(ids.get_uuid(ob))
+        # Made by Blender once the object is in a world's collection: tried again when the object's
+        # collections or a scene's settings (its rigid body world) change.
+        ctx.wait_for("in", ids.get_uuid(ob))
+        for scene in bpy.data.scenes:
+            uuid = ids.peek_uuid(scene)
+            if uuid is not None:
+                ctx.wait_for("render", uuid)
         return ob
     rna.write_props(current, doc, ctx.resolve, first=FIRST)
     ob.update_tag()
