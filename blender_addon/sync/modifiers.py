@@ -150,16 +150,12 @@ def apply_modifier(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None
 
 def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx: ApplyContext):
     name, prop = item
-    if prop in dynamic_paint.PROPS:  # a deleted key removes them, the modifier stays
-        mod = ob.modifiers.get(name)
-        if mod is not None:
-            dynamic_paint.apply(ob, mod, prop, doc, ctx)
-        elif doc is not None:
-            ctx.wait_for("mod", ids.get_uuid(ob))
+    mod = ob.modifiers.get(name)
+    if prop in dynamic_paint.PROPS and mod is not None:  # a deleted key removes them, the modifier stays
+        dynamic_paint.apply(ob, mod, prop, doc, ctx)
         return ob
     if doc is None:
         return ob  # a setting's key goes away with its modifier
-    mod = ob.modifiers.get(name)
     if mod is None:
         ctx.wait_for("mod", ids.get_uuid(ob))
         return ob
