@@ -62,11 +62,7 @@ def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
 
 def merger(key: str) -> Merge | None:
     """How a value of ``key`` is merged, or None (server order decides)."""
-    bits = key.split("/", 3)
-    if len(bits) != 4:
-        return None
-    if bits[0] == "action" and bits[2] == "fcurve":
+    if keyframe_merge.is_fcurve(key):
         return keyframe_merge.merge
-    if bits[2] == "node":
-        return node_settings
-    return None
+    bits = key.split("/", 3)
+    return node_settings if len(bits) == 4 and bits[2] == "node" else None
