@@ -367,8 +367,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         unsettled = self.applier.unsettled() | self.chunks.waiting_uuids()
         self.tracker.previous.clear()
         changed, deleted, held = self.tracker.scan_settled(dirty, shading_only, unsettled)
-        light = {id_data.as_pointer() for id_data in shading_only}
-        note_dirty(held, [id_data for id_data in held if id_data.as_pointer() in light])
+        note_dirty(held, shading_only)  # noted again as they were: shading only where they were so
         self._send_local(changed, deleted)
 
     def _send_local(self, changed: dict[str, bytes], deleted: list[str]) -> None:
