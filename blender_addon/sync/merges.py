@@ -10,6 +10,14 @@ left to keep: then theirs stands.
 - one node's settings (``<kind>/<u>/node/<id>``): per field, and per setting inside ``props``: two artists
   changing a Math node's operation and its clamp keep both. A node replaced by one of another type is
   theirs. Colour ramps and other held structs are one field each.
+- a stack's order (``modorder``, ``conorder``, ``nlaorder``... : names): what each edit added or removed,
+  and our reordering when they did not reorder (else theirs): one artist moving a modifier while another
+  adds one keeps both. An item that either edit added goes before the item that follows it in that edit
+  (at the end when nothing does), as a new modifier is added at the end.
+- a datablock's material list (``meta`` of meshes, curves, grease pencils...): slots are positions (faces
+  name them by index), so only what leaves every position in place is merged: the slots each edit added
+  at the end (theirs first, then ours) and a slot only we changed. A list one of the edits shortened is
+  theirs. The meta's other fields, as a node's.
 
 No bpy: values in, values out.
 """
@@ -25,6 +33,10 @@ from .codec import decode_value, encode_value
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
 _ABSENT = object()
 NODE_FIELDS = frozenset({"name", "type", "label", "hide", "mute", "props"})  # what every node value holds
+ORDER_PARTS = frozenset(
+    {"modorder", "conorder", "pbconorder", "fxorder", "nlaorder", "shapenlaorder", "treenlaorder"}
+    | {"vlayerorder", "linesetorder"}
+)  # values: the names of a stack's items, in order (sync/order.py)
 
 
 def three_way(base: dict, ours: dict, theirs: dict) -> dict:
@@ -41,22 +53,78 @@ def three_way(base: dict, ours: dict, theirs: dict) -> dict:
     return out
 
 
-def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    if base is None or ours is None or theirs is None:
-        return None  # a node made or removed by one of the edits: theirs stands
+def _decoded(values: tuple[bytes | None, ...]) -> list[object] | None:
+    if any(value is None for value in values):
+        return None  # made or removed by one of the edits: theirs stands
     try:
-        before, mine, their_doc = decode_value(base), decode_value(ours), decode_value(theirs)
+        return [decode_value(value) for value in values]  # type: ignore[arg-type]
     except (MissingChunks, ValueError, TypeError):
         return None
-    docs = (before, mine, their_doc)
-    if not all(isinstance(d, dict) and d.keys() >= NODE_FIELDS for d in docs) or not all(
-        isinstance(d["props"], dict) for d in docs
+
+
+def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(
+        isinstance(d, dict) and d.keys() >= NODE_FIELDS and isinstance(d["props"], dict) for d in docs
     ):
         return None  # not a node's settings as this add-on writes them
-    if len({str(d["type"]) for d in docs}) != 1:
+    before, mine, their_doc = docs  # type: ignore[misc]
+    if len({str(d["type"]) for d in docs}) != 1:  # type: ignore[index]
         return None
     merged = three_way(before, mine, their_doc)
     merged["props"] = three_way(before["props"], mine["props"], their_doc["props"])
+    return None if merged == their_doc else encode_value(merged)
+
+
+def _names(doc: object) -> bool:
+    return isinstance(doc, list) and all(isinstance(n, str) for n in doc) and len(set(doc)) == len(doc)
+
+
+def merge_order(base: list[str], ours: list[str], theirs: list[str]) -> list[str]:
+    """Both edits' additions and removals; our order of the items all three hold unless they changed it."""
+    kept = [name for name in base if name in ours and name in theirs]
+    ours_kept = [name for name in ours if name in kept]
+    theirs_kept = [name for name in theirs if name in kept]
+    out = ours_kept if theirs_kept == kept else theirs_kept
+    for source in (theirs, ours):
+        for i, name in enumerate(source):
+            if name in base or name in out:
+                continue  # kept, removed by the other edit, or added by both (placed by theirs)
+            after = next((n for n in source[i + 1 :] if n in out), None)
+            out.insert(len(out) if after is None else out.index(after), name)
+    return out
+
+
+def stack_order(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(_names(doc) for doc in docs):
+        return None
+    merged = merge_order(*docs)  # type: ignore[arg-type]
+    return None if merged == docs[2] else encode_value(merged)
+
+
+def merge_slots(base: list, ours: list, theirs: list) -> list | None:
+    """Position by position as ``three_way``, then the slots theirs added, then ours; None when an edit
+    shortened the list (positions moved: no merge keeps them)."""
+    if len(ours) < len(base) or len(theirs) < len(base):
+        return None
+    out = [
+        mine if mine != before and their == before else their
+        for before, mine, their in zip(base, ours, theirs, strict=False)
+    ]
+    return out + theirs[len(base) :] + ours[len(base) :]
+
+
+def material_list(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(isinstance(d, dict) and isinstance(d.get("materials"), list) for d in docs):
+        return None  # not a meta holding a material list
+    before, mine, their_doc = docs  # type: ignore[misc]
+    slots = merge_slots(before["materials"], mine["materials"], their_doc["materials"])
+    if slots is None:
+        return None
+    merged = three_way(before, mine, their_doc)
+    merged["materials"] = slots
     return None if merged == their_doc else encode_value(merged)
 
 
@@ -65,4 +133,11 @@ def merger(key: str) -> Merge | None:
     if keyframe_merge.is_fcurve(key):
         return keyframe_merge.merge
     bits = key.split("/", 3)
-    return node_settings if len(bits) == 4 and bits[2] == "node" else None
+    if len(bits) < 3:
+        return None
+    part, items = bits[2], len(bits) - 3
+    if part == "node" and items == 1:
+        return node_settings
+    if part in ORDER_PARTS:
+        return stack_order
+    return material_list if part == "meta" and not items else None

@@ -228,6 +228,18 @@ PAIRS = {
         f"[{bsdf('{n}')}.distribution, {bsdf('{n}')}.subsurface_method]",
         ["GGX", "BURLEY"],
     ),
+    "reorder-modifiers-vs-add-one": (  # the stack order is one key: the overridden artist merges it
+        'bpy.data.objects["Pillar{n}"].modifiers.move(1, 0)',
+        'bpy.data.objects["Pillar{n}"].modifiers.new("Smooth", "SUBSURF")',
+        '[m.name for m in bpy.data.objects["Pillar{n}"].modifiers]',
+        ["Wave", "Bevel", "Smooth"],
+    ),
+    "two-add-material-slots": (  # the material list is one key: slots added by both are merged
+        'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Moss{n}"))',
+        'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Rust{n}"))',
+        '[m.name for m in bpy.data.meshes["PillarMesh{n}"].materials]',
+        None,  # Stone first, then the slot ordered second, then the other: checked below
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -235,6 +247,14 @@ PAIRS = {
         ' if n.bl_idname == "ShaderNodeMath")',
         None,  # both nodes, whichever takes the name "Math": checked below
     ),
+}
+
+
+# Set up before the edits of these pairs, after setup_script
+PAIR_SETUP = {
+    "reorder-modifiers-vs-add-one": 'ob = bpy.data.objects["Pillar{n}"]\n'
+    'ob.modifiers.new("Bevel", "BEVEL")\n'
+    'ob.modifiers.new("Wave", "WAVE")\n',
 }
 
 
@@ -255,7 +275,8 @@ def test_both_edits_survive(room, pair, swapped):
     n = CASES.index((pair, swapped))
     edit_x, edit_y, expression, expected = (_fill(v, n) for v in PAIRS[pair])
     first, second = (edit_y, edit_x) if swapped else (edit_x, edit_y)
-    ana.call("edit", script=setup_script(n) + GEOMETRY_NODES.replace("{n}", str(n)))
+    setup = setup_script(n) + GEOMETRY_NODES.replace("{n}", str(n)) + _fill(PAIR_SETUP.get(pair, ""), n)
+    ana.call("edit", script=setup)
     converge([ana, ben, cleo])
 
     proxy.hold()
@@ -279,6 +300,9 @@ def test_both_edits_survive(room, pair, swapped):
         if pair == "two-add-nodes-to-one-tree":
             assert sorted(v for _, v in value) == [0.25, 0.75], (artist.name, value)
             assert sorted(name for name, _ in value) == ["Math", "Math.001"], (artist.name, value)
+        elif pair == "two-add-material-slots":
+            later, earlier = (f"Moss{n}", f"Rust{n}") if swapped else (f"Rust{n}", f"Moss{n}")
+            assert value == [f"Stone{n}", later, earlier], (artist.name, value)
         else:
             assert value == expected, (artist.name, value)
         assert artist.call("state")["errors"] == []

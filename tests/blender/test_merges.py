@@ -81,11 +81,110 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("action/0123456789abcdef0123456789abcdef/fcurve/OBLamp/location/2", keyframe_merge.merge),
         ("mat/0123456789abcdef0123456789abcdef/node/a1b2c3", merges.node_settings),
         ("ngroup/0123456789abcdef0123456789abcdef/node/x", merges.node_settings),
+        ("obj/0123456789abcdef0123456789abcdef/modorder", merges.stack_order),
+        ("obj/0123456789abcdef0123456789abcdef/pbconorder/Bone%2F1", merges.stack_order),
+        ("linestyle/0123456789abcdef0123456789abcdef/modorder/color", merges.stack_order),
+        ("scene/0123456789abcdef0123456789abcdef/vlayerorder", merges.stack_order),
+        ("mesh/0123456789abcdef0123456789abcdef/meta", merges.material_list),
         ("mat/0123456789abcdef0123456789abcdef/at/a1b2c3", None),
         ("obj/0123456789abcdef0123456789abcdef/location", None),
+        ("obj/0123456789abcdef0123456789abcdef/mod/Bevel", None),
+        ("mesh/0123456789abcdef0123456789abcdef/meta/x", None),
         ("mat/0123456789abcdef0123456789abcdef/node", None),
+        ("modorder", None),
         ("", None),
     ],
 )
 def test_which_keys_merge(key, merge):
     assert merges.merger(key) is merge
+
+
+NAMES = st.lists(st.sampled_from("ABCDEFGH"), unique=True, max_size=6)
+
+
+@st.composite
+def restacked(draw, base: list[str]) -> list[str]:
+    """``base`` with some names removed, some added, and perhaps put in another order."""
+    kept = [name for name in base if draw(st.booleans())]
+    if draw(st.booleans()):
+        kept = draw(st.permutations(kept))
+    for name in draw(st.lists(st.sampled_from("STUVWXYZ"), unique=True, max_size=3)):
+        kept.insert(draw(st.integers(0, len(kept))), name)
+    return kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_stack_order_keeps_both_edits_additions_and_removals(data):
+    base = data.draw(NAMES)
+    ours, theirs = data.draw(restacked(base)), data.draw(restacked(base))
+    merged = merges.merge_order(base, ours, theirs)
+    assert len(set(merged)) == len(merged)
+    kept = {name for name in base if name in ours and name in theirs}
+    added = (set(ours) | set(theirs)) - set(base)
+    assert set(merged) == kept | added  # a removal by either edit stands, every addition stays
+    in_base = [name for name in base if name in kept]
+    theirs_kept = [name for name in theirs if name in kept]
+    expected = [name for name in ours if name in kept] if theirs_kept == in_base else theirs_kept
+    assert [name for name in merged if name in kept] == expected
+    for source, other in ((theirs, []), (ours, theirs)):  # additions go where their edit put them
+        new = [name for name in source if name not in base and name not in other]
+        both = set(source) & set(other) - set(base)  # placed by theirs: ours move along with them too
+        if expected == [name for name in source if name in kept] and not both:  # (as with a reordered stack)
+            assert [name for name in merged if name in new] == new
+        anchors = kept | (set(source) & set(other))  # in the merge before these are placed
+        for name in new:  # before what followed them in their edit, or after every kept item
+            after = next((n for n in source[source.index(name) + 1 :] if n in anchors), None)
+            position = merged.index(name)
+            if after is not None:
+                assert position < merged.index(after), (name, after)
+            else:
+                assert not kept & set(merged[position:]), name
+    assert merges.merge_order(base, base, theirs) == theirs
+    assert merges.merge_order(base, ours, base) == ours
+
+
+def order(names: list[str]) -> bytes:
+    return sync.encode_value(names)
+
+
+def test_a_modifier_moved_while_another_is_added_keeps_both():
+    base = order(["Bevel", "Wave"])
+    moved, added = order(["Wave", "Bevel"]), order(["Bevel", "Wave", "Smooth"])
+    assert sync.decode_value(merges.stack_order(base, moved, added)) == ["Wave", "Bevel", "Smooth"]
+    assert sync.decode_value(merges.stack_order(base, added, moved)) == ["Wave", "Bevel", "Smooth"]
+    inserted = order(["Bevel", "Smooth", "Wave"])  # added before another: stays before it
+    assert sync.decode_value(merges.stack_order(base, moved, inserted)) == ["Smooth", "Wave", "Bevel"]
+    both_moved = order(["Wave", "Bevel"]), order(["Bevel", "Wave", "Array"])
+    assert merges.stack_order(order(["Wave", "Bevel"]), *both_moved) is None  # only they changed it
+    assert merges.stack_order(base, moved, moved) is None  # the same edit
+    for bad in (None, b"\xc1", order(["A", "A"]), sync.encode_value([1]), sync.encode_value({"a": 1})):
+        assert merges.stack_order(base, bad, added) is None
+        assert merges.stack_order(bad, moved, added) is None
+        assert merges.stack_order(base, moved, bad) is None
+
+
+def slots(*uuids: str | None, **fields) -> bytes:
+    return sync.encode_value({"materials": list(uuids), **fields})
+
+
+def test_material_slots_added_by_both_stay_and_positions_never_move():
+    base = slots("stone")
+    merged = merges.material_list(base, slots("stone", "moss"), slots("stone", "rust"))
+    assert sync.decode_value(merged) == {"materials": ["stone", "rust", "moss"]}  # theirs keep their place
+    changed = merges.material_list(slots("stone", None), slots("stone", "moss"), slots("stone", None, "rust"))
+    assert sync.decode_value(changed) == {"materials": ["stone", "moss", "rust"]}  # a slot only we filled
+    clash = merges.material_list(base, slots("moss"), slots("rust"))
+    assert clash is None  # both changed one slot: theirs
+    shorter = slots("stone", "rust")
+    assert merges.material_list(shorter, slots("stone"), slots("stone", "rust", "moss")) is None
+    assert merges.material_list(shorter, slots("stone", "rust", "moss"), slots("rust")) is None
+    curve = merges.material_list(
+        slots("stone", curve_type="CURVE"),
+        slots("stone", curve_type="SURFACE"),
+        slots("stone", "rust", curve_type="CURVE"),
+    )
+    assert sync.decode_value(curve) == {"materials": ["stone", "rust"], "curve_type": "SURFACE"}
+    for bad in (None, b"\xc1", sync.encode_value({"type": "MESH", "data": "x"}), sync.encode_value([1])):
+        assert merges.material_list(base, bad, slots("stone", "rust")) is None
+        assert merges.material_list(bad, slots("stone", "moss"), slots("stone", "rust")) is None
