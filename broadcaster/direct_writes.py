@@ -15,6 +15,7 @@ committed and reaches the artists without waiting for the rest of the viewers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import trio
@@ -33,10 +34,10 @@ class Gathering(Protocol):
 class DirectWrites:
     def __init__(self) -> None:
         self._sessions: list[Gathering] = []
-        self._deferred: list[tuple[bytes, list[Gathering]]] = []  # frames for viewers, not yet queued
+        self._deferred: list[tuple[bytes, Sequence[Gathering]]] = []  # frames for viewers, not yet queued
         self._wakeup = trio.Event()
 
-    def defer(self, frame: bytes, sessions: list[Gathering]) -> None:
+    def defer(self, frame: bytes, sessions: Sequence[Gathering]) -> None:
         """Queue ``frame`` to each of ``sessions`` when this task runs, after the artists' writers."""
         self._deferred.append((frame, sessions))
         self._wakeup.set()

@@ -5,7 +5,7 @@ What a room is in the replicated tree (paths, commands, reads) is broadcaster/ro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ def encode_frame(event: Any) -> bytes:
     return frame_bytes(pack_body(event.to_body()))
 
 
-def to_viewers(frame: bytes, viewers: list[Member]) -> None:
+def to_viewers(frame: bytes, viewers: Sequence[Member]) -> None:
     """Queue ``frame`` to these viewers. Hundreds of them cost a millisecond or more of queueing: a viewer
     that can defer it (a WebSocket session: ``defer_frame``) hands it to the server's viewers' writer,
     which queues it to each after the artists' writer tasks have sent (direct_writes.py)."""
@@ -50,12 +50,58 @@ class Member(Protocol):
         ...
 
 
+class Members(dict[str, Member]):
+    """client_id -> session, with the artists apart and the viewers as one tuple, kept as members come
+    and go: an operation fanned out to a room of hundreds of viewers walks its artists only and hands
+    the viewers on whole (to_viewers), so the artists' copies do not wait behind a walk of the viewers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.artists: dict[str, Member] = {}
+        self.viewers: tuple[Member, ...] = ()
+
+    def __setitem__(self, client_id: str, member: Member) -> None:
+        self.pop(client_id, None)
+        super().__setitem__(client_id, member)
+        if member.kind == VIEWER_KIND:
+            self.viewers = (*self.viewers, member)
+        else:
+            self.artists[client_id] = member
+
+    def __delitem__(self, client_id: str) -> None:
+        self._forget(client_id, super().pop(client_id))
+
+    def pop(self, client_id: str, *default: Any) -> Any:  # type: ignore[override]
+        if client_id not in self:
+            if default:
+                return default[0]
+            raise KeyError(client_id)
+        member = super().pop(client_id)
+        self._forget(client_id, member)
+        return member
+
+    def clear(self) -> None:
+        super().clear()
+        self.artists.clear()
+        self.viewers = ()
+
+    def _forget(self, client_id: str, member: Member) -> None:
+        self.artists.pop(client_id, None)
+        if member.kind == VIEWER_KIND:
+            self.viewers = tuple(viewer for viewer in self.viewers if viewer is not member)
+
+    def setdefault(self, *args: Any) -> Any:
+        raise TypeError("members are set one by one")
+
+    update = popitem = setdefault  # type: ignore[assignment]
+
+
 @dataclass(eq=False)
 class Room:
     """A room as seen by this node: its local members, and byte accounting for the room list."""
 
     name: str
-    members: dict[str, Member] = field(default_factory=dict)  # client_id -> session
+    members: Members = field(default_factory=Members)  # client_id -> session
     key_sizes: dict[str, int] = field(default_factory=dict)
     total_bytes: int = 0
     seq_base: int = 0  # an imported room's seq before its first operation here
@@ -104,14 +150,12 @@ class Room:
 
     def send(self, frame: bytes, exclude: Member | None = None) -> None:
         """Queue one frame to every local member but ``exclude``: artists now, viewers after them."""
-        viewers = []
-        for member in list(self.members.values()):  # a copy: a slow consumer may be removed while sending
-            if member is exclude:
-                continue
-            if member.kind == VIEWER_KIND:
-                viewers.append(member)
-            else:
+        for member in list(self.members.artists.values()):  # a copy: a slow consumer may be removed
+            if member is not exclude:
                 member.send_frame(frame)
+        viewers = self.members.viewers
+        if exclude is not None and exclude.kind == VIEWER_KIND:
+            viewers = tuple(viewer for viewer in viewers if viewer is not exclude)
         if viewers:
             to_viewers(frame, viewers)
 
@@ -129,8 +173,7 @@ class Room:
         """
         author = entry["c"]
         plain = with_blobs = None
-        viewers: dict[bytes, list[Member]] = {}  # frame -> the viewers it goes to, once the artists' are out
-        for client_id, session in list(self.members.items()):  # a slow consumer may be removed
+        for client_id, session in list(self.members.artists.items()):  # a slow consumer may be removed
             if client_id == author and "r" not in entry:  # a restore's author learns its ops like everyone
                 session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
                 continue
@@ -144,12 +187,23 @@ class Room:
                 if plain is None:
                     plain = encode_frame(self._applied(seq, entry))
                 frame = plain
-            if session.kind == VIEWER_KIND:
-                viewers.setdefault(frame, []).append(session)
-            else:
-                session.send_frame(frame)
-        for frame, members in viewers.items():
-            to_viewers(frame, members)
+            session.send_frame(frame)
+        viewers = self.members.viewers  # viewers are never authors
+        if not viewers:
+            return
+        if plain is None:
+            plain = encode_frame(self._applied(seq, entry))
+        if pushed is None or "p" not in entry:
+            to_viewers(plain, viewers)
+            return
+        if with_blobs is None:
+            blobs = pushed(entry)
+            with_blobs = encode_frame(self._applied(seq, entry, blobs)) if blobs else b""
+        newer = tuple(viewer for viewer in viewers if viewer.protocol >= APPLIED_BLOBS_SINCE)
+        older = tuple(viewer for viewer in viewers if viewer.protocol < APPLIED_BLOBS_SINCE)
+        for frame, members in ((with_blobs or plain, newer), (plain, older)):
+            if members:
+                to_viewers(frame, members)
 
     def _applied(self, seq: int, entry: dict[str, Any], blobs: list[list[bytes]] | None = None) -> Applied:
         return Applied(

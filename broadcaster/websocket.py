@@ -23,7 +23,7 @@ import os
 import socket
 import struct
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import h11
@@ -166,7 +166,7 @@ class WebSocketSession(Session):
         if self._pending_bytes >= WRITE_NOW_BYTES:
             self.write_pending()
 
-    def defer_frame(self, frame: bytes, viewers: list) -> None:
+    def defer_frame(self, frame: bytes, viewers: Sequence) -> None:
         """``frame`` to ``viewers`` (this one among them) once the artists' copies are out (rooms.py)."""
         self.direct.defer(frame, viewers)
 

@@ -5,11 +5,20 @@ woken in one step in either order, so each case is repeated until both orders ha
 
 from __future__ import annotations
 
+import hashlib
+
+import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broadcaster.direct_writes import SLICE, DirectWrites
-from broadcaster.rooms import VIEWER_KIND, Room
+from broadcaster.rooms import VIEWER_KIND, Members, Room
+from protocol import Applied
+from protocol.events import Sender, event_from_body
+from protocol.framing import HEADER, unpack_body
+from protocol.versions import APPLIED_BLOBS_SINCE
 
 ROUNDS = 40  # a wrong order survives 40 coin flips with probability 2**-40
 
@@ -143,3 +152,70 @@ async def test_viewers_copies_are_queued_by_the_viewers_writer_and_keep_their_or
         await trio.testing.wait_all_tasks_blocked()
         assert [f for v in viewers for f in v.frames].count(b"presence") == 1 and len(order) == 5
         nursery.cancel_scope.cancel()
+
+
+class Sent(Recording):
+    """A member that keeps the frames it is sent, speaking protocol ``protocol``."""
+
+    def __init__(self, name: str, kind: str, protocol: int):
+        super().__init__(name, kind, [])
+        self.protocol = protocol
+        self.frames: list[bytes] = []
+
+    def send_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+def test_an_operation_with_pushed_blobs_reaches_each_member_as_its_protocol_reads_it() -> None:
+    room = Room("r")
+    members = [
+        Sent("ana", "blender", APPLIED_BLOBS_SINCE),
+        Sent("old", "blender", APPLIED_BLOBS_SINCE - 1),
+        Sent("v-new", VIEWER_KIND, APPLIED_BLOBS_SINCE),
+        Sent("v-old", VIEWER_KIND, APPLIED_BLOBS_SINCE - 1),
+    ]
+    for member in members:
+        room.members[member.name] = member
+    blob = [hashlib.sha256(b"data").digest(), b"data"]
+    entry = {"c": "cleo-0001", "o": 1, "ops": [["set", "k", b"v"]], "p": [blob[0]]}
+    room.fan_out(7, entry, lambda e: [blob])
+    for name, events in ((m.name, _events(m.frames)) for m in members):
+        (event,) = events
+        assert isinstance(event, Applied) and event.seq == 7, name
+        assert event.blobs == ([blob] if name in ("ana", "v-new") else None), name
+
+
+def _events(frames: list[bytes]) -> list:
+    return [event_from_body(unpack_body(f[HEADER.size :]), from_role=Sender.SERVER) for f in frames]
+
+
+MEMBER_OPS = st.lists(
+    st.tuples(st.sampled_from(["set", "pop", "del", "clear"]), st.sampled_from("abcd"), st.booleans()),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(MEMBER_OPS)
+def test_a_rooms_artists_and_viewers_are_always_its_members(ops) -> None:
+    members, model = Members(), {}
+    for op, client_id, viewer in ops:
+        if op == "set":
+            member = Recording(client_id, VIEWER_KIND if viewer else "blender", [])
+            model.pop(client_id, None)  # a member joining again comes last, as in Members
+            members[client_id] = model[client_id] = member
+        elif op == "pop":
+            assert members.pop(client_id, None) is model.pop(client_id, None)
+        elif op == "del" and client_id in model:
+            del members[client_id]
+            del model[client_id]
+        elif op == "clear":
+            members.clear()
+            model.clear()
+        assert dict(members) == model
+        assert members.artists == {c: m for c, m in model.items() if m.kind != VIEWER_KIND}
+        assert members.viewers == tuple(m for m in model.values() if m.kind == VIEWER_KIND)
+    with pytest.raises(TypeError):
+        members.update({})
+    with pytest.raises(KeyError):
+        members.pop("absent")
