@@ -3,7 +3,9 @@
 - ``viewers``: one room, one writer at ``--rate`` updates/s, ``--tcp`` Blender-protocol receivers, and
   ``--viewers`` WebSocket viewers (share-link sessions over the HTTP port, decoding every frame). Delivery
   latency (send to receipt, one clock: every client is in this process) of the TCP receivers **without**
-  viewers, then of both **with** them, in the same run (A/B).
+  viewers, then of both **with** them, then of the TCP receivers without them again, in the same run
+  (A/B/A: the two A phases show what the same run's noise is). ``--apart`` keeps the Blender-protocol
+  clients off the server's CPU.
 - ``viewer-load``: a room of ``--objects`` objects (a mesh and a material each, as the add-on writes them);
   headless Chromium opens its share link ``--runs`` times: time from navigation start to the first frame
   drawn with the whole room (the page's ``blendsyncViewer.firstFrameMs``).
@@ -56,6 +58,13 @@ def add_arguments(kinds: Any) -> None:
     viewers.add_argument("--rate", type=float, default=30.0, help="updates per second")
     viewers.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     viewers.add_argument("--size", type=int, default=64, help="value bytes per update (a location is ~30)")
+    viewers.add_argument(
+        "--apart",
+        action="store_true",
+        help="the server on the first CPU (the viewers' process beside it, with only the CPU nothing else"
+        " wants), the Blender-protocol clients on the others, as on machines of their own: the scheduler"
+        " cannot queue them behind the server's sends to the viewers",
+    )
     viewers.add_argument("--json", action="store_true")
     load = kinds.add_parser("viewer-load", help="open a share link of a large room in headless Chromium")
     load.add_argument("--objects", type=int, default=500)
@@ -102,8 +111,31 @@ def serving(root: Path):
         process.wait(timeout=20)
 
 
+_SERVER_CPU = [0]
+
+
+def _pin(pid: int, cpu: int, idle: bool = False) -> None:
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(thread), {cpu})
+        if idle:
+            os.sched_setscheduler(int(thread), os.SCHED_IDLE, os.sched_param(0))
+
+
+def _apart(server_pid: int) -> None:
+    """The server's threads on the first CPU this process may use (the viewers' process joins it, with
+    what CPU the server leaves), this process (the writer and the Blender-protocol receivers) on the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--apart needs two CPUs")
+    _SERVER_CPU[0] = cpus[0]
+    _pin(server_pid, cpus[0])
+    os.sched_setaffinity(0, set(cpus[1:]))
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="blendsync-bench-") as folder, serving(Path(folder)) as server:
+        if args.bench == "viewers" and args.apart:
+            _apart(_SERVER_PID[0])
         if args.bench == "viewers":
             return await viewers(*server, args)
         return await viewer_load(*server, Path(folder), args)
@@ -220,6 +252,8 @@ async def viewers(host: str, port: int, http: str, admin: str, args: argparse.Na
     command += [str(args.viewers), str(args.measured)]
     connect_start = time.perf_counter()
     swarm = await trio.lowlevel.open_process(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    if args.apart:  # the viewers' reading stands for 500 browsers elsewhere: spare CPU only
+        _pin(swarm.pid, _SERVER_CPU[0], idle=True)
     try:
         lines = _Lines(swarm.stdout)
         if await lines.next() != "ready":  # every viewer has its snapshot
@@ -243,8 +277,17 @@ async def viewers(host: str, port: int, http: str, admin: str, args: argparse.Na
     finally:
         swarm.kill()
         await swarm.wait()
+    await trio.sleep(2.0)  # the server sees the viewers go
+    after: list[float] = []
+    seconds = await _phase(host, port, admin, room, args, after)
+    result["tcp_without_viewers_after"] = _summary(after, len(after), seconds)
+    phases = [
+        result[name] for name in ("tcp_without_viewers", "tcp_with_viewers", "tcp_without_viewers_after")
+    ]
+    result["tcp_p50_ms_a_b_a"] = [phase["p50_ms"] for phase in phases]
+    result["tcp_p99_ms_a_b_a"] = [phase["p99_ms"] for phase in phases]
     result["tcp_p99_ratio"] = round(
-        result["tcp_with_viewers"]["p99_ms"] / max(result["tcp_without_viewers"]["p99_ms"], 1e-6), 2
+        phases[1]["p99_ms"] / max(phases[0]["p99_ms"], phases[2]["p99_ms"], 1e-6), 2
     )
     return result
 
