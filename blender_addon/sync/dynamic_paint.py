@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import rna
+from . import ids, rna
 from .context import ApplyContext, ReadContext
 
 CANVAS = "canvas_settings"
@@ -57,6 +57,13 @@ def apply(ob: bpy.types.Object, mod: bpy.types.Modifier, prop: str, doc: object,
         isinstance(doc, list) and all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in doc)
     ):
         raise ValueError("a canvas's surfaces are a list of maps with a name")
+    data = ob.data
+    if prop == CANVAS and isinstance(data, bpy.types.Mesh) and not data.vertices and ids.peek_uuid(data):
+        # A canvas made on a mesh without points (an object placed before its mesh arrived) paints
+        # differently from run to run once the points come (Blender keeps state from the empty mesh):
+        # made once the mesh's geometry is here.
+        ctx.wait_for("geometry", ids.peek_uuid(data))
+        return
     if getattr(mod, prop) is None:
         _run(ob, bpy.ops.dpaint.type_toggle, type=kind)
     settings = getattr(mod, prop)
