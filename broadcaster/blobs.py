@@ -157,8 +157,10 @@ def put_blob_command(
     tree = [{**op, "if": {"exists": list(blob_path(c))}} for op, c in zip(holds, children, strict=True)]
     tree += release_ops(children, pin_holder(client_id))
     keep = {format_path(holders_path(blob)): {"child_count": [">", 0]}}
+    # One branch, the store first: a blob stored already gets the same size and rule again (a few bytes),
+    # where a branch for each case spelt every hold of a tree node twice in the log entry.
     store = {"op": "put", "path": list(blob_path(blob)), "payload": size, "keep_while": keep}
-    return {"compare": exists_conditions([blob]), "then": [*pin, *tree], "else": [store, *pin, *tree]}
+    return {"then": [store, *pin, *tree]}
 
 
 def _stored_size(payload: Any) -> int | None:

@@ -11,6 +11,7 @@ import pytest
 import trio
 from support import ana_and_ben_in_a_room, running_broadcaster
 
+from broadcaster.blobs import blob_path, holder_path, node_holder, put_blob_command
 from broadcaster.client import ServerError, connect
 from protocol import BlobPut
 from protocol.limits import MAX_BLOB_CHILDREN
@@ -124,3 +125,32 @@ async def test_the_room_quota_counts_a_tree_whole(tmp_path):
             # (`small` went with k1's old value; its chunks stay: the pinned upload `big` holds them)
             await ana.batch([["set", "k2", b"v", [leaves[0]]]])
             assert await stored(ana, [small, big, *leaves]) == {big, *leaves}
+
+
+def test_a_node_put_spells_each_of_its_holds_once():
+    """One branch for a blob stored or not: each hold of a node's children is in its log entry once (with a
+    branch for each case every hold was there twice: half of what an edit of a large value wrote)."""
+    node, children = h(b"node"), sorted(h(bytes([i])) for i in range(32))
+    command = put_blob_command(node, 1024, "ana-00000001", 1, children)
+    assert set(command) == {"then"}
+    for child in children:
+        holds = [op for op in command["then"] if op["path"] == list(holder_path(child, node_holder(node)))]
+        assert len(holds) == 1 and holds[0]["if"] == {"exists": list(blob_path(child))}
+
+
+async def test_a_blob_put_again_keeps_its_bytes_and_gains_a_nodes_holds(server):
+    """Stored as a plain chunk, put again as a node naming children (it holds them from then on), and
+    again as a plain chunk by another artist (the holds stay): the same bytes throughout, and everything
+    goes with the last key that holds the node."""
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
+        a, b = [await ana.put_blob(bytes([i]) * 3000) for i in range(2)]
+        node = await ana.put_blob(a + b)  # the node's bytes, first as a plain chunk
+        assert await put_node(ana, [a, b]) == node  # now as a node: it holds a and b, her pins on them end
+        await ana.batch([["set", "mesh", b"v", [node]]])  # her pin on the node ends
+        assert await ben.put_blob(a + b) == node  # stored already: put again by another artist
+        assert await ben.get_blob(node) == a + b
+        await ben.batch([["set", "other", b"v", [node]]])
+        await ana.delete("mesh")
+        assert await stored(ben, [a, b, node]) == {a, b, node}  # the node's holds were kept
+        await ben.delete("other")
+        assert await stored(ben, [a, b, node]) == set()
