@@ -9,7 +9,9 @@ left to keep: then theirs stands.
 - an f-curve's keyframes (``action/<u>/fcurve/…``): per frame (keyframe_merge.py);
 - one node's settings (``<kind>/<u>/node/<id>``): per field, and per setting inside ``props``: two artists
   changing a Math node's operation and its clamp keep both. A node replaced by one of another type is
-  theirs. Colour ramps and other held structs are one field each.
+  theirs. Colour ramps and other held structs are one field each. The same for the other settings
+  documents: a constraint (``con/<c>``, ``pbcon/<bone>/<c>``), a view layer (``vlayer/<v>``: its AOVs and
+  light groups are one field each), its Freestyle settings and a line set.
 - a stack's order (``modorder``, ``conorder``, ``nlaorder``... : names): what each edit added or removed,
   and our reordering when they did not reorder (else theirs): one artist moving a modifier while another
   adds one keeps both. An item that either edit added goes before the item that follows it in that edit
@@ -33,6 +35,8 @@ from .codec import decode_value, encode_value
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
 _ABSENT = object()
 NODE_FIELDS = frozenset({"name", "type", "label", "hide", "mute", "props"})  # what every node value holds
+SETTINGS_FIELDS = frozenset({"props"})
+SETTINGS_PARTS = {"con": 1, "pbcon": 2, "vlayer": 1, "freestyle": 1, "lineset": 2}  # part -> item segments
 ORDER_PARTS = frozenset(
     {"modorder", "conorder", "pbconorder", "fxorder", "nlaorder", "shapenlaorder", "treenlaorder"}
     | {"vlayerorder", "linesetorder"}
@@ -62,18 +66,28 @@ def _decoded(values: tuple[bytes | None, ...]) -> list[object] | None:
         return None
 
 
-def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    docs = _decoded((base, ours, theirs))
+def _settings(docs: list[object] | None, fields: frozenset[str]) -> bytes | None:
+    """A settings document (``{props, ...}``, at least ``fields``): per field, and per setting of ``props``;
+    one whose ``type`` differs between the three is theirs (replaced by another kind)."""
     if docs is None or not all(
-        isinstance(d, dict) and d.keys() >= NODE_FIELDS and isinstance(d["props"], dict) for d in docs
+        isinstance(d, dict) and d.keys() >= fields and isinstance(d["props"], dict) for d in docs
     ):
-        return None  # not a node's settings as this add-on writes them
+        return None  # not a settings document as this add-on writes them
     before, mine, their_doc = docs  # type: ignore[misc]
-    if len({str(d["type"]) for d in docs}) != 1:  # type: ignore[index]
+    if len({str(d.get("type")) for d in docs}) != 1:  # type: ignore[attr-defined]
         return None
     merged = three_way(before, mine, their_doc)
     merged["props"] = three_way(before["props"], mine["props"], their_doc["props"])
     return None if merged == their_doc else encode_value(merged)
+
+
+def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    return _settings(_decoded((base, ours, theirs)), NODE_FIELDS)
+
+
+def settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """A constraint's, a view layer's, its Freestyle settings' or a line set's document."""
+    return _settings(_decoded((base, ours, theirs)), SETTINGS_FIELDS)
 
 
 def _names(doc: object) -> bool:
@@ -132,12 +146,14 @@ def merger(key: str) -> Merge | None:
     """How a value of ``key`` is merged, or None (server order decides)."""
     if keyframe_merge.is_fcurve(key):
         return keyframe_merge.merge
-    bits = key.split("/", 3)
+    bits = key.split("/")
     if len(bits) < 3:
         return None
     part, items = bits[2], len(bits) - 3
     if part == "node" and items == 1:
         return node_settings
+    if SETTINGS_PARTS.get(part) == items:
+        return settings
     if part in ORDER_PARTS:
         return stack_order
     return material_list if part == "meta" and not items else None

@@ -234,6 +234,12 @@ PAIRS = {
         '[m.name for m in bpy.data.objects["Pillar{n}"].modifiers]',
         ["Wave", "Bevel", "Smooth"],
     ),
+    "two-settings-of-one-constraint": (  # one key per constraint: the overridden artist merges its settings
+        'bpy.data.objects["Pillar{n}"].constraints["Follow"].use_x = False',
+        'bpy.data.objects["Pillar{n}"].constraints["Follow"].influence = 0.5',
+        '[getattr(bpy.data.objects["Pillar{n}"].constraints["Follow"], a) for a in ("use_x", "influence")]',
+        [False, 0.5],
+    ),
     "two-add-material-slots": (  # the material list is one key: slots added by both are merged
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Moss{n}"))',
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Rust{n}"))',
@@ -252,6 +258,9 @@ PAIRS = {
 
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
+    "two-settings-of-one-constraint": 'con = bpy.data.objects["Pillar{n}"].constraints.new("COPY_LOCATION")\n'
+    'con.name = "Follow"\n'
+    'con.target = bpy.data.objects["Base{n}"]\n',
     "reorder-modifiers-vs-add-one": 'ob = bpy.data.objects["Pillar{n}"]\n'
     'ob.modifiers.new("Bevel", "BEVEL")\n'
     'ob.modifiers.new("Wave", "WAVE")\n',

@@ -81,6 +81,13 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("action/0123456789abcdef0123456789abcdef/fcurve/OBLamp/location/2", keyframe_merge.merge),
         ("mat/0123456789abcdef0123456789abcdef/node/a1b2c3", merges.node_settings),
         ("ngroup/0123456789abcdef0123456789abcdef/node/x", merges.node_settings),
+        ("obj/0123456789abcdef0123456789abcdef/con/Track%2FTo", merges.settings),
+        ("obj/0123456789abcdef0123456789abcdef/pbcon/Bone/IK", merges.settings),
+        ("scene/0123456789abcdef0123456789abcdef/vlayer/ViewLayer", merges.settings),
+        ("scene/0123456789abcdef0123456789abcdef/freestyle/ViewLayer", merges.settings),
+        ("scene/0123456789abcdef0123456789abcdef/lineset/ViewLayer/LineSet", merges.settings),
+        ("obj/0123456789abcdef0123456789abcdef/pbcon/Bone", None),
+        ("scene/0123456789abcdef0123456789abcdef/lineset/ViewLayer", None),
         ("obj/0123456789abcdef0123456789abcdef/modorder", merges.stack_order),
         ("obj/0123456789abcdef0123456789abcdef/pbconorder/Bone%2F1", merges.stack_order),
         ("linestyle/0123456789abcdef0123456789abcdef/modorder/color", merges.stack_order),
@@ -188,3 +195,36 @@ def test_material_slots_added_by_both_stay_and_positions_never_move():
     for bad in (None, b"\xc1", sync.encode_value({"type": "MESH", "data": "x"}), sync.encode_value([1])):
         assert merges.material_list(base, bad, slots("stone", "rust")) is None
         assert merges.material_list(bad, slots("stone", "moss"), slots("stone", "rust")) is None
+
+
+def constraint(props: dict, type_: str = "COPY_LOCATION") -> bytes:
+    return sync.encode_value({"type": type_, "props": props})
+
+
+def test_two_settings_of_one_constraint_or_view_layer_both_stay():
+    base = constraint({"use_x": True, "influence": 1.0})
+    ours, theirs = (
+        constraint({"use_x": False, "influence": 1.0}),
+        constraint({"use_x": True, "influence": 0.5}),
+    )
+    assert sync.decode_value(merges.settings(base, ours, theirs))["props"] == {
+        "use_x": False,
+        "influence": 0.5,
+    }
+    assert merges.settings(base, ours, constraint({"use_x": True}, "COPY_ROTATION")) is None  # replaced
+    assert merges.settings(base, base, theirs) is None  # nothing of ours
+    layer = {"props": {"use": True, "samples": 0}, "aovs": [["AO", "VALUE"]], "lightgroups": []}
+    mine = {**layer, "aovs": [["AO", "VALUE"], ["Mask", "COLOR"]]}
+    their = {**layer, "props": {"use": True, "samples": 16}}
+    merged = sync.decode_value(merges.settings(*(sync.encode_value(d) for d in (layer, mine, their))))
+    assert merged == {**mine, "props": {"use": True, "samples": 16}}
+    for bad in (
+        None,
+        b"\xc1",
+        sync.encode_value({"props": 1}),
+        sync.encode_value({"type": "X"}),
+        sync.encode_value([]),
+    ):
+        assert merges.settings(base, bad, theirs) is None
+        assert merges.settings(bad, ours, theirs) is None
+        assert merges.settings(base, ours, bad) is None
