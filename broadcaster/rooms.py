@@ -172,38 +172,32 @@ class Room:
         get the blobs the write made new with it (``pushed`` reads them; docs/protocol.md section 3a).
         """
         author = entry["c"]
-        plain = with_blobs = None
+        frames: dict[bool, bytes] = {}  # with the pushed blobs or not -> the frame, made once
+
+        def frame_for(protocol: int) -> bytes:
+            with_blobs = pushed is not None and "p" in entry and protocol >= APPLIED_BLOBS_SINCE
+            if with_blobs not in frames:
+                blobs = pushed(entry) if with_blobs and pushed is not None else None
+                if with_blobs and not blobs:
+                    frames[True] = frame_for(0)  # none to push after all: the plain frame
+                else:
+                    frames[with_blobs] = encode_frame(self._applied(seq, entry, blobs))
+            return frames[with_blobs]
+
         for client_id, session in list(self.members.artists.items()):  # a slow consumer may be removed
             if client_id == author and "r" not in entry:  # a restore's author learns its ops like everyone
                 session.send_frame(encode_frame(Ack(op_id=entry["o"], seq=seq)))
-                continue
-            frame = None
-            if pushed is not None and "p" in entry and session.protocol >= APPLIED_BLOBS_SINCE:
-                if with_blobs is None:
-                    blobs = pushed(entry)
-                    with_blobs = encode_frame(self._applied(seq, entry, blobs)) if blobs else b""
-                frame = with_blobs or None
-            if frame is None:
-                if plain is None:
-                    plain = encode_frame(self._applied(seq, entry))
-                frame = plain
-            session.send_frame(frame)
+            else:
+                session.send_frame(frame_for(session.protocol))
         viewers = self.members.viewers  # viewers are never authors
-        if not viewers:
-            return
-        if plain is None:
-            plain = encode_frame(self._applied(seq, entry))
-        if pushed is None or "p" not in entry:
-            to_viewers(plain, viewers)
-            return
-        if with_blobs is None:
-            blobs = pushed(entry)
-            with_blobs = encode_frame(self._applied(seq, entry, blobs)) if blobs else b""
-        newer = tuple(viewer for viewer in viewers if viewer.protocol >= APPLIED_BLOBS_SINCE)
-        older = tuple(viewer for viewer in viewers if viewer.protocol < APPLIED_BLOBS_SINCE)
-        for frame, members in ((with_blobs or plain, newer), (plain, older)):
-            if members:
-                to_viewers(frame, members)
+        if viewers and (pushed is None or "p" not in entry):
+            to_viewers(frame_for(0), viewers)  # one frame for all: not a walk of the viewers
+        elif viewers:
+            newer = tuple(viewer for viewer in viewers if viewer.protocol >= APPLIED_BLOBS_SINCE)
+            older = tuple(viewer for viewer in viewers if viewer.protocol < APPLIED_BLOBS_SINCE)
+            for members in (newer, older):
+                if members:
+                    to_viewers(frame_for(members[0].protocol), members)
 
     def _applied(self, seq: int, entry: dict[str, Any], blobs: list[list[bytes]] | None = None) -> Applied:
         return Applied(
