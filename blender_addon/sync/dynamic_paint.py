@@ -57,12 +57,13 @@ def apply(ob: bpy.types.Object, mod: bpy.types.Modifier, prop: str, doc: object,
         isinstance(doc, list) and all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in doc)
     ):
         raise ValueError("a canvas's surfaces are a list of maps with a name")
-    data = ob.data
-    if prop == CANVAS and isinstance(data, bpy.types.Mesh) and not data.vertices and ids.peek_uuid(data):
+    mesh = ob.data if isinstance(ob.data, bpy.types.Mesh) else None
+    mesh_uuid = ids.peek_uuid(mesh)
+    if prop == CANVAS and mesh is not None and not mesh.vertices and mesh_uuid is not None:
         # A canvas made on a mesh without points (an object placed before its mesh arrived) paints
         # differently from run to run once the points come (Blender keeps state from the empty mesh):
         # made once the mesh's geometry is here.
-        ctx.wait_for("geometry", ids.peek_uuid(data))
+        ctx.wait_for("geometry", mesh_uuid)
         return
     if getattr(mod, prop) is None:
         _run(ob, bpy.ops.dpaint.type_toggle, type=kind)
