@@ -57,6 +57,11 @@ def _on_undo_post(*_args) -> None:
     session.note_undo()
 
 
+@persistent
+def _on_bake_complete(*_args) -> None:
+    session.note_baked()
+
+
 _HANDLERS = (
     (bpy.app.handlers.depsgraph_update_post, _on_depsgraph_update),
     (bpy.app.handlers.load_post, _on_load_post),
@@ -64,6 +69,7 @@ _HANDLERS = (
     (bpy.app.handlers.redo_pre, _on_undo_pre),
     (bpy.app.handlers.undo_post, _on_undo_post),
     (bpy.app.handlers.redo_post, _on_undo_post),
+    (bpy.app.handlers.object_bake_complete, _on_bake_complete),
 )
 
 

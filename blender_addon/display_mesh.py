@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import bpy
@@ -83,8 +84,23 @@ class DisplayMeshes:
                 if uuid is not None:
                     self.materials[uuid] = now
             elif isinstance(data, bpy.types.Image):
-                self.images.forget(data.original)  # painted, reloaded, repacked...
-                self.materials.update(dict.fromkeys(_users_of(data.original), now))
+                self.note_image(data.original, now)  # reloaded, repacked...
+
+    def note_image(self, image: bpy.types.Image, now: float) -> None:
+        """An image changed here: its display image is encoded again, for the materials using it."""
+        self.images.forget(image)
+        self.materials.update(dict.fromkeys(_users_of(image), now))
+
+    def note_sent(self, keys: Iterable[str]) -> None:
+        """Keys this artist's edits changed: painted pixels are not reported by Blender, only found by the
+        sync loop (paint_watch.py), which sends them as the image's ``data``."""
+        uuids = {key.split("/")[1] for key in keys if key.startswith("img/") and key.endswith("/data")}
+        if not self.viewers or not uuids:
+            return
+        now = time.monotonic()
+        for image in bpy.data.images:
+            if peek_uuid(image) in uuids:
+                self.note_image(image, now)
 
     def note_room(self, ops: list) -> None:
         """Values of ``view/`` keys arriving from the room (snapshot or others' writes)."""

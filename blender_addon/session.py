@@ -52,6 +52,7 @@ from .edit_mode import EditModeSync, editors_of, lease_held
 from .leases import Leases
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
+from .paint_watch import PaintWatch
 from .presence import find_region_3d as find_region_3d  # re-exported: tests reach it here
 from .presence import gather_presence
 from .protocol_shim import protocol
@@ -86,6 +87,12 @@ def note_dirty(ids, shading_only=()) -> None:
 
 
 forget_dirty = dirty.forget  # called before an undo or redo step: the datablocks noted may be freed by it
+
+
+def note_baked() -> None:
+    """Called after a bake: the images it wrote hold unsaved pixels Blender does not report."""
+    if _current is not None:
+        _current.paint.baked = True
 
 
 def note_undo() -> None:
@@ -228,6 +235,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.applier = sync.Applier(self.tracker)
         self.chunks = ChunkTransfer()  # chunk uploads before batches, fetches before values are applied
         self.edit_mode = EditModeSync()  # edit-mode copies and the lease of the datablocks edited here
+        self.paint = PaintWatch()  # images painted here (Blender does not report them)
         self.locks: dict[str, str] = {}  # key -> owner client_id, from locks_changed
         self.progress = 1.0
         self.revision = 0  # bumped whenever something the UI shows changed
@@ -317,6 +325,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._merge_bases.clear()
         self._locked.clear()
         self.edit_mode.reset()
+        self.paint.reset()
         self.locks.clear()
         self.users.clear()
         self.replay = None
@@ -332,6 +341,8 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             if self.room is not None:
                 dirty.catch_up()
             copied = self._edit_mode_step()
+            if self.live and self.room is not None:
+                note_dirty(self.paint.step(time.monotonic(), self._read_cost))
             self._scan_local()
             if copied:
                 self.edit_mode.settle(copied, dirty.discard)
@@ -373,6 +384,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
     def _send_local(self, changed: dict[str, bytes], deleted: list[str]) -> None:
         if not changed and not deleted:
             return
+        self.display.note_sent(changed)
         self._note_sent_mergeable(changed, deleted)
         ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])
         ops += [["delete", key] for key in deleted]
@@ -396,6 +408,10 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         if unlock:
             self._request("unlock", lambda ref: protocol.Unlock(keys=unlock, ref=ref))
         return changed
+
+    def _read_cost(self, id_data: bpy.types.ID) -> float:
+        uuid = sync.peek_uuid(id_data)
+        return 0.0 if uuid is None else self.tracker.cost(uuid)
 
     def editors(self) -> dict[str, list[str]]:
         """client_id -> names of the datablocks that artist holds in edit mode (from the room's locks)."""

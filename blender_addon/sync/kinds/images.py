@@ -1,5 +1,6 @@
 """Images (kind ``img``): generated images as settings, images with a file as the encoded file's bytes, and
 images of several files (an image sequence, a movie, a tiled UDIM image) as every file's name and bytes.
+Pixels painted into a single-file or generated image and not saved travel beside its file (painted.py).
 
 A receiver packs the file of a single-file image and the tiles of a tiled one; a sequence's frames and a
 movie (which Blender cannot pack) live in a temporary folder named by their content (file_sets.py).
@@ -12,7 +13,7 @@ import os
 
 import bpy
 
-from .. import file_sets, ids
+from .. import file_sets, ids, painted
 from ..arrays import floats
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
@@ -107,10 +108,10 @@ def serialise(img: bpy.types.Image, ctx: ReadContext) -> dict[str, object]:
         },
         "sha256": hashlib.sha256(content).hexdigest() if content is not None else None,
     }
-    parts: dict[str, object] = {"meta": meta}
+    data: dict[str, object] = {"sha256": meta["sha256"], "painted": painted.read(img)}
     if content is not None:
-        parts["data"] = {"sha256": meta["sha256"], "bytes": content}
-    return parts
+        data["bytes"] = content
+    return {"meta": meta, "data": data}
 
 
 def describe(img: bpy.types.Image, ctx: ReadContext) -> dict:
@@ -130,6 +131,7 @@ def describe(img: bpy.types.Image, ctx: ReadContext) -> dict:
         "generated": None
         if content is not None
         else [img.generated_type, img.generated_width, img.generated_height, floats(img.generated_color)],
+        "painted": painted.digest(img),
     }
 
 
@@ -187,14 +189,19 @@ def _apply_files(img: bpy.types.Image, doc: dict) -> bpy.types.ID:
 def apply_data(img: bpy.types.Image, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     if "files" in doc:
         return _apply_files(img, doc)
-    content = image_content(img)
-    data = doc["bytes"]
-    if content is not None and hashlib.sha256(content).hexdigest() == doc["sha256"]:
-        return img
-    had_file = img.packed_file is not None
-    img.pack(data=data, data_len=len(data))
-    img.source = "FILE"
-    if had_file:
+    data = doc.get("bytes")
+    if data is not None:
+        content = image_content(img)
+        if content is None or hashlib.sha256(content).hexdigest() != doc["sha256"]:
+            had_file = img.packed_file is not None
+            img.pack(data=data, data_len=len(data))
+            img.source = "FILE"
+            if had_file:
+                img.reload()
+    pixels = doc.get("painted")
+    if pixels is not None:
+        painted.write(img, pixels)
+    elif img.is_dirty:  # the painting was saved, packed or thrown away: the file (or settings) again
         img.reload()
     return img
 
