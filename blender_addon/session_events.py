@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import bpy
+
 from . import dirty, notices, sync
 from .protocol_shim import protocol
 from .sync import merges
@@ -41,6 +43,7 @@ class ServerEventsMixin:
     tracker: Any
     client_id: str
     live: bool
+    busy: bool
     receiving_snapshot: bool
     revision: int
     rooms: dict[str, dict[str, Any]]
@@ -69,8 +72,10 @@ class ServerEventsMixin:
         refused = None
         if isinstance(event, P.Error) and event.code == "locked" and event.ref is not None:
             refused = self.client_session.unacked.get(event.ref)  # a batch the server refused
-        if isinstance(event, P.Applied) and event.blobs and event.room == room:
-            self.chunks.pushed(event.blobs)  # before the gate sees its values: nothing to fetch
+        if isinstance(event, P.Applied) and event.room == room:
+            if event.blobs:
+                self.chunks.pushed(event.blobs)  # before the gate sees its values: nothing to fetch
+            self._send_strokes_before(event.ops)
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
@@ -200,6 +205,19 @@ class ServerEventsMixin:
         if blocked:
             self._undo(blocked, {key: self.tracker.previous.get(key) for key in blocked})
         return ops
+
+    def _send_strokes_before(self, ops: list[list[Any]]) -> None:
+        """Another artist's pixels for an image that holds unsaved pixels here: strokes made here since it
+        was last read (Blender reports none) are read and sent first, so that theirs is held back by ours
+        instead of painting over them, and the one overridden merges the two (sync/merges.py)."""
+        uuids = {op[1].split("/")[1] for op in ops if op[1].startswith("img/") and op[1].endswith("/data")}
+        if not uuids or not self.live or self.busy:
+            return
+        images = [img for img in bpy.data.images if img.is_dirty and sync.peek_uuid(img) in uuids]
+        if images:
+            self.tracker.previous.clear()
+            changed, deleted = self.tracker.scan(images)
+            self._send_local(changed, deleted)
 
     def _note_sent_mergeable(self, changed: dict[str, bytes], deleted: list[str]) -> None:
         """For each key we send whose concurrent edits merge (sync/merges.py): the value our edit was made

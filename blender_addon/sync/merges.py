@@ -20,6 +20,10 @@ left to keep: then theirs stands.
   name them by index), so only what leaves every position in place is merged: the slots each edit added
   at the end (theirs first, then ours) and a slot only we changed. A list one of the edits shortened is
   theirs. The meta's other fields, as a node's.
+- an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
+  only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
+  When one edit started from a saved image (no unsaved pixels to compare with) or the file itself changed,
+  theirs.
 
 No bpy: values in, values out.
 """
@@ -142,6 +146,45 @@ def material_list(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
     return None if merged == their_doc else encode_value(merged)
 
 
+def merge_pixels(base: dict, ours: dict, theirs: dict) -> dict | None:
+    """Painted pixels (sync/painted.py) of one layout: each pixel ours where only ours differs from base,
+    else theirs (a pixel both painted is theirs); None when the three do not share a size, channel count and
+    type."""
+    import numpy as np  # shipped with Blender; only painted images need it
+
+    docs = (base, ours, theirs)
+    if not all(isinstance(doc, dict) and isinstance(doc.get("pixels"), bytes) for doc in docs):
+        return None
+    same = all(base.get(f) == ours.get(f) == theirs.get(f) for f in ("size", "channels", "float"))
+    if not same or type(base["channels"]) is not int:
+        return None
+    stride = base["channels"] * (4 if base["float"] else 1)  # one pixel's bytes
+    arrays = [np.frombuffer(doc["pixels"], np.uint8) for doc in (base, ours, theirs)]
+    if stride <= 0 or len({len(a) for a in arrays}) != 1 or len(arrays[0]) % stride:
+        return None
+    before, mine, their_pixels = (a.reshape(-1, stride) for a in arrays)
+    only_ours = (mine != before).any(axis=1) & (their_pixels == before).all(axis=1)
+    merged = np.where(only_ours[:, None], mine, their_pixels)
+    return {**theirs, "pixels": merged.tobytes()}
+
+
+def image_data(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(isinstance(d, dict) and "files" not in d for d in docs):
+        return None
+    before, mine, their_doc = docs
+    if their_doc.get("sha256") != before.get("sha256"):
+        return None  # the file changed (saved, replaced): our pixels were painted over the old one
+    merged = three_way(before, mine, their_doc)  # type: ignore[arg-type]
+    painted = [doc.get("painted") for doc in docs]  # type: ignore[attr-defined]
+    if painted[1] != painted[0] and painted[2] != painted[0]:
+        pixels = merge_pixels(*painted)
+        if pixels is None:
+            return None
+        merged["painted"] = pixels
+    return None if merged == their_doc else encode_value(merged)
+
+
 def merger(key: str) -> Merge | None:
     """How a value of ``key`` is merged, or None (server order decides)."""
     if keyframe_merge.is_fcurve(key):
@@ -156,4 +199,6 @@ def merger(key: str) -> Merge | None:
         return settings
     if part in ORDER_PARTS:
         return stack_order
+    if bits[0] == "img" and part == "data" and not items:
+        return image_data
     return material_list if part == "meta" and not items else None

@@ -155,6 +155,14 @@ def add_math(n: int, value: float) -> str:
 
 
 # name -> (edit X, edit Y, expression read on every artist, its expected value); {n} is the scenario number
+# Strokes in Texture Paint mode on the canvas's object, as an artist makes them (the sync loop reads an
+# image being painted; outside Paint mode only the first stroke into a saved image is seen at once).
+PAINT = (
+    "import sys\nsys.path.insert(0, 'tests/blender')\nfrom paint_builders import stroke\n"
+    "if bpy.context.mode != 'PAINT_TEXTURE':\n"
+    "    bpy.context.view_layer.objects.active = bpy.data.objects['Canvas{n}']\n"
+    "    bpy.ops.object.mode_set(mode='TEXTURE_PAINT')\n"
+)
 PAIRS = {
     "location-vs-scale": (
         'bpy.data.objects["Pillar{n}"].location.x = 7.0',
@@ -246,6 +254,12 @@ PAIRS = {
         '[m.name for m in bpy.data.meshes["PillarMesh{n}"].materials]',
         None,  # Stone first, then the slot ordered second, then the other: checked below
     ),
+    "two-strokes-into-one-image": (  # an image's unsaved pixels are one key: the overridden artist merges
+        PAINT + 'stroke("Canvas{n}", 0, 0, 4, (1.0, 0.0, 0.0, 1.0))',
+        PAINT + 'stroke("Canvas{n}", 12, 12, 4, (0.0, 1.0, 0.0, 1.0))',
+        '[list(bpy.data.images["Canvas{n}"].pixels[i : i + 4]) for i in (0, 4 * (16 * 13 + 13), 4 * 16 * 8)]',
+        [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -258,6 +272,10 @@ PAIRS = {
 
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
+    "two-strokes-into-one-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
+    "from paint_builders import canvas, stroke\n"
+    'canvas("Canvas{n}", size=16)\n'
+    'stroke("Canvas{n}", 0, 0, 16, (0.0, 0.0, 1.0, 1.0))  # unsaved pixels both paint over\n',
     "two-settings-of-one-constraint": 'con = bpy.data.objects["Pillar{n}"].constraints.new("COPY_LOCATION")\n'
     'con.name = "Follow"\n'
     'con.target = bpy.data.objects["Base{n}"]\n',
@@ -315,6 +333,12 @@ def test_both_edits_survive(room, pair, swapped):
         else:
             assert value == expected, (artist.name, value)
         assert artist.call("state")["errors"] == []
+    if pair == "two-strokes-into-one-image":  # back to Object mode for the next pairs
+        for artist in (ana, ben):
+            artist.call(
+                "edit",
+                script="if bpy.context.mode != 'OBJECT':\n    bpy.ops.object.mode_set(mode='OBJECT')\n",
+            )
 
 
 NOTICES = "[n.text for n in session.notices.items]"

@@ -93,6 +93,10 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("linestyle/0123456789abcdef0123456789abcdef/modorder/color", merges.stack_order),
         ("scene/0123456789abcdef0123456789abcdef/vlayerorder", merges.stack_order),
         ("mesh/0123456789abcdef0123456789abcdef/meta", merges.material_list),
+        ("img/0123456789abcdef0123456789abcdef/data", merges.image_data),
+        ("img/0123456789abcdef0123456789abcdef/meta", merges.material_list),
+        ("sound/0123456789abcdef0123456789abcdef/data", None),
+        ("img/0123456789abcdef0123456789abcdef/data/x", None),
         ("mat/0123456789abcdef0123456789abcdef/at/a1b2c3", None),
         ("obj/0123456789abcdef0123456789abcdef/location", None),
         ("obj/0123456789abcdef0123456789abcdef/mod/Bevel", None),
@@ -228,3 +232,102 @@ def test_two_settings_of_one_constraint_or_view_layer_both_stay():
         assert merges.settings(base, bad, theirs) is None
         assert merges.settings(bad, ours, theirs) is None
         assert merges.settings(base, ours, bad) is None
+
+
+def _painted(pixels: bytes, channels: int = 4, is_float: bool = False) -> dict:
+    stride = channels * (4 if is_float else 1)
+    return {"size": [len(pixels) // stride, 1], "channels": channels, "float": is_float, "pixels": pixels}
+
+
+def _image(painted: dict | None, sha: str | None = None) -> bytes:
+    return sync.encode_value({"sha256": sha, "painted": painted})
+
+
+PIXEL_LAYOUTS = st.sampled_from([(4, False), (3, False), (1, False), (4, True), (1, True)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_painted_pixels_merge_per_pixel(data):
+    """Every pixel is ours where only we changed it, theirs where they did (and where both did); nothing to
+    merge when that is theirs whole."""
+    channels, is_float = data.draw(PIXEL_LAYOUTS)
+    stride = channels * (4 if is_float else 1)
+    count = data.draw(st.integers(1, 12))
+    pixel = st.binary(min_size=stride, max_size=stride)
+    base = [data.draw(pixel) for _ in range(count)]
+    ours = [data.draw(st.one_of(st.just(p), pixel)) for p in base]
+    theirs = [data.draw(st.one_of(st.just(p), pixel)) for p in base]
+    values = [_image(_painted(b"".join(px), channels, is_float)) for px in (base, ours, theirs)]
+    merged = merges.image_data(*values)
+    expected = [o if o != b and t == b else t for b, o, t in zip(base, ours, theirs, strict=True)]
+    kept = b"".join(theirs) if merged is None else sync.decode_value(merged)["painted"]["pixels"]
+    assert kept == b"".join(expected)
+    assert (merged is None) == (expected == theirs)
+
+
+def test_two_strokes_into_one_unsaved_image_both_stay():
+    red, green, blue, white = b"\xff\0\0\xff", b"\0\xff\0\xff", b"\0\0\xff\xff", b"\xff" * 4
+    base = _image(_painted(white * 4))
+    ours = _image(_painted(red + white * 3))
+    theirs = _image(_painted(white * 2 + green + white))
+    assert (
+        sync.decode_value(merges.image_data(base, ours, theirs))["painted"]["pixels"]
+        == red + white + green + white
+    )
+    # A pixel both painted is theirs.
+    clash = _image(_painted(blue + white * 3))
+    assert merges.image_data(base, ours, clash) is None
+
+
+UNMERGEABLE = [
+    (
+        "painted into a saved image",
+        _image(None),
+        _image(_painted(b"\1" * 8)),
+        _image(_painted(b"\2" * 8)),
+    ),
+    ("they saved", _image(_painted(b"\0" * 8)), _image(_painted(b"\1" * 8)), _image(None, "new file")),
+    (
+        "they changed the file we painted over",
+        _image(None, "f"),
+        _image(_painted(b"\1" * 8), "f"),
+        _image(None, "g"),
+    ),
+    ("they threw it away", _image(_painted(b"\0" * 8)), _image(_painted(b"\1" * 8)), _image(None)),
+    (
+        "another size",
+        _image(_painted(b"\0" * 8)),
+        _image(_painted(b"\1" * 8)),
+        _image({**_painted(b"\2" * 8), "size": [1, 2]}),
+    ),
+    (
+        "another channel count",
+        _image(_painted(b"\0" * 8)),
+        _image(_painted(b"\1" * 8)),
+        _image(_painted(b"\2" * 8, 1)),
+    ),
+    (
+        "floats",
+        _image(_painted(b"\0" * 8)),
+        _image(_painted(b"\1" * 8)),
+        _image(_painted(b"\2" * 8, 1, True)),
+    ),
+    ("not pixels", _image(_painted(b"\0" * 8)), _image(_painted(b"\1" * 8)), _image({"pixels": "x"})),
+    ("files", _image(_painted(b"\0" * 8)), _image(_painted(b"\1" * 8)), sync.encode_value({"files": []})),
+    ("made by one", None, _image(_painted(b"\1" * 8)), _image(_painted(b"\2" * 8))),
+    ("unreadable", b"\xc1", _image(_painted(b"\1" * 8)), _image(_painted(b"\2" * 8))),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "base", "ours", "theirs"), UNMERGEABLE, ids=[case[0] for case in UNMERGEABLE]
+)
+def test_painted_pixels_that_cannot_be_merged_are_theirs(why, base, ours, theirs):
+    assert merges.image_data(base, ours, theirs) is None, why
+
+
+def test_our_painting_over_a_file_they_did_not_change_is_kept_with_their_other_fields():
+    base = sync.encode_value({"sha256": "f", "bytes": b"PNG", "painted": None})
+    ours = sync.encode_value({"sha256": "f", "bytes": b"PNG", "painted": _painted(b"\1" * 8)})
+    assert sync.decode_value(merges.image_data(base, ours, base))["painted"] == _painted(b"\1" * 8)
