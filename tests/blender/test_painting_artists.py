@@ -51,9 +51,8 @@ def test_strokes_travel_while_painting_and_saving_travels_too(server, artists): 
     assert ana.call("eval", expr=PAINTING)["value"]
 
     # Her last stroke and leaving Texture Paint mode in one go: sent as she stops painting.
-    last = ana_paints(
-        ana, ben, "stroke('Canvas', 40, 40, 8, (0.0, 0.0, 1.0, 1.0))\nbpy.ops.object.mode_set(mode='OBJECT')\n"
-    )
+    leave = "bpy.ops.object.mode_set(mode='OBJECT')\n"
+    last = ana_paints(ana, ben, "stroke('Canvas', 40, 40, 8, (0.0, 0.0, 1.0, 1.0))\n" + leave)
 
     # A bake into the unsaved image (outside Paint mode): found through Blender's bake handler.
     baked = ana_paints(
@@ -69,7 +68,8 @@ def test_strokes_travel_while_painting_and_saving_travels_too(server, artists): 
     ana.call("edit", script="bpy.data.images['Canvas'].pack()\n")
     converge([ana, ben])
     image = "bpy.data.images['Canvas']"
-    assert ben.call("eval", expr=f"[{image}.is_dirty, {image}.packed_file is not None]")["value"] == [False, True]
+    saved = ben.call("eval", expr=f"[{image}.is_dirty, {image}.packed_file is not None]")["value"]
+    assert saved == [False, True]
     assert ben.call("eval", expr=SHA)["value"] == baked
 
     # Ben paints the saved image back: Ana sees his stroke over the file.
