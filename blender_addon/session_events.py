@@ -14,7 +14,7 @@ import bpy
 
 from . import dirty, notices, sync
 from .protocol_shim import protocol
-from .sync import merges
+from .sync import merges, painted
 
 RETRY_DELAY = 0.5
 # The batch had no effect: send it again, under a new op_id, after a pause. (``unavailable`` is not here:
@@ -234,10 +234,14 @@ class ServerEventsMixin:
         for record in overridden:
             base = self._merge_bases.pop(record.key, None)
             merge = merges.merger(record.key)
-            if base is not None and merge is not None:
+            if base is None or merge is None:
+                continue
+            if merge is merges.image_data:
+                value = merges.image_data(base[0], base[1], record.value, lambda key=record.key: _saved(key))
+            else:
                 value = merge(base[0], base[1], record.value)
-                if value is not None:
-                    out[record.key] = value
+            if value is not None:
+                out[record.key] = value
         return out
 
     def _remember_before(self, op_id: int, ops: list[list[Any]], previous: dict | None = None) -> None:
@@ -352,3 +356,12 @@ class ServerEventsMixin:
                 for _, ops in self.client_session.retrying:
                     self.chunks.forget_stored(ops)
             self._retry_at = time.monotonic() + RETRY_DELAY  # sent again, under a new op_id, after a pause
+
+
+def _saved(key: str) -> object:
+    """The pixels the image of an ``img/<u>/data`` key shows without its unsaved ones (None: not here)."""
+    uuid = key.split("/")[1]
+    for img in bpy.data.images:
+        if sync.peek_uuid(img) == uuid:
+            return painted.saved(img)
+    return None

@@ -22,8 +22,8 @@ left to keep: then theirs stands.
   theirs. The meta's other fields, as a node's.
 - an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
-  When one edit started from a saved image (no unsaved pixels to compare with) or the file itself changed,
-  theirs.
+  When both started from a saved image, what it shows saved is the base (the session reads it from a copy
+  of the image: sync/painted.py). When the file itself changed, theirs.
 
 No bpy: values in, values out.
 """
@@ -168,7 +168,11 @@ def merge_pixels(base: dict, ours: dict, theirs: dict) -> dict | None:
     return {**theirs, "pixels": merged.tobytes()}
 
 
-def image_data(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+def image_data(
+    base: bytes | None, ours: bytes | None, theirs: bytes | None, saved: Callable[[], object] | None = None
+) -> bytes | None:
+    """``saved``: the pixels the image shows without unsaved ones (sync/painted.py), asked for when both
+    edits painted an image that held none (the base value has no pixels to compare with)."""
     docs = _decoded((base, ours, theirs))
     if docs is None or not all(isinstance(d, dict) and "files" not in d for d in docs):
         return None
@@ -178,6 +182,8 @@ def image_data(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> 
     merged = three_way(before, mine, their_doc)  # type: ignore[arg-type]
     painted = [doc.get("painted") for doc in docs]  # type: ignore[attr-defined]
     if painted[1] != painted[0] and painted[2] != painted[0]:
+        if painted[0] is None and saved is not None and mine.get("sha256") == before.get("sha256"):  # type: ignore[attr-defined]
+            painted[0] = saved()
         pixels = merge_pixels(*painted)
         if pixels is None:
             return None

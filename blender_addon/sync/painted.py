@@ -21,9 +21,10 @@ MAX_SIDE = 65536  # Blender's largest image side
 CHANNELS = range(1, 5)
 
 
-def read(img: bpy.types.Image) -> dict[str, Any] | None:
-    """``size``, ``channels``, ``float`` and ``pixels`` of an image holding unsaved pixels, else None."""
-    if not img.is_dirty:
+def read(img: bpy.types.Image, unsaved_only: bool = True) -> dict[str, Any] | None:
+    """``size``, ``channels``, ``float`` and ``pixels`` of an image holding unsaved pixels, else None (with
+    ``unsaved_only`` False: of any image that has pixels)."""
+    if unsaved_only and not img.is_dirty:
         return None
     import numpy as np  # shipped with Blender
 
@@ -41,6 +42,16 @@ def read(img: bpy.types.Image) -> dict[str, Any] | None:
         data = values.astype(np.uint8).tobytes()
     channels = count // (width * height)
     return {"size": [width, height], "channels": channels, "float": img.is_float, "pixels": data}
+
+
+def saved(img: bpy.types.Image) -> dict[str, Any] | None:
+    """What an image holding unsaved pixels shows without them (its file, or its generated pixels), as
+    :func:`read` gives pixels: a copy of an image is made from its file or settings, not its buffer."""
+    copy = img.copy()
+    try:
+        return read(copy, unsaved_only=False)
+    finally:
+        bpy.data.images.remove(copy)
 
 
 def digest(img: bpy.types.Image) -> str | None:

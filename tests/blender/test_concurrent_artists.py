@@ -260,6 +260,12 @@ PAIRS = {
         '[list(bpy.data.images["Canvas{n}"].pixels[i : i + 4]) for i in (0, 4 * (16 * 13 + 13), 4 * 16 * 8)]',
         [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]],
     ),
+    "two-first-strokes-into-a-saved-image": (  # merged against what the image shows saved
+        PAINT + 'stroke("Canvas{n}", 0, 0, 4, (1.0, 0.0, 0.0, 1.0))',
+        PAINT + 'stroke("Canvas{n}", 12, 12, 4, (0.0, 1.0, 0.0, 1.0))',
+        '[list(bpy.data.images["Canvas{n}"].pixels[i : i + 4]) for i in (0, 4 * (16 * 13 + 13), 4 * 16 * 8)]',
+        [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -272,6 +278,9 @@ PAIRS = {
 
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
+    "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
+    "from paint_builders import canvas\n"
+    'canvas("Canvas{n}", size=16)\n',
     "two-strokes-into-one-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas, stroke\n"
     'canvas("Canvas{n}", size=16)\n'
@@ -333,7 +342,7 @@ def test_both_edits_survive(room, pair, swapped):
         else:
             assert value == expected, (artist.name, value)
         assert artist.call("state")["errors"] == []
-    if pair == "two-strokes-into-one-image":  # back to Object mode for the next pairs
+    if pair.startswith("two-") and "strokes" in pair:  # back to Object mode for the next pairs
         for artist in (ana, ben):
             artist.call(
                 "edit",

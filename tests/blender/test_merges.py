@@ -331,3 +331,18 @@ def test_our_painting_over_a_file_they_did_not_change_is_kept_with_their_other_f
     base = sync.encode_value({"sha256": "f", "bytes": b"PNG", "painted": None})
     ours = sync.encode_value({"sha256": "f", "bytes": b"PNG", "painted": _painted(b"\1" * 8)})
     assert sync.decode_value(merges.image_data(base, ours, base))["painted"] == _painted(b"\1" * 8)
+
+
+def test_two_paintings_of_a_saved_image_merge_against_what_it_shows_saved():
+    red, green, white = b"\xff\0\0\xff", b"\0\xff\0\xff", b"\xff" * 4
+    base, saved = _image(None, "f"), _painted(white * 4)
+    ours = _image(_painted(red + white * 3), "f")
+    theirs = _image(_painted(white * 2 + green + white), "f")
+    asked = []
+    merged = merges.image_data(base, ours, theirs, lambda: asked.append(1) or saved)
+    assert sync.decode_value(merged)["painted"]["pixels"] == red + white + green + white and asked == [1]
+    assert merges.image_data(base, ours, theirs) is None  # nothing to compare with: theirs
+    assert merges.image_data(base, ours, theirs, lambda: None) is None  # the image is gone here
+    # With unsaved pixels in the base, the saved image is not asked for.
+    painted_base = _image(_painted(white * 4), "f")
+    assert merges.image_data(painted_base, ours, theirs, lambda: asked.append(2)) is not None and asked == [1]

@@ -191,3 +191,15 @@ def test_the_largest_and_stranger_floats_travel_as_they_are():
     applied_one_at_a_time(ops)
     got = pixels_of(bpy.data.images["Canvas"])
     assert hashlib.sha256(got.tobytes()).digest() == hashlib.sha256(strange.tobytes()).digest()
+
+
+@pytest.mark.parametrize("case", sorted(CANVASES))
+def test_what_an_image_shows_saved_is_read_from_a_copy_and_the_copy_is_gone(case):
+    reset_scene()
+    img = canvas("Canvas", **CANVASES[case])
+    before = painted.read(img, unsaved_only=False)
+    stroke(img, 1, 1, 5, (0.5, 0.25, 1.0, 1.0))
+    assert painted.read(img)["pixels"] != before["pixels"]
+    count = len(bpy.data.images)
+    assert painted.saved(img) == before
+    assert len(bpy.data.images) == count and img.is_dirty
