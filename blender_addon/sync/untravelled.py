@@ -70,6 +70,7 @@ def _cache_files(ob: bpy.types.Object) -> Iterator[Untravelled]:
 
 
 # Images of several files: they travel unless a file is missing or they pass kinds/images.py's size bound.
+TOO_BIG = "missing or over 512 MiB"
 IMAGE_SOURCES = {"SEQUENCE": "an image sequence", "MOVIE": "a movie", "TILED": "a tiled (UDIM) image"}
 
 
@@ -83,13 +84,19 @@ def _images(ob: bpy.types.Object, seen: set[int]) -> Iterator[Untravelled]:
         for node in mat.node_tree.nodes:
             img = getattr(node, "image", None)
             if (
-                isinstance(img, bpy.types.Image)
-                and img.library is None
-                and img.source in IMAGE_SOURCES
-                and not is_synced(img)
+                not isinstance(img, bpy.types.Image)
+                or img.library is not None
+                or img.source not in IMAGE_SOURCES
             ):
-                why = f"{IMAGE_SOURCES[img.source]} whose files are missing or over 512 MiB"
-                yield Untravelled(_subject(mat), f"image {img.name!r} of node {node.name!r}", why)
+                continue
+            what = f"image {img.name!r} of node {node.name!r}"
+            if not is_synced(img):
+                yield Untravelled(
+                    _subject(mat), what, f"{IMAGE_SOURCES[img.source]} whose files are {TOO_BIG}"
+                )
+            elif img.is_dirty:  # painted: only a single-file or generated image's unsaved pixels travel
+                why = f"pixels painted into {IMAGE_SOURCES[img.source]}: they travel once it is saved"
+                yield Untravelled(_subject(mat), what, why)
 
 
 def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool], seen: set[int]):

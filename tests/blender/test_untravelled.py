@@ -8,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from detail_builders import build_dynamic_paint, build_physics, build_rigid_bodies  # noqa: E402
+from detail_builders import build_dynamic_paint, build_physics, build_rigid_bodies, build_udim_image  # noqa: E402
 from scene_builders import (  # noqa: E402
     build_everything,
     edit_mode,
@@ -88,6 +88,22 @@ def test_an_image_that_does_not_travel_is_listed_with_the_material_using_it():
         os.remove(os.path.join(folder, name))
     why = "an image sequence whose files are missing or over 512 MiB"
     assert _lines() == [("Material 'Flicker'", "image 'Frames' of node 'Image Texture'", why)]
+
+
+def test_pixels_painted_into_a_tiled_image_are_listed_until_it_is_saved():
+    """A single-file image's unsaved pixels travel (test_painted_images.py); a tiled image's do not."""
+    build_udim_image()  # in material Head
+    skin, mat = bpy.data.images["Skin"], bpy.data.materials["Head"]
+    flat = bpy.data.images.new("Flat", 4, 4)
+    mat.node_tree.nodes.new("ShaderNodeTexImage").image = flat
+    flat.pixels[0] = 0.5  # painted: travels
+    assert _lines() == []
+    skin.pixels[0] = 0.5  # the first tile painted
+    assert skin.is_dirty
+    why = "pixels painted into a tiled (UDIM) image: they travel once it is saved"
+    assert _lines() == [("Material 'Head'", "image 'Skin' of node 'Image Texture'", why)]
+    skin.pack()  # saved into the file: its tiles travel
+    assert not skin.is_dirty and _lines() == []
 
 
 def test_the_report_walks_again_only_after_its_interval():
