@@ -1,7 +1,8 @@
 """Painting an image between real Blender processes through a real ``blendsync serve`` (paint_watch.py):
 Blender reports nothing when pixels are written, so the sync loop finds the first stroke by the image
 becoming unsaved, later strokes by reading the image while the artist is in Texture Paint mode, the last
-one when she leaves it, a bake's by its handler; saving travels, and the other artist paints back."""
+one when she leaves it, a bake's by its handler; saving travels, the other artist paints back, and a late
+joiner gets the file and the unsaved pixels over it."""
 
 from __future__ import annotations
 
@@ -78,3 +79,14 @@ def test_strokes_travel_while_painting_and_saving_travels_too(server, artists): 
     his = ben.call("eval", expr=SHA)["value"]
     assert sees(ana, his) and his != baked
     converge([ana, ben])
+
+    # A late joiner gets the file and the unsaved pixels over it.
+    (cleo,) = artists("cleo")
+    cleo.call("connect", servers=address)
+    cleo.call("join", room="shot")
+    converge([ana, ben, cleo])
+    assert cleo.call("eval", expr=SHA)["value"] == his
+    assert cleo.call("eval", expr=f"[{image}.is_dirty, {image}.packed_file is not None]")["value"] == [
+        True,
+        True,
+    ]
