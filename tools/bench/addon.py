@@ -3,7 +3,7 @@
     python tools/bench/addon.py join [--objects 100] [--grid 1000] [--move] [--profile FILE] [--json]
     python tools/bench/addon.py editmode [--objects 500] [--grid 447] [--samples 20] [--json]
     python tools/bench/addon.py drag [--steps 100] [--grid 100] [--json]
-    python tools/bench/addon.py idle [--objects 500] [--grid 447] [--seconds 20] [--json]
+    python tools/bench/addon.py idle [--objects 500] [--grid 447] [--seconds 20] [--profile FILE] [--json]
     python tools/bench/addon.py live-drag [--objects 500] [--grid 447] [--steps 100] [--rate 60] [--json]
     python tools/bench/addon.py edits [--json]
     python tools/bench/addon.py pair [--rounds 10] [--json]
@@ -563,7 +563,8 @@ def bench_idle(args: argparse.Namespace) -> dict[str, Any]:
             built = artist("build", objects=args.objects, grid=args.grid)
             artist("connect", servers=server.address)
             artist("publish", room=room, timeout=120)
-            result = artist("idle", seconds=args.seconds, timeout=args.seconds + 60)
+            profile = str(Path(args.profile).resolve()) if args.profile else None
+            result = artist("idle", seconds=args.seconds, profile=profile, timeout=args.seconds + 60)
         finally:
             artist.close()
     return {
@@ -648,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     idle.add_argument("--objects", type=int, default=500, help="small mesh objects besides the grid")
     idle.add_argument("--grid", type=int, default=447, help="grid of N x N vertices (447: 199,809)")
     idle.add_argument("--seconds", type=float, default=20.0)
+    idle.add_argument("--profile", help="write a cProfile of the timer calls to this file")
     idle.add_argument("--json", action="store_true")
     live = kinds.add_parser("live-drag", help="a paced drag in a heavy scene, seen by two receivers")
     live.add_argument("--objects", type=int, default=500, help="small mesh objects besides the grid")

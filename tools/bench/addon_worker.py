@@ -380,20 +380,30 @@ def worker_main(name: str) -> int:
             "seconds": round(seconds, 3),
         }
 
-    def idle(seconds: float) -> dict[str, Any]:
-        """Nobody works: the timer runs for ``seconds``; the main-thread time of each call is measured."""
+    def idle(seconds: float, profile: str | None = None) -> dict[str, Any]:
+        """Nobody works: the timer runs for ``seconds``; the main-thread time of each call is measured
+        (with ``profile``, a cProfile of the calls is written there)."""
+        import cProfile
+
         session = current()
         run_until(lambda: settled(session), 60)
+        profiler = cProfile.Profile() if profile else None
         calls: list[float] = []
         cpu: list[float] = []  # this thread's CPU time: what other processes on the machine do not inflate
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             bpy.context.view_layer.update()
+            if profiler is not None:
+                profiler.enable()
             t0, c0 = time.perf_counter(), time.thread_time()
             interval = session_mod._timer() or 0.05
             calls.append(time.perf_counter() - t0)
             cpu.append(time.thread_time() - c0)
+            if profiler is not None:
+                profiler.disable()
             time.sleep(interval)
+        if profiler is not None and profile:
+            profiler.dump_stats(profile)
         ms = [c * 1000 for c in calls]
         cpu_ms = [c * 1000 for c in cpu]
         return {
@@ -538,7 +548,7 @@ def worker_main(name: str) -> int:
             elif cmd == "drag":
                 result = drag(int(command["steps"]))
             elif cmd == "idle":
-                result = idle(float(command["seconds"]))
+                result = idle(float(command["seconds"]), command.get("profile"))
             elif cmd == "pack_image":
                 result = pack_image(int(command["megabytes"]))
             elif cmd == "move_vertex":
