@@ -62,6 +62,7 @@ from .view_state import ViewState
 
 AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
 AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
+COUNT_INTERVAL = 0.25  # with nothing reported, bpy.data's lengths (new and removed datablocks) this often
 PRESENCE_INTERVAL = 0.1
 BUSY_INTERVAL = 0.01  # the timer's interval while work is queued, or while someone is in edit mode...
 IDLE_INTERVAL = 0.05  # ...and otherwise
@@ -236,6 +237,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.chunks = ChunkTransfer()  # chunk uploads before batches, fetches before values are applied
         self.edit_mode = EditModeSync()  # edit-mode copies and the lease of the datablocks edited here
         self.paint = PaintWatch()  # images painted here (Blender does not report them)
+        self._next_count = 0.0  # when the scan looks at bpy.data's lengths again if nothing is reported
         self.locks: dict[str, str] = {}  # key -> owner client_id, from locks_changed
         self.progress = 1.0
         self.revision = 0  # bumped whenever something the UI shows changed
@@ -363,10 +365,15 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         # A fresh tracker (after joining) knows no datablock yet: this first scan finds them all.
         dirty, shading_only = take_dirty()
         self.tracker.previous.clear()
-        changed, deleted = self.tracker.scan(dirty, shading_only)
-        audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
-        changed.update(audited)
-        deleted += [key for key in audit_deleted if key not in deleted]
+        now = time.monotonic()
+        look_for_new = bool(dirty) or now >= self._next_count
+        if look_for_new:
+            self._next_count = now + COUNT_INTERVAL
+        changed, deleted = self.tracker.scan(dirty, shading_only, look_for_new)
+        if dirty or not look_for_new:  # an idle pump looks at the lengths or audits, not both
+            audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
+            changed.update(audited)
+            deleted += [key for key in audit_deleted if key not in deleted]
         self._send_local(changed, deleted)
 
     def _scan_settled(self) -> None:

@@ -21,6 +21,19 @@ def part_token(part: str, uuid: str) -> str:
     return f"{part}:{uuid}"
 
 
+# object data pointer -> the name of the local object object_user() found using it: a mesh audited alone
+# (one per idle pump) need not walk every object to find its user again
+_USER_NAMES: dict[int, str] = {}
+
+
+def _named_user(ptr: int) -> bpy.types.Object | None:
+    name = _USER_NAMES.get(ptr)
+    ob = bpy.data.objects.get(name) if name is not None else None
+    if ob is not None and ob.library is None and ob.data is not None and ob.data.as_pointer() == ptr:
+        return ob
+    return None
+
+
 class ReadContext:
     """Lookups shared by every datablock read in one pass (serialising or describing the scene)."""
 
@@ -104,13 +117,30 @@ class ReadContext:
         return derived.mask_packed(values, width, paths, collection, attr) if paths else values
 
     def object_user(self, data: bpy.types.ID) -> bpy.types.Object | None:
-        """An object using ``data`` (object data such as a mesh), if any (the map is made once per pass)."""
+        """An object using ``data`` (object data such as a mesh), if any: the one found last time while it
+        still uses it (looked up by name: O(1), and safe after an undo), else the first in
+        ``bpy.data.objects`` (the map is made once per pass: a walk of every object)."""
+        ptr = data.as_pointer()
+        ob = _named_user(ptr)
+        if ob is not None:
+            return ob
         if self._object_users is None:
             self._object_users = {}
             for ob in bpy.data.objects:
                 if ob.data is not None:
                     self._object_users.setdefault(ob.data.as_pointer(), ob)
-        return self._object_users.get(data.as_pointer())
+            for key, known in list(_USER_NAMES.items()):  # still used by the object named: kept, as above
+                ob = bpy.data.objects.get(known)
+                if (
+                    ob is not None
+                    and ob.library is None
+                    and ob.data is not None
+                    and ob.data.as_pointer() == key
+                ):
+                    self._object_users[key] = ob
+            _USER_NAMES.clear()
+            _USER_NAMES.update((key, ob.name) for key, ob in self._object_users.items() if ob.library is None)
+        return self._object_users.get(ptr)
 
     def props(
         self, struct: bpy.types.bpy_struct, skip: Iterable[str] = (), nested: Iterable[str] = ()

@@ -207,6 +207,7 @@ class ChangeTracker:
         self,
         dirty_ids: Iterable[bpy.types.ID] | None = None,
         shading_only: Iterable[bpy.types.ID] = (),
+        look_for_new: bool = True,
     ) -> tuple[dict[str, bytes], list[str]]:
         """Return ``(changed, deleted)`` since the last scan or applied value.
 
@@ -219,6 +220,10 @@ class ChangeTracker:
         A heavy datablock (:meth:`is_heavy`) among ``shading_only`` (from
         :func:`shading_only_ids`, for all its updates since the last scan) is
         not serialised: a material edit reports every mesh that uses it.
+        Without ``look_for_new`` the lengths are not looked at (``len()`` of a
+        ``bpy.data`` collection walks it: the sync loop looks every
+        ``COUNT_INTERVAL`` when nothing was reported), unless they were
+        forgotten (:meth:`forget_counts`).
         """
         if dirty_ids is None:
             index = index_all(assign=True)
@@ -226,7 +231,8 @@ class ChangeTracker:
             todo = dict(index)
             gone = set(self._keys) - index.keys()
         else:
-            todo, gone = self._appeared_and_gone()
+            # Counts forgotten (a fresh tracker, an undo): looked at whatever the caller says.
+            todo, gone = self._appeared_and_gone() if look_for_new or not self._counts else ({}, set())
             light = {id_data.as_pointer() for id_data in shading_only}
             for dirty in dirty_ids:
                 try:
@@ -298,6 +304,7 @@ class ChangeTracker:
         deleted: list[str] = []
         ctx = None
         position, offset = self._audit_at
+        sizes: dict[int, int] = {}  # len() of a bpy.data collection walks it: once per call
         while visits < max_visits and (deadline is None or time.perf_counter() < deadline):
             if position >= len(REGISTRY):
                 gone = {uuid for uuid in set(self._keys) - self._audit_seen if self._find(uuid) is None}
@@ -308,7 +315,9 @@ class ChangeTracker:
                 break
             kind = REGISTRY[position]
             collection = getattr(bpy.data, kind.collection)
-            if offset >= len(collection):
+            if position not in sizes:
+                sizes[position] = len(collection)
+            if offset >= sizes[position]:
                 position, offset = position + 1, 0
                 continue
             id_data = collection[offset]

@@ -808,7 +808,12 @@ def test_undo_that_swaps_orphan_data_is_sent_on_the_next_pump(live, P):
     second = bpy.data.materials.new("Second")
     second.use_fake_user = True
     second_meta = sync.make_key("mat", sync.get_uuid(second), "meta")
-    pump_after_update(session)
+    # Nothing reports it: found when the loop next looks at bpy.data's lengths (COUNT_INTERVAL).
+    deadline = time.monotonic() + 5
+    while second_meta not in session.tracker.values and time.monotonic() < deadline:
+        pump_after_update(session)
+        time.sleep(0.01)
+    assert second_meta in session.tracker.values
     bpy.ops.ed.undo_push(message="second")
     net.take(P.Batch)
 

@@ -531,3 +531,34 @@ def test_playing_the_animation_of_every_kind_changes_no_key():
         assert deleted == []
         assert [key for key in changed if sync.parse_key(key)[2] != "view"] == [], f"frame {frame}"
     assert all(a != b for a, b in zip(seen[0], seen[-1], strict=True))  # every value did move
+
+
+def test_new_datablocks_are_looked_for_only_when_asked():
+    """``len()`` of bpy.data collections walks them: the sync loop skips it in most idle pumps."""
+    reset_scene()
+    tracker = sync.ChangeTracker()
+    tracker.scan([])
+    bpy.data.materials.new("Unused")
+    assert tracker.scan([], look_for_new=False) == ({}, [])
+    changed, deleted = tracker.scan([])
+    assert changed and all(key.startswith("mat/") for key in changed) and deleted == []
+
+
+def test_the_object_using_a_mesh_is_the_one_found_last_while_it_uses_it():
+    from blender_addon.sync.serialise import read_context as fresh_context  # a new pass
+
+    reset_scene()
+    mesh, other = triangle_mesh("Shared"), triangle_mesh("Other")
+    first = link(bpy.data.objects.new("Middle", mesh))
+    assert fresh_context().object_user(mesh) == first
+    # An object earlier in bpy.data's order using it too: the one found before stays.
+    link(bpy.data.objects.new("Alpha", mesh))
+    assert fresh_context().object_user(mesh) == first
+    # Renamed: found again by a walk (the first user in order now).
+    first.name = "Zulu"
+    assert fresh_context().object_user(mesh).name == "Alpha"
+    # Its data swapped: the remembered name no longer counts.
+    bpy.data.objects["Alpha"].data = other
+    bpy.data.objects["Zulu"].data = other
+    assert fresh_context().object_user(mesh) is None
+    assert fresh_context().object_user(other).name in {"Alpha", "Zulu"}
