@@ -9,9 +9,8 @@ reports to the tracker (which reads the pixels and sends what differs, sync/pain
   at once (checking the flag costs well under a microsecond per image);
 - while the artist is painting (the context is in Texture Paint mode, or an image editor is in Paint
   mode), an image with unsaved pixels as painting starts, then every ``PAINT_INTERVAL`` seconds at most,
-  and no more often than
-  ``COST_FACTOR`` times what reading it last cost (a large image takes at most a quarter of the main
-  thread), one image per pump;
+  and no more often than ``COST_FACTOR`` times what reading it last cost (a large image takes at most a
+  quarter of the main thread), one image per pump;
 - every image with unsaved pixels once when the artist stops painting, and after a bake.
 
 A script that writes into an image already holding unsaved pixels, outside Paint mode, is seen when the

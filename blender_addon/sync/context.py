@@ -129,14 +129,9 @@ class ReadContext:
             for ob in bpy.data.objects:
                 if ob.data is not None:
                     self._object_users.setdefault(ob.data.as_pointer(), ob)
-            for key, known in list(_USER_NAMES.items()):  # still used by the object named: kept, as above
-                ob = bpy.data.objects.get(known)
-                if (
-                    ob is not None
-                    and ob.library is None
-                    and ob.data is not None
-                    and ob.data.as_pointer() == key
-                ):
+            for key in list(_USER_NAMES):  # still used by the object named: kept, as above
+                ob = _named_user(key)
+                if ob is not None:
                     self._object_users[key] = ob
             _USER_NAMES.clear()
             _USER_NAMES.update((key, ob.name) for key, ob in self._object_users.items() if ob.library is None)
