@@ -30,6 +30,7 @@ from typing import Any
 import bpy
 
 from .display_images import ImageCache, base_color_image
+from .paint_watch import images_of
 from .sync.codec import encode_value
 from .sync.ids import peek_uuid
 
@@ -94,13 +95,11 @@ class DisplayMeshes:
     def note_sent(self, keys: Iterable[str]) -> None:
         """Keys this artist's edits changed: painted pixels are not reported by Blender, only found by the
         sync loop (paint_watch.py), which sends them as the image's ``data``."""
-        uuids = {key.split("/")[1] for key in keys if key.startswith("img/") and key.endswith("/data")}
-        if not self.viewers or not uuids:
+        if not self.viewers:
             return
         now = time.monotonic()
-        for image in bpy.data.images:
-            if peek_uuid(image) in uuids:
-                self.note_image(image, now)
+        for image in images_of(keys):
+            self.note_image(image, now)
 
     def note_room(self, ops: list) -> None:
         """Values of ``view/`` keys arriving from the room (snapshot or others' writes)."""

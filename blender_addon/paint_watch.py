@@ -19,9 +19,11 @@ artist next paints, stops painting, bakes or saves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import bpy
+
+from . import sync
 
 PAINT_INTERVAL = 0.5  # seconds between two reads of an image being painted...
 COST_FACTOR = 4.0  # ...and at least this many times what reading it last cost
@@ -37,6 +39,12 @@ def painting() -> bool:
             if area.type == "IMAGE_EDITOR" and getattr(area.spaces.active, "ui_mode", None) == "PAINT":
                 return True
     return False
+
+
+def images_of(keys: Iterable[str]) -> list[bpy.types.Image]:
+    """The images here whose pixels some of ``keys`` carry (their ``img/<u>/data`` keys)."""
+    uuids = {bits[1] for bits in map(sync.split_key, keys) if bits and bits[0] == "img" and bits[2] == "data"}
+    return [img for img in bpy.data.images if sync.peek_uuid(img) in uuids] if uuids else []
 
 
 class PaintWatch:

@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import bpy
-
 from . import dirty, notices, sync
+from .paint_watch import images_of
 from .protocol_shim import protocol
 from .sync import merges, painted
 
@@ -210,13 +209,12 @@ class ServerEventsMixin:
         """Another artist's pixels for an image that holds unsaved pixels here: strokes made here since it
         was last read (Blender reports none) are read and sent first, so that theirs is held back by ours
         instead of painting over them, and the one overridden merges the two (sync/merges.py)."""
-        uuids = {op[1].split("/")[1] for op in ops if op[1].startswith("img/") and op[1].endswith("/data")}
-        if not uuids or not self.live or self.busy:
+        if not self.live or self.busy:
             return
-        images = [img for img in bpy.data.images if img.is_dirty and sync.peek_uuid(img) in uuids]
+        images = [img for img in images_of(op[1] for op in ops) if img.is_dirty]
         if images:
             self.tracker.previous.clear()
-            changed, deleted = self.tracker.scan(images)
+            changed, deleted = self.tracker.scan(images, look_for_new=False)  # the loop's scan looks for new
             self._send_local(changed, deleted)
 
     def _note_sent_mergeable(self, changed: dict[str, bytes], deleted: list[str]) -> None:
@@ -360,8 +358,5 @@ class ServerEventsMixin:
 
 def _saved(key: str) -> object:
     """The pixels the image of an ``img/<u>/data`` key shows without its unsaved ones (None: not here)."""
-    uuid = key.split("/")[1]
-    for img in bpy.data.images:
-        if sync.peek_uuid(img) == uuid:
-            return painted.saved(img)
-    return None
+    images = images_of([key])
+    return painted.saved(images[0]) if images else None

@@ -70,7 +70,6 @@ def _cache_files(ob: bpy.types.Object) -> Iterator[Untravelled]:
 
 
 # Images of several files: they travel unless a file is missing or they pass kinds/images.py's size bound.
-TOO_BIG = "missing or over 512 MiB"
 IMAGE_SOURCES = {"SEQUENCE": "an image sequence", "MOVIE": "a movie", "TILED": "a tiled (UDIM) image"}
 
 
@@ -89,14 +88,13 @@ def _images(ob: bpy.types.Object, seen: set[int]) -> Iterator[Untravelled]:
                 or img.source not in IMAGE_SOURCES
             ):
                 continue
-            what = f"image {img.name!r} of node {node.name!r}"
             if not is_synced(img):
-                yield Untravelled(
-                    _subject(mat), what, f"{IMAGE_SOURCES[img.source]} whose files are {TOO_BIG}"
-                )
+                why = f"{IMAGE_SOURCES[img.source]} whose files are missing or over 512 MiB"
             elif img.is_dirty:  # painted: only a single-file or generated image's unsaved pixels travel
                 why = f"pixels painted into {IMAGE_SOURCES[img.source]}: they travel once it is saved"
-                yield Untravelled(_subject(mat), what, why)
+            else:
+                continue
+            yield Untravelled(_subject(mat), f"image {img.name!r} of node {node.name!r}", why)
 
 
 def _object(ob: bpy.types.Object, library_travels: Callable[[bpy.types.Library], bool], seen: set[int]):
