@@ -50,6 +50,7 @@ from .chunk_transfer import ChunkTransfer
 from .display_mesh import DisplayMeshes
 from .edit_mode import EditModeSync, editors_of, lease_held
 from .leases import Leases
+from .merge_rereads import MergeRereads
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
 from .paint_watch import PaintWatch
@@ -226,6 +227,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.leases = Leases(lock_selection)  # "lock what I select", and what others hold
         self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
         self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_mergeable
+        self.rereads = MergeRereads()  # a merged interface's users, read again once it is applied
         self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
@@ -325,6 +327,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.leases.reset()
         self._before.clear()
         self._merge_bases.clear()
+        self.rereads.reset()
         self._locked.clear()
         self.edit_mode.reset()
         self.paint.reset()
@@ -374,7 +377,9 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             audited, audit_deleted = self.tracker.audit(AUDIT_SLICE, AUDIT_SECONDS)
             changed.update(audited)
             deleted += [key for key in audit_deleted if key not in deleted]
+        changed, merge_bases = self.rereads.release(changed)
         self._send_local(changed, deleted)
+        self._merge_bases.update(merge_bases)
 
     def _scan_settled(self) -> None:
         """While a join or a large remote batch fills in: the artist's edits of datablocks whose room values
@@ -518,9 +523,11 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
     def _apply_remote(self, deadline: float) -> None:
         if self.applier.progress >= 1.0:
             self.progress = 1.0
+            self.rereads.applied()
             return
         # What the depsgraph reports before the apply is the artist's (the apply's own reports are dropped
         # below): the applier does not read those datablocks back, so the next scan sends the edit.
+        self.rereads.before_apply()
         before = dirty.evaluate()
         self.applier.edited = dirty.reported if before is not None else None
         deadline = max(deadline, time.monotonic() + min(self._evaluation, APPLY_EVALUATED_MAX))
@@ -529,6 +536,8 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             if fraction >= 1.0 or time.monotonic() >= deadline:
                 break
         self.progress = fraction
+        if fraction >= 1.0:
+            self.rereads.applied()
         self.revision += 1
         evaluating = time.monotonic()
         if before is not None and dirty.evaluate() is not None:

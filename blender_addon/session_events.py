@@ -55,6 +55,7 @@ class ServerEventsMixin:
     _send_ops: Any
     _before: dict[int, dict[str, bytes | None]]
     _merge_bases: dict[str, tuple[bytes | None, bytes]]
+    rereads: Any
     _send_local: Any
     _locked: list[tuple[list[list[Any]], dict[str, bytes | None]]]
     stats: dict[str, int]
@@ -89,12 +90,14 @@ class ServerEventsMixin:
             for key, _ in step.view:  # someone else's value: a later merge starts from it
                 if key not in merged:
                     self._merge_bases.pop(key, None)
+            self.rereads.superseded(key for key, _ in step.view if key not in merged)
         if merged:  # after theirs, in the applier's order of each key; sent as an edit made having seen it
-            self._feed(list(merged.items()))
-            self._send_local(merged, [])
+            self._feed(list(merged.items()))  # the applier keeps a key's last value: theirs is not applied
+            now = self.rereads.hold(merged, {record.key: record.value for record in step.overridden})
+            self._send_local(now, [])
             for record in step.overridden:
-                if record.key in merged:
-                    self._merge_bases[record.key] = (record.value, merged[record.key])
+                if record.key in now:
+                    self._merge_bases[record.key] = (record.value, now[record.key])
             for _, before in self._locked:  # the room's newer values are not undone by ours
                 for key, _ in step.view:
                     before.pop(key, None)

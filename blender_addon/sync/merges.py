@@ -20,6 +20,19 @@ left to keep: then theirs stands.
   name them by index), so only what leaves every position in place is merged: the slots each edit added
   at the end (theirs first, then ours) and a slot only we changed. A list one of the edits shortened is
   theirs. The meta's other fields, as a node's.
+- a node group's interface (``ngroup/<u>/iface``): both edits' sockets and panels. Blender gives an item
+  no identity that travels (``Socket_<n>`` identifiers come from a counter on each replica), so an item is
+  its type, name, direction and socket type, counted among repeats of those (two edits each adding one of
+  the same name and type add two); the items are merged as a stack's order, each one's settings and panel
+  as a node's fields, then laid out as Blender keeps them (in each panel: a panel toggle, outputs, inputs,
+  sub-panels; ours' new items after theirs). An item placed in a panel the other edit removed goes to the
+  top level. Other values name a socket by its position among the group's inputs or outputs (group input
+  and output nodes' links, group nodes' values, modifier inputs), and theirs arrive beside the interface
+  they were made on: so only a merge that leaves each of theirs' sockets in its place is made (both
+  adding sockets, or changing different items' settings); one that would move them (ours removed or
+  reordered sockets, or added a top-level one while their panels hold sockets) leaves theirs. Ours'
+  values that name moved sockets are read again by the session once the merge is applied, and sent
+  under the new positions (session_events.py, merge_rereads.py).
 - an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
@@ -30,12 +43,14 @@ No bpy: values in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Hashable
+from typing import Any, TypeVar
 
 from . import keyframe_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
 
+Item = TypeVar("Item", bound=Hashable)
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
 _ABSENT = object()
 NODE_FIELDS = frozenset({"name", "type", "label", "hide", "mute", "props"})  # what every node value holds
@@ -98,7 +113,7 @@ def _names(doc: object) -> bool:
     return isinstance(doc, list) and all(isinstance(n, str) for n in doc) and len(set(doc)) == len(doc)
 
 
-def merge_order(base: list[str], ours: list[str], theirs: list[str]) -> list[str]:
+def merge_order(base: list[Item], ours: list[Item], theirs: list[Item]) -> list[Item]:
     """Both edits' additions and removals; our order of the items all three hold unless they changed it."""
     kept = [name for name in base if name in ours and name in theirs]
     ours_kept = [name for name in ours if name in kept]
@@ -119,6 +134,110 @@ def stack_order(base: bytes | None, ours: bytes | None, theirs: bytes | None) ->
         return None
     merged = merge_order(*docs)  # type: ignore[arg-type]
     return None if merged == docs[2] else encode_value(merged)
+
+
+Identity = tuple[Any, ...]  # an interface item: type, name, direction, socket type, count among repeats
+_TOP: Identity = ()
+
+
+def _interface(
+    items: object, made_by: str = "", known: Collection = ()
+) -> dict[Identity, tuple[dict, Identity]] | None:
+    """identity -> (item, its panel's identity or _TOP); None when not an interface as the add-on writes.
+    An item not ``known`` (in the base) is ``made_by`` this edit: two edits adding a socket of one name
+    and type add two sockets."""
+    if not isinstance(items, list):
+        return None
+    seen: dict[tuple, int] = {}
+    identities: list[Identity] = []
+    out: dict[Identity, tuple[dict, Identity]] = {}
+    for i, doc in enumerate(items):
+        if not isinstance(doc, dict) or not isinstance(doc.get("props"), dict):
+            return None
+        signature = (doc.get("item_type"), doc.get("name"), doc.get("in_out"), doc.get("socket_type"))
+        parent = doc.get("parent")
+        if not all(isinstance(field, str | None) for field in signature) or not (
+            parent is None or (type(parent) is int and 0 <= parent < i)
+        ):
+            return None
+        count = seen.get(signature, 0)
+        seen[signature] = count + 1
+        ident = (*signature, count)
+        identities.append(ident if ident in known or not made_by else (*ident, made_by))
+        out[identities[-1]] = (doc, _TOP if parent is None else identities[parent])
+    return out
+
+
+def _rank(doc: dict) -> int:
+    """Where Blender keeps an item among its panel's: a panel toggle, outputs, inputs, panels."""
+    if doc.get("item_type") != "SOCKET":
+        return 3
+    if doc["props"].get("is_panel_toggle") is True:
+        return 0
+    return 1 if doc.get("in_out") == "OUTPUT" else 2
+
+
+def merge_interface(base: list, ours: list, theirs: list) -> list[dict] | None:
+    """Both edits' items of a node group's interface, laid out as Blender keeps them; None when one of
+    the three is not an interface as the add-on writes it."""
+    before = _interface(base)
+    mine = None if before is None else _interface(ours, "ours", before)
+    their_items = None if before is None else _interface(theirs, "theirs", before)
+    if before is None or mine is None or their_items is None:
+        return None
+    order = merge_order(list(before), list(mine), list(their_items))
+    items: dict[Identity, dict] = {}
+    parents: dict[Identity, Identity] = {}
+    for ident in order:
+        if ident in before and ident in mine and ident in their_items:
+            (old, old_panel), (doc, panel) = before[ident], mine[ident]
+            their_doc, their_panel = their_items[ident]
+            items[ident] = three_way(old, doc, their_doc)
+            items[ident]["props"] = three_way(old["props"], doc["props"], their_doc["props"])
+            parents[ident] = panel if panel != old_panel and their_panel == old_panel else their_panel
+        else:  # added by one edit
+            doc, panel = their_items[ident] if ident in their_items else mine[ident]
+            items[ident], parents[ident] = dict(doc), panel
+    for ident, panel in parents.items():  # its panel removed by the other edit
+        if panel != _TOP and (panel not in items or items[panel].get("item_type") != "PANEL"):
+            parents[ident] = _TOP
+    for ident in order:  # two panels each moved into the other
+        seen, panel = {ident}, parents[ident]
+        while panel != _TOP:
+            if panel in seen:
+                parents[ident] = _TOP
+                break
+            seen.add(panel)
+            panel = parents[panel]
+    children: dict[Identity, list[Identity]] = {}
+    for ident in order:
+        children.setdefault(parents[ident], []).append(ident)
+
+    def placed(panel: Identity) -> list[Identity]:  # in Blender's order; ours' new items after theirs
+        return sorted(children.get(panel, []), key=lambda i: (_rank(items[i]), i not in their_items))
+
+    out: list[dict] = []
+    laid: list[Identity] = []
+    stack: list[tuple[Identity, int | None]] = [(ident, None) for ident in reversed(placed(_TOP))]
+    while stack:  # depth first, as items_tree lists them
+        ident, parent = stack.pop()
+        out.append({**items[ident], "parent": parent})
+        laid.append(ident)
+        stack.extend((child, len(out) - 1) for child in reversed(placed(ident)))
+    for direction in ("INPUT", "OUTPUT"):
+        # Theirs' links and values name its sockets by position, and they are applied on the merged
+        # interface: each of its sockets must keep its place (ours' come after them).
+        sockets = [ident for ident in their_items if ident[0] == "SOCKET" and ident[2] == direction]
+        merged = [ident for ident in laid if ident[0] == "SOCKET" and ident[2] == direction]
+        if merged[: len(sockets)] != sockets:
+            return None
+    return out
+
+
+def node_interface(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    merged = None if docs is None else merge_interface(*docs)  # type: ignore[arg-type]
+    return None if merged is None or docs is None or merged == docs[2] else encode_value(merged)
 
 
 def merge_slots(base: list, ours: list, theirs: list) -> list | None:
@@ -205,6 +324,8 @@ def merger(key: str) -> Merge | None:
         return settings
     if part in ORDER_PARTS:
         return stack_order
+    if bits[0] == "ngroup" and part == "iface" and not items:
+        return node_interface
     if bits[0] == "img" and part == "data" and not items:
         return image_data
     return material_list if part == "meta" and not items else None

@@ -154,6 +154,19 @@ def add_math(n: int, value: float) -> str:
     )
 
 
+def add_socket(n: str, name: str, axis: str, value: float) -> str:
+    """An input added to Deform{n}, linked to its Combine XYZ's ``axis``, set to ``value`` on the modifier."""
+    return (
+        f'group = bpy.data.node_groups["Deform{n}"]\n'
+        f'socket = group.interface.new_socket("{name}", in_out="INPUT", socket_type="NodeSocketFloat")\n'
+        'given = next(node for node in group.nodes if node.bl_idname == "NodeGroupInput")\n'
+        f'group.links.new(given.outputs["{name}"], group.nodes["Combine XYZ"].inputs["{axis}"])\n'
+        f'ob = bpy.data.objects["Deformed{n}"]\n'
+        f'ob.modifiers["Deform"][socket.identifier] = {value}\n'
+        "ob.update_tag()\n"
+    )
+
+
 # name -> (edit X, edit Y, expression read on every artist, its expected value); {n} is the scenario number
 # Strokes in Texture Paint mode on the canvas's object, as an artist makes them (the sync loop reads an
 # image being painted; outside Paint mode only the first stroke into a saved image is seen at once).
@@ -265,6 +278,16 @@ PAIRS = {
         PAINT + 'stroke("Canvas{n}", 12, 12, 4, (0.0, 1.0, 0.0, 1.0))',
         '[list(bpy.data.images["Canvas{n}"].pixels[i : i + 4]) for i in (0, 4 * (16 * 13 + 13), 4 * 16 * 8)]',
         [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0]],
+    ),
+    "two-add-sockets-to-one-group": (  # the interface is one key: the overridden artist merges it
+        add_socket("{n}", "Shift", "X", 2.0),
+        add_socket("{n}", "Slide", "Y", 3.0),
+        '[sorted(i.name for i in bpy.data.node_groups["Deform{n}"].interface.items_tree),'
+        ' __import__("node_builders").evaluated_vertices("Deformed{n}")]',
+        [
+            ["Geometry", "Geometry", "Height", "Shift", "Slide"],
+            [[2.0, 3.0, 1.5], [3.0, 3.0, 1.5], [2.0, 4.0, 1.5], [3.0, 4.0, 1.5]],
+        ],
     ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
