@@ -20,6 +20,10 @@ KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
 # Parts of each kind, in the order in which they are applied; the first is PRIMARY_PART.
 PARTS: dict[str, tuple[str, ...]] = {kind.name: tuple(kind.parts) for kind in REGISTRY}
 PART_ORDER = {kind: {part: i for i, part in enumerate(parts)} for kind, parts in PARTS.items()}
+# Parts applied before the other parts of every datablock of their kind: a node group's interface (with
+# what makes the group), since group nodes in other groups name its sockets by position: applied after
+# them, a socket inserted before others would take the values meant for the ones it pushed along.
+LEADING_PARTS = frozenset({("ngroup", "meta"), ("ngroup", "name"), ("ngroup", "iface")})
 
 __all__ = [
     "KINDS",
@@ -78,19 +82,19 @@ def parse_key(key: str) -> tuple[str, str, str] | None:
     return None if parsed is None else parsed[:3]
 
 
-def op_order(key: str) -> tuple[int, str, int]:
+def op_order(key: str) -> tuple[int, int, str, int]:
     """Sort key that puts datablocks before the datablocks that link to them, parts in their order.
 
-    Each datablock's keys stay together (kind, then uuid, then part), so that a
-    slice of a large batch touches few datablocks (each touched one is read
-    again at the end of the slice); links within a kind wait as pending links.
+    Each datablock's keys stay together (kind, then uuid, then part; a kind's ``LEADING_PARTS`` first), so
+    that a slice of a large batch touches few datablocks (each touched one is read again at the end of the
+    slice); links within a kind wait as pending links.
     """
     return order_of(parse_key(key))
 
 
-def order_of(parsed: tuple[str, str, str] | None) -> tuple[int, str, int]:
+def order_of(parsed: tuple[str, str, str] | None) -> tuple[int, int, str, int]:
     """:func:`op_order` of a key already parsed (:func:`parse_key`)."""
     if parsed is None:
-        return (len(KINDS), "", 0)
+        return (len(KINDS), 1, "", 0)
     kind, uuid, part = parsed
-    return (KIND_ORDER[kind], uuid, PART_ORDER[kind][part])
+    return (KIND_ORDER[kind], 0 if (kind, part) in LEADING_PARTS else 1, uuid, PART_ORDER[kind][part])

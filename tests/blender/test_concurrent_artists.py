@@ -167,6 +167,15 @@ def add_socket(n: str, name: str, axis: str, value: float) -> str:
     )
 
 
+def add_nested_input(n: str, name: str, value: float) -> str:
+    """An input added to Lift{n}, set to ``value`` on its group node inside Deform{n}."""
+    return (
+        f'bpy.data.node_groups["Lift{n}"].interface.new_socket("{name}", in_out="INPUT", '
+        'socket_type="NodeSocketFloat")\n'
+        f'bpy.data.node_groups["Deform{n}"].nodes["Group"].inputs["{name}"].default_value = {value}\n'
+    )
+
+
 # name -> (edit X, edit Y, expression read on every artist, its expected value); {n} is the scenario number
 # Strokes in Texture Paint mode on the canvas's object, as an artist makes them (the sync loop reads an
 # image being painted; outside Paint mode only the first stroke into a saved image is seen at once).
@@ -288,6 +297,14 @@ PAIRS = {
             ["Geometry", "Geometry", "Height", "Shift", "Slide"],
             [[2.0, 3.0, 1.5], [3.0, 3.0, 1.5], [2.0, 4.0, 1.5], [3.0, 4.0, 1.5]],
         ],
+    ),
+    "two-add-sockets-to-a-nested-group": (  # the values name them by position on a group node elsewhere
+        add_nested_input("{n}", "Spin", 2.0),
+        add_nested_input("{n}", "Sway", 3.0),
+        '[sorted(i.name for i in bpy.data.node_groups["Lift{n}"].interface.items_tree),'
+        ' sorted((s.name, s.default_value) for s in bpy.data.node_groups["Deform{n}"].nodes["Group"].inputs'
+        ' if s.bl_idname == "NodeSocketFloat")]',
+        [["Geometry", "Geometry", "Offset", "Spin", "Sway"], [["Spin", 2.0], ["Sway", 3.0]]],
     ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),

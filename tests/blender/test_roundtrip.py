@@ -351,6 +351,36 @@ def test_node_group_edits_change_only_the_group_and_apply_in_place():
     assert len(bpy.data.materials["Tinted"].node_tree.nodes["Group"].inputs) == 3
 
 
+@pytest.mark.parametrize("nesting_sorts_first", [True, False])
+def test_a_socket_inserted_into_a_nested_group_moves_the_values_of_group_nodes_with_it(nesting_sorts_first):
+    """Group nodes name a group's sockets by position: its interface applies before any other group's
+    values, whichever of the two groups' uuids sorts first."""
+    from node_builders import build_geometry_nodes
+
+    build_geometry_nodes()
+    lift, deform = bpy.data.node_groups["Lift"], bpy.data.node_groups["Deform"]
+    sync.ids.set_uuid(deform, ("0" if nesting_sorts_first else "f") * 32)
+    sync.ids.set_uuid(lift, ("f" if nesting_sorts_first else "0") * 32)
+    lift.interface.new_socket("Sway", in_out="INPUT", socket_type="NodeSocketFloat")
+    deform.nodes["Group"].inputs["Sway"].default_value = 3.0
+    values = sync.serialise_scene()
+    spin = lift.interface.new_socket("Spin", in_out="INPUT", socket_type="NodeSocketFloat")
+    lift.interface.move_to_parent(spin, spin.parent, lift.interface.items_tree["Sway"].position)
+    deform.nodes["Group"].inputs["Spin"].default_value = 2.0
+    edited_hash = sync.scene_hash()
+    edited = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    inputs = bpy.data.node_groups["Deform"].nodes["Group"].inputs
+    assert [(s.name, s.default_value) for s in inputs if s.bl_idname == "NodeSocketFloat"] == [
+        ("Spin", 2.0),
+        ("Sway", 3.0),
+    ]
+    assert sync.scene_hash() == edited_hash
+
+
 def test_armature_pose_and_bone_edits():
     build_armature()
     tracker = sync.ChangeTracker()

@@ -1,9 +1,9 @@
 """Node groups (kind ``ngroup``) of every tree type (shader, geometry, compositor): name, interface
 sockets and panels, and the group's node tree (one key per node, socket value and link).
 
-Group nodes in other trees and geometry nodes modifiers point at them; nested
-groups come before the trees that use them because every group's interface
-is applied before any group's nodes (part order).
+Group nodes in other trees and geometry nodes modifiers point at them and name
+their sockets by position: every group's interface is applied before any
+group's nodes (``LEADING_PARTS``, keys.py), so nested groups come first.
 """
 
 from __future__ import annotations
