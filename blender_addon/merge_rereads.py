@@ -1,11 +1,14 @@
-"""A merged node group interface (sync/merges.py) moves the sockets the artist added here: what names them
-by position (links to the group's own group input and output nodes, group nodes elsewhere, geometry nodes
-modifiers' inputs) must go out again under the new positions, in the same batch as the merged interface.
+"""A merge that moves what the artist made here (sync/merges.py): a node group's interface puts our new
+sockets after the other edit's, a node's item lists our new items after theirs. What names them by
+position (links and socket values of group input and output nodes, group nodes elsewhere and geometry
+nodes modifiers' inputs; a node's own item sockets) must go out again under the new positions, in the
+same batch as the merged value.
 
-Sent alone, the merged interface would reach the others first, and a receiver reading its modifier then
-(the audit) would send the new inputs' defaults, ordered after ours: our values lost. So the session holds
-the merged value, has the applier leave those datablocks unread (as if the artist had changed them), and
-sends the value with the next scan's reading of them once the applier is done.
+Sent alone, the merged value would reach the others first, and a receiver reading the datablocks then (the
+audit) would send the new sockets' defaults, ordered after ours: our values lost. So the session holds the
+merged value, has the applier leave those datablocks unread (as if the artist had changed them), and sends
+the value with the next scan's reading of them once the applier is done. Item lists are applied position
+by position, so ours are first given the merged names and order here (``arrange``), keeping their sockets.
 """
 
 from __future__ import annotations
@@ -13,8 +16,24 @@ from __future__ import annotations
 import bpy
 
 from . import dirty, sync
+from .sync import merges, node_items
+from .sync.kinds import BY_NAME
+from .sync.node_trees import nodes_by_id
 
 Bases = dict[str, tuple[bytes | None, bytes]]  # key -> (theirs, our merged value)
+
+
+def _owner(kind: str, uuid: str) -> bpy.types.ID | None:
+    return next((d for d in getattr(bpy.data, BY_NAME[kind].collection) if sync.peek_uuid(d) == uuid), None)
+
+
+def _node(key: str) -> tuple[bpy.types.ID, bpy.types.Node] | None:
+    """The datablock and node of an ``items/<node id>`` key, when both are here."""
+    bits = sync.split_key(key)
+    owner = _owner(bits[0], bits[1]) if bits else None
+    tree = owner if isinstance(owner, bpy.types.NodeTree) else getattr(owner, "node_tree", None)
+    node = nodes_by_id(tree, assign=False).get(bits[3][0]) if bits and tree is not None else None
+    return None if owner is None or node is None else (owner, node)
 
 
 class MergeRereads:
@@ -23,23 +42,38 @@ class MergeRereads:
 
     def reset(self) -> None:
         self._reread: list[bpy.types.ID] = []  # read by the scan once the applier's queue is done
-        self._held: Bases = {}  # merged interfaces to send then
+        self._held: Bases = {}  # merged values to send then
+
+    def arrange(self, key: str, base: bytes | None, ours: bytes | None, merged: bytes) -> bool:
+        """Before a merged item list is applied: give the items here its names and order (False: it
+        cannot be, theirs stands). Other merges need nothing."""
+        if merges.merger(key) is not merges.node_items:
+            return True
+        found = _node(key)
+        if found is None or base is None or ours is None:
+            return False
+        before, wanted = sync.decode_value(base), sync.decode_value(merged)
+        for name, items in wanted.items():
+            if isinstance(items, list) and isinstance(before.get(name), list):
+                names = [doc.get("name") for doc in before[name] if isinstance(doc, dict)]
+                if not node_items.arrange(getattr(found[1], name), names, items):
+                    return False
+        return True
 
     def hold(self, merged: dict[str, bytes], theirs: dict[str, bytes | None]) -> dict[str, bytes]:
-        """The merged values to send now; the interfaces among them wait for their users' reading."""
-        uuids = {
-            bits[1]: key
-            for key, bits in ((key, sync.split_key(key)) for key in merged)
-            if bits and bits[0] == "ngroup" and bits[2] == "iface"
-        }
-        groups = {group for group in bpy.data.node_groups if uuids and sync.peek_uuid(group) in uuids}
-        if not groups:
-            return merged
-        users = bpy.data.user_map(subset=groups)
-        for group in groups:
-            key = uuids[sync.peek_uuid(group)]
-            self._held[key] = (theirs.get(key), merged[key])
-            self._reread.extend((group, *users.get(group, ())))
+        """The merged values to send now; those that move sockets wait for the reading of what names them."""
+        for key in merged:
+            bits = sync.split_key(key)
+            if bits and bits[0] == "ngroup" and bits[2] == "iface":
+                group = _owner("ngroup", bits[1])
+                users = bpy.data.user_map(subset={group}).get(group, ()) if group is not None else ()
+                reread = [group, *users] if group is not None else []
+            else:
+                found = _node(key) if merges.merger(key) is merges.node_items else None
+                reread = [found[0]] if found is not None else []
+            if reread:
+                self._held[key] = (theirs.get(key), merged[key])
+                self._reread.extend(reread)
         return {key: value for key, value in merged.items() if key not in self._held}
 
     def superseded(self, keys) -> None:

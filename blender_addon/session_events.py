@@ -241,7 +241,7 @@ class ServerEventsMixin:
                 value = merges.image_data(base[0], base[1], record.value, lambda key=record.key: _saved(key))
             else:
                 value = merge(base[0], base[1], record.value)
-            if value is not None:
+            if value is not None and self.rereads.arrange(record.key, base[0], base[1], value):
                 out[record.key] = value
         return out
 

@@ -33,6 +33,12 @@ left to keep: then theirs stands.
   reordered sockets, or added a top-level one while their panels hold sockets) leaves theirs. Ours'
   values that name moved sockets are read again by the session once the merge is applied, and sent
   under the new positions (session_events.py, merge_rereads.py).
+- one node's item lists (``<kind>/<u>/items/<node id>``: a repeat zone's, a capture attribute's...): the
+  items ours added go after theirs (renamed as Blender would, ``Float.001``, where theirs took the name),
+  each item's settings as a node's fields, theirs' items and order otherwise; the item sockets are named
+  by position, so a merge where ours removed, reordered or renamed an item is not made. The session
+  gives the items here the merged names and order before the merge is applied, so that ours keep their
+  links and values (merge_rereads.py).
 - an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
@@ -240,6 +246,70 @@ def node_interface(base: bytes | None, ours: bytes | None, theirs: bytes | None)
     return None if merged is None or docs is None or merged == docs[2] else encode_value(merged)
 
 
+def _named(items: object) -> list[str] | None:
+    """The names of an item list as the add-on writes it (unique within the list), or None."""
+    if not isinstance(items, list) or not all(isinstance(doc, dict) for doc in items):
+        return None
+    names = [doc.get("name") for doc in items]
+    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        return None
+    return names  # type: ignore[return-value]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or Blender's way of making it unique in a list: ``name.001``, ``name.002``..."""
+    stem, dot, digits = name.rpartition(".")
+    stem = stem if dot and digits.isdigit() and len(digits) >= 3 else name
+    count = 0
+    while name in taken:
+        count += 1
+        name = f"{stem}.{count:03d}"
+    return name
+
+
+def merge_item_lists(base: dict, ours: dict, theirs: dict) -> dict | None:
+    """One node's item lists (``items/<node id>``): theirs, with each item's settings only ours changed
+    and the items ours added after theirs (renamed as Blender would where theirs took the name); None
+    when ours removed, reordered or renamed an item (the sockets are named by position) or a list is
+    not one the add-on writes."""
+    merged = three_way(base, ours, theirs)
+    for name in base.keys() & ours.keys() & theirs.keys():
+        before, mine, their = base[name], ours[name], theirs[name]
+        if len({isinstance(value, list) for value in (before, mine, their)}) != 1:
+            return None  # a list in one of them only: not values the add-on writes
+        if not isinstance(mine, list) or mine == before:
+            continue
+        names = [_named(items) for items in (before, mine, their)]
+        if names[0] is None or names[1] is None or names[2] is None:
+            return None
+        if [n for n in names[1] if n in names[0]] != names[0]:
+            return None  # ours removed, reordered or renamed one
+        by_name = [
+            dict(zip(n, items, strict=True)) for n, items in zip(names, (before, mine, their), strict=True)
+        ]
+        out = [
+            three_way(by_name[0][n], by_name[1][n], doc) if n in by_name[0] else doc
+            for n, doc in zip(names[2], their, strict=True)
+        ]
+        added = [(n, doc) for n, doc in zip(names[1], mine, strict=True) if n not in by_name[0]]
+        taken = set(names[2]) | {n for n, _ in added}  # ours keep their names where theirs took none
+        for n, doc in added:
+            if n in by_name[2]:
+                n = _unique(n, taken)
+                taken.add(n)
+            out.append({**doc, "name": n})
+        merged[name] = out
+    return merged
+
+
+def node_items(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(isinstance(doc, dict) for doc in docs):
+        return None
+    merged = merge_item_lists(*docs)  # type: ignore[arg-type]
+    return None if merged is None or merged == docs[2] else encode_value(merged)
+
+
 def merge_slots(base: list, ours: list, theirs: list) -> list | None:
     """Position by position as ``three_way``, then the slots theirs added, then ours; None when an edit
     shortened the list (positions moved: no merge keeps them)."""
@@ -326,6 +396,8 @@ def merger(key: str) -> Merge | None:
         return stack_order
     if bits[0] == "ngroup" and part == "iface" and not items:
         return node_interface
+    if part == "items" and items == 1 and bits[0] in ("ngroup", "mat", "world"):
+        return node_items
     if bits[0] == "img" and part == "data" and not items:
         return image_data
     return material_list if part == "meta" and not items else None

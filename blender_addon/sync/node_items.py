@@ -6,7 +6,8 @@ its sockets), so a node type that a newer Blender adds travels without a table. 
 node (``items/<node id>``): each item's name and writable settings (socket or data type, domain...), in
 order. The sockets those items make are named by position (``#<index>``, node_trees.py), as are every
 socket of such a node and of a zone input node: Blender numbers item sockets with a per-node counter
-(``Item_<n>``), which differs between replicas.
+(``Item_<n>``), which differs between replicas. A merge of two artists' lists (sync/merges.py) is given
+its names and order here first (``arrange``), so the artist who merged keeps her items' sockets.
 """
 
 from __future__ import annotations
@@ -161,3 +162,39 @@ def apply_items(node: bpy.types.Node, doc: dict, ctx: ApplyContext) -> None:
         except (TypeError, ValueError, RuntimeError) as exc:
             ctx.report(f"node {node.name!r} {name}: {exc}")
     rna.write_props(node, {k: v for k, v in doc.items() if not isinstance(v, list)}, ctx.resolve)
+
+
+def arrange(items, base: list[str], wanted: list[dict]) -> bool:
+    """Give this list the names and order of a merged one (sync/merges.py, ``merge_item_lists``) before
+    it is applied position by position: the items added here (those not in ``base``) take the names the
+    merge gave them at its end, the other edit's items are made where they go and the ones it removed go,
+    so that every item here keeps its sockets, and so its links and values. False when it cannot."""
+    names = [doc.get("name") for doc in wanted]
+    here = [getattr(item, "name", None) for item in items]
+    if "move" not in items.bl_rna.functions or not all(isinstance(n, str) for n in [*here, *names]):
+        return False
+    added = [n for n in here if n not in base]
+    renamed = dict(zip(added, names[len(names) - len(added) :], strict=True)) if added else {}
+    if len(added) > len(names):
+        return False
+    final: dict[int, str] = {}
+    for i, item in enumerate(items):  # through names nobody uses, so that no name is taken while it moves
+        if item.name in renamed:
+            final[item.as_pointer()] = renamed[item.name]
+            item.name = f"blendsync-arranging-{i}"
+    for item in items:
+        if item.as_pointer() in final:
+            item.name = final[item.as_pointer()]
+    for i in reversed(range(len(items))):
+        if items[i].name not in names:
+            items.remove(items[i])
+    for doc in wanted:
+        if doc["name"] not in [item.name for item in items]:
+            _new_item(items, doc).name = doc["name"]
+    for target, name in enumerate(names):
+        current = next((i for i, item in enumerate(items) if item.name == name), None)
+        if current is None:
+            return False
+        if current != target:
+            items.move(current, target)
+    return [item.name for item in items] == names

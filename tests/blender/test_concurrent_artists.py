@@ -176,6 +176,20 @@ def add_nested_input(n: str, name: str, value: float) -> str:
     )
 
 
+ZONE = 'bpy.data.node_groups["Zone{n}"]'
+
+
+def add_repeat_item(n: str, value: float, math_input: int) -> str:
+    """A float item added to Zone{n}'s repeat zone (Blender names it Float), given ``value`` and linked."""
+    zone = ZONE.replace("{n}", n)
+    return (
+        f"{zone}.nodes['Repeat Output'].repeat_items.new('FLOAT', 'Float')\n"
+        f"{zone}.nodes['Repeat Input'].inputs['Float'].default_value = {value}\n"
+        f"{zone}.links.new({zone}.nodes['Repeat Input'].outputs['Float'],"
+        f" {zone}.nodes['Math'].inputs[{math_input}])\n"
+    )
+
+
 # name -> (edit X, edit Y, expression read on every artist, its expected value); {n} is the scenario number
 # Strokes in Texture Paint mode on the canvas's object, as an artist makes them (the sync loop reads an
 # image being painted; outside Paint mode only the first stroke into a saved image is seen at once).
@@ -306,6 +320,16 @@ PAIRS = {
         ' if s.bl_idname == "NodeSocketFloat")]',
         [["Geometry", "Geometry", "Offset", "Spin", "Sway"], [["Spin", 2.0], ["Sway", 3.0]]],
     ),
+    "two-add-items-to-one-repeat-zone": (  # a node's item lists are one key: the overridden artist merges
+        add_repeat_item("{n}", 2.0, 0),
+        add_repeat_item("{n}", 3.0, 1),
+        f"[[i.name for i in {ZONE}.nodes['Repeat Output'].repeat_items],"
+        f" sorted((s.name, s.default_value) for s in {ZONE}.nodes['Repeat Input'].inputs"
+        " if s.name.startswith('Float')),"
+        " sorted((l.from_socket.name, l.to_socket.identifier)"
+        f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
+        None,  # theirs' item keeps its name and place, ours follows as Float.001: checked below
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -318,6 +342,11 @@ PAIRS = {
 
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
+    "two-add-items-to-one-repeat-zone": 'zone = bpy.data.node_groups.new("Zone{n}", "GeometryNodeTree")\n'
+    'zone_in = zone.nodes.new("GeometryNodeRepeatInput")\n'
+    'zone_in.pair_with_output(zone.nodes.new("GeometryNodeRepeatOutput"))\n'
+    'zone.nodes.new("ShaderNodeMath")\n'
+    'bpy.data.objects["Pillar{n}"].modifiers.new("Zone", "NODES").node_group = zone  # evaluated: reported\n',
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',
@@ -376,6 +405,15 @@ def test_both_edits_survive(room, pair, swapped):
         if pair == "two-add-nodes-to-one-tree":
             assert sorted(v for _, v in value) == [0.25, 0.75], (artist.name, value)
             assert sorted(name for name, _ in value) == ["Math", "Math.001"], (artist.name, value)
+        elif pair == "two-add-items-to-one-repeat-zone":  # Ben's edit is ordered second: his item is theirs
+            theirs, ours = (
+                ((2.0, "Value"), (3.0, "Value_001")) if swapped else ((3.0, "Value_001"), (2.0, "Value"))
+            )
+            assert value == [
+                ["Geometry", "Float", "Float.001"],
+                [["Float", theirs[0]], ["Float.001", ours[0]]],
+                sorted([["Float", theirs[1]], ["Float.001", ours[1]]]),
+            ], (artist.name, value)
         elif pair == "two-add-material-slots":
             later, earlier = (f"Moss{n}", f"Rust{n}") if swapped else (f"Rust{n}", f"Moss{n}")
             assert value == [f"Stone{n}", later, earlier], (artist.name, value)
