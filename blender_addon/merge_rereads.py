@@ -16,6 +16,7 @@ from __future__ import annotations
 import bpy
 
 from . import dirty, sync
+from .protocol_shim import protocol
 from .sync import merges, node_items
 from .sync.kinds import BY_NAME
 from .sync.node_trees import nodes_by_id
@@ -75,6 +76,21 @@ class MergeRereads:
                 self._held[key] = (theirs.get(key), merged[key])
                 self._reread.extend(reread)
         return {key: value for key, value in merged.items() if key not in self._held}
+
+    def overtaken(self, event, view, overridden: set[str], bases: dict) -> list:
+        """``protocol.Overridden`` records for the held merges whose key another artist's ``applied``
+        (``event``, its values ``view``) set again before they went out: merged once more over that value,
+        from the one the held merge was made over (put in ``bases``), as if it had been sent."""
+        if not self._held or not isinstance(event, protocol.Applied):
+            return []
+        out = []
+        for key, value in view:
+            pair = self._held.pop(key, None) if key not in overridden else None
+            if pair is not None:
+                bases[key] = pair
+                by = {"seq": event.seq, "client_id": event.client_id, "op_id": event.op_id}
+                out.append(protocol.Overridden(key, our_seq=0, value=value, **by))
+        return out
 
     def superseded(self, keys) -> None:
         """Newer room values of these keys arrived: a held merge of one is out of date (theirs stands)."""

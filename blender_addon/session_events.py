@@ -79,8 +79,10 @@ class ServerEventsMixin:
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
-        merged = self._merge_overridden(step.overridden) if step.overridden else {}
-        told = [record for record in step.overridden if record.key not in merged]
+        keys = {record.key for record in step.overridden}
+        overridden = [*step.overridden, *self.rereads.overtaken(event, step.view, keys, self._merge_bases)]
+        merged = self._merge_overridden(overridden) if overridden else {}
+        told = [record for record in overridden if record.key not in merged]
         if told:  # named before the applier changes them (their edit may be a rename)
             self.notices.overridden(told, self.users)
             self.revision += 1
@@ -93,9 +95,9 @@ class ServerEventsMixin:
             self.rereads.superseded(key for key, _ in step.view if key not in merged)
         if merged:  # after theirs, in the applier's order of each key; sent as an edit made having seen it
             self._feed(list(merged.items()))  # the applier keeps a key's last value: theirs is not applied
-            now = self.rereads.hold(merged, {record.key: record.value for record in step.overridden})
+            now = self.rereads.hold(merged, {record.key: record.value for record in overridden})
             self._send_local(now, [])
-            for record in step.overridden:
+            for record in overridden:
                 if record.key in now:
                     self._merge_bases[record.key] = (record.value, now[record.key])
             for _, before in self._locked:  # the room's newer values are not undone by ours

@@ -282,6 +282,53 @@ def test_a_keyframe_edit_overridden_by_one_on_the_same_channel_is_merged_and_sen
     assert net.take(P.Batch) == []
 
 
+def test_a_merged_interface_overtaken_before_it_is_sent_is_merged_again(live, P):
+    """Our socket commits at seq 2; another artist's socket (seen 1) at seq 3 overrides it, and a third
+    artist's socket (made having seen seq 3) arrives at seq 4 in the same pump, before our merge of the
+    first two went out: the merge is made again over the third's value, and all three sockets stay."""
+    from blender_addon import sync
+
+    session, net = live
+    group = bpy.data.node_groups.new("Deform", "GeometryNodeTree")
+    group.interface.new_socket("Height", in_out="INPUT", socket_type="NodeSocketFloat")
+    send_and_ack(session, net, P)
+    (key,) = [k for k in session.tracker.values if k.endswith("/iface")]
+    base = sync.decode_value(session.tracker.values[key])
+
+    group.interface.new_socket("Shift", in_out="INPUT", socket_type="NodeSocketFloat")
+    pump_after_update(session)
+    (batch,) = net.take(P.Batch)
+    assert key in [op[1] for op in batch.ops]
+    net.deliver(P.Ack(op_id=batch.op_id, seq=2))
+    pump_after_update(session)
+
+    def adding(items: list, name: str) -> list:
+        return [*items, {**items[0], "name": name}]
+
+    theirs = adding(base, "Slide")
+    net.deliver(
+        P.Applied(
+            room="r", seq=3, client_id=OTHER, op_id=7, ops=[["set", key, sync.encode_value(theirs)]], seen=1
+        ),
+        P.Applied(
+            room="r",
+            seq=4,
+            client_id="e" * 32,
+            op_id=3,
+            ops=[["set", key, sync.encode_value(adding(theirs, "Spin"))]],
+            seen=3,
+        ),
+    )
+    pump_after_update(session)
+    pump_after_update(session)
+    assert [i.name for i in group.interface.items_tree] == ["Height", "Slide", "Spin", "Shift"]
+    sent = [op for batch in net.take(P.Batch) for op in batch.ops if op[1] == key]
+    assert [[i["name"] for i in sync.decode_value(op[2])] for op in sent] == [
+        ["Height", "Slide", "Spin", "Shift"]
+    ]
+    assert session.notices.items == []  # merged, not overridden
+
+
 def test_remote_delete_and_unrelated_keys_apply_while_another_key_is_pending(live, P):
     from blender_addon import sync
 
