@@ -54,7 +54,10 @@ class MergeRereads:
         if found is None or base is None or ours is None:
             return False
         before, wanted = sync.decode_value(base), sync.decode_value(merged)
+        lists = node_items.item_lists(found[1])
         for name, items in wanted.items():
+            if isinstance(items, list) and name not in lists:
+                return False  # another kind of node here
             if isinstance(items, list) and isinstance(before.get(name), list):
                 names = [doc.get("name") for doc in before[name] if isinstance(doc, dict)]
                 if not node_items.arrange(getattr(found[1], name), names, items):

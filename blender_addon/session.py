@@ -227,7 +227,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.leases = Leases(lock_selection)  # "lock what I select", and what others hold
         self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
         self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_mergeable
-        self.rereads = MergeRereads()  # a merged interface's users, read again once it is applied
+        self.rereads = MergeRereads()  # what a merge moves, read again once it is applied
         self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}

@@ -174,9 +174,9 @@ def arrange(items, base: list[str], wanted: list[dict]) -> bool:
     if "move" not in items.bl_rna.functions or not all(isinstance(n, str) for n in [*here, *names]):
         return False
     added = [n for n in here if n not in base]
-    renamed = dict(zip(added, names[len(names) - len(added) :], strict=True)) if added else {}
     if len(added) > len(names):
         return False
+    renamed = dict(zip(added, names[len(names) - len(added) :], strict=True)) if added else {}
     final: dict[int, str] = {}
     for i, item in enumerate(items):  # through names nobody uses, so that no name is taken while it moves
         if item.name in renamed:

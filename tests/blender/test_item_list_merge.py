@@ -151,6 +151,13 @@ def test_arrange_keeps_our_items_sockets_while_theirs_come_in_before():
     bpy.data.node_groups.remove(group)
 
 
+def test_arrange_refuses_more_items_of_ours_than_the_merge_holds():
+    group, _, zone_out = _zone(["Float"])
+    assert not node_items.arrange(zone_out.repeat_items, [], [item("Float")])  # Geometry and Float are ours
+    assert [i.name for i in zone_out.repeat_items] == ["Geometry", "Float"]  # left as it was
+    bpy.data.node_groups.remove(group)
+
+
 def test_arrange_refuses_a_list_whose_items_have_no_names():
     group = bpy.data.node_groups.new("Switch", "GeometryNodeTree")
     switch = group.nodes.new("GeometryNodeIndexSwitch")
