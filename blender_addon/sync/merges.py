@@ -43,6 +43,8 @@ left to keep: then theirs stands.
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
   of the image: sync/painted.py). When the file itself changed, theirs.
+- a movie clip's tracking data (``clip/<u>/tracking``): settings per setting, tracking objects and tracks by
+  name, each track's markers per frame (tracking_merge.py).
 
 No bpy: values in, values out.
 """
@@ -52,7 +54,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Hashable
 from typing import Any, TypeVar
 
-from . import keyframe_merge
+from . import keyframe_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
 
@@ -380,6 +382,18 @@ def image_data(
     return None if merged == their_doc else encode_value(merged)
 
 
+def tracking(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """A movie clip's tracking data (tracking_merge.py)."""
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(isinstance(doc, dict) for doc in docs):
+        return None
+    try:
+        merged = tracking_merge.merge(*docs)  # type: ignore[arg-type]
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None  # not a document this add-on writes: theirs stands
+    return None if merged == docs[2] else encode_value(merged)
+
+
 def merger(key: str) -> Merge | None:
     """How a value of ``key`` is merged, or None (server order decides)."""
     if keyframe_merge.is_fcurve(key):
@@ -400,4 +414,6 @@ def merger(key: str) -> Merge | None:
         return node_items
     if bits[0] == "img" and part == "data" and not items:
         return image_data
+    if bits[0] == "clip" and part == "tracking" and not items:
+        return tracking
     return material_list if part == "meta" and not items else None

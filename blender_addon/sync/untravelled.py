@@ -162,6 +162,33 @@ def _annotations(scene: bpy.types.Scene) -> Iterator[Untravelled]:
             yield Untravelled(_subject(owner), f"the annotation {notes.name!r}", why)
 
 
+def _clip(clip: bpy.types.MovieClip) -> Iterator[Untravelled]:
+    """What of a movie clip's tracking data Blender's API cannot write (its tracks travel: each artist can
+    solve or stabilise with them)."""
+    tracking = clip.tracking
+    if any(obj.reconstruction.is_valid for obj in tracking.objects):
+        why = "Blender's API cannot write a solve: solve the camera on each side, from the same tracks"
+        yield Untravelled(_subject(clip), "its camera solve", why)
+    if any(len(obj.plane_tracks) for obj in tracking.objects):
+        yield Untravelled(_subject(clip), "its plane tracks", "Blender's API makes no plane track")
+    if len(tracking.stabilization.tracks) or len(tracking.stabilization.rotation_tracks):
+        why = "Blender's API cannot choose them"
+        yield Untravelled(_subject(clip), "the tracks its 2D stabilisation uses", why)
+
+
+def _clips(scene: bpy.types.Scene, objects: list[bpy.types.Object]) -> Iterator[Untravelled]:
+    """The scene's active clip and those its objects' constraints follow (camera and object solvers,
+    follow track), each once."""
+    clips = {clip.as_pointer(): clip for clip in [scene.active_clip] if clip is not None}
+    for ob in objects:
+        for con in ob.constraints:
+            clip = getattr(con, "clip", None)
+            if isinstance(clip, bpy.types.MovieClip) and clip.library is None:
+                clips.setdefault(clip.as_pointer(), clip)
+    for clip in clips.values():
+        yield from _clip(clip)
+
+
 def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untravelled]:
     """What the scene's objects (at most ``max_objects``) carry that does not travel."""
     libraries: dict[int, bool] = {}  # a library's check reads all of bpy.data: once per walk
@@ -176,10 +203,10 @@ def find(scene: bpy.types.Scene, max_objects: int = MAX_OBJECTS) -> list[Untrave
 
     out: list[Untravelled] = list(_annotations(scene))
     materials: set[int] = set()  # materials already looked at in this walk
-    for i, ob in enumerate(scene.objects):
-        if i >= max_objects:
-            break
+    objects = list(scene.objects[:max_objects])
+    for ob in objects:
         out.extend(_object(ob, library_travels, materials))
+    out.extend(_clips(scene, objects))
     return out
 
 

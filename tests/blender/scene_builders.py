@@ -390,12 +390,38 @@ def image_sequence(count: int = 3, size: int = 4, shade: float = 0.0) -> str:
 
 
 def build_movieclip() -> None:
-    """A movie clip made of a three-frame image sequence on disk, the scene's active clip."""
+    """A movie clip made of a three-frame image sequence on disk, the scene's active clip, tracked: its
+    camera's lens and distortion, settings, two camera tracks and an object's track."""
     clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)
     clip.name = "Plate"
     clip.frame_start = 10
     clip.colorspace_settings.name = "Linear Rec.709"
     bpy.context.scene.active_clip = clip
+    track_clip(clip)
+
+
+def track_clip(clip: bpy.types.MovieClip) -> None:
+    """Tracking data on every structure the tracking part carries."""
+    tracking = clip.tracking
+    tracking.camera.sensor_width, tracking.camera.focal_length_pixels = 23.76, 3.5
+    tracking.camera.distortion_model, tracking.camera.brown_k1 = "BROWN", -0.07
+    tracking.camera.principal_point = (0.1, -0.05)
+    tracking.settings.default_pattern_size, tracking.settings.use_tripod_solver = 15, True
+    tracking.stabilization.use_2d_stabilization, tracking.stabilization.target_scale = True, 1.25
+    corner = tracking.tracks.new(name="Corner", frame=1)
+    for frame, co in ((2, (0.31, 0.42)), (3, (0.33, 0.45)), (7, (0.4, 0.5))):
+        corner.markers.insert_frame(frame, co=co)
+    corner.markers.find_frame(3).mute = True
+    corner.markers.find_frame(7).is_keyed = False
+    corners = ((-0.02, -0.03), (0.02, -0.03), (0.025, 0.03), (-0.02, 0.03))
+    corner.markers.find_frame(2).pattern_corners = corners
+    corner.markers.find_frame(2).search_min = (-0.08, -0.07)
+    corner.motion_model, corner.use_custom_color, corner.color = "Affine", True, (1.0, 0.2, 0.1)
+    corner.weight, corner.offset = 0.6, (0.01, -0.02)
+    tracking.tracks.new(name="Antenna", frame=2).markers.insert_frame(4, co=(0.7, 0.2))
+    car = tracking.objects.new("Car")
+    car.scale, car.keyframe_b = 2.5, 12
+    car.tracks.new(name="Corner", frame=3).markers[0].co = (0.6, 0.6)
 
 
 def build_mask() -> None:

@@ -199,6 +199,7 @@ PAINT = (
     "    bpy.context.view_layer.objects.active = bpy.data.objects['Canvas{n}']\n"
     "    bpy.ops.object.mode_set(mode='TEXTURE_PAINT')\n"
 )
+TRACKS = 'bpy.data.movieclips["Plate{n}"].tracking.tracks'
 PAIRS = {
     "location-vs-scale": (
         'bpy.data.objects["Pillar{n}"].location.x = 7.0',
@@ -330,6 +331,13 @@ PAIRS = {
         f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
         None,  # theirs' item keeps its name and place, ours follows as Float.001: checked below
     ),
+    "two-track-one-clip": (  # a clip's tracking data is one key: the overridden artist merges it
+        f'{TRACKS}["Corner"].markers.find_frame(1).co = (0.2, 0.3)\n{TRACKS}.new(name="Left", frame=1)',
+        f'{TRACKS}["Corner"].markers.find_frame(2).co = (0.7, 0.8)\n{TRACKS}.new(name="Right", frame=2)',
+        f"[sorted(t.name for t in {TRACKS}),"
+        f' [[m.frame, round(m.co[0], 3), round(m.co[1], 3)] for m in {TRACKS}["Corner"].markers]]',
+        [["Corner", "Left", "Right"], [[1, 0.2, 0.3], [2, 0.7, 0.8]]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -347,6 +355,11 @@ PAIR_SETUP = {
     'zone_in.pair_with_output(zone.nodes.new("GeometryNodeRepeatOutput"))\n'
     'zone.nodes.new("ShaderNodeMath")\n'
     'bpy.data.objects["Pillar{n}"].modifiers.new("Zone", "NODES").node_group = zone  # evaluated: reported\n',
+    "two-track-one-clip": "import sys\nsys.path.insert(0, 'tests/blender')\n"
+    "from scene_builders import image_sequence\n"
+    "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"
+    'clip.name = "Plate{n}"\n'
+    'clip.tracking.tracks.new(name="Corner", frame=1).markers.insert_frame(2, co=(0.5, 0.5))\n',
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',

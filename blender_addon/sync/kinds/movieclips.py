@@ -1,4 +1,5 @@
-"""Movie clips (kind ``clip``): every file of the clip travels; received clips live in a temporary folder."""
+"""Movie clips (kind ``clip``): ``meta``, every file of the clip (received clips live in a temporary folder);
+``tracking``, its tracking data (sync/tracking.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import bpy
 
-from .. import file_sets, rna
+from .. import file_sets, rna, tracking
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from ..replacing import replace
@@ -48,7 +49,8 @@ def serialise(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict[str, object]:
             "props": ctx.props(clip, skip=CLIP_SKIP, nested=("colorspace_settings",)),
             "sha256": file_sets.digest(files),
             "files": files,
-        }
+        },
+        "tracking": tracking.read(clip, ctx.props),
     }
 
 
@@ -60,6 +62,7 @@ def describe(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict:
         "content": file_sets.digest(files) if files is not None else None,
         "frames": [clip.frame_start, clip.frame_offset],  # size and duration are runtime (load-state) values
         "colorspace": clip.colorspace_settings.name,
+        "tracking": tracking.read(clip, ctx.props),
     }
 
 
@@ -77,18 +80,36 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 def apply_meta(clip: bpy.types.MovieClip, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     files = clip_content(clip)
     if files is None or file_sets.digest(files) != doc["sha256"] or clip.source != doc["source"]:
-        clip = replace(clip, load_clip(doc), bpy.data.movieclips.remove)
+        new = load_clip(doc)
+        tracking.copy(clip, new)  # the tracking data is another key's, which need not come again
+        clip = replace(clip, new, bpy.data.movieclips.remove)
     rename(clip, doc["name"])
     set_changed(clip.colorspace_settings, "name", doc["colorspace"])
     rna.write_props(clip, doc["props"], ctx.resolve)
     return clip
 
 
+def apply_tracking(clip: bpy.types.MovieClip, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
+    if tracking.write(clip, doc, ctx.resolve):
+        return clip
+    # A track to remove, which Blender's API cannot: the same files loaded again take the clip's place.
+    path = bpy.path.abspath(clip.filepath, library=clip.library)
+    new = bpy.data.movieclips.load(path, check_existing=False)
+    set_changed(new.colorspace_settings, "name", clip.colorspace_settings.name)
+    rna.write_props(new, tracking.plain_props(clip, skip=CLIP_SKIP), ctx.resolve)
+    if not tracking.write(new, doc, ctx.resolve):
+        raise ValueError(f"the tracking data of {clip.name!r} could not be made on a new clip")
+    name = clip.name
+    new = replace(clip, new, bpy.data.movieclips.remove)
+    rename(new, name)
+    return new
+
+
 KIND = Kind(
     name="clip",
     collection="movieclips",
     rna_type="MovieClip",
-    parts={"meta": apply_meta},
+    parts={"meta": apply_meta, "tracking": apply_tracking},
     create=create,
     serialise=serialise,
     describe=describe,

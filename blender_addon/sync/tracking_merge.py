@@ -1,0 +1,104 @@
+"""Two artists' edits of one movie clip's tracking data (``clip/<u>/tracking``, sync/tracking.py), merged by
+the one overridden (merges.py): the camera's, tracking and stabilisation settings per setting; tracking
+objects by name (the camera's first, then theirs' order, then the ones ours added); tracks by name within
+an object, each track's settings per setting and its markers per frame. Where both changed the same
+setting or the marker of the same frame, theirs. Two artists tracking one feature over different frames
+keep both halves of the path.
+
+No bpy: values in, values out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
+
+SETTINGS = ("camera", "settings", "stabilization")
+MARKER_FLOATS = (("co", 2), ("pattern_corners", 8), ("search_min", 2), ("search_max", 2))
+MARKER_FLAGS = ("mute", "is_keyed")
+_ABSENT = object()
+
+
+def _three_way(base: dict, ours: dict, theirs: dict, merge_both=None) -> dict:
+    """Theirs, with what only ours changed against ``base`` (set, or removed) taken from ours; an entry
+    both changed is ``merge_both(base, ours, theirs)`` when all three hold it, else theirs'."""
+    out = dict(theirs)
+    for name in base.keys() | ours.keys():
+        mine, before, their = ours.get(name, _ABSENT), base.get(name, _ABSENT), theirs.get(name, _ABSENT)
+        if mine == before:
+            continue
+        if their == before:
+            if mine is _ABSENT:
+                out.pop(name, None)
+            else:
+                out[name] = mine
+        elif merge_both is not None and _ABSENT not in (mine, before, their):
+            out[name] = merge_both(before, mine, their)
+    return out
+
+
+def _markers(doc: dict) -> dict[int, tuple]:
+    """A track's markers as ``{frame: (co, pattern corners, search min, search max, mute, keyed)}``."""
+    frames = unpack_i32(doc["frame"])
+    count = len(frames)
+    columns: list[list] = []
+    for attr, width in MARKER_FLOATS:
+        values = unpack_f32(doc[attr])
+        if len(values) != count * width:
+            raise ValueError(f"markers: {attr} holds {len(values)} values for {count} markers")
+        columns.append([tuple(values[i * width : (i + 1) * width]) for i in range(count)])
+    for attr in MARKER_FLAGS:
+        flags = doc[attr]
+        if not isinstance(flags, bytes) or len(flags) != count:
+            raise ValueError(f"markers: {attr} is not one byte a marker")
+        columns.append(list(flags))
+    return {frame: tuple(column[i] for column in columns) for i, frame in enumerate(frames)}
+
+
+def _packed(markers: dict[int, tuple]) -> dict[str, bytes]:
+    frames = sorted(markers)
+    doc = {"frame": pack_i32(frames)}
+    for column, (attr, _width) in enumerate(MARKER_FLOATS):
+        doc[attr] = pack_f32([v for frame in frames for v in markers[frame][column]])
+    for offset, attr in enumerate(MARKER_FLAGS):
+        doc[attr] = bytes(markers[frame][len(MARKER_FLOATS) + offset] for frame in frames)
+    return doc
+
+
+def _track(base: dict, ours: dict, theirs: dict) -> dict:
+    markers = _three_way(_markers(base["markers"]), _markers(ours["markers"]), _markers(theirs["markers"]))
+    if not markers:  # Blender keeps a track's last marker: both removing all but different ones
+        return theirs
+    return {"props": _three_way(base["props"], ours["props"], theirs["props"]), "markers": _packed(markers)}
+
+
+def _object(base: dict, ours: dict, theirs: dict) -> dict:
+    merged = _three_way(base, ours, theirs)
+    merged["props"] = _three_way(base["props"], ours["props"], theirs["props"])
+    tracks = _three_way(base["tracks"], ours["tracks"], theirs["tracks"], _track)
+    merged["tracks"] = dict(sorted(tracks.items()))  # as they are read back
+    return merged
+
+
+def _by_name(doc: dict) -> dict[str, dict]:
+    return {obj["name"]: obj for obj in doc["objects"]}
+
+
+def merge(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """The merged tracking document (raises ValueError, KeyError or TypeError for one this add-on does not
+    write)."""
+    out = dict(theirs)
+    for field in SETTINGS:
+        out[field] = _three_way(base[field], ours[field], theirs[field])
+    cameras = [doc["objects"][0] for doc in (base, ours, theirs)]
+    if not all(camera["camera"] for camera in cameras):
+        raise ValueError("tracking objects: the camera's comes first")
+    camera = _object(*cameras)
+    objects = _three_way(
+        *(dict(list(_by_name(doc).items())[1:]) for doc in (base, ours, theirs)), merge_both=_object
+    )
+    objects.pop(camera["name"], None)
+    order = [obj["name"] for obj in theirs["objects"][1:]] + [obj["name"] for obj in ours["objects"][1:]]
+    out["objects"] = [camera] + [objects[name] for name in dict.fromkeys(order) if name in objects]
+    return out
