@@ -3,6 +3,11 @@ travel inside its value, and written on the receiving side into a folder named b
 Blender then loads from.
 
 A sequence is every file in the folder whose name differs from the first file's in its frame number only.
+
+Reading is cached: a datablock is read again whenever anything of it changes (a clip's tracking data, a
+cache file's settings), and reading and hashing its files every time would cost tens of milliseconds of the
+main thread per edit for a few tens of megabytes. A file whose size and modification time are unchanged
+is not read again, and its bytes keep their hash.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ import hashlib
 import os
 import re
 import tempfile
+from collections import OrderedDict
 
 _FRAME_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 Content = list[list[object]]  # [[file name, bytes], ...] in name order
+CACHE_BYTES = 256 * 1024 * 1024  # file contents kept between reads, at most (least recently read go first)
+_read: OrderedDict[str, tuple[tuple[int, int], bytes]] = OrderedDict()  # path -> ((size, mtime), bytes)
+_hashes: dict[int, bytes] = {}  # id() of bytes held in _read -> their SHA-256 (a live object's id is its own)
 
 
 def files_behind(path: str, sequence: bool) -> list[str] | None:
@@ -36,18 +45,47 @@ def total_bytes(files: list[str]) -> int:
     return sum(os.path.getsize(f) for f in files)
 
 
+def _read_file(path: str) -> bytes:
+    stat = os.stat(path)
+    signature = (stat.st_size, stat.st_mtime_ns)
+    cached = _read.get(path)
+    if cached is not None and cached[0] == signature:
+        _read.move_to_end(path)
+        return cached[1]
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if cached is not None:
+        _forget(path)
+    if len(data) <= CACHE_BYTES:
+        _read[path] = (signature, data)
+        while sum(len(entry[1]) for entry in _read.values()) > CACHE_BYTES:
+            _forget(next(iter(_read)))
+    return data
+
+
+def _forget(path: str) -> None:
+    _signature, data = _read.pop(path)
+    _hashes.pop(id(data), None)
+
+
 def read(files: list[str]) -> Content:
-    out: Content = []
-    for path in files:
-        with open(path, "rb") as fh:
-            out.append([os.path.basename(path), fh.read()])
-    return out
+    return [[os.path.basename(path), _read_file(path)] for path in files]
+
+
+def _sha256(data: bytes) -> bytes:
+    known = _hashes.get(id(data))
+    if known is not None:
+        return known
+    hashed = hashlib.sha256(data).digest()
+    if any(entry[1] is data for entry in _read.values()):
+        _hashes[id(data)] = hashed
+    return hashed
 
 
 def digest(content: Content) -> str:
     hashed = hashlib.sha256()
     for name, data in content:
-        hashed.update(str(name).encode() + b"\0" + hashlib.sha256(data).digest())  # type: ignore[arg-type]
+        hashed.update(str(name).encode() + b"\0" + _sha256(data))  # type: ignore[arg-type]
     return hashed.hexdigest()
 
 

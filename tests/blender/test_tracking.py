@@ -270,6 +270,36 @@ def test_a_document_this_add_on_does_not_write_is_not_merged(damage):
     assert _merged(base, ours, theirs) is None
 
 
+def test_a_clip_s_files_are_read_again_only_when_they_change(tmp_path, monkeypatch):
+    """A tracking edit serialises the clip again: its files are not read and hashed again unless their size
+    or modification time changed (sync/file_sets.py)."""
+    import os
+
+    from blender_addon.sync import file_sets
+
+    paths = [str(tmp_path / f"shot_{i}.png") for i in range(3)]
+    for i, path in enumerate(paths):
+        with open(path, "wb") as fh:
+            fh.write(bytes([i]) * 1000)
+    first = file_sets.read(paths)
+    digest = file_sets.digest(first)
+    again = file_sets.read(paths)
+    assert all(a[1] is b[1] for a, b in zip(first, again, strict=True))  # the very bytes: not read again
+    assert file_sets.digest(again) == digest
+    with open(paths[1], "wb") as fh:  # same size, new content
+        fh.write(b"\xff" * 1000)
+    os.utime(paths[1], ns=(1, 1))
+    changed = file_sets.read(paths)
+    assert changed[1][1] == b"\xff" * 1000 and file_sets.digest(changed) != digest
+    assert changed[0][1] is first[0][1]
+    monkeypatch.setattr(file_sets, "CACHE_BYTES", 2500)  # two of the three files fit
+    os.utime(paths[2], ns=(2, 2))
+    file_sets.read(paths)  # the third is read again: the least recently read goes
+    assert sum(len(entry[1]) for entry in file_sets._read.values()) <= 2500
+    assert set(file_sets._hashes) <= {id(entry[1]) for entry in file_sets._read.values()}
+    assert file_sets.digest(file_sets.read(paths)) == file_sets.digest(changed)
+
+
 def test_an_object_following_a_track_evaluates_the_same_on_the_receiver():
     """A Follow Track constraint places its object from the track's markers: the same on every side."""
     from scene_builders import evaluate_scenes, link
