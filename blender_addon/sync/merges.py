@@ -43,6 +43,10 @@ left to keep: then theirs stands.
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
   of the image: sync/painted.py). When the file itself changed, theirs.
+- a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame (a frame's drawing whole), in
+  theirs' layers, when ours kept its layers (a layer ours added, removed or renamed is the ``meta`` key's,
+  whose merge may keep theirs' list): two artists drawing on different frames or layers of one grease
+  pencil keep both drawings. Where both drew on the same frame, theirs.
 - a movie clip's tracking data (``clip/<u>/tracking``): settings per setting, tracking objects and tracks by
   name, each track's markers per frame (tracking_merge.py).
 
@@ -382,6 +386,48 @@ def image_data(
     return None if merged == their_doc else encode_value(merged)
 
 
+def _layer_names(doc: dict) -> list[str]:
+    names = [layer["name"] for layer in doc["layers"]]
+    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise ValueError("grease pencil layers: names must be unique strings")
+    return names
+
+
+def _frames(layer: dict | None) -> dict[int, dict]:
+    frames = {} if layer is None else {frame["frame_number"]: frame for frame in layer["frames"]}
+    if not all(type(number) is int for number in frames):
+        raise ValueError("grease pencil frames: numbers must be integers")
+    return frames
+
+
+def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
+    """A grease pencil's strokes (``gpencil/<u>/strokes``: every layer's frames): per layer and frame, each
+    frame whole, in theirs' layers. Only when ours kept the layers it started from: the layers are the
+    ``meta`` key's, whose merge may keep theirs' list, and strokes of a layer that list lacks would wait
+    for it on every receiver."""
+    names = [_layer_names(doc) for doc in (base, ours, theirs)]
+    if names[1] != names[0]:
+        return None
+    layers = [{layer["name"]: layer for layer in doc["layers"]} for doc in (base, ours, theirs)]
+    merged = []
+    for name in names[2]:
+        frames = three_way(*(_frames(found.get(name)) for found in layers))
+        layer = dict(layers[2][name], frames=[frames[number] for number in sorted(frames)])
+        merged.append(layer)
+    return dict(theirs, layers=merged)
+
+
+def gpencil_strokes(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(isinstance(doc, dict) for doc in docs):
+        return None
+    try:
+        merged = merge_strokes(*docs)  # type: ignore[arg-type]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None if merged is None or merged == docs[2] else encode_value(merged)
+
+
 def tracking(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
     """A movie clip's tracking data (tracking_merge.py)."""
     docs = _decoded((base, ours, theirs))
@@ -416,4 +462,6 @@ def merger(key: str) -> Merge | None:
         return image_data
     if bits[0] == "clip" and part == "tracking" and not items:
         return tracking
+    if bits[0] == "gpencil" and part == "strokes" and not items:
+        return gpencil_strokes
     return material_list if part == "meta" and not items else None

@@ -199,6 +199,18 @@ PAINT = (
     "    bpy.context.view_layer.objects.active = bpy.data.objects['Canvas{n}']\n"
     "    bpy.ops.object.mode_set(mode='TEXTURE_PAINT')\n"
 )
+
+
+def draw_frame(n: str, frame: int, points: int) -> str:
+    """A stroke of ``points`` points drawn on a new frame of Sketch{n}'s layer Lines (tagged as Blender's
+    Draw tool tags it)."""
+    return (
+        f'drawing = bpy.data.grease_pencils["Sketch{n}"].layers["Lines"].frames.new({frame}).drawing\n'
+        f"drawing.add_strokes([{points}])\n"
+        "drawing.tag_positions_changed()\n"
+    )
+
+
 TRACKS = 'bpy.data.movieclips["Plate{n}"].tracking.tracks'
 PAIRS = {
     "location-vs-scale": (
@@ -338,6 +350,13 @@ PAIRS = {
         f' [[m.frame, round(m.co[0], 3), round(m.co[1], 3)] for m in {TRACKS}["Corner"].markers]]',
         [["Corner", "Left", "Right"], [[1, 0.2, 0.3], [2, 0.7, 0.8]]],
     ),
+    "two-draw-on-one-grease-pencil": (  # every layer's frames are one key: the overridden artist merges
+        draw_frame("{n}", 5, 4),
+        draw_frame("{n}", 9, 2),
+        'sorted((f.frame_number, len(f.drawing.strokes)) for f in bpy.data.grease_pencils["Sketch{n}"]'
+        '.layers["Lines"].frames)',
+        [[1, 1], [5, 1], [9, 1]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -360,6 +379,9 @@ PAIR_SETUP = {
     "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"
     'clip.name = "Plate{n}"\n'
     'clip.tracking.tracks.new(name="Corner", frame=1).markers.insert_frame(2, co=(0.5, 0.5))\n',
+    "two-draw-on-one-grease-pencil": 'gp = bpy.data.grease_pencils.new("Sketch{n}")\n'
+    'gp.layers.new("Lines").frames.new(1).drawing.add_strokes([3])\n'
+    'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Sketch{n}", gp))\n',
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',
