@@ -47,6 +47,9 @@ left to keep: then theirs stands.
   theirs' layers, when ours kept its layers (a layer ours added, removed or renamed is the ``meta`` key's,
   whose merge may keep theirs' list): two artists drawing on different frames or layers of one grease
   pencil keep both drawings. Where both drew on the same frame, theirs.
+- a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
+  whole; theirs' layers in their order, then ours' new ones: two artists rotoscoping different layers of
+  one mask keep both.
 - a movie clip's tracking data (``clip/<u>/tracking``): settings per setting, tracking objects and tracks by
   name, each track's markers per frame (tracking_merge.py).
 
@@ -61,10 +64,11 @@ from typing import Any, TypeVar
 from . import keyframe_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
+from .three_way import settings as settings_three_way
+from .three_way import three_way
 
 Item = TypeVar("Item", bound=Hashable)
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
-_ABSENT = object()
 NODE_FIELDS = frozenset({"name", "type", "label", "hide", "mute", "props"})  # what every node value holds
 SETTINGS_FIELDS = frozenset({"props"})
 SETTINGS_PARTS = {"con": 1, "pbcon": 2, "vlayer": 1, "freestyle": 1, "lineset": 2}  # part -> item segments
@@ -72,20 +76,6 @@ ORDER_PARTS = frozenset(
     {"modorder", "conorder", "pbconorder", "fxorder", "nlaorder", "shapenlaorder", "treenlaorder"}
     | {"vlayerorder", "linesetorder"}
 )  # values: the names of a stack's items, in order (sync/order.py)
-
-
-def three_way(base: dict, ours: dict, theirs: dict) -> dict:
-    """Theirs, with each field that only ours changed against ``base`` (set, or removed) taken from ours."""
-    out = dict(theirs)
-    for field in base.keys() | ours.keys():
-        mine, before = ours.get(field, _ABSENT), base.get(field, _ABSENT)
-        if mine == before or theirs.get(field, _ABSENT) != before:
-            continue
-        if mine is _ABSENT:
-            out.pop(field, None)
-        else:
-            out[field] = mine
-    return out
 
 
 def _decoded(values: tuple[bytes | None, ...]) -> list[object] | None:
@@ -107,8 +97,7 @@ def _settings(docs: list[object] | None, fields: frozenset[str]) -> bytes | None
     before, mine, their_doc = docs  # type: ignore[misc]
     if len({str(d.get("type")) for d in docs}) != 1:  # type: ignore[attr-defined]
         return None
-    merged = three_way(before, mine, their_doc)
-    merged["props"] = three_way(before["props"], mine["props"], their_doc["props"])
+    merged = settings_three_way(before, mine, their_doc)
     return None if merged == their_doc else encode_value(merged)
 
 
@@ -204,8 +193,7 @@ def merge_interface(base: list, ours: list, theirs: list) -> list[dict] | None:
         if ident in before and ident in mine and ident in their_items:
             (old, old_panel), (doc, panel) = before[ident], mine[ident]
             their_doc, their_panel = their_items[ident]
-            items[ident] = three_way(old, doc, their_doc)
-            items[ident]["props"] = three_way(old["props"], doc["props"], their_doc["props"])
+            items[ident] = settings_three_way(old, doc, their_doc)
             parents[ident] = panel if panel != old_panel and their_panel == old_panel else their_panel
         else:  # added by one edit
             doc, panel = their_items[ident] if ident in their_items else mine[ident]
@@ -428,6 +416,34 @@ def gpencil_strokes(base: bytes | None, ours: bytes | None, theirs: bytes | None
     return None if merged is None or merged == docs[2] else encode_value(merged)
 
 
+def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:
+    """A mask's layers (``mask/<u>/layers``): per layer by name, each layer's settings per setting and its
+    splines whole (theirs where both changed them); theirs' layers in their order, then those ours added."""
+    named = []
+    for layers in (base, ours, theirs):
+        names = [layer["name"] for layer in layers]
+        if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+            return None
+        named.append({layer["name"]: layer for layer in layers})
+
+    out = three_way(*named, both=settings_three_way)  # type: ignore[arg-type]
+    order = [layer["name"] for layer in theirs] + [layer["name"] for layer in ours]
+    return [out[name] for name in dict.fromkeys(order) if name in out]
+
+
+def mask_layers(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(
+        isinstance(doc, list) and all(isinstance(d, dict) for d in doc) for doc in docs
+    ):
+        return None
+    try:
+        merged = merge_mask_layers(*docs)  # type: ignore[arg-type]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return None if merged is None or merged == docs[2] else encode_value(merged)
+
+
 def tracking(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
     """A movie clip's tracking data (tracking_merge.py)."""
     docs = _decoded((base, ours, theirs))
@@ -464,4 +480,6 @@ def merger(key: str) -> Merge | None:
         return tracking
     if bits[0] == "gpencil" and part == "strokes" and not items:
         return gpencil_strokes
+    if bits[0] == "mask" and part == "layers" and not items:
+        return mask_layers
     return material_list if part == "meta" and not items else None

@@ -13,29 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
+from .three_way import settings, three_way
 
 SETTINGS = ("camera", "settings", "stabilization")
 MARKER_FLOATS = (("co", 2), ("pattern_corners", 8), ("search_min", 2), ("search_max", 2))
 MARKER_FLAGS = ("mute", "is_keyed")
-_ABSENT = object()
-
-
-def _three_way(base: dict, ours: dict, theirs: dict, merge_both=None) -> dict:
-    """Theirs, with what only ours changed against ``base`` (set, or removed) taken from ours; an entry
-    both changed is ``merge_both(base, ours, theirs)`` when all three hold it, else theirs'."""
-    out = dict(theirs)
-    for name in base.keys() | ours.keys():
-        mine, before, their = ours.get(name, _ABSENT), base.get(name, _ABSENT), theirs.get(name, _ABSENT)
-        if mine == before:
-            continue
-        if their == before:
-            if mine is _ABSENT:
-                out.pop(name, None)
-            else:
-                out[name] = mine
-        elif merge_both is not None and _ABSENT not in (mine, before, their):
-            out[name] = merge_both(before, mine, their)
-    return out
 
 
 def _markers(doc: dict) -> dict[int, tuple]:
@@ -67,16 +49,15 @@ def _packed(markers: dict[int, tuple]) -> dict[str, bytes]:
 
 
 def _track(base: dict, ours: dict, theirs: dict) -> dict:
-    markers = _three_way(_markers(base["markers"]), _markers(ours["markers"]), _markers(theirs["markers"]))
+    markers = three_way(_markers(base["markers"]), _markers(ours["markers"]), _markers(theirs["markers"]))
     if not markers:  # Blender keeps a track's last marker: both removing all but different ones
         return theirs
-    return {"props": _three_way(base["props"], ours["props"], theirs["props"]), "markers": _packed(markers)}
+    return {"props": three_way(base["props"], ours["props"], theirs["props"]), "markers": _packed(markers)}
 
 
 def _object(base: dict, ours: dict, theirs: dict) -> dict:
-    merged = _three_way(base, ours, theirs)
-    merged["props"] = _three_way(base["props"], ours["props"], theirs["props"])
-    tracks = _three_way(base["tracks"], ours["tracks"], theirs["tracks"], _track)
+    merged = settings(base, ours, theirs)
+    tracks = three_way(base["tracks"], ours["tracks"], theirs["tracks"], _track)
     merged["tracks"] = dict(sorted(tracks.items()))  # as they are read back
     return merged
 
@@ -90,13 +71,13 @@ def merge(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) ->
     write)."""
     out = dict(theirs)
     for field in SETTINGS:
-        out[field] = _three_way(base[field], ours[field], theirs[field])
+        out[field] = three_way(base[field], ours[field], theirs[field])
     cameras = [doc["objects"][0] for doc in (base, ours, theirs)]
     if not all(camera["camera"] for camera in cameras):
         raise ValueError("tracking objects: the camera's comes first")
     camera = _object(*cameras)
-    objects = _three_way(
-        *(dict(list(_by_name(doc).items())[1:]) for doc in (base, ours, theirs)), merge_both=_object
+    objects = three_way(
+        *(dict(list(_by_name(doc).items())[1:]) for doc in (base, ours, theirs)), both=_object
     )
     objects.pop(camera["name"], None)
     order = [obj["name"] for obj in theirs["objects"][1:]] + [obj["name"] for obj in ours["objects"][1:]]

@@ -212,6 +212,7 @@ def draw_frame(n: str, frame: int, points: int) -> str:
 
 
 TRACKS = 'bpy.data.movieclips["Plate{n}"].tracking.tracks'
+ROTO = 'bpy.data.masks["Roto{n}"].layers'
 PAIRS = {
     "location-vs-scale": (
         'bpy.data.objects["Pillar{n}"].location.x = 7.0',
@@ -357,6 +358,12 @@ PAIRS = {
         '.layers["Lines"].frames)',
         [[1, 1], [5, 1], [9, 1]],
     ),
+    "two-roto-layers-of-one-mask": (  # a mask's layers are one key: the overridden artist merges them
+        f'{ROTO}["Hair"].splines[0].points[1].co = (0.25, 0.75)',
+        f'{ROTO}["Matte"].splines[0].points[2].co = (0.5, 0.125)',
+        f'[list({ROTO}["Hair"].splines[0].points[1].co), list({ROTO}["Matte"].splines[0].points[2].co)]',
+        [[0.25, 0.75], [0.5, 0.125]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -379,6 +386,12 @@ PAIR_SETUP = {
     "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"
     'clip.name = "Plate{n}"\n'
     'clip.tracking.tracks.new(name="Corner", frame=1).markers.insert_frame(2, co=(0.5, 0.5))\n',
+    "two-roto-layers-of-one-mask": 'mask = bpy.data.masks.new(name="Roto{n}")\n'
+    'for name in ("Hair", "Matte"):\n'
+    "    points = mask.layers.new(name=name).splines.new().points\n"
+    "    points.add(2)\n"
+    "    for i, point in enumerate(points):\n"
+    "        point.co = (0.1 * i, 0.2)\n",
     "two-draw-on-one-grease-pencil": 'gp = bpy.data.grease_pencils.new("Sketch{n}")\n'
     'gp.layers.new("Lines").frames.new(1).drawing.add_strokes([3])\n'
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Sketch{n}", gp))\n',
