@@ -6,7 +6,11 @@ variable ``{name, type, targets}``, each target its settings (``id_type``,
 ``data_path``, ``bone_target``, ``transform_type``, ``transform_space``,
 ``rotation_mode``, ``context_property``, fallback) and ``id``: the uuid of
 the datablock it reads, or a link into a library (linked.py; None for one
-that does not travel: the receiver's target stays empty). The values a driver writes are derived (derived.py)
+that does not travel: the receiver's target stays empty). A target reading
+shape keys (a ``Key``, which is not a datablock of its own here) has
+``id`` None and ``key_of``: the reference of the mesh, lattice or curve
+that owns them (a shape key driven by another, of its own mesh or another's).
+The values a driver writes are derived (derived.py)
 and never sent. ``curve`` is the driver's own F-curve, which maps the
 driver's value: ``{extrapolation, keys, modifiers}`` (fcurves.py), so a
 mapping curve's keyframes and a Generator's coefficients travel with the
@@ -39,11 +43,37 @@ TARGET_PROPS = (
 
 def _target(target, ctx: ReadContext | None) -> dict[str, object]:
     doc: dict[str, object] = {attr: rna.plain(getattr(target, attr)) for attr in TARGET_PROPS}
+    read, owner = target.id, None
+    if isinstance(read, bpy.types.Key):
+        read, owner = None, read.user
     if ctx is None:  # describing: the target by name
-        doc["id"] = target.id.name if target.id is not None else None
+        doc["id"] = read.name if read is not None else None
+        if owner is not None:
+            doc["key_of"] = owner.name
     else:
-        doc["id"] = ctx.ref(target.id)
+        doc["id"] = ctx.ref(read)
+        if owner is not None:
+            doc["key_of"] = ctx.ref(owner)
     return doc
+
+
+def _shape_keys_of(tdoc: dict, ctx: ApplyContext) -> bpy.types.Key | None:
+    """The shape keys a target reads (``key_of``); applied again once the owner's shapes are while they or
+    the block the target reads are missing."""
+    owner = ctx.resolve(tdoc["key_of"]) if tdoc["key_of"] is not None else None
+    if owner is None:
+        return None
+    key = getattr(owner, "shape_keys", None)
+    try:
+        found = key is not None and (
+            not tdoc.get("data_path") or key.path_resolve(tdoc["data_path"]) is not None
+        )
+    except ValueError:
+        found = False
+    uuid = ids.peek_uuid(owner)
+    if not found and uuid is not None:  # applied again (and evaluated again) once they are
+        ctx.wait_for("shapes", uuid)
+    return key
 
 
 def _driver(fc, ctx: ReadContext | None) -> dict[str, object]:
@@ -100,7 +130,7 @@ def _write_variables(driver, variables: list[dict], ctx: ApplyContext) -> None:
                         setattr(target, attr, tdoc[attr])
                     except (TypeError, ValueError, AttributeError):
                         continue
-            wanted = ctx.resolve(tdoc["id"])
+            wanted = _shape_keys_of(tdoc, ctx) if "key_of" in tdoc else ctx.resolve(tdoc["id"])
             if target.id != wanted:
                 try:
                     target.id = wanted

@@ -376,3 +376,56 @@ def test_a_skinned_mesh_edited_elsewhere_keeps_the_receivers_weights(edit):
     assert [g.lock_weight for g in skin.vertex_groups] == expected_locks
     assert [c for co in evaluated_vertices(skin) for c in co] == pytest.approx(expected_shape, abs=1e-5)
     assert receiver.scan() == ({}, [])  # the receiver has nothing to send back
+
+
+def _shape_keyed(name: str, lift: float) -> bpy.types.Object:
+    """A triangle with shape keys Basis, A (its first vertex lifted) and B (its second)."""
+    from scene_builders import link, triangle_mesh
+
+    ob = link(bpy.data.objects.new(name, triangle_mesh(f"{name}Mesh")))
+    ob.shape_key_add(name="Basis")
+    ob.shape_key_add(name="A").data[0].co = (0.0, 0.0, lift)
+    ob.shape_key_add(name="B").data[1].co = (1.0, 0.0, lift)
+    return ob
+
+
+@pytest.mark.parametrize("order", ["as-read", "reversed", "one-at-a-time-reversed", "face-shapes-last"])
+def test_a_shape_key_driven_by_shape_keys_keeps_its_target(order):
+    """A shape key driven by another of its own mesh, and one driven by another mesh's: the target is a
+    ``Key``, which travels as its owner (``key_of``), whichever arrives first."""
+    from replicas import applied_one_at_a_time
+
+    reset_scene()
+    face, brow = _shape_keyed("Face", 1.0), _shape_keyed("Brow", 2.0)
+    face.data.shape_keys.key_blocks["A"].value = 0.6
+    for owner in (face, brow):  # B of each follows Face's A
+        fc = owner.data.shape_keys.key_blocks["B"].driver_add("value")
+        var = fc.driver.variables.new()
+        var.name, var.type = "a", "SINGLE_PROP"
+        var.targets[0].id_type, var.targets[0].id = "KEY", face.data.shape_keys
+        var.targets[0].data_path = 'key_blocks["A"].value'
+        fc.driver.expression = "a * 0.5"
+    evaluate_scenes()
+    expected = {name: evaluated_vertices(bpy.data.objects[name]) for name in ("Face", "Brow")}
+    assert expected["Brow"][1][2] == pytest.approx(0.6)  # 0.3 of B's lift of 2
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    ops = list(values.items())
+    if order == "one-at-a-time-reversed":
+        applier = applied_one_at_a_time(reversed(ops))
+    elif order == "face-shapes-last":  # the drivers made before the shape keys they read
+        shapes = f"mesh/{uuid_of(face.data)}/shapes"
+        applier = applied_one_at_a_time([op for op in ops if op[0] != shapes] + [(shapes, values[shapes])])
+    else:
+        reset_scene()
+        applier = sync.apply_ops(ops if order == "as-read" else ops[::-1])
+    assert applier.errors == [] and applier.pending_links == {}
+    evaluate_scenes()
+    for name in ("Face", "Brow"):
+        target = (
+            bpy.data.objects[name].data.shape_keys.animation_data.drivers[0].driver.variables[0].targets[0]
+        )
+        assert target.id == bpy.data.objects["Face"].data.shape_keys
+        assert evaluated_vertices(bpy.data.objects[name]) == expected[name]
+    assert sync.scene_hash() == before
+    assert sync.serialise_scene() == values
