@@ -47,6 +47,8 @@ left to keep: then theirs stands.
   theirs' layers, when ours kept its layers (a layer ours added, removed or renamed is the ``meta`` key's,
   whose merge may keep theirs' list): two artists drawing on different frames or layers of one grease
   pencil keep both drawings. Where both drew on the same frame, theirs.
+- a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
+  (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
 - a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
   whole; theirs' layers in their order, then ours' new ones: two artists rotoscoping different layers of
   one mask keep both.
@@ -329,6 +331,22 @@ def material_list(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
     return None if merged == their_doc else encode_value(merged)
 
 
+def camera_backgrounds(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """A camera's background images (``cam/<u>/bg``): positions as a material list's, each background per
+    setting (its image user one setting)."""
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(
+        isinstance(doc, list) and all(isinstance(d, dict) for d in doc) for doc in docs
+    ):
+        return None
+    before, mine, their_doc = docs  # type: ignore[misc]
+    if len(mine) < len(before) or len(their_doc) < len(before):
+        return None  # positions moved: theirs
+    merged = [three_way(*backgrounds) for backgrounds in zip(before, mine, their_doc, strict=False)]
+    merged += their_doc[len(before) :] + mine[len(before) :]
+    return None if merged == their_doc else encode_value(merged)
+
+
 def merge_pixels(base: dict, ours: dict, theirs: dict) -> dict | None:
     """Painted pixels (sync/painted.py) of one layout: each pixel ours where only ours differs from base,
     else theirs (a pixel both painted is theirs); None when the three do not share a size, channel count and
@@ -482,4 +500,6 @@ def merger(key: str) -> Merge | None:
         return gpencil_strokes
     if bits[0] == "mask" and part == "layers" and not items:
         return mask_layers
+    if bits[0] == "cam" and part == "bg" and not items:
+        return camera_backgrounds
     return material_list if part == "meta" and not items else None

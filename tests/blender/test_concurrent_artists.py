@@ -364,6 +364,12 @@ PAIRS = {
         f'[list({ROTO}["Hair"].splines[0].points[1].co), list({ROTO}["Matte"].splines[0].points[2].co)]',
         [[0.25, 0.75], [0.5, 0.125]],
     ),
+    "two-camera-backgrounds": (  # a camera's backgrounds are one key: the overridden artist merges them
+        'bpy.data.cameras["Shot{n}"].background_images[0].alpha = 0.25',
+        'bpy.data.cameras["Shot{n}"].background_images[1].scale = 3.0',
+        '[[b.alpha, b.scale] for b in bpy.data.cameras["Shot{n}"].background_images]',
+        [[0.25, 1.0], [0.5, 3.0]],
+    ),
     "two-add-nodes-to-one-tree": (
         add_math("{n}", 0.25),
         add_math("{n}", 0.75),
@@ -392,6 +398,10 @@ PAIR_SETUP = {
     "    points.add(2)\n"
     "    for i, point in enumerate(points):\n"
     "        point.co = (0.1 * i, 0.2)\n",
+    "two-camera-backgrounds": 'cam = bpy.data.cameras.new("Shot{n}")\n'
+    "cam.background_images.new()\n"
+    "cam.background_images.new()\n"
+    'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Shot{n}", cam))\n',
     "two-draw-on-one-grease-pencil": 'gp = bpy.data.grease_pencils.new("Sketch{n}")\n'
     'gp.layers.new("Lines").frames.new(1).drawing.add_strokes([3])\n'
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Sketch{n}", gp))\n',

@@ -96,6 +96,7 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("img/0123456789abcdef0123456789abcdef/data", merges.image_data),
         ("img/0123456789abcdef0123456789abcdef/meta", merges.material_list),
         ("clip/0123456789abcdef0123456789abcdef/tracking", merges.tracking),
+        ("cam/0123456789abcdef0123456789abcdef/bg", merges.camera_backgrounds),
         ("gpencil/0123456789abcdef0123456789abcdef/strokes", merges.gpencil_strokes),
         ("mask/0123456789abcdef0123456789abcdef/layers", merges.mask_layers),
         ("clip/0123456789abcdef0123456789abcdef/tracking/x", None),
@@ -351,3 +352,46 @@ def test_two_paintings_of_a_saved_image_merge_against_what_it_shows_saved():
     # With unsaved pixels in the base, the saved image is not asked for.
     painted_base = _image(_painted(white * 4), "f")
     assert merges.image_data(painted_base, ours, theirs, lambda: asked.append(2)) is not None and asked == [1]
+
+
+def test_two_artists_camera_backgrounds_both_stay():
+    """Ours fades the plate and adds a background, theirs moves the plate and sets the clip slot's depth:
+    all of it, applied and read back as merged; a list either edit shortened, or the same setting of one
+    background changed by both, is theirs."""
+    import bpy
+    from scene_builders import build_camera, reset_scene
+
+    reset_scene()
+    build_camera()
+    cam = bpy.data.cameras["Cam"]
+    values = sync.serialise_scene()
+    key = f"cam/{sync.peek_uuid(cam)}/bg"
+    base = values[key]
+
+    def edited(edit) -> bytes:
+        sync.apply_ops([(key, base)])  # back to the base
+        edit(cam.background_images)
+        return sync.serialise_scene()[key]
+
+    def ours_edit(backgrounds):
+        backgrounds[0].alpha = 0.9
+        backgrounds.new().scale = 2.0
+
+    def theirs_edit(backgrounds):
+        backgrounds[0].offset = (0.5, 0.5)
+        backgrounds[1].display_depth = "FRONT"
+
+    ours, theirs = edited(ours_edit), edited(theirs_edit)
+    assert merges.merger(key) is merges.camera_backgrounds
+    merged = sync.decode_value(merges.camera_backgrounds(base, ours, theirs))
+    assert len(merged) == 3
+    assert merged[0]["alpha"] == pytest.approx(0.9) and merged[0]["offset"] == pytest.approx([0.5, 0.5])
+    assert merged[1]["display_depth"] == "FRONT" and merged[2]["scale"] == pytest.approx(2.0)
+    sync.apply_ops([(key, sync.encode_value(merged))])
+    assert sync.decode_value(sync.serialise_scene()[key]) == merged
+    shortened = edited(lambda backgrounds: backgrounds.remove(backgrounds[1]))
+    assert merges.camera_backgrounds(base, shortened, theirs) is None
+    assert merges.camera_backgrounds(base, ours, shortened) is None
+    faded = edited(lambda backgrounds: setattr(backgrounds[0], "alpha", 0.1))
+    assert merges.camera_backgrounds(base, faded, edited(lambda b: setattr(b[0], "alpha", 0.2))) is None
+    assert merges.camera_backgrounds(base, sync.encode_value({"a": 1}), theirs) is None
