@@ -46,7 +46,8 @@ left to keep: then theirs stands.
 - a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame (a frame's drawing whole), in
   theirs' layers, when ours kept its layers (a layer ours added, removed or renamed is the ``meta`` key's,
   whose merge may keep theirs' list): two artists drawing on different frames or layers of one grease
-  pencil keep both drawings. Where both drew on the same frame, theirs.
+  pencil keep both drawings. Where both drew on the same frame, or where an instanced frame would lose
+  the frame whose drawing it shows, theirs.
 - a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
   (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
 - a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
@@ -418,8 +419,10 @@ def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
     merged = []
     for name in names[2]:
         frames = three_way(*(_frames(found.get(name)) for found in layers))
-        layer = dict(layers[2][name], frames=[frames[number] for number in sorted(frames)])
-        merged.append(layer)
+        sources = {frame.get("instance_of") for frame in frames.values()} - {None}
+        if any(source not in frames or "instance_of" in frames[source] for source in sources):
+            return None  # an instanced frame whose drawing the other edit removed
+        merged.append(dict(layers[2][name], frames=[frames[number] for number in sorted(frames)]))
     return dict(theirs, layers=merged)
 
 

@@ -304,7 +304,8 @@ def build_fonts() -> None:
 
 
 def build_grease_pencil() -> None:
-    """Grease pencil data: two layers with settings, frames with strokes and point attributes, materials."""
+    """Grease pencil data: two layers with settings, frames with strokes and point attributes (one frame an
+    instance of another), materials."""
     gp = bpy.data.grease_pencils.new("Sketch")
     for name, color in (("Ink", (0.0, 0.0, 0.0, 1.0)), ("Fill", (0.2, 0.6, 1.0, 1.0))):
         mat = bpy.data.materials.new(name)
@@ -325,6 +326,7 @@ def build_grease_pencil() -> None:
     drawing.attributes.new("opacity", "FLOAT", "POINT").data.foreach_set("value", [1, 0.5, 0.25, 1, 1])
     drawing.attributes.new("material_index", "INT", "CURVE").data.foreach_set("value", [0, 1])
     lines.frames.new(5).drawing.add_strokes([4])
+    lines.frames.copy(1, 8, instance_drawing=True)  # a hold: frame 1's drawing shown again
     shading.frames.new(2).keyframe_type = "BREAKDOWN"
     add_layer_groups(gp)
     sketch = link(bpy.data.objects.new("Sketch", gp))

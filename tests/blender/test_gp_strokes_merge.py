@@ -44,7 +44,8 @@ def _draw(layer: str, frame: int, sizes: list[int]):
 
 def _shape(doc: dict) -> dict[str, list[tuple[int, bytes]]]:
     return {
-        layer["name"]: [(f["frame_number"], f["sizes"]) for f in layer["frames"]] for layer in doc["layers"]
+        layer["name"]: [(f["frame_number"], f.get("sizes", f.get("instance_of"))) for f in layer["frames"]]
+        for layer in doc["layers"]
     }
 
 
@@ -59,7 +60,7 @@ def test_drawings_on_different_frames_and_layers_are_both_kept():
     assert [
         f["frame_number"]
         for f in merged["layers"][[lay["name"] for lay in merged["layers"]].index("Lines")]["frames"]
-    ] == [1, 5, 9]
+    ] == [1, 5, 8, 9]
     # Applied, Blender draws what was merged and reads it back as it is.
     reset_scene()
     build_grease_pencil()
@@ -74,7 +75,7 @@ def test_a_frame_ours_removed_goes_unless_theirs_drew_on_it():
     base = _strokes()
     ours = _strokes(lambda gp: gp.layers["Lines"].frames.remove(5))
     merged = _merged(base, ours, _strokes(_draw("Shading", 2, [2])))
-    assert merged is not None and [n for n, _ in _shape(merged)["Lines"]] == [1]
+    assert merged is not None and [n for n, _ in _shape(merged)["Lines"]] == [1, 8]
     assert _merged(base, ours, _strokes(_draw("Lines", 5, [2]))) is None  # they drew on it: theirs
 
 
@@ -108,7 +109,7 @@ def test_a_layer_theirs_added_is_kept_with_ours_frames():
     merged = _merged(base, _strokes(_draw("Lines", 9, [5])), _strokes(add))
     assert merged is not None
     shape = _shape(merged)
-    assert "Notes" in shape and [n for n, _ in shape["Lines"]] == [1, 5, 9]
+    assert "Notes" in shape and [n for n, _ in shape["Lines"]] == [1, 5, 8, 9]
 
 
 @pytest.mark.parametrize(
@@ -126,3 +127,84 @@ def test_a_document_this_add_on_does_not_write_is_not_merged(damage):
     ours, theirs = _strokes(_draw("Lines", 9, [5])), _strokes(_draw("Shading", 2, [3]))
     damage(ours)
     assert _merged(base, ours, theirs) is None
+
+
+# ---- instanced frames (kinds/grease_pencils.py): a drawing two frames show -------------------------------
+
+
+def _drawings(layer) -> dict[int, int]:
+    return {f.frame_number: f.drawing.as_pointer() for f in layer.frames}
+
+
+def test_instanced_frames_travel_as_instances_and_change_in_place():
+    reset_scene()
+    build_grease_pencil()
+    lines = bpy.data.grease_pencils["Sketch"].layers["Lines"]
+    lines.frames.copy(1, 9, instance_drawing=True)  # Duplicate as instance
+    lines.frames.copy(1, 12, instance_drawing=False)
+    values = sync.serialise_scene()
+    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
+    frames = {f["frame_number"]: f for f in sync.decode_value(values[key])["layers"][0]["frames"]}
+    assert frames[9] == {"frame_number": 9, "keyframe_type": "KEYFRAME", "instance_of": 1}
+    assert "sizes" in frames[12] and "instance_of" not in frames[12]
+    before = sync.scene_hash()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == []
+    lines = bpy.data.grease_pencils["Sketch"].layers["Lines"]
+    drawings = _drawings(lines)
+    assert drawings[9] == drawings[1] != drawings[12]
+    assert sync.scene_hash() == before and sync.serialise_scene() == values
+    # The sender makes 9 a frame of its own and 12 an instance of 1: applied over the receiver's frames.
+    doc = sync.decode_value(values[key])
+    doc["layers"][0]["frames"] = [
+        f if f["frame_number"] != 9 else dict(frames[12], frame_number=9)
+        for f in doc["layers"][0]["frames"]
+        if f["frame_number"] != 12
+    ] + [{"frame_number": 12, "keyframe_type": "KEYFRAME", "instance_of": 1}]
+    doc["layers"][0]["frames"].sort(key=lambda f: f["frame_number"])
+    sync.apply_ops([(key, sync.encode_value(doc))], applier=applier)
+    assert applier.errors == []
+    drawings = _drawings(bpy.data.grease_pencils["Sketch"].layers["Lines"])
+    assert drawings[12] == drawings[1] != drawings[9]
+    assert sync.decode_value(sync.serialise_scene()[key]) == doc
+    # A stroke drawn into the shared drawing shows on both frames.
+    frames = {f.frame_number: f for f in bpy.data.grease_pencils["Sketch"].layers["Lines"].frames}
+    frames[1].drawing.add_strokes([2])
+    assert len(frames[12].drawing.strokes) == len(frames[1].drawing.strokes) == 3
+
+
+@pytest.mark.parametrize(
+    "source", [7, 9, None], ids=["no-such-frame", "an-instance-itself", "a-number-twice"]
+)
+def test_an_instance_of_what_is_not_a_frame_of_its_own_is_refused(source):
+    reset_scene()
+    build_grease_pencil()
+    lines = bpy.data.grease_pencils["Sketch"].layers["Lines"]
+    lines.frames.copy(1, 9, instance_drawing=True)
+    values = sync.serialise_scene()
+    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
+    reset_scene()
+    applier = sync.apply_ops([(k, v) for k, v in values.items() if k != key])
+    doc = sync.decode_value(values[key])
+    frame = {"frame_number": 20, "keyframe_type": "KEYFRAME", "instance_of": source}
+    if source is None:  # frame 1 again, as an instance of frame 5
+        frame = {"frame_number": 1, "keyframe_type": "KEYFRAME", "instance_of": 5}
+    doc["layers"][0]["frames"].append(frame)
+    sync.apply_ops([(key, sync.encode_value(doc))], applier=applier)
+    assert [error[0] for error in applier.errors] == [key]
+
+
+def test_a_merge_that_would_lose_an_instance_s_drawing_is_theirs():
+    base = _strokes()
+
+    def instance(gp):
+        gp.layers["Lines"].frames.copy(1, 13, instance_drawing=True)
+
+    ours = _strokes(lambda gp: gp.layers["Lines"].frames.remove(1))
+    assert _merged(base, ours, _strokes(instance)) is None
+    merged = _merged(base, _strokes(_draw("Shading", 2, [2])), _strokes(instance))
+    assert merged is not None
+    assert {"frame_number": 13, "keyframe_type": "KEYFRAME", "instance_of": 1} in merged["layers"][0][
+        "frames"
+    ]

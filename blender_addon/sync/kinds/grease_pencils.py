@@ -1,4 +1,8 @@
-"""Grease pencil v3 data (kind ``gpencil``): settings, materials and layers; frames and their strokes."""
+"""Grease pencil v3 data (kind ``gpencil``): settings, materials and layers; frames and their strokes.
+
+A frame whose drawing another frame of its layer shows too (an instanced frame: Blender's Duplicate as
+instance, ``frames.copy(..., instance_drawing=True)``) travels as ``instance_of``: the number of the first
+frame showing that drawing, and is made on a receiver as an instance of it."""
 
 from __future__ import annotations
 
@@ -46,20 +50,37 @@ def stroke_sizes(drawing) -> list[int]:
     return [b - a for a, b in itertools.pairwise(offsets)]
 
 
+def _instances(frames: list) -> dict[int, int]:
+    """Frame number -> the first frame (in frame order) showing the same drawing, for the frames after it."""
+    first: dict[int, int] = {}
+    out = {}
+    for frame in frames:
+        if frame.drawing is None:
+            continue
+        number = first.setdefault(frame.drawing.as_pointer(), frame.frame_number)
+        if number != frame.frame_number:
+            out[frame.frame_number] = number
+    return out
+
+
 def serialise(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict[str, object]:
     layers = []
     for layer in gp.layers:
         frames = []
-        for frame in sorted(layer.frames, key=lambda f: f.frame_number):
+        ordered = sorted(layer.frames, key=lambda f: f.frame_number)
+        instances = _instances(ordered)
+        for frame in ordered:
             drawing = frame.drawing
-            frames.append(
-                {
-                    "frame_number": frame.frame_number,
-                    "keyframe_type": frame.keyframe_type,
-                    "sizes": pack_i32(stroke_sizes(drawing)) if drawing is not None else b"",
-                    "attributes": drawing_attributes(drawing) if drawing is not None else [],
-                }
-            )
+            doc: dict[str, object] = {
+                "frame_number": frame.frame_number,
+                "keyframe_type": frame.keyframe_type,
+            }
+            if frame.frame_number in instances:
+                doc["instance_of"] = instances[frame.frame_number]
+            else:
+                doc["sizes"] = pack_i32(stroke_sizes(drawing)) if drawing is not None else b""
+                doc["attributes"] = drawing_attributes(drawing) if drawing is not None else []
+            frames.append(doc)
         layers.append({"name": layer.name, "frames": frames})
     return {
         "meta": {
@@ -80,8 +101,15 @@ def describe(gp: bpy.types.GreasePencil, ctx: ReadContext) -> dict:
     layers = []
     for layer in gp.layers:
         frames = []
-        for frame in sorted(layer.frames, key=lambda f: f.frame_number):
+        ordered = sorted(layer.frames, key=lambda f: f.frame_number)
+        instances = _instances(ordered)
+        for frame in ordered:
             drawing = frame.drawing
+            if frame.frame_number in instances:
+                frames.append(
+                    [frame.frame_number, frame.keyframe_type, "instance of", instances[frame.frame_number]]
+                )
+                continue
             attributes = {}
             for attr in drawing.attributes if drawing is not None else ():
                 key = GP_ATTRIBUTE_KEY.get(attr.data_type)
@@ -164,23 +192,35 @@ def apply_strokes(gp: bpy.types.GreasePencil, doc: dict, ctx: ApplyContext) -> b
         ctx.wait_for("meta", ids.get_uuid(gp))
         return gp
     for layer, ldoc in zip(layers, doc["layers"], strict=True):
-        # A layer's frames live in a hash map that moves every frame when it grows: frames are handled by
-        # number, and looked up only once every frame has been made (a frame looked up before a new one was
-        # made pointed at freed memory).
-        wanted = {f["frame_number"] for f in ldoc["frames"]}
-        numbers = [frame.frame_number for frame in layer.frames]
-        for number in numbers:
-            if number not in wanted:
-                layer.frames.remove(number)
-        for number in sorted(wanted - set(numbers)):
-            layer.frames.new(number)
-        frames = {frame.frame_number: frame for frame in layer.frames}
-        for fdoc in ldoc["frames"]:
-            frame = frames[fdoc["frame_number"]]
-            set_changed(frame, "keyframe_type", fdoc["keyframe_type"])
-            if frame.drawing is not None:
-                _apply_drawing(frame.drawing, fdoc)
+        _apply_frames(layer, ldoc["frames"])
     return gp
+
+
+def _apply_frames(layer, docs: list[dict]) -> None:
+    # A layer's frames live in a hash map that moves every frame when it grows: frames are handled by
+    # number, and looked up only once every frame has been made (a frame looked up before a new one was
+    # made pointed at freed memory).
+    wanted = {f["frame_number"]: f.get("instance_of") for f in docs}
+    if len(wanted) != len(docs):
+        raise ValueError("a frame number is listed twice")
+    for number, source in wanted.items():
+        if source is not None and (source not in wanted or wanted[source] is not None):
+            raise ValueError(f"frame {number} is an instance of {source}, which is not a frame of its own")
+    have = _instances(sorted(layer.frames, key=lambda f: f.frame_number))
+    for number in [frame.frame_number for frame in layer.frames]:
+        if number not in wanted or have.get(number) != wanted[number]:  # an instance is made again
+            layer.frames.remove(number)
+    numbers = {frame.frame_number for frame in layer.frames}
+    for number in sorted(n for n, source in wanted.items() if source is None and n not in numbers):
+        layer.frames.new(number)
+    for number in sorted(n for n, source in wanted.items() if source is not None and n not in numbers):
+        layer.frames.copy(wanted[number], number, instance_drawing=True)
+    frames = {frame.frame_number: frame for frame in layer.frames}
+    for fdoc in docs:
+        frame = frames[fdoc["frame_number"]]
+        set_changed(frame, "keyframe_type", fdoc["keyframe_type"])
+        if frame.drawing is not None and wanted[frame.frame_number] is None:
+            _apply_drawing(frame.drawing, fdoc)
 
 
 KIND = Kind(
