@@ -53,8 +53,9 @@ left to keep: then theirs stands.
 - a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
   whole; theirs' layers in their order, then ours' new ones: two artists rotoscoping different layers of
   one mask keep both.
-- a movie clip's tracking data (``clip/<u>/tracking``): settings per setting, tracking objects and tracks by
-  name, each track's markers per frame (tracking_merge.py).
+- a movie clip's tracking data: its settings and tracking objects (``clip/<u>/tracking``) per setting and by
+  name, and one track (``clip/<u>/track/<object>/<track>``) per setting and per frame of its markers
+  (tracking_merge.py).
 
 No bpy: values in, values out.
 """
@@ -465,16 +466,24 @@ def mask_layers(base: bytes | None, ours: bytes | None, theirs: bytes | None) ->
     return None if merged is None or merged == docs[2] else encode_value(merged)
 
 
-def tracking(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    """A movie clip's tracking data (tracking_merge.py)."""
-    docs = _decoded((base, ours, theirs))
-    if docs is None or not all(isinstance(doc, dict) for doc in docs):
-        return None
-    try:
-        merged = tracking_merge.merge(*docs)  # type: ignore[arg-type]
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        return None  # not a document this add-on writes: theirs stands
-    return None if merged == docs[2] else encode_value(merged)
+def _documents(merge: Callable[[dict, dict, dict], dict]) -> Merge:
+    """A merge of three map documents, theirs standing for one this add-on does not write."""
+
+    def merged(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+        docs = _decoded((base, ours, theirs))
+        if docs is None or not all(isinstance(doc, dict) for doc in docs):
+            return None
+        try:
+            out = merge(*docs)  # type: ignore[arg-type]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return None
+        return None if out == docs[2] else encode_value(out)
+
+    return merged
+
+
+tracking = _documents(tracking_merge.merge_settings)  # a movie clip's tracking settings and objects
+track = _documents(tracking_merge.merge_track)  # one of its tracks
 
 
 def merger(key: str) -> Merge | None:
@@ -499,6 +508,8 @@ def merger(key: str) -> Merge | None:
         return image_data
     if bits[0] == "clip" and part == "tracking" and not items:
         return tracking
+    if bits[0] == "clip" and part == "track" and items == 2:
+        return track
     if bits[0] == "gpencil" and part == "strokes" and not items:
         return gpencil_strokes
     if bits[0] == "mask" and part == "layers" and not items:

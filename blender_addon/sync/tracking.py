@@ -1,14 +1,14 @@
-"""A movie clip's tracking data (the ``tracking`` part of kind ``clip``): the tracking camera's intrinsics and
-lens distortion, the tracking and 2D stabilisation settings, the tracking objects and each one's tracks with
-their settings and markers (frame, position, pattern corners, search area, muted, keyed).
+"""A movie clip's tracking data, two parts of kind ``clip``: ``tracking`` (the tracking camera's intrinsics
+and lens distortion, the tracking and 2D stabilisation settings, the tracking objects with their settings)
+and ``track/<object>/<track>`` (one key per track: its settings and markers - frame, position, pattern
+corners, search area, muted, keyed - as packed arrays in frame order). Two artists tracking two features of
+one clip change two keys; tracks and tracking objects are named (Blender keeps the names unique), and their
+order in the clip editor's lists is each artist's (objects travel the camera's first, then by name).
 
-Tracks are named (Blender keeps names unique within a tracking object) and travel sorted by name: their
-order in the clip editor's list is each artist's. Markers travel as packed arrays in frame order.
-
-Blender's API removes no track: a receiver whose clip holds a track the value lacks is given a new clip,
-loaded from the same files, with the value's tracks (the caller puts it in the old one's place). What the
-API does not write stays each artist's: the camera solve (reconstructed cameras and 3D bundles), plane
-tracks and which tracks the 2D stabilisation uses (docs/addon.md, "Not synchronised yet").
+Blender's API removes no track: a receiver told that a track is gone is given a new clip, loaded from the
+same files, with the clip's other tracks (the caller puts it in the old one's place). What the API does not
+write stays each artist's: the camera solve (reconstructed cameras and 3D bundles), plane tracks and which
+tracks the 2D stabilisation uses (docs/addon.md, "Not synchronised yet").
 """
 
 from __future__ import annotations
@@ -76,23 +76,32 @@ def _track(track, props: Props) -> dict[str, object]:
     return {"props": props(track, skip=TRACK_SKIP), "markers": _markers(track)}
 
 
-def _object(obj, props: Props) -> dict[str, object]:
-    tracks = sorted(obj.tracks, key=lambda t: t.name)
-    return {
-        "name": obj.name,
-        "camera": obj.is_camera,
-        "props": props(obj, skip=OBJECT_SKIP),
-        "tracks": {t.name: _track(t, props) for t in tracks},
-    }
+def _objects(clip: bpy.types.MovieClip) -> list:
+    """The tracking objects, the camera's first, then by name."""
+    objects = list(clip.tracking.objects)
+    return sorted(objects, key=lambda obj: (not obj.is_camera, obj.name))
 
 
-def read(clip: bpy.types.MovieClip, props: Props) -> dict[str, object]:
+def read_settings(clip: bpy.types.MovieClip, props: Props) -> dict[str, object]:
+    """The ``tracking`` part."""
     tracking = clip.tracking
     return {
         "camera": props(tracking.camera, skip=CAMERA_SKIP),
         "settings": props(tracking.settings),
         "stabilization": props(tracking.stabilization, skip=STABILIZATION_SKIP),
-        "objects": [_object(obj, props) for obj in tracking.objects],
+        "objects": [
+            {"name": obj.name, "camera": obj.is_camera, "props": props(obj, skip=OBJECT_SKIP)}
+            for obj in _objects(clip)
+        ],
+    }
+
+
+def read_tracks(clip: bpy.types.MovieClip, props: Props) -> dict[tuple[str, str], dict]:
+    """The ``track`` part: ``(object name, track name)`` -> the track's document."""
+    return {
+        (obj.name, track.name): _track(track, props)
+        for obj in _objects(clip)
+        for track in sorted(obj.tracks, key=lambda t: t.name)
     }
 
 
@@ -103,6 +112,8 @@ def _frames(track) -> list[int]:
 def _write_markers(track, doc: dict) -> None:
     frames = list(unpack_i32(doc["frame"]))
     co = unpack_f32(doc["co"])
+    if frames != sorted(set(frames)) or len(co) != 2 * len(frames):
+        raise ValueError(f"track {track.name!r}: markers out of frame order, of a frame twice or uneven")
     have = set(_frames(track))
     for i, frame in enumerate(frames):  # added first: Blender keeps a track's last marker
         if frame not in have:
@@ -120,61 +131,55 @@ def _write_markers(track, doc: dict) -> None:
         markers.foreach_set(attr, array.array("b", doc[attr]))
 
 
-def _first_frame(doc: dict) -> int:
-    frames = unpack_i32(doc["markers"]["frame"])
-    return frames[0] if len(frames) else 1
-
-
-def _arrange_objects(tracking, docs: list[dict]) -> None:
-    """The tracking objects named and ordered as ``docs`` (the camera's first, as Blender keeps it)."""
-    objects = tracking.objects
-    camera = next(obj for obj in objects if obj.is_camera)
-    rename(camera, docs[0]["name"])
-    wanted = [doc["name"] for doc in docs[1:]]
-    others = [obj for obj in objects if not obj.is_camera]
-    keep = 0
-    while keep < min(len(others), len(wanted)) and others[keep].name == wanted[keep]:
-        keep += 1
-    for obj in others[keep:]:
-        objects.remove(obj)
-    for name in wanted[keep:]:
-        made = objects.new(name)
-        if made.name != name:
-            raise ValueError(f"tracking object {name!r} could not be made")
-
-
-def write(clip: bpy.types.MovieClip, doc: dict, resolve: rna.Resolver) -> bool:
-    """Write ``doc`` (as :func:`read` makes it) into the clip's tracking data; False, with nothing written,
-    when the clip holds a track ``doc`` lacks (only a new clip can lose it)."""
-    tracking = clip.tracking
+def write_settings(clip: bpy.types.MovieClip, doc: dict, resolve: rna.Resolver) -> None:
+    """Write the ``tracking`` part: settings, and the tracking objects named as ``doc`` names them (one it
+    does not name is removed with its tracks, whose keys went with it)."""
     docs = doc["objects"]
     if not docs or not docs[0]["camera"] or any(d["camera"] for d in docs[1:]):
         raise ValueError("tracking objects: the camera's must come first, and only once")
-    camera = next(obj for obj in tracking.objects if obj.is_camera)
-    if set(t.name for t in camera.tracks) - set(docs[0]["tracks"]):
-        return False
+    names = [d["name"] for d in docs]
+    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise ValueError("tracking objects: names must be unique strings")
+    tracking = clip.tracking
     rna.write_changed(tracking.camera, doc["camera"], resolve)
     rna.write_changed(tracking.settings, doc["settings"], resolve)
     rna.write_changed(tracking.stabilization, doc["stabilization"], resolve)
-    _arrange_objects(tracking, docs)
-    for obj, obj_doc in zip(tracking.objects, docs, strict=True):
-        rna.write_changed(obj, obj_doc["props"], resolve)
-        have = {t.name for t in obj.tracks}
-        if have - set(obj_doc["tracks"]):  # an object other than the camera's: made again, empty
-            tracking.objects.remove(obj)
-            return write(clip, doc, resolve)
-        for name, track_doc in obj_doc["tracks"].items():
-            track = obj.tracks.get(name)
-            if track is None:
-                track = obj.tracks.new(name=name, frame=_first_frame(track_doc))
-                if track.name != name:
-                    raise ValueError(f"track {name!r} could not be made")
-            rna.write_changed(track, track_doc["props"], resolve)
-            _write_markers(track, track_doc["markers"])
+    objects = tracking.objects
+    rename(next(obj for obj in objects if obj.is_camera), names[0])
+    for obj in [obj for obj in objects if not obj.is_camera and obj.name not in names]:
+        objects.remove(obj)
+    for name in names[1:]:
+        if objects.get(name) is None and objects.new(name).name != name:
+            raise ValueError(f"tracking object {name!r} could not be made")
+    for obj_doc in docs:
+        rna.write_changed(objects[obj_doc["name"]], obj_doc["props"], resolve)
+
+
+def write_track(clip: bpy.types.MovieClip, item: tuple[str, str], doc: dict, resolve: rna.Resolver) -> bool:
+    """Make or update one track; False when its tracking object is not here (yet)."""
+    obj = clip.tracking.objects.get(item[0])
+    if obj is None:
+        return False
+    track = obj.tracks.get(item[1])
+    if track is None:
+        frames = unpack_i32(doc["markers"]["frame"])
+        track = obj.tracks.new(name=item[1], frame=frames[0] if len(frames) else 1)
+        if track.name != item[1]:
+            raise ValueError(f"track {item[1]!r} could not be made")
+    rna.write_changed(track, doc["props"], resolve)
+    _write_markers(track, doc["markers"])
     return True
 
 
-def copy(old: bpy.types.MovieClip, new: bpy.types.MovieClip) -> None:
-    """Give ``new`` (a clip loaded from other files, or the same files again) ``old``'s tracking data."""
-    if not write(new, read(old, plain_props), lambda _uuid: None):
-        raise ValueError(f"the tracking data of {old.name!r} could not be copied")
+def has_track(clip: bpy.types.MovieClip, item: tuple[str, str]) -> bool:
+    obj = clip.tracking.objects.get(item[0])
+    return obj is not None and obj.tracks.get(item[1]) is not None
+
+
+def copy(old: bpy.types.MovieClip, new: bpy.types.MovieClip, without: tuple[str, str] | None = None) -> None:
+    """Give ``new`` (a clip loaded from other files, or the same files again) ``old``'s tracking data, but
+    the track ``without``."""
+    write_settings(new, read_settings(old, plain_props), lambda _uuid: None)
+    for item, doc in read_tracks(old, plain_props).items():
+        if item != without:
+            write_track(new, item, doc, lambda _uuid: None)

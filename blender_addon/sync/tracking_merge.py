@@ -1,9 +1,9 @@
-"""Two artists' edits of one movie clip's tracking data (``clip/<u>/tracking``, sync/tracking.py), merged by
-the one overridden (merges.py): the camera's, tracking and stabilisation settings per setting; tracking
-objects by name (the camera's first, then theirs' order, then the ones ours added); tracks by name within
-an object, each track's settings per setting and its markers per frame. Where both changed the same
-setting or the marker of the same frame, theirs. Two artists tracking one feature over different frames
-keep both halves of the path.
+"""Two artists' edits of one movie clip's tracking data (sync/tracking.py), merged by the one overridden
+(merges.py). ``clip/<u>/tracking``: the camera's, tracking and stabilisation settings per setting, tracking
+objects by name (each one's settings per setting; the camera's first, then by name, as they are read).
+``clip/<u>/track/<object>/<track>``: the track's settings per setting and its markers per frame. Where both
+changed the same setting or the marker of the same frame, theirs. Two artists tracking one feature over
+different frames keep both halves of its path.
 
 No bpy: values in, values out.
 """
@@ -48,38 +48,26 @@ def _packed(markers: dict[int, tuple]) -> dict[str, bytes]:
     return doc
 
 
-def _track(base: dict, ours: dict, theirs: dict) -> dict:
+def merge_track(base: dict, ours: dict, theirs: dict) -> dict:
+    """One track's document (raises ValueError, KeyError or TypeError for one this add-on does not write)."""
     markers = three_way(_markers(base["markers"]), _markers(ours["markers"]), _markers(theirs["markers"]))
     if not markers:  # Blender keeps a track's last marker: both removing all but different ones
         return theirs
     return {"props": three_way(base["props"], ours["props"], theirs["props"]), "markers": _packed(markers)}
 
 
-def _object(base: dict, ours: dict, theirs: dict) -> dict:
-    merged = settings(base, ours, theirs)
-    tracks = three_way(base["tracks"], ours["tracks"], theirs["tracks"], _track)
-    merged["tracks"] = dict(sorted(tracks.items()))  # as they are read back
-    return merged
-
-
-def _by_name(doc: dict) -> dict[str, dict]:
-    return {obj["name"]: obj for obj in doc["objects"]}
-
-
-def merge(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
-    """The merged tracking document (raises ValueError, KeyError or TypeError for one this add-on does not
+def merge_settings(base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """The ``tracking`` document (raises ValueError, KeyError or TypeError for one this add-on does not
     write)."""
     out = dict(theirs)
     for field in SETTINGS:
         out[field] = three_way(base[field], ours[field], theirs[field])
     cameras = [doc["objects"][0] for doc in (base, ours, theirs)]
-    if not all(camera["camera"] for camera in cameras):
+    if not all(camera["camera"] is True for camera in cameras):
         raise ValueError("tracking objects: the camera's comes first")
-    camera = _object(*cameras)
-    objects = three_way(
-        *(dict(list(_by_name(doc).items())[1:]) for doc in (base, ours, theirs)), both=_object
-    )
+    camera = settings(*cameras)
+    others = [{obj["name"]: obj for obj in doc["objects"][1:]} for doc in (base, ours, theirs)]
+    objects = three_way(*others, both=settings)
     objects.pop(camera["name"], None)
-    order = [obj["name"] for obj in theirs["objects"][1:]] + [obj["name"] for obj in ours["objects"][1:]]
-    out["objects"] = [camera] + [objects[name] for name in dict.fromkeys(order) if name in objects]
+    out["objects"] = [camera] + [objects[name] for name in sorted(objects)]
     return out

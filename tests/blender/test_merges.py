@@ -100,6 +100,8 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("gpencil/0123456789abcdef0123456789abcdef/strokes", merges.gpencil_strokes),
         ("mask/0123456789abcdef0123456789abcdef/layers", merges.mask_layers),
         ("clip/0123456789abcdef0123456789abcdef/tracking/x", None),
+        ("clip/0123456789abcdef0123456789abcdef/track/Camera/Corner", merges.track),
+        ("clip/0123456789abcdef0123456789abcdef/track/Camera", None),
         ("mesh/0123456789abcdef0123456789abcdef/strokes", None),
         ("sound/0123456789abcdef0123456789abcdef/data", None),
         ("img/0123456789abcdef0123456789abcdef/data/x", None),

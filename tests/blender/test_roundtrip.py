@@ -520,7 +520,10 @@ def test_movie_clip_files_travel_and_are_replaced_in_place():
     edited = sync.serialise_scene()
     sync.apply_ops(list(values.items()), applier=applier)
     assert sync.scene_hash() != edited_hash
-    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    changed = [(k, v) for k, v in edited.items() if values.get(k) != v]
+    sync.apply_ops(
+        changed + [(k, None) for k in values if k not in edited], applier=applier
+    )  # its tracks gone
     assert applier.errors == []
     assert len(bpy.data.movieclips) == 1 and bpy.context.scene.active_clip == bpy.data.movieclips["Plate"]
     assert sync.scene_hash() == edited_hash

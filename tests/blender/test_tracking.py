@@ -1,5 +1,5 @@
-"""A movie clip's tracking data (sync/tracking.py): round-trips, edits in place, and removals Blender's API
-cannot make in place (a new clip of the same files)."""
+"""A movie clip's tracking data (sync/tracking.py): round-trips, edits in place, removals Blender's API
+cannot make in place (a new clip of the same files), and the merge of two artists' edits."""
 
 from __future__ import annotations
 
@@ -10,12 +10,20 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 from scene_builders import build_movieclip, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
+from blender_addon.sync import merges, tracking_merge  # noqa: E402
+from blender_addon.sync.codec import pack_i32, unpack_i32  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
 
-def _tracking_key(values: dict[str, bytes]) -> str:
-    (key,) = [k for k in values if k.startswith("clip/") and k.endswith("/tracking")]
+def _key(values: dict[str, bytes], part: str) -> str:
+    """The clip's key whose part (and items) end with ``part`` (``tracking``, ``Camera/Corner``...)."""
+    (key,) = [
+        k
+        for k in values
+        if k.startswith("clip/")
+        and (k.endswith("/tracking") if part == "tracking" else k.endswith(f"/track/{part}"))
+    ]
     return key
 
 
@@ -34,6 +42,10 @@ def _tracks(clip) -> dict[str, dict[str, list]]:
     }
 
 
+def clip_tracks() -> list[str]:
+    return [t.name for t in bpy.data.movieclips["Plate"].tracking.tracks]
+
+
 def test_tracking_travels_with_the_clip():
     build_movieclip()
     source = bpy.data.movieclips["Plate"]
@@ -41,9 +53,13 @@ def test_tracking_travels_with_the_clip():
     lens = source.tracking.camera.focal_length_pixels
     values = sync.serialise_scene()
     before = sync.scene_hash()
-    doc = sync.decode_value(values[_tracking_key(values)])
+    doc = sync.decode_value(values[_key(values, "tracking")])
     assert [o["name"] for o in doc["objects"]] == ["Camera", "Car"]
-    assert list(doc["objects"][0]["tracks"]) == ["Antenna", "Corner"]  # by name
+    assert sorted(k.split("/track/")[1] for k in values if "/track/" in k) == [
+        "Camera/Antenna",
+        "Camera/Corner",
+        "Car/Corner",
+    ]
     reset_scene()
     applier = sync.apply_ops(list(values.items()))
     assert applier.errors == []
@@ -60,8 +76,26 @@ def test_tracking_travels_with_the_clip():
     assert sync.serialise_scene() == values
 
 
+def test_a_track_of_an_object_not_here_yet_waits_for_it():
+    """Keys applied one at a time, the tracks before the settings that make their tracking object."""
+    from replicas import applied_one_at_a_time
+
+    build_movieclip()
+    values = sync.serialise_scene()
+    before = sync.scene_hash()
+    tracks = [(k, v) for k, v in values.items() if "/track/" in k]
+    applier = applied_one_at_a_time(
+        [(k, v) for k, v in values.items() if "/track/" not in k and not k.endswith("/tracking")]
+        + tracks
+        + [(_key(values, "tracking"), values[_key(values, "tracking")])]
+    )
+    assert applier.errors == [] and applier.pending_links == {}
+    assert sync.scene_hash() == before and sync.serialise_scene() == values
+
+
 def test_tracking_edits_apply_in_place():
-    """Markers moved, added and deleted, a track added, settings changed, an object added: the same clip."""
+    """Markers moved, added and deleted, a track added, settings changed, an object added: the same clip,
+    and only the keys of what changed."""
     build_movieclip()
     values = sync.serialise_scene()
     reset_scene()
@@ -76,7 +110,13 @@ def test_tracking_edits_apply_in_place():
     clip.tracking.camera.k1 = 0.02
     clip.tracking.objects.new("Bike").tracks.new(name="Wheel", frame=1)
     edited, edited_hash = sync.serialise_scene(), sync.scene_hash()
-    sync.apply_ops(list(values.items()), applier=applier)  # tracks added since are removed: a new clip
+    assert sorted(k.split("/", 2)[2] for k, _ in _changed(values, edited)) == [
+        "track/Bike/Wheel",
+        "track/Camera/Corner",
+        "track/Camera/Window",
+        "tracking",
+    ]
+    sync.apply_ops(_changed(edited, values), applier=applier)  # tracks added since are removed: a new clip
     assert "Window" not in clip_tracks() and sync.serialise_scene() == values
     clip = bpy.data.movieclips["Plate"]
     pointer = clip.as_pointer()
@@ -84,10 +124,6 @@ def test_tracking_edits_apply_in_place():
     assert applier.errors == []
     assert bpy.data.movieclips["Plate"].as_pointer() == pointer  # only added and changed: in place
     assert sync.scene_hash() == edited_hash and sync.serialise_scene() == edited
-
-
-def clip_tracks() -> list[str]:
-    return [t.name for t in bpy.data.movieclips["Plate"].tracking.tracks]
 
 
 def test_a_removed_track_makes_a_new_clip_with_its_users_and_properties():
@@ -98,21 +134,21 @@ def test_a_removed_track_makes_a_new_clip_with_its_users_and_properties():
     applier = sync.apply_ops(list(values.items()))
     clip = bpy.data.movieclips["Plate"]
     uuid = clip[sync.UUID_PROP]
-    doc = sync.decode_value(values[_tracking_key(values)])
-    del doc["objects"][0]["tracks"]["Antenna"]
-    del doc["objects"][1]["tracks"]["Corner"]
-    sync.apply_ops([(_tracking_key(values), sync.encode_value(doc))], applier=applier)
+    gone = [_key(values, "Camera/Antenna"), _key(values, "Car/Corner")]
+    sync.apply_ops([(key, None) for key in gone], applier=applier)
     assert applier.errors == []
     (clip,) = bpy.data.movieclips
     assert clip.name == "Plate" and clip[sync.UUID_PROP] == uuid and clip["note"] == "plate one"
     assert bpy.context.scene.active_clip == clip and clip.frame_start == 10
     assert clip.colorspace_settings.name == "Linear Rec.709"
     assert clip_tracks() == ["Corner"] and [t.name for t in clip.tracking.objects["Car"].tracks] == []
-    assert sync.decode_value(sync.serialise_scene()[_tracking_key(values)]) == doc
+    assert sync.serialise_scene() == {k: v for k, v in values.items() if k not in gone}
+    sync.apply_ops([(gone[0], None)], applier=applier)  # gone already: nothing to do
+    assert bpy.data.movieclips["Plate"] == clip
 
 
 def test_new_files_keep_the_tracking_data():
-    """A clip whose files change is a new clip: its tracks come along, the tracking key is not sent again."""
+    """A clip whose files change is a new clip: its tracks come along, their keys need not come again."""
     from scene_builders import image_sequence
 
     build_movieclip()
@@ -134,20 +170,35 @@ def test_new_files_keep_the_tracking_data():
 
 
 @pytest.mark.parametrize(
-    "damage",
+    ("part", "damage"),
     [
-        lambda d: d["objects"].clear(),
-        lambda d: d["objects"].reverse(),
-        lambda d: d["objects"][0]["tracks"]["Corner"]["markers"].update(frame=b"\x01\x00"),
-        lambda d: d["objects"][0]["tracks"]["Corner"]["markers"].update(co=b""),
-        lambda d: d.pop("camera"),
+        ("tracking", lambda d: d["objects"].clear()),
+        ("tracking", lambda d: d["objects"].reverse()),
+        ("tracking", lambda d: d["objects"].append(dict(d["objects"][1]))),
+        ("tracking", lambda d: d.pop("camera")),
+        ("Camera/Corner", lambda d: d["markers"].update(frame=b"\x01\x00")),
+        ("Camera/Corner", lambda d: d["markers"].update(co=b"")),
+        (
+            "Camera/Corner",
+            lambda d: d["markers"].update(frame=pack_i32(list(unpack_i32(d["markers"]["frame"]))[::-1])),
+        ),
+        ("Camera/Corner", lambda d: d.pop("props")),
     ],
-    ids=["no-objects", "camera-not-first", "bad-frames", "short-positions", "no-camera"],
+    ids=[
+        "no-objects",
+        "camera-not-first",
+        "an-object-twice",
+        "no-camera",
+        "bad-frames",
+        "short-positions",
+        "frames-out-of-order",
+        "no-settings",
+    ],
 )
-def test_a_malformed_value_is_refused_by_name(damage):
+def test_a_malformed_value_is_refused_by_name(part, damage):
     build_movieclip()
     values = sync.serialise_scene()
-    key = _tracking_key(values)
+    key = _key(values, part)
     reset_scene()
     applier = sync.apply_ops([(k, v) for k, v in values.items() if k != key])
     doc = sync.decode_value(values[key])
@@ -159,29 +210,20 @@ def test_a_malformed_value_is_refused_by_name(damage):
 # ---- two artists' edits of one clip's tracking data (sync/tracking_merge.py, merges.tracking) ------------
 
 
-def _doc(edit=None) -> dict:
-    """The tracking document of build_movieclip's clip after ``edit(clip)``."""
+def _values(edit=None) -> dict[str, bytes]:
+    """The keys of build_movieclip's clip after ``edit(clip)``."""
     reset_scene()
     build_movieclip()
     clip = bpy.data.movieclips["Plate"]
+    clip[sync.UUID_PROP] = "0123456789abcdef0123456789abcdef"
     if edit is not None:
         edit(clip)
-    values = sync.serialise_scene()
-    return sync.decode_value(values[_tracking_key(values)])
+    return {k: v for k, v in sync.serialise_scene().items() if k.startswith("clip/")}
 
 
-def _merged(base: dict, ours: dict, theirs: dict) -> dict | None:
-    from blender_addon.sync import merges
-
-    merge = merges.merger("clip/0123456789abcdef0123456789abcdef/tracking")
-    out = merge(*(sync.encode_value(doc) for doc in (base, ours, theirs)))
+def _merged(key: str, base: dict, ours: dict, theirs: dict) -> dict | None:
+    out = merges.merger(key)(base.get(key), ours.get(key), theirs.get(key))
     return None if out is None else sync.decode_value(out)
-
-
-def _frames(doc: dict, obj: int, track: str) -> dict[int, tuple]:
-    from blender_addon.sync import tracking_merge
-
-    return tracking_merge._markers(doc["objects"][obj]["tracks"][track]["markers"])
 
 
 def _move(frame: int, co: tuple[float, float]):
@@ -191,83 +233,86 @@ def _move(frame: int, co: tuple[float, float]):
     return edit
 
 
-def test_both_artists_tracks_markers_and_settings_are_kept():
-    base = _doc()
+def test_both_artists_markers_and_settings_are_kept():
+    base = _values()
 
     def ours_edit(clip):
         _move(2, (0.5, 0.5))(clip)
         clip.tracking.tracks["Corner"].markers.insert_frame(11, co=(0.9, 0.9))
-        clip.tracking.tracks.new(name="Left", frame=1)
         clip.tracking.camera.k2 = 0.03
         clip.tracking.objects.new("Bike")
+        clip.tracking.objects["Car"].scale = 4.0
 
     def theirs_edit(clip):
         _move(7, (0.1, 0.1))(clip)
         clip.tracking.tracks["Corner"].markers.delete_frame(3)
-        clip.tracking.tracks.new(name="Right", frame=1)
+        clip.tracking.tracks["Corner"].weight = 0.3
         clip.tracking.camera.k1 = 0.01
-        clip.tracking.tracks["Antenna"].weight = 0.3
         clip.tracking.objects.new("Dog")
+        clip.tracking.objects["Car"].keyframe_a = 2
 
-    ours, theirs = _doc(ours_edit), _doc(theirs_edit)
-    merged = _merged(base, ours, theirs)
+    ours, theirs = _values(ours_edit), _values(theirs_edit)
+    corner = _key(base, "Camera/Corner")
+    merged = _merged(corner, base, ours, theirs)
     assert merged is not None
-    assert list(merged["objects"][0]["tracks"]) == ["Antenna", "Corner", "Left", "Right"]
-    corner = _frames(merged, 0, "Corner")
-    assert sorted(corner) == [1, 2, 7, 11]  # theirs removed 3, ours added 11
-    assert corner[2][0] == pytest.approx((0.5, 0.5)) and corner[7][0] == pytest.approx((0.1, 0.1))
-    assert merged["camera"]["k1"] == pytest.approx(0.01) and merged["camera"]["k2"] == pytest.approx(0.03)
-    assert merged["objects"][0]["tracks"]["Antenna"]["props"]["weight"] == pytest.approx(0.3)
-    assert [o["name"] for o in merged["objects"]] == ["Camera", "Car", "Dog", "Bike"]
+    markers = tracking_merge._markers(merged["markers"])
+    assert sorted(markers) == [1, 2, 7, 11]  # theirs removed 3, ours added 11
+    assert markers[2][0] == pytest.approx((0.5, 0.5)) and markers[7][0] == pytest.approx((0.1, 0.1))
+    assert merged["props"]["weight"] == pytest.approx(0.3)
+    settings = _merged(_key(base, "tracking"), base, ours, theirs)
+    assert settings["camera"]["k1"] == pytest.approx(0.01) and settings["camera"]["k2"] == pytest.approx(0.03)
+    assert [o["name"] for o in settings["objects"]] == ["Camera", "Bike", "Car", "Dog"]
+    car = settings["objects"][2]["props"]
+    assert car["scale"] == pytest.approx(4.0) and car["keyframe_a"] == 2
     # Applied, Blender holds what was merged, and reads it back as it is.
     reset_scene()
     build_movieclip()
+    bpy.data.movieclips["Plate"][sync.UUID_PROP] = "0123456789abcdef0123456789abcdef"
+    tracking_key = _key(base, "tracking")
+    sync.apply_ops([(tracking_key, sync.encode_value(settings)), (corner, sync.encode_value(merged))])
     values = sync.serialise_scene()
-    key = _tracking_key(values)
-    sync.apply_ops([(key, sync.encode_value(merged))])
-    assert sync.decode_value(sync.serialise_scene()[key]) == merged
+    assert sync.decode_value(values[tracking_key]) == settings and sync.decode_value(values[corner]) == merged
 
 
 def test_the_same_marker_or_setting_changed_by_both_is_theirs():
-    base = _doc()
-    ours = _doc(_move(2, (0.5, 0.5)))
-    theirs = _doc(_move(2, (0.2, 0.8)))
-    assert _merged(base, ours, theirs) is None  # nothing of ours is left to keep
-    ours = _doc(lambda clip: setattr(clip.tracking.camera, "k1", 0.5))
-    theirs = _doc(lambda clip: setattr(clip.tracking.camera, "k1", -0.5))
-    assert _merged(base, ours, theirs) is None
-
-
-def test_a_track_ours_removed_goes_unless_theirs_changed_it():
-    base = _doc()
-    ours = dict(base, objects=[dict(o) for o in base["objects"]])
-    ours["objects"][0] = dict(ours["objects"][0], tracks=dict(ours["objects"][0]["tracks"]))
-    del ours["objects"][0]["tracks"]["Antenna"]
-    theirs = _doc(lambda clip: setattr(clip.tracking.camera, "k1", 0.01))
-    merged = _merged(base, ours, theirs)
-    assert merged is not None and list(merged["objects"][0]["tracks"]) == ["Corner"]
-    theirs = _doc(lambda clip: setattr(clip.tracking.tracks["Antenna"], "weight", 0.2))
-    assert _merged(base, ours, theirs) is None  # they changed it: it stays
+    base = _values()
+    corner, settings = _key(base, "Camera/Corner"), _key(base, "tracking")
+    assert _merged(corner, base, _values(_move(2, (0.5, 0.5))), _values(_move(2, (0.2, 0.8)))) is None
+    ours = _values(lambda clip: setattr(clip.tracking.camera, "k1", 0.5))
+    theirs = _values(lambda clip: setattr(clip.tracking.camera, "k1", -0.5))
+    assert _merged(settings, base, ours, theirs) is None
+    removed = dict(base)
+    del removed[corner]
+    assert _merged(corner, base, removed, _values(_move(2, (0.2, 0.8)))) is None  # ours removed it: theirs
 
 
 @pytest.mark.parametrize(
-    "damage",
+    ("part", "damage"),
     [
-        lambda d: d["objects"].clear(),
-        lambda d: d["objects"][0].update(camera=False),
-        lambda d: d["objects"][0]["tracks"]["Corner"]["markers"].update(co=b"\0" * 4),
-        lambda d: d["objects"][0]["tracks"]["Corner"]["markers"].update(mute=b""),
-        lambda d: d.pop("settings"),
-        lambda d: d.update(objects="Camera"),
+        ("tracking", lambda d: d["objects"].clear()),
+        ("tracking", lambda d: d["objects"][0].update(camera=False)),
+        ("tracking", lambda d: d.pop("settings")),
+        ("tracking", lambda d: d.update(objects="Camera")),
+        ("Camera/Corner", lambda d: d["markers"].update(co=b"\0" * 4)),
+        ("Camera/Corner", lambda d: d["markers"].update(mute=b"")),
     ],
-    ids=["no-objects", "no-camera", "short-positions", "short-flags", "no-settings", "objects-not-a-list"],
+    ids=["no-objects", "no-camera", "no-settings", "objects-not-a-list", "short-positions", "short-flags"],
 )
-def test_a_document_this_add_on_does_not_write_is_not_merged(damage):
-    base = _doc()
-    ours = _doc(_move(2, (0.5, 0.5)))
-    theirs = _doc(_move(7, (0.1, 0.1)))
-    damage(ours)
-    assert _merged(base, ours, theirs) is None
+def test_a_document_this_add_on_does_not_write_is_not_merged(part, damage):
+    def ours_edit(clip):
+        _move(2, (0.5, 0.5))(clip)
+        clip.tracking.camera.k2 = 0.03
+
+    def theirs_edit(clip):
+        _move(7, (0.1, 0.1))(clip)
+        clip.tracking.camera.k1 = 0.01
+
+    base, ours, theirs = _values(), _values(ours_edit), _values(theirs_edit)
+    key = _key(base, part)
+    doc = sync.decode_value(ours[key])
+    damage(doc)
+    ours[key] = sync.encode_value(doc)
+    assert _merged(key, base, ours, theirs) is None
 
 
 def test_a_clip_s_files_are_read_again_only_when_they_change(tmp_path, monkeypatch):

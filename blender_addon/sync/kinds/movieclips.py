@@ -1,5 +1,5 @@
 """Movie clips (kind ``clip``): ``meta``, every file of the clip (received clips live in a temporary folder);
-``tracking``, its tracking data (sync/tracking.py)."""
+``tracking`` and ``track/<object>/<track>``, its tracking data (sync/tracking.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 
 import bpy
 
-from .. import file_sets, rna, tracking
+from .. import file_sets, ids, rna, tracking
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
+from ..items import Items
 from ..replacing import replace
 from .base import Kind
 
@@ -50,7 +51,8 @@ def serialise(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict[str, object]:
             "sha256": file_sets.digest(files),
             "files": files,
         },
-        "tracking": tracking.read(clip, ctx.props),
+        "tracking": tracking.read_settings(clip, ctx.props),
+        "track": tracking.read_tracks(clip, ctx.props),
     }
 
 
@@ -62,7 +64,8 @@ def describe(clip: bpy.types.MovieClip, ctx: ReadContext) -> dict:
         "content": file_sets.digest(files) if files is not None else None,
         "frames": [clip.frame_start, clip.frame_offset],  # size and duration are runtime (load-state) values
         "colorspace": clip.colorspace_settings.name,
-        "tracking": tracking.read(clip, ctx.props),
+        "tracking": tracking.read_settings(clip, ctx.props),
+        "tracks": [[*item, doc] for item, doc in tracking.read_tracks(clip, ctx.props).items()],
     }
 
 
@@ -90,15 +93,27 @@ def apply_meta(clip: bpy.types.MovieClip, doc: dict, ctx: ApplyContext) -> bpy.t
 
 
 def apply_tracking(clip: bpy.types.MovieClip, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    if tracking.write(clip, doc, ctx.resolve):
-        return clip
-    # A track to remove, which Blender's API cannot: the same files loaded again take the clip's place.
+    tracking.write_settings(clip, doc, ctx.resolve)
+    return clip
+
+
+def apply_track(clip: bpy.types.MovieClip, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
+    obj_name, name = item
+    if doc is None:
+        return _without(clip, (obj_name, name), ctx) if tracking.has_track(clip, (obj_name, name)) else clip
+    if not tracking.write_track(clip, (obj_name, name), doc, ctx.resolve):
+        ctx.wait_for("tracking", ids.get_uuid(clip))  # its tracking object comes with the settings
+    return clip
+
+
+def _without(clip: bpy.types.MovieClip, item: tuple[str, str], ctx: ApplyContext) -> bpy.types.ID:
+    """A track to remove, which Blender's API cannot: the same files loaded again take the clip's place,
+    with every other track."""
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     new = bpy.data.movieclips.load(path, check_existing=False)
     set_changed(new.colorspace_settings, "name", clip.colorspace_settings.name)
     rna.write_props(new, tracking.plain_props(clip, skip=CLIP_SKIP), ctx.resolve)
-    if not tracking.write(new, doc, ctx.resolve):
-        raise ValueError(f"the tracking data of {clip.name!r} could not be made on a new clip")
+    tracking.copy(clip, new, without=item)
     name = clip.name
     new = replace(clip, new, bpy.data.movieclips.remove)
     rename(new, name)
@@ -109,7 +124,7 @@ KIND = Kind(
     name="clip",
     collection="movieclips",
     rna_type="MovieClip",
-    parts={"meta": apply_meta, "tracking": apply_tracking},
+    parts={"meta": apply_meta, "tracking": apply_tracking, "track": Items(apply_track, depth=2)},
     create=create,
     serialise=serialise,
     describe=describe,
