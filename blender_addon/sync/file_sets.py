@@ -5,9 +5,9 @@ Blender then loads from.
 A sequence is every file in the folder whose name differs from the first file's in its frame number only.
 
 Reading is cached: a datablock is read again whenever anything of it changes (a clip's tracking data, a
-cache file's settings), and reading and hashing its files every time would cost tens of milliseconds of the
-main thread per edit for a few tens of megabytes. A file whose size and modification time are unchanged
-is not read again, and its bytes keep their hash.
+cache file's settings), and reading and hashing its files every time would cost the main thread tens of
+milliseconds per edit for tens of megabytes, a second for hundreds. A file whose size and modification
+time are unchanged is not read again, and its bytes keep their hash.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections import OrderedDict
 _FRAME_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 Content = list[list[object]]  # [[file name, bytes], ...] in name order
+MAX_BYTES = 512 * 1024 * 1024  # the most one datablock's files may hold to travel (in chunks)
 CACHE_BYTES = 256 * 1024 * 1024  # file contents kept between reads, at most (least recently read go first)
 _read: OrderedDict[str, tuple[tuple[int, int], bytes]] = OrderedDict()  # path -> ((size, mtime), bytes)
 _hashes: dict[int, bytes] = {}  # id() of bytes held in _read -> their SHA-256 (a live object's id is its own)
@@ -45,6 +46,11 @@ def total_bytes(files: list[str]) -> int:
     return sum(os.path.getsize(f) for f in files)
 
 
+def read_file(path: str) -> bytes:
+    """One file's bytes (the same bytes object while the file is unchanged and cached)."""
+    return _read_file(path)
+
+
 def _read_file(path: str) -> bytes:
     stat = os.stat(path)
     signature = (stat.st_size, stat.st_mtime_ns)
@@ -61,6 +67,12 @@ def _read_file(path: str) -> bytes:
         while sum(len(entry[1]) for entry in _read.values()) > CACHE_BYTES:
             _forget(next(iter(_read)))
     return data
+
+
+def clear() -> None:
+    """Forget every file read (the next read of each reads it again)."""
+    for path in list(_read):
+        _forget(path)
 
 
 def _forget(path: str) -> None:
@@ -80,6 +92,11 @@ def _sha256(data: bytes) -> bytes:
     if any(entry[1] is data for entry in _read.values()):
         _hashes[id(data)] = hashed
     return hashed
+
+
+def sha256_hex(data: bytes) -> str:
+    """``data``'s SHA-256 (kept with the bytes of a cached file)."""
+    return _sha256(data).hex()
 
 
 def digest(content: Content) -> str:

@@ -754,3 +754,35 @@ def test_a_cameras_background_images_are_rewritten_in_place_when_one_goes_and_an
     assert len(backgrounds) == 1 and backgrounds[0].image == bpy.data.images["Plate"]
     assert backgrounds[0].alpha == pytest.approx(0.9) and backgrounds[0].image_user.frame_offset == 5
     assert sync.scene_hash() == edited_hash
+
+
+def test_a_library_past_the_old_48_mib_bound_travels():
+    """A linked .blend of ~54 MB (random vertex positions, written uncompressed) travels in chunks, as images
+    and caches of up to 512 MiB do; its linked collection is instanced on the receiver with every vertex."""
+    import tempfile
+
+    import numpy as np
+
+    from blender_addon.sync import file_sets
+
+    reset_scene()
+    count = 4_500_000
+    me = bpy.data.meshes.new("Cloud")
+    me.vertices.add(count)
+    me.vertices.foreach_set("co", np.random.default_rng(7).random(3 * count, dtype=np.float32))
+    heavy = bpy.data.collections.new("Heavy")
+    heavy.objects.link(bpy.data.objects.new("Cloud", me))
+    path = os.path.join(tempfile.mkdtemp(prefix="lib-"), "heavy.blend")
+    bpy.data.libraries.write(path, {heavy}, fake_user=True, compress=False)
+    bpy.data.batch_remove([heavy, me, bpy.data.objects["Cloud"]])
+    assert 48 * 1024 * 1024 < os.path.getsize(path) <= file_sets.MAX_BYTES
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.collections = ["Heavy"]
+    link(bpy.data.objects.new("Placed", None)).instance_type = "COLLECTION"
+    bpy.data.objects["Placed"].instance_collection = bpy.data.collections["Heavy"]
+    before, values, _applier = roundtrip()
+    (meta,) = _keys_of(values, "lib", "meta")
+    assert len(values[meta]) < 64 * 1024  # the file's bytes are chunks the value names
+    assert bpy.data.objects["Placed"].instance_collection.library is not None
+    assert len(bpy.data.collections["Heavy"].objects["Cloud"].data.vertices) == count
+    assert sync.scene_hash() == before

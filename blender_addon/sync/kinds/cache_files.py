@@ -14,7 +14,7 @@ from ..context import ApplyContext, ReadContext
 from ..replacing import replace
 from .base import Kind
 
-CACHE_MAX_BYTES = 512 * 1024 * 1024  # a larger cache stays local (the sidebar lists it)
+CACHE_MAX_BYTES = file_sets.MAX_BYTES  # a larger cache stays local (the sidebar lists it)
 CACHE_SKIP = ("filepath", "active_index")
 
 

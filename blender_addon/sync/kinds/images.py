@@ -21,7 +21,7 @@ from .base import Kind
 
 MULTI = ("SEQUENCE", "MOVIE", "TILED")  # sources whose files travel as a set
 UDIM = "<UDIM>"  # the tile number's place in a tiled image's file path
-MULTI_MAX_BYTES = 512 * 1024 * 1024  # the files of one image of several: a larger one stays local
+MULTI_MAX_BYTES = file_sets.MAX_BYTES  # the files of one image of several: a larger one stays local
 
 
 def _packed_tiles(img: bpy.types.Image) -> bool:

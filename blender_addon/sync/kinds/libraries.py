@@ -7,19 +7,18 @@ datablocks linked from there; the library that this makes takes the uuid.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
 
 import bpy
 
-from .. import ids
+from .. import file_sets, ids
 from ..context import ApplyContext, ReadContext
 from ..linked import LINKABLE
 from .base import Kind
 
-LIBRARY_MAX_BYTES = 48 * 1024 * 1024  # a library's .blend travels in one key
+LIBRARY_MAX_BYTES = file_sets.MAX_BYTES  # a larger library stays local
 
 
 def library_path(lib: bpy.types.Library) -> str | None:
@@ -61,10 +60,7 @@ def library_content(lib: bpy.types.Library) -> bytes | None:
     if lib.packed_file is not None:
         return bytes(lib.packed_file.data)
     path = library_path(lib)
-    if path is None:
-        return None
-    with open(path, "rb") as fh:
-        return fh.read()
+    return None if path is None else file_sets.read_file(path)  # read again only once it changes
 
 
 def linked_entry(id_data: bpy.types.ID) -> list[str]:
@@ -91,7 +87,7 @@ def serialise(lib: bpy.types.Library, ctx: ReadContext) -> dict[str, object]:
         "meta": {
             "name": lib.name,
             "file": os.path.basename(bpy.path.abspath(lib.filepath)) or "library.blend",
-            "sha256": hashlib.sha256(content).hexdigest(),
+            "sha256": file_sets.sha256_hex(content),
             "bytes": content,
             "linked": sorted(linked_entry(id_data) for id_data in linked),
             "links": sorted(links),
@@ -119,7 +115,7 @@ def describe(lib: bpy.types.Library, ctx: ReadContext) -> dict:
         linked.append([id_data.id_type, id_data.name, sorted(parents)])
     return {
         "name": lib.name,
-        "content": hashlib.sha256(content).hexdigest() if content is not None else None,
+        "content": file_sets.sha256_hex(content) if content is not None else None,
         "linked": sorted(linked),
     }
 
@@ -172,7 +168,7 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
 
 def apply_meta(lib: bpy.types.Library, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     content = library_content(lib)
-    if content is None or hashlib.sha256(content).hexdigest() != doc["sha256"]:
+    if content is None or file_sets.sha256_hex(content) != doc["sha256"]:
         lib.filepath = _write_library(doc, ids.get_uuid(lib))
         lib.reload()
     if lib.name != doc["name"]:

@@ -14,7 +14,7 @@ from ..items import Items
 from ..replacing import replace
 from .base import Kind
 
-CLIP_MAX_BYTES = 48 * 1024 * 1024  # the files of one clip travel in one key
+CLIP_MAX_BYTES = file_sets.MAX_BYTES  # a larger clip stays local
 CLIP_SKIP = ("filepath", "source", "use_proxy", "use_proxy_custom_directory")
 
 

@@ -1,26 +1,25 @@
 """Volumes (kind ``volume``): materials, name, settings (one key each) and the OpenVDB file.
 
 The .vdb file travels whole in the ``file`` key (packed, or read from
-disk; at most 48 MiB); a receiver writes it under the temporary directory
+disk; at most 512 MiB); a receiver writes it under the temporary directory
 (``blendsync-volumes/<sha256>/<uuid>/``) and points the volume at it.  An
 image sequence of .vdb files travels as its current file only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 
 import bpy
 
-from .. import ids
+from .. import file_sets, ids
 from ..assign import set_materials
 from ..context import ApplyContext, ReadContext
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
-VOLUME_MAX_BYTES = 48 * 1024 * 1024
+VOLUME_MAX_BYTES = file_sets.MAX_BYTES  # a larger .vdb stays local
 # The file path is this machine's (the file travels in ``file``); the velocity grid names are Blender's
 # pick among the file's grids, made again (to none, when the file has no such grid) when it reads them.
 SKIP = ("filepath", "velocity_grid", "velocity_x_grid", "velocity_y_grid", "velocity_z_grid")
@@ -34,8 +33,7 @@ def volume_content(vol: bpy.types.Volume) -> bytes | None:
     path = bpy.path.abspath(vol.filepath) if vol.filepath else ""
     if not os.path.isfile(path) or os.path.getsize(path) > VOLUME_MAX_BYTES:
         return None
-    with open(path, "rb") as fh:
-        return fh.read()
+    return file_sets.read_file(path)  # read again only once it changes
 
 
 def read_file(vol: bpy.types.Volume) -> dict[str, object] | None:
@@ -43,7 +41,7 @@ def read_file(vol: bpy.types.Volume) -> dict[str, object] | None:
     if content is None:
         return None
     name = os.path.basename(bpy.path.abspath(vol.filepath)) or "volume.vdb"
-    return {"file": name, "sha256": hashlib.sha256(content).hexdigest(), "bytes": content}
+    return {"file": name, "sha256": file_sets.sha256_hex(content), "bytes": content}
 
 
 def serialise(vol: bpy.types.Volume, ctx: ReadContext) -> dict[str, object]:
@@ -61,7 +59,7 @@ def describe(vol: bpy.types.Volume, ctx: ReadContext) -> dict:
         "name": vol.name,
         "materials": [ctx.ref(m) for m in vol.materials],
         "props": ctx.props(vol, skip=SKIP, nested=NESTED),
-        "content": hashlib.sha256(content).hexdigest() if content is not None else None,
+        "content": file_sets.sha256_hex(content) if content is not None else None,
     }
 
 
@@ -82,7 +80,7 @@ def apply_file(vol: bpy.types.Volume, doc: dict | None, ctx: ApplyContext) -> bp
     if doc is None:
         return vol
     current = volume_content(vol)
-    if current is not None and hashlib.sha256(current).hexdigest() == doc["sha256"]:
+    if current is not None and file_sets.sha256_hex(current) == doc["sha256"]:
         return vol
     folder = os.path.join(tempfile.gettempdir(), "blendsync-volumes", doc["sha256"], ids.get_uuid(vol))
     os.makedirs(folder, exist_ok=True)
