@@ -181,13 +181,30 @@ class _Recent:
 _recent = _Recent()
 REUSE_BYTES = 8 * CHUNK_BYTES  # shorter byte strings are hashed whole (few chunks: nothing to gain)
 recent_equal = _recent.equal
+# Byte strings a cache elsewhere holds for as long as they are pinned (the files of a clip or an image
+# sequence, sync/file_sets.py: hundreds of files of one length, more than _Recent keeps), with their
+# chunks' hashes once split: the same object split again is not hashed again.
+_pinned: dict[int, tuple[bytes, list[bytes] | None]] = {}
+
+
+def pin(data: bytes) -> None:
+    """Remember ``data``'s chunk hashes (by identity) from its next split until :func:`unpin`."""
+    _pinned.setdefault(id(data), (data, None))
+
+
+def unpin(data: bytes) -> None:
+    _pinned.pop(id(data), None)
 
 
 def split(data: bytes, store: ChunkCache = cache) -> msgpack.ExtType:
     """``data`` as chunks and list nodes put in ``store``; returns the extension that names the root."""
     view = memoryview(data)
     level = []
-    earlier = _recent.match(data) if len(data) >= REUSE_BYTES else None
+    pinned = _pinned.get(id(data))
+    if pinned is not None and pinned[1] is not None:
+        earlier: tuple[bytes, list[bytes]] | None = (data, pinned[1])
+    else:
+        earlier = _recent.match(data) if len(data) >= REUSE_BYTES else None
     old, hashes = earlier if earlier is not None else (b"", [])
     same = old == data
     for index, start in enumerate(range(0, len(data), CHUNK_BYTES)):
@@ -203,7 +220,9 @@ def split(data: bytes, store: ChunkCache = cache) -> msgpack.ExtType:
             blob = hashlib.sha256(piece).digest()
             store.put(blob, piece)
         level.append(blob)
-    if len(data) >= REUSE_BYTES:
+    if pinned is not None:
+        _pinned[id(data)] = (data, level)
+    elif len(data) >= REUSE_BYTES:
         _recent.remember(data, level)
     while len(level) > 1:
         nodes = []

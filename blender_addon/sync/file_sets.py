@@ -7,7 +7,7 @@ A sequence is every file in the folder whose name differs from the first file's 
 Reading is cached: a datablock is read again whenever anything of it changes (a clip's tracking data, a
 cache file's settings), and reading and hashing its files every time would cost the main thread tens of
 milliseconds per edit for tens of megabytes, a second for hundreds. A file whose size and modification
-time are unchanged is not read again, and its bytes keep their hash.
+time are unchanged is not read again, its bytes keep their hash, and their chunks keep theirs (chunks.pin).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import re
 import tempfile
 from collections import OrderedDict
 
+from . import chunks
+
 _FRAME_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 Content = list[list[object]]  # [[file name, bytes], ...] in name order
 MAX_BYTES = 512 * 1024 * 1024  # the most one datablock's files may hold to travel (in chunks)
-CACHE_BYTES = 256 * 1024 * 1024  # file contents kept between reads, at most (least recently read go first)
+CACHE_BYTES = MAX_BYTES  # file contents kept between reads, at most (least recently read go first)
 _read: OrderedDict[str, tuple[tuple[int, int], bytes]] = OrderedDict()  # path -> ((size, mtime), bytes)
 _hashes: dict[int, bytes] = {}  # id() of bytes held in _read -> their SHA-256 (a live object's id is its own)
 
@@ -64,6 +66,7 @@ def _read_file(path: str) -> bytes:
         _forget(path)
     if len(data) <= CACHE_BYTES:
         _read[path] = (signature, data)
+        chunks.pin(data)  # split again, its chunks keep their hashes
         while sum(len(entry[1]) for entry in _read.values()) > CACHE_BYTES:
             _forget(next(iter(_read)))
     return data
@@ -78,6 +81,7 @@ def clear() -> None:
 def _forget(path: str) -> None:
     _signature, data = _read.pop(path)
     _hashes.pop(id(data), None)
+    chunks.unpin(data)
 
 
 def read(files: list[str]) -> Content:

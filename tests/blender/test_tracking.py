@@ -345,6 +345,41 @@ def test_a_clip_s_files_are_read_again_only_when_they_change(tmp_path, monkeypat
     assert file_sets.digest(file_sets.read(paths)) == file_sets.digest(changed)
 
 
+def test_a_cached_file_split_again_is_not_hashed_again(tmp_path, monkeypatch):
+    """Chunks of a file the read cache holds keep their hashes (chunks.pin): a sequence of hundreds of files
+    of one length is more than the recent-arrays memory keeps. Once the file changes, it is hashed again."""
+    import hashlib
+    import os
+
+    from blender_addon.sync import chunks, file_sets
+
+    path = str(tmp_path / "plate.exr")
+    with open(path, "wb") as fh:
+        fh.write(os.urandom(10 * chunks.CHUNK_BYTES))
+    file_sets.clear()
+    data = file_sets.read_file(path)
+    first = chunks.split(data)
+    hashed = []
+
+    class Counting:
+        @staticmethod
+        def sha256(piece):
+            hashed.append(len(piece))
+            return hashlib.sha256(piece)
+
+    monkeypatch.setattr(chunks, "hashlib", Counting)
+    chunks._recent.clear()  # only the pin can know it
+    assert chunks.split(file_sets.read_file(path)) == first
+    assert chunks.CHUNK_BYTES not in hashed  # no data chunk hashed again (list nodes are)
+    with open(path, "r+b") as fh:
+        fh.write(b"x")
+    os.utime(path, ns=(5, 5))
+    assert chunks.split(file_sets.read_file(path)) != first
+    assert hashed.count(chunks.CHUNK_BYTES) == 10  # a new file: hashed whole
+    file_sets.clear()
+    assert not chunks._pinned
+
+
 def test_an_object_following_a_track_evaluates_the_same_on_the_receiver():
     """A Follow Track constraint places its object from the track's markers: the same on every side."""
     from scene_builders import evaluate_scenes, link

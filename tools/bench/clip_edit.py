@@ -3,8 +3,9 @@
 In one Blender process (bpy), no server: a movie clip of ``--frames`` PNG frames of noise (so they do not
 compress), with a track. Per run, one marker is moved and the clip is serialised as the sync loop does
 after Blender reports it (``serialise_datablock``: every key's value, the files' chunks hashed). Measured
-with the read cache of ``sync/file_sets.py`` off (every file read and hashed again: the baseline) and on,
-runs alternated in the same process. Prints the clip's size and the medians as JSON.
+with the read cache of ``sync/file_sets.py`` emptied before each run (every file read and hashed again,
+its chunks too: the baseline) and kept, runs alternated in the same process. Prints the clip's size and
+the medians as JSON.
 """
 
 from __future__ import annotations
@@ -58,8 +59,7 @@ def main() -> None:
         if mode == "cached":
             serialise.serialise_datablock(clip)  # the cache filled, as after the clip's last edit
         else:
-            file_sets._read.clear()
-            file_sets._hashes.clear()
+            file_sets.clear()
         track.markers.find_frame(1).co = (run / (4 * args.runs), 0.5)
         start = time.perf_counter()
         serialise.serialise_datablock(clip)
