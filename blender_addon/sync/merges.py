@@ -82,6 +82,10 @@ ORDER_PARTS = frozenset(
 )  # values: the names of a stack's items, in order (sync/order.py)
 
 
+def _is_map(doc: object) -> bool:
+    return isinstance(doc, dict)
+
+
 def _decoded(values: tuple[bytes | None, ...]) -> list[object] | None:
     if any(value is None for value in values):
         return None  # made or removed by one of the edits: theirs stands
@@ -333,20 +337,13 @@ def material_list(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
     return None if merged == their_doc else encode_value(merged)
 
 
-def camera_backgrounds(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+def merge_backgrounds(base: list, ours: list, theirs: list) -> list | None:
     """A camera's background images (``cam/<u>/bg``): positions as a material list's, each background per
     setting (its image user one setting)."""
-    docs = _decoded((base, ours, theirs))
-    if docs is None or not all(
-        isinstance(doc, list) and all(isinstance(d, dict) for d in doc) for doc in docs
-    ):
-        return None
-    before, mine, their_doc = docs  # type: ignore[misc]
-    if len(mine) < len(before) or len(their_doc) < len(before):
+    if len(ours) < len(base) or len(theirs) < len(base):
         return None  # positions moved: theirs
-    merged = [three_way(*backgrounds) for backgrounds in zip(before, mine, their_doc, strict=False)]
-    merged += their_doc[len(before) :] + mine[len(before) :]
-    return None if merged == their_doc else encode_value(merged)
+    merged = [three_way(*backgrounds) for backgrounds in zip(base, ours, theirs, strict=False)]
+    return merged + theirs[len(base) :] + ours[len(base) :]
 
 
 def merge_pixels(base: dict, ours: dict, theirs: dict) -> dict | None:
@@ -427,15 +424,24 @@ def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
     return dict(theirs, layers=merged)
 
 
-def gpencil_strokes(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    docs = _decoded((base, ours, theirs))
-    if docs is None or not all(isinstance(doc, dict) for doc in docs):
-        return None
-    try:
-        merged = merge_strokes(*docs)  # type: ignore[arg-type]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return None if merged is None or merged == docs[2] else encode_value(merged)
+def _documents(merge: Callable[[Any, Any, Any], Any], shape: Callable[[object], bool] = _is_map) -> Merge:
+    """A merge of three decoded documents (None: nothing of ours to keep), theirs standing for a document
+    this add-on does not write (not of ``shape``, or one the merge raises on)."""
+
+    def merged(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+        docs = _decoded((base, ours, theirs))
+        if docs is None or not all(shape(doc) for doc in docs):
+            return None
+        try:
+            out = merge(*docs)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return None
+        return None if out is None or out == docs[2] else encode_value(out)
+
+    return merged
+
+
+gpencil_strokes = _documents(merge_strokes)
 
 
 def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:
@@ -453,35 +459,12 @@ def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:
     return [out[name] for name in dict.fromkeys(order) if name in out]
 
 
-def mask_layers(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    docs = _decoded((base, ours, theirs))
-    if docs is None or not all(
-        isinstance(doc, list) and all(isinstance(d, dict) for d in doc) for doc in docs
-    ):
-        return None
-    try:
-        merged = merge_mask_layers(*docs)  # type: ignore[arg-type]
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return None if merged is None or merged == docs[2] else encode_value(merged)
+def _is_list_of_maps(doc: object) -> bool:
+    return isinstance(doc, list) and all(isinstance(d, dict) for d in doc)
 
 
-def _documents(merge: Callable[[dict, dict, dict], dict]) -> Merge:
-    """A merge of three map documents, theirs standing for one this add-on does not write."""
-
-    def merged(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-        docs = _decoded((base, ours, theirs))
-        if docs is None or not all(isinstance(doc, dict) for doc in docs):
-            return None
-        try:
-            out = merge(*docs)  # type: ignore[arg-type]
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            return None
-        return None if out == docs[2] else encode_value(out)
-
-    return merged
-
-
+mask_layers = _documents(merge_mask_layers, _is_list_of_maps)
+camera_backgrounds = _documents(merge_backgrounds, _is_list_of_maps)
 tracking = _documents(tracking_merge.merge_settings)  # a movie clip's tracking settings and objects
 track = _documents(tracking_merge.merge_track)  # one of its tracks
 
