@@ -6,14 +6,15 @@ Blender's API makes neither, nor a surface: its Dynamic Paint operators do (Togg
 canvas or brush settings of the object's dynamic paint modifier, Add and Remove Surface Slot act on the
 canvas's surfaces). A receiver runs them on the object: when the surfaces' names differ it adds or removes
 slots at the end, names them, then writes every surface's settings. Where a surface writes its images (a
-folder on this machine) and which effect tab it shows stay each artist's; so do a brush's colour ramps.
+folder on this machine) and which effect tab it shows stay each artist's. A brush's colour ramps (the paint
+ramp of its proximity falloff, the velocity ramp) are settings of its document, as a node's ramp is.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from . import ids, rna
+from . import ids, rna, structs
 from .context import ApplyContext, ReadContext
 
 CANVAS = "canvas_settings"
@@ -33,7 +34,7 @@ def read(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, object]:
             for s in mod.canvas_settings.canvas_surfaces
         ]
     if mod.brush_settings is not None:
-        out[BRUSH] = ctx.props(mod.brush_settings)
+        out[BRUSH] = {**ctx.props(mod.brush_settings), **structs.read(mod.brush_settings, ctx)}
     return out
 
 
@@ -71,7 +72,8 @@ def apply(ob: bpy.types.Object, mod: bpy.types.Modifier, prop: str, doc: object,
     if settings is None:
         raise ValueError(f"Blender gave modifier {mod.name!r} no {kind.lower()} settings")
     if prop == BRUSH:
-        rna.write_props(settings, doc, ctx.resolve)
+        plain = {k: v for k, v in doc.items() if not structs.write(settings, k, v)}  # the ramps
+        rna.write_props(settings, plain, ctx.resolve)
     else:
         _surfaces(ob, settings.canvas_surfaces, doc, ctx)
     ob.update_tag()

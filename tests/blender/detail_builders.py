@@ -344,6 +344,12 @@ def build_dynamic_paint() -> None:
     settings = brush.modifiers["Paint"].brush_settings
     settings.paint_source, settings.paint_distance = "DISTANCE", 0.5
     settings.paint_color = (1.0, 0.2, 0.0)
+    settings.proximity_falloff = "RAMP"  # the paint ramp shapes the falloff: green far, red near
+    ramp = settings.paint_ramp
+    ramp.elements[0].color = (0.0, 1.0, 0.0, 1.0)
+    ramp.elements.new(0.6).color = (0.2, 0.2, 1.0, 0.5)
+    ramp.interpolation = "EASE"
+    settings.velocity_ramp.elements[1].position = 0.8
 
 
 def build_rigid_bodies() -> None:
