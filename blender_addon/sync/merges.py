@@ -43,11 +43,8 @@ left to keep: then theirs stands.
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
   of the image: sync/painted.py). When the file itself changed, theirs.
-- a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame (a frame's drawing whole), in
-  theirs' layers, when ours kept its layers (a layer ours added, removed or renamed is the ``meta`` key's,
-  whose merge may keep theirs' list): two artists drawing on different frames or layers of one grease
-  pencil keep both drawings. Where both drew on the same frame, or where an instanced frame would lose
-  the frame whose drawing it shows, theirs.
+- a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame, strokes both added to one frame
+  kept (gp_merge.py). Where an instanced frame would lose the frame whose drawing it shows, theirs.
 - a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
   (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
 - a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
@@ -65,7 +62,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Hashable
 from typing import Any, TypeVar
 
-from . import keyframe_merge, tracking_merge
+from . import gp_merge, keyframe_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
 from .three_way import settings as settings_three_way
@@ -391,39 +388,6 @@ def image_data(
     return None if merged == their_doc else encode_value(merged)
 
 
-def _layer_names(doc: dict) -> list[str]:
-    names = [layer["name"] for layer in doc["layers"]]
-    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
-        raise ValueError("grease pencil layers: names must be unique strings")
-    return names
-
-
-def _frames(layer: dict | None) -> dict[int, dict]:
-    frames = {} if layer is None else {frame["frame_number"]: frame for frame in layer["frames"]}
-    if not all(type(number) is int for number in frames):
-        raise ValueError("grease pencil frames: numbers must be integers")
-    return frames
-
-
-def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
-    """A grease pencil's strokes (``gpencil/<u>/strokes``: every layer's frames): per layer and frame, each
-    frame whole, in theirs' layers. Only when ours kept the layers it started from: the layers are the
-    ``meta`` key's, whose merge may keep theirs' list, and strokes of a layer that list lacks would wait
-    for it on every receiver."""
-    names = [_layer_names(doc) for doc in (base, ours, theirs)]
-    if names[1] != names[0]:
-        return None
-    layers = [{layer["name"]: layer for layer in doc["layers"]} for doc in (base, ours, theirs)]
-    merged = []
-    for name in names[2]:
-        frames = three_way(*(_frames(found.get(name)) for found in layers))
-        sources = {frame.get("instance_of") for frame in frames.values()} - {None}
-        if any(source not in frames or "instance_of" in frames[source] for source in sources):
-            return None  # an instanced frame whose drawing the other edit removed
-        merged.append(dict(layers[2][name], frames=[frames[number] for number in sorted(frames)]))
-    return dict(theirs, layers=merged)
-
-
 def _documents(merge: Callable[[Any, Any, Any], Any], shape: Callable[[object], bool] = _is_map) -> Merge:
     """A merge of three decoded documents (None: nothing of ours to keep), theirs standing for a document
     this add-on does not write (not of ``shape``, or one the merge raises on)."""
@@ -441,7 +405,7 @@ def _documents(merge: Callable[[Any, Any, Any], Any], shape: Callable[[object], 
     return merged
 
 
-gpencil_strokes = _documents(merge_strokes)
+gpencil_strokes = _documents(gp_merge.merge_strokes)
 
 
 def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:

@@ -211,6 +211,18 @@ def draw_frame(n: str, frame: int, points: int) -> str:
     )
 
 
+def stroke_on_frame_one(n: str, x: float) -> str:
+    """A two-point stroke at ``x`` drawn on frame 1 of Sketch{n}'s layer Lines."""
+    return (
+        f'drawing = bpy.data.grease_pencils["Sketch{n}"].layers["Lines"].frames[0].drawing\n'
+        'held = len(drawing.attributes["position"].data)\n'
+        "drawing.add_strokes([2])\n"
+        'for point in list(drawing.attributes["position"].data)[held:]:\n'
+        f"    point.vector = ({x}, 1.0, 0.0)\n"
+        "drawing.tag_positions_changed()\n"
+    )
+
+
 TRACKS = 'bpy.data.movieclips["Plate{n}"].tracking.tracks'
 ROTO = 'bpy.data.masks["Roto{n}"].layers'
 PAIRS = {
@@ -358,6 +370,13 @@ PAIRS = {
         '.layers["Lines"].frames)',
         [[1, 1], [5, 1], [9, 1]],
     ),
+    "two-strokes-into-one-frame": (  # both add strokes to one drawing: theirs, then ours, after the held ones
+        stroke_on_frame_one("{n}", 2.0),
+        stroke_on_frame_one("{n}", 5.0),
+        'sorted(round(p.vector[0], 3) for p in bpy.data.grease_pencils["Sketch{n}"].layers["Lines"]'
+        '.frames[0].drawing.attributes["position"].data)',
+        [0.0, 0.0, 0.0, 2.0, 2.0, 5.0, 5.0],
+    ),
     "two-roto-layers-of-one-mask": (  # a mask's layers are one key: the overridden artist merges them
         f'{ROTO}["Hair"].splines[0].points[1].co = (0.25, 0.75)',
         f'{ROTO}["Matte"].splines[0].points[2].co = (0.5, 0.125)',
@@ -380,6 +399,11 @@ PAIRS = {
 }
 
 
+GREASE_PENCIL_SETUP = (
+    'gp = bpy.data.grease_pencils.new("Sketch{n}")\n'
+    'gp.layers.new("Lines").frames.new(1).drawing.add_strokes([3])\n'
+    'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Sketch{n}", gp))\n'
+)
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
     "two-add-items-to-one-repeat-zone": 'zone = bpy.data.node_groups.new("Zone{n}", "GeometryNodeTree")\n'
@@ -402,9 +426,8 @@ PAIR_SETUP = {
     "cam.background_images.new()\n"
     "cam.background_images.new()\n"
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Shot{n}", cam))\n',
-    "two-draw-on-one-grease-pencil": 'gp = bpy.data.grease_pencils.new("Sketch{n}")\n'
-    'gp.layers.new("Lines").frames.new(1).drawing.add_strokes([3])\n'
-    'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Sketch{n}", gp))\n',
+    "two-draw-on-one-grease-pencil": GREASE_PENCIL_SETUP,
+    "two-strokes-into-one-frame": GREASE_PENCIL_SETUP,
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',

@@ -1,4 +1,4 @@
-"""Two artists drawing into one grease pencil at the same moment (sync/merges.py, ``merge_strokes``)."""
+"""Two artists drawing into one grease pencil at the same moment (sync/gp_merge.py, ``merge_strokes``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from scene_builders import build_grease_pencil, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 from blender_addon.sync import merges  # noqa: E402
+from blender_addon.sync.codec import unpack_f32, unpack_i32  # noqa: E402
 
 pytestmark = pytest.mark.blender
 KEY = "gpencil/0123456789abcdef0123456789abcdef/strokes"
@@ -79,9 +80,69 @@ def test_a_frame_ours_removed_goes_unless_theirs_drew_on_it():
     assert _merged(base, ours, _strokes(_draw("Lines", 5, [2]))) is None  # they drew on it: theirs
 
 
-def test_the_same_frame_drawn_by_both_is_theirs():
+def _lines_frame(doc: dict, number: int) -> dict:
+    (layer,) = [layer for layer in doc["layers"] if layer["name"] == "Lines"]
+    (frame,) = [frame for frame in layer["frames"] if frame["frame_number"] == number]
+    return frame
+
+
+def _placed(layer: str, frame: int, sizes: list[int], x: float):
+    """Strokes drawn on a frame, their points at ``x``."""
+
+    def edit(gp):
+        drawing = {f.frame_number: f for f in gp.layers[layer].frames}[frame].drawing
+        held = len(drawing.attributes["position"].data)
+        drawing.add_strokes(sizes)
+        for point in list(drawing.attributes["position"].data)[held:]:
+            point.vector = (x, 0.5, 0.0)
+        drawing.tag_positions_changed()
+
+    return edit
+
+
+def test_strokes_both_drew_on_one_frame_are_both_kept():
+    """Both added strokes to the frame (its held strokes untouched): theirs, then ours, after them."""
     base = _strokes()
-    assert _merged(base, _strokes(_draw("Lines", 1, [2])), _strokes(_draw("Lines", 1, [6]))) is None
+    ours, theirs = _strokes(_placed("Lines", 1, [2], 7.0)), _strokes(_placed("Lines", 1, [4, 1], 9.0))
+    merged = _merged(base, ours, theirs)
+    assert merged is not None
+    frame = _lines_frame(merged, 1)
+    assert list(unpack_i32(frame["sizes"])) == [3, 2, 4, 1, 2]
+    positions = next(a for a in frame["attributes"] if a["name"] == "position")["data"]
+    xs = [round(x, 3) for x in unpack_f32(positions)[0::3]]
+    assert xs[5:] == [9.0] * 5 + [7.0] * 2 and xs[:5] == [
+        round(x, 3)
+        for x in unpack_f32(
+            next(a for a in _lines_frame(base, 1)["attributes"] if a["name"] == "position")["data"]
+        )[0::3]
+    ]
+    # Every other attribute grew by the strokes or points added, and Blender draws the merge as it is.
+    reset_scene()
+    build_grease_pencil()
+    values = sync.serialise_scene()
+    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
+    applier = sync.apply_ops([(key, sync.encode_value(merged))])
+    assert applier.errors == []
+    assert sync.decode_value(sync.serialise_scene()[key]) == merged
+
+
+def test_a_frame_both_changed_otherwise_is_theirs():
+    """A held stroke moved by ours, or an attribute only one side has, is not merged: theirs."""
+    base = _strokes()
+    theirs = _strokes(_placed("Lines", 1, [6], 9.0))
+
+    def moved(gp):
+        drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
+        drawing.attributes["position"].data[0].vector = (4.0, 4.0, 4.0)
+        drawing.add_strokes([2])
+
+    def coloured(gp):
+        drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
+        drawing.add_strokes([2])
+        drawing.attributes.new("thickness_hint", "FLOAT", "POINT")
+
+    for edit in (moved, coloured, lambda gp: gp.layers["Lines"].frames[0].drawing.remove_strokes()):
+        assert _merged(base, _strokes(edit), theirs) is None
 
 
 def test_a_layer_ours_added_removed_or_renamed_leaves_theirs():
