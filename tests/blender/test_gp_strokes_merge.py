@@ -62,7 +62,19 @@ def test_drawings_on_different_frames_and_layers_are_both_kept():
         f["frame_number"]
         for f in merged["layers"][[lay["name"] for lay in merged["layers"]].index("Lines")]["frames"]
     ] == [1, 5, 8, 9]
-    # Applied, Blender draws what was merged and reads it back as it is.
+    _drawn_as_merged(merged)
+
+
+def test_a_frame_ours_removed_goes_unless_theirs_drew_on_it():
+    base = _strokes()
+    ours = _strokes(lambda gp: gp.layers["Lines"].frames.remove(5))
+    merged = _merged(base, ours, _strokes(_draw("Shading", 2, [2])))
+    assert merged is not None and [n for n, _ in _shape(merged)["Lines"]] == [1, 8]
+    assert _merged(base, ours, _strokes(_draw("Lines", 5, [2]))) is None  # they drew on it: theirs
+
+
+def _drawn_as_merged(merged: dict) -> None:
+    """Applied to the grease pencil, Blender draws ``merged`` and reads it back as it is."""
     reset_scene()
     build_grease_pencil()
     values = sync.serialise_scene()
@@ -72,12 +84,9 @@ def test_drawings_on_different_frames_and_layers_are_both_kept():
     assert sync.decode_value(sync.serialise_scene()[key]) == merged
 
 
-def test_a_frame_ours_removed_goes_unless_theirs_drew_on_it():
-    base = _strokes()
-    ours = _strokes(lambda gp: gp.layers["Lines"].frames.remove(5))
-    merged = _merged(base, ours, _strokes(_draw("Shading", 2, [2])))
-    assert merged is not None and [n for n, _ in _shape(merged)["Lines"]] == [1, 8]
-    assert _merged(base, ours, _strokes(_draw("Lines", 5, [2]))) is None  # they drew on it: theirs
+def _xs(frame: dict) -> list[float]:
+    positions = next(a for a in frame["attributes"] if a["name"] == "position")["data"]
+    return [round(x, 3) for x in unpack_f32(positions)[0::3]]
 
 
 def _lines_frame(doc: dict, number: int) -> dict:
@@ -108,22 +117,9 @@ def test_strokes_both_drew_on_one_frame_are_both_kept():
     assert merged is not None
     frame = _lines_frame(merged, 1)
     assert list(unpack_i32(frame["sizes"])) == [3, 2, 4, 1, 2]
-    positions = next(a for a in frame["attributes"] if a["name"] == "position")["data"]
-    xs = [round(x, 3) for x in unpack_f32(positions)[0::3]]
-    assert xs[5:] == [9.0] * 5 + [7.0] * 2 and xs[:5] == [
-        round(x, 3)
-        for x in unpack_f32(
-            next(a for a in _lines_frame(base, 1)["attributes"] if a["name"] == "position")["data"]
-        )[0::3]
-    ]
-    # Every other attribute grew by the strokes or points added, and Blender draws the merge as it is.
-    reset_scene()
-    build_grease_pencil()
-    values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
-    applier = sync.apply_ops([(key, sync.encode_value(merged))])
-    assert applier.errors == []
-    assert sync.decode_value(sync.serialise_scene()[key]) == merged
+    xs = _xs(frame)
+    assert xs[5:] == [9.0] * 5 + [7.0] * 2 and xs[:5] == _xs(_lines_frame(base, 1))
+    _drawn_as_merged(merged)  # every other attribute grew by the strokes or points added alike
 
 
 def test_a_frame_both_changed_otherwise_is_theirs():
