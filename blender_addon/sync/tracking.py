@@ -18,10 +18,12 @@ from collections.abc import Callable
 
 import bpy
 
-from . import derived, rna
+from . import rna
 from .arrays import fget, iget
 from .assign import rename
 from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
+from .context import ReadContext
+from .tracking_merge import MARKER_FLAGS, MARKER_FLOATS
 
 # The focal length travels in pixels (what Blender stores); millimetres and the principal point in pixels
 # are computed from the clip's frame size.
@@ -29,32 +31,13 @@ CAMERA_SKIP = ("focal_length", "principal_point_pixels")
 STABILIZATION_SKIP = ("active_track_index", "active_rotation_track_index", "show_tracks_expanded")
 TRACK_SKIP = ("name", "select", "select_anchor", "select_pattern", "select_search")
 OBJECT_SKIP = ("name",)
-MARKER_FLOATS = (("co", 2), ("pattern_corners", 8), ("search_min", 2), ("search_max", 2))
-MARKER_FLAGS = ("mute", "is_keyed")
 
 Props = Callable[..., dict]  # ReadContext.props: (struct, skip=...) -> settings
 
 
-class _NoLinks:
+def plain_props() -> Props:
     """A reading of settings that names no datablock and masks nothing (a copy from one clip to another)."""
-
-    link_types: frozenset[str] = frozenset()
-
-    def is_synced(self, id_data: bpy.types.ID) -> bool:
-        return False
-
-    def ref(self, id_data: bpy.types.ID | None) -> None:
-        return None
-
-    def animated(self, id_data: bpy.types.ID) -> derived.Paths:
-        return derived.NOTHING
-
-
-NO_LINKS = _NoLinks()
-
-
-def plain_props(struct, skip=(), nested=()) -> dict:
-    return rna.read_props(struct, NO_LINKS, skip=skip, nested=nested)
+    return ReadContext(lambda _id: False, frozenset(), masked=False).props
 
 
 def _flags(markers, attr: str, count: int) -> bytes:
@@ -179,7 +162,8 @@ def has_track(clip: bpy.types.MovieClip, item: tuple[str, str]) -> bool:
 def copy(old: bpy.types.MovieClip, new: bpy.types.MovieClip, without: tuple[str, str] | None = None) -> None:
     """Give ``new`` (a clip loaded from other files, or the same files again) ``old``'s tracking data, but
     the track ``without``."""
-    write_settings(new, read_settings(old, plain_props), lambda _uuid: None)
-    for item, doc in read_tracks(old, plain_props).items():
+    props = plain_props()
+    write_settings(new, read_settings(old, props), lambda _uuid: None)
+    for item, doc in read_tracks(old, props).items():
         if item != without:
             write_track(new, item, doc, lambda _uuid: None)

@@ -16,6 +16,7 @@ from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
 from .three_way import settings, three_way
 
 SETTINGS = ("camera", "settings", "stabilization")
+# A track's markers as the tracking key packs them (sync/tracking.py reads and writes them by these).
 MARKER_FLOATS = (("co", 2), ("pattern_corners", 8), ("search_min", 2), ("search_max", 2))
 MARKER_FLAGS = ("mute", "is_keyed")
 

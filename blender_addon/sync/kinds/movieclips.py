@@ -112,7 +112,7 @@ def _without(clip: bpy.types.MovieClip, item: tuple[str, str], ctx: ApplyContext
     path = bpy.path.abspath(clip.filepath, library=clip.library)
     new = bpy.data.movieclips.load(path, check_existing=False)
     set_changed(new.colorspace_settings, "name", clip.colorspace_settings.name)
-    rna.write_props(new, tracking.plain_props(clip, skip=CLIP_SKIP), ctx.resolve)
+    rna.write_props(new, tracking.plain_props()(clip, skip=CLIP_SKIP), ctx.resolve)
     tracking.copy(clip, new, without=item)
     name = clip.name
     new = replace(clip, new, bpy.data.movieclips.remove)
