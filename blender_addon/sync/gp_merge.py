@@ -10,19 +10,20 @@ No bpy: values in, values out.
 
 from __future__ import annotations
 
+from .arrays import ATTRIBUTE_LAYOUT
 from .codec import pack_i32, unpack_i32
-from .three_way import three_way
+from .three_way import three_way, unique_names
 
-# Bytes per value of each attribute type as kinds/grease_pencils.py packs it (arrays.ATTRIBUTE_LAYOUT).
+# Bytes per value of each attribute type as kinds/grease_pencils.py packs it (arrays.read_attribute: a byte
+# per boolean, four per number of every other type).
 VALUE_BYTES = {
-    "FLOAT": 4, "INT": 4, "FLOAT_VECTOR": 12, "FLOAT_COLOR": 16, "BYTE_COLOR": 16, "FLOAT2": 8, "INT8": 4,
-    "INT16_2D": 8, "INT32_2D": 8, "QUATERNION": 16, "FLOAT4X4": 64, "BOOLEAN": 1,
-}  # fmt: skip
+    kind: width * (1 if code == "b" else 4) for kind, (width, _key, code) in ATTRIBUTE_LAYOUT.items()
+}
 
 
 def _layer_names(doc: dict) -> list[str]:
-    names = [layer["name"] for layer in doc["layers"]]
-    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+    names = unique_names(doc["layers"])
+    if names is None:
         raise ValueError("grease pencil layers: names must be unique strings")
     return names
 

@@ -66,7 +66,7 @@ from . import gp_merge, keyframe_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
 from .three_way import settings as settings_three_way
-from .three_way import three_way
+from .three_way import three_way, unique_names
 
 Item = TypeVar("Item", bound=Hashable)
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
@@ -245,16 +245,6 @@ def node_interface(base: bytes | None, ours: bytes | None, theirs: bytes | None)
     return None if merged is None or docs is None or merged == docs[2] else encode_value(merged)
 
 
-def _named(items: object) -> list[str] | None:
-    """The names of an item list as the add-on writes it (unique within the list), or None."""
-    if not isinstance(items, list) or not all(isinstance(doc, dict) for doc in items):
-        return None
-    names = [doc.get("name") for doc in items]
-    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
-        return None
-    return names  # type: ignore[return-value]
-
-
 def _unique(name: str, taken: set[str]) -> str:
     """``name``, or Blender's way of making it unique in a list: ``name.001``, ``name.002``..."""
     stem, dot, digits = name.rpartition(".")
@@ -278,7 +268,7 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict) -> dict | None:
             return None  # a list in one of them only: not values the add-on writes
         if not isinstance(mine, list) or mine == before:
             continue
-        names = [_named(items) for items in (before, mine, their)]
+        names = [unique_names(items) for items in (before, mine, their)]
         if names[0] is None or names[1] is None or names[2] is None:
             return None
         if [n for n in names[1] if n in names[0]] != names[0]:
@@ -411,12 +401,9 @@ gpencil_strokes = _documents(gp_merge.merge_strokes)
 def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:
     """A mask's layers (``mask/<u>/layers``): per layer by name, each layer's settings per setting and its
     splines whole (theirs where both changed them); theirs' layers in their order, then those ours added."""
-    named = []
-    for layers in (base, ours, theirs):
-        names = [layer["name"] for layer in layers]
-        if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
-            return None
-        named.append({layer["name"]: layer for layer in layers})
+    if any(unique_names(layers) is None for layers in (base, ours, theirs)):
+        return None
+    named = [{layer["name"]: layer for layer in layers} for layers in (base, ours, theirs)]
 
     out = three_way(*named, both=settings_three_way)  # type: ignore[arg-type]
     order = [layer["name"] for layer in theirs] + [layer["name"] for layer in ours]

@@ -30,6 +30,16 @@ def three_way(
     return out
 
 
+def unique_names(items: object) -> list[str] | None:
+    """The names of a list of named documents as the add-on writes them (unique strings), or None."""
+    if not isinstance(items, list) or not all(isinstance(doc, dict) for doc in items):
+        return None
+    names = [doc.get("name") for doc in items]
+    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        return None
+    return names  # type: ignore[return-value]
+
+
 def settings(base: dict, ours: dict, theirs: dict) -> dict:
     """A settings document (``{props, ...}``): per field, and per setting inside ``props``."""
     merged = three_way(base, ours, theirs)
