@@ -1,6 +1,6 @@
 """Files behind a datablock that Blender cannot pack (a movie clip, an Alembic or USD cache file): read to
 travel inside its value, and written on the receiving side into a folder named by their content, which
-Blender then loads from.
+Blender then loads from. Libraries and .vdb volumes read their single file through :func:`read_file`.
 
 A sequence is every file in the folder whose name differs from the first file's in its frame number only.
 
@@ -50,10 +50,6 @@ def total_bytes(files: list[str]) -> int:
 
 def read_file(path: str) -> bytes:
     """One file's bytes (the same bytes object while the file is unchanged and cached)."""
-    return _read_file(path)
-
-
-def _read_file(path: str) -> bytes:
     stat = os.stat(path)
     signature = (stat.st_size, stat.st_mtime_ns)
     cached = _read.get(path)
@@ -85,7 +81,7 @@ def _forget(path: str) -> None:
 
 
 def read(files: list[str]) -> Content:
-    return [[os.path.basename(path), _read_file(path)] for path in files]
+    return [[os.path.basename(path), read_file(path)] for path in files]
 
 
 def _sha256(data: bytes) -> bytes:
