@@ -13,6 +13,30 @@ from blender_addon import sync
 Ops = list[tuple[str, bytes | None]]
 
 
+def part_key(values: dict[str, bytes], kind: str, part: str) -> str:
+    """The one key of ``values`` holding part ``part`` of a datablock of ``kind``."""
+    (key,) = [k for k in values if k.startswith(f"{kind}/") and k.endswith(f"/{part}")]
+    return key
+
+
+def part_after(make: Callable[[], bpy.types.ID], edit: Callable | None, kind: str, part: str) -> object:
+    """The decoded value of part ``part`` of kind ``kind`` once ``make`` built a scene (returning the
+    datablock to edit) and ``edit(datablock)``, if given, changed it."""
+    id_data = make()
+    if edit is not None:
+        edit(id_data)
+    values = sync.serialise_scene()
+    return sync.decode_value(values[part_key(values, kind, part)])
+
+
+def merged_docs(key: str, base: object, ours: object, theirs: object) -> object:
+    """What the overridden artist's merge of ``key`` makes of three documents (None: theirs stands)."""
+    from blender_addon.sync import merges
+
+    out = merges.merger(key)(*(sync.encode_value(doc) for doc in (base, ours, theirs)))
+    return None if out is None else sync.decode_value(out)
+
+
 def replica(base: dict[str, bytes]) -> sync.ChangeTracker:
     """A fresh Blender scene holding the room's base state, with a tracker that knows it."""
     reset_scene()

@@ -6,32 +6,29 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from replicas import merged_docs, part_after, part_key  # noqa: E402
 from scene_builders import build_grease_pencil, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
-from blender_addon.sync import merges  # noqa: E402
 from blender_addon.sync.codec import unpack_f32, unpack_i32  # noqa: E402
 
 pytestmark = pytest.mark.blender
 KEY = "gpencil/0123456789abcdef0123456789abcdef/strokes"
 
 
-def _strokes(edit=None) -> dict:
-    """The strokes document of build_grease_pencil's "Sketch" after ``edit(gp)``."""
+def _sketch() -> bpy.types.GreasePencil:
     reset_scene()
     build_grease_pencil()
-    gp = bpy.data.grease_pencils["Sketch"]
-    if edit is not None:
-        edit(gp)
-    values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
-    return sync.decode_value(values[key])
+    return bpy.data.grease_pencils["Sketch"]
 
 
-def _merged(base: dict, ours: dict, theirs: dict) -> dict | None:
-    merge = merges.merger(KEY)
-    out = merge(*(sync.encode_value(doc) for doc in (base, ours, theirs)))
-    return None if out is None else sync.decode_value(out)
+def _strokes(edit=None) -> dict:
+    """The strokes document of build_grease_pencil's "Sketch" after ``edit(gp)``."""
+    return part_after(_sketch, edit, "gpencil", "strokes")
+
+
+def _merged(base, ours, theirs):
+    return merged_docs(KEY, base, ours, theirs)
 
 
 def _draw(layer: str, frame: int, sizes: list[int]):
@@ -78,7 +75,7 @@ def _drawn_as_merged(merged: dict) -> None:
     reset_scene()
     build_grease_pencil()
     values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
+    key = part_key(values, "gpencil", "strokes")
     applier = sync.apply_ops([(key, sync.encode_value(merged))])
     assert applier.errors == []
     assert sync.decode_value(sync.serialise_scene()[key]) == merged
@@ -200,7 +197,7 @@ def test_instanced_frames_travel_as_instances_and_change_in_place():
     lines.frames.copy(1, 9, instance_drawing=True)  # Duplicate as instance
     lines.frames.copy(1, 12, instance_drawing=False)
     values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
+    key = part_key(values, "gpencil", "strokes")
     frames = {f["frame_number"]: f for f in sync.decode_value(values[key])["layers"][0]["frames"]}
     assert frames[9] == {"frame_number": 9, "keyframe_type": "KEYFRAME", "instance_of": 1}
     assert "sizes" in frames[12] and "instance_of" not in frames[12]
@@ -240,7 +237,7 @@ def test_an_instance_of_what_is_not_a_frame_of_its_own_is_refused(source):
     lines = bpy.data.grease_pencils["Sketch"].layers["Lines"]
     lines.frames.copy(1, 9, instance_drawing=True)
     values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("gpencil/") and k.endswith("/strokes")]
+    key = part_key(values, "gpencil", "strokes")
     reset_scene()
     applier = sync.apply_ops([(k, v) for k, v in values.items() if k != key])
     doc = sync.decode_value(values[key])

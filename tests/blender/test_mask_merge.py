@@ -7,35 +7,29 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from replicas import merged_docs, part_after, part_key  # noqa: E402
 from scene_builders import build_mask, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
-from blender_addon.sync import merges  # noqa: E402
 
 pytestmark = pytest.mark.blender
 KEY = "mask/0123456789abcdef0123456789abcdef/layers"
 
 
-def _build() -> None:
+def _roto() -> bpy.types.Mask:
     reset_scene()
     build_mask()
     bpy.data.movieclips["RotoPlate"][sync.UUID_PROP] = "fedcba9876543210fedcba9876543210"  # a point's parent
+    return bpy.data.masks["Roto"]
 
 
 def _layers(edit=None) -> list[dict]:
     """The layers document of build_mask's "Roto" after ``edit(mask)``."""
-    _build()
-    mask = bpy.data.masks["Roto"]
-    if edit is not None:
-        edit(mask)
-    values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("mask/") and k.endswith("/layers")]
-    return sync.decode_value(values[key])
+    return part_after(_roto, edit, "mask", "layers")
 
 
-def _merged(base: list, ours: list, theirs: list) -> list | None:
-    out = merges.merger(KEY)(*(sync.encode_value(doc) for doc in (base, ours, theirs)))
-    return None if out is None else sync.decode_value(out)
+def _merged(base, ours, theirs):
+    return merged_docs(KEY, base, ours, theirs)
 
 
 def _move_point(layer: str, x: float):
@@ -69,9 +63,9 @@ def test_two_layers_edited_by_two_artists_both_stay_and_apply():
     assert found["Garbage"]["props"]["alpha"] == pytest.approx(0.4)
     assert found["Detail"] == _by_name(theirs)["Detail"]
     # Applied, Blender holds what was merged and reads it back as it is.
-    _build()
+    _roto()
     values = sync.serialise_scene()
-    (key,) = [k for k in values if k.startswith("mask/") and k.endswith("/layers")]
+    key = part_key(values, "mask", "layers")
     applier = sync.apply_ops([(key, sync.encode_value(merged))])
     assert applier.errors == []
     assert sync.decode_value(sync.serialise_scene()[key]) == merged
