@@ -404,3 +404,25 @@ def test_an_object_following_a_track_evaluates_the_same_on_the_receiver():
     bpy.context.scene.frame_set(2)
     evaluate_scenes()
     assert [round(v, 4) for v in bpy.data.objects["Marker"].matrix_world.translation] == placed
+
+
+@pytest.mark.parametrize(
+    ("obj_name", "track_name"),
+    [("Car/Left", "Corner*"), ("**", "50%/a"), ("Ünïcode", "ë" * 31), ("o" * 63, "t" * 63)],
+    ids=["slash-and-star", "pattern-and-percent", "unicode", "longest-names"],
+)
+def test_track_and_object_names_are_data_in_keys(obj_name, track_name):
+    """Names with pattern characters, slashes, percent signs, non-ASCII and Blender's longest (63 bytes)
+    name their keys' items and come back as they were."""
+    build_movieclip()
+    clip = bpy.data.movieclips["Plate"]
+    obj = clip.tracking.objects.new(obj_name)
+    obj.tracks.new(name=track_name, frame=4).markers[0].co = (0.25, 0.75)
+    assert (obj.name, obj.tracks[0].name) == (obj_name, track_name)  # Blender kept them whole
+    values = sync.serialise_scene()
+    before = sync.scene_hash()
+    reset_scene()
+    assert sync.apply_ops(list(values.items())).errors == []
+    track = bpy.data.movieclips["Plate"].tracking.objects[obj_name].tracks[track_name]
+    assert tuple(track.markers.find_frame(4).co) == pytest.approx((0.25, 0.75))
+    assert sync.scene_hash() == before and sync.serialise_scene() == values
