@@ -293,10 +293,13 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
 
     @property
     def idle(self) -> bool:
-        """Nothing queued in either direction (used by tests and tools to wait for quiet)."""
+        """Nothing queued in either direction and no request awaiting its reply (used by tests and tools to
+        wait for quiet: a restore asked for is not quiet until its reply, which can take longer than any
+        quiet period on a loaded server)."""
         return (
             not self.busy
             and not self.unacked
+            and not self._requests
             and not self.client_session.retrying
             and self.net.inbox.empty()
             and (self.room is None or self.live)

@@ -1267,3 +1267,26 @@ def test_a_heavy_mesh_given_a_name_blender_keeps_otherwise_is_read_back_and_the_
     pump_after_update(session)
     (batch,) = net.take(P.Batch)
     assert name not in [op[1] for op in batch.ops]
+
+
+def test_a_request_awaiting_its_reply_keeps_the_session_from_idle(live, P):
+    """A restore the server has not answered yet is not quiet: a wait for idle that ignored it returned
+    before a slow server's restore had landed, with the scene still the one before it."""
+    from blender_addon import room_history
+    from blender_addon import session as session_module
+
+    session, net = live
+    send_and_ack(session, net, P)
+    assert session.idle
+    ref = room_history.restore(session, 3)
+    (asked,) = net.take(P.Restore)
+    assert asked.ref == ref
+    session_module.pump()
+    assert not session.idle
+    net.deliver(P.Restored(room="r", seq=session.last_seq, undo=4, ref=ref))
+    session_module.pump()
+    (listing,) = net.take(P.ListCheckpoints)  # the restore added its undo checkpoint: asked for the list
+    assert not session.idle
+    net.deliver(P.CheckpointList(room="r", checkpoints=[], ref=listing.ref))
+    session_module.pump()
+    assert session.idle and room_history.view(session).last_restore == (session.last_seq, 4)
