@@ -6,9 +6,12 @@ Set BLENDSYNC_SIM_SEEDS=A:B to run seeds A..B-1 for both cluster sizes instead o
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,8 @@ import pytest
 from tools.raftsim import SimOptions, Simulation, SimulationFailure, main, parse_range, run_seed
 
 CHUNK = 100
+SLICE = 10  # seeds one worker runs at a time: the two cores stay busy to the end of a chunk
+WORKERS = 2  # at most: the machine the suite is sized for has two cores
 # The fixed gate: 1200 schedules of 3 voters and 800 of 5 voters (each with one spare node).
 FIXED_BLOCKS = {3: range(0, 1200), 5: range(0, 800)}
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,13 +40,34 @@ def _chunk_id(value: object) -> str:
     return f"seeds{value.start}-{value.stop - 1}" if isinstance(value, range) else f"{value}nodes"
 
 
-@pytest.mark.parametrize(("nodes", "seeds"), _blocks(), ids=_chunk_id)
-def test_simulated_schedules_are_safe_and_live(nodes: int, seeds: range) -> None:
+def _run_seeds(nodes: int, seeds: range) -> str | None:
+    """Run ``seeds`` in this process; the first failure's report, or None."""
     for seed in seeds:
         try:
             run_seed(seed, nodes=nodes)
         except SimulationFailure as exc:
-            pytest.fail(str(exc), pytrace=False)
+            return str(exc)
+    return None
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """One simulator process per core: a schedule is pure computation, alone in its process (spawned,
+    not forked from a process holding threads), so the gate's time is divided by the cores."""
+    count = max(1, min(WORKERS, len(os.sched_getaffinity(0))))
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(count, mp_context=context) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize(("nodes", "seeds"), _blocks(), ids=_chunk_id)
+def test_simulated_schedules_are_safe_and_live(
+    nodes: int, seeds: range, workers: concurrent.futures.ProcessPoolExecutor
+) -> None:
+    parts = [range(start, min(start + SLICE, seeds.stop)) for start in range(seeds.start, seeds.stop, SLICE)]
+    for report in workers.map(_run_seeds, [nodes] * len(parts), parts):
+        if report is not None:
+            pytest.fail(report, pytrace=False)
 
 
 def _first_detection(bug: str, nodes: int, seeds: range) -> SimulationFailure:
