@@ -19,7 +19,7 @@ from . import ids, overrides
 from .apply_errors import NotApplied
 from .chunks import holds_chunks
 from .codec import decode_value
-from .context import AFTER_STEP, ApplyContext, part_token
+from .context import AFTER_STEP, ApplyContext, item_token, part_token
 from .index import census, index_all, is_synced
 from .items import Items
 from .keys import PRIMARY_PART, op_order, order_of, split_key
@@ -418,6 +418,8 @@ class Applier:
         if ctx.replaced:
             self._replaced[f"{kind}/{uuid}/"] = key
         self._resolve_pending(part_token(part, uuid))
+        if item:
+            self._resolve_pending(item_token(part, item[0], uuid))
 
     def _settle_names(self) -> None:
         """Names that Blender gave a ``.001`` are set again once the other renames of the step are done.

@@ -21,6 +21,12 @@ def part_token(part: str, uuid: str) -> str:
     return f"{part}:{uuid}"
 
 
+def item_token(part: str, item: str, uuid: str) -> str:
+    """Pending-link token of a value that waits for one item of a part (a node of a tree, by its id): only
+    that item's key wakes it, not every key of the part (a tree's links waited for each of its nodes)."""
+    return f"{part}/{item}:{uuid}"
+
+
 # object data pointer -> the name of the local object object_user() found using it: a mesh audited alone
 # (one per idle pump) need not walk every object to find its user again
 _USER_NAMES: dict[int, str] = {}
@@ -218,6 +224,10 @@ class ApplyContext:
     def wait_for(self, part: str, uuid: str) -> None:
         """Apply this operation again once part ``part`` of datablock ``uuid`` has been applied."""
         self.missing.add(part_token(part, uuid))
+
+    def wait_for_item(self, part: str, item: str, uuid: str) -> None:
+        """Apply this operation again once the key of item ``item`` of part ``part`` of ``uuid`` applied."""
+        self.missing.add(item_token(part, item, uuid))
 
     def retry_after_step(self, uuid: str) -> None:
         """Apply this operation again at the end of the applier's step (and of every later one)."""

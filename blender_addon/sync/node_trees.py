@@ -277,8 +277,11 @@ def _wait_for_socket(node, owner_uuid: str, ctx: ApplyContext) -> bool:
         return True
     if node_items.has_item_sockets(node):
         # The node's item lists, or its zone output's (which come after the output, and so after the input
-        # is paired with it).
-        ctx.wait_for("items", owner_uuid)
+        # is paired with it); or, for a zone input not paired yet, its own key, applied again to pair it.
+        _wait_for_node_part(ctx, "items", node, owner_uuid)
+        if hasattr(node, "pair_with_output"):
+            paired = node.paired_output
+            _wait_for_node_part(ctx, "node" if paired is None else "items", paired or node, owner_uuid)
         return True
     return False
 
@@ -296,7 +299,16 @@ def _wait_for_group(node, owner_uuid: str, ctx: ApplyContext) -> None:
     if group_uuid is not None:
         ctx.wait_for("iface", group_uuid)
     else:
-        ctx.wait_for("node", owner_uuid)
+        _wait_for_node_part(ctx, "node", node, owner_uuid)  # its own key sets its group
+
+
+def _wait_for_node_part(ctx: ApplyContext, part: str, node, owner_uuid: str) -> None:
+    """Wait for the ``part`` key of this node (of any node of the tree if it has no id)."""
+    nid = node_id(node)
+    if nid is None:
+        ctx.wait_for(part, owner_uuid)
+    else:
+        ctx.wait_for_item(part, nid, owner_uuid)
 
 
 TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
@@ -349,7 +361,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         if paired and hasattr(node, "pair_with_output"):
             output = by_id.get(paired)
             if output is None:
-                ctx.wait_for("node", ids.get_uuid(owner))
+                ctx.wait_for_item("node", paired, ids.get_uuid(owner))
             elif node.paired_output != output:
                 node.pair_with_output(output)
         return owner
@@ -361,7 +373,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
             return owner
         node = nodes_by_id(tree, assign=False).get(item[0])
         if node is None:
-            ctx.wait_for("node", ids.get_uuid(owner))
+            ctx.wait_for_item("node", item[0], ids.get_uuid(owner))
             return owner
         # A menu socket holds its choice as an enum item's inner number, which names another item once
         # the items are renamed in place: it keeps the choice it had by name, as on the sending side.
@@ -391,7 +403,9 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         node = by_id.get(item[0])
         parent = by_id.get(doc["parent"]) if doc["parent"] else None
         if node is None or (doc["parent"] and parent is None):
-            ctx.wait_for("node", ids.get_uuid(owner))
+            for nid in (item[0], doc["parent"]):
+                if nid and nid not in by_id:
+                    ctx.wait_for_item("node", nid, ids.get_uuid(owner))
             return owner
         if node.parent != parent and parent is not node:
             node.parent = parent
@@ -407,7 +421,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
             nid, identifier = item
             node = nodes_by_id(tree, assign=False).get(nid)
             if node is None:
-                ctx.wait_for("node", ids.get_uuid(owner))
+                ctx.wait_for_item("node", nid, ids.get_uuid(owner))
                 return owner
             sock = _find_socket(getattr(node, sockets_of), identifier)
             if sock is None:
@@ -447,7 +461,9 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         from_node, to_node = by_id.get(from_id), by_id.get(to_id)
         if from_node is None or to_node is None:
             if doc is not None:
-                ctx.wait_for("node", ids.get_uuid(owner))
+                for nid in (from_id, to_id):
+                    if nid not in by_id:
+                        ctx.wait_for_item("node", nid, ids.get_uuid(owner))
             return owner
         out = _find_socket(from_node.outputs, from_sock)
         inp = _find_socket(to_node.inputs, to_sock)

@@ -30,7 +30,11 @@ def find(ob: bpy.types.Object, name: str, ctx: ApplyContext) -> bpy.types.PoseBo
         for scene in ob.users_scene:
             evaluate_without_animation(scene)
     if missing():
-        ctx.retry_after_step(ids.get_uuid(ob))
+        data_uuid = ids.peek_uuid(ob.data) if ob.data is not None else None
+        if data_uuid is not None and (bones is None or name not in bones):
+            ctx.wait_for("bones", data_uuid)  # the bone has not arrived: trying after every step is quadratic
+        else:
+            ctx.retry_after_step(ids.get_uuid(ob))  # in no scene yet: evaluated once its collections arrive
         return None
     return ob.pose.bones[name]
 
