@@ -293,9 +293,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
 
     @property
     def idle(self) -> bool:
-        """Nothing queued in either direction and no request awaiting its reply (used by tests and tools to
-        wait for quiet: a restore asked for is not quiet until its reply, which can take longer than any
-        quiet period on a loaded server)."""
+        """Nothing queued either way and no request awaiting its reply (what tests and tools wait for)."""
         return (
             not self.busy
             and not self.unacked
