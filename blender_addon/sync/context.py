@@ -22,8 +22,9 @@ def part_token(part: str, uuid: str) -> str:
 
 
 def item_token(part: str, item: str, uuid: str) -> str:
-    """Pending-link token of a value that waits for one item of a part (a node of a tree, by its id): only
-    that item's key wakes it, not every key of the part (a tree's links waited for each of its nodes)."""
+    """Pending-link token of a value that waits for one item of a part (a node of a tree, by its id; an
+    item of several segments joined by ``/``): only that item's key wakes it, not every key of the part (a
+    tree's links waited for each of its nodes)."""
     return f"{part}/{item}:{uuid}"
 
 

@@ -98,12 +98,13 @@ def apply_object(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext
         raise ValueError(f"rigid body settings are a map, not {type(doc).__name__}")
     if current is None:
         # Made by Blender once the object is in a world's collection: tried again when the object's
-        # collections or a scene's settings (its rigid body world) change.
+        # collections or a scene's rigid body world change (that one key of the scene's settings, not
+        # each of its hundreds: a join applied every waiting body again for each).
         ctx.wait_for("in", ids.get_uuid(ob))
         for scene in bpy.data.scenes:
             uuid = ids.peek_uuid(scene)
             if uuid is not None:
-                ctx.wait_for("render", uuid)
+                ctx.wait_for_item("render", f"scene/{WORLD}", uuid)
         return ob
     rna.write_props(current, doc, ctx.resolve, first=FIRST)
     ob.update_tag()
