@@ -29,6 +29,16 @@ def part_after(make: Callable[[], bpy.types.ID], edit: Callable | None, kind: st
     return sync.decode_value(values[part_key(values, kind, part)])
 
 
+def applies_as_is(kind: str, part: str, doc: object) -> None:
+    """The scene's one ``kind`` ``part`` key set to ``doc`` applies without error and reads back as ``doc``
+    (Blender holds what was merged)."""
+    values = sync.serialise_scene()
+    key = part_key(values, kind, part)
+    applier = sync.apply_ops([(key, sync.encode_value(doc))])
+    assert applier.errors == []
+    assert sync.decode_value(sync.serialise_scene()[key]) == doc
+
+
 def merged_docs(key: str, base: object, ours: object, theirs: object) -> object:
     """What the overridden artist's merge of ``key`` makes of three documents (None: theirs stands)."""
     from blender_addon.sync import merges

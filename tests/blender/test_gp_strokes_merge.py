@@ -6,7 +6,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from replicas import merged_docs, part_after, part_key  # noqa: E402
+from replicas import applies_as_is, merged_docs, part_after, part_key  # noqa: E402
 from scene_builders import build_grease_pencil, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -74,11 +74,7 @@ def _drawn_as_merged(merged: dict) -> None:
     """Applied to the grease pencil, Blender draws ``merged`` and reads it back as it is."""
     reset_scene()
     build_grease_pencil()
-    values = sync.serialise_scene()
-    key = part_key(values, "gpencil", "strokes")
-    applier = sync.apply_ops([(key, sync.encode_value(merged))])
-    assert applier.errors == []
-    assert sync.decode_value(sync.serialise_scene()[key]) == merged
+    applies_as_is("gpencil", "strokes", merged)
 
 
 def _xs(frame: dict) -> list[float]:

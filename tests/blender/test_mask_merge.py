@@ -7,7 +7,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from replicas import merged_docs, part_after, part_key  # noqa: E402
+from replicas import applies_as_is, merged_docs, part_after  # noqa: E402
 from scene_builders import build_mask, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -64,11 +64,7 @@ def test_two_layers_edited_by_two_artists_both_stay_and_apply():
     assert found["Detail"] == _by_name(theirs)["Detail"]
     # Applied, Blender holds what was merged and reads it back as it is.
     _roto()
-    values = sync.serialise_scene()
-    key = part_key(values, "mask", "layers")
-    applier = sync.apply_ops([(key, sync.encode_value(merged))])
-    assert applier.errors == []
-    assert sync.decode_value(sync.serialise_scene()[key]) == merged
+    applies_as_is("mask", "layers", merged)
 
 
 def test_the_same_layer_s_splines_changed_by_both_are_theirs():
