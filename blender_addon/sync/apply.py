@@ -419,7 +419,7 @@ class Applier:
             self._replaced[f"{kind}/{uuid}/"] = key
         self._resolve_pending(part_token(part, uuid))
         if item:
-            self._resolve_pending(item_token(part, "/".join(item), uuid))
+            self._resolve_pending(item_token(part, item, uuid))
 
     def _settle_names(self) -> None:
         """Names that Blender gave a ``.001`` are set again once the other renames of the step are done.

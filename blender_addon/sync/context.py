@@ -21,11 +21,10 @@ def part_token(part: str, uuid: str) -> str:
     return f"{part}:{uuid}"
 
 
-def item_token(part: str, item: str, uuid: str) -> str:
-    """Pending-link token of a value that waits for one item of a part (a node of a tree, by its id; an
-    item of several segments joined by ``/``): only that item's key wakes it, not every key of the part (a
-    tree's links waited for each of its nodes)."""
-    return f"{part}/{item}:{uuid}"
+def item_token(part: str, item: tuple[str, ...], uuid: str) -> str:
+    """Pending-link token of a value that waits for one item of a part (a node of a tree, by its id): only
+    that item's key wakes it, not every key of the part (a tree's links waited for each of its nodes)."""
+    return f"{part}/{'/'.join(item)}:{uuid}"
 
 
 # object data pointer -> the name of the local object object_user() found using it: a mesh audited alone
@@ -226,7 +225,7 @@ class ApplyContext:
         """Apply this operation again once part ``part`` of datablock ``uuid`` has been applied."""
         self.missing.add(part_token(part, uuid))
 
-    def wait_for_item(self, part: str, item: str, uuid: str) -> None:
+    def wait_for_item(self, part: str, item: tuple[str, ...], uuid: str) -> None:
         """Apply this operation again once the key of item ``item`` of part ``part`` of ``uuid`` applied."""
         self.missing.add(item_token(part, item, uuid))
 

@@ -308,7 +308,7 @@ def _wait_for_node_part(ctx: ApplyContext, part: str, node, owner_uuid: str) -> 
     if nid is None:
         ctx.wait_for(part, owner_uuid)
     else:
-        ctx.wait_for_item(part, nid, owner_uuid)
+        ctx.wait_for_item(part, (nid,), owner_uuid)
 
 
 TreeOf = Callable[[bpy.types.ID], "bpy.types.NodeTree | None"]
@@ -361,7 +361,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         if paired and hasattr(node, "pair_with_output"):
             output = by_id.get(paired)
             if output is None:
-                ctx.wait_for_item("node", paired, ids.get_uuid(owner))
+                ctx.wait_for_item("node", (paired,), ids.get_uuid(owner))
             elif node.paired_output != output:
                 node.pair_with_output(output)
         return owner
@@ -373,7 +373,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
             return owner
         node = nodes_by_id(tree, assign=False).get(item[0])
         if node is None:
-            ctx.wait_for_item("node", item[0], ids.get_uuid(owner))
+            ctx.wait_for_item("node", item, ids.get_uuid(owner))
             return owner
         # A menu socket holds its choice as an enum item's inner number, which names another item once
         # the items are renamed in place: it keeps the choice it had by name, as on the sending side.
@@ -405,7 +405,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
         if node is None or (doc["parent"] and parent is None):
             for nid in (item[0], doc["parent"]):
                 if nid and nid not in by_id:
-                    ctx.wait_for_item("node", nid, ids.get_uuid(owner))
+                    ctx.wait_for_item("node", (nid,), ids.get_uuid(owner))
             return owner
         if node.parent != parent and parent is not node:
             node.parent = parent
@@ -421,7 +421,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
             nid, identifier = item
             node = nodes_by_id(tree, assign=False).get(nid)
             if node is None:
-                ctx.wait_for_item("node", nid, ids.get_uuid(owner))
+                ctx.wait_for_item("node", (nid,), ids.get_uuid(owner))
                 return owner
             sock = _find_socket(getattr(node, sockets_of), identifier)
             if sock is None:
@@ -463,7 +463,7 @@ def tree_parts(tree_of: TreeOf, items: bool = True) -> dict[str, object]:
             if doc is not None:
                 for nid in (from_id, to_id):
                     if nid not in by_id:
-                        ctx.wait_for_item("node", nid, ids.get_uuid(owner))
+                        ctx.wait_for_item("node", (nid,), ids.get_uuid(owner))
             return owner
         out = _find_socket(from_node.outputs, from_sock)
         inp = _find_socket(to_node.inputs, to_sock)

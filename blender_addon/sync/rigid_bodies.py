@@ -104,7 +104,7 @@ def apply_object(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext
         for scene in bpy.data.scenes:
             uuid = ids.peek_uuid(scene)
             if uuid is not None:
-                ctx.wait_for_item("render", f"scene/{WORLD}", uuid)
+                ctx.wait_for_item("render", ("scene", WORLD), uuid)
         return ob
     rna.write_props(current, doc, ctx.resolve, first=FIRST)
     ob.update_tag()
