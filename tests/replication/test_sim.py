@@ -29,11 +29,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def _blocks() -> list[tuple[int, range]]:
     override = os.environ.get("BLENDSYNC_SIM_SEEDS")
     blocks = {n: parse_range(override) for n in FIXED_BLOCKS} if override else FIXED_BLOCKS
-    chunks = []
-    for nodes, seeds in blocks.items():
-        for start in range(seeds.start, seeds.stop, CHUNK):
-            chunks.append((nodes, range(start, min(start + CHUNK, seeds.stop))))
-    return chunks
+    return [(nodes, chunk) for nodes, seeds in blocks.items() for chunk in _slices(seeds, CHUNK)]
+
+
+def _slices(seeds: range, size: int) -> list[range]:
+    """``seeds`` cut into consecutive ranges of ``size`` (the last may be shorter)."""
+    return [seeds[start : start + size] for start in range(0, len(seeds), size)]
 
 
 def _chunk_id(value: object) -> str:
@@ -64,7 +65,7 @@ def workers() -> Iterator[concurrent.futures.ProcessPoolExecutor]:
 def test_simulated_schedules_are_safe_and_live(
     nodes: int, seeds: range, workers: concurrent.futures.ProcessPoolExecutor
 ) -> None:
-    parts = [range(start, min(start + SLICE, seeds.stop)) for start in range(seeds.start, seeds.stop, SLICE)]
+    parts = _slices(seeds, SLICE)
     for report in workers.map(_run_seeds, [nodes] * len(parts), parts):
         if report is not None:
             pytest.fail(report, pytrace=False)
