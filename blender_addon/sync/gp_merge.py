@@ -1,18 +1,20 @@
 """Two artists' edits of one grease pencil's strokes (``gpencil/<u>/strokes``: every layer's frames, kinds/
 grease_pencils.py), merged by the one overridden (merges.py): per layer and frame; a frame both changed is
-merged when both only added strokes to it (theirs' new strokes, then ours', after the ones it held), else
-theirs. Only when ours kept the layers it started from: the layers are the ``meta`` key's, whose merge may
-keep theirs' list, and strokes of a layer that list lacks would wait for it on every receiver. Two artists
-sketching on one frame, or on different frames or layers, keep both drawings.
+merged stroke by stroke, keeping what each erased, drew or changed (``_merged_frame``). Only when ours kept
+the layers it started from: the layers are the ``meta`` key's, whose merge may keep theirs' list, and
+strokes of a layer that list lacks would wait for it on every receiver. Two artists sketching on one frame
+(one erasing, one drawing), or on different frames or layers, keep both drawings.
 
 No bpy: values in, values out.
 """
 
 from __future__ import annotations
 
+import itertools
+
 from .arrays import ATTRIBUTE_LAYOUT
 from .codec import pack_i32, unpack_i32
-from .three_way import three_way, unique_names
+from .three_way import merge_order, three_way, unique_names
 
 # Bytes per value of each attribute type as kinds/grease_pencils.py packs it (arrays.read_attribute: a byte
 # per boolean, four per number of every other type).
@@ -35,31 +37,96 @@ def _frames(layer: dict | None) -> dict[int, dict]:
     return frames
 
 
-def _appended(base: dict, ours: dict, theirs: dict) -> dict:
-    """One frame both changed: theirs, then the strokes ours added, when both only added strokes after the
-    ones it held (the same attributes, every value of those strokes unchanged); else theirs."""
+Stroke = tuple[object, ...]  # its point count and its slice of each attribute, counted among equal strokes
+
+
+def _strokes(frame: dict, shape: list[tuple]) -> list[Stroke] | None:
+    """A drawn frame's strokes, each identified by its content and how many equal strokes come before it;
+    None when its arrays do not add up as kinds/grease_pencils.py writes them."""
+    sizes = list(unpack_i32(frame["sizes"]))
+    if any(size < 0 for size in sizes):
+        return None
+    starts = [0]
+    for size in sizes:
+        starts.append(starts[-1] + size)
+    slices = []
+    for attr, (_name, domain, kind) in zip(frame["attributes"], shape, strict=True):
+        data, width = attr.get("data"), VALUE_BYTES.get(kind)
+        rows = {"POINT": starts[-1], "CURVE": len(sizes)}.get(domain)
+        if not isinstance(data, bytes) or width is None or rows is None or len(data) != rows * width:
+            return None
+        bounds = starts if domain == "POINT" else range(len(sizes) + 1)
+        slices.append([data[a * width : b * width] for a, b in itertools.pairwise(bounds)])
+    seen: dict[tuple, int] = {}
+    strokes: list[Stroke] = []
+    for i, size in enumerate(sizes):
+        content = (size, *(column[i] for column in slices))
+        seen[content] = count = seen.get(content, -1) + 1
+        strokes.append((*content, count))
+    return strokes
+
+
+def _in_base_order(base: list[Stroke], edit: list[Stroke]) -> bool:
+    position = {stroke: i for i, stroke in enumerate(base)}
+    held = [position[stroke] for stroke in edit if stroke in position]
+    return held == sorted(held)
+
+
+def _merge_strokes_in_place(base: list[Stroke], ours: list[Stroke], theirs: list[Stroke]) -> list[Stroke]:
+    """Both edits' strokes: the held strokes both kept, in base order, and each edit's new strokes where it
+    put them, before the held stroke that follows them in that edit, whether or not the other edit kept
+    it (a stroke changed by one keeps its place beside one changed by the other); theirs first where both
+    put new strokes. When an edit reordered held strokes, ``merge_order`` (its order rule)."""
+    if not (_in_base_order(base, ours) and _in_base_order(base, theirs)):
+        return merge_order(base, ours, theirs)
+    position = {stroke: i for i, stroke in enumerate(base)}
+    gaps: list[list[Stroke]] = [[] for _ in range(len(base) + 1)]  # new strokes before base[i] (or the end)
+    added = set()
+    for edit in (theirs, ours):
+        runs: list[Stroke] = []
+        for stroke in edit:
+            at = position.get(stroke)
+            if at is None:
+                if stroke not in added:  # one both drew (the same points, same count) is theirs
+                    runs.append(stroke)
+                continue
+            gaps[at] += runs
+            runs = []
+        gaps[-1] += runs
+        added.update(stroke for stroke in edit if stroke not in position)
+    kept = set(ours) & set(theirs)
+    out: list[Stroke] = []
+    for i, stroke in enumerate(base):
+        out += gaps[i]
+        if stroke in kept:
+            out.append(stroke)
+    return out + gaps[-1]
+
+
+def _merged_frame(base: dict, ours: dict, theirs: dict) -> dict:
+    """One frame both changed, stroke by stroke (merge_order). A stroke has no identity that travels, so
+    one moved or recoloured is the old stroke removed and a new one in its place: strokes either edit
+    erased go, those either drew or changed stay, in draw order (a new one before the stroke that followed
+    it). A stroke both changed comes out in both versions: neither edit is lost, and which one was meant
+    cannot be told. Theirs when the frames' attributes differ (one edit added one) or one of them shows
+    another frame's drawing."""
     if any("instance_of" in frame for frame in (base, ours, theirs)):
-        return theirs
-    sizes = [list(unpack_i32(frame["sizes"])) for frame in (base, ours, theirs)]
-    held = len(sizes[0])
-    if sizes[1][:held] != sizes[0] or sizes[2][:held] != sizes[0] or len(sizes[1]) == held:
         return theirs
     shapes = [
         [(a["name"], a["domain"], a["type"]) for a in frame["attributes"]] for frame in (base, ours, theirs)
     ]
     if shapes[1] != shapes[0] or shapes[2] != shapes[0]:
         return theirs
-    counts = {"POINT": sum(sizes[0]), "CURVE": held}
-    attributes = []
-    for before, mine, their in zip(base["attributes"], ours["attributes"], theirs["attributes"], strict=True):
-        kept = counts[before["domain"]] * VALUE_BYTES[before["type"]]
-        data = [attr["data"] for attr in (before, mine, their)]
-        if not all(isinstance(d, bytes) for d in data) or len(data[0]) != kept:
-            return theirs
-        if data[1][:kept] != data[0] or data[2][:kept] != data[0]:
-            return theirs
-        attributes.append(dict(their, data=data[2] + data[1][kept:]))
-    return dict(theirs, sizes=pack_i32(sizes[2] + sizes[1][held:]), attributes=attributes)
+    strokes = [_strokes(frame, shapes[0]) for frame in (base, ours, theirs)]
+    if strokes[0] is None or strokes[1] is None or strokes[2] is None:
+        return theirs
+    merged = _merge_strokes_in_place(*strokes)
+    sizes = pack_i32([stroke[0] for stroke in merged])  # type: ignore[misc]
+    attributes = [
+        dict(attr, data=b"".join(stroke[column + 1] for stroke in merged))  # type: ignore[misc]
+        for column, attr in enumerate(theirs["attributes"])
+    ]
+    return dict(theirs, sizes=sizes, attributes=attributes)
 
 
 def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
@@ -70,7 +137,7 @@ def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
     layers = [{layer["name"]: layer for layer in doc["layers"]} for doc in (base, ours, theirs)]
     merged = []
     for name in names[2]:
-        frames = three_way(*(_frames(found.get(name)) for found in layers), both=_appended)
+        frames = three_way(*(_frames(found.get(name)) for found in layers), both=_merged_frame)
         sources = {frame.get("instance_of") for frame in frames.values()} - {None}
         if any(source not in frames or "instance_of" in frames[source] for source in sources):
             return None  # an instanced frame whose drawing the other edit removed

@@ -43,8 +43,9 @@ left to keep: then theirs stands.
   only we painted it, theirs elsewhere, when both painted over the same unsaved pixels (same size and layout).
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
   of the image: sync/painted.py). When the file itself changed, theirs.
-- a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame, strokes both added to one frame
-  kept (gp_merge.py). Where an instanced frame would lose the frame whose drawing it shows, theirs.
+- a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame, and stroke by stroke in a frame
+  both changed: what each erased, drew or changed (gp_merge.py). Where an instanced frame would lose the
+  frame whose drawing it shows, theirs.
 - a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
   (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
 - a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
@@ -59,16 +60,15 @@ No bpy: values in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection
+from typing import Any
 
 from . import gp_merge, keyframe_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
+from .three_way import merge_order, three_way, unique_names
 from .three_way import settings as settings_three_way
-from .three_way import three_way, unique_names
 
-Item = TypeVar("Item", bound=Hashable)
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
 NODE_FIELDS = frozenset({"name", "type", "label", "hide", "mute", "props"})  # what every node value holds
 SETTINGS_FIELDS = frozenset({"props"})
@@ -117,21 +117,6 @@ def settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> by
 
 def _names(doc: object) -> bool:
     return isinstance(doc, list) and all(isinstance(n, str) for n in doc) and len(set(doc)) == len(doc)
-
-
-def merge_order(base: list[Item], ours: list[Item], theirs: list[Item]) -> list[Item]:
-    """Both edits' additions and removals; our order of the items all three hold unless they changed it."""
-    kept = [name for name in base if name in ours and name in theirs]
-    ours_kept = [name for name in ours if name in kept]
-    theirs_kept = [name for name in theirs if name in kept]
-    out = ours_kept if theirs_kept == kept else theirs_kept
-    for source in (theirs, ours):
-        for i, name in enumerate(source):
-            if name in base or name in out:
-                continue  # kept, removed by the other edit, or added by both (placed by theirs)
-            after = next((n for n in source[i + 1 :] if n in out), None)
-            out.insert(len(out) if after is None else out.index(after), name)
-    return out
 
 
 def stack_order(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:

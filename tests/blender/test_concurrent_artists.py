@@ -370,12 +370,13 @@ PAIRS = {
         '.layers["Lines"].frames)',
         [[1, 1], [5, 1], [9, 1]],
     ),
-    "two-strokes-into-one-frame": (  # both add strokes to one drawing: theirs, then ours, after the held ones
-        stroke_on_frame_one("{n}", 2.0),
+    "erase-and-draw-in-one-frame": (  # one erases the held stroke and draws, one draws: stroke by stroke
+        'bpy.data.grease_pencils["Sketch{n}"].layers["Lines"].frames[0].drawing.remove_strokes(indices=[0])\n'
+        + stroke_on_frame_one("{n}", 2.0),
         stroke_on_frame_one("{n}", 5.0),
         'sorted(round(p.vector[0], 3) for p in bpy.data.grease_pencils["Sketch{n}"].layers["Lines"]'
         '.frames[0].drawing.attributes["position"].data)',
-        [0.0, 0.0, 0.0, 2.0, 2.0, 5.0, 5.0],
+        [2.0, 2.0, 5.0, 5.0],
     ),
     "two-roto-layers-of-one-mask": (  # a mask's layers are one key: the overridden artist merges them
         f'{ROTO}["Hair"].splines[0].points[1].co = (0.25, 0.75)',
@@ -427,7 +428,7 @@ PAIR_SETUP = {
     "cam.background_images.new()\n"
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Shot{n}", cam))\n',
     "two-draw-on-one-grease-pencil": GREASE_PENCIL_SETUP,
-    "two-strokes-into-one-frame": GREASE_PENCIL_SETUP,
+    "erase-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',

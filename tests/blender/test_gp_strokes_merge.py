@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
@@ -10,7 +12,8 @@ from replicas import applies_as_is, merged_docs, part_after, part_key  # noqa: E
 from scene_builders import build_grease_pencil, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
-from blender_addon.sync.codec import unpack_f32, unpack_i32  # noqa: E402
+from blender_addon.sync import gp_merge  # noqa: E402
+from blender_addon.sync.codec import pack_i32, unpack_f32, unpack_i32  # noqa: E402
 
 pytestmark = pytest.mark.blender
 KEY = "gpencil/0123456789abcdef0123456789abcdef/strokes"
@@ -115,23 +118,131 @@ def test_strokes_both_drew_on_one_frame_are_both_kept():
     _drawn_as_merged(merged)  # every other attribute grew by the strokes or points added alike
 
 
-def test_a_frame_both_changed_otherwise_is_theirs():
-    """A held stroke moved by ours, or an attribute only one side has, is not merged: theirs."""
+def _moved(stroke: int, x: float):
+    """Every point of one stroke of frame 1 of "Lines" moved to ``x``."""
+
+    def edit(gp):
+        drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
+        start, end = (drawing.curve_offsets[i].value for i in (stroke, stroke + 1))
+        for i in range(start, end):
+            drawing.attributes["position"].data[i].vector = (x, 0.5, 0.0)
+        drawing.tag_positions_changed()
+
+    return edit
+
+
+def _both(*edits):
+    def edit(gp):
+        for one in edits:
+            one(gp)
+
+    return edit
+
+
+def _erase(*strokes: int):
+    def edit(gp):
+        {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing.remove_strokes(
+            indices=list(strokes)
+        )
+
+    return edit
+
+
+def test_a_stroke_one_erased_goes_and_the_others_new_strokes_stay():
+    base = _strokes()
+    held = _xs(_lines_frame(base, 1))
+    merged = _merged(base, _strokes(_erase(0)), _strokes(_placed("Lines", 1, [4], 9.0)))
+    assert merged is not None
+    frame = _lines_frame(merged, 1)
+    assert list(unpack_i32(frame["sizes"])) == [2, 4] and _xs(frame) == held[3:] + [9.0] * 4
+    _drawn_as_merged(merged)
+    # Every held stroke erased by ours, theirs drew: theirs' new strokes alone.
+    merged = _merged(base, _strokes(_erase(0, 1)), _strokes(_placed("Lines", 1, [4], 9.0)))
+    assert merged is not None and list(unpack_i32(_lines_frame(merged, 1)["sizes"])) == [4]
+
+
+def test_strokes_each_moved_keep_their_places_in_the_draw_order():
+    """A moved stroke is the old one removed and the new one put where it was: each edit's move stays, and
+    the strokes keep their order (which one is drawn over which)."""
+    base = _strokes()
+    ours = _strokes(_both(_moved(0, 4.0), _placed("Lines", 1, [2], 7.0)))
+    theirs = _strokes(_moved(1, 6.0))
+    merged = _merged(base, ours, theirs)
+    assert merged is not None
+    frame = _lines_frame(merged, 1)
+    assert list(unpack_i32(frame["sizes"])) == [3, 2, 2]
+    assert _xs(frame) == [4.0] * 3 + [6.0] * 2 + [7.0] * 2
+    _drawn_as_merged(merged)  # each stroke's radius, opacity and material kept with it
+
+
+def test_a_stroke_both_changed_comes_out_in_both_versions():
+    base = _strokes()
+    merged = _merged(base, _strokes(_moved(1, 4.0)), _strokes(_moved(1, 6.0)))
+    assert merged is not None
+    frame = _lines_frame(merged, 1)
+    assert list(unpack_i32(frame["sizes"])) == [3, 2, 2] and _xs(frame)[3:] == [6.0, 6.0, 4.0, 4.0]
+    # Both erased one stroke (and nothing else there): it goes once, nothing doubled.
+    merged = _merged(base, _strokes(_both(_erase(1), _draw("Lines", 9, [5]))), _strokes(_erase(1)))
+    assert merged is not None and list(unpack_i32(_lines_frame(merged, 1)["sizes"])) == [3]
+
+
+@st.composite
+def _redrawn(draw, base: list[int]) -> list[int]:
+    """``base``'s strokes (numbers) with some erased, some changed (a new number where the old one was)
+    and some new ones drawn anywhere, the held ones in their order."""
+    out = []
+    for stroke in base:
+        fate = draw(st.sampled_from(["keep", "keep", "erase", "change"]))
+        out += [stroke] if fate == "keep" else [draw(st.integers(100, 10**6))] if fate == "change" else []
+    for stroke in draw(st.lists(st.integers(100, 10**6), max_size=3)):
+        out.insert(draw(st.integers(0, len(out))), stroke)
+    return list(dict.fromkeys(out))  # strokes are unique (counted among equal ones)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_every_stroke_either_edit_erased_goes_and_every_new_one_stays_in_its_place(data):
+    base = list(range(data.draw(st.integers(0, 8))))
+    ours, theirs = data.draw(_redrawn(base)), data.draw(_redrawn(base))
+    merged = gp_merge._merge_strokes_in_place(base, ours, theirs)
+    assert len(set(merged)) == len(merged)
+    kept = [s for s in base if s in ours and s in theirs]
+    assert [s for s in merged if s in base] == kept  # erased by either: gone; the rest in order
+    assert set(merged) - set(base) == (set(ours) | set(theirs)) - set(base)  # every new stroke
+    for edit in (ours, theirs):
+        new = [s for s in edit if s not in base]
+        # each edit's new strokes in its order (one both drew is where theirs put it)
+        assert [s for s in merged if s in new and (edit is theirs or s not in theirs)] == [
+            s for s in new if edit is theirs or s not in theirs
+        ]
+        for i, stroke in enumerate(edit):  # before the held stroke that followed it in its edit
+            after = next((s for s in edit[i + 1 :] if s in base), None)
+            if stroke not in base and after in kept and (edit is theirs or stroke not in theirs):
+                assert merged.index(stroke) < merged.index(after)
+            before = next((s for s in reversed(edit[:i]) if s in base), None)
+            if stroke not in base and before in kept and (edit is theirs or stroke not in theirs):
+                assert merged.index(stroke) > merged.index(before)
+
+
+def test_a_frame_whose_attributes_or_arrays_differ_is_theirs():
+    """An attribute only one side has, or arrays that do not add up to the strokes, is not merged: theirs."""
     base = _strokes()
     theirs = _strokes(_placed("Lines", 1, [6], 9.0))
-
-    def moved(gp):
-        drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
-        drawing.attributes["position"].data[0].vector = (4.0, 4.0, 4.0)
-        drawing.add_strokes([2])
 
     def coloured(gp):
         drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
         drawing.add_strokes([2])
         drawing.attributes.new("thickness_hint", "FLOAT", "POINT")
 
-    for edit in (moved, coloured, lambda gp: gp.layers["Lines"].frames[0].drawing.remove_strokes()):
-        assert _merged(base, _strokes(edit), theirs) is None
+    assert _merged(base, _strokes(coloured), theirs) is None
+    for damage in (
+        lambda frame: frame.update(sizes=pack_i32([3, 3])),  # one point more than the arrays hold
+        lambda frame: frame.update(sizes=pack_i32([6, -1])),
+        lambda frame: frame["attributes"][0].update(data=b"x"),
+    ):
+        ours = _strokes(_erase(0))
+        damage(_lines_frame(ours, 1))
+        assert _merged(base, ours, theirs) is None
 
 
 def test_a_layer_ours_added_removed_or_renamed_leaves_theirs():
