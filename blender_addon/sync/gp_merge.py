@@ -14,7 +14,7 @@ import itertools
 
 from .arrays import ATTRIBUTE_LAYOUT
 from .codec import pack_i32, unpack_i32
-from .three_way import merge_order, three_way, unique_names
+from .three_way import merge_in_place, three_way, unique_names
 
 # Bytes per value of each attribute type as kinds/grease_pencils.py packs it (arrays.read_attribute: a byte
 # per boolean, four per number of every other type).
@@ -37,12 +37,12 @@ def _frames(layer: dict | None) -> dict[int, dict]:
     return frames
 
 
-Stroke = tuple[object, ...]  # its point count and its slice of each attribute, counted among equal strokes
+Stroke = tuple[object, ...]  # its point count and its slice of each attribute
 
 
 def _strokes(frame: dict, shape: list[tuple]) -> list[Stroke] | None:
-    """A drawn frame's strokes, each identified by its content and how many equal strokes come before it;
-    None when its arrays do not add up as kinds/grease_pencils.py writes them."""
+    """A drawn frame's strokes, each its point count and its slice of every attribute (its identity); None
+    when its arrays do not add up as kinds/grease_pencils.py writes them."""
     sizes = list(unpack_i32(frame["sizes"]))
     if any(size < 0 for size in sizes):
         return None
@@ -57,59 +57,14 @@ def _strokes(frame: dict, shape: list[tuple]) -> list[Stroke] | None:
             return None
         bounds = starts if domain == "POINT" else range(len(sizes) + 1)
         slices.append([data[a * width : b * width] for a, b in itertools.pairwise(bounds)])
-    seen: dict[tuple, int] = {}
-    strokes: list[Stroke] = []
-    for i, size in enumerate(sizes):
-        content = (size, *(column[i] for column in slices))
-        seen[content] = count = seen.get(content, -1) + 1
-        strokes.append((*content, count))
-    return strokes
-
-
-def _in_base_order(base: list[Stroke], edit: list[Stroke]) -> bool:
-    position = {stroke: i for i, stroke in enumerate(base)}
-    held = [position[stroke] for stroke in edit if stroke in position]
-    return held == sorted(held)
-
-
-def _merge_strokes_in_place(base: list[Stroke], ours: list[Stroke], theirs: list[Stroke]) -> list[Stroke]:
-    """Both edits' strokes: the held strokes both kept, in base order, and each edit's new strokes where it
-    put them, before the held stroke that follows them in that edit, whether or not the other edit kept
-    it (a stroke changed by one keeps its place beside one changed by the other); theirs first where both
-    put new strokes. When an edit reordered held strokes, ``merge_order`` (its order rule)."""
-    if not (_in_base_order(base, ours) and _in_base_order(base, theirs)):
-        return merge_order(base, ours, theirs)
-    position = {stroke: i for i, stroke in enumerate(base)}
-    gaps: list[list[Stroke]] = [[] for _ in range(len(base) + 1)]  # new strokes before base[i] (or the end)
-    added = set()
-    for edit in (theirs, ours):
-        runs: list[Stroke] = []
-        for stroke in edit:
-            at = position.get(stroke)
-            if at is None:
-                if stroke not in added:  # one both drew (the same points, same count) is theirs
-                    runs.append(stroke)
-                continue
-            gaps[at] += runs
-            runs = []
-        gaps[-1] += runs
-        added.update(stroke for stroke in edit if stroke not in position)
-    kept = set(ours) & set(theirs)
-    out: list[Stroke] = []
-    for i, stroke in enumerate(base):
-        out += gaps[i]
-        if stroke in kept:
-            out.append(stroke)
-    return out + gaps[-1]
+    return [(size, *(column[i] for column in slices)) for i, size in enumerate(sizes)]
 
 
 def _merged_frame(base: dict, ours: dict, theirs: dict) -> dict:
-    """One frame both changed, stroke by stroke (merge_order). A stroke has no identity that travels, so
-    one moved or recoloured is the old stroke removed and a new one in its place: strokes either edit
-    erased go, those either drew or changed stay, in draw order (a new one before the stroke that followed
-    it). A stroke both changed comes out in both versions: neither edit is lost, and which one was meant
-    cannot be told. Theirs when the frames' attributes differ (one edit added one) or one of them shows
-    another frame's drawing."""
+    """One frame both changed, stroke by stroke (three_way.merge_in_place): strokes either edit erased go,
+    those either drew or changed stay where they were in the draw order. A stroke both changed comes out
+    in both versions: neither edit is lost, and which one was meant cannot be told. Theirs when the
+    frames' attributes differ (one edit added one) or one of them shows another frame's drawing."""
     if any("instance_of" in frame for frame in (base, ours, theirs)):
         return theirs
     shapes = [
@@ -120,7 +75,7 @@ def _merged_frame(base: dict, ours: dict, theirs: dict) -> dict:
     strokes = [_strokes(frame, shapes[0]) for frame in (base, ours, theirs)]
     if strokes[0] is None or strokes[1] is None or strokes[2] is None:
         return theirs
-    merged = _merge_strokes_in_place(*strokes)
+    merged = merge_in_place(*strokes, identity=lambda stroke: stroke)
     sizes = pack_i32([stroke[0] for stroke in merged])  # type: ignore[misc]
     attributes = [
         dict(attr, data=b"".join(stroke[column + 1] for stroke in merged))  # type: ignore[misc]

@@ -48,9 +48,10 @@ left to keep: then theirs stands.
   frame whose drawing it shows, theirs.
 - a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
   (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
-- a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting and its splines
-  whole; theirs' layers in their order, then ours' new ones: two artists rotoscoping different layers of
-  one mask keep both.
+- a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting, the splines of
+  a layer both changed spline by spline and a spline's points point by point (mask_merge.py); theirs'
+  layers in their order, then ours' new ones: two artists rotoscoping different shapes, or different
+  points of one shape, keep both.
 - a movie clip's tracking data: its settings and tracking objects (``clip/<u>/tracking``) per setting and by
   name, and one track (``clip/<u>/track/<object>/<track>``) per setting and per frame of its markers
   (tracking_merge.py).
@@ -63,7 +64,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from . import gp_merge, keyframe_merge, tracking_merge
+from . import gp_merge, keyframe_merge, mask_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
 from .three_way import merge_order, three_way, unique_names
@@ -383,23 +384,11 @@ def _documents(merge: Callable[[Any, Any, Any], Any], shape: Callable[[object], 
 gpencil_strokes = _documents(gp_merge.merge_strokes)
 
 
-def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:
-    """A mask's layers (``mask/<u>/layers``): per layer by name, each layer's settings per setting and its
-    splines whole (theirs where both changed them); theirs' layers in their order, then those ours added."""
-    if any(unique_names(layers) is None for layers in (base, ours, theirs)):
-        return None
-    named = [{layer["name"]: layer for layer in layers} for layers in (base, ours, theirs)]
-
-    out = three_way(*named, both=settings_three_way)  # type: ignore[arg-type]
-    order = [layer["name"] for layer in theirs] + [layer["name"] for layer in ours]
-    return [out[name] for name in dict.fromkeys(order) if name in out]
-
-
 def _is_list_of_maps(doc: object) -> bool:
     return isinstance(doc, list) and all(isinstance(d, dict) for d in doc)
 
 
-mask_layers = _documents(merge_mask_layers, _is_list_of_maps)
+mask_layers = _documents(mask_merge.merge_mask_layers, _is_list_of_maps)
 camera_backgrounds = _documents(merge_backgrounds, _is_list_of_maps)
 tracking = _documents(tracking_merge.merge_settings)  # a movie clip's tracking settings and objects
 track = _documents(tracking_merge.merge_track)  # one of its tracks

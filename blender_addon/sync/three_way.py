@@ -79,3 +79,87 @@ def merge_order(base: list[Item], ours: list[Item], theirs: list[Item]) -> list[
         grown.extend(reversed(before.get(None, ())))
         out = grown
     return out
+
+
+Doc = TypeVar("Doc")
+
+
+def _counted(docs: list[Doc], identity: Callable[[Doc], Hashable]) -> list[tuple[Hashable, int]]:
+    """Each document's identity and how many equal ones come before it: a list's items are then unique."""
+    seen: dict[Hashable, int] = {}
+    out = []
+    for doc in docs:
+        ident = identity(doc)
+        seen[ident] = count = seen.get(ident, -1) + 1
+        out.append((ident, count))
+    return out
+
+
+def _runs(base: dict, edit: list) -> dict[tuple[int, int], list]:
+    """The runs of items ``edit`` added, by the held items around them: (index in base of the held item
+    before, or -1; of the one after, or len(base))."""
+    out: dict[tuple[int, int], list] = {}
+    previous, run = -1, []
+    for item in edit:
+        at = base.get(item)
+        if at is None:
+            run.append(item)
+            continue
+        if run:
+            out[(previous, at)] = run
+        previous, run = at, []
+    if run:
+        out[(previous, len(base))] = run
+    return out
+
+
+def merge_in_place(
+    base: list[Doc],
+    ours: list[Doc],
+    theirs: list[Doc],
+    identity: Callable[[Doc], Hashable],
+    both: Callable[[Doc, Doc, Doc], Doc] | None = None,
+) -> list[Doc]:
+    """Two edits of a list whose items have no identity that travels (strokes, spline points): an item is
+    its content (``identity``), counted among equal ones, so an item changed is the old one removed and a
+    new one in its place. The held items both kept stay in order; each edit's new items go between the
+    held items they were between in that edit (theirs first where both put some), whether or not the other
+    edit kept those. Where both replaced the items between the same two held ones, each edit's first new
+    items there stand for those, one for one, and ``both(base's, ours', theirs')`` is put in their place
+    (without ``both``, every version is: neither edit is lost). When an edit reordered held items,
+    ``merge_order``'s rule, without pairing."""
+    idents = [_counted(docs, identity) for docs in (base, ours, theirs)]
+    doc_of: dict[tuple[Hashable, int], Doc] = {}
+    for docs, names in zip((theirs, ours, base), (idents[2], idents[1], idents[0]), strict=True):
+        for doc, name in zip(docs, names, strict=True):
+            doc_of.setdefault(name, doc)  # one both drew: theirs' document (they are equal)
+    position = {name: i for i, name in enumerate(idents[0])}
+    held = [[position[name] for name in edit if name in position] for edit in idents[1:]]
+    if any(indices != sorted(indices) for indices in held):
+        return [doc_of[name] for name in merge_order(*idents)]
+    kept = set(idents[1]) & set(idents[2])
+    ours_runs, theirs_runs = _runs(position, idents[1]), _runs(position, idents[2])
+    ours_new, theirs_new = (set(edit) - position.keys() for edit in idents[1:])
+    before: dict[int, list[Doc]] = {}  # base index (len(base): the end) -> what goes before it
+    placed: set = set()
+    for gap, run in theirs_runs.items():
+        # Both removed every held item between the two around this gap (both hold those two): the first
+        # new items of each edit there (not one both made: theirs places it) stand for them, one for one.
+        ours_run = ours_runs.get(gap, []) if both is not None else []
+        mine = [name for name in ours_run if name not in theirs_new]
+        their = [name for name in run if name not in ours_new]
+        pairs = min(len(their), len(mine), gap[1] - gap[0] - 1)
+        slot = before.setdefault(gap[1], [])
+        for i, replaced in enumerate(idents[0][gap[0] + 1 : gap[0] + 1 + pairs]):
+            slot.append(both(doc_of[replaced], doc_of[mine[i]], doc_of[their[i]]))  # type: ignore[misc]
+        paired = set(mine[:pairs]) | set(their[:pairs])
+        slot.extend(doc_of[name] for name in run if name not in paired)
+        placed.update(run, paired)
+    for gap, run in ours_runs.items():
+        before.setdefault(gap[1], []).extend(doc_of[name] for name in run if name not in placed)
+    out: list[Doc] = []
+    for i, name in enumerate(idents[0]):
+        out += before.get(i, ())
+        if name in kept:
+            out.append(doc_of[name])
+    return out + before.get(len(idents[0]), [])

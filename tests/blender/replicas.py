@@ -29,6 +29,16 @@ def part_after(make: Callable[[], bpy.types.ID], edit: Callable | None, kind: st
     return sync.decode_value(values[part_key(values, kind, part)])
 
 
+def edits(*steps: Callable) -> Callable:
+    """One edit made of ``steps``, each given the datablock in turn (for ``part_after``)."""
+
+    def edit(id_data):
+        for step in steps:
+            step(id_data)
+
+    return edit
+
+
 def applies_as_is(kind: str, part: str, doc: object) -> None:
     """The scene's one ``kind`` ``part`` key set to ``doc`` applies without error and reads back as ``doc``
     (Blender holds what was merged)."""

@@ -378,11 +378,13 @@ PAIRS = {
         '.frames[0].drawing.attributes["position"].data)',
         [2.0, 2.0, 5.0, 5.0],
     ),
-    "two-roto-layers-of-one-mask": (  # a mask's layers are one key: the overridden artist merges them
+    "two-roto-points-of-one-mask": (  # a mask's layers are one key: merged per layer, spline and point
         f'{ROTO}["Hair"].splines[0].points[1].co = (0.25, 0.75)',
+        f'{ROTO}["Hair"].splines[0].points[2].co = (0.625, 0.375)\n'
         f'{ROTO}["Matte"].splines[0].points[2].co = (0.5, 0.125)',
-        f'[list({ROTO}["Hair"].splines[0].points[1].co), list({ROTO}["Matte"].splines[0].points[2].co)]',
-        [[0.25, 0.75], [0.5, 0.125]],
+        f'[list(p.co) for p in {ROTO}["Hair"].splines[0].points][1:]'
+        f' + [list({ROTO}["Matte"].splines[0].points[2].co)]',
+        [[0.25, 0.75], [0.625, 0.375], [0.5, 0.125]],
     ),
     "two-camera-backgrounds": (  # a camera's backgrounds are one key: the overridden artist merges them
         'bpy.data.cameras["Shot{n}"].background_images[0].alpha = 0.25',
@@ -417,7 +419,7 @@ PAIR_SETUP = {
     "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"
     'clip.name = "Plate{n}"\n'
     'clip.tracking.tracks.new(name="Corner", frame=1).markers.insert_frame(2, co=(0.5, 0.5))\n',
-    "two-roto-layers-of-one-mask": 'mask = bpy.data.masks.new(name="Roto{n}")\n'
+    "two-roto-points-of-one-mask": 'mask = bpy.data.masks.new(name="Roto{n}")\n'
     'for name in ("Hair", "Matte"):\n'
     "    points = mask.layers.new(name=name).splines.new().points\n"
     "    points.add(2)\n"

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from replicas import applies_as_is, merged_docs, part_after, part_key  # noqa: E402
+from replicas import applies_as_is, edits, merged_docs, part_after, part_key  # noqa: E402
 from scene_builders import build_grease_pencil, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
-from blender_addon.sync import gp_merge  # noqa: E402
+from blender_addon.sync import three_way  # noqa: E402
 from blender_addon.sync.codec import pack_i32, unpack_f32, unpack_i32  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -131,14 +131,6 @@ def _moved(stroke: int, x: float):
     return edit
 
 
-def _both(*edits):
-    def edit(gp):
-        for one in edits:
-            one(gp)
-
-    return edit
-
-
 def _erase(*strokes: int):
     def edit(gp):
         {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing.remove_strokes(
@@ -165,7 +157,7 @@ def test_strokes_each_moved_keep_their_places_in_the_draw_order():
     """A moved stroke is the old one removed and the new one put where it was: each edit's move stays, and
     the strokes keep their order (which one is drawn over which)."""
     base = _strokes()
-    ours = _strokes(_both(_moved(0, 4.0), _placed("Lines", 1, [2], 7.0)))
+    ours = _strokes(edits(_moved(0, 4.0), _placed("Lines", 1, [2], 7.0)))
     theirs = _strokes(_moved(1, 6.0))
     merged = _merged(base, ours, theirs)
     assert merged is not None
@@ -182,7 +174,7 @@ def test_a_stroke_both_changed_comes_out_in_both_versions():
     frame = _lines_frame(merged, 1)
     assert list(unpack_i32(frame["sizes"])) == [3, 2, 2] and _xs(frame)[3:] == [6.0, 6.0, 4.0, 4.0]
     # Both erased one stroke (and nothing else there): it goes once, nothing doubled.
-    merged = _merged(base, _strokes(_both(_erase(1), _draw("Lines", 9, [5]))), _strokes(_erase(1)))
+    merged = _merged(base, _strokes(edits(_erase(1), _draw("Lines", 9, [5]))), _strokes(_erase(1)))
     assert merged is not None and list(unpack_i32(_lines_frame(merged, 1)["sizes"])) == [3]
 
 
@@ -204,7 +196,7 @@ def _redrawn(draw, base: list[int]) -> list[int]:
 def test_every_stroke_either_edit_erased_goes_and_every_new_one_stays_in_its_place(data):
     base = list(range(data.draw(st.integers(0, 8))))
     ours, theirs = data.draw(_redrawn(base)), data.draw(_redrawn(base))
-    merged = gp_merge._merge_strokes_in_place(base, ours, theirs)
+    merged = three_way.merge_in_place(base, ours, theirs, identity=lambda stroke: stroke)
     assert len(set(merged)) == len(merged)
     kept = [s for s in base if s in ours and s in theirs]
     assert [s for s in merged if s in base] == kept  # erased by either: gone; the rest in order

@@ -7,10 +7,11 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from replicas import applies_as_is, merged_docs, part_after  # noqa: E402
+from replicas import applies_as_is, edits, merged_docs, part_after  # noqa: E402
 from scene_builders import build_mask, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
+from blender_addon.sync.codec import unpack_f32  # noqa: E402
 
 pytestmark = pytest.mark.blender
 KEY = "mask/0123456789abcdef0123456789abcdef/layers"
@@ -67,9 +68,90 @@ def test_two_layers_edited_by_two_artists_both_stay_and_apply():
     applies_as_is("mask", "layers", merged)
 
 
-def test_the_same_layer_s_splines_changed_by_both_are_theirs():
+def _move(layer: str, spline: int, point: int, x: float):
+    def edit(mask):
+        mask.layers[layer].splines[spline].points[point].co = (x, 0.5)
+
+    return edit
+
+
+def _cos(layer: dict) -> list[list[float]]:
+    """Each spline's points' x, rounded."""
+    return [[round(x, 3) for x in unpack_f32(spline["co"])[0::2]] for spline in layer["splines"]]
+
+
+def test_two_shapes_of_one_layer_each_moved_by_one_artist_both_stay_and_apply():
     base = _layers()
-    assert _merged(base, _layers(_move_point("Detail", 0.2)), _layers(_move_point("Detail", 0.8))) is None
+    merged = _merged(base, _layers(_move("Detail", 0, 1, 0.11)), _layers(_move("Detail", 1, 3, 0.77)))
+    assert merged is not None
+    assert _cos(_by_name(merged)["Detail"]) == [[0.3, 0.11, 0.5], [0.3, 0.4, 0.5, 0.77, 0.7]]
+    _roto()
+    applies_as_is("mask", "layers", merged)
+
+
+def test_two_points_of_one_shape_moved_and_a_shape_drawn_all_stay():
+    """Points of one spline both edits changed: point by point; a spline ours drew goes after theirs."""
+    base = _layers()
+
+    def drawn(mask):
+        points = mask.layers["Garbage"].splines.new().points
+        points.add(1)
+        points[1].co = (0.42, 0.42)
+
+    ours = _layers(edits(_move("Garbage", 0, 1, 0.61), drawn))
+    theirs = _layers(_move("Garbage", 0, 3, 0.33))
+    merged = _merged(base, ours, theirs)
+    assert merged is not None
+    garbage = _by_name(merged)["Garbage"]
+    assert _cos(garbage) == [[0.1, 0.61, 0.85, 0.33], [0.0, 0.42]]
+    assert garbage["splines"][0]["handle_type"][2] == "VECTOR" and garbage["splines"][0]["parents"][0][
+        3:
+    ] == [
+        "Camera",
+        "Corner",
+    ]
+    _roto()
+    applies_as_is("mask", "layers", merged)
+
+
+def test_one_point_changed_by_both_is_merged_per_field():
+    """Its position by one, its handle type by the other: both; its position by both: theirs."""
+    base = _layers()
+
+    def vector(mask):
+        mask.layers["Detail"].splines[1].points[2].handle_type = "VECTOR"
+
+    merged = _merged(base, _layers(_move("Detail", 1, 2, 0.05)), _layers(vector))
+    assert merged is not None
+    spline = _by_name(merged)["Detail"]["splines"][1]
+    assert round(unpack_f32(spline["co"])[4], 3) == 0.05 and spline["handle_type"][2] == "VECTOR"
+    assert _merged(base, _layers(_move("Detail", 1, 2, 0.2)), _layers(_move("Detail", 1, 2, 0.8))) is None
+
+
+def test_a_shape_one_removed_goes_while_the_other_moves_a_point_of_another():
+    base = _layers()
+    ours = _layers(lambda mask: mask.layers["Detail"].splines.remove(mask.layers["Detail"].splines[0]))
+    merged = _merged(base, ours, _layers(_move("Detail", 1, 0, 0.9)))
+    assert merged is not None and _cos(_by_name(merged)["Detail"]) == [[0.9, 0.4, 0.5, 0.6, 0.7]]
+    _roto()
+    applies_as_is("mask", "layers", merged)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda spline: spline.update(count=spline["count"] + 1),
+        lambda spline: spline.update(count=-1),
+        lambda spline: spline["handle_type"].pop(),
+        lambda spline: spline.update(co=spline["co"][:-1]),
+    ],
+    ids=["count-past-the-points", "count-negative", "a-list-short", "an-array-cut"],
+)
+def test_a_spline_whose_points_do_not_add_up_is_not_merged(damage):
+    base = _layers()
+    ours, theirs = _layers(_move("Detail", 0, 1, 0.11)), _layers(_move("Detail", 0, 0, 0.77))
+    damage(_by_name(ours)["Detail"]["splines"][0])
+    assert _merged(base, ours, theirs) is None
 
 
 def test_a_layer_ours_removed_goes_unless_theirs_changed_it():

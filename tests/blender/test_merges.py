@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blender_addon import sync
-from blender_addon.sync import keyframe_merge, merges
+from blender_addon.sync import keyframe_merge, merges, three_way
 
 pytestmark = pytest.mark.blender
 
@@ -176,6 +176,37 @@ def test_a_stack_order_keeps_both_edits_additions_and_removals(data):
                 assert not kept & set(merged[position:]), name
     assert merges.merge_order(base, base, theirs) == theirs
     assert merges.merge_order(base, ours, base) == ours
+
+
+@st.composite
+def redrawn(draw, base: list[int]) -> list[int]:
+    """``base`` (unique numbers) with some removed, some changed (a new number in place) and some new ones
+    put anywhere, the held ones in their order."""
+    out = []
+    for item in base:
+        fate = draw(st.sampled_from(["keep", "keep", "remove", "change"]))
+        out += [item] if fate == "keep" else [draw(st.integers(100, 130))] if fate == "change" else []
+    for item in draw(st.lists(st.integers(100, 130), max_size=3)):
+        out.insert(draw(st.integers(0, len(out))), item)
+    return list(dict.fromkeys(out))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_list_merged_in_place_keeps_every_new_item_once_and_pairs_only_what_both_replaced(data):
+    base = list(range(data.draw(st.integers(0, 7))))
+    ours, theirs = data.draw(redrawn(base)), data.draw(redrawn(base))
+    merged = three_way.merge_in_place(base, ours, theirs, lambda item: item, lambda *docs: docs)
+    kept = [item for item in base if item in ours and item in theirs]
+    assert [item for item in merged if item in base] == kept  # removed by either: gone; in order
+    paired = [item for item in merged if isinstance(item, tuple)]
+    for replaced, mine, their in paired:
+        assert replaced in base and replaced not in ours and replaced not in theirs
+        assert mine in ours and mine not in base and their in theirs and their not in base
+    new = [item for item in dict.fromkeys(theirs + ours) if item not in base]
+    shown = [item for item in merged if not isinstance(item, tuple) and item not in base]
+    shown += [item for _, mine, their in paired for item in dict.fromkeys((mine, their))]
+    assert sorted(shown) == sorted(new)  # each new item once, itself or inside the pair it stands in
 
 
 def order(names: list[str]) -> bytes:
