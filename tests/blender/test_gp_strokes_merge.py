@@ -216,6 +216,71 @@ def test_every_stroke_either_edit_erased_goes_and_every_new_one_stays_in_its_pla
                 assert merged.index(stroke) > merged.index(before)
 
 
+def _more_strokes(gp):
+    """Three more strokes on frame 1 of "Lines", at x 10, 11 and 12 (five in all, each its own)."""
+    drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
+    for x in (10.0, 11.0, 12.0):
+        _placed("Lines", 1, [2], x)(gp)
+    assert len(drawing.strokes) == 5
+
+
+STROKE_EDITS = st.lists(
+    st.one_of(
+        st.tuples(st.just("erase"), st.integers(0, 9)),
+        st.tuples(st.just("move"), st.integers(0, 9)),
+        st.tuples(st.just("draw"), st.integers(1, 3)),
+    ),
+    max_size=4,
+)
+
+
+def _edited(steps, at: float):
+    """Frame 1 of "Lines" with five strokes, then ``steps``: each stroke moved or drawn at an x of its own
+    (from ``at`` on), so that no two strokes are alike."""
+
+    def edit(gp):
+        _more_strokes(gp)
+        for i, step in enumerate(steps):
+            count = len({f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing.strokes)
+            if step[0] == "draw":
+                _placed("Lines", 1, [step[1]], at + i)(gp)
+            elif step[0] == "erase" and count:
+                _erase(step[1] % count)(gp)
+            elif count:
+                _moved(step[1] % count, at + i)(gp)
+
+    return edit
+
+
+def _frame_strokes(doc: dict) -> list[tuple]:
+    frame = _lines_frame(doc, 1)
+    xs, sizes = _xs(frame), list(unpack_i32(frame["sizes"]))
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [tuple(xs[start : start + size]) for start, size in zip(starts, sizes, strict=True)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(STROKE_EDITS, STROKE_EDITS)
+def test_any_two_edits_of_one_frame_merge_into_a_drawing_blender_holds(ours_steps, theirs_steps):
+    """Random erasing, moving and drawing on both sides: the merged frame holds every stroke both kept, in
+    order, and every stroke either made, and Blender draws it as merged (attributes of both domains
+    sliced alike)."""
+    base, ours, theirs = (
+        _strokes(_more_strokes),
+        _strokes(_edited(ours_steps, 20)),
+        _strokes(_edited(theirs_steps, 40)),
+    )
+    strokes = [_frame_strokes(doc) for doc in (base, ours, theirs)]
+    kept = [s for s in strokes[0] if s in strokes[1] and s in strokes[2]]
+    made = sorted(s for s in strokes[1] + strokes[2] if s not in strokes[0])
+    merged = _merged(base, ours, theirs)
+    got = strokes[2] if merged is None else _frame_strokes(merged)  # None: theirs stands
+    assert [s for s in got if s in strokes[0]] == kept  # erased by either: gone; the rest in order
+    assert sorted(s for s in got if s not in strokes[0]) == made  # (moved strokes are made too)
+    if merged is not None:
+        _drawn_as_merged(merged)
+
+
 def test_a_frame_whose_attributes_or_arrays_differ_is_theirs():
     """An attribute only one side has, or arrays that do not add up to the strokes, is not merged: theirs."""
     base = _strokes()
