@@ -4,6 +4,11 @@ position (links and socket values of group input and output nodes, group nodes e
 nodes modifiers' inputs; a node's own item sockets) must go out again under the new positions, in the
 same batch as the merged value.
 
+A merge that removes items ours removed (a repeat zone's item, a group's input) is applied first with
+them kept (``merges.staged``): theirs' values, which name sockets by position, were made on that layout and
+arrive beside it. Once the applier is done, those items are removed here (Blender moves the links and
+values of the sockets after them), and the reading below sends the result.
+
 Sent alone, the merged value would reach the others first, and a receiver reading the datablocks then (the
 audit) would send the new sockets' defaults, ordered after ours: our values lost. So the session holds the
 merged value, has the applier leave those datablocks unread (as if the artist had changed them), and sends
@@ -19,6 +24,7 @@ from . import dirty, sync
 from .protocol_shim import protocol
 from .sync import merges, node_items
 from .sync.kinds import BY_NAME
+from .sync.kinds.node_groups import signature
 from .sync.node_trees import nodes_by_id
 
 Bases = dict[str, tuple[bytes | None, bytes]]  # key -> (theirs, our merged value)
@@ -44,25 +50,63 @@ class MergeRereads:
     def reset(self) -> None:
         self._reread: list[bpy.types.ID] = []  # read by the scan once the applier's queue is done
         self._held: Bases = {}  # merged values to send then
+        self._removals: dict[str, list[tuple]] = {}  # key -> items to remove once the applier is done
 
-    def arrange(self, key: str, base: bytes | None, ours: bytes | None, merged: bytes) -> bool:
-        """Before a merged item list is applied: give the items here its names and order (False: it
-        cannot be, theirs stands). Other merges need nothing."""
-        if merges.merger(key) is not merges.node_items:
-            return True
+    def arrange(
+        self, key: str, base: bytes | None, ours: bytes | None, theirs: bytes | None, merged: bytes
+    ) -> bytes | None:
+        """Before a merged value is applied: the value to apply (``merged``, or the staged one that keeps
+        the items ours removed), with the item lists here given its names and order; None when it cannot
+        be (theirs stands)."""
+        self._removals.pop(key, None)
+        merge = merges.merger(key)
+        if merge is not merges.node_items and merge is not merges.node_interface:
+            return merged
+        fed = merges.staged(key, base, ours, theirs) or merged
+        wanted, final = sync.decode_value(fed), sync.decode_value(merged)
+        if merge is merges.node_interface:
+            gone = _identities(wanted) - _identities(final)
+            if gone:
+                self._removals[key] = sorted(gone, key=str)
+            return fed
         found = _node(key)
         if found is None or base is None or ours is None:
-            return False
-        before, wanted = sync.decode_value(base), sync.decode_value(merged)
+            return None
+        before = sync.decode_value(base)
         lists = node_items.item_lists(found[1])
+        gone_items = []
         for name, items in wanted.items():
             if isinstance(items, list) and name not in lists:
-                return False  # another kind of node here
+                return None  # another kind of node here
             if isinstance(items, list) and isinstance(before.get(name), list):
                 names = [doc.get("name") for doc in before[name] if isinstance(doc, dict)]
                 if not node_items.arrange(getattr(found[1], name), names, items):
-                    return False
-        return True
+                    return None
+                kept = {doc.get("name") for doc in final.get(name, ())}
+                gone_items += [(name, doc.get("name")) for doc in items if doc.get("name") not in kept]
+        if gone_items:
+            self._removals[key] = gone_items
+        return fed
+
+    def _remove(self) -> None:
+        """The items held back for theirs' values (``arrange``), now removed."""
+        for key, gone in self._removals.items():
+            bits = sync.split_key(key)
+            if bits and bits[0] == "ngroup" and bits[2] == "iface":
+                group = _owner("ngroup", bits[1])
+                if group is not None:
+                    items = list(group.interface.items_tree)
+                    for item, ident in zip(items, _counted(signature(item) for item in items), strict=True):
+                        if ident in gone:
+                            group.interface.remove(item)
+                continue
+            found = _node(key)
+            for name, item_name in gone if found is not None else ():
+                items = getattr(found[1], name)
+                item = next((item for item in items if item.name == item_name), None)
+                if item is not None:
+                    items.remove(item)
+        self._removals.clear()
 
     def hold(self, merged: dict[str, bytes], theirs: dict[str, bytes | None]) -> dict[str, bytes]:
         """The merged values to send now; those that move sockets wait for the reading of what names them."""
@@ -90,6 +134,7 @@ class MergeRereads:
         for key, value in view:
             pair = self._held.pop(key, None) if key not in overridden else None
             if pair is not None:
+                self._removals.pop(key, None)
                 bases[key] = pair
                 by = {"seq": event.seq, "client_id": event.client_id, "op_id": event.op_id}
                 out.append(protocol.Overridden(key, our_seq=0, value=value, **by))
@@ -99,13 +144,15 @@ class MergeRereads:
         """Newer room values of these keys arrived: a held merge of one is out of date (theirs stands)."""
         for key in keys:
             self._held.pop(key, None)
+            self._removals.pop(key, None)
 
     def before_apply(self) -> None:
         """Noted as changed here: the applier does not read them back, and the next scan reads them."""
         dirty.note(self._reread)
 
     def applied(self) -> None:
-        """The applier's queue is done."""
+        """The applier's queue is done: the items held back go, and what names them is read."""
+        self._remove()
         self.before_apply()  # an apply that ended before this call's note still leaves them to the scan
         self._reread.clear()
 
@@ -117,3 +164,26 @@ class MergeRereads:
         held, self._held = self._held, {}
         released = {key: pair for key, pair in held.items() if key not in changed}
         return {**{key: pair[1] for key, pair in released.items()}, **changed}, released
+
+
+def _counted(signatures) -> list[tuple]:
+    """Each interface item's signature and how many equal ones come before it (merges._interface)."""
+    seen: dict[tuple, int] = {}
+    out = []
+    for sig in signatures:
+        seen[sig] = count = seen.get(sig, -1) + 1
+        out.append((*sig, count))
+    return out
+
+
+def _identities(doc: object) -> set[tuple]:
+    """The identities of an interface value's items."""
+    if not isinstance(doc, list):
+        return set()
+    return set(
+        _counted(
+            (d.get("item_type"), d.get("name"), d.get("in_out"), d.get("socket_type"))
+            for d in doc
+            if isinstance(d, dict)
+        )
+    )

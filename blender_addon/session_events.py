@@ -81,7 +81,7 @@ class ServerEventsMixin:
             self._send(reply)
         keys = {record.key for record in step.overridden}
         overridden = [*step.overridden, *self.rereads.overtaken(event, step.view, keys, self._merge_bases)]
-        merged = self._merge_overridden(overridden) if overridden else {}
+        merged, applied_as = self._merge_overridden(overridden) if overridden else ({}, {})
         told = [record for record in overridden if record.key not in merged]
         if told:  # named before the applier changes them (their edit may be a rename)
             self.notices.overridden(told, self.users)
@@ -94,7 +94,7 @@ class ServerEventsMixin:
                     self._merge_bases.pop(key, None)
             self.rereads.superseded(key for key, _ in step.view if key not in merged)
         if merged:  # after theirs, in the applier's order of each key; sent as an edit made having seen it
-            self._feed(list(merged.items()))  # the applier keeps a key's last value: theirs is not applied
+            self._feed(list(applied_as.items()))  # the applier keeps a key's last value: not theirs
             now = self.rereads.hold(merged, {record.key: record.value for record in overridden})
             self._send_local(now, [])
             for record in overridden:
@@ -231,9 +231,11 @@ class ServerEventsMixin:
         for key in deleted:
             self._merge_bases.pop(key, None)
 
-    def _merge_overridden(self, overridden: list[Any]) -> dict[str, bytes]:
-        """key -> the merge of our overridden edit and theirs, where there is something of ours to keep."""
+    def _merge_overridden(self, overridden: list[Any]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """key -> the merge of our overridden edit and theirs, where there is something of ours to keep;
+        and key -> what is applied for it here (the merge, or a first step towards it: merge_rereads.py)."""
         out: dict[str, bytes] = {}
+        applied_as: dict[str, bytes] = {}
         for record in overridden:
             base = self._merge_bases.pop(record.key, None)
             merge = merges.merger(record.key)
@@ -243,9 +245,14 @@ class ServerEventsMixin:
                 value = merges.image_data(base[0], base[1], record.value, lambda key=record.key: _saved(key))
             else:
                 value = merge(base[0], base[1], record.value)
-            if value is not None and self.rereads.arrange(record.key, base[0], base[1], value):
-                out[record.key] = value
-        return out
+            fed = (
+                None
+                if value is None
+                else self.rereads.arrange(record.key, base[0], base[1], record.value, value)
+            )
+            if value is not None and fed is not None:
+                out[record.key], applied_as[record.key] = value, fed
+        return out, applied_as
 
     def _remember_before(self, op_id: int, ops: list[list[Any]], previous: dict | None = None) -> None:
         """What an object's keys held before this batch (default: before the last scan), in case the server

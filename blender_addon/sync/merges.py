@@ -29,14 +29,16 @@ left to keep: then theirs stands.
   top level. Other values name a socket by its position among the group's inputs or outputs (group input
   and output nodes' links, group nodes' values, modifier inputs), and theirs arrive beside the interface
   they were made on: so only a merge that leaves each of theirs' sockets in its place is made (both
-  adding sockets, or changing different items' settings); one that would move them (ours removed or
-  reordered sockets, or added a top-level one while their panels hold sockets) leaves theirs. Ours'
-  values that name moved sockets are read again by the session once the merge is applied, and sent
+  adding sockets, or changing different items' settings); one that would move them (ours reordered
+  sockets, or added a top-level one while their panels hold sockets) leaves theirs. A socket ours removed
+  goes, but is applied first kept (``staged``) and removed once theirs' values are in (merge_rereads.py).
+  Ours' values that name moved sockets are read again by the session once the merge is applied, and sent
   under the new positions (session_events.py, merge_rereads.py).
 - one node's item lists (``<kind>/<u>/items/<node id>``: a repeat zone's, a capture attribute's...): the
   items ours added go after theirs (renamed as Blender would, ``Float.001``, where theirs took the name),
-  each item's settings as a node's fields, theirs' items and order otherwise; the item sockets are named
-  by position, so a merge where ours removed, reordered or renamed an item is not made. The session
+  each item's settings as a node's fields, theirs' items and order otherwise, without the items ours
+  removed (kept first, ``staged``, like a removed socket); the item sockets are named by position, so a
+  merge where ours reordered or renamed an item is not made. The session
   gives the items here the merged names and order before the merge is applied, so that ours keep their
   links and values (merge_rereads.py).
 - an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
@@ -169,14 +171,41 @@ def _rank(doc: dict) -> int:
     return 1 if doc.get("in_out") == "OUTPUT" else 2
 
 
-def merge_interface(base: list, ours: list, theirs: list) -> list[dict] | None:
+def merge_interface(base: list, ours: list, theirs: list, staged: bool = False) -> list[dict] | None:
     """Both edits' items of a node group's interface, laid out as Blender keeps them; None when one of
-    the three is not an interface as the add-on writes it."""
+    the three is not an interface as the add-on writes it, or when the merge would move theirs' sockets.
+    Items ours removed go, unless theirs changed them (then theirs stands); ``staged``: they are kept,
+    for theirs' values to be applied on the layout they were made on (merge_rereads.py)."""
     before = _interface(base)
     mine = None if before is None else _interface(ours, "ours", before)
     their_items = None if before is None else _interface(theirs, "theirs", before)
     if before is None or mine is None or their_items is None:
         return None
+    removed = [ident for ident in before if ident not in mine]
+    kept_for_now = mine
+    if removed:
+        if len(mine) + len(removed) != len(before) or any(
+            ident in their_items and their_items[ident] != before[ident] for ident in removed
+        ):
+            return None  # ours also added (a rename, perhaps), or theirs changed what ours removed
+        order = list(mine)
+        for i, ident in enumerate(before):  # back where it was, after the base item before it
+            if ident in removed:
+                order.insert(0 if i == 0 else order.index(list(before)[i - 1]) + 1, ident)
+        kept_for_now = {ident: mine.get(ident) or before[ident] for ident in order}
+    laid_out = _laid_out(before, kept_for_now, their_items)
+    if laid_out is None:
+        return None
+    return laid_out if staged or not removed else _laid_out(before, mine, their_items, check=False)
+
+
+def _laid_out(
+    before: dict[Identity, tuple[dict, Identity]],
+    mine: dict[Identity, tuple[dict, Identity]],
+    their_items: dict[Identity, tuple[dict, Identity]],
+    check: bool = True,
+) -> list[dict] | None:
+    """The merged interface; None (``check``) when theirs' sockets would not keep their places."""
     order = merge_order(list(before), list(mine), list(their_items))
     items: dict[Identity, dict] = {}
     parents: dict[Identity, Identity] = {}
@@ -215,7 +244,7 @@ def merge_interface(base: list, ours: list, theirs: list) -> list[dict] | None:
         out.append({**items[ident], "parent": parent})
         laid.append(ident)
         stack.extend((child, len(out) - 1) for child in reversed(placed(ident)))
-    for direction in ("INPUT", "OUTPUT"):
+    for direction in ("INPUT", "OUTPUT") if check else ():
         # Theirs' links and values name its sockets by position, and they are applied on the merged
         # interface: each of its sockets must keep its place (ours' come after them).
         sockets = [ident for ident in their_items if ident[0] == "SOCKET" and ident[2] == direction]
@@ -231,6 +260,23 @@ def node_interface(base: bytes | None, ours: bytes | None, theirs: bytes | None)
     return None if merged is None or docs is None or merged == docs[2] else encode_value(merged)
 
 
+def staged(key: str, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """What a merge of ``key`` that removes items ours removed is applied as first (those items kept, so
+    theirs' values naming sockets by position land where theirs made them; merge_rereads.py removes them
+    afterwards); None for every other merge."""
+    merge = merger(key)
+    if merge is not node_items and merge is not node_interface:
+        return None
+    docs = _decoded((base, ours, theirs))
+    if docs is None:
+        return None
+    if merge is node_items:
+        out = merge_item_lists(*docs, staged=True) if all(isinstance(d, dict) for d in docs) else None  # type: ignore[arg-type]
+    else:
+        out = merge_interface(*docs, staged=True)  # type: ignore[arg-type]
+    return None if out is None else encode_value(out)
+
+
 def _unique(name: str, taken: set[str]) -> str:
     """``name``, or Blender's way of making it unique in a list: ``name.001``, ``name.002``..."""
     stem, dot, digits = name.rpartition(".")
@@ -242,11 +288,14 @@ def _unique(name: str, taken: set[str]) -> str:
     return name
 
 
-def merge_item_lists(base: dict, ours: dict, theirs: dict) -> dict | None:
-    """One node's item lists (``items/<node id>``): theirs, with each item's settings only ours changed
-    and the items ours added after theirs (renamed as Blender would where theirs took the name); None
-    when ours removed, reordered or renamed an item (the sockets are named by position) or a list is
-    not one the add-on writes."""
+def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False) -> dict | None:
+    """One node's item lists (``items/<node id>``): theirs, with each item's settings only ours changed,
+    the items ours added after theirs (renamed as Blender would where theirs took the name) and without
+    the items ours removed that theirs left as they were. ``staged``: those items kept, at theirs' places
+    (theirs' links and values name the sockets by position: they are applied on that layout, and the
+    items go afterwards, merge_rereads.py). None when ours reordered or renamed an item (the sockets are
+    named by position), removed one and added another (a rename, perhaps), or a list is not one the
+    add-on writes."""
     merged = three_way(base, ours, theirs)
     for name in base.keys() & ours.keys() & theirs.keys():
         before, mine, their = base[name], ours[name], theirs[name]
@@ -257,16 +306,21 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict) -> dict | None:
         names = [unique_names(items) for items in (before, mine, their)]
         if names[0] is None or names[1] is None or names[2] is None:
             return None
-        if [n for n in names[1] if n in names[0]] != names[0]:
-            return None  # ours removed, reordered or renamed one
+        held = [n for n in names[1] if n in names[0]]
+        added = [(n, doc) for n, doc in zip(names[1], mine, strict=True) if n not in names[0]]
+        if held != [n for n in names[0] if n in held] or (added and len(held) < len(names[0])):
+            return None  # ours reordered, renamed, or removed one and added another
         by_name = [
             dict(zip(n, items, strict=True)) for n, items in zip(names, (before, mine, their), strict=True)
         ]
-        out = [
-            three_way(by_name[0][n], by_name[1][n], doc) if n in by_name[0] else doc
-            for n, doc in zip(names[2], their, strict=True)
-        ]
-        added = [(n, doc) for n, doc in zip(names[1], mine, strict=True) if n not in by_name[0]]
+        out = []
+        for n, doc in zip(names[2], their, strict=True):
+            if n not in by_name[0]:
+                out.append(doc)  # theirs added it
+            elif n in by_name[1]:
+                out.append(three_way(by_name[0][n], by_name[1][n], doc))
+            elif staged or doc != by_name[0][n]:
+                out.append(doc)  # ours removed it: kept for now, or theirs changed it (theirs stands)
         taken = set(names[2]) | {n for n, _ in added}  # ours keep their names where theirs took none
         for n, doc in added:
             if n in by_name[2]:

@@ -356,6 +356,28 @@ PAIRS = {
         f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
         None,  # theirs' item keeps its name and place, ours follows as Float.001: checked below
     ),
+    "remove-a-zone-item-while-one-is-added": (  # the item goes once the other's link is where he made it
+        f"{ZONE}.nodes['Repeat Output'].repeat_items.remove("
+        f"{ZONE}.nodes['Repeat Output'].repeat_items['Spare'])",
+        add_repeat_item("{n}", 3.0, 1),
+        f"[[i.name for i in {ZONE}.nodes['Repeat Output'].repeat_items],"
+        f" [(s.name, s.default_value) for s in {ZONE}.nodes['Repeat Input'].inputs"
+        " if s.name in ('Spare', 'Float')],"
+        " sorted((l.from_socket.name, l.to_socket.identifier)"
+        f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
+        [["Geometry", "Float"], [["Float", 3.0]], [["Float", "Value_001"]]],
+    ),
+    "remove-a-group-input-while-one-is-added": (  # the interface is one key: the input goes afterwards
+        'group = bpy.data.node_groups["Deform{n}"]\n'
+        'group.interface.remove(next(i for i in group.interface.items_tree if i.name == "Spare"))',
+        add_socket("{n}", "Slide", "Y", 3.0),
+        '[[i.name for i in bpy.data.node_groups["Deform{n}"].interface.items_tree],'
+        ' __import__("node_builders").evaluated_vertices("Deformed{n}")]',
+        [
+            ["Geometry", "Geometry", "Height", "Slide"],
+            [[0.5, 3.0, 1.5], [1.5, 3.0, 1.5], [0.5, 4.0, 1.5], [1.5, 4.0, 1.5]],
+        ],
+    ),
     "two-track-one-clip": (  # a clip's tracking data is one key: the overridden artist merges it
         f'{TRACKS}["Corner"].markers.find_frame(1).co = (0.2, 0.3)\n{TRACKS}.new(name="Left", frame=1)',
         f'{TRACKS}["Corner"].markers.find_frame(2).co = (0.7, 0.8)\n{TRACKS}.new(name="Right", frame=2)',
@@ -407,13 +429,21 @@ GREASE_PENCIL_SETUP = (
     'gp.layers.new("Lines").frames.new(1).drawing.add_strokes([3])\n'
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Sketch{n}", gp))\n'
 )
-# Set up before the edits of these pairs, after setup_script
-PAIR_SETUP = {
-    "two-add-items-to-one-repeat-zone": 'zone = bpy.data.node_groups.new("Zone{n}", "GeometryNodeTree")\n'
+ZONE_SETUP = (
+    'zone = bpy.data.node_groups.new("Zone{n}", "GeometryNodeTree")\n'
     'zone_in = zone.nodes.new("GeometryNodeRepeatInput")\n'
     'zone_in.pair_with_output(zone.nodes.new("GeometryNodeRepeatOutput"))\n'
     'zone.nodes.new("ShaderNodeMath")\n'
-    'bpy.data.objects["Pillar{n}"].modifiers.new("Zone", "NODES").node_group = zone  # evaluated: reported\n',
+    'bpy.data.objects["Pillar{n}"].modifiers.new("Zone", "NODES").node_group = zone  # evaluated: reported\n'
+)
+# Set up before the edits of these pairs, after setup_script
+PAIR_SETUP = {
+    "two-add-items-to-one-repeat-zone": ZONE_SETUP,
+    "remove-a-zone-item-while-one-is-added": ZONE_SETUP
+    + "zone.nodes['Repeat Output'].repeat_items.new('FLOAT', 'Spare')\n"
+    + "zone_in.inputs['Spare'].default_value = 9.0\n",
+    "remove-a-group-input-while-one-is-added": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
+    '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n',
     "two-track-one-clip": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from scene_builders import image_sequence\n"
     "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"

@@ -135,10 +135,28 @@ def test_repeated_names_are_told_apart_by_their_count():
     assert [d["props"]["default_value"] for d in merged or ()][3:] == [1.0, 4.0, 0.0]
 
 
+def test_a_socket_we_removed_goes_after_theirs_are_applied_where_they_made_them():
+    """Ours removed a socket theirs left alone while theirs added one after it: the merge lacks it, the
+    staged value keeps it, so theirs' socket is where their values name it until it goes."""
+    ours, theirs = BASE[:2], [*BASE, sock("Slide")]
+    merged = merges.merge_interface(BASE, ours, theirs)
+    assert names(merged) == [*names(BASE[:2]), ("SOCKET", "Slide", "INPUT", None)]
+    staged = merges.merge_interface(BASE, ours, theirs, staged=True)
+    assert staged == theirs
+    key = "ngroup/0123456789abcdef0123456789abcdef/iface"
+    assert decode_value(merges.staged(key, *(encode_value(d) for d in (BASE, ours, theirs)))) == theirs
+    assert merges.node_interface(*(encode_value(d) for d in (BASE, ours, theirs))) == encode_value(merged)
+
+
 @pytest.mark.parametrize(
     ("why", "ours", "theirs"),
     [
-        ("we removed a socket they kept", BASE[:2], [*BASE, sock("Slide")]),
+        (
+            "we removed a socket and added one (a rename, perhaps)",
+            [*BASE[:2], sock("Tall")],
+            [*BASE, sock("Slide")],
+        ),
+        ("we removed a socket they changed", BASE[:2], [*BASE[:2], sock("Height", default_value=2.0)]),
         ("we reordered sockets", [*BASE[:1], BASE[2], BASE[1]], [*BASE, sock("Slide")]),
         (
             "our top-level socket would come before their panel's",

@@ -62,10 +62,27 @@ def test_their_removal_stands_beside_our_addition():
     assert names(merged, "enum_items") == ["B", "C"]
 
 
+def test_an_item_we_removed_goes_after_theirs_are_applied_where_they_made_them():
+    """Ours removed an item theirs left alone: it goes from the merge, and is kept in the staged value
+    (theirs' links and values name sockets by position on their layout; merge_rereads removes it after)."""
+    base = {"enum_items": [item("A"), item("B"), item("C")]}
+    ours = {"enum_items": [item("A"), item("C")]}
+    theirs = {"enum_items": [item("A"), item("B"), item("C", description="c"), item("D")]}
+    merged = merges.merge_item_lists(base, ours, theirs)
+    assert merged == {"enum_items": [item("A"), item("C", description="c"), item("D")]}
+    staged = merges.merge_item_lists(base, ours, theirs, staged=True)
+    assert staged == {"enum_items": [item("A"), item("B"), item("C", description="c"), item("D")]}
+    key = "ngroup/0123456789abcdef0123456789abcdef/items/a1b2c3"
+    assert decode_value(merges.staged(key, *(encode_value(d) for d in (base, ours, theirs)))) == staged
+    # Theirs changed the item ours removed: theirs' change stands, the item stays.
+    changed = {"enum_items": [item("A"), item("B", description="b"), item("C"), item("D")]}
+    assert names(merges.merge_item_lists(base, ours, changed), "enum_items") == ["A", "B", "C", "D"]
+
+
 @pytest.mark.parametrize(
     ("why", "ours"),
     [
-        ("we removed an item", [item("B")]),
+        ("we removed one and added another (a rename, perhaps)", [item("B"), item("C")]),
         ("we reordered items", [item("B"), item("A")]),
         ("we renamed an item", [item("A"), item("Bee")]),
         ("two items of one name", [item("A"), item("B"), item("B")]),

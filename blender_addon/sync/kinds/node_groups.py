@@ -93,7 +93,9 @@ def _rebuild_interface(iface, items: list[dict]) -> None:
         made.append(item)
 
 
-def _signature(item) -> tuple:
+def signature(item) -> tuple:
+    """An interface item as the merges tell items apart (sync/merges.py, ``_interface``): type, name,
+    direction, socket type."""
     if item.item_type == "SOCKET":
         return ("SOCKET", item.name, item.in_out, item.socket_type)
     return (item.item_type, item.name, None, None)
@@ -109,7 +111,7 @@ def _update_items(iface, items: list[dict]) -> None:
     matched = []
     for d in items:
         wanted = (d["item_type"], d["name"], d.get("in_out"), d.get("socket_type"))
-        same = next((it for it in pool if _signature(it) == wanted), None)
+        same = next((it for it in pool if signature(it) == wanted), None)
         if same is not None:
             pool.remove(same)
         matched.append(same)
