@@ -26,7 +26,8 @@ def _split(spline: dict) -> tuple[dict, list[dict]]:
         if (len(data) % count if count else len(data)) != 0:
             raise ValueError(f"mask spline: {field} does not hold {count} points")
         widths[field] = len(data) // count if count else 0
-    if any(len(values) != count for values in lists.values()):
+    if any(len(values) != count for values in lists.values()) or (count and not lists):
+        # (a count no list bears out would make that many points out of nothing)
         raise ValueError("mask spline: a list does not hold one entry per point")
     points = [
         {

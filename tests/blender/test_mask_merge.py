@@ -144,8 +144,12 @@ def test_a_shape_one_removed_goes_while_the_other_moves_a_point_of_another():
         lambda spline: spline.update(count=-1),
         lambda spline: spline["handle_type"].pop(),
         lambda spline: spline.update(co=spline["co"][:-1]),
+        lambda spline: (
+            [spline.pop(f) for f in [f for f, v in spline.items() if isinstance(v, list | bytes)]]
+            and spline.update(count=10**9)
+        ),
     ],
-    ids=["count-past-the-points", "count-negative", "a-list-short", "an-array-cut"],
+    ids=["count-past-the-points", "count-negative", "a-list-short", "an-array-cut", "a-count-of-nothing"],
 )
 def test_a_spline_whose_points_do_not_add_up_is_not_merged(damage):
     base = _layers()
@@ -178,3 +182,15 @@ def test_a_document_this_add_on_does_not_write_is_not_merged(damage):
     damage(ours)
     damage(theirs)
     assert _merged(base, ours, theirs) is None
+
+
+def test_a_count_no_point_field_bears_out_is_refused_not_made():
+    """Splines of the same fields on all three sides, none per point: a count of a billion would make a
+    billion points out of nothing. Refused (theirs) at once."""
+    docs = [_layers(_move("Detail", 0, 1, x)) for x in (0.1, 0.2, 0.3)]
+    for doc, count in zip(docs, (3, 10**9, 5), strict=True):
+        spline = _by_name(doc)["Detail"]["splines"][0]
+        for field in [f for f, value in spline.items() if isinstance(value, list | bytes)]:
+            del spline[field]
+        spline["count"] = count
+    assert _merged(*docs) is None
