@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import secrets
@@ -97,9 +98,12 @@ class CountingServer:
         """(write_bytes of the process, logical bytes its storage put) so far."""
         with open(f"/proc/{self.proc.pid}/io") as io:
             disk = next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+        return disk, self.counted()["total"]
+
+    def counted(self) -> dict[str, Any]:
+        """``{"total": logical bytes put, "by": {sub-database or tree path shape: bytes}}`` so far."""
         with open(self.counter) as counter:
-            logical = int(counter.read() or 0)
-        return disk, logical
+            return json.loads(counter.read() or '{"total": 0, "by": {}}')
 
 
 class FlatValue:
@@ -179,7 +183,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             await publish()
             await trio.sleep(args.gap)
             edits = []
-            start = server.written()
+            start, start_by = server.written(), server.counted()["by"]
             for i in range(args.edits):
                 before = server.written()
                 value.edit(i)
@@ -188,7 +192,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 await trio.sleep(args.gap)
                 after = server.written()
                 edits.append({"write_bytes": after[0] - before[0], "logical_bytes": after[1] - before[1]})
-            end = server.written()
+            end, end_by = server.written(), server.counted()["by"]
             blob, data = value.check()
             assert await client.get_blob(blob) == data
     disk = [e["write_bytes"] for e in edits]
@@ -207,6 +211,11 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "logical_bytes_per_edit_mean": (end[1] - start[1]) // args.edits,
         "logical_per_changed_chunk": round((end[1] - start[1]) / args.edits / changed, 2),
         "disk_per_changed_chunk": round((end[0] - start[0]) / args.edits / changed, 2),
+        "logical_bytes_per_edit_by": {  # where the logical bytes went: sub-database, tree path shape
+            where: (total - start_by.get(where, 0)) // args.edits
+            for where, total in sorted(end_by.items(), key=lambda item: start_by.get(item[0], 0) - item[1])
+            if total > start_by.get(where, 0)
+        },
     }
 
 
