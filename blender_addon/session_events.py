@@ -236,11 +236,14 @@ class ServerEventsMixin:
         and key -> what is applied for it here (the merge, or a first step towards it: merge_rereads.py)."""
         out: dict[str, bytes] = {}
         applied_as: dict[str, bytes] = {}
+        keys = {record.key for record in overridden}
         for record in overridden:
             base = self._merge_bases.pop(record.key, None)
             merge = merges.merger(record.key)
             if base is None or merge is None:
                 continue
+            if merge is merges.gpencil_strokes and record.key.rsplit("/", 1)[0] + "/meta" not in keys:
+                merge = merges.gpencil_strokes_beside_our_layers  # our layers (the meta) stood
             if merge is merges.image_data:
                 value = merges.image_data(base[0], base[1], record.value, lambda key=record.key: _saved(key))
             else:

@@ -1,9 +1,11 @@
 """Two artists' edits of one grease pencil's strokes (``gpencil/<u>/strokes``: every layer's frames, kinds/
 grease_pencils.py), merged by the one overridden (merges.py): per layer and frame; a frame both changed is
-merged stroke by stroke, keeping what each erased, drew or changed (``_merged_frame``). Only when ours kept
-the layers it started from: the layers are the ``meta`` key's, whose merge may keep theirs' list, and
-strokes of a layer that list lacks would wait for it on every receiver. Two artists sketching on one frame
-(one erasing, one drawing), or on different frames or layers, keep both drawings.
+merged stroke by stroke, keeping what each erased, drew or changed (``_merged_frame``). The layers are the
+``meta`` key's: strokes listing other layers wait for them on every receiver. So a merge is made only when
+ours kept the layers it started from, or when ours' ``meta`` stood (not overridden: its merge may keep
+theirs' list) and theirs kept them: an artist adding a layer and drawing in it keeps that drawing. Two
+artists sketching on one frame (one erasing, one drawing), or on different frames or layers, keep both
+drawings.
 
 No bpy: values in, values out.
 """
@@ -84,14 +86,22 @@ def _merged_frame(base: dict, ours: dict, theirs: dict) -> dict:
     return dict(theirs, sizes=sizes, attributes=attributes)
 
 
-def merge_strokes(base: dict, ours: dict, theirs: dict) -> dict | None:
-    """The merged strokes document, in theirs' layers (None: ours changed the layers)."""
+def merge_strokes(base: dict, ours: dict, theirs: dict, layers_stand: bool = False) -> dict | None:
+    """The merged strokes document, in theirs' layers; None when ours changed the layers, unless
+    ``layers_stand`` (ours' ``meta``, which holds the layers, was not overridden: the room has ours' layer
+    list) and theirs kept the layers of the base: then in ours' layers, a layer ours added with ours'
+    frames. A layer ours removed (or renamed) whose frames theirs changed leaves theirs."""
     names = [_layer_names(doc) for doc in (base, ours, theirs)]
-    if names[1] != names[0]:
+    if names[1] != names[0] and not (layers_stand and names[2] == names[0]):
         return None
     layers = [{layer["name"]: layer for layer in doc["layers"]} for doc in (base, ours, theirs)]
+    if any(name not in layers[1] and layers[2].get(name) != layer for name, layer in layers[0].items()):
+        return None  # theirs drew on a layer ours removed
     merged = []
-    for name in names[2]:
+    for name in names[1] if names[1] != names[0] else names[2]:
+        if name not in layers[0]:
+            merged.append(layers[2].get(name) or layers[1][name])  # one of them added it
+            continue
         frames = three_way(*(_frames(found.get(name)) for found in layers), both=_merged_frame)
         sources = {frame.get("instance_of") for frame in frames.values()} - {None}
         if any(source not in frames or "instance_of" in frames[source] for source in sources):

@@ -46,8 +46,9 @@ left to keep: then theirs stands.
   When both started from a saved image, what it shows saved is the base (the session reads it from a copy
   of the image: sync/painted.py). When the file itself changed, theirs.
 - a grease pencil's strokes (``gpencil/<u>/strokes``): per layer and frame, and stroke by stroke in a frame
-  both changed: what each erased, drew or changed (gp_merge.py). Where an instanced frame would lose the
-  frame whose drawing it shows, theirs.
+  both changed: what each erased, drew or changed (gp_merge.py), in ours' layers when ours added or
+  removed one and its ``meta`` stood (session_events.py). Where an instanced frame would lose the frame
+  whose drawing it shows, theirs.
 - a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
   (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
 - a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting, the splines of
@@ -436,6 +437,13 @@ def _documents(merge: Callable[[Any, Any, Any], Any], shape: Callable[[object], 
 
 
 gpencil_strokes = _documents(gp_merge.merge_strokes)
+
+
+def gpencil_strokes_beside_our_layers(
+    base: bytes | None, ours: bytes | None, theirs: bytes | None
+) -> bytes | None:
+    """``gpencil_strokes`` when our ``meta`` (the layers) stood: ours' new layers kept with their frames."""
+    return _documents(lambda *docs: gp_merge.merge_strokes(*docs, layers_stand=True))(base, ours, theirs)
 
 
 def _is_list_of_maps(doc: object) -> bool:

@@ -400,6 +400,15 @@ PAIRS = {
         '.frames[0].drawing.attributes["position"].data)',
         [2.0, 2.0, 5.0, 5.0],
     ),
+    "add-a-layer-and-draw-while-one-draws": (  # the new layer (meta) stood: its drawing merged in
+        'gp = bpy.data.grease_pencils["Sketch{n}"]\n'
+        'gp.layers.new("Notes").frames.new(1).drawing.add_strokes([2])\n'
+        "gp.layers['Notes'].frames[0].drawing.tag_positions_changed()\n",
+        stroke_on_frame_one("{n}", 5.0),
+        "sorted([layer.name, len(layer.frames[0].drawing.strokes)]"
+        ' for layer in bpy.data.grease_pencils["Sketch{n}"].layers)',
+        [["Lines", 2], ["Notes", 1]],
+    ),
     "two-roto-points-of-one-mask": (  # a mask's layers are one key: merged per layer, spline and point
         f'{ROTO}["Hair"].splines[0].points[1].co = (0.25, 0.75)',
         f'{ROTO}["Hair"].splines[0].points[2].co = (0.625, 0.375)\n'
@@ -461,6 +470,7 @@ PAIR_SETUP = {
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Shot{n}", cam))\n',
     "two-draw-on-one-grease-pencil": GREASE_PENCIL_SETUP,
     "erase-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
+    "add-a-layer-and-draw-while-one-draws": GREASE_PENCIL_SETUP,
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',

@@ -12,7 +12,7 @@ from replicas import applies_as_is, edits, merged_docs, part_after, part_key  # 
 from scene_builders import build_grease_pencil, reset_scene  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
-from blender_addon.sync import three_way  # noqa: E402
+from blender_addon.sync import merges, three_way  # noqa: E402
 from blender_addon.sync.codec import pack_i32, unpack_f32, unpack_i32  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -316,6 +316,50 @@ def test_a_layer_ours_added_removed_or_renamed_leaves_theirs():
 
     for edit in (add, rename, lambda gp: gp.layers.remove(gp.layers["Shading"])):
         assert _merged(base, _strokes(edit), theirs) is None
+
+
+def _beside_our_layers(base, ours, theirs):
+    """The merge made when our meta (the layers) stood (session_events.py)."""
+    out = merges.gpencil_strokes_beside_our_layers(*(sync.encode_value(doc) for doc in (base, ours, theirs)))
+    return None if out is None else sync.decode_value(out)
+
+
+def test_a_layer_ours_added_and_drew_in_stays_when_our_layers_stood():
+    """Ours added a layer and drew in it while theirs drew in another: with our meta standing (the room has
+    our layer list), the merge is in our layers, the new one with our frames, theirs' drawing kept."""
+    base = _strokes()
+
+    def add(gp):
+        gp.layers.new("Notes").frames.new(3).drawing.add_strokes([2])
+
+    ours, theirs = _strokes(add), _strokes(_placed("Lines", 1, [4], 9.0))
+    merged = _beside_our_layers(base, ours, theirs)
+    assert merged is not None
+    assert [layer["name"] for layer in merged["layers"]] == [layer["name"] for layer in ours["layers"]]
+    assert _shape(merged)["Notes"] == _shape(ours)["Notes"]
+    assert _lines_frame(merged, 1) == _lines_frame(theirs, 1)
+    reset_scene()
+    build_grease_pencil()
+    bpy.data.grease_pencils["Sketch"].layers.new("Notes")  # our meta, applied first
+    applies_as_is("gpencil", "strokes", merged)
+    # Our meta overridden (its merge may keep theirs' layers): no merge, theirs stands.
+    assert _merged(base, ours, theirs) is None
+
+
+def test_a_layer_change_beside_theirs_is_refused_where_a_drawing_would_be_lost():
+    """Ours removed a layer theirs drew on, or theirs changed the layers too: theirs stands."""
+    base = _strokes()
+    removed = _strokes(lambda gp: gp.layers.remove(gp.layers["Shading"]))
+    assert _beside_our_layers(base, removed, _strokes(_draw("Shading", 2, [3]))) is None
+    kept = _beside_our_layers(base, removed, _strokes(_draw("Lines", 9, [2])))
+    assert (
+        kept is not None and "Shading" not in _shape(kept) and [n for n, _ in _shape(kept)["Lines"]][-1] == 9
+    )
+
+    def add(gp):
+        gp.layers.new("Notes")
+
+    assert _beside_our_layers(base, _strokes(add), _strokes(lambda gp: gp.layers.new("Other"))) is None
 
 
 def test_a_layer_theirs_added_is_kept_with_ours_frames():
