@@ -90,21 +90,32 @@ def merge_strokes(base: dict, ours: dict, theirs: dict, layers_stand: bool = Fal
     """The merged strokes document, in theirs' layers; None when ours changed the layers, unless
     ``layers_stand`` (ours' ``meta``, which holds the layers, was not overridden: the room has ours' layer
     list) and theirs kept the layers of the base: then in ours' layers, a layer ours added with ours'
-    frames. A layer ours removed (or renamed) whose frames theirs changed leaves theirs."""
+    frames, a layer ours renamed with theirs' frames of it under its new name. A layer ours removed whose
+    frames theirs changed leaves theirs."""
     names = [_layer_names(doc) for doc in (base, ours, theirs)]
     if names[1] != names[0] and not (layers_stand and names[2] == names[0]):
         return None
     layers = [{layer["name"]: layer for layer in doc["layers"]} for doc in (base, ours, theirs)]
-    if any(name not in layers[1] and layers[2].get(name) != layer for name, layer in layers[0].items()):
+    renamed = {}  # ours' name -> the base's, for layers ours renamed (as many layers, a name changed)
+    if len(names[1]) == len(names[0]):
+        renamed = {new: old for old, new in zip(names[0], names[1], strict=True) if new not in layers[0]}
+    if any(
+        name not in layers[1] and name not in renamed.values() and layers[2].get(name) != layer
+        for name, layer in layers[0].items()
+    ):
         return None  # theirs drew on a layer ours removed
     merged = []
     for name in names[1] if names[1] != names[0] else names[2]:
-        if name not in layers[0]:
+        was = renamed.get(name, name)
+        if was not in layers[0]:
             merged.append(layers[2].get(name) or layers[1][name])  # one of them added it
             continue
-        frames = three_way(*(_frames(found.get(name)) for found in layers), both=_merged_frame)
+        frames = three_way(
+            *(_frames(found.get(at)) for found, at in zip(layers, (was, name, was), strict=True)),
+            both=_merged_frame,
+        )
         sources = {frame.get("instance_of") for frame in frames.values()} - {None}
         if any(source not in frames or "instance_of" in frames[source] for source in sources):
             return None  # an instanced frame whose drawing the other edit removed
-        merged.append(dict(layers[2][name], frames=[frames[number] for number in sorted(frames)]))
+        merged.append(dict(layers[1 if was != name else 2][name], frames=[frames[n] for n in sorted(frames)]))
     return dict(theirs, layers=merged)

@@ -346,6 +346,23 @@ def test_a_layer_ours_added_and_drew_in_stays_when_our_layers_stood():
     assert _merged(base, ours, theirs) is None
 
 
+def test_a_layer_ours_renamed_keeps_what_theirs_drew_on_it_when_our_layers_stood():
+    base = _strokes()
+
+    def rename(gp):
+        gp.layers["Lines"].name = "Ink"
+        gp.layers["Ink"].frames.new(20).drawing.add_strokes([2])
+
+    ours, theirs = _strokes(rename), _strokes(_draw("Lines", 9, [5]))
+    merged = _beside_our_layers(base, ours, theirs)
+    assert merged is not None and "Lines" not in _shape(merged)
+    assert [n for n, _ in _shape(merged)["Ink"]] == [1, 5, 8, 9, 20]  # theirs' frame 9, ours' frame 20
+    reset_scene()
+    build_grease_pencil()
+    bpy.data.grease_pencils["Sketch"].layers["Lines"].name = "Ink"  # our meta, applied first
+    applies_as_is("gpencil", "strokes", merged)
+
+
 def test_a_layer_change_beside_theirs_is_refused_where_a_drawing_would_be_lost():
     """Ours removed a layer theirs drew on, or theirs changed the layers too: theirs stands."""
     base = _strokes()
