@@ -78,6 +78,10 @@ class MergeRereads:
         for name, items in wanted.items():
             if isinstance(items, list) and name not in lists:
                 return None  # another kind of node here
+            if merges.unnamed(items) and merges.unnamed(before.get(name)):
+                if not node_items.arrange_unnamed(getattr(found[1], name), len(before[name]), len(items)):
+                    return None
+                continue
             if isinstance(items, list) and isinstance(before.get(name), list):
                 names = [doc.get("name") for doc in before[name] if isinstance(doc, dict)]
                 if not node_items.arrange(getattr(found[1], name), names, items):

@@ -37,8 +37,9 @@ left to keep: then theirs stands.
 - one node's item lists (``<kind>/<u>/items/<node id>``: a repeat zone's, a capture attribute's...): the
   items ours added go after theirs (renamed as Blender would, ``Float.001``, where theirs took the name),
   each item's settings as a node's fields, theirs' items and order otherwise, without the items ours
-  removed (kept first, ``staged``, like a removed socket); the item sockets are named by position, so a
-  merge where ours reordered or renamed an item is not made. The session
+  removed (kept first, ``staged``, like a removed socket); items without names (an index switch's) are a
+  count, theirs' new ones then ours'; the item sockets are named by position, so a merge where ours
+  reordered or renamed an item is not made. The session
   gives the items here the merged names and order before the merge is applied, so that ours keep their
   links and values (merge_rereads.py).
 - an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
@@ -294,15 +295,21 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False)
     the items ours added after theirs (renamed as Blender would where theirs took the name) and without
     the items ours removed that theirs left as they were. ``staged``: those items kept, at theirs' places
     (theirs' links and values name the sockets by position: they are applied on that layout, and the
-    items go afterwards, merge_rereads.py). None when ours reordered or renamed an item (the sockets are
-    named by position), removed one and added another (a rename, perhaps), or a list is not one the
-    add-on writes."""
+    items go afterwards, merge_rereads.py). Items without names (an index switch's) are a count: theirs'
+    new ones, then ours'. None when ours reordered or renamed an item (the sockets are named by position),
+    removed one and added another (a rename, perhaps), either removed an item without a name, or a list
+    is not one the add-on writes."""
     merged = three_way(base, ours, theirs)
     for name in base.keys() & ours.keys() & theirs.keys():
         before, mine, their = base[name], ours[name], theirs[name]
         if len({isinstance(value, list) for value in (before, mine, their)}) != 1:
             return None  # a list in one of them only: not values the add-on writes
         if not isinstance(mine, list) or mine == before:
+            continue
+        if all(unnamed(items) for items in (before, mine, their)):  # an index switch's: a count
+            if len(mine) < len(before) or len(their) < len(before):
+                return None  # one of them removed an item: which one cannot be told
+            merged[name] = their + mine[len(before) :]  # theirs' new items, then ours'
             continue
         names = [unique_names(items) for items in (before, mine, their)]
         if names[0] is None or names[1] is None or names[2] is None:
@@ -330,6 +337,11 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False)
             out.append({**doc, "name": n})
         merged[name] = out
     return merged
+
+
+def unnamed(items: object) -> bool:
+    """A list of items without names or settings (an index switch's: its items are positions)."""
+    return isinstance(items, list) and all(item == {} for item in items)
 
 
 def node_items(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:

@@ -198,3 +198,15 @@ def arrange(items, base: list[str], wanted: list[dict]) -> bool:
         if current != target:
             items.move(current, target)
     return [item.name for item in items] == names
+
+
+def arrange_unnamed(items, base: int, wanted: int) -> bool:
+    """``arrange`` for a list whose items have no names (an index switch's): the merge holds the other
+    edit's new items, then ours (sync/merges.py), so as many new items as it lacks are made after the
+    ``base`` items, before ours, which keep their sockets. False when it cannot."""
+    if "move" not in items.bl_rna.functions or not base <= len(items) <= wanted:
+        return False
+    for k in range(wanted - len(items)):
+        _new_item(items, {})
+        items.move(len(items) - 1, base + k)
+    return len(items) == wanted

@@ -177,6 +177,7 @@ def add_nested_input(n: str, name: str, value: float) -> str:
 
 
 ZONE = 'bpy.data.node_groups["Zone{n}"]'
+SWITCH = 'bpy.data.node_groups["Switch{n}"].nodes["Index Switch"]'
 
 
 def add_repeat_item(n: str, value: float, math_input: int) -> str:
@@ -378,6 +379,12 @@ PAIRS = {
             [[0.5, 3.0, 1.5], [1.5, 3.0, 1.5], [0.5, 4.0, 1.5], [1.5, 4.0, 1.5]],
         ],
     ),
+    "two-add-items-to-one-index-switch": (  # items without names: theirs' new one, then ours'
+        f"{SWITCH}.index_switch_items.new()\n{SWITCH}.inputs[3].default_value = 2.0",
+        f"{SWITCH}.index_switch_items.new()\n{SWITCH}.inputs[3].default_value = 3.0",
+        f"[len({SWITCH}.index_switch_items), sorted(s.default_value for s in {SWITCH}.inputs[3:5])]",
+        [4, [2.0, 3.0]],
+    ),
     "two-track-one-clip": (  # a clip's tracking data is one key: the overridden artist merges it
         f'{TRACKS}["Corner"].markers.find_frame(1).co = (0.2, 0.3)\n{TRACKS}.new(name="Left", frame=1)',
         f'{TRACKS}["Corner"].markers.find_frame(2).co = (0.7, 0.8)\n{TRACKS}.new(name="Right", frame=2)',
@@ -448,6 +455,9 @@ ZONE_SETUP = (
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
     "two-add-items-to-one-repeat-zone": ZONE_SETUP,
+    "two-add-items-to-one-index-switch": 'tree = bpy.data.node_groups.new("Switch{n}", "GeometryNodeTree")\n'
+    'tree.nodes.new("GeometryNodeIndexSwitch").data_type = "FLOAT"\n'
+    'bpy.data.objects["Pillar{n}"].modifiers.new("Switch", "NODES").node_group = tree\n',
     "remove-a-zone-item-while-one-is-added": ZONE_SETUP
     + "zone.nodes['Repeat Output'].repeat_items.new('FLOAT', 'Spare')\n"
     + "zone_in.inputs['Spare'].default_value = 9.0\n",

@@ -180,3 +180,27 @@ def test_arrange_refuses_a_list_whose_items_have_no_names():
     switch = group.nodes.new("GeometryNodeIndexSwitch")
     assert not node_items.arrange(switch.index_switch_items, [], [{}, {}])
     bpy.data.node_groups.remove(group)
+
+
+def test_items_without_names_are_a_count_theirs_new_ones_then_ours():
+    """An index switch's items have no names (a count): both adding some keeps them all, theirs' first;
+    one of them removing an item cannot be told apart (theirs stands)."""
+    base, ours = {"index_switch_items": [{}, {}]}, {"index_switch_items": [{}] * 3}
+    theirs = {"index_switch_items": [{}] * 4}
+    assert merges.merge_item_lists(base, ours, theirs) == {"index_switch_items": [{}] * 5}
+    assert merges.merge_item_lists(base, {"index_switch_items": [{}]}, theirs) is None
+    assert merges.merge_item_lists(base, ours, {"index_switch_items": [{}]}) is None
+
+
+def test_arrange_makes_theirs_new_items_before_ours_without_names():
+    group = bpy.data.node_groups.new("Switch", "GeometryNodeTree")
+    switch = group.nodes.new("GeometryNodeIndexSwitch")
+    switch.data_type = "FLOAT"
+    switch.index_switch_items.new()  # ours: a third item, with its value
+    switch.inputs[3].default_value = 7.0
+    ours_socket = switch.inputs[3].identifier
+    assert node_items.arrange_unnamed(switch.index_switch_items, 2, 5)  # theirs added two
+    assert len(switch.index_switch_items) == 5
+    assert switch.inputs[5].identifier == ours_socket and switch.inputs[5].default_value == 7.0
+    assert not node_items.arrange_unnamed(switch.index_switch_items, 2, 4)  # fewer than here: refused
+    bpy.data.node_groups.remove(group)
