@@ -388,6 +388,9 @@ def build_physics() -> None:
     wind.field.type = "WIND"
     wind.field.shape = "PLANE"
     wind.field.strength, wind.field.flow = 3.5, 0.25
+    # Blender seeds a new field's noise from the clock (0-127); its API writes 1-128, so a field made in a
+    # second that gives 0 reaches the others as 1 (docs/addon.md): the scene's fields get seeds of their own.
+    wind.field.seed = 12
     wind.rotation_euler = (0.5, 0.0, 0.0)
     sheet = _link(bpy.data.objects.new("Sheet", grid_mesh("Sheet")))
     pin = sheet.vertex_groups.new(name="Pin * /")  # pattern characters are data
@@ -408,3 +411,4 @@ def build_physics() -> None:
     floor.collision.thickness_outer = 0.05
     floor.field.type = "FORCE"  # the collision modifier gave it field settings
     floor.field.strength = -2.0
+    floor.field.seed = 34
