@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from blender_addon import sync
 from blender_addon.sync import keyframe_merge, merges, three_way
+from tools.bench.stroke_merge import by_insertion
 
 pytestmark = pytest.mark.blender
 
@@ -132,27 +133,13 @@ def restacked(draw, base: list[str]) -> list[str]:
     return kept
 
 
-def _merge_order_by_insertion(base: list, ours: list, theirs: list) -> list:
-    """merge_order written the short, quadratic way: the reference its linear version must equal."""
-    kept = [name for name in base if name in ours and name in theirs]
-    theirs_kept = [name for name in theirs if name in kept]
-    out = [name for name in ours if name in kept] if theirs_kept == kept else theirs_kept
-    for source in (theirs, ours):
-        for i, name in enumerate(source):
-            if name in base or name in out:
-                continue
-            after = next((n for n in source[i + 1 :] if n in out), None)
-            out.insert(len(out) if after is None else out.index(after), name)
-    return out
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_a_stack_order_keeps_both_edits_additions_and_removals(data):
     base = data.draw(NAMES)
     ours, theirs = data.draw(restacked(base)), data.draw(restacked(base))
     merged = merges.merge_order(base, ours, theirs)
-    assert merged == _merge_order_by_insertion(base, ours, theirs)
+    assert merged == by_insertion(base, ours, theirs)  # the short, quadratic way of writing it
     assert len(set(merged)) == len(merged)
     kept = {name for name in base if name in ours and name in theirs}
     added = (set(ours) | set(theirs)) - set(base)

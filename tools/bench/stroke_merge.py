@@ -3,7 +3,7 @@
 No server, no Blender scene: two artists' edits of one drawn frame of N strokes of 20 points (ours erases
 every 97th stroke and draws one, theirs moves the middle one and draws one), merged stroke by stroke as
 the overridden artist does (``gp_merge._merged_frame``). The baseline in the same run is the stack-order
-merge written the short, quadratic way (the reference of tests/blender/test_merges.py) against
+merge written the short, quadratic way (``by_insertion``, also the reference of the tests) against
 ``three_way.merge_order``, on the strokes' identities. Prints median milliseconds per size as JSON.
 """
 
@@ -24,6 +24,8 @@ from blender_addon.sync.codec import pack_f32, pack_i32
 
 
 def by_insertion(base: list, ours: list, theirs: list) -> list:
+    """``three_way.merge_order`` written the short, quadratic way: the baseline here, and the reference
+    tests/blender/test_merges.py checks the linear one against."""
     kept = [name for name in base if name in ours and name in theirs]
     theirs_kept = [name for name in theirs if name in kept]
     out = [name for name in ours if name in kept] if theirs_kept == kept else theirs_kept
