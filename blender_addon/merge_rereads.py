@@ -65,7 +65,7 @@ class MergeRereads:
         fed = merges.staged(key, base, ours, theirs) or merged
         wanted, final = sync.decode_value(fed), sync.decode_value(merged)
         if merge is merges.node_interface:
-            gone = _identities(wanted) - _identities(final)
+            gone = merges.interface_items(wanted) - merges.interface_items(final)
             if gone:
                 self._removals[key] = sorted(gone, key=str)
             return fed
@@ -100,7 +100,8 @@ class MergeRereads:
                 group = _owner("ngroup", bits[1])
                 if group is not None:
                     items = list(group.interface.items_tree)
-                    for item, ident in zip(items, _counted(signature(item) for item in items), strict=True):
+                    identities = merges.interface_identities([signature(item) for item in items])
+                    for item, ident in zip(items, identities, strict=True):
                         if ident in gone:
                             group.interface.remove(item)
                 continue
@@ -168,26 +169,3 @@ class MergeRereads:
         held, self._held = self._held, {}
         released = {key: pair for key, pair in held.items() if key not in changed}
         return {**{key: pair[1] for key, pair in released.items()}, **changed}, released
-
-
-def _counted(signatures) -> list[tuple]:
-    """Each interface item's signature and how many equal ones come before it (merges._interface)."""
-    seen: dict[tuple, int] = {}
-    out = []
-    for sig in signatures:
-        seen[sig] = count = seen.get(sig, -1) + 1
-        out.append((*sig, count))
-    return out
-
-
-def _identities(doc: object) -> set[tuple]:
-    """The identities of an interface value's items."""
-    if not isinstance(doc, list):
-        return set()
-    return set(
-        _counted(
-            (d.get("item_type"), d.get("name"), d.get("in_out"), d.get("socket_type"))
-            for d in doc
-            if isinstance(d, dict)
-        )
-    )

@@ -248,12 +248,10 @@ class ServerEventsMixin:
                 value = merges.image_data(base[0], base[1], record.value, lambda key=record.key: _saved(key))
             else:
                 value = merge(base[0], base[1], record.value)
-            fed = (
-                None
-                if value is None
-                else self.rereads.arrange(record.key, base[0], base[1], record.value, value)
-            )
-            if value is not None and fed is not None:
+            if value is None:
+                continue
+            fed = self.rereads.arrange(record.key, base[0], base[1], record.value, value)
+            if fed is not None:
                 out[record.key], applied_as[record.key] = value, fed
         return out, applied_as
 

@@ -71,7 +71,7 @@ from typing import Any
 from . import gp_merge, keyframe_merge, mask_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
-from .three_way import merge_order, three_way, unique_names
+from .three_way import counted, merge_order, three_way, unique_names
 from .three_way import settings as settings_three_way
 
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
@@ -136,6 +136,12 @@ Identity = tuple[Any, ...]  # an interface item: type, name, direction, socket t
 _TOP: Identity = ()
 
 
+def interface_identities(signatures: list[tuple]) -> list[Identity]:
+    """Each interface item's identity: its signature (type, name, direction, socket type; also
+    kinds/node_groups.signature) and how many equal ones come before it."""
+    return [(*signature, count) for signature, count in counted(signatures, lambda signature: signature)]
+
+
 def _interface(
     items: object, made_by: str = "", known: Collection = ()
 ) -> dict[Identity, tuple[dict, Identity]] | None:
@@ -144,9 +150,7 @@ def _interface(
     and type add two sockets."""
     if not isinstance(items, list):
         return None
-    seen: dict[tuple, int] = {}
-    identities: list[Identity] = []
-    out: dict[Identity, tuple[dict, Identity]] = {}
+    signatures = []
     for i, doc in enumerate(items):
         if not isinstance(doc, dict) or not isinstance(doc.get("props"), dict):
             return None
@@ -156,12 +160,19 @@ def _interface(
             parent is None or (type(parent) is int and 0 <= parent < i)
         ):
             return None
-        count = seen.get(signature, 0)
-        seen[signature] = count + 1
-        ident = (*signature, count)
+        signatures.append(signature)
+    identities: list[Identity] = []
+    out: dict[Identity, tuple[dict, Identity]] = {}
+    for doc, ident in zip(items, interface_identities(signatures), strict=True):
         identities.append(ident if ident in known or not made_by else (*ident, made_by))
+        parent = doc.get("parent")
         out[identities[-1]] = (doc, _TOP if parent is None else identities[parent])
     return out
+
+
+def interface_items(doc: object) -> set[Identity]:
+    """The identities of an interface value's items (none when it is not one as the add-on writes)."""
+    return set(_interface(doc) or ())
 
 
 def _rank(doc: dict) -> int:

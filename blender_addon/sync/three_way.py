@@ -84,8 +84,9 @@ def merge_order(base: list[Item], ours: list[Item], theirs: list[Item]) -> list[
 Doc = TypeVar("Doc")
 
 
-def _counted(docs: list[Doc], identity: Callable[[Doc], Hashable]) -> list[tuple[Hashable, int]]:
-    """Each document's identity and how many equal ones come before it: a list's items are then unique."""
+def counted(docs: list[Doc], identity: Callable[[Doc], Hashable]) -> list[tuple[Hashable, int]]:
+    """Each document's identity and how many equal ones come before it: a list's items are then unique
+    (strokes, points, a node group's interface items)."""
     seen: dict[Hashable, int] = {}
     out = []
     for doc in docs:
@@ -128,7 +129,7 @@ def merge_in_place(
     items there stand for those, one for one, and ``both(base's, ours', theirs')`` is put in their place
     (without ``both``, every version is: neither edit is lost). When an edit reordered held items,
     ``merge_order``'s rule, without pairing."""
-    idents = [_counted(docs, identity) for docs in (base, ours, theirs)]
+    idents = [counted(docs, identity) for docs in (base, ours, theirs)]
     doc_of: dict[tuple[Hashable, int], Doc] = {}
     for docs, names in zip((theirs, ours, base), (idents[2], idents[1], idents[0]), strict=True):
         for doc, name in zip(docs, names, strict=True):
