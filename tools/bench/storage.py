@@ -96,14 +96,16 @@ class CountingServer:
 
     def written(self) -> tuple[int, int]:
         """(write_bytes of the process, logical bytes its storage put) so far."""
+        disk, counted = self.counted()
+        return disk, counted["total"]
+
+    def counted(self) -> tuple[int, dict[str, Any]]:
+        """write_bytes of the process, and ``{"total": logical bytes put, "by": {sub-database or tree path
+        shape: bytes}}`` so far (one reading of the counter: the total and its parts agree)."""
         with open(f"/proc/{self.proc.pid}/io") as io:
             disk = next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
-        return disk, self.counted()["total"]
-
-    def counted(self) -> dict[str, Any]:
-        """``{"total": logical bytes put, "by": {sub-database or tree path shape: bytes}}`` so far."""
         with open(self.counter) as counter:
-            return json.loads(counter.read() or '{"total": 0, "by": {}}')
+            return disk, json.loads(counter.read() or '{"total": 0, "by": {}}')
 
 
 class FlatValue:
@@ -183,7 +185,8 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             await publish()
             await trio.sleep(args.gap)
             edits = []
-            start, start_by = server.written(), server.counted()["by"]
+            start_disk, start_counted = server.counted()
+            start, start_by = (start_disk, start_counted["total"]), start_counted["by"]
             for i in range(args.edits):
                 before = server.written()
                 value.edit(i)
@@ -192,7 +195,8 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 await trio.sleep(args.gap)
                 after = server.written()
                 edits.append({"write_bytes": after[0] - before[0], "logical_bytes": after[1] - before[1]})
-            end, end_by = server.written(), server.counted()["by"]
+            end_disk, end_counted = server.counted()
+            end, end_by = (end_disk, end_counted["total"]), end_counted["by"]
             blob, data = value.check()
             assert await client.get_blob(blob) == data
     disk = [e["write_bytes"] for e in edits]
@@ -213,7 +217,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "disk_per_changed_chunk": round((end[0] - start[0]) / args.edits / changed, 2),
         "logical_bytes_per_edit_by": {  # where the logical bytes went: sub-database, tree path shape
             where: (total - start_by.get(where, 0)) // args.edits
-            for where, total in sorted(end_by.items(), key=lambda item: start_by.get(item[0], 0) - item[1])
+            for where, total in end_by.items()
             if total > start_by.get(where, 0)
         },
     }
