@@ -30,6 +30,7 @@ from .protocol_shim import protocol
 from .sync import chunks
 
 MAX_GET = 64  # protocol.limits.MAX_BLOB_GET
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # one batch of ours, estimated (``split_batches``)
 
 Change = tuple[str, "bytes | None"]
 
@@ -204,3 +205,19 @@ class ChunkTransfer:
         wanted = sorted({blob for _, _, need in self._waiting for blob in need} - self.requested)
         self.requested.update(wanted)
         return [protocol.BlobGet(hashes=wanted[i : i + MAX_GET]) for i in range(0, len(wanted), MAX_GET)]
+
+
+def split_batches(ops: list[list[Any]], limit: int = MAX_BATCH_BYTES) -> list[list[list[Any]]]:
+    """``ops`` in batches of about ``limit`` bytes at most (a ref counts its hash and framing)."""
+    chunks: list[list[list[Any]]] = [[]]
+    size = 0
+    for op in ops:
+        op_size = (
+            len(op[1]) + (len(op[2]) if len(op) > 2 else 0) + 34 * (len(op[3]) if len(op) > 3 else 0) + 16
+        )
+        if chunks[-1] and size + op_size > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(op)
+        size += op_size
+    return [chunk for chunk in chunks if chunk]

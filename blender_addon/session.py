@@ -46,7 +46,7 @@ from typing import Any
 import bpy
 
 from . import dirty, sync
-from .chunk_transfer import ChunkTransfer
+from .chunk_transfer import ChunkTransfer, split_batches
 from .display_mesh import DisplayMeshes
 from .edit_mode import EditModeSync, editors_of, lease_held
 from .leases import Leases
@@ -67,7 +67,6 @@ COUNT_INTERVAL = 0.25  # with nothing reported, bpy.data's lengths (new and remo
 PRESENCE_INTERVAL = 0.1
 BUSY_INTERVAL = 0.01  # the timer's interval while work is queued, or while someone is in edit mode...
 IDLE_INTERVAL = 0.05  # ...and otherwise
-MAX_BATCH_BYTES = 8 * 1024 * 1024
 APPLY_SLICE = 64
 # A pump that applies goes on at least as long as Blender's evaluation of the last pump's apply took (at most
 # this long): a joiner's scene is evaluated once per pump while its objects fill in, and with a fixed budget
@@ -402,7 +401,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])
         ops += [["delete", key] for key in deleted]
         ops = self._leases_filter(self.view.outgoing(ops))
-        for chunk in _split(ops, MAX_BATCH_BYTES):
+        for chunk in split_batches(ops):
             self._send_ops(chunk)
 
     def _edit_mode_step(self) -> list[Any]:
@@ -584,17 +583,3 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             time.sleep(interval)
         return False
 
-
-def _split(ops: list[list[Any]], limit: int) -> list[list[list[Any]]]:
-    chunks: list[list[list[Any]]] = [[]]
-    size = 0
-    for op in ops:
-        op_size = (
-            len(op[1]) + (len(op[2]) if len(op) > 2 else 0) + 34 * (len(op[3]) if len(op) > 3 else 0) + 16
-        )
-        if chunks[-1] and size + op_size > limit:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(op)
-        size += op_size
-    return [chunk for chunk in chunks if chunk]
