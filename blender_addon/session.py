@@ -51,6 +51,7 @@ from .display_mesh import DisplayMeshes
 from .edit_mode import EditModeSync, editors_of, lease_held
 from .leases import Leases
 from .merge_rereads import MergeRereads
+from .moved_sockets import MovedSockets
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
 from .paint_watch import PaintWatch
@@ -227,6 +228,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
         self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_mergeable
         self.rereads = MergeRereads()  # what a merge moves, read again once it is applied
+        self.moved = MovedSockets()  # where our batches moved sockets named by position
         self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
@@ -328,6 +330,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._before.clear()
         self._merge_bases.clear()
         self.rereads.reset()
+        self.moved.reset()
         self._locked.clear()
         self.edit_mode.reset()
         self.paint.reset()
@@ -346,6 +349,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             if self.room is not None:
                 dirty.catch_up()
             copied = self._edit_mode_step()
+            self.moved.discard()  # what moved since the last scan's reads was the applier's
             if self.live and self.room is not None:
                 note_dirty(self.paint.step(time.monotonic(), self._read_cost))
             self._scan_local()
@@ -378,6 +382,8 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             changed.update(audited)
             deleted += [key for key in audit_deleted if key not in deleted]
         changed, merge_bases = self.rereads.release(changed)
+        if merge_bases:  # sockets a merge moved were where the other edit had them, not where ours did
+            self.moved.discard()
         self._send_local(changed, deleted)
         self._merge_bases.update(merge_bases)
 
@@ -401,8 +407,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         ops: list[list[Any]] = self.chunks.with_refs([["set", key, value] for key, value in changed.items()])
         ops += [["delete", key] for key in deleted]
         ops = self._leases_filter(self.view.outgoing(ops))
-        for chunk in split_batches(ops):
-            self._send_ops(chunk)
+        self.moved.sent([self._send_ops(chunk) for chunk in split_batches(ops)])
 
     def _edit_mode_step(self) -> list[Any]:
         """Datablocks in edit mode: copy their edits out when they changed (paced), and hold their lease;
@@ -582,4 +587,3 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
                 return True
             time.sleep(interval)
         return False
-

@@ -56,6 +56,7 @@ class ServerEventsMixin:
     _before: dict[int, dict[str, bytes | None]]
     _merge_bases: dict[str, tuple[bytes | None, bytes]]
     rereads: Any
+    moved: Any
     _send_local: Any
     _locked: list[tuple[list[list[Any]], dict[str, bytes | None]]]
     stats: dict[str, int]
@@ -76,13 +77,17 @@ class ServerEventsMixin:
             if event.blobs:
                 self.chunks.pushed(event.blobs)  # before the gate sees its values: nothing to fetch
             self._send_strokes_before(event.ops)
+        followed = {}
+        if isinstance(event, P.Applied) and event.room == room and event.client_id != self.client_id:
+            # Made before our batches that moved sockets named by position: at the new positions here.
+            followed = self.moved.follow(event.ops, event.seen, self.tracker.values)
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:
             self._send(reply)
         keys = {record.key for record in step.overridden}
         overridden = [*step.overridden, *self.rereads.overtaken(event, step.view, keys, self._merge_bases)]
         merged, applied_as = self._merge_overridden(overridden) if overridden else ({}, {})
-        told = [record for record in overridden if record.key not in merged]
+        told = [record for record in overridden if record.key not in merged and record.key not in followed]
         if told:  # named before the applier changes them (their edit may be a rename)
             self.notices.overridden(told, self.users)
             self.revision += 1
@@ -103,8 +108,16 @@ class ServerEventsMixin:
             for _, before in self._locked:  # the room's newer values are not undone by ours
                 for key, _ in step.view:
                     before.pop(key, None)
+        if followed:  # after theirs; their keys at the old positions hold ours again
+            self._feed(list(followed.items()))
+            self._send_local(
+                {key: value for key, value in followed.items() if value is not None},
+                [key for key, value in followed.items() if value is None],
+            )
         if step.acked is not None:
             self._before.pop(step.acked[0], None)
+            self.moved.acked(*step.acked)
+        self.moved.refused(op_id for op_id, _ in step.refused)
         for op_id, _ in step.refused:
             before = self._before.pop(op_id, {})
             if refused is not None and op_id == event.ref:

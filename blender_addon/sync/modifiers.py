@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import assign, dynamic_paint, ids, linked, order, rna, structs
+from . import assign, dynamic_paint, ids, linked, order, rna, socket_moves, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -66,7 +66,9 @@ def read_inputs(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, dict[str
     if mod.type != "NODES":
         return {}
     out = {}
-    for position, item in enumerate(group_inputs(mod.node_group)):
+    given = group_inputs(mod.node_group)
+    socket_moves.note(mod.id_data, mod.name, {"modin": tuple(item.identifier for item in given)})
+    for position, item in enumerate(given):
         ident = item.identifier
         if ident not in mod:
             continue  # geometry inputs hold no value

@@ -368,6 +368,42 @@ PAIRS = {
         f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
         [["Geometry", "Float"], [["Float", 3.0]], [["Float", "Value_001"]]],
     ),
+    "remove-a-zone-item-while-another-is-set": (  # the setter's value and link follow the item's move
+        f"{ZONE}.nodes['Repeat Output'].repeat_items.remove("
+        f"{ZONE}.nodes['Repeat Output'].repeat_items['Spare'])",
+        f"{ZONE}.nodes['Repeat Input'].inputs['Keep'].default_value = 4.0\n"
+        f"{ZONE}.links.new({ZONE}.nodes['Repeat Input'].outputs['Keep'], {ZONE}.nodes['Math'].inputs[1])\n",
+        f"[[i.name for i in {ZONE}.nodes['Repeat Output'].repeat_items],"
+        f" [(s.name, s.default_value) for s in {ZONE}.nodes['Repeat Input'].inputs"
+        " if s.name in ('Spare', 'Keep')],"
+        " sorted((l.from_socket.name, l.to_socket.identifier)"
+        f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
+        [["Geometry", "Keep"], [["Keep", 4.0]], [["Keep", "Value_001"]]],
+    ),
+    "remove-a-nested-input-while-another-is-set": (  # the group node's value follows its socket's move
+        'lift = bpy.data.node_groups["Lift{n}"]\n'
+        'lift.interface.remove(next(i for i in lift.interface.items_tree if i.name == "Spare"))',
+        'bpy.data.node_groups["Deform{n}"].nodes["Group"].inputs["Spin"].default_value = 2.0',
+        '[[i.name for i in bpy.data.node_groups["Lift{n}"].interface.items_tree],'
+        ' [(s.name, s.default_value) for s in bpy.data.node_groups["Deform{n}"].nodes["Group"].inputs'
+        ' if s.bl_idname == "NodeSocketFloat"]]',
+        [["Geometry", "Geometry", "Offset", "Spin"], [["Spin", 2.0]]],
+    ),
+    "remove-a-group-input-while-another-is-set": (  # the modifier's value follows its input's move
+        'group = bpy.data.node_groups["Deform{n}"]\n'
+        'group.interface.remove(next(i for i in group.interface.items_tree if i.name == "Spare"))',
+        'ob = bpy.data.objects["Deformed{n}"]\n'
+        'slide = next(i for i in bpy.data.node_groups["Deform{n}"].interface.items_tree if i.name == "Slide")'
+        "\n"
+        "ob.modifiers['Deform'][slide.identifier] = 3.0\n"
+        "ob.update_tag()\n",
+        '[[i.name for i in bpy.data.node_groups["Deform{n}"].interface.items_tree],'
+        ' __import__("node_builders").evaluated_vertices("Deformed{n}")]',
+        [
+            ["Geometry", "Geometry", "Height", "Slide"],
+            [[0.5, 3.0, 1.5], [1.5, 3.0, 1.5], [0.5, 4.0, 1.5], [1.5, 4.0, 1.5]],
+        ],
+    ),
     "remove-a-group-input-while-one-is-added": (  # the interface is one key: the input goes afterwards
         'group = bpy.data.node_groups["Deform{n}"]\n'
         'group.interface.remove(next(i for i in group.interface.items_tree if i.name == "Spare"))',
@@ -461,6 +497,16 @@ PAIR_SETUP = {
     "remove-a-zone-item-while-one-is-added": ZONE_SETUP
     + "zone.nodes['Repeat Output'].repeat_items.new('FLOAT', 'Spare')\n"
     + "zone_in.inputs['Spare'].default_value = 9.0\n",
+    "remove-a-zone-item-while-another-is-set": ZONE_SETUP
+    + "for name, value in (('Spare', 9.0), ('Keep', 1.0)):\n"
+    + "    zone.nodes['Repeat Output'].repeat_items.new('FLOAT', name)\n"
+    + "    zone_in.inputs[name].default_value = value\n",
+    "remove-a-nested-input-while-another-is-set": 'for name in ("Spare", "Spin"):\n'
+    '    bpy.data.node_groups["Lift{n}"].interface.new_socket(name, in_out="INPUT",'
+    ' socket_type="NodeSocketFloat")\n'
+    'bpy.data.node_groups["Deform{n}"].nodes["Group"].inputs["Spare"].default_value = 9.0\n',
+    "remove-a-group-input-while-another-is-set": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
+    '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n' + add_socket("{n}", "Slide", "Y", 1.0),
     "remove-a-group-input-while-one-is-added": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
     '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n',
     "two-track-one-clip": "import sys\nsys.path.insert(0, 'tests/blender')\n"
