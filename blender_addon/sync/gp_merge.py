@@ -13,9 +13,10 @@ No bpy: values in, values out.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 from .arrays import ATTRIBUTE_LAYOUT
-from .codec import pack_i32, unpack_i32
+from .codec import pack_f32, pack_i32, unpack_i32
 from .three_way import merge_in_place, three_way, unique_names
 
 # Bytes per value of each attribute type as kinds/grease_pencils.py packs it (arrays.read_attribute: a byte
@@ -23,6 +24,11 @@ from .three_way import merge_in_place, three_way, unique_names
 VALUE_BYTES = {
     kind: width * (1 if code == "b" else 4) for kind, (width, _key, code) in ATTRIBUTE_LAYOUT.items()
 }
+
+
+# What Blender draws for a built-in attribute a drawing lacks (its drawing's accessors); every other
+# attribute, built-in or not, reads as zeros.
+IMPLICIT = {"radius": 0.01, "opacity": 1.0, "fill_opacity": 1.0, "aspect_ratio": 1.0, "u_scale": 1.0}
 
 
 def _layer_names(doc: dict) -> list[str]:
@@ -62,21 +68,91 @@ def _strokes(frame: dict, shape: list[tuple]) -> list[Stroke] | None:
     return [(size, *(column[i] for column in slices)) for i, size in enumerate(sizes)]
 
 
+def _implicit(name: str, kind: str) -> bytes:
+    """One value of attribute ``name`` as a drawing without it shows it."""
+    width, _key, code = ATTRIBUTE_LAYOUT[kind]
+    value = IMPLICIT.get(name, 0.0)
+    if code == "b":
+        return bytes([int(bool(value))]) * width
+    return pack_f32([value] * width) if code == "f" else pack_i32([int(value)] * width)
+
+
+def _projected(frame: dict, base: dict) -> list[Stroke] | None:
+    """``frame``'s strokes in the base's attributes only (what tells a stroke kept from the base)."""
+    by_name = {a["name"]: a for a in frame["attributes"]}
+    columns = [by_name[a["name"]] for a in base["attributes"]]
+    return _strokes(dict(frame, attributes=columns), [(a["name"], a["domain"], a["type"]) for a in columns])
+
+
+def _grown(frame: dict, base: dict, attr: dict, held: bytes, new: bytes) -> dict:
+    """``frame`` with ``attr`` (a name, domain and type): ``held`` for each value of the strokes kept from
+    ``base``, ``new`` for the others'."""
+    strokes, kept = _projected(frame, base), set(_projected(base, base) or ())
+    data = b"".join(
+        (held if stroke in kept else new) * (stroke[0] if attr["domain"] == "POINT" else 1)  # type: ignore[operator]
+        for stroke in strokes or ()
+    )
+    return dict(frame, attributes=[*frame["attributes"], dict(attr, data=data)])
+
+
+def _fill(base: dict, edit: dict, attr: dict) -> bytes:
+    """The value ``edit``, which added ``attr``, gave the strokes it kept from ``base``: what most of
+    theirs hold (a tool adding an attribute fills the strokes there), else what Blender shows without it."""
+    by_name = {a["name"]: a for a in edit["attributes"]}
+    strokes, kept = _projected(edit, base), set(_projected(base, base) or ())
+    width = VALUE_BYTES[attr["type"]]
+    added = dict(edit, attributes=[by_name[attr["name"]]])
+    values = _strokes(added, [(attr["name"], attr["domain"], attr["type"])])
+    counted: Counter[bytes] = Counter()
+    for stroke, value in zip(strokes or (), values or (), strict=False):
+        if stroke in kept:
+            data = value[1]
+            counted.update(data[i : i + width] for i in range(0, len(data), width))  # type: ignore[index]
+    return counted.most_common(1)[0][0] if counted else _implicit(attr["name"], attr["type"])
+
+
+def _alike(base: dict, ours: dict, theirs: dict) -> tuple[dict, dict, dict] | None:
+    """The three frames with the attributes either edit added given to all three, by name (as
+    kinds/grease_pencils.py reads them); None when an edit removed or retyped an attribute, or both added
+    one differently."""
+    kinds = [{a["name"]: (a["domain"], a["type"]) for a in f["attributes"]} for f in (base, ours, theirs)]
+    if kinds[1] == kinds[0] and kinds[2] == kinds[0]:
+        return base, ours, theirs
+    added: dict[str, tuple[str, str]] = {}
+    for edit in kinds[1:]:
+        if any(edit.get(name) != kind for name, kind in kinds[0].items()):
+            return None
+        for name, kind in edit.items():
+            if (name not in kinds[0] and added.setdefault(name, kind) != kind) or kind[1] not in VALUE_BYTES:
+                return None
+    frames = [base, ours, theirs]
+    for name, (domain, kind) in added.items():
+        attr = {"name": name, "domain": domain, "type": kind}
+        held, new = _fill(base, theirs if name in kinds[2] else ours, attr), _implicit(name, kind)
+        frames = [f if name in kinds[i] else _grown(f, base, attr, held, new) for i, f in enumerate(frames)]
+    base, ours, theirs = (
+        dict(f, attributes=sorted(f["attributes"], key=lambda a: a["name"])) for f in frames
+    )
+    return base, ours, theirs
+
+
 def _merged_frame(base: dict, ours: dict, theirs: dict) -> dict:
     """One frame both changed, stroke by stroke (three_way.merge_in_place): strokes either edit erased go,
     those either drew or changed stay where they were in the draw order. A stroke both changed comes out
-    in both versions: neither edit is lost, and which one was meant cannot be told. Theirs when the
-    frames' attributes differ (one edit added one) or one of them shows another frame's drawing."""
+    in both versions: neither edit is lost, and which one was meant cannot be told. An attribute an edit
+    added (a tool's first vertex colours) is given to the other edit's strokes: to those kept from the base
+    as the adding edit filled its own, to new ones as Blender showed them without it (``_alike``).
+    Theirs when an edit removed an attribute or one of them shows another frame's drawing."""
     if any("instance_of" in frame for frame in (base, ours, theirs)):
         return theirs
-    shapes = [
-        [(a["name"], a["domain"], a["type"]) for a in frame["attributes"]] for frame in (base, ours, theirs)
-    ]
-    if shapes[1] != shapes[0] or shapes[2] != shapes[0]:
+    alike = _alike(base, ours, theirs)
+    if alike is None:
         return theirs
-    strokes = [_strokes(frame, shapes[0]) for frame in (base, ours, theirs)]
+    original, (base, ours, theirs) = theirs, alike
+    shape = [(a["name"], a["domain"], a["type"]) for a in theirs["attributes"]]
+    strokes = [_strokes(frame, shape) for frame in (base, ours, theirs)]
     if strokes[0] is None or strokes[1] is None or strokes[2] is None:
-        return theirs
+        return original
     merged = merge_in_place(*strokes, identity=lambda stroke: stroke)
     sizes = pack_i32([stroke[0] for stroke in merged])  # type: ignore[misc]
     attributes = [

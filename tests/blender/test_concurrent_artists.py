@@ -443,6 +443,19 @@ PAIRS = {
         '.frames[0].drawing.attributes["position"].data)',
         [2.0, 2.0, 5.0, 5.0],
     ),
+    "colour-and-draw-in-one-frame": (  # one's first vertex colours, one's plain stroke: stroke by stroke
+        'drawing = bpy.data.grease_pencils["Sketch{n}"].layers["Lines"].frames[0].drawing\n'
+        'drawing.attributes.new("vertex_color", "FLOAT_COLOR", "POINT")\n'
+        + stroke_on_frame_one("{n}", 2.0)
+        + 'for colour in list(drawing.attributes["vertex_color"].data)[-2:]:\n'
+        "    colour.color = (1.0, 0.0, 0.0, 1.0)\n",
+        stroke_on_frame_one("{n}", 5.0),
+        '[sorted(round(p.vector[0], 3) for p in bpy.data.grease_pencils["Sketch{n}"].layers["Lines"]'
+        '.frames[0].drawing.attributes["position"].data),'
+        ' sorted(round(c.color[0], 3) for c in bpy.data.grease_pencils["Sketch{n}"].layers["Lines"]'
+        '.frames[0].drawing.attributes["vertex_color"].data)]',
+        [[0.0, 0.0, 0.0, 2.0, 2.0, 5.0, 5.0], [0.0] * 5 + [1.0] * 2],
+    ),
     "add-a-layer-and-draw-while-one-draws": (  # the new layer (meta) stood: its drawing merged in
         'gp = bpy.data.grease_pencils["Sketch{n}"]\n'
         'gp.layers.new("Notes").frames.new(1).drawing.add_strokes([2])\n'
@@ -527,6 +540,7 @@ PAIR_SETUP = {
     "two-draw-on-one-grease-pencil": GREASE_PENCIL_SETUP,
     "erase-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
     "add-a-layer-and-draw-while-one-draws": GREASE_PENCIL_SETUP,
+    "colour-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',

@@ -281,17 +281,78 @@ def test_any_two_edits_of_one_frame_merge_into_a_drawing_blender_holds(ours_step
         _drawn_as_merged(merged)
 
 
-def test_a_frame_whose_attributes_or_arrays_differ_is_theirs():
-    """An attribute only one side has, or arrays that do not add up to the strokes, is not merged: theirs."""
+def _attribute(frame: dict, name: str) -> list[float]:
+    return [
+        round(v, 3) for v in unpack_f32(next(a for a in frame["attributes"] if a["name"] == name)["data"])
+    ]
+
+
+def _added(name: str, kind: str, domain: str, held: float, new: float, x: float):
+    """A two-point stroke drawn at ``x`` on frame 1 of "Lines" after adding attribute ``name`` (FLOAT or
+    FLOAT_COLOR) holding ``held`` for the frame's strokes (as a tool fills them), ``new`` for the stroke."""
+
+    def edit(gp):
+        drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
+        attr = drawing.attributes.new(name, kind, domain)
+        key, width = ("color", 4) if kind == "FLOAT_COLOR" else ("value", 1)
+        attr.data.foreach_set(key, [held] * width * len(attr.data))
+        _placed("Lines", 1, [2], x)(gp)
+        attr = drawing.attributes[name]
+        rows = 2 if domain == "POINT" else 1
+        values = [held] * width * (len(attr.data) - rows) + [new] * width * rows
+        attr.data.foreach_set(key, values)
+
+    return edit
+
+
+def test_an_attribute_one_edit_added_is_given_to_the_other_edits_strokes():
+    """Ours coloured its new stroke (its tool adding vertex colours, filling the held strokes with none)
+    while theirs drew: every stroke stays; theirs' new stroke has no colour, as it showed without it."""
+    base = _strokes()
+    ours = _strokes(_added("vertex_color", "FLOAT_COLOR", "POINT", 0.0, 1.0, 7.0))
+    theirs = _strokes(_placed("Lines", 1, [4], 9.0))
+    merged = _merged(base, ours, theirs)
+    assert merged is not None
+    frame = _lines_frame(merged, 1)
+    assert list(unpack_i32(frame["sizes"])) == [3, 2, 4, 2]
+    assert _xs(frame)[5:] == [9.0] * 4 + [7.0] * 2
+    assert _attribute(frame, "vertex_color") == [0.0] * 4 * 9 + [1.0] * 4 * 2
+    assert [a["name"] for a in frame["attributes"]][-1] == "vertex_color"  # by name, as read
+    _drawn_as_merged(merged)
+
+
+@pytest.mark.parametrize("ours_added", [True, False])
+def test_an_added_attribute_fills_kept_strokes_as_its_edit_did_and_new_ones_as_blender_shows_them(
+    ours_added,
+):
+    """A stroke attribute whose absence reads as 1.0 (aspect ratio), added with 2.0 for the held strokes
+    and 3.0 for the adder's new one: the other edit's new stroke gets 1.0, the held ones 2.0, either way
+    round."""
+    base = _strokes()
+    adder = _strokes(_added("aspect_ratio", "FLOAT", "CURVE", 2.0, 3.0, 7.0))
+    drawer = _strokes(_placed("Lines", 1, [4], 9.0))
+    merged = _merged(base, adder, drawer) if ours_added else _merged(base, drawer, adder)
+    assert merged is not None
+    frame = _lines_frame(merged, 1)
+    new_strokes = [1.0, 3.0] if ours_added else [3.0, 1.0]  # theirs' new stroke, then ours'
+    assert _attribute(frame, "aspect_ratio") == [2.0, 2.0, *new_strokes]
+    _drawn_as_merged(merged)
+
+
+def test_a_frame_whose_attributes_were_removed_or_added_apart_or_whose_arrays_differ_is_theirs():
+    """An attribute an edit removed, one both added as different types, or arrays that do not add up to
+    the strokes: not merged, theirs."""
     base = _strokes()
     theirs = _strokes(_placed("Lines", 1, [6], 9.0))
 
-    def coloured(gp):
+    def removed(gp):
         drawing = {f.frame_number: f for f in gp.layers["Lines"].frames}[1].drawing
         drawing.add_strokes([2])
-        drawing.attributes.new("thickness_hint", "FLOAT", "POINT")
+        drawing.attributes.remove(drawing.attributes["opacity"])
 
-    assert _merged(base, _strokes(coloured), theirs) is None
+    assert _merged(base, _strokes(removed), theirs) is None
+    hinted = _strokes(_added("thickness_hint", "FLOAT", "POINT", 0.0, 1.0, 7.0))
+    assert _merged(base, hinted, _strokes(_added("thickness_hint", "FLOAT", "CURVE", 0.0, 1.0, 8.0))) is None
     for damage in (
         lambda frame: frame.update(sizes=pack_i32([3, 3])),  # one point more than the arrays hold
         lambda frame: frame.update(sizes=pack_i32([6, -1])),
