@@ -51,7 +51,7 @@ from .display_mesh import DisplayMeshes
 from .edit_mode import EditModeSync, editors_of, lease_held
 from .leases import Leases
 from .merge_rereads import MergeRereads
-from .moved_sockets import MovedSockets
+from .moved_keys import MovedKeys
 from .net import HelloInfo, NetThread, parse_addresses
 from .notices import Notices
 from .paint_watch import PaintWatch
@@ -228,7 +228,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
         self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_mergeable
         self.rereads = MergeRereads()  # what a merge moves, read again once it is applied
-        self.moved = MovedSockets()  # where our batches moved sockets named by position
+        self.moved = MovedKeys()  # where our batches moved sockets named by position
         self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}

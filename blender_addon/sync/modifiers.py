@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import assign, dynamic_paint, ids, linked, order, rna, socket_moves, structs
+from . import assign, dynamic_paint, ids, linked, moves, order, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -67,7 +67,7 @@ def read_inputs(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, dict[str
         return {}
     out = {}
     given = group_inputs(mod.node_group)
-    socket_moves.note(mod.id_data, mod.name, {"modin": tuple(item.identifier for item in given)})
+    moves.note(mod.id_data, mod.name, {"modin": tuple(item.identifier for item in given)})
     for position, item in enumerate(given):
         ident = item.identifier
         if ident not in mod:
@@ -111,6 +111,7 @@ def _physics(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, object]:
 def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict]:
     """Items of the ``mod`` part, the ``modorder`` list, items of the ``modset`` and ``modin`` parts."""
     mods, settings, inputs = {}, {}, {}
+    moves.note_names(ob, "modifiers", {mod.persistent_uid: mod.name for mod in ob.modifiers})
     for mod in ob.modifiers:
         mods[(mod.name,)] = {
             "type": mod.type,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import animation, ids, nla, node_items, rna, socket_moves, structs
+from . import animation, ids, moves, nla, node_items, rna, structs
 from .arrays import floats
 from .assign import set_components
 from .context import ApplyContext, ReadContext
@@ -163,7 +163,7 @@ def read_tree(tree: bpy.types.NodeTree | None, ctx: ReadContext) -> dict[str, ob
         }
         positional = by_position(node)
         if positional:
-            socket_moves.note_node(tree, nid, node)
+            moves.note_node(tree, nid, node)
         for part, sockets in (("in", node.inputs), ("out", node.outputs)):
             for i, sock in enumerate(sockets):
                 if hasattr(sock, "default_value"):

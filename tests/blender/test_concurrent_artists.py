@@ -443,6 +443,12 @@ PAIRS = {
         '.frames[0].drawing.attributes["position"].data)',
         [2.0, 2.0, 5.0, 5.0],
     ),
+    "rename-a-modifier-while-another-sets-it": (
+        'bpy.data.objects["Pillar{n}"].modifiers["Bevel"].name = "Soft"',
+        'bpy.data.objects["Pillar{n}"].modifiers["Bevel"].width = 0.25',
+        '[[m.name, m.width] for m in bpy.data.objects["Pillar{n}"].modifiers]',
+        [["Soft", 0.25]],
+    ),
     "colour-and-draw-in-one-frame": (  # one's first vertex colours, one's plain stroke: stroke by stroke
         'drawing = bpy.data.grease_pencils["Sketch{n}"].layers["Lines"].frames[0].drawing\n'
         'drawing.attributes.new("vertex_color", "FLOAT_COLOR", "POINT")\n'
@@ -541,6 +547,8 @@ PAIR_SETUP = {
     "erase-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
     "add-a-layer-and-draw-while-one-draws": GREASE_PENCIL_SETUP,
     "colour-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
+    "rename-a-modifier-while-another-sets-it": 'bpy.data.objects["Pillar{n}"].modifiers.new("Bevel", "BEVEL")'
+    "\n",
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"
     "from paint_builders import canvas\n"
     'canvas("Canvas{n}", size=16)\n',

@@ -1,5 +1,5 @@
-"""Where sockets named by position moved (sync/socket_moves.py), and another artist's keys made before the
-move brought to the new positions (moved_sockets.py), on real node trees."""
+"""Where sockets named by position moved and modifiers were renamed (sync/moves.py), and another
+artist's keys made before that brought to where they now point (moved_keys.py), on real bpy."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from blender_addon import moved_sockets  # noqa: E402
-from blender_addon.moved_sockets import MovedSockets, follow_ops, owner_of  # noqa: E402
-from blender_addon.sync import ids, make_key, socket_moves  # noqa: E402
+from blender_addon import moved_keys  # noqa: E402
+from blender_addon.moved_keys import MovedKeys, follow_ops, owner_of  # noqa: E402
+from blender_addon.sync import ids, make_key, moves  # noqa: E402
 from blender_addon.sync.codec import encode_value  # noqa: E402
 from blender_addon.sync.node_trees import nodes_by_id  # noqa: E402
 
@@ -20,14 +20,14 @@ pytestmark = pytest.mark.blender
 
 
 def test_positions_follow_identifiers_and_a_removed_one_goes():
-    assert socket_moves.moved_positions(("a", "b", "c", "x"), ("a", "c", "x")) == {1: None, 2: 1, 3: 2}
-    assert socket_moves.moved_positions(("a", "b"), ("b", "a")) == {0: 1, 1: 0}
-    assert socket_moves.moved_positions(("a", "b"), ("a", "b", "c")) == {}  # added at the end: none moved
-    assert socket_moves.moved_positions(("a", "b"), ("n", "a", "b")) == {0: 1, 1: 2}
-    assert socket_moves.moved_positions((), ()) == {}
-    assert socket_moves.moved_positions(("a",), ()) == {0: None}
+    assert moves.moved_positions(("a", "b", "c", "x"), ("a", "c", "x")) == {1: None, 2: 1, 3: 2}
+    assert moves.moved_positions(("a", "b"), ("b", "a")) == {0: 1, 1: 0}
+    assert moves.moved_positions(("a", "b"), ("a", "b", "c")) == {}  # added at the end: none moved
+    assert moves.moved_positions(("a", "b"), ("n", "a", "b")) == {0: 1, 1: 2}
+    assert moves.moved_positions((), ()) == {}
+    assert moves.moved_positions(("a",), ()) == {0: None}
     # A repeated identifier (Blender repeats none within a side; an old file might): the n-th to the n-th.
-    assert socket_moves.moved_positions(("r", "k", "r"), ("k", "r", "r")) == {0: 1, 1: 0}
+    assert moves.moved_positions(("r", "k", "r"), ("k", "r", "r")) == {0: 1, 1: 0}
 
 
 layouts = st.lists(st.sampled_from("abcdefgh"), unique=True, max_size=8)
@@ -46,12 +46,10 @@ def test_two_moves_in_a_row_take_each_socket_where_one_move_would(data, old):
     mid = data.draw(changed(old))
     new = data.draw(changed(mid))
     ref = (1, "node")
-    steps = [
-        {ref: {"in": socket_moves.moved_positions(tuple(a), tuple(b))}} for a, b in ((old, mid), (mid, new))
-    ]
+    steps = [{ref: {"in": moves.moved_positions(tuple(a), tuple(b))}} for a, b in ((old, mid), (mid, new))]
     for i, ident in enumerate(old):
         expected = f"#{new.index(ident)}" if ident in new else None
-        assert moved_sockets._new_socket(steps, ref, "in", f"#{i}") == expected
+        assert moved_keys._new_socket(steps, ref, "in", f"#{i}") == expected
 
 
 @pytest.fixture
@@ -68,9 +66,9 @@ def zone():
         zone_out.repeat_items.new("FLOAT", name)
     ids.get_uuid(tree)
     nodes_by_id(tree)
-    socket_moves.forget()
+    moves.forget()
     yield tree
-    socket_moves.forget()
+    moves.forget()
 
 
 def _ids(tree) -> dict[str, str]:
@@ -80,7 +78,7 @@ def _ids(tree) -> dict[str, str]:
 def _note_all(tree) -> None:
     for nid, node in nodes_by_id(tree, assign=False).items():
         if node.bl_idname.startswith("GeometryNodeRepeat"):
-            socket_moves.note_node(tree, nid, node)
+            moves.note_node(tree, nid, node)
 
 
 def _remove_spare(tree) -> dict:
@@ -88,20 +86,20 @@ def _remove_spare(tree) -> dict:
     out = tree.nodes["Repeat Output"]
     out.repeat_items.remove(out.repeat_items["Spare"])
     _note_all(tree)
-    return socket_moves.take()
+    return moves.take()
 
 
 def test_removing_a_middle_item_moves_the_sockets_after_it_on_both_nodes_of_the_zone(zone):
     before = [s.name for s in zone.nodes["Repeat Input"].inputs]
     spare, keep = before.index("Spare"), before.index("Keep")
-    moves = _remove_spare(zone)
+    found = _remove_spare(zone)
     nid = _ids(zone)
     pointer = zone.as_pointer()
-    assert moves[(pointer, nid["GeometryNodeRepeatInput"])]["in"][spare] is None
-    assert moves[(pointer, nid["GeometryNodeRepeatInput"])]["in"][keep] == spare
-    assert moves[(pointer, nid["GeometryNodeRepeatOutput"])]["out"][keep] == spare
+    assert found[(pointer, nid["GeometryNodeRepeatInput"])]["in"][spare] is None
+    assert found[(pointer, nid["GeometryNodeRepeatInput"])]["in"][keep] == spare
+    assert found[(pointer, nid["GeometryNodeRepeatOutput"])]["out"][keep] == spare
     _note_all(zone)  # read again unchanged: nothing more moved
-    assert socket_moves.take() == {}
+    assert moves.take() == {}
 
 
 def test_another_artists_value_and_link_follow_the_item_and_the_removed_ones_are_ours_again(zone):
@@ -109,7 +107,7 @@ def test_another_artists_value_and_link_follow_the_item_and_the_removed_ones_are
     spare, keep = sockets.index("Spare"), sockets.index("Keep")
     nid = _ids(zone)
     rin, math = nid["GeometryNodeRepeatInput"], nid["ShaderNodeMath"]
-    moves = _remove_spare(zone)
+    found = _remove_spare(zone)
     uuid = ids.peek_uuid(zone)
 
     def key(part: str, *item: str) -> str:
@@ -123,7 +121,7 @@ def test_another_artists_value_and_link_follow_the_item_and_the_removed_ones_are
         ["delete", key("in", math, "Value")],  # not named by position: left as it is
         ["set", key("node", rin), encode_value({})],
     ]
-    moved, named = follow_ops(ops, [moves], owner_of)
+    moved, named = follow_ops(ops, [found], owner_of)
     assert moved == {
         key("in", rin, f"#{spare}"): value,
         key("link", rin, f"#{spare}", math, "Value_001"): encode_value(False),
@@ -131,9 +129,9 @@ def test_another_artists_value_and_link_follow_the_item_and_the_removed_ones_are
     assert named == {key("in", rin, f"#{keep}"), key("in", rin, f"#{spare}"), ops[2][1]}
     # Made having seen the move, or beside a change of the zone's items, or of an interface: left alone.
     item_list = ["set", key("items", nid["GeometryNodeRepeatOutput"]), encode_value({})]
-    assert follow_ops([*ops, item_list], [moves], owner_of) == ({}, set())
+    assert follow_ops([*ops, item_list], [found], owner_of) == ({}, set())
     interface = ["set", make_key("ngroup", ids.new_uuid(), "iface"), encode_value([])]
-    assert follow_ops([*ops, interface], [moves], owner_of) == ({}, set())
+    assert follow_ops([*ops, interface], [found], owner_of) == ({}, set())
     assert follow_ops(ops, [], owner_of) == ({}, set())
 
 
@@ -150,7 +148,7 @@ def test_the_session_brings_only_batches_that_had_not_seen_our_move(zone):
     ops = [["set", at_keep, encode_value(4.0)]]
     ours = {at_spare: encode_value(1.0)}  # Keep's value here, at its new position
 
-    moved = MovedSockets()
+    moved = MovedKeys()
     _note_all(zone)
     moved.discard()
     out = zone.nodes["Repeat Output"]
@@ -175,14 +173,74 @@ def test_the_session_brings_only_batches_that_had_not_seen_our_move(zone):
 
 
 def test_moves_kept_are_bounded(zone, monkeypatch):
-    moved = MovedSockets()
-    for seq in range(moved_sockets.KEEP_COUNT + 10):
-        socket_moves._layouts[(seq, "n")] = {"in": ("a",)}
-        socket_moves._since[(seq, "n")] = {"in": ("b", "a")}
+    moved = MovedKeys()
+    for seq in range(moved_keys.KEEP_COUNT + 10):
+        moves._layouts[(seq, "n")] = {"in": ("a",)}
+        moves._since[(seq, "n")] = {"in": ("b", "a")}
         moved.sent([seq])
         moved.acked(seq, seq)
-    assert len(moved._acked) == moved_sockets.KEEP_COUNT
-    clock = [moved_sockets.time.monotonic() + moved_sockets.KEEP_SECONDS + 1]
-    monkeypatch.setattr(moved_sockets.time, "monotonic", lambda: clock[0])
+    assert len(moved._acked) == moved_keys.KEEP_COUNT
+    clock = [moved_keys.time.monotonic() + moved_keys.KEEP_SECONDS + 1]
+    monkeypatch.setattr(moved_keys.time, "monotonic", lambda: clock[0])
     moved.follow([], seen=0, ours={})
     assert moved._acked == []
+
+
+def test_a_modifier_renamed_is_told_by_its_persistent_uid_and_renamed_twice_or_back_once():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    ob = bpy.data.objects.new("Pillar", bpy.data.meshes.new("Pillar"))
+    bevel, wave = ob.modifiers.new("Bevel", "BEVEL"), ob.modifiers.new("Wave", "WAVE")
+    moves.forget()
+
+    def read():
+        moves.note_names(ob, "modifiers", {mod.persistent_uid: mod.name for mod in ob.modifiers})
+
+    read()
+    bevel.name, wave.name = "Soft", "Bevel"  # a name another modifier had: told apart by uid
+    read()
+    bevel.name = "Softer"
+    read()
+    assert moves.take() == {(ob.as_pointer(), "modifiers"): {"names": {"Bevel": "Softer", "Wave": "Bevel"}}}
+    wave.name = "Wave"
+    read()
+    wave.name = "Bevel"
+    read()
+    assert moves.take() == {}  # there and back between two takes
+    ob.modifiers.remove(bevel)
+    ob.modifiers.new("Softer", "SMOOTH")  # removed and another made: no rename
+    read()
+    assert moves.take() == {}
+
+
+def test_another_artists_settings_of_a_modifier_we_renamed_follow_the_new_name():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    ob = bpy.data.objects.new("Pillar", bpy.data.meshes.new("Pillar"))
+    bpy.context.scene.collection.objects.link(ob)
+    uuid = ids.get_uuid(ob)
+    steps = [{(ob.as_pointer(), "modifiers"): {"names": {"Bevel": "Soft"}}}]
+
+    def key(part: str, *item: str) -> str:
+        return make_key("obj", uuid, part, *item)
+
+    width, shown = encode_value(0.25), encode_value({"type": "BEVEL"})
+    ops = [
+        ["set", key("modset", "Bevel", "width"), width],
+        ["set", key("mod", "Bevel"), shown],
+        ["set", key("modset", "Wave", "height"), width],  # another modifier: left as it is
+        ["delete", key("modin", "Bevel", "#2")],
+    ]
+    moved, named = follow_ops(ops, steps, owner_of)
+    assert moved == {
+        key("modset", "Soft", "width"): width,
+        key("mod", "Soft"): shown,
+        key("modin", "Soft", "#2"): None,
+    }
+    assert named == {ops[0][1], ops[1][1], ops[3][1]}
+    assert follow_ops(ops, [], owner_of) == ({}, set())
+    session = MovedKeys()
+    moves._renamed[(ob.as_pointer(), "modifiers")] = {"Bevel": "Soft"}
+    session.sent([4])
+    assert session.follow(ops[:1], seen=1, ours={}) == {
+        key("modset", "Soft", "width"): width,
+        ops[0][1]: None,
+    }

@@ -1,4 +1,5 @@
-"""Where the sockets named by position moved when this artist changed a node's layout.
+"""What this artist's edit moved from under the keys another artist's edit names: sockets named by
+position, and renamed modifiers.
 
 Sockets of group input and output nodes, group nodes and nodes with item lists are named by position
 (``#<index>``, node_trees.py), and so are a geometry nodes modifier's inputs (modifiers.py). An artist
@@ -8,7 +9,13 @@ socket off (or on nothing). Blender's own socket identifiers (``Item_<n>``, ``So
 travel but are stable here, so each read of such a node or modifier records them: between two reads of
 the scan, the identifiers say where each old position went (``note``, ``take``). The session keeps those
 moves beside the batch that carried them and brings another artist's keys that had not seen it to the
-new positions (moved_sockets.py).
+new positions (moved_keys.py).
+
+A modifier's keys name it (``mod/<name>``, ``modset/<name>/<setting>``...): renaming one replaces them, and
+another artist's setting of it under the old name would make the old one again or be lost. A modifier's
+``persistent_uid`` is stable (not across machines), so each read of an object's modifiers records their
+names by it, and a name that changed is a rename (``note_names``, taken as side ``names`` of
+``(object, "modifiers")``: old name -> new).
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from __future__ import annotations
 import bpy
 
 Positions = dict[int, int | None]  # old position -> new one (None: the socket is gone); moved ones only
-Moves = dict[str, Positions]  # side ("in", "out", "modin") -> its positions
+Moves = dict[str, dict]  # side ("in", "out", "modin") -> its Positions; "names" -> {old name: new}
 NodeRef = tuple[int, str]  # (pointer of the tree or object, node id or modifier name)
 
 _layouts: dict[NodeRef, dict[str, tuple[str, ...]]] = {}  # side -> its sockets' identifiers
+_names: dict[NodeRef, dict[int, str]] = {}  # (owner, what) -> {persistent uid: name}
+_renamed: dict[NodeRef, dict[str, str]] = {}  # since the last take(): old name -> new
 _since: dict[NodeRef, dict[str, tuple[str, ...]]] = {}  # layouts as of the last take(), of those changed
 
 
@@ -59,14 +68,30 @@ def note_node(tree: bpy.types.NodeTree, nid: str, node: bpy.types.Node) -> None:
     )
 
 
+def note_names(owner: bpy.types.ID, what: str, names: dict[int, str]) -> None:
+    """A read of ``owner``'s ``what`` (``modifiers``): each one's name by its persistent uid."""
+    ref = (owner.as_pointer(), what)
+    before = _names.get(ref)
+    _names[ref] = names
+    for uid, name in names.items():
+        old = None if before is None else before.get(uid)
+        if old is not None and old != name:
+            renamed = _renamed.setdefault(ref, {})
+            first = next((was for was, now in renamed.items() if now == old), old)  # renamed twice
+            renamed[first] = name
+            if first == name:  # and back
+                del renamed[first]
+
+
 def take() -> dict[NodeRef, Moves]:
-    """How the sockets moved since the last call, where they did."""
-    out: dict[NodeRef, Moves] = {}
+    """How the sockets moved and what was renamed since the last call, where they did."""
+    out: dict[NodeRef, Moves] = {ref: {"names": names} for ref, names in _renamed.items() if names}
+    _renamed.clear()
     for ref, before in _since.items():
         now = _layouts[ref]
         moves = {side: moved for side in now if (moved := moved_positions(before.get(side, ()), now[side]))}
         if moves:
-            out[ref] = moves
+            out.setdefault(ref, {}).update(moves)
     _since.clear()
     return out
 
@@ -74,3 +99,5 @@ def take() -> dict[NodeRef, Moves]:
 def forget() -> None:
     _layouts.clear()
     _since.clear()
+    _names.clear()
+    _renamed.clear()
