@@ -1,14 +1,14 @@
 """The session's side of sync/moves.py: what each of our batches moved (sockets named by position,
-renamed modifiers), kept until no edit that had not seen it can still arrive, and another artist's keys
-brought to where they now point.
+renamed modifiers and constraints), kept until no edit that had not seen it can still arrive, and
+another artist's keys brought to where they now point.
 
 A batch of ours that moved something (an item or an interface socket removed or reordered, a modifier
-renamed) is kept by op id until it is acknowledged, then by its seq. Another artist's batch whose
-``seen`` is below that seq, or that arrives while ours is unacknowledged (ordered before it), was made
-before it: its socket values, links and modifier settings named the old way are applied here the new
-way, the keys it named the old way get what we hold there again, and both go out as our edit made
-having seen it. Either order of the two batches ends with both edits: the removal (or rename), and the
-other artist's value on the item he meant.
+or constraint renamed) is kept by op id until it is acknowledged, then by its seq. Another artist's
+batch whose ``seen`` is below that seq, or that arrives while ours is unacknowledged (ordered before
+it), was made before it: its socket values, links, modifiers and constraints named the old way are
+applied here the new way, the keys it named the old way get what we hold there again, and both go out
+as our edit made having seen it. Either order of the two batches ends with both edits: the removal (or
+rename), and the other artist's value on the item he meant.
 """
 
 from __future__ import annotations
@@ -39,16 +39,23 @@ SIDES = {
     "link": ((0, 1, "out"), (2, 3, "in")),
     "modin": ((0, 1, "modin"),),
 }
-MODIFIER_PARTS = frozenset({"mod", "modset", "modin"})  # an object's parts whose first segment names one
+# An object's parts whose keys name a modifier or constraint: part -> (which segment, what names it).
+NAMED = {
+    "mod": (0, "modifiers"),
+    "modset": (0, "modifiers"),
+    "modin": (0, "modifiers"),
+    "con": (0, "constraints"),
+    "pbcon": (1, "constraints"),  # after its bone: ``constraints/<bone>``
+}
 
 
 def owner_of(kind: str, uuid: str, part: str) -> bpy.types.ID | None:
     """What holds what a key of ``kind/uuid``'s ``part`` names: the node tree of a node group, a material
-    or a world; the object for its modifiers."""
+    or a world; the object for its modifiers and constraints."""
     collection = getattr(bpy.data, BY_NAME[kind].collection, None) if kind in BY_NAME else None
     for id_data in collection or ():
         if sync.peek_uuid(id_data) == uuid:
-            if part in MODIFIER_PARTS or isinstance(id_data, bpy.types.NodeTree):
+            if part in NAMED or isinstance(id_data, bpy.types.NodeTree):
                 return id_data
             return getattr(id_data, "node_tree", None)
     return None
@@ -77,8 +84,9 @@ def _new_name(steps: Steps, ref: moves.NodeRef, name: str) -> str:
 def _moved_item(steps: Steps, pointer: int, part: str, item: tuple[str, ...]) -> list[str | None]:
     """``item`` (a key's segments after its part) named as after ``steps``; a None segment: it went."""
     new: list[str | None] = list(item)
-    if part in MODIFIER_PARTS:
-        new[0] = _new_name(steps, (pointer, "modifiers"), item[0])
+    if part in NAMED:
+        at, what = NAMED[part]
+        new[at] = _new_name(steps, (pointer, "/".join((what, *item[:at]))), item[at])
     for holder, at, side in SIDES.get(part, ()):
         new[at] = _new_socket(steps, (pointer, new[holder] or ""), side, item[at])
     return new
@@ -88,8 +96,8 @@ def follow_ops(
     ops: list[list[Any]], steps: Steps, owner_of: Callable[[str, str, str], bpy.types.ID | None]
 ) -> tuple[dict[str, Any], set[str]]:
     """Another artist's ``ops``, made before ``steps`` (ours, oldest first): ``{key as named now: its value
-    (None: deleted)}`` for the socket values, links, modifier inputs and modifier settings they name the
-    old way, and the keys they named so (what each holds here is ours again). A tree one of whose nodes'
+    (None: deleted)}`` for the socket values, links, modifier inputs, modifiers and constraints they name
+    the old way, and the keys they named so (what each holds here is ours again). A tree one of whose nodes'
     item lists the ops also set is left to the item lists' merge, and ops that set an interface to the
     interface's (sync/merges.py): sockets they added are at positions our moves do not know (a zone's
     input node has its output's items)."""
@@ -101,7 +109,7 @@ def follow_ops(
     moved: dict[str, Any] = {}
     named: set[str] = set()
     for op, parsed in parsed_ops:
-        if parsed is None or (parsed[2] not in SIDES and parsed[2] not in MODIFIER_PARTS):
+        if parsed is None or (parsed[2] not in SIDES and parsed[2] not in NAMED):
             continue
         kind, uuid, part, item = parsed
         if part in SIDES and (kind, uuid) in listed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, order, pose_bones, rna
+from . import ids, moves, order, pose_bones, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -22,6 +22,12 @@ LINKS_FIRST = ("target", "pole_target", "space_object")  # sub-targets are names
 
 def read(constraints, ctx: ReadContext, *outer: str) -> tuple[dict[tuple[str, ...], dict], list[str]]:
     """Items of a ``con`` part (``outer``: leading segments, e.g. the bone) and the names in stack order."""
+    # A constraint keeps its struct when renamed (a removed one's may be reused: its type tells them apart).
+    moves.note_names(
+        constraints.id_data,
+        "/".join(("constraints", *outer)),
+        {(c.as_pointer(), c.type): c.name for c in constraints},
+    )
     items = {
         (*outer, con.name): {"type": con.type, "props": ctx.props(con, skip=SKIP)} for con in constraints
     }

@@ -11,11 +11,12 @@ the scan, the identifiers say where each old position went (``note``, ``take``).
 moves beside the batch that carried them and brings another artist's keys that had not seen it to the
 new positions (moved_keys.py).
 
-A modifier's keys name it (``mod/<name>``, ``modset/<name>/<setting>``...): renaming one replaces them, and
-another artist's setting of it under the old name would make the old one again or be lost. A modifier's
-``persistent_uid`` is stable (not across machines), so each read of an object's modifiers records their
-names by it, and a name that changed is a rename (``note_names``, taken as side ``names`` of
-``(object, "modifiers")``: old name -> new).
+Modifiers' and constraints' keys name them (``mod/<name>``, ``modset/<name>/<setting>``, ``con/<name>``...):
+renaming one replaces them, and another artist's setting of it under the old name would make the old one
+again or be lost. A modifier's ``persistent_uid`` is stable (not across machines), and a constraint keeps
+its struct, so each read of an object's modifiers or constraints records their names by it, and a name
+that changed is a rename (``note_names``, taken as side ``names`` of ``(object, "modifiers")``, ``(object,
+"constraints")`` or ``(object, "constraints/<bone>")``: old name -> new).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ Moves = dict[str, dict]  # side ("in", "out", "modin") -> its Positions; "names"
 NodeRef = tuple[int, str]  # (pointer of the tree or object, node id or modifier name)
 
 _layouts: dict[NodeRef, dict[str, tuple[str, ...]]] = {}  # side -> its sockets' identifiers
-_names: dict[NodeRef, dict[int, str]] = {}  # (owner, what) -> {persistent uid: name}
+_names: dict[NodeRef, dict[object, str]] = {}  # (owner, what) -> {what tells one apart: its name}
 _renamed: dict[NodeRef, dict[str, str]] = {}  # since the last take(): old name -> new
 _since: dict[NodeRef, dict[str, tuple[str, ...]]] = {}  # layouts as of the last take(), of those changed
 
@@ -68,8 +69,9 @@ def note_node(tree: bpy.types.NodeTree, nid: str, node: bpy.types.Node) -> None:
     )
 
 
-def note_names(owner: bpy.types.ID, what: str, names: dict[int, str]) -> None:
-    """A read of ``owner``'s ``what`` (``modifiers``): each one's name by its persistent uid."""
+def note_names(owner: bpy.types.ID, what: str, names: dict[object, str]) -> None:
+    """A read of ``owner``'s ``what`` (``modifiers``, ``constraints``, ``constraints/<bone>``): each one's
+    name by what tells it apart (a modifier's persistent uid, a constraint's struct and type)."""
     ref = (owner.as_pointer(), what)
     before = _names.get(ref)
     _names[ref] = names

@@ -311,6 +311,12 @@ PAIRS = {
         '[getattr(bpy.data.objects["Pillar{n}"].constraints["Follow"], a) for a in ("use_x", "influence")]',
         [False, 0.5],
     ),
+    "rename-a-constraint-while-another-sets-it": (
+        'bpy.data.objects["Pillar{n}"].constraints["Follow"].name = "Track"',
+        'bpy.data.objects["Pillar{n}"].constraints["Follow"].influence = 0.5',
+        '[[c.name, c.influence] for c in bpy.data.objects["Pillar{n}"].constraints]',
+        [["Track", 0.5]],
+    ),
     "two-add-material-slots": (  # the material list is one key: slots added by both are merged
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Moss{n}"))',
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Rust{n}"))',
@@ -557,6 +563,10 @@ PAIR_SETUP = {
     'canvas("Canvas{n}", size=16)\n'
     'stroke("Canvas{n}", 0, 0, 16, (0.0, 0.0, 1.0, 1.0))  # unsaved pixels both paint over\n',
     "two-settings-of-one-constraint": 'con = bpy.data.objects["Pillar{n}"].constraints.new("COPY_LOCATION")\n'
+    'con.name = "Follow"\n'
+    'con.target = bpy.data.objects["Base{n}"]\n',
+    "rename-a-constraint-while-another-sets-it": 'con = bpy.data.objects["Pillar{n}"].constraints.new('
+    '"COPY_LOCATION")\n'
     'con.name = "Follow"\n'
     'con.target = bpy.data.objects["Base{n}"]\n',
     "reorder-modifiers-vs-add-one": 'ob = bpy.data.objects["Pillar{n}"]\n'

@@ -12,9 +12,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 from blender_addon import moved_keys  # noqa: E402
 from blender_addon.moved_keys import MovedKeys, follow_ops, owner_of  # noqa: E402
-from blender_addon.sync import ids, make_key, moves  # noqa: E402
+from blender_addon.sync import constraints, ids, make_key, moves  # noqa: E402
 from blender_addon.sync.codec import encode_value  # noqa: E402
 from blender_addon.sync.node_trees import nodes_by_id  # noqa: E402
+from blender_addon.sync.serialise import read_context  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -244,3 +245,29 @@ def test_another_artists_settings_of_a_modifier_we_renamed_follow_the_new_name()
         key("modset", "Soft", "width"): width,
         ops[0][1]: None,
     }
+
+
+def test_a_constraint_renamed_is_told_by_its_struct_and_type_and_another_artists_setting_follows():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    ob = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
+    bpy.context.scene.collection.objects.link(ob)
+    follow = ob.constraints.new("COPY_LOCATION")
+    follow.name = "Follow"
+    uuid = ids.get_uuid(ob)
+    moves.forget()
+    ctx = read_context()
+    constraints.read(ob.constraints, ctx)
+    constraints.read(ob.constraints, ctx, "Arm")  # as a bone's: another owner of names
+    follow.name = "Track"
+    constraints.read(ob.constraints, ctx)
+    found = moves.take()
+    assert found == {(ob.as_pointer(), "constraints"): {"names": {"Follow": "Track"}}}
+    ops = [
+        ["set", make_key("obj", uuid, "con", "Follow"), encode_value({"type": "COPY_LOCATION"})],
+        ["set", make_key("obj", uuid, "pbcon", "Arm", "Follow"), encode_value({"type": "COPY_LOCATION"})],
+    ]
+    moved, named = follow_ops(ops, [found], owner_of)
+    assert moved == {make_key("obj", uuid, "con", "Track"): ops[0][2]} and named == {ops[0][1]}
+    bone = {(ob.as_pointer(), "constraints/Arm"): {"names": {"Follow": "Track"}}}
+    moved, named = follow_ops(ops, [bone], owner_of)
+    assert moved == {make_key("obj", uuid, "pbcon", "Arm", "Track"): ops[1][2]} and named == {ops[1][1]}
