@@ -1,14 +1,14 @@
-"""The session's side of sync/moves.py: what each of our batches moved (sockets named by position,
-renamed modifiers and constraints), kept until no edit that had not seen it can still arrive, and
-another artist's keys brought to where they now point.
+"""The session's side of sync/moves.py: what each of our batches moved (sockets named by position;
+renamed modifiers, constraints, effects and view layers), kept until no edit that had not seen it can
+still arrive, and another artist's keys brought to where they now point.
 
-A batch of ours that moved something (an item or an interface socket removed or reordered, a modifier
-or constraint renamed) is kept by op id until it is acknowledged, then by its seq. Another artist's
-batch whose ``seen`` is below that seq, or that arrives while ours is unacknowledged (ordered before
-it), was made before it: its socket values, links, modifiers and constraints named the old way are
-applied here the new way, the keys it named the old way get what we hold there again, and both go out
-as our edit made having seen it. Either order of the two batches ends with both edits: the removal (or
-rename), and the other artist's value on the item he meant.
+A batch of ours that moved something (an item or an interface socket removed or reordered; a modifier,
+constraint, effect or view layer renamed) is kept by op id until it is acknowledged, then by its seq.
+Another artist's batch whose ``seen`` is below that seq, or that arrives while ours is unacknowledged
+(ordered before it), was made before it: what it names the old way is applied here the new way, the
+keys it named the old way get what we hold there again, and both go out as our edit made having seen
+it. Either order of the two batches ends with both edits: the removal (or rename), and the other
+artist's value on the item he meant.
 """
 
 from __future__ import annotations
@@ -39,19 +39,27 @@ SIDES = {
     "link": ((0, 1, "out"), (2, 3, "in")),
     "modin": ((0, 1, "modin"),),
 }
-# An object's parts whose keys name a modifier or constraint: part -> (which segment, what names it).
+# Parts whose keys name a modifier, constraint, shader effect or view layer: part -> (which segment, what
+# names it).
 NAMED = {
     "mod": (0, "modifiers"),
     "modset": (0, "modifiers"),
     "modin": (0, "modifiers"),
     "con": (0, "constraints"),
     "pbcon": (1, "constraints"),  # after its bone: ``constraints/<bone>``
+    "fx": (0, "effects"),
+    "fxset": (0, "effects"),
+    "vlayer": (0, "view_layers"),  # a scene's
+    "laycoll": (0, "view_layers"),
+    "freestyle": (0, "view_layers"),
+    "lineset": (0, "view_layers"),
+    "linesetorder": (0, "view_layers"),
 }
 
 
 def owner_of(kind: str, uuid: str, part: str) -> bpy.types.ID | None:
     """What holds what a key of ``kind/uuid``'s ``part`` names: the node tree of a node group, a material
-    or a world; the object for its modifiers and constraints."""
+    or a world; the object for its modifiers, constraints and effects, the scene for its view layers."""
     collection = getattr(bpy.data, BY_NAME[kind].collection, None) if kind in BY_NAME else None
     for id_data in collection or ():
         if sync.peek_uuid(id_data) == uuid:
@@ -87,7 +95,8 @@ def _moved_item(steps: Steps, pointer: int, part: str, item: tuple[str, ...]) ->
     if part in NAMED:
         at, what = NAMED[part]
         new[at] = _new_name(steps, (pointer, "/".join((what, *item[:at]))), item[at])
-    for holder, at, side in SIDES.get(part, ()):
+    sides = SIDES.get(part, ())
+    for holder, at, side in sides if len(item) == 2 * len(sides) else ():  # an object's "in" is not one
         new[at] = _new_socket(steps, (pointer, new[holder] or ""), side, item[at])
     return new
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import assign, ids, order, rna
+from . import assign, ids, moves, order, rna
 from .context import ApplyContext, ReadContext
 
 EFFECT_SKIP = ("name", "type", "show_viewport", "show_render", "show_in_editmode", "show_expanded")
@@ -19,6 +19,7 @@ EFFECT_SKIP = ("name", "type", "show_viewport", "show_render", "show_in_editmode
 def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict]:
     """Items of the ``fx`` part, the ``fxorder`` list and items of the ``fxset`` part."""
     effects, settings = {}, {}
+    moves.note_names(ob, "effects", {(fx.as_pointer(), fx.type): fx.name for fx in ob.shader_effects})
     for fx in ob.shader_effects:
         effects[(fx.name,)] = {
             "type": fx.type,

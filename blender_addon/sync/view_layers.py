@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rna
+from . import ids, moves, rna
 from .context import ApplyContext, ReadContext
 from .items import Items
 
@@ -70,6 +70,7 @@ def read(scene: bpy.types.Scene, ctx: ReadContext) -> dict[str, object]:
     """Items of the ``vlayer`` and ``laycoll`` parts, and the ``vlayerorder`` part."""
     values: dict[tuple[str, ...], object] = {}
     flags: dict[tuple[str, ...], object] = {}
+    moves.note_names(scene, "view_layers", {layer.as_pointer(): layer.name for layer in layers(scene)})
     for layer in layers(scene):
         values[(layer.name,)] = _value(layer, ctx)
         flags.update(_flags(layer, ctx))

@@ -317,6 +317,18 @@ PAIRS = {
         '[[c.name, c.influence] for c in bpy.data.objects["Pillar{n}"].constraints]',
         [["Track", 0.5]],
     ),
+    "rename-a-view-layer-while-another-sets-it": (
+        'bpy.context.scene.view_layers["Pass{n}"].name = "Beauty{n}"',
+        'bpy.context.scene.view_layers["Pass{n}"].samples = 32',
+        '[[v.name, v.samples] for v in bpy.context.scene.view_layers if v.name in ("Pass{n}", "Beauty{n}")]',
+        [["Beauty{n}", 32]],
+    ),
+    "rename-an-effect-while-another-sets-it": (
+        'bpy.data.objects["Sketch{n}"].shader_effects["Blur"].name = "Soften"',
+        'bpy.data.objects["Sketch{n}"].shader_effects["Blur"].samples = 12',
+        '[[e.name, e.samples] for e in bpy.data.objects["Sketch{n}"].shader_effects]',
+        [["Soften", 12]],
+    ),
     "two-add-material-slots": (  # the material list is one key: slots added by both are merged
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Moss{n}"))',
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Rust{n}"))',
@@ -553,6 +565,9 @@ PAIR_SETUP = {
     "erase-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
     "add-a-layer-and-draw-while-one-draws": GREASE_PENCIL_SETUP,
     "colour-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
+    "rename-a-view-layer-while-another-sets-it": 'bpy.context.scene.view_layers.new("Pass{n}")\n',
+    "rename-an-effect-while-another-sets-it": GREASE_PENCIL_SETUP
+    + 'bpy.data.objects["Sketch{n}"].shader_effects.new("Blur", "FX_BLUR")\n',
     "rename-a-modifier-while-another-sets-it": 'bpy.data.objects["Pillar{n}"].modifiers.new("Bevel", "BEVEL")'
     "\n",
     "two-first-strokes-into-a-saved-image": "import sys\nsys.path.insert(0, 'tests/blender')\n"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from blender_addon import moved_keys  # noqa: E402
 from blender_addon.moved_keys import MovedKeys, follow_ops, owner_of  # noqa: E402
-from blender_addon.sync import constraints, ids, make_key, moves  # noqa: E402
+from blender_addon.sync import constraints, ids, make_key, moves, view_layers  # noqa: E402
 from blender_addon.sync.codec import encode_value  # noqa: E402
 from blender_addon.sync.node_trees import nodes_by_id  # noqa: E402
 from blender_addon.sync.serialise import read_context  # noqa: E402
@@ -271,3 +271,32 @@ def test_a_constraint_renamed_is_told_by_its_struct_and_type_and_another_artists
     bone = {(ob.as_pointer(), "constraints/Arm"): {"names": {"Follow": "Track"}}}
     moved, named = follow_ops(ops, [bone], owner_of)
     assert moved == {make_key("obj", uuid, "pbcon", "Arm", "Track"): ops[1][2]} and named == {ops[1][1]}
+
+
+def test_a_view_layer_renamed_takes_another_artists_settings_flags_and_freestyle_with_it():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.view_layers.new("Pass")
+    uuid = ids.get_uuid(scene)
+    moves.forget()
+    ctx = read_context()
+    view_layers.read(scene, ctx)
+    scene.view_layers["Pass"].name = "Beauty"
+    view_layers.read(scene, ctx)
+    found = moves.take()
+    assert found == {(scene.as_pointer(), "view_layers"): {"names": {"Pass": "Beauty"}}}
+    value = encode_value({"props": {}})
+    coll = ids.new_uuid()
+    ops = [
+        ["set", make_key("scene", uuid, "vlayer", "Pass"), value],
+        ["set", make_key("scene", uuid, "laycoll", "Pass", coll), value],
+        ["set", make_key("scene", uuid, "lineset", "Pass", "Set"), value],
+        ["set", make_key("scene", uuid, "vlayer", "Other"), value],
+    ]
+    moved, named = follow_ops(ops, [found], owner_of)
+    assert moved == {
+        make_key("scene", uuid, "vlayer", "Beauty"): value,
+        make_key("scene", uuid, "laycoll", "Beauty", coll): value,
+        make_key("scene", uuid, "lineset", "Beauty", "Set"): value,
+    }
+    assert named == {op[1] for op in ops[:3]}
