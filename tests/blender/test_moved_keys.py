@@ -12,7 +12,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from blender_addon import moved_keys  # noqa: E402
 from blender_addon.moved_keys import MovedKeys, follow_ops, owner_of  # noqa: E402
-from blender_addon.sync import constraints, ids, make_key, moves, view_layers  # noqa: E402
+from blender_addon.sync import constraints, ids, make_key, moves, split_key, view_layers  # noqa: E402
 from blender_addon.sync.codec import encode_value  # noqa: E402
 from blender_addon.sync.node_trees import nodes_by_id  # noqa: E402
 from blender_addon.sync.serialise import read_context  # noqa: E402
@@ -300,3 +300,43 @@ def test_a_view_layer_renamed_takes_another_artists_settings_flags_and_freestyle
         make_key("scene", uuid, "lineset", "Beauty", "Set"): value,
     }
     assert named == {op[1] for op in ops[:3]}
+
+
+segments = st.one_of(
+    st.sampled_from(["#0", "#1", "#2", "#-1", "#", "#x", "Bevel", "Soft", "Pass", ""]),
+    st.text(max_size=6),
+)
+PARTS = sorted({*moved_keys.SIDES, *moved_keys.NAMED, "items", "iface", "node", "set"})
+
+
+@st.composite
+def any_ops(draw) -> list[list]:
+    """Operations as another artist's batch could carry them: real kinds and parts with any segments,
+    and keys, verbs and values that are not."""
+    out = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["obj", "ngroup", "mat", "scene", "nope"]))
+        part = draw(st.sampled_from(PARTS))
+        key = "/".join(
+            [kind, "0123456789abcdef0123456789abcdef", part, *draw(st.lists(segments, max_size=4))]
+        )
+        key = draw(st.one_of(st.just(key), st.text(max_size=12)))
+        verb = draw(st.sampled_from(["set", "delete", "touch"]))
+        out.append([verb, key, draw(st.binary(max_size=4))] if verb != "delete" else [verb, key])
+    return out
+
+
+@given(any_ops(), st.lists(st.dictionaries(st.sampled_from(["in", "out", "modin", "names"]), st.just({}))))
+def test_any_batch_is_followed_without_error_into_keys_this_layer_owns(ops, sides):
+    """Whatever another artist's batch names, following our moves raises nothing and yields keys this
+    layer parses, each from a key the batch named."""
+    owner = bpy.data.objects.get("Follower") or bpy.data.objects.new("Follower", None)
+    steps = [
+        {(owner.as_pointer(), name): {side: ({1: 0, 0: None} if side != "names" else {"Bevel": "Soft"})}}
+        for step in sides
+        for side in step
+        for name in ("modifiers", "#1", "Bevel", "")
+    ]
+    moved, named = follow_ops(ops, steps, lambda kind, uuid, part: owner if kind != "nope" else None)
+    assert named <= {op[1] for op in ops}
+    assert all(split_key(key) is not None for key in moved)
