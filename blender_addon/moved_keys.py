@@ -148,9 +148,14 @@ class MovedKeys:
         moves.forget()  # a room's datablocks are read again as they are applied
 
     @staticmethod
-    def discard() -> None:
-        """Reads that were not the artist's (the applier reading back what it applied) moved nothing."""
-        moves.take()
+    def discard(forget: bool = False) -> None:
+        """Reads that were not the artist's (the applier reading back what it applied) moved nothing; with
+        ``forget``, what was read is forgotten too (after an undo every struct is a new one, and one at a
+        freed one's address would pass for it renamed)."""
+        if forget:
+            moves.forget()
+        else:
+            moves.take()
 
     def sent(self, op_ids: list[int]) -> None:
         """Our batches just sent, with what moved in the reads since the last call."""

@@ -99,10 +99,12 @@ def note_baked() -> None:
 
 def note_undo() -> None:
     """Called after an undo or redo step: datablocks may have come back or gone without a depsgraph
-    report of the collection, so the next scan reads every uuid again."""
+    report of the collection, so the next scan reads every uuid again. Every struct is new: what tells
+    renamed ones apart (sync/moves.py) starts again."""
     if _current is not None:
         _current.tracker.forget_counts()
         _current.applier.forget_index()
+        _current.moved.discard(forget=True)
 
 
 take_dirty = dirty.take

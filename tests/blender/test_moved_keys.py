@@ -268,6 +268,11 @@ def test_a_constraint_renamed_is_told_by_its_struct_and_type_and_another_artists
     ]
     moved, named = follow_ops(ops, [found], owner_of)
     assert moved == {make_key("obj", uuid, "con", "Track"): ops[0][2]} and named == {ops[0][1]}
+    constraints.read(ob.constraints, ctx)
+    MovedKeys.discard(forget=True)  # an undo: every struct is a new one
+    follow.name = "Follow"
+    constraints.read(ob.constraints, ctx)
+    assert moves.take() == {}  # nothing to tell it by since
     bone = {(ob.as_pointer(), "constraints/Arm"): {"names": {"Follow": "Track"}}}
     moved, named = follow_ops(ops, [bone], owner_of)
     assert moved == {make_key("obj", uuid, "pbcon", "Arm", "Track"): ops[1][2]} and named == {ops[1][1]}
