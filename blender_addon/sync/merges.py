@@ -59,6 +59,9 @@ left to keep: then theirs stands.
 - a movie clip's tracking data: its settings and tracking objects (``clip/<u>/tracking``) per setting and by
   name, and one track (``clip/<u>/track/<object>/<track>``) per setting and per frame of its markers
   (tracking_merge.py).
+- a text's content (``text/<u>/body``): line by line, as diff3 does (three_way.merge_lines): two artists
+  editing different lines of one script or shot note keep both; a stretch both changed differently holds
+  theirs, then ours.
 
 No bpy: values in, values out.
 """
@@ -71,7 +74,7 @@ from typing import Any
 from . import gp_merge, keyframe_merge, mask_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
-from .three_way import counted, merge_order, three_way, unique_names
+from .three_way import counted, merge_lines, merge_order, three_way, unique_names
 from .three_way import settings as settings_three_way
 
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
@@ -473,6 +476,27 @@ def _is_list_of_maps(doc: object) -> bool:
     return isinstance(doc, list) and all(isinstance(d, dict) for d in doc)
 
 
+# Longer texts are not merged (theirs stands): matching their lines could hold Blender up for seconds.
+MAX_MERGED_LINES = 20_000
+
+
+def merge_text(base: dict, ours: dict, theirs: dict) -> dict | None:
+    """A text's ``body`` (``{content}``), line by line (``three_way.merge_lines``)."""
+    texts = [doc["content"] for doc in (base, ours, theirs)]
+    if not all(isinstance(text, str) for text in texts):
+        return None
+    ended = [not text or text.endswith("\n") for text in texts]
+    lines = [
+        (text if end else text + "\n").splitlines(keepends=True)
+        for text, end in zip(texts, ended, strict=True)
+    ]
+    if max(map(len, lines)) > MAX_MERGED_LINES:
+        return None
+    merged = "".join(merge_lines(*lines))
+    return dict(theirs, content=merged if ended[1] or ended[2] else merged[:-1])
+
+
+text_body = _documents(merge_text)
 mask_layers = _documents(mask_merge.merge_mask_layers, _is_list_of_maps)
 camera_backgrounds = _documents(merge_backgrounds, _is_list_of_maps)
 tracking = _documents(tracking_merge.merge_settings)  # a movie clip's tracking settings and objects
@@ -509,4 +533,6 @@ def merger(key: str) -> Merge | None:
         return mask_layers
     if bits[0] == "cam" and part == "bg" and not items:
         return camera_backgrounds
+    if bits[0] == "text" and part == "body" and not items:
+        return text_body
     return material_list if part == "meta" and not items else None

@@ -1,11 +1,12 @@
-"""The three-way merges of two edits of one mapping and of one list of unique items, the steps every merge
-of merges.py is built from.
+"""The three-way merges of two edits of one mapping, of one list of unique items, of a list whose items
+have no identity and of a text's lines, the steps every merge of merges.py is built from.
 
 No bpy: values in, values out.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
@@ -164,3 +165,28 @@ def merge_in_place(
         if name in kept:
             out.append(doc_of[name])
     return out + before.get(len(idents[0]), [])
+
+
+def _matched(base: list[str], other: list[str]) -> dict[int, int]:
+    """Where each line of ``base`` that ``other`` kept is in ``other`` (a longest common subsequence)."""
+    found: dict[int, int] = {}
+    for a, b, size in difflib.SequenceMatcher(None, base, other, autojunk=False).get_matching_blocks():
+        found.update((a + k, b + k) for k in range(size))
+    return found
+
+
+def merge_lines(base: list[str], ours: list[str], theirs: list[str]) -> list[str]:
+    """Two edits of a text, line by line (as diff3 does): the lines both kept are anchors; between two
+    anchors, the stretch only one edit changed is that edit's, one both changed alike is that, and one
+    both changed differently is theirs then ours (neither edit is lost; which was meant cannot be told)."""
+    in_ours, in_theirs = _matched(base, ours), _matched(base, theirs)
+    out: list[str] = []
+    at = (0, 0, 0)
+    for i in [*(i for i in range(len(base)) if i in in_ours and i in in_theirs), len(base)]:
+        end = (i, in_ours.get(i, len(ours)), in_theirs.get(i, len(theirs)))
+        was, mine, their = base[at[0] : end[0]], ours[at[1] : end[1]], theirs[at[2] : end[2]]
+        out += their if mine == was else mine if their in (was, mine) else their + mine
+        if i < len(base):
+            out.append(base[i])
+        at = (end[0] + 1, end[1] + 1, end[2] + 1)
+    return out

@@ -8,7 +8,7 @@ JSON line on stdout prefixed with ``@@ `` (Blender may print other things):
         -> {"ok": true, "client_id": ...}
     {"cmd": "create_room", "room": "r", "keep_open": true, "send_scene": true}
     {"cmd": "join", "room": "r", "password": null}
-    {"cmd": "edit", "script": "<python using bpy>"}      (then view_layer.update() and one pump)
+    {"cmd": "edit", "script": "<python using bpy, addon>"}  (then view_layer.update() and one pump)
     {"cmd": "eval", "expr": "<python expression>"}       -> {"value": ...}
     {"cmd": "pump_until_idle", "quiet": 0.3, "timeout": 20}
     {"cmd": "pump_until", "expr": "<python predicate>", "timeout": 20} -> {"met": bool}
@@ -130,7 +130,7 @@ def handle(command: dict) -> dict:
             raise RuntimeError(f"could not join: {session.messages[-3:]}")
         return {"seq": session.last_seq}
     if cmd == "edit":
-        exec(compile(command["script"], "<edit>", "exec"), {"bpy": bpy, "__name__": "edit"})
+        exec(compile(command["script"], "<edit>", "exec"), {"bpy": bpy, "__name__": "edit", "addon": addon})
         tick()
         return {}
     if cmd == "eval":

@@ -329,6 +329,15 @@ PAIRS = {
         '[[e.name, e.samples] for e in bpy.data.objects["Sketch{n}"].shader_effects]',
         [["Soften", 12]],
     ),
+    "two-edit-one-text": (  # a text's content is one key: merged line by line
+        'notes = bpy.data.texts["Notes{n}"]\n'
+        'notes.from_string(notes.as_string().replace("shot 1", "shot 1: wide"))\n'
+        "addon.session.note_dirty([notes])  # as the audit finds it, now",
+        'notes = bpy.data.texts["Notes{n}"]\nnotes.from_string(notes.as_string() + "shot 4\\n")\n'
+        "addon.session.note_dirty([notes])",
+        'bpy.data.texts["Notes{n}"].as_string()',
+        "shot 1: wide\nshot 2\nshot 3\nshot 4\n",
+    ),
     "two-add-material-slots": (  # the material list is one key: slots added by both are merged
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Moss{n}"))',
         'bpy.data.meshes["PillarMesh{n}"].materials.append(bpy.data.materials.new("Rust{n}"))',
@@ -565,6 +574,7 @@ PAIR_SETUP = {
     "erase-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
     "add-a-layer-and-draw-while-one-draws": GREASE_PENCIL_SETUP,
     "colour-and-draw-in-one-frame": GREASE_PENCIL_SETUP,
+    "two-edit-one-text": 'bpy.data.texts.new("Notes{n}").from_string("shot 1\\nshot 2\\nshot 3\\n")\n',
     "rename-a-view-layer-while-another-sets-it": 'bpy.context.scene.view_layers.new("Pass{n}")\n',
     "rename-an-effect-while-another-sets-it": GREASE_PENCIL_SETUP
     + 'bpy.data.objects["Sketch{n}"].shader_effects.new("Blur", "FX_BLUR")\n',

@@ -100,6 +100,8 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("cam/0123456789abcdef0123456789abcdef/bg", merges.camera_backgrounds),
         ("gpencil/0123456789abcdef0123456789abcdef/strokes", merges.gpencil_strokes),
         ("mask/0123456789abcdef0123456789abcdef/layers", merges.mask_layers),
+        ("text/0123456789abcdef0123456789abcdef/body", merges.text_body),
+        ("curve/0123456789abcdef0123456789abcdef/text", None),
         ("clip/0123456789abcdef0123456789abcdef/tracking/x", None),
         ("clip/0123456789abcdef0123456789abcdef/track/Camera/Corner", merges.track),
         ("clip/0123456789abcdef0123456789abcdef/track/Camera", None),
@@ -430,3 +432,51 @@ def test_two_artists_camera_backgrounds_both_stay():
     faded = edited(lambda backgrounds: setattr(backgrounds[0], "alpha", 0.1))
     assert merges.camera_backgrounds(base, faded, edited(lambda b: setattr(b[0], "alpha", 0.2))) is None
     assert merges.camera_backgrounds(base, sync.encode_value({"a": 1}), theirs) is None
+
+
+def _text(*lines: str) -> dict:
+    return {"content": "".join(lines)}
+
+
+def _merged_text(base: dict, ours: dict, theirs: dict) -> str | None:
+    out = merges.merger("text/0123456789abcdef0123456789abcdef/body")(
+        *(sync.encode_value(doc) for doc in (base, ours, theirs))
+    )
+    return None if out is None else sync.decode_value(out)["content"]
+
+
+def test_two_edits_of_one_text_keep_both_line_by_line():
+    base = _text("import bpy\n", "\n", "def rig():\n", "    pass\n", "\n", "rig()\n")
+    ours = _text("import bpy\n", "import math\n", "\n", "def rig():\n", "    pass\n", "\n", "rig()\n")
+    theirs = _text("import bpy\n", "\n", "def rig():\n", "    return 1\n", "\n", "rig()\n", "# done\n")
+    assert _merged_text(base, ours, theirs) == (
+        "import bpy\nimport math\n\ndef rig():\n    return 1\n\nrig()\n# done\n"
+    )
+    # Both changed one line differently: theirs, then ours; alike: once.
+    assert _merged_text(_text("a\n", "b\n"), _text("a\n", "B1\n"), _text("a\n", "B2\n")) == "a\nB2\nB1\n"
+    assert _merged_text(_text("a\n", "b\n"), _text("a\n", "B\n"), _text("a\n", "B\n")) is None  # theirs
+    # A last line without a newline stays a line of its own, and stays without one when both left it so.
+    assert _merged_text(_text("a\n", "b"), _text("A\n", "b"), _text("a\n", "b\n", "c")) == "A\nb\nc"
+    assert _merged_text(_text(""), _text("x"), _text("y")) == "y\nx"
+    # Not text, or too long to match: theirs.
+    assert _merged_text({"content": 1}, _text("a"), _text("b")) is None
+    many = _text(*(f"{i}\n" for i in range(merges.MAX_MERGED_LINES + 1)))
+    assert _merged_text(many, _text("a\n"), many) is None
+
+
+lines = st.lists(st.sampled_from(["a\n", "b\n", "\n", "}\n", "x = 1\n"]), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines, lines, lines, lines)
+def test_edits_on_either_side_of_a_line_both_kept_are_both_kept(before, after, ours_part, theirs_part):
+    """Ours changes what comes before a line both keep, theirs what comes after it: the merge is both
+    edits; an edit against an unchanged side is that edit."""
+    anchor = ["ANCHOR\n"]
+    base = before + anchor + after
+    ours, theirs = ours_part + anchor + after, before + anchor + theirs_part
+    merged = three_way.merge_lines(base, ours, theirs)
+    assert merged == ours_part + anchor + theirs_part
+    assert three_way.merge_lines(base, base, theirs) == theirs
+    assert three_way.merge_lines(base, ours, base) == ours
+    assert three_way.merge_lines(base, ours, ours) == ours
