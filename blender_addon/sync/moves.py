@@ -74,6 +74,8 @@ def note_names(owner: bpy.types.ID, what: str, names: dict[object, str]) -> None
     ``view_layers``): each one's name by what tells it apart across a rename."""
     ref = (owner.as_pointer(), what)
     before = _names.get(ref)
+    if not names and before is None:
+        return  # most objects have no modifiers or constraints: nothing kept for them
     _names[ref] = names
     for uid, name in names.items():
         old = None if before is None else before.get(uid)
