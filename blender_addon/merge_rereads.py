@@ -72,7 +72,7 @@ class MergeRereads:
         found = _node(key)
         if found is None or base is None or ours is None:
             return None
-        before = sync.decode_value(base)
+        before, mine, their = (sync.decode_value(value) for value in (base, ours, theirs))
         lists = node_items.item_lists(found[1])
         gone_items = []
         for name, items in wanted.items():
@@ -84,7 +84,18 @@ class MergeRereads:
                 continue
             if isinstance(items, list) and isinstance(before.get(name), list):
                 names = [doc.get("name") for doc in before[name] if isinstance(doc, dict)]
-                if not node_items.arrange(getattr(found[1], name), names, items):
+                ours_names, theirs_names = (
+                    [doc.get("name") for doc in doc_of.get(name, ()) if isinstance(doc, dict)]
+                    for doc_of in (mine, their)
+                )
+                # Items either renamed in place keep their sockets: ours are here under their new names,
+                # theirs get theirs here before the lists are arranged.
+                renamed = {
+                    **merges.item_renames(names, ours_names),
+                    **merges.item_renames(names, theirs_names),
+                }
+                names = [renamed.get(n, n) for n in names]
+                if not node_items.arrange(getattr(found[1], name), names, items, renamed):
                     return None
                 kept = {doc.get("name") for doc in final.get(name, ())}
                 gone_items += [(name, doc.get("name")) for doc in items if doc.get("name") not in kept]

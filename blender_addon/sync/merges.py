@@ -38,8 +38,8 @@ left to keep: then theirs stands.
   items ours added go after theirs (renamed as Blender would, ``Float.001``, where theirs took the name),
   each item's settings as a node's fields, theirs' items and order otherwise, without the items ours
   removed (kept first, ``staged``, like a removed socket); items without names (an index switch's) are a
-  count, theirs' new ones then ours'; the item sockets are named by position, so a merge where ours
-  reordered or renamed an item is not made. The session
+  count, theirs' new ones then ours'; an item ours renamed in place keeps its new name; the item sockets
+  are named by position, so a merge where ours reordered an item is not made. The session
   gives the items here the merged names and order before the merge is applied, so that ours keep their
   links and values (merge_rereads.py).
 - an image's unsaved pixels (``img/<u>/data``, its ``painted`` field: sync/painted.py): per pixel, ours where
@@ -304,15 +304,26 @@ def _unique(name: str, taken: set[str]) -> str:
     return name
 
 
+def item_renames(before: list[str], mine: list[str]) -> dict[str, str]:
+    """The items of a list ``mine`` renamed in place from ``before`` (names in order): old name -> new,
+    where a position holds a name ``before`` lacked and its old name is gone from ``mine``."""
+    return {
+        was: now
+        for was, now in zip(before, mine, strict=False)
+        if was != now and was not in mine and now not in before
+    }
+
+
 def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False) -> dict | None:
     """One node's item lists (``items/<node id>``): theirs, with each item's settings only ours changed,
     the items ours added after theirs (renamed as Blender would where theirs took the name) and without
     the items ours removed that theirs left as they were. ``staged``: those items kept, at theirs' places
     (theirs' links and values name the sockets by position: they are applied on that layout, and the
     items go afterwards, merge_rereads.py). Items without names (an index switch's) are a count: theirs'
-    new ones, then ours'. None when ours reordered or renamed an item (the sockets are named by position),
-    removed one and added another (a rename, perhaps), either removed an item without a name, or a list
-    is not one the add-on writes."""
+    new ones, then ours'. An item ours renamed in place keeps its new name where theirs kept the old one
+    (and took no item of that name). None when ours reordered an item (the sockets are named by
+    position), removed one and added another, either removed an item without a name, or a list is not
+    one the add-on writes."""
     merged = three_way(base, ours, theirs)
     for name in base.keys() & ours.keys() & theirs.keys():
         before, mine, their = base[name], ours[name], theirs[name]
@@ -328,6 +339,11 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False)
         names = [unique_names(items) for items in (before, mine, their)]
         if names[0] is None or names[1] is None or names[2] is None:
             return None
+        renamed = item_renames(names[0], names[1])
+        if any(now in names[2] for now in renamed.values()):
+            return None  # theirs took a name ours gave one of its items
+        was = {now: old for old, now in renamed.items()}
+        names[1] = [was.get(n, n) for n in names[1]]  # ours' names as the base knew them
         held = [n for n in names[1] if n in names[0]]
         added = [(n, doc) for n, doc in zip(names[1], mine, strict=True) if n not in names[0]]
         if held != [n for n in names[0] if n in held] or (added and len(held) < len(names[0])):
@@ -340,7 +356,8 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False)
             if n not in by_name[0]:
                 out.append(doc)  # theirs added it
             elif n in by_name[1]:
-                out.append(three_way(by_name[0][n], by_name[1][n], doc))
+                item = three_way(by_name[0][n], {**by_name[1][n], "name": n}, doc)
+                out.append({**item, "name": renamed[n]} if n in renamed else item)
             elif staged or doc != by_name[0][n]:
                 out.append(doc)  # ours removed it: kept for now, or theirs changed it (theirs stands)
         taken = set(names[2]) | {n for n, _ in added}  # ours keep their names where theirs took none

@@ -164,19 +164,23 @@ def apply_items(node: bpy.types.Node, doc: dict, ctx: ApplyContext) -> None:
     rna.write_props(node, {k: v for k, v in doc.items() if not isinstance(v, list)}, ctx.resolve)
 
 
-def arrange(items, base: list[str], wanted: list[dict]) -> bool:
+def arrange(items, base: list[str], wanted: list[dict], renames: dict[str, str] | None = None) -> bool:
     """Give this list the names and order of a merged one (sync/merges.py, ``merge_item_lists``) before
-    it is applied position by position: the items added here (those not in ``base``) take the names the
-    merge gave them at its end, the other edit's items are made where they go and the ones it removed go,
-    so that every item here keeps its sockets, and so its links and values. False when it cannot."""
+    it is applied position by position: items renamed in place (``renames``, old name -> new; ``base``
+    holds the new names) take their new names, the items added here (those not in ``base``) take the
+    names the merge gave them at its end, the other edit's items are made where they go and the ones it
+    removed go, so that every item here keeps its sockets, and so its links and values. False when it
+    cannot."""
     names = [doc.get("name") for doc in wanted]
     here = [getattr(item, "name", None) for item in items]
     if "move" not in items.bl_rna.functions or not all(isinstance(n, str) for n in [*here, *names]):
         return False
-    added = [n for n in here if n not in base]
+    renamed = {n: renames[n] for n in here if n in (renames or {})}
+    added = [n for n in here if n not in base and n not in renamed]
     if len(added) > len(names):
         return False
-    renamed = dict(zip(added, names[len(names) - len(added) :], strict=True)) if added else {}
+    if added:
+        renamed.update(zip(added, names[len(names) - len(added) :], strict=True))
     final: dict[int, str] = {}
     for i, item in enumerate(items):  # through names nobody uses, so that no name is taken while it moves
         if item.name in renamed:

@@ -395,6 +395,16 @@ PAIRS = {
         f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
         [["Geometry", "Float"], [["Float", 3.0]], [["Float", "Value_001"]]],
     ),
+    "rename-a-zone-item-while-one-is-added": (  # the renamed item keeps its name beside the new one
+        f"{ZONE}.nodes['Repeat Output'].repeat_items['Spare'].name = 'Speed'",
+        add_repeat_item("{n}", 3.0, 1),
+        f"[[i.name for i in {ZONE}.nodes['Repeat Output'].repeat_items],"
+        f" [(s.name, s.default_value) for s in {ZONE}.nodes['Repeat Input'].inputs"
+        " if s.name in ('Spare', 'Speed', 'Float')],"
+        " sorted((l.from_socket.name, l.to_socket.identifier)"
+        f" for l in {ZONE}.links if l.to_node.name == 'Math')]",
+        [["Geometry", "Speed", "Float"], [["Speed", 9.0], ["Float", 3.0]], [["Float", "Value_001"]]],
+    ),
     "remove-a-zone-item-while-another-is-set": (  # the setter's value and link follow the item's move
         f"{ZONE}.nodes['Repeat Output'].repeat_items.remove("
         f"{ZONE}.nodes['Repeat Output'].repeat_items['Spare'])",
@@ -541,6 +551,9 @@ PAIR_SETUP = {
     'tree.nodes.new("GeometryNodeIndexSwitch").data_type = "FLOAT"\n'
     'bpy.data.objects["Pillar{n}"].modifiers.new("Switch", "NODES").node_group = tree\n',
     "remove-a-zone-item-while-one-is-added": ZONE_SETUP
+    + "zone.nodes['Repeat Output'].repeat_items.new('FLOAT', 'Spare')\n"
+    + "zone_in.inputs['Spare'].default_value = 9.0\n",
+    "rename-a-zone-item-while-one-is-added": ZONE_SETUP
     + "zone.nodes['Repeat Output'].repeat_items.new('FLOAT', 'Spare')\n"
     + "zone_in.inputs['Spare'].default_value = 9.0\n",
     "remove-a-zone-item-while-another-is-set": ZONE_SETUP

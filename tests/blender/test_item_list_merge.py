@@ -79,12 +79,29 @@ def test_an_item_we_removed_goes_after_theirs_are_applied_where_they_made_them()
     assert names(merges.merge_item_lists(base, ours, changed), "enum_items") == ["A", "B", "C", "D"]
 
 
+def test_an_item_ours_renamed_in_place_keeps_its_new_name_beside_theirs_new_one():
+    base = {"enum_items": [item("A"), item("B")]}
+    ours = {"enum_items": [item("A"), item("Bee", description="d")]}  # renamed, a setting changed too
+    merged = merges.merge_item_lists(
+        base, ours, {"enum_items": [item("A"), item("B", socket_type="INT"), item("C")]}
+    )
+    assert merged == {"enum_items": [item("A"), item("Bee", "INT", description="d"), item("C")]}
+    # Theirs renamed it too, or removed it: theirs stands for that item. Theirs took the new name: theirs.
+    assert names(
+        merges.merge_item_lists(base, ours, {"enum_items": [item("A"), item("Bea")]}), "enum_items"
+    ) == [
+        "A",
+        "Bea",
+    ]
+    assert names(merges.merge_item_lists(base, ours, {"enum_items": [item("A")]}), "enum_items") == ["A"]
+    assert merges.merge_item_lists(base, ours, {"enum_items": [*base["enum_items"], item("Bee")]}) is None
+
+
 @pytest.mark.parametrize(
     ("why", "ours"),
     [
         ("we removed one and added another (a rename, perhaps)", [item("B"), item("C")]),
         ("we reordered items", [item("B"), item("A")]),
-        ("we renamed an item", [item("A"), item("Bee")]),
         ("two items of one name", [item("A"), item("B"), item("B")]),
         ("an item without a name", [item("A"), item("B"), {"socket_type": "FLOAT"}]),
         ("an item not a map", [item("A"), item("B"), 3]),
@@ -165,6 +182,19 @@ def test_arrange_keeps_our_items_sockets_while_theirs_come_in_before():
     assert [(link.from_socket.name, link.to_socket.identifier) for link in group.links] == [
         ("Float.001", "Value")
     ]
+    bpy.data.node_groups.remove(group)
+
+
+def test_arrange_renames_in_place_the_item_theirs_renamed_keeping_its_socket():
+    """Theirs renamed Spare to Speed while ours added Float: Spare is renamed here, not removed and made
+    again (a new socket's default would be read back and sent over theirs' value)."""
+    group, zone_in, zone_out = _zone(["Spare", "Float"])
+    zone_in.inputs["Spare"].default_value = 9.0
+    spare = zone_in.inputs["Spare"].identifier
+    wanted = [item("Geometry", "GEOMETRY"), item("Speed"), item("Float")]
+    assert node_items.arrange(zone_out.repeat_items, ["Geometry", "Speed"], wanted, {"Spare": "Speed"})
+    assert [i.name for i in zone_out.repeat_items] == ["Geometry", "Speed", "Float"]
+    assert zone_in.inputs["Speed"].identifier == spare and zone_in.inputs["Speed"].default_value == 9.0
     bpy.data.node_groups.remove(group)
 
 
