@@ -23,9 +23,10 @@ left to keep: then theirs stands.
 - a node group's interface (``ngroup/<u>/iface``): both edits' sockets and panels. Blender gives an item
   no identity that travels (``Socket_<n>`` identifiers come from a counter on each replica), so an item is
   its type, name, direction and socket type, counted among repeats of those (two edits each adding one of
-  the same name and type add two); the items are merged as a stack's order, each one's settings and panel
-  as a node's fields, then laid out as Blender keeps them (in each panel: a panel toggle, outputs, inputs,
-  sub-panels; ours' new items after theirs). An item placed in a panel the other edit removed goes to the
+  the same name and type add two; a socket ours renamed in place is the base's under a new name); the
+  items are merged as a stack's order, each one's settings and panel as a node's fields, then laid out
+  as Blender keeps them (in each panel: a panel toggle, outputs, inputs, sub-panels; ours' new items
+  after theirs). An item placed in a panel the other edit removed goes to the
   top level. Other values name a socket by its position among the group's inputs or outputs (group input
   and output nodes' links, group nodes' values, modifier inputs), and theirs arrive beside the interface
   they were made on: so only a merge that leaves each of theirs' sockets in its place is made (both
@@ -187,6 +188,27 @@ def _rank(doc: dict) -> int:
     return 1 if doc.get("in_out") == "OUTPUT" else 2
 
 
+def _renamed_as_before(
+    before: dict[Identity, tuple[dict, Identity]], mine: dict[Identity, tuple[dict, Identity]]
+) -> dict[Identity, tuple[dict, Identity]]:
+    """``mine`` with each socket it renamed in place (same place, kind, direction, type and panel as in
+    ``before``, a name ``before`` lacks, its old name gone) under its identity in ``before``: a rename is
+    a setting of the socket, not one removed and another added."""
+    names = [{doc.get("name") for doc, _ in items.values()} for items in (before, mine)]
+    out = {}
+    for (old, (old_doc, old_panel)), (ident, (doc, panel)) in zip(before.items(), mine.items(), strict=False):
+        if (
+            ident != old
+            and ident[0] == old[0] == "SOCKET"
+            and ident[2:4] == old[2:4]
+            and panel == old_panel
+            and doc.get("name") not in names[0]
+            and old_doc.get("name") not in names[1]
+        ):
+            out[ident] = old
+    return {out.get(ident, ident): entry for ident, entry in mine.items()}
+
+
 def merge_interface(base: list, ours: list, theirs: list, staged: bool = False) -> list[dict] | None:
     """Both edits' items of a node group's interface, laid out as Blender keeps them; None when one of
     the three is not an interface as the add-on writes it, or when the merge would move theirs' sockets.
@@ -197,6 +219,7 @@ def merge_interface(base: list, ours: list, theirs: list, staged: bool = False) 
     their_items = None if before is None else _interface(theirs, "theirs", before)
     if before is None or mine is None or their_items is None:
         return None
+    mine = _renamed_as_before(before, mine)
     removed = [ident for ident in before if ident not in mine]
     kept_for_now = mine
     if removed:

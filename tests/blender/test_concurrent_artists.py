@@ -441,6 +441,17 @@ PAIRS = {
             [[0.5, 3.0, 1.5], [1.5, 3.0, 1.5], [0.5, 4.0, 1.5], [1.5, 4.0, 1.5]],
         ],
     ),
+    "rename-a-group-input-while-one-is-added": (  # the renamed input keeps its name beside the new one
+        'group = bpy.data.node_groups["Deform{n}"]\n'
+        'next(i for i in group.interface.items_tree if i.name == "Spare").name = "Push"',
+        add_socket("{n}", "Slide", "Y", 3.0),
+        '[[i.name for i in bpy.data.node_groups["Deform{n}"].interface.items_tree],'
+        ' __import__("node_builders").evaluated_vertices("Deformed{n}")]',
+        [
+            ["Geometry", "Geometry", "Height", "Push", "Slide"],
+            [[0.5, 3.0, 1.5], [1.5, 3.0, 1.5], [0.5, 4.0, 1.5], [1.5, 4.0, 1.5]],
+        ],
+    ),
     "remove-a-group-input-while-one-is-added": (  # the interface is one key: the input goes afterwards
         'group = bpy.data.node_groups["Deform{n}"]\n'
         'group.interface.remove(next(i for i in group.interface.items_tree if i.name == "Spare"))',
@@ -566,6 +577,8 @@ PAIR_SETUP = {
     'bpy.data.node_groups["Deform{n}"].nodes["Group"].inputs["Spare"].default_value = 9.0\n',
     "remove-a-group-input-while-another-is-set": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
     '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n' + add_socket("{n}", "Slide", "Y", 1.0),
+    "rename-a-group-input-while-one-is-added": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
+    '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n',
     "remove-a-group-input-while-one-is-added": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
     '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n',
     "two-track-one-clip": "import sys\nsys.path.insert(0, 'tests/blender')\n"

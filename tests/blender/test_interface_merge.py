@@ -148,12 +148,29 @@ def test_a_socket_we_removed_goes_after_theirs_are_applied_where_they_made_them(
     assert merges.node_interface(*(encode_value(d) for d in (BASE, ours, theirs))) == encode_value(merged)
 
 
+def test_a_socket_we_renamed_in_place_keeps_its_new_name_and_its_place():
+    ours = [*BASE[:2], sock("Tall", default_value=1.0)]
+    merged = merges.merge_interface(BASE, ours, [*BASE, sock("Slide")])
+    assert names(merged) == [
+        ("SOCKET", "Geometry", "OUTPUT", None),
+        ("SOCKET", "Geometry", "INPUT", None),
+        ("SOCKET", "Tall", "INPUT", None),
+        ("SOCKET", "Slide", "INPUT", None),
+    ]
+    assert merged is not None and merged[2]["props"]["default_value"] == 1.0
+    # Theirs added a socket of that name too: both stay (Blender tells them apart by identifier).
+    both = merges.merge_interface(BASE, ours, [*BASE, sock("Tall")])
+    assert [name for _, name, io, _ in names(both) if io == "INPUT"] == ["Geometry", "Tall", "Tall"]
+    # A socket of another type there: not a rename, one removed and another added (theirs).
+    assert merges.merge_interface(BASE, [*BASE[:2], sock("Tall", kind="NodeSocketInt")], BASE) is None
+
+
 @pytest.mark.parametrize(
     ("why", "ours", "theirs"),
     [
         (
-            "we removed a socket and added one (a rename, perhaps)",
-            [*BASE[:2], sock("Tall")],
+            "we removed a socket and added another kind",
+            [*BASE[:2], sock("Tall", "OUTPUT")],
             [*BASE, sock("Slide")],
         ),
         ("we removed a socket they changed", BASE[:2], [*BASE[:2], sock("Height", default_value=2.0)]),
