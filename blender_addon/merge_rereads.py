@@ -22,7 +22,7 @@ import bpy
 
 from . import dirty, sync
 from .protocol_shim import protocol
-from .sync import merges, node_items
+from .sync import merges, node_items, three_way
 from .sync.kinds import BY_NAME
 from .sync.kinds.node_groups import signature
 from .sync.node_trees import nodes_by_id
@@ -91,8 +91,8 @@ class MergeRereads:
                 # Items either renamed in place keep their sockets: ours are here under their new names,
                 # theirs get theirs here before the lists are arranged.
                 renamed = {
-                    **merges.item_renames(names, ours_names),
-                    **merges.item_renames(names, theirs_names),
+                    **three_way.renamed_in_place(names, ours_names),
+                    **three_way.renamed_in_place(names, theirs_names),
                 }
                 names = [renamed.get(n, n) for n in names]
                 if not node_items.arrange(getattr(found[1], name), names, items, renamed):

@@ -10,7 +10,7 @@ No bpy: values in, values out.
 from __future__ import annotations
 
 from .codec import encode_value
-from .three_way import merge_in_place, settings, three_way, unique_names
+from .three_way import merge_in_place, renamed_in_place, settings, three_way, unique_names
 
 
 def _split(spline: dict) -> tuple[dict, list[dict]]:
@@ -80,10 +80,20 @@ def _merge_layer(base: dict, ours: dict, theirs: dict) -> dict:
 
 def merge_mask_layers(base: list, ours: list, theirs: list) -> list | None:
     """A mask's layers: per layer by name (each one's settings per setting, its splines as above); theirs'
-    layers in their order, then those ours added."""
-    if any(unique_names(layers) is None for layers in (base, ours, theirs)):
+    layers in their order, then those ours added. A layer either edit renamed in place is the base's
+    under its new name (its name a setting: theirs where both renamed it), not one removed and another
+    added; None when the other edit took that name."""
+    names = [unique_names(layers) for layers in (base, ours, theirs)]
+    if names[0] is None or names[1] is None or names[2] is None:
         return None
-    named = [{layer["name"]: layer for layer in layers} for layers in (base, ours, theirs)]
+    renames = [renamed_in_place(names[0], names[1]), renamed_in_place(names[0], names[2])]
+    if set(renames[0].values()) & set(names[2]) or set(renames[1].values()) & set(names[1]):
+        return None
+    was = [{now: old for old, now in renamed.items()} for renamed in renames]
+    named = [{layer["name"]: layer for layer in base}] + [
+        {back.get(layer["name"], layer["name"]): layer for layer in layers}
+        for back, layers in zip(was, (ours, theirs), strict=True)
+    ]
     out = three_way(*named, both=_merge_layer)  # type: ignore[arg-type]
-    order = [layer["name"] for layer in theirs] + [layer["name"] for layer in ours]
+    order = [was[1].get(n, n) for n in names[2]] + [was[0].get(n, n) for n in names[1]]
     return [out[name] for name in dict.fromkeys(order) if name in out]

@@ -53,7 +53,8 @@ left to keep: then theirs stands.
   whose drawing it shows, theirs.
 - a camera's background images (``cam/<u>/bg``): each background per setting, the ones both added at the end
   (theirs first, then ours); a list either edit shortened is theirs (backgrounds are positions).
-- a mask's layers (``mask/<u>/layers``): per layer by name, each one's settings per setting, the splines of
+- a mask's layers (``mask/<u>/layers``): per layer by name (a layer renamed in place is the base's under
+  its new name), each one's settings per setting, the splines of
   a layer both changed spline by spline and a spline's points point by point (mask_merge.py); theirs'
   layers in their order, then ours' new ones: two artists rotoscoping different shapes, or different
   points of one shape, keep both.
@@ -75,7 +76,7 @@ from typing import Any
 from . import gp_merge, keyframe_merge, mask_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
-from .three_way import counted, merge_lines, merge_order, three_way, unique_names
+from .three_way import counted, merge_lines, merge_order, renamed_in_place, three_way, unique_names
 from .three_way import settings as settings_three_way
 
 Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
@@ -327,16 +328,6 @@ def _unique(name: str, taken: set[str]) -> str:
     return name
 
 
-def item_renames(before: list[str], mine: list[str]) -> dict[str, str]:
-    """The items of a list ``mine`` renamed in place from ``before`` (names in order): old name -> new,
-    where a position holds a name ``before`` lacked and its old name is gone from ``mine``."""
-    return {
-        was: now
-        for was, now in zip(before, mine, strict=False)
-        if was != now and was not in mine and now not in before
-    }
-
-
 def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False) -> dict | None:
     """One node's item lists (``items/<node id>``): theirs, with each item's settings only ours changed,
     the items ours added after theirs (renamed as Blender would where theirs took the name) and without
@@ -362,7 +353,7 @@ def merge_item_lists(base: dict, ours: dict, theirs: dict, staged: bool = False)
         names = [unique_names(items) for items in (before, mine, their)]
         if names[0] is None or names[1] is None or names[2] is None:
             return None
-        renamed = item_renames(names[0], names[1])
+        renamed = renamed_in_place(names[0], names[1])
         if any(now in names[2] for now in renamed.values()):
             return None  # theirs took a name ours gave one of its items
         was = {now: old for old, now in renamed.items()}

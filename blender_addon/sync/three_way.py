@@ -167,6 +167,16 @@ def merge_in_place(
     return out + before.get(len(idents[0]), [])
 
 
+def renamed_in_place(before: list[str], after: list[str]) -> dict[str, str]:
+    """The items of a list renamed in place between two versions (names in order): old name -> new, where
+    a position holds a name ``before`` lacked and its old name is gone from ``after``."""
+    return {
+        was: now
+        for was, now in zip(before, after, strict=False)
+        if was != now and was not in after and now not in before
+    }
+
+
 def _matched(base: list[str], other: list[str]) -> dict[int, int]:
     """Where each line of ``base`` that ``other`` kept is in ``other`` (a longest common subsequence)."""
     found: dict[int, int] = {}

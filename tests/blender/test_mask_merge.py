@@ -194,3 +194,38 @@ def test_a_count_no_point_field_bears_out_is_refused_not_made():
             del spline[field]
         spline["count"] = count
     assert _merged(*docs) is None
+
+
+def _renamed(layer: str, name: str):
+    def edit(mask):
+        mask.layers[layer].name = name
+
+    return edit
+
+
+@pytest.mark.parametrize("ours_renamed", [True, False])
+def test_a_layer_renamed_while_the_other_moves_its_point_is_one_layer_with_both(ours_renamed):
+    """One artist renames Garbage to Matte while the other moves its point: one layer, Matte, with the
+    point moved, either way round (before: the point lost, or Garbage made again beside Matte)."""
+    base = _layers()
+    renamer, mover = _layers(_renamed("Garbage", "Matte")), _layers(_move_point("Garbage", 0.33))
+    merged = _merged(base, renamer, mover) if ours_renamed else _merged(base, mover, renamer)
+    assert merged is not None
+    layers = _by_name(merged)
+    assert "Garbage" not in layers and [layer["name"] for layer in merged] == [
+        "Matte" if layer["name"] == "Garbage" else layer["name"] for layer in base
+    ]
+    assert layers["Matte"]["splines"] == _by_name(mover)["Garbage"]["splines"]
+    _roto()
+    applies_as_is("mask", "layers", merged)
+
+
+def test_a_layer_both_renamed_takes_theirs_and_a_name_the_other_took_is_theirs():
+    base = _layers()
+    renamed = _layers(_renamed("Garbage", "Matte"))
+    assert _merged(base, renamed, _layers(_renamed("Garbage", "Hold"))) is None  # theirs: Hold
+
+    def new_matte(mask):
+        mask.layers.new(name="Matte").splines.new()
+
+    assert _merged(base, renamed, _layers(new_matte)) is None
