@@ -1,9 +1,9 @@
 """The session's side of sync/moves.py: what each of our batches moved (sockets named by position;
-renamed modifiers, constraints, effects and view layers), kept until no edit that had not seen it can
-still arrive, and another artist's keys brought to where they now point.
+renamed modifiers, constraints, effects, view layers and tracks), kept until no edit that had not seen
+it can still arrive, and another artist's keys brought to where they now point.
 
 A batch of ours that moved something (an item or an interface socket removed or reordered; a modifier,
-constraint, effect or view layer renamed) is kept by op id until it is acknowledged, then by its seq.
+constraint, effect, view layer or track renamed) is kept by op id until it is acknowledged, then by its seq.
 Another artist's batch whose ``seen`` is below that seq, or that arrives while ours is unacknowledged
 (ordered before it), was made before it: what it names the old way is applied here the new way, the
 keys it named the old way get what we hold there again, and both go out as our edit made having seen
@@ -39,8 +39,8 @@ SIDES = {
     "link": ((0, 1, "out"), (2, 3, "in")),
     "modin": ((0, 1, "modin"),),
 }
-# Parts whose keys name a modifier, constraint, shader effect or view layer: part -> (which segment, what
-# names it).
+# Parts whose keys name a modifier, constraint, shader effect, view layer or track: part -> (which segment,
+# what names it).
 NAMED = {
     "mod": (0, "modifiers"),
     "modset": (0, "modifiers"),
@@ -54,12 +54,14 @@ NAMED = {
     "freestyle": (0, "view_layers"),
     "lineset": (0, "view_layers"),
     "linesetorder": (0, "view_layers"),
+    "track": (1, "tracks"),  # a movie clip's, after its tracking object: ``tracks/<object>``
 }
 
 
 def owner_of(kind: str, uuid: str, part: str) -> bpy.types.ID | None:
     """What holds what a key of ``kind/uuid``'s ``part`` names: the node tree of a node group, a material
-    or a world; the object for its modifiers, constraints and effects, the scene for its view layers."""
+    or a world; the object for its modifiers, constraints and effects, the scene for its view layers, the
+    clip for its tracks."""
     collection = getattr(bpy.data, BY_NAME[kind].collection, None) if kind in BY_NAME else None
     for id_data in collection or ():
         if sync.peek_uuid(id_data) == uuid:

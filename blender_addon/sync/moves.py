@@ -11,12 +11,13 @@ the scan, the identifiers say where each old position went (``note``, ``take``).
 moves beside the batch that carried them and brings another artist's keys that had not seen it to the
 new positions (moved_keys.py).
 
-Modifiers', constraints', shader effects' and view layers' keys name them (``mod/<name>``, ``con/<name>``,
-``fxset/<name>/<setting>``, ``vlayer/<name>``...): renaming one replaces them, and another artist's setting
-of it under the old name would make the old one again or be lost. Each read records their names by what
-Blender keeps across a rename (a modifier's ``persistent_uid``; a constraint's, effect's or view layer's
-struct, with its type where it has one; stable on one machine), and a name that changed is a rename
-(``note_names``, taken as side ``names`` of ``(owner, what)``: old name -> new).
+Modifiers', constraints', shader effects', view layers' and tracks' keys name them (``mod/<name>``,
+``con/<name>``, ``fxset/<name>/<setting>``, ``vlayer/<name>``, ``track/<object>/<name>``...): renaming
+one replaces them, and another artist's setting of it under the old name would make the old one again or
+be lost. Each read records their names by what Blender keeps across a rename (a modifier's
+``persistent_uid``; a constraint's, effect's, view layer's or track's struct, with its type where it has
+one; stable on one machine), and a name that changed is a rename (``note_names``, taken as side
+``names`` of ``(owner, what)``: old name -> new).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def note_node(tree: bpy.types.NodeTree, nid: str, node: bpy.types.Node) -> None:
 
 def note_names(owner: bpy.types.ID, what: str, names: dict[object, str]) -> None:
     """A read of ``owner``'s ``what`` (``modifiers``, ``constraints``, ``constraints/<bone>``, ``effects``,
-    ``view_layers``): each one's name by what tells it apart across a rename."""
+    ``view_layers``, ``tracks/<tracking object>``): each one's name by what tells it apart across a rename."""
     ref = (owner.as_pointer(), what)
     before = _names.get(ref)
     if not names and before is None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import rna
+from . import moves, rna
 from .arrays import fget, iget
 from .assign import rename
 from .codec import pack_f32, pack_i32, unpack_f32, unpack_i32
@@ -81,6 +81,8 @@ def read_settings(clip: bpy.types.MovieClip, props: Props) -> dict[str, object]:
 
 def read_tracks(clip: bpy.types.MovieClip, props: Props) -> dict[tuple[str, str], dict]:
     """The ``track`` part: ``(object name, track name)`` -> the track's document."""
+    for obj in _objects(clip):  # a track renamed keeps its struct (sync/moves.py)
+        moves.note_names(clip, f"tracks/{obj.name}", {track.as_pointer(): track.name for track in obj.tracks})
     return {
         (obj.name, track.name): _track(track, props)
         for obj in _objects(clip)

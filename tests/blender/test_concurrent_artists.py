@@ -476,6 +476,13 @@ PAIRS = {
         f' [[m.frame, round(m.co[0], 3), round(m.co[1], 3)] for m in {TRACKS}["Corner"].markers]]',
         [["Corner", "Left", "Right"], [[1, 0.2, 0.3], [2, 0.7, 0.8]]],
     ),
+    "rename-a-track-while-another-moves-it": (  # the moved marker follows the track's new name
+        f'{TRACKS}["Corner"].name = "Eye"',
+        f'{TRACKS}["Corner"].markers.find_frame(2).co = (0.7, 0.8)',
+        f"[sorted(t.name for t in {TRACKS}),"
+        f" [[m.frame, round(m.co[0], 3), round(m.co[1], 3)] for m in {TRACKS}[0].markers]]",
+        [["Eye"], [[1, 0.0, 0.0], [2, 0.7, 0.8]]],
+    ),
     "two-draw-on-one-grease-pencil": (  # every layer's frames are one key: the overridden artist merges
         draw_frame("{n}", 5, 4),
         draw_frame("{n}", 9, 2),
@@ -555,6 +562,13 @@ ZONE_SETUP = (
     'zone.nodes.new("ShaderNodeMath")\n'
     'bpy.data.objects["Pillar{n}"].modifiers.new("Zone", "NODES").node_group = zone  # evaluated: reported\n'
 )
+CLIP_SETUP = (
+    "import sys\nsys.path.insert(0, 'tests/blender')\n"
+    "from scene_builders import image_sequence\n"
+    "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"
+    'clip.name = "Plate{n}"\n'
+    'clip.tracking.tracks.new(name="Corner", frame=1).markers.insert_frame(2, co=(0.5, 0.5))\n'
+)
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
     "two-add-items-to-one-repeat-zone": ZONE_SETUP,
@@ -581,11 +595,8 @@ PAIR_SETUP = {
     '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n',
     "remove-a-group-input-while-one-is-added": 'bpy.data.node_groups["Deform{n}"].interface.new_socket('
     '"Spare", in_out="INPUT", socket_type="NodeSocketFloat")\n',
-    "two-track-one-clip": "import sys\nsys.path.insert(0, 'tests/blender')\n"
-    "from scene_builders import image_sequence\n"
-    "clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)\n"
-    'clip.name = "Plate{n}"\n'
-    'clip.tracking.tracks.new(name="Corner", frame=1).markers.insert_frame(2, co=(0.5, 0.5))\n',
+    "two-track-one-clip": CLIP_SETUP,
+    "rename-a-track-while-another-moves-it": CLIP_SETUP,
     "two-roto-points-of-one-mask": 'mask = bpy.data.masks.new(name="Roto{n}")\n'
     'for name in ("Hair", "Matte"):\n'
     "    points = mask.layers.new(name=name).splines.new().points\n"
