@@ -111,7 +111,12 @@ def _physics(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, object]:
 def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict]:
     """Items of the ``mod`` part, the ``modorder`` list, items of the ``modset`` and ``modin`` parts."""
     mods, settings, inputs = {}, {}, {}
-    moves.note_names(ob, "modifiers", {mod.persistent_uid: mod.name for mod in ob.modifiers})
+    # Told apart across a rename by its persistent uid (its struct and type where Blender has no uid).
+    moves.note_names(
+        ob,
+        "modifiers",
+        {getattr(m, "persistent_uid", None) or (m.as_pointer(), m.type): m.name for m in ob.modifiers},
+    )
     for mod in ob.modifiers:
         mods[(mod.name,)] = {
             "type": mod.type,
