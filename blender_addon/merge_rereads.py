@@ -23,22 +23,18 @@ import bpy
 from . import dirty, sync
 from .protocol_shim import protocol
 from .sync import merges, node_items, three_way
-from .sync.kinds import BY_NAME
+from .sync.index import find
 from .sync.kinds.node_groups import signature
-from .sync.node_trees import nodes_by_id
+from .sync.node_trees import nodes_by_id, tree_of
 
 Bases = dict[str, tuple[bytes | None, bytes]]  # key -> (theirs, our merged value)
-
-
-def _owner(kind: str, uuid: str) -> bpy.types.ID | None:
-    return next((d for d in getattr(bpy.data, BY_NAME[kind].collection) if sync.peek_uuid(d) == uuid), None)
 
 
 def _node(key: str) -> tuple[bpy.types.ID, bpy.types.Node] | None:
     """The datablock and node of an ``items/<node id>`` key, when both are here."""
     bits = sync.split_key(key)
-    owner = _owner(bits[0], bits[1]) if bits else None
-    tree = owner if isinstance(owner, bpy.types.NodeTree) else getattr(owner, "node_tree", None)
+    owner = find(bits[0], bits[1]) if bits else None
+    tree = tree_of(owner)
     node = nodes_by_id(tree, assign=False).get(bits[3][0]) if bits and tree is not None else None
     return None if owner is None or node is None else (owner, node)
 
@@ -108,7 +104,7 @@ class MergeRereads:
         for key, gone in self._removals.items():
             bits = sync.split_key(key)
             if bits and bits[0] == "ngroup" and bits[2] == "iface":
-                group = _owner("ngroup", bits[1])
+                group = find("ngroup", bits[1])
                 if group is not None:
                     items = list(group.interface.items_tree)
                     identities = merges.interface_identities([signature(item) for item in items])
@@ -129,7 +125,7 @@ class MergeRereads:
         for key in merged:
             bits = sync.split_key(key)
             if bits and bits[0] == "ngroup" and bits[2] == "iface":
-                group = _owner("ngroup", bits[1])
+                group = find("ngroup", bits[1])
                 users = bpy.data.user_map(subset={group}).get(group, ()) if group is not None else ()
                 reread = [group, *users] if group is not None else []
             else:

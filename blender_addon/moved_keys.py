@@ -21,7 +21,8 @@ import bpy
 
 from . import sync
 from .sync import moves
-from .sync.kinds import BY_NAME
+from .sync.index import find
+from .sync.node_trees import tree_of
 
 # An acknowledged move is kept this long for batches made before it (an artist reconnecting resends
 # edits made before it with their old ``seen``), and at most this many.
@@ -62,13 +63,8 @@ def owner_of(kind: str, uuid: str, part: str) -> bpy.types.ID | None:
     """What holds what a key of ``kind/uuid``'s ``part`` names: the node tree of a node group, a material
     or a world; the object for its modifiers, constraints and effects, the scene for its view layers, the
     clip for its tracks."""
-    collection = getattr(bpy.data, BY_NAME[kind].collection, None) if kind in BY_NAME else None
-    for id_data in collection or ():
-        if sync.peek_uuid(id_data) == uuid:
-            if part in NAMED or isinstance(id_data, bpy.types.NodeTree):
-                return id_data
-            return getattr(id_data, "node_tree", None)
-    return None
+    found = find(kind, uuid)
+    return found if part in NAMED else tree_of(found)
 
 
 def _new_socket(steps: Steps, ref: moves.NodeRef, side: str, socket: str) -> str | None:
@@ -180,6 +176,8 @@ class MovedKeys:
         """What to apply here and send for another artist's ``ops`` made having seen ``seen``: their keys
         named the old way named the new way, and ours again at the old ones (``ours``: what we hold); empty
         when nothing we moved is news to them."""
+        if not self._acked and not self._pending:
+            return {}  # nothing moved: every other artist's batch, nearly always
         now = time.monotonic()
         self._acked = [entry for entry in self._acked if now - entry[1] < KEEP_SECONDS]
         self._pending = {k: v for k, v in self._pending.items() if now - v[0] < PENDING_SECONDS}

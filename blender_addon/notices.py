@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import bpy
-
 from . import sync
-from .sync.kinds import BY_NAME
+from .sync.index import find
+from .sync.node_trees import nodes_by_id, tree_of
 
 MAX_NOTICES = 20  # the history list keeps this many, newest last
 
@@ -69,25 +68,14 @@ def _words(identifier: str) -> str:
 
 
 def datablock_name(kind: str, uuid: str) -> str | None:
-    record = BY_NAME.get(kind)
-    if record is None:
-        return None
-    for id_data in getattr(bpy.data, record.collection):
-        if sync.peek_uuid(id_data) == uuid:
-            return id_data.name
-    return None
+    found = find(kind, uuid)
+    return None if found is None else found.name
 
 
 def _node_name(kind: str, uuid: str, node_id: str) -> str:
-    record = BY_NAME.get(kind)
-    for id_data in getattr(bpy.data, record.collection, ()) if record else ():
-        if sync.peek_uuid(id_data) != uuid:
-            continue
-        tree = id_data if isinstance(id_data, bpy.types.NodeTree) else getattr(id_data, "node_tree", None)
-        for node in getattr(tree, "nodes", ()):
-            if node.get("blendsync_id") == node_id:
-                return node.name
-    return node_id
+    tree = tree_of(find(kind, uuid))
+    node = nodes_by_id(tree, assign=False).get(node_id) if tree is not None else None
+    return node_id if node is None else node.name
 
 
 def property_name(kind: str, uuid: str, part: str, item: tuple[str, ...]) -> str:

@@ -30,6 +30,13 @@ def is_synced(id_data: bpy.types.ID) -> bool:
     return kind is not None and BY_NAME[kind].accepts(id_data)
 
 
+def find(kind: str, uuid: str) -> bpy.types.ID | None:
+    """The datablock of ``kind`` holding ``uuid`` here; None when none does or the kind is not one."""
+    record = BY_NAME.get(kind)
+    collection = getattr(bpy.data, record.collection) if record is not None else ()
+    return next((id_data for id_data in collection if ids.peek_uuid(id_data) == uuid), None)
+
+
 def iter_synced(kinds: Iterable[Kind] = REGISTRY) -> Iterator[tuple[str, bpy.types.ID]]:
     """Every synchronised datablock of ``kinds`` (default: all) with its kind, in registry order."""
     for kind in kinds:

@@ -87,6 +87,11 @@ def socket_id(node, sock, sockets) -> str:
 # ---------------------------------------------------------------- identity
 
 
+def tree_of(id_data: bpy.types.ID | None) -> bpy.types.NodeTree | None:
+    """The node tree a datablock is or holds (a node group; a material's, world's... embedded one)."""
+    return id_data if isinstance(id_data, bpy.types.NodeTree) else getattr(id_data, "node_tree", None)
+
+
 def node_id(node) -> str | None:
     value = node.get(NODE_ID_PROP)
     return value if isinstance(value, str) and value else None
