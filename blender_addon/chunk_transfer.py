@@ -209,15 +209,15 @@ class ChunkTransfer:
 
 def split_batches(ops: list[list[Any]], limit: int = MAX_BATCH_BYTES) -> list[list[list[Any]]]:
     """``ops`` in batches of about ``limit`` bytes at most (a ref counts its hash and framing)."""
-    chunks: list[list[list[Any]]] = [[]]
+    batches: list[list[list[Any]]] = [[]]  # not ``chunks``: that is the chunking module here
     size = 0
     for op in ops:
         op_size = (
             len(op[1]) + (len(op[2]) if len(op) > 2 else 0) + 34 * (len(op[3]) if len(op) > 3 else 0) + 16
         )
-        if chunks[-1] and size + op_size > limit:
-            chunks.append([])
+        if batches[-1] and size + op_size > limit:
+            batches.append([])
             size = 0
-        chunks[-1].append(op)
+        batches[-1].append(op)
         size += op_size
-    return [chunk for chunk in chunks if chunk]
+    return [batch for batch in batches if batch]

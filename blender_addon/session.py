@@ -230,7 +230,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._before: dict[int, dict[str, bytes | None]] = {}  # op_id -> object keys' values before it
         self._merge_bases: dict[str, tuple[bytes | None, bytes]] = {}  # see _note_sent_mergeable
         self.rereads = MergeRereads()  # what a merge moves, read again once it is applied
-        self.moved = MovedKeys()  # where our batches moved sockets named by position
+        self.moved = MovedKeys()  # what our batches moved or renamed from under others' keys
         self._locked: list[Any] = []  # batches refused as locked, until we know whose lease it was
         self.rooms: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}

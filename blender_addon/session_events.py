@@ -79,7 +79,7 @@ class ServerEventsMixin:
             self._send_strokes_before(event.ops)
         followed = {}
         if isinstance(event, P.Applied) and event.room == room and event.client_id != self.client_id:
-            # Made before our batches that moved sockets named by position: at the new positions here.
+            # Made before our batches that moved sockets or renamed what it names: named the new way here.
             followed = self.moved.follow(event.ops, event.seen, self.tracker.values)
         step = self.client_session.receive(event, time.monotonic())
         for reply in step.send:

@@ -1,5 +1,5 @@
 """What this artist's edit moved from under the keys another artist's edit names: sockets named by
-position, and renamed modifiers.
+position, and renamed modifiers, constraints, effects, view layers and tracks.
 
 Sockets of group input and output nodes, group nodes and nodes with item lists are named by position
 (``#<index>``, node_trees.py), and so are a geometry nodes modifier's inputs (modifiers.py). An artist
@@ -26,7 +26,7 @@ import bpy
 
 Positions = dict[int, int | None]  # old position -> new one (None: the socket is gone); moved ones only
 Moves = dict[str, dict]  # side ("in", "out", "modin") -> its Positions; "names" -> {old name: new}
-NodeRef = tuple[int, str]  # (pointer of the tree or object, node id or modifier name)
+NodeRef = tuple[int, str]  # (pointer of the owner, node id, modifier name or what ``note_names`` names)
 
 _layouts: dict[NodeRef, dict[str, tuple[str, ...]]] = {}  # side -> its sockets' identifiers
 _names: dict[NodeRef, dict[object, str]] = {}  # (owner, what) -> {what tells one apart: its name}
