@@ -462,6 +462,15 @@ def test_two_edits_of_one_text_keep_both_line_by_line():
     assert _merged_text({"content": 1}, _text("a"), _text("b")) is None
     many = _text(*(f"{i}\n" for i in range(merges.MAX_MERGED_LINES + 1)))
     assert _merged_text(many, _text("a\n"), many) is None
+    # The longest merged, and lines of any characters (Windows line ends, NUL, pattern characters).
+    most = [f"{i}\n" for i in range(merges.MAX_MERGED_LINES - 1)]  # ours, with its line: the most
+    assert _merged_text(_text(*most), _text("top\n", *most), _text(*most[:-1], "end\n")) == "".join(
+        ["top\n", *most[:-1], "end\n"]
+    )
+    odd = _text("a*b\r\n", "c/d\x00\r\n")
+    assert _merged_text(odd, _text("a*b\r\n", "c/d\x00\r\n", "+\n"), _text("x\r\n", "c/d\x00\r\n")) == (
+        "x\r\nc/d\x00\r\n+\n"
+    )
 
 
 lines = st.lists(st.sampled_from(["a\n", "b\n", "\n", "}\n", "x = 1\n"]), max_size=12)
