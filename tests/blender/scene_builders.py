@@ -715,6 +715,49 @@ def build_particles() -> None:
     sparks.settings.instance_object = pebble
 
 
+def build_particle_physics() -> None:
+    """Particle settings whose structs travel: a flock with a boid brain of two states (a goal rule aiming
+    at a target), drops with fluid (SPH) settings, and hair with a clump curve, effector weights, a wind
+    force field and a texture slot (a texture, not the first slot)."""
+    target = link(bpy.data.objects.new("Target", None))
+    ground = link(bpy.data.objects.new("Field", triangle_mesh("Field")))
+    flock = ground.modifiers.new("Birds", "PARTICLE_SYSTEM").particle_system.settings
+    flock.name = "Flock"
+    flock.count = 3
+    flock.render_type = "NONE"
+    flock.physics_type = "BOIDS"
+    flock.boids.air_speed_max = 7.5
+    with bpy.context.temp_override(particle_settings=flock):
+        bpy.ops.boid.state_add()
+        bpy.ops.boid.rule_add(type="GOAL")
+    hunting = flock.boids.states[1]
+    hunting.name = "Hunting"
+    hunting.ruleset_type = "RANDOM"
+    hunting.rules[-1].object = target
+    hunting.rules[-1].use_predict = True
+    drops = ground.modifiers.new("Rain", "PARTICLE_SYSTEM").particle_system.settings
+    drops.name = "Drops"
+    drops.count = 2
+    drops.render_type = "NONE"
+    drops.physics_type = "FLUID"
+    drops.fluid.stiffness = 2.5
+    drops.fluid.solver = "CLASSICAL"
+    hair = ground.modifiers.new("Tufts", "PARTICLE_SYSTEM").particle_system.settings
+    hair.name = "Tufts"
+    hair.type = "HAIR"
+    hair.count = 4
+    hair.child_type = "INTERPOLATED"
+    hair.use_clump_curve = True
+    hair.clump_curve.curves[0].points.new(0.5, 0.8)
+    hair.effector_weights.gravity = 0.25
+    hair.force_field_1.type = "WIND"
+    hair.force_field_1.strength = 2.0
+    slot = hair.texture_slots.create(2)
+    slot.texture = bpy.data.textures.new("Patches", "CLOUDS")
+    slot.use_map_length = True
+    slot.length_factor = 0.5
+
+
 def build_pointcloud() -> None:
     """A point cloud of six points with positions, radii and a colour attribute, and a material."""
     from blender_addon.sync.kinds.pointclouds import new_pointcloud
@@ -1237,6 +1280,7 @@ BUILDERS = {
     "override": (build_override, "obj"),
     "linked_pointers": (build_linked_pointers, "obj"),
     "particles": (build_particles, "part"),
+    "particle_physics": (build_particle_physics, "part"),
     "pointcloud": (build_pointcloud, "pcloud"),
     "hair_curves": (build_hair_curves, "hair"),
     "volume": (build_volume, "volume"),
@@ -1285,6 +1329,9 @@ def _change_sound() -> None:
 
 # One small edit per row: the scene hash must see it.
 CHANGES = {
+    "particle_physics": lambda: setattr(
+        bpy.data.particles["Flock"].boids.states[1].rules[-1], "use_predict", False
+    ),
     "view_layers": lambda: setattr(bpy.data.scenes[0].view_layers["Shadow"], "use_pass_emit", True),
     "metaball": lambda: setattr(bpy.data.metaballs["Blobs"].elements[1], "size_x", 0.5),
     "lattice": lambda: setattr(bpy.data.lattices["Cage"].points[4], "co_deform", (0.1, 0.2, -0.5)),

@@ -12,6 +12,7 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 from scene_builders import (  # noqa: E402
     build_custom_normals,
     build_hair_curves,
+    build_particle_physics,
     build_particles,
     build_pointcloud,
     build_volume,
@@ -70,6 +71,73 @@ def test_particle_edits_apply_onto_a_replica():
     assert instanced_geometry() == geometry
     assert len(geometry) == 20
     assert bpy.data.particles["Sparks"].instance_object is None
+
+
+def _physics() -> dict[str, object]:
+    """What the particle physics builder set, as a receiver sees it."""
+    flock, drops, tufts = (bpy.data.particles[n] for n in ("Flock", "Drops", "Tufts"))
+    return {
+        "boids": flock.boids.air_speed_max if flock.boids else None,
+        "states": [
+            [
+                s.name,
+                s.ruleset_type,
+                [[r.type, getattr(r, "object", None) and r.object.name] for r in s.rules],
+            ]
+            for s in (flock.boids.states if flock.boids else ())
+        ],
+        "fluid": drops.fluid and [drops.fluid.stiffness, drops.fluid.solver],
+        "clump": [tuple(round(c, 4) for c in p.location) for p in tufts.clump_curve.curves[0].points]
+        if tufts.clump_curve
+        else None,
+        "gravity": tufts.effector_weights.gravity,
+        "field": [tufts.force_field_1.type, tufts.force_field_1.strength],
+        "slots": [
+            [i, s.texture and s.texture.name, s.length_factor] for i, s in enumerate(tufts.texture_slots) if s
+        ],
+    }
+
+
+def test_particle_physics_structs_travel():
+    build_particle_physics()
+    sent = _physics()
+    assert sent["states"] == [
+        ["State", "FUZZY", [["SEPARATE", None], ["FLOCK", None]]],
+        ["Hunting", "RANDOM", [["GOAL", "Target"]]],
+    ]
+    assert sent["fluid"] == [2.5, "CLASSICAL"] and sent["slots"] == [[2, "Patches", 0.5]]
+    before, _values, _applier = roundtrip()
+    assert _physics() == sent
+    assert sync.scene_hash() == before
+
+
+def test_particle_physics_edits_apply_onto_a_replica():
+    build_particle_physics()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    flock, tufts = bpy.data.particles["Flock"], bpy.data.particles["Tufts"]
+    with bpy.context.temp_override(particle_settings=flock):
+        flock.boids.active_boid_state_index = 0
+        bpy.ops.boid.state_del()  # the first state goes: Hunting is the only one
+        bpy.ops.boid.rule_add(type="AVOID")
+    tufts.clump_curve.curves[0].points[1].location = (0.5, 0.1)
+    tufts.force_field_1.type = "NONE"  # its key goes
+    tufts.texture_slots.clear(2)
+    tufts.texture_slots.create(0).texture = bpy.data.textures["Patches"]
+    tufts.effector_weights.gravity = 1.0
+    bpy.data.particles["Drops"].physics_type = "NEWTON"  # the fluid settings' key goes
+    edited, edited_hash, sent = sync.serialise_scene(), sync.scene_hash(), _physics()
+    assert sent["states"] == [["Hunting", "RANDOM", [["GOAL", "Target"], ["AVOID", None]]]]
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    changes = [(k, v) for k, v in edited.items() if values.get(k) != v]
+    changes += [(k, None) for k in values if k not in edited]
+    assert any(k.endswith("/set/force_field_1") for k, v in changes if v is None)
+    sync.apply_ops(changes, applier=applier)
+    assert applier.errors == [] and applier.pending_links == {}
+    assert _physics() == sent
+    assert sync.scene_hash() == edited_hash
 
 
 def test_a_point_cloud_with_another_count_replaces_it_in_place():

@@ -243,6 +243,45 @@ def test_particles_edited_by_another_artist(server, artists):  # noqa: F811
     assert evaluated_everywhere([ana, ben], settings) == ["Grass", "Sparks"]
 
 
+# The structs of particle settings as each artist's Blender holds them (boid brain, fluid, curve, slots...)
+PARTICLE_PHYSICS = (
+    "[[s.name, s.ruleset_type, [[r.type, r.name, r.object.name if getattr(r, 'object', None) else None]"
+    " for r in s.rules]] for s in bpy.data.particles['Flock'].boids.states]"
+    " + [bpy.data.particles['Drops'].fluid.stiffness, bpy.data.particles['Tufts'].effector_weights.gravity,"
+    " [tuple(p.location) for p in bpy.data.particles['Tufts'].clump_curve.curves[0].points],"
+    " [[i, s.texture.name, s.length_factor]"
+    "  for i, s in enumerate(bpy.data.particles['Tufts'].texture_slots) if s],"
+    " bpy.data.particles['Tufts'].force_field_1.type]"
+)
+
+
+def test_particle_physics_edited_by_another_artist(server, artists):  # noqa: F811
+    _, address = server
+    ana, ben = artists("ana", "ben")
+    edit = (
+        "flock = bpy.data.particles['Flock']\n"
+        "with bpy.context.temp_override(particle_settings=flock):\n"
+        "    flock.boids.active_boid_state_index = 1\n"
+        "    bpy.ops.boid.rule_add(type='FOLLOW_LEADER')\n"
+        "flock.boids.states[1].rules[0].name = 'Chase'\n"
+        "tufts = bpy.data.particles['Tufts']\n"
+        "tufts.clump_curve.curves[0].points[1].location = (0.5, 0.25)\n"
+        "tufts.texture_slots[2].length_factor = 0.75\n"
+        "tufts.force_field_1.type = 'NONE'\n"
+        "bpy.data.particles['Drops'].fluid.stiffness = 4.0\n"
+        "for s in (flock, tufts, bpy.data.particles['Drops']):\n"
+        "    s.update_tag()\n"
+    )
+    built_and_edited(address, [ana, ben], "build_particle_physics", edit)
+    *states, stiffness, gravity, clump, slots, field = evaluated_everywhere([ana, ben], PARTICLE_PHYSICS)
+    assert states == [
+        ["State", "FUZZY", [["SEPARATE", "Separate", None], ["FLOCK", "Flock", None]]],
+        ["Hunting", "RANDOM", [["GOAL", "Chase", "Target"], ["FOLLOW_LEADER", "Follow Leader", None]]],
+    ]
+    assert [stiffness, gravity, field] == [4.0, 0.25, "NONE"]
+    assert clump[1] == [0.5, 0.25] and slots == [[2, "Patches", 0.75]]
+
+
 def test_a_point_cloud_edited_by_another_artist(server, artists):  # noqa: F811
     _, address = server
     ana, ben = artists("ana", "ben")
@@ -362,7 +401,16 @@ def test_a_tiled_image_relabelled_by_another_artist(server, artists):  # noqa: F
 def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811
     _, address = server
     ana, ben, cleo = artists("ana", "ben", "cleo")
-    builds = ("instancing", "override", "particles", "hair_curves", "pointcloud", "volume", "custom_normals")
+    builds = (
+        "instancing",
+        "override",
+        "particles",
+        "particle_physics",
+        "hair_curves",
+        "pointcloud",
+        "volume",
+    )
+    builds += ("custom_normals",)
     ana.call("edit", script=BUILDERS + "".join(f"scene_builders.build_{b}()\n" for b in builds))
     start_room(address, ana, [ben])
     converge([ana, ben])
@@ -376,5 +424,5 @@ def test_a_late_joiner_into_a_production_scene(server, artists):  # noqa: F811
     converge([ana, ben, cleo])
     everyone = [ana, ben, cleo]
     assert len(evaluated_everywhere(everyone, INSTANCES)) == 5 + 12 + 5
-    for expr in (BODY, NORMALS, POINTS, CURVES, GRIDS):
+    for expr in (BODY, NORMALS, POINTS, CURVES, GRIDS, PARTICLE_PHYSICS):
         evaluated_everywhere(everyone, expr)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import ids, order, rna, structs
+from .. import ids, order, rna, structs, texture_slots
 from ..context import ApplyContext, ReadContext
 from ..items import Items
 from ..node_trees import describe_node_tree, read_tree, tree_parts
@@ -27,8 +27,6 @@ STACKS = ("color", "alpha", "thickness", "geometry")  # FreestyleLineStyle.<stac
 # The properties panel's tab and the active slot are each artist's; slots travel on their own keys.
 LINESTYLE_SKIP = ("panel", "active_texture", "active_texture_index", "node_tree")
 MODIFIER_SKIP = ("type", "expanded")
-SLOT_COUNT = 18  # Blender's line styles have 18 texture slots
-SLOT_SKIP = ("output_node",)  # a texture node tree's output to use: its enum is the texture's own nodes
 
 
 def _stack(ls: bpy.types.FreestyleLineStyle, stack: str):
@@ -48,10 +46,6 @@ def _modifier(mod, ctx: ReadContext, describing: bool = False) -> dict[str, obje
     }
 
 
-def _slot(slot, ctx: ReadContext) -> dict[str, object]:
-    return ctx.props(slot, skip=SLOT_SKIP)
-
-
 def serialise(ls: bpy.types.FreestyleLineStyle, ctx: ReadContext) -> dict[str, object]:
     mods: dict[tuple[str, ...], object] = {}
     order: dict[tuple[str, ...], object] = {}
@@ -66,9 +60,7 @@ def serialise(ls: bpy.types.FreestyleLineStyle, ctx: ReadContext) -> dict[str, o
         "set": setting_items(_settings(ls, ctx)),
         "mod": mods,
         "modorder": order,
-        "texslot": {
-            (str(i),): _slot(slot, ctx) for i, slot in enumerate(ls.texture_slots) if slot is not None
-        },
+        texture_slots.PART: texture_slots.read(ls, ctx),
     }
     tree = read_tree(ls.node_tree, ctx)
     del tree["items"]  # line style trees' nodes have no item lists (tree_parts below)
@@ -84,7 +76,7 @@ def describe(ls: bpy.types.FreestyleLineStyle, ctx: ReadContext) -> dict:
             stack: [[mod.name, _modifier(mod, ctx, describing=True)] for mod in _stack(ls, stack)]
             for stack in STACKS
         },
-        "slots": [[i, _slot(slot, ctx)] for i, slot in enumerate(ls.texture_slots) if slot is not None],
+        "slots": texture_slots.describe(ls, ctx),
         "tree": describe_node_tree(ls.node_tree, ctx),
     }
 
@@ -209,22 +201,6 @@ def apply_order(ls: bpy.types.FreestyleLineStyle, item: tuple[str, ...], doc: li
     return ls
 
 
-def apply_slot(ls: bpy.types.FreestyleLineStyle, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
-    index = int(item[0]) if item[0].isdigit() else -1
-    if not 0 <= index < SLOT_COUNT:
-        ctx.report(f"line style {ls.name!r} has no texture slot {item[0]!r}")
-        return ls
-    slot = ls.texture_slots[index]
-    if doc is None:
-        if slot is not None and ctx.deleting:
-            ls.texture_slots.clear(index)
-        return ls
-    if slot is None:
-        slot = ls.texture_slots.create(index)
-    rna.write_props(slot, doc, ctx.resolve)
-    return ls
-
-
 KIND = Kind(
     name="linestyle",
     collection="linestyles",
@@ -235,7 +211,7 @@ KIND = Kind(
         "set": Items(apply_setting),
         "mod": Items(apply_modifier, depth=2),
         "modorder": Items(apply_order),
-        "texslot": Items(apply_slot),
+        **texture_slots.PARTS,
         **tree_parts(lambda ls: ls.node_tree, items=False),  # line style nodes have no item lists
     },
     create=create,

@@ -1,6 +1,10 @@
-"""Particle settings (kind ``part``): emitter or hair type, name, settings (one key each) and path timing.
+"""Particle settings (kind ``part``): emitter or hair type, name, settings (one key each), path timing and
+texture slots (:mod:`..texture_slots`).
 
-The particle systems that use them are the objects' business (``obj/<u>/psys/<modifier>``,
+A struct the settings hold is one setting: the fluid (SPH) settings while the physics is fluid, the boid
+brain while it is boids (:mod:`..boids`), the effector weights, each of the two force fields while it is
+one (type not NONE), and the clump, roughness and twist curves once Blender made them (their flags). The
+particle systems that use the settings are the objects' business (``obj/<u>/psys/<modifier>``,
 :mod:`..particles`).
 """
 
@@ -8,8 +12,10 @@ from __future__ import annotations
 
 import bpy
 
+from .. import boids, rna, structs, texture_slots
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
+from ..items import Items
 from ..settings import apply_name, placeholder_name, setting_items, settings_part
 from .base import Kind
 
@@ -17,20 +23,55 @@ from .base import Kind
 PATH = ("use_absolute_path_time", "path_start", "path_end")
 # ``type`` decides which settings exist (it is the meta); the others are per-editor state.  Settings
 # are written only when they differ: some defaults lie outside their own range (trail count 0, minimum 1).
-SKIP = ("type", "active_instanceweight_index", "active_texture_index", *PATH)
+# The active texture is the active slot's (each artist's): the slots travel on their own keys.
+SKIP = ("type", "active_instanceweight_index", "active_texture", "active_texture_index", "boids", *PATH)
+FIELDS = ("force_field_1", "force_field_2")
+FIELD_FIRST = ("type", "shape")  # which other settings a field has
+NESTED = ("fluid", "effector_weights", *FIELDS)
+PHYSICS = {"fluid": "FLUID", "boids": "BOIDS"}  # the struct Blender gives settings of that physics only
+BOIDS = "boids"
+# curve -> the flag that makes Blender give it (it keeps the curve once the flag is off again)
+CURVE_FLAGS = {
+    "clump_curve": "use_clump_curve",
+    "roughness_curve": "use_roughness_curve",
+    "twist_curve": "use_twist_curve",
+}
+
+
+def _settings(settings: bpy.types.ParticleSettings, ctx: ReadContext) -> dict[str, object]:
+    values = ctx.props(settings, skip=SKIP, nested=NESTED)
+    for attr, physics in PHYSICS.items():
+        if settings.physics_type != physics:  # kept by Blender from an earlier physics: evaluates nothing
+            values.pop(attr, None)
+    if settings.physics_type == "BOIDS" and settings.boids is not None:
+        values[BOIDS] = boids.read(settings.boids, ctx)
+    for attr in FIELDS:
+        field = values.get(attr)
+        if isinstance(field, dict) and field.get("type") == "NONE":
+            del values[attr]
+        elif isinstance(field, dict) and field.get("texture") is None:
+            field.pop("texture_nabla", None)  # used with a texture only; a new field's 0 is below its minimum
+    values.update(structs.read(settings, ctx))  # the clump, roughness and twist curves
+    return values
 
 
 def serialise(settings: bpy.types.ParticleSettings, ctx: ReadContext) -> dict[str, object]:
     return {
         "meta": {"type": settings.type},
         "name": settings.name,
-        "set": setting_items(ctx.props(settings, skip=SKIP)),
+        "set": setting_items(_settings(settings, ctx)),
         "path": {attr: getattr(settings, attr) for attr in PATH},
+        texture_slots.PART: texture_slots.read(settings, ctx),
     }
 
 
 def describe(settings: bpy.types.ParticleSettings, ctx: ReadContext) -> dict:
-    return {"name": settings.name, "type": settings.type, "props": ctx.props(settings, skip=SKIP)}
+    return {
+        "name": settings.name,
+        "type": settings.type,
+        "props": _settings(settings, ctx),
+        "slots": texture_slots.describe(settings, ctx),
+    }
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
@@ -50,6 +91,53 @@ def apply_path(settings: bpy.types.ParticleSettings, doc: dict, ctx: ApplyContex
     return settings
 
 
+_SETTINGS = settings_part(changed_only=True)
+
+
+def apply_setting(
+    settings: bpy.types.ParticleSettings, item: tuple[str, ...], doc: object, ctx: ApplyContext
+) -> bpy.types.ID:
+    (attr,) = item
+    if attr in FIELDS:
+        return _apply_field(settings, attr, None if ctx.deleting else doc, ctx)
+    if ctx.deleting:
+        return settings
+    if attr in PHYSICS and getattr(settings, attr) is None:
+        # Blender makes the struct when the physics is switched to it, which the room's physics setting
+        # (another key, read with this one) says it is.
+        settings.physics_type = PHYSICS[attr]
+    if attr == BOIDS:
+        if not isinstance(doc, dict):
+            raise ValueError(f"a boid brain is a map, not {type(doc).__name__}")
+        boids.write(settings, doc, ctx.resolve)
+        settings.update_tag()
+        return settings
+    flag = CURVE_FLAGS.get(attr)
+    if flag is not None and getattr(settings, attr) is None:
+        was = getattr(settings, flag)
+        setattr(settings, flag, True)  # Blender makes the curve with its flag, and keeps it after
+        setattr(settings, flag, was)
+    _SETTINGS.apply(settings, item, doc, ctx)
+    if attr in NESTED or flag is not None:
+        settings.update_tag()  # written inside a struct: Blender's API tags nothing
+    return settings
+
+
+def _apply_field(
+    settings: bpy.types.ParticleSettings, attr: str, doc: object, ctx: ApplyContext
+) -> bpy.types.ID:
+    field = getattr(settings, attr)
+    if doc is None:  # deleted: no force field
+        if field.type != "NONE":
+            field.type = "NONE"
+        return settings
+    if not isinstance(doc, dict):
+        raise ValueError(f"a force field's settings are a map, not {type(doc).__name__}")
+    rna.write_props(field, doc, ctx.resolve, first=FIELD_FIRST)
+    settings.update_tag()
+    return settings
+
+
 KIND = Kind(
     name="part",
     collection="particles",
@@ -57,8 +145,9 @@ KIND = Kind(
     parts={
         "meta": apply_meta,
         "name": apply_name,
-        "set": settings_part(changed_only=True),
+        "set": Items(apply_setting),
         "path": apply_path,
+        **texture_slots.PARTS,
     },
     create=create,
     serialise=serialise,
