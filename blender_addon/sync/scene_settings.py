@@ -91,11 +91,17 @@ STRUCTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "cycles_curves": ((), ()),
-    "display": ((), ()),
+    "display": ((), ("shading",)),
     "grease_pencil_settings": ((), ()),
     "hydra": ((), ()),
 }
 
+
+# The Workbench render's lighting, colour and options (``display.shading``) but what only a 3D view shows: its
+# wireframe colour (a scene's holds 0, which matches none of its items: Blender warned on every read), the
+# pass and AOV it shows and whether it runs the compositor.
+SHADING = "shading"
+SHADING_SKIP = ("wireframe_color_type", "render_pass", "aov_name", "use_compositor")
 
 # Members of a nested struct that Blender derives from the others: written last, they would round those.
 DERIVED = {"view_settings": ("white_balance_whitepoint",)}
@@ -111,7 +117,9 @@ def _read_struct(scene: bpy.types.Scene, name: str, ctx: ReadContext) -> dict[st
     if struct is None:
         return {}
     skip, nested = STRUCTS[name]
-    values = ctx.props(struct, skip=skip, nested=nested)
+    values = ctx.props(struct, skip=skip, nested=tuple(n for n in nested if n != SHADING))
+    if SHADING in nested:
+        values[SHADING] = ctx.props(struct.shading, skip=SHADING_SKIP)
     values.update(structs.read(struct, ctx))  # a curve mapping (the motion blur shutter curve...)
     for sub, derived in DERIVED.items():
         if isinstance(values.get(sub), dict):

@@ -58,6 +58,14 @@ def light_the_shot() -> None:
     scene.render.use_simplify = True
     scene.render.simplify_subdivision = 2
     scene.audio_volume = 0.5
+    shading = scene.display.shading  # the Workbench render's look (a layout's playblasts)
+    shading.light = "FLAT"
+    shading.color_type = "OBJECT"
+    shading.show_cavity = True
+    shading.cavity_type = "BOTH"
+    shading.show_xray = True
+    shading.xray_alpha = 0.25
+    shading.single_color = (0.2, 0.4, 0.6)
 
 
 def check_lighting() -> None:
@@ -82,6 +90,10 @@ def check_lighting() -> None:
     assert tuple(scene.gravity) == pytest.approx((0.0, 0.0, -3.7))
     assert scene.render.use_simplify and scene.render.simplify_subdivision == 2
     assert scene.audio_volume == 0.5
+    shading = scene.display.shading
+    assert (shading.light, shading.color_type, shading.cavity_type) == ("FLAT", "OBJECT", "BOTH")
+    assert shading.show_cavity and shading.show_xray and shading.xray_alpha == 0.25
+    assert tuple(shading.single_color) == pytest.approx((0.2, 0.4, 0.6))
 
 
 def test_a_lighters_settings_reach_a_joiner_in_any_arrival_order():
@@ -116,6 +128,11 @@ def test_what_belongs_to_one_machine_or_one_artists_playback_has_no_key():
         "render/fps",  # a key of the first settings, scene/<u>/set/fps
     ):
         assert each_artists not in keys, each_artists
+    # What only a 3D view shows of the Workbench's shading (its wireframe colour, pass, compositor)
+    assert {"light", "color_type"} <= set(keys["display/shading"])
+    assert not {"wireframe_color_type", "render_pass", "aov_name", "use_compositor"} & set(
+        keys["display/shading"]
+    )
 
 
 def test_two_render_settings_changed_at_the_same_moment_both_stay():
