@@ -217,6 +217,10 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
     def read_local(self, path: TreePath) -> tuple[NodeProps, Any] | None:
         return self.tree.get(tuple(path))
 
+    def holds_local(self, path: TreePath) -> tuple[TreePath, ...]:
+        """The paths the literal ``path`` holds (docs/tree.md, holds)."""
+        return self.tree.holds_of(tuple(path))
+
     def match_local(self, pattern: TreePath) -> Iterator[tuple[TreePath, NodeProps, Any]]:
         """Nodes matching a pattern: for constant shapes only; a user string in it would be a pattern."""
         return self.tree.match(tuple(pattern))

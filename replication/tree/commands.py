@@ -13,6 +13,7 @@ from .patterns import Pattern, _compile_cond, _compile_node_cond, _Cond, compile
 from .payloads import _MAX_I63, NO_PAYLOAD, _check_payload
 
 MAX_RULE_PATHS: Final = 32
+MAX_HOLDS: Final = 1024  # paths one node may hold (a blob tree's node holds its children: 32 at most)
 
 
 # --------------------------------------------------------------------------- commands
@@ -60,7 +61,7 @@ _UNSET: Final = object()  # "keep_while" absent: keep the node's current rule
 
 
 class _Op:
-    __slots__ = ("cap", "cond", "kind", "path", "pattern", "payload", "rule", "seq_of", "version")
+    __slots__ = ("cap", "cond", "holds", "kind", "path", "pattern", "payload", "rule", "seq_of", "version")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -72,11 +73,12 @@ class _Op:
         self.cap: int | None = None  # also the get_many limit
         self.cond: _Cond | None = None
         self.seq_of: TreePath | None = None  # put: the payload list starts with this parent's next number
+        self.holds: tuple[TreePath, ...] | None = None  # put/create: the paths it holds (None: keep them)
 
 
 _OP_KEYS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    "put": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "seq_of", "if"})),
-    "create": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "if"})),
+    "put": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "seq_of", "holds", "if"})),
+    "create": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "holds", "if"})),
     "update": (frozenset({"op", "path"}), frozenset({"payload", "if"})),
     "cas": (frozenset({"op", "path", "payload_version"}), frozenset({"payload", "if"})),
     "delete": (frozenset({"op", "path"}), frozenset({"if"})),
@@ -119,6 +121,8 @@ def _compile_op(raw: object) -> _Op:
         op.seq_of = _coerce_path(raw["seq_of"])
     if "keep_while" in raw:
         op.rule = _compile_rule(raw["keep_while"])
+    if "holds" in raw:
+        op.holds = compile_holds(raw["holds"], op.path)
     if "payload_version" in raw:
         v = raw["payload_version"]
         if type(v) is not int or not 0 <= v < _MAX_I63:
@@ -133,6 +137,21 @@ def _compile_op(raw: object) -> _Op:
     if "if" in raw:
         op.cond = _compile_cond(raw["if"])
     return op
+
+
+def compile_holds(value: object, owner: TreePath) -> tuple[TreePath, ...]:
+    """The paths a node holds: sorted, each once, at most :data:`MAX_HOLDS`, never the node itself (it would
+    keep itself)."""
+    if type(value) is not list and type(value) is not tuple:
+        raise TreeError(E_COMMAND, "holds must be a list of paths")
+    if len(value) > MAX_HOLDS:
+        raise TreeError(E_COMMAND, f"holds names more than {MAX_HOLDS} paths")
+    paths = sorted({_coerce_path(p) for p in value})
+    if len(paths) != len(value):
+        raise TreeError(E_COMMAND, "holds names a path twice")
+    if owner in paths or () in paths:
+        raise TreeError(E_COMMAND, "a node cannot hold itself or the root")
+    return tuple(paths)
 
 
 class _Command:

@@ -14,7 +14,7 @@ See ``docs/tree.md`` for the exact command reference.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
 from .commands import _UNSET, _Command, _compile_command, _Op, _precompiled, _Rule, _split_envelope, _unpack
@@ -60,10 +60,11 @@ _U_ATTACH: Final = 1
 _U_DETACH: Final = 2
 _U_WATCH_ADD: Final = 3
 _U_WATCH_DEL: Final = 4
+_U_HELD: Final = 5
 
 
 class _Txn:
-    __slots__ = ("changed", "created", "events", "index", "new_rules", "undo")
+    __slots__ = ("changed", "created", "events", "index", "new_rules", "released", "undo")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -72,6 +73,7 @@ class _Txn:
         self.changed: list[TreePath] = []  # paths whose record changed, in order; feeds keep_while and dirty
         self.created: set[TreePath] = set()
         self.new_rules: list[tuple[TreePath, int]] = []
+        self.released: list[TreePath] = []  # paths no node holds any more: their keep_while rules apply again
 
 
 def _error(code: str, message: str, index: int, op: int | None = None) -> dict[str, Any]:
@@ -93,6 +95,8 @@ class Tree(TreeReads, TreePersistence):
         self.applied_index = 0
         # watched path -> owners whose keep_while rule reads it (a set: always sorted before use)
         self._watch: dict[TreePath, set[TreePath]] = {}
+        # held path -> how many nodes hold it (derived from every node's holds: rebuilt on load, not stored)
+        self._held: dict[TreePath, int] = {}
         # client id -> session, least recently used first (last_used is strictly increasing)
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._dirty: set[TreePath] = set()  # session keys changed since take_dirty()
@@ -192,7 +196,9 @@ class Tree(TreeReads, TreePersistence):
 
     @staticmethod
     def _save(tx: _Txn, node: TreeNode) -> None:
-        tx.undo.append((_U_ATTRS, node, node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq))
+        tx.undo.append(
+            (_U_ATTRS, node, node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq, node.holds)
+        )
 
     def _attach(self, tx: _Txn, parent: TreeNode, ppath: TreePath, name: str, child: TreeNode) -> None:
         self._save(tx, parent)
@@ -234,7 +240,7 @@ class Tree(TreeReads, TreePersistence):
             kind = entry[0]
             if kind == _U_ATTRS:
                 node = entry[1]
-                node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq = entry[2:]
+                node.payload, node.pv, node.clv, node.mi, node.rule, node.next_seq, node.holds = entry[2:]
             elif kind == _U_ATTACH:
                 parent, name = entry[1], entry[2]
                 del parent.children[name]
@@ -245,6 +251,12 @@ class Tree(TreeReads, TreePersistence):
                 parent.children[name] = entry[3]
                 if _is_seq_name(name):
                     _seq_add(parent, int(name))
+            elif kind == _U_HELD:
+                count = self._held.get(entry[1], 0) - entry[2]
+                if count:
+                    self._held[entry[1]] = count
+                else:
+                    del self._held[entry[1]]
             elif kind == _U_WATCH_ADD:
                 owners = watch[entry[1]]
                 owners.discard(entry[2])
@@ -253,6 +265,26 @@ class Tree(TreeReads, TreePersistence):
             else:
                 watch.setdefault(entry[1], set()).add(entry[2])
         tx.undo.clear()
+
+    def _count_holds(self, tx: _Txn, paths: Iterable[TreePath], delta: int) -> None:
+        held = self._held
+        for path in paths:
+            count = held.get(path, 0) + delta
+            if count:
+                held[path] = count
+            else:
+                del held[path]
+                tx.released.append(path)
+            tx.undo.append((_U_HELD, path, delta))
+
+    def _set_holds(self, tx: _Txn, node: TreeNode, holds: tuple[TreePath, ...]) -> None:
+        """Replace what ``node`` holds (saved by the caller); counts change only for the paths that differ."""
+        old = node.holds
+        if holds == old:
+            return
+        self._count_holds(tx, [p for p in old if p not in set(holds)], -1)
+        self._count_holds(tx, [p for p in holds if p not in set(old)], 1)
+        node.holds = holds
 
     def _set_rule(self, tx: _Txn, path: TreePath, node: TreeNode, rule: _Rule | None, op_index: int) -> None:
         old = node.rule
@@ -282,13 +314,23 @@ class Tree(TreeReads, TreePersistence):
     def _created(self, tx: _Txn, path: TreePath, node: TreeNode) -> None:
         tx.created.add(path)
         tx.changed.append(path)
-        tx.events.append(WatchEvent(tx.index, "create", path, node.props(), node.payload))
+        tx.events.append(WatchEvent(tx.index, "create", path, node.props(), node.payload, node.holds))
 
-    def _write(self, tx: _Txn, path: TreePath, node: TreeNode | None, payload: Any) -> tuple[TreeNode, bool]:
-        """Create the node at ``path`` with ``payload`` or replace the payload of ``node``."""
+    def _write(
+        self,
+        tx: _Txn,
+        path: TreePath,
+        node: TreeNode | None,
+        payload: Any,
+        holds: tuple[TreePath, ...] | None = None,
+    ) -> tuple[TreeNode, bool]:
+        """Create the node at ``path`` with ``payload`` or replace the payload of ``node``; ``holds``, unless
+        None, replaces what it holds."""
         if node is None:
             parent = self._ensure(tx, path[:-1])
             node = TreeNode(payload, tx.index)
+            if holds:
+                self._set_holds(tx, node, holds)  # undone with the attach (the node is gone) and the counts
             self._attach(tx, parent, path[:-1], path[-1], node)
             self._created(tx, path, node)
             return node, True
@@ -296,8 +338,10 @@ class Tree(TreeReads, TreePersistence):
         node.payload = payload
         node.pv += 1
         node.mi = tx.index
+        if holds is not None:
+            self._set_holds(tx, node, holds)
         tx.changed.append(path)
-        tx.events.append(WatchEvent(tx.index, "update", path, node.props(), payload))
+        tx.events.append(WatchEvent(tx.index, "update", path, node.props(), payload, node.holds))
         return node, False
 
     def _delete(self, tx: _Txn, path: TreePath, node: TreeNode, parent: TreeNode) -> int:
@@ -316,8 +360,10 @@ class Tree(TreeReads, TreePersistence):
             if n.rule is not None:
                 for watched, _ in n.rule.items:
                     self._watch_del(tx, watched, p)
+            if n.holds:  # the detached node keeps them: undoing the detach gives them back with the counts
+                self._count_holds(tx, n.holds, -1)
             tx.changed.append(p)
-            tx.events.append(WatchEvent(index, "delete", p, n.props(), n.payload))
+            tx.events.append(WatchEvent(index, "delete", p, n.props(), n.payload, n.holds))
             count += 1
         # Descendants stay linked to the detached node, so undo only has to re-attach it.
         self._detach(tx, parent, path[:-1], path[-1])
@@ -328,7 +374,10 @@ class Tree(TreeReads, TreePersistence):
     def _op_put(self, tx: _Txn, op: _Op, i: int) -> dict[str, Any]:
         path = op.path
         payload = op.payload if op.seq_of is None else [self._next_number(op.seq_of), *op.payload]
-        node, created = self._write(tx, path, self._lookup(path), payload)
+        for held in op.holds or ():
+            if self._lookup(held) is None:
+                raise _Abort(E_MISSING, f"held path {_short(format_path(held))} does not exist")
+        node, created = self._write(tx, path, self._lookup(path), payload, op.holds)
         if op.rule is not _UNSET:
             self._set_rule(tx, path, node, op.rule, i)
         return {"created": created, "props": node.props().to_wire()}
@@ -432,6 +481,8 @@ class Tree(TreeReads, TreePersistence):
 
     def _rule_holds(self, tx: _Txn, owner: TreePath, node: TreeNode) -> bool:
         assert node.rule is not None
+        if owner in self._held:  # a held node is kept whatever its rule says, until the last hold ends
+            return True
         fresh = owner in tx.created  # self-conditions are not evaluated on the first insert
         for watched, cond in node.rule.items:
             if fresh and watched == owner:
@@ -453,12 +504,13 @@ class Tree(TreeReads, TreePersistence):
         """Delete nodes whose keep_while rule became false, until nothing changes."""
         if not self._watch:
             return
-        pos = 0
-        changed = tx.changed
-        while pos < len(changed):
+        pos = released_pos = 0
+        changed, released = tx.changed, tx.released
+        while pos < len(changed) or released_pos < len(released):
             batch = changed[pos:]
             pos = len(changed)
-            owners: set[TreePath] = set()
+            owners: set[TreePath] = set(released[released_pos:])  # no longer held: their rules count again
+            released_pos = len(released)
             for path in batch:
                 found = self._watch.get(path)
                 if found:

@@ -37,6 +37,15 @@ class TreeReads:
         node = self._lookup(_coerce_path(path))
         return None if node is None else (node.props(), node.payload)
 
+    def holds_of(self, path: TreePath | list[str] | str) -> tuple[TreePath, ...]:
+        """The paths the node at ``path`` holds, sorted (none if it holds nothing or does not exist)."""
+        node = self._lookup(_coerce_path(path))
+        return () if node is None else node.holds
+
+    def held_count(self, path: TreePath | list[str] | str) -> int:
+        """How many nodes hold ``path``."""
+        return self._held.get(_coerce_path(path), 0)
+
     def children(self, path: TreePath | list[str] | str) -> list[str]:
         node = self._lookup(_coerce_path(path))
         return [] if node is None else sorted(node.children)

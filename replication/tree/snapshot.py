@@ -10,7 +10,7 @@ from typing import Any, Final, Self
 
 import msgpack
 
-from .commands import _compile_rule
+from .commands import _compile_rule, compile_holds
 from .errors import E_SNAPSHOT, TreeError
 from .paths import TreePath, _check_name, _is_seq_name, format_path
 from .payloads import NO_PAYLOAD
@@ -32,6 +32,7 @@ class TreePersistence:
     _dirty: set[TreePath]
     _encoded: dict[TreePath, bytes | None]
     _watch: dict[TreePath, set[TreePath]]
+    _held: dict[TreePath, int]
     applied_index: int
     max_sessions: int
     _lookup: Callable[[TreePath], TreeNode | None]
@@ -139,7 +140,7 @@ class TreePersistence:
         tree.applied_index = applied_index
         for path, fields in nodes:
             try:
-                node = _node_from_fields(fields)
+                node = _node_from_fields(fields, path)
                 for name in path:
                     _check_name(name)
             except (TreeError, TypeError, ValueError) as e:
@@ -159,6 +160,8 @@ class TreePersistence:
             if node.rule is not None:
                 for watched, _ in node.rule.items:
                     tree._watch.setdefault(watched, set()).add(path)
+            for held in node.holds:
+                tree._held[held] = tree._held.get(held, 0) + 1
         rows = []
         for item in sessions:
             if (
@@ -181,10 +184,10 @@ class TreePersistence:
         return hashlib.sha256(self.dump()).hexdigest()
 
 
-def _node_from_fields(fields: object) -> TreeNode:
-    if type(fields) is not list or len(fields) != 8:
-        raise TreeError(E_SNAPSHOT, "node record must have 8 fields")
-    pv, clv, ci, mi, has, payload, next_seq, rule = fields
+def _node_from_fields(fields: object, path: TreePath) -> TreeNode:
+    if type(fields) is not list or len(fields) not in (8, 9):
+        raise TreeError(E_SNAPSHOT, "node record must have 8 or 9 fields")
+    pv, clv, ci, mi, has, payload, next_seq, rule = fields[:8]
     for v in (pv, clv, ci, mi, next_seq):
         if type(v) is not int or v < 0:
             raise TreeError(E_SNAPSHOT, "node counters must be non-negative integers")
@@ -194,4 +197,8 @@ def _node_from_fields(fields: object) -> TreeNode:
     node.pv, node.clv, node.mi, node.next_seq = pv, clv, mi, next_seq
     if rule is not None:
         node.rule = _compile_rule(rule)
+    if len(fields) == 9:
+        node.holds = compile_holds(fields[8], path)
+        if not node.holds:
+            raise TreeError(E_SNAPSHOT, "a ninth field names no held path")
     return node

@@ -47,10 +47,11 @@ class WatchEvent:
     path: TreePath
     props: NodeProps
     payload: Any  # NO_PAYLOAD when the node has none
+    holds: tuple[TreePath, ...] = ()  # the paths the node holds (docs/tree.md, holds)
 
 
 class TreeNode:
-    __slots__ = ("children", "ci", "clv", "mi", "next_seq", "payload", "pv", "rule", "seqs")
+    __slots__ = ("children", "ci", "clv", "holds", "mi", "next_seq", "payload", "pv", "rule", "seqs")
 
     def __init__(self, payload: Any, index: int) -> None:
         self.payload = payload
@@ -60,6 +61,7 @@ class TreeNode:
         self.mi = index
         self.rule: _Rule | None = None
         self.next_seq = 1
+        self.holds: tuple[TreePath, ...] = ()  # sorted; keeps each held node from its keep_while rule
         self.children: dict[str, TreeNode] = {}
         # The numbers of the children with sequential names, so capped logs trim the oldest without
         # sorting all children. Derived state: rebuilt on load, never persisted.
@@ -78,7 +80,7 @@ class TreeNode:
 
     def fields(self) -> list[Any]:
         has = self.payload is not NO_PAYLOAD
-        return [
+        fields = [
             self.pv,
             self.clv,
             self.ci,
@@ -88,6 +90,9 @@ class TreeNode:
             self.next_seq,
             None if self.rule is None else self.rule.wire,
         ]
+        if self.holds:  # a ninth field only then: the records of nodes holding nothing are as before
+            fields.append([list(path) for path in self.holds])
+        return fields
 
 
 class SeqIndex:

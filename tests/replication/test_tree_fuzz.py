@@ -187,6 +187,13 @@ rule_ops = st.one_of(
     ),
     st.builds(lambda p, v: _op("put", path=p, payload=v), small_paths, st.integers(0, 1)),
     st.builds(lambda p: _op("delete", path=p), small_paths),
+    # holds on the same few paths (each must exist, so some fail and roll back), with or without a rule
+    st.builds(
+        lambda p, h, k: _op("put", path=p, holds=[x for x in h if x != p], keep_while=k),
+        small_paths,
+        st.lists(small_paths, max_size=2, unique_by=tuple),
+        small_rules,
+    ),
     st.builds(
         lambda p, n: _op("append", path=p, cap=n), st.one_of(st.just([]), small_paths), st.integers(1, 2)
     ),
@@ -212,11 +219,21 @@ def projection_of(tree: Tree) -> dict[tuple[str, ...], tuple[Any, int, int, int]
     }
 
 
+def held_counts(tree: Tree) -> dict[tuple[str, ...], int]:
+    """How many nodes hold each path, counted afresh from every node's holds."""
+    counts: dict[tuple[str, ...], int] = {}
+    for _, node in tree._walk():
+        for held in node.holds:
+            counts[held] = counts.get(held, 0) + 1
+    return counts
+
+
 def check_rules(tree: Tree) -> None:
     # Every keep_while condition on another path holds after every command (self-conditions may
-    # not: they are skipped until the node is first changed after its creation).
+    # not: they are skipped until the node is first changed after its creation), but for held nodes.
+    assert tree._held == held_counts(tree)  # the counts kept in memory are the nodes' holds
     for path, node in tree._walk():
-        if node.rule is None:
+        if node.rule is None or path in tree._held:
             continue
         for watched, cond in node.rule.items:
             if watched != path:
@@ -286,6 +303,7 @@ def check_sequence(seq: list[bytes]) -> None:
             again = Tree.from_records(records.items(), i, max_sessions=2)
             assert again.dump() == a.dump()
             assert again._watch == a._watch  # the keep_while index survived every rollback
+            assert again._held == a._held
     # (b) replicas agree
     assert a.state_hash() == b.state_hash()
     # (d) snapshot round trip, and the copy keeps behaving the same
