@@ -15,7 +15,8 @@ from replication import Node, NotLeader, ReplicationError, TreeError
 
 from . import history
 from .backup import Backups
-from .blobs import Blobs, blob_path, key_hold_changes, pin_holder, release_ops, room_refs_path
+from .blob_layout import blob_path, key_hold_changes, pin_holder, release_ops, room_refs_path
+from .blobs import Blobs
 from .errors import RequestError
 from .hub import Hub
 from .rooms import encode_frame

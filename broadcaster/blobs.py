@@ -1,36 +1,12 @@
 """Content-addressed blobs: stored once per server, shared by every room, collected when nothing holds them.
 
-Tree layout (replicated like everything else, so a blob is on a majority before an op that references it is
-acked: the op's transaction requires it to exist):
-
-    /blobs/<sha256 hex>              the blob's size; its bytes ride in the entry and stay in each node's
-                                     blob table while this node exists (Node.read_blob; docs/decisions/0008);
-                                     keep_while its refs node has children, so a blob goes
-                                     in the very command that drops its last holder (no sweep, no race)
-    /blobs/<hex>/refs/<holder>       one child per holder:
-        k:<sha256(room NUL key) hex>     a live key of a room; keep_while the room's meta exists, so
-                                         deleting a room releases everything it held
-        p:<client_id>                    an upload not referenced yet ({"node": node id}); released when a
-                                         write of that session references the blob, or ``pin_grace``
-                                         seconds after the session is gone
-        v:<sha256(room NUL name) hex>    a value a room's checkpoints keep (/rooms/<room>/values/<name>,
-                                         history.py); keep_while that value node exists, so deleting
-                                         the last checkpoint that names it (or the room) releases it
-        n:<parent sha256 hex>            a tree node blob that names this one among its ``children``
-                                         (blob_put); keep_while the parent is stored, so the command that
-                                         drops a node drops every child nothing else holds, down the tree
-        anything else                    other holders: ``hold_ops`` and ``release_ops`` build their ops
-    /rooms/<room>/refs/<key>         the sorted hashes the key's value references: the base the next write
-                                     of that key diffs against (it adds and removes only the changed holders)
-
-Reference counting is the tree's own child count, so a blob still held by a live key (or by any other holder
-that used ``hold_ops``) is never dropped, whatever the interleaving of writers in different rooms. A key names
-only the roots of its trees: every blob reachable from a held root is held through its parents.
+:class:`Blobs` answers blob requests, moves the holds of room keys inside their writes, keeps upload pins and
+quotas, and mirrors this node's committed blobs, refs and tree edges. Where blobs live in the tree and the
+commands that hold them: :mod:`.blob_layout`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -39,139 +15,29 @@ import trio
 
 from protocol import BlobDataEvent, BlobGet, BlobPut, BlobQuery, BlobStatus, BlobStored, ErrorCode
 from protocol.limits import MAX_PUSHED_BLOBS, MAX_PUSHED_BYTES
-from replication import Node, ReplicationError, TreeError, WatchEvent, format_path
+from replication import Node, ReplicationError, TreeError, WatchEvent
 
+from .blob_layout import (
+    BLOBS,
+    _stored_size,
+    holder_path,
+    key_hold_changes,
+    pin_holder,
+    put_blob_command,
+    release_ops,
+    value_refs,
+)
 from .config import ServerConfig
 from .errors import RequestError
 from .metrics import Metrics
 from .rooms import Room, encode_frame
-from .roomstore import ROOMS, meta_path
+from .roomstore import ROOMS
 from .session import Session
 
 log = logging.getLogger("blendsync.blobs")
 
-BLOBS = "blobs"
 RELEASE_BATCH = 1024  # holders released per command
 PUSH_FRAME_MARGIN = 64 * 1024  # an applied's fields beside its ops and blobs, with room to spare
-
-
-def blob_path(blob: bytes) -> tuple[str, ...]:
-    return (BLOBS, blob.hex())
-
-
-def holders_path(blob: bytes) -> tuple[str, ...]:
-    return (BLOBS, blob.hex(), "refs")
-
-
-def holder_path(blob: bytes, holder: str) -> tuple[str, ...]:
-    return (BLOBS, blob.hex(), "refs", holder)
-
-
-def room_refs_path(room: str) -> tuple[str, ...]:
-    return (ROOMS, room, "refs")
-
-
-def key_refs_path(room: str, key: str) -> tuple[str, ...]:
-    return (*room_refs_path(room), key)
-
-
-def key_holder(room: str, key: str) -> str:
-    """The holder name of a room's key (a path element cannot hold a room name and a key: they are hashed)."""
-    return "k:" + hashlib.sha256(room.encode() + b"\0" + key.encode()).hexdigest()
-
-
-def pin_holder(client_id: str) -> str:
-    return "p:" + client_id
-
-
-def node_holder(parent: bytes) -> str:
-    return "n:" + parent.hex()
-
-
-def value_holder(room: str, name: str) -> str:
-    """The holder name of a value kept by a room's checkpoints (``name``: its node under values/)."""
-    return "v:" + hashlib.sha256(room.encode() + b"\0" + name.encode()).hexdigest()
-
-
-# ---- commands (also for other modules: history and checkpoints hold blobs with these) ----------------------
-
-
-def exists_conditions(blobs: Iterable[bytes]) -> list[dict[str, Any]]:
-    """Conditions that every blob is stored: put them in the compare of a command that adds holders."""
-    return [{"exists": list(blob_path(blob))} for blob in blobs]
-
-
-def hold_ops(
-    blobs: Iterable[bytes], holder: str, payload: Any = None, keep_while: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """Ops that make ``holder`` hold each blob; with ``keep_while`` the hold ends by itself with its owner.
-    Pair them with ``exists_conditions`` (a holder of a missing blob would hold nothing)."""
-    ops = []
-    for blob in blobs:
-        op: dict[str, Any] = {"op": "put", "path": list(holder_path(blob, holder)), "payload": payload}
-        if keep_while is not None:
-            op["keep_while"] = keep_while
-        ops.append(op)
-    return ops
-
-
-def release_ops(blobs: Iterable[bytes], holder: str) -> list[dict[str, Any]]:
-    """Ops that end ``holder``'s hold on each blob; a blob nobody else holds goes in the same command."""
-    return [{"op": "delete", "path": list(holder_path(blob, holder))} for blob in blobs]
-
-
-def entry_refs(entry: dict[str, Any]) -> set[bytes]:
-    """The blobs a room log entry's operations reference (for a holder that keeps log entries)."""
-    return {ref for op in entry["ops"] if op[0] == "set" and len(op) == 4 for ref in op[3]}
-
-
-def key_hold_changes(
-    room: str, key: str, old: Iterable[bytes], new: Iterable[bytes]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[bytes]]:
-    """Conditions and ops that move a room key's holds from refs ``old`` to ``new`` (the committed ones
-    must still be ``old``; every gained blob must exist), and the gained blobs. For writes, restores and
-    forks alike."""
-    old, new = tuple(sorted(old)), tuple(sorted(new))
-    path = list(key_refs_path(room, key))
-    gained = sorted(set(new) - set(old))
-    compare = [{"payload_equals": [path, list(old)]} if old else {"not": {"exists": path}}]
-    compare += exists_conditions(gained)
-    holder = key_holder(room, key)
-    then = hold_ops(gained, holder, keep_while={format_path(meta_path(room)): {"exists": True}})
-    then += release_ops(sorted(set(old) - set(new)), holder)
-    then.append({"op": "put", "path": path, "payload": list(new)} if new else {"op": "delete", "path": path})
-    return compare, then, gained
-
-
-def put_blob_command(
-    blob: bytes, size: int, client_id: str, node_id: Any, children: Iterable[bytes] = ()
-) -> dict[str, Any]:
-    """Store a blob (once: a stored one keeps its bytes) and pin it for the uploading session; submit it
-    with the bytes (``Node.submit(..., blob=...)``). A tree node holds its ``children`` while it is stored
-    (each must be stored: else the command fails whole), and the session's pins on them end: from here the
-    node's own pin or holders keep them."""
-    pin = hold_ops([blob], pin_holder(client_id), {"node": node_id})
-    children = sorted(children)
-    while_stored = {format_path(blob_path(blob)): {"exists": True}}
-    holds = hold_ops(children, node_holder(blob), keep_while=while_stored)
-    tree = [{**op, "if": {"exists": list(blob_path(c))}} for op, c in zip(holds, children, strict=True)]
-    tree += release_ops(children, pin_holder(client_id))
-    keep = {format_path(holders_path(blob)): {"child_count": [">", 0]}}
-    # One branch, the store first: a blob stored already gets the same size and rule again (a few bytes),
-    # where a branch for each case spelt every hold of a tree node twice in the log entry.
-    store = {"op": "put", "path": list(blob_path(blob)), "payload": size, "keep_while": keep}
-    return {"then": [store, *pin, *tree]}
-
-
-def _stored_size(payload: Any) -> int | None:
-    """The size a /blobs/<hex> node records (its bytes themselves, from storage layout 2)."""
-    if isinstance(payload, bytes):
-        return len(payload)
-    return payload if type(payload) is int else None
-
-
-def value_refs(op: list[Any]) -> tuple[bytes, ...]:
-    return tuple(sorted(op[3])) if op[0] == "set" and len(op) == 4 else ()
 
 
 # ---- the store --------------------------------------------------------------------------------------------
@@ -190,6 +56,7 @@ class Blobs:
         self.key_refs: dict[tuple[str, str], tuple[bytes, ...]] = {}  # committed refs of room keys
         self.children: dict[bytes, set[bytes]] = {}  # tree node -> the blobs it holds (committed)
         self.parents: dict[bytes, set[bytes]] = {}  # the same edges, child -> the tree nodes holding it
+        self.held: dict[bytes, set[bytes]] = {}  # tree node -> the children its holds name (docs/tree.md)
         self.key_bytes: dict[tuple[str, str], int] = {}  # what each key counts against its room's quota
         self.room_bytes: dict[str, int] = {}  # bytes of blobs referenced by each room's keys (per key)
         self.room_blobs: dict[str, dict[bytes, int]] = {}  # room -> blob -> its keys referencing it
@@ -199,6 +66,7 @@ class Blobs:
         self.pending_keys: dict[tuple[str, str], int] = {}
         self._settled: dict[tuple[str, str], trio.Event] = {}
         self.pins: dict[str, set[bytes]] = {}  # client_id -> blobs its uploads pinned
+        self.pinning: dict[str, dict[bytes, int]] = {}  # client_id -> its uploads in flight here, counted
         # client_id -> its uploads through this node that none of its writes referenced yet, each with the
         # children it was put with: what a write of it makes new, pushed to the room with it (``push_list``)
         self.fresh: dict[str, dict[bytes, list[bytes]]] = {}
@@ -210,6 +78,7 @@ class Blobs:
     def _load(self) -> None:
         for path, _, payload in self.node.match_local((BLOBS, "*")):
             self._note_blob(bytes.fromhex(path[1]), _stored_size(payload))
+            self._note_holds(bytes.fromhex(path[1]), self.node.holds_local(path))
         for path, _, _ in self.node.match_local((BLOBS, "*", "refs", {"name_matches": "n:.*"})):
             self._note_edge(bytes.fromhex(path[3][2:]), bytes.fromhex(path[1]), True)
         for path, _, payload in self.node.match_local((ROOMS, "*", "refs", "*")):
@@ -227,7 +96,20 @@ class Blobs:
 
     def _on_blob_event(self, event: WatchEvent) -> None:
         stored = event.action != "delete"
-        self._note_blob(bytes.fromhex(event.path[1]), _stored_size(event.payload) if stored else None)
+        blob = bytes.fromhex(event.path[1])
+        self._note_blob(blob, _stored_size(event.payload) if stored else None)
+        self._note_holds(blob, event.holds if stored else ())
+
+    def _note_holds(self, blob: bytes, holds: Iterable[tuple[str, ...]]) -> None:
+        """The children a tree node holds now (a put may change them, a delete ends them)."""
+        children = {bytes.fromhex(path[1]) for path in holds if len(path) == 2 and path[0] == BLOBS}
+        old = self.held.pop(blob, set())
+        if children:
+            self.held[blob] = children
+        for child in old - children:
+            self._note_edge(blob, child, False)
+        for child in children - old:
+            self._note_edge(blob, child, True)
 
     def _on_edge_event(self, event: WatchEvent) -> None:
         self._note_edge(
@@ -373,13 +255,16 @@ class Blobs:
             self.metrics.limit("max_blob_bytes")
             raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_blob_bytes ({limit}) reached on this server")
         await session.inflight.acquire()  # backpressure, shared with writes
-        command = put_blob_command(blob, size, session.client_id, self.node.node_id, children)
+        pinned = self._pinned(session.client_id, children)
+        command = put_blob_command(blob, size, session.client_id, self.node.node_id, children, pinned)
         try:
             proposal = self.node.submit(command, blob=(blob, request.data))
         except (ReplicationError, TreeError) as exc:
             session.inflight.release()
             raise RequestError(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}") from None
         pins.add(blob)
+        pinning = self.pinning.setdefault(session.client_id, {})
+        pinning[blob] = pinning.get(blob, 0) + 1
         self.fresh.setdefault(session.client_id, {})[blob] = children
         fresh = blob not in self.uploading
         self.uploading[blob] = size if fresh else self.uploading[blob]
@@ -387,6 +272,11 @@ class Blobs:
 
         def done(proposal: Any) -> None:
             session.inflight.release()
+            left = pinning.pop(blob) - 1
+            if left:
+                pinning[blob] = left
+            elif not pinning:
+                self.pinning.pop(session.client_id, None)
             if fresh:
                 self.uploading.pop(blob, None)
             ok = proposal.error is None and proposal.result.get("ok")
@@ -404,6 +294,13 @@ class Blobs:
                 session.reply_error(ErrorCode.UNAVAILABLE, f"the blob was not stored: {message}", request.ref)
 
         proposal.add_done_callback(done)
+
+    def _pinned(self, client_id: str, blobs: Iterable[bytes]) -> list[bytes]:
+        """Those of ``blobs`` this session pins, or will once its uploads in flight commit (ordered before
+        anything submitted now). ``pins`` keeps every blob the session ever pinned, for its end."""
+        pinning = self.pinning.get(client_id, {})
+        holder = pin_holder(client_id)
+        return [b for b in blobs if b in pinning or self.node.read_local(holder_path(b, holder)) is not None]
 
     # ---- room writes ----------------------------------------------------------------------------------
 

@@ -49,7 +49,14 @@ from typing import Any
 from protocol import ErrorCode
 from replication import format_path
 
-from .blobs import blob_path, exists_conditions, hold_ops, key_hold_changes, room_refs_path, value_holder
+from .blob_layout import (
+    blob_path,
+    exists_conditions,
+    hold_ops,
+    key_hold_changes,
+    room_refs_path,
+    value_holder,
+)
 from .errors import RequestError
 from .roomstore import (
     ROOMS,

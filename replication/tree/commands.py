@@ -61,7 +61,19 @@ _UNSET: Final = object()  # "keep_while" absent: keep the node's current rule
 
 
 class _Op:
-    __slots__ = ("cap", "cond", "holds", "kind", "path", "pattern", "payload", "rule", "seq_of", "version")
+    __slots__ = (
+        "adds_holds",
+        "cap",
+        "cond",
+        "holds",
+        "kind",
+        "path",
+        "pattern",
+        "payload",
+        "rule",
+        "seq_of",
+        "version",
+    )
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -74,11 +86,15 @@ class _Op:
         self.cond: _Cond | None = None
         self.seq_of: TreePath | None = None  # put: the payload list starts with this parent's next number
         self.holds: tuple[TreePath, ...] | None = None  # put/create: the paths it holds (None: keep them)
+        self.adds_holds = False  # "add_holds": the paths are held besides those held already
 
 
 _OP_KEYS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    "put": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "seq_of", "holds", "if"})),
-    "create": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "holds", "if"})),
+    "put": (
+        frozenset({"op", "path"}),
+        frozenset({"payload", "keep_while", "seq_of", "holds", "add_holds", "if"}),
+    ),
+    "create": (frozenset({"op", "path"}), frozenset({"payload", "keep_while", "holds", "add_holds", "if"})),
     "update": (frozenset({"op", "path"}), frozenset({"payload", "if"})),
     "cas": (frozenset({"op", "path", "payload_version"}), frozenset({"payload", "if"})),
     "delete": (frozenset({"op", "path"}), frozenset({"if"})),
@@ -121,8 +137,12 @@ def _compile_op(raw: object) -> _Op:
         op.seq_of = _coerce_path(raw["seq_of"])
     if "keep_while" in raw:
         op.rule = _compile_rule(raw["keep_while"])
+    if "holds" in raw and "add_holds" in raw:
+        raise TreeError(E_COMMAND, "an op takes 'holds' or 'add_holds', not both")
     if "holds" in raw:
         op.holds = compile_holds(raw["holds"], op.path)
+    if "add_holds" in raw:
+        op.holds, op.adds_holds = compile_holds(raw["add_holds"], op.path), True
     if "payload_version" in raw:
         v = raw["payload_version"]
         if type(v) is not int or not 0 <= v < _MAX_I63:

@@ -21,6 +21,7 @@ E_VERSION: Final = "version_mismatch"
 E_FAILED: Final = "condition_failed"
 E_KEEP: Final = "keep_while_unmet"
 E_SEQ: Final = "seq_overflow"
+E_HOLDS: Final = "too_many_holds"
 E_STALE: Final = "stale_session"
 E_INTERNAL: Final = "internal"
 # Caller bugs, raised (never produced by a command):

@@ -17,10 +17,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
-from .commands import _UNSET, _Command, _compile_command, _Op, _precompiled, _Rule, _split_envelope, _unpack
+from .commands import (
+    _UNSET,
+    MAX_HOLDS,
+    _Command,
+    _compile_command,
+    _Op,
+    _precompiled,
+    _Rule,
+    _split_envelope,
+    _unpack,
+)
 from .errors import (
     E_EXISTS,
     E_FAILED,
+    E_HOLDS,
     E_INDEX,
     E_INTERNAL,
     E_KEEP,
@@ -377,7 +388,13 @@ class Tree(TreeReads, TreePersistence):
         for held in op.holds or ():
             if self._lookup(held) is None:
                 raise _Abort(E_MISSING, f"held path {_short(format_path(held))} does not exist")
-        node, created = self._write(tx, path, self._lookup(path), payload, op.holds)
+        node = self._lookup(path)
+        holds = op.holds
+        if op.adds_holds and node is not None and holds is not None:
+            holds = tuple(sorted({*node.holds, *holds}))
+            if len(holds) > MAX_HOLDS:
+                raise _Abort(E_HOLDS, f"{_short(format_path(path))} would hold more than {MAX_HOLDS} paths")
+        node, created = self._write(tx, path, node, payload, holds)
         if op.rule is not _UNSET:
             self._set_rule(tx, path, node, op.rule, i)
         return {"created": created, "props": node.props().to_wire()}

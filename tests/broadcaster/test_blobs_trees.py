@@ -11,7 +11,7 @@ import pytest
 import trio
 from support import ana_and_ben_in_a_room, running_broadcaster
 
-from broadcaster.blobs import blob_path, holder_path, node_holder, put_blob_command
+from broadcaster.blob_layout import blob_path, holder_path, pin_holder, put_blob_command
 from broadcaster.client import ServerError, connect
 from protocol import BlobPut
 from protocol.limits import MAX_BLOB_CHILDREN
@@ -127,15 +127,27 @@ async def test_the_room_quota_counts_a_tree_whole(tmp_path):
             assert await stored(ana, [small, big, *leaves]) == {big, *leaves}
 
 
-def test_a_node_put_spells_each_of_its_holds_once():
-    """One branch for a blob stored or not: each hold of a node's children is in its log entry once (with a
-    branch for each case every hold was there twice: half of what an edit of a large value wrote)."""
+def test_a_node_put_names_each_child_once_in_its_own_record():
+    """A node's holds are one list in its store op (docs/tree.md, holds): no record, rule or condition per
+    child (a put of /blobs/<child>/refs/n:<node> each, with a rule and an 'if', was half of what an edit of
+    a large value wrote). The only op per child is the end of the uploader's pin, for those it pinned."""
     node, children = h(b"node"), sorted(h(bytes([i])) for i in range(32))
-    command = put_blob_command(node, 1024, "ana-00000001", 1, children)
+    command = put_blob_command(node, 1024, "ana-00000001", 1, children, pinned=children)
     assert set(command) == {"then"}
-    for child in children:
-        holds = [op for op in command["then"] if op["path"] == list(holder_path(child, node_holder(node)))]
-        assert len(holds) == 1 and holds[0]["if"] == {"exists": list(blob_path(child))}
+    store, pin, *released = command["then"]
+    assert store["path"] == list(blob_path(node)) and store["add_holds"] == [
+        list(blob_path(c)) for c in children
+    ]
+    assert pin["path"] == list(holder_path(node, pin_holder("ana-00000001")))
+    assert released == [
+        {"op": "delete", "path": list(holder_path(c, pin_holder("ana-00000001")))} for c in children
+    ]
+    edit = put_blob_command(node, 1024, "ana-00000001", 1, children, pinned=children[3:4])
+    assert edit["then"][2:] == [
+        {"op": "delete", "path": list(holder_path(children[3], pin_holder("ana-00000001")))}
+    ]
+    leaf = put_blob_command(children[0], 10, "ana-00000001", 1)
+    assert "add_holds" not in leaf["then"][0]  # a leaf (or a node put again as one) keeps what it holds
 
 
 async def test_a_blob_put_again_keeps_its_bytes_and_gains_a_nodes_holds(server):

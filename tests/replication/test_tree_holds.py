@@ -112,6 +112,29 @@ def test_a_put_that_stops_holding_a_path_lets_its_rule_apply() -> None:
     assert stored(tree) == ["n"]
 
 
+def test_add_holds_keeps_the_holds_a_node_has() -> None:
+    tree = Tree()
+    ok(tree, *blob("a"), *blob("n", [["blobs", "a"]]), unpin("a"))
+    ok(tree, *blob("b"))
+    ok(tree, {"op": "put", "path": ["blobs", "n"], "payload": 1, "add_holds": [["blobs", "b"]]}, unpin("b"))
+    assert tree.holds_of(("blobs", "n")) == (("blobs", "a"), ("blobs", "b")) and stored(tree) == [
+        "a",
+        "b",
+        "n",
+    ]
+    # at the limit: a node holding 1,024 paths takes no more
+    names = [f"c{i}" for i in range(MAX_HOLDS - 2)]
+    ok(tree, *[{"op": "put", "path": ["blobs", c]} for c in names])
+    ok(tree, {"op": "put", "path": ["blobs", "n"], "payload": 1, "add_holds": [["blobs", c] for c in names]})
+    assert len(tree.holds_of(("blobs", "n"))) == MAX_HOLDS
+    result, _ = run(
+        tree, *blob("x"), {"op": "put", "path": ["blobs", "n"], "payload": 1, "add_holds": [["blobs", "x"]]}
+    )
+    assert not result["ok"] and result["error"] == "too_many_holds"
+    with pytest.raises(TreeError):
+        validate_command({"then": [{"op": "put", "path": ["n"], "holds": [], "add_holds": []}]})
+
+
 def test_a_held_node_can_still_be_deleted_and_is_held_again_when_made_again() -> None:
     tree = Tree()
     ok(tree, *blob("a"), *blob("n", [["blobs", "a"]]))
