@@ -293,8 +293,9 @@ class Tree(TreeReads, TreePersistence):
         old = node.holds
         if holds == old:
             return
-        self._count_holds(tx, [p for p in old if p not in set(holds)], -1)
-        self._count_holds(tx, [p for p in holds if p not in set(old)], 1)
+        kept, had = set(holds), set(old)
+        self._count_holds(tx, [p for p in old if p not in kept], -1)
+        self._count_holds(tx, [p for p in holds if p not in had], 1)
         node.holds = holds
 
     def _set_rule(self, tx: _Txn, path: TreePath, node: TreeNode, rule: _Rule | None, op_index: int) -> None:
