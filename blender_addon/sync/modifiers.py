@@ -28,8 +28,9 @@ RESETS = {
 # Physics modifiers keep their settings in structs (read-only pointers): each struct is one setting of the
 # modifier, read whole with the structs nested in it: struct -> (nested structs, what stays each artist's).
 # A cache's file, name and disk use stay each artist's (caches are baked on each machine); its frame range
-# travels. A cloth's rest shape key (a pointer to what is not a datablock) stays each artist's. Fluid and
-# dynamic paint do not travel (docs/addon.md, "Not synchronised yet").
+# travels. A cloth's rest shape key (a pointer to a shape key, not a datablock) travels as its name in the
+# settings' document (``REST_SHAPE``). Fluid does not travel (docs/addon.md, "Not synchronised yet").
+REST_SHAPE = "rest_shape_key"
 CACHE_SKIP = ("index", "name", "filepath", "use_disk_cache", "use_external", "use_library_path")
 PHYSICS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "CLOTH": {
@@ -102,10 +103,14 @@ def _settings(
 
 def _physics(mod: bpy.types.Modifier, ctx: ReadContext) -> dict[str, object]:
     """A physics modifier's settings structs (``PHYSICS``), each a document."""
-    return {
+    structs = {
         prop: ctx.props(getattr(mod, prop), skip=skip, nested=nested)
         for prop, (nested, skip) in PHYSICS.get(mod.type, {}).items()
     }
+    if mod.type == "CLOTH":
+        rest = mod.settings.rest_shape_key
+        structs["settings"][REST_SHAPE] = None if rest is None else rest.name
+    return structs
 
 
 def read(ob: bpy.types.Object, ctx: ReadContext) -> tuple[dict, list, dict, dict]:
@@ -173,6 +178,9 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
         mod.vertex_indices_set(doc)
         ob.update_tag()
         return ob
+    if mod.type == "CLOTH" and isinstance(doc, dict) and REST_SHAPE in doc:
+        doc = {**doc}  # the value is the applier's: its rest shape is a name, written apart
+        _write_rest_shape(ob, mod, doc.pop(REST_SHAPE), ctx)
     kept = RESETS.get((mod.type, prop))
     saved = getattr(mod, kept) if kept else None
     saved = saved.copy() if hasattr(saved, "copy") else saved  # a matrix is a view of the modifier
@@ -193,6 +201,20 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
                 _wait_for_name(ob, name, ctx)
                 break
     return ob
+
+
+def _write_rest_shape(ob: bpy.types.Object, mod: bpy.types.Modifier, name: object, ctx: ApplyContext) -> None:
+    """A cloth's rest shape: the shape key of that name of the object's data (applied again once its shape
+    keys arrive), or none."""
+    keys = getattr(ob.data, "shape_keys", None)
+    block = keys.key_blocks.get(name) if keys is not None and isinstance(name, str) else None
+    if name is not None and block is None:
+        uuid = ids.peek_uuid(ob.data) if ob.data is not None else None
+        if uuid is not None:
+            ctx.wait_for("shapes", uuid)
+        return
+    if mod.settings.rest_shape_key != block:
+        mod.settings.rest_shape_key = block
 
 
 def _wait_for_name(ob: bpy.types.Object, prop: str, ctx: ApplyContext) -> None:

@@ -395,7 +395,12 @@ def build_physics() -> None:
     sheet = _link(bpy.data.objects.new("Sheet", grid_mesh("Sheet")))
     pin = sheet.vertex_groups.new(name="Pin * /")  # pattern characters are data
     pin.add([0, 1, 2, 3, 4, 5], 1.0, "REPLACE")
+    sheet.shape_key_add(name="Basis")
+    rest = sheet.shape_key_add(name="Rest / *")  # the shape the cloth relaxes to (pattern characters: data)
+    for point in rest.data:
+        point.co.z += 0.3 * point.co.x
     cloth = sheet.modifiers.new("Cloth", "CLOTH")
+    cloth.settings.rest_shape_key = rest
     cloth.settings.mass = 0.7
     cloth.settings.vertex_group_mass = "Pin * /"
     cloth.settings.effector_weights.wind = 0.4

@@ -32,6 +32,7 @@ def check_physics() -> None:
     assert abs(cloth.settings.mass - 0.7) < 1e-6 and cloth.settings.vertex_group_mass == "Pin * /"
     assert abs(cloth.settings.effector_weights.wind - 0.4) < 1e-6 and cloth.point_cache.frame_end == 30
     assert abs(cloth.collision_settings.distance_min - 0.02) < 1e-6
+    assert cloth.settings.rest_shape_key == sheet.data.shape_keys.key_blocks["Rest / *"]
     assert sheet.modifiers["Soft"].settings.mass == 2.5 and not sheet.modifiers["Soft"].settings.use_goal
     assert abs(floor.collision.damping - 0.6) < 1e-6 and abs(floor.collision.thickness_outer - 0.05) < 1e-6
     assert (floor.field.type, floor.field.strength) == ("FORCE", -2.0)
@@ -89,6 +90,29 @@ def test_a_field_taken_away_deletes_its_key_and_every_replica_drops_its_own():
     assert abs(bpy.data.objects["Floor"].collision.damping - 0.25) < 1e-6
     assert sync.scene_hash() == after
     assert receiver.scan() == ({}, [])  # applying it echoes nothing
+
+
+def test_a_cloths_rest_shape_changed_travels_by_name_and_echoes_nothing():
+    reset_scene()
+    build_physics()
+    base = sync.serialise_scene()
+    tracker = replica(base)
+
+    def change() -> None:
+        sheet = bpy.data.objects["Sheet"]
+        sheet.shape_key_add(name="Other").data[0].co.z = 1.0
+        sheet.modifiers["Cloth"].settings.rest_shape_key = sheet.data.shape_keys.key_blocks["Other"]
+        sheet.update_tag()  # Blender's API tags nothing for a modifier's struct
+        # (Blender's API, like its UI, cannot clear a rest shape: setting none is ignored.)
+
+    batch = edit_batch(tracker, change)
+    after = sync.scene_hash()
+    receiver = replica(base)
+    applier = sync.apply_ops(batch[::-1], tracker=receiver)  # the settings before the shape they name
+    assert applier.errors == [] and applier.pending_links == {}
+    assert bpy.data.objects["Sheet"].modifiers["Cloth"].settings.rest_shape_key.name == "Other"
+    assert sync.scene_hash() == after
+    assert receiver.scan() == ({}, [])
 
 
 def test_two_structs_of_one_cloth_changed_at_the_same_moment_both_stay():
