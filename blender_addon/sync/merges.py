@@ -11,7 +11,8 @@ left to keep: then theirs stands.
   changing a Math node's operation and its clamp keep both. A node replaced by one of another type is
   theirs. Colour ramps and other held structs are one field each. The same for the other settings
   documents: a constraint (``con/<c>``, ``pbcon/<bone>/<c>``), a view layer (``vlayer/<v>``: its AOVs and
-  light groups are one field each), its Freestyle settings and a line set.
+  light groups are one field each), its Freestyle settings and a line set, and the ``meta`` of a lattice
+  (name, size, settings) and of a light probe (name, type, settings; one of another type is theirs).
 - a stack's order (``modorder``, ``conorder``, ``nlaorder``... : names): what each edit added or removed,
   and our reordering when they did not reorder (else theirs): one artist moving a modifier while another
   adds one keeps both. An item that either edit added goes before the item that follows it in that edit
@@ -83,6 +84,7 @@ Merge = Callable[[bytes | None, bytes | None, bytes | None], bytes | None]
 NODE_FIELDS = frozenset({"name", "type", "label", "hide", "mute", "props"})  # what every node value holds
 SETTINGS_FIELDS = frozenset({"props"})
 SETTINGS_PARTS = {"con": 1, "pbcon": 2, "vlayer": 1, "freestyle": 1, "lineset": 2}  # part -> item segments
+SETTINGS_METAS = frozenset({"lattice", "lprobe"})  # kinds whose meta holds their settings as ``props``
 ORDER_PARTS = frozenset(
     {"modorder", "conorder", "pbconorder", "fxorder", "nlaorder", "shapenlaorder", "treenlaorder"}
     | {"vlayerorder", "linesetorder"}
@@ -121,7 +123,8 @@ def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
 
 
 def settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    """A constraint's, a view layer's, its Freestyle settings' or a line set's document."""
+    """A constraint's, a view layer's, its Freestyle settings', a line set's document, or a lattice's or light
+    probe's meta."""
     return _settings(_decoded((base, ours, theirs)), SETTINGS_FIELDS)
 
 
@@ -566,4 +569,6 @@ def merger(key: str) -> Merge | None:
         return camera_backgrounds
     if bits[0] == "text" and part == "body" and not items:
         return text_body
+    if part == "meta" and not items and bits[0] in SETTINGS_METAS:
+        return settings
     return material_list if part == "meta" and not items else None

@@ -305,6 +305,12 @@ PAIRS = {
         '[m.name for m in bpy.data.objects["Pillar{n}"].modifiers]',
         ["Wave", "Bevel", "Smooth"],
     ),
+    "two-settings-of-one-light-probe": (  # its name and settings are one key (meta): merged per setting
+        'bpy.data.lightprobes["Probe{n}"].influence_distance = 3.0',
+        'bpy.data.lightprobes["Probe{n}"].falloff = 0.5',
+        '[bpy.data.lightprobes["Probe{n}"].influence_distance, bpy.data.lightprobes["Probe{n}"].falloff]',
+        [3.0, 0.5],
+    ),
     "two-settings-of-one-constraint": (  # one key per constraint: the overridden artist merges its settings
         'bpy.data.objects["Pillar{n}"].constraints["Follow"].use_x = False',
         'bpy.data.objects["Pillar{n}"].constraints["Follow"].influence = 0.5',
@@ -571,6 +577,8 @@ CLIP_SETUP = (
 )
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
+    "two-settings-of-one-light-probe": 'probe = bpy.data.lightprobes.new("Probe{n}", "SPHERE")\n'
+    'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Probe{n}", probe))\n',
     "two-add-items-to-one-repeat-zone": ZONE_SETUP,
     "two-add-items-to-one-index-switch": 'tree = bpy.data.node_groups.new("Switch{n}", "GeometryNodeTree")\n'
     'tree.nodes.new("GeometryNodeIndexSwitch").data_type = "FLOAT"\n'

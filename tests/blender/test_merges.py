@@ -94,6 +94,9 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("linestyle/0123456789abcdef0123456789abcdef/modorder/color", merges.stack_order),
         ("scene/0123456789abcdef0123456789abcdef/vlayerorder", merges.stack_order),
         ("mesh/0123456789abcdef0123456789abcdef/meta", merges.material_list),
+        ("lattice/0123456789abcdef0123456789abcdef/meta", merges.settings),
+        ("lprobe/0123456789abcdef0123456789abcdef/meta", merges.settings),
+        ("lprobe/0123456789abcdef0123456789abcdef/meta/x", None),
         ("img/0123456789abcdef0123456789abcdef/data", merges.image_data),
         ("img/0123456789abcdef0123456789abcdef/meta", merges.material_list),
         ("clip/0123456789abcdef0123456789abcdef/tracking", merges.tracking),
@@ -246,6 +249,21 @@ def test_material_slots_added_by_both_stay_and_positions_never_move():
 
 def constraint(props: dict, type_: str = "COPY_LOCATION") -> bytes:
     return sync.encode_value({"type": type_, "props": props})
+
+
+def test_a_lattice_or_light_probe_meta_merges_per_setting():
+    lattice = {
+        "name": "Cage",
+        "size": [2, 2, 2],
+        "props": {"interpolation_type_u": "KEY_BSPLINE", "use_outside": False},
+    }
+    ours = {**lattice, "size": [3, 2, 2]}  # resized (its points, another key, with it)
+    theirs = {**lattice, "name": "Cage2", "props": {**lattice["props"], "use_outside": True}}
+    merged = sync.decode_value(merges.settings(*(sync.encode_value(d) for d in (lattice, ours, theirs))))
+    assert merged == {"name": "Cage2", "size": [3, 2, 2], "props": {**theirs["props"]}}
+    probe = {"name": "Probe", "type": "SPHERE", "props": {"falloff": 0.2, "influence_distance": 2.5}}
+    other = {**probe, "type": "PLANE"}  # made again as another type: theirs
+    assert merges.settings(*(sync.encode_value(d) for d in (probe, probe | {"name": "P"}, other))) is None
 
 
 def test_two_settings_of_one_constraint_or_view_layer_both_stay():
