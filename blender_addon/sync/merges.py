@@ -12,7 +12,8 @@ left to keep: then theirs stands.
   theirs. Colour ramps and other held structs are one field each. The same for the other settings
   documents: a constraint (``con/<c>``, ``pbcon/<bone>/<c>``), a view layer (``vlayer/<v>``: its AOVs and
   light groups are one field each), its Freestyle settings and a line set, and the ``meta`` of a lattice
-  (name, size, settings) and of a light probe (name, type, settings; one of another type is theirs).
+  (name, size, settings; one ours resized is theirs, as its points may be) and of a light probe (name,
+  type, settings; one of another type is theirs).
 - a stack's order (``modorder``, ``conorder``, ``nlaorder``... : names): what each edit added or removed,
   and our reordering when they did not reorder (else theirs): one artist moving a modifier while another
   adds one keeps both. An item that either edit added goes before the item that follows it in that edit
@@ -123,9 +124,17 @@ def node_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
 
 
 def settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    """A constraint's, a view layer's, its Freestyle settings', a line set's document, or a lattice's or light
-    probe's meta."""
+    """A constraint's, a view layer's, its Freestyle settings' or a line set's document."""
     return _settings(_decoded((base, ours, theirs)), SETTINGS_FIELDS)
+
+
+def meta_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """A lattice's or light probe's meta, as a constraint's document; a lattice ours resized is theirs: its
+    points (another key) may be theirs' at the old size."""
+    docs = _decoded((base, ours, theirs))
+    if docs is not None and all(_is_map(d) for d in docs) and docs[1].get("size") != docs[0].get("size"):
+        return None
+    return _settings(docs, SETTINGS_FIELDS)
 
 
 def _names(doc: object) -> bool:
@@ -570,5 +579,5 @@ def merger(key: str) -> Merge | None:
     if bits[0] == "text" and part == "body" and not items:
         return text_body
     if part == "meta" and not items and bits[0] in SETTINGS_METAS:
-        return settings
+        return meta_settings
     return material_list if part == "meta" and not items else None

@@ -94,8 +94,8 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("linestyle/0123456789abcdef0123456789abcdef/modorder/color", merges.stack_order),
         ("scene/0123456789abcdef0123456789abcdef/vlayerorder", merges.stack_order),
         ("mesh/0123456789abcdef0123456789abcdef/meta", merges.material_list),
-        ("lattice/0123456789abcdef0123456789abcdef/meta", merges.settings),
-        ("lprobe/0123456789abcdef0123456789abcdef/meta", merges.settings),
+        ("lattice/0123456789abcdef0123456789abcdef/meta", merges.meta_settings),
+        ("lprobe/0123456789abcdef0123456789abcdef/meta", merges.meta_settings),
         ("lprobe/0123456789abcdef0123456789abcdef/meta/x", None),
         ("img/0123456789abcdef0123456789abcdef/data", merges.image_data),
         ("img/0123456789abcdef0123456789abcdef/meta", merges.material_list),
@@ -252,18 +252,24 @@ def constraint(props: dict, type_: str = "COPY_LOCATION") -> bytes:
 
 
 def test_a_lattice_or_light_probe_meta_merges_per_setting():
-    lattice = {
-        "name": "Cage",
+    def merged(*docs: dict) -> dict | None:
+        value = merges.meta_settings(*(sync.encode_value(d) for d in docs))
+        return None if value is None else sync.decode_value(value)
+
+    props = {"interpolation_type_u": "KEY_BSPLINE", "use_outside": False}
+    lattice = {"name": "Cage", "size": [2, 2, 2], "props": props}
+    ours = {**lattice, "props": {**props, "interpolation_type_u": "KEY_LINEAR"}}
+    theirs = {**lattice, "name": "Cage2", "props": {**props, "use_outside": True}}
+    assert merged(lattice, ours, theirs) == {
+        "name": "Cage2",
         "size": [2, 2, 2],
-        "props": {"interpolation_type_u": "KEY_BSPLINE", "use_outside": False},
+        "props": {"interpolation_type_u": "KEY_LINEAR", "use_outside": True},
     }
-    ours = {**lattice, "size": [3, 2, 2]}  # resized (its points, another key, with it)
-    theirs = {**lattice, "name": "Cage2", "props": {**lattice["props"], "use_outside": True}}
-    merged = sync.decode_value(merges.settings(*(sync.encode_value(d) for d in (lattice, ours, theirs))))
-    assert merged == {"name": "Cage2", "size": [3, 2, 2], "props": {**theirs["props"]}}
+    # Resized by ours: its points (another key) may be theirs' at the old size, so the meta is theirs too.
+    assert merged(lattice, {**lattice, "size": [3, 2, 2]}, theirs) is None
+    assert merged(lattice, ours, {**theirs, "size": [3, 2, 2]})["size"] == [3, 2, 2]
     probe = {"name": "Probe", "type": "SPHERE", "props": {"falloff": 0.2, "influence_distance": 2.5}}
-    other = {**probe, "type": "PLANE"}  # made again as another type: theirs
-    assert merges.settings(*(sync.encode_value(d) for d in (probe, probe | {"name": "P"}, other))) is None
+    assert merged(probe, {**probe, "name": "P"}, {**probe, "type": "PLANE"}) is None  # another type: theirs
 
 
 def test_two_settings_of_one_constraint_or_view_layer_both_stay():
