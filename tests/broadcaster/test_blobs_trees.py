@@ -127,6 +127,27 @@ async def test_the_room_quota_counts_a_tree_whole(tmp_path):
             assert await stored(ana, [small, big, *leaves]) == {big, *leaves}
 
 
+async def test_a_tree_held_through_a_restart_is_counted_and_dropped_whole(tmp_path):
+    """A node's holds live in its own record: a restarted server counts the tree whole against the room's
+    quota (its edges read back from the records) and still drops every blob below a released root."""
+    async with running_broadcaster(tmp_path / "d", max_room_blob_bytes=2500) as address:
+        async with connect(*address, name="ana") as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            leaves = [await ana.put_blob(bytes([i]) * 1000) for i in range(3)]
+            root = await put_node(ana, [await put_node(ana, leaves[:1]), leaves[1]])
+            await ana.batch([["set", "k1", b"v", [root]]])  # 2000 bytes of chunks under two nodes
+    async with running_broadcaster(tmp_path / "d", max_room_blob_bytes=2500) as address:
+        async with connect(*address, name="ana") as ana:
+            await ana.join("r")
+            with pytest.raises(ServerError) as info:
+                await ana.batch([["set", "k2", b"v", [leaves[2]]]])
+            assert info.value.code == "limit_exceeded"
+            assert await stored(ana, [root, *leaves[:2]]) == {root, *leaves[:2]}
+            await ana.delete("k1")
+            assert await stored(ana, [root, *leaves[:2]]) == set()
+
+
 def test_a_node_put_names_each_child_once_in_its_own_record():
     """A node's holds are one list in its store op (docs/tree.md, holds): no record, rule or condition per
     child (a put of /blobs/<child>/refs/n:<node> each, with a rule and an 'if', was half of what an edit of
