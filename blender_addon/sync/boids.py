@@ -33,22 +33,16 @@ def read(boids: bpy.types.BoidSettings, ctx: ReadContext) -> dict[str, object]:
     }
 
 
+def _maps(value: object, limit: int, what: str) -> list[dict]:
+    if not isinstance(value, list) or len(value) > limit or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{what} are a list of at most {limit} maps")
+    return value
+
+
 def _states(doc: dict) -> list[dict]:
-    states = doc.get("states", [])
-    if (
-        not isinstance(states, list)
-        or len(states) > MAX_STATES
-        or not all(isinstance(s, dict) for s in states)
-    ):
-        raise ValueError(f"a boid brain's states are a list of at most {MAX_STATES} maps")
+    states = _maps(doc.get("states", []), MAX_STATES, "a boid brain's states")
     for state in states:
-        rules = state.get("rules", [])
-        if (
-            not isinstance(rules, list)
-            or len(rules) > MAX_RULES
-            or not all(isinstance(r, dict) for r in rules)
-        ):
-            raise ValueError(f"a boid state's rules are a list of at most {MAX_RULES} maps")
+        _maps(state.get("rules", []), MAX_RULES, "a boid state's rules")
     return states
 
 

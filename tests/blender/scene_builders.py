@@ -721,11 +721,14 @@ def build_particle_physics() -> None:
     force field and a texture slot (a texture, not the first slot)."""
     target = link(bpy.data.objects.new("Target", None))
     ground = link(bpy.data.objects.new("Field", triangle_mesh("Field")))
-    flock = ground.modifiers.new("Birds", "PARTICLE_SYSTEM").particle_system.settings
-    flock.name = "Flock"
-    flock.count = 3
-    flock.render_type = "NONE"
-    flock.physics_type = "BOIDS"
+
+    def emitter(modifier: str, name: str, count: int, physics: str) -> bpy.types.ParticleSettings:
+        settings = ground.modifiers.new(modifier, "PARTICLE_SYSTEM").particle_system.settings
+        settings.name, settings.count, settings.render_type = name, count, "NONE"  # places nothing
+        settings.physics_type = physics
+        return settings
+
+    flock = emitter("Birds", "Flock", 3, "BOIDS")
     flock.boids.air_speed_max = 7.5
     with bpy.context.temp_override(particle_settings=flock):
         bpy.ops.boid.state_add()
@@ -735,11 +738,7 @@ def build_particle_physics() -> None:
     hunting.ruleset_type = "RANDOM"
     hunting.rules[-1].object = target
     hunting.rules[-1].use_predict = True
-    drops = ground.modifiers.new("Rain", "PARTICLE_SYSTEM").particle_system.settings
-    drops.name = "Drops"
-    drops.count = 2
-    drops.render_type = "NONE"
-    drops.physics_type = "FLUID"
+    drops = emitter("Rain", "Drops", 2, "FLUID")
     drops.fluid.stiffness = 2.5
     drops.fluid.solver = "CLASSICAL"
     hair = ground.modifiers.new("Tufts", "PARTICLE_SYSTEM").particle_system.settings

@@ -140,6 +140,34 @@ def test_particle_physics_edits_apply_onto_a_replica():
     assert sync.scene_hash() == edited_hash
 
 
+def test_a_malformed_boid_brain_or_slot_is_refused_by_name_and_stops_nothing_else():
+    build_particle_physics()
+    values = sync.serialise_scene()
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    flock = bpy.data.particles["Flock"]
+    uuid = sync.get_uuid(flock)
+    boids_key, count_key = (sync.make_key("part", uuid, "set", s) for s in ("boids", "count"))
+    slot_key = sync.make_key("part", uuid, "texslot", "99")
+    good = sync.decode_value(values[boids_key])
+    bad_values = [
+        "not a map",
+        {**good, "states": "x"},
+        {**good, "states": [{"name": "S"}] * 65},  # more states than any brain needs
+        {**good, "states": [{"name": "S", "rules": [{"type": "NO_SUCH_RULE"}]}]},
+        {**good, "states": [{"name": "S", "rules": [1, 2]}]},
+    ]
+    for bad in bad_values:
+        ops = [(boids_key, sync.encode_value(bad)), (count_key, sync.encode_value(9))]
+        applier = sync.apply_ops(ops, applier=applier)
+        assert [key for key, _ in applier.errors] == [boids_key], bad
+        assert flock.count == 9 and len(flock.boids.states) <= 64
+    applier = sync.apply_ops([(slot_key, sync.encode_value({"use_map_length": True}))], applier=applier)
+    applier = sync.apply_ops([(boids_key, values[boids_key])], applier=applier)
+    assert list(applier.errors) == [(slot_key, "'Flock' has no texture slot '99'")]
+    assert [s.name for s in flock.boids.states] == ["State", "Hunting"]
+
+
 def test_a_point_cloud_with_another_count_replaces_it_in_place():
     build_pointcloud()
     values = sync.serialise_scene()
