@@ -14,6 +14,8 @@ left to keep: then theirs stands.
   light groups are one field each), its Freestyle settings and a line set, and the ``meta`` of a lattice
   (name, size, settings; one ours resized is theirs, as its points may be) and of a light probe (name,
   type, settings; one of another type is theirs).
+- the ``meta`` of a datablock holding a file (an image, a sound, a font, a movie clip, a library, a cache
+  file): per field and per setting, the file's own fields as one (file_meta_merge.py).
 - a stack's order (``modorder``, ``conorder``, ``nlaorder``... : names): what each edit added or removed,
   and our reordering when they did not reorder (else theirs): one artist moving a modifier while another
   adds one keeps both. An item that either edit added goes before the item that follows it in that edit
@@ -73,9 +75,10 @@ No bpy: values in, values out.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import Any
 
-from . import gp_merge, keyframe_merge, mask_merge, tracking_merge
+from . import file_meta_merge, gp_merge, keyframe_merge, mask_merge, tracking_merge
 from .chunks import MissingChunks
 from .codec import decode_value, encode_value
 from .three_way import counted, merge_lines, merge_order, renamed_in_place, three_way, unique_names
@@ -135,6 +138,18 @@ def meta_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
     if docs is not None and all(_is_map(d) for d in docs) and docs[1].get("size") != docs[0].get("size"):
         return None
     return _settings(docs, SETTINGS_FIELDS)
+
+
+def file_meta(kind: str, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """The meta of a datablock holding a file (file_meta_merge.py)."""
+    docs = _decoded((base, ours, theirs))
+    if docs is None or not all(_is_map(d) for d in docs):
+        return None
+    merged = file_meta_merge.merge(kind, *docs)  # type: ignore[arg-type]
+    return None if merged == docs[2] else encode_value(merged)
+
+
+FILE_METAS: dict[str, Merge] = {kind: partial(file_meta, kind) for kind in file_meta_merge.CONTENT}
 
 
 def _names(doc: object) -> bool:
@@ -580,4 +595,6 @@ def merger(key: str) -> Merge | None:
         return text_body
     if part == "meta" and not items and bits[0] in SETTINGS_METAS:
         return meta_settings
+    if part == "meta" and not items and bits[0] in file_meta_merge.CONTENT:
+        return FILE_METAS[bits[0]]
     return material_list if part == "meta" and not items else None

@@ -311,6 +311,14 @@ PAIRS = {
         '[bpy.data.lightprobes["Probe{n}"].influence_distance, bpy.data.lightprobes["Probe{n}"].falloff]',
         [3.0, 0.5],
     ),
+    "colour-space-vs-alpha-of-one-image": (  # an image's meta: per field, its file's fields as one
+        'bpy.data.images["Tex{n}"].colorspace_settings.name = "Non-Color"\n'
+        'addon.session.note_dirty([bpy.data.images["Tex{n}"]])  # as the audit finds it, now',
+        'bpy.data.images["Tex{n}"].alpha_mode = "CHANNEL_PACKED"\n'
+        'addon.session.note_dirty([bpy.data.images["Tex{n}"]])',
+        '[bpy.data.images["Tex{n}"].colorspace_settings.name, bpy.data.images["Tex{n}"].alpha_mode]',
+        ["Non-Color", "CHANNEL_PACKED"],
+    ),
     "two-settings-of-one-constraint": (  # one key per constraint: the overridden artist merges its settings
         'bpy.data.objects["Pillar{n}"].constraints["Follow"].use_x = False',
         'bpy.data.objects["Pillar{n}"].constraints["Follow"].influence = 0.5',
@@ -577,6 +585,7 @@ CLIP_SETUP = (
 )
 # Set up before the edits of these pairs, after setup_script
 PAIR_SETUP = {
+    "colour-space-vs-alpha-of-one-image": 'bpy.data.images.new("Tex{n}", 4, 4).use_fake_user = True\n',
     "two-settings-of-one-light-probe": 'probe = bpy.data.lightprobes.new("Probe{n}", "SPHERE")\n'
     'bpy.context.scene.collection.objects.link(bpy.data.objects.new("Probe{n}", probe))\n',
     "two-add-items-to-one-repeat-zone": ZONE_SETUP,

@@ -98,7 +98,9 @@ def test_a_node_made_removed_or_replaced_by_another_type_is_theirs():
         ("lprobe/0123456789abcdef0123456789abcdef/meta", merges.meta_settings),
         ("lprobe/0123456789abcdef0123456789abcdef/meta/x", None),
         ("img/0123456789abcdef0123456789abcdef/data", merges.image_data),
-        ("img/0123456789abcdef0123456789abcdef/meta", merges.material_list),
+        ("img/0123456789abcdef0123456789abcdef/meta", merges.FILE_METAS["img"]),
+        ("clip/0123456789abcdef0123456789abcdef/meta", merges.FILE_METAS["clip"]),
+        ("sound/0123456789abcdef0123456789abcdef/meta", merges.FILE_METAS["sound"]),
         ("clip/0123456789abcdef0123456789abcdef/tracking", merges.tracking),
         ("cam/0123456789abcdef0123456789abcdef/bg", merges.camera_backgrounds),
         ("gpencil/0123456789abcdef0123456789abcdef/strokes", merges.gpencil_strokes),
@@ -249,6 +251,40 @@ def test_material_slots_added_by_both_stay_and_positions_never_move():
 
 def constraint(props: dict, type_: str = "COPY_LOCATION") -> bytes:
     return sync.encode_value({"type": type_, "props": props})
+
+
+def test_a_file_holding_meta_merges_per_field_with_its_file_as_one():
+    def merged(kind: str, *docs: dict) -> dict | None:
+        value = merges.FILE_METAS[kind](*(sync.encode_value(d) for d in docs))
+        return None if value is None else sync.decode_value(value)
+
+    image = {
+        "name": "Wood",
+        "source": "FILE",
+        "size": [4, 4],
+        "colorspace": "sRGB",
+        "alpha_mode": "STRAIGHT",
+        "generated": None,
+        "sha256": "a" * 64,
+    }
+    colour = {**image, "colorspace": "Non-Color"}
+    renamed = {**image, "name": "Oak", "alpha_mode": "PREMUL"}
+    new_file = {**image, "size": [8, 8], "sha256": "b" * 64}
+    other_file = {**image, "size": [2, 2], "sha256": "c" * 64}
+    assert merged("img", image, colour, renamed) == {**renamed, "colorspace": "Non-Color"}
+    # Ours' new file (size and hash together) beside theirs' colour space and the reverse.
+    assert merged("img", image, new_file, colour) == {**colour, "size": [8, 8], "sha256": "b" * 64}
+    assert merged("img", image, colour, new_file) == {**new_file, "colorspace": "Non-Color"}
+    # Both changed the file: theirs whole (never ours' size with theirs' hash).
+    assert merged("img", image, new_file, other_file) is None
+    assert merged("img", image, {**image, "size": [2, 2]}, other_file | {"size": [4, 4]}) is None
+    assert merged("img", image, image, colour) is None  # nothing of ours
+    clip = {"name": "Plate", "source": "SEQUENCE", "file": "a.png", "colorspace": "sRGB"}
+    clip |= {"props": {"frame_offset": 0, "frame_start": 1}, "sha256": "a" * 64, "files": [["a.png", b"x"]]}
+    ours = {**clip, "props": {"frame_offset": 3, "frame_start": 1}}
+    theirs = {**clip, "props": {"frame_offset": 0, "frame_start": 10}, "sha256": "b" * 64, "files": []}
+    assert merged("clip", clip, ours, theirs) == {**theirs, "props": {"frame_offset": 3, "frame_start": 10}}
+    assert merges.FILE_METAS["img"](b"\xc1", sync.encode_value(colour), sync.encode_value(image)) is None
 
 
 def test_a_lattice_or_light_probe_meta_merges_per_setting():
