@@ -161,7 +161,7 @@ def put_blob_command(
     return {"then": [store, *pin, *release_ops(sorted(pinned), pin_holder(client_id))]}
 
 
-def _stored_size(payload: Any) -> int | None:
+def stored_size(payload: Any) -> int | None:
     """The size a /blobs/<hex> node records (its bytes themselves, from storage layout 2)."""
     if isinstance(payload, bytes):
         return len(payload)

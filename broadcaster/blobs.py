@@ -19,12 +19,12 @@ from replication import Node, ReplicationError, TreeError, WatchEvent
 
 from .blob_layout import (
     BLOBS,
-    _stored_size,
     holder_path,
     key_hold_changes,
     pin_holder,
     put_blob_command,
     release_ops,
+    stored_size,
     value_refs,
 )
 from .config import ServerConfig
@@ -77,7 +77,7 @@ class Blobs:
 
     def _load(self) -> None:
         for path, _, payload in self.node.match_local((BLOBS, "*")):
-            self._note_blob(bytes.fromhex(path[1]), _stored_size(payload))
+            self._note_blob(bytes.fromhex(path[1]), stored_size(payload))
             self._note_holds(bytes.fromhex(path[1]), self.node.holds_local(path))
         for path, _, _ in self.node.match_local((BLOBS, "*", "refs", {"name_matches": "n:.*"})):
             self._note_edge(bytes.fromhex(path[3][2:]), bytes.fromhex(path[1]), True)
@@ -97,7 +97,7 @@ class Blobs:
     def _on_blob_event(self, event: WatchEvent) -> None:
         stored = event.action != "delete"
         blob = bytes.fromhex(event.path[1])
-        self._note_blob(blob, _stored_size(event.payload) if stored else None)
+        self._note_blob(blob, stored_size(event.payload) if stored else None)
         self._note_holds(blob, event.holds if stored else ())
 
     def _note_holds(self, blob: bytes, holds: Iterable[tuple[str, ...]]) -> None:
