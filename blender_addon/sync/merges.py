@@ -140,18 +140,6 @@ def meta_settings(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
     return _settings(docs, SETTINGS_FIELDS)
 
 
-def file_meta(kind: str, base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    """The meta of a datablock holding a file (file_meta_merge.py)."""
-    docs = _decoded((base, ours, theirs))
-    if docs is None or not all(_is_map(d) for d in docs):
-        return None
-    merged = file_meta_merge.merge(kind, *docs)  # type: ignore[arg-type]
-    return None if merged == docs[2] else encode_value(merged)
-
-
-FILE_METAS: dict[str, Merge] = {kind: partial(file_meta, kind) for kind in file_meta_merge.CONTENT}
-
-
 def _names(doc: object) -> bool:
     return isinstance(doc, list) and all(isinstance(n, str) for n in doc) and len(set(doc)) == len(doc)
 
@@ -521,6 +509,10 @@ def _documents(merge: Callable[[Any, Any, Any], Any], shape: Callable[[object], 
 
 
 gpencil_strokes = _documents(gp_merge.merge_strokes)
+# The meta of a datablock holding a file, by kind (file_meta_merge.py).
+FILE_METAS: dict[str, Merge] = {
+    kind: _documents(partial(file_meta_merge.merge, kind)) for kind in file_meta_merge.CONTENT
+}
 
 
 def gpencil_strokes_beside_our_layers(
