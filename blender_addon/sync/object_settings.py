@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ids, rigid_bodies, rna, settings, structs
+from . import force_fields, ids, rigid_bodies, rna, settings, structs
 from .context import ApplyContext, ReadContext
 
 _BASELINES: dict[str, dict[str, object]] = {}  # object type -> its settings on a new object
@@ -69,7 +69,6 @@ NESTED = ("display", "lineart", "light_linking", "cycles", "field", *rigid_bodie
 # operator, or a physics modifier that needs them), so a field of type NONE reads as none, a receiver
 # makes one with the operator, and a deleted key sets its type back to NONE.
 FIELD = "field"
-FIELD_FIRST = ("type", "shape")  # which other settings a field has
 # The motion path settings (range, frames, what is shown), a struct inside a struct: one setting.
 MOTION_PATHS = "motion_paths"
 IMAGE = "data"  # an empty's image: its ``data``, an Image (the key of an empty only)
@@ -79,12 +78,7 @@ IMAGE_USER = "image_user"  # an image empty's frame settings (structs.py)
 def _read_all(ob: bpy.types.Object, ctx: ReadContext) -> dict[str, object]:
     values = ctx.props(ob, skip=SKIP, nested=NESTED)
     values[MOTION_PATHS] = ctx.props(ob.animation_visualization.motion_path)
-    field = values.get(FIELD)
-    if isinstance(field, dict) and field.get("type") == "NONE":
-        del values[FIELD]
-    elif isinstance(field, dict) and field.get("texture") is None:
-        # Used with a texture only; a new field's 0 is below what Blender lets anyone write.
-        field.pop("texture_nabla", None)
+    force_fields.tidy(values, FIELD)
     values.update(structs.read(ob, ctx))  # an image empty's image user
     if ob.type == "EMPTY":
         image = ob.data if isinstance(ob.data, bpy.types.Image) else None
@@ -158,17 +152,13 @@ def apply(ob: bpy.types.Object, attr: str, doc: object, ctx: ApplyContext) -> bp
 
 
 def _apply_field(ob: bpy.types.Object, doc: object, ctx: ApplyContext) -> bpy.types.ID:
-    if doc is None:  # deleted: no force field
-        if ob.field is not None and ob.field.type != "NONE":
-            ob.field.type = "NONE"
-        return ob
-    if not isinstance(doc, dict):
-        raise ValueError(f"a force field's settings are a map, not {type(doc).__name__}")
-    if ob.field is None:
+    if doc is None and ob.field is None:
+        return ob  # deleted: no force field, and none here
+    if isinstance(doc, dict) and ob.field is None:
         with bpy.context.temp_override(object=ob, active_object=ob):
             bpy.ops.object.forcefield_toggle()  # the only way to give an empty its settings
         if ob.field is None:
             raise ValueError(f"Blender gave {ob.name!r} no force field settings")
-    rna.write_props(ob.field, doc, ctx.resolve, first=FIELD_FIRST)
+    force_fields.write(ob.field, doc, ctx.resolve)
     ob.update_tag()
     return ob

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import boids, rna, structs, texture_slots
+from .. import boids, force_fields, structs, texture_slots
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..items import Items
@@ -26,7 +26,6 @@ PATH = ("use_absolute_path_time", "path_start", "path_end")
 # The active texture is the active slot's (each artist's): the slots travel on their own keys.
 SKIP = ("type", "active_instanceweight_index", "active_texture", "active_texture_index", "boids", *PATH)
 FIELDS = ("force_field_1", "force_field_2")
-FIELD_FIRST = ("type", "shape")  # which other settings a field has
 NESTED = ("fluid", "effector_weights", *FIELDS)
 PHYSICS = {"fluid": "FLUID", "boids": "BOIDS"}  # the struct Blender gives settings of that physics only
 BOIDS = "boids"
@@ -46,11 +45,7 @@ def _settings(settings: bpy.types.ParticleSettings, ctx: ReadContext) -> dict[st
     if settings.physics_type == "BOIDS" and settings.boids is not None:
         values[BOIDS] = boids.read(settings.boids, ctx)
     for attr in FIELDS:
-        field = values.get(attr)
-        if isinstance(field, dict) and field.get("type") == "NONE":
-            del values[attr]
-        elif isinstance(field, dict) and field.get("texture") is None:
-            field.pop("texture_nabla", None)  # used with a texture only; a new field's 0 is below its minimum
+        force_fields.tidy(values, attr)
     values.update(structs.read(settings, ctx))  # the clump, roughness and twist curves
     return values
 
@@ -99,7 +94,9 @@ def apply_setting(
 ) -> bpy.types.ID:
     (attr,) = item
     if attr in FIELDS:
-        return _apply_field(settings, attr, None if ctx.deleting else doc, ctx)
+        force_fields.write(getattr(settings, attr), None if ctx.deleting else doc, ctx.resolve)
+        settings.update_tag()
+        return settings
     if ctx.deleting:
         return settings
     if attr in PHYSICS and getattr(settings, attr) is None:
@@ -120,21 +117,6 @@ def apply_setting(
     _SETTINGS.apply(settings, item, doc, ctx)
     if attr in NESTED or flag is not None:
         settings.update_tag()  # written inside a struct: Blender's API tags nothing
-    return settings
-
-
-def _apply_field(
-    settings: bpy.types.ParticleSettings, attr: str, doc: object, ctx: ApplyContext
-) -> bpy.types.ID:
-    field = getattr(settings, attr)
-    if doc is None:  # deleted: no force field
-        if field.type != "NONE":
-            field.type = "NONE"
-        return settings
-    if not isinstance(doc, dict):
-        raise ValueError(f"a force field's settings are a map, not {type(doc).__name__}")
-    rna.write_props(field, doc, ctx.resolve, first=FIELD_FIRST)
-    settings.update_tag()
     return settings
 
 
