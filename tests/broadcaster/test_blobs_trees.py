@@ -11,8 +11,10 @@ import pytest
 import trio
 from support import ana_and_ben_in_a_room, running_broadcaster
 
+from broadcaster.app import open_broadcaster
 from broadcaster.blob_layout import blob_path, holder_path, pin_holder, put_blob_command
 from broadcaster.client import ServerError, connect
+from broadcaster.config import ServerConfig
 from protocol import BlobPut
 from protocol.limits import MAX_BLOB_CHILDREN
 
@@ -125,6 +127,27 @@ async def test_the_room_quota_counts_a_tree_whole(tmp_path):
             # (`small` went with k1's old value; its chunks stay: the pinned upload `big` holds them)
             await ana.batch([["set", "k2", b"v", [leaves[0]]]])
             assert await stored(ana, [small, big, *leaves]) == {big, *leaves}
+
+
+async def test_the_servers_tree_edges_follow_the_nodes_holds_and_go_with_them(tmp_path):
+    """Each node mirrors the edges of its committed trees (for quotas, fetch order, a viewer's reach): made
+    from a node's holds when it is stored, gone when it goes."""
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d")
+    async with open_broadcaster(config) as broadcaster:
+        host, port = broadcaster.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            leaves = [await ana.put_blob(bytes([i]) * 1000) for i in range(3)]
+            left = await put_node(ana, leaves[:2])
+            root = await put_node(ana, [left, leaves[2]])
+            await ana.batch([["set", "k", b"v", [root]]])
+            blobs = broadcaster.blobs
+            assert blobs.children == {root: {left, leaves[2]}, left: set(leaves[:2])}
+            assert blobs.parents == {left: {root}, leaves[2]: {root}, **{leaf: {left} for leaf in leaves[:2]}}
+            await ana.delete("k")
+            assert await stored(ana, [root, left, *leaves]) == set()
+            assert blobs.children == {} and blobs.parents == {}
 
 
 async def test_a_tree_held_through_a_restart_is_counted_and_dropped_whole(tmp_path):
