@@ -56,7 +56,6 @@ class Blobs:
         self.key_refs: dict[tuple[str, str], tuple[bytes, ...]] = {}  # committed refs of room keys
         self.children: dict[bytes, set[bytes]] = {}  # tree node -> the blobs it holds (committed)
         self.parents: dict[bytes, set[bytes]] = {}  # the same edges, child -> the tree nodes holding it
-        self.held: dict[bytes, set[bytes]] = {}  # tree node -> the children its holds name (docs/tree.md)
         self.key_bytes: dict[tuple[str, str], int] = {}  # what each key counts against its room's quota
         self.room_bytes: dict[str, int] = {}  # bytes of blobs referenced by each room's keys (per key)
         self.room_blobs: dict[str, dict[bytes, int]] = {}  # room -> blob -> its keys referencing it
@@ -98,18 +97,17 @@ class Blobs:
         stored = event.action != "delete"
         blob = bytes.fromhex(event.path[1])
         self._note_blob(blob, stored_size(event.payload) if stored else None)
-        self._note_holds(blob, event.holds if stored else ())
+        if stored:
+            self._note_holds(blob, event.holds)
+        else:  # a deleted node holds nothing (the ``n:`` records of older stores go with it)
+            for child in list(self.children.get(blob, ())):
+                self._note_edge(blob, child, False)
 
     def _note_holds(self, blob: bytes, holds: Iterable[tuple[str, ...]]) -> None:
-        """The children a tree node holds now (a put may change them, a delete ends them)."""
-        children = {bytes.fromhex(path[1]) for path in holds if len(path) == 2 and path[0] == BLOBS}
-        old = self.held.pop(blob, set())
-        if children:
-            self.held[blob] = children
-        for child in old - children:
-            self._note_edge(blob, child, False)
-        for child in children - old:
-            self._note_edge(blob, child, True)
+        """The children a stored tree node holds: its holds only grow (``add_holds``)."""
+        for path in holds:
+            if len(path) == 2 and path[0] == BLOBS:
+                self._note_edge(blob, bytes.fromhex(path[1]), True)
 
     def _on_edge_event(self, event: WatchEvent) -> None:
         self._note_edge(
