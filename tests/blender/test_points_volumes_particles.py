@@ -9,6 +9,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from replicas import replica  # noqa: E402
 from scene_builders import (  # noqa: E402
     build_custom_normals,
     build_hair_curves,
@@ -114,8 +115,7 @@ def test_particle_physics_structs_travel():
 def test_particle_physics_edits_apply_onto_a_replica():
     build_particle_physics()
     values = sync.serialise_scene()
-    reset_scene()
-    applier = sync.apply_ops(list(values.items()))
+    replica(values)  # the edits are made on a replica of the room, as an artist who joined makes them
     flock, tufts = bpy.data.particles["Flock"], bpy.data.particles["Tufts"]
     with bpy.context.temp_override(particle_settings=flock):
         flock.boids.active_boid_state_index = 0
