@@ -165,6 +165,60 @@ def test_object_whose_data_kind_is_not_object_data_is_an_error(data_kind):
     assert len(bpy.data.cameras) == 0 and len(bpy.data.texts) == 0
 
 
+def test_object_data_filled_in_after_placing_evaluates_its_own_object_only():
+    """Object data comes with its material list while a joiner places objects: a material list set later,
+    on data whose objects are in the scene, made Blender rebuild the scene's relations and evaluate every
+    object again, once per slice of a joiner's meshes (docs/performance.md)."""
+    _crowd(10)
+    before, ops = _published()
+    applier = sync.Applier()
+    applier.feed(ops)
+    placing = sum(
+        1 for key, _ in ops if sync.apply._placing_rank(sync.split_key(key)) < len(sync.apply.PLACING)
+    )
+    assert applier.step(max_ops=placing) < 1.0
+    assert sorted(ob.name for ob in bpy.data.objects) == sorted(f"O{i}" for i in range(10))
+    assert all(len(ob.data.materials) == 1 for ob in bpy.data.objects)  # made with their material lists
+    updated: list[str] = []
+
+    def note(scene, depsgraph) -> None:
+        updated.extend(u.id.name for u in depsgraph.updates if isinstance(u.id, bpy.types.Object))
+
+    bpy.context.view_layer.update()
+    bpy.app.handlers.depsgraph_update_post.append(note)
+    try:
+        evaluated = {}
+        while True:
+            key = applier._queue[0][0] if applier._queue else None
+            done = applier.step(max_ops=1)
+            bpy.context.view_layer.update()
+            if key is not None and key.startswith("mesh/"):
+                evaluated[key] = sorted(set(updated))
+            updated.clear()
+            if done >= 1.0:
+                break
+    finally:
+        bpy.app.handlers.depsgraph_update_post.remove(note)
+    assert len(evaluated) >= 10
+    assert {key: names for key, names in evaluated.items() if len(names) > 1} == {}
+    assert applier.errors == [] and sync.scene_hash() == before
+
+
+def test_the_object_data_placed_with_its_material_list_are_the_kinds_whose_meta_holds_one():
+    from blender_addon.sync.serialise import read_context, serialise_parts
+
+    with_lists = set()
+    for kind in sync.kinds.REGISTRY:
+        if kind.stub is None:
+            continue
+        data = kind.stub(f"Data-{kind.name}", kind.object_types[0])
+        parts = serialise_parts(kind.name, data, read_context())
+        meta = sync.codec.decode_value(parts[sync.make_key(kind.name, sync.get_uuid(data), "meta")])
+        if isinstance(meta, dict) and "materials" in meta:
+            with_lists.add(kind.name)
+    assert with_lists == set(sync.apply.MATERIAL_LIST_DATA)
+
+
 def test_values_naming_chunks_apply_after_every_light_value():
     """A joiner has every object, linked and placed, before a large mesh's geometry (chunks) is applied."""
     _, geometry = _heavy_grid()
@@ -220,9 +274,10 @@ def _placed(ob: bpy.types.Object, wanted: dict) -> bool:
 
 
 def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_in_keeps_everything():
-    """Objects first: each is made on a stand-in for its data, linked, parented and moved before any object
-    data or material is applied; the heavy mesh's geometry, held back, then fills in the stand-in, and its
-    object keeps its modifiers, constraint, vertex group, material slots and parent."""
+    """Objects first: each is made, linked, parented and moved before any object data or material is filled
+    in (the materials are made and each mesh's material list set first); the heavy mesh's geometry, held
+    back, then fills in its mesh, and its object keeps its modifiers, constraint, vertex group, material
+    slots and parent."""
     red, blue = bpy.data.materials.new("Red"), bpy.data.materials.new("Blue")
     props = bpy.data.collections.new("Props")
     bpy.context.scene.collection.children.link(props)
@@ -273,9 +328,10 @@ def test_a_joiner_has_every_object_placed_before_any_data_and_the_data_swapped_i
 
     while not (all(name in objects and _placed(objects[name], w) for name, w in wanted.items()) and hidden()):
         assert applier.step(max_ops=1) < 1.0, "the light values are applied and an object is not placed"
-    # Placed on stand-ins: no material and no mesh's geometry has been applied yet.
-    assert len(bpy.data.materials) == 0
+    # Placed: the materials made and the meshes' material lists set; no mesh's geometry applied yet.
+    assert len(bpy.data.materials) == 2
     assert all(len(bpy.data.objects[f"Tri{i}"].data.vertices) == 0 for i in range(5))
+    assert all(len(bpy.data.objects[f"Tri{i}"].data.materials) == 1 for i in range(5))
     assert not bpy.data.objects["Tri2"].hide_get()
     assert applier.step() == 1.0
     ob = bpy.data.objects["Grid"]
