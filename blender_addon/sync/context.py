@@ -53,6 +53,8 @@ class ReadContext:
         self.master_scene: dict[int, str] = {}
         self._animated: dict[int, derived.Paths] = {}
         self._object_users: dict[int, bpy.types.Object] | None = None
+        self._object_collections: dict[int, list[bpy.types.Collection]] | None = None
+        self._object_scenes: dict[int, list[bpy.types.Scene]] | None = None
         self._coll_parents: dict[int, list[str]] = {}
         for scene in bpy.data.scenes:
             if not is_synced(scene):
@@ -142,6 +144,29 @@ class ReadContext:
             _USER_NAMES.clear()
             _USER_NAMES.update((key, ob.name) for key, ob in self._object_users.items() if ob.library is None)
         return self._object_users.get(ptr)
+
+    def object_collections(self, ob: bpy.types.Object) -> list[bpy.types.Collection]:
+        """The collections ``ob`` is in, then the scenes' master collections it is in (what
+        ``Object.users_collection`` lists). That property lists every collection's objects on each call, so
+        a pass over N objects cost N * N: here the map is made once per pass."""
+        if self._object_collections is None:
+            found: dict[int, list[bpy.types.Collection]] = {}
+            for coll in [*bpy.data.collections, *(scene.collection for scene in bpy.data.scenes)]:
+                for member in coll.objects:
+                    found.setdefault(member.as_pointer(), []).append(coll)
+            self._object_collections = found
+        return self._object_collections.get(ob.as_pointer(), [])
+
+    def object_scenes(self, ob: bpy.types.Object) -> list[bpy.types.Scene]:
+        """The scenes ``ob`` is in (``Object.users_scene``, which lists every scene's objects on each call),
+        from a map made once per pass."""
+        if self._object_scenes is None:
+            found: dict[int, list[bpy.types.Scene]] = {}
+            for scene in bpy.data.scenes:
+                for member in scene.objects:
+                    found.setdefault(member.as_pointer(), []).append(scene)
+            self._object_scenes = found
+        return self._object_scenes.get(ob.as_pointer(), [])
 
     def props(
         self, struct: bpy.types.bpy_struct, skip: Iterable[str] = (), nested: Iterable[str] = ()

@@ -14,7 +14,7 @@ data kind's ``stub``, under the data's uuid; the data's keys fill it in.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import bpy
 from mathutils import Matrix
@@ -83,12 +83,15 @@ def read_pose(ob: bpy.types.Object, ctx: ReadContext | None = None) -> dict[str,
     }
 
 
-def _hide_layer(ob: bpy.types.Object) -> bpy.types.ViewLayer | None:
+def _hide_layer(
+    ob: bpy.types.Object, scenes: Sequence[bpy.types.Scene] | None = None
+) -> bpy.types.ViewLayer | None:
     """The view layer whose eye icon ``hide`` is: the window's if the object is in its scene (what the
-    artist toggles), else the first of the first scene by name that has it. Reading the window's layer
-    alone read False for an object only in another scene, so two Blenders showing different scenes
-    disagreed on it."""
-    scenes = ob.users_scene
+    artist toggles), else the first of the first scene by name that has it (``scenes``: the object's, if
+    known). Reading the window's layer alone read False for an object only in another scene, so two
+    Blenders showing different scenes disagreed on it."""
+    if scenes is None:
+        scenes = ob.users_scene
     if bpy.context.scene in scenes:
         return bpy.context.view_layer
     for scene in sorted(scenes, key=lambda s: s.name):
@@ -97,8 +100,8 @@ def _hide_layer(ob: bpy.types.Object) -> bpy.types.ViewLayer | None:
     return None
 
 
-def _hidden(ob: bpy.types.Object) -> bool:
-    layer = _hide_layer(ob)
+def _hidden(ob: bpy.types.Object, ctx: ReadContext) -> bool:
+    layer = _hide_layer(ob, ctx.object_scenes(ob))
     try:
         return layer is not None and bool(ob.hide_get(view_layer=layer))
     except RuntimeError:  # object not in this view layer
@@ -107,7 +110,7 @@ def _hidden(ob: bpy.types.Object) -> bool:
 
 def _setting(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> object:
     if attr == "hide":
-        return _hidden(ob)
+        return _hidden(ob, ctx)
     value = getattr(ob, attr)
     return ctx.masked(ob, attr, float(value) if isinstance(value, float) else value)
 
@@ -120,7 +123,7 @@ def serialise(
     ob: bpy.types.Object, ctx: ReadContext, data_kinds: Mapping[str, str | None]
 ) -> dict[str, object]:
     data_kind = data_kinds.get(ob.type)
-    collections = {r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r is not None}
+    collections = {r for r in (ctx.collection_ref(c) for c in ctx.object_collections(ob)) if r is not None}
     mods, mod_order, mod_settings, mod_inputs = modifiers.read(ob, ctx)
     effects, effect_order, effect_settings = shader_effects.read(ob, ctx)
     parts: dict[str, object] = {
@@ -189,7 +192,7 @@ def describe(ob: bpy.types.Object, ctx: ReadContext) -> dict:
         # The view-layer hide is left out: it is read in the artist's current view layer, which need not
         # be the same scene on every replica.
         "visibility": [ob.hide_viewport, ob.hide_render, ob.hide_select, ob.display_type],
-        "collections": sorted(r for r in (ctx.collection_ref(c) for c in ob.users_collection) if r),
+        "collections": sorted(r for r in (ctx.collection_ref(c) for c in ctx.object_collections(ob)) if r),
         "material_slots": [[s.link, ctx.ref(s.material)] for s in ob.material_slots],
         "modifiers": [modifiers.describe(m, ctx) for m in ob.modifiers],
         "effects": shader_effects.describe(ob, ctx),
