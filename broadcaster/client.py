@@ -192,6 +192,10 @@ class Client:
             raise ConnectionLost(str(exc)) from None
 
     async def _request(self, ref: int, event: Event) -> Any:
+        return await (await self._send_request(ref, event)).wait()
+
+    async def _send_request(self, ref: int, event: Event) -> _Waiter:
+        """Send a request without waiting for its reply: the waiter's wait() gives it."""
         waiter = self._waiters[ref] = _Waiter()
         self._check_open()
         try:
@@ -200,7 +204,7 @@ class Client:
             self._waiters.pop(ref, None)
             self.session.forget(ref)
             raise
-        return await waiter.wait()
+        return waiter
 
     def _check_open(self) -> None:
         if self._closed_error is not None:
@@ -444,11 +448,17 @@ class Client:
     async def put_blob(self, data: bytes, children: list[bytes] | None = None) -> bytes:
         """Store one blob (at most protocol.limits.MAX_BLOB_BYTES); returns its hash once it is durable.
         ``children``: the blobs this one holds as a tree node (docs/protocol.md section 3a)."""
-        blob = hashlib.sha256(data).digest()
-        await self._request(
-            *self.session.request(lambda ref: BlobPut(hash=blob, data=data, ref=ref, children=children))
-        )
+        blob, waiter = await self.send_blob(data, children)
+        await waiter.wait()
         return blob
+
+    async def send_blob(self, data: bytes, children: list[bytes] | None = None) -> tuple[bytes, _Waiter]:
+        """``put_blob`` without waiting: returns the hash and a waiter whose wait() returns once the blob is
+        durable. Blobs sent one after the other, then the batch that references them, are stored in the
+        order sent (the add-on uploads an edit's chunks this way: they share the server's commits)."""
+        blob = hashlib.sha256(data).digest()
+        event = self.session.request(lambda ref: BlobPut(hash=blob, data=data, ref=ref, children=children))
+        return blob, await self._send_request(*event)
 
     async def missing_blobs(self, hashes: list[bytes]) -> list[bytes]:
         """Which of these blobs the server does not hold."""

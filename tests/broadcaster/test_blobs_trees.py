@@ -55,6 +55,24 @@ async def test_a_key_holds_a_tree_through_its_root_and_releases_it_in_one_comman
         assert await stored(ben, [*everything, root2]) == set()
 
 
+async def test_an_edits_blobs_and_batch_sent_without_waiting_are_taken_in_order(server):
+    """As the add-on sends an edit: its chunk, the nodes above it (children first), then the batch naming the
+    root, none waiting for the one before (``send_blob``, ``send_ops``): each is stored before the next."""
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
+        for version in range(3):
+            chunk = bytes([version]) * 6000
+            sent = [await ana.send_blob(chunk)]
+            sent.append(await ana.send_blob(chunk + chunk[:32], children=[h(chunk)]))
+            sent.append(await ana.send_blob(h(chunk + chunk[:32]), children=[sent[1][0]]))
+            _, written = await ana.send_ops([["set", "mesh", bytes([version]), [sent[2][0]]]])
+            with trio.fail_after(20):  # a blob or the batch refused (no_such_blob) raises here
+                for _, waiter in sent:
+                    await waiter.wait()
+                await written.wait()
+            assert await stored(ben, [blob for blob, _ in sent]) == {blob for blob, _ in sent}
+            assert await ben.get_blob(sent[1][0]) == chunk + chunk[:32]
+
+
 async def test_a_tree_outlives_its_uploader_only_through_a_key(tmp_path):
     """The pins of a tree's upload end with the session's grace; a key's hold on the root keeps it all."""
     async with running_broadcaster(tmp_path / "d", pin_grace=0.2) as address:
