@@ -23,6 +23,11 @@ MAX_KEY_BYTES = protocol.limits.MAX_KEY_BYTES  # the longest key the server acce
 def encode_value(obj: object) -> bytes:
     """Encode a value document to msgpack bytes (binary type kept apart from str); byte strings longer
     than a chunk travel as content-addressed chunks (chunks.py)."""
+    packed = msgpack.packb(obj, use_bin_type=True, strict_types=False)
+    if len(packed) <= chunks.CHUNK_BYTES:
+        # No byte string in it is longer than a chunk: nothing to cut, and no walk of the document (every
+        # value of every datablock read is encoded; nearly all are this small).
+        return packed
     return msgpack.packb(chunks.chunked(obj), use_bin_type=True, strict_types=False)
 
 

@@ -69,6 +69,9 @@ class Links(Protocol):
     def animated(self, id_data: bpy.types.ID) -> derived.Paths: ...
 
 
+_SCALARS = frozenset({bool, int, float, str})  # what plain() gives back as it is (most settings)
+
+
 def plain(value: object) -> object:
     """Turn a bpy property value into msgpack-able Python data."""
     if isinstance(value, bool | int | float | str) or value is None:
@@ -151,7 +154,7 @@ def read_props(
             if default == "":
                 continue
             value = default
-        out[ident] = plain(value)
+        out[ident] = value if type(value) in _SCALARS else plain(value)
         if animated:
             out[ident] = derived.mask(out[ident], animated.get(derived.join(prefix, ident)))
     return out

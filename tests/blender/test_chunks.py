@@ -68,6 +68,19 @@ def test_chunking_and_tree_reassembly_round_trip_arbitrary_byte_strings(arrays, 
     assert encode_value(doc) and decode_value(encode_value(doc)) == doc  # through the add-on's codec
 
 
+@given(st.lists(lengths, max_size=4), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_a_value_is_encoded_as_the_walk_of_its_document_gives_it(sizes, nested):
+    """A value packed to at most a chunk is sent as packed, without walking it for byte strings to cut; any
+    other is walked: byte strings of exactly a chunk stay whole, one byte more is cut."""
+    doc: object = {f"b{i}": bytes([i]) * size for i, size in enumerate(sizes)}
+    if nested:
+        doc = {"parts": [doc, {"n": 1}], "name": "x"}
+    walked = msgpack.packb(chunks.chunked(doc), use_bin_type=True)
+    assert encode_value(doc) == walked
+    assert decode_value(encode_value(doc)) == doc
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(SIZE // 12 + 1, 120_000), st.data())
 def test_moving_one_vertex_sends_one_chunk_and_one_node_per_level(count, data):
