@@ -5,8 +5,9 @@ on PYTHONPATH. It wraps the lmdb environment of ``replication.lmdb_store.Storage
 stores something (key + value bytes; a ``put(overwrite=False)`` that finds the key stores nothing) and every
 ``putmulti`` is counted, whatever that checkout's storage code does with them, and writes the running total
 to COUNTER_FILE (on tmpfs: it adds nothing to the process's ``write_bytes``) after each write transaction,
-as JSON: ``{"total": bytes, "by": {where: bytes}}``, where is the sub-database, and for the tree the shape
-of the record's path (``/blobs/*/refs/n:*``: hashes, names and holders' ids as ``*``).
+as JSON: ``{"total": bytes, "by": {where: bytes}, "commits": write transactions}``, where is the
+sub-database, and for the tree the shape of the record's path (``/blobs/*/refs/n:*``: hashes, names and
+holders' ids as ``*``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import msgpack
 
 COUNTER = sys.argv.pop(1)
 _total = 0
+_commits = 0  # write transactions ended (each an lmdb commit, fsync'd)
 _by: dict[str, int] = {}
 _names: dict[int, str] = {}  # id of an lmdb sub-database handle -> its name
 _WORD = re.compile(r"[a-z_]{1,12}")
@@ -92,10 +94,12 @@ class _Txn:
         return self
 
     def __exit__(self, *exc: Any) -> Any:
+        global _commits
         result = self._txn.__exit__(*exc)
         if self._write:
+            _commits += 1
             with open(COUNTER, "w") as out:
-                json.dump({"total": _total, "by": _by}, out)
+                json.dump({"total": _total, "by": _by, "commits": _commits}, out)
         return result
 
 
@@ -126,7 +130,7 @@ def main() -> None:
         if not hasattr(lmdb_store.lmdb, name):
             setattr(lmdb_store.lmdb, name, getattr(lmdb, name))
     with open(COUNTER, "w") as out:
-        json.dump({"total": 0, "by": {}}, out)
+        json.dump({"total": 0, "by": {}, "commits": 0}, out)
     sys.argv = ["broadcaster.cli", *sys.argv[1:]]
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     runpy.run_module("broadcaster.cli", run_name="__main__", alter_sys=True)

@@ -6,8 +6,10 @@ add-on's format): ``--chunks`` x ``--chunk-bytes`` random bytes cut by the add-o
 (``blender_addon/sync/chunks.py``) into 32 KiB chunks under 1 KiB list nodes, one key whose value names the
 root (its ``refs``); an edit changes 8 bytes of one chunk and puts the new chunk and the new list node of
 each level (children first), then sets the key. ``--format flat`` (the first format): ``--chunks`` blobs of
-``--chunk-bytes`` and a value listing all their hashes; an edit puts one chunk and sets the new list. Each
-request waits for its answer. Per edit, the server's ``write_bytes`` (``/proc/<pid>/io``: what reached the
+``--chunk-bytes`` and a value listing all their hashes; an edit puts one chunk and sets the new list. An
+edit's requests go out as the add-on sends them (its blobs, children first, then the batch, each without
+waiting for the one before: they share the server's commits); ``--awaited`` waits for each answer before
+the next request (a commit each). Per edit, the server's ``write_bytes`` (``/proc/<pid>/io``: what reached the
 disk, lmdb's pages and fsyncs included) and the logical bytes its storage put (keys + values, counted by
 ``counting_server.py``). Edits are ``--gap`` seconds apart (the add-on's pace: the node persists its tree
 after 1 s without writes), and the run ends with a settle of ``--gap`` seconds counted in the totals.
@@ -56,6 +58,7 @@ def add_arguments(kinds: Any) -> None:
     bench.add_argument("--format", choices=("tree", "flat"), default="tree")
     bench.add_argument("--edits", type=int, default=20)
     bench.add_argument("--gap", type=float, default=1.5, help="seconds between edits")
+    bench.add_argument("--awaited", action="store_true", help="wait for each request's answer")
     bench.add_argument("--server-root", help="also measure the server of this checkout (the A side)")
     bench.add_argument("--json", action="store_true")
 
@@ -93,6 +96,18 @@ class CountingServer:
                 self.proc.wait()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         os.unlink(self.counter)
+
+    def device_written(self) -> int | None:
+        """Bytes written to the block device holding the data directory (every process's: a quiet machine's
+        figure), or None where the kernel does not say. ``write_bytes`` counts what the process dirtied in
+        the page cache, whole large folios at a time on recent kernels: it can be many times what reaches
+        the device."""
+        st = os.stat(self.data_dir)
+        try:
+            with open(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/stat") as stat:
+                return int(stat.read().split()[6]) * 512  # sectors written
+        except (OSError, IndexError, ValueError):
+            return None
 
     def written(self) -> tuple[int, int]:
         """(write_bytes of the process, logical bytes its storage put) so far."""
@@ -178,15 +193,25 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             await client.join(room)
 
             async def publish() -> None:
-                for data, blob, children in value.uploads:
-                    assert await client.put_blob(data, children) == blob
-                await client.batch([value.op()])
+                if args.awaited:  # each blob durable before the next is sent: a commit each
+                    for data, blob, children in value.uploads:
+                        assert await client.put_blob(data, children) == blob
+                    await client.batch([value.op()])
+                    return
+                # As the add-on sends an edit: its blobs, children first, then the batch, without waiting
+                sent = [await client.send_blob(data, children) for data, _, children in value.uploads]
+                _, written = await client.send_ops([value.op()])
+                for (blob, waiter), (_, wanted, _) in zip(sent, value.uploads, strict=True):
+                    await waiter.wait()
+                    assert blob == wanted
+                await written.wait()
 
             await publish()
             await trio.sleep(args.gap)
             edits = []
             start_disk, start_counted = server.counted()
             start, start_by = (start_disk, start_counted["total"]), start_counted["by"]
+            start_device = server.device_written()
             for i in range(args.edits):
                 before = server.written()
                 value.edit(i)
@@ -195,6 +220,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 await trio.sleep(args.gap)
                 after = server.written()
                 edits.append({"write_bytes": after[0] - before[0], "logical_bytes": after[1] - before[1]})
+            end_device = server.device_written()
             end_disk, end_counted = server.counted()
             end, end_by = (end_disk, end_counted["total"]), end_counted["by"]
             blob, data = value.check()
@@ -211,10 +237,16 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "write_bytes_per_edit_median": int(statistics.median(disk)),
         "write_bytes_per_edit_mean": (end[0] - start[0]) // args.edits,
         "write_bytes_per_edit_max": max(disk),
+        "device_bytes_per_edit_mean": None
+        if start_device is None or end_device is None
+        else (end_device - start_device) // args.edits,
         "logical_bytes_per_edit_median": int(statistics.median(logical)),
         "logical_bytes_per_edit_mean": (end[1] - start[1]) // args.edits,
         "logical_per_changed_chunk": round((end[1] - start[1]) / args.edits / changed, 2),
         "disk_per_changed_chunk": round((end[0] - start[0]) / args.edits / changed, 2),
+        "commits_per_edit": round(
+            (end_counted.get("commits", 0) - start_counted.get("commits", 0)) / args.edits, 2
+        ),
         "logical_bytes_per_edit_by": {  # where the logical bytes went: sub-database, tree path shape
             where: (total - start_by.get(where, 0)) // args.edits
             for where, total in end_by.items()
