@@ -65,8 +65,6 @@ Kept = list[tuple[str, dict]]  # a mesh's groups, in order: (name, the document 
 def keep(me: bpy.types.Mesh) -> Kept:
     """The mesh's groups and weights, before its geometry is rebuilt: ``Mesh.clear_geometry`` drops both,
     and the groups' keys, unchanged when only the shape changed, do not come again (``put_back``)."""
-    if not len(me.vertices):  # no weights to keep (a joiner's new mesh): no walk of every object
-        return []
     user = next((ob for ob in bpy.data.objects if ob.data == me and ob.vertex_groups), None)
     return _documents(me, list(user.vertex_groups)) if user is not None else []
 

@@ -219,6 +219,28 @@ def test_the_object_data_placed_with_its_material_list_are_the_kinds_whose_meta_
     assert with_lists == set(sync.apply.MATERIAL_LIST_DATA)
 
 
+def test_an_empty_mesh_given_vertices_by_another_artist_keeps_its_vertex_groups():
+    """Blender's Mesh.clear_geometry drops the vertex groups of a mesh's objects even when the mesh has no
+    vertex: a group made on an empty mesh, whose key does not change when another artist adds vertices,
+    is kept across the rebuild."""
+    me = bpy.data.meshes.new("Sheet")
+    ob = link(bpy.data.objects.new("Sheet", me))
+    ob.vertex_groups.new(name="Pin")
+    first = sync.serialise_scene()
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    second = sync.serialise_scene()
+    changed = [(k, v) for k, v in second.items() if first.get(k) != v]
+    assert changed and all("/vgroup" not in k for k, _ in changed)  # the group's key is the same
+    before = sync.scene_hash()
+    reset_scene()
+    sync.apply_ops(list(first.items()))
+    assert [g.name for g in bpy.data.objects["Sheet"].vertex_groups] == ["Pin"]
+    applier = sync.apply_ops(changed)
+    assert applier.errors == []
+    assert [g.name for g in bpy.data.objects["Sheet"].vertex_groups] == ["Pin"]
+    assert len(bpy.data.objects["Sheet"].data.vertices) == 3 and sync.scene_hash() == before
+
+
 def test_values_naming_chunks_apply_after_every_light_value():
     """A joiner has every object, linked and placed, before a large mesh's geometry (chunks) is applied."""
     _, geometry = _heavy_grid()
