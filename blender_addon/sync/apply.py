@@ -112,9 +112,9 @@ def _sort_ops(ops: Iterable[Op], ranks: dict[str, Ranked] | None = None) -> list
     # small meshes are there to work with first. What needs such a value waits for it (e.g. a mesh's shape
     # keys for its geometry), as it does when its chunks are still on their way (chunk_transfer.py).
     heavy = {key for key, value in sets if holds_chunks(value)}
-    # Objects are placed first (scenes, collections and objects made, linked, parented and moved; an
-    # object's data is an empty stand-in until its own keys fill it in), so a joiner can look and work
-    # while the rest arrives.
+    # Objects are placed first (scenes, collections, materials and the data holding material lists made,
+    # then objects made, linked, parented and moved; an object's data is empty, or a stand-in, until its
+    # own keys fill it in), so a joiner can look and work while the rest arrives.
     sets.sort(key=lambda op: (op[0] in heavy, *ranks[op[0]][2]))
     deletes.sort(key=lambda op: ranks[op[0]][1], reverse=True)
     return sets + deletes
