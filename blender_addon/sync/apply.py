@@ -19,7 +19,7 @@ from . import ids, overrides
 from .apply_errors import NotApplied
 from .chunks import holds_chunks
 from .codec import decode_value
-from .context import AFTER_STEP, ApplyContext, item_token, part_token
+from .context import AFTER_STEP, ApplyContext, DataUsers, item_token, part_token
 from .index import census, index_all, is_synced
 from .items import Items
 from .keys import PRIMARY_PART, op_order, order_of, split_key
@@ -157,6 +157,7 @@ class Applier:
         # Done with and not read back yet: a pump reads back what all its slices are done with in one pass
         # (read_back), whose read context maps the scene's memberships once, where each slice made them again.
         self._unread: dict[str, bpy.types.ID] = {}
+        self._users = DataUsers()  # object data -> its objects, for the kinds' functions (ApplyContext)
         self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
         self._queued_deletes: dict[str, int] = {}  # uuid -> deletes of its keys still in the queue
         # Hook, None outside the add-on: whether the artist changed this datablock since the sync loop's last
@@ -270,6 +271,7 @@ class Applier:
     # ------------------------------------------------------------ internals
 
     def _begin(self) -> None:
+        self._users.forget()  # the artist may have changed objects since the last step
         # A local scene without a uuid may be taken over by the room's scene (see kinds/scenes.py).
         for scene in bpy.data.scenes:
             if ids.peek_uuid(scene) is None:
@@ -352,6 +354,8 @@ class Applier:
         kind, uuid, part, item = parsed
         record = BY_NAME[kind]
         spec = record.parts[part]
+        if kind == "obj" or value is None:
+            self._users.forget()  # an object made, given other data or removed (with its data, too)
         if value is None:
             if self.tracker is not None:
                 self.tracker.note_applied(key, None)
@@ -384,7 +388,7 @@ class Applier:
             doc = decode_value(value)
             if self.before_apply is not None:
                 self.before_apply(key, doc)
-            ctx = ApplyContext(self._index, self._make_stub)
+            ctx = ApplyContext(self._index, self._make_stub, users=self._users)
             created = False
             # A library override of any kind is made from the linked datablock it overrides (in place of a
             # stand-in made while it was missing).

@@ -175,6 +175,31 @@ class ReadContext:
         return rna.read_props(struct, self, skip=skip, nested=nested)
 
 
+class DataUsers:
+    """Object data -> the objects using it, mapped from one walk of ``bpy.data.objects`` and kept until
+    :meth:`forget`. The applier forgets it at each step and whenever it changes an object (made, given other
+    data, removed): looking through every object for each mesh a join rebuilt cost N * N."""
+
+    def __init__(self) -> None:
+        self._users: dict[int, list[bpy.types.Object]] | None = None
+
+    def forget(self) -> None:
+        self._users = None
+
+    def of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
+        if self._users is None:
+            users: dict[int, list[bpy.types.Object]] = {}
+            for ob in bpy.data.objects:
+                if ob.data is not None:
+                    users.setdefault(ob.data.as_pointer(), []).append(ob)
+            self._users = users
+        try:
+            return [ob for ob in self._users.get(data.as_pointer(), ()) if ob.data == data]
+        except ReferenceError:  # an object removed since the map was made (not by the applier): map again
+            self._users = None
+            return self.of(data)
+
+
 class ApplyContext:
     """What applying one operation may ask of the applier; collects what could not be resolved yet.
 
@@ -189,9 +214,11 @@ class ApplyContext:
         index: dict[str, tuple[str, bpy.types.ID]],
         make_stub: Callable[[str, str, str], bpy.types.ID],
         deleting: bool = False,
+        users: DataUsers | None = None,
     ) -> None:
         self._index = index
         self._make_stub = make_stub
+        self._users = users
         # An item part's function gets None both for a deleted item key and for an item whose value is
         # None (a setting pointing at nothing): this tells them apart.
         self.deleting = deleting
@@ -202,6 +229,12 @@ class ApplyContext:
         # other keys to it again.
         self.replaced = False
         self.touched: dict[str, bpy.types.ID] = {}  # other datablocks whose keys this value changed
+
+    def users_of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
+        """The objects using ``data`` (the applier's map of them, or a walk of every object)."""
+        if self._users is not None:
+            return self._users.of(data)
+        return [ob for ob in bpy.data.objects if ob.data == data]
 
     def touch(self, uuid: str, id_data: bpy.types.ID) -> None:
         """Read another datablock back with the ones the step applied to: what was applied changed its keys

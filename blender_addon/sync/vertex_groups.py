@@ -62,10 +62,10 @@ def _groups_of(me: bpy.types.Mesh, ctx: ReadContext):
 Kept = list[tuple[str, dict]]  # a mesh's groups, in order: (name, the document of the vgroup part)
 
 
-def keep(me: bpy.types.Mesh) -> Kept:
+def keep(me: bpy.types.Mesh, ctx: ApplyContext) -> Kept:
     """The mesh's groups and weights, before its geometry is rebuilt: ``Mesh.clear_geometry`` drops both,
     and the groups' keys, unchanged when only the shape changed, do not come again (``put_back``)."""
-    user = next((ob for ob in bpy.data.objects if ob.data == me and ob.vertex_groups), None)
+    user = next((ob for ob in ctx.users_of(me) if ob.vertex_groups), None)
     return _documents(me, list(user.vertex_groups)) if user is not None else []
 
 

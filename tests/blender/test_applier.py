@@ -293,6 +293,33 @@ def test_an_empty_mesh_given_vertices_by_another_artist_keeps_its_vertex_groups(
     assert len(bpy.data.objects["Sheet"].data.vertices) == 3 and sync.scene_hash() == before
 
 
+def test_a_mesh_the_artist_gives_an_object_between_two_slices_keeps_that_objects_vertex_groups():
+    """The applier maps object data to its objects once per step (DataUsers): a mesh whose object the
+    artist removed and gave to another between two steps is rebuilt with the new object's groups."""
+    first, second = triangle_mesh("First"), triangle_mesh("Second")
+    link(bpy.data.objects.new("One", first))
+    link(bpy.data.objects.new("Two", second))
+    published = sync.serialise_scene()
+    for me in (first, second):
+        me.clear_geometry()
+        me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])  # another topology
+    rebuilt = sync.serialise_scene()
+    geometry = {me.name: sync.make_key("mesh", sync.get_uuid(me), "geometry") for me in (first, second)}
+    reset_scene()
+    applier = sync.apply_ops(list(published.items()))
+    applier.feed([(geometry["First"], rebuilt[geometry["First"]])])
+    assert applier.step() == 1.0  # a step that rebuilt a mesh: its map of the objects was made
+    bpy.data.objects.remove(bpy.data.objects["Two"])  # the artist, between the steps: the mesh's only
+    holder = link(bpy.data.objects.new("Holder", bpy.data.meshes["Second"]))  # object goes, another uses it
+    group = holder.vertex_groups.new(name="Pin")
+    group.add([0, 3], 0.5, "REPLACE")
+    applier.feed([(geometry["Second"], rebuilt[geometry["Second"]])])
+    assert applier.step() == 1.0 and applier.errors == []
+    assert len(bpy.data.meshes["Second"].vertices) == 3
+    assert [g.name for g in holder.vertex_groups] == ["Pin"]
+    assert [v.index for v in bpy.data.meshes["Second"].vertices if v.groups] == [0]  # vertex 3 is gone
+
+
 def test_values_naming_chunks_apply_after_every_light_value():
     """A joiner has every object, linked and placed, before a large mesh's geometry (chunks) is applied."""
     _, geometry = _heavy_grid()

@@ -231,7 +231,7 @@ def apply_geometry(me: bpy.types.Mesh, doc: dict, ctx: ApplyContext) -> bpy.type
         if not mesh_set(me, "position", nv, doc["vertices"]):
             fset(me.vertices, "co", doc["vertices"])
     else:
-        kept = vertex_groups.keep(me)
+        kept = vertex_groups.keep(me, ctx)
         _clear_geometry(me)
         _build_topology(me, doc, (nv, ne, nl, npoly))
     remove_unlisted(me.attributes, {a["name"] for a in doc["attributes"]})
