@@ -538,11 +538,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         before = dirty.evaluate()
         self.applier.edited = dirty.reported if before is not None else None
         deadline = max(deadline, time.monotonic() + min(self._evaluation, APPLY_EVALUATED_MAX))
-        while True:
-            fraction = self.applier.step(max_ops=APPLY_SLICE, read_back=False)
-            if fraction >= 1.0 or time.monotonic() >= deadline:
-                break
-        self.applier.read_back()  # once for the pump's steps (Applier.read_back)
+        fraction = self.applier.step(max_ops=APPLY_SLICE, until=deadline)  # slices until the deadline
         self.progress = fraction
         if fraction >= 1.0:
             self.rereads.applied()

@@ -11,6 +11,7 @@ retries.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 import bpy
@@ -154,9 +155,6 @@ class Applier:
         # joiner's objects are placed first and filled later: read once, not at each of their slices).
         self._touched: dict[str, bpy.types.ID] = {}
         self._doubtful: set[str] = set()  # touched uuids to read back (see _apply_one)
-        # Done with and not read back yet: a pump reads back what all its slices are done with in one pass
-        # (read_back), whose read context maps the scene's memberships once, where each slice made them again.
-        self._unread: dict[str, bpy.types.ID] = {}
         self._users = DataUsers()  # object data -> its objects, for the kinds' functions (ApplyContext)
         self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
         self._queued_deletes: dict[str, int] = {}  # uuid -> deletes of its keys still in the queue
@@ -198,7 +196,7 @@ class Applier:
     def unsettled(self) -> set[str]:
         """Uuids of the datablocks with a room value not applied and read back yet: queued (a set or a
         delete), touched and not read back, waiting for their datablock or for a link."""
-        out = set(self._touched) | set(self._unread) | set(self._waiting_parts)
+        out = set(self._touched) | set(self._waiting_parts)
         out.update(uuid for uuid, count in self._queued.items() if count)
         out.update(uuid for uuid, count in self._queued_deletes.items() if count)
         for key in self._pending_values:
@@ -214,47 +212,50 @@ class Applier:
         found = {token: {key for key in keys if key in waiting} for token, keys in self._pending.items()}
         return {token: keys for token, keys in found.items() if keys}
 
-    def step(self, max_ops: int | None = None, read_back: bool = True) -> float:
-        """Apply up to ``max_ops`` queued values; then read back what is done with, unless ``read_back`` is
-        False (a pump of several steps calls :meth:`read_back` after its last). The fraction applied."""
-        count = len(self._queue) if max_ops is None else max(0, min(max_ops, len(self._queue)))
-        count = self._placed_whole(count)
-        batch, self._queue = self._queue[:count], self._queue[count:]
+    def step(self, max_ops: int | None = None, until: float | None = None) -> float:
+        """Apply up to ``max_ops`` queued values, then read back what is done with; the fraction applied.
+
+        With ``until`` (a ``time.monotonic()`` deadline), slices of ``max_ops`` follow one another until it
+        has passed or the queue is empty, in one step: what a step does once (the census of the datablocks,
+        the read-back with its map of the scene's memberships, the map of object data to objects) is done
+        once for them all. A pump of a join made them once per slice: N objects times its slices."""
         self._begin()
-        for key, value in batch:
-            bits = self._ranks[key][0] if key in self._ranks else None
-            if bits is not None:
-                counts = self._queued if value is not None else self._queued_deletes
-                if bits[1] in counts:
-                    counts[bits[1]] -= 1
-            self._apply_one(key, value)
-            self._done += 1
+        queue, start = self._queue, 0
+        while start < len(queue):
+            count = self._placed_whole(queue, start, max_ops)
+            for key, value in queue[start : start + count]:
+                bits = self._ranks[key][0] if key in self._ranks else None
+                if bits is not None:
+                    counts = self._queued if value is not None else self._queued_deletes
+                    if bits[1] in counts:
+                        counts[bits[1]] -= 1
+                self._apply_one(key, value)
+                self._done += 1
+            start += count
+            if count == 0 or until is None or time.monotonic() >= until:
+                break
+        self._queue = queue[start:]
         self._end()
-        if read_back:
-            self.read_back()
         if not self._queue:
             self._total = self._done = 0
             self._ranks = {}
             return 1.0
         return self.progress
 
-    def read_back(self) -> None:
-        """Give the tracker what the steps since the last call are done with, as Blender holds it now."""
-        unread, self._unread = self._unread, {}
-        if self.tracker is not None and unread:
-            self.tracker.note_datablocks(list(unread.values()))
-
-    def _placed_whole(self, count: int) -> int:
-        """``count`` or more: a slice does not end inside one datablock's placing parts. The artist may act
-        between two slices, and a move of an object made but not yet moved would be undone by its location."""
-        queue, ranks = self._queue, self._ranks
-        if count == 0 or count >= len(queue):
+    def _placed_whole(self, queue: list[Op], start: int, max_ops: int | None) -> int:
+        """How many values from ``start`` make the next slice: ``max_ops`` or more, as a slice does not end
+        inside one datablock's placing parts. The artist may act between two pumps, and a move of an object
+        made but not yet moved would be undone by its location."""
+        left = len(queue) - start
+        count = left if max_ops is None else max(0, min(max_ops, left))
+        if count == 0 or count >= left:
             return count
-        last = ranks.get(queue[count - 1][0])
+        ranks = self._ranks
+        last = ranks.get(queue[start + count - 1][0])
         if last is None or last[0] is None or last[2][0] >= len(PLACING):
             return count
-        while count < len(queue):
-            ranked = ranks.get(queue[count][0])
+        while count < left:
+            ranked = ranks.get(queue[start + count][0])
             if ranked is None or ranked[0] is None or ranked[2][0] >= len(PLACING):
                 break
             if ranked[0][:2] != last[0][:2]:
@@ -300,7 +301,6 @@ class Applier:
             # that escaped the step, then every value of that object failed until the index was rebuilt).
             self._index = {uuid: entry for uuid, entry in self._index.items() if ids.exists(entry[1])}
             self._touched = {uuid: id_data for uuid, id_data in self._touched.items() if ids.exists(id_data)}
-            self._unread = {uuid: id_data for uuid, id_data in self._unread.items() if ids.exists(id_data)}
             self._removed = False
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
@@ -326,7 +326,7 @@ class Applier:
                     edited is not None and edited(id_data)
                 ):
                     self.tracker.note_seen(uuid, alive.pop(uuid))
-            self._unread.update(alive)
+            self.tracker.note_datablocks(list(alive.values()))
             self._doubtful.difference_update(done)
         if not self._queue:
             self._queued, self._queued_deletes, self._doubtful = {}, {}, set()
@@ -369,7 +369,6 @@ class Applier:
             self._waiting_parts.pop(uuid, None)
             found = self._index.pop(uuid, None)
             self._touched.pop(uuid, None)
-            self._unread.pop(uuid, None)
             if found is not None:
                 _remove(kind, found[1])
                 self._removed = True
@@ -550,7 +549,7 @@ class Applier:
         self._total = self._done = 0
         self._census = None
         self._waiting_parts.clear()
-        self._touched, self._unread = {}, {}
+        self._touched = {}
         self._doubtful = set()
         self._queued, self._queued_deletes = {}, {}
         self._pending.clear()
