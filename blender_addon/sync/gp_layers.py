@@ -101,7 +101,7 @@ def apply_masks(gp: bpy.types.GreasePencil, layer, wanted: object, ctx: ApplyCon
         raise ValueError("a layer's masks are a list of [name, invert, hide]")
     if masks(layer).get("masks", []) == wanted:
         return
-    owner = next((ob for ob in bpy.data.objects if ob.data == gp), None)
+    owner = next(iter(ctx.users_of(gp)), None)
     if owner is None:  # the operators act on an object's data: tried again once an object uses it
         ctx.retry_after_step(ids.get_uuid(gp))
         return
