@@ -513,7 +513,7 @@ class Applier:
         try:
             if self.before_apply is not None:
                 self.before_apply(key, None)
-            ctx = ApplyContext(self._index, self._make_stub, deleting=True)
+            ctx = ApplyContext(self._index, self._make_stub, deleting=True, users=self._users)
             id_data = spec.apply(found[1], item, None, ctx)
         except Exception as exc:
             self.errors.report(key, f"{type(exc).__name__}: {exc}")

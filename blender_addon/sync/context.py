@@ -8,6 +8,7 @@ every kind, so the generic machinery answers them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import bpy
 
@@ -25,6 +26,25 @@ def item_token(part: str, item: tuple[str, ...], uuid: str) -> str:
     """Pending-link token of a value that waits for one item of a part (a node of a tree, by its id): only
     that item's key wakes it, not every key of the part (a tree's links waited for each of its nodes)."""
     return f"{part}/{'/'.join(item)}:{uuid}"
+
+
+Group = TypeVar("Group")
+
+
+def _by_member(groups: Iterable[tuple[Group, Iterable[bpy.types.ID]]]) -> dict[int, list[Group]]:
+    """Member pointer -> the groups holding it, in order, from one walk of every group's members. Blender's
+    own reverse lookups (``Object.users_collection``, ``users_scene``) walk them all for each member asked
+    about: a pass over N members cost N * N."""
+    found: dict[int, list[Group]] = {}
+    for group, members in groups:
+        for member in members:
+            found.setdefault(member.as_pointer(), []).append(group)
+    return found
+
+
+def _objects_by_data() -> dict[int, list[bpy.types.Object]]:
+    """Object data pointer -> the objects using it, in ``bpy.data.objects`` order."""
+    return _by_member((ob, (ob.data,)) for ob in bpy.data.objects if ob.data is not None)
 
 
 # object data pointer -> the name of the local object object_user() found using it: a mesh audited alone
@@ -133,10 +153,7 @@ class ReadContext:
         if ob is not None:
             return ob
         if self._object_users is None:
-            self._object_users = {}
-            for ob in bpy.data.objects:
-                if ob.data is not None:
-                    self._object_users.setdefault(ob.data.as_pointer(), ob)
+            self._object_users = {ptr: users[0] for ptr, users in _objects_by_data().items()}
             for key in list(_USER_NAMES):  # still used by the object named: kept, as above
                 ob = _named_user(key)
                 if ob is not None:
@@ -147,25 +164,17 @@ class ReadContext:
 
     def object_collections(self, ob: bpy.types.Object) -> list[bpy.types.Collection]:
         """The collections ``ob`` is in, then the scenes' master collections it is in (what
-        ``Object.users_collection`` lists). That property lists every collection's objects on each call, so
-        a pass over N objects cost N * N: here the map is made once per pass."""
+        ``Object.users_collection`` lists), from a map made once per pass."""
         if self._object_collections is None:
-            found: dict[int, list[bpy.types.Collection]] = {}
-            for coll in [*bpy.data.collections, *(scene.collection for scene in bpy.data.scenes)]:
-                for member in coll.objects:
-                    found.setdefault(member.as_pointer(), []).append(coll)
-            self._object_collections = found
+            colls = [*bpy.data.collections, *(scene.collection for scene in bpy.data.scenes)]
+            self._object_collections = _by_member((coll, coll.objects) for coll in colls)
         return self._object_collections.get(ob.as_pointer(), [])
 
     def object_scenes(self, ob: bpy.types.Object) -> list[bpy.types.Scene]:
         """The scenes ``ob`` is in (``Object.users_scene``, which lists every scene's objects on each call),
         from a map made once per pass."""
         if self._object_scenes is None:
-            found: dict[int, list[bpy.types.Scene]] = {}
-            for scene in bpy.data.scenes:
-                for member in scene.objects:
-                    found.setdefault(member.as_pointer(), []).append(scene)
-            self._object_scenes = found
+            self._object_scenes = _by_member((scene, scene.objects) for scene in bpy.data.scenes)
         return self._object_scenes.get(ob.as_pointer(), [])
 
     def props(
@@ -188,11 +197,7 @@ class DataUsers:
 
     def of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
         if self._users is None:
-            users: dict[int, list[bpy.types.Object]] = {}
-            for ob in bpy.data.objects:
-                if ob.data is not None:
-                    users.setdefault(ob.data.as_pointer(), []).append(ob)
-            self._users = users
+            self._users = _objects_by_data()
         try:
             return [ob for ob in self._users.get(data.as_pointer(), ()) if ob.data == data]
         except ReferenceError:  # an object removed since the map was made (not by the applier): map again
@@ -218,7 +223,7 @@ class ApplyContext:
     ) -> None:
         self._index = index
         self._make_stub = make_stub
-        self._users = users
+        self._users = users if users is not None else DataUsers()  # made on the first users_of(), if any
         # An item part's function gets None both for a deleted item key and for an item whose value is
         # None (a setting pointing at nothing): this tells them apart.
         self.deleting = deleting
@@ -231,10 +236,8 @@ class ApplyContext:
         self.touched: dict[str, bpy.types.ID] = {}  # other datablocks whose keys this value changed
 
     def users_of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
-        """The objects using ``data`` (the applier's map of them, or a walk of every object)."""
-        if self._users is not None:
-            return self._users.of(data)
-        return [ob for ob in bpy.data.objects if ob.data == data]
+        """The objects using ``data``, from the applier's map of them (DataUsers)."""
+        return self._users.of(data)
 
     def touch(self, uuid: str, id_data: bpy.types.ID) -> None:
         """Read another datablock back with the ones the step applied to: what was applied changed its keys
