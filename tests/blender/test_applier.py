@@ -271,9 +271,11 @@ def test_an_empty_mesh_given_vertices_by_another_artist_keeps_its_vertex_groups(
     assert len(bpy.data.objects["Sheet"].data.vertices) == 3 and sync.scene_hash() == before
 
 
-def test_a_mesh_the_artist_gives_an_object_between_two_slices_keeps_that_objects_vertex_groups():
-    """The applier maps object data to its objects once per step (DataUsers): a mesh whose object the
-    artist removed and gave to another between two steps is rebuilt with the new object's groups."""
+@pytest.mark.parametrize("lets_go", ["removed", "given another mesh"])
+def test_a_mesh_the_artist_gives_an_object_between_two_slices_keeps_that_objects_vertex_groups(lets_go):
+    """The applier maps object data to its objects once per step (DataUsers): a mesh whose only object the
+    artist removed, or gave another mesh, and gave to a new object between two steps is rebuilt with the
+    new object's groups."""
     first, second = triangle_mesh("First"), triangle_mesh("Second")
     link(bpy.data.objects.new("One", first))
     link(bpy.data.objects.new("Two", second))
@@ -287,8 +289,11 @@ def test_a_mesh_the_artist_gives_an_object_between_two_slices_keeps_that_objects
     applier = sync.apply_ops(list(published.items()))
     applier.feed([(geometry["First"], rebuilt[geometry["First"]])])
     assert applier.step() == 1.0  # a step that rebuilt a mesh: its map of the objects was made
-    bpy.data.objects.remove(bpy.data.objects["Two"])  # the artist, between the steps: the mesh's only
-    holder = link(bpy.data.objects.new("Holder", bpy.data.meshes["Second"]))  # object goes, another uses it
+    if lets_go == "removed":  # the artist, between the steps: the mesh's only object lets it go...
+        bpy.data.objects.remove(bpy.data.objects["Two"])
+    else:
+        bpy.data.objects["Two"].data = triangle_mesh("Third")
+    holder = link(bpy.data.objects.new("Holder", bpy.data.meshes["Second"]))  # ...and a new one uses it
     group = holder.vertex_groups.new(name="Pin")
     group.add([0, 3], 0.5, "REPLACE")
     applier.feed([(geometry["Second"], rebuilt[geometry["Second"]])])
