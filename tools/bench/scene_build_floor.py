@@ -18,13 +18,14 @@ import bpy
 import numpy as np
 
 
-def build(objects: int, grid: int) -> None:
-    scene = bpy.context.scene
+def build_boxes(objects: int) -> list[bpy.types.Object]:
+    """``objects`` boxes, each on a mesh of its own with the material they share, in a collection."""
     props = bpy.data.collections.new("Props")
-    scene.collection.children.link(props)
+    bpy.context.scene.collection.children.link(props)
     paint = bpy.data.materials.new("Paint")
     corners = [(x * 0.2, y * 0.2, z * 0.2) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    boxes = []
     for i in range(objects):
         mesh = bpy.data.meshes.new(f"Box.{i:03d}")
         mesh.from_pydata(corners, [], faces)
@@ -32,6 +33,13 @@ def build(objects: int, grid: int) -> None:
         ob = bpy.data.objects.new(f"Box.{i:03d}", mesh)
         ob.location, ob.rotation_euler = (i % 10, i // 10, 0.0), (0.0, 0.0, i * 0.1)
         props.objects.link(ob)
+        boxes.append(ob)
+    return boxes
+
+
+def build(objects: int, grid: int) -> None:
+    scene = bpy.context.scene
+    build_boxes(objects)
     if grid:
         side = np.linspace(-5.0, 5.0, grid)
         xs, ys = np.meshgrid(side, side)

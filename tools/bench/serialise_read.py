@@ -31,21 +31,11 @@ def main() -> int:
     from blender_addon import sync
     from blender_addon.sync.serialise import read_context, serialise_parts
 
+    sys.path.append(str(REPO))  # the bench's own helpers, whichever add-on reads
+    from tools.bench.scene_build_floor import build_boxes
+
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    props = bpy.data.collections.new("Props")
-    bpy.context.scene.collection.children.link(props)
-    paint = bpy.data.materials.new("Paint")
-    corners = [(x * 0.2, y * 0.2, z * 0.2) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
-    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    objects = []
-    for i in range(args.objects):
-        mesh = bpy.data.meshes.new(f"Box.{i:03d}")
-        mesh.from_pydata(corners, [], faces)
-        mesh.materials.append(paint)
-        ob = bpy.data.objects.new(f"Box.{i:03d}", mesh)
-        ob.location = (i % 10, i // 10, 0.0)
-        props.objects.link(ob)
-        objects.append(ob)
+    objects = build_boxes(args.objects)
     bpy.context.view_layer.update()
     keys = len(sync.serialise_scene())  # gives every datablock its uuid
     seconds = []
