@@ -128,6 +128,24 @@ def test_a_pumps_slices_until_its_deadline_are_one_step(monkeypatch):
     assert tracker.scan() == ({}, [])
 
 
+def test_a_step_with_a_deadline_at_the_edges_of_its_slice():
+    """No values a slice (it returns at once, deadline or not), every value in one slice, and a slice
+    longer than the queue: each is one step, and the queue ends where it should."""
+    _crowd(5)
+    before, ops = _published()
+    applier = sync.Applier()
+    applier.feed(ops)
+    ahead = time.monotonic() + 600
+    assert applier.step(max_ops=0, until=ahead) == 0.0 and not bpy.data.objects
+    assert applier.step(max_ops=2**63, until=ahead) == 1.0
+    assert sync.scene_hash() == before
+    reset_scene()
+    applier = sync.Applier()
+    applier.feed(ops)
+    assert applier.step(max_ops=None, until=0.0) == 1.0  # no slice size: the whole queue, deadline or not
+    assert applier.errors == [] and sync.scene_hash() == before
+
+
 def test_an_object_a_slice_makes_is_placed_in_the_same_slice():
     """The artist may act between two slices: an object made in one slice and moved in the next would take
     the artist's move back, so a slice runs on to the end of the object's placing parts."""
