@@ -11,6 +11,7 @@ import trio
 
 from replication import NodeConfig, open_node
 
+from . import collector
 from .addon_download import AddonZip, build_addon_zip
 from .cli.addon import BuildError
 from .config import ConfigError, ServerConfig, max_entry_bytes
@@ -82,14 +83,21 @@ async def open_broadcaster(config: ServerConfig) -> AsyncIterator[Broadcaster]:
 async def serve_forever(config: ServerConfig) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (the store is flushed on the way out)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_broadcaster(config) as broadcaster:
-            print(
-                f"blendsync broadcaster listening on {', '.join(broadcaster.listen_addresses)}"
-                f" (data in {config.data_dir})",
-                flush=True,
-            )
-            if broadcaster.http_addresses:
-                print(f"HTTP admin port on {', '.join(broadcaster.http_addresses)}", flush=True)
-            async for signum in signals:
-                log.info("received %s, shutting down", signal.Signals(signum).name)
-                return
+        async with open_broadcaster(config) as broadcaster, trio.open_nursery() as nursery:
+            # The garbage collection policy is the process's: set here, not by open_broadcaster.
+            stats = broadcaster.collector = collector.install()
+            try:
+                nursery.start_soon(collector.run_full_collections, stats, broadcaster.activity)
+                print(
+                    f"blendsync broadcaster listening on {', '.join(broadcaster.listen_addresses)}"
+                    f" (data in {config.data_dir})",
+                    flush=True,
+                )
+                if broadcaster.http_addresses:
+                    print(f"HTTP admin port on {', '.join(broadcaster.http_addresses)}", flush=True)
+                async for signum in signals:
+                    log.info("received %s, shutting down", signal.Signals(signum).name)
+                    return
+            finally:
+                nursery.cancel_scope.cancel()
+                collector.uninstall(stats)

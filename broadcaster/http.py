@@ -19,6 +19,7 @@ With auth configured, every path but /healthz needs an admin token: ``Authorizat
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -32,6 +33,7 @@ import trio
 from protocol import ADDON_PATH
 
 from . import __version__
+from .collector import CollectorStats
 from .metrics import Exposition
 from .status_page import STATUS_PAGE
 from .viewpage import FILES_PREFIX as VIEWER_FILES_PREFIX
@@ -327,7 +329,39 @@ def metrics_text(b: Broadcaster) -> str:
         m.writes,
     )
     _node_metrics(out, b.node.status())
+    _collector_metrics(out, b.collector)
     return out.text()
+
+
+def _collector_metrics(out: Exposition, timed: CollectorStats | None) -> None:
+    """The process's garbage collections by generation; their time where blendsync serve times them."""
+    generations = list(enumerate(gc.get_stats()))
+    out.family(
+        "blendsync_gc_collections_total",
+        "counter",
+        "Garbage collections of this process, by generation (2: full, walking every object).",
+        [({"generation": g}, stats["collections"]) for g, stats in generations],
+    )
+    if timed is None:
+        return
+    out.family(
+        "blendsync_gc_seconds_total",
+        "counter",
+        "Time this process spent in garbage collections, by generation: every client waits meanwhile.",
+        [({"generation": g}, timed.seconds[g]) for g, _ in generations],
+    )
+    out.family(
+        "blendsync_gc_longest_seconds",
+        "gauge",
+        "The longest garbage collection of this process, by generation.",
+        [({"generation": g}, timed.longest[g]) for g, _ in generations],
+    )
+    out.one(
+        "blendsync_gc_scheduled_total",
+        "counter",
+        "Full collections run by the server's policy: when idle, or after 10 minutes without one.",
+        timed.scheduled,
+    )
 
 
 _NODE_COUNTERS = ("proposals", "batches", "fsyncs", "fsync_seconds", "apply_failures")

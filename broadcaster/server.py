@@ -64,6 +64,7 @@ from .auth import ANONYMOUS_ADMIN, TokenStore, User
 from .backup import Backups
 from .blobs import Blobs
 from .checkpoints import HistoryMaintenance, RoomHistory
+from .collector import CollectorStats
 from .config import ServerConfig, is_loopback
 from .direct_writes import DirectWrites
 from .errors import RequestError
@@ -103,6 +104,7 @@ class Broadcaster:
         self.health = HealthHistory()  # the status page's charts
         self.started = time.time()
         self.connections = 0  # open client connections, with or without a completed hello
+        self.collector: CollectorStats | None = None  # the process's collections, under blendsync serve
         config.check()
         self.tokens = TokenStore(config.tokens_file) if config.tokens_file is not None else None
         self.ssl_context = (
@@ -198,6 +200,12 @@ class Broadcaster:
             self.metrics.sample(trio.current_time())
             self.health.sample(time.time(), self.metrics, len(self.sessions), self.node.status())
             await trio.sleep(1.0)
+
+    def activity(self) -> int:
+        """A number that changes whenever this node works for clients: a write committed or replicated, an
+        event or presence relayed (the garbage collection policy waits for it to rest: collector.py)."""
+        m = self.metrics
+        return self.node.tree.applied_index + m.operations + m.events + m.presence
 
     def room_info(self, name: str) -> dict[str, Any] | None:
         return self.hub.room_info(name)
