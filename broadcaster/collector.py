@@ -13,9 +13,9 @@ So ``blendsync serve`` (not a broadcaster run inside another program: the policy
   young collections;
 - never starts a full collection on an allocation. :func:`run_full_collections` runs them, once objects
   were promoted to the old generation since the last one, when the server did nothing for :data:`IDLE`
-  seconds (no write committed or replicated, no event or presence relayed) and :data:`MIN_GAP` passed
-  since the last one; or, busy or not, when :data:`MAX_GAP` passed (garbage cycles among long-lived objects
-  are freed on a server that never rests too).
+  seconds (no write committed or replicated, no byte received or sent, no connection) and :data:`MIN_GAP`
+  passed since the last one; or, busy or not, when :data:`MAX_GAP` passed (garbage cycles among
+  long-lived objects are freed on a server that never rests too).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ async def run_full_collections(stats: CollectorStats, activity: Callable[[], int
     is a number that changes whenever the server does something for its clients."""
     last_activity = activity()
     active_at = trio.current_time()
-    # As if one ran MIN_GAP ago: the first may run at the first rest, and a busy start (a room loaded
-    # and published) is not overdue before MAX_GAP.
+    # As if one ran MIN_GAP before the start: the first may run at the first rest, and a busy start (rooms
+    # loaded, a scene published) is not overdue for the next MAX_GAP - MIN_GAP.
     last_full = active_at - MIN_GAP
     while True:
         await trio.sleep(CHECK)

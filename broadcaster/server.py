@@ -202,10 +202,11 @@ class Broadcaster:
             await trio.sleep(1.0)
 
     def activity(self) -> int:
-        """A number that changes whenever this node works for clients: a write committed or replicated, an
-        event or presence relayed (the garbage collection policy waits for it to rest: collector.py)."""
+        """A number that changes whenever this node works: a write committed or replicated, a byte received
+        from or sent to a client (a viewer's keep-alive too), a connection (the garbage collection policy
+        waits for it to rest: collector.py)."""
         m = self.metrics
-        return self.node.tree.applied_index + m.operations + m.events + m.presence
+        return self.node.tree.applied_index + m.received_bytes + m.sent_bytes + m.connections_total
 
     def room_info(self, name: str) -> dict[str, Any] | None:
         return self.hub.room_info(name)

@@ -107,7 +107,8 @@ def _gc_metrics(http_port: int) -> dict[str, float]:
 
 async def test_a_server_collects_everything_once_its_clients_rest(tmp_path):
     """25,000 keys written in batches: with CPython's defaults the server walks its whole heap several
-    times meanwhile; under ``blendsync serve`` it does not, and frees it all once the writes stop."""
+    times meanwhile; under ``blendsync serve`` it does not, nor while a client goes on sending presence,
+    and it frees it all once its client rests."""
     http_port = free_port()
     server = ServerProcess(tmp_path / "d", extra=["--http-port", str(http_port)])
     host, port = server.start()
@@ -123,6 +124,11 @@ async def test_a_server_collects_everything_once_its_clients_rest(tmp_path):
             assert busy[full] == before[full]
             assert busy["blendsync_gc_scheduled_total"] == 0
             assert busy['blendsync_gc_collections_total{generation="1"}'] > 0  # promoted: one is due
+            for _ in range(int(3 * IDLE / 0.2)):  # no write, but a client still at work: not at rest
+                await ana.presence(view=[1.0, 2.0, 3.0])
+                await trio.sleep(0.2)
+            busy = await trio.to_thread.run_sync(_gc_metrics, http_port)
+            assert busy[full] == before[full]
             with trio.fail_after(10):
                 while (rested := await trio.to_thread.run_sync(_gc_metrics, http_port))[full] == busy[full]:
                     await trio.sleep(0.1)
