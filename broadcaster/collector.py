@@ -4,9 +4,9 @@ CPython's cyclic collector walks every tracked object of the generations it coll
 mostly its replicated tree (an object per key with its payload), so a full collection (generation 2) of a
 server holding a 2,000-object scene walks it for ~0.25 s, stalling every client of every room. By default
 the collector starts one whenever the long-lived objects grew by a quarter, which is exactly while an
-artist publishes a heavy scene: 15 full collections, 1.8 s, during one such publish. Young collections,
-every 700 net allocations by default, cost the fan-out to hundreds of viewers about a tenth of the server's
-CPU. (docs/decisions/0011, docs/performance.md.)
+artist publishes a heavy scene: 15 full collections, 1.6 s, during one such publish. Young collections
+come every 700 net allocations by default: that publish made 3,613 of them (312 with this policy).
+(docs/decisions/0011, docs/performance.md.)
 
 So ``blendsync serve`` (not a broadcaster run inside another program: the policy is the process's):
 - collects the young generation every :data:`YOUNG` net allocations, the middle one every :data:`MIDDLE`
