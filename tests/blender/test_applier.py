@@ -6,6 +6,8 @@ import itertools
 import time
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
@@ -186,6 +188,45 @@ def test_feeding_more_while_applying_keeps_last_writer():
     assert tuple(bpy.data.objects["Moving"].location) == (1.0, 2.0, 3.0)
 
 
+_UUIDS = ("u1", "u2", "u3")
+_PARTS = {"obj": ("meta", "name", "location", "in/c1", "set/hide"), "mesh": ("meta", "geometry", "set/x")}
+_KEYS = [f"{k}/{u}/{p}" for k, parts in _PARTS.items() for u in _UUIDS for p in parts] + ["other/thing"]
+_HEAVY = b"\xc7\x05\x07xxxxx"  # an ext 8 header of a chunked value: ordered after every light value
+
+
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(_KEYS), st.sampled_from([b"\x01", b"\x02", _HEAVY, None])), max_size=12
+        ),
+        max_size=5,
+    )
+)
+@example(batches=[[("obj/u1/meta", b"\x01")], [("obj/u2/location", _HEAVY), ("obj/u2/meta", b"\x02")]])
+@example(batches=[[("other/thing", None)], []])  # a queued delete of a key no kind owns
+@settings(max_examples=300, deadline=None)
+def test_a_queue_fed_in_parts_is_the_queue_sorted_again_with_each(batches):
+    """A join is fed its snapshot in parts, merged into the queue (only new keys, no deletes) or sorted
+    with it (anything else): either way, the queue is the one sorting it again with each part makes (a
+    delete drops what is queued for its datablock), and its counts of sets and deletes per datablock are
+    that queue's."""
+    applier = sync.Applier()
+    ordered: list[tuple[str, bytes | None]] = []
+    for batch in batches:
+        applier.feed(batch)
+        ordered = sync.apply_order.sort_ops(ordered + batch)
+        assert applier._queue == ordered
+    sets: dict[str, int] = {}
+    deletes: dict[str, int] = {}
+    for key, value in ordered:
+        parsed = sync.split_key(key)
+        if parsed is not None:
+            counts = sets if value is not None else deletes
+            counts[parsed[1]] = counts.get(parsed[1], 0) + 1
+    assert {u: n for u, n in applier._queued.items() if n} == sets
+    assert {u: n for u, n in applier._queued_deletes.items() if n} == deletes
+
+
 def test_bad_value_is_reported_not_raised():
     applier = sync.Applier()
     applier.apply([("obj/abc/meta", b"\xc1 not msgpack"), ("not/a/key/at/all", b"")])
@@ -221,9 +262,8 @@ def test_object_data_filled_in_after_placing_evaluates_its_own_object_only():
     before, ops = _published()
     applier = sync.Applier()
     applier.feed(ops)
-    placing = sum(
-        1 for key, _ in ops if sync.apply._placing_rank(sync.split_key(key)) < len(sync.apply.PLACING)
-    )
+    order = sync.apply_order
+    placing = sum(1 for key, _ in ops if order._placing_rank(sync.split_key(key)) < len(order.PLACING))
     assert applier.step(max_ops=placing) < 1.0
     assert sorted(ob.name for ob in bpy.data.objects) == sorted(f"O{i}" for i in range(10))
     assert all(len(ob.data.materials) == 1 for ob in bpy.data.objects)  # made with their material lists
@@ -264,7 +304,7 @@ def test_the_object_data_placed_with_its_material_list_are_the_kinds_whose_meta_
         meta = sync.codec.decode_value(parts[sync.make_key(kind.name, sync.get_uuid(data), "meta")])
         if isinstance(meta, dict) and "materials" in meta:
             with_lists.add(kind.name)
-    assert with_lists == set(sync.apply.MATERIAL_LIST_DATA)
+    assert with_lists == set(sync.apply_order.MATERIAL_LIST_DATA)
 
 
 def test_an_empty_mesh_given_vertices_by_another_artist_keeps_its_vertex_groups():

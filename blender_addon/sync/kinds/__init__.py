@@ -3,7 +3,7 @@
 Order matters: it is the order in which datablocks are filled in when a batch
 is applied (scenes, collections, materials, the object data holding material
 lists and objects are made and placed before the rest, other object data on
-stand-ins: ``apply.PLACING``), so a kind comes after
+stand-ins: ``apply_order.PLACING``), so a kind comes after
 the kinds it mostly links to (fonts before the text curves that use them,
 node groups before the materials that use them, object data before objects)
 and libraries come last because their links name collections and scenes.
