@@ -18,7 +18,7 @@ import bpy
 
 from . import ids, overrides
 from .apply_errors import NotApplied
-from .apply_order import PLACING, Op, Ranked, rank, sort_ops
+from .apply_order import PLACING, Op, Ranked, rank, set_order, sort_ops
 from .chunks import holds_chunks
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, DataUsers, item_token, part_token
@@ -97,14 +97,16 @@ class Applier:
             return
         self._queue = sort_ops(self._queue + list(latest.items()), self._ranks, self._orders)
         self._total = self._done + len(self._queue)
-        queued: dict[str, int] = {}
-        deletes: dict[str, int] = {}
-        for key, value in self._queue:
+        self._queued, self._queued_deletes = {}, {}
+        self._count(self._queue)
+
+    def _count(self, ops: Iterable[Op]) -> None:
+        """Count these queued values in the sets and deletes queued per datablock."""
+        for key, value in ops:
             bits = self._ranks[key][0]
             if bits is not None:
-                counts = queued if value is not None else deletes
+                counts = self._queued if value is not None else self._queued_deletes
                 counts[bits[1]] = counts.get(bits[1], 0) + 1
-        self._queued, self._queued_deletes = queued, deletes
 
     def _adds_only(self, latest: dict[str, bytes | None]) -> bool:
         """Whether ``latest`` only sets keys not fed since the queue was empty, into a queue without
@@ -121,15 +123,14 @@ class Applier:
         """Merge new sets into the sorted queue. A join is fed in several parts of its snapshot: sorting
         the whole queue again for each (every key's order made again, every value searched for chunks)
         took 0.85 s of a 2,000-object join."""
-        ranks, orders, queued = self._ranks, self._orders, self._queued
+        ranks, orders = self._ranks, self._orders
         added: list[Op] = []
         for key, value in latest.items():
             assert value is not None
             ranked = ranks[key] = rank(key)
-            orders[key] = (holds_chunks(value), *ranked[2])
+            orders[key] = set_order(ranked, value)
             added.append((key, value))
-            if ranked[0] is not None:
-                queued[ranked[0][1]] = queued.get(ranked[0][1], 0) + 1
+        self._count(added)
         # Two sorted runs once ``added`` is sorted: the sort merges them. Stable: among equal orders the
         # queued sets stay ahead of the new ones, as a sort of the queue followed by them would keep them.
         queue = self._queue + added

@@ -54,6 +54,12 @@ def rank(key: str) -> Ranked:
     return parsed, order, (placing, *order)
 
 
+def set_order(ranked: Ranked, value: bytes) -> tuple:
+    """Where a set goes among the sets (:func:`sort_ops`): values that name chunks after every light one,
+    then by ``ranked``'s order among sets."""
+    return (holds_chunks(value), *ranked[2])
+
+
 def sort_ops(
     ops: Iterable[Op], ranks: dict[str, Ranked] | None = None, orders: dict[str, tuple] | None = None
 ) -> list[Op]:
@@ -94,10 +100,9 @@ def sort_ops(
     # Values naming chunks (a large mesh's geometry, a file) after every light one: objects, transforms and
     # small meshes are there to work with first. What needs such a value waits for it (e.g. a mesh's shape
     # keys for its geometry), as it does when its chunks are still on their way (chunk_transfer.py).
-    heavy = {key for key, value in sets if holds_chunks(value)}
     orders = {} if orders is None else orders
-    for key, _ in sets:
-        orders[key] = (key in heavy, *ranks[key][2])
+    for key, value in sets:
+        orders[key] = set_order(ranks[key], value)
     # Objects are placed first (scenes, collections, materials and the data holding material lists made,
     # then objects made, linked, parented and moved; an object's data is empty, or a stand-in, until its
     # own keys fill it in), so a joiner can look and work while the rest arrives.
