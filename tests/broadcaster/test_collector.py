@@ -10,10 +10,9 @@ import urllib.request
 
 import pytest
 import trio
-from support import ServerProcess
+from support import ServerProcess, artists_in_a_room
 
 from broadcaster import collector
-from broadcaster.client import connect
 from broadcaster.collector import IDLE, MAX_GAP, MIN_GAP, full_collection_due
 from tools.cluster import free_port
 
@@ -113,9 +112,7 @@ async def test_a_server_collects_everything_once_its_clients_rest(tmp_path):
     server = ServerProcess(tmp_path / "d", extra=["--http-port", str(http_port)])
     host, port = server.start()
     try:
-        async with connect(host, port, name="ana") as ana:
-            await ana.create_room("r", keep_open=True)
-            await ana.join("r")
+        async with artists_in_a_room((host, port), ("ana",), "r") as (ana,):
             before = await trio.to_thread.run_sync(_gc_metrics, http_port)
             for batch in range(250):
                 await ana.batch([["set", f"k{batch}/{i}", b"x" * 50] for i in range(100)])
