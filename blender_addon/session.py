@@ -23,7 +23,9 @@ not run when Blender is a Python module). One call:
    snapshot).
 3. **apply** - ``Applier.step`` in slices until the time budget is spent (or
    as long as the depsgraph's evaluation of the last apply took, if longer);
-   the fraction done is the progress bar.
+   the fraction done is the progress bar. Once nothing is queued, what the
+   applier left unread (a join's datablocks) is read back in the rest of the
+   budget, so the tracker knows what Blender holds (``read_unread``).
 4. **presence** - name, colour, mode, frame, scene, view matrix and
    selection, only what changed, at most ``PRESENCE_INTERVAL`` apart.
 
@@ -103,6 +105,7 @@ def note_undo() -> None:
     renamed ones apart (sync/moves.py) starts again."""
     if _current is not None:
         _current.tracker.forget_counts()
+        _current.tracker.drop_unread()
         _current.applier.forget_index()
         _current.moved.discard(forget=True)
 
@@ -239,6 +242,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self.receiving_snapshot = False
         self.tracker = sync.ChangeTracker()
         self.applier = sync.Applier(self.tracker)
+        self.applier.read_later = True  # what it leaves unread, the pumps read back once it is done
         self.chunks = ChunkTransfer()  # chunk uploads before batches, fetches before values are applied
         self.edit_mode = EditModeSync()  # edit-mode copies and the lease of the datablocks edited here
         self.paint = PaintWatch()  # images painted here (Blender does not report them)
@@ -299,6 +303,7 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         """Nothing queued either way and no request awaiting its reply (what tests and tools wait for)."""
         return (
             not self.busy
+            and not self.tracker.unread
             and not self.unacked
             and not self._requests
             and not self.client_session.retrying
@@ -361,9 +366,11 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._send_retries()
         self._drain_network()
         self._apply_remote(deadline)
+        if self.tracker.unread and not self.busy:
+            self._read_back(deadline)
         if self.replay is None:
             self._send_presence()
-        return self.busy or not self.net.inbox.empty()
+        return self.busy or bool(self.tracker.unread) or not self.net.inbox.empty()
 
     def _scan_local(self) -> None:
         if self.room is None or self.receiving_snapshot or self._join is not None:
@@ -548,6 +555,15 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             self._evaluation = time.monotonic() - evaluating
             # No operator ran since the evaluation above: what it reports now is the apply's (what the
             # applier read back or took as it came, and what depends on it), dropped so no scan reads it.
+            dirty.keep_only(before)
+
+    def _read_back(self, deadline: float) -> None:
+        """Read back what the applier left unread, leaving what the artist changed to the scan. A read makes
+        no edit, yet the first read of a kind makes and removes a throw-away datablock (its settings'
+        defaults), after which Blender reports every object: those reports are dropped, as after an apply."""
+        before = dirty.evaluate()
+        self.tracker.read_unread(deadline, dirty.reported)
+        if before is not None and dirty.evaluate() is not None:
             dirty.keep_only(before)
 
     def _send_presence(self) -> None:

@@ -28,6 +28,9 @@ from .keys import PRIMARY_PART, op_order, split_key
 from .kinds import BY_NAME, REGISTRY
 from .tracker import ChangeTracker
 
+# A step done with at least this many datablocks that may be read back later leaves them to the tracker
+# (Applier.read_later): a join, or a large batch, is whole sooner. Fewer are read back at once.
+READ_LATER_FROM = 16
 NAME_PART = "name"  # a datablock's name, a string (kinds that hold it elsewhere keep it in their meta)
 
 
@@ -66,6 +69,12 @@ class Applier:
         # joiner's objects are placed first and filled later: read once, not at each of their slices).
         self._touched: dict[str, bpy.types.ID] = {}
         self._doubtful: set[str] = set()  # touched uuids to read back (see _apply_one)
+        # Touched uuids whose read-back cannot wait (a value failed or waits, a name, a side effect of
+        # another's value): what they hold is not the values applied.
+        self._read_now: set[str] = set()
+        # Set by the sync loop, which reads back what the tracker notes unread (ChangeTracker.read_unread):
+        # a step done with READ_LATER_FROM datablocks or more that may wait reads back only the others.
+        self.read_later = False
         self._users = DataUsers()  # object data -> its objects, for the kinds' functions (ApplyContext)
         self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
         self._queued_deletes: dict[str, int] = {}  # uuid -> deletes of its keys still in the queue
@@ -275,11 +284,22 @@ class Applier:
                     edited is not None and edited(id_data)
                 ):
                     self.tracker.note_seen(uuid, alive.pop(uuid))
+            later = [uuid for uuid in alive if self._may_read_later(uuid)] if self.read_later else []
+            if len(later) >= READ_LATER_FROM:
+                for uuid in later:
+                    if self.tracker.note_unread(uuid, alive[uuid]):
+                        del alive[uuid]
             self.tracker.note_datablocks(list(alive.values()))
             self._doubtful.difference_update(done)
+            self._read_now.difference_update(done)
         if not self._queue:
-            self._queued, self._queued_deletes, self._doubtful = {}, {}, set()
+            self._queued, self._queued_deletes, self._doubtful, self._read_now = {}, {}, set(), set()
         self._census = census()
+
+    def _may_read_later(self, uuid: str) -> bool:
+        """Whether this touched datablock holds the values applied, as far as the applier knows, and is no
+        collection or scene (whose read also notes their members)."""
+        return uuid not in self._read_now and BY_NAME[self._index[uuid][0]].members is None
 
     def _register(self, kind: str, uuid: str, id_data: bpy.types.ID) -> None:
         ids.set_uuid(id_data, uuid)
@@ -374,14 +394,17 @@ class Applier:
         for other, other_data in ctx.touched.items():
             self._touched[other] = other_data
             self._doubtful.add(other)
+            self._read_now.add(other)  # changed by Blender as this value applied: not its values
         if part == NAME_PART and isinstance(doc, str):
-            self._names[uuid] = (key, doc)
+            self._names[uuid] = (key, doc)  # Blender may give it another: settled at the step's end
         self._wait(key, value, ctx)
         if ctx.missing or ctx.errors or not holds_chunks(value):
             # Read back: it failed or waits, or Blender may store it otherwise (a clamped float); values that
             # name chunks are arrays (a large mesh's geometry), which Blender stores as they come (a setting
             # among them that Blender clamps would go back with the next local edit).
             self._doubtful.add(uuid)
+        if ctx.missing or ctx.errors:
+            self._read_now.add(uuid)
         if ctx.errors:
             self.errors.report(key, "; ".join(ctx.errors))
         else:
@@ -415,11 +438,13 @@ class Applier:
                     id_data.name = wanted
                     self._touched[uuid] = id_data
             except (AttributeError, TypeError, ValueError, RuntimeError, ReferenceError):
+                self._read_now.add(uuid)
                 continue
             if id_data.name != wanted:
                 unsettled[uuid] = (key, wanted)
                 self._touched[uuid] = id_data
                 self._doubtful.add(uuid)  # read back: the tracker must know the name Blender holds
+                self._read_now.add(uuid)
         if self._queue:
             self._names = unsettled  # what the rest of the queue renames may free them
             return
@@ -437,6 +462,7 @@ class Applier:
         """
         found = self._index.get(uuid)
         self._doubtful.add(uuid)
+        self._read_now.add(uuid)
         if found is not None:
             self._touched[uuid] = found[1]
         elif self.tracker is not None:
@@ -499,7 +525,7 @@ class Applier:
         self._census = None
         self._waiting_parts.clear()
         self._touched = {}
-        self._doubtful = set()
+        self._doubtful, self._read_now = set(), set()
         self._queued, self._queued_deletes = {}, {}
         self._pending.clear()
         self._pending_values.clear()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import bpy
 
@@ -97,6 +97,8 @@ class ChangeTracker:
         self._counts: dict[str, int] = {}  # kind name -> len(bpy.data.<collection>) at the last look
         self._audit_at = (0, 0)  # (registry position, collection position) where the audit resumes
         self._audit_seen: set[str] = set()  # uuids seen alive since the audit's cycle began
+        # uuid -> datablock whose applied values stand for what it holds until read back (note_unread)
+        self._unread: dict[str, bpy.types.ID] = {}
         # key -> the value it had before a scan or audit reported it changed (None: it did not exist), until
         # the caller clears it: what to put back when the room refuses the change
         self.previous: dict[str, bytes | None] = {}
@@ -119,6 +121,7 @@ class ChangeTracker:
         self._uids = {}
         self._costs = {}
         self._members = {}
+        self._unread = {}
         self._counts = {}
         self._audit_at = (0, 0)
         self._audit_seen = set()
@@ -153,27 +156,76 @@ class ChangeTracker:
     def _forget(self, uuid: str) -> None:
         for memory in (self._keys, self._kinds, self._names, self._uids, self._costs, self._members):
             memory.pop(uuid, None)
+        self._unread.pop(uuid, None)
 
     def note_datablocks(self, id_datas: Iterable[bpy.types.ID]) -> None:
         """Take the current state of these datablocks as already known (no change to report)."""
         ctx = read_context()
         for id_data in id_datas:
-            if not is_synced(id_data):
-                continue
-            kind = kind_of(id_data)
-            uuid = ids.get_uuid(id_data)
-            current = self._serialise(uuid, kind, id_data, ctx)
-            for key in self._keys.get(uuid, set()) - current.keys():
-                self.note_applied(key, None)
-            for key, value in current.items():
-                self.note_applied(key, value)
-            self._seen(uuid, id_data)
-            self._linked_children(id_data)
+            if is_synced(id_data):
+                self._note_read(ids.get_uuid(id_data), id_data, ctx)
+
+    def _note_read(self, uuid: str, id_data: bpy.types.ID, ctx: ReadContext) -> None:
+        current = self._serialise(uuid, kind_of(id_data), id_data, ctx)
+        self._unread.pop(uuid, None)
+        for key in self._keys.get(uuid, set()) - current.keys():
+            self.note_applied(key, None)
+        for key, value in current.items():
+            self.note_applied(key, value)
+        self._seen(uuid, id_data)
+        self._linked_children(id_data)
 
     def note_seen(self, uuid: str, id_data: bpy.types.ID) -> None:
         """The datablock holding ``uuid`` is ``id_data``, its values as noted (applied, not read back)."""
         if uuid in self._keys:
             self._seen(uuid, id_data)
+
+    def note_unread(self, uuid: str, id_data: bpy.types.ID) -> bool:
+        """Like :meth:`note_seen`, until :meth:`read_unread` reads ``id_data`` back and takes what it holds
+        as known (the values Blender normalised on the way in), as :meth:`note_datablocks` does at once.
+        Until then the audit reads it back rather than compare it; a scan that reads it (the artist
+        changed it) compares it with the values applied and sends the difference. False, and nothing
+        noted, when no value of ``uuid`` is known (a stand-in made for a link): read it now.
+
+        A joiner's read-back of every datablock it made was ~40% of its applying: it comes once the
+        scene is whole."""
+        if uuid not in self._keys:
+            return False
+        self._seen(uuid, id_data)
+        self._unread[uuid] = id_data
+        return True
+
+    def drop_unread(self) -> None:
+        """Compare what is noted unread from now on, not read it back: an undo may have changed it, and
+        reading it would take the undo for the room's state."""
+        self._unread = {}
+
+    @property
+    def unread(self) -> int:
+        """Datablocks noted unread (:meth:`note_unread`) and not read back yet."""
+        return len(self._unread)
+
+    def read_unread(self, deadline: float, edited: Callable[[bpy.types.ID], bool] | None = None) -> int:
+        """Read back datablocks noted unread, at least one, until ``deadline`` (``time.monotonic()``);
+        returns how many. One ``edited`` says the artist changed is left to the scan that will compare it.
+        One removed or holding another uuid since is dropped: the audit compares what holds its uuid."""
+        done = 0
+        ctx = None
+        for uuid, id_data in list(self._unread.items()):
+            if done and time.monotonic() >= deadline:
+                break
+            try:
+                alive = ids.peek_uuid(id_data) == uuid and id_data.session_uid == self._uids.get(uuid)
+                if alive and edited is not None and edited(id_data):
+                    continue
+            except ReferenceError:
+                alive = False
+            del self._unread[uuid]
+            if alive:
+                ctx = ctx or read_context()
+                self._note_read(uuid, id_data, ctx)
+            done += 1
+        return done
 
     def forget_counts(self) -> None:
         """The set of datablocks may have changed unseen (undo, redo): the next scan re-reads every uuid."""
@@ -331,7 +383,10 @@ class ChangeTracker:
                 self._counts.pop(kind.name, None)  # new, or a copy holding another's uuid: scan() sorts it
                 continue
             self._audit_seen.add(uuid)
-            if not self.is_heavy(uuid):
+            if uuid in self._unread:
+                ctx = ctx or read_context()
+                self._note_read(uuid, id_data, ctx)
+            elif not self.is_heavy(uuid):
                 ctx = ctx or read_context()
                 # Members are left to the depsgraph path: re-reading them costs as much as the children.
                 one_changed, one_deleted = self._compare(
@@ -390,6 +445,7 @@ class ChangeTracker:
         for uuid in sorted(todo):
             kind, id_data = todo[uuid]
             current = self._serialise(uuid, kind, id_data, ctx)
+            self._unread.pop(uuid, None)
             for key, value in current.items():
                 old = self._values.get(key)
                 if old != value:
