@@ -27,8 +27,12 @@ publisher's view layer is in the joiner's view layer (so it can be selected)
 with the publisher's location, rotation and scale (and the joiner's CPU in its pumps until then,
 ``usable_pump_cpu_seconds``); with ``--move`` the joiner
 then selects ``Box.011``, makes it active and moves it, and the publisher must show the
-move (from the move to the publisher's pump that shows it). ``--profile
-FILE``: cProfile of the joiner's pumps, written to FILE.
+move (from the move to the publisher's pump that shows it). **Read back**
+(``join_read_back_seconds``): the joiner's pumps go on until its tracker has
+read back every datablock the applier left unread (``read_unread``, its CPU
+in ``join_read_back_cpu_seconds``); ``joiner_batches_sent`` counts what the
+joiner sent (0: nothing echoed). ``--profile FILE``: cProfile of the
+joiner's pumps, written to FILE.
 
 ``editmode``: see ``tools/bench/addon_editmode.py``.
 
@@ -345,6 +349,10 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
         "join_pump_seconds": joined["pump_seconds"],
         "join_pump_cpu_seconds": joined["pump_cpu_seconds"],
         "join_pumps": joined["pumps"],
+        "join_read_back_seconds": joined["read_back_seconds"],
+        "join_read_back_pump_cpu_seconds": joined["read_back_pump_cpu_seconds"],
+        "join_read_back_cpu_seconds": joined["read_back_cpu_seconds"],
+        "join_read_back_calls": joined["read_back_calls"],
         "join_bytes_received": joined["bytes_received"],
         "baseline_client_join": [baseline_before, baseline_after],
         "ratio_join": round(joined["seconds"] / max(base_seconds, 1e-9), 2),
@@ -352,6 +360,7 @@ def bench_join(args: argparse.Namespace) -> dict[str, Any]:
         "hash_equal": pub_state["hash"] == join_state["hash"],
         "hash": join_state["hash"][:16],
         "apply_errors": join_state["errors"],
+        "joiner_batches_sent": join_state["batches"],
         "messages": {"publisher": pub_state["messages"], "joiner": join_state["messages"]},
         "wall_seconds": round(time.perf_counter() - total, 1),
     }

@@ -197,6 +197,19 @@ def worker_main(name: str) -> int:
                 spent["apply_cpu"] += time.thread_time() - c0
 
         session.applier.step = timed_step
+        read_unread = getattr(session.tracker, "read_unread", None)
+        reads = {"calls": 0, "cpu": 0.0}
+
+        def timed_read(*args: Any, **kwargs: Any) -> int:
+            c0 = time.thread_time()
+            try:
+                return read_unread(*args, **kwargs)
+            finally:
+                reads["calls"] += 1
+                reads["cpu"] += time.thread_time() - c0
+
+        if read_unread is not None:
+            session.tracker.read_unread = timed_read
         profiler = None
         if profile:
             import cProfile
@@ -235,7 +248,17 @@ def worker_main(name: str) -> int:
         else:
             raise TimeoutError("join timed out")
         done = time.perf_counter()
+        done_cpu = spent["pump_cpu"]
+        # What the applier left unread, the pumps read back after (trees before it read back as they went).
+        while getattr(session.tracker, "unread", 0) and time.monotonic() < end:
+            c0 = time.thread_time()
+            interval = timer_tick()
+            spent["pump_cpu"] += time.thread_time() - c0
+            time.sleep(interval)
+        read_back = time.perf_counter()
         del session.applier.step
+        if read_unread is not None:
+            del session.tracker.read_unread
         if profiler is not None:
             profiler.dump_stats(profile)
         return {
@@ -248,7 +271,11 @@ def worker_main(name: str) -> int:
             "after_snapshot_seconds": round(done - snapshot_done, 3),
             "apply_step_seconds": round(spent["apply"], 3),
             "apply_step_cpu_seconds": round(spent["apply_cpu"], 3),
-            "pump_cpu_seconds": round(spent["pump_cpu"], 3),
+            "pump_cpu_seconds": round(done_cpu, 3),
+            "read_back_seconds": round(read_back - start, 3),  # applied, and read back for the tracker
+            "read_back_pump_cpu_seconds": round(spent["pump_cpu"], 3),
+            "read_back_cpu_seconds": round(reads["cpu"], 3),  # in ChangeTracker.read_unread
+            "read_back_calls": reads["calls"],
             "pump_seconds": round(spent["pump"], 3),
             "pumps": pumps,
             "bytes_received": session.net.bytes_received - received0,
@@ -575,6 +602,7 @@ def worker_main(name: str) -> int:
                     "seq": session.last_seq,
                     "errors": session.applier.errors[-5:],
                     "messages": session.messages[-5:],
+                    "batches": session.stats["batches"],  # sent: a joiner that only joined sends none
                 }
             else:
                 raise ValueError(f"unknown command {cmd!r}")
