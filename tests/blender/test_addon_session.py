@@ -135,6 +135,25 @@ def pump_after_update(session):
     session_module.pump()
 
 
+def join_with_snapshot(P, items: dict[str, bytes], room: str = "big", seq: int = 7):
+    """A fresh session (a late joiner) that asked to join ``room`` and was sent ``items`` as its snapshot,
+    nothing applied yet; returns (session, net)."""
+    from blender_addon import session as session_module
+
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    net = session.net
+    net.connect()
+    session_module.pump()
+    session.join_room(room)
+    (join,) = net.take(P.JoinRoom)
+    net.deliver(
+        P.Joined(room=room, seq=seq, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
+        P.SnapshotChunk(room=room, items=[[k, v] for k, v in items.items()]),
+        P.SnapshotEnd(room=room, seq=seq),
+    )
+    return session, net
+
+
 def pump_until_sent(session, net, P, pumps: int = 20) -> list:
     """Pump until a batch goes out (at most ``pumps`` times). Blender reports no edit of a datablock its
     depsgraph does not hold (an unused node group): the audit finds it, a few datablocks a pump, on the
@@ -484,17 +503,7 @@ def test_large_snapshot_is_applied_in_slices_without_scanning(live, P):
     session_module.stop()
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 
-    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
-    net = session.net
-    net.connect()
-    session_module.pump()
-    session.join_room("big")
-    (join,) = net.take(P.JoinRoom)
-    net.deliver(
-        P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
-        P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
-        P.SnapshotEnd(room="big", seq=7),
-    )
+    session, net = join_with_snapshot(P, items)
     progress = []
     for _ in range(1000):
         session_module.pump(budget=0.0)  # one slice per pump
@@ -532,18 +541,8 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own
     moved = sync.get_uuid(bpy.data.objects["O7"])
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 
-    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
     try:
-        net = session.net
-        net.connect()
-        session_module.pump()
-        session.join_room("big")
-        (join,) = net.take(P.JoinRoom)
-        net.deliver(
-            P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
-            P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
-            P.SnapshotEnd(room="big", seq=7),
-        )
+        session, net = join_with_snapshot(P, items)
         prop = sync.make_key("obj", moved, "prop", "note")
         location = sync.make_key("obj", moved, "location")
         for _ in range(1000):
@@ -619,18 +618,8 @@ def test_a_pump_applies_at_least_as_long_as_the_evaluation_of_the_last_apply_too
         link(bpy.data.objects.new(f"O{i}", None)).location = (i, 0, 0)
     items = sync.serialise_scene()
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
     try:
-        net = session.net
-        net.connect()
-        session_module.pump()
-        session.join_room("big")
-        (join,) = net.take(P.JoinRoom)
-        net.deliver(
-            P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
-            P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
-            P.SnapshotEnd(room="big", seq=7),
-        )
+        session, _ = join_with_snapshot(P, items)
         session_module.pump(budget=0.0)
         assert session.busy
         evaluate = dirty.evaluate

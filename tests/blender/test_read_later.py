@@ -16,7 +16,7 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 from conftest import reset_scene  # noqa: E402
 from scene_builders import link, triangle_mesh  # noqa: E402
-from test_addon_session import FakeNet, P, addon, pump_after_update  # noqa: E402
+from test_addon_session import P, addon, join_with_snapshot, pump_after_update  # noqa: E402
 from test_refused_values import quiet, refuse  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
@@ -191,17 +191,7 @@ def join_snapshot(P, items: dict[str, bytes], monkeypatch):
     from blender_addon import session as session_module
 
     monkeypatch.setattr(session_module, "APPLY_SLICE", 100_000)
-    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
-    net = session.net
-    net.connect()
-    session_module.pump()
-    session.join_room("big")
-    (join,) = net.take(P.JoinRoom)
-    net.deliver(
-        P.Joined(room="big", seq=7, mode="snapshot", key_count=len(items), clients=[], ref=join.ref),
-        P.SnapshotChunk(room="big", items=[[k, v] for k, v in items.items()]),
-        P.SnapshotEnd(room="big", seq=7),
-    )
+    session, net = join_with_snapshot(P, items)
     for _ in range(1000):
         session_module.pump(budget=0.0)
         if session.room == "big" and not session.busy:
