@@ -366,8 +366,8 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
         self._send_retries()
         self._drain_network()
         self._apply_remote(deadline)
-        if self.tracker.unread and not self.busy:
-            self._read_back(deadline)
+        if self.tracker.unread and not self.receiving_snapshot and self.applier.progress >= 1.0:
+            self._read_back(deadline)  # also while chunks still arrive
         if self.replay is None:
             self._send_presence()
         return self.busy or bool(self.tracker.unread) or not self.net.inbox.empty()
