@@ -11,6 +11,8 @@ datablock (the artist changed it) compares it with the values applied and sends 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
@@ -180,6 +182,64 @@ def test_a_datablock_removed_before_its_read_back_is_dropped():
     read_all(tracker)
     changed, deleted = quiet(tracker)
     assert changed == {} and deleted and all(f"/{uuids['O2']}/" in key for key in deleted)
+
+
+def apply_and_edit(items, uuids, read_later, refused, locals_, edited):
+    """Apply ``items`` into an empty scene holding the local objects ``locals_``, with ``refused`` keys
+    failing; the artist then scales ``edited`` before the read-back. Returns what a scan of those sends
+    and what the tracker knows once everything is read back, of the room's objects, and the errors."""
+    reset_scene()
+    for name in locals_:
+        link(bpy.data.objects.new(name, None))
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    applier.read_later = read_later
+    applier.before_apply = refuse(*refused)
+    applier.apply(items.items())
+    for name in edited:
+        next(ob for ob in bpy.data.objects if sync.peek_uuid(ob) == uuids[name]).scale.z = 3.0
+    obs = [ob for ob in bpy.data.objects if sync.peek_uuid(ob) in {uuids[name] for name in edited}]
+    room = set(uuids.values())
+    changed, deleted = tracker.scan(obs, look_for_new=False)
+    sent = {key: value for key, value in changed.items() if key.split("/")[1] in room}
+    read_all(tracker)
+    known = {key: value for key, value in tracker.values.items() if key.split("/")[1] in room}
+    changed, deleted = quiet(tracker)
+    assert {key.split("/")[1] for key in changed}.isdisjoint(room) and deleted == []  # the local ones only
+    return sent, known, sorted(key for key, _ in applier.errors)
+
+
+@settings(max_examples=15, deadline=None)
+@given(count=st.integers(READ_LATER_FROM, READ_LATER_FROM + 8), data=st.data())
+def test_reading_later_sends_and_knows_what_reading_at_once_does(count, data):
+    """Values Blender clamps, values that fail, names taken here and the artist's edits before the
+    read-back, in any mix: once read back the tracker knows the same; a scan sends the same edits, and a
+    value Blender clamped in an object the artist changed before it was read back goes with the edit
+    (the values applied stand for it until then; read at once it would stay here)."""
+    reset_scene()
+    items, uuids = room_of_empties(count)
+    names = sorted(uuids)
+    pick = st.sets(st.sampled_from(names))
+    both = data.draw(st.sets(st.sampled_from(names), min_size=1, max_size=3))  # clamped and edited
+    clamped, failing, edited = data.draw(pick) | both, data.draw(pick), data.draw(pick) | both
+    renamed = sorted(data.draw(st.sets(st.sampled_from(names), max_size=3)))
+    for name in clamped:
+        items[display_size(uuids[name])] = sync.encode_value(1e6)
+    locals_ = [f"Local{i}" for i in range(len(renamed))]
+    for name, local in zip(renamed, locals_, strict=True):
+        items[sync.make_key("obj", uuids[name], "name")] = sync.encode_value(local)  # taken here
+    refused = [sync.make_key("obj", uuids[name], "location") for name in failing]
+    at_once = apply_and_edit(items, uuids, False, refused, locals_, edited)
+    later = apply_and_edit(items, uuids, True, refused, locals_, edited)
+    assert later[1:] == at_once[1:]
+    scale = {sync.make_key("obj", uuids[name], "scale") for name in edited}
+    assert set(at_once[0]) == scale  # the edits, nothing else
+    read_now = failing | set(renamed)  # read back with the step: as at once
+    deferred = count - len(read_now) >= READ_LATER_FROM  # else all were read back at once
+    clamped_edited = {display_size(uuids[name]) for name in (clamped & edited) - read_now if deferred}
+    assert set(later[0]) == scale | clamped_edited
+    assert all(later[0][key] == sync.encode_value(1000.0) for key in clamped_edited)
+    assert {key: later[0][key] for key in scale} == at_once[0]
 
 
 # ---- through the sync loop --------------------------------------------------------------------------------
