@@ -105,3 +105,13 @@ def keep_only(ptrs: Collection[int]) -> None:
     for ptr in [ptr for ptr in _dirty if ptr not in ptrs]:
         del _dirty[ptr]
         _shading_only.discard(ptr)
+
+
+def drop_since(before: set[int] | None) -> bool:
+    """Evaluate again and forget what that reports beyond ``before`` (what :func:`evaluate` answered before
+    the sync loop changed the scene itself: no operator ran in between, so the rest is its own change);
+    False, forgetting nothing, without a view layer."""
+    if before is None or evaluate() is None:
+        return False
+    keep_only(before)
+    return True

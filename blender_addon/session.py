@@ -551,20 +551,18 @@ class SyncSession(RoomRequestsMixin, ServerEventsMixin):
             self.rereads.applied()
         self.revision += 1
         evaluating = time.monotonic()
-        if before is not None and dirty.evaluate() is not None:
+        # What the apply made Blender report (what the applier read back or took as it came, and what
+        # depends on it) is dropped, so no scan reads it.
+        if dirty.drop_since(before):
             self._evaluation = time.monotonic() - evaluating
-            # No operator ran since the evaluation above: what it reports now is the apply's (what the
-            # applier read back or took as it came, and what depends on it), dropped so no scan reads it.
-            dirty.keep_only(before)
 
     def _read_back(self, deadline: float) -> None:
-        """Read back what the applier left unread, leaving what the artist changed to the scan. A read makes
-        no edit, yet the first read of a kind makes and removes a throw-away datablock (its settings'
-        defaults), after which Blender reports every object: those reports are dropped, as after an apply."""
+        """Read back what the applier left unread, leaving what the artist changed to the scan. The first read
+        of a kind makes and removes a throw-away datablock (its settings' defaults), after which Blender
+        reports every object: dropped, as after an apply."""
         before = dirty.evaluate()
         self.tracker.read_unread(deadline, dirty.reported)
-        if before is not None and dirty.evaluate() is not None:
-            dirty.keep_only(before)
+        dirty.drop_since(before)
 
     def _send_presence(self) -> None:
         if not self.live:

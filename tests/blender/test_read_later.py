@@ -280,6 +280,39 @@ def test_a_join_is_read_back_by_the_pumps_after_it_is_applied_and_sends_nothing(
         session_module.stop()
 
 
+def test_what_the_read_back_made_blender_report_is_not_read_again_by_the_scans(addon, P, monkeypatch):
+    """The first read of a mesh's settings makes and removes a throw-away mesh, after which Blender reports
+    every object: the read-back's pump drops those reports, so no scan reads the join again."""
+    from blender_addon import session as session_module
+    from blender_addon.sync import mesh_settings
+
+    for i in range(COUNT):
+        link(bpy.data.objects.new(f"M{i}", triangle_mesh(f"Tri{i}")))
+    items = sync.serialise_scene()
+    reset_scene()
+    monkeypatch.setattr(mesh_settings, "_BASELINE", {})  # as in a process that has not read a mesh yet
+    try:
+        session, net = join_snapshot(P, items, monkeypatch)
+        compared: list[str] = []
+        compare = session.tracker._compare
+
+        def counting(todo, gone, *args, **kwargs):
+            compared.extend(id_data.name for _, id_data in todo.values())
+            return compare(todo, gone, *args, **kwargs)
+
+        monkeypatch.setattr(session.tracker, "_compare", counting)
+        monkeypatch.setattr(session_module, "AUDIT_SLICE", 0)  # the scans' reads alone
+        for _ in range(100):
+            pump_after_update(session)
+            if session.idle:
+                break
+        for _ in range(3):
+            pump_after_update(session)
+        assert session.idle and compared == [] and net.take(P.Batch) == []
+    finally:
+        session_module.stop()
+
+
 def test_an_object_moved_after_a_join_is_applied_and_before_it_is_read_back_is_sent(addon, P, monkeypatch):
     from blender_addon import session as session_module
 
