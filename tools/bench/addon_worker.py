@@ -9,11 +9,13 @@ when set (A/B runs against an older commit's export).
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,31 +187,25 @@ def worker_main(name: str) -> int:
         With ``profile``, cProfile of the pumps is written there."""
         session = current()
         received0 = session.net.bytes_received
-        spent = {"apply": 0.0, "pump": 0.0, "apply_cpu": 0.0, "pump_cpu": 0.0}  # wall, and this thread's CPU
-        step = session.applier.step
+        # name -> wall seconds, name_cpu -> this thread's CPU, name_calls (the step and the read-back's calls)
+        spent: dict[str, float] = collections.defaultdict(float)
 
-        def timed_step(*args: Any, **kwargs: Any) -> float:
-            t0, c0 = time.perf_counter(), time.thread_time()
-            try:
-                return step(*args, **kwargs)
-            finally:
-                spent["apply"] += time.perf_counter() - t0
-                spent["apply_cpu"] += time.thread_time() - c0
+        def timed(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+            def timed_call(*args: Any, **kwargs: Any) -> Any:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    spent[name] += time.perf_counter() - t0
+                    spent[f"{name}_cpu"] += time.thread_time() - c0
+                    spent[f"{name}_calls"] += 1
 
-        session.applier.step = timed_step
-        read_unread = getattr(session.tracker, "read_unread", None)
-        reads = {"calls": 0, "cpu": 0.0}
+            return timed_call
 
-        def timed_read(*args: Any, **kwargs: Any) -> int:
-            c0 = time.thread_time()
-            try:
-                return read_unread(*args, **kwargs)
-            finally:
-                reads["calls"] += 1
-                reads["cpu"] += time.thread_time() - c0
-
+        session.applier.step = timed("apply", session.applier.step)
+        read_unread = getattr(session.tracker, "read_unread", None)  # trees before it read back as they went
         if read_unread is not None:
-            session.tracker.read_unread = timed_read
+            session.tracker.read_unread = timed("read", read_unread)
         profiler = None
         if profile:
             import cProfile
@@ -274,8 +270,8 @@ def worker_main(name: str) -> int:
             "pump_cpu_seconds": round(done_cpu, 3),
             "read_back_seconds": round(read_back - start, 3),  # applied, and read back for the tracker
             "read_back_pump_cpu_seconds": round(spent["pump_cpu"], 3),
-            "read_back_cpu_seconds": round(reads["cpu"], 3),  # in ChangeTracker.read_unread
-            "read_back_calls": reads["calls"],
+            "read_back_cpu_seconds": round(spent["read_cpu"], 3),  # in ChangeTracker.read_unread
+            "read_back_calls": int(spent["read_calls"]),
             "pump_seconds": round(spent["pump"], 3),
             "pumps": pumps,
             "bytes_received": session.net.bytes_received - received0,
