@@ -23,9 +23,8 @@ not run when Blender is a Python module). One call:
    snapshot).
 3. **apply** - ``Applier.step`` in slices until the time budget is spent (or
    as long as the depsgraph's evaluation of the last apply took, if longer);
-   the fraction done is the progress bar. Once nothing is queued, what the
-   applier left unread (a join's datablocks) is read back in the rest of the
-   budget, so the tracker knows what Blender holds (``read_unread``).
+   the fraction done is the progress bar. Once nothing is queued, what the applier
+   left unread (a join's datablocks) is read back in the rest (``read_unread``).
 4. **presence** - name, colour, mode, frame, scene, view matrix and
    selection, only what changed, at most ``PRESENCE_INTERVAL`` apart.
 
