@@ -13,7 +13,7 @@ from typing import Any
 from . import dirty, notices, sync
 from .paint_watch import images_of
 from .protocol_shim import protocol
-from .sync import merges, painted
+from .sync import merges, object_settings, painted
 
 RETRY_DELAY = 0.5
 # The batch had no effect: send it again, under a new op_id, after a pause. (``unavailable`` is not here:
@@ -329,6 +329,7 @@ class ServerEventsMixin:
             if not resumed and join is not None:
                 if joined.key_count > 0 or not join.get("send_scene"):
                     sync.clear_scene()
+                    object_settings.prepare()  # on the emptied scene, where it costs least
                     # Reports of what was cleared name freed datablocks, whose memory the room's may reuse
                     # (a report counts as the artist's edit while the applier works: session._apply_remote).
                     dirty.evaluate()

@@ -284,13 +284,14 @@ def test_what_the_read_back_made_blender_report_is_not_read_again_by_the_scans(a
     """The first read of a mesh's settings makes and removes a throw-away mesh, after which Blender reports
     every object: the read-back's pump drops those reports, so no scan reads the join again."""
     from blender_addon import session as session_module
-    from blender_addon.sync import mesh_settings
+    from blender_addon.sync import mesh_settings, object_settings
 
     for i in range(COUNT):
         link(bpy.data.objects.new(f"M{i}", triangle_mesh(f"Tri{i}")))
     items = sync.serialise_scene()
     reset_scene()
-    monkeypatch.setattr(mesh_settings, "_BASELINE", {})  # as in a process that has not read a mesh yet
+    monkeypatch.setattr(mesh_settings, "_BASELINE", {})  # as in a process that has not read a mesh yet...
+    monkeypatch.setattr(object_settings, "prepare", lambda: None)  # ...nor at the join (as other kinds)
     try:
         session, net = join_snapshot(P, items, monkeypatch)
         compared: list[str] = []
@@ -326,5 +327,35 @@ def test_an_object_moved_after_a_join_is_applied_and_before_it_is_read_back_is_s
         sent = [op for batch in net.take(P.Batch) for op in batch.ops]
         location = sync.make_key("obj", uuids[name], "location")
         assert sent == [["set", location, sync.encode_value([9.0, 0.0, 0.0])]]
+    finally:
+        session_module.stop()
+
+
+def test_a_joiner_learns_what_new_meshes_and_objects_hold_before_it_applies_the_room(addon, P, monkeypatch):
+    """Each throw-away datablock (what a new one holds) makes Blender rebuild every depsgraph's relations,
+    which costs what the scene holds: a joiner makes them on its emptied scene, not among the room's."""
+    from blender_addon.sync import mesh_settings, object_settings, settings
+
+    for i in range(COUNT):
+        link(bpy.data.objects.new(f"M{i}", triangle_mesh(f"Tri{i}")))
+        link(bpy.data.objects.new(f"E{i}", None))
+    items = sync.serialise_scene()
+    reset_scene()
+    monkeypatch.setattr(mesh_settings, "_BASELINE", {})  # as in a process that has read nothing yet
+    monkeypatch.setattr(object_settings, "_BASELINES", {})
+    objects_then: list[int] = []
+    learn = settings.new_values
+
+    def noting(probe, read_all, remove):
+        objects_then.append(sum(1 for ob in bpy.data.objects if ob.name != "blendsync-baseline"))
+        return learn(probe, read_all, remove)
+
+    monkeypatch.setattr(settings, "new_values", noting)
+    from blender_addon import session as session_module
+
+    try:
+        join_snapshot(P, items, monkeypatch)
+        assert len(bpy.data.objects) == 2 * COUNT
+        assert objects_then == [0, 0, 0]  # a mesh's, an empty's and a mesh object's: with no object here
     finally:
         session_module.stop()
