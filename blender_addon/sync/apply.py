@@ -26,6 +26,7 @@ from .index import census, index_all, is_synced
 from .items import Items
 from .keys import PRIMARY_PART, op_order, split_key
 from .kinds import BY_NAME, REGISTRY
+from .later_links import LaterLinks
 from .tracker import ChangeTracker
 
 # A step done with at least this many datablocks that may be read back later leaves them to the tracker
@@ -78,6 +79,8 @@ class Applier:
         self._users = DataUsers()  # object data -> its objects, for the kinds' functions (ApplyContext)
         self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
         self._queued_deletes: dict[str, int] = {}  # uuid -> deletes of its keys still in the queue
+        self._queued_links = 0  # sets of objects' memberships (obj/<u>/in/<collection>) still in the queue
+        self._later = LaterLinks()  # new objects' links held while more are queued (later_links.py)
         # Hook, None outside the add-on: whether the artist changed this datablock since the sync loop's last
         # scan (then it is not read back: the tracker keeps the values applied, and the scan sends the edit).
         self.edited: Callable[[bpy.types.ID], bool] | None = None
@@ -106,7 +109,7 @@ class Applier:
             return
         self._queue = sort_ops(self._queue + list(latest.items()), self._ranks, self._orders)
         self._total = self._done + len(self._queue)
-        self._queued, self._queued_deletes = {}, {}
+        self._queued, self._queued_deletes, self._queued_links = {}, {}, 0
         self._count(self._queue)
 
     def _count(self, ops: Iterable[Op]) -> None:
@@ -116,6 +119,8 @@ class Applier:
             if bits is not None:
                 counts = self._queued if value is not None else self._queued_deletes
                 counts[bits[1]] = counts.get(bits[1], 0) + 1
+                if value is not None and bits[2] == "in" and bits[0] == "obj":
+                    self._queued_links += 1
 
     def _adds_only(self, latest: dict[str, bytes | None]) -> bool:
         """Whether ``latest`` only sets keys not fed since the queue was empty, into a queue without
@@ -187,11 +192,17 @@ class Applier:
                     counts = self._queued if value is not None else self._queued_deletes
                     if bits[1] in counts:
                         counts[bits[1]] -= 1
+                    if value is not None and bits[2] == "in" and bits[0] == "obj":
+                        self._queued_links -= 1
+                self._later.holding = self._queued_links > 0
                 self._apply_one(key, value)
+                if self._later and not self._queued_links:
+                    self._link_held()  # the last object placed: link them all at once
                 self._done += 1
             start += count
             if count == 0 or until is None or time.monotonic() >= until:
                 break
+        self._later.holding = False
         self._queue = queue[start:]
         self._end()
         if not self._queue:
@@ -260,6 +271,9 @@ class Applier:
             self._index = {uuid: entry for uuid, entry in self._index.items() if ids.exists(entry[1])}
             self._touched = {uuid: id_data for uuid, id_data in self._touched.items() if ids.exists(id_data)}
             self._removed = False
+        if self._later:  # all held links once none is queued (a feed may drop them), or those read next
+            done = [uuid for uuid in self._touched if not self._queued.get(uuid)]
+            self._link_held(None if not self._queued_links else done)
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
@@ -294,7 +308,13 @@ class Applier:
             self._read_now.difference_update(done)
         if not self._queue:
             self._queued, self._queued_deletes, self._doubtful, self._read_now = {}, {}, set(), set()
+            self._queued_links = 0
         self._census = census()
+
+    def _link_held(self, uuids: list[str] | None = None) -> None:
+        """Link the new objects held (later_links.py); what waited for their links is tried again."""
+        for uuid in self._later.link(self._index, uuids):
+            self._resolve_pending(part_token("in", uuid))
 
     def _may_read_later(self, uuid: str) -> bool:
         """Whether this touched datablock holds the values applied, as far as the applier knows, and is no
@@ -356,7 +376,7 @@ class Applier:
             doc = decode_value(value)
             if self.before_apply is not None:
                 self.before_apply(key, doc)
-            ctx = ApplyContext(self._index, self._make_stub, users=self._users)
+            ctx = ApplyContext(self._index, self._make_stub, users=self._users, later=self._later)
             created = False
             # A library override of any kind is made from the linked datablock it overrides (in place of a
             # stand-in made while it was missing).
@@ -526,7 +546,8 @@ class Applier:
         self._waiting_parts.clear()
         self._touched = {}
         self._doubtful, self._read_now = set(), set()
-        self._queued, self._queued_deletes = {}, {}
+        self._queued, self._queued_deletes, self._queued_links = {}, {}, 0
+        self._later.clear()
         self._pending.clear()
         self._pending_values.clear()
         self._names.clear()

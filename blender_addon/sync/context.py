@@ -13,6 +13,7 @@ from typing import TypeVar
 import bpy
 
 from . import derived, ids, linked, rna
+from .later_links import LaterLinks
 
 AFTER_STEP = "after-step:"  # pending-link token: tried again at the end of every Applier.step
 
@@ -220,8 +221,10 @@ class ApplyContext:
         make_stub: Callable[[str, str, str], bpy.types.ID],
         deleting: bool = False,
         users: DataUsers | None = None,
+        later: LaterLinks | None = None,
     ) -> None:
         self._index = index
+        self._later = later
         self._make_stub = make_stub
         self._users = users if users is not None else DataUsers()  # made on the first users_of(), if any
         # An item part's function gets None both for a deleted item key and for an item whose value is
@@ -238,6 +241,11 @@ class ApplyContext:
     def users_of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
         """The objects using ``data``, from the applier's map of them (DataUsers)."""
         return self._users.of(data)
+
+    def link_later(self, ob: bpy.types.Object, ref: str) -> bool:
+        """Whether the applier holds the link of a new object into collection (or scene) ``ref`` until
+        the objects it is placing are all made (:mod:`.later_links`)."""
+        return self._later is not None and self._later.hold(ob, ref)
 
     def touch(self, uuid: str, id_data: bpy.types.ID) -> None:
         """Read another datablock back with the ones the step applied to: what was applied changed its keys

@@ -548,7 +548,7 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own
         for _ in range(1000):
             bpy.context.view_layer.update()
             session_module.pump(0.0)
-            ob = bpy.data.objects.get("O7")
+            ob = bpy.context.scene.objects.get("O7")  # in the scene: where the artist sees it
             if ob is not None:
                 break
         assert session.busy and prop not in session.tracker.values  # placed; its property still queued

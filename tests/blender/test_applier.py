@@ -150,7 +150,8 @@ def test_a_step_with_a_deadline_at_the_edges_of_its_slice():
 
 def test_an_object_a_slice_makes_is_placed_in_the_same_slice():
     """The artist may act between two slices: an object made in one slice and moved in the next would take
-    the artist's move back, so a slice runs on to the end of the object's placing parts."""
+    the artist's move back, so a slice runs on to the end of the object's placing parts. (The objects are
+    in the scene from the slice that links the last of them: sync/later_links.py.)"""
     for i in range(12):
         ob = link(bpy.data.objects.new(f"E{i}", None))
         ob.location = (i + 1, 2, 3)
@@ -161,7 +162,7 @@ def test_an_object_a_slice_makes_is_placed_in_the_same_slice():
     slices, seen = 0, set()
     while applier.step(max_ops=1) < 1.0:
         slices += 1
-        for ob in bpy.data.objects:
+        for ob in bpy.context.scene.objects:
             if ob.name in seen:
                 continue
             seen.add(ob.name)

@@ -296,7 +296,9 @@ def apply_membership(ob: bpy.types.Object, item: tuple[str, ...], doc: object, c
                 coll.objects.unlink(ob)
         return ob
     coll = ctx.resolve_collection(ref)
-    if coll is not None and all(c.as_pointer() != coll.as_pointer() for c in ob.users_collection):
+    if coll is None or ctx.link_later(ob, ref):
+        return ob
+    if all(c.as_pointer() != coll.as_pointer() for c in ob.users_collection):
         coll.objects.link(ob)
     return ob
 

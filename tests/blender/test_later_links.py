@@ -1,0 +1,219 @@
+"""The objects a large apply makes are linked into their collections together, once the last is placed.
+
+Linking an object makes Blender rebuild its depsgraphs' relations, and the next evaluation then evaluates
+every object linked (sync/later_links.py). While more links of objects are queued, the applier holds a new
+object's links; they are made when the last one is applied, or before an object is read back. The tests
+apply a room in small steps and evaluate after each, as the sync loop (or a window's redraw) does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from conftest import reset_scene  # noqa: E402
+from detail_builders import build_rigid_bodies  # noqa: E402
+from scene_builders import link  # noqa: E402
+from test_physics import check_rigid_bodies  # noqa: E402
+from test_refused_values import quiet  # noqa: E402
+
+from blender_addon import sync  # noqa: E402
+from blender_addon.sync.apply_order import PLACING  # noqa: E402
+from blender_addon.sync.later_links import LaterLinks  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+COUNT = 40
+STEP = 24  # values per step: a room of COUNT empties takes several
+
+
+def room(count: int = COUNT) -> tuple[dict[str, bytes], str]:
+    """Another artist's scene: ``count`` empties, every fifth in collection ``Set`` (``O5`` in the scene
+    too), ``O7`` hidden, ``O9`` a child of ``O8``; its keys and hash. The scene is emptied for them."""
+    coll = bpy.data.collections.new("Set")
+    bpy.context.scene.collection.children.link(coll)
+    for i in range(count):
+        ob = bpy.data.objects.new(f"O{i}", None)
+        ob.location = (float(i), 0.0, 0.0)
+        link(ob, coll if i % 5 == 0 else None)
+    if count > 9:
+        link(bpy.data.objects["O5"])
+        bpy.data.objects["O9"].parent = bpy.data.objects["O8"]
+        bpy.data.objects["O7"].hide_set(True)
+    items, digest = sync.serialise_scene(), sync.scene_hash()
+    reset_scene()
+    return items, digest
+
+
+@contextmanager
+def reports() -> Iterator[list[int]]:
+    """How many objects each depsgraph update reported."""
+    counts: list[int] = []
+
+    def handler(_scene, depsgraph):
+        counts.append(sum(isinstance(u.id, bpy.types.Object) for u in depsgraph.updates))
+
+    bpy.app.handlers.depsgraph_update_post.append(handler)
+    try:
+        yield counts
+    finally:
+        bpy.app.handlers.depsgraph_update_post.remove(handler)
+
+
+def in_scene() -> set[str]:
+    return {ob.name for ob in bpy.context.scene.objects}
+
+
+def apply_in_steps(applier: sync.Applier, items: dict[str, bytes], after_step=None) -> int:
+    applier.feed(items.items())
+    steps = 0
+    while True:
+        fraction = applier.step(max_ops=STEP)
+        steps += 1
+        bpy.context.view_layer.update()
+        if after_step is not None:
+            after_step(steps)
+        if fraction >= 1.0:
+            return steps
+
+
+def test_objects_placed_over_several_steps_are_linked_once_the_last_is_placed():
+    items, digest = room()
+    tracker = sync.ChangeTracker()
+    seen: list[set[str]] = []  # the objects in the scene after each step
+    reported: list[int] = []  # the objects each step's evaluation reported
+    with reports() as counts:
+
+        def after_step(_steps):
+            seen.append(in_scene())
+            reported.append(sum(counts))
+            counts.clear()
+
+        steps = apply_in_steps(sync.Applier(tracker), items, after_step)
+    assert steps > 5
+    # Placed, not linked, until the step that applies the last link; then all of them, each where it was.
+    first = next(i for i, names in enumerate(seen) if names)
+    assert first > 2 and not any(seen[:first]) and seen[first] == {f"O{i}" for i in range(COUNT)}
+    assert sync.scene_hash() == digest  # collections, the one in two, the hidden one, the child
+    assert bpy.data.objects["O7"].hide_get() and bpy.data.objects["O9"].parent.name == "O8"
+    assert set(bpy.data.collections["Set"].objects.keys()) == {f"O{i}" for i in range(0, COUNT, 5)}
+    # Evaluated once, with the link of them all: not each object again with each later step's links. (The
+    # steps after set the scene's settings, which Blender reports on every object.)
+    assert reported[: first + 1] == [0] * first + [COUNT], reported
+    assert quiet(tracker) == ({}, [])
+
+
+def test_one_new_object_is_linked_in_its_step():
+    items, _ = room(1)
+    sync.Applier(sync.ChangeTracker()).apply(items.items())
+    assert in_scene() == {"O0"}
+
+
+def test_an_object_held_is_linked_before_it_is_read_back():
+    """An object whose values are all applied is read back at the step's end: linked first, or the tracker
+    would take "in no collection" for the room's value and the next scan send its links again."""
+    for i in range(COUNT):
+        ob = link(bpy.data.objects.new(f"O{i}", None))
+        if i % 2:
+            ob["note"] = i  # the odd ones have a value after their placing parts
+    items = sync.serialise_scene()
+    reset_scene()
+    keys = {}  # the objects' placing parts and the odd ones' property: the even ones are done once placed
+    for key, value in items.items():
+        parsed = sync.split_key(key)
+        if parsed is None or parsed[0] != "obj" or parsed[2] in PLACING["obj"] or parsed[2] == "prop":
+            keys[key] = value
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    applier.feed(keys.items())
+    for _ in range(COUNT):
+        applier.step(max_ops=STEP)
+        made = [ob for ob in bpy.data.objects if ob.type == "EMPTY"]
+        done = [ob for ob in made if sync.get_uuid(ob) not in applier.unsettled()]
+        if done and len(done) < len(made) < COUNT:
+            break
+    else:
+        pytest.fail("no step left objects both done and held")
+    assert all(ob.users_collection for ob in done)
+    assert not any(ob.users_collection for ob in made if ob not in done)
+    while applier.step(max_ops=STEP) < 1.0:
+        pass
+    assert len(in_scene()) == COUNT
+    assert quiet(tracker) == ({}, [])
+
+
+def test_an_object_in_a_collection_already_is_linked_at_once_while_new_ones_are_held():
+    items, _ = room()
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    applier.apply(items.items())
+    # Another artist adds N0... and puts O1 into Set too; the new objects' uuids sort after O1's.
+    before = sync.serialise_scene()
+    for i in range(10):
+        ob = link(bpy.data.objects.new(f"N{i}", None))
+        sync.ids.set_uuid(ob, f"{'0f'[i % 2] * 30}{i:02d}")  # the even ones' keys before O1's, the odd after
+    added = {k: v for k, v in sync.serialise_scene().items() if k.startswith("obj/") and k not in before}
+    for i in range(10):
+        bpy.data.objects.remove(bpy.data.objects[f"N{i}"])
+    o1, coll = bpy.data.objects["O1"], bpy.data.collections["Set"]
+    o1["note"] = 1  # and gives it a property, applied after the placing parts
+    note = {k: v for k, v in sync.serialise_scene().items() if k.startswith(f"obj/{sync.get_uuid(o1)}/prop/")}
+    del o1["note"]
+    moved = sync.make_key("obj", sync.get_uuid(o1), "in", sync.get_uuid(coll))
+    applier.feed([(moved, sync.encode_value(True)), *added.items(), *note.items()])
+    while moved not in tracker.values:
+        applier.step(max_ops=1)
+    assert coll.objects.get("O1") == o1  # linked with its step
+    made = {ob.name for ob in bpy.data.objects if ob.name.startswith("N")}
+    assert made == {f"N{i}" for i in range(0, 10, 2)}
+    assert not any(bpy.data.objects[name].users_collection for name in made)  # held
+    while applier.step(max_ops=STEP) < 1.0:
+        pass
+    assert {f"N{i}" for i in range(10)} <= in_scene() and o1["note"] == 1
+    assert quiet(tracker) == ({}, [])
+
+
+def test_links_held_for_an_object_or_a_collection_removed_since_are_let_go():
+    coll = bpy.data.collections.new("Gone")
+    bpy.context.scene.collection.children.link(coll)
+    kept, removed = bpy.data.objects.new("Kept", None), bpy.data.objects.new("Removed", None)
+    index = {}
+    for name, id_data in (("a", kept), ("b", removed), ("c", coll), ("d", bpy.context.scene)):
+        uuid = name * 32
+        sync.ids.set_uuid(id_data, uuid)
+        index[uuid] = ("x", id_data)
+    later = LaterLinks()
+    later.holding = True
+    assert later.hold(kept, "c" * 32) and later.hold(kept, "d" * 32) and later.hold(removed, "d" * 32)
+    bpy.data.objects.remove(removed)
+    bpy.data.collections.remove(coll)
+    later.link(index)
+    assert not later
+    assert [c.name for c in kept.users_collection] == [bpy.context.scene.collection.name]
+    later.holding = False
+    assert not later.hold(bpy.data.objects.new("Other", None), "d" * 32)  # nothing queued: linked now
+
+
+def test_what_waited_for_an_object_s_links_is_applied_once_they_are_made():
+    """Blender makes an object's rigid body once the object is in the world's collection. A crate's keys
+    came before the crate (they wait for it); made among new objects placed after it, its links are held,
+    and its rigid body's settings (mass, shape...) wait for them: applied once they are made."""
+    build_rigid_bodies()
+    crate = bpy.data.objects["Crate.Light"]
+    sync.ids.set_uuid(crate, "0" * 31 + "1")  # placed before the new objects below
+    for i in range(10):
+        sync.ids.set_uuid(link(bpy.data.objects.new(f"X{i}", None)), f"{'f' * 30}{i:02d}")
+    items = sync.serialise_scene()
+    crate_meta = sync.make_key("obj", "0" * 31 + "1", "meta")
+    later = {k: v for k, v in items.items() if k == crate_meta or k.startswith("obj/" + "f" * 30)}
+    reset_scene()
+    applier = sync.Applier(sync.ChangeTracker())
+    applier.apply([(k, v) for k, v in items.items() if k not in later])
+    assert "Crate.Light" not in bpy.data.objects
+    applier.apply(later.items())
+    assert applier.errors == []
+    check_rigid_bodies()
