@@ -11,6 +11,7 @@ made together when the last one is applied (one rebuild), or before the object i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import bpy
@@ -63,7 +64,7 @@ class LaterLinks:
                     coll = coll.collection
                 if not isinstance(coll, bpy.types.Collection) or not ids.exists(coll):
                     continue
-                if coll.objects.get(ob.name) != ob:
+                with contextlib.suppress(RuntimeError):  # linked there already (a lookup by name is a walk)
                     coll.objects.link(ob)
         return linked
 
