@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
@@ -217,3 +219,50 @@ def test_what_waited_for_an_object_s_links_is_applied_once_they_are_made():
     applier.apply(later.items())
     assert applier.errors == []
     check_rigid_bodies()
+
+
+@st.composite
+def rooms(draw):
+    """A room's shape: collections (each a child of the scene or of an earlier one) and objects, each in a
+    non-empty set of holders (``-1``: the scene), perhaps hidden, perhaps a child of an earlier object."""
+    collections = draw(st.lists(st.integers(-1, 2), max_size=3))
+    parents = [p if p < i else -1 for i, p in enumerate(collections)]
+    holders = st.sets(st.integers(-1, len(collections) - 1), min_size=1, max_size=2)
+    objects = draw(st.lists(st.tuples(holders, st.booleans(), st.integers(-1, 30)), min_size=1, max_size=30))
+    return parents, [(h, hidden, p if p < i else -1) for i, (h, hidden, p) in enumerate(objects)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=rooms(), step=st.integers(1, 60))
+def test_any_room_applied_in_any_steps_ends_as_it_was_with_its_objects_shown_together(shape, step):
+    reset_scene()
+    parents, objects = shape
+    scene = bpy.context.scene
+    colls = []
+    for i, parent in enumerate(parents):
+        coll = bpy.data.collections.new(f"C{i}")
+        (scene.collection if parent < 0 else colls[parent]).children.link(coll)
+        colls.append(coll)
+    for i, (holders, hidden, parent) in enumerate(objects):
+        ob = bpy.data.objects.new(f"O{i}", None)
+        for h in sorted(holders):
+            link(ob, None if h < 0 else colls[h])
+        if parent >= 0:
+            ob.parent = bpy.data.objects[f"O{parent}"]
+        if hidden:
+            ob.hide_set(True)
+    items, digest = sync.serialise_scene(), sync.scene_hash()
+    reset_scene()
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    shown: list[int] = []
+    applier.feed(items.items())
+    while True:
+        done = applier.step(max_ops=step) >= 1.0
+        bpy.context.view_layer.update()
+        shown.append(len(bpy.context.scene.objects))
+        if done:
+            break
+    assert applier.errors == [] and sync.scene_hash() == digest
+    assert set(shown) <= {0, len(objects)}  # none, then all of them
+    assert quiet(tracker) == ({}, [])
