@@ -6,21 +6,17 @@ not run when Blender is a Python module). One call:
 
 1. **local changes** - unless a snapshot or remote batch is still being
    applied, ``ChangeTracker.scan`` the datablocks the depsgraph reported,
-   then ``ChangeTracker.audit`` the next ``AUDIT_SLICE`` datablocks, or
-   fewer once ``AUDIT_SECONDS`` have passed (the
-   safety net for what Blender does not report; nothing walks the whole
-   scene in one pump), and send the changed and deleted keys as one
-   ``batch`` with the next ``op_id``. The batch stays
-   in ``unacked`` and its keys in ``pending`` until the server's ``ack``.
-2. **network events** - drain the network thread's queue: room list, users,
-   join replies, snapshot chunks, ``applied`` operations of others, ``ack`` of
-   ours. The protocol's client session (protocol/client_session.py) says what
-   each one changes in the scene; by the convergence rule
-   (protocol/convergence.py, docs/protocol.md section 3) a remote value for a
-   key that has an unacknowledged local edit is held back in ``shadow`` with
-   its seq, and applied after all only if the ack shows that our edit was
-   ordered before it (which happens only when a resume turned into a
-   snapshot).
+   then ``ChangeTracker.audit`` the next ``AUDIT_SLICE`` datablocks, or fewer
+   once ``AUDIT_SECONDS`` have passed (the safety net for what Blender does not
+   report; nothing walks the whole scene in one pump), and send the changed and
+   deleted keys as one ``batch`` with the next ``op_id``. The batch stays in
+   ``unacked`` and its keys in ``pending`` until the server's ``ack``.
+2. **network events** - drain the network thread's queue: room list, users, join replies, snapshot
+   chunks, ``applied`` operations of others, ``ack`` of ours. The protocol's client session
+   (protocol/client_session.py) says what each one changes in the scene; by the convergence rule
+   (protocol/convergence.py, docs/protocol.md section 3) a remote value for a key that has an
+   unacknowledged local edit is held back in ``shadow`` with its seq, and applied after all only if the
+   ack shows that our edit was ordered before it (which happens only when a resume turned into a snapshot).
 3. **apply** - ``Applier.step`` in slices until the time budget is spent (or
    as long as the depsgraph's evaluation of the last apply took, if longer);
    the fraction done is the progress bar. Once nothing is queued, what the applier
@@ -67,12 +63,12 @@ AUDIT_SLICE = 8  # datablocks the safety-net audit looks at per pump, at most...
 AUDIT_SECONDS = 0.0005  # ...and no more once this much time has passed (at least one)
 COUNT_INTERVAL = 0.25  # with nothing reported, bpy.data's lengths (new and removed datablocks) this often
 PRESENCE_INTERVAL = 0.1
-BUSY_INTERVAL = 0.01  # the timer's interval while work is queued, or while someone is in edit mode...
+APPLY_INTERVAL = 0.001  # the timer's interval while values wait to be applied or read back...
+BUSY_INTERVAL = 0.01  # ...while other work is queued (the network's), or someone is in edit mode...
 IDLE_INTERVAL = 0.05  # ...and otherwise
 APPLY_SLICE = 64
 # A pump that applies goes on at least as long as Blender's evaluation of the last pump's apply took (at most
-# this long): a joiner's scene is evaluated once per pump while its objects fill in, and with a fixed budget
-# that evaluation took as long as applying.
+# this long): a joiner's scene is evaluated once per pump, which with a fixed budget took as long as applying.
 APPLY_EVALUATED_MAX = 0.1
 
 _current: SyncSession | None = None
@@ -141,7 +137,8 @@ def _timer() -> float | None:
     edit mode the timer runs every ``BUSY_INTERVAL`` (waiting a whole idle interval was a quarter of what
     others waited to see an edit). Between two whole pumps ``IDLE_INTERVAL`` apart, a call pumps only when
     something came in or was reported here, or an edit of ours waits for its pace (a whole pump audits the
-    scene, a few ms in a heavy one)."""
+    scene, a few ms in a heavy one). While values wait to be applied or read back the next pump comes at
+    once: a pump keeps to its budget, and the gap was idle (~0.1 s of a 500-object join)."""
     global _glance_until
     session = _current
     if session is None:
@@ -156,9 +153,10 @@ def _timer() -> float | None:
         return BUSY_INTERVAL
     start = time.monotonic()
     busy = pump()
+    applying = _current is not None and (_current.applier.progress < 1.0 or bool(_current.tracker.unread))
     editing = _editing(_current)
     _glance_until = start + IDLE_INTERVAL if editing and not busy else 0.0
-    return BUSY_INTERVAL if busy or editing else IDLE_INTERVAL
+    return APPLY_INTERVAL if busy and applying else BUSY_INTERVAL if busy or editing else IDLE_INTERVAL
 
 
 def start(addresses: str | list[tuple[str, int]], **kwargs: Any) -> SyncSession:

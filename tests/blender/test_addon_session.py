@@ -1053,6 +1053,37 @@ def test_the_timer_runs_sooner_while_someone_in_the_room_is_in_edit_mode(live, P
     assert session_module._timer() == session_module.IDLE_INTERVAL
 
 
+def test_the_timer_comes_at_once_while_values_wait_to_be_applied_or_read_back(live, P):
+    """A pump keeps to its budget; while values wait for the CPU (applied, then read back) the timer's next
+    call comes at once (the gap was idle time), while only the network is awaited at the busy interval, and
+    then at the idle one."""
+    from blender_addon import session as session_module
+    from blender_addon import sync
+
+    session, _ = live
+    for i in range(400):
+        link(bpy.data.objects.new(f"W{i}", None)).location = (i, 0, 0)
+    items = {k: v for k, v in sync.serialise_scene().items() if k.startswith("obj/")}
+    for i in range(400):
+        bpy.data.objects.remove(bpy.data.objects[f"W{i}"])
+    session.applier.feed(list(items.items()))  # another artist's 400 objects
+    intervals, states = [], []
+    for _ in range(1000):
+        intervals.append(session_module._timer())
+        states.append(session.applier.progress < 1.0 or bool(session.tracker.unread))
+        if intervals[-1] == session_module.IDLE_INTERVAL:
+            break
+    assert intervals[0] == session_module.APPLY_INTERVAL and len(intervals) > 2  # more than one pump's work
+    fast = [i == session_module.APPLY_INTERVAL for i in intervals]
+    assert fast == states  # at once exactly while values waited for the CPU
+    assert intervals[-1] == session_module.IDLE_INTERVAL and len(bpy.context.scene.objects) == 400
+    session.receiving_snapshot = True  # a snapshot on its way, nothing to apply yet
+    try:
+        assert session_module._timer() == session_module.BUSY_INTERVAL
+    finally:
+        session.receiving_snapshot = False
+
+
 def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live, P, monkeypatch):
     """A curve's splines are its edit data in edit mode: a scan would read every reported edit at once. The
     loop holds the curve's reports back until a copy is due (its previous edit acknowledged, the interval
