@@ -35,6 +35,11 @@ READ_LATER_FROM = 16
 NAME_PART = "name"  # a datablock's name, a string (kinds that hold it elsewhere keep it in their meta)
 
 
+def _is_link(bits: tuple[str, str, str, tuple[str, ...]]) -> bool:
+    """Whether a parsed key is an object's membership of a collection (``obj/<u>/in/<collection>``)."""
+    return bits[2] == "in" and bits[0] == "obj"
+
+
 def _remove(kind: str, id_data: bpy.types.ID) -> None:
     record = BY_NAME[kind]
     if record.remove is not None:
@@ -119,7 +124,7 @@ class Applier:
             if bits is not None:
                 counts = self._queued if value is not None else self._queued_deletes
                 counts[bits[1]] = counts.get(bits[1], 0) + 1
-                if value is not None and bits[2] == "in" and bits[0] == "obj":
+                if value is not None and _is_link(bits):
                     self._queued_links += 1
 
     def _adds_only(self, latest: dict[str, bytes | None]) -> bool:
@@ -192,7 +197,7 @@ class Applier:
                     counts = self._queued if value is not None else self._queued_deletes
                     if bits[1] in counts:
                         counts[bits[1]] -= 1
-                    if value is not None and bits[2] == "in" and bits[0] == "obj":
+                    if value is not None and _is_link(bits):
                         self._queued_links -= 1
                 self._later.holding = self._queued_links > 0
                 self._apply_one(key, value)
@@ -272,8 +277,7 @@ class Applier:
             self._touched = {uuid: id_data for uuid, id_data in self._touched.items() if ids.exists(id_data)}
             self._removed = False
         if self._later:  # all held links once none is queued (a feed may drop them), or those read next
-            done = [uuid for uuid in self._touched if not self._queued.get(uuid)]
-            self._link_held(None if not self._queued_links else done)
+            self._link_held(self._finished() if self._queued_links else None)
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
@@ -283,7 +287,7 @@ class Applier:
         elif self._touched:
             # Read back once the queue holds no more of its sets (undo or a delete may have freed what was
             # touched in an earlier step: the index holds the datablock now).
-            done = [uuid for uuid in self._touched if not self._queue or not self._queued.get(uuid)]
+            done = self._finished()
             alive = {uuid: self._index[uuid][1] for uuid in done if uuid in self._index}
             for uuid in done:
                 self._touched.pop(uuid)
@@ -310,6 +314,10 @@ class Applier:
             self._queued, self._queued_deletes, self._doubtful, self._read_now = {}, {}, set(), set()
             self._queued_links = 0
         self._census = census()
+
+    def _finished(self) -> list[str]:
+        """The touched datablocks the queue holds no more sets for (read back at the step's end)."""
+        return [uuid for uuid in self._touched if not self._queue or not self._queued.get(uuid)]
 
     def _link_held(self, uuids: list[str] | None = None) -> None:
         """Link the new objects held (later_links.py); what waited for their links is tried again."""

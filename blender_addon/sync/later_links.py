@@ -43,14 +43,16 @@ class LaterLinks:
             refs.append(ref)
         return True
 
-    def link(self, index: dict[str, tuple[str, bpy.types.ID]], uuids: Iterable[str] | None = None) -> list:
+    def link(
+        self, index: dict[str, tuple[str, bpy.types.ID]], uuids: Iterable[str] | None = None
+    ) -> list[str]:
         """Link the objects held (only those of ``uuids``, when given) where they were to go; their uuids. An
         object or a collection removed meanwhile is let go."""
         if uuids is None:
             links, self._links = self._links, {}
         else:
             links = {uuid: self._links.pop(uuid) for uuid in uuids if uuid in self._links}
-        linked = []
+        linked: list[str] = []
         for uuid, refs in links.items():
             found = index.get(uuid)
             ob = found[1] if found is not None else None

@@ -153,7 +153,7 @@ def test_an_object_in_a_collection_already_is_linked_at_once_while_new_ones_are_
     tracker = sync.ChangeTracker()
     applier = sync.Applier(tracker)
     applier.apply(items.items())
-    # Another artist adds N0... and puts O1 into Set too; the new objects' uuids sort after O1's.
+    # Another artist adds N0... and puts O1 into Set too; half the new objects' keys sort before O1's.
     before = sync.serialise_scene()
     for i in range(10):
         ob = link(bpy.data.objects.new(f"N{i}", None))
