@@ -62,6 +62,9 @@ class Applier:
     def __init__(self, tracker: ChangeTracker | None = None) -> None:
         self.tracker = tracker
         self._queue: list[Op] = []
+        # Sets fed (_add) while the queue held others, merged in by the next step or feed: a join is fed in
+        # many parts between two steps, and each merge sorts the whole queue.
+        self._fed: list[Op] = []
         self._ranks: dict[str, Ranked] = {}  # the sort's parse of the keys fed since the queue was empty
         self._orders: dict[str, tuple] = {}  # the sort key of each set queued since then (sort_ops)
         self._total = 0
@@ -112,7 +115,8 @@ class Applier:
         if self._adds_only(latest):
             self._add(latest)
             return
-        self._queue = sort_ops(self._queue + list(latest.items()), self._ranks, self._orders)
+        self._queue = sort_ops(self._queue + self._fed + list(latest.items()), self._ranks, self._orders)
+        self._fed = []
         self._total = self._done + len(self._queue)
         self._queued, self._queued_deletes, self._queued_links = {}, {}, 0
         self._count(self._queue)
@@ -139,9 +143,8 @@ class Applier:
         )
 
     def _add(self, latest: dict[str, bytes | None]) -> None:
-        """Merge new sets into the sorted queue. A join is fed in several parts of its snapshot: sorting
-        the whole queue again for each (every key's order made again, every value searched for chunks)
-        took 0.85 s of a 2,000-object join."""
+        """Queue new sets, each key's order made once (sorting all that is queued with sort_ops, for each
+        part of a join's snapshot, took 0.85 s of a 2,000-object join)."""
         ranks, orders = self._ranks, self._orders
         added: list[Op] = []
         for key, value in latest.items():
@@ -150,12 +153,21 @@ class Applier:
             orders[key] = set_order(ranked, value)
             added.append((key, value))
         self._count(added)
-        # Two sorted runs once ``added`` is sorted: the sort merges them. Stable: among equal orders the
-        # queued sets stay ahead of the new ones, as a sort of the queue followed by them would keep them.
-        queue = self._queue + added
-        queue.sort(key=lambda op: orders[op[0]])
-        self._queue = queue
-        self._total = self._done + len(queue)
+        if self._queue:
+            self._fed += added
+        else:
+            added.sort(key=lambda op: orders[op[0]])
+            self._queue = added
+        self._total = self._done + len(self._queue) + len(self._fed)
+
+    def _merge_fed(self) -> None:
+        """The sets fed since the queue was sorted, in their places. Stable: among equal orders queued sets
+        stay ahead of newer ones, as a sort of the queue followed by them would keep them."""
+        if self._fed:
+            orders = self._orders
+            queue = self._queue + self._fed
+            queue.sort(key=lambda op: orders[op[0]])
+            self._queue, self._fed = queue, []
 
     @property
     def progress(self) -> float:
@@ -188,6 +200,7 @@ class Applier:
         the read-back with its map of the scene's memberships, the map of object data to objects) is done
         once for them all. A pump of a join made them once per slice: N objects times its slices."""
         self._begin()
+        self._merge_fed()
         queue, start = self._queue, 0
         while start < len(queue):
             count = self._placed_whole(queue, start, max_ops)
@@ -547,7 +560,7 @@ class Applier:
 
     def reset(self) -> None:
         """Drop the queue and every remembered pending link (e.g. after leaving a room)."""
-        self._queue = []
+        self._queue, self._fed = [], []
         self._ranks, self._orders = {}, {}
         self._total = self._done = 0
         self._census = None

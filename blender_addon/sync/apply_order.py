@@ -47,11 +47,25 @@ def _placing_rank(parsed: tuple[str, str, str, tuple[str, ...]] | None) -> int:
 Ranked = tuple[tuple[str, str, str, tuple[str, ...]] | None, tuple, tuple]
 
 
+_UNOWNED: Ranked = (None, order_of(None), (len(PLACING), *order_of(None)))
+_PART_RANKS: dict[tuple[str, str], tuple[int, int, int, int]] = {}  # (kind, part) -> parts of its rank
+
+
 def rank(key: str) -> Ranked:
     parsed = split_key(key)
-    order = order_of(None if parsed is None else parsed[:3])
-    placing = _placing_rank(parsed)
-    return parsed, order, (placing, *order)
+    if parsed is None:
+        return _UNOWNED
+    kind, uuid, part, items = parsed
+    # What a key's rank takes from its kind and part, made once for each (a join ranks tens of thousands).
+    found = _PART_RANKS.get((kind, part))
+    if found is None:
+        kind_order, leading, _, part_order = order_of((kind, uuid, part))
+        placing = _placing_rank((kind, uuid, part, ()))
+        found = _PART_RANKS[kind, part] = (kind_order, leading, part_order, placing)
+    kind_order, leading, part_order, placing = found
+    if items and (kind, part, items) in PLACING_ITEMS:
+        placing = _PLACING_RANK[kind]
+    return parsed, (kind_order, leading, uuid, part_order), (placing, kind_order, leading, uuid, part_order)
 
 
 def set_order(ranked: Ranked, value: bytes) -> tuple:

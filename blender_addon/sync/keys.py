@@ -67,7 +67,8 @@ def split_key(key: str) -> tuple[str, str, str, tuple[str, ...]] | None:
     if record is None or not valid_uuid(uuid) or part not in record.parts:
         return None
     spec = record.parts[part]
-    item = tuple(unescape_segment(seg) for seg in bits[3:])
+    # Most segments hold no escape (a join parses tens of thousands of keys).
+    item = tuple(unescape_segment(seg) for seg in bits[3:]) if "%" in key else tuple(bits[3:])
     if isinstance(spec, Items):
         if len(item) != spec.depth:
             return None

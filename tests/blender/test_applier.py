@@ -210,13 +210,19 @@ def test_a_queue_fed_in_parts_is_the_queue_sorted_again_with_each(batches):
     """A join is fed its snapshot in parts, merged into the queue (only new keys, no deletes) or sorted
     with it (anything else): either way, the queue is the one sorting it again with each part makes (a
     delete drops what is queued for its datablock), and its counts of sets and deletes per datablock are
-    that queue's."""
-    applier = sync.Applier()
+    that queue's. New keys wait to be merged until a step needs the queue: merged after each part or once
+    after them all, the queue is the same."""
+    applier, merged_once = sync.Applier(), sync.Applier()
     ordered: list[tuple[str, bytes | None]] = []
     for batch in batches:
         applier.feed(batch)
+        merged_once.feed(batch)
         ordered = sync.apply_order.sort_ops(ordered + batch)
+        applier._merge_fed()
         assert applier._queue == ordered
+    merged_once._merge_fed()
+    assert merged_once._queue == ordered
+    assert merged_once.progress == applier.progress
     sets: dict[str, int] = {}
     deletes: dict[str, int] = {}
     for key, value in ordered:
