@@ -231,7 +231,7 @@ class Applier:
 
     def _placed_whole(self, queue: list[Op], start: int, max_ops: int | None) -> int:
         """How many values from ``start`` make the next slice: ``max_ops`` or more, as a slice does not end
-        inside one datablock's placing parts. The artist may act between two pumps, and a move of an object
+        inside one object's placing parts. The artist may act between two pumps, and a move of an object
         made but not yet moved would be undone by its location."""
         left = len(queue) - start
         count = left if max_ops is None else max(0, min(max_ops, left))
@@ -239,7 +239,7 @@ class Applier:
             return count
         ranks = self._ranks
         last = ranks.get(queue[start + count - 1][0])
-        if last is None or last[0] is None or last[2][0] >= len(PLACING):
+        if last is None or last[0] is None or last[0][0] != "obj" or last[2][0] >= len(PLACING):
             return count
         while count < left:
             ranked = ranks.get(queue[start + count][0])
@@ -547,7 +547,7 @@ class Applier:
     def _resolve_pending(self, token: str) -> None:
         # A value applied again while its token is being resolved may wait for that same token (a
         # node waiting for another node of its tree): it waits for the next time, never loops.
-        if token in self._resolving:
+        if token not in self._pending or token in self._resolving:
             return
         self._resolving.add(token)
         try:

@@ -538,8 +538,11 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own
         ob.location = (i, 0, 0)
         ob["note"] = i
     # The objects appear together, in the slice that links the last of them, and the objects' other keys
-    # follow by uuid in that slice and the next: O7's keys come last, so its property is still queued then.
-    sync.ids.set_uuid(bpy.data.objects["O7"], "f" * 32)
+    # follow by uuid in that slice and the next: O7's keys come after the others', so its property is still
+    # queued then, but for those of ten objects, more than a slice, that come after them.
+    sync.ids.set_uuid(bpy.data.objects["O7"], "e" * 32)
+    for i in range(10):
+        sync.ids.set_uuid(bpy.data.objects[f"O{110 + i}"], f"{'f' * 30}{i:02d}")
     items = sync.serialise_scene()
     moved = sync.get_uuid(bpy.data.objects["O7"])
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
