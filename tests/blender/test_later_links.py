@@ -221,6 +221,34 @@ def test_what_waited_for_an_object_s_links_is_applied_once_they_are_made():
     check_rigid_bodies()
 
 
+def test_values_that_wait_for_the_links_are_applied_once_in_the_step_that_makes_them():
+    """The held links are made in the step as soon as the last object is placed, before the values after it:
+    a rigid body's settings, applied after the links, are applied once (made before them, each would wait
+    and be applied again at the step's end)."""
+    build_rigid_bodies()
+    items = sync.serialise_scene()
+    reset_scene()
+    applier = sync.Applier(sync.ChangeTracker())
+    applied: dict[str, int] = {}
+    apply_one = applier._apply_one
+
+    def counting(key: str, value: bytes | None) -> None:
+        applied[key] = applied.get(key, 0) + 1
+        apply_one(key, value)
+
+    applier._apply_one = counting
+    applier.feed(items.items())
+    assert applier.step() == 1.0
+    bodies = [
+        key
+        for key in items
+        if key.split("/")[2:4] in (["set", "rigid_body"], ["set", "rigid_body_constraint"])
+    ]
+    assert bodies and {key: applied[key] for key in bodies} == dict.fromkeys(bodies, 1)
+    assert applier.errors == []
+    check_rigid_bodies()
+
+
 @st.composite
 def rooms(draw):
     """A room's shape: collections (each a child of the scene or of an earlier one) and objects, each in a
