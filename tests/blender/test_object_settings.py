@@ -15,8 +15,6 @@ from blender_addon.sync.kinds import objects  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
-FIRST_FLAGS = set(objects.SETTINGS)  # keyed always, the flags that travelled first
-
 
 def setting_keys(ob: bpy.types.Object) -> dict[str, object]:
     prefix = sync.make_key("obj", sync.get_uuid(ob), "set") + "/"
@@ -27,10 +25,26 @@ def setting_keys(ob: bpy.types.Object) -> dict[str, object]:
     }
 
 
+def test_a_new_object_of_every_type_holds_the_flags_that_are_not_keyed():
+    """The first flags (hidden, how an empty and the object are drawn) are keyed only while they differ from
+    what Blender gives a new object, the same for every type."""
+    reset_scene()
+    for kind in sync.kinds.REGISTRY:
+        for object_type in kind.object_types:
+            data = kind.stub(f"Data-{object_type}", object_type) if kind.stub is not None else None
+            ob = link(bpy.data.objects.new(f"New-{object_type}", data))
+            assert ob.type == object_type
+            flags = {attr: getattr(ob, attr) for attr in objects.SETTINGS if attr != "hide"}
+            assert flags == {k: v for k, v in objects.FLAGS_NEW.items() if k != "hide"}, object_type
+            assert not ob.hide_get() and objects.FLAGS_NEW["hide"] is False
+            assert setting_keys(ob) == {}, object_type
+
+
 def test_an_object_made_by_blender_has_no_key_for_a_setting_it_keeps():
-    """A new object of each type, made through the API or an operator, keys its first flags only: the
-    values Blender gives it differ by type (a light's ray visibility and tracking axis) and from RNA's
-    defaults, and keying all sixty settings of every object made a join four times slower."""
+    """A new object of each type, made through the API or an operator, keys no setting but what it was made
+    with (an image empty's display type): the values Blender gives it differ by type (a light's ray
+    visibility and tracking axis) and from RNA's defaults, and keying all sixty settings of every object made
+    a join four times slower."""
     reset_scene()
     link(bpy.data.objects.new("Empty", None))
     link(bpy.data.objects.new("Mesh", triangle_mesh()))
@@ -44,7 +58,8 @@ def test_an_object_made_by_blender_has_no_key_for_a_setting_it_keeps():
     bpy.ops.object.empty_add(type="IMAGE")
     assert len(bpy.data.objects) == 10
     for ob in bpy.data.objects:
-        assert set(setting_keys(ob)) == FIRST_FLAGS, ob.name
+        image = ob.type == "EMPTY" and ob.empty_display_type == "IMAGE"  # the operator made it so
+        assert setting_keys(ob) == ({"empty_display_type": "IMAGE"} if image else {}), ob.name
 
 
 def settings_scene() -> None:
@@ -60,6 +75,9 @@ def settings_scene() -> None:
     prop.lightgroup = "Key/Fill *"  # pattern characters are data
     prop.is_holdout = True
     prop.visible_camera = prop.visible_shadow = False
+    prop.hide_render = prop.hide_select = True
+    prop.display_type = "WIRE"
+    prop.hide_set(True)  # in the view layer
     prop.hide_probe_volume = True
     prop.lock_location = (True, False, True)
     prop.lock_rotation_w = True
@@ -93,6 +111,8 @@ def check_settings() -> None:
     assert prop.display_bounds_type == "SPHERE" and prop.pass_index == 7 and prop.lightgroup == "Key/Fill *"
     assert prop.is_holdout and not prop.visible_camera and not prop.visible_shadow and prop.visible_glossy
     assert prop.hide_probe_volume and not prop.hide_probe_sphere
+    assert prop.hide_render and prop.hide_select and prop.display_type == "WIRE" and not prop.hide_viewport
+    assert prop.hide_get()
     assert tuple(prop.lock_location) == (True, False, True) and prop.lock_rotation_w
     assert tuple(prop.lock_scale) == (False, True, False)
     assert (prop.track_axis, prop.up_axis) == ("NEG_Z", "Y")
@@ -131,6 +151,9 @@ def test_a_setting_put_back_deletes_its_key_and_every_replica_puts_it_back():
     def put_back() -> None:
         prop = bpy.data.objects["Prop"]
         prop.pass_index = 0
+        prop.hide_render = False
+        prop.display_type = "TEXTURED"
+        prop.hide_set(False)
         prop.light_linking.receiver_collection = None
         prop.animation_visualization.motion_path.type = "RANGE"
         prop.animation_visualization.motion_path.frame_before = 10
@@ -142,6 +165,9 @@ def test_a_setting_put_back_deletes_its_key_and_every_replica_puts_it_back():
     ref_set = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Ref"]), "set")
     assert sorted(batch) == sorted(
         [
+            (f"{prop_set}/display_type", None),
+            (f"{prop_set}/hide", None),
+            (f"{prop_set}/hide_render", None),
             (f"{prop_set}/light_linking", None),
             (f"{prop_set}/motion_paths", None),
             (f"{prop_set}/pass_index", None),
@@ -154,6 +180,8 @@ def test_a_setting_put_back_deletes_its_key_and_every_replica_puts_it_back():
     assert applier.errors == []
     prop = bpy.data.objects["Prop"]
     assert prop.pass_index == 0 and prop.light_linking.receiver_collection is None
+    assert not prop.hide_render and prop.display_type == "TEXTURED" and prop.hide_select
+    assert not prop.hide_get()
     assert prop.animation_visualization.motion_path.frame_before == 10
     assert bpy.data.objects["Ref"].data is None and prop.is_holdout  # the rest stays
     assert sync.scene_hash() == after

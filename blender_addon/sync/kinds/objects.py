@@ -61,6 +61,18 @@ SETTINGS = (
     "empty_display_size",
     "display_type",
 )
+# What Blender gives a new object of any type: a flag is keyed only while it differs, and a deleted key puts
+# this back (as the other settings, object_settings.py). Keyed always, they were a quarter of a room of
+# boxes' keys, each applied by a joiner.
+FLAGS_NEW: dict[str, object] = {
+    "hide_viewport": False,
+    "hide_render": False,
+    "hide_select": False,
+    "hide": False,
+    "empty_display_type": "PLAIN_AXES",
+    "empty_display_size": 1.0,
+    "display_type": "TEXTURED",
+}
 
 
 # ---------------------------------------------------------------- read
@@ -115,6 +127,16 @@ def _setting(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> object:
     return ctx.masked(ob, attr, float(value) if isinstance(value, float) else value)
 
 
+def _flags(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str, ...], object]:
+    """The flags that differ from a new object's (:data:`FLAGS_NEW`), as items of the ``set`` part."""
+    found: dict[tuple[str, ...], object] = {}
+    for attr in SETTINGS:
+        value = _setting(ob, attr, ctx)
+        if value != FLAGS_NEW[attr]:  # None too: what animation writes
+            found[(attr,)] = value
+    return found
+
+
 def _transform(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> list:
     return ctx.masked(ob, attr, floats(getattr(ob, attr)))  # animated channels: derived.py
 
@@ -142,7 +164,7 @@ def serialise(
             "parent_inverse": matrix_rows(ob.matrix_parent_inverse),
         },
         "in": {(ref,): True for ref in sorted(collections)},
-        "set": {**{(attr,): _setting(ob, attr, ctx) for attr in SETTINGS}, **object_settings.read(ob, ctx)},
+        "set": {**_flags(ob, ctx), **object_settings.read(ob, ctx)},
         "location": _transform(ob, "location", ctx),
         "rotation": {
             "mode": ob.rotation_mode,
@@ -308,7 +330,9 @@ def apply_setting(ob: bpy.types.Object, item: tuple[str, ...], doc: object, ctx:
     if attr not in SETTINGS:
         return object_settings.apply(ob, attr, doc, ctx)
     if doc is None:
-        return ob
+        if not ctx.deleting:  # what animation writes (derived.py)
+            return ob
+        doc = FLAGS_NEW[attr]
     if attr == "hide":
         view_layer = _hide_layer(ob)
         try:
