@@ -27,6 +27,7 @@ from .items import Items
 from .keys import PRIMARY_PART, op_order, split_key
 from .kinds import BY_NAME, REGISTRY
 from .later_links import LaterLinks
+from .serialise import unkeyed_value
 from .tracker import ChangeTracker
 
 # A step done with at least this many datablocks that may be read back later leaves them to the tracker
@@ -366,6 +367,7 @@ class Applier:
         spec = record.parts[part]
         if kind == "obj" or value is None:
             self._users.forget()  # an object made, given other data or removed (with its data, too)
+        unkeyed = False  # a deleted key of a part keyed only while it differs from a new datablock's
         if value is None:
             if self.tracker is not None:
                 self.tracker.note_applied(key, None)
@@ -375,7 +377,11 @@ class Applier:
                 self._apply_item_delete(key, uuid, spec, item)
                 return
             if part != PRIMARY_PART:
-                return
+                self._waiting_parts.get(uuid, {}).pop(key, None)
+                if part not in record.unkeyed or uuid not in self._index:
+                    return
+                value, unkeyed = unkeyed_value(kind, part), True  # applied as a set of it (Kind.unkeyed)
+        if value is None:
             self._waiting_parts.pop(uuid, None)
             found = self._index.pop(uuid, None)
             self._touched.pop(uuid, None)
@@ -391,7 +397,7 @@ class Applier:
             # now, a pass of the audit would find no datablock for it and delete the room's value).
             self._waiting_parts.setdefault(uuid, {})[key] = value
             return
-        if self.tracker is not None:
+        if self.tracker is not None and not unkeyed:
             self.tracker.note_applied(key, value)
         try:
             doc = decode_value(value)

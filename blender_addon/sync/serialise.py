@@ -41,8 +41,22 @@ def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[
                     continue
                 out[key] = encode_value(item_doc)
         else:
-            out[make_key(kind, uuid, part)] = encode_value(doc)
+            value = encode_value(doc)
+            if part in record.unkeyed and value == unkeyed_value(kind, part):
+                continue  # what a new datablock holds: no key (Kind.unkeyed)
+            out[make_key(kind, uuid, part)] = value
     return out
+
+
+_UNKEYED: dict[tuple[str, str], bytes] = {}
+
+
+def unkeyed_value(kind: str, part: str) -> bytes:
+    """The encoded document of a part that has no key while it holds it (``Kind.unkeyed``)."""
+    found = _UNKEYED.get((kind, part))
+    if found is None:
+        found = _UNKEYED[kind, part] = encode_value(BY_NAME[kind].unkeyed[part])
+    return found
 
 
 def serialise_datablock(id_data: bpy.types.ID, ctx: ReadContext | None = None) -> dict[str, bytes]:

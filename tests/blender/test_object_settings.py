@@ -38,6 +38,74 @@ def test_a_new_object_of_every_type_holds_the_flags_that_are_not_keyed():
             assert flags == {k: v for k, v in objects.FLAGS_NEW.items() if k != "hide"}, object_type
             assert not ob.hide_get() and objects.FLAGS_NEW["hide"] is False
             assert setting_keys(ob) == {}, object_type
+    keys = sync.serialise_scene()
+    for kind in ("obj", "mesh"):
+        unkeyed = set(sync.kinds.BY_NAME[kind].unkeyed)
+        assert unkeyed and not [k for k in keys if k.startswith(f"{kind}/") and k.split("/")[2] in unkeyed]
+
+
+def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_replica_puts_it_back():
+    """An object's parent, delta transform, action and instancing, and a mesh's shape keys and their action,
+    have no key while they are what a new datablock holds: set, they are keyed; put back, the key is
+    deleted and a receiver puts them back."""
+    reset_scene()
+    link(bpy.data.objects.new("Holder", None))
+    link(bpy.data.objects.new("Prop", triangle_mesh()))
+    bpy.data.actions.new("Walk").use_fake_user = True
+    base = sync.serialise_scene()
+    tracker = replica(base)
+
+    def change() -> None:
+        prop, holder = bpy.data.objects["Prop"], bpy.data.objects["Holder"]
+        prop.parent = holder
+        prop.delta_location = (0.0, 0.0, 2.0)
+        prop.animation_data_create().action = bpy.data.actions["Walk"]
+        holder.instance_type = "COLLECTION"
+        prop.shape_key_add(name="Basis")
+
+    changed = edit_batch(tracker, change)
+    uuid, mesh = sync.get_uuid(bpy.data.objects["Prop"]), sync.get_uuid(bpy.data.meshes[0])
+    parts = {(k.split("/")[0], k.split("/")[2]) for k, v in changed if v is not None}
+    assert {
+        ("obj", "parent"),
+        ("obj", "delta"),
+        ("obj", "anim"),
+        ("obj", "instance"),
+        ("mesh", "shapes"),
+    } <= parts
+    after_change = sync.serialise_scene()
+
+    def put_back() -> None:
+        prop, holder = bpy.data.objects["Prop"], bpy.data.objects["Holder"]
+        prop.parent = None
+        prop.delta_location = (0.0, 0.0, 0.0)
+        prop.animation_data.action = None
+        holder.instance_type = "NONE"
+        prop.shape_key_clear()
+
+    batch = edit_batch(tracker, put_back)
+    deleted = sorted(k for k, v in batch if v is None)
+    assert deleted == sorted(
+        [
+            sync.make_key("obj", uuid, "parent"),
+            sync.make_key("obj", uuid, "delta"),
+            sync.make_key("obj", uuid, "anim"),
+            sync.make_key("obj", sync.get_uuid(bpy.data.objects["Holder"]), "instance"),
+            sync.make_key("mesh", mesh, "shapes"),
+        ]
+    )
+    after = sync.scene_hash()
+    receiver = replica(after_change)
+    prop = bpy.data.objects["Prop"]
+    assert prop.parent is not None and prop.data.shape_keys is not None and prop.animation_data.action
+    applier = sync.apply_ops(batch, tracker=receiver)
+    assert applier.errors == []
+    prop = bpy.data.objects["Prop"]
+    assert prop.parent is None and tuple(prop.delta_location) == (0.0, 0.0, 0.0)
+    assert prop.animation_data.action is None and prop.data.shape_keys is None
+    assert bpy.data.objects["Holder"].instance_type == "NONE" and "Walk" in bpy.data.actions
+    assert sync.scene_hash() == after
+    assert receiver.scan() == ({}, [])  # applying it echoes nothing
 
 
 def test_an_object_made_by_blender_has_no_key_for_a_setting_it_keeps():

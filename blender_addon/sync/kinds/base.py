@@ -12,7 +12,7 @@ registry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import bpy
 
@@ -32,6 +32,9 @@ Describe = Callable[[bpy.types.ID, ReadContext], dict]
 
 def _always(id_data: bpy.types.ID) -> bool:
     return True
+
+
+NO_ACTION: dict[str, object] = {"action": None, "slot": None}  # an anim part: no action animates it
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +67,10 @@ class Kind:
     object_types: tuple[str, ...] = ()  # object data: the Object.type values whose data is of this kind
     embedded: tuple[str, ...] = ()  # attributes holding embedded data that travels inside this kind
     members: Callable[[bpy.types.ID], bpy.types.Collection] | None = None  # objects/children held here
+    # Whole parts keyed only while they differ from what every new datablock of the kind holds: part -> that
+    # document. A deleted key applies it (most objects have no parent, delta or action: a key each was a
+    # third of a room of boxes' keys, each applied by a joiner).
+    unkeyed: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def primary(self) -> str:

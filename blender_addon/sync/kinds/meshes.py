@@ -28,7 +28,7 @@ from ..codec import pack_f32_chunked, pack_i32, pack_i32_chunked, packs_to
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
-from .base import Kind
+from .base import NO_ACTION, Kind
 
 # ---------------------------------------------------------------- read
 
@@ -282,4 +282,5 @@ KIND = Kind(
     describe=describe,
     stub=stub,
     object_types=("MESH",),
+    unkeyed={"shapes": None, "shapeanim": NO_ACTION, "anim": NO_ACTION},  # no shape keys, no action
 )

@@ -39,7 +39,7 @@ from .. import (
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from .base import Items, Kind
+from .base import NO_ACTION, Items, Kind
 
 POSE_BONE_PROPS = (
     "rotation_mode",
@@ -51,6 +51,18 @@ POSE_BONE_PROPS = (
 )
 ROTATION_PROPS = ("rotation_euler", "rotation_quaternion", "rotation_axis_angle")
 DELTA_PROPS = ("delta_location", "delta_rotation_euler", "delta_scale")
+# The parts every new object holds, in the order they are read: keyed only while they differ (Kind.unkeyed).
+UNKEYED: dict[str, object] = {
+    "parent": {
+        "parent": None,
+        "parent_type": "OBJECT",
+        "parent_bone": "",
+        "parent_inverse": [float(r == c) for r in range(4) for c in range(4)],
+    },
+    "delta": {"delta_location": [0.0] * 3, "delta_rotation_euler": [0.0] * 3, "delta_scale": [1.0] * 3},
+    "anim": NO_ACTION,
+    "instance": {"type": "NONE", "collection": None, "linked": None},
+}
 # Flat settings of an object, one key each (``obj/<u>/set/<attr>``); ``hide`` is the view-layer hide.
 SETTINGS = (
     "hide_viewport",
@@ -454,4 +466,5 @@ def make_kind(data_kinds: Iterable[Kind]) -> Kind:
         serialise=functools.partial(serialise, data_kinds=by_type),
         describe=describe,
         accepts=lambda ob: ob.type in by_type,
+        unkeyed=UNKEYED,
     )
