@@ -27,6 +27,8 @@ def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[
     """Every key of one datablock: one per whole part, one per item of an item part."""
     uuid = ids.get_uuid(id_data)
     record = BY_NAME[kind]
+    # An override is made from what it overrides, which need not hold what a new datablock holds.
+    unkeyed = record.unkeyed if id_data.override_library is None else {}
     out: dict[str, bytes] = {}
     for part, doc in record.serialise(id_data, ctx).items():
         if part == record.primary:
@@ -42,7 +44,7 @@ def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[
                 out[key] = encode_value(item_doc)
         else:
             value = encode_value(doc)
-            if part in record.unkeyed and value == unkeyed_value(kind, part):
+            if part in unkeyed and value == unkeyed_value(kind, part):
                 continue  # what a new datablock holds: no key (Kind.unkeyed)
             out[make_key(kind, uuid, part)] = value
     return out

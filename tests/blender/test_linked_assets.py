@@ -121,6 +121,23 @@ def test_a_library_override_is_made_again_from_the_linked_character():
     assert sync.serialise_scene() == values
 
 
+def test_an_override_keys_a_part_it_holds_as_a_new_object_would():
+    """An object's parent has no key while it has none (Kind.unkeyed), but an override is made from the
+    object it overrides, which has one here: cleared on the override, the parent is keyed, and a receiver's
+    override, made with the linked body's parent, loses it too."""
+    build_override()
+    body = override_of("Body")
+    assert body.parent is not None
+    body.parent = None
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    assert sync.decode_value(values[sync.make_key("obj", sync.get_uuid(body), "parent")])["parent"] is None
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == []
+    assert override_of("Body").parent is None and sync.scene_hash() == before
+
+
 def test_overrides_arriving_before_their_library_and_root_wait_for_them():
     """Worst orders, one key at a time: members before their root collection, each before the library."""
     build_override()
