@@ -539,11 +539,14 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own
         ob["note"] = i
     # The objects appear together, in the slice that links the last of them, and the objects' other keys
     # follow by uuid in that slice and the next: O7's keys come after the others', so its property is still
-    # queued then, but for those of ten objects, more than a slice, that come after them.
+    # queued then, but for those of forty objects, more than a slice, that come after them.
     sync.ids.set_uuid(bpy.data.objects["O7"], "e" * 32)
-    for i in range(10):
-        sync.ids.set_uuid(bpy.data.objects[f"O{110 + i}"], f"{'f' * 30}{i:02d}")
+    for i in range(40):
+        sync.ids.set_uuid(bpy.data.objects[f"O{80 + i}"], f"{'f' * 30}{i:02d}")
     items = sync.serialise_scene()
+    placing = sync.apply_order.PLACING["obj"]
+    after = [k for k in items if k.startswith("obj/" + "f" * 30) and sync.split_key(k)[2] not in placing]
+    assert len(after) > session_module.APPLY_SLICE  # the rest of the join, after O7's own values
     moved = sync.get_uuid(bpy.data.objects["O7"])
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 
