@@ -69,8 +69,8 @@ def rank(key: str) -> Ranked:
         placing = _placing_rank((kind, uuid, part, ()))
         found = _PART_RANKS[kind, part] = (kind_order, leading, part_order, placing)
     kind_order, leading, part_order, placing = found
-    if items and (kind, part, items) in PLACING_ITEMS:
-        placing = _PLACING_RANK[kind]
+    if items:  # an item key may place where its part does not (PLACING_ITEMS)
+        placing = _placing_rank(parsed)
     return parsed, (kind_order, leading, uuid, part_order), (placing, kind_order, leading, uuid, part_order)
 
 

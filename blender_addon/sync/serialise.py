@@ -28,7 +28,7 @@ def serialise_parts(kind: str, id_data: bpy.types.ID, ctx: ReadContext) -> dict[
     uuid = ids.get_uuid(id_data)
     record = BY_NAME[kind]
     # An override is made from what it overrides, which need not hold what a new datablock holds.
-    unkeyed = record.unkeyed if id_data.override_library is None else {}
+    unkeyed = record.unkeyed if record.unkeyed and id_data.override_library is None else {}
     out: dict[str, bytes] = {}
     for part, doc in record.serialise(id_data, ctx).items():
         if part == record.primary:

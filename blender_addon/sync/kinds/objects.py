@@ -34,6 +34,7 @@ from .. import (
     pose_bones,
     replacing,
     rna,
+    settings,
     shader_effects,
 )
 from ..arrays import floats, matrix_rows
@@ -140,13 +141,9 @@ def _setting(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> object:
 
 
 def _flags(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str, ...], object]:
-    """The flags that differ from a new object's (:data:`FLAGS_NEW`), as items of the ``set`` part."""
-    found: dict[tuple[str, ...], object] = {}
-    for attr in SETTINGS:
-        value = _setting(ob, attr, ctx)
-        if value != FLAGS_NEW[attr]:  # None too: what animation writes
-            found[(attr,)] = value
-    return found
+    """The flags that differ from a new object's (:data:`FLAGS_NEW`; None too: what animation writes), as
+    items of the ``set`` part."""
+    return settings.differing_items({attr: _setting(ob, attr, ctx) for attr in SETTINGS}, FLAGS_NEW)
 
 
 def _transform(ob: bpy.types.Object, attr: str, ctx: ReadContext) -> list:
