@@ -15,8 +15,9 @@ It imports only ``bpy``/``mathutils``, the standard library and ``msgpack``,
 and must run on Blender's main thread.  Key formats: docs/addon.md.
 """
 
-from .apply import Applier, apply_ops, clear_scene
+from .apply import Applier, apply_ops
 from .canonical import scene_description, scene_hash
+from .clearing import clear_scene
 from .codec import decode_value, encode_value, pack_f32, pack_i32, unpack_f32, unpack_i32
 from .ids import UUID_PROP, get_uuid, peek_uuid
 from .index import index_all, key_subject

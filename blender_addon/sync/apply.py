@@ -22,10 +22,10 @@ from .apply_order import PLACING, Op, Ranked, rank, set_order, sort_ops
 from .chunks import holds_chunks
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, DataUsers, item_token, part_token
-from .index import census, index_all, is_synced
+from .index import census, index_all
 from .items import Items
 from .keys import PRIMARY_PART, op_order, split_key
-from .kinds import BY_NAME, REGISTRY
+from .kinds import BY_NAME
 from .later_links import LaterLinks
 from .serialise import unkeyed_value
 from .tracker import ChangeTracker
@@ -594,22 +594,3 @@ def apply_ops(
         applier.tracker = tracker
     applier.apply(ops)
     return applier
-
-
-def clear_scene() -> None:
-    """Remove every synchronised datablock; keep one empty scene that the room's scene will take over.
-
-    Meant for joining a room that already has content.
-    """
-    keep = bpy.context.window.scene if bpy.context.window is not None else bpy.data.scenes[0]
-    for kind in REGISTRY:
-        coll = getattr(bpy.data, kind.collection)
-        for id_data in list(coll):
-            if not is_synced(id_data):
-                continue
-            if kind.name == "scene" and id_data == keep:
-                continue
-            coll.remove(id_data)
-    if ids.UUID_PROP in keep:
-        del keep[ids.UUID_PROP]
-    keep[ids.ADOPT_PROP] = True
