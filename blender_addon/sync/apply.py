@@ -41,14 +41,6 @@ def _is_link(bits: tuple[str, str, str, tuple[str, ...]]) -> bool:
     return bits[2] == "in" and bits[0] == "obj"
 
 
-def _remove(kind: str, id_data: bpy.types.ID) -> None:
-    record = BY_NAME[kind]
-    if record.remove is not None:
-        record.remove(id_data)
-    else:
-        getattr(bpy.data, record.collection).remove(id_data)
-
-
 class Applier:
     """Applies remote operations, optionally in slices.
 
@@ -386,7 +378,7 @@ class Applier:
             found = self._index.pop(uuid, None)
             self._touched.pop(uuid, None)
             if found is not None:
-                _remove(kind, found[1])
+                record.remove_datablock(found[1])
                 self._removed = True
             if self.tracker is not None:
                 self.tracker.forget_uuid(uuid)

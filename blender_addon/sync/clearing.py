@@ -17,13 +17,12 @@ def clear_scene() -> None:
     """
     keep = bpy.context.window.scene if bpy.context.window is not None else bpy.data.scenes[0]
     for kind in REGISTRY:
-        coll = getattr(bpy.data, kind.collection)
-        for id_data in list(coll):
+        for id_data in list(getattr(bpy.data, kind.collection)):
             if not is_synced(id_data):
                 continue
             if kind.name == "scene" and id_data == keep:
                 continue
-            coll.remove(id_data)
+            kind.remove_datablock(id_data)  # bpy.data.cache_files has no remove()
     if ids.UUID_PROP in keep:
         del keep[ids.UUID_PROP]
     keep[ids.ADOPT_PROP] = True

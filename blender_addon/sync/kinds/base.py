@@ -72,6 +72,13 @@ class Kind:
     # third of a room of boxes' keys, each applied by a joiner).
     unkeyed: Mapping[str, object] = field(default_factory=dict)
 
+    def remove_datablock(self, id_data: bpy.types.ID) -> None:
+        """Remove ``id_data``: with the kind's own ``remove``, else ``bpy.data.<collection>.remove``."""
+        if self.remove is not None:
+            self.remove(id_data)
+        else:
+            getattr(bpy.data, self.collection).remove(id_data)
+
     @property
     def primary(self) -> str:
         return next(iter(self.parts))
