@@ -4,6 +4,9 @@ scene's world, an object's body and constraint (rigid_bodies.py)."""
 
 from __future__ import annotations
 
+import ctypes
+
+import msgpack
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
@@ -90,6 +93,43 @@ def test_a_field_taken_away_deletes_its_key_and_every_replica_drops_its_own():
     assert abs(bpy.data.objects["Floor"].collision.damping - 0.25) < 1e-6
     assert sync.scene_hash() == after
     assert receiver.scan() == ({}, [])  # applying it echoes nothing
+
+
+def drawn_as_zero(field: bpy.types.FieldSettings) -> None:
+    """Give ``field`` the noise seed 0, as Blender does to a new field once every 128 seconds (it seeds it
+    from the clock, 0-127) and as its API never writes (1-128): the seed's place in the struct is found by
+    writing three values through the API, then 0 is written there."""
+    slots = ctypes.c_int32 * 256
+    places = None
+    for value in (97, 113, 5):
+        field.seed = value
+        held = slots.from_address(field.as_pointer())
+        found = {i for i in range(len(held)) if held[i] == value}
+        places = found if places is None else places & found
+    assert places is not None and len(places) == 1
+    slots.from_address(field.as_pointer())[places.pop()] = 0
+    assert field.seed == 0
+
+
+def test_a_field_whose_seed_blender_drew_as_zero_reaches_everyone_as_the_lowest_they_can_hold():
+    """The room's key holds 1, what every receiver can write: the scene hashes the same on both sides."""
+    reset_scene()
+    build_physics()
+    wind = bpy.data.objects["Wind"].field
+    hair = bpy.data.particles.new("Tufts")
+    hair.force_field_1.type = "WIND"
+    link(bpy.data.objects.new("Ground", grid_mesh("Ground"))).modifiers.new("Tufts", "PARTICLE_SYSTEM")
+    bpy.data.objects["Ground"].particle_systems[0].settings = hair
+    drawn_as_zero(wind)
+    drawn_as_zero(hair.force_field_1)
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    wind_key = sync.make_key("obj", sync.get_uuid(bpy.data.objects["Wind"]), "set", "field")
+    hair_key = sync.make_key("part", sync.get_uuid(hair), "set", "force_field_1")
+    assert msgpack.unpackb(values[wind_key])["seed"] == msgpack.unpackb(values[hair_key])["seed"] == 1
+    applied_one_at_a_time(list(values.items()))
+    assert bpy.data.objects["Wind"].field.seed == bpy.data.particles["Tufts"].force_field_1.seed == 1
+    assert sync.scene_hash() == before
 
 
 def test_a_cloths_rest_shape_changed_travels_by_name_and_echoes_nothing():
