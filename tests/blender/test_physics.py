@@ -119,7 +119,9 @@ def test_a_field_whose_seed_blender_drew_as_zero_reaches_everyone_as_the_lowest_
     hair = bpy.data.particles.new("Tufts")
     hair.force_field_1.type = "WIND"
     link(bpy.data.objects.new("Ground", grid_mesh("Ground"))).modifiers.new("Tufts", "PARTICLE_SYSTEM")
-    bpy.data.objects["Ground"].particle_systems[0].settings = hair
+    system = bpy.data.objects["Ground"].particle_systems[0]
+    made_with_it, system.settings = system.settings, hair
+    bpy.data.particles.remove(made_with_it)  # its name is the one a receiver's new modifier's settings take
     drawn_as_zero(wind)
     drawn_as_zero(hair.force_field_1)
     before = sync.scene_hash()
