@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import assign, dynamic_paint, ids, linked, moves, order, rna, structs
+from . import assign, dynamic_paint, ids, linked, moves, order, particles, rna, structs
 from .context import ApplyContext, ReadContext
 
 MODIFIER_SKIP = ("show_viewport", "show_render", "show_in_editmode", "show_on_cage", "type")
@@ -157,7 +157,9 @@ def apply_order(ob: bpy.types.Object, doc: list, ctx: ApplyContext) -> bpy.types
 
 
 def apply_modifier(ob: bpy.types.Object, item: tuple[str, ...], doc: dict | None, ctx: ApplyContext):
-    assign.typed_member(ob.modifiers, item[0], doc, "modifier", f"a {ob.type} object", ctx.report)
+    mod = assign.typed_member(ob.modifiers, item[0], doc, "modifier", f"a {ob.type} object", ctx.report)
+    if mod is not None and mod.type == "PARTICLE_SYSTEM":
+        particles.mark_made_with(mod)
     return ob
 
 

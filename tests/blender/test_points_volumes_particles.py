@@ -48,6 +48,29 @@ def test_hair_and_emitter_particles_place_the_same_instances():
     assert sorted(p.name for p in bpy.data.particles) == ["Grass", "Sparks"]
 
 
+def test_settings_arriving_after_their_particle_system_leave_nothing_of_the_receivers_own():
+    """The object's keys (its particle system modifier, then the system naming the settings) before the
+    settings' keys, one at a time: the settings the receiver's new modifier came with hold no name the
+    room's need, are never published, and are gone once the system points at the room's settings. Before,
+    they were read as a new datablock of the receiver's and sent to the room."""
+    build_particles()
+    grass = bpy.data.particles["Grass"]
+    grass.name = "ParticleSettings"  # as Blender names the settings a new modifier comes with
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    objects_first = sorted(values.items(), key=lambda op: (not op[0].startswith("obj/"), op[0]))
+    reset_scene()
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    for op in objects_first:
+        applier.feed([op])
+        applier.step()
+    assert applier.errors == [] and applier.pending_links == {}
+    assert sorted(p.name for p in bpy.data.particles) == ["ParticleSettings", "Sparks"]
+    assert tracker.scan() == ({}, [])  # nothing of the receiver's own to send
+    assert sync.scene_hash() == before
+
+
 def test_particle_edits_apply_onto_a_replica():
     build_particles()
     values = sync.serialise_scene()

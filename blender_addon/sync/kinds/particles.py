@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import boids, force_fields, structs, texture_slots
+from .. import boids, force_fields, particles, structs, texture_slots
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..items import Items
@@ -120,6 +120,11 @@ def apply_setting(
     return settings
 
 
+def accepts(settings: bpy.types.ParticleSettings) -> bool:
+    """Not the settings a particle system modifier the applier made came with (sync/particles.py)."""
+    return not particles.made_with_modifier(settings)
+
+
 KIND = Kind(
     name="part",
     collection="particles",
@@ -134,4 +139,5 @@ KIND = Kind(
     create=create,
     serialise=serialise,
     describe=describe,
+    accepts=accepts,
 )
