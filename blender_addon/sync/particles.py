@@ -26,10 +26,11 @@ def mark_made_with(mod: bpy.types.Modifier) -> None:
     settings = mod.particle_system.settings
     if settings is None or ids.peek_uuid(settings) is not None or settings.users != 1:
         return
-    if MADE_WITH_PROP not in settings:
-        settings[MADE_WITH_PROP] = True
-        # Blender names these as the room's settings may be named: their name would take a number.
-        settings.name = f"made-with-{mod.name}"[:63]
+    if made_with_modifier(settings):
+        return
+    settings[MADE_WITH_PROP] = True
+    # Blender names these as the room's settings may be named: their name would take a number.
+    settings.name = f"made-with-{mod.name}"[:63]
 
 
 def made_with_modifier(settings: bpy.types.ParticleSettings) -> bool:

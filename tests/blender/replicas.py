@@ -67,12 +67,14 @@ def replica(base: dict[str, bytes]) -> sync.ChangeTracker:
     return tracker
 
 
-def applied_one_at_a_time(ops: Iterable[tuple[str, bytes]], settled: bool = True) -> sync.Applier:
+def applied_one_at_a_time(
+    ops: Iterable[tuple[str, bytes]], settled: bool = True, tracked: bool = False
+) -> sync.Applier:
     """A fresh scene made from ``ops`` fed one at a time, each applied before the next arrives (a link to
     what has not arrived waits for it); every op applies and (unless not ``settled``: more is to come)
-    every link is resolved in the end."""
+    every link is resolved in the end. ``tracked``: the applier has a tracker, made on the fresh scene."""
     reset_scene()
-    applier = sync.Applier()
+    applier = sync.Applier(sync.ChangeTracker() if tracked else None)
     for op in ops:
         applier.feed([op])
         applier.step()

@@ -9,7 +9,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from replicas import replica  # noqa: E402
+from replicas import applied_one_at_a_time, replica  # noqa: E402
 from scene_builders import (  # noqa: E402
     build_custom_normals,
     build_hair_curves,
@@ -59,15 +59,9 @@ def test_settings_arriving_after_their_particle_system_leave_nothing_of_the_rece
     before = sync.scene_hash()
     values = sync.serialise_scene()
     objects_first = sorted(values.items(), key=lambda op: (not op[0].startswith("obj/"), op[0]))
-    reset_scene()
-    tracker = sync.ChangeTracker()
-    applier = sync.Applier(tracker)
-    for op in objects_first:
-        applier.feed([op])
-        applier.step()
-    assert applier.errors == [] and applier.pending_links == {}
+    applier = applied_one_at_a_time(objects_first, tracked=True)  # no errors, every link resolved
     assert sorted(p.name for p in bpy.data.particles) == ["ParticleSettings", "Sparks"]
-    assert tracker.scan() == ({}, [])  # nothing of the receiver's own to send
+    assert applier.tracker.scan() == ({}, [])  # nothing of the receiver's own to send
     assert sync.scene_hash() == before
 
 

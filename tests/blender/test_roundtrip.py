@@ -118,10 +118,10 @@ def _by_name() -> Callable[[tuple[str, bytes]], str]:
     return lambda op: "/".join(names.get(segment, segment) for segment in op[0].split("/"))
 
 
-def _values_by_name() -> dict[str, bytes]:
-    """The scene's keys as :func:`_by_name` spells them, and their values."""
+def _values_by_name(values: dict[str, bytes]) -> dict[str, bytes]:
+    """``values`` (the scene's keys) as :func:`_by_name` spells them."""
     by_name = _by_name()
-    return {by_name(op): op[1] for op in sync.serialise_scene().items()}
+    return {by_name(op): op[1] for op in values.items()}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -129,16 +129,18 @@ def test_everything_in_any_order_with_one_op_at_a_time(seed):
     """Links that arrive before their target are remembered and resolved later."""
     build_everything()
     before = sync.scene_hash()
-    values = _values_by_name()
+    scene = sync.serialise_scene()
+    values = _values_by_name(scene)
     # Nearly the same order every run: uuids are random, names are not (a node's id is random too).
-    ops = sorted(sync.serialise_scene().items(), key=_by_name())
+    ops = sorted(scene.items(), key=_by_name())
     random.Random(seed).shuffle(ops)
     applied_one_at_a_time(ops)
     evaluate_scenes()  # animation writes its values, in every scene
-    if sync.scene_hash() != before:  # which keys read otherwise, by name: a rare order can be traced
-        now = _values_by_name()
+    after = sync.scene_hash()
+    if after != before:  # which keys read otherwise, by name: a rare order can be traced
+        now = _values_by_name(sync.serialise_scene())
         assert sorted(k for k in values.keys() | now.keys() if values.get(k) != now.get(k)) == []
-    assert sync.scene_hash() == before
+    assert after == before
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
