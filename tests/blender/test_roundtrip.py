@@ -638,6 +638,23 @@ def test_a_cache_files_content_travels_and_the_receiver_plays_the_same_geometry(
     assert sync.scene_hash() == edited_hash
 
 
+def test_a_cache_opened_with_no_scale_reaches_everyone_as_the_least_they_can_hold():
+    """Blender's ``cachefile.open`` gives a new cache a scale of 0, below what its API writes (a receiver's
+    write holds 0.0001): the cache is read as holding that least, so every replica and the hash agree."""
+    from scene_builders import alembic_file
+
+    from blender_addon.sync.kinds.cache_files import SCALE_MIN, open_cache_file
+
+    assert open_cache_file(alembic_file()).scale == 0.0
+    before, values = sync.scene_hash(), sync.serialise_scene()
+    (meta,) = [k for k in values if k.startswith("cache/")]
+    assert sync.decode_value(values[meta])["props"]["scale"] == SCALE_MIN > 0.0
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == [] and bpy.data.cache_files[0].scale == SCALE_MIN
+    assert sync.scene_hash() == before
+
+
 def test_a_modifier_naming_a_vertex_group_or_uv_map_waits_for_it():
     """Blender refuses a modifier's vertex group or UV map name while the object has none by that name: set
     before the mesh's groups and geometry arrive, the setting is applied again once they have."""
