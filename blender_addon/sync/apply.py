@@ -282,8 +282,8 @@ class Applier:
             self._index = {uuid: entry for uuid, entry in self._index.items() if ids.exists(entry[1])}
             self._touched = {uuid: id_data for uuid, id_data in self._touched.items() if ids.exists(id_data)}
             self._removed = False
-        if self._later:  # all held links once none is queued (a feed may drop them), or those read next
-            self._link_held(self._finished() if self._queued_links else None)
+        if self._later and not self._queued_links:  # none queued now (a feed may drop them): all held
+            self._link_held()
         # Values that wait for the end of a step (e.g. a pose for its object's evaluation): try them again.
         for token in [t for t, keys in self._pending.items() if keys and t.startswith(AFTER_STEP)]:
             self._resolve_pending(token)
@@ -322,8 +322,16 @@ class Applier:
         self._census = census()
 
     def _finished(self) -> list[str]:
-        """The touched datablocks the queue holds no more sets for (read back at the step's end)."""
-        return [uuid for uuid in self._touched if not self._queue or not self._queued.get(uuid)]
+        """The touched datablocks the queue holds no more sets for (read back at the step's end), but new
+        objects whose links are held: read in no collection, their memberships would be taken as gone, so
+        they are read once linked, with the others when the last link is applied (an object with only
+        placing keys is done as soon as it is placed)."""
+        later = self._later
+        return [
+            uuid
+            for uuid in self._touched
+            if (not self._queue or not self._queued.get(uuid)) and uuid not in later
+        ]
 
     def _link_held(self, uuids: list[str] | None = None) -> None:
         """Link the new objects held (later_links.py); what waited for their links is tried again."""

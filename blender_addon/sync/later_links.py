@@ -6,7 +6,8 @@ relations of every depsgraph, and the next evaluation costs what the view layer 
 each followed by an evaluation (the sync loop's, or the window's redraw): one rebuild per pump of all that
 the pumps before had linked, so a join cost its objects times its pumps. An object in no collection is in no
 depsgraph: while the applier has more links of objects queued, a new object's links are held, and they are
-made together when the last one is applied (one rebuild), or before the object is read back.
+made together when the last one is applied (one rebuild), and an object held is read back only after that
+(Applier._finished).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class LaterLinks:
 
     def __bool__(self) -> bool:
         return bool(self._links)
+
+    def __contains__(self, uuid: str) -> bool:
+        return uuid in self._links
 
     def hold(self, ob: bpy.types.Object, ref: str) -> bool:
         """Whether the link of ``ob`` into ``ref`` waits: ``ob`` is new (no collection holds it, so it has
