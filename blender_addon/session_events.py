@@ -240,7 +240,9 @@ class ServerEventsMixin:
         from and its value, until someone else's value of the key arrives (what a merge needs)."""
         for key, value in changed.items():
             if merges.merger(key) is not None:
-                self._merge_bases[key] = (self.tracker.previous.get(key), value)
+                # No key for a stack's order was an empty stack, the base both edits were made from.
+                base = self.tracker.previous.get(key) or sync.held_without_key(key)
+                self._merge_bases[key] = (base, value)
         for key in deleted:
             self._merge_bases.pop(key, None)
 

@@ -22,7 +22,7 @@ from .codec import decode_value, encode_value, pack_f32, pack_i32, unpack_f32, u
 from .ids import UUID_PROP, get_uuid, peek_uuid
 from .index import index_all, key_subject
 from .keys import KINDS, PARTS, make_key, parse_key, split_key
-from .serialise import serialise_datablock, serialise_scene
+from .serialise import held_without_key, serialise_datablock, serialise_scene
 from .tracker import ChangeTracker, ids_from_depsgraph, shading_only_ids
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "decode_value",
     "encode_value",
     "get_uuid",
+    "held_without_key",
     "ids_from_depsgraph",
     "index_all",
     "key_subject",

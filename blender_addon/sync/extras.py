@@ -9,13 +9,13 @@ take it itself (:func:`given`)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import bpy
 
 from . import animation, custom_props, drivers, nla
 from .context import ReadContext
-from .kinds.base import Kind
+from .kinds.base import NO_ACTION, Kind
 
 PARTS = {"prop": custom_props.PART, "driver": drivers.part()}
 
@@ -86,12 +86,23 @@ def _missing(kind: Kind) -> list[Given]:
     ]
 
 
+# The action links of a datablock, its node tree and its shape keys: a new datablock has no action, so each
+# is keyed only while one is assigned (Kind.unkeyed).
+ACTION_PARTS = ("anim", "treeanim", "shapeanim")
+
+
+def _unkeyed(kind: Kind, parts: Collection[str]) -> dict[str, object]:
+    return {**{part: NO_ACTION for part in ACTION_PARTS if part in parts}, **kind.unkeyed}
+
+
 def given(kind: Kind) -> Kind:
     """``kind`` with custom properties and (if its datablocks have animation data) drivers, the action link
-    and the NLA tracks added to its parts, serialise and describe, where it does not take them itself."""
+    and the NLA tracks added to its parts, serialise and describe, where it does not take them itself; its
+    action links keyed only while an action is assigned."""
     missing = [make() for make in _missing(kind)]
     if not missing:
-        return kind
+        unkeyed = _unkeyed(kind, kind.parts)
+        return kind if unkeyed == kind.unkeyed else dataclasses.replace(kind, unkeyed=unkeyed)
     parts = {name: part for added, _, _ in missing for name, part in added.items()}
 
     def serialise(id_data: bpy.types.ID, ctx: ReadContext) -> dict[str, object]:
@@ -106,4 +117,7 @@ def given(kind: Kind) -> Kind:
             out.update(describe_added(id_data, ctx))
         return out
 
-    return dataclasses.replace(kind, parts={**kind.parts, **parts}, serialise=serialise, describe=describe)
+    every = {**kind.parts, **parts}
+    return dataclasses.replace(
+        kind, parts=every, serialise=serialise, describe=describe, unkeyed=_unkeyed(kind, every)
+    )

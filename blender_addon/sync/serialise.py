@@ -13,7 +13,7 @@ from .codec import MAX_KEY_BYTES, encode_value
 from .context import ReadContext
 from .index import index_all, is_synced, kind_of
 from .items import Items
-from .keys import make_key
+from .keys import make_key, split_key
 from .kinds import BY_NAME, LINK_TYPES
 
 
@@ -59,6 +59,15 @@ def unkeyed_value(kind: str, part: str) -> bytes:
     if found is None:
         found = _UNKEYED[kind, part] = encode_value(BY_NAME[kind].unkeyed[part])
     return found
+
+
+def held_without_key(key: str) -> bytes | None:
+    """What ``key`` holds while it has no key: a part keyed only while it differs from a new datablock's
+    holds that datablock's document (``Kind.unkeyed``); None for every other key."""
+    split = split_key(key)
+    if split is None or split[3] or split[2] not in BY_NAME[split[0]].unkeyed:
+        return None
+    return unkeyed_value(split[0], split[2])
 
 
 def serialise_datablock(id_data: bpy.types.ID, ctx: ReadContext | None = None) -> dict[str, bytes]:

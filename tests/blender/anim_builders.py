@@ -302,3 +302,37 @@ def build_every_kind_nla() -> None:
         track.name = "Idle tree"
         track.strips.new("Idle tree", 1, action)
     bpy.context.scene.frame_set(bpy.context.scene.frame_current)
+
+
+def build_assigned_actions() -> None:
+    """An action assigned to datablocks of the kinds no other row animates with one of its own: a movie clip,
+    a mask and a cache file (``anim``), a curve's shape keys (``shapeanim``), a node group and a line
+    style's node tree (``treeanim``). Each keys one value flat, so that playing changes nothing: those links
+    are keyed only while an action is assigned."""
+    from scene_builders import alembic_file, image_sequence
+
+    from blender_addon.sync.kinds.cache_files import open_cache_file
+
+    cache = open_cache_file(alembic_file())
+    cache.name = "Acted cache"
+    clip = bpy.data.movieclips.load(image_sequence(), check_existing=False)
+    clip.name = "Acted clip"
+    for id_data in (clip, bpy.data.masks.new(name="Acted mask"), cache):
+        id_data["acted"] = 0.0  # what a receiver holds until its animation is evaluated: none uses them
+        id_data.keyframe_insert('["acted"]', frame=1)
+    curve = bpy.data.curves.new("Acted curve", type="CURVE")
+    curve.splines.new("POLY").points.add(2)
+    ob = link_data(curve)
+    ob.shape_key_add(name="Basis", from_mix=False)
+    ob.shape_key_add(name="Lift", from_mix=False).keyframe_insert("value", frame=1)
+    group = bpy.data.node_groups.new("Acted group", "ShaderNodeTree")
+    group.nodes.new("ShaderNodeMath").inputs[0].keyframe_insert("default_value", frame=1)
+    style = bpy.data.linestyles.new("Acted style")
+    style.use_nodes = True
+    socket = next(
+        s
+        for n in style.node_tree.nodes
+        for s in n.inputs
+        if isinstance(getattr(s, "default_value", None), float)
+    )
+    socket.keyframe_insert("default_value", frame=1)

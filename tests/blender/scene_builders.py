@@ -11,6 +11,7 @@ import wave
 
 import bpy
 from anim_builders import (
+    build_assigned_actions,
     build_data_animation,
     build_driver_curves,
     build_every_kind_nla,
@@ -1308,6 +1309,7 @@ BUILDERS = {
     "data_animation": (build_data_animation, "light"),
     "driver_curves": (build_driver_curves, "obj"),
     "kind_animation": (build_every_kind_nla, "speaker"),
+    "assigned_actions": (build_assigned_actions, "clip"),
     "physics": (build_physics, "obj"),
     "rigid_bodies": (build_rigid_bodies, "obj"),
     "udim_image": (build_udim_image, "img"),

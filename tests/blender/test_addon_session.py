@@ -536,17 +536,18 @@ def test_an_object_moved_while_the_rest_of_the_join_arrives_is_sent_once_its_own
     for i in range(120):
         ob = link(bpy.data.objects.new(f"O{i}", None))
         ob.location = (i, 0, 0)
-        ob["note"] = i
+        ob["note"], ob["take"] = i, i
     # The objects appear together, in the slice that links the last of them, and the objects' other keys
-    # follow by uuid in that slice and the next: O7's keys come after the others', so its property is still
-    # queued then, but for those of forty objects, more than a slice, that come after them.
+    # follow by uuid in that slice and the next: O7's keys come after the others', so its properties are
+    # still queued then, but for those of seventy objects (two each: more than the two slices that apply
+    # O7's and then send its move), that come after them.
     sync.ids.set_uuid(bpy.data.objects["O7"], "e" * 32)
-    for i in range(40):
-        sync.ids.set_uuid(bpy.data.objects[f"O{80 + i}"], f"{'f' * 30}{i:02d}")
+    for i in range(70):
+        sync.ids.set_uuid(bpy.data.objects[f"O{50 + i}"], f"{'f' * 30}{i:02d}")
     items = sync.serialise_scene()
     placing = sync.apply_order.PLACING["obj"]
     after = [k for k in items if k.startswith("obj/" + "f" * 30) and sync.split_key(k)[2] not in placing]
-    assert len(after) > session_module.APPLY_SLICE  # the rest of the join, after O7's own values
+    assert len(after) > 2 * session_module.APPLY_SLICE  # the rest of the join, after O7's own values
     moved = sync.get_uuid(bpy.data.objects["O7"])
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 
@@ -1071,7 +1072,8 @@ def test_the_timer_comes_at_once_while_values_wait_to_be_applied_or_read_back(li
 
     session, _ = live
     for i in range(400):
-        link(bpy.data.objects.new(f"W{i}", None)).location = (i, 0, 0)
+        ob = link(bpy.data.objects.new(f"W{i}", None))
+        ob.location, ob["note"], ob["take"] = (i, 0, 0), i, i  # eight keys each
     items = {k: v for k, v in sync.serialise_scene().items() if k.startswith("obj/")}
     for i in range(400):
         bpy.data.objects.remove(bpy.data.objects[f"W{i}"])

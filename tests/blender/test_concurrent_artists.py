@@ -305,6 +305,13 @@ PAIRS = {
         '[m.name for m in bpy.data.objects["Pillar{n}"].modifiers]',
         ["Wave", "Bevel", "Smooth"],
     ),
+    "add-first-modifiers-vs-add-one": (  # no key for an empty stack's order: both edits were made from []
+        'ob = bpy.data.objects["Pillar{n}"]\nob.modifiers.new("Wave", "WAVE")\n'
+        'ob.modifiers.new("Bevel", "BEVEL")',
+        'bpy.data.objects["Pillar{n}"].modifiers.new("Smooth", "SUBSURF")',
+        '[m.name for m in bpy.data.objects["Pillar{n}"].modifiers]',
+        ["Bevel", "Smooth", "Wave"],  # sorted: and Wave stays before Bevel, as its artist stacked them
+    ),
     "two-settings-of-one-light-probe": (  # its name and settings are one key (meta): merged per setting
         'bpy.data.lightprobes["Probe{n}"].influence_distance = 3.0',
         'bpy.data.lightprobes["Probe{n}"].falloff = 0.5',
@@ -710,6 +717,11 @@ def test_both_edits_survive(room, pair, swapped):
                 [["Float", theirs[0]], ["Float.001", ours[0]]],
                 sorted([["Float", theirs[1]], ["Float.001", ours[1]]]),
             ], (artist.name, value)
+        elif pair == "add-first-modifiers-vs-add-one":
+            assert sorted(value) == expected and value.index("Wave") < value.index("Bevel"), (
+                artist.name,
+                value,
+            )
         elif pair == "two-add-material-slots":
             later, earlier = (f"Moss{n}", f"Rust{n}") if swapped else (f"Rust{n}", f"Moss{n}")
             assert value == [f"Stone{n}", later, earlier], (artist.name, value)

@@ -12,6 +12,7 @@ from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
 from blender_addon import sync  # noqa: E402
 from blender_addon.sync.kinds import objects  # noqa: E402
+from blender_addon.sync.kinds.base import NO_ACTION  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -38,19 +39,51 @@ def test_a_new_object_of_every_type_holds_the_flags_that_are_not_keyed():
             assert flags == {k: v for k, v in objects.FLAGS_NEW.items() if k != "hide"}, object_type
             assert not ob.hide_get() and objects.FLAGS_NEW["hide"] is False
             assert setting_keys(ob) == {}, object_type
+
+
+NEW_ARGS = {"textures": ("CLOUDS",), "node_groups": ("GeometryNodeTree",), "images": (4, 4)}
+NEW_ARGS |= {"curves": ("CURVE",), "lights": ("POINT",), "lightprobes": ("SPHERE",)}
+
+
+def test_a_new_datablock_of_every_kind_has_no_key_for_the_parts_every_new_one_holds():
+    """``Kind.unkeyed`` names what a new datablock holds (no action, an empty modifier stack...): a new one of
+    every kind has no key for those parts."""
+    from scene_builders import alembic_file, image_sequence
+
+    from blender_addon.sync.kinds.cache_files import open_cache_file
+
+    reset_scene()
+    open_cache_file(alembic_file())
+    bpy.data.movieclips.load(image_sequence())
+    for kind in sync.kinds.REGISTRY:
+        for object_type in kind.object_types:
+            link(
+                bpy.data.objects.new(object_type, kind.stub(object_type, object_type) if kind.stub else None)
+            )
+        made = getattr(bpy.data, kind.collection)
+        if kind.name != "obj" and hasattr(made, "new"):
+            made.new(f"New {kind.name}", *NEW_ARGS.get(kind.collection, ()))
     keys = sync.serialise_scene()
-    for kind in ("obj", "mesh"):
-        unkeyed = set(sync.kinds.BY_NAME[kind].unkeyed)
-        assert unkeyed and not [k for k in keys if k.startswith(f"{kind}/") and k.split("/")[2] in unkeyed]
+    unkeyed = {kind.name: kind.unkeyed for kind in sync.kinds.REGISTRY if kind.unkeyed}
+    held = {key.split("/")[0] for key in keys} & set(unkeyed)
+    assert held == set(unkeyed)  # a datablock of every kind that has such parts
+    assert [key for key in keys if key.split("/")[2] in unkeyed.get(key.split("/")[0], ())] == []
+    assert sync.held_without_key(sync.make_key("obj", "0" * 32, "modorder")) == sync.encode_value([])
+    assert sync.held_without_key(sync.make_key("light", "0" * 32, "anim")) == sync.encode_value(NO_ACTION)
+    for keyed in ("obj/{u}/location", "obj/{u}/mod/Bevel", "obj/{u}", "nokind/{u}/anim", "obj/{u}/unknown"):
+        assert sync.held_without_key(keyed.format(u="0" * 32)) is None, keyed
 
 
 def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_replica_puts_it_back():
-    """An object's parent, delta transform, action and instancing, and a mesh's shape keys and their action,
-    have no key while they are what a new datablock holds: set, they are keyed; put back, the key is
-    deleted and a receiver puts them back."""
+    """An object's parent, delta transform, action, instancing and modifier and constraint stacks' orders, a
+    mesh's shape keys, and any datablock's action (a light's, a material node tree's) have no key while
+    they are what a new datablock holds: set, they are keyed; put back, the key is deleted and a receiver
+    puts them back."""
     reset_scene()
     link(bpy.data.objects.new("Holder", None))
     link(bpy.data.objects.new("Prop", triangle_mesh()))
+    link(bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "POINT")))
+    bpy.data.objects["Prop"].data.materials.append(bpy.data.materials.new("Skin"))
     bpy.data.actions.new("Walk").use_fake_user = True
     base = sync.serialise_scene()
     tracker = replica(base)
@@ -62,6 +95,10 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         prop.animation_data_create().action = bpy.data.actions["Walk"]
         holder.instance_type = "COLLECTION"
         prop.shape_key_add(name="Basis")
+        prop.modifiers.new("Bevel", "BEVEL")
+        holder.constraints.new("COPY_LOCATION")
+        bpy.data.lights["Lamp"].animation_data_create().action = bpy.data.actions["Walk"]
+        bpy.data.materials["Skin"].node_tree.animation_data_create().action = bpy.data.actions["Walk"]
 
     changed = edit_batch(tracker, change)
     uuid, mesh = sync.get_uuid(bpy.data.objects["Prop"]), sync.get_uuid(bpy.data.meshes[0])
@@ -72,6 +109,10 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         ("obj", "anim"),
         ("obj", "instance"),
         ("mesh", "shapes"),
+        ("obj", "modorder"),
+        ("obj", "conorder"),
+        ("light", "anim"),
+        ("mat", "treeanim"),
     } <= parts
     after_change = sync.serialise_scene()
 
@@ -82,16 +123,29 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         prop.animation_data.action = None
         holder.instance_type = "NONE"
         prop.shape_key_clear()
+        prop.modifiers.clear()
+        holder.constraints.clear()
+        bpy.data.lights["Lamp"].animation_data.action = None
+        bpy.data.materials["Skin"].node_tree.animation_data.action = None
 
     batch = edit_batch(tracker, put_back)
-    deleted = sorted(k for k, v in batch if v is None)
-    assert deleted == sorted(
+    deleted = [k for k, v in batch if v is None]
+    holder = sync.get_uuid(bpy.data.objects["Holder"])
+    items = {
+        tuple(k.split("/")[2:4]) for k in deleted if k.count("/") > 2
+    }  # the modifier's, the constraint's
+    assert items == {("mod", "Bevel"), ("modset", "Bevel"), ("con", "Copy Location")}
+    assert sorted(k for k in deleted if k.count("/") == 2) == sorted(
         [
             sync.make_key("obj", uuid, "parent"),
             sync.make_key("obj", uuid, "delta"),
             sync.make_key("obj", uuid, "anim"),
-            sync.make_key("obj", sync.get_uuid(bpy.data.objects["Holder"]), "instance"),
+            sync.make_key("obj", holder, "instance"),
             sync.make_key("mesh", mesh, "shapes"),
+            sync.make_key("obj", uuid, "modorder"),
+            sync.make_key("obj", holder, "conorder"),
+            sync.make_key("light", sync.get_uuid(bpy.data.lights["Lamp"]), "anim"),
+            sync.make_key("mat", sync.get_uuid(bpy.data.materials["Skin"]), "treeanim"),
         ]
     )
     after = sync.scene_hash()
@@ -104,6 +158,9 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
     assert prop.parent is None and tuple(prop.delta_location) == (0.0, 0.0, 0.0)
     assert prop.animation_data.action is None and prop.data.shape_keys is None
     assert bpy.data.objects["Holder"].instance_type == "NONE" and "Walk" in bpy.data.actions
+    assert not prop.modifiers and not bpy.data.objects["Holder"].constraints
+    assert bpy.data.lights["Lamp"].animation_data.action is None
+    assert bpy.data.materials["Skin"].node_tree.animation_data.action is None
     assert sync.scene_hash() == after
     assert receiver.scan() == ({}, [])  # applying it echoes nothing
 

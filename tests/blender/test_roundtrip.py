@@ -631,7 +631,8 @@ def test_a_cache_files_content_travels_and_the_receiver_plays_the_same_geometry(
     edited_hash, edited = sync.scene_hash(), sync.serialise_scene()
     sync.apply_ops(list(values.items()), applier=applier)
     assert _evaluated_points("Cached", 5) == expected
-    sync.apply_ops([(k, v) for k, v in edited.items() if values.get(k) != v], applier=applier)
+    changes = [(k, v) for k, v in edited.items() if values.get(k) != v]
+    sync.apply_ops(changes + [(k, None) for k in values if k not in edited], applier=applier)  # its action
     assert applier.errors == []
     assert len(bpy.data.cache_files) == 1
     assert _evaluated_points("Cached", 5) == higher

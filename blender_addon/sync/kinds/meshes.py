@@ -28,7 +28,7 @@ from ..codec import pack_f32_chunked, pack_i32, pack_i32_chunked, packs_to
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
 from ..settings import apply_name, placeholder_name
-from .base import NO_ACTION, Kind
+from .base import Kind
 
 # ---------------------------------------------------------------- read
 
@@ -282,5 +282,5 @@ KIND = Kind(
     describe=describe,
     stub=stub,
     object_types=("MESH",),
-    unkeyed={"shapes": None, "shapeanim": NO_ACTION, "anim": NO_ACTION},  # no shape keys, no action
+    unkeyed={"shapes": None},  # no shape keys (and no actions: extras.ACTION_PARTS)
 )

@@ -40,7 +40,7 @@ from .. import (
 from ..arrays import floats, matrix_rows
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
-from .base import NO_ACTION, Items, Kind
+from .base import Items, Kind
 
 POSE_BONE_PROPS = (
     "rotation_mode",
@@ -52,7 +52,9 @@ POSE_BONE_PROPS = (
 )
 ROTATION_PROPS = ("rotation_euler", "rotation_quaternion", "rotation_axis_angle")
 DELTA_PROPS = ("delta_location", "delta_rotation_euler", "delta_scale")
-# The parts every new object holds, in the order they are read: keyed only while they differ (Kind.unkeyed).
+# The parts every new object holds, in the order they are read: keyed only while they differ (Kind.unkeyed;
+# its action link too: extras.ACTION_PARTS). No key for a stack's order is an empty stack: a merge reads
+# it so (SyncSession._note_sent_mergeable).
 UNKEYED: dict[str, object] = {
     "parent": {
         "parent": None,
@@ -61,8 +63,9 @@ UNKEYED: dict[str, object] = {
         "parent_inverse": [float(r == c) for r in range(4) for c in range(4)],
     },
     "delta": {"delta_location": [0.0] * 3, "delta_rotation_euler": [0.0] * 3, "delta_scale": [1.0] * 3},
-    "anim": NO_ACTION,
     "instance": {"type": "NONE", "collection": None, "linked": None},
+    "modorder": [],
+    "conorder": [],
 }
 # Flat settings of an object, one key each (``obj/<u>/set/<attr>``); ``hide`` is the view-layer hide.
 SETTINGS = (
