@@ -138,6 +138,39 @@ def test_an_override_keys_a_part_it_holds_as_a_new_object_would():
     assert override_of("Body").parent is None and sync.scene_hash() == before
 
 
+def test_an_override_keys_a_material_slot_linked_to_its_data():
+    """A slot linked to the object's data has no key (what a new object's slots are), but an override's
+    has: made from the linked object, whose slot links to the object here, a receiver's override takes
+    the link to the data from the key."""
+    path = os.path.join(tempfile.mkdtemp(prefix="slots-"), "crates.blend")
+    coll = bpy.data.collections.new("Crates")
+    me = triangle_mesh("CrateMesh")
+    me.materials.append(bpy.data.materials.new("Wood"))
+    crate = bpy.data.objects.new("Crate", me)
+    coll.objects.link(crate)
+    crate.material_slots[0].link = "OBJECT"
+    crate.material_slots[0].material = bpy.data.materials.new("Paint")
+    bpy.data.libraries.write(path, {coll}, fake_user=True)
+    reset_scene()
+    with bpy.data.libraries.load(path, link=True) as (_source, target):
+        target.collections = ["Crates"]
+    (linked,) = target.collections
+    linked.override_hierarchy_create(bpy.context.scene, bpy.context.view_layer, do_fully_editable=True)
+    override = override_of("Crate")
+    assert override.material_slots[0].link == "OBJECT"
+    override.material_slots[0].link = "DATA"
+    before = sync.scene_hash()
+    values = sync.serialise_scene()
+    assert sync.decode_value(values[sync.make_key("obj", sync.get_uuid(override), "slot", "0")]) == [
+        "DATA",
+        None,
+    ]
+    reset_scene()
+    applier = sync.apply_ops(list(values.items()))
+    assert applier.errors == []
+    assert override_of("Crate").material_slots[0].link == "DATA" and sync.scene_hash() == before
+
+
 def test_overrides_arriving_before_their_library_and_root_wait_for_them():
     """Worst orders, one key at a time: members before their root collection, each before the library."""
     build_override()

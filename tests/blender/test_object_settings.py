@@ -55,6 +55,9 @@ def test_a_new_datablock_of_every_kind_has_no_key_for_the_parts_every_new_one_ho
     reset_scene()
     open_cache_file(alembic_file())
     bpy.data.movieclips.load(image_sequence())
+    painted = triangle_mesh()
+    painted.materials.append(bpy.data.materials.new("Paint"))
+    link(bpy.data.objects.new("Painted", painted))  # a slot, linked to the data as a new object's are
     for kind in sync.kinds.REGISTRY:
         for object_type in kind.object_types:
             link(
@@ -68,6 +71,7 @@ def test_a_new_datablock_of_every_kind_has_no_key_for_the_parts_every_new_one_ho
     held = {key.split("/")[0] for key in keys} & set(unkeyed)
     assert held == set(unkeyed)  # a datablock of every kind that has such parts
     assert [key for key in keys if key.split("/")[2] in unkeyed.get(key.split("/")[0], ())] == []
+    assert not [key for key in keys if key.split("/")[2] == "slot"]
     assert sync.held_without_key(sync.make_key("obj", "0" * 32, "modorder")) == sync.encode_value([])
     assert sync.held_without_key(sync.make_key("light", "0" * 32, "anim")) == sync.encode_value(NO_ACTION)
     for keyed in ("obj/{u}/location", "obj/{u}/mod/Bevel", "obj/{u}", "nokind/{u}/anim", "obj/{u}/unknown"):
@@ -99,6 +103,8 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         holder.constraints.new("COPY_LOCATION")
         bpy.data.lights["Lamp"].animation_data_create().action = bpy.data.actions["Walk"]
         bpy.data.materials["Skin"].node_tree.animation_data_create().action = bpy.data.actions["Walk"]
+        prop.material_slots[0].link = "OBJECT"
+        prop.material_slots[0].material = bpy.data.materials["Skin"]
 
     changed = edit_batch(tracker, change)
     uuid, mesh = sync.get_uuid(bpy.data.objects["Prop"]), sync.get_uuid(bpy.data.meshes[0])
@@ -113,6 +119,7 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         ("obj", "conorder"),
         ("light", "anim"),
         ("mat", "treeanim"),
+        ("obj", "slot"),
     } <= parts
     after_change = sync.serialise_scene()
 
@@ -127,6 +134,7 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         holder.constraints.clear()
         bpy.data.lights["Lamp"].animation_data.action = None
         bpy.data.materials["Skin"].node_tree.animation_data.action = None
+        prop.material_slots[0].link = "DATA"
 
     batch = edit_batch(tracker, put_back)
     deleted = [k for k, v in batch if v is None]
@@ -134,7 +142,7 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
     items = {
         tuple(k.split("/")[2:4]) for k in deleted if k.count("/") > 2
     }  # the modifier's, the constraint's
-    assert items == {("mod", "Bevel"), ("modset", "Bevel"), ("con", "Copy Location")}
+    assert items == {("mod", "Bevel"), ("modset", "Bevel"), ("con", "Copy Location"), ("slot", "0")}
     assert sorted(k for k in deleted if k.count("/") == 2) == sorted(
         [
             sync.make_key("obj", uuid, "parent"),
@@ -161,6 +169,7 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
     assert not prop.modifiers and not bpy.data.objects["Holder"].constraints
     assert bpy.data.lights["Lamp"].animation_data.action is None
     assert bpy.data.materials["Skin"].node_tree.animation_data.action is None
+    assert prop.material_slots[0].link == "DATA" and prop.material_slots[0].material.name == "Skin"
     assert sync.scene_hash() == after
     assert receiver.scan() == ({}, [])  # applying it echoes nothing
 

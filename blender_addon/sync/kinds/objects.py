@@ -184,10 +184,7 @@ def serialise(
         },
         "scale": _transform(ob, "scale", ctx),
         "delta": {attr: _transform(ob, attr, ctx) for attr in DELTA_PROPS},
-        "slot": {
-            (str(i),): [slot.link, ctx.ref(slot.material) if slot.link == "OBJECT" else None]
-            for i, slot in enumerate(ob.material_slots)
-        },
+        "slot": _slots(ob, ctx),
         "mod": mods,
         "modorder": mod_order,
         "modset": mod_settings,
@@ -384,11 +381,26 @@ def apply_delta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types
     return ob
 
 
+def _slots(ob: bpy.types.Object, ctx: ReadContext) -> dict[tuple[str], list]:
+    """Each material slot's link and (linked to the object) material, but a slot linked to the data (what
+    a new object's slots are) has no key; an override's all have one, as it is made from what it
+    overrides."""
+    every = ob.override_library is not None
+    return {
+        (str(i),): [slot.link, ctx.ref(slot.material) if slot.link == "OBJECT" else None]
+        for i, slot in enumerate(ob.material_slots)
+        if every or slot.link != "DATA"
+    }
+
+
 def apply_slot(ob: bpy.types.Object, item: tuple[str, ...], doc: list | None, ctx: ApplyContext):
-    """``obj/<u>/slot/<index>``: ``[link, material uuid]``; the number of slots follows the data."""
-    if doc is None:
-        return ob
+    """``obj/<u>/slot/<index>``: ``[link, material uuid]``; the number of slots follows the data. A deleted
+    key links the slot to the data again (a slot gone with the data's material list: nothing to do)."""
     index = int(item[0]) if item[0].isdigit() else -1
+    if doc is None:
+        if 0 <= index < len(ob.material_slots):
+            set_changed(ob.material_slots[index], "link", "DATA")
+        return ob
     if index < 0:
         ctx.report(f"material slot {item[0]!r} is not an index")
         return ob
