@@ -7,6 +7,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from mathutils import Matrix  # noqa: E402
 from replicas import applied_one_at_a_time, concurrently, edit_batch, replica  # noqa: E402
 from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
 
@@ -74,15 +75,15 @@ def test_a_new_datablock_of_every_kind_has_no_key_for_the_parts_every_new_one_ho
     assert not [key for key in keys if key.split("/")[2] == "slot"]
     assert sync.held_without_key(sync.make_key("obj", "0" * 32, "modorder")) == sync.encode_value([])
     assert sync.held_without_key(sync.make_key("light", "0" * 32, "anim")) == sync.encode_value(NO_ACTION)
-    for keyed in ("obj/{u}/location", "obj/{u}/mod/Bevel", "obj/{u}", "nokind/{u}/anim", "obj/{u}/unknown"):
+    for keyed in ("obj/{u}/name", "obj/{u}/mod/Bevel", "obj/{u}", "nokind/{u}/anim", "obj/{u}/unknown"):
         assert sync.held_without_key(keyed.format(u="0" * 32)) is None, keyed
 
 
 def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_replica_puts_it_back():
-    """An object's parent, delta transform, action, instancing and modifier and constraint stacks' orders, a
-    mesh's shape keys, and any datablock's action (a light's, a material node tree's) have no key while
-    they are what a new datablock holds: set, they are keyed; put back, the key is deleted and a receiver
-    puts them back."""
+    """An object's rotation, scale, parent, delta transform, action, instancing, modifier and constraint
+    stacks' orders and a slot linked to it, a mesh's shape keys, and any datablock's action (a light's, a
+    material node tree's) have no key while they are what a new datablock holds: set, they are keyed; put
+    back, the key is deleted and a receiver puts them back."""
     reset_scene()
     link(bpy.data.objects.new("Holder", None))
     link(bpy.data.objects.new("Prop", triangle_mesh()))
@@ -95,6 +96,7 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
     def change() -> None:
         prop, holder = bpy.data.objects["Prop"], bpy.data.objects["Holder"]
         prop.parent = holder
+        prop.rotation_euler, prop.scale = (0.0, 0.5, 0.0), (2.0, 2.0, 2.0)
         prop.delta_location = (0.0, 0.0, 2.0)
         prop.animation_data_create().action = bpy.data.actions["Walk"]
         holder.instance_type = "COLLECTION"
@@ -120,12 +122,15 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
         ("light", "anim"),
         ("mat", "treeanim"),
         ("obj", "slot"),
+        ("obj", "rotation"),
+        ("obj", "scale"),
     } <= parts
     after_change = sync.serialise_scene()
 
     def put_back() -> None:
         prop, holder = bpy.data.objects["Prop"], bpy.data.objects["Holder"]
         prop.parent = None
+        prop.rotation_euler, prop.scale = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         prop.delta_location = (0.0, 0.0, 0.0)
         prop.animation_data.action = None
         holder.instance_type = "NONE"
@@ -146,6 +151,8 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
     assert sorted(k for k in deleted if k.count("/") == 2) == sorted(
         [
             sync.make_key("obj", uuid, "parent"),
+            sync.make_key("obj", uuid, "rotation"),
+            sync.make_key("obj", uuid, "scale"),
             sync.make_key("obj", uuid, "delta"),
             sync.make_key("obj", uuid, "anim"),
             sync.make_key("obj", holder, "instance"),
@@ -164,6 +171,7 @@ def test_a_part_put_back_as_a_new_datablock_holds_it_deletes_its_key_and_every_r
     assert applier.errors == []
     prop = bpy.data.objects["Prop"]
     assert prop.parent is None and tuple(prop.delta_location) == (0.0, 0.0, 0.0)
+    assert prop.matrix_basis == Matrix.Identity(4)
     assert prop.animation_data.action is None and prop.data.shape_keys is None
     assert bpy.data.objects["Holder"].instance_type == "NONE" and "Walk" in bpy.data.actions
     assert not prop.modifiers and not bpy.data.objects["Holder"].constraints

@@ -66,6 +66,13 @@ UNKEYED: dict[str, object] = {
     "instance": {"type": "NONE", "collection": None, "linked": None},
     "modorder": [],
     "conorder": [],
+    "rotation": {
+        "mode": "XYZ",
+        "rotation_euler": [0.0] * 3,
+        "rotation_quaternion": [1.0, 0.0, 0.0, 0.0],
+        "rotation_axis_angle": [0.0, 0.0, 1.0, 0.0],
+    },
+    "scale": [1.0] * 3,
 }
 # Flat settings of an object, one key each (``obj/<u>/set/<attr>``); ``hide`` is the view-layer hide.
 SETTINGS = (
