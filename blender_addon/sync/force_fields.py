@@ -12,27 +12,20 @@ import bpy
 from . import rna
 
 FIRST = ("type", "shape")
-# Blender seeds a new field's noise from the clock: (seconds + 1) % 128, which is 0 once every 128 seconds,
-# below the 1 it lets anyone write.  Such a seed is read as the lowest a receiver can hold.
-SEED = "seed"
-SEED_MIN = 1
 
 
 def tidy(values: dict[str, object], attr: str) -> None:
     """Drop ``values[attr]`` (a field read with ``ctx.props``) when it is no field, and what it has only
-    with a texture: a new field's ``texture_nabla`` of 0 is below what Blender lets anyone write; a seed
-    of 0 is read as 1 for the same reason."""
+    with a texture: a new field's ``texture_nabla`` of 0 is below what Blender lets anyone write. (Blender
+    seeds a new field's noise from the clock, ``(seconds + 1) % 128``, so 0 once every 128 seconds, below
+    the 1 it writes: ``ctx.props`` reads such a seed as 1, as every number outside its range.)"""
     field = values.get(attr)
     if not isinstance(field, dict):
         return
     if field.get("type") == "NONE":
         del values[attr]
-        return
-    if field.get("texture") is None:
+    elif field.get("texture") is None:
         field.pop("texture_nabla", None)
-    seed = field.get(SEED)
-    if isinstance(seed, int) and seed < SEED_MIN:
-        field[SEED] = SEED_MIN
 
 
 def write(field: bpy.types.FieldSettings, doc: object, resolve: rna.Resolver) -> None:

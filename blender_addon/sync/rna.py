@@ -70,6 +70,7 @@ class Links(Protocol):
 
 
 _SCALARS = frozenset({bool, int, float, str})  # what plain() gives back as it is (most settings)
+_NUMBERS = frozenset({int, float})
 
 
 def plain(value: object) -> object:
@@ -90,14 +91,15 @@ def plain(value: object) -> object:
 
 
 # (RNA type, its property count, skip, nested, link types) -> (identifier, how to read it, an enum's default
-# item), sorted: walking a type's RNA properties cost more than reading the values (an object's sixty
-# settings, a scene's hundreds). The count changes when an add-on registers a property on the type.
-_PLANS: dict[tuple, tuple[tuple[str, str, str], ...]] = {}
+# item or a number's hard range), sorted: walking a type's RNA properties cost more than reading the values
+# (an object's sixty settings, a scene's hundreds). The count changes when an add-on registers a property
+# on the type.
+_PLANS: dict[tuple, tuple[tuple[str, str, object], ...]] = {}
 
 
 def _plan(
     rna_type: bpy.types.Struct, skip: frozenset[str], nested: frozenset[str], link_types: frozenset[str]
-) -> tuple[tuple[str, str, str], ...]:
+) -> tuple[tuple[str, str, object], ...]:
     key = (rna_type.identifier, len(rna_type.properties), skip, nested, link_types)
     plan = _PLANS.get(key)
     if plan is None:
@@ -113,6 +115,8 @@ def _plan(
                     steps.append((ident, "link", ""))
             elif prop.type == "ENUM" and not prop.is_readonly and not prop.is_enum_flag:
                 steps.append((ident, "enum", prop.default))
+            elif prop.type in ("INT", "FLOAT") and not prop.is_readonly and not prop.array_length:
+                steps.append((ident, "number", (prop.hard_min, prop.hard_max)))
             elif prop.type != "COLLECTION" and not prop.is_readonly:
                 steps.append((ident, "value", ""))
         plan = _PLANS[key] = tuple(sorted(steps))
@@ -154,6 +158,11 @@ def read_props(
             if default == "":
                 continue
             value = default
+        elif how == "number" and type(value) in _NUMBERS:
+            # Blender may hold a number outside the range its API writes (a force field's seed drawn as 0, a
+            # cache opened with a scale of 0): read as the nearest a receiver can write, which it would hold.
+            low, high = default  # type: ignore[misc]
+            value = low if value < low else high if value > high else value
         out[ident] = value if type(value) in _SCALARS else plain(value)
         if animated:
             out[ident] = derived.mask(out[ident], animated.get(derived.join(prefix, ident)))

@@ -644,15 +644,17 @@ def test_a_cache_opened_with_no_scale_reaches_everyone_as_the_least_they_can_hol
     write holds 0.0001): the cache is read as holding that least, so every replica and the hash agree."""
     from scene_builders import alembic_file
 
-    from blender_addon.sync.kinds.cache_files import SCALE_MIN, open_cache_file
+    from blender_addon.sync.kinds.cache_files import open_cache_file
+
+    least = bpy.types.CacheFile.bl_rna.properties["scale"].hard_min
 
     assert open_cache_file(alembic_file()).scale == 0.0
     before, values = sync.scene_hash(), sync.serialise_scene()
     (meta,) = [k for k in values if k.startswith("cache/")]
-    assert sync.decode_value(values[meta])["props"]["scale"] == SCALE_MIN > 0.0
+    assert sync.decode_value(values[meta])["props"]["scale"] == least > 0.0
     reset_scene()
     applier = sync.apply_ops(list(values.items()))
-    assert applier.errors == [] and bpy.data.cache_files[0].scale == SCALE_MIN
+    assert applier.errors == [] and bpy.data.cache_files[0].scale == least
     assert sync.scene_hash() == before
 
 

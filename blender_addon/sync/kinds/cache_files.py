@@ -16,9 +16,6 @@ from .base import Kind
 
 CACHE_MAX_BYTES = file_sets.MAX_BYTES  # a larger cache stays local (the sidebar lists it)
 CACHE_SKIP = ("filepath", "active_index")
-# A cache opened by ``cachefile.open`` has a scale of 0, below what Blender lets anyone write (a receiver's
-# write of 0 holds this): it is read as this, so that every replica and the hash agree.
-SCALE_MIN = bpy.types.CacheFile.bl_rna.properties["scale"].hard_min
 
 
 def _path(cache: bpy.types.CacheFile, filepath: str) -> str:
@@ -51,14 +48,6 @@ def _content(cache: bpy.types.CacheFile) -> tuple[file_sets.Content, list[dict]]
     return file_sets.read(found[0]), layers
 
 
-def _props(cache: bpy.types.CacheFile, ctx: ReadContext) -> dict[str, object]:
-    props = dict(ctx.props(cache, skip=CACHE_SKIP))
-    scale = props.get("scale")
-    if isinstance(scale, float) and scale < SCALE_MIN:
-        props["scale"] = SCALE_MIN
-    return props
-
-
 def serialise(cache: bpy.types.CacheFile, ctx: ReadContext) -> dict[str, object]:
     files, layers = _content(cache) or ([], [])
     return {
@@ -68,7 +57,7 @@ def serialise(cache: bpy.types.CacheFile, ctx: ReadContext) -> dict[str, object]
             "files": files,
             "sha256": file_sets.digest(files),
             "layers": layers,
-            "props": _props(cache, ctx),
+            "props": ctx.props(cache, skip=CACHE_SKIP),
         }
     }
 
@@ -83,7 +72,7 @@ def describe(cache: bpy.types.CacheFile, ctx: ReadContext) -> dict:
         "name": cache.name,
         "content": file_sets.digest(content[0]) if content else None,
         "layers": _layer_digests(content[1]) if content else [],
-        "props": _props(cache, ctx),
+        "props": ctx.props(cache, skip=CACHE_SKIP),
     }
 
 
