@@ -156,7 +156,12 @@ def _timer() -> float | None:
     applying = _current is not None and (_current.applier.progress < 1.0 or bool(_current.tracker.unread))
     editing = _editing(_current)
     _glance_until = start + IDLE_INTERVAL if editing and not busy else 0.0
-    return APPLY_INTERVAL if busy and applying else BUSY_INTERVAL if busy or editing else IDLE_INTERVAL
+    # A join's reply starts the applying: it is looked for as often (sleeping an idle interval first left
+    # the snapshot waiting in the inbox, and its chunks unasked for, for most of a whole join's time).
+    joining = _current is not None and _current._join is not None
+    if joining or (busy and applying):
+        return APPLY_INTERVAL
+    return BUSY_INTERVAL if busy or editing else IDLE_INTERVAL
 
 
 def start(addresses: str | list[tuple[str, int]], **kwargs: Any) -> SyncSession:

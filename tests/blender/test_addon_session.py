@@ -1095,6 +1095,30 @@ def test_the_timer_comes_at_once_while_values_wait_to_be_applied_or_read_back(li
         session.receiving_snapshot = False
 
 
+def test_the_timer_looks_for_a_joins_reply_at_once_until_the_snapshot_is_in(addon, P):
+    """The reply to a join starts the applying: while it is awaited the timer comes at once, not after an idle
+    interval (the whole snapshot waited in the inbox, its chunks unasked for, for most of a join's time); once
+    the snapshot is in and applied, it is idle again."""
+    from blender_addon import session as session_module
+
+    session = session_module.start("127.0.0.1:1", name="late", net_factory=FakeNet)
+    try:
+        net = session.net
+        net.connect()
+        assert session_module._timer() == session_module.IDLE_INTERVAL  # connected, in no room
+        session.join_room("r")
+        (join,) = net.take(P.JoinRoom)
+        assert [session_module._timer() for _ in range(3)] == [session_module.APPLY_INTERVAL] * 3
+        net.deliver(P.Joined(room="r", seq=0, mode="snapshot", key_count=0, clients=[], ref=join.ref))
+        assert session_module._timer() == session_module.APPLY_INTERVAL  # the snapshot still on its way
+        net.deliver(P.SnapshotEnd(room="r", seq=0))
+        intervals = [session_module._timer() for _ in range(3)]
+        assert session.room == "r" and session.live and session._join is None
+        assert intervals[-1] == session_module.IDLE_INTERVAL
+    finally:
+        session_module.stop()
+
+
 def test_edit_mode_paces_a_curve_read_directly_by_holding_its_reports_back(live, P, monkeypatch):
     """A curve's splines are its edit data in edit mode: a scan would read every reported edit at once. The
     loop holds the curve's reports back until a copy is due (its previous edit acknowledged, the interval
