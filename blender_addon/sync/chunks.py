@@ -300,8 +300,8 @@ def join_hook(store: ChunkCache = cache) -> Callable[[int, bytes], Any]:
 
 def _extensions(value: bytes | None) -> list[tuple[int, bytes]]:
     """The chunk extensions of a value, in order (cheap: a chunked value is small)."""
-    if not value or len(value) < _TREE_HEAD + HASH_BYTES:  # too short to hold one
-        return []
+    if not value or len(value) < _TREE_HEAD + HASH_BYTES or not holds_chunks(value):  # it holds none
+        return []  # (every value a join receives is looked at twice: a search, not a decoding, for most)
     found: list[tuple[int, bytes]] = []
 
     def hook(code: int, data: bytes) -> Any:
