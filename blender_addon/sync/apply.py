@@ -81,6 +81,7 @@ class Applier:
         self._queued: dict[str, int] = {}  # uuid -> sets for it still in the queue
         self._queued_deletes: dict[str, int] = {}  # uuid -> deletes of its keys still in the queue
         self._queued_links = 0  # sets of objects' memberships (obj/<u>/in/<collection>) still in the queue
+        self._queued_names: dict[str, bytes] = {}  # uuid -> its queued `name` value: made with it (create)
         self._later = LaterLinks()  # new objects' links held while more are queued (later_links.py)
         # Hook, None outside the add-on: whether the artist changed this datablock since the sync loop's last
         # scan (then it is not read back: the tracker keeps the values applied, and the scan sends the edit).
@@ -112,6 +113,7 @@ class Applier:
         self._fed = []
         self._total = self._done + len(self._queue)
         self._queued, self._queued_deletes, self._queued_links = {}, {}, 0
+        self._queued_names = {}
         self._count(self._queue)
 
     def _count(self, ops: Iterable[Op]) -> None:
@@ -123,6 +125,8 @@ class Applier:
                 counts[bits[1]] = counts.get(bits[1], 0) + 1
                 if value is not None and _is_link(bits):
                     self._queued_links += 1
+                elif value is not None and bits[2] == NAME_PART and not bits[3]:
+                    self._queued_names[bits[1]] = value
 
     def _adds_only(self, latest: dict[str, bytes | None]) -> bool:
         """Whether ``latest`` only sets keys not fed since the queue was empty, into a queue without
@@ -318,7 +322,7 @@ class Applier:
             self._read_now.difference_update(done)
         if not self._queue:
             self._queued, self._queued_deletes, self._doubtful, self._read_now = {}, {}, set(), set()
-            self._queued_links = 0
+            self._queued_links, self._queued_names = 0, {}
         self._census = census()
 
     def _finished(self) -> list[str]:
@@ -353,7 +357,7 @@ class Applier:
         make = BY_NAME[kind].stub
         if make is None:
             raise ValueError(f"kind {kind!r} is not object data")
-        data = make(f"pending-{uuid[:8]}", object_type)
+        data = make(self._queued_name(uuid) or f"pending-{uuid[:8]}", object_type)
         self._register(kind, uuid, data)
         return data
 
@@ -413,6 +417,7 @@ class Applier:
                 if override:
                     id_data = overrides.take_over(record.collection, override, current, ctx)
                 else:
+                    ctx.name = self._queued_name(uuid)
                     id_data = record.create(uuid, doc, ctx)
                 if id_data is None:
                     if not ctx.missing:
@@ -465,6 +470,15 @@ class Applier:
         self._resolve_pending(part_token(part, uuid))
         if item:
             self._resolve_pending(item_token(part, item, uuid))
+
+    def _queued_name(self, uuid: str) -> str | None:
+        """The name queued for ``uuid`` (its ``name`` key, applied after the value that makes it)."""
+        raw = self._queued_names.get(uuid)
+        try:
+            name = decode_value(raw) if raw is not None else None
+        except Exception:  # the name key reports it when it applies
+            return None
+        return name if isinstance(name, str) else None
 
     def _settle_names(self) -> None:
         """Names that Blender gave a ``.001`` are set again once the other renames of the step are done.

@@ -237,6 +237,14 @@ class ApplyContext:
         # other keys to it again.
         self.replaced = False
         self.touched: dict[str, bpy.types.ID] = {}  # other datablocks whose keys this value changed
+        # The name queued for a datablock this value makes (its ``name`` key, applied after): made with it,
+        # it is not renamed (a rename moves it in Blender's sorted list again: ~7 ms per 1,000 datablocks).
+        self.name: str | None = None
+
+    def new_name(self, uuid: str) -> str:
+        """The name to make the datablock ``uuid`` with: the one queued for it, else a placeholder its
+        ``name`` key replaces."""
+        return self.name if self.name else f"pending-{uuid[:8]}"
 
     def users_of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
         """The objects using ``data``, from the applier's map of them (DataUsers)."""

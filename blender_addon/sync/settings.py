@@ -78,8 +78,3 @@ def settings_part(
         return owner
 
     return Items(apply)
-
-
-def placeholder_name(uuid: str) -> str:
-    """The name a datablock is made with before its ``name`` key (applied right after) renames it."""
-    return f"pending-{uuid[:8]}"

@@ -11,7 +11,17 @@ from hypothesis import strategies as st
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
-from scene_builders import link, reset_scene, triangle_mesh  # noqa: E402
+from scene_builders import (  # noqa: E402
+    build_camera,
+    build_collection,
+    build_curve,
+    build_light,
+    build_material,
+    build_world,
+    link,
+    reset_scene,
+    triangle_mesh,
+)
 
 from blender_addon import sync  # noqa: E402
 
@@ -427,6 +437,68 @@ def test_values_naming_chunks_apply_after_every_light_value():
     assert applier.step() == 1.0
     assert len(bpy.data.objects["Grid"].data.vertices) == 90_000
     assert applier.errors == [] and sync.scene_hash() == before
+
+
+@pytest.mark.parametrize("slice_size", [None, 1])
+def test_a_joiner_makes_each_datablock_with_the_name_queued_for_it(slice_size):
+    """A datablock is made with the name its ``name`` key holds when that key is queued with it: renaming
+    it from a placeholder moved it in Blender's sorted list again. A name another datablock still holds
+    (renamed later in the same batch) ends as the room has it."""
+    _crowd(3)
+    for builder in (build_light, build_camera, build_collection, build_world, build_curve, build_material):
+        builder()
+    before, ops = _published()
+    names = {key: sync.decode_value(value) for key, value in ops if key.endswith("/name")}
+    assert len(names) >= 15
+    by_uuid: dict[str, bpy.types.ID] = {}
+    seen: dict[str, str] = {}  # name key -> the name its datablock held when the key came
+
+    def before_apply(key, doc):
+        if key in names:
+            uuid = key.split("/")[1]
+            for collection in (
+                "objects",
+                "meshes",
+                "materials",
+                "lights",
+                "cameras",
+                "collections",
+                "scenes",
+                "worlds",
+                "curves",
+                "node_groups",
+                "images",
+            ):
+                for id_data in getattr(bpy.data, collection):
+                    if sync.peek_uuid(id_data) == uuid:
+                        by_uuid[uuid] = id_data
+            seen[key] = by_uuid[uuid].name
+
+    applier = sync.Applier(sync.ChangeTracker())
+    applier.before_apply = before_apply
+    applier.feed(ops)
+    while applier.step(slice_size) < 1.0:
+        pass
+    assert seen == names  # each held its name already
+    assert applier.errors == [] and sync.scene_hash() == before
+
+    # A new object named as one that is renamed in the same batch.
+    held = link(bpy.data.objects.new("Held", None))
+    tracker = sync.ChangeTracker()
+    tracker.scan()
+    taker = bpy.data.objects.new("Taker", None)
+    link(taker)
+    new_ops = [(k, v) for k, v in sync.serialise_scene().items() if sync.get_uuid(taker) in k]
+    bpy.data.objects.remove(taker)
+    new_ops = [(k, sync.encode_value("Held") if k.endswith("/name") else v) for k, v in new_ops]
+    rename = (sync.make_key("obj", sync.get_uuid(held), "name"), sync.encode_value("Given"))
+    applier = sync.Applier(tracker)
+    applier.feed([*new_ops, rename])
+    while applier.step(slice_size) < 1.0:
+        pass
+    assert held.name == "Given" and len(bpy.data.objects) == len({*bpy.data.objects.keys()})
+    assert "Held" in bpy.data.objects and sync.peek_uuid(bpy.data.objects["Held"]) != sync.get_uuid(held)
+    assert applier.errors == []
 
 
 def test_a_datablock_removed_between_slices_is_not_taken_from_the_last_index():

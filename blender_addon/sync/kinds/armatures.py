@@ -15,7 +15,7 @@ from ..arrays import floats
 from ..assign import rename, set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import animation_detached
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Items, Kind
 
 BONE_PROPS = (
@@ -128,7 +128,7 @@ def describe(arm: bpy.types.Armature, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.armatures.new(placeholder_name(uuid))
+    return bpy.data.armatures.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

@@ -7,7 +7,7 @@ import bpy
 
 from .. import animation, extras, rna, structs
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 CAMERA_SKIP = ("angle", "angle_x", "angle_y")
@@ -56,7 +56,7 @@ def describe(cam: bpy.types.Camera, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.cameras.new(placeholder_name(uuid))
+    return bpy.data.cameras.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

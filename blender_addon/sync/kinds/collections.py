@@ -45,8 +45,8 @@ def describe(coll: bpy.types.Collection, ctx: ReadContext) -> dict:
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
     # A library override is made by the applier (overrides.take_over). The name is a key of its own
-    # (coll/<u>/name), applied right after this one.
-    return bpy.data.collections.new(f"pending-{uuid[:8]}")
+    # (coll/<u>/name), applied right after this one: made with it if queued.
+    return bpy.data.collections.new(ctx.new_name(uuid))
 
 
 def apply_meta(coll: bpy.types.Collection, doc: dict, ctx: ApplyContext) -> bpy.types.ID:

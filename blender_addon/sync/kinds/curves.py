@@ -10,7 +10,7 @@ from ..arrays import fget, floats, fset
 from ..assign import set_changed, set_materials
 from ..codec import pack_f32
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 CURVE_SKIP = (
@@ -151,7 +151,7 @@ def new_curve(name: str, curve_kind: str) -> bpy.types.Curve:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return new_curve(placeholder_name(uuid), doc["curve_type"])
+    return new_curve(ctx.new_name(uuid), doc["curve_type"])
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

@@ -16,7 +16,7 @@ from ..arrays import pack_i32, unpack_i32
 from ..assign import set_materials
 from ..attributes import read_attributes, write_attributes
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 
@@ -45,7 +45,7 @@ def describe(curves: bpy.types.Curves, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.hair_curves.new(placeholder_name(uuid))
+    return bpy.data.hair_curves.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

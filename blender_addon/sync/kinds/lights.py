@@ -6,7 +6,7 @@ import bpy
 
 from .. import animation, extras, ids
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 
@@ -31,7 +31,7 @@ def describe(light: bpy.types.Light, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.lights.new(placeholder_name(uuid), type=doc["type"])
+    return bpy.data.lights.new(ctx.new_name(uuid), type=doc["type"])
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

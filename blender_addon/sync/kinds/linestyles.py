@@ -20,7 +20,7 @@ from .. import ids, order, rna, structs, texture_slots
 from ..context import ApplyContext, ReadContext
 from ..items import Items
 from ..node_trees import describe_node_tree, read_tree, tree_parts
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 STACKS = ("color", "alpha", "thickness", "geometry")  # FreestyleLineStyle.<stack>_modifiers
@@ -82,7 +82,7 @@ def describe(ls: bpy.types.FreestyleLineStyle, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    ls = bpy.data.linestyles.new(placeholder_name(uuid))
+    ls = bpy.data.linestyles.new(ctx.new_name(uuid))
     for stack in STACKS:  # a new line style comes with a Sampling modifier: the room's arrive as keys
         coll = _stack(ls, stack)
         for mod in list(coll):

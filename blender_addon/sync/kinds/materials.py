@@ -40,7 +40,7 @@ def describe(mat: bpy.types.Material, ctx: ReadContext) -> dict:
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     # The name is a key of its own; the default nodes go: the tree's nodes arrive as keys.
-    mat = bpy.data.materials.new(f"pending-{uuid[:8]}")
+    mat = bpy.data.materials.new(ctx.new_name(uuid))
     if mat.node_tree is not None:
         mat.node_tree.nodes.clear()
     return mat

@@ -27,7 +27,7 @@ from ..attributes import remove_unlisted
 from ..codec import pack_f32_chunked, pack_i32, pack_i32_chunked, packs_to
 from ..context import ApplyContext, ReadContext
 from ..replacing import carry_animation
-from ..settings import apply_name, placeholder_name
+from ..settings import apply_name
 from .base import Kind
 
 # ---------------------------------------------------------------- read
@@ -152,7 +152,7 @@ def describe(me: bpy.types.Mesh, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.meshes.new(placeholder_name(uuid))
+    return bpy.data.meshes.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

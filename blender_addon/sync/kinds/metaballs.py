@@ -7,7 +7,7 @@ import bpy
 from .. import rna
 from ..assign import set_changed, set_materials
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 TEXSPACE_SKIP = ("texspace_location", "texspace_size")
@@ -52,7 +52,7 @@ def describe(mb: bpy.types.MetaBall, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.metaballs.new(placeholder_name(uuid))
+    return bpy.data.metaballs.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

@@ -69,8 +69,8 @@ def describe(tree: bpy.types.NodeTree, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    # The name is a key of its own (ngroup/<u>/name), applied right after this one.
-    return bpy.data.node_groups.new(f"pending-{uuid[:8]}", doc["tree_type"])
+    # The name is a key of its own (ngroup/<u>/name), applied after this one: made with it if queued.
+    return bpy.data.node_groups.new(ctx.new_name(uuid), doc["tree_type"])
 
 
 def _interface_shape(items: list[dict]) -> list[tuple]:

@@ -258,12 +258,12 @@ def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID | None:
     if doc.get("linked_data"):
         # Data linked from a library: made once the library has linked it (an object's type is its data's).
         data = linked.resolve(doc["linked_data"], ctx)
-        return bpy.data.objects.new(f"pending-{uuid[:8]}", data) if data is not None else None
+        return bpy.data.objects.new(ctx.new_name(uuid), data) if data is not None else None
     data = None
     if doc.get("data_kind") and doc.get("data"):
         data = ctx.object_data(doc["data_kind"], doc["data"], doc["type"])
-    # The name is a key of its own (obj/<u>/name), applied right after this one.
-    return bpy.data.objects.new(f"pending-{uuid[:8]}", data)
+    # The name is a key of its own (obj/<u>/name), applied right after this one: made with it if queued.
+    return bpy.data.objects.new(ctx.new_name(uuid), data)
 
 
 def apply_meta(ob: bpy.types.Object, doc: dict, ctx: ApplyContext) -> bpy.types.ID:

@@ -16,7 +16,7 @@ from .. import boids, force_fields, particles, structs, texture_slots
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..items import Items
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 # Switching absolute path time converts path start and end: the three are one key, written in this order.
@@ -70,7 +70,7 @@ def describe(settings: bpy.types.ParticleSettings, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    settings = bpy.data.particles.new(placeholder_name(uuid))
+    settings = bpy.data.particles.new(ctx.new_name(uuid))
     settings.type = doc["type"]
     return settings
 

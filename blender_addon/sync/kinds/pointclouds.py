@@ -14,7 +14,7 @@ from ..assign import set_materials
 from ..attributes import read_attributes, write_attributes
 from ..context import ApplyContext, ReadContext
 from ..replacing import replace
-from ..settings import apply_name, placeholder_name
+from ..settings import apply_name
 from .base import Kind
 
 
@@ -67,7 +67,7 @@ def new_pointcloud(count: int) -> bpy.types.PointCloud:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.pointclouds.new(placeholder_name(uuid))
+    return bpy.data.pointclouds.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

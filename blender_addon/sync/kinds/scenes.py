@@ -22,7 +22,7 @@ from .. import freestyle, ids, markers, scene_settings, view_layers
 from ..assign import set_changed
 from ..context import ApplyContext, ReadContext
 from ..evaluate import make_evaluable
-from ..settings import apply_name, placeholder_name
+from ..settings import apply_name
 from .base import Items, Kind
 
 # Scene settings, one key each (``scene/<u>/set/<setting>``): where each lives and whether it is a link.
@@ -116,7 +116,7 @@ def describe(scene: bpy.types.Scene, ctx: ReadContext) -> dict:
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
     scene = next((s for s in bpy.data.scenes if ids.peek_uuid(s) is None or ids.ADOPT_PROP in s), None)
     if scene is None:
-        scene = bpy.data.scenes.new(placeholder_name(uuid))
+        scene = bpy.data.scenes.new(ctx.new_name(uuid))
     else:
         if ids.ADOPT_PROP in scene:
             del scene[ids.ADOPT_PROP]

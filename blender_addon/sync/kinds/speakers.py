@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 
@@ -18,7 +18,7 @@ def describe(speaker: bpy.types.Speaker, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.speakers.new(placeholder_name(uuid))
+    return bpy.data.speakers.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

@@ -9,7 +9,7 @@ from .. import ids, structs
 from ..context import ApplyContext, ReadContext
 from ..items import Items
 from ..node_trees import describe_node_tree, read_tree, tree_parts
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 TEXTURE_SKIP = ("type", "node_tree")
@@ -43,7 +43,7 @@ def describe(tex: bpy.types.Texture, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.textures.new(placeholder_name(uuid), type=doc["type"])
+    return bpy.data.textures.new(ctx.new_name(uuid), type=doc["type"])
 
 
 def _use_nodes(tex: bpy.types.Texture, use: bool) -> bpy.types.Texture:

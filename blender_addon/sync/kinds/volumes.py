@@ -16,7 +16,7 @@ import bpy
 from .. import file_sets, ids
 from ..assign import set_materials
 from ..context import ApplyContext, ReadContext
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 VOLUME_MAX_BYTES = file_sets.MAX_BYTES  # a larger .vdb stays local
@@ -64,7 +64,7 @@ def describe(vol: bpy.types.Volume, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    return bpy.data.volumes.new(placeholder_name(uuid))
+    return bpy.data.volumes.new(ctx.new_name(uuid))
 
 
 def stub(name: str, object_type: str) -> bpy.types.ID:

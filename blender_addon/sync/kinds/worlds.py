@@ -8,7 +8,7 @@ from .. import animation
 from ..arrays import floats
 from ..context import ApplyContext, ReadContext
 from ..node_trees import describe_node_tree, read_tree, tree_parts
-from ..settings import apply_name, placeholder_name, setting_items, settings_part
+from ..settings import apply_name, setting_items, settings_part
 from .base import Kind
 
 
@@ -32,7 +32,7 @@ def describe(world: bpy.types.World, ctx: ReadContext) -> dict:
 
 
 def create(uuid: str, doc: dict, ctx: ApplyContext) -> bpy.types.ID:
-    world = bpy.data.worlds.new(placeholder_name(uuid))
+    world = bpy.data.worlds.new(ctx.new_name(uuid))
     if world.node_tree is not None:  # the tree's nodes arrive as keys
         world.node_tree.nodes.clear()
     return world
