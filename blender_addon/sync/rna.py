@@ -177,6 +177,17 @@ def _shape(value: list, dims: tuple[int, ...]) -> object:
     return [value[i * step : (i + 1) * step] for i in range(dims[0])]
 
 
+def _holds(struct: bpy.types.bpy_struct, ident: str, value: object) -> bool:
+    """Whether the struct's property reads as ``value`` (as :func:`read_props` gives it) already."""
+    try:
+        current = getattr(struct, ident)
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return False
+    if type(current) in (bool, int, float, str):
+        return type(value) in (bool, int, float, str) and current == value
+    return isinstance(value, list) and plain(current) == value
+
+
 def write_props(
     struct: bpy.types.bpy_struct,
     values: dict[str, object],
@@ -213,6 +224,10 @@ def write_props(
                 continue  # animated here (derived.py): the receiver's animation writes it
             if isinstance(value, list) and None in value:
                 assign.set_components(struct, ident, value)
+                continue
+            if _holds(struct, ident, value):
+                # Not written again: a write tags the datablock for evaluation even when nothing changes,
+                # and some (a camera's depth of field) make Blender rebuild the scene's relations first.
                 continue
             if prop.type == "ENUM" and prop.is_enum_flag:
                 value = set(value)
