@@ -1,0 +1,91 @@
+"""``python tools/bench/apply_pumps.py [--objects 500] [--runs 5] [--camera] [--addon-root DIR]``: applying a
+joiner's scene, and what Blender evaluates after each pump.
+
+In one Blender process (bpy), no server and no network: ``--objects`` boxes sharing a material in a
+collection (as ``tools/bench/addon.py join`` builds them), with ``--camera`` also a camera object and a
+light object as every production scene has, are read into their keys; the scene is emptied and the keys
+applied as a joiner's sync loop applies them: one ``Applier.step`` of slices until a 20 ms deadline per
+pump, then the view layer evaluated (what Blender does between two timer calls). Each run prints the
+seconds spent applying and evaluating, the pumps, and the largest evaluation; then the medians, as JSON.
+``--addon-root`` applies with the add-on of another checkout (e.g. a ``git archive`` of main), for an A/B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BUDGET = 0.02  # a pump's applying, as the sync loop's (session.py)
+SLICE = 64
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--objects", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--camera", action="store_true", help="also a camera and a light, each on an object")
+    parser.add_argument("--addon-root", help="a checkout whose blender_addon applies the scene")
+    args = parser.parse_args()
+    sys.path[:0] = [str(Path(args.addon_root).resolve()) if args.addon_root else str(REPO)]
+    import bpy
+
+    from blender_addon import sync
+
+    sys.path.append(str(REPO))  # the bench's own helpers, whichever add-on applies
+    from tools.bench.scene_build_floor import build_boxes
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    build_boxes(args.objects)
+    if args.camera:
+        scene = bpy.context.scene
+        camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+        camera.data.lens = 35.0
+        lamp = bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "SUN"))
+        for ob in (camera, lamp):
+            scene.collection.objects.link(ob)
+        scene.camera = camera
+    ops = list(sync.serialise_scene().items())
+    runs = []
+    for _ in range(args.runs):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        applier = sync.Applier(sync.ChangeTracker())
+        applier.read_later = True  # as in the sync loop: the pumps after read back what the steps left
+        applier.feed(ops)
+        applying = evaluating = largest = 0.0
+        n = 0
+        done = 0.0
+        while done < 1.0:
+            started = time.perf_counter()
+            done = applier.step(SLICE, until=time.monotonic() + BUDGET)
+            applied = time.perf_counter()
+            bpy.context.view_layer.update()
+            evaluated = time.perf_counter() - applied
+            applying += applied - started
+            evaluating += evaluated
+            largest = max(largest, evaluated)
+            n += 1
+        if applier.errors:
+            raise SystemExit(f"not applied: {applier.errors}")
+        runs.append({"apply": applying, "evaluate": evaluating, "largest_evaluation": largest, "pumps": n})
+    medians = {name: round(statistics.median(run[name] for run in runs), 4) for name in runs[0]}
+    print(
+        json.dumps(
+            {
+                "objects": args.objects,
+                "camera": args.camera,
+                "keys": len(ops),
+                "runs": [{name: round(value, 4) for name, value in run.items()} for run in runs],
+                "median": medians,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
