@@ -19,6 +19,10 @@ Op = tuple[str, bytes | None]
 # material's meta makes it: its node tree comes later) before its objects are linked, the data costs no
 # rebuild the linking does not cost anyway.
 MATERIAL_LIST_DATA = ("mesh", "curve", "mball", "volume", "pcloud", "hair", "gpencil")  # lists in their meta
+# A mesh's geometry comes with it too when it is light (a value naming chunks comes after every light one,
+# whatever its part): its objects are evaluated once, whole, when they are linked. Filled in after the
+# linking, each object was evaluated a second time (~0.18 s of a 2,000-object join's evaluations).
+PLACED_WITH_DATA = {"mesh": frozenset({PRIMARY_PART, "geometry"})}
 # A scene comes whole but for its markers (they bind objects, and Blender evaluates nothing for them), and
 # the world and line styles it names are made: applied once the objects are in the view layer, a scene's
 # render settings made Blender evaluate every object again, and a line set taking its line style rebuilt
@@ -29,7 +33,7 @@ PLACING: dict[str, frozenset[str]] = {
     "mat": frozenset({PRIMARY_PART}),
     "world": frozenset({PRIMARY_PART}),
     "linestyle": frozenset({PRIMARY_PART}),
-    **{kind: frozenset({PRIMARY_PART}) for kind in MATERIAL_LIST_DATA},
+    **{kind: PLACED_WITH_DATA.get(kind, frozenset({PRIMARY_PART})) for kind in MATERIAL_LIST_DATA},
     "obj": frozenset({PRIMARY_PART, "name", "parent", "in", "location", "rotation", "scale", "delta"}),
 }
 # Items of other parts that place too: an object hidden in the room is not shown while the rest arrives.
