@@ -130,11 +130,13 @@ class ChunkTransfer:
         ready: list[Change] = []
         wanted: list[bytes] = []
         for key, value in changes:
-            try:
-                self.store.on_server.update(chunks.refs_of(value))  # a live key holds them (and their trees)
-                order = chunks.wanted(value, self.store)
-            except ValueError:  # malformed: the applier refuses it like any undecodable value
-                order = []
+            order: list[bytes] = []
+            if value is not None and chunks.holds_chunks(value):  # a search: nearly every value names none
+                try:
+                    self.store.on_server.update(chunks.refs_of(value))  # a live key holds them (and trees)
+                    order = chunks.wanted(value, self.store)
+                except ValueError:  # malformed: the applier refuses it like any undecodable value
+                    order = []
             if not order and key not in self._waiting_keys:
                 ready.append((key, value))
                 continue
