@@ -21,7 +21,7 @@ from .apply_errors import NotApplied
 from .apply_order import PLACING, Op, Ranked, rank, set_order, sort_ops
 from .chunks import holds_chunks
 from .codec import decode_value
-from .context import AFTER_STEP, ApplyContext, DataUsers, item_token, part_token
+from .context import AFTER_STEP, ApplyContext, DataUsers, item_token, part_token, placeholder_name
 from .index import census, index_all
 from .items import Items
 from .keys import PRIMARY_PART, op_order, split_key
@@ -357,7 +357,7 @@ class Applier:
         make = BY_NAME[kind].stub
         if make is None:
             raise ValueError(f"kind {kind!r} is not object data")
-        data = make(self._queued_name(uuid) or f"pending-{uuid[:8]}", object_type)
+        data = make(self._queued_name(uuid) or placeholder_name(uuid), object_type)
         self._register(kind, uuid, data)
         return data
 

@@ -185,6 +185,11 @@ class ReadContext:
         return rna.read_props(struct, self, skip=skip, nested=nested)
 
 
+def placeholder_name(uuid: str) -> str:
+    """The name a datablock is made with when none is queued for it: its ``name`` key replaces it."""
+    return f"pending-{uuid[:8]}"
+
+
 class DataUsers:
     """Object data -> the objects using it, mapped from one walk of ``bpy.data.objects`` and kept until
     :meth:`forget`. The applier forgets it at each step and whenever it changes an object (made, given other
@@ -242,9 +247,8 @@ class ApplyContext:
         self.name: str | None = None
 
     def new_name(self, uuid: str) -> str:
-        """The name to make the datablock ``uuid`` with: the one queued for it, else a placeholder its
-        ``name`` key replaces."""
-        return self.name if self.name else f"pending-{uuid[:8]}"
+        """The name to make the datablock ``uuid`` with: the one queued for it, else a placeholder."""
+        return self.name or placeholder_name(uuid)
 
     def users_of(self, data: bpy.types.ID) -> list[bpy.types.Object]:
         """The objects using ``data``, from the applier's map of them (DataUsers)."""

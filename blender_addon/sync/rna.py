@@ -180,12 +180,9 @@ def _shape(value: list, dims: tuple[int, ...]) -> object:
 def _holds(struct: bpy.types.bpy_struct, ident: str, value: object) -> bool:
     """Whether the struct's property reads as ``value`` (as :func:`read_props` gives it) already."""
     try:
-        current = getattr(struct, ident)
+        return plain(getattr(struct, ident)) == value  # the comparison write_changed makes
     except (AttributeError, TypeError, ValueError, RuntimeError):
         return False
-    if type(current) in (bool, int, float, str):
-        return type(value) in (bool, int, float, str) and current == value
-    return isinstance(value, list) and plain(current) == value
 
 
 def write_props(
@@ -243,8 +240,8 @@ def write_props(
 def write_changed(struct: bpy.types.bpy_struct, values: Mapping[str, object], resolve: Resolver) -> None:
     """Write the values (as read by ``read_props``) that differ from the struct's.
 
-    For settings whose default Blender would not accept back: a particle trail count of 0 (minimum 1), a
-    particle system's reactor target index of 0 (minimum 1).
+    :func:`write_props` leaves a value the struct holds already, too (a particle trail count of 0, below the
+    1 Blender accepts, is not written back); this also compares links by uuid without resolving them.
     """
     for ident, value in values.items():
         current = getattr(struct, ident, None)
