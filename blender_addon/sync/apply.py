@@ -18,7 +18,7 @@ import bpy
 
 from . import ids, overrides
 from .apply_errors import NotApplied
-from .apply_order import PLACING, Op, Ranked, rank, set_order, sort_ops
+from .apply_order import Op, Ranked, placed_whole, rank, set_order, sort_ops
 from .chunks import holds_chunks
 from .codec import decode_value
 from .context import AFTER_STEP, ApplyContext, DataUsers, item_token, part_token, placeholder_name
@@ -200,7 +200,7 @@ class Applier:
         self._merge_fed()
         queue, start = self._queue, 0
         while start < len(queue):
-            count = self._placed_whole(queue, start, max_ops)
+            count = placed_whole(queue, start, max_ops, self._ranks)
             for key, value in queue[start : start + count]:
                 bits = self._ranks[key][0] if key in self._ranks else None
                 if bits is not None:
@@ -225,27 +225,6 @@ class Applier:
             self._ranks, self._orders = {}, {}
             return 1.0
         return self.progress
-
-    def _placed_whole(self, queue: list[Op], start: int, max_ops: int | None) -> int:
-        """How many values from ``start`` make the next slice: ``max_ops`` or more, as a slice does not end
-        inside one object's placing parts. The artist may act between two pumps, and a move of an object
-        made but not yet moved would be undone by its location."""
-        left = len(queue) - start
-        count = left if max_ops is None else max(0, min(max_ops, left))
-        if count == 0 or count >= left:
-            return count
-        ranks = self._ranks
-        last = ranks.get(queue[start + count - 1][0])
-        if last is None or last[0] is None or last[0][0] != "obj" or last[2][0] >= len(PLACING):
-            return count
-        while count < left:
-            ranked = ranks.get(queue[start + count][0])
-            if ranked is None or ranked[0] is None or ranked[2][0] >= len(PLACING):
-                break
-            if ranked[0][:2] != last[0][:2]:
-                break
-            count += 1
-        return count
 
     def apply(self, ops: Iterable[Op]) -> None:
         """Apply ``ops`` and whatever applying them queues again (a replaced datablock's other keys)."""

@@ -1,6 +1,6 @@
 """The order in which the applier applies what it is fed (apply.py): datablocks before those that link to
 them, the parts that place objects in the scene first, values naming chunks after every light one, deletes
-last."""
+last; and where a slice of that order may end."""
 
 from __future__ import annotations
 
@@ -133,3 +133,24 @@ def sort_ops(
     sets.sort(key=lambda op: orders[op[0]])
     deletes.sort(key=lambda op: ranks[op[0]][1], reverse=True)
     return sets + deletes
+
+
+def placed_whole(queue: list[Op], start: int, max_ops: int | None, ranks: dict[str, Ranked]) -> int:
+    """How many values of ``queue`` (ranked in ``ranks``) from ``start`` make the applier's next slice:
+    ``max_ops`` or more, as a slice does not end inside one object's placing parts. The artist may act
+    between two pumps, and a move of an object made but not yet moved would be undone by its location."""
+    left = len(queue) - start
+    count = left if max_ops is None else max(0, min(max_ops, left))
+    if count == 0 or count >= left:
+        return count
+    last = ranks.get(queue[start + count - 1][0])
+    if last is None or last[0] is None or last[0][0] != "obj" or last[2][0] >= len(PLACING):
+        return count
+    while count < left:
+        ranked = ranks.get(queue[start + count][0])
+        if ranked is None or ranked[0] is None or ranked[2][0] >= len(PLACING):
+            break
+        if ranked[0][:2] != last[0][:2]:
+            break
+        count += 1
+    return count
