@@ -310,6 +310,39 @@ def test_object_data_filled_in_after_placing_evaluates_its_own_object_only():
     assert applier.errors == [] and sync.scene_hash() == before
 
 
+NOT_UTF8 = b"\xa5\xff\xfe\xfdab"  # a msgpack str (0xa5: five bytes) whose bytes are not UTF-8
+
+
+@pytest.mark.parametrize("name", ["", "N" * 400, "x/y*z", "a\x00b", "%2F", NOT_UTF8, 2**64 - 1], ids=repr)
+def test_a_new_datablock_made_with_a_queued_name_at_its_edges_ends_as_a_rename_leaves_it(name):
+    """A queued name Blender cuts (at 63 bytes, at a NUL), refuses (empty) or that is no name (not UTF-8, a
+    number) leaves the new object as renaming one made with a placeholder did: made, named as Blender
+    holds it, the name key reported where Blender named it otherwise."""
+    taker = link(bpy.data.objects.new("Taker", None))
+    ops = [(k, v) for k, v in sync.serialise_scene().items() if sync.get_uuid(taker) in k]
+    uuid = sync.get_uuid(taker)
+    bpy.data.objects.remove(taker)
+    key = sync.make_key("obj", uuid, "name")
+    raw = NOT_UTF8 if name is NOT_UTF8 else sync.encode_value(name)
+    if isinstance(name, str):
+        scratch = bpy.data.objects.new("Scratch", None)
+        scratch.name = name  # the rename the placeholder got
+        wanted = scratch.name
+        bpy.data.objects.remove(scratch)
+    else:
+        wanted = None  # no name: the placeholder stays
+    applier = sync.Applier(sync.ChangeTracker())
+    applier.feed([(k, raw if k == key else v) for k, v in ops])
+    assert applier.step() == 1.0
+    (made,) = [ob for ob in bpy.data.objects if sync.peek_uuid(ob) == uuid]
+    if wanted is None:
+        assert made.name == f"pending-{uuid[:8]}"
+    else:
+        assert made.name == wanted
+    assert {k for k, _ in applier.errors} <= {key}
+    assert ({k for k, _ in applier.errors} == {key}) == (made.name != name)
+
+
 def test_settings_a_datablock_holds_already_are_not_written_again():
     """A write tags its datablock for evaluation even when the value is the same, and writing a camera's depth
     of field made Blender rebuild the scene's relations and evaluate every object again (~35-65 ms with 500
