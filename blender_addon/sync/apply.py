@@ -71,6 +71,9 @@ class Applier:
         # joiner's objects are placed first and filled later: read once, not at each of their slices).
         self._touched: dict[str, bpy.types.ID] = {}
         self._doubtful: set[str] = set()  # touched uuids to read back (see _apply_one)
+        # Touched uuids given a value that names chunks (a large mesh's geometry): reading one back costs
+        # what its arrays hold, so with read_later it waits even in a step done with few datablocks.
+        self._chunked: set[str] = set()
         # Touched uuids whose read-back cannot wait (a value failed or waits, a name, a side effect of
         # another's value): what they hold is not the values applied.
         self._read_now: set[str] = set()
@@ -272,7 +275,7 @@ class Applier:
             self._resolve_pending(token)
         self._settle_names()
         if self.tracker is None:
-            self._touched, self._doubtful = {}, set()
+            self._touched, self._doubtful, self._chunked = {}, set(), set()
         elif self._touched:
             # Read back once the queue holds no more of its sets (undo or a delete may have freed what was
             # touched in an earlier step: the index holds the datablock now).
@@ -292,16 +295,20 @@ class Applier:
                 ):
                     self.tracker.note_seen(uuid, alive.pop(uuid))
             later = [uuid for uuid in alive if self._may_read_later(uuid)] if self.read_later else []
-            if len(later) >= READ_LATER_FROM:
-                for uuid in later:
-                    if self.tracker.note_unread(uuid, alive[uuid]):
-                        del alive[uuid]
+            if len(later) < READ_LATER_FROM:
+                # The read of a 200,000-vertex mesh is ~10 ms, as many as hundreds of light datablocks':
+                # the last step of a heavy join did it before the scene was whole.
+                later = [uuid for uuid in later if uuid in self._chunked]
+            for uuid in later:
+                if self.tracker.note_unread(uuid, alive[uuid]):
+                    del alive[uuid]
             self.tracker.note_datablocks(list(alive.values()))
             self._doubtful.difference_update(done)
+            self._chunked.difference_update(done)
             self._read_now.difference_update(done)
         if not self._queue:
-            self._queued, self._queued_deletes, self._doubtful, self._read_now = {}, {}, set(), set()
-            self._queued_links, self._queued_names = 0, {}
+            self._queued, self._queued_deletes, self._queued_links, self._queued_names = {}, {}, 0, {}
+            self._doubtful, self._read_now, self._chunked = set(), set(), set()
         self._census = census()
 
     def _finished(self) -> list[str]:
@@ -434,6 +441,8 @@ class Applier:
             # name chunks are arrays (a large mesh's geometry), which Blender stores as they come (a setting
             # among them that Blender clamps would go back with the next local edit).
             self._doubtful.add(uuid)
+        else:
+            self._chunked.add(uuid)
         if ctx.missing or ctx.errors:
             self._read_now.add(uuid)
         if ctx.errors:
@@ -565,7 +574,7 @@ class Applier:
         self._census = None
         self._waiting_parts.clear()
         self._touched = {}
-        self._doubtful, self._read_now = set(), set()
+        self._doubtful, self._read_now, self._chunked = set(), set(), set()
         self._queued, self._queued_deletes, self._queued_links = {}, {}, 0
         self._later.clear()
         self._pending.clear()

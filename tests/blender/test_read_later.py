@@ -143,6 +143,29 @@ def test_what_cannot_wait_is_read_back_at_once_in_a_large_apply():
     assert quiet(tracker) == ({}, [])
 
 
+@pytest.mark.parametrize("read_later", [True, False])
+def test_a_heavy_mesh_is_read_back_later_even_alone(read_later):
+    """A value naming chunks (a large mesh's geometry) makes its datablock's read-back cost what its arrays
+    hold: with ``read_later`` it waits for the pumps after, however few datablocks the step did. Read back,
+    the tracker knows what Blender holds and a scan finds nothing to send."""
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=99, y_subdivisions=99, size=4, calc_uvs=False)
+    grid = bpy.context.active_object
+    geometry = sync.make_key("mesh", sync.get_uuid(grid.data), "geometry")
+    items = sync.serialise_scene()
+    assert sync.chunks.holds_chunks(items[geometry])
+    expected = sync.scene_hash()
+    reset_scene()
+    tracker = sync.ChangeTracker()
+    applier = sync.Applier(tracker)
+    applier.read_later = read_later
+    applier.apply(items.items())
+    assert applier.errors == [] and sync.scene_hash() == expected
+    assert tracker.unread == (1 if read_later else 0)  # the mesh; its object is read with the step
+    read_all(tracker)
+    assert tracker.cost(sync.get_uuid(bpy.data.objects["Grid"].data)) > 0.0  # read back: serialised
+    assert quiet(tracker) == ({}, [])
+
+
 def test_stand_ins_made_for_data_that_has_not_arrived_are_read_back_at_once():
     """Objects whose meshes come in a later batch get empty stand-ins under the meshes' uuids: no value of
     theirs is known to be applied, so they are read now and not taken for new local data."""
