@@ -1,8 +1,9 @@
-"""``python tools/bench/apply_pumps.py [--objects 500] [--runs 5] [--camera] [--addon-root DIR]``: applying a
-joiner's scene, and what Blender evaluates after each pump.
+"""``python tools/bench/apply_pumps.py [--objects 500] [--grid 0] [--runs 5] [--camera] [--addon-root DIR]``:
+applying a joiner's scene, and what Blender evaluates after each pump.
 
 In one Blender process (bpy), no server and no network: ``--objects`` boxes sharing a material in a
-collection (as ``tools/bench/addon.py join`` builds them), with ``--camera`` also a camera object and a
+collection and a ``--grid`` x ``--grid`` vertex mesh (as ``tools/bench/addon.py join`` builds them; its
+geometry names chunks, which the process holds), with ``--camera`` also a camera object and a
 light object as every production scene has, are read into their keys; the scene is emptied and the keys
 applied as a joiner's sync loop applies them: one ``Applier.step`` of slices until a 20 ms deadline per
 pump, then the view layer evaluated (what Blender does between two timer calls). Each run prints the
@@ -27,6 +28,7 @@ SLICE = 64
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=500)
+    parser.add_argument("--grid", type=int, default=0, help="a grid of N x N vertices (447: 199,809)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--camera", action="store_true", help="also a camera and a light, each on an object")
     parser.add_argument("--addon-root", help="a checkout whose blender_addon applies the scene")
@@ -37,10 +39,10 @@ def main() -> int:
     from blender_addon import sync
 
     sys.path.append(str(REPO))  # the bench's own helpers, whichever add-on applies
-    from tools.bench.scene_build_floor import build_boxes
+    from tools.bench.scene_build_floor import build
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    build_boxes(args.objects)
+    build(args.objects, args.grid)
     if args.camera:
         scene = bpy.context.scene
         camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
@@ -77,6 +79,7 @@ def main() -> int:
         json.dumps(
             {
                 "objects": args.objects,
+                "grid": args.grid,
                 "camera": args.camera,
                 "keys": len(ops),
                 "runs": [{name: round(value, 4) for name, value in run.items()} for run in runs],
