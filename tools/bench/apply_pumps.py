@@ -56,16 +56,15 @@ def main() -> int:
         scene.camera = camera
     ops = list(sync.serialise_scene().items())
     after = [op for op in ops if sync.chunks.holds_chunks(op[1])] if args.chunks_after else []
+    batches = [[op for op in ops if op not in after], after] if after else [ops]
     runs = []
     for _ in range(args.runs):
         bpy.ops.wm.read_factory_settings(use_empty=True)
         applier = sync.Applier(sync.ChangeTracker())
         applier.read_later = True  # as in the sync loop: the pumps after read back what the steps left
-        applier.feed([op for op in ops if op not in after])
         run = {"apply": 0.0, "evaluate": 0.0, "largest_evaluation": 0.0, "pumps": 0, "last_step": 0.0}
-        for batch in (None, after) if after else (None,):
-            if batch is not None:
-                applier.feed(batch)
+        for batch in batches:
+            applier.feed(batch)
             done = 0.0
             while done < 1.0:
                 started = time.perf_counter()
