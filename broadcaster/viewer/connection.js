@@ -57,10 +57,12 @@ export class RoomConnection {
       this.handle(body);
     };
     ws.onclose = () => {
-      clearInterval(this.pinger);
+      this.stopPinging();
       if (this.stopped) return;
       this.onStatus("connecting", "connection lost: reconnecting...");
-      setTimeout(() => this.start(), this.retry * 1000);
+      // Every page loses its connection when the server restarts: a random share of the wait keeps
+      // them from coming back, and then pinging, all at once.
+      setTimeout(() => this.start(), this.retry * 1000 * (0.5 + Math.random() / 2));
       this.retry = Math.min(this.retry * 2, 4);
     };
   }
@@ -80,13 +82,25 @@ export class RoomConnection {
   }
 
   // The server closes a client it hears nothing from for its heartbeat timeout, and a viewer has
-  // nothing else to say: ping whenever nothing was sent for a heartbeat interval.
+  // nothing else to say: ping whenever nothing was sent for a heartbeat interval. The checks start at a
+  // random point of their period: pages that connected together would otherwise ping in step, and the
+  // server would take hundreds of pings in one burst while artists' edits wait behind them.
   keepAlive(interval) {
-    clearInterval(this.pinger);
-    this.pinger = setInterval(() => {
+    this.stopPinging();
+    const period = Math.max((interval * 1000) / 2, 50);
+    const check = () => {
       if (performance.now() - (this.lastSent || 0) >= interval * 1000 * 0.9)
         this.send({ type: "ping", nonce: (this.nonce = (this.nonce || 0) + 1) });
-    }, Math.max(interval * 1000 / 2, 50));
+    };
+    this.pingStart = setTimeout(() => {
+      check();
+      this.pinger = setInterval(check, period);
+    }, Math.random() * period);
+  }
+
+  stopPinging() {
+    clearTimeout(this.pingStart);
+    clearInterval(this.pinger);
   }
 
   handle(body) {
@@ -151,7 +165,7 @@ export class RoomConnection {
 
   stop(state, text) {
     this.stopped = true;
-    clearInterval(this.pinger);
+    this.stopPinging();
     this.onStatus(state, text);
     if (this.ws) this.ws.close();
   }

@@ -246,6 +246,70 @@ async def test_the_page_keeps_its_connection_alive_while_the_room_streams(tmp_pa
             assert await page.evaluate("blendsyncViewer.status") == "connected"
 
 
+# Twenty connections of the page's own code, opened in one tick as pages are when a server restart makes
+# them all reconnect. For each: when it joined, when it first pinged, and when it reconnected after all
+# were closed at once (``together.drop()``).
+OPEN_TOGETHER = """
+window.together = { joined: {}, pinged: {}, restarted: {}, droppedAt: null };
+import("/viewer/connection.js").then(({ RoomConnection }) => {
+  const room = decodeURIComponent(location.pathname.slice("/view/".length));
+  const token = new URLSearchParams(location.search).get("token");
+  const none = () => {};
+  const connections = [];
+  for (let i = 0; i < 20; i++) {
+    const c = new RoomConnection({
+      url: `ws://${location.host}/ws`, room, token, onStatus: none, onReset: none, onItems: none,
+      onBlob: none, onClients: none, onClient: none, onClientLeft: none,
+      onJoined: () => { if (!(i in together.joined)) together.joined[i] = performance.now(); },
+    });
+    connections.push(c);
+  }
+  connections.forEach((c) => c.start());
+  setInterval(() => {
+    const now = performance.now();
+    connections.forEach((c, i) => {
+      if (c.nonce && !(i in together.pinged)) together.pinged[i] = now;
+      if (c.connections === 2 && !(i in together.restarted)) together.restarted[i] = now;
+    });
+  }, 5);
+  together.drop = () => {
+    together.droppedAt = performance.now();
+    for (const c of connections) {
+      c.retry = 2; // seconds before the first try, as after a few failed ones
+      c.ws.close();
+    }
+  };
+});
+"""
+
+
+async def test_pages_that_connect_together_ping_and_reconnect_out_of_step(tmp_path):
+    # Hundreds of pages pinging in step would reach the server as one burst, with artists' edits
+    # waiting behind it. Each page starts its ping checks at a random point of their period (half the
+    # heartbeat interval: 0.5 s here), and waits a random share of its backoff before reconnecting.
+    async with server_and_ana(tmp_path, heartbeat_interval=1.0, heartbeat_timeout=5.0) as (_, ana):
+        await ana.create_room("r", keep_open=True)
+        share = await ana.admin("share", room="r")
+        async with open_browser(tmp_path / "profile") as page:
+            await page.navigate(share["url"])
+            await page.wait_for("window.blendsyncViewer && blendsyncViewer.status === 'connected'", 90)
+            await page.evaluate(OPEN_TOGETHER)
+            count = "(o) => Object.keys(o).length === 20"
+            await page.wait_for(f"window.together && ({count})(together.pinged)", 30)
+            times = await page.evaluate("together")
+            after_join = [times["pinged"][i] - times["joined"][i] for i in map(str, range(20))]
+            # In step, every first ping comes 1 s after its join, give or take the 5 ms polling.
+            assert min(after_join) >= 850, after_join
+            assert max(after_join) - min(after_join) > 200, after_join
+            await page.evaluate("together.drop()")
+            await page.wait_for(f"({count})(together.restarted)", 30)
+            times = await page.evaluate("together")
+            after_drop = [times["restarted"][str(i)] - times["droppedAt"] for i in range(20)]
+            # Between half the backoff (2 s) and all of it, each: in step, they would all come at 2 s.
+            assert min(after_drop) >= 950, after_drop
+            assert max(after_drop) - min(after_drop) > 300, after_drop
+
+
 def png(width: int, height: int, colour_at) -> bytes:
     """An RGBA PNG, stored without compression (so it is large enough to travel in chunks);
     ``colour_at(u, v)`` with (0, 0) the bottom left, as Blender's UVs."""
