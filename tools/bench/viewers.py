@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import statistics
 import struct
@@ -42,6 +43,7 @@ from tools.cluster import REPO, free_port
 from tools.wsclient import WSClient
 
 _STAMP = struct.Struct("<d")
+PING_INTERVAL = 4.0  # seconds; the page pings every heartbeat interval (5 s by default) it sent nothing
 
 
 def add_arguments(kinds: Any) -> None:
@@ -150,10 +152,13 @@ async def _viewer(http: str, token: str, room: str, latencies: list[float] | Non
     await ws.send(Hello(protocol=PROTOCOL_VERSION, client_name="viewer", client_kind="viewer", token=token))
     await ws.send(JoinRoom(room=room, ref=1))
 
-    async def keep_alive() -> None:  # as the page does: the server hears from it every few seconds
+    async def keep_alive() -> None:  # as the page does: the server hears from it every few seconds,
+        # from a random point of half the period on (connection.js: pages connected together do not
+        # ping in step)
+        await trio.sleep(random.uniform(0.0, PING_INTERVAL / 2))
         nonce = 0
         while True:
-            await trio.sleep(4.0)
+            await trio.sleep(PING_INTERVAL)
             nonce += 1
             await ws.send_body({"type": "ping", "nonce": nonce})
 
