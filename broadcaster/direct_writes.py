@@ -9,8 +9,10 @@ Viewers come after artists. Hundreds of viewer sends take milliseconds, and the 
 operation must not wait behind them: a room hands a frame for its viewers to this task (``defer``), which
 queues it to each viewer only when it runs; it yields once more before that, so the artists' writer
 tasks, woken by the same fan-out, send first (trio runs the tasks woken in one step in either order); and
-it writes SLICE sessions at a time, yielding between slices, so that an operation arriving meanwhile is
-committed and reaches the artists without waiting for the rest of the viewers.
+it queues and writes SLICE sessions at a time, yielding between slices, so that an operation arriving
+meanwhile is committed and reaches the artists without waiting for the rest of the viewers. Queueing a
+frame to 500 viewers takes about 2 ms on its own: done whole in one step, it was a step of 2 to 3 ms
+after every operation, which an operation arriving meanwhile waited out.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Protocol
 
 import trio
 
-SLICE = 64  # viewer sends between yields: about a millisecond
+SLICE = 64  # viewers queued to and written between yields: 1.5 to 3 ms of loopback sends here
 
 
 class Gathering(Protocol):
@@ -34,23 +36,52 @@ class Gathering(Protocol):
 class DirectWrites:
     def __init__(self) -> None:
         self._sessions: list[Gathering] = []
-        self._deferred: list[tuple[bytes, Sequence[Gathering]]] = []  # frames for viewers, not yet queued
+        # Frames for viewers not yet queued to all of them: [frame, sessions, how many are queued already].
+        self._deferred: list[list] = []
+        self._slicing = False
         self._wakeup = trio.Event()
 
     def defer(self, frame: bytes, sessions: Sequence[Gathering]) -> None:
         """Queue ``frame`` to each of ``sessions`` when this task runs, after the artists' writers."""
-        self._deferred.append((frame, sessions))
+        self._deferred.append([frame, sessions, 0])
         self._wakeup.set()
 
     def queue_deferred(self) -> None:
         """Queue the deferred frames now, in order. A session calls it before queueing a frame of its
-        own, so that its frames keep the order in which they were sent."""
-        if not self._deferred:
+        own, so that its frames keep the order in which they were sent. (While a slice is queued, the
+        frames before it are queued to every session already, and those after it to none.)"""
+        if self._slicing or not self._deferred:
             return
         deferred, self._deferred = self._deferred, []
-        for frame, sessions in deferred:
-            for session in sessions:
+        for frame, sessions, done in deferred:
+            for session in sessions[done:]:
                 session.send_frame(frame)
+
+    def _queue_slice(self) -> None:
+        """Queue the oldest deferred frame to its next SLICE sessions; with it the frames deferred after it
+        to the same sessions (operations committed together), so that each session writes them at once."""
+        frame, sessions, done = self._deferred[0]
+        together = 1
+        while (
+            together < len(self._deferred)
+            and self._deferred[together][1] is sessions
+            and self._deferred[together][2] == done
+        ):
+            together += 1
+        frames = [entry[0] for entry in self._deferred[:together]]
+        end = done + SLICE
+        self._slicing = True
+        try:
+            for session in sessions[done:end]:
+                for frame in frames:
+                    session.send_frame(frame)
+        finally:
+            self._slicing = False
+        if end >= len(sessions):
+            del self._deferred[:together]
+        else:
+            for entry in self._deferred[:together]:
+                entry[2] = end
 
     def add(self, session: Gathering) -> None:
         self._sessions.append(session)
@@ -61,11 +92,14 @@ class DirectWrites:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
             await trio.sleep(0)  # after the writer tasks woken with it: artists before viewers
-            self.queue_deferred()
-            sessions, self._sessions = self._sessions, []
-            for start in range(0, len(sessions), SLICE):
-                if start:  # twice: a task woken in the slice and this one may run in one batch, either first
-                    await trio.sleep(0)
-                    await trio.sleep(0)
-                for session in sessions[start : start + SLICE]:
+            while True:
+                if self._deferred:
+                    self._queue_slice()
+                sessions, self._sessions = self._sessions[:SLICE], self._sessions[SLICE:]
+                for session in sessions:
                     session.write_pending()
+                if not (self._deferred or self._sessions):
+                    break
+                # twice: a task woken in the slice and this one may run in one batch, either first
+                await trio.sleep(0)
+                await trio.sleep(0)

@@ -154,6 +154,89 @@ async def test_viewers_copies_are_queued_by_the_viewers_writer_and_keep_their_or
         nursery.cancel_scope.cancel()
 
 
+class GatheringViewer:
+    """A viewer as WebSocketSession gathers: deferred frames queued before its own, pending bytes added to
+    DirectWrites when the first comes, and each write_pending one send of what was gathered."""
+
+    def __init__(self, name: str, direct: DirectWrites, on_frame=None):
+        self.name, self.direct, self.on_frame = name, direct, on_frame
+        self.pending: list[bytes] = []
+        self.sends: list[list[bytes]] = []
+
+    def send_frame(self, frame: bytes) -> None:
+        self.direct.queue_deferred()
+        if not self.pending:
+            self.direct.add(self)
+        self.pending.append(frame)
+        if self.on_frame is not None:
+            self.on_frame()
+
+    def write_pending(self) -> None:
+        if self.pending:
+            self.sends.append(self.pending)
+            self.pending = []
+
+    def frames(self) -> list[bytes]:
+        return [frame for send in self.sends for frame in send] + self.pending
+
+
+async def test_a_frame_for_many_viewers_is_queued_a_slice_at_a_time_and_an_operation_goes_between() -> None:
+    # Queueing one frame to 500 viewers is a couple of milliseconds: the next operation's artists must not
+    # wait for all of it, only for the slice under way.
+    async def one_round(direct: DirectWrites, nursery: trio.Nursery) -> None:
+        order: list[str] = []
+        next_op = trio.Event()
+        await nursery.start(_artist_writer, next_op, order, "next op to artist")
+        viewers = [GatheringViewer(f"v{i}", direct) for i in range(4 * SLICE)]
+        for viewer in viewers:
+            viewer.on_frame = lambda name=viewer.name: order.append(name)
+        viewers[0].on_frame = lambda: (order.append("v0"), next_op.set())  # it commits as the first is queued
+        direct.defer(b"op", tuple(viewers))
+        await trio.testing.wait_all_tasks_blocked()
+        assert order.index("next op to artist") <= SLICE, order.index("next op to artist")
+        assert [name for name in order if name != "next op to artist"] == [v.name for v in viewers]
+        assert all(v.sends == [[b"op"]] for v in viewers)
+
+    await _rounds(one_round)
+
+
+async def test_frames_deferred_together_reach_each_viewer_in_order_in_one_send() -> None:
+    direct = DirectWrites()
+    viewers = tuple(GatheringViewer(f"v{i}", direct) for i in range(2 * SLICE + 3))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(direct.run)
+        await trio.testing.wait_all_tasks_blocked()
+        direct.defer(b"op1", viewers)  # two operations committed in one step
+        direct.defer(b"op2", viewers)
+        direct.defer(b"other", viewers[:2])  # another room's: its own pass, after them
+        await trio.testing.wait_all_tasks_blocked()
+        assert all(v.sends == [[b"op1", b"op2"]] for v in viewers[2:])
+        assert all(v.frames() == [b"op1", b"op2", b"other"] for v in viewers[:2])
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_viewers_own_frame_between_two_slices_comes_after_every_frame_deferred_before_it() -> None:
+    async def one_round(direct: DirectWrites, nursery: trio.Nursery) -> None:
+        viewers = tuple(GatheringViewer(f"v{i}", direct) for i in range(3 * SLICE))
+        last = viewers[-1]
+        between = trio.Event()
+
+        async def own_frame() -> None:  # its reader answering a ping while the slices go on
+            await between.wait()
+            last.send_frame(b"pong")
+
+        nursery.start_soon(own_frame)
+        await trio.testing.wait_all_tasks_blocked()
+        viewers[0].on_frame = between.set
+        direct.defer(b"op1", viewers)
+        direct.defer(b"op2", viewers)
+        await trio.testing.wait_all_tasks_blocked()
+        assert last.frames() == [b"op1", b"op2", b"pong"]
+        assert all(v.frames() == [b"op1", b"op2"] for v in viewers[:-1])
+
+    await _rounds(one_round)
+
+
 class Sent(Recording):
     """A member that keeps the frames it is sent, speaking protocol ``protocol``."""
 
