@@ -83,8 +83,8 @@ export class RoomConnection {
 
   // The server closes a client it hears nothing from for its heartbeat timeout, and a viewer has
   // nothing else to say: ping whenever nothing was sent for a heartbeat interval. The checks start at a
-  // random point of their period: pages that connected together would otherwise ping in step, and the
-  // server would take hundreds of pings in one burst while artists' edits wait behind them.
+  // random point of their period: pages that connected together would otherwise ping in step, the
+  // server taking hundreds of pings in one burst every interval.
   keepAlive(interval) {
     this.stopPinging();
     const period = Math.max((interval * 1000) / 2, 50);
