@@ -18,6 +18,7 @@ after every operation, which an operation arriving meanwhile waited out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import takewhile
 from typing import Protocol
 
 import trio
@@ -33,17 +34,25 @@ class Gathering(Protocol):
         """Queue one encoded frame to it."""
 
 
+class _Deferred:
+    """A frame for viewers, queued so far to the first ``done`` of its sessions."""
+
+    __slots__ = ("done", "frame", "sessions")
+
+    def __init__(self, frame: bytes, sessions: Sequence[Gathering]):
+        self.frame, self.sessions, self.done = frame, sessions, 0
+
+
 class DirectWrites:
     def __init__(self) -> None:
         self._sessions: list[Gathering] = []
-        # Frames for viewers not yet queued to all of them: [frame, sessions, how many are queued already].
-        self._deferred: list[list] = []
+        self._deferred: list[_Deferred] = []  # frames for viewers not yet queued to all of them
         self._slicing = False
         self._wakeup = trio.Event()
 
     def defer(self, frame: bytes, sessions: Sequence[Gathering]) -> None:
         """Queue ``frame`` to each of ``sessions`` when this task runs, after the artists' writers."""
-        self._deferred.append([frame, sessions, 0])
+        self._deferred.append(_Deferred(frame, sessions))
         self._wakeup.set()
 
     def queue_deferred(self) -> None:
@@ -53,35 +62,32 @@ class DirectWrites:
         if self._slicing or not self._deferred:
             return
         deferred, self._deferred = self._deferred, []
-        for frame, sessions, done in deferred:
-            for session in sessions[done:]:
-                session.send_frame(frame)
+        for entry in deferred:
+            for session in entry.sessions[entry.done :]:
+                session.send_frame(entry.frame)
 
     def _queue_slice(self) -> None:
         """Queue the oldest deferred frame to its next SLICE sessions; with it the frames deferred after it
         to the same sessions (operations committed together), so that each session writes them at once."""
-        frame, sessions, done = self._deferred[0]
-        together = 1
-        while (
-            together < len(self._deferred)
-            and self._deferred[together][1] is sessions
-            and self._deferred[together][2] == done
-        ):
-            together += 1
-        frames = [entry[0] for entry in self._deferred[:together]]
-        end = done + SLICE
+        head = self._deferred[0]
+        together = list(
+            takewhile(
+                lambda entry: entry.sessions is head.sessions and entry.done == head.done, self._deferred
+            )
+        )
+        end = head.done + SLICE
         self._slicing = True
         try:
-            for session in sessions[done:end]:
-                for frame in frames:
-                    session.send_frame(frame)
+            for session in head.sessions[head.done : end]:
+                for entry in together:
+                    session.send_frame(entry.frame)
         finally:
             self._slicing = False
-        if end >= len(sessions):
-            del self._deferred[:together]
+        if end >= len(head.sessions):
+            del self._deferred[: len(together)]
         else:
-            for entry in self._deferred[:together]:
-                entry[2] = end
+            for entry in together:
+                entry.done = end
 
     def add(self, session: Gathering) -> None:
         self._sessions.append(session)
