@@ -35,19 +35,21 @@ class Gathering(Protocol):
 
 
 class _Deferred:
-    """A frame for viewers, queued so far to the first ``done`` of its sessions."""
+    """A frame for viewers, queued so far to the first ``done`` of its sessions and to those in ``early``
+    (sessions that sent a frame of their own meanwhile)."""
 
-    __slots__ = ("done", "frame", "sessions")
+    __slots__ = ("done", "early", "frame", "sessions")
 
     def __init__(self, frame: bytes, sessions: Sequence[Gathering]):
         self.frame, self.sessions, self.done = frame, sessions, 0
+        self.early: set[int] = set()  # id() of sessions: a session need not be hashable
 
 
 class DirectWrites:
     def __init__(self) -> None:
         self._sessions: list[Gathering] = []
         self._deferred: list[_Deferred] = []  # frames for viewers not yet queued to all of them
-        self._slicing = False
+        self._queueing = False
         self._wakeup = trio.Event()
 
     def defer(self, frame: bytes, sessions: Sequence[Gathering]) -> None:
@@ -55,16 +57,27 @@ class DirectWrites:
         self._deferred.append(_Deferred(frame, sessions))
         self._wakeup.set()
 
-    def queue_deferred(self) -> None:
-        """Queue the deferred frames now, in order. A session calls it before queueing a frame of its
-        own, so that its frames keep the order in which they were sent. (While a slice is queued, the
-        frames before it are queued to every session already, and those after it to none.)"""
-        if self._slicing or not self._deferred:
+    def queue_deferred(self, session: Gathering) -> None:
+        """Queue to ``session`` now, in order, the deferred frames it is still to get. A session calls it
+        before queueing a frame of its own (a pong), so that its frames keep the order in which they were
+        sent. Only its own: queueing everything deferred to every viewer whenever one answered a ping was
+        a step of a millisecond or two. (While a slice is queued, the frames before it are queued to
+        every session already, and those after it to none.)"""
+        if self._queueing or not self._deferred:
             return
-        deferred, self._deferred = self._deferred, []
-        for entry in deferred:
-            for session in entry.sessions[entry.done :]:
+        self._queueing = True
+        try:
+            for entry in self._deferred:
+                if id(session) in entry.early:
+                    continue
+                try:
+                    entry.sessions.index(session, entry.done)
+                except ValueError:
+                    continue  # not one of its sessions, or queued to it already
                 session.send_frame(entry.frame)
+                entry.early.add(id(session))
+        finally:
+            self._queueing = False
 
     def _queue_slice(self) -> None:
         """Queue the oldest deferred frame to its next SLICE sessions; with it the frames deferred after it
@@ -76,13 +89,14 @@ class DirectWrites:
             )
         )
         end = head.done + SLICE
-        self._slicing = True
+        self._queueing = True
         try:
             for session in head.sessions[head.done : end]:
                 for entry in together:
-                    session.send_frame(entry.frame)
+                    if not entry.early or id(session) not in entry.early:
+                        session.send_frame(entry.frame)
         finally:
-            self._slicing = False
+            self._queueing = False
         if end >= len(head.sessions):
             del self._deferred[: len(together)]
         else:

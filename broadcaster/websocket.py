@@ -153,7 +153,7 @@ class WebSocketSession(Session):
         once) cost each viewer one system call, not one each. What the socket does not take is queued,
         and the writer task sends it and everything after it, in order, with the usual backpressure.
         """
-        self.direct.queue_deferred()  # order: frames deferred before this one go first
+        self.direct.queue_deferred(self)  # order: frames deferred before this one go first
         if self._raw is None or self.closing or self.writing or len(self.out):
             self._queue_pending()  # order: what was gathered goes first
             super().send_frame(frame)
@@ -200,7 +200,7 @@ class WebSocketSession(Session):
 
     def send_frame_raw(self, data: bytes) -> None:
         """A WebSocket control frame (a pong), queued with the session's frames."""
-        self.direct.queue_deferred()
+        self.direct.queue_deferred(self)
         self._queue_pending()
         self.out.put(_RawWebSocketData(data))
 

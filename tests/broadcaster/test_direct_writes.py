@@ -121,7 +121,7 @@ class DeferringViewer(Recording):
         self.direct.defer(frame, viewers)
 
     def send_frame(self, frame: bytes) -> None:
-        self.direct.queue_deferred()
+        self.direct.queue_deferred(self)
         self.order.append(self.name)
         self.frames.append(frame)
 
@@ -147,10 +147,12 @@ async def test_viewers_copies_are_queued_by_the_viewers_writer_and_keep_their_or
         order.clear()
         room.fan_out(8, {"c": "cleo", "o": 2, "ops": [["set", "k", b"w"]]})
         viewers[1].send_frame(b"presence")
-        assert order == ["ana", "v0", "v1", "v2", "v1"]
+        assert order == ["ana", "v1", "v1"]  # its deferred copy, then its own; the others' wait their turn
         assert viewers[1].frames[-1] == b"presence" and viewers[1].frames[-2] != b"presence"
         await trio.testing.wait_all_tasks_blocked()
-        assert [f for v in viewers for f in v.frames].count(b"presence") == 1 and len(order) == 5
+        assert order == ["ana", "v1", "v1", "v0", "v2"]  # and it does not get the operation twice
+        assert [len(v.frames) for v in viewers] == [2, 3, 2]
+        assert [f for v in viewers for f in v.frames].count(b"presence") == 1
         nursery.cancel_scope.cancel()
 
 
@@ -164,7 +166,7 @@ class GatheringViewer:
         self.sends: list[list[bytes]] = []
 
     def send_frame(self, frame: bytes) -> None:
-        self.direct.queue_deferred()
+        self.direct.queue_deferred(self)
         if not self.pending:
             self.direct.add(self)
         self.pending.append(frame)
@@ -235,6 +237,42 @@ async def test_a_viewers_own_frame_between_two_slices_comes_after_every_frame_de
         assert all(v.frames() == [b"op1", b"op2"] for v in viewers[:-1])
 
     await _rounds(one_round)
+
+
+async def test_a_viewers_own_frame_queues_only_the_frames_it_is_due_and_never_one_twice() -> None:
+    # Queueing everything deferred to every viewer whenever one answered a ping was a step of a
+    # millisecond or two: a viewer's own frame now has only its own deferred frames queued before it.
+    for speaks_in in ("before the writer runs", "between two slices"):
+        direct = DirectWrites()
+        viewers = tuple(GatheringViewer(f"v{i}", direct) for i in range(3 * SLICE))
+        some = viewers[SLICE - 2 : SLICE + 2]  # another room's frame, to a few of the same sessions
+        speaker = viewers[SLICE - 1] if speaks_in == "between two slices" else viewers[SLICE]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(direct.run)
+            await trio.testing.wait_all_tasks_blocked()
+            direct.defer(b"op1", viewers)
+            direct.defer(b"op2", viewers)
+            direct.defer(b"other", some)
+            if speaks_in == "before the writer runs":
+                speaker.send_frame(b"pong")
+                assert not any(v.frames() for v in viewers if v is not speaker)  # its frames only
+            else:  # its reader, as the second slice is queued: op1 and op2 reached it, `other` did not
+                second_slice = trio.Event()
+                viewers[SLICE + 5].on_frame = second_slice.set
+
+                async def answer(
+                    speaker: GatheringViewer = speaker, event: trio.Event = second_slice
+                ) -> None:
+                    await event.wait()
+                    speaker.send_frame(b"pong")
+
+                nursery.start_soon(answer)
+            await trio.testing.wait_all_tasks_blocked()
+            assert speaker.frames() == [b"op1", b"op2", b"other", b"pong"], speaks_in
+            for viewer in viewers:
+                if viewer is not speaker:
+                    assert viewer.frames() == [b"op1", b"op2"] + ([b"other"] if viewer in some else [])
+            nursery.cancel_scope.cancel()
 
 
 class Sent(Recording):
