@@ -37,9 +37,10 @@ def _invite(args: argparse.Namespace) -> int:
     from ..tls import certificate_pin
 
     if args.role == "viewer":
-        print(
-            "blendsync invite: viewer links are not available yet (read-only room roles come later);"
-            " invite as --role editor",
+        print(  # an invite is a Blender link for an artist; reviewers watch in a browser
+            "blendsync invite: invites are for artists (--role editor). A viewer gets a share link, made"
+            " while the server runs: blendsync admin share ROOM [--expires 2d]"
+            ' (docs/operations.md, "Share links")',
             file=sys.stderr,
         )
         return 2

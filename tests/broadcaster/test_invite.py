@@ -118,7 +118,7 @@ def test_invite_adds_a_scoped_expiring_user_and_prints_one_link(installed):
 def test_invite_refuses_viewers_an_existing_name_and_bad_addresses(installed):
     root, _ = installed
     viewer = blendsync_cli("invite", "--data-dir", str(root), "--role", "viewer")
-    assert viewer.returncode == 2 and "not available yet" in viewer.stderr
+    assert viewer.returncode == 2 and "blendsync admin share ROOM" in viewer.stderr  # the tool that does
     assert invite(root, "--name", "ana")
     again = blendsync_cli("invite", "--data-dir", str(root), "--name", "ana")
     assert again.returncode == 2 and "exists" in again.stderr
