@@ -44,6 +44,13 @@ class _Deferred:
         self.frame, self.sessions, self.done = frame, sessions, 0
         self.early: set[int] = set()  # id() of sessions: a session need not be hashable
 
+    def queued_early(self, session: Gathering) -> bool:
+        return id(session) in self.early
+
+    def queue_early(self, session: Gathering) -> None:
+        session.send_frame(self.frame)
+        self.early.add(id(session))
+
 
 class DirectWrites:
     def __init__(self) -> None:
@@ -68,14 +75,13 @@ class DirectWrites:
         self._queueing = True
         try:
             for entry in self._deferred:
-                if id(session) in entry.early:
+                if entry.queued_early(session):
                     continue
                 try:
                     entry.sessions.index(session, entry.done)
                 except ValueError:
                     continue  # not one of its sessions, or queued to it already
-                session.send_frame(entry.frame)
-                entry.early.add(id(session))
+                entry.queue_early(session)
         finally:
             self._queueing = False
 
@@ -93,7 +99,7 @@ class DirectWrites:
         try:
             for session in head.sessions[head.done : end]:
                 for entry in together:
-                    if not entry.early or id(session) not in entry.early:
+                    if not entry.queued_early(session):
                         session.send_frame(entry.frame)
         finally:
             self._queueing = False
