@@ -155,9 +155,10 @@ def put_blob_command(
     # One branch, the store first: a blob stored already gets the same size and rule again (a few bytes).
     store: dict[str, Any] = {"op": "put", "path": list(blob_path(blob)), "payload": size, "keep_while": keep}
     # The tree's holds: one list in the node's record. Added to those it has: a node put again with other
-    # children (a client's mistake) takes none away from the trees of others that share it.
+    # children (a client's mistake) takes none away from the trees of others that share it. Each child is
+    # named by its hash's bytes (the tree reads them as the hex name): half the entry's bytes per child.
     if children:
-        store["add_holds"] = [list(blob_path(c)) for c in children]
+        store["add_holds"] = [[BLOBS, c] for c in children]
     return {"then": [store, *pin, *release_ops(sorted(pinned), pin_holder(client_id))]}
 
 

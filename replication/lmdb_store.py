@@ -19,9 +19,10 @@ node /blobs/<hex>, in the transaction that makes that so (docs/decisions/0008).
 lmdb keys are at most 511 bytes, so every key here has a fixed size: a path (up to 64 names of 1024 bytes)
 lives in the value, which lmdb bounds only by 4 GiB. Layout 1 keyed tree records by the encoded path
 itself; opening such a store rewrites its records in the current layout in one transaction. Layout 2 had
-no blob table (its blobs are tree payloads, which the node still reads); opening it only marks it 4. Layout 4
-may hold tree records of nine fields (a node's holds, docs/tree.md), which a layout-3 version cannot read:
-opening a layout-3 store only marks it 4.
+no blob table (its blobs are tree payloads, which the node still reads); opening it only marks it 5. Layout 4
+may hold tree records of nine fields (a node's holds, docs/tree.md), which a layout-3 version cannot read.
+Layout 5 may name a held path's hex names by their bytes in those records, which a layout-4 version cannot
+read. Opening a layout-3 or -4 store only marks it 5.
 
 All writes of one step go in one transaction (group commit): entries, hard state, tree records and the
 applied index land together or not at all, so a process killed at any instant reopens consistent.
@@ -43,8 +44,8 @@ from .blob_entries import BLOB_ROOT, split_for_storage, stored_blob
 
 _INDEX = struct.Struct(">Q")
 _PATH_SIZE = struct.Struct(">I")
-LAYOUT = 4  # a store without b"layout" in meta is layout 1
-READABLE_LAYOUTS = (2, 3, 4)  # what a backup may hold
+LAYOUT = 5  # a store without b"layout" in meta is layout 1
+READABLE_LAYOUTS = (2, 3, 4, 5)  # what a backup may hold
 DEFAULT_MAP_SIZE = 64 * 1024**3  # address space only; the file grows as needed
 
 
@@ -176,7 +177,7 @@ class Storage:
             layout = 1 if raw is None else msgpack.unpackb(raw)
             if layout == LAYOUT:
                 return
-            if layout not in (1, 2, 3):
+            if layout not in (1, 2, 3, 4):
                 raise StorageError(f"{self.path} has storage layout {layout!r}; this version reads {LAYOUT}")
             if layout == 1:
                 old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]

@@ -8,7 +8,7 @@ from typing import Any, Final
 import msgpack
 
 from .errors import E_COMMAND, E_COND, E_ENVELOPE, E_OP, E_PATH, TreeError, _short
-from .paths import TreePath, _check_name, _coerce_path, format_path
+from .paths import TreePath, _check_name, _coerce_path, coerce_held_path, format_path
 from .patterns import Pattern, _compile_cond, _compile_node_cond, _Cond, compile_pattern
 from .payloads import _MAX_I63, NO_PAYLOAD, _check_payload
 
@@ -161,12 +161,12 @@ def _compile_op(raw: object) -> _Op:
 
 def compile_holds(value: object, owner: TreePath) -> tuple[TreePath, ...]:
     """The paths a node holds: sorted, each once, at most :data:`MAX_HOLDS`, never the node itself (it would
-    keep itself)."""
+    keep itself). A path's element may be bytes: the name that is their lowercase hex."""
     if type(value) is not list and type(value) is not tuple:
         raise TreeError(E_COMMAND, "holds must be a list of paths")
     if len(value) > MAX_HOLDS:
         raise TreeError(E_COMMAND, f"holds names more than {MAX_HOLDS} paths")
-    paths = sorted({_coerce_path(p) for p in value})
+    paths = sorted({coerce_held_path(p) for p in value})
     if len(paths) != len(value):
         raise TreeError(E_COMMAND, "holds names a path twice")
     if owner in paths or () in paths:

@@ -99,6 +99,26 @@ def _coerce_path(value: object) -> TreePath:
     raise TreeError(E_PATH, f"path must be a list of strings or a '/a/b' string, not {type(value).__name__}")
 
 
+def coerce_held_path(value: object) -> TreePath:
+    """A path in ``holds``: as any path, except that an element may be bytes, naming the node whose name
+    is their lowercase hex (a blob's hash: half the bytes of its name in the command and the record)."""
+    if (type(value) is list or type(value) is tuple) and len(value) <= MAX_PATH_LEN:
+        value = [e.hex() if type(e) is bytes else e for e in value]
+    return _coerce_path(value)
+
+
+def compact_name(name: str) -> str | bytes:
+    """``name`` as a held path's element in a record: its bytes when it is lowercase hex (an even count of
+    digits), which :func:`coerce_held_path` reads back as the same name; any other name as it is."""
+    if not name or len(name) % 2:
+        return name
+    try:
+        raw = bytes.fromhex(name)
+    except ValueError:
+        return name
+    return raw if raw.hex() == name else name  # fromhex also takes capitals and spaces
+
+
 def seq_name(seq: int) -> str:
     """Name of the sequential child number ``seq`` (zero-padded so name order == numeric order)."""
     return f"{seq:0{SEQ_DIGITS}d}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from .commands import _Rule
-from .paths import TreePath
+from .paths import TreePath, compact_name
 from .payloads import NO_PAYLOAD
 
 DEFAULT_MAX_SESSIONS: Final = 10_000
@@ -91,7 +91,8 @@ class TreeNode:
             None if self.rule is None else self.rule.wire,
         ]
         if self.holds:  # a ninth field only then: the records of nodes holding nothing are as before
-            fields.append([list(path) for path in self.holds])
+            # A hash's name as its 32 bytes, not 64 digits: a blob tree's node holds up to 32 of them.
+            fields.append([[compact_name(name) for name in path] for path in self.holds])
         return fields
 
 

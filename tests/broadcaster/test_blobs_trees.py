@@ -197,9 +197,8 @@ def test_a_node_put_names_each_child_once_in_its_own_record():
     command = put_blob_command(node, 1024, "ana-00000001", 1, children, pinned=children)
     assert set(command) == {"then"}
     store, pin, *released = command["then"]
-    assert store["path"] == list(blob_path(node)) and store["add_holds"] == [
-        list(blob_path(c)) for c in children
-    ]
+    assert store["path"] == list(blob_path(node))
+    assert store["add_holds"] == [["blobs", c] for c in children]  # the hashes' bytes, not their hex
     assert pin["path"] == list(holder_path(node, pin_holder("ana-00000001")))
     assert released == [
         {"op": "delete", "path": list(holder_path(c, pin_holder("ana-00000001")))} for c in children

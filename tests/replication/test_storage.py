@@ -108,28 +108,34 @@ async def test_a_layout_1_store_is_upgraded_on_open(tmp_path: Path):
         assert node.read_local(("rooms", "r", "keys", "k2"))[1] == b"w"
 
 
-async def test_a_layout_3_store_is_marked_4_and_its_nodes_take_holds(tmp_path: Path):
-    """Layout 4 may hold nine-field records (a node's holds), which layout 3 cannot read: opening a layout-3
-    store marks it 4 and keeps its records; holds made then persist and come back with their counts."""
+@pytest.mark.parametrize("old_layout", [3, 4])
+async def test_an_older_store_is_marked_5_and_its_nodes_take_holds_by_hash_bytes(tmp_path: Path, old_layout):
+    """Layout 4 may hold nine-field records (a node's holds), which layout 3 cannot read, and layout 5 names
+    a held hash by its bytes there, which layout 4 cannot read: opening either marks it 5 and keeps its
+    records; holds made then persist compact and come back as the same names with their counts."""
+    blob = "ab" * 32
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
-        assert (await node.propose(put(["blobs", "a"], 1)))["ok"]
+        assert (await node.propose(put(["blobs", blob], 1)))["ok"]
         await node.flush()
     env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True)
     with env.begin(write=True) as txn:
-        txn.put(b"layout", msgpack.packb(3), db=env.open_db(b"meta", txn=txn))
+        txn.put(b"layout", msgpack.packb(old_layout), db=env.open_db(b"meta", txn=txn))
     env.close()
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
-        assert node.read_local(("blobs", "a"))[1] == 1
-        holder = {"then": [{"op": "put", "path": ["blobs", "n"], "payload": 2, "holds": [["blobs", "a"]]}]}
+        assert node.read_local(("blobs", blob))[1] == 1
+        held = [["blobs", bytes.fromhex(blob)]]
+        holder = {"then": [{"op": "put", "path": ["blobs", "n"], "payload": 2, "holds": held}]}
         assert (await node.propose(holder))["ok"]
         await node.flush()
     storage = Storage(tmp_path)
     try:
-        assert storage.layout() == LAYOUT == 4
+        assert storage.layout() == LAYOUT == 5
+        records = dict(storage.tree_records())
         tree = Tree.from_records(storage.tree_records(), storage.applied())
     finally:
         storage.close()
-    assert tree.holds_of(("blobs", "n")) == (("blobs", "a"),) and tree.held_count(("blobs", "a")) == 1
+    assert msgpack.unpackb(records[("blobs", "n")])[8] == [["blobs", bytes.fromhex(blob)]]
+    assert tree.holds_of(("blobs", "n")) == (("blobs", blob),) and tree.held_count(("blobs", blob)) == 1
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path):

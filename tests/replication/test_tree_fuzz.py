@@ -165,8 +165,12 @@ envelopes = st.one_of(
 packed = envelopes.map(lambda e: msgpack.packb(e, use_bin_type=True))
 entries = st.one_of(packed, packed, packed, packed, packed, st.binary(max_size=8))
 
-# A small universe of two names, so rules, their watched paths and deletes keep meeting.
-small_paths = st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2)
+# A small universe of names, so rules, their watched paths and deletes keep meeting; "ab" is hex, which a
+# hold may name by its bytes and a holder's record keeps as bytes.
+small_paths = st.lists(st.sampled_from(["a", "b", "ab"]), min_size=1, max_size=2)
+held_paths = small_paths.flatmap(
+    lambda p: st.sampled_from([p, [bytes.fromhex(n) if n == "ab" else n for n in p]])
+)
 small_rules = st.dictionaries(
     st.sampled_from(["/a", "/b", "/a/b", "/b/a", "/"]),
     st.sampled_from(
@@ -181,6 +185,12 @@ small_rules = st.dictionaries(
     ),
     max_size=2,
 )
+
+
+def _named(path: list[Any]) -> list[str]:
+    return [e.hex() if type(e) is bytes else e for e in path]
+
+
 rule_ops = st.one_of(
     st.builds(
         lambda p, v, k: _op("put", path=p, payload=v, keep_while=k), small_paths, maybe_payload, small_rules
@@ -189,9 +199,9 @@ rule_ops = st.one_of(
     st.builds(lambda p: _op("delete", path=p), small_paths),
     # holds on the same few paths (each must exist, so some fail and roll back), with or without a rule
     st.builds(
-        lambda p, h, k: _op("put", path=p, holds=[x for x in h if x != p], keep_while=k),
+        lambda p, h, k: _op("put", path=p, holds=[x for x in h if _named(x) != p], keep_while=k),
         small_paths,
-        st.lists(small_paths, max_size=2, unique_by=tuple),
+        st.lists(held_paths, max_size=2, unique_by=lambda x: tuple(_named(x))),
         small_rules,
     ),
     st.builds(

@@ -7,9 +7,12 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replication.tree import Tree, TreeError, encode_envelope, validate_command
 from replication.tree.commands import MAX_HOLDS
+from replication.tree.paths import MAX_NAME_BYTES, coerce_held_path, compact_name
 
 # A blob's rule as the blob store writes it: it lives while its refs node has children.
 BLOB_RULE = {"child_count": [">", 0]}
@@ -197,6 +200,68 @@ def test_holds_persist_in_the_holders_record_and_counts_are_rebuilt() -> None:
 def test_malformed_holds_are_refused(bad: object) -> None:
     with pytest.raises(TreeError):
         validate_command({"then": [{"op": "put", "path": ["blobs", "n"], "holds": bad}]})
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [["blobs", b""]],  # the empty name
+        [["blobs", b"\x01" * (MAX_NAME_BYTES // 2 + 1)]],  # a name one byte pair past the longest
+        [["blobs", "ab" * 32], ["blobs", bytes.fromhex("ab" * 32)]],  # one path twice, spelled both ways
+        [["blobs", bytearray(b"\xab")]],  # bytes only
+    ],
+)
+def test_malformed_hash_names_in_holds_are_refused(bad: object) -> None:
+    with pytest.raises(TreeError):
+        validate_command({"then": [{"op": "put", "path": ["blobs", "n"], "holds": bad}]})
+
+
+def test_bytes_name_a_node_only_in_holds() -> None:
+    with pytest.raises(TreeError, match="string"):
+        validate_command({"then": [{"op": "put", "path": ["blobs", b"\xab"]}]})
+
+
+def test_a_held_hash_named_by_its_bytes_is_that_node_and_its_record_keeps_the_bytes() -> None:
+    """A hash named by its 32 bytes instead of 64 hex digits (a blob tree's node holds up to 32 of them):
+    the same node in memory, events and counts; half the bytes in the command and in the holder's record."""
+    tree = Tree()
+    a, b = "ab" * 32, "0f" * 32
+    ok(tree, *blob(a), *blob(b))
+    ok(tree, {"op": "put", "path": ["n"], "add_holds": [["blobs", bytes.fromhex(a)], ["blobs", b]]})
+    assert tree.holds_of(("n",)) == (("blobs", b), ("blobs", a)) and tree.held_count(("blobs", a)) == 1
+    ok(tree, {"op": "put", "path": ["n"], "add_holds": [["blobs", a]]})  # the same path either way
+    assert tree.holds_of(("n",)) == (("blobs", b), ("blobs", a))
+    records = records_of(tree)
+    held = msgpack.unpackb(records[("n",)], raw=False)[8]
+    assert held == [["blobs", bytes.fromhex(b)], ["blobs", bytes.fromhex(a)]]
+    for again in (Tree.from_records(records.items(), tree.applied_index), Tree.load(tree.dump())):
+        assert again == tree and again._held == tree._held
+        ok(again, unpin(a), unpin(b))
+        assert stored(again) == [b, a]  # still held by n
+    longest = "01" * (MAX_NAME_BYTES // 2)
+    ok(tree, {"op": "put", "path": ["blobs", longest]})
+    ok(tree, {"op": "put", "path": ["m"], "holds": [["blobs", bytes.fromhex(longest)]]})
+    assert tree.holds_of(("m",)) == (("blobs", longest),)
+
+
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=12),
+        st.binary(min_size=1, max_size=40).map(bytes.hex),
+        st.binary(min_size=1, max_size=8).map(lambda raw: raw.hex().upper()),
+        st.sampled_from(["ab cd", "0x", "a", "AbCd", "ab\x00", "é0"]),
+    )
+)
+def test_a_records_name_reads_back_as_itself(name: str) -> None:
+    """Whatever a name is, its record form reads back as the same name (or is refused as before)."""
+    try:
+        expected = coerce_held_path(["x", name])
+    except TreeError:
+        return
+    form = compact_name(name)
+    assert coerce_held_path(["x", form]) == expected
+    assert type(form) is bytes or form == name
+    assert (type(form) is bytes) == (len(name) % 2 == 0 and all(c in "0123456789abcdef" for c in name))
 
 
 def test_holds_at_their_limit_are_taken() -> None:
