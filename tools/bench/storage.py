@@ -11,8 +11,10 @@ edit's requests go out as the add-on sends them (its blobs, children first, then
 waiting for the one before: they share the server's commits); ``--awaited`` waits for each answer before
 the next request (a commit each). Per edit, the server's ``write_bytes`` (``/proc/<pid>/io``: what reached the
 disk, lmdb's pages and fsyncs included) and the logical bytes its storage put (keys + values, counted by
-``counting_server.py``). Edits are ``--gap`` seconds apart (the add-on's pace: the node persists its tree
-after 1 s without writes), and the run ends with a settle of ``--gap`` seconds counted in the totals.
+``counting_server.py``). Edits are ``--gap`` seconds apart (an artist's pace). The totals run to the
+server's clean stop (SIGTERM) after the last edit, which persists whatever it had not yet: a server that
+persists its tree less often is charged for all it writes (``write_bytes``, which goes with the process, is
+read just before the stop).
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ class CountingServer:
         self.data_dir = tempfile.mkdtemp(prefix="blendsync-bench-store-", dir="/var/tmp")
         fd, self.counter = tempfile.mkstemp(prefix="blendsync-bench-count-", dir="/dev/shm")
         os.close(fd)
+        self._start()
+        return self
+
+    def restart(self) -> None:
+        """A clean stop and a start on the same data: its counts start again from zero."""
+        self.stop()
+        self._start()
+
+    def _start(self) -> None:
+        self._disk = 0
+        open(self.counter, "w").close()  # not the last process's totals: this one counts from zero
         env = {**os.environ, "PYTHONPATH": str(self.root)}
         command = [sys.executable, str(COUNTING), self.counter, "--log-level", "warning", "serve"]
         command += ["--port", "0", "--data-dir", self.data_dir]
@@ -84,9 +97,9 @@ class CountingServer:
             self.__exit__()
             raise RuntimeError(f"server did not start: {line!r}")
         self.host, self.port = match.group(1), int(match.group(2))
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """Stop the server as an operator does (SIGTERM): it persists its tree on the way out."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -94,6 +107,9 @@ class CountingServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         os.unlink(self.counter)
 
@@ -117,8 +133,10 @@ class CountingServer:
     def counted(self) -> tuple[int, dict[str, Any]]:
         """write_bytes of the process, and ``{"total": logical bytes put, "by": {sub-database or tree path
         shape: bytes}}`` so far (one reading of the counter: the total and its parts agree)."""
-        with open(f"/proc/{self.proc.pid}/io") as io:
-            disk = next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+        if self.proc.poll() is None:  # a stopped process's counter went with it: its last reading stays
+            with open(f"/proc/{self.proc.pid}/io") as io:
+                self._disk = next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+        disk = self._disk
         with open(self.counter) as counter:
             return disk, json.loads(counter.read() or '{"total": 0, "by": {}}')
 
@@ -183,6 +201,21 @@ class TreeValue:
         return hashlib.sha256(first).digest(), first
 
 
+async def _publish(client: Any, value: Any, awaited: bool) -> None:
+    if awaited:  # each blob durable before the next is sent: a commit each
+        for data, blob, children in value.uploads:
+            assert await client.put_blob(data, children) == blob
+        await client.batch([value.op()])
+        return
+    # As the add-on sends an edit: its blobs, children first, then the batch, without waiting
+    sent = [await client.send_blob(data, children) for data, _, children in value.uploads]
+    _, written = await client.send_ops([value.op()])
+    for (blob, waiter), (_, wanted, _) in zip(sent, value.uploads, strict=True):
+        await waiter.wait()
+        assert blob == wanted
+    await written.wait()
+
+
 async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-storage-{secrets.token_hex(4)}"
     value = TreeValue(args) if args.format == "tree" else FlatValue(args)
@@ -191,23 +224,12 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         async with connect(server.host, server.port, name="bench") as client:
             await client.create_room(room)
             await client.join(room)
-
-            async def publish() -> None:
-                if args.awaited:  # each blob durable before the next is sent: a commit each
-                    for data, blob, children in value.uploads:
-                        assert await client.put_blob(data, children) == blob
-                    await client.batch([value.op()])
-                    return
-                # As the add-on sends an edit: its blobs, children first, then the batch, without waiting
-                sent = [await client.send_blob(data, children) for data, _, children in value.uploads]
-                _, written = await client.send_ops([value.op()])
-                for (blob, waiter), (_, wanted, _) in zip(sent, value.uploads, strict=True):
-                    await waiter.wait()
-                    assert blob == wanted
-                await written.wait()
-
-            await publish()
-            await trio.sleep(args.gap)
+            await _publish(client, value, args.awaited)
+        # Restarted, so that everything the publish wrote is persisted (whenever this server would have
+        # persisted it) and only the edits are counted; the counts start again with the new process.
+        server.restart()
+        async with connect(server.host, server.port, name="bench") as client:
+            await client.join(room)
             edits = []
             start_disk, start_counted = server.counted()
             start, start_by = (start_disk, start_counted["total"]), start_counted["by"]
@@ -216,15 +238,17 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 before = server.written()
                 value.edit(i)
                 blobs_per_edit.append(len(value.uploads))
-                await publish()
+                await _publish(client, value, args.awaited)
                 await trio.sleep(args.gap)
                 after = server.written()
                 edits.append({"write_bytes": after[0] - before[0], "logical_bytes": after[1] - before[1]})
-            end_device = server.device_written()
-            end_disk, end_counted = server.counted()
-            end, end_by = (end_disk, end_counted["total"]), end_counted["by"]
             blob, data = value.check()
             assert await client.get_blob(blob) == data
+        server.counted()  # write_bytes, read while the process still has it
+        server.stop()
+        end_device = server.device_written()
+        end_disk, end_counted = server.counted()
+        end, end_by = (end_disk, end_counted["total"]), end_counted["by"]
     disk = [e["write_bytes"] for e in edits]
     logical = [e["logical_bytes"] for e in edits]
     changed = value.changed
