@@ -28,7 +28,9 @@ class NodeConfig:
     log_retain: int = 8192  # entries kept behind the applied index (for lagging followers)
     # The tree is persisted every this many applied entries, or after tree_flush_idle seconds without
     # writes: between two flushes the log holds the difference, so fewer pages are fsync'd per commit.
+    # The entries bound what a restart re-applies; the idle flush only tidies a resting node, so it waits
+    # for a real rest: an artist's edits seconds apart share one flush instead of one each.
     tree_flush_entries: int = 1024
-    tree_flush_idle: float = 1.0
+    tree_flush_idle: float = 10.0
     watch_backlog: int = 65536  # recent events kept so watch(after_index=...) can start in the past
     seed: int | None = None  # for the election timer; random when None

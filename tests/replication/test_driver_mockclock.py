@@ -66,6 +66,21 @@ async def test_idle_node_persists_its_tree_after_the_idle_period(tmp_path, mock_
         storage.close()
 
 
+async def test_writes_seconds_apart_share_one_flush_of_the_tree(tmp_path, mock_clock):
+    """By default the tree waits for a real rest: writes 1.5 s apart (an artist's pace) stay in the log, whose
+    entries are durable, and the records they changed are written once, 10 s after the last of them."""
+    async with open_node(NodeConfig(data_dir=tmp_path, tick_interval=0.5)) as node:
+        first = node.status()["persisted_applied"]
+        for i in range(10):
+            index = (await node.propose(put("a", i)))["index"]
+            await trio.sleep(1.5)
+        assert node.status()["persisted_applied"] == first
+        start = trio.current_time()
+        while node.status()["persisted_applied"] < index:
+            await trio.sleep(0.5)
+        assert 8 <= trio.current_time() - start <= 12
+
+
 async def test_leader_without_quorum_steps_down_and_times_proposals_out(tmp_path, mock_clock):
     async with cluster(tmp_path, tick_interval=1.0, election_ticks=10, request_timeout=60.0) as c:
         leader = await c.leader(timeout=120)
