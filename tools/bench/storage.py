@@ -84,8 +84,7 @@ class CountingServer:
         self._start()
 
     def _start(self) -> None:
-        self._disk = 0
-        open(self.counter, "w").close()  # not the last process's totals: this one counts from zero
+        self._disk = 0  # counting_server.py writes its zero totals before the server listens
         env = {**os.environ, "PYTHONPATH": str(self.root)}
         command = [sys.executable, str(COUNTING), self.counter, "--log-level", "warning", "serve"]
         command += ["--port", "0", "--data-dir", self.data_dir]
