@@ -55,8 +55,8 @@ def store_point(path: Path) -> StorePoint:
     storage = Storage.open_readonly(path)
     try:
         index = storage.last_index()
-        record = storage.entry(index)
-        term = record.term if record is not None else storage.snapshot_meta()[1]
+        term = storage.term(index)
+        term = term if term is not None else storage.snapshot_meta()[1]
         return StorePoint(max(index, storage.applied()), term)
     finally:
         storage.close()

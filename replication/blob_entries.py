@@ -47,6 +47,11 @@ def pack_blob_entry(blob: bytes, content: bytes, command: bytes) -> bytes:
     """The full entry data of ``command`` carrying ``content`` (whose SHA-256 must be ``blob``)."""
     if len(blob) != HASH_SIZE or hashlib.sha256(content).digest() != blob:
         raise BlobEntryError("the blob's bytes do not match its hash")
+    return rejoin_blob_entry(blob, command, content)
+
+
+def rejoin_blob_entry(blob: bytes, command: bytes, content: bytes) -> bytes:
+    """The full entry data of a stored command and the blob bytes kept for it (checked when stored)."""
     return b"".join((_HEAD.pack(MARK, blob, len(command)), command, content))
 
 

@@ -1,11 +1,14 @@
 """Durable state of one replication node, in a single lmdb environment.
 
 Sub-databases:
-  log    8-byte big-endian index -> msgpack [term, kind, data]
+  log    8-byte big-endian index -> msgpack [term, kind, data], or [term, kind, deflated, blob]: the
+         entry's command deflated against the bytes of the blob it carries (or nil)
+         (replication.deflate), whichever is smaller
   meta   b"hard_state" -> [term, vote, commit]; b"applied" -> index; b"voters" -> [ids];
          b"snapshot" -> [index, term, voters]  (the log's compaction point); b"layout" -> LAYOUT
   tree   sha256(encoded path) -> 4-byte length + encoded path + node record (the record is owned by
-         replication.tree; written with the applied index)
+         replication.tree; written with the applied index), deflated where that is smaller: a blob's
+         node against the blob's bytes (replication.deflate)
   blobs      sha256 -> the blob's bytes, written once, in the transaction that appends the first entry
              carrying it (or installs a snapshot naming it); the log keeps that entry without them
              (replication.blob_entries)
@@ -22,7 +25,8 @@ itself; opening such a store rewrites its records in the current layout in one t
 no blob table (its blobs are tree payloads, which the node still reads); opening it only marks it 5. Layout 4
 may hold tree records of nine fields (a node's holds, docs/tree.md), which a layout-3 version cannot read.
 Layout 5 may name a held path's hex names by their bytes in those records, which a layout-4 version cannot
-read. Opening a layout-3 or -4 store only marks it 5.
+read. Layout 6 may hold deflated log entries and tree records, which a layout-5 version cannot read.
+Opening a layout-3, -4 or -5 store only marks it 6.
 
 All writes of one step go in one transaction (group commit): entries, hard state, tree records and the
 applied index land together or not at all, so a process killed at any instant reopens consistent.
@@ -35,17 +39,26 @@ import hashlib
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import lmdb
 import msgpack
 
-from .blob_entries import BLOB_ROOT, split_for_storage, stored_blob
+from .blob_entries import (
+    BLOB_ROOT,
+    HASH_SIZE,
+    entry_command,
+    rejoin_blob_entry,
+    split_for_storage,
+    stored_blob,
+)
+from .deflate import DeflateError, deflate, deflate_record, inflate, inflate_record
 
 _INDEX = struct.Struct(">Q")
 _PATH_SIZE = struct.Struct(">I")
-LAYOUT = 5  # a store without b"layout" in meta is layout 1
-READABLE_LAYOUTS = (2, 3, 4, 5)  # what a backup may hold
+LAYOUT = 6  # a store without b"layout" in meta is layout 1
+READABLE_LAYOUTS = (2, 3, 4, 5, 6)  # what a backup may hold
 DEFAULT_MAP_SIZE = 64 * 1024**3  # address space only; the file grows as needed
 
 
@@ -82,6 +95,15 @@ def _blob_of(name: str) -> bytes:
         return bytes.fromhex(name)
     except ValueError:
         return b""  # not a blob's name: names nothing in the table
+
+
+def _log_value(entry: LogRecord, stored: bytes, blob: bytes | None, content: bytes | memoryview) -> bytes:
+    """An entry's stored log value: its command deflated against its blob's bytes if that is smaller."""
+    if stored:
+        deflated = deflate(entry_command(stored) if blob is not None else stored, content)
+        if len(deflated) + (HASH_SIZE + 2 if blob is not None else 1) < len(stored):
+            return msgpack.packb([entry.term, entry.kind, deflated, blob], use_bin_type=True)
+    return msgpack.packb([entry.term, entry.kind, stored], use_bin_type=True)
 
 
 class StorageError(Exception):
@@ -177,7 +199,7 @@ class Storage:
             layout = 1 if raw is None else msgpack.unpackb(raw)
             if layout == LAYOUT:
                 return
-            if layout not in (1, 2, 3, 4):
+            if layout not in (1, 2, 3, 4, 5):
                 raise StorageError(f"{self.path} has storage layout {layout!r}; this version reads {LAYOUT}")
             if layout == 1:
                 old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]
@@ -220,14 +242,11 @@ class Storage:
                 return _INDEX.unpack(cursor.key())[0]
         return self.snapshot_meta()[0]
 
-    def entry(self, index: int) -> LogRecord | None:
-        """The entry at ``index`` as stored (a blob it carries is not joined back: for its term)."""
+    def term(self, index: int) -> int | None:
+        """The term of the entry at ``index``, or None if the log holds no such entry."""
         with self._env.begin(db=self._log) as txn:
             raw = txn.get(_key(index))
-        if raw is None:
-            return None
-        term, kind, data = msgpack.unpackb(raw, raw=False)
-        return LogRecord(index, term, kind, data)
+        return None if raw is None else msgpack.unpackb(raw, raw=False)[0]
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[LogRecord]:
         """Entries with lo <= index < hi (at least one if any exist, then up to max_bytes), whole: a blob
@@ -242,15 +261,26 @@ class Storage:
                 index = _INDEX.unpack(raw_key)[0]
                 if index >= hi:
                     break
-                term, kind, data = msgpack.unpackb(raw, raw=False)
-                blob = stored_blob(data)
-                if blob is not None:
-                    data += self._blob_in(txn, blob, index)
+                term, kind, data = self._entry_data(txn, index, msgpack.unpackb(raw, raw=False))
                 size += len(data)
                 if out and max_bytes is not None and size > max_bytes:
                     break
                 out.append(LogRecord(index, term, kind, data))
         return out
+
+    def _entry_data(self, txn: lmdb.Transaction, index: int, stored: list) -> tuple[int, int, bytes]:
+        """(term, kind, full entry data) of a stored log value: deflated or not, a blob joined back."""
+        if len(stored) == 4:
+            term, kind, deflated, blob = stored
+            content = b"" if blob is None else self._blob_in(txn, blob, index)
+            try:
+                command = inflate(deflated, content)
+            except DeflateError as exc:
+                raise StorageError(f"{self.path}: entry {index}: {exc}") from None
+            return term, kind, command if blob is None else rejoin_blob_entry(blob, command, content)
+        term, kind, data = stored
+        blob = stored_blob(data)
+        return term, kind, data if blob is None else data + self._blob_in(txn, blob, index)
 
     def _blob_in(self, txn: lmdb.Transaction, blob: bytes, index: int) -> bytes:
         content = None if self._blobs is None else txn.get(blob, db=self._blobs)
@@ -274,19 +304,32 @@ class Storage:
             return [bytes(key) for key in txn.cursor().iternext(keys=True, values=False)]
 
     def tree_records(self) -> Iterator[tuple[tuple, bytes]]:
-        with self._env.begin(db=self._tree) as txn:
+        with self._env.begin(db=self._tree, buffers=True) as txn:  # a blob is read only for its first bytes
             for raw in txn.cursor().iternext(keys=False, values=True):
-                yield split_tree_value(raw)
+                path, stored = split_tree_value(raw)
+                try:
+                    yield path, inflate_record(stored, partial(self._node_blob, txn, path))
+                except DeflateError as exc:
+                    raise StorageError(f"{self.path}: the tree record of {path!r}: {exc}") from None
+
+    def _node_blob(self, txn: lmdb.Transaction, path: tuple) -> bytes | memoryview | None:
+        """The bytes of the blob a tree node /blobs/<hex> names, if the table holds them."""
+        if self._blobs is None or len(path) != 2 or path[0] != BLOB_ROOT:
+            return None
+        blob = _blob_of(path[1])
+        return txn.get(blob, db=self._blobs) if blob else None
 
     # ---- writes (blocking: the node calls this on its storage thread) -----------------------------------
 
     def commit(self, batch: WriteBatch) -> None:
-        with self._env.begin(write=True) as txn:
+        # buffers: what is read is a view into the map, valid until the next write (a blob is read only for
+        # the first bytes a record is deflated against), so nothing read is kept past one.
+        with self._env.begin(write=True, buffers=True) as txn:
             # Blobs whose bytes may have lost their last holder in this batch (checked at the end).
             candidates: set[bytes] = set()
             if batch.tree_reset:
                 txn.drop(self._tree, delete=False)
-                candidates.update(txn.cursor(db=self._blobs).iternext(keys=True, values=False))
+                candidates.update(map(bytes, txn.cursor(db=self._blobs).iternext(keys=True, values=False)))
             if batch.snapshot_meta is not None:
                 index, term, voters = batch.snapshot_meta
                 txn.put(b"snapshot", msgpack.packb([index, term, voters]), db=self._meta)
@@ -300,10 +343,7 @@ class Storage:
             if batch.entries:
                 first = batch.entries[0].index
                 self._delete_log_range(txn, first, None)  # a new leader may overwrite an uncommitted suffix
-                records = [
-                    (_key(e.index), msgpack.packb([e.term, e.kind, stored], use_bin_type=True))
-                    for e, stored in self._store_blobs(txn, batch.entries)
-                ]
+                records = [(_key(e.index), value) for e, value in self._store_blobs(txn, batch.entries)]
                 txn.cursor(db=self._log).putmulti(records, append=True)
             if batch.hard_state is not None:
                 txn.put(b"hard_state", msgpack.packb(list(batch.hard_state)), db=self._meta)
@@ -315,7 +355,8 @@ class Storage:
                     if len(path) == 2 and path[0] == BLOB_ROOT:
                         candidates.add(_blob_of(path[1]))
                 else:
-                    txn.put(tree_key(path), tree_value(path, record), db=self._tree)
+                    stored = deflate_record(record, self._node_blob(txn, path))
+                    txn.put(tree_key(path), tree_value(path, stored), db=self._tree)
             if batch.applied is not None:
                 txn.put(b"applied", msgpack.packb(batch.applied), db=self._meta)
             if batch.addresses is not None:
@@ -327,14 +368,14 @@ class Storage:
     def _store_blobs(
         self, txn: lmdb.Transaction, entries: list[LogRecord]
     ) -> Iterator[tuple[LogRecord, bytes]]:
-        """Each entry with its stored form; the bytes of a blob it carries go to the table (once)."""
+        """Each entry with its stored log value; the bytes of a blob it carries go to the table (once)."""
         for entry in entries:
             stored, blob, content = split_for_storage(entry.data)
             if blob is not None:
                 txn.put(blob, content, db=self._blobs, overwrite=False)  # already there: nothing written
                 txn.put(_key(entry.index) + blob, b"", db=self._blob_log)
                 txn.put(blob, _key(entry.index), db=self._blob_last)
-            yield entry, stored
+            yield entry, _log_value(entry, stored, blob, content)
 
     def _forget_blob_entries(self, txn: lmdb.Transaction, compact_to: int) -> set[bytes]:
         """Drop the blob_log rows of compacted entries; return the blobs they carried."""

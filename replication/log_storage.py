@@ -41,10 +41,9 @@ class RaftLogStorage:
             raise UnavailableError(f"entry {index} is not in the log yet")
         term = self._terms.get(index)
         if term is None:
-            record = self._storage.entry(index)
-            if record is None:
+            term = self._storage.term(index)
+            if term is None:
                 raise UnavailableError(f"entry {index} is missing")
-            term = record.term
         return term
 
     def entries(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:

@@ -4,6 +4,7 @@ into a fresh data directory and served again; a server killed during a backup lo
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -28,9 +29,9 @@ async def test_a_backup_under_writes_restores_every_acknowledged_op(tmp_path: Pa
         async with connect(host, port, name="writer") as writer:
             await writer.create_room("shot", keep_open=True)
             await writer.join("shot")
-            for i in range(20):  # some bulk, so the copy has pages to walk
+            for i in range(20):  # some bulk, so the copy has pages to walk (random: the log deflates)
                 seqs[f"bulk{i}"] = await writer.batch(
-                    [["set", f"bulk{i}/{j}", bytes(1000)] for j in range(50)]
+                    [["set", f"bulk{i}/{j}", os.urandom(1000)] for j in range(50)]
                 )
             backup_done = trio.Event()
             acked_before: dict[str, int] = {}
@@ -133,8 +134,9 @@ async def _kill_during_a_backup(server: ServerProcess, tmp_path: Path) -> None:
     async with connect(host, port, name="writer") as writer:
         await writer.create_room("shot", keep_open=True)
         await writer.join("shot")
-        for i in range(80):  # 16 MB: more than socket buffers hold, so the kill comes mid-stream
-            await writer.batch([["set", f"k{i}/{j}", bytes(2000)] for j in range(100)])
+        # 16 MB, random (the log deflates): more than socket buffers hold, so the kill comes mid-stream.
+        for i in range(80):
+            await writer.batch([["set", f"k{i}/{j}", os.urandom(2000)] for j in range(100)])
         state = dict(writer.state)
     async with connect(host, port, name="admin") as admin:
         admin.sinks = _KillAtTheFirstChunk(server)
