@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replication.blob_entries import MARK, entry_command, pack_blob_entry
-from replication.deflate import VOCABULARY, DeflateError, deflate, inflate
+from replication.deflate import MAX_DEFLATED, VOCABULARY, DeflateError, deflate, inflate
 from replication.lmdb_store import LogRecord, Storage, StorageError, WriteBatch, tree_key, tree_value
 from replication.node import NodeConfig, open_node
 from replication.tree import encode_envelope
@@ -234,3 +234,22 @@ def test_plain_records_of_an_older_layout_read_as_they_are(tmp_path: Path):
         assert dict(storage.tree_records()) == records
     finally:
         storage.close()
+
+
+def test_the_longest_command_and_record_deflated_and_one_past_them_stored_as_they_are(tmp_path: Path):
+    """Deflating sits on the path of every commit: a command or record over MAX_DEFLATED is kept plain."""
+    datas = [b"a" * MAX_DEFLATED, b"a" * (MAX_DEFLATED + 1)]
+    records = {("x",): b"\x91" + b"b" * (MAX_DEFLATED - 1), ("y",): b"\x91" + b"b" * MAX_DEFLATED}
+    storage = Storage(tmp_path)
+    try:
+        storage.commit(WriteBatch(entries=[LogRecord(i, 1, 0, d) for i, d in enumerate(datas, start=1)]))
+        storage.commit(WriteBatch(tree_records=list(records.items())))
+        assert [e.data for e in storage.entries(1, 3)] == datas
+        assert dict(storage.tree_records()) == records
+        assert (
+            stored_record(storage, ("x",))[:2] == b"\xc1\x00"
+            and stored_record(storage, ("y",)) == records[("y",)]
+        )
+    finally:
+        storage.close()
+    assert [len(stored_log(tmp_path)[i]) for i in (1, 2)] == [4, 3]
