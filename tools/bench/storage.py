@@ -4,14 +4,16 @@ value, against another checkout's server in the same run (``--server-root``, e.g
 The value is a chunked one, as the add-on sends a mesh (docs/protocol.md section 3a). ``--format tree`` (the
 add-on's format): ``--chunks`` x ``--chunk-bytes`` random bytes cut by the add-on's own code
 (``blender_addon/sync/chunks.py``) into 32 KiB chunks under 1 KiB list nodes, one key whose value names the
-root (its ``refs``); an edit changes 8 bytes of one chunk and puts the new chunk and the new list node of
-each level (children first), then sets the key. ``--format flat`` (the first format): ``--chunks`` blobs of
-``--chunk-bytes`` and a value listing all their hashes; an edit puts one chunk and sets the new list. An
+root (its ``refs``); an edit changes 8 bytes of one chunk (of ``--span`` adjacent chunks: a stroke across
+a region) and puts the new chunks and the new list node of each level (children first), then sets the
+key. ``--format flat`` (the first format): ``--chunks`` blobs of ``--chunk-bytes`` and a value listing
+all their hashes; an edit puts the changed chunks and sets the new list. An
 edit's requests go out as the add-on sends them (its blobs, children first, then the batch, each without
 waiting for the one before: they share the server's commits); ``--awaited`` waits for each answer before
 the next request (a commit each). Per edit, the server's ``write_bytes`` (``/proc/<pid>/io``: what reached the
 disk, lmdb's pages and fsyncs included) and the logical bytes its storage put (keys + values, counted by
-``counting_server.py``). Edits are ``--gap`` seconds apart (an artist's pace). The totals run to the
+``counting_server.py``), against the changed chunks and against every blob the edit put (the chunks and
+their new list nodes). Edits are ``--gap`` seconds apart (an artist's pace). The totals run to the
 server's clean stop (SIGTERM) after the last edit, which persists whatever it had not yet: a server that
 persists its tree less often is charged for all it writes (``write_bytes``, which goes with the process, is
 read just before the stop).
@@ -59,6 +61,7 @@ def add_arguments(kinds: Any) -> None:
     bench.add_argument("--chunk-bytes", type=int, default=65536)
     bench.add_argument("--format", choices=("tree", "flat"), default="tree")
     bench.add_argument("--edits", type=int, default=20)
+    bench.add_argument("--span", type=int, default=1, help="adjacent chunks each edit changes")
     bench.add_argument("--gap", type=float, default=1.5, help="seconds between edits")
     bench.add_argument("--awaited", action="store_true", help="wait for each request's answer")
     bench.add_argument("--server-root", help="also measure the server of this checkout (the A side)")
@@ -146,19 +149,22 @@ class FlatValue:
     def __init__(self, args: argparse.Namespace):
         self.chunks = [os.urandom(args.chunk_bytes) for _ in range(args.chunks)]
         self.hashes = [hashlib.sha256(chunk).digest() for chunk in self.chunks]
-        self.changed = args.chunk_bytes
+        self.span = args.span
+        self.changed = args.chunk_bytes * args.span
         self.uploads: list[tuple[bytes, bytes, list[bytes] | None]] = [(c, h, None) for c, h in self._pairs()]
 
     def _pairs(self) -> list[tuple[bytes, bytes]]:
         return list(zip(self.chunks, self.hashes, strict=True))
 
     def edit(self, i: int) -> None:
-        which = (i * 7919) % len(self.chunks)
-        chunk = bytearray(self.chunks[which])
-        chunk[:8] = i.to_bytes(8, "big")
-        self.chunks[which] = bytes(chunk)
-        self.hashes[which] = hashlib.sha256(self.chunks[which]).digest()
-        self.uploads = [(self.chunks[which], self.hashes[which], None)]
+        self.uploads = []
+        for k in range(self.span):
+            which = (i * 7919 + k) % len(self.chunks)
+            chunk = bytearray(self.chunks[which])
+            chunk[:8] = i.to_bytes(8, "big")
+            self.chunks[which] = bytes(chunk)
+            self.hashes[which] = hashlib.sha256(self.chunks[which]).digest()
+            self.uploads.append((self.chunks[which], self.hashes[which], None))
 
     def op(self) -> list[Any]:
         return ["set", "mesh", b"".join(self.hashes), list(self.hashes)]
@@ -174,7 +180,8 @@ class TreeValue:
         self.mod = _addon_chunks()
         self.store = self.mod.ChunkCache()
         self.data = bytearray(os.urandom(args.chunks * args.chunk_bytes))
-        self.changed = self.mod.CHUNK_BYTES
+        self.span = args.span
+        self.changed = self.mod.CHUNK_BYTES * args.span
         self.held: set[bytes] = set()
         self._encode()
 
@@ -188,8 +195,9 @@ class TreeValue:
 
     def edit(self, i: int) -> None:
         chunks = len(self.data) // self.mod.CHUNK_BYTES
-        at = ((i * 7919) % chunks) * self.mod.CHUNK_BYTES
-        self.data[at : at + 8] = i.to_bytes(8, "big")
+        for k in range(self.span):
+            at = ((i * 7919 + k) % chunks) * self.mod.CHUNK_BYTES
+            self.data[at : at + 8] = i.to_bytes(8, "big")
         self._encode()
 
     def op(self) -> list[Any]:
@@ -218,7 +226,7 @@ async def _publish(client: Any, value: Any, awaited: bool) -> None:
 async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     room = f"bench-storage-{secrets.token_hex(4)}"
     value = TreeValue(args) if args.format == "tree" else FlatValue(args)
-    blobs_per_edit = []
+    blobs_per_edit, blob_bytes = [], 0
     with CountingServer(root) as server:
         async with connect(server.host, server.port, name="bench") as client:
             await client.create_room(room)
@@ -237,6 +245,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 before = server.written()
                 value.edit(i)
                 blobs_per_edit.append(len(value.uploads))
+                blob_bytes += sum(len(data) for data, _, _ in value.uploads)
                 await _publish(client, value, args.awaited)
                 await trio.sleep(args.gap)
                 after = server.written()
@@ -256,6 +265,7 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         "format": args.format,
         "changed_chunk_bytes": changed,
         "blobs_put_per_edit": statistics.median(blobs_per_edit),
+        "blob_bytes_put_per_edit": blob_bytes // args.edits,  # the changed chunks and their new list nodes
         "edits": args.edits,
         "write_bytes_per_edit_median": int(statistics.median(disk)),
         "write_bytes_per_edit_mean": (end[0] - start[0]) // args.edits,
@@ -265,7 +275,8 @@ async def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         else (end_device - start_device) // args.edits,
         "logical_bytes_per_edit_median": int(statistics.median(logical)),
         "logical_bytes_per_edit_mean": (end[1] - start[1]) // args.edits,
-        "logical_per_changed_chunk": round((end[1] - start[1]) / args.edits / changed, 2),
+        "logical_per_changed_chunk": round((end[1] - start[1]) / args.edits / changed, 3),
+        "logical_per_blob_bytes_put": round((end[1] - start[1]) / blob_bytes, 3),
         "disk_per_changed_chunk": round((end[0] - start[0]) / args.edits / changed, 2),
         "commits_per_edit": round(
             (end_counted.get("commits", 0) - start_counted.get("commits", 0)) / args.edits, 2
