@@ -231,20 +231,25 @@ def test_killed_while_writing_blobs_keeps_every_acknowledged_one(tmp_path: Path,
 
 class BlobTable(RuleBasedStateMachine):
     """Appends (some carrying blobs, some replacing an uncommitted suffix), tree records of /blobs/<hex>
-    put and deleted, compactions and snapshot installs, as the node issues them; after every step each blob
-    a tree record or a retained entry names is readable, and every retained entry reads back whole."""
+    put and deleted, compactions, snapshot installs and reopening, as the node issues them; after every
+    step each blob a tree record or a retained entry names is readable, and every retained entry and every
+    record reads back as the bytes written (stored deflated against their blob or not: decision 0012)."""
 
-    CONTENTS = [bytes([i]) * (1000 + i) for i in range(6)]
+    CONTENTS = [bytes([i]) * (1000 + i) for i in range(3)] + [os.urandom(1000 + i) for i in range(3, 6)]
 
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"blob-table-{os.getpid()}-{id(self)}"
         self.dir.mkdir()
         self.storage = Storage(self.dir, sync=False)
-        self.log: dict[int, bytes | None] = {}  # retained index -> blob it carries
+        self.log: dict[int, tuple[bytes | None, bytes]] = {}  # retained index -> (blob it carries, data)
         self.compacted = 0
-        self.named: set[bytes] = set()  # blobs with a tree record
+        self.records: dict[tuple, bytes] = {}  # the tree records of /blobs/<hex>
         self.high = 0  # the highest index ever appended (a replaced suffix's included)
+
+    @property
+    def named(self) -> set[bytes]:  # blobs with a tree record
+        return {bytes.fromhex(path[1]) for path in self.records}
 
     def teardown(self) -> None:
         self.storage.close()
@@ -258,35 +263,51 @@ class BlobTable(RuleBasedStateMachine):
     @rule(
         back=st.integers(0, 3),
         carried=st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=1, max_size=4),
+        quoted=st.integers(0, 300),
     )
-    def append(self, back: int, carried: list[int | None]) -> None:
+    def append(self, back: int, carried: list[int | None], quoted: int) -> None:
         first = max(self.compacted + 1, self.last() + 1 - back)  # back > 0: a new leader's overwrite
         entries = []
         for offset, which in enumerate(carried):
             index = first + offset
-            command = encode_envelope({"then": []})
             if which is None:
-                data, blob = command, None
+                data, blob = (
+                    encode_envelope({"then": [{"op": "delete", "path": ["x"] * (1 + quoted % 9)}]}),
+                    None,
+                )
             else:
                 content = self.CONTENTS[which]
                 blob = blob_of(content)
+                # A command that repeats some of its blob's bytes, as a tree node's names its children.
+                command = encode_envelope(
+                    {"then": [], "else": [{"op": "put", "path": ["x"], "payload": content[:quoted]}]}
+                )
                 data = pack_blob_entry(blob, content, command)
             entries.append(LogRecord(index, 1, 0, data))
         for index in [i for i in self.log if i >= first]:
             del self.log[index]
         self.high = max(self.high, entries[-1].index)
         for entry, which in zip(entries, carried, strict=True):
-            self.log[entry.index] = None if which is None else blob_of(self.CONTENTS[which])
+            self.log[entry.index] = (None if which is None else blob_of(self.CONTENTS[which]), entry.data)
         self.storage.commit(WriteBatch(entries=entries))
 
-    @rule(which=st.integers(0, 5), present=st.booleans())
-    def tree_record(self, which: int, present: bool) -> None:
+    @rule(which=st.integers(0, 5), present=st.booleans(), quoted=st.integers(0, 600))
+    def tree_record(self, which: int, present: bool, quoted: int) -> None:
         blob = blob_of(self.CONTENTS[which])
         if present and blob not in self.storage.blob_hashes():
             return  # the tree names only blobs an entry brought (or a snapshot)
         path = (BLOB_ROOT, blob.hex())
-        self.storage.commit(WriteBatch(tree_records=[(path, b"record" if present else None)]))
-        (self.named.add if present else self.named.discard)(blob)
+        record = b"\x92\x01" + self.CONTENTS[which][:quoted]  # a node's record repeats its children
+        self.storage.commit(WriteBatch(tree_records=[(path, record if present else None)]))
+        if present:
+            self.records[path] = record
+        else:
+            self.records.pop(path, None)
+
+    @rule()
+    def reopen(self) -> None:
+        self.storage.close()
+        self.storage = Storage(self.dir, sync=False)
 
     @precondition(lambda self: self.log)
     @rule(data=st.data())
@@ -300,7 +321,7 @@ class BlobTable(RuleBasedStateMachine):
     def install_snapshot(self, names: set[int], ahead: int) -> None:
         index = self.last() + ahead
         blobs = [(blob_of(self.CONTENTS[i]), self.CONTENTS[i]) for i in sorted(names)]
-        records = [((BLOB_ROOT, blob.hex()), b"record") for blob, _ in blobs]
+        records = [((BLOB_ROOT, blob.hex()), b"\x92\x02" + content[:500]) for blob, content in blobs]
         self.storage.commit(
             WriteBatch(
                 tree_reset=True,
@@ -312,22 +333,21 @@ class BlobTable(RuleBasedStateMachine):
         )
         self.compacted, self.log = index, {}
         self.high = max(self.high, index)
-        self.named = {blob for blob, _ in blobs}
+        self.records = dict(records)
 
     @invariant()
     def named_blobs_are_readable(self) -> None:
-        needed = self.named | {blob for blob in self.log.values() if blob is not None}
+        needed = self.named | {blob for blob, _ in self.log.values() if blob is not None}
         for blob in needed:
             assert self.storage.blob(blob) is not None, f"dropped {blob.hex()[:8]}, still named"
         if self.log:
             read = self.storage.entries(min(self.log), self.last() + 1)
-            assert [r.index for r in read] == sorted(self.log)
+            assert [(r.index, r.data) for r in read] == [(i, self.log[i][1]) for i in sorted(self.log)]
+        assert dict(self.storage.tree_records()) == self.records
 
     def collect_everything(self) -> None:
-        self.storage.commit(
-            WriteBatch(tree_records=[((BLOB_ROOT, b.hex()), None) for b in sorted(self.named)])
-        )
-        self.named = set()
+        self.storage.commit(WriteBatch(tree_records=[(path, None) for path in sorted(self.records)]))
+        self.records = {}
         to = max(self.high, self.compacted) + 1  # the log moved on past every index once appended
         self.storage.commit(WriteBatch(compact_to=to, snapshot_meta=(to, 1, [1])))
         self.compacted, self.log = to, {}
