@@ -101,6 +101,7 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
             "batches": 0,
             "fsync_seconds": 0.0,
             "fsyncs": 0,
+            "fsync_seconds_max": 0.0,  # the longest one: a leader stalled this long sends no heartbeat
             "readies": 0,
             "entries_persisted": 0,
             "messages_sent": 0,
@@ -453,6 +454,7 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
             elapsed = trio.current_time() - started
         self.stats["fsync_seconds"] += elapsed
         self.stats["fsyncs"] += 1
+        self.stats["fsync_seconds_max"] = max(self.stats["fsync_seconds_max"], elapsed)
         self.stats["batches"] += 1
         if self.on_fsync is not None:
             self.on_fsync(elapsed)

@@ -17,7 +17,7 @@ import trio
 from history import History
 from lincheck import WRITE, check_history
 
-from tools.cluster import ReplicaCluster, is_leader_role, open_cluster
+from tools.cluster import ReplicaCluster, is_leader_role, leader_of, open_cluster, summarize
 from tools.kvclient import KVError, OutcomeUnknown, request_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -109,9 +109,13 @@ async def test_stale_follower_is_not_elected_and_acknowledged_writes_survive(tmp
 
 async def test_paused_or_slow_follower_does_not_stop_the_leader(tmp_path):
     """SIGSTOP a follower: the leader keeps committing with the remaining majority. Then slow down
-    the links to it: still committing. SIGCONT and heal: it catches up with everything."""
+    the links to it: still committing. SIGCONT and heal: it catches up with everything.
+
+    The election window is production's (0.5 to 1 s), not the harness's 0.2 to 0.4 s: a leader sends
+    heartbeats only between its durable writes, so one fsync stalled past the window deposes it, as it
+    should. On a shared machine a 0.2 s stall happens; this test is about the paused follower."""
     with trio.fail_after(90):
-        async with open_cluster(3, tmp_path) as cluster:
+        async with open_cluster(3, tmp_path, election_ticks=25) as cluster:
             leader = await cluster.wait_for_leader()
             follower = next(i for i in cluster.ids if i != leader)
             expected: dict[str, bytes] = {}
@@ -144,7 +148,11 @@ async def test_paused_or_slow_follower_does_not_stop_the_leader(tmp_path):
             # The majority alone keeps committing at a useful rate (the machine is shared: be lenient).
             assert paused >= 10 and paused / 2.0 >= 0.2 * baseline, (baseline, paused)
             assert slowed >= 10, (baseline, slowed)
-            assert await cluster.leader() == leader
+            statuses = await cluster.statuses(5.0)
+            longest = {i: round(s["fsync_seconds_max"], 3) for i, s in statuses.items() if s}
+            assert leader_of(statuses, cluster.majority) == leader, (
+                f"leader {leader} lost its lead: {summarize(statuses)}; longest durable write: {longest}"
+            )
 
             await client.aclose()
             for peer in cluster.ids:
