@@ -455,6 +455,17 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
         self.stats["fsync_seconds"] += elapsed
         self.stats["fsyncs"] += 1
         self.stats["fsync_seconds_max"] = max(self.stats["fsync_seconds_max"], elapsed)
+        window = self.config.tick_interval * self.config.election_ticks
+        if elapsed >= window:
+            # The node sends nothing until its write is durable: a leader stalled this long has sent no
+            # heartbeat, so its followers may elect another. Say why before they do it again.
+            log.warning(
+                "node %d: a durable write took %.2f s, longer than the election timeout (%.2f s): "
+                "a leader may lose its lead meanwhile; is the disk slow?",
+                self.node_id,
+                elapsed,
+                window,
+            )
         self.stats["batches"] += 1
         if self.on_fsync is not None:
             self.on_fsync(elapsed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +126,31 @@ CHILD = textwrap.dedent(
     trio.run(main)
     """
 )
+
+
+async def test_a_write_longer_than_the_election_timeout_is_reported(tmp_path: Path, caplog):
+    """A node sends nothing while its write is made durable: one that outlasts the election timeout can
+    cost a leader its lead (a fault test saw it), so the node says so, and keeps the longest write."""
+    config = NodeConfig(data_dir=tmp_path, tick_interval=0.01, election_ticks=10)  # a 0.1 s window
+    async with open_node(config) as node:
+        await node.propose(put(["quick"], 1))
+        storage = node._storage
+        commit = storage.commit
+
+        def slow_commit(batch):  # a disk that stalls once, as a shared one does
+            time.sleep(0.15)
+            return commit(batch)
+
+        storage.commit = slow_commit
+        try:
+            await node.propose(put(["slow"], 2))
+        finally:
+            storage.commit = commit
+    # (Any write of a loaded machine may be reported too: the stalled one must be.)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    took = re.compile(r"a durable write took (\d+\.\d+) s, longer than the election timeout \(0\.10 s\)")
+    assert any((m := took.search(w)) and float(m[1]) >= 0.15 for w in warnings), warnings
+    assert node.stats["fsync_seconds_max"] >= 0.15
 
 
 @pytest.mark.parametrize("seed", range(4))
