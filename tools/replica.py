@@ -94,7 +94,7 @@ async def handle_request(
         reply.update(error="timeout", message=str(exc))
     except ReplicationError as exc:
         reply.update(error="unavailable", message=str(exc))
-    reply["leader"] = node.leader
+    reply.setdefault("leader", node.leader)  # a status says whom the core follows right now
     return reply
 
 
