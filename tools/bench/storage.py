@@ -143,6 +143,12 @@ class CountingServer:
             return disk, json.loads(counter.read() or '{"total": 0, "by": {}}')
 
 
+def edited_chunks(edit: int, span: int, count: int) -> list[int]:
+    """The chunks edit number ``edit`` changes: ``span`` adjacent ones from a spread-out start, the same in
+    both formats."""
+    return [(edit * 7919 + k) % count for k in range(span)]
+
+
 class FlatValue:
     """The first format: ``chunks`` blobs and a value listing every hash (all of them its refs)."""
 
@@ -158,8 +164,7 @@ class FlatValue:
 
     def edit(self, i: int) -> None:
         self.uploads = []
-        for k in range(self.span):
-            which = (i * 7919 + k) % len(self.chunks)
+        for which in edited_chunks(i, self.span, len(self.chunks)):
             chunk = bytearray(self.chunks[which])
             chunk[:8] = i.to_bytes(8, "big")
             self.chunks[which] = bytes(chunk)
@@ -195,8 +200,8 @@ class TreeValue:
 
     def edit(self, i: int) -> None:
         chunks = len(self.data) // self.mod.CHUNK_BYTES
-        for k in range(self.span):
-            at = ((i * 7919 + k) % chunks) * self.mod.CHUNK_BYTES
+        for which in edited_chunks(i, self.span, chunks):
+            at = which * self.mod.CHUNK_BYTES
             self.data[at : at + 8] = i.to_bytes(8, "big")
         self._encode()
 
