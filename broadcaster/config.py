@@ -7,6 +7,7 @@ the limits may also go in a ``[limits]`` table (same names).
 from __future__ import annotations
 
 import ipaddress
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, fields
@@ -152,9 +153,12 @@ class ServerConfig:
             "min_frame_bytes_per_second",
             "close_grace",
             "pin_grace",
+            "tick_interval",
         ):
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:  # NaN too: TOML has it, and no deadline can be NaN
                 raise ConfigError(f"{name} must be more than 0")
+        if not math.isfinite(self.tick_interval):  # an endless tick: no follower would ever campaign
+            raise ConfigError("tick_interval must be a finite number of seconds")
         if not 0 < self.password_lockout <= self.password_lockout_max:
             raise ConfigError("password_lockout must be more than 0 and at most password_lockout_max")
         for name in (

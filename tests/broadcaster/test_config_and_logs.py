@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,23 @@ def test_the_largest_frame_makes_an_entry_peers_can_carry():
             ServerConfig(max_frame_size=refused).check()
     # The Raft message around the entry is small; 1 MiB is far more than it needs.
     assert max_entry_bytes(MAX_FRAME_SIZE_LIMIT) + 1024 * 1024 <= PEER_MAX_FRAME
+
+
+def test_the_raft_tick_and_the_timeouts_must_be_more_than_zero(tmp_path):
+    """A tick of 0 would spin and elect at once, a negative one stops the node's ticker, NaN (which TOML
+    writes as nan) is no deadline at all, and an endless tick never calls an election."""
+    ServerConfig(tick_interval=1e-6).check()
+    ServerConfig(tick_interval=3600.0, heartbeat_timeout=math.inf).check()  # no deadline: allowed
+    for name in ("tick_interval", "heartbeat_timeout", "handshake_timeout"):
+        for refused in (0.0, -0.0, -1.0, -math.inf, math.nan):
+            with pytest.raises(ConfigError, match=f"{name} must be more than 0"):
+                ServerConfig(**{name: refused}).check()
+    with pytest.raises(ConfigError, match="tick_interval must be a finite"):
+        ServerConfig(tick_interval=math.inf).check()
+    path = tmp_path / "b.toml"
+    path.write_text("[server]\ntick_interval = nan\n")
+    with pytest.raises(ConfigError, match="tick_interval must be more than 0"):
+        load_config(path).check()
 
 
 def test_json_log_lines(capsys):
