@@ -394,6 +394,7 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
         while True:
             await trio.sleep(self.config.tick_interval)
             self._raw.tick()
+            self._send_heartbeats()
             self._expire_forwarded()
             self._wakeup.set()
 
@@ -457,11 +458,11 @@ class Node(ProposalTracking, Watches, PeerProtocol, Snapshots):
         self.stats["fsync_seconds_max"] = max(self.stats["fsync_seconds_max"], elapsed)
         window = self.config.tick_interval * self.config.election_ticks
         if elapsed >= window:
-            # The node sends nothing until its write is durable: a leader stalled this long has sent no
-            # heartbeat, so its followers may elect another. Say why before they do it again.
+            # Heartbeats flow meanwhile (``_send_heartbeats``), but appends and acknowledgements wait
+            # for the write: every write of the cluster waits this long. Say why it is slow.
             log.warning(
                 "node %d: a durable write took %.2f s, longer than the election timeout (%.2f s): "
-                "a leader may lose its lead meanwhile; is the disk slow?",
+                "writes wait for it; is the disk slow?",
                 self.node_id,
                 elapsed,
                 window,

@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from .core import RawNode, message_from_wire
+from .core import RawNode, message_from_wire, message_to_wire
 from .transport import Transport
 from .tree import Tree
 
@@ -44,6 +44,17 @@ class PeerProtocol:
             if self._transport.is_connected(peer):
                 self._transport.send(peer, ["app", message])
 
+    def _send_heartbeats(self) -> None:
+        """Send the core's heartbeats and answers now, even while a write of the log is in flight: they
+        promise nothing unpersisted (``RawNode.take_heartbeats``), and a node silent for a long fsync
+        looks dead to its peers."""
+        messages = self._raw.take_heartbeats()
+        if self._transport is None or not messages:
+            return
+        self.stats["messages_sent"] += len(messages)
+        for message in messages:
+            self._transport.send(message.dst, ["r", message_to_wire(message)])
+
     def _on_frame(self, peer: int, frame: Any) -> None:
         try:
             kind = frame[0]
@@ -53,6 +64,7 @@ class PeerProtocol:
                 if message.src != peer or message.dst != self.node_id:
                     raise ValueError(f"message from {message.src} to {message.dst} on node {peer}'s link")
                 self._raw.step(message)
+                self._send_heartbeats()
             elif kind == "fwd":
                 self._on_forwarded(peer, [(int(request), bytes(data)) for request, data in frame[1]])
             elif kind == "app":

@@ -371,10 +371,22 @@ class ReplicaCluster(LocalProcesses):
             "--election-ticks",
             str(self.election_ticks),
         ]
+        command += ["--stall-file", str(self.stall_path(i))]
         for j in self.ids:
             if j != i:
                 command += ["--peer", f"{j}={self.peer_address(i, j)}"]
         return command + self.extra_args
+
+    def stall_path(self, i: int) -> Path:
+        return self.nodes[i].root / "stall"
+
+    def stall_disk(self, i: int, seconds: float) -> None:
+        """Make each durable write of node ``i`` take ``seconds`` longer (0: as before)."""
+        path = self.stall_path(i)
+        if seconds > 0:
+            path.write_text(str(seconds))
+        else:
+            path.unlink(missing_ok=True)
 
     def on_ready(self, i: int, match: re.Match[str]) -> None:
         if int(match.group(1)) != i:

@@ -18,6 +18,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,22 @@ async def serve_kv(node: Node, listen: str, timeout: float, task_status=trio.TAS
         task_status.started(f"{sockname[0]}:{sockname[1]}")
 
 
+def stall_writes(node: Node, stall_file: Path) -> None:
+    """While ``stall_file`` exists, each durable write of ``node`` first waits the seconds it holds: a
+    stalled disk, for fault tests (the wait is on the storage thread, as a slow fsync is)."""
+    commit = node._storage.commit
+
+    def stalled_commit(batch: Any) -> None:
+        try:
+            seconds = float(stall_file.read_text())
+        except (OSError, ValueError):
+            seconds = 0.0
+        time.sleep(seconds)
+        commit(batch)
+
+    node._storage.commit = stalled_commit
+
+
 async def main_async(args: argparse.Namespace) -> None:
     peers = {}
     for spec in args.peer:
@@ -151,6 +168,8 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with open_node(config) as node, trio.open_nursery() as nursery:
+            if args.stall_file:
+                stall_writes(node, Path(args.stall_file))
             kv = await nursery.start(serve_kv, node, args.kv_listen, args.timeout)
             print(f"ready id={args.id} raft={node.raft_address or '-'} kv={kv}", flush=True)
             async for _ in signals:
@@ -171,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--election-ticks", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=2.0, help="per request, seconds")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--stall-file", help="while this file exists, each durable write waits its seconds")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),

@@ -5,6 +5,8 @@ The driver loop, in order, for each Ready:
 1. persist ``rd.snapshot`` (if any), then ``rd.entries`` (truncating conflicting suffixes), then
    ``rd.hard_state`` (if any) -- fsync when ``rd.must_sync``;
 2. only then send ``rd.messages`` (they may promise what step 1 made durable: votes, acks);
+   heartbeats and their answers promise nothing unpersisted, and ``take_heartbeats`` hands them out
+   at once, even while a write is in flight;
 3. restore the state machine from ``rd.snapshot`` and apply ``rd.committed_entries`` in order,
    calling ``apply_conf_change`` for each CONF_CHANGE entry; hand ``rd.read_states`` to waiting readers;
 4. call ``advance(rd)``.
@@ -18,7 +20,12 @@ from typing import Any
 
 from .raft import Config, Raft
 from .storage import LogStorage
-from .types import ConfChange, HardState, Message, Ready, SoftState
+from .types import ConfChange, HardState, Message, MessageType, Ready, SoftState
+
+# A leader's heartbeat carries its term and a commit index no higher than what that follower has
+# acknowledged, so durable there; the answer says only that the follower heard it. Neither depends on
+# what this node has yet to persist (a vote, an entry), so they may leave before its write is durable.
+HEARTBEATS = frozenset({MessageType.HEARTBEAT, MessageType.HEARTBEAT_RESP})
 
 
 class RawNode:
@@ -87,6 +94,21 @@ class RawNode:
         self.raft.report_snapshot(peer, ok)
 
     # -- outputs --------------------------------------------------------------------------------
+
+    def take_heartbeats(self) -> list[Message]:
+        """Take the heartbeats and heartbeat answers out of the next Ready, to send now.
+
+        A node that sends only after each durable write goes silent for as long as a write takes: a
+        leader whose fsync outlasts the election timeout loses its followers, and followers busy
+        writing a large entry fail the leader's check-quorum. Heartbeats sent meanwhile keep both.
+        Every other message still waits for the Ready it belongs to (the Raft thesis, 10.2.1, lets a
+        leader send appends early too, but this core counts the leader's own entries at append).
+        """
+        msgs = self.raft.msgs
+        taken = [m for m in msgs if m.type in HEARTBEATS]
+        if taken:
+            self.raft.msgs = [m for m in msgs if m.type not in HEARTBEATS]
+        return taken
 
     def has_ready(self) -> bool:
         r = self.raft

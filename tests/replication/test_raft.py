@@ -507,6 +507,38 @@ def test_ready_must_sync_only_for_durable_changes() -> None:
     node.advance(rd)
 
 
+def test_heartbeats_are_taken_early_and_promise_only_what_is_durable() -> None:
+    """``take_heartbeats`` hands heartbeats and their answers out while a Ready's write is outstanding;
+    appends and acknowledgements stay in the Ready. A heartbeat's commit index names nothing its
+    follower has not acknowledged, even with the leader's own new entry counted at append."""
+    net = Network(3)
+    elect(net, 1)
+    leader, follower = net.nodes[1], net.nodes[2]
+    acknowledged = leader.raft.progress[2].match
+    index = leader.propose(b"x")  # appended, not persisted: its Ready is "being written"
+    leader.tick()
+    beats = leader.take_heartbeats()
+    assert sorted(m.dst for m in beats) == [2, 3] and {m.type for m in beats} == {MessageType.HEARTBEAT}
+    assert all(m.commit <= acknowledged < index for m in beats)
+    assert leader.take_heartbeats() == []  # taken once
+    rd = leader.ready()
+    assert {m.type for m in rd.messages} == {MessageType.APPEND}  # the append waits for the write
+    assert [e.index for e in rd.entries] == [index]
+
+    follower.step(next(m for m in beats if m.dst == 2))
+    append = next(m for m in rd.messages if m.dst == 2)
+    follower.step(append)
+    answers = follower.take_heartbeats()
+    assert [(m.type, m.dst) for m in answers] == [(MessageType.HEARTBEAT_RESP, 1)]
+    held = follower.ready()
+    assert [m.type for m in held.messages] == [MessageType.APPEND_RESP]  # after its entry is durable
+    assert [e.index for e in held.entries] == [index]
+
+    # A driver that never takes them gets the heartbeats in the Ready, as before.
+    leader.tick()
+    assert MessageType.HEARTBEAT in {m.type for m in leader.raft.msgs}
+
+
 def test_message_to_self_or_other_node_rejected() -> None:
     net = Network(3)
     with pytest.raises(ValueError):

@@ -416,8 +416,16 @@ class Simulation:
             )
             assert dst.raw is not None
             dst.raw.step(m)
+            self._send_heartbeats(dst)
 
     # -- the driver (persist, send, apply, advance) ---------------------------------------------
+
+    def _send_heartbeats(self, node: SimNode) -> None:
+        """As the node driver does: heartbeats and their answers leave at once, before the Ready that
+        holds what the node has yet to persist (``RawNode.take_heartbeats``)."""
+        assert node.raw is not None
+        for m in node.raw.take_heartbeats():
+            self._enqueue(m)
 
     def _handle_ready(self, node: SimNode) -> None:
         raw = node.raw
@@ -739,6 +747,7 @@ class Simulation:
         for node in self.live():
             if node.raw is not None and self.rng.random() < 0.35:
                 node.raw.tick()
+                self._send_heartbeats(node)
         self._deliver_due()
         for node in self.live():
             if node.raw is not None and node.raw.has_ready() and self.rng.random() < 0.85:
