@@ -128,7 +128,9 @@ class LocalProcesses:
         links: Links | None = None,
         *,
         env: dict[str, str] | None = None,
+        code: Path | None = None,
     ):
+        self.code = Path(code) if code is not None else REPO  # the checkout the processes run
         self.ids = list(range(1, n + 1))
         if links is not None and sorted(links.ids) != self.ids:
             raise ValueError(f"links are for nodes {links.ids}, the cluster has {self.ids}")
@@ -136,7 +138,7 @@ class LocalProcesses:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="blendsync-cluster-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **(env or {})}
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.code), self.env.get("PYTHONPATH")]))
         self.secret_file = self.root / "cluster.secret"
         self.secret_file.write_text(secrets.token_hex(32))
         self.secret_file.chmod(0o600)
@@ -181,7 +183,7 @@ class LocalProcesses:
             err.flush()
             node.proc = subprocess.Popen(
                 self.command(i, **options),
-                cwd=REPO,
+                cwd=self.code,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -512,10 +514,11 @@ class ServeCluster(LocalProcesses):
         tick_interval: float | None = None,
         extra_config: str = "",
         env: dict[str, str] | None = None,
+        code: Path | None = None,
     ):
         self.tick_interval = tick_interval
         self.extra_config = extra_config  # TOML appended to every node's config file (e.g. TLS settings)
-        super().__init__(n, root, links, env=env)
+        super().__init__(n, root, links, env=env, code=code)
 
     def add_node(self, i: int) -> NodeProcess:
         node = super().add_node(i)

@@ -58,6 +58,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await guessing.run(args)
     if args.bench == "client-failover":
         return await cluster.client_failover(args)
+    if args.bench == "large-writes":
+        return await cluster.large_writes(args)
     if args.bench == "fanout" and args.cluster:
         return await cluster.cluster_fanout(args)
     return await server.run(args)

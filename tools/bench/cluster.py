@@ -1,13 +1,17 @@
-"""Cluster benchmarks: ``python -m tools.bench fanout --cluster N`` and ``... client-failover``.
+"""Cluster benchmarks: ``python -m tools.bench fanout --cluster N``, ``... client-failover`` and
+``... large-writes``.
 
-Both start their own ``blendsync serve`` processes on 127.0.0.1 (fresh data, fsync on) and compare with a
-single node started in the same run.
+Each starts its own ``blendsync serve`` processes on 127.0.0.1 (fresh data, fsync on); ``fanout``
+compares with a single node started in the same run, ``large-writes`` with the server of another checkout
+(``--server-root``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -79,8 +83,52 @@ async def client_failover(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def large_writes(args: argparse.Namespace) -> dict[str, Any]:
+    """Values of ``--mb`` MB set one after the other through a cluster's leader: how long each took, whether
+    it failed, and whether the leader and the term held (each node's longest durable write beside)."""
+    results: dict[str, Any] = {"bench": "large-writes", "nodes": args.nodes, "mb": args.mb}
+    roots = {"this": None, **({"other": Path(args.server_root).resolve()} if args.server_root else {})}
+    for label, code in roots.items():
+        async with ServeCluster(args.nodes, code=code) as cluster:
+            leader = await cluster.leader()
+            term = (await cluster.status(leader))["term"]
+            writes = []
+            async with connect(
+                "127.0.0.1", cluster.ports[leader], name="w", failover=True, addresses=cluster.addresses()
+            ) as client:
+                room = f"large-{secrets.token_hex(3)}"
+                await client.create_room(room, keep_open=True)
+                await client.join(room)
+                for i in range(args.writes):
+                    value = os.urandom(int(args.mb * 1024 * 1024))
+                    started = trio.current_time()
+                    try:
+                        await client.set(f"large/{i}", value)
+                        error = None
+                    except (ServerError, ConnectionLost) as exc:
+                        error = str(exc)
+                    writes.append({"seconds": round(trio.current_time() - started, 3), "error": error})
+            statuses = {i: await cluster.status(i) for i in cluster.ids}
+        results[label] = {
+            "server_root": str(code or "this checkout"),
+            "writes": writes,
+            "failed": sum(1 for w in writes if w["error"]),
+            "seconds_max": max(w["seconds"] for w in writes),
+            "terms_added": max(s["term"] for s in statuses.values()) - term,
+            "leader_kept": statuses[leader]["role"] == "leader",
+            "fsync_seconds_max": {i: round(s["fsync_seconds_max"], 3) for i, s in statuses.items()},
+        }
+    return results
+
+
 def add_arguments(kinds: Any) -> None:
     failover = kinds.add_parser("client-failover", help="the gap a writing client sees when the leader dies")
     failover.add_argument("--nodes", type=int, choices=[3, 5], default=3)
     failover.add_argument("--rounds", type=int, default=3)
     failover.add_argument("--json", action="store_true")
+    large = kinds.add_parser("large-writes", help="large values set through a cluster: latency and elections")
+    large.add_argument("--nodes", type=int, choices=[3, 5], default=3)
+    large.add_argument("--mb", type=float, default=60.0, help="size of each value (under max_frame_size)")
+    large.add_argument("--writes", type=int, default=4)
+    large.add_argument("--server-root", help="another checkout's server to run after this one (A/B)")
+    large.add_argument("--json", action="store_true")
