@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .core import CompactedError, Entry, EntryKind, HardState, Snapshot, UnavailableError
+from .core.storage import limit_size
 from .lmdb_store import Storage
+
+# The last entries persisted, kept whole: a leader commits its entries a Ready after it persisted them
+# (once followers acknowledge), and a follower learns the commit later too, so each entry used to be
+# read back from lmdb (inflated, its blob joined back) to be applied. Bounded; older entries are read.
+RECENT_MAX_BYTES = 16 * 1024 * 1024
+RECENT_MAX_ENTRIES = 4096
 
 
 class RaftLogStorage:
@@ -16,6 +23,8 @@ class RaftLogStorage:
         self._bootstrap_voters = bootstrap_voters
         self._snapshot = snapshot
         self._terms: dict[int, int] = {}
+        self._recent: dict[int, Entry] = {}  # consecutive indexes, oldest first
+        self._recent_bytes = 0
         self._last_index = storage.last_index()
         self.snap_index, self.snap_term, _ = storage.snapshot_meta()
 
@@ -51,6 +60,9 @@ class RaftLogStorage:
             raise CompactedError(f"entry {lo} is compacted")
         if hi > self._last_index + 1:
             raise UnavailableError(f"entries up to {hi - 1} are not in the log")
+        recent = self._recent
+        if lo in recent and hi - 1 in recent:  # consecutive: the whole range is here
+            return limit_size([recent[i] for i in range(lo, hi)], max_bytes)
         return [
             Entry(r.term, r.index, EntryKind(r.kind), r.data)
             for r in self._storage.entries(lo, hi, max_bytes)
@@ -67,8 +79,17 @@ class RaftLogStorage:
         if first <= self._last_index:
             for index in [i for i in self._terms if i >= first]:
                 del self._terms[index]
+        if self._recent and first != next(reversed(self._recent)) + 1:
+            self._forget_recent(lambda index: True)  # an overwritten suffix, or a gap: start again
         for entry in entries:
             self._terms[entry.index] = entry.term
+            self._recent[entry.index] = entry
+            self._recent_bytes += len(entry.data)
+        while self._recent and (
+            self._recent_bytes > RECENT_MAX_BYTES or len(self._recent) > RECENT_MAX_ENTRIES
+        ):
+            oldest = next(iter(self._recent))
+            self._recent_bytes -= len(self._recent.pop(oldest).data)
         self._last_index = entries[-1].index
         if len(self._terms) > 65536:
             for index in sorted(self._terms)[: len(self._terms) - 32768]:
@@ -76,11 +97,17 @@ class RaftLogStorage:
 
     def note_compacted(self, index: int, term: int) -> None:
         self.snap_index, self.snap_term = index, term
+        self._forget_recent(lambda i: i <= index)
         for i in [i for i in self._terms if i <= index]:
             del self._terms[i]
         self._last_index = max(self._last_index, index)
 
     def note_snapshot_installed(self, index: int, term: int) -> None:
         self._terms.clear()
+        self._forget_recent(lambda i: True)
         self.snap_index, self.snap_term = index, term
         self._last_index = index
+
+    def _forget_recent(self, which: Callable[[int], bool]) -> None:
+        for index in [i for i in self._recent if which(i)]:
+            self._recent_bytes -= len(self._recent.pop(index).data)
