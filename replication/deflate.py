@@ -28,6 +28,9 @@ CONTEXT_BYTES: Final = 4096
 # A larger command or record is stored as it is: its bulk is values (deflating 1 MB of vertex floats took
 # 32 ms for a tenth less), and deflating sits on the path of every commit, so of every acknowledgement.
 MAX_DEFLATED: Final = 64 * 1024
+# So does a shorter one: deflating a 91-byte put took ~4 us to save ~10 bytes, and tripled what a commit
+# costs a small entry (2 to 6-9 us; the Raft benchmark lost a fifth of its commits/s).
+MIN_DEFLATED: Final = 128
 LEVEL: Final = 6
 _WBITS: Final = 15  # zlib's format, 32 KiB window
 
@@ -76,7 +79,7 @@ def inflate(packed: bytes | memoryview, context: bytes | memoryview = b"") -> by
 def deflate_record(record: bytes, blob: bytes | memoryview | None) -> bytes:
     """A tree record's stored form: deflated against ``blob`` (the bytes of the blob its node names, if the
     store holds them) when that is smaller, else the record itself."""
-    if len(record) > MAX_DEFLATED:
+    if not MIN_DEFLATED <= len(record) <= MAX_DEFLATED:
         return record
     deflated = deflate(record, blob or b"")
     if len(deflated) + 2 >= len(record):

@@ -53,7 +53,15 @@ from .blob_entries import (
     split_for_storage,
     stored_blob,
 )
-from .deflate import MAX_DEFLATED, DeflateError, deflate, deflate_record, inflate, inflate_record
+from .deflate import (
+    MAX_DEFLATED,
+    MIN_DEFLATED,
+    DeflateError,
+    deflate,
+    deflate_record,
+    inflate,
+    inflate_record,
+)
 
 _INDEX = struct.Struct(">Q")
 _PATH_SIZE = struct.Struct(">I")
@@ -99,9 +107,9 @@ def _blob_of(name: str) -> bytes:
 
 def _log_value(entry: LogRecord, stored: bytes, blob: bytes | None, content: bytes | memoryview) -> bytes:
     """An entry's stored log value: its command deflated against its blob's bytes if that is smaller (and
-    the command at most MAX_DEFLATED)."""
+    the command MIN_DEFLATED to MAX_DEFLATED bytes)."""
     command = entry_command(stored) if blob is not None else stored
-    if 0 < len(command) <= MAX_DEFLATED:
+    if MIN_DEFLATED <= len(command) <= MAX_DEFLATED:
         deflated = deflate(command, content)
         if len(deflated) + (HASH_SIZE + 2 if blob is not None else 1) < len(stored):
             return msgpack.packb([entry.term, entry.kind, deflated, blob], use_bin_type=True)

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replication.blob_entries import MARK, entry_command, pack_blob_entry
-from replication.deflate import MAX_DEFLATED, VOCABULARY, DeflateError, deflate, inflate
+from replication.deflate import MAX_DEFLATED, MIN_DEFLATED, VOCABULARY, DeflateError, deflate, inflate
 from replication.lmdb_store import LogRecord, Storage, StorageError, WriteBatch, tree_key, tree_value
 from replication.node import NodeConfig, open_node
 from replication.tree import encode_envelope
@@ -92,10 +92,14 @@ def test_every_kind_of_entry_reads_back_as_it_was(tmp_path: Path):
     node_blob, node_entry = node_put(children)
     chunk = os.urandom(32_768)
     chunk_blob = hashlib.sha256(chunk).digest()
-    chunk_entry = pack_blob_entry(
-        chunk_blob, chunk, encode_envelope({"then": [{"op": "delete", "path": ["a"]}]})
+    chunk_path = ["blobs", chunk_blob.hex()]
+    chunk_put = {
+        "then": [{"op": "put", "path": chunk_path, "payload": 32_768}, {"op": "delete", "path": ["a"]}]
+    }
+    chunk_entry = pack_blob_entry(chunk_blob, chunk, encode_envelope(chunk_put))
+    plain = encode_envelope(
+        {"then": [{"op": "put", "path": ["rooms", "r", "keys", "k"], "payload": b"v" * MIN_DEFLATED}]}
     )
-    plain = encode_envelope({"then": [{"op": "put", "path": ["rooms", "r", "keys", "k"], "payload": b"v"}]})
     datas = [node_entry, plain, b"", os.urandom(300), chunk_entry, bytes([MARK]) + os.urandom(10)]
     storage = Storage(tmp_path)
     try:
@@ -115,7 +119,7 @@ def test_every_kind_of_entry_reads_back_as_it_was(tmp_path: Path):
 
 def test_a_damaged_deflated_entry_is_a_storage_error(tmp_path: Path):
     plain = encode_envelope(
-        {"then": [{"op": "put", "path": ["rooms", "r", "keys", "k"], "payload": "v" * 50}]}
+        {"then": [{"op": "put", "path": ["rooms", "r", "keys", "k"], "payload": "v" * MIN_DEFLATED}]}
     )
     storage = Storage(tmp_path)
     storage.commit(WriteBatch(entries=[LogRecord(1, 1, 0, plain)]))
@@ -133,9 +137,14 @@ async def test_a_store_of_plain_entries_replays_them_beside_deflated_ones(tmp_pa
     """A layout-5 store's log (every entry plain) is marked 6 when opened; a restart replays its old
     entries and the deflated ones written since, in order."""
     config = NodeConfig(data_dir=tmp_path)
+    pad = "p" * MIN_DEFLATED  # shorter commands are stored as they are in either layout
+
+    def put(i: int) -> dict:
+        return {"then": [{"op": "put", "path": ["k", str(i)], "payload": [i, pad]}]}
+
     async with open_node(config) as node:
         for i in range(5):
-            assert (await node.propose({"then": [{"op": "put", "path": ["k", str(i)], "payload": i}]}))["ok"]
+            assert (await node.propose(put(i)))["ok"]
     env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True)
     with env.begin(write=True) as txn:  # as layout 5 wrote them: [term, kind, data]
         log = env.open_db(b"log", txn=txn)
@@ -150,12 +159,12 @@ async def test_a_store_of_plain_entries_replays_them_beside_deflated_ones(tmp_pa
     env.close()
     assert all(len(fields) == 3 for fields in stored_log(tmp_path).values())
     async with open_node(config) as node:
-        assert [node.read_local(("k", str(i)))[1] for i in range(5)] == list(range(5))
+        assert [node.read_local(("k", str(i)))[1] for i in range(5)] == [[i, pad] for i in range(5)]
         for i in range(5, 8):
-            assert (await node.propose({"then": [{"op": "put", "path": ["k", str(i)], "payload": i}]}))["ok"]
+            assert (await node.propose(put(i)))["ok"]
     assert {len(fields) for fields in stored_log(tmp_path).values()} == {3, 4}
     async with open_node(config) as node:
-        assert [node.read_local(("k", str(i)))[1] for i in range(8)] == list(range(8))
+        assert [node.read_local(("k", str(i)))[1] for i in range(8)] == [[i, pad] for i in range(8)]
         assert node._storage.layout() == 6
 
 
@@ -236,20 +245,20 @@ def test_plain_records_of_an_older_layout_read_as_they_are(tmp_path: Path):
         storage.close()
 
 
-def test_the_longest_command_and_record_deflated_and_one_past_them_stored_as_they_are(tmp_path: Path):
-    """Deflating sits on the path of every commit: a command or record over MAX_DEFLATED is kept plain."""
-    datas = [b"a" * MAX_DEFLATED, b"a" * (MAX_DEFLATED + 1)]
-    records = {("x",): b"\x91" + b"b" * (MAX_DEFLATED - 1), ("y",): b"\x91" + b"b" * MAX_DEFLATED}
+def test_the_shortest_and_longest_commands_and_records_deflated_and_one_past_them_kept_plain(tmp_path: Path):
+    """Deflating sits on the path of every commit: a command or record over MAX_DEFLATED is kept plain (its
+    bulk is values), and so is one under MIN_DEFLATED (a few bytes saved for a commit three times dearer)."""
+    sizes = (MIN_DEFLATED - 1, MIN_DEFLATED, MAX_DEFLATED, MAX_DEFLATED + 1)
+    datas = [b"a" * size for size in sizes]
+    records = {(f"r{size}",): b"\x91" + b"b" * (size - 1) for size in sizes}
     storage = Storage(tmp_path)
     try:
         storage.commit(WriteBatch(entries=[LogRecord(i, 1, 0, d) for i, d in enumerate(datas, start=1)]))
         storage.commit(WriteBatch(tree_records=list(records.items())))
-        assert [e.data for e in storage.entries(1, 3)] == datas
+        assert [e.data for e in storage.entries(1, 5)] == datas
         assert dict(storage.tree_records()) == records
-        assert (
-            stored_record(storage, ("x",))[:2] == b"\xc1\x00"
-            and stored_record(storage, ("y",)) == records[("y",)]
-        )
+        kept = [stored_record(storage, path)[:2] == b"\xc1\x00" for path in records]
+        assert kept == [False, True, True, False]
     finally:
         storage.close()
-    assert [len(stored_log(tmp_path)[i]) for i in (1, 2)] == [4, 3]
+    assert [len(stored_log(tmp_path)[i]) for i in (1, 2, 3, 4)] == [3, 4, 4, 3]
