@@ -16,7 +16,8 @@ RECENT_MAX_ENTRIES = 4096
 
 
 class RaftLogStorage:
-    """The core's read view of the durable log (``LogStorage``), over lmdb with a cache of recent terms."""
+    """The core's read view of the durable log (``LogStorage``), over lmdb, with the terms of recent entries
+    and the last entries persisted kept in memory."""
 
     def __init__(self, storage: Storage, bootstrap_voters: frozenset[int], snapshot: Callable[[], Snapshot]):
         self._storage = storage

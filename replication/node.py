@@ -14,6 +14,8 @@ one-voter cluster on the same code path: it elects itself at start and commits w
 Each turn of the driver loop follows the core's contract: persist the Ready (one lmdb transaction, fsync'd,
 on a worker thread so the event loop keeps serving), then send its messages, then apply its committed
 entries, then advance. Proposals queued while a write is in flight form the next batch (group commit).
+Heartbeats and their answers go out as soon as the core makes them (after each tick and each message
+stepped), even while a write is in flight: they promise nothing unpersisted.
 A proposal made on a follower is forwarded to the leader, in order, over the peer connection.
 
 This module keeps the loop and the handling of each Ready; the node's other concerns are parts of

@@ -143,7 +143,8 @@ def stall_writes(node: Node, stall_file: Path) -> None:
             seconds = float(stall_file.read_text())
         except (OSError, ValueError):
             seconds = 0.0
-        time.sleep(seconds)
+        if seconds > 0:  # not NaN, not negative
+            time.sleep(seconds)
         commit(batch)
 
     node._storage.commit = stalled_commit
