@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from broadcaster.client import ConnectionLost, ServerError, connect
+from broadcaster.client import Client, ConnectionLost, ServerError, connect
 from tools.cluster import ServeCluster
 
 from .server import fanout
@@ -44,18 +46,25 @@ async def cluster_fanout(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+@asynccontextmanager
+async def _writer_in_room(cluster: ServeCluster, leader: int, prefix: str) -> AsyncIterator[Client]:
+    """A client of the leader that fails over, as the add-on's does, joined to a new room of its own."""
+    async with connect(
+        "127.0.0.1", cluster.ports[leader], name="w", failover=True, addresses=cluster.addresses()
+    ) as client:
+        room = f"{prefix}-{secrets.token_hex(3)}"
+        await client.create_room(room, keep_open=True)
+        await client.join(room)
+        yield client
+
+
 async def client_failover(args: argparse.Namespace) -> dict[str, Any]:
     """A client writing through the leader; kill -9 the leader; the gap between acks around the kill."""
     rounds = []
     async with ServeCluster(args.nodes) as cluster:
         for _ in range(args.rounds):
             leader = await cluster.leader()
-            async with connect(
-                "127.0.0.1", cluster.ports[leader], name="w", failover=True, addresses=cluster.addresses()
-            ) as client:
-                room = f"failover-{secrets.token_hex(3)}"
-                await client.create_room(room, keep_open=True)
-                await client.join(room)
+            async with _writer_in_room(cluster, leader, "failover") as client:
                 acks: list[float] = []
                 killed_at = 0.0
                 i = 0
@@ -93,12 +102,7 @@ async def large_writes(args: argparse.Namespace) -> dict[str, Any]:
             leader = await cluster.leader()
             term = (await cluster.status(leader))["term"]
             writes = []
-            async with connect(
-                "127.0.0.1", cluster.ports[leader], name="w", failover=True, addresses=cluster.addresses()
-            ) as client:
-                room = f"large-{secrets.token_hex(3)}"
-                await client.create_room(room, keep_open=True)
-                await client.join(room)
+            async with _writer_in_room(cluster, leader, "large") as client:
                 for i in range(args.writes):
                     value = os.urandom(int(args.mb * 1024 * 1024))
                     started = trio.current_time()
