@@ -488,6 +488,11 @@ def leader_of(statuses: dict[int, dict | None], majority: int) -> int | None:
     return None
 
 
+def longest_writes(statuses: dict[int, dict | None]) -> dict[int, float]:
+    """Each answering node's longest durable write so far, in seconds (``fsync_seconds_max``)."""
+    return {i: round(s["fsync_seconds_max"], 3) for i, s in statuses.items() if s}
+
+
 def summarize(statuses: dict[int, dict | None]) -> str:
     parts = []
     for i, s in sorted(statuses.items()):

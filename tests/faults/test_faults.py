@@ -17,7 +17,14 @@ import trio
 from history import History
 from lincheck import WRITE, check_history
 
-from tools.cluster import ReplicaCluster, is_leader_role, leader_of, open_cluster, summarize
+from tools.cluster import (
+    ReplicaCluster,
+    is_leader_role,
+    leader_of,
+    longest_writes,
+    open_cluster,
+    summarize,
+)
 from tools.kvclient import KVError, OutcomeUnknown, request_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -148,7 +155,7 @@ async def test_paused_or_slow_follower_does_not_stop_the_leader(tmp_path):
             assert paused >= 10 and paused / 2.0 >= 0.2 * baseline, (baseline, paused)
             assert slowed >= 10, (baseline, slowed)
             statuses = await cluster.statuses(5.0)
-            longest = {i: round(s["fsync_seconds_max"], 3) for i, s in statuses.items() if s}
+            longest = longest_writes(statuses)
             assert leader_of(statuses, cluster.majority) == leader, (
                 f"leader {leader} lost its lead: {summarize(statuses)}; longest durable write: {longest}"
             )
@@ -184,7 +191,7 @@ async def test_a_stalled_disk_does_not_cost_the_leader_its_lead(tmp_path):
                     expected[key] = value
                     step(f"{key} acknowledged")
                 statuses = await cluster.statuses(5.0)
-            longest = {i: round(s["fsync_seconds_max"], 3) for i, s in statuses.items() if s}
+            longest = longest_writes(statuses)
             assert min(longest.values()) >= stall, longest  # the disks did stall
             assert leader_of(statuses, cluster.majority) == leader, summarize(statuses)
             terms = {i: s["term"] for i, s in statuses.items() if s}

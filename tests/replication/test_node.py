@@ -129,8 +129,9 @@ CHILD = textwrap.dedent(
 
 
 async def test_a_write_longer_than_the_election_timeout_is_reported(tmp_path: Path, caplog):
-    """A node sends nothing while its write is made durable: one that outlasts the election timeout can
-    cost a leader its lead (a fault test saw it), so the node says so, and keeps the longest write."""
+    """Appends and acknowledgements wait while a write is made durable (only heartbeats go meanwhile): one
+    that outlasts the election timeout holds up every write of the cluster, so the node says so, and keeps
+    the longest write."""
     config = NodeConfig(data_dir=tmp_path, tick_interval=0.01, election_ticks=10)  # a 0.1 s window
     async with open_node(config) as node:
         await node.propose(put(["quick"], 1))

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from broadcaster.client import Client, ConnectionLost, ServerError, connect
-from tools.cluster import ServeCluster
+from tools.cluster import ServeCluster, longest_writes
 
 from .server import fanout
 
@@ -120,7 +120,7 @@ async def large_writes(args: argparse.Namespace) -> dict[str, Any]:
             "seconds_max": max(w["seconds"] for w in writes),
             "terms_added": max(s["term"] for s in statuses.values()) - term,
             "leader_kept": statuses[leader]["role"] == "leader",
-            "fsync_seconds_max": {i: round(s["fsync_seconds_max"], 3) for i, s in statuses.items()},
+            "fsync_seconds_max": longest_writes(statuses),
         }
     return results
 
