@@ -17,6 +17,7 @@ from .fieldcheck import compile_check, explain
 from .limits import (
     ADMIN_ACTIONS,
     ADMIN_ARGS,
+    BLOB_HASH_BYTES,
     FRAME_SIZE,
     MAX_KEY_BYTES,
     MAX_LOCK_KEYS,
@@ -329,10 +330,23 @@ def _check_blob_hash(hash: bytes, data: bytes) -> None:
 
 
 def check_tree_blob(hash: bytes, data: bytes, children: list[bytes] | None) -> None:
-    """A blob with its bytes and, for a tree node, the blobs it holds (blob_put, export_blob)."""
+    """A blob with its bytes and, for a tree node, the blobs it holds (blob_put, export_blob).
+
+    A node's bytes list each child's hash at an offset that is a multiple of 32 (the add-on's nodes are
+    their children's hashes, concatenated). So what a node holds follows from its bytes, which its hash
+    fixes: nobody can make a known blob hold blobs of their choosing, and no cycle can be made (a node
+    would have to list the hash of a node that lists its own)."""
     _check_blob_hash(hash, data)
-    if children is not None and hash in children:
+    if children is None:
+        return
+    if hash in children:
         raise FieldError("children", "must not name the blob itself")
+    size = BLOB_HASH_BYTES  # the offsets are multiples of it
+    listed = {data[at : at + size] for at in range(0, len(data) - size + 1, size)}
+    for child in children:
+        if child not in listed:
+            reason = f"names {child.hex()}, which data does not list at an offset that is a multiple of 32"
+            raise FieldError("children", reason)
 
 
 @_event("blob_query", Sender.CLIENT)

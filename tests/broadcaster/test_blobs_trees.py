@@ -62,15 +62,16 @@ async def test_an_edits_blobs_and_batch_sent_without_waiting_are_taken_in_order(
         for version in range(3):
             chunk = bytes([version]) * 6000
             sent = [await ana.send_blob(chunk)]
-            sent.append(await ana.send_blob(chunk + chunk[:32], children=[h(chunk)]))
-            sent.append(await ana.send_blob(h(chunk + chunk[:32]), children=[sent[1][0]]))
+            node = h(chunk) + bytes(32)  # lists its child (and a hash it does not hold)
+            sent.append(await ana.send_blob(node, children=[h(chunk)]))
+            sent.append(await ana.send_blob(h(node), children=[h(node)]))
             _, written = await ana.send_ops([["set", "mesh", bytes([version]), [sent[2][0]]]])
             with trio.fail_after(20):  # a blob or the batch refused (no_such_blob) raises here
                 for _, waiter in sent:
                     await waiter.wait()
                 await written.wait()
             assert await stored(ben, [blob for blob, _ in sent]) == {blob for blob, _ in sent}
-            assert await ben.get_blob(sent[1][0]) == chunk + chunk[:32]
+            assert await ben.get_blob(sent[1][0]) == node
 
 
 async def test_a_tree_outlives_its_uploader_only_through_a_key(tmp_path):
@@ -100,7 +101,7 @@ async def test_bad_tree_input_is_refused_and_changes_nothing(server):
             await ana._request(*ana.session.request(make))
 
         async def refused(children) -> ServerError:
-            data = b"node:" + repr(children).encode()
+            data = b"".join(children) or b"node"  # a node lists its children's hashes
             with pytest.raises(ServerError) as info:
                 await put(data, children)
             assert await ana.missing_blobs([h(data)]) == [h(data)]
@@ -122,9 +123,43 @@ async def test_bad_tree_input_is_refused_and_changes_nothing(server):
             "bad_message",
             "blob_put.children must not name the blob itself",
         )
+        # A node's bytes list each child's hash at an offset that is a multiple of 32.
+        for data in (b"node", bytes(1) + leaf + bytes(31), leaf[:31] + leaf + bytes(1)):
+            with pytest.raises(ServerError) as info:
+                await put(data, [leaf])
+            assert (info.value.code, info.value.message) == (
+                "bad_message",
+                f"blob_put.children names {leaf.hex()}, which data does not list at an offset that is a "
+                "multiple of 32",
+            )
+            assert await ana.missing_blobs([h(data)]) == [h(data)]
         # The session goes on; a referenced leaf stays a leaf.
         node = await put_node(ana, [leaf])
         assert await ana.batch([["set", "k", b"v", [node]]]) == 1
+
+
+async def test_nobody_can_make_a_stored_blob_hold_a_cycle_or_blobs_of_their_choosing(tmp_path):
+    """What a node holds follows from its bytes: another room's artist cannot put a room's well-known chunk
+    again naming her own blobs (the room's quota and export would count them, its share links read them),
+    nor close a cycle through a node that lists it (nothing would ever drop them). Both are refused, and
+    the room's tree goes with its key as before."""
+    async with running_broadcaster(tmp_path / "d", max_room_blob_bytes=40_000) as address:
+        async with connect(*address, name="ana") as ana, connect(*address, name="eve") as eve:
+            for client, room in ((ana, "a"), (eve, "e")):
+                await client.create_room(room, keep_open=True)
+                await client.join(room)
+            zeros = await ana.put_blob(bytes(32 * 1024))  # a chunk anyone can make: empty vertices
+            root = await put_node(ana, [zeros])
+            await ana.batch([["set", "mesh", b"v", [root]]])
+            hers = await eve.put_blob(b"eve" * 10_000)
+            await eve.batch([["set", "k", b"v", [hers]]])
+            for children in ([hers], [root]):  # her blob; a cycle: root lists zeros
+                with pytest.raises(ServerError) as info:
+                    await eve.put_blob(bytes(32 * 1024), children=children)
+                assert info.value.code == "bad_message" and "does not list" in info.value.message
+            await ana.batch([["set", "mesh", b"w", [root]]])  # 32,800 bytes: hers would pass 40,000
+            await ana.delete("mesh")
+            assert await stored(ana, [zeros, root, hers]) == {hers}
 
 
 async def test_the_room_quota_counts_a_tree_whole(tmp_path):
