@@ -63,11 +63,16 @@ async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status
         if limiter.available_tokens == 0:
             await stream.aclose()  # too many open admin connections: refuse rather than queue
             return
-        async with limiter:
-            upgrade = await _serve_connection(broadcaster, stream)
-        if upgrade is not None:
-            # A WebSocket is a client session (bounded by max_clients), not an admin connection.
-            await serve_websocket(broadcaster, stream, _peer(stream), *upgrade, accepted_at)
+        try:
+            async with limiter:
+                upgrade = await _serve_connection(broadcaster, stream)
+            if upgrade is not None:
+                # A WebSocket is a client session (bounded by max_clients), not an admin connection.
+                await serve_websocket(broadcaster, stream, _peer(stream), *upgrade, accepted_at)
+        except Exception:
+            # A server bug met by one connection's bytes costs that connection, not the server.
+            log.exception("HTTP connection from %s failed", _peer(stream))
+            await stream.aclose()
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, handler, port, host=host))

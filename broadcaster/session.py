@@ -142,6 +142,9 @@ class Session:
                 # The peer is gone or the session is failing: let the writer flush a final error frame.
                 if not self.closing:
                     nursery.cancel_scope.cancel()
+        except* Exception as failed:
+            # A server bug met by what one client sent must end that session, not the server.
+            log.error("session of %s failed", self.client_id or self.peer, exc_info=failed)
         finally:
             self.host.detach(self)
             with trio.CancelScope(shield=True), trio.move_on_after(1):

@@ -80,14 +80,22 @@ class WebSocketSession(Session):
     # ---- Session's transport hooks ------------------------------------------------------------------
 
     def receive_transport(self, data: bytes) -> bool:
+        ended = not data  # the TCP stream ended: wsproto says so as a close (1006) as well
+        events = []
         try:
             self.ws.receive_data(data or None)
-            events = list(self.ws.events())
+            for event in self.ws.events():
+                if isinstance(event, CloseConnection) and self.ws.state is ConnectionState.OPEN and not ended:
+                    # Frames wsproto cannot parse (unmasked, reserved bits, a bad close...) come as a close
+                    # it proposes, the connection still open: the peer broke the protocol, it did not close.
+                    self._close_code = event.code
+                    self.fail(ErrorCode.BAD_FRAME, f"bad WebSocket data: {event.reason}")
+                    return False
+                events.append(event)
         except WSProtocolError as exc:
             self._close_code = CLOSE_POLICY
             self.fail(ErrorCode.BAD_FRAME, f"bad WebSocket data: {exc}")
             return False
-        ended = not data  # the TCP stream ended: wsproto says so as a close (1006) as well
         for event in events:
             if isinstance(event, BytesMessage):
                 if not self._message_part(event.data, event.message_finished):
@@ -97,7 +105,8 @@ class WebSocketSession(Session):
                 self.fail(ErrorCode.BAD_FRAME, "a WebSocket text message: frames are binary messages")
                 return False
             elif isinstance(event, Ping):
-                self.send_frame_raw(self.ws.send(event.response()))
+                if self.ws.state is ConnectionState.OPEN:  # not once the peer's close came in the same read
+                    self.send_frame_raw(self.ws.send(event.response()))
             elif isinstance(event, CloseConnection):
                 ended = True  # the peer is done: the session ends as on a closed socket
         if ended:
@@ -301,8 +310,9 @@ async def serve_websocket(
     try:
         handshake.initiate_upgrade_connection(request.headers, request.target)
         data = handshake.send(AcceptConnection())
-    except WSProtocolError as exc:
-        # Not a valid WebSocket upgrade (no key, another version, not GET...): a plain 400, then close.
+    except (WSProtocolError, ValueError) as exc:
+        # Not a valid WebSocket upgrade (no key, another version, not GET, a header that is not ASCII...):
+        # a plain 400, then close.
         reason = f"bad WebSocket upgrade: {exc}\n".encode()
         with trio.move_on_after(1):
             try:

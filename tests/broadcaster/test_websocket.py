@@ -11,6 +11,7 @@ from wsproto.events import Message, TextMessage
 from broadcaster.app import open_broadcaster
 from broadcaster.client import connect
 from broadcaster.config import ServerConfig
+from broadcaster.websocket import WebSocketSession
 from protocol import PROTOCOL_VERSION, Hello, JoinRoom
 from protocol.framing import pack_body
 from tools.wsclient import WebSocketClosed, WSClient
@@ -81,6 +82,12 @@ async def test_a_connection_dropped_without_a_close_frame_ends_only_its_session(
         await again.aclose()
 
 
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+)
+
+
 async def test_a_bad_upgrade_gets_a_400_and_the_server_goes_on(tmp_path):
     async with serving(tmp_path) as b:
         http = b.http_addresses[0]
@@ -90,6 +97,16 @@ async def test_a_bad_upgrade_gets_a_400_and_the_server_goes_on(tmp_path):
             b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",  # no key
             b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",  # old version
+            # A byte that is not ASCII in a header the upgrade reads (it ended the whole server).
+            *(
+                UPGRADE + header + b"\r\n\r\n"
+                for header in (
+                    b"Host: x\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: \xff",
+                    b"Host: x\r\nConnection: Upgrade\r\nSec-WebSocket-Extensions: \xff",
+                    b"Host: x\r\nConnection: Upgrade, \xff",
+                    b"Host: \xff\r\nConnection: Upgrade",
+                )
+            ),
         ):
             stream = await trio.open_tcp_stream(h, int(p))
             await stream.send_all(request)
@@ -101,6 +118,93 @@ async def test_a_bad_upgrade_gets_a_400_and_the_server_goes_on(tmp_path):
             await stream.aclose()
         ws = await WSClient.open(http)
         assert (await hello(ws))["type"] == "welcome"
+
+
+def masked(opcode_byte: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    """One client frame (RFC 6455 5.2) of under 126 bytes, its first byte as given."""
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((opcode_byte, 0x80 | len(payload))) + mask + body
+
+
+async def test_a_ping_and_a_close_in_one_read_end_the_session_and_only_it(tmp_path):
+    # The close moved the connection on before the ping was answered: answering it ended the whole server.
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        for said_hello in (False, True):
+            ws = await WSClient.open(http)
+            if said_hello:
+                assert (await hello(ws))["type"] == "welcome"
+            await ws.send_raw(masked(0x89, b"p") + masked(0x88, (1000).to_bytes(2, "big")))
+            with trio.fail_after(10), pytest.raises(WebSocketClosed):
+                while True:
+                    await ws.receive_body()
+            assert ws.closed == 1000
+            await ws.stream.aclose()
+        again = await WSClient.open(http)
+        assert (await hello(again))["type"] == "welcome"
+        await again.aclose()
+
+
+@pytest.mark.parametrize(
+    ("frame", "close_code"),
+    [
+        (b"\x82\x01x", 1002),  # a client frame not masked
+        (masked(0xC2, b"x"), 1002),  # a reserved bit set
+        (masked(0x83, b"x"), 1002),  # a reserved opcode
+        (masked(0x00, b"x"), 1002),  # a continuation of no message
+        (b"\x89\xfe\x00\x7e" + bytes(4) + b"p" * 126, 1002),  # a ping over 125 bytes
+        (masked(0x88, (5000).to_bytes(2, "big")), 1002),  # a close code no one may send
+        (masked(0x88, b"\x03\xe8\xff"), 1007),  # a close reason that is not UTF-8
+    ],
+    ids=[
+        "unmasked",
+        "reserved-bit",
+        "reserved-opcode",
+        "lone-continuation",
+        "long-ping",
+        "close-5000",
+        "close-utf8",
+    ],
+)
+async def test_a_frame_that_breaks_the_websocket_protocol_is_a_fatal_bad_frame(tmp_path, frame, close_code):
+    # wsproto answers these with a close it proposes, not an error: they were taken for the peer's close.
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        ws = await WSClient.open(http)
+        assert (await hello(ws))["type"] == "welcome"
+        await ws.send_raw(frame)
+        error, code = await closing_error(ws)
+        assert error["type"] == "error" and error["code"] == "bad_frame" and error["fatal"] is True, error
+        assert error["message"].startswith("bad WebSocket data: ")
+        assert code == close_code
+        again = await WSClient.open(http)
+        assert (await hello(again))["type"] == "welcome"
+        await again.aclose()
+
+
+async def test_a_server_bug_met_by_one_session_ends_that_session_only(tmp_path, monkeypatch, caplog):
+    # Whatever a session's own code raises, its client is cut and logged; the server and the others go on.
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), name="ana") as ana:
+            ws = await WSClient.open(http)
+            assert (await hello(ws))["type"] == "welcome"
+
+            def broken(self, data):
+                raise RuntimeError("a bug")
+
+            monkeypatch.setattr(WebSocketSession, "receive_transport", broken)
+            await ws.send_raw(masked(0x89, b"p"))
+            with trio.fail_after(10), pytest.raises(WebSocketClosed):
+                while True:
+                    await ws.receive_body()
+            monkeypatch.undo()
+            assert "RuntimeError: a bug" in caplog.text
+            await ana.create_room("r")  # the TCP port goes on
+            again = await WSClient.open(http)
+            assert (await hello(again))["type"] == "welcome"
+            await again.aclose()
 
 
 async def test_a_text_message_is_a_fatal_bad_frame(tmp_path):
