@@ -34,6 +34,7 @@ from protocol import ADDON_PATH
 
 from . import __version__
 from .collector import CollectorStats
+from .http_admission import Admission
 from .metrics import Exposition
 from .status_page import STATUS_PAGE
 from .viewpage import FILES_PREFIX as VIEWER_FILES_PREFIX
@@ -49,23 +50,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("blendsync.http")
 
 MAX_REQUEST_BYTES = 16 * 1024
-REQUEST_TIMEOUT = 30.0
-MAX_CONNECTIONS = 64
 ASSETS = WebAssets(default_root())
 VIEWER = ViewerPage()
 
 
 async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status=trio.TASK_STATUS_IGNORED):
-    limiter = trio.CapacityLimiter(MAX_CONNECTIONS)
+    admission = Admission(max_waiting=broadcaster.config.max_clients)
 
     async def handler(stream: trio.SocketStream) -> None:
         accepted_at = trio.current_time()
-        if limiter.available_tokens == 0:
-            await stream.aclose()  # too many open admin connections: refuse rather than queue
-            return
+        # The first request (an upgrade among them) is due within handshake_timeout of the accept, as a
+        # hello on the client port is; waiting for a place counts.
+        deadline = accepted_at + broadcaster.config.handshake_timeout
         try:
-            async with limiter:
-                upgrade = await _serve_connection(broadcaster, stream)
+            async with admission.place(_peer_host(stream), deadline) as admitted:
+                if not admitted:
+                    await stream.aclose()
+                    return
+                upgrade = await _serve_connection(broadcaster, stream, deadline)
             if upgrade is not None:
                 # A WebSocket is a client session (bounded by max_clients), not an admin connection.
                 await serve_websocket(broadcaster, stream, _peer(stream), *upgrade, accepted_at)
@@ -83,15 +85,18 @@ async def serve_http(broadcaster: Broadcaster, host: str, port: int, task_status
 
 
 async def _serve_connection(
-    broadcaster: Broadcaster, stream: trio.SocketStream
+    broadcaster: Broadcaster, stream: trio.SocketStream, first_deadline: float
 ) -> tuple[h11.Request, bytes] | None:
     """Answer requests until the peer is done; a WebSocket upgrade is returned (with the bytes after it)
-    for the caller to serve, with the stream left open."""
+    for the caller to serve, with the stream left open. The first request is due by ``first_deadline``,
+    each later one within ``handshake_timeout`` of the answer before it (an idle connection gives its
+    place up)."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
     upgrade = None
+    deadline = first_deadline
     try:
         while True:
-            request = await _next_request(conn, stream)
+            request = await _next_request(conn, stream, deadline)
             if request is None:
                 return None
             path = urlsplit(request.target.decode("ascii", "replace")).path
@@ -118,6 +123,7 @@ async def _serve_connection(
             if conn.our_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
+            deadline = trio.current_time() + broadcaster.config.handshake_timeout
     except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
         return None
     finally:
@@ -125,6 +131,13 @@ async def _serve_connection(
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 await stream.aclose()
+
+
+def _peer_host(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "?"
 
 
 def _peer(stream: trio.SocketStream) -> str:
@@ -135,10 +148,13 @@ def _peer(stream: trio.SocketStream) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _next_request(conn: h11.Connection, stream: trio.SocketStream) -> h11.Request | None:
-    """The next complete request (its body, if any, is read and ignored); None when the peer is done."""
+async def _next_request(
+    conn: h11.Connection, stream: trio.SocketStream, deadline: float
+) -> h11.Request | None:
+    """The next complete request (its body, if any, is read and ignored); None when the peer is done or
+    the request is not complete by ``deadline``."""
     request = None
-    with trio.move_on_after(REQUEST_TIMEOUT):
+    with trio.move_on_at(deadline):
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:

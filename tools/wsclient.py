@@ -43,6 +43,11 @@ class WSClient:
     async def open(cls, host_port: str, path: str = "/ws") -> WSClient:
         host, _, port = host_port.rpartition(":")
         stream = await trio.open_tcp_stream(host.strip("[]"), int(port))
+        return await cls.upgrade(stream, host_port, path)
+
+    @classmethod
+    async def upgrade(cls, stream: trio.SocketStream, host_port: str, path: str = "/ws") -> WSClient:
+        """The WebSocket upgrade on a connection already open."""
         ws = WSConnection(ConnectionType.CLIENT)
         await stream.send_all(ws.send(Request(host=host_port, target=path)))
         client = cls(stream, ws)

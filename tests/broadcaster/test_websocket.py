@@ -318,3 +318,57 @@ async def test_a_viewer_that_stops_reading_gets_every_message_in_order_when_it_r
                             seqs.append(event.seq)
             assert seqs == list(range(1, 257))
             await ws.aclose()
+
+
+async def test_pages_opened_together_all_get_in_past_the_ports_places(tmp_path):
+    # After a restart every open page reconnects at once: more than the port serves at once (64, 16 from
+    # one address) each wait their turn for the milliseconds of an upgrade; none is turned away.
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        host, port = http.rsplit(":", 1)
+        welcomed = []
+
+        async def page(stream: trio.SocketStream) -> None:
+            ws = await WSClient.upgrade(stream, http)
+            welcomed.append((await hello(ws))["type"])
+            await ws.aclose()
+
+        with trio.fail_after(60):
+            connected = [await trio.open_tcp_stream(host, int(port)) for _ in range(100)]  # all accepted
+            async with trio.open_nursery() as nursery:
+                for stream in connected:
+                    nursery.start_soon(page, stream)
+        assert welcomed == ["welcome"] * 100
+
+
+async def test_connections_that_send_nothing_hold_the_port_only_until_their_deadline(tmp_path):
+    # 64 sockets that never send a byte took every place for 30 s, turning every page away meanwhile.
+    timeout = 2.0
+    async with serving(tmp_path, handshake_timeout=timeout) as b:
+        http = b.http_addresses[0]
+        host, port = http.rsplit(":", 1)
+        idle = [await trio.open_tcp_stream(host, int(port)) for _ in range(64)]
+        await trio.sleep(timeout / 2)
+        started = trio.current_time()
+        with trio.fail_after(timeout + MARGIN):
+            ws = await WSClient.open(http)  # waits its turn: in by the idle ones' deadline
+            assert (await hello(ws))["type"] == "welcome"
+        assert trio.current_time() - started >= timeout / 4  # it did wait: the idle ones held the places
+        await ws.aclose()
+        for stream in idle:  # each was closed at its deadline
+            with trio.fail_after(MARGIN):
+                assert await stream.receive_some(1) == b""
+            await stream.aclose()
+
+
+async def test_past_max_clients_waiting_a_connection_is_closed_at_once(tmp_path):
+    async with serving(tmp_path, handshake_timeout=30.0, max_clients=4) as b:
+        http = b.http_addresses[0]
+        host, port = http.rsplit(":", 1)
+        held = [await trio.open_tcp_stream(host, int(port)) for _ in range(16 + 4)]  # served, then waiting
+        await trio.sleep(0.5)
+        extra = await trio.open_tcp_stream(host, int(port))
+        with trio.fail_after(MARGIN):
+            assert await extra.receive_some(1) == b""
+        for stream in (*held, extra):
+            await stream.aclose()
