@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -40,6 +40,16 @@ RELEASE_BATCH = 1024  # holders released per command
 PUSH_FRAME_MARGIN = 64 * 1024  # an applied's fields beside its ops and blobs, with room to spare
 
 
+class BlobChanges(NamedTuple):
+    """What a room write does to its keys' holds (``Blobs.write_changes``)."""
+
+    compare: list[dict[str, Any]]
+    then: list[dict[str, Any]]
+    chained: list[tuple[str, str]]  # its keys, whose next write waits for it
+    room: str
+    pending_bytes: int  # what it adds to the room's quota until it ends
+
+
 # ---- the store --------------------------------------------------------------------------------------------
 
 
@@ -63,6 +73,8 @@ class Blobs:
         # (room, key) -> writes submitted here that change the key's holds and are not committed yet; a
         # later write of that key waits for them, so it diffs against committed refs (docs/architecture.md)
         self.pending_keys: dict[tuple[str, str], int] = {}
+        # room -> bytes its writes submitted here add to its quota, not committed yet (counted against it)
+        self.pending_room_bytes: dict[str, int] = {}
         self._settled: dict[tuple[str, str], trio.Event] = {}
         self.pins: dict[str, set[bytes]] = {}  # client_id -> blobs its uploads pinned
         self.pinning: dict[str, dict[bytes, int]] = {}  # client_id -> its uploads in flight here, counted
@@ -312,13 +324,12 @@ class Blobs:
             while room_key in pending:
                 await self._settled.setdefault(room_key, trio.Event()).wait()
 
-    def write_changes(
-        self, session: Session, room: Room, ops: list[list[Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]] | None:
+    def write_changes(self, session: Session, room: Room, ops: list[list[Any]]) -> BlobChanges | None:
         """The conditions and ops that move a write's keys' holds from their old refs to their new ones.
 
-        Returns (compare, then, chained keys) or None when the write touches no referencing key. Raises
-        no_such_blob for a reference to a blob this node has not got, limit_exceeded past the room quota.
+        Returns them, or None when the write touches no referencing key; ``write_done`` them when the write
+        ends. Raises no_such_blob for a reference to a blob this node has not got, limit_exceeded past the
+        room quota (writes still in flight counted, as max_room_bytes counts them).
         """
         compare: list[dict[str, Any]] = []
         then: list[dict[str, Any]] = []
@@ -345,18 +356,28 @@ class Blobs:
         if not then:
             return None
         limit = self.config.max_room_blob_bytes
-        if limit and added_bytes > 0 and self.room_bytes.get(room.name, 0) + added_bytes > limit:
+        pending = self.pending_room_bytes.get(room.name, 0)
+        if limit and added_bytes > 0 and self.room_bytes.get(room.name, 0) + pending + added_bytes > limit:
             self.metrics.limit("max_room_blob_bytes")
             raise RequestError(
                 ErrorCode.LIMIT_EXCEEDED, f"max_room_blob_bytes ({limit}) reached in room {room.name!r}"
             )
+        added_bytes = max(added_bytes, 0)
+        if added_bytes:
+            self.pending_room_bytes[room.name] = pending + added_bytes
         chained = [(room.name, key) for key in bases]
         for room_key in chained:
             self.pending_keys[room_key] = self.pending_keys.get(room_key, 0) + 1
-        return compare, then, chained
+        return BlobChanges(compare, then, chained, room.name, added_bytes)
 
-    def write_done(self, chained: list[tuple[str, str]]) -> None:
-        for room_key in chained:
+    def write_done(self, changes: BlobChanges) -> None:
+        if changes.pending_bytes:
+            left = self.pending_room_bytes[changes.room] - changes.pending_bytes
+            if left:
+                self.pending_room_bytes[changes.room] = left
+            else:
+                del self.pending_room_bytes[changes.room]
+        for room_key in changes.chained:
             self.pending_keys[room_key] -= 1
             if not self.pending_keys[room_key]:
                 del self.pending_keys[room_key]

@@ -85,7 +85,7 @@ class Writes:
             room.pending_keys -= pending[0]
             room.pending_bytes -= pending[1]
         if blob_changes is not None:
-            self.blobs.write_done(blob_changes[2])
+            self.blobs.write_done(blob_changes)
 
     def _write_done(
         self,
@@ -180,8 +180,8 @@ class Writes:
             room.created_index,
         )
         if blob_changes is not None:
-            command["compare"] += blob_changes[0]
-            command["then"][-1:-1] = blob_changes[1]  # before the log append: its result gives the seq
+            command["compare"] += blob_changes.compare
+            command["then"][-1:-1] = blob_changes.then  # before the log append: its result gives the seq
         try:
             proposal = self.store.submit(command, client=session.client_id, seq=op_id)
         except ReplicationError as exc:

@@ -182,6 +182,32 @@ async def test_the_room_quota_counts_a_tree_whole(tmp_path):
             assert await stored(ana, [small, big, *leaves]) == {big, *leaves}
 
 
+async def test_the_room_quota_counts_writes_still_in_flight(tmp_path):
+    """Writes sent without waiting, each naming another 1,000-byte blob under a quota of 3,000: exactly
+    three are taken (they were all taken: the quota read only what had committed)."""
+    async with running_broadcaster(tmp_path / "d", max_room_blob_bytes=3000) as address:
+        async with connect(*address, name="ana") as ana:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            blobs = [await ana.put_blob(bytes([i]) * 1000) for i in range(6)]
+            sent = [await ana.send_ops([["set", f"k{i}", b"v", [blob]]]) for i, blob in enumerate(blobs)]
+            outcomes = []
+            with trio.fail_after(20):
+                for _, waiter in sent:
+                    try:
+                        await waiter.wait()
+                        outcomes.append("ok")
+                    except ServerError as exc:
+                        assert "max_room_blob_bytes (3000)" in exc.message
+                        outcomes.append(exc.code)
+            assert outcomes == ["ok"] * 3 + ["limit_exceeded"] * 3
+            await ana.delete("k0")  # what a write freed, and what refused ones held, is free again
+            await ana.batch([["set", "k5", b"v", [blobs[5]]]])
+            with pytest.raises(ServerError) as info:
+                await ana.batch([["set", "k4", b"v", [blobs[4]]]])
+            assert info.value.code == "limit_exceeded"
+
+
 async def test_the_servers_tree_edges_follow_the_nodes_holds_and_go_with_them(tmp_path):
     """Each node mirrors the edges of its committed trees (for quotas, fetch order, a viewer's reach): made
     from a node's holds when it is stored, gone when it goes."""
