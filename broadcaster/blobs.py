@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import trio
 
 from protocol import BlobDataEvent, BlobGet, BlobPut, BlobQuery, BlobStatus, BlobStored, ErrorCode
-from protocol.limits import MAX_PUSHED_BLOBS, MAX_PUSHED_BYTES
+from protocol.limits import MAX_BLOB_CHILDREN, MAX_PUSHED_BLOBS, MAX_PUSHED_BYTES
 from replication import Node, ReplicationError, TreeError, WatchEvent
 
 from .blob_layout import (
@@ -37,6 +37,7 @@ from .session import Session
 log = logging.getLogger("blendsync.blobs")
 
 RELEASE_BATCH = 1024  # holders released per command
+_TOO_MANY_CHILDREN = f"tree node %s would hold more than {MAX_BLOB_CHILDREN} children in all"
 PUSH_FRAME_MARGIN = 64 * 1024  # an applied's fields beside its ops and blobs, with room to spare
 
 
@@ -75,6 +76,7 @@ class Blobs:
         self.pending_keys: dict[tuple[str, str], int] = {}
         # room -> bytes its writes submitted here add to its quota, not committed yet (counted against it)
         self.pending_room_bytes: dict[str, int] = {}
+        self.node_puts: dict[bytes, trio.Event] = {}  # tree nodes with a put naming children in flight here
         self._settled: dict[tuple[str, str], trio.Event] = {}
         self.pins: dict[str, set[bytes]] = {}  # client_id -> blobs its uploads pinned
         self.pinning: dict[str, dict[bytes, int]] = {}  # client_id -> its uploads in flight here, counted
@@ -252,6 +254,12 @@ class Blobs:
         for child in children:
             if not self.has(child):
                 raise RequestError(ErrorCode.NO_SUCH_BLOB, f"child blob {child.hex()} is not on the server")
+        while children and (busy := self.node_puts.get(blob)) is not None:
+            await busy.wait()  # one put of a node at a time here: the next one reads what it holds
+        held = self.children.get(blob)
+        if children and held is not None and len(held.union(children)) > MAX_BLOB_CHILDREN:
+            # Put again naming other children (each listed in its bytes), the node would hold them all.
+            raise RequestError(ErrorCode.LIMIT_EXCEEDED, _TOO_MANY_CHILDREN % blob.hex())
         pins = self.pins.setdefault(session.client_id, set())
         if (
             not children  # a node is put again: it may not have held its children before
@@ -260,18 +268,14 @@ class Blobs:
         ):
             session.send(BlobStored(hash=blob, ref=request.ref))
             return
-        limit = self.config.max_blob_bytes
-        if limit and not self.has(blob) and self.total_bytes + sum(self.uploading.values()) + size > limit:
-            self.metrics.limit("max_blob_bytes")
-            raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_blob_bytes ({limit}) reached on this server")
-        await session.inflight.acquire()  # backpressure, shared with writes
-        pinned = self._pinned(session.client_id, children)
-        command = put_blob_command(blob, size, session.client_id, self.node.node_id, children, pinned)
+        if children:
+            self.node_puts[blob] = trio.Event()
         try:
-            proposal = self.node.submit(command, blob=(blob, request.data))
-        except (ReplicationError, TreeError) as exc:
-            session.inflight.release()
-            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}") from None
+            proposal = await self._submit_put(session, blob, request.data, children)
+        except BaseException:
+            if children:
+                self.node_puts.pop(blob).set()
+            raise
         pins.add(blob)
         pinning = self.pinning.setdefault(session.client_id, {})
         pinning[blob] = pinning.get(blob, 0) + 1
@@ -282,6 +286,8 @@ class Blobs:
 
         def done(proposal: Any) -> None:
             session.inflight.release()
+            if children:
+                self.node_puts.pop(blob).set()
             left = pinning.pop(blob) - 1
             if left:
                 pinning[blob] = left
@@ -304,6 +310,21 @@ class Blobs:
                 session.reply_error(ErrorCode.UNAVAILABLE, f"the blob was not stored: {message}", request.ref)
 
         proposal.add_done_callback(done)
+
+    async def _submit_put(self, session: Session, blob: bytes, data: bytes, children: list[bytes]) -> Any:
+        size = len(data)
+        limit = self.config.max_blob_bytes
+        if limit and not self.has(blob) and self.total_bytes + sum(self.uploading.values()) + size > limit:
+            self.metrics.limit("max_blob_bytes")
+            raise RequestError(ErrorCode.LIMIT_EXCEEDED, f"max_blob_bytes ({limit}) reached on this server")
+        await session.inflight.acquire()  # backpressure, shared with writes
+        pinned = self._pinned(session.client_id, children)
+        command = put_blob_command(blob, size, session.client_id, self.node.node_id, children, pinned)
+        try:
+            return self.node.submit(command, blob=(blob, data))
+        except (ReplicationError, TreeError) as exc:
+            session.inflight.release()
+            raise RequestError(ErrorCode.UNAVAILABLE, f"cannot store the blob: {exc}") from None
 
     def _pinned(self, client_id: str, blobs: Iterable[bytes]) -> list[bytes]:
         """Those of ``blobs`` this session pins, or will once its uploads in flight commit (ordered before

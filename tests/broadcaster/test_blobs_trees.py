@@ -162,6 +162,40 @@ async def test_nobody_can_make_a_stored_blob_hold_a_cycle_or_blobs_of_their_choo
             assert await stored(ana, [zeros, root, hers]) == {hers}
 
 
+async def test_a_node_put_again_naming_other_children_holds_at_most_256_in_all(server):
+    """Its bytes list 512 hashes; put with the first 256 as children, then again with one more, it is
+    refused with limit_exceeded (it was `unavailable`, which a client retries, past the tree's 1,024, and
+    nothing below that)."""
+    async with connect(*server, name="ana") as ana:
+        sent = [await ana.send_blob(i.to_bytes(4, "big")) for i in range(2 * MAX_BLOB_CHILDREN)]
+        with trio.fail_after(30):
+            for _, waiter in sent:
+                await waiter.wait()
+        leaves = [blob for blob, _ in sent]
+        data = b"".join(leaves)
+        node = await ana.put_blob(data, children=leaves[:MAX_BLOB_CHILDREN])
+        assert await ana.put_blob(data, children=leaves[:MAX_BLOB_CHILDREN]) == node  # the same: fine
+        assert await ana.put_blob(data, children=leaves[1 : MAX_BLOB_CHILDREN // 2]) == node  # a subset
+        with pytest.raises(ServerError) as info:
+            await ana.put_blob(data, children=leaves[1 : MAX_BLOB_CHILDREN + 1])
+        assert (info.value.code, info.value.message) == (
+            "limit_exceeded",
+            f"tree node {node.hex()} would hold more than {MAX_BLOB_CHILDREN} children in all",
+        )
+        assert await ana.get_blob(node) == data
+        # The same sent without waiting (puts of one node are taken one at a time, each reading the last).
+        data = b"".join(reversed(leaves))
+        first, second = [
+            await ana.send_blob(data, children=half)
+            for half in (leaves[:MAX_BLOB_CHILDREN], leaves[MAX_BLOB_CHILDREN:])
+        ]
+        with trio.fail_after(20):
+            await first[1].wait()
+            with pytest.raises(ServerError) as info:
+                await second[1].wait()
+        assert info.value.code == "limit_exceeded"
+
+
 async def test_the_room_quota_counts_a_tree_whole(tmp_path):
     async with running_broadcaster(tmp_path / "d", max_room_blob_bytes=2500) as address:
         async with connect(*address, name="ana") as ana:
