@@ -77,6 +77,7 @@ class Blobs:
         # room -> bytes its writes submitted here add to its quota, not committed yet (counted against it)
         self.pending_room_bytes: dict[str, int] = {}
         self.node_puts: dict[bytes, trio.Event] = {}  # tree nodes with a put naming children in flight here
+        self._puts_answered: dict[str, trio.Event] = {}  # client_id -> set once its puts here are answered
         self._settled: dict[tuple[str, str], trio.Event] = {}
         self.pins: dict[str, set[bytes]] = {}  # client_id -> blobs its uploads pinned
         self.pinning: dict[str, dict[bytes, int]] = {}  # client_id -> its uploads in flight here, counted
@@ -211,17 +212,30 @@ class Blobs:
     # ---- requests -------------------------------------------------------------------------------------
 
     async def handle(self, session: Session, event: BlobQuery | BlobPut | BlobGet) -> None:
+        """Answered in order with the session's puts in flight (a put is answered once durable): a query
+        or a get after a put sees the blob, and a refused put is answered after those before it."""
         match event:
             case BlobQuery(hashes=hashes, ref=ref):
+                await self._after_own_puts(session)
                 session.send(BlobStatus(missing=[h for h in hashes if h not in self.sizes], ref=ref))
             case BlobPut():
-                await self.put(session, event)
+                try:
+                    await self.put(session, event)
+                except RequestError:
+                    await self._after_own_puts(session)
+                    raise
             case BlobGet(hashes=hashes, ref=ref):
+                await self._after_own_puts(session)
                 readable = None
                 if session.user.is_viewer:  # its room's blobs only (roles.py)
                     roots = self.room_blobs.get(session.room.name, {}) if session.room is not None else {}
                     readable = lambda blob: self._reachable(blob, roots)  # noqa: E731
                 session.send_stream(self._blob_frames(list(hashes), ref, readable))
+
+    async def _after_own_puts(self, session: Session) -> None:
+        """Once every put this session has in flight here is answered (its reader waits: nothing new)."""
+        while self.pinning.get(session.client_id):
+            await self._puts_answered.setdefault(session.client_id, trio.Event()).wait()
 
     def _reachable(self, blob: bytes, roots: dict[bytes, int]) -> bool:
         """Whether ``blob`` is one of ``roots`` or held, through tree nodes, by one of them."""
@@ -293,6 +307,9 @@ class Blobs:
                 pinning[blob] = left
             elif not pinning:
                 self.pinning.pop(session.client_id, None)
+                answered = self._puts_answered.pop(session.client_id, None)
+                if answered is not None:
+                    answered.set()  # its waiter runs once this callback has queued the answer below
             if fresh:
                 self.uploading.pop(blob, None)
             ok = proposal.error is None and proposal.result.get("ok")

@@ -15,7 +15,7 @@ from broadcaster.app import open_broadcaster
 from broadcaster.blob_layout import blob_path, holder_path, pin_holder, put_blob_command
 from broadcaster.client import ServerError, connect
 from broadcaster.config import ServerConfig
-from protocol import BlobPut
+from protocol import BlobGet, BlobPut, BlobQuery
 from protocol.limits import MAX_BLOB_CHILDREN
 
 
@@ -194,6 +194,41 @@ async def test_a_node_put_again_naming_other_children_holds_at_most_256_in_all(s
             with pytest.raises(ServerError) as info:
                 await second[1].wait()
         assert info.value.code == "limit_exceeded"
+
+
+async def test_blob_requests_are_answered_in_order_with_the_puts_sent_before_them(server):
+    """A put of 1 MiB, then, without waiting, a query and a get of it and a put refused at once: the query
+    and the get see the blob (they said it was missing, and gave no bytes), and every answer comes in the
+    order sent (the refusal came before the first put's answer)."""
+    async with connect(*server, name="ana") as ana:
+        answered: list[str] = []  # in the order the client's reader takes the answers
+
+        def track(name: str, waiter):
+            if waiter.done.is_set():
+                answered.append(name)
+            else:
+                resolve = waiter.resolve
+                waiter.resolve = lambda *a, **k: (answered.append(name), resolve(*a, **k))
+            return waiter
+
+        data = bytes(range(256)) * 4096
+        blob, stored = await ana.send_blob(data)
+        track("put", stored)
+        request = ana.session.request
+        query = track(
+            "query", await ana._send_request(*request(lambda ref: BlobQuery(hashes=[blob], ref=ref)))
+        )
+        get = track("get", await ana._send_request(*request(lambda ref: BlobGet(hashes=[blob], ref=ref))))
+        nobody = h(b"nobody uploaded this")
+        refused = track("refused", (await ana.send_blob(nobody, children=[nobody]))[1])
+        with trio.fail_after(20):
+            for waiter in (stored, query, get):
+                await waiter.wait()
+            with pytest.raises(ServerError) as info:
+                await refused.wait()
+        assert info.value.code == "no_such_blob"
+        assert answered == ["put", "query", "get", "refused"]
+        assert query.value.missing == [] and get.value.data == data
 
 
 async def test_the_room_quota_counts_a_tree_whole(tmp_path):
