@@ -26,6 +26,9 @@ class NodeConfig:
     max_batch_entries: int = 4096
     max_entry_bytes: int = 64 * 1024 * 1024 + 4096
     log_retain: int = 8192  # entries kept behind the applied index (for lagging followers)
+    # ... and at most this many bytes of them (half of it once compacted): the blobs entries carried stay
+    # on disk while the log keeps the entries, whether anything still holds them or not.
+    log_retain_bytes: int = 1024 * 1024 * 1024
     # The tree is persisted every this many applied entries, or after tree_flush_idle seconds without
     # writes: between two flushes the log holds the difference, so fewer pages are fsync'd per commit.
     # The entries bound what a restart re-applies; the idle flush only tidies a resting node, so it waits

@@ -278,6 +278,25 @@ class Storage:
                 out.append(LogRecord(index, term, kind, data))
         return out
 
+    def entry_sizes(self, after: int) -> list[tuple[int, int]]:
+        """(index, bytes) of each entry past ``after``: its stored value and the blob it carries (read for
+        their lengths only), about what its full data takes."""
+        sizes: dict[int, int] = {}
+        with self._env.begin(buffers=True) as txn:
+            cursor = txn.cursor(db=self._log)
+            if cursor.set_range(_key(after + 1)):
+                for raw_key, raw in cursor:
+                    sizes[_INDEX.unpack(raw_key)[0]] = len(raw)
+            if self._blobs is not None:
+                rows = txn.cursor(db=self._blob_log)
+                if rows.set_range(_key(after + 1)):
+                    for row in rows.iternext(keys=True, values=False):
+                        index = _INDEX.unpack_from(row)[0]
+                        content = txn.get(bytes(row[_INDEX.size :]), db=self._blobs)
+                        if index in sizes and content is not None:
+                            sizes[index] += len(content)
+        return sorted(sizes.items())
+
     def _entry_data(self, txn: lmdb.Transaction, index: int, stored: list) -> tuple[int, int, bytes]:
         """(term, kind, full entry data) of a stored log value: deflated or not, a blob joined back."""
         if len(stored) == 4:

@@ -28,6 +28,9 @@ class RaftLogStorage:
         self._recent_bytes = 0
         self._last_index = storage.last_index()
         self.snap_index, self.snap_term, _ = storage.snapshot_meta()
+        # Each entry's bytes (its blob's included), in index order: what the log keeps (log_retain_bytes).
+        self._sizes: dict[int, int] = dict(storage.entry_sizes(self.snap_index))
+        self.log_bytes = sum(self._sizes.values())
 
     def initial_state(self) -> tuple[HardState, frozenset[int]]:
         term, vote, commit = self._storage.hard_state()
@@ -80,10 +83,13 @@ class RaftLogStorage:
         if first <= self._last_index:
             for index in [i for i in self._terms if i >= first]:
                 del self._terms[index]
+            self._forget_sizes(lambda i: i >= first)
         if self._recent and first != next(reversed(self._recent)) + 1:
             self._forget_recent(lambda index: True)  # an overwritten suffix, or a gap: start again
         for entry in entries:
             self._terms[entry.index] = entry.term
+            self._sizes[entry.index] = len(entry.data)
+            self.log_bytes += len(entry.data)
             self._recent[entry.index] = entry
             self._recent_bytes += len(entry.data)
         while self._recent and (
@@ -99,6 +105,7 @@ class RaftLogStorage:
     def note_compacted(self, index: int, term: int) -> None:
         self.snap_index, self.snap_term = index, term
         self._forget_recent(lambda i: i <= index)
+        self._forget_sizes(lambda i: i <= index)
         for i in [i for i in self._terms if i <= index]:
             del self._terms[i]
         self._last_index = max(self._last_index, index)
@@ -106,8 +113,31 @@ class RaftLogStorage:
     def note_snapshot_installed(self, index: int, term: int) -> None:
         self._terms.clear()
         self._forget_recent(lambda i: True)
+        self._sizes.clear()
+        self.log_bytes = 0
         self.snap_index, self.snap_term = index, term
         self._last_index = index
+
+    def compact_point_for_bytes(self, applied: int, limit: int) -> int:
+        """Where to compact to (never past ``applied``) for the log to keep at most half of ``limit`` bytes
+        of entries, once it holds more than ``limit``; 0 when it need not. Half, so that a log of large
+        values is not compacted at every write."""
+        if self.log_bytes <= limit:
+            return 0
+        behind = sum(size for index, size in self._sizes.items() if index <= applied)
+        if behind <= limit:
+            return 0
+        point = 0
+        for index, size in self._sizes.items():
+            if index > applied or behind <= limit // 2:
+                break
+            behind -= size
+            point = index
+        return point
+
+    def _forget_sizes(self, which: Callable[[int], bool]) -> None:
+        for index in [i for i in self._sizes if which(i)]:
+            self.log_bytes -= self._sizes.pop(index)
 
     def _forget_recent(self, which: Callable[[int], bool]) -> None:
         for index in [i for i in self._recent if which(i)]:

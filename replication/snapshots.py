@@ -96,8 +96,14 @@ class Snapshots:
         if write.tree_records or self.tree.applied_index != self._persisted_applied:
             write.applied = self.tree.applied_index
             self._persisted_applied = self.tree.applied_index
-            compact_to = self.tree.applied_index - self.config.log_retain
-            if compact_to > self._log.first_index() + 1024 and write.compact_to is None:
+            applied = self.tree.applied_index
+            compact_to = applied - self.config.log_retain
+            if compact_to <= self._log.first_index() + 1024:
+                compact_to = 0  # a few entries past the count: not worth a compaction yet
+            compact_to = max(
+                compact_to, self._log.compact_point_for_bytes(applied, self.config.log_retain_bytes)
+            )
+            if compact_to >= self._log.first_index() and write.compact_to is None:
                 # The persisted tree covers everything up to the applied index: older entries can go.
                 term = self._log.term(compact_to)
                 write.compact_to = compact_to

@@ -83,6 +83,37 @@ async def test_a_blob_is_written_once_and_read_back_whole(tmp_path: Path):
         storage.close()
 
 
+async def test_the_log_keeps_at_most_log_retain_bytes_of_blobs_nothing_holds(tmp_path: Path):
+    """40 blobs of 64 KiB, each let go at once: the log's entries kept their bytes on disk until the log
+    was compacted past them (8,192 entries by default: gigabytes of blobs nothing held). Past
+    log_retain_bytes it compacts to half of it, and the table keeps only what its entries still carry;
+    the count is read again after a restart."""
+    limit = 1024 * 1024
+    config = NodeConfig(data_dir=tmp_path, log_retain=10**9, log_retain_bytes=limit, tree_flush_entries=4)
+
+    async def put_and_let_go(node, content: bytes) -> bytes:
+        blob = await put_blob(node, content)
+        await node.propose({"then": [{"op": "delete", "path": [BLOB_ROOT, blob.hex()]}]})
+        return blob
+
+    def table_bytes(node) -> int:
+        return sum(len(node._storage.blob(blob)) for blob in node._storage.blob_hashes())
+
+    async with open_node(config) as node:
+        blobs = [await put_and_let_go(node, os.urandom(64 * 1024)) for _ in range(40)]
+        await node.flush()
+        kept = node._storage.blob_hashes()
+        assert set(kept) == set(blobs[-len(kept) :]) and 0 < len(kept) < 40  # the last ones, in order
+        assert table_bytes(node) <= limit and node._log.log_bytes <= limit + 64 * 1024 + 4096
+        assert node._storage.entries(1, 2) == []  # compacted
+    async with open_node(config) as node:
+        log_bytes = node._log.log_bytes
+        assert limit // 4 < log_bytes <= limit + 64 * 1024 + 4096  # counted from lmdb again
+        blobs = [await put_and_let_go(node, os.urandom(64 * 1024)) for _ in range(20)]
+        await node.flush()
+        assert table_bytes(node) <= limit and set(blobs[-4:]) <= set(node._storage.blob_hashes())
+
+
 async def test_bytes_that_are_not_their_hash_are_refused(tmp_path: Path):
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
         with pytest.raises(Exception, match="do not match"):

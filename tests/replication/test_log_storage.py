@@ -59,6 +59,23 @@ def test_entries_past_the_bounds_are_read_from_lmdb(tmp_path: Path, monkeypatch)
         storage.close()
 
 
+def test_the_point_to_compact_to_keeps_half_the_bytes_and_nothing_past_applied(tmp_path: Path):
+    storage = Storage(tmp_path)
+    try:
+        log = RaftLogStorage(storage, frozenset({1}), _no_snapshot)
+        entries = [Entry(1, i, EntryKind.NORMAL, b"x" * 100) for i in range(1, 11)]  # 1,000 bytes
+        _persist(storage, entries)
+        log.note_appended(entries)
+        assert log.compact_point_for_bytes(10, 1000) == 0  # at the limit: kept
+        assert log.compact_point_for_bytes(10, 999) == 6  # one past: down to 400 <= 499 kept
+        assert log.compact_point_for_bytes(3, 999) == 0  # applied holds 300: nothing to compact yet
+        assert log.compact_point_for_bytes(8, 500) == 6  # 200 behind applied kept, and what is past it
+        assert log.compact_point_for_bytes(3, 100) == 3  # never past applied
+        assert log.compact_point_for_bytes(10, 0) == 10  # no log at all behind applied
+    finally:
+        storage.close()
+
+
 class LogOverLmdb(RuleBasedStateMachine):
     """Appends (a new leader's may overwrite a suffix), compactions and snapshot installs, as the node's
     driver makes them; after each, every range read through the kept entries equals a fresh read of lmdb."""
@@ -112,6 +129,16 @@ class LogOverLmdb(RuleBasedStateMachine):
         kept = self.log._recent
         assert list(kept) == list(range(self.log.last_index() - len(kept) + 1, self.log.last_index() + 1))
         assert self.log._recent_bytes == sum(len(e.data) for e in kept.values())
+
+    @invariant()
+    def every_entry_is_sized_and_counted(self) -> None:
+        fresh = RaftLogStorage(self.storage, frozenset({1}), _no_snapshot)  # sizes read from lmdb
+        indexes = list(range(self.log.first_index(), self.log.last_index() + 1))
+        assert list(self.log._sizes) == indexes == list(fresh._sizes)
+        assert self.log.log_bytes == sum(self.log._sizes.values())
+        assert fresh.log_bytes == sum(fresh._sizes.values())
+        for index in indexes:  # what lmdb holds of an entry: its data and a few bytes of term and kind
+            assert self.log._sizes[index] <= fresh._sizes[index] <= self.log._sizes[index] + 16
 
     @invariant()
     def reads_equal_lmdb(self) -> None:
