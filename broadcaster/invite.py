@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_LINK_CHARS", "SCHEME", "Invite", "InviteError", "connect_invite", "parse_expiry"]
 
-_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
+_DURATION = re.compile(r"([0-9]{1,9})([smhdw])")  # 10 years is 315,360,000 s
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_EXPIRY_SECONDS = 10 * 365 * 86400
 

@@ -79,6 +79,8 @@ def test_the_longest_room_fits_in_a_link():
         ("7d", 604800),
         ("2w", 1209600),
         ("3650d", 3650 * 86400),
+        ("315360000s", 315360000),  # the longest, in any unit
+        ("5256000m", 315360000),
         ("never", None),
     ],
 )
@@ -86,7 +88,10 @@ def test_expiry_durations(text, seconds):
     assert parse_expiry(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0d", "3651d", "7", "d", "-1d", "1.5d", "7D", "1y", "9999999d", "٣d"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "0d", "3651d", "315360001s", "9999999999s", "7", "d", "-1d", "1.5d", "7D", "1y", "9999999d", "٣d"],
+)
 def test_bad_expiry_durations_are_refused(text):
     with pytest.raises(InviteError, match="--expires"):
         parse_expiry(text)
