@@ -134,9 +134,11 @@ class Shares:
         if not isinstance(name, str):
             raise RequestError(ErrorCode.BAD_MESSAGE, "revoke_share needs name (as listed by shares)")
         record = self.links.get(name)
-        if record is None or record["revoked_at"] is not None:
-            raise RequestError(ErrorCode.BAD_MESSAGE, f"no share link named {name!r}")
-        self._check_owner_of(session, record)
+        if record is None or record["revoked_at"] is not None or not self._may_revoke(session, record):
+            if session.user.is_admin:
+                raise RequestError(ErrorCode.BAD_MESSAGE, f"no share link named {name!r}")
+            # Another room's link reads as one that does not exist: a name tells nothing of a room.
+            raise RequestError(ErrorCode.FORBIDDEN, f"no share link named {name!r} in a room you own")
         here = sum(1 for s in self.sessions.values() if s.user.name == name and s.user.is_viewer)
         revoked = {**record, "revoked_at": int(time.time()), "revoked_by": session.user.name}
         # Every node closes the link's sessions as it applies this (server.py), this one included.
@@ -145,12 +147,11 @@ class Shares:
             raise RequestError(ErrorCode.BAD_MESSAGE, f"share link {name!r} changed meanwhile: list again")
         return {"name": name, "room": record["room"], "closed": here}
 
-    def _check_owner_of(self, session: Session, record: dict[str, Any]) -> None:
+    def _may_revoke(self, session: Session, record: dict[str, Any]) -> bool:
         room = record["room"]
         meta = self.store.find_meta(room)
         owner = meta is not None and room_role(session.user, meta) == OWNER
-        if not session.user.is_admin and not (owner and opens(record, room, meta.get("incarnation"))):
-            raise RequestError(ErrorCode.FORBIDDEN, f"only the owner of room {room!r} or an admin may revoke")
+        return session.user.is_admin or (owner and opens(record, room, meta.get("incarnation")))
 
 
 def public_http_address(http_addresses: list[str], advertise: str | None) -> str | None:
