@@ -18,6 +18,8 @@ back, inside an ordinary Session:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import socket
@@ -211,7 +213,8 @@ class WebSocketSession(Session):
         """A WebSocket control frame (a pong), queued with the session's frames."""
         self.direct.queue_deferred(self)
         self._queue_pending()
-        self.out.put(_RawWebSocketData(data))
+        if not self.out.put(_RawWebSocketData(data)):
+            self.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
 
     def send_stream(self, frames: Iterator[bytes]) -> None:
         self._queue_pending()  # a snapshot comes after the `joined` gathered before it
@@ -291,6 +294,19 @@ class _Prefixed(trio.abc.Stream):
         await self.stream.aclose()
 
 
+def _check_upgrade(request: h11.Request) -> None:
+    """What wsproto leaves unchecked of RFC 6455 4.2.1: HTTP/1.1 or later, and one key of 16 bytes."""
+    if request.http_version < b"1.1":
+        raise ValueError(f"HTTP/{request.http_version.decode()}: an upgrade needs HTTP/1.1")
+    keys = [value for name, value in request.headers if name == b"sec-websocket-key"]
+    try:
+        valid = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
+    except binascii.Error:
+        valid = False
+    if not valid:
+        raise ValueError("Sec-WebSocket-Key must be one base64 value of 16 bytes")
+
+
 BAD_UPGRADE = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
@@ -308,6 +324,7 @@ async def serve_websocket(
     """Complete the upgrade of ``request`` (already parsed by h11) and run a session on it."""
     handshake = H11Handshake(ConnectionType.SERVER)
     try:
+        _check_upgrade(request)
         handshake.initiate_upgrade_connection(request.headers, request.target)
         data = handshake.send(AcceptConnection())
     except (WSProtocolError, ValueError) as exc:

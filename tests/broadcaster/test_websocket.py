@@ -107,6 +107,19 @@ async def test_a_bad_upgrade_gets_a_400_and_the_server_goes_on(tmp_path):
                     b"Host: \xff\r\nConnection: Upgrade",
                 )
             ),
+            # RFC 6455 4.2.1: one key, the base64 of 16 bytes; HTTP/1.1 or later.
+            *(
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Version: 13\r\n" + keys + b"\r\n"
+                for keys in (
+                    b"Sec-WebSocket-Key: \r\n",
+                    b"Sec-WebSocket-Key: not base64!\r\n",
+                    b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n",  # 15 bytes
+                    b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA\r\n",  # 18 bytes
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" * 2,
+                )
+            ),
+            UPGRADE.replace(b"HTTP/1.1", b"HTTP/1.0") + b"Host: x\r\nConnection: Upgrade\r\n\r\n",
         ):
             stream = await trio.open_tcp_stream(h, int(p))
             await stream.send_all(request)
@@ -114,7 +127,7 @@ async def test_a_bad_upgrade_gets_a_400_and_the_server_goes_on(tmp_path):
             with trio.fail_after(10):
                 while chunk := await stream.receive_some(65536):
                     received += chunk
-            assert received.startswith(b"HTTP/1.1 400 "), received[:200]
+            assert received.startswith(b"HTTP/1.1 400 "), (request, received[:200])
             await stream.aclose()
         ws = await WSClient.open(http)
         assert (await hello(ws))["type"] == "welcome"
