@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from functools import partial
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -124,6 +125,9 @@ async def _serve_connection(
                 return
             conn.start_next_cycle()
             deadline = trio.current_time() + broadcaster.config.handshake_timeout
+    except h11.RemoteProtocolError as exc:
+        await _refuse(stream, exc.error_status_hint)  # 431 for a head past MAX_REQUEST_BYTES, else 400
+        return None
     except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
         return None
     finally:
@@ -131,6 +135,22 @@ async def _serve_connection(
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 await stream.aclose()
+
+
+async def _refuse(stream: trio.SocketStream, status: int) -> None:
+    """Answer a request that cannot be read, then close without a reset: what the client is still sending
+    is read and dropped for up to a second, so that its side reads the answer before the close."""
+    with trio.move_on_after(1):
+        try:
+            phrase = HTTPStatus(status).phrase.encode()
+            await stream.send_all(
+                b"HTTP/1.1 %d %s\r\nconnection: close\r\ncontent-length: 0\r\n\r\n" % (status, phrase)
+            )
+            await stream.send_eof()
+            while await stream.receive_some(65536):
+                pass
+        except (ValueError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
 
 def _peer_host(stream: trio.SocketStream) -> str:
