@@ -113,6 +113,22 @@ def init_server(root: Path) -> tuple[Path, int]:
     return root, port
 
 
+async def outcomes(waiters, refusal: str = "") -> list[str]:
+    """What each sent operation came to, in order: "ok", or the code of its error (whose message names
+    ``refusal``)."""
+    from broadcaster.client import ServerError
+
+    out = []
+    for waiter in waiters:
+        try:
+            await waiter.wait()
+            out.append("ok")
+        except ServerError as exc:
+            assert refusal in exc.message, exc
+            out.append(exc.code)
+    return out
+
+
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> None:
     with trio.fail_after(timeout):
         while not predicate():

@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 import trio
-from support import ana_and_ben_in_a_room, running_broadcaster
+from support import ana_and_ben_in_a_room, outcomes, running_broadcaster
 
 from broadcaster.app import open_broadcaster
 from broadcaster.blob_layout import blob_path, holder_path, pin_holder, put_blob_command
@@ -260,16 +260,9 @@ async def test_the_room_quota_counts_writes_still_in_flight(tmp_path):
             await ana.join("r")
             blobs = [await ana.put_blob(bytes([i]) * 1000) for i in range(6)]
             sent = [await ana.send_ops([["set", f"k{i}", b"v", [blob]]]) for i, blob in enumerate(blobs)]
-            outcomes = []
             with trio.fail_after(20):
-                for _, waiter in sent:
-                    try:
-                        await waiter.wait()
-                        outcomes.append("ok")
-                    except ServerError as exc:
-                        assert "max_room_blob_bytes (3000)" in exc.message
-                        outcomes.append(exc.code)
-            assert outcomes == ["ok"] * 3 + ["limit_exceeded"] * 3
+                codes = await outcomes([waiter for _, waiter in sent], "max_room_blob_bytes (3000)")
+            assert codes == ["ok"] * 3 + ["limit_exceeded"] * 3
             await ana.delete("k0")  # what a write freed, and what refused ones held, is free again
             await ana.batch([["set", "k5", b"v", [blobs[5]]]])
             with pytest.raises(ServerError) as info:
