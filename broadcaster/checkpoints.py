@@ -248,7 +248,7 @@ class RoomHistory:
             entry = {"c": session.client_id, "o": undo_number, "u": session.name, "t": undo["t"], "r": source}
             cap = log_cap(self.config, self.store, room.name)
             owner = None
-            if room.locks or room.locks_pending:
+            if room.has_locks or room.locks_pending:
                 owner = lock_payload(session.client_id, session.name, self.store.node_id)
             command, _ = history.restore_command(
                 node, room.name, meta, target, current, last, undo, entry, cap, owner
@@ -257,9 +257,9 @@ class RoomHistory:
             return command
 
         def check_locks(ops: list[list[Any]]) -> None:
-            for op in ops:  # like a write: another session's locked key is not changed
-                holder = room.locks.get(op[1])
-                if holder is not None and holder != session.client_id:
+            for op in ops:  # like a write: another session's locked key (or prefix) is not changed
+                holder = room.lock_holder(op[1], session.client_id)
+                if holder is not None:
                     raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {holder}")
 
         for _ in range(ATTEMPTS):

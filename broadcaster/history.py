@@ -63,7 +63,7 @@ from .roomstore import (
     author_ops,
     authors_path,
     keys_path,
-    lock_path,
+    lock_guards,
     log_path,
     meta_path,
     new_incarnation,
@@ -414,12 +414,11 @@ def restored_ops(
     their author records name it. With ``lock_owner`` (the room has locks) no key it changes may be
     locked by another session."""
     compare: list[dict[str, Any]] = []
+    if lock_owner is not None:  # a key locked itself or by a prefix, as for a write
+        compare += lock_guards(room, (op[1] for op in ops), lock_owner)
     then: list[dict[str, Any]] = []
     for op in ops:
         path = [*keys_path(room), op[1]]
-        if lock_owner is not None:
-            lock = list(lock_path(room, op[1]))
-            compare.append({"any": [{"not": {"exists": lock}}, {"payload_equals": [lock, lock_owner]}]})
         then.append(
             {"op": "put", "path": path, "payload": op[2]}
             if op[0] == "set"

@@ -113,6 +113,15 @@ def _prefix_guards(room: str, keys: Iterable[str], payload: dict[str, Any]) -> l
     return [_free_or_ours(list(prefix_lock_path(room, prefix)), payload) for prefix in prefixes]
 
 
+def lock_guards(room: str, keys: Iterable[str], payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Conditions: none of ``keys`` is locked by anyone but ``payload``'s owner, itself or by a prefix
+    covering it (a write's, a restore's: the same rule inside the transaction)."""
+    keys = list(keys)
+    return [_free_or_ours(list(lock_path(room, key)), payload) for key in keys] + _prefix_guards(
+        room, keys, payload
+    )
+
+
 # ---- commands ----------------------------------------------------------------------------------------------
 
 
@@ -180,9 +189,7 @@ def write_command(
         {"created_index": [meta, created_index]} if created_index else {"exists": meta}
     ]
     if guard is not None:
-        for op in ops:
-            compare.append(_free_or_ours(list(lock_path(room, op[1])), guard[1]))
-        compare += _prefix_guards(room, (op[1] for op in ops), guard[1])
+        compare += lock_guards(room, (op[1] for op in ops), guard[1])
     then: list[dict[str, Any]] = []
     for op in ops:
         path = [*keys_path(room), op[1]]

@@ -8,7 +8,9 @@ import trio
 from support import ana_and_ben_in_a_room, wait_for
 from test_grammar import raw_member
 
+from broadcaster import history_client as hc
 from broadcaster.client import ServerError, connect
+from broadcaster.history import restored_ops
 from broadcaster.roomstore import create_room_command, lock_command, lock_payload, write_command
 from protocol import PROTOCOL_VERSION, LocksChanged, encode_frame
 from protocol.limits import covering_prefixes
@@ -182,3 +184,39 @@ def test_the_transaction_itself_refuses_writes_under_another_owners_prefix():
     assert not run(lock_command("r", [OBJ + "k"], ben))["succeeded"]  # a key under her prefix
     assert not run(lock_command("r", [], ben, [OBJ + "mod/"]))["succeeded"]  # a narrower prefix
     assert run(lock_command("r", [], ana, [OBJ + "mod/"]))["succeeded"]  # hers: fine
+
+
+def test_the_restores_transaction_refuses_a_key_under_another_owners_prefix():
+    """A restore's own condition, as a write's: a key under a prefix someone else locked stays as it is."""
+    tree, index = Tree(), 0
+
+    def run(command) -> dict:
+        nonlocal index
+        index += 1
+        return tree.apply(index, encode_envelope(command))[0]
+
+    ana, ben = lock_payload("a" * 32, "ana", 1), lock_payload("b" * 32, "ben", 1)
+    assert run(create_room_command("r", {"keep_open": True}))["succeeded"]
+    assert run(lock_command("r", [], ana, [OBJ]))["succeeded"]
+    entry = {"c": "b" * 32, "u": "ben", "t": 0, "o": 1, "r": {"seq": 0}}
+    for owner, succeeds in ((ben, False), (ana, True)):
+        compare, then = restored_ops("r", [["set", OBJ + "location", b"old"]], {}, entry, 100, owner)
+        assert run({"compare": compare, "then": then})["succeeded"] is succeeds
+
+
+async def test_a_restore_does_not_change_a_key_under_another_sessions_prefix_lock(server):
+    # The edit-mode and selection leases are prefix locks: a restore went past them (only key locks
+    # were looked at) and put a locked object back under its holder.
+    async with ana_and_ben_in_a_room(server) as (ana, ben):
+        await ben.set(OBJ + "location", b"old")
+        mark = await hc.checkpoint(ben, "before")
+        await ben.set(OBJ + "location", b"new")
+        await ana.lock([], prefixes=[OBJ])
+        with pytest.raises(ServerError) as info:
+            await hc.restore(ben, checkpoint=mark["id"])
+        assert info.value.code == "locked" and OBJ + "location" in info.value.message
+        await ana.set(OBJ + "location", b"hers")
+        await wait_for(lambda: ben.state.get(OBJ + "location") == b"hers")
+        await ana.unlock([], prefixes=[OBJ])
+        await hc.restore(ben, checkpoint=mark["id"])  # free again: restored
+        await wait_for(lambda: ana.state.get(OBJ + "location") == b"old")
