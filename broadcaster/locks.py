@@ -113,6 +113,16 @@ class Locks:
         if keys or prefixes:
             self._submit_unlocks(room.name, keys, prefixes, self.payload(session))
 
+    def release_if_orphaned(self, room: str, key: str, payload: Any, *, prefix: bool) -> None:
+        """A lock of this node's session that committed once the session was out of the room (it left, was
+        closed or replaced by a reconnect while the lock was proposed): releasing the session's locks
+        then did not see it, and nothing else would."""
+        if not isinstance(payload, dict) or payload.get("node") != self.store.node_id:
+            return
+        session = self.hub.sessions.get(payload.get("owner"))
+        if session is None or session.room is None or session.room.name != room:
+            self._submit_unlocks(room, [] if prefix else [key], [key] if prefix else [], payload)
+
     def release_stale(self) -> None:
         """Locks held by this node's sessions before a restart: those sessions are gone."""
         stale = self.store.lock_paths_of_node(self.store.node_id)

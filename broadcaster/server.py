@@ -500,6 +500,8 @@ class Broadcaster:
         if path[2] == "refs" and len(path) == 4:
             self.blobs.note_key_refs(name, path[3], None if event.action == "delete" else event.payload)
             return
+        if len(path) == 4 and path[2] in ("locks", "plocks") and event.action != "delete":
+            self.locks.release_if_orphaned(name, path[3], event.payload, prefix=path[2] == "plocks")
         room = self.rooms.get(name)
         if room is None or len(path) != 4:
             return

@@ -3,13 +3,17 @@ boundary, enforced in the write's transaction, released with the session (unlock
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 from support import ana_and_ben_in_a_room, wait_for
 from test_grammar import raw_member
 
 from broadcaster import history_client as hc
+from broadcaster.app import open_broadcaster
 from broadcaster.client import ServerError, connect
+from broadcaster.config import ServerConfig
 from broadcaster.history import restored_ops
 from broadcaster.roomstore import create_room_command, lock_command, lock_payload, write_command
 from protocol import PROTOCOL_VERSION, LocksChanged, encode_frame
@@ -220,3 +224,60 @@ async def test_a_restore_does_not_change_a_key_under_another_sessions_prefix_loc
         await ana.unlock([], prefixes=[OBJ])
         await hc.restore(ben, checkpoint=mark["id"])  # free again: restored
         await wait_for(lambda: ana.state.get(OBJ + "location") == b"old")
+
+
+async def test_a_lock_committed_after_its_session_was_replaced_is_released(tmp_path):
+    # Ana's lock is on its way to the commit while she reconnects (a network blip: a new connection with
+    # her session id, which closes the old one). Releasing the old session's locks did not see one still
+    # being proposed: it committed after, held by nobody, and refused Ben's writes for good.
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d")
+    async with open_broadcaster(config) as b, trio.open_nursery() as raft:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        held, go, lock_committed = trio.Event(), trio.Event(), trio.Event()
+        store = b.locks.store
+
+        class InFlight:
+            """The lock's command goes on to its commit, whatever happens to the session that sent it."""
+
+            def __getattr__(self, name):
+                return getattr(store, name)
+
+            async def propose(self, command):
+                result: list = []
+                committed = trio.Event()
+
+                async def deliver() -> None:
+                    held.set()
+                    await go.wait()
+                    result.append(await store.propose(command))
+                    committed.set()
+                    lock_committed.set()
+
+                raft.start_soon(deliver)
+                await committed.wait()
+                return result[0]
+
+        b.locks.store = InFlight()
+        async with connect(host, int(port), name="ana") as ana, connect(host, int(port), name="ben") as ben:
+            await ana.create_room("r", keep_open=True)
+            await ana.join("r")
+            await ben.join("r")
+            async with trio.open_nursery() as nursery:
+
+                async def lock() -> None:
+                    with contextlib.suppress(Exception):  # her old connection goes meanwhile
+                        await ana.lock([OBJ + "geometry"], prefixes=[OBJ + "mod/"])
+
+                nursery.start_soon(lock)
+                with trio.fail_after(10):
+                    await held.wait()
+                async with connect(host, int(port), name="ana", session=ana.client_id):
+                    with trio.fail_after(10):
+                        while b.hub.sessions[ana.client_id].room is not None:
+                            await trio.sleep(0.01)  # the old connection is closed, out of the room
+                    go.set()
+                    with trio.fail_after(10):
+                        await lock_committed.wait()
+                    room = b.hub.rooms["r"]
+                    await wait_for(lambda: not room.locks and not room.prefix_locks)
+            await ben.set(OBJ + "geometry", b"ben's")
