@@ -10,6 +10,7 @@ show them.
 from __future__ import annotations
 
 import getpass
+import re
 
 import bpy
 from bpy.props import (
@@ -30,6 +31,9 @@ from .presence import find_region_3d
 from .ui_untravelled import draw_untravelled
 
 PACKAGE = __package__ or "blender_addon"
+
+
+_BLENDER_MODE = re.compile(r"[A-Z][A-Z_]*")  # bpy.context.mode, as the add-on sends it in presence
 
 
 def _default_name() -> str:
@@ -177,7 +181,12 @@ def refresh(session) -> None:
         color = list(info.get("color") or (1.0, 1.0, 1.0))[:3]
         item.color = [min(1.0, max(0.0, float(c))) for c in color + [1.0] * (3 - len(color))]
         editing = editors.get(client_id)
-        item.mode = f"editing {', '.join(editing)}" if editing else str(info.get("mode") or "")
+        # "editing X" comes from the locks others hold, never from what a client says of itself: a mode that
+        # is not one of Blender's names (EDIT_MESH, SCULPT...) is not shown.
+        mode = str(info.get("mode") or "")
+        item.mode = (
+            f"editing {', '.join(editing)}" if editing else mode if _BLENDER_MODE.fullmatch(mode) else ""
+        )
         item.frame = int(info.get("frame") or 0)
         item.scene = str(info.get("scene") or "")
         item.has_view = isinstance(info.get("view_matrix"), list)

@@ -297,6 +297,8 @@ class Session:
         if limit is not None and not limit.take():
             self._rate_limited(limit, "max_presence_per_second")
             return
+        if self.user.name and "name" in state:  # with auth on, the name others see is the user's
+            state = {field: value for field, value in state.items() if field != "name"}
         self.presence.update(state)
         self._presence_dirty.update(state)
         self._presence_wakeup.set()

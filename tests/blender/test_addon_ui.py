@@ -239,6 +239,13 @@ def test_panels_and_lists_draw_in_every_state(fake_network):
     layout = _draw_all(context)
     assert "blendsync.leave_room" in layout.operators() and "blendsync.snap_view" in layout.operators()
     assert [u.name for u in st.users] == ["ana"] and st.users[0].frame == 42
+    assert st.users[0].mode == "EDIT_MESH"
+    # "editing X" is what others' locks say, never a client's own word for it.
+    net.deliver(P.ClientUpdated(room="late", client_id=OTHER, state={"mode": "editing Cube"}))
+    session_module.pump()
+    assert st.users[0].mode == ""
+    net.deliver(P.ClientUpdated(room="late", client_id=OTHER, state={"mode": "EDIT_MESH"}))
+    session_module.pump()
     for item in st.users:
         ui.BLENDSYNC_UL_users.draw_item(None, context, FakeLayout([]), st, item, 0, st, "user_index", 0)
 

@@ -12,7 +12,7 @@ from support import REPO, ServerProcess, running_broadcaster
 from broadcaster.auth import TokensFileError, add_user, hash_token, read_users, remove_user
 from broadcaster.client import ServerError, connect
 from broadcaster.config import ConfigError, ServerConfig
-from protocol import ClientJoined
+from protocol import ClientJoined, ClientUpdated
 
 
 @pytest.fixture
@@ -56,6 +56,16 @@ async def test_the_displayed_name_is_the_authenticated_user(auth_server):
         while not isinstance(event, ClientJoined):
             event = await ana.receive()
         assert event.client["name"] == "ben"
+        # Nor can presence name him otherwise: the field is dropped, what is left still goes on.
+        await ben.presence(name="ana", mode="EDIT_MESH")
+        event = await ana.receive()
+        while not isinstance(event, ClientUpdated):
+            event = await ana.receive()
+        assert event.state == {"mode": "EDIT_MESH"}
+        async with connect(host, port, name="x", token=issued["ana"]) as late:
+            joined = await late.join("r")
+            names = sorted((c["name"], c.get("mode")) for c in joined.clients)
+            assert names == [("ana", None), ("ben", "EDIT_MESH")]
 
 
 @pytest.mark.parametrize(
