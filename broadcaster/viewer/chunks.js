@@ -102,13 +102,15 @@ function isExt(value) {
   return value instanceof Chunked || value instanceof ChunkTree;
 }
 
-function extsOf(value, out) {
+function extsOf(value, out, depth = 0) {
+  if (depth > MAX_NESTING) throw new RangeError("a value nested too deep"); // the caller leaves it out
   if (isExt(value)) out.push(value);
-  else if (Array.isArray(value)) for (const v of value) extsOf(v, out);
+  else if (Array.isArray(value)) for (const v of value) extsOf(v, out, depth + 1);
   else if (value && typeof value === "object" && !(value instanceof Uint8Array))
-    for (const v of Object.values(value)) extsOf(v, out);
+    for (const v of Object.values(value)) extsOf(v, out, depth + 1);
   return out;
 }
+const MAX_NESTING = 64; // deeper than any value the add-on writes
 
 // One byte string of a waiting value: the blobs it needs now, as hex: a tree's current level (`depth` 0:
 // its data chunks), or a flat list's chunks.

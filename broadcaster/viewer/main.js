@@ -178,10 +178,15 @@ function resize() {
 
 let last = performance.now();
 function tick(now) {
+  requestAnimationFrame(tick); // first: whatever this frame meets, the next one comes
   const dt = Math.min((now - last) / 1000, 0.25);
   last = now;
   resize();
-  scene.update();
+  try {
+    scene.update();
+  } catch (error) {
+    console.warn("a room change could not be drawn:", error); // the next frames still come
+  }
   scene.animate(dt);
   scene.refreshSelections();
   for (const [id, artist] of scene.artists) {
@@ -199,6 +204,5 @@ function tick(now) {
   renderer.render(scene.scene, camera);
   state.frames += 1;
   if (state.loaded && state.firstFrameMs === null) state.firstFrameMs = now;
-  requestAnimationFrame(tick);
 }
 requestAnimationFrame(tick);

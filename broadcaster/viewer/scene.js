@@ -74,15 +74,19 @@ export class RoomScene {
         this.store(key, null);
         continue;
       }
-      const decoded = decodeValue(value);
-      if (decoded === undefined) {
-        this.gate.drop(key); // unreadable: left out, and a value it replaces that still waits is not shown
+      try {
+        const decoded = decodeValue(value);
+        if (decoded === undefined) throw new TypeError("not a value");
+        const ready = this.gate.incoming(key, decoded, how === READ || this.baseMeshes.has(key));
+        if (ready !== null) this.store(key, ready);
+        else if (this.gate.waiting.has(key)) this.touch(key); // on its way
+      } catch (error) {
+        // Unreadable: left out, and a value it replaces that still waits is not shown; the rest of the
+        // message goes on (docs/values.md).
+        if (!(error instanceof TypeError && error.message === "not a value")) console.warn(`${key} left out:`, error);
+        this.gate.drop(key);
         this.touch(key);
-        continue;
       }
-      const ready = this.gate.incoming(key, decoded, how === READ || this.baseMeshes.has(key));
-      if (ready !== null) this.store(key, ready);
-      else if (this.gate.waiting.has(key)) this.touch(key); // on its way
     }
   }
 
@@ -149,33 +153,12 @@ export class RoomScene {
     const matrices = worldMatrices(objects);
     let rebuilt = false;
     for (const [uuid, ob] of objects) {
-      let record = this.objects.get(uuid);
-      if (!record) {
-        record = { node: new THREE.Group(), content: null, source: null, current: null };
-        record.node.matrixAutoUpdate = false;
-        record.node.userData.uuid = uuid;
-        this.scene.add(record.node);
-        this.objects.set(uuid, record);
-      }
-      record.ob = ob;
-      const m = new THREE.Matrix4().fromArray(matrices.get(uuid));
-      const p = new THREE.Vector3(), q = new THREE.Quaternion(), s = new THREE.Vector3();
-      m.decompose(p, q, s);
-      record.target = { p, q, s };
-      if (!record.current) record.current = { p: p.clone(), q: q.clone(), s: s.clone() };
-      const hidden = ob["set/hide_viewport"] === true || ob["set/hide"] === true;
-      record.node.visible = !hidden;
-      const meta = ob.meta || {};
-      const dataId = meta.data ? `${meta.data_kind}/${meta.data}` : null;
-      // A transform change (a drag) keeps the geometry: only what the content is made of rebuilds it.
-      const signature = JSON.stringify([meta, Object.keys(ob).filter((k) => k.startsWith("slot/")).map((k) => ob[k])]);
-      if (
-        record.signature !== signature || dirty.has(`view/${uuid}`) || (dataId && dirty.has(dataId)) ||
-        materialsDirty || dirtyKinds.has("light")
-      ) {
-        record.signature = signature;
-        this.rebuildContent(uuid, record, meta);
-        rebuilt = true;
+      try {
+        rebuilt = this.updateObject(uuid, ob, matrices, dirty, dirtyKinds, materialsDirty) || rebuilt;
+      } catch (error) {
+        // A value this page did not expect: its object is left out, the others go on (docs/values.md).
+        console.warn(`object ${uuid} left out:`, error);
+        this.removeObject(uuid);
       }
     }
     if (this.live) this.fetchBaseMeshes();
@@ -189,6 +172,39 @@ export class RoomScene {
       }
       this.textures.sweep(this.materials.values());
     }
+  }
+
+  // One object's node, transform and (when what it is made of changed) content; whether it was rebuilt.
+  updateObject(uuid, ob, matrices, dirty, dirtyKinds, materialsDirty) {
+    let record = this.objects.get(uuid);
+    if (!record) {
+      record = { node: new THREE.Group(), content: null, source: null, current: null };
+      record.node.matrixAutoUpdate = false;
+      record.node.userData.uuid = uuid;
+      this.scene.add(record.node);
+      this.objects.set(uuid, record);
+    }
+    record.ob = ob;
+    const m = new THREE.Matrix4().fromArray(matrices.get(uuid));
+    const p = new THREE.Vector3(), q = new THREE.Quaternion(), s = new THREE.Vector3();
+    m.decompose(p, q, s);
+    record.target = { p, q, s };
+    if (!record.current) record.current = { p: p.clone(), q: q.clone(), s: s.clone() };
+    const hidden = ob["set/hide_viewport"] === true || ob["set/hide"] === true;
+    record.node.visible = !hidden;
+    const meta = ob.meta && typeof ob.meta === "object" ? ob.meta : {};
+    const dataId = typeof meta.data === "string" && typeof meta.data_kind === "string" ? `${meta.data_kind}/${meta.data}` : null;
+    // A transform change (a drag) keeps the geometry: only what the content is made of rebuilds it.
+    const signature = JSON.stringify([meta, Object.keys(ob).filter((k) => k.startsWith("slot/")).map((k) => ob[k])]);
+    if (
+      record.signature !== signature || dirty.has(`view/${uuid}`) || (dataId && dirty.has(dataId)) ||
+      materialsDirty || dirtyKinds.has("light")
+    ) {
+      record.signature = signature;
+      this.rebuildContent(uuid, record, meta);
+      return true;
+    }
+    return false;
   }
 
   // The base meshes objects draw are fetched; those none draws any more stop being fetched.
@@ -462,7 +478,11 @@ export class RoomScene {
     const box = new THREE.Box3();
     for (const [uuid, record] of this.objects) {
       if (uuids && !uuids.has(uuid)) continue;
-      if (record.content && record.node.visible) box.expandByObject(record.node);
+      if (!record.content || !record.node.visible) continue;
+      const own = new THREE.Box3().setFromObject(record.node);
+      // An object at NaN or 1e30 (a value the page draws as it is) does not take the framing with it.
+      const sane = [own.min, own.max].every((v) => [v.x, v.y, v.z].every((c) => Math.abs(c) < 1e9));
+      if (sane) box.union(own);
     }
     return box;
   }

@@ -11,6 +11,26 @@ const WRAP = {
   CLIP: THREE.ClampToEdgeWrapping, // (Blender shows transparent outside; the viewer stretches the edge)
 };
 
+const MAX_SIDE = 2048; // docs/values.md: a base colour image is at most this many pixels a side
+
+// [width, height] from a PNG's header or a JPEG's frame marker, read before anything is decoded (a small
+// file may decode to gigabytes); null when there is none.
+export function imageSize(bytes) {
+  const at = (i) => bytes[i] ?? 0;
+  const u32 = (i) => ((at(i) << 24) | (at(i + 1) << 16) | (at(i + 2) << 8) | at(i + 3)) >>> 0;
+  if (bytes.length >= 24 && at(0) === 0x89 && at(1) === 0x50 && at(12) === 0x49 && at(15) === 0x52) return [u32(16), u32(20)];
+  if (at(0) !== 0xff || at(1) !== 0xd8) return null;
+  for (let i = 2; i + 9 < bytes.length; ) {
+    if (at(i) !== 0xff) return null;
+    const marker = at(i + 1);
+    const length = (at(i + 2) << 8) | at(i + 3);
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker))
+      return [(at(i + 7) << 8) | at(i + 8), (at(i + 5) << 8) | at(i + 6)];
+    i += 2 + length;
+  }
+  return null;
+}
+
 export class Textures {
   constructor() {
     this.images = new Map(); // hash -> { bitmap (null while decoding), users: Map(material -> image), failed }
@@ -23,6 +43,11 @@ export class Textures {
     if (!entry) {
       entry = { bitmap: null, users: new Map(), failed: false };
       this.images.set(image.hash, entry);
+      const size = imageSize(image.data);
+      if (!size || size[0] > MAX_SIDE || size[1] > MAX_SIDE) {
+        entry.failed = true; // larger than values.md allows (or no size to read): not decoded at all
+        return;
+      }
       const blob = new Blob([image.data], { type: image.type });
       createImageBitmap(blob, { imageOrientation: "flipY" }).then(
         (bitmap) => {

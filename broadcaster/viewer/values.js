@@ -5,6 +5,9 @@ import { decode } from "@msgpack/msgpack";
 import { extensionCodec } from "./chunks.js";
 
 const IDENTITY = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+const MAX_PARENTS = 1024; // a parent chain deeper than this is cut (no scene has one; a stack would not)
+const MAX_GROUPS = 4096; // material groups of a display mesh: one draw call each
+const MAX_LIGHT = 1e6; // watts, and an emission's strength: far past any scene, within a float's reach
 
 export function decodeValue(bytes) {
   try {
@@ -80,7 +83,7 @@ export function interest(key) {
 }
 
 function numbers(value, count) {
-  return Array.isArray(value) && value.length === count && value.every((v) => typeof v === "number")
+  return Array.isArray(value) && value.length === count && value.every((v) => Number.isFinite(v))
     ? value
     : null;
 }
@@ -181,7 +184,8 @@ export function worldMatrices(objects) {
     if (!ob) return IDENTITY;
     let m = localMatrix(ob);
     const parent = ob.parent && typeof ob.parent === "object" ? ob.parent.parent : null;
-    if (typeof parent === "string" && objects.has(parent) && !visiting.has(uuid)) {
+    // A cycle is cut, and so is a chain deeper than any scene's (its deeper end drawn unparented).
+    if (typeof parent === "string" && objects.has(parent) && !visiting.has(uuid) && visiting.size < MAX_PARENTS) {
       visiting.add(uuid);
       m = multiply(multiply(of(parent), rowMajorToColumn(ob.parent.parent_inverse)), m);
       visiting.delete(uuid);
@@ -202,7 +206,9 @@ export function displayMesh(value) {
   const count = positions.length / 3;
   if (positions.length % 3 || normals.length !== positions.length || indices.length % 3) return null;
   if (indices.some((i) => i >= count)) return null;
-  const groups = Array.isArray(value.groups) ? value.groups.filter((g) => numbers(g, 3)) : [];
+  const fits = (g) => numbers(g, 3) && g.every((v) => Number.isInteger(v) && v >= 0) && g[0] + g[1] <= indices.length;
+  const groups = Array.isArray(value.groups) ? value.groups.filter(fits) : [];
+  if (groups.length > MAX_GROUPS) return null; // one draw call each
   const uvs = value.uvs === undefined ? null : f32(value.uvs);
   if (uvs && uvs.length !== count * 2) return null;
   return { positions, normals, indices, groups, uvs, hash: value.hash };
@@ -223,6 +229,10 @@ export function baseMesh(value) {
   const materials = materialIndex ? i32(materialIndex.data) : null;
   const uvMap = renderUVs(value, attributes, corners.length);
   const perFace = [];
+  // Each face's corners run from its start to the next one's: starts that go back or past the corners
+  // would make faces overlap (triangles in the square of the corners, or a loop of 2^32).
+  for (let f = 0; f < starts.length; f++)
+    if (starts[f] < (f ? starts[f - 1] : 0) || starts[f] > corners.length) return null;
   for (let f = 0; f < starts.length; f++) {
     const start = starts[f], end = f + 1 < starts.length ? starts[f + 1] : corners.length;
     for (let c = start + 1; c + 1 < end; c++) {
@@ -256,9 +266,11 @@ function renderUVs(value, attributes, cornerCount) {
 // ---- materials, lights, world -----------------------------------------------------------------
 
 function colour(value) {
-  const c = Array.isArray(value) && value.length >= 3 && value.slice(0, 3).every((v) => typeof v === "number");
+  const c = Array.isArray(value) && value.length >= 3 && value.slice(0, 3).every((v) => Number.isFinite(v));
   return c ? value.slice(0, 3) : null;
 }
+
+const finite = (value, lo, hi) => (Number.isFinite(value) ? Math.min(Math.max(value, lo), hi) : null);
 
 // What the viewer draws of a material: from its Principled BSDF (the first one), else its viewport
 // settings. `keys` maps the material's part keys ("set/metallic", "node/<id>", "in/<id>/<socket>").
@@ -266,10 +278,10 @@ export function materialSummary(keys) {
   const summary = { base_color: [0.8, 0.8, 0.8], metallic: 0, roughness: 0.5, emission: [0, 0, 0] };
   const setting = (name) => keys.get("set/" + name);
   summary.base_color = colour(setting("diffuse_color")) || summary.base_color;
-  if (typeof setting("metallic") === "number") summary.metallic = setting("metallic");
-  if (typeof setting("roughness") === "number") summary.roughness = setting("roughness");
+  summary.metallic = finite(setting("metallic"), 0, 1) ?? summary.metallic;
+  summary.roughness = finite(setting("roughness"), 0, 1) ?? summary.roughness;
   let principled = null;
-  for (const [key, value] of [...keys].sort()) {
+  for (const [key, value] of [...keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (key.startsWith("node/") && value && value.type === "ShaderNodeBsdfPrincipled") {
       principled = key.slice(5);
       break;
@@ -278,12 +290,12 @@ export function materialSummary(keys) {
   if (principled !== null) {
     const input = (socket) => keys.get(`in/${principled}/${socket}`);
     summary.base_color = colour(input("Base Color")) || summary.base_color;
-    if (typeof input("Metallic") === "number") summary.metallic = input("Metallic");
-    if (typeof input("Roughness") === "number") summary.roughness = input("Roughness");
+    summary.metallic = finite(input("Metallic"), 0, 1) ?? summary.metallic;
+    summary.roughness = finite(input("Roughness"), 0, 1) ?? summary.roughness;
     const emission = colour(input("Emission Color"));
-    const strength = input("Emission Strength");
-    if (emission && typeof strength === "number")
-      summary.emission = emission.map((c) => c * strength);
+    const strength = finite(input("Emission Strength"), 0, MAX_LIGHT);
+    if (emission && strength !== null)
+      summary.emission = emission.map((c) => Math.min(Math.max(c, 0), 1) * strength);
   }
   return summary;
 }
@@ -330,9 +342,9 @@ export function lightSummary(keys) {
   const set = (name) => keys.get("set/" + name);
   return {
     type: meta && typeof meta.type === "string" ? meta.type : "POINT",
-    color: colour(set("color")) || [1, 1, 1],
-    energy: typeof set("energy") === "number" ? set("energy") : 10,
-    spot_size: typeof set("spot_size") === "number" ? set("spot_size") : Math.PI / 4,
+    color: (colour(set("color")) || [1, 1, 1]).map((c) => Math.min(Math.max(c, 0), 1)),
+    energy: finite(set("energy"), 0, MAX_LIGHT) ?? 10,
+    spot_size: finite(set("spot_size"), 0.001, Math.PI) ?? Math.PI / 4,
   };
 }
 
