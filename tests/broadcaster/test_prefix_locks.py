@@ -167,9 +167,12 @@ async def test_prefix_locks_go_with_leave_and_a_dropped_connection(server):
             assert changed.prefixes == {OBJ: ben.client_id}
 
 
-def test_the_transaction_itself_refuses_writes_under_another_owners_prefix():
-    """The condition inside the write's own transaction, without the server's check from its copy (a lock
-    granted on another node in the moment before the write commits)."""
+ANA, BEN = lock_payload("a" * 32, "ana", 1), lock_payload("b" * 32, "ben", 1)
+
+
+def room_with_anas_prefix_lock():
+    """A tree alone (no server checking from its copy first) with room r, Ana holding the prefix OBJ; the
+    function that applies the next command and returns its result."""
     tree, index = Tree(), 0
 
     def run(command) -> dict:
@@ -177,9 +180,16 @@ def test_the_transaction_itself_refuses_writes_under_another_owners_prefix():
         index += 1
         return tree.apply(index, encode_envelope(command))[0]
 
-    ana, ben = lock_payload("a" * 32, "ana", 1), lock_payload("b" * 32, "ben", 1)
     assert run(create_room_command("r", {"keep_open": True}))["succeeded"]
-    assert run(lock_command("r", [], ana, [OBJ]))["succeeded"]
+    assert run(lock_command("r", [], ANA, [OBJ]))["succeeded"]
+    return run
+
+
+def test_the_transaction_itself_refuses_writes_under_another_owners_prefix():
+    """The condition inside the write's own transaction, without the server's check from its copy (a lock
+    granted on another node in the moment before the write commits)."""
+    run = room_with_anas_prefix_lock()
+    ana, ben = ANA, BEN
     guard = ("r", ben)
     for ops in ([["set", OBJ + "new", b"b"]], [["set", "free", b"b"], ["delete", OBJ + "x"]]):
         assert not run(write_command("r", "b" * 32, 1, ops, 100, guard))["succeeded"]
@@ -192,18 +202,9 @@ def test_the_transaction_itself_refuses_writes_under_another_owners_prefix():
 
 def test_the_restores_transaction_refuses_a_key_under_another_owners_prefix():
     """A restore's own condition, as a write's: a key under a prefix someone else locked stays as it is."""
-    tree, index = Tree(), 0
-
-    def run(command) -> dict:
-        nonlocal index
-        index += 1
-        return tree.apply(index, encode_envelope(command))[0]
-
-    ana, ben = lock_payload("a" * 32, "ana", 1), lock_payload("b" * 32, "ben", 1)
-    assert run(create_room_command("r", {"keep_open": True}))["succeeded"]
-    assert run(lock_command("r", [], ana, [OBJ]))["succeeded"]
+    run = room_with_anas_prefix_lock()
     entry = {"c": "b" * 32, "u": "ben", "t": 0, "o": 1, "r": {"seq": 0}}
-    for owner, succeeds in ((ben, False), (ana, True)):
+    for owner, succeeds in ((BEN, False), (ANA, True)):
         compare, then = restored_ops("r", [["set", OBJ + "location", b"old"]], {}, entry, 100, owner)
         assert run({"compare": compare, "then": then})["succeeded"] is succeeds
 
