@@ -79,6 +79,7 @@ from .roles import check_request
 from .rooms import VIEWER_KIND
 from .roomstore import RoomStore, create_room_command, delete_room_command
 from .session import Session
+from .session_claims import SessionClaims
 from .shares import ACTIONS as SHARE_ACTIONS
 from .shares import Shares, public_http_address
 from .sharestore import ShareStore, import_tokens_file_links
@@ -119,6 +120,7 @@ class Broadcaster:
         self.sessions = self.hub.sessions
         self.peers = self.hub.peers
         self.locks = Locks(self.store, self.hub)
+        self.claims = SessionClaims(self.store)
         self.joins = Joins(config, self.store, self.hub, self.password_guard)
         self.blobs = Blobs(config, node, self.metrics, self.hub.sessions)
         self.writes = Writes(config, self.store, self.hub, self.metrics, self.blobs)
@@ -167,6 +169,7 @@ class Broadcaster:
             nursery.start_soon(self.peers.run)
             nursery.start_soon(self._register_node)
             nursery.start_soon(self.expiry.run)
+            nursery.start_soon(self.claims.prune_pump)
             nursery.start_soon(self.direct_writes.run)
             if self.config.tokens_file is not None:  # links made before links were replicated
                 links = self.share_links
@@ -211,13 +214,17 @@ class Broadcaster:
     def room_info(self, name: str) -> dict[str, Any] | None:
         return self.hub.room_info(name)
 
-    def claim_session(self, client_id: str, user: User) -> bool:
-        """With auth, a session id stays with the first user that used it (while this process runs)."""
+    async def claim_session(self, client_id: str, user: User) -> bool:
+        """With auth, a session id stays with the first user that used it: an artist's on every node
+        (session_claims; a node that cannot commit the claim refuses the hello, as it would the join),
+        an admin's or a share link's on this node while this process runs."""
         if self.tokens is None:
             return True
         owner = self._session_owners.get(client_id)
         if owner is not None:
             return owner == user.name
+        if not (user.is_viewer or user.is_admin) and not await self.claims.claim(client_id, user.name):
+            return False
         if len(self._session_owners) >= MAX_REMEMBERED_SESSIONS:
             for stale in list(self._session_owners)[: MAX_REMEMBERED_SESSIONS // 10]:
                 if stale not in self.sessions:
@@ -362,7 +369,12 @@ class Broadcaster:
         if user is None:
             return
         client_id = hello.session or secrets.token_hex(16)
-        if not self.claim_session(client_id, user):
+        try:
+            claimed = await self.claim_session(client_id, user)
+        except RequestError as exc:  # no quorum here to record the claim: the client tries another node
+            session.fail(exc.code, f"cannot start the session now: {exc.message}")
+            return
+        if not claimed:
             # Session ids are visible to other members; one user must not take over another's session.
             session.fail(ErrorCode.FORBIDDEN, "this session id belongs to another user")
             return

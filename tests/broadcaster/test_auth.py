@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import trio
 from support import REPO, ServerProcess, running_broadcaster
 
+from broadcaster.app import open_broadcaster
 from broadcaster.auth import TokensFileError, add_user, hash_token, read_users, remove_user
 from broadcaster.client import ServerError, connect
 from broadcaster.config import ConfigError, ServerConfig
+from broadcaster.session_claims import CLAIM_SECONDS
 from protocol import ClientJoined, ClientUpdated
 
 
@@ -185,6 +188,29 @@ async def test_a_user_cannot_take_over_another_users_session(auth_server):
         assert await ana.list_rooms() == []  # untouched
     async with connect(host, port, token=issued["ana"], session=session) as again:
         assert again.client_id == session  # its own user resumes it
+
+
+async def test_a_session_id_stays_its_users_across_a_restart_until_its_claim_is_old(tmp_path, tokens):
+    # The claim is in the replicated tree, not in the process: a restart (or another node) knows it.
+    path, issued = tokens
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", tokens_file=path)
+    session = "ana-session-0002"
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with connect(host, int(port), token=issued["ana"], session=session):
+            pass
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        with pytest.raises(ServerError) as info:
+            async with connect(host, int(port), token=issued["ben"], session=session):
+                pass
+        assert info.value.code == "forbidden" and info.value.fatal
+        # Thirty days on, nobody resumes a random id: the leader drops the claim, and the id is free.
+        assert await b.claims.prune(time.time() + CLAIM_SECONDS - 60) == 0
+        assert await b.claims.prune(time.time() + CLAIM_SECONDS + 60) == 1
+        b._session_owners.clear()  # (this process's own memory of it: a restart)
+        async with connect(host, int(port), token=issued["ben"], session=session) as ben:
+            assert ben.client_id == session
 
 
 @pytest.mark.parametrize(
