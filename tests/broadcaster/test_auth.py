@@ -177,9 +177,12 @@ async def test_allow_no_auth_starts_on_all_interfaces(tmp_path):
     await trio.sleep(0)
 
 
-async def test_a_user_cannot_take_over_another_users_session(auth_server):
+@pytest.mark.parametrize(
+    "session", ["ana-session-0001", "*" * 8, "a/b*c%d..", "/" * 64, "~!@#$%^&*()_+{}|:<>?"]
+)
+async def test_a_user_cannot_take_over_another_users_session(auth_server, session):
+    # Session ids are names in the replicated tree (their claims): pattern characters stay data.
     (host, port), issued = auth_server
-    session = "ana-session-0001"
     async with connect(host, port, token=issued["ana"], session=session) as ana:
         with pytest.raises(ServerError) as info:
             async with connect(host, port, token=issued["ben"], session=session):
