@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from .events import Event, Sender, _event, check_tree_blob
+from .blob_rules import check_tree_blob
+from .events import Event, Sender, _event
 from .limits import BlobChildren, BlobData, BlobHash, Items, KeyAuthors, KeyRefs, Ref, RoomName
 
 

@@ -12,12 +12,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import Flag, auto
 from typing import Annotated, Any, ClassVar
 
+from .blob_rules import check_blob_hash, check_tree_blob
 from .errors import ErrorCode, RemoteProtocolError
 from .fieldcheck import compile_check, explain
 from .limits import (
     ADMIN_ACTIONS,
     ADMIN_ARGS,
-    BLOB_HASH_BYTES,
     FRAME_SIZE,
     MAX_KEY_BYTES,
     MAX_LOCK_KEYS,
@@ -324,31 +324,6 @@ class Unlock(Event):
     prefixes: LockPrefixes = field(default_factory=list)
 
 
-def _check_blob_hash(hash: bytes, data: bytes) -> None:
-    if hashlib.sha256(data).digest() != hash:
-        raise FieldError("hash", "is not the sha256 of data")
-
-
-def check_tree_blob(hash: bytes, data: bytes, children: list[bytes] | None) -> None:
-    """A blob with its bytes and, for a tree node, the blobs it holds (blob_put, export_blob).
-
-    A node's bytes list each child's hash at an offset that is a multiple of 32 (the add-on's nodes are
-    their children's hashes, concatenated). So what a node holds follows from its bytes, which its hash
-    fixes: nobody can make a known blob hold blobs of their choosing, and no cycle can be made (a node
-    would have to list the hash of a node that lists its own)."""
-    _check_blob_hash(hash, data)
-    if children is None:
-        return
-    if hash in children:
-        raise FieldError("children", "must not name the blob itself")
-    size = BLOB_HASH_BYTES  # the offsets are multiples of it
-    listed = {data[at : at + size] for at in range(0, len(data) - size + 1, size)}
-    for child in children:
-        if child not in listed:
-            reason = f"names {child.hex()}, which data does not list at an offset that is a multiple of 32"
-            raise FieldError("children", reason)
-
-
 @_event("blob_query", Sender.CLIENT)
 class BlobQuery(Event):
     """Which of these blobs does the server not hold? Answered by ``blob_status``."""
@@ -600,7 +575,7 @@ class BlobDataEvent(Event):
 
     def check(self) -> None:
         if self.data is not None:
-            _check_blob_hash(self.hash, self.data)
+            check_blob_hash(self.hash, self.data)
 
 
 @_event("admin_result", Sender.SERVER)
