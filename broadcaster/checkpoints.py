@@ -54,6 +54,7 @@ from .history_parts import (
     total_cost,
 )
 from .hub import Hub
+from .locks import refuse_locked
 from .rooms import Room
 from .roomstore import RoomStore, abandon_import_command, lock_payload, log_path
 from .session import Session
@@ -256,11 +257,8 @@ class RoomHistory:
             outcome["undo"] = undo_number
             return command
 
-        def check_locks(ops: list[list[Any]]) -> None:
-            for op in ops:  # like a write: another session's locked key (or prefix) is not changed
-                holder = room.lock_holder(op[1], session.client_id)
-                if holder is not None:
-                    raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {holder}")
+        def check_locks(ops: list[list[Any]]) -> None:  # like a write: another session's locked key stays
+            refuse_locked(room, (op[1] for op in ops), session.client_id)
 
         for _ in range(ATTEMPTS):
             command = build()

@@ -10,6 +10,7 @@ land after a lock on its key, or on a prefix covering it, was granted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import trio
@@ -24,6 +25,15 @@ from .roomstore import RoomStore, lock_command, lock_payload, unlock_command
 from .session import Session
 
 log = logging.getLogger("blendsync.server")
+
+
+def refuse_locked(room: Room, keys: Iterable[str], client_id: str) -> None:
+    """Raise ``locked`` for the first of ``keys`` someone other than ``client_id`` holds, itself or by a
+    prefix (a write's, a restore's and a lock's check from this node's copy)."""
+    for key in keys:
+        owner = room.lock_holder(key, client_id)
+        if owner is not None:
+            raise RequestError(ErrorCode.LOCKED, f"key {key!r} is locked by {owner}")
 
 
 class Locks:
@@ -44,10 +54,7 @@ class Locks:
             raise RequestError(ErrorCode.NOT_IN_ROOM, "join a room before locking keys")
         keys = sorted(set(request.keys))
         prefixes = sorted(set(request.prefixes))
-        for key in keys:
-            owner = room.lock_holder(key, session.client_id)
-            if owner is not None:
-                raise RequestError(ErrorCode.LOCKED, f"key {key!r} is locked by {owner}")
+        refuse_locked(room, keys, session.client_id)
         for prefix in prefixes:
             owner = room.prefix_holder(prefix, session.client_id)
             if owner is not None:

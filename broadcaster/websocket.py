@@ -213,8 +213,7 @@ class WebSocketSession(Session):
         """A WebSocket control frame (a pong), queued with the session's frames."""
         self.direct.queue_deferred(self)
         self._queue_pending()
-        if not self.out.put(_RawWebSocketData(data)):
-            self.fail(ErrorCode.SLOW_CONSUMER, "too much data queued for this client")
+        super().send_frame(_RawWebSocketData(data))  # queued, or the client cut as a slow consumer
 
     def send_stream(self, frames: Iterator[bytes]) -> None:
         self._queue_pending()  # a snapshot comes after the `joined` gathered before it

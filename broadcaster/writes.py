@@ -20,6 +20,7 @@ from .checkpoints import log_cap
 from .config import ServerConfig
 from .errors import RequestError
 from .hub import Hub
+from .locks import refuse_locked
 from .metrics import Metrics
 from .rooms import Room
 from .roomstore import RoomStore, appended_seq, lock_payload, write_command
@@ -120,10 +121,7 @@ class Writes:
         room = session.room
         assert room is not None
         if room.has_locks:
-            for op in ops:
-                owner = room.lock_holder(op[1], session.client_id)
-                if owner is not None:
-                    raise RequestError(ErrorCode.LOCKED, f"key {op[1]!r} is locked by {owner}")
+            refuse_locked(room, (op[1] for op in ops), session.client_id)
         max_keys, max_bytes = self.config.max_room_keys, self.config.max_room_bytes
         if not max_keys and not max_bytes:
             return None
