@@ -93,10 +93,9 @@ class Snapshots:
     def _add_tree_state(self, write: WriteBatch) -> None:
         """Persist the tree as of the last apply alongside the next write (the log covers the gap)."""
         write.tree_records = self.tree.take_dirty()
-        if write.tree_records or self.tree.applied_index != self._persisted_applied:
-            write.applied = self.tree.applied_index
-            self._persisted_applied = self.tree.applied_index
-            applied = self.tree.applied_index
+        applied = self.tree.applied_index
+        if write.tree_records or applied != self._persisted_applied:
+            write.applied = self._persisted_applied = applied
             compact_to = applied - self.config.log_retain
             if compact_to <= self._log.first_index() + 1024:
                 compact_to = 0  # a few entries past the count: not worth a compaction yet
