@@ -306,6 +306,8 @@ class Client:
 
     async def _on_event(self, event: Event) -> None:
         step = self.session.receive(event, trio.current_time())
+        if isinstance(event, Joined):  # a membership starts: its locks come after this, maybe in this read
+            self.locks, self.prefix_locks = {}, {}
         for reply in step.send:
             async with self._send_lock:
                 await self._write(reply)
@@ -367,7 +369,6 @@ class Client:
         """Join a room; returns once the snapshot (or the resumed tail's start) is in ``state``."""
         self._snapshot_done = _Waiter()
         joined: Joined = await self._request(*self.session.join(room, password=password, since=since))
-        self.locks, self.prefix_locks = {}, {}
         if joined.mode == "snapshot":
             await self._snapshot_done.wait()
         return JoinResult(

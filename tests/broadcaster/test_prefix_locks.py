@@ -138,6 +138,21 @@ async def test_bad_prefixes_are_refused_at_the_boundary_and_the_connection_goes_
         await raw.stream.aclose()
 
 
+async def test_a_joiner_sees_the_locks_already_held_however_its_answer_arrives(server):
+    """The locks a joiner is told of right after its answer (an empty room: in the same read) are kept
+    by the client library, not cleared once the join returns."""
+    host, port = server
+    async with connect(host, port, name="ana") as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ana.lock(["k"], [OBJ])
+        for _ in range(5):
+            async with connect(host, port, name="ben") as ben:
+                await ben.join("r")
+                await wait_for(lambda: ben.locks == {"k": ana.client_id})
+                assert ben.prefix_locks == {OBJ: ana.client_id}
+
+
 async def test_prefix_locks_go_with_leave_and_a_dropped_connection(server):
     host, port = server
     async with connect(host, port, name="ben") as ben:
