@@ -91,6 +91,7 @@ class ServerConfig:
     advertise: str | None = None  # the client address other nodes hand out for this one
     cluster_ca: Path | None = None  # with tls_cert/tls_key: cluster traffic over TLS, peers checked by it
     tick_interval: float = 0.05  # Raft tick; elections time out after 10 to 20 ticks
+    dead_node_timeout: float = 30.0  # the leader releases the locks of a node it has not heard for this long
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -154,11 +155,13 @@ class ServerConfig:
             "close_grace",
             "pin_grace",
             "tick_interval",
+            "dead_node_timeout",
         ):
             if not getattr(self, name) > 0:  # NaN too: TOML has it, and no deadline can be NaN
                 raise ConfigError(f"{name} must be more than 0")
-        if not math.isfinite(self.tick_interval):  # an endless tick: no follower would ever campaign
-            raise ConfigError("tick_interval must be a finite number of seconds")
+        for name in ("tick_interval", "dead_node_timeout"):  # endless: never a campaign, never a release
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number of seconds")
         if not 0 < self.password_lockout <= self.password_lockout_max:
             raise ConfigError("password_lockout must be more than 0 and at most password_lockout_max")
         for name in (

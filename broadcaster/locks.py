@@ -10,7 +10,7 @@ land after a lock on its key, or on a prefix covering it, was granted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
@@ -21,10 +21,11 @@ from replication import Proposal, ReplicationError, TreeError
 from .errors import RequestError
 from .hub import Hub
 from .rooms import Room, encode_frame
-from .roomstore import RoomStore, lock_command, lock_payload, unlock_command
+from .roomstore import RoomStore, lock_command, lock_payload, release_locks_command, unlock_command
 from .session import Session
 
 log = logging.getLogger("blendsync.server")
+RELEASE_BATCH = 256  # locks released per command (each a delete with its own condition)
 
 
 def refuse_locked(room: Room, keys: Iterable[str], client_id: str) -> None:
@@ -132,14 +133,49 @@ class Locks:
 
     def release_stale(self) -> None:
         """Locks held by this node's sessions before a restart: those sessions are gone."""
-        stale = self.store.lock_paths_of_node(self.store.node_id)
-        then = [{"op": "delete", "path": list(path)} for path in stale]
-        if then:
-            log.info("releasing %d locks held by sessions from before a restart", len(then))
-            try:
-                self.store.submit({"then": then})
-            except (ReplicationError, TreeError) as exc:
-                log.warning("could not release stale locks: %s", exc)
+        stale = self.store.locks_by_node().get(self.store.node_id, [])
+        if stale:
+            # This node's copy may be behind: a lock it still shows may have gone (released by the leader
+            # while the node was down) and been taken again by someone else, so each goes only if unchanged.
+            log.info("releasing %d locks held by sessions from before a restart", len(stale))
+            for start in range(0, len(stale), RELEASE_BATCH):
+                try:
+                    self.store.submit(release_locks_command(stale[start : start + RELEASE_BATCH]))
+                except (ReplicationError, TreeError) as exc:
+                    log.warning("could not release stale locks: %s", exc)
+
+    async def dead_node_pump(self, last_heard: Callable[[int], float | None], timeout: float) -> None:
+        """On the leader: release the locks of the sessions of a node not heard from for ``timeout`` seconds.
+
+        It is down (its sessions are gone; were it to start again it would release them itself, but it may
+        never), or cut off from the majority, where its sessions cannot write anyway and learn of the release
+        (``locks_changed``) once it is back. A new leader counts from its election: it has not heard anyone
+        before. A lock that changed meanwhile stays.
+        """
+        leader_since: float | None = None
+        while True:
+            await trio.sleep(min(5.0, timeout / 4))
+            if self.store.node.status().get("role") != "leader":
+                leader_since = None
+                continue
+            now = trio.current_time()
+            if leader_since is None:
+                leader_since = now
+            for node_id, held in self.store.locks_by_node().items():
+                heard = last_heard(node_id) if isinstance(node_id, int) else None
+                if node_id == self.store.node_id or now - max(heard or 0.0, leader_since) <= timeout:
+                    continue
+                log.warning(
+                    "releasing %d locks of node %s: not heard from for %.0f s", len(held), node_id, timeout
+                )
+                for start in range(0, len(held), RELEASE_BATCH):
+                    try:
+                        await self.store.node.propose(
+                            release_locks_command(held[start : start + RELEASE_BATCH])
+                        )
+                    except (ReplicationError, TreeError) as exc:  # no quorum now: the next pass tries again
+                        log.warning("could not release the locks of node %s: %s", node_id, exc)
+                        break
 
     # ---- committed lock changes -> the room's members ------------------------------------------------------
 

@@ -30,7 +30,8 @@ class PeerRelay:
         self.node = node
         # room -> node id -> client id -> client info (with presence)
         self.remote: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
-        self.heard: dict[int, float] = {}
+        self.heard: dict[int, float] = {}  # node id -> when it last said anything (kept while it is silent)
+        self._silent: set[int] = set()  # nodes whose members were dropped for silence
         node.on_app_message = self._on_message
 
     # ---- what other nodes' clients look like to ours ------------------------------------------------
@@ -68,8 +69,8 @@ class PeerRelay:
             self.node.send_app_message({"t": "members", "rooms": rooms})
             now = trio.current_time()
             for node_id, last in list(self.heard.items()):
-                if now - last > SILENCE_LIMIT:
-                    del self.heard[node_id]
+                if now - last > SILENCE_LIMIT and node_id not in self._silent:
+                    self._silent.add(node_id)
                     self._replace(node_id, {})
             await trio.sleep(ANNOUNCE_INTERVAL)
 
@@ -79,6 +80,7 @@ class PeerRelay:
         if not isinstance(message, dict):
             return
         self.heard[node_id] = trio.current_time()
+        self._silent.discard(node_id)
         kind = message.get("t")
         room = message.get("room")
         if kind == "members":

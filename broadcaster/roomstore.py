@@ -286,6 +286,17 @@ def unlock_command(room: str, key: str, payload: dict[str, Any], *, prefix: bool
     return {"compare": [{"payload_equals": [path, payload]}], "then": [{"op": "delete", "path": path}]}
 
 
+def release_locks_command(held: Sequence[tuple[Sequence[str], Any]]) -> dict[str, Any]:
+    """Delete each (path, payload) lock that still has that payload (a lock released and taken again
+    meanwhile, by anyone, stays), whatever became of the others."""
+    return {
+        "then": [
+            {"op": "delete", "path": list(path), "if": {"payload_equals": [list(path), payload]}}
+            for path, payload in held
+        ]
+    }
+
+
 def break_locks_command(room: str, keys: list[str], prefixes: Sequence[str] = ()) -> dict[str, Any]:
     then = [{"op": "delete", "path": list(lock_path(room, key))} for key in keys]
     then += [{"op": "delete", "path": list(prefix_lock_path(room, prefix))} for prefix in prefixes]
@@ -389,11 +400,11 @@ class RoomStore:
     def prefix_locks(self, room: str) -> list[tuple[str, dict[str, Any]]]:
         return [(prefix, payload) for prefix, _, payload in self.node.list_local(prefix_locks_path(room))]
 
-    def lock_paths_of_node(self, node_id: Any) -> list[tuple[str, ...]]:
-        """Every lock held by a session of node ``node_id``, in any room."""
-        return [
-            path
-            for subtree in ("locks", "plocks")
-            for path, _, payload in self.node.match_local((ROOMS, "*", subtree, "*"))
-            if isinstance(payload, dict) and payload.get("node") == node_id
-        ]
+    def locks_by_node(self) -> dict[Any, list[tuple[tuple[str, ...], dict[str, Any]]]]:
+        """Every lock and prefix lock, in any room, by the node of the session holding it: (path, payload)."""
+        held: dict[Any, list[tuple[tuple[str, ...], dict[str, Any]]]] = {}
+        for subtree in ("locks", "plocks"):
+            for path, _, payload in self.node.match_local((ROOMS, "*", subtree, "*")):
+                if isinstance(payload, dict):
+                    held.setdefault(payload.get("node"), []).append((tuple(path), payload))
+        return held

@@ -170,6 +170,7 @@ class Broadcaster:
             nursery.start_soon(self._register_node)
             nursery.start_soon(self.expiry.run)
             nursery.start_soon(self.claims.prune_pump)
+            nursery.start_soon(self.locks.dead_node_pump, self.peers.heard.get, self.config.dead_node_timeout)
             nursery.start_soon(self.direct_writes.run)
             if self.config.tokens_file is not None:  # links made before links were replicated
                 links = self.share_links

@@ -64,12 +64,14 @@ def test_the_raft_tick_and_the_timeouts_must_be_more_than_zero(tmp_path):
     writes as nan) is no deadline at all, and an endless tick never calls an election."""
     ServerConfig(tick_interval=1e-6).check()
     ServerConfig(tick_interval=3600.0, heartbeat_timeout=math.inf).check()  # no deadline: allowed
-    for name in ("tick_interval", "heartbeat_timeout", "handshake_timeout"):
+    ServerConfig(dead_node_timeout=1e-6).check()
+    for name in ("tick_interval", "heartbeat_timeout", "handshake_timeout", "dead_node_timeout"):
         for refused in (0.0, -0.0, -1.0, -math.inf, math.nan):
             with pytest.raises(ConfigError, match=f"{name} must be more than 0"):
                 ServerConfig(**{name: refused}).check()
-    with pytest.raises(ConfigError, match="tick_interval must be a finite"):
-        ServerConfig(tick_interval=math.inf).check()
+    for name in ("tick_interval", "dead_node_timeout"):  # a dead node's locks would be held for ever
+        with pytest.raises(ConfigError, match=f"{name} must be a finite"):
+            ServerConfig(**{name: math.inf}).check()
     path = tmp_path / "b.toml"
     path.write_text("[server]\ntick_interval = nan\n")
     with pytest.raises(ConfigError, match="tick_interval must be more than 0"):

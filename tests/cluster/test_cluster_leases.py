@@ -58,3 +58,89 @@ async def test_a_prefix_lock_on_one_node_holds_writes_on_another_until_its_holde
         # Ana's connection is gone (closed without leaving): node 1 releases her lock for everyone.
         await wait_for(lambda: not ben.prefix_locks, timeout=20)
         await ben.set(OBJ + "made-later", b"b")
+
+
+DEAD_NODE_TIMEOUT = 2.0
+KEY = "obj/" + "d" * 32 + "/data"
+
+
+@pytest.fixture
+async def quick_release(tmp_path: Path) -> AsyncIterator[BroadcasterCluster]:
+    """Three nodes whose leader releases the locks of a node silent for ``DEAD_NODE_TIMEOUT``."""
+    cluster = BroadcasterCluster(tmp_path / "cluster", 3)
+    cluster.extra_config = f"[server]\ndead_node_timeout = {DEAD_NODE_TIMEOUT}\n"
+    async with cluster:
+        yield cluster
+
+
+async def refused(client, key: str) -> bool:
+    try:
+        await client.set(key, b"b")
+    except ServerError as exc:
+        assert exc.code == "locked", exc
+        return True
+    return False
+
+
+@pytest.mark.parametrize("holder_is_leader", [False, True])
+async def test_the_locks_of_a_node_that_dies_are_released_after_the_dead_node_timeout(
+    quick_release, holder_is_leader
+):
+    cluster = quick_release
+    leader = await cluster.leader()
+    holder = leader if holder_is_leader else next(i for i in cluster.ids if i != leader)
+    other = next(i for i in cluster.ids if i not in (leader, holder))
+    async with (
+        connect(*cluster.address(other), name="ben") as ben,
+        connect(*cluster.address(holder), name="ana") as ana,
+    ):
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        await ana.lock([KEY], [OBJ])
+        await wait_for(lambda: KEY in ben.locks and OBJ in ben.prefix_locks)
+        # A node that is up keeps its sessions' locks however long: three timeouts, and still held.
+        await trio.sleep(3 * DEAD_NODE_TIMEOUT)
+        assert await refused(ben, KEY) and await refused(ben, OBJ + "name")
+        cluster.kill(holder)  # Ana's node dies with her session: nothing of it will release her locks
+        await wait_for(lambda: not ben.locks and not ben.prefix_locks, timeout=30)
+        await ben.set(KEY, b"b")
+        await ben.set(OBJ + "name", b"b")
+        # Ben takes what she held while her node is down; it starts again with her locks in its copy, and
+        # releases them (sessions from before a restart are gone) only where they are still hers.
+        assert await ben.lock([KEY], [OBJ])
+        await cluster.start(holder)
+        async with connect(*cluster.address(holder), name="cy") as cy:
+            await cy.join("r")
+            await wait_for(lambda: KEY in cy.locks and OBJ in cy.prefix_locks)
+            await cy.set("after-the-restart", b"c")  # through that node, after its release was submitted
+            await trio.sleep(1.0)
+            assert ben.locks == {KEY: ben.client_id} and ben.prefix_locks == {OBJ: ben.client_id}
+            assert await refused(cy, KEY) and await refused(cy, OBJ + "name")
+
+
+async def test_a_paused_node_loses_its_locks_and_its_sessions_hear_of_it_when_it_is_back(quick_release):
+    """A node that stops answering (paused, or cut off) for longer than the timeout is taken for dead; its
+    sessions, which could not write meanwhile, are told their locks went once it is back."""
+    cluster = quick_release
+    leader = await cluster.leader()
+    holder = next(i for i in cluster.ids if i != leader)
+    async with (
+        connect(*cluster.address(leader), name="ben") as ben,
+        connect(*cluster.address(holder), name="ana") as ana,
+    ):
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        await ana.lock([KEY])
+        await wait_for(lambda: KEY in ben.locks)
+        cluster.pause(holder)
+        try:
+            await wait_for(lambda: not ben.locks, timeout=30)
+            await ben.set(KEY, b"b")
+        finally:
+            cluster.resume(holder)
+        await wait_for(lambda: KEY not in ana.locks, timeout=30)
+        assert await ana.lock([KEY])  # hers again, through her own node
+        await wait_for(lambda: KEY in ben.locks)
+        assert await refused(ben, KEY)
