@@ -30,7 +30,7 @@ datablock from ``locks_changed`` (``SyncSession.editors``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import bpy
@@ -163,6 +163,13 @@ class EditModeSync:
         if view_layer is not None:
             view_layer.update()
             discard(copied)
+
+    def released(self, keys: Iterable[str]) -> None:
+        """Keys of ours the server no longer holds for us without our asking (our node was taken for dead,
+        or an admin broke the lock): the datablocks still in edit mode ask for their lease again."""
+        gone = set(keys)
+        for uuid in [uuid for uuid, leased in self.leased.items() if gone.intersection(leased)]:
+            del self.leased[uuid]
 
     def reset(self) -> None:
         """Left the room: the server released the locks with it."""

@@ -74,9 +74,13 @@ class Leases:
         for prefix in event.unlocked_prefixes:
             self.others.pop(prefix, None)
             self.denied.discard(prefix)
+            # Ours leave ``mine`` when we ask to release them: one of ours released here went without our
+            # asking (our node was taken for dead, or an admin broke it) and is asked for again.
+            self.mine.discard(prefix)
         for prefix, owner in event.prefixes.items():
             if owner != client_id:
                 self.others[prefix] = owner
+                self.mine.discard(prefix)
 
     def holder(self, key: str) -> str | None:
         """The client id of another artist whose lease covers ``key``."""

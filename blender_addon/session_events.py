@@ -183,9 +183,11 @@ class ServerEventsMixin:
                 self.revision += 1
         elif isinstance(event, P.LocksChanged):
             if event.room == room:
+                ours = [key for key, owner in self.locks.items() if owner == self.client_id]
                 for key in event.unlocked:  # key locks: the edit-mode leases (editors())
                     self.locks.pop(key, None)
                 self.locks.update(event.locked)
+                self.edit_mode.released(key for key in ours if self.locks.get(key) != self.client_id)
                 self.leases.locks_changed(event, self.client_id)  # prefix locks: selection leases
                 self.revision += 1
         elif isinstance(event, P.LockGranted):

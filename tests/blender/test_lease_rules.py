@@ -10,7 +10,7 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 import test_addon_session  # noqa: E402
 from scene_builders import link  # noqa: E402
-from test_addon_session import CLIENT, OTHER, pump_after_update  # noqa: E402
+from test_addon_session import CLIENT, OTHER, editing, pump_after_update, send_and_ack  # noqa: E402
 from test_addon_ui import FakeLayout  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -111,6 +111,72 @@ def test_a_lease_someone_else_got_first_is_asked_again_when_released(live, P):
     session_module_pump(session)
     (unlock,) = net.take(P.Unlock)
     assert unlock.prefixes == [prefix] and session.leases.mine == set()
+
+
+def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
+    """Our node taken for dead by the cluster, or an admin's break-lock: the server tells the room that our
+    lease went (or went to someone else); a selection lease and an edit-mode lease are asked for again."""
+    import bmesh
+
+    from blender_addon import sync
+
+    session, net = live
+    session.leases.enabled = True
+    me = bpy.data.meshes.new("Held")
+    me.from_pydata([(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)], [], [(0, 1, 2)])
+    ob = link(bpy.data.objects.new("Held", me))
+    bpy.context.view_layer.objects.active = ob
+    ob.select_set(True)
+    send_and_ack(session, net, P)
+    session_module_pump(session)
+    (lock,) = net.take(P.Lock)
+    prefix = f"obj/{sync.get_uuid(ob)}/"
+    net.deliver(P.LockGranted(room="r", keys=[], prefixes=[prefix], ref=lock.ref))
+    net.deliver(P.LocksChanged(room="r", prefixes={prefix: CLIENT}))
+    session_module_pump(session)
+    assert session.leases.mine == {prefix} and net.take(P.Lock) == []
+    net.deliver(P.LocksChanged(room="r", unlocked_prefixes=[prefix]))
+    session_module_pump(session)
+    (again,) = net.take(P.Lock)
+    assert again.prefixes == [prefix]
+    # Released and taken by another artist in one notice: theirs now, asked again once they release it.
+    net.deliver(P.LockGranted(room="r", keys=[], prefixes=[prefix], ref=again.ref))
+    net.deliver(P.LocksChanged(room="r", prefixes={prefix: OTHER}))
+    session_module_pump(session)
+    assert session.leases.mine == set() and net.take(P.Lock) == []
+    net.deliver(P.LocksChanged(room="r", unlocked_prefixes=[prefix]))
+    session_module_pump(session)
+    assert [lock.prefixes for lock in net.take(P.Lock)] == [[prefix]]
+
+    ob.select_set(False)
+    geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
+    shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
+    with editing():
+        bm = bmesh.from_edit_mesh(me)
+        bm.verts.ensure_lookup_table()
+        bm.verts[1].co.z = 2.5
+        bmesh.update_edit_mesh(me)
+        pump_after_update(session)
+        (lock,) = net.take(P.Lock)
+        assert sorted(lock.keys) == sorted([geometry, shapes])
+        net.deliver(P.LockGranted(room="r", keys=lock.keys, ref=lock.ref))
+        net.deliver(P.LocksChanged(room="r", locked={geometry: CLIENT, shapes: CLIENT}))
+        pump_after_update(session)
+        assert net.take(P.Lock) == []
+        net.deliver(P.LocksChanged(room="r", unlocked=[geometry, shapes]))
+        pump_after_update(session)  # read after this pump's edit-mode step: asked in the next
+        pump_after_update(session)
+        (again,) = net.take(P.Lock)
+        assert sorted(again.keys) == sorted([geometry, shapes])
+        net.deliver(P.LockGranted(room="r", keys=again.keys, ref=again.ref))
+        net.deliver(P.LocksChanged(room="r", locked={geometry: CLIENT, shapes: CLIENT}))
+        pump_after_update(session)
+    pump_after_update(session)  # out of edit mode: released at our asking, and not asked again
+    assert [unlock.keys for unlock in net.take(P.Unlock)] == [[geometry, shapes]]
+    net.deliver(P.LocksChanged(room="r", unlocked=[geometry, shapes]))
+    pump_after_update(session)
+    pump_after_update(session)
+    assert net.take(P.Lock) == []
 
 
 def session_module_pump(session) -> None:
