@@ -33,12 +33,19 @@ async def running_broadcaster(data_dir: Path, **settings) -> AsyncIterator[tuple
 
 @asynccontextmanager
 async def artists_in_a_room(
-    address: tuple[str, int], names: tuple[str, ...], room: str
+    address: tuple[str, int],
+    names: tuple[str, ...],
+    room: str,
+    at: list[tuple[str, int]] | None = None,
 ) -> AsyncIterator[list[Client]]:
-    """Clients named ``names`` connected to the broadcaster at ``address``, all members of ``room`` (kept
-    open), which the first one made."""
+    """Clients named ``names`` connected to the broadcaster at ``address`` (or each to its own in ``at``:
+    nodes of a cluster), all members of ``room`` (kept open), which the first one made."""
     async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(connect(*address, name=name)) for name in names]
+        places = at or [address] * len(names)
+        clients = [
+            await stack.enter_async_context(connect(*place, name=name))
+            for place, name in zip(places, names, strict=True)
+        ]
         await clients[0].create_room(room, keep_open=True)
         for client in clients:
             await client.join(room)
@@ -47,10 +54,12 @@ async def artists_in_a_room(
 
 @asynccontextmanager
 async def ana_and_ben_in_a_room(
-    address: tuple[str, int], room: str = "r"
+    address: tuple[str, int], room: str = "r", ben_at: tuple[str, int] | None = None
 ) -> AsyncIterator[tuple[Client, Client]]:
-    """Ana and Ben connected to the broadcaster at ``address``, both members of ``room``, which Ana made."""
-    async with artists_in_a_room(address, ("ana", "ben"), room) as (ana, ben):
+    """Ana and Ben connected to the broadcaster at ``address`` (Ben to ``ben_at`` if given: another node),
+    both members of ``room``, which Ana made."""
+    at = [address, ben_at] if ben_at is not None else None
+    async with artists_in_a_room(address, ("ana", "ben"), room, at) as (ana, ben):
         yield ana, ben
 
 

@@ -176,6 +176,16 @@ def send_and_ack(session, net, P):
     pump_after_update(session)
 
 
+def move_vertex(me, index: int, z: float) -> None:
+    """In edit mode: vertex ``index`` of the edit mesh moved to height ``z``, as a tool moves it."""
+    import bmesh
+
+    bm = bmesh.from_edit_mesh(me)
+    bm.verts.ensure_lookup_table()
+    bm.verts[index].co.z = z
+    bmesh.update_edit_mesh(me)
+
+
 @contextlib.contextmanager
 def editing():
     """The active object in edit mode for the block, back in object mode however the block ends."""
@@ -956,7 +966,6 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     out when the depsgraph reports it changed (at most 10 times a second, once the previous copy is
     acknowledged), locks the mesh's geometry and shapes keys while editing, and unlocks them after. Others
     see who edits which mesh from the locks."""
-    import bmesh
 
     from blender_addon import edit_mode, sync
     from blender_addon import session as session_module
@@ -971,10 +980,7 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
 
     with editing():
-        bm = bmesh.from_edit_mesh(me)
-        bm.verts.ensure_lookup_table()
-        bm.verts[1].co.z = 2.5
-        bmesh.update_edit_mesh(me)
+        move_vertex(me, 1, 2.5)
         pump_after_update(session)
         (lock,) = net.take(P.Lock)
         assert sorted(lock.keys) == sorted([geometry, shapes])
@@ -982,8 +988,7 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
         assert ob.mode == "EDIT" and geometry in [op[1] for op in batch.ops]
         assert me.vertices[1].co.z == 2.5
         # The next copy waits for the ack of this one.
-        bm.verts[2].co.z = 1.5
-        bmesh.update_edit_mesh(me)
+        move_vertex(me, 2, 1.5)
         session.edit_mode._last.clear()  # as if the pacing interval had passed
         pump_after_update(session)
         assert net.take(P.Batch) == []
@@ -1009,8 +1014,7 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
             copied = session.edit_mode._last[uuid]
             pump_after_update(session)
             assert session.edit_mode._last[uuid] == copied
-        bm.verts[0].co.z = 0.5
-        bmesh.update_edit_mesh(me)
+        move_vertex(me, 0, 0.5)
         pump_after_update(session)
         (edited,) = net.take(P.Batch)
         assert geometry in [op[1] for op in edited.ops] and me.vertices[0].co.z == 0.5
@@ -1289,7 +1293,6 @@ def test_a_heavy_mesh_applied_from_the_room_is_not_read_back_and_edits_around_th
 def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_vertex_changes(live, P):
     """In edit mode a mesh's attributes are its edit mesh's: the copy sent while editing must still hold
     the UV map and face flags the mesh has, and the same topology."""
-    import bmesh
 
     from blender_addon import sync
 
@@ -1303,10 +1306,7 @@ def test_an_edit_mode_copy_carries_the_meshs_attributes_and_only_the_moved_verte
     before = sync.decode_value(session.tracker.values[geometry])
     assert {a["name"] for a in before["attributes"]} == {"UVMap", "sharp_face"}
     with editing():
-        bm = bmesh.from_edit_mesh(me)
-        bm.verts.ensure_lookup_table()
-        bm.verts[4].co.z = 2.0
-        bmesh.update_edit_mesh(me)
+        move_vertex(me, 4, 2.0)
         pump_after_update(session)
         (batch,) = net.take(P.Batch)
         sent = sync.decode_value({op[1]: op[2] for op in batch.ops}[geometry])

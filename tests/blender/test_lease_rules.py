@@ -10,7 +10,14 @@ bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not
 
 import test_addon_session  # noqa: E402
 from scene_builders import link  # noqa: E402
-from test_addon_session import CLIENT, OTHER, editing, pump_after_update, send_and_ack  # noqa: E402
+from test_addon_session import (  # noqa: E402
+    CLIENT,
+    OTHER,
+    editing,
+    move_vertex,
+    pump_after_update,
+    send_and_ack,
+)
 from test_addon_ui import FakeLayout  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -113,11 +120,16 @@ def test_a_lease_someone_else_got_first_is_asked_again_when_released(live, P):
     assert unlock.prefixes == [prefix] and session.leases.mine == set()
 
 
+def granted(net, P, lock) -> None:
+    """The server's answer to our ``lock`` request, and its notice to the room."""
+    net.deliver(P.LockGranted(room="r", keys=lock.keys, prefixes=lock.prefixes, ref=lock.ref))
+    mine = dict.fromkeys(lock.keys, CLIENT)
+    net.deliver(P.LocksChanged(room="r", locked=mine, prefixes=dict.fromkeys(lock.prefixes, CLIENT)))
+
+
 def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
     """Our node taken for dead by the cluster, or an admin's break-lock: the server tells the room that our
     lease went (or went to someone else); a selection lease and an edit-mode lease are asked for again."""
-    import bmesh
-
     from blender_addon import sync
 
     session, net = live
@@ -131,8 +143,7 @@ def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
     session_module_pump(session)
     (lock,) = net.take(P.Lock)
     prefix = f"obj/{sync.get_uuid(ob)}/"
-    net.deliver(P.LockGranted(room="r", keys=[], prefixes=[prefix], ref=lock.ref))
-    net.deliver(P.LocksChanged(room="r", prefixes={prefix: CLIENT}))
+    granted(net, P, lock)
     session_module_pump(session)
     assert session.leases.mine == {prefix} and net.take(P.Lock) == []
     net.deliver(P.LocksChanged(room="r", unlocked_prefixes=[prefix]))
@@ -152,15 +163,11 @@ def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
     geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
     shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
     with editing():
-        bm = bmesh.from_edit_mesh(me)
-        bm.verts.ensure_lookup_table()
-        bm.verts[1].co.z = 2.5
-        bmesh.update_edit_mesh(me)
+        move_vertex(me, 1, 2.5)
         pump_after_update(session)
         (lock,) = net.take(P.Lock)
         assert sorted(lock.keys) == sorted([geometry, shapes])
-        net.deliver(P.LockGranted(room="r", keys=lock.keys, ref=lock.ref))
-        net.deliver(P.LocksChanged(room="r", locked={geometry: CLIENT, shapes: CLIENT}))
+        granted(net, P, lock)
         pump_after_update(session)
         assert net.take(P.Lock) == []
         net.deliver(P.LocksChanged(room="r", unlocked=[geometry, shapes]))
@@ -168,8 +175,7 @@ def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
         pump_after_update(session)
         (again,) = net.take(P.Lock)
         assert sorted(again.keys) == sorted([geometry, shapes])
-        net.deliver(P.LockGranted(room="r", keys=again.keys, ref=again.ref))
-        net.deliver(P.LocksChanged(room="r", locked={geometry: CLIENT, shapes: CLIENT}))
+        granted(net, P, again)
         pump_after_update(session)
     pump_after_update(session)  # out of edit mode: released at our asking, and not asked again
     assert [unlock.keys for unlock in net.take(P.Unlock)] == [[geometry, shapes]]

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from support import BroadcasterCluster
+from support import BroadcasterCluster, ana_and_ben_in_a_room
 
-from broadcaster.client import connect
 from protocol import Applied
 
 
@@ -25,13 +24,10 @@ async def cluster3(tmp_path: Path) -> AsyncIterator[BroadcasterCluster]:
 async def test_a_member_on_another_node_gets_the_blobs_a_write_made_new(cluster3):
     leader = await cluster3.leader()
     follower = next(i for i in cluster3.ids if i != leader)
-    async with (
-        connect(*cluster3.address(follower), name="ana") as ana,
-        connect(*cluster3.address(leader), name="ben") as ben,
+    async with ana_and_ben_in_a_room(cluster3.address(follower), ben_at=cluster3.address(leader)) as (
+        ana,
+        ben,
     ):
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
         leaves = [await ana.put_blob(bytes([i]) * 3000) for i in range(3)]
         root = await ana.put_blob(b"".join(leaves), children=leaves)
         seq = await ana.batch([["set", "mesh", b"v", [root]]])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from support import BroadcasterCluster, wait_for
+from support import BroadcasterCluster, ana_and_ben_in_a_room, wait_for
 
 from broadcaster.client import ServerError, connect
 from protocol import Applied, Overridden
@@ -90,13 +90,7 @@ async def test_the_locks_of_a_node_that_dies_are_released_after_the_dead_node_ti
     leader = await cluster.leader()
     holder = leader if holder_is_leader else next(i for i in cluster.ids if i != leader)
     other = next(i for i in cluster.ids if i not in (leader, holder))
-    async with (
-        connect(*cluster.address(other), name="ben") as ben,
-        connect(*cluster.address(holder), name="ana") as ana,
-    ):
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(cluster.address(holder), ben_at=cluster.address(other)) as (ana, ben):
         await ana.lock([KEY], [OBJ])
         await wait_for(lambda: KEY in ben.locks and OBJ in ben.prefix_locks)
         # A node that is up keeps its sessions' locks however long: three timeouts, and still held.
@@ -125,13 +119,7 @@ async def test_a_paused_node_loses_its_locks_and_its_sessions_hear_of_it_when_it
     cluster = quick_release
     leader = await cluster.leader()
     holder = next(i for i in cluster.ids if i != leader)
-    async with (
-        connect(*cluster.address(leader), name="ben") as ben,
-        connect(*cluster.address(holder), name="ana") as ana,
-    ):
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        await ben.join("r")
+    async with ana_and_ben_in_a_room(cluster.address(holder), ben_at=cluster.address(leader)) as (ana, ben):
         await ana.lock([KEY])
         await wait_for(lambda: KEY in ben.locks)
         cluster.pause(holder)
