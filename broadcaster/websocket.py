@@ -73,6 +73,7 @@ class WebSocketSession(Session):
         self._message: list[bytes] = []  # chunks of the binary message in progress
         self._message_bytes = 0
         self._in_message = False
+        self._said_something = False  # a whole message came (the hello, or what stands for it)
         self._close_code = CLOSE_NORMAL
         self._raw = _raw_socket(stream)
         self.direct: DirectWrites = host.direct_writes
@@ -118,15 +119,20 @@ class WebSocketSession(Session):
     def _message_part(self, data: bytes | bytearray, finished: bool) -> bool:
         self._in_message = True
         self._message_bytes += len(data)
-        limit = self.config.max_frame_size
+        # The first message is held to the limit before hello; any after it (pipelined behind the hello in
+        # this read, before the session has read the hello) to max_frame_size.
+        limit, name = (
+            (self.conn.max_frame_size, "max_frame_size") if self._said_something else self.conn.incoming_limit
+        )
         if self._message_bytes > limit:
             self._close_code = CLOSE_TOO_BIG
-            self.fail(ErrorCode.FRAME_TOO_LARGE, f"a message over max_frame_size ({limit} bytes)")
+            self.fail(ErrorCode.FRAME_TOO_LARGE, f"a message over {name} ({limit} bytes)")
             return False
         self._message.append(bytes(data))
         if finished:
             body = b"".join(self._message)
             self._message, self._message_bytes, self._in_message = [], 0, False
+            self._said_something = True
             self.conn.receive_data(frame_bytes(body))
         return True
 

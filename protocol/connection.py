@@ -17,6 +17,7 @@ from typing import Final
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .events import Event, Hello, Sender, Welcome, event_from_body
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameReader, encode_frame, unpack_body
+from .limits import MAX_HELLO_FRAME_BYTES
 from .versions import PROTOCOL_MIN, PROTOCOL_VERSION
 
 
@@ -64,6 +65,14 @@ class Connection:
         return self._reader.buffered > 0 or self._reader.expected is not None
 
     @property
+    def incoming_limit(self) -> tuple[int, str]:
+        """The longest frame the peer may send now, and the limit's name: a server takes no more than a
+        hello's worth from a peer that has not said hello."""
+        if self.role is Role.SERVER and not self._hello_done:
+            return min(self.max_frame_size, MAX_HELLO_FRAME_BYTES), "the limit before hello"
+        return self.max_frame_size, "max_frame_size"
+
+    @property
     def incoming_frame_size(self) -> int | None:
         """The declared length of the frame in progress, once its 4-byte header is in."""
         return self._reader.expected
@@ -80,7 +89,7 @@ class Connection:
         if self.state is State.ERROR:
             raise LocalProtocolError(ErrorCode.PROTOCOL_STATE, "the stream already failed")
         try:
-            payload = self._reader.next_payload()
+            payload = self._reader.next_payload(self.incoming_limit)
         except RemoteProtocolError:
             self.state = State.ERROR
             raise

@@ -117,20 +117,20 @@ class FrameReader:
         """The declared length of the frame being read, once its header is in."""
         return self._expected
 
-    def next_payload(self) -> bytes | None:
-        """The next complete frame payload, or None if more bytes are needed."""
+    def next_payload(self, limit: tuple[int, str] | None = None) -> bytes | None:
+        """The next complete frame payload, or None if more bytes are needed. ``limit``: (bytes, its name)
+        for this frame, if lower than ``max_frame_size`` (a server's before the hello)."""
         available = len(self._buffer) - self._start
         if self._expected is None:
             if available < HEADER.size:
                 return None
             (length,) = HEADER.unpack_from(self._buffer, self._start)
-            if length > self.max_frame_size:
+            most, name = limit if limit is not None else (self.max_frame_size, "max_frame_size")
+            if length > most:
                 self._buffer.clear()  # the stream is lost; free what it sent
                 self._start = 0
                 raise RemoteProtocolError(
-                    ErrorCode.FRAME_TOO_LARGE,
-                    f"frame of {length} bytes exceeds max_frame_size ({self.max_frame_size})",
-                    fatal=True,
+                    ErrorCode.FRAME_TOO_LARGE, f"frame of {length} bytes exceeds {name} ({most})", fatal=True
                 )
             self._start += HEADER.size
             available -= HEADER.size

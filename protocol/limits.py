@@ -180,6 +180,9 @@ MAX_NAME_BYTES = 256  # client, user and scene names: Blender's longest name is 
 MAX_LABEL_BYTES = 64
 MAX_SECRET_BYTES = 1024
 MAX_MESSAGE_BYTES = 1024
+# A server's limit on a frame before it has read the hello: a hello is under 2 KiB (its strings above), and
+# until then the peer is nobody, whose frames it should not hold megabytes of.
+MAX_HELLO_FRAME_BYTES = 16 * 1024
 MAX_LOCK_KEYS = 1024  # keys in one lock/unlock/break_lock request
 
 _NO_CONTROL = "without control characters"

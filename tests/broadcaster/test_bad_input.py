@@ -15,6 +15,7 @@ from support import ServerProcess, running_broadcaster, wait_for
 
 from broadcaster.client import ServerError, connect
 from protocol import PROTOCOL_VERSION, encode_frame
+from protocol.limits import MAX_HELLO_FRAME_BYTES
 
 HELLO = encode_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "raw"})
 
@@ -122,6 +123,27 @@ async def test_fatal_input_gets_an_error_then_close(room_with_bystander, data, c
     assert errors(frames)[-1]["code"] == code
     assert errors(frames)[-1]["fatal"] is True
     assert raw.closed
+
+
+async def test_a_first_frame_longer_than_a_hello_is_refused_from_its_length_alone(room_with_bystander):
+    """Before hello the peer is nobody: a first frame over MAX_HELLO_FRAME_BYTES is refused as soon as its
+    4-byte length is in, not held until it arrives (up to max_frame_size) or the handshake deadline."""
+    host, port, *_ = room_with_bystander
+    for declared in (MAX_HELLO_FRAME_BYTES + 1, 64 * 1024 * 1024):
+        async with RawPeer(host, port) as raw:
+            await raw.send(struct.pack(">I", declared) + b"\x81")
+            with trio.fail_after(2):  # the handshake deadline is 10 s
+                error = await raw.next_frame()
+            assert error["code"] == "frame_too_large" and error["fatal"] is True
+            assert "before hello" in error["message"]
+            assert await raw.frames() == [] and raw.closed
+    # After the hello, pipelined in the same bytes, a frame past that size is read as any other.
+    async with RawPeer(host, port) as raw:
+        padded = encode_frame({"type": "ping", "nonce": 1, "pad": b"x" * (4 * MAX_HELLO_FRAME_BYTES)})
+        await raw.send(HELLO + padded)
+        assert (await raw.next_frame())["type"] == "welcome"
+        error = await raw.next_frame()  # judged as a ping (it has a field too many), not by its size
+        assert error["code"] == "bad_message" and error["fatal"] is False
 
 
 async def test_truncated_frame_then_close(room_with_bystander):

@@ -14,6 +14,7 @@ from broadcaster.config import ServerConfig
 from broadcaster.websocket import WebSocketSession
 from protocol import PROTOCOL_VERSION, Hello, JoinRoom
 from protocol.framing import pack_body
+from protocol.limits import MAX_HELLO_FRAME_BYTES
 from tools.wsclient import WebSocketClosed, WSClient
 
 MARGIN = 2.0  # seconds of slack for a loaded machine
@@ -249,6 +250,26 @@ async def test_a_message_over_max_frame_size_is_cut_before_it_is_buffered(tmp_pa
         assert error["code"] == "frame_too_large" and error["fatal"] is True and code == 1009
         ws = await WSClient.open(http)
         assert (await hello(ws))["type"] == "welcome"  # the server goes on
+
+
+async def test_a_first_message_longer_than_a_hello_is_cut_and_one_after_the_hello_is_not(tmp_path):
+    """As on the TCP port, a peer that has not said hello may send MAX_HELLO_FRAME_BYTES; the server stops
+    reading its first message there. A message pipelined behind the hello is held to max_frame_size only."""
+    async with serving(tmp_path) as b:
+        http = b.http_addresses[0]
+        ws = await WSClient.open(http)
+        body = pack_body({"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "x" * 20_000})
+        assert MAX_HELLO_FRAME_BYTES < len(body) < 2 * MAX_HELLO_FRAME_BYTES
+        await ws.send_raw(ws.ws.send(Message(data=body)))
+        error, code = await closing_error(ws)
+        assert error["code"] == "frame_too_large" and "before hello" in error["message"] and code == 1009
+        ws = await WSClient.open(http)
+        hello_body = pack_body({"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "web"})
+        padded = pack_body({"type": "ping", "nonce": 1, "pad": b"x" * (4 * MAX_HELLO_FRAME_BYTES)})
+        await ws.send_raw(ws.ws.send(Message(data=hello_body)) + ws.ws.send(Message(data=padded)))
+        assert (await ws.receive_body())["type"] == "welcome"
+        error = await ws.receive_body()  # judged as a ping (it has a field too many), not by its size
+        assert error["code"] == "bad_message" and error["fatal"] is False
 
 
 async def trickle(ws: WSClient, data: bytes, interval: float) -> None:

@@ -23,6 +23,7 @@ from protocol import (
     Welcome,
     encode_frame,
 )
+from protocol.limits import MAX_HELLO_FRAME_BYTES
 
 
 def handshake() -> tuple[Connection, Connection]:
@@ -93,6 +94,45 @@ def test_anything_malformed_before_hello_is_fatal(body):
     assert info.value.code is ErrorCode.PROTOCOL_STATE and info.value.fatal
     with pytest.raises(LocalProtocolError):  # nothing more is read from that stream
         feed(server, {"type": "hello", "protocol": PROTOCOL_VERSION, "client_name": "late"})
+
+
+def test_before_hello_a_server_takes_no_frame_longer_than_a_hello_can_be():
+    """A peer that has not said hello is nobody: its first frame may be at most MAX_HELLO_FRAME_BYTES, refused
+    from its length prefix alone; the longest hello is well under it, and after it max_frame_size holds."""
+    limit = MAX_HELLO_FRAME_BYTES
+    longest = Hello(
+        protocol=PROTOCOL_VERSION,
+        client_name="\U0001f600" * 64,  # 256 bytes
+        client_kind="k" * 64,
+        client_version="v" * 64,
+        session="s" * 64,
+        token="\U0001f600" * 256,  # 1024 bytes
+        protocol_min=0,
+    )
+    assert len(Connection(Role.CLIENT).send(longest)) < limit // 8
+    server = Connection(Role.SERVER)
+    server.receive_data(struct.pack(">I", limit + 1))  # the header only: nothing more need arrive
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert info.value.code is ErrorCode.FRAME_TOO_LARGE and info.value.fatal
+    assert "before hello" in info.value.message and str(limit) in info.value.message
+    # Exactly the limit is framed (then judged as a hello: this one is not).
+    server = Connection(Role.SERVER)
+    body = msgpack.packb({"type": "hello", "pad": b"x" * (limit - 19)})  # 19 bytes of map, keys, headers
+    assert len(body) == limit
+    server.receive_data(struct.pack(">I", limit) + body)
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert info.value.code is ErrorCode.PROTOCOL_STATE
+    # A hello and, in the same bytes, a write as large as max_frame_size allows.
+    client, server = Connection(Role.CLIENT), Connection(Role.SERVER, max_frame_size=4 * limit)
+    big = Set(op_id=1, key="k", value=b"x" * (3 * limit))
+    server.receive_data(client.send(longest) + client.send(big))
+    assert server.next_event() == longest and server.next_event() == big
+    # A client reads its first frame (the welcome, or an error) under max_frame_size alone.
+    client = Connection(Role.CLIENT)
+    client.receive_data(struct.pack(">I", limit + 1))
+    assert client.next_event() is NEED_DATA
 
 
 def test_second_hello_is_refused():
