@@ -438,7 +438,7 @@ class Client:
         return reply.keys, reply.prefixes
 
     async def unlock(self, keys: list[str] | None = None, prefixes: list[str] | None = None) -> list[str]:
-        """Release some (neither named: all) of this client's locks; returns the keys released."""
+        """Release some (neither named: all) of this client's locks; returns the keys, then the prefixes."""
         reply: Unlocked = await self._request(
             *self.session.request(
                 lambda ref: Unlock(keys=list(keys or []), prefixes=list(prefixes or []), ref=ref)

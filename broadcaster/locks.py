@@ -21,7 +21,14 @@ from replication import Proposal, ReplicationError, TreeError
 from .errors import RequestError
 from .hub import Hub
 from .rooms import Room, encode_frame
-from .roomstore import RoomStore, lock_command, lock_payload, release_locks_command, unlock_command
+from .roomstore import (
+    RoomStore,
+    adopt_locks_command,
+    lock_command,
+    lock_payload,
+    release_locks_command,
+    unlock_command,
+)
 from .session import Session
 
 log = logging.getLogger("blendsync.server")
@@ -120,6 +127,24 @@ class Locks:
         prefixes = sorted(p for p, owner in room.prefix_locks.items() if owner == session.client_id)
         if keys or prefixes:
             self._submit_unlocks(room.name, keys, prefixes, self.payload(session))
+
+    def adopt(self, session: Session) -> None:
+        """The session joined its room here holding locks recorded under another node (it resumed here: its
+        node died or it moved): they become this node's, so that its writes and unlocks pass their guards,
+        its old node's end of the session does not release them, and nor does the leader's release of a
+        dead node's. Submitted before any later request of the session, so ordered before them."""
+        room = session.room
+        if room is None or session.client_id not in {*room.locks.values(), *room.prefix_locks.values()}:
+            return
+        payload = self.payload(session)
+        held = [
+            (path, old) for path, old in self.store.locks_of(room.name, session.client_id) if old != payload
+        ]
+        for start in range(0, len(held), RELEASE_BATCH):
+            try:
+                self.store.submit(adopt_locks_command(held[start : start + RELEASE_BATCH], payload))
+            except (ReplicationError, TreeError) as exc:
+                log.warning("could not take over the locks of a resumed session: %s", exc)
 
     def release_if_orphaned(self, room: str, key: str, payload: Any, *, prefix: bool) -> None:
         """A lock of this node's session that committed once the session was out of the room (it left, was

@@ -297,6 +297,16 @@ def release_locks_command(held: Sequence[tuple[Sequence[str], Any]]) -> dict[str
     }
 
 
+def adopt_locks_command(held: Sequence[tuple[Sequence[str], Any]], payload: dict[str, Any]) -> dict[str, Any]:
+    """Make each (path, payload) lock ``payload``'s (its session's, now on this node) if it is unchanged."""
+    return {
+        "then": [
+            {"op": "put", "path": list(path), "payload": payload, "if": {"payload_equals": [list(path), old]}}
+            for path, old in held
+        ]
+    }
+
+
 def break_locks_command(room: str, keys: list[str], prefixes: Sequence[str] = ()) -> dict[str, Any]:
     then = [{"op": "delete", "path": list(lock_path(room, key))} for key in keys]
     then += [{"op": "delete", "path": list(prefix_lock_path(room, prefix))} for prefix in prefixes]
@@ -399,6 +409,14 @@ class RoomStore:
 
     def prefix_locks(self, room: str) -> list[tuple[str, dict[str, Any]]]:
         return [(prefix, payload) for prefix, _, payload in self.node.list_local(prefix_locks_path(room))]
+
+    def locks_of(self, room: str, client_id: str) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        """The locks and prefix locks ``client_id`` holds in ``room``: (path, payload)."""
+        held = [(lock_path(room, key), p) for key, p in self.locks(room) if p.get("owner") == client_id]
+        held += [
+            (prefix_lock_path(room, k), p) for k, p in self.prefix_locks(room) if p.get("owner") == client_id
+        ]
+        return held
 
     def locks_by_node(self) -> dict[Any, list[tuple[tuple[str, ...], dict[str, Any]]]]:
         """Every lock and prefix lock, in any room, by the node of the session holding it: (path, payload)."""

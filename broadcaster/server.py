@@ -319,6 +319,7 @@ class Broadcaster:
                 await self.create_room(session, event)
             case JoinRoom():
                 await self.joins.join_room(session, event)
+                self.locks.adopt(session)
             case LeaveRoom(ref=ref):
                 await self.leave_room(session, ref)
             case DeleteRoom():

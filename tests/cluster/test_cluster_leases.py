@@ -132,3 +132,30 @@ async def test_a_paused_node_loses_its_locks_and_its_sessions_hear_of_it_when_it
         assert await ana.lock([KEY])  # hers again, through her own node
         await wait_for(lambda: KEY in ben.locks)
         assert await refused(ben, KEY)
+
+
+async def test_a_session_resumed_on_another_node_keeps_its_locks_and_writes_under_them(cluster3):
+    """Ana's node dies while she holds a lock; her client resumes her session on another node. The lock is
+    still hers (others stay out), and at once she may write under it and release it, not only after the
+    leader has given the dead node up."""
+    leader = await cluster3.leader()
+    holder = next(i for i in cluster3.ids if i != leader)
+    async with (
+        connect(*cluster3.address(holder), name="ana", failover=True, addresses=cluster3.addresses()) as ana,
+        connect(*cluster3.address(leader), name="ben") as ben,
+    ):
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        await ben.join("r")
+        await ana.lock([KEY], [OBJ])
+        await wait_for(lambda: KEY in ben.locks and OBJ in ben.prefix_locks)
+        cluster3.kill(holder)
+        with trio.fail_after(20):  # well inside dead_node_timeout (30 s): the lock is not released
+            await ana.set(KEY, b"a")  # waits for the failover, then goes through under her lock
+            await ana.set(OBJ + "name", b"a")
+        assert ben.locks == {KEY: ana.client_id} and ben.prefix_locks == {OBJ: ana.client_id}
+        assert await refused(ben, KEY) and await refused(ben, OBJ + "name")
+        assert sorted(await ana.unlock()) == sorted([KEY, OBJ])
+        await wait_for(lambda: not ben.locks and not ben.prefix_locks)
+        await ben.set(KEY, b"b")
+        await ben.set(OBJ + "name", b"b")
