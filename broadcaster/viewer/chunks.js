@@ -22,6 +22,9 @@ const MAX_CHUNK_BYTES = 1024 * 1024; // one blob (docs/protocol.md: MAX_BLOB_BYT
 // counted: a node may name one blob many times, so this bounds the work and not only the fetching).
 export const MAX_VALUE_BYTES = 512 * 1024 * 1024;
 export const MAX_VALUE_BLOBS = 65536;
+// All values' byte strings the page holds or is fetching at once: joined, then made into buffers for the
+// GPU, they cost the tab several times their size (six values naming one 256 MiB tree took it past 9 GB).
+export const MAX_HELD_BYTES = 1024 * 1024 * 1024;
 
 // CHUNKED_EXT: every chunk's hash in the value.
 export class Chunked {
@@ -175,14 +178,16 @@ function joined(value, pending, have) {
 }
 
 export class ChunkGate {
-  constructor(fetchBlobs, leftOut = () => {}) {
+  constructor(fetchBlobs, leftOut = () => {}, maxHeld = MAX_HELD_BYTES) {
     this.fetchBlobs = fetchBlobs; // (list of 32-byte hashes) -> sends blob_get
     this.leftOut = leftOut; // (key) -> a value was left out: the key keeps its previous value
+    this.maxHeld = maxHeld;
     this.reset();
   }
 
   reset() {
-    this.waiting = new Map(); // key -> { value, pending: Map(ext -> Pending), need: Set(hex) }
+    this.shown = new Map(); // key -> bytes of the joined value last returned for it (the scene holds it)
+    this.waiting = new Map(); // key -> { value, bytes, pending: Map(ext -> Pending), need: Set(hex) }
     this.deferred = new Map(); // key -> value whose chunks are asked for only once it is wanted
     this.have = new Map(); // hex -> bytes, while a waiting value's current levels name it
     this.requested = new Set(); // hex asked for on this connection, not answered yet
@@ -206,9 +211,15 @@ export class ChunkGate {
   // (null: held, or left out); without `fetch` nothing is asked for until `want(key)`.
   incoming(key, value, fetch = true) {
     this.drop(key);
-    if (value === null) return null;
+    if (value === null) {
+      this.shown.delete(key);
+      return null;
+    }
     const exts = extsOf(value, []);
-    if (!exts.length) return value;
+    if (!exts.length) {
+      this.shown.delete(key);
+      return value;
+    }
     let bytes = 0, blobs = 0;
     for (const ext of exts) (bytes += ext.length), (blobs += ext.blobs);
     if (bytes > MAX_VALUE_BYTES || blobs > MAX_VALUE_BLOBS) {
@@ -222,17 +233,35 @@ export class ChunkGate {
     return this.start(key, value, exts);
   }
 
+  // Whether `key`'s value of these byte strings would take what the page holds or fetches past
+  // `maxHeld` (what it replaces not counted).
+  over(key, exts) {
+    let total = 0;
+    for (const ext of exts) total += ext.length;
+    for (const [k, bytes] of this.shown) if (k !== key) total += bytes;
+    for (const [k, entry] of this.waiting) if (k !== key) total += entry.bytes;
+    return total > this.maxHeld;
+  }
+
   start(key, value, exts) {
-    const entry = { value, pending: new Map(exts.map((ext) => [ext, new Pending(ext)])), need: new Set() };
-    return this.advance(key, entry) ?? null;
+    if (this.over(key, exts)) {
+      this.leftOut(key); // the page keeps what it holds (the key its previous value)
+      return null;
+    }
+    let bytes = 0;
+    for (const ext of exts) bytes += ext.length;
+    const pending = new Map(exts.map((ext) => [ext, new Pending(ext)]));
+    return this.advance(key, { value, bytes, pending, need: new Set() }) ?? null;
   }
 
   // The page now draws `key`'s value: a deferred one is fetched (returned at once when nothing is missing).
   want(key) {
     const value = this.deferred.get(key);
     if (value === undefined) return null;
+    const exts = extsOf(value, []);
+    if (this.over(key, exts)) return null; // stays deferred: wanted again once there is room
     this.deferred.delete(key);
-    return this.start(key, value, extsOf(value, []));
+    return this.start(key, value, exts);
   }
 
   // The page no longer draws `key`'s value: what it still needs is not asked for (blobs already asked
@@ -264,6 +293,7 @@ export class ChunkGate {
     const value = joined(entry.value, entry.pending, this.have);
     this.drop(key);
     if (value === undefined) this.leftOut(key);
+    else this.shown.set(key, entry.bytes);
     return value;
   }
 

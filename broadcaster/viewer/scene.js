@@ -70,7 +70,7 @@ export class RoomScene {
       const how = interest(key);
       if (how === IGNORED) continue; // never drawn: neither decoded nor fetched
       if (value === null) {
-        this.gate.drop(key);
+        this.gate.incoming(key, null);
         this.store(key, null);
         continue;
       }

@@ -109,3 +109,64 @@ async def test_bad_values_leave_their_object_out_and_the_rest_drawn_and_live(tmp
             assert around(shot, project(shot, (0.0, 0.0, -1.5)), red)
             assert around(shot, project(shot, (2.0, 0.0, 1.5)), blue)
             assert await page.evaluate(f"blendsyncViewer.source('{blue_cube}')") == "base", page.log
+
+
+# The page's chunk gate, fed values whose byte strings together pass what it may hold: with the page's own
+# bound (1 GiB, declared lengths only: nothing is fetched) and with a small one, to follow values that
+# complete (their joined bytes count until the key is deleted or replaced).
+HELD = """
+window.held = null;
+import("/viewer/chunks.js").then((c) => {
+  const out = {}, left = [], asked = [];
+  const gate = new c.ChunkGate((hashes) => asked.push(hashes.length), (key) => left.push(key));
+  const MiB = 1024 * 1024;
+  const tree = (mib, seed) => new c.ChunkTree(mib * MiB, MiB, 256, new Uint8Array(32).fill(seed));
+  out.bound = c.MAX_HELD_BYTES;
+  out.first = [gate.incoming("view/a/mesh", { positions: tree(400, 1) }), asked.length];
+  out.second = [gate.incoming("view/b/mesh", { positions: tree(400, 2) }), asked.length];
+  out.third = [gate.incoming("view/c/mesh", { positions: tree(400, 3) }), asked.length, [...left]];
+  gate.incoming("view/a/mesh", null);  // deleted: its room is free again
+  const c3 = gate.incoming("view/c/mesh", { positions: tree(400, 3) });
+  out.again = [c3, asked.length, gate.waiting.has("view/c/mesh")];
+  gate.incoming("mesh/d/geometry", { vertices: tree(400, 4) }, false);  // a base mesh, fetched when drawn
+  out.wanted = [gate.want("mesh/d/geometry"), gate.deferred.has("mesh/d/geometry")];
+  gate.incoming("view/b/mesh", null);
+  const d = "mesh/d/geometry";
+  out.room = [gate.want(d), gate.deferred.has(d), gate.waiting.has(d)];
+
+  // A bound of 6 bytes: two values of 3 joined bytes are held; a third is left out until one goes.
+  const small = new c.ChunkGate(() => {}, (key) => left.push(key), 6);
+  const chunks = [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])];
+  const hashes = chunks.map((_, i) => new Uint8Array(32).fill(100 + i));
+  const root = new Uint8Array(32).fill(9);
+  const complete = (key) => {
+    small.incoming(key, { data: new c.ChunkTree(3, 1, 4, root) });
+    let ready = small.arrived(root, new Uint8Array([...hashes[0], ...hashes[1], ...hashes[2]]));
+    for (let i = 0; i < 3; i++) ready = ready.concat(small.arrived(hashes[i], chunks[i]));
+    return ready.map(([k, v]) => [k, [...v.data]]);
+  };
+  out.small = [complete("view/x/mesh"), complete("view/y/mesh")];
+  left.length = 0;
+  out.small.push(complete("view/z/mesh"), [...left]);
+  small.incoming("view/x/mesh", { plain: 1 });  // replaced by a value that names no chunk
+  out.small.push(complete("view/z/mesh"));
+  window.held = out;
+});
+"""
+
+
+async def test_values_past_what_the_page_may_hold_wait_their_turn_or_are_left_out(tmp_path):
+    async with ana_on_a_server(tmp_path) as ana:
+        await ana.create_room("r", keep_open=True)
+        await ana.join("r")
+        async with viewing(ana, "r", tmp_path) as page:
+            await page.evaluate(HELD)
+            held = await page.wait_for("window.held", 30)
+    assert held["bound"] == 1024**3
+    assert held["first"] == [None, 1] and held["second"] == [None, 2]  # on their way (the roots asked for)
+    assert held["third"] == [None, 2, ["view/c/mesh"]]  # past the bound: left out, nothing fetched
+    assert held["again"] == [None, 3, True]  # once a held one went, it is fetched
+    assert held["wanted"] == [None, True]  # no room: the base mesh stays deferred, not fetched nor lost
+    assert held["room"] == [None, False, True]  # room again: fetched
+    x, y, z = ([[f"view/{name}/mesh", [1, 2, 3]]] for name in "xyz")
+    assert held["small"] == [x, y, [], ["view/z/mesh"], z]
