@@ -60,13 +60,18 @@ Promise.all([import("/viewer/values.js"), import("/viewer/textures.js")]).then((
 """
 
 
-async def test_the_pages_decoders_refuse_what_would_stop_or_freeze_it(tmp_path):
+async def run_in_page(tmp_path, script: str, result: str):
+    """``script`` run in a viewer page of an empty room; what it leaves in ``window[result]``."""
     async with ana_on_a_server(tmp_path) as ana:
         await ana.create_room("r", keep_open=True)
         await ana.join("r")
         async with viewing(ana, "r", tmp_path) as page:
-            await page.evaluate(CHECKS)
-            checks = await page.wait_for("window.checks", 30)
+            await page.evaluate(script)
+            return await page.wait_for(f"window.{result}", 30)
+
+
+async def test_the_pages_decoders_refuse_what_would_stop_or_freeze_it(tmp_path):
+    checks = await run_in_page(tmp_path, CHECKS, "checks")
     assert checks["chain"] == [30000, 1025]  # cut after 1,024 parents, not thrown
     assert checks["base"] == [None, None, 3]  # faces whose starts go back or past the corners: left out
     assert checks["groups"][0] is None  # more draw calls than any mesh has: left out
@@ -156,12 +161,7 @@ import("/viewer/chunks.js").then((c) => {
 
 
 async def test_values_past_what_the_page_may_hold_wait_their_turn_or_are_left_out(tmp_path):
-    async with ana_on_a_server(tmp_path) as ana:
-        await ana.create_room("r", keep_open=True)
-        await ana.join("r")
-        async with viewing(ana, "r", tmp_path) as page:
-            await page.evaluate(HELD)
-            held = await page.wait_for("window.held", 30)
+    held = await run_in_page(tmp_path, HELD, "held")
     assert held["bound"] == 1024**3
     assert held["first"] == [None, 1] and held["second"] == [None, 2]  # on their way (the roots asked for)
     assert held["third"] == [None, 2, ["view/c/mesh"]]  # past the bound: left out, nothing fetched
