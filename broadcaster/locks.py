@@ -10,7 +10,9 @@ land after a lock on its key, or on a prefix covering it, was granted.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import trio
@@ -169,6 +171,19 @@ class Locks:
                 except (ReplicationError, TreeError) as exc:
                     log.warning("could not release stale locks: %s", exc)
 
+    def _silent(
+        self,
+        node_id: Any,
+        *,
+        last_heard: Callable[[int], float | None],
+        since: float,
+        now: float,
+        timeout: float,
+    ) -> bool:
+        """Another node, not heard from for ``timeout`` seconds (counting from ``since`` at the earliest)."""
+        heard = last_heard(node_id) if isinstance(node_id, int) else None
+        return node_id != self.store.node_id and now - max(heard or 0.0, since) > timeout
+
     async def dead_node_pump(self, last_heard: Callable[[int], float | None], timeout: float) -> None:
         """On the leader: release the locks of the sessions of a node not heard from for ``timeout`` seconds.
 
@@ -178,17 +193,25 @@ class Locks:
         before. A lock that changed meanwhile stays.
         """
         leader_since: float | None = None
+        scanned = -math.inf  # when every lock was last looked at
         while True:
             await trio.sleep(min(5.0, timeout / 4))
-            if self.store.node.status().get("role") != "leader":
+            status = self.store.node.status()
+            if status.get("role") != "leader":
                 leader_since = None
                 continue
             now = trio.current_time()
-            if leader_since is None:
-                leader_since = now
+            leader_since = now if leader_since is None else leader_since
+            silent = partial(
+                self._silent, last_heard=last_heard, since=leader_since, now=now, timeout=timeout
+            )
+            # Every lock is read while a member is silent, and once a timeout for a node that is no member
+            # any more: a leader hearing all its members does not walk every room's locks each pass.
+            if not any(map(silent, status.get("members") or ())) and now - scanned < timeout:
+                continue
+            scanned = now
             for node_id, held in self.store.locks_by_node().items():
-                heard = last_heard(node_id) if isinstance(node_id, int) else None
-                if node_id == self.store.node_id or now - max(heard or 0.0, leader_since) <= timeout:
+                if not silent(node_id):
                     continue
                 log.warning(
                     "releasing %d locks of node %s: not heard from for %.0f s", len(held), node_id, timeout

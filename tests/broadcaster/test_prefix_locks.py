@@ -297,3 +297,22 @@ async def test_a_lock_committed_after_its_session_was_replaced_is_released(tmp_p
                     room = b.hub.rooms["r"]
                     await wait_for(lambda: not room.locks and not room.prefix_locks)
             await ben.set(OBJ + "geometry", b"ben's")
+
+
+async def test_a_lock_naming_a_node_that_is_no_member_is_released_after_the_timeout(tmp_path):
+    """A lock of a node removed from the cluster (or of an imported store) is nobody's: the leader, hearing
+    from no such node, releases it within two timeouts; its own node's sessions' locks stay."""
+    timeout = 0.5
+    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", dead_node_timeout=timeout)
+    async with open_broadcaster(config) as b:
+        host, port = b.listen_addresses[0].rsplit(":", 1)
+        async with ana_and_ben_in_a_room((host, int(port))) as (ana, ben):
+            await ana.lock(["k"], [OBJ])
+            gone = lock_payload("s" * 32, "cy", 99)
+            meta = b.store.find_meta("r")
+            result = await b.store.propose(lock_command("r", ["other"], gone, ["obj/gone/"], meta))
+            assert result["succeeded"]
+            await wait_for(lambda: "other" in ben.locks and "obj/gone/" in ben.prefix_locks)
+            await wait_for(lambda: "other" not in ben.locks and not {"obj/gone/"} & set(ben.prefix_locks), 10)
+            await trio.sleep(4 * timeout)
+            assert ben.locks == {"k": ana.client_id} and ben.prefix_locks == {OBJ: ana.client_id}
