@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -34,7 +34,12 @@ from .roomstore import (
 from .session import Session
 
 log = logging.getLogger("blendsync.server")
-RELEASE_BATCH = 256  # locks released per command (each a delete with its own condition)
+RELEASE_BATCH = 256  # locks released or taken over per command (each op with its own condition)
+
+
+def batches(held: list[Any]) -> Iterator[list[Any]]:
+    """``held`` in parts of RELEASE_BATCH: a command each."""
+    return (held[start : start + RELEASE_BATCH] for start in range(0, len(held), RELEASE_BATCH))
 
 
 def refuse_locked(room: Room, keys: Iterable[str], client_id: str) -> None:
@@ -142,9 +147,9 @@ class Locks:
         held = [
             (path, old) for path, old in self.store.locks_of(room.name, session.client_id) if old != payload
         ]
-        for start in range(0, len(held), RELEASE_BATCH):
+        for part in batches(held):
             try:
-                self.store.submit(adopt_locks_command(held[start : start + RELEASE_BATCH], payload))
+                self.store.submit(adopt_locks_command(part, payload))
             except (ReplicationError, TreeError) as exc:
                 log.warning("could not take over the locks of a resumed session: %s", exc)
 
@@ -165,9 +170,9 @@ class Locks:
             # This node's copy may be behind: a lock it still shows may have gone (released by the leader
             # while the node was down) and been taken again by someone else, so each goes only if unchanged.
             log.info("releasing %d locks held by sessions from before a restart", len(stale))
-            for start in range(0, len(stale), RELEASE_BATCH):
+            for part in batches(stale):
                 try:
-                    self.store.submit(release_locks_command(stale[start : start + RELEASE_BATCH]))
+                    self.store.submit(release_locks_command(part))
                 except (ReplicationError, TreeError) as exc:
                     log.warning("could not release stale locks: %s", exc)
 
@@ -216,11 +221,9 @@ class Locks:
                 log.warning(
                     "releasing %d locks of node %s: not heard from for %.0f s", len(held), node_id, timeout
                 )
-                for start in range(0, len(held), RELEASE_BATCH):
+                for part in batches(held):
                     try:
-                        await self.store.node.propose(
-                            release_locks_command(held[start : start + RELEASE_BATCH])
-                        )
+                        await self.store.node.propose(release_locks_command(part))
                     except (ReplicationError, TreeError) as exc:  # no quorum now: the next pass tries again
                         log.warning("could not release the locks of node %s: %s", node_id, exc)
                         break

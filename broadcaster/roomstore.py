@@ -286,25 +286,24 @@ def unlock_command(room: str, key: str, payload: dict[str, Any], *, prefix: bool
     return {"compare": [{"payload_equals": [path, payload]}], "then": [{"op": "delete", "path": path}]}
 
 
-def release_locks_command(held: Sequence[tuple[Sequence[str], Any]]) -> dict[str, Any]:
-    """Delete each (path, payload) lock that still has that payload (a lock released and taken again
-    meanwhile, by anyone, stays), whatever became of the others."""
+def _each_if_unchanged(held: Sequence[tuple[Sequence[str], Any]], op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` on each (path, payload) lock that still has that payload (one released and taken again
+    meanwhile, by anyone, is left alone), whatever became of the others."""
     return {
         "then": [
-            {"op": "delete", "path": list(path), "if": {"payload_equals": [list(path), payload]}}
-            for path, payload in held
+            {**op, "path": list(path), "if": {"payload_equals": [list(path), old]}} for path, old in held
         ]
     }
+
+
+def release_locks_command(held: Sequence[tuple[Sequence[str], Any]]) -> dict[str, Any]:
+    """Delete each (path, payload) lock that is unchanged."""
+    return _each_if_unchanged(held, {"op": "delete"})
 
 
 def adopt_locks_command(held: Sequence[tuple[Sequence[str], Any]], payload: dict[str, Any]) -> dict[str, Any]:
     """Make each (path, payload) lock ``payload``'s (its session's, now on this node) if it is unchanged."""
-    return {
-        "then": [
-            {"op": "put", "path": list(path), "payload": payload, "if": {"payload_equals": [list(path), old]}}
-            for path, old in held
-        ]
-    }
+    return _each_if_unchanged(held, {"op": "put", "payload": payload})
 
 
 def break_locks_command(room: str, keys: list[str], prefixes: Sequence[str] = ()) -> dict[str, Any]:
