@@ -176,6 +176,23 @@ def send_and_ack(session, net, P):
     pump_after_update(session)
 
 
+def active_triangle(name: str):
+    """A one-triangle mesh on a new object, the active one (edit mode works on it): (object, mesh)."""
+    me = bpy.data.meshes.new(name)
+    me.from_pydata([(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)], [], [(0, 1, 2)])
+    ob = link(bpy.data.objects.new(name, me))
+    bpy.context.view_layer.objects.active = ob
+    return ob, me
+
+
+def edit_lease_keys(me) -> tuple[str, str]:
+    """The keys edit mode leases for a mesh: its geometry and its shapes."""
+    from blender_addon import sync
+
+    uuid = sync.get_uuid(me)
+    return sync.make_key("mesh", uuid, "geometry"), sync.make_key("mesh", uuid, "shapes")
+
+
 def move_vertex(me, index: int, z: float) -> None:
     """In edit mode: vertex ``index`` of the edit mesh moved to height ``z``, as a tool moves it."""
     import bmesh
@@ -971,13 +988,9 @@ def test_edit_mode_sends_the_edit_mesh_while_editing_and_holds_a_lease_on_the_me
     from blender_addon import session as session_module
 
     session, net = live
-    me = bpy.data.meshes.new("EditMe")
-    me.from_pydata([(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)], [], [(0, 1, 2)])
-    ob = link(bpy.data.objects.new("EditMe", me))
-    bpy.context.view_layer.objects.active = ob
+    ob, me = active_triangle("EditMe")
     send_and_ack(session, net, P)
-    geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
-    shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
+    geometry, shapes = edit_lease_keys(me)
 
     with editing():
         move_vertex(me, 1, 2.5)

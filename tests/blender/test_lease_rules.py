@@ -13,6 +13,8 @@ from scene_builders import link  # noqa: E402
 from test_addon_session import (  # noqa: E402
     CLIENT,
     OTHER,
+    active_triangle,
+    edit_lease_keys,
     editing,
     move_vertex,
     pump_after_update,
@@ -134,10 +136,7 @@ def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
 
     session, net = live
     session.leases.enabled = True
-    me = bpy.data.meshes.new("Held")
-    me.from_pydata([(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)], [], [(0, 1, 2)])
-    ob = link(bpy.data.objects.new("Held", me))
-    bpy.context.view_layer.objects.active = ob
+    ob, me = active_triangle("Held")
     ob.select_set(True)
     send_and_ack(session, net, P)
     session_module_pump(session)
@@ -160,8 +159,7 @@ def test_a_lease_the_server_released_without_our_asking_is_asked_again(live, P):
     assert [lock.prefixes for lock in net.take(P.Lock)] == [[prefix]]
 
     ob.select_set(False)
-    geometry = sync.make_key("mesh", sync.get_uuid(me), "geometry")
-    shapes = sync.make_key("mesh", sync.get_uuid(me), "shapes")
+    geometry, shapes = edit_lease_keys(me)
     with editing():
         move_vertex(me, 1, 2.5)
         pump_after_update(session)
