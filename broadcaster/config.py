@@ -16,6 +16,11 @@ from typing import Any
 
 from protocol import DEFAULT_MAX_FRAME_SIZE
 
+ANNOUNCE_INTERVAL = 2.0  # seconds between a cluster node's announcements of its members (peers.py)
+# A node silent this long is taken for gone: its members leave the rooms' lists (peers.py), and no shorter
+# dead_node_timeout is taken, which would now and then release a live but busy node's locks.
+SILENCE_LIMIT = 3 * ANNOUNCE_INTERVAL + 1.0
+
 DEFAULT_PORT = 12800
 # One room write is one log entry of up to two client frames (max_entry_bytes), and peers send an entry in one
 # frame of their own (replication.transport.DEFAULT_MAX_FRAME, 512 MiB): a larger max_frame_size would let a
@@ -162,6 +167,11 @@ class ServerConfig:
         for name in ("tick_interval", "dead_node_timeout"):  # endless: never a campaign, never a release
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a finite number of seconds")
+        if self.dead_node_timeout < SILENCE_LIMIT:
+            raise ConfigError(
+                f"dead_node_timeout must be at least {SILENCE_LIMIT:g} seconds: a live node announces itself"
+                f" every {ANNOUNCE_INTERVAL:g} s, and a shorter timeout would release a busy node's locks"
+            )
         if not 0 < self.password_lockout <= self.password_lockout_max:
             raise ConfigError("password_lockout must be more than 0 and at most password_lockout_max")
         for name in (

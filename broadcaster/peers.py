@@ -14,14 +14,13 @@ import trio
 
 from protocol import ClientJoined, ClientLeft, ClientUpdated, EventRelayed
 
+from .config import ANNOUNCE_INTERVAL, SILENCE_LIMIT
 from .rooms import VIEWER_KIND, Room, encode_frame
 
 if TYPE_CHECKING:
     from replication import Node
 
 log = logging.getLogger("blendsync.peers")
-ANNOUNCE_INTERVAL = 2.0
-SILENCE_LIMIT = 3 * ANNOUNCE_INTERVAL + 1.0
 
 
 class PeerRelay:

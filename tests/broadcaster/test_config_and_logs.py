@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from broadcaster.config import (
+    ANNOUNCE_INTERVAL,
     MAX_FRAME_SIZE_LIMIT,
+    SILENCE_LIMIT,
     ConfigError,
     ServerConfig,
     is_loopback,
@@ -64,7 +66,6 @@ def test_the_raft_tick_and_the_timeouts_must_be_more_than_zero(tmp_path):
     writes as nan) is no deadline at all, and an endless tick never calls an election."""
     ServerConfig(tick_interval=1e-6).check()
     ServerConfig(tick_interval=3600.0, heartbeat_timeout=math.inf).check()  # no deadline: allowed
-    ServerConfig(dead_node_timeout=1e-6).check()
     for name in ("tick_interval", "heartbeat_timeout", "handshake_timeout", "dead_node_timeout"):
         for refused in (0.0, -0.0, -1.0, -math.inf, math.nan):
             with pytest.raises(ConfigError, match=f"{name} must be more than 0"):
@@ -75,6 +76,21 @@ def test_the_raft_tick_and_the_timeouts_must_be_more_than_zero(tmp_path):
     path = tmp_path / "b.toml"
     path.write_text("[server]\ntick_interval = nan\n")
     with pytest.raises(ConfigError, match="tick_interval must be more than 0"):
+        load_config(path).check()
+
+
+def test_the_dead_node_timeout_is_no_shorter_than_a_live_nodes_silence(tmp_path):
+    """A live node announces itself every 2 s; a timeout near that released a busy node's locks now and then,
+    so the shortest taken is the silence after which its members are dropped too (7 s)."""
+    assert SILENCE_LIMIT == 3 * ANNOUNCE_INTERVAL + 1.0 == 7.0
+    ServerConfig(dead_node_timeout=SILENCE_LIMIT).check()
+    ServerConfig(dead_node_timeout=1e9).check()  # a day or a year: a dead node's locks go, late
+    for refused in (math.nextafter(SILENCE_LIMIT, 0), ANNOUNCE_INTERVAL, 1e-6):
+        with pytest.raises(ConfigError, match="dead_node_timeout must be at least 7 seconds"):
+            ServerConfig(dead_node_timeout=refused).check()
+    path = tmp_path / "b.toml"
+    path.write_text("[server]\ndead_node_timeout = 2\n")  # an integer in TOML: still seconds
+    with pytest.raises(ConfigError, match="dead_node_timeout must be at least 7 seconds"):
         load_config(path).check()
 
 

@@ -13,7 +13,7 @@ from test_grammar import raw_member
 from broadcaster import history_client as hc
 from broadcaster.app import open_broadcaster
 from broadcaster.client import ServerError, connect
-from broadcaster.config import ServerConfig
+from broadcaster.config import SILENCE_LIMIT, ServerConfig
 from broadcaster.history import restored_ops
 from broadcaster.roomstore import create_room_command, lock_command, lock_payload, write_command
 from protocol import PROTOCOL_VERSION, LocksChanged, encode_frame
@@ -302,7 +302,7 @@ async def test_a_lock_committed_after_its_session_was_replaced_is_released(tmp_p
 async def test_a_lock_naming_a_node_that_is_no_member_is_released_after_the_timeout(tmp_path):
     """A lock of a node removed from the cluster (or of an imported store) is nobody's: the leader, hearing
     from no such node, releases it within two timeouts; its own node's sessions' locks stay."""
-    timeout = 0.5
+    timeout = SILENCE_LIMIT  # the shortest the config takes
     config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "d", dead_node_timeout=timeout)
     async with open_broadcaster(config) as b:
         host, port = b.listen_addresses[0].rsplit(":", 1)
@@ -313,6 +313,8 @@ async def test_a_lock_naming_a_node_that_is_no_member_is_released_after_the_time
             result = await b.store.propose(lock_command("r", ["other"], gone, ["obj/gone/"], meta))
             assert result["succeeded"]
             await wait_for(lambda: "other" in ben.locks and "obj/gone/" in ben.prefix_locks)
-            await wait_for(lambda: "other" not in ben.locks and not {"obj/gone/"} & set(ben.prefix_locks), 10)
-            await trio.sleep(4 * timeout)
+            await wait_for(
+                lambda: "other" not in ben.locks and not {"obj/gone/"} & set(ben.prefix_locks), 3 * timeout
+            )
+            await trio.sleep(timeout / 2)  # two more of the leader's passes
             assert ben.locks == {"k": ana.client_id} and ben.prefix_locks == {OBJ: ana.client_id}
