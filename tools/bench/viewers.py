@@ -4,8 +4,8 @@
   ``--viewers`` WebSocket viewers (share-link sessions over the HTTP port, decoding every frame). Delivery
   latency (send to receipt, one clock: every client is in this process) of the TCP receivers **without**
   viewers, then of both **with** them, then of the TCP receivers without them again, in the same run
-  (A/B/A: the two A phases show what the same run's noise is). ``--apart`` keeps the Blender-protocol
-  clients off the server's CPU.
+  (A/B/A: the two A phases show what the same run's noise is), after ``--warmup`` seconds of the same
+  writing that are not measured. ``--apart`` keeps the Blender-protocol clients off the server's CPU.
 - ``viewer-load``: a room of ``--objects`` objects (a mesh and a material each, as the add-on writes them);
   headless Chromium opens its share link ``--runs`` times: time from navigation start to the first frame
   drawn with the whole room (the page's ``blendsyncViewer.firstFrameMs``).
@@ -59,6 +59,13 @@ def add_arguments(kinds: Any) -> None:
     viewers.add_argument("--tcp", type=int, default=5, help="Blender-protocol receivers")
     viewers.add_argument("--rate", type=float, default=30.0, help="updates per second")
     viewers.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    viewers.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of the same writing before the first phase, not measured (a fresh server's first"
+        " seconds had a p99 up to 15x the later phases')",
+    )
     viewers.add_argument("--size", type=int, default=64, help="value bytes per update (a location is ~30)")
     viewers.add_argument(
         "--apart",
@@ -240,6 +247,9 @@ async def viewers(host: str, port: int, http: str, admin: str, args: argparse.Na
     async with connect(host, port, name="setup", kind="bench", token=admin) as setup:
         await setup.create_room(room, keep_open=True)
         share = await setup.admin("share", room=room)
+    if args.warmup > 0:
+        warmup = argparse.Namespace(**{**vars(args), "seconds": args.warmup})
+        await _phase(host, port, admin, room, warmup, [])
     alone: list[float] = []
     cpu = server_cpu_seconds()
     seconds = await _phase(host, port, admin, room, args, alone)
