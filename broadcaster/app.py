@@ -87,7 +87,7 @@ async def serve_forever(config: ServerConfig) -> None:
             # The garbage collection policy is the process's: set here, not by open_broadcaster.
             stats = broadcaster.collector = collector.install()
             try:
-                nursery.start_soon(collector.run_full_collections, stats, broadcaster.activity)
+                nursery.start_soon(collector.run_collections, stats, broadcaster.activity)
                 print(
                     f"blendsync broadcaster listening on {', '.join(broadcaster.listen_addresses)}"
                     f" (data in {config.data_dir})",

@@ -7,6 +7,7 @@ import gc
 import math
 import re
 import urllib.request
+import weakref
 
 import pytest
 import trio
@@ -67,7 +68,7 @@ async def test_the_task_collects_once_activity_rests(autojump_clock):
     gc.disable()  # no automatic collection resets the count this test sets by hand
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(collector.run_full_collections, stats, lambda: activity[0])
+            nursery.start_soon(collector.run_collections, stats, lambda: activity[0])
             gc.collect(1)  # promotes into the old generation
             await _busy(activity, 5 * IDLE)  # never at rest for IDLE
             assert stats.scheduled == 0
@@ -91,6 +92,35 @@ async def test_the_task_collects_once_activity_rests(autojump_clock):
             assert stats.scheduled == 3
             await _busy(activity, third + MAX_GAP + 1)
             assert stats.scheduled == 4
+            nursery.cancel_scope.cancel()
+    finally:
+        gc.enable()
+
+
+class _Cycle:
+    """An object that refers to itself: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_the_task_collects_the_young_generation_on_the_clock(autojump_clock):
+    """A young collection walks what was allocated since the last one: started only by the allocation count
+    (allocations less deallocations), it waited while old objects were freed, and then walked tens of
+    thousands of objects at once. The task collects the young generation every CHECK seconds."""
+    stats = collector.CollectorStats()
+    gc.disable()  # no allocation starts a collection: only the task does
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collector.run_collections, stats, lambda: 0)
+            for _ in range(3):
+                garbage = _Cycle()
+                gone = weakref.ref(garbage)
+                del garbage
+                assert gone() is not None  # a cycle: reference counting does not free it
+                await trio.sleep(collector.CHECK + EPS)
+                assert gone() is None
+            assert stats.scheduled == 0  # young collections only
             nursery.cancel_scope.cancel()
     finally:
         gc.enable()
