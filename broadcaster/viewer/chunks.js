@@ -230,26 +230,23 @@ export class ChunkGate {
       this.deferred.set(key, value);
       return null;
     }
-    return this.start(key, value, exts);
+    if (this.over(key, bytes)) {
+      this.leftOut(key); // the page keeps what it holds (the key its previous value)
+      return null;
+    }
+    return this.start(key, value, exts, bytes);
   }
 
-  // Whether `key`'s value of these byte strings would take what the page holds or fetches past
-  // `maxHeld` (what it replaces not counted).
-  over(key, exts) {
-    let total = 0;
-    for (const ext of exts) total += ext.length;
-    for (const [k, bytes] of this.shown) if (k !== key) total += bytes;
+  // Whether `key`'s value of `bytes` would take what the page holds or fetches past `maxHeld` (what it
+  // replaces not counted).
+  over(key, bytes) {
+    let total = bytes;
+    for (const [k, held] of this.shown) if (k !== key) total += held;
     for (const [k, entry] of this.waiting) if (k !== key) total += entry.bytes;
     return total > this.maxHeld;
   }
 
-  start(key, value, exts) {
-    if (this.over(key, exts)) {
-      this.leftOut(key); // the page keeps what it holds (the key its previous value)
-      return null;
-    }
-    let bytes = 0;
-    for (const ext of exts) bytes += ext.length;
+  start(key, value, exts, bytes) {
     const pending = new Map(exts.map((ext) => [ext, new Pending(ext)]));
     return this.advance(key, { value, bytes, pending, need: new Set() }) ?? null;
   }
@@ -259,9 +256,11 @@ export class ChunkGate {
     const value = this.deferred.get(key);
     if (value === undefined) return null;
     const exts = extsOf(value, []);
-    if (this.over(key, exts)) return null; // stays deferred: wanted again once there is room
+    let bytes = 0;
+    for (const ext of exts) bytes += ext.length;
+    if (this.over(key, bytes)) return null; // stays deferred: wanted again once there is room
     this.deferred.delete(key);
-    return this.start(key, value, exts);
+    return this.start(key, value, exts, bytes);
   }
 
   // The page no longer draws `key`'s value: what it still needs is not asked for (blobs already asked
