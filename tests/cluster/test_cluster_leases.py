@@ -12,6 +12,7 @@ import trio
 from support import BroadcasterCluster, ana_and_ben_in_a_room, wait_for
 
 from broadcaster.client import ServerError, connect
+from broadcaster.config import SILENCE_LIMIT
 from protocol import Applied, Overridden
 
 OBJ = "obj/" + "c" * 32 + "/"
@@ -60,9 +61,10 @@ async def test_a_prefix_lock_on_one_node_holds_writes_on_another_until_its_holde
         await ben.set(OBJ + "made-later", b"b")
 
 
-# Well above the 2 s between a live node's announcements (broadcaster/peers.py): at 2 s, a node that was
-# up was now and then taken for dead on a loaded machine, and its sessions' locks released.
-DEAD_NODE_TIMEOUT = 8.0
+# Above the shortest the server takes (SILENCE_LIMIT, 7 s: three of a live node's 2 s announcements and a
+# second): at 2 s, a node that was up was now and then taken for dead on a loaded machine, and its
+# sessions' locks released.
+DEAD_NODE_TIMEOUT = SILENCE_LIMIT + 1.0
 KEY = "obj/" + "d" * 32 + "/data"
 
 
