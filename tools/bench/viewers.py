@@ -123,9 +123,6 @@ def serving(root: Path):
         process.wait(timeout=20)
 
 
-_CLIENT_CPUS: list[set[int]] = [set()]
-
-
 def _pin(pid: int, cpus: set[int], idle: bool = False) -> None:
     for thread in os.listdir(f"/proc/{pid}/task"):
         os.sched_setaffinity(int(thread), cpus)
@@ -139,7 +136,6 @@ def _apart(server_pid: int) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("--apart needs two CPUs")
-    _CLIENT_CPUS[0] = set(cpus[1:])
     _pin(server_pid, {cpus[0]})
     os.sched_setaffinity(0, set(cpus[1:]))
 
@@ -281,7 +277,7 @@ async def viewers(host: str, port: int, http: str, admin: str, args: argparse.Na
         # Not on the server's CPU: there it ran whenever the server idled, and the server's storage
         # thread then waited 1 to 3 ms to start a commit (docs/performance.md). Beside the clients, the
         # clients' own latency shows whether it takes their CPU.
-        _pin(swarm.pid, _CLIENT_CPUS[0], idle=True)
+        _pin(swarm.pid, os.sched_getaffinity(0), idle=True)  # the clients' CPUs (_apart)
     try:
         lines = _Lines(swarm.stdout)
         if await lines.next() != "ready":  # every viewer has its snapshot
@@ -314,15 +310,9 @@ async def viewers(host: str, port: int, http: str, admin: str, args: argparse.Na
     ]
     result["tcp_p50_ms_a_b_a"] = [phase["p50_ms"] for phase in phases]
     result["tcp_p99_ms_a_b_a"] = [phase["p99_ms"] for phase in phases]
-    result["tcp_p99_ratio"] = round(
-        phases[1]["p99_ms"] / max(phases[0]["p99_ms"], phases[2]["p99_ms"], 1e-6), 2
-    )
-    # The same run's noise: how far apart its two phases without viewers are.
-    result["tcp_p99_a_to_a"] = round(
-        max(phases[0]["p99_ms"], phases[2]["p99_ms"])
-        / max(min(phases[0]["p99_ms"], phases[2]["p99_ms"]), 1e-6),
-        2,
-    )
+    a_low, a_high = sorted(max(phase["p99_ms"], 1e-6) for phase in (phases[0], phases[2]))
+    result["tcp_p99_ratio"] = round(phases[1]["p99_ms"] / a_high, 2)
+    result["tcp_p99_a_to_a"] = round(a_high / a_low, 2)  # the same run's noise: its two A phases apart
     return result
 
 
