@@ -15,6 +15,8 @@ Sub-databases:
   blob_log   8-byte index + sha256 -> b"" for each appended entry that carries a blob (what compaction
              of the log may set free)
   blob_last  sha256 -> 8-byte index of the last appended entry carrying it
+  blob_deltas, blob_based   small blobs kept as deltas against similar ones, and who leans on whom
+             (replication.blob_deltas: ``blobs`` and ``blob_deltas`` together are the blob table)
 
 A blob's bytes go when the log is compacted past the last entry carrying it and the persisted tree has no
 node /blobs/<hex>, in the transaction that makes that so (docs/decisions/0008).
@@ -26,7 +28,8 @@ no blob table (its blobs are tree payloads, which the node still reads); opening
 may hold tree records of nine fields (a node's holds, docs/tree.md), which a layout-3 version cannot read.
 Layout 5 may name a held path's hex names by their bytes in those records, which a layout-4 version cannot
 read. Layout 6 may hold deflated log entries and tree records, which a layout-5 version cannot read.
-Opening a layout-3, -4 or -5 store only marks it 6.
+Layout 7 may keep a blob as a delta, which a layout-6 version cannot read. Opening a layout-3, -4, -5 or -6
+store only marks it 7.
 
 All writes of one step go in one transaction (group commit): entries, hard state, tree records and the
 applied index land together or not at all, so a process killed at any instant reopens consistent.
@@ -45,6 +48,7 @@ from pathlib import Path
 import lmdb
 import msgpack
 
+from .blob_deltas import BlobTable, BlobTableError
 from .blob_entries import (
     BLOB_ROOT,
     HASH_SIZE,
@@ -65,9 +69,10 @@ from .deflate import (
 
 _INDEX = struct.Struct(">Q")
 _PATH_SIZE = struct.Struct(">I")
-LAYOUT = 6  # a store without b"layout" in meta is layout 1
-READABLE_LAYOUTS = (2, 3, 4, 5, 6)  # what a backup may hold
+LAYOUT = 7  # a store without b"layout" in meta is layout 1
+READABLE_LAYOUTS = (2, 3, 4, 5, 6, 7)  # what a backup may hold
 DEFAULT_MAP_SIZE = 64 * 1024**3  # address space only; the file grows as needed
+SEED_BLOBS = 4096  # the blobs of the log's last entries that a restart shows the blob table
 
 
 def _key(index: int) -> bytes:
@@ -165,7 +170,7 @@ class Storage:
         self.sync = sync
         # metasync/sync on: a committed write txn is on disk when commit() returns.
         self._env = lmdb.open(
-            str(path), map_size=map_size, max_dbs=8, sync=sync, metasync=sync, subdir=True, lock=True
+            str(path), map_size=map_size, max_dbs=10, sync=sync, metasync=sync, subdir=True, lock=True
         )
         self._log = self._env.open_db(b"log")
         self._meta = self._env.open_db(b"meta")
@@ -173,14 +178,33 @@ class Storage:
         self._blobs: lmdb._Database | None = self._env.open_db(b"blobs")
         self._blob_log = self._env.open_db(b"blob_log")
         self._blob_last = self._env.open_db(b"blob_last")
+        deltas, based = self._env.open_db(b"blob_deltas"), self._env.open_db(b"blob_based")
+        self._table = BlobTable(self._blobs, deltas, based)
         self._upgrade()
+        self._seed_base_finder()
+
+    def _seed_base_finder(self) -> None:
+        """Show the blob table the small blobs that the log's last entries carry, so that the first edit of
+        a tree node after a restart is kept as a delta against the node it replaces."""
+        with self._env.begin(buffers=True) as txn:
+            cursor = txn.cursor(db=self._blob_log)
+            newest: list[bytes] = []
+            if cursor.last():
+                for key in cursor.iterprev(keys=True, values=False):
+                    newest.append(bytes(key[_INDEX.size :]))
+                    if len(newest) >= SEED_BLOBS:
+                        break
+            try:
+                self._table.seed(txn, reversed(newest))
+            except BlobTableError:
+                pass  # a damaged blob is reported where it is read; here it only teaches nothing
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Storage:
         """A store opened only to read it (a backup): no lock file, no upgrade, no writes."""
         self = cls.__new__(cls)
         self.path, self.sync = Path(path), False
-        self._env = lmdb.open(str(path), max_dbs=8, readonly=True, lock=False, subdir=True)
+        self._env = lmdb.open(str(path), max_dbs=10, readonly=True, lock=False, subdir=True)
         self._log = self._env.open_db(b"log", create=False)
         self._meta = self._env.open_db(b"meta", create=False)
         self._tree = self._env.open_db(b"tree", create=False)
@@ -188,6 +212,11 @@ class Storage:
             self._blobs = self._env.open_db(b"blobs", create=False)
         except lmdb.NotFoundError:
             self._blobs = None  # layout 2: no blob table
+        deltas = based = None
+        if self._blobs is not None and self.layout() >= 7:
+            deltas = self._env.open_db(b"blob_deltas", create=False)
+            based = self._env.open_db(b"blob_based", create=False)
+        self._table = BlobTable(self._blobs, deltas, based)
         return self
 
     def close(self) -> None:
@@ -209,7 +238,7 @@ class Storage:
             layout = 1 if raw is None else msgpack.unpackb(raw)
             if layout == LAYOUT:
                 return
-            if layout not in (1, 2, 3, 4, 5):
+            if layout not in (1, 2, 3, 4, 5, 6):
                 raise StorageError(f"{self.path} has storage layout {layout!r}; this version reads {LAYOUT}")
             if layout == 1:
                 old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]
@@ -292,9 +321,9 @@ class Storage:
                 if rows.set_range(_key(after + 1)):
                     for row in rows.iternext(keys=True, values=False):
                         index = _INDEX.unpack_from(row)[0]
-                        content = txn.get(bytes(row[_INDEX.size :]), db=self._blobs)
-                        if index in sizes and content is not None:
-                            sizes[index] += len(content)
+                        size = self._table.size(txn, bytes(row[_INDEX.size :]))
+                        if index in sizes and size is not None:
+                            sizes[index] += size
         return sorted(sizes.items())
 
     def _entry_data(self, txn: lmdb.Transaction, index: int, stored: list) -> tuple[int, int, bytes]:
@@ -312,25 +341,27 @@ class Storage:
         return term, kind, data if blob is None else data + self._blob_in(txn, blob, index)
 
     def _blob_in(self, txn: lmdb.Transaction, blob: bytes, index: int) -> bytes:
-        content = None if self._blobs is None else txn.get(blob, db=self._blobs)
+        content = self._table_get(txn, blob)
         if content is None:
             raise StorageError(f"{self.path}: entry {index}'s blob {blob.hex()} is named but not stored")
         return bytes(content)
 
+    def _table_get(self, txn: lmdb.Transaction, blob: bytes) -> bytes | memoryview | None:
+        try:
+            return self._table.get(txn, blob)
+        except BlobTableError as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
+
     def blob(self, blob: bytes) -> bytes | None:
         """A blob's bytes from the blob table, or None."""
-        if self._blobs is None:
-            return None
-        with self._env.begin(db=self._blobs) as txn:
-            content = txn.get(blob)
+        with self._env.begin() as txn:
+            content = self._table_get(txn, blob)
         return None if content is None else bytes(content)
 
     def blob_hashes(self) -> list[bytes]:
         """Every blob the table holds (for checks and tests)."""
-        if self._blobs is None:
-            return []
-        with self._env.begin(db=self._blobs) as txn:
-            return [bytes(key) for key in txn.cursor().iternext(keys=True, values=False)]
+        with self._env.begin() as txn:
+            return self._table.hashes(txn)
 
     def tree_records(self) -> Iterator[tuple[tuple, bytes]]:
         with self._env.begin(db=self._tree, buffers=True) as txn:  # a blob is read only for its first bytes
@@ -346,7 +377,7 @@ class Storage:
         if self._blobs is None or len(path) != 2 or path[0] != BLOB_ROOT:
             return None
         blob = _blob_of(path[1])
-        return txn.get(blob, db=self._blobs) if blob else None
+        return self._table_get(txn, blob) if blob else None
 
     # ---- writes (blocking: the node calls this on its storage thread) -----------------------------------
 
@@ -358,7 +389,7 @@ class Storage:
             candidates: set[bytes] = set()
             if batch.tree_reset:
                 txn.drop(self._tree, delete=False)
-                candidates.update(map(bytes, txn.cursor(db=self._blobs).iternext(keys=True, values=False)))
+                candidates.update(self._table.hashes(txn))
             if batch.snapshot_meta is not None:
                 index, term, voters = batch.snapshot_meta
                 txn.put(b"snapshot", msgpack.packb([index, term, voters]), db=self._meta)
@@ -368,7 +399,7 @@ class Storage:
                 self._delete_log_range(txn, 0, batch.compact_to + 1)
                 candidates.update(self._forget_blob_entries(txn, compacted))
             for blob, content in batch.blobs:
-                txn.put(blob, content, db=self._blobs, overwrite=False)
+                self._table.put(txn, blob, content)
             if batch.entries:
                 first = batch.entries[0].index
                 self._delete_log_range(txn, first, None)  # a new leader may overwrite an uncommitted suffix
@@ -401,7 +432,7 @@ class Storage:
         for entry in entries:
             stored, blob, content = split_for_storage(entry.data)
             if blob is not None:
-                txn.put(blob, content, db=self._blobs, overwrite=False)  # already there: nothing written
+                self._table.put(txn, blob, content)  # already there: nothing written
                 txn.put(_key(entry.index) + blob, b"", db=self._blob_log)
                 txn.put(blob, _key(entry.index), db=self._blob_last)
             yield entry, _log_value(entry, stored, blob, content)
@@ -420,14 +451,19 @@ class Storage:
     def _drop_unheld_blobs(self, txn: lmdb.Transaction, candidates: set[bytes], compacted: int) -> None:
         """Drop the bytes of each candidate that no tree record and no retained entry (after ``compacted``)
         names: a retained entry carrying it is at most its blob_last, so that is after ``compacted``."""
+        unheld = []
         for blob in sorted(candidates):
             if txn.get(tree_key((BLOB_ROOT, blob.hex())), db=self._tree) is not None:
                 continue
             last = txn.get(blob, db=self._blob_last)
             if last is not None and _INDEX.unpack(last)[0] > compacted:
                 continue
-            txn.delete(blob, db=self._blobs)
+            unheld.append(blob)
             txn.delete(blob, db=self._blob_last)
+        try:
+            self._table.drop(txn, unheld)
+        except BlobTableError as exc:
+            raise StorageError(f"{self.path}: {exc}") from None
 
     def _delete_log_range(self, txn: lmdb.Transaction, lo: int, hi: int | None) -> None:
         cursor = txn.cursor(db=self._log)

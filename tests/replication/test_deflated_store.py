@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from replication.blob_entries import MARK, entry_command, pack_blob_entry
 from replication.deflate import MAX_DEFLATED, MIN_DEFLATED, VOCABULARY, DeflateError, deflate, inflate
-from replication.lmdb_store import LogRecord, Storage, StorageError, WriteBatch, tree_key, tree_value
+from replication.lmdb_store import LAYOUT, LogRecord, Storage, StorageError, WriteBatch, tree_key, tree_value
 from replication.node import NodeConfig, open_node
 from replication.tree import encode_envelope
 
@@ -165,7 +165,7 @@ async def test_a_store_of_plain_entries_replays_them_beside_deflated_ones(tmp_pa
     assert {len(fields) for fields in stored_log(tmp_path).values()} == {3, 4}
     async with open_node(config) as node:
         assert [node.read_local(("k", str(i)))[1] for i in range(8)] == [[i, pad] for i in range(8)]
-        assert node._storage.layout() == 6
+        assert node._storage.layout() == LAYOUT
 
 
 def stored_record(storage: Storage, path: tuple) -> bytes:

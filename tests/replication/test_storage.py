@@ -108,12 +108,13 @@ async def test_a_layout_1_store_is_upgraded_on_open(tmp_path: Path):
         assert node.read_local(("rooms", "r", "keys", "k2"))[1] == b"w"
 
 
-@pytest.mark.parametrize("old_layout", [3, 4, 5])
-async def test_an_older_store_is_marked_6_and_its_nodes_take_holds_by_hash_bytes(tmp_path: Path, old_layout):
+@pytest.mark.parametrize("old_layout", [3, 4, 5, 6])
+async def test_an_older_store_is_marked_7_and_its_nodes_take_holds_by_hash_bytes(tmp_path: Path, old_layout):
     """Layout 4 may hold nine-field records (a node's holds), which layout 3 cannot read, layout 5 names
-    a held hash by its bytes there, which layout 4 cannot read, and layout 6 deflates log entries, which
-    layout 5 cannot read: opening any marks it 6 and keeps its records; holds made then persist compact
-    and come back as the same names with their counts."""
+    a held hash by its bytes there, which layout 4 cannot read, layout 6 deflates log entries, which
+    layout 5 cannot read, and layout 7 keeps blobs as deltas, which layout 6 cannot read: opening any
+    marks it 7 and keeps its records; holds made then persist compact and come back as the same names with
+    their counts."""
     blob = "ab" * 32
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
         assert (await node.propose(put(["blobs", blob], 1)))["ok"]
@@ -130,7 +131,7 @@ async def test_an_older_store_is_marked_6_and_its_nodes_take_holds_by_hash_bytes
         await node.flush()
     storage = Storage(tmp_path)
     try:
-        assert storage.layout() == LAYOUT == 6
+        assert storage.layout() == LAYOUT == 7
         records = dict(storage.tree_records())
         tree = Tree.from_records(storage.tree_records(), storage.applied())
     finally:
