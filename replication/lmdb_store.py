@@ -13,8 +13,7 @@ Sub-databases:
              carrying it (or installs a snapshot naming it); the log keeps that entry without them
              (replication.blob_entries)
   blob_log   8-byte index + sha256 -> b"" for each appended entry that carries a blob (what compaction
-             of the log may set free)
-  blob_last  sha256 -> 8-byte index of the last appended entry carrying it
+             of the log may set free; the last index carrying each blob is kept in memory from it)
   blob_deltas, blob_based   small blobs kept as deltas against similar ones, and who leans on whom
              (replication.blob_deltas: ``blobs`` and ``blob_deltas`` together are the blob table)
 
@@ -28,8 +27,9 @@ no blob table (its blobs are tree payloads, which the node still reads); opening
 may hold tree records of nine fields (a node's holds, docs/tree.md), which a layout-3 version cannot read.
 Layout 5 may name a held path's hex names by their bytes in those records, which a layout-4 version cannot
 read. Layout 6 may hold deflated log entries and tree records, which a layout-5 version cannot read.
-Layout 7 may keep a blob as a delta, which a layout-6 version cannot read. Opening a layout-3, -4, -5 or -6
-store only marks it 7.
+Layout 7 may keep a blob as a delta, which a layout-6 version cannot read, and has no ``blob_last`` (each
+blob's last entry is read from ``blob_log`` when the store opens). Opening a layout-3, -4, -5 or -6 store
+marks it 7 and drops its ``blob_last``.
 
 All writes of one step go in one transaction (group commit): entries, hard state, tree records and the
 applied index land together or not at all, so a process killed at any instant reopens consistent.
@@ -177,10 +177,15 @@ class Storage:
         self._tree = self._env.open_db(b"tree")
         self._blobs: lmdb._Database | None = self._env.open_db(b"blobs")
         self._blob_log = self._env.open_db(b"blob_log")
-        self._blob_last = self._env.open_db(b"blob_last")
         deltas, based = self._env.open_db(b"blob_deltas"), self._env.open_db(b"blob_based")
         self._table = BlobTable(self._blobs, deltas, based)
         self._upgrade()
+        # blob -> the last index of a retained (blob_log) entry carrying it: while it is past the log's
+        # compaction point, the blob's bytes stay. Only the storage thread reads and changes it.
+        self._last_carrying: dict[bytes, int] = {}
+        with self._env.begin(db=self._blob_log, buffers=True) as txn:
+            for row in txn.cursor().iternext(keys=True, values=False):
+                self._last_carrying[bytes(row[_INDEX.size :])] = _INDEX.unpack_from(row)[0]
         self._seed_base_finder()
 
     def _seed_base_finder(self) -> None:
@@ -233,6 +238,10 @@ class Storage:
     def _upgrade(self) -> None:
         """Bring the store to LAYOUT; a layout-1 tree is rewritten in the same transaction, so a crash
         mid-way leaves the old layout to be upgraded again at the next open."""
+        try:  # layouts 3 to 6 kept each blob's last entry on disk; it is read from blob_log now
+            blob_last = self._env.open_db(b"blob_last", create=False)
+        except lmdb.NotFoundError:
+            blob_last = None
         with self._env.begin(write=True) as txn:
             raw = txn.get(b"layout", db=self._meta)
             layout = 1 if raw is None else msgpack.unpackb(raw)
@@ -240,6 +249,8 @@ class Storage:
                 return
             if layout not in (1, 2, 3, 4, 5, 6):
                 raise StorageError(f"{self.path} has storage layout {layout!r}; this version reads {LAYOUT}")
+            if blob_last is not None:
+                txn.drop(blob_last, delete=True)
             if layout == 1:
                 old = [(decode_path(key), bytes(value)) for key, value in txn.cursor(db=self._tree)]
                 txn.drop(self._tree, delete=False)
@@ -384,6 +395,7 @@ class Storage:
     def commit(self, batch: WriteBatch) -> None:
         # buffers: what is read is a view into the map, valid until the next write (a blob is read only for
         # the first bytes a record is deflated against), so nothing read is kept past one.
+        carrying: dict[bytes, int] = {}  # the last index of this batch's entries carrying each blob
         with self._env.begin(write=True, buffers=True) as txn:
             # Blobs whose bytes may have lost their last holder in this batch (checked at the end).
             candidates: set[bytes] = set()
@@ -403,7 +415,8 @@ class Storage:
             if batch.entries:
                 first = batch.entries[0].index
                 self._delete_log_range(txn, first, None)  # a new leader may overwrite an uncommitted suffix
-                records = [(_key(e.index), value) for e, value in self._store_blobs(txn, batch.entries)]
+                stored = self._store_blobs(txn, batch.entries, carrying)
+                records = [(_key(e.index), value) for e, value in stored]
                 txn.cursor(db=self._log).putmulti(records, append=True)
             if batch.hard_state is not None:
                 txn.put(b"hard_state", msgpack.packb(list(batch.hard_state)), db=self._meta)
@@ -423,18 +436,24 @@ class Storage:
                 addresses = {str(k): v for k, v in batch.addresses.items()}
                 txn.put(b"addresses", msgpack.packb(addresses), db=self._meta)
             if candidates:
-                self._drop_unheld_blobs(txn, candidates, compacted)
+                self._drop_unheld_blobs(txn, candidates, compacted, carrying)
+        # Committed: only now does memory follow what the transaction wrote.
+        if batch.tree_reset or batch.compact_to is not None:
+            for blob in [b for b, index in self._last_carrying.items() if index <= compacted]:
+                del self._last_carrying[blob]
+        self._last_carrying.update(carrying)
 
     def _store_blobs(
-        self, txn: lmdb.Transaction, entries: list[LogRecord]
+        self, txn: lmdb.Transaction, entries: list[LogRecord], carrying: dict[bytes, int]
     ) -> Iterator[tuple[LogRecord, bytes]]:
-        """Each entry with its stored log value; the bytes of a blob it carries go to the table (once)."""
+        """Each entry with its stored log value; the bytes of a blob it carries go to the table (once), and
+        ``carrying`` gets the entry's index."""
         for entry in entries:
             stored, blob, content = split_for_storage(entry.data)
             if blob is not None:
                 self._table.put(txn, blob, content)  # already there: nothing written
                 txn.put(_key(entry.index) + blob, b"", db=self._blob_log)
-                txn.put(blob, _key(entry.index), db=self._blob_last)
+                carrying[blob] = entry.index
             yield entry, _log_value(entry, stored, blob, content)
 
     def _forget_blob_entries(self, txn: lmdb.Transaction, compact_to: int) -> set[bytes]:
@@ -448,18 +467,19 @@ class Storage:
             cursor.delete()
         return blobs
 
-    def _drop_unheld_blobs(self, txn: lmdb.Transaction, candidates: set[bytes], compacted: int) -> None:
+    def _drop_unheld_blobs(
+        self, txn: lmdb.Transaction, candidates: set[bytes], compacted: int, carrying: dict[bytes, int]
+    ) -> None:
         """Drop the bytes of each candidate that no tree record and no retained entry (after ``compacted``)
-        names: a retained entry carrying it is at most its blob_last, so that is after ``compacted``."""
+        names: a retained entry carrying it is at most the last index carrying it (an entry of this batch's
+        or an earlier one's, overwritten or not), so that is after ``compacted``."""
         unheld = []
         for blob in sorted(candidates):
             if txn.get(tree_key((BLOB_ROOT, blob.hex())), db=self._tree) is not None:
                 continue
-            last = txn.get(blob, db=self._blob_last)
-            if last is not None and _INDEX.unpack(last)[0] > compacted:
+            if max(carrying.get(blob, 0), self._last_carrying.get(blob, 0)) > compacted:
                 continue
             unheld.append(blob)
-            txn.delete(blob, db=self._blob_last)
         try:
             self._table.drop(txn, unheld)
         except BlobTableError as exc:

@@ -119,9 +119,11 @@ async def test_an_older_store_is_marked_7_and_its_nodes_take_holds_by_hash_bytes
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
         assert (await node.propose(put(["blobs", blob], 1)))["ok"]
         await node.flush()
-    env = lmdb.open(str(tmp_path), max_dbs=8, subdir=True)
+    env = lmdb.open(str(tmp_path), max_dbs=10, subdir=True)
     with env.begin(write=True) as txn:
         txn.put(b"layout", msgpack.packb(old_layout), db=env.open_db(b"meta", txn=txn))
+        # Layouts 3 to 6 kept each blob's last entry on disk; layout 7 reads it from blob_log instead.
+        txn.put(bytes.fromhex(blob), (7).to_bytes(8, "big"), db=env.open_db(b"blob_last", txn=txn))
     env.close()
     async with open_node(NodeConfig(data_dir=tmp_path)) as node:
         assert node.read_local(("blobs", blob))[1] == 1
@@ -132,6 +134,8 @@ async def test_an_older_store_is_marked_7_and_its_nodes_take_holds_by_hash_bytes
     storage = Storage(tmp_path)
     try:
         assert storage.layout() == LAYOUT == 7
+        with storage._env.begin() as txn, pytest.raises(lmdb.NotFoundError):
+            storage._env.open_db(b"blob_last", txn=txn, create=False)
         records = dict(storage.tree_records())
         tree = Tree.from_records(storage.tree_records(), storage.applied())
     finally:
