@@ -212,12 +212,18 @@ class BlobTable:
         txn.put(blob, content, db=self._whole)
 
     def _put_delta(
-        self, txn: lmdb.Transaction, blob: bytes, content: bytes | memoryview, base: bytes
+        self,
+        txn: lmdb.Transaction,
+        blob: bytes,
+        content: bytes | memoryview,
+        base: bytes,
+        base_bytes: bytes | memoryview | None = None,
     ) -> bool:
         assert self._deltas is not None and self._based is not None
-        base_bytes = self.get(txn, base)
         if base_bytes is None:
-            return False
+            base_bytes = self.get(txn, base)
+            if base_bytes is None:
+                return False
         deflated = _deflate(content, bytes(base_bytes))
         if _HEAD + len(deflated) + _PREFIX + PIECE + MIN_SAVING > len(content):
             return False
@@ -230,7 +236,9 @@ class BlobTable:
         the nearest base that stays (or whole)."""
         assert self._whole is not None and self._deltas is not None and self._based is not None
         dropping = set(blobs)
-        moved: list[tuple[bytes, bytes, bytes | None]] = []  # (delta, its bytes, its new base)
+        # (delta, its bytes, its new base and that base's bytes), all read while every base is still there:
+        # a new base may itself be a delta that moves (its own base going too).
+        moved: list[tuple[bytes, bytes, bytes | None, bytes | None]] = []
         for blob in sorted(dropping):
             for dependent in self._dependents(txn, blob):
                 if dependent in dropping:
@@ -238,21 +246,24 @@ class BlobTable:
                 base: bytes | None = blob
                 while base is not None and base in dropping:
                     base = self._base_of(txn, base)
-                content = self.get(txn, dependent)  # read while every base is still there
-                assert content is not None
-                moved.append((dependent, bytes(content), base))
+                content = self.get(txn, dependent)
+                base_bytes = None if base is None else self.get(txn, base)
+                assert content is not None and (base is None or base_bytes is not None)
+                moved.append(
+                    (dependent, bytes(content), base, None if base_bytes is None else bytes(base_bytes))
+                )
         for blob in dropping:
             txn.delete(blob, db=self._whole)
             base = self._base_of(txn, blob)
             if base is not None:
                 txn.delete(blob, db=self._deltas)
                 txn.delete(base[:_PREFIX] + blob, db=self._based)
-        for dependent, content, base in moved:
+        for dependent, content, base, base_bytes in moved:
             old = self._base_of(txn, dependent)
             assert old is not None
             txn.delete(dependent, db=self._deltas)
             txn.delete(old[:_PREFIX] + dependent, db=self._based)
-            if base is None or not self._put_delta(txn, dependent, content, base):
+            if base is None or not self._put_delta(txn, dependent, content, base, base_bytes):
                 txn.put(dependent, content, db=self._whole)
 
     def _dependents(self, txn: lmdb.Transaction, base: bytes) -> list[bytes]:
@@ -268,8 +279,3 @@ class BlobTable:
                 if self._base_of(txn, dependent) == base:
                     found.append(dependent)
         return found
-
-    def drop_all(self, txn: lmdb.Transaction) -> None:
-        for db in (self._whole, self._deltas, self._based):
-            if db is not None:
-                txn.drop(db, delete=False)

@@ -184,3 +184,26 @@ def test_the_base_finder_forgets_the_oldest_pieces_past_its_bound():
     assert finder.candidates(old) == [b"b", b"a"]  # the one sharing most pieces first
     finder.remember(b"c", old[:PIECE])  # the last blob to list a piece is the one it names
     assert finder.candidates(old) == [b"b", b"a", b"c"]
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_bases_dropped_every_other_link_of_a_chain(tmp_path: Path, trial: int):
+    """W0 <- W1 <- W2 <- W3 (each a delta of the one before); W0 and W2 go, W1 stays (a tree record names
+    it) and W3 stays (a retained entry carries it): W1 becomes whole and W3 leans on W1, whichever of the
+    two the table moves first (the hashes decide)."""
+    from replication.blob_entries import blob_tree_path
+
+    storage = Storage(tmp_path, sync=False)
+    pieces = [os.urandom(PIECE) for _ in range(32)]
+    contents = [node(pieces)]
+    for slot in (4, 9, 20):
+        pieces = edited(pieces, slot)
+        contents.append(node(pieces))
+    blobs = Log(storage).put(*contents)
+    assert [stored(storage, blob)[0] for blob in blobs] == ["whole", "delta", "delta", "delta"]
+    storage.commit(WriteBatch(tree_records=[(blob_tree_path(blobs[1]), b"\x92\x01\x01")]))
+    storage.commit(WriteBatch(compact_to=3, snapshot_meta=(3, 1, [1])))
+    assert storage.blob_hashes() == sorted([blobs[1], blobs[3]])
+    assert storage.blob(blobs[1]) == contents[1] and storage.blob(blobs[3]) == contents[3]
+    assert stored(storage, blobs[1])[0] == "whole" and stored(storage, blobs[3])[0] == "delta"
+    storage.close()

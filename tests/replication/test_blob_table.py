@@ -267,17 +267,14 @@ class BlobTable(RuleBasedStateMachine):
     record reads back as the bytes written (stored deflated against their blob or not: decision 0012)."""
 
     CONTENTS = [bytes([i]) * (1000 + i) for i in range(3)] + [os.urandom(1000 + i) for i in range(3, 6)]
-    # Tree nodes (runs of 32-byte hashes), each a slot or two from another: the table keeps most of them as
-    # deltas, some against each other (docs/decisions/0013), and must keep every one readable as its
-    # bases go.
+    # Tree nodes (runs of 32-byte hashes): a chain of six, each the one before with a slot changed, and
+    # half of the first. The table keeps most as deltas against each other (docs/decisions/0013) and must
+    # keep every one readable as its bases go, in any order and any few at a time.
     _PIECES = [os.urandom(32) for _ in range(40)]
-    CONTENTS += [
-        b"".join(_PIECES[:32]),
-        b"".join(_PIECES[:3] + _PIECES[33:34] + _PIECES[4:32]),
-        b"".join(_PIECES[:3] + _PIECES[33:34] + _PIECES[4:9] + _PIECES[35:36] + _PIECES[10:32]),
-        b"".join(_PIECES[:16]),
-        b"".join(_PIECES[:3] + _PIECES[36:37] + _PIECES[4:9] + _PIECES[35:36] + _PIECES[10:32]),
-    ]
+    _CHAIN = [_PIECES[:32]]
+    for _slot in (3, 9, 3, 20, 31):
+        _CHAIN.append([*_CHAIN[-1][:_slot], _PIECES[32 + len(_CHAIN)], *_CHAIN[-1][_slot + 1 :]])
+    CONTENTS += [b"".join(pieces) for pieces in _CHAIN] + [b"".join(_PIECES[:16])]
     LAST = len(CONTENTS) - 1
 
     def __init__(self) -> None:
