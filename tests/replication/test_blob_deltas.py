@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
+from support import cluster
 
 from replication.backup import check_store
 from replication.blob_deltas import MAX_DELTA_BLOB, MAX_DEPTH, PIECE, BaseFinder
-from replication.blob_entries import pack_blob_entry
+from replication.blob_entries import BLOB_ROOT, pack_blob_entry
 from replication.lmdb_store import LogRecord, Storage, StorageError, WriteBatch
 from replication.tree import encode_envelope
 
@@ -36,6 +38,14 @@ class Log:
             entries.append(LogRecord(self.index, 1, 0, pack_blob_entry(blob_of(content), content, command)))
         self.storage.commit(WriteBatch(entries=entries))
         return [blob_of(content) for content in contents]
+
+
+async def put_blob(node, content: bytes) -> bytes:
+    """As the broadcaster stores a blob: its node /blobs/<hex>, the entry carrying its bytes."""
+    blob = blob_of(content)
+    command = {"then": [{"op": "put", "path": [BLOB_ROOT, blob.hex()], "payload": len(content)}]}
+    assert (await node.submit(command, blob=(blob, content)).wait())["ok"]
+    return blob
 
 
 def stored(storage: Storage, blob: bytes) -> tuple[str, int]:
@@ -207,3 +217,32 @@ def test_bases_dropped_every_other_link_of_a_chain(tmp_path: Path, trial: int):
     assert storage.blob(blobs[1]) == contents[1] and storage.blob(blobs[3]) == contents[3]
     assert stored(storage, blobs[1])[0] == "whole" and stored(storage, blobs[3])[0] == "delta"
     storage.close()
+
+
+async def test_nodes_kept_as_deltas_reach_a_follower_by_the_log_of_a_restarted_leader(tmp_path: Path):
+    """The log entries that carry tree nodes are read back from lmdb (the leader restarted: nothing is in
+    memory), their blobs rejoined through their deltas, and sent to a follower that was down; every node
+    reads each blob as its bytes."""
+    async with cluster(tmp_path) as c:
+        leader = await c.leader()
+        down = next(i for i in c.nodes if i != leader.node_id)
+        await c.stop(down)
+        pieces = [os.urandom(PIECE) for _ in range(32)]
+        contents = [node(pieces)]
+        for slot in (2, 11, 2, 29, 17):
+            pieces = edited(pieces, slot)
+            contents.append(node(pieces))
+        blobs = [await put_blob(leader, content) for content in contents]
+        await leader.flush()
+        assert sum(stored(leader._storage, blob)[0] == "delta" for blob in blobs) == 5
+        for node_id in list(c.nodes):
+            await c.stop(node_id)
+        for node_id in c.addresses:
+            await c.start(node_id)
+        leader = await c.leader()
+        await leader.propose({"then": [{"op": "put", "path": ["kv", "after"], "payload": 1}]})
+        with trio.fail_after(15):
+            for each in c.nodes.values():
+                await each.wait_applied(leader.tree.applied_index)
+        for each in c.nodes.values():
+            assert [each.read_blob(blob) for blob in blobs] == contents
