@@ -39,7 +39,7 @@ MIN_DELTA_BLOB: Final = 2 * PIECE
 MAX_DEPTH: Final = 16
 # A delta is kept only when it saves at least this much beside its own rows (base, size, index row).
 MIN_SAVING: Final = 64
-RECENT_PIECES: Final = 1 << 16  # pieces BaseFinder remembers (~6 MB)
+RECENT_PIECES: Final = 1 << 16  # pieces BaseFinder remembers: ~2,000 nodes of 32, ~10 MB
 _SIZE: Final = struct.Struct(">H")
 _HEAD: Final = PIECE + _SIZE.size
 _PREFIX: Final = 8  # of the base's hash in a blob_based key: its own 32 bytes would add 24 per delta
