@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -183,24 +184,20 @@ class Storage:
         # blob -> the last index of a retained (blob_log) entry carrying it: while it is past the log's
         # compaction point, the blob's bytes stay. Only the storage thread reads and changes it.
         self._last_carrying: dict[bytes, int] = {}
-        with self._env.begin(db=self._blob_log, buffers=True) as txn:
-            for row in txn.cursor().iternext(keys=True, values=False):
-                self._last_carrying[bytes(row[_INDEX.size :])] = _INDEX.unpack_from(row)[0]
-        self._seed_base_finder()
+        self._read_blob_log()
 
-    def _seed_base_finder(self) -> None:
-        """Show the blob table the small blobs that the log's last entries carry, so that the first edit of
-        a tree node after a restart is kept as a delta against the node it replaces."""
+    def _read_blob_log(self) -> None:
+        """One pass over blob_log, in index order: each blob's last carrying entry, and the blobs of the last
+        SEED_BLOBS entries shown to the blob table, so that the first edit of a tree node after a restart
+        is kept as a delta against the node it replaces."""
+        newest: deque[bytes] = deque(maxlen=SEED_BLOBS)
         with self._env.begin(buffers=True) as txn:
-            cursor = txn.cursor(db=self._blob_log)
-            newest: list[bytes] = []
-            if cursor.last():
-                for key in cursor.iterprev(keys=True, values=False):
-                    newest.append(bytes(key[_INDEX.size :]))
-                    if len(newest) >= SEED_BLOBS:
-                        break
+            for row in txn.cursor(db=self._blob_log).iternext(keys=True, values=False):
+                blob = bytes(row[_INDEX.size :])
+                self._last_carrying[blob] = _INDEX.unpack_from(row)[0]
+                newest.append(blob)
             try:
-                self._table.seed(txn, reversed(newest))
+                self._table.seed(txn, newest)
             except BlobTableError:
                 pass  # a damaged blob is reported where it is read; here it only teaches nothing
 
