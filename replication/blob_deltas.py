@@ -70,15 +70,16 @@ def _pieces(content: bytes | memoryview) -> Iterator[bytes]:
     return (bytes(content[at : at + PIECE]) for at in range(0, len(content), PIECE))
 
 
-def delta_shaped(content: bytes | memoryview) -> bool:
-    """Whether a blob may be kept as a delta: a run of 32-byte pieces, small (a tree node's form)."""
-    return MIN_DELTA_BLOB <= len(content) <= MAX_DELTA_BLOB and len(content) % PIECE == 0
+def delta_shaped(size: int) -> bool:
+    """Whether a blob of ``size`` bytes may be kept as a delta: a run of 32-byte pieces, small (a tree
+    node's form)."""
+    return MIN_DELTA_BLOB <= size <= MAX_DELTA_BLOB and size % PIECE == 0
 
 
 class BaseFinder:
     """Which stored blob a new one most likely resembles: for each piece of the last ``RECENT_PIECES`` seen,
-    the last delta-shaped blob that listed it. In memory only: after a restart the first edit of each
-    node finds none and is kept whole."""
+    the last delta-shaped blob that listed it. In memory only: a store that opens shows it the blobs of
+    the log's last entries (``BlobTable.seed``)."""
 
     def __init__(self, limit: int = RECENT_PIECES):
         self._limit = limit
@@ -187,7 +188,7 @@ class BlobTable:
         """Teach ``finder`` the delta-shaped ones of ``blobs`` (oldest first: the newest wins a piece)."""
         for blob in blobs:
             size = self.size(txn, blob)
-            if size is not None and MIN_DELTA_BLOB <= size <= MAX_DELTA_BLOB and size % PIECE == 0:
+            if size is not None and delta_shaped(size):
                 content = self.get(txn, blob)
                 if content is not None:
                     self.finder.remember(blob, content)
@@ -200,9 +201,9 @@ class BlobTable:
         assert self._whole is not None and self._deltas is not None
         if self.has(txn, blob):
             return
-        if delta_shaped(content):
+        if delta_shaped(len(content)):
             for base in self.finder.candidates(content)[:4]:
-                depth = self._depth(txn, base) if base != blob else None
+                depth = self._depth(txn, base)  # None for one no longer kept (this blob itself, dropped)
                 if depth is not None and depth < MAX_DEPTH and self._put_delta(txn, blob, content, base):
                     break
             else:
